@@ -1,0 +1,120 @@
+# libchan - the only build system.
+#
+#   make              build/libchan.a, build/libchan.so (release: -O2 -g)
+#   make test         install missing Debian packages, then build and run the test suite three
+#                     ways: plain (gcc -O2), ASan+UBSan (gcc), TSan (clang). Fails if any fails.
+#   make demo         install missing packages, build and run the demo pipeline
+#   make install      PREFIX=/usr/local DESTDIR=  headers, libraries, pkg-config file
+#   make check-MODE   one mode of the suite: check-plain, check-asan, check-tsan
+#   make clean
+#
+# Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree), CC, ASAN_CC, TSAN_CC, PREFIX,
+# DESTDIR, N, THREADS, DURATION (never SECONDS: bash's own counter).
+
+VERSION       := 1.0.0
+SOMAJOR       := 1
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+LIBDIR        ?= $(PREFIX)/lib
+INCLUDEDIR    ?= $(PREFIX)/include
+MANDIR        ?= $(PREFIX)/share/man
+
+MODE          ?= plain
+ASAN_CC       ?= gcc
+TSAN_CC       ?= clang
+O             := build/$(MODE)
+
+WARN          := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASEFLAGS     := -std=c11 -g -pthread -fPIC $(WARN)
+ifeq ($(MODE),plain)
+  MODEFLAGS   := -O2
+else ifeq ($(MODE),asan)
+  CC          := $(ASAN_CC)
+  MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else ifeq ($(MODE),tsan)
+  CC          := $(TSAN_CC)
+  MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=thread
+else
+  $(error MODE must be plain, asan or tsan)
+endif
+CFLAGS        ?=
+LDFLAGS       ?=
+ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) -I.
+LIBFLAGS      := -fvisibility=hidden
+LDLIBS_CORE   := -pthread
+CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+CORE_SRC      := chan.c select.c sudog.c
+CORE_HDR      := chan.h chan_internal.h
+CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o)
+TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
+
+.PHONY: all lib test check-plain check-asan check-tsan check-mode demo deps install uninstall \
+        clean
+.DEFAULT_GOAL := all
+
+all: lib
+lib: $(O)/libchan.a $(O)/libchan.so
+	@[ "$(MODE)" != plain ] || { ln -sf plain/libchan.a build/libchan.a; \
+	  ln -sf plain/libchan.so build/libchan.so; }
+
+$(O)/%.o: %.c $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $(LIBFLAGS) -c $< -o $@
+
+$(O)/libchan.a: $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(O)/libchan.so.$(VERSION): $(CORE_OBJ) libchan.map
+	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libchan.so.$(SOMAJOR) \
+	  -Wl,--version-script=libchan.map -Wl,-z,defs -o $@ $(CORE_OBJ) $(LDFLAGS) $(LDLIBS_CORE)
+
+$(O)/libchan.so: $(O)/libchan.so.$(VERSION)
+	ln -sf libchan.so.$(VERSION) $(O)/libchan.so.$(SOMAJOR)
+	ln -sf libchan.so.$(VERSION) $@
+
+# Tests link the static library of their mode: one binary per file in test/, run by test/run.sh.
+$(O)/test/%: test/%.c test/testutil.h $(O)/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(CHECK_LIBS) $(LDLIBS_CORE)
+
+deps:
+	@sh scripts/deps.sh build test
+
+# The three builds run one after the other; each prints Check's summary per test program.
+test: deps
+	$(MAKE) --no-print-directory check-mode MODE=plain
+	$(MAKE) --no-print-directory check-mode MODE=asan
+	$(MAKE) --no-print-directory check-mode MODE=tsan
+	@echo "make test: all three builds passed"
+
+check-plain check-asan check-tsan: deps
+	$(MAKE) --no-print-directory check-mode MODE=$(@:check-%=%)
+
+check-mode: lib $(TESTS) $(EXTRA_CHECK_DEPS)
+	@sh test/run.sh $(MODE) $(TESTS)
+
+demo: deps lib
+	$(MAKE) --no-print-directory demo-run
+
+install: lib
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 chan.h $(DESTDIR)$(INCLUDEDIR)/chan.h
+	install -m 644 build/plain/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
+	install -m 755 build/plain/libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(VERSION)
+	ln -sf libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(SOMAJOR)
+	ln -sf libchan.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libchan.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' libchan.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
+	@[ ! -d man ] || [ -z "$$(ls man/*.[37] 2>/dev/null)" ] || $(MAKE) --no-print-directory install-man
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/chan.h $(DESTDIR)$(LIBDIR)/libchan.a \
+	  $(DESTDIR)$(LIBDIR)/libchan.so* $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
+
+clean:
+	rm -rf build dist
+
+# Parts of the tree with make rules of their own (examples, benchmarks, man pages, ...).
+-include $(wildcard */*.mk)

@@ -1,0 +1,175 @@
+/*
+ * chan_internal.h - what chan.c, select.c and sudog.c share: struct chan (Go's hchan), the
+ * sudog and its waiter, wait queues, the channel lock, and parking.
+ *
+ * Invariants (after the top of Go's runtime/chan.go):
+ *
+ *  - All of a channel's mutable state is guarded by c->lock: the ring buffer and its indexes,
+ *    closed, and both wait queues. Fields also read without the lock (count, closed, the queue
+ *    heads) are atomics, written only under the lock; the lock-free readers are the fast paths
+ *    of the non-blocking operations, which only ever conclude "not ready".
+ *  - At most one of c->sendq and c->recvq holds sudogs that can still be woken: a sender queues
+ *    only when no receiver is waiting and the buffer is full, and vice versa. (Sudogs whose
+ *    waiter is already done may linger in either queue until their owner unlinks them.)
+ *    For a buffered channel, a waiting sender implies a full buffer and a waiting receiver an
+ *    empty one.
+ *  - Lock order: a select locks its channels in address order, each once. No other path holds
+ *    two channel locks.
+ *  - Every blocked operation has one waiter (in its own stack frame) and one sudog per channel
+ *    it waits on; a select's sudogs share the waiter. waiter->done is the one word that decides
+ *    who completes the operation: a waker (under its channel's lock) or the operation's own
+ *    time-out (CAS 0 -> 1). A waker that loses the CAS skips that sudog and leaves it queued:
+ *    its owner unlinks it.
+ *  - The waker that wins unlinks every sudog of that waiter from its own channel (both queues),
+ *    moves the value while holding the lock, records which sudog fired, and calls unpark only
+ *    after it has dropped the lock. The woken operation never touches that channel again (so
+ *    chan_free may follow chan_close at once); a woken select relocks only its other channels.
+ *  - After unpark, the waker touches neither the waiter nor the sudog: they live in the woken
+ *    caller's stack frame, which may be gone. It reads the scheduler and task before unpark.
+ *  - Parking is permit-based: unpark may come before park. An operation that timed out but lost
+ *    the done word parks once more, without deadline, to consume the unpark on its way.
+ */
+#ifndef CHAN_INTERNAL_H
+#define CHAN_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chan.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- The channel lock: a futex mutex (0 free, 1 held, 2 held with sleepers) ---------------- */
+
+typedef struct {
+    _Atomic uint32_t word;
+} chanlock_t;
+
+HIDDEN void lock_slow(chanlock_t *l);
+HIDDEN void lock_wake(chanlock_t *l);
+
+static inline void lock(chanlock_t *l)
+{
+    uint32_t expected = 0;
+    if (likely(atomic_compare_exchange_strong_explicit(&l->word, &expected, 1,
+                                                       memory_order_acquire, memory_order_relaxed)))
+        return;
+    lock_slow(l);
+}
+
+static inline void unlock(chanlock_t *l)
+{
+    if (unlikely(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
+        lock_wake(l);
+}
+
+/* ---- Waiters and sudogs ----------------------------------------------------------------------- */
+
+/* One per blocked operation (Go keeps this state in the g). Lives in the blocked caller's frame. */
+struct waiter {
+    _Atomic uint32_t done;           /* 0 while waiting; 1 once a waker or the time-out won */
+    bool ok;                         /* set by the waker: a value moved (false: closed) */
+    struct sudog *fired;             /* set by the waker: the sudog it completed */
+    const struct chan_sched *sched;  /* NULL: the pthread parker */
+    void *task;                      /* handle passed to park/unpark */
+};
+
+/* One per channel an operation waits on (Go's sudog). Lives in the blocked caller's frame or,
+ * for a large select, in its heap bookkeeping. */
+struct sudog {
+    struct sudog *next, *prev;   /* links in c->sendq or c->recvq */
+    struct sudog *same;          /* ring of this waiter's sudogs on the same channel (a select
+                                    may name one channel in several cases); self if alone */
+    struct waiter *w;
+    struct chan *c;
+    void *elem;                  /* value to send, or where to put the value received (or NULL) */
+    uint32_t index;              /* select: the case index */
+    bool is_send;                /* which queue of c holds it */
+};
+
+struct waitq {
+    struct sudog *_Atomic first; /* read without the lock by the fast paths */
+    struct sudog *last;
+};
+
+/* ---- The channel (Go's hchan) ------------------------------------------------------------------ */
+
+struct chan {
+    chanlock_t lock;
+    _Atomic uint32_t closed;
+    uint32_t elemsize;
+    size_t cap;                  /* dataqsiz */
+    _Atomic size_t count;        /* qcount: values in the buffer */
+    size_t sendx, recvx;         /* ring indexes */
+    struct waitq recvq, sendq;
+    unsigned char *buf;          /* cap * elemsize bytes, just after the struct */
+};
+
+/* ---- Wait queues (sudog.c); all under the channel's lock ------------------------------------- */
+
+HIDDEN void waitq_enqueue(struct waitq *q, struct sudog *sg);
+HIDDEN void waitq_unlink(struct waitq *q, struct sudog *sg);
+/* Go's dequeue: the first sudog whose waiter this call wins (done 0 -> 1); that waiter's sudogs
+ * on the same channel are unlinked from both queues. Sudogs already won by others are skipped
+ * and left queued. NULL when none can be won. */
+HIDDEN struct sudog *waitq_dequeue(struct waitq *q);
+/* Unlinks all of sg's waiter's sudogs on sg's channel (sg->same ring), from whichever queue. */
+HIDDEN void sudog_unlink_same(struct sudog *sg);
+
+static inline bool waitq_empty(struct waitq *q)
+{
+    return atomic_load_explicit(&q->first, memory_order_relaxed) == NULL;
+}
+
+/* ---- Parking (sudog.c) --------------------------------------------------------------------- */
+
+/* Fills w for the calling thread or task: the scheduler installed on this thread, and its task
+ * handle. Called by an operation about to block, before its sudogs are queued. */
+HIDDEN void waiter_init(struct waiter *w);
+
+/* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract). */
+HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
+
+/* A woken waiter to unpark once the lock is dropped: its scheduler and task, read under the
+ * lock. Go's goready after unlock. */
+struct wakeup {
+    const struct chan_sched *sched;
+    void *task;
+};
+
+static inline struct wakeup wakeup_of(const struct waiter *w)
+{
+    return (struct wakeup){w->sched, w->task};
+}
+
+HIDDEN void wakeup_run(struct wakeup wk);
+
+/* Wait after a time-out: either we win the done word (-ETIMEDOUT: the caller must unlink its
+ * sudogs) or a waker did, and we consume its unpark (0). */
+HIDDEN int waiter_timeout(struct waiter *w);
+
+/* Block until the deadline on nothing at all (nil channel, empty select): -ETIMEDOUT; never
+ * returns for CHAN_FOREVER. */
+HIDDEN int park_nothing(int64_t deadline);
+
+/* ---- Shared by chan.c and select.c -------------------------------------------------------- */
+
+/* Moves a value between the caller and the sudog sg of a waiting peer, or the buffer. All with
+ * c->lock held. (Go's send and recv helpers.) */
+HIDDEN void chan_send_to(struct chan *c, struct sudog *sg, const void *elem);
+HIDDEN void chan_recv_from(struct chan *c, struct sudog *sg, void *elem);
+HIDDEN void buf_put(struct chan *c, const void *elem);
+HIDDEN void buf_take(struct chan *c, void *elem);
+
+/* Memory: every allocation of the library goes through here (tests can make it fail). */
+HIDDEN void *chan_malloc(size_t size);
+HIDDEN void chan_mfree(void *p);
+
+/* Tests' probe: sudogs now queued on c (sends or receives), counted under the lock. */
+HIDDEN size_t hchan_waiting(chan_t *c, enum chan_dir dir);
+
+#endif

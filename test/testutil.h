@@ -1,0 +1,113 @@
+/* testutil.h - small helpers shared by the Check suites in test/. Header-only. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chan.h"
+
+#define MS 1000000LL /* nanoseconds per millisecond */
+
+/* Running under a sanitizer (set by test/run.sh): timing bounds are looser there. */
+static inline int under_sanitizer(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && (strcmp(m, "asan") == 0 || strcmp(m, "tsan") == 0);
+}
+
+/* How late an _until call may return past its deadline: 50 ms, 200 ms under sanitizers. */
+static inline int64_t late_bound(void)
+{
+    return under_sanitizer() ? 200 * MS : 50 * MS;
+}
+
+static inline void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static inline void sleep_ms(int64_t ms) { sleep_ns(ms * MS); }
+
+/* Start a thread or fail the test. */
+static inline pthread_t spawn(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
+    return t;
+}
+
+static inline void *join(pthread_t t)
+{
+    void *r = NULL;
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    return r;
+}
+
+/* Waits (up to ~10 s) until f(arg) is true; the way tests let a peer reach its blocked state
+ * without guessing a sleep: e.g. until wait_senders(c) >= 1 (see below). */
+static inline int eventually(int (*f)(void *), void *arg)
+{
+    for (int i = 0; i < 10000; i++) {
+        if (f(arg))
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+/* White-box probe (chan_internal.h; linked from the static library): how many sudogs are queued
+ * on c's send or receive queue now. A thread counts as blocked on c once its sudog is queued. */
+size_t hchan_waiting(chan_t *c, enum chan_dir dir);
+
+static inline int blocked_senders_at_least(chan_t *c, size_t n)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (hchan_waiting(c, CHAN_SEND) >= n)
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+static inline int blocked_receivers_at_least(chan_t *c, size_t n)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (hchan_waiting(c, CHAN_RECV) >= n)
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+/* Adds a test case with its own time-out (seconds; Check multiplies by
+ * CK_TIMEOUT_MULTIPLIER, which test/run.sh raises under sanitizers). */
+#define ADD_TEST(suite, fn, secs)                                                                  \
+    do {                                                                                           \
+        TCase *tc_ = tcase_create(#fn);                                                            \
+        tcase_set_timeout(tc_, (secs));                                                            \
+        tcase_add_test(tc_, fn);                                                                   \
+        suite_add_tcase((suite), tc_);                                                             \
+    } while (0)
+
+/* Runs a suite in fork mode and returns the process exit status. */
+static inline int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
