@@ -165,7 +165,9 @@ HIDDEN void chan_recv_from(struct chan *c, struct sudog *sg, void *elem);
 HIDDEN void buf_put(struct chan *c, const void *elem);
 HIDDEN void buf_take(struct chan *c, void *elem);
 
-/* Memory: every allocation of the library goes through here (tests can make it fail). */
+/* Memory: every allocation of the library goes through chan_malloc. Fault injection for tests:
+ * when chan_malloc_hook is set, chan_malloc calls it instead of malloc (NULL = failure). */
+HIDDEN extern void *(*chan_malloc_hook)(size_t size);
 HIDDEN void *chan_malloc(size_t size);
 HIDDEN void chan_mfree(void *p);
 
