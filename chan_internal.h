@@ -32,6 +32,7 @@
 #ifndef CHAN_INTERNAL_H
 #define CHAN_INTERNAL_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -155,6 +156,23 @@ HIDDEN int waiter_timeout(struct waiter *w);
 /* Block until the deadline on nothing at all (nil channel, empty select): -ETIMEDOUT; never
  * returns for CHAN_FOREVER. */
 HIDDEN int park_nothing(int64_t deadline);
+
+/* ---- Deadlines ---------------------------------------------------------------------------- */
+
+/* A deadline that has always passed and reports -EAGAIN: the try forms. (The _until forms map
+ * a caller's INT64_MIN to INT64_MIN + 1, which reports -ETIMEDOUT.) */
+#define NOWAIT INT64_MIN
+
+/* 0 when an operation that is not ready may block until deadline; else what it reports. Called
+ * only on the way to blocking: "deadlines are checked only before blocking". */
+static inline int cannot_wait(int64_t deadline)
+{
+    if (deadline == NOWAIT)
+        return -EAGAIN;
+    if (deadline != CHAN_FOREVER && chan_now() >= deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
 
 /* ---- Shared by chan.c and select.c -------------------------------------------------------- */
 

@@ -1,0 +1,299 @@
+/*
+ * select.c - Go's selectgo (runtime/select.go): chan_select, chan_tryselect, chan_select_until.
+ *
+ *   1. Validate every case; nothing happens on -EINVAL.
+ *   2. Poll order: a uniformly random permutation of the non-NULL cases. Lock order: the same
+ *      cases sorted by channel address, so that every select locks in one global order and a
+ *      channel named in several cases is locked once.
+ *   3. Pass 1, all locks held, in poll order: the first ready case proceeds.
+ *   4. Pass 2, none ready: queue one sudog per case, all sharing one waiter; unlock; park.
+ *   5. Pass 3, woken: the waker that won the waiter's done word unlinked our sudogs from its
+ *      channel; relock only the other channels and unlink the rest. Timed out: we won the done
+ *      word ourselves; relock all and unlink all.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "chan_internal.h"
+
+#define STACK_CASES 8      /* selects up to this size allocate nothing */
+
+/* ---- A fast per-thread PRNG (wyrand), seeded per thread -------------------------------------- */
+
+static _Thread_local uint64_t rng_state;
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+__attribute__((noinline)) static uint64_t *rng_self(void)
+{
+    static _Atomic uint64_t threads;
+    uint64_t *s = &rng_state;
+    if (unlikely(*s == 0)) {
+        uint64_t id = atomic_fetch_add_explicit(&threads, 1, memory_order_relaxed);
+        *s = splitmix64((uint64_t)chan_now() ^ (uint64_t)(uintptr_t)s ^ (id << 32)) | 1;
+    }
+    return s;
+}
+
+/* Uniform in [0, n) for n <= 2^32, by a 64x64 -> 128-bit product (bias below n / 2^64). */
+static uint32_t rng_below(uint64_t *s, uint32_t n)
+{
+    *s += 0xa0761d6478bd642full;
+    __uint128_t m = (__uint128_t)*s * (*s ^ 0xe7037ed1a0b428dbull);
+    uint64_t r = (uint64_t)(m >> 64) ^ (uint64_t)m;
+    return (uint32_t)(((__uint128_t)r * n) >> 64);
+}
+
+/* ---- Orders --------------------------------------------------------------------------------- */
+
+static uintptr_t addr(const struct chan_case *cases, uint32_t k)
+{
+    return (uintptr_t)cases[k].chan;
+}
+
+/* Sorts lockorder[0, n) by channel address: insertion sort for small selects, heap sort
+ * (no allocation, O(n log n)) for large ones, as Go does. */
+static void sort_by_address(const struct chan_case *cases, uint32_t *order, size_t n)
+{
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t k = order[i];
+            size_t j = i;
+            for (; j > 0 && addr(cases, order[j - 1]) > addr(cases, k); j--)
+                order[j] = order[j - 1];
+            order[j] = k;
+        }
+        return;
+    }
+    for (size_t i = n / 2; i-- > 0;) { /* heapify: a max-heap on address */
+        size_t j = i;
+        uint32_t k = order[j];
+        for (size_t child; (child = 2 * j + 1) < n; j = child) {
+            if (child + 1 < n && addr(cases, order[child + 1]) > addr(cases, order[child]))
+                child++;
+            if (addr(cases, order[child]) <= addr(cases, k))
+                break;
+            order[j] = order[child];
+        }
+        order[j] = k;
+    }
+    for (size_t end = n - 1; end > 0; end--) { /* move the largest to the end, sift down */
+        uint32_t k = order[end];
+        order[end] = order[0];
+        size_t j = 0;
+        for (size_t child; (child = 2 * j + 1) < end; j = child) {
+            if (child + 1 < end && addr(cases, order[child + 1]) > addr(cases, order[child]))
+                child++;
+            if (addr(cases, order[child]) <= addr(cases, k))
+                break;
+            order[j] = order[child];
+        }
+        order[j] = k;
+    }
+}
+
+/* Locks (unlocks) each distinct channel of the lock order once, leaving out skip. */
+static void sellock(const struct chan_case *cases, const uint32_t *order, size_t n,
+                    const struct chan *skip)
+{
+    const struct chan *prev = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct chan *c = cases[order[i]].chan;
+        if (c != prev && c != skip)
+            lock(&c->lock);
+        prev = c;
+    }
+}
+
+static void selunlock(const struct chan_case *cases, const uint32_t *order, size_t n,
+                      const struct chan *skip)
+{
+    const struct chan *prev = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct chan *c = cases[order[i]].chan;
+        if (c != prev && c != skip)
+            unlock(&c->lock);
+        prev = c;
+    }
+}
+
+/* ---- Pass 1: one case, under its channel's lock ---------------------------------------------- */
+
+/* Performs case cs if it is ready: 1 (with *ok, and in *wk a peer to unpark, if any), else 0. */
+static int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk)
+{
+    struct chan *c = cs->chan;
+    bool closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
+    size_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    struct sudog *peer;
+
+    if (cs->dir == CHAN_RECV) {
+        if ((peer = waitq_dequeue(&c->sendq))) {
+            chan_recv_from(c, peer, cs->elem);
+            *wk = wakeup_of(peer->w);
+            *ok = true;
+        } else if (count > 0) {
+            buf_take(c, cs->elem);
+            *ok = true;
+        } else if (closed) {
+            if (c->elemsize && cs->elem)
+                memset(cs->elem, 0, c->elemsize);
+            *ok = false;
+        } else {
+            return 0;
+        }
+        return 1;
+    }
+    if (closed) {
+        *ok = false; /* Go panics here; the contract chooses the case with ok = false */
+    } else if ((peer = waitq_dequeue(&c->recvq))) {
+        chan_send_to(c, peer, cs->elem);
+        *wk = wakeup_of(peer->w);
+        *ok = true;
+    } else if (count < c->cap) {
+        buf_put(c, cs->elem);
+        *ok = true;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- selectgo ---------------------------------------------------------------------------------- */
+
+static int validate(const struct chan_case *cases, size_t n)
+{
+    if ((n > 0 && !cases) || n > CHAN_SELECT_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const struct chan_case *cs = &cases[i];
+        if (cs->dir != CHAN_SEND && cs->dir != CHAN_RECV)
+            return -EINVAL;
+        if (cs->dir == CHAN_SEND && cs->chan && cs->chan->elemsize && !cs->elem)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
+{
+    int err = validate(cases, n);
+    if (err)
+        return err;
+
+    /* Bookkeeping: two orders and, for a select that may block, one sudog per case. On the
+     * stack up to STACK_CASES cases; one heap block beyond. */
+    uint32_t orders_stack[2 * STACK_CASES];
+    struct sudog sudogs_stack[STACK_CASES];
+    uint32_t *pollorder = orders_stack, *lockorder = orders_stack + STACK_CASES;
+    struct sudog *sgs = sudogs_stack;
+    void *heap = NULL;
+    if (n > STACK_CASES) {
+        size_t nsg = deadline == NOWAIT ? 0 : n;
+        heap = chan_malloc(nsg * sizeof(struct sudog) + 2 * n * sizeof(uint32_t));
+        if (!heap)
+            return -ENOMEM;
+        sgs = heap;
+        pollorder = (uint32_t *)(sgs + nsg);
+        lockorder = pollorder + n;
+    }
+
+    /* Poll order: inside-out Fisher-Yates over the cases with a channel. */
+    size_t norder = 0;
+    uint64_t *rng = rng_self();
+    for (size_t i = 0; i < n; i++) {
+        if (!cases[i].chan)
+            continue;
+        uint32_t j = rng_below(rng, (uint32_t)norder + 1);
+        pollorder[norder] = pollorder[j];
+        pollorder[j] = (uint32_t)i;
+        norder++;
+    }
+    if (norder == 0) { /* only NULL channels, or none: Go's select {} */
+        chan_mfree(heap);
+        err = cannot_wait(deadline);
+        return err ? err : park_nothing(deadline);
+    }
+    memcpy(lockorder, pollorder, norder * sizeof *lockorder);
+    sort_by_address(cases, lockorder, norder);
+
+    /* Pass 1. */
+    sellock(cases, lockorder, norder, NULL);
+    for (size_t i = 0; i < norder; i++) {
+        uint32_t k = pollorder[i];
+        bool ok;
+        struct wakeup wk = {NULL, NULL};
+        if (try_case(&cases[k], &ok, &wk)) {
+            selunlock(cases, lockorder, norder, NULL);
+            if (wk.task)
+                wakeup_run(wk);
+            cases[k].ok = ok;
+            chan_mfree(heap);
+            return (int)k;
+        }
+    }
+    err = cannot_wait(deadline);
+    if (err) {
+        selunlock(cases, lockorder, norder, NULL);
+        chan_mfree(heap);
+        return err;
+    }
+
+    /* Pass 2: queue a sudog per case, in lock order, so that the sudogs of one channel are
+     * adjacent and can be tied in their `same` ring. */
+    struct waiter w;
+    waiter_init(&w);
+    for (size_t i = 0; i < norder; i++) {
+        uint32_t k = lockorder[i];
+        struct sudog *sg = &sgs[i];
+        *sg = (struct sudog){.w = &w, .c = cases[k].chan, .elem = cases[k].elem,
+                             .index = k, .is_send = cases[k].dir == CHAN_SEND};
+        if (i > 0 && sgs[i - 1].c == sg->c) {
+            sg->same = sgs[i - 1].same;
+            sgs[i - 1].same = sg;
+        } else {
+            sg->same = sg;
+        }
+        waitq_enqueue(sg->is_send ? &sg->c->sendq : &sg->c->recvq, sg);
+    }
+    selunlock(cases, lockorder, norder, NULL);
+
+    /* Pass 3. */
+    int r;
+    if (waiter_park(&w, deadline) != 0 && waiter_timeout(&w) != 0) {
+        sellock(cases, lockorder, norder, NULL);
+        for (size_t i = 0; i < norder; i++)
+            waitq_unlink(sgs[i].is_send ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
+        selunlock(cases, lockorder, norder, NULL);
+        r = -ETIMEDOUT;
+    } else {
+        /* Never touch the channel that woke us: it may be freed already. */
+        const struct chan *fc = w.fired->c;
+        if (fc != sgs[0].c || fc != sgs[norder - 1].c) {
+            sellock(cases, lockorder, norder, fc);
+            for (size_t i = 0; i < norder; i++)
+                if (sgs[i].c != fc)
+                    waitq_unlink(sgs[i].is_send ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
+            selunlock(cases, lockorder, norder, fc);
+        }
+        r = (int)w.fired->index;
+        cases[r].ok = w.ok;
+    }
+    chan_mfree(heap);
+    return r;
+}
+
+int chan_select(struct chan_case *cases, size_t n) { return selectgo(cases, n, CHAN_FOREVER); }
+int chan_tryselect(struct chan_case *cases, size_t n) { return selectgo(cases, n, NOWAIT); }
+
+int chan_select_until(struct chan_case *cases, size_t n, int64_t deadline)
+{
+    return selectgo(cases, n, deadline == NOWAIT ? NOWAIT + 1 : deadline);
+}

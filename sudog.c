@@ -1,0 +1,270 @@
+/*
+ * sudog.c - how operations wait: the channel lock, FIFO wait queues of sudogs, and parking
+ * (the pthread default on a futex, or a plugged-in struct chan_sched).
+ *
+ * This file knows nothing of buffers, values or select cases: chan.c and select.c decide what
+ * happens under the channel lock and hand sudogs here to queue and to wait.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu/arch.h>
+#include <urcu/futex.h>
+
+#include "chan_internal.h"
+
+#define NSEC_PER_SEC 1000000000LL
+
+/* ---- futex, on liburcu's header-only futex() (a bare syscall; no -lurcu-common) ------------- */
+
+/* Sleeps while *word == val, until woken or the absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT's
+ * BITSET form takes an absolute time, so a signal or a spurious wake-up resumes the same wait).
+ * Returns 0 or -errno (-ETIMEDOUT, -EAGAIN when *word != val, -EINTR). */
+static int futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline)
+{
+    struct timespec ts, *tp = NULL;
+    if (deadline != CHAN_FOREVER) {
+        if (deadline < 0)
+            deadline = 0;
+        ts.tv_sec = (time_t)(deadline / NSEC_PER_SEC);
+        ts.tv_nsec = (long)(deadline % NSEC_PER_SEC);
+        tp = &ts;
+    }
+    if (futex((int32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (int32_t)val, tp, NULL,
+              FUTEX_BITSET_MATCH_ANY) == 0)
+        return 0;
+    return -errno;
+}
+
+/* Wakes one sleeper. May be called on a word that has just been freed (an unlock racing a
+ * chan_free, an unpark racing the woken thread's exit): it is a syscall on an address, which at
+ * worst wakes a futex user that re-checks its word, as every user here does. */
+static void futex_wake(_Atomic uint32_t *word)
+{
+    futex((int32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
+/* ---- The spin policy --------------------------------------------------------------------------- */
+
+/* Spinning only pays when another CPU can run the thread we wait for. CPUs this process may use,
+ * from sched_getaffinity; computed once (a racy first computation is benign: same answer). */
+static int ncpu(void)
+{
+    static _Atomic int cached;
+    int n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (likely(n > 0))
+        return n;
+    cpu_set_t set;
+    n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0) {
+        long s = sysconf(_SC_NPROCESSORS_ONLN);
+        n = s > 0 ? (int)s : 1;
+    }
+    atomic_store_explicit(&cached, n, memory_order_relaxed);
+    return n;
+}
+
+#define LOCK_SPIN 100  /* cpu_relax rounds before a contended lock sleeps: critical sections are
+                          a few dozen instructions */
+#define PARK_SPIN 300  /* cpu_relax rounds a parking thread watches its permit before sleeping */
+#define PARK_YIELD 4   /* then this many sched_yield rounds, for the waker to get a CPU */
+
+/* ---- The channel lock (Drepper's futex mutex: 0 free, 1 held, 2 held and maybe sleepers) ---- */
+
+void lock_slow(chanlock_t *l)
+{
+    if (ncpu() > 1) {
+        for (int i = 0; i < LOCK_SPIN; i++) {
+            caa_cpu_relax();
+            uint32_t v = atomic_load_explicit(&l->word, memory_order_relaxed);
+            if (v == 0 && atomic_compare_exchange_weak_explicit(&l->word, &v, 1,
+                                                                memory_order_acquire,
+                                                                memory_order_relaxed))
+                return;
+        }
+    }
+    /* Mark the lock contended, so the holder's unlock wakes someone, and sleep while it is. */
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+        futex_wait(&l->word, 2, CHAN_FOREVER);
+}
+
+void lock_wake(chanlock_t *l) { futex_wake(&l->word); }
+
+/* ---- Wait queues: FIFO, doubly linked through the sudogs, under the channel lock ------------- */
+
+void waitq_enqueue(struct waitq *q, struct sudog *sg)
+{
+    sg->next = NULL;
+    sg->prev = q->last;
+    if (q->last)
+        q->last->next = sg;
+    else
+        atomic_store_explicit(&q->first, sg, memory_order_relaxed);
+    q->last = sg;
+}
+
+void waitq_unlink(struct waitq *q, struct sudog *sg)
+{
+    if (sg->prev)
+        sg->prev->next = sg->next;
+    else
+        atomic_store_explicit(&q->first, sg->next, memory_order_relaxed);
+    if (sg->next)
+        sg->next->prev = sg->prev;
+    else
+        q->last = sg->prev;
+    sg->next = sg->prev = NULL;
+}
+
+void sudog_unlink_same(struct sudog *sg)
+{
+    struct sudog *s = sg;
+    do {
+        struct sudog *nx = s->same;
+        waitq_unlink(s->is_send ? &s->c->sendq : &s->c->recvq, s);
+        s = nx;
+    } while (s != sg);
+}
+
+/* Go's waitq.dequeue. The CAS decides between this waker, other channels' wakers of the same
+ * select, and the operation's own time-out; the loser leaves the sudog where it is. */
+struct sudog *waitq_dequeue(struct waitq *q)
+{
+    for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
+         sg = sg->next) {
+        uint32_t expected = 0;
+        if (atomic_compare_exchange_strong_explicit(&sg->w->done, &expected, 1,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            sudog_unlink_same(sg);
+            return sg;
+        }
+    }
+    return NULL;
+}
+
+/* ---- The pthread parker: one permit word per thread ------------------------------------------ */
+
+enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2 };
+
+struct parker {
+    _Atomic uint32_t state;
+};
+
+static _Thread_local struct parker self_parker;
+static _Thread_local const struct chan_sched *self_sched;
+
+/* Thread-locals are read through these non-inlined accessors, before an operation blocks and
+ * never after: under an M:N scheduler the task may resume on another thread, and a compiler
+ * may otherwise reuse a TLS address computed before the park (GCC PR 26461). */
+__attribute__((noinline)) static struct parker *parker_self(void) { return &self_parker; }
+__attribute__((noinline)) static const struct chan_sched *sched_self(void) { return self_sched; }
+
+static bool parker_take(struct parker *p)
+{
+    uint32_t s = NOTIFIED;
+    return atomic_compare_exchange_strong_explicit(&p->state, &s, EMPTY, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static int parker_park(struct parker *p, int64_t deadline)
+{
+    /* The unpark may be a few hundred nanoseconds away on another CPU, while a futex sleep and
+     * wake-up costs tens of microseconds here: watch the permit a little first. */
+    if (ncpu() > 1) {
+        for (int i = 0; i < PARK_SPIN; i++) {
+            if (atomic_load_explicit(&p->state, memory_order_relaxed) == NOTIFIED)
+                break;
+            caa_cpu_relax();
+        }
+        for (int i = 0; i < PARK_YIELD; i++) {
+            if (atomic_load_explicit(&p->state, memory_order_relaxed) == NOTIFIED)
+                break;
+            sched_yield();
+        }
+    }
+    if (parker_take(p))
+        return 0;
+    uint32_t s = EMPTY;
+    if (!atomic_compare_exchange_strong_explicit(&p->state, &s, PARKED, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        /* Only unpark changes EMPTY, to NOTIFIED: the permit has just come. */
+        parker_take(p);
+        return 0;
+    }
+    for (;;) {
+        int r = futex_wait(&p->state, PARKED, deadline);
+        if (parker_take(p))
+            return 0;
+        if (r == -ETIMEDOUT || (deadline != CHAN_FOREVER && chan_now() >= deadline)) {
+            s = PARKED;
+            if (atomic_compare_exchange_strong_explicit(&p->state, &s, EMPTY,
+                                                        memory_order_relaxed, memory_order_relaxed))
+                return -ETIMEDOUT;
+            parker_take(p); /* the unpark beat the time-out */
+            return 0;
+        }
+        /* A signal (EINTR) or a stale wake-up: the same wait, to the same deadline. */
+    }
+}
+
+static void parker_unpark(struct parker *p)
+{
+    if (atomic_exchange_explicit(&p->state, NOTIFIED, memory_order_release) == PARKED)
+        futex_wake(&p->state);
+}
+
+/* ---- Waiters: the scheduler hook or the parker ---------------------------------------------- */
+
+void chan_sched_set(const struct chan_sched *s) { self_sched = s; }
+
+void waiter_init(struct waiter *w)
+{
+    atomic_init(&w->done, 0);
+    w->ok = false;
+    w->fired = NULL;
+    w->sched = sched_self();
+    w->task = w->sched ? w->sched->current() : (void *)parker_self();
+}
+
+int waiter_park(struct waiter *w, int64_t deadline)
+{
+    if (w->sched)
+        return w->sched->park(w->task, deadline) == 0 ? 0 : -ETIMEDOUT;
+    return parker_park(w->task, deadline);
+}
+
+void wakeup_run(struct wakeup wk)
+{
+    if (wk.sched)
+        wk.sched->unpark(wk.task);
+    else
+        parker_unpark(wk.task);
+}
+
+int waiter_timeout(struct waiter *w)
+{
+    uint32_t expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&w->done, &expected, 1, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return -ETIMEDOUT;
+    /* A waker won the done word first: its unpark is on the way (or came). Consume it, so no
+     * permit outlives this operation and the waker's unpark names a task still waiting. */
+    while (waiter_park(w, CHAN_FOREVER) != 0) {
+    }
+    return 0;
+}
+
+int park_nothing(int64_t deadline)
+{
+    struct waiter w;
+    waiter_init(&w);
+    /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait. */
+    while (waiter_park(&w, deadline) == 0) {
+    }
+    return -ETIMEDOUT;
+}
