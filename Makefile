@@ -49,7 +49,7 @@ CORE_HDR      := chan.h chan_internal.h
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 
-.PHONY: all lib test check-plain check-asan check-tsan check-mode demo deps install uninstall \
+.PHONY: all lib install-man test check-plain check-asan check-tsan check-mode demo deps install uninstall \
         clean
 .DEFAULT_GOAL := all
 
@@ -94,8 +94,9 @@ test: deps
 check-plain check-asan check-tsan: deps
 	$(MAKE) --no-print-directory check-mode MODE=$(@:check-%=%)
 
-check-mode: lib $(TESTS) $(EXTRA_CHECK_DEPS)
+check-mode: lib $(TESTS)
 	@sh test/run.sh $(MODE) $(TESTS)
+	@[ "$(MODE)" != plain ] || sh test/install.sh
 
 demo: deps lib
 	$(MAKE) --no-print-directory demo-run
@@ -109,7 +110,12 @@ install: lib
 	ln -sf libchan.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libchan.so
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' libchan.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
-	@[ ! -d man ] || [ -z "$$(ls man/*.[37] 2>/dev/null)" ] || $(MAKE) --no-print-directory install-man
+	$(MAKE) --no-print-directory install-man
+
+install-man:
+	install -d $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	for f in $(wildcard man/*.3); do install -m 644 $$f $(DESTDIR)$(MANDIR)/man3/; done
+	for f in $(wildcard man/*.7); do install -m 644 $$f $(DESTDIR)$(MANDIR)/man7/; done
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/chan.h $(DESTDIR)$(LIBDIR)/libchan.a \
