@@ -44,9 +44,12 @@ LIBFLAGS      := -fvisibility=hidden
 LDLIBS_CORE   := -pthread
 CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
+# The core (also the drop-in pair), then the parts built on it: timers and contexts.
 CORE_SRC      := chan.c select.c sudog.c
-CORE_HDR      := chan.h chan_internal.h
-CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o)
+EXT_SRC       := $(wildcard timer.c context.c)
+PUBLIC_HDR    := chan.h $(wildcard chan_time.h)
+CORE_HDR      := $(PUBLIC_HDR) chan_internal.h
+CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 
 .PHONY: all lib install-man test check-plain check-asan check-tsan check-mode demo deps install uninstall \
@@ -103,7 +106,7 @@ demo: deps lib
 
 install: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 chan.h $(DESTDIR)$(INCLUDEDIR)/chan.h
+	install -m 644 $(PUBLIC_HDR) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/plain/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
 	install -m 755 build/plain/libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(VERSION)
 	ln -sf libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(SOMAJOR)
@@ -118,7 +121,7 @@ install-man:
 	for f in $(wildcard man/*.7); do install -m 644 $$f $(DESTDIR)$(MANDIR)/man7/; done
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/chan.h $(DESTDIR)$(LIBDIR)/libchan.a \
+	rm -f $(PUBLIC_HDR:%=$(DESTDIR)$(INCLUDEDIR)/%) $(DESTDIR)$(LIBDIR)/libchan.a \
 	  $(DESTDIR)$(LIBDIR)/libchan.so* $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
 
 clean:
