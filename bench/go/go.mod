@@ -1,0 +1,3 @@
+module libchan.bench/go
+
+go 1.19
