@@ -71,8 +71,9 @@ static int ncpu(void)
 
 #define LOCK_SPIN 100  /* cpu_relax rounds before a contended lock sleeps: critical sections are
                           a few dozen instructions */
-#define PARK_SPIN 300  /* cpu_relax rounds a parking thread watches its permit before sleeping */
-#define PARK_YIELD 4   /* then this many sched_yield rounds, for the waker to get a CPU */
+#define SPIN_NS 50000  /* how long a parking thread watches its permit before sleeping (ns) */
+#define SPIN_CHECK 64  /* cpu_relax rounds between two looks at the clock */
+#define SPIN_PURE 512  /* rounds of pure spinning (~10 us) before yielding at each look */
 
 /* ---- The channel lock (Drepper's futex mutex: 0 free, 1 held, 2 held and maybe sleepers) ---- */
 
@@ -173,18 +174,25 @@ static bool parker_take(struct parker *p)
 
 static int parker_park(struct parker *p, int64_t deadline)
 {
-    /* The unpark may be a few hundred nanoseconds away on another CPU, while a futex sleep and
-     * wake-up costs tens of microseconds here: watch the permit a little first. */
+    /* The unpark may be a few hundred nanoseconds away on another CPU, while sleeping on the
+     * futex and being woken costs ~47 us on this kind of machine (a VM whose idle cores halt):
+     * watch the permit first, for about as long as a sleep would cost (the classic competitive
+     * bound: at most twice the optimum), yielding now and then so that a waker that shares our
+     * CPU can run. Spinning for less makes both sides of a busy channel fall asleep in turn. */
     if (ncpu() > 1) {
-        for (int i = 0; i < PARK_SPIN; i++) {
-            if (atomic_load_explicit(&p->state, memory_order_relaxed) == NOTIFIED)
-                break;
+        int64_t start = 0;
+        for (unsigned i = 1; atomic_load_explicit(&p->state, memory_order_relaxed) != NOTIFIED;
+             i++) {
+            if ((i & (SPIN_CHECK - 1)) == 0) {
+                int64_t t = chan_now();
+                if (!start)
+                    start = t;
+                else if (t - start > SPIN_NS || t >= deadline)
+                    break;
+                if (i >= SPIN_PURE)
+                    sched_yield();
+            }
             caa_cpu_relax();
-        }
-        for (int i = 0; i < PARK_YIELD; i++) {
-            if (atomic_load_explicit(&p->state, memory_order_relaxed) == NOTIFIED)
-                break;
-            sched_yield();
         }
     }
     if (parker_take(p))
