@@ -1,0 +1,25 @@
+# examples/examples.mk - the example programs: built against build/$(MODE)/libchan.a into
+# build/$(MODE)/examples/, run and checked by `make test` (every mode), shown by `make demo`.
+#
+#   make examples        build them
+#   make examples-check  run each and check its output (examples/check.sh)
+#   make demo-run        a guided run of a selection (examples/demo.sh); `make demo` calls it
+
+EXAMPLES     := $(sort $(basename $(notdir $(wildcard examples/*.c))))
+EXAMPLE_BINS := $(EXAMPLES:%=$(O)/examples/%)
+
+.PHONY: examples examples-check demo-run
+
+examples: $(EXAMPLE_BINS)
+
+$(O)/examples/%: examples/%.c chan.h $(O)/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
+
+examples-check: $(EXAMPLE_BINS)
+	@sh examples/check.sh $(O)/examples $(EXAMPLES)
+
+check-mode: examples-check
+
+demo-run: $(EXAMPLE_BINS)
+	@sh examples/demo.sh $(O)/examples

@@ -1,0 +1,41 @@
+# scripts/dist.mk - the drop-in pair, like SQLite's amalgamation.
+#
+#   make dist        dist/chan.h + dist/chan.c (scripts/amalgamate): the core and select in
+#                    one file, built by a user with `cc -std=c11 -pthread app.c chan.c`
+#   make dist-check  (part of `make test`, plain mode) builds every example exactly that way,
+#                    with the pair beside it, runs each and checks its output as the library
+#                    build's is checked; and compiles dist/chan.c warning-free with gcc and
+#                    clang under the tree's own warning flags
+
+DIST_PARTS := chan.h chan_internal.h sudog.c chan.c select.c
+DIST_CHECK := $(O)/dist-check
+
+.PHONY: dist dist-check
+
+dist: dist/chan.c dist/chan.h
+
+dist/chan.c: $(DIST_PARTS) scripts/amalgamate
+	sh scripts/amalgamate dist
+
+dist/chan.h: dist/chan.c
+	@[ -f $@ ] || sh scripts/amalgamate dist
+
+dist-check: dist
+	@rm -rf $(DIST_CHECK) && mkdir -p $(DIST_CHECK)/bin
+	@for e in $(EXAMPLES); do \
+	  d=$(DIST_CHECK)/$$e; mkdir -p $$d; \
+	  cp dist/chan.h dist/chan.c $$d/ && cp examples/$$e.c $$d/app.c && \
+	  (cd $$d && cc -std=c11 -pthread app.c chan.c -o app) && \
+	  cp $$d/app $(DIST_CHECK)/bin/$$e || { echo "dist-check: $$e does not build with the pair"; exit 1; }; \
+	done
+	@echo "dist-check: $(words $(EXAMPLES)) examples built as: cc -std=c11 -pthread app.c chan.c"
+	@sh examples/check.sh $(DIST_CHECK)/bin $(EXAMPLES)
+	@for cc in gcc clang; do \
+	  $$cc -std=c11 -pthread $(WARN) -c dist/chan.c -o $(DIST_CHECK)/chan-$$cc.o || \
+	    { echo "dist-check: dist/chan.c is not warning-free with $$cc"; exit 1; }; \
+	done
+	@echo "dist-check: dist/chan.c compiles warning-free with gcc and clang ($(WARN))"
+
+ifeq ($(MODE),plain)
+check-mode: dist-check
+endif
