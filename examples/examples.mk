@@ -16,8 +16,12 @@ $(O)/examples/%: examples/%.c chan.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
+# Sanitizer reports fail the run (exit status 66 under TSan, as in test/run.sh).
 examples-check: $(EXAMPLE_BINS)
-	@sh examples/check.sh $(O)/examples $(EXAMPLES)
+	@ASAN_OPTIONS="detect_leaks=1:$${ASAN_OPTIONS:-}" \
+	 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:$${UBSAN_OPTIONS:-}" \
+	 TSAN_OPTIONS="halt_on_error=1:exitcode=66:$${TSAN_OPTIONS:-}" \
+	 sh examples/check.sh $(O)/examples $(EXAMPLES)
 
 check-mode: examples-check
 
