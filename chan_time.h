@@ -1,0 +1,218 @@
+/*
+ * chan_time.h - timers and cancellation for libchan: Go's time.Timer, time.Ticker,
+ * time.AfterFunc and the context package, built on channels so that they compose with
+ * chan_select like any other case.
+ *
+ * An addition to the contract of chan.h (API.md), in the same style:
+ *   - Failure is a negative errno value; constructors return NULL with errno set. Arguments
+ *     are checked first: -EINVAL (or errno EINVAL) and nothing happened.
+ *   - Durations and deadlines are int64_t nanoseconds; deadlines are absolute, on the
+ *     CLOCK_MONOTONIC scale of chan_now(). Arithmetic saturates: a duration that would overflow
+ *     a deadline means CHAN_FOREVER.
+ *   - Every function may be called from any thread, and on the same object from several threads
+ *     at once, except the *_free functions: the owner calls free once, after every other call on
+ *     that object has returned, and uses the handle no more.
+ *   - Nothing here blocks for longer than a short critical section (a mutex held for a few
+ *     hundred instructions, or a channel operation that cannot wait). Safe from tasks of a
+ *     plugged-in scheduler (chan_sched_set); not async-signal-safe.
+ *
+ * Timers are served by one timer thread per process, started by the first timer made (all
+ * signals blocked in it), which keeps a binary heap of deadlines and sleeps on a condition
+ * variable (CLOCK_MONOTONIC) until the earliest: no polling, and 10,000 live timers cost that
+ * one thread and 8 bytes of heap slot each. That thread and the heap are the library's only
+ * process-wide mutable state here; a child of fork() gets them back in a consistent state and
+ * restarts the thread when it next makes or resets a timer.
+ */
+#ifndef CHAN_TIME_H
+#define CHAN_TIME_H
+
+#include <stdint.h>
+
+#include "chan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
+#endif
+
+/* Durations, in the nanoseconds of chan_now() (Go's time.Millisecond and friends). */
+#define CHAN_NANOSECOND  ((int64_t)1)
+#define CHAN_MICROSECOND ((int64_t)1000)
+#define CHAN_MILLISECOND ((int64_t)1000000)
+#define CHAN_SECOND      ((int64_t)1000000000)
+
+/* ==== Timers (Go's time.Timer, time.After, time.AfterFunc) ================================= */
+
+typedef struct chan_timer chan_timer_t;
+
+/* Makes a timer that sends, once, the chan_now() of its firing (an int64_t) on its channel when
+ * d nanoseconds have passed (d <= 0: at once). Go's time.NewTimer; time.After(d) is
+ * chan_timer_chan(chan_timer_make(d)) with the timer freed when done.
+ * Never early: the value sent, and the moment any receiver gets it, are >= the deadline.
+ * The channel (chan_timer_chan) has Go 1.23's semantics: from a receiver's view it holds no
+ * value from before a stop or reset (see chan_timer_stop). Internally it is buffered with room
+ * for one value, so chan_len() of it may report 1 where Go reports 0.
+ * NULL with errno ENOMEM (memory), EAGAIN (the timer thread could not be started).
+ * Any thread; the timer belongs to the caller, who frees it with chan_timer_free. */
+chan_timer_t *chan_timer_make(int64_t d);
+
+/* As chan_timer_make, firing at the absolute deadline (chan_now() scale). CHAN_FOREVER: a timer
+ * that never fires until reset. */
+chan_timer_t *chan_timer_make_until(int64_t deadline);
+
+/* Go's time.AfterFunc: calls fn(arg) once, after d nanoseconds, on the timer thread. fn must be
+ * short and must not block (every timer of the process waits for it); it may call any
+ * non-blocking libchan function, including chan_close, chan_trysend, and the stop, reset and
+ * free functions of any timer, this one included. The timer has no channel
+ * (chan_timer_chan returns NULL). NULL with errno EINVAL (fn NULL), ENOMEM or EAGAIN. */
+chan_timer_t *chan_timer_make_func(int64_t d, void (*fn)(void *arg), void *arg);
+
+/* The timer's channel: elemsize sizeof(int64_t), receive only (do not send on it, close it or
+ * free it). Valid from chan_timer_make until chan_timer_free, whether the timer runs or is
+ * stopped, so a select may keep it as a case across stops and resets. NULL for a NULL timer
+ * and for a chan_timer_make_func timer (a NULL case is never chosen). Any thread. */
+chan_t *chan_timer_chan(const chan_timer_t *t);
+
+/* Stops the timer. Returns 1 if the call stopped it (it had not fired, or its value had not
+ * been received yet and is now discarded), 0 if it had already fired and its value was
+ * received (or it was stopped already), -EINVAL for NULL.
+ * Go 1.23's guarantee: once chan_timer_stop has returned, no receive that starts afterwards gets
+ * a value sent before it. (A receive already woken with the value before the stop is a
+ * receive that happened before it.) For a func timer, 1 means fn will not be called for this
+ * arming; 0 means fn has been called or is being called now, on the timer thread.
+ * Any thread, concurrently with the firing and with other calls on t. */
+int chan_timer_stop(chan_timer_t *t);
+
+/* Rearms the timer to fire d nanoseconds from now (d <= 0: at once), whether it was running,
+ * stopped or had fired. Returns what chan_timer_stop would have returned (1: it stopped a
+ * pending firing or discarded an unreceived value; 0 otherwise), or -EINVAL for NULL, -EAGAIN
+ * if the timer thread had to be restarted (after fork) and could not be. The same Go 1.23
+ * guarantee: no receive that starts after reset returns gets a value from before it. Any thread. */
+int chan_timer_reset(chan_timer_t *t, int64_t d);
+
+/* Stops the timer and frees it and its channel. 0; NULL: 0, no-op. -EBUSY while a thread or
+ * task is blocked on the timer's channel (chan_free's rule): the timer is then stopped but
+ * nothing is freed; call again once that thread has gone. A func timer may be freed while its
+ * fn runs, from fn itself too: the timer thread does not touch the timer after calling fn.
+ * The owner's last call on t. */
+int chan_timer_free(chan_timer_t *t);
+
+/* ==== Tickers (Go's time.Ticker) ======================================================== */
+
+typedef struct chan_ticker chan_ticker_t;
+
+/* Makes a ticker that sends the chan_now() of each tick (an int64_t) on its channel every
+ * period nanoseconds, the first one period from now. A slow receiver misses ticks: the channel
+ * holds at most one, and a tick that finds it full is dropped (Go's Ticker), so ticks never
+ * queue up behind a slow receiver. Ticks keep their phase (the k-th tick is due at
+ * start + k * period) whatever the receiver does.
+ * NULL with errno EINVAL (period <= 0), ENOMEM or EAGAIN. Any thread; the caller owns it. */
+chan_ticker_t *chan_ticker_make(int64_t period);
+
+/* The ticker's channel: elemsize sizeof(int64_t); as chan_timer_chan. NULL for NULL. */
+chan_t *chan_ticker_chan(const chan_ticker_t *t);
+
+/* Stops the ticker: no tick is sent after it returns, and a tick sent before and not yet
+ * received is discarded (Go 1.23). 1 if it was running or a tick was discarded, 0 if it was
+ * stopped already, -EINVAL for NULL. Any thread. */
+int chan_ticker_stop(chan_ticker_t *t);
+
+/* Restarts the ticker with a new period, the next tick one period from now; an unreceived
+ * tick is discarded. 1 if it was running, 0 if it was stopped; -EINVAL (NULL, period <= 0:
+ * nothing changed), -EAGAIN as chan_timer_reset. Any thread. */
+int chan_ticker_reset(chan_ticker_t *t, int64_t period);
+
+/* Stops the ticker and frees it and its channel: as chan_timer_free (0, -EBUSY). */
+int chan_ticker_free(chan_ticker_t *t);
+
+/* ==== Contexts (Go's context package) ==================================================== */
+
+/* A context carries a cancellation signal, maybe a deadline, and values, down a tree: each
+ * context but the background root has a parent, and holds a reference to it.
+ *
+ *  - Cancelling a context cancels all its descendants, never its parent or its siblings. A
+ *    child made from a context already cancelled is born cancelled, with the parent's error.
+ *  - Cancellation is observed through the done channel (elemsize 0), which is closed when the
+ *    context is cancelled: a receive on it, or a CHAN_RECV case in chan_select, becomes ready
+ *    (-EPIPE, or ok = false) and stays so. Contexts that can never be cancelled (the
+ *    background, chan_ctx_without_cancel) have a NULL done channel: never ready.
+ *  - Memory: chan_ctx_free(ctx) ends the owner's use of ctx: it cancels ctx (and so its
+ *    descendants) and detaches it from its parent. Its memory goes when its last child has
+ *    been freed too, so a child stays valid, with its values and deadline, after its parent
+ *    was freed. Each context made must be freed exactly once; the background never is.
+ *
+ * All functions may be called concurrently on the same context from any thread, except that
+ * chan_ctx_free is the owner's last call on it. */
+
+typedef struct chan_ctx chan_ctx_t;
+
+/* The root: never cancelled, no deadline, no values (Go's context.Background). Always the same
+ * static context; freeing it is a no-op. Never NULL. */
+chan_ctx_t *chan_ctx_background(void);
+
+/* A child of parent that is cancelled by chan_ctx_cancel or chan_ctx_free on it, or when parent
+ * is cancelled (Go's context.WithCancel). NULL with errno EINVAL (parent NULL) or ENOMEM. */
+chan_ctx_t *chan_ctx_with_cancel(chan_ctx_t *parent);
+
+/* As chan_ctx_with_cancel, and also cancelled with -ETIMEDOUT when the absolute deadline
+ * (chan_now() scale) comes, never before it (Go's context.WithDeadline). If parent's deadline
+ * is earlier, the child's is the parent's. A deadline already passed gives a child born
+ * cancelled with -ETIMEDOUT. The timer thread does the cancelling. NULL with errno EINVAL,
+ * ENOMEM or EAGAIN (the timer thread could not be started). */
+chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline);
+
+/* chan_ctx_with_deadline(parent, chan_now() + timeout), saturating (Go's WithTimeout). */
+chan_ctx_t *chan_ctx_with_timeout(chan_ctx_t *parent, int64_t timeout);
+
+/* A child that sees parent's values but is not cancelled with it: no done channel (NULL), no
+ * error, no deadline (Go's context.WithoutCancel). Its own children of with_cancel kind are
+ * cancelled only by themselves or their ancestors below it. NULL with errno EINVAL, ENOMEM. */
+chan_ctx_t *chan_ctx_without_cancel(chan_ctx_t *parent);
+
+/* A child that carries key -> value, and otherwise is its parent: same done channel, error and
+ * deadline (Go's context.WithValue). Keys compare by address: use the address of a static
+ * object of your own as the key, so that no other code can collide with it. The value is
+ * stored, never looked at or freed. NULL with errno EINVAL (parent or key NULL), ENOMEM. */
+chan_ctx_t *chan_ctx_with_value(chan_ctx_t *parent, const void *key, void *value);
+
+/* Cancels ctx with -ECANCELED, and all its descendants with it; idempotent (a later cancel,
+ * or the deadline, changes nothing). Closes the done channel. 0; -EINVAL for NULL and for a
+ * context that has no cancel of its own (background, without_cancel, with_value: cancel the
+ * context they hang from). Any thread; returns after every descendant has been cancelled. */
+int chan_ctx_cancel(chan_ctx_t *ctx);
+
+/* The done channel: closed when ctx is cancelled; NULL (never ready) for contexts that can
+ * never be cancelled. Do not send on it, close it or free it. Valid as long as ctx is. */
+chan_t *chan_ctx_done(const chan_ctx_t *ctx);
+
+/* Why ctx was cancelled: 0 while it is not; -ECANCELED (cancelled, by itself or an ancestor);
+ * -ETIMEDOUT (a deadline came: Go's DeadlineExceeded). Once non-zero it never changes, and the
+ * done channel is already closed. -EINVAL for NULL. */
+int chan_ctx_err(const chan_ctx_t *ctx);
+
+/* ctx's deadline (absolute, chan_now() scale) in *deadline: 0; -ENOENT when it has none
+ * (*deadline is then CHAN_FOREVER); -EINVAL for NULL ctx or deadline. */
+int chan_ctx_deadline(const chan_ctx_t *ctx, int64_t *deadline);
+
+/* Looks key up in ctx and its ancestors, nearest first, up to the root: 0 with *value set, or
+ * -ENOENT (*value set to NULL). -EINVAL for NULL ctx, key or value. */
+int chan_ctx_value(const chan_ctx_t *ctx, const void *key, void **value);
+
+/* The owner's last call on ctx: cancels it (as chan_ctx_cancel, for contexts that have a
+ * cancel), detaches it from its parent, and releases it; its memory goes now, or when its last
+ * child is freed. 0; NULL and the background: 0, no-op. A thread blocked on the done channel
+ * is woken by the cancel and returns normally. */
+int chan_ctx_free(chan_ctx_t *ctx);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHAN_TIME_H */

@@ -1,0 +1,368 @@
+/*
+ * context.c - a context tree after Go's context package: background, with-cancel,
+ * with-deadline, with-timeout, without-cancel, with-value; a done channel closed on cancel.
+ *
+ * Three kinds of node besides the background root, as in Go's context.go:
+ *  - CANCEL (Go's cancelCtx, timerCtx): owns a done channel (elemsize 0), an error, the list of
+ *    the cancelable contexts registered with it, and maybe a deadline timer.
+ *  - VALUE (valueCtx): one key/value; its done, error and deadline are its parent's.
+ *  - DETACHED (withoutCancelCtx): its parent's values, and nothing else.
+ * A CANCEL node registers with its nearest CANCEL ancestor (Go's propagateCancel/parentCancelCtx),
+ * skipping VALUE nodes; below the background or a DETACHED node nothing can cancel it, and it
+ * registers nowhere.
+ *
+ * Invariants:
+ *  - n->mu guards n's error (written once, 0 -> -ECANCELED/-ETIMEDOUT; read without the lock
+ *    through the atomic), n's children list, and the `linked` and sibling links of every node
+ *    registered with n. No path holds two context locks at once (Go's order: cancel a node,
+ *    drop its lock, then cancel its children, then unlink it from its parent).
+ *  - A node's error is set before its done channel is closed, both under n->mu, and a node with
+ *    its error set is on no list: cancel empties its own list (taking a reference to each child
+ *    it goes on to cancel) and then unlinks itself from the node it registered with. A child
+ *    registers only with an uncancelled node (under that node's lock); else it is born cancelled.
+ *  - References: the owner's (dropped by chan_ctx_free, after cancelling), one per child (a
+ *    child refers to its parent until its own memory goes), and one for an armed deadline timer
+ *    (dropped by the timer's callback after it cancels, or by whoever stops the timer before it
+ *    fires). Memory goes with the last reference, and then the parent's reference is dropped.
+ *    Every node is cancelled before its memory goes, so its done channel is closed and only an
+ *    operation that is still unlinking itself from it can delay chan_free (see API.md).
+ *  - Lock order with timers: n->mu, then the timer queue's lock (chan_timer_reset under n->mu).
+ *    The deadline callback runs on the timer thread without the timer queue's lock.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "chan_internal.h"
+#include "chan_time.h"
+
+enum ctx_kind { BACKGROUND, CANCEL, VALUE, DETACHED };
+
+struct chan_ctx {
+    enum ctx_kind kind;
+    _Atomic long refs;
+    struct chan_ctx *parent;       /* NULL for the background; a reference held */
+
+    const void *key;               /* VALUE */
+    void *value;
+
+    pthread_mutex_t mu;            /* CANCEL, from here on */
+    _Atomic int err;
+    chan_t *done;
+    int64_t deadline;              /* effective: the earliest of its own and its ancestors' */
+    chan_timer_t *timer;           /* a deadline of its own, or NULL */
+    struct chan_ctx *children;     /* registered with this node; under mu */
+    struct chan_ctx *reg;          /* the node this one registered with, or NULL; fixed */
+    struct chan_ctx *next, *prev;  /* siblings in reg->children; under reg->mu */
+    bool linked;                   /* on reg->children; under reg->mu */
+};
+
+static struct chan_ctx background = {.kind = BACKGROUND};
+
+/* ---- References ------------------------------------------------------------------------------- */
+
+static void ref(struct chan_ctx *n)
+{
+    if (n->kind != BACKGROUND)
+        atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+}
+
+static void destroy(struct chan_ctx *n)
+{
+    if (n->kind == CANCEL) {
+        chan_timer_free(n->timer); /* stopped or fired, and no channel: cannot be -EBUSY */
+        /* Closed long ago; -EBUSY only while a select that completed through another channel
+         * is still unlinking itself from this one, a bounded moment. */
+        while (chan_free(n->done) == -EBUSY)
+            sched_yield();
+        pthread_mutex_destroy(&n->mu);
+    }
+    chan_mfree(n);
+}
+
+/* Drops a reference; the last one frees the node and drops its reference to its parent, up the
+ * tree as far as that goes (a loop, not recursion: chains may be long). */
+static void unref(struct chan_ctx *n)
+{
+    while (n && n->kind != BACKGROUND) {
+        if (atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) != 1)
+            return;
+        struct chan_ctx *parent = n->parent;
+        destroy(n);
+        n = parent;
+    }
+}
+
+/* ---- Walking up ------------------------------------------------------------------------------- */
+
+/* The node whose cancel ctx follows: ctx itself, or its nearest CANCEL ancestor through VALUE
+ * nodes; NULL when nothing can cancel it (background, DETACHED). Go's parentCancelCtx. */
+static struct chan_ctx *canceller(const struct chan_ctx *ctx)
+{
+    while (ctx->kind == VALUE)
+        ctx = ctx->parent;
+    return ctx->kind == CANCEL ? (struct chan_ctx *)ctx : NULL;
+}
+
+/* ---- Cancel ----------------------------------------------------------------------------------- */
+
+/* Go's cancelCtx.cancel. The caller holds a reference to n. remove: unlink n from the node it
+ * registered with (false when that node is the one cancelling it, and has unlinked it). */
+static void cancel_node(struct chan_ctx *n, int err, bool remove)
+{
+    pthread_mutex_lock(&n->mu);
+    if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
+        /* Cancelled already; whoever did it unlinks n, holding a reference meanwhile. */
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    atomic_store_explicit(&n->err, err, memory_order_release);
+    chan_close(n->done);
+    struct chan_ctx *kids = n->children;
+    n->children = NULL;
+    for (struct chan_ctx *k = kids; k; k = k->next) {
+        k->linked = false;
+        ref(k); /* a child being freed now stays until we are done with it */
+    }
+    pthread_mutex_unlock(&n->mu);
+
+    /* The detached list is ours alone now: nothing else follows or changes these links. */
+    for (struct chan_ctx *k = kids, *next; k; k = next) {
+        next = k->next;
+        cancel_node(k, err, false);
+        unref(k);
+    }
+
+    /* The deadline timer's reference is ours if we stop it before it fires. Never the last:
+     * the caller holds one. */
+    if (n->timer && chan_timer_stop(n->timer) == 1)
+        unref(n);
+
+    struct chan_ctx *r = n->reg;
+    if (remove && r) {
+        pthread_mutex_lock(&r->mu);
+        if (n->linked) {
+            if (n->prev)
+                n->prev->next = n->next;
+            else
+                r->children = n->next;
+            if (n->next)
+                n->next->prev = n->prev;
+            n->linked = false;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+/* The deadline came (on the timer thread): cancel, then drop the timer's reference. */
+static void deadline_fired(void *arg)
+{
+    struct chan_ctx *n = arg;
+    cancel_node(n, -ETIMEDOUT, true);
+    unref(n);
+}
+
+/* ---- Making ----------------------------------------------------------------------------------- */
+
+static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
+{
+    if (!parent) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct chan_ctx *n = chan_malloc(sizeof *n);
+    if (!n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    atomic_init(&n->refs, 1); /* the owner's */
+    atomic_init(&n->err, 0);
+    n->parent = parent;
+    n->deadline = CHAN_FOREVER;
+    if (kind == CANCEL) {
+        if (!(n->done = chan_make(0, 0))) {
+            chan_mfree(n);
+            errno = ENOMEM;
+            return NULL;
+        }
+        pthread_mutex_init(&n->mu, NULL);
+        chan_ctx_deadline(parent, &n->deadline);
+    }
+    return n;
+}
+
+/* Registers a new CANCEL node with its nearest CANCEL ancestor, or cancels it at once with that
+ * ancestor's error (Go's propagateCancel). Takes the reference to the parent. */
+static void attach(struct chan_ctx *n)
+{
+    ref(n->parent);
+    struct chan_ctx *r = canceller(n->parent);
+    n->reg = r;
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    int err = atomic_load_explicit(&r->err, memory_order_relaxed);
+    if (!err) {
+        n->prev = NULL;
+        n->next = r->children;
+        if (r->children)
+            r->children->prev = n;
+        r->children = n;
+        n->linked = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (err)
+        cancel_node(n, err, false);
+}
+
+chan_ctx_t *chan_ctx_background(void) { return &background; }
+
+chan_ctx_t *chan_ctx_with_cancel(chan_ctx_t *parent)
+{
+    struct chan_ctx *n = node_new(parent, CANCEL);
+    if (n)
+        attach(n);
+    return n;
+}
+
+chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
+{
+    int64_t pd;
+    if (!parent) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* A parent that ends first makes a deadline of our own pointless (Go does the same). */
+    if (deadline == CHAN_FOREVER || (chan_ctx_deadline(parent, &pd) == 0 && pd <= deadline))
+        return chan_ctx_with_cancel(parent);
+
+    struct chan_ctx *n = node_new(parent, CANCEL);
+    if (!n)
+        return NULL;
+    /* The timer exists before anything can cancel n, parked at CHAN_FOREVER in the heap; it is
+     * armed below only if n is not cancelled by then. */
+    n->timer = chan_timer_make_func(CHAN_FOREVER, deadline_fired, n);
+    if (!n->timer) {
+        int e = errno;
+        chan_free(n->done);
+        pthread_mutex_destroy(&n->mu);
+        chan_mfree(n);
+        errno = e;
+        return NULL;
+    }
+    n->deadline = deadline;
+    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed); /* the timer's */
+    attach(n);
+
+    int r = 0;
+    bool passed = false;
+    pthread_mutex_lock(&n->mu);
+    if (!atomic_load_explicit(&n->err, memory_order_relaxed)) {
+        int64_t now = chan_now();
+        if (deadline <= now)
+            passed = true;
+        else
+            r = chan_timer_reset(n->timer, deadline - now); /* fires at or after deadline */
+    }
+    pthread_mutex_unlock(&n->mu);
+    if (passed)
+        cancel_node(n, -ETIMEDOUT, true);
+    if (r < 0) { /* the timer thread could not be restarted after fork() */
+        chan_ctx_free(n);
+        errno = -r;
+        return NULL;
+    }
+    return n;
+}
+
+chan_ctx_t *chan_ctx_with_timeout(chan_ctx_t *parent, int64_t timeout)
+{
+    int64_t now = chan_now();
+    int64_t deadline = timeout > CHAN_FOREVER - now ? CHAN_FOREVER : now + timeout;
+    return chan_ctx_with_deadline(parent, deadline);
+}
+
+chan_ctx_t *chan_ctx_without_cancel(chan_ctx_t *parent)
+{
+    struct chan_ctx *n = node_new(parent, DETACHED);
+    if (n)
+        ref(parent);
+    return n;
+}
+
+chan_ctx_t *chan_ctx_with_value(chan_ctx_t *parent, const void *key, void *value)
+{
+    if (!key) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct chan_ctx *n = node_new(parent, VALUE);
+    if (n) {
+        n->key = key;
+        n->value = value;
+        ref(parent);
+    }
+    return n;
+}
+
+/* ---- Using ------------------------------------------------------------------------------------ */
+
+int chan_ctx_cancel(chan_ctx_t *ctx)
+{
+    if (!ctx || ctx->kind != CANCEL)
+        return -EINVAL;
+    cancel_node(ctx, -ECANCELED, true);
+    return 0;
+}
+
+chan_t *chan_ctx_done(const chan_ctx_t *ctx)
+{
+    struct chan_ctx *n = ctx ? canceller(ctx) : NULL;
+    return n ? n->done : NULL;
+}
+
+int chan_ctx_err(const chan_ctx_t *ctx)
+{
+    if (!ctx)
+        return -EINVAL;
+    struct chan_ctx *n = canceller(ctx);
+    return n ? atomic_load_explicit(&n->err, memory_order_acquire) : 0;
+}
+
+int chan_ctx_deadline(const chan_ctx_t *ctx, int64_t *deadline)
+{
+    if (!ctx || !deadline)
+        return -EINVAL;
+    struct chan_ctx *n = canceller(ctx);
+    *deadline = n ? n->deadline : CHAN_FOREVER;
+    return *deadline == CHAN_FOREVER ? -ENOENT : 0;
+}
+
+int chan_ctx_value(const chan_ctx_t *ctx, const void *key, void **value)
+{
+    if (!ctx || !key || !value)
+        return -EINVAL;
+    for (; ctx; ctx = ctx->parent) {
+        if (ctx->kind == VALUE && ctx->key == key) {
+            *value = ctx->value;
+            return 0;
+        }
+    }
+    *value = NULL;
+    return -ENOENT;
+}
+
+int chan_ctx_free(chan_ctx_t *ctx)
+{
+    if (!ctx || ctx->kind == BACKGROUND)
+        return 0;
+    if (ctx->kind == CANCEL)
+        cancel_node(ctx, -ECANCELED, true);
+    unref(ctx);
+    return 0;
+}

@@ -1,0 +1,513 @@
+/* test_timer.c - timer channels, tickers and func timers (chan_time.h). Bounds are loose on
+ * purpose: never early, at most late_bound() late, no speed assertions. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "chan_time.h"
+
+/* ---- Helpers ------------------------------------------------------------------------------- */
+
+/* Threads of this process now (/proc/self/task). */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Receives one value from a timer channel and checks it came no earlier than deadline and at
+ * most late_bound() after it; returns the value. */
+static int64_t recv_on_time(chan_t *c, int64_t deadline)
+{
+    int64_t v = -1;
+    ck_assert_int_eq(chan_recv(c, &v), 0);
+    int64_t got = chan_now();
+    ck_assert_int_ge(v, deadline);        /* fired never early */
+    ck_assert_int_ge(got, deadline);      /* received never early */
+    ck_assert_int_le(v - deadline, late_bound());
+    ck_assert_int_le(got - deadline, late_bound());
+    return v;
+}
+
+/* ---- Timers -------------------------------------------------------------------------------- */
+
+START_TEST(timer_fires_on_time)
+{
+    static const int64_t ds[] = {0, 1 * MS, 10 * MS, 50 * MS, 120 * MS};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        int64_t start = chan_now();
+        chan_timer_t *t = chan_timer_make(ds[i]);
+        ck_assert_ptr_nonnull(t);
+        chan_t *c = chan_timer_chan(t);
+        ck_assert_ptr_nonnull(c);
+        recv_on_time(c, start + ds[i]);
+        /* Once: nothing more comes. */
+        ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 30 * MS), -ETIMEDOUT);
+        ck_assert_int_eq(chan_timer_stop(t), 0); /* fired and received */
+        ck_assert_int_eq(chan_timer_free(t), 0);
+    }
+}
+END_TEST
+
+START_TEST(timer_make_until)
+{
+    int64_t deadline = chan_now() + 40 * MS;
+    chan_timer_t *t = chan_timer_make_until(deadline);
+    ck_assert_ptr_nonnull(t);
+    recv_on_time(chan_timer_chan(t), deadline);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+
+    /* A deadline in the past fires at once; CHAN_FOREVER never. */
+    t = chan_timer_make_until(chan_now() - 1000 * MS);
+    ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 2000 * MS), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    t = chan_timer_make_until(CHAN_FOREVER);
+    ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 50 * MS), -ETIMEDOUT);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+START_TEST(timer_in_select)
+{
+    chan_t *data = chan_make(sizeof(int), 0);
+    int64_t start = chan_now();
+    chan_timer_t *t = chan_timer_make(30 * MS);
+    int v = 0;
+    int64_t when = 0;
+    struct chan_case cs[2] = {{.chan = data, .elem = &v, .dir = CHAN_RECV},
+                              {.chan = chan_timer_chan(t), .elem = &when, .dir = CHAN_RECV}};
+    ck_assert_int_eq(chan_select(cs, 2), 1); /* nobody sends on data: the time-out wins */
+    ck_assert(cs[1].ok);
+    ck_assert_int_ge(when, start + 30 * MS);
+    ck_assert_int_le(chan_now() - (start + 30 * MS), late_bound());
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    ck_assert_int_eq(chan_free(data), 0);
+}
+END_TEST
+
+START_TEST(timer_stop_before_fire)
+{
+    chan_timer_t *t = chan_timer_make(50 * MS);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    ck_assert_int_eq(chan_timer_stop(t), 0); /* stopped already */
+    ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 150 * MS),
+                     -ETIMEDOUT);
+    ck_assert_uint_eq(chan_len(chan_timer_chan(t)), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+/* Go 1.23: a value sent and not yet received when stop is called is discarded, and stop
+ * reports that it stopped the timer. */
+START_TEST(timer_stop_after_fire_discards)
+{
+    chan_timer_t *t = chan_timer_make(1 * MS);
+    chan_t *c = chan_timer_chan(t);
+    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+        sleep_ms(1);
+    ck_assert_uint_eq(chan_len(c), 1);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN);
+    ck_assert_int_eq(chan_timer_stop(t), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+START_TEST(timer_reset)
+{
+    /* A pending timer, moved earlier. */
+    chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
+    int64_t start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 30 * MS), 1);
+    recv_on_time(chan_timer_chan(t), start + 30 * MS);
+
+    /* A fired and received timer: reset reports 0 and it fires again. */
+    start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 20 * MS), 0);
+    recv_on_time(chan_timer_chan(t), start + 20 * MS);
+
+    /* A fired, unreceived timer: the old value is discarded; the new one comes on time. */
+    ck_assert_int_eq(chan_timer_reset(t, 0), 0);
+    for (int i = 0; i < 10000 && chan_len(chan_timer_chan(t)) == 0; i++)
+        sleep_ms(1);
+    start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 40 * MS), 1);
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN);
+    recv_on_time(chan_timer_chan(t), start + 40 * MS);
+
+    /* A stopped timer, restarted. */
+    ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 0);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 10 * MS), 0);
+    recv_on_time(chan_timer_chan(t), start + 10 * MS);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+/* The Go 1.23 guarantee, raced: whatever the timer thread is doing, once reset (or stop)
+ * returns, the channel holds nothing from before. */
+START_TEST(timer_no_stale_value_after_reset_or_stop)
+{
+    chan_timer_t *t = chan_timer_make(0);
+    chan_t *c = chan_timer_chan(t);
+    for (int i = 0; i < 300; i++) {
+        sleep_ns((i % 7) * 100000); /* 0 to 0.6 ms: before, during and after the firing */
+        int64_t before = chan_now();
+        if (i % 2)
+            ck_assert_int_ge(chan_timer_reset(t, 3600 * 1000 * MS), 0);
+        else
+            ck_assert_int_ge(chan_timer_stop(t), 0);
+        int64_t v;
+        int r = chan_tryrecv(c, &v);
+        ck_assert_msg(r == -EAGAIN, "stale value %lld after %s (reset at %lld)", (long long)v,
+                      i % 2 ? "reset" : "stop", (long long)before);
+        ck_assert_int_ge(chan_timer_reset(t, (i % 3) * 200000), 0); /* 0 to 0.4 ms */
+    }
+    ck_assert_int_ge(chan_timer_stop(t), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+struct waiter_arg {
+    chan_t *c;
+    int r;
+    int64_t v;
+};
+
+static void *recv_thread(void *p)
+{
+    struct waiter_arg *a = p;
+    a->r = chan_recv(a->c, &a->v);
+    return NULL;
+}
+
+/* A receiver blocked on a timer channel gets the value; a stopped timer's channel stays valid
+ * while a thread waits on it; free refuses while a receiver is blocked. */
+START_TEST(timer_blocked_receiver_and_free)
+{
+    int64_t start = chan_now();
+    chan_timer_t *t = chan_timer_make(40 * MS);
+    struct waiter_arg a = {.c = chan_timer_chan(t)};
+    pthread_t th = spawn(recv_thread, &a);
+    join(th);
+    ck_assert_int_eq(a.r, 0);
+    ck_assert_int_ge(a.v, start + 40 * MS);
+    ck_assert_int_le(a.v - (start + 40 * MS), late_bound());
+
+    /* Stopped, with a receiver blocked on it. */
+    ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 0);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    a.r = 1;
+    th = spawn(recv_thread, &a);
+    ck_assert(blocked_receivers_at_least(a.c, 1));
+    ck_assert_int_eq(chan_timer_free(t), -EBUSY); /* stopped, not freed */
+    start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 10 * MS), 0);
+    join(th);
+    ck_assert_int_eq(a.r, 0);
+    ck_assert_int_ge(a.v, start + 10 * MS);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+START_TEST(timer_bad_arguments)
+{
+    ck_assert_ptr_null(chan_timer_chan(NULL));
+    ck_assert_int_eq(chan_timer_stop(NULL), -EINVAL);
+    ck_assert_int_eq(chan_timer_reset(NULL, 1), -EINVAL);
+    ck_assert_int_eq(chan_timer_free(NULL), 0);
+    errno = 0;
+    ck_assert_ptr_null(chan_timer_make_func(1, NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(chan_ticker_make(0));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(chan_ticker_make(-5));
+    ck_assert_ptr_null(chan_ticker_chan(NULL));
+    ck_assert_int_eq(chan_ticker_stop(NULL), -EINVAL);
+    ck_assert_int_eq(chan_ticker_reset(NULL, 1), -EINVAL);
+    ck_assert_int_eq(chan_ticker_free(NULL), 0);
+    chan_ticker_t *k = chan_ticker_make(3600 * 1000 * MS);
+    ck_assert_int_eq(chan_ticker_reset(k, 0), -EINVAL);
+    ck_assert_int_eq(chan_ticker_stop(k), 1); /* still running: the bad reset changed nothing */
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+}
+END_TEST
+
+/* Allocation failures are reported and leak nothing (ASan's leak checker watches). */
+extern void *(*chan_malloc_hook)(size_t size);
+static void *fail_alloc(size_t size)
+{
+    (void)size;
+    return NULL;
+}
+
+START_TEST(timer_enomem)
+{
+    chan_timer_t *warm = chan_timer_make(3600 * 1000 * MS); /* heap and thread exist */
+    chan_malloc_hook = fail_alloc;
+    errno = 0;
+    ck_assert_ptr_null(chan_timer_make(10 * MS));
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_ptr_null(chan_ticker_make(10 * MS));
+    ck_assert_int_eq(errno, ENOMEM);
+    chan_malloc_hook = NULL;
+    ck_assert_int_eq(chan_timer_free(warm), 0);
+}
+END_TEST
+
+/* ---- Func timers (AfterFunc) ---------------------------------------------------------------- */
+
+struct fn_arg {
+    _Atomic int calls;
+    _Atomic int64_t at;
+    chan_t *signal;
+    chan_timer_t *self; /* freed from inside fn, when set */
+};
+
+static void on_fire(void *p)
+{
+    struct fn_arg *a = p;
+    atomic_store(&a->at, chan_now());
+    atomic_fetch_add(&a->calls, 1);
+    if (a->self)
+        ck_assert_int_eq(chan_timer_free(a->self), 0);
+    if (a->signal)
+        chan_close(a->signal);
+}
+
+START_TEST(timer_func)
+{
+    struct fn_arg a = {.signal = chan_make(0, 0)};
+    int64_t start = chan_now();
+    chan_timer_t *t = chan_timer_make_func(30 * MS, on_fire, &a);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_null(chan_timer_chan(t));
+    ck_assert_int_eq(chan_recv(a.signal, NULL), -EPIPE);
+    ck_assert_int_eq(atomic_load(&a.calls), 1);
+    ck_assert_int_ge(atomic_load(&a.at), start + 30 * MS);
+    ck_assert_int_le(atomic_load(&a.at) - (start + 30 * MS), late_bound());
+    ck_assert_int_eq(chan_timer_stop(t), 0); /* fn has run */
+
+    /* Stopped before it fires: fn is never called. */
+    ck_assert_int_eq(chan_timer_reset(t, 20 * MS), 0);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    sleep_ms(80);
+    ck_assert_int_eq(atomic_load(&a.calls), 1);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    ck_assert_int_eq(chan_free(a.signal), 0);
+
+    /* fn frees its own timer. */
+    struct fn_arg b = {.signal = chan_make(0, 0)};
+    b.self = chan_timer_make_func(CHAN_FOREVER, on_fire, &b);
+    ck_assert_int_eq(chan_timer_reset(b.self, 5 * MS), 1); /* b.self is set before fn can run */
+    ck_assert_int_eq(chan_recv(b.signal, NULL), -EPIPE);
+    ck_assert_int_eq(atomic_load(&b.calls), 1);
+    ck_assert_int_eq(chan_free(b.signal), 0);
+}
+END_TEST
+
+/* ---- Tickers -------------------------------------------------------------------------------- */
+
+START_TEST(ticker_ticks_on_time)
+{
+    const int64_t period = 20 * MS;
+    int64_t start = chan_now();
+    chan_ticker_t *k = chan_ticker_make(period);
+    ck_assert_ptr_nonnull(k);
+    int64_t prev = start;
+    for (int i = 1; i <= 5; i++) {
+        int64_t v;
+        ck_assert_int_eq(chan_recv(chan_ticker_chan(k), &v), 0);
+        ck_assert_int_gt(v, prev);
+        ck_assert_int_ge(v, start + i * period); /* the i-th tick is never early */
+        prev = v;
+    }
+    ck_assert_int_eq(chan_ticker_stop(k), 1);
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+}
+END_TEST
+
+/* A slow receiver: ticks are dropped, never queued: after a long sleep at most one is waiting,
+ * and the next comes no earlier than the grid allows. */
+START_TEST(ticker_drops_for_slow_receiver)
+{
+    const int64_t period = 10 * MS;
+    int64_t start = chan_now();
+    chan_ticker_t *k = chan_ticker_make(period);
+    chan_t *c = chan_ticker_chan(k);
+    ck_assert_uint_eq(chan_cap(c), 1);
+    int received = 0;
+    for (int round = 0; round < 5; round++) {
+        sleep_ms(100); /* ten periods */
+        ck_assert_uint_le(chan_len(c), 1);
+        int64_t v, w;
+        int64_t t0 = chan_now();
+        ck_assert_int_eq(chan_recv(c, &v), 0); /* a tick is waiting (or due within a period) */
+        received++;
+        ck_assert_int_le(v, t0 + period + late_bound());
+        /* The ticks missed while asleep were dropped, not queued: anything after the one
+         * received was sent after the channel was emptied. */
+        if (chan_tryrecv(c, &w) == 0)
+            ck_assert_int_ge(w, t0);
+    }
+    int64_t elapsed = chan_now() - start;
+    ck_assert_int_lt(received, elapsed / period); /* far fewer than the ticks due */
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+}
+END_TEST
+
+START_TEST(ticker_stop_and_reset)
+{
+    chan_ticker_t *k = chan_ticker_make(5 * MS);
+    chan_t *c = chan_ticker_chan(k);
+    sleep_ms(30); /* a tick is waiting */
+    ck_assert_int_eq(chan_ticker_stop(k), 1);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* discarded */
+    ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 60 * MS), -ETIMEDOUT);
+    ck_assert_int_eq(chan_ticker_stop(k), 0);
+
+    /* Restart with a longer period: the next tick is a full new period away. */
+    int64_t start = chan_now();
+    ck_assert_int_eq(chan_ticker_reset(k, 40 * MS), 0);
+    recv_on_time(c, start + 40 * MS);
+    int64_t v;
+    ck_assert_int_eq(chan_recv(c, &v), 0);
+    ck_assert_int_ge(v, start + 80 * MS);
+
+    /* Reset while running reports 1 and discards a waiting tick. */
+    sleep_ms(60);
+    start = chan_now();
+    ck_assert_int_eq(chan_ticker_reset(k, 30 * MS), 1);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN);
+    recv_on_time(c, start + 30 * MS);
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+}
+END_TEST
+
+/* ---- Many timers, one thread ---------------------------------------------------------------- */
+
+#define NTIMERS 10000
+
+START_TEST(ten_thousand_timers_one_thread)
+{
+    /* The first timer starts the timer thread (and, under TSan, the sanitizer may start one of
+     * its own with the first thread created): count from there. */
+    chan_timer_t *first = chan_timer_make(0);
+    ck_assert_int_eq(chan_recv(chan_timer_chan(first), NULL), 0);
+    int before = count_threads();
+    static chan_timer_t *ts[NTIMERS];
+    static int64_t deadlines[NTIMERS];
+    for (int i = 0; i < NTIMERS; i++) {
+        int64_t d = (int64_t)((i * 7919) % 200) * MS; /* 0 to 199 ms, shuffled */
+        deadlines[i] = chan_now() + d;
+        ts[i] = chan_timer_make(d);
+        ck_assert_ptr_nonnull(ts[i]);
+    }
+    ck_assert_int_eq(count_threads(), before); /* still the one timer thread */
+    /* Every one fires, never early; a quarter are stopped before they can. */
+    int stopped = 0;
+    for (int i = 0; i < NTIMERS; i += 4) {
+        ck_assert_int_eq(chan_timer_reset(ts[i], 3600 * 1000 * MS), 1);
+        stopped += chan_timer_stop(ts[i]);
+    }
+    ck_assert_int_eq(stopped, NTIMERS / 4);
+    for (int i = 0; i < NTIMERS; i++) {
+        if (i % 4 == 0)
+            continue;
+        int64_t v;
+        ck_assert_int_eq(chan_recv(chan_timer_chan(ts[i]), &v), 0);
+        ck_assert_int_ge(v, deadlines[i]);
+    }
+    ck_assert_int_eq(count_threads(), before);
+    for (int i = 0; i < NTIMERS; i++) {
+        if (i % 4 == 0)
+            ck_assert_int_eq(chan_tryrecv(chan_timer_chan(ts[i]), NULL), -EAGAIN);
+        ck_assert_int_eq(chan_timer_free(ts[i]), 0);
+    }
+    ck_assert_int_eq(count_threads(), before);
+    ck_assert_int_eq(chan_timer_free(first), 0);
+}
+END_TEST
+
+/* The timer thread does not poll: with one timer an hour away, over 300 ms it wakes (context
+ * switches voluntarily) only a handful of times, if at all. */
+static long voluntary_switches(const char *tid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+START_TEST(timer_thread_sleeps)
+{
+    chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
+    sleep_ms(50); /* the thread settles into its sleep */
+    char self[32];
+    snprintf(self, sizeof self, "%ld", (long)gettid());
+    /* Every other task of this process: the timer thread (and whatever a sanitizer runs). */
+    long before[16] = {0};
+    char tids[16][32];
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 16)
+        if (e->d_name[0] != '.' && strcmp(e->d_name, self) != 0)
+            snprintf(tids[n++], sizeof tids[0], "%.20s", e->d_name);
+    closedir(d);
+    ck_assert_int_ge(n, 1);
+    for (int i = 0; i < n; i++)
+        before[i] = voluntary_switches(tids[i]);
+    sleep_ms(300);
+    long least = -1;
+    for (int i = 0; i < n; i++) {
+        long sw = voluntary_switches(tids[i]) - before[i];
+        if (least < 0 || sw < least)
+            least = sw;
+    }
+    ck_assert_int_le(least, 5); /* a 1 ms poll would be ~300 */
+    ck_assert_int_eq(chan_timer_free(t), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("timer");
+    ADD_TEST(s, timer_fires_on_time, 30);
+    ADD_TEST(s, timer_make_until, 30);
+    ADD_TEST(s, timer_in_select, 30);
+    ADD_TEST(s, timer_stop_before_fire, 30);
+    ADD_TEST(s, timer_stop_after_fire_discards, 30);
+    ADD_TEST(s, timer_reset, 30);
+    ADD_TEST(s, timer_no_stale_value_after_reset_or_stop, 60);
+    ADD_TEST(s, timer_blocked_receiver_and_free, 30);
+    ADD_TEST(s, timer_bad_arguments, 30);
+    ADD_TEST(s, timer_enomem, 30);
+    ADD_TEST(s, timer_func, 30);
+    ADD_TEST(s, ticker_ticks_on_time, 30);
+    ADD_TEST(s, ticker_drops_for_slow_receiver, 30);
+    ADD_TEST(s, ticker_stop_and_reset, 30);
+    ADD_TEST(s, ten_thousand_timers_one_thread, 120);
+    ADD_TEST(s, timer_thread_sleeps, 30);
+    return run_suite(s);
+}

@@ -1,0 +1,414 @@
+/*
+ * timer.c - timer channels (Go's time.Timer, time.Ticker, time.AfterFunc) on one timer thread.
+ *
+ * After Go's runtime/time.go, in the small: every armed timer sits in one binary min-heap of
+ * deadlines; one thread, started by the first timer made, sleeps on a condition variable
+ * (CLOCK_MONOTONIC) until the earliest deadline, fires what is due, and sleeps again. Nothing
+ * polls: the thread is woken only at a deadline or when a new timer becomes the earliest.
+ *
+ * Invariants:
+ *  - One mutex, tq.mu, guards the heap, every timer's when/period/idx, and the firing. A timer is
+ *    in the heap (idx != NOT_QUEUED) exactly while it is armed and has not fired.
+ *  - A channel timer fires by chan_trysend on its channel, which has room for one value, with
+ *    tq.mu held; stop and reset drain that room with chan_tryrecv with tq.mu held. So once a stop
+ *    or reset has returned, the channel holds nothing from before it and nothing from before it
+ *    can arrive later (Go 1.23's timer channels). The send never blocks: a one-shot timer's
+ *    channel is empty when it fires (drained at every rearm), and a ticker's tick that finds the
+ *    room taken is dropped (Go's Ticker).
+ *  - Lock order: tq.mu, then a channel's lock (inside chan_trysend/chan_tryrecv/chan_free).
+ *    Nothing in libchan takes tq.mu while holding a channel lock.
+ *  - A func timer's fn runs with tq.mu dropped, after the timer has left the heap: fn may stop,
+ *    reset or free timers, its own included. The thread copies fn and arg out before dropping
+ *    the lock and never touches the timer again.
+ *  - The heap has a slot for every live timer (tq.live), reserved when the timer is made, so
+ *    rearming never allocates and never fails for memory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "chan_internal.h"
+#include "chan_time.h"
+
+#define NOT_QUEUED SIZE_MAX
+#define NSEC_PER_SEC 1000000000LL
+
+struct chan_timer {
+    int64_t when;          /* deadline while queued */
+    int64_t period;        /* ticker: > 0; one-shot: 0 */
+    size_t idx;            /* slot in tq.heap, or NOT_QUEUED */
+    chan_t *c;             /* the channel of a timer or ticker; NULL for a func timer */
+    void (*fn)(void *);    /* func timer (Go's AfterFunc) */
+    void *arg;
+};
+
+/* A ticker is a periodic timer; its own type keeps the two APIs apart at compile time. */
+struct chan_ticker {
+    struct chan_timer t;
+};
+
+/* The process-wide timer queue: the only global state of this file (see chan_time.h). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* the timer thread sleeps here; CLOCK_MONOTONIC */
+    struct chan_timer **heap;    /* min-heap on when */
+    size_t len, cap;
+    size_t live;                 /* timers made and not freed: heap slots reserved */
+    bool running;                /* the timer thread exists in this process */
+    int init_err;                /* from the one-time set-up */
+} tq = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t tq_once = PTHREAD_ONCE_INIT;
+
+/* ---- Set-up, and fork ---------------------------------------------------------------------- */
+
+static int cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    int e = pthread_condattr_init(&a);
+    if (e)
+        return -e;
+    e = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (!e)
+        e = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return -e;
+}
+
+/* fork() from any thread: the child gets the heap in a consistent state (prepare takes the
+ * lock), but not the timer thread: the next make or reset starts a new one. */
+static void tq_prepare(void) { pthread_mutex_lock(&tq.mu); }
+static void tq_parent(void) { pthread_mutex_unlock(&tq.mu); }
+static void tq_child(void)
+{
+    tq.running = false;
+    int e = cond_init_monotonic(&tq.cv); /* the old one may name the parent's sleeper */
+    if (e)
+        tq.init_err = e;
+    pthread_mutex_unlock(&tq.mu);
+}
+
+static void tq_init(void)
+{
+    tq.init_err = cond_init_monotonic(&tq.cv);
+    if (!tq.init_err)
+        tq.init_err = -pthread_atfork(tq_prepare, tq_parent, tq_child);
+}
+
+/* ---- The heap (tq.mu held) --------------------------------------------------------------- */
+
+static void heap_set(size_t i, struct chan_timer *t)
+{
+    tq.heap[i] = t;
+    t->idx = i;
+}
+
+static void sift_up(size_t i)
+{
+    struct chan_timer *t = tq.heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (tq.heap[p]->when <= t->when)
+            break;
+        heap_set(i, tq.heap[p]);
+        i = p;
+    }
+    heap_set(i, t);
+}
+
+static void sift_down(size_t i)
+{
+    struct chan_timer *t = tq.heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= tq.len)
+            break;
+        if (c + 1 < tq.len && tq.heap[c + 1]->when < tq.heap[c]->when)
+            c++;
+        if (tq.heap[c]->when >= t->when)
+            break;
+        heap_set(i, tq.heap[c]);
+        i = c;
+    }
+    heap_set(i, t);
+}
+
+/* Queues t (a slot is reserved for it); wakes the timer thread if t is now the earliest, so
+ * that it sleeps until t's deadline instead of a later one. */
+static void heap_push(struct chan_timer *t)
+{
+    heap_set(tq.len++, t);
+    sift_up(t->idx);
+    if (t->idx == 0)
+        pthread_cond_signal(&tq.cv);
+}
+
+/* Takes t out. Removing the earliest needs no wake-up: the thread wakes at the old deadline,
+ * finds nothing due, and sleeps until the new earliest. */
+static void heap_remove(struct chan_timer *t)
+{
+    size_t i = t->idx;
+    struct chan_timer *last = tq.heap[--tq.len];
+    t->idx = NOT_QUEUED;
+    if (i < tq.len) {
+        heap_set(i, last);
+        sift_down(i);
+        sift_up(last->idx);
+    }
+}
+
+/* Makes room for n timers; only when a timer is made. */
+static int heap_reserve(size_t n)
+{
+    if (n <= tq.cap)
+        return 0;
+    size_t cap = tq.cap ? tq.cap * 2 : 64;
+    if (cap < n)
+        cap = n;
+    if (cap > SIZE_MAX / sizeof *tq.heap)
+        return -ENOMEM;
+    struct chan_timer **h = chan_malloc(cap * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    if (tq.len)
+        memcpy(h, tq.heap, tq.len * sizeof *h);
+    chan_mfree(tq.heap);
+    tq.heap = h;
+    tq.cap = cap;
+    return 0;
+}
+
+/* ---- The timer thread ------------------------------------------------------------------------- */
+
+/* The next deadline of a ticker that fired at now: the first one after now on its grid
+ * (Go's t.when += t.period * (1 + -delta/t.period)), saturating at CHAN_FOREVER. */
+static int64_t next_tick(int64_t when, int64_t period, int64_t now)
+{
+    int64_t n = now >= when ? 1 + (now - when) / period : 1;
+    int64_t step, next;
+    if (__builtin_mul_overflow(n, period, &step) || __builtin_add_overflow(when, step, &next))
+        return CHAN_FOREVER;
+    return next;
+}
+
+static void *timer_main(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&tq.mu);
+    for (;;) {
+        if (tq.len == 0 || tq.heap[0]->when == CHAN_FOREVER) {
+            pthread_cond_wait(&tq.cv, &tq.mu);
+            continue;
+        }
+        struct chan_timer *t = tq.heap[0];
+        int64_t now = chan_now();
+        if (t->when > now) {
+            struct timespec ts = {(time_t)(t->when / NSEC_PER_SEC),
+                                  (long)(t->when % NSEC_PER_SEC)};
+            pthread_cond_timedwait(&tq.cv, &tq.mu, &ts);
+            continue; /* due, woken for an earlier timer, or spurious: look again */
+        }
+        heap_remove(t);
+        if (t->fn) {
+            void (*fn)(void *) = t->fn;
+            void *arg = t->arg;
+            pthread_mutex_unlock(&tq.mu);
+            fn(arg); /* t may be freed from here on */
+            pthread_mutex_lock(&tq.mu);
+            continue;
+        }
+        /* Go's sendTime: never blocks. -EAGAIN is a ticker's tick dropped for a slow receiver. */
+        (void)chan_trysend(t->c, &now);
+        if (t->period) {
+            t->when = next_tick(t->when, t->period, now);
+            heap_push(t);
+        }
+    }
+    return NULL;
+}
+
+/* Starts the timer thread if this process has none (tq.mu held). Signals are blocked in it so
+ * that it never runs a handler meant for the program's own threads. */
+static int ensure_thread(void)
+{
+    if (tq.running)
+        return 0;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int e = pthread_attr_init(&attr);
+    if (e)
+        return -EAGAIN;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    e = pthread_create(&th, &attr, timer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (e)
+        return -EAGAIN;
+    tq.running = true;
+    return 0;
+}
+
+/* ---- Making, stopping, resetting, freeing ------------------------------------------------------ */
+
+/* now + d, saturating; d <= 0 is now. */
+static int64_t deadline_after(int64_t d)
+{
+    int64_t now = chan_now();
+    if (d <= 0)
+        return now;
+    return d > CHAN_FOREVER - now ? CHAN_FOREVER : now + d;
+}
+
+/* A new timer, armed for when (when_is_duration: when is a duration from now, measured under
+ * the lock). NULL with errno. */
+static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t period,
+                                    bool with_chan, void (*fn)(void *), void *arg)
+{
+    pthread_once(&tq_once, tq_init);
+    if (tq.init_err) {
+        errno = -tq.init_err;
+        return NULL;
+    }
+    struct chan_timer *t = chan_malloc(sizeof *t);
+    if (!t) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    *t = (struct chan_timer){.period = period, .idx = NOT_QUEUED, .fn = fn, .arg = arg};
+    if (with_chan && !(t->c = chan_make(sizeof(int64_t), 1))) {
+        chan_mfree(t);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&tq.mu);
+    int e = heap_reserve(tq.live + 1);
+    if (!e)
+        e = ensure_thread();
+    if (e) {
+        pthread_mutex_unlock(&tq.mu);
+        chan_free(t->c);
+        chan_mfree(t);
+        errno = -e;
+        return NULL;
+    }
+    tq.live++;
+    t->when = when_is_duration ? deadline_after(when) : when;
+    heap_push(t);
+    pthread_mutex_unlock(&tq.mu);
+    return t;
+}
+
+/* Disarms t and discards a value sent and not received (tq.mu held): 1 if either undid a
+ * firing the owner had not yet seen, else 0. Go 1.23's stop with timerchandrain. */
+static int stop_locked(struct chan_timer *t)
+{
+    int r = 0;
+    if (t->idx != NOT_QUEUED) {
+        heap_remove(t);
+        r = 1;
+    }
+    if (t->c && chan_tryrecv(t->c, NULL) == 0)
+        r = 1;
+    return r;
+}
+
+static int timer_stop(struct chan_timer *t)
+{
+    pthread_mutex_lock(&tq.mu);
+    int r = stop_locked(t);
+    pthread_mutex_unlock(&tq.mu);
+    return r;
+}
+
+/* Rearms t to fire d from now with the given period; nothing changes on error. */
+static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
+{
+    pthread_mutex_lock(&tq.mu);
+    int e = ensure_thread(); /* only ever starts one after fork() */
+    if (e) {
+        pthread_mutex_unlock(&tq.mu);
+        return e;
+    }
+    int r = stop_locked(t);
+    t->period = period;
+    t->when = deadline_after(d);
+    heap_push(t);
+    pthread_mutex_unlock(&tq.mu);
+    return r;
+}
+
+static int timer_free(struct chan_timer *t)
+{
+    pthread_mutex_lock(&tq.mu);
+    if (t->idx != NOT_QUEUED)
+        heap_remove(t);
+    /* Out of the heap, under the lock: the thread can no longer send on t->c. */
+    int e = chan_free(t->c);
+    if (e) {
+        pthread_mutex_unlock(&tq.mu);
+        return e; /* a receiver is still blocked on the channel: stopped, not freed */
+    }
+    tq.live--;
+    pthread_mutex_unlock(&tq.mu);
+    chan_mfree(t);
+    return 0;
+}
+
+/* ---- Timers ---------------------------------------------------------------------------------- */
+
+chan_timer_t *chan_timer_make(int64_t d) { return timer_new(d, true, 0, true, NULL, NULL); }
+
+chan_timer_t *chan_timer_make_until(int64_t deadline)
+{
+    return timer_new(deadline, false, 0, true, NULL, NULL);
+}
+
+chan_timer_t *chan_timer_make_func(int64_t d, void (*fn)(void *), void *arg)
+{
+    if (!fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return timer_new(d, true, 0, false, fn, arg);
+}
+
+chan_t *chan_timer_chan(const chan_timer_t *t) { return t ? t->c : NULL; }
+
+int chan_timer_stop(chan_timer_t *t) { return t ? timer_stop(t) : -EINVAL; }
+
+int chan_timer_reset(chan_timer_t *t, int64_t d) { return t ? timer_rearm(t, d, 0) : -EINVAL; }
+
+int chan_timer_free(chan_timer_t *t) { return t ? timer_free(t) : 0; }
+
+/* ---- Tickers --------------------------------------------------------------------------------- */
+
+chan_ticker_t *chan_ticker_make(int64_t period)
+{
+    if (period <= 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* The first tick is one period away; the same allocation shape as a timer. */
+    struct chan_ticker *k = (struct chan_ticker *)timer_new(period, true, period, true, NULL, NULL);
+    return k;
+}
+
+chan_t *chan_ticker_chan(const chan_ticker_t *k) { return k ? k->t.c : NULL; }
+
+int chan_ticker_stop(chan_ticker_t *k) { return k ? timer_stop(&k->t) : -EINVAL; }
+
+int chan_ticker_reset(chan_ticker_t *k, int64_t period)
+{
+    if (!k || period <= 0)
+        return -EINVAL;
+    return timer_rearm(&k->t, period, period);
+}
+
+int chan_ticker_free(chan_ticker_t *k) { return k ? timer_free(&k->t) : 0; }
