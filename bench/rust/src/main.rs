@@ -4,7 +4,7 @@
 //!     bench-crossbeam SHAPE|all CAP N RUNS BUDGET_MS
 //!
 //! Each timed run prints `bench system=crossbeam shape=S cap=C run=R n=MSGS value=NS unit=ns/msg`
-//! and the process ends with `rss system=crossbeam maxrss_kib=K` (getrusage RUSAGE_SELF).
+//! and the process ends with `rss system=crossbeam maxrss_kib=K` (peak RSS: VmHWM).
 //! Placement: the driver passes the CPU sets that hwloc chose for libchan's threads in
 //! BENCH_CPUS_TX (senders) and BENCH_CPUS_RX (receivers), comma-separated OS CPU numbers; each
 //! thread binds itself with sched_setaffinity. Unset: the OS decides.
@@ -45,6 +45,16 @@ fn cpu_ns() -> i64 {
     (r.f[0] + r.f[2]) * 1_000_000_000 + (r.f[1] + r.f[3]) * 1000
 }
 
+/// Peak RSS of this process image in KiB: VmHWM. (getrusage's ru_maxrss also counts the process
+/// that forked us before its execve: Linux carries the maximum across exec.)
+fn vm_hwm_kib() -> i64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(-1)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Role {
     Tx,
@@ -81,6 +91,16 @@ fn parse_cpus(var: &str) -> Option<[u64; 16]> {
 }
 
 impl Place {
+    /// The calling thread back to every CPU (after the main thread has worked as a sender).
+    fn unbind(&self) {
+        if self.tx.is_some() || self.rx.is_some() {
+            let all = [u64::MAX; 16];
+            unsafe {
+                sched_setaffinity(0, std::mem::size_of_val(&all), all.as_ptr());
+            }
+        }
+    }
+
     fn bind(&self, role: Role) {
         let m = if role == Role::Tx { &self.tx } else { &self.rx };
         if let Some(mask) = m {
@@ -108,28 +128,60 @@ fn sum_to(k: usize) -> u64 {
     (k as u64) * (k as u64).wrapping_sub(1) / 2
 }
 
-/// Every shape returns (elapsed, messages moved); the clock starts once every thread has been
-/// created and has reached the start barrier, and stops when all are joined.
+/// Every shape returns (elapsed, messages moved). The threads time themselves: the clock runs
+/// from the first thread's start (past the start barrier, once all are created and placed) to
+/// the last one's end.
 type Shape = fn(&Place, usize, usize) -> (Duration, usize);
+
+/// What one thread reports: its start and end, and its checksum.
+type Part = (Instant, Instant, u64);
+
+/// Runs f as one thread of a shape: placed by role, released with the others at bar.
+fn part(pl: &Place, role: Role, bar: &Barrier, f: impl FnOnce() -> u64) -> Part {
+    pl.bind(role);
+    bar.wait();
+    let t0 = Instant::now();
+    let acc = f();
+    (t0, Instant::now(), acc)
+}
+
+/// Joins the threads of a shape: the time from the first start to the last end, and the sum.
+fn finish(hs: Vec<std::thread::ScopedJoinHandle<'_, Part>>) -> (Duration, u64) {
+    let mut first: Option<Instant> = None;
+    let mut last: Option<Instant> = None;
+    let mut sum = 0u64;
+    for h in hs {
+        let (t0, t1, acc) = h.join().unwrap();
+        first = Some(first.map_or(t0, |f| f.min(t0)));
+        last = Some(last.map_or(t1, |l| l.max(t1)));
+        sum += acc;
+    }
+    (last.unwrap() - first.unwrap(), sum)
+}
 
 fn seq(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
     if cap == 0 {
         fail("seq needs a buffered channel".into());
     }
-    pl.bind(Role::Tx);
     let (s, r) = bounded::<u64>(cap);
     let rounds = (n / cap).max(1);
-    let t0 = Instant::now();
-    let mut sum = 0u64;
-    for _ in 0..rounds {
-        for i in 0..cap {
-            s.send(i as u64).unwrap();
-        }
-        for _ in 0..cap {
-            sum += r.recv().unwrap();
-        }
-    }
-    let el = t0.elapsed();
+    let bar = Barrier::new(1);
+    let (el, sum) = std::thread::scope(|sc| {
+        finish(vec![sc.spawn(|| {
+            part(pl, Role::Tx, &bar, || {
+                let mut acc = 0u64;
+                for _ in 0..rounds {
+                    for i in 0..cap {
+                        s.send(i as u64).unwrap();
+                    }
+                    for _ in 0..cap {
+                        acc += r.recv().unwrap();
+                    }
+                }
+                acc
+            })
+        })])
+    });
     check("seq", sum, rounds as u64 * sum_to(cap));
     (el, rounds * cap)
 }
@@ -138,32 +190,27 @@ fn seq(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
 /// first 8 bytes.
 fn spsc_of<T: Send>(pl: &Place, cap: usize, n: usize, mk: fn(u64) -> T, get: fn(&T) -> u64) -> (Duration, usize) {
     let (s, r) = bounded::<T>(cap);
-    let bar = Barrier::new(3);
-    let mut sum = 0u64;
-    let mut el = Duration::ZERO;
-    std::thread::scope(|sc| {
-        sc.spawn(|| {
-            pl.bind(Role::Tx);
-            bar.wait();
-            for i in 0..n {
-                s.send(mk(i as u64)).unwrap();
-            }
+    let bar = Barrier::new(2);
+    let (el, sum) = std::thread::scope(|sc| {
+        let tx = sc.spawn(|| {
+            part(pl, Role::Tx, &bar, || {
+                for i in 0..n {
+                    s.send(mk(i as u64)).unwrap();
+                }
+                0
+            })
         });
         let rx = sc.spawn(|| {
-            pl.bind(Role::Rx);
-            bar.wait();
-            let mut acc = 0u64;
-            for _ in 0..n {
-                acc += get(&r.recv().unwrap());
-            }
-            acc
+            part(pl, Role::Rx, &bar, || {
+                let mut acc = 0u64;
+                for _ in 0..n {
+                    acc += get(&r.recv().unwrap());
+                }
+                acc
+            })
         });
-        bar.wait();
-        let t0 = Instant::now();
-        sum = rx.join().unwrap();
-        el = t0.elapsed();
+        finish(vec![tx, rx])
     });
-    // scope joined the sender too; its last send happened before the receiver's last recv
     check("spsc", sum, sum_to(n));
     (el, n)
 }
@@ -200,17 +247,14 @@ fn size1024(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
     )
 }
 
-fn send_all(pl: &Place, bar: &Barrier, s: &Sender<u64>, per: usize) {
-    pl.bind(Role::Tx);
-    bar.wait();
+fn send_all(s: &Sender<u64>, per: usize) -> u64 {
     for i in 0..per {
         s.send(i as u64).unwrap();
     }
+    0
 }
 
-fn recv_n(pl: &Place, bar: &Barrier, r: &Receiver<u64>, k: usize) -> u64 {
-    pl.bind(Role::Rx);
-    bar.wait();
+fn recv_n(r: &Receiver<u64>, k: usize) -> u64 {
     let mut acc = 0u64;
     for _ in 0..k {
         acc += r.recv().unwrap();
@@ -223,27 +267,16 @@ fn multi(pl: &Place, cap: usize, n: usize, receivers: usize, what: &str) -> (Dur
     let per = (n / PRODUCERS).max(1);
     let total = per * PRODUCERS;
     let (s, r) = bounded::<u64>(cap);
-    let bar = Barrier::new(PRODUCERS + receivers + 1);
-    let mut sum = 0u64;
-    let mut el = Duration::ZERO;
-    std::thread::scope(|sc| {
-        let mut txs = Vec::new();
+    let bar = Barrier::new(PRODUCERS + receivers);
+    let (el, sum) = std::thread::scope(|sc| {
+        let mut hs = Vec::new();
         for _ in 0..PRODUCERS {
-            txs.push(sc.spawn(|| send_all(pl, &bar, &s, per)));
+            hs.push(sc.spawn(|| part(pl, Role::Tx, &bar, || send_all(&s, per))));
         }
-        let mut rxs = Vec::new();
         for _ in 0..receivers {
-            rxs.push(sc.spawn(|| recv_n(pl, &bar, &r, total / receivers)));
+            hs.push(sc.spawn(|| part(pl, Role::Rx, &bar, || recv_n(&r, total / receivers))));
         }
-        bar.wait();
-        let t0 = Instant::now();
-        for t in txs {
-            t.join().unwrap();
-        }
-        for t in rxs {
-            sum += t.join().unwrap();
-        }
-        el = t0.elapsed();
+        finish(hs)
     });
     check(what, sum, PRODUCERS as u64 * sum_to(per));
     (el, total)
@@ -282,133 +315,106 @@ fn chans4(cap: usize) -> ([Sender<u64>; PRODUCERS], [Receiver<u64>; PRODUCERS]) 
     (s.try_into().unwrap(), r.try_into().unwrap())
 }
 
-/// select_rx: PRODUCERS senders each on its own channel, one receiver selecting over all.
-fn select_rx(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
+/// select_rx: PRODUCERS senders each on its own channel, one receiver selecting over all;
+/// select_both: PRODUCERS senders selecting over the 4 channels, PRODUCERS receivers selecting
+/// over the same 4.
+fn selects(pl: &Place, cap: usize, n: usize, both: bool) -> (Duration, usize) {
     let per = (n / PRODUCERS).max(1);
     let total = per * PRODUCERS;
     let (s, r) = chans4(cap);
-    let bar = Barrier::new(PRODUCERS + 2);
-    let mut sum = 0u64;
-    let mut el = Duration::ZERO;
-    std::thread::scope(|sc| {
+    let receivers = if both { PRODUCERS } else { 1 };
+    let bar = Barrier::new(PRODUCERS + receivers);
+    let (el, sum) = std::thread::scope(|sc| {
+        let mut hs = Vec::new();
         for i in 0..PRODUCERS {
             let (s, bar) = (&s, &bar);
-            sc.spawn(move || send_all(pl, bar, &s[i], per));
+            hs.push(sc.spawn(move || {
+                part(pl, Role::Tx, bar, || {
+                    if both {
+                        for v in 0..per {
+                            select_send4(s, v as u64);
+                        }
+                        0
+                    } else {
+                        send_all(&s[i], per)
+                    }
+                })
+            }));
         }
-        let rx = sc.spawn(|| {
-            pl.bind(Role::Rx);
-            bar.wait();
-            let mut acc = 0u64;
-            for _ in 0..total {
-                acc += select_recv4(&r);
-            }
-            acc
-        });
-        bar.wait();
-        let t0 = Instant::now();
-        sum = rx.join().unwrap();
-        el = t0.elapsed();
+        for _ in 0..receivers {
+            hs.push(sc.spawn(|| {
+                part(pl, Role::Rx, &bar, || {
+                    let mut acc = 0u64;
+                    for _ in 0..total / receivers {
+                        acc += select_recv4(&r);
+                    }
+                    acc
+                })
+            }));
+        }
+        finish(hs)
     });
-    check("select_rx", sum, PRODUCERS as u64 * sum_to(per));
+    check(if both { "select_both" } else { "select_rx" }, sum, PRODUCERS as u64 * sum_to(per));
     (el, total)
 }
 
-/// select_both: PRODUCERS senders selecting over the 4 channels, PRODUCERS receivers selecting
-/// over the same 4.
+fn select_rx(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
+    selects(pl, cap, n, false)
+}
+
 fn select_both(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
-    let per = (n / PRODUCERS).max(1);
-    let total = per * PRODUCERS;
-    let (s, r) = chans4(cap);
-    let bar = Barrier::new(2 * PRODUCERS + 1);
-    let mut sum = 0u64;
-    let mut el = Duration::ZERO;
-    std::thread::scope(|sc| {
-        let mut all = Vec::new();
-        for _ in 0..PRODUCERS {
-            all.push(sc.spawn(|| {
-                pl.bind(Role::Tx);
-                bar.wait();
-                for i in 0..per {
-                    select_send4(&s, i as u64);
-                }
-                0u64
-            }));
-        }
-        for _ in 0..PRODUCERS {
-            all.push(sc.spawn(|| {
-                pl.bind(Role::Rx);
-                bar.wait();
-                let mut acc = 0u64;
-                for _ in 0..per {
-                    acc += select_recv4(&r);
-                }
-                acc
-            }));
-        }
-        bar.wait();
-        let t0 = Instant::now();
-        for t in all {
-            sum += t.join().unwrap();
-        }
-        el = t0.elapsed();
-    });
-    check("select_both", sum, PRODUCERS as u64 * sum_to(per));
-    (el, total)
+    selects(pl, cap, n, true)
 }
 
 /// pingpong: one value bounced over two channels of capacity cap (0 by default); n round trips.
 fn pingpong(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
     let (ping_s, ping_r) = bounded::<u64>(cap);
     let (pong_s, pong_r) = bounded::<u64>(cap);
-    let bar = Barrier::new(3);
-    let mut sum = 0u64;
-    let mut el = Duration::ZERO;
-    std::thread::scope(|sc| {
-        sc.spawn(|| {
-            pl.bind(Role::Rx);
-            bar.wait();
-            for _ in 0..n {
-                let v = ping_r.recv().unwrap();
-                pong_s.send(v + 1).unwrap();
-            }
+    let bar = Barrier::new(2);
+    let (el, sum) = std::thread::scope(|sc| {
+        let b = sc.spawn(|| {
+            part(pl, Role::Rx, &bar, || {
+                for _ in 0..n {
+                    let v = ping_r.recv().unwrap();
+                    pong_s.send(v + 1).unwrap();
+                }
+                0
+            })
         });
         let a = sc.spawn(|| {
-            pl.bind(Role::Tx);
-            bar.wait();
-            let mut acc = 0u64;
-            for i in 0..n {
-                ping_s.send(i as u64).unwrap();
-                acc += pong_r.recv().unwrap();
-            }
-            acc
+            part(pl, Role::Tx, &bar, || {
+                let mut acc = 0u64;
+                for i in 0..n {
+                    ping_s.send(i as u64).unwrap();
+                    acc += pong_r.recv().unwrap();
+                }
+                acc
+            })
         });
-        bar.wait();
-        let t0 = Instant::now();
-        sum = a.join().unwrap();
-        el = t0.elapsed();
+        finish(vec![a, b])
     });
     check("pingpong", sum, sum_to(n) + n as u64);
     (el, n)
 }
 
 /// pool: 1 producer, POOL_WORKERS workers on one channel of capacity cap (0 by default), results
-/// fanned in on a channel of capacity POOL_RESULTS_CAP that the main thread drains.
+/// fanned in on a channel of capacity POOL_RESULTS_CAP that the main thread drains. Timed from
+/// the producer's start to the moment the last result is in.
 fn pool(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
     let (job_s, job_r) = bounded::<u64>(cap);
     let (res_s, res_r) = bounded::<u64>(POOL_RESULTS_CAP);
     let bar = Barrier::new(POOL_WORKERS + 2);
     let mut sum = 0u64;
     let mut el = Duration::ZERO;
-    pl.bind(Role::Tx);
     std::thread::scope(|sc| {
         let bar = &bar;
-        sc.spawn(move || {
-            pl.bind(Role::Tx);
-            bar.wait();
-            for i in 0..n {
-                job_s.send(i as u64).unwrap();
-            }
-            // job_s dropped here: the workers' loops end (Go's close)
+        let prod = sc.spawn(move || {
+            part(pl, Role::Tx, bar, || {
+                for i in 0..n {
+                    job_s.send(i as u64).unwrap();
+                }
+                0 // job_s is dropped here: the workers' loops end (Go's close)
+            })
         });
         for _ in 0..POOL_WORKERS {
             let (job_r, res_s) = (job_r.clone(), res_s.clone());
@@ -420,13 +426,17 @@ fn pool(pl: &Place, cap: usize, n: usize) -> (Duration, usize) {
                 }
             });
         }
+        pl.bind(Role::Tx);
         bar.wait();
         let t0 = Instant::now();
         for _ in 0..n {
             sum += res_r.recv().unwrap();
         }
-        el = t0.elapsed(); // the workers are joined by the scope after this (they are done)
+        let t1 = Instant::now();
+        let (p0, _, _) = prod.join().unwrap();
+        el = t1 - p0.min(t0);
     });
+    pl.unbind();
     check("pool", sum, 2 * sum_to(n));
     (el, n)
 }
@@ -481,16 +491,15 @@ fn run(pl: &Place, e: &Entry, cap: usize, n: usize, runs: usize, budget_ms: u64)
             return;
         }
     };
-    let mut k = n.min(1000);
-    let mut el;
+    let mut want = n.min(1000);
+    let (mut el, mut k);
     loop {
-        let (d, moved) = f(pl, cap, k);
-        el = d;
-        k = moved;
-        if el >= Duration::from_millis(20) || k >= n {
+        // k: what moved (a shape rounds to its thread count)
+        (el, k) = f(pl, cap, want);
+        if el >= Duration::from_millis(20) || want >= n {
             break;
         }
-        k = (k * 4).min(n);
+        want = (want * 4).min(n);
     }
     let mut target = n;
     if budget_ms > 0 {
@@ -544,5 +553,5 @@ fn main() {
     if !found {
         fail(format!("unknown shape {:?}", name));
     }
-    println!("rss system=crossbeam maxrss_kib={}", rusage().f[4]);
+    println!("rss system=crossbeam maxrss_kib={} rusage_maxrss_kib={}", vm_hwm_kib(), rusage().f[4]);
 }

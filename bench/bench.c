@@ -1,0 +1,706 @@
+/*
+ * bench.c - libchan's benchmark harness: the shapes of BENCH.md on libchan and pthreads, with
+ * hwloc placing the threads. The same shapes are written for Go (bench/go) and for Rust's
+ * crossbeam-channel (bench/rust); bench/run.py runs all three and prints one table.
+ *
+ *   bench SHAPE|all CAP N RUNS BUDGET_MS     one shape at capacity CAP, or every shape at its
+ *                                            default capacities ("all": CAP is ignored)
+ *   bench place                              the CPU sets PLACE= gives senders and receivers
+ *   PLACE=none|spread|compact (environment)  none: the OS decides; spread: senders on the first
+ *                                            half of the cores, receivers on the other half;
+ *                                            compact: every thread on core 0
+ *
+ * Each shape moves about N messages of 8 bytes (size64/size1024: 64 and 1024 bytes). It first
+ * warms up and calibrates (n grows from 1000 until one run takes 20 ms or reaches N), then runs
+ * RUNS times with min(N, what BUDGET_MS allows at the calibrated speed) messages (BUDGET_MS 0:
+ * always N). Every run checks that each value arrived, and prints one line:
+ *
+ *   bench system=libchan shape=S cap=C run=R n=MSGS value=NS unit=ns/msg
+ *
+ * (pingpong: ns per round trip; idle_cpu: unit=%cpu). The process ends with
+ * "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM; see vm_hwm_kib). Exit 1 on any error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <hwloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "chan.h"
+
+#define PRODUCERS 4          /* mpsc, mpmc, select_*: senders (and receivers: mpmc, select_both) */
+#define POOL_WORKERS 8
+#define POOL_RESULTS_CAP 1024
+#define MAX_ELEM 1024
+#define MAX_THREADS 16
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
+    exit(1);
+}
+
+/* Every channel operation of the shapes must succeed; the return is checked, never ignored. */
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        int r_ = (call);                                                                           \
+        if (r_ < 0)                                                                                \
+            die(#call, r_);                                                                        \
+    } while (0)
+
+static chan_t *make(size_t elemsize, size_t cap)
+{
+    chan_t *c = chan_make(elemsize, cap);
+    if (!c)
+        die("chan_make", errno);
+    return c;
+}
+
+static void check(const char *what, uint64_t got, uint64_t want)
+{
+    if (got != want) {
+        fprintf(stderr, "bench: %s: checksum %llu, want %llu\n", what, (unsigned long long)got,
+                (unsigned long long)want);
+        exit(1);
+    }
+}
+
+/* 0 + 1 + ... + (k-1): what a sender of the values 0..k-1 delivers. */
+static uint64_t sum_to(uint64_t k) { return k * (k - 1) / 2; }
+
+/* ---- Placement (hwloc) ----------------------------------------------------------------------- */
+
+enum role { TX, RX };
+
+static hwloc_topology_t topo;
+static hwloc_bitmap_t place_set[2]; /* per role; NULL: PLACE=none, the OS decides */
+static const char *place_name = "none";
+
+static void place_init(void)
+{
+    const char *p = getenv("PLACE");
+    place_name = p && *p ? p : "none";
+    if (strcmp(place_name, "none") != 0 && strcmp(place_name, "spread") != 0 &&
+        strcmp(place_name, "compact") != 0) {
+        fprintf(stderr, "bench: PLACE must be none, spread or compact, not '%s'\n", place_name);
+        exit(2);
+    }
+    if (hwloc_topology_init(&topo) < 0 || hwloc_topology_load(topo) < 0)
+        die("hwloc topology", errno);
+    if (strcmp(place_name, "none") == 0)
+        return;
+    hwloc_obj_type_t type = HWLOC_OBJ_CORE;
+    int ncores = hwloc_get_nbobjs_by_type(topo, type);
+    if (ncores <= 0) {
+        type = HWLOC_OBJ_PU;
+        ncores = hwloc_get_nbobjs_by_type(topo, type);
+    }
+    int half = ncores >= 2 ? ncores / 2 : 1;
+    for (int r = TX; r <= RX; r++)
+        place_set[r] = hwloc_bitmap_alloc();
+    for (int i = 0; i < ncores; i++) {
+        hwloc_obj_t o = hwloc_get_obj_by_type(topo, type, (unsigned)i);
+        if (strcmp(place_name, "compact") == 0) {
+            if (i == 0) {
+                hwloc_bitmap_or(place_set[TX], place_set[TX], o->cpuset);
+                hwloc_bitmap_or(place_set[RX], place_set[RX], o->cpuset);
+            }
+        } else {
+            int r = (i < half) ? TX : RX;
+            hwloc_bitmap_or(place_set[r], place_set[r], o->cpuset);
+            if (ncores == 1)
+                hwloc_bitmap_or(place_set[RX], place_set[RX], o->cpuset);
+        }
+    }
+}
+
+static void bind_role(enum role r)
+{
+    if (place_set[r] && hwloc_set_cpubind(topo, place_set[r], HWLOC_CPUBIND_THREAD) < 0)
+        die("hwloc_set_cpubind", errno);
+}
+
+/* The calling thread back to the whole machine (after main has worked as a sender). */
+static void unbind(void)
+{
+    if (place_set[TX])
+        hwloc_set_cpubind(topo, hwloc_topology_get_complete_cpuset(topo), HWLOC_CPUBIND_THREAD);
+}
+
+static char *set_str(enum role r)
+{
+    char *s = NULL;
+    if (!place_set[r])
+        return strdup("all");
+    hwloc_bitmap_list_asprintf(&s, place_set[r]);
+    return s;
+}
+
+/* ---- Threads: created, placed, then released together at a barrier ------------------------- */
+
+struct worker {
+    void *(*fn)(void *);
+    void *arg;
+    enum role role;
+    pthread_t tid;
+    int64_t t_start, t_end; /* past the barrier; done */
+};
+
+static pthread_barrier_t start;
+static struct worker workers[MAX_THREADS];
+static int nworkers;
+
+static void *trampoline(void *p)
+{
+    struct worker *w = p;
+    bind_role(w->role);
+    pthread_barrier_wait(&start);
+    w->t_start = chan_now();
+    void *r = w->fn(w->arg);
+    w->t_end = chan_now();
+    return r;
+}
+
+static void spawn(void *(*fn)(void *), void *arg, enum role role)
+{
+    if (nworkers == MAX_THREADS)
+        die("spawn", EAGAIN);
+    struct worker *w = &workers[nworkers++];
+    *w = (struct worker){fn, arg, role, 0, 0, 0};
+    int e = pthread_create(&w->tid, NULL, trampoline, w);
+    if (e)
+        die("pthread_create", e);
+}
+
+/* Releases the spawned threads. */
+static void go(void) { pthread_barrier_wait(&start); }
+
+/* Joins them; the time from the first thread's start to the last one's end. A run is timed by
+ * the threads themselves: the main thread may come back from the barrier after they are done. */
+static int64_t join_all(void)
+{
+    int64_t first = INT64_MAX, last = 0;
+    for (int i = 0; i < nworkers; i++) {
+        pthread_join(workers[i].tid, NULL);
+        if (workers[i].t_start < first)
+            first = workers[i].t_start;
+        if (workers[i].t_end > last)
+            last = workers[i].t_end;
+    }
+    nworkers = 0;
+    pthread_barrier_destroy(&start);
+    return last - first;
+}
+
+static void prepare(int threads)
+{
+    nworkers = 0;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+}
+
+/* ---- The shapes. Each returns the messages (pingpong: round trips) it moved and sets *ns. --- */
+
+/* What one thread does in a shape: its channels, how many operations, and its checksum. */
+struct part {
+    chan_t *c;
+    chan_t *cs[PRODUCERS];
+    uint64_t count;
+    size_t elemsize;
+    uint64_t sum;
+    char pad[64]; /* parts sit in arrays: keep their sums off each other's cache line */
+};
+
+static void *sender(void *p)
+{
+    struct part *a = p;
+    unsigned char buf[MAX_ELEM] = {0};
+    for (uint64_t i = 0; i < a->count; i++) {
+        memcpy(buf, &i, sizeof i);
+        OK(chan_send(a->c, buf));
+    }
+    return NULL;
+}
+
+static void *receiver(void *p)
+{
+    struct part *a = p;
+    unsigned char buf[MAX_ELEM];
+    uint64_t s = 0, v;
+    for (uint64_t i = 0; i < a->count; i++) {
+        OK(chan_recv(a->c, buf));
+        memcpy(&v, buf, sizeof v);
+        s += v;
+    }
+    a->sum = s;
+    return NULL;
+}
+
+static void *seq_thread(void *p)
+{
+    struct part *a = p;
+    size_t cap = chan_cap(a->c);
+    uint64_t s = 0, v;
+    for (uint64_t r = 0; r < a->count; r++) {
+        for (uint64_t i = 0; i < cap; i++)
+            OK(chan_send(a->c, &i));
+        for (uint64_t i = 0; i < cap; i++) {
+            OK(chan_recv(a->c, &v));
+            s += v;
+        }
+    }
+    a->sum = s;
+    return NULL;
+}
+
+static uint64_t seq(size_t cap, uint64_t n, int64_t *ns)
+{
+    if (cap == 0) {
+        fprintf(stderr, "bench: seq needs a buffered channel\n");
+        exit(2);
+    }
+    uint64_t rounds = n / cap ? n / cap : 1;
+    struct part a = {.c = make(8, cap), .count = rounds};
+    prepare(1);
+    spawn(seq_thread, &a, TX);
+    go();
+    *ns = join_all();
+    check("seq", a.sum, rounds * sum_to(cap));
+    OK(chan_free(a.c));
+    return rounds * cap;
+}
+
+static uint64_t spsc_of(size_t elemsize, size_t cap, uint64_t n, int64_t *ns)
+{
+    chan_t *c = make(elemsize, cap);
+    struct part tx = {.c = c, .count = n}, rx = {.c = c, .count = n};
+    prepare(2);
+    spawn(sender, &tx, TX);
+    spawn(receiver, &rx, RX);
+    go();
+    *ns = join_all();
+    check("spsc", rx.sum, sum_to(n));
+    OK(chan_free(c));
+    return n;
+}
+
+static uint64_t spsc(size_t cap, uint64_t n, int64_t *ns) { return spsc_of(8, cap, n, ns); }
+static uint64_t size64(size_t cap, uint64_t n, int64_t *ns) { return spsc_of(64, cap, n, ns); }
+static uint64_t size1024(size_t cap, uint64_t n, int64_t *ns) { return spsc_of(1024, cap, n, ns); }
+
+/* mpsc (receivers 1) and mpmc (receivers PRODUCERS): PRODUCERS senders of per values each. */
+static uint64_t multi(size_t cap, uint64_t n, int receivers, int64_t *ns, const char *what)
+{
+    uint64_t per = n / PRODUCERS ? n / PRODUCERS : 1, total = per * PRODUCERS;
+    chan_t *c = make(8, cap);
+    struct part tx[PRODUCERS], rx[PRODUCERS];
+    prepare(PRODUCERS + receivers);
+    for (int i = 0; i < PRODUCERS; i++) {
+        tx[i] = (struct part){.c = c, .count = per};
+        spawn(sender, &tx[i], TX);
+    }
+    for (int i = 0; i < receivers; i++) {
+        rx[i] = (struct part){.c = c, .count = total / (uint64_t)receivers};
+        spawn(receiver, &rx[i], RX);
+    }
+    go();
+    *ns = join_all();
+    uint64_t sum = 0;
+    for (int i = 0; i < receivers; i++)
+        sum += rx[i].sum;
+    check(what, sum, PRODUCERS * sum_to(per));
+    OK(chan_free(c));
+    return total;
+}
+
+static uint64_t mpsc(size_t cap, uint64_t n, int64_t *ns) { return multi(cap, n, 1, ns, "mpsc"); }
+static uint64_t mpmc(size_t cap, uint64_t n, int64_t *ns)
+{
+    return multi(cap, n, PRODUCERS, ns, "mpmc");
+}
+
+static void *select_receiver(void *p)
+{
+    struct part *a = p;
+    uint64_t v, s = 0;
+    struct chan_case cases[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++)
+        cases[i] = (struct chan_case){.chan = a->cs[i], .elem = &v, .dir = CHAN_RECV};
+    for (uint64_t i = 0; i < a->count; i++) {
+        int k = chan_select(cases, PRODUCERS);
+        if (k < 0)
+            die("chan_select (recv)", k);
+        if (!cases[k].ok)
+            die("chan_select (recv): closed", EPIPE);
+        s += v;
+    }
+    a->sum = s;
+    return NULL;
+}
+
+static void *select_sender(void *p)
+{
+    struct part *a = p;
+    uint64_t v;
+    struct chan_case cases[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++)
+        cases[i] = (struct chan_case){.chan = a->cs[i], .elem = &v, .dir = CHAN_SEND};
+    for (uint64_t i = 0; i < a->count; i++) {
+        v = i;
+        int k = chan_select(cases, PRODUCERS);
+        if (k < 0)
+            die("chan_select (send)", k);
+        if (!cases[k].ok)
+            die("chan_select (send): closed", EPIPE);
+    }
+    return NULL;
+}
+
+/* select_rx: PRODUCERS senders each on its own channel, one receiver selecting over all;
+ * select_both: PRODUCERS senders selecting over the channels, PRODUCERS receivers too. */
+static uint64_t selects(size_t cap, uint64_t n, bool both, int64_t *ns)
+{
+    uint64_t per = n / PRODUCERS ? n / PRODUCERS : 1, total = per * PRODUCERS;
+    chan_t *cs[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++)
+        cs[i] = make(8, cap);
+    struct part tx[PRODUCERS], rx[PRODUCERS];
+    int receivers = both ? PRODUCERS : 1;
+    prepare(PRODUCERS + receivers);
+    for (int i = 0; i < PRODUCERS; i++) {
+        tx[i] = (struct part){.c = cs[i], .count = per};
+        memcpy(tx[i].cs, cs, sizeof cs);
+        spawn(both ? select_sender : sender, &tx[i], TX);
+    }
+    for (int i = 0; i < receivers; i++) {
+        rx[i] = (struct part){.count = total / (uint64_t)receivers};
+        memcpy(rx[i].cs, cs, sizeof cs);
+        spawn(select_receiver, &rx[i], RX);
+    }
+    go();
+    *ns = join_all();
+    uint64_t sum = 0;
+    for (int i = 0; i < receivers; i++)
+        sum += rx[i].sum;
+    check(both ? "select_both" : "select_rx", sum, PRODUCERS * sum_to(per));
+    for (int i = 0; i < PRODUCERS; i++)
+        OK(chan_free(cs[i]));
+    return total;
+}
+
+static uint64_t select_rx(size_t cap, uint64_t n, int64_t *ns) { return selects(cap, n, false, ns); }
+static uint64_t select_both(size_t cap, uint64_t n, int64_t *ns)
+{
+    return selects(cap, n, true, ns);
+}
+
+/* pingpong: one value bounced between two threads over two channels of capacity cap (0 by
+ * default); n round trips. */
+static void *pinger(void *p)
+{
+    struct part *a = p;
+    uint64_t v, s = 0;
+    for (uint64_t i = 0; i < a->count; i++) {
+        OK(chan_send(a->cs[0], &i));
+        OK(chan_recv(a->cs[1], &v));
+        s += v;
+    }
+    a->sum = s;
+    return NULL;
+}
+
+static void *ponger(void *p)
+{
+    struct part *a = p;
+    uint64_t v;
+    for (uint64_t i = 0; i < a->count; i++) {
+        OK(chan_recv(a->cs[0], &v));
+        v++;
+        OK(chan_send(a->cs[1], &v));
+    }
+    return NULL;
+}
+
+static uint64_t pingpong(size_t cap, uint64_t n, int64_t *ns)
+{
+    struct part a = {.count = n}, b;
+    a.cs[0] = make(8, cap);
+    a.cs[1] = make(8, cap);
+    b = a;
+    prepare(2);
+    spawn(pinger, &a, TX);
+    spawn(ponger, &b, RX);
+    go();
+    *ns = join_all();
+    check("pingpong", a.sum, sum_to(n) + n);
+    OK(chan_free(a.cs[0]));
+    OK(chan_free(a.cs[1]));
+    return n;
+}
+
+/* pool: 1 producer, POOL_WORKERS workers on one channel of capacity cap (0 by default), results
+ * fanned in on a channel of capacity POOL_RESULTS_CAP that the main thread drains. */
+static void *producer(void *p)
+{
+    struct part *a = p;
+    for (uint64_t i = 0; i < a->count; i++)
+        OK(chan_send(a->cs[0], &i));
+    OK(chan_close(a->cs[0])); /* the workers' loops end */
+    return NULL;
+}
+
+static void *pool_worker(void *p)
+{
+    struct part *a = p;
+    uint64_t j;
+    int r;
+    while ((r = chan_recv(a->cs[0], &j)) == 0) {
+        j *= 2;
+        OK(chan_send(a->cs[1], &j));
+    }
+    if (r != -EPIPE)
+        die("chan_recv (pool)", r);
+    return NULL;
+}
+
+static uint64_t pool(size_t cap, uint64_t n, int64_t *ns)
+{
+    struct part a = {.count = n};
+    a.cs[0] = make(8, cap);
+    a.cs[1] = make(8, POOL_RESULTS_CAP);
+    prepare(1 + POOL_WORKERS);
+    spawn(producer, &a, TX);
+    for (int i = 0; i < POOL_WORKERS; i++)
+        spawn(pool_worker, &a, RX);
+    bind_role(TX);
+    go();
+    int64_t t0 = chan_now();
+    uint64_t v, sum = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        OK(chan_recv(a.cs[1], &v));
+        sum += v;
+    }
+    int64_t t1 = chan_now(); /* every result is in: the workers only have to see the close */
+    join_all();
+    /* the producer may have started before the main thread came back from the barrier */
+    int64_t first = workers[0].t_start < t0 ? workers[0].t_start : t0;
+    *ns = t1 - first;
+    unbind();
+    check("pool", sum, 2 * sum_to(n));
+    OK(chan_free(a.cs[0]));
+    OK(chan_free(a.cs[1]));
+    return n;
+}
+
+/* ---- idle_cpu: what a thread blocked in chan_recv, with nothing to receive, costs ------------ */
+
+struct idler {
+    chan_t *c;
+    _Atomic int waiting;
+    double rusage_pct; /* the idler's own getrusage(RUSAGE_THREAD) over its whole wait */
+};
+
+static int64_t tv_ns(struct timeval tv) { return (int64_t)tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL; }
+
+static int64_t thread_cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime);
+}
+
+static void *idler(void *p)
+{
+    struct idler *d = p;
+    uint64_t v;
+    int64_t c0 = thread_cpu_ns(), t0 = chan_now();
+    atomic_store(&d->waiting, 1);
+    int r = chan_recv(d->c, &v); /* nothing comes: the main thread closes c after the window */
+    int64_t c1 = thread_cpu_ns(), t1 = chan_now();
+    if (r != -EPIPE)
+        die("chan_recv (idle_cpu)", r);
+    d->rusage_pct = 100.0 * (double)(c1 - c0) / (double)(t1 - t0);
+    return NULL;
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* After the idler has waited 1 ms, its CPU clock (the kernel's accounting behind RUSAGE_THREAD,
+ * read from outside through pthread_getcpuclockid) over window_ns of wall time, in percent. */
+static double idle_cpu(int64_t window_ns, double *whole_wait_pct)
+{
+    struct idler d = {.c = make(8, 0)};
+    pthread_t t;
+    clockid_t cid;
+    struct timespec a, b;
+    int e = pthread_create(&t, NULL, idler, &d);
+    if (e)
+        die("pthread_create", e);
+    while (!atomic_load(&d.waiting))
+        sleep_ns(100000);
+    sleep_ns(1000000);
+    if ((e = pthread_getcpuclockid(t, &cid)) != 0)
+        die("pthread_getcpuclockid", e);
+    int64_t t0 = chan_now();
+    clock_gettime(cid, &a);
+    sleep_ns(window_ns);
+    clock_gettime(cid, &b);
+    int64_t t1 = chan_now();
+    OK(chan_close(d.c));
+    pthread_join(t, NULL);
+    OK(chan_free(d.c));
+    int64_t used = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+    *whole_wait_pct = d.rusage_pct;
+    return 100.0 * (double)used / (double)(t1 - t0);
+}
+
+/* ---- Driver ----------------------------------------------------------------------------------- */
+
+typedef uint64_t (*shape_fn)(size_t cap, uint64_t n, int64_t *ns);
+
+static const struct shape {
+    const char *name;
+    size_t caps[4]; /* default capacities, terminated by SIZE_MAX */
+    shape_fn fn;    /* NULL: idle_cpu */
+} shapes[] = {
+    {"seq", {1, 1024, SIZE_MAX}, seq},
+    {"spsc", {0, 1, 1024, SIZE_MAX}, spsc},
+    {"mpsc", {0, 1, 1024, SIZE_MAX}, mpsc},
+    {"mpmc", {0, 1, 1024, SIZE_MAX}, mpmc},
+    {"select_rx", {0, 1, 1024, SIZE_MAX}, select_rx},
+    {"select_both", {0, 1, 1024, SIZE_MAX}, select_both},
+    {"pingpong", {0, SIZE_MAX}, pingpong},
+    {"pool", {0, SIZE_MAX}, pool},
+    {"size64", {1024, SIZE_MAX}, size64},
+    {"size1024", {1024, SIZE_MAX}, size1024},
+    {"idle_cpu", {0, SIZE_MAX}, NULL},
+};
+
+static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t budget_ms)
+{
+    if (!s->fn) {
+        int64_t window = (budget_ms > 20 ? budget_ms : 20) * 1000000LL;
+        for (int r = 1; r <= runs; r++) {
+            double whole, pct = idle_cpu(window, &whole);
+            printf("bench system=libchan shape=%s cap=%zu run=%d n=0 value=%.4f unit=%%cpu "
+                   "whole_wait_rusage_thread=%.4f\n",
+                   s->name, cap, r, pct, whole);
+            fflush(stdout);
+        }
+        return;
+    }
+    /* Warm up and calibrate: grow n until one run takes 20 ms or reaches N. */
+    uint64_t want = n < 1000 ? n : 1000, k;
+    int64_t el;
+    for (;;) {
+        k = s->fn(cap, want, &el); /* k: what moved (a shape rounds to its thread count) */
+        if (el >= 20000000 || want >= n)
+            break;
+        want = want * 4 < n ? want * 4 : n;
+    }
+    uint64_t target = n;
+    if (budget_ms > 0) {
+        double per_msg = (double)el / (double)k;
+        double allowed = (double)budget_ms * 1e6 / per_msg;
+        if (allowed < (double)target)
+            target = (uint64_t)allowed;
+        if (target < 1000 && n >= 1000)
+            target = 1000;
+    }
+    for (int r = 1; r <= runs; r++) {
+        uint64_t moved = s->fn(cap, target, &el);
+        printf("bench system=libchan shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/msg\n",
+               s->name, cap, r, (unsigned long long)moved, (double)el / (double)moved);
+        fflush(stdout);
+    }
+}
+
+/* Peak RSS of this process image: VmHWM. (getrusage's ru_maxrss also counts the memory of the
+ * process that forked us before it called execve: Linux carries the maximum across exec, so a
+ * driver written in Python would be in every figure. It is printed beside, for reference.) */
+static long vm_hwm_kib(void)
+{
+    char line[256];
+    long kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static unsigned long long num(const char *s, const char *what)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') {
+        fprintf(stderr, "bench: bad %s '%s'\n", what, s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    place_init();
+    if (argc == 2 && strcmp(argv[1], "place") == 0) {
+        char *tx = set_str(TX), *rx = set_str(RX);
+        printf("place=%s tx=%s rx=%s\n", place_name, tx, rx);
+        free(tx);
+        free(rx);
+        return 0;
+    }
+    if (argc != 6) {
+        fprintf(stderr, "usage: bench SHAPE|all CAP N RUNS BUDGET_MS   (or: bench place)\n"
+                        "       PLACE=none|spread|compact in the environment\n");
+        return 2;
+    }
+    const char *name = argv[1];
+    size_t cap = (size_t)num(argv[2], "CAP");
+    uint64_t n = num(argv[3], "N");
+    int runs = (int)num(argv[4], "RUNS");
+    int64_t budget = (int64_t)num(argv[5], "BUDGET_MS");
+    if (n < 1)
+        n = 1;
+    char *tx = set_str(TX), *rx = set_str(RX);
+    printf("info system=libchan version=%s hwloc=%s place=%s tx=%s rx=%s\n", chan_version(),
+           HWLOC_VERSION, place_name, tx, rx);
+    free(tx);
+    free(rx);
+    fflush(stdout);
+    bool found = false;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const struct shape *s = &shapes[i];
+        if (strcmp(name, "all") == 0) {
+            for (int j = 0; s->caps[j] != SIZE_MAX; j++)
+                run(s, s->caps[j], n, runs, budget);
+            found = true;
+        } else if (strcmp(name, s->name) == 0) {
+            run(s, cap, n, runs, budget);
+            found = true;
+        }
+    }
+    if (!found) {
+        fprintf(stderr, "bench: unknown shape '%s'\n", name);
+        return 2;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("rss system=libchan maxrss_kib=%ld rusage_maxrss_kib=%ld\n", vm_hwm_kib(), ru.ru_maxrss);
+    hwloc_topology_destroy(topo);
+    return 0;
+}

@@ -1,0 +1,50 @@
+# bench/bench.mk - the benchmark harness (included by the top Makefile). See BENCH.md.
+#
+#   make bench        install missing packages (deps.sh build bench), build libchan (plain) and
+#                     the harness, build the Go and crossbeam peers, run everything, print the
+#                     table; writes build/bench/results.csv, results.txt, table.md, chart.png
+#                     Variables: N= (messages per run, 1000000), PLACE=none|spread|compact,
+#                     RUNS= (5), BUDGET_MS= (time cap per run, 400; 0: always N),
+#                     SHAPES= and SYSTEMS= (filters, e.g. SHAPES="spsc pool" SYSTEMS=libchan)
+#   bench-smoke       part of `make test` in the plain mode: every shape once with a small N,
+#                     libchan only; fails only if the harness or libchan fails (never on timing)
+#
+# Only bench/ and build/ are touched: the peers build under build/bench (GOPATH, GOCACHE,
+# CARGO_TARGET_DIR), cargo offline from Debian's crate directory (bench/rust/.cargo/config.toml).
+
+BENCH_BIN       := build/plain/bench/bench
+BENCH_N         := $(or $(N),1000000)
+BENCH_PLACE     := $(or $(PLACE),none)
+BENCH_RUNS      := $(or $(RUNS),5)
+BENCH_BUDGET_MS := $(or $(BUDGET_MS),400)
+SMOKE_N         := 2000
+
+.PHONY: bench bench-deps bench-smoke
+
+bench-deps:
+	@sh scripts/deps.sh build bench
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory lib MODE=plain
+	@$(MAKE) --no-print-directory $(BENCH_BIN) MODE=plain
+	N=$(BENCH_N) PLACE=$(BENCH_PLACE) RUNS=$(BENCH_RUNS) BUDGET_MS=$(BENCH_BUDGET_MS) \
+	  SHAPES="$(SHAPES)" SYSTEMS="$(SYSTEMS)" python3 bench/run.py --libchan $(BENCH_BIN) --out build/bench
+
+# The harness links the plain static library (and hwloc, for placement).
+$(BENCH_BIN): bench/bench.c chan.h build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ bench/bench.c build/plain/libchan.a -lhwloc
+
+# Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap. The
+# harness checks every value's arrival (checksums) and exits non-zero on any error; `timeout`
+# turns a hang into a failure instead of a stuck `make test`. Timings are printed, never judged.
+bench-smoke: $(BENCH_BIN)
+	@echo "== [plain] bench smoke: $(BENCH_BIN) all shapes x capacities, libchan only, N=$(SMOKE_N), 1 run (timings not checked)"
+	@timeout 600 $(BENCH_BIN) all 0 $(SMOKE_N) 1 0 > build/plain/bench/smoke.out 2>&1; rc=$$?; \
+	  cat build/plain/bench/smoke.out; \
+	  if [ $$rc -ne 0 ]; then echo "bench smoke: FAILED (exit $$rc; 124 = hung for 600 s)"; exit 1; fi; \
+	  echo "bench smoke: $$(grep -c '^bench ' build/plain/bench/smoke.out) shape/capacity runs completed, every value checked"
+
+ifeq ($(MODE),plain)
+check-mode: bench-smoke
+endif

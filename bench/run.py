@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""libchan's benchmark driver: libchan, Go and crossbeam-channel on the same shapes, one table.
+
+    python3 bench/run.py [--libchan PATH] [--out DIR]     (make bench runs it; see BENCH.md)
+    python3 bench/run.py --update-md BENCH.md             put the last run's table into BENCH.md
+
+Environment: N (messages per run, default 1000000), PLACE (none|spread|compact), RUNS (>= 5 for
+the table; default 5), BUDGET_MS (per run, default 400; 0: always N), SHAPES and SYSTEMS (space-
+or comma-separated filters), CARGO, GO, TIMEOUT (seconds per process, default 600).
+
+It builds the peers itself (Go into DIR/bench-go, crossbeam with cargo into DIR/cargo-target):
+a peer that cannot be built or run shows n/a, and the harness goes on. Each system runs as one
+process per (shape, capacity), which warms up, calibrates and then times RUNS runs; that process
+reports its own peak RSS (getrusage). Output: the table on stdout, DIR/results.csv, DIR/table.md,
+DIR/results.txt (header, table and every raw line), DIR/chart.png (gnuplot).
+"""
+import argparse
+import datetime
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSTEMS = ["libchan", "go", "crossbeam"]
+TITLES = {"libchan": "libchan", "go": "Go", "crossbeam": "crossbeam"}
+
+# (shape, capacities): the order of the table. bench.c, bench/go and bench/rust know them all.
+SHAPES = [
+    ("seq", [1, 1024]),
+    ("spsc", [0, 1, 1024]),
+    ("mpsc", [0, 1, 1024]),
+    ("mpmc", [0, 1, 1024]),
+    ("select_rx", [0, 1, 1024]),
+    ("select_both", [0, 1, 1024]),
+    ("pingpong", [0]),
+    ("pool", [0]),
+    ("size64", [1024]),
+    ("size1024", [1024]),
+    ("idle_cpu", [0]),
+]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sh(cmd, **kw):
+    """Output of a command, or None when it cannot run or fails."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def words(v):
+    return [w for w in re.split(r"[,\s]+", v or "") if w]
+
+
+# ---- Building the peers ------------------------------------------------------------------------
+
+def build_go(out):
+    go = os.environ.get("GO") or shutil.which("go")
+    if not go:
+        return None, "go not found"
+    env = dict(os.environ, GOPATH=os.path.join(out, "gopath"), GOCACHE=os.path.join(out, "gocache"),
+               GOFLAGS="-mod=mod", GOPROXY="off", GO111MODULE="on", GOTOOLCHAIN="local",
+               GOTELEMETRY="off", CGO_ENABLED="0")
+    exe = os.path.join(out, "bench-go")
+    try:
+        r = subprocess.run([go, "build", "-o", exe, "."], cwd=os.path.join(ROOT, "bench", "go"),
+                           env=env, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, "go build: %s" % e
+    if r.returncode != 0:
+        return None, "go build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+    ver = sh([go, "version"], env=env) or "go ?"
+    return exe, ver
+
+
+def build_rust(out):
+    cargo = os.environ.get("CARGO") or ("/usr/bin/cargo" if os.path.exists("/usr/bin/cargo")
+                                        else shutil.which("cargo"))
+    if not cargo:
+        return None, "cargo not found"
+    target = os.path.join(out, "cargo-target")
+    env = dict(os.environ, CARGO_TARGET_DIR=target, CARGO_NET_OFFLINE="true")
+    try:
+        # `cargo build --release` is what `cargo run --release` does first; the driver then runs
+        # the binary itself so that cargo's own process is neither timed nor measured.
+        r = subprocess.run([cargo, "build", "--release", "--offline"],
+                           cwd=os.path.join(ROOT, "bench", "rust"), env=env,
+                           capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, "cargo build: %s" % e
+    if r.returncode != 0:
+        return None, "cargo build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+    exe = os.path.join(target, "release", "bench-crossbeam")
+    rustc = sh([cargo, "--version"]) or "cargo ?"
+    rustc_dir = os.path.dirname(cargo)
+    rv = sh([os.path.join(rustc_dir, "rustc"), "--version"]) or sh(["rustc", "--version"]) or "rustc ?"
+    cb = "?"
+    try:
+        lock = open(os.path.join(ROOT, "bench", "rust", "Cargo.lock")).read()
+        m = re.search(r'name = "crossbeam-channel"\nversion = "([^"]+)"', lock)
+        cb = m.group(1) if m else "?"
+    except OSError:
+        pass
+    return exe, "crossbeam-channel %s (%s, %s)" % (cb, rv, rustc)
+
+
+# ---- Placement: the CPU sets of senders and receivers, as bench.c computes them with hwloc ------
+
+def cpus_of(spec):
+    return sh(["hwloc-calc", "--po", "--intersect", "pu", spec])
+
+
+def placement(place):
+    if place == "none":
+        return None, None
+    ncores = sh(["hwloc-calc", "--number-of", "core", "machine:0"])
+    kind = "core"
+    if not ncores or int(ncores) == 0:
+        kind, ncores = "pu", sh(["hwloc-calc", "--number-of", "pu", "machine:0"])
+    n = int(ncores or 1)
+    if place == "compact" or n == 1:
+        s = cpus_of("%s:0" % kind)
+        return s, s
+    half = n // 2
+    return cpus_of("%s:0-%d" % (kind, half - 1)), cpus_of("%s:%d-%d" % (kind, half, n - 1))
+
+
+def cpu_list(s):
+    out = set()
+    for part in words(s):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+# ---- Running ---------------------------------------------------------------------------------------
+
+LINE = re.compile(r"^(bench|rss|info) (.*)$")
+
+
+def parse(text):
+    runs, rss, info = [], None, {}
+    for line in text.splitlines():
+        m = LINE.match(line.strip())
+        if not m:
+            continue
+        kv = dict(p.split("=", 1) for p in m.group(2).split() if "=" in p)
+        if m.group(1) == "bench":
+            runs.append((int(kv["n"]), float(kv["value"]), kv.get("unit", "ns/msg")))
+        elif m.group(1) == "rss":
+            rss = int(kv["maxrss_kib"])
+        else:
+            info.update(kv)
+    return runs, rss, info
+
+
+def run_one(system, exe, shape, cap, args, env, affinity, timeout, raw):
+    cmd = [exe, shape, str(cap)] + args
+    pre = (lambda: os.sched_setaffinity(0, affinity)) if affinity else None
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                           preexec_fn=pre)
+    except subprocess.TimeoutExpired as e:
+        raw.append("# %s %s cap=%d: timed out after %d s" % (system, shape, cap, timeout))
+        return None, "timed out after %d s" % timeout
+    except OSError as e:
+        return None, str(e)
+    raw.extend(r.stdout.splitlines())
+    if r.returncode != 0:
+        err = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+        raw.append("# %s %s cap=%d: exit %d: %s" % (system, shape, cap, r.returncode, err))
+        return None, "exit %d: %s" % (r.returncode, err)
+    return parse(r.stdout), None
+
+
+def fmt(v, unit):
+    if v is None:
+        return "n/a"
+    if unit == "%cpu":
+        return "%.3f%%" % v
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+
+def cell(stats, unit):
+    if not stats:
+        return "n/a"
+    return "%s [%s-%s]" % (fmt(stats["median"], unit), fmt(stats["min"], unit), fmt(stats["max"], unit))
+
+
+def ratio(a, b):
+    if not a or not b or not b["median"]:
+        return None
+    return a["median"] / b["median"]
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else "%.2f" % r
+
+
+def table_rows(rows):
+    head = ["shape", "cap", "libchan ns/msg", "Go ns/msg", "crossbeam ns/msg", "libchan/Go",
+            "libchan/crossbeam"]
+    body = []
+    for row in rows:
+        u = row["unit"]
+        body.append([row["shape"], str(row["cap"])] +
+                    [cell(row["stats"].get(s), u) for s in SYSTEMS] +
+                    [fmt_ratio(ratio(row["stats"].get("libchan"), row["stats"].get("go"))),
+                     fmt_ratio(ratio(row["stats"].get("libchan"), row["stats"].get("crossbeam")))])
+    return head, body
+
+
+def text_table(head, body):
+    w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r))
+    return "\n".join([line(head), "  ".join("-" * x for x in w)] + [line(r) for r in body])
+
+
+def md_table(head, body):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(out)
+
+
+def chart(rows, out, title):
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        return "gnuplot not found"
+    dat = os.path.join(out, "chart.dat")
+    with open(dat, "w") as f:
+        f.write("# label " + " ".join("%s %s_min %s_max" % (s, s, s) for s in SYSTEMS) + "\n")
+        for row in rows:
+            if row["unit"] != "ns/msg":
+                continue
+            vals = []
+            for s in SYSTEMS:
+                st = row["stats"].get(s)
+                vals += ["%.3f %.3f %.3f" % (st["median"], st["min"], st["max"]) if st else "NaN NaN NaN"]
+            f.write('"%s/%d" %s\n' % (row["shape"], row["cap"], " ".join(vals)))
+    png = os.path.join(out, "chart.png")
+    script = """
+set terminal pngcairo size 1400,650 font ",10"
+set output '%s'
+set title "%s" noenhanced
+set datafile missing "NaN"
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set ylabel "ns per message (median of runs; bars: min-max; log scale)"
+set xtics rotate by -40 noenhanced
+set key top left
+set grid ytics
+plot '%s' using 2:3:4:xtic(1) title 'libchan' lc rgb '#1f77b4', \\
+     '' using 5:6:7 title 'Go' lc rgb '#2ca02c', \\
+     '' using 8:9:10 title 'crossbeam-channel' lc rgb '#d62728'
+""" % (png, title.replace('"', "'"), dat)
+    sp = os.path.join(out, "chart.gp")
+    with open(sp, "w") as f:
+        f.write(script)
+    r = subprocess.run([gnuplot, sp], capture_output=True, text=True)
+    if r.returncode != 0 or not os.path.exists(png):
+        # pngcairo may be missing from a gnuplot build: the plain png terminal then
+        script2 = script.replace('set terminal pngcairo size 1400,650 font ",10"',
+                                 "set terminal png size 1400,650")
+        with open(sp, "w") as f:
+            f.write(script2)
+        r = subprocess.run([gnuplot, sp], capture_output=True, text=True)
+        if r.returncode != 0:
+            return "gnuplot failed: " + r.stderr.strip()[-200:]
+    return None
+
+
+def update_md(md_path, out):
+    table = open(os.path.join(out, "table.md")).read()
+    text = open(md_path).read()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin not in text or end not in text:
+        sys.exit("run.py: %s has no %s ... %s markers" % (md_path, begin, end))
+    a, b = text.index(begin) + len(begin), text.index(end)
+    open(md_path, "w").write(text[:a] + "\n" + table.rstrip() + "\n" + text[b:])
+    log("run.py: %s updated from %s" % (md_path, os.path.join(out, "table.md")))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--libchan", default=os.path.join(ROOT, "build", "bench", "bench"),
+                    help="the C harness (built by make bench)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--update-md", metavar="FILE", help="copy the last table into FILE and exit")
+    a = ap.parse_args()
+    out = os.path.abspath(a.out)
+    os.makedirs(out, exist_ok=True)
+    if a.update_md:
+        update_md(a.update_md, out)
+        return 0
+
+    n = int(os.environ.get("N") or 1000000)
+    place = os.environ.get("PLACE") or "none"
+    runs = int(os.environ.get("RUNS") or 5)
+    budget = int(os.environ.get("BUDGET_MS") or 400)
+    timeout = int(os.environ.get("TIMEOUT") or 600)
+    only_shapes = set(words(os.environ.get("SHAPES")))
+    only_systems = set(words(os.environ.get("SYSTEMS"))) or set(SYSTEMS)
+    if place not in ("none", "spread", "compact"):
+        sys.exit("run.py: PLACE must be none, spread or compact")
+    start = datetime.datetime.now()
+
+    # The three programs; a missing one is a column of n/a.
+    exes, versions, problems = {}, {}, []
+    if "libchan" in only_systems:
+        if os.access(a.libchan, os.X_OK):
+            exes["libchan"] = a.libchan
+        else:
+            problems.append("libchan: %s not built" % a.libchan)
+    for system, build in (("go", build_go), ("crossbeam", build_rust)):
+        if system in only_systems:
+            log("run.py: building the %s peer ..." % TITLES[system])
+            exe, v = build(out)
+            if exe:
+                exes[system], versions[system] = exe, v
+            else:
+                problems.append("%s: %s" % (TITLES[system], v))
+
+    tx, rx = placement(place)
+    env = dict(os.environ, PLACE=place)
+    env.pop("BENCH_CPUS_TX", None)
+    env.pop("BENCH_CPUS_RX", None)
+    go_affinity = None
+    if place != "none":
+        if tx and rx:
+            env.update(BENCH_CPUS_TX=tx, BENCH_CPUS_RX=rx)
+            go_affinity = cpu_list(tx) | cpu_list(rx)
+        else:
+            problems.append("placement: hwloc-calc gave no CPU sets; the peers are not placed")
+
+    machine = "%s, %s, %d CPUs, %s" % (
+        socket.gethostname(),
+        (re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()) or [None, "?"])[1],
+        os.cpu_count() or 0, "Linux " + os.uname().release)
+    topo = sh(["lstopo-no-graphics", "--no-io", "--of", "console"]) or "(lstopo-no-graphics not available)"
+    hwloc_v = sh(["hwloc-calc", "--version"]) or "hwloc ?"
+    cc_v = (sh([os.environ.get("CC") or "gcc", "--version"]) or "cc ?").splitlines()[0]
+
+    rows, raw, rss, libinfo = [], [], {s: 0 for s in SYSTEMS}, {}
+    args = [str(n), str(runs), str(budget)]
+    for shape, caps in SHAPES:
+        if only_shapes and shape not in only_shapes:
+            continue
+        for cap in caps:
+            row = {"shape": shape, "cap": cap, "unit": "%cpu" if shape == "idle_cpu" else "ns/msg",
+                   "stats": {}}
+            for system in SYSTEMS:
+                if system not in exes:
+                    continue
+                res, err = run_one(system, exes[system], shape, cap, args, env,
+                                   go_affinity if system == "go" else None, timeout, raw)
+                if err:
+                    problems.append("%s %s cap %d: %s" % (TITLES[system], shape, cap, err))
+                    log("run.py: %-9s %-11s cap %-4d FAILED: %s" % (system, shape, cap, err))
+                    continue
+                (vals, prss, info) = res
+                if system == "libchan":
+                    libinfo.update(info)
+                if not vals:
+                    problems.append("%s %s cap %d: no result line" % (TITLES[system], shape, cap))
+                    continue
+                xs = [v for _, v, _ in vals]
+                row["stats"][system] = {"median": statistics.median(xs), "min": min(xs),
+                                        "max": max(xs), "n": max(k for k, _, _ in vals),
+                                        "runs": len(xs), "rss": prss or 0}
+                rss[system] = max(rss[system], prss or 0)
+                log("run.py: %-9s %-11s cap %-4d %s (%d runs, n=%d)" % (
+                    system, shape, cap, cell(row["stats"][system], row["unit"]), len(xs),
+                    row["stats"][system]["n"]))
+            rows.append(row)
+    elapsed = (datetime.datetime.now() - start).total_seconds()
+
+    if "libchan" in exes:
+        versions["libchan"] = "libchan %s (%s, hwloc %s; threads tx=%s rx=%s)" % (
+            libinfo.get("version", "?"), cc_v, libinfo.get("hwloc", "?"), libinfo.get("tx", "?"),
+            libinfo.get("rx", "?"))
+    header = [
+        "libchan benchmark, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M %Z").strip(), elapsed),
+        "machine: " + machine,
+        "placement: PLACE=%s%s" % (place, "" if place == "none" else
+                                   " (senders on CPUs %s, receivers on %s; Go: whole process on %s)"
+                                   % (tx, rx, ",".join(map(str, sorted(go_affinity or []))))),
+        "N=%d messages of 8 bytes per run (at most: each run is capped at BUDGET_MS=%d ms at its "
+        "calibrated speed; n below is what ran), RUNS=%d, cells: median [min-max]; pingpong: ns per "
+        "round trip; idle_cpu: %% of a core" % (n, budget, runs),
+        "versions: " + "; ".join(versions.get(s, TITLES[s] + " n/a") for s in SYSTEMS) + "; " + hwloc_v,
+        "topology (hwloc):",
+    ] + ["  " + l for l in topo.splitlines()]
+    head, body = table_rows(rows)
+    table = text_table(head, body)
+    rss_line = "peak RSS (largest process of each system): " + ", ".join(
+        "%s %s" % (TITLES[s], "%.1f MiB" % (rss[s] / 1024) if rss[s] else "n/a") for s in SYSTEMS)
+    nline = "messages per run (n): " + "; ".join(
+        "%s/%d %s" % (r["shape"], r["cap"], "/".join(
+            str(r["stats"][s]["n"]) if s in r["stats"] else "-" for s in SYSTEMS))
+        for r in rows if r["unit"] == "ns/msg")
+
+    print("\n".join(header))
+    print()
+    print(table)
+    print()
+    print(rss_line)
+    print(nline + "  (libchan/Go/crossbeam)")
+    for p in problems:
+        print("n/a: " + p)
+
+    with open(os.path.join(out, "results.csv"), "w") as f:
+        cols = ["shape", "cap", "unit"]
+        for s in SYSTEMS:
+            cols += ["%s_%s" % (s, k) for k in ("median", "min", "max", "runs", "n", "maxrss_kib")]
+        cols += ["libchan_over_go", "libchan_over_crossbeam"]
+        f.write(",".join(cols) + "\n")
+        for r in rows:
+            vals = [r["shape"], str(r["cap"]), r["unit"]]
+            for s in SYSTEMS:
+                st = r["stats"].get(s)
+                vals += ["%.4f" % st["median"], "%.4f" % st["min"], "%.4f" % st["max"], str(st["runs"]),
+                         str(st["n"]), str(st["rss"])] if st else [""] * 6
+            for peer in ("go", "crossbeam"):
+                q = ratio(r["stats"].get("libchan"), r["stats"].get(peer))
+                vals.append("" if q is None else "%.4f" % q)
+            f.write(",".join(vals) + "\n")
+    md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), machine), "",
+          "```"] + header[2:] + ["```", "", md_table(head, body), "", rss_line + ".", "",
+                                 nline + " (libchan/Go/crossbeam)."]
+    md += [""] + ["n/a: " + p for p in problems]
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(os.path.join(out, "results.txt"), "w") as f:
+        f.write("\n".join(header + ["", table, "", rss_line, nline] + ["n/a: " + p for p in problems]
+                          + ["", "# raw lines"] + raw) + "\n")
+    err = chart(rows, out, "libchan vs Go vs crossbeam-channel, ns/msg (PLACE=%s, %s)"
+                % (place, start.strftime("%Y-%m-%d %H:%M")))
+    if err:
+        print("chart: " + err)
+    print("\nwrote %s/results.csv, results.txt, table.md%s" % (out, "" if err else ", chart.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
