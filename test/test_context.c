@@ -1,0 +1,513 @@
+/* test_context.c - the context tree (chan_time.h): cancel propagation, deadlines, values,
+ * without-cancel, freeing. ASan's leak checker watches the freeing; timing bounds are loose. */
+#include "testutil.h"
+
+#include <stdatomic.h>
+
+#include "chan_time.h"
+
+/* Check's fork-mode children leave by _exit, so LeakSanitizer's exit-time check never runs in
+ * them: under ASan, ask it explicitly at the end of each test (a no-op in other builds). */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+static void assert_no_leaks(void)
+{
+    if (__lsan_do_recoverable_leak_check)
+        ck_assert_msg(__lsan_do_recoverable_leak_check() == 0, "memory leaked (see above)");
+}
+
+/* Cancelled: the done channel is closed (a receive reports -EPIPE at once). */
+static int is_done(chan_ctx_t *ctx)
+{
+    chan_t *d = chan_ctx_done(ctx);
+    return d && chan_tryrecv(d, NULL) == -EPIPE;
+}
+
+static void assert_live(chan_ctx_t *ctx)
+{
+    ck_assert_ptr_nonnull(chan_ctx_done(ctx));
+    ck_assert_int_eq(chan_tryrecv(chan_ctx_done(ctx), NULL), -EAGAIN);
+    ck_assert_int_eq(chan_ctx_err(ctx), 0);
+}
+
+static void assert_cancelled(chan_ctx_t *ctx, int err)
+{
+    ck_assert(is_done(ctx));
+    ck_assert_int_eq(chan_ctx_err(ctx), err);
+}
+
+START_TEST(ctx_background)
+{
+    chan_ctx_t *bg = chan_ctx_background();
+    ck_assert_ptr_nonnull(bg);
+    ck_assert_ptr_eq(bg, chan_ctx_background());
+    ck_assert_ptr_null(chan_ctx_done(bg)); /* never ready */
+    ck_assert_int_eq(chan_ctx_err(bg), 0);
+    int64_t d = 0;
+    ck_assert_int_eq(chan_ctx_deadline(bg, &d), -ENOENT);
+    ck_assert_int_eq(d, CHAN_FOREVER);
+    void *v = &d;
+    static int key;
+    ck_assert_int_eq(chan_ctx_value(bg, &key, &v), -ENOENT);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(chan_ctx_cancel(bg), -EINVAL);
+    ck_assert_int_eq(chan_ctx_free(bg), 0);
+    ck_assert_int_eq(chan_ctx_err(bg), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_bad_arguments)
+{
+    static int key;
+    void *v;
+    int64_t d;
+    errno = 0;
+    ck_assert_ptr_null(chan_ctx_with_cancel(NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(chan_ctx_with_deadline(NULL, chan_now()));
+    ck_assert_ptr_null(chan_ctx_with_timeout(NULL, MS));
+    ck_assert_ptr_null(chan_ctx_without_cancel(NULL));
+    ck_assert_ptr_null(chan_ctx_with_value(NULL, &key, NULL));
+    ck_assert_ptr_null(chan_ctx_with_value(chan_ctx_background(), NULL, NULL));
+    ck_assert_int_eq(chan_ctx_cancel(NULL), -EINVAL);
+    ck_assert_ptr_null(chan_ctx_done(NULL));
+    ck_assert_int_eq(chan_ctx_err(NULL), -EINVAL);
+    ck_assert_int_eq(chan_ctx_deadline(NULL, &d), -EINVAL);
+    ck_assert_int_eq(chan_ctx_deadline(chan_ctx_background(), NULL), -EINVAL);
+    ck_assert_int_eq(chan_ctx_value(NULL, &key, &v), -EINVAL);
+    ck_assert_int_eq(chan_ctx_value(chan_ctx_background(), NULL, &v), -EINVAL);
+    ck_assert_int_eq(chan_ctx_value(chan_ctx_background(), &key, NULL), -EINVAL);
+    ck_assert_int_eq(chan_ctx_free(NULL), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_cancel_basic)
+{
+    chan_ctx_t *c = chan_ctx_with_cancel(chan_ctx_background());
+    ck_assert_ptr_nonnull(c);
+    assert_live(c);
+    ck_assert_int_eq(chan_ctx_deadline(c, &(int64_t){0}), -ENOENT);
+    ck_assert_int_eq(chan_ctx_cancel(c), 0);
+    assert_cancelled(c, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_cancel(c), 0); /* idempotent */
+    assert_cancelled(c, -ECANCELED);
+    /* A child of a cancelled context is born cancelled. */
+    chan_ctx_t *k = chan_ctx_with_cancel(c);
+    assert_cancelled(k, -ECANCELED);
+    chan_ctx_t *kd = chan_ctx_with_timeout(c, 3600 * 1000 * MS);
+    assert_cancelled(kd, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_free(kd), 0);
+    ck_assert_int_eq(chan_ctx_free(k), 0);
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Depth 3, width 100: root -> 100 children -> 100 grandchildren each. Cancelling one child
+ * cancels exactly its 100 grandchildren; cancelling the root cancels everything. */
+#define WIDTH 100
+
+START_TEST(ctx_cancel_propagation_tree)
+{
+    static chan_ctx_t *kids[WIDTH], *grand[WIDTH][WIDTH];
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    for (int i = 0; i < WIDTH; i++) {
+        kids[i] = chan_ctx_with_cancel(root);
+        ck_assert_ptr_nonnull(kids[i]);
+        for (int j = 0; j < WIDTH; j++) {
+            /* Mix the kinds: value nodes in between must pass cancellation through. */
+            chan_ctx_t *parent = kids[i];
+            if (j % 10 == 0)
+                grand[i][j] = chan_ctx_with_value(parent, &grand, (void *)(intptr_t)j);
+            else if (j % 10 == 1)
+                grand[i][j] = chan_ctx_with_timeout(parent, 3600 * 1000 * MS);
+            else
+                grand[i][j] = chan_ctx_with_cancel(parent);
+            ck_assert_ptr_nonnull(grand[i][j]);
+        }
+    }
+    /* Cancel child 42: its subtree only. */
+    ck_assert_int_eq(chan_ctx_cancel(kids[42]), 0);
+    for (int i = 0; i < WIDTH; i++) {
+        for (int j = 0; j < WIDTH; j++) {
+            if (i == 42)
+                assert_cancelled(grand[i][j], -ECANCELED);
+            else
+                assert_live(grand[i][j]);
+        }
+        if (i == 42)
+            assert_cancelled(kids[i], -ECANCELED);
+        else
+            assert_live(kids[i]);
+    }
+    assert_live(root);
+    /* Cancel a grandchild: not its parent, not its siblings. */
+    ck_assert_int_eq(chan_ctx_cancel(grand[7][5]), 0);
+    assert_cancelled(grand[7][5], -ECANCELED);
+    assert_live(grand[7][4]);
+    assert_live(grand[7][6]);
+    assert_live(kids[7]);
+    /* A value node has no cancel of its own. */
+    ck_assert_int_eq(chan_ctx_cancel(grand[3][0]), -EINVAL);
+    assert_live(grand[3][0]);
+    ck_assert_ptr_eq(chan_ctx_done(grand[3][0]), chan_ctx_done(kids[3]));
+
+    /* Cancel the root: everything. */
+    ck_assert_int_eq(chan_ctx_cancel(root), 0);
+    assert_cancelled(root, -ECANCELED);
+    for (int i = 0; i < WIDTH; i++) {
+        assert_cancelled(kids[i], -ECANCELED);
+        for (int j = 0; j < WIDTH; j++)
+            assert_cancelled(grand[i][j], -ECANCELED);
+    }
+    /* Free in an awkward order: root first, then children, grandchildren last. */
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    for (int i = 0; i < WIDTH; i++)
+        ck_assert_int_eq(chan_ctx_free(kids[i]), 0);
+    for (int i = 0; i < WIDTH; i++)
+        for (int j = 0; j < WIDTH; j++)
+            ck_assert_int_eq(chan_ctx_free(grand[i][j]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Threads blocked in select on done channels deep in the tree are all woken by one cancel at
+ * the root. */
+struct blocked {
+    chan_ctx_t *ctx;
+    chan_t *other;
+    int r;
+    bool ok;
+};
+
+static void *wait_done(void *p)
+{
+    struct blocked *b = p;
+    struct chan_case cs[2] = {{.chan = b->other, .dir = CHAN_RECV},
+                              {.chan = chan_ctx_done(b->ctx), .dir = CHAN_RECV}};
+    b->r = chan_select(cs, 2);
+    b->ok = cs[b->r].ok;
+    return NULL;
+}
+
+START_TEST(ctx_cancel_wakes_blocked_selects)
+{
+    enum { N = 8 };
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    chan_ctx_t *mid = chan_ctx_with_value(root, &root, NULL);
+    chan_ctx_t *leaves[N];
+    struct blocked b[N];
+    pthread_t th[N];
+    chan_t *other = chan_make(0, 0);
+    for (int i = 0; i < N; i++) {
+        leaves[i] = i % 2 ? chan_ctx_with_cancel(mid) : chan_ctx_with_timeout(mid, 3600000 * MS);
+        b[i] = (struct blocked){.ctx = leaves[i], .other = other, .r = -1};
+        th[i] = spawn(wait_done, &b[i]);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert(blocked_receivers_at_least(chan_ctx_done(leaves[i]), 1));
+    ck_assert_int_eq(chan_ctx_cancel(root), 0);
+    for (int i = 0; i < N; i++) {
+        join(th[i]);
+        ck_assert_int_eq(b[i].r, 1);
+        ck_assert(!b[i].ok); /* closed */
+        ck_assert_int_eq(chan_ctx_err(leaves[i]), -ECANCELED);
+        ck_assert_int_eq(chan_ctx_free(leaves[i]), 0);
+    }
+    ck_assert_int_eq(chan_ctx_free(mid), 0);
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    ck_assert_int_eq(chan_free(other), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_without_cancel_survives)
+{
+    static int key;
+    int value = 7;
+    chan_ctx_t *parent = chan_ctx_with_cancel(chan_ctx_background());
+    chan_ctx_t *withval = chan_ctx_with_value(parent, &key, &value);
+    chan_ctx_t *wc = chan_ctx_without_cancel(withval);
+    chan_ctx_t *below = chan_ctx_with_cancel(wc);
+    chan_ctx_t *dl = chan_ctx_with_timeout(parent, 3600 * 1000 * MS);
+    chan_ctx_t *wcdl = chan_ctx_without_cancel(dl);
+    ck_assert_ptr_null(chan_ctx_done(wc));
+    ck_assert_int_eq(chan_ctx_cancel(wc), -EINVAL);
+    int64_t d;
+    ck_assert_int_eq(chan_ctx_deadline(dl, &d), 0);
+    ck_assert_int_eq(chan_ctx_deadline(wcdl, &d), -ENOENT); /* no deadline either */
+
+    ck_assert_int_eq(chan_ctx_cancel(parent), 0);
+    assert_cancelled(parent, -ECANCELED);
+    assert_cancelled(withval, -ECANCELED);
+    assert_cancelled(dl, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_err(wc), 0);
+    ck_assert_int_eq(chan_ctx_err(wcdl), 0);
+    assert_live(below);
+    void *v = NULL;
+    ck_assert_int_eq(chan_ctx_value(below, &key, &v), 0); /* values still flow through */
+    ck_assert_ptr_eq(v, &value);
+    /* below is cancelled by itself only. */
+    ck_assert_int_eq(chan_ctx_cancel(below), 0);
+    assert_cancelled(below, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_err(wc), 0);
+
+    /* Free the parents first: the children keep them (and their values) alive. */
+    ck_assert_int_eq(chan_ctx_free(parent), 0);
+    ck_assert_int_eq(chan_ctx_free(withval), 0);
+    ck_assert_int_eq(chan_ctx_free(dl), 0);
+    ck_assert_int_eq(chan_ctx_value(below, &key, &v), 0);
+    ck_assert_ptr_eq(v, &value);
+    ck_assert_int_eq(chan_ctx_free(wcdl), 0);
+    ck_assert_int_eq(chan_ctx_free(wc), 0);
+    ck_assert_int_eq(chan_ctx_free(below), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_deadline_on_time)
+{
+    static const int64_t ds[] = {1 * MS, 20 * MS, 60 * MS};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        int64_t deadline = chan_now() + ds[i];
+        chan_ctx_t *c = chan_ctx_with_deadline(chan_ctx_background(), deadline);
+        ck_assert_ptr_nonnull(c);
+        int64_t got;
+        ck_assert_int_eq(chan_ctx_deadline(c, &got), 0);
+        ck_assert_int_eq(got, deadline);
+        ck_assert_int_eq(chan_recv(chan_ctx_done(c), NULL), -EPIPE);
+        int64_t now = chan_now();
+        ck_assert_int_ge(now, deadline); /* never early */
+        ck_assert_int_le(now - deadline, late_bound());
+        ck_assert_int_eq(chan_ctx_err(c), -ETIMEDOUT);
+        ck_assert_int_eq(chan_ctx_cancel(c), 0); /* changes nothing */
+        ck_assert_int_eq(chan_ctx_err(c), -ETIMEDOUT);
+        ck_assert_int_eq(chan_ctx_free(c), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_timeout_tree)
+{
+    /* A parent's earlier deadline wins; its time-out reaches every descendant as -ETIMEDOUT. */
+    int64_t start = chan_now();
+    chan_ctx_t *p = chan_ctx_with_timeout(chan_ctx_background(), 40 * MS);
+    chan_ctx_t *later = chan_ctx_with_timeout(p, 3600 * 1000 * MS);
+    chan_ctx_t *c = chan_ctx_with_cancel(p);
+    chan_ctx_t *v = chan_ctx_with_value(c, &p, NULL);
+    chan_ctx_t *earlier = chan_ctx_with_timeout(v, 10 * MS);
+    int64_t dp, dl, dc, dv, de;
+    ck_assert_int_eq(chan_ctx_deadline(p, &dp), 0);
+    ck_assert_int_eq(chan_ctx_deadline(later, &dl), 0);
+    ck_assert_int_eq(chan_ctx_deadline(c, &dc), 0);
+    ck_assert_int_eq(chan_ctx_deadline(v, &dv), 0);
+    ck_assert_int_eq(chan_ctx_deadline(earlier, &de), 0);
+    ck_assert_int_eq(dl, dp);
+    ck_assert_int_eq(dc, dp);
+    ck_assert_int_eq(dv, dp);
+    ck_assert_int_lt(de, dp);
+
+    ck_assert_int_eq(chan_recv(chan_ctx_done(earlier), NULL), -EPIPE);
+    ck_assert_int_ge(chan_now(), de);
+    ck_assert_int_eq(chan_ctx_err(earlier), -ETIMEDOUT);
+    /* A child's time-out is not the parent's (c follows p's deadline, and may reach it on a
+     * slow machine). */
+    int ec = chan_ctx_err(c);
+    ck_assert(ec == 0 || (ec == -ETIMEDOUT && chan_now() >= dp));
+    ck_assert_int_eq(chan_recv(chan_ctx_done(v), NULL), -EPIPE);
+    int64_t now = chan_now();
+    ck_assert_int_ge(now, start + 40 * MS);
+    ck_assert_int_le(now - dp, late_bound());
+    assert_cancelled(p, -ETIMEDOUT);
+    assert_cancelled(later, -ETIMEDOUT);
+    assert_cancelled(c, -ETIMEDOUT);
+    assert_cancelled(v, -ETIMEDOUT);
+    chan_ctx_t *ctxs[] = {later, earlier, p, v, c};
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(chan_ctx_free(ctxs[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_deadline_passed_or_cancelled_first)
+{
+    chan_ctx_t *c = chan_ctx_with_deadline(chan_ctx_background(), chan_now() - 1);
+    assert_cancelled(c, -ETIMEDOUT); /* born timed out */
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+    c = chan_ctx_with_timeout(chan_ctx_background(), 0);
+    assert_cancelled(c, -ETIMEDOUT);
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+    /* A huge time-out saturates: no deadline. */
+    c = chan_ctx_with_timeout(chan_ctx_background(), INT64_MAX);
+    ck_assert_int_eq(chan_ctx_deadline(c, &(int64_t){0}), -ENOENT);
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+
+    /* Cancelled before the deadline: -ECANCELED, and the deadline changes nothing later. */
+    c = chan_ctx_with_timeout(chan_ctx_background(), 20 * MS);
+    ck_assert_int_eq(chan_ctx_cancel(c), 0);
+    assert_cancelled(c, -ECANCELED);
+    sleep_ms(60);
+    assert_cancelled(c, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+
+    /* Freed before the deadline, with a child that outlives it: nothing fires into freed
+     * memory (ASan), the child is cancelled. */
+    c = chan_ctx_with_timeout(chan_ctx_background(), 20 * MS);
+    chan_ctx_t *k = chan_ctx_with_timeout(c, 30 * MS);
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+    assert_cancelled(k, -ECANCELED);
+    sleep_ms(60);
+    assert_cancelled(k, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_free(k), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_values)
+{
+    static int k1, k2, k3;
+    int a = 1, b = 2, c = 3;
+    chan_ctx_t *v1 = chan_ctx_with_value(chan_ctx_background(), &k1, &a);
+    chan_ctx_t *cc = chan_ctx_with_cancel(v1);
+    chan_ctx_t *v2 = chan_ctx_with_value(cc, &k2, &b);
+    chan_ctx_t *dl = chan_ctx_with_timeout(v2, 3600 * 1000 * MS);
+    chan_ctx_t *v3 = chan_ctx_with_value(dl, &k1, &c); /* shadows k1 */
+    void *v;
+    ck_assert_int_eq(chan_ctx_value(v3, &k1, &v), 0);
+    ck_assert_ptr_eq(v, &c);
+    ck_assert_int_eq(chan_ctx_value(dl, &k1, &v), 0);
+    ck_assert_ptr_eq(v, &a);
+    ck_assert_int_eq(chan_ctx_value(v3, &k2, &v), 0);
+    ck_assert_ptr_eq(v, &b);
+    ck_assert_int_eq(chan_ctx_value(cc, &k2, &v), -ENOENT); /* below, not above */
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(chan_ctx_value(v3, &k3, &v), -ENOENT);
+    ck_assert_ptr_eq(chan_ctx_done(v3), chan_ctx_done(dl));
+    ck_assert_ptr_eq(chan_ctx_done(v2), chan_ctx_done(cc));
+    ck_assert_ptr_null(chan_ctx_done(v1));
+    /* A value node's error follows its canceller. */
+    ck_assert_int_eq(chan_ctx_cancel(cc), 0);
+    ck_assert_int_eq(chan_ctx_err(v2), -ECANCELED);
+    ck_assert_int_eq(chan_ctx_err(v3), -ECANCELED);
+    ck_assert_int_eq(chan_ctx_err(v1), 0);
+    chan_ctx_t *all[] = {cc, v1, v3, v2, dl};
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(chan_ctx_free(all[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Concurrent cancels, frees and new children on one tree, with threads blocked on done
+ * channels; run under TSan for races and ASan for use after free. */
+struct churn_arg {
+    chan_ctx_t *root;
+    int id;
+};
+
+static void *churn(void *p)
+{
+    struct churn_arg *a = p;
+    for (int i = 0; i < 300; i++) {
+        chan_ctx_t *c = (i + a->id) % 3 ? chan_ctx_with_cancel(a->root)
+                                         : chan_ctx_with_timeout(a->root, (i % 5) * 100000);
+        ck_assert_ptr_nonnull(c);
+        chan_ctx_t *g = chan_ctx_with_cancel(c);
+        chan_ctx_t *h = chan_ctx_with_timeout(g, (i % 4) * 50000);
+        if (i % 2)
+            chan_ctx_cancel(c);
+        if (i % 3 == 0)
+            chan_ctx_cancel(h);
+        /* Free in varying orders: parents before children, or after. */
+        if (i % 2) {
+            chan_ctx_free(c);
+            chan_ctx_free(h);
+            chan_ctx_free(g);
+        } else {
+            chan_ctx_free(h);
+            chan_ctx_free(g);
+            chan_ctx_free(c);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(ctx_concurrent_churn)
+{
+    enum { T = 4 };
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    struct churn_arg a[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (struct churn_arg){root, i};
+        th[i] = spawn(churn, &a[i]);
+    }
+    for (int i = 0; i < T; i++)
+        join(th[i]);
+    /* And a root cancel racing children being made and freed. */
+    for (int i = 0; i < T; i++)
+        th[i] = spawn(churn, &a[i]);
+    sleep_ms(5);
+    ck_assert_int_eq(chan_ctx_cancel(root), 0);
+    for (int i = 0; i < T; i++)
+        join(th[i]);
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+extern void *(*chan_malloc_hook)(size_t size);
+static _Atomic int allocs_left;
+static void *fail_after(size_t size)
+{
+    if (atomic_fetch_sub(&allocs_left, 1) <= 0)
+        return NULL;
+    return malloc(size);
+}
+
+/* Every allocation failure is reported as ENOMEM and leaks nothing. */
+START_TEST(ctx_enomem)
+{
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    for (int n = 0; n < 4; n++) {
+        atomic_store(&allocs_left, n);
+        chan_malloc_hook = fail_after;
+        chan_ctx_t *c = chan_ctx_with_timeout(root, 3600 * 1000 * MS);
+        chan_ctx_t *w = chan_ctx_with_cancel(root);
+        chan_malloc_hook = NULL;
+        if (!c)
+            ck_assert_int_eq(errno, ENOMEM);
+        chan_ctx_free(c);
+        chan_ctx_free(w);
+    }
+    chan_malloc_hook = fail_after;
+    atomic_store(&allocs_left, 0);
+    errno = 0;
+    ck_assert_ptr_null(chan_ctx_with_value(root, &root, NULL));
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_ptr_null(chan_ctx_without_cancel(root));
+    chan_malloc_hook = NULL;
+    assert_live(root);
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("context");
+    ADD_TEST(s, ctx_background, 30);
+    ADD_TEST(s, ctx_bad_arguments, 30);
+    ADD_TEST(s, ctx_cancel_basic, 30);
+    ADD_TEST(s, ctx_cancel_propagation_tree, 120);
+    ADD_TEST(s, ctx_cancel_wakes_blocked_selects, 60);
+    ADD_TEST(s, ctx_without_cancel_survives, 30);
+    ADD_TEST(s, ctx_deadline_on_time, 30);
+    ADD_TEST(s, ctx_timeout_tree, 30);
+    ADD_TEST(s, ctx_deadline_passed_or_cancelled_first, 30);
+    ADD_TEST(s, ctx_values, 30);
+    ADD_TEST(s, ctx_concurrent_churn, 120);
+    ADD_TEST(s, ctx_enomem, 30);
+    return run_suite(s);
+}
