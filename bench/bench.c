@@ -17,7 +17,9 @@
  *
  *   bench system=libchan shape=S cap=C run=R n=MSGS value=NS unit=ns/msg
  *
- * (pingpong: ns per round trip; idle_cpu: unit=%cpu). The process ends with
+ * followed by cpu= (CPU time of the whole process per message, ns: spinning shows here) and
+ * vcsw= (voluntary context switches per message: each is a thread that blocked in the kernel,
+ * as in a futex wait; sched_yield is not counted). pingpong: per round trip; idle_cpu: unit=%cpu. The process ends with
  * "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM; see vm_hwm_kib). Exit 1 on any error.
  */
 #define _GNU_SOURCE
@@ -618,9 +620,17 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
             target = 1000;
     }
     for (int r = 1; r <= runs; r++) {
+        struct rusage a, b;
+        getrusage(RUSAGE_SELF, &a);
         uint64_t moved = s->fn(cap, target, &el);
-        printf("bench system=libchan shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/msg\n",
-               s->name, cap, r, (unsigned long long)moved, (double)el / (double)moved);
+        getrusage(RUSAGE_SELF, &b);
+        double m = (double)moved;
+        printf("bench system=libchan shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/msg "
+               "cpu=%.1f vcsw=%.3f\n",
+               s->name, cap, r, (unsigned long long)moved, (double)el / m,
+               (double)(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) -
+                        tv_ns(a.ru_stime)) / m,
+               (double)(b.ru_nvcsw - a.ru_nvcsw) / m);
         fflush(stdout);
     }
 }

@@ -155,7 +155,8 @@ def parse(text):
             continue
         kv = dict(p.split("=", 1) for p in m.group(2).split() if "=" in p)
         if m.group(1) == "bench":
-            runs.append((int(kv["n"]), float(kv["value"]), kv.get("unit", "ns/msg")))
+            runs.append((int(kv["n"]), float(kv["value"]), kv.get("unit", "ns/msg"),
+                         float(kv.get("cpu", "nan")), float(kv.get("vcsw", "nan"))))
         elif m.group(1) == "rss":
             rss = int(kv["maxrss_kib"])
         else:
@@ -219,6 +220,25 @@ def table_rows(rows):
     return head, body
 
 
+def cost_rows(rows):
+    """Where the time goes: the process's CPU time and voluntary context switches per message
+    (medians over the runs). CPU well above the wall time means spinning on both CPUs; a context
+    switch per message means a thread went to sleep (futex or sched_yield) for every hand-off."""
+    head = ["shape", "cap"] + ["%s CPU ns/msg" % TITLES[s] for s in SYSTEMS] + \
+        ["%s sleeps/msg" % TITLES[s] for s in SYSTEMS]
+    body = []
+    for row in rows:
+        if row["unit"] != "ns/msg":
+            continue
+        st = row["stats"]
+        body.append([row["shape"], str(row["cap"])] +
+                    [fmt(st[s]["cpu"], "") if s in st and st[s]["cpu"] == st[s]["cpu"] else "n/a"
+                     for s in SYSTEMS] +
+                    ["%.3f" % st[s]["vcsw"] if s in st and st[s]["vcsw"] == st[s]["vcsw"] else "n/a"
+                     for s in SYSTEMS])
+    return head, body
+
+
 def text_table(head, body):
     w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     line = lambda r: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r))
@@ -226,7 +246,7 @@ def text_table(head, body):
 
 
 def md_table(head, body):
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(out)
 
@@ -294,7 +314,7 @@ def update_md(md_path, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--libchan", default=os.path.join(ROOT, "build", "bench", "bench"),
+    ap.add_argument("--libchan", default=os.path.join(ROOT, "build", "plain", "bench", "bench"),
                     help="the C harness (built by make bench)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--update-md", metavar="FILE", help="copy the last table into FILE and exit")
@@ -315,6 +335,7 @@ def main():
     if place not in ("none", "spread", "compact"):
         sys.exit("run.py: PLACE must be none, spread or compact")
     start = datetime.datetime.now()
+    load0 = open("/proc/loadavg").read().split()[:3]
 
     # The three programs; a missing one is a column of n/a.
     exes, versions, problems = {}, {}, []
@@ -375,16 +396,19 @@ def main():
                 if not vals:
                     problems.append("%s %s cap %d: no result line" % (TITLES[system], shape, cap))
                     continue
-                xs = [v for _, v, _ in vals]
+                xs = [v[1] for v in vals]
                 row["stats"][system] = {"median": statistics.median(xs), "min": min(xs),
-                                        "max": max(xs), "n": max(k for k, _, _ in vals),
-                                        "runs": len(xs), "rss": prss or 0}
+                                        "max": max(xs), "n": max(v[0] for v in vals),
+                                        "runs": len(xs), "rss": prss or 0,
+                                        "cpu": statistics.median(v[3] for v in vals),
+                                        "vcsw": statistics.median(v[4] for v in vals)}
                 rss[system] = max(rss[system], prss or 0)
                 log("run.py: %-9s %-11s cap %-4d %s (%d runs, n=%d)" % (
                     system, shape, cap, cell(row["stats"][system], row["unit"]), len(xs),
                     row["stats"][system]["n"]))
             rows.append(row)
     elapsed = (datetime.datetime.now() - start).total_seconds()
+    load1 = open("/proc/loadavg").read().split()[:3]
 
     if "libchan" in exes:
         versions["libchan"] = "libchan %s (%s, hwloc %s; threads tx=%s rx=%s)" % (
@@ -393,6 +417,8 @@ def main():
     header = [
         "libchan benchmark, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M %Z").strip(), elapsed),
         "machine: " + machine,
+        "load average (1/5/15 min) at start %s, at end %s (other work on the machine disturbs "
+        "every figure)" % ("/".join(load0), "/".join(load1)),
         "placement: PLACE=%s%s" % (place, "" if place == "none" else
                                    " (senders on CPUs %s, receivers on %s; Go: whole process on %s)"
                                    % (tx, rx, ",".join(map(str, sorted(go_affinity or []))))),
@@ -404,6 +430,8 @@ def main():
     ] + ["  " + l for l in topo.splitlines()]
     head, body = table_rows(rows)
     table = text_table(head, body)
+    chead, cbody = cost_rows(rows)
+    ctable = text_table(chead, cbody)
     rss_line = "peak RSS (largest process of each system): " + ", ".join(
         "%s %s" % (TITLES[s], "%.1f MiB" % (rss[s] / 1024) if rss[s] else "n/a") for s in SYSTEMS)
     nline = "messages per run (n): " + "; ".join(
@@ -417,13 +445,19 @@ def main():
     print()
     print(rss_line)
     print(nline + "  (libchan/Go/crossbeam)")
+    print()
+    print("where the time goes (medians; CPU: the whole process's user+system time per message; "
+          "sleeps: voluntary context switches per message, i.e. blocking in the kernel such as a futex wait; "
+          "sched_yield does not count):")
+    print(ctable)
     for p in problems:
         print("n/a: " + p)
 
     with open(os.path.join(out, "results.csv"), "w") as f:
         cols = ["shape", "cap", "unit"]
         for s in SYSTEMS:
-            cols += ["%s_%s" % (s, k) for k in ("median", "min", "max", "runs", "n", "maxrss_kib")]
+            cols += ["%s_%s" % (s, k) for k in ("median", "min", "max", "runs", "n", "maxrss_kib",
+                                                "cpu_ns_per_msg", "vcsw_per_msg")]
         cols += ["libchan_over_go", "libchan_over_crossbeam"]
         f.write(",".join(cols) + "\n")
         for r in rows:
@@ -431,19 +465,25 @@ def main():
             for s in SYSTEMS:
                 st = r["stats"].get(s)
                 vals += ["%.4f" % st["median"], "%.4f" % st["min"], "%.4f" % st["max"], str(st["runs"]),
-                         str(st["n"]), str(st["rss"])] if st else [""] * 6
+                         str(st["n"]), str(st["rss"]), "%.2f" % st["cpu"], "%.4f" % st["vcsw"]] \
+                    if st else [""] * 8
             for peer in ("go", "crossbeam"):
                 q = ratio(r["stats"].get("libchan"), r["stats"].get(peer))
                 vals.append("" if q is None else "%.4f" % q)
             f.write(",".join(vals) + "\n")
     md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), machine), "",
           "```"] + header[2:] + ["```", "", md_table(head, body), "", rss_line + ".", "",
-                                 nline + " (libchan/Go/crossbeam)."]
+                                 nline + " (libchan/Go/crossbeam).", "",
+                                 "Where the time goes (medians; CPU: the whole process's user+system "
+                                 "time per message, spinning included; sleeps: voluntary context "
+                                 "switches per message, i.e. blocking in the kernel such as a futex "
+                                 "wait; sched_yield does not count):", "", md_table(chead, cbody)]
     md += [""] + ["n/a: " + p for p in problems]
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(out, "results.txt"), "w") as f:
         f.write("\n".join(header + ["", table, "", rss_line, nline] + ["n/a: " + p for p in problems]
+                          + ["", "where the time goes:", ctable]
                           + ["", "# raw lines"] + raw) + "\n")
     err = chart(rows, out, "libchan vs Go vs crossbeam-channel, ns/msg (PLACE=%s, %s)"
                 % (place, start.strftime("%Y-%m-%d %H:%M")))

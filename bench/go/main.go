@@ -5,8 +5,9 @@
 //
 // Each timed run prints
 //
-//	bench system=go shape=S cap=C run=R n=MSGS value=NS unit=ns/msg
+//	bench system=go shape=S cap=C run=R n=MSGS value=NS unit=ns/msg cpu=NS vcsw=X
 //
+// (cpu: CPU time of the process per message; vcsw: voluntary context switches per message)
 // and the process ends with "rss system=go maxrss_kib=K" (peak RSS: VmHWM, see vmHWM).
 package main
 
@@ -378,9 +379,14 @@ func run(s shape, cp, n, runs int, budgetMs int64) {
 		}
 	}
 	for r := 1; r <= runs; r++ {
+		var a, b syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &a)
 		el, moved := measure(s.fn, cp, target)
-		fmt.Printf("bench system=go shape=%s cap=%d run=%d n=%d value=%.2f unit=ns/msg\n",
-			s.name, cp, r, moved, float64(el)/float64(moved))
+		syscall.Getrusage(syscall.RUSAGE_SELF, &b)
+		m := float64(moved)
+		cpu := b.Utime.Nano() + b.Stime.Nano() - a.Utime.Nano() - a.Stime.Nano()
+		fmt.Printf("bench system=go shape=%s cap=%d run=%d n=%d value=%.2f unit=ns/msg cpu=%.1f vcsw=%.3f\n",
+			s.name, cp, r, moved, float64(el)/m, float64(cpu)/m, float64(b.Nvcsw-a.Nvcsw)/m)
 	}
 }
 

@@ -3,7 +3,8 @@
 //!
 //!     bench-crossbeam SHAPE|all CAP N RUNS BUDGET_MS
 //!
-//! Each timed run prints `bench system=crossbeam shape=S cap=C run=R n=MSGS value=NS unit=ns/msg`
+//! Each timed run prints `bench system=crossbeam shape=S cap=C run=R n=MSGS value=NS unit=ns/msg
+//! cpu=NS vcsw=X` (CPU time of the process and voluntary context switches, per message)
 //! and the process ends with `rss system=crossbeam maxrss_kib=K` (peak RSS: VmHWM).
 //! Placement: the driver passes the CPU sets that hwloc chose for libchan's threads in
 //! BENCH_CPUS_TX (senders) and BENCH_CPUS_RX (receivers), comma-separated OS CPU numbers; each
@@ -21,7 +22,8 @@ const POOL_RESULTS_CAP: usize = 1024;
 
 #[repr(C)]
 struct Rusage {
-    // struct rusage on 64-bit Linux: two struct timeval, then 14 longs (ru_maxrss first).
+    // struct rusage on 64-bit Linux: two struct timeval, then 14 longs (ru_maxrss first,
+    // ru_nvcsw the second last).
     f: [i64; 18],
 }
 
@@ -511,14 +513,19 @@ fn run(pl: &Place, e: &Entry, cap: usize, n: usize, runs: usize, budget_ms: u64)
         }
     }
     for r in 1..=runs {
+        let (c0, v0) = (cpu_ns(), rusage().f[16]);
         let (d, moved) = f(pl, cap, target);
+        let (c1, v1) = (cpu_ns(), rusage().f[16]);
+        let m = moved as f64;
         println!(
-            "bench system=crossbeam shape={} cap={} run={} n={} value={:.2} unit=ns/msg",
+            "bench system=crossbeam shape={} cap={} run={} n={} value={:.2} unit=ns/msg cpu={:.1} vcsw={:.3}",
             e.name,
             cap,
             r,
             moved,
-            d.as_nanos() as f64 / moved as f64
+            d.as_nanos() as f64 / m,
+            (c1 - c0) as f64 / m,
+            (v1 - v0) as f64 / m
         );
     }
 }
