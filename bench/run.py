@@ -213,10 +213,12 @@ def table_rows(rows):
     body = []
     for row in rows:
         u = row["unit"]
+        # idle_cpu: libchan's figure is one thread's, the peers' their whole process's: no ratio
+        ratios = ["-", "-"] if u == "%cpu" else [
+            fmt_ratio(ratio(row["stats"].get("libchan"), row["stats"].get(peer)))
+            for peer in ("go", "crossbeam")]
         body.append([row["shape"], str(row["cap"])] +
-                    [cell(row["stats"].get(s), u) for s in SYSTEMS] +
-                    [fmt_ratio(ratio(row["stats"].get("libchan"), row["stats"].get("go"))),
-                     fmt_ratio(ratio(row["stats"].get("libchan"), row["stats"].get("crossbeam")))])
+                    [cell(row["stats"].get(s), u) for s in SYSTEMS] + ratios)
     return head, body
 
 
