@@ -1,8 +1,8 @@
 /*
  * test_select.c - Check suite for chan_select, chan_tryselect and chan_select_until.
  *
- * Each test names the Go test it follows (runtime/chan_test.go, the programs of test/chan); the code is
- * our own, written against API.md. Conventions used throughout:
+ * Each test names the Go test it follows (runtime/chan_test.go, the programs of Go's test/chan);
+ * the code is our own, written against API.md. Conventions used throughout:
  *   - Every case's `ok` is prefilled with a sentinel byte (OK_UNSET) and read back bytewise, so
  *     "no ok written" (-EAGAIN, -ETIMEDOUT, -EINVAL, the cases not chosen) is checked exactly
  *     without ever loading an invalid bool.
@@ -97,7 +97,7 @@ static void yield_some(unsigned *spins)
         sched_yield();
 }
 
-/* ---- Threads used by several tests ---------------------------------------------------------- */
+/* ---- Threads used by several tests ----------------------------------------------------------- */
 
 /* Runs one select: chan_select (until == 0) or chan_select_until(deadline). */
 struct selthr {
@@ -157,7 +157,7 @@ static void *close_thread(void *p)
     return NULL;
 }
 
-/* ---- Fairness --------------------------------------------------------------------------------- */
+/* ---- Fairness -------------------------------------------------------------------------------- */
 
 /*
  * Go: TestSelectFairness. Four always-ready cases (two receives from buffers kept full, two sends
@@ -279,7 +279,7 @@ START_TEST(test_select_fairness_recv_not_starved)
 }
 END_TEST
 
-/* ---- NULL cases and empty selects ------------------------------------------------------------- */
+/* ---- NULL cases and empty selects ------------------------------------------------------------ */
 
 /* Go: a nil channel's case in a select is never ready (the spec; select3.go's nil cases). A NULL
  * case is never chosen, whatever its dir, beside ready cases; its elem is not looked at. */
@@ -430,7 +430,7 @@ START_TEST(test_select_zero_cases)
 }
 END_TEST
 
-/* ---- The same channel in several cases -------------------------------------------------------- */
+/* ---- The same channel in several cases ------------------------------------------------------- */
 
 struct dupA {
     chan_t *c, *d, *e;
@@ -646,7 +646,7 @@ START_TEST(test_select_duplicate_channel_recv_recv)
 }
 END_TEST
 
-/* ---- Self-select ---------------------------------------------------------------------------- */
+/* ---- Self-select ----------------------------------------------------------------------------- */
 
 struct selfsel {
     chan_t *c;
@@ -666,8 +666,8 @@ static void *selfsel_thread(void *p)
         cs_set(&cs[!s], a->c, CHAN_RECV, &in);
         int r = chan_select(cs, 2);
         if (r < 0 || r > 1 || ok_raw(&cs[r]) != 1 || ok_raw(&cs[!r]) != OK_UNSET) {
-            a->bad++;
-            return NULL;
+            a->bad++; /* go on: the peer would otherwise wait forever */
+            continue;
         }
         if (r == s) {
             a->sends++;
@@ -687,7 +687,7 @@ static void *selfsel_thread(void *p)
 START_TEST(test_self_select)
 {
     size_t caps[] = {0, 1, 10};
-    const int iters = scaled(1000, 300);
+    const int iters = scaled(2000, 1000);
     for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
         chan_t *c = mk(sizeof(int), caps[k]);
         struct selfsel a[2];
@@ -702,8 +702,9 @@ START_TEST(test_self_select)
             ck_assert_msg(a[i].bad == 0, "cap %zu thread %d: bad select result", caps[k], i);
             ck_assert_int_eq(a[i].sends + a[i].recvs, iters);
             if (caps[k] == 0)
-                ck_assert_msg(a[i].self_recv == 0, "cap 0: thread %d received its own value %d times",
-                              i, a[i].self_recv);
+                ck_assert_msg(a[i].self_recv == 0,
+                              "cap 0: thread %d received its own value %d times", i,
+                              a[i].self_recv);
         }
         long sends = a[0].sends + a[1].sends, recvs = a[0].recvs + a[1].recvs;
         ck_assert_int_eq(sends - recvs, (long)chan_len(c));
@@ -712,7 +713,7 @@ START_TEST(test_self_select)
 }
 END_TEST
 
-/* ---- Select stress -------------------------------------------------------------------------- */
+/* ---- Select stress --------------------------------------------------------------------------- */
 
 struct stress {
     chan_t *c[4];
@@ -811,7 +812,7 @@ static void *stress_select_receiver(void *p)
 START_TEST(test_select_stress)
 {
     struct stress s;
-    s.n = scaled(4000, 800);
+    s.n = scaled(10000, 3000);
     s.c[0] = mk(sizeof(int), 0);
     s.c[1] = mk(sizeof(int), 0);
     s.c[2] = mk(sizeof(int), 2);
@@ -844,28 +845,34 @@ START_TEST(test_select_stress)
 }
 END_TEST
 
-/* ---- Non-blocking select racing a send or a close ------------------------------------------ */
+/* ---- Non-blocking select racing a send or a close -------------------------------------------- */
 
 struct nbrace {
-    _Atomic long gen, done;
-    _Atomic int failures, first_ret;
-    chan_t *c1, *c2; /* published by the release store of gen */
-    long rounds;
+    _Atomic long gen, done;   /* round started by main / finished by the worker */
+    _Atomic long failures;
+    _Atomic int first_bad;    /* the first wrong result (-1000: wrong ok or value) */
+    chan_t *c1, *c2;          /* published by the release store of gen */
+    long rounds;              /* 0 until main knows how many it ran */
     int closing;
 };
 
+/* Spins (about 20-50 us, without yielding: a yield would give the core away and there would
+ * be no race left to test) then yields between looks, for a loaded machine. */
 static void spin_until(_Atomic long *x, long v)
 {
     unsigned spins = 0;
-    while (atomic_load_explicit(x, memory_order_acquire) != v)
-        yield_some(&spins);
+    while (atomic_load_explicit(x, memory_order_acquire) < v)
+        if (++spins > 20000)
+            sched_yield();
 }
 
 static void *nbrace_worker(void *p)
 {
     struct nbrace *a = p;
-    for (long r = 1; r <= a->rounds; r++) {
+    for (long r = 1;; r++) {
         spin_until(&a->gen, r);
+        if (a->c1 == NULL) /* main is done */
+            break;
         int v1 = -1, v2 = -1;
         struct chan_case cs[2];
         cs_set(&cs[0], a->c1, CHAN_RECV, &v1);
@@ -880,30 +887,42 @@ static void *nbrace_worker(void *p)
         else
             good = false; /* -EAGAIN: "no chan is ready", though one always was */
         if (!good && atomic_fetch_add(&a->failures, 1) == 0)
-            atomic_store(&a->first_ret, ret);
+            atomic_store(&a->first_bad, ret == 0 || ret == 1 ? -1000 : ret);
         atomic_store_explicit(&a->done, r, memory_order_release);
     }
     return NULL;
 }
 
 /* c1 holds a value; the worker tryselects {c1, c2} while main makes c2 ready (a value, or a
- * close) and only then drains c1: at every instant one of them is ready. */
+ * close) and only then drains c1: at every instant one of them is ready. The rounds start through
+ * a spun-on counter, so both sides really run at once, and main waits a varying delay (from none
+ * to a few microseconds) before its operations, so the race sweeps across the worker's select.
+ * At most 50,000 rounds (10,000 sanitized) and ~8 s (20 s) of them: on a loaded machine a spinning
+ * handshake can cost a time slice per round. */
 static void nbrace_run(int closing)
 {
     struct nbrace a;
     atomic_init(&a.gen, 0);
     atomic_init(&a.done, 0);
     atomic_init(&a.failures, 0);
-    atomic_init(&a.first_ret, 0);
-    a.rounds = scaled(30000, 3000);
+    atomic_init(&a.first_bad, 0);
     a.closing = closing;
+    const long max_rounds = scaled(50000, 10000);
+    const int64_t stop = chan_now() + (under_sanitizer() ? 20000 : 8000) * MS;
+    uint32_t rng = 0x9e3779b9u;
     pthread_t t = spawn(nbrace_worker, &a);
-    for (long r = 1; r <= a.rounds; r++) {
+    long r = 1;
+    for (; r <= max_rounds && (r <= 100 || chan_now() < stop); r++) {
         chan_t *c1 = mk(sizeof(int), 1), *c2 = mk(sizeof(int), closing ? 0 : 1);
         put_int(c1, 1);
         a.c1 = c1;
         a.c2 = c2;
+        rng = rng * 1664525u + 1013904223u;
+        /* 0..4095 iterations of an empty loop, spread over scales (shifted right 0..7). */
+        unsigned delay = (rng >> 20) >> ((rng >> 8) & 7);
         atomic_store_explicit(&a.gen, r, memory_order_release);
+        for (volatile unsigned d = 0; d < delay; d++) {
+        }
         if (closing)
             ck_assert_int_eq(chan_close(c2), 0);
         else
@@ -914,10 +933,13 @@ static void nbrace_run(int closing)
         freec(c1);
         freec(c2);
     }
+    a.c1 = a.c2 = NULL;
+    atomic_store_explicit(&a.gen, r, memory_order_release);
     join(t);
     ck_assert_msg(atomic_load(&a.failures) == 0,
-                  "%d of %ld non-blocking selects found no ready case (first result %d)",
-                  atomic_load(&a.failures), a.rounds, atomic_load(&a.first_ret));
+                  "%ld of %ld non-blocking selects went wrong (first: %d; -11 = -EAGAIN: no case "
+                  "ready though one always was; -1000: wrong ok or value)",
+                  (long)atomic_load(&a.failures), r - 1, atomic_load(&a.first_bad));
 }
 
 /* Go: TestNonblockSelectRace. */
@@ -928,7 +950,7 @@ END_TEST
 START_TEST(test_nonblock_select_race2) { nbrace_run(1); }
 END_TEST
 
-/* ---- Close -------------------------------------------------------------------------------------- */
+/* ---- Close ----------------------------------------------------------------------------------- */
 
 struct big24 {
     unsigned char b[24];
@@ -1115,7 +1137,7 @@ START_TEST(test_select_send_on_closed_chooses_ok_false)
 }
 END_TEST
 
-/* ---- Deadlines ------------------------------------------------------------------------------ */
+/* ---- Deadlines ------------------------------------------------------------------------------- */
 
 /* select_until that nobody answers: -ETIMEDOUT, never early, at most late_bound() late, no ok
  * written, and gone from every queue (the channels free at once). A past deadline does not stop a
@@ -1239,7 +1261,7 @@ START_TEST(test_select_until_beaten_by_value)
 }
 END_TEST
 
-/* ---- Invalid arguments ---------------------------------------------------------------------- */
+/* ---- Invalid arguments ----------------------------------------------------------------------- */
 
 struct einval_state {
     chan_t *full, *space, *u;
@@ -1363,7 +1385,7 @@ START_TEST(test_select_einval_nothing_consumed)
 }
 END_TEST
 
-/* ---- Signal-only channels and discarded values ---------------------------------------------- */
+/* ---- Signal-only channels and discarded values ----------------------------------------------- */
 
 /* elemsize 0 (Go's chan struct{}): elem is ignored and may be NULL for send and receive cases; a
  * receive case with elem NULL on an int channel discards the value. */
@@ -1421,7 +1443,7 @@ START_TEST(test_select_signal_channel)
 }
 END_TEST
 
-/* ---- Many cases -------------------------------------------------------------------------------- */
+/* ---- Many cases ------------------------------------------------------------------------------ */
 
 /* A select of 5000 cases: none ready, timing out, blocked until another thread makes one ready,
  * and non-blocking with one ready. Afterwards no queue holds anything of it. */
@@ -1534,7 +1556,7 @@ START_TEST(test_select_max_cases_one_channel)
 }
 END_TEST
 
-/* ---- Memory: none up to 8 cases, -ENOMEM (nothing done) beyond ----------------------------- */
+/* ---- Memory: none up to 8 cases, -ENOMEM (nothing done) beyond ------------------------------- */
 
 extern void *(*chan_malloc_hook)(size_t size); /* chan_internal.h: the library's fault injection */
 static _Atomic long hook_calls;
@@ -1603,14 +1625,14 @@ START_TEST(test_select_alloc_and_enomem)
 }
 END_TEST
 
-/* ---- Races between wakers ------------------------------------------------------------------- */
+/* ---- Races between wakers -------------------------------------------------------------------- */
 
 /* Two cases of a blocked select become ready at the same moment (the bug Go's
  * test/chan/doubleselect.go guards against): exactly one proceeds; the other value stays with
  * its sender (unbuffered: the sender ends up queued) or in its buffer. */
 START_TEST(test_select_two_wakers_one_wins)
 {
-    const int rounds = scaled(300, 60);
+    const int rounds = scaled(400, 150);
     for (int round = 0; round < rounds; round++) {
         size_t cap = (size_t)(round % 2);
         chan_t *ch[2] = {mk(sizeof(int), cap), mk(sizeof(int), cap)};
@@ -1683,7 +1705,7 @@ static void *closerace_sel_thread(void *p)
  * sender's value is then either received by the select or still waiting. */
 START_TEST(test_select_close_races_send)
 {
-    const int rounds = scaled(200, 50);
+    const int rounds = scaled(300, 100);
     int by_close = 0, by_send = 0;
     for (int round = 0; round < rounds; round++) {
         chan_t *a = mk(sizeof(int), 0), *b = mk(sizeof(int), 0);
@@ -1733,7 +1755,7 @@ START_TEST(test_select_close_races_send)
 }
 END_TEST
 
-/* ---- Go's test/chan programs ---------------------------------------------------------------- */
+/* ---- Go's test/chan programs ----------------------------------------------------------------- */
 
 /* Send or receive unless quit (a closed signal channel) comes first: 0, or -1 on quit. */
 static int send_or_quit(chan_t *c, int v, chan_t *quit)
@@ -1909,7 +1931,7 @@ static void *dsel_recver(void *p)
 START_TEST(test_doubleselect)
 {
     struct dsel d;
-    d.n = scaled(15000, 2500);
+    d.n = scaled(30000, 8000);
     for (int k = 0; k < 4; k++)
         d.c[k] = mk(sizeof(int), 0);
     d.out = mk(sizeof(int), 0);
