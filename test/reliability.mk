@@ -1,0 +1,113 @@
+# test/reliability.mk - stress, fuzzing and valgrind (issue 6). Included by the top Makefile;
+# the Check suites test/test_faults.c and test/test_errors.c are built and run by its own rules.
+#
+#   make stress DURATION=N THREADS=N   the soak test (build/MODE/test/stress), default 10 s, 4 threads
+#   make stress-short                  what `make test` runs in every mode: ~3 s plain, 2 s sanitized
+#   make fuzz DURATION=N               each libFuzzer target for N seconds (default 30), new inputs
+#                                      kept in build/fuzz/corpus_*; the seeds are test/fuzz/corpus_*
+#   make fuzz-replay                   run the seed corpora once through both targets (ASan+UBSan);
+#                                      part of `make test` in the asan mode
+#   make fuzz-tsan                     replay the corpora through fuzz_threads built with TSan
+#   make valgrind                      the Check suites (plain build) under memcheck, CK_FORK=no,
+#                                      then a short stress run; fails on any error or definite leak
+
+.PHONY: stress stress-short fuzz fuzz-deps fuzz-build fuzz-replay fuzz-tsan valgrind valgrind-run
+
+# ---- Stress -------------------------------------------------------------------------------------
+
+STRESS_BIN := $(O)/test/stress
+
+$(STRESS_BIN): test/stress.c chan.h $(O)/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
+
+# The sanitizers' settings as test/run.sh sets them (stress is not run through run.sh).
+STRESS_ENV := CHAN_TEST_MODE=$(MODE) \
+  ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
+
+stress: lib $(STRESS_BIN)
+	$(STRESS_ENV) $(STRESS_BIN) -d $(or $(DURATION),10) -t $(or $(THREADS),4)
+
+STRESS_SHORT_SECS := $(if $(filter plain,$(MODE)),3,2)
+
+stress-short: lib $(STRESS_BIN)
+	@echo "== [$(MODE)] stress -d $(STRESS_SHORT_SECS) -t 4"
+	@$(STRESS_ENV) $(STRESS_BIN) -d $(STRESS_SHORT_SECS) -t 4 -q
+
+check-mode: stress-short
+
+# ---- Fuzzing (clang + libFuzzer; the library's sources are built into each target) ---------------
+
+FUZZ_CC     := clang
+FUZZ_DIR    := build/fuzz
+FUZZ_FLAGS  := -std=c11 -g -O1 -pthread -fno-omit-frame-pointer -Wall -Wextra -Werror -I.
+FUZZ_SAN    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC    := chan.c select.c sudog.c
+FUZZ_DEPS   := $(FUZZ_SRC) chan.h chan_internal.h test/fuzz/fuzz_common.h
+FUZZ_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+
+$(FUZZ_DIR)/fuzz_model: test/fuzz/fuzz_model.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_SRC)
+
+$(FUZZ_DIR)/fuzz_threads: test/fuzz/fuzz_threads.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -o $@ $< $(FUZZ_SRC)
+
+# TSan cannot be combined with ASan, and libFuzzer's own runtime is not TSan-clean: the threaded
+# target gets a replay-only build with a small main that feeds it the corpus files.
+$(FUZZ_DIR)/fuzz_threads_tsan: test/fuzz/fuzz_threads.c test/fuzz/replay_main.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=thread -o $@ test/fuzz/fuzz_threads.c \
+	  test/fuzz/replay_main.c $(FUZZ_SRC)
+
+fuzz-deps:
+	@sh scripts/deps.sh test
+
+fuzz-build: fuzz-deps $(FUZZ_DIR)/fuzz_model $(FUZZ_DIR)/fuzz_threads
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/corpus_model $(FUZZ_DIR)/corpus_threads
+	$(FUZZ_ENV) $(FUZZ_DIR)/fuzz_model -max_total_time=$(or $(DURATION),30) -print_final_stats=1 \
+	  -max_len=512 $(FUZZ_DIR)/corpus_model test/fuzz/corpus_model
+	$(FUZZ_ENV) $(FUZZ_DIR)/fuzz_threads -max_total_time=$(or $(DURATION),30) \
+	  -print_final_stats=1 -max_len=256 -timeout=20 $(FUZZ_DIR)/corpus_threads \
+	  test/fuzz/corpus_threads
+
+fuzz-replay: fuzz-build
+	@set -e; for t in model threads; do \
+	  echo "== [fuzz] replay test/fuzz/corpus_$$t through fuzz_$$t"; \
+	  $(FUZZ_ENV) $(FUZZ_DIR)/fuzz_$$t -runs=0 -timeout=20 test/fuzz/corpus_$$t \
+	    > $(FUZZ_DIR)/replay_$$t.log 2>&1 || { cat $(FUZZ_DIR)/replay_$$t.log; exit 1; }; \
+	  grep -h -E '^(fuzz_|INFO: seed corpus|Done)' $(FUZZ_DIR)/replay_$$t.log | tail -n 3; \
+	done
+
+fuzz-tsan: $(FUZZ_DIR)/fuzz_threads_tsan
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(FUZZ_DIR)/fuzz_threads_tsan \
+	  test/fuzz/corpus_threads $(wildcard $(FUZZ_DIR)/corpus_threads)
+
+ifeq ($(MODE),asan)
+check-mode: fuzz-replay
+endif
+
+# ---- valgrind memcheck on the plain build --------------------------------------------------------
+
+VALGRIND := valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite --track-origins=yes --quiet
+
+valgrind:
+	@command -v valgrind >/dev/null || { echo "make valgrind: install valgrind" >&2; exit 1; }
+	$(MAKE) --no-print-directory MODE=plain valgrind-run
+
+# Check's fork mode is off (CK_FORK=no): every test runs in the suite's one process, under
+# valgrind, with Check's time-outs scaled for valgrind's serialised threads.
+valgrind-run: lib $(TESTS) $(STRESS_BIN)
+	@set -e; for t in $(TESTS); do \
+	  echo "== [valgrind] $$(basename $$t)"; \
+	  CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 CHAN_TEST_MODE=valgrind $(VALGRIND) $$t; \
+	done
+	@echo "== [valgrind] stress -d 2 -t 3"
+	@$(VALGRIND) $(STRESS_BIN) -d 2 -t 3 -q
+	@echo "make valgrind: every suite clean under memcheck"
