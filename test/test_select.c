@@ -14,6 +14,7 @@
 
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -1443,6 +1444,127 @@ START_TEST(test_select_signal_channel)
 }
 END_TEST
 
+/* ---- Blocked selects and buffers ------------------------------------------------------------ */
+
+/* Go's chanrecv on a full buffer with a sender waiting: the receiver takes the head and the
+ * waiting sender's value goes to the tail. Here the waiting sender is a select's send case. Also
+ * a blocked receive case with elem NULL: the value is discarded, the case still chosen. */
+START_TEST(test_select_blocked_send_into_full_buffer)
+{
+    chan_t *c = mk(sizeof(int), 2), *other = mk(sizeof(int), 0);
+    put_int(c, 1);
+    put_int(c, 2);
+    int three = 3, vo = -1;
+    struct chan_case cs[2];
+    cs_set(&cs[0], other, CHAN_RECV, &vo);
+    cs_set(&cs[1], c, CHAN_SEND, &three);
+    struct selthr st = {cs, 2, 0, 0, -1, 0};
+    pthread_t t = spawn(sel_thread, &st);
+    ck_assert(blocked_senders_at_least(c, 1));
+    ck_assert(blocked_receivers_at_least(other, 1));
+    int x = -1;
+    ck_assert_int_eq(chan_recv(c, &x), 0);
+    ck_assert_int_eq(x, 1);
+    join(t);
+    assert_chosen(cs, 2, st.ret, true);
+    ck_assert_int_eq(st.ret, 1);
+    ck_assert_uint_eq(chan_len(c), 2);
+    ck_assert_int_eq(take_int(c), 2);
+    ck_assert_int_eq(take_int(c), 3);
+    ck_assert_uint_eq(hchan_waiting(other, CHAN_RECV), 0);
+
+    /* A blocked receive case with elem NULL, woken by a send, then by a close. */
+    for (int closing = 0; closing < 2; closing++) {
+        cs_set(&cs[0], other, CHAN_RECV, &vo);
+        cs_set(&cs[1], c, CHAN_RECV, NULL);
+        st = (struct selthr){cs, 2, 1, CHAN_FOREVER, -1, 0};
+        t = spawn(sel_thread, &st);
+        ck_assert(blocked_receivers_at_least(c, 1));
+        ck_assert(blocked_receivers_at_least(other, 1));
+        if (closing)
+            ck_assert_int_eq(chan_close(c), 0);
+        else
+            put_int(c, 4);
+        join(t);
+        assert_chosen(cs, 2, st.ret, !closing);
+        ck_assert_int_eq(st.ret, 1);
+        ck_assert_uint_eq(chan_len(c), 0);
+    }
+    ck_assert_int_eq(vo, -1);
+    freec(c);
+    freec(other);
+}
+END_TEST
+
+static void on_sigusr1(int sig) { (void)sig; }
+
+struct sigsel {
+    struct chan_case cs[2];
+    int va, vb;
+    int64_t deadline;
+    int ret1, ret2;
+    int64_t t1;
+    _Atomic int phase; /* 1: in the select_until, 2: in the chan_select, 3: done */
+};
+
+static void *sigsel_thread(void *p)
+{
+    struct sigsel *a = p;
+    atomic_store(&a->phase, 1);
+    a->ret1 = chan_select_until(a->cs, 2, a->deadline);
+    a->t1 = chan_now();
+    ok_reset(a->cs, 2);
+    atomic_store(&a->phase, 2);
+    a->ret2 = chan_select(a->cs, 2);
+    atomic_store(&a->phase, 3);
+    return NULL;
+}
+
+/* API.md: no call returns -EINTR; a signal during a blocked select is absorbed and the wait goes
+ * on to the same deadline (installed without SA_RESTART, so a bare futex wait would fail). */
+START_TEST(test_select_signals_absorbed)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+
+    chan_t *a = mk(sizeof(int), 0), *b = mk(sizeof(int), 0);
+    struct sigsel s;
+    s.va = s.vb = -1;
+    cs_set(&s.cs[0], a, CHAN_RECV, &s.va);
+    cs_set(&s.cs[1], b, CHAN_RECV, &s.vb);
+    s.deadline = chan_now() + 300 * MS;
+    s.ret1 = s.ret2 = 1;
+    atomic_init(&s.phase, 0);
+    pthread_t t = spawn(sigsel_thread, &s);
+    /* Phase 1: signals until the select_until has returned (at its deadline, we expect). */
+    while (atomic_load(&s.phase) < 2) {
+        ck_assert_int_eq(pthread_kill(t, SIGUSR1), 0);
+        sleep_ms(5);
+    }
+    ck_assert(blocked_receivers_at_least(b, 1)); /* phase 2: queued in chan_select */
+    ck_assert_int_eq(s.ret1, -ETIMEDOUT);
+    ck_assert(s.t1 >= s.deadline);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(pthread_kill(t, SIGUSR1), 0);
+        sleep_ms(2);
+    }
+    ck_assert_int_eq(atomic_load(&s.phase), 2); /* still blocked */
+    int v = 17;
+    ck_assert_int_eq(chan_send(b, &v), 0);
+    join(t);
+    assert_chosen(s.cs, 2, s.ret2, true);
+    ck_assert_int_eq(s.ret2, 1);
+    ck_assert_int_eq(s.vb, 17);
+    ck_assert_int_eq(s.va, -1);
+    freec(a);
+    freec(b);
+}
+END_TEST
+
 /* ---- Many cases ------------------------------------------------------------------------------ */
 
 /* A select of 5000 cases: none ready, timing out, blocked until another thread makes one ready,
@@ -1752,6 +1874,86 @@ START_TEST(test_select_close_races_send)
         freec(s.e);
     }
     ck_assert_int_eq(by_close + by_send, rounds);
+}
+END_TEST
+
+struct torace {
+    chan_t *c, *e;
+    int64_t deadline;
+    int v, ret, ret2;
+    int64_t t_end, d2, t2;
+};
+
+static void *torace_thread(void *p)
+{
+    struct torace *a = p;
+    struct chan_case cs[1];
+    cs_set(&cs[0], a->c, CHAN_RECV, &a->v);
+    a->ret = chan_select_until(cs, 1, a->deadline);
+    a->t_end = chan_now();
+    if (a->ret >= 0 && ok_raw(&cs[0]) != 1)
+        a->ret = -1000;
+    if (a->ret < 0 && ok_raw(&cs[0]) != OK_UNSET)
+        a->ret = -2000;
+    /* A time-out that lost the race consumed its waker's wake-up: the next wait is not cut short. */
+    struct chan_case k[1];
+    int x;
+    cs_set(&k[0], a->e, CHAN_RECV, &x);
+    a->d2 = chan_now() + 2 * MS;
+    a->ret2 = chan_select_until(k, 1, a->d2);
+    a->t2 = chan_now();
+    return NULL;
+}
+
+/* A select_until whose deadline comes just as a value does (the time-out racing a waker for the
+ * done word): either it got the value, or it timed out and the value is still the sender's (or in
+ * the buffer) - never both, never neither. */
+START_TEST(test_select_timeout_races_send)
+{
+    const int rounds = scaled(300, 100);
+    int got = 0, timedout = 0;
+    uint32_t rng = 12345;
+    for (int round = 0; round < rounds; round++) {
+        size_t cap = (size_t)(round % 2);
+        struct torace a = {mk(sizeof(int), cap), mk(sizeof(int), 0), 0, -1, -1, -1, 0, 0, 0};
+        a.deadline = chan_now() + 2 * MS;
+        pthread_t t = spawn(torace_thread, &a);
+        rng = rng * 1664525u + 1013904223u;
+        int64_t at = a.deadline - 300000 + (int64_t)(rng >> 8) % 600000; /* deadline +- 300 us */
+        while (chan_now() < at) {
+        }
+        int x = 77, sr;
+        if (cap)
+            sr = chan_trysend(a.c, &x); /* room in the buffer: always 0 */
+        else
+            sr = chan_send_until(a.c, &x, chan_now() + 5 * MS);
+        join(t);
+        ck_assert_msg(a.ret == 0 || a.ret == -ETIMEDOUT, "round %d: select gave %d", round, a.ret);
+        if (a.ret == 0) {
+            got++;
+            ck_assert_int_eq(a.v, 77);
+            ck_assert_int_eq(sr, 0);
+            ck_assert_uint_eq(chan_len(a.c), 0);
+        } else {
+            timedout++;
+            ck_assert_int_eq(a.v, -1);
+            ck_assert(a.t_end >= a.deadline);
+            if (cap) {
+                ck_assert_int_eq(sr, 0);
+                ck_assert_int_eq(take_int(a.c), 77); /* still there */
+            } else {
+                ck_assert_msg(sr == -ETIMEDOUT, "round %d: the select timed out but the send "
+                              "returned %d", round, sr);
+            }
+        }
+        ck_assert_int_eq(a.ret2, -ETIMEDOUT);
+        ck_assert_msg(a.t2 >= a.d2, "round %d: the next wait ended %lld ns early", round,
+                      (long long)(a.d2 - a.t2));
+        ck_assert_uint_eq(hchan_waiting(a.c, CHAN_RECV) + hchan_waiting(a.c, CHAN_SEND), 0);
+        freec(a.c);
+        freec(a.e);
+    }
+    ck_assert_int_eq(got + timedout, rounds);
 }
 END_TEST
 
@@ -2270,11 +2472,14 @@ int main(void)
     ADD_TEST(s, test_select_until_beaten_by_value, 30);
     ADD_TEST(s, test_select_einval_nothing_consumed, 30);
     ADD_TEST(s, test_select_signal_channel, 20);
+    ADD_TEST(s, test_select_blocked_send_into_full_buffer, 20);
+    ADD_TEST(s, test_select_signals_absorbed, 30);
     ADD_TEST(s, test_select_many_cases, 60);
     ADD_TEST(s, test_select_max_cases_one_channel, 60);
     ADD_TEST(s, test_select_alloc_and_enomem, 30);
     ADD_TEST(s, test_select_two_wakers_one_wins, 60);
     ADD_TEST(s, test_select_close_races_send, 60);
+    ADD_TEST(s, test_select_timeout_races_send, 60);
     ADD_TEST(s, test_sieve1, 30);
     ADD_TEST(s, test_doubleselect, 90);
     ADD_TEST(s, test_select3_blocking_table, 30);
