@@ -220,6 +220,8 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     struct sudog sg = {.w = &w, .c = c, .elem = (void *)elem, .is_send = true};
     sg.same = &sg;
     waiter_init(&w);
+    w.sudogs = &sg;
+    w.nsudog = 1;
     waitq_enqueue(&c->sendq, &sg);
     unlock(&c->lock);
     return block_on(c, &sg, deadline);
@@ -283,6 +285,8 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
     struct sudog sg = {.w = &w, .c = c, .elem = elem, .is_send = false};
     sg.same = &sg;
     waiter_init(&w);
+    w.sudogs = &sg;
+    w.nsudog = 1;
     waitq_enqueue(&c->recvq, &sg);
     unlock(&c->lock);
     return block_on(c, &sg, deadline); /* a close zeroed *elem for us */

@@ -77,6 +77,8 @@ struct waiter {
     struct sudog *fired;             /* set by the waker: the sudog it completed */
     const struct chan_sched *sched;  /* NULL: the pthread parker */
     void *task;                      /* handle passed to park/unpark */
+    struct sudog *sudogs;            /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
+    uint32_t nsudog;
 };
 
 /* One per channel an operation waits on (Go's sudog). Lives in the blocked caller's frame or,
@@ -134,6 +136,16 @@ HIDDEN void waiter_init(struct waiter *w);
 
 /* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract). */
 HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
+
+/* For a plugged-in scheduler that is part of libchan (sched/): the waiter of the operation that
+ * is calling its park on this thread right now, or NULL; reading it clears it. Call it at the
+ * top of park, before switching away (a task may resume on another thread). */
+HIDDEN struct waiter *waiter_parking(void);
+
+/* What a parked waiter waits on: up to max (channel, direction) pairs; returns the number of
+ * its sudogs. Valid while the waiter is parked (its sudogs live in its frame). */
+HIDDEN size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs,
+                              size_t max);
 
 /* A woken waiter to unpark once the lock is dropped: its scheduler and task, read under the
  * lock. Go's goready after unlock. */

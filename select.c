@@ -250,6 +250,8 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
      * adjacent and can be tied in their `same` ring. */
     struct waiter w;
     waiter_init(&w);
+    w.sudogs = sgs;
+    w.nsudog = (uint32_t)norder;
     for (size_t i = 0; i < norder; i++) {
         uint32_t k = lockorder[i];
         struct sudog *sg = &sgs[i];

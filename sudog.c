@@ -158,12 +158,30 @@ struct parker {
 
 static _Thread_local struct parker self_parker;
 static _Thread_local const struct chan_sched *self_sched;
+static _Thread_local struct waiter *self_parking;
 
 /* Thread-locals are read through these non-inlined accessors, before an operation blocks and
  * never after: under an M:N scheduler the task may resume on another thread, and a compiler
  * may otherwise reuse a TLS address computed before the park (GCC PR 26461). */
 __attribute__((noinline)) static struct parker *parker_self(void) { return &self_parker; }
 __attribute__((noinline)) static const struct chan_sched *sched_self(void) { return self_sched; }
+__attribute__((noinline)) static void parking_set(struct waiter *w) { self_parking = w; }
+
+struct waiter *waiter_parking(void)
+{
+    struct waiter *w = self_parking;
+    self_parking = NULL;
+    return w;
+}
+
+size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs, size_t max)
+{
+    for (size_t i = 0; i < w->nsudog && i < max; i++) {
+        chans[i] = w->sudogs[i].c;
+        dirs[i] = w->sudogs[i].is_send ? CHAN_SEND : CHAN_RECV;
+    }
+    return w->nsudog;
+}
 
 static bool parker_take(struct parker *p)
 {
@@ -237,12 +255,16 @@ void waiter_init(struct waiter *w)
     w->fired = NULL;
     w->sched = sched_self();
     w->task = w->sched ? w->sched->current() : (void *)parker_self();
+    w->sudogs = NULL;
+    w->nsudog = 0;
 }
 
 int waiter_park(struct waiter *w, int64_t deadline)
 {
-    if (w->sched)
+    if (w->sched) {
+        parking_set(w); /* set before park, never touched after it: see parker_self */
         return w->sched->park(w->task, deadline) == 0 ? 0 : -ETIMEDOUT;
+    }
     return parker_park(w->task, deadline);
 }
 
