@@ -559,6 +559,8 @@ static void check_close_wakes_receivers(size_t cap)
     }
     ck_assert(blocked_receivers_at_least(c, N));
     ck_assert_int_eq(chan_close(c), 0);
+    /* chan_close has unlinked every waiter it woke. */
+    ck_assert_uint_eq(hchan_waiting(c, CHAN_RECV), 0);
     for (int i = 0; i < N; i++) {
         op_join(&r[i]);
         ck_assert_msg(r[i].rc == -EPIPE, "cap %zu: receiver %d: rc %d", cap, i, r[i].rc);
@@ -591,6 +593,7 @@ static void check_close_wakes_senders(size_t cap)
         op_start(&s[i], c, i % 2 ? OP_SEND_UNTIL : OP_SEND, 1 + i);
     ck_assert(blocked_senders_at_least(c, N));
     ck_assert_int_eq(chan_close(c), 0);
+    ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND), 0);
     for (int i = 0; i < N; i++) {
         op_join(&s[i]);
         ck_assert_msg(s[i].rc == -EPIPE, "cap %zu: sender %d: rc %d", cap, i, s[i].rc);
