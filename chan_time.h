@@ -21,7 +21,8 @@
  * variable (CLOCK_MONOTONIC) until the earliest: no polling, and 10,000 live timers cost that
  * one thread and 8 bytes of heap slot each. That thread and the heap are the library's only
  * process-wide mutable state here; a child of fork() gets them back in a consistent state and
- * restarts the thread when it next makes or resets a timer.
+ * restarts the thread when it next makes or resets a timer (beyond what POSIX promises after a
+ * multi-threaded fork: it works with glibc's malloc, not with every allocator).
  */
 #ifndef CHAN_TIME_H
 #define CHAN_TIME_H

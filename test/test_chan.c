@@ -76,10 +76,13 @@ static void op_start(struct op *o, chan_t *c, enum op_kind kind, int64_t val)
     op_start_ex(o, c, kind, val, chan_now() + 60000 * MS, false);
 }
 
+/* Whether o's call has returned (a function: a failed assertion then prints readably). */
+static int op_done(struct op *o) { return atomic_load(&o->done); }
+
 static void op_join(struct op *o)
 {
     join(o->th);
-    ck_assert_int_eq(atomic_load(&o->done), 1);
+    ck_assert_int_eq(op_done(o), 1);
 }
 
 /* ---- chan_make, chan_free, chan_len, chan_cap ---------------------------------------------- */
@@ -198,9 +201,9 @@ START_TEST(test_unbuffered_delivery)
         struct op s;
         op_start(&s, c, variant == 0 ? OP_SEND : OP_SEND_UNTIL, 42 + variant);
         ck_assert(blocked_senders_at_least(c, 1));
-        ck_assert_msg(atomic_load(&s.done) == 0, "send returned with no receiver (rc %d)", s.rc);
+        ck_assert_msg(op_done(&s) == 0, "send returned with no receiver (rc %d)", s.rc);
         sleep_ms(20); /* give a broken implementation the time to return anyway */
-        ck_assert_msg(atomic_load(&s.done) == 0, "send returned with no receiver (rc %d)", s.rc);
+        ck_assert_msg(op_done(&s) == 0, "send returned with no receiver (rc %d)", s.rc);
         ck_assert_uint_eq(chan_len(c), 0);
         int64_t v = 0;
         ck_assert_int_eq(chan_recv(c, &v), 0);
@@ -215,7 +218,7 @@ START_TEST(test_unbuffered_delivery)
         struct op r;
         op_start(&r, c, variant == 0 ? OP_RECV : OP_RECV_UNTIL, 0);
         ck_assert(blocked_receivers_at_least(c, 1));
-        ck_assert_int_eq(atomic_load(&r.done), 0);
+        ck_assert_int_eq(op_done(&r), 0);
         int64_t v = 77 + variant;
         ck_assert_int_eq(chan_send(c, &v), 0);
         op_join(&r);
@@ -342,6 +345,8 @@ struct counting_sender {
     int rc;
 };
 
+static int sent_count(struct counting_sender *s) { return atomic_load(&s->sent); }
+
 static void *counting_sender_main(void *arg)
 {
     struct counting_sender *s = arg;
@@ -365,17 +370,17 @@ START_TEST(test_buffered_blocks_only_when_full_or_empty)
     pthread_t t = spawn(counting_sender_main, &s);
     /* The first two sends fit in the buffer; the third blocks. */
     ck_assert(blocked_senders_at_least(c, 1));
-    ck_assert_int_eq(atomic_load(&s.sent), 2);
+    ck_assert_int_eq(sent_count(&s), 2);
     ck_assert_uint_eq(chan_len(c), 2);
     sleep_ms(10);
-    ck_assert_int_eq(atomic_load(&s.sent), 2);
+    ck_assert_int_eq(sent_count(&s), 2);
     /* A receive from the full buffer moves the blocked sender's value into the freed slot. */
     int64_t v = fill64();
     ck_assert_int_eq(chan_recv(c, &v), 0);
     ck_assert_int_eq(v, 0);
     join(t);
     ck_assert_int_eq(s.rc, 0);
-    ck_assert_int_eq(atomic_load(&s.sent), 3);
+    ck_assert_int_eq(sent_count(&s), 3);
     ck_assert_uint_eq(chan_len(c), 2);
     ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND), 0);
     ck_assert_int_eq(chan_recv(c, &v), 0);
@@ -387,7 +392,7 @@ START_TEST(test_buffered_blocks_only_when_full_or_empty)
     struct op r;
     op_start(&r, c, OP_RECV, 0);
     ck_assert(blocked_receivers_at_least(c, 1));
-    ck_assert_int_eq(atomic_load(&r.done), 0);
+    ck_assert_int_eq(op_done(&r), 0);
     v = 123;
     ck_assert_int_eq(chan_send(c, &v), 0); /* handed to the waiting receiver */
     op_join(&r);
@@ -649,8 +654,8 @@ START_TEST(test_nil_channel)
     ck_assert_int_eq(pthread_detach(s->th), 0);
     ck_assert_int_eq(pthread_detach(r->th), 0);
     sleep_ms(100);
-    ck_assert_msg(atomic_load(&s->done) == 0, "chan_send(NULL) returned %d", s->rc);
-    ck_assert_msg(atomic_load(&r->done) == 0, "chan_recv(NULL) returned %d", r->rc);
+    ck_assert_msg(op_done(s) == 0, "chan_send(NULL) returned %d", s->rc);
+    ck_assert_msg(op_done(r) == 0, "chan_recv(NULL) returned %d", r->rc);
 }
 END_TEST
 
@@ -665,7 +670,7 @@ START_TEST(test_elemsize_zero)
     struct op s;
     op_start_ex(&s, c, OP_SEND, 0, 0, true);
     ck_assert(blocked_senders_at_least(c, 1));
-    ck_assert_int_eq(atomic_load(&s.done), 0);
+    ck_assert_int_eq(op_done(&s), 0);
     ck_assert_int_eq(chan_recv(c, NULL), 0);
     op_join(&s);
     ck_assert_int_eq(s.rc, 0);
@@ -828,7 +833,7 @@ START_TEST(test_einval_send_null_elem)
     ck_assert_int_eq(chan_send_until(c, NULL, chan_now() - 1), -EINVAL);
     ck_assert_int_eq(chan_send_until(c, NULL, chan_now() + 60000 * MS), -EINVAL);
     sleep_ms(10);
-    ck_assert_int_eq(atomic_load(&r.done), 0);
+    ck_assert_int_eq(op_done(&r), 0);
     ck_assert_uint_eq(hchan_waiting(c, CHAN_RECV), 1);
     v = 31;
     ck_assert_int_eq(chan_send(c, &v), 0);
@@ -1363,6 +1368,8 @@ static void on_sigusr1(int sig)
     atomic_fetch_add(&signals_caught, 1);
 }
 
+static int signal_count(void) { return atomic_load(&signals_caught); }
+
 static void install_sigusr1_without_restart(void)
 {
     struct sigaction sa;
@@ -1403,7 +1410,7 @@ static int64_t signalled_until(enum op_kind kind, chan_t *c, int64_t rel)
     /* TSan defers a signal handler until its thread next enters an intercepted call, which may
      * be after the wait; elsewhere the handler has run on the blocked thread by now. */
     if (!in_tsan())
-        ck_assert_int_gt(atomic_load(&signals_caught), before);
+        ck_assert_int_gt(signal_count(), before);
     ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND) + hchan_waiting(c, CHAN_RECV), 0);
     return o.t_end - d;
 }
@@ -1436,7 +1443,7 @@ START_TEST(test_signal_does_not_interrupt)
         ck_assert_int_eq(pthread_kill(r.th, SIGUSR1), 0);
         sleep_ms(10);
     }
-    ck_assert_msg(atomic_load(&r.done) == 0, "chan_recv returned %d after a signal", r.rc);
+    ck_assert_msg(op_done(&r) == 0, "chan_recv returned %d after a signal", r.rc);
     int64_t v = 99;
     ck_assert_int_eq(chan_send(c, &v), 0);
     op_join(&r);

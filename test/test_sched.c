@@ -43,8 +43,8 @@ static void violate(const char *fmt, ...)
 }
 
 #define ASSERT_NO_VIOLATIONS()                                                                     \
-    ck_assert_msg(atomic_load(&violations) == 0, "%ld hook contract violation(s); first: %s",      \
-                  atomic_load(&violations), violation_text)
+    ck_assert_msg(count_of(&violations) == 0, "%ld hook contract violation(s); first: %s",         \
+                  count_of(&violations), violation_text)
 
 /* ---- The scheduler ------------------------------------------------------------------------------ */
 
@@ -82,6 +82,9 @@ static void watch(chan_t *a, chan_t *b)
     atomic_store(&watched[0], a);
     atomic_store(&watched[1], b);
 }
+
+/* A plain function, so that a failed assertion prints the counter's name, not a macro body. */
+static long count_of(atomic_long *counter) { return atomic_load(counter); }
 
 static void reset_counters(void)
 {
@@ -392,8 +395,8 @@ static void check_totals(void)
     ASSERT_NO_VIOLATIONS();
     /* Every park that returned 0 consumed an unpark, and every unpark was consumed by the block
      * it completed. */
-    ck_assert_int_eq(atomic_load(&n_park_ok), atomic_load(&n_unpark));
-    ck_assert_int_eq(atomic_load(&n_unpark), atomic_load(&n_completed_blocks));
+    ck_assert_int_eq(count_of(&n_park_ok), count_of(&n_unpark));
+    ck_assert_int_eq(count_of(&n_unpark), count_of(&n_completed_blocks));
 }
 
 /* ---- Tests ------------------------------------------------------------------------------------ */
@@ -470,8 +473,8 @@ START_TEST(test_hook_blocked_send_and_recv)
         ck_assert_int_eq(st.unparks, 1);
     }
     check_totals();
-    ck_assert_int_eq(atomic_load(&n_park_timedout), 0);
-    ck_assert_int_eq(atomic_load(&n_unpark), 12); /* 4 blocks for each of 3 capacities */
+    ck_assert_int_eq(count_of(&n_park_timedout), 0);
+    ck_assert_int_eq(count_of(&n_unpark), 12); /* 4 blocks for each of 3 capacities */
     chan_sched_set(NULL);
     task_destroy(&t);
 }
@@ -525,9 +528,9 @@ START_TEST(test_hook_not_called_when_ready)
     ck_assert_int_eq(t_send(&t, u, 5, NULL), -EPIPE);
 
     ASSERT_NO_VIOLATIONS();
-    ck_assert_int_eq(atomic_load(&n_current), 0);
-    ck_assert_int_eq(atomic_load(&n_park), 0);
-    ck_assert_int_eq(atomic_load(&n_unpark), 0);
+    ck_assert_int_eq(count_of(&n_current), 0);
+    ck_assert_int_eq(count_of(&n_park), 0);
+    ck_assert_int_eq(count_of(&n_unpark), 0);
     chan_sched_set(NULL);
     ck_assert_int_eq(chan_free(b), 0);
     ck_assert_int_eq(chan_free(u), 0);
@@ -619,7 +622,7 @@ START_TEST(test_hook_set_null_restores_default)
     pthread_t th = peer_start(&p, c, PEER_SEND, 1);
     ck_assert_int_eq(t_recv(&t, c, &v, NULL), 0);
     join(th);
-    ck_assert_int_eq(atomic_load(&n_park), 1);
+    ck_assert_int_eq(count_of(&n_park), 1);
     long cur = atomic_load(&n_current);
     ck_assert_int_ge(cur, 1);
 
@@ -636,9 +639,9 @@ START_TEST(test_hook_set_null_restores_default)
     join(th);
     ck_assert_int_eq(p.val, 3);
     ck_assert_int_eq(chan_recv_until(c, &v, chan_now() + 10 * MS), -ETIMEDOUT);
-    ck_assert_int_eq(atomic_load(&n_current), cur);
-    ck_assert_int_eq(atomic_load(&n_park), 1);
-    ck_assert_int_eq(atomic_load(&n_unpark), 1);
+    ck_assert_int_eq(count_of(&n_current), cur);
+    ck_assert_int_eq(count_of(&n_park), 1);
+    ck_assert_int_eq(count_of(&n_unpark), 1);
 
     /* And installed again: used again. */
     tl_task = &t;
@@ -647,8 +650,8 @@ START_TEST(test_hook_set_null_restores_default)
     ck_assert_int_eq(t_recv(&t, c, &v, NULL), 0);
     ck_assert_int_eq(v, 4);
     join(th);
-    ck_assert_int_eq(atomic_load(&n_park), 2);
-    ck_assert_int_eq(atomic_load(&n_unpark), 2);
+    ck_assert_int_eq(count_of(&n_park), 2);
+    ck_assert_int_eq(count_of(&n_unpark), 2);
     check_totals();
     chan_sched_set(NULL);
     ck_assert_int_eq(chan_free(c), 0);
@@ -774,7 +777,7 @@ START_TEST(test_hook_timeout_race)
     ck_assert_int_eq(r.bad, 0);
 
     check_totals();
-    ck_assert_int_eq(atomic_load(&n_park_timedout), timed_out_parks);
+    ck_assert_int_eq(count_of(&n_park_timedout), timed_out_parks);
     ck_assert_int_le(lost_races, timed_out_parks);
     ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND) + hchan_waiting(c, CHAN_RECV), 0);
     if (getenv("CHAN_TEST_VERBOSE"))
@@ -925,7 +928,7 @@ START_TEST(test_hook_exchange_with_plain_threads)
     run_exchange(4, true, rounds);
     run_exchange(4, false, rounds);
     check_totals();
-    ck_assert_int_eq(atomic_load(&n_park_timedout), 0);
+    ck_assert_int_eq(count_of(&n_park_timedout), 0);
 }
 END_TEST
 
@@ -952,8 +955,8 @@ START_TEST(test_hook_two_schedulers_ping_pong)
     /* On an unbuffered channel every transfer completes exactly one blocked operation, here
      * always a task's: one unpark per transfer, plus perhaps the server's last receive, woken
      * by the close. */
-    ck_assert_int_ge(atomic_load(&n_unpark), 2 * ROUNDS);
-    ck_assert_int_le(atomic_load(&n_unpark), 2 * ROUNDS + 1);
+    ck_assert_int_ge(count_of(&n_unpark), 2 * ROUNDS);
+    ck_assert_int_le(count_of(&n_unpark), 2 * ROUNDS + 1);
     watch(NULL, NULL);
     ck_assert_int_eq(chan_free(X.req), 0);
     ck_assert_int_eq(chan_free(X.rep), 0);

@@ -6,9 +6,13 @@
  *   - Every case's `ok` is prefilled with a sentinel byte (OK_UNSET) and read back bytewise, so
  *     "no ok written" (-EAGAIN, -ETIMEDOUT, -EINVAL, the cases not chosen) is checked exactly
  *     without ever loading an invalid bool.
- *   - Races are made deterministic by waiting until the peer's sudog is queued
- *     (blocked_senders_at_least / blocked_receivers_at_least), never by sleeping.
+ *   - A test that needs a peer blocked waits until the peer's sudog is queued
+ *     (blocked_senders_at_least / blocked_receivers_at_least), never by sleeping. The race tests
+ *     (non-blocking select against a send or close, close against send, time-out against send,
+ *     two wakers) race on purpose and assert only what must hold under every interleaving.
  *   - No speed assertions; deadlines are checked "never early" and "at most late_bound() late".
+ *     Loops are scaled down under sanitizers (CHAN_TEST_MODE), and the longest are time-capped,
+ *     so that a loaded 2-core machine passes within the time-outs.
  */
 #include "testutil.h"
 

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <stdatomic.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chan_time.h"
@@ -17,6 +18,58 @@ static void assert_no_leaks(void)
     if (__lsan_do_recoverable_leak_check)
         ck_assert_msg(__lsan_do_recoverable_leak_check() == 0, "memory leaked (see above)");
 }
+
+/* A witness to stalls of the whole process (a loaded VM, a sanitizer's stop-the-world): a
+ * thread that sleeps 2 ms at a time and records its worst oversleep since witness_mark(). A
+ * timer may be late_bound() late, plus what the witness saw: a timer late while the witness
+ * ran on time is a timer bug and fails. */
+static struct {
+    pthread_once_t once;
+    _Atomic int64_t worst;
+    _Atomic uint64_t rounds;
+} witness = {.once = PTHREAD_ONCE_INIT};
+
+static void *witness_main(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        int64_t t = chan_now();
+        sleep_ns(2 * MS);
+        int64_t over = chan_now() - t - 2 * MS;
+        int64_t w = atomic_load(&witness.worst);
+        while (over > w && !atomic_compare_exchange_weak(&witness.worst, &w, over)) {
+        }
+        atomic_fetch_add(&witness.rounds, 1);
+    }
+    return NULL;
+}
+
+static void witness_start(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, witness_main, NULL) == 0)
+        pthread_detach(t);
+}
+
+/* Starts a measurement window (and the witness, on first use). */
+static void witness_mark(void)
+{
+    pthread_once(&witness.once, witness_start);
+    atomic_store(&witness.worst, 0);
+}
+
+/* The worst stall seen since the mark, once the witness has run two more rounds (so that a
+ * stall just ended is counted). */
+static int64_t witness_stall(void)
+{
+    uint64_t r = atomic_load(&witness.rounds);
+    for (int i = 0; i < 10000 && atomic_load(&witness.rounds) < r + 2; i++)
+        sleep_ms(1);
+    return atomic_load(&witness.worst);
+}
+
+/* How late something may be in the window since witness_mark(). */
+static int64_t late_allowed(void) { return late_bound() + witness_stall(); }
 
 /* ---- Helpers ------------------------------------------------------------------------------- */
 
@@ -41,10 +94,11 @@ static int64_t recv_on_time(chan_t *c, int64_t deadline)
     int64_t v = -1;
     ck_assert_int_eq(chan_recv(c, &v), 0);
     int64_t got = chan_now();
-    ck_assert_int_ge(v, deadline);        /* fired never early */
-    ck_assert_int_ge(got, deadline);      /* received never early */
-    ck_assert_int_le(v - deadline, late_bound());
-    ck_assert_int_le(got - deadline, late_bound());
+    ck_assert_int_ge(v, deadline);   /* fired never early */
+    ck_assert_int_ge(got, deadline); /* received never early */
+    /* Fired at most late_bound() late (plus any stall of the whole process). How soon the
+     * receiver then runs is the scheduler's business, not the timer's: not asserted here. */
+    ck_assert_int_le(v - deadline, late_allowed());
     return v;
 }
 
@@ -52,6 +106,7 @@ static int64_t recv_on_time(chan_t *c, int64_t deadline)
 
 START_TEST(timer_fires_on_time)
 {
+    witness_mark();
     static const int64_t ds[] = {0, 1 * MS, 10 * MS, 50 * MS, 120 * MS};
     for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
         int64_t start = chan_now();
@@ -71,6 +126,7 @@ END_TEST
 
 START_TEST(timer_make_until)
 {
+    witness_mark();
     int64_t deadline = chan_now() + 40 * MS;
     chan_timer_t *t = chan_timer_make_until(deadline);
     ck_assert_ptr_nonnull(t);
@@ -91,6 +147,7 @@ END_TEST
 
 START_TEST(timer_in_select)
 {
+    witness_mark();
     chan_t *data = chan_make(sizeof(int), 0);
     int64_t start = chan_now();
     chan_timer_t *t = chan_timer_make(30 * MS);
@@ -101,7 +158,7 @@ START_TEST(timer_in_select)
     ck_assert_int_eq(chan_select(cs, 2), 1); /* nobody sends on data: the time-out wins */
     ck_assert(cs[1].ok);
     ck_assert_int_ge(when, start + 30 * MS);
-    ck_assert_int_le(chan_now() - (start + 30 * MS), late_bound());
+    ck_assert_int_le(when - (start + 30 * MS), late_allowed());
     ck_assert_int_eq(chan_timer_free(t), 0);
     ck_assert_int_eq(chan_free(data), 0);
     assert_no_leaks();
@@ -140,6 +197,7 @@ END_TEST
 
 START_TEST(timer_reset)
 {
+    witness_mark();
     /* A pending timer, moved earlier. */
     chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
     int64_t start = chan_now();
@@ -213,6 +271,7 @@ static void *recv_thread(void *p)
  * while a thread waits on it; free refuses while a receiver is blocked. */
 START_TEST(timer_blocked_receiver_and_free)
 {
+    witness_mark();
     int64_t start = chan_now();
     chan_timer_t *t = chan_timer_make(40 * MS);
     struct waiter_arg a = {.c = chan_timer_chan(t)};
@@ -220,7 +279,7 @@ START_TEST(timer_blocked_receiver_and_free)
     join(th);
     ck_assert_int_eq(a.r, 0);
     ck_assert_int_ge(a.v, start + 40 * MS);
-    ck_assert_int_le(a.v - (start + 40 * MS), late_bound());
+    ck_assert_int_le(a.v - (start + 40 * MS), late_allowed());
 
     /* Stopped, with a receiver blocked on it. */
     ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 0);
@@ -309,6 +368,7 @@ static void on_fire(void *p)
 
 START_TEST(timer_func)
 {
+    witness_mark();
     struct fn_arg a = {.signal = chan_make(0, 0)};
     int64_t start = chan_now();
     chan_timer_t *t = chan_timer_make_func(30 * MS, on_fire, &a);
@@ -317,14 +377,17 @@ START_TEST(timer_func)
     ck_assert_int_eq(chan_recv(a.signal, NULL), -EPIPE);
     ck_assert_int_eq(atomic_load(&a.calls), 1);
     ck_assert_int_ge(atomic_load(&a.at), start + 30 * MS);
-    ck_assert_int_le(atomic_load(&a.at) - (start + 30 * MS), late_bound());
+    ck_assert_int_le(atomic_load(&a.at) - (start + 30 * MS), late_allowed());
     ck_assert_int_eq(chan_timer_stop(t), 0); /* fn has run */
 
     /* Stopped before it fires: fn is never called. */
-    ck_assert_int_eq(chan_timer_reset(t, 20 * MS), 0);
-    ck_assert_int_eq(chan_timer_stop(t), 1);
-    sleep_ms(80);
-    ck_assert_int_eq(atomic_load(&a.calls), 1);
+    int64_t armed = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 100 * MS), 0);
+    int stopped = chan_timer_stop(t);
+    /* 0 only if this thread stalled past the deadline between the two calls. */
+    ck_assert(stopped == 1 || chan_now() - armed >= 100 * MS);
+    sleep_ms(200);
+    ck_assert_int_eq(atomic_load(&a.calls), stopped ? 1 : 2);
     ck_assert_int_eq(chan_timer_free(t), 0);
     ck_assert_int_eq(chan_free(a.signal), 0);
 
@@ -365,6 +428,7 @@ END_TEST
  * and the next comes no earlier than the grid allows. */
 START_TEST(ticker_drops_for_slow_receiver)
 {
+    witness_mark();
     const int64_t period = 10 * MS;
     int64_t start = chan_now();
     chan_ticker_t *k = chan_ticker_make(period);
@@ -378,7 +442,7 @@ START_TEST(ticker_drops_for_slow_receiver)
         int64_t t0 = chan_now();
         ck_assert_int_eq(chan_recv(c, &v), 0); /* a tick is waiting (or due within a period) */
         received++;
-        ck_assert_int_le(v, t0 + period + late_bound());
+        ck_assert_int_le(v, t0 + period + late_allowed());
         /* The ticks missed while asleep were dropped, not queued: anything after the one
          * received was sent after the channel was emptied. */
         if (chan_tryrecv(c, &w) == 0)
@@ -393,6 +457,7 @@ END_TEST
 
 START_TEST(ticker_stop_and_reset)
 {
+    witness_mark();
     chan_ticker_t *k = chan_ticker_make(5 * MS);
     chan_t *c = chan_ticker_chan(k);
     sleep_ms(30); /* a tick is waiting */
@@ -515,6 +580,52 @@ START_TEST(timer_thread_sleeps)
 }
 END_TEST
 
+/* ---- fork() ------------------------------------------------------------------------------- */
+
+/* The child of fork() has its timers but not the timer thread: its next make or reset starts
+ * one, and the inherited timers fire again. (Not under TSan, which refuses to start threads in
+ * the child of a multi-threaded fork.) */
+START_TEST(timer_after_fork)
+{
+    const char *mode = getenv("CHAN_TEST_MODE");
+    if (mode && strcmp(mode, "tsan") == 0)
+        return;
+    chan_timer_t *far = chan_timer_make(3600 * 1000 * MS); /* the parent has a timer thread */
+    /* Fork only once that thread is past its start-up: POSIX allows the child of a
+     * multi-threaded fork only async-signal-safe calls, and glibc's malloc copes, but ASan's
+     * allocator (GCC 12) is inherited locked if a thread was inside it at the fork -- as a
+     * thread being started is. A timer received means the thread is in its loop. */
+    chan_timer_t *now = chan_timer_make(0);
+    ck_assert_int_eq(chan_recv(chan_timer_chan(now), NULL), 0);
+    ck_assert_int_eq(chan_timer_free(now), 0);
+    chan_timer_t *soon = chan_timer_make(30 * MS);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int64_t start = chan_now();
+        chan_timer_t *c = chan_timer_make(20 * MS);
+        int64_t v = 0;
+        if (!c)
+            _exit(10 + errno);
+        int r = chan_recv_until(chan_timer_chan(c), &v, start + 10000 * MS);
+        if (r)
+            _exit(100 - r);
+        if (v < start + 20 * MS)
+            _exit(3);
+        r = chan_recv_until(chan_timer_chan(soon), NULL, chan_now() + 10000 * MS);
+        _exit(r ? 200 - r : 0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: exited %d status %d, signal %d",
+                  WIFEXITED(st), WEXITSTATUS(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    ck_assert_int_eq(chan_recv(chan_timer_chan(soon), NULL), 0); /* the parent's, unaffected */
+    ck_assert_int_eq(chan_timer_free(soon), 0);
+    ck_assert_int_eq(chan_timer_free(far), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -534,5 +645,6 @@ int main(void)
     ADD_TEST(s, ticker_stop_and_reset, 30);
     ADD_TEST(s, ten_thousand_timers_one_thread, 120);
     ADD_TEST(s, timer_thread_sleeps, 30);
+    ADD_TEST(s, timer_after_fork, 60);
     return run_suite(s);
 }
