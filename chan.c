@@ -84,36 +84,6 @@ size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
 
 /* ---- Moving values (under c->lock) -------------------------------------------------------------- */
 
-static void copy_elem(const struct chan *c, void *dst, const void *src)
-{
-    if (c->elemsize && dst)
-        memcpy(dst, src, c->elemsize);
-}
-
-static void zero_elem(const struct chan *c, void *elem)
-{
-    if (c->elemsize && elem)
-        memset(elem, 0, c->elemsize);
-}
-
-void buf_put(struct chan *c, const void *elem)
-{
-    copy_elem(c, c->buf + c->sendx * c->elemsize, elem);
-    if (++c->sendx == c->cap)
-        c->sendx = 0;
-    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
-}
-
-void buf_take(struct chan *c, void *elem)
-{
-    copy_elem(c, elem, c->buf + c->recvx * c->elemsize);
-    if (++c->recvx == c->cap)
-        c->recvx = 0;
-    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
-}
-
 /* Go's send: a receiver sg was waiting (so the buffer is empty): the value goes straight into
  * its elem. */
 void chan_send_to(struct chan *c, struct sudog *sg, const void *elem)

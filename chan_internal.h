@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "chan.h"
 
@@ -119,13 +120,18 @@ HIDDEN void waitq_unlink(struct waitq *q, struct sudog *sg);
 /* Go's dequeue: the first sudog whose waiter this call wins (done 0 -> 1); that waiter's sudogs
  * on the same channel are unlinked from both queues. Sudogs already won by others are skipped
  * and left queued. NULL when none can be won. */
-HIDDEN struct sudog *waitq_dequeue(struct waitq *q);
+HIDDEN struct sudog *waitq_dequeue_slow(struct waitq *q);
 /* Unlinks all of sg's waiter's sudogs on sg's channel (sg->same ring), from whichever queue. */
 HIDDEN void sudog_unlink_same(struct sudog *sg);
 
 static inline bool waitq_empty(struct waitq *q)
 {
     return atomic_load_explicit(&q->first, memory_order_relaxed) == NULL;
+}
+
+static inline struct sudog *waitq_dequeue(struct waitq *q)
+{
+    return waitq_empty(q) ? NULL : waitq_dequeue_slow(q);
 }
 
 /* ---- Parking (sudog.c) --------------------------------------------------------------------- */
@@ -188,12 +194,50 @@ static inline int cannot_wait(int64_t deadline)
 
 /* ---- Shared by chan.c and select.c -------------------------------------------------------- */
 
+/* Copies one element; dst NULL (a receive that discards) copies nothing. The common sizes are
+ * spelled out so that the compiler inlines them instead of calling memcpy. */
+static inline void copy_elem(const struct chan *c, void *dst, const void *src)
+{
+    if (!dst)
+        return;
+    switch (c->elemsize) {
+    case 0: return;
+    case 4: memcpy(dst, src, 4); return;
+    case 8: memcpy(dst, src, 8); return;
+    case 16: memcpy(dst, src, 16); return;
+    default: memcpy(dst, src, c->elemsize); return;
+    }
+}
+
+static inline void zero_elem(const struct chan *c, void *elem)
+{
+    if (c->elemsize && elem)
+        memset(elem, 0, c->elemsize);
+}
+
+/* The ring buffer (Go's chanbuf, sendx, recvx, qcount), under c->lock. */
+static inline void buf_put(struct chan *c, const void *elem)
+{
+    copy_elem(c, c->buf + c->sendx * c->elemsize, elem);
+    if (++c->sendx == c->cap)
+        c->sendx = 0;
+    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
+}
+
+static inline void buf_take(struct chan *c, void *elem)
+{
+    copy_elem(c, elem, c->buf + c->recvx * c->elemsize);
+    if (++c->recvx == c->cap)
+        c->recvx = 0;
+    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
+}
+
 /* Moves a value between the caller and the sudog sg of a waiting peer, or the buffer. All with
  * c->lock held. (Go's send and recv helpers.) */
 HIDDEN void chan_send_to(struct chan *c, struct sudog *sg, const void *elem);
 HIDDEN void chan_recv_from(struct chan *c, struct sudog *sg, void *elem);
-HIDDEN void buf_put(struct chan *c, const void *elem);
-HIDDEN void buf_take(struct chan *c, void *elem);
 
 /* Memory: every allocation of the library goes through chan_malloc. Fault injection for tests:
  * when chan_malloc_hook is set, chan_malloc calls it instead of malloc (NULL = failure). */

@@ -143,8 +143,7 @@ static int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk)
             buf_take(c, cs->elem);
             *ok = true;
         } else if (closed) {
-            if (c->elemsize && cs->elem)
-                memset(cs->elem, 0, c->elemsize);
+            zero_elem(c, cs->elem);
             *ok = false;
         } else {
             return 0;

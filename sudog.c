@@ -134,7 +134,7 @@ void sudog_unlink_same(struct sudog *sg)
 
 /* Go's waitq.dequeue. The CAS decides between this waker, other channels' wakers of the same
  * select, and the operation's own time-out; the loser leaves the sudog where it is. */
-struct sudog *waitq_dequeue(struct waitq *q)
+struct sudog *waitq_dequeue_slow(struct waitq *q)
 {
     for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
          sg = sg->next) {
