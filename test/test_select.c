@@ -102,6 +102,16 @@ static void yield_some(unsigned *spins)
         sched_yield();
 }
 
+/* Frees c as soon as chan_free allows it: -EBUSY until no operation is queued on c. */
+static void free_when_allowed(chan_t *c)
+{
+    int r;
+    unsigned spins = 0;
+    while ((r = chan_free(c)) == -EBUSY)
+        yield_some(&spins);
+    ck_assert_int_eq(r, 0);
+}
+
 /* ---- Threads used by several tests ----------------------------------------------------------- */
 
 /* Runs one select: chan_select (until == 0) or chan_select_until(deadline). */
@@ -1852,6 +1862,9 @@ START_TEST(test_select_close_races_send)
         atomic_store_explicit(&go, 1, memory_order_release);
         join(tc);
         ck_assert_int_eq(cl.ret, 0);
+        /* Closed: free a as soon as chan_free allows, racing the select if it completed through
+         * b and is still leaving a (API.md: -EBUSY until it has). */
+        free_when_allowed(a);
         join(ts);
         if (s.ret == 0) {
             by_close++;
@@ -1873,7 +1886,6 @@ START_TEST(test_select_close_races_send)
         ck_assert_int_eq(s.ret2, -ETIMEDOUT);
         ck_assert_msg(s.t2 >= s.d2, "round %d: the next wait ended %lld ns early", round,
                       (long long)(s.d2 - s.t2));
-        freec(a);
         freec(b);
         freec(s.e);
     }
@@ -1961,6 +1973,70 @@ START_TEST(test_select_timeout_races_send)
         freec(a.e);
     }
     ck_assert_int_eq(got + timedout, rounds);
+}
+END_TEST
+
+struct freerace {
+    struct chan_case cs[2];
+    int va, vb;
+    int64_t deadline; /* CHAN_FOREVER: chan_select */
+    int ret;
+    _Atomic int returned;
+};
+
+static void *freerace_thread(void *p)
+{
+    struct freerace *a = p;
+    a->ret = a->deadline == CHAN_FOREVER ? chan_select(a->cs, 2)
+                                         : chan_select_until(a->cs, 2, a->deadline);
+    atomic_store_explicit(&a->returned, 1, memory_order_release);
+    return NULL;
+}
+
+/* API.md's chan_free rule: -EBUSY while a select is queued on the channel; and a select that
+ * completed through another channel, or timed out, still unlinks itself from this one on its way
+ * out, so chan_free keeps answering -EBUSY until it is safe. Here main frees the channel the very
+ * moment chan_free allows it, racing that unlinking (ASan reports any touch of the freed channel). */
+START_TEST(test_select_free_races_unlink)
+{
+    const int rounds = scaled(300, 100);
+    for (int round = 0; round < rounds; round++) {
+        chan_t *a = mk(sizeof(int), round % 3 == 2 ? 1 : 0), *b = mk(sizeof(int), 0);
+        struct freerace f;
+        f.va = f.vb = -1;
+        cs_set(&f.cs[0], a, CHAN_RECV, &f.va);
+        cs_set(&f.cs[1], b, CHAN_RECV, &f.vb);
+        f.ret = 1000;
+        atomic_init(&f.returned, 0);
+        bool timing_out = round % 2;
+        f.deadline = timing_out ? chan_now() + 2 * MS : CHAN_FOREVER;
+        pthread_t t = spawn(freerace_thread, &f);
+        if (timing_out) {
+            /* Queued on a, or already gone (then there is no race this round). */
+            unsigned spins = 0;
+            while (hchan_waiting(a, CHAN_RECV) == 0 &&
+                   !atomic_load_explicit(&f.returned, memory_order_acquire))
+                yield_some(&spins);
+            free_when_allowed(a);
+            join(t);
+            ck_assert_int_eq(f.ret, -ETIMEDOUT);
+            assert_untouched(f.cs, 2);
+        } else {
+            ck_assert(blocked_receivers_at_least(a, 1));
+            ck_assert(blocked_receivers_at_least(b, 1));
+            ck_assert_int_eq(chan_free(a), -EBUSY); /* a select is queued on both */
+            ck_assert_int_eq(chan_free(b), -EBUSY);
+            int v = 5;
+            ck_assert_int_eq(chan_send(b, &v), 0); /* completes it through b ... */
+            free_when_allowed(a);                  /* ... while it leaves a */
+            join(t);
+            assert_chosen(f.cs, 2, f.ret, true);
+            ck_assert_int_eq(f.ret, 1);
+            ck_assert_int_eq(f.vb, 5);
+        }
+        ck_assert_int_eq(f.va, -1);
+        freec(b);
+    }
 }
 END_TEST
 
@@ -2487,6 +2563,7 @@ int main(void)
     ADD_TEST(s, test_select_two_wakers_one_wins, 60);
     ADD_TEST(s, test_select_close_races_send, 60);
     ADD_TEST(s, test_select_timeout_races_send, 60);
+    ADD_TEST(s, test_select_free_races_unlink, 60);
     ADD_TEST(s, test_sieve1, 30);
     ADD_TEST(s, test_doubleselect, 90);
     ADD_TEST(s, test_select3_blocking_table, 30);
