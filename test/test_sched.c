@@ -64,17 +64,19 @@ struct task {
     int park_rc[MAX_PARKS];
 };
 
-/* Whole-test totals. */
+/* Whole-test totals of the hook's calls, from every thread. */
 static atomic_long n_current, n_park, n_park_ok, n_park_timedout, n_unpark;
-/* Per-thread totals of what the operations saw: blocks completed by a waker. */
+/* Whole-test total of the operations that blocked and were completed by a waker (counted by
+ * op_end, on the operation's own thread). */
 static atomic_long n_completed_blocks;
 
 static _Thread_local struct task *tl_task; /* what current() returns on this thread */
 static struct task stray_task;              /* returned when current() is called out of place */
 
-/* Channels whose lock unpark takes (through the white-box probe): were unpark called with one
- * of those locks held, the probe would deadlock on it and the test would fail by time-out. */
-enum { MAX_WATCHED = 4 };
+/* Channels whose lock unpark takes, through the white-box probe hchan_waiting(): if libchan
+ * called unpark with one of those locks held, the probe would deadlock on it (the lock is not
+ * recursive) and the test would fail by time-out. */
+enum { MAX_WATCHED = 2 };
 static chan_t *_Atomic watched[MAX_WATCHED];
 
 static void watch(chan_t *a, chan_t *b)
@@ -275,8 +277,8 @@ static struct opstat op_end(struct task *t, const char *what, int rc, int64_t de
         if (park_rc[0] != -ETIMEDOUT || st.deadlines[1] != CHAN_FOREVER)
             violate("%s: second park (deadline %lld) not after a time-out", what,
                     (long long)st.deadlines[1]);
-        if (rc != 0)
-            violate("%s: lost the race to a waker yet returned %d", what, rc);
+        if (rc == -ETIMEDOUT) /* the waker completed it: 0, or -EPIPE from a close */
+            violate("%s: lost the race to a waker yet returned -ETIMEDOUT", what);
     }
     if (st.parks == 1 && park_rc[0] == -ETIMEDOUT && rc != -ETIMEDOUT)
         violate("%s: park timed out, then returned %d without another park", what, rc);
@@ -792,6 +794,69 @@ START_TEST(test_hook_timeout_race)
 }
 END_TEST
 
+struct closer {
+    chan_t *c;
+    uint32_t seed;
+    int rc;
+};
+
+static void *closer_main(void *arg)
+{
+    struct closer *k = arg;
+    busy_wait_ns(xorshift(&k->seed) % 100000);
+    k->rc = chan_close(k->c);
+    return NULL;
+}
+
+START_TEST(test_hook_close_races_timeout)
+{
+    /* A close that comes around the task's deadline: the operation times out (no unpark) or is
+     * completed by the close (-EPIPE, one unpark, perhaps after a lost race); either way no
+     * call names the task after it returned, and the channel is free once both are done. */
+    enum { ROUNDS = 300 };
+    reset_counters();
+    struct task *ring = calloc(RING, sizeof *ring);
+    ck_assert_ptr_nonnull(ring);
+    for (int i = 0; i < RING; i++)
+        task_init(&ring[i]);
+    tl_task = &ring[0];
+    chan_sched_set(&hook_a);
+    uint32_t seed = 0x2545f491u;
+    long ops = 0, epipe_after_block = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        chan_t *c = chan_make(sizeof(int64_t), round % 2);
+        watch(c, NULL);
+        struct closer k = {.c = c, .seed = seed + (uint32_t)round};
+        pthread_t th = spawn(closer_main, &k);
+        int rc;
+        do {
+            struct task *t = &ring[ops++ % RING];
+            struct opstat st;
+            int64_t v = -1;
+            rc = t_recv_until(t, c, &v, chan_now() + xorshift(&seed) % 100000, &st);
+            ck_assert_msg(rc == -ETIMEDOUT || rc == -EPIPE, "round %d: rc %d", round, rc);
+            if (rc == -EPIPE) {
+                ck_assert_int_eq(v, 0);
+                epipe_after_block += st.parks > 0;
+            } else {
+                ck_assert_int_eq(v, -1);
+            }
+        } while (rc != -EPIPE);
+        join(th);
+        ck_assert_int_eq(k.rc, 0);
+        watch(NULL, NULL);
+        ck_assert_int_eq(chan_free(c), 0);
+    }
+    check_totals();
+    if (getenv("CHAN_TEST_VERBOSE"))
+        fprintf(stderr, "close race: %ld ops, %ld woken by the close\n", ops, epipe_after_block);
+    chan_sched_set(NULL);
+    for (int i = 0; i < RING; i++)
+        task_destroy(&ring[i]);
+    free(ring);
+}
+END_TEST
+
 /* ---- Hooked threads and plain threads exchanging values -------------------------------------- */
 
 struct exchange {
@@ -971,6 +1036,7 @@ static Suite *sched_suite(void)
     ADD_TEST(s, test_hook_deadlines, 20);
     ADD_TEST(s, test_hook_set_null_restores_default, 20);
     ADD_TEST(s, test_hook_timeout_race, 60);
+    ADD_TEST(s, test_hook_close_races_timeout, 60);
     ADD_TEST(s, test_hook_exchange_with_plain_threads, 60);
     ADD_TEST(s, test_hook_two_schedulers_ping_pong, 60);
     return s;
