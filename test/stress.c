@@ -4,7 +4,11 @@
  * on unbuffered and buffered channels, with conservation accounting. Not a Check suite: a
  * plain program, run by `make stress DURATION=N THREADS=N` and briefly by `make test`.
  *
- *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q]
+ *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs]
+ *
+ * -w: the watchdog's limit (default 120 s): an epoch (normally 50 ms, ended by closing every
+ * channel) still running that long after it began is reported, with the operation each worker
+ * is inside, as a lost wake-up, and the program aborts instead of hanging.
  *
  * The run is a sequence of epochs. In each, the main thread makes a fresh set of channels
  * (caps 0, 0, 1, 4, 16, and a signal-only channel of elemsize 0 with cap 2), lets the workers
@@ -81,6 +85,7 @@ struct worker {
     _Atomic uint8_t *state;         /* [PER]: UNUSED, PENDING, SENT, FAILED */
     _Atomic uint8_t *recvd;         /* [PER]: times received */
     _Alignas(64) atomic_ulong progress;
+    atomic_int current;             /* the kind of operation under way, -1 between them */
     unsigned long ops[16];
     unsigned long values_ok;
 };
@@ -341,6 +346,7 @@ static void one_op(struct worker *w)
     else if (pick < 970) kind = K_SELECT_UNTIL;
     else if (pick < 971 && (r >> 32) % 8 == 0) kind = K_CLOSE;
     else kind = K_LEN;
+    atomic_store_explicit(&w->current, kind, memory_order_relaxed);
     switch (kind) {
     case K_SEND:
     case K_TRYSEND:
@@ -358,6 +364,7 @@ static void one_op(struct worker *w)
                  chan_cap(chans[ch]), caps[ch]);
         break;
     }
+    atomic_store_explicit(&w->current, -1, memory_order_relaxed);
     w->ops[kind]++;
     atomic_fetch_add_explicit(&w->progress, 1, memory_order_relaxed);
 }
@@ -423,6 +430,33 @@ static unsigned long progress_sum(void)
     return n;
 }
 
+/* An epoch ends by closing every channel, after which every operation returns within moments.
+ * An epoch that has not ended long after it began is a lost wake-up (or a deadlock): say which
+ * operation each worker is stuck in and abort, rather than hang the build. */
+static atomic_int in_epoch;
+static _Atomic int64_t epoch_began;
+
+static void *watchdog_main(void *arg)
+{
+    int64_t limit = (int64_t)(intptr_t)arg * 1000000000LL;
+    for (;;) {
+        sleep(1);
+        if (!atomic_load(&in_epoch) || chan_now() - atomic_load(&epoch_began) < limit)
+            continue;
+        fprintf(stderr, "stress: HANG: epoch %u has not ended %lld s after it began; workers "
+                        "inside an operation:", atomic_load(&epoch),
+                (long long)(limit / 1000000000LL));
+        for (int t = 0; t < nthreads; t++) {
+            int k = atomic_load(&workers[t].current);
+            if (k >= 0)
+                fprintf(stderr, " [%d] %s", t, kind_names[k]);
+        }
+        fputc('\n', stderr);
+        abort();
+    }
+    return NULL;
+}
+
 static void sleep_us(long us)
 {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
@@ -435,16 +469,18 @@ int main(int argc, char **argv)
     double duration = 3;
     long epoch_ms = 50;
     uint64_t seed = (uint64_t)chan_now();
+    long hang_secs = 120;
     int opt;
-    while ((opt = getopt(argc, argv, "d:t:e:s:q")) != -1) {
+    while ((opt = getopt(argc, argv, "d:t:e:s:qw:")) != -1) {
         switch (opt) {
         case 'd': duration = atof(optarg); break;
         case 't': nthreads = atoi(optarg); break;
         case 'e': epoch_ms = atol(optarg); break;
         case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'q': quiet = true; break;
+        case 'w': hang_secs = atol(optarg); break;
         default:
-            fprintf(stderr, "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q]\n",
+            fprintf(stderr, "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs]\n",
                     argv[0]);
             return 2;
         }
@@ -458,9 +494,13 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1);
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog_main, (void *)(intptr_t)hang_secs);
+    pthread_detach(wd);
     pthread_t th[MAXT];
     for (int t = 0; t < nthreads; t++) {
         workers[t].id = t;
+        atomic_init(&workers[t].current, -1);
         workers[t].rng = mix(seed + (uint64_t)t * 0x9e3779b97f4a7c15ull) | 1;
         workers[t].state = calloc(PER, 1);
         workers[t].recvd = calloc(PER, 1);
@@ -486,6 +526,8 @@ int main(int argc, char **argv)
         atomic_store(&sig_sent, 0);
         atomic_store(&sig_recvd, 0);
         atomic_store(&stop, 0);
+        atomic_store(&epoch_began, chan_now());
+        atomic_store(&in_epoch, 1);
         pthread_barrier_wait(&bar);
 
         /* Let the epoch run; end it early when every worker is blocked (no progress). */
@@ -517,6 +559,7 @@ int main(int argc, char **argv)
         }
         atomic_store(&stop, 1);
         pthread_barrier_wait(&bar);
+        atomic_store(&in_epoch, 0);
         check_epoch();
         epochs++;
     } while (chan_now() < end && atomic_load(&violations) == 0);

@@ -42,6 +42,16 @@ struct model {
 
 static struct model m[NC];
 
+/* Figures, printed when the fuzzer exits. */
+static unsigned long n_inputs, n_ops, n_einval, n_selects, n_values;
+
+static void print_figures(void)
+{
+    fprintf(stderr, "fuzz_model: %lu inputs, %lu operations (%lu selects), %lu bad-argument calls "
+                    "answered -EINVAL with nothing done, %lu values compared with the model\n",
+            n_inputs, n_ops, n_selects, n_einval, n_values);
+}
+
 static uint64_t trunc_to(size_t elemsize, uint64_t v)
 {
     return elemsize >= 8 ? v : v & ((1ull << (8 * elemsize)) - 1);
@@ -85,6 +95,7 @@ static void model_recv(struct model *x, int r, const uint64_t *got, bool had_ele
 {
     if (x->n > 0) {
         CHECK(r == 0, "recv with %zu queued: %d", x->n, r);
+        n_values++;
         if (had_elem && x->elemsize)
             CHECK(trunc_to(x->elemsize, *got) == x->q[0], "recv: got %#llx, model %#llx",
                   (unsigned long long)*got, (unsigned long long)x->q[0]);
@@ -120,6 +131,7 @@ static void op_send(struct input *in, uint8_t form)
                 : form == 1 ? chan_send_until(x->c, e, passed_deadline((uint8_t)v))
                             : chan_send(x->c, e);
         CHECK(r == -EINVAL, "send elem NULL: %d", r);
+        n_einval++;
         return;
     }
     int r;
@@ -190,6 +202,7 @@ static void op_close(struct input *in)
     uint8_t b = byte(in);
     if (b % 8 == 7) {
         CHECK(chan_close(NULL) == -EINVAL, "close(NULL)");
+        n_einval++;
         return;
     }
     struct model *x = &m[b % NC];
@@ -271,8 +284,10 @@ static void op_select(struct input *in, uint8_t form)
     }
     default: r = chan_select(cs, n); break;
     }
+    n_selects++;
     if (invalid) {
         CHECK(r == -EINVAL, "select with a bad case: %d", r);
+        n_einval++;
     } else if (!any_ready) {
         CHECK(r == (form == 0 ? -EAGAIN : -ETIMEDOUT), "select, none ready (form %d): %d", form,
               r);
@@ -300,10 +315,13 @@ static void op_select(struct input *in, uint8_t form)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in = {data, size, 0};
+    if (n_inputs++ == 0)
+        atexit(print_figures);
     for (int i = 0; i < NC; i++)
         make_chan(&m[i], byte(&in));
     int ops = 0;
     while (more(&in) && ops++ < 400) {
+        n_ops++;
         uint8_t op = byte(&in);
         switch (op % 8) {
         case 0:

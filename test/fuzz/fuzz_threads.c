@@ -50,6 +50,17 @@ static atomic_int closed_seen[NCH], drained_seen[NCH], close_zero[NCH];
 static atomic_int finished;
 static atomic_ulong progress;
 
+/* Figures, printed when the fuzzer exits. */
+static unsigned long n_inputs, n_threads, n_values;
+static atomic_ulong n_ops;
+
+static void print_figures(void)
+{
+    fprintf(stderr, "fuzz_threads: %lu inputs, %lu threads, %lu operations, %lu values checked "
+                    "(each sent value received once, nothing else received)\n",
+            n_inputs, n_threads, (unsigned long)atomic_load(&n_ops), n_values);
+}
+
 static void got(int ch, const struct val *v)
 {
     uint32_t t = v->id >> 16, s = v->id & 0xffff;
@@ -211,6 +222,7 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
         break;
     }
     atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n_ops, 1, memory_order_relaxed);
 }
 
 static void *thread_main(void *arg)
@@ -232,7 +244,10 @@ static void sleep_us(long us)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in = {data, size, 0};
+    if (n_inputs++ == 0)
+        atexit(print_figures);
     nthreads = 2 + byte(&in) % (MAXT - 1);
+    n_threads += (unsigned long)nthreads;
     for (int i = 0; i < NCH; i++) {
         chans[i] = chan_make(sizeof(struct val), byte(&in) % 4);
         CHECK(chans[i], "chan_make");
@@ -298,6 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK((st == 2 && nr == 1) || (st != 2 && nr == 0),
                   "value %d/%d: state %u, received %u times", t, s, st, nr);
             CHECK(st != 1, "value %d/%d still pending", t, s);
+            n_values += st == 2;
         }
     return 0;
 }
