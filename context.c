@@ -25,7 +25,8 @@
  *    (dropped by the timer's callback after it cancels, or by whoever stops the timer before it
  *    fires). Memory goes with the last reference, and then the parent's reference is dropped.
  *    Every node is cancelled before its memory goes, so its done channel is closed and only an
- *    operation that is still unlinking itself from it can delay chan_free (see API.md).
+ *    operation that is still unlinking itself from it can delay chan_free (see API.md); then
+ *    the timer thread frees the channel later (free_done), rather than anyone waiting for it.
  *  - Lock order with timers: n->mu, then the timer queue's lock (chan_timer_reset under n->mu).
  *    The deadline callback runs on the timer thread without the timer queue's lock.
  */
@@ -70,14 +71,51 @@ static void ref(struct chan_ctx *n)
         atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
 }
 
+/* Freeing a done channel later: chan_free refuses (-EBUSY) while a select that completed
+ * through another channel has not yet unlinked itself from this one. That select may be a task
+ * of an M:N scheduler waiting for the very worker thread we run on, so we must not wait for it
+ * here: the timer thread retries every millisecond until the channel is free. */
+struct deferred_free {
+    chan_t *c;
+    chan_timer_t *t;
+};
+
+static void retry_free(void *arg)
+{
+    struct deferred_free *d = arg;
+    if (chan_free(d->c) == -EBUSY) {
+        chan_timer_reset(d->t, CHAN_MILLISECOND);
+        return;
+    }
+    chan_timer_free(d->t); /* from its own callback: allowed */
+    chan_mfree(d);
+}
+
+static void free_done(chan_t *c)
+{
+    if (chan_free(c) != -EBUSY)
+        return;
+    struct deferred_free *d = chan_malloc(sizeof *d);
+    if (d) {
+        d->c = c;
+        /* Armed only once d->t is set (the reset orders it before the callback). */
+        d->t = chan_timer_make_func(CHAN_FOREVER, retry_free, d);
+        if (d->t && chan_timer_reset(d->t, 0) >= 0)
+            return;
+        chan_timer_free(d->t);
+        chan_mfree(d);
+    }
+    /* No memory for the deferral: the last resort is to wait here, a bounded moment for
+     * threads (not for tasks sharing this worker, which is why this is the last resort). */
+    while (chan_free(c) == -EBUSY)
+        sched_yield();
+}
+
 static void destroy(struct chan_ctx *n)
 {
     if (n->kind == CANCEL) {
         chan_timer_free(n->timer); /* stopped or fired, and no channel: cannot be -EBUSY */
-        /* Closed long ago; -EBUSY only while a select that completed through another channel
-         * is still unlinking itself from this one, a bounded moment. */
-        while (chan_free(n->done) == -EBUSY)
-            sched_yield();
+        free_done(n->done);        /* closed: no operation can block on it any more */
         pthread_mutex_destroy(&n->mu);
     }
     chan_mfree(n);

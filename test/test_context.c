@@ -563,6 +563,82 @@ START_TEST(ctx_enomem)
 }
 END_TEST
 
+/* A scheduler hook for one thread that holds its woken task back until the test opens a gate:
+ * the way an M:N worker leaves a woken task waiting while another task runs. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool notified, open;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static void *gate_current(void) { return &gate; }
+
+static int gate_park(void *task, int64_t deadline)
+{
+    (void)task;
+    (void)deadline; /* only used for a select without deadline */
+    pthread_mutex_lock(&gate.mu);
+    while (!(gate.notified && gate.open))
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    gate.notified = false;
+    pthread_mutex_unlock(&gate.mu);
+    return 0;
+}
+
+static void gate_unpark(void *task)
+{
+    (void)task;
+    pthread_mutex_lock(&gate.mu);
+    gate.notified = true;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static const struct chan_sched gated_sched = {gate_current, gate_park, gate_unpark};
+
+struct gated_select {
+    chan_ctx_t *ctx;
+    chan_t *x;
+    int r;
+};
+
+static void *gated_select_main(void *p)
+{
+    struct gated_select *g = p;
+    chan_sched_set(&gated_sched);
+    struct chan_case cs[2] = {{.chan = g->x, .dir = CHAN_RECV},
+                              {.chan = chan_ctx_done(g->ctx), .dir = CHAN_RECV}};
+    g->r = chan_select(cs, 2);
+    chan_sched_set(NULL);
+    return NULL;
+}
+
+/* A context freed while a select on its done channel has been woken through another channel
+ * but has not run yet (its sudog is still queued on done): chan_ctx_free must return without
+ * waiting for that select, which may need the very thread chan_ctx_free runs on. */
+START_TEST(ctx_free_while_select_unlinking)
+{
+    struct gated_select g = {.ctx = chan_ctx_with_cancel(chan_ctx_background()),
+                             .x = chan_make(0, 0), .r = -1};
+    chan_t *done = chan_ctx_done(g.ctx);
+    pthread_t th = spawn(gated_select_main, &g);
+    ck_assert(blocked_receivers_at_least(done, 1));
+    ck_assert(blocked_receivers_at_least(g.x, 1));
+    ck_assert_int_eq(chan_send(g.x, NULL), 0); /* wakes the select through x; it stays parked */
+    ck_assert_int_eq(hchan_waiting(done, CHAN_RECV), 1);
+    ck_assert_int_eq(chan_ctx_free(g.ctx), 0); /* returns (the test's time-out says otherwise) */
+    pthread_mutex_lock(&gate.mu);
+    gate.open = true;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    join(th);
+    ck_assert_int_eq(g.r, 0);
+    ck_assert_int_eq(chan_free(g.x), 0);
+    sleep_ms(50); /* the timer thread frees done meanwhile */
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("context");
@@ -578,5 +654,6 @@ int main(void)
     ADD_TEST(s, ctx_values, 30);
     ADD_TEST(s, ctx_concurrent_churn, 120);
     ADD_TEST(s, ctx_enomem, 30);
+    ADD_TEST(s, ctx_free_while_select_unlinking, 30);
     return run_suite(s);
 }
