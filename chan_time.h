@@ -12,9 +12,11 @@
  *   - Every function may be called from any thread, and on the same object from several threads
  *     at once, except the *_free functions: the owner calls free once, after every other call on
  *     that object has returned, and uses the handle no more.
- *   - Nothing here blocks for longer than a short critical section (a mutex held for a few
- *     hundred instructions, or a channel operation that cannot wait). Safe from tasks of a
- *     plugged-in scheduler (chan_sched_set); not async-signal-safe.
+ *   - Nothing here waits for another thread's progress beyond short critical sections (a
+ *     mutex held while a few heap slots move, or a channel operation that cannot wait);
+ *     cancelling a context takes time in proportion to its subtree, and making a timer now and
+ *     then grows the heap. Safe from tasks of a plugged-in scheduler (chan_sched_set); not
+ *     async-signal-safe.
  *
  * Timers are served by one timer thread per process, started by the first timer made (all
  * signals blocked in it), which keeps a binary heap of deadlines and sleeps on a condition
