@@ -866,9 +866,10 @@ struct nbrace {
     _Atomic long gen, done;   /* round started by main / finished by the worker */
     _Atomic long failures;
     _Atomic int first_bad;    /* the first wrong result (-1000: wrong ok or value) */
+    _Atomic int last;         /* the worker's result this round */
     chan_t *c1, *c2;          /* published by the release store of gen */
-    long rounds;              /* 0 until main knows how many it ran */
     int closing;
+    int cpu;                  /* the worker's CPU, or -1: not pinned */
 };
 
 /* Spins (about 20-50 us, without yielding: a yield would give the core away and there would
@@ -881,9 +882,31 @@ static void spin_until(_Atomic long *x, long v)
             sched_yield();
 }
 
+/* The n-th CPU (from 0) this thread may run on, or -1. */
+static int allowed_cpu(int n)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return -1;
+    for (int k = 0; k < CPU_SETSIZE; k++)
+        if (CPU_ISSET(k, &set) && n-- == 0)
+            return k;
+    return -1;
+}
+
+static void pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+}
+
 static void *nbrace_worker(void *p)
 {
     struct nbrace *a = p;
+    if (a->cpu >= 0)
+        pin_self(a->cpu);
     for (long r = 1;; r++) {
         spin_until(&a->gen, r);
         if (a->c1 == NULL) /* main is done */
@@ -903,17 +926,27 @@ static void *nbrace_worker(void *p)
             good = false; /* -EAGAIN: "no chan is ready", though one always was */
         if (!good && atomic_fetch_add(&a->failures, 1) == 0)
             atomic_store(&a->first_bad, ret == 0 || ret == 1 ? -1000 : ret);
+        atomic_store_explicit(&a->last, ret, memory_order_relaxed);
         atomic_store_explicit(&a->done, r, memory_order_release);
     }
     return NULL;
 }
 
-/* c1 holds a value; the worker tryselects {c1, c2} while main makes c2 ready (a value, or a
- * close) and only then drains c1: at every instant one of them is ready. The rounds start through
- * a spun-on counter, so both sides really run at once, and main waits a varying delay (from none
- * to a few microseconds) before its operations, so the race sweeps across the worker's select.
- * At most 30,000 rounds (10,000 sanitized) and ~5 s (20 s) of them: on a loaded machine a spinning
- * handshake can cost a time slice per round. */
+/*
+ * c1 holds a value; the worker tryselects {c1, c2} while main makes c2 ready (a value, or a
+ * close) and only then drains c1: at every instant one of them is ready.
+ *
+ * For the race to happen at all, both threads must run at once: the rounds start through a
+ * spun-on counter, and the two threads are pinned to two different CPUs when there are two.
+ * Main then waits a delay before its operations. Every fourth round the delay is random, from
+ * none to a few microseconds; the others aim at the moment the worker's select overlaps main's
+ * operations, learnt as we go: with a short delay main is done first and the worker sees c2 (or
+ * both ready: c1 or c2 alike), with a long one the worker sees only c1; the delay is steered to
+ * where c1 comes out 3 times in 4, between the two regimes.
+ *
+ * At most 30,000 rounds (10,000 sanitized) and ~4 s (20 s) of them: on a loaded machine a
+ * spinning handshake can cost a time slice per round.
+ */
 static void nbrace_run(int closing)
 {
     struct nbrace a;
@@ -921,10 +954,18 @@ static void nbrace_run(int closing)
     atomic_init(&a.done, 0);
     atomic_init(&a.failures, 0);
     atomic_init(&a.first_bad, 0);
+    atomic_init(&a.last, 0);
     a.closing = closing;
+    int main_cpu = allowed_cpu(0);
+    a.cpu = main_cpu >= 0 ? allowed_cpu(1) : -1;
+    cpu_set_t old;
+    bool pinned = a.cpu >= 0 && sched_getaffinity(0, sizeof old, &old) == 0;
+    if (pinned)
+        pin_self(main_cpu);
     const long max_rounds = scaled(30000, 10000);
-    const int64_t stop = chan_now() + (under_sanitizer() ? 20000 : 5000) * MS;
+    const int64_t stop = chan_now() + (under_sanitizer() ? 20000 : 4000) * MS;
     uint32_t rng = 0x9e3779b9u;
+    double aim = 256; /* iterations of the delay loop */
     pthread_t t = spawn(nbrace_worker, &a);
     long r = 1;
     for (; r <= max_rounds && (r <= 100 || chan_now() < stop); r++) {
@@ -933,8 +974,8 @@ static void nbrace_run(int closing)
         a.c1 = c1;
         a.c2 = c2;
         rng = rng * 1664525u + 1013904223u;
-        /* 0..4095 iterations of an empty loop, spread over scales (shifted right 0..7). */
-        unsigned delay = (rng >> 20) >> ((rng >> 8) & 7);
+        unsigned delay = r % 4 == 0 ? (rng >> 20) >> ((rng >> 8) & 7) /* 0..4095, all scales */
+                                    : (unsigned)(aim * (0.75 + (rng >> 8) / 33554432.0));
         atomic_store_explicit(&a.gen, r, memory_order_release);
         for (volatile unsigned d = 0; d < delay; d++) {
         }
@@ -945,12 +986,18 @@ static void nbrace_run(int closing)
         int x, rr = chan_tryrecv(c1, &x);
         ck_assert(rr == 0 || rr == -EAGAIN);
         spin_until(&a.done, r);
+        if (r % 4) { /* steer: c1 (main was late) shortens the delay, c2 lengthens it */
+            aim *= atomic_load_explicit(&a.last, memory_order_relaxed) == 0 ? 0.99 : 1.0305;
+            aim = aim < 1 ? 1 : aim > 65536 ? 65536 : aim;
+        }
         freec(c1);
         freec(c2);
     }
     a.c1 = a.c2 = NULL;
     atomic_store_explicit(&a.gen, r, memory_order_release);
     join(t);
+    if (pinned)
+        (void)pthread_setaffinity_np(pthread_self(), sizeof old, &old);
     ck_assert_msg(atomic_load(&a.failures) == 0,
                   "%ld of %ld non-blocking selects went wrong (first: %d; -11 = -EAGAIN: no case "
                   "ready though one always was; -1000: wrong ok or value)",
