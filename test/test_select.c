@@ -174,6 +174,16 @@ static void *close_thread(void *p)
 
 /* ---- Fairness -------------------------------------------------------------------------------- */
 
+/* Pearson's statistic of counts against a uniform spread: asymptotically chi-square with k - 1
+ * degrees of freedom (here every expected count is 5000 or more). */
+static double chi_square(const long *cnt, int k, long total)
+{
+    double e = (double)total / k, x = 0;
+    for (int i = 0; i < k; i++)
+        x += ((double)cnt[i] - e) * ((double)cnt[i] - e) / e;
+    return x;
+}
+
 /*
  * Go: TestSelectFairness. Four always-ready cases (two receives from buffers kept full, two sends
  * into buffers kept empty), 100,000 selects; the choice must be uniform.
@@ -184,7 +194,10 @@ static void *close_thread(void *p)
  * Bernstein's inequality P(|X - np| >= t) <= 2 exp(-t^2 / (2 (np(1-p) + t/3))) gives, for
  * t = 960, 2 exp(-921600 / 38140) = 2 exp(-24.16) = 6.4e-11 per case; union over 4: 2.6e-10.
  * Either way the false-failure probability is below 1e-9, while a bias of even 4% of one case
- * (1000 selects) fails.
+ * (1000 selects) fails. Smaller biases spread over several cases are caught by Pearson's
+ * statistic, asymptotically chi-square with 3 degrees of freedom: the bound 55 is exceeded with
+ * probability at most (55/3)^(3/2) e^(-(55-3)/2) = 4.0e-10 (the Chernoff bound for chi-square).
+ * Both checks together: below 2.6e-10 + 4.0e-10 < 1e-9.
  */
 START_TEST(test_select_fairness)
 {
@@ -229,7 +242,53 @@ START_TEST(test_select_fairness)
         ck_assert_msg(labs(cnt[i] - TRIALS / NC) <= bound,
                       "case %d chosen %ld times of %d (expected %d +- %ld): %ld %ld %ld %ld", i,
                       cnt[i], TRIALS, TRIALS / NC, bound, cnt[0], cnt[1], cnt[2], cnt[3]);
+    double x2 = chi_square(cnt, NC, TRIALS);
+    ck_assert_msg(x2 <= 55, "chi-square %.1f > 55 (3 degrees of freedom): %ld %ld %ld %ld", x2,
+                  cnt[0], cnt[1], cnt[2], cnt[3]);
     for (int i = 0; i < NC; i++)
+        freec(c[i]);
+}
+END_TEST
+
+/*
+ * Go: TestSelectFairness, with 20 cases: more than the 8 a select keeps on its stack, and each of
+ * 10 channels named twice (receives from buffers kept full). Every case is ready, so each index
+ * must come out 1 time in 20. Count X ~ Binomial(100000, 1/20): mean 5000, sd = sqrt(4750) =
+ * 68.9; bound |X - 5000| <= 500 (7.25 sd). Normal approximation: 20 x P(|Z| > 7.25) = 8.0e-12;
+ * Bernstein: 20 x 2 exp(-500^2 / (2 (4750 + 500/3))) = 40 exp(-25.4) = 3.6e-10. Pearson's
+ * statistic (chi-square, 19 degrees of freedom) above 100: at most (100/19)^(19/2) e^(-(100-19)/2)
+ * = 1.8e-11 (Chernoff). Together below 1e-9; a bias of 5% on a dozen cases gives ~400.
+ */
+START_TEST(test_select_fairness_many_cases)
+{
+    enum { NC = 20, NCH = 10, TRIALS = 100000, CAP = 4 };
+    const long bound = 500;
+    chan_t *c[NCH];
+    int v[NC];
+    long cnt[NC] = {0};
+    struct chan_case cs[NC];
+    for (int i = 0; i < NCH; i++) {
+        c[i] = mk(sizeof(int), CAP);
+        for (int j = 0; j < CAP; j++)
+            put_int(c[i], i);
+    }
+    for (int i = 0; i < NC; i++)
+        cs_set(&cs[i], c[i % NCH], CHAN_RECV, &v[i]);
+    for (long t = 0; t < TRIALS; t++) {
+        ok_reset(cs, NC);
+        int r = t % 2 ? chan_tryselect(cs, NC) : chan_select(cs, NC);
+        assert_chosen(cs, NC, r, true);
+        ck_assert_int_eq(v[r], r % NCH);
+        cnt[r]++;
+        put_int(c[r % NCH], r % NCH);
+    }
+    for (int i = 0; i < NC; i++)
+        ck_assert_msg(labs(cnt[i] - TRIALS / NC) <= bound,
+                      "case %d chosen %ld times of %d (expected %d +- %ld)", i, cnt[i], TRIALS,
+                      TRIALS / NC, bound);
+    double x2 = chi_square(cnt, NC, TRIALS);
+    ck_assert_msg(x2 <= 100, "chi-square %.1f > 100 (19 degrees of freedom)", x2);
+    for (int i = 0; i < NCH; i++)
         freec(c[i]);
 }
 END_TEST
@@ -2583,6 +2642,7 @@ int main(void)
 {
     Suite *s = suite_create("select");
     ADD_TEST(s, test_select_fairness, 60);
+    ADD_TEST(s, test_select_fairness_many_cases, 60);
     ADD_TEST(s, test_select_fairness_recv_not_starved, 60);
     ADD_TEST(s, test_select_nil_case_never_chosen, 30);
     ADD_TEST(s, test_select_only_nil_cases_block, 20);
