@@ -96,6 +96,13 @@ static int all_bytes(const void *p, size_t n, unsigned char v)
     return 1;
 }
 
+/* A byte pattern that differs from its neighbours and, over 256-byte blocks, from itself. */
+static void pattern(unsigned char *b, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(seed + i * 7 + (i >> 8));
+}
+
 static void yield_some(unsigned *spins)
 {
     if (++*spins % 64 == 0)
@@ -1685,6 +1692,78 @@ START_TEST(test_select_signals_absorbed)
 }
 END_TEST
 
+/* Elements of CHAN_ELEMSIZE_MAX bytes through selects: buffered, handed to a blocked receive
+ * case, taken from a blocked send case, and zeroed on close - every byte, and not one more. */
+START_TEST(test_select_large_elements)
+{
+    const size_t esz = CHAN_ELEMSIZE_MAX;
+    unsigned char *out = malloc(esz), *in = malloc(esz + 64), *want = malloc(esz);
+    ck_assert(out && in && want);
+    pattern(out, esz, 3);
+    memcpy(want, out, esz);
+
+    /* Buffered: a send case, then a receive case. */
+    chan_t *b = mk(esz, 2);
+    struct chan_case cs[2];
+    cs_set(&cs[0], b, CHAN_SEND, out);
+    ck_assert_int_eq(chan_tryselect(cs, 1), 0);
+    memset(in, 0xEE, esz + 64);
+    cs_set(&cs[0], b, CHAN_RECV, in);
+    ck_assert_int_eq(chan_select(cs, 1), 0);
+    ck_assert_int_eq(memcmp(in, want, esz), 0);
+    ck_assert(all_bytes(in + esz, 64, 0xEE));
+    freec(b);
+
+    /* Unbuffered: a blocked receive case gets a plain send's value ... */
+    chan_t *u = mk(esz, 0), *other = mk(esz, 0);
+    memset(in, 0xEE, esz + 64);
+    cs_set(&cs[0], other, CHAN_RECV, in);
+    cs_set(&cs[1], u, CHAN_RECV, in);
+    struct selthr st = {cs, 2, 0, 0, -1, 0};
+    pthread_t t = spawn(sel_thread, &st);
+    ck_assert(blocked_receivers_at_least(u, 1));
+    ck_assert_int_eq(chan_send(u, out), 0);
+    join(t);
+    assert_chosen(cs, 2, st.ret, true);
+    ck_assert_int_eq(st.ret, 1);
+    ck_assert_int_eq(memcmp(in, want, esz), 0);
+    ck_assert(all_bytes(in + esz, 64, 0xEE));
+
+    /* ... a blocked send case hands its value to a plain receive ... */
+    cs_set(&cs[0], other, CHAN_RECV, in);
+    cs_set(&cs[1], u, CHAN_SEND, out);
+    st = (struct selthr){cs, 2, 0, 0, -1, 0};
+    t = spawn(sel_thread, &st);
+    ck_assert(blocked_senders_at_least(u, 1));
+    unsigned char *got = malloc(esz);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_int_eq(chan_recv(u, got), 0);
+    join(t);
+    assert_chosen(cs, 2, st.ret, true);
+    ck_assert_int_eq(memcmp(got, want, esz), 0);
+
+    /* ... and a close zeroes a blocked receive case's element. */
+    memset(in, 0xAA, esz + 64);
+    cs_set(&cs[0], other, CHAN_RECV, got);
+    cs_set(&cs[1], u, CHAN_RECV, in);
+    st = (struct selthr){cs, 2, 0, 0, -1, 0};
+    t = spawn(sel_thread, &st);
+    ck_assert(blocked_receivers_at_least(u, 1));
+    ck_assert_int_eq(chan_close(u), 0);
+    ck_assert_int_eq(chan_free(u), 0);
+    join(t);
+    assert_chosen(cs, 2, st.ret, false);
+    ck_assert(all_bytes(in, esz, 0));
+    ck_assert(all_bytes(in + esz, 64, 0xAA));
+    ck_assert_int_eq(memcmp(got, want, esz), 0); /* the other case's element untouched */
+    freec(other);
+    free(out);
+    free(in);
+    free(want);
+    free(got);
+}
+END_TEST
+
 /* ---- Many cases ------------------------------------------------------------------------------ */
 
 /* A select of 5000 cases: none ready, timing out, blocked until another thread makes one ready,
@@ -2528,12 +2607,6 @@ struct nb_peer {
     int ret, bad;
 };
 
-static void pattern(unsigned char *b, size_t n, unsigned char seed)
-{
-    for (size_t i = 0; i < n; i++)
-        b[i] = (unsigned char)(seed + i * 7);
-}
-
 static void *nb_receiver(void *p)
 {
     struct nb_peer *a = p;
@@ -2664,6 +2737,7 @@ int main(void)
     ADD_TEST(s, test_select_signal_channel, 20);
     ADD_TEST(s, test_select_blocked_send_into_full_buffer, 20);
     ADD_TEST(s, test_select_signals_absorbed, 30);
+    ADD_TEST(s, test_select_large_elements, 30);
     ADD_TEST(s, test_select_many_cases, 60);
     ADD_TEST(s, test_select_max_cases_one_channel, 60);
     ADD_TEST(s, test_select_alloc_and_enomem, 30);
