@@ -119,6 +119,18 @@ static void free_when_allowed(chan_t *c)
     ck_assert_int_eq(r, 0);
 }
 
+/* Race loops run their rounds within a time budget too (after a minimum of 50), so that a
+ * loaded machine shortens them instead of stretching the whole program. */
+static int64_t budget_end(int64_t plain_ms, int64_t sanitized_ms)
+{
+    return chan_now() + (under_sanitizer() ? sanitized_ms : plain_ms) * MS;
+}
+
+static bool more_rounds(int round, int rounds, int64_t end)
+{
+    return round < rounds && (round < 50 || chan_now() < end);
+}
+
 /* ---- Threads used by several tests ----------------------------------------------------------- */
 
 /* Runs one select: chan_select (until == 0) or chan_select_until(deadline). */
@@ -893,7 +905,7 @@ static void *stress_select_receiver(void *p)
 START_TEST(test_select_stress)
 {
     struct stress s;
-    s.n = scaled(10000, 3000);
+    s.n = scaled(6000, 2500);
     s.c[0] = mk(sizeof(int), 0);
     s.c[1] = mk(sizeof(int), 0);
     s.c[2] = mk(sizeof(int), 2);
@@ -1010,7 +1022,7 @@ static void *nbrace_worker(void *p)
  * both ready: c1 or c2 alike), with a long one the worker sees only c1; the delay is steered to
  * where c1 comes out 3 times in 4, between the two regimes.
  *
- * At most 30,000 rounds (10,000 sanitized) and ~4 s (20 s) of them: on a loaded machine a
+ * At most 30,000 rounds (10,000 sanitized) and ~3 s (15 s) of them: on a loaded machine a
  * spinning handshake can cost a time slice per round.
  */
 static void nbrace_run(int closing)
@@ -1029,7 +1041,7 @@ static void nbrace_run(int closing)
     if (pinned)
         pin_self(main_cpu);
     const long max_rounds = scaled(30000, 10000);
-    const int64_t stop = chan_now() + (under_sanitizer() ? 20000 : 4000) * MS;
+    const int64_t stop = chan_now() + (under_sanitizer() ? 15000 : 3000) * MS;
     uint32_t rng = 0x9e3779b9u;
     double aim = 256; /* iterations of the delay loop */
     pthread_t t = spawn(nbrace_worker, &a);
@@ -1954,7 +1966,8 @@ END_TEST
 START_TEST(test_select_two_wakers_one_wins)
 {
     const int rounds = scaled(400, 150);
-    for (int round = 0; round < rounds; round++) {
+    const int64_t end = budget_end(2000, 8000);
+    for (int round = 0; more_rounds(round, rounds, end); round++) {
         size_t cap = (size_t)(round % 2);
         chan_t *ch[2] = {mk(sizeof(int), cap), mk(sizeof(int), cap)};
         int got[2] = {-1, -1};
@@ -2027,8 +2040,9 @@ static void *closerace_sel_thread(void *p)
 START_TEST(test_select_close_races_send)
 {
     const int rounds = scaled(300, 100);
-    int by_close = 0, by_send = 0;
-    for (int round = 0; round < rounds; round++) {
+    const int64_t end = budget_end(2000, 8000);
+    int by_close = 0, by_send = 0, round = 0;
+    for (; more_rounds(round, rounds, end); round++) {
         chan_t *a = mk(sizeof(int), 0), *b = mk(sizeof(int), 0);
         struct closerace_sel s;
         int va = -1, vb = -1;
@@ -2074,7 +2088,7 @@ START_TEST(test_select_close_races_send)
         freec(b);
         freec(s.e);
     }
-    ck_assert_int_eq(by_close + by_send, rounds);
+    ck_assert_int_eq(by_close + by_send, round);
 }
 END_TEST
 
@@ -2115,7 +2129,9 @@ START_TEST(test_select_timeout_races_send)
     int got = 0, timedout = 0;
     uint32_t rng = 12345;
     int64_t late = 100000; /* how late the time-outs return, learnt as we go (ns) */
-    for (int round = 0; round < rounds; round++) {
+    const int64_t end = budget_end(2500, 8000);
+    int round = 0;
+    for (; more_rounds(round, rounds, end); round++) {
         size_t cap = (size_t)(round % 2);
         struct torace a = {mk(sizeof(int), cap), mk(sizeof(int), 0), 0, -1, -1, -1, 0, 0, 0};
         a.deadline = chan_now() + 1 * MS;
@@ -2157,7 +2173,7 @@ START_TEST(test_select_timeout_races_send)
         freec(a.c);
         freec(a.e);
     }
-    ck_assert_int_eq(got + timedout, rounds);
+    ck_assert_int_eq(got + timedout, round);
 }
 END_TEST
 
@@ -2185,7 +2201,8 @@ static void *freerace_thread(void *p)
 START_TEST(test_select_free_races_unlink)
 {
     const int rounds = scaled(300, 100);
-    for (int round = 0; round < rounds; round++) {
+    const int64_t end = budget_end(2000, 8000);
+    for (int round = 0; more_rounds(round, rounds, end); round++) {
         chan_t *a = mk(sizeof(int), round % 3 == 2 ? 1 : 0), *b = mk(sizeof(int), 0);
         struct freerace f;
         f.va = f.vb = -1;
@@ -2401,7 +2418,7 @@ static void *dsel_recver(void *p)
 START_TEST(test_doubleselect)
 {
     struct dsel d;
-    d.n = scaled(30000, 8000);
+    d.n = scaled(20000, 6000);
     for (int k = 0; k < 4; k++)
         d.c[k] = mk(sizeof(int), 0);
     d.out = mk(sizeof(int), 0);
