@@ -1,0 +1,102 @@
+/*
+ * chan_trace.h - see the signals: traces for Perfetto, names, and a dump of blocked waiters.
+ *
+ * An addition to the contract of API.md (documented in chan_trace(3)), built into libchan (not
+ * into the drop-in pair dist/chan.c, where tracing does not exist).
+ *
+ * Tracing records every channel event - make, free, send, receive, close, block, wake-up (who
+ * woke whom), select choice, timer fire - with a CLOCK_MONOTONIC timestamp, the thread and the
+ * channel, and writes the Chrome Trace Event Format JSON that Perfetto (ui.perfetto.dev) and
+ * chrome://tracing open: one track per thread, a flow arrow from each waker to the operation it
+ * woke. tools/trace2mermaid turns it into a Mermaid sequence diagram or an SVG timeline.
+ *
+ * Environment, read once when the program starts (a constructor of libchan's trace.c):
+ *   CHAN_TRACE=file.json       chan_trace_start("file.json") now, chan_trace_stop() at exit
+ *   CHAN_TRACE_THREADS=N       per-thread buffers made at start (default 64)
+ *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 16384)
+ *   CHAN_DUMP=1                chan_dump_enable(); CHAN_DUMP=sigquit: chan_dump_on_sigquit()
+ *
+ * Cost. Off: one predictable branch per operation (a flag read relaxed). On: each event is
+ * written to the calling thread's own buffer (no lock is shared between threads); buffers are
+ * made when a trace starts, or when a thread registers (chan_trace_register_thread(), or naming
+ * it) - never inside a channel operation. A thread that finds no buffer left, or a full one,
+ * loses the event: chan_trace_dropped() counts them.
+ *
+ * Every function may be called from any thread at any time, except where it says otherwise.
+ * Errors are negative errno values, as everywhere in libchan.
+ */
+#ifndef CHAN_TRACE_H
+#define CHAN_TRACE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "chan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
+#endif
+
+/* ---- Tracing --------------------------------------------------------------------------- */
+
+/* Starts recording into path (created or truncated now; written by chan_trace_stop). 0;
+ * -EBUSY while a trace is running; -ENOMEM; -errno from opening path. */
+int chan_trace_start(const char *path);
+
+/* Stops recording and writes the trace. 0; -ESRCH when no trace is running; -errno (-EIO, ...)
+ * when the file cannot be written. Waits for events being written by other threads (a few
+ * instructions each); never waits for a blocked operation. */
+int chan_trace_stop(void);
+
+/* Events lost by the trace running now, or else by the last one (no buffer left for a thread,
+ * or a full buffer). */
+uint64_t chan_trace_dropped(void);
+
+/* Gives the calling thread its trace buffer now (during a trace), so that its first events are
+ * not dropped when more threads trace than CHAN_TRACE_THREADS. 0, -ENOMEM, -ESRCH (no trace). */
+int chan_trace_register_thread(void);
+
+/* Names: shown by the trace (track and channel names) and by chan_dump. The name is copied (up
+ * to 47 bytes). Naming a thread also registers it (chan_trace_register_thread) when a trace is
+ * running. A channel's name lasts until it is freed. 0; -EINVAL (NULL); -ENOMEM. */
+int chan_trace_name_chan(chan_t *c, const char *name);
+int chan_trace_name_thread(const char *name);
+
+/* For a user-space scheduler (sched/): when set, every event also records fn() - the id of the
+ * task (Go's G) running on the calling thread, 0 for none - shown as "g" in the trace. fn is
+ * called on the thread of the event, possibly with a channel lock held: it must not call into
+ * libchan. NULL removes it. */
+void chan_trace_task_hook(uint64_t (*fn)(void));
+
+/* ---- Dump of live channels --------------------------------------------------------------- */
+
+/* From now on, channels made are registered (sharded lists keyed by address: no global lock),
+ * so that chan_dump can list them; channels made before are listed only once named. 0 or
+ * -ENOMEM. It cannot be disabled. */
+int chan_dump_enable(void);
+
+/* Prints every registered live channel (name, len/cap, closed) with its blocked senders and
+ * receivers (thread, operation, how long blocked) to out. Takes each channel's lock only with a
+ * trylock and skips (saying so) a channel whose lock is held at that moment. Returns the number
+ * of channels listed, or -EINVAL (out NULL), or -ENODEV when chan_dump_enable was never called. */
+int chan_dump(FILE *out);
+
+/* chan_dump_enable(), then SIGQUIT prints a dump on stderr (Go's SIGQUIT goroutine dump, but
+ * the process goes on). The handler only writes a byte to a pipe; a dump thread (all signals
+ * blocked) does the printing. 0; -errno from pipe, pthread_create or sigaction. Replaces any
+ * SIGQUIT handler; a second call does nothing. */
+int chan_dump_on_sigquit(void);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHAN_TRACE_H */

@@ -1,0 +1,640 @@
+/* test_trace.c - tracing, names and the dump of live channels (chan_trace.h, trace.c).
+ *
+ * The trace of known programs has the expected events in the expected order and is valid JSON
+ * (checked by Python's json module, the same interpreter tools/trace2mermaid needs); the
+ * Mermaid diagram of a small pipeline matches test/golden/pipeline.mmd; the dump shows a thread
+ * blocked on a named channel, and skips a channel whose lock is held; SIGQUIT dumps; with
+ * tracing on, a busy many-thread run (stopped and restarted under load) stays clean under
+ * TSan. Only ordered facts are checked: no timing bound beyond "eventually", 10 s.
+ *
+ * Run from the top of the tree (make test does): it reads tools/ and test/golden/. */
+#include "testutil.h"
+
+#ifdef CHAN_TRACE_BUILD
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chan_internal.h" /* white box: hold a channel's lock to see the dump skip it */
+#include "chan_time.h"
+#include "chan_trace.h"
+
+/* ---- Helpers ------------------------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/chan_trace_test.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void rm_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[4][160];
+    static int i;
+    char *p = buf[i++ & 3];
+    snprintf(p, 160, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* The file is one JSON document, by Python's json module (and has a traceEvents list). */
+static void assert_valid_json(const char *path)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+             "assert isinstance(d[\"traceEvents\"], list)' '%s'",
+             path);
+    int r = system(cmd);
+    ck_assert_msg(r == 0, "%s is not valid trace JSON (python3 said %d)", path, r);
+}
+
+/* Each pattern occurs in s, after the previous one; reports the first one missing. */
+static void assert_in_order(const char *s, const char *const *pats, size_t n)
+{
+    const char *at = s;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strstr(at, pats[i]);
+        ck_assert_msg(p != NULL, "pattern %zu not found (in order): %s", i, pats[i]);
+        at = p + strlen(pats[i]);
+    }
+}
+
+static int count_of(const char *s, const char *pat)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, pat)); p += strlen(pat))
+        n++;
+    return n;
+}
+
+/* ---- A single thread: every event, in program order ------------------------------------------ */
+
+START_TEST(test_trace_events_in_order)
+{
+    make_tmpdir();
+    const char *path = tmp_path("one.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    ck_assert_int_eq(chan_trace_start(path), -EBUSY);
+    ck_assert_int_eq(chan_trace_name_thread("main"), 0);
+    chan_t *c = chan_make(sizeof(int), 2);
+    ck_assert_int_eq(chan_trace_name_chan(c, "jobs"), 0);
+    int v = 1;
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    v = 2;
+    ck_assert_int_eq(chan_trysend(c, &v), 0);
+    v = 3;
+    ck_assert_int_eq(chan_trysend(c, &v), -EAGAIN);
+    ck_assert_int_eq(chan_recv(c, &v), 0);
+    ck_assert_int_eq(chan_close(c), 0);
+    ck_assert_int_eq(chan_close(c), -EPIPE);
+    ck_assert_int_eq(chan_recv_until(c, &v, CHAN_FOREVER), 0);
+    ck_assert_int_eq(chan_tryrecv(c, &v), -EPIPE);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    ck_assert_int_eq(chan_trace_stop(), -ESRCH);
+    ck_assert_int_eq(chan_trace_dropped(), 0);
+
+    assert_valid_json(path);
+    char *s = slurp(path);
+    static const char *const want[] = {
+        "\"name\":\"thread_name\"", "\"args\":{\"name\":\"main\"}",
+        "\"name\":\"make jobs\"", "\"cap\":2,\"elemsize\":4",
+        "\"name\":\"name jobs\"",
+        "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":1,\"form\":\"block\",\"res\":\"ok\"",
+        "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":2,\"form\":\"try\",\"res\":\"ok\"",
+        "{\"op\":\"send\",\"chan\":\"jobs\",\"form\":\"try\",\"res\":\"again\"",
+        "{\"op\":\"recv\",\"chan\":\"jobs\",\"v\":1,\"form\":\"block\",\"res\":\"ok\"",
+        "{\"op\":\"close\",\"chan\":\"jobs\",\"res\":\"ok\"",
+        "{\"op\":\"close\",\"chan\":\"jobs\",\"res\":\"closed\"",
+        "{\"op\":\"recv\",\"chan\":\"jobs\",\"v\":2,\"form\":\"until\",\"res\":\"ok\"",
+        "{\"op\":\"recv\",\"chan\":\"jobs\",\"form\":\"try\",\"res\":\"closed\"",
+        "{\"op\":\"free\",\"chan\":\"jobs\"",
+    };
+    assert_in_order(s, want, sizeof want / sizeof *want);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- Two threads: who woke whom ------------------------------------------------------------- */
+
+static void *recv_one(void *arg)
+{
+    chan_trace_name_thread("receiver");
+    int v = 0;
+    int r = chan_recv(arg, &v);
+    return (void *)(intptr_t)(r == 0 ? v : -1);
+}
+
+static int64_t number_after(const char *s, const char *key)
+{
+    const char *p = strstr(s, key);
+    ck_assert_msg(p != NULL, "no %s", key);
+    return strtoll(p + strlen(key), NULL, 10);
+}
+
+START_TEST(test_trace_flow_from_waker_to_woken)
+{
+    make_tmpdir();
+    const char *path = tmp_path("flow.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_trace_name_thread("sender");
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "handoff");
+    pthread_t t = spawn(recv_one, c);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    int v = 42;
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    ck_assert_int_eq((intptr_t)join(t), 42);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+
+    assert_valid_json(path);
+    char *s = slurp(path);
+    /* The sender's wake-up starts flow F; the receiver's woken slice ends it. */
+    int64_t f = number_after(s, "\"op\":\"wake\",\"chan\":\"handoff\",\"v\":42,\"by\":\"send\",\"flow\":");
+    ck_assert(f > 0);
+    char pat[4][160];
+    snprintf(pat[0], sizeof pat[0], "\"ph\":\"s\",\"id\":%lld,", (long long)f);
+    snprintf(pat[1], sizeof pat[1], "\"name\":\"blocked recv handoff\"");
+    snprintf(pat[2], sizeof pat[2],
+             "{\"op\":\"woken\",\"chan\":\"handoff\",\"v\":42,\"res\":\"ok\",\"dir\":\"recv\",\"flow\":%lld",
+             (long long)f);
+    snprintf(pat[3], sizeof pat[3], "\"ph\":\"f\",\"id\":%lld,", (long long)f);
+    const char *order[] = {pat[0], pat[1], pat[2], pat[3]};
+    assert_in_order(s, order, 4);
+    /* The sender's own completion names the flow it started; the receiver's is not repeated. */
+    ck_assert_int_eq(count_of(s, "{\"op\":\"recv\",\"chan\":\"handoff\""), 0);
+    snprintf(pat[0], sizeof pat[0], "\"res\":\"ok\",\"cap\":0,\"woke\":%lld", (long long)f);
+    ck_assert_int_eq(count_of(s, pat[0]), 1);
+    ck_assert(strstr(s, "\"args\":{\"name\":\"receiver\"}") != NULL);
+    ck_assert(strstr(s, "\"args\":{\"name\":\"sender\"}") != NULL);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* A thread still blocked when the trace stops shows as blocked to the end (a stuck pipeline). */
+START_TEST(test_trace_stop_while_blocked)
+{
+    make_tmpdir();
+    const char *path = tmp_path("stuck.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "stuck");
+    pthread_t t = spawn(recv_one, c);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    ck_assert_int_eq(chan_close(c), 0);
+    ck_assert_int_eq((intptr_t)join(t), -1);
+    ck_assert_int_eq(chan_free(c), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    ck_assert_msg(strstr(s, "\"name\":\"blocked recv (at the end) stuck\"") != NULL, "%s", s);
+    ck_assert(strstr(s, "\"at_end\":true") != NULL);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- Select choice and a timer fire ------------------------------------------------------- */
+
+START_TEST(test_trace_select_and_timer)
+{
+    make_tmpdir();
+    const char *path = tmp_path("select.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *a = chan_make(sizeof(int), 1), *b = chan_make(sizeof(int), 1);
+    chan_trace_name_chan(a, "a");
+    chan_trace_name_chan(b, "b");
+    int v = 7, got = 0;
+    ck_assert_int_eq(chan_send(b, &v), 0);
+    struct chan_case cases[] = {{a, &got, CHAN_RECV, false}, {b, &got, CHAN_RECV, false}};
+    ck_assert_int_eq(chan_select(cases, 2), 1);
+    ck_assert_int_eq(got, 7);
+    ck_assert_int_eq(chan_tryselect(cases, 2), -EAGAIN);
+    chan_timer_t *tm = chan_timer_make(MS);
+    ck_assert_ptr_nonnull(tm);
+    chan_trace_name_chan(chan_timer_chan(tm), "timer");
+    int64_t when;
+    ck_assert_int_eq(chan_recv(chan_timer_chan(tm), &when), 0);
+    ck_assert_int_eq(chan_timer_free(tm), 0);
+    chan_free(a);
+    chan_free(b);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+
+    assert_valid_json(path);
+    char *s = slurp(path);
+    static const char *const want[] = {
+        "{\"op\":\"select\",\"chan\":\"b\",\"v\":7,\"form\":\"block\",\"res\":\"ok\",\"case\":1,\"dir\":\"recv\"",
+        "{\"op\":\"select\",\"form\":\"try\",\"res\":\"again\"",
+        "{\"op\":\"timer\",\"chan\":\"timer\"",
+        "{\"op\":\"send\",\"chan\":\"timer\"",
+    };
+    assert_in_order(s, want, sizeof want / sizeof *want);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- The Mermaid diagram of a pipeline, against its golden file ----------------------------- */
+
+#define PIPE_N 3
+
+struct pipe {
+    chan_t *numbers, *squares;
+};
+
+static void *producer(void *arg)
+{
+    struct pipe *p = arg;
+    chan_trace_name_thread("producer");
+    for (int i = 1; i <= PIPE_N; i++)
+        chan_send(p->numbers, &i);
+    chan_close(p->numbers);
+    return NULL;
+}
+
+static void *squarer(void *arg)
+{
+    struct pipe *p = arg;
+    chan_trace_name_thread("squarer");
+    int v;
+    while (chan_recv(p->numbers, &v) == 0) {
+        int sq = v * v;
+        chan_send(p->squares, &sq);
+    }
+    chan_close(p->squares);
+    return NULL;
+}
+
+static void *printer(void *arg)
+{
+    struct pipe *p = arg;
+    chan_trace_name_thread("printer");
+    int v, sum = 0;
+    while (chan_recv(p->squares, &v) == 0)
+        sum += v;
+    return (void *)(intptr_t)sum;
+}
+
+/* Unbuffered pipeline: every hand-off is ordered by the program, so the diagram is the same on
+ * every run, whoever of the two sides of each hand-off comes first. */
+static void run_pipeline(const char *path)
+{
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    struct pipe p = {chan_make(sizeof(int), 0), chan_make(sizeof(int), 0)};
+    chan_trace_name_chan(p.numbers, "numbers");
+    chan_trace_name_chan(p.squares, "squares");
+    pthread_t t3 = spawn(printer, &p), t2 = spawn(squarer, &p), t1 = spawn(producer, &p);
+    join(t1);
+    join(t2);
+    ck_assert_int_eq((intptr_t)join(t3), 1 + 4 + 9);
+    ck_assert_int_eq(chan_free(p.numbers), 0);
+    ck_assert_int_eq(chan_free(p.squares), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    ck_assert_int_eq(chan_trace_dropped(), 0);
+}
+
+START_TEST(test_mermaid_pipeline_golden)
+{
+    make_tmpdir();
+    /* Several runs: the interleavings differ, the diagram must not. */
+    for (int run = 0; run < 5; run++) {
+        const char *path = tmp_path("pipe.json"), *mmd = tmp_path("pipe.mmd");
+        run_pipeline(path);
+        assert_valid_json(path);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "python3 tools/trace2mermaid '%s' -o '%s'", path, mmd);
+        ck_assert_int_eq(system(cmd), 0);
+        char *got = slurp(mmd), *want = slurp("test/golden/pipeline.mmd");
+        ck_assert_msg(strcmp(got, want) == 0, "run %d: Mermaid output differs from "
+                      "test/golden/pipeline.mmd:\n%s", run, got);
+        free(got);
+        free(want);
+        /* The SVG timeline is made too (its content depends on timing: not compared). */
+        snprintf(cmd, sizeof cmd, "python3 tools/trace2mermaid '%s' --svg '%s'", path,
+                 tmp_path("pipe.svg"));
+        ck_assert_int_eq(system(cmd), 0);
+        char *svg = slurp(tmp_path("pipe.svg"));
+        ck_assert(strncmp(svg, "<svg ", 5) == 0 && strstr(svg, "</svg>") != NULL);
+        free(svg);
+    }
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- The dump --------------------------------------------------------------------------------- */
+
+static void *recv_blocked(void *arg)
+{
+    chan_trace_name_thread("worker");
+    int v;
+    return (void *)(intptr_t)chan_recv(arg, &v);
+}
+
+static char *dump_to_string(int *listed)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    *listed = chan_dump(f);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(test_dump_shows_blocked_thread_on_named_channel)
+{
+    ck_assert_int_eq(chan_dump(stderr), -ENODEV);
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    chan_t *jobs = chan_make(sizeof(int), 0);
+    chan_t *other = chan_make(0, 3);
+    ck_assert_int_eq(chan_trace_name_chan(jobs, "jobs"), 0);
+    pthread_t t = spawn(recv_blocked, jobs);
+    ck_assert(blocked_receivers_at_least(jobs, 1));
+    int listed;
+    char *s = dump_to_string(&listed);
+    ck_assert_int_eq(listed, 2);
+    ck_assert_msg(strstr(s, "chan \"jobs\"") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "len 0 cap 0 elemsize 4 open, 0 blocked senders, 1 blocked receivers")
+                  != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "    recv  thread \"worker\" (tid ") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "blocked for ") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "len 0 cap 3 elemsize 0 open") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "end of dump: 2 channels, 0 skipped") != NULL, "%s", s);
+    free(s);
+
+    ck_assert_int_eq(chan_close(jobs), 0);
+    ck_assert_int_eq((intptr_t)join(t), -EPIPE);
+    ck_assert_int_eq(chan_free(jobs), 0);
+    s = dump_to_string(&listed);
+    ck_assert_int_eq(listed, 1);
+    ck_assert_msg(strstr(s, "jobs") == NULL, "%s", s);
+    free(s);
+    chan_free(other);
+}
+END_TEST
+
+START_TEST(test_dump_skips_a_locked_channel)
+{
+    chan_dump_enable();
+    chan_t *c = chan_make(sizeof(int), 1);
+    chan_trace_name_chan(c, "held");
+    lock(&c->lock); /* as if an operation held it at the moment of the dump */
+    int listed;
+    char *s = dump_to_string(&listed);
+    unlock(&c->lock);
+    ck_assert_int_eq(listed, 1);
+    ck_assert_msg(strstr(s, "chan \"held\"") != NULL && strstr(s, "skipped") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "end of dump: 1 channels, 1 skipped") != NULL, "%s", s);
+    free(s);
+    chan_free(c);
+}
+END_TEST
+
+START_TEST(test_dump_on_sigquit)
+{
+    make_tmpdir();
+    const char *path = tmp_path("stderr.txt");
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+
+    ck_assert_int_eq(chan_dump_on_sigquit(), 0);
+    ck_assert_int_eq(chan_dump_on_sigquit(), 0);
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "quit-me");
+    pthread_t t = spawn(recv_blocked, c);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(kill(getpid(), SIGQUIT), 0);
+    char *s = NULL;
+    for (int i = 0; i < 10000; i++) { /* the dump thread prints: wait up to ~10 s */
+        s = slurp(path);
+        if (strstr(s, "end of dump"))
+            break;
+        free(s);
+        s = NULL;
+        sleep_ms(1);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ck_assert_msg(s != NULL, "no dump on SIGQUIT");
+    ck_assert_msg(strstr(s, "chan \"quit-me\"") != NULL && strstr(s, "thread \"worker\"") != NULL,
+                  "%s", s);
+    free(s);
+    chan_close(c);
+    join(t);
+    chan_free(c);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- Buffers: none left, or registered ------------------------------------------------------ */
+
+static void *try_sends(void *arg)
+{
+    int v = 0;
+    for (int i = 0; i < 5; i++)
+        chan_trysend(arg, &v);
+    return NULL;
+}
+
+static void *registered_sends(void *arg)
+{
+    int r = chan_trace_register_thread();
+    chan_trace_name_thread("registered");
+    int v = 0;
+    for (int i = 0; i < 5; i++)
+        chan_trysend(arg, &v);
+    return (void *)(intptr_t)r;
+}
+
+START_TEST(test_trace_drops_without_a_buffer)
+{
+    make_tmpdir();
+    setenv("CHAN_TRACE_THREADS", "1", 1); /* the starting thread takes the only one */
+    const char *path = tmp_path("drop.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *c = chan_make(sizeof(int), 0);
+    join(spawn(try_sends, c));
+    ck_assert_uint_eq(chan_trace_dropped(), 5);
+    ck_assert_int_eq((intptr_t)join(spawn(registered_sends, c)), 0);
+    ck_assert_uint_eq(chan_trace_dropped(), 5);
+    chan_free(c);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    ck_assert_uint_eq(chan_trace_dropped(), 5);
+    unsetenv("CHAN_TRACE_THREADS");
+    assert_valid_json(path);
+    char *s = slurp(path);
+    ck_assert(strstr(s, "\"dropped\":5") != NULL);
+    ck_assert(strstr(s, "\"args\":{\"name\":\"registered\"}") != NULL);
+    ck_assert_int_eq(count_of(s, "\"res\":\"again\""), 5);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- CHAN_TRACE in the environment: this program, run again as a child ---------------------- */
+
+static int child_workload(void)
+{
+    chan_t *c = chan_make(sizeof(int), 1);
+    int v = 5;
+    chan_send(c, &v);
+    chan_recv(c, &v);
+    chan_free(c);
+    return 0; /* the trace is written at exit */
+}
+
+START_TEST(test_trace_from_environment)
+{
+    make_tmpdir();
+    char self[256];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert(n > 0);
+    self[n] = 0;
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "CHAN_TRACE='%s' CHAN_TRACE_TEST_CHILD=1 '%s'", tmp_path("env.json"),
+             self);
+    ck_assert_int_eq(system(cmd), 0);
+    assert_valid_json(tmp_path("env.json"));
+    char *s = slurp(tmp_path("env.json"));
+    static const char *const want[] = {"\"name\":\"make c1\"", "\"op\":\"send\",\"chan\":\"c1\",\"v\":5",
+                                       "\"op\":\"recv\",\"chan\":\"c1\",\"v\":5",
+                                       "\"name\":\"free c1\""};
+    assert_in_order(s, want, 4);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- Many threads, trace stopped and restarted under load: TSan must stay quiet ------------- */
+
+static atomic_bool stress_stop;
+
+static void *stress_sender(void *arg)
+{
+    chan_t **cs = arg;
+    int v = 0;
+    while (!atomic_load(&stress_stop)) {
+        struct chan_case cases[] = {{cs[0], &v, CHAN_SEND, false}, {cs[1], &v, CHAN_SEND, false}};
+        if (chan_select_until(cases, 2, chan_now() + MS) >= 0)
+            v++;
+        chan_trysend(cs[2], &v);
+    }
+    return NULL;
+}
+
+static void *stress_receiver(void *arg)
+{
+    chan_t **cs = arg;
+    int v;
+    while (!atomic_load(&stress_stop)) {
+        chan_recv_until(cs[0], &v, chan_now() + MS);
+        chan_tryrecv(cs[1], &v);
+        chan_recv_until(cs[2], &v, chan_now() + MS);
+    }
+    return NULL;
+}
+
+START_TEST(test_trace_under_load_restarts)
+{
+    make_tmpdir();
+    chan_dump_enable();
+    chan_t *cs[3] = {chan_make(sizeof(int), 0), chan_make(sizeof(int), 4), chan_make(sizeof(int), 1)};
+    enum { NS = 3, NR = 2 };
+    pthread_t t[NS + NR];
+    for (int i = 0; i < NS; i++)
+        t[i] = spawn(stress_sender, cs);
+    for (int i = 0; i < NR; i++)
+        t[NS + i] = spawn(stress_receiver, cs);
+    for (int round = 0; round < 4; round++) {
+        const char *path = round & 1 ? tmp_path("b.json") : tmp_path("a.json");
+        ck_assert_int_eq(chan_trace_start(path), 0);
+        sleep_ms(20);
+        chan_t *x = chan_make(8, 0); /* makes and frees while others trace and dump */
+        chan_trace_name_chan(x, "short-lived");
+        FILE *null = fopen("/dev/null", "w");
+        ck_assert(chan_dump(null) >= 3);
+        fclose(null);
+        chan_free(x);
+        ck_assert_int_eq(chan_trace_stop(), 0);
+        assert_valid_json(path);
+    }
+    atomic_store(&stress_stop, true);
+    for (int i = 0; i < NS + NR; i++)
+        join(t[i]);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chan_free(cs[i]), 0);
+    rm_tmpdir();
+}
+END_TEST
+
+int main(void)
+{
+    if (getenv("CHAN_TRACE_TEST_CHILD"))
+        return child_workload();
+    Suite *s = suite_create("trace");
+    ADD_TEST(s, test_trace_events_in_order, 30);
+    ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
+    ADD_TEST(s, test_trace_stop_while_blocked, 30);
+    ADD_TEST(s, test_trace_select_and_timer, 30);
+    ADD_TEST(s, test_mermaid_pipeline_golden, 60);
+    ADD_TEST(s, test_dump_shows_blocked_thread_on_named_channel, 30);
+    ADD_TEST(s, test_dump_skips_a_locked_channel, 30);
+    ADD_TEST(s, test_dump_on_sigquit, 30);
+    ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
+    ADD_TEST(s, test_trace_from_environment, 30);
+    ADD_TEST(s, test_trace_under_load_restarts, 60);
+    return run_suite(s);
+}
+
+#else /* libchan built without its trace hooks (no -DCHAN_TRACE_BUILD): nothing to test */
+
+START_TEST(test_trace_not_built)
+{
+    printf("test_trace: libchan was built without trace.c (-DCHAN_TRACE_BUILD): skipped\n");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("trace");
+    ADD_TEST(s, test_trace_not_built, 10);
+    return run_suite(s);
+}
+
+#endif
