@@ -49,7 +49,7 @@
 #define QMAX 3
 #define QI(c, d) ((c) * 2 + (d))
 
-#define NSG 6     /* sudogs 1..NSG (0: none) */
+#define NSG 9     /* sudogs 1..NSG (0: none) */
 #define NW 4      /* waiters 0..NW-1 */
 #define NVAL 4    /* values 1..NVAL-1 (0: the zero value) */
 
@@ -313,7 +313,7 @@ proctype Single(byte w; byte s)
     op_end()
 }
 
-/* ---- selectgo (select.c) over two cases, sudogs s and s + 1, on channels 0 and 1 ---- */
+/* ---- selectgo (select.c) ---- */
 
 /* try_case: performs case k (a local of Select) if it is ready (took = 1, ok, val, wake). */
 inline try_case() {  /* case k */
@@ -347,33 +347,44 @@ inline try_case() {  /* case k */
     fi
 }
 
-proctype Select(byte w; byte s)
+/* Select over n (1..3) cases: sudogs s .. s + n - 1, sorted by channel (the lock order); the
+ * same channel may appear in several cases. */
+proctype Select(byte w; byte s; byte n)
 {
-    byte i, j, t, qi, c, peer, wake, r, val, k, fc, first;
+    byte i, j, t, qi, c, peer, wake, r, val, k, fc, tried, uses, ch;
     bit tmo, took, ok;
     if :: tmo = 0 :: tmo = 1 fi;   /* chan_select / chan_select_until */
     op_begin();
-    /* poll order: either case first */
-    if :: first = 0 :: first = 1 fi;
-    /* pass 1, all locks held (address order: channel 0, then 1) */
-    lock(0); lock(1);
-    k = s + first;
-    try_case();
-    if
-    :: !took -> k = s + 1 - first; try_case()
-    :: else -> skip
-    fi;
+    /* the channels used, each locked once, in address order (sellock) */
+    uses = (1 << sg_c[s]) | (1 << sg_c[s + 1]) | (n > 2 -> 1 << sg_c[s + 2] : 0);
+    if :: uses & 1 -> lock(0) :: else -> skip fi;
+    if :: uses & 2 -> lock(1) :: else -> skip fi;
+    /* pass 1, in a poll order chosen nondeterministically (every permutation) */
+    took = 0;
+    tried = 0;
+    do
+    :: took || tried == (1 << n) - 1 -> break
+    :: !took && !(tried & 1) -> tried = tried | 1; k = s; try_case()
+    :: !took && !(tried & 2) -> tried = tried | 2; k = s + 1; try_case()
+    :: !took && n > 2 && !(tried & 4) -> tried = tried | 4; k = s + 2; try_case()
+    od;
+    tried = 0;
     if
     :: took ->
-        unlock(0); unlock(1);
+        if :: uses & 1 -> unlock(0) :: else -> skip fi;
+        if :: uses & 2 -> unlock(1) :: else -> skip fi;
         if :: wake != 0 -> unpark(wake - 1) :: else -> skip fi;
         r = OK
-    :: !took && tmo -> unlock(0); unlock(1); r = ETIMEDOUT   /* cannot_wait */
+    :: !took && tmo ->                                   /* cannot_wait */
+        if :: uses & 1 -> unlock(0) :: else -> skip fi;
+        if :: uses & 2 -> unlock(1) :: else -> skip fi;
+        r = ETIMEDOUT
     :: !took ->
-        /* pass 2 */
-        enqueue(s); enqueue(s + 1);
+        /* pass 2: a sudog per case, in lock order */
+        for (k : s .. s + n - 1) { enqueue(k) }
         settled[w] = 1;
-        unlock(0); unlock(1);
+        if :: uses & 1 -> unlock(0) :: else -> skip fi;
+        if :: uses & 2 -> unlock(1) :: else -> skip fi;
         /* pass 3 */
         park(tmo, r);
         if
@@ -381,27 +392,45 @@ proctype Select(byte w; byte s)
         :: else -> skip
         fi;
         if
-        :: r == ETIMEDOUT ->
-            lock(0); lock(1); unlink(s); unlink(s + 1); unlock(0); unlock(1)
+        :: r == ETIMEDOUT ->                             /* ours: relock all, unlink all */
+            if :: uses & 1 -> lock(0) :: else -> skip fi;
+            if :: uses & 2 -> lock(1) :: else -> skip fi;
+            for (k : s .. s + n - 1) { unlink(k) }
+            if :: uses & 1 -> unlock(0) :: else -> skip fi;
+            if :: uses & 2 -> unlock(1) :: else -> skip fi
         :: else ->
             k = fired[w];
-            assert(k == s || k == s + 1);
+            assert(k >= s && k < s + n && !sg_inq[k]);
             fc = sg_c[k];
 #if MUTANT == 4
-            /* mutant 4: the woken select does not unlink itself from the other channel */
+            /* mutant 4: the woken select does not unlink itself from the other channels */
             skip;
 #elif MUTANT == 1
             /* mutant 1: relock every channel, the one that fired too */
-            lock(0); lock(1);
-            if :: sg_inq[s] -> unlink(s) :: else -> skip fi;
-            if :: sg_inq[s + 1] -> unlink(s + 1) :: else -> skip fi;
-            unlock(0); unlock(1);
+            for (ch : 0 .. 1) {
+                if
+                :: uses & (1 << ch) ->
+                    lock(ch);
+                    for (t : s .. s + n - 1) {
+                        if :: sg_c[t] == ch && sg_inq[t] -> unlink(t) :: else -> skip fi
+                    }
+                    unlock(ch)
+                :: else -> skip
+                fi
+            }
 #else
-            /* relock only the other channel, unlink our sudog there */
-            t = (k == s -> s + 1 : s);
-            lock(1 - fc);
-            unlink(t);
-            unlock(1 - fc);
+            /* relock only the channels other than the one that fired; unlink there */
+            for (ch : 0 .. 1) {
+                if
+                :: ch != fc && (uses & (1 << ch)) ->
+                    lock(ch);
+                    for (t : s .. s + n - 1) {
+                        if :: sg_c[t] == ch -> unlink(t) :: else -> skip fi
+                    }
+                    unlock(ch)
+                :: else -> skip
+                fi
+            }
 #endif
             ok = wok[w];
             val = sg_val[k]
@@ -413,14 +442,13 @@ proctype Select(byte w; byte s)
         :: sg_send[k] && ok -> sent[sg_val[k]] = 1
         :: !sg_send[k] && ok -> received(val)
         :: else -> skip
-        fi;
-        /* nothing was written into the case that did not win */
-        t = (k == s -> s + 1 : s);
-        assert(sg_send[t] || sg_val[t] == 0)
-    :: else ->
-        assert(sg_send[s] || sg_val[s] == 0);
-        assert(sg_send[s + 1] || sg_val[s + 1] == 0)
+        fi
+    :: else -> k = 0   /* timed out: no case won */
     fi;
+    /* nothing was written into a receive case that did not win */
+    for (t : s .. s + n - 1) {
+        assert(t == k || sg_send[t] || sg_val[t] == 0)
+    }
     op_end()
 }
 
@@ -509,30 +537,44 @@ proctype Closer(byte w; byte u0; byte u1)
 
 init {
     atomic {
-        /* sudogs 1, 2: select 0 receives from channel 0 (case 0) and channel 1 (case 1) */
+        /* sudogs 1, 2: a select that receives from channel 0 (case 0) and channel 1 (case 1) */
         sg_w[1] = 0; sg_c[1] = 0; sg_send[1] = 0; sg_idx[1] = 0;
         sg_w[2] = 0; sg_c[2] = 1; sg_send[2] = 0; sg_idx[2] = 1;
-        /* sudogs 3, 4: select 1 sends value 1 on channel 0 and value 2 on channel 1 */
+        /* sudogs 3, 4: a select that sends value 1 on channel 0 and value 2 on channel 1 */
         sg_w[3] = 1; sg_c[3] = 0; sg_send[3] = 1; sg_idx[3] = 0; sg_val[3] = 1;
         sg_w[4] = 1; sg_c[4] = 1; sg_send[4] = 1; sg_idx[4] = 1; sg_val[4] = 2;
         /* sudog 5: waiter 2 sends value 3 on channel 0 */
         sg_w[5] = 2; sg_c[5] = 0; sg_send[5] = 1; sg_val[5] = 3;
+        /* sudogs 6, 7, 8: a select that receives from channel 0, sends value 1 on channel 0
+         * (the same channel in two cases, in both queues) and receives from channel 1 */
+        sg_w[6] = 0; sg_c[6] = 0; sg_send[6] = 0; sg_idx[6] = 0;
+        sg_w[7] = 0; sg_c[7] = 0; sg_send[7] = 1; sg_idx[7] = 1; sg_val[7] = 1;
+        sg_w[8] = 0; sg_c[8] = 1; sg_send[8] = 0; sg_idx[8] = 2;
+        /* sudog 9: waiter 1 receives from channel 0 */
+        sg_w[9] = 1; sg_c[9] = 0; sg_send[9] = 0;
 #if CFG == 1
         /* 3 threads: a receiving select, a sender, the closer */
-        run Select(0, 1);
+        run Select(0, 1, 2);
         run Single(2, 5);
         run Closer(3, 1 | 4, 1);
 #elif CFG == 2
         /* 3 threads: a receiving select against a sending select, the closer */
-        run Select(0, 1);
-        run Select(1, 3);
+        run Select(0, 1, 2);
+        run Select(1, 3, 2);
         run Closer(3, 1 | 2, 1 | 2);
 #elif CFG == 3
         /* 4 threads: both selects, the sender, the closer */
-        run Select(0, 1);
-        run Select(1, 3);
+        run Select(0, 1, 2);
+        run Select(1, 3, 2);
         run Single(2, 5);
         run Closer(3, 1 | 2 | 4, 1 | 2);
+#elif CFG == 4
+        /* 4 threads: a select naming channel 0 twice (recv and send) and channel 1, a receiver
+         * and a sender on channel 0, the closer */
+        run Select(0, 6, 3);
+        run Single(1, 9);
+        run Single(2, 5);
+        run Closer(3, 1 | 2 | 4, 1);
 #endif
     }
 }

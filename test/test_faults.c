@@ -469,6 +469,7 @@ struct traffic {
     chan_t *c[TCH];
     atomic_int stop;
     atomic_ulong ops, moved;
+    atomic_ulong progress; /* operations so far, for the main thread to wait on */
 };
 
 static void *traffic_main(void *arg)
@@ -518,6 +519,7 @@ static void *traffic_main(void *arg)
         if (r == 0)
             moved++;
         ops++;
+        atomic_fetch_add_explicit(&t->progress, 1, memory_order_relaxed);
     }
     atomic_fetch_add(&t->ops, ops);
     atomic_fetch_add(&t->moved, moved);
@@ -538,7 +540,11 @@ START_TEST(no_allocation_in_traffic)
     hook_set(hook_fail); /* from here on, every allocation is counted and fails */
     for (int i = 0; i < TTHREADS; i++)
         th[i] = spawn(traffic_main, &t);
-    sleep_ms(under_sanitizer() ? 400 : 300);
+    sleep_ms(300);
+    /* On a loaded machine the threads may have barely started: wait for some traffic (a few
+     * thousand operations; at most ~20 s) before closing. */
+    for (int i = 0; i < 2000 && atomic_load(&t.progress) < 4000; i++)
+        sleep_ms(10);
     /* Close while the traffic runs: wakes blocked senders and receivers and selects. */
     for (int i = 0; i < TCH; i++)
         ck_assert_int_eq(chan_close(t.c[i]), 0);
