@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,14 @@ int64_t chan_now(void)
 
 /* ---- makechan and free ------------------------------------------------------------------------ */
 
+static uint64_t pow2_above(uint64_t x)
+{
+    uint64_t p = 1;
+    while (p <= x)
+        p <<= 1;
+    return p;
+}
+
 chan_t *chan_make(size_t elemsize, size_t cap)
 {
     if (elemsize > CHAN_ELEMSIZE_MAX ||
@@ -43,7 +52,19 @@ chan_t *chan_make(size_t elemsize, size_t cap)
         errno = EINVAL;
         return NULL;
     }
-    struct chan *c = chan_malloc(sizeof *c + elemsize * cap);
+    /* A ring slot holds an 8-byte stamp and the element rounded up to 8 bytes. A size that does
+     * not fit in memory is ENOMEM: cap * elemsize itself did not overflow. */
+    bool ring = cap > 0 && elemsize > 0;
+    size_t slotsize = sizeof(uint64_t) + ((elemsize + 7) & ~(size_t)7);
+    size_t size = sizeof(struct chan);
+    if (ring) {
+        if (cap > (SIZE_MAX - size - sizeof(struct ringpos)) / slotsize) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        size += sizeof(struct ringpos) + cap * slotsize;
+    }
+    struct chan *c = chan_malloc(size);
     if (!c) {
         errno = ENOMEM;
         return NULL;
@@ -56,7 +77,17 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     atomic_init(&c->sendq.first, NULL);
     c->elemsize = (uint32_t)elemsize;
     c->cap = cap;
-    c->buf = (unsigned char *)(c + 1);
+    if (ring) {
+        c->rp = (struct ringpos *)(c + 1);
+        c->buf = (unsigned char *)(c->rp + 1);
+        c->slotsize = slotsize;
+        c->slow = pow2_above(cap);
+        c->one_lap = 2 * c->slow;
+        atomic_init(&c->rp->head, 0);
+        atomic_init(&c->rp->tail, 0);
+        for (size_t i = 0; i < cap; i++) /* slot i waits for the send at position i */
+            atomic_init((_Atomic uint64_t *)(c->buf + i * slotsize), i);
+    }
     return c;
 }
 
@@ -75,14 +106,192 @@ int chan_free(chan_t *c)
     return 0;
 }
 
+static size_t ring_len(struct chan *c);
+
 size_t chan_len(const chan_t *c)
 {
-    return c ? atomic_load_explicit(&((chan_t *)c)->count, memory_order_relaxed) : 0;
+    if (!c)
+        return 0;
+    if (c->rp)
+        return ring_len((chan_t *)c);
+    return atomic_load_explicit(&((chan_t *)c)->count, memory_order_relaxed);
 }
 
 size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
 
 /* ---- Moving values (under c->lock) -------------------------------------------------------------- */
+
+/* ---- The lock-free ring ---------------------------------------------------------------------
+ *
+ * Positions count sends (tail) and receives (head): pos = lap * one_lap + index, with the SLOW
+ * bit between the index and the lap bits. Slot `index` carries a stamp: pos when it is free for
+ * the send at pos, pos + 1 when it holds the value for the receive at pos. A sender claims its
+ * position by CAS on tail, writes the value, then publishes the stamp; a receiver likewise on
+ * head, and frees the slot for the next lap. A CAS compares the whole word, SLOW bit included,
+ * so a fast operation fails as soon as the bit is set, and the lock holder sees at most the
+ * operations already past their CAS, which finish without any lock. */
+
+enum { RING_OK, RING_NO, RING_SLOW }; /* NO: full (push) or empty (pop); SLOW: take the lock */
+
+static inline uint64_t pos_next(const struct chan *c, uint64_t pos)
+{
+    if ((pos & (c->slow - 1)) + 1 < c->cap)
+        return pos + 1;
+    return (pos & ~(c->one_lap - 1)) + c->one_lap; /* index 0 of the next lap */
+}
+
+static inline unsigned char *slot_of(const struct chan *c, uint64_t pos)
+{
+    return c->buf + (size_t)(pos & (c->slow - 1)) * c->slotsize;
+}
+
+/* Waiting for an operation that has claimed a position but not yet published its stamp. */
+static void ring_backoff(unsigned *spins)
+{
+    if (++*spins < 64)
+        caa_cpu_relax();
+    else
+        sched_yield(); /* its thread may have been preempted */
+}
+
+/* Before a blocking operation on a full or empty ring takes the slow path: SNOOZE rounds of
+ * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per
+ * round (crossbeam's Backoff::snooze). */
+#define SNOOZE 10
+
+static void snooze(unsigned round)
+{
+    if (round < 7)
+        for (unsigned i = 0; i < 1u << round; i++)
+            caa_cpu_relax();
+    else
+        sched_yield();
+}
+
+/* Enqueues a copy of *elem. Unlocked callers get RING_SLOW once the bit is set; locked ones
+ * (locked = true) go on regardless and keep the bit as it is. */
+static inline int ring_push(struct chan *c, const void *elem, bool locked)
+{
+    _Atomic uint64_t *tailp = &c->rp->tail;
+    uint64_t t = atomic_load_explicit(tailp, memory_order_relaxed);
+    for (unsigned spins = 0;;) {
+        if (!locked && (t & c->slow))
+            return RING_SLOW;
+        uint64_t pos = t & ~c->slow;
+        unsigned char *slot = slot_of(c, pos);
+        _Atomic uint64_t *stamp = (_Atomic uint64_t *)slot;
+        uint64_t st = atomic_load_explicit(stamp, memory_order_acquire);
+        if (st == pos) {
+            if (atomic_compare_exchange_weak_explicit(tailp, &t, pos_next(c, pos) | (t & c->slow),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                copy_elem(c, slot + sizeof(uint64_t), elem);
+                atomic_store_explicit(stamp, pos + 1, memory_order_release);
+                return RING_OK;
+            }
+            continue; /* t holds the new tail */
+        }
+        if (st + c->one_lap == pos + 1) { /* still the value of the previous lap: full? */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t h = atomic_load_explicit(&c->rp->head, memory_order_relaxed) & ~c->slow;
+            if (h + c->one_lap == pos)
+                return RING_NO;
+        }
+        ring_backoff(&spins); /* a receiver frees this slot, or another sender took it */
+        t = atomic_load_explicit(tailp, memory_order_relaxed);
+    }
+}
+
+/* Dequeues into *elem (NULL: discard). As ring_push for `locked`. */
+static inline int ring_pop(struct chan *c, void *elem, bool locked)
+{
+    _Atomic uint64_t *headp = &c->rp->head;
+    uint64_t h = atomic_load_explicit(headp, memory_order_relaxed);
+    for (unsigned spins = 0;;) {
+        if (!locked && (h & c->slow))
+            return RING_SLOW;
+        uint64_t pos = h & ~c->slow;
+        unsigned char *slot = slot_of(c, pos);
+        _Atomic uint64_t *stamp = (_Atomic uint64_t *)slot;
+        uint64_t st = atomic_load_explicit(stamp, memory_order_acquire);
+        if (st == pos + 1) {
+            if (atomic_compare_exchange_weak_explicit(headp, &h, pos_next(c, pos) | (h & c->slow),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                copy_elem(c, elem, slot + sizeof(uint64_t));
+                atomic_store_explicit(stamp, pos + c->one_lap, memory_order_release);
+                return RING_OK;
+            }
+            continue;
+        }
+        if (st == pos) { /* free for this lap's send: empty? */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t t = atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & ~c->slow;
+            if (t == pos)
+                return RING_NO;
+        }
+        ring_backoff(&spins); /* a sender is writing this slot, or another receiver took it */
+        h = atomic_load_explicit(headp, memory_order_relaxed);
+    }
+}
+
+static size_t ring_len(struct chan *c)
+{
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&c->rp->tail, memory_order_seq_cst) & ~c->slow;
+        uint64_t h = atomic_load_explicit(&c->rp->head, memory_order_seq_cst) & ~c->slow;
+        if ((atomic_load_explicit(&c->rp->tail, memory_order_seq_cst) & ~c->slow) != t)
+            continue;
+        uint64_t hi = h & (c->slow - 1), ti = t & (c->slow - 1);
+        if (hi < ti)
+            return ti - hi;
+        if (hi > ti)
+            return c->cap - hi + ti;
+        return t == h ? 0 : c->cap;
+    }
+}
+
+void ring_freeze(struct chan *c)
+{
+    if (!c->rp || (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
+        return;
+    atomic_fetch_or_explicit(&c->rp->tail, c->slow, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&c->rp->head, c->slow, memory_order_seq_cst);
+}
+
+void ring_settle(struct chan *c)
+{
+    if (!c->rp || !(atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow) ||
+        !waitq_empty(&c->sendq) || !waitq_empty(&c->recvq) ||
+        atomic_load_explicit(&c->closed, memory_order_relaxed))
+        return;
+    atomic_fetch_and_explicit(&c->rp->tail, ~c->slow, memory_order_seq_cst);
+    atomic_fetch_and_explicit(&c->rp->head, ~c->slow, memory_order_seq_cst);
+}
+
+/* ---- The buffer under the lock ---------------------------------------------------------------- */
+
+bool buf_put_locked(struct chan *c, const void *elem)
+{
+    if (c->rp)
+        return ring_push(c, elem, true) == RING_OK;
+    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (n == c->cap)
+        return false; /* also every unbuffered channel */
+    atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
+    return true;
+}
+
+bool buf_take_locked(struct chan *c, void *elem)
+{
+    if (c->rp)
+        return ring_pop(c, elem, true) == RING_OK;
+    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (n == 0)
+        return false;
+    atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
+    return true;
+}
 
 /* Go's send: a receiver sg was waiting (so the buffer is empty): the value goes straight into
  * its elem. */
@@ -101,12 +310,8 @@ void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
     if (c->cap == 0) {
         copy_elem(c, elem, sg->elem);
     } else {
-        unsigned char *slot = c->buf + c->recvx * c->elemsize;
-        copy_elem(c, elem, slot);
-        copy_elem(c, slot, sg->elem);
-        if (++c->recvx == c->cap)
-            c->recvx = 0;
-        c->sendx = c->recvx;
+        buf_take_locked(c, elem);
+        buf_put_locked(c, sg->elem);
     }
     sg->w->ok = true;
     sg->w->fired = sg;
@@ -123,6 +328,7 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
         /* Ours is the done word: no waker will touch the sudog; unlink it ourselves. */
         lock(&c->lock);
         waitq_unlink(sg->is_send ? &c->sendq : &c->recvq, sg);
+        ring_settle(c);
         unlock(&c->lock);
         return -ETIMEDOUT;
     }
@@ -130,8 +336,23 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
     return w->ok ? 0 : -EPIPE;
 }
 
-/* A non-blocking operation may fail without the lock when the channel is visibly not ready
- * (Go's full/empty). The loads are acquire so that a later load is not hoisted above them. */
+/* Queues a sudog for the caller on q (c locked), unlocks, and waits. */
+static int wait_on(struct chan *c, struct waitq *q, void *elem, bool is_send, int64_t deadline)
+{
+    struct waiter w;
+    struct sudog sg = {.w = &w, .c = c, .elem = elem, .is_send = is_send};
+    sg.same = &sg;
+    waiter_init(&w);
+    w.sudogs = &sg;
+    w.nsudog = 1;
+    waitq_enqueue(q, &sg);
+    unlock(&c->lock);
+    return block_on(c, &sg, deadline);
+}
+
+/* A non-blocking operation on a channel without a ring may fail without the lock when the
+ * channel is visibly not ready (Go's full/empty). The loads are acquire so that a later load
+ * is not hoisted above them. */
 static bool full(struct chan *c)
 {
     if (c->cap == 0)
@@ -157,10 +378,28 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     if (c->elemsize && !elem)
         return -EINVAL;
 
-    /* Fast path: an open channel observed full. A closed channel never becomes ready for
-     * sending again, so there was a moment when it was both open and full: fail as if then. */
-    if (deadline == NOWAIT && !atomic_load_explicit(&c->closed, memory_order_acquire) && full(c))
+    if (c->rp) {
+        /* The ring's fast path: room, nobody waiting, open. Full with the SLOW bit clear means
+         * open and nobody waiting: a try fails there as Go's fast path does. */
+        int r = ring_push(c, elem, false);
+        if (likely(r == RING_OK))
+            return 0;
+        if (r == RING_NO && deadline == NOWAIT)
+            return -EAGAIN;
+        /* Full: a receiver on another CPU usually frees a slot within a microsecond or two,
+         * much sooner than a blocked sender would be woken. Snooze on the fast path first. */
+        for (unsigned i = 0; r == RING_NO && i < SNOOZE && may_spin(); i++) {
+            snooze(i);
+            r = ring_push(c, elem, false);
+        }
+        if (r == RING_OK)
+            return 0;
+    } else if (deadline == NOWAIT && !atomic_load_explicit(&c->closed, memory_order_acquire) &&
+               full(c)) {
+        /* Go's fast path: an open channel observed full. A closed channel never becomes ready
+         * for sending again, so there was a moment when it was both open and full. */
         return -EAGAIN;
+    }
 
     lock(&c->lock);
     if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
@@ -171,12 +410,12 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     if (peer) {
         chan_send_to(c, peer, elem);
         struct wakeup wk = wakeup_of(peer->w);
+        ring_settle(c);
         unlock(&c->lock);
         wakeup_run(wk);
         return 0;
     }
-    if (atomic_load_explicit(&c->count, memory_order_relaxed) < c->cap) {
-        buf_put(c, elem);
+    if (buf_put_locked(c, elem)) {
         unlock(&c->lock);
         return 0;
     }
@@ -185,16 +424,16 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
         unlock(&c->lock);
         return err;
     }
-
-    struct waiter w;
-    struct sudog sg = {.w = &w, .c = c, .elem = (void *)elem, .is_send = true};
-    sg.same = &sg;
-    waiter_init(&w);
-    w.sudogs = &sg;
-    w.nsudog = 1;
-    waitq_enqueue(&c->sendq, &sg);
-    unlock(&c->lock);
-    return block_on(c, &sg, deadline);
+    if (c->rp) {
+        /* About to wait: stop the fast paths, then look once more at what they did. */
+        ring_freeze(c);
+        if (buf_put_locked(c, elem)) {
+            ring_settle(c);
+            unlock(&c->lock);
+            return 0;
+        }
+    }
+    return wait_on(c, &c->sendq, (void *)elem, true, deadline);
 }
 
 int chan_send(chan_t *c, const void *elem) { return chansend(c, elem, CHAN_FOREVER); }
@@ -214,9 +453,22 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
         return err ? err : park_nothing(deadline);
     }
 
-    /* Fast path: observed empty, then open: there was a moment when it was both. Observed
-     * empty, then closed: look once more, since a value may have come before the close. */
-    if (deadline == NOWAIT && empty(c)) {
+    if (c->rp) {
+        int r = ring_pop(c, elem, false);
+        if (likely(r == RING_OK))
+            return 0;
+        if (r == RING_NO && deadline == NOWAIT)
+            return -EAGAIN; /* empty, open, nobody waiting */
+        for (unsigned i = 0; r == RING_NO && i < SNOOZE && may_spin(); i++) {
+            snooze(i);
+            r = ring_pop(c, elem, false);
+        }
+        if (r == RING_OK)
+            return 0;
+    } else if (deadline == NOWAIT && empty(c)) {
+        /* Go's fast path: observed empty, then open: there was a moment when it was both.
+         * Observed empty, then closed: look once more, since a value may have come before the
+         * close. */
         if (!atomic_load_explicit(&c->closed, memory_order_acquire))
             return -EAGAIN;
         if (empty(c)) {
@@ -226,40 +478,39 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
     }
 
     lock(&c->lock);
-    if (atomic_load_explicit(&c->closed, memory_order_relaxed) &&
-        atomic_load_explicit(&c->count, memory_order_relaxed) == 0) {
-        unlock(&c->lock);
-        zero_elem(c, elem);
-        return -EPIPE;
-    }
+    /* A waiting sender means a full buffer (or none): take the head, move its value in. */
     struct sudog *peer = waitq_dequeue(&c->sendq);
     if (peer) {
         chan_recv_from(c, peer, elem);
         struct wakeup wk = wakeup_of(peer->w);
+        ring_settle(c);
         unlock(&c->lock);
         wakeup_run(wk);
         return 0;
     }
-    if (atomic_load_explicit(&c->count, memory_order_relaxed) > 0) {
-        buf_take(c, elem);
+    if (buf_take_locked(c, elem)) {
         unlock(&c->lock);
         return 0;
+    }
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        unlock(&c->lock);
+        zero_elem(c, elem);
+        return -EPIPE;
     }
     int err = cannot_wait(deadline);
     if (err) {
         unlock(&c->lock);
         return err;
     }
-
-    struct waiter w;
-    struct sudog sg = {.w = &w, .c = c, .elem = elem, .is_send = false};
-    sg.same = &sg;
-    waiter_init(&w);
-    w.sudogs = &sg;
-    w.nsudog = 1;
-    waitq_enqueue(&c->recvq, &sg);
-    unlock(&c->lock);
-    return block_on(c, &sg, deadline); /* a close zeroed *elem for us */
+    if (c->rp) {
+        ring_freeze(c);
+        if (buf_take_locked(c, elem)) {
+            ring_settle(c);
+            unlock(&c->lock);
+            return 0;
+        }
+    }
+    return wait_on(c, &c->recvq, elem, false, deadline); /* a close zeroes *elem for us */
 }
 
 int chan_recv(chan_t *c, void *elem) { return chanrecv(c, elem, CHAN_FOREVER); }
@@ -282,6 +533,7 @@ int chan_close(chan_t *c)
         return -EPIPE;
     }
     atomic_store_explicit(&c->closed, 1, memory_order_release);
+    ring_freeze(c); /* for good: every later operation takes the lock and sees closed */
 
     /* Win every waiter still waiting, receivers first, and chain them (in FIFO order) through
      * the links their dequeue freed; wake them after unlocking. */

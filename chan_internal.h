@@ -39,6 +39,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <urcu/arch.h>
+
 #include "chan.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
@@ -110,15 +112,37 @@ struct waitq {
 
 /* ---- The channel (Go's hchan) ------------------------------------------------------------------ */
 
+/* The lock-free ring's two positions, each alone on its cache lines (CAA_CACHE_LINE_SIZE is 128
+ * on x86-64: Intel prefetches lines in pairs). Senders own tail, receivers own head. */
+struct ringpos {
+    unsigned char pad0[CAA_CACHE_LINE_SIZE];
+    _Atomic uint64_t head;
+    unsigned char pad1[CAA_CACHE_LINE_SIZE - sizeof(uint64_t)];
+    _Atomic uint64_t tail;
+    unsigned char pad2[CAA_CACHE_LINE_SIZE - sizeof(uint64_t)];
+};
+
+/* Go's hchan. A buffered channel of elements (elemsize > 0) keeps its buffer in a lock-free ring
+ * (rp != NULL): while nobody waits on the channel and it is open, sends and receives that find
+ * room or a value complete without the lock (Vyukov's bounded queue, as crossbeam's array
+ * channel: each slot has a stamp that says which position may use it next). As soon as an
+ * operation is about to queue a waiter, or the channel closes, it sets the SLOW bit in both
+ * positions under the lock: from then on every operation takes the lock, exactly as in Go, so
+ * waiters are served FIFO and nothing slips past a blocked sender. The last waiter to leave an
+ * open channel clears the bit (ring_settle). Signal-only buffered channels (elemsize 0) keep a
+ * plain count under the lock, and unbuffered ones have no buffer at all. */
 struct chan {
     chanlock_t lock;
     _Atomic uint32_t closed;
     uint32_t elemsize;
     size_t cap;                  /* dataqsiz */
-    _Atomic size_t count;        /* qcount: values in the buffer */
-    size_t sendx, recvx;         /* ring indexes */
+    struct ringpos *rp;          /* the ring's positions; NULL: no ring */
+    uint64_t slow;               /* ring: the SLOW bit; position index bits lie below it */
+    uint64_t one_lap;            /* ring: what one lap adds to a position (2 * slow) */
+    size_t slotsize;             /* ring: bytes per slot: the stamp, then the element */
+    _Atomic size_t count;        /* no ring: values buffered (elemsize 0) */
     struct waitq recvq, sendq;
-    unsigned char *buf;          /* cap * elemsize bytes, just after the struct */
+    unsigned char *buf;          /* ring slots, after the struct and its ringpos */
 };
 
 /* ---- Wait queues (sudog.c); all under the channel's lock ------------------------------------- */
@@ -147,6 +171,10 @@ static inline struct sudog *waitq_dequeue(struct waitq *q)
 /* Fills w for the calling thread or task: the scheduler installed on this thread, and its task
  * handle. Called by an operation about to block, before its sudogs are queued. */
 HIDDEN void waiter_init(struct waiter *w);
+
+/* Whether the caller may spin before it blocks: another CPU can run its peer, and no scheduler
+ * is plugged in (a plugged-in scheduler decides about spinning itself). */
+HIDDEN bool may_spin(void);
 
 /* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract). */
 HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
@@ -223,24 +251,15 @@ static inline void zero_elem(const struct chan *c, void *elem)
         memset(elem, 0, c->elemsize);
 }
 
-/* The ring buffer (Go's chanbuf, sendx, recvx, qcount), under c->lock. */
-static inline void buf_put(struct chan *c, const void *elem)
-{
-    copy_elem(c, c->buf + c->sendx * c->elemsize, elem);
-    if (++c->sendx == c->cap)
-        c->sendx = 0;
-    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
-}
-
-static inline void buf_take(struct chan *c, void *elem)
-{
-    copy_elem(c, elem, c->buf + c->recvx * c->elemsize);
-    if (++c->recvx == c->cap)
-        c->recvx = 0;
-    size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
-}
+/* The buffer, with c->lock held (the ring's fast paths may run at the same time: these use
+ * the same protocol). put: false when full; take: false when empty; unbuffered: always false. */
+HIDDEN bool buf_put_locked(struct chan *c, const void *elem);
+HIDDEN bool buf_take_locked(struct chan *c, void *elem);
+/* Sets the ring's SLOW bit (no-op without a ring), before an operation re-checks the buffer on
+ * its way to queueing a waiter: no fast operation can then slip in unseen. */
+HIDDEN void ring_freeze(struct chan *c);
+/* Clears it again when the channel is open and nobody waits; call after unlinking waiters. */
+HIDDEN void ring_settle(struct chan *c);
 
 /* Moves a value between the caller and the sudog sg of a waiting peer, or the buffer. All with
  * c->lock held. (Go's send and recv helpers.) */

@@ -131,7 +131,6 @@ static int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk)
 {
     struct chan *c = cs->chan;
     bool closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
-    size_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     struct sudog *peer;
 
     if (cs->dir == CHAN_RECV) {
@@ -139,8 +138,7 @@ static int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk)
             chan_recv_from(c, peer, cs->elem);
             *wk = wakeup_of(peer->w);
             *ok = true;
-        } else if (count > 0) {
-            buf_take(c, cs->elem);
+        } else if (buf_take_locked(c, cs->elem)) {
             *ok = true;
         } else if (closed) {
             zero_elem(c, cs->elem);
@@ -156,13 +154,48 @@ static int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk)
         chan_send_to(c, peer, cs->elem);
         *wk = wakeup_of(peer->w);
         *ok = true;
-    } else if (count < c->cap) {
-        buf_put(c, cs->elem);
+    } else if (buf_put_locked(c, cs->elem)) {
         *ok = true;
     } else {
         return 0;
     }
     return 1;
+}
+
+/* Pass 1 in poll order: the index of the case performed, or -1. */
+static int pass1(struct chan_case *cases, const uint32_t *pollorder, size_t norder,
+                 struct wakeup *wk)
+{
+    for (size_t i = 0; i < norder; i++) {
+        uint32_t k = pollorder[i];
+        bool ok;
+        if (try_case(&cases[k], &ok, wk)) {
+            cases[k].ok = ok;
+            return (int)k;
+        }
+    }
+    return -1;
+}
+
+static bool has_ring(const struct chan_case *cases, const uint32_t *order, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cases[order[i]].chan->rp)
+            return true;
+    return false;
+}
+
+/* Sets (freeze) or clears where it can (settle) the SLOW bit of each ring channel, so that the
+ * ring's lock-free paths stop while a select looks at all its channels at once. */
+static void selfreeze(const struct chan_case *cases, const uint32_t *order, size_t n, bool on)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct chan *c = cases[order[i]].chan;
+        if (on)
+            ring_freeze(c);
+        else
+            ring_settle(c);
+    }
 }
 
 /* ---- selectgo ---------------------------------------------------------------------------------- */
@@ -223,26 +256,30 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
     memcpy(lockorder, pollorder, norder * sizeof *lockorder);
     sort_by_address(cases, lockorder, norder);
 
-    /* Pass 1. */
+    /* Pass 1. Buffered channels' rings may change under it through their lock-free paths,
+     * so a case found ready is performed atomically (by the ring's CAS); but "nothing ready"
+     * needs one instant at which it held for every channel: then freeze the rings and look
+     * again. */
+    struct wakeup wk = {NULL, NULL};
     sellock(cases, lockorder, norder, NULL);
-    for (size_t i = 0; i < norder; i++) {
-        uint32_t k = pollorder[i];
-        bool ok;
-        struct wakeup wk = {NULL, NULL};
-        if (try_case(&cases[k], &ok, &wk)) {
-            selunlock(cases, lockorder, norder, NULL);
-            if (wk.task)
-                wakeup_run(wk);
-            cases[k].ok = ok;
-            chan_mfree(heap);
-            return (int)k;
-        }
+    int chosen = pass1(cases, pollorder, norder, &wk);
+    if (chosen >= 0) {
+        ring_settle(cases[chosen].chan);
+    } else if (has_ring(cases, lockorder, norder)) {
+        selfreeze(cases, lockorder, norder, true);
+        chosen = pass1(cases, pollorder, norder, &wk);
+        err = chosen >= 0 ? 0 : cannot_wait(deadline);
+        if (chosen >= 0 || err)
+            selfreeze(cases, lockorder, norder, false);
+    } else {
+        err = cannot_wait(deadline);
     }
-    err = cannot_wait(deadline);
-    if (err) {
+    if (chosen >= 0 || err) {
         selunlock(cases, lockorder, norder, NULL);
+        if (wk.task)
+            wakeup_run(wk);
         chan_mfree(heap);
-        return err;
+        return chosen >= 0 ? chosen : err;
     }
 
     /* Pass 2: queue a sudog per case, in lock order, so that the sudogs of one channel are
@@ -272,6 +309,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
         sellock(cases, lockorder, norder, NULL);
         for (size_t i = 0; i < norder; i++)
             waitq_unlink(sgs[i].is_send ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
+        selfreeze(cases, lockorder, norder, false);
         selunlock(cases, lockorder, norder, NULL);
         r = -ETIMEDOUT;
     } else {
@@ -282,6 +320,9 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
             for (size_t i = 0; i < norder; i++)
                 if (sgs[i].c != fc)
                     waitq_unlink(sgs[i].is_send ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
+            for (size_t i = 0; i < norder; i++)
+                if (sgs[i].c != fc)
+                    ring_settle(sgs[i].c);
             selunlock(cases, lockorder, norder, fc);
         }
         r = (int)w.fired->index;

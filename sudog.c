@@ -248,6 +248,8 @@ static void parker_unpark(struct parker *p)
 
 void chan_sched_set(const struct chan_sched *s) { self_sched = s; }
 
+bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
+
 void waiter_init(struct waiter *w)
 {
     atomic_init(&w->done, 0);
