@@ -4,10 +4,16 @@
  *
  * Invariants (after the top of Go's runtime/chan.go):
  *
- *  - All of a channel's mutable state is guarded by c->lock: the ring buffer and its indexes,
- *    closed, and both wait queues. Fields also read without the lock (count, closed, the queue
- *    heads) are atomics, written only under the lock; the lock-free readers are the fast paths
- *    of the non-blocking operations, which only ever conclude "not ready".
+ *  - A channel's closed flag and both wait queues are guarded by c->lock, and so is the buffer
+ *    of a channel without a ring (its count). Fields also read without the lock (count,
+ *    closed, the queue heads) are atomics, written only under the lock; those lock-free readers
+ *    are the fast paths of the non-blocking operations, which only ever conclude "not ready".
+ *  - The lock-free ring of a buffered channel (struct ringpos, chan.c) is the one exception:
+ *    while its SLOW bit is clear, sends and receives move values through it without the lock.
+ *    The bit is set, under the lock, whenever a sudog is queued on the channel or it is closed
+ *    (an operation sets it before its last look at the ring on the way to queueing a waiter),
+ *    and cleared only under the lock when neither holds. So a waiter is never queued beside a
+ *    fast path that could miss it, and waiters are served exactly as Go serves them.
  *  - At most one of c->sendq and c->recvq holds sudogs that can still be woken: a sender queues
  *    only when no receiver is waiting and the buffer is full, and vice versa. (Sudogs whose
  *    waiter is already done may linger in either queue until their owner unlinks them.)
