@@ -1,0 +1,97 @@
+/*
+ * chan_sched_mpg.h - libchan-mpg: Go's M:P:G scheduler over libchan's struct chan_sched hook.
+ *
+ * Gs (coroutines, each on its own pooled stack) run on Ps (logical processors, each with a
+ * local run queue) driven by Ms (OS threads, one per P, bound to cores through hwloc). A
+ * channel operation in a G that must wait parks the G, not the thread: every M installs the
+ * scheduler's struct chan_sched with chan_sched_set. Gs share channels freely with plain
+ * pthreads ("foreign" threads); a foreign thread that may wake a G announces itself with
+ * chan_mpg_foreign_enter()/leave() so that deadlock detection never reports a wait it could end.
+ *
+ * A separate static library, libchan_mpg.a (pkg-config libchan-mpg), linked with libchan's
+ * static archive: it uses two internal helpers of libchan (what a parked task waits on) that
+ * libchan.so does not export. One scheduler per process; errors are negative errno values.
+ * See chan_mpg(3) and sched/README.md.
+ */
+#ifndef CHAN_SCHED_MPG_H
+#define CHAN_SCHED_MPG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CHAN_MPG_STACK_DEFAULT (64 * 1024) /* bytes per G stack when none is given */
+#define CHAN_MPG_STACK_MIN (16 * 1024)     /* smaller requests are raised to this */
+
+struct chan_mpg_config {
+    int nprocs;        /* Ps (= Ms); 0: the cores hwloc reports (1 when hwloc cannot tell) */
+    size_t stack_size; /* usable bytes per G stack, rounded up to pages; 0: the default */
+    long guard_max;    /* stacks that get a guard page; 0: from vm.max_map_count (about
+                          (max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none. Past it,
+                          stacks come unguarded from larger pooled mappings */
+    int nobind;        /* 1: do not bind Ms to cores */
+};
+
+/* Starts the scheduler: nprocs Ms and Ps (0: one per core hwloc reports). Call from a plain
+ * thread, once (again only after chan_mpg_stop). 0; -EALREADY when running; -EINVAL (nprocs < 0
+ * or > 1024); -ENOMEM or -EAGAIN when threads or memory cannot be had (nothing is left running). */
+int chan_mpg_start(int nprocs);
+int chan_mpg_start_config(const struct chan_mpg_config *cfg);
+
+/* Runs fn(arg) as a new G. From any thread (a G or not). The G's id (>= 1; Go's goroutine id),
+ * or -EINVAL (fn NULL, or not started) or -ENOMEM (no stack: the scheduler is left as it was). */
+int64_t chan_mpg_go(void (*fn)(void *), void *arg);
+
+/* The calling G's id; 0 when the caller is not a G. */
+int64_t chan_mpg_self(void);
+
+/* Lets other Gs run (Go's runtime.Gosched). Outside a G: sched_yield(). */
+void chan_mpg_yield(void);
+
+/* Sleeps until the absolute CLOCK_MONOTONIC deadline (ns; chan_now()). In a G only the G
+ * sleeps (a timer of the scheduler); outside a G the thread does. Returns 0. */
+int chan_mpg_sleep_until(int64_t deadline);
+
+/* Waits, from a plain thread, until every G has returned (0), or until the Gs left are all
+ * parked on channels with nothing runnable, no timer pending and no foreign thread announced:
+ * then it prints Go's "all goroutines are asleep - deadlock!" with each G and the channels it
+ * waits on to stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
+ * (from this thread) wakes them, and chan_mpg_wait may be called again. -EINVAL from a G or
+ * when the scheduler is not running. */
+int chan_mpg_wait(void);
+
+/* As chan_mpg_wait, but the deadlock report goes into buf (size bytes, always NUL-terminated
+ * when size > 0, truncated if need be) instead of stderr; buf may be NULL with size 0. */
+int chan_mpg_wait_report(char *buf, size_t size);
+
+/* A plain thread that shares channels with Gs (and so may wake one) calls enter before its
+ * first such operation and leave after its last: while any is inside, no deadlock is reported.
+ * Counted; any thread, any number of times, as long as the calls pair up. enter: 0. */
+int chan_mpg_foreign_enter(void);
+void chan_mpg_foreign_leave(void);
+
+/* Stops the Ms and frees every stack. 0; -EBUSY (nothing stopped) while any G is live (parked
+ * Gs included: wake them first); -EINVAL from a G or when not running. */
+int chan_mpg_stop(void);
+
+/* Counters, for tests and tuning. Read while running; any field may be NULL. */
+struct chan_mpg_stats {
+    uint64_t spawned;         /* Gs started since chan_mpg_start */
+    uint64_t live;            /* Gs not yet returned */
+    uint64_t stacks;          /* stacks made (the pool's size) */
+    uint64_t stacks_guarded;  /* of those, with a guard page */
+    uint64_t steals;          /* successful steals by idle Ps */
+    uint64_t deadlocks;       /* times chan_mpg_wait* returned -EDEADLK */
+    int nprocs;
+};
+void chan_mpg_stats(struct chan_mpg_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,67 @@
+# sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook (issue 8). Included by
+# the top Makefile. A separate static library, build/$(MODE)/libchan_mpg.a, linked together with
+# build/$(MODE)/libchan.a (it uses libchan's internal waiter_parking()/waiter_channels(), which
+# libchan.so does not export); pkg-config name libchan-mpg. See sched/README.md, chan_mpg(3).
+#
+#   make mpg            build/$(MODE)/libchan_mpg.a (also part of `make`/`lib`)
+#   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):
+#                       build/plain/sched/pingpong [round trips] [nprocs]
+#   make install        also installs chan_sched_mpg.h, libchan_mpg.a and libchan-mpg.pc
+#
+# Tests: every test/test_mpg*.c is a Check suite; the top Makefile's wildcard already lists it
+# in TESTS (run by test/run.sh in every mode); the static pattern rule below, being explicit,
+# builds it instead of the generic rule, with the scheduler's library and -lhwloc.
+
+MPG_SRC   := sched/mpg.c
+MPG_ASM   := sched/ctx_switch.S
+MPG_HDR   := sched/chan_sched_mpg.h
+MPG_OBJ   := $(MPG_SRC:%.c=$(O)/%.o) $(MPG_ASM:%.S=$(O)/%.o)
+MPG_LIB   := $(O)/libchan_mpg.a
+MPG_LIBS  := -lhwloc
+MPG_TESTS := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_mpg*.c))
+
+.PHONY: mpg mpg-pingpong install-mpg uninstall-mpg
+
+mpg: $(MPG_LIB)
+lib: $(MPG_LIB)
+
+$(O)/sched/%.o: sched/%.c $(MPG_HDR) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $(LIBFLAGS) -c $< -o $@
+
+$(O)/sched/%.o: sched/%.S
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(MPG_LIB): $(MPG_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(MPG_TESTS): $(O)/test/%: test/%.c test/testutil.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(MPG_LIB) $(O)/libchan.a $(LDFLAGS) $(CHECK_LIBS) $(MPG_LIBS) \
+	  $(LDLIBS_CORE)
+
+# Plain mode only (the default MODE): it links the plain libraries.
+build/plain/sched/pingpong: sched/pingpong.c $(MPG_HDR) chan.h build/plain/libchan_mpg.a \
+  build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ $< build/plain/libchan_mpg.a \
+	  build/plain/libchan.a $(MPG_LIBS)
+
+mpg-pingpong: build/plain/sched/pingpong
+	build/plain/sched/pingpong $(or $(N),2000000)
+
+install: install-mpg
+install-mpg: lib
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(MPG_HDR) $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 build/plain/libchan_mpg.a $(DESTDIR)$(LIBDIR)/libchan_mpg.a
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' sched/libchan-mpg.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/libchan-mpg.pc
+
+uninstall: uninstall-mpg
+uninstall-mpg:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/chan_sched_mpg.h $(DESTDIR)$(LIBDIR)/libchan_mpg.a \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/libchan-mpg.pc
