@@ -13,7 +13,7 @@
  * Environment, read once when the program starts (a constructor of libchan's trace.c):
  *   CHAN_TRACE=file.json       chan_trace_start("file.json") now, chan_trace_stop() at exit
  *   CHAN_TRACE_THREADS=N       per-thread buffers made at start (default 64)
- *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 16384)
+ *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 8192, 56 bytes each, mapped at start)
  *   CHAN_DUMP=1                chan_dump_enable(); CHAN_DUMP=sigquit: chan_dump_on_sigquit()
  *
  * Cost. Off: one predictable branch per operation (a flag read relaxed). On: each event is

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,7 +41,7 @@ _Atomic uint32_t trace_flags;
 #define MAX_SLOTS 1024
 #define NAME_MAX_LEN 48
 #define DEFAULT_THREADS 64
-#define DEFAULT_EVENTS 16384
+#define DEFAULT_EVENTS 8192 /* 448 KiB a thread, mapped at start */
 
 enum ev_kind {
     EV_MAKE = 1, EV_FREE, EV_OP, EV_WAKE, EV_CLOSE, EV_BLOCK, EV_WOKEN, EV_SELECT, EV_TIMER, EV_NAME
@@ -53,6 +54,7 @@ enum ev_kind {
 #define B_HASVAL2 8u  /* val2 holds a second value (a buffered receive that woke a sender) */
 #define B_SELECT 16u  /* the operation is a select */
 #define B_FORM_SHIFT 5 /* two bits: enum trace_form */
+#define B_NOCAP 128u   /* EV_OP, EV_SELECT: capacity and value unknown (see trace_op) */
 
 struct tev {
     int64_t ts;
@@ -108,6 +110,7 @@ struct tls {
     uint64_t flows;         /* flow ids made by this thread in this trace */
     uint64_t pending_flow;  /* the flow of a hand-off done by the operation in progress */
     bool skip_op;           /* trace_woken reported the operation in progress */
+    bool fresh;             /* claimed by the event being made: see trace_op */
 };
 
 static _Thread_local struct tls self_tls;
@@ -139,6 +142,7 @@ static void claim(struct tls *t, uint32_t g)
     t->flows = 0;
     t->pending_flow = 0;
     t->skip_op = false;
+    t->fresh = true;
     tid_self(t);
     uint32_t i = atomic_fetch_add_explicit(&slot_next, 1, memory_order_relaxed);
     if (i < atomic_load_explicit(&slot_ready, memory_order_acquire))
@@ -162,6 +166,7 @@ static void emit(struct tls *t, struct tev *e)
     uint64_t (*hook)(void) = atomic_load_explicit(&task_hook, memory_order_relaxed);
     e->task = hook ? hook() : 0;
     e->ts = chan_now();
+    t->fresh = false;
     if (t->slot < 0) {
         atomic_fetch_add_explicit(&dropped_noslot, 1, memory_order_relaxed);
         return;
@@ -228,6 +233,13 @@ void trace_free(struct chan *c)
     }
 }
 
+void trace_begin(void)
+{
+    struct tls *t = tls_self();
+    t->skip_op = false;
+    t->pending_flow = 0;
+}
+
 void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, const void *elem)
 {
     struct tls *t = current();
@@ -238,12 +250,18 @@ void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, co
         return;
     }
     struct tev e = {.kind = EV_OP, .c = c, .res = (int16_t)r, .flow = t->pending_flow,
-                    .bits = (uint8_t)((dir == CHAN_SEND ? B_SEND : 0) | form << B_FORM_SHIFT),
-                    .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap)};
+                    .bits = (uint8_t)((dir == CHAN_SEND ? B_SEND : 0) | form << B_FORM_SHIFT)};
     t->pending_flow = 0;
-    /* A value only for one that moved (a receive that reports closed got zeroes). */
-    if (r == 0 && value_of(c->elemsize, elem, &e.val))
-        e.bits |= B_HASVAL;
+    /* The thread's first event of this trace: the trace may have started while this operation
+     * was parked (trace_woken did not run), and then c may be freed already. Only a key then. */
+    if (t->fresh) {
+        e.bits |= B_NOCAP;
+    } else {
+        e.aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap);
+        /* A value only for one that moved (a receive that reports closed got zeroes). */
+        if (r == 0 && value_of(c->elemsize, elem, &e.val))
+            e.bits |= B_HASVAL;
+    }
     emit(t, &e);
 }
 
@@ -357,12 +375,15 @@ void trace_select(const struct chan_case *cases, size_t n, enum trace_form form,
         e.c = cs->chan;
         if (cs->dir == CHAN_SEND)
             e.bits |= B_SEND;
+        bool deref = cs->chan && !t->fresh; /* fresh: as in trace_op */
         if (!cs->ok)
             e.res = -EPIPE;
-        else if (cs->chan && value_of(cs->chan->elemsize, cs->elem, &e.val))
+        else if (deref && value_of(cs->chan->elemsize, cs->elem, &e.val))
             e.bits |= B_HASVAL;
-        if (cs->chan)
+        if (deref)
             e.val2 = (int64_t)cs->chan->cap;
+        else
+            e.bits |= B_NOCAP;
     }
     emit(t, &e);
 }
@@ -531,10 +552,20 @@ static uint32_t env_count(const char *var, uint32_t dflt, uint32_t max)
     return v > max ? max : (uint32_t)v;
 }
 
+/* A buffer of n events, its pages mapped now (MAP_POPULATE): a first touch inside an operation
+ * would cost a page fault every 73 events. NULL on failure. */
+static struct tev *events_alloc(uint32_t n)
+{
+    void *p = mmap(NULL, (size_t)n * sizeof(struct tev), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 static void slots_release(uint32_t upto)
 {
     for (uint32_t i = 0; i < upto && i < MAX_SLOTS; i++) {
-        free(slots[i].ev);
+        if (slots[i].ev)
+            munmap(slots[i].ev, (size_t)slots[i].cap * sizeof(struct tev));
         slots[i].ev = NULL;
         slots[i].n = slots[i].cap = 0;
         slots[i].tid = 0;
@@ -592,7 +623,7 @@ int chan_trace_start(const char *path)
     uint32_t nthreads = env_count("CHAN_TRACE_THREADS", DEFAULT_THREADS, MAX_SLOTS);
     uint32_t nevents = env_count("CHAN_TRACE_EVENTS", DEFAULT_EVENTS, 1u << 24);
     for (uint32_t i = 0; i < nthreads; i++) {
-        slots[i].ev = malloc((size_t)nevents * sizeof(struct tev));
+        slots[i].ev = events_alloc(nevents);
         if (!slots[i].ev) {
             slots_release(i);
             fclose(f);
@@ -615,8 +646,10 @@ int chan_trace_start(const char *path)
     atomic_store_explicit(&active_gen, last_gen, memory_order_seq_cst);
     atomic_fetch_or_explicit(&trace_flags, TF_EVENTS, memory_order_seq_cst);
     struct tls *t = current();
-    if (t)
+    if (t) {
+        t->fresh = false; /* no operation of ours is in progress */
         seed_names(t);
+    }
     pthread_mutex_unlock(&ctl);
     return 0;
 }
@@ -638,7 +671,7 @@ int chan_trace_register_thread(void)
             r = -ENOMEM;
         } else if (i >= ready) { /* beyond the buffers made at start: make this one now */
             uint32_t cap = slots[0].cap ? slots[0].cap : DEFAULT_EVENTS;
-            slots[i].ev = malloc((size_t)cap * sizeof(struct tev));
+            slots[i].ev = events_alloc(cap);
             if (!slots[i].ev)
                 r = -ENOMEM;
             else
@@ -908,8 +941,9 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
             l->cap = e->aux;
             slice_head(f, &first, dir, l->name, e->ts, dur, tid);
             args_common(f, dir, l, e);
-            fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\",\"cap\":%u", form_name(e->bits),
-                    res_name(e->res), e->aux);
+            fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\"", form_name(e->bits), res_name(e->res));
+            if (!(e->bits & B_NOCAP))
+                fprintf(f, ",\"cap\":%u", e->aux);
             if (e->flow)
                 fprintf(f, ",\"woke\":%" PRIu64, e->flow);
             fputs("}}", f);
@@ -918,10 +952,10 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
             slice_head(f, &first, "select", l ? l->name : NULL, e->ts, dur, tid);
             args_common(f, "select", l, e);
             fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\"", form_name(e->bits), res_name(e->res));
-            if (l) {
-                fprintf(f, ",\"case\":%u,\"dir\":\"%s\",\"cap\":%" PRId64, e->aux, dir, e->val2);
-                l->cap = (uint32_t)e->val2;
-            }
+            if (l)
+                fprintf(f, ",\"case\":%u,\"dir\":\"%s\"", e->aux, dir);
+            if (l && !(e->bits & B_NOCAP))
+                fprintf(f, ",\"cap\":%" PRId64, e->val2);
             if (e->flow)
                 fprintf(f, ",\"woke\":%" PRIu64, e->flow);
             fputs("}}", f);
@@ -1117,7 +1151,7 @@ static void snap_chan(struct csnap *s, struct chan *c)
         return;
     }
     s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
-    s->len = atomic_load_explicit(&c->count, memory_order_relaxed);
+    s->len = chan_len(c);
     s->cap = c->cap;
     s->elemsize = c->elemsize;
     snap_queue(s, &c->sendq, true, &s->nsend);

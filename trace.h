@@ -34,6 +34,33 @@ HIDDEN extern _Atomic uint32_t trace_flags;
 /* Forms of an operation, for its completion event. */
 enum trace_form { TR_BLOCK, TR_TRY, TR_UNTIL };
 
+/* At the entry of a public operation: while a trace runs, the traced form of the call (which
+ * reports its result and returns it), else nothing, and the caller's own `return call;` that
+ * follows stays a tail call. Off, it costs a load, a test and a branch. */
+#define TRACE_OP(dir, form, c, elem, call)                                                         \
+    do {                                                                                           \
+        if (unlikely(atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_EVENTS)) {      \
+            trace_begin();                                                                         \
+            int r_ = (call);                                                                       \
+            trace_op((c), (dir), (form), r_, (elem));                                              \
+            return r_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+#define TRACE_SELECT(form, cases, n, call)                                                         \
+    do {                                                                                           \
+        if (unlikely(atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_EVENTS)) {      \
+            trace_begin();                                                                         \
+            int r_ = (call);                                                                       \
+            trace_select((cases), (n), (form), r_);                                                \
+            return r_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* A traced operation begins: forget what an untraced one (a trace that started while it ran)
+ * may have left in the thread's state. */
+HIDDEN void trace_begin(void);
+
 /* chan_make succeeded / chan_free is about to free c (nothing is queued on it). */
 HIDDEN void trace_make(struct chan *c);
 HIDDEN void trace_free(struct chan *c);
