@@ -83,7 +83,7 @@ $(O)/libchan.so: $(O)/libchan.so.$(VERSION)
 	ln -sf libchan.so.$(VERSION) $@
 
 # Tests link the static library of their mode: one binary per file in test/, run by test/run.sh.
-$(O)/test/%: test/%.c test/testutil.h $(O)/libchan.a
+$(O)/test/%: test/%.c $(wildcard test/*.h) $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(CHECK_LIBS) $(LDLIBS_CORE)
 

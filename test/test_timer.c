@@ -9,76 +9,10 @@
 #include <unistd.h>
 
 #include "chan_time.h"
+#include "timing.h"
 
 /* Under ASan, LeakSanitizer checks each fork-mode child as it exits; asking it at the end of
  * each test as well makes a leak fail that test, named, at its end (a no-op in other builds). */
-int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
-static void assert_no_leaks(void)
-{
-    if (__lsan_do_recoverable_leak_check)
-        ck_assert_msg(__lsan_do_recoverable_leak_check() == 0, "memory leaked (see above)");
-}
-
-/* A witness to stalls of the whole process (a loaded VM, a sanitizer's stop-the-world): a
- * thread that sleeps 2 ms at a time and records its worst oversleep since witness_mark(). A
- * timer may be late_bound() late, plus what the witness saw: a timer late while the witness
- * ran on time is a timer bug and fails. */
-static struct {
-    pthread_once_t once;
-    _Atomic int64_t worst;
-    _Atomic uint64_t rounds;
-} witness = {.once = PTHREAD_ONCE_INIT};
-
-static void *witness_main(void *unused)
-{
-    (void)unused;
-    for (;;) {
-        int64_t t = chan_now();
-        sleep_ns(2 * MS);
-        int64_t over = chan_now() - t - 2 * MS;
-        int64_t w = atomic_load(&witness.worst);
-        while (over > w && !atomic_compare_exchange_weak(&witness.worst, &w, over)) {
-        }
-        atomic_fetch_add(&witness.rounds, 1);
-    }
-    return NULL;
-}
-
-static void witness_start(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, witness_main, NULL) == 0)
-        pthread_detach(t);
-}
-
-/* Starts a measurement window (and the witness, on first use). */
-static void witness_mark(void)
-{
-    pthread_once(&witness.once, witness_start);
-    /* The first timer of a process starts the timer thread, a new thread that a loaded machine
-     * may leave unscheduled for tens of milliseconds (seen: 56 ms at load 12). Have it running
-     * before the window opens, so that the window measures timers, not thread start-up. */
-    chan_timer_t *warm = chan_timer_make(0);
-    if (warm) {
-        chan_recv(chan_timer_chan(warm), NULL);
-        chan_timer_free(warm);
-    }
-    atomic_store(&witness.worst, 0);
-}
-
-/* The worst stall seen since the mark, once the witness has run two more rounds (so that a
- * stall just ended is counted). */
-static int64_t witness_stall(void)
-{
-    uint64_t r = atomic_load(&witness.rounds);
-    for (int i = 0; i < 10000 && atomic_load(&witness.rounds) < r + 2; i++)
-        sleep_ms(1);
-    return atomic_load(&witness.worst);
-}
-
-/* How late something may be in the window since witness_mark(). */
-static int64_t late_allowed(void) { return late_bound() + witness_stall(); }
-
 /* ---- Helpers ------------------------------------------------------------------------------- */
 
 /* Threads of this process now (/proc/self/task). */
