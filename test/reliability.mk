@@ -1,8 +1,11 @@
 # test/reliability.mk - stress, fuzzing and valgrind (issue 6). Included by the top Makefile;
 # the Check suites test/test_faults.c and test/test_errors.c are built and run by its own rules.
 #
-#   make stress DURATION=N THREADS=N   the soak test (build/MODE/test/stress), default 10 s, 4 threads
-#   make stress-short                  what `make test` runs in every mode: ~3 s plain, 2 s sanitized
+#   make stress DURATION=N THREADS=N [SCHED=1]   the soak test (build/MODE/test/stress), default
+#                                      10 s, 4 threads; SCHED=1: odd threads block through a
+#                                      plugged-in scheduler that checks the hook contract
+#                                      (MODE=asan or MODE=tsan for the sanitizer builds)
+#   make stress-short                  what `make test` runs in every mode: ~3 s (2.5 sanitized)
 #   make fuzz DURATION=N               each libFuzzer target for N seconds (default 30), new inputs
 #                                      kept in build/fuzz/corpus_*; the seeds are test/fuzz/corpus_*
 #   make fuzz-replay                   run the seed corpora once through both targets (ASan+UBSan);
@@ -28,13 +31,15 @@ STRESS_ENV := CHAN_TEST_MODE=$(MODE) \
   TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
 
 stress: lib $(STRESS_BIN)
-	$(STRESS_ENV) $(STRESS_BIN) -d $(or $(DURATION),10) -t $(or $(THREADS),4)
+	$(STRESS_ENV) $(STRESS_BIN) -d $(or $(DURATION),10) -t $(or $(THREADS),4) $(if $(SCHED),-S)
 
-STRESS_SHORT_SECS := $(if $(filter plain,$(MODE)),3,2)
+# ~3 s in all: plain threads, then half the threads through a checking scheduler hook (-S).
+STRESS_SHORT_SECS := $(if $(filter plain,$(MODE)),2,1.5)
 
 stress-short: lib $(STRESS_BIN)
-	@echo "== [$(MODE)] stress -d $(STRESS_SHORT_SECS) -t 4"
+	@echo "== [$(MODE)] stress -d $(STRESS_SHORT_SECS) -t 4; stress -d 1 -t 4 -S"
 	@$(STRESS_ENV) $(STRESS_BIN) -d $(STRESS_SHORT_SECS) -t 4 -q
+	@$(STRESS_ENV) $(STRESS_BIN) -d 1 -t 4 -q -S
 
 check-mode: stress-short
 

@@ -4,7 +4,11 @@
  * on unbuffered and buffered channels, with conservation accounting. Not a Check suite: a
  * plain program, run by `make stress DURATION=N THREADS=N` and briefly by `make test`.
  *
- *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs]
+ *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs] [-S]
+ *
+ * -S: the odd-numbered workers block through a plugged-in struct chan_sched that checks the
+ * promises API.md makes to schedulers (see task_park below), sharing the channels with plain
+ * threads.
  *
  * -w: the watchdog's limit (default 120 s): an epoch (normally 50 ms, ended by closing every
  * channel) still running that long after it began is reported, with the operation each worker
@@ -327,6 +331,10 @@ static void op_close(int ch)
     atomic_store(&closed_seen[ch], 1);
 }
 
+/* The plugged-in scheduler's bookkeeping around each operation (-S; below). */
+static void task_op_begin(void);
+static void task_op_end(void);
+
 static void one_op(struct worker *w)
 {
     uint64_t r = rnd(w);
@@ -347,6 +355,7 @@ static void one_op(struct worker *w)
     else if (pick < 971 && (r >> 32) % 8 == 0) kind = K_CLOSE;
     else kind = K_LEN;
     atomic_store_explicit(&w->current, kind, memory_order_relaxed);
+    task_op_begin();
     switch (kind) {
     case K_SEND:
     case K_TRYSEND:
@@ -364,14 +373,129 @@ static void one_op(struct worker *w)
                  chan_cap(chans[ch]), caps[ch]);
         break;
     }
+    task_op_end();
     atomic_store_explicit(&w->current, -1, memory_order_relaxed);
     w->ops[kind]++;
     atomic_fetch_add_explicit(&w->progress, 1, memory_order_relaxed);
 }
 
+/* ---- A plugged-in scheduler that checks libchan's promises to schedulers (-S) -------------------
+ *
+ * With -S, the odd-numbered workers install this struct chan_sched: a task per thread whose
+ * park/unpark is a mutex, a condition variable on CLOCK_MONOTONIC and a permit. Plain threads
+ * and hooked ones share every channel. It checks what API.md promises a scheduler:
+ *   - park is called only on the thread that installed the hook, for that thread's task;
+ *   - unpark names a task whose operation is still in progress (libchan makes no call with a
+ *     task's handle after its operation returned), and never lands on a pending permit
+ *     (exactly once per block);
+ *   - no permit is left over when an operation returns (the park-once-more rule);
+ *   - park returns 0 only after an unpark, -ETIMEDOUT only at or after the deadline. */
+struct task {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    int permit;
+    pthread_t owner;
+    atomic_int in_op;
+};
+
+static _Thread_local struct task *self_task;
+static atomic_ulong hook_parks, hook_unparks, hook_timeouts;
+
+static void *task_current(void)
+{
+    if (!self_task)
+        FAIL("scheduler hook: current() on a thread without a task");
+    return self_task;
+}
+
+static int task_park(void *arg, int64_t deadline)
+{
+    struct task *t = arg;
+    atomic_fetch_add_explicit(&hook_parks, 1, memory_order_relaxed);
+    if (t != self_task || !pthread_equal(t->owner, pthread_self()))
+        FAIL("scheduler hook: park() on another thread than the task's");
+    if (!atomic_load(&t->in_op))
+        FAIL("scheduler hook: park() outside an operation");
+    pthread_mutex_lock(&t->m);
+    while (!t->permit) {
+        if (deadline == CHAN_FOREVER) {
+            pthread_cond_wait(&t->cv, &t->m);
+            continue;
+        }
+        struct timespec ts = {(time_t)(deadline / 1000000000LL), (long)(deadline % 1000000000LL)};
+        if (deadline < 0)
+            ts.tv_sec = 0, ts.tv_nsec = 0;
+        if (pthread_cond_timedwait(&t->cv, &t->m, &ts) == ETIMEDOUT && !t->permit) {
+            pthread_mutex_unlock(&t->m);
+            if (chan_now() < deadline)
+                FAIL("scheduler hook: timed out before the deadline (the test's own park)");
+            atomic_fetch_add_explicit(&hook_timeouts, 1, memory_order_relaxed);
+            return -ETIMEDOUT;
+        }
+    }
+    t->permit = 0;
+    pthread_mutex_unlock(&t->m);
+    return 0;
+}
+
+static void task_unpark(void *arg)
+{
+    struct task *t = arg;
+    atomic_fetch_add_explicit(&hook_unparks, 1, memory_order_relaxed);
+    if (!atomic_load(&t->in_op))
+        FAIL("scheduler hook: unpark() of a task whose operation has returned");
+    pthread_mutex_lock(&t->m);
+    if (t->permit)
+        FAIL("scheduler hook: a second unpark() before the first was consumed");
+    t->permit = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->m);
+}
+
+static const struct chan_sched test_sched = {task_current, task_park, task_unpark};
+static bool use_hook;
+
+static void task_init(struct task *t)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&t->m, NULL);
+    t->permit = 0;
+    t->owner = pthread_self();
+    atomic_init(&t->in_op, 0);
+}
+
+/* Around every operation of a hooked worker. */
+static void task_op_begin(void)
+{
+    if (self_task)
+        atomic_store(&self_task->in_op, 1);
+}
+
+static void task_op_end(void)
+{
+    struct task *t = self_task;
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->m);
+    if (t->permit)
+        FAIL("scheduler hook: a permit outlived its operation");
+    pthread_mutex_unlock(&t->m);
+    atomic_store(&t->in_op, 0);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    struct task task;
+    if (use_hook && w->id % 2 == 1) {
+        task_init(&task);
+        self_task = &task;
+        chan_sched_set(&test_sched);
+    }
     for (;;) {
         pthread_barrier_wait(&bar); /* epoch start (or the end of the run) */
         if (atomic_load(&stop) == 2)
@@ -471,7 +595,7 @@ int main(int argc, char **argv)
     uint64_t seed = (uint64_t)chan_now();
     long hang_secs = 120;
     int opt;
-    while ((opt = getopt(argc, argv, "d:t:e:s:qw:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:t:e:s:qw:S")) != -1) {
         switch (opt) {
         case 'd': duration = atof(optarg); break;
         case 't': nthreads = atoi(optarg); break;
@@ -479,8 +603,9 @@ int main(int argc, char **argv)
         case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'q': quiet = true; break;
         case 'w': hang_secs = atol(optarg); break;
+        case 'S': use_hook = true; break;
         default:
-            fprintf(stderr, "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs]\n",
+            fprintf(stderr, "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs] [-S]\n",
                     argv[0]);
             return 2;
         }
@@ -489,8 +614,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "stress: threads must be 2..%d, duration and epoch positive\n", MAXT);
         return 2;
     }
-    printf("stress: %d threads, %.1f s, epochs of %ld ms, seed %#llx\n", nthreads, duration,
-           epoch_ms, (unsigned long long)seed);
+    printf("stress: %d threads%s, %.1f s, epochs of %ld ms, seed %#llx\n", nthreads,
+           use_hook ? " (odd ones through a plugged-in scheduler)" : "", duration, epoch_ms,
+           (unsigned long long)seed);
     fflush(stdout);
 
     pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1);
@@ -583,8 +709,16 @@ int main(int argc, char **argv)
         for (int k = 0; k < K_NKINDS; k++)
             printf(" %s %lu%s", kind_names[k], per_kind[k], k + 1 < K_NKINDS ? "," : "\n");
     }
+    /* Every park consumed an unpark or timed out, and every unpark was consumed. */
+    if (use_hook &&
+        atomic_load(&hook_parks) != atomic_load(&hook_unparks) + atomic_load(&hook_timeouts))
+        FAIL("scheduler hook: %lu parks, but %lu unparks and %lu time-outs",
+             atomic_load(&hook_parks), atomic_load(&hook_unparks), atomic_load(&hook_timeouts));
     printf("stress: %lu operations in %lu epochs (%lu ended early, all blocked; %lu worker "
            "closes); %lu values checked: each sent once, received once; %lu violations\n",
            total, epochs, stalls, per_kind[K_CLOSE], values, atomic_load(&violations));
+    if (use_hook && !atomic_load(&violations))
+        printf("stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",
+               atomic_load(&hook_parks), atomic_load(&hook_timeouts), atomic_load(&hook_unparks));
     return atomic_load(&violations) ? 1 : 0;
 }
