@@ -979,11 +979,20 @@ static bool any_work(void)
 
 static void report_deadlock_locked(void);
 
+/* libchan's timer thread (chan_time.h: timers, tickers, context deadlines) is a foreign thread
+ * that wakes Gs when a timer fires, and its heap is out of our sight. If libchan provides this
+ * internal counter (armed timers plus those being fired, read without a lock: the timer thread
+ * unparks Gs under its own lock), a pending timer defers the report like one of ours. Weak:
+ * absent, it is NULL, and a G waiting only on a timer's channel is reported (see README). */
+extern size_t timers_pending(void) __attribute__((weak, visibility("hidden")));
+
 /* Under S.lock: the deadlock condition (see the top of the file). */
 static void check_deadlock_locked(void)
 {
     if (atomic_load(&S.nidle) != S.nprocs || atomic_load(&S.nforeign) > 0 ||
         atomic_load(&S.live) == 0 || atomic_load(&S.deadlocked) || any_work())
+        return;
+    if (timers_pending && timers_pending() > 0)
         return;
     pthread_mutex_lock(&S.tlock);
     size_t timers = S.nheap;

@@ -793,6 +793,83 @@ START_TEST(spawn_from_g)
 }
 END_TEST
 
+/* ---- Soak: Gs and pthreads on shared channels, every form, short deadlines ---------------- */
+
+struct soak {
+    chan_t *c[3];
+    atomic_long sent, received; /* sums of values */
+    long ops;
+};
+
+/* One participant (G or thread): sends, receives and selects with deadlines of 0-60 us, so that
+ * wake-ups race time-outs on both kinds of waiters; never blocks for good (no deadlock). */
+static void soak_body(struct soak *s, uint64_t seed)
+{
+    uint64_t x = seed | 1;
+    for (long i = 0; i < s->ops; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        chan_t *c = s->c[x % 3];
+        int64_t deadline = chan_now() + (int64_t)((x >> 8) % 60000);
+        long v = (long)(x >> 40) % 1000 + 1, w = 0;
+        switch ((x >> 20) % 4) {
+        case 0:
+            if (chan_send_until(c, &v, deadline) == 0)
+                atomic_fetch_add(&s->sent, v);
+            break;
+        case 1:
+            if (chan_recv_until(c, &w, deadline) == 0)
+                atomic_fetch_add(&s->received, w);
+            break;
+        default: {
+            struct chan_case cs[3] = {{s->c[0], &v, CHAN_SEND, 0},
+                                      {s->c[1], &w, CHAN_RECV, 0},
+                                      {s->c[2], &w, CHAN_RECV, 0}};
+            int k = chan_select_until(cs, 3, deadline);
+            G_CHECK(k == -ETIMEDOUT || (k >= 0 && k < 3 && cs[k].ok));
+            if (k == 0)
+                atomic_fetch_add(&s->sent, v);
+            else if (k > 0)
+                atomic_fetch_add(&s->received, w);
+            break;
+        }
+        }
+    }
+}
+
+static void soak_g(void *arg) { soak_body(arg, (uint64_t)chan_mpg_self() * 0x9E3779B97F4A7C15ULL); }
+
+static void *soak_thread(void *arg)
+{
+    chan_mpg_foreign_enter();
+    soak_body(arg, (uint64_t)(uintptr_t)&arg * 0x2545F4914F6CDD1DULL);
+    chan_mpg_foreign_leave();
+    return NULL;
+}
+
+START_TEST(soak_mixed)
+{
+    start(2);
+    struct soak s = {.c = {chan_make(sizeof(long), 0), chan_make(sizeof(long), 1),
+                           chan_make(sizeof(long), 4)}};
+    s.ops = under_sanitizer() ? 8000 : 20000;
+    for (int i = 0; i < 6; i++)
+        go(soak_g, &s);
+    pthread_t t[2] = {spawn(soak_thread, &s), spawn(soak_thread, &s)};
+    join(t[0]);
+    join(t[1]);
+    finish();
+    /* What is still buffered was sent and not received. */
+    long left = 0, v;
+    for (int i = 0; i < 3; i++) {
+        while (chan_tryrecv(s.c[i], &v) == 0)
+            left += v;
+        ck_assert_int_eq(chan_free(s.c[i]), 0);
+    }
+    ck_assert_int_eq(atomic_load(&s.sent), atomic_load(&s.received) + left);
+    NO_BAD();
+}
+END_TEST
+
 /* ---- Guard pages ---------------------------------------------------------------------------- */
 
 static int deep(int n)
@@ -842,6 +919,7 @@ int main(void)
     ADD_TEST(s, no_false_deadlock, 30);
     ADD_TEST(s, deadlock_after_leave, 30);
     ADD_TEST(s, spawn_from_g, 60);
+    ADD_TEST(s, soak_mixed, 120);
     if (!under_sanitizer()) {
         TCase *tc = tcase_create("guard_page");
         tcase_set_timeout(tc, 30);
