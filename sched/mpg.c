@@ -11,17 +11,19 @@
  *       switches back, act on its request (park, yield, exit).
  *
  * Invariants:
- *  - A G is switched in only by the g0 of some M, and switches out only to the g0 of the M it
- *    runs on; no G ever runs on two Ms. A G is published (made runnable on a queue, or parked
- *    where a waker can find it) only by a g0, after the G's context is saved: a waker on another
- *    M can never resume a G that is still switching out.
+ *  - A G runs on one M at a time. It is switched in by an M's g0, or directly by the G it
+ *    follows on that M when that G parks (the hand-off, see g_park); it switches out to its
+ *    M's g0 or, parking, to the next G of its P. A parking G is published (marked PARKED where
+ *    a waker can find it) only after its context is saved: by g0 (park_commit), or by the G it
+ *    handed the M to, first thing after the switch (after_switch). A yielding or exiting G goes
+ *    through g0. So a waker on another M never resumes a G that is still switching out.
  *  - g->wake = seq << 2 | state, state RUN (running or runnable), NOTIFIED (running with a permit:
- *    an unpark came before park) or PARKED (off CPU, waiting). Only the G's g0 moves RUN ->
+ *    an unpark came before park) or PARKED (off CPU, waiting). Only park_commit moves RUN ->
  *    PARKED (bumping seq); unpark moves RUN -> NOTIFIED or PARKED -> RUN; the timer moves
  *    PARKED -> RUN only for the seq it was armed for. Whoever moves PARKED -> RUN owns the
  *    wake-up: it writes park_rc and queues the G, exactly once.
  *  - A G's timer lives in the global heap only while the G is parked with that deadline; the
- *    heap lock orders arming (by the g0, only if the word is still the one it parked with),
+ *    heap lock orders arming (by park_commit, only if the word is still the one it parked with),
  *    firing (CAS under the lock) and removal (by the G when an unpark won).
  *  - Thread-locals (the current M) are read through m_self(), never cached across a switch:
  *    a G may resume on another M (DESIGN.md, GCC PR 26461).

@@ -344,7 +344,7 @@ static void until_g(void *arg)
     G_CHECK(chan_recv_until(c, &v, deadline) == -ETIMEDOUT);
     int64_t t1 = chan_now();
     G_CHECK(t1 >= deadline);
-    if (t1 - deadline > late_bound())
+    if (t1 - deadline > 2000 * MS) /* a timer lost, not a slow machine: all Ms may stall */
         atomic_fetch_add(&d->late, 1);
     G_CHECK(chan_send_until(c, &v, chan_now() + 10 * MS) == -ETIMEDOUT);
     struct chan_case cs[2] = {{c, &v, CHAN_RECV, 0}, {NULL, NULL, CHAN_SEND, 0}};
@@ -364,8 +364,8 @@ START_TEST(until_timeouts)
         go(until_g, &d);
     finish();
     ck_assert_int_eq(atomic_load(&d.timedout), 200);
-    /* A loaded machine may delay a few; most must be on time. */
-    ck_assert_int_lt(atomic_load(&d.late), 20);
+    /* On a loaded machine every M may be held back at once: only a gross delay counts. */
+    ck_assert_int_eq(atomic_load(&d.late), 0);
     chan_free(d.c);
     NO_BAD();
 }
