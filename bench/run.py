@@ -413,9 +413,12 @@ def main():
     load1 = open("/proc/loadavg").read().split()[:3]
 
     if "libchan" in exes:
-        versions["libchan"] = "libchan %s (%s, hwloc %s; threads tx=%s rx=%s)" % (
-            libinfo.get("version", "?"), cc_v, libinfo.get("hwloc", "?"), libinfo.get("tx", "?"),
-            libinfo.get("rx", "?"))
+        # the tree the library was built from: the commit, and whether its sources differ from it
+        rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "?"
+        dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--", ":(glob)*.[ch]"])
+        versions["libchan"] = "libchan %s at %s%s (%s, hwloc %s; threads tx=%s rx=%s)" % (
+            libinfo.get("version", "?"), rev, " with local changes" if dirty else "", cc_v,
+            libinfo.get("hwloc", "?"), libinfo.get("tx", "?"), libinfo.get("rx", "?"))
     header = [
         "libchan benchmark, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M %Z").strip(), elapsed),
         "machine: " + machine,
