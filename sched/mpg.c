@@ -1208,6 +1208,10 @@ static long default_guard_max(void)
     /* TSan maps trace memory for every fiber (one per G): the mappings are its, not ours. */
     return -1;
 #else
+#ifdef MPG_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        return 1000; /* valgrind keeps a fixed table of segments (VG_N_SEGMENTS) */
+#endif
     long maps = 65530;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
     if (f) {

@@ -6,6 +6,8 @@
 #   make mpg            build/$(MODE)/libchan_mpg.a (also part of `make`/`lib`)
 #   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):
 #                       build/plain/sched/pingpong [round trips] [nprocs]
+#   make mpg-valgrind   memcheck over test_mpg_select and a selection of test_mpg's cases (plain
+#                       build, CK_FORK=no, one case per process); fails on any error
 #   make install        also installs chan_sched_mpg.h, libchan_mpg.a and libchan-mpg.pc
 #
 # Tests: every test/test_mpg*.c is a Check suite; the top Makefile's wildcard already lists it
@@ -20,7 +22,7 @@ MPG_LIB   := $(O)/libchan_mpg.a
 MPG_LIBS  := -lhwloc
 MPG_TESTS := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_mpg*.c))
 
-.PHONY: mpg mpg-pingpong install-mpg uninstall-mpg
+.PHONY: mpg mpg-pingpong mpg-valgrind install-mpg uninstall-mpg
 
 mpg: $(MPG_LIB)
 lib: $(MPG_LIB)
@@ -51,6 +53,18 @@ build/plain/sched/pingpong: sched/pingpong.c $(MPG_HDR) chan.h build/plain/libch
 
 mpg-pingpong: build/plain/sched/pingpong
 	build/plain/sched/pingpong $(or $(N),2000000)
+
+# Cases that end with every G returned (CK_FORK=no runs them in one process each, in turn).
+MPG_VG_CASES := lifecycle pingpong buffered_fifo close_wakes select_gs select_fair until_races \
+  until_success sleep_yield pipeline_small mixed_g_pthread deadlock_report no_false_deadlock \
+  spawn_from_g soak_mixed
+
+mpg-valgrind:
+	$(MAKE) --no-print-directory MODE=plain build/plain/test/test_mpg build/plain/test/test_mpg_select
+	CK_FORK=no CHAN_TEST_MODE=asan valgrind -q --error-exitcode=9 build/plain/test/test_mpg_select
+	for c in $(MPG_VG_CASES); do echo "== valgrind test_mpg $$c"; \
+	  CK_RUN_CASE=$$c CK_FORK=no CHAN_TEST_MODE=asan valgrind -q --error-exitcode=9 \
+	    build/plain/test/test_mpg || exit 1; done
 
 install: install-mpg
 install-mpg: lib

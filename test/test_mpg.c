@@ -14,6 +14,14 @@
 
 #include "sched/chan_sched_mpg.h"
 
+/* TSan makes every G a fiber with its own trace (256 KiB, written): 100,000 live Gs would need
+ * some 25 GB under TSan, so its build runs the big shapes smaller. */
+static int under_tsan(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
 static void start(int nprocs)
 {
     ck_assert_int_eq(chan_mpg_start(nprocs), 0);
@@ -542,7 +550,7 @@ static void pipeline(long n, long values, size_t stack)
     ck_assert_int_eq(sum, values * (values - 1) / 2 + values * n);
     ck_assert_int_eq(s.spawned, n);
     ck_assert_int_ge(s.stacks, (uint64_t)n);
-    if (n > 40000 && strcmp(getenv("CHAN_TEST_MODE") ? getenv("CHAN_TEST_MODE") : "", "tsan")) {
+    if (n > 40000) {
         /* vm.max_map_count bounds the guarded ones; the rest come unguarded from chunks. (Under
          * TSan none is guarded: its per-fiber trace mappings need the room.) */
         ck_assert_int_gt(s.stacks_guarded, 1000);
@@ -558,7 +566,10 @@ static void pipeline(long n, long values, size_t stack)
 START_TEST(pipeline_100k)
 {
     /* Values pass through every G in turn: under the sanitizers one is enough. */
-    pipeline(100000, under_sanitizer() ? 1 : 3, under_sanitizer() ? 32 * 1024 : 16 * 1024);
+    if (under_tsan())
+        pipeline(10000, 1, 32 * 1024); /* see under_tsan() */
+    else
+        pipeline(100000, under_sanitizer() ? 1 : 3, under_sanitizer() ? 32 * 1024 : 16 * 1024);
 }
 END_TEST
 
@@ -776,9 +787,11 @@ START_TEST(deadlock_after_leave)
 END_TEST
 
 /* Many Gs spawned from a G, spread by stealing across Ps; all run. */
+static int per_spawner(void) { return under_tsan() ? 1000 : 5000; }
+
 static void spawner(void *arg)
 {
-    for (int i = 0; i < 5000; i++)
+    for (int i = 0; i < per_spawner(); i++)
         G_CHECK(chan_mpg_go(bump, arg) > 0);
 }
 
@@ -788,7 +801,7 @@ START_TEST(spawn_from_g)
     for (int i = 0; i < 4; i++)
         go(spawner, NULL);
     finish();
-    ck_assert_int_eq(atomic_load(&counter), 20000);
+    ck_assert_int_eq(atomic_load(&counter), 4 * per_spawner());
     NO_BAD();
 }
 END_TEST
