@@ -49,31 +49,42 @@ static void futex_wake(_Atomic uint32_t *word)
 
 /* ---- The spin policy --------------------------------------------------------------------------- */
 
-/* Spinning only pays when another CPU can run the thread we wait for. CPUs this process may use,
- * from sched_getaffinity; computed once (a racy first computation is benign: same answer). */
-static int ncpu(void)
+/* Spinning only pays when another CPU can run the thread we wait for: the number of CPUs the
+ * process may use. It is read once, when the library is loaded, from the CPU set the program
+ * started with: threads pinned later each to one CPU of their own (a benchmark's "spread") still
+ * have peers on the other CPUs, so the calling thread's own mask is the wrong question. A racy
+ * lazy computation, for a caller that comes before the constructor, is benign: same answer. */
+static _Atomic int ncpu_cached;
+
+static int ncpu_compute(void)
 {
-    static _Atomic int cached;
-    int n = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (likely(n > 0))
-        return n;
     cpu_set_t set;
-    n = 0;
+    int n = 0;
     if (sched_getaffinity(0, sizeof set, &set) == 0)
         n = CPU_COUNT(&set);
     if (n <= 0) {
         long s = sysconf(_SC_NPROCESSORS_ONLN);
         n = s > 0 ? (int)s : 1;
     }
-    atomic_store_explicit(&cached, n, memory_order_relaxed);
+    atomic_store_explicit(&ncpu_cached, n, memory_order_relaxed);
     return n;
+}
+
+__attribute__((constructor)) static void ncpu_at_load(void) { ncpu_compute(); }
+
+static int ncpu(void)
+{
+    int n = atomic_load_explicit(&ncpu_cached, memory_order_relaxed);
+    return likely(n > 0) ? n : ncpu_compute();
 }
 
 #define LOCK_SPIN 100  /* cpu_relax rounds before a contended lock sleeps: critical sections are
                           a few dozen instructions */
 #define SPIN_NS 50000  /* how long a parking thread watches its permit before sleeping (ns) */
 #define SPIN_CHECK 64  /* cpu_relax rounds between two looks at the clock */
-#define SPIN_PURE 512  /* rounds of pure spinning (~10 us) before yielding at each look */
+#define SPIN_PURE 64   /* rounds of pure spinning (~1.6 us: a hand-off between running threads
+                          takes a few hundred ns) before yielding at each look, so that a peer
+                          that shares our CPU gets it */
 
 /* ---- The channel lock (Drepper's futex mutex: 0 free, 1 held, 2 held and maybe sleepers) ---- */
 
