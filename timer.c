@@ -99,6 +99,14 @@ static void tq_init(void)
         tq.init_err = -pthread_atfork(tq_prepare, tq_parent, tq_child);
 }
 
+/* Timers that will still fire: queued with a finite deadline, or being fired right now (out of
+ * the heap, their send or function not yet done). Read without tq.mu by an in-tree scheduler's
+ * deadlock check (sched/): a task waiting on a timer's channel is not deadlocked. */
+static _Atomic size_t pending;
+
+HIDDEN size_t timers_pending(void);
+size_t timers_pending(void) { return atomic_load(&pending); }
+
 /* ---- The heap (tq.mu held) --------------------------------------------------------------- */
 
 static void heap_set(size_t i, struct chan_timer *t)
@@ -141,6 +149,8 @@ static void sift_down(size_t i)
  * that it sleeps until t's deadline instead of a later one. */
 static void heap_push(struct chan_timer *t)
 {
+    if (t->when != CHAN_FOREVER)
+        atomic_fetch_add(&pending, 1);
     heap_set(tq.len++, t);
     sift_up(t->idx);
     if (t->idx == 0)
@@ -151,6 +161,8 @@ static void heap_push(struct chan_timer *t)
  * finds nothing due, and sleeps until the new earliest. */
 static void heap_remove(struct chan_timer *t)
 {
+    if (t->when != CHAN_FOREVER)
+        atomic_fetch_sub(&pending, 1);
     size_t i = t->idx;
     struct chan_timer *last = tq.heap[--tq.len];
     t->idx = NOT_QUEUED;
@@ -212,6 +224,7 @@ static void *timer_main(void *unused)
             pthread_cond_timedwait(&tq.cv, &tq.mu, &ts);
             continue; /* due, woken for an earlier timer, or spurious: look again */
         }
+        atomic_fetch_add(&pending, 1); /* still pending until its send or fn is done */
         heap_remove(t);
         if (t->fn) {
             void (*fn)(void *) = t->fn;
@@ -219,6 +232,7 @@ static void *timer_main(void *unused)
             pthread_mutex_unlock(&tq.mu);
             fn(arg); /* t may be freed from here on */
             pthread_mutex_lock(&tq.mu);
+            atomic_fetch_sub(&pending, 1);
             continue;
         }
         /* Go's sendTime: never blocks. -EAGAIN is a ticker's tick dropped for a slow receiver. */
@@ -227,6 +241,7 @@ static void *timer_main(void *unused)
             t->when = next_tick(t->when, t->period, now);
             heap_push(t);
         }
+        atomic_fetch_sub(&pending, 1);
     }
     return NULL;
 }
