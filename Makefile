@@ -39,6 +39,9 @@ else
 endif
 CFLAGS        ?=
 LDFLAGS       ?=
+# The library proper is built with its trace hooks (trace.h, trace.c); the drop-in pair
+# (dist/chan.c) is not, so there they compile to nothing.
+TRACEFLAGS    := $(if $(wildcard trace.c),-DCHAN_TRACE_BUILD)
 ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I.
 LIBFLAGS      := -fvisibility=hidden
 LDLIBS_CORE   := -pthread
@@ -48,9 +51,6 @@ CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -ls
 CORE_SRC      := chan.c select.c sudog.c
 EXT_SRC       := $(wildcard timer.c context.c trace.c)
 PUBLIC_HDR    := chan.h $(wildcard chan_time.h chan_trace.h)
-# The library proper is built with its trace hooks (trace.h, trace.c); the drop-in pair
-# (dist/chan.c) is not, so there they compile to nothing.
-TRACEFLAGS    := $(if $(wildcard trace.c),-DCHAN_TRACE_BUILD)
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h $(wildcard trace.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))

@@ -15,6 +15,12 @@
 #include <time.h>
 
 #include "chan_internal.h"
+#ifdef CHAN_TRACE_BUILD
+#include "trace.h" /* the library's trace hooks (trace.c); the drop-in pair has none */
+#else
+#define TRACE(mask, call) ((void)0)
+#define TRACE_OP(dir, form, c, elem, call) ((void)0)
+#endif
 
 /* ---- Memory ---------------------------------------------------------------------------------- */
 
@@ -88,6 +94,7 @@ chan_t *chan_make(size_t elemsize, size_t cap)
         for (size_t i = 0; i < cap; i++) /* slot i waits for the send at position i */
             atomic_init((_Atomic uint64_t *)(c->buf + i * slotsize), i);
     }
+    TRACE(TF_EVENTS | TF_REGISTRY, trace_make(c));
     return c;
 }
 
@@ -102,6 +109,7 @@ int chan_free(chan_t *c)
     unlock(&c->lock);
     if (busy)
         return -EBUSY;
+    TRACE(TF_EVENTS | TF_REGISTRY | TF_NAMED, trace_free(c));
     chan_mfree(c);
     return 0;
 }
@@ -300,6 +308,7 @@ void chan_send_to(struct chan *c, struct sudog *sg, const void *elem)
     copy_elem(c, sg->elem, elem);
     sg->w->ok = true;
     sg->w->fired = sg;
+    TRACE(TF_EVENTS, trace_handoff(c, CHAN_SEND, sg, elem));
 }
 
 /* Go's recv: a sender sg was waiting. Unbuffered: take its value. Buffered (so full): take the
@@ -315,6 +324,7 @@ void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
     }
     sg->w->ok = true;
     sg->w->fired = sg;
+    TRACE(TF_EVENTS, trace_handoff(c, CHAN_RECV, sg, elem));
 }
 
 /* ---- Blocking ---------------------------------------------------------------------------------- */
@@ -330,9 +340,11 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
         waitq_unlink(sg->is_send ? &c->sendq : &c->recvq, sg);
         ring_settle(c);
         unlock(&c->lock);
+        TRACE(TF_EVENTS, trace_woken(w, -ETIMEDOUT, false));
         return -ETIMEDOUT;
     }
     /* The waker unlinked the sudog and will not touch it, nor c on our behalf, again. */
+    TRACE(TF_EVENTS, trace_woken(w, w->ok ? 0 : -EPIPE, false));
     return w->ok ? 0 : -EPIPE;
 }
 
@@ -346,6 +358,7 @@ static int wait_on(struct chan *c, struct waitq *q, void *elem, bool is_send, in
     w.sudogs = &sg;
     w.nsudog = 1;
     waitq_enqueue(q, &sg);
+    TRACE(TF_EVENTS, trace_block(&w, false));
     unlock(&c->lock);
     return block_on(c, &sg, deadline);
 }
@@ -436,12 +449,23 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     return wait_on(c, &c->sendq, (void *)elem, true, deadline);
 }
 
-int chan_send(chan_t *c, const void *elem) { return chansend(c, elem, CHAN_FOREVER); }
-int chan_trysend(chan_t *c, const void *elem) { return chansend(c, elem, NOWAIT); }
+int chan_send(chan_t *c, const void *elem)
+{
+    TRACE_OP(CHAN_SEND, TR_BLOCK, c, elem, chansend(c, elem, CHAN_FOREVER));
+    return chansend(c, elem, CHAN_FOREVER);
+}
+
+int chan_trysend(chan_t *c, const void *elem)
+{
+    TRACE_OP(CHAN_SEND, TR_TRY, c, elem, chansend(c, elem, NOWAIT));
+    return chansend(c, elem, NOWAIT);
+}
 
 int chan_send_until(chan_t *c, const void *elem, int64_t deadline)
 {
-    return chansend(c, elem, deadline == NOWAIT ? NOWAIT + 1 : deadline);
+    int64_t d = deadline == NOWAIT ? NOWAIT + 1 : deadline;
+    TRACE_OP(CHAN_SEND, TR_UNTIL, c, elem, chansend(c, elem, d));
+    return chansend(c, elem, d);
 }
 
 /* ---- chanrecv ----------------------------------------------------------------------------- */
@@ -513,12 +537,23 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
     return wait_on(c, &c->recvq, elem, false, deadline); /* a close zeroes *elem for us */
 }
 
-int chan_recv(chan_t *c, void *elem) { return chanrecv(c, elem, CHAN_FOREVER); }
-int chan_tryrecv(chan_t *c, void *elem) { return chanrecv(c, elem, NOWAIT); }
+int chan_recv(chan_t *c, void *elem)
+{
+    TRACE_OP(CHAN_RECV, TR_BLOCK, c, elem, chanrecv(c, elem, CHAN_FOREVER));
+    return chanrecv(c, elem, CHAN_FOREVER);
+}
+
+int chan_tryrecv(chan_t *c, void *elem)
+{
+    TRACE_OP(CHAN_RECV, TR_TRY, c, elem, chanrecv(c, elem, NOWAIT));
+    return chanrecv(c, elem, NOWAIT);
+}
 
 int chan_recv_until(chan_t *c, void *elem, int64_t deadline)
 {
-    return chanrecv(c, elem, deadline == NOWAIT ? NOWAIT + 1 : deadline);
+    int64_t d = deadline == NOWAIT ? NOWAIT + 1 : deadline;
+    TRACE_OP(CHAN_RECV, TR_UNTIL, c, elem, chanrecv(c, elem, d));
+    return chanrecv(c, elem, d);
 }
 
 /* ---- closechan ------------------------------------------------------------------------------ */
@@ -529,6 +564,7 @@ int chan_close(chan_t *c)
         return -EINVAL;
     lock(&c->lock);
     if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        TRACE(TF_EVENTS, trace_close(c, -EPIPE, NULL));
         unlock(&c->lock);
         return -EPIPE;
     }
@@ -546,6 +582,7 @@ int chan_close(chan_t *c)
         *tail = sg;
         tail = &sg->next;
     }
+    TRACE(TF_EVENTS, trace_close(c, 0, head));
     unlock(&c->lock);
 
     while (head) {

@@ -16,6 +16,12 @@
 #include <string.h>
 
 #include "chan_internal.h"
+#ifdef CHAN_TRACE_BUILD
+#include "trace.h" /* the library's trace hooks (trace.c); the drop-in pair has none */
+#else
+#define TRACE(mask, call) ((void)0)
+#define TRACE_SELECT(form, cases, n, call) ((void)0)
+#endif
 
 #define STACK_CASES 8      /* selects up to this size allocate nothing */
 
@@ -301,6 +307,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
         }
         waitq_enqueue(sg->is_send ? &sg->c->sendq : &sg->c->recvq, sg);
     }
+    TRACE(TF_EVENTS, trace_block(&w, true));
     selunlock(cases, lockorder, norder, NULL);
 
     /* Pass 3. */
@@ -328,14 +335,26 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
         r = (int)w.fired->index;
         cases[r].ok = w.ok;
     }
+    TRACE(TF_EVENTS, trace_woken(&w, r, true));
     chan_mfree(heap);
     return r;
 }
 
-int chan_select(struct chan_case *cases, size_t n) { return selectgo(cases, n, CHAN_FOREVER); }
-int chan_tryselect(struct chan_case *cases, size_t n) { return selectgo(cases, n, NOWAIT); }
+int chan_select(struct chan_case *cases, size_t n)
+{
+    TRACE_SELECT(TR_BLOCK, cases, n, selectgo(cases, n, CHAN_FOREVER));
+    return selectgo(cases, n, CHAN_FOREVER);
+}
+
+int chan_tryselect(struct chan_case *cases, size_t n)
+{
+    TRACE_SELECT(TR_TRY, cases, n, selectgo(cases, n, NOWAIT));
+    return selectgo(cases, n, NOWAIT);
+}
 
 int chan_select_until(struct chan_case *cases, size_t n, int64_t deadline)
 {
-    return selectgo(cases, n, deadline == NOWAIT ? NOWAIT + 1 : deadline);
+    int64_t d = deadline == NOWAIT ? NOWAIT + 1 : deadline;
+    TRACE_SELECT(TR_UNTIL, cases, n, selectgo(cases, n, d));
+    return selectgo(cases, n, d);
 }

@@ -15,6 +15,11 @@
 #include <urcu/futex.h>
 
 #include "chan_internal.h"
+#ifdef CHAN_TRACE_BUILD
+#include "trace.h" /* the library's trace hooks (trace.c); the drop-in pair has none */
+#else
+#define TRACE_WAITER_INIT(w) ((void)0)
+#endif
 
 #define NSEC_PER_SEC 1000000000LL
 
@@ -270,6 +275,7 @@ void waiter_init(struct waiter *w)
     w->task = w->sched ? w->sched->current() : (void *)parker_self();
     w->sudogs = NULL;
     w->nsudog = 0;
+    TRACE_WAITER_INIT(w);
 }
 
 int waiter_park(struct waiter *w, int64_t deadline)

@@ -33,6 +33,11 @@
 
 #include "chan_internal.h"
 #include "chan_time.h"
+#ifdef CHAN_TRACE_BUILD
+#include "trace.h" /* the timer fire event of a trace */
+#else
+#define TRACE(mask, call) ((void)0)
+#endif
 
 #define NOT_QUEUED SIZE_MAX
 #define NSEC_PER_SEC 1000000000LL
@@ -236,6 +241,7 @@ static void *timer_main(void *unused)
             continue;
         }
         /* Go's sendTime: never blocks. -EAGAIN is a ticker's tick dropped for a slow receiver. */
+        TRACE(TF_EVENTS, trace_timer_fire(t->c));
         (void)chan_trysend(t->c, &now);
         if (t->period) {
             t->when = next_tick(t->when, t->period, now);
