@@ -348,6 +348,18 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
     return w->ok ? 0 : -EPIPE;
 }
 
+/* A peer's operation was just completed through its sudog (c locked): let the ring run
+ * lock-free again if it was the last waiter, unlock, then wake the peer (Go's goready after
+ * unlock). Returns the caller's result, 0. */
+static int release_peer(struct chan *c, struct sudog *peer)
+{
+    struct wakeup wk = wakeup_of(peer->w);
+    ring_settle(c);
+    unlock(&c->lock);
+    wakeup_run(wk);
+    return 0;
+}
+
 /* Queues a sudog for the caller on q (c locked), unlocks, and waits. */
 static int wait_on(struct chan *c, struct waitq *q, void *elem, bool is_send, int64_t deadline)
 {
@@ -422,11 +434,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     struct sudog *peer = waitq_dequeue(&c->recvq);
     if (peer) {
         chan_send_to(c, peer, elem);
-        struct wakeup wk = wakeup_of(peer->w);
-        ring_settle(c);
-        unlock(&c->lock);
-        wakeup_run(wk);
-        return 0;
+        return release_peer(c, peer);
     }
     if (buf_put_locked(c, elem)) {
         unlock(&c->lock);
@@ -506,11 +514,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
     struct sudog *peer = waitq_dequeue(&c->sendq);
     if (peer) {
         chan_recv_from(c, peer, elem);
-        struct wakeup wk = wakeup_of(peer->w);
-        ring_settle(c);
-        unlock(&c->lock);
-        wakeup_run(wk);
-        return 0;
+        return release_peer(c, peer);
     }
     if (buf_take_locked(c, elem)) {
         unlock(&c->lock);
