@@ -139,8 +139,6 @@ size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
  * so a fast operation fails as soon as the bit is set, and the lock holder sees at most the
  * operations already past their CAS, which finish without any lock. */
 
-enum { RING_OK, RING_NO, RING_SLOW }; /* NO: full (push) or empty (pop); SLOW: take the lock */
-
 static inline uint64_t pos_next(const struct chan *c, uint64_t pos)
 {
     if ((pos & (c->slow - 1)) + 1 < c->cap)
@@ -160,20 +158,6 @@ static void ring_backoff(unsigned *spins)
         caa_cpu_relax();
     else
         sched_yield(); /* its thread may have been preempted */
-}
-
-/* Before a blocking operation on a full or empty ring takes the slow path: SNOOZE rounds of
- * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per
- * round (crossbeam's Backoff::snooze). */
-#define SNOOZE 10
-
-static void snooze(unsigned round)
-{
-    if (round < 7)
-        for (unsigned i = 0; i < 1u << round; i++)
-            caa_cpu_relax();
-    else
-        sched_yield();
 }
 
 /* Enqueues a copy of *elem. Unlocked callers get RING_SLOW once the bit is set; locked ones
@@ -242,6 +226,10 @@ static inline int ring_pop(struct chan *c, void *elem, bool locked)
         h = atomic_load_explicit(headp, memory_order_relaxed);
     }
 }
+
+int ring_trysend(struct chan *c, const void *elem) { return ring_push(c, elem, false); }
+
+int ring_tryrecv(struct chan *c, void *elem) { return ring_pop(c, elem, false); }
 
 static size_t ring_len(struct chan *c)
 {
@@ -414,7 +402,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
         /* Full: a receiver on another CPU usually frees a slot within a microsecond or two,
          * much sooner than a blocked sender would be woken. Snooze on the fast path first. */
         for (unsigned i = 0; r == RING_NO && i < SNOOZE && may_spin(); i++) {
-            snooze(i);
+            ring_snooze(i);
             r = ring_push(c, elem, false);
         }
         if (r == RING_OK)
@@ -492,7 +480,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
         if (r == RING_NO && deadline == NOWAIT)
             return -EAGAIN; /* empty, open, nobody waiting */
         for (unsigned i = 0; r == RING_NO && i < SNOOZE && may_spin(); i++) {
-            snooze(i);
+            ring_snooze(i);
             r = ring_pop(c, elem, false);
         }
         if (r == RING_OK)

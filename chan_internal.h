@@ -39,6 +39,7 @@
 #define CHAN_INTERNAL_H
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -266,6 +267,25 @@ HIDDEN bool buf_take_locked(struct chan *c, void *elem);
 HIDDEN void ring_freeze(struct chan *c);
 /* Clears it again when the channel is open and nobody waits; call after unlinking waiters. */
 HIDDEN void ring_settle(struct chan *c);
+/* The ring's lock-free operations, without the lock (c->rp != NULL): RING_OK (done), RING_NO
+ * (full or empty while open and nobody waits), RING_SLOW (the lock decides). */
+enum { RING_OK, RING_NO, RING_SLOW };
+HIDDEN int ring_trysend(struct chan *c, const void *elem);
+HIDDEN int ring_tryrecv(struct chan *c, void *elem);
+
+/* Before a blocking operation on full or empty rings takes the slow path: SNOOZE rounds of
+ * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per
+ * round (crossbeam's Backoff::snooze). Only where may_spin(). */
+#define SNOOZE 10
+
+static inline void ring_snooze(unsigned round)
+{
+    if (round < 7)
+        for (unsigned i = 0; i < 1u << round; i++)
+            caa_cpu_relax();
+    else
+        sched_yield();
+}
 
 /* Moves a value between the caller and the sudog sg of a waiting peer, or the buffer. All with
  * c->lock held. (Go's send and recv helpers.) */
