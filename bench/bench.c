@@ -1,7 +1,12 @@
 /*
  * bench.c - libchan's benchmark harness: the shapes of BENCH.md on libchan and pthreads, with
  * hwloc placing the threads. The same shapes are written for Go (bench/go) and for Rust's
- * crossbeam-channel (bench/rust); bench/run.py runs all three and prints one table.
+ * crossbeam-channel (bench/rust); bench/run.py runs them all and prints one table.
+ *
+ * Built twice from this file: build/plain/bench/bench (system=libchan: each worker a pthread)
+ * and, with -DBENCH_MPG, build/plain/bench/bench-mpg (system=libchan-mpg: each worker a G of
+ * libchan's M:N scheduler, sched/). The shapes are the same code; only the four helpers that
+ * start and join the workers (prepare, spawn, go, join_all) and idle_cpu's clock differ.
  *
  *   bench SHAPE|all CAP N RUNS BUDGET_MS     one shape at capacity CAP, or every shape at its
  *                                            default capacities ("all": CAP is ignored)
@@ -9,18 +14,22 @@
  *   PLACE=none|spread|compact (environment)  none: the OS decides; spread: senders on the first
  *                                            half of the cores, receivers on the other half;
  *                                            compact: every thread on core 0
+ *                                            (bench-mpg: Gs are not placed; the scheduler binds
+ *                                            one M per core; compact: one P, so one M, on core 0)
  *
  * Each shape moves about N messages of 8 bytes (size64/size1024: 64 and 1024 bytes). It first
  * warms up and calibrates (n grows from 1000 until one run takes 20 ms or reaches N), then runs
  * RUNS times with min(N, what BUDGET_MS allows at the calibrated speed) messages (BUDGET_MS 0:
  * always N). Every run checks that each value arrived, and prints one line:
  *
- *   bench system=libchan shape=S cap=C run=R n=MSGS value=NS unit=ns/msg
+ *   bench system=libchan shape=S cap=C run=R n=MSGS value=NS unit=ns/msg    (or libchan-mpg)
  *
  * followed by cpu= (CPU time of the whole process per message, ns: spinning shows here) and
  * vcsw= (voluntary context switches per message: each is a thread that blocked in the kernel,
  * as in a futex wait; sched_yield is not counted). pingpong: per round trip; idle_cpu: unit=%cpu. The process ends with
  * "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM; see vm_hwm_kib). Exit 1 on any error.
+ * bench-mpg's first line also gives the scheduler's Ps (info ... nprocs=P); its idle_cpu is the
+ * whole process's CPU (a G has no CPU clock of its own).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +44,13 @@
 #include <time.h>
 
 #include "chan.h"
+
+#ifdef BENCH_MPG
+#include "sched/chan_sched_mpg.h"
+#define SYSTEM "libchan-mpg"
+#else
+#define SYSTEM "libchan"
+#endif
 
 #define PRODUCERS 4          /* mpsc, mpmc, select_*: senders (and receivers: mpmc, select_both) */
 #define POOL_WORKERS 8
@@ -144,19 +160,46 @@ static char *set_str(enum role r)
     return s;
 }
 
-/* ---- Threads: created, placed, then released together at a barrier ------------------------- */
+/* ---- Workers: created, placed, then released together ------------------------------------- */
 
 struct worker {
     void *(*fn)(void *);
     void *arg;
     enum role role;
-    pthread_t tid;
-    int64_t t_start, t_end; /* past the barrier; done */
+    pthread_t tid;          /* pthreads only */
+    int64_t t_start, t_end; /* released; done */
 };
 
-static pthread_barrier_t start;
 static struct worker workers[MAX_THREADS];
 static int nworkers;
+
+static struct worker *new_worker(void *(*fn)(void *), void *arg, enum role role)
+{
+    if (nworkers == MAX_THREADS)
+        die("spawn", EAGAIN);
+    struct worker *w = &workers[nworkers++];
+    *w = (struct worker){fn, arg, role, 0, 0, 0};
+    return w;
+}
+
+/* The time from the first worker's start to the last one's end. A run is timed by the workers
+ * themselves: the main thread may come back from go() after they are done. */
+static int64_t span(void)
+{
+    int64_t first = INT64_MAX, last = 0;
+    for (int i = 0; i < nworkers; i++) {
+        if (workers[i].t_start < first)
+            first = workers[i].t_start;
+        if (workers[i].t_end > last)
+            last = workers[i].t_end;
+    }
+    return last - first;
+}
+
+#ifndef BENCH_MPG
+/* libchan: each worker a pthread, placed (bind_role), released at a barrier. */
+
+static pthread_barrier_t start;
 
 static void *trampoline(void *p)
 {
@@ -171,10 +214,7 @@ static void *trampoline(void *p)
 
 static void spawn(void *(*fn)(void *), void *arg, enum role role)
 {
-    if (nworkers == MAX_THREADS)
-        die("spawn", EAGAIN);
-    struct worker *w = &workers[nworkers++];
-    *w = (struct worker){fn, arg, role, 0, 0, 0};
+    struct worker *w = new_worker(fn, arg, role);
     int e = pthread_create(&w->tid, NULL, trampoline, w);
     if (e)
         die("pthread_create", e);
@@ -183,21 +223,15 @@ static void spawn(void *(*fn)(void *), void *arg, enum role role)
 /* Releases the spawned threads. */
 static void go(void) { pthread_barrier_wait(&start); }
 
-/* Joins them; the time from the first thread's start to the last one's end. A run is timed by
- * the threads themselves: the main thread may come back from the barrier after they are done. */
+/* Joins them; the time from the first thread's start to the last one's end. */
 static int64_t join_all(void)
 {
-    int64_t first = INT64_MAX, last = 0;
-    for (int i = 0; i < nworkers; i++) {
+    for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i].tid, NULL);
-        if (workers[i].t_start < first)
-            first = workers[i].t_start;
-        if (workers[i].t_end > last)
-            last = workers[i].t_end;
-    }
+    int64_t ns = span();
     nworkers = 0;
     pthread_barrier_destroy(&start);
-    return last - first;
+    return ns;
 }
 
 static void prepare(int threads)
@@ -205,6 +239,58 @@ static void prepare(int threads)
     nworkers = 0;
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
 }
+
+#else
+/* libchan-mpg: each worker a G (chan_mpg_go), not placed (the scheduler binds its Ms). A G must
+ * never wait in a pthread primitive (it would hold its M), so the barrier is a channel: each G
+ * receives from `start` and go() closes it. The main thread is a foreign thread that wakes Gs
+ * (the close; pool's draining), so it is announced (chan_mpg_foreign_enter) from prepare() to
+ * join_all(), which then waits for every G to return (chan_mpg_wait). */
+
+static chan_t *start;
+
+static void g_trampoline(void *p)
+{
+    struct worker *w = p;
+    int r = chan_recv(start, NULL); /* nothing is ever sent: -EPIPE once go() closes it */
+    if (r != -EPIPE)
+        die("chan_recv (start)", r ? r : EPROTO);
+    w->t_start = chan_now();
+    w->fn(w->arg);
+    w->t_end = chan_now();
+}
+
+static void spawn(void *(*fn)(void *), void *arg, enum role role)
+{
+    struct worker *w = new_worker(fn, arg, role);
+    int64_t id = chan_mpg_go(g_trampoline, w);
+    if (id < 0)
+        die("chan_mpg_go", (int)id);
+}
+
+/* Releases the spawned Gs. */
+static void go(void) { OK(chan_close(start)); }
+
+/* Waits for every G to return; the time from the first G's start to the last one's end. */
+static int64_t join_all(void)
+{
+    chan_mpg_foreign_leave();
+    OK(chan_mpg_wait()); /* -EDEADLK (report on stderr) would be a bug of a shape or of sched/ */
+    int64_t ns = span();
+    nworkers = 0;
+    OK(chan_free(start));
+    start = NULL;
+    return ns;
+}
+
+static void prepare(int threads)
+{
+    (void)threads;
+    nworkers = 0;
+    start = make(0, 0);
+    OK(chan_mpg_foreign_enter()); /* before any G can wait on the main thread */
+}
+#endif
 
 /* ---- The shapes. Each returns the messages (pingpong: round trips) it moved and sets *ns. --- */
 
@@ -501,18 +587,31 @@ static uint64_t pool(size_t cap, uint64_t n, int64_t *ns)
 
 /* ---- idle_cpu: what a thread blocked in chan_recv, with nothing to receive, costs ------------ */
 
+/* libchan: the idler is a pthread, measured on its own CPU clock. libchan-mpg: the idler is a G,
+ * which has no CPU clock of its own (it may resume on another M): the whole process's CPU time
+ * is measured instead, every M included (as for the Go and crossbeam programs). */
+#ifdef BENCH_MPG
+#define IDLE_WHOLE_WAIT "whole_wait_process_cpu"
+#else
+#define IDLE_WHOLE_WAIT "whole_wait_rusage_thread"
+#endif
+
 struct idler {
     chan_t *c;
     _Atomic int waiting;
-    double rusage_pct; /* the idler's own getrusage(RUSAGE_THREAD) over its whole wait */
+    double whole_wait_pct; /* the idler's CPU time over its whole wait (see IDLE_WHOLE_WAIT) */
 };
 
 static int64_t tv_ns(struct timeval tv) { return (int64_t)tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL; }
 
-static int64_t thread_cpu_ns(void)
+static int64_t idler_cpu_ns(void)
 {
     struct rusage ru;
+#ifdef BENCH_MPG
+    getrusage(RUSAGE_SELF, &ru);
+#else
     getrusage(RUSAGE_THREAD, &ru);
+#endif
     return tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime);
 }
 
@@ -520,13 +619,13 @@ static void *idler(void *p)
 {
     struct idler *d = p;
     uint64_t v;
-    int64_t c0 = thread_cpu_ns(), t0 = chan_now();
+    int64_t c0 = idler_cpu_ns(), t0 = chan_now();
     atomic_store(&d->waiting, 1);
     int r = chan_recv(d->c, &v); /* nothing comes: the main thread closes c after the window */
-    int64_t c1 = thread_cpu_ns(), t1 = chan_now();
+    int64_t c1 = idler_cpu_ns(), t1 = chan_now();
     if (r != -EPIPE)
         die("chan_recv (idle_cpu)", r);
-    d->rusage_pct = 100.0 * (double)(c1 - c0) / (double)(t1 - t0);
+    d->whole_wait_pct = 100.0 * (double)(c1 - c0) / (double)(t1 - t0);
     return NULL;
 }
 
@@ -538,31 +637,44 @@ static void sleep_ns(int64_t ns)
 }
 
 /* After the idler has waited 1 ms, its CPU clock (the kernel's accounting behind RUSAGE_THREAD,
- * read from outside through pthread_getcpuclockid) over window_ns of wall time, in percent. */
+ * read from outside through pthread_getcpuclockid; libchan-mpg: the process's CPU clock) over
+ * window_ns of wall time, in percent. */
 static double idle_cpu(int64_t window_ns, double *whole_wait_pct)
 {
     struct idler d = {.c = make(8, 0)};
-    pthread_t t;
-    clockid_t cid;
+    clockid_t cid = CLOCK_PROCESS_CPUTIME_ID;
     struct timespec a, b;
+#ifdef BENCH_MPG
+    prepare(1);
+    spawn(idler, &d, RX);
+    go();
+#else
+    pthread_t t;
     int e = pthread_create(&t, NULL, idler, &d);
     if (e)
         die("pthread_create", e);
+#endif
     while (!atomic_load(&d.waiting))
         sleep_ns(100000);
     sleep_ns(1000000);
+#ifndef BENCH_MPG
     if ((e = pthread_getcpuclockid(t, &cid)) != 0)
         die("pthread_getcpuclockid", e);
+#endif
     int64_t t0 = chan_now();
     clock_gettime(cid, &a);
     sleep_ns(window_ns);
     clock_gettime(cid, &b);
     int64_t t1 = chan_now();
     OK(chan_close(d.c));
+#ifdef BENCH_MPG
+    join_all();
+#else
     pthread_join(t, NULL);
+#endif
     OK(chan_free(d.c));
     int64_t used = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
-    *whole_wait_pct = d.rusage_pct;
+    *whole_wait_pct = d.whole_wait_pct;
     return 100.0 * (double)used / (double)(t1 - t0);
 }
 
@@ -594,8 +706,8 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
         int64_t window = (budget_ms > 20 ? budget_ms : 20) * 1000000LL;
         for (int r = 1; r <= runs; r++) {
             double whole, pct = idle_cpu(window, &whole);
-            printf("bench system=libchan shape=%s cap=%zu run=%d n=0 value=%.4f unit=%%cpu "
-                   "whole_wait_rusage_thread=%.4f\n",
+            printf("bench system=" SYSTEM " shape=%s cap=%zu run=%d n=0 value=%.4f unit=%%cpu "
+                   IDLE_WHOLE_WAIT "=%.4f\n",
                    s->name, cap, r, pct, whole);
             fflush(stdout);
         }
@@ -631,7 +743,7 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
             double allowed = (double)budget_ms * 1e6 / ((double)el / m);
             target = allowed < 1000 ? 1000 : (uint64_t)allowed;
         }
-        printf("bench system=libchan shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/msg "
+        printf("bench system=" SYSTEM " shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/msg "
                "cpu=%.1f vcsw=%.3f\n",
                s->name, cap, r, (unsigned long long)moved, (double)el / m,
                (double)(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) -
@@ -692,11 +804,21 @@ int main(int argc, char **argv)
     int64_t budget = (int64_t)num(argv[5], "BUDGET_MS");
     if (n < 1)
         n = 1;
+#ifdef BENCH_MPG
+    /* One scheduler for the whole process: Ps = the cores hwloc reports, each M bound to one;
+     * PLACE=compact: one P (its M on core 0), as Go gets GOMAXPROCS=1 on one core. */
+    OK(chan_mpg_start(strcmp(place_name, "compact") == 0 ? 1 : 0));
+    struct chan_mpg_stats st;
+    chan_mpg_stats(&st);
+    printf("info system=" SYSTEM " version=%s hwloc=%s place=%s nprocs=%d\n", chan_version(),
+           HWLOC_VERSION, place_name, st.nprocs);
+#else
     char *tx = set_str(TX), *rx = set_str(RX);
-    printf("info system=libchan version=%s hwloc=%s place=%s tx=%s rx=%s\n", chan_version(),
+    printf("info system=" SYSTEM " version=%s hwloc=%s place=%s tx=%s rx=%s\n", chan_version(),
            HWLOC_VERSION, place_name, tx, rx);
     free(tx);
     free(rx);
+#endif
     fflush(stdout);
     bool found = false;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -716,7 +838,10 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("rss system=libchan maxrss_kib=%ld rusage_maxrss_kib=%ld\n", vm_hwm_kib(), ru.ru_maxrss);
+    printf("rss system=" SYSTEM " maxrss_kib=%ld rusage_maxrss_kib=%ld\n", vm_hwm_kib(), ru.ru_maxrss);
+#ifdef BENCH_MPG
+    OK(chan_mpg_stop());
+#endif
     hwloc_topology_destroy(topo);
     return 0;
 }
