@@ -7,12 +7,18 @@
 #                     RUNS= (5), BUDGET_MS= (time cap per run, 400; 0: always N),
 #                     SHAPES= and SYSTEMS= (filters, e.g. SHAPES="spsc pool" SYSTEMS=libchan)
 #   bench-smoke       part of `make test` in the plain mode: every shape once with a small N,
-#                     libchan only; fails only if the harness or libchan fails (never on timing)
+#                     on both harnesses (libchan on pthreads, libchan-mpg on Gs); fails only if a
+#                     harness, libchan or the scheduler fails (never on timing)
+#
+# Two harnesses from bench/bench.c: build/plain/bench/bench (system=libchan, workers are
+# pthreads) and build/plain/bench/bench-mpg (-DBENCH_MPG, system=libchan-mpg: workers are Gs of
+# sched/'s M:N scheduler, linked with libchan_mpg.a and libchan's static archive, as sched.mk).
 #
 # Only bench/ and build/ are touched: the peers build under build/bench (GOPATH, GOCACHE,
 # CARGO_TARGET_DIR), cargo offline from Debian's crate directory (bench/rust/.cargo/config.toml).
 
 BENCH_BIN       := build/plain/bench/bench
+BENCH_MPG_BIN   := build/plain/bench/bench-mpg
 BENCH_N         := $(or $(N),1000000)
 BENCH_PLACE     := $(or $(PLACE),none)
 BENCH_RUNS      := $(or $(RUNS),5)
@@ -26,24 +32,36 @@ bench-deps:
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory lib MODE=plain
-	@$(MAKE) --no-print-directory $(BENCH_BIN) MODE=plain
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BENCH_MPG_BIN) MODE=plain
 	N=$(BENCH_N) PLACE=$(BENCH_PLACE) RUNS=$(BENCH_RUNS) BUDGET_MS=$(BENCH_BUDGET_MS) \
-	  SHAPES="$(SHAPES)" SYSTEMS="$(SYSTEMS)" python3 bench/run.py --libchan $(BENCH_BIN) --out build/bench
+	  SHAPES="$(SHAPES)" SYSTEMS="$(SYSTEMS)" python3 bench/run.py --libchan $(BENCH_BIN) \
+	  --libchan-mpg $(BENCH_MPG_BIN) --out build/bench
 
 # The harness links the plain static library (and hwloc, for placement).
 $(BENCH_BIN): bench/bench.c chan.h build/plain/libchan.a
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ bench/bench.c build/plain/libchan.a -lhwloc
 
-# Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap. The
-# harness checks every value's arrival (checksums) and exits non-zero on any error; `timeout`
-# turns a hang into a failure instead of a stuck `make test`. Timings are printed, never judged.
-bench-smoke: $(BENCH_BIN)
-	@echo "== [plain] bench smoke: $(BENCH_BIN) all shapes x capacities, libchan only, N=$(SMOKE_N), 1 run (timings not checked)"
-	@timeout 600 $(BENCH_BIN) all 0 $(SMOKE_N) 1 0 > build/plain/bench/smoke.out 2>&1; rc=$$?; \
-	  cat build/plain/bench/smoke.out; \
-	  if [ $$rc -ne 0 ]; then echo "bench smoke: FAILED (exit $$rc; 124 = hung for 600 s)"; exit 1; fi; \
-	  echo "bench smoke: $$(grep -c '^bench ' build/plain/bench/smoke.out) shape/capacity runs completed, every value checked"
+# The same shapes on Gs: the scheduler's archive first, then libchan's (it uses libchan's hidden
+# helpers, which only the static archive has).
+$(BENCH_MPG_BIN): bench/bench.c chan.h sched/chan_sched_mpg.h build/plain/libchan_mpg.a \
+  build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -DBENCH_MPG -o $@ bench/bench.c \
+	  build/plain/libchan_mpg.a build/plain/libchan.a -lhwloc
+
+# Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap, on each
+# harness in turn. The harness checks every value's arrival (checksums) and exits non-zero on any
+# error; `timeout` turns a hang into a failure instead of a stuck `make test`. Timings are
+# printed, never judged.
+bench-smoke: $(BENCH_BIN) $(BENCH_MPG_BIN)
+	@for h in $(BENCH_BIN) $(BENCH_MPG_BIN); do \
+	  echo "== [plain] bench smoke: $$h all shapes x capacities, N=$(SMOKE_N), 1 run (timings not checked)"; \
+	  timeout 600 $$h all 0 $(SMOKE_N) 1 0 > $$h.smoke.out 2>&1; rc=$$?; \
+	  cat $$h.smoke.out; \
+	  if [ $$rc -ne 0 ]; then echo "bench smoke: $$h FAILED (exit $$rc; 124 = hung for 600 s)"; exit 1; fi; \
+	  echo "bench smoke: $$h: $$(grep -c '^bench ' $$h.smoke.out) shape/capacity runs completed, every value checked"; \
+	done
 
 ifeq ($(MODE),plain)
 check-mode: bench-smoke

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""libchan's benchmark driver: libchan, Go and crossbeam-channel on the same shapes, one table.
+"""libchan's benchmark driver: libchan (on pthreads and on Gs of its M:N scheduler, sched/), Go
+and crossbeam-channel on the same shapes, one table.
 
-    python3 bench/run.py [--libchan PATH] [--out DIR]     (make bench runs it; see BENCH.md)
+    python3 bench/run.py [--libchan PATH] [--libchan-mpg PATH] [--out DIR]   (make bench runs it)
     python3 bench/run.py --update-md BENCH.md             put the last run's table into BENCH.md
 
 Environment: N (messages per run, default 1000000), PLACE (none|spread|compact), RUNS (>= 5 for
 the table; default 5), BUDGET_MS (per run, default 400; 0: always N), SHAPES and SYSTEMS (space-
 or comma-separated filters), CARGO, GO, TIMEOUT (seconds per process, default 600).
 
+The two C harnesses are built by make (build/plain/bench/bench: system libchan, workers are
+pthreads; build/plain/bench/bench-mpg: system libchan-mpg, titled libchan+sched, workers are Gs).
 It builds the peers itself (Go into DIR/bench-go, crossbeam with cargo into DIR/cargo-target):
-a peer that cannot be built or run shows n/a, and the harness goes on. Each system runs as one
+a program that cannot be built or run shows n/a, and the harness goes on. Each system runs as one
 process per (shape, capacity), which warms up, calibrates and then times RUNS runs; that process
 reports its own peak RSS (getrusage). Output: the table on stdout, DIR/results.csv, DIR/table.md,
 DIR/results.txt (header, table and every raw line), DIR/chart.png (gnuplot).
@@ -25,8 +28,12 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSTEMS = ["libchan", "go", "crossbeam"]
-TITLES = {"libchan": "libchan", "go": "Go", "crossbeam": "crossbeam"}
+SYSTEMS = ["libchan", "libchan-mpg", "go", "crossbeam"]
+TITLES = {"libchan": "libchan", "libchan-mpg": "libchan+sched", "go": "Go", "crossbeam": "crossbeam"}
+# The ratio columns (table and CSV): (system, peer).
+RATIOS = [("libchan", "go"), ("libchan", "crossbeam"), ("libchan-mpg", "go")]
+CHART_COLORS = {"libchan": "#1f77b4", "libchan-mpg": "#9467bd", "go": "#2ca02c",
+                "crossbeam": "#d62728"}
 
 # (shape, capacities): the order of the table. bench.c, bench/go and bench/rust know them all.
 SHAPES = [
@@ -208,15 +215,14 @@ def fmt_ratio(r):
 
 
 def table_rows(rows):
-    head = ["shape", "cap", "libchan ns/msg", "Go ns/msg", "crossbeam ns/msg", "libchan/Go",
-            "libchan/crossbeam"]
+    head = ["shape", "cap"] + ["%s ns/msg" % TITLES[s] for s in SYSTEMS] + \
+        ["%s/%s" % (TITLES[a], TITLES[b]) for a, b in RATIOS]
     body = []
     for row in rows:
         u = row["unit"]
-        # idle_cpu: libchan's figure is one thread's, the peers' their whole process's: no ratio
-        ratios = ["-", "-"] if u == "%cpu" else [
-            fmt_ratio(ratio(row["stats"].get("libchan"), row["stats"].get(peer)))
-            for peer in ("go", "crossbeam")]
+        # idle_cpu: libchan's figure is one thread's, the others' their whole process's: no ratio
+        ratios = ["-"] * len(RATIOS) if u == "%cpu" else [
+            fmt_ratio(ratio(row["stats"].get(a), row["stats"].get(b))) for a, b in RATIOS]
         body.append([row["shape"], str(row["cap"])] +
                     [cell(row["stats"].get(s), u) for s in SYSTEMS] + ratios)
     return head, body
@@ -269,6 +275,12 @@ def chart(rows, out, title):
                 vals += ["%.3f %.3f %.3f" % (st["median"], st["min"], st["max"]) if st else "NaN NaN NaN"]
             f.write('"%s/%d" %s\n' % (row["shape"], row["cap"], " ".join(vals)))
     png = os.path.join(out, "chart.png")
+    plots = ", \\\n     ".join(
+        "%s using %d:%d:%d%s title '%s' lc rgb '%s'" % (
+            "'%s'" % dat if i == 0 else "''", 2 + 3 * i, 3 + 3 * i, 4 + 3 * i,
+            ":xtic(1)" if i == 0 else "", "crossbeam-channel" if s == "crossbeam" else TITLES[s],
+            CHART_COLORS[s])
+        for i, s in enumerate(SYSTEMS))
     script = """
 set terminal pngcairo size 1400,650 font ",10"
 set output '%s'
@@ -283,10 +295,8 @@ set ylabel "ns per message (median of runs; bars: min-max; log scale)"
 set xtics rotate by -40 noenhanced
 set key top left
 set grid ytics
-plot '%s' using 2:3:4:xtic(1) title 'libchan' lc rgb '#1f77b4', \\
-     '' using 5:6:7 title 'Go' lc rgb '#2ca02c', \\
-     '' using 8:9:10 title 'crossbeam-channel' lc rgb '#d62728'
-""" % (png, title.replace('"', "'"), dat)
+plot %s
+""" % (png, title.replace('"', "'"), plots)
     sp = os.path.join(out, "chart.gp")
     with open(sp, "w") as f:
         f.write(script)
@@ -317,7 +327,9 @@ def update_md(md_path, out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--libchan", default=os.path.join(ROOT, "build", "plain", "bench", "bench"),
-                    help="the C harness (built by make bench)")
+                    help="the C harness on pthreads (built by make bench)")
+    ap.add_argument("--libchan-mpg", default=os.path.join(ROOT, "build", "plain", "bench", "bench-mpg"),
+                    help="the C harness on Gs of sched/ (built by make bench)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--update-md", metavar="FILE", help="copy the last table into FILE and exit")
     a = ap.parse_args()
@@ -336,16 +348,21 @@ def main():
     only_systems = set(words(os.environ.get("SYSTEMS"))) or set(SYSTEMS)
     if place not in ("none", "spread", "compact"):
         sys.exit("run.py: PLACE must be none, spread or compact")
+
+    unknown = only_systems - set(SYSTEMS)
+    if unknown:
+        sys.exit("run.py: unknown SYSTEMS %s (known: %s)" % (" ".join(sorted(unknown)), " ".join(SYSTEMS)))
     start = datetime.datetime.now()
     load0 = open("/proc/loadavg").read().split()[:3]
 
-    # The three programs; a missing one is a column of n/a.
+    # The four programs; a missing one is a column of n/a.
     exes, versions, problems = {}, {}, []
-    if "libchan" in only_systems:
-        if os.access(a.libchan, os.X_OK):
-            exes["libchan"] = a.libchan
-        else:
-            problems.append("libchan: %s not built" % a.libchan)
+    for system, exe in (("libchan", a.libchan), ("libchan-mpg", a.libchan_mpg)):
+        if system in only_systems:
+            if os.access(exe, os.X_OK):
+                exes[system] = exe
+            else:
+                problems.append("%s: %s not built" % (TITLES[system], exe))
     for system, build in (("go", build_go), ("crossbeam", build_rust)):
         if system in only_systems:
             log("run.py: building the %s peer ..." % TITLES[system])
@@ -375,7 +392,7 @@ def main():
     hwloc_v = sh(["hwloc-calc", "--version"]) or "hwloc ?"
     cc_v = (sh([os.environ.get("CC") or "gcc", "--version"]) or "cc ?").splitlines()[0]
 
-    rows, raw, rss, libinfo = [], [], {s: 0 for s in SYSTEMS}, {}
+    rows, raw, rss, infos = [], [], {s: 0 for s in SYSTEMS}, {s: {} for s in SYSTEMS}
     args = [str(n), str(runs), str(budget)]
     for shape, caps in SHAPES:
         if only_shapes and shape not in only_shapes:
@@ -390,11 +407,10 @@ def main():
                                    go_affinity if system == "go" else None, timeout, raw)
                 if err:
                     problems.append("%s %s cap %d: %s" % (TITLES[system], shape, cap, err))
-                    log("run.py: %-9s %-11s cap %-4d FAILED: %s" % (system, shape, cap, err))
+                    log("run.py: %-11s %-11s cap %-4d FAILED: %s" % (system, shape, cap, err))
                     continue
                 (vals, prss, info) = res
-                if system == "libchan":
-                    libinfo.update(info)
+                infos[system].update(info)
                 if not vals:
                     problems.append("%s %s cap %d: no result line" % (TITLES[system], shape, cap))
                     continue
@@ -405,28 +421,39 @@ def main():
                                         "cpu": statistics.median(v[3] for v in vals),
                                         "vcsw": statistics.median(v[4] for v in vals)}
                 rss[system] = max(rss[system], prss or 0)
-                log("run.py: %-9s %-11s cap %-4d %s (%d runs, n=%d)" % (
+                log("run.py: %-11s %-11s cap %-4d %s (%d runs, n=%d)" % (
                     system, shape, cap, cell(row["stats"][system], row["unit"]), len(xs),
                     row["stats"][system]["n"]))
             rows.append(row)
     elapsed = (datetime.datetime.now() - start).total_seconds()
     load1 = open("/proc/loadavg").read().split()[:3]
 
-    if "libchan" in exes:
+    if "libchan" in exes or "libchan-mpg" in exes:
         # the tree the library was built from: the commit, and whether its sources differ from it
         rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "?"
-        dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--", ":(glob)*.[ch]"])
-        versions["libchan"] = "libchan %s at %s%s (%s, hwloc %s; threads tx=%s rx=%s)" % (
-            libinfo.get("version", "?"), rev, " with local changes" if dirty else "", cc_v,
-            libinfo.get("hwloc", "?"), libinfo.get("tx", "?"), libinfo.get("rx", "?"))
+        dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--", ":(glob)*.[ch]",
+                    ":(glob)sched/*.[chS]"])
+        tree = "%s%s" % (rev, " with local changes" if dirty else "")
+        li, mi = infos["libchan"], infos["libchan-mpg"]
+        if "libchan" in exes:
+            versions["libchan"] = "libchan %s at %s (%s, hwloc %s; threads tx=%s rx=%s)" % (
+                li.get("version", "?"), tree, cc_v, li.get("hwloc", "?"), li.get("tx", "?"),
+                li.get("rx", "?"))
+        if "libchan-mpg" in exes:
+            versions["libchan-mpg"] = ("libchan+sched: libchan %s with libchan-mpg at %s (Gs on "
+                                       "%s Ps, one M bound per core; Gs are not placed)") % (
+                mi.get("version", "?"), tree, mi.get("nprocs", "?"))
     header = [
         "libchan benchmark, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M %Z").strip(), elapsed),
         "machine: " + machine,
         "load average (1/5/15 min) at start %s, at end %s (other work on the machine disturbs "
         "every figure)" % ("/".join(load0), "/".join(load1)),
         "placement: PLACE=%s%s" % (place, "" if place == "none" else
-                                   " (senders on CPUs %s, receivers on %s; Go: whole process on %s)"
-                                   % (tx, rx, ",".join(map(str, sorted(go_affinity or []))))),
+                                   " (senders on CPUs %s, receivers on %s; Go: whole process on %s; "
+                                   "libchan+sched: Gs not placed, %s)"
+                                   % (tx, rx, ",".join(map(str, sorted(go_affinity or []))),
+                                      "one P, its M on core 0" if place == "compact" else
+                                      "one M bound per core")),
         "N=%d messages of 8 bytes per run (at most: each run is capped at BUDGET_MS=%d ms at its "
         "calibrated speed; n below is what ran), RUNS=%d, cells: median [min-max]; pingpong: ns per "
         "round trip; idle_cpu: %% of a core" % (n, budget, runs),
@@ -439,6 +466,7 @@ def main():
     ctable = text_table(chead, cbody)
     rss_line = "peak RSS (largest process of each system): " + ", ".join(
         "%s %s" % (TITLES[s], "%.1f MiB" % (rss[s] / 1024) if rss[s] else "n/a") for s in SYSTEMS)
+    order = "/".join(TITLES[s] for s in SYSTEMS)
     nline = "messages per run (n): " + "; ".join(
         "%s/%d %s" % (r["shape"], r["cap"], "/".join(
             str(r["stats"][s]["n"]) if s in r["stats"] else "-" for s in SYSTEMS))
@@ -449,7 +477,7 @@ def main():
     print(table)
     print()
     print(rss_line)
-    print(nline + "  (libchan/Go/crossbeam)")
+    print(nline + "  (%s)" % order)
     print()
     print("where the time goes (medians; CPU: the whole process's user+system time per message; "
           "sleeps: voluntary context switches per message, i.e. blocking in the kernel such as a futex wait; "
@@ -461,9 +489,10 @@ def main():
     with open(os.path.join(out, "results.csv"), "w") as f:
         cols = ["shape", "cap", "unit"]
         for s in SYSTEMS:
-            cols += ["%s_%s" % (s, k) for k in ("median", "min", "max", "runs", "n", "maxrss_kib",
-                                                "cpu_ns_per_msg", "vcsw_per_msg")]
-        cols += ["libchan_over_go", "libchan_over_crossbeam"]
+            cols += ["%s_%s" % (s.replace("-", "_"), k)
+                     for k in ("median", "min", "max", "runs", "n", "maxrss_kib", "cpu_ns_per_msg",
+                               "vcsw_per_msg")]
+        cols += ["%s_over_%s" % (x.replace("-", "_"), y) for x, y in RATIOS]
         f.write(",".join(cols) + "\n")
         for r in rows:
             vals = [r["shape"], str(r["cap"]), r["unit"]]
@@ -472,13 +501,13 @@ def main():
                 vals += ["%.4f" % st["median"], "%.4f" % st["min"], "%.4f" % st["max"], str(st["runs"]),
                          str(st["n"]), str(st["rss"]), "%.2f" % st["cpu"], "%.4f" % st["vcsw"]] \
                     if st else [""] * 8
-            for peer in ("go", "crossbeam"):
-                q = ratio(r["stats"].get("libchan"), r["stats"].get(peer))
+            for x, y in RATIOS:
+                q = ratio(r["stats"].get(x), r["stats"].get(y))
                 vals.append("" if q is None else "%.4f" % q)
             f.write(",".join(vals) + "\n")
     md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), machine), "",
           "```"] + header[2:] + ["```", "", md_table(head, body), "", rss_line + ".", "",
-                                 nline + " (libchan/Go/crossbeam).", "",
+                                 nline + " (%s)." % order, "",
                                  "Where the time goes (medians; CPU: the whole process's user+system "
                                  "time per message, spinning included; sleeps: voluntary context "
                                  "switches per message, i.e. blocking in the kernel such as a futex "
@@ -490,7 +519,7 @@ def main():
         f.write("\n".join(header + ["", table, "", rss_line, nline] + ["n/a: " + p for p in problems]
                           + ["", "where the time goes:", ctable]
                           + ["", "# raw lines"] + raw) + "\n")
-    err = chart(rows, out, "libchan vs Go vs crossbeam-channel, ns/msg (PLACE=%s, %s)"
+    err = chart(rows, out, "libchan vs libchan+sched vs Go vs crossbeam-channel, ns/msg (PLACE=%s, %s)"
                 % (place, start.strftime("%Y-%m-%d %H:%M")))
     if err:
         print("chart: " + err)
