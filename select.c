@@ -198,32 +198,53 @@ static bool maybe_ready(struct chan *c, enum chan_dir dir)
     return dir == CHAN_RECV ? n > 0 : n < c->cap;
 }
 
-/* Pass 0, no lock, in poll order: the index of a case performed on its channel's ring; -2 when
- * every case is on a ring and was seen not ready; -1 when the locked pass must decide. A ring case found full or empty was not ready at the
- * instant its ring said so; the pass goes on to the next case. It stops at the first case it
- * cannot decide without the lock (a ring in SLOW mode, a channel without a ring that may be
- * ready), so a case later in poll order is never taken while an earlier one may be ready:
- * the choice among ready cases stays the poll order's, uniformly random. */
+/* One case alone, under its own channel's lock, as a try-operation would: 1 if performed. */
+static int try_alone(struct chan_case *cs)
+{
+    struct chan *c = cs->chan;
+    struct wakeup wk = {NULL, NULL};
+    bool ok;
+    lock(&c->lock);
+    int done = try_case(cs, &ok, &wk);
+    if (done)
+        ring_settle(c);
+    unlock(&c->lock);
+    if (wk.task)
+        wakeup_run(wk);
+    if (done)
+        cs->ok = ok;
+    return done;
+}
+
+/* Pass 0, in poll order, one channel at a time: the index of the first case performed, -2 when
+ * none was ready and every case is on a ring, else -1. A case on a ring that runs lock-free is
+ * tried on the ring; any other case that may be ready is tried under its own channel's lock
+ * alone. Each case is thus performed atomically, and the first ready one in poll order wins:
+ * the choice among ready cases stays uniformly random. Only the decision to block needs all
+ * the locks at once (pass 1); most selects on busy channels never get there. */
 static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder)
 {
     int none = -2;
     for (size_t i = 0; i < norder; i++) {
         uint32_t k = pollorder[i];
         struct chan *c = cases[k].chan;
-        if (!c->rp) {
-            if (maybe_ready(c, cases[k].dir))
-                return -1;
+        if (c->rp) {
+            int r = cases[k].dir == CHAN_RECV ? ring_tryrecv(c, cases[k].elem)
+                                              : ring_trysend(c, cases[k].elem);
+            if (r == RING_OK) {
+                cases[k].ok = true;
+                return (int)k;
+            }
+            if (r == RING_NO)
+                continue;
+        } else if (maybe_ready(c, cases[k].dir)) {
+            return -1;
+        } else {
             none = -1;
             continue;
         }
-        int r = cases[k].dir == CHAN_RECV ? ring_tryrecv(c, cases[k].elem)
-                                          : ring_trysend(c, cases[k].elem);
-        if (r == RING_OK) {
-            cases[k].ok = true;
+        if (try_alone(&cases[k]))
             return (int)k;
-        }
-        if (r == RING_SLOW)
-            return -1;
     }
     return none;
 }
