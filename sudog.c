@@ -85,11 +85,13 @@ static int ncpu(void)
 
 #define LOCK_SPIN 100  /* cpu_relax rounds before a contended lock sleeps: critical sections are
                           a few dozen instructions */
-#define SPIN_NS 50000  /* how long a parking thread watches its permit before sleeping (ns) */
-#define SPIN_CHECK 64  /* cpu_relax rounds between two looks at the clock */
-#define SPIN_PURE 64   /* rounds of pure spinning (~1.6 us: a hand-off between running threads
-                          takes a few hundred ns) before yielding at each look, so that a peer
-                          that shares our CPU gets it */
+/* How long a parking thread watches its permit before sleeping: an adaptive budget per thread,
+ * between SPIN_MIN_NS and SPIN_MAX_NS (see parker_park). */
+#define SPIN_MAX_NS 50000 /* about one futex sleep and wake-up on this kind of VM */
+#define SPIN_MIN_NS 2000  /* a hand-off between running threads takes a few hundred ns */
+#define SPIN_CHECK 64     /* cpu_relax rounds between two looks at the clock */
+#define SPIN_PURE 64      /* rounds of pure spinning (~1.6 us) before yielding at each look, so
+                             that a peer that shares our CPU gets it */
 
 /* ---- The channel lock (Drepper's futex mutex: 0 free, 1 held, 2 held and maybe sleepers) ---- */
 
@@ -170,6 +172,7 @@ enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2 };
 
 struct parker {
     _Atomic uint32_t state;
+    uint32_t spin_ns; /* the spin budget: owner thread only; 0 until its first park */
 };
 
 static _Thread_local struct parker self_parker;
@@ -206,29 +209,55 @@ static bool parker_take(struct parker *p)
                                                    memory_order_relaxed);
 }
 
+/* The budget follows what the thread's recent waits needed: a wait that ended in the spin, or
+ * soon enough after it that a longer spin would likely have caught it (under 2 x SPIN_MAX_NS in
+ * all, sleep and wake-up included), doubles it up to SPIN_MAX_NS; a longer one halves it down
+ * to SPIN_MIN_NS. So a thread fed every few microseconds spins for as long as a sleep would
+ * cost (the classic competitive bound: at most twice the optimum), and a thread that waits
+ * long, again and again, soon burns only ~2 us per wait instead of ~50. */
+static void spin_learn(struct parker *p, int64_t waited)
+{
+    if (waited < 2 * SPIN_MAX_NS)
+        p->spin_ns = p->spin_ns >= SPIN_MAX_NS / 2 ? SPIN_MAX_NS : 2 * p->spin_ns;
+    else
+        p->spin_ns = p->spin_ns <= 2 * SPIN_MIN_NS ? SPIN_MIN_NS : p->spin_ns / 2;
+}
+
+static int parker_sleep(struct parker *p, int64_t deadline);
+
 static int parker_park(struct parker *p, int64_t deadline)
 {
     /* The unpark may be a few hundred nanoseconds away on another CPU, while sleeping on the
      * futex and being woken costs ~47 us on this kind of machine (a VM whose idle cores halt):
-     * watch the permit first, for about as long as a sleep would cost (the classic competitive
-     * bound: at most twice the optimum), yielding now and then so that a waker that shares our
-     * CPU can run. Spinning for less makes both sides of a busy channel fall asleep in turn. */
-    if (ncpu() > 1) {
-        int64_t start = 0;
-        for (unsigned i = 1; atomic_load_explicit(&p->state, memory_order_relaxed) != NOTIFIED;
-             i++) {
-            if ((i & (SPIN_CHECK - 1)) == 0) {
-                int64_t t = chan_now();
-                if (!start)
-                    start = t;
-                else if (t - start > SPIN_NS || t >= deadline)
-                    break;
-                if (i >= SPIN_PURE)
-                    sched_yield();
-            }
-            caa_cpu_relax();
+     * watch the permit first, yielding now and then so that a waker that shares our CPU can
+     * run. Spinning for much less than a sleep costs makes both sides of a busy channel fall
+     * asleep in turn. */
+    if (ncpu() <= 1)
+        return parker_sleep(p, deadline);
+    if (!p->spin_ns)
+        p->spin_ns = SPIN_MAX_NS;
+    int64_t start = 0, t = 0;
+    for (unsigned i = 1; atomic_load_explicit(&p->state, memory_order_relaxed) != NOTIFIED; i++) {
+        if ((i & (SPIN_CHECK - 1)) == 0) {
+            t = chan_now();
+            if (!start)
+                start = t;
+            else if (t - start > (int64_t)p->spin_ns || t >= deadline)
+                break;
+            if (i >= SPIN_PURE)
+                sched_yield();
         }
+        caa_cpu_relax();
     }
+    int r = parker_sleep(p, deadline);
+    if (start) /* a wait shorter than one clock look teaches nothing */
+        spin_learn(p, (r == 0 ? chan_now() : INT64_MAX / 2) - start);
+    return r;
+}
+
+/* The permit, or a futex sleep until it comes or the deadline: 0 or -ETIMEDOUT. */
+static int parker_sleep(struct parker *p, int64_t deadline)
+{
     if (parker_take(p))
         return 0;
     uint32_t s = EMPTY;
