@@ -43,6 +43,9 @@ int64_t chan_now(void)
 
 /* ---- makechan and free ------------------------------------------------------------------------ */
 
+/* The struct, rounded up so that the ring's positions after it keep CHAN_APART from it. */
+#define CHAN_HEAD_SIZE ((sizeof(struct chan) + CHAN_APART - 1) / CHAN_APART * CHAN_APART)
+
 static uint64_t pow2_above(uint64_t x)
 {
     uint64_t p = 1;
@@ -62,20 +65,22 @@ chan_t *chan_make(size_t elemsize, size_t cap)
      * not fit in memory is ENOMEM: cap * elemsize itself did not overflow. */
     bool ring = cap > 0 && elemsize > 0;
     size_t slotsize = sizeof(uint64_t) + ((elemsize + 7) & ~(size_t)7);
-    size_t size = sizeof(struct chan);
+    size_t size = CHAN_HEAD_SIZE;
     if (ring) {
-        if (cap > (SIZE_MAX - size - sizeof(struct ringpos)) / slotsize) {
+        if (cap > (SIZE_MAX - size - sizeof(struct ringpos) - CHAN_APART) / slotsize) {
             errno = ENOMEM;
             return NULL;
         }
         size += sizeof(struct ringpos) + cap * slotsize;
     }
-    struct chan *c = chan_malloc(size);
-    if (!c) {
+    void *mem = chan_malloc(size + CHAN_APART - 1);
+    if (!mem) {
         errno = ENOMEM;
         return NULL;
     }
+    struct chan *c = (struct chan *)(((uintptr_t)mem + CHAN_APART - 1) & ~(uintptr_t)(CHAN_APART - 1));
     memset(c, 0, sizeof *c);
+    c->mem = mem;
     atomic_init(&c->lock.word, 0);
     atomic_init(&c->closed, 0);
     atomic_init(&c->count, 0);
@@ -84,7 +89,7 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     c->elemsize = (uint32_t)elemsize;
     c->cap = cap;
     if (ring) {
-        c->rp = (struct ringpos *)(c + 1);
+        c->rp = (struct ringpos *)((unsigned char *)c + CHAN_HEAD_SIZE);
         c->buf = (unsigned char *)(c->rp + 1);
         c->slotsize = slotsize;
         c->slow = pow2_above(cap);
@@ -110,7 +115,7 @@ int chan_free(chan_t *c)
     if (busy)
         return -EBUSY;
     TRACE(TF_EVENTS | TF_REGISTRY | TF_NAMED, trace_free(c));
-    chan_mfree(c);
+    chan_mfree(c->mem);
     return 0;
 }
 

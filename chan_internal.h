@@ -119,14 +119,16 @@ struct waitq {
 
 /* ---- The channel (Go's hchan) ------------------------------------------------------------------ */
 
-/* The lock-free ring's two positions, each alone on its cache lines (CAA_CACHE_LINE_SIZE is 128
- * on x86-64: Intel prefetches lines in pairs). Senders own tail, receivers own head. */
+/* A cache line, and the distance that keeps two hot words apart: CAA_CACHE_LINE_SIZE is 128 on
+ * x86-64, where the spatial prefetcher fetches lines in pairs. */
+#define CHAN_LINE 64
+#define CHAN_APART CAA_CACHE_LINE_SIZE
+
+/* The lock-free ring's two positions, apart from each other and from the struct chan before
+ * them. Senders own tail, receivers own head. */
 struct ringpos {
-    unsigned char pad0[CAA_CACHE_LINE_SIZE];
-    _Atomic uint64_t head;
-    unsigned char pad1[CAA_CACHE_LINE_SIZE - sizeof(uint64_t)];
-    _Atomic uint64_t tail;
-    unsigned char pad2[CAA_CACHE_LINE_SIZE - sizeof(uint64_t)];
+    _Alignas(CHAN_APART) _Atomic uint64_t head;
+    _Alignas(CHAN_APART) _Atomic uint64_t tail;
 };
 
 /* Go's hchan. A buffered channel of elements (elemsize > 0) keeps its buffer in a lock-free ring
@@ -137,19 +139,25 @@ struct ringpos {
  * positions under the lock: from then on every operation takes the lock, exactly as in Go, so
  * waiters are served FIFO and nothing slips past a blocked sender. The last waiter to leave an
  * open channel clears the bit (ring_settle). Signal-only buffered channels (elemsize 0) keep a
- * plain count under the lock, and unbuffered ones have no buffer at all. */
+ * plain count under the lock, and unbuffered ones have no buffer at all.
+ *
+ * Layout: what chan_make sets and nobody writes after (read by every operation, the ring's
+ * lock-free paths included) fills the first line; what is written under the lock starts the
+ * next, so a lock taken on one CPU does not evict the ring's parameters from another. */
 struct chan {
-    chanlock_t lock;
-    _Atomic uint32_t closed;
     uint32_t elemsize;
     size_t cap;                  /* dataqsiz */
     struct ringpos *rp;          /* the ring's positions; NULL: no ring */
     uint64_t slow;               /* ring: the SLOW bit; position index bits lie below it */
     uint64_t one_lap;            /* ring: what one lap adds to a position (2 * slow) */
     size_t slotsize;             /* ring: bytes per slot: the stamp, then the element */
+    unsigned char *buf;          /* ring slots, after the struct and its ringpos */
+    void *mem;                   /* the block chan_malloc returned (c is aligned within it) */
+
+    _Alignas(CHAN_LINE) chanlock_t lock;
+    _Atomic uint32_t closed;
     _Atomic size_t count;        /* no ring: values buffered (elemsize 0) */
     struct waitq recvq, sendq;
-    unsigned char *buf;          /* ring slots, after the struct and its ringpos */
 };
 
 /* ---- Wait queues (sudog.c); all under the channel's lock ------------------------------------- */
