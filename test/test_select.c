@@ -397,6 +397,95 @@ START_TEST(test_select_fairness_recv_not_starved)
 }
 END_TEST
 
+/*
+ * A select first tries its cases one channel at a time, in poll order (pass 0): a buffered
+ * channel nobody waits on through its lock-free ring, one that has waiters or is closed (the
+ * ring's SLOW mode) under its own lock, an unbuffered one only if a peer may be there. The
+ * choice must stay uniform across those kinds. Cases: a closed, empty buffered channel (always
+ * ready, ok = false, SLOW for good), an open buffered one kept non-empty (lock-free), an
+ * unbuffered one nobody sends on and a full buffered one to send on (never ready), and NULL.
+ * The two ready cases: X ~ Binomial(40000, 1/2), sd 100; bound |X - 20000| <= 700 (7 sd):
+ * below 3e-12 (normal), 2 exp(-700^2 / (2 (10000 + 700/3))) = 8.8e-11 (Bernstein).
+ */
+START_TEST(test_select_fairness_across_channel_kinds)
+{
+    enum { TRIALS = 40000, CAP = 4 };
+    const long bound = 700;
+    chan_t *closed = mk(sizeof(int), CAP), *busy = mk(sizeof(int), CAP);
+    chan_t *quiet = mk(sizeof(int), 0), *full = mk(sizeof(int), 1);
+    ck_assert_int_eq(chan_close(closed), 0);
+    for (int j = 0; j < CAP; j++)
+        put_int(busy, 7);
+    put_int(full, 9);
+    long cnt[5] = {0};
+    for (long t = 0; t < TRIALS; t++) {
+        int vc = -1, vb = -1, vq = -1, one = 1;
+        struct chan_case cs[5];
+        cs_set(&cs[0], closed, CHAN_RECV, &vc);
+        cs_set(&cs[1], busy, CHAN_RECV, &vb);
+        cs_set(&cs[2], quiet, CHAN_RECV, &vq);
+        cs_set(&cs[3], full, CHAN_SEND, &one);
+        cs_set(&cs[4], NULL, CHAN_RECV, NULL);
+        int r = t % 2 ? chan_tryselect(cs, 5) : chan_select(cs, 5);
+        ck_assert_msg(r == 0 || r == 1, "case %d chosen: it was never ready", r);
+        assert_chosen(cs, 5, r, r == 1);
+        if (r == 0) {
+            ck_assert_int_eq(vc, 0); /* zeroed */
+        } else {
+            ck_assert_int_eq(vb, 7);
+            put_int(busy, 7);
+        }
+        cnt[r]++;
+    }
+    ck_assert_msg(labs(cnt[0] - TRIALS / 2) <= bound && labs(cnt[1] - TRIALS / 2) <= bound,
+                  "closed chosen %ld, busy %ld of %d (expected %d +- %ld each)", cnt[0], cnt[1],
+                  TRIALS, TRIALS / 2, bound);
+    ck_assert_uint_eq(chan_len(busy), CAP);
+    ck_assert_uint_eq(chan_len(full), 1);
+    freec(closed);
+    freec(busy);
+    freec(quiet);
+    freec(full);
+}
+END_TEST
+
+/* Go's recv on a full buffer with a sender waiting, reached by a select's first pass (the ring
+ * is in SLOW mode): the select gets the head of the buffer, the sender's value goes in at the
+ * tail and the sender returns 0. Then the same with the ring back to lock-free. */
+START_TEST(test_select_full_buffer_waiting_sender)
+{
+    chan_t *c = mk(sizeof(int), 2), *other = mk(sizeof(int), 0);
+    for (int round = 0; round < 3; round++) {
+        put_int(c, 10 * round + 1);
+        put_int(c, 10 * round + 2);
+        int v3 = 10 * round + 3, got = -1, vo = -1;
+        struct opthr op = {c, &v3, -1, NULL};
+        pthread_t t = spawn(send_thread, &op);
+        ck_assert(blocked_senders_at_least(c, 1));
+        struct chan_case cs[2];
+        cs_set(&cs[0], other, CHAN_RECV, &vo);
+        cs_set(&cs[1], c, CHAN_RECV, &got);
+        int r = round == 1 ? chan_tryselect(cs, 2) : chan_select(cs, 2);
+        assert_chosen(cs, 2, r, true);
+        ck_assert_int_eq(r, 1);
+        ck_assert_int_eq(got, 10 * round + 1);
+        join(t);
+        ck_assert_int_eq(op.ret, 0);
+        ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND), 0);
+        /* The ring runs lock-free again: a select takes the rest in FIFO order. */
+        for (int k = 2; k <= 3; k++) {
+            cs_set(&cs[1], c, CHAN_RECV, &got);
+            ck_assert_int_eq(chan_select(cs, 2), 1);
+            ck_assert_int_eq(got, 10 * round + k);
+        }
+        ck_assert_uint_eq(chan_len(c), 0);
+    }
+    ck_assert_int_eq(chan_tryrecv(other, NULL), -EAGAIN);
+    freec(c);
+    freec(other);
+}
+END_TEST
+
 /* ---- NULL cases and empty selects ------------------------------------------------------------ */
 
 /* Go: a nil channel's case in a select is never ready (the spec; select3.go's nil cases). A NULL
@@ -2739,6 +2828,8 @@ int main(void)
     ADD_TEST(s, test_select_fairness, 60);
     ADD_TEST(s, test_select_fairness_many_cases, 60);
     ADD_TEST(s, test_select_fairness_recv_not_starved, 60);
+    ADD_TEST(s, test_select_fairness_across_channel_kinds, 60);
+    ADD_TEST(s, test_select_full_buffer_waiting_sender, 30);
     ADD_TEST(s, test_select_nil_case_never_chosen, 30);
     ADD_TEST(s, test_select_only_nil_cases_block, 20);
     ADD_TEST(s, test_select_zero_cases, 20);
