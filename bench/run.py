@@ -12,8 +12,9 @@ or comma-separated filters), CARGO, GO, TIMEOUT (seconds per process, default 60
 The two C harnesses are built by make (build/plain/bench/bench: system libchan, workers are
 pthreads; build/plain/bench/bench-mpg: system libchan-mpg, titled libchan+sched, workers are Gs).
 It builds the peers itself (Go into DIR/bench-go, crossbeam with cargo into DIR/cargo-target):
-a program that cannot be built or run shows n/a, and the harness goes on. Each system runs as one
-process per (shape, capacity), which warms up, calibrates and then times RUNS runs; that process
+a program that cannot be built or run shows n/a, and the harness goes on. For each (shape,
+capacity) the systems take turns, RUNS rounds of one process each (it warms up, calibrates and
+times one run), so that other work on the machine falls on every system alike; each process
 reports its own peak RSS (getrusage). Output: the table on stdout, DIR/results.csv, DIR/table.md,
 DIR/results.txt (header, table and every raw line), DIR/chart.png (gnuplot).
 """
@@ -393,34 +394,48 @@ def main():
     cc_v = (sh([os.environ.get("CC") or "gcc", "--version"]) or "cc ?").splitlines()[0]
 
     rows, raw, rss, infos = [], [], {s: 0 for s in SYSTEMS}, {s: {} for s in SYSTEMS}
-    args = [str(n), str(runs), str(budget)]
+    args = [str(n), "1", str(budget)]  # one timed run per process: see the interleaving below
     for shape, caps in SHAPES:
         if only_shapes and shape not in only_shapes:
             continue
         for cap in caps:
             row = {"shape": shape, "cap": cap, "unit": "%cpu" if shape == "idle_cpu" else "ns/msg",
                    "stats": {}}
+            # Interleaved: RUNS rounds, each running every system once (one process, one timed
+            # run), so that a burst of other work on the machine falls on all systems alike
+            # rather than on all the runs of one.
+            got = {s: [] for s in SYSTEMS}
+            prss = {s: 0 for s in SYSTEMS}
+            failed = set()
+            for _ in range(runs):
+                for system in SYSTEMS:
+                    if system not in exes or system in failed:
+                        continue
+                    res, err = run_one(system, exes[system], shape, cap, args, env,
+                                       go_affinity if system == "go" else None, timeout, raw)
+                    if err:
+                        failed.add(system)
+                        problems.append("%s %s cap %d: %s" % (TITLES[system], shape, cap, err))
+                        log("run.py: %-11s %-11s cap %-4d FAILED: %s" % (system, shape, cap, err))
+                        continue
+                    (vals, r_rss, info) = res
+                    infos[system].update(info)
+                    got[system].extend(vals)
+                    prss[system] = max(prss[system], r_rss or 0)
             for system in SYSTEMS:
-                if system not in exes:
+                vals = got[system]
+                if system not in exes or system in failed:
                     continue
-                res, err = run_one(system, exes[system], shape, cap, args, env,
-                                   go_affinity if system == "go" else None, timeout, raw)
-                if err:
-                    problems.append("%s %s cap %d: %s" % (TITLES[system], shape, cap, err))
-                    log("run.py: %-11s %-11s cap %-4d FAILED: %s" % (system, shape, cap, err))
-                    continue
-                (vals, prss, info) = res
-                infos[system].update(info)
                 if not vals:
                     problems.append("%s %s cap %d: no result line" % (TITLES[system], shape, cap))
                     continue
                 xs = [v[1] for v in vals]
                 row["stats"][system] = {"median": statistics.median(xs), "min": min(xs),
                                         "max": max(xs), "n": max(v[0] for v in vals),
-                                        "runs": len(xs), "rss": prss or 0,
+                                        "runs": len(xs), "rss": prss[system],
                                         "cpu": statistics.median(v[3] for v in vals),
                                         "vcsw": statistics.median(v[4] for v in vals)}
-                rss[system] = max(rss[system], prss or 0)
+                rss[system] = max(rss[system], prss[system])
                 log("run.py: %-11s %-11s cap %-4d %s (%d runs, n=%d)" % (
                     system, shape, cap, cell(row["stats"][system], row["unit"]), len(xs),
                     row["stats"][system]["n"]))
