@@ -406,7 +406,8 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
             return -EAGAIN;
         /* Full: a receiver on another CPU usually frees a slot within a microsecond or two,
          * much sooner than a blocked sender would be woken. Snooze on the fast path first. */
-        for (unsigned i = 0; r == RING_NO && i < SNOOZE && may_spin(); i++) {
+        unsigned rounds = r == RING_NO ? snooze_rounds(deadline) : 0;
+        for (unsigned i = 0; r == RING_NO && i < rounds; i++) {
             ring_snooze(i);
             r = ring_push(c, elem, false);
         }
@@ -484,7 +485,8 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
             return 0;
         if (r == RING_NO && deadline == NOWAIT)
             return -EAGAIN; /* empty, open, nobody waiting */
-        for (unsigned i = 0; r == RING_NO && i < SNOOZE && may_spin(); i++) {
+        unsigned rounds = r == RING_NO ? snooze_rounds(deadline) : 0;
+        for (unsigned i = 0; r == RING_NO && i < rounds; i++) {
             ring_snooze(i);
             r = ring_pop(c, elem, false);
         }

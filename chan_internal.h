@@ -286,6 +286,16 @@ HIDDEN int ring_tryrecv(struct chan *c, void *elem);
  * round (crossbeam's Backoff::snooze). Only where may_spin(). */
 #define SNOOZE 10
 
+/* How many snooze rounds an operation that is not ready may take before the slow path: SNOOZE
+ * when it may block and spinning pays; none for a try form, or a deadline already past (which
+ * behaves as the try form), or when no other CPU can run the peer. */
+static inline unsigned snooze_rounds(int64_t deadline)
+{
+    if (deadline == NOWAIT || !may_spin())
+        return 0;
+    return deadline == CHAN_FOREVER || chan_now() < deadline ? SNOOZE : 0;
+}
+
 static inline void ring_snooze(unsigned round)
 {
     if (round < 7)

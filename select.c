@@ -330,7 +330,8 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
      * would be woken. (On an unbuffered channel a peer shows up by queueing itself: there the
      * locked pass and the parker's own spin do better, as measured.) */
     int chosen = pass0(cases, pollorder, norder);
-    for (unsigned i = 0; chosen == -2 && deadline != NOWAIT && i < SNOOZE && may_spin(); i++) {
+    unsigned rounds = chosen == -2 ? snooze_rounds(deadline) : 0;
+    for (unsigned i = 0; chosen == -2 && i < rounds; i++) {
         ring_snooze(i);
         chosen = pass0(cases, pollorder, norder);
     }
