@@ -6,6 +6,16 @@
 #                     Variables: N= (messages per run, 1000000), PLACE=none|spread|compact,
 #                     RUNS= (5), BUDGET_MS= (time cap per run, 400; 0: always N),
 #                     SHAPES= and SYSTEMS= (filters, e.g. SHAPES="spsc pool" SYSTEMS=libchan)
+#   make bench-history  the per-change benchmark (bench/history.py): several library revisions
+#                     side by side in one run. Each revision's tree is exported (git archive) to
+#                     build/history/HASH and only its library built there (make lib MODE=plain);
+#                     the current bench/bench.c is linked against each, and the harnesses take
+#                     turns, one process per revision, shape and round. Writes
+#                     build/history/table.md (median [min-max] per revision, later/earlier and
+#                     last/first ratios), results.csv, results.txt. Variables: REVS= (revisions,
+#                     oldest first; default: the changes BENCH.md discusses, through HEAD),
+#                     SHAPES= (shape:cap pairs, e.g. SHAPES="spsc:1 pool:0"), ROUNDS= (5),
+#                     N= (1000000), BUDGET_MS= (300)
 #   bench-smoke       part of `make test` in the plain mode: every shape once with a small N,
 #                     on both harnesses (libchan on pthreads, libchan-mpg on Gs); fails only if a
 #                     harness, libchan or the scheduler fails (never on timing)
@@ -25,7 +35,7 @@ BENCH_RUNS      := $(or $(RUNS),5)
 BENCH_BUDGET_MS := $(or $(BUDGET_MS),400)
 SMOKE_N         := 2000
 
-.PHONY: bench bench-deps bench-smoke
+.PHONY: bench bench-deps bench-smoke bench-history
 
 bench-deps:
 	@sh scripts/deps.sh build bench
@@ -36,6 +46,11 @@ bench: bench-deps
 	N=$(BENCH_N) PLACE=$(BENCH_PLACE) RUNS=$(BENCH_RUNS) BUDGET_MS=$(BENCH_BUDGET_MS) \
 	  SHAPES="$(SHAPES)" SYSTEMS="$(SYSTEMS)" python3 bench/run.py --libchan $(BENCH_BIN) \
 	  --libchan-mpg $(BENCH_MPG_BIN) --out build/bench
+
+# Empty variables leave bench/history.py its defaults (its docstring lists them).
+bench-history: bench-deps
+	REVS="$(REVS)" SHAPES="$(SHAPES)" ROUNDS="$(ROUNDS)" N="$(N)" BUDGET_MS="$(BUDGET_MS)" \
+	  python3 bench/history.py
 
 # The harness links the plain static library (and hwloc, for placement).
 $(BENCH_BIN): bench/bench.c chan.h build/plain/libchan.a
