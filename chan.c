@@ -404,15 +404,11 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
             return 0;
         if (r == RING_NO && deadline == NOWAIT)
             return -EAGAIN;
-        /* Full: a receiver on another CPU usually frees a slot within a microsecond or two,
-         * much sooner than a blocked sender would be woken. Snooze on the fast path first. */
-        unsigned rounds = r == RING_NO ? snooze_rounds(deadline) : 0;
-        for (unsigned i = 0; r == RING_NO && i < rounds; i++) {
-            ring_snooze(i);
-            r = ring_push(c, elem, false);
-        }
-        if (r == RING_OK)
-            return 0;
+        /* Full: go and wait at once. Snoozing on the ring here (polling it, crossbeam's way)
+         * was measured slower at every capacity: the waiter's own permit word is a quieter
+         * place to spin than the ring's shared lines, and its peer then hands the value over
+         * directly (same-machine A/B at b757ad1: spsc cap 1 227 -> 169 ns, mpsc cap 1 469 -> 173,
+         * mpmc cap 1 453 -> 173, mpsc cap 1024 33 -> 20). */
     } else if (deadline == NOWAIT && !atomic_load_explicit(&c->closed, memory_order_acquire) &&
                full(c)) {
         /* Go's fast path: an open channel observed full. A closed channel never becomes ready
@@ -485,13 +481,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
             return 0;
         if (r == RING_NO && deadline == NOWAIT)
             return -EAGAIN; /* empty, open, nobody waiting */
-        unsigned rounds = r == RING_NO ? snooze_rounds(deadline) : 0;
-        for (unsigned i = 0; r == RING_NO && i < rounds; i++) {
-            ring_snooze(i);
-            r = ring_pop(c, elem, false);
-        }
-        if (r == RING_OK)
-            return 0;
+        /* Empty: go and wait at once, as a send on a full ring does. */
     } else if (deadline == NOWAIT && empty(c)) {
         /* Go's fast path: observed empty, then open: there was a moment when it was both.
          * Observed empty, then closed: look once more, since a value may have come before the

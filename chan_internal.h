@@ -281,9 +281,10 @@ enum { RING_OK, RING_NO, RING_SLOW };
 HIDDEN int ring_trysend(struct chan *c, const void *elem);
 HIDDEN int ring_tryrecv(struct chan *c, void *elem);
 
-/* Before a blocking operation on full or empty rings takes the slow path: SNOOZE rounds of
+/* Before a select over full or empty rings takes the slow path (select.c): SNOOZE rounds of
  * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per
- * round (crossbeam's Backoff::snooze). Only where may_spin(). */
+ * round (crossbeam's Backoff::snooze). Only where may_spin(). A plain send or receive does not
+ * snooze: it waits on its own permit at once (chan.c says why). */
 #define SNOOZE 10
 
 /* How many snooze rounds an operation that is not ready may take before the slow path: SNOOZE
