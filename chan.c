@@ -63,9 +63,11 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     }
     /* A ring slot holds an 8-byte stamp and the element rounded up to 8 bytes. A size that does
      * not fit in memory is ENOMEM: cap * elemsize itself did not overflow. */
-    bool ring = cap > 0 && elemsize > 0;
+    bool ring = cap >= RING_MIN_CAP && elemsize > 0;
     size_t slotsize = sizeof(uint64_t) + ((elemsize + 7) & ~(size_t)7);
     size_t size = CHAN_HEAD_SIZE;
+    if (!ring)
+        size += cap * elemsize; /* a small buffer under the lock (none if cap or elemsize is 0) */
     if (ring) {
         if (cap > (SIZE_MAX - size - sizeof(struct ringpos) - CHAN_APART) / slotsize) {
             errno = ENOMEM;
@@ -88,7 +90,9 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     atomic_init(&c->sendq.first, NULL);
     c->elemsize = (uint32_t)elemsize;
     c->cap = cap;
-    if (ring) {
+    if (!ring) {
+        c->buf = (unsigned char *)c + CHAN_HEAD_SIZE;
+    } else {
         c->rp = (struct ringpos *)((unsigned char *)c + CHAN_HEAD_SIZE);
         c->buf = (unsigned char *)(c->rp + 1);
         c->slotsize = slotsize;
@@ -272,6 +276,8 @@ void ring_settle(struct chan *c)
 
 /* ---- The buffer under the lock ---------------------------------------------------------------- */
 
+/* Without a ring: Go's buffer, cap slots of elemsize bytes (none for signal-only channels) with
+ * the indexes sendx and recvx, all under the lock; count is also read by the fast paths. */
 bool buf_put_locked(struct chan *c, const void *elem)
 {
     if (c->rp)
@@ -279,6 +285,8 @@ bool buf_put_locked(struct chan *c, const void *elem)
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     if (n == c->cap)
         return false; /* also every unbuffered channel */
+    copy_elem(c, c->buf + (size_t)c->sendx * c->elemsize, elem);
+    c->sendx = c->sendx + 1 == c->cap ? 0 : c->sendx + 1;
     atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
     return true;
 }
@@ -290,6 +298,8 @@ bool buf_take_locked(struct chan *c, void *elem)
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     if (n == 0)
         return false;
+    copy_elem(c, elem, c->buf + (size_t)c->recvx * c->elemsize);
+    c->recvx = c->recvx + 1 == c->cap ? 0 : c->recvx + 1;
     atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
     return true;
 }

@@ -218,8 +218,9 @@ static int try_alone(struct chan_case *cs)
 
 /* Pass 0, in poll order, one channel at a time: the index of the first case performed, -2 when
  * none was ready and every case is on a ring, else -1. A case on a ring that runs lock-free is
- * tried on the ring; any other case that may be ready is tried under its own channel's lock
- * alone. Each case is thus performed atomically, and the first ready one in poll order wins:
+ * tried on the ring; any other case on a buffered channel that may be ready, under its own
+ * channel's lock alone; an unbuffered case that may be ready ends pass 0 (-1: there taking every
+ * lock at once measured better, as peers come and go from the wait queues). Each case is thus performed atomically, and the first ready one in poll order wins:
  * the choice among ready cases stays uniformly random. Only the decision to block needs all
  * the locks at once (pass 1); most selects on busy channels never get there. */
 static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder)
@@ -237,11 +238,11 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
             }
             if (r == RING_NO)
                 continue;
-        } else if (maybe_ready(c, cases[k].dir)) {
-            return -1;
-        } else {
+        } else if (!maybe_ready(c, cases[k].dir)) {
             none = -1;
             continue;
+        } else if (c->cap == 0) {
+            return -1;
         }
         if (try_alone(&cases[k]))
             return (int)k;

@@ -449,40 +449,46 @@ START_TEST(test_select_fairness_across_channel_kinds)
 }
 END_TEST
 
-/* Go's recv on a full buffer with a sender waiting, reached by a select's first pass (the ring
- * is in SLOW mode): the select gets the head of the buffer, the sender's value goes in at the
- * tail and the sender returns 0. Then the same with the ring back to lock-free. */
+/* Go's recv on a full buffer with a sender waiting, reached by a select's first pass, on a small
+ * channel (Go's buffer under the lock) and a larger one (its ring, then in SLOW mode): the select
+ * gets the head of the buffer, the sender's value goes in at the tail and the sender returns 0.
+ * Then, the ring back to lock-free, selects take the rest in FIFO order. */
 START_TEST(test_select_full_buffer_waiting_sender)
 {
-    chan_t *c = mk(sizeof(int), 2), *other = mk(sizeof(int), 0);
-    for (int round = 0; round < 3; round++) {
-        put_int(c, 10 * round + 1);
-        put_int(c, 10 * round + 2);
-        int v3 = 10 * round + 3, got = -1, vo = -1;
-        struct opthr op = {c, &v3, -1, NULL};
-        pthread_t t = spawn(send_thread, &op);
-        ck_assert(blocked_senders_at_least(c, 1));
-        struct chan_case cs[2];
-        cs_set(&cs[0], other, CHAN_RECV, &vo);
-        cs_set(&cs[1], c, CHAN_RECV, &got);
-        int r = round == 1 ? chan_tryselect(cs, 2) : chan_select(cs, 2);
-        assert_chosen(cs, 2, r, true);
-        ck_assert_int_eq(r, 1);
-        ck_assert_int_eq(got, 10 * round + 1);
-        join(t);
-        ck_assert_int_eq(op.ret, 0);
-        ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND), 0);
-        /* The ring runs lock-free again: a select takes the rest in FIFO order. */
-        for (int k = 2; k <= 3; k++) {
+    const int caps[] = {2, 8};
+    for (int ci = 0; ci < 2; ci++) {
+        int cap = caps[ci];
+        chan_t *c = mk(sizeof(int), (size_t)cap), *other = mk(sizeof(int), 0);
+        for (int round = 0; round < 3; round++) {
+            int base = 100 * round;
+            for (int k = 0; k < cap; k++)
+                put_int(c, base + k);
+            int vlast = base + cap, got = -1, vo = -1;
+            struct opthr op = {c, &vlast, -1, NULL};
+            pthread_t t = spawn(send_thread, &op);
+            ck_assert(blocked_senders_at_least(c, 1));
+            struct chan_case cs[2];
+            cs_set(&cs[0], other, CHAN_RECV, &vo);
             cs_set(&cs[1], c, CHAN_RECV, &got);
-            ck_assert_int_eq(chan_select(cs, 2), 1);
-            ck_assert_int_eq(got, 10 * round + k);
+            int r = round == 1 ? chan_tryselect(cs, 2) : chan_select(cs, 2);
+            assert_chosen(cs, 2, r, true);
+            ck_assert_int_eq(r, 1);
+            ck_assert_int_eq(got, base);
+            join(t);
+            ck_assert_int_eq(op.ret, 0);
+            ck_assert_uint_eq(hchan_waiting(c, CHAN_SEND), 0);
+            ck_assert_uint_eq(chan_len(c), (size_t)cap);
+            for (int k = 1; k <= cap; k++) {
+                cs_set(&cs[1], c, CHAN_RECV, &got);
+                ck_assert_int_eq(chan_select(cs, 2), 1);
+                ck_assert_int_eq(got, base + k);
+            }
+            ck_assert_uint_eq(chan_len(c), 0);
         }
-        ck_assert_uint_eq(chan_len(c), 0);
+        ck_assert_int_eq(chan_tryrecv(other, NULL), -EAGAIN);
+        freec(c);
+        freec(other);
     }
-    ck_assert_int_eq(chan_tryrecv(other, NULL), -EAGAIN);
-    freec(c);
-    freec(other);
 }
 END_TEST
 
