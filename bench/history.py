@@ -41,6 +41,10 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import fmt_ratio, ratio  # noqa: E402  (make bench's driver: ratio(a, b) = a / b of medians)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "history")
 
@@ -202,16 +206,6 @@ def stats_of(vals):
 
 def cell(st):
     return "n/a" if not st else "%s [%s-%s]" % (fmt(st["median"]), fmt(st["min"]), fmt(st["max"]))
-
-
-def ratio(later, earlier):
-    if not later or not earlier or not earlier["median"]:
-        return None
-    return later["median"] / earlier["median"]
-
-
-def fmt_ratio(r):
-    return "n/a" if r is None else "%.2f" % r
 
 
 def ratio_pairs(revs):
