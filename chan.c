@@ -56,20 +56,24 @@ static uint64_t pow2_above(uint64_t x)
 
 chan_t *chan_make(size_t elemsize, size_t cap)
 {
-    if (elemsize > CHAN_ELEMSIZE_MAX ||
-        (elemsize != 0 && cap > (SIZE_MAX - sizeof(struct chan)) / elemsize)) {
+    /* makechan: a size that cannot be expressed is a bad argument (EINVAL); one that can be
+     * expressed but not allocated - the header and the ring's stamps push it past what one
+     * object may be - is ENOMEM, as if malloc had refused it. Both are decided here, before
+     * any allocation: no allocator is ever asked for more than PTRDIFF_MAX bytes. */
+    if (elemsize > CHAN_ELEMSIZE_MAX || (elemsize != 0 && cap > SIZE_MAX / elemsize)) {
         errno = EINVAL;
         return NULL;
     }
-    /* A ring slot holds an 8-byte stamp and the element rounded up to 8 bytes. A size that does
-     * not fit in memory is ENOMEM: cap * elemsize itself did not overflow. */
+    const size_t limit = (size_t)PTRDIFF_MAX - (CHAN_APART - 1); /* room to align c */
+    /* A ring slot holds an 8-byte stamp and the element rounded up to 8 bytes. Without a ring,
+     * the buffer (cap * elemsize) is at most 3 * CHAN_ELEMSIZE_MAX bytes, or empty. */
     bool ring = cap >= RING_MIN_CAP && elemsize > 0;
     size_t slotsize = sizeof(uint64_t) + ((elemsize + 7) & ~(size_t)7);
     size_t size = CHAN_HEAD_SIZE;
     if (!ring)
         size += cap * elemsize; /* a small buffer under the lock (none if cap or elemsize is 0) */
     if (ring) {
-        if (cap > (SIZE_MAX - size - sizeof(struct ringpos) - CHAN_APART) / slotsize) {
+        if (cap > (limit - size - sizeof(struct ringpos)) / slotsize) {
             errno = ENOMEM;
             return NULL;
         }

@@ -59,7 +59,8 @@ int64_t chan_now(void); /* CLOCK_MONOTONIC now, in ns */
  * (a send completes only when a receiver takes the value). elemsize 0: signal-only (Go's
  * chan struct{}); elem is then ignored everywhere and may be NULL.
  * Returns NULL with errno EINVAL (elemsize > CHAN_ELEMSIZE_MAX, cap * elemsize overflows) or
- * ENOMEM. The only operation besides a large select that allocates. */
+ * ENOMEM (no memory, or a size that fits in size_t but not, with the channel's bookkeeping, in
+ * one object). The only operation besides a large select that allocates. */
 chan_t *chan_make(size_t elemsize, size_t cap);
 
 /* Frees c. 0; -EBUSY (nothing freed) while any thread or task is blocked on c, or while an

@@ -185,6 +185,42 @@ static int make_overflow_max(void)
     return c ? (chan_free(c), 0) : -errno;
 }
 
+/* chan_make(elemsize, cap) -> 0 or -errno (cap * elemsize fits in size_t: never -EINVAL). */
+static int make_size(size_t elemsize, size_t cap)
+{
+    errno = 0;
+    chan_t *c = chan_make(elemsize, cap);
+    return c ? (chan_free(c), 0) : -errno;
+}
+
+/* cap * elemsize does not overflow; with the header and the ring's stamps the size does not fit
+ * in memory: that is ENOMEM, decided before any allocation is tried. */
+static int make_1_size_max(void) { return make_size(1, SIZE_MAX); }
+static int make_1_size_max_64(void) { return make_size(1, SIZE_MAX - 64); }
+static int make_8_size_max_8(void) { return make_size(8, SIZE_MAX / 8); }
+static int make_2_size_max_2(void) { return make_size(2, SIZE_MAX / 2); }
+static int make_max_exact(void) { return make_size(CHAN_ELEMSIZE_MAX, SIZE_MAX / CHAN_ELEMSIZE_MAX); }
+static int make_1_ptrdiff_max(void) { return make_size(1, PTRDIFF_MAX); }
+/* One more element than fits in size_t: the product overflows. */
+static int make_8_size_max_8_plus(void) { return make_size(8, SIZE_MAX / 8 + 1); }
+static int make_2_size_max_2_plus(void) { return make_size(2, SIZE_MAX / 2 + 1); }
+
+/* Go's make(chan struct{}, n) takes any n: no buffer is allocated for elements of size 0. */
+static int make_signal_huge_cap(void)
+{
+    chan_t *c = chan_make(0, SIZE_MAX);
+    if (!c)
+        return -errno;
+    ck_assert_uint_eq(chan_cap(c), SIZE_MAX);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chan_trysend(c, NULL), 0);
+    ck_assert_uint_eq(chan_len(c), 3);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), 0);
+    ck_assert_uint_eq(chan_len(c), 2);
+    drop(c);
+    return 0;
+}
+
 static int close_null(void) { return chan_close(NULL); }
 
 static int send_null_elem_open(void)
@@ -894,6 +930,11 @@ static const struct row rows[] = {
     ROW("chan_make(8, SIZE_MAX / 4)", "-", -EINVAL, make_overflow),
     /* API: same sentence */
     ROW("chan_make(CHAN_ELEMSIZE_MAX, SIZE_MAX / 2)", "-", -EINVAL, make_overflow_max),
+    ROW("chan_make(8, SIZE_MAX / 8 + 1)", "-", -EINVAL, make_8_size_max_8_plus),
+    ROW("chan_make(2, SIZE_MAX / 2 + 1)", "-", -EINVAL, make_2_size_max_2_plus),
+    /* API: "elemsize 0: signal-only (Go's chan struct{})"; EINVAL only when cap * elemsize
+     * overflows, and 0 * cap never does */
+    ROW("chan_make(0, SIZE_MAX)", "-", 0, make_signal_huge_cap),
     /* API: chan_close "0; -EPIPE if already closed; -EINVAL if NULL." */
     ROW("chan_close(NULL)", "-", -EINVAL, close_null),
     /* API: "For elemsize > 0, a send with elem NULL is -EINVAL." */
@@ -945,6 +986,15 @@ static const struct row rows[] = {
     ROW("chan_tryselect(cs, 1)", "elemsize 0 send, elem NULL, room", 0,
         tryselect_send_null_elem_size0),
 
+    /* ---- -ENOMEM ---- */
+    /* API: chan_make "EINVAL when elemsize > CHAN_ELEMSIZE_MAX or cap * elemsize overflows
+     * size_t; ENOMEM when the memory cannot be had" */
+    ROW("chan_make(1, SIZE_MAX)", "-", -ENOMEM, make_1_size_max),
+    ROW("chan_make(1, SIZE_MAX - 64)", "-", -ENOMEM, make_1_size_max_64),
+    ROW("chan_make(8, SIZE_MAX / 8)", "-", -ENOMEM, make_8_size_max_8),
+    ROW("chan_make(2, SIZE_MAX / 2)", "-", -ENOMEM, make_2_size_max_2),
+    ROW("chan_make(CHAN_ELEMSIZE_MAX, SIZE_MAX / CHAN_ELEMSIZE_MAX)", "-", -ENOMEM, make_max_exact),
+    ROW("chan_make(1, PTRDIFF_MAX)", "-", -ENOMEM, make_1_ptrdiff_max),
     /* ---- -EPIPE ---- */
     /* API: chan_close "-EPIPE if already closed" */
     ROW("chan_close(c)", "closed", -EPIPE, close_twice),
@@ -1079,11 +1129,11 @@ START_TEST(error_table)
 }
 END_TEST
 
-/* Every negative code the table expects is one of the five the issue lists, and each of the
- * five has a row: the table covers what it claims to. */
+/* Each code of API.md's error paths has a row: the table covers what it claims to. (-ENOMEM
+ * from an allocation that fails is test_faults.c's; here only sizes refused before one.) */
 START_TEST(table_covers_codes)
 {
-    const int codes[] = {-EINVAL, -EPIPE, -EBUSY, -EAGAIN, -ETIMEDOUT};
+    const int codes[] = {-EINVAL, -ENOMEM, -EPIPE, -EBUSY, -EAGAIN, -ETIMEDOUT};
     for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
         int n = 0;
         for (int i = 0; i < NROWS; i++)

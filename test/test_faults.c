@@ -76,10 +76,20 @@ START_TEST(make_enomem)
         ck_assert_int_eq(errno, ENOMEM);
     }
     ck_assert_uint_eq(atomic_load(&injected), sizeof shapes / sizeof shapes[0]);
-    /* EINVAL is decided before any allocation is tried. */
+    /* EINVAL is decided before any allocation is tried, and so is the ENOMEM of a size that
+     * cannot be one object (over PTRDIFF_MAX bytes with the header and the ring's stamps):
+     * no allocator - nor a sanitizer's, which would abort - is asked for it. */
     errno = 0;
     ck_assert_ptr_null(chan_make((size_t)CHAN_ELEMSIZE_MAX + 1, 1));
     ck_assert_int_eq(errno, EINVAL);
+    static const size_t huge[][2] = {{1, SIZE_MAX}, {1, SIZE_MAX - 64}, {8, SIZE_MAX / 8},
+                                     {1, PTRDIFF_MAX}, {1, PTRDIFF_MAX / 16 + 1},
+                                     {CHAN_ELEMSIZE_MAX, SIZE_MAX / CHAN_ELEMSIZE_MAX}};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        errno = 0;
+        ck_assert_ptr_null(chan_make(huge[i][0], huge[i][1]));
+        ck_assert_int_eq(errno, ENOMEM);
+    }
     ck_assert_uint_eq(atomic_load(&allocs), sizeof shapes / sizeof shapes[0]);
     hook_set(NULL);
     chan_t *c = chan_make(8, 16);
