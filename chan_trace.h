@@ -60,8 +60,10 @@ uint64_t chan_trace_dropped(void);
  * not dropped when more threads trace than CHAN_TRACE_THREADS. 0, -ENOMEM, -ESRCH (no trace). */
 int chan_trace_register_thread(void);
 
-/* Names: shown by the trace (track and channel names) and by chan_dump. The name is copied (up
- * to 47 bytes). Naming a thread also registers it (chan_trace_register_thread) when a trace is
+/* Names: shown by the trace (track and channel names) and by chan_dump. The name is copied, up
+ * to 47 bytes, cut before a UTF-8 character that does not fit whole. Any bytes: the trace
+ * writes valid JSON (escapes; U+FFFD for bytes that are not UTF-8), the dump quotes and escapes
+ * it on one line. Naming a thread also registers it (chan_trace_register_thread) when a trace is
  * running. A channel's name lasts until it is freed. 0; -EINVAL (NULL); -ENOMEM. */
 int chan_trace_name_chan(chan_t *c, const char *name);
 int chan_trace_name_thread(const char *name);

@@ -125,11 +125,54 @@ static pid_t tid_self(struct tls *t)
     return t->tid;
 }
 
+/* The length of the well-formed UTF-8 sequence that starts at s (1 to 4 bytes), or 0 when the
+ * bytes there are not one (RFC 3629: no overlong form, no surrogate, nothing past U+10FFFF).
+ * s is NUL-terminated, and a NUL is never a continuation byte: no read goes past it. */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    size_t n;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        if (s[0] == 0xe0)
+            lo = 0xa0; /* overlong below */
+        else if (s[0] == 0xed)
+            hi = 0x9f; /* surrogates above */
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        if (s[0] == 0xf0)
+            lo = 0x90; /* overlong below */
+        else if (s[0] == 0xf4)
+            hi = 0x8f; /* past U+10FFFF above */
+    } else {
+        return 0; /* a continuation byte, C0, C1, F5 to FF */
+    }
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Copies a name, cut to NAME_MAX_LEN - 1 bytes at most, on a character boundary: a UTF-8
+ * character that does not fit is left out whole. A byte that is not UTF-8 is copied as it is
+ * (a character of its own); the writers escape it (json_str, dump_str). */
 static void copy_name(char dst[NAME_MAX_LEN], const char *src)
 {
-    size_t n = strlen(src);
-    if (n >= NAME_MAX_LEN)
-        n = NAME_MAX_LEN - 1;
+    size_t n = 0;
+    while (src[n]) {
+        size_t k = utf8_len((const unsigned char *)src + n);
+        if (k == 0)
+            k = 1;
+        if (n + k > NAME_MAX_LEN - 1)
+            break;
+        n += k;
+    }
     memcpy(dst, src, n);
     dst[n] = 0;
 }
@@ -785,17 +828,27 @@ static struct label *label_lives(struct rec *recs, size_t n)
     return lives;
 }
 
+/* A JSON string (RFC 8259): quote, backslash and control characters escaped, UTF-8 characters
+ * as they are, and every byte that is not part of one as U+FFFD: names are the user's bytes,
+ * the file must parse whatever they are. */
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = utf8_len(p);
+        if (k == 0) {
+            fputs("\\ufffd", f);
+            p++;
+        } else if (k > 1 || (*p >= 0x20 && *p != '"' && *p != '\\')) {
+            fwrite(p, 1, k, f);
+            p += k;
+        } else {
+            if (*p == '"' || *p == '\\')
+                fprintf(f, "\\%c", *p);
+            else
+                fprintf(f, "\\u%04x", *p);
+            p++;
+        }
     }
     fputc('"', f);
 }
@@ -1169,12 +1222,40 @@ static void print_dur(FILE *out, int64_t ns)
         fprintf(out, "%.3f us", ns / 1e3);
 }
 
+/* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
+ * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
+static void dump_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = utf8_len(p);
+        if (k > 1 || (k == 1 && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')) {
+            fwrite(p, 1, k, out);
+            p += k;
+            continue;
+        }
+        switch (*p) {
+        case '"': fputs("\\\"", out); break;
+        case '\\': fputs("\\\\", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\r': fputs("\\r", out); break;
+        case '\t': fputs("\\t", out); break;
+        default: fprintf(out, "\\x%02x", *p); break;
+        }
+        p++;
+    }
+    fputc('"', out);
+}
+
 static void print_chan(FILE *out, const struct csnap *s, int64_t now)
 {
-    if (s->name[0])
-        fprintf(out, "chan \"%s\" (%p)", s->name, (const void *)s->c);
-    else
+    if (s->name[0]) {
+        fputs("chan ", out);
+        dump_str(out, s->name);
+        fprintf(out, " (%p)", (const void *)s->c);
+    } else {
         fprintf(out, "chan %p", (const void *)s->c);
+    }
     if (s->skipped) {
         fputs(": skipped (its lock was held at that moment)\n", out);
         return;
@@ -1192,9 +1273,11 @@ static void print_chan(FILE *out, const struct csnap *s, int64_t now)
         fprintf(out, "    %s", w->send ? "send" : "recv");
         if (w->select)
             fprintf(out, " (select of %u)", w->ncases);
-        if (tname[0])
-            fprintf(out, "  thread \"%s\" (tid %d)", tname, (int)w->tid);
-        else if (w->tid)
+        if (tname[0]) {
+            fputs("  thread ", out);
+            dump_str(out, tname);
+            fprintf(out, " (tid %d)", (int)w->tid);
+        } else if (w->tid)
             fprintf(out, "  thread tid %d", (int)w->tid);
         else
             fputs("  thread unknown", out);

@@ -1,7 +1,8 @@
 /* test_trace.c - tracing, names and the dump of live channels (chan_trace.h, trace.c).
  *
  * The trace of known programs has the expected events in the expected order and is valid JSON
- * (checked by Python's json module, the same interpreter tools/trace2mermaid needs); the
+ * (checked by a strict RFC 8259 and UTF-8 checker written here, and by Python's json module,
+ * the same interpreter tools/trace2mermaid needs), whatever bytes the names hold; the
  * Mermaid diagram of a small pipeline matches test/golden/pipeline.mmd; the dump shows a thread
  * blocked on a named channel, and skips a channel whose lock is held; SIGQUIT dumps; with
  * tracing on, a busy many-thread run (stopped and restarted under load) stays clean under
@@ -64,9 +65,203 @@ static char *slurp(const char *path)
     return s;
 }
 
-/* The file is one JSON document, by Python's json module (and has a traceEvents list). */
+/* ---- A strict JSON checker (RFC 8259, and RFC 3629's UTF-8) ------------------------------- */
+
+struct jp {
+    const unsigned char *p;
+};
+
+/* The length of the well-formed UTF-8 character at p, or 0 (written apart from trace.c's on
+ * purpose: the test must not share the code it checks). */
+static size_t j_utf8(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n <= 1)
+        return n;
+    uint32_t cp = c & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+static void j_ws(struct jp *j)
+{
+    while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+        j->p++;
+}
+
+static bool j_lit(struct jp *j, const char *w)
+{
+    size_t n = strlen(w);
+    if (strncmp((const char *)j->p, w, n) != 0)
+        return false;
+    j->p += n;
+    return true;
+}
+
+static bool j_hex4(struct jp *j, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = *j->p++, d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return false;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return true;
+}
+
+static bool j_string(struct jp *j)
+{
+    if (*j->p++ != '"')
+        return false;
+    for (;;) {
+        unsigned c = *j->p;
+        if (c == '"') {
+            j->p++;
+            return true;
+        }
+        if (c < 0x20) /* a control character (or the end): must be escaped */
+            return false;
+        if (c == '\\') {
+            j->p++;
+            c = *j->p++;
+            if (c == 'u') {
+                unsigned u, lo;
+                if (!j_hex4(j, &u) || (u >= 0xdc00 && u <= 0xdfff))
+                    return false;
+                if (u >= 0xd800 && u <= 0xdbff && /* a surrogate pair, or nothing */
+                    !(j_lit(j, "\\u") && j_hex4(j, &lo) && lo >= 0xdc00 && lo <= 0xdfff))
+                    return false;
+            } else if (!strchr("\"\\/bfnrt", (int)c) || !c) {
+                return false;
+            }
+            continue;
+        }
+        size_t n = j_utf8(j->p);
+        if (!n)
+            return false;
+        j->p += n;
+    }
+}
+
+static bool j_number(struct jp *j)
+{
+    const unsigned char *p = j->p;
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return false;
+    if (*p == '.') {
+        if (!(*++p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    j->p = p;
+    return true;
+}
+
+static bool j_value(struct jp *j, int depth)
+{
+    if (depth > 64)
+        return false;
+    j_ws(j);
+    bool obj = *j->p == '{';
+    if (obj || *j->p == '[') {
+        char close = obj ? '}' : ']';
+        j->p++;
+        j_ws(j);
+        if (*j->p == close) {
+            j->p++;
+            return true;
+        }
+        for (;;) {
+            if (obj) {
+                j_ws(j);
+                if (!j_string(j))
+                    return false;
+                j_ws(j);
+                if (*j->p++ != ':')
+                    return false;
+            }
+            if (!j_value(j, depth + 1))
+                return false;
+            j_ws(j);
+            if (*j->p == ',') {
+                j->p++;
+            } else if (*j->p == close) {
+                j->p++;
+                return true;
+            } else {
+                return false;
+            }
+        }
+    }
+    if (*j->p == '"')
+        return j_string(j);
+    if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+        return j_number(j);
+    return j_lit(j, "true") || j_lit(j, "false") || j_lit(j, "null");
+}
+
+/* s (NUL-terminated, nsz bytes) is exactly one JSON text; else the offset where it is not. */
+static bool json_strict(const char *s, size_t nsz, size_t *bad)
+{
+    struct jp j = {(const unsigned char *)s};
+    bool ok = strlen(s) == nsz && j_value(&j, 0);
+    if (ok) {
+        j_ws(&j);
+        ok = *j.p == 0;
+    }
+    *bad = (size_t)((const char *)j.p - s);
+    return ok;
+}
+
+/* The file is one JSON document, by the strict checker above and by Python's json module (and
+ * has a traceEvents list). */
 static void assert_valid_json(const char *path)
 {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *doc = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        cap = cap ? 2 * cap : 1 << 16;
+        doc = realloc(doc, cap + 1);
+        ck_assert_ptr_nonnull(doc);
+        got = fread(doc + n, 1, cap - n, f);
+        n += got;
+    } while (n == cap);
+    fclose(f);
+    doc[n] = 0;
+    size_t bad;
+    bool ok = json_strict(doc, n, &bad);
+    ck_assert_msg(ok, "%s is not strict JSON at byte %zu: ...%.40s", path, bad,
+                  doc + (bad > 20 ? bad - 20 : 0));
+    free(doc);
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
@@ -139,6 +334,102 @@ START_TEST(test_trace_events_in_order)
         "{\"op\":\"free\",\"chan\":\"jobs\"",
     };
     assert_in_order(s, want, sizeof want / sizeof *want);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- Names: any bytes, any length, and the trace is still JSON ------------------------------- */
+
+/* The checker itself refuses what the trace must never contain. */
+START_TEST(test_json_checker_is_strict)
+{
+    static const char *const good[] = {
+        "{}", "[]", " {\"a\":[1,-2.5e+3,true,false,null,\"\\u00e9\\ud83d\\ude00\\n\"]} ",
+        "{\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+    };
+    static const char *const bad[] = {
+        "", "{", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "[01]", "[1.]", "[\"\x01\"]", "[\"a\nb\"]",
+        "[\"\"\"]", "[\"\\x41\"]", "[\"\xff\"]", "[\"\xc3\"]", "[\"\xc3(\"]", "[\"\xe2\x82\"]",
+        "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]", "[\"\x80\"]",
+        "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\u12\"]", "{} {}", "[tru]",
+    };
+    size_t at;
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        ck_assert_msg(json_strict(good[i], strlen(good[i]), &at), "good[%zu] refused at %zu", i, at);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(!json_strict(bad[i], strlen(bad[i]), &at), "bad[%zu] accepted", i);
+}
+END_TEST
+
+/* n bytes of 'a', then tail. */
+static const char *a_then(int n, const char *tail)
+{
+    static char buf[8][96];
+    static int k;
+    char *p = buf[k++ & 7];
+    memset(p, 'a', (size_t)n);
+    snprintf(p + n, 96 - (size_t)n, "%s", tail);
+    return p;
+}
+
+static void *name_self(void *arg)
+{
+    ck_assert_int_eq(chan_trace_name_thread(arg), 0);
+    chan_t *c = chan_make(0, 1);
+    chan_trysend(c, NULL); /* an event, so that the thread has a track */
+    chan_free(c);
+    return NULL;
+}
+
+/* Names are cut at 47 bytes on a UTF-8 character boundary, and whatever their bytes (not
+ * UTF-8, quotes, control characters) the trace is strict JSON and the dump one line each. */
+START_TEST(test_trace_names_any_bytes)
+{
+    /* A name as given, and the name the trace must show (as a JSON string's content). */
+    struct {
+        const char *given, *shown;
+    } names[] = {
+        {a_then(46, "\xc3\xa9xyz"), a_then(46, "")},               /* é at bytes 46-47 */
+        {a_then(45, "\xc3\xa9xyz"), a_then(45, "\xc3\xa9")},         /* é ends at byte 47 */
+        {a_then(45, "\xe2\x82\xac"), a_then(45, "")},               /* € at 45-47 */
+        {a_then(44, "\xe2\x82\xac"), a_then(44, "\xe2\x82\xac")},
+        {a_then(44, "\xf0\x9f\x98\x80"), a_then(44, "")},          /* U+1F600 at 44-47 */
+        {a_then(43, "\xf0\x9f\x98\x80!"), a_then(43, "\xf0\x9f\x98\x80")},
+        {"bad \xff\xfe end", "bad \\ufffd\\ufffd end"},
+        {"cut \xc3", "cut \\ufffd"},
+        {"cut \xe2\x82 x", "cut \\ufffd\\ufffd x"},
+        {"overlong \xc0\xaf", "overlong \\ufffd\\ufffd"},
+        {"surrogate \xed\xa0\x80", "surrogate \\ufffd\\ufffd\\ufffd"},
+        {"big \xf4\x90\x80\x80", "big \\ufffd\\ufffd\\ufffd\\ufffd"},
+        {"say \"hi\" \\ back\x01\x1f\n\t", "say \\\"hi\\\" \\\\ back\\u0001\\u001f\\u000a\\u0009"},
+        {a_then(46, "\xff\xfe"), a_then(46, "\\ufffd")}, /* a stray byte is one character */
+    };
+    enum { N = sizeof names / sizeof *names };
+    make_tmpdir();
+    const char *path = tmp_path("names.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = chan_make(sizeof(int), 1);
+        ck_assert_int_eq(chan_trace_name_chan(c[i], names[i].given), 0);
+        int v = i;
+        ck_assert_int_eq(chan_send(c[i], &v), 0);
+    }
+    for (int i = 0; i < N; i++)
+        join(spawn(name_self, (void *)names[i].given));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(chan_free(c[i]), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    for (int i = 0; i < N; i++) {
+        char pat[256];
+        snprintf(pat, sizeof pat, "\"op\":\"send\",\"chan\":\"%s\",", names[i].shown);
+        ck_assert_msg(strstr(s, pat) != NULL, "name %d: no %s", i, pat);
+        snprintf(pat, sizeof pat, "\"args\":{\"name\":\"%s\"}", names[i].shown);
+        ck_assert_msg(strstr(s, pat) != NULL, "thread name %d: no %s", i, pat);
+    }
     free(s);
     rm_tmpdir();
 }
@@ -421,6 +712,41 @@ START_TEST(test_dump_skips_a_locked_channel)
 }
 END_TEST
 
+/* Names are the user's bytes: the dump prints each on its line, quotes and all escaped. */
+struct named_recv {
+    chan_t *c;
+    const char *name;
+};
+
+static void *recv_blocked_named(void *arg)
+{
+    struct named_recv *a = arg;
+    chan_trace_name_thread(a->name);
+    int v;
+    return (void *)(intptr_t)chan_recv(a->c, &v);
+}
+
+START_TEST(test_dump_escapes_names)
+{
+    chan_dump_enable();
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "say \"hi\" \\\n\xff \xc3\xa9");
+    struct named_recv arg = {c, "w\"1\"\n"};
+    pthread_t t = spawn(recv_blocked_named, &arg);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    int listed;
+    char *s = dump_to_string(&listed);
+    ck_assert_int_eq(listed, 1);
+    ck_assert_msg(strstr(s, "chan \"say \\\"hi\\\" \\\\\\n\\xff \xc3\xa9\" (") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "thread \"w\\\"1\\\"\\n\" (tid ") != NULL, "%s", s);
+    ck_assert_int_eq(count_of(s, "\n"), 4); /* header, channel, waiter, end */
+    free(s);
+    chan_close(c);
+    join(t);
+    chan_free(c);
+}
+END_TEST
+
 START_TEST(test_dump_on_sigquit)
 {
     make_tmpdir();
@@ -545,9 +871,13 @@ END_TEST
 
 static atomic_bool stress_stop;
 
+/* 7 bytes, then 3-byte characters: the 47-byte cut falls inside the 14th. */
+#define EURO_NAME(lead) lead "\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac"
+
 static void *stress_sender(void *arg)
 {
     chan_t **cs = arg;
+    chan_trace_name_thread(EURO_NAME("sender "));
     int v = 0;
     while (!atomic_load(&stress_stop)) {
         struct chan_case cases[] = {{cs[0], &v, CHAN_SEND, false}, {cs[1], &v, CHAN_SEND, false}};
@@ -586,7 +916,7 @@ START_TEST(test_trace_under_load_restarts)
         ck_assert_int_eq(chan_trace_start(path), 0);
         sleep_ms(20);
         chan_t *x = chan_make(8, 0); /* makes and frees while others trace and dump */
-        chan_trace_name_chan(x, "short-lived");
+        chan_trace_name_chan(x, EURO_NAME("shortly"));
         FILE *null = fopen("/dev/null", "w");
         ck_assert(chan_dump(null) >= 3);
         fclose(null);
@@ -608,6 +938,8 @@ int main(void)
     if (getenv("CHAN_TRACE_TEST_CHILD"))
         return child_workload();
     Suite *s = suite_create("trace");
+    ADD_TEST(s, test_json_checker_is_strict, 30);
+    ADD_TEST(s, test_trace_names_any_bytes, 30);
     ADD_TEST(s, test_trace_events_in_order, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);
@@ -615,6 +947,7 @@ int main(void)
     ADD_TEST(s, test_mermaid_pipeline_golden, 60);
     ADD_TEST(s, test_dump_shows_blocked_thread_on_named_channel, 30);
     ADD_TEST(s, test_dump_skips_a_locked_channel, 30);
+    ADD_TEST(s, test_dump_escapes_names, 30);
     ADD_TEST(s, test_dump_on_sigquit, 30);
     ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
     ADD_TEST(s, test_trace_from_environment, 30);
