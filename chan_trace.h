@@ -82,7 +82,8 @@ void chan_trace_task_hook(uint64_t (*fn)(void));
 int chan_dump_enable(void);
 
 /* Prints every registered live channel (name, len/cap, closed) with its blocked senders and
- * receivers (thread, operation, how long blocked) to out. Takes each channel's lock only with a
+ * receivers (thread, operation, how long blocked) to out; a select counts once per channel and
+ * direction, however many of its cases name that channel. Takes each channel's lock only with a
  * trylock and skips (saying so) a channel whose lock is held at that moment. Returns the number
  * of channels listed, or -EINVAL (out NULL), or -ENODEV when chan_dump_enable was never called. */
 int chan_dump(FILE *out);

@@ -1159,7 +1159,7 @@ int chan_trace_stop(void)
 struct wsnap {
     pid_t tid;
     int64_t since;
-    uint32_t ncases;
+    uint32_t ncases, here; /* its cases in all; those on this queue */
     bool send, select, done;
 };
 
@@ -1179,18 +1179,28 @@ static bool trylock(chanlock_t *l)
                                                    memory_order_relaxed);
 }
 
-/* Copies c's state with its lock held for as short as it can: the printing comes later. */
+/* Copies c's state with its lock held for as short as it can: the printing comes later.
+ * count: the waiters on q, not its sudogs. A select with several cases of one direction on c
+ * has a sudog per case on q, and they are adjacent: selectgo's pass 2 appends them at the tail
+ * in one span under c's lock, and unlinking others keeps the order. */
 static void snap_queue(struct csnap *s, struct waitq *q, bool send, size_t *count)
 {
     uint32_t shown = 0;
+    bool last_shown = false;
     for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
          sg = sg->next) {
-        ++*count;
-        if (shown++ >= DUMP_WAITERS)
-            continue;
         struct waiter *w = sg->w;
+        if (sg->prev && sg->prev->w == w) { /* the same waiter: one more of its cases */
+            if (last_shown)
+                s->w[s->nw - 1].here++;
+            continue;
+        }
+        ++*count;
+        last_shown = shown++ < DUMP_WAITERS;
+        if (!last_shown)
+            continue;
         s->w[s->nw++] = (struct wsnap){
-            .tid = w->t_tid, .since = w->t_since, .ncases = w->nsudog, .send = send,
+            .tid = w->t_tid, .since = w->t_since, .ncases = w->nsudog, .here = 1, .send = send,
             .select = w->nsudog > 1,
             .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
     }
@@ -1271,7 +1281,9 @@ static void print_chan(FILE *out, const struct csnap *s, int64_t now)
             copy_name(tname, nm);
         pthread_mutex_unlock(&names_mu);
         fprintf(out, "    %s", w->send ? "send" : "recv");
-        if (w->select)
+        if (w->select && w->here > 1)
+            fprintf(out, " (select of %u, %u of its cases here)", w->ncases, w->here);
+        else if (w->select)
             fprintf(out, " (select of %u)", w->ncases);
         if (tname[0]) {
             fputs("  thread ", out);

@@ -747,6 +747,84 @@ START_TEST(test_dump_escapes_names)
 }
 END_TEST
 
+/* A select of cases on one channel is one waiter there, however many of its cases name it. */
+struct sel_args {
+    chan_t *c, *other;
+    int nsend, nrecv; /* cases on c; one more, a receive, on other when other != NULL */
+};
+
+static void *select_blocked(void *arg)
+{
+    struct sel_args *a = arg;
+    int v = 0;
+    struct chan_case cs[16];
+    int n = 0;
+    for (int i = 0; i < a->nsend; i++)
+        cs[n++] = (struct chan_case){a->c, &v, CHAN_SEND, false};
+    for (int i = 0; i < a->nrecv; i++)
+        cs[n++] = (struct chan_case){a->c, &v, CHAN_RECV, false};
+    if (a->other)
+        cs[n++] = (struct chan_case){a->other, &v, CHAN_RECV, false};
+    return (void *)(intptr_t)chan_select(cs, (size_t)n);
+}
+
+static void *send_blocked(void *arg)
+{
+    int v = 1;
+    return (void *)(intptr_t)chan_send(arg, &v);
+}
+
+START_TEST(test_dump_counts_waiters_not_cases)
+{
+    chan_dump_enable();
+    chan_t *six = chan_make(sizeof(int), 0), *mixed = chan_make(sizeof(int), 0);
+    chan_t *many = chan_make(sizeof(int), 0), *idle = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(six, "six");
+    chan_trace_name_chan(mixed, "mixed");
+    chan_trace_name_chan(many, "many");
+    enum { NMANY = 18 };
+    struct sel_args a6 = {six, NULL, 6, 0}, am = {mixed, idle, 2, 3}, an = {many, NULL, 2, 0};
+    pthread_t t[NMANY + 3];
+    int nt = 0;
+    t[nt++] = spawn(select_blocked, &a6);
+    ck_assert(blocked_senders_at_least(six, 6));
+    t[nt++] = spawn(send_blocked, six);
+    ck_assert(blocked_senders_at_least(six, 7));
+    t[nt++] = spawn(select_blocked, &am);
+    ck_assert(blocked_senders_at_least(mixed, 2) && blocked_receivers_at_least(mixed, 3));
+    for (int i = 0; i < NMANY; i++)
+        t[nt++] = spawn(select_blocked, &an);
+    ck_assert(blocked_senders_at_least(many, 2 * NMANY));
+
+    int listed;
+    char *s = dump_to_string(&listed);
+    ck_assert_int_eq(listed, 4);
+    ck_assert_msg(strstr(s, "chan \"six\" (") != NULL &&
+                  strstr(s, "elemsize 4 open, 2 blocked senders, 0 blocked receivers\n"
+                            "    send (select of 6, 6 of its cases here)  thread") != NULL,
+                  "%s", s);
+    ck_assert_msg(strstr(s, "open, 1 blocked senders, 1 blocked receivers\n"
+                            "    send (select of 6, 2 of its cases here)  thread") != NULL &&
+                  strstr(s, "    recv (select of 6, 3 of its cases here)  thread") != NULL,
+                  "%s", s);
+    ck_assert_msg(strstr(s, "open, 18 blocked senders, 0 blocked receivers\n") != NULL &&
+                  strstr(s, "    ... and 2 more\n") != NULL, "%s", s);
+    ck_assert_int_eq(count_of(s, "(select of 2, 2 of its cases here)"), 16);
+    ck_assert_int_eq(count_of(s, "    send  thread"), 1);
+    free(s);
+
+    chan_close(six);
+    chan_close(mixed);
+    chan_close(many);
+    for (int i = 0; i < nt; i++)
+        join(t[i]);
+    ck_assert_int_eq(chan_free(six), 0);
+    ck_assert_int_eq(chan_free(mixed), 0);
+    ck_assert_int_eq(chan_free(many), 0);
+    ck_assert_int_eq(chan_free(idle), 0);
+}
+END_TEST
+
 START_TEST(test_dump_on_sigquit)
 {
     make_tmpdir();
@@ -948,6 +1026,7 @@ int main(void)
     ADD_TEST(s, test_dump_shows_blocked_thread_on_named_channel, 30);
     ADD_TEST(s, test_dump_skips_a_locked_channel, 30);
     ADD_TEST(s, test_dump_escapes_names, 30);
+    ADD_TEST(s, test_dump_counts_waiters_not_cases, 30);
     ADD_TEST(s, test_dump_on_sigquit, 30);
     ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
     ADD_TEST(s, test_trace_from_environment, 30);
