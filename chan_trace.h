@@ -64,7 +64,9 @@ int chan_trace_register_thread(void);
  * to 47 bytes, cut before a UTF-8 character that does not fit whole. Any bytes: the trace
  * writes valid JSON (escapes; U+FFFD for bytes that are not UTF-8), the dump quotes and escapes
  * it on one line. Naming a thread also registers it (chan_trace_register_thread) when a trace is
- * running. A channel's name lasts until it is freed. 0; -EINVAL (NULL); -ENOMEM. */
+ * running. A channel's name lasts until it is freed, a thread's until the thread exits (the
+ * trace being recorded keeps it on the thread's track). At most 512 named threads alive at
+ * once: -ENOMEM past that. 0; -EINVAL (NULL); -ENOMEM. */
 int chan_trace_name_chan(chan_t *c, const char *name);
 int chan_trace_name_thread(const char *name);
 

@@ -73,6 +73,8 @@ struct slot {
     uint32_t n, cap;
     _Atomic uint64_t dropped; /* full */
     struct tev *ev;
+    char name[NAME_MAX_LEN]; /* its thread's name, kept when the thread exits during the trace
+                                (under ctl and names_mu); "": look the tid up in tnames */
 } __attribute__((aligned(128)));
 
 static struct slot slots[MAX_SLOTS];
@@ -93,13 +95,14 @@ static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
 static char (*tr_names)[NAME_MAX_LEN];
 static uint32_t tr_nnames, tr_capnames;
 
-/* Thread names (for the trace and the dump); under names_mu. */
+/* Thread names (for the trace and the dump); under names_mu. An entry is freed (tid 0) when its
+ * thread exits (tname_key's destructor), so MAX_TNAMES bounds the named threads alive at once. */
 #define MAX_TNAMES 512
 static struct {
     pid_t tid;
     char name[NAME_MAX_LEN];
 } tnames[MAX_TNAMES];
-static int ntnames;
+static int ntnames; /* entries [0, ntnames) have been used */
 
 /* ---- The calling thread ------------------------------------------------------------------ */
 
@@ -442,30 +445,71 @@ void trace_timer_fire(struct chan *c)
 
 /* ---- Names ------------------------------------------------------------------------------------ */
 
-static const char *thread_name_locked(pid_t tid)
+static int thread_name_find_locked(pid_t tid)
 {
     for (int i = 0; i < ntnames; i++)
         if (tnames[i].tid == tid)
-            return tnames[i].name;
-    return NULL;
+            return i;
+    return -1;
+}
+
+static const char *thread_name_locked(pid_t tid)
+{
+    int i = thread_name_find_locked(tid);
+    return i >= 0 ? tnames[i].name : NULL;
+}
+
+/* A named thread exits (the destructor of tname_key): its entry is freed for the next thread
+ * to be named, and a thread id reused later does not inherit the name. If the running trace
+ * has a track for the thread, the track keeps the name: write_trace reads slots[].name first.
+ * Under ctl, so that a trace being stopped (and written) sees the name in one place or the
+ * other. Thread-locals are still there while key destructors run. */
+static void thread_name_release(void *unused)
+{
+    (void)unused;
+    struct tls *t = tls_self();
+    pid_t tid = tid_self(t);
+    pthread_mutex_lock(&ctl);
+    pthread_mutex_lock(&names_mu);
+    int i = thread_name_find_locked(tid);
+    if (i >= 0) {
+        uint32_t g = atomic_load_explicit(&active_gen, memory_order_relaxed);
+        if (g && t->gen == g && t->slot >= 0)
+            memcpy(slots[t->slot].name, tnames[i].name, NAME_MAX_LEN);
+        tnames[i].tid = 0;
+        tnames[i].name[0] = 0;
+    }
+    pthread_mutex_unlock(&names_mu);
+    pthread_mutex_unlock(&ctl);
+}
+
+static pthread_key_t tname_key;
+static int tname_key_err;
+static pthread_once_t tname_once = PTHREAD_ONCE_INIT;
+static void tname_key_make(void)
+{
+    tname_key_err = pthread_key_create(&tname_key, thread_name_release);
 }
 
 int chan_trace_name_thread(const char *name)
 {
     if (!name)
         return -EINVAL;
+    pthread_once(&tname_once, tname_key_make);
+    /* Any non-NULL value: the destructor runs at the thread's exit. */
+    if (tname_key_err || pthread_setspecific(tname_key, (void *)&tname_key) != 0)
+        return -ENOMEM;
     pid_t tid = tid_self(tls_self());
     pthread_mutex_lock(&names_mu);
-    int i = 0;
-    while (i < ntnames && tnames[i].tid != tid)
-        i++;
-    if (i == ntnames) {
-        /* A thread id is reused once its thread is gone: reuse its entry too. */
+    int i = thread_name_find_locked(tid);
+    if (i < 0)
+        i = thread_name_find_locked(0); /* a free entry */
+    if (i < 0) {
         if (ntnames == MAX_TNAMES) {
             pthread_mutex_unlock(&names_mu);
             return -ENOMEM;
         }
-        ntnames++;
+        i = ntnames++;
     }
     tnames[i].tid = tid;
     copy_name(tnames[i].name, name);
@@ -612,6 +656,7 @@ static void slots_release(uint32_t upto)
         slots[i].ev = NULL;
         slots[i].n = slots[i].cap = 0;
         slots[i].tid = 0;
+        slots[i].name[0] = 0;
         atomic_store_explicit(&slots[i].dropped, 0, memory_order_relaxed);
     }
 }
@@ -948,12 +993,13 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
     first = false;
     fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"libchan\"}}",
             (int)pid);
-    /* Thread names, for every slot that recorded something. */
+    /* Thread names, for every slot that recorded something: kept in the slot if its thread
+     * has exited, else the thread's name now. */
     for (uint32_t i = 0; i < MAX_SLOTS; i++) {
         if (!slots[i].tid || !slots[i].n)
             continue;
         pthread_mutex_lock(&names_mu);
-        const char *nm = thread_name_locked(slots[i].tid);
+        const char *nm = slots[i].name[0] ? slots[i].name : thread_name_locked(slots[i].tid);
         char buf[NAME_MAX_LEN];
         if (nm)
             copy_name(buf, nm);

@@ -5,8 +5,8 @@
  * the same interpreter tools/trace2mermaid needs), whatever bytes the names hold; the
  * Mermaid diagram of a small pipeline matches test/golden/pipeline.mmd; the dump shows a thread
  * blocked on a named channel, and skips a channel whose lock is held; SIGQUIT dumps; with
- * tracing on, a busy many-thread run (stopped and restarted under load) stays clean under
- * TSan. Only ordered facts are checked: no timing bound beyond "eventually", 10 s.
+ * tracing on, a busy many-thread run (stopped and restarted under load, named threads coming
+ * and going) stays clean under TSan. Only ordered facts are checked: no timing bound beyond "eventually", 10 s.
  *
  * Run from the top of the tree (make test does): it reads tools/ and test/golden/. */
 #include "testutil.h"
@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,7 +77,11 @@ struct jp {
 static size_t j_utf8(const unsigned char *p)
 {
     unsigned c = p[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    size_t n = c < 0x80              ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
     if (n <= 1)
         return n;
     uint32_t cp = c & (0x7f >> n);
@@ -356,7 +361,8 @@ START_TEST(test_json_checker_is_strict)
     };
     size_t at;
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
-        ck_assert_msg(json_strict(good[i], strlen(good[i]), &at), "good[%zu] refused at %zu", i, at);
+        ck_assert_msg(json_strict(good[i], strlen(good[i]), &at), "good[%zu] refused at %zu", i,
+                      at);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(!json_strict(bad[i], strlen(bad[i]), &at), "bad[%zu] accepted", i);
 }
@@ -429,6 +435,57 @@ START_TEST(test_trace_names_any_bytes)
         ck_assert_msg(strstr(s, pat) != NULL, "name %d: no %s", i, pat);
         snprintf(pat, sizeof pat, "\"args\":{\"name\":\"%s\"}", names[i].shown);
         ck_assert_msg(strstr(s, pat) != NULL, "thread name %d: no %s", i, pat);
+    }
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* ---- Thread names live as long as their threads ---------------------------------------------- */
+
+static void *name_and_exit(void *arg)
+{
+    return (void *)(intptr_t)chan_trace_name_thread(arg);
+}
+
+/* More named threads over time than the table has entries, one alive at a time. */
+START_TEST(test_thread_names_released_at_exit)
+{
+    for (int i = 0; i < 600; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "short-lived %d", i);
+        ck_assert_msg((intptr_t)join(spawn(name_and_exit, name)) == 0, "thread %d", i);
+    }
+}
+END_TEST
+
+static void *named_event(void *arg)
+{
+    ck_assert_int_eq(chan_trace_name_thread(arg), 0);
+    chan_t *c = chan_make(0, 1);
+    chan_trysend(c, NULL); /* an event: the thread has a track in the trace */
+    chan_free(c);
+    return (void *)(intptr_t)syscall(SYS_gettid);
+}
+
+/* A traced thread that exited before the trace stopped keeps its name on its track, after the
+ * entry of its name has been taken by the next thread named. */
+START_TEST(test_trace_keeps_names_of_exited_threads)
+{
+    make_tmpdir();
+    const char *path = tmp_path("exited.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    static const char *const names[] = {"alpha", "beta", "gamma"};
+    int tids[3];
+    for (int i = 0; i < 3; i++)
+        tids[i] = (int)(intptr_t)join(spawn(named_event, (void *)names[i]));
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    for (int i = 0; i < 3; i++) {
+        char pat[128];
+        snprintf(pat, sizeof pat, "\"tid\":%d,\"args\":{\"name\":\"%s\"}}", tids[i], names[i]);
+        ck_assert_msg(strstr(s, pat) != NULL, "no %s in\n%s", pat, s);
     }
     free(s);
     rm_tmpdir();
@@ -950,7 +1007,8 @@ END_TEST
 static atomic_bool stress_stop;
 
 /* 7 bytes, then 3-byte characters: the 47-byte cut falls inside the 14th. */
-#define EURO_NAME(lead) lead "\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac"
+#define EURO5 "\u20ac\u20ac\u20ac\u20ac\u20ac"
+#define EURO_NAME(lead) lead EURO5 EURO5 EURO5
 
 static void *stress_sender(void *arg)
 {
@@ -978,17 +1036,26 @@ static void *stress_receiver(void *arg)
     return NULL;
 }
 
+/* Named threads that come and go: their names are released while traces start and stop. */
+static void *stress_churn(void *arg)
+{
+    while (!atomic_load(&stress_stop))
+        join(spawn(named_event, arg));
+    return NULL;
+}
+
 START_TEST(test_trace_under_load_restarts)
 {
     make_tmpdir();
     chan_dump_enable();
     chan_t *cs[3] = {chan_make(sizeof(int), 0), chan_make(sizeof(int), 4), chan_make(sizeof(int), 1)};
-    enum { NS = 3, NR = 2 };
-    pthread_t t[NS + NR];
+    enum { NS = 3, NR = 2, NC = 1 };
+    pthread_t t[NS + NR + NC];
     for (int i = 0; i < NS; i++)
         t[i] = spawn(stress_sender, cs);
     for (int i = 0; i < NR; i++)
         t[NS + i] = spawn(stress_receiver, cs);
+    t[NS + NR] = spawn(stress_churn, EURO_NAME("churner"));
     for (int round = 0; round < 4; round++) {
         const char *path = round & 1 ? tmp_path("b.json") : tmp_path("a.json");
         ck_assert_int_eq(chan_trace_start(path), 0);
@@ -1003,7 +1070,7 @@ START_TEST(test_trace_under_load_restarts)
         assert_valid_json(path);
     }
     atomic_store(&stress_stop, true);
-    for (int i = 0; i < NS + NR; i++)
+    for (int i = 0; i < NS + NR + NC; i++)
         join(t[i]);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(chan_free(cs[i]), 0);
@@ -1018,6 +1085,8 @@ int main(void)
     Suite *s = suite_create("trace");
     ADD_TEST(s, test_json_checker_is_strict, 30);
     ADD_TEST(s, test_trace_names_any_bytes, 30);
+    ADD_TEST(s, test_thread_names_released_at_exit, 60);
+    ADD_TEST(s, test_trace_keeps_names_of_exited_threads, 30);
     ADD_TEST(s, test_trace_events_in_order, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);
