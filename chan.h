@@ -63,10 +63,15 @@ int64_t chan_now(void); /* CLOCK_MONOTONIC now, in ns */
  * one object). The only operation besides a large select that allocates. */
 chan_t *chan_make(size_t elemsize, size_t cap);
 
-/* Frees c. 0; -EBUSY (nothing freed) while any thread or task is blocked on c, or while an
- * operation that completed elsewhere or timed out is still unlinking itself from c; NULL: 0,
- * no-op. Values still buffered are discarded. c may be freed as soon as chan_close() has
- * returned and no new operation will start: an operation woken by c never touches c again. */
+/* Frees c. 0; -EBUSY (nothing freed) while any thread or task is blocked on c, or while a
+ * select or _until operation that completed elsewhere or timed out is still unlinking itself
+ * from c; NULL: 0, no-op. Values still buffered are discarded. An operation woken by c (by a
+ * peer, or by chan_close(), which unlinks every waiter it wakes) never touches c again, so c
+ * may be freed as soon as chan_close() has returned if no operation on c is in flight: none
+ * will start, and each one that started has returned or was blocked on c when the close ran.
+ * One that has started but not yet blocked still reads c and has no waiter chan_free() could
+ * see: freeing c under it is the caller's use-after-free (Go's GC prevents it; C cannot). The
+ * usual pattern: the thread that made c frees it after joining the threads that use it. */
 int chan_free(chan_t *c);
 
 /* ---- Send and receive. A NULL channel is Go's nil channel: it is never ready. --------------- */
