@@ -44,7 +44,8 @@ _Atomic uint32_t trace_flags;
 #define DEFAULT_EVENTS 8192 /* 448 KiB a thread, mapped at start */
 
 enum ev_kind {
-    EV_MAKE = 1, EV_FREE, EV_OP, EV_WAKE, EV_CLOSE, EV_BLOCK, EV_WOKEN, EV_SELECT, EV_TIMER, EV_NAME
+    EV_MAKE = 1, EV_FREE, EV_OP, EV_WAKE, EV_CLOSE, EV_BLOCK, EV_WOKEN, EV_SELECT, EV_TIMER, EV_NAME,
+    EV_CASE
 };
 
 /* bits of tev.bits */
@@ -304,8 +305,9 @@ void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, co
         e.bits |= B_NOCAP;
     } else {
         e.aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap);
-        /* A value only for one that moved (a receive that reports closed got zeroes). */
-        if (r == 0 && value_of(c->elemsize, elem, &e.val))
+        /* The value of one that moved, and of a send whatever its result (the value offered:
+         * what a full trysend drops); a receive that did not get one reports no value. */
+        if ((r == 0 || dir == CHAN_SEND) && value_of(c->elemsize, elem, &e.val))
             e.bits |= B_HASVAL;
     }
     emit(t, &e);
@@ -369,6 +371,9 @@ void trace_block(struct waiter *w, bool is_select)
     struct sudog *sg = &w->sudogs[0];
     struct tev e = {.kind = EV_BLOCK, .c = sg->c, .aux = w->nsudog,
                     .bits = (uint8_t)((sg->is_send ? B_SEND : 0) | (is_select ? B_SELECT : 0))};
+    /* A blocked sender's value waits in its sudog (a select's: in its case events). */
+    if (!is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
+        e.bits |= B_HASVAL;
     emit(t, &e);
 }
 
@@ -432,6 +437,21 @@ void trace_select(const struct chan_case *cases, size_t n, enum trace_form form,
             e.bits |= B_NOCAP;
     }
     emit(t, &e);
+}
+
+void trace_select_cases(const struct chan_case *cases, size_t n)
+{
+    struct tls *t = current();
+    if (!t || !cases || n > CHAN_SELECT_MAX)
+        return; /* -EINVAL: the select reports it */
+    for (size_t i = 0; i < n && i < TRACE_CASES_MAX; i++) {
+        const struct chan_case *cs = &cases[i];
+        struct tev e = {.kind = EV_CASE, .c = cs->chan, .aux = (uint32_t)i, .val2 = (int64_t)n,
+                        .bits = cs->dir == CHAN_SEND ? B_SEND : 0};
+        if (cs->chan && cs->dir == CHAN_SEND && value_of(cs->chan->elemsize, cs->elem, &e.val))
+            e.bits |= B_HASVAL;
+        emit(t, &e);
+    }
 }
 
 void trace_timer_fire(struct chan *c)
@@ -1076,6 +1096,15 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
             args_common(f, "close", l, e);
             fprintf(f, ",\"res\":\"%s\"}}", res_name(e->res));
             break;
+        case EV_CASE: {
+            char nm[24];
+            snprintf(nm, sizeof nm, "case %u %s", e->aux, dir);
+            slice_head(f, &first, nm, l ? l->name : "nil", e->ts, dur, tid);
+            args_common(f, "case", l, e);
+            fprintf(f, ",\"case\":%u,\"dir\":\"%s\",\"n\":%" PRId64 "%s}}", e->aux, dir, e->val2,
+                    l ? "" : ",\"nil\":true");
+            break;
+        }
         case EV_TIMER:
             slice_head(f, &first, "timer fire", l->name, e->ts, dur, tid);
             args_common(f, "timer", l, e);
@@ -1094,7 +1123,8 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
                 snprintf(nm, sizeof nm, "blocked %s", what);
                 slice_head(f, &first, nm, e->bits & B_SELECT ? NULL : l ? l->name : NULL, b,
                            e->ts - b > 0 ? e->ts - b : 0, tid);
-                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l, &(struct tev){0});
+                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l,
+                            &recs[block_rec[recs[k].slot]].e);
                 fputs("}}", f);
             }
             snprintf(nm, sizeof nm, "woken %s", what);
@@ -1102,7 +1132,9 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
             args_common(f, "woken", l, e);
             fprintf(f, ",\"res\":\"%s\",\"dir\":\"%s\"", res_name(e->res), dir);
             if (e->bits & B_SELECT)
-                fprintf(f, ",\"select\":true,\"case\":%u", e->aux);
+                fputs(",\"select\":true", f);
+            if ((e->bits & B_SELECT) && e->res != -ETIMEDOUT) /* a time-out chose no case */
+                fprintf(f, ",\"case\":%u", e->aux);
             if (e->flow)
                 fprintf(f, ",\"flow\":%" PRIu64, e->flow);
             if (b)
@@ -1129,7 +1161,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
                  sel ? "select" : b->e.bits & B_SEND ? "send" : "recv");
         slice_head(f, &first, nm, sel ? NULL : l ? l->name : NULL, b->e.ts, end - b->e.ts,
                    slots[i].tid);
-        args_common(f, "blocked", sel ? NULL : l, &(struct tev){0});
+        args_common(f, "blocked", sel ? NULL : l, &b->e);
         fputs(",\"at_end\":true}}", f);
     }
     fputs("\n]}\n", f);

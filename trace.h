@@ -51,6 +51,7 @@ enum trace_form { TR_BLOCK, TR_TRY, TR_UNTIL };
     do {                                                                                           \
         if (unlikely(atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_EVENTS)) {      \
             trace_begin();                                                                         \
+            trace_select_cases((cases), (n));                                                      \
             int r_ = (call);                                                                       \
             trace_select((cases), (n), (form), r_);                                                \
             return r_;                                                                             \
@@ -84,6 +85,11 @@ HIDDEN void trace_block(struct waiter *w, bool is_select);
 /* After the park: w's operation ends with r (select: the case index or -ETIMEDOUT); its
  * channel is not dereferenced. */
 HIDDEN void trace_woken(struct waiter *w, int r, bool is_select);
+
+/* A select begins: its cases (the first TRACE_CASES_MAX), each with its channel (NULL: a nil
+ * case), direction and, for a send, the value offered. Before the select, so channels are live. */
+#define TRACE_CASES_MAX 16
+HIDDEN void trace_select_cases(const struct chan_case *cases, size_t n);
 
 /* A select returned r (case index or error); does not dereference a channel after a park. */
 HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r);

@@ -330,7 +330,7 @@ START_TEST(test_trace_events_in_order)
         "\"name\":\"name jobs\"",
         "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":1,\"form\":\"block\",\"res\":\"ok\"",
         "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":2,\"form\":\"try\",\"res\":\"ok\"",
-        "{\"op\":\"send\",\"chan\":\"jobs\",\"form\":\"try\",\"res\":\"again\"",
+        "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":3,\"form\":\"try\",\"res\":\"again\"",
         "{\"op\":\"recv\",\"chan\":\"jobs\",\"v\":1,\"form\":\"block\",\"res\":\"ok\"",
         "{\"op\":\"close\",\"chan\":\"jobs\",\"res\":\"ok\"",
         "{\"op\":\"close\",\"chan\":\"jobs\",\"res\":\"closed\"",
@@ -602,10 +602,63 @@ START_TEST(test_trace_select_and_timer)
     assert_valid_json(path);
     char *s = slurp(path);
     static const char *const want[] = {
+        "{\"op\":\"case\",\"chan\":\"a\",\"case\":0,\"dir\":\"recv\",\"n\":2}",
+        "{\"op\":\"case\",\"chan\":\"b\",\"case\":1,\"dir\":\"recv\",\"n\":2}",
         "{\"op\":\"select\",\"chan\":\"b\",\"v\":7,\"form\":\"block\",\"res\":\"ok\",\"case\":1,\"dir\":\"recv\"",
         "{\"op\":\"select\",\"form\":\"try\",\"res\":\"again\"",
         "{\"op\":\"timer\",\"chan\":\"timer\"",
         "{\"op\":\"send\",\"chan\":\"timer\"",
+    };
+    assert_in_order(s, want, sizeof want / sizeof *want);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+
+/* What a replay of the trace needs to draw the channels: the cases of a select (a nil one
+ * too) with the values offered, and the value a blocked sender holds in its sudog. */
+static void *send_nine(void *arg)
+{
+    chan_trace_name_thread("sender");
+    int v = 9;
+    return (void *)(intptr_t)chan_send(arg, &v);
+}
+
+START_TEST(test_trace_select_cases_and_blocked_value)
+{
+    make_tmpdir();
+    const char *path = tmp_path("cases.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_trace_name_thread("main");
+    chan_t *c = chan_make(sizeof(int), 0), *d = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "c");
+    chan_trace_name_chan(d, "d");
+    int five = 5, got = 0;
+    struct chan_case cases[] = {{NULL, NULL, CHAN_SEND, false},
+                                {c, &got, CHAN_RECV, false},
+                                {d, &five, CHAN_SEND, false}};
+    ck_assert_int_eq(chan_select_until(cases, 3, chan_now() + MS), -ETIMEDOUT);
+    pthread_t t = spawn(send_nine, c);
+    ck_assert(blocked_senders_at_least(c, 1));
+    ck_assert_int_eq(chan_recv(c, &got), 0);
+    ck_assert_int_eq(got, 9);
+    ck_assert_int_eq((intptr_t)join(t), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_free(d), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+
+    assert_valid_json(path);
+    char *s = slurp(path);
+    static const char *const want[] = {
+        "\"name\":\"case 0 send nil\"", "{\"op\":\"case\",\"case\":0,\"dir\":\"send\",\"n\":3,\"nil\":true}",
+        "{\"op\":\"case\",\"chan\":\"c\",\"case\":1,\"dir\":\"recv\",\"n\":3}",
+        "{\"op\":\"case\",\"chan\":\"d\",\"v\":5,\"case\":2,\"dir\":\"send\",\"n\":3}",
+        "\"name\":\"blocked select\"",
+        "\"name\":\"woken select ", "\"res\":\"timedout\",\"dir\":\"", "\"select\":true,\"blocked_ns\"",
+        /* the blocked slice is written at its end: after the wake-up that ended it */
+        "{\"op\":\"wake\",\"chan\":\"c\",\"v\":9,\"by\":\"recv\"",
+        "\"name\":\"blocked send c\"", "{\"op\":\"blocked\",\"chan\":\"c\",\"v\":9",
     };
     assert_in_order(s, want, sizeof want / sizeof *want);
     free(s);
@@ -1091,6 +1144,7 @@ int main(void)
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);
     ADD_TEST(s, test_trace_select_and_timer, 30);
+    ADD_TEST(s, test_trace_select_cases_and_blocked_value, 30);
     ADD_TEST(s, test_mermaid_pipeline_golden, 60);
     ADD_TEST(s, test_dump_shows_blocked_thread_on_named_channel, 30);
     ADD_TEST(s, test_dump_skips_a_locked_channel, 30);
