@@ -1,0 +1,703 @@
+"""chantrace - read a libchan trace (CHAN_TRACE=file.json, chan_trace(3)) and replay it.
+
+The one reader of libchan's traces in tools/, shared by its converters:
+  - trace2mermaid draws a trace as a Mermaid sequence diagram or an SVG timeline;
+  - trace2play replays it step by step, as the pages of docs/play/ show it.
+
+load() reads the Chrome trace JSON that trace.c writes: the thread names and the channel events
+(the "X" slices of category "chan"), in time order, each tagged with its index in the file.
+
+Replay rebuilds, event by event, what each channel's hchan held - the buffer's slots with their
+values, recvx and sendx, the sendq and recvq with the sudog of every waiter, closed or open - and
+what each thread (or G) was doing, and describes every step in the words of chan(7). How the
+trace maps onto the hchan:
+  - "blocked" slices (written at their start time) queue the thread's sudog: on its one channel,
+    or for a select on the channel of each non-nil case (the "case" events before it);
+  - "wake" events are recorded under the channel lock by the thread that completed a waiter: the
+    sudog they dequeue is that of the thread whose "woken" event ends the same flow;
+  - a close and the wake-ups it made are one step; a completed operation that woke a peer adds
+    nothing to the wake-up that already showed it.
+Events recorded under a channel lock are in lock order. A buffered send or receive that did not
+wait is recorded after the fact (on the lock-free ring, without any lock), so its event can come
+microseconds after a peer's that depends on it; Replay moves such an event back to where the
+buffer needs it (the first consistent order, counted in .repaired) and reports anything else that
+does not add up in .problems.
+"""
+import json
+
+# ---- Reading ------------------------------------------------------------------------------
+
+
+def load(path):
+    """(names, events): thread names by tid, and the channel slices in time order. Each event
+    gets "_i", its index in the file's traceEvents."""
+    with open(path) as f:
+        doc = json.load(f)
+    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    names = {}
+    chan_events = []
+    for i, e in enumerate(events):
+        if e.get("ph") == "M" and e.get("name") == "thread_name":
+            names[e["tid"]] = e["args"]["name"]
+        elif e.get("cat") == "chan" and e.get("ph") == "X":
+            e["_i"] = i
+            chan_events.append((float(e["ts"]), i, e))
+    chan_events.sort(key=lambda t: (t[0], t[1]))
+    return names, [e for _, _, e in chan_events]
+
+
+def flows(events):
+    """(woken_by_flow, wake_ts): the "woken" event that ends each flow, and the time of the
+    "wake" that starts it."""
+    woken, wake_ts = {}, {}
+    for e in events:
+        a = e["args"]
+        if a.get("op") == "woken" and a.get("flow"):
+            woken[a["flow"]] = e
+        if a.get("op") == "wake":
+            wake_ts[a["flow"]] = float(e["ts"])
+    return woken, wake_ts
+
+
+# ---- Replay: the hchan of every channel, and every thread, step by step ---------------------
+
+FUNCS = {("send", "block"): "chan_send", ("send", "try"): "chan_trysend",
+         ("send", "until"): "chan_send_until", ("recv", "block"): "chan_recv",
+         ("recv", "try"): "chan_tryrecv", ("recv", "until"): "chan_recv_until",
+         ("select", "block"): "chan_select", ("select", "try"): "chan_tryselect",
+         ("select", "until"): "chan_select_until"}
+
+
+class Chan:
+    """One life of a channel: Go's hchan as the trace shows it."""
+
+    def __init__(self, label, cap, elemsize):
+        self.label, self.cap, self.elemsize = label, cap, elemsize
+        self.buf = {}  # slot -> value (None: a value not recorded, or a signal)
+        self.n = self.rx = self.sx = 0
+        self.closed = self.freed = False
+        self.sendq, self.recvq = [], []  # sudogs, head first
+        self.dropped = []
+
+    def put(self, v):
+        slot = self.sx
+        self.buf[slot] = v
+        self.sx = (self.sx + 1) % self.cap
+        self.n += 1
+        return slot
+
+    def take(self):
+        slot = self.rx
+        v = self.buf.pop(slot, None)
+        self.rx = (self.rx + 1) % self.cap
+        self.n -= 1
+        return slot, v
+
+    def head(self):
+        return self.buf.get(self.rx) if self.n else None
+
+    def queue(self, send):
+        return self.sendq if send else self.recvq
+
+    def snapshot(self):
+        sg = lambda q: [[s["lane"], s["v"], s["case"], s["done"]] for s in q]
+        return {"n": self.n, "rx": self.rx, "sx": self.sx, "closed": self.closed,
+                "live": not self.freed, "buf": [[k, v] for k, v in sorted(self.buf.items())],
+                "sendq": sg(self.sendq), "recvq": sg(self.recvq), "dropped": list(self.dropped)}
+
+
+class Replay:
+    """Steps of a trace, each with what happened, why, the values that moved, and the state of
+    every channel and lane after it. Lanes are threads, or Gs when the trace names them."""
+
+    def __init__(self, names, events):
+        self.names = names
+        self.events = list(events)
+        self.woken, _ = flows(self.events)
+        self.op_by_woke = {e["args"]["woke"]: e for e in self.events if e["args"].get("woke")}
+        self.lanes, self.lane_order = {}, []
+        self.chans, self.chan_meta = {}, []  # label -> current Chan; one meta per life
+        self.steps = []
+        self.cases = {}  # lane -> the "case" events of the select it is in
+        self.flow_step = {}  # flow -> index of the step of its wake-up
+        self.repaired, self.problems = 0, []
+        self.numbered = 0
+        self.run()
+
+    # -- lanes and labels --
+
+    def lane_of(self, e):
+        g = e["args"].get("g")
+        return "g%d" % g if g else e["tid"]
+
+    def lane(self, lid, e=None):
+        if lid not in self.lanes:
+            if isinstance(lid, str):
+                name = "G" + lid[1:]
+            else:
+                name = self.names.get(lid, "")
+                if not name or name.startswith("thread "):
+                    self.numbered += 1
+                    name = "thread %d" % self.numbered
+            self.lanes[lid] = {"name": name, "st": "new", "op": "", "v": None, "hv": False}
+            self.lane_order.append(lid)
+        return self.lanes[lid]
+
+    def who(self, lid):
+        return self.lane(lid)["name"]
+
+    def chan(self, label, e=None):
+        c = self.chans.get(label)
+        if c is None or c.freed:
+            a = e["args"] if e else {}
+            c = Chan(label, a.get("cap", 0), a.get("elemsize", 4))
+            self.chans[label] = c
+            self.chan_meta.append({"id": len(self.chan_meta), "label": label, "cap": c.cap,
+                                   "elemsize": c.elemsize, "first": len(self.steps)})
+            c.id = self.chan_meta[-1]["id"]
+        return c
+
+    def of(self, c, who, v):
+        """who's value: "worker's 4", or "worker's signal" on a signal-only channel."""
+        return "%s's %s" % (who, "signal" if c.elemsize == 0 else "value" if v is None else v)
+
+    def val(self, c, v):
+        if c is not None and c.elemsize == 0:
+            return "a signal"
+        return "a value" if v is None else str(v)
+
+    # -- steps --
+
+    def step(self, e, kind, lane, text, chan=None, moves=(), wakes=()):
+        s = {"t": round(float(e["ts"]), 3), "lane": lane, "chan": chan.id if chan else None,
+             "kind": kind, "text": text, "moves": list(moves), "wakes": list(wakes),
+             "ev": [e["_i"]]}
+        self.steps.append(s)
+        return s
+
+    def snapshot(self, s):
+        s["state"] = {
+            "lanes": {str(l): [x["st"], x["op"], x["v"], x["hv"]]
+                      for l, x in self.lanes.items()},
+            "chans": {str(c.id): c.snapshot() for c in self.live_chans()}}
+
+    def live_chans(self):
+        seen = {}
+        for c in self.all_chans:
+            seen[c.id] = c
+        return list(seen.values())
+
+    # -- the buffer's order (see the module's comment) --
+
+    def buffer_op(self, e):
+        """'put' or 'take' for a buffered send or receive that completed without waiting."""
+        a = e["args"]
+        op = a.get("op")
+        if op not in ("send", "recv", "select") or a.get("res") != "ok" or a.get("woke"):
+            return None
+        c = self.chans.get(a.get("chan"))
+        if c is None or c.cap == 0:
+            return None
+        d = a.get("dir", op)
+        return "put" if d == "send" else "take"
+
+    def missing(self, e):
+        """What the buffer of e's channel lacks for e to happen now: 'put', 'take' or None."""
+        a = e["args"]
+        op = a.get("op")
+        c = self.chans.get(a.get("chan"))
+        kind = self.buffer_op(e)
+        if kind == "put":
+            return "take" if c.n >= c.cap else None
+        if kind == "take":
+            if c.n == 0:
+                return "put"
+            v = a.get("v")
+            return "put" if v is not None and c.head() is not None and c.head() != v else None
+        if c is None or c.cap == 0 or c.closed:
+            return None
+        if op == "blocked" and "chan" in a:
+            send = e["name"].startswith("blocked send")
+            if send and c.n < c.cap:
+                return "put"
+            if not send and c.n > 0:
+                return "take"
+        if op == "wake" and a.get("by") == "recv" and c.n < c.cap:
+            return "put"
+        if op == "wake" and a.get("by") == "send" and c.n > 0:
+            return "take"
+        return None
+
+    def repair(self, i):
+        """Moves a later buffered operation of another lane before events[i] while events[i]
+        needs it; True when it did."""
+        e = self.events[i]
+        need = self.missing(e)
+        if not need:
+            return False
+        label = e["args"].get("chan")
+        for j in range(i + 1, len(self.events)):
+            f = self.events[j]
+            if self.lane_of(f) == self.lane_of(e):
+                continue
+            if f["args"].get("chan") == label and self.buffer_op(f) == need:
+                between = self.events[i:j]
+                if any(self.lane_of(x) == self.lane_of(f) for x in between):
+                    break  # its lane did something in between: not a late event
+                self.events.insert(i, self.events.pop(j))
+                self.repaired += 1
+                return True
+        return False
+
+    # -- the walk --
+
+    def run(self):
+        self.all_chans = []
+        last_event = {}
+        for e in self.events:
+            last_event[self.lane_of(e)] = e["_i"]
+        i = 0
+        while i < len(self.events):
+            for _ in range(8):
+                if not self.repair(i):
+                    break
+            e = self.events[i]
+            lid = self.lane_of(e)
+            self.lane(lid)
+            if e["args"].get("op") == "close":
+                self.gather_close(i)
+            n = len(self.steps)
+            self.apply(e, lid)
+            if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
+                self.lanes[lid]["st"] = "end"
+                self.lanes[lid]["op"] = "no more channel operations"
+            if len(self.steps) > n or (self.steps and e["_i"] in self.steps[-1]["ev"]):
+                self.snapshot(self.steps[-1])
+            i += 1
+        for s in self.steps:
+            s.setdefault("state", None)
+        for m in self.chan_meta:
+            m.setdefault("last", len(self.steps) - 1)
+
+    def gather_close(self, i):
+        """Brings the wake-ups a close made (under the same lock hold) right after it: events
+        of other lanes may fall between them in time."""
+        e = self.events[i]
+        lid, label = self.lane_of(e), e["args"].get("chan")
+        at = i + 1
+        for j in range(i + 1, len(self.events)):
+            f = self.events[j]
+            if self.lane_of(f) != lid:
+                continue
+            a = f["args"]
+            if a.get("op") != "wake" or a.get("by") != "close" or a.get("chan") != label:
+                break
+            self.events.insert(at, self.events.pop(j))
+            at += 1
+
+    def track(self, c):
+        if c not in self.all_chans:
+            self.all_chans.append(c)
+
+    def apply(self, e, lid):
+        a = e["args"]
+        op = a.get("op")
+        me = self.lanes[lid]
+        label = a.get("chan")
+        c = self.chan(label, e) if label and op != "case" else None
+        if c is not None:
+            self.track(c)
+        name = self.who(lid)
+        if op == "make":
+            me["st"], me["op"] = "run", "made %s" % label
+            kind = ("an unbuffered channel (cap 0)" if c.cap == 0 else
+                    "a buffered channel with %d slot%s (cap %d)" % (c.cap, "" if c.cap == 1 else "s", c.cap))
+            elem = ("signal-only: elemsize 0, it carries no data" if c.elemsize == 0 else
+                    "elements of %d bytes" % c.elemsize)
+            self.step(e, "make", lid, "%s makes %s: %s, %s. It is open and empty; nobody "
+                      "waits on it." % (name, label, kind, elem), c)
+        elif op == "free":
+            c.freed = True
+            me["st"], me["op"] = "run", "freed %s" % label
+            left = " The %d value%s still buffered %s discarded." % (
+                c.n, "" if c.n == 1 else "s", "is" if c.n == 1 else "are") if c.n else ""
+            self.chan_meta[c.id]["last"] = len(self.steps)
+            self.step(e, "free", lid, "%s frees %s: nobody waits on it any more.%s" %
+                      (name, label, left), c)
+        elif op == "case":
+            self.cases.setdefault(lid, []).append(a)
+        elif op == "blocked":
+            self.blocked(e, lid, c)
+        elif op == "wake":
+            self.wake(e, lid, c)
+        elif op == "woken":
+            self.woken_step(e, lid, c)
+        elif op == "close":
+            self.close(e, lid, c)
+        elif op in ("send", "recv", "select"):
+            self.done_op(e, lid, c)
+        elif op == "timer":
+            me["st"], me["op"] = "run", "timer fires"
+            self.step(e, "timer", lid, "The timer thread fires: it sends the time on %s." %
+                      label, c)
+
+    # -- blocking --
+
+    def case_text(self, cs, lid):
+        parts = []
+        for k in cs:
+            if k.get("nil"):
+                parts.append("case %d %s on a nil channel (switched off: it gets no sudog "
+                             "and is never chosen)" % (k["case"], k["dir"]))
+            elif k["dir"] == "send":
+                parts.append("case %d send %s on %s" % (
+                    k["case"], self.val(self.chans.get(k["chan"]), k.get("v")), k["chan"]))
+            else:
+                parts.append("case %d receive on %s" % (k["case"], k["chan"]))
+        return "; ".join(parts)
+
+    def blocked(self, e, lid, c):
+        a = e["args"]
+        me, name = self.lanes[lid], self.who(lid)
+        me["st"] = "blocked"
+        end = " It is still blocked when the trace ends." if a.get("at_end") else ""
+        if c is None:  # a select: one sudog on the channel of each non-nil case
+            cs = self.cases.get(lid, [])
+            live = [k for k in cs if not k.get("nil")]
+            moves = []
+            for k in live:
+                ch = self.chan(k["chan"])
+                self.track(ch)
+                send = k["dir"] == "send"
+                ch.queue(send).append({"lane": lid, "v": k.get("v") if send else None,
+                                       "case": k["case"], "done": False})
+                moves.append({"v": k.get("v") if send else None, "kind": "sudog",
+                              "from": ["lane", lid], "to": ["sudog", ch.id, send, lid]})
+            me["op"] = "select on %d case%s" % (len(cs), "" if len(cs) == 1 else "s")
+            self.step(e, "block", lid, "%s selects: %s. No case is ready, so %s queues one sudog "
+                      "on the channel of each live case (%d in all, sharing one wake-up) and "
+                      "parks; the first case to become ready wins.%s" %
+                      (name, self.case_text(cs, lid), name, len(live), end), None, moves)
+            return
+        send = e["name"].startswith("blocked send")
+        v = a.get("v")
+        c.queue(send).append({"lane": lid, "v": v if send else None, "case": None,
+                              "done": False})
+        if send:
+            me["op"] = "send %s on %s" % (self.val(c, v), c.label)
+            why = ("no receiver is waiting, and an unbuffered channel has no buffer" if c.cap == 0
+                   else "the buffer is full (%d of %d)" % (c.n, c.cap))
+            tail = ("until a receiver takes the value" if c.cap == 0 else
+                    "until a receiver makes room: back-pressure")
+            text = "%s sends %s on %s: %s, so %s queues a sudog holding %s on the sendq and " \
+                   "parks %s." % (name, self.val(c, v), c.label, why, name, self.val(c, v), tail)
+        else:
+            me["op"] = "receive on %s" % c.label
+            why = ("no sender is waiting" if c.cap == 0 else
+                   "the buffer is empty and no sender waits")
+            text = "%s receives on %s: %s, so %s queues a sudog on the recvq and parks until " \
+                   "a value arrives (or a close)." % (name, c.label, why, name)
+        self.step(e, "block", lid, text + end, c,
+                  [{"v": v if send else None, "kind": "sudog", "from": ["lane", lid],
+                    "to": ["sudog", c.id, send, lid]}])
+
+    def dequeue(self, c, send, target):
+        """Removes the sudogs of lane `target` (the one the waker won) from c, both queues, and
+        marks its sudogs on other channels done (a select's lingering sudogs). Returns the
+        sudog it took."""
+        q = c.queue(send)
+        first = next((s for s in q if not s["done"]), None)
+        if target is None and first is not None:
+            target = first["lane"]
+        if first is not None and first["lane"] != target:
+            self.problems.append("step %d: %s dequeued %s, not the first waiter %s" % (
+                len(self.steps), c.label, target, first["lane"]))
+        took = next((s for s in q if s["lane"] == target and not s["done"]), None)
+        c.sendq = [s for s in c.sendq if s["lane"] != target]
+        c.recvq = [s for s in c.recvq if s["lane"] != target]
+        for o in self.all_chans:
+            for s in o.sendq + o.recvq:
+                if s["lane"] == target:
+                    s["done"] = True
+        return target, took
+
+    def wake(self, e, lid, c):
+        a = e["args"]
+        me, name = self.lanes[lid], self.who(lid)
+        w = self.woken.get(a.get("flow"))
+        target = self.lane_of(w) if w else None
+        if a.get("by") == "close":
+            self.close_wake(e, lid, c, target)
+            return
+        send = a.get("by") == "send"
+        target, took = self.dequeue(c, not send, target)
+        if target is None:
+            self.problems.append("step %d: a wake-up on %s with nobody waiting" % (
+                len(self.steps), c.label))
+            return
+        self.flow_step[a.get("flow")] = len(self.steps)
+        other, wl = self.who(target), self.lanes[target]
+        wl["st"] = "ready"
+        sel = self.cases.pop(lid, None)
+        op = self.op_by_woke.get(a.get("flow"))
+        pre = ""
+        if sel is not None:
+            k = op["args"].get("case") if op else None
+            pre = "%s selects (%s): case %s is ready. " % (name, self.case_text(sel, lid),
+                                                          k if k is not None else "?")
+        wsel = " (its select's case %s fires)" % w["args"]["case"] if w and w["args"].get(
+            "select") and "case" in w["args"] else ""
+        v = a.get("v")
+        me["st"] = "run"
+        if send:
+            wl["v"], wl["hv"] = v, c.elemsize > 0
+            wl["op"] = "received %s on %s" % (self.val(c, v), c.label)
+            me["op"] = "sent %s on %s" % (self.val(c, v), c.label)
+            empty = "" if c.cap == 0 else ", the buffer is empty"
+            text = "%s%s sends %s on %s: %s is waiting in the recvq%s, so the value goes " \
+                   "straight into %s's variable, its sudog leaves the queue and %s is made " \
+                   "ready%s. %s's send returns: the value has been delivered." % (
+                       pre, name, self.val(c, v), c.label, other, empty, other, other, wsel,
+                       name)
+            moves = [{"v": v, "kind": "handoff", "from": ["lane", lid],
+                      "to": ["lane", target]}]
+        elif c.cap == 0:
+            wv = v if v is not None else a.get("v2")
+            me["v"], me["hv"] = wv, c.elemsize > 0
+            me["op"] = "received %s on %s" % (self.val(c, wv), c.label)
+            wl["op"] = "sent %s on %s" % (self.val(c, wv), c.label)
+            text = "%s%s receives on %s: %s waits in the sendq with %s, so %s takes it straight " \
+                   "from %s's sudog and makes %s ready%s: %s's send completes now, delivered." % (
+                       pre, name, c.label, other, self.val(c, wv), name, other, other, wsel,
+                       other)
+            moves = [{"v": wv, "kind": "handoff", "from": ["sudog", c.id, True, target],
+                      "to": ["lane", lid]}]
+        else:  # buffered and full: take the head, move the sender's value to the tail
+            v2 = a.get("v2", took["v"] if took else None)
+            slot, hv = c.take()
+            hv = v if v is not None else hv
+            tail = c.put(v2)
+            me["v"], me["hv"] = hv, c.elemsize > 0
+            me["op"] = "received %s on %s" % (self.val(c, hv), c.label)
+            wl["op"] = "sent %s on %s" % (self.val(c, v2), c.label)
+            text = "%s%s receives on %s: the buffer is full and %s waits in the sendq with %s. " \
+                   "%s takes %s from the head (slot %d) and moves %s into the slot that " \
+                   "frees, at the tail (slot %d), then makes %s ready%s: FIFO order holds, " \
+                   "and %s's send completes." % (
+                       pre, name, c.label, other, self.val(c, v2), name, self.val(c, hv), slot,
+                       self.of(c, other, v2), tail, other, wsel, other)
+            moves = [{"v": hv, "kind": "take", "from": ["slot", c.id, slot],
+                      "to": ["lane", lid]},
+                     {"v": v2, "kind": "put", "from": ["sudog", c.id, True, target],
+                      "to": ["slot", c.id, tail]}]
+        s = self.step(e, "wake", lid, text, c, moves, [target])
+        if op:
+            s["ev"].append(op["_i"])
+
+    def close(self, e, lid, c):
+        a = e["args"]
+        me, name = self.lanes[lid], self.who(lid)
+        me["st"] = "run"
+        if a.get("res") != "ok":
+            me["op"] = "closed %s again" % c.label
+            self.step(e, "close", lid, "%s closes %s again: it is already closed, so chan_close "
+                      "returns -EPIPE and nothing changes (Go would panic)." % (name, c.label), c)
+            return
+        c.closed = True
+        me["op"] = "closed %s" % c.label
+        drain = (" Values still buffered (%d) are received first." % c.n) if c.n else ""
+        self.step(e, "close", lid, "%s closes %s. A close signals without data, and to "
+                  "everybody: nobody is waiting now, and every receive from now on returns at "
+                  "once.%s" % (name, c.label, drain), c)
+
+    def close_wake(self, e, lid, c, target):
+        target, took = self.dequeue_any(c, target)
+        s = self.steps[-1] if self.steps and self.steps[-1]["kind"] == "close" else None
+        if target is None:
+            return
+        wl = self.lanes[target]
+        wl["st"] = "ready"
+        send = took is not None and took.get("send")
+        wl["op"] = "woken by the close of %s" % c.label
+        if not send:
+            wl["v"], wl["hv"] = None, c.elemsize > 0
+        self.flow_step[e["args"].get("flow")] = len(self.steps) - 1
+        if s is None:
+            return
+        s["ev"].append(e["_i"])
+        s["wakes"].append(target)
+        s["moves"].append({"v": None, "kind": "close", "from": ["chan", c.id],
+                           "to": ["lane", target]})
+        woke = [self.who(t) for t in s["wakes"]]
+        lst = woke[0] if len(woke) == 1 else ", ".join(woke[:-1]) + " and " + woke[-1]
+        drain = (" Values still buffered (%d) are received first." % c.n) if c.n else ""
+        s["text"] = "%s closes %s. A close signals without data, and to everybody: it wakes " \
+                    "every waiter at once, in queue order (%s: %d in all), and every receive " \
+                    "from now on returns at once.%s" % (self.who(lid), c.label, lst, len(woke),
+                                                       drain)
+
+    def dequeue_any(self, c, target):
+        for send in (False, True):
+            for s in c.queue(send):
+                if s["lane"] == target or (target is None and not s["done"]):
+                    s = dict(s, send=send)
+                    t, _ = self.dequeue(c, send, s["lane"])
+                    return t, s
+        return target, None
+
+    def woken_step(self, e, lid, c):
+        a = e["args"]
+        me, name = self.lanes[lid], self.who(lid)
+        res, sel = a.get("res"), a.get("select")
+        cs = self.cases.pop(lid, None) if sel else None
+        me["st"] = "run"
+        took = ""
+        blocked = a.get("blocked_ns")
+        if blocked is not None:
+            took = " It had been blocked for %s." % fmt_ns(blocked)
+        what = "select" if sel else ("send" if a.get("dir") == "send" else "receive")
+        # Whatever the outcome, its remaining sudogs leave the queues now.
+        leftover = [o for o in self.all_chans if any(s["lane"] == lid for s in o.sendq + o.recvq)]
+        for o in leftover:
+            o.sendq = [s for s in o.sendq if s["lane"] != lid]
+            o.recvq = [s for s in o.recvq if s["lane"] != lid]
+        if res == "timedout":
+            me["op"] = "timed out"
+            fn = "chan_select_until" if sel else (
+                "chan_send_until" if a.get("dir") == "send" else "chan_recv_until")
+            where = ", ".join(o.label for o in leftover) or (c.label if c else "its channel")
+            self.step(e, "timeout", lid, "%s's deadline passes: %s returns -ETIMEDOUT. It wins "
+                      "its own wake-up and unlinks its sudog%s from %s: nothing moved.%s" % (
+                          name, fn, "s" if sel and len(leftover) > 1 else "", where, took), c)
+            return
+        v = a.get("v")
+        label = c.label if c else "?"
+        unlink = (" It unlinks its sudogs from the other channels (%s)." %
+                  ", ".join(o.label for o in leftover)) if sel and leftover else ""
+        if res == "closed":
+            me["op"] = "saw %s closed" % label
+            if a.get("dir") == "send":
+                text = "%s runs again: its %s returns -EPIPE: %s was closed while it waited; " \
+                       "its value was not delivered.%s%s" % (name, what, label, unlink, took)
+            else:
+                text = "%s runs again: its %s returns %s: %s was closed. No value: the close " \
+                       "itself is the signal.%s%s" % (
+                           name, what, "with ok false" if sel else "-EPIPE", label, unlink, took)
+        elif a.get("dir") == "send":
+            me["op"] = "sent %s on %s" % (self.val(c, v), label)
+            k = self.flow_step.get(a.get("flow"))
+            peer = self.who(self.steps[k]["lane"]) if k is not None else "a receiver"
+            if c is not None and c.cap > 0 and k is not None and \
+                    self.steps[k]["moves"][-1]["kind"] == "put":
+                where = "%s is in the buffer now, in the slot %s freed" % (self.val(c, v), peer)
+            else:
+                where = "%s took %s: delivered" % (peer, self.val(c, v))
+            text = "%s runs again: its %s%s returns: %s.%s%s" % (
+                name, what, " (case %s)" % a.get("case") if sel else "", where, unlink, took)
+        else:
+            me["v"], me["hv"] = v, bool(c and c.elemsize > 0)
+            me["op"] = "received %s on %s" % (self.val(c, v), label)
+            text = "%s runs again: its %s%s returns with %s from %s.%s%s" % (
+                name, what, " (case %s)" % a.get("case") if sel else "", self.val(c, v), label,
+                unlink, took)
+        if sel and cs:
+            text += " (It had selected on: %s.)" % self.case_text(cs, lid)
+        self.step(e, "woken", lid, text, c)
+
+    def done_op(self, e, lid, c):
+        """A send, receive or select that completed without blocking."""
+        a = e["args"]
+        me, name = self.lanes[lid], self.who(lid)
+        op, res, form = a.get("op"), a.get("res"), a.get("form", "block")
+        fn = FUNCS.get((op, form), op)
+        cs = self.cases.pop(lid, None) if op == "select" else None
+        if a.get("woke"):  # its wake-up step told it
+            k = self.flow_step.get(a["woke"])
+            if k is not None:
+                self.steps[k]["ev"].append(e["_i"])
+            return
+        me["st"] = "run"
+        d = a.get("dir", op)
+        pre = ""
+        if op == "select":
+            if c is None:
+                me["op"] = "select: %s" % res
+                why = {"again": "no case is ready, so it returns -EAGAIN at once (Go's default)",
+                       "timedout": "no case is ready and its deadline has passed: -ETIMEDOUT"}
+                self.step(e, "select", lid, "%s selects (%s): %s." % (
+                    name, self.case_text(cs or [], lid), why.get(res, res)), None)
+                return
+            pre = "%s selects (%s): case %s is ready. " % (name, self.case_text(cs or [], lid),
+                                                           a.get("case"))
+        v = a.get("v")
+        if res == "ok" and d == "send":
+            slot = c.put(v) if c.cap else None
+            me["op"] = "sent %s on %s" % (self.val(c, v), c.label)
+            text = "%s%s sends %s on %s: the buffer has room, so %s goes into slot %d (%d of %d " \
+                   "now) and %s returns at once. No receiver was involved: %s does not know " \
+                   "when, or whether, it will be received." % (
+                       pre, name, self.val(c, v), c.label, self.val(c, v), slot, c.n, c.cap, fn,
+                       name)
+            self.step(e, "put", lid, text, c, [{"v": v, "kind": "put", "from": ["lane", lid],
+                                               "to": ["slot", c.id, slot]}])
+        elif res == "ok":
+            slot, bv = c.take()
+            v = v if v is not None else bv
+            me["v"], me["hv"] = v, c.elemsize > 0
+            me["op"] = "received %s on %s" % (self.val(c, v), c.label)
+            text = "%s%s receives %s from the buffer of %s (slot %d); %d left. %s returns at once, " \
+                   "and the sender is not told." % (pre, name, self.val(c, v), c.label, slot,
+                                                    c.n, fn)
+            self.step(e, "take", lid, text, c, [{"v": v, "kind": "take",
+                                                 "from": ["slot", c.id, slot],
+                                                 "to": ["lane", lid]}])
+        elif res == "again" and d == "send":
+            c.dropped.append(v)
+            me["op"] = "dropped %s" % self.val(c, v)
+            why = ("the buffer is full (%d of %d)" % (c.n, c.cap) if c.cap else
+                   "no receiver is waiting")
+            self.step(e, "drop", lid, "%s%s tries to send %s on %s: %s, so %s returns -EAGAIN "
+                      "at once and %s is dropped, not waited for." % (
+                          pre, name, self.val(c, v), c.label, why, fn, self.val(c, v)), c,
+                      [{"v": v, "kind": "drop", "from": ["lane", lid], "to": ["drop", c.id]}])
+        elif res == "again":
+            me["op"] = "polled %s" % c.label
+            why = "not closed yet" if c.elemsize == 0 else "no value is there"
+            self.step(e, "poll", lid, "%s polls %s with %s: %s, so it returns -EAGAIN at once "
+                      "and %s goes on." % (name, c.label, fn, why, name), c)
+        elif res == "closed" and d == "send":
+            me["op"] = "send on closed %s" % c.label
+            self.step(e, "closed", lid, "%s%s sends %s on %s: it is closed, so %s returns -EPIPE "
+                      "and nothing is delivered (Go would panic)." % (
+                          pre, name, self.val(c, v), c.label, fn), c)
+        elif res == "closed":
+            me["op"] = "saw %s closed" % c.label
+            me["v"], me["hv"] = None, c.elemsize > 0
+            self.step(e, "closed", lid, "%s%s receives on %s: it is closed and drained, so %s "
+                      "returns %s at once, with no value: the close is the signal." % (
+                          pre, name, c.label, fn, "ok false" if op == "select" else "-EPIPE"),
+                      c)
+        elif res == "timedout":
+            me["op"] = "timed out"
+            self.step(e, "timeout", lid, "%s's %s on %s: the deadline had passed and it was not "
+                      "ready: -ETIMEDOUT at once." % (name, fn, c.label), c)
+        else:
+            self.step(e, "error", lid, "%s's %s on %s returns %s." % (name, fn, c.label, res), c)
+
+    # -- output --
+
+    def data(self):
+        lanes = [{"id": str(l), "name": self.lanes[l]["name"]} for l in self.lane_order]
+        return {"lanes": lanes, "chans": self.chan_meta, "steps": self.steps,
+                "repaired": self.repaired, "problems": self.problems}
+
+
+def fmt_ns(ns):
+    ns = float(ns)
+    if ns >= 1e9:
+        return "%.2f s" % (ns / 1e9)
+    if ns >= 1e6:
+        return "%.1f ms" % (ns / 1e6)
+    if ns >= 1e3:
+        return "%.1f us" % (ns / 1e3)
+    return "%d ns" % ns
