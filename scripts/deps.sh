@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages that libchan's build, tests, demo and benchmarks need, and only
 # those that are missing: a no-op when everything is there. Needs root only when something is
-# missing. Usage: scripts/deps.sh [group...]   groups: build test bench docs (default: build test)
+# missing. Usage: scripts/deps.sh [group...]   groups: build test bench docs model play
+# (default: build test)
 set -eu
 
 groups=${*:-build test}
@@ -13,7 +14,8 @@ for g in $groups; do
     bench) pkgs="$pkgs hwloc golang-go cargo librust-crossbeam-channel-dev gnuplot-nox" ;;
     docs)  pkgs="$pkgs mandoc man-db" ;;
     model) pkgs="$pkgs spin" ;;
-    *) echo "deps.sh: unknown group '$g' (build test bench docs model)" >&2; exit 2 ;;
+    play)  pkgs="$pkgs chromium chromium-driver python3-selenium mandoc" ;;
+    *) echo "deps.sh: unknown group '$g' (build test bench docs model play)" >&2; exit 2 ;;
     esac
 done
 

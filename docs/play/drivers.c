@@ -4,7 +4,7 @@
  * paced so that the run reads step by step.
  *
  *   drivers PATTERN      runs one pattern; under CHAN_TRACE=file.json it leaves its trace
- *   drivers              lists the patterns
+ *   drivers --list       lists the patterns
  *
  * `make play-traces` (docs/play/play.mk) runs each under a trace and turns the trace into its
  * page with tools/trace2play. The pauses (pause()) stand for work, and keep apart what would
@@ -582,6 +582,11 @@ static const struct {
 int main(int argc, char **argv)
 {
     size_t n = sizeof patterns / sizeof *patterns;
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < n; i++)
+            puts(patterns[i].name);
+        return 0;
+    }
     for (size_t i = 0; argc > 1 && i < n; i++)
         if (strcmp(argv[1], patterns[i].name) == 0) {
             chan_trace_name_thread(patterns[i].main_thread);

@@ -1,0 +1,25 @@
+#!/bin/sh
+# docs/play/capture.sh DRIVERS OUTDIR - runs every pattern of drivers.c under a trace, into
+# OUTDIR/PATTERN.json. A run is timed by sleeps: on a busy machine a step can come late and the
+# story change, or (rarely) a trace not add up. So each trace is checked by tools/trace2play
+# --strict, and a pattern is run again, up to 5 times, until it does.
+set -eu
+drivers=$1 out=$2
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for p in $("$drivers" --list); do
+    ok=
+    for try in 1 2 3 4 5; do
+        rm -f "$tmp/$p.json"
+        if CHAN_TRACE="$tmp/$p.json" "$drivers" "$p" &&
+           python3 tools/trace2play --strict "$tmp/$p.json" -o /dev/null; then
+            ok=1
+            break
+        fi
+        echo "capture.sh: $p: run $try did not add up; again" >&2
+    done
+    [ -n "$ok" ] || { echo "capture.sh: $p: no good trace in 5 runs" >&2; exit 1; }
+    mv "$tmp/$p.json" "$out/$p.json"
+    echo "$out/$p.json"
+done

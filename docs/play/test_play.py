@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+"""docs/play/test_play.py - opens every page of docs/play/ in headless Chromium and checks, step by
+step, that what it draws is what the trace says.
+
+    /usr/bin/python3 docs/play/test_play.py [--shots DIR] [PAGE...]
+
+Needs Debian's chromium, chromium-driver and python3-selenium (scripts/deps.sh play; hence
+/usr/bin/python3, whose packages those are). Run by `make play-test`, and by `make test` where
+Chromium is installed.
+
+Every page is opened from the file system and stepped through with the keyboard, from the first
+step to the last. At each step the drawing (the data-* attributes of the lanes, the hchans'
+slots and sudogs, and the drops) is read back and compared with the raw trace
+(traces/PAGE.json, read here with nothing but json): the events of the step, and a FIFO model
+of each buffer kept from the trace's own values. So the test does not trust the replay that
+made the page:
+  - after a send hands a value to a waiting receiver, the receiver's lane holds that value, and
+    neither side is blocked; after a receive takes a blocked sender's value, the sender is no
+    longer blocked;
+  - a blocked thread's lane says so, and its sudog (with the value a sender offers) is in the
+    queue of its channel;
+  - the buffer shows exactly the values the trace put in it and has not taken out, in order
+    from recvx;
+  - a trysend that failed shows its value discarded; a close marks the channel closed;
+  - the text line and the step list follow the step; stepping back redraws the step before.
+Then the controls: Home, End, the scrubber, play and pause. No console errors, and nothing
+loaded from anywhere but the file system. Two screenshots go to --shots.
+Closes with one line "[play] checks: N passed, N failed".
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+         "--disable-background-networking --disable-component-update --disable-sync "
+         "--disable-extensions --disable-default-apps --window-size=1360,900 "
+         "--force-device-scale-factor=1 --hide-scrollbars").split()
+
+# What the page draws now, read from the DOM.
+SUMMARY_JS = """
+const q = (s, r) => Array.from((r || document).querySelectorAll(s));
+const lanes = {};
+q('#stage g.lane').forEach(g => lanes[g.dataset.lane] = {
+  status: g.dataset.status, holds: g.dataset.holds, has: g.dataset.has === 'true'});
+const chans = [];
+q('#stage g.hchan').forEach(g => chans.push({
+  id: g.dataset.chan, label: g.dataset.label, closed: g.dataset.closed === 'true',
+  live: g.dataset.live === 'true', count: Number(g.dataset.count),
+  rx: Number(g.dataset.recvx), sx: Number(g.dataset.sendx),
+  slots: q('g.slot', g).map(s => [Number(s.dataset.slot), s.dataset.full === 'true', s.dataset.value]),
+  sudogs: q('g.sudog', g).map(s => [s.dataset.queue, s.dataset.lane, s.dataset.value, s.dataset.done === 'true']),
+  dropped: q('g.dropped', g).map(s => s.dataset.value)}));
+const cur = q('#steps li').findIndex(li => li.getAttribute('aria-current') === 'step');
+return {step: window.play.index(), scrub: Number(document.getElementById('scrub').value),
+        now: document.getElementById('now').textContent, listed: cur, lanes: lanes, chans: chans};
+"""
+
+
+class Failures:
+    def __init__(self):
+        self.passed, self.failed = 0, []
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(what)
+            print("FAIL: " + what, flush=True)
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    for f in FLAGS:
+        o.add_argument(f)
+    profile = tempfile.mkdtemp(prefix="play-chromium.")
+    o.add_argument("--user-data-dir=" + profile)
+    o.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+                         options=o)
+    return d, profile
+
+
+class Oracle:
+    """The trace's own account, event by event: buffers as FIFOs of the values the trace
+    recorded, and who woke whom."""
+
+    def __init__(self, path):
+        with open(path) as f:
+            self.raw = json.load(f)["traceEvents"]
+        self.woken = {e["args"]["flow"]: e for e in self.raw
+                      if e.get("cat") == "chan" and e["args"].get("op") == "woken"
+                      and e["args"].get("flow")}
+        self.cap = {}
+        self.fifo = {}
+
+    def apply(self, e):
+        a = e["args"]
+        op, label = a.get("op"), a.get("chan")
+        if op == "make":
+            self.cap[label] = a["cap"]
+            self.fifo[label] = []
+        if label not in self.fifo:
+            return
+        if self.cap.get(label, 0) == 0:
+            return
+        q = self.fifo[label]
+        moved = a.get("res") == "ok" and not a.get("woke")
+        d = a.get("dir", op)
+        if op in ("send", "recv", "select") and moved and label:
+            if d == "send":
+                q.append(a.get("v"))
+            else:
+                q.pop(0)
+        elif op == "wake" and a.get("by") == "recv":
+            q.pop(0)
+            q.append(a.get("v2"))
+
+
+def lane_of(e):
+    g = e["args"].get("g")
+    return "g%d" % g if g else str(e["tid"])
+
+
+def drawn_chan(s, label):
+    live = [c for c in s["chans"] if c["label"] == label and c["live"]]
+    return (live or [c for c in s["chans"] if c["label"] == label] or [None])[0]
+
+
+def val(v):
+    return "" if v is None else str(v)
+
+
+def check_step(F, name, i, s, evs, oracle):
+    where = "%s step %d" % (name, i + 1)
+    for k in evs:
+        e = oracle.raw[k]
+        a = e["args"]
+        op, me = a.get("op"), lane_of(e)
+        c = drawn_chan(s, a.get("chan")) if a.get("chan") else None
+        if op == "wake" and a.get("by") in ("send", "recv"):
+            w = oracle.woken.get(a["flow"])
+            other = lane_of(w) if w else None
+            F.check(s["lanes"][me]["status"] != "blocked", "%s: the waker %s is blocked" % (where, me))
+            if other:
+                F.check(s["lanes"][other]["status"] != "blocked",
+                        "%s: %s was woken but is drawn blocked" % (where, other))
+            receiver = other if a["by"] == "send" else me
+            if "v" in a and receiver and (a["by"] == "send" or oracle.cap.get(a["chan"]) == 0):
+                F.check(s["lanes"][receiver]["holds"] == str(a["v"]),
+                        "%s: receiver %s holds %r, not %r" % (
+                            where, receiver, s["lanes"][receiver]["holds"], a["v"]))
+        elif op == "wake":  # by a close
+            w = oracle.woken.get(a["flow"])
+            if w:
+                F.check(s["lanes"][lane_of(w)]["status"] != "blocked",
+                        "%s: %s woken by the close is drawn blocked" % (where, lane_of(w)))
+        elif op == "blocked":
+            F.check(s["lanes"][me]["status"] == "blocked", "%s: %s is not drawn blocked" % (where, me))
+            if c is not None:
+                queue = "sendq" if e["name"].startswith("blocked send") else "recvq"
+                mine = [g for g in c["sudogs"] if g[0] == queue and g[1] == me]
+                F.check(len(mine) == 1, "%s: no sudog of %s in %s's %s" % (where, me, c["label"], queue))
+                if mine and "v" in a:
+                    F.check(mine[0][2] == str(a["v"]), "%s: %s's sudog holds %r, not %r" % (
+                        where, me, mine[0][2], a["v"]))
+            else:  # a select: one sudog on some channel at least
+                F.check(any(g[1] == me for ch in s["chans"] for g in ch["sudogs"]),
+                        "%s: the select of %s has no sudog drawn" % (where, me))
+        elif op == "send" and a.get("res") == "again" and c is not None:
+            F.check(val(a.get("v")) in c["dropped"], "%s: %s not shown dropped on %s (%r)" % (
+                where, a.get("v"), c["label"], c["dropped"]))
+        elif op == "close" and a.get("res") == "ok" and c is not None:
+            F.check(c["closed"], "%s: %s not drawn closed" % (where, c["label"]))
+        elif op == "woken":
+            F.check(s["lanes"][me]["status"] in ("run", "end"),
+                    "%s: %s woke but is drawn %s" % (where, me, s["lanes"][me]["status"]))
+            if a.get("res") == "ok" and a.get("dir") == "recv" and "v" in a:
+                F.check(s["lanes"][me]["holds"] == str(a["v"]), "%s: %s holds %r, not %r" % (
+                    where, me, s["lanes"][me]["holds"], a["v"]))
+    # every buffer against the trace's FIFO
+    for label, q in oracle.fifo.items():
+        c = drawn_chan(s, label)
+        if c is None or not oracle.cap.get(label) or not c["live"]:
+            continue
+        F.check(c["count"] == len(q), "%s: %s holds %d values, the trace %d" % (
+            where, label, c["count"], len(q)))
+        full = {slot: v for slot, f, v in c["slots"] if f}
+        order = [full.get((c["rx"] + j) % oracle.cap[label]) for j in range(len(q))]
+        F.check(order == [val(v) for v in q] and len(full) == len(q),
+                "%s: %s's buffer is drawn %r from recvx, the trace says %r" % (
+                    where, label, order, q))
+
+
+def check_page(F, d, name, shots):
+    url = "file://" + os.path.join(HERE, name + ".html")
+    d.get(url)
+    for _ in range(50):
+        if d.execute_script("return !!window.play"):
+            break
+        time.sleep(0.05)
+    n = d.execute_script("return window.play.count")
+    evs = d.execute_script("return PLAY_DATA.steps.map(s => s.ev)")
+    texts = d.execute_script("return PLAY_DATA.steps.map(s => s.text)")
+    oracle = Oracle(os.path.join(HERE, "traces", name + ".json"))
+    keys = ActionChains(d, duration=0)
+    seen = []
+    for i in range(n):
+        if i:
+            keys.send_keys(Keys.ARROW_RIGHT).perform()
+        s = d.execute_script(SUMMARY_JS)
+        F.check(s["step"] == i and s["scrub"] == i and s["listed"] == i,
+                "%s: after %d presses of the right arrow: step %s, scrubber %s, list %s" % (
+                    name, i, s["step"], s["scrub"], s["listed"]))
+        F.check(texts[i] in s["now"], "%s step %d: the text line is not the step's" % (name, i + 1))
+        for k in evs[i]:
+            oracle.apply(oracle.raw[k])
+        check_step(F, name, i, s, evs[i], oracle)
+        seen.append(s)
+    if n > 1:  # back one step: the same drawing as on the way forward
+        keys.send_keys(Keys.ARROW_LEFT).perform()
+        back = d.execute_script(SUMMARY_JS)
+        F.check(back == seen[n - 2], "%s: stepping back does not redraw step %d" % (name, n - 1))
+    keys.send_keys(Keys.HOME).perform()
+    F.check(d.execute_script("return window.play.index()") == 0, "%s: Home" % name)
+    keys.send_keys(Keys.END).perform()
+    F.check(d.execute_script("return window.play.index()") == n - 1, "%s: End" % name)
+    mid = n // 2
+    d.execute_script("const r = document.getElementById('scrub'); r.value = arguments[0];"
+                     "r.dispatchEvent(new Event('input'));", mid)
+    F.check(d.execute_script(SUMMARY_JS) == seen[mid], "%s: the scrubber to step %d" % (name, mid + 1))
+    if name == PLAYED:
+        check_play(F, d, keys, name)
+    # nothing from outside the file system; no errors in the console
+    check_clean(F, d, name)
+    if shots is not None and name in SHOTS:
+        d.execute_script("window.play.go(arguments[0]); window.scrollTo(0, 0);",
+                         SHOTS[name](seen))
+        time.sleep(0.3)
+        d.save_screenshot(os.path.join(shots, name + ".png"))
+    return n
+
+
+def check_play(F, d, keys, name):
+    """Play at the highest speed, then pause (the same script drives every page: one is
+    enough)."""
+    keys.send_keys(Keys.HOME).send_keys("+").send_keys("+").send_keys("+").perform()
+    F.check(d.execute_script("return window.play.speed()") == 4, "%s: + raises the speed" % name)
+    keys.send_keys(Keys.SPACE).perform()
+    t0 = time.time()
+    while d.execute_script("return window.play.index()") < 1 and time.time() - t0 < 5:
+        time.sleep(0.05)
+    keys.send_keys(Keys.SPACE).perform()
+    at = d.execute_script("return window.play.index()")
+    F.check(at >= 1 and not d.execute_script("return window.play.playing()"),
+            "%s: Space plays (reached step %d) and Space pauses" % (name, at + 1))
+    time.sleep(0.4)
+    F.check(d.execute_script("return window.play.index()") == at, "%s: paused means paused" % name)
+
+
+def check_clean(F, d, name):
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    F.check(all(u.startswith("file:") for u in urls), "%s: loads from outside: %r" % (
+        name, [u for u in urls if not u.startswith("file:")]))
+    errors = [m for m in d.get_log("browser") if m["level"] in ("SEVERE", "WARNING")]
+    F.check(not errors, "%s: console: %r" % (name, errors))
+
+
+def first_block(seen):
+    return next(i for i, s in enumerate(seen)
+                if any(st["status"] == "blocked" for st in s["lanes"].values())
+                and any(c["count"] for c in s["chans"]))
+
+
+def most_waiting(seen):
+    counts = [sum(len(c["sudogs"]) for c in s["chans"]) for s in seen]
+    return counts.index(max(counts))
+
+
+SHOTS = {"buffered": first_block, "fan_out_sem": most_waiting}
+PLAYED = "pooling"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shots", help="write the screenshots into this directory")
+    ap.add_argument("pages", nargs="*")
+    args = ap.parse_args()
+    with open(os.path.join(HERE, "patterns.json")) as f:
+        spec = json.load(f)
+    pages = args.pages or [n for _, names in spec["groups"] for n in names]
+    if args.shots:
+        os.makedirs(args.shots, exist_ok=True)
+    F = Failures()
+    t0 = time.time()
+    d, profile = browser()
+    try:
+        steps = 0
+        for name in pages:
+            steps += check_page(F, d, name, args.shots)
+        d.get("file://" + os.path.join(HERE, "index.html"))
+        links = d.execute_script("return Array.from(document.querySelectorAll('.cards a'))"
+                                 ".map(a => a.getAttribute('href'))")
+        F.check(sorted(links) == sorted(n + ".html" for _, ns in spec["groups"] for n in ns),
+                "index.html links every page")
+        F.check(not d.get_log("browser"), "index.html: console messages")
+    finally:
+        d.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    print("play: %d pages, %d steps, in %.1f s in headless Chromium" % (
+        len(pages), steps, time.time() - t0))
+    print("[play] checks: %d passed, %d failed" % (F.passed, len(F.failed)))
+    return 1 if F.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
