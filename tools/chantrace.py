@@ -262,6 +262,11 @@ class Replay:
                 if not self.repair(i):
                     break
             e = self.events[i]
+            need = self.missing(e)
+            if need:
+                self.problems.append("step %d: %s on %s needs a %s that the trace does not "
+                                     "have before it" % (len(self.steps), e["name"],
+                                                         e["args"].get("chan"), need))
             lid = self.lane_of(e)
             self.lane(lid)
             if e["args"].get("op") == "close":

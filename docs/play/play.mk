@@ -11,8 +11,8 @@
 #                     step, against its trace (docs/play/test_play.py); screenshots in $(PLAY_SHOTS)
 #   make play-shots   the same, with the screenshots into docs/play/shots/ (shown in README.md)
 #
-# make test runs play-check (plain builds): pages up to date, and the browser test where
-# Chromium is installed; `make test`'s dependencies install it (scripts/deps.sh play).
+# make test runs play-check (plain builds): the replay's own test (tools/test_chantrace.py), the
+# pages up to date, and the browser test where Chromium is installed; `make test`'s dependencies install it (scripts/deps.sh play).
 
 PLAY_DIR   := docs/play
 PLAY_PORT  ?= 8765
@@ -50,6 +50,7 @@ play-shots: play-deps
 	$(PLAY_PY) $(PLAY_DIR)/test_play.py --shots $(PLAY_DIR)/shots
 
 play-check:
+	@python3 tools/test_chantrace.py
 	@python3 $(PLAY_DIR)/build.py --check
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
 	    $(PLAY_PY) -c 'import selenium' 2>/dev/null; then \
