@@ -12,7 +12,8 @@
 #   make play-shots   the same, with the screenshots into docs/play/shots/ (shown in README.md)
 #
 # make test runs play-check (plain builds): the replay's own test (tools/test_chantrace.py), the
-# pages up to date, and the browser test where Chromium is installed; `make test`'s dependencies install it (scripts/deps.sh play).
+# pages up to date, and the browser test where Chromium is installed; make test installs it
+# first (scripts/deps.sh play).
 
 PLAY_DIR   := docs/play
 PLAY_PORT  ?= 8765
@@ -22,7 +23,8 @@ PLAY_PY    ?= /usr/bin/python3
 
 .PHONY: play play-traces play-pages play-test play-shots play-check play-deps
 
-deps: play-deps
+# make test installs Chromium (scripts/deps.sh play), so that CI runs the browser test too.
+test: play-deps
 play-deps:
 	@sh scripts/deps.sh play
 
