@@ -50,7 +50,7 @@ CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -ls
 # The core (also the drop-in pair), then the parts built on it: timers and contexts.
 CORE_SRC      := chan.c select.c sudog.c
 EXT_SRC       := $(wildcard timer.c context.c trace.c)
-PUBLIC_HDR    := chan.h $(wildcard chan_time.h chan_trace.h)
+PUBLIC_HDR    := chan.h chan_typed.h $(wildcard chan_time.h chan_trace.h)
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h $(wildcard trace.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
@@ -124,7 +124,7 @@ install-man:
 	for f in $(wildcard man/*.7); do install -m 644 $$f $(DESTDIR)$(MANDIR)/man7/; done
 
 uninstall:
-	rm -f $(PUBLIC_HDR:%=$(DESTDIR)$(INCLUDEDIR)/%) $(DESTDIR)$(LIBDIR)/libchan.a \
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(PUBLIC_HDR))) $(DESTDIR)$(LIBDIR)/libchan.a \
 	  $(DESTDIR)$(LIBDIR)/libchan.so* $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
 
 clean:

@@ -18,7 +18,8 @@
  *   - All functions may be called from any thread, on the same channel, at the same time.
  *
  * Additions to API.md (documented here and in the man pages): CHAN_VERSION_* macros,
- * chan_version(), include guards and extern "C".
+ * chan_version(), the case constructors chan_case_send() and chan_case_recv(), include guards
+ * and extern "C".
  */
 #ifndef CHAN_H
 #define CHAN_H
@@ -116,6 +117,30 @@ struct chan_case {
     bool ok;           /* set on the chosen case: true if a value moved; false if the channel
                           was closed (recv: *elem zeroed; send: nothing sent) */
 };
+
+/* Case constructors (an addition to API.md): every field set, ok false, so that an array of
+ * cases reads as Go's select and compiles clean under -Wall -Wextra -pedantic, in C and C++:
+ *     struct chan_case cs[] = { chan_case_recv(jobs, &job), chan_case_recv(quit, NULL) };
+ * c may be NULL (a case never chosen). A send case's value is only read, never written: its
+ * const goes through uintptr_t (struct chan_case has one elem for both directions), which
+ * keeps -Wcast-qual quiet too. Marked unused: where chan.h is pasted into a .c file (the
+ * drop-in pair's chan.c), clang would otherwise warn about an inline function never called. */
+#if defined(__GNUC__)
+#define CHAN_INLINE_ static inline __attribute__((unused))
+#else
+#define CHAN_INLINE_ static inline
+#endif
+CHAN_INLINE_ struct chan_case chan_case_send(chan_t *c, const void *elem)
+{
+    struct chan_case cs = {c, (void *)(uintptr_t)elem, CHAN_SEND, false};
+    return cs;
+}
+
+CHAN_INLINE_ struct chan_case chan_case_recv(chan_t *c, void *elem)
+{
+    struct chan_case cs = {c, elem, CHAN_RECV, false};
+    return cs;
+}
 
 /* Blocks until one case can proceed and performs exactly that one; returns its index. Among
  * ready cases the choice is uniformly random; while blocked, the first case to become ready

@@ -1,0 +1,46 @@
+#!/bin/sh
+# compile_fail.sh - a wrong element type must not compile. Builds test/compile_fail.c once per
+# case with gcc and clang (-std=c11 -Wall -Wextra -Werror -pedantic): case 0 must compile, in C
+# and in C++11 too; each other case must be rejected with a diagnostic that matches the
+# pattern given for it here. Part of `make test` (plain mode; it needs only the headers).
+set -u
+cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I."
+cxxflags="-std=c++11 -Wall -Wextra -Werror -pedantic -I. -x c++"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0 n=0
+
+# case  what the diagnostic must mention (extended regex, case-insensitive)
+cases='1 incompatible pointer
+2 incompatible pointer
+3 incompatible type
+4 incompatible type
+5 incompatible type
+6 incompatible pointer
+7 array type
+8 64 KiB
+9 incompatible pointer'
+
+for cc in gcc clang; do
+    n=$((n + 1))
+    if ! $cc $cflags -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"; then
+        echo "compile_fail: $cc: case 0 (right types) does not compile:"; cat "$tmp/err"; fail=1
+    fi
+    echo "$cases" | while read -r num pattern; do
+        if $cc $cflags -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
+            echo "compile_fail: $cc: case $num compiles, but must be rejected"; exit 1
+        elif ! grep -Eqi "$pattern" "$tmp/err"; then
+            echo "compile_fail: $cc: case $num is rejected, but not for '$pattern':"
+            head -5 "$tmp/err"; exit 1
+        fi
+    done || fail=1
+done
+for cxx in g++ clang++; do
+    n=$((n + 1))
+    if ! $cxx $cxxflags -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"; then
+        echo "compile_fail: $cxx: case 0 does not compile as C++11:"; cat "$tmp/err"; fail=1
+    fi
+done
+[ $fail = 0 ] || { echo "compile_fail: FAILED"; exit 1; }
+echo "compile_fail: chan_typed.h with gcc, clang (C11), g++, clang++ (C++11): right types" \
+     "compile clean, 9 wrong uses rejected by each C compiler"
