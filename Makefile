@@ -47,10 +47,11 @@ LIBFLAGS      := -fvisibility=hidden
 LDLIBS_CORE   := -pthread
 CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
-# The core (also the drop-in pair), then the parts built on it: timers and contexts.
+# The core (also the drop-in pair), then the parts built on it: timers and contexts, traces,
+# and sync/ (WaitGroup and errgroup, on the public headers only).
 CORE_SRC      := chan.c select.c sudog.c
-EXT_SRC       := $(wildcard timer.c context.c trace.c)
-PUBLIC_HDR    := chan.h chan_typed.h $(wildcard chan_time.h chan_trace.h)
+EXT_SRC       := $(wildcard timer.c context.c trace.c sync/waitgroup.c sync/group.c)
+PUBLIC_HDR    := chan.h chan_typed.h $(wildcard chan_time.h chan_trace.h sync/chan_sync.h)
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h $(wildcard trace.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
