@@ -2,8 +2,9 @@
 # man-lint: checks libchan's man pages. Usage: man/lint.sh STAGEDIR (a scratch directory)
 #   1. mandoc -Tlint is clean, at every level down to style, except for references to manuals
 #      this machine may lack (memcpy(3) without manpages-dev) -- ours are checked in 3.
-#   2. Every page installs (man/install.sh) and every function chan.h declares is reachable
-#      as `man NAME` from the installed tree.
+#   2. Every page installs (man/install.sh) and every function the public headers declare
+#      (chan.h, chan_time.h, chan_trace.h, sync/chan_sync.h) is reachable as `man NAME` from
+#      the installed tree.
 #   3. Every cross reference to a libchan page (.Xr chan... N) names an installed page.
 #   4. No rendered line is wider than 80 columns (the table of chan(7) in particular).
 set -eu
@@ -11,16 +12,22 @@ stage=$1
 pages=$(ls man/*.3 man/*.7)
 fail=0
 
-out=$(mandoc -Tlint $pages 2>&1 | grep -v 'referenced manual not found' | grep -v 'mandoc.db' || true)
+# mandoc writes its messages to standard output, buffered, and the mandoc.db notes to standard
+# error: read them one after the other, not through one pipe where their lines can interleave.
+err=$(mktemp)
+out=$({ mandoc -Tlint $pages 2>"$err"; cat "$err"; } |
+      grep -v 'referenced manual not found' | grep -v 'mandoc.db' || true)
+rm -f "$err"
 if [ -n "$out" ]; then
     echo "$out"; echo "man-lint: mandoc -Tlint is not clean"; fail=1
 fi
 
 rm -rf "$stage"
 sh man/install.sh "$stage" $pages
-for fn in $(sed -n 's/^[^#/ ].*[ *]\(chan_[a-z_]*\)(.*/\1/p' chan.h | sort -u); do
+headers=$(ls chan.h chan_time.h chan_trace.h sync/chan_sync.h 2>/dev/null)
+for fn in $(sed -n 's/^[^#/ ].*[ *]\(chan_[a-z_]*\)(.*/\1/p' $headers | sort -u); do
     if ! man -M "$stage" -w "$fn" >/dev/null 2>&1; then
-        echo "man-lint: no man page for $fn (declared in chan.h)"; fail=1
+        echo "man-lint: no man page for $fn (declared in $headers)"; fail=1
     elif ! man -M "$stage" -P cat "$fn" 2>/dev/null | grep -q "$fn"; then
         echo "man-lint: man $fn does not render a page that mentions $fn"; fail=1
     fi
@@ -36,5 +43,6 @@ for p in $pages; do
     [ -z "$wide" ] || { echo "man-lint: $p renders lines wider than 80 columns:"; echo "$wide"; fail=1; }
 done
 
-[ $fail = 0 ] && echo "man-lint: $(echo $pages | wc -w) pages clean, every chan.h function has a page"
+[ $fail = 0 ] && echo "man-lint: $(echo $pages | wc -w) pages clean, every function of" \
+    "$(echo $headers) has a page"
 exit $fail

@@ -3,12 +3,15 @@
 #   make install-man    (the top Makefile's rule installs the pages under $(DESTDIR)$(MANDIR)/man3
 #                       and man7); this file adds a link page (.so man3/chan_send.3) for every
 #                       further name a page documents, so that `man chan_recv` works
-#   make man-lint       mandoc -Tlint, every chan.h function reachable by man NAME, cross
+#   make man-lint       mandoc -Tlint, every public function reachable by man NAME, cross
 #                       references resolve, no rendered line over 80 columns
+#   make man-examples   every example of the pages compiles with -Wall -Wextra -Werror
+#                       -pedantic, and each whole program among them runs (man/examples.sh);
+#                       part of `make test` in every mode (the programs run sanitized)
 
 MAN_PAGES := $(wildcard man/*.3) $(wildcard man/*.7)
 
-.PHONY: install-man-links uninstall-man man-lint
+.PHONY: install-man-links uninstall-man man-lint man-examples
 
 install-man: install-man-links
 install-man-links:
@@ -24,6 +27,15 @@ man-lint:
 	@sh scripts/deps.sh docs
 	@sh man/lint.sh $(O)/man-stage
 
+# Sanitizer reports fail a program (exit status 66 under TSan), as in examples/examples.mk.
+man-examples: lib
+	@ASAN_OPTIONS="detect_leaks=1:$${ASAN_OPTIONS:-}" \
+	 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:$${UBSAN_OPTIONS:-}" \
+	 TSAN_OPTIONS="halt_on_error=1:exitcode=66:$${TSAN_OPTIONS:-}" \
+	 sh man/examples.sh $(O)/man-examples "$(CC)" "$(MODEFLAGS)" $(MPG_LIB) $(O)/libchan.a \
+	   $(MPG_LIBS) $(LDLIBS_CORE)
+
+check-mode: man-examples
 ifeq ($(MODE),plain)
 check-mode: man-lint
 endif
