@@ -88,8 +88,8 @@ int main(void)
     queue[tail++] = 0;
     while (outstanding > 0 || head < tail) {
         struct chan_case cs[2] = {
-            {.chan = head < tail ? work : NULL, .elem = &next, .dir = CHAN_SEND},
-            {.chan = found, .elem = &pg, .dir = CHAN_RECV},
+            chan_case_send(head < tail ? work : NULL, &next),
+            chan_case_recv(found, &pg),
         };
         next = head < tail ? queue[head] : -1;
         int i = chan_select(cs, 2);

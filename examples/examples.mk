@@ -9,7 +9,10 @@ EXAMPLES     := $(sort $(basename $(notdir $(wildcard examples/*.c))))
 # examples/time/: the patterns that need timers or contexts (chan_time.h). They are in libchan,
 # not in the drop-in pair, so dist-check (which builds $(EXAMPLES) with the pair) leaves them out.
 TIME_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/time/*.c))))
-EXAMPLE_BINS := $(EXAMPLES:%=$(O)/examples/%) $(TIME_EXAMPLES:%=$(O)/examples/%)
+# examples/sync/: the patterns of chan_sync.h (WaitGroup, group), likewise not in the pair.
+SYNC_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/sync/*.c))))
+EXAMPLE_BINS := $(EXAMPLES:%=$(O)/examples/%) $(TIME_EXAMPLES:%=$(O)/examples/%) \
+  $(SYNC_EXAMPLES:%=$(O)/examples/%)
 
 .PHONY: examples examples-check demo-run
 
@@ -23,12 +26,16 @@ $(O)/examples/%: examples/time/%.c chan.h chan_time.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
+$(O)/examples/%: examples/sync/%.c chan.h chan_time.h sync/chan_sync.h $(O)/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Isync -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
+
 # Sanitizer reports fail the run (exit status 66 under TSan, as in test/run.sh).
 examples-check: $(EXAMPLE_BINS)
 	@ASAN_OPTIONS="detect_leaks=1:$${ASAN_OPTIONS:-}" \
 	 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:$${UBSAN_OPTIONS:-}" \
 	 TSAN_OPTIONS="halt_on_error=1:exitcode=66:$${TSAN_OPTIONS:-}" \
-	 sh examples/check.sh $(O)/examples $(EXAMPLES) $(TIME_EXAMPLES)
+	 sh examples/check.sh $(O)/examples $(EXAMPLES) $(TIME_EXAMPLES) $(SYNC_EXAMPLES)
 
 check-mode: examples-check
 

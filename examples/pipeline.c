@@ -12,7 +12,10 @@
  * Shutdown runs the same way, by close: the reader closes `raw` after the last record. Each
  * transformer's receive loop ends once `raw` is drained; the last transformer to finish
  * closes `cooked` (with several senders, the last one out closes). The writers' loops end
- * once `cooked` is drained. Nothing is lost and no thread is left blocked.
+ * once `cooked` is drained. Nothing is lost and no thread is left blocked. Here an atomic
+ * counter finds the last transformer, so that this program needs chan.h alone (it also
+ * builds with the drop-in pair); with libchan's WaitGroup a closer waits for the senders and
+ * closes, as examples/sync/fan_in.c shows.
  *
  * Records carry a sequence number, so the writers, which finish in any order, put each
  * line in its place: the output comes out in input order.

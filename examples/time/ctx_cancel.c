@@ -52,8 +52,8 @@ static int run(int id, int steps)
 
     int answer = 0;
     struct chan_case cases[2] = {
-        {.chan = j.result, .elem = &answer, .dir = CHAN_RECV},
-        {.chan = chan_ctx_done(j.ctx), .dir = CHAN_RECV},
+        chan_case_recv(j.result, &answer),
+        chan_case_recv(chan_ctx_done(j.ctx), NULL),
     };
     int which = chan_select(cases, 2);
     if (which == 0)

@@ -45,9 +45,9 @@ int main(void)
     int64_t tick = 0, last_job_at = 0, stopped_at = 0;
     for (;;) {
         struct chan_case cases[3] = {
-            {.chan = jobs, .elem = &job, .dir = CHAN_RECV},
-            {.chan = chan_ticker_chan(beat), .elem = &tick, .dir = CHAN_RECV},
-            {.chan = chan_timer_chan(idle), .elem = &stopped_at, .dir = CHAN_RECV},
+            chan_case_recv(jobs, &job),
+            chan_case_recv(chan_ticker_chan(beat), &tick),
+            chan_case_recv(chan_timer_chan(idle), &stopped_at),
         };
         int which = chan_select(cases, 3);
         if (which == 0) {
