@@ -1,34 +1,43 @@
 #!/bin/sh
 # Installs libchan into a temporary prefix and builds a program against it the two ways a user
-# would: shared, through pkg-config, and static, against libchan.a. Part of `make test`.
+# would: shared, through pkg-config, and static, against libchan.a; the program uses the
+# installed chan.h, chan_typed.h and chan_sync.h. Part of `make test`.
 set -eu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 make --no-print-directory -s install PREFIX="$tmp" >/dev/null
 cat > "$tmp/prog.c" <<'PROG'
 #include <chan.h>
+#include <chan_sync.h>
+#include <chan_typed.h>
 #include <pthread.h>
 #include <stdio.h>
 
+CHAN_TYPED(int_chan, int);
+static chan_wg_t *wg;
+
 static void *produce(void *arg)
 {
-    chan_t *c = arg;
+    int_chan *c = arg;
     for (int i = 1; i <= 10; i++)
-        chan_send(c, &i);
-    chan_close(c);
+        int_chan_send(*c, i);
+    chan_wg_done(wg);
     return NULL;
 }
 
 int main(void)
 {
-    chan_t *c = chan_make(sizeof(int), 0);
+    int_chan c = int_chan_make(0);
+    wg = chan_wg_make();
     pthread_t t;
-    pthread_create(&t, NULL, produce, c);
+    chan_wg_add(wg, 1);
+    pthread_create(&t, NULL, produce, &c);
     int v, sum = 0;
-    while (chan_recv(c, &v) == 0)
+    struct chan_case cs[] = {int_chan_case_recv(c, &v), chan_case_recv(chan_wg_chan(wg), NULL)};
+    while (chan_select(cs, 2) == 0)
         sum += v;
     pthread_join(t, NULL);
-    printf("%s %d %d\n", chan_version(), sum, chan_free(c));
+    printf("%s %d %d\n", chan_version(), sum, int_chan_free(c) + chan_wg_free(wg));
     return 0;
 }
 PROG
