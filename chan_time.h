@@ -52,8 +52,10 @@ extern "C" {
 typedef struct chan_timer chan_timer_t;
 
 /* Makes a timer that sends, once, the chan_now() of its firing (an int64_t) on its channel when
- * d nanoseconds have passed (d <= 0: at once). Go's time.NewTimer; time.After(d) is
- * chan_timer_chan(chan_timer_make(d)) with the timer freed when done.
+ * d nanoseconds have passed. d <= 0 fires at once: the value is in the channel when the call
+ * returns, so a chan_tryselect over it takes it rather than its default (Go 1.23's channel is
+ * ready at once). Go's time.NewTimer; time.After(d) is chan_timer_chan(chan_timer_make(d)) with
+ * the timer freed when done.
  * Never early: the value sent, and the moment any receiver gets it, are >= the deadline.
  * The channel (chan_timer_chan) has Go 1.23's semantics: from a receiver's view it holds no
  * value from before a stop or reset (see chan_timer_stop). Internally it is buffered with room
@@ -62,11 +64,13 @@ typedef struct chan_timer chan_timer_t;
  * Any thread; the timer belongs to the caller, who frees it with chan_timer_free. */
 chan_timer_t *chan_timer_make(int64_t d);
 
-/* As chan_timer_make, firing at the absolute deadline (chan_now() scale). CHAN_FOREVER: a timer
- * that never fires until reset. */
+/* As chan_timer_make, firing at the absolute deadline (chan_now() scale); a deadline already
+ * passed fires at once, the value in the channel on return. CHAN_FOREVER: a timer that never
+ * fires until reset. */
 chan_timer_t *chan_timer_make_until(int64_t deadline);
 
-/* Go's time.AfterFunc: calls fn(arg) once, after d nanoseconds, on the timer thread. fn must be
+/* Go's time.AfterFunc: calls fn(arg) once, after d nanoseconds, on the timer thread (d <= 0: as
+ * soon as that thread can; never in the caller). fn must be
  * short and must not block (every timer of the process waits for it); it may call any
  * non-blocking libchan function, including chan_close, chan_trysend, and the stop, reset and
  * free functions of any timer, this one included. The timer has no channel
@@ -89,8 +93,8 @@ chan_t *chan_timer_chan(const chan_timer_t *t);
  * Any thread, concurrently with the firing and with other calls on t. */
 int chan_timer_stop(chan_timer_t *t);
 
-/* Rearms the timer to fire d nanoseconds from now (d <= 0: at once), whether it was running,
- * stopped or had fired. Returns what chan_timer_stop would have returned (1: it stopped a
+/* Rearms the timer to fire d nanoseconds from now, whether it was running, stopped or had fired;
+ * d <= 0 fires at once, as in chan_timer_make (a func timer's fn on the timer thread). Returns what chan_timer_stop would have returned (1: it stopped a
  * pending firing or discarded an unreceived value; 0 otherwise), or -EINVAL for NULL, -EAGAIN
  * if the timer thread had to be restarted (after fork) and could not be. The same Go 1.23
  * guarantee: no receive that starts after reset returns gets a value from before it. Any thread. */

@@ -15,6 +15,9 @@
  *    can arrive later (Go 1.23's timer channels). The send never blocks: a one-shot timer's
  *    channel is empty when it fires (drained at every rearm), and a ticker's tick that finds the
  *    room taken is dropped (Go's Ticker).
+ *  - A one-shot channel timer armed with a deadline that has come already fires in the call that
+ *    arms it, never entering the heap: its channel is ready when make or reset returns, as Go
+ *    1.23's is. Func timers always fire on the timer thread.
  *  - Lock order: tq.mu, then a channel's lock (inside chan_trysend/chan_tryrecv/chan_free).
  *    Nothing in libchan takes tq.mu while holding a channel lock.
  *  - A func timer's fn runs with tq.mu dropped, after the timer has left the heap: fn may stop,
@@ -199,6 +202,27 @@ static int heap_reserve(size_t n)
     return 0;
 }
 
+/* ---- Firing ---------------------------------------------------------------------------------- */
+
+/* Go's sendTime: the firing's chan_now() on t's channel (tq.mu held). Never blocks: -EAGAIN is
+ * a ticker's tick dropped for a slow receiver. */
+static void send_time(struct chan_timer *t, int64_t now)
+{
+    TRACE(TF_EVENTS, trace_timer_fire(t->c));
+    (void)chan_trysend(t->c, &now);
+}
+
+/* Arms t for when, now being chan_now() (tq.mu held): a one-shot channel timer already due fires
+ * here, the rest go into the heap. */
+static void arm(struct chan_timer *t, int64_t when, int64_t now)
+{
+    t->when = when;
+    if (t->c && !t->period && when <= now)
+        send_time(t, now);
+    else
+        heap_push(t);
+}
+
 /* ---- The timer thread ------------------------------------------------------------------------- */
 
 /* The next deadline of a ticker that fired at now: the first one after now on its grid
@@ -237,15 +261,12 @@ static void *timer_main(void *unused)
             pthread_mutex_unlock(&tq.mu);
             fn(arg); /* t may be freed from here on */
             pthread_mutex_lock(&tq.mu);
-            atomic_fetch_sub(&pending, 1);
-            continue;
-        }
-        /* Go's sendTime: never blocks. -EAGAIN is a ticker's tick dropped for a slow receiver. */
-        TRACE(TF_EVENTS, trace_timer_fire(t->c));
-        (void)chan_trysend(t->c, &now);
-        if (t->period) {
-            t->when = next_tick(t->when, t->period, now);
-            heap_push(t);
+        } else {
+            send_time(t, now);
+            if (t->period) {
+                t->when = next_tick(t->when, t->period, now);
+                heap_push(t);
+            }
         }
         atomic_fetch_sub(&pending, 1);
     }
@@ -279,9 +300,8 @@ static int ensure_thread(void)
 /* ---- Making, stopping, resetting, freeing ------------------------------------------------------ */
 
 /* now + d, saturating; d <= 0 is now. */
-static int64_t deadline_after(int64_t d)
+static int64_t deadline_after(int64_t now, int64_t d)
 {
-    int64_t now = chan_now();
     if (d <= 0)
         return now;
     return d > CHAN_FOREVER - now ? CHAN_FOREVER : now + d;
@@ -320,8 +340,8 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
         return NULL;
     }
     tq.live++;
-    t->when = when_is_duration ? deadline_after(when) : when;
-    heap_push(t);
+    int64_t now = chan_now();
+    arm(t, when_is_duration ? deadline_after(now, when) : when, now);
     pthread_mutex_unlock(&tq.mu);
     return t;
 }
@@ -359,8 +379,8 @@ static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
     }
     int r = stop_locked(t);
     t->period = period;
-    t->when = deadline_after(d);
-    heap_push(t);
+    int64_t now = chan_now();
+    arm(t, deadline_after(now, d), now);
     pthread_mutex_unlock(&tq.mu);
     return r;
 }

@@ -427,6 +427,82 @@ START_TEST(ticker_stop_and_reset)
 }
 END_TEST
 
+/* ---- Due at once ----------------------------------------------------------------------------- */
+
+/* A timer made or reset with a deadline that has come already (a duration of 0 or less, a past
+ * deadline) has its value in the channel when the call returns, as Go 1.23's channel is ready at
+ * once: a try-select takes it instead of its default. The timer thread is held busy meanwhile,
+ * so it cannot be the one that sent. */
+static void assert_ready(chan_timer_t *t, int64_t not_before)
+{
+    int64_t v = -1;
+    struct chan_case cs[1] = {{.chan = chan_timer_chan(t), .elem = &v, .dir = CHAN_RECV}};
+    ck_assert_int_eq(chan_tryselect(cs, 1), 0);
+    ck_assert(cs[0].ok);
+    ck_assert_int_ge(v, not_before); /* never early */
+    ck_assert_int_le(v, chan_now());
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN); /* once */
+}
+
+START_TEST(timer_due_is_ready_at_once)
+{
+    hold_timer_thread();
+    int64_t start = chan_now();
+    chan_timer_t *ts[] = {chan_timer_make(0), chan_timer_make(-5 * MS),
+                          chan_timer_make(INT64_MIN), chan_timer_make_until(start - 1000 * MS),
+                          chan_timer_make_until(start), chan_timer_make_until(INT64_MIN)};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        ck_assert_ptr_nonnull(ts[i]);
+        assert_ready(ts[i], start);
+        ck_assert_int_eq(chan_timer_stop(ts[i]), 0); /* fired, and received */
+    }
+
+    /* Reset to now: whatever the timer was doing, the new value is there on return. */
+    chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
+    int64_t before = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 0), 1); /* stopped the pending firing */
+    assert_ready(t, before);
+    before = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, -1), 0); /* had fired, value received */
+    ck_assert_int_eq(chan_timer_reset(t, -1), 1); /* discards the unreceived value ... */
+    assert_ready(t, before);                      /* ... and sends the new one */
+    ck_assert_int_eq(chan_timer_stop(t), 0);
+    ck_assert_int_eq(chan_timer_reset(t, 0), 0); /* stopped: restarted, fires at once */
+    ck_assert_uint_eq(chan_len(chan_timer_chan(t)), 1);
+    ck_assert_int_eq(chan_timer_stop(t), 1); /* its value unreceived: discarded */
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN);
+
+    /* A ticker's first tick is a period away: not due at once, even with the thread free. */
+    chan_ticker_t *k = chan_ticker_make(3600 * 1000 * MS);
+    ck_assert_int_eq(chan_tryrecv(chan_ticker_chan(k), NULL), -EAGAIN);
+    release_timer_thread();
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        ck_assert_int_eq(chan_timer_free(ts[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Func timers still run fn on the timer thread, never in the caller, even when due at once. */
+static void note_thread(void *p)
+{
+    *(pthread_t *)p = pthread_self();
+}
+
+START_TEST(timer_func_due_runs_on_timer_thread)
+{
+    pthread_t ran = pthread_self();
+    chan_timer_t *t = chan_timer_make_func(0, note_thread, &ran);
+    chan_timer_t *sync = chan_timer_make(1 * MS); /* fires after fn: the heap is in order */
+    ck_assert_int_eq(chan_recv(chan_timer_chan(sync), NULL), 0);
+    ck_assert(!pthread_equal(ran, pthread_self()));
+    ck_assert_int_eq(chan_timer_free(sync), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 /* ---- Many timers, one thread ---------------------------------------------------------------- */
 
 #define NTIMERS 10000
@@ -536,8 +612,9 @@ START_TEST(timer_after_fork)
     /* Fork only once that thread is past its start-up: POSIX allows the child of a
      * multi-threaded fork only async-signal-safe calls, and glibc's malloc copes, but ASan's
      * allocator (GCC 12) is inherited locked if a thread was inside it at the fork -- as a
-     * thread being started is. A timer received means the thread is in its loop. */
-    chan_timer_t *now = chan_timer_make(0);
+     * thread being started is. A timer received from that thread (1 ns: a duration of 0 is
+     * sent by the caller) means the thread is in its loop. */
+    chan_timer_t *now = chan_timer_make(1);
     ck_assert_int_eq(chan_recv(chan_timer_chan(now), NULL), 0);
     ck_assert_int_eq(chan_timer_free(now), 0);
     chan_timer_t *soon = chan_timer_make(30 * MS);
@@ -585,6 +662,8 @@ int main(void)
     ADD_TEST(s, ticker_ticks_on_time, 30);
     ADD_TEST(s, ticker_drops_for_slow_receiver, 30);
     ADD_TEST(s, ticker_stop_and_reset, 30);
+    ADD_TEST(s, timer_due_is_ready_at_once, 30);
+    ADD_TEST(s, timer_func_due_runs_on_timer_thread, 30);
     ADD_TEST(s, ten_thousand_timers_one_thread, 120);
     ADD_TEST(s, timer_thread_sleeps, 30);
     ADD_TEST(s, timer_after_fork, 60);

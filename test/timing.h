@@ -56,7 +56,7 @@ static void witness_mark(void)
     /* The first timer of a process starts the timer thread, a new thread that a loaded machine
      * may leave unscheduled for tens of milliseconds (seen: 56 ms at load 12). Have it running
      * before the window opens, so that the window measures timers, not thread start-up. */
-    chan_timer_t *warm = chan_timer_make(0);
+    chan_timer_t *warm = chan_timer_make(1); /* 1 ns: fired by that thread, not by this call */
     if (warm) {
         chan_recv(chan_timer_chan(warm), NULL);
         chan_timer_free(warm);
@@ -76,5 +76,38 @@ static int64_t witness_stall(void)
 
 /* How late something may be in the window since witness_mark(). */
 static int64_t late_allowed(void) { return late_bound() + witness_stall(); }
+
+/* Keeps the timer thread busy inside a func timer's fn until released: meanwhile nothing fires,
+ * so a test can tell what a call did itself from what the timer thread did for it, and can
+ * build a tree before a deadline that has passed gets cancelled. */
+static struct {
+    _Atomic int entered, released;
+    chan_timer_t *t;
+} hold;
+
+static inline void hold_fn(void *unused)
+{
+    (void)unused;
+    atomic_store(&hold.entered, 1);
+    while (!atomic_load(&hold.released))
+        sleep_ms(1);
+}
+
+static inline void hold_timer_thread(void)
+{
+    atomic_store(&hold.entered, 0);
+    atomic_store(&hold.released, 0);
+    hold.t = chan_timer_make_func(0, hold_fn, NULL);
+    ck_assert_ptr_nonnull(hold.t);
+    for (int i = 0; i < 10000 && !atomic_load(&hold.entered); i++)
+        sleep_ms(1);
+    ck_assert(atomic_load(&hold.entered));
+}
+
+static inline void release_timer_thread(void)
+{
+    atomic_store(&hold.released, 1);
+    ck_assert_int_eq(chan_timer_free(hold.t), 0); /* allowed while its fn runs */
+}
 
 #endif
