@@ -21,7 +21,9 @@
  * Timers are served by one timer thread per process, started by the first timer made (all
  * signals blocked in it), which keeps a binary heap of deadlines and sleeps on a condition
  * variable (CLOCK_MONOTONIC) until the earliest: no polling, and 10,000 live timers cost that
- * one thread and 8 bytes of heap slot each. That thread and the heap are the library's only
+ * one thread and 8 bytes of heap slot each. It fires one timer at a time, and between two
+ * firings lets in any call waiting for the heap's lock, so no call waits long for it even while
+ * the thread is busy (a ticker of a tiny period). That thread and the heap are the library's only
  * process-wide mutable state here; a child of fork() gets them back in a consistent state and
  * restarts the thread when it next makes or resets a timer (beyond what POSIX promises after a
  * multi-threaded fork: it works with glibc's malloc, not with every allocator).
@@ -115,7 +117,10 @@ typedef struct chan_ticker chan_ticker_t;
  * period nanoseconds, the first one period from now. A slow receiver misses ticks: the channel
  * holds at most one, and a tick that finds it full is dropped (Go's Ticker), so ticks never
  * queue up behind a slow receiver. Ticks keep their phase (the k-th tick is due at
- * start + k * period) whatever the receiver does.
+ * start + k * period) whatever the receiver does; a tick sent late is followed by the next one
+ * due after it on that grid (Go's Ticker: no catching up). Any period works: one shorter than a
+ * firing takes (a microsecond or so) keeps the timer thread busy sending ticks as fast as it
+ * can, with other timers and calls served between them.
  * NULL with errno EINVAL (period <= 0), ENOMEM or EAGAIN. Any thread; the caller owns it. */
 chan_ticker_t *chan_ticker_make(int64_t period);
 

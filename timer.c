@@ -18,6 +18,10 @@
  *  - A one-shot channel timer armed with a deadline that has come already fires in the call that
  *    arms it, never entering the heap: its channel is ready when make or reset returns, as Go
  *    1.23's is. Func timers always fire on the timer thread.
+ *  - The timer thread holds tq.mu for one firing at a time, and after each one hands it to any
+ *    thread waiting for it (tq.waiting): a ticker whose period is shorter than a firing is due
+ *    again at once, and glibc's mutex, which is not fair, would otherwise let the thread keep the
+ *    lock from every stop, reset and make in the process.
  *  - Lock order: tq.mu, then a channel's lock (inside chan_trysend/chan_tryrecv/chan_free).
  *    Nothing in libchan takes tq.mu while holding a channel lock.
  *  - A func timer's fn runs with tq.mu dropped, after the timer has left the heap: fn may stop,
@@ -62,6 +66,8 @@ struct chan_ticker {
 /* The process-wide timer queue: the only global state of this file (see chan_time.h). */
 static struct {
     pthread_mutex_t mu;
+    _Atomic unsigned waiting;    /* threads in tq_lock, not yet holding mu */
+    bool handing_over;           /* the timer thread waits on cv for one of them; under mu */
     pthread_cond_t cv;           /* the timer thread sleeps here; CLOCK_MONOTONIC */
     struct chan_timer **heap;    /* min-heap on when */
     size_t len, cap;
@@ -87,13 +93,27 @@ static int cond_init_monotonic(pthread_cond_t *cv)
     return -e;
 }
 
+/* tq.mu, for every thread but the timer thread: counted in tq.waiting while it waits, so that
+ * the timer thread lets it in between two firings (hand_over). */
+static void tq_lock(void)
+{
+    atomic_fetch_add_explicit(&tq.waiting, 1, memory_order_relaxed);
+    pthread_mutex_lock(&tq.mu);
+    atomic_fetch_sub_explicit(&tq.waiting, 1, memory_order_relaxed);
+    if (tq.handing_over) {
+        tq.handing_over = false;
+        pthread_cond_signal(&tq.cv); /* the timer thread takes the lock back after us */
+    }
+}
+
 /* fork() from any thread: the child gets the heap in a consistent state (prepare takes the
  * lock), but not the timer thread: the next make or reset starts a new one. */
-static void tq_prepare(void) { pthread_mutex_lock(&tq.mu); }
+static void tq_prepare(void) { tq_lock(); }
 static void tq_parent(void) { pthread_mutex_unlock(&tq.mu); }
 static void tq_child(void)
 {
     tq.running = false;
+    atomic_store(&tq.waiting, 0); /* the parent's other threads are not here to come */
     int e = cond_init_monotonic(&tq.cv); /* the old one may name the parent's sleeper */
     if (e)
         tq.init_err = e;
@@ -236,6 +256,17 @@ static int64_t next_tick(int64_t when, int64_t period, int64_t now)
     return next;
 }
 
+/* Between two firings (tq.mu held by the timer thread): if threads are waiting for tq.mu, waits
+ * on tq.cv until one of them has taken it (tq_lock signals), rather than keep it. */
+static void hand_over(void)
+{
+    if (atomic_load_explicit(&tq.waiting, memory_order_relaxed) == 0)
+        return;
+    tq.handing_over = true;
+    while (tq.handing_over)
+        pthread_cond_wait(&tq.cv, &tq.mu);
+}
+
 static void *timer_main(void *unused)
 {
     (void)unused;
@@ -263,12 +294,13 @@ static void *timer_main(void *unused)
             pthread_mutex_lock(&tq.mu);
         } else {
             send_time(t, now);
-            if (t->period) {
+            if (t->period) { /* due again at once if the period is shorter than this firing */
                 t->when = next_tick(t->when, t->period, now);
                 heap_push(t);
             }
         }
         atomic_fetch_sub(&pending, 1);
+        hand_over();
     }
     return NULL;
 }
@@ -328,7 +360,7 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
         errno = ENOMEM;
         return NULL;
     }
-    pthread_mutex_lock(&tq.mu);
+    tq_lock();
     int e = heap_reserve(tq.live + 1);
     if (!e)
         e = ensure_thread();
@@ -362,7 +394,7 @@ static int stop_locked(struct chan_timer *t)
 
 static int timer_stop(struct chan_timer *t)
 {
-    pthread_mutex_lock(&tq.mu);
+    tq_lock();
     int r = stop_locked(t);
     pthread_mutex_unlock(&tq.mu);
     return r;
@@ -371,7 +403,7 @@ static int timer_stop(struct chan_timer *t)
 /* Rearms t to fire d from now with the given period; nothing changes on error. */
 static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
 {
-    pthread_mutex_lock(&tq.mu);
+    tq_lock();
     int e = ensure_thread(); /* only ever starts one after fork() */
     if (e) {
         pthread_mutex_unlock(&tq.mu);
@@ -387,7 +419,7 @@ static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
 
 static int timer_free(struct chan_timer *t)
 {
-    pthread_mutex_lock(&tq.mu);
+    tq_lock();
     if (t->idx != NOT_QUEUED)
         heap_remove(t);
     /* Out of the heap, under the lock: the thread can no longer send on t->c. */

@@ -503,6 +503,93 @@ START_TEST(timer_func_due_runs_on_timer_thread)
 }
 END_TEST
 
+/* ---- Tickers of tiny periods ---------------------------------------------------------------- */
+
+/* A ticker of 1 to 10 ns is due again before the timer thread has finished firing it. Its ticks
+ * are sent as fast as that thread can (dropped while the channel is full), and every other
+ * call that needs the timer thread's lock -- stopping that ticker from another thread, other
+ * timers, context deadlines -- still gets it at once. */
+static void *stop_ticker_thread(void *p)
+{
+    return (void *)(intptr_t)chan_ticker_stop(p);
+}
+
+START_TEST(ticker_tiny_periods)
+{
+    for (int64_t period = 1; period <= 10; period++) {
+        int64_t start = chan_now();
+        chan_ticker_t *k = chan_ticker_make(period);
+        ck_assert_ptr_nonnull(k);
+        chan_t *c = chan_ticker_chan(k);
+        int64_t prev = start, v;
+        for (int i = 1; i <= 3; i++) {
+            ck_assert_int_eq(chan_recv(c, &v), 0);
+            ck_assert_int_gt(v, prev);
+            ck_assert_int_ge(v, start + i * period);
+            prev = v;
+        }
+        ck_assert_uint_le(chan_len(c), 1); /* ticks dropped, not queued */
+
+        /* Other timers, tickers and deadlines go on meanwhile. */
+        chan_timer_t *t = chan_timer_make(1 * MS);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 10000 * MS), 0);
+        ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 0);
+        ck_assert_int_eq(chan_timer_stop(t), 1);
+        ck_assert_int_eq(chan_timer_free(t), 0);
+        chan_ticker_t *k2 = chan_ticker_make(period);
+        ck_assert_int_eq(chan_recv(chan_ticker_chan(k2), NULL), 0);
+        ck_assert_int_eq(chan_ticker_reset(k2, 1 + period % 3), 1);
+        ck_assert_int_eq(chan_ticker_free(k2), 0);
+        chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 1 * MS);
+        ck_assert_int_eq(chan_recv_until(chan_ctx_done(ctx), NULL, chan_now() + 10000 * MS),
+                         -EPIPE);
+        ck_assert_int_eq(chan_ctx_err(ctx), -ETIMEDOUT);
+        ck_assert_int_eq(chan_ctx_free(ctx), 0);
+
+        /* Stopped from another thread: it returns, and no tick comes after. */
+        pthread_t th = spawn(stop_ticker_thread, k);
+        ck_assert_int_eq((int)(intptr_t)join(th), 1);
+        ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN);
+        ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
+        ck_assert_int_eq(chan_ticker_free(k), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+/* Several threads making, stopping and freeing timers while three 1 ns tickers keep the timer
+ * thread busy: each call holds the lock only briefly, so all of them get through. */
+static void *timer_churn(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < 300; i++) {
+        chan_timer_t *t = chan_timer_make((i % 3) * 1000);
+        if (!t || chan_timer_stop(t) < 0 || chan_timer_free(t) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+START_TEST(ticker_tiny_period_does_not_starve_others)
+{
+    enum { K = 3, T = 3 };
+    chan_ticker_t *k[K];
+    for (int i = 0; i < K; i++)
+        ck_assert_ptr_nonnull(k[i] = chan_ticker_make(1));
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        th[i] = spawn(timer_churn, NULL);
+    for (int i = 0; i < T; i++)
+        ck_assert_ptr_null(join(th[i]));
+    for (int i = 0; i < K; i++) {
+        ck_assert_int_eq(chan_recv(chan_ticker_chan(k[i]), NULL), 0); /* still ticking */
+        ck_assert_int_eq(chan_ticker_free(k[i]), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
 /* ---- Many timers, one thread ---------------------------------------------------------------- */
 
 #define NTIMERS 10000
@@ -664,6 +751,8 @@ int main(void)
     ADD_TEST(s, ticker_stop_and_reset, 30);
     ADD_TEST(s, timer_due_is_ready_at_once, 30);
     ADD_TEST(s, timer_func_due_runs_on_timer_thread, 30);
+    ADD_TEST(s, ticker_tiny_periods, 60);
+    ADD_TEST(s, ticker_tiny_period_does_not_starve_others, 60);
     ADD_TEST(s, ten_thousand_timers_one_thread, 120);
     ADD_TEST(s, timer_thread_sleeps, 30);
     ADD_TEST(s, timer_after_fork, 60);
