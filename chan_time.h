@@ -15,7 +15,8 @@
  *   - Nothing here waits for another thread's progress beyond short critical sections (a
  *     mutex held while a few heap slots move, or a channel operation that cannot wait);
  *     cancelling a context takes time in proportion to its subtree, and making a timer now and
- *     then grows the heap. Safe from tasks of a plugged-in scheduler (chan_sched_set); not
+ *     then grows the heap. Stack use does not grow with the depth of a context tree. Safe from
+ *     tasks of a plugged-in scheduler (chan_sched_set), on their small stacks too; not
  *     async-signal-safe.
  *
  * Timers are served by one timer thread per process, started by the first timer made (all

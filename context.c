@@ -13,13 +13,18 @@
  *
  * Invariants:
  *  - n->mu guards n's error (written once, 0 -> -ECANCELED/-ETIMEDOUT; read without the lock
- *    through the atomic), n's children list, and the `linked` and sibling links of every node
- *    registered with n. No path holds two context locks at once (Go's order: cancel a node,
- *    drop its lock, then cancel its children, then unlink it from its parent).
+ *    through the atomic) and, while n's error is 0, n's children list and the `linked` and
+ *    sibling links of every node registered with n. No path holds two context locks at once.
+ *  - Cancelling walks the subtree depth first without recursion, so that any depth fits in O(1)
+ *    stack (on the timer thread and on a task's small stack too). The canceller that sets a
+ *    node's error claims it: from then on no child registers with it, its children know they
+ *    are unlinked, and its children list and their sibling links are the claimer's alone, to pop
+ *    as it walks; it comes back up by the `reg` links. A node found claimed by another canceller
+ *    is left to it.
  *  - A node's error is set before its done channel is closed, both under n->mu, and a node with
- *    its error set is on no list: cancel empties its own list (taking a reference to each child
- *    it goes on to cancel) and then unlinks itself from the node it registered with. A child
- *    registers only with an uncancelled node (under that node's lock); else it is born cancelled.
+ *    its error set is on no list: its claimer takes its list (with a reference to each child)
+ *    and, after the walk, unlinks it from the node it registered with. A child registers only
+ *    with an uncancelled node (under that node's lock); else it is born cancelled.
  *  - References: the owner's (dropped by chan_ctx_free, after cancelling), one per child (a
  *    child refers to its parent until its own memory goes), and one for an armed deadline timer
  *    (dropped by the timer's callback after it cancels, or by whoever stops the timer before it
@@ -55,7 +60,7 @@ struct chan_ctx {
     chan_t *done;
     int64_t deadline;              /* effective: the earliest of its own and its ancestors' */
     chan_timer_t *timer;           /* a deadline of its own, or NULL */
-    struct chan_ctx *children;     /* registered with this node; under mu */
+    struct chan_ctx *children;     /* registered with this node; under mu, then its claimer's */
     struct chan_ctx *reg;          /* the node this one registered with, or NULL; fixed */
     struct chan_ctx *next, *prev;  /* siblings in reg->children; under reg->mu */
     bool linked;                   /* on reg->children; under reg->mu */
@@ -147,37 +152,61 @@ static struct chan_ctx *canceller(const struct chan_ctx *ctx)
 
 /* ---- Cancel ----------------------------------------------------------------------------------- */
 
-/* Go's cancelCtx.cancel. The caller holds a reference to n. remove: unlink n from the node it
- * registered with (false when that node is the one cancelling it, and has unlinked it). */
-static void cancel_node(struct chan_ctx *n, int err, bool remove)
+/* Claims n for the caller: sets its error and closes its done channel (Go's cancelCtx.cancel up
+ * to its loop over the children), and hands the caller n's children, each with a reference and
+ * marked unlinked, in n->children. false if n was claimed already. */
+static bool claim(struct chan_ctx *n, int err)
 {
     pthread_mutex_lock(&n->mu);
     if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
-        /* Cancelled already; whoever did it unlinks n, holding a reference meanwhile. */
         pthread_mutex_unlock(&n->mu);
-        return;
+        return false;
     }
     atomic_store_explicit(&n->err, err, memory_order_release);
     chan_close(n->done);
-    struct chan_ctx *kids = n->children;
-    n->children = NULL;
-    for (struct chan_ctx *k = kids; k; k = k->next) {
+    for (struct chan_ctx *k = n->children; k; k = k->next) {
         k->linked = false;
         ref(k); /* a child being freed now stays until we are done with it */
     }
     pthread_mutex_unlock(&n->mu);
+    return true;
+}
 
-    /* The detached list is ours alone now: nothing else follows or changes these links. */
-    for (struct chan_ctx *k = kids, *next; k; k = next) {
-        next = k->next;
-        cancel_node(k, err, false);
-        unref(k);
-    }
-
-    /* The deadline timer's reference is ours if we stop it before it fires. Never the last:
-     * the caller holds one. */
+/* n's subtree is cancelled (the claimer, after its children): stops n's deadline timer. Its
+ * reference is ours if we stop it before it fires; never the last: the claimer holds one. */
+static void finish(struct chan_ctx *n)
+{
     if (n->timer && chan_timer_stop(n->timer) == 1)
         unref(n);
+}
+
+/* Go's cancelCtx.cancel: cancels n and its descendants with err. The caller holds a reference
+ * to n. remove: unlink n from the node it registered with (false when that node is cancelling
+ * it, and has unlinked it). */
+static void cancel_node(struct chan_ctx *n, int err, bool remove)
+{
+    if (!claim(n, err))
+        return; /* its claimer walks it, and unlinks it */
+    /* Depth first: pop the next child of cur; descend into it if we claim it; when cur has no
+     * children left its subtree is done, and we go back up to the node whose list it was on. */
+    struct chan_ctx *cur = n;
+    for (;;) {
+        struct chan_ctx *k = cur->children;
+        if (k) {
+            cur->children = k->next;
+            if (claim(k, err))
+                cur = k;
+            else
+                unref(k); /* a cancel of k itself, or its deadline, got there first */
+            continue;
+        }
+        finish(cur);
+        if (cur == n)
+            break;
+        struct chan_ctx *up = cur->reg;
+        unref(cur); /* the reference claim(up) took; up's stays until up is walked */
+        cur = up;
+    }
 
     struct chan_ctx *r = n->reg;
     if (remove && r) {

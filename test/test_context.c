@@ -466,6 +466,120 @@ START_TEST(ctx_concurrent_churn)
 }
 END_TEST
 
+/* ---- Deep trees ------------------------------------------------------------------------------ */
+
+/* Chains of contexts far deeper than a recursive cancel could walk on the stack it runs on: a
+ * thread of 64 KiB here (a recursive walk needs some 50 to 200 bytes a level), and the timer
+ * thread's default 8 MiB for a deadline. Cancelling, freeing and a deadline must all work at
+ * any depth. Every eighth link is a value context, which a cancel passes through. */
+enum { CHAIN_DEPTH = 200000 };
+
+/* (Check's assertions cost a write(2) each: the loops over every link count failures instead.) */
+static chan_ctx_t **make_chain(chan_ctx_t *root, int depth)
+{
+    chan_ctx_t **c = malloc((size_t)depth * sizeof *c);
+    ck_assert_ptr_nonnull(c);
+    c[0] = root;
+    int failed = !root;
+    for (int i = 1; i < depth && !failed; i++) {
+        c[i] = i % 8 == 7 ? chan_ctx_with_value(c[i - 1], &make_chain, NULL)
+                          : chan_ctx_with_cancel(c[i - 1]);
+        failed = !c[i];
+    }
+    ck_assert(!failed);
+    return c;
+}
+
+/* Frees c[from], c[from + step], ... up to and including c[to]. */
+static void free_chain(chan_ctx_t **c, int from, int to, int step)
+{
+    int failed = 0;
+    for (int i = from; i != to + step; i += step)
+        failed += chan_ctx_free(c[i]) != 0;
+    ck_assert_int_eq(failed, 0);
+}
+
+/* Cancelled (or not) all the way down; checks a sample and the leaf. */
+static void assert_chain(chan_ctx_t **c, int depth, int err)
+{
+    for (int i = 0; i < depth; i += i < 100 ? 1 : 997) {
+        ck_assert_int_eq(chan_ctx_err(c[i]), err);
+        ck_assert_int_eq(is_done(c[i]), err != 0);
+    }
+    ck_assert_int_eq(chan_ctx_err(c[depth - 1]), err);
+    ck_assert_int_eq(is_done(c[depth - 1]), err != 0);
+}
+
+/* Runs fn on a thread with a 64 KiB stack. */
+static void on_small_stack(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    ck_assert_int_eq(pthread_attr_init(&a), 0);
+    ck_assert_int_eq(pthread_attr_setstacksize(&a, 64 * 1024), 0);
+    ck_assert_int_eq(pthread_create(&t, &a, fn, arg), 0);
+    pthread_attr_destroy(&a);
+    join(t);
+}
+
+static void *deep_cancel(void *unused)
+{
+    (void)unused;
+    int depth = CHAIN_DEPTH;
+    chan_ctx_t **c = make_chain(chan_ctx_with_cancel(chan_ctx_background()), depth);
+    assert_chain(c, depth, 0);
+    ck_assert_int_eq(chan_ctx_cancel(c[0]), 0);
+    assert_chain(c, depth, -ECANCELED);
+    free_chain(c, depth - 1, 0, -1); /* leaf first */
+    free(c);
+    return NULL;
+}
+
+START_TEST(ctx_deep_chain_cancel)
+{
+    on_small_stack(deep_cancel, NULL);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Freeing the root cancels the chain; then the rest root first, so that the last free (the leaf)
+ * releases every link above it in one go. */
+static void *deep_free(void *unused)
+{
+    (void)unused;
+    int depth = CHAIN_DEPTH;
+    chan_ctx_t **c = make_chain(chan_ctx_with_cancel(chan_ctx_background()), depth);
+    ck_assert_int_eq(chan_ctx_free(c[0]), 0);
+    assert_chain(c + 1, depth - 1, -ECANCELED);
+    free_chain(c, 1, depth - 1, 1);
+    free(c);
+    return NULL;
+}
+
+START_TEST(ctx_deep_chain_free)
+{
+    on_small_stack(deep_free, NULL);
+    assert_no_leaks();
+}
+END_TEST
+
+/* A deadline at the root of a chain: the timer thread cancels all of it. The thread is held
+ * while the chain is built, so that the whole chain is there when the deadline is seen. */
+START_TEST(ctx_deep_chain_deadline)
+{
+    int depth = CHAIN_DEPTH; /* past the 8 MiB of the timer thread's stack */
+    hold_timer_thread();
+    chan_ctx_t **c = make_chain(chan_ctx_with_timeout(chan_ctx_background(), 1 * MS), depth);
+    assert_chain(c, depth, 0);
+    release_timer_thread();
+    await_cancelled(c[depth - 1], -ETIMEDOUT);
+    assert_chain(c, depth, -ETIMEDOUT);
+    free_chain(c, depth - 1, 0, -1);
+    free(c);
+    assert_no_leaks();
+}
+END_TEST
+
 extern void *(*chan_malloc_hook)(size_t size);
 static _Atomic int allocs_left;
 static void *fail_after(size_t size)
@@ -593,6 +707,9 @@ int main(void)
     ADD_TEST(s, ctx_deadline_passed_or_cancelled_first, 30);
     ADD_TEST(s, ctx_values, 30);
     ADD_TEST(s, ctx_concurrent_churn, 120);
+    ADD_TEST(s, ctx_deep_chain_cancel, 120);
+    ADD_TEST(s, ctx_deep_chain_free, 120);
+    ADD_TEST(s, ctx_deep_chain_deadline, 120);
     ADD_TEST(s, ctx_enomem, 30);
     ADD_TEST(s, ctx_free_while_select_unlinking, 30);
     return run_suite(s);
