@@ -14,10 +14,11 @@
  *     that object has returned, and uses the handle no more.
  *   - Nothing here waits for another thread's progress beyond short critical sections (a
  *     mutex held while a few heap slots move, or a channel operation that cannot wait);
- *     cancelling a context takes time in proportion to its subtree, and making a timer now and
- *     then grows the heap. Stack use does not grow with the depth of a context tree. Safe from
- *     tasks of a plugged-in scheduler (chan_sched_set), on their small stacks too; not
- *     async-signal-safe.
+ *     cancelling a context takes time in proportion to its subtree (and a cancel that meets
+ *     part of it being cancelled by another thread waits for that thread to finish it, as Go's
+ *     waits on the context's lock), and making a timer now and then grows the heap. Stack use
+ *     does not grow with the depth of a context tree. Safe from tasks of a plugged-in scheduler
+ *     (chan_sched_set), on their small stacks too; not async-signal-safe.
  *
  * Timers are served by one timer thread per process, started by the first timer made (all
  * signals blocked in it), which keeps a binary heap of deadlines and sleeps on a condition
@@ -194,7 +195,9 @@ chan_ctx_t *chan_ctx_with_value(chan_ctx_t *parent, const void *key, void *value
 /* Cancels ctx with -ECANCELED, and all its descendants with it; idempotent (a later cancel,
  * or the deadline, changes nothing). Closes the done channel. 0; -EINVAL for NULL and for a
  * context that has no cancel of its own (background, without_cancel, with_value: cancel the
- * context they hang from). Any thread; returns after every descendant has been cancelled. */
+ * context they hang from). Any thread; returns after every descendant has been cancelled, also
+ * when another thread is cancelling ctx or part of its subtree at the same time (it waits for
+ * that thread to finish, as Go's cancel waits on the context's lock). */
 int chan_ctx_cancel(chan_ctx_t *ctx);
 
 /* The done channel: closed when ctx is cancelled; NULL (never ready) for contexts that can

@@ -19,8 +19,10 @@
  *    stack (on the timer thread and on a task's small stack too). The canceller that sets a
  *    node's error claims it: from then on no child registers with it, its children know they
  *    are unlinked, and its children list and their sibling links are the claimer's alone, to pop
- *    as it walks; it comes back up by the `reg` links. A node found claimed by another canceller
- *    is left to it.
+ *    as it walks; it comes back up by the `reg` links. A claimer sets `walked` once the node's
+ *    whole subtree is cancelled. A canceller that finds a node claimed by another waits for
+ *    `walked`, so that every cancel returns after every descendant is cancelled (Go's cancel
+ *    holds the node's lock across its children for that).
  *  - A node's error is set before its done channel is closed, both under n->mu, and a node with
  *    its error set is on no list: its claimer takes its list (with a reference to each child)
  *    and, after the walk, unlinks it from the node it registered with. A child registers only
@@ -56,7 +58,10 @@ struct chan_ctx {
     void *value;
 
     pthread_mutex_t mu;            /* CANCEL, from here on */
+    pthread_cond_t walked_cv;      /* await_walked sleeps here, under mu */
     _Atomic int err;
+    _Atomic bool walked;           /* err set, and every descendant cancelled */
+    _Atomic int walk_waiters;      /* threads in await_walked */
     chan_t *done;
     int64_t deadline;              /* effective: the earliest of its own and its ancestors' */
     chan_timer_t *timer;           /* a deadline of its own, or NULL */
@@ -121,6 +126,7 @@ static void destroy(struct chan_ctx *n)
     if (n->kind == CANCEL) {
         chan_timer_free(n->timer); /* stopped or fired, and no channel: cannot be -EBUSY */
         free_done(n->done);        /* closed: no operation can block on it any more */
+        pthread_cond_destroy(&n->walked_cv);
         pthread_mutex_destroy(&n->mu);
     }
     chan_mfree(n);
@@ -166,27 +172,54 @@ static bool claim(struct chan_ctx *n, int err)
     chan_close(n->done);
     for (struct chan_ctx *k = n->children; k; k = k->next) {
         k->linked = false;
-        ref(k); /* a child being freed now stays until we are done with it */
+        ref(k); /* a child being freed now stays until its walk is done */
     }
     pthread_mutex_unlock(&n->mu);
     return true;
 }
 
-/* n's subtree is cancelled (the claimer, after its children): stops n's deadline timer. Its
- * reference is ours if we stop it before it fires; never the last: the claimer holds one. */
-static void finish(struct chan_ctx *n)
+/* n's subtree is cancelled (the claimer, after its children): stops n's deadline timer and lets
+ * those waiting for n go. */
+static void set_walked(struct chan_ctx *n)
 {
+    /* The timer's reference is ours if we stop it before it fires. Never the last: the claimer
+     * holds one. */
     if (n->timer && chan_timer_stop(n->timer) == 1)
         unref(n);
+    /* Sequentially consistent, against await_walked's: it counts itself, then reads walked; we
+     * write walked, then read the count. One of us sees the other, and the lock is taken only
+     * when someone waits (rarely: most walks meet no other canceller). */
+    atomic_store(&n->walked, true);
+    if (atomic_load(&n->walk_waiters)) {
+        pthread_mutex_lock(&n->mu);
+        pthread_cond_broadcast(&n->walked_cv);
+        pthread_mutex_unlock(&n->mu);
+    }
 }
 
-/* Go's cancelCtx.cancel: cancels n and its descendants with err. The caller holds a reference
- * to n. remove: unlink n from the node it registered with (false when that node is cancelling
- * it, and has unlinked it). */
+/* Waits until n's claimer has cancelled n's whole subtree. A claimer does not wait for anything
+ * but the claimers of nodes below it, so these waits end. */
+static void await_walked(struct chan_ctx *n)
+{
+    if (atomic_load_explicit(&n->walked, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&n->mu);
+    atomic_fetch_add(&n->walk_waiters, 1);
+    while (!atomic_load(&n->walked))
+        pthread_cond_wait(&n->walked_cv, &n->mu);
+    atomic_fetch_sub(&n->walk_waiters, 1);
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Go's cancelCtx.cancel: cancels n and its descendants with err, returning once all are
+ * cancelled, whoever cancelled each. The caller holds a reference to n. remove: unlink n from the
+ * node it registered with (false when that node is cancelling it, and has unlinked it). */
 static void cancel_node(struct chan_ctx *n, int err, bool remove)
 {
-    if (!claim(n, err))
-        return; /* its claimer walks it, and unlinks it */
+    if (!claim(n, err)) {
+        await_walked(n); /* its claimer unlinks it */
+        return;
+    }
     /* Depth first: pop the next child of cur; descend into it if we claim it; when cur has no
      * children left its subtree is done, and we go back up to the node whose list it was on. */
     struct chan_ctx *cur = n;
@@ -194,13 +227,15 @@ static void cancel_node(struct chan_ctx *n, int err, bool remove)
         struct chan_ctx *k = cur->children;
         if (k) {
             cur->children = k->next;
-            if (claim(k, err))
+            if (claim(k, err)) {
                 cur = k;
-            else
-                unref(k); /* a cancel of k itself, or its deadline, got there first */
+            } else {
+                await_walked(k); /* a cancel of k itself, or its deadline, got there first */
+                unref(k);
+            }
             continue;
         }
-        finish(cur);
+        set_walked(cur);
         if (cur == n)
             break;
         struct chan_ctx *up = cur->reg;
@@ -249,6 +284,8 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
     n->kind = kind;
     atomic_init(&n->refs, 1); /* the owner's */
     atomic_init(&n->err, 0);
+    atomic_init(&n->walked, false);
+    atomic_init(&n->walk_waiters, 0);
     n->parent = parent;
     n->deadline = CHAN_FOREVER;
     if (kind == CANCEL) {
@@ -258,6 +295,7 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
             return NULL;
         }
         pthread_mutex_init(&n->mu, NULL);
+        pthread_cond_init(&n->walked_cv, NULL);
         chan_ctx_deadline(parent, &n->deadline);
     }
     return n;
@@ -316,9 +354,7 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
     n->timer = chan_timer_make_func(CHAN_FOREVER, deadline_fired, n);
     if (!n->timer) {
         int e = errno;
-        chan_free(n->done);
-        pthread_mutex_destroy(&n->mu);
-        chan_mfree(n);
+        destroy(n);
         errno = e;
         return NULL;
     }

@@ -580,6 +580,204 @@ START_TEST(ctx_deep_chain_deadline)
 }
 END_TEST
 
+/* ---- Concurrent cancels ------------------------------------------------------------------------ */
+
+/* Several threads cancel the same context, or contexts inside the same subtree, at once. Each
+ * cancel returns only after every descendant of the context it cancelled has been cancelled,
+ * also when another thread got to that context first and is still walking its subtree (Go's
+ * cancel holds the context's lock across its children for this). One thread starts the cancel
+ * of the root; the others start theirs as soon as they see the root cancelled, while its
+ * subtree is being walked. */
+enum { CC_KIDS = 4, CC_GRAND = 1000, CC_ROOTERS = 2, CC_THREADS = CC_ROOTERS + CC_KIDS };
+
+struct cc_tree {
+    chan_ctx_t *root, *kids[CC_KIDS], *grand[CC_KIDS][CC_GRAND];
+    pthread_barrier_t go;
+    _Atomic int early; /* cancels that returned before their subtree was cancelled */
+};
+
+struct cc_arg {
+    struct cc_tree *t;
+    int who; /* < CC_ROOTERS: cancels the root; else kids[who - CC_ROOTERS] */
+};
+
+static void *cc_cancel(void *p)
+{
+    struct cc_arg *a = p;
+    struct cc_tree *t = a->t;
+    int k = a->who - CC_ROOTERS;
+    pthread_barrier_wait(&t->go);
+    while (a->who > 0 && !chan_ctx_err(t->root))
+        sched_yield(); /* 2 cores, 6 threads: let the first canceller run */
+    chan_ctx_cancel(k < 0 ? t->root : t->kids[k]);
+    for (int i = k < 0 ? 0 : k; i < (k < 0 ? CC_KIDS : k + 1); i++) {
+        int missed = !is_done(t->kids[i]);
+        for (int j = 0; j < CC_GRAND; j++)
+            missed += !is_done(t->grand[i][j]);
+        if (missed)
+            atomic_fetch_add(&t->early, 1);
+    }
+    return NULL;
+}
+
+START_TEST(ctx_concurrent_cancel_waits_for_subtree)
+{
+    int rounds = under_sanitizer() ? 40 : 200;
+    static struct cc_tree t;
+    for (int r = 0; r < rounds; r++) {
+        t.root = chan_ctx_with_cancel(chan_ctx_background());
+        for (int i = 0; i < CC_KIDS; i++) {
+            t.kids[i] = chan_ctx_with_cancel(t.root);
+            for (int j = 0; j < CC_GRAND; j++)
+                t.grand[i][j] = j % 2 ? chan_ctx_with_cancel(t.kids[i])
+                                      : chan_ctx_with_timeout(t.kids[i], 3600 * 1000 * MS);
+        }
+        atomic_store(&t.early, 0);
+        ck_assert_int_eq(pthread_barrier_init(&t.go, NULL, CC_THREADS), 0);
+        pthread_t th[CC_THREADS];
+        struct cc_arg a[CC_THREADS];
+        for (int i = 0; i < CC_THREADS; i++) {
+            a[i] = (struct cc_arg){&t, i};
+            th[i] = spawn(cc_cancel, &a[i]);
+        }
+        for (int i = 0; i < CC_THREADS; i++)
+            join(th[i]);
+        pthread_barrier_destroy(&t.go);
+        ck_assert_msg(atomic_load(&t.early) == 0,
+                      "round %d: %d cancel(s) returned before their subtree was cancelled", r,
+                      atomic_load(&t.early));
+        int failed = 0;
+        for (int i = 0; i < CC_KIDS; i++) {
+            for (int j = 0; j < CC_GRAND; j++)
+                failed += chan_ctx_free(t.grand[i][j]) != 0;
+            failed += chan_ctx_free(t.kids[i]) != 0;
+        }
+        ck_assert_int_eq(failed + chan_ctx_free(t.root), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+/* The same, made deterministic: the first canceller is held in the middle of its walk. A thread
+ * blocked on a grandchild's done channel through a scheduler hook whose unpark waits for a gate
+ * holds the canceller inside its chan_close of that channel, with the root and the child
+ * cancelled and other grandchildren not yet. A second cancel of the root, and a cancel of the
+ * child, must not return then. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool in_unpark, open, woken;
+} slow = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+
+static void *slow_current(void) { return &slow; }
+
+static int slow_park(void *task, int64_t deadline)
+{
+    (void)task;
+    (void)deadline; /* a receive without deadline */
+    pthread_mutex_lock(&slow.mu);
+    while (!slow.woken)
+        pthread_cond_wait(&slow.cv, &slow.mu);
+    slow.woken = false;
+    pthread_mutex_unlock(&slow.mu);
+    return 0;
+}
+
+static void slow_unpark(void *task)
+{
+    (void)task;
+    pthread_mutex_lock(&slow.mu);
+    slow.in_unpark = true;
+    pthread_cond_broadcast(&slow.cv);
+    while (!slow.open)
+        pthread_cond_wait(&slow.cv, &slow.mu);
+    slow.woken = true;
+    pthread_cond_broadcast(&slow.cv);
+    pthread_mutex_unlock(&slow.mu);
+}
+
+static const struct chan_sched slow_sched = {slow_current, slow_park, slow_unpark};
+
+static void *slow_waiter(void *done)
+{
+    chan_sched_set(&slow_sched);
+    intptr_t r = chan_recv(done, NULL);
+    chan_sched_set(NULL);
+    return (void *)r;
+}
+
+enum { HELD_GRAND = 100 };
+
+struct held_cancel {
+    chan_ctx_t *ctx;              /* to cancel */
+    chan_ctx_t **subtree;         /* its descendants, to check on return */
+    int n;
+    _Atomic int returned, missed;
+};
+
+static void *held_cancel_main(void *p)
+{
+    struct held_cancel *h = p;
+    chan_ctx_cancel(h->ctx);
+    int missed = 0;
+    for (int i = 0; i < h->n; i++)
+        missed += !is_done(h->subtree[i]);
+    atomic_store(&h->missed, missed);
+    atomic_store(&h->returned, 1);
+    return NULL;
+}
+
+START_TEST(ctx_cancel_waits_for_held_walk)
+{
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    chan_ctx_t *sub[1 + HELD_GRAND]; /* the child, then its children */
+    sub[0] = chan_ctx_with_cancel(root);
+    for (int j = 1; j <= HELD_GRAND; j++)
+        sub[j] = chan_ctx_with_cancel(sub[0]);
+    /* The grandchild made last: the walk comes to it first (a list is newest first). */
+    chan_t *held = chan_ctx_done(sub[HELD_GRAND]);
+    pthread_t w = spawn(slow_waiter, held);
+    ck_assert(blocked_receivers_at_least(held, 1));
+
+    struct held_cancel first = {.ctx = root, .subtree = sub, .n = 1 + HELD_GRAND};
+    pthread_t a = spawn(held_cancel_main, &first);
+    pthread_mutex_lock(&slow.mu);
+    while (!slow.in_unpark)
+        pthread_cond_wait(&slow.cv, &slow.mu);
+    pthread_mutex_unlock(&slow.mu);
+    /* The first cancel is held inside that grandchild's chan_close; the others wait their turn
+     * (if the walk's order changed, pick another grandchild to hold). */
+    ck_assert_int_eq(chan_ctx_err(sub[0]), -ECANCELED);
+    int left = 0;
+    for (int j = 1; j <= HELD_GRAND; j++)
+        left += chan_ctx_err(sub[j]) == 0;
+    ck_assert_int_eq(left, HELD_GRAND - 1);
+    struct held_cancel again = {.ctx = root, .subtree = sub, .n = 1 + HELD_GRAND};
+    struct held_cancel child = {.ctx = sub[0], .subtree = sub + 1, .n = HELD_GRAND};
+    pthread_t b = spawn(held_cancel_main, &again);
+    pthread_t c = spawn(held_cancel_main, &child);
+    sleep_ms(50);
+    ck_assert_msg(!atomic_load(&again.returned) && !atomic_load(&child.returned),
+                  "returned while another cancel was still walking: cancel of the root %s "
+                  "(%d contexts left), of the child %s (%d left)",
+                  atomic_load(&again.returned) ? "yes" : "no", atomic_load(&again.missed),
+                  atomic_load(&child.returned) ? "yes" : "no", atomic_load(&child.missed));
+    pthread_mutex_lock(&slow.mu);
+    slow.open = true;
+    pthread_cond_broadcast(&slow.cv);
+    pthread_mutex_unlock(&slow.mu);
+    join(a);
+    join(b);
+    join(c);
+    ck_assert_int_eq((int)(intptr_t)join(w), -EPIPE);
+    ck_assert_int_eq(first.missed + again.missed + child.missed, 0);
+    for (int j = HELD_GRAND; j >= 0; j--)
+        ck_assert_int_eq(chan_ctx_free(sub[j]), 0);
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 extern void *(*chan_malloc_hook)(size_t size);
 static _Atomic int allocs_left;
 static void *fail_after(size_t size)
@@ -710,6 +908,8 @@ int main(void)
     ADD_TEST(s, ctx_deep_chain_cancel, 120);
     ADD_TEST(s, ctx_deep_chain_free, 120);
     ADD_TEST(s, ctx_deep_chain_deadline, 120);
+    ADD_TEST(s, ctx_concurrent_cancel_waits_for_subtree, 120);
+    ADD_TEST(s, ctx_cancel_waits_for_held_walk, 30);
     ADD_TEST(s, ctx_enomem, 30);
     ADD_TEST(s, ctx_free_while_select_unlinking, 30);
     return run_suite(s);
