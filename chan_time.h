@@ -173,9 +173,11 @@ chan_ctx_t *chan_ctx_with_cancel(chan_ctx_t *parent);
 
 /* As chan_ctx_with_cancel, and also cancelled with -ETIMEDOUT when the absolute deadline
  * (chan_now() scale) comes, never before it (Go's context.WithDeadline). If parent's deadline
- * is earlier, the child's is the parent's. A deadline already passed gives a child born
- * cancelled with -ETIMEDOUT. The timer thread does the cancelling. NULL with errno EINVAL,
- * ENOMEM or EAGAIN (the timer thread could not be started). */
+ * is earlier, the child's is the parent's. A deadline already passed, the child's own or the
+ * parent's (even before the timer thread has cancelled the parent), gives a child born
+ * cancelled: with -ETIMEDOUT, or with the parent's error if the parent is cancelled already.
+ * Otherwise the timer thread does the cancelling. NULL with errno EINVAL, ENOMEM or EAGAIN
+ * (the timer thread could not be started). */
 chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline);
 
 /* chan_ctx_with_deadline(parent, chan_now() + timeout), saturating (Go's WithTimeout). */

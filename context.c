@@ -342,13 +342,23 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
         errno = EINVAL;
         return NULL;
     }
-    /* A parent that ends first makes a deadline of our own pointless (Go does the same). */
-    if (deadline == CHAN_FOREVER || (chan_ctx_deadline(parent, &pd) == 0 && pd <= deadline))
+    chan_ctx_deadline(parent, &pd);
+    int64_t now = chan_now();
+    /* A parent that ends first makes a deadline of our own pointless (Go does the same), unless
+     * its deadline has passed: the timer thread may not have cancelled it yet, and a context
+     * whose deadline has passed is born cancelled (below), as Go's WithDeadline makes it. */
+    if (pd <= deadline && pd > now)
         return chan_ctx_with_cancel(parent);
 
     struct chan_ctx *n = node_new(parent, CANCEL);
     if (!n)
         return NULL;
+    n->deadline = deadline < pd ? deadline : pd;
+    if (n->deadline <= now) {
+        attach(n); /* born cancelled already if parent is: its error wins, as in Go */
+        cancel_node(n, -ETIMEDOUT, true);
+        return n;
+    }
     /* The timer exists before anything can cancel n, parked at CHAN_FOREVER in the heap; it is
      * armed below only if n is not cancelled by then. */
     n->timer = chan_timer_make_func(CHAN_FOREVER, deadline_fired, n);
@@ -358,7 +368,6 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
         errno = e;
         return NULL;
     }
-    n->deadline = deadline;
     atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed); /* the timer's */
     attach(n);
 
@@ -366,9 +375,9 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
     bool passed = false;
     pthread_mutex_lock(&n->mu);
     if (!atomic_load_explicit(&n->err, memory_order_relaxed)) {
-        int64_t now = chan_now();
+        now = chan_now();
         if (deadline <= now)
-            passed = true;
+            passed = true; /* came while we were setting up */
         else
             r = chan_timer_reset(n->timer, deadline - now); /* fires at or after deadline */
     }

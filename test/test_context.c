@@ -778,6 +778,45 @@ START_TEST(ctx_cancel_waits_for_held_walk)
 }
 END_TEST
 
+/* ---- Deadlines already passed ------------------------------------------------------------------ */
+
+/* A context whose deadline has passed when it is made is born cancelled with -ETIMEDOUT (Go's
+ * WithDeadline), also when that deadline is its parent's and the timer thread has not yet got
+ * to the parent (it is held busy here). */
+START_TEST(ctx_deadline_passed_at_birth)
+{
+    hold_timer_thread();
+    chan_ctx_t *own = chan_ctx_with_deadline(chan_ctx_background(), chan_now() - 1);
+    assert_cancelled(own, -ETIMEDOUT);
+    chan_ctx_t *p = chan_ctx_with_timeout(chan_ctx_background(), 1 * MS);
+    int64_t pd;
+    ck_assert_int_eq(chan_ctx_deadline(p, &pd), 0);
+    while (chan_now() <= pd)
+        sleep_ms(1);
+    ck_assert_int_eq(chan_ctx_err(p), 0); /* the timer thread is busy */
+    chan_ctx_t *v = chan_ctx_with_value(p, &pd, NULL);
+    chan_ctx_t *ks[] = {chan_ctx_with_timeout(v, 0), chan_ctx_with_timeout(v, 3600 * 1000 * MS),
+                        chan_ctx_with_deadline(v, pd + 1), chan_ctx_with_deadline(v, CHAN_FOREVER),
+                        chan_ctx_with_deadline(v, pd - 1)};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        ck_assert_ptr_nonnull(ks[i]);
+        assert_cancelled(ks[i], -ETIMEDOUT);
+        int64_t d;
+        ck_assert_int_eq(chan_ctx_deadline(ks[i], &d), 0);
+        ck_assert_int_le(d, pd); /* the parent's, or the child's own earlier one */
+    }
+    ck_assert_int_eq(chan_ctx_err(p), 0); /* a child's time-out is not its parent's */
+    release_timer_thread();
+    await_cancelled(p, -ETIMEDOUT);
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+        ck_assert_int_eq(chan_ctx_free(ks[i]), 0);
+    ck_assert_int_eq(chan_ctx_free(v), 0);
+    ck_assert_int_eq(chan_ctx_free(p), 0);
+    ck_assert_int_eq(chan_ctx_free(own), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 extern void *(*chan_malloc_hook)(size_t size);
 static _Atomic int allocs_left;
 static void *fail_after(size_t size)
@@ -910,6 +949,7 @@ int main(void)
     ADD_TEST(s, ctx_deep_chain_deadline, 120);
     ADD_TEST(s, ctx_concurrent_cancel_waits_for_subtree, 120);
     ADD_TEST(s, ctx_cancel_waits_for_held_walk, 30);
+    ADD_TEST(s, ctx_deadline_passed_at_birth, 30);
     ADD_TEST(s, ctx_enomem, 30);
     ADD_TEST(s, ctx_free_while_select_unlinking, 30);
     return run_suite(s);
