@@ -106,7 +106,8 @@ HIDDEN void trace_waiter_init(struct waiter *w);
         TRACE(TF_EVENTS | TF_REGISTRY | TF_NAMED, trace_waiter_init(w));                           \
     } while (0)
 
-/* timer.c: the timer thread is about to send on c. */
+/* timer.c: a timer is about to send on c (on the timer thread, or in the call that armed a
+ * timer already due). */
 HIDDEN void trace_timer_fire(struct chan *c);
 
 #endif
