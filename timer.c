@@ -135,6 +135,23 @@ static _Atomic size_t pending;
 HIDDEN size_t timers_pending(void);
 size_t timers_pending(void) { return atomic_load(&pending); }
 
+/* That scheduler is told when pending drops to zero: its deadlock condition may have become
+ * true. fn runs on the thread that dropped it, with tq.mu held: it may only take its own locks
+ * and signal, never call back into this file. NULL: nobody is told. */
+static void (*_Atomic drained_hook)(void);
+
+HIDDEN void timers_set_drained_hook(void (*fn)(void));
+void timers_set_drained_hook(void (*fn)(void)) { atomic_store(&drained_hook, fn); }
+
+static void pending_done(void)
+{
+    if (atomic_fetch_sub(&pending, 1) == 1) {
+        void (*fn)(void) = atomic_load(&drained_hook);
+        if (fn)
+            fn();
+    }
+}
+
 /* ---- The heap (tq.mu held) --------------------------------------------------------------- */
 
 static void heap_set(size_t i, struct chan_timer *t)
@@ -190,7 +207,7 @@ static void heap_push(struct chan_timer *t)
 static void heap_remove(struct chan_timer *t)
 {
     if (t->when != CHAN_FOREVER)
-        atomic_fetch_sub(&pending, 1);
+        pending_done();
     size_t i = t->idx;
     struct chan_timer *last = tq.heap[--tq.len];
     t->idx = NOT_QUEUED;
@@ -299,7 +316,7 @@ static void *timer_main(void *unused)
                 heap_push(t);
             }
         }
-        atomic_fetch_sub(&pending, 1);
+        pending_done();
         hand_over();
     }
     return NULL;
