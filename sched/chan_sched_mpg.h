@@ -61,8 +61,9 @@ int chan_mpg_sleep_until(int64_t deadline);
  * parked on channels with nothing runnable, no timer pending and no foreign thread announced:
  * then it prints Go's "all goroutines are asleep - deadlock!" with each G and the channels it
  * waits on to stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
- * (from this thread) wakes them, and chan_mpg_wait may be called again. -EINVAL from a G or
- * when the scheduler is not running. */
+ * (from this thread) wakes them, and chan_mpg_wait may be called again; each call decides
+ * afresh, never repeating an earlier report. -EINVAL from a G or when the scheduler is not
+ * running. */
 int chan_mpg_wait(void);
 
 /* As chan_mpg_wait, but the deadlock report goes into buf (size bytes, always NUL-terminated

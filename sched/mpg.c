@@ -27,9 +27,14 @@
  *    firing (CAS under the lock) and removal (by the G when an unpark won).
  *  - Thread-locals (the current M) are read through m_self(), never cached across a switch:
  *    a G may resume on another M (DESIGN.md, GCC PR 26461).
- *  - Deadlock: decided under S.lock when the last M goes idle (or the last foreign thread
- *    leaves): every M idle, no queue or runnext holds a G, the timer heap is empty, no foreign
- *    thread announced, and Gs still live. Those Gs are then all parked on channels.
+ *  - Deadlock: every M idle, no queue or runnext holds a G, neither timer heap (ours, libchan's
+ *    timer thread's) holds a pending timer, no foreign thread announced, and Gs still live:
+ *    those Gs are then all parked on channels, and only a thread that has not announced itself
+ *    could wake them. The verdict is never stored: chan_mpg_wait decides it under S.lock when
+ *    it is called and each time it is woken, and whatever may turn it true (the last M going
+ *    idle, the last foreign thread leaving, libchan's last pending timer done, the last G
+ *    returning) wakes the waiters. What turns it false needs no wake-up: the waiter decides
+ *    afresh, so a report never outlives its truth.
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
@@ -201,8 +206,7 @@ static struct {
     _Atomic int nidle;
     _Atomic int nspinning;
     _Atomic long nforeign;
-    _Atomic bool deadlocked;
-    char *report;                  /* the last deadlock report (malloc) */
+    _Atomic int nwaiters;          /* threads in chan_mpg_wait* (changed under lock) */
 
     /* Gs. */
     _Atomic int64_t live;
@@ -715,21 +719,6 @@ static void wakep(void)
 
 /* ---- Making a G runnable -------------------------------------------------------------------- */
 
-static void check_deadlock_locked(void);
-
-/* A G was made runnable after a deadlock was reported (a thread closed its channels): the
- * report no longer holds. Called after the G is queued, so that an M going idle meanwhile
- * sees the work; the condition is then decided again (the woken G may have blocked again). */
-static void clear_deadlock(void)
-{
-    if (unlikely(atomic_load_explicit(&S.deadlocked, memory_order_relaxed))) {
-        pthread_mutex_lock(&S.lock);
-        atomic_store_explicit(&S.deadlocked, false, memory_order_relaxed);
-        check_deadlock_locked();
-        pthread_mutex_unlock(&S.lock);
-    }
-}
-
 /* Go's ready(): g was just woken (its wake word moved to RUN by the caller). From a G: g goes
  * to runnext, to run as soon as the caller parks (no M is woken for it: the caller's M is
  * awake); from g0: the local ring; from a foreign thread: the global queue, and an idle M is
@@ -752,7 +741,6 @@ static void ready(struct g *g)
             gq_push(g);
         wakep();
     }
-    clear_deadlock();
 }
 
 /* ---- Direct hand-off between Gs ------------------------------------------------------------- */
@@ -979,31 +967,50 @@ static bool any_work(void)
     return false;
 }
 
-static void report_deadlock_locked(void);
+/* ---- Deadlock: the condition, and who wakes the waiters to decide it ------------------------- */
 
 /* libchan's timer thread (chan_time.h: timers, tickers, context deadlines) is a foreign thread
- * that wakes Gs when a timer fires, and its heap is out of our sight. If libchan provides this
- * internal counter (armed timers plus those being fired, read without a lock: the timer thread
- * unparks Gs under its own lock), a pending timer defers the report like one of ours. Weak:
- * absent, it is NULL, and a G waiting only on a timer's channel is reported (see README). */
+ * that wakes Gs when a timer fires, and its heap is out of our sight. libchan's internal
+ * counter of its pending timers (armed ones plus those being fired, read without a lock: the
+ * timer thread unparks Gs under its own lock) defers the report like a timer of ours, and its
+ * hook tells us when that count drops to zero. Weak: when the program uses no chan_time.h
+ * timer, timer.c is not linked in, and both are NULL. */
 extern size_t timers_pending(void) __attribute__((weak, visibility("hidden")));
+extern void timers_set_drained_hook(void (*fn)(void)) __attribute__((weak, visibility("hidden")));
 
-/* Under S.lock: the deadlock condition (see the top of the file). */
-static void check_deadlock_locked(void)
+/* Under S.lock: the deadlock condition (see the top of the file), decided now. */
+static bool deadlocked_locked(void)
 {
     if (atomic_load(&S.nidle) != S.nprocs || atomic_load(&S.nforeign) > 0 ||
-        atomic_load(&S.live) == 0 || atomic_load(&S.deadlocked) || any_work())
-        return;
+        atomic_load(&S.live) == 0 || any_work())
+        return false;
     if (timers_pending && timers_pending() > 0)
-        return;
+        return false;
     pthread_mutex_lock(&S.tlock);
     size_t timers = S.nheap;
     pthread_mutex_unlock(&S.tlock);
-    if (timers)
+    return timers == 0;
+}
+
+/* Under S.lock: an input of the condition changed in the direction of a deadlock (the last M
+ * went idle, the last foreign thread left): let the waiters decide it again. */
+static void deadlock_recheck_locked(void)
+{
+    if (atomic_load(&S.nwaiters) > 0)
+        pthread_cond_broadcast(&S.cv);
+}
+
+/* timer.c's hook: its last pending timer is done (fired, stopped or freed). Called with the
+ * timer lock held, on any thread: only signals. A waiter counts itself (seq_cst) before it
+ * reads timers_pending(), and the count dropped to zero before this reads nwaiters: one of the
+ * two sees the other, so no waiter misses the change. */
+static void timers_drained(void)
+{
+    if (atomic_load(&S.nwaiters) == 0)
         return;
-    report_deadlock_locked();
-    atomic_store(&S.deadlocked, true);
+    pthread_mutex_lock(&S.lock);
     pthread_cond_broadcast(&S.cv);
+    pthread_mutex_unlock(&S.lock);
 }
 
 /* Sleeps on m->wake until woken, the earliest timer, or stop. */
@@ -1016,8 +1023,8 @@ static void m_idle(struct m *m)
     }
     atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
     m->idle = true;
-    atomic_fetch_add_explicit(&S.nidle, 1, memory_order_seq_cst);
-    check_deadlock_locked();
+    if (atomic_fetch_add_explicit(&S.nidle, 1, memory_order_seq_cst) + 1 == S.nprocs)
+        deadlock_recheck_locked();
     pthread_mutex_unlock(&S.lock);
     atomic_thread_fence(memory_order_seq_cst);
     if (!any_work() && !atomic_load(&S.stopping))
@@ -1143,14 +1150,15 @@ static void *m_main(void *arg)
 
 /* ---- Deadlock report ------------------------------------------------------------------------ */
 
-/* Under S.lock, every M idle: no G moves. Go's format, with channel addresses. */
-static void report_deadlock_locked(void)
+/* Under S.lock, every M idle: no G moves. Go's format, with channel addresses. The report
+ * (malloc), or NULL when memory is short. */
+static char *report_deadlock_locked(void)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
-        return;
+        return NULL;
     fprintf(f, "all goroutines are asleep - deadlock!\n");
     pthread_mutex_lock(&S.gmu);
     /* Oldest first: the list is newest first, so collect and print backwards. */
@@ -1188,8 +1196,7 @@ static void report_deadlock_locked(void)
     }
     pthread_mutex_unlock(&S.gmu);
     fclose(f);
-    free(S.report);
-    S.report = buf;
+    return buf;
 }
 
 /* ---- The API -------------------------------------------------------------------------------- */
@@ -1251,8 +1258,6 @@ static void free_all(void)
     free(S.heap);
     S.heap = NULL;
     S.nheap = S.heap_cap = 0;
-    free(S.report);
-    S.report = NULL;
     if (S.ms) {
         for (int i = 0; i < S.nprocs; i++)
             if (S.ms[i].cpuset)
@@ -1302,7 +1307,6 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     atomic_store(&S.stopping, false);
     atomic_store(&S.nidle, 0);
     atomic_store(&S.nspinning, 0);
-    atomic_store(&S.deadlocked, false);
     atomic_store(&S.live, 0);
     atomic_store(&S.spawned, 0);
     atomic_store(&S.steals, 0);
@@ -1337,6 +1341,8 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
             return -err;
         }
     }
+    if (timers_set_drained_hook)
+        timers_set_drained_hook(timers_drained);
     return 0;
 }
 
@@ -1411,26 +1417,38 @@ int chan_mpg_sleep_until(int64_t deadline)
     return 0;
 }
 
+/* The verdict is decided here, now and at each wake-up, never taken from an earlier wait: a
+ * deadlock reported before may have been undone since (a channel closed, a foreign thread
+ * announced, a timer reset). */
 static int wait_common(char *buf, size_t size, bool to_stderr)
 {
     if (!atomic_load(&S.running) || m_self())
         return -EINVAL;
-    pthread_mutex_lock(&S.lock);
-    while (atomic_load(&S.live) > 0 && !atomic_load(&S.deadlocked))
-        pthread_cond_wait(&S.cv, &S.lock);
     int rc = 0;
-    if (atomic_load(&S.live) > 0) {
-        rc = -EDEADLK;
-        atomic_fetch_add(&S.ndeadlocks, 1);
-        const char *r = S.report ? S.report : "all goroutines are asleep - deadlock!\n";
+    char *report = NULL;
+    pthread_mutex_lock(&S.lock);
+    atomic_fetch_add(&S.nwaiters, 1);
+    while (atomic_load(&S.live) > 0) {
+        if (deadlocked_locked()) {
+            rc = -EDEADLK;
+            report = report_deadlock_locked();
+            atomic_fetch_add(&S.ndeadlocks, 1);
+            break;
+        }
+        pthread_cond_wait(&S.cv, &S.lock);
+    }
+    atomic_fetch_sub(&S.nwaiters, 1);
+    pthread_mutex_unlock(&S.lock);
+    if (rc) {
+        const char *r = report ? report : "all goroutines are asleep - deadlock!\n";
         if (to_stderr) {
             fputs(r, stderr);
             fflush(stderr);
         } else if (buf && size) {
             snprintf(buf, size, "%s", r);
         }
+        free(report);
     }
-    pthread_mutex_unlock(&S.lock);
     return rc;
 }
 
@@ -1448,7 +1466,7 @@ void chan_mpg_foreign_leave(void)
 {
     if (atomic_fetch_sub(&S.nforeign, 1) == 1 && atomic_load(&S.running)) {
         pthread_mutex_lock(&S.lock);
-        check_deadlock_locked();
+        deadlock_recheck_locked();
         pthread_mutex_unlock(&S.lock);
     }
 }
@@ -1459,6 +1477,8 @@ int chan_mpg_stop(void)
         return -EINVAL;
     if (atomic_load(&S.live) > 0)
         return -EBUSY;
+    if (timers_set_drained_hook)
+        timers_set_drained_hook(NULL);
     stop_ms(S.nprocs);
     free_all();
     atomic_store(&S.running, false);

@@ -787,6 +787,115 @@ START_TEST(deadlock_after_leave)
 }
 END_TEST
 
+/* A libchan timer (chan_time.h) that no G waits on defers the report while it is pending, and
+ * only that long: the report comes once the timer thread has fired its last pending timer, be
+ * it a channel timer, a func timer or a context's deadline. The timer is made before the G
+ * blocks, so that no verdict can be reached before it. */
+static void nop(void *arg) { (void)arg; }
+
+START_TEST(deadlock_after_timer)
+{
+    start(2);
+    chan_t *c = chan_make(sizeof(long), 0);
+    struct dead d = {c, NULL, NULL};
+    for (int round = 0; round < 3; round++) {
+        int64_t t0 = chan_now();
+        chan_timer_t *t = NULL;
+        chan_ctx_t *ctx = NULL;
+        if (round == 0)
+            ck_assert_ptr_nonnull(t = chan_timer_make(50 * MS));
+        else if (round == 1)
+            ck_assert_ptr_nonnull(t = chan_timer_make_func(50 * MS, nop, NULL));
+        else
+            ck_assert_ptr_nonnull(ctx = chan_ctx_with_timeout(chan_ctx_background(), 50 * MS));
+        if (round == 0)
+            go(dead_recv, &d); /* parked on c from here on, across the rounds */
+        char buf[1024];
+        ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+        int64_t took = chan_now() - t0;
+        ck_assert_msg(took >= 50 * MS, "round %d: reported after %lld ns, before the timer fired",
+                      round, (long long)took);
+        ck_assert_msg(took < 50 * MS + 20 * late_bound(), "round %d: reported only after %lld ns",
+                      round, (long long)took);
+        ck_assert_msg(strstr(buf, "[chan receive]:"), "%s", buf);
+        if (ctx) {
+            ck_assert_int_eq(chan_ctx_err(ctx), -ETIMEDOUT);
+            ck_assert_int_eq(chan_ctx_free(ctx), 0);
+        }
+        ck_assert_int_eq(chan_timer_free(t), 0);
+    }
+    chan_close(c);
+    finish();
+    chan_free(c);
+    NO_BAD();
+}
+END_TEST
+
+/* After a report, a second wait decides afresh: an announced thread that will send makes it
+ * wait for that send (and the G's return) instead of repeating the old report. */
+static void recv_one(void *arg)
+{
+    long v;
+    G_CHECK(chan_recv(arg, &v) == 0 && v == 42);
+}
+
+static void *send_late(void *arg)
+{
+    sleep_ms(200);
+    ck_assert_int_eq(chan_send(arg, &(long){42}), 0);
+    chan_mpg_foreign_leave();
+    return NULL;
+}
+
+START_TEST(deadlock_then_foreign)
+{
+    start(2);
+    chan_t *c = chan_make(sizeof(long), 0);
+    go(recv_one, c);
+    ck_assert_int_eq(chan_mpg_wait_report(NULL, 0), -EDEADLK);
+    chan_mpg_foreign_enter(); /* on the sender's behalf, before it starts */
+    pthread_t t = spawn(send_late, c);
+    int64_t t0 = chan_now();
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_ge(chan_now() - t0, 150 * MS); /* it waited for the send */
+    join(t);
+    struct chan_mpg_stats s;
+    chan_mpg_stats(&s);
+    ck_assert_int_eq(s.deadlocks, 1);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    chan_free(c);
+    NO_BAD();
+}
+END_TEST
+
+/* The same after a timer that a G waits on is reset: a stopped timer's channel is a deadlock,
+ * a timer due in 100 ms is not. */
+static void recv_tick(void *arg)
+{
+    int64_t when;
+    G_CHECK(chan_recv(chan_timer_chan(arg), &when) == 0);
+}
+
+START_TEST(deadlock_then_timer_reset)
+{
+    start(2);
+    chan_timer_t *t = chan_timer_make(CHAN_FOREVER); /* never fires: not pending */
+    ck_assert_ptr_nonnull(t);
+    go(recv_tick, t);
+    char buf[1024];
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    ck_assert_msg(strstr(buf, "[chan receive]:"), "%s", buf);
+    ck_assert_int_ge(chan_timer_reset(t, 100 * MS), 0);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    struct chan_mpg_stats s;
+    chan_mpg_stats(&s);
+    ck_assert_int_eq(s.deadlocks, 1);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    NO_BAD();
+}
+END_TEST
+
 /* Many Gs spawned from a G, spread by stealing across Ps; all run. */
 static int per_spawner(void) { return under_tsan() ? 1000 : 5000; }
 
@@ -976,6 +1085,9 @@ int main(void)
     ADD_TEST(s, deadlock_nil, 30);
     ADD_TEST(s, no_false_deadlock, 30);
     ADD_TEST(s, deadlock_after_leave, 30);
+    ADD_TEST(s, deadlock_after_timer, 20);
+    ADD_TEST(s, deadlock_then_foreign, 20);
+    ADD_TEST(s, deadlock_then_timer_reset, 20);
     ADD_TEST(s, spawn_from_g, 60);
     ADD_TEST(s, soak_mixed, 120);
     ADD_TEST(s, deep_context_chain, 120);
