@@ -5,7 +5,9 @@
  *   build/plain/sched/pingpong [ROUND_TRIPS [NPROCS [RUNS]]]    (make mpg-pingpong N=...)
  *
  * Prints one line per run and the best: "mpg pingpong nprocs=P n=N ns/roundtrip=X cpu=Y", wall
- * time per round trip and the process's CPU time per round trip (all Ms), as bench/ reports.
+ * time per round trip and the process's CPU time per round trip (all Ms), as bench/ reports,
+ * and steals=S: how often in all runs an idle P took one of the two Gs (the pair is meant to
+ * stay on one P; a steal happens when the OS preempts the M for longer than the thief's pause).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -79,8 +81,9 @@ int main(int argc, char **argv)
         if (cpu < best_cpu)
             best_cpu = cpu;
     }
-    printf("mpg pingpong nprocs=%d n=%ld ns/roundtrip=%.1f cpu=%.1f (best of %d)\n", st.nprocs, n,
-           best, best_cpu, runs);
+    chan_mpg_stats(&st);
+    printf("mpg pingpong nprocs=%d n=%ld ns/roundtrip=%.1f cpu=%.1f steals=%llu (best of %d)\n",
+           st.nprocs, n, best, best_cpu, (unsigned long long)st.steals, runs);
     chan_free(a);
     chan_free(b);
     return chan_mpg_stop() != 0;
