@@ -4,7 +4,8 @@
  *   G   a coroutine: a function, its argument, a pooled stack, a saved stack pointer, and one
  *       atomic word (wake) that is both its park permit and its parked state.
  *   P   a logical processor: a bounded ring of runnable Gs (lock-free for its owner, stealable
- *       by idle Ps) plus runnext, the G that the running G just woke (Go's runnext).
+ *       by idle Ps) plus runnext, the G that the running G just woke (Go's runnext): it runs
+ *       when that G parks, or is taken by an idle P if that G keeps the M (runq_steal_next).
  *   M   an OS thread bound to a core; it owns one P for its whole life (Ms and Ps are 1:1 here:
  *       there is no system-call handoff, a G blocked in a system call holds its M and P). Each M
  *       loops on its own thread stack ("g0"): find a runnable G, switch to it, and when the G
@@ -25,6 +26,13 @@
  *  - A G's timer lives in the global heap only while the G is parked with that deadline; the
  *    heap lock orders arming (by park_commit, only if the word is still the one it parked with),
  *    firing (CAS under the lock) and removal (by the G when an unpark won).
+ *  - runnext: only its owner puts a G there (by exchange); the owner and thieves take it by
+ *    CAS, so each G put there runs once. A thief takes it only after RUNNEXT_PAUSE_NS during
+ *    which the owner did not schedule (schedtick). No M is woken for a G put in runnext while
+ *    a watcher exists: an idle M that sleeps with a time-out and looks (m_idle). There is one
+ *    whenever some M runs Gs and another is idle, except while a woken or spinning M is on its
+ *    way to look (it becomes the watcher if it finds none): a G left in runnext by a G that
+ *    blocks in a system call or spins is found within WATCH_MAX_NS and a pause.
  *  - Thread-locals (the current M) are read through m_self(), never cached across a switch:
  *    a G may resume on another M (DESIGN.md, GCC PR 26461).
  *  - Deadlock: every M idle, no queue or runnext holds a G, neither timer heap (ours, libchan's
@@ -115,6 +123,9 @@ HIDDEN void mpg_ctx_entry(void);
 #define GLOBAL_EVERY 61     /* a P looks at the global queue first every 61 schedules (Go's) */
 #define RUNNEXT_MAX 61      /* consecutive runnext picks before the ring gets a turn */
 #define SPIN_ROUNDS 40      /* steal rounds an idle M tries before it sleeps */
+#define RUNNEXT_PAUSE_NS 3000  /* a thief's pause before it takes a runnext (Go's usleep(3)) */
+#define WATCH_MIN_NS 50000     /* the watcher's first sleep (about the kernel's timer slack) */
+#define WATCH_MAX_NS 1000000   /* it doubles up to this while the Ps it watches make progress */
 #define REPORT_MAX_CHANS 16 /* channels listed per G in the deadlock report */
 
 enum { W_RUN = 0, W_NOTIFIED = 1, W_PARKED = 2, W_MASK = 3 };
@@ -159,7 +170,10 @@ struct p {
     _Atomic uint32_t head;         /* taken by the owner and by thieves (CAS) */
     _Atomic uint32_t tail;         /* written by the owner only */
     struct g *_Atomic ring[RQ_SIZE];
-    struct g *_Atomic runnext;
+    struct g *_Atomic runnext;     /* taken by the owner and by thieves (CAS), set by the owner */
+    _Atomic uint32_t schedtick;    /* bumped by the owner at every schedule (Go's schedtick): a
+                                      thief that sees it unchanged across its pause knows the
+                                      owner is still running the same G */
 } __attribute__((aligned(128)));
 
 struct m {
@@ -172,7 +186,9 @@ struct m {
                                       the G switched in commits that park (after_switch) */
     _Atomic uint32_t wake;         /* futex: 1 when woken from idle */
     bool idle;                     /* under S.lock */
-    unsigned tick, runnext_streak;
+    bool watching;                 /* under S.lock: this M is S.watcher */
+    int64_t watch_ns;              /* its sleep while watching (its own) */
+    unsigned runnext_streak;
     uint64_t rng;
     hwloc_cpuset_t cpuset;         /* where it is bound, or NULL */
     const void *stk_lo;            /* the thread's own stack, for ASan */
@@ -205,6 +221,8 @@ static struct {
     pthread_cond_t cv;             /* chan_mpg_wait */
     _Atomic int nidle;
     _Atomic int nspinning;
+    struct m *_Atomic watcher;     /* the M that watches the runnext of busy Ps (m_idle), or
+                                      NULL; set under lock, read without it by ready() */
     _Atomic long nforeign;
     _Atomic int nwaiters;          /* threads in chan_mpg_wait* (changed under lock) */
 
@@ -638,16 +656,14 @@ static struct g *runq_get(struct p *p)
     }
 }
 
-static bool runq_empty(struct p *p)
+static bool runq_ring_empty(struct p *p)
 {
     return atomic_load_explicit(&p->head, memory_order_acquire) ==
-               atomic_load_explicit(&p->tail, memory_order_acquire) &&
-           atomic_load_explicit(&p->runnext, memory_order_acquire) == NULL;
+           atomic_load_explicit(&p->tail, memory_order_acquire);
 }
 
-/* Thief m takes half of victim's ring into its own (empty) ring and returns one G to run. The
- * victim's runnext is not stolen: it is the G its running G just woke, and runs as soon as that
- * G parks (Go steals it after a pause; here Gs are cooperative and the M is busy anyway). */
+/* Thief m takes half of victim's ring into its own (empty) ring and returns one G to run (Go's
+ * runqsteal). The victim's runnext is left alone here: see runq_steal_next. */
 static struct g *runq_steal(struct m *m, struct p *victim)
 {
     struct p *p = &m->p;
@@ -681,19 +697,28 @@ static struct g *runq_steal(struct m *m, struct p *victim)
 
 /* ---- Idle Ms ------------------------------------------------------------------------------ */
 
-/* Under S.lock: takes one idle M off the idle set and wakes it. */
+/* Under S.lock: takes one idle M off the idle set and wakes it; the watcher only when no other
+ * M is idle (it then stops watching: a spinning M looks at every runnext before it sleeps). */
 static void wake_idle_locked(void)
 {
+    struct m *m = NULL;
     for (int i = 0; i < S.nprocs; i++) {
-        struct m *m = &S.ms[i];
-        if (m->idle) {
-            m->idle = false;
-            atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_seq_cst);
-            atomic_store_explicit(&m->wake, 1, memory_order_release);
-            futex_wake1(&m->wake);
-            return;
+        if (S.ms[i].idle) {
+            m = &S.ms[i];
+            if (!m->watching)
+                break;
         }
     }
+    if (!m)
+        return;
+    if (m->watching) {
+        m->watching = false;
+        atomic_store(&S.watcher, NULL);
+    }
+    m->idle = false;
+    atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_seq_cst);
+    atomic_store_explicit(&m->wake, 1, memory_order_release);
+    futex_wake1(&m->wake);
 }
 
 static void wake_one_idle(void)
@@ -720,19 +745,25 @@ static void wakep(void)
 /* ---- Making a G runnable -------------------------------------------------------------------- */
 
 /* Go's ready(): g was just woken (its wake word moved to RUN by the caller). From a G: g goes
- * to runnext, to run as soon as the caller parks (no M is woken for it: the caller's M is
- * awake); from g0: the local ring; from a foreign thread: the global queue, and an idle M is
- * woken. */
+ * to runnext, to run as soon as the caller parks; the G it displaces goes to the ring, and an
+ * idle M is woken for it. No M is woken for runnext while a watcher is there (see m_idle): if
+ * the caller blocks in a system call or spins instead of parking, the watcher takes g after
+ * RUNNEXT_PAUSE_NS, so a ping-pong costs no wake-up at all. From g0: the local ring; from a
+ * foreign thread: the global queue; an idle M is woken. */
 static void ready(struct g *g)
 {
     struct m *m = m_self();
     if (m && m->curg) {
-        /* runnext belongs to its M alone (never stolen): plain atomics, no locked op. */
-        struct g *old = atomic_load_explicit(&m->p.runnext, memory_order_relaxed);
-        atomic_store_explicit(&m->p.runnext, g, memory_order_relaxed);
+        /* A locked exchange, since a thief may take runnext at any time (runq_steal_next); it
+         * is also the fence wakep would make before reading the idle and spinning counts. */
+        struct g *old = atomic_exchange_explicit(&m->p.runnext, g, memory_order_seq_cst);
         if (old) {
             runq_put(m, old);
             wakep();
+        } else if (S.nprocs > 1 && !atomic_load_explicit(&S.watcher, memory_order_seq_cst) &&
+                   atomic_load_explicit(&S.nidle, memory_order_seq_cst) > 0 &&
+                   atomic_load_explicit(&S.nspinning, memory_order_seq_cst) == 0) {
+            wake_one_idle();
         }
     } else {
         if (m)
@@ -745,29 +776,53 @@ static void ready(struct g *g)
 
 /* ---- Direct hand-off between Gs ------------------------------------------------------------- */
 
-/* The next G for a parking G to switch to directly: runnext or the head of this P's ring.
- * NULL when g0 should choose instead: every GLOBAL_EVERY schedules (the global queue's turn)
- * and whenever a timer is due. */
-static struct g *take_local(struct m *m)
+/* Owner only: a plain increment, visible to thieves (runq_steal_next). */
+static uint32_t schedtick_next(struct p *p)
 {
-    if ((m->tick + 1) % GLOBAL_EVERY == 0)
-        return NULL; /* find_runnable's next tick looks at the global queue first */
-    m->tick++;
-    int64_t tn = atomic_load_explicit(&S.timer_next, memory_order_relaxed);
-    if (tn != CHAN_FOREVER && tn <= chan_now())
-        return NULL;
+    uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->schedtick, t, memory_order_relaxed);
+    return t;
+}
+
+/* Owner: takes g, just read from p's runnext. false: a thief took it meanwhile (runnext is then
+ * empty: only the owner puts a G there). */
+static bool runnext_take(struct p *p, struct g *g)
+{
+    return atomic_compare_exchange_strong_explicit(&p->runnext, &g, NULL, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* Go's runqget: runnext first, at most RUNNEXT_MAX times in a row (then the ring's head gets a
+ * turn), then the ring. */
+static struct g *runq_next(struct m *m)
+{
     struct g *g = atomic_load_explicit(&m->p.runnext, memory_order_relaxed);
     if (g && m->runnext_streak < RUNNEXT_MAX) {
-        atomic_store_explicit(&m->p.runnext, NULL, memory_order_relaxed);
-        m->runnext_streak++;
-        return g;
+        if (runnext_take(&m->p, g)) {
+            m->runnext_streak++;
+            return g;
+        }
+        g = NULL;
     }
     m->runnext_streak = 0;
     struct g *r = runq_get(&m->p);
     if (r || !g)
         return r;
-    atomic_store_explicit(&m->p.runnext, NULL, memory_order_relaxed);
-    return g;
+    return runnext_take(&m->p, g) ? g : NULL;
+}
+
+/* The next G for a parking G to switch to directly: runnext or the head of this P's ring.
+ * NULL when g0 should choose instead: every GLOBAL_EVERY schedules (the global queue's turn)
+ * and whenever a timer is due. */
+static struct g *take_local(struct m *m)
+{
+    if ((atomic_load_explicit(&m->p.schedtick, memory_order_relaxed) + 1) % GLOBAL_EVERY == 0)
+        return NULL; /* find_runnable's next tick looks at the global queue first */
+    schedtick_next(&m->p);
+    int64_t tn = atomic_load_explicit(&S.timer_next, memory_order_relaxed);
+    if (tn != CHAN_FOREVER && tn <= chan_now())
+        return NULL;
+    return runq_next(m);
 }
 
 static bool park_commit(struct g *g);
@@ -957,13 +1012,59 @@ static struct g *steal_round(struct m *m)
     return NULL;
 }
 
-static bool any_work(void)
+/* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G. That G was woken
+ * or spawned by the G running on the victim, which usually parks within a microsecond and hands
+ * its M to it: a ping-pong stays on one core, its values in one cache. So the thief first waits
+ * RUNNEXT_PAUSE_NS (spinning: it has nothing else to do, and a 3 us sleep would last the
+ * kernel's 50 us of timer slack), and takes the G only if the victim has not scheduled since
+ * (same schedtick: its G neither parked nor yielded, it blocks in a system call or computes)
+ * and the same G still waits. The CAS decides against the owner taking it at the same time. */
+static struct g *runq_steal_next(struct p *victim)
+{
+    struct g *g = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
+    if (!g || !runq_ring_empty(victim))
+        return NULL;
+    uint32_t t = atomic_load_explicit(&victim->schedtick, memory_order_relaxed);
+    int64_t end = chan_now() + RUNNEXT_PAUSE_NS;
+    while (chan_now() < end)
+        for (int i = 0; i < 16; i++)
+            caa_cpu_relax();
+    if (atomic_load_explicit(&victim->schedtick, memory_order_relaxed) != t)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &g, NULL, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return NULL;
+    atomic_fetch_add_explicit(&S.steals, 1, memory_order_relaxed);
+    return g;
+}
+
+/* The last thing a spinning M tries (Go's last stealWork round), and what the watcher looks at. */
+static struct g *steal_runnext_round(struct m *m)
+{
+    int n = S.nprocs;
+    int start = (int)(rnd(m) % (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        struct m *v = &S.ms[(start + i) % n];
+        if (v == m)
+            continue;
+        struct g *g = runq_steal_next(&v->p);
+        if (g)
+            return g;
+    }
+    return NULL;
+}
+
+/* A G in the global queue or some ring; with runnext, also a G in some P's runnext. */
+static bool any_work(bool runnext)
 {
     if (!gq_empty())
         return true;
-    for (int i = 0; i < S.nprocs; i++)
-        if (!runq_empty(&S.ms[i].p))
+    for (int i = 0; i < S.nprocs; i++) {
+        struct p *p = &S.ms[i].p;
+        if (!runq_ring_empty(p) ||
+            (runnext && atomic_load_explicit(&p->runnext, memory_order_acquire)))
             return true;
+    }
     return false;
 }
 
@@ -982,7 +1083,7 @@ extern void timers_set_drained_hook(void (*fn)(void)) __attribute__((weak, visib
 static bool deadlocked_locked(void)
 {
     if (atomic_load(&S.nidle) != S.nprocs || atomic_load(&S.nforeign) > 0 ||
-        atomic_load(&S.live) == 0 || any_work())
+        atomic_load(&S.live) == 0 || any_work(true))
         return false;
     if (timers_pending && timers_pending() > 0)
         return false;
@@ -1013,61 +1114,96 @@ static void timers_drained(void)
     pthread_mutex_unlock(&S.lock);
 }
 
-/* Sleeps on m->wake until woken, the earliest timer, or stop. */
-static void m_idle(struct m *m)
+/* Sleeps on m->wake until woken, the earliest timer, or stop.
+ *
+ * The watcher. A G in a P's runnext runs when the G that put it there parks; if that G blocks
+ * in a system call or spins instead, only another M can run it, and ready() does not wake one
+ * for runnext (that would cost a futex wake-up per ping-pong hop). So while some M runs Gs and
+ * another is idle, one idle M, the watcher, sleeps with a time-out instead of for good, and on
+ * waking looks at every runnext (find_runnable: runq_steal_next) before it sleeps again, for
+ * twice as long each time (WATCH_MIN_NS up to WATCH_MAX_NS: a P that keeps scheduling costs
+ * little). It stops watching when no M runs Gs, or when it finds work (m_main: then an idle M
+ * is woken to take over, as Go's last spinning M does). Without a watcher, ready() wakes an M.
+ * Returns true when the watcher woke to look (nobody woke it). */
+static bool m_idle(struct m *m)
 {
     pthread_mutex_lock(&S.lock);
     if (atomic_load(&S.stopping) || !gq_empty()) {
         pthread_mutex_unlock(&S.lock);
-        return;
+        return false;
     }
     atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
     m->idle = true;
-    if (atomic_fetch_add_explicit(&S.nidle, 1, memory_order_seq_cst) + 1 == S.nprocs)
+    int nidle = atomic_fetch_add_explicit(&S.nidle, 1, memory_order_seq_cst) + 1;
+    if (nidle == S.nprocs)
         deadlock_recheck_locked();
+    struct m *w = atomic_load(&S.watcher);
+    if (nidle < S.nprocs && !w) {
+        atomic_store(&S.watcher, m);
+        m->watching = true;
+        m->watch_ns = WATCH_MIN_NS;
+    } else if (nidle == S.nprocs && w == m) {
+        atomic_store(&S.watcher, NULL); /* nobody runs Gs: no runnext can fill */
+        m->watching = false;
+    }
+    int64_t deadline = atomic_load_explicit(&S.timer_next, memory_order_acquire);
+    if (m->watching) {
+        int64_t look = chan_now() + m->watch_ns;
+        if (look < deadline)
+            deadline = look;
+    }
     pthread_mutex_unlock(&S.lock);
+    /* Pairs with wakep's fence (or ready's exchange): either it sees this M idle, or this sees
+     * its work. A G put in runnext without a wake-up is the watcher's to find. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (!any_work() && !atomic_load(&S.stopping))
-        futex_sleep(&m->wake, 0, atomic_load_explicit(&S.timer_next, memory_order_acquire));
+    if (!any_work(false) && !atomic_load(&S.stopping))
+        futex_sleep(&m->wake, 0, deadline);
     pthread_mutex_lock(&S.lock);
+    bool look = m->idle && m->watching;
     if (m->idle) {
         m->idle = false;
         atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_seq_cst);
     }
     pthread_mutex_unlock(&S.lock);
+    if (look)
+        m->watch_ns = m->watch_ns < WATCH_MAX_NS / 2 ? 2 * m->watch_ns : WATCH_MAX_NS;
+    return look;
+}
+
+/* m found work: if it was the watcher, it is no longer, and an idle M is woken to take over
+ * (m_idle makes it the watcher if some M still runs Gs), as Go's last spinning M wakes another
+ * when it finds work. Only m changes m->watching while m is not idle. */
+static void watch_end(struct m *m)
+{
+    if (!m->watching)
+        return;
+    pthread_mutex_lock(&S.lock);
+    m->watching = false;
+    atomic_store(&S.watcher, NULL);
+    pthread_mutex_unlock(&S.lock);
+    wakep();
 }
 
 /* Go's findrunnable: the next G for m, or NULL when the scheduler stops. */
 static struct g *find_runnable(struct m *m)
 {
+    bool look = false; /* the watcher woke to look: one round, no spinning */
     for (;;) {
         if (atomic_load_explicit(&S.stopping, memory_order_relaxed))
             return NULL;
         timers_run(m); /* due timers first, whatever else is runnable (Go's checkTimers) */
         struct g *g;
-        if (++m->tick % GLOBAL_EVERY == 0 && (g = gq_pop()))
+        if (schedtick_next(&m->p) % GLOBAL_EVERY == 0 && (g = gq_pop()))
             return g;
-        g = atomic_load_explicit(&m->p.runnext, memory_order_relaxed);
-        if (g && m->runnext_streak < RUNNEXT_MAX) {
-            atomic_store_explicit(&m->p.runnext, NULL, memory_order_relaxed);
-            m->runnext_streak++;
+        if ((g = runq_next(m)))
             return g;
-        }
-        m->runnext_streak = 0;
-        struct g *next = g;
-        if ((g = runq_get(&m->p)))
-            return g;
-        if (next) {
-            atomic_store_explicit(&m->p.runnext, NULL, memory_order_relaxed);
-            return next;
-        }
         if ((g = gq_pop()))
             return g;
         if (timers_run(m))
             continue;
         /* Spin a little, stealing, then sleep. */
         atomic_fetch_add_explicit(&S.nspinning, 1, memory_order_seq_cst);
-        for (int r = 0; r < SPIN_ROUNDS && !g; r++) {
+        for (int r = 0; r < (look ? 1 : SPIN_ROUNDS) && !g; r++) {
             if (S.nprocs > 1)
                 g = steal_round(m);
             if (!g)
@@ -1079,14 +1215,19 @@ static struct g *find_runnable(struct m *m)
                     break;
             }
         }
+        if (!g && S.nprocs > 1)
+            g = steal_runnext_round(m);
         atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_seq_cst);
         if (g) {
-            wakep(); /* it found work: there may be more for another idle M */
+            if (m->watching)
+                watch_end(m); /* wakes an M */
+            else
+                wakep(); /* it found work: there may be more for another idle M */
             return g;
         }
         if (timers_run(m))
             continue;
-        m_idle(m);
+        look = m_idle(m);
     }
 }
 
@@ -1141,8 +1282,10 @@ static void *m_main(void *arg)
     m->g0_fiber = __tsan_get_current_fiber();
 #endif
     struct g *g;
-    while ((g = find_runnable(m)))
+    while ((g = find_runnable(m))) {
+        watch_end(m);
         execute(m, g);
+    }
     chan_sched_set(NULL);
     m_set(NULL);
     return NULL;
@@ -1307,6 +1450,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     atomic_store(&S.stopping, false);
     atomic_store(&S.nidle, 0);
     atomic_store(&S.nspinning, 0);
+    atomic_store(&S.watcher, NULL);
     atomic_store(&S.live, 0);
     atomic_store(&S.spawned, 0);
     atomic_store(&S.steals, 0);
