@@ -125,7 +125,7 @@ HIDDEN void mpg_ctx_entry(void);
 #define SPIN_ROUNDS 40      /* steal rounds an idle M tries before it sleeps */
 #define RUNNEXT_PAUSE_NS 3000  /* a thief's pause before it takes a runnext (Go's usleep(3)) */
 #define WATCH_MIN_NS 50000     /* the watcher's first sleep (about the kernel's timer slack) */
-#define WATCH_MAX_NS 1000000   /* it doubles up to this while the Ps it watches make progress */
+#define WATCH_MAX_NS 10000000  /* it doubles up to this (Go's sysmon backs off to 10 ms too) */
 #define REPORT_MAX_CHANS 16 /* channels listed per G in the deadlock report */
 
 enum { W_RUN = 0, W_NOTIFIED = 1, W_PARKED = 2, W_MASK = 3 };
@@ -754,16 +754,18 @@ static void ready(struct g *g)
 {
     struct m *m = m_self();
     if (m && m->curg) {
-        /* A locked exchange, since a thief may take runnext at any time (runq_steal_next); it
-         * is also the fence wakep would make before reading the idle and spinning counts. */
-        struct g *old = atomic_exchange_explicit(&m->p.runnext, g, memory_order_seq_cst);
+        /* Thieves only ever take a G out of runnext: an empty one is the owner's to fill with
+         * a plain store. A full one is swapped, since a thief may be taking it right now. */
+        struct g *old = atomic_load_explicit(&m->p.runnext, memory_order_relaxed);
+        if (old)
+            old = atomic_exchange_explicit(&m->p.runnext, g, memory_order_acq_rel);
+        else
+            atomic_store_explicit(&m->p.runnext, g, memory_order_release);
         if (old) {
             runq_put(m, old);
             wakep();
-        } else if (S.nprocs > 1 && !atomic_load_explicit(&S.watcher, memory_order_seq_cst) &&
-                   atomic_load_explicit(&S.nidle, memory_order_seq_cst) > 0 &&
-                   atomic_load_explicit(&S.nspinning, memory_order_seq_cst) == 0) {
-            wake_one_idle();
+        } else if (S.nprocs > 1 && !atomic_load_explicit(&S.watcher, memory_order_relaxed)) {
+            wakep();
         }
     } else {
         if (m)
@@ -1121,8 +1123,11 @@ static void timers_drained(void)
  * for runnext (that would cost a futex wake-up per ping-pong hop). So while some M runs Gs and
  * another is idle, one idle M, the watcher, sleeps with a time-out instead of for good, and on
  * waking looks at every runnext (find_runnable: runq_steal_next) before it sleeps again, for
- * twice as long each time (WATCH_MIN_NS up to WATCH_MAX_NS: a P that keeps scheduling costs
- * little). It stops watching when no M runs Gs, or when it finds work (m_main: then an idle M
+ * twice as long each time, from WATCH_MIN_NS up to WATCH_MAX_NS. Each look costs the Ps it
+ * watches: an M preempted by the OS (or its vCPU by the host) for longer than the pause has
+ * its runnext taken; a ping-pong split that way meets again on the next hop, yet with a look
+ * every millisecond its round trips took half as long again on a loaded machine. With one
+ * every 10 ms, Go's sysmon's longest sleep, the difference is lost in the noise. It stops watching when no M runs Gs, or when it finds work (m_main: then an idle M
  * is woken to take over, as Go's last spinning M does). Without a watcher, ready() wakes an M.
  * Returns true when the watcher woke to look (nobody woke it). */
 static bool m_idle(struct m *m)
