@@ -187,7 +187,6 @@ struct m {
     _Atomic uint32_t wake;         /* futex: 1 when woken from idle */
     bool idle;                     /* under S.lock */
     bool watching;                 /* under S.lock: this M is S.watcher */
-    int64_t watch_ns;              /* its sleep while watching (its own) */
     unsigned runnext_streak;
     uint64_t rng;
     hwloc_cpuset_t cpuset;         /* where it is bound, or NULL */
@@ -223,6 +222,7 @@ static struct {
     _Atomic int nspinning;
     struct m *_Atomic watcher;     /* the M that watches the runnext of busy Ps (m_idle), or
                                       NULL; set under lock, read without it by ready() */
+    int64_t watch_ns;              /* the watcher's sleep (under lock) */
     _Atomic long nforeign;
     _Atomic int nwaiters;          /* threads in chan_mpg_wait* (changed under lock) */
 
@@ -1122,14 +1122,17 @@ static void timers_drained(void)
  * in a system call or spins instead, only another M can run it, and ready() does not wake one
  * for runnext (that would cost a futex wake-up per ping-pong hop). So while some M runs Gs and
  * another is idle, one idle M, the watcher, sleeps with a time-out instead of for good, and on
- * waking looks at every runnext (find_runnable: runq_steal_next) before it sleeps again, for
- * twice as long each time, from WATCH_MIN_NS up to WATCH_MAX_NS. Each look costs the Ps it
- * watches: an M preempted by the OS (or its vCPU by the host) for longer than the pause has
- * its runnext taken; a ping-pong split that way meets again on the next hop, yet with a look
- * every millisecond its round trips took half as long again on a loaded machine. With one
- * every 10 ms, Go's sysmon's longest sleep, the difference is lost in the noise. It stops watching when no M runs Gs, or when it finds work (m_main: then an idle M
- * is woken to take over, as Go's last spinning M does). Without a watcher, ready() wakes an M.
- * Returns true when the watcher woke to look (nobody woke it). */
+ * waking looks at every runnext (find_runnable: runq_steal_next) before it sleeps again. It
+ * stops watching when no M runs Gs, or when it finds work (m_main: then an idle M is woken to
+ * take over, as Go's last spinning M does). Without a watcher, ready() wakes an M.
+ *
+ * Its sleep, S.watch_ns, doubles at each look from WATCH_MIN_NS up to WATCH_MAX_NS (Go's sysmon
+ * backs off the same way, to the same 10 ms), and starts again from the bottom only once every
+ * M has been idle, not each time the role passes to another M: each look costs the Ps it
+ * watches. Whenever their M has been preempted by the OS (or its vCPU by the host) for longer
+ * than the pause, a look takes its runnext; a ping-pong split that way meets again at the next
+ * hop, yet with looks every millisecond its round trips took half as long again on a loaded
+ * machine. Returns true when the watcher woke to look (nobody woke it). */
 static bool m_idle(struct m *m)
 {
     pthread_mutex_lock(&S.lock);
@@ -1146,14 +1149,16 @@ static bool m_idle(struct m *m)
     if (nidle < S.nprocs && !w) {
         atomic_store(&S.watcher, m);
         m->watching = true;
-        m->watch_ns = WATCH_MIN_NS;
-    } else if (nidle == S.nprocs && w == m) {
-        atomic_store(&S.watcher, NULL); /* nobody runs Gs: no runnext can fill */
-        m->watching = false;
+    } else if (nidle == S.nprocs) {
+        if (w == m) {
+            atomic_store(&S.watcher, NULL); /* nobody runs Gs: no runnext can fill */
+            m->watching = false;
+        }
+        S.watch_ns = WATCH_MIN_NS;
     }
     int64_t deadline = atomic_load_explicit(&S.timer_next, memory_order_acquire);
     if (m->watching) {
-        int64_t look = chan_now() + m->watch_ns;
+        int64_t look = chan_now() + S.watch_ns;
         if (look < deadline)
             deadline = look;
     }
@@ -1169,9 +1174,9 @@ static bool m_idle(struct m *m)
         m->idle = false;
         atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_seq_cst);
     }
-    pthread_mutex_unlock(&S.lock);
     if (look)
-        m->watch_ns = m->watch_ns < WATCH_MAX_NS / 2 ? 2 * m->watch_ns : WATCH_MAX_NS;
+        S.watch_ns = S.watch_ns < WATCH_MAX_NS / 2 ? 2 * S.watch_ns : WATCH_MAX_NS;
+    pthread_mutex_unlock(&S.lock);
     return look;
 }
 
@@ -1456,6 +1461,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     atomic_store(&S.nidle, 0);
     atomic_store(&S.nspinning, 0);
     atomic_store(&S.watcher, NULL);
+    S.watch_ns = WATCH_MIN_NS;
     atomic_store(&S.live, 0);
     atomic_store(&S.spawned, 0);
     atomic_store(&S.steals, 0);
