@@ -26,8 +26,8 @@
  *  - A G's timer lives in the global heap only while the G is parked with that deadline; the
  *    heap lock orders arming (by park_commit, only if the word is still the one it parked with),
  *    firing (CAS under the lock) and removal (by the G when an unpark won).
- *  - runnext: only its owner puts a G there (by exchange); the owner and thieves take it by
- *    CAS, so each G put there runs once. A thief takes it only after RUNNEXT_PAUSE_NS during
+ *  - runnext: only its owner puts a G there (a store when it is empty, an exchange when not);
+ *    the owner and thieves take it by CAS, so each G put there runs once. A thief takes it only after RUNNEXT_PAUSE_NS during
  *    which the owner did not schedule (schedtick). No M is woken for a G put in runnext while
  *    a watcher exists: an idle M that sleeps with a time-out and looks (m_idle). There is one
  *    whenever some M runs Gs and another is idle, except while a woken or spinning M is on its
@@ -747,9 +747,9 @@ static void wakep(void)
 /* Go's ready(): g was just woken (its wake word moved to RUN by the caller). From a G: g goes
  * to runnext, to run as soon as the caller parks; the G it displaces goes to the ring, and an
  * idle M is woken for it. No M is woken for runnext while a watcher is there (see m_idle): if
- * the caller blocks in a system call or spins instead of parking, the watcher takes g after
- * RUNNEXT_PAUSE_NS, so a ping-pong costs no wake-up at all. From g0: the local ring; from a
- * foreign thread: the global queue; an idle M is woken. */
+ * the caller blocks in a system call or spins instead of parking, the watcher takes g at its
+ * next look, so a ping-pong costs no wake-up at all. From g0: the local ring; from a foreign
+ * thread: the global queue; an idle M is woken. */
 static void ready(struct g *g)
 {
     struct m *m = m_self();
@@ -761,6 +761,10 @@ static void ready(struct g *g)
             old = atomic_exchange_explicit(&m->p.runnext, g, memory_order_acq_rel);
         else
             atomic_store_explicit(&m->p.runnext, g, memory_order_release);
+        /* No fence before reading S.watcher: a watcher seen here cannot stop watching while
+         * this M runs a G, and if it leaves the role for work it wakes a successor; an M that
+         * goes idle while this one runs becomes the watcher if there is none. Each looks at
+         * runnext later, by when the store above is visible. */
         if (old) {
             runq_put(m, old);
             wakep();
@@ -1119,12 +1123,13 @@ static void timers_drained(void)
 /* Sleeps on m->wake until woken, the earliest timer, or stop.
  *
  * The watcher. A G in a P's runnext runs when the G that put it there parks; if that G blocks
- * in a system call or spins instead, only another M can run it, and ready() does not wake one
- * for runnext (that would cost a futex wake-up per ping-pong hop). So while some M runs Gs and
- * another is idle, one idle M, the watcher, sleeps with a time-out instead of for good, and on
- * waking looks at every runnext (find_runnable: runq_steal_next) before it sleeps again. It
- * stops watching when no M runs Gs, or when it finds work (m_main: then an idle M is woken to
- * take over, as Go's last spinning M does). Without a watcher, ready() wakes an M.
+ * in a system call or spins instead, only another M can run it. Go's ready() wakes an idle M
+ * each time, to be a thief: a futex wake-up per ping-pong hop while another P is idle (+60%
+ * CPU per round trip, measured here). Instead, while some M runs Gs and another is idle, one
+ * idle M, the watcher, sleeps with a time-out instead of for good, and on waking looks at
+ * every runnext (find_runnable: runq_steal_next) before it sleeps again. It stops watching
+ * when no M runs Gs, or when it finds work (watch_end: then an idle M is woken to take over,
+ * as Go's last spinning M does). Without a watcher, ready() wakes an M.
  *
  * Its sleep, S.watch_ns, doubles at each look from WATCH_MIN_NS up to WATCH_MAX_NS (Go's sysmon
  * backs off the same way, to the same 10 ms), and starts again from the bottom only once every
@@ -1163,8 +1168,8 @@ static bool m_idle(struct m *m)
             deadline = look;
     }
     pthread_mutex_unlock(&S.lock);
-    /* Pairs with wakep's fence (or ready's exchange): either it sees this M idle, or this sees
-     * its work. A G put in runnext without a wake-up is the watcher's to find. */
+    /* Pairs with wakep's fence: either it sees this M idle, or this sees its work. A G put in
+     * runnext without a wake-up is the watcher's to find (see ready). */
     atomic_thread_fence(memory_order_seq_cst);
     if (!any_work(false) && !atomic_load(&S.stopping))
         futex_sleep(&m->wake, 0, deadline);
