@@ -16,7 +16,7 @@
 
 #include "chan_internal.h"
 #ifdef CHAN_TRACE_BUILD
-#include "trace.h" /* the library's trace hooks (trace.c); the drop-in pair has none */
+#include "trace/trace.h" /* the library's trace hooks (trace/); the drop-in pair has none */
 #else
 #define TRACE(mask, call) ((void)0)
 #define TRACE_OP(dir, form, c, elem, call) ((void)0)

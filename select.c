@@ -20,7 +20,7 @@
 
 #include "chan_internal.h"
 #ifdef CHAN_TRACE_BUILD
-#include "trace.h" /* the library's trace hooks (trace.c); the drop-in pair has none */
+#include "trace/trace.h" /* the library's trace hooks (trace/); the drop-in pair has none */
 #else
 #define TRACE(mask, call) ((void)0)
 #define TRACE_SELECT(form, cases, n, call) ((void)0)

@@ -41,7 +41,7 @@
 #include "chan_internal.h"
 #include "chan_time.h"
 #ifdef CHAN_TRACE_BUILD
-#include "trace.h" /* the timer fire event of a trace */
+#include "trace/trace.h" /* the timer fire event of a trace */
 #else
 #define TRACE(mask, call) ((void)0)
 #endif

@@ -4,14 +4,14 @@
 # (docs/PATTERN.mmd) and an SVG timeline (docs/PATTERN.svg).
 #
 # Run from the top of the tree after `make` (it links build/plain/libchan.a, which must have
-# been built with trace.c). Needs python3. The SVGs are committed; timing shows in them (who
+# been built with trace/). Needs python3. The SVGs are committed; timing shows in them (who
 # blocked, for how long), so each run draws slightly different pictures of the same story.
 set -eu
 lib=${LIB:-build/plain/libchan.a}
 [ -f "$lib" ] || { echo "pictures.sh: $lib missing: run make first" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc -std=c11 -O2 -pthread -I. -o "$tmp/signals" docs/signals.c "$lib"
+cc -std=c11 -O2 -pthread -I. -Itrace -o "$tmp/signals" docs/signals.c "$lib"
 for p in handoff buffered close; do
     CHAN_TRACE="$tmp/$p.json" "$tmp/signals" "$p"
     case $p in

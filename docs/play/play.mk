@@ -28,7 +28,7 @@ test: play-deps
 play-deps:
 	@sh scripts/deps.sh play
 
-$(O)/play/drivers: $(PLAY_DIR)/drivers.c chan.h chan_trace.h $(O)/libchan.a
+$(O)/play/drivers: $(PLAY_DIR)/drivers.c chan.h trace/chan_trace.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
