@@ -1,7 +1,8 @@
 /*
- * trace.c - tracing (Chrome Trace Event Format JSON for Perfetto), names, and the dump of live
- * channels with their blocked waiters. The public side is chan_trace.h; the hooks that the core
- * calls are declared in trace.h. Not part of the drop-in pair.
+ * trace.c - tracing (the events; json.c writes them as Chrome Trace Event Format JSON for
+ * Perfetto), names, and the dump of live channels with their blocked waiters. The public side
+ * is chan_trace.h; the hooks that the core calls are declared in trace.h. Not part of the
+ * drop-in pair.
  *
  * Invariants:
  *  - Off costs one predictable branch per operation: trace_flags, read relaxed by TRACE().
@@ -22,7 +23,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -35,38 +35,13 @@
 
 #include "chan_trace.h"
 #include "trace.h"
+#include "trace_internal.h"
 
 _Atomic uint32_t trace_flags;
 
 #define MAX_SLOTS 1024
-#define NAME_MAX_LEN 48
 #define DEFAULT_THREADS 64
 #define DEFAULT_EVENTS 8192 /* 448 KiB a thread, mapped at start */
-
-enum ev_kind {
-    EV_MAKE = 1, EV_FREE, EV_OP, EV_WAKE, EV_CLOSE, EV_BLOCK, EV_WOKEN, EV_SELECT, EV_TIMER, EV_NAME,
-    EV_CASE
-};
-
-/* bits of tev.bits */
-#define B_SEND 1u     /* direction: send (else receive) */
-#define B_CLOSE 2u    /* EV_WAKE: woken by a close */
-#define B_HASVAL 4u   /* val holds the value (elements of 1, 2, 4 or 8 bytes) */
-#define B_HASVAL2 8u  /* val2 holds a second value (a buffered receive that woke a sender) */
-#define B_SELECT 16u  /* the operation is a select */
-#define B_FORM_SHIFT 5 /* two bits: enum trace_form */
-#define B_NOCAP 128u   /* EV_OP, EV_SELECT: capacity and value unknown (see trace_op) */
-
-struct tev {
-    int64_t ts;
-    const void *c;  /* the channel (a key only) */
-    uint64_t flow;  /* EV_WAKE: the flow it starts; EV_WOKEN: the one it ends; EV_OP/SELECT: woke */
-    int64_t val, val2;
-    uint64_t task;  /* chan_trace_task_hook's id, 0 */
-    uint32_t aux;   /* cap (make, wake), case index (select), cases (block), name index */
-    int16_t res;    /* 0 or -errno; select: 0 ok, -EPIPE closed, or the error */
-    uint8_t kind, bits;
-};
 
 struct slot {
     _Atomic uint32_t busy;
@@ -127,58 +102,6 @@ static pid_t tid_self(struct tls *t)
     if (!t->tid)
         t->tid = (pid_t)syscall(SYS_gettid);
     return t->tid;
-}
-
-/* The length of the well-formed UTF-8 sequence that starts at s (1 to 4 bytes), or 0 when the
- * bytes there are not one (RFC 3629: no overlong form, no surrogate, nothing past U+10FFFF).
- * s is NUL-terminated, and a NUL is never a continuation byte: no read goes past it. */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
-    size_t n;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        if (s[0] == 0xe0)
-            lo = 0xa0; /* overlong below */
-        else if (s[0] == 0xed)
-            hi = 0x9f; /* surrogates above */
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        if (s[0] == 0xf0)
-            lo = 0x90; /* overlong below */
-        else if (s[0] == 0xf4)
-            hi = 0x8f; /* past U+10FFFF above */
-    } else {
-        return 0; /* a continuation byte, C0, C1, F5 to FF */
-    }
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* Copies a name, cut to NAME_MAX_LEN - 1 bytes at most, on a character boundary: a UTF-8
- * character that does not fit is left out whole. A byte that is not UTF-8 is copied as it is
- * (a character of its own); the writers escape it (json_str, dump_str). */
-static void copy_name(char dst[NAME_MAX_LEN], const char *src)
-{
-    size_t n = 0;
-    while (src[n]) {
-        size_t k = utf8_len((const unsigned char *)src + n);
-        if (k == 0)
-            k = 1;
-        if (n + k > NAME_MAX_LEN - 1)
-            break;
-        n += k;
-    }
-    memcpy(dst, src, n);
-    dst[n] = 0;
 }
 
 /* A slot for t in trace g: one fetch_add; buffers were made at start. */
@@ -807,370 +730,6 @@ uint64_t chan_trace_dropped(void)
     return d;
 }
 
-/* ---- Writing the JSON ---------------------------------------------------------------------- */
-
-struct rec {
-    struct tev e;
-    uint32_t slot, idx;
-    int64_t next_ts; /* the next event of the same thread, or INT64_MAX */
-    uint32_t life;   /* its channel's life (label_lives) */
-};
-
-static int rec_cmp(const void *a, const void *b)
-{
-    const struct rec *x = a, *y = b;
-    if (x->e.ts != y->e.ts)
-        return x->e.ts < y->e.ts ? -1 : 1;
-    if (x->slot != y->slot)
-        return x->slot < y->slot ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* Channel labels. A channel's life in the trace runs from its make (or first event) to its
- * free; each life gets the name given to it (at any moment of that life), or else "c<N>" in
- * order of appearance. A map from address to the current life, by open addressing. */
-struct label {
-    char name[NAME_MAX_LEN];
-    uint32_t cap;
-};
-
-struct lifemap {
-    const void *c;
-    uint32_t life;
-    bool used, dead; /* dead: freed; the address's next channel is a new life */
-};
-
-static struct lifemap *life_find(struct lifemap *tab, size_t mask, const void *c)
-{
-    size_t i = (((uint64_t)(uintptr_t)c >> 4) * 0x9e3779b97f4a7c15ull) & mask;
-    while (tab[i].used && tab[i].c != c)
-        i = (i + 1) & mask;
-    return &tab[i];
-}
-
-/* Pass 1 over the records in time order: each record's life (recs[k].life), the lives' names.
- * Returns the lives, or NULL. */
-static struct label *label_lives(struct rec *recs, size_t n)
-{
-    size_t size = 64;
-    while (size < 2 * n + 64)
-        size *= 2;
-    struct lifemap *tab = calloc(size, sizeof *tab);
-    struct label *lives = calloc(n + 1, sizeof *lives);
-    if (!tab || !lives) {
-        free(tab);
-        free(lives);
-        return NULL;
-    }
-    uint32_t nlives = 0;
-    for (size_t k = 0; k < n; k++) {
-        const struct tev *e = &recs[k].e;
-        recs[k].life = UINT32_MAX;
-        if (!e->c)
-            continue;
-        struct lifemap *m = life_find(tab, size - 1, e->c);
-        if (!m->used || m->dead || e->kind == EV_MAKE) {
-            m->used = true;
-            m->dead = false;
-            m->c = e->c;
-            m->life = nlives++;
-        }
-        recs[k].life = m->life;
-        if (e->kind == EV_NAME) {
-            pthread_mutex_lock(&names_mu);
-            if (e->aux < tr_nnames)
-                copy_name(lives[m->life].name, tr_names[e->aux]);
-            pthread_mutex_unlock(&names_mu);
-        } else if (e->kind == EV_FREE) {
-            m->dead = true;
-        }
-    }
-    uint32_t id = 0;
-    for (uint32_t i = 0; i < nlives; i++)
-        if (!lives[i].name[0])
-            snprintf(lives[i].name, sizeof lives[i].name, "c%u", ++id);
-    free(tab);
-    return lives;
-}
-
-/* A JSON string (RFC 8259): quote, backslash and control characters escaped, UTF-8 characters
- * as they are, and every byte that is not part of one as U+FFFD: names are the user's bytes,
- * the file must parse whatever they are. */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t k = utf8_len(p);
-        if (k == 0) {
-            fputs("\\ufffd", f);
-            p++;
-        } else if (k > 1 || (*p >= 0x20 && *p != '"' && *p != '\\')) {
-            fwrite(p, 1, k, f);
-            p += k;
-        } else {
-            if (*p == '"' || *p == '\\')
-                fprintf(f, "\\%c", *p);
-            else
-                fprintf(f, "\\u%04x", *p);
-            p++;
-        }
-    }
-    fputc('"', f);
-}
-
-static void json_ts(FILE *f, int64_t ns)
-{
-    if (ns < 0)
-        ns = 0;
-    fprintf(f, "%" PRId64 ".%03d", ns / 1000, (int)(ns % 1000));
-}
-
-static const char *res_name(int r)
-{
-    switch (r) {
-    case 0: return "ok";
-    case -EPIPE: return "closed";
-    case -EAGAIN: return "again";
-    case -ETIMEDOUT: return "timedout";
-    case -EINVAL: return "einval";
-    case -ENOMEM: return "enomem";
-    default: return "error";
-    }
-}
-
-static const char *form_name(unsigned bits)
-{
-    switch ((bits >> B_FORM_SHIFT) & 3) {
-    case TR_TRY: return "try";
-    case TR_UNTIL: return "until";
-    default: return "block";
-    }
-}
-
-/* One "X" slice: {"name":..., "ph":"X", "ts", "dur", "pid", "tid", "args":{ ...args } */
-static void slice_head(FILE *f, bool *first, const char *name, const char *label, int64_t ts,
-                       int64_t dur, pid_t tid)
-{
-    fputs(*first ? "\n" : ",\n", f);
-    *first = false;
-    fputs("{\"name\":", f);
-    char buf[2 * NAME_MAX_LEN + 16];
-    snprintf(buf, sizeof buf, "%s%s%s", name, label ? " " : "", label ? label : "");
-    json_str(f, buf);
-    fputs(",\"cat\":\"chan\",\"ph\":\"X\",\"ts\":", f);
-    json_ts(f, ts - trace_t0);
-    fputs(",\"dur\":", f);
-    json_ts(f, dur);
-    fprintf(f, ",\"pid\":%d,\"tid\":%d,\"args\":{", (int)getpid(), (int)tid);
-}
-
-static void flow_event(FILE *f, bool *first, char ph, uint64_t id, int64_t ts, pid_t tid)
-{
-    fputs(*first ? "\n" : ",\n", f);
-    *first = false;
-    fprintf(f, "{\"name\":\"wake\",\"cat\":\"wake\",\"ph\":\"%c\",\"id\":%" PRIu64 ",\"ts\":", ph,
-            id);
-    json_ts(f, ts - trace_t0);
-    fprintf(f, ",\"pid\":%d,\"tid\":%d%s}", (int)getpid(), (int)tid,
-            ph == 'f' ? ",\"bp\":\"e\"" : "");
-}
-
-/* The common args: "op", "chan", then optional value, flow, res. */
-static void args_common(FILE *f, const char *op, const struct label *l, const struct tev *e)
-{
-    fprintf(f, "\"op\":\"%s\"", op);
-    if (l) {
-        fputs(",\"chan\":", f);
-        json_str(f, l->name);
-    }
-    if (e->bits & B_HASVAL)
-        fprintf(f, ",\"v\":%" PRId64, e->val);
-    if (e->task)
-        fprintf(f, ",\"g\":%" PRIu64, e->task);
-}
-
-static int write_trace(FILE *f, struct rec *recs, size_t n, uint64_t dropped)
-{
-    pid_t pid = getpid();
-    struct label *lives = label_lives(recs, n);
-    /* The pending block of each slot (its start), to make the "blocked" slice at wake-up. */
-    int64_t *block_ts = calloc(MAX_SLOTS, sizeof *block_ts);
-    size_t *block_rec = calloc(MAX_SLOTS, sizeof *block_rec);
-    if (!block_ts || !block_rec || !lives) {
-        free(lives);
-        free(block_ts);
-        free(block_rec);
-        return -ENOMEM;
-    }
-
-    fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"library\":\"libchan " CHAN_VERSION_STRING
-          "\",\"clock\":\"CLOCK_MONOTONIC\",",
-          f);
-    fprintf(f, "\"t0_ns\":%" PRId64 ",\"dropped\":%" PRIu64 "},\n\"traceEvents\":[", trace_t0,
-            dropped);
-    bool first = true;
-    fputs(first ? "\n" : ",\n", f);
-    first = false;
-    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"libchan\"}}",
-            (int)pid);
-    /* Thread names, for every slot that recorded something: kept in the slot if its thread
-     * has exited, else the thread's name now. */
-    for (uint32_t i = 0; i < MAX_SLOTS; i++) {
-        if (!slots[i].tid || !slots[i].n)
-            continue;
-        pthread_mutex_lock(&names_mu);
-        const char *nm = slots[i].name[0] ? slots[i].name : thread_name_locked(slots[i].tid);
-        char buf[NAME_MAX_LEN];
-        if (nm)
-            copy_name(buf, nm);
-        else
-            snprintf(buf, sizeof buf, "thread %d", (int)slots[i].tid);
-        pthread_mutex_unlock(&names_mu);
-        fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
-                (int)pid, (int)slots[i].tid);
-        json_str(f, buf);
-        fputs("}}", f);
-    }
-
-    for (size_t k = 0; k < n; k++) {
-        const struct tev *e = &recs[k].e;
-        pid_t tid = slots[recs[k].slot].tid;
-        int64_t gap = recs[k].next_ts - e->ts;
-        int64_t dur = gap > 1001 ? 1000 : gap > 1 ? gap - 1 : 1; /* short of the next event */
-        struct label *l = recs[k].life != UINT32_MAX ? &lives[recs[k].life] : NULL;
-        const char *dir = e->bits & B_SEND ? "send" : "recv";
-        switch (e->kind) {
-        case EV_NAME:
-            slice_head(f, &first, "name", l->name, e->ts, dur, tid);
-            args_common(f, "name", l, e);
-            fputs("}}", f);
-            break;
-        case EV_MAKE:
-            l->cap = e->aux;
-            slice_head(f, &first, "make", l->name, e->ts, dur, tid);
-            args_common(f, "make", l, e);
-            fprintf(f, ",\"cap\":%u,\"elemsize\":%" PRId64 "}}", e->aux, e->val);
-            break;
-        case EV_FREE:
-            slice_head(f, &first, "free", l->name, e->ts, dur, tid);
-            args_common(f, "free", l, e);
-            fputs("}}", f);
-            break;
-        case EV_OP:
-            l->cap = e->aux;
-            slice_head(f, &first, dir, l->name, e->ts, dur, tid);
-            args_common(f, dir, l, e);
-            fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\"", form_name(e->bits), res_name(e->res));
-            if (!(e->bits & B_NOCAP))
-                fprintf(f, ",\"cap\":%u", e->aux);
-            if (e->flow)
-                fprintf(f, ",\"woke\":%" PRIu64, e->flow);
-            fputs("}}", f);
-            break;
-        case EV_SELECT:
-            slice_head(f, &first, "select", l ? l->name : NULL, e->ts, dur, tid);
-            args_common(f, "select", l, e);
-            fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\"", form_name(e->bits), res_name(e->res));
-            if (l)
-                fprintf(f, ",\"case\":%u,\"dir\":\"%s\"", e->aux, dir);
-            if (l && !(e->bits & B_NOCAP))
-                fprintf(f, ",\"cap\":%" PRId64, e->val2);
-            if (e->flow)
-                fprintf(f, ",\"woke\":%" PRIu64, e->flow);
-            fputs("}}", f);
-            break;
-        case EV_WAKE: {
-            const char *by = e->bits & B_CLOSE ? "close" : dir;
-            slice_head(f, &first, "wake", l->name, e->ts, dur, tid);
-            args_common(f, "wake", l, e);
-            fprintf(f, ",\"by\":\"%s\",\"flow\":%" PRIu64 ",\"cap\":%u", by, e->flow, e->aux);
-            if (e->bits & B_HASVAL2)
-                fprintf(f, ",\"v2\":%" PRId64, e->val2);
-            fputs("}}", f);
-            if (e->flow)
-                flow_event(f, &first, 's', e->flow, e->ts, tid);
-            break;
-        }
-        case EV_CLOSE:
-            slice_head(f, &first, "close", l->name, e->ts, dur, tid);
-            args_common(f, "close", l, e);
-            fprintf(f, ",\"res\":\"%s\"}}", res_name(e->res));
-            break;
-        case EV_CASE: {
-            char nm[24];
-            snprintf(nm, sizeof nm, "case %u %s", e->aux, dir);
-            slice_head(f, &first, nm, l ? l->name : "nil", e->ts, dur, tid);
-            args_common(f, "case", l, e);
-            fprintf(f, ",\"case\":%u,\"dir\":\"%s\",\"n\":%" PRId64 "%s}}", e->aux, dir, e->val2,
-                    l ? "" : ",\"nil\":true");
-            break;
-        }
-        case EV_TIMER:
-            slice_head(f, &first, "timer fire", l->name, e->ts, dur, tid);
-            args_common(f, "timer", l, e);
-            fputs("}}", f);
-            break;
-        case EV_BLOCK:
-            block_ts[recs[k].slot] = e->ts;
-            block_rec[recs[k].slot] = k;
-            break;
-        case EV_WOKEN: {
-            int64_t b = block_ts[recs[k].slot];
-            block_ts[recs[k].slot] = 0;
-            const char *what = e->bits & B_SELECT ? "select" : dir;
-            char nm[24];
-            if (b) {
-                snprintf(nm, sizeof nm, "blocked %s", what);
-                slice_head(f, &first, nm, e->bits & B_SELECT ? NULL : l ? l->name : NULL, b,
-                           e->ts - b > 0 ? e->ts - b : 0, tid);
-                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l,
-                            &recs[block_rec[recs[k].slot]].e);
-                fputs("}}", f);
-            }
-            snprintf(nm, sizeof nm, "woken %s", what);
-            slice_head(f, &first, nm, l ? l->name : NULL, e->ts, dur, tid);
-            args_common(f, "woken", l, e);
-            fprintf(f, ",\"res\":\"%s\",\"dir\":\"%s\"", res_name(e->res), dir);
-            if (e->bits & B_SELECT)
-                fputs(",\"select\":true", f);
-            if ((e->bits & B_SELECT) && e->res != -ETIMEDOUT) /* a time-out chose no case */
-                fprintf(f, ",\"case\":%u", e->aux);
-            if (e->flow)
-                fprintf(f, ",\"flow\":%" PRIu64, e->flow);
-            if (b)
-                fprintf(f, ",\"blocked_ns\":%" PRId64, e->ts - b);
-            fputs("}}", f);
-            if (e->flow)
-                flow_event(f, &first, 'f', e->flow, e->ts, tid);
-            break;
-        }
-        default:
-            break;
-        }
-    }
-    /* Still blocked when the trace stopped: a slice to the end (a stuck pipeline shows). */
-    int64_t end = chan_now();
-    for (uint32_t i = 0; i < MAX_SLOTS; i++) {
-        if (!block_ts[i])
-            continue;
-        const struct rec *b = &recs[block_rec[i]];
-        const struct label *l = b->life != UINT32_MAX ? &lives[b->life] : NULL;
-        bool sel = b->e.bits & B_SELECT;
-        char nm[40];
-        snprintf(nm, sizeof nm, "blocked %s (at the end)",
-                 sel ? "select" : b->e.bits & B_SEND ? "send" : "recv");
-        slice_head(f, &first, nm, sel ? NULL : l ? l->name : NULL, b->e.ts, end - b->e.ts,
-                   slots[i].tid);
-        args_common(f, "blocked", sel ? NULL : l, &b->e);
-        fputs(",\"at_end\":true}}", f);
-    }
-    fputs("\n]}\n", f);
-    free(block_ts);
-    free(block_rec);
-    free(lives);
-    return 0;
-}
-
 int chan_trace_stop(void)
 {
     pthread_mutex_lock(&ctl);
@@ -1191,27 +750,30 @@ int chan_trace_stop(void)
             sched_yield();
 
     uint64_t dropped = atomic_load_explicit(&dropped_noslot, memory_order_relaxed);
-    size_t total = 0;
-    for (uint32_t i = 0; i < upto; i++) {
-        total += slots[i].n;
+    for (uint32_t i = 0; i < upto; i++)
         dropped += atomic_load_explicit(&slots[i].dropped, memory_order_relaxed);
-    }
     atomic_store_explicit(&dropped_last, dropped, memory_order_relaxed);
     int r = 0;
-    struct rec *recs = malloc((total ? total : 1) * sizeof *recs);
-    if (!recs) {
-        r = -ENOMEM;
-    } else {
-        size_t k = 0;
-        for (uint32_t i = 0; i < upto; i++)
-            for (uint32_t j = 0; j < slots[i].n; j++, k++) {
-                recs[k] = (struct rec){.e = slots[i].ev[j], .slot = i, .idx = j};
-                recs[k].next_ts = j + 1 < slots[i].n ? slots[i].ev[j + 1].ts : INT64_MAX;
-            }
-        qsort(recs, total, sizeof *recs, rec_cmp);
-        r = write_trace(trace_out, recs, total, dropped);
-        free(recs);
+    struct track *tracks = malloc((upto ? upto : 1) * sizeof *tracks);
+    /* The trace's channel names are the writer's now: a name given from here on goes to the
+     * next trace's table (its EV_NAME event is not recorded in this one). */
+    pthread_mutex_lock(&names_mu);
+    struct trace_log log = {.t0 = trace_t0, .dropped = dropped, .tracks = tracks, .ntracks = upto,
+                            .names = (const char(*)[NAME_MAX_LEN])tr_names, .nnames = tr_nnames};
+    tr_names = NULL;
+    tr_nnames = tr_capnames = 0;
+    /* Each track's name: kept in its slot if its thread has exited, else the thread's now. */
+    for (uint32_t i = 0; tracks && i < upto; i++) {
+        struct slot *sl = &slots[i];
+        tracks[i] = (struct track){.tid = sl->tid, .ev = sl->ev, .n = sl->n};
+        const char *nm = !sl->tid ? NULL : sl->name[0] ? sl->name : thread_name_locked(sl->tid);
+        if (nm)
+            copy_name(tracks[i].name, nm);
     }
+    pthread_mutex_unlock(&names_mu);
+    r = tracks ? trace_json_write(trace_out, &log) : -ENOMEM;
+    free(tracks);
+    free((void *)log.names);
     if (fflush(trace_out) != 0 && !r)
         r = -(errno ? errno : EIO);
     if (ferror(trace_out) && !r)
@@ -1221,11 +783,6 @@ int chan_trace_stop(void)
     trace_out = NULL;
     slots_release(upto);
     atomic_store_explicit(&slot_ready, 0, memory_order_relaxed);
-    pthread_mutex_lock(&names_mu);
-    free(tr_names);
-    tr_names = NULL;
-    tr_nnames = tr_capnames = 0;
-    pthread_mutex_unlock(&names_mu);
     pthread_mutex_unlock(&ctl);
     return r;
 }

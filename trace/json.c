@@ -1,0 +1,412 @@
+/*
+ * json.c - a stopped trace written as Chrome Trace Event Format JSON, which Perfetto
+ * (ui.perfetto.dev) and chrome://tracing open: a track per thread, named; an "X" slice per
+ * event; a "blocked" slice from each block to its wake-up (or to the end of the trace); a
+ * flow arrow from each waker to the operation it woke. chan_trace_stop (record.c) hands over
+ * the events of every thread (struct trace_log); this file only reads them and writes.
+ *
+ * The events of all threads are merged in time order (ties: by thread, then in the order the
+ * thread recorded them). A channel is labelled by its life in the trace (label_lives): an
+ * address freed and made again is a new channel. The file is valid JSON whatever bytes the
+ * names hold (json_str).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "trace.h"
+#include "trace_internal.h"
+
+/* Where the writing is: the file, whether an event has been written (the next one needs a
+ * comma), and what every event repeats. */
+struct out {
+    FILE *f;
+    bool first;
+    int64_t t0;
+    int pid;
+};
+
+/* An event of the merged trace. */
+struct rec {
+    struct tev e;
+    uint32_t slot, idx; /* its track, and its place there */
+    int64_t next_ts; /* the next event of the same thread, or INT64_MAX */
+    uint32_t life;   /* its channel's life (label_lives) */
+};
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const struct rec *x = a, *y = b;
+    if (x->e.ts != y->e.ts)
+        return x->e.ts < y->e.ts ? -1 : 1;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Channel labels. A channel's life in the trace runs from its make (or first event) to its
+ * free; each life gets the name given to it (at any moment of that life), or else "c<N>" in
+ * order of appearance. A map from address to the current life, by open addressing. */
+struct label {
+    char name[NAME_MAX_LEN];
+    uint32_t cap;
+};
+
+struct lifemap {
+    const void *c;
+    uint32_t life;
+    bool used, dead; /* dead: freed; the address's next channel is a new life */
+};
+
+static struct lifemap *life_find(struct lifemap *tab, size_t mask, const void *c)
+{
+    size_t i = (((uint64_t)(uintptr_t)c >> 4) * 0x9e3779b97f4a7c15ull) & mask;
+    while (tab[i].used && tab[i].c != c)
+        i = (i + 1) & mask;
+    return &tab[i];
+}
+
+/* Pass 1 over the records in time order: each record's life (recs[k].life), the lives' names.
+ * Returns the lives, or NULL. */
+static struct label *label_lives(struct rec *recs, size_t n, const struct trace_log *log)
+{
+    size_t size = 64;
+    while (size < 2 * n + 64)
+        size *= 2;
+    struct lifemap *tab = calloc(size, sizeof *tab);
+    struct label *lives = calloc(n + 1, sizeof *lives);
+    if (!tab || !lives) {
+        free(tab);
+        free(lives);
+        return NULL;
+    }
+    uint32_t nlives = 0;
+    for (size_t k = 0; k < n; k++) {
+        const struct tev *e = &recs[k].e;
+        recs[k].life = UINT32_MAX;
+        if (!e->c)
+            continue;
+        struct lifemap *m = life_find(tab, size - 1, e->c);
+        if (!m->used || m->dead || e->kind == EV_MAKE) {
+            m->used = true;
+            m->dead = false;
+            m->c = e->c;
+            m->life = nlives++;
+        }
+        recs[k].life = m->life;
+        if (e->kind == EV_NAME) {
+            if (e->aux < log->nnames)
+                copy_name(lives[m->life].name, log->names[e->aux]);
+        } else if (e->kind == EV_FREE) {
+            m->dead = true;
+        }
+    }
+    uint32_t id = 0;
+    for (uint32_t i = 0; i < nlives; i++)
+        if (!lives[i].name[0])
+            snprintf(lives[i].name, sizeof lives[i].name, "c%u", ++id);
+    free(tab);
+    return lives;
+}
+
+/* A JSON string (RFC 8259): quote, backslash and control characters escaped, UTF-8 characters
+ * as they are, and every byte that is not part of one as U+FFFD: names are the user's bytes,
+ * the file must parse whatever they are. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = utf8_len(p);
+        if (k == 0) {
+            fputs("\\ufffd", f);
+            p++;
+        } else if (k > 1 || (*p >= 0x20 && *p != '"' && *p != '\\')) {
+            fwrite(p, 1, k, f);
+            p += k;
+        } else {
+            if (*p == '"' || *p == '\\')
+                fprintf(f, "\\%c", *p);
+            else
+                fprintf(f, "\\u%04x", *p);
+            p++;
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_ts(FILE *f, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    fprintf(f, "%" PRId64 ".%03d", ns / 1000, (int)(ns % 1000));
+}
+
+static const char *res_name(int r)
+{
+    switch (r) {
+    case 0: return "ok";
+    case -EPIPE: return "closed";
+    case -EAGAIN: return "again";
+    case -ETIMEDOUT: return "timedout";
+    case -EINVAL: return "einval";
+    case -ENOMEM: return "enomem";
+    default: return "error";
+    }
+}
+
+static const char *form_name(unsigned bits)
+{
+    switch ((bits >> B_FORM_SHIFT) & 3) {
+    case TR_TRY: return "try";
+    case TR_UNTIL: return "until";
+    default: return "block";
+    }
+}
+
+/* One "X" slice: {"name":..., "ph":"X", "ts", "dur", "pid", "tid", "args":{ ...args } */
+static void slice_head(struct out *o, const char *name, const char *label, int64_t ts, int64_t dur,
+                       pid_t tid)
+{
+    FILE *f = o->f;
+    fputs(o->first ? "\n" : ",\n", f);
+    o->first = false;
+    fputs("{\"name\":", f);
+    char buf[2 * NAME_MAX_LEN + 16];
+    snprintf(buf, sizeof buf, "%s%s%s", name, label ? " " : "", label ? label : "");
+    json_str(f, buf);
+    fputs(",\"cat\":\"chan\",\"ph\":\"X\",\"ts\":", f);
+    json_ts(f, ts - o->t0);
+    fputs(",\"dur\":", f);
+    json_ts(f, dur);
+    fprintf(f, ",\"pid\":%d,\"tid\":%d,\"args\":{", o->pid, (int)tid);
+}
+
+static void flow_event(struct out *o, char ph, uint64_t id, int64_t ts, pid_t tid)
+{
+    FILE *f = o->f;
+    fputs(o->first ? "\n" : ",\n", f);
+    o->first = false;
+    fprintf(f, "{\"name\":\"wake\",\"cat\":\"wake\",\"ph\":\"%c\",\"id\":%" PRIu64 ",\"ts\":", ph,
+            id);
+    json_ts(f, ts - o->t0);
+    fprintf(f, ",\"pid\":%d,\"tid\":%d%s}", o->pid, (int)tid,
+            ph == 'f' ? ",\"bp\":\"e\"" : "");
+}
+
+/* The common args: "op", "chan", then optional value, flow, res. */
+static void args_common(FILE *f, const char *op, const struct label *l, const struct tev *e)
+{
+    fprintf(f, "\"op\":\"%s\"", op);
+    if (l) {
+        fputs(",\"chan\":", f);
+        json_str(f, l->name);
+    }
+    if (e->bits & B_HASVAL)
+        fprintf(f, ",\"v\":%" PRId64, e->val);
+    if (e->task)
+        fprintf(f, ",\"g\":%" PRIu64, e->task);
+}
+
+/* Writes the merged records (recs, n, in time order) of log. */
+static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_log *log)
+{
+    struct out o = {.f = f, .first = true, .t0 = log->t0, .pid = (int)getpid()};
+    struct label *lives = label_lives(recs, n, log);
+    /* The pending block of each track (its start), to make the "blocked" slice at wake-up. */
+    uint32_t ntracks = log->ntracks ? log->ntracks : 1;
+    int64_t *block_ts = calloc(ntracks, sizeof *block_ts);
+    size_t *block_rec = calloc(ntracks, sizeof *block_rec);
+    if (!block_ts || !block_rec || !lives) {
+        free(lives);
+        free(block_ts);
+        free(block_rec);
+        return -ENOMEM;
+    }
+
+    fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"library\":\"libchan " CHAN_VERSION_STRING
+          "\",\"clock\":\"CLOCK_MONOTONIC\",",
+          f);
+    fprintf(f, "\"t0_ns\":%" PRId64 ",\"dropped\":%" PRIu64 "},\n\"traceEvents\":[", log->t0,
+            log->dropped);
+    fputs("\n", f);
+    o.first = false;
+    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"libchan\"}}",
+            o.pid);
+    /* Thread names, for every track that recorded something. */
+    for (uint32_t i = 0; i < log->ntracks; i++) {
+        const struct track *t = &log->tracks[i];
+        if (!t->tid || !t->n)
+            continue;
+        char buf[NAME_MAX_LEN];
+        if (t->name[0])
+            copy_name(buf, t->name);
+        else
+            snprintf(buf, sizeof buf, "thread %d", (int)t->tid);
+        fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
+                o.pid, (int)t->tid);
+        json_str(f, buf);
+        fputs("}}", f);
+    }
+
+    for (size_t k = 0; k < n; k++) {
+        const struct tev *e = &recs[k].e;
+        pid_t tid = log->tracks[recs[k].slot].tid;
+        int64_t gap = recs[k].next_ts - e->ts;
+        int64_t dur = gap > 1001 ? 1000 : gap > 1 ? gap - 1 : 1; /* short of the next event */
+        struct label *l = recs[k].life != UINT32_MAX ? &lives[recs[k].life] : NULL;
+        const char *dir = e->bits & B_SEND ? "send" : "recv";
+        switch (e->kind) {
+        case EV_NAME:
+            slice_head(&o, "name", l->name, e->ts, dur, tid);
+            args_common(f, "name", l, e);
+            fputs("}}", f);
+            break;
+        case EV_MAKE:
+            l->cap = e->aux;
+            slice_head(&o, "make", l->name, e->ts, dur, tid);
+            args_common(f, "make", l, e);
+            fprintf(f, ",\"cap\":%u,\"elemsize\":%" PRId64 "}}", e->aux, e->val);
+            break;
+        case EV_FREE:
+            slice_head(&o, "free", l->name, e->ts, dur, tid);
+            args_common(f, "free", l, e);
+            fputs("}}", f);
+            break;
+        case EV_OP:
+            l->cap = e->aux;
+            slice_head(&o, dir, l->name, e->ts, dur, tid);
+            args_common(f, dir, l, e);
+            fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\"", form_name(e->bits), res_name(e->res));
+            if (!(e->bits & B_NOCAP))
+                fprintf(f, ",\"cap\":%u", e->aux);
+            if (e->flow)
+                fprintf(f, ",\"woke\":%" PRIu64, e->flow);
+            fputs("}}", f);
+            break;
+        case EV_SELECT:
+            slice_head(&o, "select", l ? l->name : NULL, e->ts, dur, tid);
+            args_common(f, "select", l, e);
+            fprintf(f, ",\"form\":\"%s\",\"res\":\"%s\"", form_name(e->bits), res_name(e->res));
+            if (l)
+                fprintf(f, ",\"case\":%u,\"dir\":\"%s\"", e->aux, dir);
+            if (l && !(e->bits & B_NOCAP))
+                fprintf(f, ",\"cap\":%" PRId64, e->val2);
+            if (e->flow)
+                fprintf(f, ",\"woke\":%" PRIu64, e->flow);
+            fputs("}}", f);
+            break;
+        case EV_WAKE: {
+            const char *by = e->bits & B_CLOSE ? "close" : dir;
+            slice_head(&o, "wake", l->name, e->ts, dur, tid);
+            args_common(f, "wake", l, e);
+            fprintf(f, ",\"by\":\"%s\",\"flow\":%" PRIu64 ",\"cap\":%u", by, e->flow, e->aux);
+            if (e->bits & B_HASVAL2)
+                fprintf(f, ",\"v2\":%" PRId64, e->val2);
+            fputs("}}", f);
+            if (e->flow)
+                flow_event(&o, 's', e->flow, e->ts, tid);
+            break;
+        }
+        case EV_CLOSE:
+            slice_head(&o, "close", l->name, e->ts, dur, tid);
+            args_common(f, "close", l, e);
+            fprintf(f, ",\"res\":\"%s\"}}", res_name(e->res));
+            break;
+        case EV_CASE: {
+            char nm[24];
+            snprintf(nm, sizeof nm, "case %u %s", e->aux, dir);
+            slice_head(&o, nm, l ? l->name : "nil", e->ts, dur, tid);
+            args_common(f, "case", l, e);
+            fprintf(f, ",\"case\":%u,\"dir\":\"%s\",\"n\":%" PRId64 "%s}}", e->aux, dir, e->val2,
+                    l ? "" : ",\"nil\":true");
+            break;
+        }
+        case EV_TIMER:
+            slice_head(&o, "timer fire", l->name, e->ts, dur, tid);
+            args_common(f, "timer", l, e);
+            fputs("}}", f);
+            break;
+        case EV_BLOCK:
+            block_ts[recs[k].slot] = e->ts;
+            block_rec[recs[k].slot] = k;
+            break;
+        case EV_WOKEN: {
+            int64_t b = block_ts[recs[k].slot];
+            block_ts[recs[k].slot] = 0;
+            const char *what = e->bits & B_SELECT ? "select" : dir;
+            char nm[24];
+            if (b) {
+                snprintf(nm, sizeof nm, "blocked %s", what);
+                slice_head(&o, nm, e->bits & B_SELECT ? NULL : l ? l->name : NULL, b,
+                           e->ts - b > 0 ? e->ts - b : 0, tid);
+                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l,
+                            &recs[block_rec[recs[k].slot]].e);
+                fputs("}}", f);
+            }
+            snprintf(nm, sizeof nm, "woken %s", what);
+            slice_head(&o, nm, l ? l->name : NULL, e->ts, dur, tid);
+            args_common(f, "woken", l, e);
+            fprintf(f, ",\"res\":\"%s\",\"dir\":\"%s\"", res_name(e->res), dir);
+            if (e->bits & B_SELECT)
+                fputs(",\"select\":true", f);
+            if ((e->bits & B_SELECT) && e->res != -ETIMEDOUT) /* a time-out chose no case */
+                fprintf(f, ",\"case\":%u", e->aux);
+            if (e->flow)
+                fprintf(f, ",\"flow\":%" PRIu64, e->flow);
+            if (b)
+                fprintf(f, ",\"blocked_ns\":%" PRId64, e->ts - b);
+            fputs("}}", f);
+            if (e->flow)
+                flow_event(&o, 'f', e->flow, e->ts, tid);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    /* Still blocked when the trace stopped: a slice to the end (a stuck pipeline shows). */
+    int64_t end = chan_now();
+    for (uint32_t i = 0; i < log->ntracks; i++) {
+        if (!block_ts[i])
+            continue;
+        const struct rec *b = &recs[block_rec[i]];
+        const struct label *l = b->life != UINT32_MAX ? &lives[b->life] : NULL;
+        bool sel = b->e.bits & B_SELECT;
+        char nm[40];
+        snprintf(nm, sizeof nm, "blocked %s (at the end)",
+                 sel ? "select" : b->e.bits & B_SEND ? "send" : "recv");
+        slice_head(&o, nm, sel ? NULL : l ? l->name : NULL, b->e.ts, end - b->e.ts,
+                   log->tracks[i].tid);
+        args_common(f, "blocked", sel ? NULL : l, &b->e);
+        fputs(",\"at_end\":true}}", f);
+    }
+    fputs("\n]}\n", f);
+    free(block_ts);
+    free(block_rec);
+    free(lives);
+    return 0;
+}
+
+int trace_json_write(FILE *f, const struct trace_log *log)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < log->ntracks; i++)
+        total += log->tracks[i].n;
+    struct rec *recs = malloc((total ? total : 1) * sizeof *recs);
+    if (!recs)
+        return -ENOMEM;
+    size_t k = 0;
+    for (uint32_t i = 0; i < log->ntracks; i++) {
+        const struct track *t = &log->tracks[i];
+        for (uint32_t j = 0; j < t->n; j++, k++) {
+            recs[k] = (struct rec){.e = t->ev[j], .slot = i, .idx = j};
+            recs[k].next_ts = j + 1 < t->n ? t->ev[j + 1].ts : INT64_MAX;
+        }
+    }
+    qsort(recs, total, sizeof *recs, rec_cmp);
+    int r = write_trace(f, recs, total, log);
+    free(recs);
+    return r;
+}
