@@ -1,8 +1,10 @@
 /*
- * trace.c - tracing (the events; json.c writes them as Chrome Trace Event Format JSON for
- * Perfetto), names, and the dump of live channels with their blocked waiters. The public side
- * is chan_trace.h; the hooks that the core calls are declared in trace.h. Not part of the
- * drop-in pair.
+ * trace.c - tracing: the hooks that the core calls (trace.h) record every channel event into
+ * per-thread buffers, from chan_trace_start to chan_trace_stop, which hands them to json.c to
+ * be written as Chrome Trace Event Format JSON for Perfetto. Also here: naming threads and
+ * channels (chan_trace_name_*, kept in registry.c; a trace records channel names as events),
+ * and the environment (CHAN_TRACE, CHAN_DUMP). chan_dump is dump.c's. The public side is
+ * chan_trace.h. Not part of the drop-in pair.
  *
  * Invariants:
  *  - Off costs one predictable branch per operation: trace_flags, read relaxed by TRACE().
@@ -14,18 +16,12 @@
  *    then loads active_gen (both seq_cst), the stop stores active_gen = 0 and then waits for
  *    every claimed slot's busy to read 0. Either the writer sees the stop and writes nothing, or
  *    the stop waits for its write. Slots are static: a stale writer only ever touches busy.
- *  - The registry of live channels (chan_dump) is a set of sharded lists keyed by the channel's
- *    address, each with its own lock: make and free take one shard's lock, never a global one.
- *    The dump holds one shard's lock at a time and only trylocks channels (shard, then channel;
- *    make and free never hold a channel lock while they take a shard's).
  *  - No hook dereferences a channel after its operation parked: it may be freed (trace.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +32,6 @@
 #include "chan_trace.h"
 #include "trace.h"
 #include "trace_internal.h"
-
-_Atomic uint32_t trace_flags;
 
 #define MAX_SLOTS 1024
 #define DEFAULT_THREADS 64
@@ -50,7 +44,7 @@ struct slot {
     _Atomic uint64_t dropped; /* full */
     struct tev *ev;
     char name[NAME_MAX_LEN]; /* its thread's name, kept when the thread exits during the trace
-                                (under ctl and names_mu); "": look the tid up in tnames */
+                                (under ctl); "": look its tid up in registry.c */
 } __attribute__((aligned(128)));
 
 static struct slot slots[MAX_SLOTS];
@@ -70,15 +64,6 @@ static int64_t trace_t0;
 static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
 static char (*tr_names)[NAME_MAX_LEN];
 static uint32_t tr_nnames, tr_capnames;
-
-/* Thread names (for the trace and the dump); under names_mu. An entry is freed (tid 0) when its
- * thread exits (tname_key's destructor), so MAX_TNAMES bounds the named threads alive at once. */
-#define MAX_TNAMES 512
-static struct {
-    pid_t tid;
-    char name[NAME_MAX_LEN];
-} tnames[MAX_TNAMES];
-static int ntnames; /* entries [0, ntnames) have been used */
 
 /* ---- The calling thread ------------------------------------------------------------------ */
 
@@ -174,9 +159,6 @@ static bool value_of(uint32_t elemsize, const void *elem, int64_t *v)
 }
 
 /* ---- Hooks (trace.h) ------------------------------------------------------------------------ */
-
-static void registry_add(const struct chan *c, const char *name);
-static void registry_del(const struct chan *c);
 
 void trace_make(struct chan *c)
 {
@@ -388,41 +370,23 @@ void trace_timer_fire(struct chan *c)
 
 /* ---- Names ------------------------------------------------------------------------------------ */
 
-static int thread_name_find_locked(pid_t tid)
-{
-    for (int i = 0; i < ntnames; i++)
-        if (tnames[i].tid == tid)
-            return i;
-    return -1;
-}
-
-static const char *thread_name_locked(pid_t tid)
-{
-    int i = thread_name_find_locked(tid);
-    return i >= 0 ? tnames[i].name : NULL;
-}
-
-/* A named thread exits (the destructor of tname_key): its entry is freed for the next thread
- * to be named, and a thread id reused later does not inherit the name. If the running trace
- * has a track for the thread, the track keeps the name: write_trace reads slots[].name first.
- * Under ctl, so that a trace being stopped (and written) sees the name in one place or the
- * other. Thread-locals are still there while key destructors run. */
+/* A named thread exits (the destructor of tname_key): its name is forgotten (registry.c), so
+ * that a thread id reused later does not inherit it. If the running trace has a track for the
+ * thread, the track keeps the name: chan_trace_stop reads slots[].name first. Under ctl, so
+ * that a trace being stopped (and written) sees the name in one place or the other.
+ * Thread-locals are still there while key destructors run. */
 static void thread_name_release(void *unused)
 {
     (void)unused;
     struct tls *t = tls_self();
     pid_t tid = tid_self(t);
+    char name[NAME_MAX_LEN];
     pthread_mutex_lock(&ctl);
-    pthread_mutex_lock(&names_mu);
-    int i = thread_name_find_locked(tid);
-    if (i >= 0) {
+    if (thread_name_forget(tid, name)) {
         uint32_t g = atomic_load_explicit(&active_gen, memory_order_relaxed);
         if (g && t->gen == g && t->slot >= 0)
-            memcpy(slots[t->slot].name, tnames[i].name, NAME_MAX_LEN);
-        tnames[i].tid = 0;
-        tnames[i].name[0] = 0;
+            memcpy(slots[t->slot].name, name, NAME_MAX_LEN);
     }
-    pthread_mutex_unlock(&names_mu);
     pthread_mutex_unlock(&ctl);
 }
 
@@ -442,21 +406,9 @@ int chan_trace_name_thread(const char *name)
     /* Any non-NULL value: the destructor runs at the thread's exit. */
     if (tname_key_err || pthread_setspecific(tname_key, (void *)&tname_key) != 0)
         return -ENOMEM;
-    pid_t tid = tid_self(tls_self());
-    pthread_mutex_lock(&names_mu);
-    int i = thread_name_find_locked(tid);
-    if (i < 0)
-        i = thread_name_find_locked(0); /* a free entry */
-    if (i < 0) {
-        if (ntnames == MAX_TNAMES) {
-            pthread_mutex_unlock(&names_mu);
-            return -ENOMEM;
-        }
-        i = ntnames++;
-    }
-    tnames[i].tid = tid;
-    copy_name(tnames[i].name, name);
-    pthread_mutex_unlock(&names_mu);
+    int e = thread_name_set(tid_self(tls_self()), name);
+    if (e)
+        return e;
     int r = chan_trace_register_thread();
     return r == -ESRCH ? 0 : r;
 }
@@ -507,67 +459,6 @@ void chan_trace_task_hook(uint64_t (*fn)(void))
     atomic_store_explicit(&task_hook, fn, memory_order_relaxed);
 }
 
-/* ---- The registry of live channels: sharded lists keyed by address ------------------------- */
-
-#define NSHARD 64
-
-struct rnode {
-    struct rnode *next;
-    const struct chan *c;
-    char name[NAME_MAX_LEN];
-};
-
-static struct shard {
-    chanlock_t lock; /* the channel lock's futex mutex: zero is unlocked */
-    struct rnode *head;
-} __attribute__((aligned(128))) shards[NSHARD];
-
-static struct shard *shard_of(const struct chan *c)
-{
-    uint64_t x = (uint64_t)(uintptr_t)c >> 4;
-    return &shards[(x * 0x9e3779b97f4a7c15ull) >> 58];
-}
-
-/* Registers c (or names it when name != NULL and it is registered already). A registry that
- * cannot get memory leaves c out of the dump. */
-static void registry_add(const struct chan *c, const char *name)
-{
-    struct shard *s = shard_of(c);
-    lock(&s->lock);
-    struct rnode *n = s->head;
-    while (n && n->c != c)
-        n = n->next;
-    if (!n && (n = malloc(sizeof *n))) {
-        n->c = c;
-        n->name[0] = 0;
-        n->next = s->head;
-        s->head = n;
-    }
-    if (n && name)
-        copy_name(n->name, name);
-    unlock(&s->lock);
-}
-
-static void registry_del(const struct chan *c)
-{
-    struct shard *s = shard_of(c);
-    lock(&s->lock);
-    struct rnode **p = &s->head;
-    while (*p && (*p)->c != c)
-        p = &(*p)->next;
-    struct rnode *n = *p;
-    if (n)
-        *p = n->next;
-    unlock(&s->lock);
-    free(n);
-}
-
-int chan_dump_enable(void)
-{
-    atomic_fetch_or_explicit(&trace_flags, TF_REGISTRY, memory_order_relaxed);
-    return 0;
-}
-
 /* ---- Starting and stopping ------------------------------------------------------------------ */
 
 static uint32_t env_count(const char *var, uint32_t dflt, uint32_t max)
@@ -605,22 +496,21 @@ static void slots_release(uint32_t upto)
 }
 
 /* Records the names of channels named before the trace, so that the trace shows them. */
+static void seed_name(const void *c, const char *name, void *arg)
+{
+    if (!name[0])
+        return;
+    int64_t k = trace_name_add(name);
+    if (k >= 0) {
+        struct tev e = {.kind = EV_NAME, .c = c, .aux = (uint32_t)k};
+        emit(arg, &e);
+    }
+}
+
 static void seed_names(struct tls *t)
 {
-    for (int i = 0; i < NSHARD; i++) {
-        struct shard *s = &shards[i];
-        lock(&s->lock);
-        for (struct rnode *n = s->head; n; n = n->next) {
-            if (!n->name[0])
-                continue;
-            int64_t k = trace_name_add(n->name);
-            if (k >= 0) {
-                struct tev e = {.kind = EV_NAME, .c = n->c, .aux = (uint32_t)k};
-                emit(t, &e);
-            }
-        }
-        unlock(&s->lock);
-    }
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++)
+        registry_visit(i, seed_name, t);
 }
 
 /* fork() while tracing: the child neither records nor writes the parent's file (its copy of
@@ -762,15 +652,16 @@ int chan_trace_stop(void)
                             .names = (const char(*)[NAME_MAX_LEN])tr_names, .nnames = tr_nnames};
     tr_names = NULL;
     tr_nnames = tr_capnames = 0;
+    pthread_mutex_unlock(&names_mu);
     /* Each track's name: kept in its slot if its thread has exited, else the thread's now. */
     for (uint32_t i = 0; tracks && i < upto; i++) {
         struct slot *sl = &slots[i];
         tracks[i] = (struct track){.tid = sl->tid, .ev = sl->ev, .n = sl->n};
-        const char *nm = !sl->tid ? NULL : sl->name[0] ? sl->name : thread_name_locked(sl->tid);
-        if (nm)
-            copy_name(tracks[i].name, nm);
+        if (sl->name[0])
+            memcpy(tracks[i].name, sl->name, NAME_MAX_LEN);
+        else
+            thread_name_get(sl->tid, tracks[i].name);
     }
-    pthread_mutex_unlock(&names_mu);
     r = tracks ? trace_json_write(trace_out, &log) : -ENOMEM;
     free(tracks);
     free((void *)log.names);
@@ -785,267 +676,6 @@ int chan_trace_stop(void)
     atomic_store_explicit(&slot_ready, 0, memory_order_relaxed);
     pthread_mutex_unlock(&ctl);
     return r;
-}
-
-/* ---- The dump -------------------------------------------------------------------------------- */
-
-#define DUMP_WAITERS 16 /* waiters shown per queue; the rest are counted */
-
-struct wsnap {
-    pid_t tid;
-    int64_t since;
-    uint32_t ncases, here; /* its cases in all; those on this queue */
-    bool send, select, done;
-};
-
-struct csnap {
-    const struct chan *c;
-    char name[NAME_MAX_LEN];
-    bool skipped, closed;
-    size_t len, cap, elemsize, nsend, nrecv;
-    uint32_t nw;
-    struct wsnap w[2 * DUMP_WAITERS];
-};
-
-static bool trylock(chanlock_t *l)
-{
-    uint32_t expected = 0;
-    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
-                                                   memory_order_relaxed);
-}
-
-/* Copies c's state with its lock held for as short as it can: the printing comes later.
- * count: the waiters on q, not its sudogs. A select with several cases of one direction on c
- * has a sudog per case on q, and they are adjacent: selectgo's pass 2 appends them at the tail
- * in one span under c's lock, and unlinking others keeps the order. */
-static void snap_queue(struct csnap *s, struct waitq *q, bool send, size_t *count)
-{
-    uint32_t shown = 0;
-    bool last_shown = false;
-    for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
-         sg = sg->next) {
-        struct waiter *w = sg->w;
-        if (sg->prev && sg->prev->w == w) { /* the same waiter: one more of its cases */
-            if (last_shown)
-                s->w[s->nw - 1].here++;
-            continue;
-        }
-        ++*count;
-        last_shown = shown++ < DUMP_WAITERS;
-        if (!last_shown)
-            continue;
-        s->w[s->nw++] = (struct wsnap){
-            .tid = w->t_tid, .since = w->t_since, .ncases = w->nsudog, .here = 1, .send = send,
-            .select = w->nsudog > 1,
-            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
-    }
-}
-
-static void snap_chan(struct csnap *s, struct chan *c)
-{
-    s->c = c;
-    if (!trylock(&c->lock)) {
-        s->skipped = true;
-        return;
-    }
-    s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
-    s->len = chan_len(c);
-    s->cap = c->cap;
-    s->elemsize = c->elemsize;
-    snap_queue(s, &c->sendq, true, &s->nsend);
-    snap_queue(s, &c->recvq, false, &s->nrecv);
-    unlock(&c->lock);
-}
-
-static void print_dur(FILE *out, int64_t ns)
-{
-    if (ns >= 1000000000LL)
-        fprintf(out, "%.3f s", ns / 1e9);
-    else if (ns >= 1000000)
-        fprintf(out, "%.3f ms", ns / 1e6);
-    else
-        fprintf(out, "%.3f us", ns / 1e3);
-}
-
-/* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
- * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
-static void dump_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t k = utf8_len(p);
-        if (k > 1 || (k == 1 && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')) {
-            fwrite(p, 1, k, out);
-            p += k;
-            continue;
-        }
-        switch (*p) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
-        default: fprintf(out, "\\x%02x", *p); break;
-        }
-        p++;
-    }
-    fputc('"', out);
-}
-
-static void print_chan(FILE *out, const struct csnap *s, int64_t now)
-{
-    if (s->name[0]) {
-        fputs("chan ", out);
-        dump_str(out, s->name);
-        fprintf(out, " (%p)", (const void *)s->c);
-    } else {
-        fprintf(out, "chan %p", (const void *)s->c);
-    }
-    if (s->skipped) {
-        fputs(": skipped (its lock was held at that moment)\n", out);
-        return;
-    }
-    fprintf(out, ": len %zu cap %zu elemsize %zu %s, %zu blocked senders, %zu blocked receivers\n",
-            s->len, s->cap, s->elemsize, s->closed ? "closed" : "open", s->nsend, s->nrecv);
-    for (uint32_t i = 0; i < s->nw; i++) {
-        const struct wsnap *w = &s->w[i];
-        char tname[NAME_MAX_LEN] = "";
-        pthread_mutex_lock(&names_mu);
-        const char *nm = w->tid ? thread_name_locked(w->tid) : NULL;
-        if (nm)
-            copy_name(tname, nm);
-        pthread_mutex_unlock(&names_mu);
-        fprintf(out, "    %s", w->send ? "send" : "recv");
-        if (w->select && w->here > 1)
-            fprintf(out, " (select of %u, %u of its cases here)", w->ncases, w->here);
-        else if (w->select)
-            fprintf(out, " (select of %u)", w->ncases);
-        if (tname[0]) {
-            fputs("  thread ", out);
-            dump_str(out, tname);
-            fprintf(out, " (tid %d)", (int)w->tid);
-        } else if (w->tid)
-            fprintf(out, "  thread tid %d", (int)w->tid);
-        else
-            fputs("  thread unknown", out);
-        if (w->since) {
-            fputs("  blocked for ", out);
-            print_dur(out, now - w->since);
-        } else {
-            fputs("  blocked since before chan_dump_enable", out);
-        }
-        if (w->done)
-            fputs("  (being woken)", out);
-        fputc('\n', out);
-    }
-    if (s->nsend + s->nrecv > s->nw)
-        fprintf(out, "    ... and %zu more\n", s->nsend + s->nrecv - s->nw);
-}
-
-int chan_dump(FILE *out)
-{
-    if (!out)
-        return -EINVAL;
-    if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED)))
-        return -ENODEV;
-    int64_t now = chan_now();
-    fprintf(out, "libchan dump (pid %d): live channels and their blocked waiters\n",
-            (int)getpid());
-    int listed = 0, skipped = 0;
-    for (int i = 0; i < NSHARD; i++) {
-        struct shard *sh = &shards[i];
-        lock(&sh->lock);
-        size_t n = 0;
-        for (struct rnode *r = sh->head; r; r = r->next)
-            n++;
-        struct csnap *snaps = n ? calloc(n, sizeof *snaps) : NULL;
-        if (n && !snaps) {
-            unlock(&sh->lock);
-            fprintf(out, "(shard %d: %zu channels not shown: out of memory)\n", i, n);
-            continue;
-        }
-        size_t k = 0;
-        for (struct rnode *r = sh->head; r; r = r->next, k++) {
-            memcpy(snaps[k].name, r->name, NAME_MAX_LEN);
-            snap_chan(&snaps[k], (struct chan *)r->c);
-        }
-        unlock(&sh->lock);
-        for (k = 0; k < n; k++) {
-            print_chan(out, &snaps[k], now);
-            listed++;
-            skipped += snaps[k].skipped;
-        }
-        free(snaps);
-    }
-    fprintf(out, "end of dump: %d channels, %d skipped\n", listed, skipped);
-    fflush(out);
-    return listed;
-}
-
-/* ---- SIGQUIT: a handler that only writes a byte, and a dump thread -------------------------- */
-
-static int sigquit_pipe[2] = {-1, -1};
-static pthread_once_t sigquit_once = PTHREAD_ONCE_INIT;
-static int sigquit_err;
-
-static void on_sigquit(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    ssize_t r = write(sigquit_pipe[1], "q", 1);
-    (void)r;
-    errno = saved;
-}
-
-static void *dump_main(void *arg)
-{
-    (void)arg;
-    char buf[64];
-    for (;;) {
-        ssize_t r = read(sigquit_pipe[0], buf, sizeof buf);
-        if (r > 0)
-            chan_dump(stderr);
-        else if (r == 0 || errno != EINTR)
-            return NULL;
-    }
-}
-
-static void sigquit_setup(void)
-{
-    chan_dump_enable();
-    if (pipe2(sigquit_pipe, O_CLOEXEC) != 0) {
-        sigquit_err = -errno;
-        return;
-    }
-    /* The write end never blocks the handler: a full pipe means a dump is coming anyway. */
-    fcntl(sigquit_pipe[1], F_SETFL, O_NONBLOCK);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int e = pthread_create(&th, &a, dump_main, NULL);
-    pthread_attr_destroy(&a);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e) {
-        sigquit_err = -e;
-        return;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigquit;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGQUIT, &sa, NULL) != 0)
-        sigquit_err = -errno;
-}
-
-int chan_dump_on_sigquit(void)
-{
-    pthread_once(&sigquit_once, sigquit_setup);
-    return sigquit_err;
 }
 
 /* ---- The environment ------------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /*
- * trace_internal.h - what the tracer's own files share: names and their bytes (utf8.c), the
- * recorded event (record.c records it, json.c writes it) and the trace that chan_trace_stop
- * hands to the JSON writer.
+ * trace_internal.h - what the tracer's own files share: names and their bytes (utf8.c); the
+ * registry of thread names and live channels (registry.c); the recorded event (trace.c
+ * records it, json.c writes it) and the trace that chan_trace_stop hands to the JSON writer.
  *
  * Only the tracer's files (trace/) include it. The core never does: its side of the seam is
  * trace.h.
@@ -30,6 +30,28 @@ HIDDEN size_t utf8_len(const unsigned char *s);
 
 /* Copies a name, cut to NAME_MAX_LEN - 1 bytes at most on a character boundary. */
 HIDDEN void copy_name(char dst[NAME_MAX_LEN], const char *src);
+
+/* ---- The registry (registry.c) ----------------------------------------------------------- */
+
+/* The name of thread tid (the kernel's thread id): set (0, or -ENOMEM when MAX_TNAMES named
+ * threads are alive), copied out (false: it has none), or copied out and forgotten (at its
+ * exit). */
+HIDDEN int thread_name_set(pid_t tid, const char *name);
+HIDDEN bool thread_name_get(pid_t tid, char name[NAME_MAX_LEN]);
+HIDDEN bool thread_name_forget(pid_t tid, char name[NAME_MAX_LEN]);
+
+/* The live channels, keyed by address (c is only a key here). registry_add registers c, or
+ * names it (name != NULL) whether registered already or not; without memory, c is left out.
+ * registry_del forgets c: call it before c is freed. */
+#define REGISTRY_SHARDS 64
+HIDDEN void registry_add(const void *c, const char *name);
+HIDDEN void registry_del(const void *c);
+
+/* Calls fn(c, name, arg) for every channel registered in shard (< REGISTRY_SHARDS), name ""
+ * when it has none, with that shard's lock held: c is not freed before fn returns. fn must not
+ * call into the registry. */
+HIDDEN void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, void *arg),
+                           void *arg);
 
 /* ---- The recorded event ----------------------------------------------------------------- */
 

@@ -1,0 +1,304 @@
+/*
+ * dump.c - chan_dump: every live channel (registry.c) with its blocked senders and receivers,
+ * for a stuck program; and SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump,
+ * but the process goes on).
+ *
+ * Invariants:
+ *  - The dump holds one shard's lock at a time, and only trylocks channels (shard, then
+ *    channel; make and free never hold a channel lock while they take a shard's). A channel
+ *    whose lock is held at that moment is skipped, and the dump says so: the dump never waits
+ *    for a thread that holds a lock.
+ *  - Each channel is copied with its lock held as briefly as can be; the printing comes after
+ *    the shard's lock is dropped.
+ *  - The SIGQUIT handler only writes a byte to a pipe; a dump thread, with every signal blocked,
+ *    does the printing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan_trace.h"
+#include "trace.h"
+#include "trace_internal.h"
+
+/* ---- Copying a channel ------------------------------------------------------------------ */
+
+#define DUMP_WAITERS 16 /* waiters shown per queue; the rest are counted */
+
+struct wsnap {
+    pid_t tid;
+    int64_t since;
+    uint32_t ncases, here; /* its cases in all; those on this queue */
+    bool send, select, done;
+};
+
+struct csnap {
+    const struct chan *c;
+    char name[NAME_MAX_LEN];
+    bool skipped, closed;
+    size_t len, cap, elemsize, nsend, nrecv;
+    uint32_t nw;
+    struct wsnap w[2 * DUMP_WAITERS];
+};
+
+static bool trylock(chanlock_t *l)
+{
+    uint32_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* Copies c's state with its lock held for as short as it can: the printing comes later.
+ * count: the waiters on q, not its sudogs. A select with several cases of one direction on c
+ * has a sudog per case on q, and they are adjacent: selectgo's pass 2 appends them at the tail
+ * in one span under c's lock, and unlinking others keeps the order. */
+static void snap_queue(struct csnap *s, struct waitq *q, bool send, size_t *count)
+{
+    uint32_t shown = 0;
+    bool last_shown = false;
+    for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
+         sg = sg->next) {
+        struct waiter *w = sg->w;
+        if (sg->prev && sg->prev->w == w) { /* the same waiter: one more of its cases */
+            if (last_shown)
+                s->w[s->nw - 1].here++;
+            continue;
+        }
+        ++*count;
+        last_shown = shown++ < DUMP_WAITERS;
+        if (!last_shown)
+            continue;
+        s->w[s->nw++] = (struct wsnap){
+            .tid = w->t_tid, .since = w->t_since, .ncases = w->nsudog, .here = 1, .send = send,
+            .select = w->nsudog > 1,
+            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
+    }
+}
+
+static void snap_chan(struct csnap *s, struct chan *c)
+{
+    s->c = c;
+    if (!trylock(&c->lock)) {
+        s->skipped = true;
+        return;
+    }
+    s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
+    s->len = chan_len(c);
+    s->cap = c->cap;
+    s->elemsize = c->elemsize;
+    snap_queue(s, &c->sendq, true, &s->nsend);
+    snap_queue(s, &c->recvq, false, &s->nrecv);
+    unlock(&c->lock);
+}
+
+static void print_dur(FILE *out, int64_t ns)
+{
+    if (ns >= 1000000000LL)
+        fprintf(out, "%.3f s", ns / 1e9);
+    else if (ns >= 1000000)
+        fprintf(out, "%.3f ms", ns / 1e6);
+    else
+        fprintf(out, "%.3f us", ns / 1e3);
+}
+
+/* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
+ * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
+static void dump_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = utf8_len(p);
+        if (k > 1 || (k == 1 && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')) {
+            fwrite(p, 1, k, out);
+            p += k;
+            continue;
+        }
+        switch (*p) {
+        case '"': fputs("\\\"", out); break;
+        case '\\': fputs("\\\\", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\r': fputs("\\r", out); break;
+        case '\t': fputs("\\t", out); break;
+        default: fprintf(out, "\\x%02x", *p); break;
+        }
+        p++;
+    }
+    fputc('"', out);
+}
+
+static void print_chan(FILE *out, const struct csnap *s, int64_t now)
+{
+    if (s->name[0]) {
+        fputs("chan ", out);
+        dump_str(out, s->name);
+        fprintf(out, " (%p)", (const void *)s->c);
+    } else {
+        fprintf(out, "chan %p", (const void *)s->c);
+    }
+    if (s->skipped) {
+        fputs(": skipped (its lock was held at that moment)\n", out);
+        return;
+    }
+    fprintf(out, ": len %zu cap %zu elemsize %zu %s, %zu blocked senders, %zu blocked receivers\n",
+            s->len, s->cap, s->elemsize, s->closed ? "closed" : "open", s->nsend, s->nrecv);
+    for (uint32_t i = 0; i < s->nw; i++) {
+        const struct wsnap *w = &s->w[i];
+        char tname[NAME_MAX_LEN] = "";
+        thread_name_get(w->tid, tname);
+        fprintf(out, "    %s", w->send ? "send" : "recv");
+        if (w->select && w->here > 1)
+            fprintf(out, " (select of %u, %u of its cases here)", w->ncases, w->here);
+        else if (w->select)
+            fprintf(out, " (select of %u)", w->ncases);
+        if (tname[0]) {
+            fputs("  thread ", out);
+            dump_str(out, tname);
+            fprintf(out, " (tid %d)", (int)w->tid);
+        } else if (w->tid)
+            fprintf(out, "  thread tid %d", (int)w->tid);
+        else
+            fputs("  thread unknown", out);
+        if (w->since) {
+            fputs("  blocked for ", out);
+            print_dur(out, now - w->since);
+        } else {
+            fputs("  blocked since before chan_dump_enable", out);
+        }
+        if (w->done)
+            fputs("  (being woken)", out);
+        fputc('\n', out);
+    }
+    if (s->nsend + s->nrecv > s->nw)
+        fprintf(out, "    ... and %zu more\n", s->nsend + s->nrecv - s->nw);
+}
+
+int chan_dump_enable(void)
+{
+    atomic_fetch_or_explicit(&trace_flags, TF_REGISTRY, memory_order_relaxed);
+    return 0;
+}
+
+/* The channels of one shard, copied under its lock (snap_one), printed after. */
+struct batch {
+    struct csnap *snaps;
+    size_t n, cap;
+    size_t lost; /* not copied: no memory */
+};
+
+static void snap_one(const void *c, const char *name, void *arg)
+{
+    struct batch *b = arg;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        struct csnap *p = realloc(b->snaps, cap * sizeof *p);
+        if (!p) {
+            b->lost++;
+            return;
+        }
+        b->snaps = p;
+        b->cap = cap;
+    }
+    struct csnap *s = &b->snaps[b->n++];
+    memset(s, 0, sizeof *s);
+    memcpy(s->name, name, NAME_MAX_LEN);
+    snap_chan(s, (struct chan *)c);
+}
+
+int chan_dump(FILE *out)
+{
+    if (!out)
+        return -EINVAL;
+    if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED)))
+        return -ENODEV;
+    int64_t now = chan_now();
+    fprintf(out, "libchan dump (pid %d): live channels and their blocked waiters\n",
+            (int)getpid());
+    int listed = 0, skipped = 0;
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
+        struct batch b = {0};
+        registry_visit(i, snap_one, &b);
+        if (b.lost)
+            fprintf(out, "(shard %u: %zu channels not shown: out of memory)\n", i, b.lost);
+        for (size_t k = 0; k < b.n; k++) {
+            print_chan(out, &b.snaps[k], now);
+            listed++;
+            skipped += b.snaps[k].skipped;
+        }
+        free(b.snaps);
+    }
+    fprintf(out, "end of dump: %d channels, %d skipped\n", listed, skipped);
+    fflush(out);
+    return listed;
+}
+
+/* ---- SIGQUIT: a handler that only writes a byte, and a dump thread -------------------------- */
+
+static int sigquit_pipe[2] = {-1, -1};
+static pthread_once_t sigquit_once = PTHREAD_ONCE_INIT;
+static int sigquit_err;
+
+static void on_sigquit(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    ssize_t r = write(sigquit_pipe[1], "q", 1);
+    (void)r;
+    errno = saved;
+}
+
+static void *dump_main(void *arg)
+{
+    (void)arg;
+    char buf[64];
+    for (;;) {
+        ssize_t r = read(sigquit_pipe[0], buf, sizeof buf);
+        if (r > 0)
+            chan_dump(stderr);
+        else if (r == 0 || errno != EINTR)
+            return NULL;
+    }
+}
+
+static void sigquit_setup(void)
+{
+    chan_dump_enable();
+    if (pipe2(sigquit_pipe, O_CLOEXEC) != 0) {
+        sigquit_err = -errno;
+        return;
+    }
+    /* The write end never blocks the handler: a full pipe means a dump is coming anyway. */
+    fcntl(sigquit_pipe[1], F_SETFL, O_NONBLOCK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int e = pthread_create(&th, &a, dump_main, NULL);
+    pthread_attr_destroy(&a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        sigquit_err = -e;
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigquit;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGQUIT, &sa, NULL) != 0)
+        sigquit_err = -errno;
+}
+
+int chan_dump_on_sigquit(void)
+{
+    pthread_once(&sigquit_once, sigquit_setup);
+    return sigquit_err;
+}

@@ -1,0 +1,146 @@
+/*
+ * registry.c - what the tracer knows of the process outside a trace: trace_flags, the word
+ * the core's hooks test; the names of threads; and the channels alive, with their names, for
+ * chan_dump (registered while chan_dump_enable is on, or once named).
+ *
+ * Invariants:
+ *  - The live channels are sharded lists keyed by the channel's address, each with its own
+ *    lock: make and free take one shard's lock, never a global one. A channel is unregistered
+ *    (by chan_free's hook) before it is freed, so a channel reached through registry_visit
+ *    stays alive until the visit of its shard ends.
+ *  - Thread names: at most MAX_TNAMES named threads alive at once. An entry is freed when its
+ *    thread exits, so a thread id reused later does not inherit the name.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace.h"
+#include "trace_internal.h"
+
+_Atomic uint32_t trace_flags;
+
+/* ---- Thread names ------------------------------------------------------------------------- */
+
+#define MAX_TNAMES 512
+
+static pthread_mutex_t tnames_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    pid_t tid; /* 0: a free entry */
+    char name[NAME_MAX_LEN];
+} tnames[MAX_TNAMES];
+static int ntnames; /* entries [0, ntnames) have been used */
+
+static int tname_find_locked(pid_t tid)
+{
+    for (int i = 0; i < ntnames; i++)
+        if (tnames[i].tid == tid)
+            return i;
+    return -1;
+}
+
+int thread_name_set(pid_t tid, const char *name)
+{
+    pthread_mutex_lock(&tnames_mu);
+    int i = tname_find_locked(tid);
+    if (i < 0)
+        i = tname_find_locked(0); /* a free entry */
+    if (i < 0) {
+        if (ntnames == MAX_TNAMES) {
+            pthread_mutex_unlock(&tnames_mu);
+            return -ENOMEM;
+        }
+        i = ntnames++;
+    }
+    tnames[i].tid = tid;
+    copy_name(tnames[i].name, name);
+    pthread_mutex_unlock(&tnames_mu);
+    return 0;
+}
+
+bool thread_name_get(pid_t tid, char name[NAME_MAX_LEN])
+{
+    pthread_mutex_lock(&tnames_mu);
+    int i = tid ? tname_find_locked(tid) : -1;
+    if (i >= 0)
+        memcpy(name, tnames[i].name, NAME_MAX_LEN);
+    pthread_mutex_unlock(&tnames_mu);
+    return i >= 0;
+}
+
+bool thread_name_forget(pid_t tid, char name[NAME_MAX_LEN])
+{
+    pthread_mutex_lock(&tnames_mu);
+    int i = tid ? tname_find_locked(tid) : -1;
+    if (i >= 0) {
+        memcpy(name, tnames[i].name, NAME_MAX_LEN);
+        tnames[i].tid = 0;
+        tnames[i].name[0] = 0;
+    }
+    pthread_mutex_unlock(&tnames_mu);
+    return i >= 0;
+}
+
+/* ---- The live channels: sharded lists keyed by address ------------------------------------ */
+
+struct rnode {
+    struct rnode *next;
+    const void *c;
+    char name[NAME_MAX_LEN];
+};
+
+static struct shard {
+    chanlock_t lock; /* the channel lock's futex mutex: zero is unlocked */
+    struct rnode *head;
+} __attribute__((aligned(128))) shards[REGISTRY_SHARDS];
+
+/* Fibonacci hashing of the address: the top 6 bits of the product pick one of 64 shards. */
+_Static_assert(REGISTRY_SHARDS == 64, "shard_of keeps 6 bits");
+static struct shard *shard_of(const void *c)
+{
+    uint64_t x = (uint64_t)(uintptr_t)c >> 4;
+    return &shards[(x * 0x9e3779b97f4a7c15ull) >> 58];
+}
+
+void registry_add(const void *c, const char *name)
+{
+    struct shard *s = shard_of(c);
+    lock(&s->lock);
+    struct rnode *n = s->head;
+    while (n && n->c != c)
+        n = n->next;
+    if (!n && (n = malloc(sizeof *n))) {
+        n->c = c;
+        n->name[0] = 0;
+        n->next = s->head;
+        s->head = n;
+    }
+    if (n && name)
+        copy_name(n->name, name);
+    unlock(&s->lock);
+}
+
+void registry_del(const void *c)
+{
+    struct shard *s = shard_of(c);
+    lock(&s->lock);
+    struct rnode **p = &s->head;
+    while (*p && (*p)->c != c)
+        p = &(*p)->next;
+    struct rnode *n = *p;
+    if (n)
+        *p = n->next;
+    unlock(&s->lock);
+    free(n);
+}
+
+void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, void *arg),
+                    void *arg)
+{
+    struct shard *s = &shards[shard];
+    lock(&s->lock);
+    for (struct rnode *n = s->head; n; n = n->next)
+        fn(n->c, n->name, arg);
+    unlock(&s->lock);
+}
