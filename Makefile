@@ -42,7 +42,7 @@ LDFLAGS       ?=
 # The library proper is built with its trace hooks (trace/); the drop-in pair (dist/chan.c) is
 # not, so there they compile to nothing. -Itrace: its public header is included as
 # "chan_trace.h", as it is installed (flat, beside chan.h).
-TRACEFLAGS    := $(if $(wildcard trace/trace.c),-DCHAN_TRACE_BUILD)
+TRACEFLAGS    := $(if $(wildcard trace/record.c),-DCHAN_TRACE_BUILD)
 ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I. -Itrace
 LIBFLAGS      := -fvisibility=hidden
 LDLIBS_CORE   := -pthread

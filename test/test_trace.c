@@ -1,4 +1,4 @@
-/* test_trace.c - tracing, names and the dump of live channels (chan_trace.h, trace.c).
+/* test_trace.c - tracing, names and the dump of live channels (chan_trace.h, trace/).
  *
  * The trace of known programs has the expected events in the expected order and is valid JSON
  * (checked by a strict RFC 8259 and UTF-8 checker written here, and by Python's json module,
@@ -72,7 +72,7 @@ struct jp {
     const unsigned char *p;
 };
 
-/* The length of the well-formed UTF-8 character at p, or 0 (written apart from trace.c's on
+/* The length of the well-formed UTF-8 character at p, or 0 (written apart from trace/utf8.c's on
  * purpose: the test must not share the code it checks). */
 static size_t j_utf8(const unsigned char *p)
 {
@@ -1161,7 +1161,7 @@ int main(void)
 
 START_TEST(test_trace_not_built)
 {
-    printf("test_trace: libchan was built without trace.c (-DCHAN_TRACE_BUILD): skipped\n");
+    printf("test_trace: libchan was built without trace/ (-DCHAN_TRACE_BUILD): skipped\n");
 }
 END_TEST
 

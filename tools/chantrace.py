@@ -4,8 +4,9 @@ The one reader of libchan's traces in tools/, shared by its converters:
   - trace2mermaid draws a trace as a Mermaid sequence diagram or an SVG timeline;
   - trace2play replays it step by step, as the pages of docs/play/ show it.
 
-load() reads the Chrome trace JSON that trace.c writes: the thread names and the channel events
-(the "X" slices of category "chan"), in time order, each tagged with its index in the file.
+load() reads the Chrome trace JSON that libchan's trace/json.c writes: the thread names and the
+channel events (the "X" slices of category "chan"), in time order, each tagged with its index in
+the file.
 
 Replay rebuilds, event by event, what each channel's hchan held - the buffer's slots with their
 values, recvx and sendx, the sendq and recvq with the sudog of every waiter, closed or open - and

@@ -10,7 +10,7 @@
  * chrome://tracing open: one track per thread, a flow arrow from each waker to the operation it
  * woke. tools/trace2mermaid turns it into a Mermaid sequence diagram or an SVG timeline.
  *
- * Environment, read once when the program starts (a constructor of libchan's trace.c):
+ * Environment, read once when the program starts (a constructor of libchan's trace/record.c):
  *   CHAN_TRACE=file.json       chan_trace_start("file.json") now, chan_trace_stop() at exit
  *   CHAN_TRACE_THREADS=N       per-thread buffers made at start (default 64)
  *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 8192, 56 bytes each, mapped at start)

@@ -1,6 +1,6 @@
 /*
  * trace_internal.h - what the tracer's own files share: names and their bytes (utf8.c); the
- * registry of thread names and live channels (registry.c); the recorded event (trace.c
+ * registry of thread names and live channels (registry.c); the recorded event (record.c
  * records it, json.c writes it) and the trace that chan_trace_stop hands to the JSON writer.
  *
  * Only the tracer's files (trace/) include it. The core never does: its side of the seam is

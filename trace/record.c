@@ -1,5 +1,5 @@
 /*
- * trace.c - tracing: the hooks that the core calls (trace.h) record every channel event into
+ * record.c - tracing: the hooks that the core calls (trace.h) record every channel event into
  * per-thread buffers, from chan_trace_start to chan_trace_stop, which hands them to json.c to
  * be written as Chrome Trace Event Format JSON for Perfetto. Also here: naming threads and
  * channels (chan_trace_name_*, kept in registry.c; a trace records channel names as events),
