@@ -50,6 +50,7 @@
 #include <urcu/arch.h>
 
 #include "chan.h"
+#include "trace/hooks.h" /* what the core tells the tracer; no-ops without it */
 
 #define HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)

@@ -19,12 +19,6 @@
 #include <string.h>
 
 #include "chan_internal.h"
-#ifdef CHAN_TRACE_BUILD
-#include "trace/trace.h" /* the library's trace hooks (trace/); the drop-in pair has none */
-#else
-#define TRACE(mask, call) ((void)0)
-#define TRACE_SELECT(form, cases, n, call) ((void)0)
-#endif
 
 #define STACK_CASES 8      /* selects up to this size allocate nothing */
 
@@ -388,7 +382,8 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
         }
         waitq_enqueue(sg->is_send ? &sg->c->sendq : &sg->c->recvq, sg);
     }
-    TRACE(TF_EVENTS, trace_block(&w, true));
+    if (tracing(TF_EVENTS))
+        trace_block(&w, true);
     selunlock(cases, lockorder, norder, NULL);
 
     /* Pass 3. */
@@ -416,26 +411,43 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
         r = (int)w.fired->index;
         cases[r].ok = w.ok;
     }
-    TRACE(TF_EVENTS, trace_woken(&w, r, true));
+    if (tracing(TF_EVENTS))
+        trace_woken(&w, r, true);
     chan_mfree(heap);
+    return r;
+}
+
+/* A select while a trace records: its cases, then its result, around selectgo. The public forms
+ * call it behind tracing(), so that the untraced path stays a tail call to selectgo (cold and
+ * inline: as chan.c's traced_send). */
+static inline __attribute__((cold)) int traced_select(struct chan_case *cases, size_t n,
+                                                      int64_t deadline, enum trace_form form)
+{
+    trace_begin();
+    trace_select_cases(cases, n);
+    int r = selectgo(cases, n, deadline);
+    trace_select(cases, n, form, r);
     return r;
 }
 
 int chan_select(struct chan_case *cases, size_t n)
 {
-    TRACE_SELECT(TR_BLOCK, cases, n, selectgo(cases, n, CHAN_FOREVER));
+    if (tracing(TF_EVENTS))
+        return traced_select(cases, n, CHAN_FOREVER, TR_BLOCK);
     return selectgo(cases, n, CHAN_FOREVER);
 }
 
 int chan_tryselect(struct chan_case *cases, size_t n)
 {
-    TRACE_SELECT(TR_TRY, cases, n, selectgo(cases, n, NOWAIT));
+    if (tracing(TF_EVENTS))
+        return traced_select(cases, n, NOWAIT, TR_TRY);
     return selectgo(cases, n, NOWAIT);
 }
 
 int chan_select_until(struct chan_case *cases, size_t n, int64_t deadline)
 {
     int64_t d = deadline == NOWAIT ? NOWAIT + 1 : deadline;
-    TRACE_SELECT(TR_UNTIL, cases, n, selectgo(cases, n, d));
+    if (tracing(TF_EVENTS))
+        return traced_select(cases, n, d, TR_UNTIL);
     return selectgo(cases, n, d);
 }

@@ -15,11 +15,6 @@
 #include <urcu/futex.h>
 
 #include "chan_internal.h"
-#ifdef CHAN_TRACE_BUILD
-#include "trace/trace.h" /* the library's trace hooks (trace/); the drop-in pair has none */
-#else
-#define TRACE_WAITER_INIT(w) ((void)0)
-#endif
 
 #define NSEC_PER_SEC 1000000000LL
 
@@ -297,14 +292,12 @@ bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
 
 void waiter_init(struct waiter *w)
 {
-    atomic_init(&w->done, 0);
-    w->ok = false;
-    w->fired = NULL;
-    w->sched = sched_self();
-    w->task = w->sched ? w->sched->current() : (void *)parker_self();
-    w->sudogs = NULL;
-    w->nsudog = 0;
-    TRACE_WAITER_INIT(w);
+    const struct chan_sched *s = sched_self();
+    /* Every other field starts at zero: done, the waker's results, the sudogs, and the
+     * tracer's notes, which a trace or a dump that starts while w waits may read. */
+    *w = (struct waiter){.sched = s, .task = s ? s->current() : (void *)parker_self()};
+    if (tracing(TF_EVENTS | TF_REGISTRY | TF_NAMED))
+        trace_waiter_init(w);
 }
 
 int waiter_park(struct waiter *w, int64_t deadline)

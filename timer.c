@@ -40,11 +40,6 @@
 
 #include "chan_internal.h"
 #include "chan_time.h"
-#ifdef CHAN_TRACE_BUILD
-#include "trace/trace.h" /* the timer fire event of a trace */
-#else
-#define TRACE(mask, call) ((void)0)
-#endif
 
 #define NOT_QUEUED SIZE_MAX
 #define NSEC_PER_SEC 1000000000LL
@@ -245,7 +240,8 @@ static int heap_reserve(size_t n)
  * a ticker's tick dropped for a slow receiver. */
 static void send_time(struct chan_timer *t, int64_t now)
 {
-    TRACE(TF_EVENTS, trace_timer_fire(t->c));
+    if (tracing(TF_EVENTS))
+        trace_timer_fire(t->c);
     (void)chan_trysend(t->c, &now);
 }
 

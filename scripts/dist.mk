@@ -4,10 +4,11 @@
 #                    one file, built by a user with `cc -std=c11 -pthread app.c chan.c`
 #   make dist-check  (part of `make test`, plain mode) builds every example exactly that way,
 #                    with the pair beside it, runs each and checks its output as the library
-#                    build's is checked; and compiles dist/chan.c warning-free with gcc and
-#                    clang under the tree's own warning flags
+#                    build's is checked; compiles dist/chan.c warning-free with gcc and
+#                    clang under the tree's own warning flags; and checks that it carries no
+#                    tracing (no trace symbol in those objects, no trace state in its text)
 
-DIST_PARTS := chan.h chan_internal.h sudog.c chan.c select.c
+DIST_PARTS := chan.h trace/hooks.h chan_internal.h sudog.c chan.c select.c
 DIST_CHECK := $(O)/dist-check
 
 .PHONY: dist dist-check
@@ -35,6 +36,11 @@ dist-check: dist
 	    { echo "dist-check: dist/chan.c is not warning-free with $$cc"; exit 1; }; \
 	done
 	@echo "dist-check: dist/chan.c compiles warning-free with gcc and clang ($(WARN))"
+	@if nm $(DIST_CHECK)/chan-gcc.o $(DIST_CHECK)/chan-clang.o | grep -i trace; then \
+	  echo "dist-check: dist/chan.c carries trace code (the symbols above)"; exit 1; fi
+	@if grep -n 'trace_flags\|struct waiter_trace\|chan_snapshot' dist/chan.c; then \
+	  echo "dist-check: dist/chan.c carries trace state (the lines above)"; exit 1; fi
+	@echo "dist-check: dist/chan.c carries no tracing: no trace symbol at -O0, no trace state"
 
 ifeq ($(MODE),plain)
 check-mode: dist-check

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "chan_trace.h"
-#include "trace.h"
+#include "chan_internal.h"
 #include "trace_internal.h"
 
 /* ---- Copying a channel ------------------------------------------------------------------ */

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "chan.h"
-#include "trace.h"
+#include "hooks.h"
 #include "trace_internal.h"
 
 /* Where the writing is: the file, whether an event has been written (the next one needs a

@@ -1,5 +1,5 @@
 /*
- * record.c - tracing: the hooks that the core calls (trace.h) record every channel event into
+ * record.c - tracing: the hooks that the core calls (hooks.h) record every channel event into
  * per-thread buffers, from chan_trace_start to chan_trace_stop, which hands them to json.c to
  * be written as Chrome Trace Event Format JSON for Perfetto. Also here: naming threads and
  * channels (chan_trace_name_*, kept in registry.c; a trace records channel names as events),
@@ -7,7 +7,7 @@
  * chan_trace.h. Not part of the drop-in pair.
  *
  * Invariants:
- *  - Off costs one predictable branch per operation: trace_flags, read relaxed by TRACE().
+ *  - Off costs one predictable branch per operation: trace_flags, read relaxed by tracing().
  *  - Events go to per-thread slots. A slot's buffer is made when the trace starts (the first
  *    CHAN_TRACE_THREADS slots) or when a thread registers; a thread claims a slot on its first
  *    event with one fetch_add, and never allocates inside an operation. No slot or a full one:
@@ -16,7 +16,7 @@
  *    then loads active_gen (both seq_cst), the stop stores active_gen = 0 and then waits for
  *    every claimed slot's busy to read 0. Either the writer sees the stop and writes nothing, or
  *    the stop waits for its write. Slots are static: a stale writer only ever touches busy.
- *  - No hook dereferences a channel after its operation parked: it may be freed (trace.h).
+ *  - No hook dereferences a channel after its operation parked: it may be freed (hooks.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "chan_trace.h"
-#include "trace.h"
+#include "chan_internal.h"
 #include "trace_internal.h"
 
 #define MAX_SLOTS 1024
@@ -158,7 +158,7 @@ static bool value_of(uint32_t elemsize, const void *elem, int64_t *v)
     }
 }
 
-/* ---- Hooks (trace.h) ------------------------------------------------------------------------ */
+/* ---- Hooks (hooks.h) ------------------------------------------------------------------------ */
 
 void trace_make(struct chan *c)
 {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trace.h"
+#include "chan_internal.h"
 #include "trace_internal.h"
 
 _Atomic uint32_t trace_flags;

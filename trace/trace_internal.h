@@ -4,7 +4,7 @@
  * records it, json.c writes it) and the trace that chan_trace_stop hands to the JSON writer.
  *
  * Only the tracer's files (trace/) include it. The core never does: its side of the seam is
- * trace.h.
+ * hooks.h.
  */
 #ifndef TRACE_INTERNAL_H
 #define TRACE_INTERNAL_H

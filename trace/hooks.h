@@ -1,0 +1,131 @@
+/*
+ * hooks.h - the seam between the core and the tracer (trace/). The core (chan.c, select.c,
+ * sudog.c; timer.c) calls these hooks to say what happened, and learns nothing back; the
+ * tracer observes and never calls into the core's internals.
+ *
+ * Built with the tracer (-DCHAN_TRACE_BUILD: the library), each hook is defined in
+ * trace/record.c. Built without it (the drop-in pair dist/chan.c, or a library built without
+ * the tracer's sources), tracing() is constant false and every hook does nothing: the calls
+ * compile to nothing. This is the one place where the no-op forms are written.
+ *
+ * A hook is called plainly behind its guard, which is the whole cost while nobody listens: one
+ * relaxed load of the tracer's flag word and one predictable branch:
+ *
+ *     if (tracing(TF_EVENTS))
+ *         trace_handoff(c, CHAN_SEND, sg, elem);
+ *
+ * The hooks never allocate, never block and never take a lock shared between threads, except
+ * trace_make/trace_free (a shard lock of the registry of live channels, while it is on).
+ *
+ * Rules for the places they are called from (chan_internal.h's invariants):
+ *  - Hooks that take a sudog or waiter of a peer (trace_handoff, trace_close) run under the
+ *    channel lock, before the peer is unparked: after unpark its frame may be gone.
+ *  - A hook after a park (trace_woken, trace_op, trace_select) never dereferences the channel:
+ *    it may already be freed. The pointer is only a key for its label.
+ */
+#ifndef TRACE_HOOKS_H
+#define TRACE_HOOKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chan.h"
+
+struct chan;
+struct sudog;
+struct waiter;
+
+/* What a hook is for: tracing(mask) is true while any of these listens. */
+#define TF_EVENTS 1u   /* a trace is being recorded */
+#define TF_REGISTRY 2u /* chan_dump_enable: live channels are registered */
+#define TF_NAMED 4u    /* some channel has a name: chan_free must forget it */
+
+/* Forms of an operation, for its completion event. */
+enum trace_form { TR_BLOCK, TR_TRY, TR_UNTIL };
+
+#ifdef CHAN_TRACE_BUILD
+
+#include <stdatomic.h>
+
+#ifndef HIDDEN
+#define HIDDEN __attribute__((visibility("hidden")))
+#endif
+
+/* Who listens now: TF_* bits (trace/registry.c). */
+HIDDEN extern _Atomic uint32_t trace_flags;
+
+static inline bool tracing(uint32_t mask)
+{
+    return __builtin_expect(
+        (atomic_load_explicit(&trace_flags, memory_order_relaxed) & mask) != 0, 0);
+}
+
+/* A traced operation begins: forget what an untraced one (a trace that started while it ran)
+ * may have left in the thread's state. */
+HIDDEN void trace_begin(void);
+
+/* chan_make succeeded / chan_free is about to free c (nothing is queued on it). */
+HIDDEN void trace_make(struct chan *c);
+HIDDEN void trace_free(struct chan *c);
+
+/* A send or receive on c returned r (any path that did not block; a blocked one is reported by
+ * trace_woken). Before a park nothing; after one, c is not dereferenced. */
+HIDDEN void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r,
+                     const void *elem);
+
+/* Under c's lock: the caller (dir: its own direction) completes the waiting peer sg. elem: the
+ * caller's value (send) or where it received (recv, after the copy; may be NULL). */
+HIDDEN void trace_handoff(struct chan *c, enum chan_dir dir, struct sudog *sg, const void *elem);
+
+/* Under c's lock: chan_close(c) returned r; woken: the chain (through ->next) of the sudogs it
+ * completed. */
+HIDDEN void trace_close(struct chan *c, int r, struct sudog *woken);
+
+/* waiter_init: the waiter's thread and start time, for the trace and the dump. waiter_init has
+ * cleared them first, whatever the flags, so that a trace or a dump that starts while it waits
+ * never reads them uninitialized. */
+HIDDEN void trace_waiter_init(struct waiter *w);
+
+/* Under the lock(s), sudogs queued: w is about to park. */
+HIDDEN void trace_block(struct waiter *w, bool is_select);
+
+/* After the park: w's operation ends with r (select: the case index or -ETIMEDOUT); its
+ * channel is not dereferenced. */
+HIDDEN void trace_woken(struct waiter *w, int r, bool is_select);
+
+/* A select begins: its cases (the first TRACE_CASES_MAX), each with its channel (NULL: a nil
+ * case), direction and, for a send, the value offered. Before the select, so channels are live. */
+#define TRACE_CASES_MAX 16
+HIDDEN void trace_select_cases(const struct chan_case *cases, size_t n);
+
+/* A select returned r (case index or error); does not dereference a channel after a park. */
+HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r);
+
+/* timer.c: a timer is about to send on c (on the timer thread, or in the call that armed a
+ * timer already due). */
+HIDDEN void trace_timer_fire(struct chan *c);
+
+#else /* no tracer: nobody listens, and every hook does nothing */
+
+/* tracing() is a constant: the guarded calls are dead code, which compilers drop even at -O0.
+ * Each hook names its arguments, so that a variable or parameter used only to be traced is
+ * still used, and evaluates to nothing. */
+#define tracing(mask) false
+#define trace_begin() ((void)0)
+#define trace_make(c) ((void)(c))
+#define trace_free(c) ((void)(c))
+#define trace_op(c, dir, form, r, elem)                                                            \
+    ((void)(c), (void)(dir), (void)(form), (void)(r), (void)(elem))
+#define trace_handoff(c, dir, sg, elem) ((void)(c), (void)(dir), (void)(sg), (void)(elem))
+#define trace_close(c, r, woken) ((void)(c), (void)(r), (void)(woken))
+#define trace_waiter_init(w) ((void)(w))
+#define trace_block(w, is_select) ((void)(w), (void)(is_select))
+#define trace_woken(w, r, is_select) ((void)(w), (void)(r), (void)(is_select))
+#define trace_select_cases(cases, n) ((void)(cases), (void)(n))
+#define trace_select(cases, n, form, r) ((void)(cases), (void)(n), (void)(form), (void)(r))
+#define trace_timer_fire(c) ((void)(c))
+
+#endif /* CHAN_TRACE_BUILD */
+
+#endif
