@@ -91,14 +91,9 @@ struct waiter {
     void *task;                      /* handle passed to park/unpark */
     struct sudog *sudogs;            /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
     uint32_t nsudog;
-    /* Tracing and chan_dump (trace.c, library build only): cleared by waiter_init, filled only
-     * while a trace or the dump registry is on. t_flow, t_val, t_hasval: set by the waker under
-     * the channel lock (the flow arrow of the trace, the value it moved). */
-    int32_t t_tid;                   /* its thread (gettid) */
-    bool t_hasval;
-    int64_t t_since;                 /* chan_now() when it began to wait; 0: unknown */
-    uint64_t t_flow;
-    int64_t t_val;
+#ifdef CHAN_TRACE_BUILD
+    struct waiter_trace t;           /* the tracer's notes (trace/hooks.h); none in the pair */
+#endif
 };
 
 /* One per channel an operation waits on (Go's sudog). Lives in the blocked caller's frame or,

@@ -75,7 +75,7 @@ static void snap_queue(struct csnap *s, struct waitq *q, bool send, size_t *coun
         if (!last_shown)
             continue;
         s->w[s->nw++] = (struct wsnap){
-            .tid = w->t_tid, .since = w->t_since, .ncases = w->nsudog, .here = 1, .send = send,
+            .tid = w->t.tid, .since = w->t.since, .ncases = w->nsudog, .here = 1, .send = send,
             .select = w->nsudog > 1,
             .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
     }

@@ -61,6 +61,18 @@ static inline bool tracing(uint32_t mask)
         (atomic_load_explicit(&trace_flags, memory_order_relaxed) & mask) != 0, 0);
 }
 
+/* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
+ * them (0: unknown); trace_waiter_init sets tid and since while a trace or the dump registry is
+ * on; a waker sets flow, val and hasval under the channel lock (the flow arrow of the trace,
+ * the value it moved). */
+struct waiter_trace {
+    int32_t tid;    /* its thread (gettid) */
+    bool hasval;
+    int64_t since;  /* chan_now() when it began to wait */
+    uint64_t flow;
+    int64_t val;
+};
+
 /* A traced operation begins: forget what an untraced one (a trace that started while it ran)
  * may have left in the thread's state. */
 HIDDEN void trace_begin(void);

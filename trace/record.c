@@ -227,20 +227,20 @@ void trace_handoff(struct chan *c, enum chan_dir dir, struct sudog *sg, const vo
     struct tev e = {.kind = EV_WAKE, .c = c, .bits = dir == CHAN_SEND ? B_SEND : 0,
                     .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap)};
     e.flow = t->slot >= 0 ? new_flow(t) : 0;
-    w->t_flow = e.flow;
+    w->t.flow = e.flow;
     t->pending_flow = e.flow;
     if (dir == CHAN_SEND) { /* the value went to the woken receiver */
         if (value_of(c->elemsize, elem, &e.val))
             e.bits |= B_HASVAL;
-        w->t_hasval = (e.bits & B_HASVAL) != 0;
-        w->t_val = e.val;
+        w->t.hasval = (e.bits & B_HASVAL) != 0;
+        w->t.val = e.val;
     } else { /* we received (from the buffer's head if buffered); the woken sender's value */
         if (value_of(c->elemsize, elem, &e.val))
             e.bits |= B_HASVAL;
-        w->t_hasval = value_of(c->elemsize, sg->elem, &e.val2);
-        if (w->t_hasval)
+        w->t.hasval = value_of(c->elemsize, sg->elem, &e.val2);
+        if (w->t.hasval)
             e.bits |= B_HASVAL2;
-        w->t_val = e.val2;
+        w->t.val = e.val2;
     }
     emit(t, &e);
 }
@@ -256,16 +256,16 @@ void trace_close(struct chan *c, int r, struct sudog *woken)
         struct tev k = {.kind = EV_WAKE, .c = c, .bits = B_CLOSE | (sg->is_send ? B_SEND : 0),
                         .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap)};
         k.flow = t->slot >= 0 ? new_flow(t) : 0;
-        sg->w->t_flow = k.flow;
-        sg->w->t_hasval = false;
+        sg->w->t.flow = k.flow;
+        sg->w->t.hasval = false;
         emit(t, &k);
     }
 }
 
 void trace_waiter_init(struct waiter *w)
 {
-    w->t_since = chan_now();
-    w->t_tid = tid_self(tls_self());
+    w->t.since = chan_now();
+    w->t.tid = tid_self(tls_self());
 }
 
 void trace_block(struct waiter *w, bool is_select)
@@ -289,7 +289,7 @@ void trace_woken(struct waiter *w, int r, bool is_select)
         return;
     t->skip_op = true;
     t->pending_flow = 0;
-    struct tev e = {.kind = EV_WOKEN, .res = (int16_t)r, .flow = w->t_flow};
+    struct tev e = {.kind = EV_WOKEN, .res = (int16_t)r, .flow = w->t.flow};
     if (is_select)
         e.bits |= B_SELECT;
     if (w->fired && r != -ETIMEDOUT) {
@@ -299,8 +299,8 @@ void trace_woken(struct waiter *w, int r, bool is_select)
             e.bits |= B_SEND;
         if (is_select)
             e.res = w->ok ? 0 : -EPIPE;
-        if (w->ok && w->t_hasval) {
-            e.val = w->t_val;
+        if (w->ok && w->t.hasval) {
+            e.val = w->t.val;
             e.bits |= B_HASVAL;
         }
     } else if (w->nsudog) {
