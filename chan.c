@@ -646,3 +646,58 @@ size_t hchan_waiting(chan_t *c, enum chan_dir dir)
     unlock(&c->lock);
     return n;
 }
+
+#ifdef CHAN_TRACE_BUILD
+/* ---- The snapshot of an observer (trace/dump.c): the tracer's one way into a channel ----- */
+
+/* The channel's lock if it is free at this moment: an observer never waits for it (a dump
+ * must not hang on a lock that a stopped thread holds). */
+static bool trylock(chanlock_t *l)
+{
+    uint32_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* The waiters on q (c locked), not its sudogs: a select with several cases of one direction
+ * on c has a sudog per case on q, and they are adjacent (selectgo's pass 2 appends them at the
+ * tail in one span under c's lock, and unlinking others keeps the order). The first
+ * SNAP_WAITERS are described in s->w; the rest only counted. */
+static size_t snap_queue(struct chan_snap *s, struct waitq *q, bool send)
+{
+    size_t count = 0;
+    bool last_shown = false;
+    for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
+         sg = sg->next) {
+        struct waiter *w = sg->w;
+        if (sg->prev && sg->prev->w == w) { /* the same waiter: one more of its cases */
+            if (last_shown)
+                s->w[s->nw - 1].here++;
+            continue;
+        }
+        last_shown = count++ < SNAP_WAITERS;
+        if (!last_shown)
+            continue;
+        s->w[s->nw++] = (struct chan_snap_waiter){
+            .tid = w->t.tid, .since = w->t.since, .ncases = w->nsudog, .here = 1, .send = send,
+            .select = w->nsudog > 1,
+            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
+    }
+    return count;
+}
+
+int chan_snapshot(chan_t *c, struct chan_snap *s)
+{
+    if (!trylock(&c->lock))
+        return -EBUSY;
+    s->elemsize = c->elemsize;
+    s->cap = c->cap;
+    s->len = chan_len(c);
+    s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed) != 0;
+    s->nw = 0;
+    s->nsend = snap_queue(s, &c->sendq, true);
+    s->nrecv = snap_queue(s, &c->recvq, false);
+    unlock(&c->lock);
+    return 0;
+}
+#endif

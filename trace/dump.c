@@ -4,12 +4,13 @@
  * but the process goes on).
  *
  * Invariants:
- *  - The dump holds one shard's lock at a time, and only trylocks channels (shard, then
- *    channel; make and free never hold a channel lock while they take a shard's). A channel
- *    whose lock is held at that moment is skipped, and the dump says so: the dump never waits
- *    for a thread that holds a lock.
- *  - Each channel is copied with its lock held as briefly as can be; the printing comes after
- *    the shard's lock is dropped.
+ *  - A channel is read only through the core's chan_snapshot (hooks.h), never here: its lock
+ *    is taken only if it is free at that moment. A channel whose lock is held is skipped, and
+ *    the dump says so: the dump never waits for a thread that holds a channel's lock.
+ *  - The dump holds one shard's lock of the registry at a time, which keeps the shard's
+ *    channels alive (chan_free unregisters a channel before freeing it), and copies them
+ *    (shard, then channel; make and free never hold a channel lock while they take a
+ *    shard's). The printing comes after the shard's lock is dropped.
  *  - The SIGQUIT handler only writes a byte to a pipe; a dump thread, with every signal blocked,
  *    does the printing.
  */
@@ -24,78 +25,18 @@
 #include <unistd.h>
 
 #include "chan_trace.h"
-#include "chan_internal.h"
+#include "hooks.h"
 #include "trace_internal.h"
 
-/* ---- Copying a channel ------------------------------------------------------------------ */
+/* ---- Printing a channel ------------------------------------------------------------------ */
 
-#define DUMP_WAITERS 16 /* waiters shown per queue; the rest are counted */
-
-struct wsnap {
-    pid_t tid;
-    int64_t since;
-    uint32_t ncases, here; /* its cases in all; those on this queue */
-    bool send, select, done;
-};
-
+/* A registered channel, as copied while its shard's lock was held. */
 struct csnap {
-    const struct chan *c;
+    const void *c;
     char name[NAME_MAX_LEN];
-    bool skipped, closed;
-    size_t len, cap, elemsize, nsend, nrecv;
-    uint32_t nw;
-    struct wsnap w[2 * DUMP_WAITERS];
+    bool skipped; /* its lock was held at that moment: nothing copied */
+    struct chan_snap s;
 };
-
-static bool trylock(chanlock_t *l)
-{
-    uint32_t expected = 0;
-    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
-                                                   memory_order_relaxed);
-}
-
-/* Copies c's state with its lock held for as short as it can: the printing comes later.
- * count: the waiters on q, not its sudogs. A select with several cases of one direction on c
- * has a sudog per case on q, and they are adjacent: selectgo's pass 2 appends them at the tail
- * in one span under c's lock, and unlinking others keeps the order. */
-static void snap_queue(struct csnap *s, struct waitq *q, bool send, size_t *count)
-{
-    uint32_t shown = 0;
-    bool last_shown = false;
-    for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
-         sg = sg->next) {
-        struct waiter *w = sg->w;
-        if (sg->prev && sg->prev->w == w) { /* the same waiter: one more of its cases */
-            if (last_shown)
-                s->w[s->nw - 1].here++;
-            continue;
-        }
-        ++*count;
-        last_shown = shown++ < DUMP_WAITERS;
-        if (!last_shown)
-            continue;
-        s->w[s->nw++] = (struct wsnap){
-            .tid = w->t.tid, .since = w->t.since, .ncases = w->nsudog, .here = 1, .send = send,
-            .select = w->nsudog > 1,
-            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
-    }
-}
-
-static void snap_chan(struct csnap *s, struct chan *c)
-{
-    s->c = c;
-    if (!trylock(&c->lock)) {
-        s->skipped = true;
-        return;
-    }
-    s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
-    s->len = chan_len(c);
-    s->cap = c->cap;
-    s->elemsize = c->elemsize;
-    snap_queue(s, &c->sendq, true, &s->nsend);
-    snap_queue(s, &c->recvq, false, &s->nrecv);
-    unlock(&c->lock);
-}
 
 static void print_dur(FILE *out, int64_t ns)
 {
@@ -132,23 +73,24 @@ static void dump_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void print_chan(FILE *out, const struct csnap *s, int64_t now)
+static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
 {
-    if (s->name[0]) {
+    const struct chan_snap *s = &cs->s;
+    if (cs->name[0]) {
         fputs("chan ", out);
-        dump_str(out, s->name);
-        fprintf(out, " (%p)", (const void *)s->c);
+        dump_str(out, cs->name);
+        fprintf(out, " (%p)", cs->c);
     } else {
-        fprintf(out, "chan %p", (const void *)s->c);
+        fprintf(out, "chan %p", cs->c);
     }
-    if (s->skipped) {
+    if (cs->skipped) {
         fputs(": skipped (its lock was held at that moment)\n", out);
         return;
     }
     fprintf(out, ": len %zu cap %zu elemsize %zu %s, %zu blocked senders, %zu blocked receivers\n",
             s->len, s->cap, s->elemsize, s->closed ? "closed" : "open", s->nsend, s->nrecv);
     for (uint32_t i = 0; i < s->nw; i++) {
-        const struct wsnap *w = &s->w[i];
+        const struct chan_snap_waiter *w = &s->w[i];
         char tname[NAME_MAX_LEN] = "";
         thread_name_get(w->tid, tname);
         fprintf(out, "    %s", w->send ? "send" : "recv");
@@ -178,6 +120,8 @@ static void print_chan(FILE *out, const struct csnap *s, int64_t now)
         fprintf(out, "    ... and %zu more\n", s->nsend + s->nrecv - s->nw);
 }
 
+/* ---- The dump ----------------------------------------------------------------------------- */
+
 int chan_dump_enable(void)
 {
     atomic_fetch_or_explicit(&trace_flags, TF_REGISTRY, memory_order_relaxed);
@@ -204,10 +148,11 @@ static void snap_one(const void *c, const char *name, void *arg)
         b->snaps = p;
         b->cap = cap;
     }
-    struct csnap *s = &b->snaps[b->n++];
-    memset(s, 0, sizeof *s);
-    memcpy(s->name, name, NAME_MAX_LEN);
-    snap_chan(s, (struct chan *)c);
+    struct csnap *cs = &b->snaps[b->n++];
+    cs->c = c;
+    memcpy(cs->name, name, NAME_MAX_LEN);
+    /* Alive until the shard's lock is dropped: chan_free unregisters it first. */
+    cs->skipped = chan_snapshot((chan_t *)c, &cs->s) != 0;
 }
 
 int chan_dump(FILE *out)

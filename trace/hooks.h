@@ -1,7 +1,8 @@
 /*
  * hooks.h - the seam between the core and the tracer (trace/). The core (chan.c, select.c,
- * sudog.c; timer.c) calls these hooks to say what happened, and learns nothing back; the
- * tracer observes and never calls into the core's internals.
+ * sudog.c; timer.c) calls these hooks to say what happened, and learns nothing back. The
+ * tracer observes: the hooks read what they are handed, at the moment they are called, and
+ * the tracer calls into the core only through chan_snapshot (at the end) and chan.h.
  *
  * Built with the tracer (-DCHAN_TRACE_BUILD: the library), each hook is defined in
  * trace/record.c. Built without it (the drop-in pair dist/chan.c, or a library built without
@@ -117,6 +118,35 @@ HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_for
 /* timer.c: a timer is about to send on c (on the timer thread, or in the call that armed a
  * timer already due). */
 HIDDEN void trace_timer_fire(struct chan *c);
+
+/* ---- The other way: the one call the tracer makes into the core ------------------------- */
+
+/* What chan_dump shows of a live channel: a copy made under its lock. */
+#define SNAP_WAITERS 16 /* waiters described per queue; the rest are only counted */
+
+struct chan_snap_waiter {
+    int32_t tid;     /* its thread (0: unknown: blocked before any trace or dump was on) */
+    int64_t since;   /* chan_now() when it began to wait (0: unknown) */
+    uint32_t ncases; /* its sudogs in all (a select's cases on live channels) */
+    uint32_t here;   /* of them, on this queue */
+    bool send;       /* on the channel's sendq (else its recvq) */
+    bool select;     /* a select of more than one case */
+    bool done;       /* being woken: a waker, or its time-out, has won it */
+};
+
+struct chan_snap {
+    size_t elemsize, cap, len;
+    bool closed;
+    size_t nsend, nrecv; /* waiters blocked on each queue (a select counts once per queue) */
+    uint32_t nw;         /* described in w: the first SNAP_WAITERS senders, then receivers */
+    struct chan_snap_waiter w[2 * SNAP_WAITERS];
+};
+
+/* chan.c: copies c's state into *s with c's lock held, taken only if it is free at that
+ * moment: 0, or -EBUSY (nothing copied) while another thread holds it. Never waits and never
+ * allocates. c must stay alive meanwhile: the caller holds its entry in the registry of live
+ * channels, which chan_free must take to unregister it. */
+HIDDEN int chan_snapshot(chan_t *c, struct chan_snap *s);
 
 #else /* no tracer: nobody listens, and every hook does nothing */
 

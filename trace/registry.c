@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan_internal.h"
+#include "hooks.h"
 #include "trace_internal.h"
 
 _Atomic uint32_t trace_flags;
@@ -91,9 +91,23 @@ struct rnode {
 };
 
 static struct shard {
-    chanlock_t lock; /* the channel lock's futex mutex: zero is unlocked */
+    pthread_mutex_t mu;
     struct rnode *head;
 } __attribute__((aligned(128))) shards[REGISTRY_SHARDS];
+
+static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
+
+static void shards_init(void)
+{
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++)
+        pthread_mutex_init(&shards[i].mu, NULL);
+}
+
+static void shard_lock(struct shard *s)
+{
+    pthread_once(&shards_once, shards_init);
+    pthread_mutex_lock(&s->mu);
+}
 
 /* Fibonacci hashing of the address: the top 6 bits of the product pick one of 64 shards. */
 _Static_assert(REGISTRY_SHARDS == 64, "shard_of keeps 6 bits");
@@ -106,7 +120,7 @@ static struct shard *shard_of(const void *c)
 void registry_add(const void *c, const char *name)
 {
     struct shard *s = shard_of(c);
-    lock(&s->lock);
+    shard_lock(s);
     struct rnode *n = s->head;
     while (n && n->c != c)
         n = n->next;
@@ -118,20 +132,20 @@ void registry_add(const void *c, const char *name)
     }
     if (n && name)
         copy_name(n->name, name);
-    unlock(&s->lock);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void registry_del(const void *c)
 {
     struct shard *s = shard_of(c);
-    lock(&s->lock);
+    shard_lock(s);
     struct rnode **p = &s->head;
     while (*p && (*p)->c != c)
         p = &(*p)->next;
     struct rnode *n = *p;
     if (n)
         *p = n->next;
-    unlock(&s->lock);
+    pthread_mutex_unlock(&s->mu);
     free(n);
 }
 
@@ -139,8 +153,8 @@ void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, 
                     void *arg)
 {
     struct shard *s = &shards[shard];
-    lock(&s->lock);
+    shard_lock(s);
     for (struct rnode *n = s->head; n; n = n->next)
         fn(n->c, n->name, arg);
-    unlock(&s->lock);
+    pthread_mutex_unlock(&s->mu);
 }
