@@ -50,11 +50,12 @@
 #include <urcu/arch.h>
 
 #include "chan.h"
-#include "trace/hooks.h" /* what the core tells the tracer; no-ops without it */
 
 #define HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+
+#include "trace/hooks.h" /* what the core tells the tracer; no-ops without it */
 
 /* ---- The channel lock: a futex mutex (0 free, 1 held, 2 held with sleepers) ---------------- */
 

@@ -49,7 +49,7 @@ enum trace_form { TR_BLOCK, TR_TRY, TR_UNTIL };
 
 #include <stdatomic.h>
 
-#ifndef HIDDEN
+#ifndef HIDDEN /* chan_internal.h's, for a tracer file that does not include it */
 #define HIDDEN __attribute__((visibility("hidden")))
 #endif
 
@@ -150,9 +150,9 @@ HIDDEN int chan_snapshot(chan_t *c, struct chan_snap *s);
 
 #else /* no tracer: nobody listens, and every hook does nothing */
 
-/* tracing() is a constant: the guarded calls are dead code, which compilers drop even at -O0.
- * Each hook names its arguments, so that a variable or parameter used only to be traced is
- * still used, and evaluates to nothing. */
+/* tracing() is a constant, so the guarded calls are dead code; each hook names its arguments
+ * (so that a variable or parameter used only to be traced is still used) and evaluates to
+ * nothing. */
 #define tracing(mask) false
 #define trace_begin() ((void)0)
 #define trace_make(c) ((void)(c))
