@@ -50,7 +50,7 @@ CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -ls
 
 # The core (also the drop-in pair), then the parts built on it: timers and contexts, traces,
 # and sync/ (WaitGroup and errgroup, on the public headers only).
-CORE_SRC      := chan.c select.c sudog.c
+CORE_SRC      := chan.c ring.c select.c sudog.c
 EXT_SRC       := $(wildcard timer.c context.c trace/*.c sync/waitgroup.c sync/group.c)
 PUBLIC_HDR    := chan.h chan_typed.h $(wildcard chan_time.h trace/chan_trace.h sync/chan_sync.h)
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h $(wildcard trace/*.h)

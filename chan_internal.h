@@ -291,6 +291,8 @@ HIDDEN void ring_settle(struct chan *c);
 enum { RING_OK, RING_NO, RING_SLOW };
 HIDDEN int ring_trysend(struct chan *c, const void *elem);
 HIDDEN int ring_tryrecv(struct chan *c, void *elem);
+/* Values in the ring now (c->rp != NULL), without the lock. */
+HIDDEN size_t ring_len(struct chan *c);
 
 /* Before a select over full or empty rings takes the slow path (select.c): SNOOZE rounds of
  * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per
