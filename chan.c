@@ -61,7 +61,7 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     const size_t limit = (size_t)PTRDIFF_MAX - (CHAN_APART - 1); /* room to align c */
     /* A ring slot holds an 8-byte stamp and the element rounded up to 8 bytes. Without a ring,
      * the buffer (cap * elemsize) is at most 3 * CHAN_ELEMSIZE_MAX bytes, or empty. */
-    bool ring = cap >= RING_MIN_CAP && elemsize > 0;
+    bool ring = buf_kind(elemsize, cap) == BUF_RING;
     size_t slotsize = sizeof(uint64_t) + ((elemsize + 7) & ~(size_t)7);
     size_t size = CHAN_HEAD_SIZE;
     if (!ring)
@@ -87,6 +87,7 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     atomic_init(&c->recvq.first, NULL);
     atomic_init(&c->sendq.first, NULL);
     c->elemsize = (uint32_t)elemsize;
+    c->kind = buf_kind(elemsize, cap);
     c->cap = cap;
     if (!ring) {
         c->buf = (unsigned char *)c + CHAN_HEAD_SIZE;
@@ -123,14 +124,7 @@ int chan_free(chan_t *c)
     return 0;
 }
 
-size_t chan_len(const chan_t *c)
-{
-    if (!c)
-        return 0;
-    if (c->rp)
-        return ring_len((chan_t *)c);
-    return atomic_load_explicit(&((chan_t *)c)->count, memory_order_relaxed);
-}
+size_t chan_len(const chan_t *c) { return c ? buf_len(c) : 0; }
 
 size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
 
@@ -152,7 +146,7 @@ void chan_send_to(struct chan *c, struct sudog *sg, const void *elem)
  * FIFO order holds across buffer and waiting senders. */
 void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
 {
-    if (c->cap == 0) {
+    if (c->kind == BUF_NONE) {
         copy_elem(c, elem, sg->elem);
     } else {
         buf_take_locked(c, elem);
@@ -220,14 +214,14 @@ static int wait_on(struct chan *c, struct waitq *q, void *elem, bool is_send, in
  * is not hoisted above them. */
 static bool full(struct chan *c)
 {
-    if (c->cap == 0)
+    if (c->kind == BUF_NONE)
         return atomic_load_explicit(&c->recvq.first, memory_order_acquire) == NULL;
     return atomic_load_explicit(&c->count, memory_order_acquire) == c->cap;
 }
 
 static bool empty(struct chan *c)
 {
-    if (c->cap == 0)
+    if (c->kind == BUF_NONE)
         return atomic_load_explicit(&c->sendq.first, memory_order_acquire) == NULL;
     return atomic_load_explicit(&c->count, memory_order_acquire) == 0;
 }
@@ -243,7 +237,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     if (c->elemsize && !elem)
         return -EINVAL;
 
-    if (c->rp) {
+    if (c->kind == BUF_RING) {
         /* The ring's fast path: room, nobody waiting, open. Full with the SLOW bit clear means
          * open and nobody waiting: a try fails there as Go's fast path does. */
         int r = ring_trysend(c, elem);
@@ -282,7 +276,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
         unlock(&c->lock);
         return err;
     }
-    if (c->rp) {
+    if (c->kind == BUF_RING) {
         /* About to wait: stop the fast paths, then look once more at what they did. */
         ring_freeze(c);
         if (buf_put_locked(c, elem)) {
@@ -339,7 +333,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
         return err ? err : park_nothing(deadline);
     }
 
-    if (c->rp) {
+    if (c->kind == BUF_RING) {
         int r = ring_tryrecv(c, elem);
         if (likely(r == RING_OK))
             return 0;
@@ -379,7 +373,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
         unlock(&c->lock);
         return err;
     }
-    if (c->rp) {
+    if (c->kind == BUF_RING) {
         ring_freeze(c);
         if (buf_take_locked(c, elem)) {
             ring_settle(c);

@@ -127,6 +127,24 @@ struct waitq {
 #define RING_MIN_CAP 4
 #endif
 
+/* What holds a channel's buffered values: chosen by chan_make from elemsize and cap, fixed for
+ * the channel's life. Every test of "which buffer" reads c->kind. */
+enum bufkind {
+    BUF_NONE,   /* unbuffered (cap 0): values go from sender to receiver, nothing is kept */
+    BUF_COUNT,  /* signal-only (elemsize 0), cap > 0: just count, under the lock */
+    BUF_LOCKED, /* Go's buffer under the lock: cap 1 .. RING_MIN_CAP - 1 elements */
+    BUF_RING,   /* the lock-free ring (ring.c): cap >= RING_MIN_CAP elements */
+};
+
+static inline enum bufkind buf_kind(size_t elemsize, size_t cap)
+{
+    if (cap == 0)
+        return BUF_NONE;
+    if (elemsize == 0)
+        return BUF_COUNT;
+    return cap < RING_MIN_CAP ? BUF_LOCKED : BUF_RING;
+}
+
 /* A cache line, and the distance that keeps two hot words apart: CAA_CACHE_LINE_SIZE is 128 on
  * x86-64, where the spatial prefetcher fetches lines in pairs. */
 #define CHAN_LINE 64
@@ -140,7 +158,7 @@ struct ringpos {
 };
 
 /* Go's hchan. A buffered channel of elements (elemsize > 0) keeps its buffer in a lock-free ring
- * (rp != NULL): while nobody waits on the channel and it is open, sends and receives that find
+ * (kind BUF_RING): while nobody waits on the channel and it is open, sends and receives that find
  * room or a value complete without the lock (Vyukov's bounded queue, as crossbeam's array
  * channel: each slot has a stamp that says which position may use it next). As soon as an
  * operation is about to queue a waiter, or the channel closes, it sets the SLOW bit in both
@@ -155,8 +173,9 @@ struct ringpos {
  * next, so a lock taken on one CPU does not evict the ring's parameters from another. */
 struct chan {
     uint32_t elemsize;
+    enum bufkind kind;
     size_t cap;                  /* dataqsiz */
-    struct ringpos *rp;          /* the ring's positions; NULL: no ring */
+    struct ringpos *rp;          /* the ring's positions (BUF_RING; else NULL) */
     uint64_t slow;               /* ring: the SLOW bit; position index bits lie below it */
     uint64_t one_lap;            /* ring: what one lap adds to a position (2 * slow) */
     size_t slotsize;             /* ring: bytes per slot: the stamp, then the element */
@@ -170,6 +189,11 @@ struct chan {
     uint32_t sendx, recvx;       /* no ring: the buffer's next slots to fill and to empty */
     struct waitq recvq, sendq;
 };
+
+_Static_assert(offsetof(struct chan, mem) + sizeof(void *) <= CHAN_LINE,
+               "what chan_make sets fits in the first line of struct chan");
+_Static_assert(offsetof(struct chan, lock) == CHAN_LINE,
+               "what the lock guards starts the second line of struct chan");
 
 /* ---- Wait queues (sudog.c); all under the channel's lock ------------------------------------- */
 
@@ -286,13 +310,13 @@ HIDDEN bool buf_take_locked(struct chan *c, void *elem);
 HIDDEN void ring_freeze(struct chan *c);
 /* Clears it again when the channel is open and nobody waits; call after unlinking waiters. */
 HIDDEN void ring_settle(struct chan *c);
-/* The ring's lock-free operations, without the lock (c->rp != NULL): RING_OK (done), RING_NO
+/* The ring's lock-free operations, without the lock (BUF_RING): RING_OK (done), RING_NO
  * (full or empty while open and nobody waits), RING_SLOW (the lock decides). */
 enum { RING_OK, RING_NO, RING_SLOW };
 HIDDEN int ring_trysend(struct chan *c, const void *elem);
 HIDDEN int ring_tryrecv(struct chan *c, void *elem);
-/* Values in the ring now (c->rp != NULL), without the lock. */
-HIDDEN size_t ring_len(struct chan *c);
+/* Values buffered now, without the lock: Go's len(c). */
+HIDDEN size_t buf_len(const struct chan *c);
 
 /* Before a select over full or empty rings takes the slow path (select.c): SNOOZE rounds of
  * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per

@@ -111,7 +111,7 @@ int ring_trysend(struct chan *c, const void *elem) { return ring_push(c, elem, f
 
 int ring_tryrecv(struct chan *c, void *elem) { return ring_pop(c, elem, false); }
 
-size_t ring_len(struct chan *c)
+static size_t ring_len(const struct chan *c)
 {
     for (;;) {
         uint64_t t = atomic_load_explicit(&c->rp->tail, memory_order_seq_cst) & ~c->slow;
@@ -127,9 +127,17 @@ size_t ring_len(struct chan *c)
     }
 }
 
+size_t buf_len(const struct chan *c)
+{
+    if (c->kind == BUF_RING)
+        return ring_len(c);
+    return atomic_load_explicit(&((struct chan *)c)->count, memory_order_relaxed);
+}
+
 void ring_freeze(struct chan *c)
 {
-    if (!c->rp || (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
+    if (c->kind != BUF_RING ||
+        (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
         return;
     atomic_fetch_or_explicit(&c->rp->tail, c->slow, memory_order_seq_cst);
     atomic_fetch_or_explicit(&c->rp->head, c->slow, memory_order_seq_cst);
@@ -137,7 +145,8 @@ void ring_freeze(struct chan *c)
 
 void ring_settle(struct chan *c)
 {
-    if (!c->rp || !(atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow) ||
+    if (c->kind != BUF_RING ||
+        !(atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow) ||
         !waitq_empty(&c->sendq) || !waitq_empty(&c->recvq) ||
         atomic_load_explicit(&c->closed, memory_order_relaxed))
         return;
@@ -151,7 +160,7 @@ void ring_settle(struct chan *c)
  * the indexes sendx and recvx, all under the lock; count is also read by the fast paths. */
 bool buf_put_locked(struct chan *c, const void *elem)
 {
-    if (c->rp)
+    if (c->kind == BUF_RING)
         return ring_push(c, elem, true) == RING_OK;
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     if (n == c->cap)
@@ -164,7 +173,7 @@ bool buf_put_locked(struct chan *c, const void *elem)
 
 bool buf_take_locked(struct chan *c, void *elem)
 {
-    if (c->rp)
+    if (c->kind == BUF_RING)
         return ring_pop(c, elem, true) == RING_OK;
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     if (n == 0)

@@ -186,7 +186,7 @@ static bool maybe_ready(struct chan *c, enum chan_dir dir)
 {
     if (atomic_load_explicit(&c->closed, memory_order_relaxed))
         return true;
-    if (c->cap == 0)
+    if (c->kind == BUF_NONE)
         return !waitq_empty(dir == CHAN_RECV ? &c->sendq : &c->recvq);
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     return dir == CHAN_RECV ? n > 0 : n < c->cap;
@@ -223,7 +223,7 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
     for (size_t i = 0; i < norder; i++) {
         uint32_t k = pollorder[i];
         struct chan *c = cases[k].chan;
-        if (c->rp) {
+        if (c->kind == BUF_RING) {
             int r = cases[k].dir == CHAN_RECV ? ring_tryrecv(c, cases[k].elem)
                                               : ring_trysend(c, cases[k].elem);
             if (r == RING_OK) {
@@ -235,7 +235,7 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
         } else if (!maybe_ready(c, cases[k].dir)) {
             none = -1;
             continue;
-        } else if (c->cap == 0) {
+        } else if (c->kind == BUF_NONE) {
             return -1;
         }
         if (try_alone(&cases[k]))
@@ -247,7 +247,7 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
 static bool has_ring(const struct chan_case *cases, const uint32_t *order, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (cases[order[i]].chan->rp)
+        if (cases[order[i]].chan->kind == BUF_RING)
             return true;
     return false;
 }
