@@ -131,19 +131,22 @@ size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
 /* ---- Moving values (under c->lock) -------------------------------------------------------------- */
 
 /* Go's send: a receiver sg was waiting (so the buffer is empty): the value goes straight into
- * its elem. */
+ * its elem. The waker's dequeue took sg off c: waiter_left lets the ring run lock-free again if
+ * it was the last waiter. */
 void chan_send_to(struct chan *c, struct sudog *sg, const void *elem)
 {
     copy_elem(c, sg->elem, elem);
     sg->w->ok = true;
     sg->w->fired = sg;
+    waiter_left(c);
     if (tracing(TF_EVENTS))
         trace_handoff(c, CHAN_SEND, sg, elem);
 }
 
 /* Go's recv: a sender sg was waiting. Unbuffered: take its value. Buffered (so full): take the
  * value at the head of the queue and put the sender's value in the slot it frees, at the tail;
- * FIFO order holds across buffer and waiting senders. */
+ * FIFO order holds across buffer and waiting senders. Then waiter_left, as in chan_send_to:
+ * only now, so that no lock-free sender takes the slot between the take and the put. */
 void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
 {
     if (c->kind == BUF_NONE) {
@@ -154,6 +157,7 @@ void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
     }
     sg->w->ok = true;
     sg->w->fired = sg;
+    waiter_left(c);
     if (tracing(TF_EVENTS))
         trace_handoff(c, CHAN_RECV, sg, elem);
 }
@@ -168,8 +172,7 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
     if (waiter_park(w, deadline) != 0 && waiter_timeout(w) != 0) {
         /* Ours is the done word: no waker will touch the sudog; unlink it ourselves. */
         lock(&c->lock);
-        waitq_unlink(sg->is_send ? &c->sendq : &c->recvq, sg);
-        ring_settle(c);
+        waiter_unlink(sg);
         unlock(&c->lock);
         if (tracing(TF_EVENTS))
             trace_woken(w, -ETIMEDOUT, false);
@@ -181,20 +184,19 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
     return w->ok ? 0 : -EPIPE;
 }
 
-/* A peer's operation was just completed through its sudog (c locked): let the ring run
- * lock-free again if it was the last waiter, unlock, then wake the peer (Go's goready after
- * unlock). Returns the caller's result, 0. */
+/* A peer's operation was just completed through its sudog (c locked): unlock, then wake the
+ * peer (Go's goready after unlock). Returns the caller's result, 0. */
 static int release_peer(struct chan *c, struct sudog *peer)
 {
     struct wakeup wk = wakeup_of(peer->w);
-    ring_settle(c);
     unlock(&c->lock);
     wakeup_run(wk);
     return 0;
 }
 
-/* Queues a sudog for the caller on q (c locked), unlocks, and waits. */
-static int wait_on(struct chan *c, struct waitq *q, void *elem, bool is_send, int64_t deadline)
+/* Queues a sudog for the caller on c (c locked; its last look found c not ready), unlocks, and
+ * waits. */
+static int wait_on(struct chan *c, void *elem, bool is_send, int64_t deadline)
 {
     struct waiter w;
     struct sudog sg = {.w = &w, .c = c, .elem = elem, .is_send = is_send};
@@ -202,7 +204,7 @@ static int wait_on(struct chan *c, struct waitq *q, void *elem, bool is_send, in
     waiter_init(&w);
     w.sudogs = &sg;
     w.nsudog = 1;
-    waitq_enqueue(q, &sg);
+    waiter_enqueue(&sg);
     if (tracing(TF_EVENTS))
         trace_block(&w, false);
     unlock(&c->lock);
@@ -237,7 +239,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     if (c->elemsize && !elem)
         return -EINVAL;
 
-    if (c->kind == BUF_RING) {
+    if (likely(c->kind == BUF_RING)) {
         /* The ring's fast path: room, nobody waiting, open. Full with the SLOW bit clear means
          * open and nobody waiting: a try fails there as Go's fast path does. */
         int r = ring_trysend(c, elem);
@@ -276,16 +278,12 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
         unlock(&c->lock);
         return err;
     }
-    if (c->kind == BUF_RING) {
-        /* About to wait: stop the fast paths, then look once more at what they did. */
-        ring_freeze(c);
-        if (buf_put_locked(c, elem)) {
-            ring_settle(c);
-            unlock(&c->lock);
-            return 0;
-        }
+    /* About to wait: the last look stops the ring's fast paths and sees what they did. */
+    if (buf_put_last(c, elem)) {
+        unlock(&c->lock);
+        return 0;
     }
-    return wait_on(c, &c->sendq, (void *)elem, true, deadline);
+    return wait_on(c, (void *)elem, true, deadline);
 }
 
 /* A send while a trace records: its events around chansend. The public forms call it behind
@@ -333,7 +331,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
         return err ? err : park_nothing(deadline);
     }
 
-    if (c->kind == BUF_RING) {
+    if (likely(c->kind == BUF_RING)) {
         int r = ring_tryrecv(c, elem);
         if (likely(r == RING_OK))
             return 0;
@@ -373,15 +371,11 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
         unlock(&c->lock);
         return err;
     }
-    if (c->kind == BUF_RING) {
-        ring_freeze(c);
-        if (buf_take_locked(c, elem)) {
-            ring_settle(c);
-            unlock(&c->lock);
-            return 0;
-        }
+    if (buf_take_last(c, elem)) {
+        unlock(&c->lock);
+        return 0;
     }
-    return wait_on(c, &c->recvq, elem, false, deadline); /* a close zeroes *elem for us */
+    return wait_on(c, elem, false, deadline); /* a close zeroes *elem for us */
 }
 
 /* A receive while a trace records, as traced_send. */
@@ -429,8 +423,7 @@ int chan_close(chan_t *c)
         unlock(&c->lock);
         return -EPIPE;
     }
-    atomic_store_explicit(&c->closed, 1, memory_order_release);
-    ring_freeze(c); /* for good: every later operation takes the lock and sees closed */
+    mark_closed(c); /* and the ring's fast paths stopped for good */
 
     /* Win every waiter still waiting, receivers first, and chain them (in FIFO order) through
      * the links their dequeue freed; wake them after unlocking. */

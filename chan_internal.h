@@ -1,6 +1,6 @@
 /*
- * chan_internal.h - what chan.c, select.c and sudog.c share: struct chan (Go's hchan), the
- * sudog and its waiter, wait queues, the channel lock, and parking.
+ * chan_internal.h - what chan.c, ring.c, select.c and sudog.c share: struct chan (Go's hchan),
+ * the sudog and its waiter, wait queues, the channel lock, and parking.
  *
  * Invariants (after the top of Go's runtime/chan.go):
  *
@@ -9,12 +9,13 @@
  *    lock (count, closed, the queue heads) are atomics, written only under the lock; those
  *    lock-free readers are the fast paths of the non-blocking operations and of select's first
  *    pass, which only ever conclude "not ready".
- *  - The lock-free ring of a buffered channel (struct ringpos, chan.c) is the one exception:
+ *  - The lock-free ring of a buffered channel (struct ringpos, ring.c) is the one exception:
  *    while its SLOW bit is clear, sends and receives move values through it without the lock.
  *    The bit is set, under the lock, whenever a sudog is queued on the channel or it is closed
  *    (an operation sets it before its last look at the ring on the way to queueing a waiter),
  *    and cleared only under the lock when neither holds. So a waiter is never queued beside a
- *    fast path that could miss it, and waiters are served exactly as Go serves them.
+ *    fast path that could miss it, and waiters are served exactly as Go serves them. Only
+ *    ring.c sets or clears it: chan.c and select.c queue and unlink waiters through it.
  *  - At most one of c->sendq and c->recvq holds sudogs that can still be woken: a sender queues
  *    only when no receiver is waiting and the buffer is full, and vice versa. (Sudogs whose
  *    waiter is already done may linger in either queue until their owner unlinks them.)
@@ -164,7 +165,7 @@ struct ringpos {
  * operation is about to queue a waiter, or the channel closes, it sets the SLOW bit in both
  * positions under the lock: from then on every operation takes the lock, exactly as in Go, so
  * waiters are served FIFO and nothing slips past a blocked sender. The last waiter to leave an
- * open channel clears the bit (ring_settle). Buffered channels below RING_MIN_CAP keep Go's
+ * open channel clears the bit (ring.c). Buffered channels below RING_MIN_CAP keep Go's
  * buffer under the lock (buf, sendx, recvx, count), signal-only ones (elemsize 0) just the
  * count, and unbuffered ones have no buffer at all.
  *
@@ -301,15 +302,8 @@ static inline void zero_elem(const struct chan *c, void *elem)
         memset(elem, 0, c->elemsize);
 }
 
-/* The buffer, with c->lock held (the ring's fast paths may run at the same time: these use
- * the same protocol). put: false when full; take: false when empty; unbuffered: always false. */
-HIDDEN bool buf_put_locked(struct chan *c, const void *elem);
-HIDDEN bool buf_take_locked(struct chan *c, void *elem);
-/* Sets the ring's SLOW bit (no-op without a ring), before an operation re-checks the buffer on
- * its way to queueing a waiter: no fast operation can then slip in unseen. */
-HIDDEN void ring_freeze(struct chan *c);
-/* Clears it again when the channel is open and nobody waits; call after unlinking waiters. */
-HIDDEN void ring_settle(struct chan *c);
+/* ---- The buffer and the ring's SLOW bit (ring.c; its top says who may call what, when) ------ */
+
 /* The ring's lock-free operations, without the lock (BUF_RING): RING_OK (done), RING_NO
  * (full or empty while open and nobody waits), RING_SLOW (the lock decides). */
 enum { RING_OK, RING_NO, RING_SLOW };
@@ -317,6 +311,31 @@ HIDDEN int ring_trysend(struct chan *c, const void *elem);
 HIDDEN int ring_tryrecv(struct chan *c, void *elem);
 /* Values buffered now, without the lock: Go's len(c). */
 HIDDEN size_t buf_len(const struct chan *c);
+
+/* The buffer, every kind, with c->lock held (the ring's fast paths may run at the same time:
+ * these use the same protocol). put: false when full; take: false when empty; unbuffered:
+ * always false. */
+HIDDEN bool buf_put_locked(struct chan *c, const void *elem);
+HIDDEN bool buf_take_locked(struct chan *c, void *elem);
+
+/* An operation about to wait takes its last look at the buffer through these (c->lock held,
+ * after buf_put_locked or buf_take_locked failed and cannot_wait said it may wait): the ring's
+ * lock-free paths are stopped first, then the buffer is tried once more. true: done. false: c
+ * stays not ready until the lock is dropped: queue the waiter (waiter_enqueue) or, a select
+ * that will not wait after all, wait_cancel(c). */
+HIDDEN bool buf_put_last(struct chan *c, const void *elem);
+HIDDEN bool buf_take_last(struct chan *c, void *elem);
+/* Every queueing and unlinking of a waiter on a channel, with sg->c->lock held: enqueue after
+ * the last look on sg->c failed; unlink by the sudog's owner (timed out, or woken through
+ * another channel). */
+HIDDEN void waiter_enqueue(struct sudog *sg);
+HIDDEN void waiter_unlink(struct sudog *sg);
+/* A waker's waitq_dequeue took a waiter off c and the value has moved (c->lock held). */
+HIDDEN void waiter_left(struct chan *c);
+/* A select whose last look on c will not be followed by a waiter (c->lock held). */
+HIDDEN void wait_cancel(struct chan *c);
+/* closechan, under c->lock: sets closed and stops the ring's lock-free paths for good. */
+HIDDEN void mark_closed(struct chan *c);
 
 /* Before a select over full or empty rings takes the slow path (select.c): SNOOZE rounds of
  * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per

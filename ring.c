@@ -1,7 +1,55 @@
 /*
- * ring.c - the buffer of a buffered channel: the lock-free ring (capacities from RING_MIN_CAP,
- * elements of one byte or more) with its SLOW bit, and Go's buffer under the lock (smaller
- * capacities, signal-only channels).
+ * ring.c - the buffer of a buffered channel and the whole protocol of the ring's SLOW bit: the
+ * lock-free ring (BUF_RING), Go's buffer under the lock (BUF_LOCKED, BUF_COUNT), and the one
+ * bit that hands a ring over between its lock-free paths and the channel lock.
+ *
+ * The SLOW bit, kept in both ring positions, says "the lock decides". While it is clear, a send
+ * that finds room and a receive that finds a value complete on the ring without the lock; while
+ * it is set, every operation takes the lock and is served exactly as Go serves it. Whenever the
+ * channel lock is free, the bit is set exactly when a sudog is queued on the channel or the
+ * channel is closed:
+ *   - it is set by an operation on its way to waiting, before its last look at the buffer
+ *     (buf_put_last, buf_take_last), so no lock-free operation slips in between that look and
+ *     the queueing of its waiter (waiter_enqueue, which requires the bit); and on close, for good
+ *     (mark_closed);
+ *   - it is cleared, on an open channel, as the last waiter leaves: its owner unlinks it
+ *     (waiter_unlink), or a waker took it and moved its value (waiter_left); and when a last
+ *     look that set it ends without a waiter (the look found the buffer ready, or a select will
+ *     not wait after all: wait_cancel).
+ * Only this file sets or clears the bit (ring_freeze, ring_settle). model/ring.pml checks the
+ * protocol with spin, step by step.
+ *
+ * Synchronization (who calls, holding what, alongside what; "any" = any thread or task):
+ *
+ *   ring_trysend, ring_tryrecv   lock: none. Any, on a BUF_RING channel, alongside every other
+ *       function here (any number of senders and receivers). RING_SLOW as soon as the bit is
+ *       set; RING_NO only while it is clear (open, nobody waits). Orders: the CAS that claims a
+ *       position is seq_cst and compares the bit with the position, so it either comes before a
+ *       freeze's fetch_or (then the lock holder waits for its stamp) or fails; the stamp's
+ *       store (release) and load (acquire) order the value's copy in before the copy out.
+ *   buf_len                      lock: none. Any, alongside everything. A length that held at
+ *       one instant (tail, head, tail again, seq_cst, until tail stands still); count relaxed.
+ *   buf_put_locked, buf_take_locked   lock: c->lock held. Alongside the lock-free paths, which
+ *       the ring's locked push and pop race by the same CAS and stamps (ignoring the bit and
+ *       keeping it), waiting for a claimed slot's stamp: so "full" and "empty" are never
+ *       concluded while a claimed operation is still in flight.
+ *   buf_put_last, buf_take_last  lock: c->lock held, by an operation that found the buffer full
+ *       (empty) under it and may wait. Sets the bit (seq_cst fetch_or of tail, then of head)
+ *       before it looks: from then on, until the lock is dropped, only the lock holder moves
+ *       values. true: done, the bit as before; false: it stays set.
+ *   waiter_enqueue               lock: sg->c->lock held, after this operation's last look on
+ *       sg->c returned false (asserted in CHAN_DEBUG builds: the bit is set).
+ *   waiter_unlink                lock: sg->c->lock held, by sg's owner (timed out, or woken
+ *       through another channel); sg is queued. Clears the bit if sg was the last waiter of an
+ *       open channel (seq_cst fetch_and of tail, then of head).
+ *   waiter_left                  lock: c->lock held, by a waker after waitq_dequeue took a
+ *       waiter off c and its value moved (chan_send_to, chan_recv_from): as waiter_unlink. Not
+ *       before the value moved: chan_recv_from takes the head of a full ring and puts the
+ *       sender's value at its tail, and no lock-free sender may take that slot in between.
+ *   wait_cancel                  lock: c->lock held, by a select whose last look set the bit on
+ *       c and which will not queue there: as waiter_unlink.
+ *   mark_closed                  lock: c->lock held, once (closechan). Sets closed, then the bit
+ *       for good: every later operation takes the lock and sees closed.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -134,26 +182,6 @@ size_t buf_len(const struct chan *c)
     return atomic_load_explicit(&((struct chan *)c)->count, memory_order_relaxed);
 }
 
-void ring_freeze(struct chan *c)
-{
-    if (c->kind != BUF_RING ||
-        (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
-        return;
-    atomic_fetch_or_explicit(&c->rp->tail, c->slow, memory_order_seq_cst);
-    atomic_fetch_or_explicit(&c->rp->head, c->slow, memory_order_seq_cst);
-}
-
-void ring_settle(struct chan *c)
-{
-    if (c->kind != BUF_RING ||
-        !(atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow) ||
-        !waitq_empty(&c->sendq) || !waitq_empty(&c->recvq) ||
-        atomic_load_explicit(&c->closed, memory_order_relaxed))
-        return;
-    atomic_fetch_and_explicit(&c->rp->tail, ~c->slow, memory_order_seq_cst);
-    atomic_fetch_and_explicit(&c->rp->head, ~c->slow, memory_order_seq_cst);
-}
-
 /* ---- The buffer under the lock ---------------------------------------------------------------- */
 
 /* Without a ring: Go's buffer, cap slots of elemsize bytes (none for signal-only channels) with
@@ -182,4 +210,76 @@ bool buf_take_locked(struct chan *c, void *elem)
     c->recvx = c->recvx + 1 == c->cap ? 0 : c->recvx + 1;
     atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
     return true;
+}
+
+/* ---- The SLOW bit --------------------------------------------------------------------------- */
+
+/* Sets the bit in both positions (no-op without a ring, or when it is set already: under the
+ * lock, the two agree). */
+static void ring_freeze(struct chan *c)
+{
+    if (c->kind != BUF_RING ||
+        (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
+        return;
+    atomic_fetch_or_explicit(&c->rp->tail, c->slow, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&c->rp->head, c->slow, memory_order_seq_cst);
+}
+
+/* Clears it again when the channel is open and nobody waits. */
+static void ring_settle(struct chan *c)
+{
+    if (c->kind != BUF_RING ||
+        !(atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow) ||
+        !waitq_empty(&c->sendq) || !waitq_empty(&c->recvq) ||
+        atomic_load_explicit(&c->closed, memory_order_relaxed))
+        return;
+    atomic_fetch_and_explicit(&c->rp->tail, ~c->slow, memory_order_seq_cst);
+    atomic_fetch_and_explicit(&c->rp->head, ~c->slow, memory_order_seq_cst);
+}
+
+/* The last look (see the table above). Without a ring nothing moves without the lock, so the
+ * caller's look under the lock still holds: false at once. */
+bool buf_put_last(struct chan *c, const void *elem)
+{
+    if (c->kind != BUF_RING)
+        return false;
+    ring_freeze(c);
+    if (!buf_put_locked(c, elem))
+        return false;
+    ring_settle(c);
+    return true;
+}
+
+bool buf_take_last(struct chan *c, void *elem)
+{
+    if (c->kind != BUF_RING)
+        return false;
+    ring_freeze(c);
+    if (!buf_take_locked(c, elem))
+        return false;
+    ring_settle(c);
+    return true;
+}
+
+void waiter_enqueue(struct sudog *sg)
+{
+    struct chan *c = sg->c;
+    waitq_enqueue(sg->is_send ? &c->sendq : &c->recvq, sg);
+}
+
+void waiter_unlink(struct sudog *sg)
+{
+    struct chan *c = sg->c;
+    waitq_unlink(sg->is_send ? &c->sendq : &c->recvq, sg);
+    ring_settle(c);
+}
+
+void waiter_left(struct chan *c) { ring_settle(c); }
+
+void wait_cancel(struct chan *c) { ring_settle(c); }
+
+void mark_closed(struct chan *c)
+{
+    atomic_store_explicit(&c->closed, 1, memory_order_release);
+    ring_freeze(c);
 }

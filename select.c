@@ -8,7 +8,8 @@
  *   3. Pass 0, no lock held, in poll order: a case on a buffered channel whose ring runs
  *      lock-free (open, nobody waiting) is performed on the ring if it can be; the first case
  *      that needs the lock to decide ends pass 0.
- *      Pass 1, all locks held, in poll order: the first ready case proceeds.
+ *      Pass 1, all locks held, in poll order: the first ready case proceeds. None: if a case
+ *      is on a ring, the last look tries the buffers once more with the rings stopped.
  *   4. Pass 2, none ready: queue one sudog per case, all sharing one waiter; unlock; park.
  *   5. Pass 3, woken: the waker that won the waiter's done word unlinked our sudogs from its
  *      channel; relock only the other channels and unlink the rest. Timed out: we won the done
@@ -200,8 +201,6 @@ static int try_alone(struct chan_case *cs)
     bool ok;
     lock(&c->lock);
     int done = try_case(cs, &ok, &wk);
-    if (done)
-        ring_settle(c);
     unlock(&c->lock);
     if (wk.task)
         wakeup_run(wk);
@@ -252,17 +251,24 @@ static bool has_ring(const struct chan_case *cases, const uint32_t *order, size_
     return false;
 }
 
-/* Sets (freeze) or clears where it can (settle) the SLOW bit of each ring channel, so that the
- * ring's lock-free paths stop while a select looks at all its channels at once. */
-static void selfreeze(const struct chan_case *cases, const uint32_t *order, size_t n, bool on)
+/* Pass 1's last look, every lock held, after pass 1 found no case ready. Under the locks no
+ * peer can queue and no channel can close, but a ring's lock-free paths may have filled or
+ * emptied it meanwhile: each case's buffer is tried once more, in poll order, by its last look
+ * (buf_put_last, buf_take_last), which stops its ring's lock-free paths first. The index of the
+ * case performed, or -1. Either way the rings stay stopped until the select queues its sudogs
+ * or gives up on waiting (wait_cancel): so "no case is ready" holds at one instant for every
+ * channel at once, as Go's pass 1 under all the locks. */
+static int pass1_last(struct chan_case *cases, const uint32_t *pollorder, size_t norder)
 {
-    for (size_t i = 0; i < n; i++) {
-        struct chan *c = cases[order[i]].chan;
-        if (on)
-            ring_freeze(c);
-        else
-            ring_settle(c);
+    for (size_t i = 0; i < norder; i++) {
+        struct chan_case *cs = &cases[pollorder[i]];
+        if (cs->dir == CHAN_RECV ? buf_take_last(cs->chan, cs->elem)
+                                 : buf_put_last(cs->chan, cs->elem)) {
+            cs->ok = true;
+            return (int)pollorder[i];
+        }
     }
+    return -1;
 }
 
 /* ---- selectgo ---------------------------------------------------------------------------------- */
@@ -339,23 +345,17 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
 
     /* Pass 1. Buffered channels' rings may change under it through their lock-free paths,
      * so a case found ready is performed atomically (by the ring's CAS); but "nothing ready"
-     * needs one instant at which it held for every channel: then freeze the rings and look
-     * again. */
+     * needs one instant at which it held for every channel: the last look. */
     struct wakeup wk = {NULL, NULL};
     sellock(cases, lockorder, norder, NULL);
     chosen = pass1(cases, pollorder, norder, &wk);
-    if (chosen >= 0) {
-        ring_settle(cases[chosen].chan);
-    } else if (has_ring(cases, lockorder, norder)) {
-        selfreeze(cases, lockorder, norder, true);
-        chosen = pass1(cases, pollorder, norder, &wk);
-        err = chosen >= 0 ? 0 : cannot_wait(deadline);
-        if (chosen >= 0 || err)
-            selfreeze(cases, lockorder, norder, false);
-    } else {
-        err = cannot_wait(deadline);
-    }
+    bool last = chosen < 0 && has_ring(cases, lockorder, norder);
+    if (last)
+        chosen = pass1_last(cases, pollorder, norder);
+    err = chosen >= 0 ? 0 : cannot_wait(deadline);
     if (chosen >= 0 || err) {
+        for (size_t i = 0; last && i < norder; i++)
+            wait_cancel(cases[lockorder[i]].chan);
         selunlock(cases, lockorder, norder, NULL);
         if (wk.task)
             wakeup_run(wk);
@@ -380,7 +380,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
         } else {
             sg->same = sg;
         }
-        waitq_enqueue(sg->is_send ? &sg->c->sendq : &sg->c->recvq, sg);
+        waiter_enqueue(sg);
     }
     if (tracing(TF_EVENTS))
         trace_block(&w, true);
@@ -391,8 +391,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
     if (waiter_park(&w, deadline) != 0 && waiter_timeout(&w) != 0) {
         sellock(cases, lockorder, norder, NULL);
         for (size_t i = 0; i < norder; i++)
-            waitq_unlink(sgs[i].is_send ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
-        selfreeze(cases, lockorder, norder, false);
+            waiter_unlink(&sgs[i]);
         selunlock(cases, lockorder, norder, NULL);
         r = -ETIMEDOUT;
     } else {
@@ -402,10 +401,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
             sellock(cases, lockorder, norder, fc);
             for (size_t i = 0; i < norder; i++)
                 if (sgs[i].c != fc)
-                    waitq_unlink(sgs[i].is_send ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
-            for (size_t i = 0; i < norder; i++)
-                if (sgs[i].c != fc)
-                    ring_settle(sgs[i].c);
+                    waiter_unlink(&sgs[i]);
             selunlock(cases, lockorder, norder, fc);
         }
         r = (int)w.fired->index;

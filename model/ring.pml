@@ -1,22 +1,27 @@
 /*
- * ring.pml - the lock-free ring of libchan's buffered channels and its SLOW bit (chan.c), in
+ * ring.pml - the lock-free ring of libchan's buffered channels and its SLOW bit (ring.c), in
  * Promela: the hand-over between the lock-free fast paths and the locked path that queues
  * waiters. wakeup.pml covers who wakes whom; this model covers what it leaves out.
  *
- * What is modelled, as the C code does it (see model/README.md for the map):
+ * What is modelled, as the C code does it (see model/README.md for the map; each step below
+ * names the C function it models, in ring.c unless said otherwise):
  *   - the ring (Vyukov's bounded queue): positions head and tail, pos = lap * ONE_LAP + index,
  *     with the SLOW bit between index and lap bits; a stamp per slot; ring_push/ring_pop with
  *     every atomic instruction one step (load of the position, load of the stamp, CAS of the
  *     position with the SLOW bit in the compared word, the copy, the store of the stamp, the
- *     load of the other position after the fence), `locked` callers ignoring the bit;
+ *     load of the other position after the fence), `locked` callers (buf_put_locked,
+ *     buf_take_locked) ignoring the bit;
  *   - ring_freeze (load tail; fetch_or tail; fetch_or head) and ring_settle (load tail and, under
- *     the lock, both queues and closed; fetch_and tail; fetch_and head);
- *   - chansend/chanrecv, blocking and try: fast path; lock; closed; a waiting peer
- *     (chan_send_to, or chan_recv_from: take the head, put the sender's value at the tail);
- *     buf_put_locked/buf_take_locked; cannot_wait; ring_freeze, the look once more, ring_settle
- *     if it found something; else wait_on: queue the sudog, unlock, park; release_peer:
- *     ring_settle, unlock, then unpark;
- *   - chan_close: closed, ring_freeze for good, win every waiter (receivers get the zero value,
+ *     the lock, both queues and closed; fetch_and tail; fetch_and head), the only two functions
+ *     that touch the bit, and the protocol's entry points built on them: buf_put_last and
+ *     buf_take_last (ring_freeze, the look once more, ring_settle if it found something),
+ *     waiter_enqueue, waiter_left (ring_settle), mark_closed (closed, ring_freeze);
+ *   - chansend/chanrecv (chan.c), blocking and try: fast path (ring_trysend/ring_tryrecv);
+ *     lock; closed; a waiting peer (chan_send_to, or chan_recv_from: take the head, put the
+ *     sender's value at the tail; then waiter_left); buf_put_locked/buf_take_locked;
+ *     cannot_wait; the last look; else wait_on: waiter_enqueue, unlock, park; release_peer:
+ *     unlock, then unpark;
+ *   - chan_close (chan.c): mark_closed, win every waiter (receivers get the zero value,
  *     ok = false), unlock, then unpark each;
  *   - the lock as one test-and-set step; the parker as a permit (park blocks until it is there).
  *
@@ -24,7 +29,7 @@
  *   (1) every process terminates: no lost wake-up, no deadlock;
  *   (2) each value whose send returned 0 is received exactly once, in FIFO order per sender
  *       (one receiver), and no other value is received;
- *   (3) the SLOW bit: set in both positions whenever a sudog is queued (at waitq_enqueue); a
+ *   (3) the SLOW bit: set in both positions whenever a sudog is queued (at waiter_enqueue); a
  *       lock-free CAS that succeeds finds both queues empty and the channel not closed-and-frozen;
  *       ring_freeze's shortcut (tail has the bit) finds it in head too; a receiver that finds a
  *       waiting sender finds a full ring (chan_recv_from's take and put both succeed);
@@ -33,10 +38,11 @@
  *       already claimed by a receive.
  *
  * Configurations (-DCFG=n): see model/README.md. Mutants (-DMUTANT=n), each caught by spin:
- *   1: an operation queues its waiter without ring_freeze;
- *   2: no look at the ring after ring_freeze: the waiter is queued at once;
+ *   1: the last look (buf_put_last, buf_take_last) does not ring_freeze: a waiter is queued
+ *      with the ring running lock-free;
+ *   2: the last look does not look: ring_freeze, then the waiter is queued at once;
  *   3: ring_settle clears the bit while a sudog is still queued;
- *   4: chan_close does not freeze the ring.
+ *   4: mark_closed (chan_close) does not freeze the ring.
  * -DSLOWCHECK=0 drops the assertions of (3), to show that each mutant also breaks (1) or (2).
  */
 
@@ -130,7 +136,7 @@ inline unlock() {
 
 /* ---- The ring ---- */
 
-/* ring_push(c, elem, locked) */
+/* ring_push(c, elem, locked): locked = 0 is ring_trysend, 1 is buf_put_locked on a ring */
 inline ring_push(v, locked, r) {
     t = tail;
     do
@@ -172,7 +178,8 @@ inline ring_push(v, locked, r) {
     t = 0; pos = 0; st = 0; h = 0
 }
 
-/* ring_pop(c, elem, locked): the value into dst */
+/* ring_pop(c, elem, locked): the value into dst; locked = 0 is ring_tryrecv, 1 is
+ * buf_take_locked on a ring */
 inline ring_pop(dst, locked, r) {
     h = head;
     do
@@ -223,6 +230,7 @@ inline ring_pop(dst, locked, r) {
     t = 0; pos = 0; st = 0; h = 0
 }
 
+/* ring_freeze (static in ring.c): called by buf_put_last, buf_take_last and mark_closed only */
 inline ring_freeze() {
     if
     :: tail & SLOW -> SLOWASSERT(head & SLOW)
@@ -232,6 +240,8 @@ inline ring_freeze() {
     fi
 }
 
+/* ring_settle (static in ring.c): called by buf_put_last, buf_take_last (when the last look
+ * found the buffer ready), waiter_unlink, waiter_left and wait_cancel only */
 inline ring_settle() {
     if
 #if MUTANT == 3
@@ -256,7 +266,8 @@ inline unpark(x) {
     d_step { assert(inop[x] && !permit[x]); permit[x] = 1 }
 }
 
-/* waitq_enqueue + unlock + block_on (no deadline: woken by a peer or by chan_close) */
+/* wait_on (chan.c): waiter_enqueue (its assertion: the bit is set; then waitq_enqueue),
+ * unlock, block_on (no deadline: woken by a peer or by chan_close) */
 inline wait_on(d) {
     d_step {
         assert(lk == _pid + 1);
@@ -273,7 +284,7 @@ inline wait_on(d) {
     }
 }
 
-/* waitq_dequeue: the first sudog; its done word is won at once (no time-outs here) */
+/* waitq_dequeue (sudog.c): the first sudog; its done word is won at once (no time-outs here) */
 inline dequeue(d, p) {
     assert(qn[d] > 0);
     p = q[d * NP];
@@ -286,10 +297,10 @@ inline dequeue(d, p) {
     assert(!done[p]); done[p] = 1
 }
 
-/* ---- chansend ---- */
+/* ---- chansend (chan.c) ---- */
 
 inline chansend(v, try) {
-    ring_push(v, 0, r);
+    ring_push(v, 0, r); /* ring_trysend */
     if
     :: r == ROK -> res = OK
     :: r == RNO && try -> res = EAGAIN
@@ -300,17 +311,19 @@ inline chansend(v, try) {
         :: else ->
             if
             :: rqn > 0 ->
-                d_step { /* chan_send_to */
+                d_step { /* waitq_dequeue, chan_send_to */
                     dequeue(RQ, peer);
                     rcvd[peer] = v; wok[peer] = 1; nclaim++
                 }
-                ring_settle(); unlock(); unpark(peer); peer = 0; res = OK
+                ring_settle(); /* chan_send_to's waiter_left */
+                unlock(); unpark(peer); peer = 0; res = OK /* release_peer */
             :: else ->
-                ring_push(v, 1, r);
+                ring_push(v, 1, r); /* buf_put_locked */
                 if
                 :: r == ROK -> unlock(); res = OK
-                :: r != ROK && try -> unlock(); res = EAGAIN
+                :: r != ROK && try -> unlock(); res = EAGAIN /* cannot_wait */
                 :: r != ROK && !try ->
+                    /* buf_put_last: ring_freeze, then buf_put_locked once more */
 #if MUTANT != 1
                     ring_freeze();
 #endif
@@ -318,7 +331,7 @@ inline chansend(v, try) {
                     ring_push(v, 1, r);
 #endif
                     if
-                    :: r == ROK -> ring_settle(); unlock(); res = OK
+                    :: r == ROK -> ring_settle(); unlock(); res = OK /* buf_put_last's settle */
                     :: else -> sgval[_pid] = v; wait_on(SQ); sgval[_pid] = 0
                     fi
                 fi
@@ -328,10 +341,10 @@ inline chansend(v, try) {
     r = 0
 }
 
-/* ---- chanrecv ---- */
+/* ---- chanrecv (chan.c) ---- */
 
 inline chanrecv(try, val) {
-    ring_pop(val, 0, r);
+    ring_pop(val, 0, r); /* ring_tryrecv */
     if
     :: r == ROK -> res = OK
     :: r == RNO && try -> res = EAGAIN
@@ -339,21 +352,24 @@ inline chanrecv(try, val) {
         lock();
         if
         :: sqn > 0 ->
-            d_step { dequeue(SQ, peer) }
-            /* chan_recv_from: the ring is full; take the head, put the sender's value */
+            d_step { dequeue(SQ, peer) } /* waitq_dequeue */
+            /* chan_recv_from: the ring is full; take the head (buf_take_locked), put the
+             * sender's value (buf_put_locked) */
             ring_pop(val, 1, r);
             SLOWASSERT(r == ROK);
             ring_push(sgval[peer], 1, r);
             SLOWASSERT(r == ROK);
             wok[peer] = 1;
-            ring_settle(); unlock(); unpark(peer); peer = 0; res = OK
+            ring_settle(); /* chan_recv_from's waiter_left, after the value moved */
+            unlock(); unpark(peer); peer = 0; res = OK /* release_peer */
         :: else ->
-            ring_pop(val, 1, r);
+            ring_pop(val, 1, r); /* buf_take_locked */
             if
             :: r == ROK -> unlock(); res = OK
             :: r != ROK && closed -> unlock(); val = 0; res = EPIPE
-            :: r != ROK && !closed && try -> unlock(); res = EAGAIN
+            :: r != ROK && !closed && try -> unlock(); res = EAGAIN /* cannot_wait */
             :: r != ROK && !closed && !try ->
+                /* buf_take_last: ring_freeze, then buf_take_locked once more */
 #if MUTANT != 1
                 ring_freeze();
 #endif
@@ -361,7 +377,7 @@ inline chanrecv(try, val) {
                 ring_pop(val, 1, r);
 #endif
                 if
-                :: r == ROK -> ring_settle(); unlock(); res = OK
+                :: r == ROK -> ring_settle(); unlock(); res = OK /* buf_take_last's settle */
                 :: else -> wait_on(RQ); val = rcvd[_pid]; rcvd[_pid] = 0
                 fi
             fi
@@ -438,12 +454,13 @@ proctype Receiver(byte n; bit try) {
     od
 }
 
+/* chan_close (chan.c) */
 proctype Closer() {
     byte t, i, k, n;
     byte list[NP];
     lock();
     assert(!closed);
-    closed = 1;
+    closed = 1; /* mark_closed: closed, then ring_freeze for good */
 #if MUTANT != 4
     ring_freeze();
 #endif
