@@ -19,6 +19,8 @@ LIBDIR        ?= $(PREFIX)/lib
 INCLUDEDIR    ?= $(PREFIX)/include
 MANDIR        ?= $(PREFIX)/share/man
 
+# The sanitizer builds also check the library's own invariants and preconditions (-DCHAN_DEBUG:
+# ASSERT in chan_internal.h); the plain build and the drop-in pair compile them out.
 MODE          ?= plain
 ASAN_CC       ?= gcc
 TSAN_CC       ?= clang
@@ -30,10 +32,11 @@ ifeq ($(MODE),plain)
   MODEFLAGS   := -O2
 else ifeq ($(MODE),asan)
   CC          := $(ASAN_CC)
-  MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+                 -DCHAN_DEBUG
 else ifeq ($(MODE),tsan)
   CC          := $(TSAN_CC)
-  MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=thread
+  MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=thread -DCHAN_DEBUG
 else
   $(error MODE must be plain, asan or tsan)
 endif

@@ -135,6 +135,7 @@ size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
  * it was the last waiter. */
 void chan_send_to(struct chan *c, struct sudog *sg, const void *elem)
 {
+    ASSERT(lock_held(&c->lock) && atomic_load_explicit(&sg->w->done, memory_order_relaxed));
     copy_elem(c, sg->elem, elem);
     sg->w->ok = true;
     sg->w->fired = sg;
@@ -149,11 +150,13 @@ void chan_send_to(struct chan *c, struct sudog *sg, const void *elem)
  * only now, so that no lock-free sender takes the slot between the take and the put. */
 void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
 {
+    ASSERT(lock_held(&c->lock) && atomic_load_explicit(&sg->w->done, memory_order_relaxed));
     if (c->kind == BUF_NONE) {
         copy_elem(c, elem, sg->elem);
     } else {
-        buf_take_locked(c, elem);
-        buf_put_locked(c, sg->elem);
+        bool took = buf_take_locked(c, elem);
+        bool put = buf_put_locked(c, sg->elem);
+        ASSERT(took && put); /* a sender waits only on a full buffer */
     }
     sg->w->ok = true;
     sg->w->fired = sg;
@@ -179,6 +182,7 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
         return -ETIMEDOUT;
     }
     /* The waker unlinked the sudog and will not touch it, nor c on our behalf, again. */
+    ASSERT(w->fired == sg && !sg->prev); /* (chan_close chains what it wakes through next) */
     if (tracing(TF_EVENTS))
         trace_woken(w, w->ok ? 0 : -EPIPE, false);
     return w->ok ? 0 : -EPIPE;
@@ -189,6 +193,7 @@ static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
 static int release_peer(struct chan *c, struct sudog *peer)
 {
     struct wakeup wk = wakeup_of(peer->w);
+    ASSERT(slow_bit_agrees(c));
     unlock(&c->lock);
     wakeup_run(wk);
     return 0;
@@ -438,6 +443,7 @@ int chan_close(chan_t *c)
     }
     if (tracing(TF_EVENTS))
         trace_close(c, 0, head);
+    ASSERT(slow_bit_agrees(c));
     unlock(&c->lock);
 
     while (head) {

@@ -56,31 +56,82 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* ---- Internal invariants -------------------------------------------------------------------- */
+
+/* ASSERT(cond) states a precondition or an invariant of the library itself (Go's throw,
+ * crossbeam's debug_assert), never a check of what a caller passed: bad input gets a negative
+ * errno. In the sanitizer builds (-DCHAN_DEBUG: make's asan and tsan modes, the fuzz targets)
+ * a violation prints the condition, file and line and aborts; in the plain build and the
+ * drop-in pair it compiles to nothing (cond is not evaluated, only its type is checked). */
+#ifdef CHAN_DEBUG
+HIDDEN __attribute__((noreturn, cold)) void assert_fail(const char *cond, const char *file,
+                                                        int line);
+#define ASSERT(cond) (likely(cond) ? (void)0 : assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define ASSERT(cond) ((void)sizeof(!(cond)))
+#endif
+
 #include "trace/hooks.h" /* what the core tells the tracer; no-ops without it */
 
 /* ---- The channel lock: a futex mutex (0 free, 1 held, 2 held with sleepers) ---------------- */
 
 typedef struct {
     _Atomic uint32_t word;
+#ifdef CHAN_DEBUG
+    _Atomic uintptr_t owner; /* the holder's locks_self(); 0: free, or taken by trace.c's trylock */
+#endif
 } chanlock_t;
 
 HIDDEN void lock_slow(chanlock_t *l);
 HIDDEN void lock_wake(chanlock_t *l);
 
+#ifdef CHAN_DEBUG
+/* The calling thread's count of channel locks held; its address names the thread. Read through
+ * this opaque call, never cached across a park (a task may resume on another thread). */
+HIDDEN unsigned *locks_self(void);
+#endif
+
 static inline void lock(chanlock_t *l)
 {
     uint32_t expected = 0;
-    if (likely(atomic_compare_exchange_strong_explicit(&l->word, &expected, 1,
-                                                       memory_order_acquire, memory_order_relaxed)))
-        return;
-    lock_slow(l);
+    if (unlikely(!atomic_compare_exchange_strong_explicit(&l->word, &expected, 1,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed)))
+        lock_slow(l);
+#ifdef CHAN_DEBUG
+    unsigned *me = locks_self();
+    atomic_store_explicit(&l->owner, (uintptr_t)me, memory_order_relaxed);
+    ++*me;
+#endif
 }
 
 static inline void unlock(chanlock_t *l)
 {
+#ifdef CHAN_DEBUG
+    unsigned *me = locks_self();
+    uintptr_t owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
+    ASSERT(owner == (uintptr_t)me || owner == 0); /* never another thread's lock */
+    if (owner == (uintptr_t)me) {
+        atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+        --*me;
+    }
+#endif
     if (unlikely(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
         lock_wake(l);
 }
+
+/* For ASSERT only (not evaluated outside CHAN_DEBUG builds): whether the caller holds l, and
+ * how many channel locks it holds. */
+#ifdef CHAN_DEBUG
+static inline bool lock_held(chanlock_t *l)
+{
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) == (uintptr_t)locks_self();
+}
+static inline unsigned locks_held(void) { return *locks_self(); }
+#else
+HIDDEN bool lock_held(chanlock_t *l);
+HIDDEN unsigned locks_held(void);
+#endif
 
 /* ---- Waiters and sudogs ----------------------------------------------------------------------- */
 
@@ -336,6 +387,10 @@ HIDDEN void waiter_left(struct chan *c);
 HIDDEN void wait_cancel(struct chan *c);
 /* closechan, under c->lock: sets closed and stops the ring's lock-free paths for good. */
 HIDDEN void mark_closed(struct chan *c);
+/* For ASSERT (CHAN_DEBUG builds), c->lock held: the invariant whenever the lock is about to be
+ * dropped. A ring's SLOW bit is set in both positions exactly when a sudog is queued on c or c
+ * is closed; true for the other kinds. */
+HIDDEN bool slow_bit_agrees(const struct chan *c);
 
 /* Before a select over full or empty rings takes the slow path (select.c): SNOOZE rounds of
  * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per

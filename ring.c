@@ -188,6 +188,7 @@ size_t buf_len(const struct chan *c)
  * the indexes sendx and recvx, all under the lock; count is also read by the fast paths. */
 bool buf_put_locked(struct chan *c, const void *elem)
 {
+    ASSERT(lock_held(&c->lock));
     if (c->kind == BUF_RING)
         return ring_push(c, elem, true) == RING_OK;
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
@@ -201,6 +202,7 @@ bool buf_put_locked(struct chan *c, const void *elem)
 
 bool buf_take_locked(struct chan *c, void *elem)
 {
+    ASSERT(lock_held(&c->lock));
     if (c->kind == BUF_RING)
         return ring_pop(c, elem, true) == RING_OK;
     size_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
@@ -218,6 +220,7 @@ bool buf_take_locked(struct chan *c, void *elem)
  * lock, the two agree). */
 static void ring_freeze(struct chan *c)
 {
+    ASSERT(lock_held(&c->lock));
     if (c->kind != BUF_RING ||
         (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
         return;
@@ -228,6 +231,7 @@ static void ring_freeze(struct chan *c)
 /* Clears it again when the channel is open and nobody waits. */
 static void ring_settle(struct chan *c)
 {
+    ASSERT(lock_held(&c->lock));
     if (c->kind != BUF_RING ||
         !(atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow) ||
         !waitq_empty(&c->sendq) || !waitq_empty(&c->recvq) ||
@@ -237,49 +241,80 @@ static void ring_settle(struct chan *c)
     atomic_fetch_and_explicit(&c->rp->head, ~c->slow, memory_order_seq_cst);
 }
 
+#ifdef CHAN_DEBUG
+bool slow_bit_agrees(const struct chan *c)
+{
+    if (c->kind != BUF_RING)
+        return true;
+    struct chan *m = (struct chan *)c;
+    bool should = !waitq_empty(&m->sendq) || !waitq_empty(&m->recvq) ||
+                  atomic_load_explicit(&m->closed, memory_order_relaxed);
+    bool t = atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow;
+    bool h = atomic_load_explicit(&c->rp->head, memory_order_relaxed) & c->slow;
+    return t == should && h == should;
+}
+#endif
+
 /* The last look (see the table above). Without a ring nothing moves without the lock, so the
  * caller's look under the lock still holds: false at once. */
 bool buf_put_last(struct chan *c, const void *elem)
 {
+    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed));
     if (c->kind != BUF_RING)
         return false;
     ring_freeze(c);
     if (!buf_put_locked(c, elem))
         return false;
     ring_settle(c);
+    ASSERT(slow_bit_agrees(c));
     return true;
 }
 
 bool buf_take_last(struct chan *c, void *elem)
 {
+    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed));
     if (c->kind != BUF_RING)
         return false;
     ring_freeze(c);
     if (!buf_take_locked(c, elem))
         return false;
     ring_settle(c);
+    ASSERT(slow_bit_agrees(c));
     return true;
 }
 
 void waiter_enqueue(struct sudog *sg)
 {
     struct chan *c = sg->c;
+    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed));
     waitq_enqueue(sg->is_send ? &c->sendq : &c->recvq, sg);
+    ASSERT(slow_bit_agrees(c)); /* the bit is set: the last look came first */
 }
 
 void waiter_unlink(struct sudog *sg)
 {
     struct chan *c = sg->c;
+    ASSERT(atomic_load_explicit(&sg->w->done, memory_order_relaxed)); /* no waker may take it */
     waitq_unlink(sg->is_send ? &c->sendq : &c->recvq, sg);
     ring_settle(c);
+    ASSERT(slow_bit_agrees(c));
 }
 
-void waiter_left(struct chan *c) { ring_settle(c); }
+void waiter_left(struct chan *c)
+{
+    ring_settle(c);
+    ASSERT(slow_bit_agrees(c));
+}
 
-void wait_cancel(struct chan *c) { ring_settle(c); }
+void wait_cancel(struct chan *c)
+{
+    ring_settle(c);
+    ASSERT(slow_bit_agrees(c));
+}
 
 void mark_closed(struct chan *c)
 {
+    ASSERT(lock_held(&c->lock) && !atomic_load_explicit(&c->closed, memory_order_relaxed));
     atomic_store_explicit(&c->closed, 1, memory_order_release);
     ring_freeze(c);
 }

@@ -134,6 +134,7 @@ static void selunlock(const struct chan_case *cases, const uint32_t *order, size
 static int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk)
 {
     struct chan *c = cs->chan;
+    ASSERT(lock_held(&c->lock));
     bool closed = atomic_load_explicit(&c->closed, memory_order_relaxed);
     struct sudog *peer;
 
@@ -201,6 +202,7 @@ static int try_alone(struct chan_case *cs)
     bool ok;
     lock(&c->lock);
     int done = try_case(cs, &ok, &wk);
+    ASSERT(slow_bit_agrees(c));
     unlock(&c->lock);
     if (wk.task)
         wakeup_run(wk);
@@ -356,6 +358,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
     if (chosen >= 0 || err) {
         for (size_t i = 0; last && i < norder; i++)
             wait_cancel(cases[lockorder[i]].chan);
+        ASSERT(chosen < 0 || slow_bit_agrees(cases[chosen].chan));
         selunlock(cases, lockorder, norder, NULL);
         if (wk.task)
             wakeup_run(wk);

@@ -18,6 +18,30 @@
 
 #define NSEC_PER_SEC 1000000000LL
 
+/* ---- CHAN_DEBUG builds: ASSERT's failure, and who holds which lock ------------------------- */
+
+#ifdef CHAN_DEBUG
+#include <stdio.h>
+#include <stdlib.h>
+
+void assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "libchan: internal invariant violated: %s (%s:%d)\n", cond, file, line);
+    abort();
+}
+
+static _Thread_local unsigned self_locks;
+
+/* Opaque to the optimizer (the empty asm), so that no caller treats the thread-local's address
+ * as a constant it may keep across a park: see parker_self below. */
+__attribute__((noinline)) unsigned *locks_self(void)
+{
+    unsigned *p = &self_locks;
+    __asm__ volatile("" : "+r"(p));
+    return p;
+}
+#endif
+
 /* ---- futex, on liburcu's header-only futex() (a bare syscall; no -lurcu-common) ------------- */
 
 /* Sleeps while *word == val, until woken or the absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT's
@@ -113,6 +137,8 @@ void lock_wake(chanlock_t *l) { futex_wake(&l->word); }
 
 void waitq_enqueue(struct waitq *q, struct sudog *sg)
 {
+    ASSERT(lock_held(&sg->c->lock));
+    ASSERT(!sg->next && !sg->prev && atomic_load_explicit(&q->first, memory_order_relaxed) != sg);
     sg->next = NULL;
     sg->prev = q->last;
     if (q->last)
@@ -124,6 +150,9 @@ void waitq_enqueue(struct waitq *q, struct sudog *sg)
 
 void waitq_unlink(struct waitq *q, struct sudog *sg)
 {
+    ASSERT(lock_held(&sg->c->lock));
+    ASSERT(sg->prev ? sg->prev->next == sg  /* queued on q */
+                    : atomic_load_explicit(&q->first, memory_order_relaxed) == sg);
     if (sg->prev)
         sg->prev->next = sg->next;
     else
@@ -140,6 +169,7 @@ void sudog_unlink_same(struct sudog *sg)
     struct sudog *s = sg;
     do {
         struct sudog *nx = s->same;
+        ASSERT(s->c == sg->c && s->w == sg->w);
         waitq_unlink(s->is_send ? &s->c->sendq : &s->c->recvq, s);
         s = nx;
     } while (s != sg);
@@ -151,6 +181,7 @@ struct sudog *waitq_dequeue_slow(struct waitq *q)
 {
     for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
          sg = sg->next) {
+        ASSERT(lock_held(&sg->c->lock));
         uint32_t expected = 0;
         if (atomic_compare_exchange_strong_explicit(&sg->w->done, &expected, 1,
                                                     memory_order_acq_rel, memory_order_relaxed)) {
@@ -302,6 +333,7 @@ void waiter_init(struct waiter *w)
 
 int waiter_park(struct waiter *w, int64_t deadline)
 {
+    ASSERT(locks_held() == 0); /* never park holding a channel lock */
     if (w->sched) {
         parking_set(w); /* set before park, never touched after it: see parker_self */
         return w->sched->park(w->task, deadline) == 0 ? 0 : -ETIMEDOUT;
@@ -311,6 +343,7 @@ int waiter_park(struct waiter *w, int64_t deadline)
 
 void wakeup_run(struct wakeup wk)
 {
+    ASSERT(locks_held() == 0); /* the hook's contract: never unpark while a lock is held */
     if (wk.sched)
         wk.sched->unpark(wk.task);
     else

@@ -47,7 +47,7 @@ check-mode: stress-short
 
 FUZZ_CC     := clang
 FUZZ_DIR    := build/fuzz
-FUZZ_FLAGS  := -std=c11 -g -O1 -pthread -fno-omit-frame-pointer -Wall -Wextra -Werror -I.
+FUZZ_FLAGS  := -std=c11 -g -O1 -pthread -fno-omit-frame-pointer -Wall -Wextra -Werror -I. -DCHAN_DEBUG
 FUZZ_SAN    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC    := $(CORE_SRC)
 FUZZ_DEPS   := $(FUZZ_SRC) $(CORE_HDR) test/fuzz/fuzz_common.h
