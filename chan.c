@@ -475,15 +475,6 @@ size_t hchan_waiting(chan_t *c, enum chan_dir dir)
 #ifdef CHAN_TRACE_BUILD
 /* ---- The snapshot of an observer (trace/dump.c): the tracer's one way into a channel ----- */
 
-/* The channel's lock if it is free at this moment: an observer never waits for it (a dump
- * must not hang on a lock that a stopped thread holds). */
-static bool trylock(chanlock_t *l)
-{
-    uint32_t expected = 0;
-    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
-                                                   memory_order_relaxed);
-}
-
 /* The waiters on q (c locked), not its sudogs: a select with several cases of one direction
  * on c has a sudog per case on q, and they are adjacent (selectgo's pass 2 appends them at the
  * tail in one span under c's lock, and unlinking others keeps the order). The first

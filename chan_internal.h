@@ -78,7 +78,7 @@ HIDDEN __attribute__((noreturn, cold)) void assert_fail(const char *cond, const 
 typedef struct {
     _Atomic uint32_t word;
 #ifdef CHAN_DEBUG
-    _Atomic uintptr_t owner; /* the holder's locks_self(); 0: free, or taken by trace.c's trylock */
+    _Atomic uintptr_t owner; /* the holder's locks_self(); 0: free */
 #endif
 } chanlock_t;
 
@@ -105,16 +105,30 @@ static inline void lock(chanlock_t *l)
 #endif
 }
 
+/* The lock if it is free at this moment, else false at once: for an observer that must never
+ * wait (a dump from a signal handler must not hang on a lock that a stopped thread holds). */
+static inline bool trylock(chanlock_t *l)
+{
+    uint32_t expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+#ifdef CHAN_DEBUG
+    unsigned *me = locks_self();
+    atomic_store_explicit(&l->owner, (uintptr_t)me, memory_order_relaxed);
+    ++*me;
+#endif
+    return true;
+}
+
 static inline void unlock(chanlock_t *l)
 {
 #ifdef CHAN_DEBUG
     unsigned *me = locks_self();
     uintptr_t owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
-    ASSERT(owner == (uintptr_t)me || owner == 0); /* never another thread's lock */
-    if (owner == (uintptr_t)me) {
-        atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-        --*me;
-    }
+    ASSERT(owner == (uintptr_t)me); /* held, and by the caller */
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    --*me;
 #endif
     if (unlikely(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
         lock_wake(l);
