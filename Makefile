@@ -43,19 +43,19 @@ endif
 CFLAGS        ?=
 LDFLAGS       ?=
 # The library proper is built with its trace hooks (trace/); the drop-in pair (dist/chan.c) is
-# not, so there they compile to nothing. -Itrace: its public header is included as
-# "chan_trace.h", as it is installed (flat, beside chan.h).
+# not, so there they compile to nothing. -Itime -Itrace: the public headers of time/ and trace/
+# are included as "chan_time.h" and "chan_trace.h", as they are installed (flat, beside chan.h).
 TRACEFLAGS    := $(if $(wildcard trace/record.c),-DCHAN_TRACE_BUILD)
-ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I. -Itrace
+ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I. -Itime -Itrace
 LIBFLAGS      := -fvisibility=hidden
 LDLIBS_CORE   := -pthread
 CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
-# The core (also the drop-in pair), then the parts built on it: timers and contexts, traces,
-# and sync/ (WaitGroup and errgroup, on the public headers only).
+# The core (also the drop-in pair), then the parts built on it: time/ (timers and contexts),
+# traces, and sync/ (WaitGroup and errgroup, on the public headers only).
 CORE_SRC      := chan.c ring.c select.c sudog.c
-EXT_SRC       := $(wildcard timer.c context.c trace/*.c sync/waitgroup.c sync/group.c)
-PUBLIC_HDR    := chan.h chan_typed.h $(wildcard chan_time.h trace/chan_trace.h sync/chan_sync.h)
+EXT_SRC       := $(wildcard time/timer.c time/context.c trace/*.c sync/waitgroup.c sync/group.c)
+PUBLIC_HDR    := chan.h chan_typed.h $(wildcard time/chan_time.h trace/chan_trace.h sync/chan_sync.h)
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h $(wildcard trace/*.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))

@@ -22,11 +22,11 @@ $(O)/examples/%: examples/%.c chan.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
-$(O)/examples/%: examples/time/%.c chan.h chan_time.h $(O)/libchan.a
+$(O)/examples/%: examples/time/%.c chan.h time/chan_time.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
-$(O)/examples/%: examples/sync/%.c chan.h chan_time.h sync/chan_sync.h $(O)/libchan.a
+$(O)/examples/%: examples/sync/%.c chan.h time/chan_time.h sync/chan_sync.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Isync -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 

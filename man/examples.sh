@@ -21,7 +21,7 @@ set -u
 out=$1 cc=$2 modeflags=$3
 shift 3
 link="$*"
-cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I. -Isync -Itrace -Isched"
+cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I. -Itime -Isync -Itrace -Isched"
 rm -rf "$out" && mkdir -p "$out"
 
 cat > "$out/prelude.h" <<'EOF'

@@ -3,7 +3,7 @@
 #   1. mandoc -Tlint is clean, at every level down to style, except for references to manuals
 #      this machine may lack (memcpy(3) without manpages-dev) -- ours are checked in 3.
 #   2. Every page installs (man/install.sh) and every function the public headers declare
-#      (chan.h, chan_time.h, trace/chan_trace.h, sync/chan_sync.h) is reachable as `man NAME` from
+#      (chan.h, time/chan_time.h, trace/chan_trace.h, sync/chan_sync.h) is reachable as `man NAME`
 #      the installed tree.
 #   3. Every cross reference to a libchan page (.Xr chan... N) names an installed page.
 #   4. No rendered line is wider than 80 columns (the table of chan(7) in particular).
@@ -24,7 +24,7 @@ fi
 
 rm -rf "$stage"
 sh man/install.sh "$stage" $pages
-headers=$(ls chan.h chan_time.h trace/chan_trace.h sync/chan_sync.h 2>/dev/null)
+headers=$(ls chan.h time/chan_time.h trace/chan_trace.h sync/chan_sync.h 2>/dev/null)
 for fn in $(sed -n 's/^[^#/ ].*[ *]\(chan_[a-z_]*\)(.*/\1/p' $headers | sort -u); do
     if ! man -M "$stage" -w "$fn" >/dev/null 2>&1; then
         echo "man-lint: no man page for $fn (declared in $headers)"; fail=1
