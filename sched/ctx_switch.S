@@ -7,7 +7,7 @@
  *       *save_sp, loads to_sp and pops the registers saved there, then returns on that stack.
  *   mpg_ctx_entry
  *       where a new stack's first switch "returns" to: calls fn(arg) with fn and arg taken from
- *       two callee-saved registers of the prepared frame (see ctx_init in mpg.c). fn never
+ *       two callee-saved registers of the prepared frame (see fiber_prepare in fiber.c). fn never
  *       returns (a G leaves by switching away for good).
  *
  * The floating-point control words (x86 MXCSR and x87 CW, aarch64 FPCR) are not switched:

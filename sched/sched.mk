@@ -14,9 +14,12 @@
 # in TESTS (run by test/run.sh in every mode); the static pattern rule below, being explicit,
 # builds it instead of the generic rule, with the scheduler's library and -lhwloc.
 
-MPG_SRC   := sched/mpg.c
+# proc.c schedules (Ms, Ps, run queues, the hook), fiber.c and ctx_switch.S hold the stacks and
+# the switch, deadlock.c the report; sched_internal.h and fiber.h are what they share.
+MPG_SRC   := sched/proc.c sched/fiber.c sched/deadlock.c
 MPG_ASM   := sched/ctx_switch.S
 MPG_HDR   := sched/chan_sched_mpg.h
+MPG_INT   := sched/sched_internal.h sched/fiber.h
 MPG_OBJ   := $(MPG_SRC:%.c=$(O)/%.o) $(MPG_ASM:%.S=$(O)/%.o)
 MPG_LIB   := $(O)/libchan_mpg.a
 MPG_LIBS  := -lhwloc
@@ -27,7 +30,7 @@ MPG_TESTS := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_mpg*.c))
 mpg: $(MPG_LIB)
 lib: $(MPG_LIB)
 
-$(O)/sched/%.o: sched/%.c $(MPG_HDR) $(CORE_HDR)
+$(O)/sched/%.o: sched/%.c $(MPG_HDR) $(MPG_INT) $(CORE_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $(LIBFLAGS) -c $< -o $@
 

@@ -1,0 +1,190 @@
+/*
+ * deadlock.c - libchan-mpg's deadlock detection: Go's "all goroutines are asleep - deadlock!"
+ * (runtime/proc.go's checkdead), decided by chan_mpg_wait, with Go's report of what each G
+ * waits on.
+ *
+ * The condition: every M idle, no queue or runnext holds a G, neither timer heap (the
+ * scheduler's, libchan's timer thread's) holds a pending timer, no foreign thread announced,
+ * and Gs still live: those Gs are then all parked on channels, and only a thread that has not
+ * announced itself could wake them. The verdict is never stored: chan_mpg_wait decides it under
+ * sched.lock when it is called and each time it is woken, and whatever may turn it true (the
+ * last M going idle, the last foreign thread leaving, libchan's last pending timer done, the
+ * last G returning) wakes the waiters. What turns it false needs no wake-up: the waiter decides
+ * afresh, so a report never outlives its truth.
+ */
+#define _GNU_SOURCE
+#define _LGPL_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sched/sched_internal.h"
+
+#define REPORT_MAX_CHANS 16 /* channels listed per G in the report */
+
+/* ---- The condition, and who wakes the waiters to decide it ----------------------------------- */
+
+/* libchan's timer thread (chan_time.h: timers, tickers, context deadlines) is a foreign thread
+ * that wakes Gs when a timer fires, and its heap is out of our sight. libchan's internal
+ * counter of its pending timers (armed ones plus those being fired, read without a lock: the
+ * timer thread unparks Gs under its own lock) defers the report like a timer of ours, and its
+ * hook tells us when that count drops to zero. Weak: when the program uses no chan_time.h
+ * timer, timer.c is not linked in, and both are NULL. */
+extern size_t timers_pending(void) __attribute__((weak, visibility("hidden")));
+extern void timers_set_drained_hook(void (*fn)(void)) __attribute__((weak, visibility("hidden")));
+
+/* Go's checkdead, under sched.lock: the deadlock condition (see the top of the file), decided
+ * now. */
+static bool deadlocked_locked(void)
+{
+    if (atomic_load(&sched.nidle) != sched.nprocs || atomic_load(&sched.nforeign) > 0 ||
+        atomic_load(&sched.live) == 0 || any_work(true))
+        return false;
+    if (timers_pending && timers_pending() > 0)
+        return false;
+    return g_timers_armed() == 0;
+}
+
+/* Also when the last foreign thread leaves (chan_mpg_foreign_leave). */
+void deadlock_recheck_locked(void)
+{
+    if (atomic_load(&sched.nwaiters) > 0)
+        pthread_cond_broadcast(&sched.cv);
+}
+
+/* timer.c's hook: its last pending timer is done (fired, stopped or freed). Called with the
+ * timer lock held, on any thread: only signals. A waiter counts itself (seq_cst) before it
+ * reads timers_pending(), and the count dropped to zero before this reads nwaiters: one of the
+ * two sees the other, so no waiter misses the change. */
+static void timers_drained(void)
+{
+    if (atomic_load(&sched.nwaiters) == 0)
+        return;
+    pthread_mutex_lock(&sched.lock);
+    pthread_cond_broadcast(&sched.cv);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+void deadlock_watch_timers(bool on)
+{
+    if (timers_set_drained_hook)
+        timers_set_drained_hook(on ? timers_drained : NULL);
+}
+
+void waiters_wake(void)
+{
+    pthread_mutex_lock(&sched.lock);
+    pthread_cond_broadcast(&sched.cv);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+/* ---- The report ------------------------------------------------------------------------------ */
+
+/* Under sched.lock, every M idle: no G moves. Go's format, with channel addresses. The report
+ * (malloc), or NULL when memory is short. */
+static char *report_deadlock_locked(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "all goroutines are asleep - deadlock!\n");
+    pthread_mutex_lock(&sched.gmu);
+    /* Oldest first: the list is newest first, so collect and print backwards. */
+    size_t n = 0;
+    for (struct g *g = sched.all_gs; g; g = g->allnext)
+        n++;
+    struct g **v = malloc(n * sizeof *v + 1);
+    if (v) {
+        size_t k = 0;
+        for (struct g *g = sched.all_gs; g; g = g->allnext)
+            v[k++] = g;
+        for (size_t i = n; i-- > 0;) {
+            struct g *g = v[i];
+            if (!atomic_load_explicit(&g->live, memory_order_acquire))
+                continue;
+            if ((atomic_load_explicit(&g->wake, memory_order_acquire) & W_MASK) != W_PARKED)
+                continue;
+            struct waiter *w = g->waiter;
+            chan_t *chans[REPORT_MAX_CHANS];
+            enum chan_dir dirs[REPORT_MAX_CHANS];
+            size_t nc = w ? waiter_channels(w, chans, dirs, REPORT_MAX_CHANS) : 0;
+            const char *what = !w ? (g->sleeping ? "sleep" : "parked")
+                               : nc == 0 ? "select (no cases) or nil chan"
+                               : nc > 1 ? "select"
+                               : dirs[0] == CHAN_SEND ? "chan send"
+                                                      : "chan receive";
+            fprintf(f, "\ngoroutine %lld [%s]:\n", (long long)g->id, what);
+            for (size_t i2 = 0; i2 < nc && i2 < REPORT_MAX_CHANS; i2++)
+                fprintf(f, "\tchan %p (%s)\n", (void *)chans[i2],
+                        dirs[i2] == CHAN_SEND ? "send" : "recv");
+            if (nc > REPORT_MAX_CHANS)
+                fprintf(f, "\t... %zu more\n", nc - REPORT_MAX_CHANS);
+        }
+        free(v);
+    }
+    pthread_mutex_unlock(&sched.gmu);
+    fclose(f);
+    return buf;
+}
+
+/* ---- Waiting for the Gs, and foreign threads ------------------------------------------------- */
+
+/* The verdict is decided here, now and at each wake-up, never taken from an earlier wait: a
+ * deadlock reported before may have been undone since (a channel closed, a foreign thread
+ * announced, a timer reset). */
+static int wait_common(char *buf, size_t size, bool to_stderr)
+{
+    if (!atomic_load(&sched.running) || m_self())
+        return -EINVAL;
+    int rc = 0;
+    char *report = NULL;
+    pthread_mutex_lock(&sched.lock);
+    atomic_fetch_add(&sched.nwaiters, 1);
+    while (atomic_load(&sched.live) > 0) {
+        if (deadlocked_locked()) {
+            rc = -EDEADLK;
+            report = report_deadlock_locked();
+            atomic_fetch_add(&sched.ndeadlocks, 1);
+            break;
+        }
+        pthread_cond_wait(&sched.cv, &sched.lock);
+    }
+    atomic_fetch_sub(&sched.nwaiters, 1);
+    pthread_mutex_unlock(&sched.lock);
+    if (rc) {
+        const char *r = report ? report : "all goroutines are asleep - deadlock!\n";
+        if (to_stderr) {
+            fputs(r, stderr);
+            fflush(stderr);
+        } else if (buf && size) {
+            snprintf(buf, size, "%s", r);
+        }
+        free(report);
+    }
+    return rc;
+}
+
+int chan_mpg_wait(void) { return wait_common(NULL, 0, true); }
+
+int chan_mpg_wait_report(char *buf, size_t size) { return wait_common(buf, size, false); }
+
+int chan_mpg_foreign_enter(void)
+{
+    atomic_fetch_add(&sched.nforeign, 1);
+    return 0;
+}
+
+void chan_mpg_foreign_leave(void)
+{
+    if (atomic_fetch_sub(&sched.nforeign, 1) == 1 && atomic_load(&sched.running)) {
+        pthread_mutex_lock(&sched.lock);
+        deadlock_recheck_locked();
+        pthread_mutex_unlock(&sched.lock);
+    }
+}
+
