@@ -115,59 +115,17 @@ static void g_main(void *arg)
     fiber_exit(&g->fiber, &m_self()->g0);
 }
 
-/* ---- Timers: a binary heap of parked Gs by deadline, under sched.tlock ----------------------- */
+/* ---- Timers: parked Gs by deadline in a heap (time/heap.h), under sched.tlock --------------- */
 
-static void heap_set(size_t i, struct g *g)
+static struct g *g_of_timer(struct heap_node *n)
 {
-    sched.heap[i] = g;
-    g->heap_idx = (long)i;
-}
-
-static void heap_up(size_t i)
-{
-    struct g *g = sched.heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (sched.heap[parent]->when <= g->when)
-            break;
-        heap_set(i, sched.heap[parent]);
-        i = parent;
-    }
-    heap_set(i, g);
-}
-
-static void heap_down(size_t i)
-{
-    struct g *g = sched.heap[i];
-    for (;;) {
-        size_t l = 2 * i + 1, c = l;
-        if (l >= sched.nheap)
-            break;
-        if (l + 1 < sched.nheap && sched.heap[l + 1]->when < sched.heap[l]->when)
-            c = l + 1;
-        if (sched.heap[c]->when >= g->when)
-            break;
-        heap_set(i, sched.heap[c]);
-        i = c;
-    }
-    heap_set(i, g);
-}
-
-static void heap_remove(struct g *g)
-{
-    size_t i = (size_t)g->heap_idx;
-    g->heap_idx = -1;
-    sched.nheap--;
-    if (i != sched.nheap) {
-        heap_set(i, sched.heap[sched.nheap]);
-        heap_down(i);
-        heap_up((size_t)sched.heap[i]->heap_idx);
-    }
+    return (struct g *)((char *)n - offsetof(struct g, timer));
 }
 
 static void timer_next_update(void)
 {
-    atomic_store_explicit(&sched.timer_next, sched.nheap ? sched.heap[0]->when : CHAN_FOREVER,
+    struct heap_node *first = heap_min(&sched.timers);
+    atomic_store_explicit(&sched.timer_next, first ? first->when : CHAN_FOREVER,
                           memory_order_release);
 }
 
@@ -181,12 +139,10 @@ static void timer_arm(struct g *g, int64_t when, uint64_t parked_word)
     bool earliest = false;
     pthread_mutex_lock(&sched.tlock);
     if (atomic_load_explicit(&g->wake, memory_order_acquire) == parked_word) {
-        g->when = when;
+        g->timer.when = when;
         g->timer_word = parked_word;
-        size_t i = sched.nheap++;
-        heap_set(i, g);
-        heap_up(i);
-        earliest = g->heap_idx == 0;
+        heap_push(&sched.timers, &g->timer);
+        earliest = heap_min(&sched.timers) == &g->timer;
         timer_next_update();
     }
     pthread_mutex_unlock(&sched.tlock);
@@ -198,8 +154,8 @@ static void timer_arm(struct g *g, int64_t when, uint64_t parked_word)
 static void timer_cancel(struct g *g)
 {
     pthread_mutex_lock(&sched.tlock);
-    if (g->heap_idx >= 0) {
-        heap_remove(g);
+    if (heap_queued(&g->timer)) {
+        heap_remove(&sched.timers, &g->timer);
         timer_next_update();
     }
     pthread_mutex_unlock(&sched.tlock);
@@ -208,7 +164,7 @@ static void timer_cancel(struct g *g)
 size_t g_timers_armed(void)
 {
     pthread_mutex_lock(&sched.tlock);
-    size_t n = sched.nheap;
+    size_t n = sched.timers.len;
     pthread_mutex_unlock(&sched.tlock);
     return n;
 }
@@ -229,9 +185,10 @@ static int timers_run(struct m *m)
     struct g *woken = NULL;
     int n = 0;
     pthread_mutex_lock(&sched.tlock);
-    while (sched.nheap > 0 && sched.heap[0]->when <= now) {
-        struct g *g = sched.heap[0];
-        heap_remove(g);
+    struct heap_node *first;
+    while ((first = heap_min(&sched.timers)) && first->when <= now) {
+        struct g *g = g_of_timer(first);
+        heap_remove(&sched.timers, first);
         uint64_t v = g->timer_word;
         if (atomic_compare_exchange_strong_explicit(&g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN,
                                                     memory_order_acq_rel, memory_order_relaxed)) {
@@ -640,16 +597,15 @@ static struct g *g_alloc(void)
     }
     /* A new descriptor: the timer heap grows first, so that arming a timer never fails. */
     pthread_mutex_lock(&sched.tlock);
-    if (sched.heap_cap < sched.ngs + 1) {
-        size_t cap = sched.heap_cap ? sched.heap_cap * 2 : 256;
-        struct g **a = realloc(sched.heap, cap * sizeof *a);
+    if (sched.timers.cap < sched.ngs + 1) {
+        size_t cap = sched.timers.cap ? sched.timers.cap * 2 : 256;
+        struct heap_node **a = malloc(cap * sizeof *a);
         if (!a) {
             pthread_mutex_unlock(&sched.tlock);
             pthread_mutex_unlock(&sched.gmu);
             return NULL;
         }
-        sched.heap = a;
-        sched.heap_cap = cap;
+        free(heap_move(&sched.timers, a, cap));
     }
     pthread_mutex_unlock(&sched.tlock);
     g = calloc(1, sizeof *g);
@@ -662,7 +618,7 @@ static struct g *g_alloc(void)
     g->allnext = sched.all_gs;
     sched.all_gs = g;
     pthread_mutex_unlock(&sched.gmu);
-    g->heap_idx = -1;
+    heap_node_init(&g->timer);
     return g;
 }
 
@@ -942,9 +898,8 @@ static void free_all(void)
     fiber_pool_free();
     sched.all_gs = sched.free_gs = NULL;
     sched.ngs = 0;
-    free(sched.heap);
-    sched.heap = NULL;
-    sched.nheap = sched.heap_cap = 0;
+    free(sched.timers.a);
+    sched.timers = (struct heap){0};
     if (sched.ms) {
         for (int i = 0; i < sched.nprocs; i++)
             if (sched.ms[i].cpuset)

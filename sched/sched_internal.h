@@ -55,6 +55,7 @@
 #include "chan_internal.h"
 #include "sched/chan_sched_mpg.h"
 #include "sched/fiber.h"
+#include "time/heap.h"
 
 #define RQ_SIZE 256         /* a P's ring (Go's runq is 256 too) */
 #define GLOBAL_EVERY 61     /* a P looks at the global queue first every 61 schedules (Go's) */
@@ -78,8 +79,7 @@ struct g {
     struct waiter *waiter;         /* libchan's waiter while parked on channels, else NULL */
     bool sleeping;                 /* parked in chan_mpg_sleep_until */
     /* Timer (under sched.tlock). */
-    int64_t when;
-    long heap_idx;                 /* -1: not in the heap */
+    struct heap_node timer;        /* its deadline and slot while in sched.timers */
     uint64_t timer_word;           /* the wake word it was armed for */
     /* Identity and body. */
     int64_t id;
@@ -153,8 +153,7 @@ struct schedt {
 
     /* Timers: one heap of parked Gs by deadline. */
     pthread_mutex_t tlock;
-    struct g **heap;
-    size_t nheap, heap_cap;
+    struct heap timers;            /* room for every G descriptor (g_alloc) */
     _Atomic int64_t timer_next;    /* the earliest deadline, CHAN_FOREVER when none */
 };
 

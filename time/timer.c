@@ -7,8 +7,8 @@
  * polls: the thread is woken only at a deadline or when a new timer becomes the earliest.
  *
  * Invariants:
- *  - One mutex, tq.mu, guards the heap, every timer's when/period/idx, and the firing. A timer is
- *    in the heap (idx != NOT_QUEUED) exactly while it is armed and has not fired.
+ *  - One mutex, tq.mu, guards the heap, every timer's when/period/heap slot, and the firing. A
+ *    timer is in the heap (heap_queued) exactly while it is armed and has not fired.
  *  - A channel timer fires by chan_trysend on its channel, which has room for one value, with
  *    tq.mu held; stop and reset drain that room with chan_tryrecv with tq.mu held. So once a stop
  *    or reset has returned, the channel holds nothing from before it and nothing from before it
@@ -40,14 +40,13 @@
 
 #include "chan_internal.h"
 #include "chan_time.h"
+#include "heap.h"
 
-#define NOT_QUEUED SIZE_MAX
 #define NSEC_PER_SEC 1000000000LL
 
 struct chan_timer {
-    int64_t when;          /* deadline while queued */
+    struct heap_node hn;   /* its deadline (hn.when) and its slot in tq.heap while queued */
     int64_t period;        /* ticker: > 0; one-shot: 0 */
-    size_t idx;            /* slot in tq.heap, or NOT_QUEUED */
     chan_t *c;             /* the channel of a timer or ticker; NULL for a func timer */
     void (*fn)(void *);    /* func timer (Go's AfterFunc) */
     void *arg;
@@ -64,8 +63,7 @@ static struct {
     _Atomic unsigned waiting;    /* threads in tq_lock, not yet holding mu */
     bool handing_over;           /* the timer thread waits on cv for one of them; under mu */
     pthread_cond_t cv;           /* the timer thread sleeps here; CLOCK_MONOTONIC */
-    struct chan_timer **heap;    /* min-heap on when */
-    size_t len, cap;
+    struct heap heap;            /* the armed timers, by deadline */
     size_t live;                 /* timers made and not freed: heap slots reserved */
     bool running;                /* the timer thread exists in this process */
     int init_err;                /* from the one-time set-up */
@@ -147,90 +145,47 @@ static void pending_done(void)
     }
 }
 
-/* ---- The heap (tq.mu held) --------------------------------------------------------------- */
+/* ---- The queue: the heap (heap.h) of armed timers, tq.mu held ------------------------------ */
 
-static void heap_set(size_t i, struct chan_timer *t)
+static struct chan_timer *timer_of(struct heap_node *n)
 {
-    tq.heap[i] = t;
-    t->idx = i;
-}
-
-static void sift_up(size_t i)
-{
-    struct chan_timer *t = tq.heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (tq.heap[p]->when <= t->when)
-            break;
-        heap_set(i, tq.heap[p]);
-        i = p;
-    }
-    heap_set(i, t);
-}
-
-static void sift_down(size_t i)
-{
-    struct chan_timer *t = tq.heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= tq.len)
-            break;
-        if (c + 1 < tq.len && tq.heap[c + 1]->when < tq.heap[c]->when)
-            c++;
-        if (tq.heap[c]->when >= t->when)
-            break;
-        heap_set(i, tq.heap[c]);
-        i = c;
-    }
-    heap_set(i, t);
+    return (struct chan_timer *)((char *)n - offsetof(struct chan_timer, hn));
 }
 
 /* Queues t (a slot is reserved for it); wakes the timer thread if t is now the earliest, so
  * that it sleeps until t's deadline instead of a later one. */
-static void heap_push(struct chan_timer *t)
+static void enqueue(struct chan_timer *t)
 {
-    if (t->when != CHAN_FOREVER)
+    if (t->hn.when != CHAN_FOREVER)
         atomic_fetch_add(&pending, 1);
-    heap_set(tq.len++, t);
-    sift_up(t->idx);
-    if (t->idx == 0)
+    heap_push(&tq.heap, &t->hn);
+    if (heap_min(&tq.heap) == &t->hn)
         pthread_cond_signal(&tq.cv);
 }
 
 /* Takes t out. Removing the earliest needs no wake-up: the thread wakes at the old deadline,
  * finds nothing due, and sleeps until the new earliest. */
-static void heap_remove(struct chan_timer *t)
+static void dequeue(struct chan_timer *t)
 {
-    if (t->when != CHAN_FOREVER)
+    if (t->hn.when != CHAN_FOREVER)
         pending_done();
-    size_t i = t->idx;
-    struct chan_timer *last = tq.heap[--tq.len];
-    t->idx = NOT_QUEUED;
-    if (i < tq.len) {
-        heap_set(i, last);
-        sift_down(i);
-        sift_up(last->idx);
-    }
+    heap_remove(&tq.heap, &t->hn);
 }
 
 /* Makes room for n timers; only when a timer is made. */
-static int heap_reserve(size_t n)
+static int queue_reserve(size_t n)
 {
-    if (n <= tq.cap)
+    if (n <= tq.heap.cap)
         return 0;
-    size_t cap = tq.cap ? tq.cap * 2 : 64;
+    size_t cap = tq.heap.cap ? tq.heap.cap * 2 : 64;
     if (cap < n)
         cap = n;
-    if (cap > SIZE_MAX / sizeof *tq.heap)
+    if (cap > SIZE_MAX / sizeof *tq.heap.a)
         return -ENOMEM;
-    struct chan_timer **h = chan_malloc(cap * sizeof *h);
-    if (!h)
+    struct heap_node **a = chan_malloc(cap * sizeof *a);
+    if (!a)
         return -ENOMEM;
-    if (tq.len)
-        memcpy(h, tq.heap, tq.len * sizeof *h);
-    chan_mfree(tq.heap);
-    tq.heap = h;
-    tq.cap = cap;
+    chan_mfree(heap_move(&tq.heap, a, cap));
     return 0;
 }
 
@@ -249,11 +204,11 @@ static void send_time(struct chan_timer *t, int64_t now)
  * here, the rest go into the heap. */
 static void arm(struct chan_timer *t, int64_t when, int64_t now)
 {
-    t->when = when;
+    t->hn.when = when;
     if (t->c && !t->period && when <= now)
         send_time(t, now);
     else
-        heap_push(t);
+        enqueue(t);
 }
 
 /* ---- The timer thread ------------------------------------------------------------------------- */
@@ -285,20 +240,21 @@ static void *timer_main(void *unused)
     (void)unused;
     pthread_mutex_lock(&tq.mu);
     for (;;) {
-        if (tq.len == 0 || tq.heap[0]->when == CHAN_FOREVER) {
+        struct heap_node *first = heap_min(&tq.heap);
+        if (!first || first->when == CHAN_FOREVER) {
             pthread_cond_wait(&tq.cv, &tq.mu);
             continue;
         }
-        struct chan_timer *t = tq.heap[0];
+        struct chan_timer *t = timer_of(first);
         int64_t now = chan_now();
-        if (t->when > now) {
-            struct timespec ts = {(time_t)(t->when / NSEC_PER_SEC),
-                                  (long)(t->when % NSEC_PER_SEC)};
+        if (t->hn.when > now) {
+            struct timespec ts = {(time_t)(t->hn.when / NSEC_PER_SEC),
+                                  (long)(t->hn.when % NSEC_PER_SEC)};
             pthread_cond_timedwait(&tq.cv, &tq.mu, &ts);
             continue; /* due, woken for an earlier timer, or spurious: look again */
         }
         atomic_fetch_add(&pending, 1); /* still pending until its send or fn is done */
-        heap_remove(t);
+        dequeue(t);
         if (t->fn) {
             void (*fn)(void *) = t->fn;
             void *arg = t->arg;
@@ -308,8 +264,8 @@ static void *timer_main(void *unused)
         } else {
             send_time(t, now);
             if (t->period) { /* due again at once if the period is shorter than this firing */
-                t->when = next_tick(t->when, t->period, now);
-                heap_push(t);
+                t->hn.when = next_tick(t->hn.when, t->period, now);
+                enqueue(t);
             }
         }
         pending_done();
@@ -367,14 +323,15 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
         errno = ENOMEM;
         return NULL;
     }
-    *t = (struct chan_timer){.period = period, .idx = NOT_QUEUED, .fn = fn, .arg = arg};
+    *t = (struct chan_timer){.period = period, .fn = fn, .arg = arg};
+    heap_node_init(&t->hn);
     if (with_chan && !(t->c = chan_make(sizeof(int64_t), 1))) {
         chan_mfree(t);
         errno = ENOMEM;
         return NULL;
     }
     tq_lock();
-    int e = heap_reserve(tq.live + 1);
+    int e = queue_reserve(tq.live + 1);
     if (!e)
         e = ensure_thread();
     if (e) {
@@ -396,8 +353,8 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
 static int stop_locked(struct chan_timer *t)
 {
     int r = 0;
-    if (t->idx != NOT_QUEUED) {
-        heap_remove(t);
+    if (heap_queued(&t->hn)) {
+        dequeue(t);
         r = 1;
     }
     if (t->c && chan_tryrecv(t->c, NULL) == 0)
@@ -433,8 +390,8 @@ static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
 static int timer_free(struct chan_timer *t)
 {
     tq_lock();
-    if (t->idx != NOT_QUEUED)
-        heap_remove(t);
+    if (heap_queued(&t->hn))
+        dequeue(t);
     /* Out of the heap, under the lock: the thread can no longer send on t->c. */
     int e = chan_free(t->c);
     if (e) {
