@@ -10,30 +10,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "chan_internal.h"
 
-/* ---- Memory ---------------------------------------------------------------------------------- */
-
-void *(*chan_malloc_hook)(size_t size);
-
-void *chan_malloc(size_t size) { return chan_malloc_hook ? chan_malloc_hook(size) : malloc(size); }
-
-void chan_mfree(void *p) { free(p); }
-
-/* ---- Time ---------------------------------------------------------------------------------- */
-
 const char *chan_version(void) { return CHAN_VERSION_STRING; }
-
-int64_t chan_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- makechan and free ------------------------------------------------------------------------ */
 

@@ -1,14 +1,18 @@
 /*
  * sudog.c - how operations wait: the channel lock, FIFO wait queues of sudogs, and parking
- * (the pthread default on a futex, or a plugged-in struct chan_sched).
+ * (the pthread default on a futex, or a plugged-in struct chan_sched); and what everything
+ * above needs of the system: the clock (chan_now) and the allocator (chan_malloc).
  *
- * This file knows nothing of buffers, values or select cases: chan.c and select.c decide what
- * happens under the channel lock and hand sudogs here to queue and to wait.
+ * The lowest layer of the library: it includes only chan_internal.h, and calls nothing above
+ * it but the tracer's hooks. It knows nothing of buffers, values or select cases: chan.c and
+ * select.c decide what happens under the channel lock and hand sudogs here to queue and to
+ * wait.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #include <urcu/arch.h>
@@ -17,6 +21,21 @@
 #include "chan_internal.h"
 
 #define NSEC_PER_SEC 1000000000LL
+
+/* ---- The clock and the allocator ---------------------------------------------------------- */
+
+int64_t chan_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+void *(*chan_malloc_hook)(size_t size);
+
+void *chan_malloc(size_t size) { return chan_malloc_hook ? chan_malloc_hook(size) : malloc(size); }
+
+void chan_mfree(void *p) { free(p); }
 
 /* ---- CHAN_DEBUG builds: ASSERT's failure, and who holds which lock ------------------------- */
 
