@@ -56,7 +56,7 @@ CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -ls
 CORE_SRC      := chan.c ring.c select.c sudog.c
 EXT_SRC       := $(wildcard time/timer.c time/context.c trace/*.c sync/waitgroup.c sync/group.c)
 PUBLIC_HDR    := chan.h chan_typed.h $(wildcard time/chan_time.h trace/chan_trace.h sync/chan_sync.h)
-CORE_HDR      := $(PUBLIC_HDR) chan_internal.h time/heap.h $(wildcard trace/*.h)
+CORE_HDR      := $(PUBLIC_HDR) chan_internal.h seam.h time/heap.h $(wildcard trace/*.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 

@@ -51,8 +51,8 @@
 #include <urcu/arch.h>
 
 #include "chan.h"
+#include "seam.h" /* HIDDEN; the allocator, futex and waiter helpers the rooms above share */
 
-#define HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -296,16 +296,6 @@ HIDDEN bool may_spin(void);
 /* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract). */
 HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
 
-/* For a plugged-in scheduler that is part of libchan (sched/): the waiter of the operation that
- * is calling its park on this thread right now, or NULL; reading it clears it. Call it at the
- * top of park, before switching away (a task may resume on another thread). */
-HIDDEN struct waiter *waiter_parking(void);
-
-/* What a parked waiter waits on: up to max (channel, direction) pairs; returns the number of
- * its sudogs. Valid while the waiter is parked (its sudogs live in its frame). */
-HIDDEN size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs,
-                              size_t max);
-
 /* A woken waiter to unpark once the lock is dropped: its scheduler and task, read under the
  * lock. Go's goready after unlock. */
 struct wakeup {
@@ -436,12 +426,6 @@ static inline void ring_snooze(unsigned round)
  * c->lock held. (Go's send and recv helpers.) */
 HIDDEN void chan_send_to(struct chan *c, struct sudog *sg, const void *elem);
 HIDDEN void chan_recv_from(struct chan *c, struct sudog *sg, void *elem);
-
-/* Memory: every allocation of the library goes through chan_malloc. Fault injection for tests:
- * when chan_malloc_hook is set, chan_malloc calls it instead of malloc (NULL = failure). */
-HIDDEN extern void *(*chan_malloc_hook)(size_t size);
-HIDDEN void *chan_malloc(size_t size);
-HIDDEN void chan_mfree(void *p);
 
 /* Tests' probe: sudogs now queued on c (sends or receives), counted under the lock. */
 HIDDEN size_t hchan_waiting(chan_t *c, enum chan_dir dir);

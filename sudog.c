@@ -3,24 +3,20 @@
  * (the pthread default on a futex, or a plugged-in struct chan_sched); and what everything
  * above needs of the system: the clock (chan_now) and the allocator (chan_malloc).
  *
- * The lowest layer of the library: it includes only chan_internal.h, and calls nothing above
- * it but the tracer's hooks. It knows nothing of buffers, values or select cases: chan.c and
- * select.c decide what happens under the channel lock and hand sudogs here to queue and to
- * wait.
+ * The lowest layer of the library: it includes chan_internal.h (and through it seam.h, whose
+ * futex wrappers it sleeps and wakes with), and calls nothing above it but the tracer's hooks.
+ * It knows nothing of buffers, values or select cases: chan.c and select.c decide what happens
+ * under the channel lock and hand sudogs here to queue and to wait.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #include <urcu/arch.h>
-#include <urcu/futex.h>
 
 #include "chan_internal.h"
-
-#define NSEC_PER_SEC 1000000000LL
 
 /* ---- The clock and the allocator ---------------------------------------------------------- */
 
@@ -28,7 +24,7 @@ int64_t chan_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 void *(*chan_malloc_hook)(size_t size);
@@ -60,35 +56,6 @@ __attribute__((noinline)) unsigned *locks_self(void)
     return p;
 }
 #endif
-
-/* ---- futex, on liburcu's header-only futex() (a bare syscall; no -lurcu-common) ------------- */
-
-/* Sleeps while *word == val, until woken or the absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT's
- * BITSET form takes an absolute time, so a signal or a spurious wake-up resumes the same wait).
- * Returns 0 or -errno (-ETIMEDOUT, -EAGAIN when *word != val, -EINTR). */
-static int futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline)
-{
-    struct timespec ts, *tp = NULL;
-    if (deadline != CHAN_FOREVER) {
-        if (deadline < 0)
-            deadline = 0;
-        ts.tv_sec = (time_t)(deadline / NSEC_PER_SEC);
-        ts.tv_nsec = (long)(deadline % NSEC_PER_SEC);
-        tp = &ts;
-    }
-    if (futex((int32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (int32_t)val, tp, NULL,
-              FUTEX_BITSET_MATCH_ANY) == 0)
-        return 0;
-    return -errno;
-}
-
-/* Wakes one sleeper. May be called on a word that has just been freed (an unlock racing a
- * chan_free, an unpark racing the woken thread's exit): it is a syscall on an address, which at
- * worst wakes a futex user that re-checks its word, as every user here does. */
-static void futex_wake(_Atomic uint32_t *word)
-{
-    futex((int32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
-}
 
 /* ---- The spin policy --------------------------------------------------------------------------- */
 

@@ -4,7 +4,7 @@
 #      this machine may lack (memcpy(3) without manpages-dev) -- ours are checked in 3.
 #   2. Every page installs (man/install.sh) and every function the public headers declare
 #      (chan.h, time/chan_time.h, trace/chan_trace.h, sync/chan_sync.h) is reachable as `man NAME`
-#      the installed tree.
+#      from the installed tree.
 #   3. Every cross reference to a libchan page (.Xr chan... N) names an installed page.
 #   4. No rendered line is wider than 80 columns (the table of chan(7) in particular).
 set -eu

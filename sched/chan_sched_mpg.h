@@ -9,8 +9,8 @@
  * chan_mpg_foreign_enter()/leave() so that deadlock detection never reports a wait it could end.
  *
  * A separate static library, libchan_mpg.a (pkg-config libchan-mpg), linked with libchan's
- * static archive: it uses two internal helpers of libchan (what a parked task waits on) that
- * libchan.so does not export. One scheduler per process; errors are negative errno values.
+ * static archive: it uses internal helpers of libchan (what a parked task waits on, the count
+ * of its pending timers) that libchan.so does not export. One scheduler per process; errors are negative errno values.
  * See chan_mpg(3) and sched/README.md.
  */
 #ifndef CHAN_SCHED_MPG_H

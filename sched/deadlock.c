@@ -27,23 +27,19 @@
 
 /* ---- The condition, and who wakes the waiters to decide it ----------------------------------- */
 
-/* libchan's timer thread (chan_time.h: timers, tickers, context deadlines) is a foreign thread
- * that wakes Gs when a timer fires, and its heap is out of our sight. libchan's internal
- * counter of its pending timers (armed ones plus those being fired, read without a lock: the
- * timer thread unparks Gs under its own lock) defers the report like a timer of ours, and its
- * hook tells us when that count drops to zero. Weak: when the program uses no chan_time.h
- * timer, timer.c is not linked in, and both are NULL. */
-extern size_t timers_pending(void) __attribute__((weak, visibility("hidden")));
-extern void timers_set_drained_hook(void (*fn)(void)) __attribute__((weak, visibility("hidden")));
-
 /* Go's checkdead, under sched.lock: the deadlock condition (see the top of the file), decided
- * now. */
+ * now. libchan's timer thread (chan_time.h: timers, tickers, context deadlines) is a foreign
+ * thread that wakes Gs when a timer fires, and its heap is out of our sight: its count of
+ * pending timers (seam.h: timers_pending, armed ones plus those being fired, read without a
+ * lock) defers the report like a timer of ours, and its drained hook (timers_drained) tells us
+ * when that count drops to zero. libchan-mpg links with libchan.a, so time/timer.c is always
+ * there (a program that makes no timer just links it unused). */
 static bool deadlocked_locked(void)
 {
     if (atomic_load(&sched.nidle) != sched.nprocs || atomic_load(&sched.nforeign) > 0 ||
         atomic_load(&sched.live) == 0 || any_work(true))
         return false;
-    if (timers_pending && timers_pending() > 0)
+    if (timers_pending() > 0)
         return false;
     return g_timers_armed() == 0;
 }
@@ -55,30 +51,27 @@ void deadlock_recheck_locked(void)
         pthread_cond_broadcast(&sched.cv);
 }
 
-/* timer.c's hook: its last pending timer is done (fired, stopped or freed). Called with the
- * timer lock held, on any thread: only signals. A waiter counts itself (seq_cst) before it
- * reads timers_pending(), and the count dropped to zero before this reads nwaiters: one of the
- * two sees the other, so no waiter misses the change. */
-static void timers_drained(void)
-{
-    if (atomic_load(&sched.nwaiters) == 0)
-        return;
-    pthread_mutex_lock(&sched.lock);
-    pthread_cond_broadcast(&sched.cv);
-    pthread_mutex_unlock(&sched.lock);
-}
-
-void deadlock_watch_timers(bool on)
-{
-    if (timers_set_drained_hook)
-        timers_set_drained_hook(on ? timers_drained : NULL);
-}
-
+/* Also for the last G returning (execute). */
 void waiters_wake(void)
 {
     pthread_mutex_lock(&sched.lock);
     pthread_cond_broadcast(&sched.cv);
     pthread_mutex_unlock(&sched.lock);
+}
+
+/* time/timer.c's drained hook: its last pending timer is done (fired, stopped or freed). Called
+ * with the timer lock held, on any thread: takes sched.lock and signals. A waiter counts itself
+ * (seq_cst) before it reads timers_pending(), and the count dropped to zero before this reads
+ * nwaiters: one of the two sees the other, so no waiter misses the change. */
+static void timers_drained(void)
+{
+    if (atomic_load(&sched.nwaiters) > 0)
+        waiters_wake();
+}
+
+void deadlock_watch_timers(bool on)
+{
+    timers_set_drained_hook(on ? timers_drained : NULL);
 }
 
 /* ---- The report ------------------------------------------------------------------------------ */

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chan_internal.h" /* HIDDEN */
+#include "seam.h" /* HIDDEN */
 
 /* ---- Which sanitizers are on ----------------------------------------------------------------- */
 

@@ -12,7 +12,6 @@
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
 #include <errno.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -22,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <urcu/arch.h>
-#include <urcu/futex.h>
 #include <urcu/wfcqueue.h>
 
 #include "sched/sched_internal.h"
@@ -56,27 +54,6 @@ NOINLINE static void m_set(struct m *m)
 {
     __asm__ volatile("" ::: "memory");
     tls_m = m;
-}
-
-/* ---- futex ----------------------------------------------------------------------------------- */
-
-static void futex_sleep(_Atomic uint32_t *word, uint32_t val, int64_t deadline)
-{
-    struct timespec ts, *tp = NULL;
-    if (deadline != CHAN_FOREVER) {
-        if (deadline < 0)
-            deadline = 0;
-        ts.tv_sec = (time_t)(deadline / 1000000000LL);
-        ts.tv_nsec = (long)(deadline % 1000000000LL);
-        tp = &ts;
-    }
-    futex((int32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (int32_t)val, tp, NULL,
-          FUTEX_BITSET_MATCH_ANY);
-}
-
-static void futex_wake1(_Atomic uint32_t *word)
-{
-    futex((int32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
 
 /* ---- Switching between g0 and a G (fiber.h tells the sanitizers) ----------------------------- */
@@ -349,7 +326,7 @@ static void wake_idle_locked(void)
     m->idle = false;
     atomic_fetch_sub_explicit(&sched.nidle, 1, memory_order_seq_cst);
     atomic_store_explicit(&m->wake, 1, memory_order_release);
-    futex_wake1(&m->wake);
+    futex_wake(&m->wake);
 }
 
 static void wake_one_idle(void)
@@ -755,7 +732,7 @@ static bool m_idle(struct m *m)
      * runnext without a wake-up is the watcher's to find (see ready). */
     atomic_thread_fence(memory_order_seq_cst);
     if (!any_work(false) && !atomic_load(&sched.stopping))
-        futex_sleep(&m->wake, 0, deadline);
+        futex_wait(&m->wake, 0, deadline); /* woken, timed out or spurious: look */
     pthread_mutex_lock(&sched.lock);
     bool look = m->idle && m->watching;
     if (m->idle) {
@@ -919,7 +896,7 @@ static void stop_ms(int started)
     pthread_mutex_lock(&sched.lock);
     for (int i = 0; i < started; i++) {
         atomic_store(&sched.ms[i].wake, 1);
-        futex_wake1(&sched.ms[i].wake);
+        futex_wake(&sched.ms[i].wake);
     }
     pthread_mutex_unlock(&sched.lock);
     for (int i = 0; i < started; i++)

@@ -52,8 +52,8 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
-#include "chan_internal.h"
 #include "sched/chan_sched_mpg.h"
+#include "seam.h"
 #include "sched/fiber.h"
 #include "time/heap.h"
 

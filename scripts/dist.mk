@@ -8,7 +8,7 @@
 #                    clang under the tree's own warning flags; and checks that it carries no
 #                    tracing (no trace symbol in those objects, no trace state in its text)
 
-DIST_PARTS := chan.h trace/hooks.h chan_internal.h sudog.c ring.c chan.c select.c
+DIST_PARTS := chan.h seam.h trace/hooks.h chan_internal.h sudog.c ring.c chan.c select.c
 DIST_CHECK := $(O)/dist-check
 
 .PHONY: dist dist-check

@@ -44,8 +44,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "chan_internal.h"
 #include "chan_time.h"
+#include "seam.h"
 
 enum ctx_kind { BACKGROUND, CANCEL, VALUE, DETACHED };
 

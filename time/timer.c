@@ -38,9 +38,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "chan_internal.h"
 #include "chan_time.h"
 #include "heap.h"
+#include "seam.h"
+#include "trace/hooks.h" /* the timer fire event of a trace */
 
 #define NSEC_PER_SEC 1000000000LL
 
@@ -122,18 +123,17 @@ static void tq_init(void)
 
 /* Timers that will still fire: queued with a finite deadline, or being fired right now (out of
  * the heap, their send or function not yet done). Read without tq.mu by an in-tree scheduler's
- * deadlock check (sched/): a task waiting on a timer's channel is not deadlocked. */
+ * deadlock check (sched/, through seam.h): a task waiting on a timer's channel is not
+ * deadlocked. */
 static _Atomic size_t pending;
 
-HIDDEN size_t timers_pending(void);
 size_t timers_pending(void) { return atomic_load(&pending); }
 
 /* That scheduler is told when pending drops to zero: its deadlock condition may have become
- * true. fn runs on the thread that dropped it, with tq.mu held: it may only take its own locks
- * and signal, never call back into this file. NULL: nobody is told. */
+ * true. fn runs on the thread that dropped it, with tq.mu held (seam.h says what it may do).
+ * NULL: nobody is told. */
 static void (*_Atomic drained_hook)(void);
 
-HIDDEN void timers_set_drained_hook(void (*fn)(void));
 void timers_set_drained_hook(void (*fn)(void)) { atomic_store(&drained_hook, fn); }
 
 static void pending_done(void)

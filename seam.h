@@ -1,0 +1,114 @@
+/*
+ * seam.h - what the rooms above the core (time/, sched/) may use of it, and what time/ offers
+ * sched/: everything that crosses between them and is not in a public header. time/ and sched/
+ * include this and the public headers, not chan_internal.h (time/timer.c also includes the
+ * tracer's hooks); the core includes it through chan_internal.h, so that its definitions are
+ * checked against these declarations.
+ *
+ * Each item says who may call it, from which context and under which locks, and what it
+ * orders, after liburcu's headers. All are hidden: present in libchan.a, not exported by
+ * libchan.so (libchan-mpg links with the static archive for that reason). The drop-in pair
+ * carries this header too: it defines the core's items; time/'s are declared and never used.
+ *
+ * Layers, bottom up: sudog.c (locks, wait queues, parking, futex, clock, allocator) < chan.c,
+ * select.c < time/, sync/ (users of the public API, and of this seam) < sched/. A file includes
+ * only headers of its own layer or below.
+ */
+#ifndef SEAM_H
+#define SEAM_H
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <urcu/futex.h>
+
+#include "chan.h"
+
+/* Internal symbols of the library: visible to its other files, not exported. */
+#define HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- Memory (sudog.c) -------------------------------------------------------------------- */
+
+/* Every allocation of the library, the core's and time/'s, goes through chan_malloc, so that
+ * tests can make any of them fail. Any thread, any lock held (it is malloc, or the hook); NULL
+ * when memory is short. chan_mfree frees what chan_malloc returned; NULL is a no-op.
+ * sched/ allocates with malloc: its failures are reported by chan_mpg_go, not injected. */
+HIDDEN void *chan_malloc(size_t size);
+HIDDEN void chan_mfree(void *p);
+
+/* Fault injection, for tests only: when set, chan_malloc calls it instead of malloc (NULL is a
+ * failure). Set and cleared by a test while no other thread allocates. */
+HIDDEN extern void *(*chan_malloc_hook)(size_t size);
+
+/* ---- futex: the one pair of wrappers (liburcu's header-only futex(), a bare syscall) ---------- */
+
+/* Both are static inline, here rather than in sudog.c, so that the drop-in pair keeps them
+ * file-local. The includer defines _GNU_SOURCE before any system header (syscall()). */
+
+/* Sleeps while *word == val, until woken or the absolute CLOCK_MONOTONIC deadline (CHAN_FOREVER:
+ * none). FUTEX_WAIT_BITSET takes an absolute time, so a signal or a spurious wake-up resumes the
+ * same wait. Any thread, no lock held (the sleeper's own locks excepted). Returns 0 (woken, or
+ * spuriously), -ETIMEDOUT, -EAGAIN (*word != val on entry) or -EINTR. Orders nothing: the
+ * caller re-reads its word with the ordering it needs (the channel lock, the parker, sched/'s
+ * idle Ms all do). */
+static inline int futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline)
+{
+    struct timespec ts, *tp = NULL;
+    if (deadline != CHAN_FOREVER) {
+        if (deadline < 0)
+            deadline = 0;
+        ts.tv_sec = (time_t)(deadline / 1000000000LL);
+        ts.tv_nsec = (long)(deadline % 1000000000LL);
+        tp = &ts;
+    }
+    if (futex((int32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (int32_t)val, tp, NULL,
+              FUTEX_BITSET_MATCH_ANY) == 0)
+        return 0;
+    return -errno;
+}
+
+/* Wakes one sleeper of word. Any thread, any lock held. The caller stores the new value of the
+ * word first (with release, or under the lock the sleeper re-checks under). May be called on a
+ * word that has just been freed (an unlock racing a chan_free, an unpark racing the woken
+ * thread's exit): it is a syscall on an address, which at worst wakes a futex user that
+ * re-checks its word, as every user here does. */
+static inline void futex_wake(_Atomic uint32_t *word)
+{
+    futex((int32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
+/* ---- What a parked task waits on (sudog.c), for a scheduler in the tree ---------------------- */
+
+struct waiter; /* one blocked operation (chan_internal.h): opaque here */
+
+/* The waiter of the operation that is calling the plugged-in scheduler's park on this thread
+ * right now, or NULL; reading it clears it. Called by that park, on the thread park was called
+ * on, first thing, before the task switches away (it may resume on another thread). */
+HIDDEN struct waiter *waiter_parking(void);
+
+/* What a parked waiter waits on: up to max (channel, direction) pairs; returns how many it has
+ * (which may be more than max). Reads the waiter's sudogs, which live in the parked task's
+ * frame and do not change while it stays parked: the caller must know that no wake-up can run
+ * meanwhile (sched/'s deadlock report: every M idle, under sched.lock). Takes no lock. */
+HIDDEN size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs,
+                              size_t max);
+
+/* ---- libchan's timers (time/timer.c), for a scheduler in the tree ----------------------------- */
+
+/* Timers that will still fire: queued with a finite deadline, or being fired (out of the heap,
+ * their send or function not yet returned). Any thread, no lock: a seq_cst load. A task that
+ * waits on a timer's channel or a context's deadline is not deadlocked while this is not 0. */
+HIDDEN size_t timers_pending(void);
+
+/* Registers fn (NULL: none) to be called each time timers_pending() drops to zero. Any thread.
+ * fn runs on the thread that dropped it (the timer thread, or one stopping, resetting or
+ * freeing a timer) with the timer queue's lock held: it may take only locks that are never
+ * held while a timer is made, stopped, reset or freed, and signal; it never calls back into
+ * time/. The count drops (seq_cst) before fn is called, so a thread that counts itself
+ * (seq_cst) before reading timers_pending() either sees zero or is seen by fn. */
+HIDDEN void timers_set_drained_hook(void (*fn)(void));
+
+#endif
