@@ -1,4 +1,4 @@
-# sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook (issue 8). Included by
+# sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook. Included by
 # the top Makefile. A separate static library, build/$(MODE)/libchan_mpg.a, linked together with
 # build/$(MODE)/libchan.a (it uses libchan's internal helpers declared in seam.h, which
 # libchan.so does not export); pkg-config name libchan-mpg. See sched/README.md, chan_mpg(3).
