@@ -48,10 +48,22 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <urcu/arch.h>
-
 #include "chan.h"
 #include "seam.h" /* HIDDEN; the allocator, futex and waiter helpers the rooms above share */
+
+/* caa_cpu_relax() and CAA_CACHE_LINE_SIZE: liburcu's urcu/arch.h where it is installed (seam.h
+ * looked), else the values it has for this machine, so that the drop-in pair needs no liburcu:
+ * on x86-64 the pause instruction and 128 (the spatial prefetcher fetches lines in pairs);
+ * elsewhere (aarch64 included, as in liburcu 0.13) a compiler barrier and 64. */
+#ifndef CHAN_NO_URCU
+#include <urcu/arch.h>
+#elif defined(__x86_64__) || defined(__i386__)
+#define caa_cpu_relax() __asm__ __volatile__("rep; nop" : : : "memory")
+#define CAA_CACHE_LINE_SIZE 128
+#else
+#define caa_cpu_relax() __asm__ __volatile__("" : : : "memory")
+#define CAA_CACHE_LINE_SIZE 64
+#endif
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)

@@ -6,9 +6,10 @@
  * checked against these declarations.
  *
  * Each item says who may call it, from which context and under which locks, and what it
- * orders, after liburcu's headers. All are hidden: present in libchan.a, not exported by
- * libchan.so (libchan-mpg links with the static archive for that reason). The drop-in pair
- * carries this header too: it defines the core's items; time/'s are declared and never used.
+ * orders, after liburcu's headers. All are hidden (present in libchan.a, not exported by
+ * libchan.so) except those sched/ calls, marked SEAM_EXPORT: libchan-mpg's own shared library
+ * calls them in libchan.so. The drop-in pair carries this header too: it defines the core's
+ * items; time/'s are declared and never used.
  *
  * Layers, bottom up: sudog.c (locks, wait queues, parking, futex, clock, allocator) < chan.c,
  * select.c < time/, sync/ (users of the public API, and of this seam) < sched/. A file includes
@@ -23,12 +24,38 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include <urcu/futex.h>
 
 #include "chan.h"
 
+/* liburcu's header-only futex() where its headers are installed. Without them, the same bare
+ * system call in a few lines of our own, so that the drop-in pair builds with a C compiler and
+ * a C library alone (cc -std=c11 -pthread app.c chan.c). */
+#ifdef __has_include
+#if !__has_include(<urcu/futex.h>)
+#define CHAN_NO_URCU 1
+#endif
+#endif
+#ifndef CHAN_NO_URCU
+#include <urcu/futex.h>
+#else
+#include <sys/syscall.h>
+#include <unistd.h>
+static inline int futex(int32_t *uaddr, int op, int32_t val, const struct timespec *timeout,
+                        int32_t *uaddr2, int32_t val3)
+{
+    return (int)syscall(SYS_futex, uaddr, op, val, timeout, uaddr2, val3);
+}
+#endif
+
 /* Internal symbols of the library: visible to its other files, not exported. */
 #define HIDDEN __attribute__((visibility("hidden")))
+
+/* An item of this seam that sched/ calls: exported by libchan.so for libchan_mpg.so, under the
+ * symbol chan_private_NAME (so that no program's own function NAME can take its place) and the
+ * version node LIBCHAN_PRIVATE_<version> (libchan.map), which only a libchan-mpg of the very
+ * same version asks for: a mismatched pair fails to load instead of misbehaving. Not part of
+ * the public API; no header a program includes declares them. */
+#define SEAM_EXPORT(name) __asm__("chan_private_" #name) __attribute__((visibility("default")))
 
 /* ---- Memory (sudog.c) -------------------------------------------------------------------- */
 
@@ -43,7 +70,7 @@ HIDDEN void chan_mfree(void *p);
  * failure). Set and cleared by a test while no other thread allocates. */
 HIDDEN extern void *(*chan_malloc_hook)(size_t size);
 
-/* ---- futex: the one pair of wrappers (liburcu's header-only futex(), a bare syscall) ---------- */
+/* ---- futex: the one pair of wrappers (futex(), above: a bare syscall) ----------------------- */
 
 /* Both are static inline, here rather than in sudog.c, so that the drop-in pair keeps them
  * file-local. The includer defines _GNU_SOURCE before any system header (syscall()). */
@@ -87,21 +114,21 @@ struct waiter; /* one blocked operation (chan_internal.h): opaque here */
 /* The waiter of the operation that is calling the plugged-in scheduler's park on this thread
  * right now, or NULL; reading it clears it. Called by that park, on the thread park was called
  * on, first thing, before the task switches away (it may resume on another thread). */
-HIDDEN struct waiter *waiter_parking(void);
+struct waiter *waiter_parking(void) SEAM_EXPORT(waiter_parking);
 
 /* What a parked waiter waits on: up to max (channel, direction) pairs; returns how many it has
  * (which may be more than max). Reads the waiter's sudogs, which live in the parked task's
  * frame and do not change while it stays parked: the caller must know that no wake-up can run
  * meanwhile (sched/'s deadlock report: every M idle, under sched.lock). Takes no lock. */
-HIDDEN size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs,
-                              size_t max);
+size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs, size_t max)
+    SEAM_EXPORT(waiter_channels);
 
 /* ---- libchan's timers (time/timer.c), for a scheduler in the tree ----------------------------- */
 
 /* Timers that will still fire: queued with a finite deadline, or being fired (out of the heap,
  * their send or function not yet returned). Any thread, no lock: a seq_cst load. A task that
  * waits on a timer's channel or a context's deadline is not deadlocked while this is not 0. */
-HIDDEN size_t timers_pending(void);
+size_t timers_pending(void) SEAM_EXPORT(timers_pending);
 
 /* Registers fn (NULL: none) to be called each time timers_pending() drops to zero. Any thread.
  * fn runs on the thread that dropped it (the timer thread, or one stopping, resetting or
@@ -109,6 +136,6 @@ HIDDEN size_t timers_pending(void);
  * held while a timer is made, stopped, reset or freed, and signal; it never calls back into
  * time/. The count drops (seq_cst) before fn is called, so a thread that counts itself
  * (seq_cst) before reading timers_pending() either sees zero or is seen by fn. */
-HIDDEN void timers_set_drained_hook(void (*fn)(void));
+void timers_set_drained_hook(void (*fn)(void)) SEAM_EXPORT(timers_set_drained_hook);
 
 #endif

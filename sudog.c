@@ -14,9 +14,8 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-#include <urcu/arch.h>
 
-#include "chan_internal.h"
+#include "chan_internal.h" /* also caa_cpu_relax (liburcu's, or its own where liburcu is not) */
 
 /* ---- The clock and the allocator ---------------------------------------------------------- */
 
