@@ -1,23 +1,43 @@
 # libchan - the only build system.
 #
-#   make              build/libchan.a, build/libchan.so (release: -O2 -g)
-#   make test         install missing Debian packages, then build and run the test suite three
-#                     ways: plain (gcc -O2), ASan+UBSan (gcc), TSan (clang). Fails if any fails.
+#   make              build/libchan.a, build/libchan.so (release: -O2 -g), and libchan-mpg
+#                     (build/plain/libchan_mpg.a, .so) when hwloc is installed (MPG= below)
+#   make test         install missing Debian packages, then build and run every check, three
+#                     builds one after the other: plain (gcc -O2), ASan+UBSan (gcc), TSan
+#                     (clang). One line per check (per test program for the unit tests); a
+#                     failing check prints its whole output; V=1 prints everything. Fails if
+#                     any fails. The list, in order: CHECKS_plain, CHECKS_asan, CHECKS_tsan.
+#   make check-MODE   one build of it: check-plain, check-asan, check-tsan
 #   make demo         install missing packages, build and run the demo pipeline
-#   make install      PREFIX=/usr/local DESTDIR=  headers, libraries, pkg-config file
-#   make check-MODE   one mode of the suite: check-plain, check-asan, check-tsan
+#   make install      headers, libraries, pkg-config and CMake files, man pages, the trace
+#                     converters; PREFIX=/usr/local DESTDIR= (and LIBDIR, INCLUDEDIR, BINDIR,
+#                     DATADIR, MANDIR). make uninstall removes what it installed.
+#   make dist         the drop-in pair dist/chan.h + dist/chan.c (scripts/dist.mk)
 #   make clean
 #
-# Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree), CC, ASAN_CC, TSAN_CC, PREFIX,
-# DESTDIR, N, THREADS, DURATION (never SECONDS: bash's own counter).
+# Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree), CC, ASAN_CC, TSAN_CC, CFLAGS,
+# LDFLAGS, MPG (1: build libchan-mpg, which needs hwloc; 0: leave it out; default: 1 when
+# pkg-config finds hwloc), V=1, N, THREADS, DURATION (never SECONDS: bash's own counter).
 
-VERSION       := 1.0.0
-SOMAJOR       := 1
+# ---- The version: chan.h's CHAN_VERSION_MAJOR/MINOR/PATCH, the one place it is written --------
+
+VERSION       := $(shell awk '$$2 ~ /^CHAN_VERSION_(MAJOR|MINOR|PATCH)$$/ { v = v s $$3; s = "." } \
+                   END { print v }' chan.h)
+SOMAJOR       := $(firstword $(subst ., ,$(VERSION)))
+ifneq ($(words $(subst ., ,$(VERSION))),3)
+  $(error chan.h: CHAN_VERSION_MAJOR, _MINOR and _PATCH not found (got '$(VERSION)'))
+endif
+
 PREFIX        ?= /usr/local
 DESTDIR       ?=
 LIBDIR        ?= $(PREFIX)/lib
 INCLUDEDIR    ?= $(PREFIX)/include
-MANDIR        ?= $(PREFIX)/share/man
+BINDIR        ?= $(PREFIX)/bin
+DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
+CMAKEDIR      ?= $(LIBDIR)/cmake/libchan
+
+# ---- Flags: every program and library of the tree is built with these --------------------------
 
 # The sanitizer builds also check the library's own invariants and preconditions (-DCHAN_DEBUG:
 # ASSERT in chan_internal.h); the plain build and the drop-in pair compile them out.
@@ -27,7 +47,7 @@ TSAN_CC       ?= clang
 O             := build/$(MODE)
 
 WARN          := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-BASEFLAGS     := -std=c11 -g -pthread -fPIC $(WARN)
+BASEFLAGS     := -std=c11 -g -pthread $(WARN)
 ifeq ($(MODE),plain)
   MODEFLAGS   := -O2
 else ifeq ($(MODE),asan)
@@ -46,30 +66,37 @@ LDFLAGS       ?=
 # not, so there they compile to nothing. -Itime -Itrace: the public headers of time/ and trace/
 # are included as "chan_time.h" and "chan_trace.h", as they are installed (flat, beside chan.h).
 TRACEFLAGS    := $(if $(wildcard trace/record.c),-DCHAN_TRACE_BUILD)
+# ALLCFLAGS: programs (tests, examples, benchmarks) and libraries alike. LIBFLAGS: the
+# libraries' objects also: position-independent, hidden unless a header exports them, and
+# CHAN_LIBRARY_BUILD (what the library has and the drop-in pair has not).
 ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I. -Itime -Itrace
-LIBFLAGS      := -fvisibility=hidden
+LIBFLAGS      := -fPIC -fvisibility=hidden -DCHAN_LIBRARY_BUILD
 LDLIBS_CORE   := -pthread
 CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
-# The core (also the drop-in pair), then the parts built on it: time/ (timers and contexts),
-# traces, and sync/ (WaitGroup and errgroup, on the public headers only).
+# ---- libchan: the core (also the drop-in pair), then the parts built on it ----------------------
+
+# time/ (timers and contexts), traces, and sync/ (WaitGroup and errgroup, on the public headers).
 CORE_SRC      := chan.c ring.c select.c sudog.c
-EXT_SRC       := $(wildcard time/timer.c time/context.c trace/*.c sync/waitgroup.c sync/group.c)
-PUBLIC_HDR    := chan.h chan_typed.h $(wildcard time/chan_time.h trace/chan_trace.h sync/chan_sync.h)
+EXT_SRC       := time/timer.c time/context.c $(wildcard trace/*.c) sync/waitgroup.c sync/group.c
+PUBLIC_HDR    := chan.h chan_typed.h time/chan_time.h trace/chan_trace.h sync/chan_sync.h
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h seam.h time/heap.h $(wildcard trace/*.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 
-.PHONY: all lib install-man test check-plain check-asan check-tsan check-mode demo deps install uninstall \
-        clean
+.PHONY: all lib test check-plain check-asan check-tsan check-mode unit demo deps install \
+        uninstall install-lib uninstall-lib clean print-version
 .DEFAULT_GOAL := all
 
 all: lib
-# Sanitizer modes build only the static library the tests link (their runtimes are not
+# Sanitizer modes build only the static libraries the tests link (their runtimes are not
 # linked into shared objects).
 lib: $(O)/libchan.a $(if $(filter plain,$(MODE)),$(O)/libchan.so)
 	@[ "$(MODE)" != plain ] || { ln -sf plain/libchan.a build/libchan.a; \
 	  ln -sf plain/libchan.so build/libchan.so; }
+
+print-version:
+	@echo $(VERSION)
 
 $(O)/%.o: %.c $(CORE_HDR)
 	@mkdir -p $(@D)
@@ -79,15 +106,21 @@ $(O)/libchan.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(O)/libchan.so.$(VERSION): $(CORE_OBJ) libchan.map
+# The version script names a private node of this exact version (libchan.map).
+$(O)/libchan.map: libchan.map chan.h
+	@mkdir -p $(@D)
+	sed 's|@VERSION@|$(VERSION)|' libchan.map > $@
+
+$(O)/libchan.so.$(VERSION): $(CORE_OBJ) $(O)/libchan.map
 	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libchan.so.$(SOMAJOR) \
-	  -Wl,--version-script=libchan.map -Wl,-z,defs -o $@ $(CORE_OBJ) $(LDFLAGS) $(LDLIBS_CORE)
+	  -Wl,--version-script=$(O)/libchan.map -Wl,-z,defs -o $@ $(CORE_OBJ) $(LDFLAGS) $(LDLIBS_CORE)
 
 $(O)/libchan.so: $(O)/libchan.so.$(VERSION)
 	ln -sf libchan.so.$(VERSION) $(O)/libchan.so.$(SOMAJOR)
 	ln -sf libchan.so.$(VERSION) $@
 
-# Tests link the static library of their mode: one binary per file in test/, run by test/run.sh.
+# Tests link the static libraries of their mode: one binary per file in test/, run by test/run.sh
+# (sched/sched.mk links test/test_mpg*.c with libchan-mpg as well).
 $(O)/test/%: test/%.c $(wildcard test/*.h) $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(CHECK_LIBS) $(LDLIBS_CORE)
@@ -95,24 +128,74 @@ $(O)/test/%: test/%.c $(wildcard test/*.h) $(O)/libchan.a
 deps:
 	@sh scripts/deps.sh build test
 
-# The three builds run one after the other; each prints Check's summary per test program.
-test: deps
-	$(MAKE) --no-print-directory check-mode MODE=plain
-	$(MAKE) --no-print-directory check-mode MODE=asan
-	$(MAKE) --no-print-directory check-mode MODE=tsan
-	@echo "make test: all three builds passed"
+# ---- The parts of the tree with make rules of their own, each named ----------------------------
+
+# sched/ only where it can be built: MPG=1 (the default when hwloc is installed) or asked for.
+MPG ?= $(if $(shell pkg-config --exists hwloc 2>/dev/null && echo yes),1,0)
+ifeq ($(MPG),1)
+include sched/sched.mk        # libchan-mpg: Go's M:P:G scheduler (needs hwloc)
+include bench/bench.mk        # the benchmark harness (needs hwloc, for placement)
+else
+TESTS := $(filter-out $(O)/test/test_mpg%,$(TESTS))
+endif
+include examples/examples.mk  # the example programs, checked and shown by the demo
+include test/reliability.mk   # stress, fuzzing, valgrind
+include test/typed.mk         # what the compiler must reject
+include test/install.mk       # install, link lines, CMake package, uninstall
+include man/man.mk            # the man pages: lint, examples, link pages
+include scripts/dist.mk       # the drop-in pair
+include docs/docs.mk          # docs/play: the replayed traces
+include model/model.mk        # the Promela models (make model; not part of make test)
+
+# ---- make test: the one list of checks, in the order they run ---------------------------------
+
+# Per build: the unit tests (test/test_*.c, Check suites), then the examples (programs of
+# examples/ and of the man pages), then what a user meets building and installing (the
+# compiler's rejections, the drop-in pair, the installed tree and its link lines, the CMake
+# package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
+# Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
+CHECKS_plain  := unit examples-check man-examples compile-fail dist-check dropin-check \
+                 nompg-check install-check link-check cmake-check man-lint play-check \
+                 stress-short $(if $(filter 1,$(MPG)),bench-smoke)
+CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
+CHECKS_tsan   := unit examples-check man-examples stress-short
+
+# The three builds run one after the other, each to its end; each prints a line per check and
+# its own count, and the last line adds them up.
+test: deps play-deps
+	+@rm -f build/checks-*.count; ok=true; \
+	for m in plain asan tsan; do \
+	  $(MAKE) --no-print-directory -s check-mode MODE=$$m || ok=false; done; \
+	cat build/checks-*.count 2>/dev/null | awk -v ok=$$ok '{ p += $$1; f += $$2 } \
+	  END { if (ok == "false" && f == 0) f = 1; printf "test: %d passed, %d failed\n", p, f }'; \
+	$$ok
 
 check-plain check-asan check-tsan: deps
-	$(MAKE) --no-print-directory check-mode MODE=$(@:check-%=%)
+	+@$(MAKE) --no-print-directory -s check-mode MODE=$(@:check-%=%)
 
-check-mode: lib $(TESTS)
+check-mode: lib
+	+@MAKE="$(MAKE)" V="$(V)" sh test/checks.sh $(MODE) build/checks-$(MODE).count $(CHECKS_$(MODE))
+
+# The unit tests of this build: every test/test_*.c, each a Check suite (test/run.sh).
+unit: lib $(TESTS)
 	@sh test/run.sh $(MODE) $(TESTS)
-	@[ "$(MODE)" != plain ] || sh test/install.sh
 
 demo: deps lib
 	$(MAKE) --no-print-directory demo-run
 
-install: lib
+# ---- install / uninstall: libchan's part (sched/sched.mk adds libchan-mpg's) --------------------
+
+# What make install puts, file by file: make uninstall removes exactly these (test/install.mk
+# checks that nothing is left behind).
+INSTALL_HDR   := $(notdir $(PUBLIC_HDR))
+INSTALL_LIB   := libchan.a libchan.so.$(VERSION) libchan.so.$(SOMAJOR) libchan.so
+TOOLS         := trace2mermaid trace2play
+TOOLS_DATA    := $(TOOLS) chantrace.py
+
+install: install-lib install-man install-tools install-cmake
+uninstall: uninstall-lib uninstall-man uninstall-tools uninstall-cmake
+
+install-lib: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 $(PUBLIC_HDR) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/plain/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
@@ -121,19 +204,41 @@ install: lib
 	ln -sf libchan.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libchan.so
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' libchan.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
-	$(MAKE) --no-print-directory install-man
 
-install-man:
-	install -d $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
-	for f in $(wildcard man/*.3); do install -m 644 $$f $(DESTDIR)$(MANDIR)/man3/; done
-	for f in $(wildcard man/*.7); do install -m 644 $$f $(DESTDIR)$(MANDIR)/man7/; done
+uninstall-lib:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(INSTALL_HDR)) \
+	  $(addprefix $(DESTDIR)$(LIBDIR)/,$(INSTALL_LIB)) $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
 
-uninstall:
-	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(PUBLIC_HDR))) $(DESTDIR)$(LIBDIR)/libchan.a \
-	  $(DESTDIR)$(LIBDIR)/libchan.so* $(DESTDIR)$(LIBDIR)/pkgconfig/libchan.pc
+# The trace converters share tools/chantrace.py: the three live in $(DATADIR)/libchan/, where
+# each finds it beside itself, and $(BINDIR) gets a two-line wrapper per command.
+.PHONY: install-tools uninstall-tools
+install-tools:
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/libchan
+	install -m 644 tools/chantrace.py $(DESTDIR)$(DATADIR)/libchan/chantrace.py
+	for t in $(TOOLS); do \
+	  install -m 755 tools/$$t $(DESTDIR)$(DATADIR)/libchan/$$t && \
+	  printf '#!/bin/sh\nexec "%s" "$$@"\n' "$(DATADIR)/libchan/$$t" > $(DESTDIR)$(BINDIR)/$$t && \
+	  chmod 755 $(DESTDIR)$(BINDIR)/$$t || exit 1; done
+
+uninstall-tools:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS)) \
+	  $(addprefix $(DESTDIR)$(DATADIR)/libchan/,$(TOOLS_DATA))
+	rm -rf $(DESTDIR)$(DATADIR)/libchan/__pycache__
+	rmdir $(DESTDIR)$(DATADIR)/libchan 2>/dev/null || true
+
+# find_package(libchan): libchan::chan, and libchan::mpg where libchan-mpg is installed
+# (cmake/libchan-config.cmake.in); a compatible version is one of the same major version.
+.PHONY: install-cmake uninstall-cmake
+install-cmake:
+	install -d $(DESTDIR)$(CMAKEDIR)
+	for f in libchan-config libchan-config-version; do \
+	  sed -e 's|@LIBDIR@|$(LIBDIR)|g; s|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	      -e 's|@VERSION@|$(VERSION)|g; s|@SOMAJOR@|$(SOMAJOR)|g' \
+	      cmake/$$f.cmake.in > $(DESTDIR)$(CMAKEDIR)/$$f.cmake || exit 1; done
+
+uninstall-cmake:
+	rm -f $(DESTDIR)$(CMAKEDIR)/libchan-config.cmake $(DESTDIR)$(CMAKEDIR)/libchan-config-version.cmake
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build dist
-
-# Parts of the tree with make rules of their own (examples, benchmarks, man pages, ...).
--include $(wildcard */*.mk)

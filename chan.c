@@ -16,6 +16,51 @@
 
 const char *chan_version(void) { return CHAN_VERSION_STRING; }
 
+#ifdef CHAN_LIBRARY_BUILD
+/* ---- One copy per process (the library only: the drop-in pair has no such check) ------------
+
+   Two copies of libchan in one process (libchan.so and libchan.a both linked in, say a static
+   libchan under a shared libchan-mpg) have two of everything that is per process: the pthread
+   parker, the timer thread, the tracer, the plugged-in scheduler of each thread. A channel made
+   by one copy and used through the other may then wait for ever. So each copy looks, when it is
+   loaded, for another one's marker and refuses to run beside it, as the dynamic loader refuses
+   a missing library: a message and exit status 127, before main. The marker is exported under
+   the private version node; RTLD_DEFAULT finds the first copy in the global scope, RTLD_NEXT
+   one loaded after this one, so that whichever copy the symbol tables show, one of the two
+   sees the other. One copy (libchan.so loaded once, however many dlopen() calls name it; or
+   libchan.a alone) finds only itself, or nothing. */
+#include <dlfcn.h>
+#include <unistd.h>
+
+#define COPY_MARK "libchan " CHAN_VERSION_STRING
+__attribute__((visibility("default"))) const char chan_private_copy[sizeof COPY_MARK] = COPY_MARK;
+/* This copy's own marker, bound here whatever the symbol tables say. */
+extern const char copy_self[sizeof COPY_MARK]
+    __attribute__((alias("chan_private_copy"), visibility("hidden")));
+
+/* Weak: with a C library older than glibc 2.34, dlsym lives in libdl; a program that does not
+   link it skips the check rather than failing to link. */
+#pragma weak dlsym
+
+__attribute__((constructor)) static void refuse_second_copy(void)
+{
+    if (!dlsym)
+        return;
+    const void *first = dlsym(RTLD_DEFAULT, "chan_private_copy");
+    const void *next = dlsym(RTLD_NEXT, "chan_private_copy");
+    if ((first == NULL || first == copy_self) && (next == NULL || next == copy_self))
+        return;
+    static const char msg[] =
+        "libchan: two copies of libchan in one process (shared and static?): link with one,\n"
+        "libchan: either the shared libraries, $(pkg-config --libs libchan-mpg) or -lchan_mpg "
+        "-lchan,\n"
+        "libchan: or the static ones, libchan_mpg.a libchan.a -lhwloc -pthread, not both\n";
+    ssize_t unused = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)unused;
+    _exit(127);
+}
+#endif
+
 /* ---- makechan and free ------------------------------------------------------------------------ */
 
 /* The struct, rounded up so that the ring's positions after it keep CHAN_APART from it. */

@@ -28,10 +28,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of this header (chan_version() gives the library's). Written here only: the
+ * Makefile, the pkg-config and CMake files and the drop-in pair read these three lines. */
 #define CHAN_VERSION_MAJOR 1
 #define CHAN_VERSION_MINOR 0
 #define CHAN_VERSION_PATCH 0
-#define CHAN_VERSION_STRING "1.0.0"
+#define CHAN_VERSION_STR_(n) #n
+#define CHAN_VERSION_XSTR_(n) CHAN_VERSION_STR_(n)
+#define CHAN_VERSION_STRING                                                                    \
+    CHAN_VERSION_XSTR_(CHAN_VERSION_MAJOR) "." CHAN_VERSION_XSTR_(CHAN_VERSION_MINOR) "."          \
+        CHAN_VERSION_XSTR_(CHAN_VERSION_PATCH) /* "MAJOR.MINOR.PATCH" */
 
 #ifdef __cplusplus
 extern "C" {

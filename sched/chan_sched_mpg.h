@@ -8,9 +8,9 @@
  * pthreads ("foreign" threads); a foreign thread that may wake a G announces itself with
  * chan_mpg_foreign_enter()/leave() so that deadlock detection never reports a wait it could end.
  *
- * A separate static library, libchan_mpg.a (pkg-config libchan-mpg), linked with libchan's
- * static archive: it uses internal helpers of libchan (what a parked task waits on, the count
- * of its pending timers) that libchan.so does not export. One scheduler per process; errors are negative errno values.
+ * A library of its own beside libchan, shared (libchan_mpg.so, which needs libchan.so) and
+ * static (libchan_mpg.a, with libchan.a): pkg-config libchan-mpg, CMake libchan::mpg. One
+ * scheduler per process; errors are negative errno values.
  * See chan_mpg(3) and sched/README.md.
  */
 #ifndef CHAN_SCHED_MPG_H
@@ -23,6 +23,11 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Only the symbols declared here leave libchan_mpg.so; everything else is built hidden. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
 #endif
 
 #define CHAN_MPG_STACK_DEFAULT (64 * 1024) /* bytes per G stack when none is given */
@@ -91,6 +96,10 @@ struct chan_mpg_stats {
     int nprocs;
 };
 void chan_mpg_stats(struct chan_mpg_stats *st);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -1,14 +1,18 @@
-# sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook. Included by
-# the top Makefile. A separate static library, build/$(MODE)/libchan_mpg.a, linked together with
-# build/$(MODE)/libchan.a (it uses libchan's internal helpers declared in seam.h, which
-# libchan.so does not export); pkg-config name libchan-mpg. See sched/README.md, chan_mpg(3).
+# sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook. Included by the top
+# Makefile when MPG=1 (the default where hwloc is installed: the scheduler binds its Ms to
+# cores through hwloc). Two libraries, as libchan has: build/$(MODE)/libchan_mpg.a, linked
+# with libchan.a, and (plain) build/plain/libchan_mpg.so, which needs libchan.so: it calls the
+# few internal helpers of libchan declared SEAM_EXPORT in seam.h, which libchan.so exports under
+# a private version node of its exact version (libchan.map). pkg-config name libchan-mpg
+# (Requires: libchan); CMake libchan::mpg. See sched/README.md, chan_mpg(3).
 #
-#   make mpg            build/$(MODE)/libchan_mpg.a (also part of `make`/`lib`)
+#   make mpg            build/$(MODE)/libchan_mpg.a, and .so in plain (also part of `make`/`lib`)
 #   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):
 #                       build/plain/sched/pingpong [round trips] [nprocs]
 #   make mpg-valgrind   memcheck over test_mpg_select and a selection of test_mpg's cases (plain
 #                       build, CK_FORK=no, one case per process); fails on any error
-#   make install        also installs chan_sched_mpg.h, libchan_mpg.a and libchan-mpg.pc
+#   make install        also installs chan_sched_mpg.h, libchan_mpg.a, libchan_mpg.so and
+#                       libchan-mpg.pc
 #
 # Tests: every test/test_mpg*.c is a Check suite; the top Makefile's wildcard already lists it
 # in TESTS (run by test/run.sh in every mode); the static pattern rule below, being explicit,
@@ -27,8 +31,9 @@ MPG_TESTS := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_mpg*.c))
 
 .PHONY: mpg mpg-pingpong mpg-valgrind install-mpg uninstall-mpg
 
-mpg: $(MPG_LIB)
-lib: $(MPG_LIB)
+MPG_SO    := $(if $(filter plain,$(MODE)),$(O)/libchan_mpg.so)
+mpg: $(MPG_LIB) $(MPG_SO)
+lib: $(MPG_LIB) $(MPG_SO)
 
 $(O)/sched/%.o: sched/%.c $(MPG_HDR) $(MPG_INT) $(CORE_HDR)
 	@mkdir -p $(@D)
@@ -36,11 +41,22 @@ $(O)/sched/%.o: sched/%.c $(MPG_HDR) $(MPG_INT) $(CORE_HDR)
 
 $(O)/sched/%.o: sched/%.S
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	$(CC) $(ALLCFLAGS) $(LIBFLAGS) -c $< -o $@
 
 $(MPG_LIB): $(MPG_OBJ)
 	rm -f $@
 	ar rcs $@ $^
+
+# Linked against libchan.so (-z defs: an internal helper of libchan that sched/ calls without
+# SEAM_EXPORT in seam.h fails here, not at a user's link).
+$(O)/libchan_mpg.so.$(VERSION): $(MPG_OBJ) sched/libchan_mpg.map $(O)/libchan.so
+	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libchan_mpg.so.$(SOMAJOR) \
+	  -Wl,--version-script=sched/libchan_mpg.map -Wl,-z,defs -o $@ $(MPG_OBJ) $(LDFLAGS) \
+	  -L$(O) -lchan $(MPG_LIBS) $(LDLIBS_CORE)
+
+$(O)/libchan_mpg.so: $(O)/libchan_mpg.so.$(VERSION)
+	ln -sf libchan_mpg.so.$(VERSION) $(O)/libchan_mpg.so.$(SOMAJOR)
+	ln -sf libchan_mpg.so.$(VERSION) $@
 
 $(MPG_TESTS): $(O)/test/%: test/%.c test/testutil.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
 	@mkdir -p $(@D)
@@ -51,8 +67,8 @@ $(MPG_TESTS): $(O)/test/%: test/%.c test/testutil.h $(MPG_HDR) $(MPG_LIB) $(O)/l
 build/plain/sched/pingpong: sched/pingpong.c $(MPG_HDR) chan.h build/plain/libchan_mpg.a \
   build/plain/libchan.a
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ $< build/plain/libchan_mpg.a \
-	  build/plain/libchan.a $(MPG_LIBS)
+	$(CC) $(ALLCFLAGS) -o $@ $< build/plain/libchan_mpg.a build/plain/libchan.a $(LDFLAGS) \
+	  $(MPG_LIBS) $(LDLIBS_CORE)
 
 mpg-pingpong: build/plain/sched/pingpong
 	build/plain/sched/pingpong $(or $(N),2000000)
@@ -69,16 +85,22 @@ mpg-valgrind:
 	  CK_RUN_CASE=$$c CK_FORK=no CHAN_TEST_MODE=asan valgrind -q --error-exitcode=9 \
 	    build/plain/test/test_mpg || exit 1; done
 
+MPG_INSTALL_LIB := libchan_mpg.a libchan_mpg.so.$(VERSION) libchan_mpg.so.$(SOMAJOR) libchan_mpg.so
+
 install: install-mpg
 install-mpg: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 $(MPG_HDR) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/plain/libchan_mpg.a $(DESTDIR)$(LIBDIR)/libchan_mpg.a
+	install -m 755 build/plain/libchan_mpg.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/libchan_mpg.so.$(VERSION)
+	ln -sf libchan_mpg.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan_mpg.so.$(SOMAJOR)
+	ln -sf libchan_mpg.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libchan_mpg.so
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' sched/libchan-mpg.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/libchan-mpg.pc
 
 uninstall: uninstall-mpg
 uninstall-mpg:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/chan_sched_mpg.h $(DESTDIR)$(LIBDIR)/libchan_mpg.a \
-	  $(DESTDIR)$(LIBDIR)/pkgconfig/libchan-mpg.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/$(notdir $(MPG_HDR)) \
+	  $(addprefix $(DESTDIR)$(LIBDIR)/,$(MPG_INSTALL_LIB)) $(DESTDIR)$(LIBDIR)/pkgconfig/libchan-mpg.pc
