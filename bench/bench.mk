@@ -16,7 +16,7 @@
 #                     oldest first; default: the changes BENCH.md discusses, through HEAD),
 #                     SHAPES= (shape:cap pairs, e.g. SHAPES="spsc:1 pool:0"), ROUNDS= (5),
 #                     N= (1000000), BUDGET_MS= (300)
-#   bench-smoke       part of `make test` in the plain mode: every shape once with a small N,
+#   bench-smoke       part of `make test` (plain; CHECKS_plain): every shape once with a small N,
 #                     on both harnesses (libchan on pthreads, libchan-mpg on Gs); fails only if a
 #                     harness, libchan or the scheduler fails (never on timing)
 #
@@ -52,18 +52,19 @@ bench-history: bench-deps
 	REVS="$(REVS)" SHAPES="$(SHAPES)" ROUNDS="$(ROUNDS)" N="$(N)" BUDGET_MS="$(BUDGET_MS)" \
 	  python3 bench/history.py
 
-# The harness links the plain static library (and hwloc, for placement).
+# The harness links the plain static library (and hwloc, for placement), built with the flags
+# of every program of the tree (the plain build's: `make bench` asks for MODE=plain).
 $(BENCH_BIN): bench/bench.c chan.h build/plain/libchan.a
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ bench/bench.c build/plain/libchan.a -lhwloc
+	$(CC) $(ALLCFLAGS) -o $@ bench/bench.c build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
 
 # The same shapes on Gs: the scheduler's archive first, then libchan's (it uses libchan's hidden
 # helpers, which only the static archive has).
 $(BENCH_MPG_BIN): bench/bench.c chan.h sched/chan_sched_mpg.h build/plain/libchan_mpg.a \
   build/plain/libchan.a
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -DBENCH_MPG -o $@ bench/bench.c \
-	  build/plain/libchan_mpg.a build/plain/libchan.a -lhwloc
+	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/bench.c build/plain/libchan_mpg.a \
+	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
 
 # Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap, on each
 # harness in turn. The harness checks every value's arrival (checksums) and exits non-zero on any
@@ -77,7 +78,3 @@ bench-smoke: $(BENCH_BIN) $(BENCH_MPG_BIN)
 	  if [ $$rc -ne 0 ]; then echo "bench smoke: $$h FAILED (exit $$rc; 124 = hung for 600 s)"; exit 1; fi; \
 	  echo "bench smoke: $$h: $$(grep -c '^bench ' $$h.smoke.out) shape/capacity runs completed, every value checked"; \
 	done
-
-ifeq ($(MODE),plain)
-check-mode: bench-smoke
-endif

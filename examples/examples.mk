@@ -1,5 +1,6 @@
 # examples/examples.mk - the example programs: built against build/$(MODE)/libchan.a into
-# build/$(MODE)/examples/, run and checked by `make test` (every mode), shown by `make demo`.
+# build/$(MODE)/examples/, run and checked by `make test` (examples-check, every build), shown
+# by `make demo`.
 #
 #   make examples        build them
 #   make examples-check  run each and check its output (examples/check.sh)
@@ -36,8 +37,6 @@ examples-check: $(EXAMPLE_BINS)
 	 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:$${UBSAN_OPTIONS:-}" \
 	 TSAN_OPTIONS="halt_on_error=1:exitcode=66:$${TSAN_OPTIONS:-}" \
 	 sh examples/check.sh $(O)/examples $(EXAMPLES) $(TIME_EXAMPLES) $(SYNC_EXAMPLES)
-
-check-mode: examples-check
 
 demo-run: $(EXAMPLE_BINS)
 	@sh examples/demo.sh $(O)/examples

@@ -1,21 +1,20 @@
-# man/man.mk - libchan's man pages: installed by `make install`, checked by `make test` (plain).
+# man/man.mk - libchan's man pages: installed by `make install`, checked by `make test`.
 #
-#   make install-man    (the top Makefile's rule installs the pages under $(DESTDIR)$(MANDIR)/man3
-#                       and man7); this file adds a link page (.so man3/chan_send.3) for every
-#                       further name a page documents, so that `man chan_recv` works
+#   make install-man    the pages under $(DESTDIR)$(MANDIR)/man3 and man7, and a link page
+#                       (.so man3/chan_send.3) for every further name a page documents, so that
+#                       `man chan_recv` works (man/install.sh); make uninstall-man removes both
 #   make man-lint       mandoc -Tlint, every public function reachable by man NAME, cross
-#                       references resolve, no rendered line over 80 columns
+#                       references resolve, no rendered line over 80 columns (plain build)
 #   make man-examples   every example of the pages compiles with -Wall -Wextra -Werror
 #                       -pedantic, and each whole program among them runs (man/examples.sh);
-#                       part of `make test` in every mode (the programs run sanitized)
+#                       part of `make test` in every build (the programs run sanitized)
 
 MAN_PAGES := $(wildcard man/*.3) $(wildcard man/*.7)
 
-.PHONY: install-man-links uninstall-man man-lint man-examples
+.PHONY: install-man uninstall-man man-lint man-examples
 
-install-man: install-man-links
-install-man-links:
-	sh man/install.sh --links-only $(DESTDIR)$(MANDIR) $(MAN_PAGES)
+install-man:
+	sh man/install.sh $(DESTDIR)$(MANDIR) $(MAN_PAGES)
 
 uninstall-man:
 	for p in $(MAN_PAGES); do \
@@ -34,8 +33,3 @@ man-examples: lib
 	 TSAN_OPTIONS="halt_on_error=1:exitcode=66:$${TSAN_OPTIONS:-}" \
 	 sh man/examples.sh $(O)/man-examples "$(CC)" "$(MODEFLAGS)" $(MPG_LIB) $(O)/libchan.a \
 	   $(MPG_LIBS) $(LDLIBS_CORE)
-
-check-mode: man-examples
-ifeq ($(MODE),plain)
-check-mode: man-lint
-endif

@@ -7,11 +7,17 @@
 #                    build's is checked; compiles dist/chan.c warning-free with gcc and
 #                    clang under the tree's own warning flags; and checks that it carries no
 #                    tracing (no trace symbol in those objects, no trace state in its text)
+#   make dropin-check  (part of `make test`, plain) the pair on a machine that has only a C
+#                    compiler and its C library: every example built again that way, with gcc
+#                    and with clang, whose system include directories are copied without
+#                    liburcu's headers (test/hide-headers.sh; the check first proves that
+#                    <urcu/arch.h> is not found), and run; dist/chan.c warning-free there too
 
 DIST_PARTS := chan.h seam.h trace/hooks.h chan_internal.h sudog.c ring.c chan.c select.c
 DIST_CHECK := $(O)/dist-check
+DROPIN_CHECK := $(O)/dropin-check
 
-.PHONY: dist dist-check
+.PHONY: dist dist-check dropin-check
 
 dist: dist/chan.c dist/chan.h
 
@@ -42,6 +48,19 @@ dist-check: dist
 	  echo "dist-check: dist/chan.c carries trace state (the code above)"; exit 1; fi
 	@echo "dist-check: dist/chan.c carries no tracing: no trace symbol at -O0, no trace state"
 
-ifeq ($(MODE),plain)
-check-mode: dist-check
-endif
+dropin-check: dist
+	@rm -rf $(DROPIN_CHECK)
+	@set -e; for cc in gcc clang; do \
+	  d=$(DROPIN_CHECK)/$$cc; mkdir -p $$d/bin; \
+	  flags=$$(sh test/hide-headers.sh $$cc $$d/include urcu 'urcu*.h'); \
+	  if printf '#include <urcu/arch.h>\n' | $$cc $$flags -fsyntax-only -x c - 2>/dev/null; then \
+	    echo "dropin-check: $$cc still finds liburcu's headers"; exit 1; fi; \
+	  $$cc -std=c11 -pthread $(WARN) $$flags -c dist/chan.c -o $$d/chan.o || \
+	    { echo "dropin-check: dist/chan.c does not build warning-free without liburcu ($$cc)"; exit 1; }; \
+	  for e in $(EXAMPLES); do \
+	    $$cc -std=c11 -pthread $$flags -Idist -o $$d/bin/$$e examples/$$e.c $$d/chan.o || \
+	      { echo "dropin-check: $$e does not build with the pair without liburcu ($$cc)"; exit 1; }; \
+	  done; \
+	  sh examples/check.sh $$d/bin $(EXAMPLES) >$$d/check.out 2>&1 || { cat $$d/check.out; exit 1; }; \
+	  echo "dropin-check: $$cc, no liburcu headers: $$(tail -n 1 $$d/check.out)"; \
+	done

@@ -1,17 +1,48 @@
 #!/bin/sh
-# Installs libchan into a temporary prefix and builds a program against it the two ways a user
-# would: shared, through pkg-config, and static, against libchan.a; the program uses the
-# installed chan.h, chan_typed.h and chan_sync.h. Part of `make test`.
+# Installs libchan into a temporary prefix, checks that every file a user needs is there, builds
+# a program against it the two ways a user would (shared, through pkg-config, and static,
+# against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), runs the
+# installed trace converters, then uninstalls and checks that no file is left behind.
+# Part of `make test` (install-check).
 set -eu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-make --no-print-directory -s install PREFIX="$tmp" >/dev/null
+prefix=$tmp/prefix
+make=${MAKE:-make}
+fail() { echo "install: $*"; exit 1; }
+version=$($make --no-print-directory -s print-version)
+somajor=${version%%.*}
+$make --no-print-directory -s install PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
+    { cat "$tmp/install.log"; fail "make install failed"; }
+
+# Every file, by name (the scheduler's where it was built).
+want="include/chan.h include/chan_typed.h include/chan_time.h include/chan_trace.h
+      include/chan_sync.h lib/libchan.a lib/libchan.so.$version lib/libchan.so.$somajor
+      lib/libchan.so lib/pkgconfig/libchan.pc lib/cmake/libchan/libchan-config.cmake
+      lib/cmake/libchan/libchan-config-version.cmake share/man/man7/chan.7
+      share/man/man3/chan_make.3 share/man/man3/chan_recv.3 bin/trace2mermaid bin/trace2play
+      share/libchan/chantrace.py share/libchan/trace2mermaid share/libchan/trace2play"
+if [ -e build/plain/libchan_mpg.so ]; then
+    want="$want include/chan_sched_mpg.h lib/libchan_mpg.a lib/libchan_mpg.so.$version
+          lib/libchan_mpg.so.$somajor lib/libchan_mpg.so lib/pkgconfig/libchan-mpg.pc
+          share/man/man3/chan_mpg.3"
+fi
+n=0
+for f in $want; do
+    [ -e "$prefix/$f" ] || fail "make install did not install $f"
+    n=$((n + 1))
+done
+for p in man/*.3 man/*.7; do
+    [ -e "$prefix/share/man/man${p##*.}/$(basename "$p")" ] || fail "$p not installed"
+done
+
 cat > "$tmp/prog.c" <<'PROG'
 #include <chan.h>
 #include <chan_sync.h>
 #include <chan_typed.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 CHAN_TYPED(int_chan, int);
 static chan_wg_t *wg;
@@ -37,22 +68,43 @@ int main(void)
     while (chan_select(cs, 2) == 0)
         sum += v;
     pthread_join(t, NULL);
-    printf("%s %d %d\n", chan_version(), sum, int_chan_free(c) + chan_wg_free(wg));
+    /* The library and the header it was compiled with agree. */
+    printf("%s %d %d %d\n", chan_version(), sum, int_chan_free(c) + chan_wg_free(wg),
+           strcmp(chan_version(), CHAN_VERSION_STRING));
     return 0;
 }
 PROG
-export PKG_CONFIG_PATH="$tmp/lib/pkgconfig"
-want="$(sed -n 's/^VERSION *:= *//p' Makefile) 55 0"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+[ "$(pkg-config --modversion libchan)" = "$version" ] || fail "libchan.pc: version is not $version"
+want="$version 55 0 0"
 # shellcheck disable=SC2046
 cc -o "$tmp/shared" "$tmp/prog.c" $(pkg-config --cflags --libs libchan)
-got=$(LD_LIBRARY_PATH="$tmp/lib" "$tmp/shared")
-[ "$got" = "$want" ] || { echo "install: shared build printed '$got', want '$want'"; exit 1; }
+got=$(LD_LIBRARY_PATH="$prefix/lib" "$tmp/shared")
+[ "$got" = "$want" ] || fail "shared build printed '$got', want '$want'"
 # shellcheck disable=SC2046
-cc -o "$tmp/static" "$tmp/prog.c" $(pkg-config --cflags libchan) "$tmp/lib/libchan.a" \
+cc -o "$tmp/static" "$tmp/prog.c" $(pkg-config --cflags libchan) "$prefix/lib/libchan.a" \
     $(pkg-config --static --libs-only-other libchan)
 got=$("$tmp/static")
-[ "$got" = "$want" ] || { echo "install: static build printed '$got', want '$want'"; exit 1; }
-if ldd "$tmp/static" | grep -q libchan; then echo "install: static build links libchan.so"; exit 1; fi
-[ "$(readlink "$tmp/lib/libchan.so.1")" = "libchan.so.$(sed -n 's/^VERSION *:= *//p' Makefile)" ]
-objdump -p "$tmp/lib/libchan.so" | grep -q 'SONAME *libchan.so.1'
-echo "install: shared (pkg-config) and static builds of an installed libchan run: 1 passed, 0 failed"
+[ "$got" = "$want" ] || fail "static build printed '$got', want '$want'"
+if ldd "$tmp/static" | grep -q libchan; then fail "static build links libchan.so"; fi
+[ "$(readlink "$prefix/lib/libchan.so.$somajor")" = "libchan.so.$version" ] || fail "soname link"
+objdump -p "$prefix/lib/libchan.so" | grep -q "SONAME *libchan.so.$somajor" || fail "soname"
+
+# The trace converters run as installed commands, from another directory, finding the module
+# they share where make install put it.
+(cd "$tmp" && "$prefix/bin/trace2mermaid" "$OLDPWD/docs/play/traces/handoff.json") > "$tmp/t.mmd" ||
+    fail "the installed trace2mermaid failed"
+grep -q '^sequenceDiagram' "$tmp/t.mmd" || fail "trace2mermaid printed no sequence diagram"
+(cd "$tmp" && "$prefix/bin/trace2play" --text "$OLDPWD/docs/play/traces/handoff.json") > "$tmp/t.txt" ||
+    fail "the installed trace2play failed"
+[ -s "$tmp/t.txt" ] || fail "trace2play printed nothing"
+
+# make uninstall removes every file make install put (directories of the prefix may stay).
+$make --no-print-directory -s uninstall PREFIX="$prefix" >"$tmp/uninstall.log" 2>&1 ||
+    { cat "$tmp/uninstall.log"; fail "make uninstall failed"; }
+left=$(find "$prefix" ! -type d)
+[ -z "$left" ] || fail "make uninstall left behind: $left"
+[ ! -d "$prefix/share/libchan" ] && [ ! -d "$prefix/lib/cmake/libchan" ] ||
+    fail "make uninstall left libchan's own directories"
+echo "install: $n files installed and found, shared and static builds ran, trace converters ran," \
+     "uninstall left nothing: 5 passed, 0 failed"

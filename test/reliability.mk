@@ -1,15 +1,15 @@
-# test/reliability.mk - stress, fuzzing and valgrind (issue 6). Included by the top Makefile;
+# test/reliability.mk - stress, fuzzing and valgrind. Included by the top Makefile;
 # the Check suites test/test_faults.c and test/test_errors.c are built and run by its own rules.
 #
 #   make stress DURATION=N THREADS=N [SCHED=1]   the soak test (build/MODE/test/stress), default
 #                                      10 s, 4 threads; SCHED=1: odd threads block through a
 #                                      plugged-in scheduler that checks the hook contract
 #                                      (MODE=asan or MODE=tsan for the sanitizer builds)
-#   make stress-short                  what `make test` runs in every mode: ~3 s (2.5 sanitized)
+#   make stress-short                  what `make test` runs in every build: ~3 s (2.5 sanitized)
 #   make fuzz DURATION=N               each libFuzzer target for N seconds (default 30), new inputs
 #                                      kept in build/fuzz/corpus_*; the seeds are test/fuzz/corpus_*
 #   make fuzz-replay                   run the seed corpora once through both targets (ASan+UBSan);
-#                                      part of `make test` in the asan mode
+#                                      part of `make test` in the asan build
 #   make fuzz-tsan                     replay the corpora through fuzz_threads built with TSan
 #   make valgrind                      the Check suites (plain build) under memcheck, CK_FORK=no,
 #                                      then a short stress run; fails on any error or definite leak
@@ -41,13 +41,11 @@ stress-short: lib $(STRESS_BIN)
 	@$(STRESS_ENV) $(STRESS_BIN) -d $(STRESS_SHORT_SECS) -t 4 -q
 	@$(STRESS_ENV) $(STRESS_BIN) -d 1 -t 4 -q -S
 
-check-mode: stress-short
-
 # ---- Fuzzing (clang + libFuzzer; the library's sources are built into each target) ---------------
 
 FUZZ_CC     := clang
 FUZZ_DIR    := build/fuzz
-FUZZ_FLAGS  := -std=c11 -g -O1 -pthread -fno-omit-frame-pointer -Wall -Wextra -Werror -I. -DCHAN_DEBUG
+FUZZ_FLAGS  := $(BASEFLAGS) -O1 -fno-omit-frame-pointer -I. -DCHAN_DEBUG
 FUZZ_SAN    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC    := $(CORE_SRC)
 FUZZ_DEPS   := $(FUZZ_SRC) $(CORE_HDR) test/fuzz/fuzz_common.h
@@ -92,10 +90,6 @@ fuzz-replay: fuzz-build
 fuzz-tsan: $(FUZZ_DIR)/fuzz_threads_tsan
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(FUZZ_DIR)/fuzz_threads_tsan \
 	  test/fuzz/corpus_threads $(wildcard $(FUZZ_DIR)/corpus_threads)
-
-ifeq ($(MODE),asan)
-check-mode: fuzz-replay
-endif
 
 # ---- valgrind memcheck on the plain build --------------------------------------------------------
 

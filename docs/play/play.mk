@@ -11,9 +11,9 @@
 #                     step, against its trace (docs/play/test_play.py); screenshots in $(PLAY_SHOTS)
 #   make play-shots   the same, with the screenshots into docs/play/shots/ (shown in README.md)
 #
-# make test runs play-check (plain builds): the replay's own test (tools/test_chantrace.py), the
+# make test runs play-check (plain build): the replay's own test (tools/test_chantrace.py), the
 # pages up to date, and the browser test where Chromium is installed; make test installs it
-# first (scripts/deps.sh play).
+# first (play-deps: scripts/deps.sh play).
 
 PLAY_DIR   := docs/play
 PLAY_PORT  ?= 8765
@@ -24,7 +24,6 @@ PLAY_PY    ?= /usr/bin/python3
 .PHONY: play play-traces play-pages play-test play-shots play-check play-deps
 
 # make test installs Chromium (scripts/deps.sh play), so that CI runs the browser test too.
-test: play-deps
 play-deps:
 	@sh scripts/deps.sh play
 
@@ -58,7 +57,3 @@ play-check:
 	    $(PLAY_PY) -c 'import selenium' 2>/dev/null; then \
 	  $(PLAY_PY) $(PLAY_DIR)/test_play.py --shots $(PLAY_SHOTS); \
 	else echo "play: chromium, chromium-driver or python3-selenium missing: browser test skipped"; fi
-
-ifeq ($(MODE),plain)
-check-mode: play-check
-endif

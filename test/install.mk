@@ -1,0 +1,36 @@
+# test/install.mk - what a user meets building, installing and linking libchan. Included by
+# the top Makefile; each target is a check of `make test` (plain build, CHECKS_plain).
+#
+#   make install-check  test/install.sh: make install into a temporary prefix puts every file
+#                       (headers, libraries, pkg-config and CMake files, man pages, the trace
+#                       converters, which run from there); a program builds against it shared
+#                       and static; make uninstall leaves no file behind
+#   make link-check     test/link.sh: a program that runs Gs built with every documented link
+#                       line (shared, static, both .pc names in either order, an rpath, the
+#                       static scheduler with the shared core), each run; a program with two
+#                       copies of libchan refused at load with libchan's message; the drop-in pair
+#   make cmake-check    test/cmake.sh: find_package(libchan) against an installed tree, CMake
+#                       building examples with libchan::chan, libchan::mpg and the static targets
+#   make nompg-check    the library and the examples build and run without hwloc: built again
+#                       in build/nompg with MPG=0 and hwloc's headers hidden (test/hide-headers.sh)
+
+.PHONY: install-check link-check cmake-check nompg-check
+
+install-check: lib
+	@sh test/install.sh
+
+link-check: lib dist
+	@sh test/link.sh
+
+cmake-check: lib
+	@sh test/cmake.sh
+
+NOMPG := build/nompg
+nompg-check:
+	@flags=$$(sh test/hide-headers.sh $(CC) $(NOMPG)/include hwloc 'hwloc*.h'); \
+	if printf '#include <hwloc.h>\n' | $(CC) $$flags -fsyntax-only -x c - 2>/dev/null; then \
+	  echo "nompg-check: $(CC) still finds hwloc.h"; exit 1; fi; \
+	$(MAKE) --no-print-directory -s MODE=plain MPG=0 O=$(NOMPG) CFLAGS="$$flags" lib examples-check
+	@[ ! -e $(NOMPG)/libchan_mpg.a ] || { echo "nompg-check: MPG=0 built libchan-mpg"; exit 1; }
+	@if ldd $(NOMPG)/libchan.so | grep hwloc; then echo "nompg-check: libchan.so needs hwloc"; exit 1; fi
+	@echo "nompg-check: with MPG=0 and no hwloc headers, libchan and the examples build and run"
