@@ -684,8 +684,15 @@ START_TEST(deadlock_report)
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     snprintf(want, sizeof want, "\tchan %p (recv)\n", (void *)d.c);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
-    /* Still deadlocked: asked again, the same answer (and on stderr this time). */
-    ck_assert_int_eq(chan_mpg_wait(), -EDEADLK);
+    /* Still deadlocked: asked again, the same answer, on stderr this time (caught here). */
+    int saved;
+    FILE *err = stderr_capture_begin(&saved);
+    int rc = chan_mpg_wait();
+    stderr_capture_end(err, saved, buf, sizeof buf);
+    ck_assert_int_eq(rc, -EDEADLK);
+    ck_assert_msg(strstr(buf, "all goroutines are asleep - deadlock!"), "stderr: %s", buf);
+    snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n", (long long)id1);
+    ck_assert_msg(strstr(buf, want), "no '%s' on stderr:\n%s", want, buf);
     ck_assert_int_eq(chan_mpg_stop(), -EBUSY);
     struct chan_mpg_stats s;
     chan_mpg_stats(&s);

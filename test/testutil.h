@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chan.h"
 
@@ -100,6 +101,32 @@ static inline int blocked_receivers_at_least(chan_t *c, size_t n)
     } while (0)
 
 /* Runs a suite in fork mode and returns the process exit status. */
+/* What a passing test makes the library print to stderr on purpose (a deadlock report, say) is
+ * caught, not shown among the results where it would read like a failure: between
+ * stderr_capture_begin() and stderr_capture_end(), stderr goes to a temporary file, whose text
+ * (at most size - 1 bytes, NUL-terminated) stderr_capture_end puts in buf for the test to check. */
+static inline FILE *stderr_capture_begin(int *saved)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    *saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(*saved, 0);
+    ck_assert_int_ge(dup2(fileno(f), STDERR_FILENO), 0);
+    return f;
+}
+
+static inline void stderr_capture_end(FILE *f, int saved, char *buf, size_t size)
+{
+    fflush(stderr);
+    ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+    close(saved);
+    rewind(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
 static inline int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
