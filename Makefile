@@ -161,17 +161,18 @@ CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short
 
 # The three builds run one after the other, each to its end; each prints a line per check and
-# its own count, and the last line adds them up.
+# its own count, and the last line adds them up. The builds' commands are shown with V=1 only.
+QUIET := $(if $(filter 1,$(V)),,-s)
 test: deps play-deps
 	+@rm -f build/checks-*.count; ok=true; \
 	for m in plain asan tsan; do \
-	  $(MAKE) --no-print-directory -s check-mode MODE=$$m || ok=false; done; \
+	  $(MAKE) --no-print-directory $(QUIET) check-mode MODE=$$m || ok=false; done; \
 	cat build/checks-*.count 2>/dev/null | awk -v ok=$$ok '{ p += $$1; f += $$2 } \
 	  END { if (ok == "false" && f == 0) f = 1; printf "test: %d passed, %d failed\n", p, f }'; \
 	$$ok
 
 check-plain check-asan check-tsan: deps
-	+@$(MAKE) --no-print-directory -s check-mode MODE=$(@:check-%=%)
+	+@$(MAKE) --no-print-directory $(QUIET) check-mode MODE=$(@:check-%=%)
 
 check-mode: lib
 	+@MAKE="$(MAKE)" V="$(V)" sh test/checks.sh $(MODE) build/checks-$(MODE).count $(CHECKS_$(MODE))

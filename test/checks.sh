@@ -11,6 +11,8 @@ set -u
 mode=$1 count=$2
 shift 2
 make=${MAKE:-make}
+quiet=-s
+[ "${V:-0}" = 1 ] && quiet=
 logs=build/$mode/logs
 mkdir -p "$logs"
 : > "$count"
@@ -19,16 +21,16 @@ for c in "$@"; do
     log=$logs/$c.log
     start=$(date +%s)
     if [ "$c" = unit ]; then
-        COUNT_FILE=$count $make --no-print-directory -s MODE="$mode" unit || failed="$failed unit"
+        COUNT_FILE=$count $make --no-print-directory $quiet MODE="$mode" unit || failed="$failed unit"
         continue
     fi
     if [ "${V:-0}" = 1 ]; then
         echo "== [$mode] $c"
-        { $make --no-print-directory -s MODE="$mode" "$c" 2>&1; echo $? > "$log.rc"; } | tee "$log"
+        { $make --no-print-directory $quiet MODE="$mode" "$c" 2>&1; echo $? > "$log.rc"; } | tee "$log"
         rc=$(cat "$log.rc")
         rm -f "$log.rc"
     else
-        $make --no-print-directory -s MODE="$mode" "$c" > "$log" 2>&1
+        $make --no-print-directory $quiet MODE="$mode" "$c" > "$log" 2>&1
         rc=$?
     fi
     secs=$(($(date +%s) - start))
