@@ -21,7 +21,7 @@ for kind in shared static; do
     "$tmp/build/pipeline_$kind" 2>/dev/null | LC_ALL=C sort | cmp -s - "$tmp/want" ||
         fail "pipeline_$kind: output differs from examples/expected/pipeline.out"
     got=$(timeout 60 "$tmp/build/gs_$kind") || fail "gs_$kind failed"
-    [ "$got" = "5050 0 0 0" ] || fail "gs_$kind printed '$got'"
+    [ "$got" = "100 5050 0 0 0" ] || fail "gs_$kind printed '$got'"
 done
 if ldd "$tmp/build/gs_static" | grep -q libchan; then fail "gs_static links libchan.so"; fi
 ldd "$tmp/build/gs_shared" | grep -q "libchan_mpg.so.* => $prefix" || fail "gs_shared: no libchan_mpg.so"

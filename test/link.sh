@@ -86,7 +86,7 @@ check() {
     fi
 }
 
-gs="5050 0 0 0"
+gs="100 5050 0 0 0"
 pcm=$(pkg-config --cflags --libs libchan-mpg)
 check "shared, pkg-config libchan-mpg" "$gs" LD_LIBRARY_PATH="$lib" \
     sh -c "cc -o app gs.c $pcm"
