@@ -1,8 +1,9 @@
 /*
  * chan.h - Go's channels and select for C (libchan).
  *
- * The one public header. Every declaration below is the contract of API.md, word for word in
- * names, types and return codes; the comments add the concurrency promise of each call.
+ * The one public header, and the contract of the channels: each declaration below states what
+ * the call does, what it returns and what it promises to concurrent callers; chan_make(3),
+ * chan_send(3), chan_close(3), chan_select(3) and chan_sched(3) say the same at length.
  *
  * Conventions, for every function:
  *   - Success is 0 (select: the chosen case's index, >= 0); failure is a negative errno value.
@@ -17,9 +18,9 @@
  *     blocking calls are not pthread cancellation points.
  *   - All functions may be called from any thread, on the same channel, at the same time.
  *
- * Additions to API.md (documented here and in the man pages): CHAN_VERSION_* macros,
- * chan_version(), the case constructors chan_case_send() and chan_case_recv(), include guards
- * and extern "C".
+ * Beyond Go's channels and select (documented here and in the man pages): CHAN_VERSION_*
+ * macros, chan_version(), the case constructors chan_case_send() and chan_case_recv(), include
+ * guards and extern "C".
  */
 #ifndef CHAN_H
 #define CHAN_H
@@ -54,7 +55,7 @@ typedef struct chan chan_t; /* Go's hchan; opaque */
 #define CHAN_SELECT_MAX   65536   /* like Go: at most this many cases in one select */
 #define CHAN_FOREVER      INT64_MAX /* a deadline that never comes */
 
-/* The library's version string, "MAJOR.MINOR.PATCH" (an addition to API.md). */
+/* The library's version string, "MAJOR.MINOR.PATCH". */
 const char *chan_version(void);
 
 /* Time: deadlines are absolute, in nanoseconds on CLOCK_MONOTONIC. */
@@ -124,8 +125,8 @@ struct chan_case {
                           was closed (recv: *elem zeroed; send: nothing sent) */
 };
 
-/* Case constructors (an addition to API.md): every field set, ok false, so that an array of
- * cases reads as Go's select and compiles clean under -Wall -Wextra -pedantic, in C and C++:
+/* Case constructors: every field set, ok false, so that an array of cases reads as Go's select
+ * and compiles clean under -Wall -Wextra -pedantic, in C and C++:
  *     struct chan_case cs[] = { chan_case_recv(jobs, &job), chan_case_recv(quit, NULL) };
  * c may be NULL (a case never chosen). A send case's value is only read, never written: its
  * const goes through uintptr_t (struct chan_case has one elem for both directions), which

@@ -1,7 +1,7 @@
 /*
  * chan_typed.h - typed channels: Go's `chan T`, with the element type checked at compile time.
  *
- * An addition to the contract of chan.h (API.md), header-only: nothing here is in the library.
+ * An addition to chan.h's contract, header-only: nothing here is in the library.
  * One macro declares a channel type and static inline functions over the untyped core:
  *
  *     CHAN_TYPED(point_chan, struct point);

@@ -4,7 +4,7 @@
  * an M:N scheduler such as libchan-mpg it parks the task, not its thread), and a WaitGroup's
  * completion is a channel that a chan_select can wait on.
  *
- * An addition to the contract of chan.h (API.md), in the same style:
+ * An addition to chan.h's contract, in the same style:
  *   - Failure is a negative errno value; constructors return NULL with errno set. Arguments
  *     are checked first, and a call that fails changed nothing.
  *   - Where Go panics on misuse (a negative counter, a WaitGroup reused before a Wait has

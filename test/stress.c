@@ -7,7 +7,7 @@
  *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs] [-S]
  *
  * -S: the odd-numbered workers block through a plugged-in struct chan_sched that checks the
- * promises API.md makes to schedulers (see task_park below), sharing the channels with plain
+ * promises chan.h makes to schedulers (see task_park below), sharing the channels with plain
  * threads.
  *
  * -w: the watchdog's limit (default 120 s): an epoch (normally 50 ms, ended by closing every
@@ -383,7 +383,7 @@ static void one_op(struct worker *w)
  *
  * With -S, the odd-numbered workers install this struct chan_sched: a task per thread whose
  * park/unpark is a mutex, a condition variable on CLOCK_MONOTONIC and a permit. Plain threads
- * and hooked ones share every channel. It checks what API.md promises a scheduler:
+ * and hooked ones share every channel. It checks what chan.h promises a scheduler:
  *   - park is called only on the thread that installed the hook, for that thread's task;
  *   - unpark names a task whose operation is still in progress (libchan makes no call with a
  *     task's handle after its operation returned), and never lands on a pending permit

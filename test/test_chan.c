@@ -1,5 +1,5 @@
 /*
- * test_chan.c - the core channel operations against the contract of API.md: make/free,
+ * test_chan.c - the core channel operations against the contract of chan.h: make/free,
  * send/recv and their try and until forms, close, len/cap, the NULL (nil) channel, elemsize 0,
  * deadlines, conservation of values under load, and signals during a blocked wait.
  *

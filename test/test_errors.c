@@ -1,11 +1,11 @@
 /*
- * test_errors.c - every error path of API.md, as a table a reader can hold against it.
+ * test_errors.c - every error path of chan.h's contract, as a table a reader can hold against it.
  *
  * One row per path: the call, the state of the channel (or cases) it is made on, the code
- * API.md says it returns, and a comment quoting the API.md sentence that says so. Each row is a
- * small function that builds the state, makes the call, checks the side effects the contract
- * promises ("nothing happened", "*elem zeroed", "no ok written", ...) and returns the code the
- * call returned; the loop test compares it with the table. A few rows are the boundaries of an
+ * the contract says it returns, and a comment quoting the contract's sentence that says so.
+ * Each row is a small function that builds the state, makes the call, checks the side effects
+ * the contract promises ("nothing happened", "*elem zeroed", "no ok written", ...) and returns
+ * the code the call returned; the loop test compares it with the table. A few rows are the boundaries of an
  * error path (the same call where the contract says it must NOT fail) and expect 0 or an index.
  *
  * Blocked peers are detected through the wait-queue probe (testutil.h), never by a sleep; time
@@ -913,7 +913,7 @@ static int select_until_past_ready(void)
 struct row {
     const char *call;  /* the call made */
     const char *state; /* the state it is made in */
-    int expect;        /* what API.md says it returns (an index for select rows that succeed) */
+    int expect;        /* what the contract says it returns (an index for a select that succeeds) */
     int (*run)(void);
 };
 
@@ -1129,7 +1129,7 @@ START_TEST(error_table)
 }
 END_TEST
 
-/* Each code of API.md's error paths has a row: the table covers what it claims to. (-ENOMEM
+/* Each code of the contract's error paths has a row: the table covers what it claims to. (-ENOMEM
  * from an allocation that fails is test_faults.c's; here only sizes refused before one.) */
 START_TEST(table_covers_codes)
 {

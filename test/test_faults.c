@@ -2,7 +2,7 @@
  * test_faults.c - allocation failure, injected through the library's allocation hook
  * (chan_malloc_hook in chan_internal.h; the tests link the static library, which defines it).
  *
- * What API.md promises and what is checked here:
+ * What chan.h promises and what is checked here:
  *   - chan_make returns NULL with errno ENOMEM when its memory cannot be had;
  *   - a select of more than 8 cases may return -ENOMEM, and then nothing happened: no value
  *     moved, no length changed, no ok written; once memory is back the same select succeeds

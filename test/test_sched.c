@@ -5,7 +5,7 @@
  * a pthread mutex and condition variable; park waits for the permit or the deadline, unpark
  * sets it. Around every channel operation a hooked thread runs, the test marks the task active
  * and afterwards poisons it, then checks what libchan did through the hook during that
- * operation against API.md's promises:
+ * operation against the hook's contract (chan.h, chan_sched(3)):
  *   - current and park only on the installing thread, only while an operation is running;
  *   - unpark only for a task whose operation has not returned (a poisoned task is a failure),
  *     never with a channel lock held, and exactly once per block that a waker completes:

@@ -2,7 +2,7 @@
  * test_select.c - Check suite for chan_select, chan_tryselect and chan_select_until.
  *
  * Each test names the Go test it follows (runtime/chan_test.go, the programs of Go's test/chan);
- * the code is our own, written against API.md. Conventions used throughout:
+ * the code is our own, written against chan.h. Conventions used throughout:
  *   - Every case's `ok` is prefilled with a sentinel byte (OK_UNSET) and read back bytewise, so
  *     "no ok written" (-EAGAIN, -ETIMEDOUT, -EINVAL, the cases not chosen) is checked exactly
  *     without ever loading an invalid bool.
@@ -1203,7 +1203,8 @@ struct big24 {
 
 /* Go: closechan waking a goroutine parked in selectgo. The select returns the closed channel's
  * case with ok = false and a zeroed elem; the other case is untouched; and the closed channel can
- * be freed as soon as chan_close has returned, before the select's thread is joined (API.md). */
+ * be freed as soon as chan_close has returned, before the select's thread is joined (chan_free's
+ * contract). */
 START_TEST(test_select_woken_by_close)
 {
     size_t caps[] = {0, 2};
@@ -1539,7 +1540,7 @@ static void einval_cases(struct einval_state *s, struct chan_case *cs)
     cs_set(&cs[3], NULL, CHAN_SEND, NULL);
 }
 
-/* API.md: select validates every case before doing anything. Each bad select also holds ready
+/* chan.h: a bad select is refused before anything happens (-EINVAL). Each bad select also holds ready
  * cases (placed before the bad one) that must not have been consumed. */
 START_TEST(test_select_einval_nothing_consumed)
 {
@@ -1755,7 +1756,7 @@ static void *sigsel_thread(void *p)
     return NULL;
 }
 
-/* API.md: no call returns -EINTR; a signal during a blocked select is absorbed and the wait goes
+/* chan.h: no call returns -EINTR; a signal during a blocked select is absorbed and the wait goes
  * on to the same deadline (installed without SA_RESTART, so a bare futex wait would fail). */
 START_TEST(test_select_signals_absorbed)
 {
@@ -1945,7 +1946,7 @@ START_TEST(test_select_many_cases)
 }
 END_TEST
 
-/* n == CHAN_SELECT_MAX is allowed: 65536 cases, all on one channel (API.md: the same channel may
+/* n == CHAN_SELECT_MAX is allowed: 65536 cases, all on one channel (chan.h: the same channel may
  * appear in several cases). Blocked, it is queued 65536 times; one value wakes it once and takes
  * all of its sudogs off the queue. */
 START_TEST(test_select_max_cases_one_channel)
@@ -2158,7 +2159,7 @@ START_TEST(test_select_close_races_send)
         join(tc);
         ck_assert_int_eq(cl.ret, 0);
         /* Closed: free a as soon as chan_free allows, racing the select if it completed through
-         * b and is still leaving a (API.md: -EBUSY until it has). */
+         * b and is still leaving a (chan_free: -EBUSY until it has). */
         free_when_allowed(a);
         join(ts);
         if (s.ret == 0) {
@@ -2290,7 +2291,7 @@ static void *freerace_thread(void *p)
     return NULL;
 }
 
-/* API.md's chan_free rule: -EBUSY while a select is queued on the channel; and a select that
+/* chan_free's rule (chan.h): -EBUSY while a select is queued on the channel; and a select that
  * completed through another channel, or timed out, still unlinks itself from this one on its way
  * out, so chan_free keeps answering -EBUSY until it is safe. Here main frees the channel the very
  * moment chan_free allows it, racing that unlinking (ASan reports any touch of the freed

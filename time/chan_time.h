@@ -3,7 +3,7 @@
  * time.AfterFunc and the context package, built on channels so that they compose with
  * chan_select like any other case.
  *
- * An addition to the contract of chan.h (API.md), in the same style:
+ * An addition to chan.h's contract, in the same style:
  *   - Failure is a negative errno value; constructors return NULL with errno set. Arguments
  *     are checked first: -EINVAL (or errno EINVAL) and nothing happened.
  *   - Durations and deadlines are int64_t nanoseconds; deadlines are absolute, on the

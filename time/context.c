@@ -32,7 +32,7 @@
  *    (dropped by the timer's callback after it cancels, or by whoever stops the timer before it
  *    fires). Memory goes with the last reference, and then the parent's reference is dropped.
  *    Every node is cancelled before its memory goes, so its done channel is closed and only an
- *    operation that is still unlinking itself from it can delay chan_free (see API.md); then
+ *    operation that is still unlinking itself from it can delay chan_free (chan.h, chan_free); then
  *    the timer thread frees the channel later (free_done), rather than anyone waiting for it.
  *  - Lock order with timers: n->mu, then the timer queue's lock (chan_timer_reset under n->mu).
  *    The deadline callback runs on the timer thread without the timer queue's lock.

@@ -1,7 +1,7 @@
 /*
  * chan_trace.h - see the signals: traces for Perfetto, names, and a dump of blocked waiters.
  *
- * An addition to the contract of API.md (documented in chan_trace(3)), built into libchan (not
+ * An addition to chan.h's contract (documented in chan_trace(3)), built into libchan (not
  * into the drop-in pair dist/chan.c, where tracing does not exist).
  *
  * Tracing records every channel event - make, free, send, receive, close, block, wake-up (who

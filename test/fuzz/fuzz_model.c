@@ -4,7 +4,7 @@
  *
  * The model of a channel is a plain FIFO queue of at most cap values plus the closed flag
  * (one thread: no sudog is ever queued, so an unbuffered channel is never ready to send or
- * receive unless closed). Go's rules, as API.md states them:
+ * receive unless closed). Go's rules, as chan.h states them:
  *   send:  closed -> -EPIPE; room in the buffer -> 0 (value queued); else not ready
  *   recv:  a value queued -> 0 (the oldest); closed -> -EPIPE, *elem zeroed; else not ready
  *   not ready: try forms -EAGAIN, _until with a passed deadline -ETIMEDOUT (or with a deadline

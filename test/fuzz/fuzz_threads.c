@@ -16,7 +16,7 @@
  *   - once a receive on c reported closed-and-drained, a receive on c that starts later returns
  *     -EPIPE; once a close of c returned (or a send reported closed), a send that starts later
  *     returns -EPIPE; exactly one chan_close per channel returns 0;
- *   - return codes are among those API.md allows for the call; only the chosen case's ok is
+ *   - return codes are among those chan.h allows for the call; only the chosen case's ok is
  *     written; at the end, both channels drain to -EPIPE and chan_free returns 0.
  */
 #include "fuzz_common.h"
