@@ -1,6 +1,6 @@
 /*
- * bench.c - libchan's benchmark harness: the shapes of BENCH.md on libchan and pthreads, with
- * hwloc placing the threads. The same shapes are written for Go (bench/go) and for Rust's
+ * bench.c - libchan's benchmark harness: the shapes of bench/BENCH.md on libchan and pthreads,
+ * with hwloc placing the threads. The same shapes are written for Go (bench/go) and for Rust's
  * crossbeam-channel (bench/rust); bench/run.py runs them all and prints one table.
  *
  * Built twice from this file: build/plain/bench/bench (system=libchan: each worker a pthread)

@@ -1,4 +1,4 @@
-# bench/bench.mk - the benchmark harness (included by the top Makefile). See BENCH.md.
+# bench/bench.mk - the benchmark harness (included by the top Makefile). See bench/BENCH.md.
 #
 #   make bench        install missing packages (deps.sh build bench), build libchan (plain) and
 #                     the harness, build the Go and crossbeam peers, run everything, print the
@@ -13,7 +13,7 @@
 #                     turns, one process per revision, shape and round. Writes
 #                     build/history/table.md (median [min-max] per revision, later/earlier and
 #                     last/first ratios), results.csv, results.txt. Variables: REVS= (revisions,
-#                     oldest first; default: the changes BENCH.md discusses, through HEAD),
+#                     oldest first; default: the changes bench/BENCH.md discusses, through HEAD),
 #                     SHAPES= (shape:cap pairs, e.g. SHAPES="spsc:1 pool:0"), ROUNDS= (5),
 #                     N= (1000000), BUDGET_MS= (300)
 #   bench-smoke       part of `make test` (plain; CHECKS_plain): every shape once with a small N,

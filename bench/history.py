@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """libchan's per-change benchmark: several library revisions side by side, in the same run.
 
-    python3 bench/history.py            (make bench-history runs it; see bench/bench.mk, BENCH.md)
+    python3 bench/history.py            (make bench-history runs it; see bench/bench.mk, bench/BENCH.md)
 
 Environment (every variable optional):
     REVS       git revisions, oldest first, space-separated (default: DEFAULT_REVS below)

@@ -3,7 +3,8 @@
 and crossbeam-channel on the same shapes, one table.
 
     python3 bench/run.py [--libchan PATH] [--libchan-mpg PATH] [--out DIR]   (make bench runs it)
-    python3 bench/run.py --update-md BENCH.md             put the last run's table into BENCH.md
+    python3 bench/run.py --update-md [FILE]              put the last run's table into bench/BENCH.md
+                                                          (or FILE)
 
 Environment: N (messages per run, default 1000000), PLACE (none|spread|compact), RUNS (>= 5 for
 the table; default 5), BUDGET_MS (per run, default 400; 0: always N), SHAPES and SYSTEMS (space-
@@ -332,7 +333,9 @@ def main():
     ap.add_argument("--libchan-mpg", default=os.path.join(ROOT, "build", "plain", "bench", "bench-mpg"),
                     help="the C harness on Gs of sched/ (built by make bench)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--update-md", metavar="FILE", help="copy the last table into FILE and exit")
+    ap.add_argument("--update-md", metavar="FILE", nargs="?",
+                    const=os.path.join(ROOT, "bench", "BENCH.md"),
+                    help="copy the last table into FILE (default bench/BENCH.md) and exit")
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)

@@ -1,5 +1,5 @@
 // The benchmark shapes of bench/bench.c, written with Go's own channels and goroutines
-// (GOMAXPROCS left at its default). Usage and output format: see bench/bench.c and BENCH.md.
+// (GOMAXPROCS left at its default). Usage and output format: see bench/bench.c and bench/BENCH.md.
 //
 //	bench-go SHAPE CAP N RUNS BUDGET_MS     SHAPE "all" runs every shape at its default capacities
 //

@@ -1,5 +1,5 @@
 //! The benchmark shapes of bench/bench.c, written with crossbeam-channel on native threads.
-//! Usage and output format: see bench/bench.c and BENCH.md.
+//! Usage and output format: see bench/bench.c and bench/BENCH.md.
 //!
 //!     bench-crossbeam SHAPE|all CAP N RUNS BUDGET_MS
 //!
