@@ -62,6 +62,23 @@ it has nothing to hand out), counts the pages outstanding, and at zero closes
 the work channel, which stops the workers.
 T
 
+show heartbeat <<'T'
+Time as a channel (chan_time.h). A worker's select waits on its jobs, on a
+ticker that beats every 20 ms and on an idle timer that each job pushes back
+with chan_timer_reset. The producer sends 5 jobs, then falls silent without
+closing anything: only the idle timer, 500 ms after the last job, ends the
+loop. Heartbeats keep coming while it waits.
+T
+
+show ctx_cancel <<'T'
+Cancellation through a context (chan_time.h), Go's context.WithTimeout: its
+done channel is a select case beside the result, and the worker polls it
+between steps. Job 1 answers within its second. Job 2 needs ten: the deadline
+closes the done channel, the select takes that case, chan_ctx_err says why
+(-ETIMEDOUT), and the worker stops after a few steps instead of all of them.
+T
+
 echo
 echo "More in examples/: wait_for_task, wait_for_result, wait_for_finished,"
-echo "pooling, fan_out. The ideas behind them: man 7 chan (man -l man/chan.7)."
+echo "pooling, fan_out, and in examples/sync/ fan_in and first_error (WaitGroup"
+echo "and group). The ideas behind them: man 7 chan (man -l man/chan.7)."
