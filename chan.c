@@ -232,7 +232,7 @@ static int wait_on(struct chan *c, void *elem, bool is_send, int64_t deadline)
     struct waiter w;
     struct sudog sg = {.w = &w, .c = c, .elem = elem, .is_send = is_send};
     sg.same = &sg;
-    waiter_init(&w);
+    waiter_init(&w, is_send ? WAIT_SEND : WAIT_RECV);
     w.sudogs = &sg;
     w.nsudog = 1;
     waiter_enqueue(&sg);
@@ -265,7 +265,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
 {
     if (!c) {
         int err = cannot_wait(deadline);
-        return err ? err : park_nothing(deadline);
+        return err ? err : park_nothing(deadline, WAIT_SEND_NIL);
     }
     if (c->elemsize && !elem)
         return -EINVAL;
@@ -359,7 +359,7 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
 {
     if (!c) {
         int err = cannot_wait(deadline);
-        return err ? err : park_nothing(deadline);
+        return err ? err : park_nothing(deadline, WAIT_RECV_NIL);
     }
 
     if (likely(c->kind == BUF_RING)) {
@@ -522,7 +522,7 @@ static size_t snap_queue(struct chan_snap *s, struct waitq *q, bool send)
             continue;
         s->w[s->nw++] = (struct chan_snap_waiter){
             .tid = w->t.tid, .since = w->t.since, .ncases = w->nsudog, .here = 1, .send = send,
-            .select = w->nsudog > 1,
+            .select = w->why == WAIT_SELECT,
             .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
     }
     return count;

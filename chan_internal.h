@@ -166,6 +166,7 @@ HIDDEN unsigned locks_held(void);
 struct waiter {
     _Atomic uint32_t done;           /* 0 while waiting; 1 once a waker or the time-out won */
     bool ok;                         /* set by the waker: a value moved (false: closed) */
+    uint8_t why;                     /* enum wait_reason (seam.h): what the operation is */
     struct sudog *fired;             /* set by the waker: the sudog it completed */
     const struct chan_sched *sched;  /* NULL: the pthread parker */
     void *task;                      /* handle passed to park/unpark */
@@ -297,9 +298,10 @@ static inline struct sudog *waitq_dequeue(struct waitq *q)
 
 /* ---- Parking (sudog.c) --------------------------------------------------------------------- */
 
-/* Fills w for the calling thread or task: the scheduler installed on this thread, and its task
- * handle. Called by an operation about to block, before its sudogs are queued. */
-HIDDEN void waiter_init(struct waiter *w);
+/* Fills w for the calling thread or task: the scheduler installed on this thread, its task
+ * handle, and what the operation is (why). Called by an operation about to block, before its
+ * sudogs are queued. */
+HIDDEN void waiter_init(struct waiter *w, enum wait_reason why);
 
 /* Whether the caller may spin before it blocks: another CPU can run its peer, and no scheduler
  * is plugged in (a plugged-in scheduler decides about spinning itself). */
@@ -326,9 +328,9 @@ HIDDEN void wakeup_run(struct wakeup wk);
  * sudogs) or a waker did, and we consume its unpark (0). */
 HIDDEN int waiter_timeout(struct waiter *w);
 
-/* Block until the deadline on nothing at all (nil channel, empty select): -ETIMEDOUT; never
- * returns for CHAN_FOREVER. */
-HIDDEN int park_nothing(int64_t deadline);
+/* Block until the deadline on nothing at all (nil channel, a select without a live case; why
+ * says which): -ETIMEDOUT; never returns for CHAN_FOREVER. */
+HIDDEN int park_nothing(int64_t deadline, enum wait_reason why);
 
 /* ---- Deadlines ---------------------------------------------------------------------------- */
 

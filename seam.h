@@ -1,19 +1,20 @@
 /*
- * seam.h - what the rooms above the core (time/, sched/) may use of it, and what time/ offers
- * sched/: everything that crosses between them and is not in a public header. time/ and sched/
- * include this and the public headers, not chan_internal.h (time/timer.c also includes the
- * tracer's hooks); the core includes it through chan_internal.h, so that its definitions are
- * checked against these declarations.
+ * seam.h - what the rooms above the core (time/, sched/) may use of it, and what time/ and
+ * trace/ offer sched/: everything that crosses between them and is not in a public header.
+ * time/ and sched/ include this and the public headers, not chan_internal.h (time/timer.c also
+ * includes the tracer's hooks); the core includes it through chan_internal.h, and trace/dump.c
+ * directly, so that their definitions are checked against these declarations.
  *
  * Each item says who may call it, from which context and under which locks, and what it
  * orders, after liburcu's headers. All are hidden (present in libchan.a, not exported by
  * libchan.so) except those sched/ calls, marked SEAM_EXPORT: libchan-mpg's own shared library
  * calls them in libchan.so. The drop-in pair carries this header too: it defines the core's
- * items; time/'s are declared and never used.
+ * items; time/'s and trace/'s are declared and never used.
  *
  * Layers, bottom up: sudog.c (locks, wait queues, parking, futex, clock, allocator) < chan.c,
- * select.c < time/, sync/ (users of the public API, and of this seam) < sched/. A file includes
- * only headers of its own layer or below.
+ * ring.c, select.c < trace/ (an observer, which the core calls only through trace/hooks.h) <
+ * time/ < sync/ (users of the public API, and of this seam) < sched/. A file includes only
+ * headers of its own layer or below (docs/DESIGN.md; test/layers.sh checks it).
  */
 #ifndef SEAM_H
 #define SEAM_H
@@ -21,8 +22,10 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "chan.h"
@@ -111,6 +114,17 @@ static inline void futex_wake(_Atomic uint32_t *word)
 
 struct waiter; /* one blocked operation (chan_internal.h): opaque here */
 
+/* What a blocked operation is, in Go's words for it (runtime2.go's waitReason): what a report
+ * of blocked tasks says each one is doing. Set by the operation before it blocks. */
+enum wait_reason {
+    WAIT_RECV,            /* "chan receive": chan_recv and its forms on a channel */
+    WAIT_SEND,            /* "chan send" */
+    WAIT_SELECT,          /* "select": every chan_select with cases, however many are nil */
+    WAIT_SELECT_NO_CASES, /* "select (no cases)": a select of n == 0, Go's select {} */
+    WAIT_RECV_NIL,        /* "chan receive (nil chan)": a receive on NULL */
+    WAIT_SEND_NIL,        /* "chan send (nil chan)" */
+};
+
 /* The waiter of the operation that is calling the plugged-in scheduler's park on this thread
  * right now, or NULL; reading it clears it. Called by that park, on the thread park was called
  * on, first thing, before the task switches away (it may resume on another thread). */
@@ -122,6 +136,9 @@ struct waiter *waiter_parking(void) SEAM_EXPORT(waiter_parking);
  * meanwhile (sched/'s deadlock report: every M idle, under sched.lock). Takes no lock. */
 size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *dirs, size_t max)
     SEAM_EXPORT(waiter_channels);
+
+/* What a parked waiter's operation is. As waiter_channels: the waiter must stay parked. */
+enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason);
 
 /* ---- libchan's timers (time/timer.c), for a scheduler in the tree ----------------------------- */
 
@@ -137,5 +154,14 @@ size_t timers_pending(void) SEAM_EXPORT(timers_pending);
  * time/. The count drops (seq_cst) before fn is called, so a thread that counts itself
  * (seq_cst) before reading timers_pending() either sees zero or is seen by fn. */
 void timers_set_drained_hook(void (*fn)(void)) SEAM_EXPORT(timers_set_drained_hook);
+
+/* ---- Names of channels (trace/), for a report in the tree ------------------------------------ */
+
+/* Writes the name that chan_trace_name_chan (chan_trace.h) gave c to out, in double quotes and
+ * escaped on one line as chan_dump prints it, and returns true; writes nothing and returns false
+ * when c has none. c is only a key: never dereferenced. Any thread, with any lock held (sched/'s
+ * deadlock report holds sched.lock and sched.gmu): it takes one lock of the tracer's registry,
+ * under which no lock is ever waited for. Not from a signal handler. */
+bool trace_name_print(FILE *out, const void *c) SEAM_EXPORT(trace_name_print);
 
 #endif

@@ -326,7 +326,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
     if (norder == 0) { /* only NULL channels, or none: Go's select {} */
         chan_mfree(heap);
         err = cannot_wait(deadline);
-        return err ? err : park_nothing(deadline);
+        return err ? err : park_nothing(deadline, n ? WAIT_SELECT : WAIT_SELECT_NO_CASES);
     }
     /* A select about to block on rings alone snoozes first, as a blocking send or receive on a
      * ring does: a peer on another CPU usually makes a case ready well before a parked select
@@ -369,7 +369,7 @@ static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
     /* Pass 2: queue a sudog per case, in lock order, so that the sudogs of one channel are
      * adjacent and can be tied in their `same` ring. */
     struct waiter w;
-    waiter_init(&w);
+    waiter_init(&w, WAIT_SELECT);
     w.sudogs = sgs;
     w.nsudog = (uint32_t)norder;
     for (size_t i = 0; i < norder; i++) {

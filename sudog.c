@@ -213,6 +213,8 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
     return w->nsudog;
 }
 
+enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reason)w->why; }
+
 static bool parker_take(struct parker *p)
 {
     uint32_t s = NOTIFIED;
@@ -306,12 +308,13 @@ void chan_sched_set(const struct chan_sched *s) { self_sched = s; }
 
 bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
 
-void waiter_init(struct waiter *w)
+void waiter_init(struct waiter *w, enum wait_reason why)
 {
     const struct chan_sched *s = sched_self();
     /* Every other field starts at zero: done, the waker's results, the sudogs, and the
      * tracer's notes, which a trace or a dump that starts while w waits may read. */
-    *w = (struct waiter){.sched = s, .task = s ? s->current() : (void *)parker_self()};
+    *w = (struct waiter){.why = (uint8_t)why, .sched = s,
+                         .task = s ? s->current() : (void *)parker_self()};
     if (tracing(TF_EVENTS | TF_REGISTRY | TF_NAMED))
         trace_waiter_init(w);
 }
@@ -348,10 +351,10 @@ int waiter_timeout(struct waiter *w)
     return 0;
 }
 
-int park_nothing(int64_t deadline)
+int park_nothing(int64_t deadline, enum wait_reason why)
 {
     struct waiter w;
-    waiter_init(&w);
+    waiter_init(&w, why);
     /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait. */
     while (waiter_park(&w, deadline) == 0) {
     }

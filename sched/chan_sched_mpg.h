@@ -64,8 +64,9 @@ int chan_mpg_sleep_until(int64_t deadline);
 
 /* Waits, from a plain thread, until every G has returned (0), or until the Gs left are all
  * parked on channels with nothing runnable, no timer pending and no foreign thread announced:
- * then it prints Go's "all goroutines are asleep - deadlock!" with each G and the channels it
- * waits on to stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
+ * then it prints Go's "all goroutines are asleep - deadlock!" with each G, what it is blocked in
+ * (Go's words: "chan receive", "select", "chan send (nil chan)", ...) and the channels it waits
+ * on (by name when chan_trace_name_chan gave them one) to stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
  * (from this thread) wakes them, and chan_mpg_wait may be called again; each call decides
  * afresh, never repeating an earlier report. -EINVAL from a G or when the scheduler is not
  * running. */

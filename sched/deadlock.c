@@ -76,8 +76,37 @@ void deadlock_watch_timers(bool on)
 
 /* ---- The report ------------------------------------------------------------------------------ */
 
-/* Under sched.lock, every M idle: no G moves. Go's format, with channel addresses. The report
- * (malloc), or NULL when memory is short. */
+/* Go's words for what a parked G does (runtime2.go's waitReasonStrings): a plain send or
+ * receive, nil or not, and a select, whatever its cases, are told apart as Go tells them. */
+static const char *wait_words(const struct g *g, const struct waiter *w)
+{
+    if (!w)
+        return g->sleeping ? "sleep" : "parked";
+    switch (waiter_reason(w)) {
+    case WAIT_RECV: return "chan receive";
+    case WAIT_SEND: return "chan send";
+    case WAIT_SELECT: return "select";
+    case WAIT_SELECT_NO_CASES: return "select (no cases)";
+    case WAIT_RECV_NIL: return "chan receive (nil chan)";
+    case WAIT_SEND_NIL: return "chan send (nil chan)";
+    }
+    return "parked";
+}
+
+/* A channel the G waits on, by its name (chan_trace_name_chan) and address, as chan_dump shows
+ * it, or by its address alone. */
+static void report_chan(FILE *f, chan_t *c, enum chan_dir dir)
+{
+    fputs("\tchan ", f);
+    if (trace_name_print(f, c))
+        fprintf(f, " (%p)", (void *)c);
+    else
+        fprintf(f, "%p", (void *)c);
+    fprintf(f, " (%s)\n", dir == CHAN_SEND ? "send" : "recv");
+}
+
+/* Under sched.lock, every M idle: no G moves. Go's format, each channel by its name when it has
+ * one. The report (malloc), or NULL when memory is short. */
 static char *report_deadlock_locked(void)
 {
     char *buf = NULL;
@@ -106,15 +135,9 @@ static char *report_deadlock_locked(void)
             chan_t *chans[REPORT_MAX_CHANS];
             enum chan_dir dirs[REPORT_MAX_CHANS];
             size_t nc = w ? waiter_channels(w, chans, dirs, REPORT_MAX_CHANS) : 0;
-            const char *what = !w ? (g->sleeping ? "sleep" : "parked")
-                               : nc == 0 ? "select (no cases) or nil chan"
-                               : nc > 1 ? "select"
-                               : dirs[0] == CHAN_SEND ? "chan send"
-                                                      : "chan receive";
-            fprintf(f, "\ngoroutine %lld [%s]:\n", (long long)g->id, what);
+            fprintf(f, "\ngoroutine %lld [%s]:\n", (long long)g->id, wait_words(g, w));
             for (size_t i2 = 0; i2 < nc && i2 < REPORT_MAX_CHANS; i2++)
-                fprintf(f, "\tchan %p (%s)\n", (void *)chans[i2],
-                        dirs[i2] == CHAN_SEND ? "send" : "recv");
+                report_chan(f, chans[i2], dirs[i2]);
             if (nc > REPORT_MAX_CHANS)
                 fprintf(f, "\t... %zu more\n", nc - REPORT_MAX_CHANS);
         }

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "chan_time.h"
+#include "chan_trace.h"
 #include "sched/chan_sched_mpg.h"
 
 /* TSan makes every G a fiber with its own trace (256 KiB, written): 100,000 live Gs would need
@@ -663,6 +664,40 @@ static void dead_nil(void *arg)
     chan_recv(NULL, NULL);                          /* then forever */
 }
 
+static void dead_nil_send(void *arg)
+{
+    (void)arg;
+    chan_send(NULL, &(long){1});
+}
+
+static void dead_select_none(void *arg)
+{
+    (void)arg;
+    chan_select(NULL, 0); /* Go's select {} */
+}
+
+static void dead_select_nils(void *arg)
+{
+    (void)arg;
+    struct chan_case cs[2] = {chan_case_recv(NULL, NULL), chan_case_send(NULL, &(long){1})};
+    chan_select(cs, 2);
+}
+
+/* A select of one live case beside a nil one: Go calls it a select, not a receive. */
+static void dead_select_one(void *arg)
+{
+    struct dead *d = arg;
+    long v;
+    struct chan_case cs[2] = {chan_case_recv(d->a, &v), chan_case_recv(NULL, NULL)};
+    G_CHECK(chan_select(cs, 2) == 0 && !cs[0].ok);
+}
+
+static void dead_send(void *arg)
+{
+    struct dead *d = arg;
+    G_CHECK(chan_send(d->b, &(long){1}) == -EPIPE);
+}
+
 START_TEST(deadlock_report)
 {
     start(2);
@@ -718,9 +753,61 @@ START_TEST(deadlock_nil)
     ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
     ck_assert_int_ge(chan_now() - t0, 10 * MS); /* not while its timer was pending */
     char want[128];
-    snprintf(want, sizeof want, "goroutine %lld [select (no cases) or nil chan]:", (long long)id);
+    snprintf(want, sizeof want, "goroutine %lld [chan receive (nil chan)]:\n", (long long)id);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     /* A G parked forever on nothing cannot be woken: the process ends with it (no stop). */
+}
+END_TEST
+
+/* Every way to block on nothing, in Go's words: a send on nil, select {} and a select whose
+ * cases are all nil (Go's selectgo parks it as a select). */
+START_TEST(deadlock_nil_kinds)
+{
+    start(2);
+    int64_t send = chan_mpg_go(dead_nil_send, NULL), none = chan_mpg_go(dead_select_none, NULL),
+            nils = chan_mpg_go(dead_select_nils, NULL);
+    char buf[2048];
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    char want[128];
+    snprintf(want, sizeof want, "goroutine %lld [chan send (nil chan)]:\n", (long long)send);
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    snprintf(want, sizeof want, "goroutine %lld [select (no cases)]:\n", (long long)none);
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    snprintf(want, sizeof want, "goroutine %lld [select]:\n", (long long)nils);
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    /* Parked forever on nothing: the process ends with them (no stop). */
+}
+END_TEST
+
+/* Named channels (chan_trace.h) appear by name in the report, quoted and escaped as chan_dump
+ * shows them, beside their address; an unnamed one by its address alone. A select with one
+ * live case is still a select. */
+START_TEST(deadlock_report_names)
+{
+    start(2);
+    struct dead d = {chan_make(sizeof(long), 0), chan_make(sizeof(long), 0), NULL};
+    ck_assert_int_eq(chan_trace_name_chan(d.a, "jobs \"q\"\n"), 0);
+    int64_t sel = chan_mpg_go(dead_select_one, &d), rcv = chan_mpg_go(dead_recv, &d),
+            snd = chan_mpg_go(dead_send, &d);
+    char buf[4096];
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    char want[256];
+#define JOBS_QUOTED "\"jobs \\\"q\\\"\\n\"" /* "jobs \"q\"\n", as the dump quotes it */
+    snprintf(want, sizeof want, "goroutine %lld [select]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n",
+             (long long)sel, (void *)d.a);
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n",
+             (long long)rcv, (void *)d.a);
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    snprintf(want, sizeof want, "goroutine %lld [chan send]:\n\tchan %p (send)\n",
+             (long long)snd, (void *)d.b);
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    chan_close(d.a);
+    chan_close(d.b);
+    finish();
+    chan_free(d.a);
+    chan_free(d.b);
+    NO_BAD();
 }
 END_TEST
 
@@ -1090,6 +1177,8 @@ int main(void)
     ADD_TEST(s, mixed_g_pthread, 60);
     ADD_TEST(s, deadlock_report, 30);
     ADD_TEST(s, deadlock_nil, 30);
+    ADD_TEST(s, deadlock_nil_kinds, 30);
+    ADD_TEST(s, deadlock_report_names, 30);
     ADD_TEST(s, no_false_deadlock, 30);
     ADD_TEST(s, deadlock_after_leave, 30);
     ADD_TEST(s, deadlock_after_timer, 20);

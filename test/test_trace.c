@@ -935,6 +935,31 @@ START_TEST(test_dump_counts_waiters_not_cases)
 }
 END_TEST
 
+/* A select is shown as one, even with a single non-nil case: it is not a plain receive. */
+static void *select_one_live(void *arg)
+{
+    int v = 0;
+    struct chan_case cs[2] = {chan_case_recv(arg, &v), chan_case_recv(NULL, NULL)};
+    return (void *)(intptr_t)chan_select(cs, 2);
+}
+
+START_TEST(test_dump_select_of_one)
+{
+    chan_dump_enable();
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "one");
+    pthread_t t = spawn(select_one_live, c);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    int listed;
+    char *s = dump_to_string(&listed);
+    ck_assert_msg(strstr(s, "blocked receivers\n    recv (select of 1)  thread") != NULL, "%s", s);
+    free(s);
+    chan_close(c);
+    join(t);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
 START_TEST(test_dump_on_sigquit)
 {
     make_tmpdir();
@@ -1150,6 +1175,7 @@ int main(void)
     ADD_TEST(s, test_dump_skips_a_locked_channel, 30);
     ADD_TEST(s, test_dump_escapes_names, 30);
     ADD_TEST(s, test_dump_counts_waiters_not_cases, 30);
+    ADD_TEST(s, test_dump_select_of_one, 30);
     ADD_TEST(s, test_dump_on_sigquit, 30);
     ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
     ADD_TEST(s, test_trace_from_environment, 30);

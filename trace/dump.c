@@ -1,7 +1,8 @@
 /*
  * dump.c - chan_dump: every live channel (registry.c) with its blocked senders and receivers,
  * for a stuck program; and SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump,
- * but the process goes on).
+ * but the process goes on). A channel's name is printed the same way in sched/'s deadlock
+ * report (trace_name_print, seam.h).
  *
  * Invariants:
  *  - A channel is read only through the core's chan_snapshot (hooks.h), never here: its lock
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "chan_trace.h"
+#include "seam.h" /* trace_name_print, which sched/'s deadlock report calls */
 #include "hooks.h"
 #include "trace_internal.h"
 
@@ -71,6 +73,17 @@ static void dump_str(FILE *out, const char *s)
         p++;
     }
     fputc('"', out);
+}
+
+bool trace_name_print(FILE *out, const void *c)
+{
+    char name[NAME_MAX_LEN];
+    /* Nothing to find, and no lock to take, until some channel has been named. */
+    if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_NAMED) ||
+        !registry_name(c, name))
+        return false;
+    dump_str(out, name);
+    return true;
 }
 
 static void print_chan(FILE *out, const struct csnap *cs, int64_t now)

@@ -130,7 +130,7 @@ struct chan_snap_waiter {
     uint32_t ncases; /* its sudogs in all (a select's cases on live channels) */
     uint32_t here;   /* of them, on this queue */
     bool send;       /* on the channel's sendq (else its recvq) */
-    bool select;     /* a select of more than one case */
+    bool select;     /* a select, even one with a single non-nil case */
     bool done;       /* being woken: a waker, or its time-out, has won it */
 };
 

@@ -149,6 +149,20 @@ void registry_del(const void *c)
     free(n);
 }
 
+bool registry_name(const void *c, char name[NAME_MAX_LEN])
+{
+    struct shard *s = shard_of(c);
+    shard_lock(s);
+    struct rnode *n = s->head;
+    while (n && n->c != c)
+        n = n->next;
+    bool named = n && n->name[0];
+    if (named)
+        memcpy(name, n->name, NAME_MAX_LEN);
+    pthread_mutex_unlock(&s->mu);
+    return named;
+}
+
 void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, void *arg),
                     void *arg)
 {

@@ -47,6 +47,10 @@ HIDDEN bool thread_name_forget(pid_t tid, char name[NAME_MAX_LEN]);
 HIDDEN void registry_add(const void *c, const char *name);
 HIDDEN void registry_del(const void *c);
 
+/* Copies c's name into name and returns true; false when c has none (not registered, or
+ * registered without a name). Takes c's shard lock. */
+HIDDEN bool registry_name(const void *c, char name[NAME_MAX_LEN]);
+
 /* Calls fn(c, name, arg) for every channel registered in shard (< REGISTRY_SHARDS), name ""
  * when it has none, with that shard's lock held: c is not freed before fn returns. fn must not
  * call into the registry. */
