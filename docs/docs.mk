@@ -1,2 +1,15 @@
-# docs/docs.mk - the documentation's make rules: the replayed traces of docs/play/.
+# docs/docs.mk - the documentation's make rules: the replayed traces of docs/play/, and the
+# include rule of docs/DESIGN.md.
+#
+#   make layers    test/layers.sh: no file of the library includes a header of a layer above
+#                  its own, nor another room's private header. Part of `make test` (plain).
 include docs/play/play.mk
+
+.PHONY: layers
+
+layers:
+	@sh test/layers.sh
+
+ifeq ($(MODE),plain)
+check-mode: layers
+endif

@@ -79,7 +79,7 @@ struct tls {
 
 static _Thread_local struct tls self_tls;
 
-/* Never cache the address across a park (DESIGN.md: an M:N task may move). */
+/* Never cache the address across a park (docs/DESIGN.md, invariant 10: an M:N task may move). */
 __attribute__((noinline)) static struct tls *tls_self(void) { return &self_tls; }
 
 static pid_t tid_self(struct tls *t)
