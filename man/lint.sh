@@ -7,6 +7,8 @@
 #      from the installed tree.
 #   3. Every cross reference to a libchan page (.Xr chan... N) names an installed page.
 #   4. No rendered line is wider than 80 columns (the table of chan(7) in particular).
+#   5. chan(7) leads to every page: its overview (DESCRIPTION, before the first subsection)
+#      and its SEE ALSO each name every other page of man/.
 set -eu
 stage=$1
 pages=$(ls man/*.3 man/*.7)
@@ -41,6 +43,17 @@ done
 for p in $pages; do
     wide=$(mandoc -Tascii "$p" | col -bx | awk 'length > 80' || true)
     [ -z "$wide" ] || { echo "man-lint: $p renders lines wider than 80 columns:"; echo "$wide"; fail=1; }
+done
+
+overview=$(awk '/^\.Sh DESCRIPTION/ { on = 1; next } on && /^\.S[sh]/ { exit } on' man/chan.7 |
+           sed -n 's/^\.\(Pq \)\{0,1\}Xr \(chan[a-z_]*\) \([0-9]\).*/\2.\3/p')
+seealso=$(awk '/^\.Sh SEE ALSO/ { on = 1; next } on && /^\.Sh/ { exit } on' man/chan.7 |
+          sed -n 's/^\.Xr \(chan[a-z_]*\) \([0-9]\).*/\1.\2/p')
+for p in $pages; do
+    b=$(basename "$p")
+    [ "$b" = chan.7 ] && continue
+    echo "$overview" | grep -qx "$b" || { echo "man-lint: chan(7)'s overview does not name $b"; fail=1; }
+    echo "$seealso" | grep -qx "$b" || { echo "man-lint: chan(7)'s SEE ALSO does not name $b"; fail=1; }
 done
 
 [ $fail = 0 ] && echo "man-lint: $(echo $pages | wc -w) pages clean, every function of" \

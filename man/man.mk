@@ -4,7 +4,8 @@
 #                       (.so man3/chan_send.3) for every further name a page documents, so that
 #                       `man chan_recv` works (man/install.sh); make uninstall-man removes both
 #   make man-lint       mandoc -Tlint, every public function reachable by man NAME, cross
-#                       references resolve, no rendered line over 80 columns (plain build)
+#                       references resolve, no rendered line over 80 columns, chan(7)'s
+#                       overview and SEE ALSO name every page (plain build)
 #   make man-examples   every example of the pages compiles with -Wall -Wextra -Werror
 #                       -pedantic, and each whole program among them runs (man/examples.sh);
 #                       part of `make test` in every build (the programs run sanitized)
