@@ -155,7 +155,7 @@ include model/model.mk        # the Promela models (make model; not part of make
 # package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
 CHECKS_plain  := unit examples-check man-examples compile-fail dist-check dropin-check \
-                 nompg-check install-check link-check cmake-check man-lint play-check \
+                 nompg-check install-check link-check cmake-check man-lint layers play-check \
                  stress-short $(if $(filter 1,$(MPG)),bench-smoke)
 CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short

@@ -2,14 +2,11 @@
 # include rule of docs/DESIGN.md.
 #
 #   make layers    test/layers.sh: no file of the library includes a header of a layer above
-#                  its own, nor another room's private header. Part of `make test` (plain).
+#                  its own, nor another room's private header. Part of `make test` (plain:
+#                  the Makefile's CHECKS_plain).
 include docs/play/play.mk
 
 .PHONY: layers
 
 layers:
 	@sh test/layers.sh
-
-ifeq ($(MODE),plain)
-check-mode: layers
-endif
