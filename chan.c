@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan.c - Go's hchan: making and freeing channels, send, receive, close, len and cap.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan.h - Go's channels and select for C (libchan).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_internal.h - what chan.c, ring.c, select.c and sudog.c share: struct chan (Go's hchan),
  * the sudog and its waiter, wait queues, the channel lock, and parking.

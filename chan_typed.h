@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_typed.h - typed channels: Go's `chan T`, with the element type checked at compile time.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.c - the buffer of a buffered channel and the whole protocol of the ring's SLOW bit: the
  * lock-free ring (BUF_RING), Go's buffer under the lock (BUF_LOCKED, BUF_COUNT), and the one

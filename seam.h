@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seam.h - what the rooms above the core (time/, sched/) may use of it, and what time/ and
  * trace/ offer sched/: everything that crosses between them and is not in a public header.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * select.c - Go's selectgo (runtime/select.go): chan_select, chan_tryselect, chan_select_until.
  *

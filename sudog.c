@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sudog.c - how operations wait: the channel lock, FIFO wait queues of sudogs, and parking
  * (the pthread default on a futex, or a plugged-in struct chan_sched); and what everything

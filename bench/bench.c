@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.c - libchan's benchmark harness: the shapes of bench/BENCH.md on libchan and pthreads,
  * with hwloc placing the threads. The same shapes are written for Go (bench/go) and for Rust's

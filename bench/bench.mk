@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/bench.mk - the benchmark harness (included by the top Makefile). See bench/BENCH.md.
 #
 #   make bench        install missing packages (deps.sh build bench), build libchan (plain) and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """libchan's per-change benchmark: several library revisions side by side, in the same run.
 
     python3 bench/history.py            (make bench-history runs it; see bench/bench.mk, bench/BENCH.md)

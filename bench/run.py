@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """libchan's benchmark driver: libchan (on pthreads and on Gs of its M:N scheduler, sched/), Go
 and crossbeam-channel on the same shapes, one table.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # docs/docs.mk - the documentation's make rules: the replayed traces of docs/play/, and the
 # include rule of docs/DESIGN.md.
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # docs/pictures.sh - regenerates the pictures of docs/: traces docs/signals.c under each
 # signalling pattern and converts each trace with tools/trace2mermaid into a Mermaid diagram
 # (docs/PATTERN.mmd) and an SVG timeline (docs/PATTERN.svg).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signals.c - the three signalling patterns of chan(7), traced, for the pictures in docs/.
  *

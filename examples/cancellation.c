@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cancellation - give up waiting at a deadline, and tell the worker to stop.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs example programs and checks them. Usage: examples/check.sh DIR NAME...
 # For each NAME, DIR/NAME must exit 0 within the time limit, and its standard output must hold
 # the lines of examples/expected/NAME.out. Lines are compared sorted: where threads print in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crawler - fan out over a graph: a coordinator counts outstanding work and stops at zero.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make demo: a guided run of a few examples. Usage: examples/demo.sh DIR (the built examples)
 # Each program prints its result on standard output and, indented, what its threads went
 # through on standard error; both are shown. The sources in examples/ explain each one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drop - shed load: a non-blocking send that drops what the consumer cannot take.
  *

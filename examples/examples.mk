@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # examples/examples.mk - the example programs: built against build/$(MODE)/libchan.a into
 # build/$(MODE)/examples/, run and checked by `make test` (examples-check, every build), shown
 # by `make demo`.

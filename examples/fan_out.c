@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fan_out - one thread per piece of work, results collected from one buffered channel.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fan_out_sem - fan out, but let at most K workers run at once: a channel as a semaphore.
  *

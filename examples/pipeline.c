@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipeline - read -> transform pool -> write pool, with back-pressure and shutdown by close.
  *

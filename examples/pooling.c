@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pooling - a pool of workers takes tasks from one channel.
  *

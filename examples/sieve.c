@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sieve - the concurrent prime sieve: a chain of filters, one thread each.
  *

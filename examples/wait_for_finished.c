@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait_for_finished - signal without data: a close tells everybody "done".
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait_for_result - the manager waits for a worker's result (signal with data).
  *

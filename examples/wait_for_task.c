@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait_for_task - a worker waits for its task (signal with data, guarantee of delivery).
  *

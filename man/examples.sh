@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # man/examples.sh - every example of the man pages compiles clean, and every whole program
 # among them runs. Usage: man/examples.sh OUTDIR CC "MODEFLAGS" LINK...
 # (LINK: the libraries and flags a program links with, e.g. build/plain/libchan.a -pthread)

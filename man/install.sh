@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs libchan's man pages under MANDIR (man3/, man7/), and for every further name in a
 # page's NAME section a one-line link page (".so man3/chan_send.3") so that `man chan_recv`
 # works. Usage: man/install.sh [--links-only] MANDIR page...

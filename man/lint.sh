@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # man-lint: checks libchan's man pages. Usage: man/lint.sh STAGEDIR (a scratch directory)
 #   1. mandoc -Tlint is clean, at every level down to style, except for references to manuals
 #      this machine may lack (memcpy(3) without manpages-dev) -- ours are checked in 3.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # man/man.mk - libchan's man pages: installed by `make install`, checked by `make test`.
 #
 #   make install-man    the pages under $(DESTDIR)$(MANDIR)/man3 and man7, and a link page

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # model/model.mk - the Promela models, checked by spin: the wake-up protocol (model/wakeup.pml)
 # and the lock-free ring's SLOW-bit protocol of buffered channels (model/ring.pml).
 #

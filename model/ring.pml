@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.pml - the lock-free ring of libchan's buffered channels and its SLOW bit (ring.c), in
  * Promela: the hand-over between the lock-free fast paths and the locked path that queues

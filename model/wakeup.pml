@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wakeup.pml - the wake-up protocol of libchan (chan.c, select.c, sudog.c) in Promela.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_sched_mpg.h - libchan-mpg: Go's M:P:G scheduler over libchan's struct chan_sched hook.
  *

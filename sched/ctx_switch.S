@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctx_switch.S - the G context switch of libchan-mpg: no system call, callee-saved registers
  * only (the switch is an ordinary function call, so the caller has saved everything else).

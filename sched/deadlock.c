@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deadlock.c - libchan-mpg's deadlock detection: Go's "all goroutines are asleep - deadlock!"
  * (runtime/proc.go's checkdead), decided by chan_mpg_wait, with Go's report of what each G

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fiber.c - the stacks of libchan-mpg's Gs: allocation with guard pages while the process's
  * mappings last, the first frame of a new stack for each architecture, and the registration of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fiber.h - the stacks libchan-mpg runs its Gs on, and the switch between them: the one place
  * of the scheduler that knows the architecture, the sanitizers and valgrind.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pingpong.c - the pingpong shape of bench/ on libchan-mpg: two Gs, two unbuffered channels of
  * 8-byte values, one round trip = send on a, receive on b (and the mirror image in the peer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc.c - libchan-mpg's scheduling, after Go's runtime/proc.go: Ms and their Ps, the run
  * queues and stealing, idle Ms and the watcher, the timers of parked Gs, and the hook through

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook. Included by the top
 # Makefile when MPG=1 (the default where hwloc is installed: the scheduler binds its Ms to
 # cores through hwloc). Two libraries, as libchan has: build/$(MODE)/libchan_mpg.a, linked

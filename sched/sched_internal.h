@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sched_internal.h - what the files of libchan-mpg share: Go's G, P and M, the one scheduler
  * of the process, and the few calls between proc.c (scheduling) and deadlock.c (the report).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages that libchan's build, tests, demo and benchmarks need, and only
 # those that are missing: a no-op when everything is there. Needs root only when something is
 # missing. Usage: scripts/deps.sh [group...]   groups: build test bench docs model play

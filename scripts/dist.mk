@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # scripts/dist.mk - the drop-in pair, like SQLite's amalgamation.
 #
 #   make dist        dist/chan.h + dist/chan.c (scripts/amalgamate): the core and select in

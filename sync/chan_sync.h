@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_sync.h - Go's sync.WaitGroup and golang.org/x/sync/errgroup for libchan, built on
  * channels: a wait parks through the scheduler hook like any channel operation (on a task of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * group.c - golang.org/x/sync/errgroup: a WaitGroup of tasks, a context cancelled by the
  * first task that fails, and a limit kept by a buffered channel used as a semaphore.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waitgroup.c - Go's sync.WaitGroup on a channel: a counter, and per round a signal-only
  * channel that is closed when the counter reaches zero. Waiting is a receive on that channel,

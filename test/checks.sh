@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the checks of one build of `make test`, in the order given (the Makefile's CHECKS_MODE
 # list), and fails if any fails; every check runs, whatever came before it.
 # Usage: test/checks.sh MODE COUNTFILE CHECK...   (each CHECK a make target; MAKE: the make)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # find_package(libchan) against an installed tree: make install into a temporary prefix, then
 # CMake configures and builds test/cmake/ (an example with libchan::chan and with
 # libchan::chan_static, a program that runs Gs with libchan::mpg and libchan::mpg_static) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * compile_fail.c - what chan_typed.h makes the compiler reject. test/compile_fail.sh builds this
  * file once per CASE: CASE 0 (every use right) must compile clean under -Wall -Wextra -Werror

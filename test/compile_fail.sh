@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # compile_fail.sh - a wrong element type must not compile. Builds test/compile_fail.c once per
 # case with gcc and clang (-std=c11 -Wall -Wextra -Werror -pedantic): case 0 must compile, in C
 # and in C++11 too; each other case must be rejected with a diagnostic that matches the

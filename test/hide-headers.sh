@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # hide-headers.sh - a copy of the C compiler's system include directories with some headers
 # left out, to build as on a machine that lacks them (liburcu's, hwloc's). The copy is a farm
 # of symbolic links, one per entry of each directory except those named; prints the flags that

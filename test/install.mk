@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test/install.mk - what a user meets building, installing and linking libchan. Included by
 # the top Makefile; each target is a check of `make test` (plain build, CHECKS_plain).
 #

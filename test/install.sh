@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs libchan into a temporary prefix, checks that every file a user needs is there, builds
 # a program against it the two ways a user would (shared, through pkg-config, and static,
 # against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), runs the

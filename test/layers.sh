@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test/layers.sh - who may include what (docs/DESIGN.md, "Who may include what"): each file of
 # the library includes only headers of its own layer or of a layer below it, and a room's
 # private header only from the rooms allowed to read it. Reads the #include "..." lines of the

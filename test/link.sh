@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Every documented way to link a program with libchan, each built against a temporary install
 # and run: a program that runs Gs (libchan-mpg) shared, static, through either .pc name or both
 # in either order, with an rpath instead of LD_LIBRARY_PATH, the static scheduler over the

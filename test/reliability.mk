@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test/reliability.mk - stress, fuzzing and valgrind. Included by the top Makefile;
 # the Check suites test/test_faults.c and test/test_errors.c are built and run by its own rules.
 #

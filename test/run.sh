@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the test programs of one build mode (plain, asan, tsan) and fails if any fails.
 # Each program is a Check suite: every test runs in its own process with a time-out.
 # Prints one line per program ("[mode] test_chan: 57 passed, 0 failed (3 s)"); a program that

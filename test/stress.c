@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress.c - a soak test: threads run random mixes of send, recv, their try and until forms,
  * select (blocking, try, until; 1 to 16 cases, NULL cases, the same channel twice) and close,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_chan.c - the core channel operations against the contract of chan.h: make/free,
  * send/recv and their try and until forms, close, len/cap, the NULL (nil) channel, elemsize 0,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_context.c - the context tree (chan_time.h): cancel propagation, deadlines, values,
  * without-cancel, freeing. ASan's leak checker watches the freeing; timing bounds are loose. */
 #include "testutil.h"

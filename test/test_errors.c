@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_errors.c - every error path of chan.h's contract, as a table a reader can hold against it.
  *

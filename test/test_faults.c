@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_faults.c - allocation failure, injected through the library's allocation hook
  * (chan_malloc_hook in chan_internal.h; the tests link the static library, which defines it).

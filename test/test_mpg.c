@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mpg.c - libchan-mpg (sched/): channel and select behaviours with Gs in place of threads,
  * deadlines through the hook, sleeping and yielding, G <-> pthread traffic, the deadlock report

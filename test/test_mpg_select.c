@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mpg_select.c - more of Go's channel and select tests, with Gs in place of threads
  * (libchan-mpg): the prime sieve, self-select, a channel named twice in one select, many cases

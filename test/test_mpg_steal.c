@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mpg_steal.c - libchan-mpg (sched/): a G waiting in a P's runnext is not held hostage by
  * the G that put it there. The scheduler is cooperative, so a G that blocks in a system call or

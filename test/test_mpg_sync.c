@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mpg_sync.c - chan_sync.h with Gs (libchan-mpg): a G that waits on a WaitGroup or a
  * group parks the G, not its thread (with one P, the Gs it waits for could not run otherwise),

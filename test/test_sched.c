@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sched.c - the pluggable scheduler hook (struct chan_sched, chan_sched_set).
  *

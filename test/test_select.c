@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_select.c - Check suite for chan_select, chan_tryselect and chan_select_until.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sync.c - chan_sync.h on threads: the WaitGroup (counting, waiting, the round's channel
  * in a select, deadlines, rounds and Go's reuse rules, misuse reported as errors, add/done/wait

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_timer.c - timer channels, tickers and func timers (chan_time.h). Bounds are loose on
  * purpose: never early, at most late_bound() late, no speed assertions. */
 #include "testutil.h"

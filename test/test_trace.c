@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_trace.c - tracing, names and the dump of live channels (chan_trace.h, trace/).
  *
  * The trace of known programs has the expected events in the expected order and is valid JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_typed.c - chan.h's case constructors and chan_typed.h's typed channels: every field a
  * constructor sets, select over constructed cases, and each typed function against the chan.h

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testutil.h - small helpers shared by the Check suites in test/. Header-only. */
 #ifndef TESTUTIL_H
 #define TESTUTIL_H

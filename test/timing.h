@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* timing.h - what the timer and context suites share: a leak check, and a witness to stalls
  * of the whole process against which a timer's lateness is judged. Header-only. */
 #ifndef TIMING_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test/typed.mk - what the compiler must reject. Included by the top Makefile.
 #
 #   make compile-fail   test/compile_fail.sh: test/compile_fail.c built once per case with gcc

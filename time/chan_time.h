@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_time.h - timers and cancellation for libchan: Go's time.Timer, time.Ticker,
  * time.AfterFunc and the context package, built on channels so that they compose with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * context.c - a context tree after Go's context package: background, with-cancel,
  * with-deadline, with-timeout, without-cancel, with-value; a done channel closed on cancel.

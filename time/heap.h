@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap.h - a binary min-heap of deadlines, intrusive and index-tracking: the timer queue of
  * time/timer.c (Go's timer heap) and the timers of parked Gs in sched/proc.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c - timer channels (Go's time.Timer, time.Ticker, time.AfterFunc) on one timer thread.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """chantrace - read a libchan trace (CHAN_TRACE=file.json, chan_trace(3)) and replay it.
 
 The one reader of libchan's traces in tools/, shared by its converters:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """tools/test_chantrace.py - checks chantrace.Replay on made-up traces, for what the real traces
 of docs/play/ may not show on a given run: a buffered operation recorded after the event that
 depends on it is put back where the buffer needs it; what cannot be put back is reported.

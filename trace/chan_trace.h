@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_trace.h - see the signals: traces for Perfetto, names, and a dump of blocked waiters.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dump.c - chan_dump: every live channel (registry.c) with its blocked senders and receivers,
  * for a stuck program; and SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump,

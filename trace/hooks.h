@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hooks.h - the seam between the core and the tracer (trace/). The core (chan.c, select.c,
  * sudog.c; timer.c) calls these hooks to say what happened, and learns nothing back. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.c - a stopped trace written as Chrome Trace Event Format JSON, which Perfetto
  * (ui.perfetto.dev) and chrome://tracing open: a track per thread, named; an "X" slice per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * record.c - tracing: the hooks that the core calls (hooks.h) record every channel event into
  * per-thread buffers, from chan_trace_start to chan_trace_stop, which hands them to json.c to

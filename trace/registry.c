@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * registry.c - what the tracer knows of the process outside a trace: trace_flags, the word
  * the core's hooks test; the names of threads; and the channels alive, with their names, for

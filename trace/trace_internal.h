@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trace_internal.h - what the tracer's own files share: names and their bytes (utf8.c); the
  * registry of thread names and live channels (registry.c); the recorded event (record.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * utf8.c - the bytes of a name. Names are the user's bytes: they are kept cut on a character
  * boundary (copy_name), and the writers escape whatever is not UTF-8 (json.c's json_str,

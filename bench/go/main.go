@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The benchmark shapes of bench/bench.c, written with Go's own channels and goroutines
 // (GOMAXPROCS left at its default). Usage and output format: see bench/bench.c and bench/BENCH.md.
 //

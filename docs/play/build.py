@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """docs/play/build.py - makes the pages of docs/play/ from the traces in docs/play/traces/.
 
     python3 docs/play/build.py            writes data/NAME.js, NAME.html, index.html, chan.7.html

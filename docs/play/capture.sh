@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # docs/play/capture.sh DRIVERS OUTDIR - runs every pattern of drivers.c under a trace, into
 # OUTDIR/PATTERN.json. A run is timed by sleeps: on a busy machine a step can come late and the
 # story change, or (rarely) a trace not add up. So each trace is checked by tools/trace2play

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drivers.c - the programs whose traces docs/play/ replays: one small run per page, each the
  * signalling pattern of chan(7) or of an example in examples/, cut down to a few values and

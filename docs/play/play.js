@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * docs/play/play.js - replays one libchan trace: lanes for the threads, each channel drawn as
  * its hchan (buffer slots with their values, recvx and sendx, the recvq and sendq with a sudog

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # docs/play/play.mk - docs/play/: a page for every signalling pattern, each replaying a real trace
 # in the browser (hchan, sudogs, values moving). Static: the pages open from the file system.
 #

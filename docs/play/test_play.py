@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """docs/play/test_play.py - opens every page of docs/play/ in headless Chromium and checks, step by
 step, that what it draws is what the trace says.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fan_in - many senders on one channel; the channel is closed once the last of them is done.
  *

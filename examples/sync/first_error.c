@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * first_error - tasks of one job under a group (chan_sync.h, Go's errgroup): the first task to
  * fail cancels the group's context, the others see it and stop early, and the wait returns

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctx_cancel.c - cancellation with a deadline, through a context (chan_time.h).
  *

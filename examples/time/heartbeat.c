@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heartbeat.c - a select loop with a heartbeat ticker and an idle time-out (chan_time.h).
  *

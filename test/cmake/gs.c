@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gs.c - a program that runs Gs: a chain of 100 Gs on 2 Ps, each receiving a value from the one
  * before it and passing it on plus one, fed and drained by main (announced as a foreign
  * thread); prints "100 5050 0 0 0". Gs wait for each other, so a G whose wait blocked its M

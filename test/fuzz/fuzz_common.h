@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_common.h - what the two libFuzzer targets share: a reader over the input bytes (past the
  * end it yields zeros, so every input decodes to a finite, well-formed program), and a check
  * that stops the run with a message libFuzzer records next to the crashing input. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_model.c - libFuzzer target: a decoded sequence of operations, run on one thread against
  * a reference model of Go's rules, every return code and every value compared.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_threads.c - libFuzzer target: decoded operation sequences run on several threads at
  * once over two channels, with invariant checks. Built with ASan+UBSan for fuzzing (make fuzz)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* replay_main.c - a main() for a fuzz target built without libFuzzer (e.g. under TSan, which
  * libFuzzer's runtime does not support): runs LLVMFuzzerTestOneInput once on every file named
  * on the command line, or in a directory named there, and prints how many it ran. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The benchmark shapes of bench/bench.c, written with crossbeam-channel on native threads.
 //! Usage and output format: see bench/bench.c and bench/BENCH.md.
 //!
