@@ -85,7 +85,7 @@ CORE_HDR      := $(PUBLIC_HDR) chan_internal.h seam.h time/heap.h $(wildcard tra
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 
-.PHONY: all lib test check-plain check-asan check-tsan check-mode unit spdx demo deps install \
+.PHONY: all lib test check-plain check-asan check-tsan check-mode unit spdx standalone demo deps install \
         uninstall install-lib uninstall-lib clean print-version
 .DEFAULT_GOAL := all
 
@@ -156,7 +156,7 @@ include model/model.mk        # the Promela models (make model; not part of make
 # package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
 CHECKS_plain  := unit examples-check man-examples compile-fail dist-check dropin-check \
-                 nompg-check install-check link-check cmake-check man-lint layers spdx play-check \
+                 nompg-check install-check link-check cmake-check man-lint layers spdx standalone play-check \
                  stress-short $(if $(filter 1,$(MPG)),bench-smoke)
 CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short
@@ -181,6 +181,10 @@ check-mode: lib
 # Every source file carries the licence's SPDX line (test/spdx.sh; --fix adds it).
 spdx:
 	@sh test/spdx.sh
+
+# No file refers to a document or a tracker outside the repository (test/standalone.sh).
+standalone:
+	@sh test/standalone.sh
 
 # The unit tests of this build: every test/test_*.c, each a Check suite (test/run.sh).
 unit: lib $(TESTS)
