@@ -134,10 +134,9 @@ chan_t *chan_make(size_t elemsize, size_t cap)
     return c;
 }
 
-int chan_free(chan_t *c)
+/* chan_free; and fdchan_free, for the one owner of an fd channel (io/). */
+static int freechan(struct chan *c)
 {
-    if (!c)
-        return 0;
     /* Every queued sudog belongs to an operation that has not returned yet: a blocked one, or
      * one that completed elsewhere or timed out and has still to unlink itself from c. */
     lock(&c->lock);
@@ -149,6 +148,15 @@ int chan_free(chan_t *c)
         trace_free(c);
     chan_mfree(c->mem);
     return 0;
+}
+
+int chan_free(chan_t *c)
+{
+    if (!c)
+        return 0;
+    if (c->kind == BUF_FD)
+        return -EINVAL; /* its owner frees it (chan_fd_close) */
+    return freechan(c);
 }
 
 size_t chan_len(const chan_t *c) { return c ? buf_len(c) : 0; }
@@ -262,6 +270,13 @@ static bool empty(struct chan *c)
 
 /* ---- chansend ----------------------------------------------------------------------------- */
 
+/* What a send reports on a channel whose closed word is set: -EPIPE, or -EINVAL on an fd channel
+ * (received from only). Out of line: the test costs the open channels' paths nothing. */
+static __attribute__((cold, noinline)) int send_closed(const struct chan *c)
+{
+    return c->kind == BUF_FD ? -EINVAL : -EPIPE;
+}
+
 static int chansend(struct chan *c, const void *elem, int64_t deadline)
 {
     if (!c) {
@@ -294,7 +309,7 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
     lock(&c->lock);
     if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
         unlock(&c->lock);
-        return -EPIPE;
+        return send_closed(c);
     }
     struct sudog *peer = waitq_dequeue(&c->recvq);
     if (peer) {
@@ -376,6 +391,8 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
          * close. */
         if (!atomic_load_explicit(&c->closed, memory_order_acquire))
             return -EAGAIN;
+        if (unlikely(c->kind == BUF_FD))
+            return select_recv(c, elem, deadline); /* (see below) */
         if (empty(c)) {
             zero_elem(c, elem);
             return -EPIPE;
@@ -395,6 +412,9 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
     }
     if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
         unlock(&c->lock);
+        /* An fd channel (closed FD_OPEN, or closed): select polls its fd and can wait on it. */
+        if (unlikely(c->kind == BUF_FD))
+            return select_recv(c, elem, deadline);
         zero_elem(c, elem);
         return -EPIPE;
     }
@@ -444,18 +464,21 @@ int chan_recv_until(chan_t *c, void *elem, int64_t deadline)
 
 /* ---- closechan ------------------------------------------------------------------------------ */
 
-int chan_close(chan_t *c)
+/* chan_close; and fdchan_close, for the one owner of an fd channel (io/), whose closed word
+ * goes from FD_OPEN to 1 (it has no ring to stop). */
+static int closechan(struct chan *c, uint32_t open)
 {
-    if (!c)
-        return -EINVAL;
     lock(&c->lock);
-    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed) != open) {
         if (tracing(TF_EVENTS))
             trace_close(c, -EPIPE, NULL);
         unlock(&c->lock);
         return -EPIPE;
     }
-    mark_closed(c); /* and the ring's fast paths stopped for good */
+    if (open == FD_OPEN)
+        atomic_store_explicit(&c->closed, 1, memory_order_release);
+    else
+        mark_closed(c); /* and the ring's fast paths stopped for good */
 
     /* Win every waiter still waiting, receivers first, and chain them (in FIFO order) through
      * the links their dequeue freed; wake them after unlocking. */
@@ -481,6 +504,40 @@ int chan_close(chan_t *c)
         head = next;
     }
     return 0;
+}
+
+int chan_close(chan_t *c)
+{
+    if (!c || c->kind == BUF_FD) /* its owner closes it (chan_fd_close) */
+        return -EINVAL;
+    return closechan(c, 0);
+}
+
+/* ---- fd channels (seam.h): made, closed and freed by their owner in io/ -------------------- */
+
+chan_t *fdchan_make(int fd, short events)
+{
+    /* An unbuffered channel of ints, made an fd channel before anyone else can see it. */
+    struct chan *c = chan_make(sizeof(int), 0);
+    if (!c)
+        return NULL;
+    c->kind = BUF_FD;
+    c->fd = fd;
+    c->events = events;
+    atomic_store_explicit(&c->closed, FD_OPEN, memory_order_relaxed);
+    return c;
+}
+
+int fdchan_close(chan_t *c)
+{
+    ASSERT(c->kind == BUF_FD);
+    return closechan(c, FD_OPEN);
+}
+
+int fdchan_free(chan_t *c)
+{
+    ASSERT(c->kind == BUF_FD);
+    return freechan(c);
 }
 
 /* ---- Tests' probe ---------------------------------------------------------------------------- */
@@ -536,7 +593,7 @@ int chan_snapshot(chan_t *c, struct chan_snap *s)
     s->elemsize = c->elemsize;
     s->cap = c->cap;
     s->len = chan_len(c);
-    s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed) != 0;
+    s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed) == 1; /* not FD_OPEN */
     s->nw = 0;
     s->nsend = snap_queue(s, &c->sendq, true);
     s->nrecv = snap_queue(s, &c->recvq, false);

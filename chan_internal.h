@@ -173,6 +173,8 @@ struct waiter {
     void *task;                      /* handle passed to park/unpark */
     struct sudog *sudogs;            /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
     uint32_t nsudog;
+    uint32_t nio;                    /* of which on fd channels (BUF_FD): it parks through
+                                        waiter_park_io; 0 for every operation without fd cases */
 #ifdef CHAN_TRACE_BUILD
     struct waiter_trace t;           /* the tracer's notes (trace/hooks.h); none in the pair */
 #endif
@@ -215,7 +217,18 @@ enum bufkind {
     BUF_COUNT,  /* signal-only (elemsize 0), cap > 0: just count, under the lock */
     BUF_LOCKED, /* Go's buffer under the lock: cap 1 .. RING_MIN_CAP - 1 elements */
     BUF_RING,   /* the lock-free ring (ring.c): cap >= RING_MIN_CAP elements */
+    BUF_FD,     /* an fd channel (fdchan_make; never from chan_make): receive only, cap 0,
+                   elemsize sizeof(int). It "holds a value" whenever poll(2) finds its fd ready
+                   for its events, and a receive takes the revents as that value, consuming
+                   nothing (level-triggered). Its closed word is never 0 (FD_OPEN below); only
+                   select waits on it (select.c). */
 };
+
+/* c->closed: 0 while open, 1 once closed. An fd channel's is FD_OPEN until its owner closes it
+ * (fdchan_close), then 1: never 0. Every path already tests closed before it would queue a
+ * sender, hand a value to a waiting receiver, or conclude "not ready": there, and only there,
+ * an fd channel is told apart by its kind, so the other channels pay nothing for it. */
+#define FD_OPEN 2u
 
 static inline enum bufkind buf_kind(size_t elemsize, size_t cap)
 {
@@ -256,16 +269,24 @@ struct chan {
     uint32_t elemsize;
     enum bufkind kind;
     size_t cap;                  /* dataqsiz */
-    struct ringpos *rp;          /* the ring's positions (BUF_RING; else NULL) */
-    uint64_t slow;               /* ring: the SLOW bit; position index bits lie below it */
-    uint64_t one_lap;            /* ring: what one lap adds to a position (2 * slow) */
-    size_t slotsize;             /* ring: bytes per slot: the stamp, then the element */
+    union {
+        struct {                 /* BUF_RING */
+            struct ringpos *rp;  /* the ring's positions */
+            uint64_t slow;       /* the SLOW bit; position index bits lie below it */
+            uint64_t one_lap;    /* what one lap adds to a position (2 * slow) */
+            size_t slotsize;     /* bytes per slot: the stamp, then the element */
+        };
+        struct {                 /* BUF_FD */
+            int fd;              /* the descriptor polled */
+            short events;        /* POLLIN or POLLOUT */
+        };
+    };
     unsigned char *buf;          /* ring slots, after the struct and its ringpos; without a
                                     ring, Go's buffer of cap elements after the struct */
     void *mem;                   /* the block chan_malloc returned (c is aligned within it) */
 
     _Alignas(CHAN_LINE) chanlock_t lock;
-    _Atomic uint32_t closed;
+    _Atomic uint32_t closed;     /* 0, or 1 once closed; FD_OPEN: an open fd channel */
     _Atomic size_t count;        /* no ring: values buffered */
     uint32_t sendx, recvx;       /* no ring: the buffer's next slots to fill and to empty */
     struct waitq recvq, sendq;
@@ -311,6 +332,18 @@ HIDDEN bool may_spin(void);
 /* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract). */
 HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
 
+/* As waiter_park, for a waiter with fd cases (w->nio > 0): also PARK_IO (seam.h), "one of its
+ * fds may be ready". io holds w->nio + 1 entries: io[1 ..] the fds and events of its fd cases,
+ * io[0] for the pthread parker's own use (its wake-up eventfd). */
+HIDDEN int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline);
+
+/* Before an operation queues a waiter with fd cases (w->nio > 0): whether w can park on them.
+ * 0; -EOPNOTSUPP under a plugged-in scheduler that cannot wait on fds (see sched_waits_fds);
+ * or the pthread parker's -errno (EMFILE, ENFILE, ENOMEM) when the calling thread has no
+ * wake-up eventfd yet and cannot make one. Nothing has happened then. Called with the
+ * operation's channel locks held (the eventfd is made once per thread). */
+HIDDEN int waiter_io_prepare(struct waiter *w);
+
 /* A woken waiter to unpark once the lock is dropped: its scheduler and task, read under the
  * lock. Go's goready after unlock. */
 struct wakeup {
@@ -325,8 +358,9 @@ static inline struct wakeup wakeup_of(const struct waiter *w)
 
 HIDDEN void wakeup_run(struct wakeup wk);
 
-/* Wait after a time-out: either we win the done word (-ETIMEDOUT: the caller must unlink its
- * sudogs) or a waker did, and we consume its unpark (0). */
+/* Wait after a time-out or a PARK_IO: either we win the done word (-ETIMEDOUT: the caller must
+ * unlink its sudogs) or a waker did, and we consume its unpark (0). The fds no longer matter
+ * then: w->nio is cleared, and only the unpark is waited for. */
 HIDDEN int waiter_timeout(struct waiter *w);
 
 /* Block until the deadline on nothing at all (nil channel, a select without a live case; why
@@ -441,6 +475,11 @@ static inline void ring_snooze(unsigned round)
  * c->lock held. (Go's send and recv helpers.) */
 HIDDEN void chan_send_to(struct chan *c, struct sudog *sg, const void *elem);
 HIDDEN void chan_recv_from(struct chan *c, struct sudog *sg, void *elem);
+
+/* A receive on an fd channel that must wait (chan.c, not holding c->lock): a select of that
+ * one case, whose park can wait on the fd. chanrecv's results, and select's -EBUSY,
+ * -EOPNOTSUPP and the parker's -errno (waiter_io_prepare). */
+HIDDEN int select_recv(struct chan *c, void *elem, int64_t deadline);
 
 /* Tests' probe: sudogs now queued on c (sends or receives), counted under the lock. */
 HIDDEN size_t hchan_waiting(chan_t *c, enum chan_dir dir);

@@ -290,7 +290,7 @@ bool buf_put_last(struct chan *c, const void *elem)
 
 bool buf_take_last(struct chan *c, void *elem)
 {
-    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed));
+    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed) || c->kind == BUF_FD);
     if (c->kind != BUF_RING)
         return false;
     ring_freeze(c);
@@ -304,7 +304,8 @@ bool buf_take_last(struct chan *c, void *elem)
 void waiter_enqueue(struct sudog *sg)
 {
     struct chan *c = sg->c;
-    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed));
+    ASSERT(!atomic_load_explicit(&c->closed, memory_order_relaxed) ||
+           (atomic_load_explicit(&c->closed, memory_order_relaxed) == FD_OPEN && !sg->is_send));
     waitq_enqueue(sg->is_send ? &c->sendq : &c->recvq, sg);
     ASSERT(slow_bit_agrees(c)); /* the bit is set: the last look came first */
 }

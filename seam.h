@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -140,6 +141,43 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 
 /* What a parked waiter's operation is. As waiter_channels: the waiter must stay parked. */
 enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason);
+
+/* ---- Waiting for fds (sudog.c, select.c; io/ and a scheduler in the tree) --------------------- */
+
+/* An operation blocked on fd channels (BUF_FD: made by fdchan_make, waited on only by a select
+ * or a receive) parks as any other, and its park may end a third way besides 0 (an unpark was
+ * consumed) and -ETIMEDOUT: PARK_IO, "an fd this waiter waits on may be ready". The operation
+ * then wins its own done word (as at a time-out; if a waker won it first, it consumes that
+ * waker's unpark and takes its result), unlinks its sudogs and starts over from its first pass,
+ * which polls every fd again: nothing has happened yet, so starting over is exact, and the
+ * choice among ready cases stays uniform. PARK_IO may be spurious (the fd was ready and is no
+ * longer): the operation just parks again. */
+#define PARK_IO 1
+
+/* The fds a parked waiter waits on: up to max (fd, events) pairs in fds (revents 0); returns
+ * how many it has (which may be more than max; 0 for a waiter without fd cases). Called by a
+ * scheduler's park on the waiter that waiter_parking() returned, before the task switches
+ * away; the pairs do not change while the task stays parked. Takes no lock. */
+HIDDEN size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max);
+
+/* Declares that s (a scheduler in the tree; NULL: none) can wait on fds: its park reads the
+ * parking waiter's fds (waiter_parking, waiter_fds), wakes on their readiness as well as on
+ * unpark and the deadline, and returns PARK_IO then (or 0 if an unpark came, which wins). An
+ * operation that would block on an fd case under any other plugged-in scheduler returns
+ * -EOPNOTSUPP before anything happened: the public struct chan_sched has no way to wait on an
+ * fd, and a silent hang would be worse. Any thread, before the tasks of s wait on fds; one
+ * scheduler at a time. */
+HIDDEN void sched_waits_fds(const struct chan_sched *s);
+
+/* The core's fd channels, for io/: a channel of kind BUF_FD for fd and events (POLLIN or
+ * POLLOUT), elemsize sizeof(int), or NULL with errno ENOMEM. Receive only: chan_send, chan_close
+ * and chan_free on it return -EINVAL; the owner closes it with fdchan_close (closechan: every
+ * waiter wakes as on a closed channel, each later receive reports closed) and frees it with
+ * fdchan_free (chan_free: 0 or -EBUSY while an operation has still to unlink itself from it).
+ * The caller guarantees that fd stays open while the channel is open and waited on. */
+HIDDEN chan_t *fdchan_make(int fd, short events);
+HIDDEN int fdchan_close(chan_t *c);
+HIDDEN int fdchan_free(chan_t *c);
 
 /* ---- libchan's timers (time/timer.c), for a scheduler in the tree ----------------------------- */
 

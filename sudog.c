@@ -11,8 +11,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,14 +183,20 @@ struct sudog *waitq_dequeue_slow(struct waitq *q)
 
 /* ---- The pthread parker: one permit word per thread ------------------------------------------ */
 
-enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2 };
+/* EMPTY: no permit, nobody asleep. PARKED: the owner sleeps on the futex. NOTIFIED: a permit
+ * (an unpark not yet consumed). POLLING: the owner sleeps in ppoll on its fds and on efd, which
+ * parker_unpark writes instead of waking the futex. Only unpark makes NOTIFIED; only the owner
+ * leaves it. */
+enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2, POLLING = 3 };
 
 struct parker {
     _Atomic uint32_t state;
     uint32_t spin_ns; /* the spin budget: owner thread only; 0 until its first park */
+    int efd;          /* poll mode's wake-up eventfd: made at the thread's first wait on fds
+                         (parker_io_prepare), closed as the thread exits; -1 until then */
 };
 
-static _Thread_local struct parker self_parker;
+static _Thread_local struct parker self_parker = {.efd = -1};
 static _Thread_local const struct chan_sched *self_sched;
 static _Thread_local struct waiter *self_parking;
 
@@ -215,6 +224,20 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 }
 
 enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reason)w->why; }
+
+size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->nsudog; i++) {
+        const struct chan *c = w->sudogs[i].c;
+        if (c->kind != BUF_FD)
+            continue;
+        if (n < max) /* an fd channel's fd and events never change: no lock */
+            fds[n] = (struct pollfd){.fd = c->fd, .events = c->events};
+        n++;
+    }
+    return n;
+}
 
 static bool parker_take(struct parker *p)
 {
@@ -297,15 +320,139 @@ static int parker_sleep(struct parker *p, int64_t deadline)
     }
 }
 
+/* Poll mode: the thread's eventfd. The key's destructor closes it as the thread exits; a child
+ * of fork() closes the forking thread's (shared with the parent, whose wakers still write it)
+ * and makes its own when it next waits on fds. */
+static pthread_key_t parker_key;
+static pthread_once_t parker_once = PTHREAD_ONCE_INIT;
+static int parker_once_err;
+
+static void parker_exit(void *arg)
+{
+    struct parker *p = arg;
+    close(p->efd);
+    p->efd = -1;
+}
+
+static void parker_forked(void)
+{
+    struct parker *p = parker_self();
+    if (p->efd >= 0)
+        close(p->efd);
+    p->efd = -1;
+}
+
+static void parker_once_init(void)
+{
+    parker_once_err = pthread_key_create(&parker_key, parker_exit);
+    if (!parker_once_err)
+        parker_once_err = pthread_atfork(NULL, NULL, parker_forked);
+}
+
+static int parker_io_prepare(struct parker *p)
+{
+    if (likely(p->efd >= 0))
+        return 0;
+    pthread_once(&parker_once, parker_once_init);
+    if (parker_once_err)
+        return -parker_once_err;
+    /* Blocking reads: parker_poll's drain waits for a write it knows is coming. */
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (pthread_setspecific(parker_key, p) != 0) {
+        close(fd);
+        return -ENOMEM;
+    }
+    p->efd = fd;
+    return 0;
+}
+
+/* Poll mode, for a waiter with fd cases: the thread sleeps in one ppoll on io[1 .. nio] and on
+ * its eventfd (io[0]) until an fd is ready, an unpark writes the eventfd, or the deadline: no
+ * other thread, no hop (Go's netpoll is the scheduler's; here the blocked thread is its own).
+ * 0 (an unpark, which wins over ready fds: the waker has completed the operation), PARK_IO or
+ * -ETIMEDOUT. No spin first: a wait on an fd is a wait on the world, not on a peer that is
+ * about to hand over a value. */
+static int parker_poll(struct parker *p, struct pollfd *io, uint32_t nio, int64_t deadline)
+{
+    if (parker_take(p))
+        return 0;
+    uint32_t s = EMPTY;
+    if (!atomic_compare_exchange_strong_explicit(&p->state, &s, POLLING, memory_order_release,
+                                                 memory_order_relaxed)) {
+        parker_take(p); /* only unpark changes EMPTY: the permit has just come */
+        return 0;
+    }
+    io[0] = (struct pollfd){.fd = p->efd, .events = POLLIN};
+    int r;
+    for (;;) {
+        struct timespec ts, *tp = NULL;
+        if (deadline != CHAN_FOREVER) {
+            int64_t left = deadline - chan_now();
+            if (left < 0)
+                left = 0;
+            ts = (struct timespec){(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
+            tp = &ts;
+        }
+        int n = ppoll(io, (nfds_t)nio + 1, tp, NULL);
+        if (n > 0) {
+            r = io[0].revents ? 0 : PARK_IO;
+            break;
+        }
+        if (n < 0 && errno != EINTR) {
+            r = PARK_IO; /* ENOMEM: the operation looks at its cases again and comes back */
+            break;
+        }
+        if (n == 0 && deadline != CHAN_FOREVER && chan_now() >= deadline) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        /* A signal (EINTR): the same wait, to the same deadline. */
+    }
+    if (atomic_exchange_explicit(&p->state, EMPTY, memory_order_acquire) == NOTIFIED) {
+        /* An unpark came while POLLING: it writes the eventfd once, maybe not yet. Read that
+         * write, waiting for it if need be, so that none outlives this park: the next one may
+         * poll the eventfd again, and the thread's exit closes it. */
+        uint64_t v;
+        while (read(p->efd, &v, sizeof v) < 0 && errno == EINTR) {
+        }
+        return 0;
+    }
+    /* No unpark: the eventfd is written only after one, and every write is read above. */
+    ASSERT(r != 0);
+    return r;
+}
+
+/* The owner was asleep: wake it where it sleeps. Out of line, so that the unpark of an owner
+ * still spinning (the common case) stays a swap and a test. */
+__attribute__((noinline)) static void parker_wake(struct parker *p, uint32_t old)
+{
+    if (old == PARKED) {
+        futex_wake(&p->state);
+    } else if (old == POLLING) {
+        uint64_t one = 1;
+        while (write(p->efd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 static void parker_unpark(struct parker *p)
 {
-    if (atomic_exchange_explicit(&p->state, NOTIFIED, memory_order_release) == PARKED)
-        futex_wake(&p->state);
+    /* acquire: a POLLING owner published its efd before it. */
+    uint32_t old = atomic_exchange_explicit(&p->state, NOTIFIED, memory_order_acq_rel);
+    if (old != EMPTY)
+        parker_wake(p, old);
 }
 
 /* ---- Waiters: the scheduler hook or the parker ---------------------------------------------- */
 
 void chan_sched_set(const struct chan_sched *s) { self_sched = s; }
+
+/* The one plugged-in scheduler whose park can wait on fds (seam.h). */
+static const struct chan_sched *_Atomic io_sched;
+
+void sched_waits_fds(const struct chan_sched *s) { atomic_store(&io_sched, s); }
 
 bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
 
@@ -320,6 +467,14 @@ void waiter_init(struct waiter *w, enum wait_reason why)
         trace_waiter_init(w);
 }
 
+int waiter_io_prepare(struct waiter *w)
+{
+    ASSERT(w->nio > 0);
+    if (w->sched)
+        return w->sched == atomic_load(&io_sched) ? 0 : -EOPNOTSUPP;
+    return parker_io_prepare(w->task);
+}
+
 int waiter_park(struct waiter *w, int64_t deadline)
 {
     ASSERT(locks_held() == 0); /* never park holding a channel lock */
@@ -328,6 +483,18 @@ int waiter_park(struct waiter *w, int64_t deadline)
         return w->sched->park(w->task, deadline) == 0 ? 0 : -ETIMEDOUT;
     }
     return parker_park(w->task, deadline);
+}
+
+int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
+{
+    ASSERT(locks_held() == 0 && w->nio > 0);
+    if (w->sched) {
+        /* Only the scheduler of sched_waits_fds gets here (waiter_io_prepare). */
+        parking_set(w);
+        int r = w->sched->park(w->task, deadline);
+        return r == 0 || r == PARK_IO ? r : -ETIMEDOUT;
+    }
+    return parker_poll(w->task, io, w->nio, deadline);
 }
 
 void wakeup_run(struct wakeup wk)
@@ -346,7 +513,9 @@ int waiter_timeout(struct waiter *w)
                                                 memory_order_acquire))
         return -ETIMEDOUT;
     /* A waker won the done word first: its unpark is on the way (or came). Consume it, so no
-     * permit outlives this operation and the waker's unpark names a task still waiting. */
+     * permit outlives this operation and the waker's unpark names a task still waiting. Ready
+     * fds would only end those parks early: wait for the unpark alone. */
+    w->nio = 0;
     while (waiter_park(w, CHAN_FOREVER) != 0) {
     }
     return 0;
