@@ -25,7 +25,8 @@
  * result of a waker that won it first), unlinks everything and starts over at step 2: nothing
  * has happened yet. Before queueing on them (pass 2), two checks, with nothing done yet: at most
  * one operation waits on an fd channel at a time (Go's pollDesc has one reader slot and one
- * writer slot): -EBUSY; and the caller's parker must be able to wait on fds: -EOPNOTSUPP.
+ * writer slot): else -EBUSY; and the caller's parker must be able to wait on fds: else
+ * -EOPNOTSUPP.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -332,24 +333,24 @@ static bool fd_waited(struct chan *c)
 }
 
 /* Pass 2's checks and bookkeeping for a select about to wait on w->nio fd cases (every lock
- * held, nothing queued yet): their fds and events into io[1 .. nio] for the park. 0, or
- * -EOPNOTSUPP or the parker's -errno (waiter_io_prepare), or -EBUSY (another operation waits
- * on one of these fd channels). */
+ * held, nothing queued yet): their fds and events into io[1 .. nio] for the park. 0, or -EBUSY
+ * (another operation waits on one of these fd channels), or -EOPNOTSUPP or the parker's -errno
+ * (waiter_io_prepare, which may make the thread's eventfd: last, so that a select that will
+ * not wait makes none). */
 static int io_prepare(const struct chan_case *cases, const uint32_t *lockorder, size_t norder,
                       struct waiter *w, struct pollfd *io)
 {
-    int err = waiter_io_prepare(w);
     uint32_t j = 0;
-    for (size_t i = 0; !err && i < norder; i++) {
+    for (size_t i = 0; i < norder; i++) {
         struct chan *c = cases[lockorder[i]].chan;
         if (c->kind != BUF_FD)
             continue;
         if (fd_waited(c))
-            err = -EBUSY;
+            return -EBUSY;
         io[++j] = (struct pollfd){.fd = c->fd, .events = c->events};
     }
-    ASSERT(err || j == w->nio);
-    return err;
+    ASSERT(j == w->nio);
+    return waiter_io_prepare(w);
 }
 
 /* ---- selectgo ---------------------------------------------------------------------------------- */
