@@ -64,23 +64,27 @@ endif
 CFLAGS        ?=
 LDFLAGS       ?=
 # The library proper is built with its trace hooks (trace/); the drop-in pair (dist/chan.c) is
-# not, so there they compile to nothing. -Itime -Itrace: the public headers of time/ and trace/
-# are included as "chan_time.h" and "chan_trace.h", as they are installed (flat, beside chan.h).
+# not, so there they compile to nothing. -Itime -Itrace -Iio: the public headers of time/, trace/
+# and io/ are included as "chan_time.h", "chan_trace.h" and "chan_io.h", as they are installed
+# (flat, beside chan.h).
 TRACEFLAGS    := $(if $(wildcard trace/record.c),-DCHAN_TRACE_BUILD)
 # ALLCFLAGS: programs (tests, examples, benchmarks) and libraries alike. LIBFLAGS: the
 # libraries' objects also: position-independent, hidden unless a header exports them, and
 # CHAN_LIBRARY_BUILD (what the library has and the drop-in pair has not).
-ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I. -Itime -Itrace
+ALLCFLAGS     := $(BASEFLAGS) $(MODEFLAGS) $(CFLAGS) $(TRACEFLAGS) -I. -Itime -Itrace -Iio
 LIBFLAGS      := -fPIC -fvisibility=hidden -DCHAN_LIBRARY_BUILD
 LDLIBS_CORE   := -pthread
 CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 # ---- libchan: the core (also the drop-in pair), then the parts built on it ----------------------
 
-# time/ (timers and contexts), traces, and sync/ (WaitGroup and errgroup, on the public headers).
+# time/ (timers and contexts), traces, sync/ (WaitGroup and errgroup, on the public headers), and
+# io/ (fds and signals).
 CORE_SRC      := chan.c ring.c select.c sudog.c
-EXT_SRC       := time/timer.c time/context.c $(wildcard trace/*.c) sync/waitgroup.c sync/group.c
-PUBLIC_HDR    := chan.h chan_typed.h time/chan_time.h trace/chan_trace.h sync/chan_sync.h
+EXT_SRC       := time/timer.c time/context.c $(wildcard trace/*.c) sync/waitgroup.c sync/group.c \
+                 io/fd.c io/signal.c
+PUBLIC_HDR    := chan.h chan_typed.h time/chan_time.h trace/chan_trace.h sync/chan_sync.h \
+                 io/chan_io.h
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h seam.h time/heap.h $(wildcard trace/*.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))

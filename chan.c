@@ -161,6 +161,8 @@ int chan_free(chan_t *c)
 
 size_t chan_len(const chan_t *c) { return c ? buf_len(c) : 0; }
 
+size_t elemsize_of(const chan_t *c) { return c->elemsize; }
+
 size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
 
 /* ---- Moving values (under c->lock) -------------------------------------------------------------- */

@@ -179,6 +179,10 @@ HIDDEN chan_t *fdchan_make(int fd, short events);
 HIDDEN int fdchan_close(chan_t *c);
 HIDDEN int fdchan_free(chan_t *c);
 
+/* c's element size, as chan_make was given it (fd channels: sizeof(int)). Any thread, no lock:
+ * it never changes. For io/'s signal channels, which must carry an int. */
+HIDDEN size_t elemsize_of(const chan_t *c);
+
 /* ---- libchan's timers (time/timer.c), for a scheduler in the tree ----------------------------- */
 
 /* Timers that will still fire: queued with a finite deadline, or being fired (out of the heap,

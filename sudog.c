@@ -194,6 +194,7 @@ struct parker {
     uint32_t spin_ns; /* the spin budget: owner thread only; 0 until its first park */
     int efd;          /* poll mode's wake-up eventfd: made at the thread's first wait on fds
                          (parker_io_prepare), closed as the thread exits; -1 until then */
+    struct parker *next, *prev; /* on the list of parkers with an eventfd (parkers.mu) */
 };
 
 static _Thread_local struct parker self_parker = {.efd = -1};
@@ -320,33 +321,53 @@ static int parker_sleep(struct parker *p, int64_t deadline)
     }
 }
 
-/* Poll mode: the thread's eventfd. The key's destructor closes it as the thread exits; a child
- * of fork() closes the forking thread's (shared with the parent, whose wakers still write it)
- * and makes its own when it next waits on fds. */
+/* Poll mode: each thread's eventfd. The key's destructor closes it as the thread exits. The
+ * parkers that have one are listed, so that a child of fork() closes them all: they are shared
+ * with the parent, and a waiter of the parent's (copied into the child's memory) woken in the
+ * child must not wake the parent's thread. The child's own thread makes a new one when it next
+ * waits on fds. */
 static pthread_key_t parker_key;
 static pthread_once_t parker_once = PTHREAD_ONCE_INIT;
 static int parker_once_err;
+static struct {
+    pthread_mutex_t mu;
+    struct parker *first;
+} parkers = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void parker_exit(void *arg)
 {
     struct parker *p = arg;
-    close(p->efd);
-    p->efd = -1;
+    pthread_mutex_lock(&parkers.mu);
+    if (p->efd >= 0) { /* (not after a fork, which closed it) */
+        if (p->prev)
+            p->prev->next = p->next;
+        else
+            parkers.first = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+        close(p->efd);
+        p->efd = -1;
+    }
+    pthread_mutex_unlock(&parkers.mu);
 }
 
-static void parker_forked(void)
+static void parkers_prepare(void) { pthread_mutex_lock(&parkers.mu); }
+static void parkers_parent(void) { pthread_mutex_unlock(&parkers.mu); }
+static void parkers_child(void)
 {
-    struct parker *p = parker_self();
-    if (p->efd >= 0)
+    for (struct parker *p = parkers.first; p; p = p->next) {
         close(p->efd);
-    p->efd = -1;
+        p->efd = -1;
+    }
+    parkers.first = NULL;
+    pthread_mutex_unlock(&parkers.mu);
 }
 
 static void parker_once_init(void)
 {
     parker_once_err = pthread_key_create(&parker_key, parker_exit);
     if (!parker_once_err)
-        parker_once_err = pthread_atfork(NULL, NULL, parker_forked);
+        parker_once_err = pthread_atfork(parkers_prepare, parkers_parent, parkers_child);
 }
 
 static int parker_io_prepare(struct parker *p)
@@ -364,7 +385,14 @@ static int parker_io_prepare(struct parker *p)
         close(fd);
         return -ENOMEM;
     }
+    pthread_mutex_lock(&parkers.mu);
     p->efd = fd;
+    p->prev = NULL;
+    p->next = parkers.first;
+    if (p->next)
+        p->next->prev = p;
+    parkers.first = p;
+    pthread_mutex_unlock(&parkers.mu);
     return 0;
 }
 

@@ -1,0 +1,389 @@
+/*
+ * fd.c - file descriptors as channels, and I/O that waits on them: chan_fd_chan, chan_fd_wait,
+ * chan_read, chan_write, chan_accept, chan_connect, chan_fd_close, chan_sleep_until.
+ *
+ * The waiting is the core's (seam.h): an fd channel is ready when poll(2) finds its fd ready,
+ * and a select over it parks on the fd (the pthread parker sleeps in ppoll). This file keeps
+ * the library's record of each fd it was given, after Go's pollDesc and fdMutex:
+ *
+ *  - The table maps fd -> record, under tab.mu. A record holds the fd's two fd channels (made
+ *    on first use), how many calls are in flight on the fd (refs), and what the first I/O call
+ *    learned (O_NONBLOCK set, a socket or not).
+ *  - Every call but chan_fd_chan holds a reference from its lookup to its return, so the fd
+ *    stays open and its channels allocated while it waits, reads or writes.
+ *  - chan_fd_close (Go's Close: evict, then wait for the references, then close) marks the
+ *    record closing (new lookups get -EBADF), closes its channels (every waiter wakes as on a
+ *    closed channel and returns -EBADF), waits until no reference is left, and then, still
+ *    under tab.mu, takes the record out of the table and close(2)s the fd: no lookup can come
+ *    between the two, so a new fd of the same number never meets the old record.
+ * Lock order: tab.mu, then a channel's lock (fdchan_make, inside chan_make, allocates only).
+ * No channel operation is made with tab.mu held.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chan_io.h"
+#include "seam.h"
+
+struct fdrec {
+    chan_t *ch[2];  /* the fd channels: [0] POLLIN, [1] POLLOUT; NULL until first asked for */
+    unsigned refs;  /* calls in flight on the fd */
+    bool closing;   /* chan_fd_close has begun */
+    bool io;        /* an I/O call has set O_NONBLOCK and looked at the kind of file */
+    bool sock;      /* a socket: writes go through send(MSG_NOSIGNAL) */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* chan_fd_close waits here for a record's refs to drop to 0 */
+    struct fdrec **rec;    /* by fd; NULL where the library knows nothing */
+    size_t n;              /* slots in rec */
+} tab = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* fork() from any thread: the child gets the table consistent (prepare takes the lock); the
+ * parent's other threads are not in the child, so their calls in flight never end there. */
+static void tab_prepare(void) { pthread_mutex_lock(&tab.mu); }
+static void tab_parent(void) { pthread_mutex_unlock(&tab.mu); }
+static void tab_child(void)
+{
+    for (size_t i = 0; i < tab.n; i++)
+        if (tab.rec[i])
+            tab.rec[i]->refs = 0;
+    pthread_cond_init(&tab.cv, NULL); /* the old one may name the parent's sleepers */
+    pthread_mutex_unlock(&tab.mu);
+}
+
+static pthread_once_t tab_once = PTHREAD_ONCE_INIT;
+static void tab_init(void) { pthread_atfork(tab_prepare, tab_parent, tab_child); }
+
+static int dir_of(short events)
+{
+    return events == POLLIN ? 0 : events == POLLOUT ? 1 : -1;
+}
+
+/* fd's record (tab.mu held), made if need be: NULL with *err -EBADF (fd not open, or being
+ * closed) or -ENOMEM. */
+static struct fdrec *lookup(int fd, int *err)
+{
+    struct fdrec *r = (size_t)fd < tab.n ? tab.rec[fd] : NULL;
+    if (r) {
+        if (r->closing) {
+            *err = -EBADF;
+            return NULL;
+        }
+        return r;
+    }
+    if (fcntl(fd, F_GETFD) < 0) {
+        *err = -EBADF;
+        return NULL;
+    }
+    if ((size_t)fd >= tab.n) {
+        size_t n = tab.n ? tab.n : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct fdrec **a = chan_malloc(n * sizeof *a);
+        if (!a) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        if (tab.n)
+            memcpy(a, tab.rec, tab.n * sizeof *a);
+        memset(a + tab.n, 0, (n - tab.n) * sizeof *a);
+        chan_mfree(tab.rec);
+        tab.rec = a;
+        tab.n = n;
+    }
+    r = chan_malloc(sizeof *r);
+    if (!r) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    *r = (struct fdrec){0};
+    tab.rec[fd] = r;
+    return r;
+}
+
+/* fd's channel for direction dir (tab.mu held), made if need be; NULL: -ENOMEM. */
+static chan_t *chan_of(struct fdrec *r, int fd, int dir)
+{
+    if (!r->ch[dir])
+        r->ch[dir] = fdchan_make(fd, dir == 0 ? POLLIN : POLLOUT);
+    return r->ch[dir];
+}
+
+/* First time an I/O call names fd (tab.mu held): O_NONBLOCK on, and is it a socket. */
+static int io_setup(struct fdrec *r, int fd)
+{
+    if (r->io)
+        return 0;
+    int fl = fcntl(fd, F_GETFL);
+    struct stat st;
+    if (fl < 0 || fstat(fd, &st) < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    r->sock = S_ISSOCK(st.st_mode);
+    r->io = true;
+    return 0;
+}
+
+/* A reference to fd's record for a call, with the channel of dir (0, 1; -1: none) made and, for
+ * an I/O call, io_setup done: 0 or -errno; *out set on 0. Release with unref. */
+static int ref(int fd, int dir, bool io, struct fdrec **out)
+{
+    if (fd < 0)
+        return -EBADF;
+    pthread_once(&tab_once, tab_init);
+    int err = 0;
+    pthread_mutex_lock(&tab.mu);
+    struct fdrec *r = lookup(fd, &err);
+    if (r && dir >= 0 && !chan_of(r, fd, dir))
+        err = -ENOMEM;
+    if (r && !err && io)
+        err = io_setup(r, fd);
+    if (r && !err)
+        r->refs++;
+    pthread_mutex_unlock(&tab.mu);
+    *out = r;
+    return err;
+}
+
+static void unref(struct fdrec *r)
+{
+    pthread_mutex_lock(&tab.mu);
+    if (--r->refs == 0 && r->closing)
+        pthread_cond_broadcast(&tab.cv);
+    pthread_mutex_unlock(&tab.mu);
+}
+
+chan_t *chan_fd_chan(int fd, short events)
+{
+    int dir = dir_of(events);
+    if (dir < 0 || fd < 0) {
+        errno = dir < 0 ? EINVAL : EBADF;
+        return NULL;
+    }
+    pthread_once(&tab_once, tab_init);
+    int err = 0;
+    pthread_mutex_lock(&tab.mu);
+    struct fdrec *r = lookup(fd, &err);
+    chan_t *c = r ? chan_of(r, fd, dir) : NULL;
+    pthread_mutex_unlock(&tab.mu);
+    if (!c)
+        errno = r ? ENOMEM : -err;
+    return c;
+}
+
+/* chan_fd_wait for a caller that holds a reference to r: with look_first, the fd channel
+ * alone first (a ready fd wins over a ready cancel, whatever the order they became ready in;
+ * the I/O calls have just looked, by their syscall); then a select over the fd channel and
+ * cancel until the deadline. */
+static int wait_ref(struct fdrec *r, int dir, bool look_first, chan_t *cancel, int64_t deadline)
+{
+    int rev = 0;
+    int e = look_first ? chan_tryrecv(r->ch[dir], &rev) : -EAGAIN;
+    if (e == -EAGAIN) {
+        struct chan_case cs[2] = {
+            {.chan = r->ch[dir], .elem = &rev, .dir = CHAN_RECV},
+            {.chan = cancel, .elem = NULL, .dir = CHAN_RECV},
+        };
+        e = chan_select_until(cs, 2, deadline);
+        if (e == 1)
+            return -ECANCELED;
+        if (e == 0)
+            e = cs[0].ok ? 0 : -EPIPE;
+    }
+    if (e == -EPIPE || (e == 0 && (rev & POLLNVAL)))
+        return -EBADF; /* closed by chan_fd_close, or by close(2) behind the library's back */
+    return e < 0 ? e : rev;
+}
+
+int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline)
+{
+    int dir = dir_of(events);
+    if (dir < 0)
+        return -EINVAL;
+    struct fdrec *r;
+    int err = ref(fd, dir, false, &r);
+    if (err)
+        return err;
+    int res = wait_ref(r, dir, true, cancel, deadline);
+    unref(r);
+    return res;
+}
+
+ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
+{
+    if (n > SSIZE_MAX)
+        return -EINVAL;
+    struct fdrec *r;
+    int err = ref(fd, 0, true, &r);
+    if (err)
+        return err;
+    ssize_t res;
+    for (;;) {
+        res = read(fd, buf, n);
+        if (res >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            res = -errno;
+            break;
+        }
+        int w = wait_ref(r, 0, false, cancel, deadline);
+        if (w < 0) {
+            res = w;
+            break;
+        }
+    }
+    unref(r);
+    return res;
+}
+
+ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t deadline)
+{
+    if (n > SSIZE_MAX)
+        return -EINVAL;
+    struct fdrec *r;
+    int err = ref(fd, 1, true, &r);
+    if (err)
+        return err;
+    const char *p = buf;
+    size_t done = 0;
+    ssize_t res = 0;
+    while (done < n) {
+        ssize_t k = r->sock ? send(fd, p + done, n - done, MSG_NOSIGNAL)
+                            : write(fd, p + done, n - done);
+        if (k > 0) {
+            done += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            res = -errno;
+            break;
+        }
+        /* No room (or a write of nothing, which only waiting can change). */
+        int w = wait_ref(r, 1, false, cancel, deadline);
+        if (w < 0) {
+            res = w;
+            break;
+        }
+    }
+    unref(r);
+    return done > 0 || res == 0 ? (ssize_t)done : res;
+}
+
+int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int64_t deadline)
+{
+    struct fdrec *r;
+    int err = ref(fd, 0, true, &r);
+    if (err)
+        return err;
+    int res;
+    for (;;) {
+        res = accept4(fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (res >= 0)
+            break;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue; /* (ECONNABORTED: that connection went; wait for the next, as Go does) */
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            res = -errno;
+            break;
+        }
+        int w = wait_ref(r, 0, false, cancel, deadline);
+        if (w < 0) {
+            res = w;
+            break;
+        }
+    }
+    unref(r);
+    return res;
+}
+
+int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
+                 int64_t deadline)
+{
+    struct fdrec *r;
+    int err = ref(fd, 1, true, &r);
+    if (err)
+        return err;
+    int res = 0;
+    if (connect(fd, sa, len) < 0) {
+        /* Go's (*netFD).connect: in progress (or interrupted, which goes on in the kernel):
+         * wait for writability, then ask the socket how it went. */
+        res = errno == EINPROGRESS || errno == EINTR || errno == EALREADY ? 1 : -errno;
+        while (res == 1) {
+            int w = wait_ref(r, 1, false, cancel, deadline);
+            if (w < 0) {
+                res = w;
+                break;
+            }
+            int soerr = 0;
+            socklen_t sl = sizeof soerr;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+                res = -errno;
+            else if (soerr == 0 || soerr == EISCONN)
+                res = 0;
+            else if (soerr != EINPROGRESS && soerr != EALREADY && soerr != EINTR)
+                res = -soerr;
+        }
+    }
+    unref(r);
+    return res;
+}
+
+int chan_fd_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    pthread_once(&tab_once, tab_init);
+    pthread_mutex_lock(&tab.mu);
+    struct fdrec *r = (size_t)fd < tab.n ? tab.rec[fd] : NULL;
+    if (r && r->closing) {
+        pthread_mutex_unlock(&tab.mu);
+        return -EBADF;
+    }
+    if (r) {
+        r->closing = true;
+        pthread_mutex_unlock(&tab.mu);
+        /* Wake every waiter (they return -EBADF), then wait for every call to leave. */
+        for (int d = 0; d < 2; d++)
+            if (r->ch[d])
+                fdchan_close(r->ch[d]);
+        pthread_mutex_lock(&tab.mu);
+        while (r->refs)
+            pthread_cond_wait(&tab.cv, &tab.mu);
+        tab.rec[fd] = NULL;
+    }
+    int res = close(fd) < 0 && errno != EINTR ? -errno : 0;
+    pthread_mutex_unlock(&tab.mu);
+    if (r) {
+        /* A select of the caller's own that completed through another channel may still be
+         * unlinking itself from an fd channel (chan_free's -EBUSY): it is on its way out. */
+        for (int d = 0; d < 2; d++)
+            while (r->ch[d] && fdchan_free(r->ch[d]) == -EBUSY)
+                sched_yield();
+        chan_mfree(r);
+    }
+    return res;
+}
+
+int chan_sleep_until(int64_t deadline, chan_t *cancel)
+{
+    struct chan_case cs = {.chan = cancel, .elem = NULL, .dir = CHAN_RECV};
+    int r = chan_select_until(&cs, 1, deadline);
+    return r == 0 ? -ECANCELED : r == -ETIMEDOUT ? 0 : r;
+}

@@ -1,0 +1,252 @@
+/*
+ * signal.c - Go's os/signal on channels: chan_signal_notify and chan_signal_stop.
+ *
+ * A signal handler may call almost nothing (async-signal-safe functions only): no lock, no
+ * allocation, and so no channel operation. Go's runtime splits the work in two (sigsend, and
+ * the signal_recv loop of a goroutine), and so does this file:
+ *
+ *  - The handler sets the signal's bit in a pending mask (a lock-free atomic OR) and writes one
+ *    eventfd. A burst of one signal sets the same bit again: it coalesces, as in Go.
+ *  - One delivery thread per process (started by the first chan_signal_notify, every signal
+ *    blocked in it) sleeps reading the eventfd, takes the whole mask (atomic exchange), and
+ *    sends each pending signal to each channel registered for it with chan_trysend: a full
+ *    channel drops that delivery, as Go's does, so a signal never waits for a slow receiver.
+ *
+ * Not signalfd(2): it receives only signals that are blocked in every thread, and a library
+ * cannot block signals in threads it did not make (whatever thread the kernel picks with the
+ * signal unblocked runs its disposition instead). A handler works whatever the signal masks are.
+ *
+ * sg.mu guards the registrations, the counts of channels per signal, the saved dispositions
+ * and the thread's existence. The delivery thread holds it while it sends (chan_trysend never
+ * blocks), so once chan_signal_stop(c) has taken it, nothing more is sent to c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "chan_io.h"
+#include "seam.h"
+
+#define NSIGS 65 /* signals 1 .. 64 on Linux (SIGRTMAX is 64) */
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the handler's atomics are lock-free");
+
+/* One channel's registration: the signals it asked for. */
+struct reg {
+    chan_t *c;
+    uint64_t mask[2]; /* bit s: signal s */
+    struct reg *next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct reg *regs;
+    unsigned nchan[NSIGS];            /* channels registered per signal */
+    struct sigaction saved[NSIGS];    /* the disposition before libchan's handler */
+    bool running;                     /* the delivery thread exists in this process */
+} sg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* What the handler touches: the pending mask and the eventfd (-1 until the first notify). */
+static _Atomic uint64_t pending[2];
+static _Atomic int sig_efd = -1;
+
+static bool has(const uint64_t *mask, int s) { return mask[s / 64] >> (s % 64) & 1; }
+
+static void on_signal(int s)
+{
+    int saved = errno;
+    atomic_fetch_or_explicit(&pending[s / 64], (uint64_t)1 << (s % 64), memory_order_release);
+    int fd = atomic_load_explicit(&sig_efd, memory_order_relaxed);
+    uint64_t one = 1;
+    if (write(fd, &one, sizeof one) < 0) {
+        /* Nothing to do in a handler: the bit stays set for the next wake-up. */
+    }
+    errno = saved;
+}
+
+/* Whether a notify may take signal s. Not: out of range; 32 and 33, which glibc keeps for
+ * itself (thread cancellation, setxid) below SIGRTMIN; SIGKILL and SIGSTOP (no handler can be
+ * installed); and the synchronous faults, after which a handler that returns runs the
+ * faulting instruction again. */
+static bool catchable(int s)
+{
+    if (s <= 0 || s >= NSIGS || (s > 31 && s < SIGRTMIN) || s > SIGRTMAX)
+        return false;
+    return s != SIGKILL && s != SIGSTOP && s != SIGSEGV && s != SIGBUS && s != SIGFPE &&
+           s != SIGILL;
+}
+
+/* ---- The delivery thread --------------------------------------------------------------- */
+
+static void deliver(int s)
+{
+    for (struct reg *r = sg.regs; r; r = r->next)
+        if (has(r->mask, s))
+            (void)chan_trysend(r->c, &s); /* full: dropped, as Go's */
+}
+
+static void *sig_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        uint64_t v;
+        int fd = atomic_load_explicit(&sig_efd, memory_order_relaxed);
+        if (read(fd, &v, sizeof v) < 0 && errno != EINTR && errno != EAGAIN)
+            return NULL; /* the eventfd went (a child of fork: a new thread takes over) */
+        uint64_t now[2];
+        for (int w = 0; w < 2; w++)
+            now[w] = atomic_exchange_explicit(&pending[w], 0, memory_order_acquire);
+        pthread_mutex_lock(&sg.mu);
+        for (int s = 1; s < NSIGS; s++)
+            if (has(now, s))
+                deliver(s);
+        pthread_mutex_unlock(&sg.mu);
+    }
+}
+
+/* The eventfd and the thread, if this process has none yet (sg.mu held). */
+static int ensure_thread(void)
+{
+    if (atomic_load_explicit(&sig_efd, memory_order_relaxed) < 0) {
+        int fd = eventfd(0, EFD_CLOEXEC); /* blocking reads; the handler's writes never block */
+        if (fd < 0)
+            return -errno;
+        atomic_store(&sig_efd, fd);
+    }
+    if (sg.running)
+        return 0;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    if (pthread_attr_init(&attr) != 0)
+        return -EAGAIN;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    int e = pthread_create(&th, &attr, sig_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (e)
+        return -EAGAIN;
+    sg.running = true;
+    return 0;
+}
+
+/* fork() from any thread: the child keeps the registrations and the handlers, not the thread,
+ * and gets an eventfd of its own (the old one is shared with the parent, whose thread reads
+ * it); its next notify starts a thread. */
+static void sg_prepare(void) { pthread_mutex_lock(&sg.mu); }
+static void sg_parent(void) { pthread_mutex_unlock(&sg.mu); }
+static void sg_child(void)
+{
+    int old = atomic_load(&sig_efd);
+    if (old >= 0) {
+        atomic_store(&sig_efd, eventfd(0, EFD_CLOEXEC)); /* -1 if none: the next notify tries */
+        close(old);
+    }
+    sg.running = false;
+    pthread_mutex_unlock(&sg.mu);
+}
+
+static pthread_once_t sg_once = PTHREAD_ONCE_INIT;
+static void sg_init(void) { pthread_atfork(sg_prepare, sg_parent, sg_child); }
+
+/* ---- Notify and Stop ---------------------------------------------------------------------- */
+
+/* Installs the handler for s, keeping what it replaces (sg.mu held). */
+static int watch(int s)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
+    if (sigaction(s, &sa, &sg.saved[s]) < 0)
+        return -errno;
+    return 0;
+}
+
+static void unwatch(int s) { sigaction(s, &sg.saved[s], NULL); }
+
+int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
+{
+    if (!c || elemsize_of(c) != sizeof(int) || (n > 0 && !sigs))
+        return -EINVAL;
+    uint64_t mask[2] = {0, 0};
+    if (n == 0) {
+        for (int s = 1; s < NSIGS; s++)
+            if (catchable(s))
+                mask[s / 64] |= (uint64_t)1 << (s % 64);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!catchable(sigs[i]))
+            return -EINVAL;
+        mask[sigs[i] / 64] |= (uint64_t)1 << (sigs[i] % 64);
+    }
+    pthread_once(&sg_once, sg_init);
+    pthread_mutex_lock(&sg.mu);
+    struct reg *r = sg.regs;
+    while (r && r->c != c)
+        r = r->next;
+    struct reg *fresh = NULL;
+    int err = ensure_thread();
+    if (!err && !r) {
+        fresh = r = chan_malloc(sizeof *r);
+        if (!r)
+            err = -ENOMEM;
+        else
+            *r = (struct reg){.c = c};
+    }
+    /* Install the handler for each signal that had no channel yet; undo on failure. */
+    int s = 1;
+    for (; !err && s < NSIGS; s++)
+        if (has(mask, s) && !has(r->mask, s) && sg.nchan[s] == 0 && (err = watch(s)))
+            break;
+    if (err) {
+        for (int t = 1; r && t < s; t++)
+            if (has(mask, t) && !has(r->mask, t) && sg.nchan[t] == 0)
+                unwatch(t);
+        chan_mfree(fresh);
+        pthread_mutex_unlock(&sg.mu);
+        return err;
+    }
+    for (s = 1; s < NSIGS; s++)
+        if (has(mask, s) && !has(r->mask, s))
+            sg.nchan[s]++;
+    r->mask[0] |= mask[0];
+    r->mask[1] |= mask[1];
+    if (fresh) {
+        fresh->next = sg.regs;
+        sg.regs = fresh;
+    }
+    pthread_mutex_unlock(&sg.mu);
+    return 0;
+}
+
+int chan_signal_stop(chan_t *c)
+{
+    if (!c)
+        return -EINVAL;
+    pthread_once(&sg_once, sg_init);
+    pthread_mutex_lock(&sg.mu);
+    struct reg **pp = &sg.regs;
+    while (*pp && (*pp)->c != c)
+        pp = &(*pp)->next;
+    struct reg *r = *pp;
+    if (r) {
+        *pp = r->next;
+        for (int s = 1; s < NSIGS; s++)
+            if (has(r->mask, s) && --sg.nchan[s] == 0)
+                unwatch(s);
+    }
+    pthread_mutex_unlock(&sg.mu);
+    chan_mfree(r);
+    return 0;
+}
