@@ -1,0 +1,1173 @@
+/*
+ * test_io.c - Check suite for chan_io.h: fd channels in select, the I/O calls, chan_fd_close,
+ * chan_sleep_until, signals on channels, and the core's waiting on fds (the pthread parker's
+ * poll mode, PARK_IO and the select's restart, the scheduler seam).
+ *
+ * Conventions (as test_select.c's):
+ *   - A test that needs a thread blocked waits until its sudog is queued on the fd channel
+ *     (fd_blocked: hchan_waiting), never by sleeping.
+ *   - Sockets only on 127.0.0.1; every wait is bounded (a deadline, or a peer that acts).
+ *   - Timing: "promptly" and "not early", with late_bound() (looser under sanitizers).
+ *   - Nothing leaked: ASan's leak check (asan mode), and the process's open fds counted in
+ *     /proc/self/fd before and after (threads that waited on fds are joined first: each keeps an
+ *     eventfd until it exits).
+ */
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chan_io.h"
+#include "chan_time.h"
+#include "seam.h" /* waiter_parking, waiter_fds, sched_waits_fds, PARK_IO: the scheduler seam */
+
+static int scaled(int plain, int sanitized) { return under_sanitizer() ? sanitized : plain; }
+
+/* ---- Helpers ---------------------------------------------------------------------------------- */
+
+static int nfds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void mkpipe(int p[2]) { ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); }
+
+/* A connected pair of TCP sockets over 127.0.0.1 (a, b), made with plain blocking calls; the
+ * listener is closed. */
+static void tcp_pair(int *a, int *b)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*a, 0);
+    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
+    *b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*b, 0);
+    close(l);
+}
+
+/* A listening socket on 127.0.0.1 (non-blocking), and its address. */
+static int tcp_listener(struct sockaddr_in *sa)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof *sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)sa, sizeof *sa), 0);
+    ck_assert_int_eq(listen(l, 16), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sa, &len), 0);
+    return l;
+}
+
+static void fdclose(int fd) { ck_assert_int_eq(chan_fd_close(fd), 0); }
+
+/* Until an operation waits on fd for events (its sudog is queued on the fd channel). */
+static int fd_blocked(int fd, short events)
+{
+    chan_t *c = chan_fd_chan(fd, events);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < 20000; i++) {
+        if (hchan_waiting(c, CHAN_RECV) >= 1)
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+static void put1(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
+
+static void get1(int fd)
+{
+    char b;
+    ck_assert_int_eq(read(fd, &b, 1), 1);
+}
+
+/* A thread running one I/O call: what it called, and what it got back, when. */
+enum op { OP_WAIT_IN, OP_WAIT_OUT, OP_READ, OP_WRITE, OP_ACCEPT };
+struct call {
+    enum op op;
+    int fd;
+    chan_t *cancel;
+    int64_t deadline;
+    size_t n;          /* OP_WRITE: bytes */
+    long r;
+    int64_t returned;  /* chan_now() as it returned */
+};
+
+static void *run_call(void *arg)
+{
+    struct call *c = arg;
+    static char buf[1 << 16];
+    switch (c->op) {
+    case OP_WAIT_IN: c->r = chan_fd_wait(c->fd, POLLIN, c->cancel, c->deadline); break;
+    case OP_WAIT_OUT: c->r = chan_fd_wait(c->fd, POLLOUT, c->cancel, c->deadline); break;
+    case OP_READ: c->r = chan_read(c->fd, buf, sizeof buf, c->cancel, c->deadline); break;
+    case OP_WRITE: c->r = chan_write(c->fd, buf, c->n, c->cancel, c->deadline); break;
+    case OP_ACCEPT: c->r = chan_accept(c->fd, NULL, NULL, c->cancel, c->deadline); break;
+    }
+    c->returned = chan_now();
+    return NULL;
+}
+
+/* Fills the pipe or socket fd (made non-blocking) until it has no room. */
+static void fill(int fd)
+{
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    static char junk[4096];
+    while (write(fd, junk, sizeof junk) > 0) {
+    }
+    ck_assert(errno == EAGAIN);
+}
+
+/* ---- Cancellation and deadlines --------------------------------------------------------------- */
+
+/* A thread blocked waiting for a socket (chan_read, chan_fd_wait, chan_accept) returns
+ * -ECANCELED promptly when its context is cancelled. */
+START_TEST(test_cancel_blocked_socket)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    struct sockaddr_in sa;
+    int l = tcp_listener(&sa);
+    for (int op = 0; op < 3; op++) {
+        chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+        ck_assert_ptr_nonnull(ctx);
+        struct call c = {.op = op == 0 ? OP_READ : op == 1 ? OP_WAIT_IN : OP_ACCEPT,
+                         .fd = op == 2 ? l : b, .cancel = chan_ctx_done(ctx),
+                         .deadline = CHAN_FOREVER};
+        pthread_t t = spawn(run_call, &c);
+        ck_assert(fd_blocked(c.fd, POLLIN));
+        int64_t t0 = chan_now();
+        ck_assert_int_eq(chan_ctx_cancel(ctx), 0);
+        join(t);
+        ck_assert_int_eq(c.r, -ECANCELED);
+        ck_assert_msg(c.returned - t0 < late_bound(), "op %d: returned %lld ns after the cancel",
+                      op, (long long)(c.returned - t0));
+        ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    }
+    /* The socket still works afterwards: nothing was consumed or left queued. */
+    put1(a);
+    char x;
+    ck_assert_int_eq(chan_read(b, &x, 1, NULL, CHAN_FOREVER), 1);
+    fdclose(a);
+    fdclose(b);
+    fdclose(l);
+}
+END_TEST
+
+/* A deadline: -ETIMEDOUT, never early; a passed deadline does not stop what is ready. */
+START_TEST(test_deadlines)
+{
+    int p[2];
+    mkpipe(p);
+    char buf[8];
+    for (int i = 0; i < 2; i++) {
+        int64_t d = chan_now() + 30 * MS, t;
+        long r = i ? chan_read(p[0], buf, sizeof buf, NULL, d)
+                   : chan_fd_wait(p[0], POLLIN, NULL, d);
+        t = chan_now();
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        ck_assert_int_ge(t, d);
+        ck_assert_msg(t - d < late_bound(), "%lld ns late", (long long)(t - d));
+    }
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now()), -ETIMEDOUT);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, INT64_MIN), -ETIMEDOUT);
+    put1(p[1]);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, INT64_MIN), POLLIN);
+    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, NULL, INT64_MIN), 1);
+    ck_assert_int_eq(chan_fd_wait(p[1], POLLOUT, NULL, INT64_MIN), POLLOUT);
+    /* A cancel channel already closed does not stop a ready fd either. */
+    chan_t *done = chan_make(0, 0);
+    ck_assert_int_eq(chan_close(done), 0);
+    put1(p[1]);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, done, CHAN_FOREVER), POLLIN);
+    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, done, CHAN_FOREVER), 1);
+    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, done, CHAN_FOREVER), -ECANCELED);
+    ck_assert_int_eq(chan_free(done), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+/* A value in the cancel channel is taken by the wait it cancels. */
+START_TEST(test_cancel_by_value)
+{
+    int p[2];
+    mkpipe(p);
+    chan_t *cancel = chan_make(sizeof(int), 1);
+    int v = 5;
+    ck_assert_int_eq(chan_send(cancel, &v), 0);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, cancel, CHAN_FOREVER), -ECANCELED);
+    ck_assert_uint_eq(chan_len(cancel), 0);
+    ck_assert_int_eq(chan_free(cancel), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+START_TEST(test_sleep_until)
+{
+    int64_t d = chan_now() + 20 * MS;
+    ck_assert_int_eq(chan_sleep_until(d, NULL), 0);
+    ck_assert_int_ge(chan_now(), d);
+    ck_assert_int_eq(chan_sleep_until(chan_now() - 1, NULL), 0);
+    chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 20 * MS);
+    ck_assert_ptr_nonnull(ctx);
+    int64_t t0 = chan_now();
+    ck_assert_int_eq(chan_sleep_until(chan_now() + 10 * CHAN_SECOND, chan_ctx_done(ctx)),
+                     -ECANCELED);
+    ck_assert_int_lt(chan_now() - t0, 20 * MS + late_bound());
+    ck_assert_int_eq(chan_sleep_until(chan_now() - 1, chan_ctx_done(ctx)), -ECANCELED);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+}
+END_TEST
+
+/* ---- Select over a socket, a channel and a timer ----------------------------------------------- */
+
+/* Once the select's sudog is queued on watch's fd channel (it is blocked), makes a case
+ * ready: a byte written to fd, or a value sent on c. */
+struct later {
+    int watch, fd;
+    chan_t *c;
+};
+
+static void *act_later(void *arg)
+{
+    struct later *l = arg;
+    ck_assert(fd_blocked(l->watch, POLLIN));
+    if (l->c) {
+        int v = 42;
+        ck_assert_int_eq(chan_send(l->c, &v), 0);
+    } else {
+        put1(l->fd);
+    }
+    return NULL;
+}
+
+/* Each case is picked when only it is ready: ready before the select, or becoming ready while
+ * it is blocked. */
+START_TEST(test_select_socket_channel_timer)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    chan_t *c = chan_make(sizeof(int), 1);
+    ck_assert_ptr_nonnull(c);
+    chan_t *sock = chan_fd_chan(b, POLLIN);
+    ck_assert_ptr_nonnull(sock);
+    for (int round = 0; round < 6; round++) {
+        int which = round % 3;   /* 0 the socket, 1 the channel, 2 the timer */
+        bool before = round < 3; /* ready before the select, or while it waits */
+        int64_t d = which != 2 ? 100 * CHAN_SECOND : before ? 0 : 20 * MS;
+        chan_timer_t *tm = chan_timer_make(d);
+        ck_assert_ptr_nonnull(tm);
+        if (before && which == 0)
+            put1(a);
+        if (before && which == 1) {
+            int x = 42;
+            ck_assert_int_eq(chan_send(c, &x), 0);
+        }
+        struct later l = {.watch = b, .fd = a, .c = which == 1 ? c : NULL};
+        pthread_t t = 0;
+        if (!before && which != 2)
+            t = spawn(act_later, &l);
+        int rev = -1, v = -1;
+        int64_t when = -1;
+        struct chan_case cs[3] = {
+            {.chan = sock, .elem = &rev, .dir = CHAN_RECV},
+            {.chan = c, .elem = &v, .dir = CHAN_RECV},
+            {.chan = chan_timer_chan(tm), .elem = &when, .dir = CHAN_RECV},
+        };
+        int r = chan_select_until(cs, 3, chan_now() + 10 * CHAN_SECOND);
+        ck_assert_msg(r == which, "round %d: case %d chosen", round, r);
+        ck_assert(cs[which].ok);
+        if (which == 0) {
+            ck_assert(rev & POLLIN);
+            get1(b);
+        } else if (which == 1) {
+            ck_assert_int_eq(v, 42);
+        } else {
+            ck_assert_int_gt(when, 0);
+        }
+        if (!before && which != 2)
+            join(t);
+        ck_assert_int_eq(chan_timer_free(tm), 0);
+    }
+    ck_assert_int_eq(chan_free(c), 0);
+    fdclose(a);
+    fdclose(b);
+}
+END_TEST
+
+/* ---- Bad input -------------------------------------------------------------------------------- */
+
+START_TEST(test_bad_fds)
+{
+    int p[2];
+    mkpipe(p);
+    /* Warm up: this thread's wake-up eventfd exists before the count. */
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now() + MS), -ETIMEDOUT);
+    int before = nfds();
+    char buf[4];
+    ck_assert_int_eq(chan_fd_wait(-1, POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_wait(INT_MAX, POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_wait(p[0], 0, NULL, CHAN_FOREVER), -EINVAL);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN | POLLOUT, NULL, CHAN_FOREVER), -EINVAL);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLPRI, NULL, CHAN_FOREVER), -EINVAL);
+    ck_assert_int_eq(chan_read(-1, buf, 1, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_read(p[0], buf, (size_t)SSIZE_MAX + 1, NULL, 0), -EINVAL);
+    ck_assert_int_eq(chan_write(-1, buf, 1, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_write(p[1], buf, (size_t)SSIZE_MAX + 1, NULL, 0), -EINVAL);
+    ck_assert_int_eq(chan_accept(-1, NULL, NULL, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_accept(p[0], NULL, NULL, NULL, CHAN_FOREVER), -ENOTSOCK);
+    ck_assert_int_eq(chan_connect(-1, NULL, 0, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_close(-1), -EBADF);
+    ck_assert_int_eq(chan_fd_close(INT_MAX), -EBADF);
+    errno = 0;
+    ck_assert_ptr_null(chan_fd_chan(-1, POLLIN));
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_ptr_null(chan_fd_chan(INT_MAX, POLLIN));
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_ptr_null(chan_fd_chan(p[0], POLLERR));
+    ck_assert_int_eq(errno, EINVAL);
+
+    /* An fd channel is received from only, and its owner is the library. */
+    chan_t *in = chan_fd_chan(p[0], POLLIN);
+    ck_assert_ptr_nonnull(in);
+    ck_assert_ptr_eq(chan_fd_chan(p[0], POLLIN), in);
+    ck_assert_ptr_ne(chan_fd_chan(p[0], POLLOUT), in);
+    int v = 1;
+    ck_assert_int_eq(chan_send(in, &v), -EINVAL);
+    ck_assert_int_eq(chan_trysend(in, &v), -EINVAL);
+    ck_assert_int_eq(chan_send_until(in, &v, chan_now() + MS), -EINVAL);
+    ck_assert_int_eq(chan_close(in), -EINVAL);
+    ck_assert_int_eq(chan_free(in), -EINVAL);
+    ck_assert_uint_eq(chan_len(in), 0);
+    ck_assert_uint_eq(chan_cap(in), 0);
+    ck_assert_int_eq(chan_tryrecv(in, &v), -EAGAIN);
+    ck_assert_int_eq(chan_recv_until(in, &v, chan_now() + MS), -ETIMEDOUT);
+    put1(p[1]);
+    v = 0;
+    ck_assert_int_eq(chan_recv(in, &v), 0);
+    ck_assert_int_eq(v, POLLIN);
+    ck_assert_int_eq(chan_tryrecv(in, NULL), 0); /* level-triggered: still ready */
+    get1(p[0]);
+
+    /* Closed with chan_fd_close: every later call says -EBADF (the number is free again). */
+    fdclose(p[0]);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_read(p[0], buf, 1, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_close(p[0]), -EBADF);
+    ck_assert_ptr_null(chan_fd_chan(p[0], POLLIN));
+
+    /* Closed with close(2) behind the library's back: POLLNVAL, reported as -EBADF; then
+     * chan_fd_close forgets the record and reports close(2)'s -EBADF. */
+    int q[2];
+    mkpipe(q);
+    ck_assert_ptr_nonnull(chan_fd_chan(q[0], POLLIN));
+    close(q[0]);
+    ck_assert_int_eq(chan_fd_wait(q[0], POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_close(q[0]), -EBADF);
+    fdclose(q[1]);
+    fdclose(p[1]);
+    ck_assert_int_eq(nfds(), before - 2);
+}
+END_TEST
+
+/* At most one waiter per fd and direction: the second gets -EBUSY before anything happened. */
+START_TEST(test_busy)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, chan_now() + MS), -ETIMEDOUT); /* warm up */
+    int before = nfds();
+    struct call c = {.op = OP_WAIT_IN, .fd = b, .deadline = CHAN_FOREVER};
+    pthread_t t = spawn(run_call, &c);
+    ck_assert(fd_blocked(b, POLLIN));
+    char buf[4];
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, chan_now() + CHAN_SECOND), -EBUSY);
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, CHAN_FOREVER), -EBUSY);
+    ck_assert_int_eq(chan_read(b, buf, sizeof buf, NULL, CHAN_FOREVER), -EBUSY);
+    ck_assert_int_eq(chan_recv(chan_fd_chan(b, POLLIN), NULL), -EBUSY);
+    /* A select: -EBUSY, and nothing happened to its other cases. */
+    chan_t *ch = chan_make(sizeof(int), 1);
+    int v = -1, rev = -1;
+    struct chan_case cs[2] = {{.chan = chan_fd_chan(b, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+                              {.chan = ch, .elem = &v, .dir = CHAN_RECV}};
+    memset(&cs[0].ok, 0xA5, 1);
+    memset(&cs[1].ok, 0xA5, 1);
+    ck_assert_int_eq(chan_select(cs, 2), -EBUSY);
+    unsigned char okb[2];
+    memcpy(&okb[0], &cs[0].ok, 1);
+    memcpy(&okb[1], &cs[1].ok, 1);
+    ck_assert_uint_eq(okb[0], 0xA5);
+    ck_assert_uint_eq(okb[1], 0xA5);
+    /* The other direction is free; so is a ready fd, which needs no wait. */
+    ck_assert_int_eq(chan_fd_wait(b, POLLOUT, NULL, CHAN_FOREVER), POLLOUT);
+    put1(a);
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, CHAN_FOREVER), POLLIN);
+    join(t);
+    ck_assert_int_eq(c.r, POLLIN);
+    ck_assert_int_eq(chan_read(b, buf, sizeof buf, NULL, CHAN_FOREVER), 1);
+    ck_assert_int_eq(chan_free(ch), 0);
+    fdclose(a);
+    fdclose(b);
+    ck_assert_int_eq(nfds(), before - 2);
+}
+END_TEST
+
+struct selwait {
+    chan_t *c;
+    struct chan_case cs[2];
+    int rev;
+    int r;
+};
+
+static void *run_select(void *arg)
+{
+    struct selwait *s = arg;
+    s->cs[0] = (struct chan_case){.chan = s->c, .elem = &s->rev, .dir = CHAN_RECV};
+    s->cs[1] = (struct chan_case){.chan = NULL, .dir = CHAN_RECV};
+    s->rev = -1;
+    s->r = chan_select(s->cs, 2);
+    return NULL;
+}
+
+/* chan_fd_close while threads wait on the fd: each wakes with -EBADF (a select's case fires with
+ * ok false), promptly; nothing leaks. */
+START_TEST(test_fd_close_wakes_waiters)
+{
+    int before = nfds();
+    int a, b, p[2], q[2];
+    tcp_pair(&a, &b);
+    mkpipe(p);
+    mkpipe(q);
+    fill(p[1]);
+    struct call rd = {.op = OP_READ, .fd = b, .deadline = CHAN_FOREVER};
+    struct call wo = {.op = OP_WAIT_OUT, .fd = p[1], .deadline = CHAN_FOREVER};
+    struct call wr = {.op = OP_WRITE, .fd = p[1], .n = 1, .deadline = CHAN_FOREVER};
+    struct selwait sw = {.c = chan_fd_chan(q[0], POLLIN)};
+    pthread_t t1 = spawn(run_call, &rd);
+    ck_assert(fd_blocked(b, POLLIN));
+    pthread_t t2 = spawn(run_call, &wo);
+    ck_assert(fd_blocked(p[1], POLLOUT));
+    pthread_t t3 = spawn(run_select, &sw);
+    ck_assert(fd_blocked(q[0], POLLIN));
+    /* wr would be a second waiter on p[1] for POLLOUT: -EBUSY, at once. */
+    run_call(&wr);
+    ck_assert_int_eq(wr.r, -EBUSY);
+
+    /* Closed while they wait (their peers stay open: nothing else can wake them). */
+    int64_t t0 = chan_now();
+    fdclose(b);
+    fdclose(p[1]);
+    fdclose(q[0]);
+    join(t1);
+    join(t2);
+    join(t3);
+    ck_assert_int_eq(rd.r, -EBADF);
+    ck_assert_int_eq(wo.r, -EBADF);
+    ck_assert_int_eq(sw.r, 0);
+    ck_assert(!sw.cs[0].ok);
+    ck_assert_int_eq(sw.rev, 0); /* zeroed, as a closed channel's receive */
+    ck_assert_int_lt(rd.returned - t0, late_bound());
+    ck_assert_int_lt(wo.returned - t0, late_bound());
+    fdclose(a);
+    fdclose(p[0]);
+    fdclose(q[1]);
+    ck_assert_int_eq(nfds(), before);
+}
+END_TEST
+
+/* chan_fd_close racing calls that start on the fd: each gets a result or -EBADF, none hangs,
+ * nothing leaks (repeated, with fresh fds of the same numbers). */
+static _Atomic int race_fd = -1;
+static _Atomic bool race_stop;
+
+static void *race_caller(void *arg)
+{
+    (void)arg;
+    char b[8];
+    while (!atomic_load(&race_stop)) {
+        int fd = atomic_load(&race_fd);
+        if (fd < 0)
+            continue;
+        long r = chan_read(fd, b, sizeof b, NULL, chan_now() + 5 * MS);
+        ck_assert_msg(r == -EBADF || r == -ETIMEDOUT || r == -EBUSY || r >= 0, "read: %ld", r);
+    }
+    return NULL;
+}
+
+START_TEST(test_fd_close_races)
+{
+    int before = nfds();
+    atomic_store(&race_stop, false);
+    pthread_t t[2] = {spawn(race_caller, NULL), spawn(race_caller, NULL)};
+    int rounds = scaled(300, 60);
+    for (int i = 0; i < rounds; i++) {
+        int p[2];
+        mkpipe(p);
+        atomic_store(&race_fd, p[0]);
+        sleep_ns((i % 4) * 500000);
+        atomic_store(&race_fd, -1);
+        fdclose(p[0]);
+        fdclose(p[1]);
+    }
+    atomic_store(&race_stop, true);
+    join(t[0]);
+    join(t[1]);
+    ck_assert_int_eq(nfds(), before);
+}
+END_TEST
+
+/* ---- Uniform choice with fd cases ---------------------------------------------------------- */
+
+static double chi_square(const long *cnt, int k, long total)
+{
+    double e = (double)total / k, x = 0;
+    for (int i = 0; i < k; i++)
+        x += ((double)cnt[i] - e) * ((double)cnt[i] - e) / e;
+    return x;
+}
+
+/*
+ * The choice among ready cases stays uniform when fd cases are ready (test_select's fairness
+ * test, with two fd cases among four): a pipe kept readable, a socket's room (always
+ * writable), a closed channel and a buffer kept full, all ready at every select.
+ * Count X ~ Binomial(n = 20000, 1/4): sd = sqrt(3750) = 61.2; the bound 430 is 7.0 sd
+ * (normal approximation: 2.6e-12 per case; Bernstein: 2 exp(-430^2 / (2 (3750 + 143))) = 1e-10
+ * per case). Pearson's statistic with 3 degrees of freedom above 55: at most 4.0e-10. Together
+ * below 1e-9; a bias of 2% of one case (400 selects) fails.
+ */
+START_TEST(test_fairness_with_fds)
+{
+    enum { NC = 4 };
+    const long trials = 20000, bound = 430;
+    int p[2], a, b;
+    mkpipe(p);
+    tcp_pair(&a, &b);
+    put1(p[1]);
+    chan_t *closed = chan_make(sizeof(int), 0), *full = chan_make(sizeof(int), 1);
+    ck_assert_int_eq(chan_close(closed), 0);
+    int one = 1;
+    ck_assert_int_eq(chan_send(full, &one), 0);
+    long cnt[NC] = {0};
+    int e[NC];
+    for (long t = 0; t < trials; t++) {
+        struct chan_case cs[NC] = {
+            {.chan = chan_fd_chan(p[0], POLLIN), .elem = &e[0], .dir = CHAN_RECV},
+            {.chan = chan_fd_chan(a, POLLOUT), .elem = &e[1], .dir = CHAN_RECV},
+            {.chan = closed, .elem = &e[2], .dir = CHAN_RECV},
+            {.chan = full, .elem = &e[3], .dir = CHAN_RECV},
+        };
+        int r = t % 2 ? chan_select(cs, NC) : chan_tryselect(cs, NC);
+        ck_assert_int_ge(r, 0);
+        ck_assert_int_lt(r, NC);
+        ck_assert(r == 2 ? !cs[r].ok : cs[r].ok);
+        if (r == 0)
+            ck_assert(e[0] & POLLIN);
+        if (r == 1)
+            ck_assert(e[1] & POLLOUT);
+        if (r == 3)
+            ck_assert_int_eq(chan_send(full, &one), 0);
+        cnt[r]++;
+    }
+    for (int i = 0; i < NC; i++)
+        ck_assert_msg(labs(cnt[i] - trials / NC) <= bound, "case %d: %ld %ld %ld %ld", i, cnt[0],
+                      cnt[1], cnt[2], cnt[3]);
+    double x2 = chi_square(cnt, NC, trials);
+    ck_assert_msg(x2 <= 55, "chi-square %.1f > 55: %ld %ld %ld %ld", x2, cnt[0], cnt[1], cnt[2],
+                  cnt[3]);
+    ck_assert_int_eq(chan_free(closed), 0);
+    ck_assert_int_eq(chan_free(full), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+    fdclose(a);
+    fdclose(b);
+}
+END_TEST
+
+/* ---- The restart after PARK_IO ------------------------------------------------------------- */
+
+/*
+ * While values flow through a channel into a select that also waits for a pipe, a flapper
+ * thread makes the pipe readable and unreadable again and again (write a byte, read it back):
+ * the select's park keeps ending in PARK_IO, often with the fd no longer ready by the time the
+ * select looks again, and often racing a sender that completes the select meanwhile (the
+ * select must then take the sender's value, not start over). Every value must arrive exactly
+ * once and in order; none may be left over. Unbuffered and buffered (a ring) channels, plain
+ * select and select with a deadline.
+ */
+struct flap {
+    int rd, wr;
+    _Atomic bool stop;
+    long flips;
+};
+
+static void *flapper(void *arg)
+{
+    struct flap *f = arg;
+    while (!atomic_load(&f->stop)) {
+        put1(f->wr);
+        sched_yield();
+        get1(f->rd);
+        f->flips++;
+    }
+    return NULL;
+}
+
+struct producer {
+    chan_t *c;
+    long n;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    for (long i = 0; i < p->n; i++)
+        ck_assert_int_eq(chan_send(p->c, &i), 0);
+    return NULL;
+}
+
+START_TEST(test_restart_never_loses_or_duplicates)
+{
+    const long n = scaled(30000, 4000);
+    for (int variant = 0; variant < 4; variant++) {
+        int p[2];
+        mkpipe(p);
+        struct flap f = {.rd = p[0], .wr = p[1]};
+        chan_t *c = chan_make(sizeof(long), variant % 2 ? 8 : 0);
+        struct producer pr = {.c = c, .n = n};
+        pthread_t tf = spawn(flapper, &f), tp = spawn(produce, &pr);
+        long next = 0, fd_fired = 0;
+        int64_t end = chan_now() + 60 * CHAN_SECOND;
+        while (next < n) {
+            long v = -1;
+            int rev = 0;
+            struct chan_case cs[2] = {
+                {.chan = chan_fd_chan(p[0], POLLIN), .elem = &rev, .dir = CHAN_RECV},
+                {.chan = c, .elem = &v, .dir = CHAN_RECV},
+            };
+            int r = variant < 2 ? chan_select(cs, 2) : chan_select_until(cs, 2, chan_now() + MS);
+            if (r == -ETIMEDOUT)
+                continue;
+            ck_assert_int_ge(r, 0);
+            if (r == 0) {
+                ck_assert(rev & (POLLIN | POLLHUP));
+                fd_fired++;
+                sched_yield(); /* let the flapper take the byte */
+                continue;
+            }
+            ck_assert(cs[1].ok);
+            ck_assert_msg(v == next, "variant %d: got %ld, expected %ld", variant, v, next);
+            next++;
+            ck_assert_int_lt(chan_now(), end);
+        }
+        join(tp);
+        atomic_store(&f.stop, true);
+        join(tf);
+        long extra;
+        ck_assert_int_eq(chan_tryrecv(c, &extra), -EAGAIN);
+        ck_assert_int_eq(chan_free(c), 0);
+        fdclose(p[0]);
+        fdclose(p[1]);
+        ck_assert_msg(f.flips > 0, "variant %d: the pipe never flapped", variant);
+        (void)fd_fired;
+    }
+}
+END_TEST
+
+/* ---- Scheduler hooks ------------------------------------------------------------------------ */
+
+/* A minimal plugged-in scheduler of one task per thread: a permit under a mutex, and an
+ * eventfd for its park to poll along with the waiter's fds when it declares it can (the seam a
+ * scheduler in the tree uses: waiter_parking, waiter_fds, PARK_IO). */
+struct htask {
+    pthread_mutex_t mu;
+    bool permit;
+    int efd;
+    int parks, parks_io, fds_seen;
+};
+
+static _Thread_local struct htask *h_self;
+
+static void *h_current(void) { return h_self; }
+
+static int h_park(void *task, int64_t deadline)
+{
+    struct htask *t = task;
+    struct waiter *w = waiter_parking();
+    struct pollfd fds[9];
+    size_t n = w ? waiter_fds(w, fds + 1, 8) : 0;
+    ck_assert_uint_le(n, 8);
+    t->parks++;
+    if (n)
+        t->fds_seen++;
+    fds[0] = (struct pollfd){.fd = t->efd, .events = POLLIN};
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        if (t->permit) {
+            t->permit = false;
+            pthread_mutex_unlock(&t->mu);
+            uint64_t v;
+            (void)!read(t->efd, &v, sizeof v);
+            return 0;
+        }
+        pthread_mutex_unlock(&t->mu);
+        int64_t left = deadline == CHAN_FOREVER ? -1 : (deadline - chan_now()) / MS;
+        if (deadline != CHAN_FOREVER && left < 0)
+            return -ETIMEDOUT;
+        int k = poll(fds, n + 1, (int)left);
+        if (k > 0 && !fds[0].revents) {
+            t->parks_io++;
+            return PARK_IO;
+        }
+    }
+}
+
+static void h_unpark(void *task)
+{
+    struct htask *t = task;
+    pthread_mutex_lock(&t->mu);
+    t->permit = true;
+    pthread_mutex_unlock(&t->mu);
+    uint64_t one = 1;
+    (void)!write(t->efd, &one, sizeof one);
+}
+
+static const struct chan_sched hook_third = {h_current, h_park, h_unpark};
+static const struct chan_sched hook_tree = {h_current, h_park, h_unpark};
+
+struct hooked {
+    const struct chan_sched *s;
+    int rd, wr;
+    chan_t *c;
+    struct htask t;
+    int r_wait, r_read, r_sel, r_sleep, r_ready, r_recv;
+};
+
+static void *hooked_thread(void *arg)
+{
+    struct hooked *h = arg;
+    h->t = (struct htask){.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC)};
+    ck_assert_int_ge(h->t.efd, 0);
+    h_self = &h->t;
+    chan_sched_set(h->s);
+    char b[4];
+    int v = 0, rev = 0;
+    if (h->s == &hook_third) {
+        /* Would block on an fd: -EOPNOTSUPP, before anything happened. */
+        h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER);
+        h->r_read = (int)chan_read(h->rd, b, sizeof b, NULL, CHAN_FOREVER);
+        h->r_recv = chan_recv(chan_fd_chan(h->rd, POLLIN), &v);
+        struct chan_case cs[2] = {{.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev,
+                                   .dir = CHAN_RECV},
+                                  {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
+        h->r_sel = chan_select(cs, 2);
+        /* Ready: no wait, no park. */
+        put1(h->wr);
+        h->r_ready = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER);
+        get1(h->rd);
+        /* Channels only: fine under any scheduler. */
+        h->r_sleep = chan_sleep_until(chan_now() + 5 * MS, h->c);
+    } else {
+        h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER); /* woken by the fd */
+        get1(h->rd);
+        struct chan_case cs[2] = {{.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev,
+                                   .dir = CHAN_RECV},
+                                  {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
+        h->r_sel = chan_select(cs, 2); /* woken by a send on h->c */
+        h->r_recv = v;
+    }
+    chan_sched_set(NULL);
+    close(h->t.efd);
+    return NULL;
+}
+
+START_TEST(test_third_party_hook)
+{
+    struct hooked h = {.s = &hook_third, .c = chan_make(sizeof(int), 1)};
+    int p[2];
+    mkpipe(p);
+    h.rd = p[0];
+    h.wr = p[1];
+    join(spawn(hooked_thread, &h));
+    ck_assert_int_eq(h.r_wait, -EOPNOTSUPP);
+    ck_assert_int_eq(h.r_read, -EOPNOTSUPP);
+    ck_assert_int_eq(h.r_recv, -EOPNOTSUPP);
+    ck_assert_int_eq(h.r_sel, -EOPNOTSUPP);
+    ck_assert_int_eq(h.r_ready, POLLIN);
+    ck_assert_int_eq(h.r_sleep, 0);
+    ck_assert_int_eq(h.t.parks_io, 0);
+    ck_assert_int_eq(chan_free(h.c), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+START_TEST(test_tree_hook_waits_on_fds)
+{
+    sched_waits_fds(&hook_tree);
+    struct hooked h = {.s = &hook_tree, .c = chan_make(sizeof(int), 0)};
+    int p[2];
+    mkpipe(p);
+    h.rd = p[0];
+    h.wr = p[1];
+    pthread_t t = spawn(hooked_thread, &h);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    put1(p[1]); /* wakes the first wait, through the hook's poll: PARK_IO */
+    ck_assert(blocked_receivers_at_least(h.c, 1));
+    int v = 77;
+    ck_assert_int_eq(chan_send(h.c, &v), 0); /* wakes the select, through unpark */
+    join(t);
+    sched_waits_fds(NULL);
+    ck_assert_int_eq(h.r_wait, POLLIN);
+    ck_assert_int_eq(h.r_sel, 1);
+    ck_assert_int_eq(h.r_recv, 77);
+    ck_assert_int_ge(h.t.parks_io, 1);
+    ck_assert_int_ge(h.t.fds_seen, 2);
+    ck_assert_int_eq(chan_free(h.c), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+/* ---- The I/O calls ------------------------------------------------------------------------- */
+
+struct copier {
+    int fd;
+    size_t n;
+    unsigned char *buf;
+    long r;
+};
+
+static void *write_all(void *arg)
+{
+    struct copier *c = arg;
+    c->r = chan_write(c->fd, c->buf, c->n, NULL, CHAN_FOREVER);
+    return NULL;
+}
+
+/* chan_write writes everything, across a pipe's and a socket's limits, waiting for room. */
+START_TEST(test_write_all_read_all)
+{
+    const size_t n = 1 << 20;
+    for (int kind = 0; kind < 2; kind++) {
+        int fds[2];
+        if (kind == 0)
+            mkpipe(fds);
+        else
+            tcp_pair(&fds[1], &fds[0]);
+        unsigned char *src = malloc(n), *dst = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            src[i] = (unsigned char)(i * 7 + i / 251);
+        struct copier w = {.fd = fds[1], .n = n, .buf = src};
+        pthread_t t = spawn(write_all, &w);
+        size_t got = 0;
+        while (got < n) {
+            long r = chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL,
+                               CHAN_FOREVER);
+            ck_assert_int_gt(r, 0);
+            got += (size_t)r;
+        }
+        join(t);
+        ck_assert_int_eq(w.r, (long)n);
+        ck_assert(memcmp(src, dst, n) == 0);
+        fdclose(fds[1]);
+        char x;
+        ck_assert_int_eq(chan_read(fds[0], &x, 1, NULL, CHAN_FOREVER), 0); /* end of file */
+        fdclose(fds[0]);
+        free(src);
+        free(dst);
+    }
+}
+END_TEST
+
+/* A write stopped part way returns what went out; nothing out: the reason. */
+START_TEST(test_write_partial)
+{
+    int p[2];
+    mkpipe(p);
+    fill(p[1]);
+    static char big[1 << 17];
+    ck_assert_int_eq(chan_write(p[1], big, sizeof big, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
+    char drain[8192];
+    ck_assert_int_eq(read(p[0], drain, sizeof drain), (long)sizeof drain);
+    long r = chan_write(p[1], big, sizeof big, NULL, chan_now() + 20 * MS);
+    ck_assert_int_gt(r, 0);
+    ck_assert_int_lt(r, (long)sizeof big);
+    ck_assert_int_eq(chan_write(p[1], big, 0, NULL, CHAN_FOREVER), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+/* A peer that has gone: -EPIPE (or -ECONNRESET), and no SIGPIPE (it would kill this test). */
+START_TEST(test_write_to_closed_socket)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    fdclose(b);
+    static char buf[65536];
+    long r = 0;
+    for (int i = 0; i < 100 && r >= 0; i++)
+        r = chan_write(a, buf, sizeof buf, NULL, chan_now() + CHAN_SECOND);
+    ck_assert_msg(r == -EPIPE || r == -ECONNRESET, "chan_write: %ld", r);
+    fdclose(a);
+}
+END_TEST
+
+struct acceptor {
+    int l;
+    int64_t deadline;
+    int r;
+};
+
+static void *run_accept(void *arg)
+{
+    struct acceptor *a = arg;
+    a->r = chan_accept(a->l, NULL, NULL, NULL, a->deadline);
+    return NULL;
+}
+
+START_TEST(test_accept_connect)
+{
+    struct sockaddr_in sa;
+    int l = tcp_listener(&sa);
+    ck_assert_int_eq(fcntl(l, F_SETFL, O_NONBLOCK), 0);
+    /* Nobody comes: -ETIMEDOUT, not early. */
+    int64_t d = chan_now() + 20 * MS;
+    ck_assert_int_eq(chan_accept(l, NULL, NULL, NULL, d), -ETIMEDOUT);
+    ck_assert_int_ge(chan_now(), d);
+    /* A client comes while the acceptor waits. */
+    struct acceptor ac = {.l = l, .deadline = chan_now() + 10 * CHAN_SECOND};
+    pthread_t t = spawn(run_accept, &ac);
+    ck_assert(fd_blocked(l, POLLIN));
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    join(t);
+    ck_assert_int_ge(ac.r, 0);
+    ck_assert(fcntl(ac.r, F_GETFL) & O_NONBLOCK);
+    ck_assert(fcntl(ac.r, F_GETFD) & FD_CLOEXEC);
+    ck_assert_int_eq(chan_write(c, "ping", 4, NULL, CHAN_FOREVER), 4);
+    char buf[8];
+    ck_assert_int_eq(chan_read(ac.r, buf, sizeof buf, NULL, CHAN_FOREVER), 4);
+    ck_assert(memcmp(buf, "ping", 4) == 0);
+    fdclose(ac.r);
+    fdclose(c);
+    fdclose(l);
+    /* Nobody listens there any more: -ECONNREFUSED. */
+    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER),
+                     -ECONNREFUSED);
+    fdclose(c);
+}
+END_TEST
+
+/* ---- Signals ---------------------------------------------------------------------------------- */
+
+static bool ignored(int s)
+{
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(s, NULL, &sa), 0);
+    return sa.sa_handler == SIG_IGN;
+}
+
+/* Receives from c until it yields s (other signals may come first), for up to 5 s. */
+static bool recv_signal(chan_t *c, int s)
+{
+    int64_t end = chan_now() + 5 * CHAN_SECOND;
+    int v = 0;
+    while (chan_recv_until(c, &v, end) == 0)
+        if (v == s)
+            return true;
+    return false;
+}
+
+/* Bursts of signals arrive, at least once a burst: each burst is of its own real-time signal,
+ * so that a late delivery of one burst cannot stand in for the next. A channel with room for
+ * one gets a burst at least once, the rest dropped. None arrives after Stop, and the
+ * dispositions come back (ignored before, as Go's Stop restores them). */
+START_TEST(test_signal_burst)
+{
+    enum { BURSTS = 5, PER = 50 };
+    for (int k = 0; k <= BURSTS; k++)
+        signal(SIGRTMIN + k, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    chan_t *one = chan_make(sizeof(int), 1), *many = chan_make(sizeof(int), 64);
+    ck_assert_int_eq(chan_signal_notify(one, (int[]){SIGUSR1}, 1), 0);
+    int rt[BURSTS];
+    for (int k = 0; k < BURSTS; k++)
+        rt[k] = SIGRTMIN + 1 + k;
+    ck_assert_int_eq(chan_signal_notify(many, rt, BURSTS), 0);
+    ck_assert_int_eq(chan_signal_notify(many, (int[]){SIGUSR1}, 1), 0); /* adds to its set */
+    ck_assert(!ignored(SIGUSR1));
+    for (int k = 0; k < BURSTS; k++) {
+        for (int i = 0; i < PER; i++)
+            ck_assert_int_eq(kill(getpid(), rt[k]), 0);
+        ck_assert_msg(recv_signal(many, rt[k]), "burst %d of signal %d never arrived", k, rt[k]);
+    }
+    for (int i = 0; i < PER; i++)
+        ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    ck_assert(recv_signal(one, SIGUSR1));
+    ck_assert(recv_signal(many, SIGUSR1));
+    ck_assert_uint_le(chan_len(one), 1);
+    ck_assert(ignored(SIGRTMIN)); /* nobody asked for it */
+
+    ck_assert_int_eq(chan_signal_stop(one), 0);
+    ck_assert(!ignored(SIGUSR1)); /* many still wants it */
+    ck_assert_int_eq(chan_signal_stop(many), 0);
+    ck_assert(ignored(SIGUSR1));
+    for (int k = 0; k < BURSTS; k++)
+        ck_assert(ignored(rt[k]));
+    ck_assert_int_eq(chan_signal_stop(many), 0); /* not registered: nothing to do */
+    int v;
+    while (chan_tryrecv(one, &v) == 0 || chan_tryrecv(many, &v) == 0) {
+    }
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+        ck_assert_int_eq(kill(getpid(), rt[0]), 0);
+    }
+    sleep_ms(50);
+    ck_assert_int_eq(chan_tryrecv(one, &v), -EAGAIN);
+    ck_assert_int_eq(chan_tryrecv(many, &v), -EAGAIN);
+    ck_assert_int_eq(chan_free(one), 0);
+    ck_assert_int_eq(chan_free(many), 0);
+}
+END_TEST
+
+/* n == 0: every catchable signal, SIGPIPE included (writes then fail with EPIPE instead of
+ * killing): a write to a pipe without a reader delivers SIGPIPE to the channel. */
+START_TEST(test_signal_all_and_sigpipe)
+{
+    chan_t *c = chan_make(sizeof(int), 8);
+    ck_assert_int_eq(chan_signal_notify(c, NULL, 0), 0);
+    int p[2];
+    mkpipe(p);
+    close(p[0]);
+    ck_assert_int_eq(write(p[1], "x", 1), -1);
+    ck_assert_int_eq(errno, EPIPE);
+    int s = 0;
+    ck_assert_int_eq(chan_recv_until(c, &s, chan_now() + 5 * CHAN_SECOND), 0);
+    ck_assert_int_eq(s, SIGPIPE);
+    ck_assert_int_eq(raise(SIGWINCH), 0);
+    ck_assert_int_eq(chan_recv_until(c, &s, chan_now() + 5 * CHAN_SECOND), 0);
+    ck_assert_int_eq(s, SIGWINCH);
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+    ck_assert(sa.sa_handler == SIG_DFL);
+    close(p[1]);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
+START_TEST(test_signal_bad_input)
+{
+    chan_t *c = chan_make(sizeof(int), 1), *wide = chan_make(sizeof(long long), 1);
+    int ok[] = {SIGUSR1};
+    ck_assert_int_eq(chan_signal_notify(NULL, ok, 1), -EINVAL);
+    ck_assert_int_eq(chan_signal_notify(wide, ok, 1), -EINVAL);
+    ck_assert_int_eq(chan_signal_notify(c, NULL, 1), -EINVAL);
+    const int bad[] = {0, -1, 65, 1000, INT_MIN, 32, 33, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
+                       SIGFPE, SIGILL};
+    struct sigaction before;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &before), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(chan_signal_notify(c, &bad[i], 1), -EINVAL);
+        int two[] = {SIGUSR1, bad[i]}; /* a bad one anywhere: nothing changes */
+        ck_assert_int_eq(chan_signal_notify(c, two, 2), -EINVAL);
+    }
+    struct sigaction after;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &after), 0);
+    ck_assert(after.sa_handler == before.sa_handler);
+    ck_assert_int_eq(chan_signal_stop(NULL), -EINVAL);
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_free(wide), 0);
+}
+END_TEST
+
+/* ---- fork ------------------------------------------------------------------------------------ */
+
+/* A thread of the parent waits in ppoll on its eventfd when the process forks. The child's
+ * waits work (its own eventfd), and wake nothing in the parent; the parent's waiter is then
+ * woken as usual. */
+START_TEST(test_fork)
+{
+    int p[2];
+    mkpipe(p);
+    struct call c = {.op = OP_WAIT_IN, .fd = p[0], .deadline = CHAN_FOREVER};
+    pthread_t t = spawn(run_call, &c);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int q[2];
+        if (pipe(q) != 0)
+            _exit(2);
+        chan_t *ch = chan_make(0, 0);
+        int r = chan_fd_wait(q[0], POLLIN, ch, chan_now() + 10 * MS);
+        chan_close(ch); /* nobody waits on it */
+        int r2 = chan_fd_wait(q[0], POLLIN, ch, CHAN_FOREVER);
+        _exit(r == -ETIMEDOUT && r2 == -ECANCELED ? 0 : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_int_eq(c.returned, 0); /* still waiting */
+    put1(p[1]);
+    join(t);
+    ck_assert_int_eq(c.r, POLLIN);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("io");
+    ADD_TEST(s, test_cancel_blocked_socket, 30);
+    ADD_TEST(s, test_deadlines, 30);
+    ADD_TEST(s, test_cancel_by_value, 10);
+    ADD_TEST(s, test_sleep_until, 30);
+    ADD_TEST(s, test_select_socket_channel_timer, 30);
+    ADD_TEST(s, test_bad_fds, 30);
+    ADD_TEST(s, test_busy, 30);
+    ADD_TEST(s, test_fd_close_wakes_waiters, 30);
+    ADD_TEST(s, test_fd_close_races, 60);
+    ADD_TEST(s, test_fairness_with_fds, 60);
+    ADD_TEST(s, test_restart_never_loses_or_duplicates, 120);
+    ADD_TEST(s, test_third_party_hook, 30);
+    ADD_TEST(s, test_tree_hook_waits_on_fds, 30);
+    ADD_TEST(s, test_write_all_read_all, 60);
+    ADD_TEST(s, test_write_partial, 30);
+    ADD_TEST(s, test_write_to_closed_socket, 30);
+    ADD_TEST(s, test_accept_connect, 30);
+    ADD_TEST(s, test_signal_burst, 30);
+    ADD_TEST(s, test_signal_all_and_sigpipe, 30);
+    ADD_TEST(s, test_signal_bad_input, 10);
+    ADD_TEST(s, test_fork, 30);
+    return run_suite(s);
+}
