@@ -229,7 +229,8 @@ ALWAYS_INLINE int pass1(struct chan_case *cases, const uint32_t *pollorder, size
 }
 
 /* Whether a case on a channel without a ring may be ready: a racy look, as Go's fast paths take
- * (a closed channel is always ready; otherwise a waiting peer, or room or a value counted). */
+ * (a closed channel is always ready; otherwise a waiting peer, or room or a value counted). An
+ * fd channel's closed word is never 0: it may always be ready, and try_alone polls it. */
 static bool maybe_ready(struct chan *c, enum chan_dir dir)
 {
     if (atomic_load_explicit(&c->closed, memory_order_relaxed))
