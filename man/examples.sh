@@ -22,13 +22,14 @@ set -u
 out=$1 cc=$2 modeflags=$3
 shift 3
 link="$*"
-cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I. -Itime -Isync -Itrace -Isched"
+cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I. -Itime -Isync -Itrace -Isched -Iio"
 rm -rf "$out" && mkdir -p "$out"
 
 cat > "$out/prelude.h" <<'EOF'
 #define _GNU_SOURCE
 #include <err.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +40,7 @@ cat > "$out/prelude.h" <<'EOF'
 #include <time.h>
 
 #include "chan.h"
+#include "chan_io.h"
 #include "chan_sched_mpg.h"
 #include "chan_sync.h"
 #include "chan_time.h"
