@@ -17,6 +17,8 @@
 #                     oldest first; default: the changes bench/BENCH.md discusses, through HEAD),
 #                     SHAPES= (shape:cap pairs, e.g. SHAPES="spsc:1 pool:0"), ROUNDS= (5),
 #                     N= (1000000), BUDGET_MS= (300)
+#   make bench-io     the wake-up latency of a thread woken by an fd's readiness against one woken
+#                     by a channel (bench/io_latency.c); N= samples (2000)
 #   bench-smoke       part of `make test` (plain; CHECKS_plain): every shape once with a small N,
 #                     on both harnesses (libchan on pthreads, libchan-mpg on Gs); fails only if a
 #                     harness, libchan or the scheduler fails (never on timing)
@@ -36,7 +38,7 @@ BENCH_RUNS      := $(or $(RUNS),5)
 BENCH_BUDGET_MS := $(or $(BUDGET_MS),400)
 SMOKE_N         := 2000
 
-.PHONY: bench bench-deps bench-smoke bench-history
+.PHONY: bench bench-deps bench-smoke bench-history bench-io
 
 bench-deps:
 	@sh scripts/deps.sh build bench
@@ -66,6 +68,19 @@ $(BENCH_MPG_BIN): bench/bench.c chan.h sched/chan_sched_mpg.h build/plain/libcha
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/bench.c build/plain/libchan_mpg.a \
 	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
+
+# The wake-up latency of a thread blocked on an fd, against one blocked on a channel
+# (bench/io_latency.c says how it measures). N= samples (2000).
+BENCH_IO_BIN := build/plain/bench/io_latency
+
+$(BENCH_IO_BIN): bench/io_latency.c chan.h io/chan_io.h build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ bench/io_latency.c build/plain/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
+
+bench-io:
+	@$(MAKE) --no-print-directory lib MODE=plain
+	@$(MAKE) --no-print-directory $(BENCH_IO_BIN) MODE=plain
+	$(BENCH_IO_BIN) $(or $(N),2000)
 
 # Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap, on each
 # harness in turn. The harness checks every value's arrival (checksums) and exits non-zero on any
