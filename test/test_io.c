@@ -96,6 +96,21 @@ static int fd_blocked(int fd, short events)
     return 0;
 }
 
+/* Runs body in a thread of its own and checks that the process has as many open fds after it
+ * as before: the thread's wake-up eventfd goes with it. */
+static void *run_body(void *arg)
+{
+    ((void (*)(void))arg)();
+    return NULL;
+}
+
+static void no_fd_leaked(void (*body)(void))
+{
+    int before = nfds();
+    join(spawn(run_body, (void *)body));
+    ck_assert_int_eq(nfds(), before);
+}
+
 static void put1(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
 
 static void get1(int fd)
@@ -322,13 +337,10 @@ END_TEST
 
 /* ---- Bad input -------------------------------------------------------------------------------- */
 
-START_TEST(test_bad_fds)
+static void bad_fds(void)
 {
     int p[2];
     mkpipe(p);
-    /* Warm up: this thread's wake-up eventfd exists before the count. */
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now() + MS), -ETIMEDOUT);
-    int before = nfds();
     char buf[4];
     ck_assert_int_eq(chan_fd_wait(-1, POLLIN, NULL, CHAN_FOREVER), -EBADF);
     ck_assert_int_eq(chan_fd_wait(INT_MAX, POLLIN, NULL, CHAN_FOREVER), -EBADF);
@@ -391,17 +403,16 @@ START_TEST(test_bad_fds)
     ck_assert_int_eq(chan_fd_close(q[0]), -EBADF);
     fdclose(q[1]);
     fdclose(p[1]);
-    ck_assert_int_eq(nfds(), before - 2);
 }
+
+START_TEST(test_bad_fds) { no_fd_leaked(bad_fds); }
 END_TEST
 
 /* At most one waiter per fd and direction: the second gets -EBUSY before anything happened. */
-START_TEST(test_busy)
+static void busy(void)
 {
     int a, b;
     tcp_pair(&a, &b);
-    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, chan_now() + MS), -ETIMEDOUT); /* warm up */
-    int before = nfds();
     struct call c = {.op = OP_WAIT_IN, .fd = b, .deadline = CHAN_FOREVER};
     pthread_t t = spawn(run_call, &c);
     ck_assert(fd_blocked(b, POLLIN));
@@ -433,8 +444,9 @@ START_TEST(test_busy)
     ck_assert_int_eq(chan_free(ch), 0);
     fdclose(a);
     fdclose(b);
-    ck_assert_int_eq(nfds(), before - 2);
 }
+
+START_TEST(test_busy) { no_fd_leaked(busy); }
 END_TEST
 
 struct selwait {
@@ -501,20 +513,30 @@ START_TEST(test_fd_close_wakes_waiters)
 END_TEST
 
 /* chan_fd_close racing calls that start on the fd: each gets a result or -EBADF, none hangs,
- * nothing leaks (repeated, with fresh fds of the same numbers). */
+ * nothing leaks. The fds are all made first, so that no number closed in a round is reused by a
+ * later one while a caller may still hold it (a use after close(2) the caller's own race); for
+ * the same reason each caller has made its wake-up eventfd before the rounds begin. */
+#define RACE_ROUNDS_MAX 300
 static _Atomic int race_fd = -1;
 static _Atomic bool race_stop;
 
+struct racer {
+    int own[2];
+    chan_t *go;
+};
+
 static void *race_caller(void *arg)
 {
-    (void)arg;
+    struct racer *r = arg;
+    /* Park on an fd once (main closes r->go once it sees us waiting): the eventfd is made. */
+    ck_assert_int_eq(chan_fd_wait(r->own[0], POLLIN, r->go, CHAN_FOREVER), -ECANCELED);
     char b[8];
     while (!atomic_load(&race_stop)) {
         int fd = atomic_load(&race_fd);
         if (fd < 0)
             continue;
-        long r = chan_read(fd, b, sizeof b, NULL, chan_now() + 5 * MS);
-        ck_assert_msg(r == -EBADF || r == -ETIMEDOUT || r == -EBUSY || r >= 0, "read: %ld", r);
+        long n = chan_read(fd, b, sizeof b, NULL, chan_now() + 5 * MS);
+        ck_assert_msg(n == -EBADF || n == -ETIMEDOUT || n == -EBUSY || n >= 0, "read: %ld", n);
     }
     return NULL;
 }
@@ -522,21 +544,34 @@ static void *race_caller(void *arg)
 START_TEST(test_fd_close_races)
 {
     int before = nfds();
+    int rounds = scaled(RACE_ROUNDS_MAX, 60);
+    static int p[RACE_ROUNDS_MAX][2];
+    for (int i = 0; i < rounds; i++)
+        mkpipe(p[i]);
     atomic_store(&race_stop, false);
-    pthread_t t[2] = {spawn(race_caller, NULL), spawn(race_caller, NULL)};
-    int rounds = scaled(300, 60);
+    struct racer r[2];
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) {
+        mkpipe(r[k].own);
+        r[k].go = chan_make(0, 0);
+        t[k] = spawn(race_caller, &r[k]);
+        ck_assert(fd_blocked(r[k].own[0], POLLIN));
+        ck_assert_int_eq(chan_close(r[k].go), 0);
+    }
     for (int i = 0; i < rounds; i++) {
-        int p[2];
-        mkpipe(p);
-        atomic_store(&race_fd, p[0]);
+        atomic_store(&race_fd, p[i][0]);
         sleep_ns((i % 4) * 500000);
         atomic_store(&race_fd, -1);
-        fdclose(p[0]);
-        fdclose(p[1]);
+        fdclose(p[i][0]);
+        fdclose(p[i][1]);
     }
     atomic_store(&race_stop, true);
-    join(t[0]);
-    join(t[1]);
+    for (int k = 0; k < 2; k++) {
+        join(t[k]);
+        fdclose(r[k].own[0]);
+        fdclose(r[k].own[1]);
+        ck_assert_int_eq(chan_free(r[k].go), 0);
+    }
     ck_assert_int_eq(nfds(), before);
 }
 END_TEST
