@@ -229,7 +229,7 @@ enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reaso
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < w->nsudog; i++) {
+    for (size_t i = 0; w->nio && i < w->nsudog; i++) { /* (nio 0: waiter_timeout's parks) */
         const struct chan *c = w->sudogs[i].c;
         if (c->kind != BUF_FD)
             continue;
@@ -429,7 +429,11 @@ static int parker_poll(struct parker *p, struct pollfd *io, uint32_t nio, int64_
             break;
         }
         if (n < 0 && errno != EINTR) {
-            r = PARK_IO; /* ENOMEM: the operation looks at its cases again and comes back */
+            /* ENOMEM, or EINVAL: more fds than RLIMIT_NOFILE (a select naming one fd channel
+             * in thousands of cases). Wait up to 1 ms for an unpark alone, then let the
+             * operation poll its cases one by one again: slower, never a busy loop. */
+            (void)poll(io, 1, 1);
+            r = PARK_IO;
             break;
         }
         if (n == 0 && deadline != CHAN_FOREVER && chan_now() >= deadline) {

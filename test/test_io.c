@@ -685,51 +685,78 @@ static void *produce(void *arg)
     return NULL;
 }
 
+/* Receives n values in order from c while selecting on rd too (until_ms: with a deadline of
+ * that many ms, else without). */
+static void consume(int rd, chan_t *c, long n, int until_ms)
+{
+    long next = 0;
+    int64_t end = chan_now() + 60 * CHAN_SECOND;
+    while (next < n) {
+        long v = -1;
+        int rev = 0;
+        struct chan_case cs[2] = {
+            {.chan = chan_fd_chan(rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+            {.chan = c, .elem = &v, .dir = CHAN_RECV},
+        };
+        int r = until_ms ? chan_select_until(cs, 2, chan_now() + until_ms * MS)
+                         : chan_select(cs, 2);
+        if (r == -ETIMEDOUT)
+            continue;
+        ck_assert_int_ge(r, 0);
+        if (r == 0) {
+            ck_assert(rev & (POLLIN | POLLHUP));
+            sched_yield(); /* let the flapper take the byte */
+            continue;
+        }
+        ck_assert(cs[1].ok);
+        ck_assert_msg(v == next, "got %ld, expected %ld", v, next);
+        next++;
+        ck_assert_int_lt(chan_now(), end);
+    }
+}
+
+/* One run: a flapping pipe, a producer of n values into c (cap 0 or 8), and consumer(arg)
+ * receiving them; then nothing may be left over. */
+struct restart_run {
+    int rd;
+    chan_t *c;
+    long n;
+    int until_ms;
+};
+
+static void restart_run(void *(*consumer)(void *), int cap, long n, int until_ms)
+{
+    int p[2];
+    mkpipe(p);
+    struct flap f = {.rd = p[0], .wr = p[1]};
+    chan_t *c = chan_make(sizeof(long), cap);
+    struct producer pr = {.c = c, .n = n};
+    struct restart_run run = {.rd = p[0], .c = c, .n = n, .until_ms = until_ms};
+    pthread_t tf = spawn(flapper, &f), tp = spawn(produce, &pr);
+    join(spawn(consumer, &run));
+    join(tp);
+    atomic_store(&f.stop, true);
+    join(tf);
+    long extra;
+    ck_assert_int_eq(chan_tryrecv(c, &extra), -EAGAIN);
+    ck_assert_int_eq(chan_free(c), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+    ck_assert_msg(f.flips > 0, "the pipe never flapped");
+}
+
+static void *consume_plain(void *arg)
+{
+    struct restart_run *r = arg;
+    consume(r->rd, r->c, r->n, r->until_ms);
+    return NULL;
+}
+
 START_TEST(test_restart_never_loses_or_duplicates)
 {
     const long n = scaled(30000, 4000);
-    for (int variant = 0; variant < 4; variant++) {
-        int p[2];
-        mkpipe(p);
-        struct flap f = {.rd = p[0], .wr = p[1]};
-        chan_t *c = chan_make(sizeof(long), variant % 2 ? 8 : 0);
-        struct producer pr = {.c = c, .n = n};
-        pthread_t tf = spawn(flapper, &f), tp = spawn(produce, &pr);
-        long next = 0, fd_fired = 0;
-        int64_t end = chan_now() + 60 * CHAN_SECOND;
-        while (next < n) {
-            long v = -1;
-            int rev = 0;
-            struct chan_case cs[2] = {
-                {.chan = chan_fd_chan(p[0], POLLIN), .elem = &rev, .dir = CHAN_RECV},
-                {.chan = c, .elem = &v, .dir = CHAN_RECV},
-            };
-            int r = variant < 2 ? chan_select(cs, 2) : chan_select_until(cs, 2, chan_now() + MS);
-            if (r == -ETIMEDOUT)
-                continue;
-            ck_assert_int_ge(r, 0);
-            if (r == 0) {
-                ck_assert(rev & (POLLIN | POLLHUP));
-                fd_fired++;
-                sched_yield(); /* let the flapper take the byte */
-                continue;
-            }
-            ck_assert(cs[1].ok);
-            ck_assert_msg(v == next, "variant %d: got %ld, expected %ld", variant, v, next);
-            next++;
-            ck_assert_int_lt(chan_now(), end);
-        }
-        join(tp);
-        atomic_store(&f.stop, true);
-        join(tf);
-        long extra;
-        ck_assert_int_eq(chan_tryrecv(c, &extra), -EAGAIN);
-        ck_assert_int_eq(chan_free(c), 0);
-        fdclose(p[0]);
-        fdclose(p[1]);
-        ck_assert_msg(f.flips > 0, "variant %d: the pipe never flapped", variant);
-        (void)fd_fired;
-    }
+    for (int variant = 0; variant < 4; variant++)
+        restart_run(consume_plain, variant % 2 ? 8 : 0, n, variant < 2 ? 0 : 1);
 }
 END_TEST
 
@@ -858,6 +885,31 @@ START_TEST(test_third_party_hook)
     ck_assert_int_eq(chan_free(h.c), 0);
     fdclose(p[0]);
     fdclose(p[1]);
+}
+END_TEST
+
+/* The same stress with the consumer under a scheduler that waits on fds through the seam: its
+ * park returns PARK_IO, and races the producer's unpark. */
+static void *consume_hooked(void *arg)
+{
+    struct restart_run *r = arg;
+    struct htask t = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC)};
+    ck_assert_int_ge(t.efd, 0);
+    h_self = &t;
+    chan_sched_set(&hook_tree);
+    consume(r->rd, r->c, r->n, r->until_ms);
+    chan_sched_set(NULL);
+    close(t.efd);
+    return NULL;
+}
+
+START_TEST(test_restart_under_tree_hook)
+{
+    sched_waits_fds(&hook_tree);
+    const long n = scaled(10000, 2000);
+    restart_run(consume_hooked, 0, n, 0);
+    restart_run(consume_hooked, 8, n, 1);
+    sched_waits_fds(NULL);
 }
 END_TEST
 
@@ -1199,6 +1251,7 @@ int main(void)
     ADD_TEST(s, test_restart_never_loses_or_duplicates, 120);
     ADD_TEST(s, test_third_party_hook, 30);
     ADD_TEST(s, test_tree_hook_waits_on_fds, 30);
+    ADD_TEST(s, test_restart_under_tree_hook, 120);
     ADD_TEST(s, test_write_all_read_all, 60);
     ADD_TEST(s, test_write_partial, 30);
     ADD_TEST(s, test_write_to_closed_socket, 30);
