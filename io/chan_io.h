@@ -19,7 +19,8 @@
  *   - Any thread may call any function, on the same fd from several threads too, but at most
  *     one operation at a time may wait for one fd in one direction: a second one that would
  *     have to wait returns -EBUSY (Go's netpoller has one reader and one writer slot per fd;
- *     Go's net.Conn serializes concurrent reads for you, here you serialize them).
+ *     Go's net.Conn serializes concurrent reads for you, here you serialize them). -EBUSY is
+ *     decided before -EOPNOTSUPP and before the thread's eventfd is made.
  *   - With a scheduler plugged in with chan_sched_set(3), an operation that would have to wait
  *     for an fd returns -EOPNOTSUPP: struct chan_sched has no way to wait for an fd, and a
  *     silent hang would be worse. (Waiting on channels alone, including chan_sleep_until with
@@ -63,9 +64,9 @@ extern "C" {
  * the same channel, valid until chan_fd_close(fd). A select blocked on it when chan_fd_close
  * runs is woken, the case fires with ok false, as a closed channel's; an operation that starts
  * on it after chan_fd_close has begun is a use after free (as after chan_free). Receive only:
- * chan_close and chan_free on it return -EINVAL, chan_send -EINVAL; a send case on it in a
- * select is the caller's error (it fires with ok false). Sends are not checked where the
- * check would cost the other channels' sends.
+ * chan_send, chan_close and chan_free on it return -EINVAL; a send case on it in a select is
+ * the caller's error, and fires with ok false as on a closed channel (select checks no case
+ * for it: that would cost every select).
  * NULL with errno EBADF (fd negative, not open, or being closed), EINVAL (events), ENOMEM.
  * Does not change fd's flags. */
 chan_t *chan_fd_chan(int fd, short events);

@@ -16,8 +16,9 @@
  *    closed channel and returns -EBADF), waits until no reference is left, and then, still
  *    under tab.mu, takes the record out of the table and close(2)s the fd: no lookup can come
  *    between the two, so a new fd of the same number never meets the old record.
- * Lock order: tab.mu, then a channel's lock (fdchan_make, inside chan_make, allocates only).
- * No channel operation is made with tab.mu held.
+ * tab.mu is held only over the table and the record (with fcntl, fstat, close(2) and
+ * fdchan_make, an allocation, under it): no channel operation and no lock of the core is taken
+ * with it held, and fdchan_close runs without it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
