@@ -456,16 +456,12 @@ static int parker_poll(struct parker *p, struct pollfd *io, uint32_t nio, int64_
     return r;
 }
 
-/* The owner was asleep: wake it where it sleeps. Out of line, so that the unpark of an owner
- * still spinning (the common case) stays a swap and a test. */
-__attribute__((noinline)) static void parker_wake(struct parker *p, uint32_t old)
+/* The owner sleeps in ppoll: write its eventfd. Out of line, so that the other unparks need no
+ * stack frame for it. */
+__attribute__((noinline, cold)) static void parker_wake_poll(struct parker *p)
 {
-    if (old == PARKED) {
-        futex_wake(&p->state);
-    } else if (old == POLLING) {
-        uint64_t one = 1;
-        while (write(p->efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
+    uint64_t one = 1;
+    while (write(p->efd, &one, sizeof one) < 0 && errno == EINTR) {
     }
 }
 
@@ -473,8 +469,12 @@ static void parker_unpark(struct parker *p)
 {
     /* acquire: a POLLING owner published its efd before it. */
     uint32_t old = atomic_exchange_explicit(&p->state, NOTIFIED, memory_order_acq_rel);
-    if (old != EMPTY)
-        parker_wake(p, old);
+    if (likely(old == EMPTY))
+        return; /* still spinning, or not parked yet: it takes the permit */
+    if (old == PARKED)
+        futex_wake(&p->state);
+    else if (old == POLLING)
+        parker_wake_poll(p);
 }
 
 /* ---- Waiters: the scheduler hook or the parker ---------------------------------------------- */
