@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * io_latency.c - how long a blocked thread takes to run again: woken by an fd's readiness,
  * against woken by a channel. Built by `make bench-io` (bench/bench.mk) against the plain

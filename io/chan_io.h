@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_io.h - waiting for the world in libchan: file descriptors and signals as channels, and
  * I/O calls that a cancel channel or a deadline can interrupt. Go's netpoller (an fd's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fd.c - file descriptors as channels, and I/O that waits on them: chan_fd_chan, chan_fd_wait,
  * chan_read, chan_write, chan_accept, chan_connect, chan_fd_close, chan_sleep_until.

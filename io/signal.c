@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signal.c - Go's os/signal on channels: chan_signal_notify and chan_signal_stop.
  *

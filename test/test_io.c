@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_io.c - Check suite for chan_io.h: fd channels in select, the I/O calls, chan_fd_close,
  * chan_sleep_until, signals on channels, and the core's waiting on fds (the pthread parker's
