@@ -5,7 +5,7 @@
  * readiness as something a select can wait on), the deadlines of net.Conn and os/signal's
  * Notify and Stop, for C on pthreads.
  *
- * An addition to the contract of chan.h (API.md), in the same style:
+ * An addition to the contract of chan.h, in the same style:
  *   - Failure is a negative errno value; chan_fd_chan returns NULL with errno set. Arguments
  *     are checked first: -EINVAL (or -EBADF for a bad fd) and nothing happened.
  *   - Deadlines are absolute, in nanoseconds on the CLOCK_MONOTONIC scale of chan_now();
