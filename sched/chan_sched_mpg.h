@@ -3,9 +3,10 @@
  * chan_sched_mpg.h - libchan-mpg: Go's M:P:G scheduler over libchan's struct chan_sched hook.
  *
  * Gs (coroutines, each on its own pooled stack) run on Ps (logical processors, each with a
- * local run queue) driven by Ms (OS threads, one per P, bound to cores through hwloc). A
- * channel operation in a G that must wait parks the G, not the thread: every M installs the
- * scheduler's struct chan_sched with chan_sched_set. Gs share channels freely with plain
+ * local run queue) driven by Ms (OS threads, bound to the core of the P they hold through
+ * hwloc). A channel operation in a G that must wait parks the G, not the thread: every M
+ * installs the scheduler's struct chan_sched with chan_sched_set. A G about to block in the
+ * kernel says so (chan_mpg_syscall_enter/exit), and its P goes on with other Gs on another M. Gs share channels freely with plain
  * pthreads ("foreign" threads); a foreign thread that may wake a G announces itself with
  * chan_mpg_foreign_enter()/leave() so that deadlock detection never reports a wait it could end.
  *
@@ -35,17 +36,23 @@ extern "C" {
 #define CHAN_MPG_STACK_MIN (16 * 1024)     /* smaller requests are raised to this */
 
 struct chan_mpg_config {
-    int nprocs;        /* Ps (= Ms); 0: the cores hwloc reports (1 when hwloc cannot tell) */
+    int nprocs;        /* Ps: Gs running at once; 0: the cores hwloc reports (1 when hwloc
+                          cannot tell) */
     size_t stack_size; /* usable bytes per G stack, rounded up to pages; 0: the default */
     long guard_max;    /* stacks that get a guard page; 0: from vm.max_map_count (about
                           (max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none. Past it,
                           stacks come unguarded from larger pooled mappings */
     int nobind;        /* 1: do not bind Ms to cores */
+    int max_threads;   /* Ms at most (OS threads running or blocked in system calls); 0: 10000,
+                          Go's limit; else at least nprocs. Past it no M is made: a P whose G is
+                          in a system call stays with it (said once on stderr) */
 };
 
-/* Starts the scheduler: nprocs Ms and Ps (0: one per core hwloc reports). Call from a plain
+/* Starts the scheduler: nprocs Ps (0: one per core hwloc reports), an M for each, and the
+ * monitor thread (sysmon); more Ms are made when system calls need them. Call from a plain
  * thread, once (again only after chan_mpg_stop). 0; -EALREADY when running; -EINVAL (nprocs < 0
- * or > 1024); -ENOMEM or -EAGAIN when threads or memory cannot be had (nothing is left running). */
+ * or > 1024, max_threads < 0 or below the Ps); -ENOMEM or -EAGAIN when threads or memory cannot
+ * be had (nothing is left running). */
 int chan_mpg_start(int nprocs);
 int chan_mpg_start_config(const struct chan_mpg_config *cfg);
 
@@ -63,11 +70,37 @@ void chan_mpg_yield(void);
  * sleeps (a timer of the scheduler); outside a G the thread does. Returns 0. */
 int chan_mpg_sleep_until(int64_t deadline);
 
+/* Marks a blocking system call, or any call that may block the thread in the kernel (Go's
+ * entersyscall and exitsyscall, which Go's runtime puts around every system call):
+ *
+ *     chan_mpg_syscall_enter();
+ *     ssize_t r = read(fd, buf, n);
+ *     int err = errno;
+ *     chan_mpg_syscall_exit();
+ *
+ * Between the two the calling G keeps its M (the thread blocks) but not its P: enter only marks
+ * the P as in a system call (a few plain stores); when the call lasts more than one look of the
+ * monitor thread (20 us while it is busy, up to 10 ms when it has been idle) and other Gs could
+ * use the P, the monitor hands the P to another M, made if none is idle. exit takes the G's own
+ * P back if the monitor has not taken it (one CAS), else an idle P, else the G waits in the
+ * global run queue and resumes on whichever M runs it next: a different thread, so thread-locals
+ * read before exit are not the ones after (errno excepted: exit carries its value over).
+ *
+ * Called from a G; outside a G (a plain thread, the scheduler not started) both do nothing.
+ * Nesting: only the outermost pair acts, inner ones are counted; an exit without an enter does
+ * nothing. Between them the G may still use channels, yield or sleep: it leaves the system call
+ * while it does (a G needs a P to park) and enters it again after. A G in a system call is not
+ * blocked on channels: chan_mpg_wait reports no deadlock while one is, and chan_mpg_stop says
+ * -EBUSY (the G is live). Neither call can fail. */
+void chan_mpg_syscall_enter(void);
+void chan_mpg_syscall_exit(void);
+
 /* Waits, from a plain thread, until every G has returned (0), or until the Gs left are all
- * parked on channels with nothing runnable, no timer pending and no foreign thread announced:
- * then it prints Go's "all goroutines are asleep - deadlock!" with each G, what it is blocked in
- * (Go's words: "chan receive", "select", "chan send (nil chan)", ...) and the channels it waits
- * on (by name when chan_trace_name_chan gave them one) to stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
+ * parked on channels with nothing runnable, no timer pending, no G in a system call and no
+ * foreign thread announced: then it prints Go's "all goroutines are asleep - deadlock!" with
+ * each G, what it is blocked in (Go's words: "chan receive", "select", "chan send (nil chan)",
+ * ...) and the channels it waits on (by name when chan_trace_name_chan gave them one) to
+ * stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
  * (from this thread) wakes them, and chan_mpg_wait may be called again; each call decides
  * afresh, never repeating an earlier report. -EINVAL from a G or when the scheduler is not
  * running. */
@@ -83,8 +116,9 @@ int chan_mpg_wait_report(char *buf, size_t size);
 int chan_mpg_foreign_enter(void);
 void chan_mpg_foreign_leave(void);
 
-/* Stops the Ms and frees every stack. 0; -EBUSY (nothing stopped) while any G is live (parked
- * Gs included: wake them first); -EINVAL from a G or when not running. */
+/* Stops the monitor thread and the Ms and frees every stack. 0; -EBUSY (nothing stopped) while
+ * any G is live (parked Gs, and Gs in system calls, included: wake them first, or let them
+ * return); -EINVAL from a G or when not running. */
 int chan_mpg_stop(void);
 
 /* Counters, for tests and tuning. Read while running; any field may be NULL. */
@@ -96,6 +130,10 @@ struct chan_mpg_stats {
     uint64_t steals;          /* successful steals by idle Ps */
     uint64_t deadlocks;       /* times chan_mpg_wait* returned -EDEADLK */
     int nprocs;
+    uint64_t threads;         /* Ms made (they are kept until chan_mpg_stop) */
+    uint64_t retakes;         /* Ps the monitor took from Gs in system calls */
+    uint64_t moved;           /* Gs the monitor moved to the global queue from behind a G that
+                                 kept its P */
 };
 void chan_mpg_stats(struct chan_mpg_stats *st);
 

@@ -4,13 +4,16 @@
  * (runtime/proc.go's checkdead), decided by chan_mpg_wait, with Go's report of what each G
  * waits on.
  *
- * The condition: every M idle, no queue or runnext holds a G, neither timer heap (the
- * scheduler's, libchan's timer thread's) holds a pending timer, no foreign thread announced,
- * and Gs still live: those Gs are then all parked on channels, and only a thread that has not
- * announced itself could wake them. The verdict is never stored: chan_mpg_wait decides it under
- * sched.lock when it is called and each time it is woken, and whatever may turn it true (the
- * last M going idle, the last foreign thread leaving, libchan's last pending timer done, the
- * last G returning) wakes the waiters. What turns it false needs no wake-up: the waiter decides
+ * The condition: every P idle, no G in a system call (chan_mpg_syscall_enter: its P may have
+ * been taken and be idle, yet the G will come back), no queue or runnext holds a G, neither
+ * timer heap (the scheduler's, libchan's timer thread's) holds a pending timer, no foreign
+ * thread announced, and Gs still live: those Gs are then all parked on channels, and only a
+ * thread that has not announced itself could wake them. The verdict is never stored:
+ * chan_mpg_wait decides it under sched.lock when it is called and each time it is woken, and
+ * whatever may turn it true (the last P going idle, the last foreign thread leaving, libchan's
+ * last pending timer done, the last G returning) wakes the waiters. A G leaving its system call
+ * takes a P, or waits in the global queue, before it stops counting as in one (under
+ * sched.lock when its P was taken): that never turns the condition true by itself. What turns it false needs no wake-up: the waiter decides
  * afresh, so a report never outlives its truth.
  */
 #define _GNU_SOURCE
@@ -37,8 +40,8 @@
  * there (a program that makes no timer just links it unused). */
 static bool deadlocked_locked(void)
 {
-    if (atomic_load(&sched.nidle) != sched.nprocs || atomic_load(&sched.nforeign) > 0 ||
-        atomic_load(&sched.live) == 0 || any_work(true))
+    if (atomic_load(&sched.npidle) != sched.nprocs || atomic_load(&sched.nforeign) > 0 ||
+        atomic_load(&sched.live) == 0 || any_syscall_locked() || any_work(true))
         return false;
     if (timers_pending() > 0)
         return false;
@@ -106,8 +109,8 @@ static void report_chan(FILE *f, chan_t *c, enum chan_dir dir)
     fprintf(f, " (%s)\n", dir == CHAN_SEND ? "send" : "recv");
 }
 
-/* Under sched.lock, every M idle: no G moves. Go's format, each channel by its name when it has
- * one. The report (malloc), or NULL when memory is short. */
+/* Under sched.lock, every P idle and no G in a system call: no G moves. Go's format, each
+ * channel by its name when it has one. The report (malloc), or NULL when memory is short. */
 static char *report_deadlock_locked(void)
 {
     char *buf = NULL;

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proc.c - libchan-mpg's scheduling, after Go's runtime/proc.go: Ms and their Ps, the run
- * queues and stealing, idle Ms and the watcher, the timers of parked Gs, and the hook through
- * which libchan parks and readies Gs (struct chan_sched). The structures and their invariants
- * are in sched_internal.h; the stacks and the switch in fiber.h and fiber.c; the deadlock
+ * proc.c - libchan-mpg's scheduling, after Go's runtime/proc.go: Ps and their run queues,
+ * stealing, the pool of Ms and the idle Ps and Ms, the timers of parked Gs, system calls
+ * (entersyscall, exitsyscall), the hook through which libchan parks and readies Gs (struct
+ * chan_sched), the scheduler loop, and the API. The structures and their invariants are in
+ * sched_internal.h; the stacks and the switch in fiber.h and fiber.c; the monitor thread (Ps
+ * held in system calls, Gs stuck behind a G that keeps its M) in sysmon.c; the deadlock
  * condition and its report in deadlock.c.
  *
  * Read top to bottom: the current M; switching between g0 and Gs; the timer heap; the global
- * and local run queues; idle Ms (wakep); ready and the direct hand-off; the hook (gopark,
- * goready); G descriptors; the scheduler loop (findrunnable, execute); the API.
+ * and local run queues; idle Ps and Ms (startm, wakep); ready and the direct hand-off; system
+ * calls; the hook (gopark, goready); G descriptors; the scheduler loop (findrunnable, stopm,
+ * execute); the API.
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
@@ -17,11 +20,13 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <urcu/arch.h>
+#include <urcu/list.h>
 #include <urcu/wfcqueue.h>
 
 #include "sched/sched_internal.h"
@@ -55,6 +60,14 @@ NOINLINE static void m_set(struct m *m)
 {
     __asm__ volatile("" ::: "memory");
     tls_m = m;
+}
+
+/* errno is a thread-local too, and glibc's __errno_location is declared const: a caller may
+ * keep its result across a call. Set it here, out of line, on the thread the G runs on now. */
+NOINLINE static void errno_set(int e)
+{
+    __asm__ volatile("" ::: "memory");
+    errno = e;
 }
 
 /* ---- Switching between g0 and a G (fiber.h tells the sanitizers) ----------------------------- */
@@ -107,8 +120,7 @@ static void timer_next_update(void)
                           memory_order_release);
 }
 
-static void wakep(void);
-static void wake_one_idle(void);
+static void timer_kick(void);
 
 /* Arms g's timer, unless g has already been woken (its wake word moved on). The heap always
  * has room: it grows with the number of G descriptors (g_alloc). */
@@ -124,9 +136,10 @@ static void timer_arm(struct g *g, int64_t when, uint64_t parked_word)
         timer_next_update();
     }
     pthread_mutex_unlock(&sched.tlock);
-    /* A sleeping M sleeps until the earliest timer it saw: wake one to look again. */
+    /* The idle M that sleeps until the earliest timer sleeps until the one it saw: it must look
+     * again. */
     if (earliest)
-        wake_one_idle();
+        timer_kick();
 }
 
 static void timer_cancel(struct g *g)
@@ -147,12 +160,12 @@ size_t g_timers_armed(void)
     return n;
 }
 
-static void runq_put(struct m *m, struct g *g);
+static void runq_put(struct p *p, struct g *g);
 
 /* Go's checkTimers: fires the timers that are due: each G still parked for the park its timer
- * was armed for times out (park_rc -ETIMEDOUT) and goes on this M's run queue. Returns how
- * many. */
-static int timers_run(struct m *m)
+ * was armed for times out (park_rc -ETIMEDOUT) and goes on p's run queue (the caller holds p).
+ * Returns how many. */
+static int timers_run(struct p *p)
 {
     int64_t next = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
     if (next == CHAN_FOREVER)
@@ -182,7 +195,7 @@ static int timers_run(struct m *m)
         struct g *g = woken;
         woken = g->next_free;
         g->next_free = NULL;
-        runq_put(m, g);
+        runq_put(p, g);
     }
     return n;
 }
@@ -190,7 +203,7 @@ static int timers_run(struct m *m)
 /* ---- The global run queue (liburcu's wait-free concurrent queue) ----------------------------- */
 
 /* Go's globrunqput: from any thread, wait-free. */
-static void gq_push(struct g *g)
+void gq_push(struct g *g)
 {
     RACE_RELEASE(g);
     RACE_IGNORE_BEGIN();
@@ -199,7 +212,7 @@ static void gq_push(struct g *g)
     RACE_IGNORE_END();
 }
 
-static bool gq_empty(void)
+bool gq_empty(void)
 {
     RACE_IGNORE_BEGIN();
     bool e = cds_wfcq_empty(&sched.gq_head, &sched.gq_tail);
@@ -225,9 +238,8 @@ static struct g *gq_pop(void)
 /* ---- Local run queues (Go's runqput / runqget / runqsteal) ----------------------------------- */
 
 /* Owner only. A full ring sends half of itself and g to the global queue (Go's runqputslow). */
-static void runq_put(struct m *m, struct g *g)
+static void runq_put(struct p *p, struct g *g)
 {
-    struct p *p = &m->p;
     for (;;) {
         uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
         uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
@@ -271,11 +283,15 @@ static bool runq_ring_empty(struct p *p)
            atomic_load_explicit(&p->tail, memory_order_acquire);
 }
 
-/* Thief m takes half of victim's ring into its own (empty) ring and returns one G to run (Go's
- * runqsteal). The victim's runnext is left alone here: see runq_steal_next. */
-static struct g *runq_steal(struct m *m, struct p *victim)
+bool runq_empty(struct p *p)
 {
-    struct p *p = &m->p;
+    return runq_ring_empty(p) && !atomic_load_explicit(&p->runnext, memory_order_acquire);
+}
+
+/* The owner of p, a thief, takes half of victim's ring into p's (empty) ring and returns one G
+ * to run (Go's runqsteal). The victim's runnext is left alone here: see runq_steal_next. */
+static struct g *runq_steal(struct p *p, struct p *victim)
+{
     for (;;) {
         uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
         uint32_t t = atomic_load_explicit(&victim->tail, memory_order_acquire);
@@ -304,86 +320,260 @@ static struct g *runq_steal(struct m *m, struct p *victim)
     }
 }
 
-/* ---- Idle Ms --------------------------------------------------------------------------------- */
-
-/* Under sched.lock: takes one idle M off the idle set and wakes it; the watcher only when no other
- * M is idle (it then stops watching: a spinning M looks at every runnext before it sleeps). */
-static void wake_idle_locked(void)
+/* sysmon, on a P whose G keeps it: every G of its ring goes to the global queue, taken as a
+ * thief takes them (a CAS on the head), so that the owner may keep putting meanwhile. */
+int runq_to_global(struct p *p)
 {
-    struct m *m = NULL;
-    for (int i = 0; i < sched.nprocs; i++) {
-        if (sched.ms[i].idle) {
-            m = &sched.ms[i];
-            if (!m->watching)
-                break;
-        }
+    struct g *batch[RQ_SIZE];
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->tail, memory_order_acquire);
+        uint32_t n = t - h;
+        if (n == 0)
+            return 0;
+        if (n > RQ_SIZE)
+            continue; /* inconsistent snapshot: read again */
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&p->ring[(h + i) % RQ_SIZE], memory_order_relaxed);
+        if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + n, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            continue;
+        for (uint32_t i = 0; i < n; i++)
+            gq_push(batch[i]);
+        return (int)n;
     }
-    if (!m)
-        return;
-    if (m->watching) {
-        m->watching = false;
-        atomic_store(&sched.watcher, NULL);
+}
+
+/* ---- Idle Ps and Ms (Go's pidleget, pidleput, mget, newm, startm, wakep) --------------------- */
+
+static void *m_main(void *arg);
+
+/* Under sched.lock: an idle P, now the caller's to give to an M (status P_RUNNING), or NULL.
+ * sysmon, asleep for good while every P was idle, has a P to watch again: it is woken. */
+static struct p *pidle_get_locked(void)
+{
+    struct p *p = sched.pidle;
+    if (!p)
+        return NULL;
+    sched.pidle = p->link;
+    p->link = NULL;
+    atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed))
+        sysmon_wake_locked();
+    return p;
+}
+
+/* Under sched.lock: p, which the caller holds and no M runs, goes idle. The last P to go idle
+ * may complete a deadlock: the threads in chan_mpg_wait decide again. */
+static void pidle_put_locked(struct p *p)
+{
+    atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
+    p->link = sched.pidle;
+    sched.pidle = p;
+    if (atomic_fetch_add_explicit(&sched.npidle, 1, memory_order_seq_cst) + 1 == sched.nprocs)
+        deadlock_recheck_locked();
+}
+
+/* Go's acquirep, on m's own thread: m now holds p. A thread that moves to another P moves to
+ * that P's core (one system call; never on the way back to its own P after a system call). */
+static void acquirep(struct m *m, struct p *p)
+{
+    m->p = p;
+    if (p->cpuset && m->bound != p) {
+        hwloc_set_cpubind(sched.topo, p->cpuset, HWLOC_CPUBIND_THREAD);
+        m->bound = p;
     }
-    m->idle = false;
-    atomic_fetch_sub_explicit(&sched.nidle, 1, memory_order_seq_cst);
+}
+
+/* Under sched.lock: the idle Ms (Go's mput, mget). */
+static void midle_put_locked(struct m *m)
+{
+    cds_list_add(&m->idle, &sched.midle);
+    m->on_idle = true;
+    atomic_fetch_add_explicit(&sched.nmidle, 1, memory_order_relaxed);
+}
+
+static void midle_del_locked(struct m *m)
+{
+    cds_list_del(&m->idle);
+    m->on_idle = false;
+    atomic_fetch_sub_explicit(&sched.nmidle, 1, memory_order_relaxed);
+    if (sched.timer_m == m)
+        sched.timer_m = NULL;
+}
+
+/* The most recently idle M, but not the one that sleeps until the earliest timer while another
+ * is idle: taking it for work leaves no M to wake at that timer (then sysmon starts one). */
+static struct m *midle_get_locked(void)
+{
+    if (cds_list_empty(&sched.midle))
+        return NULL;
+    struct m *m = cds_list_entry(sched.midle.next, struct m, idle);
+    if (m == sched.timer_m && m->idle.next != &sched.midle)
+        m = cds_list_entry(m->idle.next, struct m, idle);
+    midle_del_locked(m);
+    return m;
+}
+
+/* Under sched.lock: wakes m, just taken off the idle Ms, with p to run, or with none (p NULL):
+ * m then looks at the timers and the idle Ps itself (stopm, find_runnable). */
+static void m_wake_locked(struct m *m, struct p *p)
+{
+    m->nextp = p;
     atomic_store_explicit(&m->wake, 1, memory_order_release);
     futex_wake(&m->wake);
 }
 
-static void wake_one_idle(void)
+/* Go's newm, under sched.lock: a new M, on a thread of its own, to run p. 0, or -EAGAIN at the
+ * thread limit (said once on stderr: this is a program's error, like Go's fatal "thread
+ * exhaustion", but here the scheduler goes on with fewer hand-offs), or what pthread_create or
+ * the allocation says. */
+static int newm_locked(struct p *p)
 {
-    if (atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == 0)
-        return;
-    pthread_mutex_lock(&sched.lock);
-    wake_idle_locked();
-    pthread_mutex_unlock(&sched.lock);
+    int nm = atomic_load_explicit(&sched.nm, memory_order_relaxed);
+    if (nm >= sched.max_m) {
+        if (!sched.m_limit_told) {
+            sched.m_limit_told = true;
+            fprintf(stderr,
+                    "libchan-mpg: %d threads (Ms), the limit: no more are made; a P whose G is "
+                    "in a system call now stays with it until an M is free\n",
+                    sched.max_m);
+        }
+        return -EAGAIN;
+    }
+    struct m *m;
+    if (posix_memalign((void **)&m, 128, sizeof *m) != 0)
+        return -ENOMEM;
+    memset(m, 0, sizeof *m);
+    m->id = (unsigned)nm;
+    m->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(nm + 1);
+    CDS_INIT_LIST_HEAD(&m->idle);
+    m->nextp = p;
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (!err) {
+        pthread_attr_setstacksize(&attr, M_STACK_SIZE);
+        err = pthread_create(&m->thread, &attr, m_main, m);
+        pthread_attr_destroy(&attr);
+    }
+    if (err) {
+        free(m);
+        return -err;
+    }
+    m->allnext = sched.allm;
+    sched.allm = m;
+    atomic_store_explicit(&sched.nm, nm + 1, memory_order_relaxed);
+    return 0;
 }
 
-/* Go's wakep: work was just queued; get an idle M looking for it, unless one already is. The
- * caller's queue write comes first (the fence pairs with the one of an M going idle). */
-static void wakep(void)
+/* Go's startm, under sched.lock: an idle M, or a new one, runs p (NULL: an idle P, if there is
+ * one). false when nothing was started: no idle P, or no M to be had (p then goes idle). */
+static bool startm_locked(struct p *p)
+{
+    if (atomic_load(&sched.stopping)) {
+        if (p)
+            pidle_put_locked(p);
+        return false;
+    }
+    if (!p && !(p = pidle_get_locked()))
+        return false;
+    struct m *m = midle_get_locked();
+    if (m) {
+        m_wake_locked(m, p);
+        return true;
+    }
+    if (newm_locked(p) == 0)
+        return true;
+    pidle_put_locked(p);
+    return false;
+}
+
+bool m_available(void)
+{
+    return atomic_load_explicit(&sched.nmidle, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&sched.nm, memory_order_relaxed) < sched.max_m;
+}
+
+/* Go's wakep: work was just queued; get an M with an idle P looking for it, unless one already
+ * is (spinning). The caller's queue write comes first (the fence pairs with the one of an M
+ * releasing its P, m_idle). */
+void wakep(void)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == 0)
+    if (atomic_load_explicit(&sched.npidle, memory_order_seq_cst) == 0)
         return;
     if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) > 0)
         return;
-    wake_one_idle();
+    pthread_mutex_lock(&sched.lock);
+    startm_locked(NULL);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+/* Go's handoffp: see sched_internal.h. Go's rules: an M for p if p or the global queue has
+ * work, if nobody looks for work (no M spinning, no P idle), or if a timer is due; else p goes
+ * idle, where a G back from its system call finds it (exitsyscall). */
+void handoffp(struct p *p)
+{
+    pthread_mutex_lock(&sched.lock);
+    if (!runq_empty(p) || !gq_empty() ||
+        atomic_load(&sched.nspinning) + atomic_load(&sched.npidle) == 0 ||
+        atomic_load_explicit(&sched.timer_next, memory_order_acquire) <= chan_now())
+        startm_locked(p);
+    else
+        pidle_put_locked(p);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+/* A timer earlier than every other was armed. The idle M that sleeps until the earliest timer
+ * (sched.timer_m) sleeps until a later one: wake it to look again. With none, an idle M looks,
+ * or a new one if an idle P has none. With no P idle, the Ms that hold the Ps fire the timer at
+ * their next schedule (find_runnable, take_local). */
+static void timer_kick(void)
+{
+    if (atomic_load_explicit(&sched.nmidle, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&sched.lock);
+    struct m *m = sched.timer_m;
+    if (!m && atomic_load(&sched.npidle) > 0 && !cds_list_empty(&sched.midle))
+        m = cds_list_entry(sched.midle.next, struct m, idle);
+    if (m) {
+        midle_del_locked(m);
+        m_wake_locked(m, NULL);
+    } else if (atomic_load(&sched.npidle) > 0) {
+        startm_locked(NULL);
+    }
+    pthread_mutex_unlock(&sched.lock);
 }
 
 /* ---- Making a G runnable --------------------------------------------------------------------- */
 
-/* Go's ready(): g was just woken (its wake word moved to RUN by the caller). From a G: g goes
- * to runnext, to run as soon as the caller parks; the G it displaces goes to the ring, and an
- * idle M is woken for it. No M is woken for runnext while a watcher is there (see m_idle): if
- * the caller blocks in a system call or spins instead of parking, the watcher takes g at its
- * next look, so a ping-pong costs no wake-up at all. From g0: the local ring; from a foreign
- * thread: the global queue; an idle M is woken. */
+/* Go's ready(): g was just woken (its wake word moved to RUN by the caller). From a G holding a
+ * P: g goes to runnext, to run as soon as the caller parks; the G it displaces goes to the
+ * ring, and an idle P is woken for it. No M is woken for runnext: if the caller blocks in a
+ * system call or spins instead of parking, an idle P's spinning M or sysmon takes g (see
+ * sysmon.c), so a ping-pong costs no wake-up at all. From g0: p's ring; from a foreign thread,
+ * or from a G in a system call (its M holds no P): the global queue; an idle P is woken. */
 static void ready(struct g *g)
 {
     struct m *m = m_self();
-    if (m && m->curg) {
+    struct p *p = m ? m->p : NULL;
+    if (p && m->curg) {
         /* Thieves only ever take a G out of runnext: an empty one is the owner's to fill with
          * a plain store. A full one is swapped, since a thief may be taking it right now. */
-        struct g *old = atomic_load_explicit(&m->p.runnext, memory_order_relaxed);
+        struct g *old = atomic_load_explicit(&p->runnext, memory_order_relaxed);
         if (old)
-            old = atomic_exchange_explicit(&m->p.runnext, g, memory_order_acq_rel);
+            old = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
         else
-            atomic_store_explicit(&m->p.runnext, g, memory_order_release);
-        /* No fence before reading sched.watcher: a watcher seen here cannot stop watching while
-         * this M runs a G, and if it leaves the role for work it wakes a successor; an M that
-         * goes idle while this one runs becomes the watcher if there is none. Each looks at
-         * runnext later, by when the store above is visible. */
+            atomic_store_explicit(&p->runnext, g, memory_order_release);
         if (old) {
-            runq_put(m, old);
-            wakep();
-        } else if (sched.nprocs > 1 &&
-                   !atomic_load_explicit(&sched.watcher, memory_order_relaxed)) {
+            runq_put(p, old);
             wakep();
         }
     } else {
-        if (m)
-            runq_put(m, g);
+        if (p)
+            runq_put(p, g);
         else
             gq_push(g);
         wakep();
@@ -392,7 +582,7 @@ static void ready(struct g *g)
 
 /* ---- Direct hand-off between Gs -------------------------------------------------------------- */
 
-/* Owner only: a plain increment, visible to thieves (runq_steal_next). */
+/* Owner only: a plain increment, visible to thieves (runq_steal_next) and sysmon. */
 static uint32_t schedtick_next(struct p *p)
 {
     uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
@@ -410,35 +600,37 @@ static bool runnext_take(struct p *p, struct g *g)
 
 /* Go's runqget: runnext first, at most RUNNEXT_MAX times in a row (then the ring's head gets a
  * turn), then the ring. */
-static struct g *runq_next(struct m *m)
+static struct g *runq_next(struct p *p)
 {
-    struct g *g = atomic_load_explicit(&m->p.runnext, memory_order_relaxed);
-    if (g && m->runnext_streak < RUNNEXT_MAX) {
-        if (runnext_take(&m->p, g)) {
-            m->runnext_streak++;
+    struct g *g = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (g && p->runnext_streak < RUNNEXT_MAX) {
+        if (runnext_take(p, g)) {
+            p->runnext_streak++;
             return g;
         }
         g = NULL;
     }
-    m->runnext_streak = 0;
-    struct g *r = runq_get(&m->p);
+    p->runnext_streak = 0;
+    struct g *r = runq_get(p);
     if (r || !g)
         return r;
-    return runnext_take(&m->p, g) ? g : NULL;
+    return runnext_take(p, g) ? g : NULL;
 }
+
+bool runnext_grab(struct p *p, struct g *g) { return runnext_take(p, g); }
 
 /* The next G for a parking G to switch to directly: runnext or the head of this P's ring.
  * NULL when g0 should choose instead: every GLOBAL_EVERY schedules (the global queue's turn)
  * and whenever a timer is due. */
-static struct g *take_local(struct m *m)
+static struct g *take_local(struct p *p)
 {
-    if ((atomic_load_explicit(&m->p.schedtick, memory_order_relaxed) + 1) % GLOBAL_EVERY == 0)
+    if ((atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1) % GLOBAL_EVERY == 0)
         return NULL; /* find_runnable's next tick looks at the global queue first */
-    schedtick_next(&m->p);
+    schedtick_next(p);
     int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_relaxed);
     if (tn != CHAN_FOREVER && tn <= chan_now())
         return NULL;
-    return runq_next(m);
+    return runq_next(p);
 }
 
 static bool park_commit(struct g *g);
@@ -452,8 +644,75 @@ static void after_switch(void)
     if (h) {
         m->handoff = NULL;
         if (park_commit(h))
-            runq_put(m, h);
+            runq_put(m->p, h);
     }
+}
+
+/* ---- System calls (Go's entersyscall, exitsyscall) ------------------------------------------- */
+
+/* Go's entersyscall: m's G is about to block in the kernel. Its P stays with m, only marked
+ * P_SYSCALL (plain stores, no read-modify-write): a call that returns at once takes it back with
+ * one CAS, and sysmon takes it from a call that lasts (sysmon.c: retake). From now on m holds no
+ * P: a G it readies meanwhile goes to the global queue (ready). */
+static void syscall_begin(struct m *m)
+{
+    struct p *p = m->p;
+    atomic_store_explicit(&p->syscalltick,
+                          atomic_load_explicit(&p->syscalltick, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    m->oldp = p;
+    m->p = NULL;
+    atomic_store_explicit(&m->insyscall, true, memory_order_relaxed);
+    /* Release: whoever takes p by CAS sees insyscall set, and p as this M left it. */
+    atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
+}
+
+/* Go's exitsyscall0, on m's g0: g, back from its system call, found its P taken and none idle.
+ * One more try under the lock; else g waits in the global queue (an M that goes idle looks
+ * there under this lock first: m_idle) and m will sleep (find_runnable: stopm). true: m has a
+ * P, g runs on. */
+static bool exitsyscall0(struct m *m, struct g *g)
+{
+    pthread_mutex_lock(&sched.lock);
+    struct p *p = pidle_get_locked();
+    if (!p)
+        gq_push(g);
+    atomic_store_explicit(&m->insyscall, false, memory_order_relaxed);
+    pthread_mutex_unlock(&sched.lock);
+    if (!p)
+        return false;
+    acquirep(m, p);
+    return true;
+}
+
+/* Go's exitsyscall: g, on m, is back from its system call and needs a P again. Its own, unless
+ * sysmon took it (one CAS: Go's exitsyscallfast); else an idle one; else g goes to the global
+ * queue through g0 (exitsyscall0) and resumes when an M with a P picks it: on another thread,
+ * whose errno is set to the one this call began with. */
+static void syscall_leave(struct m *m, struct g *g)
+{
+    struct p *p = m->oldp;
+    m->oldp = NULL;
+    uint32_t s = P_SYSCALL;
+    if (atomic_compare_exchange_strong_explicit(&p->status, &s, P_RUNNING, memory_order_acquire,
+                                                memory_order_relaxed)) {
+        m->p = p;
+        atomic_store_explicit(&m->insyscall, false, memory_order_relaxed);
+        return;
+    }
+    int e = errno;
+    pthread_mutex_lock(&sched.lock);
+    p = pidle_get_locked();
+    if (p)
+        atomic_store_explicit(&m->insyscall, false, memory_order_relaxed);
+    pthread_mutex_unlock(&sched.lock);
+    if (p) {
+        acquirep(m, p);
+    } else {
+        g->req = REQ_SYSEXIT;
+        switch_to_g0(g);
+    }
+    errno_set(e);
 }
 
 /* ---- The hook -------------------------------------------------------------------------------- */
@@ -462,7 +721,7 @@ static void *hook_current(void) { return m_self()->curg; }
 
 /* Go's gopark: park the calling G, handing its M to the next G of its P or to g0; whichever
  * runs next commits the park (park_commit). */
-static int g_park(struct g *g, int64_t deadline)
+static int g_park_now(struct g *g, int64_t deadline)
 {
     uint64_t v = atomic_load_explicit(&g->wake, memory_order_acquire);
     if ((v & W_MASK) == W_NOTIFIED) {
@@ -473,7 +732,7 @@ static int g_park(struct g *g, int64_t deadline)
     g->req = REQ_PARK;
     g->deadline = deadline;
     struct m *m = m_self();
-    struct g *next = take_local(m);
+    struct g *next = take_local(m->p);
     if (next) {
         /* Go's park goes through g0 (mcall); when the next G is at hand on this P, switch to it
          * directly and let it commit our park once our context is saved: one switch, not two. */
@@ -486,6 +745,22 @@ static int g_park(struct g *g, int64_t deadline)
     int rc = g->park_rc;
     if (rc == 0 && deadline != CHAN_FOREVER)
         timer_cancel(g); /* an unpark won: the timer may still be armed */
+    return rc;
+}
+
+/* A G may block on a channel, sleep or yield between chan_mpg_syscall_enter and exit: it needs
+ * a P for that (its M runs the P's next G), so it leaves the system call first, as exit does,
+ * and enters it again when it runs again. */
+static int g_park(struct g *g, int64_t deadline)
+{
+    unsigned depth = g->syscall_depth;
+    if (__builtin_expect(depth == 0, 1))
+        return g_park_now(g, deadline);
+    g->syscall_depth = 0;
+    syscall_leave(m_self(), g);
+    int rc = g_park_now(g, deadline);
+    syscall_begin(m_self());
+    g->syscall_depth = depth;
     return rc;
 }
 
@@ -616,10 +891,10 @@ static struct g *steal_round(struct m *m)
     int n = sched.nprocs;
     int start = (int)(rnd(m) % (uint64_t)n);
     for (int i = 0; i < n; i++) {
-        struct m *v = &sched.ms[(start + i) % n];
-        if (v == m)
+        struct p *v = &sched.ps[(start + i) % n];
+        if (v == m->p)
             continue;
-        struct g *g = runq_steal(m, &v->p);
+        struct g *g = runq_steal(m->p, v);
         if (g)
             return g;
     }
@@ -652,16 +927,16 @@ static struct g *runq_steal_next(struct p *victim)
     return g;
 }
 
-/* The last thing a spinning M tries (Go's last stealWork round), and what the watcher looks at. */
+/* The last thing a spinning M tries (Go's last stealWork round). */
 static struct g *steal_runnext_round(struct m *m)
 {
     int n = sched.nprocs;
     int start = (int)(rnd(m) % (uint64_t)n);
     for (int i = 0; i < n; i++) {
-        struct m *v = &sched.ms[(start + i) % n];
-        if (v == m)
+        struct p *v = &sched.ps[(start + i) % n];
+        if (v == m->p)
             continue;
-        struct g *g = runq_steal_next(&v->p);
+        struct g *g = runq_steal_next(v);
         if (g)
             return g;
     }
@@ -673,7 +948,7 @@ bool any_work(bool runnext)
     if (!gq_empty())
         return true;
     for (int i = 0; i < sched.nprocs; i++) {
-        struct p *p = &sched.ms[i].p;
+        struct p *p = &sched.ps[i];
         if (!runq_ring_empty(p) ||
             (runnext && atomic_load_explicit(&p->runnext, memory_order_acquire)))
             return true;
@@ -681,105 +956,115 @@ bool any_work(bool runnext)
     return false;
 }
 
-/* Go's stopm: sleeps on m->wake until woken, the earliest timer, or stop.
- *
- * The watcher. A G in a P's runnext runs when the G that put it there parks; if that G blocks
- * in a system call or spins instead, only another M can run it. Go's ready() wakes an idle M
- * each time, to be a thief: a futex wake-up per ping-pong hop while another P is idle (+60%
- * CPU per round trip, measured here). Instead, while some M runs Gs and another is idle, one
- * idle M, the watcher, sleeps with a time-out instead of for good, and on waking looks at
- * every runnext (find_runnable: runq_steal_next) before it sleeps again. It stops watching
- * when no M runs Gs, or when it finds work (watch_end: then an idle M is woken to take over,
- * as Go's last spinning M does). Without a watcher, ready() wakes an M.
- *
- * Its sleep, sched.watch_ns, doubles at each look from WATCH_MIN_NS up to WATCH_MAX_NS (Go's
- * sysmon backs off the same way, to the same 10 ms), and starts again from the bottom only once
- * every M has been idle, not each time the role passes to another M: each look costs the Ps it
- * watches. Whenever their M has been preempted by the OS (or its vCPU by the host) for longer
- * than the pause, a look takes its runnext; a ping-pong split that way meets again at the next
- * hop, yet with looks every millisecond its round trips took half as long again on a loaded
- * machine. Returns true when the watcher woke to look (nobody woke it). */
-static bool m_idle(struct m *m)
+bool any_syscall_locked(void)
+{
+    for (struct m *m = sched.allm; m; m = m->allnext)
+        if (atomic_load_explicit(&m->insyscall, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* Go's stopm: m, holding no P, sleeps among the idle Ms until startm hands it a P, until a
+ * kick or chan_mpg_stop, or, if it is the idle M that watches the timers (sched.timer_m: one
+ * at most, so that a timer wakes one thread, not all), until the earliest timer: then it takes
+ * an idle P to fire it. Returns holding a P or not: the caller looks again. */
+static void stopm(struct m *m)
+{
+    pthread_mutex_lock(&sched.lock);
+    if (atomic_load(&sched.stopping)) {
+        pthread_mutex_unlock(&sched.lock);
+        return;
+    }
+    int64_t deadline = CHAN_FOREVER;
+    int64_t next = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
+    if (!sched.timer_m && next != CHAN_FOREVER) {
+        if (next > chan_now()) {
+            sched.timer_m = m;
+            deadline = next;
+        } else {
+            /* Due already: fire it on an idle P. With none, the Ms that hold the Ps fire it at
+             * their next schedule. */
+            struct p *p = pidle_get_locked();
+            if (p) {
+                pthread_mutex_unlock(&sched.lock);
+                acquirep(m, p);
+                return;
+            }
+        }
+    }
+    atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
+    m->nextp = NULL;
+    midle_put_locked(m);
+    pthread_mutex_unlock(&sched.lock);
+    while (!atomic_load_explicit(&m->wake, memory_order_acquire))
+        if (futex_wait(&m->wake, 0, deadline) == -ETIMEDOUT)
+            break;
+    pthread_mutex_lock(&sched.lock);
+    struct p *p;
+    if (m->on_idle) {
+        /* Timed out, nobody took it: the earliest timer is due. */
+        midle_del_locked(m);
+        p = pidle_get_locked();
+    } else {
+        p = m->nextp; /* startm's P, or NULL for a kick or chan_mpg_stop */
+        m->nextp = NULL;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (p)
+        acquirep(m, p);
+}
+
+/* The end of Go's findrunnable: m found nothing to run. Its P goes idle, unless the global queue
+ * got a G meanwhile (checked under the lock that exitsyscall0 pushes under). Then m looks at
+ * every queue once more before it sleeps: a G queued by a thread that saw no idle P (wakep) just
+ * before this one went idle is found here (the fences pair). */
+static void m_idle(struct m *m)
 {
     pthread_mutex_lock(&sched.lock);
     if (atomic_load(&sched.stopping) || !gq_empty()) {
         pthread_mutex_unlock(&sched.lock);
-        return false;
-    }
-    atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
-    m->idle = true;
-    int nidle = atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst) + 1;
-    if (nidle == sched.nprocs)
-        deadlock_recheck_locked();
-    struct m *w = atomic_load(&sched.watcher);
-    if (nidle < sched.nprocs && !w) {
-        atomic_store(&sched.watcher, m);
-        m->watching = true;
-    } else if (nidle == sched.nprocs) {
-        if (w == m) {
-            atomic_store(&sched.watcher, NULL); /* nobody runs Gs: no runnext can fill */
-            m->watching = false;
-        }
-        sched.watch_ns = WATCH_MIN_NS;
-    }
-    int64_t deadline = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
-    if (m->watching) {
-        int64_t look = chan_now() + sched.watch_ns;
-        if (look < deadline)
-            deadline = look;
-    }
-    pthread_mutex_unlock(&sched.lock);
-    /* Pairs with wakep's fence: either it sees this M idle, or this sees its work. A G put in
-     * runnext without a wake-up is the watcher's to find (see ready). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!any_work(false) && !atomic_load(&sched.stopping))
-        futex_wait(&m->wake, 0, deadline); /* woken, timed out or spurious: look */
-    pthread_mutex_lock(&sched.lock);
-    bool look = m->idle && m->watching;
-    if (m->idle) {
-        m->idle = false;
-        atomic_fetch_sub_explicit(&sched.nidle, 1, memory_order_seq_cst);
-    }
-    if (look)
-        sched.watch_ns = sched.watch_ns < WATCH_MAX_NS / 2 ? 2 * sched.watch_ns : WATCH_MAX_NS;
-    pthread_mutex_unlock(&sched.lock);
-    return look;
-}
-
-/* m found work: if it was the watcher, it is no longer, and an idle M is woken to take over
- * (m_idle makes it the watcher if some M still runs Gs), as Go's last spinning M wakes another
- * when it finds work. Only m changes m->watching while m is not idle. */
-static void watch_end(struct m *m)
-{
-    if (!m->watching)
         return;
-    pthread_mutex_lock(&sched.lock);
-    m->watching = false;
-    atomic_store(&sched.watcher, NULL);
+    }
+    pidle_put_locked(m->p);
+    m->p = NULL;
     pthread_mutex_unlock(&sched.lock);
-    wakep();
+    atomic_thread_fence(memory_order_seq_cst);
+    if (any_work(false)) {
+        pthread_mutex_lock(&sched.lock);
+        struct p *p = pidle_get_locked();
+        pthread_mutex_unlock(&sched.lock);
+        if (p) {
+            acquirep(m, p);
+            return;
+        }
+    }
+    stopm(m);
 }
 
 /* Go's findrunnable: the next G for m, or NULL when the scheduler stops. */
 static struct g *find_runnable(struct m *m)
 {
-    bool look = false; /* the watcher woke to look: one round, no spinning */
     for (;;) {
         if (atomic_load_explicit(&sched.stopping, memory_order_relaxed))
             return NULL;
-        timers_run(m); /* due timers first, whatever else is runnable (Go's checkTimers) */
+        struct p *p = m->p;
+        if (!p) {
+            stopm(m);
+            continue;
+        }
+        timers_run(p); /* due timers first, whatever else is runnable (Go's checkTimers) */
         struct g *g;
-        if (schedtick_next(&m->p) % GLOBAL_EVERY == 0 && (g = gq_pop()))
+        if (schedtick_next(p) % GLOBAL_EVERY == 0 && (g = gq_pop()))
             return g;
-        if ((g = runq_next(m)))
+        if ((g = runq_next(p)))
             return g;
         if ((g = gq_pop()))
             return g;
-        if (timers_run(m))
+        if (timers_run(p))
             continue;
         /* Spin a little, stealing, then sleep. */
         atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst);
-        for (int r = 0; r < (look ? 1 : SPIN_ROUNDS) && !g; r++) {
+        for (int r = 0; r < SPIN_ROUNDS && !g; r++) {
             if (sched.nprocs > 1)
                 g = steal_round(m);
             if (!g)
@@ -795,21 +1080,18 @@ static struct g *find_runnable(struct m *m)
             g = steal_runnext_round(m);
         atomic_fetch_sub_explicit(&sched.nspinning, 1, memory_order_seq_cst);
         if (g) {
-            if (m->watching)
-                watch_end(m); /* wakes an M */
-            else
-                wakep(); /* it found work: there may be more for another idle M */
+            wakep(); /* it found work: there may be more for another idle P */
             return g;
         }
-        if (timers_run(m))
+        if (timers_run(p))
             continue;
-        look = m_idle(m);
+        m_idle(m);
     }
 }
 
 /* Go's execute, and what schedule does when the G switches back: runs g, then any G that
  * parking Gs hand the M to directly, until one returns to g0 asking to park (and no unpark came
- * meanwhile), to yield or to exit. */
+ * meanwhile), to yield or to exit, or back from a system call without a P. */
 static void execute(struct m *m, struct g *g)
 {
     for (;;) {
@@ -823,7 +1105,7 @@ static void execute(struct m *m, struct g *g)
                 continue;
             return;
         case REQ_YIELD:
-            runq_put(m, g);
+            runq_put(m->p, g);
             return;
         case REQ_EXIT:
             atomic_store_explicit(&g->live, false, memory_order_release);
@@ -831,26 +1113,31 @@ static void execute(struct m *m, struct g *g)
             if (atomic_fetch_sub_explicit(&sched.live, 1, memory_order_acq_rel) == 1)
                 waiters_wake();
             return;
+        case REQ_SYSEXIT:
+            if (exitsyscall0(m, g))
+                continue;
+            return;
         default:
             __builtin_trap();
         }
     }
 }
 
-/* Go's mstart and schedule loop, on the M's own thread stack (g0). */
+/* Go's mstart and schedule loop, on the M's own thread stack (g0). A new M starts with the P it
+ * was made for. */
 static void *m_main(void *arg)
 {
     struct m *m = arg;
     m_set(m);
     chan_sched_set(&mpg_hook);
-    if (m->cpuset)
-        hwloc_set_cpubind(sched.topo, m->cpuset, HWLOC_CPUBIND_THREAD);
     fiber_host_init(&m->g0);
+    struct p *p = m->nextp;
+    m->nextp = NULL;
+    if (p)
+        acquirep(m, p);
     struct g *g;
-    while ((g = find_runnable(m))) {
-        watch_end(m);
+    while ((g = find_runnable(m)))
         execute(m, g);
-    }
     chan_sched_set(NULL);
     m_set(NULL);
     return NULL;
@@ -878,12 +1165,17 @@ static void free_all(void)
     sched.ngs = 0;
     free(sched.timers.a);
     sched.timers = (struct heap){0};
-    if (sched.ms) {
+    for (struct m *m = sched.allm, *nx; m; m = nx) {
+        nx = m->allnext;
+        free(m);
+    }
+    sched.allm = NULL;
+    if (sched.ps) {
         for (int i = 0; i < sched.nprocs; i++)
-            if (sched.ms[i].cpuset)
-                hwloc_bitmap_free(sched.ms[i].cpuset);
-        free(sched.ms);
-        sched.ms = NULL;
+            if (sched.ps[i].cpuset)
+                hwloc_bitmap_free(sched.ps[i].cpuset);
+        free(sched.ps);
+        sched.ps = NULL;
     }
     if (sched.topo) {
         hwloc_topology_destroy(sched.topo);
@@ -891,23 +1183,28 @@ static void free_all(void)
     }
 }
 
-static void stop_ms(int started)
+/* Stops sysmon, then every M: each is woken and returns from find_runnable. No M is made once
+ * stopping is set (startm_locked looks under the lock), so the list is complete here. */
+static void stop_all(void)
 {
     atomic_store(&sched.stopping, true);
+    sysmon_stop();
     pthread_mutex_lock(&sched.lock);
-    for (int i = 0; i < started; i++) {
-        atomic_store(&sched.ms[i].wake, 1);
-        futex_wake(&sched.ms[i].wake);
+    for (struct m *m = sched.allm; m; m = m->allnext) {
+        if (m->on_idle)
+            midle_del_locked(m);
+        atomic_store(&m->wake, 1);
+        futex_wake(&m->wake);
     }
     pthread_mutex_unlock(&sched.lock);
-    for (int i = 0; i < started; i++)
-        pthread_join(sched.ms[i].thread, NULL);
+    for (struct m *m = sched.allm; m; m = m->allnext)
+        pthread_join(m->thread, NULL);
 }
 
 int chan_mpg_start_config(const struct chan_mpg_config *cfg)
 {
     struct chan_mpg_config c = cfg ? *cfg : (struct chan_mpg_config){0};
-    if (c.nprocs < 0 || c.nprocs > 1024)
+    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0)
         return -EINVAL;
     bool expected = false;
     if (!atomic_compare_exchange_strong(&sched.running, &expected, true))
@@ -918,47 +1215,68 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         sched.topo = NULL;
     }
     sched.nprocs = c.nprocs ? c.nprocs : default_nprocs(sched.topo);
+    sched.max_m = c.max_threads ? c.max_threads : M_MAX_DEFAULT;
+    if (sched.max_m < sched.nprocs) {
+        if (sched.topo)
+            hwloc_topology_destroy(sched.topo);
+        sched.topo = NULL;
+        atomic_store(&sched.running, false);
+        return -EINVAL;
+    }
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
     fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, c.guard_max);
     sched.bind = !c.nobind && sched.topo;
     atomic_store(&sched.stopping, false);
-    atomic_store(&sched.nidle, 0);
+    sched.pidle = NULL;
+    atomic_store(&sched.npidle, 0);
+    CDS_INIT_LIST_HEAD(&sched.midle);
+    atomic_store(&sched.nmidle, 0);
+    sched.allm = NULL;
+    atomic_store(&sched.nm, 0);
+    sched.m_limit_told = false;
+    sched.timer_m = NULL;
     atomic_store(&sched.nspinning, 0);
-    atomic_store(&sched.watcher, NULL);
-    sched.watch_ns = WATCH_MIN_NS;
+    atomic_store(&sched.sysmonwait, false);
     atomic_store(&sched.live, 0);
     atomic_store(&sched.spawned, 0);
     atomic_store(&sched.steals, 0);
+    atomic_store(&sched.retakes, 0);
+    atomic_store(&sched.moved, 0);
     atomic_store(&sched.ndeadlocks, 0);
     atomic_store(&sched.next_id, 0);
     atomic_store(&sched.timer_next, CHAN_FOREVER);
     cds_wfcq_init(&sched.gq_head, &sched.gq_tail);
-    if (posix_memalign((void **)&sched.ms, 128, (size_t)sched.nprocs * sizeof *sched.ms) != 0) {
-        sched.ms = NULL;
+    if (posix_memalign((void **)&sched.ps, 128, (size_t)sched.nprocs * sizeof *sched.ps) != 0) {
+        sched.ps = NULL;
         free_all();
         atomic_store(&sched.running, false);
         return -ENOMEM;
     }
-    memset(sched.ms, 0, (size_t)sched.nprocs * sizeof *sched.ms);
+    memset(sched.ps, 0, (size_t)sched.nprocs * sizeof *sched.ps);
     int ncores = sched.topo ? hwloc_get_nbobjs_by_type(sched.topo, HWLOC_OBJ_CORE) : 0;
     for (int i = 0; i < sched.nprocs; i++) {
-        struct m *m = &sched.ms[i];
-        m->id = i;
-        m->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
+        struct p *p = &sched.ps[i];
+        p->id = i;
+        atomic_store(&p->status, P_RUNNING); /* given to M i below */
         if (sched.bind && ncores > 0) {
             hwloc_obj_t core = hwloc_get_obj_by_type(sched.topo, HWLOC_OBJ_CORE, i % ncores);
             if (core && core->cpuset)
-                m->cpuset = hwloc_bitmap_dup(core->cpuset);
+                p->cpuset = hwloc_bitmap_dup(core->cpuset);
         }
     }
-    for (int i = 0; i < sched.nprocs; i++) {
-        int err = pthread_create(&sched.ms[i].thread, NULL, m_main, &sched.ms[i]);
-        if (err) {
-            stop_ms(i);
-            free_all();
-            atomic_store(&sched.running, false);
-            return -err;
-        }
+    /* One M per P to begin with; each finds nothing, releases its P and sleeps. */
+    int err = 0;
+    pthread_mutex_lock(&sched.lock);
+    for (int i = 0; i < sched.nprocs && !err; i++)
+        err = newm_locked(&sched.ps[i]);
+    pthread_mutex_unlock(&sched.lock);
+    if (!err)
+        err = sysmon_start();
+    if (err) {
+        stop_all();
+        free_all();
+        atomic_store(&sched.running, false);
+        return err;
     }
     deadlock_watch_timers(true);
     return 0;
@@ -983,6 +1301,7 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
     g->req = REQ_NONE;
     g->waiter = NULL;
     g->sleeping = false;
+    g->syscall_depth = 0;
     g->park_rc = 0;
     g->id = atomic_fetch_add(&sched.next_id, 1) + 1;
     /* Keep seq (stale timers and wakers compare it); a fresh G starts RUN without a permit. */
@@ -1002,7 +1321,8 @@ int64_t chan_mpg_self(void)
     return m && m->curg ? m->curg->id : 0;
 }
 
-/* Go's Gosched. */
+/* Go's Gosched. In a system call (chan_mpg_syscall_enter), the G leaves it for the while, as
+ * g_park does. */
 void chan_mpg_yield(void)
 {
     struct m *m = m_self();
@@ -1011,8 +1331,35 @@ void chan_mpg_yield(void)
         return;
     }
     struct g *g = m->curg;
+    unsigned depth = g->syscall_depth;
+    if (depth) {
+        g->syscall_depth = 0;
+        syscall_leave(m, g);
+    }
     g->req = REQ_YIELD;
     switch_to_g0(g);
+    if (depth) {
+        syscall_begin(m_self());
+        g->syscall_depth = depth;
+    }
+}
+
+/* Go's entersyscall and exitsyscall, for any call of the caller's: see chan_sched_mpg.h. Only
+ * the outermost pair of a nest acts. */
+void chan_mpg_syscall_enter(void)
+{
+    struct m *m = m_self();
+    struct g *g = m ? m->curg : NULL;
+    if (g && g->syscall_depth++ == 0)
+        syscall_begin(m);
+}
+
+void chan_mpg_syscall_exit(void)
+{
+    struct m *m = m_self();
+    struct g *g = m ? m->curg : NULL;
+    if (g && g->syscall_depth > 0 && --g->syscall_depth == 0)
+        syscall_leave(m, g);
 }
 
 /* Go's timeSleep, to an absolute deadline. */
@@ -1045,7 +1392,7 @@ int chan_mpg_stop(void)
     if (atomic_load(&sched.live) > 0)
         return -EBUSY;
     deadlock_watch_timers(false);
-    stop_ms(sched.nprocs);
+    stop_all();
     free_all();
     atomic_store(&sched.running, false);
     return 0;
@@ -1064,5 +1411,8 @@ void chan_mpg_stats(struct chan_mpg_stats *st)
     st->steals = atomic_load(&sched.steals);
     st->deadlocks = atomic_load(&sched.ndeadlocks);
     st->nprocs = sched.nprocs;
+    st->threads = (uint64_t)atomic_load(&sched.nm);
+    st->retakes = atomic_load(&sched.retakes);
+    st->moved = atomic_load(&sched.moved);
 }
 

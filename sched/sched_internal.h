@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sched_internal.h - what the files of libchan-mpg share: Go's G, P and M, the one scheduler
- * of the process, and the few calls between proc.c (scheduling) and deadlock.c (the report).
- * The design follows Go's runtime/proc.go; sched/README.md tells where it differs.
+ * of the process, and the few calls between proc.c (scheduling), sysmon.c (the monitor) and
+ * deadlock.c (the report). The design follows Go's runtime/proc.go; sched/README.md tells where
+ * it differs.
  *
  *   G   a coroutine: a function, its argument, a pooled stack (a fiber, fiber.h), and one
  *       atomic word (wake) that is both its park permit and its parked state.
  *   P   a logical processor: a bounded ring of runnable Gs (lock-free for its owner, stealable
  *       by idle Ps) plus runnext, the G that the running G just woke (Go's runnext): it runs
- *       when that G parks, or is taken by an idle P if that G keeps the M (runq_steal_next).
- *   M   an OS thread bound to a core; it owns one P for its whole life (Ms and Ps are 1:1 here:
- *       there is no system-call handoff, a G blocked in a system call holds its M and P). Each M
- *       loops on its own thread stack ("g0"): find a runnable G, switch to it, and when the G
- *       switches back, act on its request (park, yield, exit).
+ *       when that G parks, or is taken by an idle P or sysmon if that G keeps the M.
+ *   M   an OS thread. It runs Gs only while it holds a P (nprocs Ps, so at most nprocs Ms run
+ *       Gs at once), on its own thread stack ("g0") loops: find a runnable G, switch to it, and
+ *       when the G switches back, act on its request (park, yield, exit, leave a system call).
+ *       Ms are a pool: nprocs made at start, more when a P must be handed over while its M is
+ *       blocked in a system call (sysmon.c), up to sched.max_m; idle ones sleep (stopm).
  *
  * Invariants:
  *  - A G runs on one M at a time. It is switched in by an M's g0, or directly by the G it
@@ -29,14 +31,21 @@
  *  - A G's timer lives in the scheduler's heap only while the G is parked with that deadline;
  *    the heap lock orders arming (by park_commit, only if the word is still the one it parked
  *    with), firing (CAS under the lock) and removal (by the G when an unpark won).
+ *  - A P has one owner at a time, the only thread that puts Gs in its ring and runnext and
+ *    bumps its ticks: the M with m->p == p (status P_RUNNING); while that M's G is in a system
+ *    call (P_SYSCALL, m->oldp == p, m->p == NULL), nobody puts, and the P goes back to that M
+ *    (CAS P_SYSCALL -> P_RUNNING) or to sysmon (the same CAS), which hands it to another M or
+ *    to the idle Ps. Idle Ps (P_IDLE) are on sched.pidle, under sched.lock, and owned by
+ *    whoever takes one off. Anyone takes Gs out of any P by CAS (thieves, sysmon).
  *  - runnext: only its owner puts a G there (a store when it is empty, an exchange when not);
  *    the owner and thieves take it by CAS, so each G put there runs once. A thief takes it only
- *    after RUNNEXT_PAUSE_NS during which the owner did not schedule (schedtick). No M is woken
- *    for a G put in runnext while a watcher exists: an idle M that sleeps with a time-out and
- *    looks (m_idle). There is one whenever some M runs Gs and another is idle, except while a
- *    woken or spinning M is on its way to look (it becomes the watcher if it finds none): a G
- *    left in runnext by a G that blocks in a system call or spins is found within WATCH_MAX_NS
- *    and a pause.
+ *    after RUNNEXT_PAUSE_NS during which the owner did not schedule (schedtick); sysmon only
+ *    after a whole look during which it did not. No M is woken for a G put in runnext: sysmon
+ *    looks while any P is not idle, so a G left there by a G that blocks in a system call or
+ *    spins runs on another P within two of sysmon's looks (at most SYSMON_MAX_NS apart).
+ *  - An M whose G is in a system call has m->insyscall set from before its P can be taken until
+ *    after that G has a P again or waits in the global queue: the deadlock condition (every P
+ *    idle) reads it under sched.lock.
  *  - Thread-locals (the current M) are read through m_self(), never cached across a switch:
  *    a G may resume on another M (GCC PR 26461).
  *  - Lock order: sched.lock, then sched.gmu, then sched.tlock. libchan's timer lock (time/) is
@@ -51,6 +60,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <urcu/list.h>
 #include <urcu/wfcqueue.h>
 
 #include "sched/chan_sched_mpg.h"
@@ -63,11 +73,14 @@
 #define RUNNEXT_MAX 61      /* consecutive runnext picks before the ring gets a turn */
 #define SPIN_ROUNDS 40      /* steal rounds an idle M tries before it sleeps */
 #define RUNNEXT_PAUSE_NS 3000  /* a thief's pause before it takes a runnext (Go's usleep(3)) */
-#define WATCH_MIN_NS 50000     /* the watcher's first sleep (about the kernel's timer slack) */
-#define WATCH_MAX_NS 10000000  /* it doubles up to this (Go's sysmon backs off to 10 ms too) */
+#define M_MAX_DEFAULT 10000    /* Ms at most, unless configured (Go's maxmcount) */
+#define M_STACK_SIZE (256 * 1024) /* an M's own stack: the scheduler loop only, Gs have theirs */
 
 enum { W_RUN = 0, W_NOTIFIED = 1, W_PARKED = 2, W_MASK = 3 };
-enum req { REQ_NONE, REQ_PARK, REQ_YIELD, REQ_EXIT };
+enum req { REQ_NONE, REQ_PARK, REQ_YIELD, REQ_EXIT, REQ_SYSEXIT };
+
+/* A P's status (Go's _Pidle, _Prunning, _Psyscall). */
+enum { P_IDLE, P_RUNNING, P_SYSCALL };
 
 /* Go's g. */
 struct g {
@@ -79,6 +92,7 @@ struct g {
     int64_t deadline;              /* of the park it asks for */
     struct waiter *waiter;         /* libchan's waiter while parked on channels, else NULL */
     bool sleeping;                 /* parked in chan_mpg_sleep_until */
+    unsigned syscall_depth;        /* chan_mpg_syscall_enter calls not yet matched by exit */
     /* Timer (under sched.tlock). */
     struct heap_node timer;        /* its deadline and slot while in sched.timers */
     uint64_t timer_word;           /* the wake word it was armed for */
@@ -98,25 +112,35 @@ struct p {
     struct g *_Atomic ring[RQ_SIZE];
     struct g *_Atomic runnext;     /* taken by the owner and by thieves (CAS), set by the owner */
     _Atomic uint32_t schedtick;    /* bumped by the owner at every schedule (Go's schedtick): a
-                                      thief that sees it unchanged across its pause knows the
-                                      owner is still running the same G */
+                                      thief or sysmon that sees it unchanged over a while knows
+                                      the owner is still running the same G */
+    _Atomic uint32_t syscalltick;  /* bumped by the owner at every system call (Go's): sysmon
+                                      tells a new call from one it saw at its last look */
+    _Atomic uint32_t status;       /* P_* */
+    unsigned runnext_streak;       /* owner only */
+    int id;
+    struct p *link;                /* in sched.pidle (under sched.lock) */
+    hwloc_cpuset_t cpuset;         /* the core the M that holds it is bound to, or NULL */
 } __attribute__((aligned(128)));
 
-/* Go's m, with its P. */
+/* Go's m. */
 struct m {
-    struct p p;                    /* first: its own cache lines */
-    int id;
-    pthread_t thread;
     struct fiber g0;               /* the thread's own stack: the scheduler loop while a G runs */
     struct g *curg;                /* the G running on this M, or NULL on g0 */
     struct g *handoff;             /* a G that switched straight to another G asking to park:
                                       the G switched in commits that park (after_switch) */
-    _Atomic uint32_t wake;         /* futex: 1 when woken from idle */
-    bool idle;                     /* under sched.lock */
-    bool watching;                 /* under sched.lock: this M is sched.watcher */
-    unsigned runnext_streak;
+    struct p *p;                   /* the P it holds, or NULL */
+    struct p *oldp;                /* its P while its G is in a system call (Go's oldp) */
+    struct p *nextp;               /* under sched.lock: the P given with a wake-up (startm) */
+    struct p *bound;               /* the P whose core this thread is bound to */
+    _Atomic uint32_t wake;         /* futex: set to 1 by whoever wakes it from idle */
+    _Atomic bool insyscall;        /* its G is in a system call (see the invariants) */
+    struct cds_list_head idle;     /* in sched.midle (under sched.lock) when idle */
+    bool on_idle;                  /* under sched.lock */
+    unsigned id;
     uint64_t rng;
-    hwloc_cpuset_t cpuset;         /* where it is bound, or NULL */
+    pthread_t thread;
+    struct m *allnext;             /* every M (under sched.lock) */
 } __attribute__((aligned(128)));
 
 /* Go's schedt: the one scheduler of the process (documented global state, defined in proc.c). */
@@ -124,7 +148,7 @@ struct schedt {
     _Atomic bool running;
     _Atomic bool stopping;
     int nprocs;
-    struct m *ms;
+    struct p *ps;                  /* the nprocs Ps */
     bool bind;
     hwloc_topology_t topo;
 
@@ -132,20 +156,31 @@ struct schedt {
     struct cds_wfcq_head gq_head;
     struct cds_wfcq_tail gq_tail;
 
-    /* Idle Ms, waiting, deadlock: under lock. */
+    /* Idle Ps and Ms, every M, waiting, deadlock: under lock. */
     pthread_mutex_t lock;
     pthread_cond_t cv;             /* chan_mpg_wait */
-    _Atomic int nidle;
-    _Atomic int nspinning;
-    struct m *_Atomic watcher;     /* the M that watches the runnext of busy Ps (m_idle), or
-                                      NULL; set under lock, read without it by ready() */
-    int64_t watch_ns;              /* the watcher's sleep (under lock) */
+    struct p *pidle;               /* idle Ps (Go's pidle) */
+    _Atomic int npidle;            /* changed under lock, read anywhere */
+    struct cds_list_head midle;    /* idle Ms, each asleep on its wake word (Go's midle) */
+    _Atomic int nmidle;
+    struct m *allm;
+    _Atomic int nm;                /* Ms made */
+    int max_m;
+    bool m_limit_told;             /* the thread limit was reported on stderr */
+    struct m *timer_m;             /* the idle M that sleeps until the earliest timer, or NULL */
+    _Atomic int nspinning;         /* Ms looking for work with a P (find_runnable) */
     _Atomic long nforeign;
     _Atomic int nwaiters;          /* threads in chan_mpg_wait* (changed under lock) */
 
+    /* sysmon (sysmon.c). */
+    pthread_t sysmon;
+    bool sysmon_started;
+    _Atomic bool sysmonwait;       /* sysmon sleeps until a P stops being idle (under lock) */
+    _Atomic uint32_t sysmon_wake;  /* its futex word */
+
     /* Gs. */
     _Atomic int64_t live;
-    _Atomic uint64_t spawned, steals, ndeadlocks;
+    _Atomic uint64_t spawned, steals, ndeadlocks, retakes, moved;
     _Atomic int64_t next_id;
     pthread_mutex_t gmu;           /* free list, all-G list, the stack pool (fiber.c) */
     struct g *free_gs;
@@ -165,18 +200,57 @@ HIDDEN extern struct schedt sched;
  * that switched out on one M may come back on another (GCC PR 26461). */
 HIDDEN struct m *m_self(void);
 
-/* ---- proc.c, for deadlock.c ------------------------------------------------------------------ */
+/* ---- proc.c, for deadlock.c and sysmon.c ----------------------------------------------------- */
 
 /* Whether a G waits in the global queue or some P's ring; with runnext, also in some P's
- * runnext. Lock-free; exact only while every M is idle. */
+ * runnext. Lock-free; exact only while every P is idle. */
 HIDDEN bool any_work(bool runnext);
+
+/* Whether p's ring or runnext holds a G (a snapshot). */
+HIDDEN bool runq_empty(struct p *p);
 
 /* How many parked Gs have a timer armed (takes sched.tlock). */
 HIDDEN size_t g_timers_armed(void);
 
+/* Under sched.lock: whether the G of some M is in a system call. */
+HIDDEN bool any_syscall_locked(void);
+
+/* The global queue (Go's globrunqput), from any thread. */
+HIDDEN void gq_push(struct g *g);
+HIDDEN bool gq_empty(void);
+
+/* Takes p's runnext G if it still is g (CAS): true if taken. Any thread. */
+HIDDEN bool runnext_grab(struct p *p, struct g *g);
+
+/* Moves every G of p's ring to the global queue, as a thief takes them (CAS on the head).
+ * Returns how many. Any thread. */
+HIDDEN int runq_to_global(struct p *p);
+
+/* Go's wakep: work was just queued; get an M with an idle P looking for it, unless one already
+ * is. Any thread, no lock held. */
+HIDDEN void wakep(void);
+
+/* Go's handoffp: p, taken back from an M whose G is in a system call (status P_RUNNING, no owner
+ * yet), goes to an M that runs it (one made if none is idle) when there is work for it or
+ * nobody else looks for work, else to the idle Ps. No lock held. */
+HIDDEN void handoffp(struct p *p);
+
+/* Whether an M can be had for handoffp without passing the thread limit (a snapshot). */
+HIDDEN bool m_available(void);
+
+/* ---- sysmon.c, for proc.c -------------------------------------------------------------------- */
+
+/* Starts the monitor thread: 0 or -errno. Stops it and waits for it (after stopping is set). */
+HIDDEN int sysmon_start(void);
+HIDDEN void sysmon_stop(void);
+
+/* Under sched.lock: a P stops being idle while sysmon sleeps for good (sched.sysmonwait): wake
+ * it, it has Ps to watch again. */
+HIDDEN void sysmon_wake_locked(void);
+
 /* ---- deadlock.c, for proc.c ------------------------------------------------------------------ */
 
-/* Under sched.lock: an input of the deadlock condition changed towards a deadlock (the last M
+/* Under sched.lock: an input of the deadlock condition changed towards a deadlock (the last P
  * went idle): let the threads in chan_mpg_wait decide it again. */
 HIDDEN void deadlock_recheck_locked(void);
 

@@ -1,0 +1,218 @@
+/*
+ * sysmon.c - libchan-mpg's monitor, after Go's sysmon and retake (runtime/proc.go): one thread,
+ * not an M (it never runs a G nor holds a P), started by chan_mpg_start and stopped by
+ * chan_mpg_stop. It looks at every P every SYSMON_MIN_NS while it finds something to do, and
+ * after SYSMON_IDLE_LOOKS looks in a row that found nothing its sleep doubles up to
+ * SYSMON_MAX_NS (Go's 20 us, 50 looks, 10 ms). While every P is idle it sleeps for good, until
+ * a P stops being idle (pidle_get_locked wakes it). At each look, for each P:
+ *
+ *  - P_SYSCALL with the same system call as at the last look (syscalltick): its G has been in
+ *    the kernel since then at least. sysmon takes the P (CAS P_SYSCALL -> P_RUNNING, the same
+ *    CAS the G's exitsyscall tries) and hands it to another M (handoffp) when there is work for
+ *    it (its own queue or the global one), when no M looks for work (none spinning, no P idle),
+ *    or when the call has lasted SYSCALL_KEEP_NS; otherwise the G takes it back cheaply.
+ *
+ *  - P_RUNNING with the same schedtick as at the last look: its G has run since then at least
+ *    without returning to the scheduler. It computes, or blocks in a system call it did not
+ *    announce (chan_mpg_syscall_enter). Scheduling is cooperative: nothing can stop that G, and
+ *    it keeps its M and its P. What sysmon does is move the Gs waiting behind it to the global
+ *    queue and wake an idle P for them: the G in runnext at once (it was to run as soon as that
+ *    G parked), and once that G has run RUNNING_KEEP_NS (Go's forcePreemptNS, 10 ms) the Gs of
+ *    the P's ring too. Those were queued with a wakep, so idle Ps steal them: the ones still
+ *    there wait because every other P is busy, and from the global queue those Ps run them at
+ *    their next schedule (a P looks there every 61 schedules, and whenever its own is empty).
+ *
+ * Why the Gs and not the P (Go's retake preempts the G and so frees its P): giving the P to
+ * another M while its G runs on would leave that G without a P but still free to ready Gs into
+ * the P's runnext and ring, which only the owner writes, with plain stores; every put would
+ * need an atomic check that the P is still its own. Taking Gs out of a ring or runnext by CAS
+ * is what thieves already do: sysmon is one more thief, and the hot path stays as it is. The
+ * cost: a G that never schedules keeps one P, and with every P so held nothing else runs.
+ *
+ * It also starts an M when the earliest timer of a parked G is overdue by TIMER_LATE_NS while a
+ * P is idle (Go's sysmon does too): the idle M that sleeps until that timer may have been taken
+ * for work (midle_get_locked avoids it when it can).
+ *
+ * This replaces the watcher of earlier versions (an idle M sleeping with a time-out to look at
+ * busy Ps' runnext): one monitor.
+ */
+#define _GNU_SOURCE
+#define _LGPL_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "sched/sched_internal.h"
+
+#define SYSMON_MIN_NS 20000       /* its shortest sleep (Go's 20 us) */
+#define SYSMON_MAX_NS 10000000    /* its longest (Go's 10 ms) */
+#define SYSMON_IDLE_LOOKS 50      /* looks that found nothing before its sleep doubles (Go's) */
+#define SYSCALL_KEEP_NS 10000000  /* a P in a system call with no work is taken after this */
+#define RUNNING_KEEP_NS 10000000  /* a G that keeps its P this long loses its ring's Gs */
+#define TIMER_LATE_NS 1000000     /* an overdue timer with a P idle: start an M */
+#define SYSMON_STACK (256 * 1024)
+
+/* What sysmon saw of each P at its last look (Go's sysmontick): its own, no lock. */
+struct pmon {
+    uint32_t schedtick, syscalltick;
+    int64_t schedwhen, syscallwhen;
+};
+
+static struct pmon *mon;
+
+/* p's G has not scheduled since the last look: the Gs behind it go where other Ps run them. */
+static void unstick(struct p *p, bool ring)
+{
+    int n = 0;
+    struct g *g = atomic_load_explicit(&p->runnext, memory_order_acquire);
+    if (g && runnext_grab(p, g)) {
+        gq_push(g);
+        n++;
+    }
+    if (ring)
+        n += runq_to_global(p);
+    if (n) {
+        atomic_fetch_add_explicit(&sched.moved, (uint64_t)n, memory_order_relaxed);
+        wakep();
+    }
+}
+
+/* Go's retake: one look at every P (see the top of the file). Returns how many Ps it took from
+ * system calls: that is what keeps sysmon looking often. */
+static int retake(int64_t now)
+{
+    int n = 0;
+    for (int i = 0; i < sched.nprocs; i++) {
+        struct p *p = &sched.ps[i];
+        struct pmon *pd = &mon[i];
+        uint32_t s = atomic_load_explicit(&p->status, memory_order_acquire);
+        if (s == P_SYSCALL) {
+            uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed);
+            if (pd->syscalltick != t) {
+                pd->syscalltick = t;
+                pd->syscallwhen = now;
+                continue;
+            }
+            if (runq_empty(p) && gq_empty() &&
+                atomic_load(&sched.nspinning) + atomic_load(&sched.npidle) > 0 &&
+                now - pd->syscallwhen < SYSCALL_KEEP_NS)
+                continue;
+            if (!m_available())
+                continue; /* at the thread limit: no M to hand it to */
+            uint32_t expected = P_SYSCALL;
+            if (!atomic_compare_exchange_strong_explicit(&p->status, &expected, P_RUNNING,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed))
+                continue; /* its G is back and took it */
+            atomic_fetch_add_explicit(&sched.retakes, 1, memory_order_relaxed);
+            n++;
+            handoffp(p);
+        } else if (s == P_RUNNING) {
+            uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+            if (pd->schedtick != t) {
+                pd->schedtick = t;
+                pd->schedwhen = now;
+                continue;
+            }
+            unstick(p, now - pd->schedwhen >= RUNNING_KEEP_NS);
+        }
+    }
+    return n;
+}
+
+/* Sleeps while every P is idle (Go's sysmonwait), until pidle_get_locked or sysmon_stop wakes
+ * it. */
+static void sleep_while_idle(void)
+{
+    pthread_mutex_lock(&sched.lock);
+    if (atomic_load(&sched.npidle) != sched.nprocs || atomic_load(&sched.stopping)) {
+        pthread_mutex_unlock(&sched.lock);
+        return;
+    }
+    atomic_store(&sched.sysmonwait, true);
+    pthread_mutex_unlock(&sched.lock);
+    while (atomic_load(&sched.sysmon_wake) == 0)
+        futex_wait(&sched.sysmon_wake, 0, CHAN_FOREVER);
+    atomic_store(&sched.sysmon_wake, 0);
+}
+
+static void *sysmon_main(void *arg)
+{
+    (void)arg;
+    int64_t delay = SYSMON_MIN_NS;
+    unsigned idle = 0;
+    for (;;) {
+        if (idle == 0)
+            delay = SYSMON_MIN_NS;
+        else if (idle > SYSMON_IDLE_LOOKS)
+            delay = delay < SYSMON_MAX_NS / 2 ? 2 * delay : SYSMON_MAX_NS;
+        futex_wait(&sched.sysmon_wake, 0, chan_now() + delay);
+        if (atomic_load(&sched.stopping))
+            break;
+        if (atomic_load(&sched.npidle) == sched.nprocs) {
+            sleep_while_idle();
+            if (atomic_load(&sched.stopping))
+                break;
+        }
+        int64_t now = chan_now();
+        if (retake(now))
+            idle = 0;
+        else
+            idle++;
+        int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
+        if (tn != CHAN_FOREVER && now - tn > TIMER_LATE_NS && atomic_load(&sched.npidle) > 0)
+            wakep();
+    }
+    return NULL;
+}
+
+int sysmon_start(void)
+{
+    mon = calloc((size_t)sched.nprocs, sizeof *mon);
+    if (!mon)
+        return -ENOMEM;
+    int64_t now = chan_now();
+    for (int i = 0; i < sched.nprocs; i++) {
+        mon[i].schedtick = mon[i].syscalltick = UINT32_MAX; /* nothing seen yet */
+        mon[i].schedwhen = mon[i].syscallwhen = now;
+    }
+    atomic_store(&sched.sysmon_wake, 0);
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (!err) {
+        pthread_attr_setstacksize(&attr, SYSMON_STACK);
+        err = pthread_create(&sched.sysmon, &attr, sysmon_main, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (err) {
+        free(mon);
+        mon = NULL;
+        return -err;
+    }
+    sched.sysmon_started = true;
+    return 0;
+}
+
+void sysmon_wake_locked(void)
+{
+    atomic_store(&sched.sysmonwait, false);
+    atomic_store(&sched.sysmon_wake, 1);
+    futex_wake(&sched.sysmon_wake);
+}
+
+/* After stopping is set: wherever sysmon sleeps, it wakes and returns. */
+void sysmon_stop(void)
+{
+    if (!sched.sysmon_started)
+        return;
+    pthread_mutex_lock(&sched.lock);
+    sysmon_wake_locked();
+    pthread_mutex_unlock(&sched.lock);
+    pthread_join(sched.sysmon, NULL);
+    sched.sysmon_started = false;
+    free(mon);
+    mon = NULL;
+}
