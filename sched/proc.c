@@ -94,17 +94,6 @@ static void switch_g_to_g(struct g *g, struct g *next)
     after_switch();
 }
 
-/* The first frame of every G (Go's goexit is its return address): run the function, then leave
- * for good through g0, which recycles the G (execute). */
-static void g_main(void *arg)
-{
-    struct g *g = arg;
-    fiber_entered();
-    after_switch();
-    g->fn(g->arg);
-    g->req = REQ_EXIT;
-    fiber_exit(&g->fiber, &m_self()->g0);
-}
 
 /* ---- Timers: parked Gs by deadline in a heap (time/heap.h), under sched.tlock --------------- */
 
@@ -713,6 +702,23 @@ static void syscall_leave(struct m *m, struct g *g)
         switch_to_g0(g);
     }
     errno_set(e);
+}
+
+/* The first frame of every G (Go's goexit is its return address): run the function, then leave
+ * for good through g0, which recycles the G (execute). A G that returns between
+ * chan_mpg_syscall_enter and exit leaves the system call first: its M needs its P back. */
+static void g_main(void *arg)
+{
+    struct g *g = arg;
+    fiber_entered();
+    after_switch();
+    g->fn(g->arg);
+    if (g->syscall_depth) {
+        g->syscall_depth = 0;
+        syscall_leave(m_self(), g);
+    }
+    g->req = REQ_EXIT;
+    fiber_exit(&g->fiber, &m_self()->g0);
 }
 
 /* ---- The hook -------------------------------------------------------------------------------- */

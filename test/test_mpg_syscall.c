@@ -330,6 +330,40 @@ START_TEST(nesting)
 }
 END_TEST
 
+/* A G that returns inside a pair leaves the system call: nothing stays marked in one (a
+ * deadlock after it is reported), its P is not left behind. */
+static chan_t *forever;
+
+static void returns_inside(void *arg)
+{
+    (void)arg;
+    chan_mpg_syscall_enter();
+    chan_mpg_syscall_enter();
+}
+
+static void blocks_forever(void *arg)
+{
+    (void)arg;
+    G_CHECK(chan_recv(forever, NULL) == -EPIPE);
+}
+
+START_TEST(return_inside_syscall)
+{
+    forever = chan_make(0, 0);
+    ck_assert_int_eq(chan_mpg_start(1), 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_gt(chan_mpg_go(returns_inside, NULL), 0);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_gt(chan_mpg_go(blocks_forever, NULL), 0);
+    ck_assert_int_eq(chan_mpg_wait_report(NULL, 0), -EDEADLK);
+    ck_assert_int_eq(chan_close(forever), 0);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    NO_BAD();
+    ck_assert_int_eq(chan_free(forever), 0);
+}
+END_TEST
+
 /* ---- Channel operations, yield and sleep inside a system call --------------------------------- */
 
 static struct inside {
@@ -574,6 +608,7 @@ int main(void)
     ADD_TEST(s, spinner_does_not_hold_its_queue, 20);
     ADD_TEST(s, long_syscall_lets_others_run, 20);
     ADD_TEST(s, nesting, 20);
+    ADD_TEST(s, return_inside_syscall, 20);
     ADD_TEST(s, channels_inside_syscall, 20);
     ADD_TEST(s, errno_across_threads, 20);
     ADD_TEST(s, no_deadlock_while_in_syscall, 20);
