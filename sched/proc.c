@@ -907,14 +907,15 @@ static struct g *steal_round(struct m *m)
     return NULL;
 }
 
-/* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G. That G was woken
+/* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G (a spinning M, and
+ * sysmon at each look). That G was woken
  * or spawned by the G running on the victim, which usually parks within a microsecond and hands
  * its M to it: a ping-pong stays on one core, its values in one cache. So the thief first waits
  * RUNNEXT_PAUSE_NS (spinning: it has nothing else to do, and a 3 us sleep would last the
  * kernel's 50 us of timer slack), and takes the G only if the victim has not scheduled since
  * (same schedtick: its G neither parked nor yielded, it blocks in a system call or computes)
  * and the same G still waits. The CAS decides against the owner taking it at the same time. */
-static struct g *runq_steal_next(struct p *victim)
+struct g *runq_steal_next(struct p *victim)
 {
     struct g *g = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
     if (!g || !runq_ring_empty(victim))
@@ -929,7 +930,6 @@ static struct g *runq_steal_next(struct p *victim)
     if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &g, NULL, memory_order_acquire,
                                                  memory_order_relaxed))
         return NULL;
-    atomic_fetch_add_explicit(&sched.steals, 1, memory_order_relaxed);
     return g;
 }
 
@@ -943,8 +943,10 @@ static struct g *steal_runnext_round(struct m *m)
         if (v == m->p)
             continue;
         struct g *g = runq_steal_next(v);
-        if (g)
+        if (g) {
+            atomic_fetch_add_explicit(&sched.steals, 1, memory_order_relaxed);
             return g;
+        }
     }
     return NULL;
 }

@@ -38,11 +38,12 @@
  *    to the idle Ps. Idle Ps (P_IDLE) are on sched.pidle, under sched.lock, and owned by
  *    whoever takes one off. Anyone takes Gs out of any P by CAS (thieves, sysmon).
  *  - runnext: only its owner puts a G there (a store when it is empty, an exchange when not);
- *    the owner and thieves take it by CAS, so each G put there runs once. A thief takes it only
- *    after RUNNEXT_PAUSE_NS during which the owner did not schedule (schedtick); sysmon only
- *    after a whole look during which it did not. No M is woken for a G put in runnext: sysmon
- *    looks while any P is not idle, so a G left there by a G that blocks in a system call or
- *    spins runs on another P within two of sysmon's looks (at most SYSMON_MAX_NS apart).
+ *    the owner and thieves take it by CAS, so each G put there runs once. A thief (a spinning M,
+ *    or sysmon at each look) takes it only after RUNNEXT_PAUSE_NS during which the owner did
+ *    not schedule (schedtick), or, sysmon, after a whole look during which it did not. No M is
+ *    woken for a G put in runnext: sysmon looks while any P is not idle, so a G left there by a
+ *    G that blocks in a system call or spins runs on another P by sysmon's next look (at most
+ *    SYSMON_MAX_NS away) and a wake-up.
  *  - An M whose G is in a system call has m->insyscall set from before its P can be taken until
  *    after that G has a P again or waits in the global queue: the deadlock condition (every P
  *    idle) reads it under sched.lock.
@@ -221,6 +222,10 @@ HIDDEN bool gq_empty(void);
 
 /* Takes p's runnext G if it still is g (CAS): true if taken. Any thread. */
 HIDDEN bool runnext_grab(struct p *p, struct g *g);
+
+/* Takes p's runnext G when p's ring is empty and p does not schedule during RUNNEXT_PAUSE_NS
+ * (Go's runqgrab with its usleep(3)), or NULL. Any thread; spins for the pause. */
+HIDDEN struct g *runq_steal_next(struct p *p);
 
 /* Moves every G of p's ring to the global queue, as a thief takes them (CAS on the head).
  * Returns how many. Any thread. */

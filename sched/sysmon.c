@@ -1,10 +1,11 @@
 /*
  * sysmon.c - libchan-mpg's monitor, after Go's sysmon and retake (runtime/proc.go): one thread,
  * not an M (it never runs a G nor holds a P), started by chan_mpg_start and stopped by
- * chan_mpg_stop. It looks at every P every SYSMON_MIN_NS while it finds something to do, and
- * after SYSMON_IDLE_LOOKS looks in a row that found nothing its sleep doubles up to
+ * chan_mpg_stop. It looks at every P every SYSMON_MIN_NS while it takes Ps from system calls,
+ * and after SYSMON_IDLE_LOOKS looks in a row that took none its sleep doubles up to
  * SYSMON_MAX_NS (Go's 20 us, 50 looks, 10 ms). While every P is idle it sleeps for good, until
- * a P stops being idle (pidle_get_locked wakes it). At each look, for each P:
+ * a P stops being idle (pidle_get_locked wakes it); its sleep then starts again from the
+ * shortest and doubles. At each look, for each P:
  *
  *  - P_SYSCALL with the same system call as at the last look (syscalltick): its G has been in
  *    the kernel since then at least. sysmon takes the P (CAS P_SYSCALL -> P_RUNNING, the same
@@ -21,6 +22,9 @@
  *    the P's ring too. Those were queued with a wakep, so idle Ps steal them: the ones still
  *    there wait because every other P is busy, and from the global queue those Ps run them at
  *    their next schedule (a P looks there every 61 schedules, and whenever its own is empty).
+ *    With a schedtick that moved but an empty ring, the runnext G is taken as a spinning M
+ *    takes it (runq_steal_next: when the P does not schedule during a 3 us pause): its G may
+ *    keep running, a producer filling a buffer say, with the G it woke waiting behind it.
  *
  * Why the Gs and not the P (Go's retake preempts the G and so frees its P): giving the P to
  * another M while its G runs on would leave that G without a P but still free to ready Gs into
@@ -63,12 +67,16 @@ struct pmon {
 
 static struct pmon *mon;
 
-/* p's G has not scheduled since the last look: the Gs behind it go where other Ps run them. */
-static void unstick(struct p *p, bool ring)
+/* The Gs behind p's G go where other Ps run them: its runnext G if p has not scheduled since
+ * the last look (stuck), or, when p's ring is empty, if p does not schedule during a pause of
+ * RUNNEXT_PAUSE_NS (the thieves' rule: it catches a G that keeps running after it woke another,
+ * say a producer filling a buffer, whose schedtick moves between looks); its ring too if
+ * stuck for RUNNING_KEEP_NS. */
+static void unstick(struct p *p, bool stuck, bool ring)
 {
     int n = 0;
     struct g *g = atomic_load_explicit(&p->runnext, memory_order_acquire);
-    if (g && runnext_grab(p, g)) {
+    if (g && (stuck ? runnext_grab(p, g) : (g = runq_steal_next(p)) != NULL)) {
         gq_push(g);
         n++;
     }
@@ -112,12 +120,13 @@ static int retake(int64_t now)
             handoffp(p);
         } else if (s == P_RUNNING) {
             uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
-            if (pd->schedtick != t) {
+            bool stuck = pd->schedtick == t;
+            if (!stuck) {
                 pd->schedtick = t;
                 pd->schedwhen = now;
-                continue;
             }
-            unstick(p, now - pd->schedwhen >= RUNNING_KEEP_NS);
+            if (sched.nprocs > 1)
+                unstick(p, stuck, stuck && now - pd->schedwhen >= RUNNING_KEEP_NS);
         }
     }
     return n;
@@ -143,19 +152,17 @@ static void *sysmon_main(void *arg)
 {
     (void)arg;
     int64_t delay = SYSMON_MIN_NS;
-    unsigned idle = 0;
+    unsigned idle = 0; /* looks in a row that took no P from a system call */
     for (;;) {
-        if (idle == 0)
-            delay = SYSMON_MIN_NS;
-        else if (idle > SYSMON_IDLE_LOOKS)
-            delay = delay < SYSMON_MAX_NS / 2 ? 2 * delay : SYSMON_MAX_NS;
         futex_wait(&sched.sysmon_wake, 0, chan_now() + delay);
         if (atomic_load(&sched.stopping))
             break;
+        bool woke = false;
         if (atomic_load(&sched.npidle) == sched.nprocs) {
             sleep_while_idle();
             if (atomic_load(&sched.stopping))
                 break;
+            woke = true;
         }
         int64_t now = chan_now();
         if (retake(now))
@@ -165,6 +172,14 @@ static void *sysmon_main(void *arg)
         int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
         if (tn != CHAN_FOREVER && now - tn > TIMER_LATE_NS && atomic_load(&sched.npidle) > 0)
             wakep();
+        /* Go's: the shortest sleep while it takes Ps and for SYSMON_IDLE_LOOKS looks after,
+         * then doubling. After every P was idle, there is work again, maybe a new pair of Gs
+         * to split across Ps: the shortest sleep too, then doubling at once (the idle count is
+         * kept), as the idle M that watched runnext before sysmon did. */
+        if (idle == 0 || woke)
+            delay = SYSMON_MIN_NS;
+        else if (idle > SYSMON_IDLE_LOOKS)
+            delay = delay < SYSMON_MAX_NS / 2 ? 2 * delay : SYSMON_MAX_NS;
     }
     return NULL;
 }
