@@ -7,8 +7,9 @@
  *
  * Prints one line per run and the best: "mpg pingpong nprocs=P n=N ns/roundtrip=X cpu=Y", wall
  * time per round trip and the process's CPU time per round trip (all Ms), as bench/ reports,
- * and steals=S: how often in all runs an idle P took one of the two Gs (the pair is meant to
- * stay on one P; a steal happens when the OS preempts the M for longer than the thief's pause).
+ * and steals=S moved=V: how often in all runs an idle P took one of the two Gs, and sysmon moved
+ * one to the global queue (the pair is meant to stay on one P; either happens when the OS
+ * preempts the M for longer than the thief's pause).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -83,8 +84,10 @@ int main(int argc, char **argv)
             best_cpu = cpu;
     }
     chan_mpg_stats(&st);
-    printf("mpg pingpong nprocs=%d n=%ld ns/roundtrip=%.1f cpu=%.1f steals=%llu (best of %d)\n",
-           st.nprocs, n, best, best_cpu, (unsigned long long)st.steals, runs);
+    printf("mpg pingpong nprocs=%d n=%ld ns/roundtrip=%.1f cpu=%.1f steals=%llu moved=%llu (best "
+           "of %d)\n",
+           st.nprocs, n, best, best_cpu, (unsigned long long)st.steals,
+           (unsigned long long)st.moved, runs);
     chan_free(a);
     chan_free(b);
     return chan_mpg_stop() != 0;

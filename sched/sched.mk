@@ -10,6 +10,8 @@
 #   make mpg            build/$(MODE)/libchan_mpg.a, and .so in plain (also part of `make`/`lib`)
 #   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):
 #                       build/plain/sched/pingpong [round trips] [nprocs]
+#   make mpg-syscall-cost  what a chan_mpg_syscall_enter/exit pair costs around getppid(2):
+#                       build/plain/sched/syscall_cost [calls] [runs]
 #   make mpg-valgrind   memcheck over test_mpg_select and a selection of test_mpg's cases (plain
 #                       build, CK_FORK=no, one case per process); fails on any error
 #   make install        also installs chan_sched_mpg.h, libchan_mpg.a, libchan_mpg.so and
@@ -31,7 +33,7 @@ MPG_LIB   := $(O)/libchan_mpg.a
 MPG_LIBS  := -lhwloc
 MPG_TESTS := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_mpg*.c))
 
-.PHONY: mpg mpg-pingpong mpg-valgrind install-mpg uninstall-mpg
+.PHONY: mpg mpg-pingpong mpg-syscall-cost mpg-valgrind install-mpg uninstall-mpg
 
 MPG_SO    := $(if $(filter plain,$(MODE)),$(O)/libchan_mpg.so)
 mpg: $(MPG_LIB) $(MPG_SO)
@@ -74,6 +76,15 @@ build/plain/sched/pingpong: sched/pingpong.c $(MPG_HDR) chan.h build/plain/libch
 
 mpg-pingpong: build/plain/sched/pingpong
 	build/plain/sched/pingpong $(or $(N),2000000)
+
+build/plain/sched/syscall_cost: sched/syscall_cost.c $(MPG_HDR) chan.h build/plain/libchan_mpg.a \
+  build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ $< build/plain/libchan_mpg.a \
+	  build/plain/libchan.a $(MPG_LIBS)
+
+mpg-syscall-cost: build/plain/sched/syscall_cost
+	build/plain/sched/syscall_cost $(or $(N),2000000)
 
 # Cases that end with every G returned (CK_FORK=no runs them in one process each, in turn).
 MPG_VG_CASES := lifecycle pingpong buffered_fifo close_wakes select_gs select_fair until_races \
