@@ -414,11 +414,12 @@ static void m_wake_locked(struct m *m, struct p *p)
     futex_wake(&m->wake);
 }
 
-/* Go's newm, under sched.lock: a new M, on a thread of its own, to run p. 0, or -EAGAIN at the
+/* Go's newm, under sched.lock: a new M, on a thread of its own, to run p (and g first, if not
+ * NULL). 0, or -EAGAIN at the
  * thread limit (said once on stderr: this is a program's error, like Go's fatal "thread
  * exhaustion", but here the scheduler goes on with fewer hand-offs), or what pthread_create or
  * the allocation says. */
-static int newm_locked(struct p *p)
+static int newm_locked(struct p *p, struct g *g)
 {
     int nm = atomic_load_explicit(&sched.nm, memory_order_relaxed);
     if (nm >= sched.max_m) {
@@ -439,6 +440,7 @@ static int newm_locked(struct p *p)
     m->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(nm + 1);
     CDS_INIT_LIST_HEAD(&m->idle);
     m->nextp = p;
+    m->nextg = g;
     pthread_attr_t attr;
     int err = pthread_attr_init(&attr);
     if (!err) {
@@ -472,10 +474,33 @@ static bool startm_locked(struct p *p)
         m_wake_locked(m, p);
         return true;
     }
-    if (newm_locked(p) == 0)
+    if (newm_locked(p, NULL) == 0)
         return true;
     pidle_put_locked(p);
     return false;
+}
+
+bool startm_g(struct g *g)
+{
+    if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0)
+        return false;
+    bool ok = false;
+    pthread_mutex_lock(&sched.lock);
+    struct p *p = atomic_load(&sched.stopping) ? NULL : pidle_get_locked();
+    if (p) {
+        struct m *m = midle_get_locked();
+        if (m) {
+            m->nextg = g;
+            m_wake_locked(m, p);
+            ok = true;
+        } else if (newm_locked(p, g) == 0) {
+            ok = true;
+        } else {
+            pidle_put_locked(p);
+        }
+    }
+    pthread_mutex_unlock(&sched.lock);
+    return ok;
 }
 
 bool m_available(void)
@@ -1060,8 +1085,12 @@ static struct g *find_runnable(struct m *m)
             stopm(m);
             continue;
         }
+        struct g *g = m->nextg; /* handed over with p by sysmon (startm_g) */
+        if (g) {
+            m->nextg = NULL;
+            return g;
+        }
         timers_run(p); /* due timers first, whatever else is runnable (Go's checkTimers) */
-        struct g *g;
         if (schedtick_next(p) % GLOBAL_EVERY == 0 && (g = gq_pop()))
             return g;
         if ((g = runq_next(p)))
@@ -1276,7 +1305,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     int err = 0;
     pthread_mutex_lock(&sched.lock);
     for (int i = 0; i < sched.nprocs && !err; i++)
-        err = newm_locked(&sched.ps[i]);
+        err = newm_locked(&sched.ps[i], NULL);
     pthread_mutex_unlock(&sched.lock);
     if (!err)
         err = sysmon_start();

@@ -133,6 +133,7 @@ struct m {
     struct p *p;                   /* the P it holds, or NULL */
     struct p *oldp;                /* its P while its G is in a system call (Go's oldp) */
     struct p *nextp;               /* under sched.lock: the P given with a wake-up (startm) */
+    struct g *nextg;               /* under sched.lock: a G given with it, to run first */
     struct p *bound;               /* the P whose core this thread is bound to */
     _Atomic uint32_t wake;         /* futex: set to 1 by whoever wakes it from idle */
     _Atomic bool insyscall;        /* its G is in a system call (see the invariants) */
@@ -242,6 +243,11 @@ HIDDEN void handoffp(struct p *p);
 
 /* Whether an M can be had for handoffp without passing the thread limit (a snapshot). */
 HIDDEN bool m_available(void);
+
+/* sysmon: an idle P and an idle M (or a new one) run g, taken out of a busy P, at once: g is
+ * in no queue, so the busy P cannot take it back meanwhile. false: no idle P or no M; g is
+ * still the caller's. No lock held. */
+HIDDEN bool startm_g(struct g *g);
 
 /* ---- sysmon.c, for proc.c -------------------------------------------------------------------- */
 

@@ -71,21 +71,27 @@ static struct pmon *mon;
  * the last look (stuck), or, when p's ring is empty, if p does not schedule during a pause of
  * RUNNEXT_PAUSE_NS (the thieves' rule: it catches a G that keeps running after it woke another,
  * say a producer filling a buffer, whose schedtick moves between looks); its ring too if
- * stuck for RUNNING_KEEP_NS. */
+ * stuck for RUNNING_KEEP_NS. The runnext G goes straight to an idle P's M (startm_g): put in
+ * the global queue it would most often be taken back by p itself, whose G parks within
+ * microseconds (a buffer fills), before the woken M got there (a futex wake-up across cores
+ * takes ~50 us on a VM): the pair would never be split across Ps. */
 static void unstick(struct p *p, bool stuck, bool ring)
 {
     int n = 0;
     struct g *g = atomic_load_explicit(&p->runnext, memory_order_acquire);
     if (g && (stuck ? runnext_grab(p, g) : (g = runq_steal_next(p)) != NULL)) {
-        gq_push(g);
+        if (!startm_g(g))
+            gq_push(g); /* no idle P: a busy P runs it at its next schedule */
         n++;
     }
-    if (ring)
-        n += runq_to_global(p);
-    if (n) {
-        atomic_fetch_add_explicit(&sched.moved, (uint64_t)n, memory_order_relaxed);
-        wakep();
+    if (ring) {
+        int k = runq_to_global(p);
+        if (k)
+            wakep();
+        n += k;
     }
+    if (n)
+        atomic_fetch_add_explicit(&sched.moved, (uint64_t)n, memory_order_relaxed);
 }
 
 /* Go's retake: one look at every P (see the top of the file). Returns how many Ps it took from
