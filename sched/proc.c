@@ -480,27 +480,21 @@ static bool startm_locked(struct p *p)
     return false;
 }
 
-bool startm_g(struct g *g)
+bool startm_g_locked(struct g *g)
 {
-    if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0)
-        return false;
-    bool ok = false;
-    pthread_mutex_lock(&sched.lock);
     struct p *p = atomic_load(&sched.stopping) ? NULL : pidle_get_locked();
-    if (p) {
-        struct m *m = midle_get_locked();
-        if (m) {
-            m->nextg = g;
-            m_wake_locked(m, p);
-            ok = true;
-        } else if (newm_locked(p, g) == 0) {
-            ok = true;
-        } else {
-            pidle_put_locked(p);
-        }
+    if (!p)
+        return false;
+    struct m *m = midle_get_locked();
+    if (m) {
+        m->nextg = g;
+        m_wake_locked(m, p);
+        return true;
     }
-    pthread_mutex_unlock(&sched.lock);
-    return ok;
+    if (newm_locked(p, g) == 0)
+        return true;
+    pidle_put_locked(p);
+    return false;
 }
 
 bool m_available(void)
@@ -932,15 +926,15 @@ static struct g *steal_round(struct m *m)
     return NULL;
 }
 
-/* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G (a spinning M, and
- * sysmon at each look). That G was woken
+/* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G (a spinning M; sysmon
+ * makes the same pause at each look, runnext_paused). That G was woken
  * or spawned by the G running on the victim, which usually parks within a microsecond and hands
  * its M to it: a ping-pong stays on one core, its values in one cache. So the thief first waits
  * RUNNEXT_PAUSE_NS (spinning: it has nothing else to do, and a 3 us sleep would last the
  * kernel's 50 us of timer slack), and takes the G only if the victim has not scheduled since
  * (same schedtick: its G neither parked nor yielded, it blocks in a system call or computes)
  * and the same G still waits. The CAS decides against the owner taking it at the same time. */
-struct g *runq_steal_next(struct p *victim)
+struct g *runnext_paused(struct p *victim)
 {
     struct g *g = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
     if (!g || !runq_ring_empty(victim))
@@ -952,10 +946,13 @@ struct g *runq_steal_next(struct p *victim)
             caa_cpu_relax();
     if (atomic_load_explicit(&victim->schedtick, memory_order_relaxed) != t)
         return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &g, NULL, memory_order_acquire,
-                                                 memory_order_relaxed))
-        return NULL;
     return g;
+}
+
+static struct g *runq_steal_next(struct p *victim)
+{
+    struct g *g = runnext_paused(victim);
+    return g && runnext_take(victim, g) ? g : NULL;
 }
 
 /* The last thing a spinning M tries (Go's last stealWork round). */
@@ -1085,7 +1082,7 @@ static struct g *find_runnable(struct m *m)
             stopm(m);
             continue;
         }
-        struct g *g = m->nextg; /* handed over with p by sysmon (startm_g) */
+        struct g *g = m->nextg; /* handed over with p by sysmon (startm_g_locked) */
         if (g) {
             m->nextg = NULL;
             return g;

@@ -224,9 +224,10 @@ HIDDEN bool gq_empty(void);
 /* Takes p's runnext G if it still is g (CAS): true if taken. Any thread. */
 HIDDEN bool runnext_grab(struct p *p, struct g *g);
 
-/* Takes p's runnext G when p's ring is empty and p does not schedule during RUNNEXT_PAUSE_NS
- * (Go's runqgrab with its usleep(3)), or NULL. Any thread; spins for the pause. */
-HIDDEN struct g *runq_steal_next(struct p *p);
+/* p's runnext G when p's ring is empty and p does not schedule during RUNNEXT_PAUSE_NS (Go's
+ * runqgrab with its usleep(3)), else NULL; the G is left in place (runnext_grab takes it). Any
+ * thread; spins for the pause. */
+HIDDEN struct g *runnext_paused(struct p *p);
 
 /* Moves every G of p's ring to the global queue, as a thief takes them (CAS on the head).
  * Returns how many. Any thread. */
@@ -244,10 +245,10 @@ HIDDEN void handoffp(struct p *p);
 /* Whether an M can be had for handoffp without passing the thread limit (a snapshot). */
 HIDDEN bool m_available(void);
 
-/* sysmon: an idle P and an idle M (or a new one) run g, taken out of a busy P, at once: g is
- * in no queue, so the busy P cannot take it back meanwhile. false: no idle P or no M; g is
- * still the caller's. No lock held. */
-HIDDEN bool startm_g(struct g *g);
+/* Under sched.lock, for sysmon: an idle P and an idle M (or a new one) run g, taken out of a
+ * busy P, at once: g is in no queue, so the busy P cannot take it back meanwhile. false: no idle
+ * P or no M; g is still the caller's. */
+HIDDEN bool startm_g_locked(struct g *g);
 
 /* ---- sysmon.c, for proc.c -------------------------------------------------------------------- */
 

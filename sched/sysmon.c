@@ -23,7 +23,7 @@
  *    there wait because every other P is busy, and from the global queue those Ps run them at
  *    their next schedule (a P looks there every 61 schedules, and whenever its own is empty).
  *    With a schedtick that moved but an empty ring, the runnext G is taken as a spinning M
- *    takes it (runq_steal_next: when the P does not schedule during a 3 us pause): its G may
+ *    takes it (runnext_paused: when the P does not schedule during a 3 us pause): its G may
  *    keep running, a producer filling a buffer say, with the G it woke waiting behind it.
  *
  * Why the Gs and not the P (Go's retake preempts the G and so frees its P): giving the P to
@@ -71,25 +71,33 @@ static struct pmon *mon;
  * the last look (stuck), or, when p's ring is empty, if p does not schedule during a pause of
  * RUNNEXT_PAUSE_NS (the thieves' rule: it catches a G that keeps running after it woke another,
  * say a producer filling a buffer, whose schedtick moves between looks); its ring too if
- * stuck for RUNNING_KEEP_NS. The runnext G goes straight to an idle P's M (startm_g): put in
- * the global queue it would most often be taken back by p itself, whose G parks within
- * microseconds (a buffer fills), before the woken M got there (a futex wake-up across cores
- * takes ~50 us on a VM): the pair would never be split across Ps. */
+ * stuck for RUNNING_KEEP_NS.
+ *
+ * The runnext G goes straight to an idle P's M (startm_g_locked): put in the global queue it
+ * would most often be taken back by p itself, whose G parks within microseconds (a buffer
+ * fills), before the woken M got there (a futex wake-up across cores takes ~50 us on a VM): the
+ * pair would never be split across Ps. Gs are taken and placed under sched.lock: in between
+ * they are in no queue, and sysmon holds no P, so the deadlock condition (decided under that
+ * lock) could otherwise see every P idle and no work while a G is runnable. */
 static void unstick(struct p *p, bool stuck, bool ring)
 {
-    int n = 0;
     struct g *g = atomic_load_explicit(&p->runnext, memory_order_acquire);
-    if (g && (stuck ? runnext_grab(p, g) : (g = runq_steal_next(p)) != NULL)) {
-        if (!startm_g(g))
+    if (g && !stuck)
+        g = runnext_paused(p);
+    if (!g && !ring)
+        return;
+    int n = 0, k = 0;
+    pthread_mutex_lock(&sched.lock);
+    if (g && runnext_grab(p, g)) {
+        if (!startm_g_locked(g))
             gq_push(g); /* no idle P: a busy P runs it at its next schedule */
         n++;
     }
-    if (ring) {
-        int k = runq_to_global(p);
-        if (k)
-            wakep();
-        n += k;
-    }
+    if (ring)
+        n += k = runq_to_global(p);
+    pthread_mutex_unlock(&sched.lock);
+    if (k)
+        wakep();
     if (n)
         atomic_fetch_add_explicit(&sched.moved, (uint64_t)n, memory_order_relaxed);
 }
