@@ -744,9 +744,11 @@ static void g_main(void *arg)
 
 static void *hook_current(void) { return m_self()->curg; }
 
+static int g_park_syscall(struct g *g, int64_t deadline);
+
 /* Go's gopark: park the calling G, handing its M to the next G of its P or to g0; whichever
  * runs next commits the park (park_commit). */
-static int g_park_now(struct g *g, int64_t deadline)
+static int g_park(struct g *g, int64_t deadline)
 {
     uint64_t v = atomic_load_explicit(&g->wake, memory_order_acquire);
     if ((v & W_MASK) == W_NOTIFIED) {
@@ -754,10 +756,13 @@ static int g_park_now(struct g *g, int64_t deadline)
         atomic_store_explicit(&g->wake, v & ~(uint64_t)W_MASK, memory_order_relaxed);
         return 0;
     }
+    struct m *m = m_self();
+    struct p *p = m->p;
+    if (__builtin_expect(!p, 0))
+        return g_park_syscall(g, deadline); /* a running G without a P is in a system call */
     g->req = REQ_PARK;
     g->deadline = deadline;
-    struct m *m = m_self();
-    struct g *next = take_local(m->p);
+    struct g *next = take_local(p);
     if (next) {
         /* Go's park goes through g0 (mcall); when the next G is at hand on this P, switch to it
          * directly and let it commit our park once our context is saved: one switch, not two. */
@@ -773,17 +778,15 @@ static int g_park_now(struct g *g, int64_t deadline)
     return rc;
 }
 
-/* A G may block on a channel, sleep or yield between chan_mpg_syscall_enter and exit: it needs
- * a P for that (its M runs the P's next G), so it leaves the system call first, as exit does,
- * and enters it again when it runs again. */
-static int g_park(struct g *g, int64_t deadline)
+/* A G may block on a channel or sleep between chan_mpg_syscall_enter and exit: it needs a P
+ * for that (its M runs the P's next G), so it leaves the system call first, as exit does, and
+ * enters it again when it runs again. */
+static int g_park_syscall(struct g *g, int64_t deadline)
 {
     unsigned depth = g->syscall_depth;
-    if (__builtin_expect(depth == 0, 1))
-        return g_park_now(g, deadline);
     g->syscall_depth = 0;
     syscall_leave(m_self(), g);
-    int rc = g_park_now(g, deadline);
+    int rc = g_park(g, deadline);
     syscall_begin(m_self());
     g->syscall_depth = depth;
     return rc;
