@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * syscall_cost.c - what chan_mpg_syscall_enter/exit cost around a system call that returns at
  * once: getppid(2) bare, and wrapped, in a G (the enter marks the P, the exit takes it back by

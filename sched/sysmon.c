@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sysmon.c - libchan-mpg's monitor, after Go's sysmon and retake (runtime/proc.go): one thread,
  * not an M (it never runs a G nor holds a P), started by chan_mpg_start and stopped by

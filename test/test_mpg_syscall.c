@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mpg_syscall.c - libchan-mpg (sched/): Gs that block in the kernel, and Gs that keep their
  * P, do not stall the Gs behind them.
