@@ -80,8 +80,8 @@ mpg-pingpong: build/plain/sched/pingpong
 build/plain/sched/syscall_cost: sched/syscall_cost.c $(MPG_HDR) chan.h build/plain/libchan_mpg.a \
   build/plain/libchan.a
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -O2 -g -pthread $(WARN) -I. -o $@ $< build/plain/libchan_mpg.a \
-	  build/plain/libchan.a $(MPG_LIBS)
+	$(CC) $(ALLCFLAGS) -o $@ $< build/plain/libchan_mpg.a build/plain/libchan.a $(LDFLAGS) \
+	  $(MPG_LIBS) $(LDLIBS_CORE)
 
 mpg-syscall-cost: build/plain/sched/syscall_cost
 	build/plain/sched/syscall_cost $(or $(N),2000000)
