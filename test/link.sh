@@ -13,6 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 lib=$prefix/lib
 make=${MAKE:-make}
+src=$(pwd)   # the source tree: make runs this script from its top
 $make --no-print-directory -s install PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
     { cat "$tmp/install.log"; echo "link: make install failed"; exit 1; }
 export PKG_CONFIG_PATH="$lib/pkgconfig"
@@ -107,7 +108,7 @@ check "static scheduler, shared core" "$gs" LD_LIBRARY_PATH="$lib" \
     sh -c "cc -o app gs.c $(pkg-config --cflags libchan) $lib/libchan_mpg.a \
            $(pkg-config --libs libchan hwloc)"
 check "drop-in pair: cc -std=c11 -pthread app.c chan.c" "55 0" - \
-    sh -c "mkdir -p pair && cp $OLDPWD/dist/chan.h $OLDPWD/dist/chan.c pair/ && cp pair.c pair/app.c \
+    sh -c "mkdir -p pair && cp $src/dist/chan.h $src/dist/chan.c pair/ && cp pair.c pair/app.c \
            && cd pair && cc -std=c11 -pthread app.c chan.c -o ../app"
 check "dlopen libchan.so twice" "1 $($make --no-print-directory -s print-version)" - \
     sh -c "cc -o app dl.c"
