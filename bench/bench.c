@@ -27,8 +27,12 @@
  *
  * followed by cpu= (CPU time of the whole process per message, ns: spinning shows here) and
  * vcsw= (voluntary context switches per message: each is a thread that blocked in the kernel,
- * as in a futex wait; sched_yield is not counted). pingpong: per round trip; idle_cpu: unit=%cpu. The process ends with
- * "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM; see vm_hwm_kib). Exit 1 on any error.
+ * as in a futex wait; sched_yield is not counted). pingpong: per round trip; idle_cpu: unit=%cpu.
+ * goroutines is the exception: CAP is the number of Gs (threads on the pthread harness, at most
+ * 10,000), N is ignored, nothing is calibrated, and every run is timed: unit=ns/G, and the first
+ * run of the process adds bytes_per_g= (its peak RSS over the RSS before, per G). The process
+ * ends with "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM; see status_kib). Exit 1 on any
+ * error.
  * bench-mpg's first line also gives the scheduler's Ps (info ... nprocs=P); its idle_cpu is the
  * whole process's CPU (a G has no CPU clock of its own).
  */
@@ -292,6 +296,27 @@ static void prepare(int threads)
     OK(chan_mpg_foreign_enter()); /* before any G can wait on the main thread */
 }
 #endif
+
+/* A line of /proc/self/status in KiB ("VmRSS:", "VmHWM:"), or -1. The peak RSS printed at the
+ * end is VmHWM, not getrusage's ru_maxrss: Linux carries that maximum across execve, so it would
+ * count the process that forked this one (a driver written in Python) in every figure. It is
+ * printed beside, for reference. */
+static long status_kib(const char *key)
+{
+    char line[256];
+    size_t len = strlen(key);
+    long kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, len) == 0) {
+            kib = strtol(line + len, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
 
 /* ---- The shapes. Each returns the messages (pingpong: round trips) it moved and sets *ns. --- */
 
@@ -586,6 +611,97 @@ static uint64_t pool(size_t cap, uint64_t n, int64_t *ns)
     return n;
 }
 
+/* ---- goroutines: what a G costs --------------------------------------------------------------- */
+
+/* cap Gs (libchan: threads) each block receiving from one unbuffered channel; once every one has
+ * started, the main thread closes the channel, which wakes them all, and each returns. The time
+ * is from the first spawn to the last return, per G. The memory is the rise of the peak RSS over
+ * the RSS before the first spawn, per G: every G is alive at the peak (none returns before the
+ * close), so it is what a parked G costs. That holds for a fresh process only (a pool of stacks
+ * already resident costs nothing more), so run() prints it for the first run alone. */
+#define GOROUTINES_THREADS_MAX 10000 /* threads: each stack and its guard are two mappings */
+
+struct gs {
+    chan_t *c;     /* every G receives from it; closed to wake them all */
+    chan_t *ready; /* capacity 1: the last G to start sends once */
+    uint64_t n;
+    _Atomic uint64_t started;
+};
+
+static double gs_bytes_per_g; /* of the last goroutines run */
+
+static void gs_park(struct gs *s)
+{
+    if (atomic_fetch_add(&s->started, 1) + 1 == s->n)
+        OK(chan_send(s->ready, NULL));
+    int r = chan_recv(s->c, NULL); /* nothing is ever sent: -EPIPE once it is closed */
+    if (r != -EPIPE)
+        die("chan_recv (goroutines)", r ? r : EPROTO);
+}
+
+#ifdef BENCH_MPG
+static void g_parker(void *p) { gs_park(p); }
+#else
+static void *t_parker(void *p)
+{
+    gs_park(p);
+    return NULL;
+}
+#endif
+
+static uint64_t goroutines(size_t cap, uint64_t n, int64_t *ns)
+{
+    (void)n; /* cap is the number of Gs */
+    if (cap == 0) {
+        fprintf(stderr, "bench: goroutines needs CAP, the number of Gs, > 0\n");
+        exit(2);
+    }
+    struct gs s = {.c = make(0, 0), .ready = make(0, 1), .n = cap};
+    long rss0 = status_kib("VmRSS:");
+#ifdef BENCH_MPG
+    OK(chan_mpg_foreign_enter()); /* this thread wakes the Gs */
+    int64_t t0 = chan_now();
+    for (size_t i = 0; i < cap; i++) {
+        int64_t id = chan_mpg_go(g_parker, &s);
+        if (id < 0)
+            die("chan_mpg_go", (int)id);
+    }
+    OK(chan_recv(s.ready, NULL));
+    OK(chan_close(s.c));
+    chan_mpg_foreign_leave();
+    OK(chan_mpg_wait());
+    *ns = chan_now() - t0;
+#else
+    if (cap > GOROUTINES_THREADS_MAX) {
+        fprintf(stderr, "bench: goroutines on threads: at most %d (a thread's stack and its guard "
+                        "page are two of the process's mappings, vm.max_map_count)\n",
+                GOROUTINES_THREADS_MAX);
+        exit(2);
+    }
+    pthread_t *t = malloc(cap * sizeof *t);
+    if (!t)
+        die("malloc", ENOMEM);
+    int64_t t0 = chan_now();
+    for (size_t i = 0; i < cap; i++) {
+        int e = pthread_create(&t[i], NULL, t_parker, &s);
+        if (e)
+            die("pthread_create", e);
+    }
+    OK(chan_recv(s.ready, NULL));
+    OK(chan_close(s.c));
+    for (size_t i = 0; i < cap; i++)
+        pthread_join(t[i], NULL);
+    *ns = chan_now() - t0;
+    free(t);
+#endif
+    long hwm = status_kib("VmHWM:");
+    gs_bytes_per_g = rss0 < 0 || hwm < 0 ? -1 : (double)(hwm - rss0) * 1024 / (double)cap;
+    check("goroutines", atomic_load(&s.started), cap);
+    OK(chan_free(s.c));
+    OK(chan_free(s.ready));
+    return cap;
+}
+
 /* ---- idle_cpu: what a thread blocked in chan_recv, with nothing to receive, costs ------------ */
 
 /* libchan: the idler is a pthread, measured on its own CPU clock. libchan-mpg: the idler is a G,
@@ -687,18 +803,20 @@ static const struct shape {
     const char *name;
     size_t caps[4]; /* default capacities, terminated by SIZE_MAX */
     shape_fn fn;    /* NULL: idle_cpu */
+    bool count;     /* CAP is a count of Gs, N is ignored: no calibration, every run timed */
 } shapes[] = {
-    {"seq", {1, 1024, SIZE_MAX}, seq},
-    {"spsc", {0, 1, 1024, SIZE_MAX}, spsc},
-    {"mpsc", {0, 1, 1024, SIZE_MAX}, mpsc},
-    {"mpmc", {0, 1, 1024, SIZE_MAX}, mpmc},
-    {"select_rx", {0, 1, 1024, SIZE_MAX}, select_rx},
-    {"select_both", {0, 1, 1024, SIZE_MAX}, select_both},
-    {"pingpong", {0, SIZE_MAX}, pingpong},
-    {"pool", {0, SIZE_MAX}, pool},
-    {"size64", {1024, SIZE_MAX}, size64},
-    {"size1024", {1024, SIZE_MAX}, size1024},
-    {"idle_cpu", {0, SIZE_MAX}, NULL},
+    {"seq", {1, 1024, SIZE_MAX}, seq, false},
+    {"spsc", {0, 1, 1024, SIZE_MAX}, spsc, false},
+    {"mpsc", {0, 1, 1024, SIZE_MAX}, mpsc, false},
+    {"mpmc", {0, 1, 1024, SIZE_MAX}, mpmc, false},
+    {"select_rx", {0, 1, 1024, SIZE_MAX}, select_rx, false},
+    {"select_both", {0, 1, 1024, SIZE_MAX}, select_both, false},
+    {"pingpong", {0, SIZE_MAX}, pingpong, false},
+    {"pool", {0, SIZE_MAX}, pool, false},
+    {"size64", {1024, SIZE_MAX}, size64, false},
+    {"size1024", {1024, SIZE_MAX}, size1024, false},
+    {"idle_cpu", {0, SIZE_MAX}, NULL, false},
+    {"goroutines", {10000, SIZE_MAX}, goroutines, true},
 };
 
 static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t budget_ms)
@@ -710,6 +828,28 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
             printf("bench system=" SYSTEM " shape=%s cap=%zu run=%d n=0 value=%.4f unit=%%cpu "
                    IDLE_WHOLE_WAIT "=%.4f\n",
                    s->name, cap, r, pct, whole);
+            fflush(stdout);
+        }
+        return;
+    }
+    if (s->count) {
+        /* No warm-up: the first run of a process is what a program starting its Gs pays. */
+        for (int r = 1; r <= runs; r++) {
+            struct rusage a, b;
+            int64_t el;
+            getrusage(RUSAGE_SELF, &a);
+            uint64_t k = s->fn(cap, n, &el);
+            getrusage(RUSAGE_SELF, &b);
+            double m = (double)k;
+            printf("bench system=" SYSTEM " shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/G "
+                   "cpu=%.1f vcsw=%.3f",
+                   s->name, cap, r, (unsigned long long)k, (double)el / m,
+                   (double)(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) -
+                            tv_ns(a.ru_stime)) / m,
+                   (double)(b.ru_nvcsw - a.ru_nvcsw) / m);
+            if (r == 1)
+                printf(" bytes_per_g=%.0f", gs_bytes_per_g);
+            printf("\n");
             fflush(stdout);
         }
         return;
@@ -752,23 +892,6 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
                (double)(b.ru_nvcsw - a.ru_nvcsw) / m);
         fflush(stdout);
     }
-}
-
-/* Peak RSS of this process image: VmHWM. (getrusage's ru_maxrss also counts the memory of the
- * process that forked us before it called execve: Linux carries the maximum across exec, so a
- * driver written in Python would be in every figure. It is printed beside, for reference.) */
-static long vm_hwm_kib(void)
-{
-    char line[256];
-    long kib = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
 }
 
 static unsigned long long num(const char *s, const char *what)
@@ -839,7 +962,7 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("rss system=" SYSTEM " maxrss_kib=%ld rusage_maxrss_kib=%ld\n", vm_hwm_kib(), ru.ru_maxrss);
+    printf("rss system=" SYSTEM " maxrss_kib=%ld rusage_maxrss_kib=%ld\n", status_kib("VmHWM:"), ru.ru_maxrss);
 #ifdef BENCH_MPG
     OK(chan_mpg_stop());
 #endif

@@ -9,7 +9,7 @@
 //	bench system=go shape=S cap=C run=R n=MSGS value=NS unit=ns/msg cpu=NS vcsw=X
 //
 // (cpu: CPU time of the process per message; vcsw: voluntary context switches per message)
-// and the process ends with "rss system=go maxrss_kib=K" (peak RSS: VmHWM, see vmHWM).
+// and the process ends with "rss system=go maxrss_kib=K" (peak RSS: VmHWM, see status).
 package main
 
 import (
@@ -288,6 +288,37 @@ func pool(cp, n int) int {
 	return n
 }
 
+// goroutines: cp goroutines each block receiving from one unbuffered channel; once every one
+// has started, the channel is closed, which wakes them all, and each returns (cp is the count,
+// n is ignored). The time runs from the first go statement to the last return. bytesPerG: the
+// rise of the peak RSS (VmHWM) over the RSS before the first go statement, per goroutine; every
+// goroutine is alive at the peak. It holds for a fresh process only (run prints it for the first
+// run alone), as bench.c's.
+var bytesPerG float64
+
+func goroutines(cp, n int) int {
+	if cp == 0 {
+		fail("goroutines needs CAP, the number of goroutines, > 0")
+	}
+	c := make(chan struct{})
+	var started, done sync.WaitGroup
+	started.Add(cp)
+	done.Add(cp)
+	rss0 := status("VmRSS:")
+	for i := 0; i < cp; i++ {
+		go func() {
+			started.Done()
+			<-c
+			done.Done()
+		}()
+	}
+	started.Wait()
+	close(c)
+	done.Wait()
+	bytesPerG = float64(status("VmHWM:")-rss0) * 1024 / float64(cp)
+	return cp
+}
+
 func cpuNs() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -313,23 +344,25 @@ func idleCPU(window time.Duration) float64 {
 }
 
 type shape struct {
-	name string
-	caps []int
-	fn   func(cp, n int) int
+	name  string
+	caps  []int
+	fn    func(cp, n int) int
+	count bool // cp is a count of goroutines, n is ignored: no calibration, every run timed
 }
 
 var shapes = []shape{
-	{"seq", []int{1, 1024}, seq},
-	{"spsc", []int{0, 1, 1024}, spsc},
-	{"mpsc", []int{0, 1, 1024}, mpsc},
-	{"mpmc", []int{0, 1, 1024}, mpmc},
-	{"select_rx", []int{0, 1, 1024}, selectRx},
-	{"select_both", []int{0, 1, 1024}, selectBoth},
-	{"pingpong", []int{0}, pingpong},
-	{"pool", []int{0}, pool},
-	{"size64", []int{1024}, size64},
-	{"size1024", []int{1024}, size1024},
-	{"idle_cpu", []int{0}, nil},
+	{"seq", []int{1, 1024}, seq, false},
+	{"spsc", []int{0, 1, 1024}, spsc, false},
+	{"mpsc", []int{0, 1, 1024}, mpsc, false},
+	{"mpmc", []int{0, 1, 1024}, mpmc, false},
+	{"select_rx", []int{0, 1, 1024}, selectRx, false},
+	{"select_both", []int{0, 1, 1024}, selectBoth, false},
+	{"pingpong", []int{0}, pingpong, false},
+	{"pool", []int{0}, pool, false},
+	{"size64", []int{1024}, size64, false},
+	{"size1024", []int{1024}, size1024, false},
+	{"idle_cpu", []int{0}, nil, false},
+	{"goroutines", []int{10000}, goroutines, true},
 }
 
 // measure runs fn once with about n messages; elapsed ns and the messages really moved.
@@ -350,6 +383,24 @@ func run(s shape, cp, n, runs int, budgetMs int64) {
 		for r := 1; r <= runs; r++ {
 			fmt.Printf("bench system=go shape=%s cap=%d run=%d n=0 value=%.4f unit=%%cpu\n",
 				s.name, cp, r, idleCPU(window))
+		}
+		return
+	}
+	if s.count {
+		// No warm-up: the first run of a process is what a program starting its goroutines pays.
+		for r := 1; r <= runs; r++ {
+			var a, b syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &a)
+			el, k := measure(s.fn, cp, n)
+			syscall.Getrusage(syscall.RUSAGE_SELF, &b)
+			m := float64(k)
+			cpu := b.Utime.Nano() + b.Stime.Nano() - a.Utime.Nano() - a.Stime.Nano()
+			fmt.Printf("bench system=go shape=%s cap=%d run=%d n=%d value=%.2f unit=ns/G cpu=%.1f vcsw=%.3f",
+				s.name, cp, r, k, float64(el)/m, float64(cpu)/m, float64(b.Nvcsw-a.Nvcsw)/m)
+			if r == 1 {
+				fmt.Printf(" bytes_per_g=%.0f", bytesPerG)
+			}
+			fmt.Println()
 		}
 		return
 	}
@@ -397,15 +448,16 @@ func run(s shape, cp, n, runs int, budgetMs int64) {
 	}
 }
 
-// vmHWM: peak RSS of this process image in KiB (getrusage's Maxrss also counts the process
-// that forked us before its execve: Linux carries the maximum across exec).
-func vmHWM() int64 {
+// status: a line of /proc/self/status in KiB ("VmRSS:", "VmHWM:"), or -1. The peak RSS
+// printed at the end is VmHWM: getrusage's Maxrss also counts the process that forked us before
+// its execve (Linux carries the maximum across exec).
+func status(key string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == key {
 			v, _ := strconv.ParseInt(f[1], 10, 64)
 			return v
 		}
@@ -452,5 +504,5 @@ func main() {
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("rss system=go maxrss_kib=%d rusage_maxrss_kib=%d\n", vmHWM(), ru.Maxrss)
+	fmt.Printf("rss system=go maxrss_kib=%d rusage_maxrss_kib=%d\n", status("VmHWM:"), ru.Maxrss)
 }
