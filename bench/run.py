@@ -17,8 +17,11 @@ It builds the peers itself (Go into DIR/bench-go, crossbeam with cargo into DIR/
 a program that cannot be built or run shows n/a, and the harness goes on. For each (shape,
 capacity) the systems take turns, RUNS rounds of one process each (it warms up, calibrates and
 times one run), so that other work on the machine falls on every system alike; each process
-reports its own peak RSS (getrusage). Output: the table on stdout, DIR/results.csv, DIR/table.md,
-DIR/results.txt (header, table and every raw line), DIR/chart.png (gnuplot).
+reports its own peak RSS (VmHWM). The goroutines shape's "capacity" is the number of Gs (no
+calibration: each process times one cold run), and its processes also report the memory per
+parked G, which gets a table of its own; crossbeam does not run it. Output: the table on stdout,
+DIR/results.csv, DIR/table.md, DIR/results.txt (header, table and every raw line),
+DIR/chart.png (gnuplot).
 """
 import argparse
 import datetime
@@ -51,7 +54,14 @@ SHAPES = [
     ("size64", [1024]),
     ("size1024", [1024]),
     ("idle_cpu", [0]),
+    ("goroutines", [10000, 100000, 1000000]),
 ]
+# Shapes only some systems run (the others show "-"): goroutines measures Gs, goroutines and, for
+# reference, threads (the pthread harness, up to 10,000); crossbeam has no tasks of its own.
+SHAPE_SYSTEMS = {"goroutines": ["libchan", "libchan-mpg", "go"]}
+# The unit of each shape's figures: goroutines is per G (spawn, park, wake and exit; its "cap" is
+# the number of Gs), idle_cpu a share of a core, every other shape per message.
+UNITS = {"idle_cpu": "%cpu", "goroutines": "ns/G"}
 
 
 def log(msg):
@@ -166,7 +176,8 @@ def parse(text):
         kv = dict(p.split("=", 1) for p in m.group(2).split() if "=" in p)
         if m.group(1) == "bench":
             runs.append((int(kv["n"]), float(kv["value"]), kv.get("unit", "ns/msg"),
-                         float(kv.get("cpu", "nan")), float(kv.get("vcsw", "nan"))))
+                         float(kv.get("cpu", "nan")), float(kv.get("vcsw", "nan")),
+                         float(kv["bytes_per_g"]) if "bytes_per_g" in kv else None))
         elif m.group(1) == "rss":
             rss = int(kv["maxrss_kib"])
         else:
@@ -201,10 +212,17 @@ def fmt(v, unit):
     return "%.0f" % v if v >= 100 else "%.1f" % v
 
 
-def cell(stats, unit):
+def cell(stats, unit, system=None, shape=None):
+    if not runs_shape(system, shape):
+        return "-"
     if not stats:
         return "n/a"
     return "%s [%s-%s]" % (fmt(stats["median"], unit), fmt(stats["min"], unit), fmt(stats["max"], unit))
+
+
+def runs_shape(system, shape):
+    """Whether a system runs a shape at all (a "-" cell when not, rather than n/a)."""
+    return system is None or system in SHAPE_SYSTEMS.get(shape, SYSTEMS)
 
 
 def ratio(a, b):
@@ -225,9 +243,11 @@ def table_rows(rows):
         u = row["unit"]
         # idle_cpu: libchan's figure is one thread's, the others' their whole process's: no ratio
         ratios = ["-"] * len(RATIOS) if u == "%cpu" else [
-            fmt_ratio(ratio(row["stats"].get(a), row["stats"].get(b))) for a, b in RATIOS]
+            fmt_ratio(ratio(row["stats"].get(a), row["stats"].get(b)))
+            if runs_shape(a, row["shape"]) and runs_shape(b, row["shape"]) else "-"
+            for a, b in RATIOS]
         body.append([row["shape"], str(row["cap"])] +
-                    [cell(row["stats"].get(s), u) for s in SYSTEMS] + ratios)
+                    [cell(row["stats"].get(s), u, s, row["shape"]) for s in SYSTEMS] + ratios)
     return head, body
 
 
@@ -239,7 +259,7 @@ def cost_rows(rows):
         ["%s sleeps/msg" % TITLES[s] for s in SYSTEMS]
     body = []
     for row in rows:
-        if row["unit"] != "ns/msg":
+        if row["unit"] == "%cpu":
             continue
         st = row["stats"]
         body.append([row["shape"], str(row["cap"])] +
@@ -247,6 +267,24 @@ def cost_rows(rows):
                      for s in SYSTEMS] +
                     ["%.3f" % st[s]["vcsw"] if s in st and st[s]["vcsw"] == st[s]["vcsw"] else "n/a"
                      for s in SYSTEMS])
+    return head, body
+
+
+def gs_rows(rows):
+    """What a parked G costs in memory: the rise of the peak RSS over the RSS before the first
+    spawn, per G, in the first run of a fresh process (medians over the processes)."""
+    head = ["Gs"] + ["%s bytes/G" % TITLES[s] for s in SYSTEMS if runs_shape(s, "goroutines")] + \
+        ["libchan+sched/Go"]
+    body = []
+    for row in rows:
+        if row["shape"] != "goroutines":
+            continue
+        st = row["stats"]
+        b = {s: st[s]["bytes_per_g"] if s in st else None for s in SYSTEMS}
+        q = b["libchan-mpg"] / b["go"] if b["libchan-mpg"] and b["go"] else None
+        body.append([str(row["cap"])] + ["n/a" if b[s] is None else "%.0f" % b[s]
+                                         for s in SYSTEMS if runs_shape(s, "goroutines")] +
+                    [fmt_ratio(q)])
     return head, body
 
 
@@ -270,7 +308,7 @@ def chart(rows, out, title):
     with open(dat, "w") as f:
         f.write("# label " + " ".join("%s %s_min %s_max" % (s, s, s) for s in SYSTEMS) + "\n")
         for row in rows:
-            if row["unit"] != "ns/msg":
+            if row["unit"] == "%cpu":
                 continue
             vals = []
             for s in SYSTEMS:
@@ -403,8 +441,7 @@ def main():
         if only_shapes and shape not in only_shapes:
             continue
         for cap in caps:
-            row = {"shape": shape, "cap": cap, "unit": "%cpu" if shape == "idle_cpu" else "ns/msg",
-                   "stats": {}}
+            row = {"shape": shape, "cap": cap, "unit": UNITS.get(shape, "ns/msg"), "stats": {}}
             # Interleaved: RUNS rounds, each running every system once (one process, one timed
             # run), so that a burst of other work on the machine falls on all systems alike
             # rather than on all the runs of one.
@@ -413,7 +450,7 @@ def main():
             failed = set()
             for _ in range(runs):
                 for system in SYSTEMS:
-                    if system not in exes or system in failed:
+                    if system not in exes or system in failed or not runs_shape(system, shape):
                         continue
                     res, err = run_one(system, exes[system], shape, cap, args, env,
                                        go_affinity if system == "go" else None, timeout, raw)
@@ -428,17 +465,19 @@ def main():
                     prss[system] = max(prss[system], r_rss or 0)
             for system in SYSTEMS:
                 vals = got[system]
-                if system not in exes or system in failed:
+                if system not in exes or system in failed or not runs_shape(system, shape):
                     continue
                 if not vals:
                     problems.append("%s %s cap %d: no result line" % (TITLES[system], shape, cap))
                     continue
                 xs = [v[1] for v in vals]
+                gb = [v[5] for v in vals if v[5] is not None]
                 row["stats"][system] = {"median": statistics.median(xs), "min": min(xs),
                                         "max": max(xs), "n": max(v[0] for v in vals),
                                         "runs": len(xs), "rss": prss[system],
                                         "cpu": statistics.median(v[3] for v in vals),
-                                        "vcsw": statistics.median(v[4] for v in vals)}
+                                        "vcsw": statistics.median(v[4] for v in vals),
+                                        "bytes_per_g": statistics.median(gb) if gb else None}
                 rss[system] = max(rss[system], prss[system])
                 log("run.py: %-11s %-11s cap %-4d %s (%d runs, n=%d)" % (
                     system, shape, cap, cell(row["stats"][system], row["unit"]), len(xs),
@@ -475,7 +514,8 @@ def main():
                                       "one M bound per core")),
         "N=%d messages of 8 bytes per run (at most: each run is capped at BUDGET_MS=%d ms at its "
         "calibrated speed; n below is what ran), RUNS=%d, cells: median [min-max]; pingpong: ns per "
-        "round trip; idle_cpu: %% of a core" % (n, budget, runs),
+        "round trip; idle_cpu: %% of a core; goroutines: ns per G to spawn, park, wake and end cap Gs "
+        "(cap: the number of Gs; libchan: threads)" % (n, budget, runs),
         "versions: " + "; ".join(versions.get(s, TITLES[s] + " n/a") for s in SYSTEMS) + "; " + hwloc_v,
         "topology (hwloc):",
     ] + ["  " + l for l in topo.splitlines()]
@@ -483,6 +523,10 @@ def main():
     table = text_table(head, body)
     chead, cbody = cost_rows(rows)
     ctable = text_table(chead, cbody)
+    ghead, gbody = gs_rows(rows)
+    gtable = text_table(ghead, gbody) if gbody else None
+    gtitle = ("memory per parked G (bytes: the rise of the peak RSS, VmHWM, over the RSS before the "
+              "first spawn, per G, in a fresh process; medians):")
     rss_line = "peak RSS (largest process of each system): " + ", ".join(
         "%s %s" % (TITLES[s], "%.1f MiB" % (rss[s] / 1024) if rss[s] else "n/a") for s in SYSTEMS)
     order = "/".join(TITLES[s] for s in SYSTEMS)
@@ -495,6 +539,10 @@ def main():
     print()
     print(table)
     print()
+    if gtable:
+        print(gtitle)
+        print(gtable)
+        print()
     print(rss_line)
     print(nline + "  (%s)" % order)
     print()
@@ -510,7 +558,7 @@ def main():
         for s in SYSTEMS:
             cols += ["%s_%s" % (s.replace("-", "_"), k)
                      for k in ("median", "min", "max", "runs", "n", "maxrss_kib", "cpu_ns_per_msg",
-                               "vcsw_per_msg")]
+                               "vcsw_per_msg", "bytes_per_g")]
         cols += ["%s_over_%s" % (x.replace("-", "_"), y) for x, y in RATIOS]
         f.write(",".join(cols) + "\n")
         for r in rows:
@@ -518,14 +566,17 @@ def main():
             for s in SYSTEMS:
                 st = r["stats"].get(s)
                 vals += ["%.4f" % st["median"], "%.4f" % st["min"], "%.4f" % st["max"], str(st["runs"]),
-                         str(st["n"]), str(st["rss"]), "%.2f" % st["cpu"], "%.4f" % st["vcsw"]] \
-                    if st else [""] * 8
+                         str(st["n"]), str(st["rss"]), "%.2f" % st["cpu"], "%.4f" % st["vcsw"],
+                         "" if st["bytes_per_g"] is None else "%.0f" % st["bytes_per_g"]] \
+                    if st else [""] * 9
             for x, y in RATIOS:
                 q = ratio(r["stats"].get(x), r["stats"].get(y))
                 vals.append("" if q is None else "%.4f" % q)
             f.write(",".join(vals) + "\n")
     md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), machine), "",
-          "```"] + header[2:] + ["```", "", md_table(head, body), "", rss_line + ".", "",
+          "```"] + header[2:] + ["```", "", md_table(head, body), ""] + \
+         ([gtitle[0].upper() + gtitle[1:], "", md_table(ghead, gbody), ""] if gtable else []) + \
+         [rss_line + ".", "",
                                  nline + " (%s)." % order, "",
                                  "Where the time goes (medians; CPU: the whole process's user+system "
                                  "time per message, spinning included; sleeps: voluntary context "
@@ -535,7 +586,8 @@ def main():
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(out, "results.txt"), "w") as f:
-        f.write("\n".join(header + ["", table, "", rss_line, nline] + ["n/a: " + p for p in problems]
+        f.write("\n".join(header + ["", table, ""] + ([gtitle, gtable, ""] if gtable else []) +
+                          [rss_line, nline] + ["n/a: " + p for p in problems]
                           + ["", "where the time goes:", ctable]
                           + ["", "# raw lines"] + raw) + "\n")
     err = chart(rows, out, "libchan vs libchan+sched vs Go vs crossbeam-channel, ns/msg (PLACE=%s, %s)"
