@@ -38,10 +38,12 @@ extern "C" {
 struct chan_mpg_config {
     int nprocs;        /* Ps: Gs running at once; 0: the cores hwloc reports (1 when hwloc
                           cannot tell) */
-    size_t stack_size; /* usable bytes per G stack, rounded up to pages; 0: the default */
-    long guard_max;    /* stacks that get a guard page; 0: from vm.max_map_count (about
-                          (max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none. Past it,
-                          stacks come unguarded from larger pooled mappings */
+    size_t stack_size; /* bytes per G stack, rounded up to pages, the G's descriptor (a few hundred
+                          bytes) at its top; 0: the default */
+    long guard_max;    /* stacks that get a guard below them; 0: every one (Linux 6.13 and later:
+                          guard markers, no mapping of their own; before, mprotect: about
+                          (vm.max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none; n > 0:
+                          the first n */
     int nobind;        /* 1: do not bind Ms to cores */
     int max_threads;   /* Ms at most (OS threads running or blocked in system calls); 0: 10000,
                           Go's limit; else at least nprocs. Past it no M is made: a P whose G is

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sched/fiber.h"
@@ -72,34 +74,70 @@ void fiber_host_init(struct fiber *f)
 #endif
 }
 
-/* ---- The pool: guarded stacks while mappings last, then unguarded ones carved from chunks ---- */
+/* ---- The pool: stacks carved from chunks, each above a guard ---------------------------------- */
 
-#define CHUNK_STACKS 64
+/*
+ * A chunk is one mapping of CHUNK_STACKS slots. A slot is a guard, then a stack whose top holds
+ * the G's descriptor (fiber_make's caller: proc.c's struct g):
+ *
+ *     low | guard | stack ........... desc | guard | stack ........... desc | ... high
+ *
+ * The mapping is MAP_NORESERVE and never huge-paged: a stack costs memory only for the pages its
+ * G touches, which for a parked G is its top page (the descriptor, the first frames, and the
+ * frames of the park down to the switch; see sched/README.md, "Stacks"). Slots are never
+ * returned before fiber_pool_free: a G's descriptor keeps its stack for the next G (Go's gfget).
+ *
+ * The guards, in the order they are tried:
+ *  - guard markers (madvise MADV_GUARD_INSTALL, Linux 6.13): pages that fault on any access,
+ *    kept in the page table rather than as mappings of their own. The chunk stays one mapping
+ *    whatever the number of stacks (vm.max_map_count is 65530 here), and one process_madvise
+ *    call installs a whole chunk's guards (one madvise per guard where the kernel does not take
+ *    process_madvise for the calling process). So every stack is guarded, and a stack costs no
+ *    system call of its own, neither when it is made nor when it is reused.
+ *  - mprotect(PROT_NONE), once per stack when it is carved: each guard splits the chunk's
+ *    mapping in two more, so only while the process's mappings last: by default
+ *    (vm.max_map_count - 5000) / 2 stacks, about 30,000; the later slots keep their guard pages
+ *    unprotected (an overflow there runs into the next stack down unseen).
+ * A frame larger than a guard can jump it, as on threads (-fstack-clash-protection makes each
+ * frame touch every page it spans): hence guards of GUARD_PAGES pages, not one.
+ */
+#define CHUNK_STACKS 256
+#define GUARD_PAGES 4
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; older headers lack it */
+#endif
+#ifndef PIDFD_SELF
+#define PIDFD_SELF -10000 /* process_madvise on the calling thread's own memory (Linux 6.14) */
+#endif
+
+enum guard_how { GUARD_MARKERS_BATCH, GUARD_MARKERS, GUARD_MPROTECT, GUARD_NONE };
+
+struct chunk {
+    struct chunk *next;
+    char *base;
+    size_t len;
+};
 
 static struct {
-    size_t stack_size;
-    long guard_max;     /* stacks that may get a guard page; <= 0: none */
+    size_t ps;            /* the page size */
+    size_t stack_size;    /* a slot's bytes above its guard: the stack, the descriptor on top */
+    size_t desc_size;     /* the descriptor, rounded up to 128 bytes */
+    size_t guard;         /* GUARD_PAGES pages */
+    size_t slot;          /* guard + stack_size */
+    enum guard_how how;   /* the best way of guarding that has worked so far */
+    long guard_max;       /* stacks that may be guarded; < 0: none, 0: no limit but the kernel's */
     uint64_t nstacks, nguarded;
-    char *chunk;        /* unguarded stacks are carved from chunks */
-    size_t chunk_left;
-    struct chunk {
-        struct chunk *next;
-        void *base;
-        size_t len;
-    } *chunks;
+    char *next;           /* the next slot to carve in the newest chunk */
+    size_t left;          /* slots left in it */
+    size_t marked;        /* of its slots, how many from the first have guard markers */
+    struct chunk *chunks;
+    struct iovec iov[CHUNK_STACKS]; /* process_madvise's list (under the caller's lock) */
 } pool;
 
-static size_t page_size(void)
-{
-    static size_t ps;
-    if (!ps)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
-}
-
-/* A guarded stack costs two mappings (the stack, its guard page): as many as the process's
- * limit allows, leaving room for everyone else's. */
-static long default_guard_max(void)
+/* A guarded stack costs two mappings under mprotect: as many as the process's limit allows,
+ * leaving room for everyone else's. */
+static long mprotect_guard_max(void)
 {
 #ifdef MPG_TSAN
     /* TSan maps trace memory for every fiber (one per G): the mappings are its, not ours. */
@@ -121,70 +159,113 @@ static long default_guard_max(void)
 #endif
 }
 
-void fiber_pool_init(size_t stack_size, long guard_max)
+void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max)
 {
-    size_t ps = page_size();
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    pool.ps = ps;
     pool.stack_size = (stack_size + ps - 1) / ps * ps;
-    pool.guard_max = guard_max ? guard_max : default_guard_max();
+    pool.desc_size = (desc_size + 127) & ~(size_t)127;
+    pool.guard = GUARD_PAGES * ps;
+    pool.slot = pool.guard + pool.stack_size;
+    pool.guard_max = guard_max;
+    pool.how = guard_max < 0 ? GUARD_NONE : GUARD_MARKERS_BATCH;
+#ifdef MPG_VALGRIND
+    /* valgrind does not know process_madvise (a warning per call); madvise it passes on. */
+    if (RUNNING_ON_VALGRIND && pool.how == GUARD_MARKERS_BATCH)
+        pool.how = GUARD_MARKERS;
+#endif
 }
 
-static int stack_alloc(struct fiber *f)
+/* How many of the n slots from global index `first` on may be guarded. */
+static size_t guardable(uint64_t first, size_t n)
 {
-    size_t ps = page_size(), size = pool.stack_size;
-    if (pool.guard_max > 0 && pool.nguarded < (uint64_t)pool.guard_max) {
-        char *base = mmap(NULL, size + ps, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (base != MAP_FAILED) {
-            if (mprotect(base, ps, PROT_NONE) == 0) {
-                f->stk_lo = base + ps;
-                f->stk_size = size;
-                f->guarded = true;
-                pool.nguarded++;
-                pool.nstacks++;
-                return 0;
-            }
-            munmap(base, size + ps); /* out of mappings: carry on unguarded */
-        }
+    if (pool.guard_max < 0)
+        return 0;
+    if (pool.guard_max == 0)
+        return n;
+    uint64_t max = (uint64_t)pool.guard_max;
+    return first >= max ? 0 : (size_t)(max - first < n ? max - first : n);
+}
+
+/* Installs guard markers on the guards of a new chunk's first n slots: one process_madvise
+ * call, else one madvise per guard. Returns how many it installed; 0, with pool.how moved on to
+ * GUARD_MPROTECT, when the kernel has no markers. */
+static size_t guard_markers(char *base, size_t n)
+{
+#ifdef SYS_process_madvise
+    if (pool.how == GUARD_MARKERS_BATCH) {
+        for (size_t i = 0; i < n; i++)
+            pool.iov[i] = (struct iovec){base + i * pool.slot, pool.guard};
+        long done = syscall(SYS_process_madvise, PIDFD_SELF, pool.iov, n, MADV_GUARD_INSTALL, 0);
+        if (done >= 0 || (errno != EINVAL && errno != EBADF && errno != ENOSYS && errno != EPERM))
+            return done > 0 ? (size_t)done / pool.guard : 0; /* short: out of page tables */
+        pool.how = GUARD_MARKERS; /* no PIDFD_SELF, or no markers: one by one tells which */
     }
-    if (pool.chunk_left < size) {
-        size_t len = size * CHUNK_STACKS;
-        struct chunk *ck = malloc(sizeof *ck);
-        if (!ck)
-            return -ENOMEM;
-        void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (base == MAP_FAILED) {
-            free(ck);
-            return -ENOMEM;
-        }
-        ck->base = base;
-        ck->len = len;
-        ck->next = pool.chunks;
-        pool.chunks = ck;
-        pool.chunk = base;
-        pool.chunk_left = len;
+#endif
+    size_t i = 0;
+    while (i < n && madvise(base + i * pool.slot, pool.guard, MADV_GUARD_INSTALL) == 0)
+        i++;
+    if (i == 0 && errno == EINVAL) {
+        pool.how = GUARD_MPROTECT; /* a kernel before 6.13 */
+        if (pool.guard_max == 0)
+            pool.guard_max = mprotect_guard_max();
     }
-    f->stk_lo = pool.chunk;
-    f->stk_size = size;
-    f->guarded = false;
-    pool.chunk += size;
-    pool.chunk_left -= size;
+    return i;
+}
+
+static bool chunk_new(void)
+{
+    size_t len = pool.slot * CHUNK_STACKS;
+    struct chunk *ck = malloc(sizeof *ck);
+    if (!ck)
+        return false;
+    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        free(ck);
+        return false;
+    }
+    /* With transparent huge pages "always", the first touch in a 2 MiB stretch would commit all
+     * of it: 32 stacks' worth for one G. */
+    madvise(base, len, MADV_NOHUGEPAGE);
+    pool.marked = 0;
+    if (pool.how == GUARD_MARKERS_BATCH || pool.how == GUARD_MARKERS) {
+        size_t n = guardable(pool.nstacks, CHUNK_STACKS);
+        if (n)
+            pool.marked = guard_markers(base, n); /* or mprotect from now on (fiber_make) */
+    }
+    *ck = (struct chunk){pool.chunks, base, len};
+    pool.chunks = ck;
+    pool.next = base;
+    pool.left = CHUNK_STACKS;
+    return true;
+}
+
+struct fiber *fiber_make(void)
+{
+    if (!pool.left && !chunk_new())
+        return NULL;
+    char *slot = pool.next;
+    size_t i = CHUNK_STACKS - pool.left; /* its index in the chunk */
+    pool.next += pool.slot;
+    pool.left--;
+    if (i < pool.marked)
+        pool.nguarded++;
+    else if (pool.how == GUARD_MPROTECT && guardable(pool.nstacks, 1) &&
+             mprotect(slot, pool.guard, PROT_NONE) == 0) /* fails when out of mappings */
+        pool.nguarded++;
     pool.nstacks++;
-    return 0;
-}
-
-int fiber_make(struct fiber *f)
-{
-    int e = stack_alloc(f);
-    if (e)
-        return e;
+    /* The descriptor: the top desc_size bytes of the slot, zero (fresh from mmap). */
+    struct fiber *f = (struct fiber *)(slot + pool.slot - pool.desc_size);
+    f->stk_lo = slot + pool.guard;
+    f->stk_size = pool.stack_size - pool.desc_size;
 #ifdef MPG_TSAN
     f->tsan = __tsan_create_fiber(0);
 #endif
 #ifdef MPG_VALGRIND
     f->vg_id = VALGRIND_STACK_REGISTER(f->stk_lo, f->stk_lo + f->stk_size);
 #endif
-    return 0;
+    return f;
 }
 
 void fiber_reuse(struct fiber *f)
@@ -205,8 +286,7 @@ void fiber_destroy(struct fiber *f)
 #ifdef MPG_TSAN
     __tsan_destroy_fiber(f->tsan);
 #endif
-    if (f->guarded)
-        munmap(f->stk_lo - page_size(), f->stk_size + page_size());
+    (void)f; /* its memory is its chunk's */
 }
 
 void fiber_pool_free(void)
@@ -217,8 +297,8 @@ void fiber_pool_free(void)
         free(c);
     }
     pool.chunks = NULL;
-    pool.chunk = NULL;
-    pool.chunk_left = 0;
+    pool.next = NULL;
+    pool.left = 0;
     pool.nstacks = pool.nguarded = 0;
 }
 

@@ -4,8 +4,8 @@
  * of the scheduler that knows the architecture, the sanitizers and valgrind.
  *
  * A fiber is a stack and, while it is switched out, the stack pointer saved on it. A G owns
- * one (pooled with it, see fiber.c); an M's own thread stack is one too (its g0), filled in by
- * fiber_host_init. fiber_switch saves the callee-saved registers on the current stack, loads
+ * one: fiber_make carves a stack with the G's descriptor at its top, the struct fiber first (see
+ * fiber.c); an M's own thread stack is one too (its g0), filled in by fiber_host_init. fiber_switch saves the callee-saved registers on the current stack, loads
  * the other's (ctx_switch.S), and tells ASan, TSan and valgrind what happened; nothing else
  * in sched/ tests a sanitizer macro or names a register.
  *
@@ -57,9 +57,8 @@
 
 struct fiber {
     void *sp;            /* saved stack pointer while switched out */
-    char *stk_lo;        /* the stack: [stk_lo, stk_lo + stk_size) */
+    char *stk_lo;        /* the stack: [stk_lo, stk_lo + stk_size), the guard below it */
     size_t stk_size;
-    bool guarded;        /* a PROT_NONE page below stk_lo, in a mapping of its own */
 #ifdef MPG_ASAN
     void *fake_stack;    /* ASan's fake stack of this fiber while it is switched out */
 #endif
@@ -124,16 +123,20 @@ HIDDEN void fiber_host_init(struct fiber *f);
 
 /* ---- The stack pool (fiber.c); the caller serializes every call but fiber_prepare ------------ */
 
-/* Sets the size of the stacks to come (rounded up to pages) and how many may have a guard page
- * (0: as many as the process's mappings allow; -1: none). */
-HIDDEN void fiber_pool_init(size_t stack_size, long guard_max);
-/* A stack for f, guarded while guard pages last, then carved from shared chunks: 0 or -ENOMEM. */
-HIDDEN int fiber_make(struct fiber *f);
+/* Sets the stacks to come: stack_size bytes each (rounded up to pages), the top desc_size of
+ * them (rounded up to 128) holding the owner's descriptor; and how many get a guard (0: every
+ * one the kernel allows; -1: none; n > 0: the first n). */
+HIDDEN void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max);
+/* A new stack, carved from a pooled chunk, under a guard while guards last. Returns the
+ * descriptor at its top, zeroed but for its first member, this struct fiber, which describes the
+ * stack below the descriptor; NULL for want of memory. Costs no system call of its own (one per
+ * chunk of stacks), but with mprotect guards on kernels before 6.13. */
+HIDDEN struct fiber *fiber_make(void);
 /* f's previous function has exited: its stack is to be used afresh. */
 HIDDEN void fiber_reuse(struct fiber *f);
-/* Releases what fiber_make took for f alone (a guarded stack); chunks go in fiber_pool_free. */
+/* Tells TSan and valgrind that f is gone; its memory (descriptor included) is its chunk's. */
 HIDDEN void fiber_destroy(struct fiber *f);
-/* Unmaps every chunk, once every fiber is destroyed. */
+/* Unmaps every chunk, once every fiber is destroyed: every descriptor goes with them. */
 HIDDEN void fiber_pool_free(void);
 /* Stacks made, and how many of them are guarded. */
 HIDDEN void fiber_pool_stats(uint64_t *stacks, uint64_t *guarded);

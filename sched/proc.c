@@ -865,6 +865,8 @@ static void g_release(struct g *g)
     pthread_mutex_unlock(&sched.gmu);
 }
 
+_Static_assert(offsetof(struct g, fiber) == 0, "fiber_make returns a G's fiber as the G");
+
 /* Go's gfget, or malg for a new descriptor and stack. */
 static struct g *g_alloc(void)
 {
@@ -889,9 +891,9 @@ static struct g *g_alloc(void)
         free(heap_move(&sched.timers, a, cap));
     }
     pthread_mutex_unlock(&sched.tlock);
-    g = calloc(1, sizeof *g);
-    if (!g || fiber_make(&g->fiber) != 0) {
-        free(g);
+    /* The descriptor lives at the top of its own stack: a parked G's memory is that one page. */
+    g = (struct g *)fiber_make();
+    if (!g) {
         pthread_mutex_unlock(&sched.gmu);
         return NULL;
     }
@@ -1192,12 +1194,9 @@ static int default_nprocs(hwloc_topology_t topo)
 
 static void free_all(void)
 {
-    for (struct g *g = sched.all_gs, *nx; g; g = nx) {
-        nx = g->allnext;
+    for (struct g *g = sched.all_gs; g; g = g->allnext)
         fiber_destroy(&g->fiber);
-        free(g);
-    }
-    fiber_pool_free();
+    fiber_pool_free(); /* the descriptors too: each lives at the top of its stack */
     sched.all_gs = sched.free_gs = NULL;
     sched.ngs = 0;
     free(sched.timers.a);
@@ -1261,7 +1260,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         return -EINVAL;
     }
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
-    fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, c.guard_max);
+    fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g), c.guard_max);
     sched.bind = !c.nobind && sched.topo;
     atomic_store(&sched.stopping, false);
     sched.pidle = NULL;
