@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,4 +308,110 @@ void fiber_pool_stats(uint64_t *stacks, uint64_t *guarded)
 {
     *stacks = pool.nstacks;
     *guarded = pool.nguarded;
+}
+
+/* ---- A G that overflows its stack: a message, then the handler that was there --------------- */
+
+/*
+ * A G that runs off the bottom of its stack faults in the guard below it, with its stack pointer
+ * there: the kernel can deliver SIGSEGV only on another stack, so each M has an alternate signal
+ * stack (fiber_altstack), and the handler says which G overflowed before it hands the signal to
+ * the handler installed before it (the default one kills the process with SIGSEGV, as without
+ * this handler; a sanitizer's reports the overflow in its own words). Any other fault goes
+ * straight to that handler.
+ */
+#define ALTSTACK_SIZE (64 * 1024)
+
+static struct sigaction segv_prev;                 /* the handler before ours */
+static struct fiber *(*segv_running)(int64_t *id); /* the running G's fiber and id, or NULL */
+static bool segv_on;
+
+/* Async-signal-safe formatting: v in base 10 or 16 at the end of buf[0, 24). */
+static char *fmt_u64(char *end, uint64_t v, unsigned base)
+{
+    *--end = '\0';
+    do
+        *--end = "0123456789abcdef"[v % base];
+    while ((v /= base) != 0);
+    return end;
+}
+
+static size_t append(char *buf, size_t len, size_t cap, const char *s)
+{
+    while (*s && len + 1 < cap)
+        buf[len++] = *s++;
+    buf[len] = '\0';
+    return len;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *ctx)
+{
+    int64_t id = 0;
+    struct fiber *f = segv_running ? segv_running(&id) : NULL;
+    char *a = si->si_addr;
+    if (f && a < f->stk_lo && a >= f->stk_lo - pool.guard) {
+        char msg[256], n1[24], n2[24], n3[24];
+        size_t len = 0;
+        len = append(msg, len, sizeof msg, "libchan-mpg: stack overflow in G ");
+        len = append(msg, len, sizeof msg, fmt_u64(n1 + sizeof n1, (uint64_t)id, 10));
+        len = append(msg, len, sizeof msg, " (its stack: ");
+        len = append(msg, len, sizeof msg, fmt_u64(n2 + sizeof n2, f->stk_size, 10));
+        len = append(msg, len, sizeof msg, " bytes; fault at 0x");
+        len = append(msg, len, sizeof msg, fmt_u64(n3 + sizeof n3, (uintptr_t)a, 16));
+        len = append(msg, len, sizeof msg, ", in the guard below it): give the Gs larger stacks "
+                                           "(chan_mpg_start_config's stack_size)\n");
+        ssize_t w = write(STDERR_FILENO, msg, len);
+        (void)w;
+    }
+    if (segv_prev.sa_flags & SA_SIGINFO) {
+        segv_prev.sa_sigaction(sig, si, ctx);
+    } else if (segv_prev.sa_handler != SIG_DFL && segv_prev.sa_handler != SIG_IGN) {
+        segv_prev.sa_handler(sig);
+    } else {
+        /* The default action: restored, it kills the process when the access faults again. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+    }
+}
+
+void fiber_overflow_watch(struct fiber *(*running)(int64_t *id))
+{
+    struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    segv_running = running;
+    segv_on = sigaction(SIGSEGV, &sa, &segv_prev) == 0;
+}
+
+void fiber_overflow_unwatch(void)
+{
+    struct sigaction now;
+    if (segv_on && sigaction(SIGSEGV, NULL, &now) == 0 && (now.sa_flags & SA_SIGINFO) &&
+        now.sa_sigaction == on_segv)
+        sigaction(SIGSEGV, &segv_prev, NULL); /* unless the program has put its own since */
+    segv_on = false;
+}
+
+void *fiber_altstack(void)
+{
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
+        return NULL; /* the thread has one (a sanitizer gives its threads one) */
+    stack_t st = {.ss_sp = malloc(ALTSTACK_SIZE), .ss_size = ALTSTACK_SIZE};
+    if (!st.ss_sp)
+        return NULL; /* no message then: an overflow still kills the process */
+    if (sigaltstack(&st, NULL) != 0) {
+        free(st.ss_sp);
+        return NULL;
+    }
+    return st.ss_sp;
+}
+
+void fiber_altstack_free(void *alt)
+{
+    if (!alt)
+        return;
+    stack_t st = {.ss_flags = SS_DISABLE};
+    sigaltstack(&st, NULL);
+    free(alt);
 }

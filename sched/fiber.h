@@ -141,6 +141,19 @@ HIDDEN void fiber_pool_free(void);
 /* Stacks made, and how many of them are guarded. */
 HIDDEN void fiber_pool_stats(uint64_t *stacks, uint64_t *guarded);
 
+/* ---- Overflows ------------------------------------------------------------------------------- */
+
+/* Installs a SIGSEGV handler (process-wide) that names the G whose stack overflowed into its
+ * guard, then passes the signal on to the handler installed before it; running(&id) tells it
+ * the calling thread's running G (its fiber and id) or NULL. unwatch puts the previous handler
+ * back, unless the program has installed another since. */
+HIDDEN void fiber_overflow_watch(struct fiber *(*running)(int64_t *id));
+HIDDEN void fiber_overflow_unwatch(void);
+/* Gives the calling thread (an M) an alternate signal stack unless it has one: a G that
+ * overflowed has none left for the handler. Returns what fiber_altstack_free frees, maybe NULL. */
+HIDDEN void *fiber_altstack(void);
+HIDDEN void fiber_altstack_free(void *alt);
+
 /* ---- What else TSan must be told ------------------------------------------------------------- */
 
 /* liburcu's atomics are inline assembly, which TSan cannot see: the accesses of its wait-free

@@ -1167,6 +1167,7 @@ static void execute(struct m *m, struct g *g)
 static void *m_main(void *arg)
 {
     struct m *m = arg;
+    void *alt = fiber_altstack(); /* where the overflow handler runs */
     m_set(m);
     chan_sched_set(&mpg_hook);
     fiber_host_init(&m->g0);
@@ -1179,10 +1180,22 @@ static void *m_main(void *arg)
         execute(m, g);
     chan_sched_set(NULL);
     m_set(NULL);
+    fiber_altstack_free(alt);
     return NULL;
 }
 
 /* ---- The API --------------------------------------------------------------------------------- */
+
+/* For the overflow handler (a signal handler: it only reads): the G this thread runs. */
+static struct fiber *g_running(int64_t *id)
+{
+    struct m *m = m_self();
+    struct g *g = m ? m->curg : NULL;
+    if (!g)
+        return NULL;
+    *id = g->id;
+    return &g->fiber;
+}
 
 static int default_nprocs(hwloc_topology_t topo)
 {
@@ -1315,6 +1328,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         return err;
     }
     deadlock_watch_timers(true);
+    fiber_overflow_watch(g_running);
     return 0;
 }
 
@@ -1428,6 +1442,7 @@ int chan_mpg_stop(void)
     if (atomic_load(&sched.live) > 0)
         return -EBUSY;
     deadlock_watch_timers(false);
+    fiber_overflow_unwatch();
     stop_all();
     free_all();
     atomic_store(&sched.running, false);
