@@ -4,8 +4,9 @@
  * of the scheduler that knows the architecture, the sanitizers and valgrind.
  *
  * A fiber is a stack and, while it is switched out, the stack pointer saved on it. A G owns
- * one: fiber_make carves a stack with the G's descriptor at its top, the struct fiber first (see
- * fiber.c); an M's own thread stack is one too (its g0), filled in by fiber_host_init. fiber_switch saves the callee-saved registers on the current stack, loads
+ * one: fiber_make carves a stack from the pool and returns the G's descriptor, whose first member
+ * is the struct fiber (see fiber.c); an M's own thread stack is one too (its g0), filled in by
+ * fiber_host_init. fiber_switch saves the callee-saved registers on the current stack, loads
  * the other's (ctx_switch.S), and tells ASan, TSan and valgrind what happened; nothing else
  * in sched/ tests a sanitizer macro or names a register.
  *
@@ -56,7 +57,8 @@
 /* ---- Fibers ---------------------------------------------------------------------------------- */
 
 struct fiber {
-    void *sp;            /* saved stack pointer while switched out */
+    void *sp;            /* saved stack pointer while switched out; NULL: not started, the next
+                            switch to it writes its first frame (fiber_start) */
     char *stk_lo;        /* the stack: [stk_lo, stk_lo + stk_size), the guard below it */
     size_t stk_size;
 #ifdef MPG_ASAN
@@ -72,15 +74,22 @@ struct fiber {
 
 /* The context switch (ctx_switch.S): saves the callee-saved registers on the current stack and
  * its stack pointer in *save_sp, then resumes the stack to_sp points into. mpg_ctx_entry is
- * where a prepared stack's first switch lands (fiber_prepare). */
+ * where a started stack's first switch lands (fiber_start). */
 HIDDEN void mpg_ctx_switch(void **save_sp, void *to_sp);
 HIDDEN void mpg_ctx_entry(void);
+
+/* Writes the first frame on f's stack, so that the switch to it calls the pool's entry function
+ * with f's descriptor (fiber_pool_init). Done by the switch itself, on the thread that first runs
+ * the fiber: its stack's top page is first written there, not by whoever made the fiber. */
+HIDDEN void fiber_start(struct fiber *f);
 
 /* Switches from the running fiber to `to`, which is switched out. Returns when some thread
  * switches `from` back in: under an M:N scheduler that may be another thread, so the caller
  * re-reads its thread-locals after this. */
 static inline void fiber_switch(struct fiber *from, struct fiber *to)
 {
+    if (__builtin_expect(!to->sp, 0))
+        fiber_start(to);
 #ifdef MPG_ASAN
     __sanitizer_start_switch_fiber(&from->fake_stack, to->stk_lo, to->stk_size);
 #endif
@@ -114,25 +123,23 @@ static inline void fiber_entered(void)
 #endif
 }
 
-/* Prepares f's stack so that the next switch to it calls fn(arg) on it; fn never returns
- * (it leaves by fiber_exit). */
-HIDDEN void fiber_prepare(struct fiber *f, void (*fn)(void *), void *arg);
-
 /* Describes the calling thread's own stack as a fiber, to switch from and back to (an M's g0). */
 HIDDEN void fiber_host_init(struct fiber *f);
 
-/* ---- The stack pool (fiber.c); the caller serializes every call but fiber_prepare ------------ */
+/* ---- The stack pool (fiber.c); the caller serializes every call ------------------------------ */
 
-/* Sets the stacks to come: stack_size bytes each (rounded up to pages), the top desc_size of
- * them (rounded up to 128) holding the owner's descriptor; and how many get a guard (0: every
- * one the kernel allows; -1: none; n > 0: the first n). */
-HIDDEN void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max);
-/* A new stack, carved from a pooled chunk, under a guard while guards last. Returns the
- * descriptor at its top, zeroed but for its first member, this struct fiber, which describes the
- * stack below the descriptor; NULL for want of memory. Costs no system call of its own (one per
- * chunk of stacks), but with mprotect guards on kernels before 6.13. */
+/* Sets the fibers to come: stacks of stack_size bytes (rounded up to pages), each with a
+ * descriptor of desc_size bytes whose first member is its struct fiber; entry(descriptor) is the
+ * function each fiber starts in (it never returns: it leaves by fiber_exit); guard_max is how
+ * many stacks get a guard (0: every one the kernel allows; -1: none; n > 0: the first n). */
+HIDDEN void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max,
+                            void (*entry)(void *desc));
+/* A new fiber: a stack carved from a pooled chunk, under a guard while guards last, not yet
+ * started. Returns its descriptor, zeroed but for its first member, this struct fiber; NULL for
+ * want of memory. No system call of its own (a few per chunk of stacks), but with mprotect guards
+ * on kernels before 6.13. */
 HIDDEN struct fiber *fiber_make(void);
-/* f's previous function has exited: its stack is to be used afresh. */
+/* f's entry function has exited: f starts afresh at its next switch in. */
 HIDDEN void fiber_reuse(struct fiber *f);
 /* Tells TSan and valgrind that f is gone; its memory (descriptor included) is its chunk's. */
 HIDDEN void fiber_destroy(struct fiber *f);

@@ -865,7 +865,7 @@ static void g_release(struct g *g)
     pthread_mutex_unlock(&sched.gmu);
 }
 
-_Static_assert(offsetof(struct g, fiber) == 0, "fiber_make returns a G's fiber as the G");
+_Static_assert(offsetof(struct g, fiber) == 0, "fiber_make returns the G its fiber begins");
 
 /* Go's gfget, or malg for a new descriptor and stack. */
 static struct g *g_alloc(void)
@@ -891,8 +891,7 @@ static struct g *g_alloc(void)
         free(heap_move(&sched.timers, a, cap));
     }
     pthread_mutex_unlock(&sched.tlock);
-    /* The descriptor lives at the top of its own stack: a parked G's memory is that one page. */
-    g = (struct g *)fiber_make();
+    g = (struct g *)fiber_make(); /* not started: its first switch in calls g_main(g) */
     if (!g) {
         pthread_mutex_unlock(&sched.gmu);
         return NULL;
@@ -1209,7 +1208,7 @@ static void free_all(void)
 {
     for (struct g *g = sched.all_gs; g; g = g->allnext)
         fiber_destroy(&g->fiber);
-    fiber_pool_free(); /* the descriptors too: each lives at the top of its stack */
+    fiber_pool_free(); /* the descriptors too: they live in the stacks' chunks */
     sched.all_gs = sched.free_gs = NULL;
     sched.ngs = 0;
     free(sched.timers.a);
@@ -1273,7 +1272,8 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         return -EINVAL;
     }
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
-    fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g), c.guard_max);
+    fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g), c.guard_max,
+                    g_main);
     sched.bind = !c.nobind && sched.topo;
     atomic_store(&sched.stopping, false);
     sched.pidle = NULL;
@@ -1357,7 +1357,6 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
     /* Keep seq (stale timers and wakers compare it); a fresh G starts RUN without a permit. */
     atomic_store(&g->wake, atomic_load(&g->wake) & ~(uint64_t)W_MASK);
     atomic_store(&g->live, true);
-    fiber_prepare(&g->fiber, g_main, g);
     atomic_fetch_add(&sched.live, 1);
     atomic_fetch_add_explicit(&sched.spawned, 1, memory_order_relaxed);
     int64_t id = g->id;

@@ -83,7 +83,7 @@ enum req { REQ_NONE, REQ_PARK, REQ_YIELD, REQ_EXIT, REQ_SYSEXIT };
 /* A P's status (Go's _Pidle, _Prunning, _Psyscall). */
 enum { P_IDLE, P_RUNNING, P_SYSCALL };
 
-/* Go's g. It lives at the top of its own stack (fiber_make), its fiber first. */
+/* Go's g. fiber_make returns it, its fiber first, from the chunk that holds its stack. */
 struct g {
     struct fiber fiber;            /* its stack, and its saved stack pointer while switched out */
     struct cds_wfcq_node qnode;    /* link in the global queue */
