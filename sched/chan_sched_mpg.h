@@ -54,7 +54,9 @@ struct chan_mpg_config {
  * monitor thread (sysmon); more Ms are made when system calls need them. Call from a plain
  * thread, once (again only after chan_mpg_stop). 0; -EALREADY when running; -EINVAL (nprocs < 0
  * or > 1024, max_threads < 0 or below the Ps); -ENOMEM or -EAGAIN when threads or memory cannot
- * be had (nothing is left running). */
+ * be had (nothing is left running). It installs a SIGSEGV handler that names a G overflowing
+ * its stack into the guard below it, then passes the signal on to the handler installed before
+ * (chan_mpg_stop restores that one). */
 int chan_mpg_start(int nprocs);
 int chan_mpg_start_config(const struct chan_mpg_config *cfg);
 
