@@ -262,10 +262,11 @@ def cost_rows(rows):
         if row["unit"] == "%cpu":
             continue
         st = row["stats"]
+        na = lambda s: "n/a" if runs_shape(s, row["shape"]) else "-"
         body.append([row["shape"], str(row["cap"])] +
-                    [fmt(st[s]["cpu"], "") if s in st and st[s]["cpu"] == st[s]["cpu"] else "n/a"
+                    [fmt(st[s]["cpu"], "") if s in st and st[s]["cpu"] == st[s]["cpu"] else na(s)
                      for s in SYSTEMS] +
-                    ["%.3f" % st[s]["vcsw"] if s in st and st[s]["vcsw"] == st[s]["vcsw"] else "n/a"
+                    ["%.3f" % st[s]["vcsw"] if s in st and st[s]["vcsw"] == st[s]["vcsw"] else na(s)
                      for s in SYSTEMS])
     return head, body
 
@@ -544,7 +545,8 @@ def main():
         print(gtable)
         print()
     print(rss_line)
-    print(nline + "  (%s)" % order)
+    if any(r["unit"] == "ns/msg" for r in rows):
+        print(nline + "  (%s)" % order)
     print()
     print("where the time goes (medians; CPU: the whole process's user+system time per message; "
           "sleeps: voluntary context switches per message, i.e. blocking in the kernel such as a futex wait; "
