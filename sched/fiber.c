@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fiber.c - the stacks of libchan-mpg's Gs: allocation with guard pages while the process's
- * mappings last, the first frame of a new stack for each architecture, and the registration of
- * every stack with TSan and valgrind. The switch itself is in fiber.h and ctx_switch.S.
+ * fiber.c - the stacks of libchan-mpg's Gs: the first frame of a new stack for each
+ * architecture; the pool that carves stacks and G descriptors from chunks, each stack under a
+ * guard, and registers every stack with TSan and valgrind; and the message of a G that overflows
+ * its stack. The switch itself is in fiber.h and ctx_switch.S.
  *
  * Stacks are pooled with their G descriptors and never unmapped before chan_mpg_stop (Go's
  * stackpool keeps freed stacks too). The pool is the scheduler's, called under its G lock
@@ -119,6 +120,9 @@ void fiber_host_init(struct fiber *f)
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; older headers lack it */
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 #ifndef PIDFD_SELF
 #define PIDFD_SELF -10000 /* process_madvise on the calling thread's own memory (Linux 6.14) */
@@ -244,7 +248,7 @@ static bool chunk_new(void)
         return false;
     }
     /* With transparent huge pages "always", the first touch in a 2 MiB stretch would commit all
-     * of it: 32 stacks' worth for one G. */
+     * of it: some 26 stacks' worth for one G. */
     madvise(base, len, MADV_NOHUGEPAGE);
     /* Every descriptor is written within the chunk's 256 fibers: in one call, not one fault a
      * page (as MADV_POPULATE_WRITE, Linux 5.14, allows; where not, they fault in one by one). */
