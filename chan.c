@@ -243,7 +243,7 @@ static int wait_on(struct chan *c, void *elem, bool is_send, int64_t deadline)
     struct waiter w;
     struct sudog sg = {.w = &w, .c = c, .elem = elem, .is_send = is_send};
     sg.same = &sg;
-    waiter_init(&w, is_send ? WAIT_SEND : WAIT_RECV);
+    waiter_init(&w, is_send ? WAIT_SEND : WAIT_RECV, deadline);
     w.sudogs = &sg;
     w.nsudog = 1;
     waiter_enqueue(&sg);

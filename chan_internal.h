@@ -321,9 +321,10 @@ static inline struct sudog *waitq_dequeue(struct waitq *q)
 /* ---- Parking (sudog.c) --------------------------------------------------------------------- */
 
 /* Fills w for the calling thread or task: the scheduler installed on this thread, its task
- * handle, and what the operation is (why). Called by an operation about to block, before its
- * sudogs are queued. */
-HIDDEN void waiter_init(struct waiter *w, enum wait_reason why);
+ * handle, and what the operation is (why). Called by an operation about to block until
+ * deadline, before its sudogs are queued; the deadline is only noted for the tracer (the leak
+ * detector tells a wait that ends from one that may not). */
+HIDDEN void waiter_init(struct waiter *w, enum wait_reason why, int64_t deadline);
 
 /* Whether the caller may spin before it blocks: another CPU can run its peer, and no scheduler
  * is plugged in (a plugged-in scheduler decides about spinning itself). */

@@ -464,7 +464,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     /* Pass 2: queue a sudog per case, in lock order, so that the sudogs of one channel are
      * adjacent and can be tied in their `same` ring. */
     struct waiter w;
-    waiter_init(&w, WAIT_SELECT);
+    waiter_init(&w, WAIT_SELECT, deadline);
     w.sudogs = sgs;
     w.nsudog = (uint32_t)norder;
     w.nio = nio;

@@ -488,7 +488,7 @@ void sched_waits_fds(const struct chan_sched *s) { atomic_store(&io_sched, s); }
 
 bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
 
-void waiter_init(struct waiter *w, enum wait_reason why)
+void waiter_init(struct waiter *w, enum wait_reason why, int64_t deadline)
 {
     const struct chan_sched *s = sched_self();
     /* Every other field starts at zero: done, the waker's results, the sudogs, and the
@@ -496,7 +496,7 @@ void waiter_init(struct waiter *w, enum wait_reason why)
     *w = (struct waiter){.why = (uint8_t)why, .sched = s,
                          .task = s ? s->current() : (void *)parker_self()};
     if (tracing(TF_EVENTS | TF_REGISTRY | TF_NAMED))
-        trace_waiter_init(w);
+        trace_waiter_init(w, deadline);
 }
 
 int waiter_io_prepare(struct waiter *w)
@@ -556,7 +556,7 @@ int waiter_timeout(struct waiter *w)
 int park_nothing(int64_t deadline, enum wait_reason why)
 {
     struct waiter w;
-    waiter_init(&w, why);
+    waiter_init(&w, why, deadline);
     /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait. */
     while (waiter_park(&w, deadline) == 0) {
     }

@@ -64,13 +64,14 @@ static inline bool tracing(uint32_t mask)
 }
 
 /* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
- * them (0: unknown); trace_waiter_init sets tid and since while a trace or the dump registry is
- * on; a waker sets flow, val and hasval under the channel lock (the flow arrow of the trace,
- * the value it moved). */
+ * them (0: unknown); trace_waiter_init sets tid, since and deadline while a trace or the dump
+ * registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow of
+ * the trace, the value it moved). */
 struct waiter_trace {
     int32_t tid;    /* its thread (gettid) */
     bool hasval;
     int64_t since;  /* chan_now() when it began to wait */
+    int64_t deadline; /* of the wait (CHAN_FOREVER: none); meaningful only when since != 0 */
     uint64_t flow;
     int64_t val;
 };
@@ -96,10 +97,10 @@ HIDDEN void trace_handoff(struct chan *c, enum chan_dir dir, struct sudog *sg, c
  * completed. */
 HIDDEN void trace_close(struct chan *c, int r, struct sudog *woken);
 
-/* waiter_init: the waiter's thread and start time, for the trace and the dump. waiter_init has
- * cleared them first, whatever the flags, so that a trace or a dump that starts while it waits
- * never reads them uninitialized. */
-HIDDEN void trace_waiter_init(struct waiter *w);
+/* waiter_init: the waiter's thread, start time and deadline, for the trace, the dump and the
+ * leak detector. waiter_init has cleared them first, whatever the flags, so that a trace or a
+ * dump that starts while it waits never reads them uninitialized. */
+HIDDEN void trace_waiter_init(struct waiter *w, int64_t deadline);
 
 /* Under the lock(s), sudogs queued: w is about to park. */
 HIDDEN void trace_block(struct waiter *w, bool is_select);
@@ -162,7 +163,7 @@ HIDDEN int chan_snapshot(chan_t *c, struct chan_snap *s);
     ((void)(c), (void)(dir), (void)(form), (void)(r), (void)(elem))
 #define trace_handoff(c, dir, sg, elem) ((void)(c), (void)(dir), (void)(sg), (void)(elem))
 #define trace_close(c, r, woken) ((void)(c), (void)(r), (void)(woken))
-#define trace_waiter_init(w) ((void)(w))
+#define trace_waiter_init(w, deadline) ((void)(w), (void)(deadline))
 #define trace_block(w, is_select) ((void)(w), (void)(is_select))
 #define trace_woken(w, r, is_select) ((void)(w), (void)(r), (void)(is_select))
 #define trace_select_cases(cases, n) ((void)(cases), (void)(n))
