@@ -559,7 +559,7 @@ size_t hchan_waiting(chan_t *c, enum chan_dir dir)
 }
 
 #ifdef CHAN_TRACE_BUILD
-/* ---- The snapshot of an observer (trace/dump.c): the tracer's one way into a channel ----- */
+/* ---- What observers read of a channel: the dump (trace/dump.c), the leak detector ---------- */
 
 /* The waiters on q (c locked), not its sudogs: a select with several cases of one direction
  * on c has a sudog per case on q, and they are adjacent (selectgo's pass 2 appends them at the
@@ -599,6 +599,36 @@ int chan_snapshot(chan_t *c, struct chan_snap *s)
     s->nw = 0;
     s->nsend = snap_queue(s, &c->sendq, true);
     s->nrecv = snap_queue(s, &c->recvq, false);
+    unlock(&c->lock);
+    return 0;
+}
+
+/* The waiters on q (c locked), each once: a select's sudogs on one queue are adjacent (see
+ * snap_queue). */
+static void inspect_queue(struct waitq *q, void (*fn)(const struct waiter *w, void *arg),
+                          void *arg)
+{
+    for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
+         sg = sg->next)
+        if (!sg->prev || sg->prev->w != sg->w)
+            fn(sg->w, arg);
+}
+
+int chan_inspect(chan_t *c, struct chan_block *b, void (*fn)(const struct waiter *w, void *arg),
+                 void *arg)
+{
+    if (!trylock(&c->lock))
+        return -EBUSY;
+    /* chan_make's block: the struct, then the ring's positions and slots or Go's buffer. */
+    size_t size = CHAN_HEAD_SIZE + CHAN_APART - 1;
+    if (c->kind == BUF_RING)
+        size += sizeof(struct ringpos) + c->cap * c->slotsize;
+    else
+        size += c->cap * c->elemsize;
+    *b = (struct chan_block){.mem = c->mem, .size = size,
+                             .closed = atomic_load_explicit(&c->closed, memory_order_relaxed)};
+    inspect_queue(&c->sendq, fn, arg);
+    inspect_queue(&c->recvq, fn, arg);
     unlock(&c->lock);
     return 0;
 }

@@ -3,7 +3,8 @@
  * hooks.h - the seam between the core and the tracer (trace/). The core (chan.c, select.c,
  * sudog.c; timer.c) calls these hooks to say what happened, and learns nothing back. The
  * tracer observes: the hooks read what they are handed, at the moment they are called, and
- * the tracer calls into the core only through chan_snapshot (at the end) and chan.h.
+ * the tracer calls into the core only through chan_snapshot and chan_inspect (at the end) and
+ * chan.h.
  *
  * Built with the tracer (-DCHAN_TRACE_BUILD: the library), each hook is defined in
  * trace/record.c. Built without it (the drop-in pair dist/chan.c, or a library built without
@@ -121,7 +122,7 @@ HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_for
  * timer already due). */
 HIDDEN void trace_timer_fire(struct chan *c);
 
-/* ---- The other way: the one call the tracer makes into the core ------------------------- */
+/* ---- The other way: the calls the tracer makes into the core ------------------------------ */
 
 /* What chan_dump shows of a live channel: a copy made under its lock. */
 #define SNAP_WAITERS 16 /* waiters described per queue; the rest are only counted */
@@ -149,6 +150,23 @@ struct chan_snap {
  * allocates. c must stay alive meanwhile: the caller holds its entry in the registry of live
  * channels, which chan_free must take to unregister it. */
 HIDDEN int chan_snapshot(chan_t *c, struct chan_snap *s);
+
+/* What the leak detector (trace/leak.c) reads of a live channel: the memory block that holds
+ * it and its buffer, and whether it is closed. */
+struct chan_block {
+    const void *mem;
+    size_t size;
+    bool closed;
+};
+
+/* chan.c: fills *b and calls fn(w, arg) once for each waiter queued on c (once, however many
+ * of a select's sudogs are there), with c's lock held, taken only if it is free at that moment:
+ * 0, or -EBUSY (nothing read, fn not called). While fn runs, w and its sudogs stay where they
+ * are: a waiter leaves c's queues only under c's lock, and returns only after it has left them.
+ * fn must not call into libchan. Never waits and never allocates. c must stay alive meanwhile,
+ * as for chan_snapshot. */
+HIDDEN int chan_inspect(chan_t *c, struct chan_block *b,
+                        void (*fn)(const struct waiter *w, void *arg), void *arg);
 
 #else /* no tracer: nobody listens, and every hook does nothing */
 
