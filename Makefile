@@ -83,8 +83,8 @@ CHECK_LIBS    := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -ls
 CORE_SRC      := chan.c ring.c select.c sudog.c
 EXT_SRC       := time/timer.c time/context.c $(wildcard trace/*.c) sync/waitgroup.c sync/group.c \
                  io/fd.c io/signal.c
-PUBLIC_HDR    := chan.h chan_typed.h time/chan_time.h trace/chan_trace.h sync/chan_sync.h \
-                 io/chan_io.h
+PUBLIC_HDR    := chan.h chan_typed.h time/chan_time.h trace/chan_trace.h trace/chan_leak.h \
+                 sync/chan_sync.h io/chan_io.h
 CORE_HDR      := $(PUBLIC_HDR) chan_internal.h seam.h time/heap.h $(wildcard trace/*.h)
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))

@@ -207,4 +207,49 @@ void timers_set_drained_hook(void (*fn)(void)) SEAM_EXPORT(timers_set_drained_ho
  * under which no lock is ever waited for. Not from a signal handler. */
 bool trace_name_print(FILE *out, const void *c) SEAM_EXPORT(trace_name_print);
 
+/* ---- What the leak detector (trace/leak.c) sees of a scheduler in the tree ------------------ */
+
+/* One task (Go's G) of sched/, as the leak detector reads it while every thread of the process
+ * is stopped. */
+enum task_state {
+    TASK_FREE,     /* a descriptor whose function has returned: its stack is dead */
+    TASK_RUNNING,  /* on an M now, in a system call too: its stack pointer is that M's
+                      thread's */
+    TASK_RUNNABLE, /* in a run queue, or about to run */
+    TASK_PARKED,   /* switched out until an unpark or its deadline */
+};
+
+struct task_info {
+    int64_t id;                  /* its goroutine id (>= 1) */
+    enum task_state state;
+    const struct waiter *waiter; /* TASK_PARKED in a channel operation (or on a nil channel or
+                                    an empty select): its waiter; else NULL */
+    int64_t deadline;            /* TASK_PARKED: of the park (CHAN_FOREVER: none) */
+    const char *stk_lo, *stk_hi; /* its stack */
+    const char *sp;              /* saved stack pointer while switched out (else stale); NULL:
+                                    not started, its stack holds nothing yet */
+    const void *desc;            /* its descriptor: the scheduler's own bookkeeping, wherever
+                                    it lies (sched/ packs them apart from the stacks) */
+    size_t desc_size;
+    uintptr_t own[2];            /* words only this task holds (its function and argument) */
+};
+
+/* Registered by sched/ while it runs. lock is called before the world is stopped and unlock
+ * after it resumes: between them no task is made or freed. visit calls fn once for every task
+ * descriptor, while the world is stopped: it takes no lock and never allocates. */
+struct task_source {
+    void (*lock)(void);
+    void (*unlock)(void);
+    void (*visit)(void (*fn)(const struct task_info *t, void *arg), void *arg);
+};
+
+/* Sets the source (NULL: none). Any thread; src must outlive its registration. Serialized with
+ * the leak detector's checks: when it returns, no check uses the previous source any more. */
+void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_source);
+
+/* The signal the leak detector stops threads with (trace/world.c): a thread that blocks every
+ * other signal (libchan's timer thread) leaves this one open. SIGURG, as Go's preemption: its
+ * default action is to ignore it, so a late one is harmless. */
+#define CHAN_STOP_SIGNAL SIGURG
+
 #endif

@@ -15,6 +15,10 @@
  * takes a P, or waits in the global queue, before it stops counting as in one (under
  * sched.lock when its P was taken): that never turns the condition true by itself. What turns it false needs no wake-up: the waiter decides
  * afresh, so a report never outlives its truth.
+ *
+ * Partial deadlocks - some Gs blocked forever while others run - are libchan's leak detector's
+ * to find (trace/leak.c, chan_leak(3)): this file shows it the Gs, their stacks and what they
+ * wait on (gs_visit), registered while the scheduler runs.
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
@@ -73,9 +77,81 @@ static void timers_drained(void)
         waiters_wake();
 }
 
-void deadlock_watch_timers(bool on)
+/* ---- What libchan's leak detector sees of the Gs (seam.h: struct task_source) ---------------- */
+
+/* sched.lock keeps the list of Ms as it is (newm_locked adds to it under that lock), sched.gmu
+ * the Gs and the stack pool (no G is made or freed); in that order (sched_internal.h). */
+static void gs_lock(void)
+{
+    pthread_mutex_lock(&sched.lock);
+    pthread_mutex_lock(&sched.gmu);
+}
+
+static void gs_unlock(void)
+{
+    pthread_mutex_unlock(&sched.gmu);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+/* Whether an M runs g: on a P, or in a system call without one (m->insyscall, its P maybe
+ * taken by sysmon). Either way its stack is its M's thread's, live from that thread's stack
+ * pointer up. */
+#if defined(__clang__) || __GNUC__ >= 8
+__attribute__((no_sanitize("thread")))
+#endif
+static bool g_on_m(const struct g *g)
+{
+    for (const struct m *m = sched.allm; m; m = m->allnext)
+        if (m->curg == g)
+            return true;
+    return false;
+}
+
+/* Every G descriptor, with gs_lock's locks held and every other thread stopped by the leak
+ * detector: the fields are read as they were left, without the locks and orders that guard
+ * them while Gs run. A G is running when an M has it as curg (in a system call too); a G that
+ * one M hands to another G (m->handoff) has switched out but is not parked yet. The stack is
+ * [stk_lo, stk_lo + stk_size) of the G's slot in its chunk (fiber.c); the descriptor lies apart
+ * from it, packed with its chunk's others. A G not started yet (fiber.sp NULL: its M writes its
+ * first frame) has nothing on its stack: what it holds is its function and argument. */
+#if defined(__clang__) || __GNUC__ >= 8
+__attribute__((no_sanitize("thread")))
+#endif
+static void gs_visit(void (*fn)(const struct task_info *t, void *arg), void *arg)
+{
+    for (struct g *g = sched.all_gs; g; g = g->allnext) {
+        struct task_info t = {
+            .id = g->id,
+            .stk_lo = g->fiber.stk_lo,
+            .stk_hi = g->fiber.stk_lo + g->fiber.stk_size,
+            .sp = g->fiber.sp,
+            .desc = g,
+            .desc_size = sizeof *g,
+            .deadline = CHAN_FOREVER,
+        };
+        if (!atomic_load_explicit(&g->live, memory_order_relaxed)) {
+            t.state = TASK_FREE;
+        } else {
+            t.own[0] = (uintptr_t)g->fn;
+            t.own[1] = (uintptr_t)g->arg;
+            t.state = g_on_m(g) ? TASK_RUNNING : TASK_RUNNABLE;
+            if (t.state != TASK_RUNNING &&
+                (atomic_load_explicit(&g->wake, memory_order_relaxed) & W_MASK) == W_PARKED) {
+                t.state = TASK_PARKED;
+                t.waiter = g->waiter;
+                t.deadline = g->deadline;
+            }
+        }
+        fn(&t, arg);
+    }
+}
+
+static const struct task_source gs_source = {gs_lock, gs_unlock, gs_visit};
+
+void deadlock_watch(bool on)
 {
     timers_set_drained_hook(on ? timers_drained : NULL);
+    leak_task_source(on ? &gs_source : NULL);
 }
 
 /* ---- The report ------------------------------------------------------------------------------ */

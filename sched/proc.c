@@ -1327,7 +1327,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         atomic_store(&sched.running, false);
         return err;
     }
-    deadlock_watch_timers(true);
+    deadlock_watch(true);
     fiber_overflow_watch(g_running);
     return 0;
 }
@@ -1440,7 +1440,7 @@ int chan_mpg_stop(void)
         return -EINVAL;
     if (atomic_load(&sched.live) > 0)
         return -EBUSY;
-    deadlock_watch_timers(false);
+    deadlock_watch(false);
     fiber_overflow_unwatch();
     stop_all();
     free_all();

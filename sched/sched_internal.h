@@ -270,7 +270,7 @@ HIDDEN void deadlock_recheck_locked(void);
 HIDDEN void waiters_wake(void);
 
 /* Called by chan_mpg_start (on) and chan_mpg_stop (off): whether libchan's timer thread tells
- * this scheduler when its last pending timer is done. */
-HIDDEN void deadlock_watch_timers(bool on);
+ * this scheduler when its last pending timer is done, and libchan's leak detector sees its Gs. */
+HIDDEN void deadlock_watch(bool on);
 
 #endif

@@ -276,7 +276,8 @@ static void *timer_main(void *unused)
 }
 
 /* Starts the timer thread if this process has none (tq.mu held). Signals are blocked in it so
- * that it never runs a handler meant for the program's own threads. */
+ * that it never runs a handler meant for the program's own threads; all but the leak
+ * detector's (seam.h), whose handler stops it while a check reads the process. */
 static int ensure_thread(void)
 {
     if (tq.running)
@@ -288,6 +289,7 @@ static int ensure_thread(void)
         return -EAGAIN;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
+    sigdelset(&all, CHAN_STOP_SIGNAL); /* the leak detector stops it as any other thread */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t th;
     e = pthread_create(&th, &attr, timer_main, NULL);

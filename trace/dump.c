@@ -13,8 +13,8 @@
  *    channels alive (chan_free unregisters a channel before freeing it), and copies them
  *    (shard, then channel; make and free never hold a channel lock while they take a
  *    shard's). The printing comes after the shard's lock is dropped.
- *  - The SIGQUIT handler only writes a byte to a pipe; a dump thread, with every signal blocked,
- *    does the printing.
+ *  - The SIGQUIT handler only writes a byte to a pipe; a dump thread, with every signal blocked
+ *    but the leak detector's, does the printing (and, under CHAN_LEAKCHECK, a leak check).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "chan_trace.h"
-#include "seam.h" /* trace_name_print, which sched/'s deadlock report calls */
 #include "hooks.h"
+#include "seam.h" /* trace_name_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL */
 #include "trace_internal.h"
 
 /* ---- Printing a channel ------------------------------------------------------------------ */
@@ -41,7 +41,7 @@ struct csnap {
     struct chan_snap s;
 };
 
-static void print_dur(FILE *out, int64_t ns)
+void print_duration(FILE *out, int64_t ns)
 {
     if (ns >= 1000000000LL)
         fprintf(out, "%.3f s", ns / 1e9);
@@ -51,9 +51,7 @@ static void print_dur(FILE *out, int64_t ns)
         fprintf(out, "%.3f us", ns / 1e3);
 }
 
-/* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
- * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
-static void dump_str(FILE *out, const char *s)
+void print_quoted(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
@@ -83,7 +81,7 @@ bool trace_name_print(FILE *out, const void *c)
     if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_NAMED) ||
         !registry_name(c, name))
         return false;
-    dump_str(out, name);
+    print_quoted(out, name);
     return true;
 }
 
@@ -92,7 +90,7 @@ static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
     const struct chan_snap *s = &cs->s;
     if (cs->name[0]) {
         fputs("chan ", out);
-        dump_str(out, cs->name);
+        print_quoted(out, cs->name);
         fprintf(out, " (%p)", cs->c);
     } else {
         fprintf(out, "chan %p", cs->c);
@@ -114,7 +112,7 @@ static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
             fprintf(out, " (select of %u)", w->ncases);
         if (tname[0]) {
             fputs("  thread ", out);
-            dump_str(out, tname);
+            print_quoted(out, tname);
             fprintf(out, " (tid %d)", (int)w->tid);
         } else if (w->tid)
             fprintf(out, "  thread tid %d", (int)w->tid);
@@ -122,7 +120,7 @@ static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
             fputs("  thread unknown", out);
         if (w->since) {
             fputs("  blocked for ", out);
-            print_dur(out, now - w->since);
+            print_duration(out, now - w->since);
         } else {
             fputs("  blocked since before chan_dump_enable", out);
         }
@@ -217,8 +215,10 @@ static void *dump_main(void *arg)
     char buf[64];
     for (;;) {
         ssize_t r = read(sigquit_pipe[0], buf, sizeof buf);
-        if (r > 0)
+        if (r > 0) {
             chan_dump(stderr);
+            leak_after_dump(stderr);
+        }
         else if (r == 0 || errno != EINTR)
             return NULL;
     }
@@ -235,6 +235,7 @@ static void sigquit_setup(void)
     fcntl(sigquit_pipe[1], F_SETFL, O_NONBLOCK);
     sigset_t all, old;
     sigfillset(&all);
+    sigdelset(&all, CHAN_STOP_SIGNAL); /* the leak detector stops it as any other thread */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_t a;
     pthread_attr_init(&a);

@@ -329,6 +329,17 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             args_common(f, "timer", l, e);
             fputs("}}", f);
             break;
+        case EV_LEAK: {
+            const char *what = e->bits & B_SELECT ? "select" : dir;
+            slice_head(&o, "partial deadlock", l ? l->name : NULL, e->ts, dur, tid);
+            args_common(f, "leak", l, e);
+            fprintf(f, ",\"%s\":%" PRId64 ",\"waits\":\"%s\"", e->aux ? "goroutine" : "thread",
+                    e->val, what);
+            if (e->val2)
+                fprintf(f, ",\"blocked_ns\":%" PRId64, e->val2);
+            fputs("}}", f);
+            break;
+        }
         case EV_BLOCK:
             block_ts[recs[k].slot] = e->ts;
             block_rec[recs[k].slot] = k;

@@ -4,8 +4,8 @@
  * per-thread buffers, from chan_trace_start to chan_trace_stop, which hands them to json.c to
  * be written as Chrome Trace Event Format JSON for Perfetto. Also here: naming threads and
  * channels (chan_trace_name_*, kept in registry.c; a trace records channel names as events),
- * and the environment (CHAN_TRACE, CHAN_DUMP). chan_dump is dump.c's. The public side is
- * chan_trace.h. Not part of the drop-in pair.
+ * and the environment (CHAN_TRACE, CHAN_DUMP; CHAN_LEAKCHECK goes to leak.c). chan_dump is
+ * dump.c's. The public side is chan_trace.h. Not part of the drop-in pair.
  *
  * Invariants:
  *  - Off costs one predictable branch per operation: trace_flags, read relaxed by tracing().
@@ -370,6 +370,16 @@ void trace_timer_fire(struct chan *c)
     emit(t, &e);
 }
 
+void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id, int64_t blocked)
+{
+    struct tls *t = current();
+    if (!t)
+        return;
+    struct tev e = {.kind = EV_LEAK, .c = c, .val = id, .val2 = blocked, .aux = is_g,
+                    .bits = (uint8_t)((send ? B_SEND : 0) | (select ? B_SELECT : 0))};
+    emit(t, &e);
+}
+
 /* ---- Names ------------------------------------------------------------------------------------ */
 
 /* A named thread exits (the destructor of tname_key): its name is forgotten (registry.c), so
@@ -680,6 +690,19 @@ int chan_trace_stop(void)
     return r;
 }
 
+/* ---- For the leak detector: where the running trace keeps its events ---------------------- */
+
+void trace_buffers_lock(void) { pthread_mutex_lock(&ctl); }
+
+void trace_buffers_unlock(void) { pthread_mutex_unlock(&ctl); }
+
+void trace_buffers_visit(void (*fn)(const void *p, size_t size, void *arg), void *arg)
+{
+    for (uint32_t i = 0; i < MAX_SLOTS; i++)
+        if (slots[i].ev)
+            fn(slots[i].ev, (size_t)slots[i].cap * sizeof(struct tev), arg);
+}
+
 /* ---- The environment ------------------------------------------------------------------------ */
 
 static void stop_at_exit(void)
@@ -691,6 +714,7 @@ static void stop_at_exit(void)
 
 __attribute__((constructor)) static void trace_from_env(void)
 {
+    leak_from_env();
     const char *d = getenv("CHAN_DUMP");
     if (d && strcmp(d, "sigquit") == 0)
         chan_dump_on_sigquit();

@@ -9,6 +9,9 @@
  *    lock: make and free take one shard's lock, never a global one. A channel is unregistered
  *    (by chan_free's hook) before it is freed, so a channel reached through registry_visit
  *    stays alive until the visit of its shard ends.
+ *  - Shard locks are taken one at a time. The leak detector freezes every shard (its list does
+ *    not change, and so no registered channel is freed) while it reads them with the other
+ *    threads stopped; adding and removing wait for the thaw, without holding the lock.
  *  - Thread names: at most MAX_TNAMES named threads alive at once. An entry is freed when its
  *    thread exits, so a thread id reused later does not inherit the name.
  */
@@ -94,20 +97,36 @@ struct rnode {
 static struct shard {
     pthread_mutex_t mu;
     struct rnode *head;
+    bool frozen;            /* registry_freeze: the list may not change */
+    unsigned waiting;       /* threads waiting for it to thaw */
+    pthread_cond_t thawed;
 } __attribute__((aligned(128))) shards[REGISTRY_SHARDS];
 
 static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
 
 static void shards_init(void)
 {
-    for (unsigned i = 0; i < REGISTRY_SHARDS; i++)
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
         pthread_mutex_init(&shards[i].mu, NULL);
+        pthread_cond_init(&shards[i].thawed, NULL);
+    }
 }
 
 static void shard_lock(struct shard *s)
 {
     pthread_once(&shards_once, shards_init);
     pthread_mutex_lock(&s->mu);
+}
+
+/* The shard's lock, once the shard is not frozen: for those who change its list. */
+static void shard_lock_thawed(struct shard *s)
+{
+    shard_lock(s);
+    while (s->frozen) {
+        s->waiting++;
+        pthread_cond_wait(&s->thawed, &s->mu);
+        s->waiting--;
+    }
 }
 
 /* Fibonacci hashing of the address: the top 6 bits of the product pick one of 64 shards. */
@@ -121,7 +140,7 @@ static struct shard *shard_of(const void *c)
 void registry_add(const void *c, const char *name)
 {
     struct shard *s = shard_of(c);
-    shard_lock(s);
+    shard_lock_thawed(s);
     struct rnode *n = s->head;
     while (n && n->c != c)
         n = n->next;
@@ -139,7 +158,7 @@ void registry_add(const void *c, const char *name)
 void registry_del(const void *c)
 {
     struct shard *s = shard_of(c);
-    shard_lock(s);
+    shard_lock_thawed(s);
     struct rnode **p = &s->head;
     while (*p && (*p)->c != c)
         p = &(*p)->next;
@@ -172,4 +191,33 @@ void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, 
     for (struct rnode *n = s->head; n; n = n->next)
         fn(n->c, n->name, arg);
     pthread_mutex_unlock(&s->mu);
+}
+
+void registry_freeze(void)
+{
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
+        shard_lock(&shards[i]);
+        shards[i].frozen = true;
+        pthread_mutex_unlock(&shards[i].mu);
+    }
+}
+
+void registry_thaw(void)
+{
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
+        shard_lock(&shards[i]);
+        shards[i].frozen = false;
+        if (shards[i].waiting)
+            pthread_cond_broadcast(&shards[i].thawed);
+        pthread_mutex_unlock(&shards[i].mu);
+    }
+}
+
+void registry_visit_frozen(void (*fn)(const void *c, const char *name, const void *node,
+                                      size_t size, void *arg),
+                           void *arg)
+{
+    for (unsigned i = 0; i < REGISTRY_SHARDS; i++)
+        for (struct rnode *n = shards[i].head; n; n = n->next)
+            fn(n->c, n->name, n, sizeof *n, arg);
 }

@@ -32,6 +32,14 @@ HIDDEN size_t utf8_len(const unsigned char *s);
 /* Copies a name, cut to NAME_MAX_LEN - 1 bytes at most on a character boundary. */
 HIDDEN void copy_name(char dst[NAME_MAX_LEN], const char *src);
 
+/* ---- Printing (dump.c) ------------------------------------------------------------------ */
+
+/* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
+ * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
+HIDDEN void print_quoted(FILE *out, const char *s);
+/* A duration in ns, as "1.502 s", "3.000 ms" or "12.345 us". */
+HIDDEN void print_duration(FILE *out, int64_t ns);
+
 /* ---- The registry (registry.c) ----------------------------------------------------------- */
 
 /* The name of thread tid (the kernel's thread id): set (0, or -ENOMEM when MAX_TNAMES named
@@ -58,11 +66,45 @@ HIDDEN bool registry_name(const void *c, char name[NAME_MAX_LEN]);
 HIDDEN void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, void *arg),
                            void *arg);
 
+/* For the leak detector, which reads every shard while the world is stopped: between freeze
+ * and thaw no channel is registered, named or freed (those calls wait, holding no lock of the
+ * registry). registry_visit_frozen calls fn for every entry, without a lock: c, its name (""
+ * when it has none) and the entry's own memory (libchan's bookkeeping, which holds c's
+ * address). It never allocates. */
+HIDDEN void registry_freeze(void);
+HIDDEN void registry_thaw(void);
+HIDDEN void registry_visit_frozen(void (*fn)(const void *c, const char *name, const void *node,
+                                             size_t size, void *arg),
+                                  void *arg);
+
+/* ---- Trace buffers (record.c), for the leak detector -------------------------------------- */
+
+/* The running trace's event buffers hold channel addresses: the leak detector leaves them out
+ * of its sweep. trace_buffers_lock (and unlock) holds off the start and stop of a trace; then
+ * trace_buffers_visit calls fn for each buffer, taking no lock and never allocating. Lock
+ * order: before registry_freeze. */
+HIDDEN void trace_buffers_lock(void);
+HIDDEN void trace_buffers_unlock(void);
+HIDDEN void trace_buffers_visit(void (*fn)(const void *p, size_t size, void *arg), void *arg);
+
+/* ---- The leak detector (leak.c) --------------------------------------------------------- */
+
+/* CHAN_LEAKCHECK, read by record.c's constructor: registry on, reports at exit. */
+HIDDEN void leak_from_env(void);
+/* After a SIGQUIT dump (dump.c): a leak check on out, when CHAN_LEAKCHECK asked for it. */
+HIDDEN void leak_after_dump(FILE *out);
+
+/* record.c: a leaked waiter found by a leak check, as an event of the running trace on the
+ * checking thread's track: c the first channel it waits on (NULL: none), is_g and id its
+ * goroutine id or thread id, blocked how long it has been blocked (0: unknown). */
+HIDDEN void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id,
+                       int64_t blocked);
+
 /* ---- The recorded event ----------------------------------------------------------------- */
 
 enum ev_kind {
     EV_MAKE = 1, EV_FREE, EV_OP, EV_WAKE, EV_CLOSE, EV_BLOCK, EV_WOKEN, EV_SELECT, EV_TIMER, EV_NAME,
-    EV_CASE
+    EV_CASE, EV_LEAK
 };
 
 /* bits of tev.bits */
@@ -78,9 +120,10 @@ struct tev {
     int64_t ts;
     const void *c;  /* the channel (a key only) */
     uint64_t flow;  /* EV_WAKE: the flow it starts; EV_WOKEN: the one it ends; EV_OP/SELECT: woke */
-    int64_t val, val2;
+    int64_t val, val2; /* leak: val2 is how long the waiter has been blocked (ns, 0: unknown) */
     uint64_t task;  /* chan_trace_task_hook's id, 0 */
-    uint32_t aux;   /* cap (make, wake), case index (select), cases (block), name index */
+    uint32_t aux;   /* cap (make, wake), case index (select), cases (block), name index;
+                       leak: 1 for a goroutine (val its id), 0 for a thread (val its tid) */
     int16_t res;    /* 0 or -errno; select: 0 ok, -EPIPE closed, or the error */
     uint8_t kind, bits;
 };

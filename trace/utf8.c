@@ -2,7 +2,7 @@
 /*
  * utf8.c - the bytes of a name. Names are the user's bytes: they are kept cut on a character
  * boundary (copy_name), and the writers escape whatever is not UTF-8 (json.c's json_str,
- * dump.c's dump_str), both by asking utf8_len where a character ends.
+ * dump.c's print_quoted), both by asking utf8_len where a character ends.
  */
 #include <string.h>
 
@@ -44,7 +44,7 @@ size_t utf8_len(const unsigned char *s)
 
 /* Copies a name, cut to NAME_MAX_LEN - 1 bytes at most, on a character boundary: a UTF-8
  * character that does not fit is left out whole. A byte that is not UTF-8 is copied as it is
- * (a character of its own); the writers escape it (json_str, dump_str). */
+ * (a character of its own); the writers escape it (json_str, print_quoted). */
 void copy_name(char dst[NAME_MAX_LEN], const char *src)
 {
     size_t n = 0;
