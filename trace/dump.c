@@ -31,6 +31,15 @@
 #include "seam.h" /* trace_name_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL */
 #include "trace_internal.h"
 
+/* ---- Memory that held channel addresses -------------------------------------------------- */
+
+void scrub_free(void *p, size_t size)
+{
+    if (p)
+        explicit_bzero(p, size);
+    free(p);
+}
+
 /* ---- Printing a channel ------------------------------------------------------------------ */
 
 /* A registered channel, as copied while its shard's lock was held. */
@@ -152,11 +161,14 @@ static void snap_one(const void *c, const char *name, void *arg)
     struct batch *b = arg;
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 16;
-        struct csnap *p = realloc(b->snaps, cap * sizeof *p);
+        struct csnap *p = malloc(cap * sizeof *p);
         if (!p) {
             b->lost++;
             return;
         }
+        if (b->n)
+            memcpy(p, b->snaps, b->n * sizeof *p);
+        scrub_free(b->snaps, b->n * sizeof *p);
         b->snaps = p;
         b->cap = cap;
     }
@@ -187,7 +199,7 @@ int chan_dump(FILE *out)
             listed++;
             skipped += b.snaps[k].skipped;
         }
-        free(b.snaps);
+        scrub_free(b.snaps, b.n * sizeof *b.snaps);
     }
     fprintf(out, "end of dump: %d channels, %d skipped\n", listed, skipped);
     fflush(out);

@@ -108,7 +108,7 @@ static struct label *label_lives(struct rec *recs, size_t n, const struct trace_
     for (uint32_t i = 0; i < nlives; i++)
         if (!lives[i].name[0])
             snprintf(lives[i].name, sizeof lives[i].name, "c%u", ++id);
-    free(tab);
+    scrub_free(tab, size * sizeof *tab);
     return lives;
 }
 
@@ -419,6 +419,6 @@ int trace_json_write(FILE *f, const struct trace_log *log)
     }
     qsort(recs, total, sizeof *recs, rec_cmp);
     int r = write_trace(f, recs, total, log);
-    free(recs);
+    scrub_free(recs, total * sizeof *recs);
     return r;
 }

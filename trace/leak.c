@@ -635,7 +635,8 @@ static void activate(struct scan *s, const struct graph *g, uint32_t t)
 static size_t reach(struct scan *s)
 {
     size_t nt = s->tasks.n, nc = s->chans.n;
-    qsort(s->edges.p, s->edges.n, sizeof(struct edge), edge_cmp);
+    if (s->edges.n)
+        qsort(s->edges.p, s->edges.n, sizeof(struct edge), edge_cmp);
     struct graph g = {calloc(nt + 1, sizeof(struct span)), calloc(nc + 1, sizeof(struct span))};
     if (!g.task_edges || !g.chan_edges) {
         free(g.task_edges);

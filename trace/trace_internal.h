@@ -32,7 +32,13 @@ HIDDEN size_t utf8_len(const unsigned char *s);
 /* Copies a name, cut to NAME_MAX_LEN - 1 bytes at most on a character boundary. */
 HIDDEN void copy_name(char dst[NAME_MAX_LEN], const char *src);
 
-/* ---- Printing (dump.c) ------------------------------------------------------------------ */
+/* ---- Printing, and freeing (dump.c) ------------------------------------------------------- */
+
+/* Frees what malloc returned after zeroing its first size bytes: the tracer's own copies of
+ * channel addresses must not outlive their use in freed memory, where the leak detector's
+ * sweep would take them for the program's (explicit_bzero: a memset before free may be
+ * optimized away). */
+HIDDEN void scrub_free(void *p, size_t size);
 
 /* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
  * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
