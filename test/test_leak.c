@@ -1,0 +1,691 @@
+/* test_leak.c - leftover waiters and partial deadlocks among threads (chan_leak.h, trace/leak.c).
+ *
+ * The classic leak - the sender left behind when its receiver timed out - is reported while
+ * another thread keeps working; a thread blocked on a channel that something can still reach
+ * is not: a channel held in a global, in a heap struct, by a pending timer, by a context, only
+ * on another thread's stack, in the buffer of a channel held, or on the stack of a waiter whose
+ * own channel is held (the fixed point). A wait with a deadline is a leftover, not a leak. The
+ * filters, the report's shape, the trace event, CHAN_LEAKCHECK at exit and with the SIGQUIT
+ * dump are checked too. The Gs of libchan-mpg: test_mpg_leak.c.
+ *
+ * A reachability test must leave no copy of the channel's address where a thread that can run
+ * could read it: each scenario makes its channels in a function that is not inlined, hands them
+ * to its threads through a slot the thread empties (not pthread_create's argument, which glibc
+ * and the sanitizers keep), and keeps them for the clean-up only in vault[], xored with a key:
+ * a form the leak detector does not see (chan_leak(3)). The clean-up closes them, which wakes
+ * the waiters, and frees them, so that LeakSanitizer finds nothing either. */
+#include "testutil.h"
+
+#ifdef CHAN_TRACE_BUILD
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chan_leak.h"
+#include "chan_time.h"
+#include "chan_trace.h"
+
+/* ---- Helpers --------------------------------------------------------------------------------- */
+
+#define KEY ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
+static uintptr_t vault[8];
+
+static void keep(int i, const void *p) { vault[i] = (uintptr_t)p ^ KEY; }
+static void *take(int i) { return (void *)(vault[i] ^ KEY); }
+
+/* Hands a channel to one thread without a copy left behind: the taker empties the slot. */
+static chan_t *_Atomic slot;
+
+static void give(chan_t *c)
+{
+    while (atomic_load(&slot))
+        sleep_ms(1);
+    atomic_store(&slot, c);
+}
+
+static chan_t *receive_given(void)
+{
+    chan_t *c;
+    while (!(c = atomic_exchange(&slot, NULL)))
+        sleep_ms(1);
+    return c;
+}
+
+/* Waits until chan_leftovers counts at least n blocked waiters (up to ~10 s: then false). */
+static bool leftovers_reach(int n)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (chan_leftovers(NULL, NULL) >= n)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+static void wait_leftovers(int n)
+{
+    ck_assert_msg(leftovers_reach(n), "fewer than %d waiters ever blocked", n);
+}
+
+/* A leak check's report, in a string (open_memstream holds text only, no addresses). */
+static int check_report(char **text)
+{
+    size_t len;
+    FILE *f = open_memstream(text, &len);
+    ck_assert_ptr_nonnull(f);
+    int n = chan_leak_check(f, NULL);
+    fclose(f);
+    return n;
+}
+
+static int leftovers_report(char **text, const struct chan_leak_ignore *ign)
+{
+    size_t len;
+    FILE *f = open_memstream(text, &len);
+    ck_assert_ptr_nonnull(f);
+    int n = chan_leftovers(f, ign);
+    fclose(f);
+    return n;
+}
+
+/* A thread that receives forever on the channel it is given (until it is closed); room for a
+ * timer's value too. */
+static void *recv_given(void *arg)
+{
+    (void)arg;
+    chan_t *c = receive_given();
+    int64_t v;
+    chan_recv(c, &v);
+    return NULL;
+}
+
+/* Closes, joins and frees: the clean-up of a scenario, from the vault. */
+static void release(int i, pthread_t t)
+{
+    chan_t *c = take(i);
+    chan_close(c);
+    join(t);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+
+/* The program keeps running: a thread that works on its own channel until told to stop. */
+static atomic_bool busy_stop;
+
+static void *busy(void *arg)
+{
+    (void)arg;
+    chan_t *c = chan_make(sizeof(long), 8);
+    long v = 0, sum = 0;
+    while (!atomic_load(&busy_stop)) {
+        chan_send(c, &v);
+        chan_recv(c, &v);
+        sum += ++v;
+    }
+    chan_free(c);
+    return (void *)(intptr_t)(sum != 0);
+}
+
+/* ---- The leaked sender of a receiver that timed out ------------------------------------------ */
+
+static atomic_bool gave_up;
+
+static void *late_sender(void *arg)
+{
+    (void)arg;
+    chan_t *c = receive_given();
+    while (!atomic_load(&gave_up))
+        sleep_ms(1);
+    int v = 42;
+    chan_send(c, &v); /* nobody will ever receive: blocked until the clean-up closes c */
+    return NULL;
+}
+
+/* The request: a worker computes the result, the caller waits for it 10 ms, then moves on.
+ * (No ck_assert here: the child processes below call it outside a test.) */
+__attribute__((noinline)) static pthread_t leaky_request(void)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "result");
+    keep(0, c);
+    give(c);
+    pthread_t t;
+    if (pthread_create(&t, NULL, late_sender, NULL) != 0)
+        abort();
+    int v;
+    if (chan_recv_until(c, &v, chan_now() + 10 * MS) != -ETIMEDOUT)
+        abort();
+    atomic_store(&gave_up, true);
+    return t;
+}
+
+START_TEST(test_leaked_sender_is_reported)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    pthread_t worker = spawn(busy, NULL);
+    pthread_t t = leaky_request();
+    wait_leftovers(1);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 1);
+    ck_assert_msg(strstr(text, "partial deadlock: 1 of ") &&
+                      strstr(text, " threads is blocked forever:"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, " [chan send, ") && strstr(text, "\tchan \"result\" (0x") &&
+                      strstr(text, ") send\n"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "wait-for (") && strstr(text, "sends\n"), "%s", text);
+    free(text);
+    atomic_store(&busy_stop, true);
+    ck_assert_ptr_eq(join(worker), (void *)1); /* it ran throughout */
+    release(0, t);
+    /* Once it is woken, nothing is left. */
+    ck_assert_int_eq(chan_leftovers(NULL, NULL), 0);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+}
+END_TEST
+
+/* ---- What keeps a channel alive -------------------------------------------------------------- */
+
+static chan_t *volatile global_chan; /* volatile: a store the compiler must make */
+
+__attribute__((noinline)) static pthread_t block_on_global(void)
+{
+    global_chan = chan_make(sizeof(int), 0);
+    keep(0, global_chan);
+    give(global_chan);
+    return spawn(recv_given, NULL);
+}
+
+START_TEST(test_global_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t t = block_on_global();
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    /* The same channel, once the global forgets it: leaked. */
+    global_chan = NULL;
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 1);
+    release(0, t);
+}
+END_TEST
+
+struct holder {
+    long pad[3];
+    chan_t *c;
+};
+
+static atomic_bool holder_drop, holder_dropped, holder_stop;
+static struct holder *_Atomic holder_slot;
+
+/* Runs (and keeps running) holding a heap struct that holds the channel; later drops it. */
+static void *hold_struct(void *arg)
+{
+    (void)arg;
+    struct holder *volatile h;
+    while (!(h = atomic_exchange(&holder_slot, NULL)))
+        sleep_ms(1);
+    while (!atomic_load(&holder_drop))
+        sleep_ms(1);
+    h = NULL;
+    atomic_store(&holder_dropped, true);
+    while (!atomic_load(&holder_stop))
+        sleep_ms(1);
+    return NULL;
+}
+
+__attribute__((noinline)) static void block_on_held(pthread_t *holder, pthread_t *waiter)
+{
+    struct holder *h = malloc(sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    h->c = chan_make(sizeof(int), 0);
+    keep(0, h->c);
+    keep(1, h);
+    give(h->c);
+    *waiter = spawn(recv_given, NULL);
+    atomic_store(&holder_slot, h);
+    *holder = spawn(hold_struct, NULL);
+}
+
+START_TEST(test_heap_struct_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t holder, waiter;
+    block_on_held(&holder, &waiter);
+    wait_leftovers(1);
+    while (atomic_load(&holder_slot))
+        sleep_ms(1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    /* The holder lets the struct go, and it is freed: nothing holds the channel any more. */
+    atomic_store(&holder_drop, true);
+    while (!atomic_load(&holder_dropped))
+        sleep_ms(1);
+    struct holder *h = take(1);
+    explicit_bzero(h, sizeof *h); /* freed memory keeps what it held: clear it (chan_leak(3)) */
+    free(h);
+    h = NULL;
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 1);
+    atomic_store(&holder_stop, true);
+    join(holder);
+    release(0, waiter);
+}
+END_TEST
+
+static atomic_bool foreign_stop;
+static atomic_bool foreign_holds;
+
+/* The channel's only copy outside the waiter is in this thread's frame, while it sleeps. */
+static void *hold_on_stack(void *arg)
+{
+    (void)arg;
+    chan_t *volatile c = receive_given();
+    atomic_store(&foreign_holds, true);
+    while (!atomic_load(&foreign_stop))
+        sleep_ms(1);
+    c = NULL;
+    atomic_store(&foreign_holds, false);
+    while (atomic_load(&foreign_stop)) /* the test looks again, then lets it go */
+        sleep_ms(1);
+    (void)c;
+    return NULL;
+}
+
+__attribute__((noinline)) static void block_on_foreign(pthread_t *holder, pthread_t *waiter)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    keep(0, c);
+    give(c);
+    *holder = spawn(hold_on_stack, NULL);
+    give(c);
+    *waiter = spawn(recv_given, NULL);
+}
+
+START_TEST(test_foreign_stack_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t holder, waiter;
+    block_on_foreign(&holder, &waiter);
+    wait_leftovers(1);
+    while (!atomic_load(&foreign_holds))
+        sleep_ms(1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    atomic_store(&foreign_stop, true);
+    while (atomic_load(&foreign_holds))
+        sleep_ms(1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 1);
+    atomic_store(&foreign_stop, false);
+    join(holder);
+    release(0, waiter);
+}
+END_TEST
+
+/* A timer pending for an hour, its handle lost but for the vault: its channel will be sent on. */
+__attribute__((noinline)) static pthread_t block_on_timer(void)
+{
+    chan_timer_t *tm = chan_timer_make(3600 * CHAN_SECOND);
+    ck_assert_ptr_nonnull(tm);
+    keep(1, tm);
+    give(chan_timer_chan(tm));
+    return spawn(recv_given, NULL);
+}
+
+START_TEST(test_pending_timer_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t t = block_on_timer();
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    chan_timer_t *tm = take(1);
+    chan_timer_reset(tm, 0); /* fires now: the waiter gets its value */
+    join(t);
+    ck_assert_int_eq(chan_timer_free(tm), 0);
+}
+END_TEST
+
+/* A context that can still be cancelled: its done channel will be closed. */
+__attribute__((noinline)) static pthread_t block_on_context(void)
+{
+    chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+    ck_assert_ptr_nonnull(ctx);
+    keep(1, ctx);
+    give(chan_ctx_done(ctx));
+    return spawn(recv_given, NULL);
+}
+
+START_TEST(test_context_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t t = block_on_context();
+    wait_leftovers(1);
+    char *text;
+    ck_assert_int_eq(leftovers_report(&text, NULL), 1);
+    ck_assert_msg(strstr(text, "[chan receive, "), "%s", text);
+    free(text);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    chan_ctx_t *ctx = take(1);
+    chan_ctx_cancel(ctx);
+    join(t);
+    chan_ctx_free(ctx);
+}
+END_TEST
+
+/* A wait with a deadline ends by itself: a leftover, never a leak. */
+static void *recv_given_until(void *arg)
+{
+    (void)arg;
+    chan_t *c = receive_given();
+    int64_t v;
+    chan_recv_until(c, &v, chan_now() + 3600 * CHAN_SECOND);
+    return NULL;
+}
+
+__attribute__((noinline)) static pthread_t block_with_deadline(void)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    keep(0, c);
+    give(c);
+    return spawn(recv_given_until, NULL);
+}
+
+START_TEST(test_deadline_is_no_leak)
+{
+    chan_dump_enable();
+    pthread_t t = block_with_deadline();
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_leftovers(NULL, NULL), 1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    release(0, t);
+}
+END_TEST
+
+/* ---- Through channels: a buffer, and a waiter that becomes live ------------------------------ */
+
+static chan_t *volatile box; /* a buffered channel of channels, held in a global */
+
+__attribute__((noinline)) static pthread_t block_on_boxed(void)
+{
+    box = chan_make(sizeof(chan_t *), 4);
+    chan_t *c = chan_make(sizeof(int), 0);
+    keep(0, c);
+    keep(2, box);
+    ck_assert_int_eq(chan_send(box, &c), 0);
+    give(c);
+    return spawn(recv_given, NULL);
+}
+
+START_TEST(test_buffer_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t t = block_on_boxed();
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0); /* box is held, and c is in its buffer */
+    box = NULL;
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 1); /* nobody holds box: nobody reaches c */
+    release(0, t);
+    chan_t *b = take(2);
+    chan_tryrecv(b, NULL);
+    ck_assert_int_eq(chan_free(b), 0);
+}
+END_TEST
+
+static chan_t *volatile gate; /* what the first waiter waits on, held in a global */
+
+/* Waits on the first channel it is given, holding the second in its frame: it will send on
+ * it once the first one lets it go. */
+static void *wait_then_send(void *arg)
+{
+    (void)arg;
+    chan_t *first = receive_given();
+    chan_t *volatile then = receive_given();
+    int v = 0;
+    chan_recv(first, &v);
+    chan_send(then, &v);
+    return NULL;
+}
+
+__attribute__((noinline)) static void block_in_chain(pthread_t *a, pthread_t *b)
+{
+    gate = chan_make(sizeof(int), 0);
+    chan_t *y = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(gate, "gate");
+    chan_trace_name_chan(y, "y");
+    keep(0, gate);
+    keep(1, y);
+    *a = spawn(wait_then_send, NULL);
+    give(gate);
+    give(y);
+    give(y);
+    *b = spawn(recv_given, NULL);
+}
+
+START_TEST(test_fixed_point_through_a_waiter)
+{
+    chan_dump_enable();
+    pthread_t a, b;
+    block_in_chain(&a, &b);
+    wait_leftovers(2);
+    /* gate is held; a waits on it, so a may run, and a's frame holds y: b may be woken. */
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 0);
+    gate = NULL;
+    char *text;
+    ck_assert_int_eq(check_report(&text), 2);
+    ck_assert_msg(strstr(text, "partial deadlock: 2 of ") && strstr(text, "chan \"gate\"") &&
+                      strstr(text, "chan \"y\""),
+                  "%s", text);
+    free(text);
+    chan_t *g = take(0), *y = take(1);
+    chan_close(g); /* a wakes, sends on y: b gets it */
+    join(a);
+    join(b);
+    ck_assert_int_eq(chan_free(g), 0);
+    ck_assert_int_eq(chan_free(y), 0);
+}
+END_TEST
+
+/* ---- A select, leftovers and their filters, the registry off ------------------------------- */
+
+static void *select_given(void *arg)
+{
+    (void)arg;
+    chan_t *a = receive_given(), *b = receive_given();
+    int v;
+    struct chan_case cs[] = {{a, &v, CHAN_RECV, false}, {b, &v, CHAN_SEND, false}};
+    chan_select(cs, 2);
+    return NULL;
+}
+
+__attribute__((noinline)) static pthread_t block_in_select(void)
+{
+    chan_t *a = chan_make(sizeof(int), 0), *b = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(a, "sel-a");
+    chan_trace_name_chan(b, "sel-b");
+    keep(0, a);
+    keep(1, b);
+    pthread_t t = spawn(select_given, NULL);
+    give(a);
+    give(b);
+    return t;
+}
+
+START_TEST(test_select_leak_and_filters)
+{
+    chan_dump_enable();
+    pthread_t t = block_in_select();
+    wait_leftovers(1);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 1);
+    ck_assert_msg(strstr(text, " [select, ") && strstr(text, "\tchan \"sel-a\" (0x") &&
+                      strstr(text, ") recv\n") && strstr(text, "\tchan \"sel-b\" (0x") &&
+                      strstr(text, ") send\n") && strstr(text, "receives (select)") &&
+                      strstr(text, "sends (select)"),
+                  "%s", text);
+    free(text);
+    ck_assert_int_eq(leftovers_report(&text, NULL), 1);
+    ck_assert_msg(strstr(text, "leftover waiters: 0 goroutines and 1 thread blocked") &&
+                      strstr(text, " [select, "),
+                  "%s", text);
+    free(text);
+    /* Left out when all its channels are so named, or listed; not when only one is. */
+    struct chan_leak_ignore ign = {.prefix = "sel-"};
+    ck_assert_int_eq(chan_leftovers(NULL, &ign), 0);
+    ck_assert_int_eq(chan_leak_check(NULL, &ign), 0);
+    ign.prefix = "sel-a";
+    ck_assert_int_eq(chan_leak_check(NULL, &ign), 1);
+    ign = (struct chan_leak_ignore){.min_blocked = 3600 * CHAN_SECOND};
+    ck_assert_int_eq(chan_leftovers(NULL, &ign), 0);
+    ign.min_blocked = 1;
+    ck_assert_int_eq(chan_leftovers(NULL, &ign), 1);
+    chan_t *a = take(0), *b = take(1); /* (held from here on: no more leak checks) */
+    chan_t *both[] = {a, b}, *one[] = {a};
+    ign = (struct chan_leak_ignore){.chans = both, .nchans = 2};
+    ck_assert_int_eq(chan_leftovers(NULL, &ign), 0);
+    ign.nchans = 1;
+    ign.chans = one;
+    ck_assert_int_eq(chan_leftovers(NULL, &ign), 1);
+    chan_close(a);
+    join(t);
+    ck_assert_int_eq(chan_free(a), 0);
+    ck_assert_int_eq(chan_free(b), 0);
+}
+END_TEST
+
+START_TEST(test_registry_off_is_enodev)
+{
+    ck_assert_int_eq(chan_leftovers(NULL, NULL), -ENODEV);
+    ck_assert_int_eq(chan_leak_check(stdout, NULL), -ENODEV);
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    ck_assert_int_eq(chan_leftovers(NULL, NULL), 0);
+    ck_assert_int_eq(chan_leak_check(stdout, NULL), 0); /* nothing printed */
+}
+END_TEST
+
+/* ---- A trace records each leak ------------------------------------------------------------- */
+
+START_TEST(test_trace_records_a_leak)
+{
+    chan_dump_enable();
+    char path[] = "/tmp/chan_leak_test.XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    pthread_t t = leaky_request();
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    ck_assert_int_eq(chan_leak_check(NULL, NULL), 1);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    unlink(path);
+    ck_assert_msg(strstr(buf, "\"name\":\"partial deadlock result\"") &&
+                      strstr(buf, "\"op\":\"leak\",\"chan\":\"result\"") &&
+                      strstr(buf, "\"waits\":\"send\""),
+                  "%s", buf);
+    release(0, t);
+}
+END_TEST
+
+/* ---- CHAN_LEAKCHECK: this program, run again as a child ------------------------------------ */
+
+/* Overwrites the stack below the caller's frame: the frames of calls made before, whose bytes
+ * the frames of calls made later (a sleep) would otherwise leave in their unused slots. */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+    volatile char junk[16384];
+    memset((char *)junk, 0, sizeof junk);
+}
+
+/* The child: a leaked sender, then exit (CHAN_LEAKCHECK reports at exit) or SIGQUIT (the dump
+ * thread reports, CHAN_DUMP=sigquit). */
+static int child(const char *how)
+{
+    pthread_t t = leaky_request();
+    if (!leftovers_reach(1))
+        return 1;
+    (void)t;
+    scrub_stack();
+    if (strcmp(how, "sigquit") == 0) {
+        kill(getpid(), SIGQUIT);
+        sleep_ms(2000); /* the dump thread prints meanwhile */
+        _exit(0);       /* without the report at exit */
+    }
+    return 0;
+}
+
+static char *run_child(const char *env)
+{
+    char self[256];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert(n > 0);
+    self[n] = 0;
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "%s '%s' 2>&1", env, self);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    static char out[65536];
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = 0;
+    ck_assert_int_eq(pclose(p), 0);
+    return out;
+}
+
+START_TEST(test_leakcheck_at_exit)
+{
+    char *out = run_child("CHAN_LEAKCHECK=1 CHAN_LEAK_TEST_CHILD=exit");
+    ck_assert_msg(strstr(out, "leftover waiters: 0 goroutines and 1 thread blocked") &&
+                      strstr(out, "partial deadlock: 1 of ") && strstr(out, "chan \"result\""),
+                  "%s", out);
+}
+END_TEST
+
+START_TEST(test_leakcheck_with_sigquit_dump)
+{
+    char *out = run_child("CHAN_LEAKCHECK=1 CHAN_DUMP=sigquit CHAN_LEAK_TEST_CHILD=sigquit");
+    char *dump = strstr(out, "end of dump");
+    ck_assert_msg(dump && strstr(dump, "partial deadlock: 1 of "), "%s", out);
+}
+END_TEST
+
+int main(void)
+{
+    const char *how = getenv("CHAN_LEAK_TEST_CHILD");
+    if (how)
+        return child(how);
+    Suite *s = suite_create("leak");
+    ADD_TEST(s, test_leaked_sender_is_reported, 60);
+    ADD_TEST(s, test_global_keeps_alive, 60);
+    ADD_TEST(s, test_heap_struct_keeps_alive, 60);
+    ADD_TEST(s, test_foreign_stack_keeps_alive, 60);
+    ADD_TEST(s, test_pending_timer_keeps_alive, 60);
+    ADD_TEST(s, test_context_keeps_alive, 60);
+    ADD_TEST(s, test_deadline_is_no_leak, 60);
+    ADD_TEST(s, test_buffer_keeps_alive, 60);
+    ADD_TEST(s, test_fixed_point_through_a_waiter, 60);
+    ADD_TEST(s, test_select_leak_and_filters, 60);
+    ADD_TEST(s, test_registry_off_is_enodev, 30);
+    ADD_TEST(s, test_trace_records_a_leak, 60);
+    ADD_TEST(s, test_leakcheck_at_exit, 60);
+    ADD_TEST(s, test_leakcheck_with_sigquit_dump, 60);
+    return run_suite(s);
+}
+
+#else /* libchan built without trace/ (no -DCHAN_TRACE_BUILD): nothing to test */
+
+START_TEST(test_leak_not_built)
+{
+    printf("test_leak: libchan was built without trace/ (-DCHAN_TRACE_BUILD): skipped\n");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("leak");
+    ADD_TEST(s, test_leak_not_built, 10);
+    return run_suite(s);
+}
+
+#endif
