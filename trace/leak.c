@@ -84,6 +84,7 @@ struct lwaiter {
     int32_t task;          /* index in scan.tasks, or -1: unknown */
     uint32_t first, n;     /* its channels: scan.wchans[first, first + n) */
     uint32_t ncases;       /* its sudogs (a select names a channel once per case) */
+    const struct sudog *sudogs; /* where they are */
     int32_t tid;           /* from the tracer's notes (0: unknown) */
     int64_t since;         /* 0: unknown (blocked before the registry was on) */
     int64_t deadline;
@@ -195,7 +196,8 @@ static void add_waiter(const struct waiter *w, void *arg)
         return;
     }
     *lw = (struct lwaiter){.w = w, .task = -1, .first = (uint32_t)s->wchans.n,
-                           .ncases = w->nsudog, .tid = w->t.tid, .since = w->t.since,
+                           .ncases = w->nsudog, .sudogs = w->sudogs, .tid = w->t.tid,
+                           .since = w->t.since,
                            .deadline = w->t.since ? w->t.deadline : CHAN_FOREVER,
                            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
     struct wchan *wc = vec_room(&s->wchans, w->nsudog);
@@ -257,7 +259,8 @@ static void add_g(const struct task_info *t, void *arg)
     lt->live = t->state != TASK_RUNNING && sp >= lo && sp < hi ? sp : lo;
     if (t->state == TASK_PARKED && t->waiter) {
         int64_t wi = addrset_get(&s->waitset, (uintptr_t)t->waiter);
-        if (wi < 0 && t->waiter->nsudog == 0) {
+        struct waiter w; /* read as the G left it when it parked: no lock orders this read */
+        if (wi < 0 && world_read(&w, t->waiter, sizeof w) && w.nsudog == 0) {
             /* Parked on a nil channel or an empty select: on no queue, so found only here. */
             struct lwaiter *lw = vec_push(&s->waiters);
             if (!lw) {
@@ -265,7 +268,7 @@ static void add_g(const struct task_info *t, void *arg)
                 return;
             }
             *lw = (struct lwaiter){.w = t->waiter, .task = -1, .first = (uint32_t)s->wchans.n,
-                                   .tid = t->waiter->t.tid, .since = t->waiter->t.since};
+                                   .tid = w.t.tid, .since = w.t.since};
             wi = (int64_t)s->waiters.n - 1;
         }
         if (wi >= 0) {
@@ -368,9 +371,9 @@ static void add_heap_sudogs(struct scan *s)
 {
     for (size_t i = 0; i < s->waiters.n; i++) {
         const struct lwaiter *lw = vec_at(&s->waiters, i);
-        const struct waiter *w = lw->w;
-        if (w->nsudog && task_at(s, (uintptr_t)w->sudogs) < 0)
-            region_add(s, (uintptr_t)w->sudogs, (uintptr_t)(w->sudogs + w->nsudog), R_IGNORE, 0);
+        if (lw->ncases && task_at(s, (uintptr_t)lw->sudogs) < 0)
+            region_add(s, (uintptr_t)lw->sudogs, (uintptr_t)(lw->sudogs + lw->ncases), R_IGNORE,
+                       0);
     }
 }
 

@@ -637,6 +637,11 @@ static size_t read_self(void *buf, uintptr_t a, size_t n)
     return r > 0 ? (size_t)r : 0;
 }
 
+bool world_read(void *dst, const void *src, size_t n)
+{
+    return read_self(dst, (uintptr_t)src, n) == n;
+}
+
 static bool skipped(const struct wskip *skip, uintptr_t a, uintptr_t b)
 {
     for (size_t i = 0; skip && i < skip->n; i++) {

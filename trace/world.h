@@ -142,6 +142,11 @@ HIDDEN void world_sweep(struct world *w, uintptr_t lo, uintptr_t hi, const struc
                         void (*hit)(uintptr_t addr, uintptr_t value, int64_t idx, void *arg),
                         void *arg);
 
+/* Copies n bytes at src, memory of this process, into dst: true, or false when they cannot all
+ * be read. Unseen by the sanitizers: for fields that other threads, stopped, wrote without a
+ * lock that orders them with this read. */
+HIDDEN bool world_read(void *dst, const void *src, size_t n);
+
 /* Releases what world_stop and world_read_maps took (after world_resume). */
 HIDDEN void world_free(struct world *w);
 

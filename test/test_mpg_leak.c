@@ -1,0 +1,529 @@
+/*
+ * test_mpg_leak.c - partial deadlocks among the Gs of libchan-mpg (chan_leak.h with sched/):
+ * the sender G left behind by a receiver that timed out, reported while the program keeps
+ * running; two Gs waiting on each other, reported while 100 others work; a G blocked on a nil
+ * channel; and no report for a G whose channel is held in a global, in a heap struct a running
+ * G holds, by a pending timer, by a context, or only on a foreign thread's stack, nor for a G
+ * waiting with a deadline. A check made from a G sees that G as running.
+ *
+ * As in test_leak.c, the channels of a scenario are made in a function that is not inlined and
+ * kept for the clean-up only xored (vault), where the leak detector does not see them. A G
+ * may be given its channel as its argument: a G's argument counts as its own, reachable only
+ * while it can run.
+ */
+#include "testutil.h"
+
+#ifdef CHAN_TRACE_BUILD
+
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "chan_leak.h"
+#include "chan_time.h"
+#include "chan_trace.h"
+#include "sched/chan_sched_mpg.h"
+
+/* ---- Helpers --------------------------------------------------------------------------------- */
+
+#define KEY ((uintptr_t)0xa5a5a5a5a5a5a5a5ull)
+static uintptr_t vault[8];
+
+static void keep(int i, const void *p) { vault[i] = (uintptr_t)p ^ KEY; }
+static void *take(int i) { return (void *)(vault[i] ^ KEY); }
+
+static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
+
+/* Keeps a (volatile) local alive to the end of its frame. */
+#define G_USE(x) __asm__ volatile("" : : "r"(x))
+
+/* Waits until at least n waiters are blocked, not counting the workers (whose channels are
+ * named "work"). */
+static bool leftovers_reach(int n)
+{
+    struct chan_leak_ignore workers = {.prefix = "work"};
+    for (int i = 0; i < 2000; i++) {
+        if (chan_leftovers(NULL, &workers) >= n)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+static void wait_leftovers(int n)
+{
+    ck_assert_msg(leftovers_reach(n), "fewer than %d waiters ever blocked", n);
+}
+
+/* Overwrites the stack below the caller's frame: the frames of calls made before, whose bytes
+ * the frames of later calls (a check's own callers) would otherwise keep in slots they leave
+ * unwritten - a conservative check takes those for live copies (chan_leak(3)). */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+    char junk[16384];
+    explicit_bzero(junk, sizeof junk);
+    __asm__ volatile("" : : "r"(junk) : "memory");
+}
+
+/* A leak check as a test makes it: count only, below a scrubbed stack. */
+__attribute__((noinline)) static int count_leaks(const struct chan_leak_ignore *ign)
+{
+    scrub_stack();
+    return chan_leak_check(NULL, ign);
+}
+
+__attribute__((noinline)) static int check_report(char **text)
+{
+    size_t len = 0;
+    scrub_stack();
+    FILE *f = open_memstream(text, &len);
+    ck_assert_ptr_nonnull(f);
+    int n = chan_leak_check(f, NULL);
+    fclose(f);
+    return n;
+}
+
+/* Closes the channel of vault[i], which wakes whoever waits on it, and frees it once they have
+ * all returned (chan_mpg_wait). */
+static void finish(int nchans)
+{
+    for (int i = 0; i < nchans; i++)
+        chan_close(take(i));
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    for (int i = 0; i < nchans; i++)
+        ck_assert_int_eq(chan_free(take(i)), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+}
+
+static void start(void)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+}
+
+/* A G that receives on its argument until it is closed. */
+static void recv_arg(void *arg)
+{
+    int64_t v;
+    chan_recv(arg, &v);
+}
+
+/* ---- The program keeps running: pairs of Gs that ping-pong until told to stop ---------------- */
+
+static atomic_bool work_stop;
+static atomic_long work_done;
+
+struct pair {
+    chan_t *c;
+    int side;
+};
+
+static void pinger(void *arg)
+{
+    struct pair *p = arg;
+    long v = 0;
+    while (!atomic_load(&work_stop)) {
+        if (p->side) {
+            if (chan_send(p->c, &v) != 0)
+                break;
+        } else if (chan_recv(p->c, &v) != 0) {
+            break;
+        }
+        atomic_fetch_add(&work_done, 1);
+    }
+}
+
+static struct pair *pairs;
+
+static void start_workers(int n)
+{
+    pairs = calloc((size_t)n, sizeof *pairs);
+    ck_assert_ptr_nonnull(pairs);
+    for (int i = 0; i < n; i += 2) {
+        pairs[i].c = pairs[i + 1].c = chan_make(sizeof(long), 0);
+        chan_trace_name_chan(pairs[i].c, "work");
+        pairs[i + 1].side = 1;
+        go(pinger, &pairs[i]);
+        go(pinger, &pairs[i + 1]);
+    }
+}
+
+static void stop_workers(int n)
+{
+    atomic_store(&work_stop, true);
+    for (int i = 0; i < n; i += 2)
+        chan_close(pairs[i].c); /* whoever of the two waits, wakes */
+}
+
+static void free_workers(int n)
+{
+    for (int i = 0; i < n; i += 2)
+        ck_assert_int_eq(chan_free(pairs[i].c), 0);
+    free(pairs);
+}
+
+/* ---- The leaked sender of a receiver that timed out ------------------------------------------ */
+
+static atomic_bool gave_up;
+
+static void late_sender(void *arg)
+{
+    while (!atomic_load(&gave_up))
+        chan_mpg_sleep_until(chan_now() + MS);
+    int v = 42;
+    chan_send(arg, &v);
+}
+
+__attribute__((noinline)) static void leaky_request(void)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "result");
+    keep(0, c);
+    go(late_sender, c);
+    int v;
+    ck_assert_int_eq(chan_recv_until(c, &v, chan_now() + 10 * MS), -ETIMEDOUT);
+    atomic_store(&gave_up, true);
+}
+
+START_TEST(test_leaked_sender_g)
+{
+    start();
+    start_workers(10);
+    leaky_request();
+    wait_leftovers(1);
+    long before = atomic_load(&work_done);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 1);
+    ck_assert_msg(strstr(text, "partial deadlock: 1 of 11 goroutines is blocked forever:") &&
+                      strstr(text, "\ngoroutine 11 [chan send, ") &&
+                      strstr(text, "\tchan \"result\" (0x") &&
+                      strstr(text, ": goroutine 11 sends\n"),
+                  "%s", text);
+    free(text);
+    /* The others ran on, before and after. */
+    for (int i = 0; i < 10000 && atomic_load(&work_done) == before; i++)
+        sleep_ms(1);
+    ck_assert_int_gt(atomic_load(&work_done), before);
+    stop_workers(10);
+    finish(1);
+    free_workers(10);
+}
+END_TEST
+
+/* ---- Two Gs waiting on each other while 100 others work -------------------------------------- */
+
+struct ab {
+    chan_t *a, *b;
+    atomic_int copied;
+};
+
+/* Receives on one, then would send on the other. The second G to copy the channels clears and
+ * frees the struct that brought them. */
+static void one_way(void *arg, bool first)
+{
+    struct ab *p = arg;
+    chan_t *in = first ? p->a : p->b, *out = first ? p->b : p->a;
+    if (atomic_fetch_add(&p->copied, 1) == 1) {
+        explicit_bzero(p, sizeof *p);
+        free(p);
+    }
+    int v;
+    if (chan_recv(in, &v) == 0)
+        chan_send(out, &v);
+}
+
+static void a_then_b(void *arg) { one_way(arg, true); }
+static void b_then_a(void *arg) { one_way(arg, false); }
+
+__attribute__((noinline)) static void deadlock_pair(void)
+{
+    struct ab *p = calloc(1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    p->a = chan_make(sizeof(int), 0);
+    p->b = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(p->a, "a");
+    chan_trace_name_chan(p->b, "b");
+    keep(0, p->a);
+    keep(1, p->b);
+    go(a_then_b, p);
+    go(b_then_a, p);
+}
+
+START_TEST(test_two_gs_deadlocked_among_100)
+{
+    start();
+    start_workers(100);
+    deadlock_pair();
+    wait_leftovers(2);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 2);
+    ck_assert_msg(strstr(text, "partial deadlock: 2 of 102 goroutines are blocked forever:") &&
+                      strstr(text, "\ngoroutine 101 [chan receive, ") &&
+                      strstr(text, "\ngoroutine 102 [chan receive, ") &&
+                      strstr(text, "\tchan \"a\" (0x") && strstr(text, "\tchan \"b\" (0x"),
+                  "%s", text);
+    free(text);
+    stop_workers(100);
+    finish(2);
+    free_workers(100);
+}
+END_TEST
+
+/* ---- Blocked on nothing ---------------------------------------------------------------------- */
+
+static void recv_nil(void *arg)
+{
+    (void)arg;
+    chan_recv(NULL, NULL);
+}
+
+START_TEST(test_nil_channel_g)
+{
+    start();
+    go(recv_nil, NULL);
+    wait_leftovers(1);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 1);
+    ck_assert_msg(strstr(text, "goroutine 1 [select (no cases) or nil chan, "), "%s", text);
+    free(text);
+    /* Nothing can wake it: the scheduler cannot stop, the test's process ends with it. */
+    ck_assert_int_eq(chan_mpg_stop(), -EBUSY);
+}
+END_TEST
+
+/* ---- What keeps a G's channel alive ---------------------------------------------------------- */
+
+static chan_t *volatile global_chan; /* volatile: a store the compiler must make */
+
+__attribute__((noinline)) static void block_on_global(void)
+{
+    global_chan = chan_make(sizeof(int), 0);
+    keep(0, global_chan);
+    go(recv_arg, global_chan);
+}
+
+START_TEST(test_global_keeps_g_alive)
+{
+    start();
+    block_on_global();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    global_chan = NULL;
+    ck_assert_int_eq(count_leaks(NULL), 1);
+    finish(1);
+}
+END_TEST
+
+struct holder {
+    long pad[3];
+    chan_t *c;
+};
+
+static atomic_bool hold_stop;
+
+/* A running G that holds a heap struct holding the channel (its argument). */
+static void holder(void *arg)
+{
+    struct holder *volatile h = arg;
+    while (!atomic_load(&hold_stop))
+        chan_mpg_sleep_until(chan_now() + MS);
+    G_USE(h);
+}
+
+__attribute__((noinline)) static void block_on_held(void)
+{
+    struct holder *h = calloc(1, sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    h->c = chan_make(sizeof(int), 0);
+    keep(0, h->c);
+    keep(1, h);
+    go(holder, h);
+    go(recv_arg, h->c);
+}
+
+START_TEST(test_heap_struct_keeps_g_alive)
+{
+    start();
+    block_on_held();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    atomic_store(&hold_stop, true);
+    chan_close(take(0));
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(chan_free(take(0)), 0);
+    free(take(1));
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+}
+END_TEST
+
+__attribute__((noinline)) static void block_on_timer(void)
+{
+    chan_timer_t *t = chan_timer_make(3600 * CHAN_SECOND);
+    ck_assert_ptr_nonnull(t);
+    keep(1, t);
+    go(recv_arg, chan_timer_chan(t));
+}
+
+START_TEST(test_pending_timer_keeps_g_alive)
+{
+    start();
+    block_on_timer();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    chan_timer_t *t = take(1);
+    chan_timer_reset(t, 0);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+}
+END_TEST
+
+__attribute__((noinline)) static void block_on_context(void)
+{
+    chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 3600 * CHAN_SECOND);
+    ck_assert_ptr_nonnull(ctx);
+    keep(1, ctx);
+    go(recv_arg, chan_ctx_done(ctx));
+}
+
+START_TEST(test_context_keeps_g_alive)
+{
+    start();
+    block_on_context();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    chan_ctx_t *ctx = take(1);
+    chan_ctx_cancel(ctx);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    chan_ctx_free(ctx);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+}
+END_TEST
+
+static chan_t *_Atomic slot;
+static atomic_bool foreign_stop, foreign_holds;
+
+/* A plain thread whose frame alone holds the channel, while it sleeps. */
+static void *hold_on_stack(void *arg)
+{
+    (void)arg;
+    chan_t *volatile c;
+    while (!(c = atomic_exchange(&slot, NULL)))
+        sleep_ms(1);
+    atomic_store(&foreign_holds, true);
+    while (!atomic_load(&foreign_stop))
+        sleep_ms(1);
+    c = NULL;
+    return NULL;
+}
+
+__attribute__((noinline)) static pthread_t block_on_foreign(void)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    keep(0, c);
+    atomic_store(&slot, c);
+    pthread_t t = spawn(hold_on_stack, NULL);
+    go(recv_arg, c);
+    return t;
+}
+
+START_TEST(test_foreign_stack_keeps_g_alive)
+{
+    start();
+    pthread_t t = block_on_foreign();
+    wait_leftovers(1);
+    while (!atomic_load(&foreign_holds))
+        sleep_ms(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    atomic_store(&foreign_stop, true);
+    join(t);
+    finish(1);
+}
+END_TEST
+
+static void recv_arg_until(void *arg)
+{
+    int v;
+    chan_recv_until(arg, &v, chan_now() + 3600 * CHAN_SECOND);
+}
+
+static void sleeper(void *arg)
+{
+    (void)arg;
+    chan_mpg_sleep_until(chan_now() + 200 * MS);
+}
+
+__attribute__((noinline)) static void block_with_deadline(void)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    keep(0, c);
+    go(recv_arg_until, c);
+    go(sleeper, NULL);
+}
+
+START_TEST(test_deadline_is_no_g_leak)
+{
+    start();
+    block_with_deadline();
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_leftovers(NULL, NULL), 1); /* the sleeper waits on no channel */
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    finish(1);
+}
+END_TEST
+
+/* ---- A check from a G ------------------------------------------------------------------------ */
+
+static atomic_int g_found = -1;
+
+static void checker(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_found, count_leaks(NULL));
+}
+
+START_TEST(test_check_from_a_g)
+{
+    start();
+    leaky_request();
+    wait_leftovers(1);
+    scrub_stack(); /* the frames of this thread's calls above, under those of its sleeps */
+    go(checker, NULL);
+    while (atomic_load(&g_found) < 0)
+        sleep_ms(1);
+    ck_assert_int_eq(atomic_load(&g_found), 1);
+    finish(1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mpg_leak");
+    ADD_TEST(s, test_leaked_sender_g, 60);
+    ADD_TEST(s, test_two_gs_deadlocked_among_100, 120);
+    ADD_TEST(s, test_nil_channel_g, 60);
+    ADD_TEST(s, test_global_keeps_g_alive, 60);
+    ADD_TEST(s, test_heap_struct_keeps_g_alive, 60);
+    ADD_TEST(s, test_pending_timer_keeps_g_alive, 60);
+    ADD_TEST(s, test_context_keeps_g_alive, 60);
+    ADD_TEST(s, test_foreign_stack_keeps_g_alive, 60);
+    ADD_TEST(s, test_deadline_is_no_g_leak, 60);
+    ADD_TEST(s, test_check_from_a_g, 60);
+    return run_suite(s);
+}
+
+#else
+
+START_TEST(test_mpg_leak_not_built)
+{
+    printf("test_mpg_leak: libchan was built without trace/ (-DCHAN_TRACE_BUILD): skipped\n");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mpg_leak");
+    ADD_TEST(s, test_mpg_leak_not_built, 10);
+    return run_suite(s);
+}
+
+#endif
