@@ -107,7 +107,9 @@ void chan_mpg_syscall_exit(void);
  * stderr and returns -EDEADLK. The parked Gs stay parked: closing their channels
  * (from this thread) wakes them, and chan_mpg_wait may be called again; each call decides
  * afresh, never repeating an earlier report. -EINVAL from a G or when the scheduler is not
- * running. */
+ * running. With CHAN_LEAKCHECK=1 in the environment when chan_mpg_start runs, it also looks
+ * for partial deadlocks about once a second while it waits - some Gs blocked forever while
+ * others run (chan_leak(3)) - and prints each new finding on stderr; the wait goes on. */
 int chan_mpg_wait(void);
 
 /* As chan_mpg_wait, but the deadlock report goes into buf (size bytes, always NUL-terminated

@@ -18,7 +18,8 @@
  *
  * Partial deadlocks - some Gs blocked forever while others run - are libchan's leak detector's
  * to find (trace/leak.c, chan_leak(3)): this file shows it the Gs, their stacks and what they
- * wait on (gs_visit), registered while the scheduler runs.
+ * wait on (gs_visit), registered while the scheduler runs. Under CHAN_LEAKCHECK, chan_mpg_wait
+ * runs one now and then while it waits, and prints what it finds (leak_look).
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
@@ -28,7 +29,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "chan_leak.h"
+#include "chan_trace.h"
 #include "sched/sched_internal.h"
 
 #define REPORT_MAX_CHANS 16 /* channels listed per G in the report */
@@ -148,10 +153,40 @@ static void gs_visit(void (*fn)(const struct task_info *t, void *arg), void *arg
 
 static const struct task_source gs_source = {gs_lock, gs_unlock, gs_visit};
 
+/* CHAN_LEAKCHECK, read at chan_mpg_start: chan_mpg_wait looks for partial deadlocks while it
+ * waits (leak_look). */
+static bool leak_watch;
+
 void deadlock_watch(bool on)
 {
     timers_set_drained_hook(on ? timers_drained : NULL);
     leak_task_source(on ? &gs_source : NULL);
+    const char *v = getenv("CHAN_LEAKCHECK");
+    leak_watch = on && v && *v && strcmp(v, "0") != 0;
+    if (leak_watch)
+        chan_dump_enable(); /* (already on if CHAN_LEAKCHECK was set when the program started) */
+}
+
+/* While chan_mpg_wait waits under CHAN_LEAKCHECK: a leak check about once a second (sched.lock
+ * dropped meanwhile, as a check takes the G list's lock), its report printed on stderr when the
+ * number of leaked waiters changed since the last one printed (*last). A partial deadlock does
+ * not end the wait: the other Gs may still all return. */
+static void leak_look(int *last)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return;
+    int n = chan_leak_check(f, NULL);
+    fclose(f);
+    if (n > 0 && n != *last) {
+        fputs(text, stderr);
+        fflush(stderr);
+    }
+    if (n >= 0)
+        *last = n;
+    free(text);
 }
 
 /* ---- The report ------------------------------------------------------------------------------ */
@@ -237,7 +272,7 @@ static int wait_common(char *buf, size_t size, bool to_stderr)
 {
     if (!atomic_load(&sched.running) || m_self())
         return -EINVAL;
-    int rc = 0;
+    int rc = 0, leaked = 0;
     char *report = NULL;
     pthread_mutex_lock(&sched.lock);
     atomic_fetch_add(&sched.nwaiters, 1);
@@ -248,7 +283,18 @@ static int wait_common(char *buf, size_t size, bool to_stderr)
             atomic_fetch_add(&sched.ndeadlocks, 1);
             break;
         }
-        pthread_cond_wait(&sched.cv, &sched.lock);
+        if (!leak_watch) {
+            pthread_cond_wait(&sched.cv, &sched.lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts); /* sched.cv's clock */
+        ts.tv_sec += 1;
+        if (pthread_cond_timedwait(&sched.cv, &sched.lock, &ts) == ETIMEDOUT) {
+            pthread_mutex_unlock(&sched.lock);
+            leak_look(&leaked);
+            pthread_mutex_lock(&sched.lock);
+        }
     }
     atomic_fetch_sub(&sched.nwaiters, 1);
     pthread_mutex_unlock(&sched.lock);

@@ -4,7 +4,8 @@
  * running; two Gs waiting on each other, reported while 100 others work; a G blocked on a nil
  * channel; and no report for a G whose channel is held in a global, in a heap struct a running
  * G holds, by a pending timer, by a context, or only on a foreign thread's stack, nor for a G
- * waiting with a deadline. A check made from a G sees that G as running.
+ * waiting with a deadline. A check made from a G sees that G as running. Under CHAN_LEAKCHECK,
+ * chan_mpg_wait reports a partial deadlock while it waits.
  *
  * As in test_leak.c, the channels of a scenario are made in a function that is not inlined and
  * kept for the clean-up only xored (vault), where the leak detector does not see them. A G
@@ -495,6 +496,63 @@ START_TEST(test_check_from_a_g)
 }
 END_TEST
 
+/* ---- chan_mpg_wait under CHAN_LEAKCHECK --------------------------------------------------- */
+
+static char wait_log[] = "/tmp/chan_mpg_leak.XXXXXX";
+
+static bool log_says(const char *what)
+{
+    FILE *f = fopen(wait_log, "r");
+    if (!f)
+        return false;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, what) != NULL;
+}
+
+/* Once chan_mpg_wait has reported the leak, the program winds down: the workers stop, the
+ * leaked G is woken. */
+static void *wind_down(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20000 && !log_says("partial deadlock: 1 of 11 goroutines"); i++)
+        sleep_ms(1);
+    stop_workers(10);
+    chan_close(take(0));
+    return NULL;
+}
+
+START_TEST(test_mpg_wait_reports_partial_deadlock)
+{
+    setenv("CHAN_LEAKCHECK", "1", 1);
+    start();
+    start_workers(10);
+    leaky_request();
+    wait_leftovers(1);
+    scrub_stack();
+    int fd = mkstemp(wait_log);
+    ck_assert(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    pthread_t t = spawn(wind_down, NULL);
+    int r = chan_mpg_wait(); /* waits for the workers, reporting the leak meanwhile */
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    join(t);
+    ck_assert_int_eq(r, 0);
+    ck_assert_msg(log_says("\ngoroutine 11 [chan send, "), "no report from chan_mpg_wait");
+    unlink(wait_log);
+    ck_assert_int_eq(chan_free(take(0)), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    free_workers(10);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_leak");
@@ -508,6 +566,7 @@ int main(void)
     ADD_TEST(s, test_foreign_stack_keeps_g_alive, 60);
     ADD_TEST(s, test_deadline_is_no_g_leak, 60);
     ADD_TEST(s, test_check_from_a_g, 60);
+    ADD_TEST(s, test_mpg_wait_reports_partial_deadlock, 60);
     return run_suite(s);
 }
 
@@ -516,6 +575,63 @@ int main(void)
 START_TEST(test_mpg_leak_not_built)
 {
     printf("test_mpg_leak: libchan was built without trace/ (-DCHAN_TRACE_BUILD): skipped\n");
+}
+END_TEST
+
+/* ---- chan_mpg_wait under CHAN_LEAKCHECK --------------------------------------------------- */
+
+static char wait_log[] = "/tmp/chan_mpg_leak.XXXXXX";
+
+static bool log_says(const char *what)
+{
+    FILE *f = fopen(wait_log, "r");
+    if (!f)
+        return false;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, what) != NULL;
+}
+
+/* Once chan_mpg_wait has reported the leak, the program winds down: the workers stop, the
+ * leaked G is woken. */
+static void *wind_down(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20000 && !log_says("partial deadlock: 1 of 11 goroutines"); i++)
+        sleep_ms(1);
+    stop_workers(10);
+    chan_close(take(0));
+    return NULL;
+}
+
+START_TEST(test_mpg_wait_reports_partial_deadlock)
+{
+    setenv("CHAN_LEAKCHECK", "1", 1);
+    start();
+    start_workers(10);
+    leaky_request();
+    wait_leftovers(1);
+    scrub_stack();
+    int fd = mkstemp(wait_log);
+    ck_assert(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    pthread_t t = spawn(wind_down, NULL);
+    int r = chan_mpg_wait(); /* waits for the workers, reporting the leak meanwhile */
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    join(t);
+    ck_assert_int_eq(r, 0);
+    ck_assert_msg(log_says("\ngoroutine 11 [chan send, "), "no report from chan_mpg_wait");
+    unlink(wait_log);
+    ck_assert_int_eq(chan_free(take(0)), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    free_workers(10);
 }
 END_TEST
 
