@@ -19,6 +19,9 @@
 #                     N= (1000000), BUDGET_MS= (300)
 #   make bench-io     the wake-up latency of a thread woken by an fd's readiness against one woken
 #                     by a channel (bench/io_latency.c); N= samples (2000)
+#   make bench-leak   what a leak check costs (bench/leak.c, chan_leak(3)): chan_leak_check and
+#                     chan_leftovers against the heap size (1 MiB to MAX_MB=1024) and the number of
+#                     blocked waiters (10 to 10,000 Gs); RUNS= (5) checks each, the median
 #   bench-smoke       part of `make test` (plain; CHECKS_plain): every shape once with a small N,
 #                     on both harnesses (libchan on pthreads, libchan-mpg on Gs); fails only if a
 #                     harness, libchan or the scheduler fails (never on timing)
@@ -38,7 +41,7 @@ BENCH_RUNS      := $(or $(RUNS),5)
 BENCH_BUDGET_MS := $(or $(BUDGET_MS),400)
 SMOKE_N         := 2000
 
-.PHONY: bench bench-deps bench-smoke bench-history bench-io
+.PHONY: bench bench-deps bench-smoke bench-history bench-io bench-leak
 
 bench-deps:
 	@sh scripts/deps.sh build bench
@@ -81,6 +84,20 @@ bench-io:
 	@$(MAKE) --no-print-directory lib MODE=plain
 	@$(MAKE) --no-print-directory $(BENCH_IO_BIN) MODE=plain
 	$(BENCH_IO_BIN) $(or $(N),2000)
+
+# The leak check's cost: libchan-mpg's Gs are the waiters.
+BENCH_LEAK_BIN := build/plain/bench/bench-leak
+
+$(BENCH_LEAK_BIN): bench/leak.c chan.h trace/chan_leak.h sched/chan_sched_mpg.h \
+  build/plain/libchan_mpg.a build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ bench/leak.c build/plain/libchan_mpg.a \
+	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
+
+bench-leak:
+	@$(MAKE) --no-print-directory lib MODE=plain
+	@$(MAKE) --no-print-directory $(BENCH_LEAK_BIN) MODE=plain
+	$(BENCH_LEAK_BIN) $(or $(MAX_MB),1024) $(or $(RUNS),5)
 
 # Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap, on each
 # harness in turn. The harness checks every value's arrival (checksums) and exits non-zero on any

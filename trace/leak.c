@@ -70,6 +70,7 @@ struct lchan {
     bool busy;                /* its lock was held: a thread that runs uses it */
     bool root;                /* held by the process outside any stack or block */
     bool marked;              /* reachable */
+    bool printed;             /* in the wait-for picture already */
     uint32_t first_waiter, nwaiters; /* in scan.chan_waiters */
 };
 
@@ -134,6 +135,7 @@ struct scan {
     struct vec regions;      /* struct region, by address once sorted */
     struct vec edges;        /* struct edge */
     struct vec chan_waiters; /* uint32_t waiter indexes, per channel (lchan.first_waiter) */
+    struct vec by_stack;     /* uint32_t task indexes, by stack address (task_at) */
     struct vec work;         /* uint32_t channel indexes still to look at */
     struct addrset chanset;  /* channel address -> index */
     struct addrset waitset;  /* waiter address -> index */
@@ -280,15 +282,71 @@ static void add_g(const struct task_info *t, void *arg)
     s->ngs++;
 }
 
-/* The task whose stack region contains a (the regions are not sorted yet), or -1. */
-static int64_t task_at(struct scan *s, uintptr_t a)
+/* The tasks by the address of their stacks (scan.by_stack), for task_at: sorted afresh once
+ * the Gs are in, and again with the threads. A heap sort: no allocation while stopped. */
+static const struct scan *order_scan;
+static bool stack_below(uint32_t a, uint32_t b)
 {
-    for (size_t i = 0; i < s->tasks.n; i++) {
-        struct ltask *t = vec_at(&s->tasks, i);
-        if (a >= t->lo && a < t->hi)
-            return (int64_t)i;
+    return ((const struct ltask *)vec_at(&order_scan->tasks, a))->lo <
+           ((const struct ltask *)vec_at(&order_scan->tasks, b))->lo;
+}
+
+static void sift_tasks(uint32_t *a, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && stack_below(a[c], a[c + 1]))
+            c++;
+        if (!stack_below(a[i], a[c]))
+            return;
+        uint32_t t = a[i];
+        a[i] = a[c];
+        a[c] = t;
+        i = c;
     }
-    return -1;
+}
+
+static void order_tasks(struct scan *s)
+{
+    size_t n = s->tasks.n;
+    uint32_t *a = vec_room(&s->by_stack, n > s->by_stack.n ? n - s->by_stack.n : 0);
+    if (!a && n > s->by_stack.n) {
+        s->err = -ENOMEM;
+        return;
+    }
+    a = (uint32_t *)s->by_stack.p;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (uint32_t)i;
+    s->by_stack.n = n;
+    order_scan = s; /* check_mu held */
+    for (size_t i = n / 2; i-- > 0;)
+        sift_tasks(a, i, n);
+    for (size_t i = n; i-- > 1;) {
+        uint32_t t = a[0];
+        a[0] = a[i];
+        a[i] = t;
+        sift_tasks(a, 0, i);
+    }
+}
+
+/* The task whose stack contains a, or -1 (stacks do not overlap). */
+static int64_t task_at(const struct scan *s, uintptr_t a)
+{
+    const uint32_t *v = (const uint32_t *)s->by_stack.p;
+    size_t lo = 0, hi = s->by_stack.n;
+    while (lo < hi) { /* the last task whose stack begins at or below a */
+        size_t mid = (lo + hi) / 2;
+        if (((const struct ltask *)vec_at(&s->tasks, v[mid]))->lo <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const struct ltask *t = vec_at(&s->tasks, v[lo - 1]);
+    return a < t->hi ? (int64_t)v[lo - 1] : -1;
 }
 
 /* A thread's stack: the mapping that holds its stack pointer, when that mapping is a thread's
@@ -458,7 +516,8 @@ static void on_hit(uintptr_t addr, uintptr_t value, int64_t idx, void *arg)
 static void sweep(struct scan *s)
 {
     const struct vec *ours[] = {&s->chans, &s->waiters, &s->wchans, &s->tasks, &s->regions,
-                                &s->edges, &s->chan_waiters, &s->work, &s->chanset.mem,
+                                &s->edges, &s->chan_waiters, &s->by_stack, &s->work,
+                                &s->chanset.mem,
                                 &s->waitset.mem, &s->world.threads, &s->world.maps,
                                 &s->world.buf};
     struct wskip skip = {ours, sizeof ours / sizeof ours[0]};
@@ -491,7 +550,11 @@ static void read_stopped(struct scan *s)
     if (task_src && !s->err)
         task_src->visit(add_g, s);
     if (!s->err)
+        order_tasks(s);
+    if (!s->err)
         add_threads(s);
+    if (!s->err)
+        order_tasks(s);
     if (!s->err)
         match_thread_waiters(s);
     if (!s->err)
@@ -514,6 +577,7 @@ static void scan_free(struct scan *s)
     vec_free(&s->regions);
     vec_free(&s->edges);
     vec_free(&s->chan_waiters);
+    vec_free(&s->by_stack);
     vec_free(&s->work);
     addrset_free(&s->chanset);
     addrset_free(&s->waitset);
@@ -531,6 +595,7 @@ static void scan_init(struct scan *s, bool sweep_memory, const char *self_sp)
         .regions = {.esz = sizeof(struct region)},
         .edges = {.esz = sizeof(struct edge)},
         .chan_waiters = {.esz = sizeof(uint32_t)},
+        .by_stack = {.esz = sizeof(uint32_t)},
         .work = {.esz = sizeof(uint32_t)},
     };
     s->world.pagemap = -1;
@@ -905,7 +970,7 @@ static void print_waiters_on(FILE *out, const struct scan *s, uint32_t c)
         fputs(" nobody", out);
 }
 
-static void print_leaks(FILE *out, const struct scan *s, const uint32_t *v, size_t n)
+static void print_leaks(FILE *out, struct scan *s, const uint32_t *v, size_t n)
 {
     size_t gs = 0;
     for (size_t i = 0; i < n; i++)
@@ -927,14 +992,9 @@ static void print_leaks(FILE *out, const struct scan *s, const uint32_t *v, size
         const struct lwaiter *w = vec_at(&s->waiters, v[i]);
         for (uint32_t k = 0; k < w->n; k++) {
             int32_t c = wchan_at(s, w, k)->chan;
-            bool seen = false; /* printed already, for this waiter or one before */
-            for (size_t j = 0; j <= i && !seen; j++) {
-                const struct lwaiter *x = vec_at(&s->waiters, v[j]);
-                for (uint32_t m = 0; m < (j == i ? k : x->n) && !seen; m++)
-                    seen = wchan_at(s, x, m)->chan == c;
-            }
-            if (seen || c < 0)
+            if (c < 0 || ((struct lchan *)vec_at(&s->chans, (size_t)c))->printed)
                 continue;
+            ((struct lchan *)vec_at(&s->chans, (size_t)c))->printed = true;
             fputc('\t', out);
             print_chan(out, s, c);
             fputc(':', out);

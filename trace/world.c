@@ -17,9 +17,11 @@
  *    never reads memory that is gone. Threads past its size are not stopped (w->unseen).
  *  - Between stop and resume nothing here calls malloc, stdio or a function a sanitizer
  *    intercepts: system calls are made through syscall(2), memory comes from mmap.
- *  - Memory is read with process_vm_readv on ourselves: a page that vanished (another thread
- *    that could not be stopped unmapped it) is skipped, not a crash, and the sanitizers do not
- *    watch these reads (their redzones and shadow are not touched through instrumented loads).
+ *  - Memory is read in place while every other thread is stopped (nothing can unmap it), by a
+ *    function the sanitizers do not instrument (their redzones are read as any other bytes);
+ *    when a thread could not be stopped, with process_vm_readv on ourselves, where a page that
+ *    vanished meanwhile is skipped, not a crash. Fields read one by one go through
+ *    process_vm_readv always (world_read): TSan does not see those reads.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -653,12 +655,32 @@ static bool skipped(const struct wskip *skip, uintptr_t a, uintptr_t b)
     return false;
 }
 
-/* The words of [a, b), which are all populated: read in chunks, each word tested against set. */
+/* Tests nw words read from at (in place, or copied to words) against set. Not instrumented:
+ * read in place they are other threads' stacks and the whole heap, redzones and all. */
+#if defined(__clang__) || __GNUC__ >= 8
+__attribute__((no_sanitize("address", "thread")))
+#endif
+static void scan_words(const uintptr_t *words, size_t nw, uintptr_t at, const struct addrset *set,
+                       void (*hit)(uintptr_t, uintptr_t, int64_t, void *), void *arg)
+{
+    uintptr_t lowbits = set->lowbits, min = set->min, span = set->max - set->min;
+    for (size_t i = 0; i < nw; i++) {
+        uintptr_t v = words[i];
+        if ((v & lowbits) || v - min > span)
+            continue;
+        int64_t idx = addrset_get(set, v);
+        if (idx >= 0)
+            hit(at + i * sizeof(uintptr_t), v, idx, arg);
+    }
+}
+
+/* The words of [a, b), which are all populated, read in chunks: in place while every other
+ * thread is stopped (nothing can unmap them), else copied (process_vm_readv: a page gone is an
+ * error, not a crash). */
 static void sweep_run(struct world *w, uintptr_t a, uintptr_t b, const struct addrset *set,
                       const struct wskip *skip,
                       void (*hit)(uintptr_t, uintptr_t, int64_t, void *), void *arg)
 {
-    uintptr_t lowbits = set->lowbits, min = set->min, span = set->max - set->min;
     for (uintptr_t p = a; p < b;) {
         size_t n = b - p < READ_CHUNK ? (size_t)(b - p) : READ_CHUNK;
         if (skipped(skip, p, p + n)) { /* our own arrays: page by page around them */
@@ -668,21 +690,18 @@ static void sweep_run(struct world *w, uintptr_t a, uintptr_t b, const struct ad
                 continue;
             }
         }
+        if (w->unseen == 0) {
+            scan_words((const uintptr_t *)p, n / sizeof(uintptr_t), p, set, hit, arg);
+            p += n;
+            continue;
+        }
         size_t got = read_self(w->buf.p, p, n);
         if (got < sizeof(uintptr_t)) { /* unreadable: skip the page */
             p = (p + PAGE) & ~(uintptr_t)(PAGE - 1);
             continue;
         }
-        const uintptr_t *words = (const uintptr_t *)w->buf.p;
         size_t nw = got / sizeof(uintptr_t);
-        for (size_t i = 0; i < nw; i++) {
-            uintptr_t v = words[i];
-            if ((v & lowbits) || v - min > span)
-                continue;
-            int64_t idx = addrset_get(set, v);
-            if (idx >= 0)
-                hit(p + i * sizeof(uintptr_t), v, idx, arg);
-        }
+        scan_words((const uintptr_t *)w->buf.p, nw, p, set, hit, arg);
         p += nw * sizeof(uintptr_t);
     }
 }
