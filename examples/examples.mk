@@ -13,8 +13,10 @@ EXAMPLES     := $(sort $(basename $(notdir $(wildcard examples/*.c))))
 TIME_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/time/*.c))))
 # examples/sync/: the patterns of chan_sync.h (WaitGroup, group), likewise not in the pair.
 SYNC_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/sync/*.c))))
+# examples/trace/: what the observers of trace/ find (chan_leak.h), on the Gs of libchan-mpg.
+TRACE_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/trace/*.c))))
 EXAMPLE_BINS := $(EXAMPLES:%=$(O)/examples/%) $(TIME_EXAMPLES:%=$(O)/examples/%) \
-  $(SYNC_EXAMPLES:%=$(O)/examples/%)
+  $(SYNC_EXAMPLES:%=$(O)/examples/%) $(TRACE_EXAMPLES:%=$(O)/examples/%)
 
 .PHONY: examples examples-check demo-run
 
@@ -32,12 +34,19 @@ $(O)/examples/%: examples/sync/%.c chan.h time/chan_time.h sync/chan_sync.h $(O)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Isync -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
+$(O)/examples/%: examples/trace/%.c chan.h trace/chan_leak.h sched/chan_sched_mpg.h $(O)/libchan.a \
+  $(O)/libchan_mpg.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Isched -o $@ $< $(O)/libchan_mpg.a $(O)/libchan.a $(LDFLAGS) -lhwloc \
+	  $(LDLIBS_CORE)
+
 # Sanitizer reports fail the run (exit status 66 under TSan, as in test/run.sh).
 examples-check: $(EXAMPLE_BINS)
 	@ASAN_OPTIONS="detect_leaks=1:$${ASAN_OPTIONS:-}" \
 	 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:$${UBSAN_OPTIONS:-}" \
 	 TSAN_OPTIONS="halt_on_error=1:exitcode=66:$${TSAN_OPTIONS:-}" \
-	 sh examples/check.sh $(O)/examples $(EXAMPLES) $(TIME_EXAMPLES) $(SYNC_EXAMPLES)
+	 sh examples/check.sh $(O)/examples $(EXAMPLES) $(TIME_EXAMPLES) $(SYNC_EXAMPLES) \
+	   $(TRACE_EXAMPLES)
 
 demo-run: $(EXAMPLE_BINS)
 	@sh examples/demo.sh $(O)/examples
