@@ -41,6 +41,7 @@ cat > "$out/prelude.h" <<'EOF'
 
 #include "chan.h"
 #include "chan_io.h"
+#include "chan_leak.h"
 #include "chan_sched_mpg.h"
 #include "chan_sync.h"
 #include "chan_time.h"

@@ -4,8 +4,8 @@
 #   1. mandoc -Tlint is clean, at every level down to style, except for references to manuals
 #      this machine may lack (memcpy(3) without manpages-dev) -- ours are checked in 3.
 #   2. Every page installs (man/install.sh) and every function the public headers declare
-#      (chan.h, time/chan_time.h, trace/chan_trace.h, sync/chan_sync.h, io/chan_io.h) is
-#      reachable as `man NAME` from the installed tree.
+#      (chan.h, time/chan_time.h, trace/chan_trace.h, trace/chan_leak.h, sync/chan_sync.h,
+#      io/chan_io.h) is reachable as `man NAME` from the installed tree.
 #   3. Every cross reference to a libchan page (.Xr chan... N) names an installed page.
 #   4. No rendered line is wider than 80 columns (the table of chan(7) in particular).
 #   5. chan(7) leads to every page: its overview (DESCRIPTION, before the first subsection)
@@ -27,7 +27,8 @@ fi
 
 rm -rf "$stage"
 sh man/install.sh "$stage" $pages
-headers=$(ls chan.h time/chan_time.h trace/chan_trace.h sync/chan_sync.h io/chan_io.h 2>/dev/null)
+headers=$(ls chan.h time/chan_time.h trace/chan_trace.h trace/chan_leak.h sync/chan_sync.h \
+    io/chan_io.h 2>/dev/null)
 for fn in $(sed -n 's/^[^#/ ].*[ *]\(chan_[a-z_]*\)(.*/\1/p' $headers | sort -u); do
     if ! man -M "$stage" -w "$fn" >/dev/null 2>&1; then
         echo "man-lint: no man page for $fn (declared in $headers)"; fail=1

@@ -519,8 +519,8 @@ static void *wind_down(void *arg)
     (void)arg;
     for (int i = 0; i < 20000 && !log_says("partial deadlock: 1 of 11 goroutines"); i++)
         sleep_ms(1);
+    chan_close(take(0)); /* first: the workers gone, a parked G alone would be a deadlock */
     stop_workers(10);
-    chan_close(take(0));
     return NULL;
 }
 
@@ -601,8 +601,8 @@ static void *wind_down(void *arg)
     (void)arg;
     for (int i = 0; i < 20000 && !log_says("partial deadlock: 1 of 11 goroutines"); i++)
         sleep_ms(1);
+    chan_close(take(0)); /* first: the workers gone, a parked G alone would be a deadlock */
     stop_workers(10);
-    chan_close(take(0));
     return NULL;
 }
 

@@ -74,16 +74,17 @@ struct chan_leak_ignore {
 /* Prints every thread and task blocked now in a channel operation or select to out (NULL:
  * print nothing), Go's goroutine header for each ("goroutine 7 [chan receive, 1.502 s]:")
  * followed by the channels it waits on. Returns how many (after ignore, which may be NULL), or
- * -EINVAL, -ENODEV (the registry is off: chan_dump_enable), -ENOMEM. */
+ * -ENODEV (the registry is off: chan_dump_enable), -ENOMEM. */
 int chan_leftovers(FILE *out, const struct chan_leak_ignore *ignore);
 
 /* Prints the partial deadlocks of the process to out (NULL: print nothing), as Go's deadlock
  * report reads: "partial deadlock: 2 of 105 goroutines are blocked forever:", each leaked
  * waiter with the channels it waits on, then the wait-for picture (every channel involved, who
  * waits on it, in which direction). Prints nothing when none is found. Returns the number of
- * leaked waiters (after ignore, which may be NULL), or -EINVAL, -ENODEV, -ENOMEM, -ENOSYS (the
- * process cannot read its own memory: process_vm_readv refused). When a trace is being
- * recorded, each leaked waiter is also an event of it. */
+ * leaked waiters (after ignore, which may be NULL), or -ENODEV, -ENOMEM, -ENOSYS (a thread
+ * could not be stopped and the process cannot read its own memory safely: process_vm_readv
+ * refused), or the negated errno of a system call that failed. When a trace is being recorded,
+ * each leaked waiter is also an event of it. */
 int chan_leak_check(FILE *out, const struct chan_leak_ignore *ignore);
 
 #if defined(__GNUC__) && __GNUC__ >= 4

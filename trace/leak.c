@@ -621,10 +621,11 @@ static int scan_run(struct scan *s)
         src->lock();
     if (!s->err) {
         s->err = world_stop(&s->world, s->self_sp);
-        if (!s->err) {
+        if (!s->err && s->sweep && s->world.unseen && !s->world.vm_read)
+            s->err = -ENOSYS; /* a thread runs on, and memory cannot be read safely */
+        if (!s->err)
             read_stopped(s);
-            world_resume(&s->world);
-        }
+        world_resume(&s->world);
     }
     s->now = chan_now();
     if (src)

@@ -222,6 +222,14 @@ static struct {
 
 static struct ack acks[MAX_ACKS];
 
+/* Copies [a, a + n) of our own memory into buf: bytes copied (0: none could be read). */
+static size_t read_self(void *buf, uintptr_t a, size_t n)
+{
+    struct iovec local = {buf, n}, remote = {(void *)a, n};
+    long r = syscall(SYS_process_vm_readv, stw.pid, &local, 1UL, &remote, 1UL, 0UL);
+    return r > 0 ? (size_t)r : 0;
+}
+
 static void chain(int sig, siginfo_t *si, void *uc)
 {
     if (stw.prev.sa_flags & SA_SIGINFO) {
@@ -459,6 +467,8 @@ int world_stop(struct world *w, const char *self_sp)
     w->maps.esz = sizeof(struct wmap);
     w->buf.esz = 1;
     w->pagemap = -1;
+    long probe = 1, copy = 0; /* can the process read its own memory with process_vm_readv? */
+    w->vm_read = read_self(&copy, (uintptr_t)&probe, sizeof copy) == sizeof copy && copy == 1;
     struct wthread *me = vec_push(&w->threads);
     if (!me)
         return -ENOMEM;
@@ -630,14 +640,6 @@ const struct wmap *world_map_of(const struct world *w, uintptr_t a)
 }
 
 /* ---- The sweep ------------------------------------------------------------------------------- */
-
-/* Copies [a, a + n) of our own memory into buf: bytes copied (0: none could be read). */
-static size_t read_self(void *buf, uintptr_t a, size_t n)
-{
-    struct iovec local = {buf, n}, remote = {(void *)a, n};
-    long r = syscall(SYS_process_vm_readv, stw.pid, &local, 1UL, &remote, 1UL, 0UL);
-    return r > 0 ? (size_t)r : 0;
-}
 
 bool world_read(void *dst, const void *src, size_t n)
 {

@@ -108,7 +108,8 @@ struct world {
     size_t unseen;      /* threads that did not stop: their registers were not seen */
     size_t stopped;     /* threads stopped in the handler */
     int pagemap;        /* /proc/self/pagemap, or -1 */
-    bool vm_read;       /* process_vm_readv works on ourselves */
+    bool vm_read;       /* process_vm_readv works on ourselves (else only in-place reads,
+                           safe while every thread is stopped: unseen == 0) */
     struct vec buf;     /* the sweep's reading buffer */
 };
 
