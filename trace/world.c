@@ -676,11 +676,11 @@ static void scan_words(const uintptr_t *words, size_t nw, uintptr_t at, const st
     }
 }
 
-/* The words of [a, b), which are all populated, read in chunks: in place while every other
- * thread is stopped (nothing can unmap them), else copied (process_vm_readv: a page gone is an
- * error, not a crash). */
-static void sweep_run(struct world *w, uintptr_t a, uintptr_t b, const struct addrset *set,
-                      const struct wskip *skip,
+/* The words of [a, b), read in chunks: in place when every page is known present and every
+ * other thread is stopped (nothing can unmap them), else copied (process_vm_readv: a page gone
+ * or a guard marker is an error, not a crash). careful: some page may not be readable. */
+static void sweep_run(struct world *w, uintptr_t a, uintptr_t b, bool careful,
+                      const struct addrset *set, const struct wskip *skip,
                       void (*hit)(uintptr_t, uintptr_t, int64_t, void *), void *arg)
 {
     for (uintptr_t p = a; p < b;) {
@@ -692,7 +692,7 @@ static void sweep_run(struct world *w, uintptr_t a, uintptr_t b, const struct ad
                 continue;
             }
         }
-        if (w->unseen == 0) {
+        if (w->unseen == 0 && (!careful || !w->vm_read)) {
             scan_words((const uintptr_t *)p, n / sizeof(uintptr_t), p, set, hit, arg);
             p += n;
             continue;
@@ -719,37 +719,45 @@ void world_sweep(struct world *w, uintptr_t lo, uintptr_t hi, const struct addrs
     if (w->pagemap < 0)
         w->pagemap = (int)sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     lo &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
-    if (w->pagemap < 0) { /* no pagemap: every page of the range */
-        sweep_run(w, lo, hi, set, skip, hit, arg);
+    if (w->pagemap < 0) { /* no pagemap: every page of the range, copied where we can */
+        sweep_run(w, lo, hi, true, set, skip, hit, arg);
         return;
     }
-    /* Runs of pages present or swapped out (bits 63 and 62 of their pagemap entries): a page
-     * never touched reads as zeros and holds nothing. */
+    /* Runs of pages present (bit 63 of their pagemap entries), read in place, and of pages
+     * swapped out (bit 62), copied: a page never touched reads as zeros and holds nothing. A
+     * guard marker (MADV_GUARD_INSTALL: libchan-mpg's stacks are each above one, within the
+     * mapping of their chunk) faults on any access; pagemap shows it with bit 62 and bit 58
+     * (PM_GUARD_REGION, Linux 6.15). It is skipped, and a page only swapped is copied, never
+     * read in place, in case a kernel shows its markers without bit 58. */
     uint64_t ent[512];
     uintptr_t run = 0; /* start of the current run, or 0 */
+    int kind = 0;      /* of the current run: 1 present, 2 swapped out */
     for (uintptr_t p = lo & ~(uintptr_t)(PAGE - 1); p < hi;) {
         size_t npages = (size_t)((hi - p + PAGE - 1) / PAGE);
         if (npages > 512)
             npages = 512;
         long got = sys_pread(w->pagemap, ent, npages * sizeof ent[0], (off_t)(p / PAGE * 8));
         size_t k = got > 0 ? (size_t)got / sizeof ent[0] : 0;
-        if (k == 0) { /* cannot tell: read them all */
+        if (k == 0) { /* cannot tell: copy them all */
             for (size_t i = 0; i < npages; i++)
-                ent[i] = 1ull << 63;
+                ent[i] = 1ull << 62;
             k = npages;
         }
         for (size_t i = 0; i < k; i++, p += PAGE) {
-            bool populated = (ent[i] >> 62) != 0;
-            if (populated && !run)
-                run = p < lo ? lo : p;
-            else if (!populated && run) {
-                sweep_run(w, run, p, set, skip, hit, arg);
-                run = 0;
-            }
+            int pk = ent[i] >> 63           ? 1
+                     : ent[i] >> 58 & 1     ? 0
+                     : ent[i] >> 62 & 1     ? 2
+                                            : 0;
+            if (pk == kind)
+                continue;
+            if (run)
+                sweep_run(w, run, p, kind == 2, set, skip, hit, arg);
+            run = pk ? (p < lo ? lo : p) : 0;
+            kind = pk;
         }
     }
     if (run)
-        sweep_run(w, run, hi, set, skip, hit, arg);
+        sweep_run(w, run, hi, kind == 2, set, skip, hit, arg);
 }
 
 void world_free(struct world *w)
