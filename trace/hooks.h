@@ -65,14 +65,15 @@ static inline bool tracing(uint32_t mask)
 }
 
 /* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
- * them (0: unknown); trace_waiter_init sets tid, since and deadline while a trace or the dump
+ * them (0: unknown); trace_waiter_init sets tid, since and timed while a trace or the dump
  * registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow of
- * the trace, the value it moved). */
+ * the trace, the value it moved). timed sits in what was padding: the waiter, which every
+ * blocking operation zeroes, keeps its size. */
 struct waiter_trace {
     int32_t tid;    /* its thread (gettid) */
     bool hasval;
+    bool timed;     /* the wait has a deadline (for the leak detector; only when since != 0) */
     int64_t since;  /* chan_now() when it began to wait */
-    int64_t deadline; /* of the wait (CHAN_FOREVER: none); meaningful only when since != 0 */
     uint64_t flow;
     int64_t val;
 };
@@ -98,8 +99,8 @@ HIDDEN void trace_handoff(struct chan *c, enum chan_dir dir, struct sudog *sg, c
  * completed. */
 HIDDEN void trace_close(struct chan *c, int r, struct sudog *woken);
 
-/* waiter_init: the waiter's thread, start time and deadline, for the trace, the dump and the
- * leak detector. waiter_init has cleared them first, whatever the flags, so that a trace or a
+/* waiter_init: the waiter's thread, start time and whether it has a deadline, for the trace,
+ * the dump and the leak detector. waiter_init has cleared them first, whatever the flags, so that a trace or a
  * dump that starts while it waits never reads them uninitialized. */
 HIDDEN void trace_waiter_init(struct waiter *w, int64_t deadline);
 

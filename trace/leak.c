@@ -88,7 +88,7 @@ struct lwaiter {
     const struct sudog *sudogs; /* where they are */
     int32_t tid;           /* from the tracer's notes (0: unknown) */
     int64_t since;         /* 0: unknown (blocked before the registry was on) */
-    int64_t deadline;
+    bool timed;            /* it has a deadline (known only when since != 0) */
     bool done;             /* being woken */
     bool unknown_chan;     /* waits on a channel the registry does not know */
 };
@@ -200,7 +200,7 @@ static void add_waiter(const struct waiter *w, void *arg)
     *lw = (struct lwaiter){.w = w, .task = -1, .first = (uint32_t)s->wchans.n,
                            .ncases = w->nsudog, .sudogs = w->sudogs, .tid = w->t.tid,
                            .since = w->t.since,
-                           .deadline = w->t.since ? w->t.deadline : CHAN_FOREVER,
+                           .timed = w->t.since && w->t.timed,
                            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
     struct wchan *wc = vec_room(&s->wchans, w->nsudog);
     if (!wc) {
@@ -650,7 +650,7 @@ static bool blocked_forever(const struct ltask *t, const struct lwaiter *w)
         return false;
     if (t->kind == T_G)
         return t->state == TASK_PARKED && t->deadline == CHAN_FOREVER;
-    return w->since != 0 && w->deadline == CHAN_FOREVER;
+    return w->since != 0 && !w->timed;
 }
 
 static int edge_cmp(const void *a, const void *b)

@@ -265,7 +265,7 @@ void trace_close(struct chan *c, int r, struct sudog *woken)
 
 void trace_waiter_init(struct waiter *w, int64_t deadline)
 {
-    w->t.deadline = deadline;
+    w->t.timed = deadline != CHAN_FOREVER;
     w->t.since = chan_now();
     w->t.tid = tid_self(tls_self());
 }
