@@ -625,8 +625,7 @@ int chan_inspect(chan_t *c, struct chan_block *b, void (*fn)(const struct waiter
         size += sizeof(struct ringpos) + c->cap * c->slotsize;
     else
         size += c->cap * c->elemsize;
-    *b = (struct chan_block){.mem = c->mem, .size = size,
-                             .closed = atomic_load_explicit(&c->closed, memory_order_relaxed)};
+    *b = (struct chan_block){.mem = c->mem, .size = size};
     inspect_queue(&c->sendq, fn, arg);
     inspect_queue(&c->recvq, fn, arg);
     unlock(&c->lock);

@@ -153,11 +153,10 @@ struct chan_snap {
 HIDDEN int chan_snapshot(chan_t *c, struct chan_snap *s);
 
 /* What the leak detector (trace/leak.c) reads of a live channel: the memory block that holds
- * it and its buffer, and whether it is closed. */
+ * it and its buffer. */
 struct chan_block {
     const void *mem;
     size_t size;
-    bool closed;
 };
 
 /* chan.c: fills *b and calls fn(w, arg) once for each waiter queued on c (once, however many

@@ -5,7 +5,8 @@
  *
  * A check, in order:
  *  1. Holds off what would change libchan's books meanwhile: a trace's start and stop, the
- *     registry of live channels (no channel is made or freed), the scheduler's list of Gs.
+ *     registry of live channels (frozen: no channel is registered or freed), the scheduler's
+ *     list of Gs.
  *  2. Stops every other thread (world.c) and, while they are stopped, reads:
  *     - each registered channel through the core (chan_inspect): its memory block, and its
  *       waiters with what each waits on; a channel whose lock is held is in use by a thread
@@ -30,7 +31,8 @@
  * Invariants:
  *  - Between the stop and the resume nothing here allocates with malloc, prints or takes a
  *    lock: copies go to world.c's arrays (mmap), channels are read only through chan_inspect
- *    (a trylock). Lock order: the trace's, the registry's shards, the scheduler's.
+ *    (a trylock). Order: the trace's lock, the registry's freeze (no lock held across it), the
+ *    scheduler's lock.
  *  - Checks are serialized (check_mu), and so is the registration of a task source with them.
  *  - The caller's own stack counts from the frame of the public call up (its registers spilled
  *    there): the frames of the check below it, which hold the addresses it looks for, do not.
@@ -64,8 +66,6 @@ void leak_task_source(const struct task_source *src)
 
 struct lchan {
     uintptr_t addr;
-    const void *mem;          /* its block: the struct and its buffer */
-    size_t size;
     char name[NAME_MAX_LEN];
     bool busy;                /* its lock was held: a thread that runs uses it */
     bool root;                /* held by the process outside any stack or block */
@@ -106,7 +106,6 @@ struct ltask {
     bool sp_seen;          /* a thread's stack pointer was found in it (a G's stack) */
     bool candidate;        /* blocked forever unless something reaches it */
     bool active;           /* can run, or was reached */
-    uint32_t first_edge, nedges; /* the channels its live stack holds */
 };
 
 enum region_kind { R_TASK, R_CHAN, R_IGNORE };
@@ -230,8 +229,6 @@ static void read_chans(struct scan *s)
             lc->busy = true;
             continue;
         }
-        lc->mem = b.mem;
-        lc->size = b.size;
         region_add(s, (uintptr_t)b.mem, (uintptr_t)b.mem + b.size, R_CHAN, (uint32_t)i);
     }
 }
