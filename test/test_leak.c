@@ -353,6 +353,10 @@ START_TEST(test_pending_timer_keeps_alive)
     chan_dump_enable();
     pthread_t t = block_on_timer();
     wait_leftovers(1);
+    char *text;
+    ck_assert_int_eq(leftovers_report(&text, NULL), 1);
+    ck_assert_msg(strstr(text, "\tchan (timer) 0x"), "%s", text);
+    free(text);
     ck_assert_int_eq(count_leaks(NULL), 0);
     chan_timer_t *tm = take(1);
     chan_timer_reset(tm, 0); /* fires now: the waiter gets its value */
@@ -378,7 +382,8 @@ START_TEST(test_context_keeps_alive)
     wait_leftovers(1);
     char *text;
     ck_assert_int_eq(leftovers_report(&text, NULL), 1);
-    ck_assert_msg(strstr(text, "[chan receive, "), "%s", text);
+    ck_assert_msg(strstr(text, "[chan receive, ") && strstr(text, "\tchan (context done) 0x"),
+                  "%s", text);
     free(text);
     ck_assert_int_eq(count_leaks(NULL), 0);
     chan_ctx_t *ctx = take(1);

@@ -47,6 +47,7 @@
 
 #include "chan_time.h"
 #include "seam.h"
+#include "trace/hooks.h" /* the role of its done channels, for the leak detector */
 
 enum ctx_kind { BACKGROUND, CANCEL, VALUE, DETACHED };
 
@@ -295,6 +296,8 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
             errno = ENOMEM;
             return NULL;
         }
+        if (tracing(TF_REGISTRY))
+            trace_chan_role(n->done, ROLE_CONTEXT); /* a leak report says "context done" */
         pthread_mutex_init(&n->mu, NULL);
         pthread_cond_init(&n->walked_cv, NULL);
         chan_ctx_deadline(parent, &n->deadline);

@@ -42,7 +42,7 @@
 #include "chan_time.h"
 #include "heap.h"
 #include "seam.h"
-#include "trace/hooks.h" /* the timer fire event of a trace */
+#include "trace/hooks.h" /* the timer fire event of a trace; the role of its channels */
 
 #define NSEC_PER_SEC 1000000000LL
 
@@ -333,6 +333,8 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
         errno = ENOMEM;
         return NULL;
     }
+    if (t->c && tracing(TF_REGISTRY))
+        trace_chan_role(t->c, ROLE_TIMER); /* a leak report says "timer" */
     tq_lock();
     int e = queue_reserve(tq.live + 1);
     if (!e)

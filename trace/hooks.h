@@ -47,6 +47,9 @@ struct waiter;
 /* Forms of an operation, for its completion event. */
 enum trace_form { TR_BLOCK, TR_TRY, TR_UNTIL };
 
+/* What a channel of time/ is for (trace_chan_role). */
+enum chan_role { ROLE_NONE, ROLE_TIMER, ROLE_CONTEXT };
+
 #ifdef CHAN_TRACE_BUILD
 
 #include <stdatomic.h>
@@ -123,6 +126,11 @@ HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_for
  * timer already due). */
 HIDDEN void trace_timer_fire(struct chan *c);
 
+/* time/: c, just made, is a timer's (or ticker's) channel, or a context's done channel: the
+ * registry of live channels notes it, so that the leak detector's reports say so. Called
+ * behind tracing(TF_REGISTRY); takes a shard lock of the registry. */
+HIDDEN void trace_chan_role(struct chan *c, enum chan_role role);
+
 /* ---- The other way: the calls the tracer makes into the core ------------------------------ */
 
 /* What chan_dump shows of a live channel: a copy made under its lock. */
@@ -187,6 +195,7 @@ HIDDEN int chan_inspect(chan_t *c, struct chan_block *b,
 #define trace_select_cases(cases, n) ((void)(cases), (void)(n))
 #define trace_select(cases, n, form, r) ((void)(cases), (void)(n), (void)(form), (void)(r))
 #define trace_timer_fire(c) ((void)(c))
+#define trace_chan_role(c, role) ((void)(c), (void)(role))
 
 #endif /* CHAN_TRACE_BUILD */
 

@@ -67,6 +67,7 @@ void leak_task_source(const struct task_source *src)
 struct lchan {
     uintptr_t addr;
     char name[NAME_MAX_LEN];
+    int role;                 /* a timer's channel, a context's done channel (hooks.h) */
     bool busy;                /* its lock was held: a thread that runs uses it */
     bool root;                /* held by the process outside any stack or block */
     bool marked;              /* reachable */
@@ -158,7 +159,8 @@ static struct region *region_add(struct scan *s, uintptr_t lo, uintptr_t hi, enu
 
 /* ---- Before the stop: the channels the registry knows, and the trace's buffers --------------- */
 
-static void add_chan(const void *c, const char *name, const void *node, size_t size, void *arg)
+static void add_chan(const void *c, const char *name, int role, const void *node, size_t size,
+                     void *arg)
 {
     struct scan *s = arg;
     struct lchan *lc = vec_push(&s->chans);
@@ -167,6 +169,7 @@ static void add_chan(const void *c, const char *name, const void *node, size_t s
         return;
     }
     lc->addr = (uintptr_t)c;
+    lc->role = role;
     memcpy(lc->name, name, NAME_MAX_LEN);
     /* The registry's entry holds c's address: libchan's bookkeeping. */
     region_add(s, (uintptr_t)node, (uintptr_t)node + size, R_IGNORE, 0);
@@ -868,12 +871,16 @@ static void print_chan(FILE *out, const struct scan *s, int32_t c)
         return;
     }
     const struct lchan *lc = vec_at(&s->chans, (size_t)c);
+    const char *role = lc->role == ROLE_TIMER     ? "timer"
+                       : lc->role == ROLE_CONTEXT ? "context done"
+                                                  : NULL;
     fputs("chan ", out);
     if (lc->name[0]) {
         print_quoted(out, lc->name);
-        fprintf(out, " (%p)", (void *)lc->addr);
+        fprintf(out, " (%s%s%p)", role ? role : "", role ? " " : "", (void *)lc->addr);
     } else {
-        fprintf(out, "%p", (void *)lc->addr);
+        fprintf(out, "%s%s%s%p", role ? "(" : "", role ? role : "", role ? ") " : "",
+                (void *)lc->addr);
     }
 }
 

@@ -370,6 +370,8 @@ void trace_timer_fire(struct chan *c)
     emit(t, &e);
 }
 
+void trace_chan_role(struct chan *c, enum chan_role role) { registry_role(c, (int)role); }
+
 void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id, int64_t blocked)
 {
     struct tls *t = current();

@@ -92,6 +92,7 @@ struct rnode {
     struct rnode *next;
     const void *c;
     char name[NAME_MAX_LEN];
+    int role; /* enum chan_role (hooks.h) */
 };
 
 static struct shard {
@@ -147,11 +148,24 @@ void registry_add(const void *c, const char *name)
     if (!n && (n = malloc(sizeof *n))) {
         n->c = c;
         n->name[0] = 0;
+        n->role = 0;
         n->next = s->head;
         s->head = n;
     }
     if (n && name)
         copy_name(n->name, name);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void registry_role(const void *c, int role)
+{
+    struct shard *s = shard_of(c);
+    shard_lock_thawed(s);
+    struct rnode *n = s->head;
+    while (n && n->c != c)
+        n = n->next;
+    if (n)
+        n->role = role;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -213,11 +227,11 @@ void registry_thaw(void)
     }
 }
 
-void registry_visit_frozen(void (*fn)(const void *c, const char *name, const void *node,
-                                      size_t size, void *arg),
+void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role,
+                                      const void *node, size_t size, void *arg),
                            void *arg)
 {
     for (unsigned i = 0; i < REGISTRY_SHARDS; i++)
         for (struct rnode *n = shards[i].head; n; n = n->next)
-            fn(n->c, n->name, n, sizeof *n, arg);
+            fn(n->c, n->name, n->role, n, sizeof *n, arg);
 }

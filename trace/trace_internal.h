@@ -61,6 +61,8 @@ HIDDEN bool thread_name_forget(pid_t tid, char name[NAME_MAX_LEN]);
 #define REGISTRY_SHARDS 64
 HIDDEN void registry_add(const void *c, const char *name);
 HIDDEN void registry_del(const void *c);
+/* Notes what c is for (enum chan_role, hooks.h), if c is registered. */
+HIDDEN void registry_role(const void *c, int role);
 
 /* Copies c's name into name and returns true; false when c has none (not registered, or
  * registered without a name). Takes c's shard lock. */
@@ -75,12 +77,12 @@ HIDDEN void registry_visit(unsigned shard, void (*fn)(const void *c, const char 
 /* For the leak detector, which reads every shard while the world is stopped: between freeze
  * and thaw no channel is registered, named or freed (those calls wait, holding no lock of the
  * registry). registry_visit_frozen calls fn for every entry, without a lock: c, its name (""
- * when it has none) and the entry's own memory (libchan's bookkeeping, which holds c's
+ * when it has none), its role (registry_role) and the entry's own memory (libchan's bookkeeping, which holds c's
  * address). It never allocates. */
 HIDDEN void registry_freeze(void);
 HIDDEN void registry_thaw(void);
-HIDDEN void registry_visit_frozen(void (*fn)(const void *c, const char *name, const void *node,
-                                             size_t size, void *arg),
+HIDDEN void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role,
+                                             const void *node, size_t size, void *arg),
                                   void *arg);
 
 /* ---- Trace buffers (record.c), for the leak detector -------------------------------------- */
