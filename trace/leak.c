@@ -368,6 +368,20 @@ static bool stack_mapping(const struct world *w, uintptr_t sp, uintptr_t *lo, ui
     return true;
 }
 
+/* Whether a thread other than the i-th has its stack pointer in the mapping at lo: then the
+ * mapping is not one thread's stack, and is swept as the process's memory. */
+static bool shared_stack(const struct scan *s, uintptr_t lo, size_t i)
+{
+    for (size_t k = 0; k < s->world.threads.n; k++) {
+        const struct wthread *th = vec_at(&s->world.threads, k);
+        uintptr_t a, b;
+        if (k != i && th->tid && th->sp && stack_mapping(&s->world, (uintptr_t)th->sp, &a, &b) &&
+            a == lo)
+            return true;
+    }
+    return false;
+}
+
 static void add_threads(struct scan *s)
 {
     size_t nthreads = s->world.threads.n;
@@ -392,7 +406,7 @@ static void add_threads(struct scan *s)
             continue;
         }
         uintptr_t lo, hi;
-        if (!stack_mapping(&s->world, sp, &lo, &hi))
+        if (!stack_mapping(&s->world, sp, &lo, &hi) || shared_stack(s, lo, i))
             continue;
         struct ltask *t = vec_push(&s->tasks);
         if (!t) {
