@@ -578,63 +578,6 @@ START_TEST(test_mpg_leak_not_built)
 }
 END_TEST
 
-/* ---- chan_mpg_wait under CHAN_LEAKCHECK --------------------------------------------------- */
-
-static char wait_log[] = "/tmp/chan_mpg_leak.XXXXXX";
-
-static bool log_says(const char *what)
-{
-    FILE *f = fopen(wait_log, "r");
-    if (!f)
-        return false;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return strstr(buf, what) != NULL;
-}
-
-/* Once chan_mpg_wait has reported the leak, the program winds down: the workers stop, the
- * leaked G is woken. */
-static void *wind_down(void *arg)
-{
-    (void)arg;
-    for (int i = 0; i < 20000 && !log_says("partial deadlock: 1 of 11 goroutines"); i++)
-        sleep_ms(1);
-    chan_close(take(0)); /* first: the workers gone, a parked G alone would be a deadlock */
-    stop_workers(10);
-    return NULL;
-}
-
-START_TEST(test_mpg_wait_reports_partial_deadlock)
-{
-    setenv("CHAN_LEAKCHECK", "1", 1);
-    start();
-    start_workers(10);
-    leaky_request();
-    wait_leftovers(1);
-    scrub_stack();
-    int fd = mkstemp(wait_log);
-    ck_assert(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
-    close(fd);
-    pthread_t t = spawn(wind_down, NULL);
-    int r = chan_mpg_wait(); /* waits for the workers, reporting the leak meanwhile */
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    join(t);
-    ck_assert_int_eq(r, 0);
-    ck_assert_msg(log_says("\ngoroutine 11 [chan send, "), "no report from chan_mpg_wait");
-    unlink(wait_log);
-    ck_assert_int_eq(chan_free(take(0)), 0);
-    ck_assert_int_eq(chan_mpg_stop(), 0);
-    free_workers(10);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("mpg_leak");
