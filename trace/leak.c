@@ -92,6 +92,7 @@ struct lwaiter {
     bool timed;            /* it has a deadline (known only when since != 0) */
     bool done;             /* being woken */
     bool unknown_chan;     /* waits on a channel the registry does not know */
+    bool fds;              /* waits on fds too (fd channels, chan_io(3)): on the world */
 };
 
 enum task_kind { T_THREAD, T_G };
@@ -203,7 +204,8 @@ static void add_waiter(const struct waiter *w, void *arg)
                            .ncases = w->nsudog, .sudogs = w->sudogs, .tid = w->t.tid,
                            .since = w->t.since,
                            .timed = w->t.since && w->t.timed,
-                           .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
+                           .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0,
+                           .fds = w->nio != 0};
     struct wchan *wc = vec_room(&s->wchans, w->nsudog);
     if (!wc) {
         s->err = -ENOMEM;
@@ -256,9 +258,15 @@ static void add_g(const struct task_info *t, void *arg)
     *lt = (struct ltask){.kind = T_G, .id = t->id, .lo = lo, .hi = hi, .waiter = -1,
                          .state = t->state, .deadline = t->deadline,
                          .own = {t->own[0], t->own[1]}};
-    /* Switched out: live from its saved stack pointer (the saved registers lie above it).
+    /* Switched out: live from its saved stack pointer (the saved registers lie above it); not
+     * started yet (no saved stack pointer): none of it, what the stack holds is a previous G's.
      * Running: from its M's, found with the threads; until then, all of it. */
-    lt->live = t->state != TASK_RUNNING && sp >= lo && sp < hi ? sp : lo;
+    if (t->state == TASK_RUNNING)
+        lt->live = lo;
+    else if (!sp)
+        lt->live = hi;
+    else
+        lt->live = sp >= lo && sp < hi ? sp : lo;
     if (t->state == TASK_PARKED && t->waiter) {
         int64_t wi = addrset_get(&s->waitset, (uintptr_t)t->waiter);
         struct waiter w; /* read as the G left it when it parked: no lock orders this read */
@@ -657,10 +665,12 @@ static struct lwaiter *waiter_of(const struct scan *s, const struct ltask *t)
 }
 
 /* Blocked with nothing but a peer to wake it: no deadline, not being woken, every channel
- * known. A G must be parked; a thread's deadline is known only from the tracer's notes. */
+ * known, no fd among what it waits on (an fd's readiness comes from the world: a wait on io/'s
+ * fd channels, as chan_io(3)'s waits are, is never leaked). A G must be parked; a thread's
+ * deadline is known only from the tracer's notes. */
 static bool blocked_forever(const struct ltask *t, const struct lwaiter *w)
 {
-    if (!w || w->done || w->unknown_chan)
+    if (!w || w->done || w->unknown_chan || w->fds)
         return false;
     if (t->kind == T_G)
         return t->state == TASK_PARKED && t->deadline == CHAN_FOREVER;
