@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * leak.c - what a leak check costs (chan_leak(3)): the time of chan_leak_check and of
  * chan_leftovers against the size of the heap (1 MiB to 1 GiB, allocated and written) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_leak.c - leftover waiters and partial deadlocks among threads (chan_leak.h, trace/leak.c).
  *
  * The classic leak - the sender left behind when its receiver timed out - is reported while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mpg_leak.c - partial deadlocks among the Gs of libchan-mpg (chan_leak.h with sched/):
  * the sender G left behind by a receiver that timed out, reported while the program keeps

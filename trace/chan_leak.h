@@ -1,12 +1,12 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chan_leak.h - leftover waiters and partial deadlocks: the threads and tasks blocked in
  * channel operations, and those of them that nothing can ever wake.
  *
- * An addition to the contract of API.md (documented in chan_leak(3)), built into libchan (not
- * into the drop-in pair dist/chan.c). Go reports a deadlock only when every goroutine sleeps;
- * the common bug is partial: a sender left behind when its receiver timed out, two workers
- * waiting on each other while the server runs on. These calls find them while the rest of the
- * program runs.
+ * Documented in chan_leak(3); built into libchan (not into the drop-in pair dist/chan.c). Go
+ * reports a deadlock only when every goroutine sleeps; the common bug is partial: a sender left
+ * behind when its receiver timed out, two workers waiting on each other while the server runs
+ * on. These calls find them while the rest of the program runs.
  *
  *  - chan_leftovers lists every thread and task (a G of libchan-mpg, chan_mpg(3)) blocked now
  *    in a channel operation or a select - on a timer's channel and a context's done channel

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * leak.c - leftover waiters and partial deadlocks (chan_leak.h), after Go's goroutine leak
  * profile: a blocked waiter is leaked when none of the channels it waits on can be reached by

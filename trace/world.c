@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * world.c - the process as a conservative collector sees it, after the Boehm collector's
  * pthread_stop_world.c and Go's preemption signal: its threads, stopped and resumed with

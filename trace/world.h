@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * world.h - the process as a conservative collector sees it (world.c): its threads, stopped
  * and resumed with a signal; its memory mappings; a sweep of their populated pages for words

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * leak.c - a goroutine leak, found while the program runs, and its fix (chan_leak.h).
  *
