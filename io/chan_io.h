@@ -147,9 +147,9 @@ int chan_sleep_until(int64_t deadline, chan_t *cancel);
  * instruction again; Go turns them into panics). -EAGAIN (the delivery thread could not
  * start), -ENOMEM, or an eventfd's -EMFILE / -ENFILE.
  * The handler is async-signal-safe: it sets the signal's bit in a pending mask and writes an
- * eventfd; one delivery thread per process (all signals blocked in it) sends each pending
- * signal to its channels. A signal that every thread blocks stays pending with the kernel and
- * is never delivered: libchan changes no thread's signal mask. A child of fork() keeps the
+ * eventfd; one delivery thread per process (all signals blocked in it but SIGURG, with which
+ * chan_leak(3) stops threads) sends each pending signal to its channels. A signal that every
+ * thread blocks stays pending with the kernel and is never delivered: libchan changes no thread's signal mask. A child of fork() keeps the
  * registrations and the handlers; its deliveries resume when it next calls
  * chan_signal_notify. */
 int chan_signal_notify(chan_t *c, const int *sigs, size_t n);

@@ -9,7 +9,7 @@
  *  - The handler sets the signal's bit in a pending mask (a lock-free atomic OR) and writes one
  *    eventfd. A burst of one signal sets the same bit again: it coalesces, as in Go.
  *  - One delivery thread per process (started by the first chan_signal_notify, every signal
- *    blocked in it) sleeps reading the eventfd, takes the whole mask (atomic exchange), and
+ *    blocked in it but the leak detector's, CHAN_STOP_SIGNAL) sleeps reading the eventfd, takes the whole mask (atomic exchange), and
  *    sends each pending signal to each channel registered for it with chan_trysend: a full
  *    channel drops that delivery, as Go's does, so a signal never waits for a slow receiver.
  *
@@ -129,6 +129,7 @@ static int ensure_thread(void)
         return -EAGAIN;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
+    sigdelset(&all, CHAN_STOP_SIGNAL); /* the leak detector stops it as any other thread */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t th;
     int e = pthread_create(&th, &attr, sig_main, NULL);
