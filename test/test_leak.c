@@ -5,7 +5,8 @@
  * another thread keeps working; a thread blocked on a channel that something can still reach
  * is not: a channel held in a global, in a heap struct, by a pending timer, by a context, only
  * on another thread's stack, in the buffer of a channel held, or on the stack of a waiter whose
- * own channel is held (the fixed point). A wait with a deadline is a leftover, not a leak. The
+ * own channel is held (the fixed point), nor one that waits on the world: for an fd (chan_io(3))
+ * or on a channel registered for signals. A wait with a deadline is a leftover, not a leak. The
  * filters, the report's shape, the trace event, CHAN_LEAKCHECK at exit and with the SIGQUIT
  * dump are checked too. The Gs of libchan-mpg: test_mpg_leak.c.
  *
@@ -20,11 +21,13 @@
 #ifdef CHAN_TRACE_BUILD
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "chan_io.h"
 #include "chan_leak.h"
 #include "chan_time.h"
 #include "chan_trace.h"
@@ -640,6 +643,61 @@ START_TEST(test_registry_off_is_enodev)
 }
 END_TEST
 
+/* ---- Waits on the world: an fd, a signal ---------------------------------------------------- */
+
+static int wait_pipe[2];
+
+/* A thread that waits for a pipe to be readable, with no cancel channel and no deadline: it
+ * blocks in a select on io/'s fd channel (chan_io(3)), which only the fd's readiness wakes. */
+static void *wait_fd(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)chan_fd_wait(wait_pipe[0], POLLIN, NULL, CHAN_FOREVER);
+}
+
+START_TEST(test_fd_wait_is_no_leak)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    ck_assert_int_eq(pipe(wait_pipe), 0);
+    pthread_t t = spawn(wait_fd, NULL);
+    wait_leftovers(1); /* a leftover: blocked on a channel */
+    char *text;
+    ck_assert_int_eq(leftovers_report(&text, NULL), 1);
+    free(text);
+    ck_assert_int_eq(count_leaks(NULL), 0); /* never leaked: the world may make the fd ready */
+    ck_assert_int_eq(write(wait_pipe[1], "x", 1), 1);
+    ck_assert_ptr_eq(join(t), (void *)(intptr_t)POLLIN);
+    ck_assert_int_eq(chan_fd_close(wait_pipe[0]), 0);
+    close(wait_pipe[0]);
+    close(wait_pipe[1]);
+}
+END_TEST
+
+/* A channel that chan_signal_notify registered is held by io/ while it stays registered: a
+ * signal may come any time, so its receiver is not leaked. */
+__attribute__((noinline)) static pthread_t block_on_signal_chan(void)
+{
+    chan_t *c = chan_make(sizeof(int), 1);
+    keep(0, c);
+    int sig = SIGUSR2;
+    ck_assert_int_eq(chan_signal_notify(c, &sig, 1), 0);
+    give(c);
+    return spawn(recv_given, NULL);
+}
+
+START_TEST(test_signal_channel_keeps_alive)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    pthread_t t = block_on_signal_chan();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    ck_assert_int_eq(kill(getpid(), SIGUSR2), 0); /* delivered: the receiver returns */
+    join(t);
+    ck_assert_int_eq(chan_signal_stop(take(0)), 0);
+    ck_assert_int_eq(chan_free(take(0)), 0);
+}
+END_TEST
+
 /* ---- A trace records each leak ------------------------------------------------------------- */
 
 START_TEST(test_trace_records_a_leak)
@@ -739,6 +797,8 @@ int main(void)
     ADD_TEST(s, test_buffer_keeps_alive, 60);
     ADD_TEST(s, test_fixed_point_through_a_waiter, 60);
     ADD_TEST(s, test_select_leak_and_filters, 60);
+    ADD_TEST(s, test_fd_wait_is_no_leak, 60);
+    ADD_TEST(s, test_signal_channel_keeps_alive, 60);
     ADD_TEST(s, test_registry_off_is_enodev, 30);
     ADD_TEST(s, test_trace_records_a_leak, 60);
     ADD_TEST(s, test_leakcheck_at_exit, 60);
