@@ -13,8 +13,9 @@ EXAMPLES     := $(sort $(basename $(notdir $(wildcard examples/*.c))))
 TIME_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/time/*.c))))
 # examples/sync/: the patterns of chan_sync.h (WaitGroup, group), likewise not in the pair.
 SYNC_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/sync/*.c))))
-# examples/trace/: what the observers of trace/ find (chan_leak.h), on the Gs of libchan-mpg.
-TRACE_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/trace/*.c))))
+# examples/trace/: what the observers of trace/ find (chan_leak.h), on the Gs of libchan-mpg:
+# only where libchan-mpg is built (MPG=1).
+TRACE_EXAMPLES := $(if $(filter 1,$(MPG)),$(sort $(basename $(notdir $(wildcard examples/trace/*.c)))))
 EXAMPLE_BINS := $(EXAMPLES:%=$(O)/examples/%) $(TIME_EXAMPLES:%=$(O)/examples/%) \
   $(SYNC_EXAMPLES:%=$(O)/examples/%) $(TRACE_EXAMPLES:%=$(O)/examples/%)
 
