@@ -16,9 +16,10 @@
 #   make dist         the drop-in pair dist/chan.h + dist/chan.c (scripts/dist.mk)
 #   make clean
 #
-# Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree), CC, ASAN_CC, TSAN_CC, CFLAGS,
-# LDFLAGS, MPG (1: build libchan-mpg, which needs hwloc; 0: leave it out; default: 1 when
-# pkg-config finds hwloc), V=1, N, THREADS, DURATION (never SECONDS: bash's own counter).
+# Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree; counters: plain with the event
+# counters of seam.h, for measuring), CC, ASAN_CC, TSAN_CC, CFLAGS, LDFLAGS, MPG (1: build
+# libchan-mpg, which needs hwloc; 0: leave it out; default: 1 when pkg-config finds hwloc), V=1,
+# N, THREADS, DURATION (never SECONDS: bash's own counter).
 
 # ---- The version: chan.h's CHAN_VERSION_MAJOR/MINOR/PATCH, the one place it is written --------
 
@@ -58,8 +59,12 @@ else ifeq ($(MODE),asan)
 else ifeq ($(MODE),tsan)
   CC          := $(TSAN_CC)
   MODEFLAGS   := -O1 -fno-omit-frame-pointer -fsanitize=thread -DCHAN_DEBUG
+else ifeq ($(MODE),counters)
+  # Instrumentation, for measuring only (bench/BENCH.md): plain, with the event counters of
+  # seam.h compiled in. Not part of make test.
+  MODEFLAGS   := -O2 -DCHAN_COUNTERS
 else
-  $(error MODE must be plain, asan or tsan)
+  $(error MODE must be plain, asan, tsan or counters)
 endif
 CFLAGS        ?=
 LDFLAGS       ?=

@@ -252,4 +252,57 @@ void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_sourc
  * default action is to ignore it, so a late one is harmless. */
 #define CHAN_STOP_SIGNAL SIGURG
 
+/* ---- Event counters: the instrumentation build only (make MODE=counters) -------------------- */
+
+/* With -DCHAN_COUNTERS (MODE=counters: the plain build's -O2 plus this flag) the core and
+ * sched/ count the events that say where a waiting shape's time goes: the channel lock's slow
+ * path and its sleeps, and the scheduler's parks, hand-offs, wake-ups of idle Ms, spinning and
+ * steals. Each thread adds to a block of its own (plain loads and stores, no locked
+ * instruction, no line shared between cores), so counting barely moves what it counts;
+ * counters_read sums every thread's block, racily but each word whole: read it around a run,
+ * while nothing else runs, and take the difference. bench/bench.c prints the difference per
+ * message (bench/BENCH.md, "Where the time goes on Gs"). Without the flag COUNT is nothing and
+ * no code is built. Any thread, any lock held; counter_add allocates a thread's block at its
+ * first event (a leak of one block per thread, on purpose: a thread that exits keeps its
+ * counts). */
+#define CHAN_COUNTERS_LIST(X)                                                                      \
+    X(lock_slow)     /* the channel lock was held: lock_slow (sudog.c) */                          \
+    X(lock_sleep)    /* ... and its spin ran out: a futex sleep on the lock (an M blocks too) */   \
+    X(park)          /* a G parked (switched out; not a permit consumed at once) */                \
+    X(park_permit)   /* a G's park consumed an unpark that came first: no switch */                \
+    X(handoff)       /* a parking G switched straight to the next G of its P */                    \
+    X(park_g0)       /* a parking G went through its M's g0 (nothing local to hand the M to) */    \
+    X(unpark_run)    /* an unpark found its G running: a permit, no queueing */                    \
+    X(ready_next)    /* a woken G went to its waker's runnext */                                   \
+    X(ready_kick)    /* ... displacing a G to the ring, with a wakep */                            \
+    X(ready_ring)    /* a woken G went to the ring of its waker's P (from g0) */                   \
+    X(ready_global)  /* a woken G went to the global queue (foreign thread, system call) */        \
+    X(wakep)         /* wakep passed its checks (a P idle, none spinning) and took sched.lock */   \
+    X(m_wake)        /* an idle M was woken (futex wake): startm, timers */                        \
+    X(m_new)         /* an M was made */                                                           \
+    X(m_sleep)       /* an M went to sleep among the idle Ms (futex wait) */                       \
+    X(p_idle)        /* a P went idle */                                                           \
+    X(spin)          /* an M with a P and an empty queue started spinning (find_runnable) */       \
+    X(spin_round)    /* ... a round of its spinning: a steal attempt on every other P */           \
+    X(spin_found)    /* ... and found a G */                                                       \
+    X(steal)         /* half of another P's ring taken */                                          \
+    X(steal_next)    /* another P's runnext taken by a spinning M after the pause */               \
+    X(next_pause)    /* a thief's 3 us pause on another P's runnext (spinning M or sysmon) */      \
+    X(gq_get)        /* a G taken from the global queue */                                         \
+    X(moved)         /* a runnext G taken by sysmon from behind a G that kept its P */
+
+#define CHAN_COUNTER_ENUM(name) CNT_##name,
+enum chan_counter { CHAN_COUNTERS_LIST(CHAN_COUNTER_ENUM) CNT_N };
+#undef CHAN_COUNTER_ENUM
+
+#ifdef CHAN_COUNTERS
+HIDDEN void counter_add(enum chan_counter c);
+/* out[CNT_N]: the sum over every thread that counted. names[i]: counter i's name. */
+HIDDEN void counters_read(uint64_t *out);
+HIDDEN extern const char *const counter_names[CNT_N];
+#define COUNT(name) counter_add(CNT_##name)
+#else
+#define COUNT(name) ((void)0)
+#endif
+
 #endif

@@ -60,6 +60,51 @@ __attribute__((noinline)) unsigned *locks_self(void)
 }
 #endif
 
+/* ---- CHAN_COUNTERS builds: per-thread event counts (seam.h) ------------------------------- */
+
+#ifdef CHAN_COUNTERS
+struct counter_block {
+    _Atomic uint64_t v[CNT_N];
+    struct counter_block *next;
+};
+
+#define CHAN_COUNTER_NAME(name) #name,
+const char *const counter_names[CNT_N] = {CHAN_COUNTERS_LIST(CHAN_COUNTER_NAME)};
+#undef CHAN_COUNTER_NAME
+
+static struct counter_block *_Atomic counter_blocks; /* every thread's, pushed by CAS */
+static _Thread_local struct counter_block *counter_mine;
+
+/* Not inlined: a task may resume on another thread, and its counts go to that one's block. */
+__attribute__((noinline)) void counter_add(enum chan_counter c)
+{
+    struct counter_block *b = counter_mine;
+    if (unlikely(!b)) {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            return;
+        b->next = atomic_load_explicit(&counter_blocks, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&counter_blocks, &b->next, b,
+                                                      memory_order_release, memory_order_relaxed)) {
+        }
+        counter_mine = b;
+    }
+    /* Only this thread writes its block: a load and a store, no locked instruction. */
+    atomic_store_explicit(&b->v[c], atomic_load_explicit(&b->v[c], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void counters_read(uint64_t *out)
+{
+    for (int i = 0; i < CNT_N; i++)
+        out[i] = 0;
+    for (struct counter_block *b = atomic_load_explicit(&counter_blocks, memory_order_acquire); b;
+         b = b->next)
+        for (int i = 0; i < CNT_N; i++)
+            out[i] += atomic_load_explicit(&b->v[i], memory_order_relaxed);
+}
+#endif
+
 /* ---- The spin policy --------------------------------------------------------------------------- */
 
 /* Spinning only pays when another CPU can run the thread we wait for: the number of CPUs the
@@ -105,6 +150,7 @@ static int ncpu(void)
 
 void lock_slow(chanlock_t *l)
 {
+    COUNT(lock_slow);
     if (ncpu() > 1) {
         for (int i = 0; i < LOCK_SPIN; i++) {
             caa_cpu_relax();
@@ -116,8 +162,10 @@ void lock_slow(chanlock_t *l)
         }
     }
     /* Mark the lock contended, so the holder's unlock wakes someone, and sleep while it is. */
-    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0) {
+        COUNT(lock_sleep);
         futex_wait(&l->word, 2, CHAN_FOREVER);
+    }
 }
 
 void lock_wake(chanlock_t *l) { futex_wake(&l->word); }

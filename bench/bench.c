@@ -25,14 +25,17 @@
  *
  *   bench system=libchan shape=S cap=C run=R n=MSGS value=NS unit=ns/msg    (or libchan-mpg)
  *
- * followed by cpu= (CPU time of the whole process per message, ns: spinning shows here) and
+ * followed by cpu= (CPU time of the whole process per message, ns: spinning shows here),
  * vcsw= (voluntary context switches per message: each is a thread that blocked in the kernel,
- * as in a futex wait; sched_yield is not counted). pingpong: per round trip; idle_cpu: unit=%cpu.
- * goroutines is the exception: CAP is the number of Gs (threads on the pthread harness, at most
- * 10,000), N is ignored, nothing is calibrated, and every run is timed: unit=ns/G, and the first
- * run of the process adds bytes_per_g= (its peak RSS over the RSS before, per G). The process
- * ends with "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM; see status_kib). Exit 1 on any
- * error.
+ * as in a futex wait; sched_yield is not counted) and ivcsw= (involuntary ones: a thread
+ * preempted by the kernel, by another thread of the machine or of this process). Built with
+ * -DCHAN_COUNTERS against a MODE=counters library, it adds each event counter of seam.h per
+ * message (c.NAME=X; the sum over every thread during the timed run). pingpong: per round
+ * trip; idle_cpu: unit=%cpu. goroutines is the exception: CAP is the number of Gs (threads on
+ * the pthread harness, at most 10,000), N is ignored, nothing is calibrated, and every run is
+ * timed: unit=ns/G, and the first run of the process adds bytes_per_g= (its peak RSS over the
+ * RSS before, per G). The process ends with "rss system=libchan maxrss_kib=K" (peak RSS: VmHWM;
+ * see status_kib). Exit 1 on any error.
  * bench-mpg's first line also gives the scheduler's Ps (info ... nprocs=P); its idle_cpu is the
  * whole process's CPU (a G has no CPU clock of its own).
  */
@@ -49,6 +52,9 @@
 #include <time.h>
 
 #include "chan.h"
+#ifdef CHAN_COUNTERS
+#include "seam.h" /* the event counters of the instrumentation build (make MODE=counters) */
+#endif
 
 #ifdef BENCH_MPG
 #include "sched/chan_sched_mpg.h"
@@ -874,9 +880,16 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
     }
     for (int r = 1; r <= runs; r++) {
         struct rusage a, b;
+#ifdef CHAN_COUNTERS
+        uint64_t ca[CNT_N], cb[CNT_N];
+        counters_read(ca);
+#endif
         getrusage(RUSAGE_SELF, &a);
         uint64_t moved = s->fn(cap, target, &el);
         getrusage(RUSAGE_SELF, &b);
+#ifdef CHAN_COUNTERS
+        counters_read(cb);
+#endif
         double m = (double)moved;
         /* A shape that changed regime after calibration (a spinning hand-off that started to
          * sleep) must not make every later run long: resize from what this run took. */
@@ -885,11 +898,16 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
             target = allowed < 1000 ? 1000 : (uint64_t)allowed;
         }
         printf("bench system=" SYSTEM " shape=%s cap=%zu run=%d n=%llu value=%.2f unit=ns/msg "
-               "cpu=%.1f vcsw=%.3f\n",
+               "cpu=%.1f vcsw=%.3f ivcsw=%.3f",
                s->name, cap, r, (unsigned long long)moved, (double)el / m,
                (double)(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) -
                         tv_ns(a.ru_stime)) / m,
-               (double)(b.ru_nvcsw - a.ru_nvcsw) / m);
+               (double)(b.ru_nvcsw - a.ru_nvcsw) / m, (double)(b.ru_nivcsw - a.ru_nivcsw) / m);
+#ifdef CHAN_COUNTERS
+        for (int i = 0; i < CNT_N; i++)
+            printf(" c.%s=%.4f", counter_names[i], (double)(cb[i] - ca[i]) / m);
+#endif
+        printf("\n");
         fflush(stdout);
     }
 }

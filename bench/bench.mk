@@ -56,21 +56,23 @@ bench: bench-deps
 # Empty variables leave bench/history.py its defaults (its docstring lists them).
 bench-history: bench-deps
 	REVS="$(REVS)" SHAPES="$(SHAPES)" ROUNDS="$(ROUNDS)" N="$(N)" BUDGET_MS="$(BUDGET_MS)" \
-	  python3 bench/history.py
+	  SYSTEM="$(SYSTEM)" MODE="$(filter counters,$(MODE))" python3 bench/history.py
 
-# The harness links the plain static library (and hwloc, for placement), built with the flags
-# of every program of the tree (the plain build's: `make bench` asks for MODE=plain).
-$(BENCH_BIN): bench/bench.c chan.h build/plain/libchan.a
+# The harness links the static library of its build (and hwloc, for placement), built with the
+# flags of every program of the tree: the plain build's for `make bench`, which asks for
+# MODE=plain; MODE=counters gives build/counters/bench/bench and bench-mpg, which also print
+# seam.h's event counters per message (bench-history's MODE=counters builds them that way).
+$(O)/bench/bench: bench/bench.c chan.h seam.h $(O)/libchan.a
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -o $@ bench/bench.c build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
+	$(CC) $(ALLCFLAGS) -o $@ bench/bench.c $(O)/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
 
 # The same shapes on Gs: the scheduler's archive first, then libchan's (it uses libchan's hidden
 # helpers, which only the static archive has).
-$(BENCH_MPG_BIN): bench/bench.c chan.h sched/chan_sched_mpg.h build/plain/libchan_mpg.a \
-  build/plain/libchan.a
+$(O)/bench/bench-mpg: bench/bench.c chan.h seam.h sched/chan_sched_mpg.h $(O)/libchan_mpg.a \
+  $(O)/libchan.a
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/bench.c build/plain/libchan_mpg.a \
-	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
+	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/bench.c $(O)/libchan_mpg.a $(O)/libchan.a \
+	  $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
 
 # The wake-up latency of a thread blocked on an fd, against one blocked on a channel
 # (bench/io_latency.c says how it measures). N= samples (2000).

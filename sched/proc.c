@@ -221,6 +221,7 @@ static struct g *gq_pop(void)
         return NULL;
     struct g *g = caa_container_of(n, struct g, qnode);
     RACE_ACQUIRE(g);
+    COUNT(gq_get);
     return g;
 }
 
@@ -305,6 +306,7 @@ static struct g *runq_steal(struct p *p, struct p *victim)
         if (n > 1)
             atomic_store_explicit(&p->tail, mt + n - 1, memory_order_release);
         atomic_fetch_add_explicit(&sched.steals, 1, memory_order_relaxed);
+        COUNT(steal);
         return g;
     }
 }
@@ -357,6 +359,7 @@ static struct p *pidle_get_locked(void)
  * may complete a deadlock: the threads in chan_mpg_wait decide again. */
 static void pidle_put_locked(struct p *p)
 {
+    COUNT(p_idle);
     atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
     p->link = sched.pidle;
     sched.pidle = p;
@@ -409,6 +412,7 @@ static struct m *midle_get_locked(void)
  * m then looks at the timers and the idle Ps itself (stopm, find_runnable). */
 static void m_wake_locked(struct m *m, struct p *p)
 {
+    COUNT(m_wake);
     m->nextp = p;
     atomic_store_explicit(&m->wake, 1, memory_order_release);
     futex_wake(&m->wake);
@@ -455,6 +459,7 @@ static int newm_locked(struct p *p, struct g *g)
     m->allnext = sched.allm;
     sched.allm = m;
     atomic_store_explicit(&sched.nm, nm + 1, memory_order_relaxed);
+    COUNT(m_new);
     return 0;
 }
 
@@ -513,6 +518,7 @@ void wakep(void)
         return;
     if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) > 0)
         return;
+    COUNT(wakep);
     pthread_mutex_lock(&sched.lock);
     startm_locked(NULL);
     pthread_mutex_unlock(&sched.lock);
@@ -575,15 +581,20 @@ static void ready(struct g *g)
             old = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
         else
             atomic_store_explicit(&p->runnext, g, memory_order_release);
+        COUNT(ready_next);
         if (old) {
+            COUNT(ready_kick);
             runq_put(p, old);
             wakep();
         }
     } else {
-        if (p)
+        if (p) {
+            COUNT(ready_ring);
             runq_put(p, g);
-        else
+        } else {
+            COUNT(ready_global);
             gq_push(g);
+        }
         wakep();
     }
 }
@@ -754,6 +765,7 @@ static int g_park(struct g *g, int64_t deadline)
     if ((v & W_MASK) == W_NOTIFIED) {
         /* The unpark came first: consume the permit. Only this G leaves NOTIFIED. */
         atomic_store_explicit(&g->wake, v & ~(uint64_t)W_MASK, memory_order_relaxed);
+        COUNT(park_permit);
         return 0;
     }
     struct m *m = m_self();
@@ -766,10 +778,12 @@ static int g_park(struct g *g, int64_t deadline)
     if (next) {
         /* Go's park goes through g0 (mcall); when the next G is at hand on this P, switch to it
          * directly and let it commit our park once our context is saved: one switch, not two. */
+        COUNT(handoff);
         m->handoff = g;
         m->curg = next;
         switch_g_to_g(g, next);
     } else {
+        COUNT(park_g0);
         switch_to_g0(g);
     }
     int rc = g->park_rc;
@@ -813,8 +827,10 @@ static void hook_unpark(void *task)
         case W_RUN:
             nv = v | W_NOTIFIED;
             if (atomic_compare_exchange_weak_explicit(&g->wake, &v, nv, memory_order_release,
-                                                      memory_order_relaxed))
+                                                      memory_order_relaxed)) {
+                COUNT(unpark_run);
                 return;
+            }
             break;
         case W_PARKED:
             nv = (v & ~(uint64_t)W_MASK) | W_RUN;
@@ -849,6 +865,7 @@ static bool park_commit(struct g *g)
         nv = ((v >> 2) + 1) << 2 | W_PARKED;
     } while (!atomic_compare_exchange_weak_explicit(&g->wake, &v, nv, memory_order_acq_rel,
                                                     memory_order_acquire));
+    COUNT(park);
     if (deadline != CHAN_FOREVER)
         timer_arm(g, deadline, nv);
     return false;
@@ -944,6 +961,7 @@ struct g *runnext_paused(struct p *victim)
     if (!g || !runq_ring_empty(victim))
         return NULL;
     uint32_t t = atomic_load_explicit(&victim->schedtick, memory_order_relaxed);
+    COUNT(next_pause);
     int64_t end = chan_now() + RUNNEXT_PAUSE_NS;
     while (chan_now() < end)
         for (int i = 0; i < 16; i++)
@@ -971,6 +989,7 @@ static struct g *steal_runnext_round(struct m *m)
         struct g *g = runq_steal_next(v);
         if (g) {
             atomic_fetch_add_explicit(&sched.steals, 1, memory_order_relaxed);
+            COUNT(steal_next);
             return g;
         }
     }
@@ -1030,6 +1049,7 @@ static void stopm(struct m *m)
     m->nextp = NULL;
     midle_put_locked(m);
     pthread_mutex_unlock(&sched.lock);
+    COUNT(m_sleep);
     while (!atomic_load_explicit(&m->wake, memory_order_acquire))
         if (futex_wait(&m->wake, 0, deadline) == -ETIMEDOUT)
             break;
@@ -1102,7 +1122,9 @@ static struct g *find_runnable(struct m *m)
             continue;
         /* Spin a little, stealing, then sleep. */
         atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst);
+        COUNT(spin);
         for (int r = 0; r < SPIN_ROUNDS && !g; r++) {
+            COUNT(spin_round);
             if (sched.nprocs > 1)
                 g = steal_round(m);
             if (!g)
@@ -1118,6 +1140,7 @@ static struct g *find_runnable(struct m *m)
             g = steal_runnext_round(m);
         atomic_fetch_sub_explicit(&sched.nspinning, 1, memory_order_seq_cst);
         if (g) {
+            COUNT(spin_found);
             wakep(); /* it found work: there may be more for another idle P */
             return g;
         }

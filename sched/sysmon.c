@@ -90,6 +90,7 @@ static void unstick(struct p *p, bool stuck, bool ring)
     int n = 0, k = 0;
     pthread_mutex_lock(&sched.lock);
     if (g && runnext_grab(p, g)) {
+        COUNT(moved);
         if (!startm_g_locked(g))
             gq_push(g); /* no idle P: a busy P runs it at its next schedule */
         n++;
