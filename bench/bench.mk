@@ -16,7 +16,9 @@
 #                     last/first ratios), results.csv, results.txt. Variables: REVS= (revisions,
 #                     oldest first; default: the changes bench/BENCH.md discusses, through HEAD),
 #                     SHAPES= (shape:cap pairs, e.g. SHAPES="spsc:1 pool:0"), ROUNDS= (5),
-#                     N= (1000000), BUDGET_MS= (300)
+#                     N= (1000000), BUDGET_MS= (300), SYSTEM=libchan-mpg (the shapes on Gs),
+#                     MODE=counters (each revision built with seam.h's event counters, printed
+#                     per message under the table)
 #   make bench-io     the wake-up latency of a thread woken by an fd's readiness against one woken
 #                     by a channel (bench/io_latency.c); N= samples (2000)
 #   make bench-leak   what a leak check costs (bench/leak.c, chan_leak(3)): chan_leak_check and

@@ -13,6 +13,12 @@ Environment (every variable optional):
     BUDGET_MS  time cap per run (default 300; 0: always N)
     TIMEOUT    seconds per process (default 300)
     CC         the C compiler for the harnesses (default cc)
+    SYSTEM     libchan (default: the workers are pthreads) or libchan-mpg (the workers are Gs of
+               the revision's scheduler: its libchan_mpg.a is built too, the harness with
+               -DBENCH_MPG)
+    MODE       plain (default) or counters: the revision's library is built with MODE=counters
+               and the harness with -DCHAN_COUNTERS, so each run also prints seam.h's event
+               counters per message (a revision without them does not build: n/a)
 
 For each revision it exports that revision's tree (git archive) into build/history/HASH, builds
 only its library there (make lib MODE=plain), and links the *current* harness bench/bench.c
@@ -27,9 +33,11 @@ that no revision always runs first (or right after another one).
 
 Output, under build/history/: table.md (header and the Markdown table: per revision the median
 ns/msg [min-max] over the rounds; per consecutive pair the ratio later/earlier of the medians,
-below 1.0 = faster; and last/first), results.csv (one line per shape and capacity), results.txt
-(the header, the table and every raw line the harnesses printed), build.log (the builds). The
-table is also printed on stdout.
+below 1.0 = faster; and last/first; then "per message": the medians of the process's CPU time,
+its voluntary and involuntary context switches and, MODE=counters, every event counter that is
+not zero), results.csv (one line per shape and capacity), results.txt (the header, the tables
+and every raw line the harnesses printed), build.log (the builds). The tables are also printed
+on stdout.
 """
 import csv
 import datetime
@@ -58,6 +66,9 @@ DEFAULT_SHAPES = ("seq:1024 spsc:0 spsc:1 spsc:1024 mpsc:1 mpsc:1024 mpmc:0 mpmc
                   "size1024:1024")
 
 LINE = re.compile(r"^(bench|rss|info) (.*)$")
+# Per message, beside the time: the process's CPU ns and context switches (every harness), and
+# the event counters c.NAME of a MODE=counters build (seam.h).
+PER_MSG = ("cpu", "vcsw", "ivcsw")
 
 
 def log(msg):
@@ -131,10 +142,11 @@ def run_logged(cmd, buildlog, **kw):
     return r.returncode == 0, (lines[-1] if lines else "exit %d" % r.returncode)
 
 
-def build(rev, buildlog, cc):
+def build(rev, buildlog, cc, system, mode):
     """Exports rev's tree, builds its library, links the current harness. Returns (exe, error)."""
     tree = os.path.join(OUT, rev["label"])
-    exe = os.path.join(OUT, "bench-" + rev["label"])
+    exe = os.path.join(OUT, "bench-" + rev["label"] + ("-mpg" if system == "libchan-mpg" else "") +
+                       ("-counters" if mode == "counters" else ""))
     shutil.rmtree(tree, ignore_errors=True)
     if os.path.exists(exe):
         os.remove(exe)
@@ -147,13 +159,20 @@ def build(rev, buildlog, cc):
     # The sub-make must not see this make's command line (REVS, SHAPES, N, ...) or jobserver.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL",
                                                             "MAKEOVERRIDES")}
-    ok, last = run_logged(["make", "--no-print-directory", "-C", tree, "lib", "MODE=plain"],
+    ok, last = run_logged(["make", "--no-print-directory", "-C", tree, "lib", "MODE=" + mode],
                           buildlog, env=env)
-    lib = os.path.join(tree, "build", "plain", "libchan.a")
-    if not ok or not os.path.exists(lib):
-        return None, "make lib MODE=plain failed: " + last
-    ok, last = run_logged([cc, "-std=c11", "-O2", "-g", "-pthread", "-I", tree, "-o", exe,
-                           os.path.join(ROOT, "bench", "bench.c"), lib, "-lhwloc"], buildlog)
+    libs = [os.path.join(tree, "build", mode, "libchan.a")]
+    flags = []
+    if system == "libchan-mpg":
+        libs.insert(0, os.path.join(tree, "build", mode, "libchan_mpg.a"))
+        flags.append("-DBENCH_MPG")
+    if mode == "counters":
+        flags.append("-DCHAN_COUNTERS")
+    if not ok or not all(os.path.exists(l) for l in libs):
+        return None, "make lib MODE=%s failed: %s" % (mode, last)
+    ok, last = run_logged([cc, "-std=c11", "-O2", "-g", "-pthread", "-I", tree] + flags +
+                          ["-o", exe, os.path.join(ROOT, "bench", "bench.c")] + libs +
+                          ["-lhwloc"], buildlog)
     if not ok:
         return None, "the current bench/bench.c does not build against this chan.h: " + last
     return exe, None
@@ -185,7 +204,14 @@ def run_one(exe, shape, cap, n, budget, timeout, raw, label):
             continue
         kv = dict(p.split("=", 1) for p in m.group(2).split() if "=" in p)
         if kv.get("shape") == shape and kv.get("cap") == str(cap) and "value" in kv:
-            values.append(float(kv["value"]))
+            extra = {}
+            for k in kv:
+                if k in PER_MSG or k.startswith("c."):
+                    try:
+                        extra[k] = float(kv[k])
+                    except ValueError:
+                        pass
+            values.append((float(kv["value"]), extra))
     if not values:
         return None, "no bench line"
     return values[-1], None
@@ -232,6 +258,10 @@ def main():
     budget = env_int("BUDGET_MS", 300)
     timeout = env_int("TIMEOUT", 300)
     cc = env_str("CC", "cc")
+    system = env_str("SYSTEM", "libchan")
+    mode = env_str("MODE", "plain")
+    if system not in ("libchan", "libchan-mpg") or mode not in ("plain", "counters"):
+        sys.exit("history.py: SYSTEM must be libchan or libchan-mpg, MODE plain or counters")
     if not revs_in or not shapes or rounds < 1 or n < 1 or budget < 0:
         sys.exit("history.py: nothing to do (REVS, SHAPES, ROUNDS, N or BUDGET_MS)")
 
@@ -255,9 +285,9 @@ def main():
     # Build.
     with open(os.path.join(OUT, "build.log"), "w") as buildlog:
         for rev in revs:
-            log("== %s (%s): export, make lib MODE=plain, link bench/bench.c" %
-                (rev["label"], rev["name"]))
-            rev["exe"], rev["error"] = build(rev, buildlog, cc)
+            log("== %s (%s): export, make lib MODE=%s, link bench/bench.c (%s)" %
+                (rev["label"], rev["name"], mode, system))
+            rev["exe"], rev["error"] = build(rev, buildlog, cc, system, mode)
             if rev["error"]:
                 log("history.py: %s (%s): %s (details in build/history/build.log); going on" %
                     (rev["label"], rev["name"], rev["error"]))
@@ -267,6 +297,7 @@ def main():
 
     # Run: rounds, then shapes, then revisions (rotated by one each round).
     values = {(r["label"], s, c): [] for r in revs for s, c in shapes}
+    extras = {(r["label"], s, c): [] for r in revs for s, c in shapes}
     errors = {}
     raw = []
     total = rounds * len(shapes) * len(live)
@@ -282,9 +313,10 @@ def main():
                     log("[%d/%d] round %d %s cap=%d %s: FAILED: %s" %
                         (done, total, rnd + 1, shape, cap, rev["label"], err))
                 else:
-                    values[(rev["label"], shape, cap)].append(v)
+                    values[(rev["label"], shape, cap)].append(v[0])
+                    extras[(rev["label"], shape, cap)].append(v[1])
                     log("[%d/%d] round %d %s cap=%d %s: %s ns/msg" %
-                        (done, total, rnd + 1, shape, cap, rev["label"], fmt(v)))
+                        (done, total, rnd + 1, shape, cap, rev["label"], fmt(v[0])))
 
     load_end = loadavg()
     elapsed = time.time() - t_start
@@ -308,6 +340,26 @@ def main():
         line += ["%.4f" % r if r is not None else "" for r in rs]
         csv_rows.append(line)
 
+    # Per message: the median of each extra field over the rounds, per revision; a counter that
+    # stayed zero for every revision is left out.
+    crows = []
+    for shape, cap in shapes:
+        keys = []
+        for l in labels:
+            for e in extras[(l, shape, cap)]:
+                keys += [k for k in e if k not in keys]
+        keys = [k for k in PER_MSG if k in keys] + sorted(k for k in keys if k not in PER_MSG)
+        for k in keys:
+            meds = []
+            for l in labels:
+                xs = [e[k] for e in extras[(l, shape, cap)] if k in e]
+                meds.append(statistics.median(xs) if xs else None)
+            if all(not m for m in meds) and k not in PER_MSG:
+                continue
+            crows.append([shape, str(cap), k] +
+                         ["n/a" if m is None else ("%.0f" % m if k == "cpu" else "%.4f" % m)
+                          for m in meds])
+
     header = ["# libchan per-change benchmark (bench/history.py)", "",
               "- date: %s; host %s, %d CPUs; %s" % (date, socket.gethostname(), os.cpu_count() or 0,
                                                   (subprocess.run([cc, "--version"],
@@ -319,10 +371,11 @@ def main():
               "and round; rounds outermost, the revisions rotating within each (shape, cap)" %
               (rounds, n, budget),
               "- harness: the current bench/bench.c (HEAD %s%s), linked against each revision's "
-              "build/plain/libchan.a (make lib MODE=plain)" %
+              "build/%s/%slibchan.a (make lib MODE=%s); system %s" %
               (git("rev-parse", "--short", "HEAD") or "?",
                ", modified in the work tree" if git("status", "--porcelain", "--",
-                                                     "bench/bench.c") else ""),
+                                                     "bench/bench.c") else "",
+               mode, "libchan_mpg.a and " if system == "libchan-mpg" else "", mode, system),
               "- took %d min %02d s" % (elapsed // 60, elapsed % 60)]
     if os.environ.get("PLACE"):
         header.append("- PLACE=%s" % os.environ["PLACE"])
@@ -337,7 +390,14 @@ def main():
     if failed:
         footer = ["", "Failed runs (first error of each):", ""] + \
             ["- %s %s cap=%d: %s" % (l, s, c, e) for (l, s, c), e in failed]
-    table = "\n".join(header) + markdown(head, rows) + "\n" + "\n".join(footer) + \
+    per_msg = ""
+    if crows:
+        per_msg = ("\nPer message, medians over the rounds: cpu = the process's CPU ns, vcsw and "
+                   "ivcsw = its voluntary and involuntary context switches%s.\n\n" %
+                   ("; c.NAME = seam.h's event counters (MODE=counters)" if mode == "counters"
+                    else "") +
+                   markdown(["shape", "cap", "per message"] + labels, crows) + "\n")
+    table = "\n".join(header) + markdown(head, rows) + "\n" + per_msg + "\n".join(footer) + \
         ("\n" if footer else "")
 
     with open(os.path.join(OUT, "table.md"), "w") as f:
