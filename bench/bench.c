@@ -15,8 +15,8 @@
  *   PLACE=none|spread|compact (environment)  none: the OS decides; spread: senders on the first
  *                                            half of the cores, receivers on the other half;
  *                                            compact: every thread on core 0
- *                                            (bench-mpg: Gs are not placed; the scheduler binds
- *                                            one M per core; compact: one P, so one M, on core 0)
+ *                                            (bench-mpg: Gs are not placed, nor are the Ms, as
+ *                                            Go's; compact: one P, its M bound to core 0)
  *
  * Each shape moves about N messages of 8 bytes (size64/size1024: 64 and 1024 bytes). It first
  * warms up and calibrates (n grows from 1000 until one run takes 20 ms or reaches N), then runs
@@ -252,7 +252,8 @@ static void prepare(int threads)
 }
 
 #else
-/* libchan-mpg: each worker a G (chan_mpg_go), not placed (the scheduler binds its Ms). A G must
+/* libchan-mpg: each worker a G (chan_mpg_go), not placed (the scheduler chooses its M, the
+ * kernel the M's core, as for goroutines). A G must
  * never wait in a pthread primitive (it would hold its M), so the barrier is a channel: each G
  * receives from `start` and go() closes it. The main thread is a foreign thread that wakes Gs
  * (the close; pool's draining), so it is announced (chan_mpg_foreign_enter) from prepare() to
@@ -947,9 +948,12 @@ int main(int argc, char **argv)
     if (n < 1)
         n = 1;
 #ifdef BENCH_MPG
-    /* One scheduler for the whole process: Ps = the cores hwloc reports, each M bound to one;
-     * PLACE=compact: one P (its M on core 0), as Go gets GOMAXPROCS=1 on one core. */
-    OK(chan_mpg_start(strcmp(place_name, "compact") == 0 ? 1 : 0));
+    /* One scheduler for the whole process: Ps = the cores hwloc reports, Ms placed by the
+     * kernel (as Go's); PLACE=compact: one P, its M bound to core 0, as Go gets GOMAXPROCS=1 on
+     * one core. */
+    bool compact = strcmp(place_name, "compact") == 0;
+    struct chan_mpg_config cfg = {.nprocs = compact ? 1 : 0, .bind = compact};
+    OK(chan_mpg_start_config(&cfg));
     struct chan_mpg_stats st;
     chan_mpg_stats(&st);
     printf("info system=" SYSTEM " version=%s hwloc=%s place=%s nprocs=%d\n", chan_version(),

@@ -500,7 +500,7 @@ def main():
                 li.get("rx", "?"))
         if "libchan-mpg" in exes:
             versions["libchan-mpg"] = ("libchan+sched: libchan %s with libchan-mpg at %s (Gs on "
-                                       "%s Ps, one M bound per core; Gs are not placed)") % (
+                                       "%s Ps, Ms placed by the kernel; Gs are not placed)") % (
                 mi.get("version", "?"), tree, mi.get("nprocs", "?"))
     header = [
         "libchan benchmark, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M %Z").strip(), elapsed),
@@ -512,7 +512,7 @@ def main():
                                    "libchan+sched: Gs not placed, %s)"
                                    % (tx, rx, ",".join(map(str, sorted(go_affinity or []))),
                                       "one P, its M on core 0" if place == "compact" else
-                                      "one M bound per core")),
+                                      "Ms placed by the kernel")),
         "N=%d messages of 8 bytes per run (at most: each run is capped at BUDGET_MS=%d ms at its "
         "calibrated speed; n below is what ran), RUNS=%d, cells: median [min-max]; pingpong: ns per "
         "round trip; idle_cpu: %% of a core; goroutines: ns per G to spawn, park, wake and end cap Gs "

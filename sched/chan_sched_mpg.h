@@ -3,8 +3,8 @@
  * chan_sched_mpg.h - libchan-mpg: Go's M:P:G scheduler over libchan's struct chan_sched hook.
  *
  * Gs (coroutines, each on its own pooled stack) run on Ps (logical processors, each with a
- * local run queue) driven by Ms (OS threads, bound to the core of the P they hold through
- * hwloc). A channel operation in a G that must wait parks the G, not the thread: every M
+ * local run queue) driven by Ms (OS threads, placed by the kernel as Go's are, or bound to the
+ * core of the P they hold through hwloc if asked). A channel operation in a G that must wait parks the G, not the thread: every M
  * installs the scheduler's struct chan_sched with chan_sched_set. A G about to block in the
  * kernel says so (chan_mpg_syscall_enter/exit), and its P goes on with other Gs on another M. Gs share channels freely with plain
  * pthreads ("foreign" threads); a foreign thread that may wake a G announces itself with
@@ -44,7 +44,9 @@ struct chan_mpg_config {
                           guard markers, no mapping of their own; before, mprotect: about
                           (vm.max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none; n > 0:
                           the first n */
-    int nobind;        /* 1: do not bind Ms to cores */
+    int bind;          /* 1: bind each M to the core of the P it holds (hwloc); 0: the kernel
+                          places Ms, as Go's: on a machine shared with other work a bound M
+                          waits for its core while the other one may be free */
     int max_threads;   /* Ms at most (OS threads running or blocked in system calls); 0: 10000,
                           Go's limit; else at least nprocs. Past it no M is made: a P whose G is
                           in a system call stays with it (said once on stderr) */

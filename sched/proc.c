@@ -1297,7 +1297,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
     fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g), c.guard_max,
                     g_main);
-    sched.bind = !c.nobind && sched.topo;
+    sched.bind = c.bind && sched.topo;
     atomic_store(&sched.stopping, false);
     sched.pidle = NULL;
     atomic_store(&sched.npidle, 0);

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
 # sched/sched.mk - libchan-mpg, Go's M:P:G scheduler over libchan's hook. Included by the top
-# Makefile when MPG=1 (the default where hwloc is installed: the scheduler binds its Ms to
-# cores through hwloc). Two libraries, as libchan has: build/$(MODE)/libchan_mpg.a, linked
-# with libchan.a, and (plain) build/plain/libchan_mpg.so, which needs libchan.so: it calls the
-# few internal helpers of libchan declared SEAM_EXPORT in seam.h, which libchan.so exports under
-# a private version node of its exact version (libchan.map). pkg-config name libchan-mpg
-# (Requires: libchan); CMake libchan::mpg. See sched/README.md, chan_mpg(3).
+# Makefile when MPG=1 (the default where hwloc is installed: the scheduler counts the cores
+# through hwloc, and binds its Ms to them if asked). Two libraries, as libchan has:
+# build/$(MODE)/libchan_mpg.a, linked with libchan.a, and (plain) build/plain/libchan_mpg.so,
+# which needs libchan.so: it calls the few internal helpers of libchan declared SEAM_EXPORT in
+# seam.h, which libchan.so exports under a private version node of its exact version
+# (libchan.map). pkg-config name libchan-mpg (Requires: libchan); CMake libchan::mpg. See sched/README.md, chan_mpg(3).
 #
 #   make mpg            build/$(MODE)/libchan_mpg.a, and .so in plain (also part of `make`/`lib`)
 #   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):

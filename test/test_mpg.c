@@ -10,6 +10,7 @@
  */
 #include "testutil.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -128,6 +129,49 @@ START_TEST(pingpong)
             ck_assert_int_eq(chan_free(p[k].a), 0);
             ck_assert_int_eq(chan_free(p[k].b), 0);
         }
+    }
+    NO_BAD();
+}
+END_TEST
+
+/* Where the Ms run: by default where the kernel puts them, as Go's (the CPUs the program may use,
+ * which the Ms inherit); with bind, on the core of the P each holds, ping-pongs crossing Ps. */
+static atomic_int m_cpus;
+
+static void note_cpus(void *arg)
+{
+    (void)arg;
+    cpu_set_t set;
+    G_CHECK(sched_getaffinity(0, sizeof set, &set) == 0);
+    atomic_store(&m_cpus, CPU_COUNT(&set));
+}
+
+START_TEST(placement)
+{
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    int all = CPU_COUNT(&set);
+    for (int bind = 0; bind <= 1; bind++) {
+        struct chan_mpg_config cfg = {.nprocs = 2, .bind = bind};
+        ck_assert_int_eq(chan_mpg_start_config(&cfg), 0);
+        struct pp p[2];
+        for (int k = 0; k < 2; k++) {
+            p[k] = (struct pp){chan_make(sizeof(long), 0), chan_make(sizeof(long), 0), 20000};
+            go(ponger, &p[k]);
+            go(pinger, &p[k]);
+        }
+        atomic_store(&m_cpus, 0);
+        go(note_cpus, NULL);
+        finish();
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(chan_free(p[k].a), 0);
+            ck_assert_int_eq(chan_free(p[k].b), 0);
+        }
+        int got = atomic_load(&m_cpus);
+        if (bind)
+            ck_assert(got >= 1 && got <= all); /* one core's CPUs */
+        else
+            ck_assert_int_eq(got, all);
     }
     NO_BAD();
 }
@@ -1309,6 +1353,7 @@ int main(void)
     ADD_TEST(s, until_timeouts, 30);
     ADD_TEST(s, until_races, 60);
     ADD_TEST(s, until_success, 30);
+    ADD_TEST(s, placement, 60);
     ADD_TEST(s, sleep_yield, 30);
     ADD_TEST(s, pipeline_small, 60);
     ADD_TEST(s, pipeline_100k, 240);
