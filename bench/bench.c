@@ -149,6 +149,8 @@ static void place_init(void)
     }
 }
 
+#ifndef BENCH_MPG
+/* Threads only: Gs are not placed. */
 static void bind_role(enum role r)
 {
     if (place_set[r] && hwloc_set_cpubind(topo, place_set[r], HWLOC_CPUBIND_THREAD) < 0)
@@ -161,6 +163,7 @@ static void unbind(void)
     if (place_set[TX])
         hwloc_set_cpubind(topo, hwloc_topology_get_complete_cpuset(topo), HWLOC_CPUBIND_THREAD);
 }
+#endif
 
 static char *set_str(enum role r)
 {
@@ -253,11 +256,11 @@ static void prepare(int threads)
 
 #else
 /* libchan-mpg: each worker a G (chan_mpg_go), not placed (the scheduler chooses its M, the
- * kernel the M's core, as for goroutines). A G must
- * never wait in a pthread primitive (it would hold its M), so the barrier is a channel: each G
- * receives from `start` and go() closes it. The main thread is a foreign thread that wakes Gs
- * (the close; pool's draining), so it is announced (chan_mpg_foreign_enter) from prepare() to
- * join_all(), which then waits for every G to return (chan_mpg_wait). */
+ * kernel the M's core, as for goroutines). A G must never wait in a pthread primitive (it would
+ * hold its M), so the barrier is a channel: each G receives from `start` and go() closes it. The
+ * main thread is a foreign thread that wakes Gs (the close), so it is announced
+ * (chan_mpg_foreign_enter) from prepare() to join_all(), which then waits for every G to return
+ * (chan_mpg_wait). */
 
 static chan_t *start;
 
@@ -589,29 +592,58 @@ static void *pool_worker(void *p)
     return NULL;
 }
 
+/* What the main thread (Go: the main goroutine) does in pool: receive the n results. */
+struct drain {
+    chan_t *c;
+    uint64_t n, sum;
+    int64_t t0, t1; /* its start; every result in (the workers only have to see the close) */
+};
+
+static void *pool_drain(void *p)
+{
+    struct drain *d = p;
+    uint64_t v;
+    d->t0 = chan_now();
+    for (uint64_t i = 0; i < d->n; i++) {
+        OK(chan_recv(d->c, &v));
+        d->sum += v;
+    }
+    d->t1 = chan_now();
+    return NULL;
+}
+
 static uint64_t pool(size_t cap, uint64_t n, int64_t *ns)
 {
     struct part a = {.count = n};
     a.cs[0] = make(8, cap);
     a.cs[1] = make(8, POOL_RESULTS_CAP);
+    struct drain d = {.c = a.cs[1], .n = n};
+#ifdef BENCH_MPG
+    /* On Gs the main thread's part is a G, as in Go's program, where the main goroutine drains:
+     * a foreign thread waking Gs would add a thread to the scheduler's and a futex wake-up
+     * whenever it catches up. */
+    prepare(2 + POOL_WORKERS);
+    spawn(producer, &a, TX);
+    for (int i = 0; i < POOL_WORKERS; i++)
+        spawn(pool_worker, &a, RX);
+    spawn(pool_drain, &d, TX);
+    go();
+    join_all();
+#else
     prepare(1 + POOL_WORKERS);
     spawn(producer, &a, TX);
     for (int i = 0; i < POOL_WORKERS; i++)
         spawn(pool_worker, &a, RX);
     bind_role(TX);
     go();
-    int64_t t0 = chan_now();
-    uint64_t v, sum = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        OK(chan_recv(a.cs[1], &v));
-        sum += v;
-    }
-    int64_t t1 = chan_now(); /* every result is in: the workers only have to see the close */
+    pool_drain(&d);
     join_all();
-    /* the producer may have started before the main thread came back from the barrier */
-    int64_t first = workers[0].t_start < t0 ? workers[0].t_start : t0;
-    *ns = t1 - first;
     unbind();
+#endif
+    /* the producer may have started before the drain came back from the barrier */
+    int64_t first = workers[0].t_start < d.t0 ? workers[0].t_start : d.t0;
+    *ns = d.t1 - first;
+    uint64_t sum = d.sum;
     check("pool", sum, 2 * sum_to(n));
     OK(chan_free(a.cs[0]));
     OK(chan_free(a.cs[1]));
