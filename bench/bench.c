@@ -16,7 +16,7 @@
  *                                            half of the cores, receivers on the other half;
  *                                            compact: every thread on core 0
  *                                            (bench-mpg: Gs are not placed, nor are the Ms, as
- *                                            Go's; compact: one P, its M bound to core 0)
+ *                                            Go's; compact: one P, every thread on core 0)
  *
  * Each shape moves about N messages of 8 bytes (size64/size1024: 64 and 1024 bytes). It first
  * warms up and calibrates (n grows from 1000 until one run takes 20 ms or reaches N), then runs
@@ -149,13 +149,13 @@ static void place_init(void)
     }
 }
 
-#ifndef BENCH_MPG
-/* Threads only: Gs are not placed. */
 static void bind_role(enum role r)
 {
     if (place_set[r] && hwloc_set_cpubind(topo, place_set[r], HWLOC_CPUBIND_THREAD) < 0)
         die("hwloc_set_cpubind", errno);
 }
+
+#ifndef BENCH_MPG
 
 /* The calling thread back to the whole machine (after main has worked as a sender). */
 static void unbind(void)
@@ -981,11 +981,13 @@ int main(int argc, char **argv)
         n = 1;
 #ifdef BENCH_MPG
     /* One scheduler for the whole process: Ps = the cores hwloc reports, Ms placed by the
-     * kernel (as Go's); PLACE=compact: one P, its M bound to core 0, as Go gets GOMAXPROCS=1 on
-     * one core. */
+     * kernel (as Go's); PLACE=compact: one P, and the main thread on core 0 before the
+     * scheduler's threads are made (they inherit it), as Go's process gets one core and
+     * GOMAXPROCS=1. */
     bool compact = strcmp(place_name, "compact") == 0;
-    struct chan_mpg_config cfg = {.nprocs = compact ? 1 : 0, .bind = compact};
-    OK(chan_mpg_start_config(&cfg));
+    if (compact)
+        bind_role(TX);
+    OK(chan_mpg_start(compact ? 1 : 0));
     struct chan_mpg_stats st;
     chan_mpg_stats(&st);
     printf("info system=" SYSTEM " version=%s hwloc=%s place=%s nprocs=%d\n", chan_version(),
