@@ -4,10 +4,11 @@
  *
  * Gs (coroutines, each on its own pooled stack) run on Ps (logical processors, each with a
  * local run queue) driven by Ms (OS threads, placed by the kernel as Go's are, or bound to the
- * core of the P they hold through hwloc if asked). A channel operation in a G that must wait parks the G, not the thread: every M
- * installs the scheduler's struct chan_sched with chan_sched_set. A G about to block in the
- * kernel says so (chan_mpg_syscall_enter/exit), and its P goes on with other Gs on another M. Gs share channels freely with plain
- * pthreads ("foreign" threads); a foreign thread that may wake a G announces itself with
+ * core of the P they hold through hwloc if asked). A channel operation in a G that must wait
+ * parks the G, not the thread: every M installs the scheduler's struct chan_sched with
+ * chan_sched_set. A G about to block in the kernel says so (chan_mpg_syscall_enter/exit), and
+ * its P goes on with other Gs on another M. Gs share channels freely with plain pthreads
+ * ("foreign" threads); a foreign thread that may wake a G announces itself with
  * chan_mpg_foreign_enter()/leave() so that deadlock detection never reports a wait it could end.
  *
  * A library of its own beside libchan, shared (libchan_mpg.so, which needs libchan.so) and

@@ -367,8 +367,9 @@ static void pidle_put_locked(struct p *p)
         deadlock_recheck_locked();
 }
 
-/* Go's acquirep, on m's own thread: m now holds p. A thread that moves to another P moves to
- * that P's core (one system call; never on the way back to its own P after a system call). */
+/* Go's acquirep, on m's own thread: m now holds p. With chan_mpg_config.bind (p->cpuset set), a
+ * thread that moves to another P moves to that P's core (one system call; never on the way back
+ * to its own P after a system call). */
 static void acquirep(struct m *m, struct p *p)
 {
     m->p = p;

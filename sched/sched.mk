@@ -5,7 +5,8 @@
 # build/$(MODE)/libchan_mpg.a, linked with libchan.a, and (plain) build/plain/libchan_mpg.so,
 # which needs libchan.so: it calls the few internal helpers of libchan declared SEAM_EXPORT in
 # seam.h, which libchan.so exports under a private version node of its exact version
-# (libchan.map). pkg-config name libchan-mpg (Requires: libchan); CMake libchan::mpg. See sched/README.md, chan_mpg(3).
+# (libchan.map). pkg-config name libchan-mpg (Requires: libchan); CMake libchan::mpg. See
+# sched/README.md, chan_mpg(3).
 #
 #   make mpg            build/$(MODE)/libchan_mpg.a, and .so in plain (also part of `make`/`lib`)
 #   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):
