@@ -21,7 +21,10 @@
  * Each shape moves about N messages of 8 bytes (size64/size1024: 64 and 1024 bytes). It first
  * warms up and calibrates (n grows from 1000 until one run takes 20 ms or reaches N), then runs
  * RUNS times with min(N, what BUDGET_MS allows at the calibrated speed) messages (BUDGET_MS 0:
- * always N). Every run checks that each value arrived, and prints one line:
+ * always N). BENCH_COLD=1 in the environment skips the warm-up and the calibration: RUNS runs of
+ * N each, so that run 1 is the first channel work of a fresh process (the "cold" start) and the
+ * runs after it the same work warm. Every run checks that each value arrived, and prints one
+ * line:
  *
  *   bench system=libchan shape=S cap=C run=R n=MSGS value=NS unit=ns/msg    (or libchan-mpg)
  *
@@ -858,6 +861,9 @@ static const struct shape {
     {"goroutines", {10000, SIZE_MAX}, goroutines, true},
 };
 
+/* BENCH_COLD in the environment (any value but empty or 0): no warm-up, no calibration. */
+static bool cold;
+
 static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t budget_ms)
 {
     if (!s->fn) {
@@ -893,17 +899,18 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
         }
         return;
     }
-    /* Warm up and calibrate: grow n until one run takes 20 ms or reaches N. */
-    uint64_t want = n < 1000 ? n : 1000, k;
-    int64_t el;
-    for (;;) {
+    /* Warm up and calibrate: grow n until one run takes 20 ms or reaches N. Cold (BENCH_COLD
+     * set): neither; every run moves N, the first of them the process's first channel work. */
+    uint64_t want = n < 1000 ? n : 1000, k = 0;
+    int64_t el = 0;
+    for (; !cold;) {
         k = s->fn(cap, want, &el); /* k: what moved (a shape rounds to its thread count) */
         if (el >= 20000000 || want >= n)
             break;
         want = want * 4 < n ? want * 4 : n;
     }
     uint64_t target = n;
-    if (budget_ms > 0) {
+    if (budget_ms > 0 && !cold) {
         double per_msg = (double)el / (double)k;
         double allowed = (double)budget_ms * 1e6 / per_msg;
         if (allowed < (double)target)
@@ -926,7 +933,7 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
         double m = (double)moved;
         /* A shape that changed regime after calibration (a spinning hand-off that started to
          * sleep) must not make every later run long: resize from what this run took. */
-        if (budget_ms > 0 && el > 2 * budget_ms * 1000000LL) {
+        if (budget_ms > 0 && !cold && el > 2 * budget_ms * 1000000LL) {
             double allowed = (double)budget_ms * 1e6 / ((double)el / m);
             target = allowed < 1000 ? 1000 : (uint64_t)allowed;
         }
@@ -979,6 +986,8 @@ int main(int argc, char **argv)
     int64_t budget = (int64_t)num(argv[5], "BUDGET_MS");
     if (n < 1)
         n = 1;
+    const char *c = getenv("BENCH_COLD");
+    cold = c && *c && strcmp(c, "0") != 0;
 #ifdef BENCH_MPG
     /* One scheduler for the whole process: Ps = the cores hwloc reports, Ms placed by the
      * kernel (as Go's); PLACE=compact: one P, and the main thread on core 0 before the

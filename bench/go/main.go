@@ -372,8 +372,12 @@ func measure(fn func(cp, n int) int, cp, n int) (int64, int) {
 	return time.Since(t0).Nanoseconds(), moved
 }
 
+// cold: BENCH_COLD set in the environment (not empty, not 0): no warm-up, no calibration.
+var cold = os.Getenv("BENCH_COLD") != "" && os.Getenv("BENCH_COLD") != "0"
+
 // run: warm up and calibrate (grow n from 1000 until one run takes 20 ms or reaches N), then
-// RUNS timed runs of min(N, what BUDGET_MS allows at the calibrated speed) messages.
+// RUNS timed runs of min(N, what BUDGET_MS allows at the calibrated speed) messages. Cold: RUNS
+// runs of N, the first of them the process's first channel work.
 func run(s shape, cp, n, runs int, budgetMs int64) {
 	if s.fn == nil { // idle_cpu
 		window := time.Duration(budgetMs) * time.Millisecond
@@ -410,7 +414,7 @@ func run(s shape, cp, n, runs int, budgetMs int64) {
 	}
 	var el int64
 	var k int // what moved: a shape rounds to its goroutine count
-	for {
+	for !cold {
 		el, k = measure(s.fn, cp, want)
 		if el >= 20e6 || want >= n {
 			break
@@ -421,7 +425,7 @@ func run(s shape, cp, n, runs int, budgetMs int64) {
 		}
 	}
 	target := n
-	if budgetMs > 0 {
+	if budgetMs > 0 && !cold {
 		perMsg := float64(el) / float64(k)
 		if allowed := int(float64(budgetMs) * 1e6 / perMsg); allowed < target {
 			target = allowed
@@ -437,7 +441,7 @@ func run(s shape, cp, n, runs int, budgetMs int64) {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &b)
 		m := float64(moved)
 		// A shape that changed regime after calibration must not make every later run long.
-		if budgetMs > 0 && el > 2*budgetMs*1e6 {
+		if budgetMs > 0 && !cold && el > 2*budgetMs*1e6 {
 			if target = int(float64(budgetMs) * 1e6 / (float64(el) / m)); target < 1000 {
 				target = 1000
 			}

@@ -494,9 +494,12 @@ fn run(pl: &Place, e: &Entry, cap: usize, n: usize, runs: usize, budget_ms: u64)
             return;
         }
     };
+    // Cold (BENCH_COLD set, not empty, not 0): no warm-up, no calibration; RUNS runs of N, the
+    // first of them the process's first channel work.
+    let cold = std::env::var("BENCH_COLD").map_or(false, |v| !v.is_empty() && v != "0");
     let mut want = n.min(1000);
-    let (mut el, mut k);
-    loop {
+    let (mut el, mut k) = (Duration::ZERO, 0);
+    while !cold {
         // k: what moved (a shape rounds to its thread count)
         (el, k) = f(pl, cap, want);
         if el >= Duration::from_millis(20) || want >= n {
@@ -505,7 +508,7 @@ fn run(pl: &Place, e: &Entry, cap: usize, n: usize, runs: usize, budget_ms: u64)
         want = (want * 4).min(n);
     }
     let mut target = n;
-    if budget_ms > 0 {
+    if budget_ms > 0 && !cold {
         let per_msg = el.as_nanos() as f64 / k as f64;
         let allowed = (budget_ms as f64 * 1e6 / per_msg) as usize;
         target = target.min(allowed);
@@ -519,7 +522,7 @@ fn run(pl: &Place, e: &Entry, cap: usize, n: usize, runs: usize, budget_ms: u64)
         let (c1, v1) = (cpu_ns(), rusage().f[16]);
         let m = moved as f64;
         // A shape that changed regime after calibration must not make every later run long.
-        if budget_ms > 0 && d.as_nanos() > 2 * budget_ms as u128 * 1_000_000 {
+        if budget_ms > 0 && !cold && d.as_nanos() > 2 * budget_ms as u128 * 1_000_000 {
             target = ((budget_ms as f64 * 1e6 / (d.as_nanos() as f64 / m)) as usize).max(1000);
         }
         println!(
