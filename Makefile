@@ -166,7 +166,7 @@ include model/model.mk        # the Promela models (make model; not part of make
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
 CHECKS_plain  := unit examples-check man-examples compile-fail dist-check dropin-check \
                  nompg-check install-check link-check cmake-check man-lint layers spdx standalone play-check \
-                 stress-short $(if $(filter 1,$(MPG)),bench-smoke)
+                 stress-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
 CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short
 

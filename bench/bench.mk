@@ -24,6 +24,15 @@
 #   make bench-leak   what a leak check costs (bench/leak.c, chan_leak(3)): chan_leak_check and
 #                     chan_leftovers against the heap size (1 MiB to MAX_MB=1024) and the number of
 #                     blocked waiters (10 to 10,000 Gs); RUNS= (5) checks each, the median
+#   make bench-scale  how cost grows (bench/scale.py): ns per operation against threads, Gs,
+#                     select cases, live timers, live channels and element size, libchan beside
+#                     Go (bench/go-scale), with this machine's floors; writes build/bench/scale.csv,
+#                     scale.md (the table bench/BENCH.md includes: python3 bench/scale.py
+#                     --update-md), scale.txt. Variables: SCALE= (series, or a prefix: e.g.
+#                     SCALE="threads gs"), ROUNDS= (3), BUDGET_MS= (100 per timed run)
+#   scale-smoke       part of `make test` (plain; CHECKS_plain): every series of the scaling
+#                     harness once, at a small X, one short run; fails only if the harness or
+#                     libchan fails (never on timing)
 #   bench-smoke       part of `make test` (plain; CHECKS_plain): every shape once with a small N,
 #                     on both harnesses (libchan on pthreads, libchan-mpg on Gs); fails only if a
 #                     harness, libchan or the scheduler fails (never on timing)
@@ -37,13 +46,15 @@
 
 BENCH_BIN       := build/plain/bench/bench
 BENCH_MPG_BIN   := build/plain/bench/bench-mpg
+SCALE_BIN       := build/plain/bench/scale
+SCALE_MPG_BIN   := build/plain/bench/scale-mpg
 BENCH_N         := $(or $(N),1000000)
 BENCH_PLACE     := $(or $(PLACE),none)
 BENCH_RUNS      := $(or $(RUNS),5)
 BENCH_BUDGET_MS := $(or $(BUDGET_MS),400)
 SMOKE_N         := 2000
 
-.PHONY: bench bench-deps bench-smoke bench-history bench-io bench-leak
+.PHONY: bench bench-deps bench-smoke bench-history bench-io bench-leak bench-scale scale-smoke
 
 bench-deps:
 	@sh scripts/deps.sh build bench
@@ -59,6 +70,13 @@ bench: bench-deps
 bench-history: bench-deps
 	REVS="$(REVS)" SHAPES="$(SHAPES)" ROUNDS="$(ROUNDS)" N="$(N)" BUDGET_MS="$(BUDGET_MS)" \
 	  SYSTEM="$(SYSTEM)" MODE="$(filter counters,$(MODE))" python3 bench/history.py
+
+# Empty variables leave bench/scale.py its defaults (its docstring lists them).
+bench-scale: bench-deps
+	@$(MAKE) --no-print-directory lib MODE=plain
+	@$(MAKE) --no-print-directory $(SCALE_BIN) $(SCALE_MPG_BIN) MODE=plain
+	SCALE="$(SCALE)" ROUNDS="$(ROUNDS)" BUDGET_MS="$(BUDGET_MS)" python3 bench/scale.py \
+	  --scale $(SCALE_BIN) --scale-mpg $(SCALE_MPG_BIN) --out build/bench
 
 # The harness links the static library of its build (and hwloc, for placement), built with the
 # flags of every program of the tree: the plain build's for `make bench`, which asks for
@@ -103,6 +121,17 @@ bench-leak:
 	@$(MAKE) --no-print-directory $(BENCH_LEAK_BIN) MODE=plain
 	$(BENCH_LEAK_BIN) $(or $(MAX_MB),1024) $(or $(RUNS),5)
 
+# The scaling harness, built as the benchmark harness is (scale-mpg: the gs series on Gs).
+$(SCALE_BIN): bench/scale.c chan.h time/chan_time.h build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ bench/scale.c build/plain/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
+
+$(SCALE_MPG_BIN): bench/scale.c chan.h sched/chan_sched_mpg.h build/plain/libchan_mpg.a \
+  build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/scale.c build/plain/libchan_mpg.a \
+	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
+
 # Smoke: each shape at each of its capacities, SMOKE_N messages, one run, no time cap, on each
 # harness in turn. The harness checks every value's arrival (checksums) and exits non-zero on any
 # error; `timeout` turns a hang into a failure instead of a stuck `make test`. Timings are
@@ -115,3 +144,16 @@ bench-smoke: $(BENCH_BIN) $(BENCH_MPG_BIN)
 	  if [ $$rc -ne 0 ]; then echo "bench smoke: $$h FAILED (exit $$rc; 124 = hung for 600 s)"; exit 1; fi; \
 	  echo "bench smoke: $$h: $$(grep -c '^bench ' $$h.smoke.out) shape/capacity runs completed, every value checked"; \
 	done
+
+# Smoke of the scaling harness: every series at a small X (and the largest element and select),
+# one calibration-sized run each (BUDGET_MS 0), checked as bench-smoke is.
+SCALE_SMOKE := threads-c0:4 threads-c1024:1 threads-c1024:8 select-ready:16 select-wake:4096 \
+               timers:100 channels:100 elem-c0:4096 elem-c64:65535 floor-line:1 floor-memcpy:4096 \
+               floor-touch:100
+scale-smoke: $(SCALE_BIN) $(SCALE_MPG_BIN)
+	@echo "== [plain] scale smoke: every series once, small X, 1 short run (timings not checked)"
+	@n=0; for p in $(SCALE_SMOKE) mpg:gs:100; do \
+	  h=$(SCALE_BIN); case $$p in mpg:*) h=$(SCALE_MPG_BIN); p=$${p#mpg:};; esac; \
+	  timeout 300 $$h $${p%%:*} $${p#*:} 1 0 || { echo "scale smoke: $$h $${p%%:*} $${p#*:} FAILED (exit $$?; 124 = hung for 300 s)"; exit 1; }; \
+	  n=$$((n + 1)); done; \
+	echo "scale smoke: $$n series ran, every value checked"

@@ -1,0 +1,3 @@
+module libchan.bench/goscale
+
+go 1.19
