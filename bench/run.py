@@ -9,7 +9,8 @@ and crossbeam-channel on the same shapes, one table.
 
 Environment: N (messages per run, default 1000000), PLACE (none|spread|compact), RUNS (>= 5 for
 the table; default 5), BUDGET_MS (per run, default 400; 0: always N), SHAPES and SYSTEMS (space-
-or comma-separated filters), CARGO, GO, TIMEOUT (seconds per process, default 600).
+or comma-separated filters), COLD_N (messages per run of the cold-start table, default 20000; 0:
+no cold table), CARGO, GO, TIMEOUT (seconds per process, default 600).
 
 The two C harnesses are built by make (build/plain/bench/bench: system libchan, workers are
 pthreads; build/plain/bench/bench-mpg: system libchan-mpg, titled libchan+sched, workers are Gs).
@@ -19,9 +20,12 @@ capacity) the systems take turns, RUNS rounds of one process each (it warms up, 
 times one run), so that other work on the machine falls on every system alike; each process
 reports its own peak RSS (VmHWM). The goroutines shape's "capacity" is the number of Gs (no
 calibration: each process times one cold run), and its processes also report the memory per
-parked G, which gets a table of its own; crossbeam does not run it. Output: the table on stdout,
-DIR/results.csv, DIR/table.md, DIR/results.txt (header, table and every raw line),
-DIR/chart.png (gnuplot).
+parked G, which gets a table of its own; crossbeam does not run it. Each round also runs every
+system once cold on the other shapes: a fresh process with BENCH_COLD=1 (no warm-up, no
+calibration) and three runs of COLD_N messages, the first of them its first channel work; the
+cold table gives that first run and its ratio to the two after it in the same process. Output:
+the table on stdout, DIR/results.csv, DIR/table.md, DIR/results.txt (header, table and every
+raw line), DIR/chart.png (gnuplot).
 """
 import argparse
 import datetime
@@ -186,6 +190,7 @@ def parse(text):
 
 
 def run_one(system, exe, shape, cap, args, env, affinity, timeout, raw):
+    """One process: (runs, rss, info) parsed from its lines, and None; or None and the error."""
     cmd = [exe, shape, str(cap)] + args
     pre = (lambda: os.sched_setaffinity(0, affinity)) if affinity else None
     try:
@@ -289,6 +294,23 @@ def gs_rows(rows):
     return head, body
 
 
+def cold_rows(rows):
+    """The first run in a fresh process (no warm-up) beside the runs after it in that process:
+    the cold ns/msg (median over the rounds) and cold/warm (median of each process's first run
+    over the median of its later ones)."""
+    head = ["shape", "cap"] + ["%s cold ns/msg" % TITLES[s] for s in SYSTEMS] + \
+        ["%s cold/warm" % TITLES[s] for s in SYSTEMS]
+    body = []
+    for row in rows:
+        cold = row.get("cold")
+        if row["unit"] != "ns/msg" or not cold:
+            continue
+        body.append([row["shape"], str(row["cap"])] +
+                    [fmt(cold[s]["median"], "") if s in cold else "n/a" for s in SYSTEMS] +
+                    ["%.2f" % cold[s]["ratio"] if s in cold else "n/a" for s in SYSTEMS])
+    return head, body
+
+
 def text_table(head, body):
     w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     line = lambda r: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r))
@@ -388,6 +410,7 @@ def main():
     runs = int(os.environ.get("RUNS") or 5)
     budget = int(os.environ.get("BUDGET_MS") or 400)
     timeout = int(os.environ.get("TIMEOUT") or 600)
+    cold_n = int(os.environ.get("COLD_N") if os.environ.get("COLD_N") is not None else 20000)
     only_shapes = set(words(os.environ.get("SHAPES")))
     only_systems = set(words(os.environ.get("SYSTEMS"))) or set(SYSTEMS)
     if place not in ("none", "spread", "compact"):
@@ -447,8 +470,10 @@ def main():
             # run), so that a burst of other work on the machine falls on all systems alike
             # rather than on all the runs of one.
             got = {s: [] for s in SYSTEMS}
+            colds = {s: [] for s in SYSTEMS}  # per cold process: (first run, its later runs)
             prss = {s: 0 for s in SYSTEMS}
             failed = set()
+            cold_env = dict(env, BENCH_COLD="1")
             for _ in range(runs):
                 for system in SYSTEMS:
                     if system not in exes or system in failed or not runs_shape(system, shape):
@@ -464,6 +489,18 @@ def main():
                     infos[system].update(info)
                     got[system].extend(vals)
                     prss[system] = max(prss[system], r_rss or 0)
+                    if cold_n <= 0 or shape in ("idle_cpu", "goroutines"):
+                        continue
+                    # Cold: a fresh process, no warm-up; its run 1 against its runs 2 and 3.
+                    res, err = run_one(system, exes[system], shape, cap, [str(cold_n), "3", "0"],
+                                       cold_env, go_affinity if system == "go" else None, timeout,
+                                       raw)
+                    if err or len(res[0]) < 2:
+                        problems.append("%s %s cap %d cold: %s" % (TITLES[system], shape, cap,
+                                                                  err or "too few runs"))
+                        continue
+                    vals = [v[1] for v in res[0]]
+                    colds[system].append((vals[0], statistics.median(vals[1:])))
             for system in SYSTEMS:
                 vals = got[system]
                 if system not in exes or system in failed or not runs_shape(system, shape):
@@ -480,9 +517,18 @@ def main():
                                         "vcsw": statistics.median(v[4] for v in vals),
                                         "bytes_per_g": statistics.median(gb) if gb else None}
                 rss[system] = max(rss[system], prss[system])
-                log("run.py: %-11s %-11s cap %-4d %s (%d runs, n=%d)" % (
+                cold = ""
+                if colds[system]:
+                    row.setdefault("cold", {})[system] = {
+                        "median": statistics.median(c for c, _ in colds[system]),
+                        "warm": statistics.median(w for _, w in colds[system]),
+                        "ratio": statistics.median(c / w for c, w in colds[system]),
+                        "runs": len(colds[system])}
+                    cold = ", cold %s = %.2fx warm" % (
+                        fmt(row["cold"][system]["median"], ""), row["cold"][system]["ratio"])
+                log("run.py: %-11s %-11s cap %-4d %s (%d runs, n=%d%s)" % (
                     system, shape, cap, cell(row["stats"][system], row["unit"]), len(xs),
-                    row["stats"][system]["n"]))
+                    row["stats"][system]["n"], cold))
             rows.append(row)
     elapsed = (datetime.datetime.now() - start).total_seconds()
     load1 = open("/proc/loadavg").read().split()[:3]
@@ -528,6 +574,11 @@ def main():
     gtable = text_table(ghead, gbody) if gbody else None
     gtitle = ("memory per parked G (bytes: the rise of the peak RSS, VmHWM, over the RSS before the "
               "first spawn, per G, in a fresh process; medians):")
+    khead, kbody = cold_rows(rows)
+    ktable = text_table(khead, kbody) if kbody else ""
+    cold_title = ("cold start (a fresh process, no warm-up, %d messages per run; cold: its first "
+                  "run, median over the rounds; cold/warm: median over the rounds of that first "
+                  "run over the median of the two after it in the same process)" % cold_n)
     rss_line = "peak RSS (largest process of each system): " + ", ".join(
         "%s %s" % (TITLES[s], "%.1f MiB" % (rss[s] / 1024) if rss[s] else "n/a") for s in SYSTEMS)
     order = "/".join(TITLES[s] for s in SYSTEMS)
@@ -552,6 +603,10 @@ def main():
           "sleeps: voluntary context switches per message, i.e. blocking in the kernel such as a futex wait; "
           "sched_yield does not count):")
     print(ctable)
+    if ktable:
+        print()
+        print(cold_title + ":")
+        print(ktable)
     for p in problems:
         print("n/a: " + p)
 
@@ -562,6 +617,8 @@ def main():
                      for k in ("median", "min", "max", "runs", "n", "maxrss_kib", "cpu_ns_per_msg",
                                "vcsw_per_msg", "bytes_per_g")]
         cols += ["%s_over_%s" % (x.replace("-", "_"), y) for x, y in RATIOS]
+        cols += ["%s_%s" % (s.replace("-", "_"), k) for s in SYSTEMS
+                 for k in ("cold_median", "cold_over_warm")]
         f.write(",".join(cols) + "\n")
         for r in rows:
             vals = [r["shape"], str(r["cap"]), r["unit"]]
@@ -574,6 +631,9 @@ def main():
             for x, y in RATIOS:
                 q = ratio(r["stats"].get(x), r["stats"].get(y))
                 vals.append("" if q is None else "%.4f" % q)
+            for s in SYSTEMS:
+                c = r.get("cold", {}).get(s)
+                vals += ["%.4f" % c["median"], "%.4f" % c["ratio"]] if c else ["", ""]
             f.write(",".join(vals) + "\n")
     md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), machine), "",
           "```"] + header[2:] + ["```", "", md_table(head, body), ""] + \
@@ -584,6 +644,8 @@ def main():
                                  "time per message, spinning included; sleeps: voluntary context "
                                  "switches per message, i.e. blocking in the kernel such as a futex "
                                  "wait; sched_yield does not count):", "", md_table(chead, cbody)]
+    if kbody:
+        md += ["", cold_title[0].upper() + cold_title[1:] + ":", "", md_table(khead, kbody)]
     md += [""] + ["n/a: " + p for p in problems]
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(md) + "\n")
@@ -591,6 +653,7 @@ def main():
         f.write("\n".join(header + ["", table, ""] + ([gtitle, gtable, ""] if gtable else []) +
                           [rss_line, nline] + ["n/a: " + p for p in problems]
                           + ["", "where the time goes:", ctable]
+                          + (["", cold_title + ":", ktable] if ktable else [])
                           + ["", "# raw lines"] + raw) + "\n")
     err = chart(rows, out, "libchan vs libchan+sched vs Go vs crossbeam-channel, ns/msg (PLACE=%s, %s)"
                 % (place, start.strftime("%Y-%m-%d %H:%M")))
