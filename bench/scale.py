@@ -15,7 +15,8 @@ series ask for generated beside it (DIR/go-scale-src/selects_gen.go). The floors
 round trip, memcpy, a random cache-line read) are measured by the C program in the same run.
 Each round runs every point (series, X) once per system, one process each (set-up, calibration,
 one timed run of BUDGET_MS), the systems and the floor taking turns; cells are the median of
-the rounds [min-max]. Output: DIR/scale.csv, DIR/scale.md (what --update-md copies), DIR/scale.txt
+the rounds [min-max]. A point whose process took more than HEAVY_S seconds (a million Gs: their
+set-up) runs in the first round only. Output: DIR/scale.csv, DIR/scale.md (what --update-md copies), DIR/scale.txt
 (header, table and every raw line).
 """
 import argparse
@@ -27,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEN = [10, 100, 1000, 10000, 100000, 1000000]
@@ -59,6 +61,7 @@ SERIES = [
 FLOOR_TITLES = {"floor-line": "cache-line round trip", "floor-touch": "random line read",
                 "floor-memcpy": "memcpy"}
 SYSTEMS = ["libchan", "libchan-mpg", "go", "floor"]
+HEAVY_S = 5  # a point whose process takes longer than this (seconds) runs in the first round only
 TITLES = {"libchan": "libchan", "libchan-mpg": "libchan+sched", "go": "Go", "floor": "floor"}
 
 
@@ -116,7 +119,9 @@ LINE = re.compile(r"^scale (.*)$")
 def run_one(exe, series, x, budget, timeout, raw):
     cmd = [exe, series, str(x), "1", str(budget)]
     try:
+        t0 = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        raw.append("# %s: %.1f s" % (" ".join(cmd), time.time() - t0))
     except subprocess.TimeoutExpired:
         raw.append("# %s: timed out after %d s" % (" ".join(cmd), timeout))
         return None, "timed out after %d s" % timeout
@@ -147,7 +152,11 @@ def fmt(v):
 
 
 def cell(st):
-    return "n/a" if not st else "%s [%s-%s]" % (fmt(st["median"]), fmt(st["min"]), fmt(st["max"]))
+    if not st:
+        return "n/a"
+    if st["runs"] == 1:
+        return "%s (1 run)" % fmt(st["median"])
+    return "%s [%s-%s]" % (fmt(st["median"]), fmt(st["min"]), fmt(st["max"]))
 
 
 def stats(xs):
@@ -221,21 +230,24 @@ def main():
     jobs = [(p["series"], p["x"], s) for p in points for s in p["runs"]] + \
         [(f, x, "floor") for f, x in floors]
     got = {j: [] for j in jobs}
-    failed = set()
+    failed, heavy = set(), set()
     raw = []
     for r in range(rounds):
         for job in jobs:
             name, x, system = job
-            if system not in exes or job in failed:
+            if system not in exes or job in failed or job in heavy:
                 continue
+            t0 = time.time()
             vals, err = run_one(exes[system], name, x, budget, timeout, raw)
+            if time.time() - t0 > HEAVY_S:
+                heavy.add(job)  # its set-up alone takes seconds (10^6 Gs): one round is enough
             if err:
                 failed.add(job)
                 problems.append("%s %s x=%d: %s" % (TITLES[system], name, x, err))
                 log("scale.py: %s %s x=%d FAILED: %s" % (system, name, x, err))
                 continue
             got[job].extend(vals)
-            if r == rounds - 1:
+            if r == rounds - 1 or job in heavy:
                 log("scale.py: %-11s %-13s x=%-7d %s" % (system, name, x, cell(stats(got[job]))))
     load1 = open("/proc/loadavg").read().split()[:3]
     elapsed = (datetime.datetime.now() - start).total_seconds()
