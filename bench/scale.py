@@ -15,9 +15,9 @@ series ask for generated beside it (DIR/go-scale-src/selects_gen.go). The floors
 round trip, memcpy, a random cache-line read) are measured by the C program in the same run.
 Each round runs every point (series, X) once per system, one process each (set-up, calibration,
 one timed run of BUDGET_MS), the systems and the floor taking turns; cells are the median of
-the rounds [min-max]. A point whose process took more than HEAVY_S seconds (a million Gs: their
-set-up) runs in the first round only. Output: DIR/scale.csv, DIR/scale.md (what --update-md copies), DIR/scale.txt
-(header, table and every raw line).
+the rounds [min-max], a floor's the least over the rounds. A point whose process took more than
+HEAVY_S seconds (a million Gs: their set-up) runs in the first round only. Output: DIR/scale.csv,
+DIR/scale.md (what --update-md copies), DIR/scale.txt (header, table and every raw line).
 """
 import argparse
 import datetime
@@ -262,11 +262,11 @@ def main():
         if "floor" in p:
             f = stats(got.get((p["floor"][0], p["floor"][1], "floor"), []))
             if f:
-                fl = f["median"] * p["floor"][2]
+                fl = f["min"] * p["floor"][2]  # a floor: the least it took, the round least disturbed
                 what = FLOOR_TITLES[p["floor"][0]]
                 if p["floor"][0] == "floor-memcpy":
                     what = "%s%s, %.1f GB/s" % ("2 x " if p["floor"][2] == 2 else "", what,
-                                                p["x"] / f["median"])
+                                                p["x"] / f["min"])
                 fcell = "%s (%s)" % (fmt(fl), what)
         body.append([p["series"], str(p["x"]), cell(st["libchan"]) if "libchan" in p["runs"] else "-",
                      cell(st["libchan-mpg"]) if "libchan-mpg" in p["runs"] else "-", cell(st["go"]),
