@@ -237,11 +237,22 @@ struct sudog *waitq_dequeue_slow(struct waitq *q)
  * leaves it. */
 enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2, POLLING = 3 };
 
+/* A thread woken ESCAPE_MIN times in a row from its own CPU sleeps at its next wait (see
+ * parker_learn_cpu); each try that finds no idle CPU doubles that count, up to ESCAPE_MAX. Where
+ * more threads than CPUs take turns (mpmc, a pool), wakers come from every CPU and such runs
+ * stay short: 8 in a row from one of two CPUs is a 1-in-128 event there. */
+#define ESCAPE_MIN 8
+#define ESCAPE_MAX 4096
+
 struct parker {
     _Atomic uint32_t state;
-    uint32_t spin_ns; /* the spin budget: owner thread only; 0 until its first park */
-    int efd;          /* poll mode's wake-up eventfd: made at the thread's first wait on fds
-                         (parker_io_prepare), closed as the thread exits; -1 until then */
+    _Atomic int32_t waker_cpu; /* the CPU of the last unpark, written before it */
+    uint32_t spin_ns;          /* the spin budget: owner thread only; 0 until its first park */
+    uint16_t shared;           /* owner only: waits in a row woken from the thread's own CPU */
+    uint16_t escape_after;     /* owner only: how many such waits make it sleep at once */
+    int efd;                   /* poll mode's wake-up eventfd: made at the thread's first wait on
+                                  fds (parker_io_prepare), closed as the thread exits; -1 until
+                                  then */
     struct parker *next, *prev; /* on the list of parkers with an eventfd (parkers.mu) */
 };
 
@@ -311,6 +322,29 @@ static void spin_learn(struct parker *p, int64_t waited)
 
 static int parker_sleep(struct parker *p, int64_t deadline);
 
+/* Whether the unpark just consumed came from the CPU this thread runs on: its waker shares the
+ * CPU, and the two take turns on it through sched_yield while the other CPUs may be idle. The
+ * kernel's load balancer leaves two such threads together for tens of milliseconds (each one
+ * ran less than half a millisecond ago, so it counts as cache-hot and stays where it is,
+ * balance after balance), and a hand-off costs 1-3 us meanwhile against ~0.15 apart. A futex
+ * wake-up, on the other hand, puts the woken thread on an idle CPU at once when there is one
+ * (select_idle_sibling). A fresh process's threads often start on one CPU: this is much of
+ * what a first run lost (bench/BENCH.md, "Cold start"). */
+static void parker_learn_cpu(struct parker *p, bool escaping)
+{
+    int me = sched_getcpu(), waker = atomic_load_explicit(&p->waker_cpu, memory_order_relaxed);
+    if (me < 0 || me != waker) {
+        p->shared = 0;
+        if (escaping) /* moved apart by this very wake-up */
+            p->escape_after = ESCAPE_MIN;
+        return;
+    }
+    if (escaping) /* slept, and woken on the waker's CPU all the same: nothing was idle */
+        p->escape_after = p->escape_after >= ESCAPE_MAX / 2 ? ESCAPE_MAX : 2 * p->escape_after;
+    else if (p->shared < UINT16_MAX)
+        p->shared++;
+}
+
 static int parker_park(struct parker *p, int64_t deadline)
 {
     /* The unpark may be a few hundred nanoseconds away on another CPU, while sleeping on the
@@ -320,8 +354,21 @@ static int parker_park(struct parker *p, int64_t deadline)
      * asleep in turn. */
     if (ncpu() <= 1)
         return parker_sleep(p, deadline);
-    if (!p->spin_ns)
+    if (!p->spin_ns) {
         p->spin_ns = SPIN_MAX_NS;
+        p->escape_after = ESCAPE_MIN;
+    }
+    if (p->shared >= p->escape_after) {
+        /* Woken from our own CPU, again: sleep at once, so that the waker's futex wake-up
+         * moves us to an idle CPU if there is one (parker_learn_cpu). If there is none, the
+         * tries thin out (escape_after doubles), since turns taken through sched_yield cost
+         * less than a futex sleep and wake-up on one CPU. */
+        p->shared = 0;
+        int r = parker_sleep(p, deadline);
+        if (r == 0)
+            parker_learn_cpu(p, true);
+        return r;
+    }
     int64_t start = 0, t = 0;
     for (unsigned i = 1; atomic_load_explicit(&p->state, memory_order_relaxed) != NOTIFIED; i++) {
         if ((i & (SPIN_CHECK - 1)) == 0) {
@@ -338,6 +385,8 @@ static int parker_park(struct parker *p, int64_t deadline)
     int r = parker_sleep(p, deadline);
     if (start) /* a wait shorter than one clock look teaches nothing */
         spin_learn(p, (r == 0 ? chan_now() : INT64_MAX / 2) - start);
+    if (r == 0)
+        parker_learn_cpu(p, false);
     return r;
 }
 
@@ -515,6 +564,7 @@ __attribute__((noinline, cold)) static void parker_wake_poll(struct parker *p)
 
 static void parker_unpark(struct parker *p)
 {
+    atomic_store_explicit(&p->waker_cpu, sched_getcpu(), memory_order_relaxed);
     /* acquire: a POLLING owner published its efd before it. */
     uint32_t old = atomic_exchange_explicit(&p->state, NOTIFIED, memory_order_acq_rel);
     if (likely(old == EMPTY))
