@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scale.c - how libchan's cost grows: ns per operation against threads, Gs, select cases, live
  * timers, live channels and element size, and the floors of this machine to read them against

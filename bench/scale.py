@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """How libchan's cost grows: the scaling series of bench/BENCH.md, libchan beside Go.
 
     python3 bench/scale.py [--out DIR]          (make bench-scale runs it)

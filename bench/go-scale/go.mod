@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 module libchan.bench/goscale
 
 go 1.19

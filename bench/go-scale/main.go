@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The series of bench/scale.c, written with Go's own channels, goroutines, selects and timers
 // (GOMAXPROCS left at its default). Usage, output and the series: see bench/scale.c and
 // bench/BENCH.md ("How cost grows").
