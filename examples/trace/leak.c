@@ -14,6 +14,7 @@
  * Standard output: what each version leaves behind. Standard error: the leak report itself
  * (its addresses and times change from run to run).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,14 +25,23 @@
 
 #define MS 1000000LL
 
-/* The worker: takes 20 ms, then hands over its result. */
+/* Closed by a request once it has given up: the worker's cue to finish. In a real program the
+ * worker is simply slower than its caller's patience; here it waits for the caller to give up,
+ * so that the program says the same on any machine, however loaded. One per request, each
+ * kept in this global array. */
+static chan_t *gave_up[2];
+static atomic_int handed_over; /* sends that completed */
+
+/* The worker: finishes once its request has given up, then hands over its result. */
 static void worker(void *arg)
 {
     chan_t *result = arg;
-    chan_mpg_sleep_until(chan_now() + 20 * MS);
+    chan_recv(gave_up[chan_cap(result)], NULL);
     int v = 42;
-    if (chan_send(result, &v) == 0)
+    if (chan_send(result, &v) == 0) {
         fprintf(stderr, "worker: result handed over\n");
+        atomic_fetch_add(&handed_over, 1);
+    }
 }
 
 /* One request: waits 5 ms for the result, then gives up. cap 0 is the bug, cap 1 the fix. */
@@ -39,18 +49,26 @@ static int request(size_t cap)
 {
     chan_t *result = chan_make(sizeof(int), cap);
     chan_trace_name_chan(result, cap ? "result (buffered)" : "result");
+    gave_up[cap] = chan_make(0, 0);
     chan_mpg_go(worker, result);
     int v;
     if (chan_recv_until(result, &v, chan_now() + 5 * MS) == 0)
         return v;
     fprintf(stderr, "request: gave up waiting\n");
+    chan_close(gave_up[cap]);
     return -1; /* the channel is not freed here: the worker may still use it */
 }
 
-/* Waits until the workers of this round are done or blocked for good (100 ms is plenty). */
-static int leaks_after_a_while(void)
+/* The leaks once this round's worker has either handed its result over or blocked for good:
+ * a monitor would check now and then; this one checks every 10 ms until it sees what it waits
+ * for (at most 10 s, however loaded the machine), then prints the report. */
+static int leaks_once_settled(int before, int handed)
 {
-    chan_mpg_sleep_until(chan_now() + 100 * MS);
+    for (int i = 0; i < 1000; i++) {
+        if (atomic_load(&handed_over) > handed || chan_leak_check(NULL, NULL) > before)
+            break;
+        chan_mpg_sleep_until(chan_now() + 10 * MS);
+    }
     return chan_leak_check(stderr, NULL);
 }
 
@@ -61,11 +79,11 @@ int main(void)
         return 1;
 
     request(0);
-    int leaked = leaks_after_a_while();
+    int leaked = leaks_once_settled(0, 0);
     printf("unbuffered result: %d goroutine blocked forever\n", leaked);
 
     request(1);
-    int after_fix = leaks_after_a_while() - leaked; /* the first one is still there */
+    int after_fix = leaks_once_settled(leaked, 0) - leaked; /* the first one is still there */
     printf("buffered result: %d more\n", after_fix);
 
     return leaked == 1 && after_fix == 0 ? 0 : 1;
