@@ -1,20 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * seam.h - what the rooms above the core (time/, sched/) may use of it, and what time/ and
- * trace/ offer sched/: everything that crosses between them and is not in a public header.
- * time/ and sched/ include this and the public headers, not chan_internal.h (time/timer.c also
- * includes the tracer's hooks); the core includes it through chan_internal.h, and trace/dump.c
- * directly, so that their definitions are checked against these declarations.
+ * seam.h - what the rooms above the core (time/, io/, sched/) may use of it, and what time/,
+ * io/ and trace/ offer sched/: everything that crosses between them and is not in a public
+ * header. time/, io/ and sched/ include this and the public headers, not chan_internal.h
+ * (time/timer.c also includes the tracer's hooks); the core includes it through
+ * chan_internal.h, and trace/dump.c directly, so that their definitions are checked against
+ * these declarations.
  *
  * Each item says who may call it, from which context and under which locks, and what it
  * orders, after liburcu's headers. All are hidden (present in libchan.a, not exported by
  * libchan.so) except those sched/ calls, marked SEAM_EXPORT: libchan-mpg's own shared library
  * calls them in libchan.so. The drop-in pair carries this header too: it defines the core's
- * items; time/'s and trace/'s are declared and never used.
+ * items; time/'s, io/'s and trace/'s are declared and never used.
  *
  * Layers, bottom up: sudog.c (locks, wait queues, parking, futex, clock, allocator) < chan.c,
  * ring.c, select.c < trace/ (an observer, which the core calls only through trace/hooks.h) <
- * time/ < sync/ (users of the public API, and of this seam) < sched/. A file includes only
+ * time/, io/ < sync/ (users of the public API, and of this seam) < sched/. A file includes only
  * headers of its own layer or below (docs/DESIGN.md; test/layers.sh checks it).
  */
 #ifndef SEAM_H
@@ -158,7 +159,7 @@ enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason
  * how many it has (which may be more than max; 0 for a waiter without fd cases). Called by a
  * scheduler's park on the waiter that waiter_parking() returned, before the task switches
  * away; the pairs do not change while the task stays parked. Takes no lock. */
-HIDDEN size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max);
+size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max) SEAM_EXPORT(waiter_fds);
 
 /* Declares that s (a scheduler in the tree; NULL: none) can wait on fds: its park reads the
  * parking waiter's fds (waiter_parking, waiter_fds), wakes on their readiness as well as on
@@ -167,7 +168,16 @@ HIDDEN size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
  * -EOPNOTSUPP before anything happened: the public struct chan_sched has no way to wait on an
  * fd, and a silent hang would be worse. Any thread, before the tasks of s wait on fds; one
  * scheduler at a time. */
-HIDDEN void sched_waits_fds(const struct chan_sched *s);
+void sched_waits_fds(const struct chan_sched *s) SEAM_EXPORT(sched_waits_fds);
+
+/* Registers fn (NULL: none) to be called by chan_fd_close (io/fd.c) for each fd it closes that
+ * the library has a record of (every fd an fd channel was made for), after every operation on
+ * the fd has returned and just before close(2), with io's table lock held: a scheduler that
+ * waits on fds keeps state keyed by the fd's number (sched/'s netpoller: its registration with
+ * epoll) and must forget it before the number can be reused. fn may take only locks that are
+ * never held while calling into io/ (its own), and must not block. Any thread; one scheduler at
+ * a time, set while no chan_fd_close runs (chan_mpg_start and chan_mpg_stop). */
+void fd_set_close_hook(void (*fn)(int fd)) SEAM_EXPORT(fd_set_close_hook);
 
 /* The core's fd channels, for io/: a channel of kind BUF_FD for fd and events (POLLIN or
  * POLLOUT), elemsize sizeof(int), or NULL with errno ENOMEM. Receive only: chan_send, chan_close

@@ -15,11 +15,16 @@
  *  - chan_fd_close (Go's Close: evict, then wait for the references, then close) marks the
  *    record closing (new lookups get -EBADF), closes its channels (every waiter wakes as on a
  *    closed channel and returns -EBADF), waits until no reference is left, and then, still
- *    under tab.mu, takes the record out of the table and close(2)s the fd: no lookup can come
- *    between the two, so a new fd of the same number never meets the old record.
- * tab.mu is held only over the table and the record (with fcntl, fstat, close(2) and
- * fdchan_make, an allocation, under it): no channel operation and no lock of the core is taken
- * with it held, and fdchan_close runs without it.
+ *    under tab.mu, tells the scheduler that waits on fds (seam.h: fd_set_close_hook; sched/'s
+ *    netpoller takes the fd out of its epoll set), takes the record out of the table and
+ *    close(2)s the fd: no lookup can come between them, so a new fd of the same number never
+ *    meets the old record.
+ *  - It waits for the references on a channel, which the last call to leave closes (Go's
+ *    fdMutex wakes the closer through a semaphore): a G that closes an fd parks, its thread runs
+ *    other Gs meanwhile.
+ * tab.mu is held only over the table and the record (with fcntl, fstat, close(2), fdchan_make
+ * and chan_make, allocations, and the close hook under it): no other channel operation and no
+ * lock of the core is taken with it held, and fdchan_close runs without it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,7 +32,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,6 +45,7 @@
 struct fdrec {
     chan_t *ch[2];  /* the fd channels: [0] POLLIN, [1] POLLOUT; NULL until first asked for */
     unsigned refs;  /* calls in flight on the fd */
+    chan_t *left;   /* while chan_fd_close waits for refs to drop to 0: closed when they do */
     bool closing;   /* chan_fd_close has begun */
     bool io;        /* an I/O call has set O_NONBLOCK and looked at the kind of file */
     bool sock;      /* a socket: writes go through send(MSG_NOSIGNAL) */
@@ -47,10 +53,18 @@ struct fdrec {
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv;     /* chan_fd_close waits here for a record's refs to drop to 0 */
     struct fdrec **rec;    /* by fd; NULL where the library knows nothing */
     size_t n;              /* slots in rec */
-} tab = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} tab = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* While chan_fd_close waits for the calls on an fd to leave and cannot get a channel to wait
+ * on (no memory), it looks again this often. */
+#define LEFT_POLL_NS 1000000
+
+/* The scheduler's hook (seam.h): told of each fd with a record just before close(2). */
+static void (*_Atomic close_hook)(int fd);
+
+void fd_set_close_hook(void (*fn)(int fd)) { atomic_store(&close_hook, fn); }
 
 /* fork() from any thread: the child gets the table consistent (prepare takes the lock); the
  * parent's other threads are not in the child, so their calls in flight never end there. */
@@ -61,7 +75,6 @@ static void tab_child(void)
     for (size_t i = 0; i < tab.n; i++)
         if (tab.rec[i])
             tab.rec[i]->refs = 0;
-    pthread_cond_init(&tab.cv, NULL); /* the old one may name the parent's sleepers */
     pthread_mutex_unlock(&tab.mu);
 }
 
@@ -160,12 +173,18 @@ static int ref(int fd, int dir, bool io, struct fdrec **out)
     return err;
 }
 
+/* The last call to leave a record that chan_fd_close waits on closes its channel: after
+ * unlocking, as no channel operation runs under tab.mu (the closer frees the channel only once
+ * its receive has returned, which this close causes). */
 static void unref(struct fdrec *r)
 {
+    chan_t *left = NULL;
     pthread_mutex_lock(&tab.mu);
     if (--r->refs == 0 && r->closing)
-        pthread_cond_broadcast(&tab.cv);
+        left = r->left;
     pthread_mutex_unlock(&tab.mu);
+    if (left)
+        chan_close(left);
 }
 
 chan_t *chan_fd_chan(int fd, short events)
@@ -358,26 +377,44 @@ int chan_fd_close(int fd)
         pthread_mutex_unlock(&tab.mu);
         return -EBADF;
     }
+    chan_t *left = NULL;
     if (r) {
         r->closing = true;
         pthread_mutex_unlock(&tab.mu);
-        /* Wake every waiter (they return -EBADF), then wait for every call to leave. */
+        /* Wake every waiter (they return -EBADF), then wait for every call to leave: on a
+         * channel that the last one closes (unref), so that a G parks instead of blocking its
+         * thread. Without memory for it, look again every LEFT_POLL_NS (sleeping as a G
+         * sleeps). */
         for (int d = 0; d < 2; d++)
             if (r->ch[d])
                 fdchan_close(r->ch[d]);
         pthread_mutex_lock(&tab.mu);
-        while (r->refs)
-            pthread_cond_wait(&tab.cv, &tab.mu);
+        if (r->refs)
+            r->left = left = chan_make(0, 0);
+        while (r->refs) {
+            pthread_mutex_unlock(&tab.mu);
+            if (left)
+                chan_recv(left, NULL);
+            else
+                chan_sleep_until(chan_now() + LEFT_POLL_NS, NULL);
+            pthread_mutex_lock(&tab.mu);
+        }
+        r->left = NULL;
+        void (*hook)(int) = atomic_load(&close_hook);
+        if (hook)
+            hook(fd);
         tab.rec[fd] = NULL;
     }
     int res = close(fd) < 0 && errno != EINTR ? -errno : 0;
     pthread_mutex_unlock(&tab.mu);
     if (r) {
+        chan_free(left);
         /* A select of the caller's own that completed through another channel may still be
-         * unlinking itself from an fd channel (chan_free's -EBUSY): it is on its way out. */
+         * unlinking itself from an fd channel (chan_free's -EBUSY): it is on its way out,
+         * running elsewhere; sleep a moment (a G parks) and look again. */
         for (int d = 0; d < 2; d++)
             while (r->ch[d] && fdchan_free(r->ch[d]) == -EBUSY)
-                sched_yield();
+                chan_sleep_until(chan_now() + 20000, NULL);
         chan_mfree(r);
     }
     return res;
