@@ -5,7 +5,8 @@
  * waits on.
  *
  * The condition: every P idle, no G in a system call (chan_mpg_syscall_enter: its P may have
- * been taken and be idle, yet the G will come back), no queue or runnext holds a G, neither
+ * been taken and be idle, yet the G will come back), no G waiting on an fd (the world may wake
+ * it: Go counts netpoll waiters as possibly runnable), no queue or runnext holds a G, neither
  * timer heap (the scheduler's, libchan's timer thread's) holds a pending timer, no foreign
  * thread announced, and Gs still live: those Gs are then all parked on channels, and only a
  * thread that has not announced itself could wake them. The verdict is never stored:
@@ -50,7 +51,8 @@
 static bool deadlocked_locked(void)
 {
     if (atomic_load(&sched.npidle) != sched.nprocs || atomic_load(&sched.nforeign) > 0 ||
-        atomic_load(&sched.live) == 0 || any_syscall_locked() || any_work(true))
+        atomic_load(&sched.live) == 0 || any_syscall_locked() || any_work(true) ||
+        netpoll_waiting())
         return false;
     if (timers_pending() > 0)
         return false;

@@ -416,7 +416,10 @@ static void m_wake_locked(struct m *m, struct p *p)
     COUNT(m_wake);
     m->nextp = p;
     atomic_store_explicit(&m->wake, 1, memory_order_release);
-    futex_wake(&m->wake);
+    if (m->polling)
+        netpoll_break(); /* it sleeps in epoll_wait, not on its futex */
+    else
+        futex_wake(&m->wake);
 }
 
 /* Go's newm, under sched.lock: a new M, on a thread of its own, to run p (and g first, if not
@@ -756,6 +759,19 @@ static void g_main(void *arg)
 
 static void *hook_current(void) { return m_self()->curg; }
 
+/* The G, about to park or just back from a park on fds, finds its wake word IOREADY (*v): an
+ * fd it registered for became ready (netpoll.c). Takes it back to RUN; an unpark may have come
+ * after it and made it NOTIFIED, which the G consumes instead. true, *v the word taken (its
+ * state IOREADY or NOTIFIED), unless the word is RUN again (then false). */
+static bool io_take(struct g *g, uint64_t *v)
+{
+    while ((*v & W_MASK) != W_RUN)
+        if (atomic_compare_exchange_weak_explicit(&g->wake, v, *v & ~(uint64_t)W_MASK,
+                                                  memory_order_acquire, memory_order_acquire))
+            return true;
+    return false;
+}
+
 static int g_park_syscall(struct g *g, int64_t deadline);
 
 /* Go's gopark: park the calling G, handing its M to the next G of its P or to g0; whichever
@@ -769,6 +785,8 @@ static int g_park(struct g *g, int64_t deadline)
         COUNT(park_permit);
         return 0;
     }
+    if (__builtin_expect((v & W_MASK) == W_IOREADY, 0) && io_take(g, &v))
+        return (v & W_MASK) == W_NOTIFIED ? 0 : PARK_IO; /* a ready fd, or the unpark after it */
     struct m *m = m_self();
     struct p *p = m->p;
     if (__builtin_expect(!p, 0))
@@ -788,8 +806,8 @@ static int g_park(struct g *g, int64_t deadline)
         switch_to_g0(g);
     }
     int rc = g->park_rc;
-    if (rc == 0 && deadline != CHAN_FOREVER)
-        timer_cancel(g); /* an unpark won: the timer may still be armed */
+    if (rc != -ETIMEDOUT && deadline != CHAN_FOREVER)
+        timer_cancel(g); /* an unpark or the netpoller won: the timer may still be armed */
     return rc;
 }
 
@@ -807,12 +825,73 @@ static int g_park_syscall(struct g *g, int64_t deadline)
     return rc;
 }
 
-/* struct chan_sched's park: libchan's waiter is noted for the deadlock report. */
+/* Go's netpollblock, for a G whose operation waits on the n fds of fds too (a select with
+ * cases on fd channels): armed with the netpoller, its park ends on an unpark (0), its deadline
+ * (-ETIMEDOUT) or an fd's readiness (PARK_IO); see netpoll.c. An fd that the netpoller cannot
+ * watch (no memory, no room in the epoll set) is polled by the select: every
+ * NETPOLL_FALLBACK_NS the park ends in PARK_IO and the select looks again. */
+#define NETPOLL_FALLBACK_NS 1000000
+
+/* After netpoll_disarm: an fd may have become ready after the park ended otherwise (an unpark,
+ * the deadline) or before it was made (netpoll_arm's poll): that readiness is not this G's to
+ * keep (a later park without fds must not end in PARK_IO; the next select polls its fds anew).
+ * A permit that an unpark left meanwhile (NOTIFIED) is: the operation consumes it. */
+static void io_drop(struct g *g)
+{
+    uint64_t v = atomic_load_explicit(&g->wake, memory_order_relaxed);
+    while ((v & W_MASK) == W_IOREADY &&
+           !atomic_compare_exchange_weak_explicit(&g->wake, &v, v & ~(uint64_t)W_MASK,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+static int g_park_fds(struct g *g, const struct pollfd *fds, size_t n, int64_t deadline)
+{
+    uint64_t v = atomic_load_explicit(&g->wake, memory_order_acquire);
+    if ((v & W_MASK) != W_RUN)
+        return g_park(g, deadline); /* an unpark came first: nothing to arm */
+    uint64_t seq = v >> 2;
+    int rc = n ? netpoll_arm(g, seq, fds, n) : -ENOMEM;
+    if (rc == PARK_IO) {
+        io_drop(g); /* an event may have come between the registration and its undoing */
+        return PARK_IO;
+    }
+    if (rc < 0) {
+        int64_t d = chan_now() + NETPOLL_FALLBACK_NS;
+        if (d >= deadline)
+            return g_park(g, deadline);
+        rc = g_park(g, d);
+        return rc == -ETIMEDOUT ? PARK_IO : rc;
+    }
+    rc = g_park(g, deadline);
+    netpoll_disarm(g, seq, fds, n);
+    io_drop(g);
+    return rc;
+}
+
+#define PARK_FDS 8 /* the fds of a park read onto the stack; more go to the heap */
+
+/* struct chan_sched's park: libchan's waiter is noted for the deadlock report, and its fds, if
+ * it waits on any, are watched by the netpoller. */
 static int hook_park(void *task, int64_t deadline)
 {
     struct g *g = task;
-    g->waiter = waiter_parking(); /* what it waits on, for the deadlock report */
-    int rc = g_park(g, deadline);
+    struct waiter *w = waiter_parking();
+    g->waiter = w; /* what it waits on, for the deadlock report */
+    struct pollfd stack[PARK_FDS];
+    size_t n = w ? waiter_fds(w, stack, PARK_FDS) : 0;
+    int rc;
+    if (__builtin_expect(n == 0, 1)) {
+        rc = g_park(g, deadline);
+    } else if (n <= PARK_FDS) {
+        rc = g_park_fds(g, stack, n, deadline);
+    } else {
+        struct pollfd *fds = malloc(n * sizeof *fds);
+        if (fds)
+            waiter_fds(w, fds, n);
+        rc = g_park_fds(g, fds, fds ? n : 0, deadline); /* none: polled, see g_park_fds */
+        free(fds);
+    }
     g->waiter = NULL;
     return rc;
 }
@@ -842,6 +921,13 @@ static void hook_unpark(void *task)
                 return;
             }
             break;
+        case W_IOREADY:
+            /* The unpark wins over the fd: the waker has completed the operation. */
+            nv = (v & ~(uint64_t)W_MASK) | W_NOTIFIED;
+            if (atomic_compare_exchange_weak_explicit(&g->wake, &v, nv, memory_order_release,
+                                                      memory_order_relaxed))
+                return;
+            break;
         default:
             return; /* a permit is already there */
         }
@@ -861,6 +947,11 @@ static bool park_commit(struct g *g)
         if ((v & W_MASK) == W_NOTIFIED) {
             atomic_store_explicit(&g->wake, v & ~(uint64_t)W_MASK, memory_order_relaxed);
             g->park_rc = 0;
+            return true;
+        }
+        if (__builtin_expect((v & W_MASK) == W_IOREADY, 0) && io_take(g, &v)) {
+            /* An fd became ready while it switched out (netpoll.c), or an unpark after that. */
+            g->park_rc = (v & W_MASK) == W_NOTIFIED ? 0 : PARK_IO;
             return true;
         }
         nv = ((v >> 2) + 1) << 2 | W_PARKED;
@@ -1018,10 +1109,15 @@ bool any_syscall_locked(void)
     return false;
 }
 
+static void stopm_poll(struct m *m, int64_t deadline);
+
 /* Go's stopm: m, holding no P, sleeps among the idle Ms until startm hands it a P, until a
  * kick or chan_mpg_stop, or, if it is the idle M that watches the timers (sched.timer_m: one
  * at most, so that a timer wakes one thread, not all), until the earliest timer: then it takes
- * an idle P to fire it. Returns holding a P or not: the caller looks again. */
+ * an idle P to fire it. While Gs wait on fds, that M sleeps in the netpoller's epoll_wait
+ * instead of on its futex (stopm_poll), and an M that finds the timer M on its futex takes its
+ * place (the one it replaces goes back to sleep with the others). Returns holding a P or not:
+ * the caller looks again. */
 static void stopm(struct m *m)
 {
     pthread_mutex_lock(&sched.lock);
@@ -1031,10 +1127,18 @@ static void stopm(struct m *m)
     }
     int64_t deadline = CHAN_FOREVER;
     int64_t next = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
-    if (!sched.timer_m && next != CHAN_FOREVER) {
+    bool io = netpoll_waiting();
+    struct m *t = sched.timer_m;
+    if (t && io && !t->polling) {
+        midle_del_locked(t);
+        m_wake_locked(t, NULL);
+        t = NULL;
+    }
+    if (!t && (next != CHAN_FOREVER || io)) {
         if (next > chan_now()) {
             sched.timer_m = m;
             deadline = next;
+            m->polling = io;
         } else {
             /* Due already: fire it on an idle P. With none, the Ms that hold the Ps fire it at
              * their next schedule. */
@@ -1049,7 +1153,12 @@ static void stopm(struct m *m)
     atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
     m->nextp = NULL;
     midle_put_locked(m);
+    bool poll = m->polling;
     pthread_mutex_unlock(&sched.lock);
+    if (poll) {
+        stopm_poll(m, deadline);
+        return;
+    }
     COUNT(m_sleep);
     while (!atomic_load_explicit(&m->wake, memory_order_acquire))
         if (futex_wait(&m->wake, 0, deadline) == -ETIMEDOUT)
@@ -1067,6 +1176,44 @@ static void stopm(struct m *m)
     pthread_mutex_unlock(&sched.lock);
     if (p)
         acquirep(m, p);
+}
+
+/* Go's findrunnable, "block in netpoll": the timer M (see stopm) sleeps in epoll_wait until the
+ * earliest timer, an event, or a break (m_wake_locked, timer_kick, chan_mpg_stop). The Gs the
+ * events woke run on the P it was handed, or on an idle P it takes: no other thread is woken
+ * for them unless there are several (wakep, for an idle P to steal some); with no P to be had,
+ * they go to the global queue, under sched.lock so that an M going idle sees them (m_idle). */
+static void stopm_poll(struct m *m, int64_t deadline)
+{
+    struct g *list = NULL;
+    int n = netpoll(deadline, &list);
+    pthread_mutex_lock(&sched.lock);
+    m->polling = false;
+    bool idle = m->on_idle; /* nobody took it: events, the deadline, or a stale break */
+    if (idle)
+        midle_del_locked(m);
+    struct p *p = idle ? NULL : m->nextp;
+    m->nextp = NULL;
+    if (!p && (idle || n > 0) && !atomic_load(&sched.stopping))
+        p = pidle_get_locked();
+    while (!p && list) {
+        struct g *g = list;
+        list = g->next_free;
+        g->next_free = NULL;
+        gq_push(g);
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (!p)
+        return;
+    acquirep(m, p);
+    while (list) {
+        struct g *g = list;
+        list = g->next_free;
+        g->next_free = NULL;
+        runq_put(p, g);
+    }
+    if (n > 1)
+        wakep();
 }
 
 /* The end of Go's findrunnable: m found nothing to run. Its P goes idle, unless the global queue
@@ -1096,6 +1243,42 @@ static void m_idle(struct m *m)
     stopm(m);
 }
 
+/* The Gs that fds made ready, polled without waiting (Go's netpoll(0)), for p: one to run, the
+ * others on p's ring, and an idle P woken to steal some if there are. NULL: none. */
+static struct g *poll_ready(struct p *p)
+{
+    struct g *list = NULL;
+    int n = netpoll(0, &list);
+    if (n == 0)
+        return NULL;
+    struct g *g = list;
+    list = g->next_free;
+    g->next_free = NULL;
+    while (list) {
+        struct g *h = list;
+        list = h->next_free;
+        h->next_free = NULL;
+        runq_put(p, h);
+    }
+    if (n > 1)
+        wakep();
+    return g;
+}
+
+void inject(struct g *list, int n)
+{
+    pthread_mutex_lock(&sched.lock);
+    while (list) {
+        struct g *g = list;
+        list = g->next_free;
+        g->next_free = NULL;
+        gq_push(g);
+    }
+    for (int i = 0; i < n && startm_locked(NULL); i++) {
+    }
+    pthread_mutex_unlock(&sched.lock);
+}
+
 /* Go's findrunnable: the next G for m, or NULL when the scheduler stops. */
 static struct g *find_runnable(struct m *m)
 {
@@ -1118,6 +1301,9 @@ static struct g *find_runnable(struct m *m)
         if ((g = runq_next(p)))
             return g;
         if ((g = gq_pop()))
+            return g;
+        /* Go's netpoll(0) before stealing, unless an M blocks in epoll_wait (it gets them). */
+        if (netpoll_waiting() && !netpoll_blocked() && (g = poll_ready(p)))
             return g;
         if (timers_run(p))
             continue;
@@ -1230,6 +1416,8 @@ static int default_nprocs(hwloc_topology_t topo)
 
 static void free_all(void)
 {
+    sched_waits_fds(NULL);
+    netpoll_fini();
     for (struct g *g = sched.all_gs; g; g = g->allnext)
         fiber_destroy(&g->fiber);
     fiber_pool_free(); /* the descriptors too: they live in the stacks' chunks */
@@ -1268,6 +1456,7 @@ static void stop_all(void)
         atomic_store(&m->wake, 1);
         futex_wake(&m->wake);
     }
+    netpoll_break(); /* the M in epoll_wait, if one is */
     pthread_mutex_unlock(&sched.lock);
     for (struct m *m = sched.allm; m; m = m->allnext)
         pthread_join(m->thread, NULL);
@@ -1337,8 +1526,15 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
                 p->cpuset = hwloc_bitmap_dup(core->cpuset);
         }
     }
-    /* One M per P to begin with; each finds nothing, releases its P and sleeps. */
-    int err = 0;
+    /* The netpoller, declared to libchan as this scheduler's way of waiting on fds; then one M
+     * per P to begin with; each finds nothing, releases its P and sleeps. */
+    int err = netpoll_init();
+    if (err) {
+        free_all();
+        atomic_store(&sched.running, false);
+        return err;
+    }
+    sched_waits_fds(&mpg_hook);
     pthread_mutex_lock(&sched.lock);
     for (int i = 0; i < sched.nprocs && !err; i++)
         err = newm_locked(&sched.ps[i], NULL);

@@ -23,9 +23,10 @@
 # builds it instead of the generic rule, with the scheduler's library and -lhwloc.
 
 # proc.c schedules (Ms, Ps, run queues, system calls, the hook), sysmon.c is the monitor thread,
-# fiber.c and ctx_switch.S hold the stacks and the switch, deadlock.c the report;
+# netpoll.c the netpoller (Gs that wait on fds), fiber.c and ctx_switch.S hold the stacks and the
+# switch, deadlock.c the report;
 # sched_internal.h and fiber.h are what they share.
-MPG_SRC   := sched/proc.c sched/sysmon.c sched/fiber.c sched/deadlock.c
+MPG_SRC   := sched/proc.c sched/sysmon.c sched/netpoll.c sched/fiber.c sched/deadlock.c
 MPG_ASM   := sched/ctx_switch.S
 MPG_HDR   := sched/chan_sched_mpg.h
 MPG_INT   := sched/sched_internal.h sched/fiber.h

@@ -24,10 +24,13 @@
  *    handed the M to, first thing after the switch (after_switch). A yielding or exiting G goes
  *    through g0. So a waker on another M never resumes a G that is still switching out.
  *  - g->wake = seq << 2 | state, state RUN (running or runnable), NOTIFIED (running with a permit:
- *    an unpark came before park) or PARKED (off CPU, waiting). Only park_commit moves RUN ->
- *    PARKED (bumping seq); unpark moves RUN -> NOTIFIED or PARKED -> RUN; the timer moves
- *    PARKED -> RUN only for the seq it was armed for. Whoever moves PARKED -> RUN owns the
- *    wake-up: it writes park_rc and queues the G, exactly once.
+ *    an unpark came before park), PARKED (off CPU, waiting) or IOREADY (running, registered
+ *    with the netpoller, and one of its fds became ready before it committed its park). Only
+ *    park_commit moves RUN -> PARKED (bumping seq); unpark moves RUN or IOREADY -> NOTIFIED, or
+ *    PARKED -> RUN; the timer moves PARKED -> RUN only for the seq it was armed for, the
+ *    netpoller RUN -> IOREADY or PARKED -> RUN only for the seq the G registered with
+ *    (netpoll.c). Whoever moves PARKED -> RUN owns the wake-up: it writes park_rc and queues
+ *    the G, exactly once. Only the G leaves NOTIFIED and IOREADY.
  *  - A G's timer lives in the scheduler's heap only while the G is parked with that deadline;
  *    the heap lock orders arming (by park_commit, only if the word is still the one it parked
  *    with), firing (CAS under the lock) and removal (by the G when an unpark won).
@@ -77,7 +80,9 @@
 #define M_MAX_DEFAULT 10000    /* Ms at most, unless configured (Go's maxmcount) */
 #define M_STACK_SIZE (256 * 1024) /* an M's own stack: the scheduler loop only, Gs have theirs */
 
-enum { W_RUN = 0, W_NOTIFIED = 1, W_PARKED = 2, W_MASK = 3 };
+/* A G's wake word's state (see the invariants): W_IOREADY is W_RUN with an fd's readiness noted
+ * by the netpoller for the park the G is about to commit (netpoll.c). */
+enum { W_RUN = 0, W_NOTIFIED = 1, W_PARKED = 2, W_IOREADY = 3, W_MASK = 3 };
 enum req { REQ_NONE, REQ_PARK, REQ_YIELD, REQ_EXIT, REQ_SYSEXIT };
 
 /* A P's status (Go's _Pidle, _Prunning, _Psyscall). */
@@ -139,6 +144,8 @@ struct m {
     _Atomic bool insyscall;        /* its G is in a system call (see the invariants) */
     struct cds_list_head idle;     /* in sched.midle (under sched.lock) when idle */
     bool on_idle;                  /* under sched.lock */
+    bool polling;                  /* under sched.lock: it is sched.timer_m and sleeps in
+                                      epoll_wait (netpoll), not on its futex */
     unsigned id;
     uint64_t rng;
     pthread_t thread;
@@ -169,7 +176,8 @@ struct schedt {
     _Atomic int nm;                /* Ms made */
     int max_m;
     bool m_limit_told;             /* the thread limit was reported on stderr */
-    struct m *timer_m;             /* the idle M that sleeps until the earliest timer, or NULL */
+    struct m *timer_m;             /* the idle M that sleeps until the earliest timer, in
+                                      epoll_wait while Gs wait on fds (m->polling), or NULL */
     _Atomic int nspinning;         /* Ms looking for work with a P (find_runnable) */
     _Atomic long nforeign;
     _Atomic int nwaiters;          /* threads in chan_mpg_wait* (changed under lock) */
@@ -249,6 +257,46 @@ HIDDEN bool m_available(void);
  * busy P, at once: g is in no queue, so the busy P cannot take it back meanwhile. false: no idle
  * P or no M; g is still the caller's. */
 HIDDEN bool startm_g_locked(struct g *g);
+
+/* Go's injectglist without a P: the n Gs of list (linked through next_free), each woken by its
+ * owner (the netpoller), go to the global queue, and an M is started for each idle P, up to n.
+ * Any thread, no lock held. */
+HIDDEN void inject(struct g *list, int n);
+
+/* ---- netpoll.c, for proc.c, sysmon.c and deadlock.c ------------------------------------------ */
+
+#define NETPOLL_SYSMON_NS 10000000 /* sysmon polls when nobody has for this long (Go's 10 ms) */
+
+/* Starts the netpoller (an epoll set and an eventfd; io/'s close hook), and stops it (closes
+ * both, frees the descriptors). 0 or -errno. chan_mpg_start and chan_mpg_stop, no G alive. */
+HIDDEN int netpoll_init(void);
+HIDDEN void netpoll_fini(void);
+
+/* Registers g, whose wake word has seq seq and state RUN, as the waiter of each of the n (fd,
+ * events) pairs (POLLIN or POLLOUT; seam.h's waiter_fds), then polls them once: 0, g is armed
+ * and may park (and must call netpoll_disarm once its park has returned); PARK_IO, an fd is
+ * ready (or poll failed): nothing is left armed, the G must not park; -ENOMEM or epoll_ctl's
+ * -errno, an fd cannot be watched: nothing is left armed. On g's own thread. */
+HIDDEN int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n);
+HIDDEN void netpoll_disarm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n);
+
+/* Go's netpoll: waits for events until the absolute deadline (0: does not wait; CHAN_FOREVER:
+ * until an event or netpoll_break) and wakes the Gs they are for, each for the park it
+ * registered for (park_rc PARK_IO): returns how many, linked through next_free onto *list; the
+ * caller owns them and runs them. Any thread with no lock held; one blocking caller at a time
+ * (sched.timer_m). */
+HIDDEN int netpoll(int64_t deadline, struct g **list);
+
+/* Go's netpollBreak: the blocking netpoll returns (now, or at once when it starts). Any
+ * thread, any lock held. */
+HIDDEN void netpoll_break(void);
+
+/* Whether any G is armed (Go's netpollAnyWaiters); whether an M blocks in netpoll now; whether
+ * nobody has polled for NETPOLL_SYSMON_NS while Gs are armed (then the caller, sysmon, polls:
+ * true once per period). Any thread, no lock. */
+HIDDEN bool netpoll_waiting(void);
+HIDDEN bool netpoll_blocked(void);
+HIDDEN bool netpoll_due(int64_t now);
 
 /* ---- sysmon.c, for proc.c -------------------------------------------------------------------- */
 

@@ -36,7 +36,9 @@
  *
  * It also starts an M when the earliest timer of a parked G is overdue by TIMER_LATE_NS while a
  * P is idle (Go's sysmon does too): the idle M that sleeps until that timer may have been taken
- * for work (midle_get_locked avoids it when it can).
+ * for work (midle_get_locked avoids it when it can). And it polls the fds that Gs wait on when
+ * nobody has for NETPOLL_SYSMON_NS (netpoll.c): the Ms poll when they run out of work, and an
+ * idle one sleeps in epoll_wait, but Ms that all keep running Gs never do.
  *
  * This replaces the watcher of earlier versions (an idle M sleeping with a time-out to look at
  * busy Ps' runnext): one monitor.
@@ -188,6 +190,14 @@ static void *sysmon_main(void *arg)
         int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
         if (tn != CHAN_FOREVER && now - tn > TIMER_LATE_NS && atomic_load(&sched.npidle) > 0)
             wakep();
+        /* Go's sysmon: poll the fds if nobody has for 10 ms (every M busy with Gs that keep
+         * it, none idle in epoll_wait); the Gs go where idle Ps or the busy ones run them. */
+        if (netpoll_due(now)) {
+            struct g *list = NULL;
+            int n = netpoll(0, &list);
+            if (n)
+                inject(list, n);
+        }
         /* Go's: the shortest sleep while it takes Ps and for SYSMON_IDLE_LOOKS looks after,
          * then doubling. After every P was idle, there is work again, maybe a new pair of Gs
          * to split across Ps: the shortest sleep too, then doubling at once (the idle count is

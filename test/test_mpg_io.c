@@ -1,0 +1,1079 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mpg_io.c - chan_io.h on Gs of libchan-mpg (sched/): the netpoller. A G that waits on an
+ * fd parks, its thread runs other Gs, and the scheduler's epoll set wakes it.
+ *
+ * The calls behave on Gs exactly as on threads (test_io.c): the same results and errors
+ * (-ETIMEDOUT, -ECANCELED, -EBADF, -EBUSY), the same select. Beyond that: 1,000 Gs blocked in
+ * chan_read on pipes hold no thread, while a G computes and a ping-pong keeps its pace; 10,000
+ * Gs each waiting on its own socket, woken in turn; chan_fd_close from a G parks the G (on one
+ * P, a closer that blocked its thread would wait forever for the G it woke); no deadlock is
+ * reported while a G waits on an fd; the netpoller's fds and memory go at chan_mpg_stop.
+ *
+ * Conventions: a test waits until the G it drives is blocked (its sudog queued on the fd
+ * channel: hchan_waiting), never by guessing a sleep; sockets only on 127.0.0.1 or AF_UNIX;
+ * every wait is bounded. Checks inside Gs use ck_assert (the suite runs in fork mode, where a
+ * failure ends the test's process). A G sleeps with chan_sleep_until, never nanosleep (which
+ * would hold its thread).
+ */
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chan_io.h"
+#include "chan_time.h"
+#include "sched/chan_sched_mpg.h"
+
+static int scaled(int plain, int sanitized) { return under_sanitizer() ? sanitized : plain; }
+
+/* ---- Helpers ---------------------------------------------------------------------------------- */
+
+static int nfds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* RLIMIT_NOFILE's soft limit raised to the hard one; returns the fds it allows. */
+static long fd_limit(void)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur;
+}
+
+static void mkpipe(int p[2]) { ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); }
+
+/* A connected pair of TCP sockets over 127.0.0.1, made with blocking calls (from a thread). */
+static void tcp_pair(int *a, int *b)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*a, 0);
+    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
+    *b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*b, 0);
+    close(l);
+}
+
+static int tcp_listener(struct sockaddr_in *sa)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof *sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)sa, sizeof *sa), 0);
+    ck_assert_int_eq(listen(l, 16), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sa, &len), 0);
+    return l;
+}
+
+static void fdclose(int fd) { ck_assert_int_eq(chan_fd_close(fd), 0); }
+
+static void put1(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
+
+static void get1(int fd)
+{
+    char b;
+    ck_assert_int_eq(read(fd, &b, 1), 1);
+}
+
+/* Fills the pipe or socket fd (made non-blocking) until it has no room. */
+static void fill(int fd)
+{
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    static char junk[4096];
+    while (write(fd, junk, sizeof junk) > 0) {
+    }
+    ck_assert(errno == EAGAIN);
+}
+
+/* Sleeps as a G sleeps (parked), or as a thread does. */
+static void nap_ms(int64_t ms) { ck_assert_int_eq(chan_sleep_until(chan_now() + ms * MS, NULL), 0); }
+
+/* Until an operation waits on fd for events (its sudog is queued on the fd channel). From a G
+ * or a thread. */
+static int fd_blocked(int fd, short events)
+{
+    chan_t *c = chan_fd_chan(fd, events);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < 20000; i++) {
+        if (hchan_waiting(c, CHAN_RECV) >= 1)
+            return 1;
+        nap_ms(1);
+    }
+    return 0;
+}
+
+/* Starts the scheduler on nprocs Ps; at the end, every G has returned and nothing is left. */
+static void start(int nprocs) { ck_assert_int_eq(chan_mpg_start(nprocs), 0); }
+
+static void finish(void)
+{
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+}
+
+/* Runs body as a G on nprocs Ps, and waits for it and the Gs it started; the process has as
+ * many fds after as before (the netpoller's go with chan_mpg_stop). */
+static void g_body(void *arg)
+{
+    ck_assert_int_gt(chan_mpg_self(), 0);
+    ((void (*)(void))arg)();
+}
+
+static void on_g(void (*body)(void), int nprocs)
+{
+    int before = nfds();
+    start(nprocs);
+    ck_assert_int_gt(chan_mpg_go(g_body, (void *)body), 0);
+    finish();
+    ck_assert_int_eq(nfds(), before);
+}
+
+/* A G running one I/O call: what it called, and what it got back, when; done closes when it
+ * has returned (gcall_join waits for it). */
+enum op { OP_WAIT_IN, OP_WAIT_OUT, OP_READ, OP_WRITE, OP_ACCEPT, OP_CLOSE };
+struct gcall {
+    enum op op;
+    int fd;
+    chan_t *cancel;
+    int64_t deadline;
+    size_t n;          /* OP_WRITE: bytes */
+    long r;
+    int64_t returned;  /* chan_now() as it returned */
+    chan_t *done;
+};
+
+static void run_call(void *arg)
+{
+    struct gcall *c = arg;
+    static char buf[1 << 16];
+    switch (c->op) {
+    case OP_WAIT_IN: c->r = chan_fd_wait(c->fd, POLLIN, c->cancel, c->deadline); break;
+    case OP_WAIT_OUT: c->r = chan_fd_wait(c->fd, POLLOUT, c->cancel, c->deadline); break;
+    case OP_READ: c->r = chan_read(c->fd, buf, sizeof buf, c->cancel, c->deadline); break;
+    case OP_WRITE: c->r = chan_write(c->fd, buf, c->n, c->cancel, c->deadline); break;
+    case OP_ACCEPT: c->r = chan_accept(c->fd, NULL, NULL, c->cancel, c->deadline); break;
+    case OP_CLOSE: c->r = chan_fd_close(c->fd); break;
+    }
+    c->returned = chan_now();
+    ck_assert_int_eq(chan_close(c->done), 0);
+}
+
+static void gcall_start(struct gcall *c)
+{
+    c->done = chan_make(0, 0);
+    ck_assert_ptr_nonnull(c->done);
+    ck_assert_int_gt(chan_mpg_go(run_call, c), 0);
+}
+
+static void gcall_join(struct gcall *c)
+{
+    ck_assert_int_eq(chan_recv(c->done, NULL), -EPIPE);
+    ck_assert_int_eq(chan_free(c->done), 0);
+}
+
+/* ---- 1,000 Gs blocked in chan_read while a G computes and two Gs ping-pong -------------------- */
+
+static struct readers {
+    int (*fd)[2];
+    atomic_int entered, done;
+    atomic_bool stop;
+    chan_t *a, *b;
+    long rounds;
+    _Atomic int64_t pp_ns;
+} rd;
+
+static void reader(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char c;
+    atomic_fetch_add(&rd.entered, 1);
+    ck_assert_int_eq(chan_read(rd.fd[i][0], &c, 1, NULL, CHAN_FOREVER), 1);
+    ck_assert_int_eq(c, 'x');
+    atomic_fetch_add(&rd.done, 1);
+}
+
+static void compute(void *arg)
+{
+    (void)arg;
+    volatile uint64_t x = 1;
+    while (!atomic_load_explicit(&rd.stop, memory_order_relaxed))
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+}
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    long v;
+    for (long i = 0; i < rd.rounds; i++) {
+        ck_assert_int_eq(chan_recv(rd.a, &v), 0);
+        ck_assert_int_eq(v, i);
+        v++;
+        ck_assert_int_eq(chan_send(rd.b, &v), 0);
+    }
+}
+
+static void pinger(void *arg)
+{
+    (void)arg;
+    ck_assert_int_gt(chan_mpg_go(ponger, NULL), 0);
+    int64_t t0 = chan_now();
+    for (long i = 0; i < rd.rounds; i++) {
+        long v = i;
+        ck_assert_int_eq(chan_send(rd.a, &v), 0);
+        ck_assert_int_eq(chan_recv(rd.b, &v), 0);
+        ck_assert_int_eq(v, i + 1);
+    }
+    atomic_store(&rd.pp_ns, chan_now() - t0);
+}
+
+static int64_t run_pingpong(void)
+{
+    atomic_store(&rd.pp_ns, 0);
+    ck_assert_int_gt(chan_mpg_go(pinger, NULL), 0);
+    int64_t ns;
+    while ((ns = atomic_load(&rd.pp_ns)) == 0)
+        sleep_ms(1);
+    return ns;
+}
+
+/* The readers park (netpoller): they hold no thread, and the ping-pong on the P that the
+ * computing G leaves free runs at its pace beside them. (test_mpg_syscall.c has the same with
+ * blocking read(2) announced as system calls: there each reader holds an M.) */
+START_TEST(readers_park_pingpong_runs)
+{
+    const int n = 1000;
+    ck_assert_int_ge(fd_limit(), 2 * n + 64);
+    int before = nfds();
+    rd.rounds = scaled(20000, 2000);
+    rd.fd = calloc((size_t)n, sizeof *rd.fd);
+    for (int i = 0; i < n; i++)
+        mkpipe(rd.fd[i]);
+    rd.a = chan_make(sizeof(long), 0);
+    rd.b = chan_make(sizeof(long), 0);
+    start(2);
+    /* One P computes for the whole test: the ping-pong and the readers share the other. */
+    ck_assert_int_gt(chan_mpg_go(compute, NULL), 0);
+    int64_t alone = run_pingpong();
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(chan_mpg_go(reader, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert(fd_blocked(rd.fd[i][0], POLLIN));
+    int64_t beside = run_pingpong();
+    ck_assert_int_eq(atomic_load(&rd.done), 0); /* they were blocked all along */
+    struct chan_mpg_stats st;
+    chan_mpg_stats(&st);
+    fprintf(stderr,
+            "readers_park_pingpong_runs: %ld round trips in %.2f ms alone, %.2f ms beside %d "
+            "parked readers; %llu Ms\n",
+            rd.rounds, (double)alone / 1e6, (double)beside / 1e6, n,
+            (unsigned long long)st.threads);
+    ck_assert_msg(beside < 20 * alone + 2000 * MS, "ping-pong stalled: %lld ns vs %lld ns",
+                  (long long)beside, (long long)alone);
+    ck_assert_uint_lt(st.threads, 10); /* parked Gs need no thread (the syscall way: 1,002) */
+    for (int i = 0; i < n; i++)
+        put1(rd.fd[i][1]);
+    for (int i = 0; i < 20000 && atomic_load(&rd.done) < n; i++)
+        sleep_ms(1);
+    ck_assert_int_eq(atomic_load(&rd.done), n);
+    atomic_store(&rd.stop, true);
+    finish();
+    ck_assert_int_eq(chan_free(rd.a), 0);
+    ck_assert_int_eq(chan_free(rd.b), 0);
+    for (int i = 0; i < n; i++) {
+        fdclose(rd.fd[i][0]);
+        fdclose(rd.fd[i][1]);
+    }
+    free(rd.fd);
+    ck_assert_int_eq(nfds(), before);
+}
+END_TEST
+
+/* ---- Select over a socket, a channel and a timer, on a G --------------------------------------- */
+
+/* Once the select's sudog is queued on watch's fd channel, makes a case ready: a byte written to
+ * fd, or a value sent on c. A G. */
+struct later {
+    int watch, fd;
+    chan_t *c, *done;
+};
+
+static void act_later(void *arg)
+{
+    struct later *l = arg;
+    ck_assert(fd_blocked(l->watch, POLLIN));
+    if (l->c) {
+        int v = 42;
+        ck_assert_int_eq(chan_send(l->c, &v), 0);
+    } else {
+        put1(l->fd);
+    }
+    ck_assert_int_eq(chan_close(l->done), 0);
+}
+
+static void select_body(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    chan_t *c = chan_make(sizeof(int), 1);
+    ck_assert_ptr_nonnull(c);
+    chan_t *sock = chan_fd_chan(b, POLLIN);
+    ck_assert_ptr_nonnull(sock);
+    for (int round = 0; round < 6; round++) {
+        int which = round % 3;   /* 0 the socket, 1 the channel, 2 the timer */
+        bool before = round < 3; /* ready before the select, or while it waits */
+        int64_t d = which != 2 ? 100 * CHAN_SECOND : before ? 0 : 20 * MS;
+        chan_timer_t *tm = chan_timer_make(d);
+        ck_assert_ptr_nonnull(tm);
+        if (before && which == 0)
+            put1(a);
+        if (before && which == 1) {
+            int x = 42;
+            ck_assert_int_eq(chan_send(c, &x), 0);
+        }
+        struct later l = {.watch = b, .fd = a, .c = which == 1 ? c : NULL,
+                          .done = chan_make(0, 0)};
+        if (!before && which != 2)
+            ck_assert_int_gt(chan_mpg_go(act_later, &l), 0);
+        int rev = -1, v = -1;
+        int64_t when = -1;
+        struct chan_case cs[3] = {
+            {.chan = sock, .elem = &rev, .dir = CHAN_RECV},
+            {.chan = c, .elem = &v, .dir = CHAN_RECV},
+            {.chan = chan_timer_chan(tm), .elem = &when, .dir = CHAN_RECV},
+        };
+        int r = chan_select_until(cs, 3, chan_now() + 10 * CHAN_SECOND);
+        ck_assert_msg(r == which, "round %d: case %d chosen", round, r);
+        ck_assert(cs[which].ok);
+        if (which == 0) {
+            ck_assert(rev & POLLIN);
+            get1(b);
+        } else if (which == 1) {
+            ck_assert_int_eq(v, 42);
+        } else {
+            ck_assert_int_gt(when, 0);
+        }
+        if (!before && which != 2)
+            ck_assert_int_eq(chan_recv(l.done, NULL), -EPIPE);
+        ck_assert_int_eq(chan_free(l.done), 0);
+        ck_assert_int_eq(chan_timer_free(tm), 0);
+    }
+    ck_assert_int_eq(chan_free(c), 0);
+    fdclose(a);
+    fdclose(b);
+}
+
+START_TEST(select_socket_channel_timer) { on_g(select_body, 2); }
+END_TEST
+
+START_TEST(select_socket_channel_timer_1p) { on_g(select_body, 1); }
+END_TEST
+
+/* ---- Cancellation, deadlines ------------------------------------------------------------------- */
+
+/* A G blocked waiting for a socket (chan_read, chan_fd_wait, chan_accept) returns -ECANCELED
+ * promptly when its context is cancelled; the socket still works after. */
+static void cancel_body(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    struct sockaddr_in sa;
+    int l = tcp_listener(&sa);
+    for (int op = 0; op < 3; op++) {
+        chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+        ck_assert_ptr_nonnull(ctx);
+        struct gcall c = {.op = op == 0 ? OP_READ : op == 1 ? OP_WAIT_IN : OP_ACCEPT,
+                          .fd = op == 2 ? l : b, .cancel = chan_ctx_done(ctx),
+                          .deadline = CHAN_FOREVER};
+        gcall_start(&c);
+        ck_assert(fd_blocked(c.fd, POLLIN));
+        int64_t t0 = chan_now();
+        ck_assert_int_eq(chan_ctx_cancel(ctx), 0);
+        gcall_join(&c);
+        ck_assert_int_eq(c.r, -ECANCELED);
+        ck_assert_msg(c.returned - t0 < late_bound(), "op %d: returned %lld ns after the cancel",
+                      op, (long long)(c.returned - t0));
+        ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    }
+    put1(a);
+    char x;
+    ck_assert_int_eq(chan_read(b, &x, 1, NULL, CHAN_FOREVER), 1);
+    fdclose(a);
+    fdclose(b);
+    fdclose(l);
+}
+
+START_TEST(cancel_blocked_socket) { on_g(cancel_body, 2); }
+END_TEST
+
+/* A deadline: -ETIMEDOUT, never early; a passed deadline does not stop what is ready; a closed
+ * cancel channel does not stop a ready fd; a value in the cancel channel is taken. */
+static void deadlines_body(void)
+{
+    int p[2];
+    mkpipe(p);
+    char buf[8];
+    for (int i = 0; i < 2; i++) {
+        int64_t d = chan_now() + 30 * MS, t;
+        long r = i ? chan_read(p[0], buf, sizeof buf, NULL, d)
+                   : chan_fd_wait(p[0], POLLIN, NULL, d);
+        t = chan_now();
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        ck_assert_int_ge(t, d);
+        ck_assert_msg(t - d < late_bound(), "%lld ns late", (long long)(t - d));
+    }
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now()), -ETIMEDOUT);
+    put1(p[1]);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, INT64_MIN), POLLIN);
+    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, NULL, INT64_MIN), 1);
+    ck_assert_int_eq(chan_fd_wait(p[1], POLLOUT, NULL, INT64_MIN), POLLOUT);
+    chan_t *done = chan_make(0, 0);
+    ck_assert_int_eq(chan_close(done), 0);
+    put1(p[1]);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, done, CHAN_FOREVER), POLLIN);
+    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, done, CHAN_FOREVER), 1);
+    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, done, CHAN_FOREVER), -ECANCELED);
+    ck_assert_int_eq(chan_free(done), 0);
+    chan_t *cancel = chan_make(sizeof(int), 1);
+    int v = 5;
+    ck_assert_int_eq(chan_send(cancel, &v), 0);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, cancel, CHAN_FOREVER), -ECANCELED);
+    ck_assert_uint_eq(chan_len(cancel), 0);
+    ck_assert_int_eq(chan_free(cancel), 0);
+    /* chan_sleep_until: 0 at the deadline, -ECANCELED by a context. */
+    int64_t d = chan_now() + 20 * MS;
+    ck_assert_int_eq(chan_sleep_until(d, NULL), 0);
+    ck_assert_int_ge(chan_now(), d);
+    chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 20 * MS);
+    int64_t t0 = chan_now();
+    ck_assert_int_eq(chan_sleep_until(chan_now() + 10 * CHAN_SECOND, chan_ctx_done(ctx)),
+                     -ECANCELED);
+    ck_assert_int_lt(chan_now() - t0, 20 * MS + late_bound());
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+
+START_TEST(deadlines) { on_g(deadlines_body, 2); }
+END_TEST
+
+/* ---- One waiter per fd and direction; chan_fd_close ---------------------------------------------- */
+
+/* A second G that would wait on the same fd in the same direction: -EBUSY, before anything
+ * happened; the other direction, and a ready fd, are free. */
+static void busy_body(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    struct gcall c = {.op = OP_WAIT_IN, .fd = b, .deadline = CHAN_FOREVER};
+    gcall_start(&c);
+    ck_assert(fd_blocked(b, POLLIN));
+    char buf[4];
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, chan_now() + CHAN_SECOND), -EBUSY);
+    ck_assert_int_eq(chan_read(b, buf, sizeof buf, NULL, CHAN_FOREVER), -EBUSY);
+    ck_assert_int_eq(chan_recv(chan_fd_chan(b, POLLIN), NULL), -EBUSY);
+    ck_assert_int_eq(chan_fd_wait(b, POLLOUT, NULL, CHAN_FOREVER), POLLOUT);
+    put1(a);
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, CHAN_FOREVER), POLLIN);
+    gcall_join(&c);
+    ck_assert_int_eq(c.r, POLLIN);
+    ck_assert_int_eq(chan_read(b, buf, sizeof buf, NULL, CHAN_FOREVER), 1);
+    fdclose(a);
+    fdclose(b);
+}
+
+START_TEST(busy) { on_g(busy_body, 2); }
+END_TEST
+
+struct selwait {
+    chan_t *c, *done;
+    struct chan_case cs[2];
+    int rev, r;
+};
+
+static void run_select(void *arg)
+{
+    struct selwait *s = arg;
+    s->cs[0] = (struct chan_case){.chan = s->c, .elem = &s->rev, .dir = CHAN_RECV};
+    s->cs[1] = (struct chan_case){.chan = NULL, .dir = CHAN_RECV};
+    s->rev = -1;
+    s->r = chan_select(s->cs, 2);
+    ck_assert_int_eq(chan_close(s->done), 0);
+}
+
+/* chan_fd_close while Gs wait on the fd: each wakes with -EBADF (a select's case fires with ok
+ * false), promptly. */
+static void close_body(void)
+{
+    int a, b, p[2], q[2];
+    tcp_pair(&a, &b);
+    mkpipe(p);
+    mkpipe(q);
+    fill(p[1]);
+    struct gcall rdc = {.op = OP_READ, .fd = b, .deadline = CHAN_FOREVER};
+    struct gcall wo = {.op = OP_WAIT_OUT, .fd = p[1], .deadline = CHAN_FOREVER};
+    struct selwait sw = {.c = chan_fd_chan(q[0], POLLIN), .done = chan_make(0, 0)};
+    gcall_start(&rdc);
+    ck_assert(fd_blocked(b, POLLIN));
+    gcall_start(&wo);
+    ck_assert(fd_blocked(p[1], POLLOUT));
+    ck_assert_int_gt(chan_mpg_go(run_select, &sw), 0);
+    ck_assert(fd_blocked(q[0], POLLIN));
+    int64_t t0 = chan_now();
+    fdclose(b);
+    fdclose(p[1]);
+    fdclose(q[0]);
+    gcall_join(&rdc);
+    gcall_join(&wo);
+    ck_assert_int_eq(chan_recv(sw.done, NULL), -EPIPE);
+    ck_assert_int_eq(chan_free(sw.done), 0);
+    ck_assert_int_eq(rdc.r, -EBADF);
+    ck_assert_int_eq(wo.r, -EBADF);
+    ck_assert_int_eq(sw.r, 0);
+    ck_assert(!sw.cs[0].ok);
+    ck_assert_int_eq(sw.rev, 0);
+    ck_assert_int_lt(rdc.returned - t0, late_bound());
+    ck_assert_int_lt(wo.returned - t0, late_bound());
+    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    fdclose(a);
+    fdclose(p[0]);
+    fdclose(q[1]);
+}
+
+START_TEST(fd_close_wakes_gs) { on_g(close_body, 2); }
+END_TEST
+
+/* On one P: a G waits on an fd, and another G closes it. The close wakes the waiter into the
+ * closer's P and then waits for it to leave its call: the closer must park for that, or the
+ * waiter, queued behind it on the only P, never runs (with a condition variable it hung). */
+static void close_1p_body(void)
+{
+    int p[2];
+    mkpipe(p);
+    struct gcall w = {.op = OP_READ, .fd = p[0], .deadline = CHAN_FOREVER};
+    gcall_start(&w);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    struct gcall cl = {.op = OP_CLOSE, .fd = p[0]};
+    gcall_start(&cl);
+    gcall_join(&cl);
+    gcall_join(&w);
+    ck_assert_int_eq(cl.r, 0);
+    ck_assert_int_eq(w.r, -EBADF);
+    fdclose(p[1]);
+}
+
+START_TEST(fd_close_from_g_parks) { on_g(close_1p_body, 1); }
+END_TEST
+
+/* ---- The I/O calls between Gs ----------------------------------------------------------------- */
+
+struct copier {
+    int fd;
+    size_t n;
+    unsigned char *buf;
+    long r;
+    chan_t *done;
+};
+
+static void write_all(void *arg)
+{
+    struct copier *c = arg;
+    c->r = chan_write(c->fd, c->buf, c->n, NULL, CHAN_FOREVER);
+    ck_assert_int_eq(chan_close(c->done), 0);
+}
+
+/* chan_write writes everything, across a pipe's and a socket's limits, waiting for room, while
+ * a G reads it in small pieces; end of file once the writer closes. */
+static void copy_body(void)
+{
+    const size_t n = 1 << 20;
+    for (int kind = 0; kind < 2; kind++) {
+        int fds[2];
+        if (kind == 0)
+            mkpipe(fds);
+        else
+            tcp_pair(&fds[1], &fds[0]);
+        unsigned char *src = malloc(n), *dst = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            src[i] = (unsigned char)(i * 7 + i / 251);
+        struct copier w = {.fd = fds[1], .n = n, .buf = src, .done = chan_make(0, 0)};
+        ck_assert_int_gt(chan_mpg_go(write_all, &w), 0);
+        size_t got = 0;
+        while (got < n) {
+            long r = chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL,
+                               CHAN_FOREVER);
+            ck_assert_int_gt(r, 0);
+            got += (size_t)r;
+        }
+        ck_assert_int_eq(chan_recv(w.done, NULL), -EPIPE);
+        ck_assert_int_eq(chan_free(w.done), 0);
+        ck_assert_int_eq(w.r, (long)n);
+        ck_assert(memcmp(src, dst, n) == 0);
+        fdclose(fds[1]);
+        char x;
+        ck_assert_int_eq(chan_read(fds[0], &x, 1, NULL, CHAN_FOREVER), 0);
+        fdclose(fds[0]);
+        free(src);
+        free(dst);
+    }
+    /* Stopped part way: what went out; nothing out: the reason. */
+    int p[2];
+    mkpipe(p);
+    fill(p[1]);
+    static char big[1 << 17];
+    ck_assert_int_eq(chan_write(p[1], big, sizeof big, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
+    char drain[8192];
+    ck_assert_int_eq(read(p[0], drain, sizeof drain), (long)sizeof drain);
+    long r = chan_write(p[1], big, sizeof big, NULL, chan_now() + 20 * MS);
+    ck_assert_int_gt(r, 0);
+    ck_assert_int_lt(r, (long)sizeof big);
+    fdclose(p[0]);
+    fdclose(p[1]);
+    /* A peer that has gone: -EPIPE or -ECONNRESET, no SIGPIPE. */
+    int a, b;
+    tcp_pair(&a, &b);
+    fdclose(b);
+    r = 0;
+    for (int i = 0; i < 100 && r >= 0; i++)
+        r = chan_write(a, big, sizeof big, NULL, chan_now() + CHAN_SECOND);
+    ck_assert_msg(r == -EPIPE || r == -ECONNRESET, "chan_write: %ld", r);
+    fdclose(a);
+}
+
+START_TEST(write_read_between_gs) { on_g(copy_body, 2); }
+END_TEST
+
+struct dialer {
+    struct sockaddr_in sa;
+    int fd, r;
+    chan_t *done;
+};
+
+static void dial(void *arg)
+{
+    struct dialer *d = arg;
+    d->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(d->fd, 0);
+    d->r = chan_connect(d->fd, (struct sockaddr *)&d->sa, sizeof d->sa, NULL, CHAN_FOREVER);
+    if (d->r == 0)
+        ck_assert_int_eq(chan_write(d->fd, "ping", 4, NULL, CHAN_FOREVER), 4);
+    ck_assert_int_eq(chan_close(d->done), 0);
+}
+
+/* A G accepts while another connects and sends; nobody listening: -ECONNREFUSED. */
+static void accept_body(void)
+{
+    struct sockaddr_in sa;
+    int l = tcp_listener(&sa);
+    int64_t d = chan_now() + 20 * MS;
+    ck_assert_int_eq(chan_accept(l, NULL, NULL, NULL, d), -ETIMEDOUT);
+    ck_assert_int_ge(chan_now(), d);
+    struct dialer dl = {.sa = sa, .done = chan_make(0, 0)};
+    ck_assert_int_gt(chan_mpg_go(dial, &dl), 0);
+    int c = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(c, 0);
+    ck_assert(fcntl(c, F_GETFL) & O_NONBLOCK);
+    char buf[8];
+    ck_assert_int_eq(chan_read(c, buf, sizeof buf, NULL, CHAN_FOREVER), 4);
+    ck_assert(memcmp(buf, "ping", 4) == 0);
+    ck_assert_int_eq(chan_recv(dl.done, NULL), -EPIPE);
+    ck_assert_int_eq(chan_free(dl.done), 0);
+    ck_assert_int_eq(dl.r, 0);
+    fdclose(c);
+    fdclose(dl.fd);
+    fdclose(l);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(chan_connect(s, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER),
+                     -ECONNREFUSED);
+    fdclose(s);
+}
+
+START_TEST(accept_connect) { on_g(accept_body, 2); }
+END_TEST
+
+/* ---- The restart after PARK_IO, racing unparks ------------------------------------------------- */
+
+/*
+ * As test_io.c's: values flow through a channel into a G's select that also waits for a pipe,
+ * which a thread makes readable and unreadable again and again. The G's parks keep ending in
+ * PARK_IO (the netpoller's edges, often before the G has committed its park, often for an fd no
+ * longer ready), racing the producer's unparks: every value must arrive once, in order.
+ * Unbuffered and buffered, without and with a deadline; the producer a thread or a G.
+ */
+struct flap {
+    int rd, wr;
+    _Atomic bool stop;
+    long flips;
+};
+
+static void *flapper(void *arg)
+{
+    struct flap *f = arg;
+    while (!atomic_load(&f->stop)) {
+        put1(f->wr);
+        sched_yield();
+        get1(f->rd);
+        f->flips++;
+    }
+    return NULL;
+}
+
+struct restart {
+    int rd;
+    chan_t *c;
+    long n;
+    int until_ms;
+};
+
+static void produce(void *arg)
+{
+    struct restart *r = arg;
+    for (long i = 0; i < r->n; i++)
+        ck_assert_int_eq(chan_send(r->c, &i), 0);
+}
+
+static void *produce_thread(void *arg)
+{
+    produce(arg);
+    return NULL;
+}
+
+static void consume(void *arg)
+{
+    struct restart *r = arg;
+    long next = 0;
+    while (next < r->n) {
+        long v = -1;
+        int rev = 0;
+        struct chan_case cs[2] = {
+            {.chan = chan_fd_chan(r->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+            {.chan = r->c, .elem = &v, .dir = CHAN_RECV},
+        };
+        int k = r->until_ms ? chan_select_until(cs, 2, chan_now() + r->until_ms * MS)
+                            : chan_select(cs, 2);
+        if (k == -ETIMEDOUT)
+            continue;
+        ck_assert_int_ge(k, 0);
+        if (k == 0) {
+            ck_assert(rev & (POLLIN | POLLHUP));
+            chan_mpg_yield(); /* let the flapper take the byte */
+            continue;
+        }
+        ck_assert(cs[1].ok);
+        ck_assert_msg(v == next, "got %ld, expected %ld", v, next);
+        next++;
+    }
+}
+
+static void restart_run(int cap, long n, int until_ms, bool g_producer)
+{
+    int p[2];
+    mkpipe(p);
+    struct flap f = {.rd = p[0], .wr = p[1]};
+    struct restart r = {.rd = p[0], .c = chan_make(sizeof(long), (size_t)cap), .n = n,
+                        .until_ms = until_ms};
+    pthread_t tf = spawn(flapper, &f), tp = 0;
+    start(2);
+    ck_assert_int_eq(chan_mpg_foreign_enter(), 0); /* the producer thread wakes it */
+    ck_assert_int_gt(chan_mpg_go(consume, &r), 0);
+    if (g_producer)
+        ck_assert_int_gt(chan_mpg_go(produce, &r), 0);
+    else
+        tp = spawn(produce_thread, &r);
+    finish();
+    chan_mpg_foreign_leave();
+    if (tp)
+        join(tp);
+    atomic_store(&f.stop, true);
+    join(tf);
+    long extra;
+    ck_assert_int_eq(chan_tryrecv(r.c, &extra), -EAGAIN);
+    ck_assert_int_eq(chan_free(r.c), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+    ck_assert_msg(f.flips > 0, "the pipe never flapped");
+}
+
+START_TEST(restart_never_loses_or_duplicates)
+{
+    const long n = scaled(20000, 3000);
+    for (int variant = 0; variant < 8; variant++)
+        restart_run(variant % 2 ? 8 : 0, n, variant & 2 ? 1 : 0, variant & 4);
+}
+END_TEST
+
+/* ---- Signals on a channel that a G receives from --------------------------------------------- */
+
+struct sigrecv {
+    chan_t *c;
+    int got;
+    int64_t until;
+};
+
+static void recv_signal(void *arg)
+{
+    struct sigrecv *s = arg;
+    int v = 0;
+    while (chan_recv_until(s->c, &v, s->until) == 0)
+        if (v == SIGUSR1) {
+            s->got = v;
+            return;
+        }
+}
+
+/* A G blocks in a receive on a signal channel; kill(2) from the test's thread reaches it. And a
+ * G whose select waits on a signal channel and an fd at once gets either. */
+START_TEST(signals_to_g)
+{
+    chan_t *c = chan_make(sizeof(int), 4);
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+    start(2);
+    ck_assert_int_eq(chan_mpg_foreign_enter(), 0); /* the delivery thread sends to it */
+    struct sigrecv s = {.c = c, .until = chan_now() + 10 * CHAN_SECOND};
+    ck_assert_int_gt(chan_mpg_go(recv_signal, &s), 0);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    finish();
+    chan_mpg_foreign_leave();
+    ck_assert_int_eq(s.got, SIGUSR1);
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
+/* ---- 10,000 Gs, each waiting on its own socket ------------------------------------------------ */
+
+/* The far ends of the sockets live in a child process (10,000 pairs would need 20,000 fds in
+ * one process, more than a hard limit of 20,000 leaves room for): the parent makes each pair and
+ * passes one end over a control socket (SCM_RIGHTS). Once every G is blocked, the child writes
+ * a byte to each in turn and waits for it to come back: the Gs wake one by one. */
+static void send_fd(int ctl, int fd)
+{
+    char b = 'f';
+    struct iovec iov = {&b, 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ck_assert_int_eq(sendmsg(ctl, &m, 0), 1);
+}
+
+static int recv_fd(int ctl)
+{
+    char b;
+    struct iovec iov = {&b, 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    if (recvmsg(ctl, &m, 0) != 1)
+        return -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    return fd;
+}
+
+static int child_echoes(int ctl, int n)
+{
+    int *peer = malloc((size_t)n * sizeof *peer);
+    for (int i = 0; i < n; i++)
+        if (!peer || (peer[i] = recv_fd(ctl)) < 0)
+            return 2;
+    char go;
+    if (read(ctl, &go, 1) != 1)
+        return 3;
+    for (int i = 0; i < n; i++) {
+        char b = (char)('a' + i % 26), back = 0;
+        if (write(peer[i], &b, 1) != 1 || read(peer[i], &back, 1) != 1 || back != b)
+            return 4;
+    }
+    return 0;
+}
+
+static struct many {
+    int *own;
+    atomic_int woke;
+    atomic_int order_bad;
+} mg;
+
+static void many_waiter(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char b;
+    ck_assert_int_eq(chan_read(mg.own[i], &b, 1, NULL, chan_now() + 120 * CHAN_SECOND), 1);
+    if (b != (char)('a' + i % 26) || atomic_fetch_add(&mg.woke, 1) != i)
+        atomic_fetch_add(&mg.order_bad, 1);
+    ck_assert_int_eq(chan_write(mg.own[i], &b, 1, NULL, CHAN_FOREVER), 1);
+}
+
+START_TEST(ten_thousand_sockets)
+{
+    const int n = 10000;
+    ck_assert_int_ge(fd_limit(), n + 64);
+    int before = nfds();
+    int ctl[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(ctl[0]);
+        _exit(child_echoes(ctl[1], n));
+    }
+    close(ctl[1]);
+    mg.own = malloc((size_t)n * sizeof *mg.own);
+    for (int i = 0; i < n; i++) {
+        int s[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+        send_fd(ctl[0], s[1]);
+        close(s[1]);
+        mg.own[i] = s[0];
+    }
+    int64_t t0 = chan_now();
+    start(2);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(chan_mpg_go(many_waiter, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert(fd_blocked(mg.own[i], POLLIN));
+    int64_t t1 = chan_now();
+    ck_assert_int_eq(write(ctl[0], "g", 1), 1);
+    finish();
+    int64_t t2 = chan_now();
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %d", st);
+    ck_assert_int_eq(atomic_load(&mg.woke), n);
+    ck_assert_int_eq(atomic_load(&mg.order_bad), 0);
+    fprintf(stderr,
+            "ten_thousand_sockets: %d Gs parked on their sockets in %.1f ms, woken in turn "
+            "(a round trip each) in %.1f ms\n",
+            n, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+    for (int i = 0; i < n; i++)
+        fdclose(mg.own[i]);
+    free(mg.own);
+    close(ctl[0]);
+    ck_assert_int_eq(nfds(), before);
+}
+END_TEST
+
+/* ---- The deadlock report and Gs waiting on fds -------------------------------------------------- */
+
+static int dl_fd;
+static chan_t *dl_never;
+
+static void read_then_block(void *arg)
+{
+    (void)arg;
+    char b;
+    ck_assert_int_eq(chan_read(dl_fd, &b, 1, NULL, CHAN_FOREVER), 1);
+    chan_recv(dl_never, NULL); /* nobody sends: a deadlock, once the fd is read */
+}
+
+static void *write_later(void *arg)
+{
+    sleep_ms(100);
+    put1(*(int *)arg);
+    return NULL;
+}
+
+/* A G waiting on an fd may be woken by the world (an unannounced thread here): no report while
+ * it waits (Go counts netpoll waiters as runnable); once it blocks on a channel, the report. */
+START_TEST(no_deadlock_while_waiting_on_fd)
+{
+    int p[2];
+    mkpipe(p);
+    dl_fd = p[0];
+    dl_never = chan_make(0, 0);
+    start(2);
+    ck_assert_int_gt(chan_mpg_go(read_then_block, NULL), 0);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    pthread_t t = spawn(write_later, &p[1]);
+    char buf[512];
+    int64_t t0 = chan_now();
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    ck_assert_int_ge(chan_now() - t0, 90 * MS); /* not before the read */
+    ck_assert_ptr_nonnull(strstr(buf, "[chan receive]"));
+    join(t);
+    ck_assert_int_eq(chan_close(dl_never), 0);
+    finish();
+    ck_assert_int_eq(chan_free(dl_never), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+/* The bad inputs give the same errors on a G as on a thread. */
+static void bad_body(void)
+{
+    int p[2];
+    mkpipe(p);
+    char buf[4];
+    ck_assert_int_eq(chan_fd_wait(-1, POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN | POLLOUT, NULL, CHAN_FOREVER), -EINVAL);
+    ck_assert_int_eq(chan_read(-1, buf, 1, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_accept(p[0], NULL, NULL, NULL, CHAN_FOREVER), -ENOTSOCK);
+    ck_assert_int_eq(chan_fd_close(-1), -EBADF);
+    fdclose(p[0]);
+    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_read(p[0], buf, 1, NULL, CHAN_FOREVER), -EBADF);
+    ck_assert_int_eq(chan_fd_close(p[0]), -EBADF);
+    fdclose(p[1]);
+}
+
+START_TEST(bad_input) { on_g(bad_body, 2); }
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mpg_io");
+    ADD_TEST(s, readers_park_pingpong_runs, 60);
+    ADD_TEST(s, select_socket_channel_timer, 30);
+    ADD_TEST(s, select_socket_channel_timer_1p, 30);
+    ADD_TEST(s, cancel_blocked_socket, 30);
+    ADD_TEST(s, deadlines, 30);
+    ADD_TEST(s, busy, 30);
+    ADD_TEST(s, fd_close_wakes_gs, 30);
+    ADD_TEST(s, fd_close_from_g_parks, 30);
+    ADD_TEST(s, write_read_between_gs, 60);
+    ADD_TEST(s, accept_connect, 30);
+    ADD_TEST(s, restart_never_loses_or_duplicates, 120);
+    ADD_TEST(s, signals_to_g, 30);
+    ADD_TEST(s, ten_thousand_sockets, 120);
+    ADD_TEST(s, no_deadlock_while_waiting_on_fd, 30);
+    ADD_TEST(s, bad_input, 30);
+    return run_suite(s);
+}
