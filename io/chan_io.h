@@ -3,7 +3,7 @@
  * chan_io.h - waiting for the world in libchan: file descriptors and signals as channels, and
  * I/O calls that a cancel channel or a deadline can interrupt. Go's netpoller (an fd's
  * readiness as something a select can wait on), the deadlines of net.Conn and os/signal's
- * Notify and Stop, for C on pthreads.
+ * Notify and Stop, for C on pthreads and on the Gs of libchan-mpg.
  *
  * An addition to the contract of chan.h, in the same style:
  *   - Failure is a negative errno value; chan_fd_chan returns NULL with errno set. Arguments
@@ -22,10 +22,12 @@
  *     have to wait returns -EBUSY (Go's netpoller has one reader and one writer slot per fd;
  *     Go's net.Conn serializes concurrent reads for you, here you serialize them). -EBUSY is
  *     decided before -EOPNOTSUPP and before the thread's eventfd is made.
- *   - With a scheduler plugged in with chan_sched_set(3), an operation that would have to wait
- *     for an fd returns -EOPNOTSUPP: struct chan_sched has no way to wait for an fd, and a
- *     silent hang would be worse. (Waiting on channels alone, including chan_sleep_until with
- *     a cancel channel, works under any scheduler.)
+ *   - On a G of libchan-mpg (chan_sched_mpg.h) every call works as on a thread: the G parks
+ *     and the scheduler's netpoller wakes it when the fd is ready. With any other scheduler
+ *     plugged in with chan_sched_set(3), an operation that would have to wait for an fd
+ *     returns -EOPNOTSUPP: struct chan_sched has no way to wait for an fd, and a silent hang
+ *     would be worse. (Waiting on channels alone, including chan_sleep_until with a cancel
+ *     channel, works under any scheduler.)
  *   - A thread keeps one eventfd from its first wait on an fd until it exits (its wake-up,
  *     see chan_io(3)); the signal delivery keeps one eventfd and one thread. Nothing else
  *     stays behind: chan_fd_close forgets all the library knew of an fd.
