@@ -356,14 +356,17 @@ static struct p *pidle_get_locked(void)
 }
 
 /* Under sched.lock: p, which the caller holds and no M runs, goes idle. The last P to go idle
- * may complete a deadlock: the threads in chan_mpg_wait decide again. */
+ * may complete a deadlock: the threads in chan_mpg_wait decide again; not while a G waits on
+ * an fd (no deadlock then, and a server between two requests would wake them each time): the
+ * last such G leaves its wait on a P, which goes idle through here again. */
 static void pidle_put_locked(struct p *p)
 {
     COUNT(p_idle);
     atomic_store_explicit(&p->status, P_IDLE, memory_order_relaxed);
     p->link = sched.pidle;
     sched.pidle = p;
-    if (atomic_fetch_add_explicit(&sched.npidle, 1, memory_order_seq_cst) + 1 == sched.nprocs)
+    if (atomic_fetch_add_explicit(&sched.npidle, 1, memory_order_seq_cst) + 1 == sched.nprocs &&
+        !netpoll_waiting())
         deadlock_recheck_locked();
 }
 
@@ -1316,6 +1319,10 @@ static struct g *find_runnable(struct m *m)
                 g = steal_round(m);
             if (!g)
                 g = gq_pop();
+            /* The fds too, every few rounds: a spinning M is the one that would see an answer
+             * on a socket soonest (no M blocks in epoll_wait while it spins). */
+            if (!g && r % 4 == 3 && netpoll_waiting() && !netpoll_blocked())
+                g = poll_ready(m->p);
             if (!g) {
                 for (int i = 0; i < 64; i++)
                     caa_cpu_relax();
