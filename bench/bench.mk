@@ -19,6 +19,10 @@
 #                     N= (1000000), BUDGET_MS= (300), SYSTEM=libchan-mpg (the shapes on Gs),
 #                     MODE=counters (each revision built with seam.h's event counters, printed
 #                     per message under the table)
+#   make bench-echo   a TCP echo server over loopback on Gs, on threads and in Go, with 1, 100 and
+#                     10,000 connections (bench/echo.py; `make bench` runs it too): round trips
+#                     per second, server CPU per round trip, peak RSS. Variables: SECONDS_PER=,
+#                     RUNS=, CONNS=, SYSTEMS=
 #   make bench-io     the wake-up latency of a thread woken by an fd's readiness against one woken
 #                     by a channel (bench/io_latency.c); N= samples (2000)
 #   make bench-leak   what a leak check costs (bench/leak.c, chan_leak(3)): chan_leak_check and
@@ -54,7 +58,8 @@ BENCH_RUNS      := $(or $(RUNS),5)
 BENCH_BUDGET_MS := $(or $(BUDGET_MS),400)
 SMOKE_N         := 2000
 
-.PHONY: bench bench-deps bench-smoke bench-history bench-io bench-leak bench-scale scale-smoke
+.PHONY: bench bench-deps bench-smoke bench-history bench-io bench-leak bench-scale scale-smoke \
+  bench-echo
 
 bench-deps:
 	@sh scripts/deps.sh build bench
@@ -65,6 +70,7 @@ bench: bench-deps
 	N=$(BENCH_N) PLACE=$(BENCH_PLACE) RUNS=$(BENCH_RUNS) BUDGET_MS=$(BENCH_BUDGET_MS) \
 	  SHAPES="$(SHAPES)" SYSTEMS="$(SYSTEMS)" python3 bench/run.py --libchan $(BENCH_BIN) \
 	  --libchan-mpg $(BENCH_MPG_BIN) --out build/bench
+	@$(MAKE) --no-print-directory bench-echo
 
 # Empty variables leave bench/history.py its defaults (its docstring lists them).
 bench-history: bench-deps
@@ -157,3 +163,23 @@ scale-smoke: $(SCALE_BIN) $(SCALE_MPG_BIN)
 	  timeout 300 $$h $${p%%:*} $${p#*:} 1 0 || { echo "scale smoke: $$h $${p%%:*} $${p#*:} FAILED (exit $$?; 124 = hung for 300 s)"; exit 1; }; \
 	  n=$$((n + 1)); done; \
 	echo "scale smoke: $$n series ran, every value checked"
+
+# The echo benchmark (bench/echo.py): a TCP echo server over 127.0.0.1 on Gs (libchan-mpg), on
+# a thread per connection (libchan), and in Go (bench/go-echo, the net package), each under the
+# same load (bench/echo.c's, on Gs) with 1, 100 and 10,000 connections: round trips per
+# second, the server's CPU time and peak RSS. `make bench` runs it after the channel shapes;
+# `make bench-echo` alone. Variables: SECONDS_PER= (per run, 2), RUNS= (3), CONNS= ("1 100
+# 10000"), SYSTEMS= (filter). Writes build/bench/echo.csv and echo.md.
+BENCH_ECHO_BIN := build/plain/bench/echo
+
+$(BENCH_ECHO_BIN): bench/echo.c chan.h io/chan_io.h sched/chan_sched_mpg.h \
+  build/plain/libchan_mpg.a build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Isched -o $@ bench/echo.c build/plain/libchan_mpg.a \
+	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
+
+bench-echo:
+	@$(MAKE) --no-print-directory lib MODE=plain
+	@$(MAKE) --no-print-directory $(BENCH_ECHO_BIN) MODE=plain
+	SECONDS_PER="$(SECONDS_PER)" RUNS="$(RUNS)" CONNS="$(CONNS)" SYSTEMS="$(SYSTEMS)" \
+	  python3 bench/echo.py --echo $(BENCH_ECHO_BIN) --out build/bench

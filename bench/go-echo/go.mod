@@ -1,0 +1,4 @@
+// SPDX-License-Identifier: MIT
+module libchan.bench/goecho
+
+go 1.19
