@@ -1310,10 +1310,15 @@ static struct g *find_runnable(struct m *m)
             return g;
         if (timers_run(p))
             continue;
-        /* Spin a little, stealing, then sleep. */
+        /* Spin a little, stealing, then sleep. While Gs wait on fds and no M waits in
+         * epoll_wait, this M is about to: it spins Go's few rounds (stealWork's 4), not ours,
+         * for the M in epoll_wait wakes as soon as an fd is ready, and spinning on would only
+         * take the CPU from the peer that is to write to it. */
+        bool io = netpoll_waiting() && !netpoll_blocked();
+        int rounds = io ? NETPOLL_SPIN_ROUNDS : SPIN_ROUNDS;
         atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst);
         COUNT(spin);
-        for (int r = 0; r < SPIN_ROUNDS && !g; r++) {
+        for (int r = 0; r < rounds && !g; r++) {
             COUNT(spin_round);
             if (sched.nprocs > 1)
                 g = steal_round(m);
@@ -1321,7 +1326,7 @@ static struct g *find_runnable(struct m *m)
                 g = gq_pop();
             /* The fds too, every few rounds: a spinning M is the one that would see an answer
              * on a socket soonest (no M blocks in epoll_wait while it spins). */
-            if (!g && r % 4 == 3 && netpoll_waiting() && !netpoll_blocked())
+            if (!g && io && r % 4 == 3)
                 g = poll_ready(m->p);
             if (!g) {
                 for (int i = 0; i < 64; i++)

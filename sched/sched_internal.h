@@ -266,6 +266,7 @@ HIDDEN void inject(struct g *list, int n);
 /* ---- netpoll.c, for proc.c, sysmon.c and deadlock.c ------------------------------------------ */
 
 #define NETPOLL_SYSMON_NS 10000000 /* sysmon polls when nobody has for this long (Go's 10 ms) */
+#define NETPOLL_SPIN_ROUNDS 4 /* steal rounds of an M that is to wait in epoll_wait next (Go's) */
 
 /* Starts the netpoller (an epoll set and an eventfd; io/'s close hook), and stops it (closes
  * both, frees the descriptors). 0 or -errno. chan_mpg_start and chan_mpg_stop, no G alive. */
