@@ -1114,6 +1114,10 @@ bool any_syscall_locked(void)
 
 static void stopm_poll(struct m *m, int64_t deadline);
 
+/* Under sched.lock: the M that sleeps in the netpoller's epoll_wait, or was chosen to, until it
+ * is back from it (stopm_poll); NULL: none. */
+static struct m *poll_m;
+
 /* Go's stopm: m, holding no P, sleeps among the idle Ms until startm hands it a P, until a
  * kick or chan_mpg_stop, or, if it is the idle M that watches the timers (sched.timer_m: one
  * at most, so that a timer wakes one thread, not all), until the earliest timer: then it takes
@@ -1130,7 +1134,9 @@ static void stopm(struct m *m)
     }
     int64_t deadline = CHAN_FOREVER;
     int64_t next = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
-    bool io = netpoll_waiting();
+    /* One M at most in epoll_wait (netpoll's rule; a second one could take the break meant
+     * for the first): the one woken from it may not have returned yet. */
+    bool io = netpoll_waiting() && !poll_m;
     struct m *t = sched.timer_m;
     if (t && io && !t->polling) {
         midle_del_locked(t);
@@ -1142,6 +1148,8 @@ static void stopm(struct m *m)
             sched.timer_m = m;
             deadline = next;
             m->polling = io;
+            if (io)
+                poll_m = m;
         } else {
             /* Due already: fire it on an idle P. With none, the Ms that hold the Ps fire it at
              * their next schedule. */
@@ -1192,6 +1200,7 @@ static void stopm_poll(struct m *m, int64_t deadline)
     int n = netpoll(deadline, &list);
     pthread_mutex_lock(&sched.lock);
     m->polling = false;
+    poll_m = NULL;
     bool idle = m->on_idle; /* nobody took it: events, the deadline, or a stale break */
     if (idle)
         midle_del_locked(m);
@@ -1509,6 +1518,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     atomic_store(&sched.nm, 0);
     sched.m_limit_told = false;
     sched.timer_m = NULL;
+    poll_m = NULL;
     atomic_store(&sched.nspinning, 0);
     atomic_store(&sched.sysmonwait, false);
     atomic_store(&sched.live, 0);

@@ -719,6 +719,81 @@ static void accept_body(void)
 START_TEST(accept_connect) { on_g(accept_body, 2); }
 END_TEST
 
+/* ---- Short connections: Ms going in and out of epoll_wait ------------------------------------ */
+
+/* Four client Gs each make connections one after another, with deadlines (timers that kick the
+ * idle Ms), to a server G that starts a G per connection: Ms keep being woken from epoll_wait
+ * and others going idle. At most one M may wait in epoll_wait: a second one took the break
+ * meant for the first, which then slept on with the P it had been handed, and the Gs queued
+ * there never ran (the crawl_http example hung under TSan now and then). */
+static struct {
+    int lfd;
+    struct sockaddr_in sa;
+    int per_client;
+    atomic_int served;
+    chan_t *results; /* each round trip's result, to the test's G: a wake-up each (wakep) */
+} sc;
+
+static void sc_handle(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char b[4];
+    int64_t d = chan_now() + 10 * CHAN_SECOND;
+    ck_assert_int_eq(chan_read(fd, b, sizeof b, NULL, d), 4);
+    ck_assert_int_eq(chan_write(fd, b, sizeof b, NULL, d), 4);
+    fdclose(fd);
+    atomic_fetch_add(&sc.served, 1);
+}
+
+static void sc_server(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    for (int i = 0; i < n; i++) {
+        int fd = chan_accept(sc.lfd, NULL, NULL, NULL, chan_now() + 30 * CHAN_SECOND);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_gt(chan_mpg_go(sc_handle, (void *)(intptr_t)fd), 0);
+    }
+}
+
+static void sc_client(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < sc.per_client; i++) {
+        int64_t d = chan_now() + 10 * CHAN_SECOND;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(chan_connect(fd, (struct sockaddr *)&sc.sa, sizeof sc.sa, NULL, d), 0);
+        ck_assert_int_eq(chan_write(fd, "ping", 4, NULL, d), 4);
+        char b[4];
+        ck_assert_int_eq(chan_read(fd, b, sizeof b, NULL, d), 4);
+        ck_assert_int_eq(chan_read(fd, b, sizeof b, NULL, d), 0);
+        fdclose(fd);
+        int ok = 1;
+        ck_assert_int_eq(chan_send(sc.results, &ok), 0);
+    }
+}
+
+static void short_body(void)
+{
+    sc.per_client = scaled(200, 60);
+    sc.lfd = tcp_listener(&sc.sa);
+    ck_assert_int_gt(chan_mpg_go(sc_server, (void *)(intptr_t)(4 * sc.per_client)), 0);
+    sc.results = chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(sc.results);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_gt(chan_mpg_go(sc_client, NULL), 0);
+    for (int i = 0; i < 4 * sc.per_client; i++) {
+        int ok = 0;
+        ck_assert_int_eq(chan_recv_until(sc.results, &ok, chan_now() + 20 * CHAN_SECOND), 0);
+        ck_assert_int_eq(ok, 1);
+    }
+    ck_assert_int_eq(chan_free(sc.results), 0);
+    fdclose(sc.lfd);
+}
+
+START_TEST(short_connections) { on_g(short_body, 2); }
+END_TEST
+
 /* ---- The restart after PARK_IO, racing unparks ------------------------------------------------- */
 
 /*
@@ -1070,6 +1145,7 @@ int main(void)
     ADD_TEST(s, fd_close_from_g_parks, 30);
     ADD_TEST(s, write_read_between_gs, 60);
     ADD_TEST(s, accept_connect, 30);
+    ADD_TEST(s, short_connections, 60);
     ADD_TEST(s, restart_never_loses_or_duplicates, 120);
     ADD_TEST(s, signals_to_g, 30);
     ADD_TEST(s, ten_thousand_sockets, 120);
