@@ -79,13 +79,15 @@ closes the done channel, the select takes that case, chan_ctx_err says why
 (-ETIMEDOUT), and the worker stops after a few steps instead of all of them.
 T
 
-show echo <<'T'
+# Built only with libchan-mpg (MPG=1).
+if [ -x "$dir/echo" ]; then show echo <<'T'
 I/O on Gs (libchan-mpg, chan_io.h). A TCP echo server on 127.0.0.1 starts a G
 per connection; 50 client Gs each send 20 messages and check what comes back.
 Every accept, connect, read and write parks its G until the socket is ready
 (the scheduler's netpoller wakes it), so a few threads serve all 50
 connections. A cancelled context stops the server's accept.
 T
+fi
 
 echo
 echo "More in examples/: wait_for_task, wait_for_result, wait_for_finished,"
