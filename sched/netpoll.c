@@ -284,7 +284,15 @@ int netpoll(int64_t deadline, struct g **list)
             break;
         }
     }
-    atomic_store_explicit(&np.lastpoll, chan_now(), memory_order_seq_cst);
+    /* Go's lastpoll: 0 stays while the blocking poller is in epoll_wait, which a poll without
+     * waiting that ends meanwhile must not overwrite (the Ms would poll too, for nothing). */
+    if (block) {
+        atomic_store_explicit(&np.lastpoll, chan_now(), memory_order_seq_cst);
+    } else {
+        int64_t last = atomic_load_explicit(&np.lastpoll, memory_order_relaxed);
+        if (last != 0)
+            atomic_compare_exchange_strong(&np.lastpoll, &last, chan_now());
+    }
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (ev[i].data.u64 == BREAK_KEY) {
