@@ -11,6 +11,9 @@
  *                         for them to come back, in a loop, for SECONDS once all are connected.
  *                         Prints "echo conns=N round_trips=R seconds=S".
  *
+ * ECHO_BIND=1 in the environment starts the scheduler with each M bound to its P's core
+ * (chan_mpg_config.bind); by default the kernel places them, as Go's threads.
+ *
  * The server prints "port P" once it listens, then serves until it is killed: the harness
  * reads its CPU time and peak RSS from wait4(2). The same load runs against every server
  * (bench/go-echo is Go's, with the net package), so its own cost falls on all alike.
@@ -41,6 +44,15 @@ static void nodelay(int fd)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* The scheduler, its Ms placed by the kernel (the default, as Go's threads) or bound to cores
+ * (ECHO_BIND=1 in the environment). */
+static int start_mpg(void)
+{
+    const char *b = getenv("ECHO_BIND");
+    struct chan_mpg_config cfg = {.bind = b && *b == '1'};
+    return chan_mpg_start_config(&cfg);
 }
 
 static void raise_nofile(void)
@@ -114,7 +126,7 @@ static int server(bool gs)
         accept_loop((void *)(intptr_t)lfd);
         return 0;
     }
-    if (chan_mpg_start(0) != 0 || chan_mpg_go(accept_loop, (void *)(intptr_t)lfd) <= 0)
+    if (start_mpg() != 0 || chan_mpg_go(accept_loop, (void *)(intptr_t)lfd) <= 0)
         return 1;
     chan_mpg_wait(); /* never: the harness kills the server */
     return 0;
@@ -213,7 +225,7 @@ static int load(int port, int conns, double secs, size_t size)
     ld.start = chan_make(0, 0);
     ld.results = chan_make(sizeof(long), (size_t)conns);
     ld.secs = secs;
-    if (!ld.slots || !ld.connected || !ld.start || !ld.results || chan_mpg_start(0) != 0)
+    if (!ld.slots || !ld.connected || !ld.start || !ld.results || start_mpg() != 0)
         return 1;
     chan_mpg_go(load_main, (void *)(intptr_t)conns);
     chan_mpg_wait();

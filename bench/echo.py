@@ -14,8 +14,12 @@ whole life: accepting the connections too) per round trip, and its peak RSS (VmH
 connection server is capped at THREAD_CAP connections (a thread each: 10,000 threads and their
 stacks on this shared machine is more than the harness should ask): larger cells show n/a.
 
+The Gs server runs twice: as a program gets it (its Ms placed by the kernel, as Go's threads) and
+with ECHO_BIND=1 (chan_mpg_config.bind: each M bound to its P's core). The load's Ms are never
+bound: two processes that each pin a thread per core fight for the same cores.
+
 Environment: SECONDS_PER (2), RUNS (3), CONNS ("1 100 10000"), SYSTEMS (filter: libchan-mpg,
-go, libchan), GO. Output: the table on stdout, DIR/echo.csv, DIR/echo.md.
+libchan-mpg-bind, go, libchan), GO. Output: the table on stdout, DIR/echo.csv, DIR/echo.md.
 """
 import argparse
 import os
@@ -28,8 +32,9 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSTEMS = ["libchan-mpg", "go", "libchan"]
-TITLES = {"libchan-mpg": "libchan+sched (Gs)", "go": "Go (net)", "libchan": "libchan (threads)"}
+SYSTEMS = ["libchan-mpg", "libchan-mpg-bind", "go", "libchan"]
+TITLES = {"libchan-mpg": "libchan+sched (Gs)", "libchan-mpg-bind": "libchan+sched (Gs, Ms bound)",
+          "go": "Go (net)", "libchan": "libchan (threads)"}
 THREAD_CAP = 1000
 
 
@@ -65,15 +70,19 @@ def raise_nofile():
 def one_run(server_cmd, load_exe, conns, secs):
     """Starts the server, runs the load, kills the server: (round trips/s, server CPU s, peak
     RSS KiB) or an error string."""
-    srv = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd, env = server_cmd
+    srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = srv.stdout.readline()
         m = re.match(r"port (\d+)", line)
         if not m:
             return "server: no port line (%r)" % line
         try:
+            # The load's Ms unbound: the measuring tool does not pin itself against the server.
+            env = dict(os.environ)
+            env.pop("ECHO_BIND", None)
             r = subprocess.run([load_exe, "load", m.group(1), str(conns), str(secs)],
-                               capture_output=True, text=True, timeout=60 + 10 * secs)
+                               capture_output=True, text=True, timeout=60 + 10 * secs, env=env)
         except subprocess.TimeoutExpired:
             return "load timed out"
         m2 = re.search(r"round_trips=(\d+) seconds=([\d.]+)", r.stdout)
@@ -118,8 +127,12 @@ def main():
     go_exe, go_ver = build_go(a.out) if "go" in systems else (None, "")
     if "go" in systems and not go_exe:
         log("echo.py: Go: %s" % go_ver)
-    cmds = {"libchan-mpg": [a.echo, "server", "gs"], "libchan": [a.echo, "server", "threads"],
-            "go": [go_exe] if go_exe else None}
+    env = dict(os.environ)
+    env.pop("ECHO_BIND", None)
+    cmds = {"libchan-mpg": ([a.echo, "server", "gs"], env),
+            "libchan-mpg-bind": ([a.echo, "server", "gs"], dict(env, ECHO_BIND="1")),
+            "libchan": ([a.echo, "server", "threads"], env),
+            "go": ([go_exe], env) if go_exe else None}
     results = {}  # (system, conns) -> list of (rate, cpu, rss, trips)
     notes = []
     for conns in conns_list:
@@ -145,8 +158,9 @@ def main():
     for s in systems:
         head += ["%s round trips/s" % TITLES[s], "%s CPU us/rt" % TITLES[s],
                  "%s peak RSS MiB" % TITLES[s]]
-    if "libchan-mpg" in systems and "go" in systems:
-        head.append("libchan+sched / Go (round trips/s)")
+    pairs = [(x, "go") for x in ("libchan-mpg", "libchan-mpg-bind") if x in systems and "go" in systems]
+    for x, y in pairs:
+        head.append("%s / Go (round trips/s)" % TITLES[x])
     body, csv = [], ["system,connections,run,round_trips_per_s,server_cpu_s,server_cpu_us_per_rt,"
                      "server_peak_rss_kib"]
     for conns in conns_list:
@@ -159,10 +173,10 @@ def main():
             for i, x in enumerate(xs):
                 csv.append("%s,%d,%d,%.1f,%.3f,%.2f,%d" % (s, conns, i, x[0], x[1],
                                                            x[1] / x[3] * 1e6 if x[3] else 0, x[2]))
-        if "libchan-mpg" in systems and "go" in systems:
-            a_, b_ = results.get(("libchan-mpg", conns)), results.get(("go", conns))
-            row.append("%.2f" % (statistics.median([x[0] for x in a_]) /
-                                 statistics.median([x[0] for x in b_])) if a_ and b_ else "n/a")
+        for x, y in pairs:
+            a_, b_ = results.get((x, conns)), results.get((y, conns))
+            row.append("%.2f" % (statistics.median([v[0] for v in a_]) /
+                                 statistics.median([v[0] for v in b_])) if a_ and b_ else "n/a")
         body.append(row)
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     md += ["| " + " | ".join(r) + " |" for r in body]
