@@ -14,6 +14,7 @@
 #                     converters; PREFIX=/usr/local DESTDIR= (and LIBDIR, INCLUDEDIR, BINDIR,
 #                     DATADIR, MANDIR). make uninstall removes what it installed.
 #   make dist         the drop-in pair dist/chan.h + dist/chan.c (scripts/dist.mk)
+#   make format       lay the C sources out as .clang-format says (make test checks it)
 #   make clean
 #
 # Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree; counters: plain with the event
@@ -94,8 +95,8 @@ CORE_HDR      := $(PUBLIC_HDR) chan_internal.h seam.h time/heap.h $(wildcard tra
 CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 
-.PHONY: all lib test check-plain check-asan check-tsan check-mode unit spdx standalone demo deps install \
-        uninstall install-lib uninstall-lib clean print-version
+.PHONY: all lib test check-plain check-asan check-tsan check-mode unit spdx standalone format \
+        format-check demo deps install uninstall install-lib uninstall-lib clean print-version
 .DEFAULT_GOAL := all
 
 all: lib
@@ -165,7 +166,8 @@ include model/model.mk        # the Promela models (make model; not part of make
 # package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
 CHECKS_plain  := unit examples-check man-examples compile-fail dist-check dropin-check \
-                 nompg-check install-check link-check cmake-check man-lint layers spdx standalone play-check \
+                 nompg-check install-check link-check cmake-check man-lint layers spdx standalone \
+                 format-check play-check \
                  stress-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
 CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short
@@ -190,6 +192,14 @@ check-mode: lib
 # Every source file carries the licence's SPDX line (test/spdx.sh; --fix adds it).
 spdx:
 	@sh test/spdx.sh
+
+# The C sources as .clang-format lays them out (scripts/format.sh): make format rewrites them,
+# format-check (make test) fails on a file that is not.
+format:
+	@sh scripts/format.sh
+
+format-check:
+	@sh scripts/format.sh --check
 
 # No file refers to a document or a tracker outside the repository (test/standalone.sh).
 standalone:

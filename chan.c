@@ -105,7 +105,8 @@ chan_t *chan_make(size_t elemsize, size_t cap)
         errno = ENOMEM;
         return NULL;
     }
-    struct chan *c = (struct chan *)(((uintptr_t)mem + CHAN_APART - 1) & ~(uintptr_t)(CHAN_APART - 1));
+    struct chan *c =
+        (struct chan *)(((uintptr_t)mem + CHAN_APART - 1) & ~(uintptr_t)(CHAN_APART - 1));
     memset(c, 0, sizeof *c);
     c->mem = mem;
     atomic_init(&c->lock.word, 0);
@@ -581,7 +582,11 @@ static size_t snap_queue(struct chan_snap *s, struct waitq *q, bool send)
         if (!last_shown)
             continue;
         s->w[s->nw++] = (struct chan_snap_waiter){
-            .tid = w->t.tid, .since = w->t.since, .ncases = w->nsudog, .here = 1, .send = send,
+            .tid = w->t.tid,
+            .since = w->t.since,
+            .ncases = w->nsudog,
+            .here = 1,
+            .send = send,
             .select = w->why == WAIT_SELECT,
             .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
     }
@@ -605,8 +610,7 @@ int chan_snapshot(chan_t *c, struct chan_snap *s)
 
 /* The waiters on q (c locked), each once: a select's sudogs on one queue are adjacent (see
  * snap_queue). */
-static void inspect_queue(struct waitq *q, void (*fn)(const struct waiter *w, void *arg),
-                          void *arg)
+static void inspect_queue(struct waitq *q, void (*fn)(const struct waiter *w, void *arg), void *arg)
 {
     for (struct sudog *sg = atomic_load_explicit(&q->first, memory_order_relaxed); sg;
          sg = sg->next)

@@ -37,9 +37,10 @@
 #define CHAN_VERSION_PATCH 0
 #define CHAN_VERSION_STR_(n) #n
 #define CHAN_VERSION_XSTR_(n) CHAN_VERSION_STR_(n)
-#define CHAN_VERSION_STRING                                                                    \
-    CHAN_VERSION_XSTR_(CHAN_VERSION_MAJOR) "." CHAN_VERSION_XSTR_(CHAN_VERSION_MINOR) "."          \
-        CHAN_VERSION_XSTR_(CHAN_VERSION_PATCH) /* "MAJOR.MINOR.PATCH" */
+#define CHAN_VERSION_STRING                                                                        \
+    CHAN_VERSION_XSTR_(CHAN_VERSION_MAJOR)                                                         \
+    "." CHAN_VERSION_XSTR_(CHAN_VERSION_MINOR) "." CHAN_VERSION_XSTR_(                             \
+        CHAN_VERSION_PATCH) /* "MAJOR.MINOR.PATCH" */
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,9 +53,9 @@ extern "C" {
 
 typedef struct chan chan_t; /* Go's hchan; opaque */
 
-#define CHAN_ELEMSIZE_MAX 65535   /* like Go: element types of 64 KiB and more are refused */
-#define CHAN_SELECT_MAX   65536   /* like Go: at most this many cases in one select */
-#define CHAN_FOREVER      INT64_MAX /* a deadline that never comes */
+#define CHAN_ELEMSIZE_MAX 65535 /* like Go: element types of 64 KiB and more are refused */
+#define CHAN_SELECT_MAX 65536   /* like Go: at most this many cases in one select */
+#define CHAN_FOREVER INT64_MAX  /* a deadline that never comes */
 
 /* The library's version string, "MAJOR.MINOR.PATCH". */
 const char *chan_version(void);
@@ -119,11 +120,11 @@ size_t chan_cap(const chan_t *c);
 enum chan_dir { CHAN_SEND = 1, CHAN_RECV = 2 };
 
 struct chan_case {
-    chan_t *chan;      /* NULL: this case is never chosen (Go's nil channel in select) */
-    void *elem;        /* value to send, or where to store the value received (may be NULL) */
+    chan_t *chan; /* NULL: this case is never chosen (Go's nil channel in select) */
+    void *elem;   /* value to send, or where to store the value received (may be NULL) */
     enum chan_dir dir;
-    bool ok;           /* set on the chosen case: true if a value moved; false if the channel
-                          was closed (recv: *elem zeroed; send: nothing sent) */
+    bool ok; /* set on the chosen case: true if a value moved; false if the channel
+                was closed (recv: *elem zeroed; send: nothing sent) */
 };
 
 /* Case constructors: every field set, ok false, so that an array of cases reads as Go's select
@@ -169,12 +170,12 @@ int chan_select_until(struct chan_case *cases, size_t n, int64_t deadline);
 /* ---- Pluggable scheduler: how a blocked operation parks and is woken. Default: pthreads. ---- */
 
 struct chan_sched {
-    void *(*current)(void);                      /* handle of the calling task; never NULL */
-    int (*park)(void *task, int64_t deadline);   /* block the caller until unpark(task) or the
-                                                    deadline: 0 (an unpark was consumed) or
-                                                    -ETIMEDOUT. Never 0 without an unpark. */
-    void (*unpark)(void *task);                  /* make task runnable. May come before park:
-                                                    then that task's next park returns at once. */
+    void *(*current)(void);                    /* handle of the calling task; never NULL */
+    int (*park)(void *task, int64_t deadline); /* block the caller until unpark(task) or the
+                                                  deadline: 0 (an unpark was consumed) or
+                                                  -ETIMEDOUT. Never 0 without an unpark. */
+    void (*unpark)(void *task);                /* make task runnable. May come before park:
+                                                  then that task's next park returns at once. */
 };
 
 /* Installs s for the calling OS thread (each worker thread of an M:N scheduler calls it); NULL

@@ -107,9 +107,8 @@ HIDDEN unsigned *locks_self(void);
 static inline void lock(chanlock_t *l)
 {
     uint32_t expected = 0;
-    if (unlikely(!atomic_compare_exchange_strong_explicit(&l->word, &expected, 1,
-                                                          memory_order_acquire,
-                                                          memory_order_relaxed)))
+    if (unlikely(!atomic_compare_exchange_strong_explicit(
+            &l->word, &expected, 1, memory_order_acquire, memory_order_relaxed)))
         lock_slow(l);
 #ifdef CHAN_DEBUG
     unsigned *me = locks_self();
@@ -121,7 +120,8 @@ static inline void lock(chanlock_t *l)
 /* The lock if it is free at this moment, else false at once: for an observer that must never
  * wait (a dump from a signal handler must not hang on a lock that a stopped thread holds). */
 __attribute__((unused)) /* the drop-in pair has no observer */
-static inline bool trylock(chanlock_t *l)
+static inline bool
+trylock(chanlock_t *l)
 {
     uint32_t expected = 0;
     if (!atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
@@ -165,32 +165,32 @@ HIDDEN unsigned locks_held(void);
 
 /* One per blocked operation (Go keeps this state in the g). Lives in the blocked caller's frame. */
 struct waiter {
-    _Atomic uint32_t done;           /* 0 while waiting; 1 once a waker or the time-out won */
-    bool ok;                         /* set by the waker: a value moved (false: closed) */
-    uint8_t why;                     /* enum wait_reason (seam.h): what the operation is */
-    struct sudog *fired;             /* set by the waker: the sudog it completed */
-    const struct chan_sched *sched;  /* NULL: the pthread parker */
-    void *task;                      /* handle passed to park/unpark */
-    struct sudog *sudogs;            /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
+    _Atomic uint32_t done;          /* 0 while waiting; 1 once a waker or the time-out won */
+    bool ok;                        /* set by the waker: a value moved (false: closed) */
+    uint8_t why;                    /* enum wait_reason (seam.h): what the operation is */
+    struct sudog *fired;            /* set by the waker: the sudog it completed */
+    const struct chan_sched *sched; /* NULL: the pthread parker */
+    void *task;                     /* handle passed to park/unpark */
+    struct sudog *sudogs;           /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
     uint32_t nsudog;
-    uint32_t nio;                    /* of which on fd channels (BUF_FD): it parks through
-                                        waiter_park_io; 0 for every operation without fd cases */
+    uint32_t nio; /* of which on fd channels (BUF_FD): it parks through
+                     waiter_park_io; 0 for every operation without fd cases */
 #ifdef CHAN_TRACE_BUILD
-    struct waiter_trace t;           /* the tracer's notes (trace/hooks.h); none in the pair */
+    struct waiter_trace t; /* the tracer's notes (trace/hooks.h); none in the pair */
 #endif
 };
 
 /* One per channel an operation waits on (Go's sudog). Lives in the blocked caller's frame or,
  * for a large select, in its heap bookkeeping. */
 struct sudog {
-    struct sudog *next, *prev;   /* links in c->sendq or c->recvq */
-    struct sudog *same;          /* ring of this waiter's sudogs on the same channel (a select
-                                    may name one channel in several cases); self if alone */
+    struct sudog *next, *prev; /* links in c->sendq or c->recvq */
+    struct sudog *same;        /* ring of this waiter's sudogs on the same channel (a select
+                                  may name one channel in several cases); self if alone */
     struct waiter *w;
     struct chan *c;
-    void *elem;                  /* value to send, or where to put the value received (or NULL) */
-    uint32_t index;              /* select: the case index */
-    bool is_send;                /* which queue of c holds it */
+    void *elem;     /* value to send, or where to put the value received (or NULL) */
+    uint32_t index; /* select: the case index */
+    bool is_send;   /* which queue of c holds it */
 };
 
 struct waitq {
@@ -268,27 +268,27 @@ struct ringpos {
 struct chan {
     uint32_t elemsize;
     enum bufkind kind;
-    size_t cap;                  /* dataqsiz */
+    size_t cap; /* dataqsiz */
     union {
-        struct {                 /* BUF_RING */
-            struct ringpos *rp;  /* the ring's positions */
-            uint64_t slow;       /* the SLOW bit; position index bits lie below it */
-            uint64_t one_lap;    /* what one lap adds to a position (2 * slow) */
-            size_t slotsize;     /* bytes per slot: the stamp, then the element */
+        struct {                /* BUF_RING */
+            struct ringpos *rp; /* the ring's positions */
+            uint64_t slow;      /* the SLOW bit; position index bits lie below it */
+            uint64_t one_lap;   /* what one lap adds to a position (2 * slow) */
+            size_t slotsize;    /* bytes per slot: the stamp, then the element */
         };
-        struct {                 /* BUF_FD */
-            int fd;              /* the descriptor polled */
-            short events;        /* POLLIN or POLLOUT */
+        struct {          /* BUF_FD */
+            int fd;       /* the descriptor polled */
+            short events; /* POLLIN or POLLOUT */
         };
     };
-    unsigned char *buf;          /* ring slots, after the struct and its ringpos; without a
-                                    ring, Go's buffer of cap elements after the struct */
-    void *mem;                   /* the block chan_malloc returned (c is aligned within it) */
+    unsigned char *buf; /* ring slots, after the struct and its ringpos; without a
+                           ring, Go's buffer of cap elements after the struct */
+    void *mem;          /* the block chan_malloc returned (c is aligned within it) */
 
     _Alignas(CHAN_LINE) chanlock_t lock;
-    _Atomic uint32_t closed;     /* 0, or 1 once closed; FD_OPEN: an open fd channel */
-    _Atomic size_t count;        /* no ring: values buffered */
-    uint32_t sendx, recvx;       /* no ring: the buffer's next slots to fill and to empty */
+    _Atomic uint32_t closed; /* 0, or 1 once closed; FD_OPEN: an open fd channel */
+    _Atomic size_t count;    /* no ring: values buffered */
+    uint32_t sendx, recvx;   /* no ring: the buffer's next slots to fill and to empty */
     struct waitq recvq, sendq;
 };
 

@@ -45,12 +45,11 @@
 #ifdef __cplusplus
 #include <type_traits>
 #define CHAN_TYPED_ASSERT_ static_assert
-#define CHAN_TYPED_NOT_ARRAY_(T, v)                                                                \
-    static_assert(!std::is_array<T>::value, CHAN_TYPED_ARRAY_MSG_)
+#define CHAN_TYPED_NOT_ARRAY_(T, v) static_assert(!std::is_array<T>::value, CHAN_TYPED_ARRAY_MSG_)
 #else
 #define CHAN_TYPED_ASSERT_ _Static_assert
 #define CHAN_TYPED_NOT_ARRAY_(T, v)                                                                \
-    _Static_assert(_Generic(&(v), T *: 1, default: 0), CHAN_TYPED_ARRAY_MSG_)
+    _Static_assert(_Generic(&(v), T * : 1, default : 0), CHAN_TYPED_ARRAY_MSG_)
 #endif
 #define CHAN_TYPED_ARRAY_MSG_                                                                      \
     "CHAN_TYPED: T is an array type (C passes arrays by pointer): wrap it in a struct"

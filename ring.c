@@ -92,7 +92,7 @@ static void ring_backoff(unsigned *spins)
 /* Enqueues a copy of *elem. Unlocked callers get RING_SLOW once the bit is set; locked ones
  * (locked = true) go on regardless and keep the bit as it is. */
 static inline __attribute__((always_inline)) int ring_push(struct chan *c, const void *elem,
-                                                          bool locked)
+                                                           bool locked)
 {
     _Atomic uint64_t *tailp = &c->rp->tail;
     uint64_t t = atomic_load_explicit(tailp, memory_order_relaxed);
@@ -105,8 +105,7 @@ static inline __attribute__((always_inline)) int ring_push(struct chan *c, const
         uint64_t st = atomic_load_explicit(stamp, memory_order_acquire);
         if (st == pos) {
             if (atomic_compare_exchange_weak_explicit(tailp, &t, pos_next(c, pos) | (t & c->slow),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 copy_elem(c, slot + sizeof(uint64_t), elem);
                 atomic_store_explicit(stamp, pos + 1, memory_order_release);
                 return RING_OK;
@@ -138,8 +137,7 @@ static inline __attribute__((always_inline)) int ring_pop(struct chan *c, void *
         uint64_t st = atomic_load_explicit(stamp, memory_order_acquire);
         if (st == pos + 1) {
             if (atomic_compare_exchange_weak_explicit(headp, &h, pos_next(c, pos) | (h & c->slow),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 copy_elem(c, elem, slot + sizeof(uint64_t));
                 atomic_store_explicit(stamp, pos + c->one_lap, memory_order_release);
                 return RING_OK;
@@ -239,8 +237,7 @@ bool buf_take_locked(struct chan *c, void *elem)
 static void ring_freeze(struct chan *c)
 {
     ASSERT(lock_held(&c->lock));
-    if (c->kind != BUF_RING ||
-        (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
+    if (c->kind != BUF_RING || (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow))
         return;
     atomic_fetch_or_explicit(&c->rp->tail, c->slow, memory_order_seq_cst);
     atomic_fetch_or_explicit(&c->rp->head, c->slow, memory_order_seq_cst);

@@ -230,7 +230,7 @@ enum task_state {
 };
 
 struct task_info {
-    int64_t id;                  /* its goroutine id (>= 1) */
+    int64_t id; /* its goroutine id (>= 1) */
     enum task_state state;
     const struct waiter *waiter; /* TASK_PARKED in a channel operation (or on a nil channel or
                                     an empty select): its waiter; else NULL */
@@ -241,7 +241,7 @@ struct task_info {
     const void *desc;            /* its descriptor: the scheduler's own bookkeeping, wherever
                                     it lies (sched/ packs them apart from the stacks) */
     size_t desc_size;
-    uintptr_t own[2];            /* words only this task holds (its function and argument) */
+    uintptr_t own[2]; /* words only this task holds (its function and argument) */
 };
 
 /* Registered by sched/ while it runs. lock is called before the world is stopped and unlock
@@ -276,30 +276,30 @@ void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_sourc
  * first event (a leak of one block per thread, on purpose: a thread that exits keeps its
  * counts). */
 #define CHAN_COUNTERS_LIST(X)                                                                      \
-    X(lock_slow)     /* the channel lock was held: lock_slow (sudog.c) */                          \
-    X(lock_sleep)    /* ... and its spin ran out: a futex sleep on the lock (an M blocks too) */   \
-    X(park)          /* a G parked (switched out; not a permit consumed at once) */                \
-    X(park_permit)   /* a G's park consumed an unpark that came first: no switch */                \
-    X(handoff)       /* a parking G switched straight to the next G of its P */                    \
-    X(park_g0)       /* a parking G went through its M's g0 (nothing local to hand the M to) */    \
-    X(unpark_run)    /* an unpark found its G running: a permit, no queueing */                    \
-    X(ready_next)    /* a woken G went to its waker's runnext */                                   \
-    X(ready_kick)    /* ... displacing a G to the ring, with a wakep */                            \
-    X(ready_ring)    /* a woken G went to the ring of its waker's P (from g0) */                   \
-    X(ready_global)  /* a woken G went to the global queue (foreign thread, system call) */        \
-    X(wakep)         /* wakep passed its checks (a P idle, none spinning) and took sched.lock */   \
-    X(m_wake)        /* an idle M was woken (futex wake): startm, timers */                        \
-    X(m_new)         /* an M was made */                                                           \
-    X(m_sleep)       /* an M went to sleep among the idle Ms (futex wait) */                       \
-    X(p_idle)        /* a P went idle */                                                           \
-    X(spin)          /* an M with a P and an empty queue started spinning (find_runnable) */       \
-    X(spin_round)    /* ... a round of its spinning: a steal attempt on every other P */           \
-    X(spin_found)    /* ... and found a G */                                                       \
-    X(steal)         /* half of another P's ring taken */                                          \
-    X(steal_next)    /* another P's runnext taken by a spinning M after the pause */               \
-    X(next_pause)    /* a thief's 3 us pause on another P's runnext (spinning M or sysmon) */      \
-    X(gq_get)        /* a G taken from the global queue */                                         \
-    X(moved)         /* a runnext G taken by sysmon from behind a G that kept its P */
+    X(lock_slow)    /* the channel lock was held: lock_slow (sudog.c) */                           \
+    X(lock_sleep)   /* ... and its spin ran out: a futex sleep on the lock (an M blocks too) */    \
+    X(park)         /* a G parked (switched out; not a permit consumed at once) */                 \
+    X(park_permit)  /* a G's park consumed an unpark that came first: no switch */                 \
+    X(handoff)      /* a parking G switched straight to the next G of its P */                     \
+    X(park_g0)      /* a parking G went through its M's g0 (nothing local to hand the M to) */     \
+    X(unpark_run)   /* an unpark found its G running: a permit, no queueing */                     \
+    X(ready_next)   /* a woken G went to its waker's runnext */                                    \
+    X(ready_kick)   /* ... displacing a G to the ring, with a wakep */                             \
+    X(ready_ring)   /* a woken G went to the ring of its waker's P (from g0) */                    \
+    X(ready_global) /* a woken G went to the global queue (foreign thread, system call) */         \
+    X(wakep)        /* wakep passed its checks (a P idle, none spinning) and took sched.lock */    \
+    X(m_wake)       /* an idle M was woken (futex wake): startm, timers */                         \
+    X(m_new)        /* an M was made */                                                            \
+    X(m_sleep)      /* an M went to sleep among the idle Ms (futex wait) */                        \
+    X(p_idle)       /* a P went idle */                                                            \
+    X(spin)         /* an M with a P and an empty queue started spinning (find_runnable) */        \
+    X(spin_round)   /* ... a round of its spinning: a steal attempt on every other P */            \
+    X(spin_found)   /* ... and found a G */                                                        \
+    X(steal)        /* half of another P's ring taken */                                           \
+    X(steal_next)   /* another P's runnext taken by a spinning M after the pause */                \
+    X(next_pause)   /* a thief's 3 us pause on another P's runnext (spinning M or sysmon) */       \
+    X(gq_get)       /* a G taken from the global queue */                                          \
+    X(moved)        /* a runnext G taken by sysmon from behind a G that kept its P */
 
 #define CHAN_COUNTER_ENUM(name) CNT_##name,
 enum chan_counter { CHAN_COUNTERS_LIST(CHAN_COUNTER_ENUM) CNT_N };

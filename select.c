@@ -35,7 +35,7 @@
 
 #include "chan_internal.h"
 
-#define STACK_CASES 8      /* selects up to this size allocate nothing */
+#define STACK_CASES 8 /* selects up to this size allocate nothing */
 
 /* selectgo's body and the helpers it calls once are compiled into each of its two copies (see
  * selectgo_body): left to itself, the compiler calls a helper that has two callers. */
@@ -477,8 +477,11 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     for (size_t i = 0; i < norder; i++) {
         uint32_t k = lockorder[i];
         struct sudog *sg = &sgs[i];
-        *sg = (struct sudog){.w = &w, .c = cases[k].chan, .elem = cases[k].elem,
-                             .index = k, .is_send = cases[k].dir == CHAN_SEND};
+        *sg = (struct sudog){.w = &w,
+                             .c = cases[k].chan,
+                             .elem = cases[k].elem,
+                             .index = k,
+                             .is_send = cases[k].dir == CHAN_SEND};
         if (i > 0 && sgs[i - 1].c == sg->c) {
             sg->same = sgs[i - 1].same;
             sgs[i - 1].same = sg;

@@ -136,15 +136,17 @@ static int ncpu(void)
     return likely(n > 0) ? n : ncpu_compute();
 }
 
-#define LOCK_SPIN 100  /* cpu_relax rounds before a contended lock sleeps: critical sections are
-                          a few dozen instructions */
+#define LOCK_SPIN                                                                                  \
+    100 /* cpu_relax rounds before a contended lock sleeps: critical sections are
+           a few dozen instructions */
 /* How long a parking thread watches its permit before sleeping: an adaptive budget per thread,
  * between SPIN_MIN_NS and SPIN_MAX_NS (see parker_park). */
 #define SPIN_MAX_NS 50000 /* about one futex sleep and wake-up on this kind of VM */
 #define SPIN_MIN_NS 2000  /* a hand-off between running threads takes a few hundred ns */
 #define SPIN_CHECK 64     /* cpu_relax rounds between two looks at the clock */
-#define SPIN_PURE 64      /* rounds of pure spinning (~1.6 us) before yielding at each look, so
-                             that a peer that shares our CPU gets it */
+#define SPIN_PURE                                                                                  \
+    64 /* rounds of pure spinning (~1.6 us) before yielding at each look, so
+          that a peer that shares our CPU gets it */
 
 /* ---- The channel lock (Drepper's futex mutex: 0 free, 1 held, 2 held and maybe sleepers) ---- */
 
@@ -155,9 +157,8 @@ void lock_slow(chanlock_t *l)
         for (int i = 0; i < LOCK_SPIN; i++) {
             caa_cpu_relax();
             uint32_t v = atomic_load_explicit(&l->word, memory_order_relaxed);
-            if (v == 0 && atomic_compare_exchange_weak_explicit(&l->word, &v, 1,
-                                                                memory_order_acquire,
-                                                                memory_order_relaxed))
+            if (v == 0 && atomic_compare_exchange_weak_explicit(
+                              &l->word, &v, 1, memory_order_acquire, memory_order_relaxed))
                 return;
         }
     }
@@ -188,7 +189,7 @@ void waitq_enqueue(struct waitq *q, struct sudog *sg)
 void waitq_unlink(struct waitq *q, struct sudog *sg)
 {
     ASSERT(lock_held(&sg->c->lock));
-    ASSERT(sg->prev ? sg->prev->next == sg  /* queued on q */
+    ASSERT(sg->prev ? sg->prev->next == sg /* queued on q */
                     : atomic_load_explicit(&q->first, memory_order_relaxed) == sg);
     if (sg->prev)
         sg->prev->next = sg->next;
@@ -246,13 +247,13 @@ enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2, POLLING = 3 };
 
 struct parker {
     _Atomic uint32_t state;
-    _Atomic int32_t waker_cpu; /* the CPU of the last unpark, written before it */
-    uint32_t spin_ns;          /* the spin budget: owner thread only; 0 until its first park */
-    uint16_t shared;           /* owner only: waits in a row woken from the thread's own CPU */
-    uint16_t escape_after;     /* owner only: how many such waits make it sleep at once */
-    int efd;                   /* poll mode's wake-up eventfd: made at the thread's first wait on
-                                  fds (parker_io_prepare), closed as the thread exits; -1 until
-                                  then */
+    _Atomic int32_t waker_cpu;  /* the CPU of the last unpark, written before it */
+    uint32_t spin_ns;           /* the spin budget: owner thread only; 0 until its first park */
+    uint16_t shared;            /* owner only: waits in a row woken from the thread's own CPU */
+    uint16_t escape_after;      /* owner only: how many such waits make it sleep at once */
+    int efd;                    /* poll mode's wake-up eventfd: made at the thread's first wait on
+                                   fds (parker_io_prepare), closed as the thread exits; -1 until
+                                   then */
     struct parker *next, *prev; /* on the list of parkers with an eventfd (parkers.mu) */
 };
 
@@ -408,8 +409,8 @@ static int parker_sleep(struct parker *p, int64_t deadline)
             return 0;
         if (r == -ETIMEDOUT || (deadline != CHAN_FOREVER && chan_now() >= deadline)) {
             s = PARKED;
-            if (atomic_compare_exchange_strong_explicit(&p->state, &s, EMPTY,
-                                                        memory_order_relaxed, memory_order_relaxed))
+            if (atomic_compare_exchange_strong_explicit(&p->state, &s, EMPTY, memory_order_relaxed,
+                                                        memory_order_relaxed))
                 return -ETIMEDOUT;
             parker_take(p); /* the unpark beat the time-out */
             return 0;
@@ -591,8 +592,8 @@ void waiter_init(struct waiter *w, enum wait_reason why, int64_t deadline)
     const struct chan_sched *s = sched_self();
     /* Every other field starts at zero: done, the waker's results, the sudogs, and the
      * tracer's notes, which a trace or a dump that starts while w waits may read. */
-    *w = (struct waiter){.why = (uint8_t)why, .sched = s,
-                         .task = s ? s->current() : (void *)parker_self()};
+    *w = (struct waiter){
+        .why = (uint8_t)why, .sched = s, .task = s ? s->current() : (void *)parker_self()};
     if (tracing(TF_EVENTS | TF_REGISTRY | TF_NAMED))
         trace_waiter_init(w, deadline);
 }

@@ -66,7 +66,7 @@
 #define SYSTEM "libchan"
 #endif
 
-#define PRODUCERS 4          /* mpsc, mpmc, select_*: senders (and receivers: mpmc, select_both) */
+#define PRODUCERS 4 /* mpsc, mpmc, select_*: senders (and receivers: mpmc, select_both) */
 #define POOL_WORKERS 8
 #define POOL_RESULTS_CAP 1024
 #define MAX_ELEM 1024
@@ -520,7 +520,10 @@ static uint64_t selects(size_t cap, uint64_t n, bool both, int64_t *ns)
     return total;
 }
 
-static uint64_t select_rx(size_t cap, uint64_t n, int64_t *ns) { return selects(cap, n, false, ns); }
+static uint64_t select_rx(size_t cap, uint64_t n, int64_t *ns)
+{
+    return selects(cap, n, false, ns);
+}
 static uint64_t select_both(size_t cap, uint64_t n, int64_t *ns)
 {
     return selects(cap, n, true, ns);
@@ -715,8 +718,9 @@ static uint64_t goroutines(size_t cap, uint64_t n, int64_t *ns)
     *ns = chan_now() - t0;
 #else
     if (cap > GOROUTINES_THREADS_MAX) {
-        fprintf(stderr, "bench: goroutines on threads: at most %d (a thread's stack and its guard "
-                        "page are two of the process's mappings, vm.max_map_count)\n",
+        fprintf(stderr,
+                "bench: goroutines on threads: at most %d (a thread's stack and its guard "
+                "page are two of the process's mappings, vm.max_map_count)\n",
                 GOROUTINES_THREADS_MAX);
         exit(2);
     }
@@ -761,7 +765,10 @@ struct idler {
     double whole_wait_pct; /* the idler's CPU time over its whole wait (see IDLE_WHOLE_WAIT) */
 };
 
-static int64_t tv_ns(struct timeval tv) { return (int64_t)tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL; }
+static int64_t tv_ns(struct timeval tv)
+{
+    return (int64_t)tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL;
+}
 
 static int64_t idler_cpu_ns(void)
 {
@@ -870,8 +877,8 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
         int64_t window = (budget_ms > 20 ? budget_ms : 20) * 1000000LL;
         for (int r = 1; r <= runs; r++) {
             double whole, pct = idle_cpu(window, &whole);
-            printf("bench system=" SYSTEM " shape=%s cap=%zu run=%d n=0 value=%.4f unit=%%cpu "
-                   IDLE_WHOLE_WAIT "=%.4f\n",
+            printf("bench system=" SYSTEM
+                   " shape=%s cap=%zu run=%d n=0 value=%.4f unit=%%cpu " IDLE_WHOLE_WAIT "=%.4f\n",
                    s->name, cap, r, pct, whole);
             fflush(stdout);
         }
@@ -890,7 +897,8 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
                    "cpu=%.1f vcsw=%.3f",
                    s->name, cap, r, (unsigned long long)k, (double)el / m,
                    (double)(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) -
-                            tv_ns(a.ru_stime)) / m,
+                            tv_ns(a.ru_stime)) /
+                       m,
                    (double)(b.ru_nvcsw - a.ru_nvcsw) / m);
             if (r == 1)
                 printf(" bytes_per_g=%.0f", gs_bytes_per_g);
@@ -941,7 +949,8 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
                "cpu=%.1f vcsw=%.3f ivcsw=%.3f",
                s->name, cap, r, (unsigned long long)moved, (double)el / m,
                (double)(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) -
-                        tv_ns(a.ru_stime)) / m,
+                        tv_ns(a.ru_stime)) /
+                   m,
                (double)(b.ru_nvcsw - a.ru_nvcsw) / m, (double)(b.ru_nivcsw - a.ru_nivcsw) / m);
 #ifdef CHAN_COUNTERS
         for (int i = 0; i < CNT_N; i++)
@@ -1027,7 +1036,8 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("rss system=" SYSTEM " maxrss_kib=%ld rusage_maxrss_kib=%ld\n", status_kib("VmHWM:"), ru.ru_maxrss);
+    printf("rss system=" SYSTEM " maxrss_kib=%ld rusage_maxrss_kib=%ld\n", status_kib("VmHWM:"),
+           ru.ru_maxrss);
 #ifdef BENCH_MPG
     OK(chan_mpg_stop());
 #endif

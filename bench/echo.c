@@ -217,7 +217,8 @@ static void load_main(void *arg)
 
 static int load(int port, int conns, double secs, size_t size)
 {
-    ld.sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    ld.sa = (struct sockaddr_in){.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ld.size = size;
     ld.slots = chan_make(1, CONNECTING);

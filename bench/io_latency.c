@@ -41,8 +41,8 @@ static struct {
     int n;
     chan_t *c;
     int p[2], quiet[2];
-    int64_t *woke;        /* the waiter's clock after each wake-up */
-    _Atomic int ready;    /* the waiter is about to block for sample `ready - 1` */
+    int64_t *woke;     /* the waiter's clock after each wake-up */
+    _Atomic int ready; /* the waiter is about to block for sample `ready - 1` */
 } w;
 
 static void die(const char *what, long r)
@@ -61,9 +61,7 @@ static void *waiter(void *arg)
         int v;
         switch (w.how) {
         case CHAN: r = chan_recv(w.c, &v); break;
-        case FD:
-            r = chan_fd_wait(w.p[0], POLLIN, NULL, CHAN_FOREVER);
-            break;
+        case FD: r = chan_fd_wait(w.p[0], POLLIN, NULL, CHAN_FOREVER); break;
         case CHAN_IN_POLL: {
             int rev;
             struct chan_case cs[2] = {chan_case_recv(chan_fd_chan(w.quiet[0], POLLIN), &rev),
@@ -119,7 +117,8 @@ int main(int argc, char **argv)
             int v = i;
             sent[i] = chan_now();
             long r = how == CHAN || how == CHAN_IN_POLL ? chan_send(w.c, &v)
-                                                        : write(w.p[1], "x", 1) == 1 ? 0 : -errno;
+                     : write(w.p[1], "x", 1) == 1       ? 0
+                                                        : -errno;
             if (r < 0)
                 die("wake", r);
         }

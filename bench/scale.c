@@ -107,9 +107,9 @@ static void check(const char *what, uint64_t got, uint64_t want)
 
 struct series {
     const char *name;
-    void *(*setup)(uint64_t x);                            /* NULL: nothing to set up */
+    void *(*setup)(uint64_t x);                          /* NULL: nothing to set up */
     int64_t (*run)(void *st, uint64_t x, uint64_t *ops); /* *ops may be rounded */
-    uint64_t start_ops;                                    /* calibration starts here */
+    uint64_t start_ops;                                  /* calibration starts here */
 };
 
 #ifndef BENCH_MPG

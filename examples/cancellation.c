@@ -25,9 +25,9 @@
 #define MS 1000000LL /* nanoseconds */
 
 struct job {
-    int id, steps;        /* the work: steps of 10 ms each */
-    chan_t *result;       /* int, buffer of 1 */
-    chan_t *cancel;       /* elemsize 0, closed to cancel */
+    int id, steps;  /* the work: steps of 10 ms each */
+    chan_t *result; /* int, buffer of 1 */
+    chan_t *cancel; /* elemsize 0, closed to cancel */
     int steps_done;
 };
 
@@ -36,7 +36,7 @@ static void *worker(void *arg)
     struct job *j = arg;
     for (j->steps_done = 0; j->steps_done < j->steps; j->steps_done++) {
         if (chan_tryrecv(j->cancel, NULL) == -EPIPE)
-            return NULL; /* cancelled: stop, send nothing */
+            return NULL;                                   /* cancelled: stop, send nothing */
         chan_recv_until(NULL, NULL, chan_now() + 10 * MS); /* one step (a nil channel: a sleep) */
     }
     int answer = 42 * j->id;
@@ -66,8 +66,7 @@ static int run(int id, int steps, int64_t timeout)
     }
     pthread_join(w, NULL); /* the worker always ends: nothing leaks */
     if (rc == -ETIMEDOUT) {
-        printf("job %d: the worker stopped early: %s\n", id,
-               j.steps_done < j.steps ? "yes" : "no");
+        printf("job %d: the worker stopped early: %s\n", id, j.steps_done < j.steps ? "yes" : "no");
         ok = j.steps_done < j.steps;
         fprintf(stderr, "job %d: the worker did %d of %d steps\n", id, j.steps_done, j.steps);
     }
@@ -79,7 +78,7 @@ static int run(int id, int steps, int64_t timeout)
 int main(void)
 {
     int bad = 0;
-    bad |= run(1, 2, 2000 * MS);  /* 20 ms of work, 2 s allowed: in time */
-    bad |= run(2, 300, 50 * MS);  /* 3 s of work, 50 ms allowed: cancelled */
+    bad |= run(1, 2, 2000 * MS); /* 20 ms of work, 2 s allowed: in time */
+    bad |= run(2, 300, 50 * MS); /* 3 s of work, 50 ms allowed: cancelled */
     return bad ? 1 : 0;
 }

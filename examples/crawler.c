@@ -140,7 +140,6 @@ int main(void)
     }
     printf("\n%d of %d pages reached from page 0, the same as a sequential search: %s\n", count,
            PAGES, same ? "yes" : "NO");
-    fprintf(stderr, "coordinator: at most %d pages were being fetched at once\n",
-            max_outstanding);
+    fprintf(stderr, "coordinator: at most %d pages were being fetched at once\n", max_outstanding);
     return same ? 0 : 1;
 }

@@ -28,10 +28,7 @@ struct result {
 static chan_t *results;
 
 /* A nil channel is never ready: waiting on it until a deadline is a sleep. */
-static void sleep_ms(int ms)
-{
-    chan_recv_until(NULL, NULL, chan_now() + ms * 1000000LL);
-}
+static void sleep_ms(int ms) { chan_recv_until(NULL, NULL, chan_now() + ms * 1000000LL); }
 
 static void *worker(void *arg)
 {

@@ -83,8 +83,10 @@ static void *reader(void *arg)
         snprintf(r.text, sizeof r.text, "%s", input[i]);
         /* Try first, only to be able to say when back-pressure holds the reader up. */
         if (chan_trysend(raw, &r) == -EAGAIN) {
-            fprintf(stderr, "  reader: line %2d waits: raw is full, stages below are "
-                            "behind (back-pressure)\n", i);
+            fprintf(stderr,
+                    "  reader: line %2d waits: raw is full, stages below are "
+                    "behind (back-pressure)\n",
+                    i);
             held_back++;
             chan_send(raw, &r);
         }
@@ -117,8 +119,7 @@ static void *transformer(void *arg)
     /* raw is closed and drained. The last transformer out closes cooked. */
     if (atomic_fetch_sub(&transformers_left, 1) == 1) {
         chan_close(cooked);
-        fprintf(stderr, "  transformer %d: did %d lines, the last one out: cooked closed\n",
-                id, n);
+        fprintf(stderr, "  transformer %d: did %d lines, the last one out: cooked closed\n", id, n);
     } else {
         fprintf(stderr, "  transformer %d: did %d lines\n", id, n);
     }
@@ -132,8 +133,8 @@ static void *writer(void *arg)
     (void)id;
     while (chan_recv(cooked, &r) == 0) {
         sleep_ms(4); /* the slow stage: a disk, a network */
-        snprintf(output[r.seq], sizeof output[r.seq], "%2d  %-44s %d words", r.seq + 1,
-                 r.text, r.words);
+        snprintf(output[r.seq], sizeof output[r.seq], "%2d  %-44s %d words", r.seq + 1, r.text,
+                 r.words);
         atomic_fetch_sub(&in_flight, 1);
         n++;
     }
@@ -173,7 +174,7 @@ int main(void)
     fprintf(stderr, "  at most %d records were in flight at once\n", max);
     printf("%d lines through read -> %d transformers -> %d writers, in order: %s\n", LINES,
            TRANSFORMERS, WRITERS, ok ? "yes" : "NO");
-    printf("records in flight never above %d (%d + %d + %d + %d): %s\n", MAX_IN_FLIGHT,
-           RAW_CAP, TRANSFORMERS, COOKED_CAP, WRITERS, max <= MAX_IN_FLIGHT ? "yes" : "NO");
+    printf("records in flight never above %d (%d + %d + %d + %d): %s\n", MAX_IN_FLIGHT, RAW_CAP,
+           TRANSFORMERS, COOKED_CAP, WRITERS, max <= MAX_IN_FLIGHT ? "yes" : "NO");
     return ok && max <= MAX_IN_FLIGHT ? 0 : 1;
 }

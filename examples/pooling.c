@@ -63,7 +63,7 @@ int main(void)
     int once = 0;
     for (int t = 0; t < TASKS; t++)
         once += atomic_load(&done_count[t]) == 1;
-    printf("manager: %d of %d tasks done exactly once, by a pool of %d workers\n", once,
-           TASKS, WORKERS);
+    printf("manager: %d of %d tasks done exactly once, by a pool of %d workers\n", once, TASKS,
+           WORKERS);
     return once == TASKS ? 0 : 1;
 }

@@ -24,8 +24,8 @@
 
 struct stage {
     chan_t *in, *out;
-    int prime;  /* 0 for the generator */
-    int limit;  /* the generator's last number */
+    int prime; /* 0 for the generator */
+    int limit; /* the generator's last number */
     pthread_t thread;
 };
 

@@ -15,8 +15,8 @@
 #include "chan.h"
 
 struct result {
-    int n;          /* the question: the sum of the squares 1..n */
-    long long sum;  /* the answer */
+    int n;         /* the question: the sum of the squares 1..n */
+    long long sum; /* the answer */
 };
 
 static void *worker(void *arg)

@@ -43,18 +43,18 @@
 #include "seam.h"
 
 struct fdrec {
-    chan_t *ch[2];  /* the fd channels: [0] POLLIN, [1] POLLOUT; NULL until first asked for */
-    unsigned refs;  /* calls in flight on the fd */
-    chan_t *left;   /* while chan_fd_close waits for refs to drop to 0: closed when they do */
-    bool closing;   /* chan_fd_close has begun */
-    bool io;        /* an I/O call has set O_NONBLOCK and looked at the kind of file */
-    bool sock;      /* a socket: writes go through send(MSG_NOSIGNAL) */
+    chan_t *ch[2]; /* the fd channels: [0] POLLIN, [1] POLLOUT; NULL until first asked for */
+    unsigned refs; /* calls in flight on the fd */
+    chan_t *left;  /* while chan_fd_close waits for refs to drop to 0: closed when they do */
+    bool closing;  /* chan_fd_close has begun */
+    bool io;       /* an I/O call has set O_NONBLOCK and looked at the kind of file */
+    bool sock;     /* a socket: writes go through send(MSG_NOSIGNAL) */
 };
 
 static struct {
     pthread_mutex_t mu;
-    struct fdrec **rec;    /* by fd; NULL where the library knows nothing */
-    size_t n;              /* slots in rec */
+    struct fdrec **rec; /* by fd; NULL where the library knows nothing */
+    size_t n;           /* slots in rec */
 } tab = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* While chan_fd_close waits for the calls on an fd to leave and cannot get a channel to wait
@@ -81,10 +81,7 @@ static void tab_child(void)
 static pthread_once_t tab_once = PTHREAD_ONCE_INIT;
 static void tab_init(void) { pthread_atfork(tab_prepare, tab_parent, tab_child); }
 
-static int dir_of(short events)
-{
-    return events == POLLIN ? 0 : events == POLLOUT ? 1 : -1;
-}
+static int dir_of(short events) { return events == POLLIN ? 0 : events == POLLOUT ? 1 : -1; }
 
 /* fd's record (tab.mu held), made if need be: NULL with *err -EBADF (fd not open, or being
  * closed) or -ENOMEM. */
@@ -284,8 +281,8 @@ ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t de
     size_t done = 0;
     ssize_t res = 0;
     while (done < n) {
-        ssize_t k = r->sock ? send(fd, p + done, n - done, MSG_NOSIGNAL)
-                            : write(fd, p + done, n - done);
+        ssize_t k =
+            r->sock ? send(fd, p + done, n - done, MSG_NOSIGNAL) : write(fd, p + done, n - done);
         if (k > 0) {
             done += (size_t)k;
             continue;
@@ -334,8 +331,7 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
     return res;
 }
 
-int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
-                 int64_t deadline)
+int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel, int64_t deadline)
 {
     struct fdrec *r;
     int err = ref(fd, 1, true, &r);

@@ -49,9 +49,9 @@ struct reg {
 static struct {
     pthread_mutex_t mu;
     struct reg *regs;
-    unsigned nchan[NSIGS];            /* channels registered per signal */
-    struct sigaction saved[NSIGS];    /* the disposition before libchan's handler */
-    bool running;                     /* the delivery thread exists in this process */
+    unsigned nchan[NSIGS];         /* channels registered per signal */
+    struct sigaction saved[NSIGS]; /* the disposition before libchan's handler */
+    bool running;                  /* the delivery thread exists in this process */
 } sg = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* What the handler touches: the pending mask and the eventfd (-1 until the first notify). */

@@ -132,17 +132,17 @@ int chan_mpg_stop(void);
 
 /* Counters, for tests and tuning. Read while running; any field may be NULL. */
 struct chan_mpg_stats {
-    uint64_t spawned;         /* Gs started since chan_mpg_start */
-    uint64_t live;            /* Gs not yet returned */
-    uint64_t stacks;          /* stacks made (the pool's size) */
-    uint64_t stacks_guarded;  /* of those, with a guard page */
-    uint64_t steals;          /* successful steals by idle Ps */
-    uint64_t deadlocks;       /* times chan_mpg_wait* returned -EDEADLK */
+    uint64_t spawned;        /* Gs started since chan_mpg_start */
+    uint64_t live;           /* Gs not yet returned */
+    uint64_t stacks;         /* stacks made (the pool's size) */
+    uint64_t stacks_guarded; /* of those, with a guard page */
+    uint64_t steals;         /* successful steals by idle Ps */
+    uint64_t deadlocks;      /* times chan_mpg_wait* returned -EDEADLK */
     int nprocs;
-    uint64_t threads;         /* Ms made (they are kept until chan_mpg_stop) */
-    uint64_t retakes;         /* Ps the monitor took from Gs in system calls */
-    uint64_t moved;           /* Gs the monitor moved to the global queue from behind a G that
-                                 kept its P */
+    uint64_t threads; /* Ms made (they are kept until chan_mpg_stop) */
+    uint64_t retakes; /* Ps the monitor took from Gs in system calls */
+    uint64_t moved;   /* Gs the monitor moved to the global queue from behind a G that
+                         kept its P */
 };
 void chan_mpg_stats(struct chan_mpg_stats *st);
 

@@ -106,7 +106,8 @@ static void gs_unlock(void)
 #if defined(__clang__) || __GNUC__ >= 8
 __attribute__((no_sanitize("thread")))
 #endif
-static bool g_on_m(const struct g *g)
+static bool
+g_on_m(const struct g *g)
 {
     for (const struct m *m = sched.allm; m; m = m->allnext)
         if (m->curg == g)
@@ -124,7 +125,8 @@ static bool g_on_m(const struct g *g)
 #if defined(__clang__) || __GNUC__ >= 8
 __attribute__((no_sanitize("thread")))
 #endif
-static void gs_visit(void (*fn)(const struct task_info *t, void *arg), void *arg)
+static void
+gs_visit(void (*fn)(const struct task_info *t, void *arg), void *arg)
 {
     for (struct g *g = sched.all_gs; g; g = g->allnext) {
         struct task_info t = {
@@ -331,4 +333,3 @@ void chan_mpg_foreign_leave(void)
         pthread_mutex_unlock(&sched.lock);
     }
 }
-

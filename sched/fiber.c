@@ -43,21 +43,21 @@ void fiber_start(struct fiber *f)
 #if defined(__x86_64__)
     /* popped: r15 r14 r13 r12 rbx rbp, then ret; rsp must be 16-aligned after the ret. */
     void **sp = (void **)(top - 16 - 56);
-    sp[0] = NULL;                 /* r15 */
-    sp[1] = NULL;                 /* r14 */
-    sp[2] = (void *)fn;           /* r13: fn */
-    sp[3] = arg;                  /* r12: arg */
-    sp[4] = NULL;                 /* rbx */
-    sp[5] = NULL;                 /* rbp */
+    sp[0] = NULL;       /* r15 */
+    sp[1] = NULL;       /* r14 */
+    sp[2] = (void *)fn; /* r13: fn */
+    sp[3] = arg;        /* r12: arg */
+    sp[4] = NULL;       /* rbx */
+    sp[5] = NULL;       /* rbp */
     sp[6] = (void *)mpg_ctx_entry;
-    sp[7] = NULL;                 /* no caller */
+    sp[7] = NULL; /* no caller */
     f->sp = sp;
 #elif defined(__aarch64__)
     void **sp = (void **)(top - 176);
     memset(sp, 0, 176);
-    sp[0] = arg;                  /* x19: arg */
-    sp[1] = (void *)fn;           /* x20: fn */
-    sp[10] = NULL;                /* x29 */
+    sp[0] = arg;                    /* x19: arg */
+    sp[1] = (void *)fn;             /* x20: fn */
+    sp[10] = NULL;                  /* x29 */
     sp[11] = (void *)mpg_ctx_entry; /* x30 */
     f->sp = sp;
 #else
@@ -137,19 +137,19 @@ struct chunk {
 };
 
 static struct {
-    size_t ps;            /* the page size */
-    size_t stack_size;    /* a slot's bytes above its guard */
-    size_t desc_size;     /* a descriptor, rounded up to a cache line */
-    size_t descs;         /* a chunk's descriptors, rounded up to pages */
-    size_t guard;         /* GUARD_PAGES pages */
-    size_t slot;          /* guard + stack_size */
-    enum guard_how how;   /* the best way of guarding that has worked so far */
-    long guard_max;       /* stacks that may be guarded; < 0: none, 0: no limit but the kernel's */
+    size_t ps;          /* the page size */
+    size_t stack_size;  /* a slot's bytes above its guard */
+    size_t desc_size;   /* a descriptor, rounded up to a cache line */
+    size_t descs;       /* a chunk's descriptors, rounded up to pages */
+    size_t guard;       /* GUARD_PAGES pages */
+    size_t slot;        /* guard + stack_size */
+    enum guard_how how; /* the best way of guarding that has worked so far */
+    long guard_max;     /* stacks that may be guarded; < 0: none, 0: no limit but the kernel's */
     uint64_t nstacks, nguarded;
-    char *next;           /* the next slot to carve in the newest chunk */
-    size_t left;          /* slots left in it */
-    size_t marked;        /* of its slots, how many from the first have guard markers */
-    char *desc;           /* its descriptors */
+    char *next;    /* the next slot to carve in the newest chunk */
+    size_t left;   /* slots left in it */
+    size_t marked; /* of its slots, how many from the first have guard markers */
+    char *desc;    /* its descriptors */
     struct chunk *chunks;
     struct iovec iov[CHUNK_STACKS]; /* process_madvise's list (under the caller's lock) */
 } pool;
@@ -178,8 +178,7 @@ static long mprotect_guard_max(void)
 #endif
 }
 
-void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max,
-                     void (*entry)(void *desc))
+void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max, void (*entry)(void *desc))
 {
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     pool_entry = entry;
@@ -241,8 +240,8 @@ static bool chunk_new(void)
     struct chunk *ck = malloc(sizeof *ck);
     if (!ck)
         return false;
-    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *base =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
         free(ck);
         return false;
@@ -381,8 +380,9 @@ static void on_segv(int sig, siginfo_t *si, void *ctx)
         len = append(msg, len, sizeof msg, fmt_u64(n2 + sizeof n2, f->stk_size, 10));
         len = append(msg, len, sizeof msg, " bytes; fault at 0x");
         len = append(msg, len, sizeof msg, fmt_u64(n3 + sizeof n3, (uintptr_t)a, 16));
-        len = append(msg, len, sizeof msg, ", in the guard below it): give the Gs larger stacks "
-                                           "(chan_mpg_start_config's stack_size)\n");
+        len = append(msg, len, sizeof msg,
+                     ", in the guard below it): give the Gs larger stacks "
+                     "(chan_mpg_start_config's stack_size)\n");
         ssize_t w = write(STDERR_FILENO, msg, len);
         (void)w;
     }

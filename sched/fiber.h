@@ -57,18 +57,18 @@
 /* ---- Fibers ---------------------------------------------------------------------------------- */
 
 struct fiber {
-    void *sp;            /* saved stack pointer while switched out; NULL: not started, the next
-                            switch to it writes its first frame (fiber_start) */
-    char *stk_lo;        /* the stack: [stk_lo, stk_lo + stk_size), the guard below it */
+    void *sp;     /* saved stack pointer while switched out; NULL: not started, the next
+                     switch to it writes its first frame (fiber_start) */
+    char *stk_lo; /* the stack: [stk_lo, stk_lo + stk_size), the guard below it */
     size_t stk_size;
 #ifdef MPG_ASAN
-    void *fake_stack;    /* ASan's fake stack of this fiber while it is switched out */
+    void *fake_stack; /* ASan's fake stack of this fiber while it is switched out */
 #endif
 #ifdef MPG_TSAN
-    void *tsan;          /* TSan's fiber */
+    void *tsan; /* TSan's fiber */
 #endif
 #ifdef MPG_VALGRIND
-    unsigned vg_id;      /* valgrind's id of the registered stack */
+    unsigned vg_id; /* valgrind's id of the registered stack */
 #endif
 };
 

@@ -55,29 +55,29 @@
 #include "sched/sched_internal.h"
 
 #define CHUNK_BITS 10
-#define CHUNK (1 << CHUNK_BITS)  /* descriptors per chunk */
-#define DIR_SIZE 4096            /* chunks: fd numbers below 4M have descriptors */
-#define EVENTS 128               /* events taken per epoll_wait (Go's 128) */
-#define BREAK_KEY UINT64_MAX     /* the eventfd's key in the set (fds are keyed by number) */
+#define CHUNK (1 << CHUNK_BITS) /* descriptors per chunk */
+#define DIR_SIZE 4096           /* chunks: fd numbers below 4M have descriptors */
+#define EVENTS 128              /* events taken per epoll_wait (Go's 128) */
+#define BREAK_KEY UINT64_MAX    /* the eventfd's key in the set (fds are keyed by number) */
 
 enum { RD, WR };
 
 /* Go's pollDesc, for one fd number. */
 struct pdesc {
     _Atomic uint32_t lock;
-    bool armed;                  /* in the epoll set */
+    bool armed; /* in the epoll set */
     struct {
-        struct g *g;             /* the G waiting in this direction, or NULL */
-        uint64_t seq;            /* its wake word's seq when it registered */
-    } w[2];                      /* [RD] POLLIN, [WR] POLLOUT */
-} __attribute__((aligned(64)));  /* a line each: Ms work on neighbouring fds */
+        struct g *g;            /* the G waiting in this direction, or NULL */
+        uint64_t seq;           /* its wake word's seq when it registered */
+    } w[2];                     /* [RD] POLLIN, [WR] POLLOUT */
+} __attribute__((aligned(64))); /* a line each: Ms work on neighbouring fds */
 
 static struct {
-    int epfd, efd;               /* the epoll set; the eventfd that breaks a wait on it */
-    _Atomic bool wakesig;        /* a break is pending (Go's netpollWakeSig) */
-    _Atomic int64_t lastpoll;    /* when an M last polled; 0 while one blocks in epoll_wait */
-    _Atomic long waiters;        /* Gs armed (Go's netpollWaiters) */
-    pthread_mutex_t mu;          /* making chunks */
+    int epfd, efd;            /* the epoll set; the eventfd that breaks a wait on it */
+    _Atomic bool wakesig;     /* a break is pending (Go's netpollWakeSig) */
+    _Atomic int64_t lastpoll; /* when an M last polled; 0 while one blocks in epoll_wait */
+    _Atomic long waiters;     /* Gs armed (Go's netpollWaiters) */
+    pthread_mutex_t mu;       /* making chunks */
     struct pdesc *_Atomic dir[DIR_SIZE];
 } np = {.epfd = -1, .efd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -94,7 +94,10 @@ static void pd_lock(struct pdesc *pd)
                 caa_cpu_relax();
 }
 
-static void pd_unlock(struct pdesc *pd) { atomic_store_explicit(&pd->lock, 0, memory_order_release); }
+static void pd_unlock(struct pdesc *pd)
+{
+    atomic_store_explicit(&pd->lock, 0, memory_order_release);
+}
 
 /* fd's descriptor, its chunk made if need be (make): NULL for a number beyond the directory,
  * or when no memory can be had. Any thread, no lock. */

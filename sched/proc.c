@@ -94,7 +94,6 @@ static void switch_g_to_g(struct g *g, struct g *next)
     after_switch();
 }
 
-
 /* ---- Timers: parked Gs by deadline in a heap (time/heap.h), under sched.tlock --------------- */
 
 static struct g *g_of_timer(struct heap_node *n)
@@ -294,12 +293,12 @@ static struct g *runq_steal(struct p *p, struct p *victim)
         }
         uint32_t mt = atomic_load_explicit(&p->tail, memory_order_relaxed);
         for (uint32_t i = 0; i < n; i++) {
-            struct g *g = atomic_load_explicit(&victim->ring[(h + i) % RQ_SIZE],
-                                               memory_order_relaxed);
+            struct g *g =
+                atomic_load_explicit(&victim->ring[(h + i) % RQ_SIZE], memory_order_relaxed);
             atomic_store_explicit(&p->ring[(mt + i) % RQ_SIZE], g, memory_order_relaxed);
         }
-        if (!atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n,
-                                                     memory_order_acq_rel, memory_order_relaxed))
+        if (!atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n, memory_order_acq_rel,
+                                                     memory_order_relaxed))
             continue;
         /* Keep n - 1 of them, run the last. */
         struct g *g = atomic_load_explicit(&p->ring[(mt + n - 1) % RQ_SIZE], memory_order_relaxed);
@@ -931,8 +930,7 @@ static void hook_unpark(void *task)
                                                       memory_order_relaxed))
                 return;
             break;
-        default:
-            return; /* a permit is already there */
+        default: return; /* a permit is already there */
         }
     }
 }
@@ -1373,9 +1371,7 @@ static void execute(struct m *m, struct g *g)
             if (park_commit(g))
                 continue;
             return;
-        case REQ_YIELD:
-            runq_put(m->p, g);
-            return;
+        case REQ_YIELD: runq_put(m->p, g); return;
         case REQ_EXIT:
             atomic_store_explicit(&g->live, false, memory_order_release);
             g_release(g);
@@ -1386,8 +1382,7 @@ static void execute(struct m *m, struct g *g)
             if (exitsyscall0(m, g))
                 continue;
             return;
-        default:
-            __builtin_trap();
+        default: __builtin_trap();
         }
     }
 }
@@ -1506,8 +1501,8 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         return -EINVAL;
     }
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
-    fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g), c.guard_max,
-                    g_main);
+    fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g),
+                    c.guard_max, g_main);
     sched.bind = c.bind && sched.topo;
     atomic_store(&sched.stopping, false);
     sched.pidle = NULL;
@@ -1707,4 +1702,3 @@ void chan_mpg_stats(struct chan_mpg_stats *st)
     st->retakes = atomic_load(&sched.retakes);
     st->moved = atomic_load(&sched.moved);
 }
-

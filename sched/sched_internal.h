@@ -72,12 +72,12 @@
 #include "sched/fiber.h"
 #include "time/heap.h"
 
-#define RQ_SIZE 256         /* a P's ring (Go's runq is 256 too) */
-#define GLOBAL_EVERY 61     /* a P looks at the global queue first every 61 schedules (Go's) */
-#define RUNNEXT_MAX 61      /* consecutive runnext picks before the ring gets a turn */
-#define SPIN_ROUNDS 40      /* steal rounds an idle M tries before it sleeps */
-#define RUNNEXT_PAUSE_NS 3000  /* a thief's pause before it takes a runnext (Go's usleep(3)) */
-#define M_MAX_DEFAULT 10000    /* Ms at most, unless configured (Go's maxmcount) */
+#define RQ_SIZE 256           /* a P's ring (Go's runq is 256 too) */
+#define GLOBAL_EVERY 61       /* a P looks at the global queue first every 61 schedules (Go's) */
+#define RUNNEXT_MAX 61        /* consecutive runnext picks before the ring gets a turn */
+#define SPIN_ROUNDS 40        /* steal rounds an idle M tries before it sleeps */
+#define RUNNEXT_PAUSE_NS 3000 /* a thief's pause before it takes a runnext (Go's usleep(3)) */
+#define M_MAX_DEFAULT 10000   /* Ms at most, unless configured (Go's maxmcount) */
 #define M_STACK_SIZE (256 * 1024) /* an M's own stack: the scheduler loop only, Gs have theirs */
 
 /* A G's wake word's state (see the invariants): W_IOREADY is W_RUN with an fd's readiness noted
@@ -90,66 +90,66 @@ enum { P_IDLE, P_RUNNING, P_SYSCALL };
 
 /* Go's g. fiber_make returns it, its fiber first, from the chunk that holds its stack. */
 struct g {
-    struct fiber fiber;            /* its stack, and its saved stack pointer while switched out */
-    struct cds_wfcq_node qnode;    /* link in the global queue */
-    _Atomic uint64_t wake;         /* seq << 2 | W_* */
-    int park_rc;                   /* written by the wake-up's owner: 0 or -ETIMEDOUT */
-    enum req req;                  /* what the G asks its g0 when it switches out */
-    int64_t deadline;              /* of the park it asks for */
-    struct waiter *waiter;         /* libchan's waiter while parked on channels, else NULL */
-    bool sleeping;                 /* parked in chan_mpg_sleep_until */
-    unsigned syscall_depth;        /* chan_mpg_syscall_enter calls not yet matched by exit */
+    struct fiber fiber;         /* its stack, and its saved stack pointer while switched out */
+    struct cds_wfcq_node qnode; /* link in the global queue */
+    _Atomic uint64_t wake;      /* seq << 2 | W_* */
+    int park_rc;                /* written by the wake-up's owner: 0 or -ETIMEDOUT */
+    enum req req;               /* what the G asks its g0 when it switches out */
+    int64_t deadline;           /* of the park it asks for */
+    struct waiter *waiter;      /* libchan's waiter while parked on channels, else NULL */
+    bool sleeping;              /* parked in chan_mpg_sleep_until */
+    unsigned syscall_depth;     /* chan_mpg_syscall_enter calls not yet matched by exit */
     /* Timer (under sched.tlock). */
-    struct heap_node timer;        /* its deadline and slot while in sched.timers */
-    uint64_t timer_word;           /* the wake word it was armed for */
+    struct heap_node timer; /* its deadline and slot while in sched.timers */
+    uint64_t timer_word;    /* the wake word it was armed for */
     /* Identity and body. */
     int64_t id;
     _Atomic bool live;
     void (*fn)(void *);
     void *arg;
-    struct g *next_free;           /* free list (under sched.gmu) */
-    struct g *allnext;             /* every G descriptor ever made (under sched.gmu) */
+    struct g *next_free; /* free list (under sched.gmu) */
+    struct g *allnext;   /* every G descriptor ever made (under sched.gmu) */
 };
 
 /* Go's p. */
 struct p {
-    _Atomic uint32_t head;         /* taken by the owner and by thieves (CAS) */
-    _Atomic uint32_t tail;         /* written by the owner only */
+    _Atomic uint32_t head; /* taken by the owner and by thieves (CAS) */
+    _Atomic uint32_t tail; /* written by the owner only */
     struct g *_Atomic ring[RQ_SIZE];
-    struct g *_Atomic runnext;     /* taken by the owner and by thieves (CAS), set by the owner */
-    _Atomic uint32_t schedtick;    /* bumped by the owner at every schedule (Go's schedtick): a
-                                      thief or sysmon that sees it unchanged over a while knows
-                                      the owner is still running the same G */
-    _Atomic uint32_t syscalltick;  /* bumped by the owner at every system call (Go's): sysmon
-                                      tells a new call from one it saw at its last look */
-    _Atomic uint32_t status;       /* P_* */
-    unsigned runnext_streak;       /* owner only */
+    struct g *_Atomic runnext;    /* taken by the owner and by thieves (CAS), set by the owner */
+    _Atomic uint32_t schedtick;   /* bumped by the owner at every schedule (Go's schedtick): a
+                                     thief or sysmon that sees it unchanged over a while knows
+                                     the owner is still running the same G */
+    _Atomic uint32_t syscalltick; /* bumped by the owner at every system call (Go's): sysmon
+                                     tells a new call from one it saw at its last look */
+    _Atomic uint32_t status;      /* P_* */
+    unsigned runnext_streak;      /* owner only */
     int id;
-    struct p *link;                /* in sched.pidle (under sched.lock) */
-    hwloc_cpuset_t cpuset;         /* the core the M that holds it is bound to, or NULL */
+    struct p *link;        /* in sched.pidle (under sched.lock) */
+    hwloc_cpuset_t cpuset; /* the core the M that holds it is bound to, or NULL */
 } __attribute__((aligned(128)));
 
 /* Go's m. */
 struct m {
-    struct fiber g0;               /* the thread's own stack: the scheduler loop while a G runs */
-    struct g *curg;                /* the G running on this M, or NULL on g0 */
-    struct g *handoff;             /* a G that switched straight to another G asking to park:
-                                      the G switched in commits that park (after_switch) */
-    struct p *p;                   /* the P it holds, or NULL */
-    struct p *oldp;                /* its P while its G is in a system call (Go's oldp) */
-    struct p *nextp;               /* under sched.lock: the P given with a wake-up (startm) */
-    struct g *nextg;               /* under sched.lock: a G given with it, to run first */
-    struct p *bound;               /* the P whose core this thread is bound to */
-    _Atomic uint32_t wake;         /* futex: set to 1 by whoever wakes it from idle */
-    _Atomic bool insyscall;        /* its G is in a system call (see the invariants) */
-    struct cds_list_head idle;     /* in sched.midle (under sched.lock) when idle */
-    bool on_idle;                  /* under sched.lock */
-    bool polling;                  /* under sched.lock: it is sched.timer_m and sleeps in
-                                      epoll_wait (netpoll), not on its futex */
+    struct fiber g0;           /* the thread's own stack: the scheduler loop while a G runs */
+    struct g *curg;            /* the G running on this M, or NULL on g0 */
+    struct g *handoff;         /* a G that switched straight to another G asking to park:
+                                  the G switched in commits that park (after_switch) */
+    struct p *p;               /* the P it holds, or NULL */
+    struct p *oldp;            /* its P while its G is in a system call (Go's oldp) */
+    struct p *nextp;           /* under sched.lock: the P given with a wake-up (startm) */
+    struct g *nextg;           /* under sched.lock: a G given with it, to run first */
+    struct p *bound;           /* the P whose core this thread is bound to */
+    _Atomic uint32_t wake;     /* futex: set to 1 by whoever wakes it from idle */
+    _Atomic bool insyscall;    /* its G is in a system call (see the invariants) */
+    struct cds_list_head idle; /* in sched.midle (under sched.lock) when idle */
+    bool on_idle;              /* under sched.lock */
+    bool polling;              /* under sched.lock: it is sched.timer_m and sleeps in
+                                  epoll_wait (netpoll), not on its futex */
     unsigned id;
     uint64_t rng;
     pthread_t thread;
-    struct m *allnext;             /* every M (under sched.lock) */
+    struct m *allnext; /* every M (under sched.lock) */
 } __attribute__((aligned(128)));
 
 /* Go's schedt: the one scheduler of the process (documented global state, defined in proc.c). */
@@ -157,7 +157,7 @@ struct schedt {
     _Atomic bool running;
     _Atomic bool stopping;
     int nprocs;
-    struct p *ps;                  /* the nprocs Ps */
+    struct p *ps; /* the nprocs Ps */
     bool bind;
     hwloc_topology_t topo;
 
@@ -167,40 +167,40 @@ struct schedt {
 
     /* Idle Ps and Ms, every M, waiting, deadlock: under lock. */
     pthread_mutex_t lock;
-    pthread_cond_t cv;             /* chan_mpg_wait */
-    struct p *pidle;               /* idle Ps (Go's pidle) */
-    _Atomic int npidle;            /* changed under lock, read anywhere */
-    struct cds_list_head midle;    /* idle Ms, each asleep on its wake word (Go's midle) */
+    pthread_cond_t cv;          /* chan_mpg_wait */
+    struct p *pidle;            /* idle Ps (Go's pidle) */
+    _Atomic int npidle;         /* changed under lock, read anywhere */
+    struct cds_list_head midle; /* idle Ms, each asleep on its wake word (Go's midle) */
     _Atomic int nmidle;
     struct m *allm;
-    _Atomic int nm;                /* Ms made */
+    _Atomic int nm; /* Ms made */
     int max_m;
-    bool m_limit_told;             /* the thread limit was reported on stderr */
-    struct m *timer_m;             /* the idle M that sleeps until the earliest timer, in
-                                      epoll_wait while Gs wait on fds (m->polling), or NULL */
-    _Atomic int nspinning;         /* Ms looking for work with a P (find_runnable) */
+    bool m_limit_told;     /* the thread limit was reported on stderr */
+    struct m *timer_m;     /* the idle M that sleeps until the earliest timer, in
+                              epoll_wait while Gs wait on fds (m->polling), or NULL */
+    _Atomic int nspinning; /* Ms looking for work with a P (find_runnable) */
     _Atomic long nforeign;
-    _Atomic int nwaiters;          /* threads in chan_mpg_wait* (changed under lock) */
+    _Atomic int nwaiters; /* threads in chan_mpg_wait* (changed under lock) */
 
     /* sysmon (sysmon.c). */
     pthread_t sysmon;
     bool sysmon_started;
-    _Atomic bool sysmonwait;       /* sysmon sleeps until a P stops being idle (under lock) */
-    _Atomic uint32_t sysmon_wake;  /* its futex word */
+    _Atomic bool sysmonwait;      /* sysmon sleeps until a P stops being idle (under lock) */
+    _Atomic uint32_t sysmon_wake; /* its futex word */
 
     /* Gs. */
     _Atomic int64_t live;
     _Atomic uint64_t spawned, steals, ndeadlocks, retakes, moved;
     _Atomic int64_t next_id;
-    pthread_mutex_t gmu;           /* free list, all-G list, the stack pool (fiber.c) */
+    pthread_mutex_t gmu; /* free list, all-G list, the stack pool (fiber.c) */
     struct g *free_gs;
     struct g *all_gs;
-    uint64_t ngs;                  /* G descriptors made */
+    uint64_t ngs; /* G descriptors made */
 
     /* Timers: one heap of parked Gs by deadline. */
     pthread_mutex_t tlock;
-    struct heap timers;            /* room for every G descriptor (g_alloc) */
-    _Atomic int64_t timer_next;    /* the earliest deadline, CHAN_FOREVER when none */
+    struct heap timers;         /* room for every G descriptor (g_alloc) */
+    _Atomic int64_t timer_next; /* the earliest deadline, CHAN_FOREVER when none */
 };
 
 HIDDEN extern struct schedt sched;

@@ -54,12 +54,12 @@
 
 #include "sched/sched_internal.h"
 
-#define SYSMON_MIN_NS 20000       /* its shortest sleep (Go's 20 us) */
-#define SYSMON_MAX_NS 10000000    /* its longest (Go's 10 ms) */
-#define SYSMON_IDLE_LOOKS 50      /* looks that found nothing before its sleep doubles (Go's) */
-#define SYSCALL_KEEP_NS 10000000  /* a P in a system call with no work is taken after this */
-#define RUNNING_KEEP_NS 10000000  /* a G that keeps its P this long loses its ring's Gs */
-#define TIMER_LATE_NS 1000000     /* an overdue timer with a P idle: start an M */
+#define SYSMON_MIN_NS 20000      /* its shortest sleep (Go's 20 us) */
+#define SYSMON_MAX_NS 10000000   /* its longest (Go's 10 ms) */
+#define SYSMON_IDLE_LOOKS 50     /* looks that found nothing before its sleep doubles (Go's) */
+#define SYSCALL_KEEP_NS 10000000 /* a P in a system call with no work is taken after this */
+#define RUNNING_KEEP_NS 10000000 /* a G that keeps its P this long loses its ring's Gs */
+#define TIMER_LATE_NS 1000000    /* an overdue timer with a P idle: start an M */
 #define SYSMON_STACK (256 * 1024)
 
 /* What sysmon saw of each P at its last look (Go's sysmontick): its own, no lock. */
@@ -129,9 +129,8 @@ static int retake(int64_t now)
             if (!m_available())
                 continue; /* at the thread limit: no M to hand it to */
             uint32_t expected = P_SYSCALL;
-            if (!atomic_compare_exchange_strong_explicit(&p->status, &expected, P_RUNNING,
-                                                         memory_order_acquire,
-                                                         memory_order_relaxed))
+            if (!atomic_compare_exchange_strong_explicit(
+                    &p->status, &expected, P_RUNNING, memory_order_acquire, memory_order_relaxed))
                 continue; /* its G is back and took it */
             atomic_fetch_add_explicit(&sched.retakes, 1, memory_order_relaxed);
             n++;

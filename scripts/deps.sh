@@ -11,7 +11,7 @@ pkgs=""
 for g in $groups; do
     case $g in
     build) pkgs="$pkgs gcc make pkg-config liburcu-dev libhwloc-dev" ;;
-    test)  pkgs="$pkgs check libsubunit-dev clang libclang-rt-14-dev cmake" ;;
+    test)  pkgs="$pkgs check libsubunit-dev clang libclang-rt-14-dev cmake clang-format" ;;
     bench) pkgs="$pkgs hwloc golang-go cargo librust-crossbeam-channel-dev gnuplot-nox" ;;
     docs)  pkgs="$pkgs mandoc man-db" ;;
     model) pkgs="$pkgs spin" ;;

@@ -24,11 +24,11 @@
 #include "chan_sync.h"
 
 struct chan_group {
-    chan_ctx_t *ctx;       /* a child of the parent: cancelled at the first error or wait */
-    chan_wg_t *wg;         /* the tasks started and not yet returned */
-    _Atomic int err;       /* the first error a task returned; 0 while none */
-    chan_t *sem;           /* elemsize 0, capacity = the limit; NULL: no limit */
-    chan_spawn_fn *spawn;  /* NULL: a detached thread per task */
+    chan_ctx_t *ctx;      /* a child of the parent: cancelled at the first error or wait */
+    chan_wg_t *wg;        /* the tasks started and not yet returned */
+    _Atomic int err;      /* the first error a task returned; 0 while none */
+    chan_t *sem;          /* elemsize 0, capacity = the limit; NULL: no limit */
+    chan_spawn_fn *spawn; /* NULL: a detached thread per task */
 };
 
 struct task {
@@ -172,7 +172,7 @@ int chan_group_wait(chan_group_t *g)
     if (!g)
         return -EINVAL;
     (void)chan_wg_wait(g->wg); /* fails only for a NULL wg */
-    chan_ctx_cancel(g->ctx); /* Go: the context is cancelled the first time Wait returns */
+    chan_ctx_cancel(g->ctx);   /* Go: the context is cancelled the first time Wait returns */
     return atomic_load(&g->err);
 }
 

@@ -180,8 +180,8 @@ int chan_wg_free(chan_wg_t *wg)
     if (!wg)
         return 0;
     pthread_mutex_lock(&wg->mu);
-    bool busy = atomic_load_explicit(&wg->count, memory_order_relaxed) != 0 ||
-                wg->waiters > 0 || chan_free(wg->done) == -EBUSY;
+    bool busy = atomic_load_explicit(&wg->count, memory_order_relaxed) != 0 || wg->waiters > 0 ||
+                chan_free(wg->done) == -EBUSY;
     pthread_mutex_unlock(&wg->mu);
     if (busy)
         return -EBUSY;

@@ -21,7 +21,7 @@ CHAN_TYPED(name8_chan, name8); /* an array type: by value it would be a pointer 
 struct huge {
     char bytes[65536];
 };
-CHAN_TYPED(huge_chan, struct huge); /* 64 KiB: Go refuses it too */
+CHAN_TYPED(huge_chan, struct huge);  /* 64 KiB: Go refuses it too */
 #endif
 
 int use(int_chan c, point_chan pc, chan_t *raw);

@@ -53,16 +53,16 @@
 
 #include "chan.h"
 
-#define NCH 6           /* channels per epoch */
-#define SIG 5           /* the signal-only channel (elemsize 0) */
-#define MAXT 64         /* threads at most */
-#define PER (1u << 18)  /* value ids per thread per epoch */
+#define NCH 6          /* channels per epoch */
+#define SIG 5          /* the signal-only channel (elemsize 0) */
+#define MAXT 64        /* threads at most */
+#define PER (1u << 18) /* value ids per thread per epoch */
 #define MAXCASES 16
 
 static const size_t caps[NCH] = {0, 0, 1, 4, 16, 2};
 
 struct val {
-    uint64_t id;        /* thread << 32 | seq */
+    uint64_t id; /* thread << 32 | seq */
     uint32_t ch, epoch;
     uint64_t check;
 };
@@ -86,22 +86,34 @@ static bool quiet;
 struct worker {
     int id;
     uint64_t rng;
-    uint32_t seq;                   /* next value id this epoch */
-    _Atomic uint8_t *state;         /* [PER]: UNUSED, PENDING, SENT, FAILED */
-    _Atomic uint8_t *recvd;         /* [PER]: times received */
+    uint32_t seq;           /* next value id this epoch */
+    _Atomic uint8_t *state; /* [PER]: UNUSED, PENDING, SENT, FAILED */
+    _Atomic uint8_t *recvd; /* [PER]: times received */
     _Alignas(64) atomic_ulong progress;
-    atomic_int current;             /* the kind of operation under way, -1 between them */
+    atomic_int current; /* the kind of operation under way, -1 between them */
     unsigned long ops[16];
     unsigned long values_ok;
 };
 
 static struct worker workers[MAXT];
 
-enum { K_SEND, K_RECV, K_TRYSEND, K_TRYRECV, K_SEND_UNTIL, K_RECV_UNTIL, K_SELECT, K_TRYSELECT,
-       K_SELECT_UNTIL, K_CLOSE, K_LEN, K_NKINDS };
-static const char *kind_names[K_NKINDS] = {"send", "recv", "trysend", "tryrecv", "send_until",
-                                           "recv_until", "select", "tryselect", "select_until",
-                                           "close", "len/cap"};
+enum {
+    K_SEND,
+    K_RECV,
+    K_TRYSEND,
+    K_TRYRECV,
+    K_SEND_UNTIL,
+    K_RECV_UNTIL,
+    K_SELECT,
+    K_TRYSELECT,
+    K_SELECT_UNTIL,
+    K_CLOSE,
+    K_LEN,
+    K_NKINDS
+};
+static const char *kind_names[K_NKINDS] = {"send",         "recv",       "trysend", "tryrecv",
+                                           "send_until",   "recv_until", "select",  "tryselect",
+                                           "select_until", "close",      "len/cap"};
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -172,8 +184,8 @@ static void got_value(int ch, const struct val *v)
     }
     uint32_t t = (uint32_t)(v->id >> 32), s = (uint32_t)v->id;
     if (v->check != checksum(v) || t >= (uint32_t)nthreads || s >= PER) {
-        FAIL("corrupt value on channel %d: id %#llx ch %u epoch %u", ch,
-             (unsigned long long)v->id, v->ch, v->epoch);
+        FAIL("corrupt value on channel %d: id %#llx ch %u epoch %u", ch, (unsigned long long)v->id,
+             v->ch, v->epoch);
         return;
     }
     if ((int)v->ch != ch || v->epoch != atomic_load(&epoch))
@@ -202,17 +214,17 @@ static void check_recv(int ch, bool was_drained, int r, const char *op)
     if (r == -EPIPE)
         atomic_store(&drained_seen[ch], 1);
     else if (was_drained)
-        FAIL("%s on channel %d returned %d after a receive reported it closed and drained", op,
-             ch, r);
+        FAIL("%s on channel %d returned %d after a receive reported it closed and drained", op, ch,
+             r);
 }
 
 static int64_t deadline_for(struct worker *w)
 {
     uint64_t r = rnd(w);
     switch (r % 4) {
-    case 0: return (int64_t)(r >> 8) % 2 ? 0 : INT64_MIN; /* passed: the try form */
-    case 1: return chan_now() + (int64_t)((r >> 8) % 20000);       /* < 20 us */
-    default: return chan_now() + (int64_t)((r >> 8) % 400000);     /* < 0.4 ms */
+    case 0: return (int64_t)(r >> 8) % 2 ? 0 : INT64_MIN;      /* passed: the try form */
+    case 1: return chan_now() + (int64_t)((r >> 8) % 20000);   /* < 20 us */
+    default: return chan_now() + (int64_t)((r >> 8) % 400000); /* < 0.4 ms */
     }
 }
 
@@ -226,7 +238,7 @@ static void op_send(struct worker *w, int kind, int ch)
     bool closed = atomic_load(&closed_seen[ch]);
     chan_t *c = chans[ch];
     const void *e = ch == SIG && (rnd(w) & 1) ? NULL : &v;
-    int r = kind == K_SEND ? chan_send(c, e)
+    int r = kind == K_SEND      ? chan_send(c, e)
             : kind == K_TRYSEND ? chan_trysend(c, e)
                                 : chan_send_until(c, e, deadline_for(w));
     if (r != 0 && r != -EPIPE && !(kind == K_TRYSEND && r == -EAGAIN) &&
@@ -244,7 +256,7 @@ static void op_recv(struct worker *w, int kind, int ch)
     chan_t *c = chans[ch];
     /* elem NULL discards the value: only on the signal-only channel, where counts suffice */
     void *e = ch == SIG && (rnd(w) & 1) ? NULL : (void *)&v;
-    int r = kind == K_RECV ? chan_recv(c, e)
+    int r = kind == K_RECV      ? chan_recv(c, e)
             : kind == K_TRYRECV ? chan_tryrecv(c, e)
                                 : chan_recv_until(c, e, deadline_for(w));
     if (r != 0 && r != -EPIPE && !(kind == K_TRYRECV && r == -EAGAIN) &&
@@ -277,14 +289,16 @@ static void op_select(struct worker *w, int kind)
         memset(&vals[k], 0xAA, sizeof vals[k]);
         if (send && !nil && !new_value(w, ch, &vals[k]))
             nil = true, chs[k] = -1; /* out of ids: make it a nil case */
-        cs[k] = (struct chan_case){.chan = nil ? NULL : chans[ch], .elem = &vals[k],
-                                   .dir = send ? CHAN_SEND : CHAN_RECV, .ok = true};
+        cs[k] = (struct chan_case){.chan = nil ? NULL : chans[ch],
+                                   .elem = &vals[k],
+                                   .dir = send ? CHAN_SEND : CHAN_RECV,
+                                   .ok = true};
         if (ch == SIG && (r >> 12) & 1)
             cs[k].elem = NULL;
         flag[k] = !nil && (send ? atomic_load(&closed_seen[ch]) : atomic_load(&drained_seen[ch]));
         any_ready_known |= flag[k];
     }
-    int r = kind == K_SELECT ? chan_select(cs, n)
+    int r = kind == K_SELECT      ? chan_select(cs, n)
             : kind == K_TRYSELECT ? chan_tryselect(cs, n)
                                   : chan_select_until(cs, n, deadline_for(w));
     if (r < 0) {
@@ -344,17 +358,28 @@ static void one_op(struct worker *w)
     int kind;
     /* Blocking forms without a deadline are rarer: a thread blocked on a channel no one else
      * uses stays blocked until the epoch's close. */
-    if (pick < 25) kind = K_SEND;
-    else if (pick < 50) kind = K_RECV;
-    else if (pick < 180) kind = K_TRYSEND;
-    else if (pick < 310) kind = K_TRYRECV;
-    else if (pick < 450) kind = K_SEND_UNTIL;
-    else if (pick < 590) kind = K_RECV_UNTIL;
-    else if (pick < 620) kind = K_SELECT;
-    else if (pick < 790) kind = K_TRYSELECT;
-    else if (pick < 970) kind = K_SELECT_UNTIL;
-    else if (pick < 971 && (r >> 32) % 8 == 0) kind = K_CLOSE;
-    else kind = K_LEN;
+    if (pick < 25)
+        kind = K_SEND;
+    else if (pick < 50)
+        kind = K_RECV;
+    else if (pick < 180)
+        kind = K_TRYSEND;
+    else if (pick < 310)
+        kind = K_TRYRECV;
+    else if (pick < 450)
+        kind = K_SEND_UNTIL;
+    else if (pick < 590)
+        kind = K_RECV_UNTIL;
+    else if (pick < 620)
+        kind = K_SELECT;
+    else if (pick < 790)
+        kind = K_TRYSELECT;
+    else if (pick < 970)
+        kind = K_SELECT_UNTIL;
+    else if (pick < 971 && (r >> 32) % 8 == 0)
+        kind = K_CLOSE;
+    else
+        kind = K_LEN;
     atomic_store_explicit(&w->current, kind, memory_order_relaxed);
     task_op_begin();
     switch (kind) {
@@ -539,7 +564,10 @@ static void check_epoch(void)
                 w->values_ok++;
             else if (!(st == FAILED && n == 0))
                 FAIL("value %d/%u: send %s, received %u times", t, s,
-                     st == SENT ? "returned 0" : st == FAILED ? "failed" : "still pending", n);
+                     st == SENT     ? "returned 0"
+                     : st == FAILED ? "failed"
+                                    : "still pending",
+                     n);
         }
         memset((void *)w->state, 0, w->seq);
         memset((void *)w->recvd, 0, w->seq);
@@ -568,9 +596,10 @@ static void *watchdog_main(void *arg)
         sleep(1);
         if (!atomic_load(&in_epoch) || chan_now() - atomic_load(&epoch_began) < limit)
             continue;
-        fprintf(stderr, "stress: HANG: epoch %u has not ended %lld s after it began; workers "
-                        "inside an operation:", atomic_load(&epoch),
-                (long long)(limit / 1000000000LL));
+        fprintf(stderr,
+                "stress: HANG: epoch %u has not ended %lld s after it began; workers "
+                "inside an operation:",
+                atomic_load(&epoch), (long long)(limit / 1000000000LL));
         for (int t = 0; t < nthreads; t++) {
             int k = atomic_load(&workers[t].current);
             if (k >= 0)
@@ -606,8 +635,10 @@ int main(int argc, char **argv)
         case 'w': hang_secs = atol(optarg); break;
         case 'S': use_hook = true; break;
         default:
-            fprintf(stderr, "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs] [-S]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs] [-S]\n",
+                argv[0]);
             return 2;
         }
     }
@@ -719,7 +750,8 @@ int main(int argc, char **argv)
            "closes); %lu values checked: each sent once, received once; %lu violations\n",
            total, epochs, stalls, per_kind[K_CLOSE], values, atomic_load(&violations));
     if (use_hook && !atomic_load(&violations))
-        printf("stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",
-               atomic_load(&hook_parks), atomic_load(&hook_timeouts), atomic_load(&hook_unparks));
+        printf(
+            "stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",
+            atomic_load(&hook_parks), atomic_load(&hook_timeouts), atomic_load(&hook_unparks));
     return atomic_load(&violations) ? 1 : 0;
 }

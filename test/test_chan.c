@@ -33,12 +33,12 @@ enum op_kind { OP_SEND, OP_RECV, OP_SEND_UNTIL, OP_RECV_UNTIL };
 struct op {
     chan_t *c;
     enum op_kind kind;
-    int64_t deadline;  /* for the _UNTIL kinds */
-    bool null_elem;    /* pass elem NULL (elemsize 0 channels) */
-    int64_t val;       /* send: the value sent; recv: where the value lands (prefilled 0xAA) */
+    int64_t deadline; /* for the _UNTIL kinds */
+    bool null_elem;   /* pass elem NULL (elemsize 0 channels) */
+    int64_t val;      /* send: the value sent; recv: where the value lands (prefilled 0xAA) */
     int rc;
-    int64_t t_end;     /* chan_now() just after the call returned */
-    atomic_int done;   /* set once the call has returned */
+    int64_t t_end;   /* chan_now() just after the call returned */
+    atomic_int done; /* set once the call has returned */
     pthread_t th;
 };
 
@@ -1133,9 +1133,9 @@ struct load {
 struct load_sender {
     struct load *L;
     uint32_t id;
-    int bad_rc;       /* an unexpected return code */
-    uint32_t sent;    /* sends that returned 0: values 0..sent-1 */
-    bool got_epipe;   /* the send of value `sent` returned -EPIPE */
+    int bad_rc;     /* an unexpected return code */
+    uint32_t sent;  /* sends that returned 0: values 0..sent-1 */
+    bool got_epipe; /* the send of value `sent` returned -EPIPE */
 };
 
 struct load_receiver {
@@ -1309,8 +1309,8 @@ static void run_load(size_t cap, uint32_t per_sender, enum load_forms forms, boo
         count += rcv[i].count;
         sum += rcv[i].sum;
     }
-    ck_assert_msg(count == want_count, "received %llu values, sent %llu",
-                  (unsigned long long)count, (unsigned long long)want_count);
+    ck_assert_msg(count == want_count, "received %llu values, sent %llu", (unsigned long long)count,
+                  (unsigned long long)want_count);
     ck_assert_msg(sum == want_sum, "checksum of received values differs from what was sent");
     /* (No ck_assert per value: in fork mode each passing assertion costs a write to Check's
      * pipe.) */
@@ -1327,16 +1327,10 @@ static void run_load(size_t cap, uint32_t per_sender, enum load_forms forms, boo
     free((void *)L.seen);
 }
 
-START_TEST(test_conservation_buffered)
-{
-    run_load(64, 100000, FORMS_BLOCKING, false);
-}
+START_TEST(test_conservation_buffered) { run_load(64, 100000, FORMS_BLOCKING, false); }
 END_TEST
 
-START_TEST(test_conservation_unbuffered)
-{
-    run_load(0, 25000, FORMS_BLOCKING, false);
-}
+START_TEST(test_conservation_unbuffered) { run_load(0, 25000, FORMS_BLOCKING, false); }
 END_TEST
 
 START_TEST(test_conservation_mixed_forms)
@@ -1497,7 +1491,4 @@ static Suite *chan_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(chan_suite());
-}
+int main(void) { return run_suite(chan_suite()); }

@@ -421,7 +421,7 @@ static void *churn(void *p)
     struct churn_arg *a = p;
     for (int i = 0; i < 300; i++) {
         chan_ctx_t *c = (i + a->id) % 3 ? chan_ctx_with_cancel(a->root)
-                                         : chan_ctx_with_timeout(a->root, (i % 5) * 100000);
+                                        : chan_ctx_with_timeout(a->root, (i % 5) * 100000);
         ck_assert_ptr_nonnull(c);
         chan_ctx_t *g = chan_ctx_with_cancel(c);
         chan_ctx_t *h = chan_ctx_with_timeout(g, (i % 4) * 50000);
@@ -710,8 +710,8 @@ static void *slow_waiter(void *done)
 enum { HELD_GRAND = 100 };
 
 struct held_cancel {
-    chan_ctx_t *ctx;              /* to cancel */
-    chan_ctx_t **subtree;         /* its descendants, to check on return */
+    chan_ctx_t *ctx;      /* to cancel */
+    chan_ctx_t **subtree; /* its descendants, to check on return */
     int n;
     _Atomic int returned, missed;
 };
@@ -910,8 +910,8 @@ static void *gated_select_main(void *p)
  * waiting for that select, which may need the very thread chan_ctx_free runs on. */
 START_TEST(ctx_free_while_select_unlinking)
 {
-    struct gated_select g = {.ctx = chan_ctx_with_cancel(chan_ctx_background()),
-                             .x = chan_make(0, 0), .r = -1};
+    struct gated_select g = {
+        .ctx = chan_ctx_with_cancel(chan_ctx_background()), .x = chan_make(0, 0), .r = -1};
     chan_t *done = chan_ctx_done(g.ctx);
     pthread_t th = spawn(gated_select_main, &g);
     ck_assert(blocked_receivers_at_least(done, 1));

@@ -146,9 +146,20 @@ static int select_with_bad(int (*sel)(struct chan_case *, size_t, int64_t), stru
     return -EINVAL;
 }
 
-static int sel_block(struct chan_case *cs, size_t n, int64_t d) { (void)d; return chan_select(cs, n); }
-static int sel_try(struct chan_case *cs, size_t n, int64_t d) { (void)d; return chan_tryselect(cs, n); }
-static int sel_until(struct chan_case *cs, size_t n, int64_t d) { return chan_select_until(cs, n, d); }
+static int sel_block(struct chan_case *cs, size_t n, int64_t d)
+{
+    (void)d;
+    return chan_select(cs, n);
+}
+static int sel_try(struct chan_case *cs, size_t n, int64_t d)
+{
+    (void)d;
+    return chan_tryselect(cs, n);
+}
+static int sel_until(struct chan_case *cs, size_t n, int64_t d)
+{
+    return chan_select_until(cs, n, d);
+}
 
 /* ---- -EINVAL ------------------------------------------------------------------------------- */
 
@@ -200,7 +211,10 @@ static int make_1_size_max(void) { return make_size(1, SIZE_MAX); }
 static int make_1_size_max_64(void) { return make_size(1, SIZE_MAX - 64); }
 static int make_8_size_max_8(void) { return make_size(8, SIZE_MAX / 8); }
 static int make_2_size_max_2(void) { return make_size(2, SIZE_MAX / 2); }
-static int make_max_exact(void) { return make_size(CHAN_ELEMSIZE_MAX, SIZE_MAX / CHAN_ELEMSIZE_MAX); }
+static int make_max_exact(void)
+{
+    return make_size(CHAN_ELEMSIZE_MAX, SIZE_MAX / CHAN_ELEMSIZE_MAX);
+}
 static int make_1_ptrdiff_max(void) { return make_size(1, PTRDIFF_MAX); }
 /* One more element than fits in size_t: the product overflows. */
 static int make_8_size_max_8_plus(void) { return make_size(8, SIZE_MAX / 8 + 1); }
@@ -345,8 +359,8 @@ static int select_until_bad_dir_past(void)
 static int select_send_null_elem(void)
 {
     chan_t *c = mk(8, 1); /* room for the value: the case would be ready */
-    int r = select_with_bad(sel_block, (struct chan_case){.chan = c, .elem = NULL, .dir = CHAN_SEND},
-                            0);
+    int r = select_with_bad(sel_block,
+                            (struct chan_case){.chan = c, .elem = NULL, .dir = CHAN_SEND}, 0);
     ck_assert_uint_eq(chan_len(c), 0);
     drop(c);
     return r;
@@ -355,8 +369,8 @@ static int select_send_null_elem(void)
 static int select_until_send_null_elem(void)
 {
     chan_t *c = mk(8, 1);
-    int r = select_with_bad(sel_until, (struct chan_case){.chan = c, .elem = NULL, .dir = CHAN_SEND},
-                            LATER);
+    int r = select_with_bad(sel_until,
+                            (struct chan_case){.chan = c, .elem = NULL, .dir = CHAN_SEND}, LATER);
     ck_assert_uint_eq(chan_len(c), 0);
     drop(c);
     return r;
@@ -871,7 +885,10 @@ static int select_until_times_out(size_t n, int64_t deadline_rel, bool past)
     return r;
 }
 
-static int select_until_blocked_times_out(void) { return select_until_times_out(2, 20 * MS, false); }
+static int select_until_blocked_times_out(void)
+{
+    return select_until_times_out(2, 20 * MS, false);
+}
 static int select_until_large_times_out(void) { return select_until_times_out(10, 20 * MS, false); }
 static int select_until_past(void) { return select_until_times_out(2, 0, true); }
 static int select_until_int64_min(void) { return select_until_times_out(3, INT64_MIN, true); }
@@ -918,7 +935,10 @@ struct row {
     int (*run)(void);
 };
 
-#define ROW(call, state, expect, fn) {call, state, expect, fn}
+#define ROW(call, state, expect, fn)                                                               \
+    {                                                                                              \
+        call, state, expect, fn                                                                    \
+    }
 
 static const struct row rows[] = {
     /* ---- -EINVAL ---- */
@@ -1063,7 +1083,8 @@ static const struct row rows[] = {
     ROW("chan_trysend(c, &v)", "cap 2, full", -EAGAIN, trysend_full),
     /* API: chan_tryrecv "never blocks: 0, -EPIPE, or -EAGAIN" */
     ROW("chan_tryrecv(c, &v)", "cap 2, empty", -EAGAIN, tryrecv_empty),
-    ROW("chan_tryrecv(c, NULL)", "elemsize 0, unbuffered, no sender", -EAGAIN, tryrecv_unbuf_nobody),
+    ROW("chan_tryrecv(c, NULL)", "elemsize 0, unbuffered, no sender", -EAGAIN,
+        tryrecv_unbuf_nobody),
     /* API: "A NULL channel is Go's nil channel: it is never ready." */
     ROW("chan_trysend(NULL, &v)", "-", -EAGAIN, trysend_nil),
     ROW("chan_tryrecv(NULL, &v)", "-", -EAGAIN, tryrecv_nil),

@@ -83,8 +83,11 @@ START_TEST(make_enomem)
     errno = 0;
     ck_assert_ptr_null(chan_make((size_t)CHAN_ELEMSIZE_MAX + 1, 1));
     ck_assert_int_eq(errno, EINVAL);
-    static const size_t huge[][2] = {{1, SIZE_MAX}, {1, SIZE_MAX - 64}, {8, SIZE_MAX / 8},
-                                     {1, PTRDIFF_MAX}, {1, PTRDIFF_MAX / 16 + 1},
+    static const size_t huge[][2] = {{1, SIZE_MAX},
+                                     {1, SIZE_MAX - 64},
+                                     {8, SIZE_MAX / 8},
+                                     {1, PTRDIFF_MAX},
+                                     {1, PTRDIFF_MAX / 16 + 1},
                                      {CHAN_ELEMSIZE_MAX, SIZE_MAX / CHAN_ELEMSIZE_MAX}};
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
         errno = 0;
@@ -108,9 +111,9 @@ END_TEST
  * buffered with room (ready to send). Values carry the channel in their top byte. */
 struct rig {
     chan_t *c[NCH];
-    uint64_t next[NCH];     /* next value to put on channel i */
-    uint64_t recvd[NCASE];  /* receive slots of the cases */
-    uint64_t sendv[NCASE];  /* send values of the cases */
+    uint64_t next[NCH];    /* next value to put on channel i */
+    uint64_t recvd[NCASE]; /* receive slots of the cases */
+    uint64_t sendv[NCASE]; /* send values of the cases */
     struct chan_case cs[NCASE];
 };
 
@@ -177,9 +180,20 @@ static void expect_enomem(struct rig *r, int (*sel)(struct chan_case *, size_t, 
     }
 }
 
-static int sel_block(struct chan_case *cs, size_t n, int64_t d) { (void)d; return chan_select(cs, n); }
-static int sel_try(struct chan_case *cs, size_t n, int64_t d) { (void)d; return chan_tryselect(cs, n); }
-static int sel_until(struct chan_case *cs, size_t n, int64_t d) { return chan_select_until(cs, n, d); }
+static int sel_block(struct chan_case *cs, size_t n, int64_t d)
+{
+    (void)d;
+    return chan_select(cs, n);
+}
+static int sel_try(struct chan_case *cs, size_t n, int64_t d)
+{
+    (void)d;
+    return chan_tryselect(cs, n);
+}
+static int sel_until(struct chan_case *cs, size_t n, int64_t d)
+{
+    return chan_select_until(cs, n, d);
+}
 
 /* Drains every channel and checks: each value put on channel i (initial fill plus what sends
  * delivered) comes out of channel i exactly once, in order, and nothing else does. */
@@ -223,16 +237,16 @@ static void rig_check_drain(struct rig *r, const uint64_t *got_by_select, int ns
         int was_sent = 0;
         for (int j = 0; j < nselect_send; j++)
             was_sent += sent_by_select[j] == r->sendv[k];
-        ck_assert_msg(seen_send[k] == was_sent, "case %d value: sent %d, received %d", k,
-                      was_sent, seen_send[k]);
+        ck_assert_msg(seen_send[k] == was_sent, "case %d value: sent %d, received %d", k, was_sent,
+                      seen_send[k]);
         nsent += was_sent;
     }
     ck_assert_int_eq(nsent, nselect_send);
 }
 
 /* Performs sel once with memory available and records what moved. */
-static void run_ok(struct rig *r, int (*sel)(struct chan_case *, size_t, int64_t),
-                   uint64_t *got, int *ngot, uint64_t *sent, int *nsent)
+static void run_ok(struct rig *r, int (*sel)(struct chan_case *, size_t, int64_t), uint64_t *got,
+                   int *ngot, uint64_t *sent, int *nsent)
 {
     size_t before[NCH], after[NCH];
     rig_lens(r, before);
@@ -268,8 +282,9 @@ START_TEST(large_select_enomem_then_ok)
     uint64_t got[64], sent[64];
     int ngot = 0, nsent = 0;
     for (int round = 0; round < 6; round++) {
-        int (*sel)(struct chan_case *, size_t, int64_t) =
-            round % 3 == 0 ? sel_block : round % 3 == 1 ? sel_try : sel_until;
+        int (*sel)(struct chan_case *, size_t, int64_t) = round % 3 == 0   ? sel_block
+                                                          : round % 3 == 1 ? sel_try
+                                                                           : sel_until;
         expect_enomem(&r, sel, round % 2 ? 0 : CHAN_FOREVER);
         run_ok(&r, sel, got, &ngot, sent, &nsent);
     }
@@ -289,8 +304,8 @@ START_TEST(large_select_enomem_does_not_block)
     uint64_t v[20];
     struct chan_case cs[20];
     for (int k = 0; k < 20; k++)
-        cs[k] = (struct chan_case){.chan = c[k % 3], .elem = &v[k],
-                                   .dir = k % 2 ? CHAN_SEND : CHAN_RECV, .ok = true};
+        cs[k] = (struct chan_case){
+            .chan = c[k % 3], .elem = &v[k], .dir = k % 2 ? CHAN_SEND : CHAN_RECV, .ok = true};
     hook_set(hook_fail);
     ck_assert_int_eq(chan_select(cs, 20), -ENOMEM);
     ck_assert_int_eq(chan_select_until(cs, 20, CHAN_FOREVER), -ENOMEM);
@@ -371,8 +386,10 @@ START_TEST(random_faults_against_model)
             int ch = (int)(rnd() % (MCH + 1));
             bool send = rnd() & 1;
             slot[k] = send ? seq++ : 0xAAAAAAAAAAAAAAAAull;
-            cs[k] = (struct chan_case){.chan = ch == MCH ? NULL : c[ch], .elem = &slot[k],
-                                       .dir = send ? CHAN_SEND : CHAN_RECV, .ok = true};
+            cs[k] = (struct chan_case){.chan = ch == MCH ? NULL : c[ch],
+                                       .elem = &slot[k],
+                                       .dir = send ? CHAN_SEND : CHAN_RECV,
+                                       .ok = true};
         }
         int r = chan_tryselect(cs, n);
         if (r == -ENOMEM) {
@@ -466,8 +483,7 @@ START_TEST(random_faults_against_model)
     ck_assert_uint_eq(nomem, atomic_load(&injected)); /* each failure surfaced as -ENOMEM */
     printf("test_faults: %d large selects, %lu allocation faults injected (each -ENOMEM, nothing "
            "changed), %lu completed, %lu values moved, model agreed\n",
-           iters, (unsigned long)atomic_load(&injected), (unsigned long)done,
-           (unsigned long)moved);
+           iters, (unsigned long)atomic_load(&injected), (unsigned long)done, (unsigned long)moved);
 }
 END_TEST
 
@@ -511,7 +527,7 @@ static void *traffic_main(void *arg)
             for (size_t k = 0; k < n; k++) {
                 vals[k] = s + k;
                 cs[k] = (struct chan_case){.chan = (s >> (20 + k)) % 5 ? t->c[(s >> (24 + k)) % TCH]
-                                                                        : NULL,
+                                                                       : NULL,
                                            .elem = &vals[k],
                                            .dir = (s >> (32 + k)) & 1 ? CHAN_SEND : CHAN_RECV};
             }

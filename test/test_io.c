@@ -127,9 +127,9 @@ struct call {
     int fd;
     chan_t *cancel;
     int64_t deadline;
-    size_t n;          /* OP_WRITE: bytes */
+    size_t n; /* OP_WRITE: bytes */
     long r;
-    int64_t returned;  /* chan_now() as it returned */
+    int64_t returned; /* chan_now() as it returned */
 };
 
 static void *run_call(void *arg)
@@ -170,8 +170,11 @@ START_TEST(test_cancel_blocked_socket)
     for (int op = 0; op < 3; op++) {
         chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
         ck_assert_ptr_nonnull(ctx);
-        struct call c = {.op = op == 0 ? OP_READ : op == 1 ? OP_WAIT_IN : OP_ACCEPT,
-                         .fd = op == 2 ? l : b, .cancel = chan_ctx_done(ctx),
+        struct call c = {.op = op == 0   ? OP_READ
+                               : op == 1 ? OP_WAIT_IN
+                                         : OP_ACCEPT,
+                         .fd = op == 2 ? l : b,
+                         .cancel = chan_ctx_done(ctx),
                          .deadline = CHAN_FOREVER};
         pthread_t t = spawn(run_call, &c);
         ck_assert(fd_blocked(c.fd, POLLIN));
@@ -201,8 +204,8 @@ START_TEST(test_deadlines)
     char buf[8];
     for (int i = 0; i < 2; i++) {
         int64_t d = chan_now() + 30 * MS, t;
-        long r = i ? chan_read(p[0], buf, sizeof buf, NULL, d)
-                   : chan_fd_wait(p[0], POLLIN, NULL, d);
+        long r =
+            i ? chan_read(p[0], buf, sizeof buf, NULL, d) : chan_fd_wait(p[0], POLLIN, NULL, d);
         t = chan_now();
         ck_assert_int_eq(r, -ETIMEDOUT);
         ck_assert_int_ge(t, d);
@@ -699,8 +702,8 @@ static void consume(int rd, chan_t *c, long n, int until_ms)
             {.chan = chan_fd_chan(rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
             {.chan = c, .elem = &v, .dir = CHAN_RECV},
         };
-        int r = until_ms ? chan_select_until(cs, 2, chan_now() + until_ms * MS)
-                         : chan_select(cs, 2);
+        int r =
+            until_ms ? chan_select_until(cs, 2, chan_now() + until_ms * MS) : chan_select(cs, 2);
         if (r == -ETIMEDOUT)
             continue;
         ck_assert_int_ge(r, 0);
@@ -844,9 +847,9 @@ static void *hooked_thread(void *arg)
         h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER);
         h->r_read = (int)chan_read(h->rd, b, sizeof b, NULL, CHAN_FOREVER);
         h->r_recv = chan_recv(chan_fd_chan(h->rd, POLLIN), &v);
-        struct chan_case cs[2] = {{.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev,
-                                   .dir = CHAN_RECV},
-                                  {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
+        struct chan_case cs[2] = {
+            {.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+            {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
         h->r_sel = chan_select(cs, 2);
         /* Ready: no wait, no park. */
         put1(h->wr);
@@ -857,9 +860,9 @@ static void *hooked_thread(void *arg)
     } else {
         h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER); /* woken by the fd */
         get1(h->rd);
-        struct chan_case cs[2] = {{.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev,
-                                   .dir = CHAN_RECV},
-                                  {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
+        struct chan_case cs[2] = {
+            {.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+            {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
         h->r_sel = chan_select(cs, 2); /* woken by a send on h->c */
         h->r_recv = v;
     }
@@ -974,8 +977,8 @@ START_TEST(test_write_all_read_all)
         pthread_t t = spawn(write_all, &w);
         size_t got = 0;
         while (got < n) {
-            long r = chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL,
-                               CHAN_FOREVER);
+            long r =
+                chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL, CHAN_FOREVER);
             ck_assert_int_gt(r, 0);
             got += (size_t)r;
         }
@@ -1178,8 +1181,8 @@ START_TEST(test_signal_bad_input)
     ck_assert_int_eq(chan_signal_notify(NULL, ok, 1), -EINVAL);
     ck_assert_int_eq(chan_signal_notify(wide, ok, 1), -EINVAL);
     ck_assert_int_eq(chan_signal_notify(c, NULL, 1), -EINVAL);
-    const int bad[] = {0, -1, 65, 1000, INT_MIN, 32, 33, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
-                       SIGFPE, SIGILL};
+    const int bad[] = {0,       -1,      65,      1000,   INT_MIN, 32,    33,
+                       SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE,  SIGILL};
     struct sigaction before;
     ck_assert_int_eq(sigaction(SIGUSR1, NULL, &before), 0);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -442,8 +442,8 @@ START_TEST(test_context_keeps_alive)
     wait_leftovers(1);
     char *text;
     ck_assert_int_eq(leftovers_report(&text, NULL), 1);
-    ck_assert_msg(strstr(text, "[chan receive, ") && strstr(text, "\tchan (context done) 0x"),
-                  "%s", text);
+    ck_assert_msg(strstr(text, "[chan receive, ") && strstr(text, "\tchan (context done) 0x"), "%s",
+                  text);
     free(text);
     ck_assert_int_eq(count_leaks(NULL), 0);
     chan_ctx_t *ctx = take(1);

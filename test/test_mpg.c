@@ -29,10 +29,7 @@ static int under_tsan(void)
     return m && strcmp(m, "tsan") == 0;
 }
 
-static void start(int nprocs)
-{
-    ck_assert_int_eq(chan_mpg_start(nprocs), 0);
-}
+static void start(int nprocs) { ck_assert_int_eq(chan_mpg_start(nprocs), 0); }
 
 static void finish(void)
 {
@@ -40,10 +37,7 @@ static void finish(void)
     ck_assert_int_eq(chan_mpg_stop(), 0);
 }
 
-static void go(void (*fn)(void *), void *arg)
-{
-    ck_assert_int_gt(chan_mpg_go(fn, arg), 0);
-}
+static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
 
 /* Failures seen inside Gs (Check's asserts belong to the test's own thread). */
 static atomic_long bad;
@@ -51,7 +45,7 @@ static atomic_int bad_line;
 #define G_CHECK(cond)                                                                              \
     ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
 #define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",       \
+    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
                   atomic_load(&bad), atomic_load(&bad_line))
 
 /* ---- Lifecycle ---------------------------------------------------------------------------------- */
@@ -339,8 +333,10 @@ START_TEST(select_gs)
     for (int i = 0; i < 6; i++)
         go(sel_sender, &s);
     /* Wait for the senders' values to arrive, then close quit. */
-    for (int i = 0; i < 30000 && atomic_load(&s.got[0]) + atomic_load(&s.got[1]) +
-                                         atomic_load(&s.got[2]) < 6 * s.n; i++)
+    for (int i = 0;
+         i < 30000 &&
+         atomic_load(&s.got[0]) + atomic_load(&s.got[1]) + atomic_load(&s.got[2]) < 6 * s.n;
+         i++)
         sleep_ms(1);
     ck_assert_int_eq(atomic_load(&s.got[0]) + atomic_load(&s.got[1]) + atomic_load(&s.got[2]),
                      6 * s.n);
@@ -618,10 +614,7 @@ START_TEST(pipeline_100k)
 }
 END_TEST
 
-START_TEST(pipeline_small)
-{
-    pipeline(1000, 200, 0);
-}
+START_TEST(pipeline_small) { pipeline(1000, 200, 0); }
 END_TEST
 
 /* ---- Gs and pthreads ------------------------------------------------------------------------- */
@@ -839,11 +832,12 @@ START_TEST(deadlock_report_names)
     snprintf(want, sizeof want, "goroutine %lld [select]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n",
              (long long)sel, (void *)d.a);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
-    snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n",
-             (long long)rcv, (void *)d.a);
+    snprintf(want, sizeof want,
+             "goroutine %lld [chan receive]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n", (long long)rcv,
+             (void *)d.a);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
-    snprintf(want, sizeof want, "goroutine %lld [chan send]:\n\tchan %p (send)\n",
-             (long long)snd, (void *)d.b);
+    snprintf(want, sizeof want, "goroutine %lld [chan send]:\n\tchan %p (send)\n", (long long)snd,
+             (void *)d.b);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     chan_close(d.a);
     chan_close(d.b);
@@ -1109,8 +1103,8 @@ static void *soak_thread(void *arg)
 START_TEST(soak_mixed)
 {
     start(2);
-    struct soak s = {.c = {chan_make(sizeof(long), 0), chan_make(sizeof(long), 1),
-                           chan_make(sizeof(long), 4)}};
+    struct soak s = {
+        .c = {chan_make(sizeof(long), 0), chan_make(sizeof(long), 1), chan_make(sizeof(long), 4)}};
     s.ops = under_sanitizer() ? 8000 : 20000;
     for (int i = 0; i < 6; i++)
         go(soak_g, &s);
@@ -1221,7 +1215,8 @@ static long crowd_n;
 static int crowd_all_parked(void *arg)
 {
     struct crowd *cr = arg;
-    return atomic_load(&cr->parked) == crowd_n && hchan_waiting(cr->c, CHAN_RECV) == (size_t)crowd_n;
+    return atomic_load(&cr->parked) == crowd_n &&
+           hchan_waiting(cr->c, CHAN_RECV) == (size_t)crowd_n;
 }
 
 /* n Gs park on one channel, all woken by its close, all return; then n more on the same stacks.

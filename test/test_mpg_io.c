@@ -115,7 +115,10 @@ static void fill(int fd)
 }
 
 /* Sleeps as a G sleeps (parked), or as a thread does. */
-static void nap_ms(int64_t ms) { ck_assert_int_eq(chan_sleep_until(chan_now() + ms * MS, NULL), 0); }
+static void nap_ms(int64_t ms)
+{
+    ck_assert_int_eq(chan_sleep_until(chan_now() + ms * MS, NULL), 0);
+}
 
 /* Until an operation waits on fd for events (its sudog is queued on the fd channel). From a G
  * or a thread. */
@@ -165,9 +168,9 @@ struct gcall {
     int fd;
     chan_t *cancel;
     int64_t deadline;
-    size_t n;          /* OP_WRITE: bytes */
+    size_t n; /* OP_WRITE: bytes */
     long r;
-    int64_t returned;  /* chan_now() as it returned */
+    int64_t returned; /* chan_now() as it returned */
     chan_t *done;
 };
 
@@ -359,8 +362,7 @@ static void select_body(void)
             int x = 42;
             ck_assert_int_eq(chan_send(c, &x), 0);
         }
-        struct later l = {.watch = b, .fd = a, .c = which == 1 ? c : NULL,
-                          .done = chan_make(0, 0)};
+        struct later l = {.watch = b, .fd = a, .c = which == 1 ? c : NULL, .done = chan_make(0, 0)};
         if (!before && which != 2)
             ck_assert_int_gt(chan_mpg_go(act_later, &l), 0);
         int rev = -1, v = -1;
@@ -410,8 +412,11 @@ static void cancel_body(void)
     for (int op = 0; op < 3; op++) {
         chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
         ck_assert_ptr_nonnull(ctx);
-        struct gcall c = {.op = op == 0 ? OP_READ : op == 1 ? OP_WAIT_IN : OP_ACCEPT,
-                          .fd = op == 2 ? l : b, .cancel = chan_ctx_done(ctx),
+        struct gcall c = {.op = op == 0   ? OP_READ
+                                : op == 1 ? OP_WAIT_IN
+                                          : OP_ACCEPT,
+                          .fd = op == 2 ? l : b,
+                          .cancel = chan_ctx_done(ctx),
                           .deadline = CHAN_FOREVER};
         gcall_start(&c);
         ck_assert(fd_blocked(c.fd, POLLIN));
@@ -443,8 +448,8 @@ static void deadlines_body(void)
     char buf[8];
     for (int i = 0; i < 2; i++) {
         int64_t d = chan_now() + 30 * MS, t;
-        long r = i ? chan_read(p[0], buf, sizeof buf, NULL, d)
-                   : chan_fd_wait(p[0], POLLIN, NULL, d);
+        long r =
+            i ? chan_read(p[0], buf, sizeof buf, NULL, d) : chan_fd_wait(p[0], POLLIN, NULL, d);
         t = chan_now();
         ck_assert_int_eq(r, -ETIMEDOUT);
         ck_assert_int_ge(t, d);
@@ -628,8 +633,8 @@ static void copy_body(void)
         ck_assert_int_gt(chan_mpg_go(write_all, &w), 0);
         size_t got = 0;
         while (got < n) {
-            long r = chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL,
-                               CHAN_FOREVER);
+            long r =
+                chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL, CHAN_FOREVER);
             ck_assert_int_gt(r, 0);
             got += (size_t)r;
         }
@@ -873,8 +878,8 @@ static void restart_run(int cap, long n, int until_ms, bool g_producer)
     int p[2];
     mkpipe(p);
     struct flap f = {.rd = p[0], .wr = p[1]};
-    struct restart r = {.rd = p[0], .c = chan_make(sizeof(long), (size_t)cap), .n = n,
-                        .until_ms = until_ms};
+    struct restart r = {
+        .rd = p[0], .c = chan_make(sizeof(long), (size_t)cap), .n = n, .until_ms = until_ms};
     pthread_t tf = spawn(flapper, &f), tp = 0;
     start(2);
     ck_assert_int_eq(chan_mpg_foreign_enter(), 0); /* the producer thread wakes it */
@@ -956,8 +961,8 @@ static void send_fd(int ctl, int fd)
     struct iovec iov = {&b, 1};
     char cbuf[CMSG_SPACE(sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                       .msg_controllen = sizeof cbuf};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -971,8 +976,8 @@ static int recv_fd(int ctl)
     char b;
     struct iovec iov = {&b, 1};
     char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                       .msg_controllen = sizeof cbuf};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     if (recvmsg(ctl, &m, 0) != 1)
         return -1;
     struct cmsghdr *cm = CMSG_FIRSTHDR(&m);

@@ -16,13 +16,10 @@ static atomic_int bad_line;
 #define G_CHECK(cond)                                                                              \
     ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
 #define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",       \
+    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
                   atomic_load(&bad), atomic_load(&bad_line))
 
-static void go(void (*fn)(void *), void *arg)
-{
-    ck_assert_int_gt(chan_mpg_go(fn, arg), 0);
-}
+static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
 
 static void finish(void)
 {

@@ -20,21 +20,18 @@ static atomic_int bad_line;
 #define G_CHECK(cond)                                                                              \
     ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
 #define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",       \
+    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
                   atomic_load(&bad), atomic_load(&bad_line))
 
 struct pipe_test {
     int fd[2];
-    int writers;         /* Gs spawned, each writes one byte */
-    chan_t *c, *back;    /* the wake-up cases: the writer is woken through c */
-    long rounds;         /* of ping-pong on c and back before that */
-    atomic_bool flag;    /* the spinning case */
+    int writers;      /* Gs spawned, each writes one byte */
+    chan_t *c, *back; /* the wake-up cases: the writer is woken through c */
+    long rounds;      /* of ping-pong on c and back before that */
+    atomic_bool flag; /* the spinning case */
 };
 
-static void pipe_open(struct pipe_test *t)
-{
-    ck_assert_int_eq(pipe(t->fd), 0);
-}
+static void pipe_open(struct pipe_test *t) { ck_assert_int_eq(pipe(t->fd), 0); }
 
 static void pipe_close(struct pipe_test *t)
 {

@@ -23,7 +23,7 @@ static atomic_int bad_line;
 #define G_CHECK(cond)                                                                              \
     ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
 #define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",       \
+    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
                   atomic_load(&bad), atomic_load(&bad_line))
 
 /* A nanosleep that the caller may wrap in enter/exit (it blocks the thread). */
@@ -38,7 +38,7 @@ static int64_t bound_ms(int64_t plain) { return under_sanitizer() ? 4 * plain : 
 static struct readers {
     int fd[NPIPES][2];
     atomic_int entered, done;
-    atomic_bool stop;      /* ends the computing G */
+    atomic_bool stop; /* ends the computing G */
     chan_t *a, *b;
     long rounds;
     _Atomic int64_t pp_ns; /* the last ping-pong's duration, 0 while it runs */
@@ -128,8 +128,8 @@ START_TEST(readers_block_pingpong_runs)
     fprintf(stderr,
             "readers_block_pingpong_runs: %ld round trips in %.2f ms alone, %.2f ms beside %d "
             "blocked readers; %llu Ms, %llu retakes\n",
-            rd.rounds, (double)alone / 1e6, (double)beside / 1e6, n,
-            (unsigned long long)st.threads, (unsigned long long)st.retakes);
+            rd.rounds, (double)alone / 1e6, (double)beside / 1e6, n, (unsigned long long)st.threads,
+            (unsigned long long)st.retakes);
     /* Loosely: the same pace, within a factor 20 and 2 s of slack for a loaded machine. */
     ck_assert_msg(beside < 20 * alone + 2000 * MS, "ping-pong stalled: %lld ns vs %lld ns",
                   (long long)beside, (long long)alone);
@@ -162,11 +162,11 @@ END_TEST
 #define WORKERS 10
 
 static struct spin {
-    atomic_long rounds;   /* of the ping-pong that keeps the other P busy */
+    atomic_long rounds; /* of the ping-pong that keeps the other P busy */
     atomic_bool stop;
-    atomic_int ran;       /* workers that ran */
-    _Atomic int64_t t0;   /* when the spinner queued them */
-    _Atomic int64_t all;  /* how long after that the last one ran; -1: not while it spun */
+    atomic_int ran;      /* workers that ran */
+    _Atomic int64_t t0;  /* when the spinner queued them */
+    _Atomic int64_t all; /* how long after that the last one ran; -1: not while it spun */
     chan_t *a, *b;
 } sp;
 
@@ -232,7 +232,8 @@ START_TEST(spinner_does_not_hold_its_queue)
     ck_assert_int_eq(chan_mpg_stop(), 0);
     NO_BAD();
     int64_t all = atomic_load(&sp.all);
-    fprintf(stderr, "spinner_does_not_hold_its_queue: all %d workers ran %.2f ms after they were "
+    fprintf(stderr,
+            "spinner_does_not_hold_its_queue: all %d workers ran %.2f ms after they were "
             "queued behind the spinner; sysmon moved %llu Gs\n",
             WORKERS, (double)all / 1e6, (unsigned long long)st.moved);
     ck_assert_msg(all >= 0, "the workers waited for the spinner to stop");
@@ -246,7 +247,7 @@ END_TEST
 
 static struct sleeper {
     atomic_int ran;
-    _Atomic int64_t last;     /* when the last worker ran */
+    _Atomic int64_t last; /* when the last worker ran */
     _Atomic int64_t entered, left;
 } sl;
 
@@ -281,7 +282,8 @@ START_TEST(long_syscall_lets_others_run)
     NO_BAD();
     ck_assert_int_eq(atomic_load(&sl.ran), WORKERS);
     int64_t after = atomic_load(&sl.last) - atomic_load(&sl.entered);
-    fprintf(stderr, "long_syscall_lets_others_run: the %d Gs of its only P ran %.2f ms after it "
+    fprintf(stderr,
+            "long_syscall_lets_others_run: the %d Gs of its only P ran %.2f ms after it "
             "entered a 200 ms system call (%llu retakes, %llu Ms)\n",
             WORKERS, (double)after / 1e6, (unsigned long long)st.retakes,
             (unsigned long long)st.threads);

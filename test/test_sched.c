@@ -55,11 +55,11 @@ enum { MAX_PARKS = 8 };
 struct task {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_t owner;     /* the thread that runs it (and installed the hook) */
-    int sched_id;        /* which of the two schedulers (0: hook_a, 1: hook_b) runs it */
-    atomic_int state;    /* TASK_LIVE while one of its operations runs, TASK_DEAD otherwise */
+    pthread_t owner;  /* the thread that runs it (and installed the hook) */
+    int sched_id;     /* which of the two schedulers (0: hook_a, 1: hook_b) runs it */
+    atomic_int state; /* TASK_LIVE while one of its operations runs, TASK_DEAD otherwise */
     /* Under mu: */
-    int permit;          /* 0 or 1 */
+    int permit;                                   /* 0 or 1 */
     int parks, parks_ok, parks_timedout, unparks; /* during the current operation */
     int64_t deadlines[MAX_PARKS];                 /* what park received, in order */
     int park_rc[MAX_PARKS];
@@ -72,7 +72,7 @@ static atomic_long n_current, n_park, n_park_ok, n_park_timedout, n_unpark;
 static atomic_long n_completed_blocks;
 
 static _Thread_local struct task *tl_task; /* what current() returns on this thread */
-static struct task stray_task;              /* returned when current() is called out of place */
+static struct task stray_task;             /* returned when current() is called out of place */
 
 /* Channels whose lock unpark takes, through the white-box probe hchan_waiting(): if libchan
  * called unpark with one of those locks held, the probe would deadlock on it (the lock is not
@@ -688,7 +688,7 @@ struct racer {
     chan_t *c;
     int n;
     uint32_t seed;
-    int bad;  /* a failed operation or a value out of order */
+    int bad; /* a failed operation or a value out of order */
 };
 
 /* The plain side: sends (or receives) 0..n-1 in order, with jitter so that it arrives around
@@ -745,8 +745,7 @@ START_TEST(test_hook_timeout_race)
         int64_t d = chan_now() + 5000 + xorshift(&seed) % 150000;
         int rc = t_recv_until(t, c, &v, d, &st);
         if (rc == 0) {
-            ck_assert_msg(v == want, "received %lld, expected %lld", (long long)v,
-                          (long long)want);
+            ck_assert_msg(v == want, "received %lld, expected %lld", (long long)v, (long long)want);
             want++;
         } else {
             ck_assert_int_eq(rc, -ETIMEDOUT);
@@ -1043,7 +1042,4 @@ static Suite *sched_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(sched_suite());
-}
+int main(void) { return run_suite(sched_suite()); }

@@ -172,8 +172,8 @@ struct selthr {
 static void *sel_thread(void *p)
 {
     struct selthr *a = p;
-    a->ret = a->until ? chan_select_until(a->cases, a->n, a->deadline)
-                      : chan_select(a->cases, a->n);
+    a->ret =
+        a->until ? chan_select_until(a->cases, a->n, a->deadline) : chan_select(a->cases, a->n);
     a->t_end = chan_now();
     return NULL;
 }
@@ -929,8 +929,7 @@ struct stress_arg {
 /* value = (src * 4 + k) * n + i: src 0 the plain sender of channel k, src 1 the select sender. */
 static void stress_record(struct stress *s, int k, int v)
 {
-    if (v < 0 || v >= 8 * s->n || (v / s->n) % 4 != k ||
-        atomic_fetch_add(&s->seen[v], 1) != 0)
+    if (v < 0 || v >= 8 * s->n || (v / s->n) % 4 != k || atomic_fetch_add(&s->seen[v], 1) != 0)
         atomic_fetch_add(&s->errors, 1);
 }
 
@@ -1047,13 +1046,13 @@ END_TEST
 /* ---- Non-blocking select racing a send or a close -------------------------------------------- */
 
 struct nbrace {
-    _Atomic long gen, done;   /* round started by main / finished by the worker */
+    _Atomic long gen, done; /* round started by main / finished by the worker */
     _Atomic long failures;
-    _Atomic int first_bad;    /* the first wrong result (-1000: wrong ok or value) */
-    _Atomic int last;         /* the worker's result this round */
-    chan_t *c1, *c2;          /* published by the release store of gen */
+    _Atomic int first_bad; /* the first wrong result (-1000: wrong ok or value) */
+    _Atomic int last;      /* the worker's result this round */
+    chan_t *c1, *c2;       /* published by the release store of gen */
     int closing;
-    int cpu;                  /* the worker's CPU, or -1: not pinned */
+    int cpu; /* the worker's CPU, or -1: not pinned */
 };
 
 /* Spins (about 20-50 us, without yielding: a yield would give the core away and there would
@@ -1375,8 +1374,9 @@ START_TEST(test_select_send_on_closed_chooses_ok_false)
     for (int i = 0; i < 3; i++) {
         x = -1;
         ok_reset(cs, 1);
-        int r = i == 0 ? chan_tryselect(cs, 1) : i == 1 ? chan_select(cs, 1)
-                                                          : chan_select_until(cs, 1, 0);
+        int r = i == 0   ? chan_tryselect(cs, 1)
+                : i == 1 ? chan_select(cs, 1)
+                         : chan_select_until(cs, 1, 0);
         assert_chosen(cs, 1, r, false);
         ck_assert_int_eq(x, 0);
     }
@@ -2260,8 +2260,10 @@ START_TEST(test_select_timeout_races_send)
                 ck_assert_int_eq(sr, 0);
                 ck_assert_int_eq(take_int(a.c), 77); /* still there */
             } else {
-                ck_assert_msg(sr == -ETIMEDOUT, "round %d: the select timed out but the send "
-                              "returned %d", round, sr);
+                ck_assert_msg(sr == -ETIMEDOUT,
+                              "round %d: the select timed out but the send "
+                              "returned %d",
+                              round, sr);
             }
         }
         ck_assert_int_eq(a.ret2, -ETIMEDOUT);
@@ -2564,9 +2566,14 @@ enum s3kind {
     S3_UNBUF_PEER, /* unbuffered, with a peer blocked in the opposite direction */
 };
 
-static const char *const s3names[] = {"nil",          "unbuffered",        "buffered empty",
-                                      "buffered full", "closed unbuffered", "closed buffered empty",
-                                      "closed buffered holding a value", "unbuffered with a peer"};
+static const char *const s3names[] = {"nil",
+                                      "unbuffered",
+                                      "buffered empty",
+                                      "buffered full",
+                                      "closed unbuffered",
+                                      "closed buffered empty",
+                                      "closed buffered holding a value",
+                                      "unbuffered with a peer"};
 
 struct s3row {
     enum s3kind kind;
@@ -2609,8 +2616,14 @@ static chan_t *s3_setup(enum s3kind kind, enum chan_dir dir, struct s3peer *peer
     case S3_NIL: break;
     case S3_UNBUF: c = mk(sizeof(int), 0); break;
     case S3_BUF_EMPTY: c = mk(sizeof(int), 1); break;
-    case S3_BUF_FULL: c = mk(sizeof(int), 1); put_int(c, 1); break;
-    case S3_CLOSED_UNBUF: c = mk(sizeof(int), 0); ck_assert_int_eq(chan_close(c), 0); break;
+    case S3_BUF_FULL:
+        c = mk(sizeof(int), 1);
+        put_int(c, 1);
+        break;
+    case S3_CLOSED_UNBUF:
+        c = mk(sizeof(int), 0);
+        ck_assert_int_eq(chan_close(c), 0);
+        break;
     case S3_CLOSED_BUF_EMPTY:
         c = mk(sizeof(int), 2);
         ck_assert_int_eq(chan_close(c), 0);

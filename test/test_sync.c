@@ -87,8 +87,8 @@ END_TEST
 
 struct worker {
     chan_wg_t *wg;
-    chan_t *go;   /* closed to let the workers finish */
-    int value;    /* written before done, read after wait: the ordering Wait promises */
+    chan_t *go; /* closed to let the workers finish */
+    int value;  /* written before done, read after wait: the ordering Wait promises */
 };
 
 static void *worker_main(void *p)
@@ -585,8 +585,7 @@ START_TEST(group_errors_race)
     for (int round = 0; round < 20; round++) {
         chan_group_t *g = mkgroup(chan_ctx_background());
         for (int i = 1; i <= 8; i++)
-            ck_assert_int_eq(chan_group_go(g, fail_with_arg, (void *)(intptr_t)(i % 3 ? 0 : i)),
-                             0);
+            ck_assert_int_eq(chan_group_go(g, fail_with_arg, (void *)(intptr_t)(i % 3 ? 0 : i)), 0);
         int err = chan_group_wait(g);
         ck_assert(err == 3 || err == 6);
         ck_assert_int_eq(chan_group_free(g), 0);

@@ -113,8 +113,7 @@ START_TEST(timer_stop_before_fire)
     chan_timer_t *t = chan_timer_make(50 * MS);
     ck_assert_int_eq(chan_timer_stop(t), 1);
     ck_assert_int_eq(chan_timer_stop(t), 0); /* stopped already */
-    ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 150 * MS),
-                     -ETIMEDOUT);
+    ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 150 * MS), -ETIMEDOUT);
     ck_assert_uint_eq(chan_len(chan_timer_chan(t)), 0);
     ck_assert_int_eq(chan_timer_free(t), 0);
     assert_no_leaks();
@@ -449,8 +448,8 @@ START_TEST(timer_due_is_ready_at_once)
 {
     hold_timer_thread();
     int64_t start = chan_now();
-    chan_timer_t *ts[] = {chan_timer_make(0), chan_timer_make(-5 * MS),
-                          chan_timer_make(INT64_MIN), chan_timer_make_until(start - 1000 * MS),
+    chan_timer_t *ts[] = {chan_timer_make(0),           chan_timer_make(-5 * MS),
+                          chan_timer_make(INT64_MIN),   chan_timer_make_until(start - 1000 * MS),
                           chan_timer_make_until(start), chan_timer_make_until(INT64_MIN)};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
         ck_assert_ptr_nonnull(ts[i]);
@@ -486,10 +485,7 @@ START_TEST(timer_due_is_ready_at_once)
 END_TEST
 
 /* Func timers still run fn on the timer thread, never in the caller, even when due at once. */
-static void note_thread(void *p)
-{
-    *(pthread_t *)p = pthread_self();
-}
+static void note_thread(void *p) { *(pthread_t *)p = pthread_self(); }
 
 START_TEST(timer_func_due_runs_on_timer_thread)
 {
@@ -510,10 +506,7 @@ END_TEST
  * are sent as fast as that thread can (dropped while the channel is full), and every other
  * call that needs the timer thread's lock -- stopping that ticker from another thread, other
  * timers, context deadlines -- still gets it at once. */
-static void *stop_ticker_thread(void *p)
-{
-    return (void *)(intptr_t)chan_ticker_stop(p);
-}
+static void *stop_ticker_thread(void *p) { return (void *)(intptr_t)chan_ticker_stop(p); }
 
 START_TEST(ticker_tiny_periods)
 {

@@ -78,7 +78,7 @@ struct jp {
 static size_t j_utf8(const unsigned char *p)
 {
     unsigned c = p[0];
-    size_t n = c < 0x80              ? 1
+    size_t n = c < 0x80             ? 1
                : (c & 0xe0) == 0xc0 ? 2
                : (c & 0xf0) == 0xe0 ? 3
                : (c & 0xf8) == 0xf0 ? 4
@@ -116,8 +116,10 @@ static bool j_hex4(struct jp *j, unsigned *v)
 {
     *v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = *j->p++, d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int c = *j->p++, d = c >= '0' && c <= '9'   ? c - '0'
+                             : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                             : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                    : -1;
         if (d < 0)
             return false;
         *v = *v << 4 | (unsigned)d;
@@ -326,8 +328,10 @@ START_TEST(test_trace_events_in_order)
     assert_valid_json(path);
     char *s = slurp(path);
     static const char *const want[] = {
-        "\"name\":\"thread_name\"", "\"args\":{\"name\":\"main\"}",
-        "\"name\":\"make jobs\"", "\"cap\":2,\"elemsize\":4",
+        "\"name\":\"thread_name\"",
+        "\"args\":{\"name\":\"main\"}",
+        "\"name\":\"make jobs\"",
+        "\"cap\":2,\"elemsize\":4",
         "\"name\":\"name jobs\"",
         "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":1,\"form\":\"block\",\"res\":\"ok\"",
         "{\"op\":\"send\",\"chan\":\"jobs\",\"v\":2,\"form\":\"try\",\"res\":\"ok\"",
@@ -351,14 +355,36 @@ END_TEST
 START_TEST(test_json_checker_is_strict)
 {
     static const char *const good[] = {
-        "{}", "[]", " {\"a\":[1,-2.5e+3,true,false,null,\"\\u00e9\\ud83d\\ude00\\n\"]} ",
+        "{}",
+        "[]",
+        " {\"a\":[1,-2.5e+3,true,false,null,\"\\u00e9\\ud83d\\ude00\\n\"]} ",
         "{\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
     };
     static const char *const bad[] = {
-        "", "{", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "[01]", "[1.]", "[\"\x01\"]", "[\"a\nb\"]",
-        "[\"\"\"]", "[\"\\x41\"]", "[\"\xff\"]", "[\"\xc3\"]", "[\"\xc3(\"]", "[\"\xe2\x82\"]",
-        "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]", "[\"\x80\"]",
-        "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\u12\"]", "{} {}", "[tru]",
+        "",
+        "{",
+        "{\"a\":1,}",
+        "[1 2]",
+        "{\"a\" 1}",
+        "[01]",
+        "[1.]",
+        "[\"\x01\"]",
+        "[\"a\nb\"]",
+        "[\"\"\"]",
+        "[\"\\x41\"]",
+        "[\"\xff\"]",
+        "[\"\xc3\"]",
+        "[\"\xc3(\"]",
+        "[\"\xe2\x82\"]",
+        "[\"\xc0\xaf\"]",
+        "[\"\xed\xa0\x80\"]",
+        "[\"\xf4\x90\x80\x80\"]",
+        "[\"\x80\"]",
+        "[\"\\ud800\"]",
+        "[\"\\udc00\"]",
+        "[\"\\u12\"]",
+        "{} {}",
+        "[tru]",
     };
     size_t at;
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
@@ -397,11 +423,11 @@ START_TEST(test_trace_names_any_bytes)
     struct {
         const char *given, *shown;
     } names[] = {
-        {a_then(46, "\xc3\xa9xyz"), a_then(46, "")},               /* é at bytes 46-47 */
-        {a_then(45, "\xc3\xa9xyz"), a_then(45, "\xc3\xa9")},         /* é ends at byte 47 */
-        {a_then(45, "\xe2\x82\xac"), a_then(45, "")},               /* € at 45-47 */
+        {a_then(46, "\xc3\xa9xyz"), a_then(46, "")},         /* é at bytes 46-47 */
+        {a_then(45, "\xc3\xa9xyz"), a_then(45, "\xc3\xa9")}, /* é ends at byte 47 */
+        {a_then(45, "\xe2\x82\xac"), a_then(45, "")},        /* € at 45-47 */
         {a_then(44, "\xe2\x82\xac"), a_then(44, "\xe2\x82\xac")},
-        {a_then(44, "\xf0\x9f\x98\x80"), a_then(44, "")},          /* U+1F600 at 44-47 */
+        {a_then(44, "\xf0\x9f\x98\x80"), a_then(44, "")}, /* U+1F600 at 44-47 */
         {a_then(43, "\xf0\x9f\x98\x80!"), a_then(43, "\xf0\x9f\x98\x80")},
         {"bad \xff\xfe end", "bad \\ufffd\\ufffd end"},
         {"cut \xc3", "cut \\ufffd"},
@@ -444,10 +470,7 @@ END_TEST
 
 /* ---- Thread names live as long as their threads ---------------------------------------------- */
 
-static void *name_and_exit(void *arg)
-{
-    return (void *)(intptr_t)chan_trace_name_thread(arg);
-}
+static void *name_and_exit(void *arg) { return (void *)(intptr_t)chan_trace_name_thread(arg); }
 
 /* More named threads over time than the table has entries, one alive at a time. */
 START_TEST(test_thread_names_released_at_exit)
@@ -529,14 +552,16 @@ START_TEST(test_trace_flow_from_waker_to_woken)
     assert_valid_json(path);
     char *s = slurp(path);
     /* The sender's wake-up starts flow F; the receiver's woken slice ends it. */
-    int64_t f = number_after(s, "\"op\":\"wake\",\"chan\":\"handoff\",\"v\":42,\"by\":\"send\",\"flow\":");
+    int64_t f =
+        number_after(s, "\"op\":\"wake\",\"chan\":\"handoff\",\"v\":42,\"by\":\"send\",\"flow\":");
     ck_assert(f > 0);
     char pat[4][160];
     snprintf(pat[0], sizeof pat[0], "\"ph\":\"s\",\"id\":%lld,", (long long)f);
     snprintf(pat[1], sizeof pat[1], "\"name\":\"blocked recv handoff\"");
-    snprintf(pat[2], sizeof pat[2],
-             "{\"op\":\"woken\",\"chan\":\"handoff\",\"v\":42,\"res\":\"ok\",\"dir\":\"recv\",\"flow\":%lld",
-             (long long)f);
+    snprintf(
+        pat[2], sizeof pat[2],
+        "{\"op\":\"woken\",\"chan\":\"handoff\",\"v\":42,\"res\":\"ok\",\"dir\":\"recv\",\"flow\":%lld",
+        (long long)f);
     snprintf(pat[3], sizeof pat[3], "\"ph\":\"f\",\"id\":%lld,", (long long)f);
     const char *order[] = {pat[0], pat[1], pat[2], pat[3]};
     assert_in_order(s, order, 4);
@@ -616,7 +641,6 @@ START_TEST(test_trace_select_and_timer)
 }
 END_TEST
 
-
 /* What a replay of the trace needs to draw the channels: the cases of a select (a nil one
  * too) with the values offered, and the value a blocked sender holds in its sudog. */
 static void *send_nine(void *arg)
@@ -636,9 +660,8 @@ START_TEST(test_trace_select_cases_and_blocked_value)
     chan_trace_name_chan(c, "c");
     chan_trace_name_chan(d, "d");
     int five = 5, got = 0;
-    struct chan_case cases[] = {{NULL, NULL, CHAN_SEND, false},
-                                {c, &got, CHAN_RECV, false},
-                                {d, &five, CHAN_SEND, false}};
+    struct chan_case cases[] = {
+        {NULL, NULL, CHAN_SEND, false}, {c, &got, CHAN_RECV, false}, {d, &five, CHAN_SEND, false}};
     ck_assert_int_eq(chan_select_until(cases, 3, chan_now() + MS), -ETIMEDOUT);
     pthread_t t = spawn(send_nine, c);
     ck_assert(blocked_senders_at_least(c, 1));
@@ -652,14 +675,18 @@ START_TEST(test_trace_select_cases_and_blocked_value)
     assert_valid_json(path);
     char *s = slurp(path);
     static const char *const want[] = {
-        "\"name\":\"case 0 send nil\"", "{\"op\":\"case\",\"case\":0,\"dir\":\"send\",\"n\":3,\"nil\":true}",
+        "\"name\":\"case 0 send nil\"",
+        "{\"op\":\"case\",\"case\":0,\"dir\":\"send\",\"n\":3,\"nil\":true}",
         "{\"op\":\"case\",\"chan\":\"c\",\"case\":1,\"dir\":\"recv\",\"n\":3}",
         "{\"op\":\"case\",\"chan\":\"d\",\"v\":5,\"case\":2,\"dir\":\"send\",\"n\":3}",
         "\"name\":\"blocked select\"",
-        "\"name\":\"woken select ", "\"res\":\"timedout\",\"dir\":\"", "\"select\":true,\"blocked_ns\"",
+        "\"name\":\"woken select ",
+        "\"res\":\"timedout\",\"dir\":\"",
+        "\"select\":true,\"blocked_ns\"",
         /* the blocked slice is written at its end: after the wake-up that ended it */
         "{\"op\":\"wake\",\"chan\":\"c\",\"v\":9,\"by\":\"recv\"",
-        "\"name\":\"blocked send c\"", "{\"op\":\"blocked\",\"chan\":\"c\",\"v\":9",
+        "\"name\":\"blocked send c\"",
+        "{\"op\":\"blocked\",\"chan\":\"c\",\"v\":9",
     };
     assert_in_order(s, want, sizeof want / sizeof *want);
     free(s);
@@ -738,8 +765,10 @@ START_TEST(test_mermaid_pipeline_golden)
         snprintf(cmd, sizeof cmd, "python3 tools/trace2mermaid '%s' -o '%s'", path, mmd);
         ck_assert_int_eq(system(cmd), 0);
         char *got = slurp(mmd), *want = slurp("test/golden/pipeline.mmd");
-        ck_assert_msg(strcmp(got, want) == 0, "run %d: Mermaid output differs from "
-                      "test/golden/pipeline.mmd:\n%s", run, got);
+        ck_assert_msg(strcmp(got, want) == 0,
+                      "run %d: Mermaid output differs from "
+                      "test/golden/pipeline.mmd:\n%s",
+                      run, got);
         free(got);
         free(want);
         /* The SVG timeline is made too (its content depends on timing: not compared). */
@@ -787,8 +816,9 @@ START_TEST(test_dump_shows_blocked_thread_on_named_channel)
     char *s = dump_to_string(&listed);
     ck_assert_int_eq(listed, 2);
     ck_assert_msg(strstr(s, "chan \"jobs\"") != NULL, "%s", s);
-    ck_assert_msg(strstr(s, "len 0 cap 0 elemsize 4 open, 0 blocked senders, 1 blocked receivers")
-                  != NULL, "%s", s);
+    ck_assert_msg(
+        strstr(s, "len 0 cap 0 elemsize 4 open, 0 blocked senders, 1 blocked receivers") != NULL,
+        "%s", s);
     ck_assert_msg(strstr(s, "    recv  thread \"worker\" (tid ") != NULL, "%s", s);
     ck_assert_msg(strstr(s, "blocked for ") != NULL, "%s", s);
     ck_assert_msg(strstr(s, "len 0 cap 3 elemsize 0 open") != NULL, "%s", s);
@@ -911,15 +941,16 @@ START_TEST(test_dump_counts_waiters_not_cases)
     char *s = dump_to_string(&listed);
     ck_assert_int_eq(listed, 4);
     ck_assert_msg(strstr(s, "chan \"six\" (") != NULL &&
-                  strstr(s, "elemsize 4 open, 2 blocked senders, 0 blocked receivers\n"
-                            "    send (select of 6, 6 of its cases here)  thread") != NULL,
+                      strstr(s, "elemsize 4 open, 2 blocked senders, 0 blocked receivers\n"
+                                "    send (select of 6, 6 of its cases here)  thread") != NULL,
                   "%s", s);
     ck_assert_msg(strstr(s, "open, 1 blocked senders, 1 blocked receivers\n"
                             "    send (select of 6, 2 of its cases here)  thread") != NULL &&
-                  strstr(s, "    recv (select of 6, 3 of its cases here)  thread") != NULL,
+                      strstr(s, "    recv (select of 6, 3 of its cases here)  thread") != NULL,
                   "%s", s);
     ck_assert_msg(strstr(s, "open, 18 blocked senders, 0 blocked receivers\n") != NULL &&
-                  strstr(s, "    ... and 2 more\n") != NULL, "%s", s);
+                      strstr(s, "    ... and 2 more\n") != NULL,
+                  "%s", s);
     ck_assert_int_eq(count_of(s, "(select of 2, 2 of its cases here)"), 16);
     ck_assert_int_eq(count_of(s, "    send  thread"), 1);
     free(s);
@@ -1072,9 +1103,9 @@ START_TEST(test_trace_from_environment)
     ck_assert_int_eq(system(cmd), 0);
     assert_valid_json(tmp_path("env.json"));
     char *s = slurp(tmp_path("env.json"));
-    static const char *const want[] = {"\"name\":\"make c1\"", "\"op\":\"send\",\"chan\":\"c1\",\"v\":5",
-                                       "\"op\":\"recv\",\"chan\":\"c1\",\"v\":5",
-                                       "\"name\":\"free c1\""};
+    static const char *const want[] = {
+        "\"name\":\"make c1\"", "\"op\":\"send\",\"chan\":\"c1\",\"v\":5",
+        "\"op\":\"recv\",\"chan\":\"c1\",\"v\":5", "\"name\":\"free c1\""};
     assert_in_order(s, want, 4);
     free(s);
     rm_tmpdir();
@@ -1127,7 +1158,8 @@ START_TEST(test_trace_under_load_restarts)
 {
     make_tmpdir();
     chan_dump_enable();
-    chan_t *cs[3] = {chan_make(sizeof(int), 0), chan_make(sizeof(int), 4), chan_make(sizeof(int), 1)};
+    chan_t *cs[3] = {chan_make(sizeof(int), 0), chan_make(sizeof(int), 4),
+                     chan_make(sizeof(int), 1)};
     enum { NS = 3, NR = 2, NC = 1 };
     pthread_t t[NS + NR + NC];
     for (int i = 0; i < NS; i++)

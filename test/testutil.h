@@ -26,10 +26,7 @@ static inline int under_sanitizer(void)
 }
 
 /* How late an _until call may return past its deadline: 50 ms, 200 ms under sanitizers. */
-static inline int64_t late_bound(void)
-{
-    return under_sanitizer() ? 200 * MS : 50 * MS;
-}
+static inline int64_t late_bound(void) { return under_sanitizer() ? 200 * MS : 50 * MS; }
 
 static inline void sleep_ns(int64_t ns)
 {

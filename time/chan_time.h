@@ -47,10 +47,10 @@ extern "C" {
 #endif
 
 /* Durations, in the nanoseconds of chan_now() (Go's time.Millisecond and friends). */
-#define CHAN_NANOSECOND  ((int64_t)1)
+#define CHAN_NANOSECOND ((int64_t)1)
 #define CHAN_MICROSECOND ((int64_t)1000)
 #define CHAN_MILLISECOND ((int64_t)1000000)
-#define CHAN_SECOND      ((int64_t)1000000000)
+#define CHAN_SECOND ((int64_t)1000000000)
 
 /* ==== Timers (Go's time.Timer, time.After, time.AfterFunc) ================================= */
 

@@ -54,23 +54,23 @@ enum ctx_kind { BACKGROUND, CANCEL, VALUE, DETACHED };
 struct chan_ctx {
     enum ctx_kind kind;
     _Atomic long refs;
-    struct chan_ctx *parent;       /* NULL for the background; a reference held */
+    struct chan_ctx *parent; /* NULL for the background; a reference held */
 
-    const void *key;               /* VALUE */
+    const void *key; /* VALUE */
     void *value;
 
-    pthread_mutex_t mu;            /* CANCEL, from here on */
-    pthread_cond_t walked_cv;      /* await_walked sleeps here, under mu */
+    pthread_mutex_t mu;       /* CANCEL, from here on */
+    pthread_cond_t walked_cv; /* await_walked sleeps here, under mu */
     _Atomic int err;
-    _Atomic bool walked;           /* err set, and every descendant cancelled */
-    _Atomic int walk_waiters;      /* threads in await_walked */
+    _Atomic bool walked;      /* err set, and every descendant cancelled */
+    _Atomic int walk_waiters; /* threads in await_walked */
     chan_t *done;
-    int64_t deadline;              /* effective: the earliest of its own and its ancestors' */
-    chan_timer_t *timer;           /* a deadline of its own, or NULL */
-    struct chan_ctx *children;     /* registered with this node; under mu, then its claimer's */
-    struct chan_ctx *reg;          /* the node this one registered with, or NULL; fixed */
-    struct chan_ctx *next, *prev;  /* siblings in reg->children; under reg->mu */
-    bool linked;                   /* on reg->children; under reg->mu */
+    int64_t deadline;             /* effective: the earliest of its own and its ancestors' */
+    chan_timer_t *timer;          /* a deadline of its own, or NULL */
+    struct chan_ctx *children;    /* registered with this node; under mu, then its claimer's */
+    struct chan_ctx *reg;         /* the node this one registered with, or NULL; fixed */
+    struct chan_ctx *next, *prev; /* siblings in reg->children; under reg->mu */
+    bool linked;                  /* on reg->children; under reg->mu */
 };
 
 static struct chan_ctx background = {.kind = BACKGROUND};

@@ -23,8 +23,8 @@
 #define HEAP_NONE SIZE_MAX /* heap_node.idx of an element in no heap */
 
 struct heap_node {
-    int64_t when;  /* the key: the smallest is at the top; set before heap_push */
-    size_t idx;    /* the slot in the heap's array, or HEAP_NONE */
+    int64_t when; /* the key: the smallest is at the top; set before heap_push */
+    size_t idx;   /* the slot in the heap's array, or HEAP_NONE */
 };
 
 struct heap {

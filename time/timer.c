@@ -47,10 +47,10 @@
 #define NSEC_PER_SEC 1000000000LL
 
 struct chan_timer {
-    struct heap_node hn;   /* its deadline (hn.when) and its slot in tq.heap while queued */
-    int64_t period;        /* ticker: > 0; one-shot: 0 */
-    chan_t *c;             /* the channel of a timer or ticker; NULL for a func timer */
-    void (*fn)(void *);    /* func timer (Go's AfterFunc) */
+    struct heap_node hn; /* its deadline (hn.when) and its slot in tq.heap while queued */
+    int64_t period;      /* ticker: > 0; one-shot: 0 */
+    chan_t *c;           /* the channel of a timer or ticker; NULL for a func timer */
+    void (*fn)(void *);  /* func timer (Go's AfterFunc) */
     void *arg;
 };
 
@@ -62,13 +62,13 @@ struct chan_ticker {
 /* The process-wide timer queue: the only global state of this file (see chan_time.h). */
 static struct {
     pthread_mutex_t mu;
-    _Atomic unsigned waiting;    /* threads in tq_lock, not yet holding mu */
-    bool handing_over;           /* the timer thread waits on cv for one of them; under mu */
-    pthread_cond_t cv;           /* the timer thread sleeps here; CLOCK_MONOTONIC */
-    struct heap heap;            /* the armed timers, by deadline */
-    size_t live;                 /* timers made and not freed: heap slots reserved */
-    bool running;                /* the timer thread exists in this process */
-    int init_err;                /* from the one-time set-up */
+    _Atomic unsigned waiting; /* threads in tq_lock, not yet holding mu */
+    bool handing_over;        /* the timer thread waits on cv for one of them; under mu */
+    pthread_cond_t cv;        /* the timer thread sleeps here; CLOCK_MONOTONIC */
+    struct heap heap;         /* the armed timers, by deadline */
+    size_t live;              /* timers made and not freed: heap slots reserved */
+    bool running;             /* the timer thread exists in this process */
+    int init_err;             /* from the one-time set-up */
 } tq = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t tq_once = PTHREAD_ONCE_INIT;
@@ -108,7 +108,7 @@ static void tq_parent(void) { pthread_mutex_unlock(&tq.mu); }
 static void tq_child(void)
 {
     tq.running = false;
-    atomic_store(&tq.waiting, 0); /* the parent's other threads are not here to come */
+    atomic_store(&tq.waiting, 0);        /* the parent's other threads are not here to come */
     int e = cond_init_monotonic(&tq.cv); /* the old one may name the parent's sleeper */
     if (e)
         tq.init_err = e;

@@ -186,8 +186,7 @@ int chan_dump(FILE *out)
     if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED)))
         return -ENODEV;
     int64_t now = chan_now();
-    fprintf(out, "libchan dump (pid %d): live channels and their blocked waiters\n",
-            (int)getpid());
+    fprintf(out, "libchan dump (pid %d): live channels and their blocked waiters\n", (int)getpid());
     int listed = 0, skipped = 0;
     for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
         struct batch b = {0};
@@ -230,8 +229,7 @@ static void *dump_main(void *arg)
         if (r > 0) {
             chan_dump(stderr);
             leak_after_dump(stderr);
-        }
-        else if (r == 0 || errno != EINTR)
+        } else if (r == 0 || errno != EINTR)
             return NULL;
     }
 }

@@ -63,8 +63,8 @@ HIDDEN extern _Atomic uint32_t trace_flags;
 
 static inline bool tracing(uint32_t mask)
 {
-    return __builtin_expect(
-        (atomic_load_explicit(&trace_flags, memory_order_relaxed) & mask) != 0, 0);
+    return __builtin_expect((atomic_load_explicit(&trace_flags, memory_order_relaxed) & mask) != 0,
+                            0);
 }
 
 /* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
@@ -73,10 +73,10 @@ static inline bool tracing(uint32_t mask)
  * the trace, the value it moved). timed sits in what was padding: the waiter, which every
  * blocking operation zeroes, keeps its size. */
 struct waiter_trace {
-    int32_t tid;    /* its thread (gettid) */
+    int32_t tid; /* its thread (gettid) */
     bool hasval;
-    bool timed;     /* the wait has a deadline (for the leak detector; only when since != 0) */
-    int64_t since;  /* chan_now() when it began to wait */
+    bool timed;    /* the wait has a deadline (for the leak detector; only when since != 0) */
+    int64_t since; /* chan_now() when it began to wait */
     uint64_t flow;
     int64_t val;
 };

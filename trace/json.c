@@ -33,8 +33,8 @@ struct out {
 struct rec {
     struct tev e;
     uint32_t slot, idx; /* its track, and its place there */
-    int64_t next_ts; /* the next event of the same thread, or INT64_MAX */
-    uint32_t life;   /* its channel's life (label_lives) */
+    int64_t next_ts;    /* the next event of the same thread, or INT64_MAX */
+    uint32_t life;      /* its channel's life (label_lives) */
 };
 
 static int rec_cmp(const void *a, const void *b)
@@ -192,8 +192,7 @@ static void flow_event(struct out *o, char ph, uint64_t id, int64_t ts, pid_t ti
     fprintf(f, "{\"name\":\"wake\",\"cat\":\"wake\",\"ph\":\"%c\",\"id\":%" PRIu64 ",\"ts\":", ph,
             id);
     json_ts(f, ts - o->t0);
-    fprintf(f, ",\"pid\":%d,\"tid\":%d%s}", o->pid, (int)tid,
-            ph == 'f' ? ",\"bp\":\"e\"" : "");
+    fprintf(f, ",\"pid\":%d,\"tid\":%d%s}", o->pid, (int)tid, ph == 'f' ? ",\"bp\":\"e\"" : "");
 }
 
 /* The common args: "op", "chan", then optional value, flow, res. */
@@ -233,7 +232,8 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             log->dropped);
     fputs("\n", f);
     o.first = false;
-    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"libchan\"}}",
+    fprintf(f,
+            "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"libchan\"}}",
             o.pid);
     /* Thread names, for every track that recorded something. */
     for (uint32_t i = 0; i < log->ntracks; i++) {
@@ -245,8 +245,10 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             copy_name(buf, t->name);
         else
             snprintf(buf, sizeof buf, "thread %d", (int)t->tid);
-        fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
-                o.pid, (int)t->tid);
+        fprintf(
+            f,
+            ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
+            o.pid, (int)t->tid);
         json_str(f, buf);
         fputs("}}", f);
     }
@@ -351,8 +353,11 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             char nm[24];
             if (b) {
                 snprintf(nm, sizeof nm, "blocked %s", what);
-                slice_head(&o, nm, e->bits & B_SELECT ? NULL : l ? l->name : NULL, b,
-                           e->ts - b > 0 ? e->ts - b : 0, tid);
+                slice_head(&o, nm,
+                           e->bits & B_SELECT ? NULL
+                           : l                ? l->name
+                                              : NULL,
+                           b, e->ts - b > 0 ? e->ts - b : 0, tid);
                 args_common(f, "blocked", e->bits & B_SELECT ? NULL : l,
                             &recs[block_rec[recs[k].slot]].e);
                 fputs("}}", f);
@@ -374,8 +379,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
                 flow_event(&o, 'f', e->flow, e->ts, tid);
             break;
         }
-        default:
-            break;
+        default: break;
         }
     }
     /* Still blocked when the trace stopped: a slice to the end (a stuck pipeline shows). */
@@ -388,9 +392,14 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
         bool sel = b->e.bits & B_SELECT;
         char nm[40];
         snprintf(nm, sizeof nm, "blocked %s (at the end)",
-                 sel ? "select" : b->e.bits & B_SEND ? "send" : "recv");
-        slice_head(&o, nm, sel ? NULL : l ? l->name : NULL, b->e.ts, end - b->e.ts,
-                   log->tracks[i].tid);
+                 sel                  ? "select"
+                 : b->e.bits & B_SEND ? "send"
+                                      : "recv");
+        slice_head(&o, nm,
+                   sel ? NULL
+                   : l ? l->name
+                       : NULL,
+                   b->e.ts, end - b->e.ts, log->tracks[i].tid);
         args_common(f, "blocked", sel ? NULL : l, &b->e);
         fputs(",\"at_end\":true}}", f);
     }

@@ -68,11 +68,11 @@ void leak_task_source(const struct task_source *src)
 struct lchan {
     uintptr_t addr;
     char name[NAME_MAX_LEN];
-    int role;                 /* a timer's channel, a context's done channel (hooks.h) */
-    bool busy;                /* its lock was held: a thread that runs uses it */
-    bool root;                /* held by the process outside any stack or block */
-    bool marked;              /* reachable */
-    bool printed;             /* in the wait-for picture already */
+    int role;                        /* a timer's channel, a context's done channel (hooks.h) */
+    bool busy;                       /* its lock was held: a thread that runs uses it */
+    bool root;                       /* held by the process outside any stack or block */
+    bool marked;                     /* reachable */
+    bool printed;                    /* in the wait-for picture already */
     uint32_t first_waiter, nwaiters; /* in scan.chan_waiters */
 };
 
@@ -84,31 +84,31 @@ struct wchan {
 
 struct lwaiter {
     const struct waiter *w;
-    int32_t task;          /* index in scan.tasks, or -1: unknown */
-    uint32_t first, n;     /* its channels: scan.wchans[first, first + n) */
-    uint32_t ncases;       /* its sudogs (a select names a channel once per case) */
+    int32_t task;               /* index in scan.tasks, or -1: unknown */
+    uint32_t first, n;          /* its channels: scan.wchans[first, first + n) */
+    uint32_t ncases;            /* its sudogs (a select names a channel once per case) */
     const struct sudog *sudogs; /* where they are */
-    int32_t tid;           /* from the tracer's notes (0: unknown) */
-    int64_t since;         /* 0: unknown (blocked before the registry was on) */
-    bool timed;            /* it has a deadline (known only when since != 0) */
-    bool done;             /* being woken */
-    bool unknown_chan;     /* waits on a channel the registry does not know */
-    bool fds;              /* waits on fds too (fd channels, chan_io(3)): on the world */
+    int32_t tid;                /* from the tracer's notes (0: unknown) */
+    int64_t since;              /* 0: unknown (blocked before the registry was on) */
+    bool timed;                 /* it has a deadline (known only when since != 0) */
+    bool done;                  /* being woken */
+    bool unknown_chan;          /* waits on a channel the registry does not know */
+    bool fds;                   /* waits on fds too (fd channels, chan_io(3)): on the world */
 };
 
 enum task_kind { T_THREAD, T_G };
 
 struct ltask {
     enum task_kind kind;
-    int64_t id;            /* G id, or thread id */
+    int64_t id;             /* G id, or thread id */
     uintptr_t lo, live, hi; /* its stack, live from `live` up; lo == hi: unknown */
-    int32_t waiter;        /* index in scan.waiters, or -1 */
-    enum task_state state; /* a G's */
-    int64_t deadline;      /* a parked G's */
-    uintptr_t own[2];      /* a G's function and argument */
-    bool sp_seen;          /* a thread's stack pointer was found in it (a G's stack) */
-    bool candidate;        /* blocked forever unless something reaches it */
-    bool active;           /* can run, or was reached */
+    int32_t waiter;         /* index in scan.waiters, or -1 */
+    enum task_state state;  /* a G's */
+    int64_t deadline;       /* a parked G's */
+    uintptr_t own[2];       /* a G's function and argument */
+    bool sp_seen;           /* a thread's stack pointer was found in it (a G's stack) */
+    bool candidate;         /* blocked forever unless something reaches it */
+    bool active;            /* can run, or was reached */
 };
 
 enum region_kind { R_TASK, R_CHAN, R_IGNORE };
@@ -127,7 +127,7 @@ struct edge {
 
 struct scan {
     struct world world;
-    bool sweep;              /* a leak check: read the memory too */
+    bool sweep; /* a leak check: read the memory too */
     const char *self_sp;
     int64_t now;
     struct vec chans;        /* struct lchan */
@@ -201,8 +201,12 @@ static void add_waiter(const struct waiter *w, void *arg)
         s->err = -ENOMEM;
         return;
     }
-    *lw = (struct lwaiter){.w = w, .task = -1, .first = (uint32_t)s->wchans.n,
-                           .ncases = w->nsudog, .sudogs = w->sudogs, .tid = w->t.tid,
+    *lw = (struct lwaiter){.w = w,
+                           .task = -1,
+                           .first = (uint32_t)s->wchans.n,
+                           .ncases = w->nsudog,
+                           .sudogs = w->sudogs,
+                           .tid = w->t.tid,
                            .since = w->t.since,
                            .timed = w->t.since && w->t.timed,
                            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0,
@@ -256,8 +260,13 @@ static void add_g(const struct task_info *t, void *arg)
         return;
     }
     uintptr_t lo = (uintptr_t)t->stk_lo, hi = (uintptr_t)t->stk_hi, sp = (uintptr_t)t->sp;
-    *lt = (struct ltask){.kind = T_G, .id = t->id, .lo = lo, .hi = hi, .waiter = -1,
-                         .state = t->state, .deadline = t->deadline,
+    *lt = (struct ltask){.kind = T_G,
+                         .id = t->id,
+                         .lo = lo,
+                         .hi = hi,
+                         .waiter = -1,
+                         .state = t->state,
+                         .deadline = t->deadline,
                          .own = {t->own[0], t->own[1]}};
     /* Switched out: live from its saved stack pointer (the saved registers lie above it); not
      * started yet (no saved stack pointer): none of it, what the stack holds is a previous G's.
@@ -278,8 +287,11 @@ static void add_g(const struct task_info *t, void *arg)
                 s->err = -ENOMEM;
                 return;
             }
-            *lw = (struct lwaiter){.w = t->waiter, .task = -1, .first = (uint32_t)s->wchans.n,
-                                   .tid = w.t.tid, .since = w.t.since};
+            *lw = (struct lwaiter){.w = t->waiter,
+                                   .task = -1,
+                                   .first = (uint32_t)s->wchans.n,
+                                   .tid = w.t.tid,
+                                   .since = w.t.since};
             wi = (int64_t)s->waiters.n - 1;
         }
         if (wi >= 0) {
@@ -422,8 +434,13 @@ static void add_threads(struct scan *s)
             s->err = -ENOMEM;
             return;
         }
-        *t = (struct ltask){.kind = T_THREAD, .id = th->tid, .lo = lo, .live = sp, .hi = hi,
-                            .waiter = -1, .deadline = CHAN_FOREVER};
+        *t = (struct ltask){.kind = T_THREAD,
+                            .id = th->tid,
+                            .lo = lo,
+                            .live = sp,
+                            .hi = hi,
+                            .waiter = -1,
+                            .deadline = CHAN_FOREVER};
         region_add(s, lo, hi, R_TASK, (uint32_t)(s->tasks.n - 1));
     }
 }
@@ -453,8 +470,7 @@ static void add_heap_sudogs(struct scan *s)
     for (size_t i = 0; i < s->waiters.n; i++) {
         const struct lwaiter *lw = vec_at(&s->waiters, i);
         if (lw->ncases && task_at(s, (uintptr_t)lw->sudogs) < 0)
-            region_add(s, (uintptr_t)lw->sudogs, (uintptr_t)(lw->sudogs + lw->ncases), R_IGNORE,
-                       0);
+            region_add(s, (uintptr_t)lw->sudogs, (uintptr_t)(lw->sudogs + lw->ncases), R_IGNORE, 0);
     }
 }
 
@@ -538,11 +554,10 @@ static void on_hit(uintptr_t addr, uintptr_t value, int64_t idx, void *arg)
 
 static void sweep(struct scan *s)
 {
-    const struct vec *ours[] = {&s->chans, &s->waiters, &s->wchans, &s->tasks, &s->regions,
-                                &s->edges, &s->chan_waiters, &s->by_stack, &s->work,
-                                &s->chanset.mem,
-                                &s->waitset.mem, &s->world.threads, &s->world.maps,
-                                &s->world.buf};
+    const struct vec *ours[] = {
+        &s->chans,       &s->waiters,       &s->wchans,     &s->tasks,    &s->regions,
+        &s->edges,       &s->chan_waiters,  &s->by_stack,   &s->work,     &s->chanset.mem,
+        &s->waitset.mem, &s->world.threads, &s->world.maps, &s->world.buf};
     struct wskip skip = {ours, sizeof ours / sizeof ours[0]};
     for (size_t i = 0; i < s->world.maps.n && !s->err; i++) {
         const struct wmap m = *(const struct wmap *)vec_at(&s->world.maps, i);
@@ -635,8 +650,8 @@ static int scan_run(struct scan *s)
     if (!s->err)
         s->err = addrset_init(&s->chanset, s->chans.n);
     for (size_t i = 0; i < s->chans.n && !s->err; i++)
-        s->err = addrset_add(&s->chanset, ((struct lchan *)vec_at(&s->chans, i))->addr,
-                             (uint32_t)i);
+        s->err =
+            addrset_add(&s->chanset, ((struct lchan *)vec_at(&s->chans, i))->addr, (uint32_t)i);
     if (!s->err)
         s->err = addrset_init(&s->waitset, 2 * s->chans.n);
     const struct task_source *src = task_src;
@@ -972,8 +987,9 @@ static void print_leftovers(FILE *out, const struct scan *s, const uint32_t *v, 
         const struct ltask *t = task_of(s, vec_at(&s->waiters, v[i]));
         gs += t && t->kind == T_G;
     }
-    fprintf(out, "leftover waiters: %zu goroutine%s and %zu thread%s blocked in channel "
-                 "operations:\n",
+    fprintf(out,
+            "leftover waiters: %zu goroutine%s and %zu thread%s blocked in channel "
+            "operations:\n",
             gs, gs == 1 ? "" : "s", n - gs, n - gs == 1 ? "" : "s");
     for (size_t i = 0; i < n; i++)
         print_waiter(out, s, vec_at(&s->waiters, v[i]));
@@ -1033,8 +1049,9 @@ static void print_leaks(FILE *out, struct scan *s, const uint32_t *v, size_t n)
         }
     }
     if (s->world.unseen)
-        fprintf(out, "(%zu thread%s could not be stopped, their registers unseen: each leak above "
-                     "was found by two checks)\n",
+        fprintf(out,
+                "(%zu thread%s could not be stopped, their registers unseen: each leak above "
+                "was found by two checks)\n",
                 s->world.unseen, s->world.unseen == 1 ? "" : "s");
 }
 

@@ -49,10 +49,10 @@ struct slot {
 } __attribute__((aligned(128)));
 
 static struct slot slots[MAX_SLOTS];
-static _Atomic uint32_t active_gen;   /* the running trace's generation; 0: none */
-static uint32_t last_gen;             /* under ctl */
-static _Atomic uint32_t slot_next;    /* slots claimed by this trace */
-static _Atomic uint32_t slot_ready;   /* slots [0, slot_ready) have a buffer from the start */
+static _Atomic uint32_t active_gen; /* the running trace's generation; 0: none */
+static uint32_t last_gen;           /* under ctl */
+static _Atomic uint32_t slot_next;  /* slots claimed by this trace */
+static _Atomic uint32_t slot_ready; /* slots [0, slot_ready) have a buffer from the start */
 static _Atomic uint64_t dropped_noslot;
 static _Atomic uint64_t dropped_last; /* the last stopped trace's total */
 static uint64_t (*_Atomic task_hook)(void);
@@ -69,13 +69,13 @@ static uint32_t tr_nnames, tr_capnames;
 /* ---- The calling thread ------------------------------------------------------------------ */
 
 struct tls {
-    uint32_t gen;  /* the trace its slot belongs to */
-    int32_t slot;  /* -1: none for that trace */
+    uint32_t gen; /* the trace its slot belongs to */
+    int32_t slot; /* -1: none for that trace */
     pid_t tid;
-    uint64_t flows;         /* flow ids made by this thread in this trace */
-    uint64_t pending_flow;  /* the flow of a hand-off done by the operation in progress */
-    bool skip_op;           /* trace_woken reported the operation in progress */
-    bool fresh;             /* claimed by the event being made: see trace_op */
+    uint64_t flows;        /* flow ids made by this thread in this trace */
+    uint64_t pending_flow; /* the flow of a hand-off done by the operation in progress */
+    bool skip_op;          /* trace_woken reported the operation in progress */
+    bool fresh;            /* claimed by the event being made: see trace_op */
 };
 
 static _Thread_local struct tls self_tls;
@@ -140,10 +140,7 @@ static void emit(struct tls *t, struct tev *e)
     atomic_store_explicit(&s->busy, 0, memory_order_release);
 }
 
-static uint64_t new_flow(struct tls *t)
-{
-    return ((uint64_t)(t->slot + 2) << 40) | ++t->flows;
-}
+static uint64_t new_flow(struct tls *t) { return ((uint64_t)(t->slot + 2) << 40) | ++t->flows; }
 
 /* The value of an element of 1, 2, 4 or 8 bytes as a signed integer; false for other sizes. */
 static bool value_of(uint32_t elemsize, const void *elem, int64_t *v)
@@ -151,10 +148,30 @@ static bool value_of(uint32_t elemsize, const void *elem, int64_t *v)
     if (!elem)
         return false;
     switch (elemsize) {
-    case 1: { int8_t x; memcpy(&x, elem, 1); *v = x; return true; }
-    case 2: { int16_t x; memcpy(&x, elem, 2); *v = x; return true; }
-    case 4: { int32_t x; memcpy(&x, elem, 4); *v = x; return true; }
-    case 8: { int64_t x; memcpy(&x, elem, 8); *v = x; return true; }
+    case 1: {
+        int8_t x;
+        memcpy(&x, elem, 1);
+        *v = x;
+        return true;
+    }
+    case 2: {
+        int16_t x;
+        memcpy(&x, elem, 2);
+        *v = x;
+        return true;
+    }
+    case 4: {
+        int32_t x;
+        memcpy(&x, elem, 4);
+        *v = x;
+        return true;
+    }
+    case 8: {
+        int64_t x;
+        memcpy(&x, elem, 8);
+        *v = x;
+        return true;
+    }
     default: return false;
     }
 }
@@ -168,7 +185,9 @@ void trace_make(struct chan *c)
         registry_add(c, NULL);
     struct tls *t;
     if ((f & TF_EVENTS) && (t = current())) {
-        struct tev e = {.kind = EV_MAKE, .c = c, .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap),
+        struct tev e = {.kind = EV_MAKE,
+                        .c = c,
+                        .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap),
                         .val = c->elemsize};
         emit(t, &e);
     }
@@ -202,7 +221,10 @@ void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, co
         t->skip_op = false;
         return;
     }
-    struct tev e = {.kind = EV_OP, .c = c, .res = (int16_t)r, .flow = t->pending_flow,
+    struct tev e = {.kind = EV_OP,
+                    .c = c,
+                    .res = (int16_t)r,
+                    .flow = t->pending_flow,
                     .bits = (uint8_t)((dir == CHAN_SEND ? B_SEND : 0) | form << B_FORM_SHIFT)};
     t->pending_flow = 0;
     /* The thread's first event of this trace: the trace may have started while this operation
@@ -225,7 +247,9 @@ void trace_handoff(struct chan *c, enum chan_dir dir, struct sudog *sg, const vo
     if (!t)
         return;
     struct waiter *w = sg->w;
-    struct tev e = {.kind = EV_WAKE, .c = c, .bits = dir == CHAN_SEND ? B_SEND : 0,
+    struct tev e = {.kind = EV_WAKE,
+                    .c = c,
+                    .bits = dir == CHAN_SEND ? B_SEND : 0,
                     .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap)};
     e.flow = t->slot >= 0 ? new_flow(t) : 0;
     w->t.flow = e.flow;
@@ -254,7 +278,9 @@ void trace_close(struct chan *c, int r, struct sudog *woken)
     struct tev e = {.kind = EV_CLOSE, .c = c, .res = (int16_t)r};
     emit(t, &e);
     for (struct sudog *sg = woken; sg; sg = sg->next) {
-        struct tev k = {.kind = EV_WAKE, .c = c, .bits = B_CLOSE | (sg->is_send ? B_SEND : 0),
+        struct tev k = {.kind = EV_WAKE,
+                        .c = c,
+                        .bits = B_CLOSE | (sg->is_send ? B_SEND : 0),
                         .aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap)};
         k.flow = t->slot >= 0 ? new_flow(t) : 0;
         sg->w->t.flow = k.flow;
@@ -276,7 +302,9 @@ void trace_block(struct waiter *w, bool is_select)
     if (!t || !w->nsudog)
         return;
     struct sudog *sg = &w->sudogs[0];
-    struct tev e = {.kind = EV_BLOCK, .c = sg->c, .aux = w->nsudog,
+    struct tev e = {.kind = EV_BLOCK,
+                    .c = sg->c,
+                    .aux = w->nsudog,
                     .bits = (uint8_t)((sg->is_send ? B_SEND : 0) | (is_select ? B_SELECT : 0))};
     /* A blocked sender's value waits in its sudog (a select's: in its case events). */
     if (!is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
@@ -324,9 +352,13 @@ void trace_select(const struct chan_case *cases, size_t n, enum trace_form form,
         t->skip_op = false;
         return;
     }
-    struct tev e = {.kind = EV_SELECT, .res = (int16_t)(r < 0 ? r : 0), .flow = t->pending_flow,
+    struct tev e = {.kind = EV_SELECT,
+                    .res = (int16_t)(r < 0 ? r : 0),
+                    .flow = t->pending_flow,
                     .bits = (uint8_t)(B_SELECT | form << B_FORM_SHIFT),
-                    .aux = (uint32_t)(r >= 0 ? (uint32_t)r : n > UINT32_MAX ? UINT32_MAX : n)};
+                    .aux = (uint32_t)(r >= 0           ? (uint32_t)r
+                                      : n > UINT32_MAX ? UINT32_MAX
+                                                       : n)};
     t->pending_flow = 0;
     if (r >= 0 && cases) {
         const struct chan_case *cs = &cases[r];
@@ -353,7 +385,10 @@ void trace_select_cases(const struct chan_case *cases, size_t n)
         return; /* -EINVAL: the select reports it */
     for (size_t i = 0; i < n && i < TRACE_CASES_MAX; i++) {
         const struct chan_case *cs = &cases[i];
-        struct tev e = {.kind = EV_CASE, .c = cs->chan, .aux = (uint32_t)i, .val2 = (int64_t)n,
+        struct tev e = {.kind = EV_CASE,
+                        .c = cs->chan,
+                        .aux = (uint32_t)i,
+                        .val2 = (int64_t)n,
                         .bits = cs->dir == CHAN_SEND ? B_SEND : 0};
         if (cs->chan && cs->dir == CHAN_SEND && value_of(cs->chan->elemsize, cs->elem, &e.val))
             e.bits |= B_HASVAL;
@@ -377,7 +412,11 @@ void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id, in
     struct tls *t = current();
     if (!t)
         return;
-    struct tev e = {.kind = EV_LEAK, .c = c, .val = id, .val2 = blocked, .aux = is_g,
+    struct tev e = {.kind = EV_LEAK,
+                    .c = c,
+                    .val = id,
+                    .val2 = blocked,
+                    .aux = is_g,
                     .bits = (uint8_t)((send ? B_SEND : 0) | (select ? B_SELECT : 0))};
     emit(t, &e);
 }
@@ -662,8 +701,12 @@ int chan_trace_stop(void)
     /* The trace's channel names are the writer's now: a name given from here on goes to the
      * next trace's table (its EV_NAME event is not recorded in this one). */
     pthread_mutex_lock(&names_mu);
-    struct trace_log log = {.t0 = trace_t0, .dropped = dropped, .tracks = tracks, .ntracks = upto,
-                            .names = (const char(*)[NAME_MAX_LEN])tr_names, .nnames = tr_nnames};
+    struct trace_log log = {.t0 = trace_t0,
+                            .dropped = dropped,
+                            .tracks = tracks,
+                            .ntracks = upto,
+                            .names = (const char(*)[NAME_MAX_LEN])tr_names,
+                            .nnames = tr_nnames};
     tr_names = NULL;
     tr_nnames = tr_capnames = 0;
     pthread_mutex_unlock(&names_mu);

@@ -98,8 +98,8 @@ struct rnode {
 static struct shard {
     pthread_mutex_t mu;
     struct rnode *head;
-    bool frozen;            /* registry_freeze: the list may not change */
-    unsigned waiting;       /* threads waiting for it to thaw */
+    bool frozen;      /* registry_freeze: the list may not change */
+    unsigned waiting; /* threads waiting for it to thaw */
     pthread_cond_t thawed;
 } __attribute__((aligned(128))) shards[REGISTRY_SHARDS];
 
@@ -227,8 +227,8 @@ void registry_thaw(void)
     }
 }
 
-void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role,
-                                      const void *node, size_t size, void *arg),
+void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role, const void *node,
+                                      size_t size, void *arg),
                            void *arg)
 {
     for (unsigned i = 0; i < REGISTRY_SHARDS; i++)

@@ -111,28 +111,38 @@ HIDDEN void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t
 /* ---- The recorded event ----------------------------------------------------------------- */
 
 enum ev_kind {
-    EV_MAKE = 1, EV_FREE, EV_OP, EV_WAKE, EV_CLOSE, EV_BLOCK, EV_WOKEN, EV_SELECT, EV_TIMER, EV_NAME,
-    EV_CASE, EV_LEAK
+    EV_MAKE = 1,
+    EV_FREE,
+    EV_OP,
+    EV_WAKE,
+    EV_CLOSE,
+    EV_BLOCK,
+    EV_WOKEN,
+    EV_SELECT,
+    EV_TIMER,
+    EV_NAME,
+    EV_CASE,
+    EV_LEAK
 };
 
 /* bits of tev.bits */
-#define B_SEND 1u     /* direction: send (else receive) */
-#define B_CLOSE 2u    /* EV_WAKE: woken by a close */
-#define B_HASVAL 4u   /* val holds the value (elements of 1, 2, 4 or 8 bytes) */
-#define B_HASVAL2 8u  /* val2 holds a second value (a buffered receive that woke a sender) */
-#define B_SELECT 16u  /* the operation is a select */
+#define B_SEND 1u      /* direction: send (else receive) */
+#define B_CLOSE 2u     /* EV_WAKE: woken by a close */
+#define B_HASVAL 4u    /* val holds the value (elements of 1, 2, 4 or 8 bytes) */
+#define B_HASVAL2 8u   /* val2 holds a second value (a buffered receive that woke a sender) */
+#define B_SELECT 16u   /* the operation is a select */
 #define B_FORM_SHIFT 5 /* two bits: enum trace_form */
 #define B_NOCAP 128u   /* EV_OP, EV_SELECT: capacity and value unknown (see trace_op) */
 
 struct tev {
     int64_t ts;
-    const void *c;  /* the channel (a key only) */
-    uint64_t flow;  /* EV_WAKE: the flow it starts; EV_WOKEN: the one it ends; EV_OP/SELECT: woke */
+    const void *c; /* the channel (a key only) */
+    uint64_t flow; /* EV_WAKE: the flow it starts; EV_WOKEN: the one it ends; EV_OP/SELECT: woke */
     int64_t val, val2; /* leak: val2 is how long the waiter has been blocked (ns, 0: unknown) */
-    uint64_t task;  /* chan_trace_task_hook's id, 0 */
-    uint32_t aux;   /* cap (make, wake), case index (select), cases (block), name index;
-                       leak: 1 for a goroutine (val its id), 0 for a thread (val its tid) */
-    int16_t res;    /* 0 or -errno; select: 0 ok, -EPIPE closed, or the error */
+    uint64_t task;     /* chan_trace_task_hook's id, 0 */
+    uint32_t aux;      /* cap (make, wake), case index (select), cases (block), name index;
+                          leak: 1 for a goroutine (val its id), 0 for a thread (val its tid) */
+    int16_t res;       /* 0 or -errno; select: 0 ok, -EPIPE closed, or the error */
     uint8_t kind, bits;
 };
 
@@ -140,15 +150,15 @@ struct tev {
 
 /* One thread's events, in the order it recorded them. */
 struct track {
-    pid_t tid;                /* 0: the slot was never used */
-    char name[NAME_MAX_LEN];  /* the thread's name; "": unnamed */
+    pid_t tid;               /* 0: the slot was never used */
+    char name[NAME_MAX_LEN]; /* the thread's name; "": unnamed */
     const struct tev *ev;
     uint32_t n;
 };
 
 struct trace_log {
-    int64_t t0;                        /* chan_now() at chan_trace_start */
-    uint64_t dropped;                  /* events lost */
+    int64_t t0;       /* chan_now() at chan_trace_start */
+    uint64_t dropped; /* events lost */
     const struct track *tracks;
     uint32_t ntracks;
     const char (*names)[NAME_MAX_LEN]; /* channel names, indexed by EV_NAME's aux */

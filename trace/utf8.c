@@ -59,4 +59,3 @@ void copy_name(char dst[NAME_MAX_LEN], const char *src)
     memcpy(dst, src, n);
     dst[n] = 0;
 }
-

@@ -51,9 +51,9 @@
 #endif
 
 #define PAGE 4096u
-#define ANSWER_SOON_NS (20 * 1000000LL)  /* then a thread asleep in a system call is let be */
-#define ANSWER_LATE_NS (500 * 1000000LL) /* then a running thread that does not answer, too */
-#define MAX_ACKS 8192                     /* threads a stop can hold */
+#define ANSWER_SOON_NS (20 * 1000000LL)     /* then a thread asleep in a system call is let be */
+#define ANSWER_LATE_NS (500 * 1000000LL)    /* then a running thread that does not answer, too */
+#define MAX_ACKS 8192                       /* threads a stop can hold */
 #define SWEEP_MAX_MAP ((uintptr_t)64 << 30) /* larger mappings are sanitizers' shadow memory */
 #define READ_CHUNK (256u * 1024u)
 
@@ -86,10 +86,7 @@ static void *sys_mmap(size_t len)
 
 /* ---- Arrays in mappings of their own --------------------------------------------------------- */
 
-static size_t vec_bytes(size_t cap, size_t esz)
-{
-    return (cap * esz + PAGE - 1) / PAGE * PAGE;
-}
+static size_t vec_bytes(size_t cap, size_t esz) { return (cap * esz + PAGE - 1) / PAGE * PAGE; }
 
 void *vec_room(struct vec *v, size_t n)
 {
@@ -218,7 +215,7 @@ static struct {
     _Atomic uint32_t nacks; /* answers to this stop */
     _Atomic uint32_t n;     /* acks[0, n) name the threads signalled */
     pid_t pid;
-    struct sigaction prev;  /* the handler before ours */
+    struct sigaction prev; /* the handler before ours */
 } stw;
 
 static struct ack acks[MAX_ACKS];
@@ -663,8 +660,9 @@ static bool skipped(const struct wskip *skip, uintptr_t a, uintptr_t b)
 #if defined(__clang__) || __GNUC__ >= 8
 __attribute__((no_sanitize("address", "thread")))
 #endif
-static void scan_words(const uintptr_t *words, size_t nw, uintptr_t at, const struct addrset *set,
-                       void (*hit)(uintptr_t, uintptr_t, int64_t, void *), void *arg)
+static void
+scan_words(const uintptr_t *words, size_t nw, uintptr_t at, const struct addrset *set,
+           void (*hit)(uintptr_t, uintptr_t, int64_t, void *), void *arg)
 {
     uintptr_t lowbits = set->lowbits, min = set->min, span = set->max - set->min;
     for (size_t i = 0; i < nw; i++) {
@@ -745,10 +743,7 @@ void world_sweep(struct world *w, uintptr_t lo, uintptr_t hi, const struct addrs
             k = npages;
         }
         for (size_t i = 0; i < k; i++, p += PAGE) {
-            int pk = ent[i] >> 63           ? 1
-                     : ent[i] >> 58 & 1     ? 0
-                     : ent[i] >> 62 & 1     ? 2
-                                            : 0;
+            int pk = ent[i] >> 63 ? 1 : ent[i] >> 58 & 1 ? 0 : ent[i] >> 62 & 1 ? 2 : 0;
             if (pk == kind)
                 continue;
             if (run)

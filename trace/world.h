@@ -47,7 +47,7 @@ static inline void *vec_at(const struct vec *v, size_t i) { return v->p + i * v-
 struct addrset {
     uintptr_t *keys;
     uint32_t *vals;
-    size_t mask;        /* table size - 1 */
+    size_t mask; /* table size - 1 */
     size_t count;
     uintptr_t min, max; /* of the members */
     uintptr_t lowbits;  /* bits that are 0 in every member (a quick filter) */
@@ -78,10 +78,10 @@ static inline int64_t addrset_get(const struct addrset *s, uintptr_t key)
 
 struct wthread {
     pid_t tid;
-    bool self;       /* the caller of world_stop */
-    bool answered;   /* stopped in the signal handler: sp is below every register it had */
-    bool running;    /* did not answer, and was not in a system call either */
-    const char *sp;  /* an address of its stack at the stop (NULL: unknown) */
+    bool self;      /* the caller of world_stop */
+    bool answered;  /* stopped in the signal handler: sp is below every register it had */
+    bool running;   /* did not answer, and was not in a system call either */
+    const char *sp; /* an address of its stack at the stop (NULL: unknown) */
 };
 
 /* ---- Mappings ------------------------------------------------------------------------------ */

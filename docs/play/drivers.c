@@ -146,9 +146,9 @@ static int close_signal(void)
     chan_close(done); /* one close wakes all three */
     for (int i = 0; i < 3; i++)
         pthread_join(w[i].th, NULL);
-    int late = chan_recv(done, NULL);  /* returns at once: -EPIPE */
-    int again = chan_close(done);      /* a channel closes once: -EPIPE */
-    int sent = chan_send(done, NULL);  /* nothing is sent on a closed channel: -EPIPE */
+    int late = chan_recv(done, NULL); /* returns at once: -EPIPE */
+    int again = chan_close(done);     /* a channel closes once: -EPIPE */
+    int sent = chan_send(done, NULL); /* nothing is sent on a closed channel: -EPIPE */
     chan_free(done);
     return late == -EPIPE && again == -EPIPE && sent == -EPIPE ? 0 : 1;
 }
@@ -271,8 +271,8 @@ static int wait_for_task(void)
 static void *result_worker(void *arg)
 {
     (void)arg;
-    pause_ms(30); /* the work */
-    int result = 385; /* the sum of the squares 1..10 */
+    pause_ms(30);                /* the work */
+    int result = 385;            /* the sum of the squares 1..10 */
     chan_send(results, &result); /* returns once the manager has it */
     return NULL;
 }
@@ -314,7 +314,7 @@ static int wait_for_finished(void)
     start(&o, "observer", finished_observer, NULL);
     pause_ms(10);
     start(&w, "worker", finished_worker, NULL);
-    int rc = chan_recv(done, NULL);    /* -EPIPE: the close */
+    int rc = chan_recv(done, NULL);       /* -EPIPE: the close */
     int later = chan_tryrecv(done, NULL); /* -EPIPE at once: it stays closed */
     pthread_join(w.th, NULL);
     pthread_join(o.th, NULL);
@@ -504,7 +504,7 @@ static int run_job(int steps, int timeout_ms, const char *worker)
 
 static int cancellation(void)
 {
-    int first = run_job(2, 200, "worker 1");  /* 40 ms of work, 200 ms allowed */
+    int first = run_job(2, 200, "worker 1");   /* 40 ms of work, 200 ms allowed */
     int second = run_job(100, 50, "worker 2"); /* 2 s of work, 50 ms allowed */
     return first == 0 && second == -ETIMEDOUT ? 0 : 1;
 }

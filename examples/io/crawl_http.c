@@ -74,8 +74,8 @@ static void handle(void *arg)
     int64_t deadline = chan_now() + 10 * CHAN_SECOND;
     /* The request, up to its blank line. */
     while (got < sizeof req - 1 && !memmem(req, got, "\r\n\r\n", 4)) {
-        ssize_t n = chan_read(fd, req + got, sizeof req - 1 - got, chan_ctx_done(server_ctx),
-                              deadline);
+        ssize_t n =
+            chan_read(fd, req + got, sizeof req - 1 - got, chan_ctx_done(server_ctx), deadline);
         if (n <= 0) {
             chan_fd_close(fd);
             return;
@@ -88,8 +88,7 @@ static void handle(void *arg)
         p = -1;
     int len;
     if (p < 0) {
-        len = snprintf(resp, sizeof resp,
-                       "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        len = snprintf(resp, sizeof resp, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     } else {
         int links[MAXLINKS], n = site_links(p, links), b = 0;
         b += snprintf(body + b, sizeof body - (size_t)b, "<html><h1>page %d</h1>\n", p);
@@ -128,7 +127,7 @@ static void server(void *arg)
 
 struct result {
     int page;
-    int status;  /* the HTTP status, or -errno when the fetch failed */
+    int status; /* the HTTP status, or -errno when the fetch failed */
     int nlinks;
     int links[MAXLINKS];
 };
@@ -273,8 +272,8 @@ static void main_g(void *arg)
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof addr;
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
-        listen(lfd, 64) < 0 || getsockname(lfd, (struct sockaddr *)&addr, &alen) < 0) {
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, 64) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&addr, &alen) < 0) {
         perror("crawl_http: listen");
         return;
     }

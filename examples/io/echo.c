@@ -194,10 +194,8 @@ static void main_g(void *arg)
     chan_mpg_stats(&st);
     fprintf(stderr, "echo: %d connections served by %llu threads (Ms)\n", CLIENTS,
             (unsigned long long)st.threads);
-    status = failed == 0 && conns == CLIENTS && sbytes == bytes &&
-                     msgs == (long)CLIENTS * MSGS
-                 ? 0
-                 : 1;
+    status =
+        failed == 0 && conns == CLIENTS && sbytes == bytes && msgs == (long)CLIENTS * MSGS ? 0 : 1;
 }
 
 int main(void)

@@ -22,9 +22,9 @@
 
 struct job {
     chan_ctx_t *ctx;
-    int steps;     /* work to do, 5 ms a step */
+    int steps;      /* work to do, 5 ms a step */
     chan_t *result; /* capacity 1: a late worker can always deliver and exit */
-    int done;      /* steps actually done */
+    int done;       /* steps actually done */
 };
 
 static void *worker(void *arg)
@@ -75,7 +75,7 @@ static int run(int id, int steps)
 
 int main(void)
 {
-    int ok = run(1, 2) == 0;   /* ~10 ms of work: in time */
-    ok &= run(2, 2000) == 1;   /* ~10 s of work: the deadline wins */
+    int ok = run(1, 2) == 0; /* ~10 ms of work: in time */
+    ok &= run(2, 2000) == 1; /* ~10 s of work: the deadline wins */
     return ok ? 0 : 1;
 }

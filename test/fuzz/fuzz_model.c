@@ -48,8 +48,9 @@ static unsigned long n_inputs, n_ops, n_einval, n_selects, n_values;
 
 static void print_figures(void)
 {
-    fprintf(stderr, "fuzz_model: %lu inputs, %lu operations (%lu selects), %lu bad-argument calls "
-                    "answered -EINVAL with nothing done, %lu values compared with the model\n",
+    fprintf(stderr,
+            "fuzz_model: %lu inputs, %lu operations (%lu selects), %lu bad-argument calls "
+            "answered -EINVAL with nothing done, %lu values compared with the model\n",
             n_inputs, n_ops, n_selects, n_einval, n_values);
 }
 
@@ -128,7 +129,7 @@ static void op_send(struct input *in, uint8_t form)
     form &= 3;
     const void *e = null_elem ? NULL : &v;
     if (null_elem && x->elemsize) {
-        int r = form == 0 ? chan_trysend(x->c, e)
+        int r = form == 0   ? chan_trysend(x->c, e)
                 : form == 1 ? chan_send_until(x->c, e, passed_deadline((uint8_t)v))
                             : chan_send(x->c, e);
         CHECK(r == -EINVAL, "send elem NULL: %d", r);
@@ -218,8 +219,14 @@ static void op_nil(struct input *in)
     uint8_t b = byte(in);
     int r;
     switch (b % 4) {
-    case 0: r = chan_trysend(NULL, &v); CHECK(r == -EAGAIN, "trysend(NULL): %d", r); break;
-    case 1: r = chan_tryrecv(NULL, &v); CHECK(r == -EAGAIN, "tryrecv(NULL): %d", r); break;
+    case 0:
+        r = chan_trysend(NULL, &v);
+        CHECK(r == -EAGAIN, "trysend(NULL): %d", r);
+        break;
+    case 1:
+        r = chan_tryrecv(NULL, &v);
+        CHECK(r == -EAGAIN, "tryrecv(NULL): %d", r);
+        break;
     case 2:
         r = chan_send_until(NULL, &v, passed_deadline(b >> 2));
         CHECK(r == -ETIMEDOUT, "send_until(NULL): %d", r);
@@ -259,7 +266,9 @@ static void op_select(struct input *in, uint8_t form)
         bool null_elem = (b >> 3) % 8 == 3;
         vals[k] = dir == CHAN_SEND ? u64(in, 8) : FILL;
         cs[k] = (struct chan_case){.chan = ci == NC ? NULL : m[ci].c,
-                                   .elem = null_elem ? NULL : &vals[k], .dir = dir, .ok = mark};
+                                   .elem = null_elem ? NULL : &vals[k],
+                                   .dir = dir,
+                                   .ok = mark};
         if (dir != CHAN_SEND && dir != CHAN_RECV)
             invalid = true;
         else if (dir == CHAN_SEND && null_elem && ci != NC && m[ci].elemsize)
@@ -290,8 +299,7 @@ static void op_select(struct input *in, uint8_t form)
         CHECK(r == -EINVAL, "select with a bad case: %d", r);
         n_einval++;
     } else if (!any_ready) {
-        CHECK(r == (form == 0 ? -EAGAIN : -ETIMEDOUT), "select, none ready (form %d): %d", form,
-              r);
+        CHECK(r == (form == 0 ? -EAGAIN : -ETIMEDOUT), "select, none ready (form %d): %d", form, r);
     } else {
         CHECK(r >= 0 && (size_t)r < n, "select, some ready: %d", r);
         CHECK(ready[r], "select chose case %d, which was not ready", r);

@@ -29,7 +29,7 @@
 
 #define NCH 2
 #define MAXT 4
-#define MAXOPS 128 /* per thread */
+#define MAXOPS 128            /* per thread */
 #define NSEQ (MAXOPS * 4 + 1) /* value sequence numbers per thread: 1.. (a select sends up to 4) */
 
 struct val {
@@ -57,8 +57,9 @@ static atomic_ulong n_ops;
 
 static void print_figures(void)
 {
-    fprintf(stderr, "fuzz_threads: %lu inputs, %lu threads, %lu operations, %lu values checked "
-                    "(each sent value received once, nothing else received)\n",
+    fprintf(stderr,
+            "fuzz_threads: %lu inputs, %lu threads, %lu operations, %lu values checked "
+            "(each sent value received once, nothing else received)\n",
             n_inputs, n_threads, (unsigned long)atomic_load(&n_ops), n_values);
 }
 
@@ -121,12 +122,12 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
     chan_t *c = chans[ch];
     int r;
     switch (op % 8) {
-    case 0:   /* send: try, until, or blocking */
+    case 0: /* send: try, until, or blocking */
     case 1: {
         struct val v = fresh(x, ch);
         bool cl = atomic_load(&closed_seen[ch]);
         int form = (a >> 1) % 4;
-        r = form == 0 ? chan_trysend(c, &v)
+        r = form == 0   ? chan_trysend(c, &v)
             : form == 3 ? chan_send(c, &v)
                         : chan_send_until(c, &v, deadline(b));
         CHECK(r == 0 || r == -EPIPE || (form == 0 && r == -EAGAIN) ||
@@ -136,12 +137,12 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
         after_send(ch, cl, r);
         break;
     }
-    case 2:   /* recv */
+    case 2: /* recv */
     case 3: {
         struct val v = {0xdeadbeef, 0xdeadbeef};
         bool dr = atomic_load(&drained_seen[ch]);
         int form = (a >> 1) % 4;
-        r = form == 0 ? chan_tryrecv(c, &v)
+        r = form == 0   ? chan_tryrecv(c, &v)
             : form == 3 ? chan_recv(c, &v)
                         : chan_recv_until(c, &v, deadline(b));
         CHECK(r == 0 || r == -EPIPE || (form == 0 && r == -EAGAIN) ||
@@ -154,7 +155,7 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
         after_recv(ch, dr, r);
         break;
     }
-    case 4:   /* select of 1..4 cases: the bits of a choose channel and direction */
+    case 4: /* select of 1..4 cases: the bits of a choose channel and direction */
     case 5: {
         struct chan_case cs[4];
         struct val v[4];
@@ -168,12 +169,12 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
                 v[k] = fresh(x, kc);
             else
                 v[k] = (struct val){0xdeadbeef, 0xdeadbeef};
-            cs[k] = (struct chan_case){.chan = chans[kc], .elem = &v[k],
-                                       .dir = send ? CHAN_SEND : CHAN_RECV, .ok = true};
+            cs[k] = (struct chan_case){
+                .chan = chans[kc], .elem = &v[k], .dir = send ? CHAN_SEND : CHAN_RECV, .ok = true};
             flag[k] = send ? atomic_load(&closed_seen[kc]) : atomic_load(&drained_seen[kc]);
             known_ready |= flag[k];
         }
-        r = form == 0 ? chan_tryselect(cs, (size_t)n)
+        r = form == 0   ? chan_tryselect(cs, (size_t)n)
             : form == 3 ? chan_select(cs, (size_t)n)
                         : chan_select_until(cs, (size_t)n, deadline(b));
         if (r < 0) {
@@ -204,7 +205,7 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
         }
         break;
     }
-    case 6:   /* close, rarely; otherwise len and cap */
+    case 6: /* close, rarely; otherwise len and cap */
         if (b % 4 == 0) {
             bool cl = atomic_load(&closed_seen[ch]);
             r = chan_close(c);
@@ -217,7 +218,7 @@ static void run_op(struct tctx *x, uint8_t op, uint8_t a, uint8_t b)
             CHECK(chan_len(c) <= chan_cap(c), "len %zu > cap %zu", chan_len(c), chan_cap(c));
         }
         break;
-    default:  /* a yield, to vary interleavings */
+    default: /* a yield, to vary interleavings */
         if (b & 1)
             sched_yield();
         break;
