@@ -179,6 +179,33 @@ void sched_waits_fds(const struct chan_sched *s) SEAM_EXPORT(sched_waits_fds);
  * a time, set while no chan_fd_close runs (chan_mpg_start and chan_mpg_stop). */
 void fd_set_close_hook(void (*fn)(int fd)) SEAM_EXPORT(fd_set_close_hook);
 
+/* Go's pollDesc token, for a scheduler that waits on fds: registers fn (NULL: none), which a
+ * select calls under an fd channel's lock before it would poll(2) the fd, from the thread of
+ * the operation. fn(fd, events) takes the fd's token for that direction: the revents (> 0) of
+ * an edge the scheduler saw with nobody to wake (or that woke the caller's previous park), 0
+ * when there is none but the scheduler watches the fd (every readiness from now on reaches a
+ * park on it, or leaves a token), or -1 when it cannot tell (the fd not watched, the caller not
+ * one of its tasks). A token is a hint: the fd may have been drained since. fn must not block
+ * and may take only locks of its own that are never held while calling into the core. Any
+ * thread; set while no select runs on the scheduler's tasks (chan_mpg_start and stop). */
+void fd_set_token_hook(int (*fn)(int fd, short events)) SEAM_EXPORT(fd_set_token_hook);
+
+/* chan_select_until for io/'s I/O calls, whose read, write, accept or connect has just said
+ * EAGAIN (or is in progress): the fd cases are edge cases. A token (fd_set_token_hook) makes
+ * one ready at once, with the token's revents and no poll(2); a watched fd without one is not
+ * ready, no poll(2) either, since only an edge after the system call can have made it ready,
+ * and that edge reaches the park or leaves a token. An fd the scheduler cannot tell of is
+ * polled, as chan_select_until does. The readiness it reports may be stale: the caller tries
+ * its system call again, and waits again on EAGAIN. Same results and errors as
+ * chan_select_until. */
+HIDDEN int fdselect_until(struct chan_case *cases, size_t n, int64_t deadline);
+
+/* Drops fd's token for events, if the scheduler keeps one (Go's pollReset, before each system
+ * call of an I/O call that may wait on EAGAIN): then a token that fdselect_until finds after
+ * the EAGAIN is of an edge since this call, not of data that the system call has taken. Any
+ * thread (a no-op where fd_set_token_hook's fn answers -1, or is not set). */
+HIDDEN void fd_token_drop(int fd, short events);
+
 /* The core's fd channels, for io/: a channel of kind BUF_FD for fd and events (POLLIN or
  * POLLOUT), elemsize sizeof(int), or NULL with errno ENOMEM. Receive only: chan_send, chan_close
  * and chan_free on it return -EINVAL; the owner closes it with fdchan_close (closechan: every

@@ -148,25 +148,49 @@ static void selunlock(const struct chan_case *cases, const uint32_t *order, size
 
 /* ---- Pass 1: one case, under its channel's lock ---------------------------------------------- */
 
-/* An open fd channel's "value": its fd's readiness now (poll(2) without waiting), the revents
- * (POLLIN, POLLOUT, POLLHUP, POLLERR, POLLNVAL ...) stored in *elem; nothing is consumed. */
-static bool fd_ready(const struct chan *c, void *elem)
+/* The scheduler's token hook (fd_set_token_hook, seam.h), or NULL. */
+static int (*_Atomic token_hook)(int fd, short events);
+
+void fd_set_token_hook(int (*fn)(int fd, short events)) { atomic_store(&token_hook, fn); }
+
+void fd_token_drop(int fd, short events)
 {
-    struct pollfd p = {.fd = c->fd, .events = c->events};
-    int n;
-    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    int (*take)(int, short) = atomic_load_explicit(&token_hook, memory_order_acquire);
+    if (take)
+        (void)take(fd, events);
+}
+
+/* An open fd channel's "value": its fd's readiness now, the revents (POLLIN, POLLOUT, POLLHUP,
+ * POLLERR, POLLNVAL ...) stored in *elem; nothing of the fd is consumed. poll(2) without
+ * waiting tells, unless the scheduler's netpoller can (Go's pollDesc token, seam.h): it
+ * watches the fd and keeps a token of each edge that nobody consumed. Any select takes the
+ * token (so that none outlives the readiness it reports); only an edge select (fdselect_until:
+ * its caller's system call has just said EAGAIN, so only an edge since can have made the fd
+ * ready) believes it, both ways: the token's revents, or not ready without one. A select
+ * that keeps poll's level semantics (a receive from the fd channel, chan_fd_wait) polls. */
+static bool fd_ready(const struct chan *c, void *elem, bool edge)
+{
+    int (*take)(int, short) = atomic_load_explicit(&token_hook, memory_order_acquire);
+    int v = take ? take(c->fd, c->events) : -1;
+    if (!edge || v < 0) {
+        struct pollfd p = {.fd = c->fd, .events = c->events};
+        int n;
+        while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR) {
+        }
+        v = n > 0 ? p.revents : 0; /* (ENOMEM: as if not yet; the park will tell) */
     }
-    if (n <= 0)
-        return false; /* not ready (or ENOMEM: as if not yet; the park's ppoll will tell) */
-    int v = p.revents;
+    if (v == 0)
+        return false;
     if (elem)
         memcpy(elem, &v, sizeof v); /* (elemsize sizeof(int)) */
     return true;
 }
 
 /* Performs case cs if it is ready: 1 (with *ok, and in *wk a peer to unpark, if any), else 0;
- * and counts in *nio (if not NULL) each case on an open fd channel that is not ready. */
-ALWAYS_INLINE int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk, uint32_t *nio)
+ * and counts in *nio (if not NULL) each case on an open fd channel that is not ready. edge: an
+ * edge select's (fd_ready). */
+ALWAYS_INLINE int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk, uint32_t *nio,
+                           bool edge)
 {
     struct chan *c = cs->chan;
     ASSERT(lock_held(&c->lock));
@@ -182,7 +206,7 @@ ALWAYS_INLINE int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk, ui
             *ok = true;
         } else if (closed) {
             if (unlikely(closed == FD_OPEN)) { /* an fd channel (nobody ever sends on one) */
-                if (!fd_ready(c, cs->elem)) {
+                if (!fd_ready(c, cs->elem, edge)) {
                     if (nio)
                         ++*nio;
                     return 0;
@@ -215,12 +239,12 @@ ALWAYS_INLINE int try_case(struct chan_case *cs, bool *ok, struct wakeup *wk, ui
 /* Pass 1 in poll order: the index of the case performed, or -1 (and in *nio the cases on fd
  * channels, all of them not ready). */
 ALWAYS_INLINE int pass1(struct chan_case *cases, const uint32_t *pollorder, size_t norder,
-                        struct wakeup *wk, uint32_t *nio)
+                        struct wakeup *wk, uint32_t *nio, bool edge)
 {
     for (size_t i = 0; i < norder; i++) {
         uint32_t k = pollorder[i];
         bool ok;
-        if (try_case(&cases[k], &ok, wk, nio)) {
+        if (try_case(&cases[k], &ok, wk, nio, edge)) {
             cases[k].ok = ok;
             return (int)k;
         }
@@ -242,13 +266,13 @@ static bool maybe_ready(struct chan *c, enum chan_dir dir)
 }
 
 /* One case alone, under its own channel's lock, as a try-operation would: 1 if performed. */
-static int try_alone(struct chan_case *cs)
+static int try_alone(struct chan_case *cs, bool edge)
 {
     struct chan *c = cs->chan;
     struct wakeup wk = {NULL, NULL};
     bool ok;
     lock(&c->lock);
-    int done = try_case(cs, &ok, &wk, NULL);
+    int done = try_case(cs, &ok, &wk, NULL, edge);
     ASSERT(slow_bit_agrees(c));
     unlock(&c->lock);
     if (wk.task)
@@ -265,7 +289,7 @@ static int try_alone(struct chan_case *cs)
  * lock at once measured better, as peers come and go from the wait queues). Each case is thus performed atomically, and the first ready one in poll order wins:
  * the choice among ready cases stays uniformly random. Only the decision to block needs all
  * the locks at once (pass 1); most selects on busy channels never get there. */
-static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder)
+static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder, bool edge)
 {
     int none = -2;
     for (size_t i = 0; i < norder; i++) {
@@ -286,7 +310,7 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
         } else if (c->kind == BUF_NONE) {
             return -1;
         }
-        if (try_alone(&cases[k]))
+        if (try_alone(&cases[k], edge))
             return (int)k;
     }
     return none;
@@ -373,14 +397,15 @@ ALWAYS_INLINE int validate(const struct chan_case *cases, size_t n)
 /* What selectgo_body returns, with again set, after a PARK_IO: select anew. (No errno.) */
 #define SELECT_AGAIN (-0x7fff)
 
-static int select_again(struct chan_case *cases, size_t n, int64_t deadline);
+static int select_again(struct chan_case *cases, size_t n, int64_t deadline, bool edge);
 
-/* Go's selectgo, compiled twice: selectgo (again false) for every select, and select_again's
- * copy (again true), which a select enters after a PARK_IO and loops in for as long as its
- * parks end so. A loop around one copy costs every select, the ones that never block included:
+/* Go's selectgo, compiled three times: selectgo (again and edge false) for every select,
+ * select_again's copy (again true), which a select enters after a PARK_IO and loops in for as
+ * long as its parks end so, and fdselect_until's (edge true: see fd_ready). A loop around one copy costs every select, the ones that never block included:
  * the compiler hoists the restart's work out of it onto their path (measured with callgrind on
  * a select over two rings, one ready: +12 instructions a select). */
-ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadline, bool again)
+ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadline, bool again,
+                                bool edge)
 {
     int err = validate(cases, n);
     if (err)
@@ -426,11 +451,11 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
      * ring does: a peer on another CPU usually makes a case ready well before a parked select
      * would be woken. (On an unbuffered channel a peer shows up by queueing itself: there the
      * locked pass and the parker's own spin do better, as measured.) */
-    int chosen = pass0(cases, pollorder, norder);
+    int chosen = pass0(cases, pollorder, norder, edge);
     unsigned rounds = chosen == -2 ? snooze_rounds(deadline) : 0;
     for (unsigned i = 0; chosen == -2 && i < rounds; i++) {
         ring_snooze(i);
-        chosen = pass0(cases, pollorder, norder);
+        chosen = pass0(cases, pollorder, norder, edge);
     }
     if (chosen >= 0) {
         chan_mfree(heap);
@@ -445,7 +470,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     struct wakeup wk = {NULL, NULL};
     uint32_t nio = 0;
     sellock(cases, lockorder, norder, NULL);
-    chosen = pass1(cases, pollorder, norder, &wk, &nio);
+    chosen = pass1(cases, pollorder, norder, &wk, &nio, edge);
     bool last = chosen < 0 && has_ring(cases, lockorder, norder);
     if (last)
         chosen = pass1_last(cases, pollorder, norder);
@@ -503,7 +528,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
         selunlock(cases, lockorder, norder, NULL);
         if (unlikely(r == PARK_IO)) {
             chan_mfree(heap);
-            return again ? SELECT_AGAIN : select_again(cases, n, deadline);
+            return again ? SELECT_AGAIN : select_again(cases, n, deadline, edge);
         }
         r = -ETIMEDOUT;
     } else {
@@ -527,16 +552,16 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
 
 static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
 {
-    return selectgo_body(cases, n, deadline, false);
+    return selectgo_body(cases, n, deadline, false, false);
 }
 
 /* A select that parked on fds and was told one may be ready (PARK_IO) starts over from the top
  * (nothing has happened yet, so this is exact), with a new poll order and new bookkeeping. */
 static __attribute__((noinline, cold)) int select_again(struct chan_case *cases, size_t n,
-                                                        int64_t deadline)
+                                                        int64_t deadline, bool edge)
 {
     int r;
-    while ((r = selectgo_body(cases, n, deadline, true)) == SELECT_AGAIN) {
+    while ((r = selectgo_body(cases, n, deadline, true, edge)) == SELECT_AGAIN) {
     }
     return r;
 }
@@ -583,4 +608,12 @@ int chan_select_until(struct chan_case *cases, size_t n, int64_t deadline)
     if (tracing(TF_EVENTS))
         return traced_select(cases, n, d, TR_UNTIL);
     return selectgo(cases, n, d);
+}
+
+int fdselect_until(struct chan_case *cases, size_t n, int64_t deadline)
+{
+    int64_t d = deadline == NOWAIT ? NOWAIT + 1 : deadline;
+    if (tracing(TF_EVENTS)) /* (traced as a plain select: the edge is a hint of io/'s) */
+        return traced_select(cases, n, d, TR_UNTIL);
+    return selectgo_body(cases, n, d, false, true);
 }

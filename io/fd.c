@@ -203,9 +203,12 @@ chan_t *chan_fd_chan(int fd, short events)
 }
 
 /* chan_fd_wait for a caller that holds a reference to r: with look_first, the fd channel
- * alone first (a ready fd wins over a ready cancel, whatever the order they became ready in;
- * the I/O calls have just looked, by their syscall); then a select over the fd channel and
- * cancel until the deadline. */
+ * alone first (a ready fd wins over a ready cancel, whatever the order they became ready in),
+ * then a select over the fd channel and cancel until the deadline. Without look_first (the I/O
+ * calls, whose system call has just said EAGAIN) the select is an edge select (seam.h,
+ * fdselect_until): on a G whose netpoller watches the fd, its token answers, no poll(2). Each
+ * I/O call drops the token before its system call (fd_token_drop, Go's pollReset), so that a
+ * token found after EAGAIN is of an edge since; a stale one only costs the system call again. */
 static int wait_ref(struct fdrec *r, int dir, bool look_first, chan_t *cancel, int64_t deadline)
 {
     int rev = 0;
@@ -215,7 +218,7 @@ static int wait_ref(struct fdrec *r, int dir, bool look_first, chan_t *cancel, i
             {.chan = r->ch[dir], .elem = &rev, .dir = CHAN_RECV},
             {.chan = cancel, .elem = NULL, .dir = CHAN_RECV},
         };
-        e = chan_select_until(cs, 2, deadline);
+        e = look_first ? chan_select_until(cs, 2, deadline) : fdselect_until(cs, 2, deadline);
         if (e == 1)
             return -ECANCELED;
         if (e == 0)
@@ -250,6 +253,7 @@ ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
         return err;
     ssize_t res;
     for (;;) {
+        fd_token_drop(fd, POLLIN); /* (Go's prepareRead: see wait_ref) */
         res = read(fd, buf, n);
         if (res >= 0)
             break;
@@ -281,6 +285,7 @@ ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t de
     size_t done = 0;
     ssize_t res = 0;
     while (done < n) {
+        fd_token_drop(fd, POLLOUT);
         ssize_t k =
             r->sock ? send(fd, p + done, n - done, MSG_NOSIGNAL) : write(fd, p + done, n - done);
         if (k > 0) {
@@ -312,6 +317,7 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
         return err;
     int res;
     for (;;) {
+        fd_token_drop(fd, POLLIN);
         res = accept4(fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (res >= 0)
             break;

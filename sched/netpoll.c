@@ -65,10 +65,13 @@ enum { RD, WR };
 /* Go's pollDesc, for one fd number. */
 struct pdesc {
     _Atomic uint32_t lock;
-    bool armed; /* in the epoll set */
+    bool armed;   /* in the epoll set */
+    bool unwatch; /* epoll refused it (a regular file): netpoll_token leaves it to poll(2) */
     struct {
         struct g *g;            /* the G waiting in this direction, or NULL */
         uint64_t seq;           /* its wake word's seq when it registered */
+        int token;              /* Go's pdReady: the revents of the last edge in this
+                                   direction that no select has taken yet, or 0 */
     } w[2];                     /* [RD] POLLIN, [WR] POLLOUT */
 } __attribute__((aligned(64))); /* a line each: Ms work on neighbouring fds */
 
@@ -152,6 +155,7 @@ static int pd_open(struct pdesc *pd, int fd)
 
 int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
 {
+    bool token = false;
     for (size_t i = 0; i < n; i++) {
         struct pdesc *pd = pd_of(fds[i].fd, true);
         int err = pd ? 0 : -ENOMEM;
@@ -163,6 +167,7 @@ int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
                 int d = dir_of(fds[i].events);
                 pd->w[d].g = g;
                 pd->w[d].seq = seq;
+                token |= pd->w[d].token != 0;
             }
             pd_unlock(pd);
         }
@@ -172,21 +177,34 @@ int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
         }
     }
     atomic_fetch_add_explicit(&np.waiters, 1, memory_order_seq_cst);
-    /* What was ready before the registration: an edge from then may have found no G. */
-    struct pollfd p[8];
-    for (size_t i = 0; i < n; i += 8) {
-        size_t k = n - i < 8 ? n - i : 8;
-        for (size_t j = 0; j < k; j++)
-            p[j] = (struct pollfd){.fd = fds[i + j].fd, .events = fds[i + j].events};
-        int r;
-        while ((r = poll(p, (nfds_t)k, 0)) < 0 && errno == EINTR) {
-        }
-        if (r != 0) { /* ready; or poll failed (no memory): let the select look itself */
-            netpoll_disarm(g, seq, fds, n);
-            return PARK_IO;
-        }
+    /* An edge that came before the registration found no G and left its token, which the
+     * select takes when it looks again (left here, so that it does not poll). */
+    if (token) {
+        netpoll_disarm(g, seq, fds, n);
+        return PARK_IO;
     }
     return 0;
+}
+
+int netpoll_token(int fd, short events)
+{
+    struct m *m = m_self();
+    struct pdesc *pd = m && m->curg ? pd_of(fd, true) : NULL;
+    if (!pd)
+        return -1; /* not on a G (a thread of the pthread parker: it polls), or no memory */
+    int d = dir_of(events), t = -1;
+    pd_lock(pd);
+    if (pd->armed) {
+        t = pd->w[d].token;
+        pd->w[d].token = 0;
+    } else if (!pd->unwatch && pd_open(pd, fd) < 0) {
+        /* The fd joins the set at its first wait, whether the wait parks or not (an fd that is
+         * ready at each look would otherwise be polled for ever). This look polls: the edge
+         * of the fd's readiness now, which epoll reports on joining, comes later. */
+        pd->unwatch = true;
+    }
+    pd_unlock(pd);
+    return t;
 }
 
 void netpoll_disarm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
@@ -211,6 +229,8 @@ static void forget(int fd)
         (void)epoll_ctl(np.epfd, EPOLL_CTL_DEL, fd, NULL);
         pd->armed = false;
     }
+    pd->unwatch = false;
+    pd->w[RD].token = pd->w[WR].token = 0;
     pd_unlock(pd);
 }
 
@@ -311,10 +331,22 @@ int netpoll(int64_t deadline, struct g **list)
         struct pdesc *pd = pd_of((int)ev[i].data.u64, false);
         if (!pd)
             continue;
+        /* The edge's token, as poll(2) would report it, for the select that looks next: the
+         * G woken here, or the next to wait (Go's netpollunblock leaves pdReady either way). */
         uint32_t e = ev[i].events;
+        int bad = (int)(e & (EPOLLHUP | EPOLLERR));
+        int rt = e & (EPOLLIN | EPOLLRDHUP) ? POLLIN | bad : bad;
+        int wt = e & EPOLLOUT ? POLLOUT | bad : bad;
         pd_lock(pd);
-        struct g *r = e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) ? pd_ready(pd, RD) : NULL;
-        struct g *w = e & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? pd_ready(pd, WR) : NULL;
+        struct g *r = NULL, *w = NULL;
+        if (pd->armed && rt) {
+            pd->w[RD].token = rt;
+            r = pd_ready(pd, RD);
+        }
+        if (pd->armed && wt) {
+            pd->w[WR].token = wt;
+            w = pd_ready(pd, WR);
+        }
         pd_unlock(pd);
         if (r) {
             r->next_free = *list; /* borrowed as a list link, as timers_run does */
@@ -367,12 +399,14 @@ int netpoll_init(void)
     atomic_store(&np.lastpoll, chan_now());
     atomic_store(&np.waiters, 0);
     fd_set_close_hook(forget);
+    fd_set_token_hook(netpoll_token);
     return 0;
 }
 
 void netpoll_fini(void)
 {
     fd_set_close_hook(NULL);
+    fd_set_token_hook(NULL);
     if (np.efd >= 0)
         close(np.efd);
     if (np.epfd >= 0)

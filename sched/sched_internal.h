@@ -274,12 +274,19 @@ HIDDEN int netpoll_init(void);
 HIDDEN void netpoll_fini(void);
 
 /* Registers g, whose wake word has seq seq and state RUN, as the waiter of each of the n (fd,
- * events) pairs (POLLIN or POLLOUT; seam.h's waiter_fds), then polls them once: 0, g is armed
- * and may park (and must call netpoll_disarm once its park has returned); PARK_IO, an fd is
- * ready (or poll failed): nothing is left armed, the G must not park; -ENOMEM or epoll_ctl's
- * -errno, an fd cannot be watched: nothing is left armed. On g's own thread. */
+ * events) pairs (POLLIN or POLLOUT; seam.h's waiter_fds), and looks at their tokens (no
+ * system call): 0, g is armed and may park (and must call netpoll_disarm once its park has
+ * returned); PARK_IO, an fd has a token (an edge that came before the registration): nothing
+ * is left armed, the G must not park, the select takes the token when it looks again;
+ * -ENOMEM or epoll_ctl's -errno, an fd cannot be watched: nothing is left armed. On g's own
+ * thread. */
 HIDDEN int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n);
 HIDDEN void netpoll_disarm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n);
+
+/* seam.h's token hook (fd_set_token_hook), Go's pollDesc token: on a G, fd's token for events
+ * (POLLIN or POLLOUT) taken, its revents (> 0), or 0, none while the fd is in the epoll set;
+ * -1 anywhere else (not on a G, the fd not in the set: the select polls). */
+HIDDEN int netpoll_token(int fd, short events);
 
 /* Go's netpoll: waits for events until the absolute deadline (0: does not wait; CHAN_FOREVER:
  * until an event or netpoll_break) and wakes the Gs they are for, each for the park it
