@@ -1137,6 +1137,99 @@ static void bad_body(void)
 START_TEST(bad_input) { on_g(bad_body, 2); }
 END_TEST
 
+/* ---- The netpoller's readiness token (Go's pollDesc) --------------------------------------------- */
+
+/* poll(2) as this program sees it: calls that name polled_fd are counted, every call goes on to
+ * the kernel (ppoll). The library's own calls resolve here too: the program's definition comes
+ * first (the sanitizers' interceptors are weak). */
+static _Atomic int polled_fd = -1;
+static _Atomic long polls;
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd == atomic_load(&polled_fd))
+            atomic_fetch_add(&polls, 1);
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};
+    return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+}
+
+/* A G's chan_read that waits on a socket the netpoller watches makes no poll(2) on it: its
+ * system call said EAGAIN, the netpoller's token (or its wake-up) says when the data came. Once
+ * per fd the first wait polls (the fd was not in the epoll set yet). */
+static void token_no_poll_body(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    atomic_store(&polled_fd, b);
+    for (int i = 0; i < 5; i++) {
+        atomic_store(&polls, 0);
+        struct gcall c = {.op = OP_READ, .fd = b, .deadline = CHAN_FOREVER};
+        gcall_start(&c);
+        ck_assert(fd_blocked(b, POLLIN));
+        put1(a);
+        gcall_join(&c);
+        ck_assert_int_eq(c.r, 1);
+        long n = atomic_load(&polls);
+        if (i > 0) /* (the first wait added b to the epoll set) */
+            ck_assert_msg(n == 0, "wait %d: %ld poll(2) calls on the fd", i, n);
+    }
+    atomic_store(&polled_fd, -1);
+    fdclose(a);
+    fdclose(b);
+}
+
+START_TEST(token_no_poll) { on_g(token_no_poll_body, 2); }
+END_TEST
+
+/* A token that outlived its data (an edge came while nobody waited, and a plain read(2) took
+ * the data) makes no wait return early: chan_read's read says EAGAIN and it waits on, and
+ * chan_fd_wait keeps poll's level answer (not ready). Data that comes then is seen. */
+static void stale_body(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    char buf[8];
+    /* b joins the epoll set (a first wait), and another G waits on its own socket for the
+     * whole test, so that some M polls the netpoller and takes b's next edge as a token. */
+    struct gcall first = {.op = OP_READ, .fd = b, .deadline = CHAN_FOREVER};
+    gcall_start(&first);
+    ck_assert(fd_blocked(b, POLLIN));
+    put1(a);
+    gcall_join(&first);
+    ck_assert_int_eq(first.r, 1);
+    int x, y;
+    tcp_pair(&x, &y);
+    struct gcall other = {.op = OP_READ, .fd = y, .deadline = CHAN_FOREVER};
+    gcall_start(&other);
+    ck_assert(fd_blocked(y, POLLIN));
+    for (int i = 0; i < 3; i++) {
+        put1(a);
+        nap_ms(30); /* (sysmon polls every 10 ms while a G waits on an fd) */
+        get1(b);    /* b is non-blocking (chan_read set it): the data was there */
+        int64_t d = chan_now() + 40 * MS;
+        long r = i % 2 ? chan_fd_wait(b, POLLIN, NULL, d) : chan_read(b, buf, sizeof buf, NULL, d);
+        ck_assert_msg(r == -ETIMEDOUT, "round %d: %ld", i, r);
+        ck_assert_int_ge(chan_now(), d);
+    }
+    struct gcall c = {.op = OP_READ, .fd = b, .deadline = chan_now() + 10 * CHAN_SECOND};
+    gcall_start(&c);
+    ck_assert(fd_blocked(b, POLLIN));
+    put1(a);
+    gcall_join(&c);
+    ck_assert_int_eq(c.r, 1);
+    put1(x);
+    gcall_join(&other);
+    ck_assert_int_eq(other.r, 1);
+    fdclose(a);
+    fdclose(b);
+    fdclose(x);
+    fdclose(y);
+}
+
+START_TEST(stale_token_waits) { on_g(stale_body, 2); }
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_io");
@@ -1156,5 +1249,7 @@ int main(void)
     ADD_TEST(s, ten_thousand_sockets, 120);
     ADD_TEST(s, no_deadlock_while_waiting_on_fd, 30);
     ADD_TEST(s, bad_input, 30);
+    ADD_TEST(s, token_no_poll, 30);
+    ADD_TEST(s, stale_token_waits, 30);
     return run_suite(s);
 }
