@@ -5,19 +5,27 @@
  * other calls of chan_io.h) parks as any G does, and the scheduler watches its fds for it: no
  * thread per blocked G, and no thread hop when an fd becomes ready.
  *
- *  - One epoll set, edge-triggered. An fd joins it the first time a G parks on it, for both
- *    directions at once (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until
+ *  - One epoll set, edge-triggered. An fd joins it the first time a G waits on it (its select
+ *    asks for the fd's token, or the G parks on it), for both directions at once (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until
  *    chan_fd_close takes it out (the close hook of seam.h, just before close(2)): Go's
  *    netpollopen and netpollclose. An eventfd in the set breaks a blocking wait (netpollBreak).
  *  - One descriptor per fd number (Go's pollDesc), in chunks of CHUNK that live until
  *    chan_mpg_stop: whether the fd is in the set, and for each direction the G that waits
- *    (Go's rg and wg) with the seq of its wake word when it registered. A small spin lock
+ *    (Go's rg and wg) with the seq of its wake word when it registered, and the token: the
+ *    revents of the last edge that no select has taken yet (Go's pdReady). Every event sets
+ *    it (also the one that wakes a G: its select takes it when it looks again), as does the
+ *    edge epoll reports for current readiness when an fd joins; a select takes it
+ *    (netpoll_token, seam.h's token hook), and io/'s I/O calls drop it before each system
+ *    call (Go's pollReset). The waits of the I/O calls believe it both ways (seam.h,
+ *    fdselect_until): a token is readiness, no token on a watched fd is none, with no poll(2);
+ *    a stale token costs the I/O call its system call again. chan_fd_wait and receives from
+ *    fd channels keep poll's level answer: they take the token and poll. A small spin lock
  *    guards each descriptor; its holders never block and never take another lock (the close
  *    hook is called with io/'s table lock held: that lock comes first).
  *  - A G parks on its fds in three steps (proc.c, g_park_fds). netpoll_arm registers it in
- *    each fd's descriptor and then polls the fds once (poll(2), no wait): readiness from before
- *    the registration is seen there (the park is not made: PARK_IO, the select looks again),
- *    and every edge after it finds the G registered. The G parks. netpoll_disarm unregisters
+ *    each fd's descriptor and looks at their tokens, under the descriptor's lock: an edge
+ *    from before the registration left one there (the park is not made: PARK_IO, the select
+ *    looks again and takes it), and every edge after it finds the G registered. The G parks. netpoll_disarm unregisters
  *    it, under each descriptor's lock: after that no event of this registration can reach it.
  *  - An event for a direction wakes the G registered there by a CAS from its exact word, like
  *    the timers (so that an event can never wake a later park): seq|RUN, the G has registered
