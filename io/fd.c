@@ -202,23 +202,27 @@ chan_t *chan_fd_chan(int fd, short events)
     return c;
 }
 
-/* chan_fd_wait for a caller that holds a reference to r: with look_first, the fd channel
- * alone first (a ready fd wins over a ready cancel, whatever the order they became ready in),
- * then a select over the fd channel and cancel until the deadline. Without look_first (the I/O
- * calls, whose system call has just said EAGAIN) the select is an edge select (seam.h,
- * fdselect_until): on a G whose netpoller watches the fd, its token answers, no poll(2). Each
- * I/O call drops the token before its system call (fd_token_drop, Go's pollReset), so that a
- * token found after EAGAIN is of an edge since; a stale one only costs the system call again. */
-static int wait_ref(struct fdrec *r, int dir, bool look_first, chan_t *cancel, int64_t deadline)
+/* How wait_ref looks at the fd: LOOK_FIRST (chan_fd_wait) takes the fd channel alone first (a
+ * ready fd wins over a ready cancel, whatever the order they became ready in), then selects
+ * over it and cancel until the deadline; LEVEL (chan_connect) selects at once; EDGE (chan_read,
+ * chan_write, chan_accept, whose system call has just said EAGAIN) selects at once with an
+ * edge select (seam.h, fdselect_until): on a G whose netpoller watches the fd, its token
+ * answers, no poll(2). Each of those calls drops the token before its system call
+ * (fd_token_drop, Go's pollReset), so that a token found after EAGAIN is of an edge since; a
+ * stale one only costs the system call again. chan_connect keeps poll's answer: a socket still
+ * connecting reports SO_ERROR 0, which a stale token would have it take for connected. */
+enum look { LOOK_FIRST, LEVEL, EDGE };
+
+static int wait_ref(struct fdrec *r, int dir, enum look look, chan_t *cancel, int64_t deadline)
 {
     int rev = 0;
-    int e = look_first ? chan_tryrecv(r->ch[dir], &rev) : -EAGAIN;
+    int e = look == LOOK_FIRST ? chan_tryrecv(r->ch[dir], &rev) : -EAGAIN;
     if (e == -EAGAIN) {
         struct chan_case cs[2] = {
             {.chan = r->ch[dir], .elem = &rev, .dir = CHAN_RECV},
             {.chan = cancel, .elem = NULL, .dir = CHAN_RECV},
         };
-        e = look_first ? chan_select_until(cs, 2, deadline) : fdselect_until(cs, 2, deadline);
+        e = look == EDGE ? fdselect_until(cs, 2, deadline) : chan_select_until(cs, 2, deadline);
         if (e == 1)
             return -ECANCELED;
         if (e == 0)
@@ -238,7 +242,7 @@ int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline)
     int err = ref(fd, dir, false, &r);
     if (err)
         return err;
-    int res = wait_ref(r, dir, true, cancel, deadline);
+    int res = wait_ref(r, dir, LOOK_FIRST, cancel, deadline);
     unref(r);
     return res;
 }
@@ -263,7 +267,7 @@ ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
             res = -errno;
             break;
         }
-        int w = wait_ref(r, 0, false, cancel, deadline);
+        int w = wait_ref(r, 0, EDGE, cancel, deadline);
         if (w < 0) {
             res = w;
             break;
@@ -299,7 +303,7 @@ ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t de
             break;
         }
         /* No room (or a write of nothing, which only waiting can change). */
-        int w = wait_ref(r, 1, false, cancel, deadline);
+        int w = wait_ref(r, 1, EDGE, cancel, deadline);
         if (w < 0) {
             res = w;
             break;
@@ -327,7 +331,7 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
             res = -errno;
             break;
         }
-        int w = wait_ref(r, 0, false, cancel, deadline);
+        int w = wait_ref(r, 0, EDGE, cancel, deadline);
         if (w < 0) {
             res = w;
             break;
@@ -349,7 +353,7 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
          * wait for writability, then ask the socket how it went. */
         res = errno == EINPROGRESS || errno == EINTR || errno == EALREADY ? 1 : -errno;
         while (res == 1) {
-            int w = wait_ref(r, 1, false, cancel, deadline);
+            int w = wait_ref(r, 1, LEVEL, cancel, deadline);
             if (w < 0) {
                 res = w;
                 break;
