@@ -185,8 +185,9 @@ void fd_set_close_hook(void (*fn)(int fd)) SEAM_EXPORT(fd_set_close_hook);
  * an edge the scheduler saw with nobody to wake (or that woke the caller's previous park), 0
  * when there is none but the scheduler watches the fd (every readiness from now on reaches a
  * park on it, or leaves a token), or -1 when it cannot tell (the fd not watched, the caller not
- * one of its tasks). A token is a hint: the fd may have been drained since. fn must not block
- * and may take only locks of its own that are never held while calling into the core. Any
+ * one of its tasks). A token is a hint: the fd may have been drained since. fn is called with
+ * the fd channel's lock held: it may take only short locks of its own that are never held
+ * while calling into the core (sched/'s may also allocate, once per 1,024 fds). Any
  * thread; set while no select runs on the scheduler's tasks (chan_mpg_start and stop). */
 void fd_set_token_hook(int (*fn)(int fd, short events)) SEAM_EXPORT(fd_set_token_hook);
 

@@ -5,9 +5,9 @@
  * other calls of chan_io.h) parks as any G does, and the scheduler watches its fds for it: no
  * thread per blocked G, and no thread hop when an fd becomes ready.
  *
- *  - One epoll set, edge-triggered. An fd joins it the first time a G waits on it (its select
- *    asks for the fd's token, or the G parks on it), for both directions at once (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until
- *    chan_fd_close takes it out (the close hook of seam.h, just before close(2)): Go's
+ *  - One epoll set, edge-triggered. An fd joins it the first time a G looks at its token (an
+ *    I/O call, or a select over its fd channel) or parks on it, for both directions at once
+ *    (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until chan_fd_close takes it out (the close hook of seam.h, just before close(2)): Go's
  *    netpollopen and netpollclose. An eventfd in the set breaks a blocking wait (netpollBreak).
  *  - One descriptor per fd number (Go's pollDesc), in chunks of CHUNK that live until
  *    chan_mpg_stop: whether the fd is in the set, and for each direction the G that waits
@@ -25,8 +25,8 @@
  *  - A G parks on its fds in three steps (proc.c, g_park_fds). netpoll_arm registers it in
  *    each fd's descriptor and looks at their tokens, under the descriptor's lock: an edge
  *    from before the registration left one there (the park is not made: PARK_IO, the select
- *    looks again and takes it), and every edge after it finds the G registered. The G parks. netpoll_disarm unregisters
- *    it, under each descriptor's lock: after that no event of this registration can reach it.
+ *    looks again and takes it), and every edge after it finds the G registered. The G parks.
+ *    netpoll_disarm unregisters it, under each descriptor's lock: after that no event of this registration can reach it.
  *  - An event for a direction wakes the G registered there by a CAS from its exact word, like
  *    the timers (so that an event can never wake a later park): seq|RUN, the G has registered
  *    but not yet committed its park, becomes seq|IOREADY, which its commit turns into "run
@@ -206,9 +206,10 @@ int netpoll_token(int fd, short events)
         t = pd->w[d].token;
         pd->w[d].token = 0;
     } else if (!pd->unwatch && pd_open(pd, fd) < 0) {
-        /* The fd joins the set at its first wait, whether the wait parks or not (an fd that is
-         * ready at each look would otherwise be polled for ever). This look polls: the edge
-         * of the fd's readiness now, which epoll reports on joining, comes later. */
+        /* The fd joins the set at the first look at its token, whether a wait follows or not
+         * (an fd that is ready at each look would otherwise be polled for ever). This look
+         * polls: the edge of the fd's readiness now, which epoll reports on joining, comes
+         * later. */
         pd->unwatch = true;
     }
     pd_unlock(pd);
