@@ -7,8 +7,9 @@
  *
  *  - One epoll set, edge-triggered. An fd joins it the first time a G looks at its token (an
  *    I/O call, or a select over its fd channel) or parks on it, for both directions at once
- *    (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until chan_fd_close takes it out (the close hook of seam.h, just before close(2)): Go's
- *    netpollopen and netpollclose. An eventfd in the set breaks a blocking wait (netpollBreak).
+ *    (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until chan_fd_close takes it out
+ *    (the close hook of seam.h, just before close(2)): Go's netpollopen and netpollclose. An
+ *    eventfd in the set breaks a blocking wait (netpollBreak).
  *  - One descriptor per fd number (Go's pollDesc), in chunks of CHUNK that live until
  *    chan_mpg_stop: whether the fd is in the set, and for each direction the G that waits
  *    (Go's rg and wg) with the seq of its wake word when it registered, and the token: the
@@ -26,7 +27,8 @@
  *    each fd's descriptor and looks at their tokens, under the descriptor's lock: an edge
  *    from before the registration left one there (the park is not made: PARK_IO, the select
  *    looks again and takes it), and every edge after it finds the G registered. The G parks.
- *    netpoll_disarm unregisters it, under each descriptor's lock: after that no event of this registration can reach it.
+ *    netpoll_disarm unregisters it, under each descriptor's lock: after that no event of this
+ *    registration can reach it.
  *  - An event for a direction wakes the G registered there by a CAS from its exact word, like
  *    the timers (so that an event can never wake a later park): seq|RUN, the G has registered
  *    but not yet committed its park, becomes seq|IOREADY, which its commit turns into "run
