@@ -150,9 +150,10 @@ enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason
  * consumed) and -ETIMEDOUT: PARK_IO, "an fd this waiter waits on may be ready". The operation
  * then wins its own done word (as at a time-out; if a waker won it first, it consumes that
  * waker's unpark and takes its result), unlinks its sudogs and starts over from its first pass,
- * which polls every fd again: nothing has happened yet, so starting over is exact, and the
- * choice among ready cases stays uniform. PARK_IO may be spurious (the fd was ready and is no
- * longer): the operation just parks again. */
+ * which looks at every fd again (poll(2), or the scheduler's token: fd_set_token_hook below):
+ * nothing has happened yet, so starting over is exact, and the choice among ready cases stays
+ * uniform. PARK_IO may be spurious (the fd was ready and is no longer): the operation just
+ * parks again. */
 #define PARK_IO 1
 
 /* The fds a parked waiter waits on: up to max (fd, events) pairs in fds (revents 0); returns

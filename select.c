@@ -18,8 +18,9 @@
  *
  * Cases on fd channels (BUF_FD: receive only; ready while poll(2) finds the fd ready) take part
  * in passes 0 and 1 as a buffered channel's receive would: their fd is polled under their
- * channel's lock, in poll order, so the choice among ready cases stays uniform. (Their closed
- * word is never 0: try_case tells them apart where it tests closed.) Blocking on them, the
+ * channel's lock (or, on a scheduler's task, its readiness token looked at: fd_ready), in poll
+ * order, so the choice among ready cases stays uniform. (Their closed word is never 0: try_case
+ * tells them apart where it tests closed.) Blocking on them, the
  * waiter parks on their fds too (waiter_park_io), and the park may end in PARK_IO (seam.h): an
  * fd may be ready. Then, as at a time-out, the select wins its own done word (or takes the
  * result of a waker that won it first), unlinks everything and starts over at step 2: nothing
