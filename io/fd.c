@@ -247,6 +247,20 @@ int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline)
     return res;
 }
 
+/* What chan_read, chan_write and chan_accept do after a system call that moved nothing and
+ * failed with err: 1 to try again (EINTR, or the fd became ready after an EAGAIN), or the
+ * negative errno to return (the call's own error, or wait_ref's -ETIMEDOUT, -ECANCELED, -EBADF).
+ * The wait is an EDGE one: see wait_ref. */
+static int again_or_error(struct fdrec *r, int dir, int err, chan_t *cancel, int64_t deadline)
+{
+    if (err == EINTR)
+        return 1;
+    if (err != EAGAIN && err != EWOULDBLOCK)
+        return -err;
+    int w = wait_ref(r, dir, EDGE, cancel, deadline);
+    return w < 0 ? w : 1;
+}
+
 ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
 {
     if (n > SSIZE_MAX)
@@ -261,15 +275,9 @@ ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
         res = read(fd, buf, n);
         if (res >= 0)
             break;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            res = -errno;
-            break;
-        }
-        int w = wait_ref(r, 0, EDGE, cancel, deadline);
-        if (w < 0) {
-            res = w;
+        int again = again_or_error(r, 0, errno, cancel, deadline);
+        if (again < 0) {
+            res = again;
             break;
         }
     }
@@ -296,16 +304,10 @@ ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t de
             done += (size_t)k;
             continue;
         }
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            res = -errno;
-            break;
-        }
-        /* No room (or a write of nothing, which only waiting can change). */
-        int w = wait_ref(r, 1, EDGE, cancel, deadline);
-        if (w < 0) {
-            res = w;
+        /* A write of nothing is no room too, which only waiting can change. */
+        int again = again_or_error(r, 1, k < 0 ? errno : EAGAIN, cancel, deadline);
+        if (again < 0) {
+            res = again;
             break;
         }
     }
@@ -325,15 +327,11 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
         res = accept4(fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (res >= 0)
             break;
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue; /* (ECONNABORTED: that connection went; wait for the next, as Go does) */
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            res = -errno;
-            break;
-        }
-        int w = wait_ref(r, 0, EDGE, cancel, deadline);
-        if (w < 0) {
-            res = w;
+        if (errno == ECONNABORTED)
+            continue; /* that connection went; wait for the next, as Go does */
+        int again = again_or_error(r, 0, errno, cancel, deadline);
+        if (again < 0) {
+            res = again;
             break;
         }
     }
