@@ -20,7 +20,8 @@
  * in passes 0 and 1 as a buffered channel's receive would: their fd is polled under their
  * channel's lock (or, on a scheduler's task, its readiness token looked at: fd_ready), in poll
  * order, so the choice among ready cases stays uniform. (Their closed word is never 0: try_case
- * tells them apart where it tests closed.) Blocking on them, the
+ * tells them apart where it tests closed.) A select with an fd case does not snooze before it
+ * blocks, as one on rings alone does: each round would poll(2) the fd again. Blocking on them, the
  * waiter parks on their fds too (waiter_park_io), and the park may end in PARK_IO (seam.h): an
  * fd may be ready. Then, as at a time-out, the select wins its own done word (or takes the
  * result of a waker that won it first), unlinks everything and starts over at step 2: nothing
@@ -285,11 +286,12 @@ static int try_alone(struct chan_case *cs, bool edge)
 
 /* Pass 0, in poll order, one channel at a time: the index of the first case performed, -2 when
  * none was ready and every case is on a ring, else -1. A case on a ring that runs lock-free is
- * tried on the ring; any other case on a buffered channel that may be ready, under its own
- * channel's lock alone; an unbuffered case that may be ready ends pass 0 (-1: there taking every
- * lock at once measured better, as peers come and go from the wait queues). Each case is thus performed atomically, and the first ready one in poll order wins:
- * the choice among ready cases stays uniformly random. Only the decision to block needs all
- * the locks at once (pass 1); most selects on busy channels never get there. */
+ * tried on the ring; any other case on a buffered or fd channel that may be ready, under its
+ * own channel's lock alone; an unbuffered case that may be ready ends pass 0 (-1: there taking
+ * every lock at once measured better, as peers come and go from the wait queues). Each case is
+ * thus performed atomically, and the first ready one in poll order wins: the choice among ready
+ * cases stays uniformly random. Only the decision to block needs all the locks at once (pass
+ * 1); most selects on busy channels never get there. */
 static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder, bool edge)
 {
     int none = -2;
@@ -313,6 +315,8 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
         }
         if (try_alone(&cases[k], edge))
             return (int)k;
+        if (c->kind != BUF_RING)
+            none = -1; /* a snooze helps rings alone: on an fd case each round would poll(2) */
     }
     return none;
 }

@@ -1239,6 +1239,51 @@ START_TEST(test_fork)
 }
 END_TEST
 
+/* ---- How often a waiting thread polls --------------------------------------------------- */
+
+/* poll(2) as this program sees it: calls that name polled_fd are counted, every call goes on to
+ * the kernel (ppoll). The library's own calls resolve here too: the program's definition comes
+ * first (the sanitizers' interceptors are weak). */
+static _Atomic int polled_fd = -1;
+static _Atomic long polls;
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd == atomic_load(&polled_fd))
+            atomic_fetch_add(&polls, 1);
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};
+    return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+}
+
+/* A select on fd cases alone, or chan_fd_wait, looks at the fd a few times, not once per round
+ * of a spin, before its thread sleeps in ppoll: the select once unlocked, once with the locks
+ * held and once after the wake-up (3 calls; chan_fd_wait 5). It snoozed first as on a ring,
+ * polling the fd in each of its rounds: 13 calls. */
+START_TEST(test_fd_wait_polls_few_times)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    atomic_store(&polled_fd, b);
+    for (int round = 0; round < 4; round++) {
+        atomic_store(&polls, 0);
+        struct selwait s = {.c = chan_fd_chan(b, POLLIN)};
+        struct call w = {.op = OP_WAIT_IN, .fd = b, .deadline = CHAN_FOREVER};
+        pthread_t t = round % 2 ? spawn(run_call, &w) : spawn(run_select, &s);
+        ck_assert(fd_blocked(b, POLLIN));
+        put1(a);
+        join(t);
+        ck_assert_int_eq(round % 2 ? (int)w.r : s.r, round % 2 ? POLLIN : 0);
+        get1(b);
+        long n = atomic_load(&polls);
+        ck_assert_msg(n <= 6, "round %d: %ld poll(2) calls on the fd", round, n);
+    }
+    atomic_store(&polled_fd, -1);
+    fdclose(a);
+    fdclose(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("io");
@@ -1264,5 +1309,6 @@ int main(void)
     ADD_TEST(s, test_signal_all_and_sigpipe, 30);
     ADD_TEST(s, test_signal_bad_input, 10);
     ADD_TEST(s, test_fork, 30);
+    ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     return run_suite(s);
 }
