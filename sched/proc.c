@@ -339,7 +339,8 @@ int runq_to_global(struct p *p)
 static void *m_main(void *arg);
 
 /* Under sched.lock: an idle P, now the caller's to give to an M (status P_RUNNING), or NULL.
- * sysmon, asleep for good while every P was idle, has a P to watch again: it is woken. */
+ * The last idle P taken wakes sysmon if it sleeps because every P was idle: with a P idle, its
+ * M steals and polls the fds, and sysmon sleeps on (sysmon.c: who else wakes it). */
 static struct p *pidle_get_locked(void)
 {
     struct p *p = sched.pidle;
@@ -348,9 +349,8 @@ static struct p *pidle_get_locked(void)
     sched.pidle = p->link;
     p->link = NULL;
     atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed))
-        sysmon_wake_locked();
+    if (atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_seq_cst) == 1)
+        sysmon_kick_locked();
     return p;
 }
 
@@ -588,6 +588,7 @@ static void ready(struct g *g)
         else
             atomic_store_explicit(&p->runnext, g, memory_order_release);
         COUNT(ready_next);
+        sysmon_kick(); /* a pair that may need splitting: sysmon watches runnext */
         if (old) {
             COUNT(ready_kick);
             runq_put(p, old);
@@ -690,6 +691,7 @@ static void syscall_begin(struct m *m)
     atomic_store_explicit(&m->insyscall, true, memory_order_relaxed);
     /* Release: whoever takes p by CAS sees insyscall set, and p as this M left it. */
     atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
+    sysmon_kick(); /* Go's entersyscall_sysmon: the call may last, sysmon must see it */
 }
 
 /* Go's exitsyscall0, on m's g0: g, back from its system call, found its P taken and none idle.
@@ -700,7 +702,9 @@ static bool exitsyscall0(struct m *m, struct g *g)
 {
     pthread_mutex_lock(&sched.lock);
     struct p *p = pidle_get_locked();
-    if (!p)
+    if (p)
+        sysmon_kick_locked(); /* Go's exitsyscall0 */
+    else
         gq_push(g);
     atomic_store_explicit(&m->insyscall, false, memory_order_relaxed);
     pthread_mutex_unlock(&sched.lock);
@@ -728,8 +732,10 @@ static void syscall_leave(struct m *m, struct g *g)
     int e = errno;
     pthread_mutex_lock(&sched.lock);
     p = pidle_get_locked();
-    if (p)
+    if (p) {
         atomic_store_explicit(&m->insyscall, false, memory_order_relaxed);
+        sysmon_kick_locked(); /* Go's exitsyscallfast_pidle */
+    }
     pthread_mutex_unlock(&sched.lock);
     if (p) {
         acquirep(m, p);

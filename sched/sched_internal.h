@@ -185,7 +185,7 @@ struct schedt {
     /* sysmon (sysmon.c). */
     pthread_t sysmon;
     bool sysmon_started;
-    _Atomic bool sysmonwait;      /* sysmon sleeps until a P stops being idle (under lock) */
+    _Atomic bool sysmonwait;      /* sysmon sleeps while every P is idle (set under lock) */
     _Atomic uint32_t sysmon_wake; /* its futex word */
 
     /* Gs. */
@@ -312,9 +312,21 @@ HIDDEN bool netpoll_due(int64_t now);
 HIDDEN int sysmon_start(void);
 HIDDEN void sysmon_stop(void);
 
-/* Under sched.lock: a P stops being idle while sysmon sleeps for good (sched.sysmonwait): wake
- * it, it has Ps to watch again. */
+/* Wakes sysmon, under sched.lock (sysmon_stop). sysmon_kick(_locked): wakes it if it sleeps
+ * because every P was idle (sched.sysmonwait) and may have work again: a G enters a system call,
+ * leaves one onto an idle P, or hands another its P's runnext (sysmon.c says why those). */
 HIDDEN void sysmon_wake_locked(void);
+HIDDEN void sysmon_kick_locked(void);
+HIDDEN void sysmon_kick_slow(void);
+
+/* The flag is read without the lock: sysmon sets it, under sched.lock, only while every P is
+ * idle; the caller holds a P, taken from idle under that lock after the flag was set (so the
+ * flag is seen) or before sysmon looked (so sysmon saw a P busy and did not sleep). */
+static inline void sysmon_kick(void)
+{
+    if (__builtin_expect(atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed), 0))
+        sysmon_kick_slow();
+}
 
 /* ---- deadlock.c, for proc.c ------------------------------------------------------------------ */
 

@@ -4,9 +4,16 @@
  * not an M (it never runs a G nor holds a P), started by chan_mpg_start and stopped by
  * chan_mpg_stop. It looks at every P every SYSMON_MIN_NS while it takes Ps from system calls,
  * and after SYSMON_IDLE_LOOKS looks in a row that took none its sleep doubles up to
- * SYSMON_MAX_NS (Go's 20 us, 50 looks, 10 ms). While every P is idle it sleeps for good, until
- * a P stops being idle (pidle_get_locked wakes it); its sleep then starts again from the
- * shortest and doubles. At each look, for each P:
+ * SYSMON_MAX_NS (Go's 20 us, 50 looks, 10 ms). When a look finds every P idle it sleeps until
+ * the earliest timer of a parked G (Go's sysmonwait, timeSleepUntil), or until it is woken where
+ * it may have work again (sysmon_kick): a G enters a system call (Go's entersyscall_sysmon), a G
+ * back from one takes an idle P (exitsyscallfast_pidle), a G hands another the P's runnext, a
+ * pair sysmon may have to split (below; Go's ready wakes an idle P for it instead), or the last
+ * idle P is taken: no idle M is left to steal from busy Ps or to poll the fds. A P taken from
+ * idle while another stays idle does not wake it: a server that idles between requests would
+ * wake it at every request (as it did: 1.25-1.55 context switches of the server per round trip
+ * of one connection, 1.02-1.07 since). Its sleep then starts again from the shortest and
+ * doubles. At each look, for each P:
  *
  *  - P_SYSCALL with the same system call as at the last look (syscalltick): its G has been in
  *    the kernel since then at least. sysmon takes the P (CAS P_SYSCALL -> P_RUNNING, the same
@@ -149,8 +156,10 @@ static int retake(int64_t now)
     return n;
 }
 
-/* Sleeps while every P is idle (Go's sysmonwait), until pidle_get_locked or sysmon_stop wakes
- * it. */
+/* Sleeps while every P is idle (Go's sysmonwait), until sysmon_kick or sysmon_stop wakes it, or
+ * the earliest timer of a parked G comes (Go's timeSleepUntil): the M that sleeps until that
+ * timer may by then run a G that keeps it, and an overdue timer with a P idle is sysmon's to
+ * see. */
 static void sleep_while_idle(void)
 {
     pthread_mutex_lock(&sched.lock);
@@ -160,9 +169,13 @@ static void sleep_while_idle(void)
     }
     atomic_store(&sched.sysmonwait, true);
     pthread_mutex_unlock(&sched.lock);
-    while (atomic_load(&sched.sysmon_wake) == 0)
-        futex_wait(&sched.sysmon_wake, 0, CHAN_FOREVER);
+    int64_t until = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
+    while (atomic_load(&sched.sysmon_wake) == 0 && (until == CHAN_FOREVER || chan_now() < until))
+        futex_wait(&sched.sysmon_wake, 0, until);
+    pthread_mutex_lock(&sched.lock);
+    atomic_store(&sched.sysmonwait, false); /* (still set if the timer ended the sleep) */
     atomic_store(&sched.sysmon_wake, 0);
+    pthread_mutex_unlock(&sched.lock);
 }
 
 static void *sysmon_main(void *arg)
@@ -241,6 +254,19 @@ void sysmon_wake_locked(void)
     atomic_store(&sched.sysmonwait, false);
     atomic_store(&sched.sysmon_wake, 1);
     futex_wake(&sched.sysmon_wake);
+}
+
+void sysmon_kick_locked(void)
+{
+    if (atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed))
+        sysmon_wake_locked();
+}
+
+void sysmon_kick_slow(void)
+{
+    pthread_mutex_lock(&sched.lock);
+    sysmon_kick_locked();
+    pthread_mutex_unlock(&sched.lock);
 }
 
 /* After stopping is set: wherever sysmon sleeps, it wakes and returns. */
