@@ -64,7 +64,7 @@ $(O)/libchan_mpg.so: $(O)/libchan_mpg.so.$(VERSION)
 	ln -sf libchan_mpg.so.$(VERSION) $(O)/libchan_mpg.so.$(SOMAJOR)
 	ln -sf libchan_mpg.so.$(VERSION) $@
 
-$(MPG_TESTS): $(O)/test/%: test/%.c test/testutil.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
+$(MPG_TESTS): $(O)/test/%: test/%.c $(wildcard test/*.h) $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(MPG_LIB) $(O)/libchan.a $(LDFLAGS) $(CHECK_LIBS) $(MPG_LIBS) \
 	  $(LDLIBS_CORE)

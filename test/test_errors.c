@@ -24,13 +24,6 @@
 
 /* ---- Helpers -------------------------------------------------------------------------------- */
 
-static chan_t *mk(size_t elemsize, size_t cap)
-{
-    chan_t *c = chan_make(elemsize, cap);
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
 /* A buffered channel of uint64_t holding n values 1..n. */
 static chan_t *mk_filled(size_t cap, size_t n)
 {
@@ -144,21 +137,6 @@ static int select_with_bad(int (*sel)(struct chan_case *, size_t, int64_t), stru
     ck_assert_uint_eq(got, FILL);
     drop(ready);
     return -EINVAL;
-}
-
-static int sel_block(struct chan_case *cs, size_t n, int64_t d)
-{
-    (void)d;
-    return chan_select(cs, n);
-}
-static int sel_try(struct chan_case *cs, size_t n, int64_t d)
-{
-    (void)d;
-    return chan_tryselect(cs, n);
-}
-static int sel_until(struct chan_case *cs, size_t n, int64_t d)
-{
-    return chan_select_until(cs, n, d);
 }
 
 /* ---- -EINVAL ------------------------------------------------------------------------------- */

@@ -180,21 +180,6 @@ static void expect_enomem(struct rig *r, int (*sel)(struct chan_case *, size_t, 
     }
 }
 
-static int sel_block(struct chan_case *cs, size_t n, int64_t d)
-{
-    (void)d;
-    return chan_select(cs, n);
-}
-static int sel_try(struct chan_case *cs, size_t n, int64_t d)
-{
-    (void)d;
-    return chan_tryselect(cs, n);
-}
-static int sel_until(struct chan_case *cs, size_t n, int64_t d)
-{
-    return chan_select_until(cs, n, d);
-}
-
 /* Drains every channel and checks: each value put on channel i (initial fill plus what sends
  * delivered) comes out of channel i exactly once, in order, and nothing else does. */
 static void rig_check_drain(struct rig *r, const uint64_t *got_by_select, int nselect_recv,

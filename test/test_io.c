@@ -13,10 +13,9 @@
  *     /proc/self/fd before and after (threads that waited on fds are joined first: each keeps an
  *     eventfd until it exits).
  */
-#include "testutil.h"
+#include "testnet.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -33,69 +32,10 @@
 #include "chan_time.h"
 #include "seam.h" /* waiter_parking, waiter_fds, sched_waits_fds, PARK_IO: the scheduler seam */
 
-static int scaled(int plain, int sanitized) { return under_sanitizer() ? sanitized : plain; }
-
 /* ---- Helpers ---------------------------------------------------------------------------------- */
 
-static int nfds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-static void mkpipe(int p[2]) { ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); }
-
-/* A connected pair of TCP sockets over 127.0.0.1 (a, b), made with plain blocking calls; the
- * listener is closed. */
-static void tcp_pair(int *a, int *b)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(l, 4), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
-    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*a, 0);
-    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
-    *b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(*b, 0);
-    close(l);
-}
-
-/* A listening socket on 127.0.0.1 (non-blocking), and its address. */
-static int tcp_listener(struct sockaddr_in *sa)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof *sa;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)sa, sizeof *sa), 0);
-    ck_assert_int_eq(listen(l, 16), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sa, &len), 0);
-    return l;
-}
-
-static void fdclose(int fd) { ck_assert_int_eq(chan_fd_close(fd), 0); }
-
 /* Until an operation waits on fd for events (its sudog is queued on the fd channel). */
-static int fd_blocked(int fd, short events)
-{
-    chan_t *c = chan_fd_chan(fd, events);
-    ck_assert_ptr_nonnull(c);
-    for (int i = 0; i < 20000; i++) {
-        if (hchan_waiting(c, CHAN_RECV) >= 1)
-            return 1;
-        sleep_ms(1);
-    }
-    return 0;
-}
+static int fd_blocked(int fd, short events) { return fd_waiter_queued(fd, events, sleep_ms); }
 
 /* Runs body in a thread of its own and checks that the process has as many open fds after it
  * as before: the thread's wake-up eventfd goes with it. */
@@ -110,14 +50,6 @@ static void no_fd_leaked(void (*body)(void))
     int before = nfds();
     join(spawn(run_body, (void *)body));
     ck_assert_int_eq(nfds(), before);
-}
-
-static void put1(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
-
-static void get1(int fd)
-{
-    char b;
-    ck_assert_int_eq(read(fd, &b, 1), 1);
 }
 
 /* A thread running one I/O call: what it called, and what it got back, when. */
@@ -145,16 +77,6 @@ static void *run_call(void *arg)
     }
     c->returned = chan_now();
     return NULL;
-}
-
-/* Fills the pipe or socket fd (made non-blocking) until it has no room. */
-static void fill(int fd)
-{
-    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-    static char junk[4096];
-    while (write(fd, junk, sizeof junk) > 0) {
-    }
-    ck_assert(errno == EAGAIN);
 }
 
 /* ---- Cancellation and deadlines --------------------------------------------------------------- */
@@ -582,14 +504,6 @@ END_TEST
 
 /* ---- Uniform choice with fd cases ---------------------------------------------------------- */
 
-static double chi_square(const long *cnt, int k, long total)
-{
-    double e = (double)total / k, x = 0;
-    for (int i = 0; i < k; i++)
-        x += ((double)cnt[i] - e) * ((double)cnt[i] - e) / e;
-    return x;
-}
-
 /*
  * The choice among ready cases stays uniform when fd cases are ready (test_select's fairness
  * test, with two fd cases among four): a pipe kept readable, a socket's room (always
@@ -658,24 +572,6 @@ END_TEST
  * once and in order; none may be left over. Unbuffered and buffered (a ring) channels, plain
  * select and select with a deadline.
  */
-struct flap {
-    int rd, wr;
-    _Atomic bool stop;
-    long flips;
-};
-
-static void *flapper(void *arg)
-{
-    struct flap *f = arg;
-    while (!atomic_load(&f->stop)) {
-        put1(f->wr);
-        sched_yield();
-        get1(f->rd);
-        f->flips++;
-    }
-    return NULL;
-}
-
 struct producer {
     chan_t *c;
     long n;

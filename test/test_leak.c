@@ -28,17 +28,11 @@
 #include <unistd.h>
 
 #include "chan_io.h"
-#include "chan_leak.h"
 #include "chan_time.h"
 #include "chan_trace.h"
+#include "testleak.h"
 
 /* ---- Helpers --------------------------------------------------------------------------------- */
-
-#define KEY ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
-static uintptr_t vault[8];
-
-static void keep(int i, const void *p) { vault[i] = (uintptr_t)p ^ KEY; }
-static void *take(int i) { return (void *)(vault[i] ^ KEY); }
 
 /* Hands a channel to one thread without a copy left behind: the taker empties the slot. */
 static chan_t *_Atomic slot;
@@ -56,51 +50,6 @@ static chan_t *receive_given(void)
     while (!(c = atomic_exchange(&slot, NULL)))
         sleep_ms(1);
     return c;
-}
-
-/* Waits until chan_leftovers counts at least n blocked waiters (up to ~10 s: then false). */
-static bool leftovers_reach(int n)
-{
-    for (int i = 0; i < 2000; i++) {
-        if (chan_leftovers(NULL, NULL) >= n)
-            return true;
-        sleep_ms(5);
-    }
-    return false;
-}
-
-static void wait_leftovers(int n)
-{
-    ck_assert_msg(leftovers_reach(n), "fewer than %d waiters ever blocked", n);
-}
-
-/* Overwrites the stack below the caller's frame: the frames of calls made before, whose bytes
- * the frames of later calls (a check's own callers) would otherwise keep in slots they leave
- * unwritten - a conservative check takes those for live copies (chan_leak(3)). */
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    char junk[16384];
-    explicit_bzero(junk, sizeof junk);
-    __asm__ volatile("" : : "r"(junk) : "memory");
-}
-
-/* A leak check as a test makes it: count only, below a scrubbed stack. */
-__attribute__((noinline)) static int count_leaks(const struct chan_leak_ignore *ign)
-{
-    scrub_stack();
-    return chan_leak_check(NULL, ign);
-}
-
-/* A leak check's report, in a string (open_memstream holds text only, no addresses). */
-__attribute__((noinline)) static int check_report(char **text)
-{
-    size_t len = 0;
-    scrub_stack();
-    FILE *f = open_memstream(text, &len);
-    ck_assert_ptr_nonnull(f);
-    int n = chan_leak_check(f, NULL);
-    fclose(f);
-    return n;
 }
 
 static int leftovers_report(char **text, const struct chan_leak_ignore *ign)

@@ -8,7 +8,7 @@
  * chan_mpg_wait() == 0 and chan_mpg_stop() == 0: every G returned, nothing left parked. Time
  * bounds are loose (loaded 2-core machines, sanitizers): nothing here measures speed.
  */
-#include "testutil.h"
+#include "testmpg.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -28,25 +28,6 @@ static int under_tsan(void)
     const char *m = getenv("CHAN_TEST_MODE");
     return m && strcmp(m, "tsan") == 0;
 }
-
-static void start(int nprocs) { ck_assert_int_eq(chan_mpg_start(nprocs), 0); }
-
-static void finish(void)
-{
-    ck_assert_int_eq(chan_mpg_wait(), 0);
-    ck_assert_int_eq(chan_mpg_stop(), 0);
-}
-
-static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
-
-/* Failures seen inside Gs (Check's asserts belong to the test's own thread). */
-static atomic_long bad;
-static atomic_int bad_line;
-#define G_CHECK(cond)                                                                              \
-    ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
-#define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
-                  atomic_load(&bad), atomic_load(&bad_line))
 
 /* ---- Lifecycle ---------------------------------------------------------------------------------- */
 

@@ -16,10 +16,10 @@
  * failure ends the test's process). A G sleeps with chan_sleep_until, never nanosleep (which
  * would hold its thread).
  */
-#include "testutil.h"
+#include "testmpg.h"
+#include "testnet.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -34,20 +34,7 @@
 #include "chan_time.h"
 #include "sched/chan_sched_mpg.h"
 
-static int scaled(int plain, int sanitized) { return under_sanitizer() ? sanitized : plain; }
-
 /* ---- Helpers ---------------------------------------------------------------------------------- */
-
-static int nfds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 /* RLIMIT_NOFILE's soft limit raised to the hard one; returns the fds it allows. */
 static long fd_limit(void)
@@ -62,58 +49,6 @@ static long fd_limit(void)
     return rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur;
 }
 
-static void mkpipe(int p[2]) { ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); }
-
-/* A connected pair of TCP sockets over 127.0.0.1, made with blocking calls (from a thread). */
-static void tcp_pair(int *a, int *b)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(listen(l, 4), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
-    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*a, 0);
-    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
-    *b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(*b, 0);
-    close(l);
-}
-
-static int tcp_listener(struct sockaddr_in *sa)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof *sa;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)sa, sizeof *sa), 0);
-    ck_assert_int_eq(listen(l, 16), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sa, &len), 0);
-    return l;
-}
-
-static void fdclose(int fd) { ck_assert_int_eq(chan_fd_close(fd), 0); }
-
-static void put1(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
-
-static void get1(int fd)
-{
-    char b;
-    ck_assert_int_eq(read(fd, &b, 1), 1);
-}
-
-/* Fills the pipe or socket fd (made non-blocking) until it has no room. */
-static void fill(int fd)
-{
-    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-    static char junk[4096];
-    while (write(fd, junk, sizeof junk) > 0) {
-    }
-    ck_assert(errno == EAGAIN);
-}
-
 /* Sleeps as a G sleeps (parked), or as a thread does. */
 static void nap_ms(int64_t ms)
 {
@@ -122,26 +57,7 @@ static void nap_ms(int64_t ms)
 
 /* Until an operation waits on fd for events (its sudog is queued on the fd channel). From a G
  * or a thread. */
-static int fd_blocked(int fd, short events)
-{
-    chan_t *c = chan_fd_chan(fd, events);
-    ck_assert_ptr_nonnull(c);
-    for (int i = 0; i < 20000; i++) {
-        if (hchan_waiting(c, CHAN_RECV) >= 1)
-            return 1;
-        nap_ms(1);
-    }
-    return 0;
-}
-
-/* Starts the scheduler on nprocs Ps; at the end, every G has returned and nothing is left. */
-static void start(int nprocs) { ck_assert_int_eq(chan_mpg_start(nprocs), 0); }
-
-static void finish(void)
-{
-    ck_assert_int_eq(chan_mpg_wait(), 0);
-    ck_assert_int_eq(chan_mpg_stop(), 0);
-}
+static int fd_blocked(int fd, short events) { return fd_waiter_queued(fd, events, nap_ms); }
 
 /* Runs body as a G on nprocs Ps, and waits for it and the Gs it started; the process has as
  * many fds after as before (the netpoller's go with chan_mpg_stop). */
@@ -808,24 +724,6 @@ END_TEST
  * longer ready), racing the producer's unparks: every value must arrive once, in order.
  * Unbuffered and buffered, without and with a deadline; the producer a thread or a G.
  */
-struct flap {
-    int rd, wr;
-    _Atomic bool stop;
-    long flips;
-};
-
-static void *flapper(void *arg)
-{
-    struct flap *f = arg;
-    while (!atomic_load(&f->stop)) {
-        put1(f->wr);
-        sched_yield();
-        get1(f->rd);
-        f->flips++;
-    }
-    return NULL;
-}
-
 struct restart {
     int rd;
     chan_t *c;

@@ -21,69 +21,21 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "chan_leak.h"
 #include "chan_time.h"
 #include "chan_trace.h"
 #include "sched/chan_sched_mpg.h"
 
+/* leftovers_reach counts the blocked waiters but not the workers (whose channels are named
+ * "work"). */
+#define LEFTOVERS_IGNORE (&(const struct chan_leak_ignore){.prefix = "work"})
+#include "testleak.h"
+
 /* ---- Helpers --------------------------------------------------------------------------------- */
-
-#define KEY ((uintptr_t)0xa5a5a5a5a5a5a5a5ull)
-static uintptr_t vault[8];
-
-static void keep(int i, const void *p) { vault[i] = (uintptr_t)p ^ KEY; }
-static void *take(int i) { return (void *)(vault[i] ^ KEY); }
 
 static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
 
 /* Keeps a (volatile) local alive to the end of its frame. */
 #define G_USE(x) __asm__ volatile("" : : "r"(x))
-
-/* Waits until at least n waiters are blocked, not counting the workers (whose channels are
- * named "work"). */
-static bool leftovers_reach(int n)
-{
-    struct chan_leak_ignore workers = {.prefix = "work"};
-    for (int i = 0; i < 2000; i++) {
-        if (chan_leftovers(NULL, &workers) >= n)
-            return true;
-        sleep_ms(5);
-    }
-    return false;
-}
-
-static void wait_leftovers(int n)
-{
-    ck_assert_msg(leftovers_reach(n), "fewer than %d waiters ever blocked", n);
-}
-
-/* Overwrites the stack below the caller's frame: the frames of calls made before, whose bytes
- * the frames of later calls (a check's own callers) would otherwise keep in slots they leave
- * unwritten - a conservative check takes those for live copies (chan_leak(3)). */
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    char junk[16384];
-    explicit_bzero(junk, sizeof junk);
-    __asm__ volatile("" : : "r"(junk) : "memory");
-}
-
-/* A leak check as a test makes it: count only, below a scrubbed stack. */
-__attribute__((noinline)) static int count_leaks(const struct chan_leak_ignore *ign)
-{
-    scrub_stack();
-    return chan_leak_check(NULL, ign);
-}
-
-__attribute__((noinline)) static int check_report(char **text)
-{
-    size_t len = 0;
-    scrub_stack();
-    FILE *f = open_memstream(text, &len);
-    ck_assert_ptr_nonnull(f);
-    int n = chan_leak_check(f, NULL);
-    fclose(f);
-    return n;
-}
 
 /* Closes the channel of vault[i], which wakes whoever waits on it, and frees it once they have
  * all returned (chan_mpg_wait). */

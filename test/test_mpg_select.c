@@ -5,27 +5,11 @@
  * (heap bookkeeping), select with send and receive cases, nil cases, chan_free while a G is
  * blocked, and many Gs blocked on one channel. Each test starts its own scheduler.
  */
-#include "testutil.h"
+#include "testmpg.h"
 
 #include <stdatomic.h>
 
 #include "sched/chan_sched_mpg.h"
-
-static atomic_long bad;
-static atomic_int bad_line;
-#define G_CHECK(cond)                                                                              \
-    ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
-#define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
-                  atomic_load(&bad), atomic_load(&bad_line))
-
-static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
-
-static void finish(void)
-{
-    ck_assert_int_eq(chan_mpg_wait(), 0);
-    ck_assert_int_eq(chan_mpg_stop(), 0);
-}
 
 /* ---- Go's prime sieve: a chain of filter Gs ------------------------------------------------- */
 

@@ -8,20 +8,12 @@
  * Each case runs on 2 Ps: one is held by a G blocked in read() or spinning, the other must do
  * the rest. Without the steal these cases hang (Check's time-out).
  */
-#include "testutil.h"
+#include "testmpg.h"
 
 #include <stdatomic.h>
 #include <unistd.h>
 
 #include "sched/chan_sched_mpg.h"
-
-static atomic_long bad;
-static atomic_int bad_line;
-#define G_CHECK(cond)                                                                              \
-    ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
-#define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
-                  atomic_load(&bad), atomic_load(&bad_line))
 
 struct pipe_test {
     int fd[2];

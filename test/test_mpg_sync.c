@@ -6,28 +6,12 @@
  * (chan_group_set_spawn(g, chan_mpg_go)) started from a plain thread and from a G. Each test
  * starts its own scheduler and ends with every G returned.
  */
-#include "testutil.h"
+#include "testmpg.h"
 
 #include <stdatomic.h>
 
 #include "sched/chan_sched_mpg.h"
 #include "sync/chan_sync.h"
-
-static atomic_long bad;
-static atomic_int bad_line;
-#define G_CHECK(cond)                                                                              \
-    ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
-#define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
-                  atomic_load(&bad), atomic_load(&bad_line))
-
-static void go(void (*fn)(void *), void *arg) { ck_assert_int_gt(chan_mpg_go(fn, arg), 0); }
-
-static void finish(void)
-{
-    ck_assert_int_eq(chan_mpg_wait(), 0);
-    ck_assert_int_eq(chan_mpg_stop(), 0);
-}
 
 /* ---- WaitGroup --------------------------------------------------------------------------------- */
 

@@ -10,21 +10,13 @@
  * call, errno when the G comes back on another thread, the deadlock report (none while a G is
  * in a system call), chan_mpg_stop (-EBUSY while one is), calls outside a G, the thread limit.
  */
-#include "testutil.h"
+#include "testmpg.h"
 
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "sched/chan_sched_mpg.h"
-
-static atomic_long bad;
-static atomic_int bad_line;
-#define G_CHECK(cond)                                                                              \
-    ((cond) ? (void)0 : (void)(atomic_fetch_add(&bad, 1), atomic_store(&bad_line, __LINE__)))
-#define NO_BAD()                                                                                   \
-    ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
-                  atomic_load(&bad), atomic_load(&bad_line))
 
 /* A nanosleep that the caller may wrap in enter/exit (it blocks the thread). */
 static void nap_ns(int64_t ns) { sleep_ns(ns); }

@@ -26,16 +26,6 @@
 
 #define OK_UNSET 0xA5u /* sentinel byte in every case's ok before a select */
 
-/* Sanitized builds run 5-15x slower: scale the heavy loops down there. */
-static int scaled(int plain, int sanitized) { return under_sanitizer() ? sanitized : plain; }
-
-static chan_t *mk(size_t elemsize, size_t cap)
-{
-    chan_t *c = chan_make(elemsize, cap);
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
 static void freec(chan_t *c) { ck_assert_int_eq(chan_free(c), 0); }
 
 static void put_int(chan_t *c, int v) { ck_assert_int_eq(chan_trysend(c, &v), 0); }
@@ -218,16 +208,6 @@ static void *close_thread(void *p)
 }
 
 /* ---- Fairness -------------------------------------------------------------------------------- */
-
-/* Pearson's statistic of counts against a uniform spread: asymptotically chi-square with k - 1
- * degrees of freedom (here every expected count is 5000 or more). */
-static double chi_square(const long *cnt, int k, long total)
-{
-    double e = (double)total / k, x = 0;
-    for (int i = 0; i < k; i++)
-        x += ((double)cnt[i] - e) * ((double)cnt[i] - e) / e;
-    return x;
-}
 
 /*
  * Go: TestSelectFairness. Four always-ready cases (two receives from buffers kept full, two sends

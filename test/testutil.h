@@ -37,6 +37,49 @@ static inline void sleep_ns(int64_t ns)
 
 static inline void sleep_ms(int64_t ms) { sleep_ns(ms * MS); }
 
+/* A loop's length for this build: sanitized builds run 5-15x slower, so the heavy loops run
+ * shorter there (sanitized) than in the plain build (plain). */
+static inline int scaled(int plain, int sanitized) { return under_sanitizer() ? sanitized : plain; }
+
+/* chan_make, or fail the test: for the many tests whose subject is not chan_make itself. */
+static inline chan_t *mk(size_t elemsize, size_t cap)
+{
+    chan_t *c = chan_make(elemsize, cap);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+/* The three ways to run a select, behind one signature, so that a test can make the same
+ * checks with each: sel_block (chan_select), sel_try (chan_tryselect) and sel_until
+ * (chan_select_until, deadline d; the other two ignore d). */
+static inline int sel_block(struct chan_case *cs, size_t n, int64_t d)
+{
+    (void)d;
+    return chan_select(cs, n);
+}
+
+static inline int sel_try(struct chan_case *cs, size_t n, int64_t d)
+{
+    (void)d;
+    return chan_tryselect(cs, n);
+}
+
+static inline int sel_until(struct chan_case *cs, size_t n, int64_t d)
+{
+    return chan_select_until(cs, n, d);
+}
+
+/* Pearson's statistic of k counts against a uniform spread of total: asymptotically
+ * chi-square with k - 1 degrees of freedom (the fairness tests keep every expected count at
+ * 5000 or more, where that holds well). */
+static inline double chi_square(const long *cnt, int k, long total)
+{
+    double e = (double)total / k, x = 0;
+    for (int i = 0; i < k; i++)
+        x += ((double)cnt[i] - e) * ((double)cnt[i] - e) / e;
+    return x;
+}
+
 /* Start a thread or fail the test. */
 static inline pthread_t spawn(void *(*fn)(void *), void *arg)
 {
@@ -98,7 +141,6 @@ static inline int blocked_receivers_at_least(chan_t *c, size_t n)
         suite_add_tcase((suite), tc_);                                                             \
     } while (0)
 
-/* Runs a suite in fork mode and returns the process exit status. */
 /* What a passing test makes the library print to stderr on purpose (a deadlock report, say) is
  * caught, not shown among the results where it would read like a failure: between
  * stderr_capture_begin() and stderr_capture_end(), stderr goes to a temporary file, whose text
@@ -125,6 +167,7 @@ static inline void stderr_capture_end(FILE *f, int saved, char *buf, size_t size
     fclose(f);
 }
 
+/* Runs a suite in fork mode and returns the process exit status. */
 static inline int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

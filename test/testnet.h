@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/* testnet.h - helpers for the suites of chan_io.h (test_io.c on threads, test_mpg_io.c on Gs):
+ * pipes and sockets over 127.0.0.1, one-byte traffic, the process's open fds. Header-only; apart
+ * from testutil.h because it needs the socket headers and chan_io.h, which the other suites do
+ * not. */
+#ifndef TESTNET_H
+#define TESTNET_H
+
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chan_io.h"
+
+/* How many fds the process has open (the entries of /proc/self/fd, the directory's own fd and
+ * "." and ".." included: compare two counts, never one with a number). */
+static inline int nfds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* A pipe (blocking, close-on-exec) or fail the test. */
+static inline void mkpipe(int p[2]) { ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); }
+
+/* A connected pair of TCP sockets over 127.0.0.1 (a, b), made with plain blocking calls, which
+ * over loopback return at once (so a G may call it too); the listener is closed. */
+static inline void tcp_pair(int *a, int *b)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*a, 0);
+    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
+    *b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*b, 0);
+    close(l);
+}
+
+/* A listening socket on 127.0.0.1 at a port the kernel picks, and its address in *sa. */
+static inline int tcp_listener(struct sockaddr_in *sa)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof *sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)sa, sizeof *sa), 0);
+    ck_assert_int_eq(listen(l, 16), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sa, &len), 0);
+    return l;
+}
+
+/* chan_fd_close, or fail the test: closes fd and drops its fd channels. */
+static inline void fdclose(int fd) { ck_assert_int_eq(chan_fd_close(fd), 0); }
+
+/* One byte written to fd, or one read from it, with plain blocking calls. */
+static inline void put1(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
+
+static inline void get1(int fd)
+{
+    char b;
+    ck_assert_int_eq(read(fd, &b, 1), 1);
+}
+
+/* Fills the pipe or socket fd (made non-blocking) until it has no room. */
+static inline void fill(int fd)
+{
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    static char junk[4096];
+    while (write(fd, junk, sizeof junk) > 0) {
+    }
+    ck_assert(errno == EAGAIN);
+}
+
+/* Waits until an operation waits on fd for events - its sudog is queued on the fd channel
+ * (hchan_waiting) - looking every millisecond, 20,000 times at most (then 0). pause_ms makes the
+ * pause: sleep_ms on a thread; on a G a sleep that parks the G (chan_sleep_until), since one
+ * that held its thread could keep the waiter it looks for from running. */
+static inline int fd_waiter_queued(int fd, short events, void (*pause_ms)(int64_t))
+{
+    chan_t *c = chan_fd_chan(fd, events);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < 20000; i++) {
+        if (hchan_waiting(c, CHAN_RECV) >= 1)
+            return 1;
+        pause_ms(1);
+    }
+    return 0;
+}
+
+/* A thread that makes the pipe rd/wr readable and empty again in turn until stop, counting the
+ * flips: what keeps an fd case of a select becoming ready and no longer ready while the select
+ * looks at it (the tests of the select's restart after PARK_IO). */
+struct flap {
+    int rd, wr;
+    _Atomic bool stop;
+    long flips;
+};
+
+static inline void *flapper(void *arg)
+{
+    struct flap *f = arg;
+    while (!atomic_load(&f->stop)) {
+        put1(f->wr);
+        sched_yield();
+        get1(f->rd);
+        f->flips++;
+    }
+    return NULL;
+}
+
+#endif
