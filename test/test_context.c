@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_context.c - the context tree (chan_time.h): cancel propagation, deadlines, values,
  * without-cancel, freeing. ASan's leak checker watches the freeing; timing bounds are loose. */
-#include "testutil.h"
+#include "testgate.h"
 
 #include <stdatomic.h>
 
@@ -855,39 +855,8 @@ START_TEST(ctx_enomem)
 }
 END_TEST
 
-/* A scheduler hook for one thread that holds its woken task back until the test opens a gate:
- * the way an M:N worker leaves a woken task waiting while another task runs. */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool notified, open;
-} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
-
-static void *gate_current(void) { return &gate; }
-
-static int gate_park(void *task, int64_t deadline)
-{
-    (void)task;
-    (void)deadline; /* only used for a select without deadline */
-    pthread_mutex_lock(&gate.mu);
-    while (!(gate.notified && gate.open))
-        pthread_cond_wait(&gate.cv, &gate.mu);
-    gate.notified = false;
-    pthread_mutex_unlock(&gate.mu);
-    return 0;
-}
-
-static void gate_unpark(void *task)
-{
-    (void)task;
-    pthread_mutex_lock(&gate.mu);
-    gate.notified = true;
-    pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
-}
-
-static const struct chan_sched gated_sched = {gate_current, gate_park, gate_unpark};
-
+/* A select on a thread whose scheduler hook is the gate (testgate.h): once woken, it stays
+ * parked until the test opens the gate. */
 struct gated_select {
     chan_ctx_t *ctx;
     chan_t *x;
@@ -919,10 +888,7 @@ START_TEST(ctx_free_while_select_unlinking)
     ck_assert_int_eq(chan_send(g.x, NULL), 0); /* wakes the select through x; it stays parked */
     ck_assert_int_eq(hchan_waiting(done, CHAN_RECV), 1);
     ck_assert_int_eq(chan_ctx_free(g.ctx), 0); /* returns (the test's time-out says otherwise) */
-    pthread_mutex_lock(&gate.mu);
-    gate.open = true;
-    pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
+    open_gate();
     join(th);
     ck_assert_int_eq(g.r, 0);
     ck_assert_int_eq(chan_free(g.x), 0);

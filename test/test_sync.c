@@ -8,7 +8,7 @@
  * queued (testutil.h), never by sleeping; the only sleeps give a wrong implementation the time
  * to show itself.
  */
-#include "testutil.h"
+#include "testgate.h"
 
 #include <stdatomic.h>
 
@@ -238,65 +238,8 @@ END_TEST
 
 /* ---- WaitGroup: reuse before the previous round is over (a gated scheduler) ----------------- */
 
-/* A scheduler hook for one thread that holds its woken task back until the test opens a gate:
- * a waiter that has been released but has not returned yet, deterministically. */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool notified, open;
-} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
-
-static void *gate_current(void) { return &gate; }
-
-static int gate_park(void *task, int64_t deadline)
-{
-    (void)task;
-    (void)deadline; /* used only by waits without a deadline */
-    pthread_mutex_lock(&gate.mu);
-    while (!(gate.notified && gate.open))
-        pthread_cond_wait(&gate.cv, &gate.mu);
-    gate.notified = false;
-    pthread_mutex_unlock(&gate.mu);
-    return 0;
-}
-
-static void gate_unpark(void *task)
-{
-    (void)task;
-    pthread_mutex_lock(&gate.mu);
-    gate.notified = true;
-    pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
-}
-
-static const struct chan_sched gated_sched = {gate_current, gate_park, gate_unpark};
-
-/* Closed, nothing notified: each gated test starts so (they share one process under
- * CK_FORK=no, as make valgrind runs them). */
-static void reset_gate(void)
-{
-    pthread_mutex_lock(&gate.mu);
-    gate.open = gate.notified = false;
-    pthread_mutex_unlock(&gate.mu);
-}
-
-static void open_gate(void)
-{
-    pthread_mutex_lock(&gate.mu);
-    gate.open = true;
-    pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
-}
-
-static int gate_notified(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&gate.mu);
-    bool n = gate.notified;
-    pthread_mutex_unlock(&gate.mu);
-    return n;
-}
-
+/* A waiter on a thread whose scheduler hook is the gate (testgate.h): released, it has not
+ * returned until the test opens the gate. */
 static void *gated_waiter_main(void *p)
 {
     chan_sched_set(&gated_sched);
