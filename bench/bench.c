@@ -55,6 +55,8 @@
 #include <time.h>
 
 #include "chan.h"
+#define PROG "bench"
+#include "benchutil.h" /* die, OK, make, check, sum_to, num */
 #ifdef CHAN_COUNTERS
 #include "seam.h" /* the event counters of the instrumentation build (make MODE=counters) */
 #endif
@@ -71,40 +73,6 @@
 #define POOL_RESULTS_CAP 1024
 #define MAX_ELEM 1024
 #define MAX_THREADS 16
-
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
-    exit(1);
-}
-
-/* Every channel operation of the shapes must succeed; the return is checked, never ignored. */
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        int r_ = (call);                                                                           \
-        if (r_ < 0)                                                                                \
-            die(#call, r_);                                                                        \
-    } while (0)
-
-static chan_t *make(size_t elemsize, size_t cap)
-{
-    chan_t *c = chan_make(elemsize, cap);
-    if (!c)
-        die("chan_make", errno);
-    return c;
-}
-
-static void check(const char *what, uint64_t got, uint64_t want)
-{
-    if (got != want) {
-        fprintf(stderr, "bench: %s: checksum %llu, want %llu\n", what, (unsigned long long)got,
-                (unsigned long long)want);
-        exit(1);
-    }
-}
-
-/* 0 + 1 + ... + (k-1): what a sender of the values 0..k-1 delivers. */
-static uint64_t sum_to(uint64_t k) { return k * (k - 1) / 2; }
 
 /* ---- Placement (hwloc) ----------------------------------------------------------------------- */
 
@@ -959,18 +927,6 @@ static void run(const struct shape *s, size_t cap, uint64_t n, int runs, int64_t
         printf("\n");
         fflush(stdout);
     }
-}
-
-static unsigned long long num(const char *s, const char *what)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') {
-        fprintf(stderr, "bench: bad %s '%s'\n", what, s);
-        exit(2);
-    }
-    return v;
 }
 
 int main(int argc, char **argv)

@@ -88,14 +88,14 @@ bench-scale: bench-deps
 # flags of every program of the tree: the plain build's for `make bench`, which asks for
 # MODE=plain; MODE=counters gives build/counters/bench/bench and bench-mpg, which also print
 # seam.h's event counters per message (bench-history's MODE=counters builds them that way).
-$(O)/bench/bench: bench/bench.c chan.h seam.h $(O)/libchan.a
+$(O)/bench/bench: bench/bench.c bench/benchutil.h chan.h seam.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ bench/bench.c $(O)/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
 
 # The same shapes on Gs: the scheduler's archive first, then libchan's (it uses libchan's hidden
 # helpers, which only the static archive has).
-$(O)/bench/bench-mpg: bench/bench.c chan.h seam.h sched/chan_sched_mpg.h $(O)/libchan_mpg.a \
-  $(O)/libchan.a
+$(O)/bench/bench-mpg: bench/bench.c bench/benchutil.h chan.h seam.h sched/chan_sched_mpg.h \
+  $(O)/libchan_mpg.a $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/bench.c $(O)/libchan_mpg.a $(O)/libchan.a \
 	  $(LDFLAGS) -lhwloc $(LDLIBS_CORE)
@@ -128,12 +128,12 @@ bench-leak:
 	$(BENCH_LEAK_BIN) $(or $(MAX_MB),1024) $(or $(RUNS),5)
 
 # The scaling harness, built as the benchmark harness is (scale-mpg: the gs series on Gs).
-$(SCALE_BIN): bench/scale.c chan.h time/chan_time.h build/plain/libchan.a
+$(SCALE_BIN): bench/scale.c bench/benchutil.h chan.h time/chan_time.h build/plain/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ bench/scale.c build/plain/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
-$(SCALE_MPG_BIN): bench/scale.c chan.h sched/chan_sched_mpg.h build/plain/libchan_mpg.a \
-  build/plain/libchan.a
+$(SCALE_MPG_BIN): bench/scale.c bench/benchutil.h chan.h sched/chan_sched_mpg.h \
+  build/plain/libchan_mpg.a build/plain/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -DBENCH_MPG -o $@ bench/scale.c build/plain/libchan_mpg.a \
 	  build/plain/libchan.a $(LDFLAGS) -lhwloc $(LDLIBS_CORE)

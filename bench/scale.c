@@ -55,6 +55,8 @@
 
 #include "chan.h"
 #include "chan_time.h"
+#define PROG "scale"
+#include "benchutil.h" /* die, OK, make, check, sum_to, num */
 
 #ifdef BENCH_MPG
 #include "sched/chan_sched_mpg.h"
@@ -65,42 +67,12 @@
 
 #define MAX_THREADS 64
 
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "scale: %s: %s\n", what, strerror(err < 0 ? -err : err));
-    exit(1);
-}
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        int r_ = (call);                                                                           \
-        if (r_ < 0)                                                                                \
-            die(#call, r_);                                                                        \
-    } while (0)
-
-static chan_t *make(size_t elemsize, size_t cap)
-{
-    chan_t *c = chan_make(elemsize, cap);
-    if (!c)
-        die("chan_make", errno);
-    return c;
-}
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
         die("malloc", ENOMEM);
     return p;
-}
-
-static void check(const char *what, uint64_t got, uint64_t want)
-{
-    if (got != want) {
-        fprintf(stderr, "scale: %s: checksum %llu, want %llu\n", what, (unsigned long long)got,
-                (unsigned long long)want);
-        exit(1);
-    }
 }
 
 /* ---- The series: set up once per process, run many times, each run returns its ns --------- */
@@ -124,9 +96,6 @@ static void *page_alloc(size_t n)
         die("aligned_alloc", ENOMEM);
     return p;
 }
-
-/* 0 + 1 + ... + (k-1): what a sender of the values 0 .. k-1 delivers. */
-static uint64_t sum_to(uint64_t k) { return k * (k - 1) / 2; }
 
 /* xorshift64: the random indexes of the timers and channels series, cheap beside an operation. */
 static uint64_t rnd(uint64_t *s)
@@ -702,18 +671,6 @@ static const struct series all_series[] = {
 #endif
 
 /* ---- Driver ----------------------------------------------------------------------------------- */
-
-static unsigned long long num(const char *s, const char *what)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') {
-        fprintf(stderr, "scale: bad %s '%s'\n", what, s);
-        exit(2);
-    }
-    return v;
-}
 
 int main(int argc, char **argv)
 {
