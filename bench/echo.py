@@ -25,37 +25,23 @@ import argparse
 import os
 import re
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, build_go, last_line, log, md_table, spread, stats, words  # noqa: E402
+
 SYSTEMS = ["libchan-mpg", "libchan-mpg-bind", "go", "libchan"]
 TITLES = {"libchan-mpg": "libchan+sched (Gs)", "libchan-mpg-bind": "libchan+sched (Gs, Ms bound)",
           "go": "Go (net)", "libchan": "libchan (threads)"}
 THREAD_CAP = 1000
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def build_go(out):
-    go = os.environ.get("GO") or shutil.which("go")
-    if not go:
-        return None, "go not found"
-    env = dict(os.environ, GOPATH=os.path.join(out, "gopath"), GOCACHE=os.path.join(out, "gocache"),
-               GOFLAGS="-mod=mod", GOPROXY="off", GO111MODULE="on", GOTOOLCHAIN="local",
-               GOTELEMETRY="off", CGO_ENABLED="0")
-    exe = os.path.join(out, "go-echo")
-    r = subprocess.run([go, "build", "-o", exe, "."], cwd=os.path.join(ROOT, "bench", "go-echo"),
-                       env=env, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        return None, "go build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-    ver = subprocess.run([go, "version"], env=env, capture_output=True, text=True).stdout.strip()
-    return exe, ver
+def build_go_peer(out):
+    return build_go(os.path.join(ROOT, "bench", "go-echo"), os.path.join(out, "go-echo"), out, 600)
 
 
 def raise_nofile():
@@ -87,7 +73,7 @@ def one_run(server_cmd, load_exe, conns, secs):
             return "load timed out"
         m2 = re.search(r"round_trips=(\d+) seconds=([\d.]+)", r.stdout)
         if r.returncode != 0 or not m2:
-            return "load: exit %d: %s" % (r.returncode, (r.stderr.strip().splitlines() or ["?"])[-1])
+            return "load: exit %d: %s" % (r.returncode, last_line(r.stderr, "?"))
         rate = int(m2.group(1)) / float(m2.group(2))
         # Peak RSS from the kernel's high-water mark, before the kill: wait4's ru_maxrss would
         # count the forked harness's own pages from before the exec.
@@ -105,9 +91,7 @@ def one_run(server_cmd, load_exe, conns, secs):
 
 
 def cell(xs, fmt):
-    if not xs:
-        return "n/a"
-    return "%s [%s-%s]" % (fmt % statistics.median(xs), fmt % min(xs), fmt % max(xs))
+    return spread(stats(xs), lambda v: fmt % v)
 
 
 def main():
@@ -119,12 +103,12 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     secs = float(os.environ.get("SECONDS_PER") or 2)
     runs = int(os.environ.get("RUNS") or 3)
-    conns_list = [int(c) for c in (os.environ.get("CONNS") or "1 100 10000").replace(",", " ").split()]
-    only = set((os.environ.get("SYSTEMS") or "").replace(",", " ").split())
+    conns_list = [int(c) for c in words(os.environ.get("CONNS") or "1 100 10000")]
+    only = set(words(os.environ.get("SYSTEMS")))
     systems = [s for s in SYSTEMS if not only or s in only]
     hard = raise_nofile()
     log("echo.py: RLIMIT_NOFILE raised to %d (hard limit; `ulimit -Hn`)" % hard)
-    go_exe, go_ver = build_go(a.out) if "go" in systems else (None, "")
+    go_exe, go_ver = build_go_peer(a.out) if "go" in systems else (None, "")
     if "go" in systems and not go_exe:
         log("echo.py: Go: %s" % go_ver)
     env = dict(os.environ)
@@ -178,9 +162,7 @@ def main():
             row.append("%.2f" % (statistics.median([v[0] for v in a_]) /
                                  statistics.median([v[0] for v in b_])) if a_ and b_ else "n/a")
         body.append(row)
-    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(r) + " |" for r in body]
-    text = "\n".join(md)
+    text = md_table(head, body, len(head))
     foot = ["", "%d runs of %.1f s per cell, median [min-max]; %s; load: bench/echo.c on Gs, "
             "64-byte messages; libchan (threads) capped at %d connections." %
             (runs, secs, go_ver or "Go n/a", THREAD_CAP)]

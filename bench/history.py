@@ -52,9 +52,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import fmt_ratio, ratio  # noqa: E402  (make bench's driver: ratio(a, b) = a / b of medians)
+from benchlib import (ROOT, cc_version, fields, fmt_ratio, last_line, loadavg,  # noqa: E402
+                      log, md_table, ratio, run_proc, spread, stats, words)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "history")
 
 # Oldest first: before the lock-free ring; the ring; the spin policy fix; end of a session;
@@ -69,10 +69,6 @@ LINE = re.compile(r"^(bench|rss|info) (.*)$")
 # Per message, beside the time: the process's CPU ns and context switches (every harness), and
 # the event counters c.NAME of a MODE=counters build (seam.h).
 PER_MSG = ("cpu", "vcsw", "ivcsw")
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def env_str(name, default):
@@ -101,9 +97,7 @@ def parse_shapes(text):
         s, c = w.split(":")
         defaults.append((s, int(c)))
     out = []
-    for w in re.split(r"[,\s]+", text):
-        if not w:
-            continue
+    for w in words(text):
         if ":" in w:
             s, c = w.split(":", 1)
             try:
@@ -119,13 +113,6 @@ def parse_shapes(text):
             seen.add(p)
             uniq.append(p)
     return uniq
-
-
-def loadavg():
-    try:
-        return "%.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        return "n/a"
 
 
 # ---- Building -----------------------------------------------------------------------------------
@@ -183,18 +170,14 @@ def build(rev, buildlog, cc, system, mode):
 def run_one(exe, shape, cap, n, budget, timeout, raw, label):
     cmd = [exe, shape, str(cap), str(n), "1", str(budget)]
     tag = "# %s %s cap=%d:" % (label, shape, cap)
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raw.append("%s timed out after %d s" % (tag, timeout))
-        return None, "timed out after %d s" % timeout
-    except OSError as e:
-        raw.append("%s %s" % (tag, e))
-        return None, str(e)
+    r, why = run_proc(cmd, timeout)
+    if why:
+        raw.append("%s %s" % (tag, why))
+        return None, why
     raw.append(tag)
     raw.extend(r.stdout.splitlines())
     if r.returncode != 0:
-        err = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+        err = last_line(r.stderr, "exit %d" % r.returncode)
         raw.append("%s exit %d: %s" % (tag, r.returncode, err))
         return None, err
     values = []
@@ -202,7 +185,7 @@ def run_one(exe, shape, cap, n, budget, timeout, raw, label):
         m = LINE.match(line.strip())
         if not m or m.group(1) != "bench":
             continue
-        kv = dict(p.split("=", 1) for p in m.group(2).split() if "=" in p)
+        kv = fields(m.group(2))
         if kv.get("shape") == shape and kv.get("cap") == str(cap) and "value" in kv:
             extra = {}
             for k in kv:
@@ -225,14 +208,8 @@ def fmt(v):
     return "%.0f" % v if v >= 100 else "%.1f" % v
 
 
-def stats_of(vals):
-    if not vals:
-        return None
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
-
-
 def cell(st):
-    return "n/a" if not st else "%s [%s-%s]" % (fmt(st["median"]), fmt(st["min"]), fmt(st["max"]))
+    return spread(st, fmt)
 
 
 def ratio_pairs(revs):
@@ -240,13 +217,6 @@ def ratio_pairs(revs):
     if len(revs) > 2:
         pairs.append((revs[-1], revs[0]))
     return pairs
-
-
-def markdown(head, rows):
-    out = ["| " + " | ".join(head) + " |",
-           "|" + "|".join("---" if i < 1 else "---:" for i in range(len(head))) + "|"]
-    out.extend("| " + " | ".join(r) + " |" for r in rows)
-    return "\n".join(out)
 
 
 def main():
@@ -266,7 +236,7 @@ def main():
         sys.exit("history.py: nothing to do (REVS, SHAPES, ROUNDS, N or BUDGET_MS)")
 
     os.makedirs(OUT, exist_ok=True)
-    load_start = loadavg()
+    load_start = " ".join(loadavg())
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
     # Resolve every revision first: a name that is not a commit stops here, before any work.
@@ -318,7 +288,7 @@ def main():
                     log("[%d/%d] round %d %s cap=%d %s: %s ns/msg" %
                         (done, total, rnd + 1, shape, cap, rev["label"], fmt(v[0])))
 
-    load_end = loadavg()
+    load_end = " ".join(loadavg())
     elapsed = time.time() - t_start
 
     # Tables.
@@ -329,13 +299,13 @@ def main():
         (["last/first (%s/%s)" % pairs[-1]] if len(labels) > 2 else [])
     rows, csv_rows = [], []
     for shape, cap in shapes:
-        st = {l: stats_of(values[(l, shape, cap)]) for l in labels}
+        st = {l: stats(values[(l, shape, cap)]) for l in labels}
         rs = [ratio(st[a], st[b]) for a, b in pairs]
         rows.append([shape, str(cap)] + [cell(st[l]) for l in labels] + [fmt_ratio(r) for r in rs])
         line = [shape, cap]
         for l in labels:
             s = st[l]
-            line += ["%.2f" % s["median"], "%.2f" % s["min"], "%.2f" % s["max"], s["n"]] if s \
+            line += ["%.2f" % s["median"], "%.2f" % s["min"], "%.2f" % s["max"], s["runs"]] if s \
                 else ["", "", "", 0]
         line += ["%.4f" % r if r is not None else "" for r in rs]
         csv_rows.append(line)
@@ -362,9 +332,7 @@ def main():
 
     header = ["# libchan per-change benchmark (bench/history.py)", "",
               "- date: %s; host %s, %d CPUs; %s" % (date, socket.gethostname(), os.cpu_count() or 0,
-                                                  (subprocess.run([cc, "--version"],
-                                                                  capture_output=True, text=True)
-                                                   .stdout.splitlines() or ["cc ?"])[0]),
+                                                  cc_version(cc)),
               "- load average (1, 5, 15 min): %s at start, %s at end (the end counts this "
               "run's own threads)" % (load_start, load_end),
               "- ROUNDS=%d N=%d BUDGET_MS=%d: one process and one timed run per revision, shape "
@@ -374,7 +342,7 @@ def main():
               "build/%s/%slibchan.a (make lib MODE=%s); system %s" %
               (git("rev-parse", "--short", "HEAD") or "?",
                ", modified in the work tree" if git("status", "--porcelain", "--",
-                                                     "bench/bench.c") else "",
+                                                     "bench/bench.c", "bench/benchutil.h") else "",
                mode, "libchan_mpg.a and " if system == "libchan-mpg" else "", mode, system),
               "- took %d min %02d s" % (elapsed // 60, elapsed % 60)]
     if os.environ.get("PLACE"):
@@ -396,8 +364,8 @@ def main():
                    "ivcsw = its voluntary and involuntary context switches%s.\n\n" %
                    ("; c.NAME = seam.h's event counters (MODE=counters)" if mode == "counters"
                     else "") +
-                   markdown(["shape", "cap", "per message"] + labels, crows) + "\n")
-    table = "\n".join(header) + markdown(head, rows) + "\n" + per_msg + "\n".join(footer) + \
+                   md_table(["shape", "cap", "per message"] + labels, crows, 1) + "\n")
+    table = "\n".join(header) + md_table(head, rows, 1) + "\n" + per_msg + "\n".join(footer) + \
         ("\n" if footer else "")
 
     with open(os.path.join(OUT, "table.md"), "w") as f:

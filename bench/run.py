@@ -32,12 +32,16 @@ import datetime
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (ROOT, build_go, cc_version, fields, fmt_ratio, last_line, log,  # noqa: E402
+                      loadavg, machine, md_table, ratio, run_proc, sh, spread, stats,
+                      text_table, update_md, words)
+
 SYSTEMS = ["libchan", "libchan-mpg", "go", "crossbeam"]
 TITLES = {"libchan": "libchan", "libchan-mpg": "libchan+sched", "go": "Go", "crossbeam": "crossbeam"}
 # The ratio columns (table and CSV): (system, peer).
@@ -68,42 +72,10 @@ SHAPE_SYSTEMS = {"goroutines": ["libchan", "libchan-mpg", "go"]}
 UNITS = {"idle_cpu": "%cpu", "goroutines": "ns/G"}
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def sh(cmd, **kw):
-    """Output of a command, or None when it cannot run or fails."""
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
-def words(v):
-    return [w for w in re.split(r"[,\s]+", v or "") if w]
-
-
 # ---- Building the peers ------------------------------------------------------------------------
 
-def build_go(out):
-    go = os.environ.get("GO") or shutil.which("go")
-    if not go:
-        return None, "go not found"
-    env = dict(os.environ, GOPATH=os.path.join(out, "gopath"), GOCACHE=os.path.join(out, "gocache"),
-               GOFLAGS="-mod=mod", GOPROXY="off", GO111MODULE="on", GOTOOLCHAIN="local",
-               GOTELEMETRY="off", CGO_ENABLED="0")
-    exe = os.path.join(out, "bench-go")
-    try:
-        r = subprocess.run([go, "build", "-o", exe, "."], cwd=os.path.join(ROOT, "bench", "go"),
-                           env=env, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, "go build: %s" % e
-    if r.returncode != 0:
-        return None, "go build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-    ver = sh([go, "version"], env=env) or "go ?"
-    return exe, ver
+def build_go_peer(out):
+    return build_go(os.path.join(ROOT, "bench", "go"), os.path.join(out, "bench-go"), out, 600)
 
 
 def build_rust(out):
@@ -122,7 +94,7 @@ def build_rust(out):
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, "cargo build: %s" % e
     if r.returncode != 0:
-        return None, "cargo build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+        return None, "cargo build failed: " + last_line(r.stderr, "?")
     exe = os.path.join(target, "release", "bench-crossbeam")
     rustc = sh([cargo, "--version"]) or "cargo ?"
     rustc_dir = os.path.dirname(cargo)
@@ -177,7 +149,7 @@ def parse(text):
         m = LINE.match(line.strip())
         if not m:
             continue
-        kv = dict(p.split("=", 1) for p in m.group(2).split() if "=" in p)
+        kv = fields(m.group(2))
         if m.group(1) == "bench":
             runs.append((int(kv["n"]), float(kv["value"]), kv.get("unit", "ns/msg"),
                          float(kv.get("cpu", "nan")), float(kv.get("vcsw", "nan")),
@@ -193,17 +165,13 @@ def run_one(system, exe, shape, cap, args, env, affinity, timeout, raw):
     """One process: (runs, rss, info) parsed from its lines, and None; or None and the error."""
     cmd = [exe, shape, str(cap)] + args
     pre = (lambda: os.sched_setaffinity(0, affinity)) if affinity else None
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                           preexec_fn=pre)
-    except subprocess.TimeoutExpired as e:
-        raw.append("# %s %s cap=%d: timed out after %d s" % (system, shape, cap, timeout))
-        return None, "timed out after %d s" % timeout
-    except OSError as e:
-        return None, str(e)
+    r, why = run_proc(cmd, timeout, env=env, preexec_fn=pre)
+    if why:
+        raw.append("# %s %s cap=%d: %s" % (system, shape, cap, why))
+        return None, why
     raw.extend(r.stdout.splitlines())
     if r.returncode != 0:
-        err = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+        err = last_line(r.stderr, "exit %d" % r.returncode)
         raw.append("# %s %s cap=%d: exit %d: %s" % (system, shape, cap, r.returncode, err))
         return None, "exit %d: %s" % (r.returncode, err)
     return parse(r.stdout), None
@@ -217,27 +185,15 @@ def fmt(v, unit):
     return "%.0f" % v if v >= 100 else "%.1f" % v
 
 
-def cell(stats, unit, system=None, shape=None):
+def cell(st, unit, system=None, shape=None):
     if not runs_shape(system, shape):
         return "-"
-    if not stats:
-        return "n/a"
-    return "%s [%s-%s]" % (fmt(stats["median"], unit), fmt(stats["min"], unit), fmt(stats["max"], unit))
+    return spread(st, lambda v: fmt(v, unit))
 
 
 def runs_shape(system, shape):
     """Whether a system runs a shape at all (a "-" cell when not, rather than n/a)."""
     return system is None or system in SHAPE_SYSTEMS.get(shape, SYSTEMS)
-
-
-def ratio(a, b):
-    if not a or not b or not b["median"]:
-        return None
-    return a["median"] / b["median"]
-
-
-def fmt_ratio(r):
-    return "n/a" if r is None else "%.2f" % r
 
 
 def table_rows(rows):
@@ -311,18 +267,6 @@ def cold_rows(rows):
     return head, body
 
 
-def text_table(head, body):
-    w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r))
-    return "\n".join([line(head), "  ".join("-" * x for x in w)] + [line(r) for r in body])
-
-
-def md_table(head, body):
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in body]
-    return "\n".join(out)
-
-
 def chart(rows, out, title):
     gnuplot = shutil.which("gnuplot")
     if not gnuplot:
@@ -377,17 +321,6 @@ plot %s
     return None
 
 
-def update_md(md_path, out):
-    table = open(os.path.join(out, "table.md")).read()
-    text = open(md_path).read()
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-    if begin not in text or end not in text:
-        sys.exit("run.py: %s has no %s ... %s markers" % (md_path, begin, end))
-    a, b = text.index(begin) + len(begin), text.index(end)
-    open(md_path, "w").write(text[:a] + "\n" + table.rstrip() + "\n" + text[b:])
-    log("run.py: %s updated from %s" % (md_path, os.path.join(out, "table.md")))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--libchan", default=os.path.join(ROOT, "build", "plain", "bench", "bench"),
@@ -402,7 +335,7 @@ def main():
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     if a.update_md:
-        update_md(a.update_md, out)
+        update_md(a.update_md, os.path.join(out, "table.md"), "bench", "run.py")
         return 0
 
     n = int(os.environ.get("N") or 1000000)
@@ -420,7 +353,7 @@ def main():
     if unknown:
         sys.exit("run.py: unknown SYSTEMS %s (known: %s)" % (" ".join(sorted(unknown)), " ".join(SYSTEMS)))
     start = datetime.datetime.now()
-    load0 = open("/proc/loadavg").read().split()[:3]
+    load0 = loadavg()
 
     # The four programs; a missing one is a column of n/a.
     exes, versions, problems = {}, {}, []
@@ -430,7 +363,7 @@ def main():
                 exes[system] = exe
             else:
                 problems.append("%s: %s not built" % (TITLES[system], exe))
-    for system, build in (("go", build_go), ("crossbeam", build_rust)):
+    for system, build in (("go", build_go_peer), ("crossbeam", build_rust)):
         if system in only_systems:
             log("run.py: building the %s peer ..." % TITLES[system])
             exe, v = build(out)
@@ -451,13 +384,10 @@ def main():
         else:
             problems.append("placement: hwloc-calc gave no CPU sets; the peers are not placed")
 
-    machine = "%s, %s, %d CPUs, %s" % (
-        socket.gethostname(),
-        (re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()) or [None, "?"])[1],
-        os.cpu_count() or 0, "Linux " + os.uname().release)
+    host = machine()
     topo = sh(["lstopo-no-graphics", "--no-io", "--of", "console"]) or "(lstopo-no-graphics not available)"
     hwloc_v = sh(["hwloc-calc", "--version"]) or "hwloc ?"
-    cc_v = (sh([os.environ.get("CC") or "gcc", "--version"]) or "cc ?").splitlines()[0]
+    cc_v = cc_version(os.environ.get("CC") or "gcc")
 
     rows, raw, rss, infos = [], [], {s: 0 for s in SYSTEMS}, {s: {} for s in SYSTEMS}
     args = [str(n), "1", str(budget)]  # one timed run per process: see the interleaving below
@@ -510,12 +440,10 @@ def main():
                     continue
                 xs = [v[1] for v in vals]
                 gb = [v[5] for v in vals if v[5] is not None]
-                row["stats"][system] = {"median": statistics.median(xs), "min": min(xs),
-                                        "max": max(xs), "n": max(v[0] for v in vals),
-                                        "runs": len(xs), "rss": prss[system],
-                                        "cpu": statistics.median(v[3] for v in vals),
-                                        "vcsw": statistics.median(v[4] for v in vals),
-                                        "bytes_per_g": statistics.median(gb) if gb else None}
+                row["stats"][system] = dict(stats(xs), n=max(v[0] for v in vals), rss=prss[system],
+                                            cpu=statistics.median(v[3] for v in vals),
+                                            vcsw=statistics.median(v[4] for v in vals),
+                                            bytes_per_g=statistics.median(gb) if gb else None)
                 rss[system] = max(rss[system], prss[system])
                 cold = ""
                 if colds[system]:
@@ -531,7 +459,7 @@ def main():
                     row["stats"][system]["n"], cold))
             rows.append(row)
     elapsed = (datetime.datetime.now() - start).total_seconds()
-    load1 = open("/proc/loadavg").read().split()[:3]
+    load1 = loadavg()
 
     if "libchan" in exes or "libchan-mpg" in exes:
         # the tree the library was built from: the commit, and whether its sources differ from it
@@ -550,7 +478,7 @@ def main():
                 mi.get("version", "?"), tree, mi.get("nprocs", "?"))
     header = [
         "libchan benchmark, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M %Z").strip(), elapsed),
-        "machine: " + machine,
+        "machine: " + host,
         "load average (1/5/15 min) at start %s, at end %s (other work on the machine disturbs "
         "every figure)" % ("/".join(load0), "/".join(load1)),
         "placement: PLACE=%s%s" % (place, "" if place == "none" else
@@ -567,15 +495,15 @@ def main():
         "topology (hwloc):",
     ] + ["  " + l for l in topo.splitlines()]
     head, body = table_rows(rows)
-    table = text_table(head, body)
+    table = text_table(head, body, 2)
     chead, cbody = cost_rows(rows)
-    ctable = text_table(chead, cbody)
+    ctable = text_table(chead, cbody, 2)
     ghead, gbody = gs_rows(rows)
-    gtable = text_table(ghead, gbody) if gbody else None
+    gtable = text_table(ghead, gbody, 2) if gbody else None
     gtitle = ("memory per parked G (bytes: the rise of the peak RSS, VmHWM, over the RSS before the "
               "first spawn, per G, in a fresh process; medians):")
     khead, kbody = cold_rows(rows)
-    ktable = text_table(khead, kbody) if kbody else ""
+    ktable = text_table(khead, kbody, 2) if kbody else ""
     cold_title = ("cold start (a fresh process, no warm-up, %d messages per run; cold: its first "
                   "run, median over the rounds; cold/warm: median over the rounds of that first "
                   "run over the median of the two after it in the same process)" % cold_n)
@@ -635,17 +563,17 @@ def main():
                 c = r.get("cold", {}).get(s)
                 vals += ["%.4f" % c["median"], "%.4f" % c["ratio"]] if c else ["", ""]
             f.write(",".join(vals) + "\n")
-    md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), machine), "",
-          "```"] + header[2:] + ["```", "", md_table(head, body), ""] + \
-         ([gtitle[0].upper() + gtitle[1:], "", md_table(ghead, gbody), ""] if gtable else []) + \
+    md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), host), "",
+          "```"] + header[2:] + ["```", "", md_table(head, body, 2), ""] + \
+         ([gtitle[0].upper() + gtitle[1:], "", md_table(ghead, gbody, 2), ""] if gtable else []) + \
          [rss_line + ".", "",
                                  nline + " (%s)." % order, "",
                                  "Where the time goes (medians; CPU: the whole process's user+system "
                                  "time per message, spinning included; sleeps: voluntary context "
                                  "switches per message, i.e. blocking in the kernel such as a futex "
-                                 "wait; sched_yield does not count):", "", md_table(chead, cbody)]
+                                 "wait; sched_yield does not count):", "", md_table(chead, cbody, 2)]
     if kbody:
-        md += ["", cold_title[0].upper() + cold_title[1:] + ":", "", md_table(khead, kbody)]
+        md += ["", cold_title[0].upper() + cold_title[1:] + ":", "", md_table(khead, kbody, 2)]
     md += [""] + ["n/a: " + p for p in problems]
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(md) + "\n")

@@ -25,13 +25,14 @@ import datetime
 import os
 import re
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (ROOT, build_go, fields, last_line, loadavg, log, machine,  # noqa: E402
+                      md_table, run_proc, spread, stats, text_table, update_md, words)
+
 TEN = [10, 100, 1000, 10000, 100000, 1000000]
 SIZES = [8, 64, 512, 4096, 32768, 65535]
 CASES = [1, 4, 16, 64, 256, 1024, 4096]
@@ -66,27 +67,8 @@ HEAVY_S = 5  # a point whose process takes longer than this (seconds) runs in th
 TITLES = {"libchan": "libchan", "libchan-mpg": "libchan+sched", "go": "Go", "floor": "floor"}
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def words(v):
-    return [w for w in re.split(r"[,\s]+", v or "") if w]
-
-
-def sh(cmd, **kw):
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
-def build_go(out, cases):
+def build_go_peer(out, cases):
     """Go's peer, with a select statement of each X in cases generated beside it."""
-    go = os.environ.get("GO") or shutil.which("go")
-    if not go:
-        return None, "go not found"
     src = os.path.join(out, "go-scale-src")
     os.makedirs(src, exist_ok=True)
     for f in ("main.go", "go.mod"):
@@ -100,18 +82,7 @@ def build_go(out, cases):
                 f.write("\t\tcase v := <-cs[%d]:\n\t\t\treturn %d, v\n" % (i, i))
             f.write("\t\t}\n\t}\n")
         f.write("}\n")
-    env = dict(os.environ, GOPATH=os.path.join(out, "gopath"), GOCACHE=os.path.join(out, "gocache"),
-               GOFLAGS="-mod=mod", GOPROXY="off", GO111MODULE="on", GOTOOLCHAIN="local",
-               GOTELEMETRY="off", CGO_ENABLED="0")
-    exe = os.path.join(out, "scale-go")
-    try:
-        r = subprocess.run([go, "build", "-o", exe, "."], cwd=src, env=env, capture_output=True,
-                           text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, "go build: %s" % e
-    if r.returncode != 0:
-        return None, "go build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-    return exe, sh([go, "version"], env=env) or "go ?"
+    return build_go(src, os.path.join(out, "scale-go"), out, 900)
 
 
 LINE = re.compile(r"^scale (.*)$")
@@ -119,26 +90,22 @@ LINE = re.compile(r"^scale (.*)$")
 
 def run_one(exe, series, x, budget, timeout, raw):
     cmd = [exe, series, str(x), "1", str(budget)]
-    try:
-        t0 = time.time()
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        raw.append("# %s: %.1f s" % (" ".join(cmd), time.time() - t0))
-    except subprocess.TimeoutExpired:
-        raw.append("# %s: timed out after %d s" % (" ".join(cmd), timeout))
-        return None, "timed out after %d s" % timeout
-    except OSError as e:
-        return None, str(e)
+    t0 = time.time()
+    r, why = run_proc(cmd, timeout)
+    if why:
+        raw.append("# %s: %s" % (" ".join(cmd), why))
+        return None, why
+    raw.append("# %s: %.1f s" % (" ".join(cmd), time.time() - t0))
     raw.extend(r.stdout.splitlines())
     if r.returncode != 0:
-        err = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+        err = last_line(r.stderr, "exit %d" % r.returncode)
         raw.append("# %s: exit %d: %s" % (" ".join(cmd), r.returncode, err))
         return None, "exit %d: %s" % (r.returncode, err)
     vals = []
     for line in r.stdout.splitlines():
         m = LINE.match(line.strip())
         if m:
-            kv = dict(p.split("=", 1) for p in m.group(1).split() if "=" in p)
-            vals.append(float(kv["value"]))
+            vals.append(float(fields(m.group(1))["value"]))
     return (vals, None) if vals else (None, "no result line")
 
 
@@ -153,27 +120,9 @@ def fmt(v):
 
 
 def cell(st):
-    if not st:
-        return "n/a"
-    if st["runs"] == 1:
+    if st and st["runs"] == 1:
         return "%s (1 run)" % fmt(st["median"])
-    return "%s [%s-%s]" % (fmt(st["median"]), fmt(st["min"]), fmt(st["max"]))
-
-
-def stats(xs):
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)} \
-        if xs else None
-
-
-def update_md(md_path, out):
-    table = open(os.path.join(out, "scale.md")).read()
-    text = open(md_path).read()
-    begin, end = "<!-- scale:begin -->", "<!-- scale:end -->"
-    if begin not in text or end not in text:
-        sys.exit("scale.py: %s has no %s ... %s markers" % (md_path, begin, end))
-    a, b = text.index(begin) + len(begin), text.index(end)
-    open(md_path, "w").write(text[:a] + "\n" + table.rstrip() + "\n" + text[b:])
-    log("scale.py: %s updated from %s" % (md_path, os.path.join(out, "scale.md")))
+    return spread(st, fmt)
 
 
 def main():
@@ -187,7 +136,7 @@ def main():
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     if a.update_md:
-        update_md(a.update_md, out)
+        update_md(a.update_md, os.path.join(out, "scale.md"), "scale", "scale.py")
         return 0
 
     rounds = int(os.environ.get("ROUNDS") or 3)
@@ -200,7 +149,7 @@ def main():
         sys.exit("scale.py: SCALE=%s names no series (known: %s)" % (
             " ".join(want), " ".join(s[0] for s in SERIES)))
     start = datetime.datetime.now()
-    load0 = open("/proc/loadavg").read().split()[:3]
+    load0 = loadavg()
 
     exes, problems = {}, []
     for system, exe in (("libchan", a.scale), ("libchan-mpg", a.scale_mpg)):
@@ -212,7 +161,7 @@ def main():
         exes["floor"] = exes["libchan"]
     cases = sorted({x for s in series if s[0].startswith("select") for x in s[1]})
     log("scale.py: building Go's peer ...")
-    go_exe, go_v = build_go(out, cases)
+    go_exe, go_v = build_go_peer(out, cases)
     if go_exe:
         exes["go"] = go_exe
     else:
@@ -250,7 +199,7 @@ def main():
             got[job].extend(vals)
             if r == rounds - 1 or job in heavy:
                 log("scale.py: %-11s %-13s x=%-7d %s" % (system, name, x, cell(stats(got[job]))))
-    load1 = open("/proc/loadavg").read().split()[:3]
+    load1 = loadavg()
     elapsed = (datetime.datetime.now() - start).total_seconds()
 
     head = ["series", "X", "libchan ns/op", "libchan+sched ns/op", "Go ns/op", "libchan/Go", "floor ns/op"]
@@ -278,19 +227,13 @@ def main():
                                                                   "%.2f" % fl if fl else ""])
     header = [
         "libchan scaling run, %s, %.0f s" % (start.strftime("%Y-%m-%d %H:%M"), elapsed),
-        "machine: %s, %s, %d CPUs, Linux %s" % (
-            socket.gethostname(),
-            (re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()) or [None, "?"])[1],
-            os.cpu_count() or 0, os.uname().release),
+        "machine: " + machine(),
         "load average (1/5/15 min) at start %s, at end %s" % ("/".join(load0), "/".join(load1)),
         "ROUNDS=%d (one process per point, system and round), BUDGET_MS=%d per timed run; cells: "
         "median [min-max] ns per operation; %s" % (rounds, budget, go_v if go_exe else "Go n/a"),
     ]
     md = ["Run of %s on %s." % (start.strftime("%Y-%m-%d %H:%M"), header[1][len("machine: "):]), "",
-          "```"] + header[2:] + ["```", "",
-                                 "| " + " | ".join(head) + " |",
-                                 "|---|---:|---:|---:|---:|---:|---:|"]
-    md += ["| " + " | ".join(r) + " |" for r in body]
+          "```"] + header[2:] + ["```", "", md_table(head, body, 1)]
     md += [""] + ["n/a: " + p for p in problems]
     with open(os.path.join(out, "scale.md"), "w") as f:
         f.write("\n".join(md) + "\n")
@@ -301,9 +244,7 @@ def main():
                          ["libchan_over_go", "floor_ns_per_op"]) + "\n")
         for row in csv:
             f.write(",".join(row) + "\n")
-    w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    text = "\n".join("  ".join(c.ljust(w[i]) if i < 1 else c.rjust(w[i]) for i, c in enumerate(r))
-                     for r in [head] + body)
+    text = text_table(head, body, 1, rule=False)
     print("\n".join(header) + "\n\n" + text)
     for p in problems:
         print("n/a: " + p)
