@@ -582,6 +582,46 @@ START_TEST(test_select_leak_and_filters)
 }
 END_TEST
 
+/* A select whose other case is a nil channel (Go's way to switch a case off) is a select all
+ * the same: Go's dump and chan_mpg_wait's report say "select", and so do these reports. */
+static void *select_with_nil_case(void *arg)
+{
+    (void)arg;
+    chan_t *a = receive_given();
+    int v = 0;
+    struct chan_case cs[] = {chan_case_recv(a, &v), chan_case_send(NULL, &v)};
+    chan_select(cs, 2);
+    return NULL;
+}
+
+__attribute__((noinline)) static pthread_t block_in_select_with_nil_case(void)
+{
+    chan_t *a = chan_make(sizeof(int), 0);
+    keep(0, a);
+    pthread_t t = spawn(select_with_nil_case, NULL);
+    give(a);
+    return t;
+}
+
+START_TEST(test_select_with_nil_case_reads_select)
+{
+    chan_dump_enable();
+    pthread_t t = block_in_select_with_nil_case();
+    wait_leftovers(1);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 1);
+    ck_assert_msg(strstr(text, " [select, ") && strstr(text, "receives (select)"), "%s", text);
+    free(text);
+    ck_assert_int_eq(leftovers_report(&text, NULL), 1);
+    ck_assert_msg(strstr(text, " [select, "), "%s", text);
+    free(text);
+    chan_t *a = take(0);
+    chan_close(a);
+    join(t);
+    ck_assert_int_eq(chan_free(a), 0);
+}
+END_TEST
+
 START_TEST(test_registry_off_is_enodev)
 {
     ck_assert_int_eq(chan_leftovers(NULL, NULL), -ENODEV);
@@ -746,6 +786,7 @@ int main(void)
     ADD_TEST(s, test_buffer_keeps_alive, 60);
     ADD_TEST(s, test_fixed_point_through_a_waiter, 60);
     ADD_TEST(s, test_select_leak_and_filters, 60);
+    ADD_TEST(s, test_select_with_nil_case_reads_select, 60);
     ADD_TEST(s, test_fd_wait_is_no_leak, 60);
     ADD_TEST(s, test_signal_channel_keeps_alive, 60);
     ADD_TEST(s, test_registry_off_is_enodev, 30);

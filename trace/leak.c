@@ -87,6 +87,7 @@ struct lwaiter {
     int32_t task;               /* index in scan.tasks, or -1: unknown */
     uint32_t first, n;          /* its channels: scan.wchans[first, first + n) */
     uint32_t ncases;            /* its sudogs (a select names a channel once per case) */
+    bool select;                /* a chan_select, however many of its cases are nil */
     const struct sudog *sudogs; /* where they are */
     int32_t tid;                /* from the tracer's notes (0: unknown) */
     int64_t since;              /* 0: unknown (blocked before the registry was on) */
@@ -205,6 +206,7 @@ static void add_waiter(const struct waiter *w, void *arg)
                            .task = -1,
                            .first = (uint32_t)s->wchans.n,
                            .ncases = w->nsudog,
+                           .select = w->why == WAIT_SELECT,
                            .sudogs = w->sudogs,
                            .tid = w->t.tid,
                            .since = w->t.since,
@@ -899,7 +901,7 @@ static const char *state_of(const struct scan *s, const struct lwaiter *w)
 {
     if (w->n == 0)
         return "select (no cases) or nil chan";
-    if (w->ncases > 1)
+    if (w->select) /* as Go's dump and chan_mpg_wait's report: a nil case does not count */
         return "select";
     return wchan_at(s, w, 0)->send ? "chan send" : "chan receive";
 }
@@ -1010,7 +1012,7 @@ static void print_waiters_on(FILE *out, const struct scan *s, uint32_t c)
         }
         fputs(k ? ", " : " ", out);
         print_who(out, s, w);
-        fprintf(out, " %s%s", send ? "sends" : "receives", w->ncases > 1 ? " (select)" : "");
+        fprintf(out, " %s%s", send ? "sends" : "receives", w->select ? " (select)" : "");
     }
     if (lc->nwaiters == 0)
         fputs(" nobody", out);
@@ -1063,8 +1065,8 @@ static void trace_leaks(const struct scan *s, const uint32_t *v, size_t n)
         const struct ltask *t = task_of(s, w);
         const struct wchan *wc = w->n ? wchan_at(s, w, 0) : NULL;
         const struct lchan *lc = wc && wc->chan >= 0 ? vec_at(&s->chans, (size_t)wc->chan) : NULL;
-        trace_leak(lc ? (const void *)lc->addr : NULL, wc && wc->send, w->ncases > 1,
-                   t->kind == T_G, t->id, w->since ? s->now - w->since : 0);
+        trace_leak(lc ? (const void *)lc->addr : NULL, wc && wc->send, w->select, t->kind == T_G,
+                   t->id, w->since ? s->now - w->since : 0);
     }
 }
 
