@@ -778,7 +778,7 @@ static void restart_run(int cap, long n, int until_ms, bool g_producer)
     struct flap f = {.rd = p[0], .wr = p[1]};
     struct restart r = {
         .rd = p[0], .c = chan_make(sizeof(long), (size_t)cap), .n = n, .until_ms = until_ms};
-    pthread_t tf = spawn(flapper, &f), tp = 0;
+    pthread_t tf = flapper_start(&f), tp = 0;
     start(2);
     ck_assert_int_eq(chan_mpg_foreign_enter(), 0); /* the producer thread wakes it */
     ck_assert_int_gt(chan_mpg_go(consume, &r), 0);
@@ -797,7 +797,6 @@ static void restart_run(int cap, long n, int until_ms, bool g_producer)
     ck_assert_int_eq(chan_free(r.c), 0);
     fdclose(p[0]);
     fdclose(p[1]);
-    ck_assert_msg(f.flips > 0, "the pipe never flapped");
 }
 
 /* A producer thread sends to a G at 0.3-2.5 ms a value on a loaded machine (the flapper and the

@@ -112,7 +112,7 @@ static inline int fd_waiter_queued(int fd, short events, void (*pause_ms)(int64_
 struct flap {
     int rd, wr;
     _Atomic bool stop;
-    long flips;
+    _Atomic long flips;
 };
 
 static inline void *flapper(void *arg)
@@ -122,9 +122,20 @@ static inline void *flapper(void *arg)
         put1(f->wr);
         sched_yield();
         get1(f->rd);
-        f->flips++;
+        atomic_fetch_add(&f->flips, 1);
     }
     return NULL;
+}
+
+static inline int flapped(void *arg) { return atomic_load(&((struct flap *)arg)->flips) > 0; }
+
+/* Spawns the flapper and waits (up to ~10 s) until it has flipped once: on a loaded machine a
+ * short run could otherwise end before the thread first got a CPU. */
+static inline pthread_t flapper_start(struct flap *f)
+{
+    pthread_t t = spawn(flapper, f);
+    ck_assert_msg(eventually(flapped, f), "the flapper never ran");
+    return t;
 }
 
 #endif
