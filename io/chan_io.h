@@ -36,7 +36,10 @@
  * The library's record of an fd (its two fd channels, whether it set O_NONBLOCK) is made on the
  * first call that names the fd and lives until chan_fd_close(fd). Close such an fd with
  * chan_fd_close, not close(2): on Linux close(2) does not wake a thread blocked in poll on the
- * fd, and the record would outlive the fd and be taken for the next fd of the same number.
+ * fd, and the record would outlive the fd and be taken for the next fd of the same number. A
+ * call waiting on an fd that close(2) closes waits on until its cancel or deadline (with
+ * neither, for ever), then returns -EBADF on a thread (poll's POLLNVAL) and -ETIMEDOUT or
+ * -ECANCELED on a G (the close took the fd out of the scheduler's epoll set).
  */
 #ifndef CHAN_IO_H
 #define CHAN_IO_H
@@ -60,7 +63,8 @@ extern "C" {
 
 /* The channel of fd's readiness for events (POLLIN or POLLOUT, exactly one): a receive from it
  * completes whenever poll(2) finds fd ready at that moment, and yields an int, the revents
- * (POLLIN or POLLOUT, and POLLHUP, POLLERR, POLLNVAL as poll reports them). Level-triggered:
+ * (POLLIN or POLLOUT, and POLLHUP, POLLERR, POLLNVAL as poll reports them: a pipe at the end of
+ * its data, its writer gone, reports POLLHUP without POLLIN). Level-triggered:
  * a receive consumes nothing, so it stays ready until the data is read (or the room used).
  * Use it as a CHAN_RECV case of chan_select to wait for fd and for channels at once.
  * One channel per (fd, direction), owned by the library's record of fd: calling again returns
@@ -77,17 +81,20 @@ chan_t *chan_fd_chan(int fd, short events);
 /* Waits until fd is ready for events (POLLIN or POLLOUT), cancel is ready, or the deadline.
  * Returns the revents (> 0) as chan_fd_chan's receive gives them; -ECANCELED; -ETIMEDOUT;
  * -EBADF (fd negative or not open, closed by chan_fd_close before or while waiting, or closed
- * with close(2): POLLNVAL); -EBUSY (another operation already waits on fd in this direction);
- * -EINVAL (events); -EOPNOTSUPP (a plugged-in scheduler, see above); -ENOMEM; -EMFILE or
- * -ENFILE (the thread's first wait on an fd, when no eventfd can be made). A ready fd returns
- * at once, whatever cancel and the deadline. Does not change fd's flags. */
+ * with close(2) under a thread's wait: POLLNVAL, when the wait ends; see the top of the
+ * file); -EBUSY (another operation already waits on fd in this direction); -EINVAL (events);
+ * -EOPNOTSUPP (a plugged-in scheduler, see above); -ENOMEM; -EMFILE or -ENFILE (the thread's
+ * first wait on an fd, when no eventfd can be made). A ready fd returns at once, whatever
+ * cancel and the deadline. Does not change fd's flags. */
 int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline);
 
 /* read(2) that waits as chan_fd_wait(fd, POLLIN, ...) whenever fd has nothing to read: the
  * bytes read (0 at the end of the file), or -errno of read(2), -ECANCELED, -ETIMEDOUT, and
  * chan_fd_wait's errors. The first of these I/O calls on fd sets O_NONBLOCK on it (on the
- * open file description: a pipe or socket shared with another process sees it too). -EINVAL
- * when n > SSIZE_MAX. A regular file is always ready: its reads never wait here. */
+ * open file description: a pipe or socket shared with another process sees it too), once: a
+ * program that clears it again makes these calls block in read(2) or write(2), whatever cancel
+ * and the deadline say. -EINVAL when n > SSIZE_MAX. A regular file is always ready: its reads
+ * never wait here. */
 ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline);
 
 /* Writes all n bytes, waiting as chan_fd_wait(fd, POLLOUT, ...) whenever fd has no room: n;
@@ -115,14 +122,17 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
 
 /* Closes fd the way Go's (*os.File).Close and net.Conn.Close do: every operation waiting on fd
  * wakes (chan_fd_wait, chan_read ... return -EBADF; a select's case on chan_fd_chan's channel
- * fires with ok false, as on a closed channel), calls that start on fd from now on get -EBADF,
+ * fires with ok false, as on a closed channel), calls that start on fd while it runs get -EBADF,
  * the library forgets its record of fd, then close(2). Returns once every call on fd has
  * returned and fd is closed: 0, or -errno of close(2) (an EINTR from close is reported as 0:
  * on Linux the fd is closed then); -EBADF when fd is negative or not open, or another
  * chan_fd_close of fd is under way. An fd the library never saw is just close(2)d. The table
  * of records is locked across close(2), so that the fd's number cannot be reused while the
  * record is still known; a close(2) that blocks (SO_LINGER) holds up other calls' first look
- * at the table meanwhile. */
+ * at the table meanwhile. Once it has returned the number is free, as after close(2): a call
+ * that names it then works on whatever fd the process opened next under it (-EBADF if none),
+ * so no other thread may name fd after it. Another fd of the same open file (dup(2)) keeps its
+ * own record and channels. */
 int chan_fd_close(int fd);
 
 /* Sleeps until the deadline or until cancel is ready: 0 at the deadline, -ECANCELED. A
