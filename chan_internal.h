@@ -168,6 +168,7 @@ struct waiter {
     _Atomic uint32_t done;          /* 0 while waiting; 1 once a waker or the time-out won */
     bool ok;                        /* set by the waker: a value moved (false: closed) */
     uint8_t why;                    /* enum wait_reason (seam.h): what the operation is */
+    bool edge;                      /* an edge select's (fdselect_until, waiter_fds_edge) */
     struct sudog *fired;            /* set by the waker: the sudog it completed */
     const struct chan_sched *sched; /* NULL: the pthread parker */
     void *task;                     /* handle passed to park/unpark */

@@ -162,6 +162,13 @@ enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason
  * away; the pairs do not change while the task stays parked. Takes no lock. */
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max) SEAM_EXPORT(waiter_fds);
 
+/* Whether a parked waiter's fd cases are edge cases (fdselect_until: an I/O call whose system
+ * call said EAGAIN), which a token of the scheduler (fd_set_token_hook) may end, or level ones
+ * (chan_fd_wait, a receive or select over fd channels), which look at no token: the park of a
+ * level waiter, once registered for its fds' edges, looks at their readiness itself (poll(2)),
+ * and ends in PARK_IO if one is ready. As waiter_fds. */
+bool waiter_fds_edge(const struct waiter *w) SEAM_EXPORT(waiter_fds_edge);
+
 /* Declares that s (a scheduler in the tree; NULL: none) can wait on fds: its park reads the
  * parking waiter's fds (waiter_parking, waiter_fds), wakes on their readiness as well as on
  * unpark and the deadline, and returns PARK_IO then (or 0 if an unpark came, which wins). An
@@ -180,9 +187,11 @@ void sched_waits_fds(const struct chan_sched *s) SEAM_EXPORT(sched_waits_fds);
  * a time, set while no chan_fd_close runs (chan_mpg_start and chan_mpg_stop). */
 void fd_set_close_hook(void (*fn)(int fd)) SEAM_EXPORT(fd_set_close_hook);
 
-/* Go's pollDesc token, for a scheduler that waits on fds: registers fn (NULL: none), which a
- * select calls under an fd channel's lock before it would poll(2) the fd, from the thread of
- * the operation. fn(fd, events) takes the fd's token for that direction: the revents (> 0) of
+/* Go's pollDesc token, for a scheduler that waits on fds: registers fn (NULL: none), which an
+ * edge select (fdselect_until) calls under an fd channel's lock before it would poll(2) the fd,
+ * from the thread of the operation, and fd_token_drop calls. A level look (chan_fd_wait, a
+ * receive or select over fd channels) leaves the token alone: taken there, it would be lost to
+ * an I/O call of another task that found EAGAIN before the edge and looks after. fn(fd, events) takes the fd's token for that direction: the revents (> 0) of
  * an edge the scheduler saw with nobody to wake (or that woke the caller's previous park), 0
  * when there is none but the scheduler watches the fd (every readiness from now on reaches a
  * park on it, or leaves a token), or -1 when it cannot tell (the fd not watched, the caller not

@@ -18,17 +18,17 @@
  *
  * Cases on fd channels (BUF_FD: receive only; ready while poll(2) finds the fd ready) take part
  * in passes 0 and 1 as a buffered channel's receive would: their fd is polled under their
- * channel's lock (or, on a scheduler's task, its readiness token looked at: fd_ready), in poll
- * order, so the choice among ready cases stays uniform. (Their closed word is never 0: try_case
- * tells them apart where it tests closed.) A select with an fd case does not snooze before it
- * blocks, as one on rings alone does: each round would poll(2) the fd again. Blocking on them, the
- * waiter parks on their fds too (waiter_park_io), and the park may end in PARK_IO (seam.h): an
- * fd may be ready. Then, as at a time-out, the select wins its own done word (or takes the
- * result of a waker that won it first), unlinks everything and starts over at step 2: nothing
- * has happened yet. Before queueing on them (pass 2), two checks, with nothing done yet: at most
- * one operation waits on an fd channel at a time (Go's pollDesc has one reader slot and one
- * writer slot): else -EBUSY; and the caller's parker must be able to wait on fds: else
- * -EOPNOTSUPP.
+ * channel's lock (or, on a scheduler's task in an edge select, its readiness token looked at:
+ * fd_ready), in poll order, so the choice among ready cases stays uniform. (Their closed word
+ * is never 0: try_case tells them apart where it tests closed.) A select with an fd case does
+ * not snooze before it blocks, as one on rings alone does: each round would poll(2) the fd
+ * again. Blocking on them, the waiter parks on their fds too (waiter_park_io), and the park
+ * may end in PARK_IO (seam.h): an fd may be ready. Then, as at a time-out, the select wins its
+ * own done word (or takes the result of a waker that won it first), unlinks everything and
+ * starts over at step 2: nothing has happened yet. Before queueing on them (pass 2), two
+ * checks, with nothing done yet: at most one operation waits on an fd channel at a time (Go's
+ * pollDesc has one reader slot and one writer slot): else -EBUSY; and the caller's parker must
+ * be able to wait on fds: else -EOPNOTSUPP.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -165,14 +165,17 @@ void fd_token_drop(int fd, short events)
 /* An open fd channel's "value": its fd's readiness now, the revents (POLLIN, POLLOUT, POLLHUP,
  * POLLERR, POLLNVAL ...) stored in *elem; nothing of the fd is consumed. poll(2) without
  * waiting tells, unless the scheduler's netpoller can (Go's pollDesc token, seam.h): it
- * watches the fd and keeps a token of each edge that nobody consumed. Any select takes the
- * token (so that none outlives the readiness it reports); only an edge select (fdselect_until:
- * its caller's system call has just said EAGAIN, so only an edge since can have made the fd
- * ready) believes it, both ways: the token's revents, or not ready without one. A select
- * that keeps poll's level semantics (a receive from the fd channel, chan_fd_wait) polls. */
+ * watches the fd and keeps a token of each edge that nobody consumed. An edge select
+ * (fdselect_until: its caller's system call has just said EAGAIN, so only an edge since can
+ * have made the fd ready) takes the token and believes it, both ways: the token's revents, or
+ * not ready without one. A select that keeps poll's level semantics (a receive from the fd
+ * channel, chan_fd_wait) polls and leaves the token alone: it is the I/O calls', as Go's
+ * pdReady is the reader's, and one taken here from under a chan_read that found EAGAIN before
+ * the edge would have that read wait with the data there (its park, level, polls instead:
+ * waiter_fds_edge). */
 static bool fd_ready(const struct chan *c, void *elem, bool edge)
 {
-    int (*take)(int, short) = atomic_load_explicit(&token_hook, memory_order_acquire);
+    int (*take)(int, short) = edge ? atomic_load_explicit(&token_hook, memory_order_acquire) : NULL;
     int v = take ? take(c->fd, c->events) : -1;
     if (!edge || v < 0) {
         struct pollfd p = {.fd = c->fd, .events = c->events};
@@ -498,6 +501,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     w.sudogs = sgs;
     w.nsudog = (uint32_t)norder;
     w.nio = nio;
+    w.edge = edge;
     struct pollfd *io = heap ? heap : io_stack;
     if (unlikely(nio) && (err = io_prepare(cases, lockorder, norder, &w, io))) {
         selunlock(cases, lockorder, norder, NULL);

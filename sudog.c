@@ -300,6 +300,8 @@ size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
     return n;
 }
 
+bool waiter_fds_edge(const struct waiter *w) { return w->edge; }
+
 static bool parker_take(struct parker *p)
 {
     uint32_t s = NOTIFIED;

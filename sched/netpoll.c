@@ -6,27 +6,30 @@
  * thread per blocked G, and no thread hop when an fd becomes ready.
  *
  *  - One epoll set, edge-triggered. An fd joins it the first time a G looks at its token (an
- *    I/O call, or a select over its fd channel) or parks on it, for both directions at once
+ *    I/O call) or parks on it (any select over its fd channel), for both directions at once
  *    (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays until chan_fd_close takes it out
  *    (the close hook of seam.h, just before close(2)): Go's netpollopen and netpollclose. An
  *    eventfd in the set breaks a blocking wait (netpollBreak).
  *  - One descriptor per fd number (Go's pollDesc), in chunks of CHUNK that live until
  *    chan_mpg_stop: whether the fd is in the set, and for each direction the G that waits
  *    (Go's rg and wg) with the seq of its wake word when it registered, and the token: the
- *    revents of the last edge that no select has taken yet (Go's pdReady). Every event sets
+ *    revents of the last edge that no I/O call has taken yet (Go's pdReady). Every event sets
  *    it (also the one that wakes a G: its select takes it when it looks again), as does the
- *    edge epoll reports for current readiness when an fd joins; a select takes it
- *    (netpoll_token, seam.h's token hook), and io/'s I/O calls drop it before each system
- *    call (Go's pollReset). The waits of the I/O calls believe it both ways (seam.h,
- *    fdselect_until): a token is readiness, no token on a watched fd is none, with no poll(2);
- *    a stale token costs the I/O call its system call again. chan_fd_wait and receives from
- *    fd channels keep poll's level answer: they take the token and poll. A small spin lock
+ *    edge epoll reports for current readiness when an fd joins; the waits of io/'s I/O calls
+ *    take it (netpoll_token, seam.h's token hook), and the calls drop it before each system
+ *    call (Go's pollReset). Those waits believe it both ways (seam.h, fdselect_until): a
+ *    token is readiness, no token on a watched fd is none, with no poll(2); a stale token
+ *    costs the I/O call its system call again. chan_fd_wait and receives from fd channels keep
+ *    poll's level answer: they poll and leave the token, which is the I/O calls' (taken by a
+ *    look of another G, it would be lost to a read that found EAGAIN before its edge and
+ *    looks after), and their park polls once more when registered. A small spin lock
  *    guards each descriptor; its holders never block and never take another lock (the close
  *    hook is called with io/'s table lock held: that lock comes first).
  *  - A G parks on its fds in three steps (proc.c, g_park_fds). netpoll_arm registers it in
- *    each fd's descriptor and looks at their tokens, under the descriptor's lock: an edge
- *    from before the registration left one there (the park is not made: PARK_IO, the select
- *    looks again and takes it), and every edge after it finds the G registered. The G parks.
+ *    each fd's descriptor and, for an I/O call's wait, looks at their tokens, under the
+ *    descriptor's lock: an edge from before the registration left one there (the park is not
+ *    made: PARK_IO, the select looks again and takes it), and every edge after it finds the G
+ *    registered; a level wait polls its fds instead, once registered. The G parks.
  *    netpoll_disarm unregisters it, under each descriptor's lock: after that no event of this
  *    registration can reach it.
  *  - An event for a direction wakes the G registered there by a CAS from its exact word, like
@@ -163,7 +166,7 @@ static int pd_open(struct pdesc *pd, int fd)
     return 0;
 }
 
-int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
+int netpoll_arm(struct g *g, uint64_t seq, struct pollfd *fds, size_t n, bool edge)
 {
     bool token = false;
     for (size_t i = 0; i < n; i++) {
@@ -177,7 +180,7 @@ int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
                 int d = dir_of(fds[i].events);
                 pd->w[d].g = g;
                 pd->w[d].seq = seq;
-                token |= pd->w[d].token != 0;
+                token |= edge && pd->w[d].token != 0;
             }
             pd_unlock(pd);
         }
@@ -187,8 +190,16 @@ int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n)
         }
     }
     atomic_fetch_add_explicit(&np.waiters, 1, memory_order_seq_cst);
-    /* An edge that came before the registration found no G and left its token, which the
-     * select takes when it looks again (left here, so that it does not poll). */
+    /* An edge that came before the registration found no G and left its token, which the edge
+     * select takes when it looks again (left here, so that it does not poll). A level select
+     * takes no token (select.c, fd_ready: another G's I/O call may have taken it meanwhile, or
+     * it may be stale): its fds are polled now that every later edge reaches the G. */
+    if (!edge) {
+        int k;
+        while ((k = poll(fds, n, 0)) < 0 && errno == EINTR) {
+        }
+        token = k > 0; /* (ENOMEM: as if not ready; the edges still come) */
+    }
     if (token) {
         netpoll_disarm(g, seq, fds, n);
         return PARK_IO;

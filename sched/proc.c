@@ -853,13 +853,13 @@ static void io_drop(struct g *g)
     }
 }
 
-static int g_park_fds(struct g *g, const struct pollfd *fds, size_t n, int64_t deadline)
+static int g_park_fds(struct g *g, struct pollfd *fds, size_t n, bool edge, int64_t deadline)
 {
     uint64_t v = atomic_load_explicit(&g->wake, memory_order_acquire);
     if ((v & W_MASK) != W_RUN)
         return g_park(g, deadline); /* an unpark came first: nothing to arm */
     uint64_t seq = v >> 2;
-    int rc = n ? netpoll_arm(g, seq, fds, n) : -ENOMEM;
+    int rc = n ? netpoll_arm(g, seq, fds, n, edge) : -ENOMEM;
     if (rc == PARK_IO) {
         io_drop(g); /* an event may have come between the registration and its undoing */
         return PARK_IO;
@@ -892,12 +892,12 @@ static int hook_park(void *task, int64_t deadline)
     if (__builtin_expect(n == 0, 1)) {
         rc = g_park(g, deadline);
     } else if (n <= PARK_FDS) {
-        rc = g_park_fds(g, stack, n, deadline);
+        rc = g_park_fds(g, stack, n, waiter_fds_edge(w), deadline);
     } else {
         struct pollfd *fds = malloc(n * sizeof *fds);
         if (fds)
             waiter_fds(w, fds, n);
-        rc = g_park_fds(g, fds, fds ? n : 0, deadline); /* none: polled, see g_park_fds */
+        rc = g_park_fds(g, fds, fds ? n : 0, waiter_fds_edge(w), deadline); /* none: polled */
         free(fds);
     }
     g->waiter = NULL;

@@ -274,13 +274,14 @@ HIDDEN int netpoll_init(void);
 HIDDEN void netpoll_fini(void);
 
 /* Registers g, whose wake word has seq seq and state RUN, as the waiter of each of the n (fd,
- * events) pairs (POLLIN or POLLOUT; seam.h's waiter_fds), and looks at their tokens (no
- * system call): 0, g is armed and may park (and must call netpoll_disarm once its park has
- * returned); PARK_IO, an fd has a token (an edge that came before the registration): nothing
- * is left armed, the G must not park, the select takes the token when it looks again;
- * -ENOMEM or epoll_ctl's -errno, an fd cannot be watched: nothing is left armed. On g's own
- * thread. */
-HIDDEN int netpoll_arm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n);
+ * events) pairs (POLLIN or POLLOUT; seam.h's waiter_fds), then, for an edge select (edge:
+ * seam.h's waiter_fds_edge), looks at their tokens (no system call), or else polls them once
+ * (poll(2) writes revents into fds): 0, g is armed and may park (and must call netpoll_disarm
+ * once its park has returned); PARK_IO, an fd has a token (an edge that came before the
+ * registration) or is ready: nothing is left armed, the G must not park, the select looks
+ * again; -ENOMEM or epoll_ctl's -errno, an fd cannot be watched: nothing is left armed. On g's
+ * own thread. */
+HIDDEN int netpoll_arm(struct g *g, uint64_t seq, struct pollfd *fds, size_t n, bool edge);
 HIDDEN void netpoll_disarm(struct g *g, uint64_t seq, const struct pollfd *fds, size_t n);
 
 /* seam.h's token hook (fd_set_token_hook), Go's pollDesc token: on a G, fd's token for events

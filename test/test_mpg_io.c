@@ -1131,6 +1131,41 @@ static void stale_body(void)
 START_TEST(stale_token_waits) { on_g(stale_body, 2); }
 END_TEST
 
+/* A token is the I/O call's to take: a receive from the fd channel (level: it polls) must not
+ * take it from under a chan_read that has parked on the fd. On one P the reader parks; data
+ * comes; the body G keeps the P busy (no park) until sysmon's poll of the netpoller has noted
+ * the edge (its token) and queued the reader; then it looks at the fd channel, which is ready,
+ * and lets the reader run. The reader's look again must find the edge (its token) and read,
+ * not take the fd for not ready and wait to its deadline with the data there. */
+static void peek_body(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    struct gcall warm = {.op = OP_READ, .fd = b, .deadline = CHAN_FOREVER};
+    gcall_start(&warm); /* b joins the epoll set */
+    ck_assert(fd_blocked(b, POLLIN));
+    put1(a);
+    gcall_join(&warm);
+    ck_assert_int_eq(warm.r, 1);
+    struct gcall c = {.op = OP_READ, .fd = b, .deadline = chan_now() + 5 * CHAN_SECOND};
+    gcall_start(&c);
+    ck_assert(fd_blocked(b, POLLIN)); /* (one P: the reader has parked by now) */
+    put1(a);
+    int64_t until = chan_now() + scaled(100, 400) * MS; /* sysmon polls every 10 ms or less */
+    while (chan_now() < until) {
+    }
+    int rev = 0;
+    ck_assert_int_eq(chan_tryrecv(chan_fd_chan(b, POLLIN), &rev), 0);
+    ck_assert(rev & POLLIN);
+    gcall_join(&c);
+    ck_assert_msg(c.r == 1, "the reader got %ld", c.r);
+    fdclose(a);
+    fdclose(b);
+}
+
+START_TEST(level_look_leaves_token) { on_g(peek_body, 1); }
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_io");
@@ -1152,5 +1187,6 @@ int main(void)
     ADD_TEST(s, bad_input, 30);
     ADD_TEST(s, token_no_poll, 30);
     ADD_TEST(s, stale_token_waits, 30);
+    ADD_TEST(s, level_look_leaves_token, 30);
     return run_suite(s);
 }
