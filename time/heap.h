@@ -96,6 +96,18 @@ static inline void heap_remove(struct heap *h, struct heap_node *n)
     }
 }
 
+/* Gives n (in h) the key when and moves it to its place: up if the key fell, down if it rose
+ * (Go's modtimer and runtimer re-sift one timer in place the same way). */
+static inline void heap_update(struct heap *h, struct heap_node *n, int64_t when)
+{
+    int64_t old = n->when;
+    n->when = when;
+    if (when < old)
+        heap_sift_up(h, n->idx);
+    else if (when > old)
+        heap_sift_down(h, n->idx);
+}
+
 /* Moves the heap into the array a of cap slots (cap >= h->len) and returns the old array (NULL
  * at first), for the caller to free with the allocator it came from. */
 static inline struct heap_node **heap_move(struct heap *h, struct heap_node **a, size_t cap)

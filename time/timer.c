@@ -7,15 +7,29 @@
  * (CLOCK_MONOTONIC) until the earliest deadline, fires what is due, and sleeps again. Nothing
  * polls: the thread is woken only at a deadline or when a new timer becomes the earliest.
  *
+ * A reset is as cheap as Go's modtimer makes it: a queued timer moved later keeps its place and
+ * only records its new deadline; the heap is put right when that timer reaches the top, as Go's
+ * runtimer does for a timer marked timerModifiedLater. Stop still takes the timer out at once
+ * (Go marks it deleted and cleans up later): with one lock there is no contention to save, and
+ * the heap then holds only armed timers, which keeps every invariant below simple.
+ *
  * Invariants:
  *  - One mutex, tq.mu, guards the heap, every timer's when/period/heap slot, and the firing. A
  *    timer is in the heap (heap_queued) exactly while it is armed and has not fired.
+ *  - A queued timer's heap key (hn.when) is never later than its deadline (when); it is earlier
+ *    only after a reset that moved the timer later (requeue). The timer thread fires the top
+ *    only when its key is its deadline, and otherwise moves it down first; so nothing fires
+ *    early, and no deadline comes before the time the thread sleeps until (the top's key, now
+ *    its deadline). A reset to earlier than the key moves the timer up at once and wakes the
+ *    thread if it became the top; a top reset later wakes it at its old key, for nothing.
+ *    pending counts by deadline, not by key.
  *  - A channel timer fires by chan_trysend on its channel, which has room for one value, with
- *    tq.mu held; stop and reset drain that room with chan_tryrecv with tq.mu held. So once a stop
- *    or reset has returned, the channel holds nothing from before it and nothing from before it
- *    can arrive later (Go 1.23's timer channels). The send never blocks: a one-shot timer's
- *    channel is empty when it fires (drained at every rearm), and a ticker's tick that finds the
- *    room taken is dropped (Go's Ticker).
+ *    tq.mu held; stop and reset drain that room with chan_tryrecv with tq.mu held (but for a
+ *    queued one-shot timer's reset: its room was drained when it was armed, and it has not
+ *    fired since). So once a stop or reset has returned, the channel holds nothing from before
+ *    it and nothing from before it can arrive later (Go 1.23's timer channels). The send never
+ *    blocks: a one-shot timer's channel is empty when it fires (drained at every rearm), and a
+ *    ticker's tick that finds the room taken is dropped (Go's Ticker).
  *  - A one-shot channel timer armed with a deadline that has come already fires in the call that
  *    arms it, never entering the heap: its channel is ready when make or reset returns, as Go
  *    1.23's is. Func timers always fire on the timer thread.
@@ -47,7 +61,8 @@
 #define NSEC_PER_SEC 1000000000LL
 
 struct chan_timer {
-    struct heap_node hn; /* its deadline (hn.when) and its slot in tq.heap while queued */
+    int64_t when;        /* its deadline */
+    struct heap_node hn; /* its key (hn.when <= when) and its slot in tq.heap while queued */
     int64_t period;      /* ticker: > 0; one-shot: 0 */
     chan_t *c;           /* the channel of a timer or ticker; NULL for a func timer */
     void (*fn)(void *);  /* func timer (Go's AfterFunc) */
@@ -153,24 +168,50 @@ static struct chan_timer *timer_of(struct heap_node *n)
     return (struct chan_timer *)((char *)n - offsetof(struct chan_timer, hn));
 }
 
-/* Queues t (a slot is reserved for it); wakes the timer thread if t is now the earliest, so
- * that it sleeps until t's deadline instead of a later one. */
-static void enqueue(struct chan_timer *t)
+/* Wakes the timer thread if t is now the earliest, so that it sleeps until t's deadline
+ * instead of a later one. */
+static void wake_if_first(struct chan_timer *t)
 {
-    if (t->hn.when != CHAN_FOREVER)
-        atomic_fetch_add(&pending, 1);
-    heap_push(&tq.heap, &t->hn);
     if (heap_min(&tq.heap) == &t->hn)
         pthread_cond_signal(&tq.cv);
+}
+
+/* Queues t (not queued, a slot reserved for it) with its key at its deadline t->when. */
+static void enqueue(struct chan_timer *t)
+{
+    if (t->when != CHAN_FOREVER)
+        atomic_fetch_add(&pending, 1);
+    t->hn.when = t->when;
+    heap_push(&tq.heap, &t->hn);
+    wake_if_first(t);
 }
 
 /* Takes t out. Removing the earliest needs no wake-up: the thread wakes at the old deadline,
  * finds nothing due, and sleeps until the new earliest. */
 static void dequeue(struct chan_timer *t)
 {
-    if (t->hn.when != CHAN_FOREVER)
+    if (t->when != CHAN_FOREVER)
         pending_done();
     heap_remove(&tq.heap, &t->hn);
+}
+
+/* Go's modtimer on a queued timer: t (queued) is to fire at when instead. A later deadline is
+ * only recorded: t keeps its key, now earlier than its deadline, and the timer thread moves it
+ * when it reaches the top (timer_main, as runtimer does for Go's timerModifiedLater). An
+ * earlier one than the key moves t up at once, and wakes the thread if t is now the earliest:
+ * the thread must not sleep past it. */
+static void requeue(struct chan_timer *t, int64_t when)
+{
+    bool was = t->when != CHAN_FOREVER, is = when != CHAN_FOREVER;
+    t->when = when;
+    if (is && !was)
+        atomic_fetch_add(&pending, 1);
+    if (when < t->hn.when) {
+        heap_update(&tq.heap, &t->hn, when);
+        wake_if_first(t);
+    }
+    if (was && !is)
+        pending_done(); /* it will not fire, whatever its key says */
 }
 
 /* Makes room for n timers; only when a timer is made. */
@@ -205,7 +246,7 @@ static void send_time(struct chan_timer *t, int64_t now)
  * here, the rest go into the heap. */
 static void arm(struct chan_timer *t, int64_t when, int64_t now)
 {
-    t->hn.when = when;
+    t->when = when;
     if (t->c && !t->period && when <= now)
         send_time(t, now);
     else
@@ -242,32 +283,44 @@ static void *timer_main(void *unused)
     pthread_mutex_lock(&tq.mu);
     for (;;) {
         struct heap_node *first = heap_min(&tq.heap);
-        if (!first || first->when == CHAN_FOREVER) {
+        if (!first) {
             pthread_cond_wait(&tq.cv, &tq.mu);
             continue;
         }
         struct chan_timer *t = timer_of(first);
+        if (t->when != first->when) { /* reset later (requeue): its key moves now (runtimer) */
+            heap_update(&tq.heap, first, t->when);
+            continue;
+        }
+        if (t->when == CHAN_FOREVER) { /* and so is every other timer's */
+            pthread_cond_wait(&tq.cv, &tq.mu);
+            continue;
+        }
         int64_t now = chan_now();
-        if (t->hn.when > now) {
-            struct timespec ts = {(time_t)(t->hn.when / NSEC_PER_SEC),
-                                  (long)(t->hn.when % NSEC_PER_SEC)};
+        if (t->when > now) {
+            struct timespec ts = {(time_t)(t->when / NSEC_PER_SEC), (long)(t->when % NSEC_PER_SEC)};
             pthread_cond_timedwait(&tq.cv, &tq.mu, &ts);
             continue; /* due, woken for an earlier timer, or spurious: look again */
         }
         atomic_fetch_add(&pending, 1); /* still pending until its send or fn is done */
-        dequeue(t);
         if (t->fn) {
+            dequeue(t);
             void (*fn)(void *) = t->fn;
             void *arg = t->arg;
             pthread_mutex_unlock(&tq.mu);
             fn(arg); /* t may be freed from here on */
             pthread_mutex_lock(&tq.mu);
-        } else {
+        } else if (t->period) {
+            /* A ticker stays at the top with its next deadline and moves down from there
+             * (Go's runOneTimer): due again at once if its period is shorter than a firing. */
             send_time(t, now);
-            if (t->period) { /* due again at once if the period is shorter than this firing */
-                t->hn.when = next_tick(t->hn.when, t->period, now);
-                enqueue(t);
-            }
+            t->when = next_tick(t->when, t->period, now);
+            if (t->when == CHAN_FOREVER)
+                pending_done(); /* saturated: it will not fire again */
+            heap_update(&tq.heap, first, t->when);
+        } else {
+            dequeue(t);
+            send_time(t, now);
         }
         pending_done();
         hand_over();
@@ -384,10 +437,23 @@ static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
         pthread_mutex_unlock(&tq.mu);
         return e;
     }
-    int r = stop_locked(t);
-    t->period = period;
     int64_t now = chan_now();
-    arm(t, deadline_after(now, d), now);
+    int64_t when = deadline_after(now, d);
+    int r;
+    if (heap_queued(&t->hn) && !(t->c && !period && when <= now)) {
+        /* Go's modtimer: a queued timer that is not to fire in this call stays queued, with
+         * its new deadline. Only a ticker's channel can hold a value while it is queued: a
+         * one-shot timer's was drained when it was armed, and it has not fired since. */
+        r = 1;
+        if (t->period)
+            (void)chan_tryrecv(t->c, NULL);
+        t->period = period;
+        requeue(t, when);
+    } else {
+        r = stop_locked(t);
+        t->period = period;
+        arm(t, when, now);
+    }
     pthread_mutex_unlock(&tq.mu);
     return r;
 }
