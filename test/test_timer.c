@@ -726,6 +726,227 @@ START_TEST(timer_after_fork)
 }
 END_TEST
 
+/* ---- Lazy reset: a timer moved later keeps its heap slot until it reaches the top ---------- */
+
+/* Reset later over and over, by less than its distance each time, while its first deadline
+ * comes and goes: it fires once, at the last deadline, never at an earlier one. */
+START_TEST(timer_reset_later_many_times)
+{
+    witness_mark();
+    chan_timer_t *t = chan_timer_make(100 * MS);
+    chan_t *c = chan_timer_chan(t);
+    int64_t armed = chan_now();
+    for (int i = 0; i < 40; i++) { /* 200 ms of resets: past the first deadline */
+        sleep_ms(5);
+        int64_t before = chan_now();
+        int r = chan_timer_reset(t, 100 * MS);
+        /* 0 only if this thread stalled past the deadline between two resets. */
+        ck_assert_msg(r == 1 || before - armed >= 100 * MS, "fired %lld ms after its reset",
+                      (long long)((before - armed) / MS));
+        ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN);
+        armed = before;
+    }
+    recv_on_time(c, armed + 100 * MS);
+    ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 150 * MS), -ETIMEDOUT); /* once */
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Moved later (only recorded), then earlier than where it sits in the heap: it must move up
+ * and wake the timer thread, which sleeps until an earlier timer's deadline. */
+START_TEST(timer_reset_later_then_earlier)
+{
+    witness_mark();
+    chan_timer_t *other = chan_timer_make(2000 * MS); /* the earliest, so t is not at the top */
+    chan_timer_t *t = chan_timer_make(5000 * MS);
+    ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 1);
+    int64_t start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 50 * MS), 1);
+    recv_on_time(chan_timer_chan(t), start + 50 * MS);
+    /* And a lone timer, the top itself, moved later then earlier. */
+    ck_assert_int_eq(chan_timer_stop(other), 1);
+    ck_assert_int_eq(chan_timer_reset(t, 5000 * MS), 0);
+    sleep_ms(20); /* the timer thread sleeps until t's first deadline */
+    ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 1);
+    start = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 50 * MS), 1);
+    recv_on_time(chan_timer_chan(t), start + 50 * MS);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    ck_assert_int_eq(chan_timer_free(other), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Moved later, then stopped: stop reports that it stopped a pending firing, and nothing is
+ * received, neither at the first deadline nor at the second. */
+START_TEST(timer_reset_later_then_stop)
+{
+    chan_timer_t *t = chan_timer_make(30 * MS);
+    int64_t armed = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 100 * MS), 1);
+    int stopped = chan_timer_stop(t);
+    ck_assert(stopped == 1 || chan_now() - armed >= 30 * MS); /* 0: this thread stalled */
+    if (stopped)
+        ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 250 * MS),
+                         -ETIMEDOUT);
+    ck_assert_int_eq(chan_timer_stop(t), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* A running ticker reset to a longer period: the waiting tick is discarded, and the next ticks
+ * come a full new period apart from the reset, not at the old period's grid. */
+START_TEST(ticker_reset_later)
+{
+    witness_mark();
+    chan_ticker_t *k = chan_ticker_make(10 * MS);
+    chan_t *c = chan_ticker_chan(k);
+    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+        sleep_ms(1); /* a tick is waiting */
+    int64_t start = chan_now();
+    ck_assert_int_eq(chan_ticker_reset(k, 150 * MS), 1);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* discarded */
+    int64_t v = recv_on_time(c, start + 150 * MS);
+    ck_assert_int_eq(chan_recv(c, &v), 0);
+    ck_assert_int_ge(v, start + 300 * MS);
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* 10,000 func timers, each first due at a random time, then reset in random order (to two
+ * hours away, then to its final deadline, mostly later than where the heap holds it): they
+ * fire never before their final deadlines, each once, in the order of those deadlines (up to
+ * how late a firing may be). */
+#define NORDER 10000
+#define ORDER_STEP (50 * CHAN_MICROSECOND) /* between two final deadlines: 0.5 s in all */
+
+static struct {
+    _Atomic int n; /* written by the timer thread only: one fn at a time */
+    int order[NORDER];
+    int64_t at[NORDER];
+} fired;
+
+static void record_fire(void *p)
+{
+    int i = (int)(intptr_t)p, k = atomic_load(&fired.n);
+    if (k < NORDER) {
+        fired.order[k] = i;
+        fired.at[i] = chan_now();
+    }
+    atomic_store(&fired.n, k + 1);
+}
+
+static void shuffle(int *a, int n, uint64_t *seed)
+{
+    for (int i = 0; i < n; i++)
+        a[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        *seed ^= *seed << 13, *seed ^= *seed >> 7, *seed ^= *seed << 17;
+        int j = (int)(*seed % (uint64_t)(i + 1)), x = a[i];
+        a[i] = a[j], a[j] = x;
+    }
+}
+
+START_TEST(timers_reset_in_random_order_fire_in_order)
+{
+    witness_mark();
+    static chan_timer_t *ts[NORDER];
+    static int perm[NORDER];
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    int64_t span = NORDER * ORDER_STEP;
+    /* Every reset is done before the first timer is due, so the heap holds all of them. */
+    int64_t base = chan_now() + (under_sanitizer() ? 4000 : 1500) * MS;
+    shuffle(perm, NORDER, &seed);
+    for (int i = 0; i < NORDER; i++) { /* first due in [base, base + 2 span): random */
+        int64_t first = base + (int64_t)perm[i] * 2 * ORDER_STEP;
+        ck_assert_ptr_nonnull(
+            ts[i] = chan_timer_make_func(first - chan_now(), record_fire, (void *)(intptr_t)i));
+    }
+    int late = 0;
+    shuffle(perm, NORDER, &seed);
+    for (int k = 0; k < NORDER; k++)
+        late |= chan_timer_reset(ts[perm[k]], 7200 * CHAN_SECOND) != 1;
+    shuffle(perm, NORDER, &seed);
+    for (int k = 0; k < NORDER; k++) { /* final: i's at base + span/2 + i * step */
+        int i = perm[k];
+        late |= chan_timer_reset(ts[i], base + span / 2 + i * ORDER_STEP - chan_now()) != 1;
+    }
+    /* A stall of the whole process past base (seconds) lets a first deadline fire: no order
+     * to check then. */
+    late |= chan_now() >= base;
+    int64_t until = base + 2 * span + 30000 * MS;
+    while (atomic_load(&fired.n) < NORDER && chan_now() < until)
+        sleep_ms(10);
+    sleep_ms(50);
+    ck_assert_int_eq(atomic_load(&fired.n), NORDER); /* each once */
+    if (!late) {
+        int64_t tol = late_allowed(), prev = 0;
+        for (int k = 0; k < NORDER; k++) {
+            int i = fired.order[k];
+            int64_t final = base + span / 2 + i * ORDER_STEP;
+            ck_assert_msg(fired.at[i] >= final, "timer %d fired %lld us early", i,
+                          (long long)((final - fired.at[i]) / 1000));
+            /* Fired after one due later by more than a firing may be late: out of order. */
+            ck_assert_msg(prev - final <= tol, "timer %d fired %lld us after one due later", i,
+                          (long long)((prev - final) / 1000));
+            if (final > prev)
+                prev = final;
+        }
+    }
+    for (int i = 0; i < NORDER; i++)
+        ck_assert_int_eq(chan_timer_free(ts[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* A func timer that resets itself from fn, twice each time: the first reset finds it out of
+ * the heap (it is firing), the second moves it later while queued. It fires at the second
+ * deadline each time, never the first, and five times in all. */
+#define SELF_FIRES 5
+
+static struct {
+    chan_timer_t *t;
+    chan_t *done;
+    int calls;
+    int64_t armed[SELF_FIRES], at[SELF_FIRES];
+} self;
+
+static void reset_self(void *unused)
+{
+    (void)unused;
+    int k = self.calls++;
+    self.at[k] = chan_now();
+    if (k + 1 == SELF_FIRES) {
+        chan_close(self.done);
+        return;
+    }
+    ck_assert_int_eq(chan_timer_reset(self.t, 5 * MS), 0); /* not queued: it is firing */
+    self.armed[k + 1] = chan_now();
+    ck_assert_int_eq(chan_timer_reset(self.t, 20 * MS), 1);
+}
+
+START_TEST(timer_func_resets_itself)
+{
+    self.done = chan_make(0, 0);
+    self.t = chan_timer_make_func(CHAN_FOREVER, reset_self, NULL);
+    ck_assert_ptr_nonnull(self.t);
+    self.armed[0] = chan_now();
+    ck_assert_int_eq(chan_timer_reset(self.t, 20 * MS), 1);
+    ck_assert_int_eq(chan_recv(self.done, NULL), -EPIPE); /* after the last fn's writes */
+    for (int k = 0; k < SELF_FIRES; k++)
+        ck_assert_int_ge(self.at[k], self.armed[k] + 20 * MS);
+    sleep_ms(60);
+    ck_assert_int_eq(chan_timer_stop(self.t), 0);
+    ck_assert_int_eq(self.calls, SELF_FIRES);
+    ck_assert_int_eq(chan_timer_free(self.t), 0);
+    ck_assert_int_eq(chan_free(self.done), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -750,5 +971,11 @@ int main(void)
     ADD_TEST(s, ten_thousand_timers_one_thread, 120);
     ADD_TEST(s, timer_thread_sleeps, 30);
     ADD_TEST(s, timer_after_fork, 60);
+    ADD_TEST(s, timer_reset_later_many_times, 30);
+    ADD_TEST(s, timer_reset_later_then_earlier, 30);
+    ADD_TEST(s, timer_reset_later_then_stop, 30);
+    ADD_TEST(s, ticker_reset_later, 30);
+    ADD_TEST(s, timers_reset_in_random_order_fire_in_order, 120);
+    ADD_TEST(s, timer_func_resets_itself, 30);
     return run_suite(s);
 }
