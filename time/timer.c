@@ -33,10 +33,11 @@
  *  - A one-shot channel timer armed with a deadline that has come already fires in the call that
  *    arms it, never entering the heap: its channel is ready when make or reset returns, as Go
  *    1.23's is. Func timers always fire on the timer thread.
- *  - The timer thread holds tq.mu for one firing at a time, and after each one hands it to any
- *    thread waiting for it (tq.waiting): a ticker whose period is shorter than a firing is due
- *    again at once, and glibc's mutex, which is not fair, would otherwise let the thread keep the
- *    lock from every stop, reset and make in the process.
+ *  - The timer thread holds tq.mu for one firing (or one move of a timer reset later) at a time,
+ *    and after each one hands it to any thread waiting for it (tq.waiting): a ticker whose
+ *    period is shorter than a firing is due again at once, and glibc's mutex, which is not
+ *    fair, would otherwise let the thread keep the lock from every stop, reset and make in the
+ *    process.
  *  - Lock order: tq.mu, then a channel's lock (inside chan_trysend/chan_tryrecv/chan_free).
  *    Nothing in libchan takes tq.mu while holding a channel lock.
  *  - A func timer's fn runs with tq.mu dropped, after the timer has left the heap: fn may stop,
@@ -290,6 +291,7 @@ static void *timer_main(void *unused)
         struct chan_timer *t = timer_of(first);
         if (t->when != first->when) { /* reset later (requeue): its key moves now (runtimer) */
             heap_update(&tq.heap, first, t->when);
+            hand_over(); /* a long run of these must not keep the lock from callers either */
             continue;
         }
         if (t->when == CHAN_FOREVER) { /* and so is every other timer's */
