@@ -62,7 +62,7 @@ __attribute__((constructor)) static void refuse_second_copy(void)
 }
 #endif
 
-/* ---- makechan and free ------------------------------------------------------------------------ */
+/* ---- makechan and free ----------------------------------------------------------------------- */
 
 /* The struct, rounded up so that the ring's positions after it keep CHAN_APART from it. */
 #define CHAN_HEAD_SIZE ((sizeof(struct chan) + CHAN_APART - 1) / CHAN_APART * CHAN_APART)
@@ -166,7 +166,7 @@ size_t elemsize_of(const chan_t *c) { return c->elemsize; }
 
 size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
 
-/* ---- Moving values (under c->lock) -------------------------------------------------------------- */
+/* ---- Moving values (under c->lock) ----------------------------------------------------------- */
 
 /* Go's send: a receiver sg was waiting (so the buffer is empty): the value goes straight into
  * its elem. The waker's dequeue took sg off c: waiter_left lets the ring run lock-free again if
@@ -203,7 +203,7 @@ void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
         trace_handoff(c, CHAN_RECV, sg, elem);
 }
 
-/* ---- Blocking ---------------------------------------------------------------------------------- */
+/* ---- Blocking -------------------------------------------------------------------------------- */
 
 /* Waits in the sudog that the caller queued on c (with c locked, then unlocked). 0 when a peer
  * completed the operation, -EPIPE when chan_close did, -ETIMEDOUT at the deadline. */

@@ -161,7 +161,7 @@ HIDDEN bool lock_held(chanlock_t *l);
 HIDDEN unsigned locks_held(void);
 #endif
 
-/* ---- Waiters and sudogs ----------------------------------------------------------------------- */
+/* ---- Waiters and sudogs ---------------------------------------------------------------------- */
 
 /* One per blocked operation (Go keeps this state in the g). Lives in the blocked caller's frame. */
 struct waiter {
@@ -199,7 +199,7 @@ struct waitq {
     struct sudog *last;
 };
 
-/* ---- The channel (Go's hchan) ------------------------------------------------------------------ */
+/* ---- The channel (Go's hchan) ---------------------------------------------------------------- */
 
 /* Buffered channels of elements get the lock-free ring from this capacity on; below it, Go's
  * buffer under the lock. Where nearly every operation waits (capacities 1 to 3) a waiter is

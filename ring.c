@@ -198,7 +198,7 @@ size_t buf_len(const struct chan *c)
     return atomic_load_explicit(&((struct chan *)c)->count, memory_order_relaxed);
 }
 
-/* ---- The buffer under the lock ---------------------------------------------------------------- */
+/* ---- The buffer under the lock --------------------------------------------------------------- */
 
 /* Without a ring: Go's buffer, cap slots of elemsize bytes (none for signal-only channels) with
  * the indexes sendx and recvx, all under the lock; count is also read by the fast paths. */

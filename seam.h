@@ -143,7 +143,7 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 /* What a parked waiter's operation is. As waiter_channels: the waiter must stay parked. */
 enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason);
 
-/* ---- Waiting for fds (sudog.c, select.c; io/ and a scheduler in the tree) --------------------- */
+/* ---- Waiting for fds (sudog.c, select.c; io/ and a scheduler in the tree) -------------------- */
 
 /* An operation blocked on fd channels (BUF_FD: made by fdchan_make, waited on only by a select
  * or a receive) parks as any other, and its park may end a third way besides 0 (an unpark was
@@ -191,14 +191,15 @@ void fd_set_close_hook(void (*fn)(int fd)) SEAM_EXPORT(fd_set_close_hook);
  * edge select (fdselect_until) calls under an fd channel's lock before it would poll(2) the fd,
  * from the thread of the operation, and fd_token_drop calls. A level look (chan_fd_wait, a
  * receive or select over fd channels) leaves the token alone: taken there, it would be lost to
- * an I/O call of another task that found EAGAIN before the edge and looks after. fn(fd, events) takes the fd's token for that direction: the revents (> 0) of
- * an edge the scheduler saw with nobody to wake (or that woke the caller's previous park), 0
- * when there is none but the scheduler watches the fd (every readiness from now on reaches a
- * park on it, or leaves a token), or -1 when it cannot tell (the fd not watched, the caller not
- * one of its tasks). A token is a hint: the fd may have been drained since. fn is called with
- * the fd channel's lock held: it may take only short locks of its own that are never held
- * while calling into the core (sched/'s may also allocate, once per 1,024 fds). Any
- * thread; set while no select runs on the scheduler's tasks (chan_mpg_start and stop). */
+ * an I/O call of another task that found EAGAIN before the edge and looks after. fn(fd, events)
+ * takes the fd's token for that direction: the revents (> 0) of an edge the scheduler saw with
+ * nobody to wake (or that woke the caller's previous park), 0 when there is none but the scheduler
+ * watches the fd (every readiness from now on reaches a park on it, or leaves a token), or -1 when
+ * it cannot tell (the fd not watched, the caller not one of its tasks). A token is a hint: the fd
+ * may have been drained since. fn is called with the fd channel's lock held: it may take only short
+ * locks of its own that are never held while calling into the core (sched/'s may also allocate,
+ * once per 1,024 fds). Any thread; set while no select runs on the scheduler's tasks
+ * (chan_mpg_start and stop). */
 void fd_set_token_hook(int (*fn)(int fd, short events)) SEAM_EXPORT(fd_set_token_hook);
 
 /* chan_select_until for io/'s I/O calls, whose read, write, accept or connect has just said
@@ -231,7 +232,7 @@ HIDDEN int fdchan_free(chan_t *c);
  * it never changes. For io/'s signal channels, which must carry an int. */
 HIDDEN size_t elemsize_of(const chan_t *c);
 
-/* ---- libchan's timers (time/timer.c), for a scheduler in the tree ----------------------------- */
+/* ---- libchan's timers (time/timer.c), for a scheduler in the tree ---------------------------- */
 
 /* Timers that will still fire: queued with a finite deadline, or being fired (out of the heap,
  * their send or function not yet returned). Any thread, no lock: a seq_cst load. A task that

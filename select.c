@@ -386,7 +386,7 @@ static int io_prepare(const struct chan_case *cases, const uint32_t *lockorder, 
     return waiter_io_prepare(w);
 }
 
-/* ---- selectgo ---------------------------------------------------------------------------------- */
+/* ---- selectgo -------------------------------------------------------------------------------- */
 
 ALWAYS_INLINE int validate(const struct chan_case *cases, size_t n)
 {
@@ -409,9 +409,10 @@ static int select_again(struct chan_case *cases, size_t n, int64_t deadline, boo
 
 /* Go's selectgo, compiled three times: selectgo (again and edge false) for every select,
  * select_again's copy (again true), which a select enters after a PARK_IO and loops in for as
- * long as its parks end so, and fdselect_until's (edge true: see fd_ready). A loop around one copy costs every select, the ones that never block included:
- * the compiler hoists the restart's work out of it onto their path (measured with callgrind on
- * a select over two rings, one ready: +12 instructions a select). */
+ * long as its parks end so, and fdselect_until's (edge true: see fd_ready). A loop around one copy
+ * costs every select, the ones that never block included: the compiler hoists the restart's work
+ * out of it onto their path (measured with callgrind on a select over two rings, one ready:
+ * +12 instructions a select). */
 ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadline, bool again,
                                 bool edge)
 {

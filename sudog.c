@@ -105,7 +105,7 @@ void counters_read(uint64_t *out)
 }
 #endif
 
-/* ---- The spin policy --------------------------------------------------------------------------- */
+/* ---- The spin policy ------------------------------------------------------------------------- */
 
 /* Spinning only pays when another CPU can run the thread we wait for: the number of CPUs the
  * process may use. It is read once, when the library is loaded, from the CPU set the program

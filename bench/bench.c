@@ -624,7 +624,7 @@ static uint64_t pool(size_t cap, uint64_t n, int64_t *ns)
     return n;
 }
 
-/* ---- goroutines: what a G costs --------------------------------------------------------------- */
+/* ---- goroutines: what a G costs -------------------------------------------------------------- */
 
 /* cap Gs (libchan: threads) each block receiving from one unbuffered channel; once every one has
  * started, the main thread closes the channel, which wakes them all, and each returns. The time
@@ -812,7 +812,7 @@ static double idle_cpu(int64_t window_ns, double *whole_wait_pct)
     return 100.0 * (double)used / (double)(t1 - t0);
 }
 
-/* ---- Driver ----------------------------------------------------------------------------------- */
+/* ---- Driver ---------------------------------------------------------------------------------- */
 
 typedef uint64_t (*shape_fn)(size_t cap, uint64_t n, int64_t *ns);
 

@@ -162,9 +162,9 @@ int chan_sleep_until(int64_t deadline, chan_t *cancel);
  * The handler is async-signal-safe: it sets the signal's bit in a pending mask and writes an
  * eventfd; one delivery thread per process (all signals blocked in it but SIGURG, with which
  * chan_leak(3) stops threads) sends each pending signal to its channels. A signal that every
- * thread blocks stays pending with the kernel and is never delivered: libchan changes no thread's signal mask. A child of fork() keeps the
- * registrations and the handlers; its deliveries resume when it next calls
- * chan_signal_notify. */
+ * thread blocks stays pending with the kernel and is never delivered: libchan changes no thread's
+ * signal mask. A child of fork() keeps the registrations and the handlers; its deliveries resume
+ * when it next calls chan_signal_notify. */
 int chan_signal_notify(chan_t *c, const int *sigs, size_t n);
 
 /* Go's signal.Stop: no signal is sent to c once it returns (a delivery under way finishes

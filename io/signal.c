@@ -9,9 +9,10 @@
  *  - The handler sets the signal's bit in a pending mask (a lock-free atomic OR) and writes one
  *    eventfd. A burst of one signal sets the same bit again: it coalesces, as in Go.
  *  - One delivery thread per process (started by the first chan_signal_notify, every signal
- *    blocked in it but the leak detector's, CHAN_STOP_SIGNAL) sleeps reading the eventfd, takes the whole mask (atomic exchange), and
- *    sends each pending signal to each channel registered for it with chan_trysend: a full
- *    channel drops that delivery, as Go's does, so a signal never waits for a slow receiver.
+ *    blocked in it but the leak detector's, CHAN_STOP_SIGNAL) sleeps reading the eventfd, takes the
+ *    whole mask (atomic exchange), and sends each pending signal to each channel registered for it
+ *    with chan_trysend: a full channel drops that delivery, as Go's does, so a signal never waits
+ *    for a slow receiver.
  *
  * Not signalfd(2): it receives only signals that are blocked in every thread, and a library
  * cannot block signals in threads it did not make (whatever thread the kernel picks with the

@@ -14,8 +14,8 @@
  * whatever may turn it true (the last P going idle, the last foreign thread leaving, libchan's
  * last pending timer done, the last G returning) wakes the waiters. A G leaving its system call
  * takes a P, or waits in the global queue, before it stops counting as in one (under
- * sched.lock when its P was taken): that never turns the condition true by itself. What turns it false needs no wake-up: the waiter decides
- * afresh, so a report never outlives its truth.
+ * sched.lock when its P was taken): that never turns the condition true by itself. What turns it
+ * false needs no wake-up: the waiter decides afresh, so a report never outlives its truth.
  *
  * Partial deadlocks - some Gs blocked forever while others run - are libchan's leak detector's
  * to find (trace/leak.c, chan_leak(3)): this file shows it the Gs, their stacks and what they

@@ -82,7 +82,7 @@ void fiber_host_init(struct fiber *f)
 #endif
 }
 
-/* ---- The pool: stacks carved from chunks, each above a guard ---------------------------------- */
+/* ---- The pool: stacks carved from chunks, each above a guard --------------------------------- */
 
 /*
  * A chunk is one mapping: the descriptors of its CHUNK_STACKS fibers (proc.c's struct g, packed

@@ -145,7 +145,7 @@ static uint64_t checksum(const struct val *v)
     return mix(v->id ^ ((uint64_t)v->ch << 40) ^ ((uint64_t)v->epoch << 20) ^ 0x5bd1e995);
 }
 
-/* ---- Values ------------------------------------------------------------------------------------ */
+/* ---- Values ---------------------------------------------------------------------------------- */
 
 /* A fresh value for channel ch, marked PENDING before it is offered; false when out of ids. */
 static bool new_value(struct worker *w, int ch, struct val *v)
@@ -228,7 +228,7 @@ static int64_t deadline_for(struct worker *w)
     }
 }
 
-/* ---- The operations ---------------------------------------------------------------------------- */
+/* ---- The operations -------------------------------------------------------------------------- */
 
 static void op_send(struct worker *w, int kind, int ch)
 {
@@ -637,7 +637,8 @@ int main(int argc, char **argv)
         default:
             fprintf(
                 stderr,
-                "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs] [-S]\n",
+                "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs] "
+                "[-S]\n",
                 argv[0]);
             return 2;
         }

@@ -581,7 +581,7 @@ START_TEST(ctx_deep_chain_deadline)
 }
 END_TEST
 
-/* ---- Concurrent cancels ------------------------------------------------------------------------ */
+/* ---- Concurrent cancels ---------------------------------------------------------------------- */
 
 /* Several threads cancel the same context, or contexts inside the same subtree, at once. Each
  * cancel returns only after every descendant of the context it cancelled has been cancelled,
@@ -779,7 +779,7 @@ START_TEST(ctx_cancel_waits_for_held_walk)
 }
 END_TEST
 
-/* ---- Deadlines already passed ------------------------------------------------------------------ */
+/* ---- Deadlines already passed ---------------------------------------------------------------- */
 
 /* A context whose deadline has passed when it is made is born cancelled with -ETIMEDOUT (Go's
  * WithDeadline), also when that deadline is its parent's and the timer thread has not yet got

@@ -6,8 +6,9 @@
  * the contract says it returns, and a comment quoting the contract's sentence that says so.
  * Each row is a small function that builds the state, makes the call, checks the side effects
  * the contract promises ("nothing happened", "*elem zeroed", "no ok written", ...) and returns
- * the code the call returned; the loop test compares it with the table. A few rows are the boundaries of an
- * error path (the same call where the contract says it must NOT fail) and expect 0 or an index.
+ * the code the call returned; the loop test compares it with the table. A few rows are the
+ * boundaries of an error path (the same call where the contract says it must NOT fail)
+ * and expect 0 or an index.
  *
  * Blocked peers are detected through the wait-queue probe (testutil.h), never by a sleep; time
  * bounds are one-sided (never earlier than the deadline) or loose (seconds).

@@ -102,7 +102,7 @@ START_TEST(make_enomem)
 }
 END_TEST
 
-/* ---- A large select under allocation failure --------------------------------------------------- */
+/* ---- A large select under allocation failure ------------------------------------------------- */
 
 #define NCH 8
 #define NCASE 64
@@ -339,7 +339,7 @@ START_TEST(small_select_never_allocates)
 }
 END_TEST
 
-/* ---- Random large selects against a model, about half of them failing -------------------------- */
+/* ---- Random large selects against a model, about half of them failing ------------------------ */
 
 #define MCH 6
 #define QMAX 8
@@ -472,7 +472,7 @@ START_TEST(random_faults_against_model)
 }
 END_TEST
 
-/* ---- No other operation allocates ------------------------------------------------------------- */
+/* ---- No other operation allocates ------------------------------------------------------------ */
 
 #define TCH 4
 #define TTHREADS 4

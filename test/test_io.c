@@ -32,7 +32,7 @@
 #include "chan_time.h"
 #include "seam.h" /* waiter_parking, waiter_fds, sched_waits_fds, PARK_IO: the scheduler seam */
 
-/* ---- Helpers ---------------------------------------------------------------------------------- */
+/* ---- Helpers --------------------------------------------------------------------------------- */
 
 /* Until an operation waits on fd for events (its sudog is queued on the fd channel). */
 static int fd_blocked(int fd, short events) { return fd_waiter_queued(fd, events, sleep_ms); }
@@ -79,7 +79,7 @@ static void *run_call(void *arg)
     return NULL;
 }
 
-/* ---- Cancellation and deadlines --------------------------------------------------------------- */
+/* ---- Cancellation and deadlines -------------------------------------------------------------- */
 
 /* A thread blocked waiting for a socket (chan_read, chan_fd_wait, chan_accept) returns
  * -ECANCELED promptly when its context is cancelled. */
@@ -185,7 +185,7 @@ START_TEST(test_sleep_until)
 }
 END_TEST
 
-/* ---- Select over a socket, a channel and a timer ----------------------------------------------- */
+/* ---- Select over a socket, a channel and a timer --------------------------------------------- */
 
 /* Once the select's sudog is queued on watch's fd channel (it is blocked), makes a case
  * ready: a byte written to fd, or a value sent on c. */
@@ -261,7 +261,7 @@ START_TEST(test_select_socket_channel_timer)
 }
 END_TEST
 
-/* ---- Bad input -------------------------------------------------------------------------------- */
+/* ---- Bad input ------------------------------------------------------------------------------- */
 
 static void bad_fds(void)
 {
@@ -971,7 +971,7 @@ START_TEST(test_accept_connect)
 }
 END_TEST
 
-/* ---- Signals ---------------------------------------------------------------------------------- */
+/* ---- Signals --------------------------------------------------------------------------------- */
 
 static bool ignored(int s)
 {

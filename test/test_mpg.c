@@ -29,7 +29,7 @@ static int under_tsan(void)
     return m && strcmp(m, "tsan") == 0;
 }
 
-/* ---- Lifecycle ---------------------------------------------------------------------------------- */
+/* ---- Lifecycle ------------------------------------------------------------------------------- */
 
 static atomic_long counter;
 
@@ -363,7 +363,7 @@ START_TEST(select_fair)
 }
 END_TEST
 
-/* ---- Deadlines on the hook ----------------------------------------------------------------------- */
+/* ---- Deadlines on the hook ------------------------------------------------------------------- */
 
 struct dl {
     chan_t *c;
@@ -533,7 +533,7 @@ START_TEST(sleep_yield)
 }
 END_TEST
 
-/* ---- 100,000 Gs in a pipeline --------------------------------------------------------------------- */
+/* ---- 100,000 Gs in a pipeline ---------------------------------------------------------------- */
 
 struct stage {
     chan_t *in, *out;
@@ -650,7 +650,7 @@ START_TEST(mixed_g_pthread)
 }
 END_TEST
 
-/* ---- Deadlock ------------------------------------------------------------------------------------ */
+/* ---- Deadlock -------------------------------------------------------------------------------- */
 
 struct dead {
     chan_t *a, *b, *c;
@@ -1105,7 +1105,7 @@ START_TEST(soak_mixed)
 }
 END_TEST
 
-/* ---- Contexts in a G --------------------------------------------------------------------------- */
+/* ---- Contexts in a G ------------------------------------------------------------------------- */
 
 /* A chain of 200,000 contexts made, cancelled and freed in a G on the default 64 KiB stack
  * (a cancel that recursed would need a few frames a level): cancelling and freeing take O(1)
@@ -1174,7 +1174,7 @@ static int count_mappings(void)
     return n;
 }
 
-/* ---- Many Gs: spawn, park, wake, exit, twice on the same stacks -------------------------------- */
+/* ---- Many Gs: spawn, park, wake, exit, twice on the same stacks ------------------------------ */
 
 struct crowd {
     chan_t *c;
@@ -1238,7 +1238,7 @@ START_TEST(many_gs)
 }
 END_TEST
 
-/* ---- Stack overflow ------------------------------------------------------------------------------ */
+/* ---- Stack overflow -------------------------------------------------------------------------- */
 
 static int deep(int n)
 {

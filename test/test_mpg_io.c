@@ -34,7 +34,7 @@
 #include "chan_time.h"
 #include "sched/chan_sched_mpg.h"
 
-/* ---- Helpers ---------------------------------------------------------------------------------- */
+/* ---- Helpers --------------------------------------------------------------------------------- */
 
 /* RLIMIT_NOFILE's soft limit raised to the hard one; returns the fds it allows. */
 static long fd_limit(void)
@@ -119,7 +119,7 @@ static void gcall_join(struct gcall *c)
     ck_assert_int_eq(chan_free(c->done), 0);
 }
 
-/* ---- 1,000 Gs blocked in chan_read while a G computes and two Gs ping-pong -------------------- */
+/* ---- 1,000 Gs blocked in chan_read while a G computes and two Gs ping-pong ------------------- */
 
 static struct readers {
     int (*fd)[2];
@@ -236,7 +236,7 @@ START_TEST(readers_park_pingpong_runs)
 }
 END_TEST
 
-/* ---- Select over a socket, a channel and a timer, on a G --------------------------------------- */
+/* ---- Select over a socket, a channel and a timer, on a G ------------------------------------- */
 
 /* Once the select's sudog is queued on watch's fd channel, makes a case ready: a byte written to
  * fd, or a value sent on c. A G. */
@@ -315,7 +315,7 @@ END_TEST
 START_TEST(select_socket_channel_timer_1p) { on_g(select_body, 1); }
 END_TEST
 
-/* ---- Cancellation, deadlines ------------------------------------------------------------------- */
+/* ---- Cancellation, deadlines ----------------------------------------------------------------- */
 
 /* A G blocked waiting for a socket (chan_read, chan_fd_wait, chan_accept) returns -ECANCELED
  * promptly when its context is cancelled; the socket still works after. */
@@ -406,7 +406,7 @@ static void deadlines_body(void)
 START_TEST(deadlines) { on_g(deadlines_body, 2); }
 END_TEST
 
-/* ---- One waiter per fd and direction; chan_fd_close ---------------------------------------------- */
+/* ---- One waiter per fd and direction; chan_fd_close ------------------------------------------ */
 
 /* A second G that would wait on the same fd in the same direction: -EBUSY, before anything
  * happened; the other direction, and a ready fd, are free. */
@@ -514,7 +514,7 @@ static void close_1p_body(void)
 START_TEST(fd_close_from_g_parks) { on_g(close_1p_body, 1); }
 END_TEST
 
-/* ---- The I/O calls between Gs ----------------------------------------------------------------- */
+/* ---- The I/O calls between Gs ---------------------------------------------------------------- */
 
 struct copier {
     int fd;
@@ -715,7 +715,7 @@ static void short_body(void)
 START_TEST(short_connections) { on_g(short_body, 2); }
 END_TEST
 
-/* ---- The restart after PARK_IO, racing unparks ------------------------------------------------- */
+/* ---- The restart after PARK_IO, racing unparks ----------------------------------------------- */
 
 /*
  * As test_io.c's: values flow through a channel into a G's select that also waits for a pipe,
@@ -850,7 +850,7 @@ START_TEST(signals_to_g)
 }
 END_TEST
 
-/* ---- 10,000 Gs, each waiting on its own socket ------------------------------------------------ */
+/* ---- 10,000 Gs, each waiting on its own socket ----------------------------------------------- */
 
 /* The far ends of the sockets live in a child process (10,000 pairs would need 20,000 fds in
  * one process, more than a hard limit of 20,000 leaves room for): the parent makes each pair and
@@ -971,7 +971,7 @@ START_TEST(ten_thousand_sockets)
 }
 END_TEST
 
-/* ---- The deadlock report and Gs waiting on fds -------------------------------------------------- */
+/* ---- The deadlock report and Gs waiting on fds ----------------------------------------------- */
 
 static int dl_fd;
 static chan_t *dl_never;
@@ -1038,7 +1038,7 @@ static void bad_body(void)
 START_TEST(bad_input) { on_g(bad_body, 2); }
 END_TEST
 
-/* ---- The netpoller's readiness token (Go's pollDesc) --------------------------------------------- */
+/* ---- The netpoller's readiness token (Go's pollDesc) ----------------------------------------- */
 
 /* poll(2) as this program sees it: calls that name polled_fd are counted, every call goes on to
  * the kernel (ppoll). The library's own calls resolve here too: the program's definition comes

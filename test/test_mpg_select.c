@@ -181,7 +181,7 @@ START_TEST(duplicate_cases)
 }
 END_TEST
 
-/* ---- Many cases: the select's bookkeeping on the heap, in a G --------------------------------- */
+/* ---- Many cases: the select's bookkeeping on the heap, in a G -------------------------------- */
 
 enum { NCASES = 100 };
 

@@ -23,7 +23,7 @@ static void nap_ns(int64_t ns) { sleep_ns(ns); }
 
 static int64_t bound_ms(int64_t plain) { return under_sanitizer() ? 4 * plain : plain; }
 
-/* ---- 1,000 Gs blocked in read() while a G computes and two Gs ping-pong ----------------------- */
+/* ---- 1,000 Gs blocked in read() while a G computes and two Gs ping-pong ---------------------- */
 
 #define NPIPES 10
 
@@ -149,7 +149,7 @@ START_TEST(readers_block_pingpong_runs)
 }
 END_TEST
 
-/* ---- A G that spins for 200 ms does not hold the Gs queued on its P --------------------------- */
+/* ---- A G that spins for 200 ms does not hold the Gs queued on its P -------------------------- */
 
 #define WORKERS 10
 
@@ -235,7 +235,7 @@ START_TEST(spinner_does_not_hold_its_queue)
 }
 END_TEST
 
-/* ---- A G in a long system call lets the other Gs of its P run (one P) -------------------------- */
+/* ---- A G in a long system call lets the other Gs of its P run (one P) ------------------------ */
 
 static struct sleeper {
     atomic_int ran;
@@ -286,7 +286,7 @@ START_TEST(long_syscall_lets_others_run)
 }
 END_TEST
 
-/* ---- Nesting: only the outermost pair acts ---------------------------------------------------- */
+/* ---- Nesting: only the outermost pair acts --------------------------------------------------- */
 
 static atomic_bool flag;
 
@@ -359,7 +359,7 @@ START_TEST(return_inside_syscall)
 }
 END_TEST
 
-/* ---- Channel operations, yield and sleep inside a system call --------------------------------- */
+/* ---- Channel operations, yield and sleep inside a system call -------------------------------- */
 
 static struct inside {
     chan_t *c;
@@ -410,7 +410,7 @@ START_TEST(channels_inside_syscall)
 }
 END_TEST
 
-/* ---- errno, when the G comes back from its call on another thread ------------------------------ */
+/* ---- errno, when the G comes back from its call on another thread ---------------------------- */
 
 static struct mig {
     atomic_bool exiting;
@@ -475,7 +475,7 @@ START_TEST(errno_across_threads)
 }
 END_TEST
 
-/* ---- The deadlock report waits for Gs in system calls ----------------------------------------- */
+/* ---- The deadlock report waits for Gs in system calls ---------------------------------------- */
 
 static chan_t *never;
 
@@ -509,7 +509,7 @@ START_TEST(no_deadlock_while_in_syscall)
 }
 END_TEST
 
-/* ---- chan_mpg_stop while a G is in a system call ---------------------------------------------- */
+/* ---- chan_mpg_stop while a G is in a system call --------------------------------------------- */
 
 static int stop_fd[2];
 static atomic_bool in_read;
@@ -543,7 +543,7 @@ START_TEST(stop_while_in_syscall)
 }
 END_TEST
 
-/* ---- Outside a G: nothing ---------------------------------------------------------------------- */
+/* ---- Outside a G: nothing -------------------------------------------------------------------- */
 
 START_TEST(outside_g_noop)
 {
@@ -563,7 +563,7 @@ START_TEST(outside_g_noop)
 }
 END_TEST
 
-/* ---- The thread limit ------------------------------------------------------------------------- */
+/* ---- The thread limit ------------------------------------------------------------------------ */
 
 static void limited(void *arg)
 {

@@ -47,7 +47,7 @@ static void violate(const char *fmt, ...)
     ck_assert_msg(count_of(&violations) == 0, "%ld hook contract violation(s); first: %s",         \
                   count_of(&violations), violation_text)
 
-/* ---- The scheduler ------------------------------------------------------------------------------ */
+/* ---- The scheduler --------------------------------------------------------------------------- */
 
 enum { TASK_LIVE = 0x11FE, TASK_DEAD = 0xDEAD };
 enum { MAX_PARKS = 8 };
@@ -226,7 +226,7 @@ static void h_unpark_b(void *task) { h_unpark(1, task); }
 static const struct chan_sched hook_a = {h_current_a, h_park_a, h_unpark_a};
 static const struct chan_sched hook_b = {h_current_b, h_park_b, h_unpark_b};
 
-/* ---- Operations on a hooked thread ------------------------------------------------------------ */
+/* ---- Operations on a hooked thread ----------------------------------------------------------- */
 
 /* What the hook saw during one operation. */
 struct opstat {
@@ -340,7 +340,7 @@ static void hook_thread_id(struct task *t, int id)
 
 static void hook_thread(struct task *t) { hook_thread_id(t, 0); }
 
-/* ---- Plain-thread peers ------------------------------------------------------------------------ */
+/* ---- Plain-thread peers ---------------------------------------------------------------------- */
 
 enum peer_kind { PEER_SEND, PEER_RECV, PEER_CLOSE };
 enum peer_wait { WAIT_NONE, WAIT_FOR_SENDER, WAIT_FOR_RECEIVER };
@@ -402,7 +402,7 @@ static void check_totals(void)
     ck_assert_int_eq(count_of(&n_unpark), count_of(&n_completed_blocks));
 }
 
-/* ---- Tests ------------------------------------------------------------------------------------ */
+/* ---- Tests ----------------------------------------------------------------------------------- */
 
 START_TEST(test_hook_blocked_send_and_recv)
 {
@@ -662,7 +662,7 @@ START_TEST(test_hook_set_null_restores_default)
 }
 END_TEST
 
-/* ---- The time-out race ------------------------------------------------------------------------ */
+/* ---- The time-out race ----------------------------------------------------------------------- */
 
 /* A ring of tasks, one per operation: a task stays poisoned until its slot comes round again,
  * so an unpark that comes after its operation returned is caught. */

@@ -1521,8 +1521,8 @@ static void einval_cases(struct einval_state *s, struct chan_case *cs)
     cs_set(&cs[3], NULL, CHAN_SEND, NULL);
 }
 
-/* chan.h: a bad select is refused before anything happens (-EINVAL). Each bad select also holds ready
- * cases (placed before the bad one) that must not have been consumed. */
+/* chan.h: a bad select is refused before anything happens (-EINVAL). Each bad select also holds
+ * ready cases (placed before the bad one) that must not have been consumed. */
 START_TEST(test_select_einval_nothing_consumed)
 {
     struct einval_state s;

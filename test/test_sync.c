@@ -24,7 +24,7 @@ static chan_wg_t *mkwg(void)
 /* The round's channel is closed: a receive reports it at once. */
 static int is_closed(chan_t *c) { return chan_tryrecv(c, NULL) == -EPIPE; }
 
-/* ---- WaitGroup: counting and waiting ------------------------------------------------------------ */
+/* ---- WaitGroup: counting and waiting --------------------------------------------------------- */
 
 START_TEST(wg_bad_arguments)
 {
@@ -329,7 +329,7 @@ START_TEST(wg_free_busy)
 }
 END_TEST
 
-/* ---- WaitGroup: everything at once (for TSan) ------------------------------------------------- */
+/* ---- WaitGroup: everything at once (for TSan) ------------------------------------------------ */
 
 struct churn {
     chan_wg_t *wg;

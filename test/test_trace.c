@@ -7,7 +7,8 @@
  * Mermaid diagram of a small pipeline matches test/golden/pipeline.mmd; the dump shows a thread
  * blocked on a named channel, and skips a channel whose lock is held; SIGQUIT dumps; with
  * tracing on, a busy many-thread run (stopped and restarted under load, named threads coming
- * and going) stays clean under TSan. Only ordered facts are checked: no timing bound beyond "eventually", 10 s.
+ * and going) stays clean under TSan. Only ordered facts are checked: no timing bound beyond
+ * "eventually", 10 s.
  *
  * Run from the top of the tree (make test does): it reads tools/ and test/golden/. */
 #include "testutil.h"
@@ -558,10 +559,10 @@ START_TEST(test_trace_flow_from_waker_to_woken)
     char pat[4][160];
     snprintf(pat[0], sizeof pat[0], "\"ph\":\"s\",\"id\":%lld,", (long long)f);
     snprintf(pat[1], sizeof pat[1], "\"name\":\"blocked recv handoff\"");
-    snprintf(
-        pat[2], sizeof pat[2],
-        "{\"op\":\"woken\",\"chan\":\"handoff\",\"v\":42,\"res\":\"ok\",\"dir\":\"recv\",\"flow\":%lld",
-        (long long)f);
+    snprintf(pat[2], sizeof pat[2],
+             "{\"op\":\"woken\",\"chan\":\"handoff\",\"v\":42,\"res\":\"ok\",\"dir\":\"recv\","
+             "\"flow\":%lld",
+             (long long)f);
     snprintf(pat[3], sizeof pat[3], "\"ph\":\"f\",\"id\":%lld,", (long long)f);
     const char *order[] = {pat[0], pat[1], pat[2], pat[3]};
     assert_in_order(s, order, 4);
@@ -630,7 +631,8 @@ START_TEST(test_trace_select_and_timer)
     static const char *const want[] = {
         "{\"op\":\"case\",\"chan\":\"a\",\"case\":0,\"dir\":\"recv\",\"n\":2}",
         "{\"op\":\"case\",\"chan\":\"b\",\"case\":1,\"dir\":\"recv\",\"n\":2}",
-        "{\"op\":\"select\",\"chan\":\"b\",\"v\":7,\"form\":\"block\",\"res\":\"ok\",\"case\":1,\"dir\":\"recv\"",
+        ("{\"op\":\"select\",\"chan\":\"b\",\"v\":7,\"form\":\"block\",\"res\":\"ok\",\"case\":1,"
+         "\"dir\":\"recv\""),
         "{\"op\":\"select\",\"form\":\"try\",\"res\":\"again\"",
         "{\"op\":\"timer\",\"chan\":\"timer\"",
         "{\"op\":\"send\",\"chan\":\"timer\"",
@@ -783,7 +785,7 @@ START_TEST(test_mermaid_pipeline_golden)
 }
 END_TEST
 
-/* ---- The dump --------------------------------------------------------------------------------- */
+/* ---- The dump -------------------------------------------------------------------------------- */
 
 static void *recv_blocked(void *arg)
 {

@@ -23,7 +23,7 @@ struct blob {
 };
 CHAN_TYPED(blob_chan, struct blob);
 
-/* ---- Case constructors (chan.h) --------------------------------------------------------------- */
+/* ---- Case constructors (chan.h) -------------------------------------------------------------- */
 
 START_TEST(case_constructors_fill_every_field)
 {

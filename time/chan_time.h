@@ -99,10 +99,11 @@ chan_t *chan_timer_chan(const chan_timer_t *t);
 int chan_timer_stop(chan_timer_t *t);
 
 /* Rearms the timer to fire d nanoseconds from now, whether it was running, stopped or had fired;
- * d <= 0 fires at once, as in chan_timer_make (a func timer's fn on the timer thread). Returns what chan_timer_stop would have returned (1: it stopped a
- * pending firing or discarded an unreceived value; 0 otherwise), or -EINVAL for NULL, -EAGAIN
- * if the timer thread had to be restarted (after fork) and could not be. The same Go 1.23
- * guarantee: no receive that starts after reset returns gets a value from before it. Any thread. */
+ * d <= 0 fires at once, as in chan_timer_make (a func timer's fn on the timer thread). Returns what
+ * chan_timer_stop would have returned (1: it stopped a pending firing or discarded an unreceived
+ * value; 0 otherwise), or -EINVAL for NULL, -EAGAIN if the timer thread had to be restarted (after
+ * fork) and could not be. The same Go 1.23 guarantee: no receive that starts after reset returns
+ * gets a value from before it. Any thread. */
 int chan_timer_reset(chan_timer_t *t, int64_t d);
 
 /* Stops the timer and frees it and its channel. 0; NULL: 0, no-op. -EBUSY while a thread or

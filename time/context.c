@@ -75,7 +75,7 @@ struct chan_ctx {
 
 static struct chan_ctx background = {.kind = BACKGROUND};
 
-/* ---- References ------------------------------------------------------------------------------- */
+/* ---- References ------------------------------------------------------------------------------ */
 
 static void ref(struct chan_ctx *n)
 {
@@ -147,7 +147,7 @@ static void unref(struct chan_ctx *n)
     }
 }
 
-/* ---- Walking up ------------------------------------------------------------------------------- */
+/* ---- Walking up ------------------------------------------------------------------------------ */
 
 /* The node whose cancel ctx follows: ctx itself, or its nearest CANCEL ancestor through VALUE
  * nodes; NULL when nothing can cancel it (background, DETACHED). Go's parentCancelCtx. */
@@ -158,7 +158,7 @@ static struct chan_ctx *canceller(const struct chan_ctx *ctx)
     return ctx->kind == CANCEL ? (struct chan_ctx *)ctx : NULL;
 }
 
-/* ---- Cancel ----------------------------------------------------------------------------------- */
+/* ---- Cancel ---------------------------------------------------------------------------------- */
 
 /* Claims n for the caller: sets its error and closes its done channel (Go's cancelCtx.cancel up
  * to its loop over the children), and hands the caller n's children, each with a reference and
@@ -269,7 +269,7 @@ static void deadline_fired(void *arg)
     unref(n);
 }
 
-/* ---- Making ----------------------------------------------------------------------------------- */
+/* ---- Making ---------------------------------------------------------------------------------- */
 
 static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
 {
@@ -426,7 +426,7 @@ chan_ctx_t *chan_ctx_with_value(chan_ctx_t *parent, const void *key, void *value
     return n;
 }
 
-/* ---- Using ------------------------------------------------------------------------------------ */
+/* ---- Using ----------------------------------------------------------------------------------- */
 
 int chan_ctx_cancel(chan_ctx_t *ctx)
 {

@@ -254,7 +254,7 @@ static void arm(struct chan_timer *t, int64_t when, int64_t now)
         enqueue(t);
 }
 
-/* ---- The timer thread ------------------------------------------------------------------------- */
+/* ---- The timer thread ------------------------------------------------------------------------ */
 
 /* The next deadline of a ticker that fired at now: the first one after now on its grid
  * (Go's t.when += t.period * (1 + -delta/t.period)), saturating at CHAN_FOREVER. */
@@ -356,7 +356,7 @@ static int ensure_thread(void)
     return 0;
 }
 
-/* ---- Making, stopping, resetting, freeing ------------------------------------------------------ */
+/* ---- Making, stopping, resetting, freeing ---------------------------------------------------- */
 
 /* now + d, saturating; d <= 0 is now. */
 static int64_t deadline_after(int64_t now, int64_t d)

@@ -6,15 +6,16 @@
  * into the drop-in pair dist/chan.c, where tracing does not exist).
  *
  * Tracing records every channel event - make, free, send, receive, close, block, wake-up (who
- * woke whom), select cases and choice, timer fire - with a CLOCK_MONOTONIC timestamp, the thread and the
- * channel, and writes the Chrome Trace Event Format JSON that Perfetto (ui.perfetto.dev) and
- * chrome://tracing open: one track per thread, a flow arrow from each waker to the operation it
+ * woke whom), select cases and choice, timer fire - with a CLOCK_MONOTONIC timestamp, the thread
+ * and the channel, and writes the Chrome Trace Event Format JSON that Perfetto (ui.perfetto.dev)
+ * and chrome://tracing open: one track per thread, a flow arrow from each waker to the operation it
  * woke. tools/trace2mermaid turns it into a Mermaid sequence diagram or an SVG timeline.
  *
  * Environment, read once when the program starts (a constructor of libchan's trace/record.c):
  *   CHAN_TRACE=file.json       chan_trace_start("file.json") now, chan_trace_stop() at exit
  *   CHAN_TRACE_THREADS=N       per-thread buffers made at start (default 64)
- *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 8192, 56 bytes each, mapped at start)
+ *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 8192, 56 bytes each, mapped at
+ *                              start)
  *   CHAN_DUMP=1                chan_dump_enable(); CHAN_DUMP=sigquit: chan_dump_on_sigquit()
  *
  * Cost. Off: one predictable branch per operation (a flag read relaxed). On: each event is

@@ -103,8 +103,8 @@ HIDDEN void trace_handoff(struct chan *c, enum chan_dir dir, struct sudog *sg, c
 HIDDEN void trace_close(struct chan *c, int r, struct sudog *woken);
 
 /* waiter_init: the waiter's thread, start time and whether it has a deadline, for the trace,
- * the dump and the leak detector. waiter_init has cleared them first, whatever the flags, so that a trace or a
- * dump that starts while it waits never reads them uninitialized. */
+ * the dump and the leak detector. waiter_init has cleared them first, whatever the flags, so that a
+ * trace or a dump that starts while it waits never reads them uninitialized. */
 HIDDEN void trace_waiter_init(struct waiter *w, int64_t deadline);
 
 /* Under the lock(s), sudogs queued: w is about to park. */

@@ -421,7 +421,7 @@ void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id, in
     emit(t, &e);
 }
 
-/* ---- Names ------------------------------------------------------------------------------------ */
+/* ---- Names ----------------------------------------------------------------------------------- */
 
 /* A named thread exits (the destructor of tname_key): its name is forgotten (registry.c), so
  * that a thread id reused later does not inherit it. If the running trace has a track for the

@@ -77,8 +77,8 @@ HIDDEN void registry_visit(unsigned shard, void (*fn)(const void *c, const char 
 /* For the leak detector, which reads every shard while the world is stopped: between freeze
  * and thaw no channel is registered, named or freed (those calls wait, holding no lock of the
  * registry). registry_visit_frozen calls fn for every entry, without a lock: c, its name (""
- * when it has none), its role (registry_role) and the entry's own memory (libchan's bookkeeping, which holds c's
- * address). It never allocates. */
+ * when it has none), its role (registry_role) and the entry's own memory (libchan's bookkeeping,
+ * which holds c's address). It never allocates. */
 HIDDEN void registry_freeze(void);
 HIDDEN void registry_thaw(void);
 HIDDEN void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role,

@@ -41,7 +41,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Runs one job under a 1 s deadline (generous: a loaded machine may stall a thread); returns 0 if the answer came in time. */
+/* Runs one job under a 1 s deadline (generous: a loaded machine may stall a thread); returns 0 if
+ * the answer came in time. */
 static int run(int id, int steps)
 {
     struct job j = {.steps = steps, .result = chan_make(sizeof(int), 1)};

@@ -9,8 +9,9 @@
  *
  * Watch for: heartbeats keep coming between jobs, and the loop ends by the time-out, about
  * 500 ms after the last job (the time-out is generous, so that a loaded machine that stalls
- * the producer for a while does not end the loop between jobs). chan_timer_reset discards a time-out that fired but was not yet
- * received (Go 1.23's rule), so a stale one cannot end the loop early.
+ * the producer for a while does not end the loop between jobs). chan_timer_reset discards a
+ * time-out that fired but was not yet received (Go 1.23's rule), so a stale one cannot end
+ * the loop early.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
