@@ -1136,20 +1136,7 @@ END_TEST
 
 /* ---- How often a waiting thread polls --------------------------------------------------- */
 
-/* poll(2) as this program sees it: calls that name polled_fd are counted, every call goes on to
- * the kernel (ppoll). The library's own calls resolve here too: the program's definition comes
- * first (the sanitizers' interceptors are weak). */
-static _Atomic int polled_fd = -1;
-static _Atomic long polls;
-
-int poll(struct pollfd *fds, nfds_t n, int timeout)
-{
-    for (nfds_t i = 0; i < n; i++)
-        if (fds[i].fd == atomic_load(&polled_fd))
-            atomic_fetch_add(&polls, 1);
-    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};
-    return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
-}
+/* poll(2) is counted on one fd (polled_fd, polls): testnet.h. */
 
 /* A select on fd cases alone, or chan_fd_wait, looks at the fd a few times, not once per round
  * of a spin, before its thread sleeps in ppoll: the select once unlocked, once with the locks

@@ -12,10 +12,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan_io.h"
@@ -136,6 +138,23 @@ static inline pthread_t flapper_start(struct flap *f)
     pthread_t t = spawn(flapper, f);
     ck_assert_msg(eventually(flapped, f), "the flapper never ran");
     return t;
+}
+
+/* poll(2) as a test program sees it, for a test that counts how often the library looks at an
+ * fd: calls that name polled_fd add to polls; every call goes on to the kernel (ppoll). The
+ * library's own calls resolve here too: the program's definition comes first (the sanitizers'
+ * interceptors are weak). A program that includes this header gets this poll: every test
+ * program is one file. */
+static _Atomic int polled_fd = -1;
+static _Atomic long polls;
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd == atomic_load(&polled_fd))
+            atomic_fetch_add(&polls, 1);
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};
+    return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
 }
 
 #endif
