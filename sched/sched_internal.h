@@ -182,14 +182,16 @@ struct schedt {
     _Atomic long nforeign;
     _Atomic int nwaiters; /* threads in chan_mpg_wait* (changed under lock) */
 
-    /* sysmon (sysmon.c). */
+    /* sysmon (sysmon.c). sysmonwait is read at every runnext hand-off (sysmon_kick, in ready):
+     * a cache line of its own, which the counters around it (nspinning, live, steals ...),
+     * written by spinning Ms and spawns, do not share. */
     pthread_t sysmon;
     bool sysmon_started;
-    _Atomic bool sysmonwait;      /* sysmon sleeps while every P is idle (set under lock) */
-    _Atomic uint32_t sysmon_wake; /* its futex word */
+    _Alignas(64) _Atomic bool sysmonwait; /* sysmon sleeps while every P is idle (set under lock) */
+    _Atomic uint32_t sysmon_wake;         /* its futex word */
 
     /* Gs. */
-    _Atomic int64_t live;
+    _Alignas(64) _Atomic int64_t live;
     _Atomic uint64_t spawned, steals, ndeadlocks, retakes, moved;
     _Atomic int64_t next_id;
     pthread_mutex_t gmu; /* free list, all-G list, the stack pool (fiber.c) */
