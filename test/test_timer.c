@@ -947,6 +947,416 @@ START_TEST(timer_func_resets_itself)
 }
 END_TEST
 
+/* ---- Ports: Go's time/sleep_test.go and tick_test.go, crossbeam's after.rs, tick.rs, never.rs */
+
+/* Go's TestAfterFunc: a chain of func timers, each made (due at once) by the fn of the one
+ * before it, on the timer thread, and each freeing its own timer; the last closes a channel. */
+#define CHAIN 100
+
+struct chain {
+    int n;
+    chan_timer_t *t[CHAIN + 1];
+    chan_t *end;
+};
+
+static void chain_link(void *p)
+{
+    struct chain *ch = p;
+    int i = ch->n++;
+    ck_assert_int_eq(chan_timer_free(ch->t[i]), 0); /* its own timer, from its fn */
+    if (i < CHAIN)
+        ck_assert_ptr_nonnull(ch->t[i + 1] = chan_timer_make_func(0, chain_link, ch));
+    else
+        chan_close(ch->end);
+}
+
+START_TEST(timer_func_chain)
+{
+    static struct chain ch;
+    ch.end = mk(0, 0);
+    ch.t[0] = chan_timer_make_func(CHAN_FOREVER, chain_link, &ch);
+    ck_assert_int_eq(chan_timer_reset(ch.t[0], 0), 1); /* armed once t[0] is stored */
+    ck_assert_int_eq(chan_recv_until(ch.end, NULL, chan_now() + 10000 * MS), -EPIPE);
+    ck_assert_int_eq(ch.n, CHAIN + 1);
+    ck_assert_int_eq(chan_free(ch.end), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestAfterQueuing: timers made in a shuffled order fire in the order of their deadlines.
+ * Every value is the firing's time, and one thread fires them: sorted by deadline, the values
+ * must rise, whatever order a select (several may be ready at once) receives them in. */
+#define QUEUED 10
+
+START_TEST(timer_after_queuing)
+{
+    static const int slot[QUEUED] = {0, 2, 1, 3, 4, 6, 5, 8, 7, 9};
+    chan_timer_t *t[QUEUED];
+    int64_t deadline[QUEUED], value[QUEUED];
+    struct chan_case cs[QUEUED];
+    int64_t start = chan_now() + 5 * MS;
+    for (int i = 0; i < QUEUED; i++) {
+        deadline[i] = start + slot[i] * 10 * MS;
+        ck_assert_ptr_nonnull(t[i] = chan_timer_make_until(deadline[i]));
+        cs[i] =
+            (struct chan_case){.chan = chan_timer_chan(t[i]), .elem = &value[i], .dir = CHAN_RECV};
+    }
+    for (int got = 0; got < QUEUED; got++) {
+        int k = chan_select(cs, QUEUED);
+        ck_assert_int_ge(k, 0);
+        ck_assert(cs[k].ok);
+        ck_assert_int_ge(value[k], deadline[k]); /* never early */
+        cs[k].chan = NULL;                       /* received: never chosen again */
+    }
+    for (int s = 1; s < QUEUED; s++)
+        for (int i = 0; i < QUEUED; i++)
+            for (int j = 0; j < QUEUED; j++)
+                if (slot[i] == s - 1 && slot[j] == s)
+                    ck_assert_int_le(value[i], value[j]);
+    for (int i = 0; i < QUEUED; i++)
+        ck_assert_int_eq(chan_timer_free(t[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestTimerStopStress, and timers started and stopped from many threads at once: 4
+ * threads make 2,500 timers each (1 to 40 ms), stop every other one at once (always 1: it has
+ * not fired, or its value is unreceived and is discarded), reset a quarter of the rest, and
+ * receive the others; func timers stopped at once never run. */
+#define STRESS_THREADS 4
+#define STRESS_EACH 2500
+
+static _Atomic int stress_ran;
+static void stress_fn(void *p)
+{
+    (void)p;
+    atomic_fetch_add(&stress_ran, 1);
+}
+
+static void *stress_main(void *p)
+{
+    unsigned seed = (unsigned)(uintptr_t)p;
+    int n = scaled(STRESS_EACH, STRESS_EACH / 5);
+    chan_timer_t **t = malloc((size_t)n * sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    for (int i = 0; i < n; i++) {
+        int64_t d = (1 + rand_r(&seed) % 40) * MS;
+        if (i % 2 == 0) {
+            ck_assert_ptr_nonnull(t[i] = chan_timer_make(d));
+            ck_assert_int_eq(chan_timer_stop(t[i]), 1);
+        } else if (i % 4 == 1) {
+            ck_assert_ptr_nonnull(t[i] = chan_timer_make_func(d + 1000 * MS, stress_fn, NULL));
+            ck_assert_int_eq(chan_timer_stop(t[i]), 1);
+        } else if (i % 8 == 3) {
+            ck_assert_ptr_nonnull(t[i] = chan_timer_make(3600 * 1000 * MS));
+            ck_assert_int_eq(chan_timer_reset(t[i], d), 1);
+        } else {
+            ck_assert_ptr_nonnull(t[i] = chan_timer_make(d));
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        chan_t *c = chan_timer_chan(t[i]);
+        if (i % 4 == 3) {
+            int64_t v;
+            ck_assert_int_eq(chan_recv(c, &v), 0);
+            ck_assert_int_eq(chan_timer_stop(t[i]), 0); /* fired and received */
+        } else if (c) {
+            ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* stopped: nothing came */
+        }
+    }
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(chan_timer_free(t[i]), 0);
+    free(t);
+    return NULL;
+}
+
+START_TEST(timers_from_many_threads)
+{
+    pthread_t th[STRESS_THREADS];
+    for (int i = 0; i < STRESS_THREADS; i++)
+        th[i] = spawn(stress_main, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < STRESS_THREADS; i++)
+        join(th[i]);
+    ck_assert_int_eq(atomic_load(&stress_ran), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestOverflowSleep, TestOverflowPeriodRuntimeTimer and TestNegativeTimer: durations and
+ * deadlines near the ends of int64_t neither wrap around into the past nor crash. The huge ones
+ * never fire (a 25 ms timer beside them wins every select), and the most negative fire at once.
+ * crossbeam's never.rs: a NULL channel in the same select is never chosen. */
+START_TEST(timer_overflow_never)
+{
+    int64_t now = chan_now();
+    chan_timer_t *huge[] = {chan_timer_make(INT64_MAX),
+                            chan_timer_make(INT64_MAX - 1),
+                            chan_timer_make(CHAN_FOREVER - now),
+                            chan_timer_make_until(CHAN_FOREVER),
+                            chan_timer_make_until(CHAN_FOREVER - 1),
+                            chan_timer_make(3600 * 1000 * MS)};
+    enum { H = sizeof huge / sizeof huge[0] };
+    chan_ticker_t *tick[] = {chan_ticker_make(INT64_MAX), chan_ticker_make(INT64_MAX / 2),
+                             chan_ticker_make(CHAN_FOREVER - now - 1)};
+    enum { K = sizeof tick / sizeof tick[0] };
+    ck_assert_int_eq(chan_timer_reset(huge[H - 1], INT64_MAX), 1); /* moved to never */
+    struct chan_case cs[H + K + 2];
+    for (int i = 0; i < H; i++) {
+        ck_assert_ptr_nonnull(huge[i]);
+        cs[i] = (struct chan_case){.chan = chan_timer_chan(huge[i]), .dir = CHAN_RECV};
+    }
+    for (int i = 0; i < K; i++) {
+        ck_assert_ptr_nonnull(tick[i]);
+        cs[H + i] = (struct chan_case){.chan = chan_ticker_chan(tick[i]), .dir = CHAN_RECV};
+    }
+    cs[H + K] = (struct chan_case){.chan = NULL, .dir = CHAN_RECV}; /* never */
+    for (int round = 0; round < 3; round++) {
+        chan_timer_t *soon = chan_timer_make(25 * MS);
+        cs[H + K + 1] = (struct chan_case){.chan = chan_timer_chan(soon), .dir = CHAN_RECV};
+        ck_assert_int_eq(chan_select(cs, H + K + 2), H + K + 1);
+        ck_assert_int_eq(chan_timer_free(soon), 0);
+    }
+    cs[H + K + 1].chan = NULL;
+    ck_assert_int_eq(chan_tryselect(cs, H + K + 2), -EAGAIN);
+    ck_assert_int_eq(chan_recv_until(NULL, NULL, chan_now() + 10 * MS), -ETIMEDOUT);
+    /* Negative extremes: due at once, and a ticker refuses them. */
+    chan_timer_t *neg = chan_timer_make(INT64_MIN);
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(neg), NULL), 0);
+    ck_assert_int_eq(chan_timer_reset(neg, INT64_MIN + 1), 0);
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(neg), NULL), 0);
+    errno = 0;
+    ck_assert_ptr_null(chan_ticker_make(INT64_MIN));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(chan_ticker_reset(tick[0], INT64_MIN), -EINVAL);
+    ck_assert_int_eq(chan_ticker_reset(tick[0], -1), -EINVAL);
+    for (int i = 0; i < H; i++) {
+        ck_assert_int_eq(chan_timer_stop(huge[i]), 1); /* all still pending */
+        ck_assert_int_eq(chan_timer_free(huge[i]), 0);
+    }
+    for (int i = 0; i < K; i++) {
+        ck_assert_int_eq(chan_ticker_stop(tick[i]), 1);
+        ck_assert_int_eq(chan_ticker_free(tick[i]), 0);
+    }
+    ck_assert_int_eq(chan_timer_free(neg), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go 1.23's testTimerChan, the part with receivers: two threads blocked on a stopped timer's
+ * channel get nothing while it stays stopped; a reset then hands its one value to exactly one
+ * of them, and a second reset to the other. */
+START_TEST(timer_stopped_chan_receivers)
+{
+    chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    struct waiter_arg a[2] = {{.c = chan_timer_chan(t), .r = 1}, {.c = chan_timer_chan(t), .r = 1}};
+    pthread_t th[2] = {spawn(recv_thread, &a[0]), spawn(recv_thread, &a[1])};
+    ck_assert(blocked_receivers_at_least(a[0].c, 2));
+    ck_assert_int_eq(chan_timer_reset(t, 3600 * 1000 * MS), 0); /* running again, not due */
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    sleep_ms(30);
+    ck_assert_uint_eq(hchan_waiting(a[0].c, CHAN_RECV), 2); /* nothing came */
+    int64_t armed = chan_now();
+    ck_assert_int_eq(chan_timer_reset(t, 5 * MS), 0);
+    for (int i = 0; i < 10000 && hchan_waiting(a[0].c, CHAN_RECV) == 2; i++)
+        sleep_ms(1);
+    sleep_ms(20); /* a second value, if one wrongly came, would wake the other too */
+    ck_assert_uint_eq(hchan_waiting(a[0].c, CHAN_RECV), 1);
+    ck_assert_int_eq(chan_timer_reset(t, 0), 0); /* fires in the call: the other one gets it */
+    join(th[0]);
+    join(th[1]);
+    ck_assert_int_eq(a[0].r, 0);
+    ck_assert_int_eq(a[1].r, 0);
+    ck_assert_int_ge(a[0].v < a[1].v ? a[0].v : a[1].v, armed + 5 * MS);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestTicker: ticks keep their phase over many periods (the k-th received is never before
+ * start + k * period, and without a slow receiver none is dropped: the last comes no later than
+ * its grid point plus the allowed lateness); Reset changes the period, the next tick one new
+ * period from the reset. */
+START_TEST(ticker_phase_and_reset)
+{
+    witness_mark();
+    const int64_t period = scaled(4, 10) * MS;
+    const int n = 25;
+    int64_t start = chan_now();
+    chan_ticker_t *k = chan_ticker_make(period);
+    chan_t *c = chan_ticker_chan(k);
+    int64_t v = 0, prev = 0;
+    for (int i = 1; i <= n; i++) {
+        ck_assert_int_eq(chan_recv(c, &v), 0);
+        ck_assert_int_gt(v, prev);
+        ck_assert_int_ge(v, start + i * period); /* never early, and never fewer than due */
+        prev = v;
+    }
+    /* Drift: the n ticks took n periods, plus lateness and any ticks dropped while this thread
+     * was descheduled (each of those shows as a stall the witness saw). */
+    ck_assert_int_le(v - (start + n * period), late_allowed() + period);
+    int64_t reset = chan_now();
+    ck_assert_int_eq(chan_ticker_reset(k, 2 * period), 1);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* an unreceived tick went with it */
+    for (int i = 1; i <= 5; i++) {
+        ck_assert_int_eq(chan_recv(c, &v), 0);
+        ck_assert_int_ge(v, reset + i * 2 * period);
+    }
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestTeardown (many tickers made and stopped) and TestTickerStopWithDirectInitialization
+ * (a stopped ticker's channel stays quiet): 2 threads make, stop and free 1,000 tickers of
+ * 1 ms each while the timer thread fires them; afterwards timers and a ticker still work. */
+static void *teardown_main(void *p)
+{
+    (void)p;
+    for (int i = 0; i < scaled(500, 100); i++) {
+        chan_ticker_t *k = chan_ticker_make(1 * MS);
+        ck_assert_ptr_nonnull(k);
+        if (i % 3 == 0)
+            sleep_ns(1 * MS);
+        ck_assert_int_ge(chan_ticker_stop(k), 0);
+        ck_assert_int_eq(chan_tryrecv(chan_ticker_chan(k), NULL), -EAGAIN);
+        ck_assert_int_eq(chan_ticker_free(k), 0);
+    }
+    return NULL;
+}
+
+START_TEST(ticker_teardown)
+{
+    pthread_t th[2] = {spawn(teardown_main, NULL), spawn(teardown_main, NULL)};
+    join(th[0]);
+    join(th[1]);
+    chan_ticker_t *k = chan_ticker_make(2 * MS);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chan_recv(chan_ticker_chan(k), NULL), 0);
+    ck_assert_int_eq(chan_ticker_stop(k), 1);
+    ck_assert_int_eq(chan_recv_until(chan_ticker_chan(k), NULL, chan_now() + 20 * MS), -ETIMEDOUT);
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* crossbeam's after.rs and tick.rs `len_empty_full`/`capacity`, and Go's timer channels: a
+ * timer's channel has capacity 1 (chan_time.h), is empty until the firing, holds the one
+ * value until it is received, and is empty again after; a ticker's never holds more than one
+ * tick. */
+START_TEST(timer_chan_len_cap)
+{
+    chan_timer_t *t = chan_timer_make(10 * MS);
+    chan_t *c = chan_timer_chan(t);
+    ck_assert_uint_eq(chan_cap(c), 1);
+    ck_assert_uint_eq(chan_len(c), 0);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* before the deadline: not ready */
+    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+        sleep_ms(1);
+    ck_assert_uint_eq(chan_len(c), 1);
+    ck_assert_int_eq(chan_tryrecv(c, NULL), 0);
+    ck_assert_uint_eq(chan_len(c), 0);
+    ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 20 * MS), -ETIMEDOUT); /* once */
+    ck_assert_int_eq(chan_timer_free(t), 0);
+
+    chan_ticker_t *k = chan_ticker_make(1 * MS);
+    c = chan_ticker_chan(k);
+    ck_assert_uint_eq(chan_cap(c), 1);
+    sleep_ms(20);
+    ck_assert_uint_eq(chan_len(c), 1); /* twenty ticks due, one kept */
+    ck_assert_int_eq(chan_ticker_stop(k), 1);
+    ck_assert_uint_eq(chan_len(c), 0);
+    ck_assert_int_eq(chan_ticker_free(k), 0);
+    ck_assert_uint_eq(chan_len(NULL), 0); /* never.rs: a NULL channel has neither */
+    ck_assert_uint_eq(chan_cap(NULL), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* crossbeam's after.rs `select` and `recv_two`: 1,000 timers due within 5 ms, and 4 threads
+ * each selecting over all of them (and a 100 ms time-out) until none comes: every value is
+ * received exactly once. */
+#define SEL_TIMERS 1000
+#define SEL_THREADS 4
+
+static struct {
+    chan_timer_t *t[SEL_TIMERS];
+    _Atomic int hits[SEL_TIMERS];
+    _Atomic int total;
+} sel;
+
+static void *sel_main(void *p)
+{
+    (void)p;
+    struct chan_case *cs = malloc(SEL_TIMERS * sizeof *cs);
+    ck_assert_ptr_nonnull(cs);
+    for (int i = 0; i < SEL_TIMERS; i++)
+        cs[i] = (struct chan_case){.chan = chan_timer_chan(sel.t[i]), .dir = CHAN_RECV};
+    int k;
+    while ((k = chan_select_until(cs, SEL_TIMERS, chan_now() + 100 * MS)) >= 0) {
+        ck_assert(cs[k].ok);
+        atomic_fetch_add(&sel.hits[k], 1);
+        atomic_fetch_add(&sel.total, 1);
+    }
+    ck_assert_int_eq(k, -ETIMEDOUT);
+    free(cs);
+    return NULL;
+}
+
+START_TEST(timers_selected_by_many_threads)
+{
+    for (int i = 0; i < SEL_TIMERS; i++)
+        ck_assert_ptr_nonnull(sel.t[i] = chan_timer_make(i / 200 * MS));
+    pthread_t th[SEL_THREADS];
+    for (int i = 0; i < SEL_THREADS; i++)
+        th[i] = spawn(sel_main, NULL);
+    for (int i = 0; i < SEL_THREADS; i++)
+        join(th[i]);
+    ck_assert_int_eq(atomic_load(&sel.total), SEL_TIMERS);
+    for (int i = 0; i < SEL_TIMERS; i++) {
+        ck_assert_int_eq(atomic_load(&sel.hits[i]), 1);
+        ck_assert_int_eq(chan_timer_free(sel.t[i]), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+/* crossbeam's after.rs and tick.rs `fairness`: between two timer channels both ready (due at
+ * once), a select picks each about half the time; between two tickers of 1 ns, each is served
+ * (tick.rs's bound: at least a quarter of a fair share). Two 1 ms timers are not in it: as in
+ * Go, the earlier one wakes a blocked select first and wins. */
+START_TEST(timers_select_fairness)
+{
+    enum { N = 1000 };
+    long hits[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        chan_timer_t *a = chan_timer_make(0), *b = chan_timer_make(0);
+        struct chan_case cs[2] = {{.chan = chan_timer_chan(a), .dir = CHAN_RECV},
+                                  {.chan = chan_timer_chan(b), .dir = CHAN_RECV}};
+        int k = chan_select(cs, 2);
+        ck_assert(k == 0 || k == 1);
+        hits[k]++;
+        ck_assert_int_eq(chan_timer_free(a), 0);
+        ck_assert_int_eq(chan_timer_free(b), 0);
+    }
+    ck_assert_msg(chi_square(hits, 2, N) < 15.1, "after(0): %ld vs %ld", hits[0], hits[1]);
+
+    hits[0] = hits[1] = 0;
+    chan_ticker_t *ka = chan_ticker_make(1), *kb = chan_ticker_make(1);
+    struct chan_case cs[2] = {{.chan = chan_ticker_chan(ka), .dir = CHAN_RECV},
+                              {.chan = chan_ticker_chan(kb), .dir = CHAN_RECV}};
+    for (int i = 0; i < N; i++) {
+        int k = chan_select(cs, 2);
+        ck_assert(k == 0 || k == 1);
+        hits[k]++;
+    }
+    ck_assert_msg(hits[0] >= N / 8 && hits[1] >= N / 8, "tick: %ld vs %ld", hits[0], hits[1]);
+    ck_assert_int_eq(chan_ticker_free(ka), 0);
+    ck_assert_int_eq(chan_ticker_free(kb), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -977,5 +1387,15 @@ int main(void)
     ADD_TEST(s, ticker_reset_later, 30);
     ADD_TEST(s, timers_reset_in_random_order_fire_in_order, 120);
     ADD_TEST(s, timer_func_resets_itself, 30);
+    ADD_TEST(s, timer_func_chain, 30);
+    ADD_TEST(s, timer_after_queuing, 30);
+    ADD_TEST(s, timers_from_many_threads, 120);
+    ADD_TEST(s, timer_overflow_never, 30);
+    ADD_TEST(s, timer_stopped_chan_receivers, 30);
+    ADD_TEST(s, ticker_phase_and_reset, 30);
+    ADD_TEST(s, ticker_teardown, 60);
+    ADD_TEST(s, timer_chan_len_cap, 30);
+    ADD_TEST(s, timers_selected_by_many_threads, 60);
+    ADD_TEST(s, timers_select_fairness, 60);
     return run_suite(s);
 }
