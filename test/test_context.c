@@ -897,6 +897,195 @@ START_TEST(ctx_free_while_select_unlinking)
 }
 END_TEST
 
+/* ---- Ports: Go's context/context_test.go ---------------------------------------------------- */
+
+/* Go's TestWithCancel (through a context of another kind, its otherContext), TestChildFinishes-
+ * First, TestParentFinishesChild and TestCancelRemoves: 10,000 children of one parent with a
+ * deadline, made through a value context half of the time, half of them with a deadline of
+ * their own an hour away. A child cancelled before its parent keeps its -ECANCELED when the
+ * parent then times out; one freed before it has left the parent's list (the parent's time-out
+ * touches no freed child: ASan); every other child reports the parent's -ETIMEDOUT. */
+#define KIDS 10000
+
+START_TEST(ctx_children_cancelled_first)
+{
+    static int key;
+    static chan_ctx_t *kid[KIDS];
+    int64_t deadline = chan_now() + scaled(200, 1000) * MS;
+    chan_ctx_t *p = chan_ctx_with_deadline(chan_ctx_background(), deadline);
+    chan_ctx_t *o = chan_ctx_with_value(p, &key, NULL);
+    int n = scaled(KIDS, KIDS / 4), failed = 0;
+    for (int i = 0; i < n; i++) {
+        chan_ctx_t *parent = i % 2 ? o : p;
+        kid[i] = i % 4 < 2 ? chan_ctx_with_cancel(parent)
+                           : chan_ctx_with_timeout(parent, 3600 * 1000 * MS);
+        failed += !kid[i];
+    }
+    ck_assert_int_eq(failed, 0);
+    for (int i = 0; i < n; i++) {
+        if (i % 3 == 0)
+            failed += chan_ctx_cancel(kid[i]) != 0 || chan_ctx_err(kid[i]) != -ECANCELED;
+        else if (i % 3 == 1) /* freed: cancelled, detached, gone */
+            failed += chan_ctx_free(kid[i]) != 0;
+    }
+    ck_assert_int_eq(failed, 0);
+    bool before = chan_now() < deadline; /* else the parent's time-out may have come first */
+    await_cancelled(p, -ETIMEDOUT);
+    for (int i = 0; i < n; i++) {
+        if (i % 3 == 1)
+            continue;
+        /* The timer thread cancels the subtree after p's done: wait for each (as Go's). */
+        failed += chan_recv_until(chan_ctx_done(kid[i]), NULL, chan_now() + 10000 * MS) != -EPIPE;
+        int e = chan_ctx_err(kid[i]);
+        failed += i % 3 == 0 ? (before ? e != -ECANCELED : e == 0) : e != -ETIMEDOUT;
+        failed += chan_ctx_free(kid[i]) != 0;
+    }
+    ck_assert_int_eq(failed, 0);
+    assert_cancelled(o, -ETIMEDOUT);
+    ck_assert_int_eq(chan_ctx_free(o), 0);
+    ck_assert_int_eq(chan_ctx_free(p), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* A parent cancelled while 4 threads make children of it (of every kind, some through a value
+ * context): each child made is cancelled once the cancel has returned, with the parent's error
+ * (born cancelled, or cancelled by it: none is left registered and uncancelled), and a child
+ * made after it is born cancelled. */
+struct maker {
+    chan_ctx_t *parent;
+    chan_ctx_t **made;
+    _Atomic int *stop;
+    int n;
+};
+
+static void *maker_main(void *p)
+{
+    struct maker *m = p;
+    static int key;
+    for (int i = 0; !atomic_load(m->stop) && i < 2000; i++) {
+        chan_ctx_t *v = NULL, *k;
+        switch (i % 4) {
+        case 0: k = chan_ctx_with_cancel(m->parent); break;
+        case 1: k = chan_ctx_with_timeout(m->parent, 3600 * 1000 * MS); break;
+        case 2:
+            ck_assert_ptr_nonnull(v = chan_ctx_with_value(m->parent, &key, NULL));
+            k = chan_ctx_with_cancel(v);
+            break;
+        default: k = chan_ctx_with_value(m->parent, &key, NULL); break;
+        }
+        ck_assert_ptr_nonnull(k);
+        if (v)
+            m->made[m->n++] = v;
+        m->made[m->n++] = k;
+    }
+    return NULL;
+}
+
+START_TEST(ctx_cancel_while_children_made)
+{
+    enum { T = 4 };
+    for (int round = 0; round < scaled(20, 5); round++) {
+        chan_ctx_t *p = chan_ctx_with_cancel(chan_ctx_background());
+        _Atomic int stop = 0;
+        struct maker m[T];
+        pthread_t th[T];
+        for (int i = 0; i < T; i++) {
+            m[i] = (struct maker){p, malloc(3000 * sizeof(chan_ctx_t *)), &stop, 0};
+            th[i] = spawn(maker_main, &m[i]);
+        }
+        sleep_ns((round % 5) * MS / 2);
+        ck_assert_int_eq(chan_ctx_cancel(p), 0);
+        int failed = 0;
+        atomic_store(&stop, 1);
+        for (int i = 0; i < T; i++) {
+            join(th[i]);
+            for (int j = 0; j < m[i].n; j++)
+                failed += chan_ctx_err(m[i].made[j]) != -ECANCELED || !is_done(m[i].made[j]);
+        }
+        ck_assert_int_eq(failed, 0);
+        chan_ctx_t *late = chan_ctx_with_timeout(p, 3600 * 1000 * MS);
+        assert_cancelled(late, -ECANCELED);
+        ck_assert_int_eq(chan_ctx_free(late), 0);
+        for (int i = 0; i < T; i++) {
+            for (int j = m[i].n - 1; j >= 0; j--) /* children first */
+                failed += chan_ctx_free(m[i].made[j]) != 0;
+            free(m[i].made);
+        }
+        ck_assert_int_eq(failed, 0);
+        ck_assert_int_eq(chan_ctx_free(p), 0);
+    }
+}
+END_TEST
+
+/* Go's TestLayersCancel and TestLayersTimeout: 30 layers of value, cancel and time-out
+ * contexts in a random order (seeded), the leaf at the bottom. Every value is seen from the
+ * leaf, before and after; cancelling one cancel layer cancels it and every layer below it with
+ * -ECANCELED and none above; with short time-outs the leaf times out with -ETIMEDOUT. */
+#define LAYERS 30
+
+static void layers(unsigned seed, bool timeout)
+{
+    static int keys[LAYERS];
+    chan_ctx_t *l[LAYERS];
+    int kind[LAYERS], ncancel = 0, ntimeout = 0;
+    chan_ctx_t *ctx = chan_ctx_background();
+    for (int i = 0; i < LAYERS; i++) {
+        kind[i] = rand_r(&seed) % 3;
+        if (kind[i] == 0)
+            l[i] = chan_ctx_with_value(ctx, &keys[i], &keys[i]);
+        else if (kind[i] == 1)
+            l[i] = chan_ctx_with_cancel(ctx);
+        else
+            l[i] = chan_ctx_with_timeout(ctx, timeout ? (1 + i % 5) * MS : 3600 * 1000 * MS);
+        ck_assert_ptr_nonnull(l[i]);
+        ncancel += kind[i] != 0;
+        ntimeout += kind[i] == 2;
+        ctx = l[i];
+    }
+    for (int i = 0; i < LAYERS; i++) {
+        void *v = NULL;
+        ck_assert_int_eq(chan_ctx_value(ctx, &keys[i], &v), kind[i] == 0 ? 0 : -ENOENT);
+        ck_assert_ptr_eq(v, kind[i] == 0 ? &keys[i] : NULL);
+    }
+    if (timeout && ntimeout) {
+        await_cancelled(ctx, -ETIMEDOUT);
+    } else if (ncancel) {
+        if (!timeout)
+            for (int i = 0; i < LAYERS; i++)
+                ck_assert_int_eq(chan_ctx_err(l[i]), 0);
+        int pick = rand_r(&seed) % ncancel, at = -1;
+        for (int i = 0; i < LAYERS && at < 0; i++)
+            if (kind[i] != 0 && pick-- == 0)
+                at = i;
+        ck_assert_int_eq(chan_ctx_cancel(l[at]), 0);
+        for (int i = 0; i < LAYERS; i++) {
+            if (i < at && chan_ctx_done(l[i]))
+                assert_live(l[i]);
+            else if (i >= at)
+                assert_cancelled(l[i], -ECANCELED);
+        }
+    } else {
+        ck_assert_ptr_null(chan_ctx_done(ctx)); /* values only: never done */
+    }
+    for (int i = 0; i < LAYERS; i++) {
+        void *v = NULL;
+        ck_assert_int_eq(chan_ctx_value(ctx, &keys[i], &v), kind[i] == 0 ? 0 : -ENOENT);
+    }
+    for (int i = 0; i < LAYERS; i++)
+        ck_assert_int_eq(chan_ctx_free(l[i]), 0); /* parents first: children keep them */
+}
+
+START_TEST(ctx_layers)
+{
+    for (unsigned seed = 1; seed <= 50; seed++) {
+        layers(seed, false);
+        layers(seed, true);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("context");
@@ -919,5 +1108,8 @@ int main(void)
     ADD_TEST(s, ctx_deadline_passed_at_birth, 30);
     ADD_TEST(s, ctx_enomem, 30);
     ADD_TEST(s, ctx_free_while_select_unlinking, 30);
+    ADD_TEST(s, ctx_children_cancelled_first, 60);
+    ADD_TEST(s, ctx_cancel_while_children_made, 60);
+    ADD_TEST(s, ctx_layers, 60);
     return run_suite(s);
 }
