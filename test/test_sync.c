@@ -729,6 +729,160 @@ START_TEST(group_free_busy)
 }
 END_TEST
 
+/* ---- Ports: Go's sync/waitgroup_test.go and golang.org/x/sync/errgroup's tests --------------- */
+
+/* Go's TestWaitGroup (testWaitGroup): n threads each call done on wg1 and then wait on wg2;
+ * wg1's wait returns while every one of them is still held by wg2 (none has been released too
+ * soon), then wg2's last done releases them all. Both WaitGroups reused 8 times. */
+struct two_wg {
+    chan_wg_t *wg1, *wg2;
+    chan_t *exited;
+};
+
+static void *two_wg_main(void *p)
+{
+    struct two_wg *w = p;
+    ck_assert_int_eq(chan_wg_done(w->wg1), 0);
+    ck_assert_int_eq(chan_wg_wait(w->wg2), 0);
+    ck_assert_int_eq(chan_send(w->exited, NULL), 0);
+    return NULL;
+}
+
+START_TEST(wg_two_groups_reused)
+{
+    enum { N = 16 };
+    struct two_wg w = {mkwg(), mkwg(), chan_make(0, N)};
+    for (int round = 0; round < 8; round++) {
+        pthread_t th[N];
+        ck_assert_int_eq(chan_wg_add(w.wg1, N), 0);
+        ck_assert_int_eq(chan_wg_add(w.wg2, N), 0);
+        for (int i = 0; i < N; i++)
+            th[i] = spawn(two_wg_main, &w);
+        ck_assert_int_eq(chan_wg_wait(w.wg1), 0);
+        ck_assert(blocked_receivers_at_least(chan_wg_chan(w.wg2), N)); /* all held by wg2 */
+        ck_assert_int_eq(chan_tryrecv(w.exited, NULL), -EAGAIN);       /* released too soon */
+        for (int i = 0; i < N; i++)
+            ck_assert_int_eq(chan_wg_done(w.wg2), 0);
+        for (int i = 0; i < N; i++)
+            ck_assert_int_eq(chan_recv(w.exited, NULL), 0);
+        for (int i = 0; i < N; i++)
+            join(th[i]);
+    }
+    ck_assert_int_eq(chan_wg_free(w.wg1), 0);
+    ck_assert_int_eq(chan_wg_free(w.wg2), 0);
+    ck_assert_int_eq(chan_free(w.exited), 0);
+}
+END_TEST
+
+/* Go's TestZeroGroup: a group given one task at a time, waited for after each: wait returns
+ * the first error of all the tasks so far, or 0 while none failed. */
+START_TEST(group_wait_after_each)
+{
+    static const int cases[][4] = {{0}, {0, 0}, {-EIO}, {-EIO, 0}, {-EIO, 0, -EPERM}, {0, 7, 8}};
+    static const int len[] = {1, 2, 1, 2, 3, 3};
+    for (size_t c = 0; c < sizeof len / sizeof len[0]; c++) {
+        chan_group_t *g = mkgroup(chan_ctx_background());
+        int first = 0;
+        for (int i = 0; i < len[c]; i++) {
+            ck_assert_int_eq(chan_group_go(g, fail_with_arg, (void *)(intptr_t)cases[c][i]), 0);
+            if (!first)
+                first = cases[c][i];
+            ck_assert_int_eq(chan_group_wait(g), first);
+        }
+        ck_assert_int_eq(chan_group_free(g), 0);
+    }
+}
+END_TEST
+
+/* Go's TestWithContext: whatever the tasks returned, the group's context is done once wait has
+ * returned, and wait returns the first error. */
+START_TEST(group_ctx_done_after_wait)
+{
+    static const int cases[][3] = {{0, 0, 0}, {-EIO, 0, 0}, {0, -EIO, -EPERM}};
+    for (size_t c = 0; c < 3; c++) {
+        chan_group_t *g = mkgroup(chan_ctx_background());
+        int first = 0;
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(chan_group_go(g, fail_with_arg, (void *)(intptr_t)cases[c][i]), 0);
+            if (!first)
+                first = cases[c][i];
+            if (first) /* tasks run one at a time here: the first to fail is known */
+                ck_assert_int_eq(chan_group_wait(g), first);
+        }
+        ck_assert_int_eq(chan_group_wait(g), first);
+        ck_assert_int_eq(chan_tryrecv(chan_ctx_done(chan_group_ctx(g)), NULL), -EPIPE);
+        ck_assert_int_eq(chan_ctx_err(chan_group_ctx(g)), -ECANCELED);
+        ck_assert_int_eq(chan_group_free(g), 0);
+    }
+}
+END_TEST
+
+/* Go's TestTryGo: 42 trygos fill a limit of 42 and the 43rd fails; after wait one succeeds
+ * again; a limit of 1 takes one; a limit of 0 takes none, however often asked. */
+static int send_task(chan_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return chan_send(arg, NULL);
+}
+
+static void *drain_main(void *p)
+{
+    chan_t *c = p;
+    while (chan_recv(c, NULL) == 0) {
+    }
+    return NULL;
+}
+
+START_TEST(group_trygo_limits)
+{
+    enum { N = 42 };
+    chan_group_t *g = mkgroup(chan_ctx_background());
+    chan_t *ch = chan_make(0, 0);
+    ck_assert_int_eq(chan_group_set_limit(g, N), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(chan_group_trygo(g, send_task, ch), 0);
+    ck_assert_int_eq(chan_group_trygo(g, send_task, ch), -EAGAIN);
+    pthread_t drain = spawn(drain_main, ch);
+    ck_assert_int_eq(chan_group_wait(g), 0);
+    ck_assert_int_eq(chan_group_trygo(g, send_task, ch), 0);
+    ck_assert_int_eq(chan_group_wait(g), 0);
+    ck_assert_int_eq(chan_group_set_limit(g, 1), 0);
+    ck_assert_int_eq(chan_group_trygo(g, send_task, ch), 0);
+    ck_assert_int_eq(chan_group_wait(g), 0);
+    ck_assert_int_eq(chan_group_set_limit(g, 0), 0);
+    for (int i = 0; i < 1024; i++)
+        ck_assert_int_eq(chan_group_trygo(g, send_task, ch), -EAGAIN);
+    ck_assert_int_eq(chan_group_wait(g), 0);
+    ck_assert_int_eq(chan_close(ch), 0);
+    join(drain);
+    ck_assert_int_eq(chan_group_free(g), 0);
+    ck_assert_int_eq(chan_free(ch), 0);
+}
+END_TEST
+
+/* Go's TestGoLimit: 1,025 tasks through a limit of 10; none ever sees more than 10 running. */
+static int count_active_task(chan_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    _Atomic int *active = arg;
+    int n = atomic_fetch_add(active, 1) + 1;
+    sleep_ns(1000);
+    atomic_fetch_sub(active, 1);
+    return n > 10 ? -E2BIG : 0;
+}
+
+START_TEST(group_go_limit)
+{
+    chan_group_t *g = mkgroup(chan_ctx_background());
+    _Atomic int active = 0;
+    ck_assert_int_eq(chan_group_set_limit(g, 10), 0);
+    for (int i = 0; i <= scaled(1024, 256); i++)
+        ck_assert_int_eq(chan_group_go(g, count_active_task, &active), 0);
+    ck_assert_int_eq(chan_group_wait(g), 0);
+    ck_assert_int_eq(chan_group_free(g), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sync");
@@ -753,5 +907,10 @@ int main(void)
     ADD_TEST(s, group_spawn_function, 30);
     ADD_TEST(s, group_nested, 30);
     ADD_TEST(s, group_free_busy, 30);
+    ADD_TEST(s, wg_two_groups_reused, 30);
+    ADD_TEST(s, group_wait_after_each, 30);
+    ADD_TEST(s, group_ctx_done_after_wait, 30);
+    ADD_TEST(s, group_trygo_limits, 30);
+    ADD_TEST(s, group_go_limit, 60);
     return run_suite(s);
 }
