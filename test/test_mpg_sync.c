@@ -3,7 +3,9 @@
  * test_mpg_sync.c - chan_sync.h with Gs (libchan-mpg): a G that waits on a WaitGroup or a
  * group parks the G, not its thread (with one P, the Gs it waits for could not run otherwise),
  * the round's channel in a G's select, rounds of many Gs, and a group whose tasks are Gs
- * (chan_group_set_spawn(g, chan_mpg_go)) started from a plain thread and from a G. Each test
+ * (chan_group_set_spawn(g, chan_mpg_go)) started from a plain thread and from a G; and the
+ * ports of Go's time, context, sync and errgroup tests and crossbeam's after.rs run on Gs
+ * (timers, tickers and contexts waited on by Gs, a context cancelled from a G). Each test
  * starts its own scheduler and ends with every G returned.
  */
 #include "testmpg.h"
@@ -209,6 +211,297 @@ START_TEST(group_in_a_g_with_limit)
 }
 END_TEST
 
+/* ---- Ports on Gs: Go's time, context and errgroup tests, crossbeam's after.rs --------------- */
+
+/* Go's TestAfterQueuing on one P: a G selects over 10 timers made in a shuffled order (parking
+ * the G, not its thread); the values, the firing times, rise in the order of the deadlines. */
+static void after_queuing_g(void *arg)
+{
+    (void)arg;
+    enum { Q = 10 };
+    static const int slot[Q] = {0, 2, 1, 3, 4, 6, 5, 8, 7, 9};
+    chan_timer_t *t[Q];
+    int64_t deadline[Q], value[Q], start = chan_now() + 5 * MS;
+    struct chan_case cs[Q];
+    for (int i = 0; i < Q; i++) {
+        deadline[i] = start + slot[i] * 10 * MS;
+        t[i] = chan_timer_make_until(deadline[i]);
+        G_CHECK(t[i] != NULL);
+        cs[i] =
+            (struct chan_case){.chan = chan_timer_chan(t[i]), .elem = &value[i], .dir = CHAN_RECV};
+    }
+    for (int got = 0; got < Q; got++) {
+        int k = chan_select(cs, Q);
+        G_CHECK(k >= 0 && cs[k].ok && value[k] >= deadline[k]);
+        cs[k].chan = NULL;
+    }
+    for (int i = 0; i < Q; i++)
+        for (int j = 0; j < Q; j++)
+            if (slot[j] == slot[i] + 1)
+                G_CHECK(value[i] <= value[j]);
+    for (int i = 0; i < Q; i++)
+        G_CHECK(chan_timer_free(t[i]) == 0);
+}
+
+/* Go's TestTicker in a G: ticks never early, and a reset period holds from the reset on. */
+static void ticker_g(void *arg)
+{
+    (void)arg;
+    const int64_t period = 3 * MS;
+    int64_t start = chan_now(), v = 0;
+    chan_ticker_t *k = chan_ticker_make(period);
+    for (int i = 1; i <= 10; i++)
+        G_CHECK(chan_recv(chan_ticker_chan(k), &v) == 0 && v >= start + i * period);
+    int64_t reset = chan_now();
+    G_CHECK(chan_ticker_reset(k, 2 * period) == 1);
+    for (int i = 1; i <= 3; i++)
+        G_CHECK(chan_recv(chan_ticker_chan(k), &v) == 0 && v >= reset + i * 2 * period);
+    G_CHECK(chan_ticker_stop(k) == 1);
+    G_CHECK(chan_recv_until(chan_ticker_chan(k), NULL, chan_now() + 10 * MS) == -ETIMEDOUT);
+    G_CHECK(chan_ticker_free(k) == 0);
+}
+
+/* crossbeam's after.rs `select`, with Gs: 1,000 timers due within 5 ms, 4 Gs each selecting
+ * over all of them until a 100 ms time-out: every value is received exactly once. */
+#define G_TIMERS 1000
+
+static struct {
+    chan_timer_t *t[G_TIMERS];
+    atomic_int hits[G_TIMERS];
+} gsel;
+
+static void timers_select_g(void *arg)
+{
+    (void)arg;
+    struct chan_case *cs = malloc(G_TIMERS * sizeof *cs);
+    G_CHECK(cs != NULL);
+    for (int i = 0; i < G_TIMERS; i++)
+        cs[i] = (struct chan_case){.chan = chan_timer_chan(gsel.t[i]), .dir = CHAN_RECV};
+    int k;
+    while ((k = chan_select_until(cs, G_TIMERS, chan_now() + 100 * MS)) >= 0)
+        atomic_fetch_add(&gsel.hits[k], 1);
+    G_CHECK(k == -ETIMEDOUT);
+    free(cs);
+}
+
+START_TEST(timers_on_gs)
+{
+    ck_assert_int_eq(chan_mpg_start(1), 0);
+    go(after_queuing_g, NULL);
+    go(ticker_g, NULL);
+    finish();
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    for (int i = 0; i < G_TIMERS; i++)
+        ck_assert_ptr_nonnull(gsel.t[i] = chan_timer_make(i / 200 * MS));
+    for (int i = 0; i < 4; i++)
+        go(timers_select_g, NULL);
+    finish();
+    for (int i = 0; i < G_TIMERS; i++) {
+        ck_assert_int_eq(atomic_load(&gsel.hits[i]), 1);
+        ck_assert_int_eq(chan_timer_free(gsel.t[i]), 0);
+    }
+    NO_BAD();
+}
+END_TEST
+
+/* Go's TestWithCancel, TestDeadline and TestCancelRemoves-style churn with Gs: 100 Gs park on a
+ * context's done channel (half in a select beside a timer an hour away); a G cancels the
+ * parent; every one wakes with the parent's error. Gs making children while another G cancels
+ * the parent find each child cancelled once the cancel has returned. A time-out wakes a G. */
+struct gctx {
+    chan_ctx_t *root;
+    atomic_int woke, made;
+    chan_ctx_t *kids[4][500];
+    atomic_int nkids[4];
+};
+
+static void ctx_waiter_g(void *arg)
+{
+    struct gctx *c = arg;
+    chan_ctx_t *k = chan_ctx_with_cancel(c->root);
+    G_CHECK(k != NULL);
+    int n = atomic_fetch_add(&c->made, 1);
+    if (n % 2) {
+        G_CHECK(chan_recv(chan_ctx_done(k), NULL) == -EPIPE);
+    } else {
+        chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
+        struct chan_case cs[] = {{.chan = chan_timer_chan(t), .dir = CHAN_RECV},
+                                 {.chan = chan_ctx_done(k), .dir = CHAN_RECV}};
+        G_CHECK(chan_select(cs, 2) == 1 && !cs[1].ok);
+        G_CHECK(chan_timer_free(t) == 0);
+    }
+    G_CHECK(chan_ctx_err(k) == -ECANCELED);
+    G_CHECK(chan_ctx_free(k) == 0);
+    atomic_fetch_add(&c->woke, 1);
+}
+
+static void ctx_canceller_g(void *arg)
+{
+    struct gctx *c = arg;
+    while (atomic_load(&c->made) < 100)
+        chan_mpg_yield();
+    G_CHECK(chan_ctx_cancel(c->root) == 0);
+}
+
+static void ctx_maker_g(void *arg)
+{
+    struct gctx *c = arg;
+    int me = atomic_fetch_add(&c->made, 1) - 100;
+    for (int i = 0; i < 500; i++) {
+        c->kids[me][i] = i % 2 ? chan_ctx_with_cancel(c->root)
+                               : chan_ctx_with_timeout(c->root, 3600 * 1000 * MS);
+        G_CHECK(c->kids[me][i] != NULL);
+        atomic_store(&c->nkids[me], i + 1);
+        if (i % 50 == 0)
+            chan_mpg_yield();
+    }
+}
+
+/* Cancels the root once the makers are under way. */
+static void ctx_mid_canceller_g(void *arg)
+{
+    struct gctx *c = arg;
+    while (atomic_load(&c->nkids[0]) < 200)
+        chan_mpg_yield();
+    G_CHECK(chan_ctx_cancel(c->root) == 0);
+}
+
+static void ctx_timeout_g(void *arg)
+{
+    (void)arg;
+    int64_t start = chan_now();
+    chan_ctx_t *c = chan_ctx_with_timeout(chan_ctx_background(), 20 * MS);
+    G_CHECK(chan_recv(chan_ctx_done(c), NULL) == -EPIPE);
+    G_CHECK(chan_now() >= start + 20 * MS && chan_ctx_err(c) == -ETIMEDOUT);
+    G_CHECK(chan_ctx_free(c) == 0);
+}
+
+START_TEST(contexts_on_gs)
+{
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    static struct gctx c;
+    c.root = chan_ctx_with_cancel(chan_ctx_background());
+    for (int i = 0; i < 100; i++)
+        go(ctx_waiter_g, &c);
+    go(ctx_canceller_g, &c);
+    go(ctx_timeout_g, NULL);
+    finish();
+    ck_assert_int_eq(atomic_load(&c.woke), 100);
+    ck_assert_int_eq(chan_ctx_free(c.root), 0);
+
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    c.root = chan_ctx_with_cancel(chan_ctx_background());
+    atomic_store(&c.made, 100); /* the makers number themselves from here */
+    for (int i = 0; i < 4; i++)
+        go(ctx_maker_g, &c);
+    go(ctx_mid_canceller_g, &c);
+    finish();
+    for (int i = 0; i < 4; i++) {
+        for (int j = atomic_load(&c.nkids[i]) - 1; j >= 0; j--) {
+            ck_assert_int_eq(chan_ctx_err(c.kids[i][j]), -ECANCELED);
+            ck_assert_int_eq(chan_ctx_free(c.kids[i][j]), 0);
+        }
+    }
+    ck_assert_int_eq(chan_ctx_free(c.root), 0);
+    NO_BAD();
+}
+END_TEST
+
+/* Go's TestWaitGroup on one P: N Gs each call done on wg1 and wait on wg2; wg1's wait (in a G
+ * too) returns while all N are parked on wg2; then wg2's dones release them. Reused 8 times. */
+struct gtwo {
+    chan_wg_t *wg1, *wg2;
+    chan_t *exited;
+};
+
+static void gtwo_member(void *arg)
+{
+    struct gtwo *w = arg;
+    G_CHECK(chan_wg_done(w->wg1) == 0);
+    G_CHECK(chan_wg_wait(w->wg2) == 0);
+    G_CHECK(chan_send(w->exited, NULL) == 0);
+}
+
+static void gtwo_driver(void *arg)
+{
+    struct gtwo *w = arg;
+    enum { N = 16 };
+    for (int round = 0; round < 8; round++) {
+        G_CHECK(chan_wg_add(w->wg1, N) == 0 && chan_wg_add(w->wg2, N) == 0);
+        for (int i = 0; i < N; i++)
+            G_CHECK(chan_mpg_go(gtwo_member, w) > 0);
+        G_CHECK(chan_wg_wait(w->wg1) == 0);
+        for (int i = 0; i < 10; i++)
+            chan_mpg_yield(); /* a wrong wg2 would let them through now */
+        G_CHECK(chan_tryrecv(w->exited, NULL) == -EAGAIN);
+        for (int i = 0; i < N; i++)
+            G_CHECK(chan_wg_done(w->wg2) == 0);
+        for (int i = 0; i < N; i++)
+            G_CHECK(chan_recv(w->exited, NULL) == 0);
+    }
+}
+
+/* errgroup's TestTryGo and TestZeroGroup with G tasks, driven by a G. */
+static int g_send_task(chan_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return chan_send(arg, NULL);
+}
+
+static int g_fail_task(chan_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return (int)(intptr_t)arg;
+}
+
+static void g_drain(void *arg)
+{
+    while (chan_recv(arg, NULL) == 0) {
+    }
+}
+
+static void trygo_driver(void *arg)
+{
+    chan_t *ch = arg;
+    chan_group_t *g = chan_group_make(chan_ctx_background());
+    G_CHECK(chan_group_set_spawn(g, chan_mpg_go) == 0);
+    G_CHECK(chan_group_set_limit(g, 42) == 0);
+    for (int i = 0; i < 42; i++)
+        G_CHECK(chan_group_trygo(g, g_send_task, ch) == 0);
+    G_CHECK(chan_group_trygo(g, g_send_task, ch) == -EAGAIN);
+    G_CHECK(chan_mpg_go(g_drain, ch) > 0);
+    G_CHECK(chan_group_wait(g) == 0);
+    G_CHECK(chan_group_trygo(g, g_send_task, ch) == 0);
+    G_CHECK(chan_group_wait(g) == 0);
+    G_CHECK(chan_group_set_limit(g, 0) == 0);
+    G_CHECK(chan_group_trygo(g, g_send_task, ch) == -EAGAIN);
+    G_CHECK(chan_group_set_limit(g, -1) == 0);
+    static const int errs[] = {0, -EIO, 0, -EPERM};
+    for (int i = 0; i < 4; i++) {
+        G_CHECK(chan_group_go(g, g_fail_task, (void *)(intptr_t)errs[i]) == 0);
+        G_CHECK(chan_group_wait(g) == (i ? -EIO : 0));
+    }
+    G_CHECK(chan_tryrecv(chan_ctx_done(chan_group_ctx(g)), NULL) == -EPIPE);
+    G_CHECK(chan_close(ch) == 0);
+    G_CHECK(chan_group_free(g) == 0);
+}
+
+START_TEST(wg_and_group_ports_on_gs)
+{
+    ck_assert_int_eq(chan_mpg_start(1), 0);
+    struct gtwo w = {chan_wg_make(), chan_wg_make(), chan_make(0, 16)};
+    go(gtwo_driver, &w);
+    chan_t *ch = chan_make(0, 0); /* freed once the G that drains it has returned */
+    go(trygo_driver, ch);
+    finish();
+    ck_assert_int_eq(chan_free(ch), 0);
+    ck_assert_int_eq(chan_wg_free(w.wg1), 0);
+    ck_assert_int_eq(chan_wg_free(w.wg2), 0);
+    ck_assert_int_eq(chan_free(w.exited), 0);
+    NO_BAD();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_sync");
@@ -216,5 +509,8 @@ int main(void)
     ADD_TEST(s, wg_rounds_on_gs, 60);
     ADD_TEST(s, group_of_gs_from_a_thread, 30);
     ADD_TEST(s, group_in_a_g_with_limit, 60);
+    ADD_TEST(s, timers_on_gs, 60);
+    ADD_TEST(s, contexts_on_gs, 60);
+    ADD_TEST(s, wg_and_group_ports_on_gs, 60);
     return run_suite(s);
 }
