@@ -1357,6 +1357,54 @@ START_TEST(timers_select_fairness)
 }
 END_TEST
 
+/* Go's TestAdjustTimers: 100 timers, each taken through the same sequence of states in a
+ * random interleaving with the others: fire at once and be received, reset long (returns 0:
+ * idle) and stopped (returns 1) three times over, reset to 0 (returns 0) and received at once.
+ * And TestTimerModifiedEarlier: a timer an hour away, stopped and reset into the past ten
+ * times over (stop always finds it pending or its value unreceived: 1), is ready at once. */
+START_TEST(timer_resets_in_every_order)
+{
+    enum { N = 100 };
+    chan_timer_t *t[N] = {0};
+    int state[N] = {0}, idx[N], left = N;
+    unsigned seed = 42;
+    for (int i = 0; i < N; i++)
+        idx[i] = i;
+    while (left > 0) {
+        int ii = rand_r(&seed) % left, i = idx[ii];
+        switch (state[i]++) {
+        case 0: ck_assert_ptr_nonnull(t[i] = chan_timer_make(0)); break;
+        case 1:
+        case 9:
+            ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t[i]), NULL), 0); /* ready */
+            break;
+        case 2:
+        case 4:
+        case 6: ck_assert_int_eq(chan_timer_reset(t[i], (state[i] / 2) * 60 * 1000 * MS), 0); break;
+        case 3:
+        case 5:
+        case 7:
+            ck_assert_int_eq(chan_timer_stop(t[i]), 1);
+            ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t[i]), NULL), -EAGAIN);
+            break;
+        case 8: ck_assert_int_eq(chan_timer_reset(t[i], 0), 0); break;
+        default: ck_assert_int_eq(chan_timer_free(t[i]), 0); idx[ii] = idx[--left];
+        }
+    }
+
+    for (int i = 0; i < scaled(1000, 200); i++) {
+        chan_timer_t *m = chan_timer_make(3600 * 1000 * MS);
+        for (int j = 0; j < 10; j++) {
+            ck_assert_int_eq(chan_timer_stop(m), 1);
+            ck_assert_int_eq(chan_timer_reset(m, -chan_now()), 0); /* back to the epoch */
+        }
+        ck_assert_int_eq(chan_tryrecv(chan_timer_chan(m), NULL), 0);
+        ck_assert_int_eq(chan_timer_free(m), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -1397,5 +1445,6 @@ int main(void)
     ADD_TEST(s, timer_chan_len_cap, 30);
     ADD_TEST(s, timers_selected_by_many_threads, 60);
     ADD_TEST(s, timers_select_fairness, 60);
+    ADD_TEST(s, timer_resets_in_every_order, 30);
     return run_suite(s);
 }
