@@ -134,10 +134,12 @@ chan_ctx_t *chan_group_ctx(const chan_group_t *g);
 
 /* At most n tasks of the group run at once from now on: chan_group_go blocks while n are
  * running, chan_group_trygo fails. n < 0: no limit (the default). n == 0: no task may start
- * (chan_group_go then blocks for good, as in Go). Go's SetLimit. 0; -EINVAL for NULL; -EBUSY
- * (nothing changed) while tasks started under the previous limit are running.
- * Configuration: call it from the owner, not at the same time as chan_group_go or
- * chan_group_trygo on g. */
+ * (chan_group_go then blocks for good, as in Go). Go's SetLimit. 0; -EINVAL for NULL; for
+ * n >= 0, -EBUSY (nothing changed) while tasks started under the previous limit are running.
+ * Removing the limit (n < 0) is never refused for that, as in Go: tasks that hold slots of the
+ * old limit give them back to it, and it is freed with the group (-ENOMEM: nothing changed,
+ * when there is no memory to keep it until then). Configuration: call it from the owner, not
+ * at the same time as chan_group_go or chan_group_trygo on g. */
 int chan_group_set_limit(chan_group_t *g, int n);
 
 /* How tasks started from now on are run; NULL: a detached thread each (the default).

@@ -9,7 +9,9 @@
  *    (a CAS from 0; the winner cancels the context), gives its slot back (a receive from sem)
  *    and calls done as its very last touch of the group.
  *  - Wait: wait on the WaitGroup, cancel the context, return the first error.
- *  - SetLimit: replace sem, refused while a slot of the old one is taken.
+ *  - SetLimit: replace sem, refused while a slot of the old one is taken; but n < 0 (no limit)
+ *    is never refused, as Go's SetLimit(-1) never panics: an old sem whose slots are still
+ *    taken is retired, kept until the group is freed (after its last task has returned).
  * Each task carries the sem it took a slot of, so that a limit set later never mixes with it.
  * The group's sem and spawn are configuration: written only by set_limit/set_spawn, which
  * must not run at the same time as go/trygo (Go's rule too), hence plain fields.
@@ -23,12 +25,19 @@
 
 #include "chan_sync.h"
 
+/* A limit removed while tasks held slots of it: their sem, freed with the group. */
+struct retired {
+    chan_t *sem;
+    struct retired *next;
+};
+
 struct chan_group {
-    chan_ctx_t *ctx;      /* a child of the parent: cancelled at the first error or wait */
-    chan_wg_t *wg;        /* the tasks started and not yet returned */
-    _Atomic int err;      /* the first error a task returned; 0 while none */
-    chan_t *sem;          /* elemsize 0, capacity = the limit; NULL: no limit */
-    chan_spawn_fn *spawn; /* NULL: a detached thread per task */
+    chan_ctx_t *ctx;         /* a child of the parent: cancelled at the first error or wait */
+    chan_wg_t *wg;           /* the tasks started and not yet returned */
+    _Atomic int err;         /* the first error a task returned; 0 while none */
+    chan_t *sem;             /* elemsize 0, capacity = the limit; NULL: no limit */
+    chan_spawn_fn *spawn;    /* NULL: a detached thread per task */
+    struct retired *retired; /* configuration, as sem */
 };
 
 struct task {
@@ -60,20 +69,43 @@ chan_group_t *chan_group_make(chan_ctx_t *parent)
     atomic_init(&g->err, 0);
     g->sem = NULL;
     g->spawn = NULL;
+    g->retired = NULL;
     return g;
 }
 
 chan_ctx_t *chan_group_ctx(const chan_group_t *g) { return g ? g->ctx : NULL; }
 
-/* Go's SetLimit: "modify limit while goroutines in the group are still active" panics there. */
+/* Go's SetLimit(-1): the limit goes at once. Tasks still holding slots of it (or a go() blocked
+ * on a limit of 0) keep using the old sem, so it cannot be freed now: it is retired. */
+static int remove_limit(chan_group_t *g)
+{
+    if (!g->sem)
+        return 0;
+    if (chan_len(g->sem) == 0 && chan_free(g->sem) == 0) {
+        g->sem = NULL;
+        return 0;
+    }
+    struct retired *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    *r = (struct retired){g->sem, g->retired};
+    g->retired = r;
+    g->sem = NULL;
+    return 0;
+}
+
+/* Go's SetLimit: "modify limit while goroutines in the group are still active" panics there,
+ * for n >= 0 only. */
 int chan_group_set_limit(chan_group_t *g, int n)
 {
     if (!g)
         return -EINVAL;
+    if (n < 0)
+        return remove_limit(g);
     if (g->sem && chan_len(g->sem) != 0)
         return -EBUSY;
-    chan_t *sem = NULL;
-    if (n >= 0 && !(sem = chan_make(0, (size_t)n)))
+    chan_t *sem = chan_make(0, (size_t)n);
+    if (!sem)
         return -ENOMEM;
     /* An empty sem has no slot taken; -EBUSY is left only for a go() blocked on a limit of 0. */
     if (chan_free(g->sem) == -EBUSY) {
@@ -183,6 +215,12 @@ int chan_group_free(chan_group_t *g)
     if (chan_wg_free(g->wg) == -EBUSY)
         return -EBUSY;
     chan_free(g->sem); /* no task holds a slot: nothing is blocked on it */
+    while (g->retired) {
+        struct retired *r = g->retired;
+        g->retired = r->next;
+        chan_free(r->sem); /* its tasks have returned too */
+        free(r);
+    }
     chan_ctx_free(g->ctx);
     free(g);
     return 0;

@@ -622,6 +622,35 @@ START_TEST(group_limit)
 }
 END_TEST
 
+/* Go's SetLimit with n < 0 never panics: the limit goes at once, even while tasks started under
+ * it run (they give their slots back to the old limit, which goes with the group). A limit set
+ * after that applies to new tasks only. */
+START_TEST(group_limit_removed_while_running)
+{
+    chan_group_t *g = mkgroup(chan_ctx_background());
+    struct limited l = {0, 0, 0, chan_make(0, 0)};
+    ck_assert_int_eq(chan_group_set_limit(g, 2), 0);
+    ck_assert_int_eq(chan_group_go(g, limited_task, &l), 0);
+    ck_assert_int_eq(chan_group_go(g, limited_task, &l), 0);
+    ck_assert_int_eq(chan_group_trygo(g, limited_task, &l), -EAGAIN);
+    ck_assert_int_eq(chan_group_set_limit(g, 3), -EBUSY); /* Go panics here */
+    ck_assert_int_eq(chan_group_set_limit(g, -1), 0);     /* and not here */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chan_group_trygo(g, limited_task, &l), 0); /* no limit now */
+    ck_assert_int_eq(chan_group_set_limit(g, 1), 0); /* for new tasks: none holds a slot */
+    ck_assert_int_eq(chan_group_trygo(g, limited_task, &l), 0);
+    ck_assert_int_eq(chan_group_trygo(g, limited_task, &l), -EAGAIN);
+    ck_assert_int_eq(chan_group_set_limit(g, -1), 0); /* twice, with tasks of two limits */
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(chan_send(l.release, NULL), 0);
+    ck_assert_int_eq(chan_group_wait(g), 0);
+    ck_assert_int_eq(atomic_load(&l.ran), 6);
+    ck_assert_int_eq(chan_group_set_limit(g, 2), 0);
+    ck_assert_int_eq(chan_group_free(g), 0); /* and the old limits with it (ASan: no leak) */
+    ck_assert_int_eq(chan_free(l.release), 0);
+}
+END_TEST
+
 /* A spawn function of our own: it runs tasks on joinable threads it keeps, or refuses. */
 static pthread_t spawned[64];
 static atomic_int nspawned, refuse;
@@ -904,6 +933,7 @@ int main(void)
     ADD_TEST(s, group_errors_race, 60);
     ADD_TEST(s, group_parent_cancel, 30);
     ADD_TEST(s, group_limit, 30);
+    ADD_TEST(s, group_limit_removed_while_running, 30);
     ADD_TEST(s, group_spawn_function, 30);
     ADD_TEST(s, group_nested, 30);
     ADD_TEST(s, group_free_busy, 30);
