@@ -1045,7 +1045,8 @@ static void *stress_main(void *p)
             ck_assert_ptr_nonnull(t[i] = chan_timer_make(d));
             ck_assert_int_eq(chan_timer_stop(t[i]), 1);
         } else if (i % 4 == 1) {
-            ck_assert_ptr_nonnull(t[i] = chan_timer_make_func(d + 1000 * MS, stress_fn, NULL));
+            ck_assert_ptr_nonnull(t[i] =
+                                      chan_timer_make_func(d + 3600 * 1000 * MS, stress_fn, NULL));
             ck_assert_int_eq(chan_timer_stop(t[i]), 1);
         } else if (i % 8 == 3) {
             ck_assert_ptr_nonnull(t[i] = chan_timer_make(3600 * 1000 * MS));
@@ -1174,35 +1175,42 @@ START_TEST(timer_stopped_chan_receivers)
 END_TEST
 
 /* Go's TestTicker: ticks keep their phase over many periods (the k-th received is never before
- * start + k * period, and without a slow receiver none is dropped: the last comes no later than
- * its grid point plus the allowed lateness); Reset changes the period, the next tick one new
- * period from the reset. */
+ * start + k * period) and do not drift (the last comes near its grid point); Reset changes the
+ * period, the next tick one new period from the reset, an unreceived tick discarded. As Go's
+ * test does, a run that finds the ticks late (the machine overloaded) is tried again, up to 5
+ * times; never early is checked on every run. */
 START_TEST(ticker_phase_and_reset)
 {
-    witness_mark();
     const int64_t period = scaled(4, 10) * MS;
     const int n = 25;
-    int64_t start = chan_now();
-    chan_ticker_t *k = chan_ticker_make(period);
-    chan_t *c = chan_ticker_chan(k);
-    int64_t v = 0, prev = 0;
-    for (int i = 1; i <= n; i++) {
-        ck_assert_int_eq(chan_recv(c, &v), 0);
-        ck_assert_int_gt(v, prev);
-        ck_assert_int_ge(v, start + i * period); /* never early, and never fewer than due */
-        prev = v;
+    bool on_time = false;
+    for (int attempt = 0; attempt < 5 && !on_time; attempt++) {
+        witness_mark();
+        int64_t start = chan_now();
+        chan_ticker_t *k = chan_ticker_make(period);
+        chan_t *c = chan_ticker_chan(k);
+        int64_t v = 0, prev = 0;
+        for (int i = 1; i <= n; i++) {
+            ck_assert_int_eq(chan_recv(c, &v), 0);
+            ck_assert_int_gt(v, prev);
+            ck_assert_int_ge(v, start + i * period); /* never early, and never more than due */
+            prev = v;
+        }
+        /* No drift: n ticks took n periods, plus one firing's lateness (ticks dropped while
+         * this thread was descheduled would make it later: then try again). */
+        on_time = v - (start + n * period) <= late_allowed() + period;
+        int64_t reset = chan_now();
+        ck_assert_int_eq(chan_ticker_reset(k, 2 * period), 1);
+        int got = chan_tryrecv(c, &v) == 0; /* only a tick of the new period, if any */
+        if (got)
+            ck_assert_int_ge(v, reset + 2 * period);
+        for (int i = 1 + got; i <= 5; i++) {
+            ck_assert_int_eq(chan_recv(c, &v), 0);
+            ck_assert_int_ge(v, reset + i * 2 * period);
+        }
+        ck_assert_int_eq(chan_ticker_free(k), 0);
     }
-    /* Drift: the n ticks took n periods, plus lateness and any ticks dropped while this thread
-     * was descheduled (each of those shows as a stall the witness saw). */
-    ck_assert_int_le(v - (start + n * period), late_allowed() + period);
-    int64_t reset = chan_now();
-    ck_assert_int_eq(chan_ticker_reset(k, 2 * period), 1);
-    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* an unreceived tick went with it */
-    for (int i = 1; i <= 5; i++) {
-        ck_assert_int_eq(chan_recv(c, &v), 0);
-        ck_assert_int_ge(v, reset + i * 2 * period);
-    }
-    ck_assert_int_eq(chan_ticker_free(k), 0);
+    ck_assert_msg(on_time, "the ticks drifted late in 5 runs out of 5");
     assert_no_leaks();
 }
 END_TEST
@@ -1246,11 +1254,18 @@ END_TEST
  * tick. */
 START_TEST(timer_chan_len_cap)
 {
-    chan_timer_t *t = chan_timer_make(10 * MS);
+    int64_t deadline = chan_now() + 10 * MS;
+    chan_timer_t *t = chan_timer_make_until(deadline);
     chan_t *c = chan_timer_chan(t);
     ck_assert_uint_eq(chan_cap(c), 1);
-    ck_assert_uint_eq(chan_len(c), 0);
-    ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* before the deadline: not ready */
+    size_t len = chan_len(c);
+    int r = chan_tryrecv(c, NULL);
+    if (chan_now() < deadline) { /* checked before the deadline (never early): not ready */
+        ck_assert_uint_eq(len, 0);
+        ck_assert_int_eq(r, -EAGAIN);
+    }
+    if (r == 0) /* this thread was held up past the deadline: arm it again */
+        ck_assert_int_eq(chan_timer_reset(t, 1 * MS), 0);
     for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
         sleep_ms(1);
     ck_assert_uint_eq(chan_len(c), 1);
@@ -1262,8 +1277,10 @@ START_TEST(timer_chan_len_cap)
     chan_ticker_t *k = chan_ticker_make(1 * MS);
     c = chan_ticker_chan(k);
     ck_assert_uint_eq(chan_cap(c), 1);
-    sleep_ms(20);
-    ck_assert_uint_eq(chan_len(c), 1); /* twenty ticks due, one kept */
+    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+        sleep_ms(1);
+    for (int i = 0; i < 20; i++, sleep_ms(1))
+        ck_assert_uint_eq(chan_len(c), 1); /* a tick each ms due, one kept */
     ck_assert_int_eq(chan_ticker_stop(k), 1);
     ck_assert_uint_eq(chan_len(c), 0);
     ck_assert_int_eq(chan_ticker_free(k), 0);
@@ -1312,6 +1329,11 @@ START_TEST(timers_selected_by_many_threads)
         th[i] = spawn(sel_main, NULL);
     for (int i = 0; i < SEL_THREADS; i++)
         join(th[i]);
+    /* A timer thread held up past the threads' 100 ms time-out leaves values behind: they
+     * must still be there, once each. */
+    for (int i = 0; i < SEL_TIMERS; i++)
+        if (atomic_load(&sel.hits[i]) == 0 && chan_recv(chan_timer_chan(sel.t[i]), NULL) == 0)
+            atomic_fetch_add(&sel.hits[i], 1), atomic_fetch_add(&sel.total, 1);
     ck_assert_int_eq(atomic_load(&sel.total), SEL_TIMERS);
     for (int i = 0; i < SEL_TIMERS; i++) {
         ck_assert_int_eq(atomic_load(&sel.hits[i]), 1);
