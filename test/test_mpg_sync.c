@@ -505,6 +505,61 @@ START_TEST(wg_and_group_ports_on_gs)
 }
 END_TEST
 
+/* Go's TestSleepZeroDeadlock and TestAfterStress on Gs: a G sleeps until now (and before the
+ * epoch, and at INT64_MIN), makes a channel and a timer due at once and receives from both, 100
+ * times, and another receives 100 ticks of a 1 ns ticker, while a third makes and stops timers
+ * between sleeps of 1 ns: none of them is left parked. */
+static void sleep_zero_g(void *arg)
+{
+    (void)arg;
+    G_CHECK(chan_mpg_sleep_until(INT64_MIN) == 0);
+    G_CHECK(chan_mpg_sleep_until(-1) == 0);
+    for (int i = 0; i < 100; i++) {
+        G_CHECK(chan_mpg_sleep_until(chan_now()) == 0);
+        chan_t *tmp = chan_make(sizeof(int), 1);
+        int v = i;
+        G_CHECK(chan_send(tmp, &v) == 0 && chan_recv(tmp, &v) == 0 && v == i);
+        G_CHECK(chan_free(tmp) == 0);
+        chan_timer_t *t = chan_timer_make(0);
+        G_CHECK(chan_recv(chan_timer_chan(t), NULL) == 0);
+        G_CHECK(chan_timer_free(t) == 0);
+    }
+}
+
+static atomic_int stress_stop;
+
+static void tick_100_g(void *arg)
+{
+    (void)arg;
+    chan_ticker_t *k = chan_ticker_make(1);
+    for (int i = 0; i < 100; i++)
+        G_CHECK(chan_recv(chan_ticker_chan(k), NULL) == 0);
+    G_CHECK(chan_ticker_free(k) == 0);
+    atomic_store(&stress_stop, 1);
+}
+
+static void timer_churn_g(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stress_stop)) {
+        chan_timer_t *t = chan_timer_make(3600 * 1000 * MS);
+        G_CHECK(chan_timer_stop(t) == 1 && chan_timer_free(t) == 0);
+        chan_mpg_sleep_until(chan_now() + 1);
+    }
+}
+
+START_TEST(sleep_zero_and_tick_stress_on_gs)
+{
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    atomic_store(&stress_stop, 0);
+    go(timer_churn_g, NULL);
+    go(sleep_zero_g, NULL);
+    go(tick_100_g, NULL);
+    finish();
+    NO_BAD();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_sync");
@@ -515,5 +570,6 @@ int main(void)
     ADD_TEST(s, timers_on_gs, 60);
     ADD_TEST(s, contexts_on_gs, 60);
     ADD_TEST(s, wg_and_group_ports_on_gs, 60);
+    ADD_TEST(s, sleep_zero_and_tick_stress_on_gs, 60);
     return run_suite(s);
 }
