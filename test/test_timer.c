@@ -1427,6 +1427,44 @@ START_TEST(timer_resets_in_every_order)
 }
 END_TEST
 
+/* Go's AfterFunc runs f in a goroutine of its own; here fn runs on the timer thread and must not
+ * block (chan_time.h). One that does anyway (TestIssue5745's spirit: a misbehaving callback must
+ * not wedge the package) holds up the other timers, which fire after it returns, never early,
+ * and holds up no call: make, stop, reset and free from other threads return while it blocks
+ * (were they to wait for it, this test would hang: fn waits for the test). */
+static void block_fn(void *p)
+{
+    _Atomic int *state = p;
+    atomic_store(state, 1);
+    while (atomic_load(state) != 2)
+        sleep_ms(1);
+}
+
+START_TEST(timer_func_that_blocks)
+{
+    _Atomic int state = 0;
+    chan_timer_t *f = chan_timer_make_func(0, block_fn, &state);
+    for (int i = 0; i < 10000 && atomic_load(&state) == 0; i++)
+        sleep_ms(1);
+    int64_t start = chan_now();
+    chan_timer_t *t = chan_timer_make(1 * MS);
+    chan_timer_t *u = chan_timer_make(3600 * 1000 * MS);
+    ck_assert_int_eq(chan_timer_reset(u, 2 * MS), 1);
+    ck_assert_int_eq(chan_timer_stop(u), 1);
+    ck_assert_int_eq(chan_timer_free(u), 0);
+    ck_assert_int_eq(chan_timer_stop(f), 0); /* running: not stopped */
+    sleep_ms(20);
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN); /* held up by fn */
+    atomic_store(&state, 2);
+    int64_t v;
+    ck_assert_int_eq(chan_recv(chan_timer_chan(t), &v), 0);
+    ck_assert_int_ge(v, start + 1 * MS);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    ck_assert_int_eq(chan_timer_free(f), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -1468,5 +1506,6 @@ int main(void)
     ADD_TEST(s, timers_selected_by_many_threads, 60);
     ADD_TEST(s, timers_select_fairness, 60);
     ADD_TEST(s, timer_resets_in_every_order, 30);
+    ADD_TEST(s, timer_func_that_blocks, 30);
     return run_suite(s);
 }
