@@ -160,11 +160,14 @@ int chan_free(chan_t *c)
     return freechan(c);
 }
 
-size_t chan_len(const chan_t *c) { return c ? buf_len(c) : 0; }
+/* Go's chanlen and chancap, which report 0 for a timer's channel since Go 1.23: from a
+ * receiver's view it holds nothing, the runtime sends its value only to a receive that asks
+ * (see chan_timer(3)); libchan keeps that value in a buffer of one, not to be seen. */
+size_t chan_len(const chan_t *c) { return c && !c->timer ? buf_len(c) : 0; }
 
 size_t elemsize_of(const chan_t *c) { return c->elemsize; }
 
-size_t chan_cap(const chan_t *c) { return c ? c->cap : 0; }
+size_t chan_cap(const chan_t *c) { return c && !c->timer ? c->cap : 0; }
 
 /* ---- Moving values (under c->lock) ----------------------------------------------------------- */
 
@@ -516,7 +519,7 @@ int chan_close(chan_t *c)
     return closechan(c, 0);
 }
 
-/* ---- fd channels (seam.h): made, closed and freed by their owner in io/ -------------------- */
+/* ---- fd channels and timers' channels (seam.h): made by their owners in io/ and time/ ------- */
 
 chan_t *fdchan_make(int fd, short events)
 {
@@ -528,6 +531,14 @@ chan_t *fdchan_make(int fd, short events)
     c->fd = fd;
     c->events = events;
     atomic_store_explicit(&c->closed, FD_OPEN, memory_order_relaxed);
+    return c;
+}
+
+chan_t *timerchan_make(void)
+{
+    struct chan *c = chan_make(sizeof(int64_t), 1);
+    if (c)
+        c->timer = true;
     return c;
 }
 
@@ -558,6 +569,8 @@ size_t hchan_waiting(chan_t *c, enum chan_dir dir)
     unlock(&c->lock);
     return n;
 }
+
+size_t hchan_buffered(const chan_t *c) { return c ? buf_len(c) : 0; }
 
 #ifdef CHAN_TRACE_BUILD
 /* ---- What observers read of a channel: the dump (trace/dump.c), the leak detector ---------- */
@@ -599,7 +612,7 @@ int chan_snapshot(chan_t *c, struct chan_snap *s)
         return -EBUSY;
     s->elemsize = c->elemsize;
     s->cap = c->cap;
-    s->len = chan_len(c);
+    s->len = buf_len(c); /* what is there, a timer's value too (chan_len hides it) */
     s->closed = atomic_load_explicit(&c->closed, memory_order_relaxed) == 1; /* not FD_OPEN */
     s->nw = 0;
     s->nsend = snap_queue(s, &c->sendq, true);

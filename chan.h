@@ -111,7 +111,8 @@ int chan_recv_until(chan_t *c, void *elem, int64_t deadline);
  * elem) and every blocked sender (-EPIPE, value not delivered). */
 int chan_close(chan_t *c);
 
-/* Values buffered now, and capacity; 0 for NULL. chan_len is a snapshot (no lock taken). */
+/* Values buffered now, and capacity; 0 for NULL, and for a timer's or ticker's channel, as Go's
+ * len and cap (chan_time.h). chan_len is a snapshot (no lock taken). */
 size_t chan_len(const chan_t *c);
 size_t chan_cap(const chan_t *c);
 

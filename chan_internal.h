@@ -291,6 +291,7 @@ struct chan {
     _Atomic size_t count;    /* no ring: values buffered */
     uint32_t sendx, recvx;   /* no ring: the buffer's next slots to fill and to empty */
     struct waitq recvq, sendq;
+    bool timer; /* a timer's channel (timerchan_make): len and cap report 0 (chan_len) */
 };
 
 _Static_assert(offsetof(struct chan, mem) + sizeof(void *) <= CHAN_LINE,
@@ -485,5 +486,7 @@ HIDDEN int select_recv(struct chan *c, void *elem, int64_t deadline);
 
 /* Tests' probe: sudogs now queued on c (sends or receives), counted under the lock. */
 HIDDEN size_t hchan_waiting(chan_t *c, enum chan_dir dir);
+/* Tests' probe: values buffered in c now, as chan_len would report but for a timer's channel. */
+HIDDEN size_t hchan_buffered(const chan_t *c);
 
 #endif

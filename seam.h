@@ -228,6 +228,11 @@ HIDDEN chan_t *fdchan_make(int fd, short events);
 HIDDEN int fdchan_close(chan_t *c);
 HIDDEN int fdchan_free(chan_t *c);
 
+/* A timer's or ticker's channel, for time/: an int64_t channel with room for one value, whose
+ * chan_len and chan_cap report 0 (Go's chanlen and chancap of a timer channel since Go 1.23);
+ * otherwise an ordinary channel, freed with chan_free. NULL with errno ENOMEM. Any thread. */
+HIDDEN chan_t *timerchan_make(void);
+
 /* c's element size, as chan_make was given it (fd channels: sizeof(int)). Any thread, no lock:
  * it never changes. For io/'s signal channels, which must carry an int. */
 HIDDEN size_t elemsize_of(const chan_t *c);

@@ -114,7 +114,7 @@ START_TEST(timer_stop_before_fire)
     ck_assert_int_eq(chan_timer_stop(t), 1);
     ck_assert_int_eq(chan_timer_stop(t), 0); /* stopped already */
     ck_assert_int_eq(chan_recv_until(chan_timer_chan(t), NULL, chan_now() + 150 * MS), -ETIMEDOUT);
-    ck_assert_uint_eq(chan_len(chan_timer_chan(t)), 0);
+    ck_assert_uint_eq(hchan_buffered(chan_timer_chan(t)), 0);
     ck_assert_int_eq(chan_timer_free(t), 0);
     assert_no_leaks();
 }
@@ -126,9 +126,9 @@ START_TEST(timer_stop_after_fire_discards)
 {
     chan_timer_t *t = chan_timer_make(1 * MS);
     chan_t *c = chan_timer_chan(t);
-    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
         sleep_ms(1);
-    ck_assert_uint_eq(chan_len(c), 1);
+    ck_assert_uint_eq(hchan_buffered(c), 1);
     ck_assert_int_eq(chan_timer_stop(t), 1);
     ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN);
     ck_assert_int_eq(chan_timer_stop(t), 0);
@@ -153,7 +153,7 @@ START_TEST(timer_reset)
 
     /* A fired, unreceived timer: the old value is discarded; the new one comes on time. */
     ck_assert_int_eq(chan_timer_reset(t, 0), 0);
-    for (int i = 0; i < 10000 && chan_len(chan_timer_chan(t)) == 0; i++)
+    for (int i = 0; i < 10000 && hchan_buffered(chan_timer_chan(t)) == 0; i++)
         sleep_ms(1);
     start = chan_now();
     ck_assert_int_eq(chan_timer_reset(t, 40 * MS), 1);
@@ -375,11 +375,11 @@ START_TEST(ticker_drops_for_slow_receiver)
     int64_t start = chan_now();
     chan_ticker_t *k = chan_ticker_make(period);
     chan_t *c = chan_ticker_chan(k);
-    ck_assert_uint_eq(chan_cap(c), 1);
+    ck_assert_uint_eq(chan_cap(c), 0); /* as Go 1.23's cap(t.C) */
     int received = 0;
     for (int round = 0; round < 5; round++) {
         sleep_ms(100); /* ten periods */
-        ck_assert_uint_le(chan_len(c), 1);
+        ck_assert_uint_le(hchan_buffered(c), 1);
         int64_t v, w;
         int64_t t0 = chan_now();
         ck_assert_int_eq(chan_recv(c, &v), 0); /* a tick is waiting (or due within a period) */
@@ -468,7 +468,7 @@ START_TEST(timer_due_is_ready_at_once)
     assert_ready(t, before);                      /* ... and sends the new one */
     ck_assert_int_eq(chan_timer_stop(t), 0);
     ck_assert_int_eq(chan_timer_reset(t, 0), 0); /* stopped: restarted, fires at once */
-    ck_assert_uint_eq(chan_len(chan_timer_chan(t)), 1);
+    ck_assert_uint_eq(hchan_buffered(chan_timer_chan(t)), 1);
     ck_assert_int_eq(chan_timer_stop(t), 1); /* its value unreceived: discarded */
     ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN);
 
@@ -522,7 +522,7 @@ START_TEST(ticker_tiny_periods)
             ck_assert_int_ge(v, start + i * period);
             prev = v;
         }
-        ck_assert_uint_le(chan_len(c), 1); /* ticks dropped, not queued */
+        ck_assert_uint_le(hchan_buffered(c), 1); /* ticks dropped, not queued */
 
         /* Other timers, tickers and deadlines go on meanwhile. */
         chan_timer_t *t = chan_timer_make(1 * MS);
@@ -803,7 +803,7 @@ START_TEST(ticker_reset_later)
     witness_mark();
     chan_ticker_t *k = chan_ticker_make(10 * MS);
     chan_t *c = chan_ticker_chan(k);
-    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
         sleep_ms(1); /* a tick is waiting */
     int64_t start = chan_now();
     ck_assert_int_eq(chan_ticker_reset(k, 150 * MS), 1);
@@ -1248,27 +1248,27 @@ START_TEST(ticker_teardown)
 }
 END_TEST
 
-/* crossbeam's after.rs and tick.rs `len_empty_full`/`capacity`, and Go's timer channels: a
- * timer's channel has capacity 1 (chan_time.h), is empty until the firing, holds the one
- * value until it is received, and is empty again after; a ticker's never holds more than one
- * tick. */
+/* Go 1.23's testTimerChan (len and cap), and crossbeam's after.rs and tick.rs
+ * `len_empty_full`/`capacity`: a timer's or ticker's channel reports length and capacity 0, as
+ * Go's chanlen and chancap do for a timer channel, before the firing, while the value waits
+ * (inside, where a receive finds it) and after; the value is received once. */
 START_TEST(timer_chan_len_cap)
 {
     int64_t deadline = chan_now() + 10 * MS;
     chan_timer_t *t = chan_timer_make_until(deadline);
     chan_t *c = chan_timer_chan(t);
-    ck_assert_uint_eq(chan_cap(c), 1);
-    size_t len = chan_len(c);
+    ck_assert_uint_eq(chan_cap(c), 0);
+    ck_assert_uint_eq(chan_len(c), 0);
     int r = chan_tryrecv(c, NULL);
-    if (chan_now() < deadline) { /* checked before the deadline (never early): not ready */
-        ck_assert_uint_eq(len, 0);
+    if (chan_now() < deadline) /* checked before the deadline (never early): not ready */
         ck_assert_int_eq(r, -EAGAIN);
-    }
     if (r == 0) /* this thread was held up past the deadline: arm it again */
         ck_assert_int_eq(chan_timer_reset(t, 1 * MS), 0);
-    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
         sleep_ms(1);
-    ck_assert_uint_eq(chan_len(c), 1);
+    ck_assert_uint_eq(hchan_buffered(c), 1); /* fired: the value waits */
+    ck_assert_uint_eq(chan_len(c), 0);
+    ck_assert_uint_eq(chan_cap(c), 0);
     ck_assert_int_eq(chan_tryrecv(c, NULL), 0);
     ck_assert_uint_eq(chan_len(c), 0);
     ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 20 * MS), -ETIMEDOUT); /* once */
@@ -1276,14 +1276,23 @@ START_TEST(timer_chan_len_cap)
 
     chan_ticker_t *k = chan_ticker_make(1 * MS);
     c = chan_ticker_chan(k);
-    ck_assert_uint_eq(chan_cap(c), 1);
-    for (int i = 0; i < 10000 && chan_len(c) == 0; i++)
+    ck_assert_uint_eq(chan_cap(c), 0);
+    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
         sleep_ms(1);
-    for (int i = 0; i < 20; i++, sleep_ms(1))
-        ck_assert_uint_eq(chan_len(c), 1); /* a tick each ms due, one kept */
+    for (int i = 0; i < 20; i++, sleep_ms(1)) {
+        ck_assert_uint_eq(hchan_buffered(c), 1); /* a tick each ms due, one kept */
+        ck_assert_uint_eq(chan_len(c), 0);
+    }
     ck_assert_int_eq(chan_ticker_stop(k), 1);
-    ck_assert_uint_eq(chan_len(c), 0);
+    ck_assert_uint_eq(hchan_buffered(c), 0);
     ck_assert_int_eq(chan_ticker_free(k), 0);
+
+    chan_t *plain = chan_make(sizeof(int64_t), 1); /* an ordinary channel reports its own */
+    int64_t v = 1;
+    ck_assert_int_eq(chan_send(plain, &v), 0);
+    ck_assert_uint_eq(chan_len(plain), 1);
+    ck_assert_uint_eq(chan_cap(plain), 1);
+    ck_assert_int_eq(chan_free(plain), 0);
     ck_assert_uint_eq(chan_len(NULL), 0); /* never.rs: a NULL channel has neither */
     ck_assert_uint_eq(chan_cap(NULL), 0);
     assert_no_leaks();

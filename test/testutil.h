@@ -110,6 +110,9 @@ static inline int eventually(int (*f)(void *), void *arg)
 /* White-box probe (chan_internal.h; linked from the static library): how many sudogs are queued
  * on c's send or receive queue now. A thread counts as blocked on c once its sudog is queued. */
 size_t hchan_waiting(chan_t *c, enum chan_dir dir);
+/* White-box probe: values buffered in c now, a timer's value too (chan_len reports 0 for a timer's
+ * channel, as Go's len does). */
+size_t hchan_buffered(const chan_t *c);
 
 static inline int blocked_senders_at_least(chan_t *c, size_t n)
 {

@@ -63,9 +63,8 @@ typedef struct chan_timer chan_timer_t;
  * the timer freed when done.
  * Never early: the value sent, and the moment any receiver gets it, are >= the deadline.
  * The channel (chan_timer_chan) has Go 1.23's semantics: from a receiver's view it holds no
- * value from before a stop or reset (see chan_timer_stop). Internally it is buffered with room
- * for one value, so chan_cap() of it reports 1, and chan_len() 1 while a value waits, where Go
- * 1.23's cap(t.C) and len(t.C) report 0 (a ticker's likewise).
+ * value from before a stop or reset (see chan_timer_stop), and chan_len() and chan_cap() of it
+ * report 0, as Go's len(t.C) and cap(t.C) (a ticker's likewise).
  * NULL with errno ENOMEM (memory), EAGAIN (the timer thread could not be started).
  * Any thread; the timer belongs to the caller, who frees it with chan_timer_free. */
 chan_timer_t *chan_timer_make(int64_t d);

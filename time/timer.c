@@ -383,7 +383,7 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
     }
     *t = (struct chan_timer){.period = period, .fn = fn, .arg = arg};
     heap_node_init(&t->hn);
-    if (with_chan && !(t->c = chan_make(sizeof(int64_t), 1))) {
+    if (with_chan && !(t->c = timerchan_make())) {
         chan_mfree(t);
         errno = ENOMEM;
         return NULL;
