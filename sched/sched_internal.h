@@ -77,6 +77,7 @@
 #define RUNNEXT_MAX 61        /* consecutive runnext picks before the ring gets a turn */
 #define SPIN_ROUNDS 40        /* steal rounds an idle M tries before it sleeps */
 #define RUNNEXT_PAUSE_NS 3000 /* a thief's pause before it takes a runnext (Go's usleep(3)) */
+#define STEAL_AGE_NS 10000    /* a thief leaves a ring whose oldest G has waited less (proc.c) */
 #define M_MAX_DEFAULT 10000   /* Ms at most, unless configured (Go's maxmcount) */
 #define M_STACK_SIZE (256 * 1024) /* an M's own stack: the scheduler loop only, Gs have theirs */
 
@@ -93,6 +94,7 @@ struct g {
     struct fiber fiber;         /* its stack, and its saved stack pointer while switched out */
     struct cds_wfcq_node qnode; /* link in the global queue */
     _Atomic uint64_t wake;      /* seq << 2 | W_* */
+    _Atomic int64_t queued;     /* when it was put in the ring it is in (runq_put), for thieves */
     int park_rc;                /* written by the wake-up's owner: 0 or -ETIMEDOUT */
     enum req req;               /* what the G asks its g0 when it switches out */
     int64_t deadline;           /* of the park it asks for */
