@@ -5,6 +5,10 @@
  * spins keeps its M and P; the G it just spawned or woke (in that P's runnext) must then be
  * taken by an idle P after a short pause, as Go's runqgrab does, and never wait for good.
  *
+ * The same for the Gs it pushed out of runnext onto its ring: a thief leaves a ring whose oldest
+ * G is younger than STEAL_AGE_NS (its owner runs them soon), but not one whose owner does not
+ * come back to it.
+ *
  * Each case runs on 2 Ps: one is held by a G blocked in read() or spinning, the other must do
  * the rest. Without the steal these cases hang (Check's time-out).
  */
@@ -20,7 +24,8 @@ struct pipe_test {
     int writers;      /* Gs spawned, each writes one byte */
     chan_t *c, *back; /* the wake-up cases: the writer is woken through c */
     long rounds;      /* of ping-pong on c and back before that */
-    atomic_bool flag; /* the spinning case */
+    atomic_bool flag; /* the spinning cases */
+    atomic_int ran;
 };
 
 static void pipe_open(struct pipe_test *t) { ck_assert_int_eq(pipe(t->fd), 0); }
@@ -188,6 +193,32 @@ START_TEST(spawn_then_spin_on_flag)
 }
 END_TEST
 
+/* G1 spawns 10 Gs and spins, without yielding, until each has run: the 9 pushed onto the ring
+ * never get their turn on this P, so an idle P must take them once they have waited the age a
+ * thief asks of a ring's oldest G (runq_steal), and the 10th from runnext. */
+static void count_one(void *arg)
+{
+    struct pipe_test *t = arg;
+    atomic_fetch_add(&t->ran, 1);
+}
+
+static void spawn_ten_then_spin(void *arg)
+{
+    struct pipe_test *t = arg;
+    for (int i = 0; i < 10; i++)
+        G_CHECK(chan_mpg_go(count_one, t) > 0);
+    while (atomic_load(&t->ran) < 10) {
+    }
+}
+
+START_TEST(spawn_ten_then_spin_until_run)
+{
+    struct pipe_test t = {0};
+    run(spawn_ten_then_spin, &t);
+    ck_assert_int_eq(atomic_load(&t.ran), 10);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_steal");
@@ -195,6 +226,7 @@ int main(void)
     ADD_TEST(s, spawn_ten_then_block, 10);
     ADD_TEST(s, wake_then_block, 10);
     ADD_TEST(s, spawn_then_spin_on_flag, 10);
+    ADD_TEST(s, spawn_ten_then_spin_until_run, 10);
     ADD_TEST(s, pingpong_then_block, 20);
     return run_suite(s);
 }
