@@ -55,7 +55,7 @@ static void check_failed(int line, const char *fmt, ...)
     do {                                                                                           \
         run_main((body), (arg));                                                                   \
         freec_deferred();                                                                          \
-        ck_assert_msg(atomic_load(&fails) == 0, "%ld failed check(s); first at %s",               \
+        ck_assert_msg(atomic_load(&fails) == 0, "%ld failed check(s); first at %s",                \
                       atomic_load(&fails), fail_msg);                                              \
     } while (0)
 
@@ -248,8 +248,7 @@ static void chan_matrix_main(void *arg)
             /* The blocked sender's 0 went in behind the values already buffered. */
             for (int i = 1; i <= cap; i++) {
                 v = -1;
-                CHECK(chan_tryrecv(a.c, &v) == 0 && v == (i == cap ? 0 : i), "cap %d: %ld", cap,
-                      v);
+                CHECK(chan_tryrecv(a.c, &v) == 0 && v == (i == cap ? 0 : i), "cap %d: %ld", cap, v);
             }
             CHECK(chan_tryrecv(a.c, &v) == -EAGAIN, "cap %d: left over", cap);
             freec(a.c);
@@ -306,8 +305,8 @@ static void chan_matrix_main(void *arg)
                 task_go(tc_recv_count, &cnt);
             wg_wait(wg, 2 * TC_P);
             for (int i = 0; i < TC_L; i++)
-                CHECK(atomic_load(&shared[i]) == TC_P, "cap %d: value %d received %d times", cap,
-                      i, atomic_load(&shared[i]));
+                CHECK(atomic_load(&shared[i]) == TC_P, "cap %d: value %d received %d times", cap, i,
+                      atomic_load(&shared[i]));
             freec(a.c);
         }
         { /* len and cap */
@@ -411,8 +410,12 @@ static void mc_feed(void *p)
 static void multi_consumer_main(void *arg)
 {
     (void)arg;
-    struct mc m = {mkc(sizeof(long), MC_WORK * 3), mkc(sizeof(long), MC_WORK * 3), mkc(0, 64),
-                   mkc(0, MC_WORK), sized(271828, 50000), 0};
+    struct mc m = {mkc(sizeof(long), MC_WORK * 3),
+                   mkc(sizeof(long), MC_WORK * 3),
+                   mkc(0, 64),
+                   mkc(0, MC_WORK),
+                   sized(271828, 50000),
+                   0};
     struct mc_worker w[MC_WORK];
     for (int i = 0; i < MC_WORK; i++) {
         w[i] = (struct mc_worker){&m, i};
@@ -425,8 +428,8 @@ static void multi_consumer_main(void *arg)
         s += v;
     }
     wg_wait(m.wg, MC_WORK + 1);
-    CHECK(n == m.niter && s == m.expect, "sum %ld (want %ld) of %ld values (want %d)", s,
-          m.expect, n, m.niter);
+    CHECK(n == m.niter && s == m.expect, "sum %ld (want %ld) of %ld values (want %d)", s, m.expect,
+          n, m.niter);
     freec(m.q);
     freec(m.r);
     freec_later(m.wg);
@@ -522,8 +525,7 @@ static void pseudo_random_send_main(void *arg)
             n1 += a.got[i] == 1;
         /* Go's bound: each case more than a tenth of the time (a uniform choice fails it with
          * probability below 1e-15). */
-        CHECK(n1 > PRS_N / 10 && PRS_N - n1 > PRS_N / 10, "cap %d: %d ones of %d", cap, n1,
-              PRS_N);
+        CHECK(n1 > PRS_N / 10 && PRS_N - n1 > PRS_N / 10, "cap %d: %d ones of %d", cap, n1, PRS_N);
         freec(a.c);
     }
     /* TestChanSendInterface: send cases on a full channel of pointers fall to the default. */
@@ -593,8 +595,7 @@ static void close_races_main(void *arg)
         if (i % 2)
             task_sleep_ms(0);
         wg_wait(wg, 5 + 1 + i % 3);
-        CHECK(atomic_load(&a.closes_ok) == 1, "%ld closes returned 0",
-              atomic_load(&a.closes_ok));
+        CHECK(atomic_load(&a.closes_ok) == 1, "%ld closes returned 0", atomic_load(&a.closes_ok));
         CHECK(atomic_load(&a.sent) == atomic_load(&a.received), "cap %zu: %ld sent, %ld received",
               cap, atomic_load(&a.sent), atomic_load(&a.received));
         freec(a.c);
@@ -625,8 +626,8 @@ static void ssa_select(void *p)
     /* Only the chosen case's elem is written: the pointer received into and the others keep
      * their values. */
     CHECK(cx == &val && val == 42, "cx moved or val changed");
-    CHECK(junk1 == 7 && (r == 3 || junk2 == 8) && (r != 3 || junk2 == 0), "elems %ld %ld",
-          junk1, junk2);
+    CHECK(junk1 == 7 && (r == 3 || junk2 == 8) && (r != 3 || junk2 == 0), "elems %ld %ld", junk1,
+          junk2);
     CHECK(chan_send(a->ready, NULL) == 0, "done");
 }
 
@@ -781,8 +782,8 @@ static void benchmarks_main(void *arg)
             }
             wg_wait(wg, 2 * procs);
             CHECK(atomic_load(&a.sent) == atomic_load(&a.got) && chan_len(a.c) == 0,
-                  "prodcons sel %d cap %d: %ld sent, %ld received", sel, cap,
-                  atomic_load(&a.sent), atomic_load(&a.got));
+                  "prodcons sel %d cap %d: %ld sent, %ld received", sel, cap, atomic_load(&a.sent),
+                  atomic_load(&a.got));
             freec(a.c);
             freec(a.quit);
         }
@@ -937,10 +938,7 @@ static void chain_hop(void *p)
     CHECK(chan_recv(h->right, &v) == 0 && chan_send(h->left, &v) == 0, "hop");
 }
 
-static void chain_first(void *p)
-{
-    CHECK(send_long(p, 1) == 0, "first");
-}
+static void chain_first(void *p) { CHECK(send_long(p, 1) == 0, "first"); }
 
 static void goroutines_main(void *arg)
 {
@@ -992,8 +990,8 @@ static void select_go_main(void *arg)
     unsigned counter = 0, shift = 0, av = 0, bv = 0;
     chan_t *a = mkc(sizeof(unsigned), 1), *b = mkc(sizeof(unsigned), 1);
     CHECK(select_go_send(a, b, &counter, &shift) == 2, "two sends");
-    CHECK(chan_recv(a, &av) == 0 && chan_recv(b, &bv) == 0 && (av | bv) == 3, "values %u %u",
-          av, bv);
+    CHECK(chan_recv(a, &av) == 0 && chan_recv(b, &bv) == 0 && (av | bv) == 3, "values %u %u", av,
+          bv);
     CHECK(select_go_send(a, NULL, &counter, &shift) == 1, "one send");
     CHECK(counter == 10, "counter %u", counter);
     freec(a);
@@ -1299,6 +1297,496 @@ static void select5_main(void *arg)
     freec_later(wg);
 }
 
+/* powser1.go: power series as streams of rationals, each a pair of unbuffered channels (a
+ * demand, then the datum), with a task per operator and one per value of every split: heavy
+ * select (getn sends two demands and takes two data in whatever order they come) and many
+ * tasks. Go's program ends with its goroutines still blocked; here the main task then closes
+ * every channel the series made, and each task, finding a channel closed, returns. */
+struct rat {
+    int64_t num, den; /* den 0: the end of a series (Go's finis) */
+};
+
+struct dch {
+    chan_t *req, *dat;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    chan_t **all; /* every channel of the series, closed at the end (ps_end) */
+    size_t n, cap;
+    struct dch **dchs;
+    size_t nd, dcap;
+    bool closing; /* a channel made from now on is closed at once */
+    atomic_int seqno;
+    chan_t *wg; /* every task of the series signals here as it returns */
+    atomic_long ntasks;
+} ps = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *grow(void *v, size_t *cap, size_t size)
+{
+    *cap = *cap ? 2 * *cap : 256;
+    v = realloc(v, *cap * size);
+    CHECK(v != NULL, "realloc");
+    return v;
+}
+
+static chan_t *ps_chan(size_t elemsize)
+{
+    chan_t *c = mkc(elemsize, 0);
+    pthread_mutex_lock(&ps.mu);
+    if (ps.n == ps.cap)
+        ps.all = grow(ps.all, &ps.cap, sizeof *ps.all);
+    ps.all[ps.n++] = c;
+    if (ps.closing)
+        chan_close(c);
+    pthread_mutex_unlock(&ps.mu);
+    return c;
+}
+
+static struct dch *mkdch(void)
+{
+    struct dch *d = malloc(sizeof *d);
+    d->req = ps_chan(sizeof(int));
+    d->dat = ps_chan(sizeof(struct rat));
+    pthread_mutex_lock(&ps.mu);
+    if (ps.nd == ps.dcap)
+        ps.dchs = grow(ps.dchs, &ps.dcap, sizeof *ps.dchs);
+    ps.dchs[ps.nd++] = d;
+    pthread_mutex_unlock(&ps.mu);
+    return d;
+}
+
+/* A series task: fn(arg), arg freed after, then one signal on ps.wg. */
+struct ps_task {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void ps_trampoline(void *p)
+{
+    struct ps_task t = *(struct ps_task *)p;
+    free(p);
+    t.fn(t.arg);
+    free(t.arg);
+    CHECK(chan_send(ps.wg, NULL) == 0, "ps wg");
+}
+
+static void ps_go(void (*fn)(void *), void *arg)
+{
+    struct ps_task *t = malloc(sizeof *t);
+    *t = (struct ps_task){fn, arg};
+    atomic_fetch_add(&ps.ntasks, 1);
+    task_go(ps_trampoline, t);
+}
+
+/* Each primitive returns 0, or nonzero once the series is torn down (a channel closed). */
+#define PS_TRY(x)                                                                                  \
+    do {                                                                                           \
+        if ((x) != 0)                                                                              \
+            return;                                                                                \
+    } while (0)
+
+static int ps_req(struct dch *d) { return chan_recv(d->req, NULL); }
+
+static int ps_put_dat(struct dch *d, struct rat r) { return chan_send(d->dat, &r); }
+
+static int ps_put(struct dch *d, struct rat r) { return ps_req(d) || ps_put_dat(d, r); }
+
+static int ps_get(struct dch *d, struct rat *r)
+{
+    int seq = atomic_fetch_add(&ps.seqno, 1) + 1;
+    return chan_send(d->req, &seq) || chan_recv(d->dat, r);
+}
+
+/* getn: demand from both series, take both data, in the order they become ready. */
+static int ps_get2(struct dch *u, struct dch *v, struct rat out[2])
+{
+    chan_t *req[2] = {u->req, v->req}, *dat[2] = {NULL, NULL};
+    struct rat it[2];
+    for (int n = 4; n > 0; n--) {
+        int seq = atomic_fetch_add(&ps.seqno, 1) + 1;
+        struct chan_case cs[] = {chan_case_send(req[0], &seq), chan_case_send(req[1], &seq),
+                                 chan_case_recv(dat[0], &it[0]), chan_case_recv(dat[1], &it[1])};
+        int r = chan_select(cs, 4);
+        if (r < 0 || !cs[r].ok)
+            return 1;
+        if (r < 2) {
+            dat[r] = (r ? v : u)->dat;
+            req[r] = NULL;
+        } else {
+            out[r - 2] = it[r - 2];
+            dat[r - 2] = NULL;
+        }
+    }
+    return 0;
+}
+
+static int64_t gcd64(int64_t u, int64_t v) /* >= 0, as Go's gcd for the values met here */
+{
+    u = u < 0 ? -u : u;
+    v = v < 0 ? -v : v;
+    while (u != 0) {
+        int64_t t = v % u;
+        v = u;
+        u = t;
+    }
+    return v;
+}
+
+static struct rat i2tor(int64_t u, int64_t v)
+{
+    int64_t g = gcd64(u, v);
+    if (g == 0)
+        g = 1;
+    return v > 0 ? (struct rat){u / g, v / g} : (struct rat){-u / g, -v / g};
+}
+
+static struct rat itor(int64_t u) { return i2tor(u, 1); }
+
+static const struct rat finis = {1, 0};
+
+static bool end_of(struct rat u) { return u.den == 0; }
+
+static struct rat rat_add(struct rat u, struct rat v)
+{
+    int64_t g = gcd64(u.den, v.den);
+    return i2tor(u.num * (v.den / g) + v.num * (u.den / g), u.den * (v.den / g));
+}
+
+static struct rat rat_mul(struct rat u, struct rat v)
+{
+    int64_t g1 = gcd64(u.num, v.den), g2 = gcd64(u.den, v.num);
+    if (g1 == 0)
+        g1 = 1;
+    if (g2 == 0)
+        g2 = 1;
+    return (struct rat){(u.num / g1) * (v.num / g2), (u.den / g2) * (v.den / g1)};
+}
+
+static struct rat rat_neg(struct rat u) { return i2tor(-u.num, u.den); }
+
+/* copy: serve out's demands from in, for ever (until torn down). */
+static void ps_copy(struct dch *in, struct dch *out)
+{
+    for (;;) {
+        struct rat r;
+        PS_TRY(ps_req(out));
+        PS_TRY(ps_get(in, &r));
+        PS_TRY(ps_put_dat(out, r));
+    }
+}
+
+/* split: one series read by two consumers, each value handed to both. dosplit serves the
+ * first demand (from either side once `wait` says the previous value went to both), asks in
+ * for the value, leaves the next value to a new dosplit, and gives this one to both sides. */
+struct split_arg {
+    struct dch *in, *out[2];
+    chan_t *wait;
+};
+
+static void dosplit(void *p)
+{
+    struct split_arg *a = p;
+    struct dch *out[2] = {a->out[0], a->out[1]};
+    bool both = false;
+    struct chan_case cs[] = {chan_case_recv(out[0]->req, NULL), chan_case_recv(a->wait, NULL)};
+    int r = chan_select(cs, 2);
+    if (r < 0 || !cs[r].ok)
+        return;
+    if (r == 1) {
+        both = true;
+        struct chan_case cs2[] = {chan_case_recv(out[0]->req, NULL),
+                                  chan_case_recv(out[1]->req, NULL)};
+        r = chan_select(cs2, 2);
+        if (r < 0 || !cs2[r].ok)
+            return;
+        if (r == 1) {
+            struct dch *t = out[0];
+            out[0] = out[1];
+            out[1] = t;
+        }
+    }
+    int seq = atomic_fetch_add(&ps.seqno, 1) + 1;
+    PS_TRY(chan_send(a->in->req, &seq));
+    struct split_arg *next = malloc(sizeof *next);
+    *next = (struct split_arg){a->in, {out[0], out[1]}, ps_chan(0)};
+    ps_go(dosplit, next);
+    struct rat dat;
+    PS_TRY(chan_recv(a->in->dat, &dat));
+    PS_TRY(ps_put_dat(out[0], dat));
+    if (!both)
+        PS_TRY(chan_recv(a->wait, NULL));
+    PS_TRY(ps_req(out[1]));
+    PS_TRY(ps_put_dat(out[1], dat));
+    PS_TRY(chan_send(next->wait, NULL));
+}
+
+static void ps_split_into(struct dch *in, struct dch *o0, struct dch *o1)
+{
+    struct split_arg *a = malloc(sizeof *a);
+    *a = (struct split_arg){in, {o0, o1}, ps_chan(0)};
+    chan_t *release = a->wait;
+    ps_go(dosplit, a);
+    chan_send(release, NULL); /* fails only once torn down */
+}
+
+/* Go's Split: a task runs split, so the caller goes on at once. */
+struct split_task {
+    struct dch *in, *out[2];
+};
+
+static void split_task(void *p)
+{
+    struct split_task *t = p;
+    ps_split_into(t->in, t->out[0], t->out[1]);
+}
+
+static void Split(struct dch *in, struct dch *out[2])
+{
+    struct split_task *t = malloc(sizeof *t);
+    out[0] = mkdch();
+    out[1] = mkdch();
+    *t = (struct split_task){in, {out[0], out[1]}};
+    ps_go(split_task, t);
+}
+
+/* The operators: each a task serving Z. */
+struct op_arg {
+    struct dch *z, *u, *v;
+    struct rat c;
+    int n;
+};
+
+static struct op_arg *op(struct dch *u, struct dch *v, struct rat c, int n)
+{
+    struct op_arg *a = malloc(sizeof *a);
+    *a = (struct op_arg){mkdch(), u, v, c, n};
+    return a;
+}
+
+static void op_rep(void *p)
+{
+    struct op_arg *a = p;
+    for (;;)
+        PS_TRY(ps_put(a->z, a->c));
+}
+
+static void op_add(void *p)
+{
+    struct op_arg *a = p;
+    for (;;) {
+        struct rat uv[2];
+        PS_TRY(ps_req(a->z));
+        PS_TRY(ps_get2(a->u, a->v, uv));
+        switch (end_of(uv[0]) + 2 * end_of(uv[1])) {
+        case 0: PS_TRY(ps_put_dat(a->z, rat_add(uv[0], uv[1]))); break;
+        case 1:
+            PS_TRY(ps_put_dat(a->z, uv[1]));
+            ps_copy(a->v, a->z);
+            return;
+        case 2:
+            PS_TRY(ps_put_dat(a->z, uv[0]));
+            ps_copy(a->u, a->z);
+            return;
+        default: PS_TRY(ps_put_dat(a->z, finis));
+        }
+    }
+}
+
+static void op_cmul(void *p)
+{
+    struct op_arg *a = p;
+    for (;;) {
+        struct rat u;
+        PS_TRY(ps_req(a->z));
+        PS_TRY(ps_get(a->u, &u));
+        if (end_of(u))
+            break;
+        PS_TRY(ps_put_dat(a->z, rat_mul(a->c, u)));
+    }
+    PS_TRY(ps_put_dat(a->z, finis));
+}
+
+static void op_diff(void *p)
+{
+    struct op_arg *a = p;
+    struct rat u;
+    PS_TRY(ps_req(a->z));
+    PS_TRY(ps_get(a->u, &u));
+    if (!end_of(u))
+        for (int64_t i = 1;; i++) {
+            PS_TRY(ps_get(a->u, &u));
+            if (end_of(u))
+                break;
+            PS_TRY(ps_put_dat(a->z, rat_mul(itor(i), u)));
+            PS_TRY(ps_req(a->z));
+        }
+    PS_TRY(ps_put_dat(a->z, finis));
+}
+
+static void op_integ(void *p)
+{
+    struct op_arg *a = p;
+    PS_TRY(ps_put(a->z, a->c));
+    for (int64_t i = 1;; i++) {
+        struct rat u;
+        PS_TRY(ps_req(a->z));
+        PS_TRY(ps_get(a->u, &u));
+        PS_TRY(ps_put_dat(a->z, rat_mul(i2tor(1, i), u)));
+        if (end_of(u))
+            break;
+    }
+    PS_TRY(ps_put_dat(a->z, finis));
+}
+
+static void op_monsubst(void *p)
+{
+    struct op_arg *a = p;
+    struct rat c = itor(1);
+    for (;;) {
+        struct rat u;
+        PS_TRY(ps_req(a->z));
+        PS_TRY(ps_get(a->u, &u));
+        PS_TRY(ps_put_dat(a->z, rat_mul(u, c)));
+        c = rat_mul(c, a->c);
+        if (end_of(u)) {
+            PS_TRY(ps_put_dat(a->z, finis));
+            return;
+        }
+        for (int i = 1; i < a->n; i++)
+            PS_TRY(ps_put(a->z, itor(0)));
+    }
+}
+
+static struct dch *ps_start(void (*fn)(void *), struct op_arg *a)
+{
+    struct dch *z = a->z;
+    ps_go(fn, a);
+    return z;
+}
+
+static struct dch *Rep(struct rat c) { return ps_start(op_rep, op(NULL, NULL, c, 0)); }
+static struct dch *Add(struct dch *u, struct dch *v)
+{
+    return ps_start(op_add, op(u, v, finis, 0));
+}
+static struct dch *Cmul(struct rat c, struct dch *u) { return ps_start(op_cmul, op(u, 0, c, 0)); }
+static struct dch *Diff(struct dch *u) { return ps_start(op_diff, op(u, NULL, finis, 0)); }
+static struct dch *Integ(struct rat c, struct dch *u)
+{
+    return ps_start(op_integ, op(u, NULL, c, 0));
+}
+static struct dch *MonSubst(struct dch *u, struct rat c0, int n)
+{
+    return ps_start(op_monsubst, op(u, NULL, c0, n));
+}
+
+static struct dch *Mul(struct dch *u, struct dch *v);
+
+static void op_mul(void *p)
+{
+    struct op_arg *a = p;
+    struct rat uv[2], w;
+    PS_TRY(ps_req(a->z));
+    PS_TRY(ps_get2(a->u, a->v, uv));
+    if (end_of(uv[0]) || end_of(uv[1])) {
+        PS_TRY(ps_put_dat(a->z, finis));
+        return;
+    }
+    PS_TRY(ps_put_dat(a->z, rat_mul(uv[0], uv[1])));
+    struct dch *uu[2], *vv[2];
+    Split(a->u, uu);
+    Split(a->v, vv);
+    struct dch *W = Add(Cmul(uv[0], vv[0]), Cmul(uv[1], uu[0]));
+    PS_TRY(ps_req(a->z));
+    PS_TRY(ps_get(W, &w));
+    PS_TRY(ps_put_dat(a->z, w));
+    ps_copy(Add(W, Mul(uu[1], vv[1])), a->z);
+}
+
+static struct dch *Mul(struct dch *u, struct dch *v)
+{
+    return ps_start(op_mul, op(u, v, finis, 0));
+}
+
+/* Exp: Z = 1 + integral of Z * U', the series fed back into itself through a split. */
+static struct dch *Exp(struct dch *u)
+{
+    struct dch *zz[2] = {mkdch(), mkdch()};
+    ps_split_into(Integ(itor(1), Mul(zz[0], Diff(u))), zz[0], zz[1]);
+    return zz[1];
+}
+
+static void ps_check(struct dch *u, const struct rat *want, int n, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        struct rat r = {0, 0};
+        int rc = ps_get(u, &r);
+        CHECK(rc == 0 && r.num == want[i].num && r.den == want[i].den,
+              "%s[%d]: got %lld/%lld, want %lld/%lld", what, i, (long long)r.num, (long long)r.den,
+              (long long)want[i].num, (long long)want[i].den);
+    }
+}
+
+/* Closes every channel of the series, waits until each of its tasks has returned, frees. */
+static void ps_end(void)
+{
+    pthread_mutex_lock(&ps.mu);
+    ps.closing = true;
+    for (size_t i = 0; i < ps.n; i++)
+        chan_close(ps.all[i]);
+    pthread_mutex_unlock(&ps.mu);
+    for (long done = 0; done < atomic_load(&ps.ntasks); done++)
+        CHECK(chan_recv(ps.wg, NULL) == 0, "ps wg");
+    for (size_t i = 0; i < ps.n; i++)
+        freec(ps.all[i]);
+    for (size_t i = 0; i < ps.nd; i++)
+        free(ps.dchs[i]);
+    free(ps.all);
+    free(ps.dchs);
+    freec_later(ps.wg);
+}
+
+static void powser_main(void *arg)
+{
+    (void)arg;
+    enum { N = 10 };
+    struct rat a[N], one = itor(1), zero = itor(0);
+    ps.wg = mkc(0, 1 << 20);
+    struct dch *ones = Rep(one), *twos = Rep(itor(2));
+    for (int i = 0; i < N; i++)
+        a[i] = one;
+    ps_check(ones, a, 5, "Ones");
+    for (int i = 0; i < N; i++)
+        a[i] = itor(3);
+    ps_check(Add(ones, twos), a, N, "Add");
+    for (int i = 0; i < N; i++)
+        a[i] = itor(i + 1);
+    ps_check(Diff(ones), a, N, "Diff");
+    a[0] = zero;
+    for (int i = 1; i < N; i++)
+        a[i] = i2tor(1, i);
+    ps_check(Integ(zero, ones), a, N, "Integ");
+    for (int i = 0; i < N; i++)
+        a[i] = itor(-2);
+    ps_check(Cmul(rat_neg(one), twos), a, N, "Cmul");
+    for (int i = 0; i < N; i++)
+        a[i] = itor(i + 1);
+    ps_check(Mul(ones, ones), a, N, "Mul");
+    const int64_t e[N][2] = {{1, 1},        {1, 1},           {3, 2},      {13, 6},
+                             {73, 24},      {167, 40},        {4051, 720}, {37633, 5040},
+                             {43817, 4480}, {4596553, 362880}};
+    for (int i = 0; i < N; i++)
+        a[i] = i2tor(e[i][0], e[i][1]);
+    ps_check(Exp(ones), a, N, "Exp");
+    for (int i = 0, c = 1; i < N; i++) {
+        a[i] = i % 2 == 0 ? zero : i2tor(c, i);
+        c = i % 2 ? -c : c;
+    }
+    ps_check(Integ(zero, MonSubst(ones, rat_neg(one), 2)), a, N, "ATan");
+    ps_end();
+}
+
 /* ---- crossbeam-channel's tests, mapped to libchan: disconnection is chan_close, a list
  * channel a big buffer, never() a NULL channel, the timeouts the _until forms ---------------- */
 
@@ -1323,8 +1811,8 @@ static void cb_len_cap_main(void *arg)
             CHECK(chan_trysend(c, &v) == -EAGAIN, "cap %zu: full trysend", cap);
             for (size_t i = 0; i < cap / 2 + 1 && i < cap; i++) {
                 long got = -1;
-                CHECK(chan_tryrecv(c, &got) == 0 && got == w, "cap %zu: got %ld want %ld", cap,
-                      got, w);
+                CHECK(chan_tryrecv(c, &got) == 0 && got == w, "cap %zu: got %ld want %ld", cap, got,
+                      w);
                 w++;
                 CHECK(chan_len(c) == cap - i - 1, "cap %zu: len after recv", cap);
             }

@@ -19,6 +19,7 @@ PORT_TEST(benchmarks)
 PORT_TEST(select_prod_cons)
 PORT_TEST(fifo)
 PORT_TEST(goroutines)
+PORT_TEST(powser)
 PORT_TEST(select_go)
 PORT_TEST(select2)
 PORT_TEST(select467)
@@ -46,6 +47,7 @@ int main(void)
     ADD_TEST(s, select_prod_cons, 60);
     ADD_TEST(s, fifo, 30);
     ADD_TEST(s, goroutines, 60);
+    ADD_TEST(s, powser, 60);
     ADD_TEST(s, select_go, 10);
     ADD_TEST(s, select2, 60);
     ADD_TEST(s, select467, 30);
