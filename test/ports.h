@@ -1330,9 +1330,9 @@ static void *grow(void *v, size_t *cap, size_t size)
     return v;
 }
 
-static chan_t *ps_chan(size_t elemsize)
+static chan_t *ps_chan_cap(size_t elemsize, size_t cap)
 {
-    chan_t *c = mkc(elemsize, 0);
+    chan_t *c = mkc(elemsize, cap);
     pthread_mutex_lock(&ps.mu);
     if (ps.n == ps.cap)
         ps.all = grow(ps.all, &ps.cap, sizeof *ps.all);
@@ -1342,6 +1342,8 @@ static chan_t *ps_chan(size_t elemsize)
     pthread_mutex_unlock(&ps.mu);
     return c;
 }
+
+static chan_t *ps_chan(size_t elemsize) { return ps_chan_cap(elemsize, 0); }
 
 static struct dch *mkdch(void)
 {
@@ -1784,6 +1786,182 @@ static void powser_main(void *arg)
         c = i % 2 ? -c : c;
     }
     ps_check(Integ(zero, MonSubst(ones, rat_neg(one), 2)), a, N, "ATan");
+    ps_end();
+}
+
+/* sieve2.go: the prime sieve that merges the multiples of every prime found so far through a
+ * heap of channels (each peeked at its head), and feeds the primes back through a proxy task
+ * whose select sends only while its queue holds something (a nil send case otherwise). Its
+ * tasks and channels are torn down as powser's are (ps_end). */
+/* odds() and multiples(p): an endless arithmetic sequence into a buffered channel. */
+struct seq {
+    chan_t *out;
+    long start, step;
+};
+
+static void s2_seq(void *p)
+{
+    struct seq *q = p;
+    for (long n = q->start; chan_send(q->out, &n) == 0; n += q->step) {
+    }
+}
+
+static chan_t *s2_start_seq(size_t cap, long start, long step)
+{
+    struct seq *q = malloc(sizeof *q);
+    *q = (struct seq){ps_chan_cap(sizeof(long), cap), start, step};
+    chan_t *out = q->out;
+    ps_go(s2_seq, q);
+    return out;
+}
+
+struct proxy {
+    chan_t *in, *out;
+};
+
+static void s2_sendproxy(void *p)
+{
+    struct proxy *x = p;
+    size_t cap = 16, first = 0, n = 0;
+    long *q = malloc(cap * sizeof *q), e = 0, in = 0;
+    for (;;) {
+        if (n > 0)
+            e = q[first];
+        struct chan_case cs[] = {chan_case_recv(x->in, &in),
+                                 chan_case_send(n > 0 ? x->out : NULL, &e)};
+        int r = chan_select(cs, 2);
+        if (r < 0 || !cs[r].ok)
+            break;
+        if (r == 0) {
+            if (n == cap) { /* unroll the circle into a bigger one */
+                long *b = malloc(2 * cap * sizeof *b);
+                for (size_t i = 0; i < n; i++)
+                    b[i] = q[(first + i) % cap];
+                free(q);
+                q = b;
+                first = 0;
+                cap *= 2;
+            }
+            q[(first + n++) % cap] = in;
+        } else {
+            first = (first + 1) % cap;
+            n--;
+        }
+    }
+    free(q);
+}
+
+struct peek {
+    long head;
+    chan_t *ch;
+};
+
+struct sieve2 {
+    chan_t *out, *composites, *primes;
+};
+
+static void heap_push(struct peek *h, int *n, struct peek v)
+{
+    int i = (*n)++;
+    for (; i > 0 && h[(i - 1) / 2].head > v.head; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
+    h[i] = v;
+}
+
+static struct peek heap_pop(struct peek *h, int *n)
+{
+    struct peek top = h[0], last = h[--*n];
+    int i = 0;
+    for (;;) {
+        int k = 2 * i + 1;
+        if (k >= *n)
+            break;
+        if (k + 1 < *n && h[k + 1].head < h[k].head)
+            k++;
+        if (h[k].head >= last.head)
+            break;
+        h[i] = h[k];
+        i = k;
+    }
+    h[i] = last;
+    return top;
+}
+
+/* Pops the channel of the least head, takes that head, reads its next one, pushes it back. */
+static int s2_advance(struct peek *h, int *n, long *min)
+{
+    if (*n == 0)
+        return -1; /* Go's program would panic: not met with the values checked here */
+    struct peek m = heap_pop(h, n);
+    *min = m.head;
+    int r = chan_recv(m.ch, &m.head);
+    heap_push(h, n, m);
+    return r;
+}
+
+static void s2_composites(void *p)
+{
+    struct sieve2 *s = p;
+    struct peek h[256];
+    int n = 0;
+    long min = 15, prime, head;
+    while (n < 256 && chan_recv(s->primes, &prime) == 0) {
+        chan_t *m = s2_start_seq(10, prime * prime, 2 * prime);
+        PS_TRY(chan_recv(m, &head));
+        while (min < head) {
+            PS_TRY(chan_send(s->composites, &min));
+            PS_TRY(s2_advance(h, &n, &min));
+        }
+        while (min == head)
+            PS_TRY(s2_advance(h, &n, &min));
+        PS_TRY(chan_send(s->composites, &head));
+        struct peek next = {0, m};
+        PS_TRY(chan_recv(m, &next.head));
+        heap_push(h, &n, next);
+    }
+}
+
+static void s2_primes(void *p)
+{
+    struct sieve2 *s = p;
+    struct proxy *x = malloc(sizeof *x);
+    *x = (struct proxy){ps_chan_cap(sizeof(long), 10), s->primes};
+    chan_t *primes = x->in;
+    ps_go(s2_sendproxy, x);
+    chan_t *candidates = s2_start_seq(50, 5, 2);
+    long c, pr;
+    PS_TRY(chan_recv(candidates, &pr));
+    for (;;) {
+        PS_TRY(chan_recv(s->composites, &c));
+        while (pr < c) {
+            PS_TRY(chan_send(primes, &pr));
+            PS_TRY(chan_send(s->out, &pr));
+            PS_TRY(chan_recv(candidates, &pr));
+        }
+        if (pr == c)
+            PS_TRY(chan_recv(candidates, &pr));
+    }
+}
+
+static void sieve2_main(void *arg)
+{
+    (void)arg;
+    static const long want[] = {2,  3,  5,  7,  11, 13, 17, 19, 23, 29, 31, 37, 41,
+                                43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97};
+    ps.wg = mkc(0, 1 << 20);
+    struct sieve2 *s = malloc(sizeof *s);
+    *s = (struct sieve2){ps_chan_cap(sizeof(long), 10), ps_chan_cap(sizeof(long), 50),
+                         ps_chan_cap(sizeof(long), 10)};
+    struct sieve2 *s_again = malloc(sizeof *s_again);
+    *s_again = *s;
+    chan_t *out = s->out;
+    CHECK(send_long(out, 2) == 0 && send_long(out, 3) == 0 && send_long(s->primes, 3) == 0, "seed");
+    ps_go(s2_composites, s);
+    ps_go(s2_primes, s_again);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        long x = -1;
+        CHECK(chan_recv(out, &x) == 0 && x == want[i], "prime %zu: %ld, want %ld", i, x, want[i]);
+    }
     ps_end();
 }
 

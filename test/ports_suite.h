@@ -20,6 +20,7 @@ PORT_TEST(select_prod_cons)
 PORT_TEST(fifo)
 PORT_TEST(goroutines)
 PORT_TEST(powser)
+PORT_TEST(sieve2)
 PORT_TEST(select_go)
 PORT_TEST(select2)
 PORT_TEST(select467)
@@ -48,6 +49,7 @@ int main(void)
     ADD_TEST(s, fifo, 30);
     ADD_TEST(s, goroutines, 60);
     ADD_TEST(s, powser, 60);
+    ADD_TEST(s, sieve2, 30);
     ADD_TEST(s, select_go, 10);
     ADD_TEST(s, select2, 60);
     ADD_TEST(s, select467, 30);
