@@ -1965,6 +1965,195 @@ static void sieve2_main(void *arg)
     ps_end();
 }
 
+/* ken/chan.go (crossbeam's golang.rs `chan`): channels of capacity 0, 1, 10 and 100, each
+ * carrying a numbered run of 76 values; plain senders and receivers, and selects of four
+ * receive and four send cases, against each other in six shapes: two selects on the same
+ * channels in opposite directions (test5) pair a select's send with another select's receive.
+ * Each channel's values arrive in order, and the totals match. A side that has finished sets
+ * its channel to nil in its cases, as Go's program does. */
+enum { KEN_END = 10000 };
+
+struct kchan {
+    chan_t *sc, *rc; /* the channel, for the sending and the receiving side; NULL when done */
+    int sv, rv;      /* the next value to send and to receive */
+};
+
+static struct {
+    atomic_int randx, tots, totr, cval;
+    struct kchan nc; /* nil both ways */
+    chan_t *wg;
+    int spawned;
+} ken;
+
+static int ken_nrand(int n)
+{
+    int r = atomic_fetch_add(&ken.randx, 10007) + 10007;
+    return (r % 1000000) % n;
+}
+
+static struct kchan *ken_mkchan(size_t cap, int n)
+{
+    struct kchan *ca = calloc((size_t)n, sizeof *ca);
+    for (int i = 0; i < n; i++) {
+        int v = atomic_fetch_add(&ken.cval, 100) + 100;
+        ca[i].sc = ca[i].rc = mkc(sizeof(int), cap);
+        freec_later(ca[i].sc);
+        ca[i].sv = ca[i].rv = v;
+    }
+    return ca;
+}
+
+static int ken_expect(int v, int v0)
+{
+    CHECK(v == v0, "got %d, expected %d", v, v0);
+    return v % 100 == 75 ? KEN_END : v + 1;
+}
+
+static bool ken_sent(struct kchan *c)
+{
+    atomic_fetch_add(&ken.tots, 1);
+    c->sv = ken_expect(c->sv, c->sv);
+    if (c->sv == KEN_END) {
+        c->sc = NULL;
+        return true;
+    }
+    return false;
+}
+
+static bool ken_received(struct kchan *c, int v)
+{
+    atomic_fetch_add(&ken.totr, 1);
+    c->rv = ken_expect(c->rv, v);
+    if (c->rv == KEN_END) {
+        c->rc = NULL;
+        return true;
+    }
+    return false;
+}
+
+static void ken_send(void *p)
+{
+    struct kchan *c = p;
+    do {
+        for (int r = ken_nrand(10); r >= 0; r--)
+            task_yield();
+        CHECK(chan_send(c->sc, &c->sv) == 0, "send");
+    } while (!ken_sent(c));
+    wg_done(ken.wg);
+}
+
+static void ken_recv(void *p)
+{
+    struct kchan *c = p;
+    int v = -1;
+    do {
+        for (int r = ken_nrand(10); r >= 0; r--)
+            task_yield();
+        CHECK(chan_recv(c->rc, &v) == 0, "recv");
+    } while (!ken_received(c, v));
+    wg_done(ken.wg);
+}
+
+struct ken_sel {
+    struct kchan *r[4], *s[4];
+};
+
+static void ken_select(void *p)
+{
+    struct ken_sel *k = p;
+    int a = 0, v = -1;
+    for (int i = 0; i < 4; i++)
+        a += (k->r[i]->rc != NULL) + (k->s[i]->sc != NULL);
+    while (a > 0) {
+        for (int r = ken_nrand(5); r >= 0; r--)
+            task_yield();
+        struct chan_case cs[8];
+        for (int i = 0; i < 4; i++) {
+            cs[i] = chan_case_recv(k->r[i]->rc, &v);
+            cs[4 + i] = chan_case_send(k->s[i]->sc, &k->s[i]->sv);
+        }
+        int i = chan_select(cs, 8);
+        CHECK(i >= 0 && cs[i].ok, "select: %d", i);
+        if (i < 0)
+            break;
+        if (i < 4 ? ken_received(k->r[i], v) : ken_sent(k->s[i - 4]))
+            a--;
+    }
+    free(k);
+    wg_done(ken.wg);
+}
+
+static void ken_go(void (*fn)(void *), void *arg)
+{
+    ken.spawned++;
+    task_go(fn, arg);
+}
+
+static void ken_sel(struct kchan *r0, struct kchan *r1, struct kchan *r2, struct kchan *r3,
+                    struct kchan *s0, struct kchan *s1, struct kchan *s2, struct kchan *s3)
+{
+    struct ken_sel *k = malloc(sizeof *k);
+    *k = (struct ken_sel){{r0, r1, r2, r3}, {s0, s1, s2, s3}};
+    ken_go(ken_select, k);
+}
+
+static void ken_wait(void)
+{
+    wg_wait(ken.wg, ken.spawned);
+    ken.spawned = 0;
+}
+
+static void ken_chan_main(void *arg)
+{
+    (void)arg;
+    struct kchan *nc = &ken.nc;
+    ken.wg = mkc(0, 64);
+    size_t caps[] = {0, 1, 10, 100};
+    struct kchan *all[4 * 6];
+    int nall = 0;
+    for (int k = 0; k < 4; k++) {
+        size_t c = caps[k];
+        struct kchan *ca = all[nall++] = ken_mkchan(c, 4); /* test1 */
+        for (int i = 0; i < 4; i++) {
+            ken_go(ken_send, &ca[i]);
+            ken_go(ken_recv, &ca[i]);
+        }
+        ken_wait();
+        ca = all[nall++] = ken_mkchan(c, 4); /* test2 */
+        for (int i = 0; i < 4; i++)
+            ken_go(ken_send, &ca[i]);
+        ken_sel(&ca[0], &ca[1], &ca[2], &ca[3], nc, nc, nc, nc);
+        ken_wait();
+        ca = all[nall++] = ken_mkchan(c, 4); /* test3 */
+        for (int i = 0; i < 4; i++)
+            ken_go(ken_recv, &ca[i]);
+        ken_sel(nc, nc, nc, nc, &ca[0], &ca[1], &ca[2], &ca[3]);
+        ken_wait();
+        ca = all[nall++] = ken_mkchan(c, 4); /* test4 */
+        ken_sel(nc, nc, nc, nc, &ca[0], &ca[1], &ca[2], &ca[3]);
+        ken_sel(&ca[0], &ca[1], &ca[2], &ca[3], nc, nc, nc, nc);
+        ken_wait();
+        ca = all[nall++] = ken_mkchan(c, 8); /* test5 */
+        ken_sel(&ca[4], &ca[5], &ca[6], &ca[7], &ca[0], &ca[1], &ca[2], &ca[3]);
+        ken_sel(&ca[0], &ca[1], &ca[2], &ca[3], &ca[4], &ca[5], &ca[6], &ca[7]);
+        ken_wait();
+        ca = all[nall++] = ken_mkchan(c, 12); /* test6 */
+        for (int i = 4; i < 8; i++)
+            ken_go(ken_send, &ca[i]);
+        for (int i = 8; i < 12; i++)
+            ken_go(ken_recv, &ca[i]);
+        ken_sel(&ca[4], &ca[5], &ca[6], &ca[7], &ca[0], &ca[1], &ca[2], &ca[3]);
+        ken_sel(&ca[0], &ca[1], &ca[2], &ca[3], &ca[8], &ca[9], &ca[10], &ca[11]);
+        ken_wait();
+    }
+    int t = 4 * (4 * 4 + 8 + 12) * 76;
+    CHECK(atomic_load(&ken.tots) == t && atomic_load(&ken.totr) == t, "tots %d totr %d, want %d",
+          atomic_load(&ken.tots), atomic_load(&ken.totr), t);
+    for (int i = 0; i < nall; i++)
+        free(all[i]);
+    freec_later(ken.wg);
+}
+
 /* ---- crossbeam-channel's tests, mapped to libchan: disconnection is chan_close, a list
  * channel a big buffer, never() a NULL channel, the timeouts the _until forms ---------------- */
 
