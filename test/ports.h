@@ -2154,6 +2154,100 @@ static void ken_chan_main(void *arg)
     freec_later(ken.wg);
 }
 
+/* Go's memory model (go.dev/ref/mem), the orders a channel gives, each checked on a plain
+ * (non-atomic) variable, which TSan watches: a send is synchronized before the receive that
+ * completes it; a close before a receive that reports it; on an unbuffered channel, the
+ * receive before the completion of the send; on a channel of capacity C, the kth receive
+ * before the (k+C)th send completes - so a channel of capacity 1 is a mutex, locked by a send
+ * and unlocked by a receive (or, filled first with a token, locked by a receive and unlocked by
+ * a send), and a plain counter that tasks increment under it counts every increment. */
+struct mm {
+    chan_t *c, *wg;
+    long plain; /* written and read only in the orders a channel gives */
+    int rounds, form;
+};
+
+static void mm_after_recv_send(void *p)
+{
+    struct mm *a = p;
+    a->plain = 1; /* before the receive: seen after the unbuffered send completes */
+    CHECK(chan_recv(a->c, NULL) == 0, "recv");
+    wg_done(a->wg);
+}
+
+static void mm_before_send(void *p)
+{
+    struct mm *a = p;
+    a->plain = 2; /* before the send: seen after the receive */
+    if (a->form)
+        CHECK(chan_close(a->c) == 0, "close");
+    else
+        CHECK(chan_send(a->c, NULL) == 0, "send");
+    wg_done(a->wg);
+}
+
+/* Forms 0 and 3 lock by a send and unlock by a receive, forms 1 and 4 the other way round with
+ * one token in the channel, form 2 as 0 through a one-case select and the try form. Forms 3
+ * and 4 run on the lock-free ring (capacity 4, long values; form 3 with 3 values buffered
+ * ahead, so that one slot is free), where the order comes from the slots' stamps. */
+static void mm_locker(void *p)
+{
+    struct mm *a = p;
+    long v = 0;
+    for (int i = 0; i < a->rounds; i++) {
+        bool by_send = a->form == 0 || a->form == 2 || a->form == 3;
+        if (a->form == 2) {
+            struct chan_case l[] = {chan_case_send(a->c, NULL)};
+            CHECK(chan_select(l, 1) == 0, "lock");
+        } else {
+            CHECK((by_send ? chan_send(a->c, &v) : chan_recv(a->c, &v)) == 0, "lock");
+        }
+        a->plain++;
+        if (a->form == 2)
+            CHECK(chan_tryrecv(a->c, NULL) == 0, "unlock");
+        else
+            CHECK((by_send ? chan_recv(a->c, &v) : chan_send(a->c, &v)) == 0, "unlock");
+    }
+    wg_done(a->wg);
+}
+
+static void memory_model_main(void *arg)
+{
+    (void)arg;
+    chan_t *wg = mkc(0, 8);
+    for (int k = 0; k < 50; k++) {
+        struct mm a = {mkc(0, 0), wg, 0, 0, 0};
+        task_go(mm_after_recv_send, &a);
+        CHECK(chan_send(a.c, NULL) == 0, "send");
+        CHECK(a.plain == 1, "unbuffered: the receiver's write not seen after the send");
+        wg_wait(wg, 1);
+        freec(a.c);
+        for (int form = 0; form < 2; form++)
+            for (size_t cap = 0; cap <= 1; cap++) {
+                struct mm b = {mkc(0, cap), wg, 0, 0, form};
+                task_go(mm_before_send, &b);
+                CHECK(chan_recv(b.c, NULL) == (form ? -EPIPE : 0), "recv");
+                CHECK(b.plain == 2, "the sender's write not seen after the receive");
+                wg_wait(wg, 1);
+                freec(b.c);
+            }
+    }
+    for (int form = 0; form < 5; form++) {
+        enum { T = 4 };
+        struct mm a = {form < 3 ? mkc(0, 1) : mkc(sizeof(long), 4), wg, 0, sized(5000, 2000), form};
+        long token = 0;
+        for (int k = 0; k < (form == 1 || form == 4 ? 1 : form == 3 ? 3 : 0); k++)
+            CHECK(chan_send(a.c, &token) == 0, "token");
+        for (int t = 0; t < T; t++)
+            task_go(mm_locker, &a);
+        wg_wait(wg, T);
+        CHECK(a.plain == (long)T * a.rounds, "form %d: %ld increments of %ld", form, a.plain,
+              (long)T * a.rounds);
+        freec_later(a.c);
+    }
+    freec_later(wg);
+}
+
 /* ---- crossbeam-channel's tests, mapped to libchan: disconnection is chan_close, a list
  * channel a big buffer, never() a NULL channel, the timeouts the _until forms ---------------- */
 

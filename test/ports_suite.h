@@ -22,6 +22,7 @@ PORT_TEST(goroutines)
 PORT_TEST(powser)
 PORT_TEST(sieve2)
 PORT_TEST(ken_chan)
+PORT_TEST(memory_model)
 PORT_TEST(select_go)
 PORT_TEST(select2)
 PORT_TEST(select467)
@@ -52,6 +53,7 @@ int main(void)
     ADD_TEST(s, powser, 60);
     ADD_TEST(s, sieve2, 30);
     ADD_TEST(s, ken_chan, 60);
+    ADD_TEST(s, memory_model, 60);
     ADD_TEST(s, select_go, 10);
     ADD_TEST(s, select2, 60);
     ADD_TEST(s, select467, 30);
