@@ -2655,4 +2655,233 @@ static void cb_misc_main(void *arg)
     freec_later(wg);
 }
 
+/* select.rs, select_macro.rs: matching (tasks that each select a send and a receive on one
+ * unbuffered channel pair up with each other, never with themselves), matching_with_leftover
+ * (an odd count, and one plain send more), send_recv_same_channel, both_ready, loop_try,
+ * nesting, stress_mixed. */
+struct match {
+    chan_t *c, *wg;
+    long id;
+};
+
+static void match_task(void *p)
+{
+    struct match *m = p;
+    long got = -1;
+    struct chan_case cs[] = {chan_case_recv(m->c, &got), chan_case_send(m->c, &m->id)};
+    int r = chan_select(cs, 2);
+    CHECK(r == 1 || (r == 0 && got != m->id), "matched itself: %d, %ld", r, got);
+    wg_done(m->wg);
+}
+
+struct lt {
+    chan_t *c1, *c2, *end, *wg;
+};
+
+static void lt_sender(void *p)
+{
+    struct lt *a = p;
+    long one = 1;
+    for (;;) {
+        struct chan_case s[] = {chan_case_send(a->c1, &one)};
+        if (chan_tryselect(s, 1) == 0)
+            break;
+        struct chan_case e[] = {chan_case_recv(a->end, NULL)};
+        if (chan_tryselect(e, 1) == 0)
+            break;
+        task_yield();
+    }
+    wg_done(a->wg);
+}
+
+static void lt_receiver(void *p)
+{
+    struct lt *a = p;
+    for (;;) {
+        long x = -1;
+        if (chan_tryrecv(a->c2, &x) == 0) {
+            CHECK(x == 2, "loop_try got %ld", x);
+            break;
+        }
+        struct chan_case e[] = {chan_case_recv(a->end, NULL)};
+        if (chan_tryselect(e, 1) == 0)
+            break;
+        task_yield();
+    }
+    wg_done(a->wg);
+}
+
+struct mixed {
+    chan_t *c1, *c2, *c3, *wg;
+    long n;
+};
+
+static void mixed_peer(void *p)
+{
+    struct mixed *a = p;
+    for (long i = 0; i < a->n; i++) {
+        long v = -1;
+        CHECK(chan_send(a->c1, &i) == 0 && chan_recv(a->c2, &v) == 0 && v == i, "peer %ld", v);
+        CHECK(chan_recv(a->c3, NULL) == 0, "c3");
+    }
+    wg_done(a->wg);
+}
+
+static void both_ready_peer(void *p)
+{
+    struct mixed *a = p;
+    long v = -1;
+    task_sleep_ms(5);
+    CHECK(send_long(a->c1, 1) == 0 && chan_recv(a->c2, &v) == 0 && v == 2, "both_ready peer");
+    wg_done(a->wg);
+}
+
+static void cb_select_main(void *arg)
+{
+    (void)arg;
+    chan_t *wg = mkc(0, 64);
+    for (int leftover = 0; leftover <= 1; leftover++) { /* matching, matching_with_leftover */
+        int n = leftover ? 55 : 44;
+        struct match m[55];
+        chan_t *c = mkc(sizeof(long), 0);
+        for (int i = 0; i < n; i++) {
+            m[i] = (struct match){c, wg, i};
+            task_go(match_task, &m[i]);
+        }
+        if (leftover)
+            CHECK(send_long(c, -1) == 0, "leftover send");
+        wg_wait(wg, n);
+        CHECK(chan_tryrecv(c, NULL) == -EAGAIN, "left over");
+        freec(c);
+    }
+    { /* send_recv_same_channel: unbuffered, the select cannot pair with itself */
+        chan_t *c = mkc(sizeof(long), 0);
+        long v = 0;
+        struct chan_case cs[] = {chan_case_send(c, &v), chan_case_recv(c, &v)};
+        CHECK(chan_select_until(cs, 2, chan_now() + 5 * MS) == -ETIMEDOUT, "self-paired");
+        freec(c);
+        c = mkc(sizeof(long), 1000);
+        cs[0].chan = cs[1].chan = c;
+        CHECK(chan_select_until(cs, 2, chan_now() + 5 * MS) == 0, "buffered: the send");
+        freec(c);
+    }
+    { /* both_ready: a select of a receive and a send on two unbuffered channels, twice */
+        struct mixed a = {mkc(sizeof(long), 0), mkc(sizeof(long), 0), NULL, wg, 0};
+        task_go(both_ready_peer, &a);
+        long v = -1, two = 2;
+        bool got = false, sent = false;
+        for (int k = 0; k < 2; k++) {
+            struct chan_case cs[] = {chan_case_recv(got ? NULL : a.c1, &v),
+                                     chan_case_send(sent ? NULL : a.c2, &two)};
+            int r = chan_select(cs, 2);
+            CHECK(r == 0 ? v == 1 : r == 1, "both_ready: %d %ld", r, v);
+            got |= r == 0;
+            sent |= r == 1;
+        }
+        wg_wait(wg, 1);
+        freec(a.c1);
+        freec(a.c2);
+    }
+    for (int run = 0; run < sized(20, 10); run++) { /* loop_try */
+        struct lt a = {mkc(sizeof(long), 0), mkc(sizeof(long), 0), mkc(0, 0), wg};
+        task_go(lt_sender, &a);
+        task_go(lt_receiver, &a);
+        task_sleep_ms(1);
+        long v = -1, two = 2;
+        struct chan_case cs[] = {chan_case_recv(a.c1, &v), chan_case_send(a.c2, &two)};
+        int r = chan_select_until(cs, 2, chan_now() + 5000 * MS);
+        CHECK(r == 1 || (r == 0 && v == 1), "loop_try: %d %ld", r, v);
+        CHECK(chan_close(a.end) == 0, "end");
+        wg_wait(wg, 2);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.end);
+    }
+    { /* nesting */
+        chan_t *c = mkc(sizeof(long), 100);
+        long zero = 0, one = 1, v = -1;
+        struct chan_case s0[] = {chan_case_send(c, &zero)}, r0[] = {chan_case_recv(c, &v)};
+        struct chan_case s1[] = {chan_case_send(c, &one)};
+        CHECK(chan_select(s0, 1) == 0 && chan_select(r0, 1) == 0 && v == 0, "nesting 0");
+        CHECK(chan_select(s1, 1) == 0 && chan_select(r0, 1) == 0 && v == 1, "nesting 1");
+        freec(c);
+    }
+    { /* stress_mixed */
+        struct mixed a = {mkc(sizeof(long), 0), mkc(sizeof(long), 0), mkc(0, 100), wg,
+                          sized(10000, 2000)};
+        task_go(mixed_peer, &a);
+        for (long i = 0; i < a.n; i++) {
+            bool got = false, sent = false;
+            for (int k = 0; k < 2; k++) {
+                long v = -1;
+                struct chan_case cs[] = {chan_case_recv(got ? NULL : a.c1, &v),
+                                         chan_case_send(sent ? NULL : a.c2, &i)};
+                int r = chan_select(cs, 2);
+                CHECK(r == 1 || (r == 0 && v == i), "mixed %ld: %d %ld", i, r, v);
+                got |= r == 0;
+                sent |= r == 1;
+            }
+            CHECK(chan_send(a.c3, NULL) == 0, "c3");
+        }
+        wg_wait(wg, 1);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.c3);
+    }
+    freec_later(wg);
+}
+
+/* select_macro.rs: linearizable_default and linearizable_timeout (Go's TestNonblockSelectRace
+ * in crossbeam's words), on channels of capacity 1 and on lock-free rings: a value is always
+ * in one of the two channels, so a select over both with a default, or with a deadline
+ * already past, never takes the default. */
+struct lz {
+    chan_t *c1, *c2, *start, *end, *wg;
+    int n, timeout;
+};
+
+static void lz_worker(void *p)
+{
+    struct lz *a = p;
+    for (int i = 0; i < a->n; i++) {
+        CHECK(chan_send(a->start, NULL) == 0, "start");
+        CHECK(send_long(a->c1, 1) == 0, "c1");
+        struct chan_case cs[] = {chan_case_recv(a->c1, NULL), chan_case_recv(a->c2, NULL)};
+        int r = a->timeout ? chan_select_until(cs, 2, chan_now()) : chan_tryselect(cs, 2);
+        CHECK(r == 0 || r == 1, "round %d: neither channel ready (%d)", i, r);
+        CHECK(chan_send(a->end, NULL) == 0, "end");
+        chan_tryrecv(a->c2, NULL);
+    }
+    wg_done(a->wg);
+}
+
+static void cb_linearizable_select_main(void *arg)
+{
+    (void)arg;
+    chan_t *wg = mkc(0, 1);
+    for (int k = 0; k < 4; k++) {
+        size_t cap = k < 2 ? 1 : 64;
+        struct lz a = {mkc(sizeof(long), cap),
+                       mkc(sizeof(long), cap),
+                       mkc(0, 0),
+                       mkc(0, 0),
+                       wg,
+                       sized(20000, 3000),
+                       k % 2};
+        task_go(lz_worker, &a);
+        for (int i = 0; i < a.n; i++) {
+            CHECK(chan_recv(a.start, NULL) == 0, "start");
+            CHECK(send_long(a.c2, 1) == 0, "c2");
+            chan_tryrecv(a.c1, NULL);
+            CHECK(chan_recv(a.end, NULL) == 0, "end");
+        }
+        wg_wait(wg, 1);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.start);
+        freec(a.end);
+    }
+    freec_later(wg);
+}
+
 #endif

@@ -35,6 +35,8 @@ PORT_TEST(cb_linearizable)
 PORT_TEST(cb_mpmc)
 PORT_TEST(cb_fairness_dup)
 PORT_TEST(cb_misc)
+PORT_TEST(cb_select)
+PORT_TEST(cb_linearizable_select)
 
 int main(void)
 {
@@ -66,6 +68,8 @@ int main(void)
     ADD_TEST(s, cb_mpmc, 60);
     ADD_TEST(s, cb_fairness_dup, 30);
     ADD_TEST(s, cb_misc, 30);
+    ADD_TEST(s, cb_select, 60);
+    ADD_TEST(s, cb_linearizable_select, 60);
     return run_suite(s);
 }
 
