@@ -1158,6 +1158,44 @@ static void select467_main(void *arg)
     freec_later(wg);
 }
 
+/* select8.go: against a task that sends for ever on an unbuffered channel, a receive case
+ * gets its value, an empty select with a default does nothing, and a select with a receive
+ * case, a send case on the same channel and a default never chooses the send: only a
+ * receiver could take it, and the select cannot pair with itself. */
+struct s8 {
+    chan_t *c, *wg;
+};
+
+static void s8_sender(void *p)
+{
+    struct s8 *a = p;
+    while (send_long(a->c, 5) == 0) {
+    }
+    wg_done(a->wg);
+}
+
+static void select8_main(void *arg)
+{
+    (void)arg;
+    struct s8 a = {mkc(sizeof(long), 0), mkc(0, 1)};
+    task_go(s8_sender, &a);
+    long v = -1, ten = 10;
+    struct chan_case cs[] = {chan_case_recv(a.c, &v), chan_case_send(a.c, &ten)};
+    CHECK(chan_select(cs, 1) == 0 && v == 5, "recv %ld", v);
+    CHECK(chan_tryselect(NULL, 0) == -EAGAIN, "default alone");
+    for (int i = 0; i < sized(2000, 500); i++) {
+        v = -1;
+        int r = chan_tryselect(cs, i % 2 + 1);
+        CHECK(r == -EAGAIN || (r == 0 && v == 5), "round %d: chose %d (%ld)", i, r, v);
+        if (i % 64 == 0)
+            task_yield();
+    }
+    CHECK(chan_close(a.c) == 0, "close");
+    wg_wait(a.wg, 1);
+    freec(a.c);
+    freec_later(a.wg);
+}
+
 /* zerosize.go and sendstmt.go: channels of zero-size elements, buffered or not; a channel sent
  * over a channel, and a select case that sends on the channel just received. */
 static void zerosize_sendstmt_main(void *arg)

@@ -26,6 +26,7 @@ PORT_TEST(memory_model)
 PORT_TEST(select_go)
 PORT_TEST(select2)
 PORT_TEST(select467)
+PORT_TEST(select8)
 PORT_TEST(zerosize_sendstmt)
 PORT_TEST(select5)
 PORT_TEST(cb_len_cap)
@@ -59,6 +60,7 @@ int main(void)
     ADD_TEST(s, select_go, 10);
     ADD_TEST(s, select2, 60);
     ADD_TEST(s, select467, 30);
+    ADD_TEST(s, select8, 30);
     ADD_TEST(s, zerosize_sendstmt, 10);
     ADD_TEST(s, select5, 60);
     ADD_TEST(s, cb_len_cap, 30);
