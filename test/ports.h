@@ -189,8 +189,7 @@ enum { TC_P = 4, TC_L = 1000 };
 
 struct tc_counts {
     chan_t *c, *wg;
-    int *seen; /* TC_L counters, each value received TC_P times in all */
-    atomic_int *shared;
+    atomic_int *shared; /* TC_L counters: each value is received TC_P times in all */
 };
 
 static void tc_recv_count(void *p)
@@ -298,7 +297,7 @@ static void chan_matrix_main(void *arg)
             static atomic_int shared[TC_L];
             for (int i = 0; i < TC_L; i++)
                 atomic_store(&shared[i], 0);
-            struct tc_counts cnt = {a.c, wg, NULL, shared};
+            struct tc_counts cnt = {a.c, wg, shared};
             for (int p = 0; p < TC_P; p++)
                 task_go(tc_send_n, &a);
             for (int p = 0; p < TC_P; p++)
@@ -1996,7 +1995,7 @@ static void sieve2_main(void *arg)
     struct sieve2 *s = malloc(sizeof *s);
     *s = (struct sieve2){ps_chan_cap(sizeof(long), 10), ps_chan_cap(sizeof(long), 50),
                          ps_chan_cap(sizeof(long), 10)};
-    struct sieve2 *s_again = malloc(sizeof *s_again);
+    struct sieve2 *s_again = malloc(sizeof *s_again); /* each task frees its own argument */
     *s_again = *s;
     chan_t *out = s->out;
     CHECK(send_long(out, 2) == 0 && send_long(out, 3) == 0 && send_long(s->primes, 3) == 0, "seed");
