@@ -4,15 +4,17 @@
  * crossbeam-channel's test suite check, written against chan.h. The code is our own; each test
  * names the one it follows. What test_chan.c and test_select.c already port is not repeated.
  *
- * Every port runs twice: on plain threads (test_ports.c) and on Gs of libchan-mpg
- * (test_mpg_ports.c). Each includes this file after defining how a port's "goroutines" run:
+ * Every port runs three times: on plain threads (test_ports.c), on Gs of libchan-mpg
+ * (test_mpg_ports.c), and on both in turn (test_mpg_ports_mixed.c). Each includes this file
+ * after defining how a port's "goroutines" run:
  *
  *   task_go(fn, arg)      start fn(arg) as a thread, or as a G
  *   task_yield()          Go's runtime.Gosched
  *   task_sleep_ms(ms)     sleep the task only (a G must not sleep its M)
  *   run_main(fn, arg)     run fn(arg) as Go's main goroutine, then wait until every task has
  *                         returned (on Gs: the scheduler started before and stopped after)
- *   ON_GS                 1 on Gs, 0 on threads (loop sizes differ: a thread costs far more)
+ *   ON_GS                 1 on Gs alone, else 0 (loop sizes differ: a thread costs far more)
+ *   PORTS_NAME            the Check suite's name
  *
  * Checks made inside tasks are counted with CHECK (Check's asserts belong to the test's own
  * thread) and reported after run_main by PORT_RUN. Every value sent with 0 is accounted for:

@@ -41,7 +41,7 @@ PORT_TEST(cb_linearizable_select)
 
 int main(void)
 {
-    Suite *s = suite_create(ON_GS ? "mpg_ports" : "ports");
+    Suite *s = suite_create(PORTS_NAME);
     ADD_TEST(s, chan_matrix, 60);
     ADD_TEST(s, nonblock_recv_race, 60);
     ADD_TEST(s, multi_consumer, 60);

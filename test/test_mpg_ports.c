@@ -7,6 +7,7 @@
 #include "testmpg.h"
 
 #define ON_GS 1
+#define PORTS_NAME "mpg_ports"
 
 static void task_go(void (*fn)(void *), void *arg) { go(fn, arg); }
 

@@ -8,6 +8,7 @@
 #include <sched.h>
 
 #define ON_GS 0
+#define PORTS_NAME "ports"
 
 /* The tasks started since the last run_main, joined by it (in any order: each ends). */
 static pthread_mutex_t tasks_mu = PTHREAD_MUTEX_INITIALIZER;
