@@ -30,6 +30,14 @@ static int count_threads(void)
     return n;
 }
 
+/* Waits (up to 10 s) until the timer or ticker of channel c has fired and its value waits in
+ * the channel, unreceived (a white-box look: chan_len reports 0 for a timer's channel). */
+static void wait_until_fired(chan_t *c)
+{
+    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
+        sleep_ms(1);
+}
+
 /* Receives one value from a timer channel and checks it came no earlier than deadline and at
  * most late_bound() after it; returns the value. */
 static int64_t recv_on_time(chan_t *c, int64_t deadline)
@@ -126,8 +134,7 @@ START_TEST(timer_stop_after_fire_discards)
 {
     chan_timer_t *t = chan_timer_make(1 * MS);
     chan_t *c = chan_timer_chan(t);
-    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
-        sleep_ms(1);
+    wait_until_fired(c);
     ck_assert_uint_eq(hchan_buffered(c), 1);
     ck_assert_int_eq(chan_timer_stop(t), 1);
     ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN);
@@ -153,8 +160,7 @@ START_TEST(timer_reset)
 
     /* A fired, unreceived timer: the old value is discarded; the new one comes on time. */
     ck_assert_int_eq(chan_timer_reset(t, 0), 0);
-    for (int i = 0; i < 10000 && hchan_buffered(chan_timer_chan(t)) == 0; i++)
-        sleep_ms(1);
+    wait_until_fired(chan_timer_chan(t));
     start = chan_now();
     ck_assert_int_eq(chan_timer_reset(t, 40 * MS), 1);
     ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN);
@@ -803,8 +809,7 @@ START_TEST(ticker_reset_later)
     witness_mark();
     chan_ticker_t *k = chan_ticker_make(10 * MS);
     chan_t *c = chan_ticker_chan(k);
-    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
-        sleep_ms(1); /* a tick is waiting */
+    wait_until_fired(c); /* a tick is waiting */
     int64_t start = chan_now();
     ck_assert_int_eq(chan_ticker_reset(k, 150 * MS), 1);
     ck_assert_int_eq(chan_tryrecv(c, NULL), -EAGAIN); /* discarded */
@@ -1278,8 +1283,7 @@ START_TEST(timer_chan_len_cap)
         ck_assert_int_eq(r, -EAGAIN);
     if (r == 0) /* this thread was held up past the deadline: arm it again */
         ck_assert_int_eq(chan_timer_reset(t, 1 * MS), 0);
-    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
-        sleep_ms(1);
+    wait_until_fired(c);
     ck_assert_uint_eq(hchan_buffered(c), 1); /* fired: the value waits */
     ck_assert_uint_eq(chan_len(c), 0);
     ck_assert_uint_eq(chan_cap(c), 0);
@@ -1291,8 +1295,7 @@ START_TEST(timer_chan_len_cap)
     chan_ticker_t *k = chan_ticker_make(1 * MS);
     c = chan_ticker_chan(k);
     ck_assert_uint_eq(chan_cap(c), 0);
-    for (int i = 0; i < 10000 && hchan_buffered(c) == 0; i++)
-        sleep_ms(1);
+    wait_until_fired(c);
     for (int i = 0; i < 20; i++, sleep_ms(1)) {
         ck_assert_uint_eq(hchan_buffered(c), 1); /* a tick each ms due, one kept */
         ck_assert_uint_eq(chan_len(c), 0);
