@@ -992,51 +992,104 @@ static bool park_commit(struct g *g)
 
 /* ---- G descriptors --------------------------------------------------------------------------- */
 
-/* Go's gfput: an exited G keeps its stack for the next chan_mpg_go. */
-static void g_release(struct g *g)
+/* Exited Gs are kept, with their stacks, for the next chan_mpg_go (Go's gfput and gfget): first
+ * in the cache of the P that ran them, whose lock only its holder takes as a rule (a lock that
+ * stays in its core's cache), so that spawns and exits on different Ps do not meet on one lock;
+ * a cache that reaches GFREE_MAX gives half to the global list, which serves the spawns whose
+ * P's cache is empty and those without a P (a foreign thread, a G in a system call). A spawn
+ * that finds the global list empty too takes from the other Ps' caches before it makes a new
+ * G: so a G spawned after others have returned always reuses one of them. */
+#define GFREE_MAX 64
+
+static void g_release(struct p *p, struct g *g)
 {
-    pthread_mutex_lock(&sched.gmu);
-    g->next_free = sched.free_gs;
-    sched.free_gs = g;
-    pthread_mutex_unlock(&sched.gmu);
+    struct g *spill = NULL, *last = NULL;
+    pthread_mutex_lock(&p->gfree_lock);
+    g->next_free = p->gfree;
+    p->gfree = g;
+    if (++p->ngfree == GFREE_MAX) {
+        spill = last = p->gfree;
+        for (unsigned i = 1; i < GFREE_MAX / 2; i++)
+            last = last->next_free;
+        p->gfree = last->next_free;
+        p->ngfree -= GFREE_MAX / 2;
+    }
+    pthread_mutex_unlock(&p->gfree_lock);
+    if (spill) {
+        pthread_mutex_lock(&sched.gmu);
+        last->next_free = sched.free_gs;
+        sched.free_gs = spill;
+        pthread_mutex_unlock(&sched.gmu);
+    }
+}
+
+/* Pops a G of p's cache, or NULL. */
+static struct g *gfree_pop(struct p *p)
+{
+    pthread_mutex_lock(&p->gfree_lock);
+    struct g *g = p->gfree;
+    if (g) {
+        p->gfree = g->next_free;
+        p->ngfree--;
+    }
+    pthread_mutex_unlock(&p->gfree_lock);
+    return g;
 }
 
 _Static_assert(offsetof(struct g, fiber) == 0, "fiber_make returns the G its fiber begins");
 
-/* Go's gfget, or malg for a new descriptor and stack. */
-static struct g *g_alloc(void)
+/* Under sched.gmu: a new descriptor and stack (Go's malg), or NULL. The timer heap grows first,
+ * so that arming a timer never fails. */
+static struct g *g_new_locked(void)
 {
-    pthread_mutex_lock(&sched.gmu);
-    struct g *g = sched.free_gs;
-    if (g) {
-        sched.free_gs = g->next_free;
-        pthread_mutex_unlock(&sched.gmu);
-        fiber_reuse(&g->fiber);
-        return g;
-    }
-    /* A new descriptor: the timer heap grows first, so that arming a timer never fails. */
     pthread_mutex_lock(&sched.tlock);
     if (sched.timers.cap < sched.ngs + 1) {
         size_t cap = sched.timers.cap ? sched.timers.cap * 2 : 256;
         struct heap_node **a = malloc(cap * sizeof *a);
         if (!a) {
             pthread_mutex_unlock(&sched.tlock);
-            pthread_mutex_unlock(&sched.gmu);
             return NULL;
         }
         free(heap_move(&sched.timers, a, cap));
     }
     pthread_mutex_unlock(&sched.tlock);
-    g = (struct g *)fiber_make(); /* not started: its first switch in calls g_main(g) */
-    if (!g) {
-        pthread_mutex_unlock(&sched.gmu);
+    struct g *g = (struct g *)fiber_make(); /* not started: its first switch in calls g_main */
+    if (!g)
         return NULL;
-    }
     sched.ngs++;
     g->allnext = sched.all_gs;
     sched.all_gs = g;
-    pthread_mutex_unlock(&sched.gmu);
     heap_node_init(&g->timer);
+    return g;
+}
+
+/* A G descriptor for chan_mpg_go: from p's cache when p is given, else from the global list,
+ * else from another P's cache, else a new one; NULL when out of memory. The other Ps' caches
+ * are looked at only when some descriptor is not in use (ngs over the live count): not while
+ * the Gs only grow in number, as when a program starts its many Gs. */
+static struct g *g_alloc(struct p *p)
+{
+    struct g *g = p ? gfree_pop(p) : NULL;
+    bool cached = false;
+    if (!g) {
+        pthread_mutex_lock(&sched.gmu);
+        g = sched.free_gs;
+        if (g)
+            sched.free_gs = g->next_free;
+        else
+            cached = sched.ngs > (uint64_t)atomic_load(&sched.live);
+        pthread_mutex_unlock(&sched.gmu);
+    }
+    for (int i = 0; cached && !g && i < sched.nprocs; i++)
+        if (&sched.ps[i] != p)
+            g = gfree_pop(&sched.ps[i]);
+    if (g) {
+        fiber_reuse(&g->fiber);
+        return g;
+    }
+    pthread_mutex_lock(&sched.gmu);
+    g = g_new_locked();
+    pthread_mutex_unlock(&sched.gmu);
     return g;
 }
 
@@ -1401,7 +1454,7 @@ static void execute(struct m *m, struct g *g)
         case REQ_YIELD: runq_put(m->p, g); return;
         case REQ_EXIT:
             atomic_store_explicit(&g->live, false, memory_order_release);
-            g_release(g);
+            g_release(m->p, g);
             if (atomic_fetch_sub_explicit(&sched.live, 1, memory_order_acq_rel) == 1)
                 waiters_wake();
             return;
@@ -1474,9 +1527,11 @@ static void free_all(void)
     }
     sched.allm = NULL;
     if (sched.ps) {
-        for (int i = 0; i < sched.nprocs; i++)
+        for (int i = 0; i < sched.nprocs; i++) {
             if (sched.ps[i].cpuset)
                 hwloc_bitmap_free(sched.ps[i].cpuset);
+            pthread_mutex_destroy(&sched.ps[i].gfree_lock);
+        }
         free(sched.ps);
         sched.ps = NULL;
     }
@@ -1563,6 +1618,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     for (int i = 0; i < sched.nprocs; i++) {
         struct p *p = &sched.ps[i];
         p->id = i;
+        pthread_mutex_init(&p->gfree_lock, NULL);
         atomic_store(&p->status, P_RUNNING); /* given to M i below */
         if (sched.bind && ncores > 0) {
             hwloc_obj_t core = hwloc_get_obj_by_type(sched.topo, HWLOC_OBJ_CORE, i % ncores);
@@ -1607,7 +1663,8 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
 {
     if (!fn || !atomic_load(&sched.running) || atomic_load(&sched.stopping))
         return -EINVAL;
-    struct g *g = g_alloc();
+    struct m *m = m_self(); /* a G's M holds its P (NULL in a system call); other threads: none */
+    struct g *g = g_alloc(m && m->curg ? m->p : NULL);
     if (!g)
         return -ENOMEM;
     g->fn = fn;

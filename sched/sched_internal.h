@@ -109,7 +109,7 @@ struct g {
     _Atomic bool live;
     void (*fn)(void *);
     void *arg;
-    struct g *next_free; /* free list (under sched.gmu) */
+    struct g *next_free; /* in a free list: a P's (p->gfree) or sched.free_gs */
     struct g *allnext;   /* every G descriptor ever made (under sched.gmu) */
 };
 
@@ -126,6 +126,9 @@ struct p {
                                      tells a new call from one it saw at its last look */
     _Atomic uint32_t status;      /* P_* */
     unsigned runnext_streak;      /* owner only */
+    pthread_mutex_t gfree_lock;   /* taken by the owner; by others only when all else is empty */
+    struct g *gfree;              /* exited Gs kept for the next spawn (Go's p.gFree) */
+    unsigned ngfree;
     int id;
     struct p *link;        /* in sched.pidle (under sched.lock) */
     hwloc_cpuset_t cpuset; /* the core the M that holds it is bound to, or NULL */
@@ -196,8 +199,8 @@ struct schedt {
     _Alignas(64) _Atomic int64_t live;
     _Atomic uint64_t spawned, steals, ndeadlocks, retakes, moved;
     _Atomic int64_t next_id;
-    pthread_mutex_t gmu; /* free list, all-G list, the stack pool (fiber.c) */
-    struct g *free_gs;
+    pthread_mutex_t gmu; /* global free list, all-G list, the stack pool (fiber.c) */
+    struct g *free_gs;   /* exited Gs beyond the Ps' caches, and for spawns without a P */
     struct g *all_gs;
     uint64_t ngs; /* G descriptors made */
 

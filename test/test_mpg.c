@@ -1238,6 +1238,83 @@ START_TEST(many_gs)
 }
 END_TEST
 
+/* Exited Gs are kept first by the P that ran them. Whoever spawns next, a G on either P or a
+ * foreign thread, reuses every one of them before the pool makes a new stack: waves of Gs that
+ * spawn hundreds of children leave exited Gs in both Ps' caches and in the global list; then as
+ * many Gs as were ever made, all alive at once, spawned from a foreign thread and then from a G,
+ * must make none. */
+struct reuse_wave {
+    chan_t *go;   /* closed by the spawner once all its children are alive */
+    chan_t *done; /* capacity n: each child sends once */
+};
+
+static atomic_long reuse_ran;
+
+static void reuse_child(void *arg)
+{
+    struct reuse_wave *w = arg;
+    G_CHECK(chan_recv(w->go, NULL) == -EPIPE);
+    atomic_fetch_add(&reuse_ran, 1);
+    G_CHECK(chan_send(w->done, NULL) == 0);
+}
+
+/* n children alive at once, so that their exits fill this P's cache and spill to the global
+ * list; some run on the other P. */
+static void reuse_spawner(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    struct reuse_wave w = {.go = chan_make(0, 0), .done = chan_make(0, (size_t)n)};
+    G_CHECK(w.go && w.done);
+    for (long i = 0; i < n; i++)
+        G_CHECK(chan_mpg_go(reuse_child, &w) > 0);
+    G_CHECK(chan_close(w.go) == 0);
+    for (long i = 0; i < n; i++)
+        G_CHECK(chan_recv(w.done, NULL) == 0);
+    G_CHECK(chan_free(w.go) == 0 && chan_free(w.done) == 0);
+}
+
+static void reuse_crowd_spawner(void *arg)
+{
+    for (long i = 0; i < crowd_n; i++)
+        G_CHECK(chan_mpg_go(crowd_member, arg) > 0);
+}
+
+START_TEST(exited_gs_reused_by_every_spawner)
+{
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    for (int wave = 0; wave < 3; wave++) {
+        for (int i = 0; i < 4; i++)
+            go(reuse_spawner, (void *)(intptr_t)(100 * (wave + 1)));
+        ck_assert_int_eq(chan_mpg_wait(), 0);
+    }
+    ck_assert_int_eq(atomic_load(&reuse_ran), 4 * (100 + 200 + 300));
+    struct chan_mpg_stats st;
+    chan_mpg_stats(&st);
+    crowd_n = (long)st.stacks; /* every G ever made, all free now */
+    for (int from_g = 0; from_g <= 1; from_g++) {
+        struct crowd cr = {.c = chan_make(0, 0)};
+        ck_assert_ptr_nonnull(cr.c);
+        chan_mpg_foreign_enter();
+        if (from_g) {
+            crowd_n--; /* the spawner is one of them */
+            go(reuse_crowd_spawner, &cr);
+        } else {
+            for (long i = 0; i < crowd_n; i++)
+                go(crowd_member, &cr);
+        }
+        ck_assert(eventually(crowd_all_parked, &cr));
+        chan_mpg_stats(&st);
+        ck_assert_int_eq(st.stacks, crowd_n + from_g); /* none made */
+        ck_assert_int_eq(chan_close(cr.c), 0);
+        chan_mpg_foreign_leave();
+        ck_assert_int_eq(chan_mpg_wait(), 0);
+        ck_assert_int_eq(chan_free(cr.c), 0);
+    }
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    NO_BAD();
+}
+END_TEST
+
 /* ---- Stack overflow -------------------------------------------------------------------------- */
 
 static int deep(int n)
@@ -1347,6 +1424,7 @@ int main(void)
     ADD_TEST(s, soak_mixed, 120);
     ADD_TEST(s, deep_context_chain, 120);
     ADD_TEST(s, many_gs, 120);
+    ADD_TEST(s, exited_gs_reused_by_every_spawner, 60);
     ADD_TEST(s, stack_overflow, 60);
     return run_suite(s);
 }
