@@ -127,7 +127,7 @@ bench-leak:
 	@$(MAKE) --no-print-directory $(BENCH_LEAK_BIN) MODE=plain
 	$(BENCH_LEAK_BIN) $(or $(MAX_MB),1024) $(or $(RUNS),5)
 
-# The scaling harness, built as the benchmark harness is (scale-mpg: the gs series on Gs).
+# The scaling harness, built as the benchmark harness is (scale-mpg: the gs and spawn series on Gs).
 $(SCALE_BIN): bench/scale.c bench/benchutil.h chan.h time/chan_time.h build/plain/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ bench/scale.c build/plain/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
@@ -158,7 +158,7 @@ SCALE_SMOKE := threads-c0:4 threads-c1024:1 threads-c1024:8 select-ready:16 sele
                floor-touch:100
 scale-smoke: $(SCALE_BIN) $(SCALE_MPG_BIN)
 	@echo "== [plain] scale smoke: every series once, small X, 1 short run (timings not checked)"
-	@n=0; for p in $(SCALE_SMOKE) mpg:gs:100; do \
+	@n=0; for p in $(SCALE_SMOKE) mpg:gs:100 mpg:spawn:4; do \
 	  h=$(SCALE_BIN); case $$p in mpg:*) h=$(SCALE_MPG_BIN); p=$${p#mpg:};; esac; \
 	  timeout 300 $$h $${p%%:*} $${p#*:} 1 0 || { echo "scale smoke: $$h $${p%%:*} $${p#*:} FAILED (exit $$?; 124 = hung for 300 s)"; exit 1; }; \
 	  n=$$((n + 1)); done; \

@@ -7,8 +7,8 @@
  * grows"; that section defines every series.
  *
  * Built twice from this file: build/plain/bench/scale (system=libchan: pthreads; every series
- * but gs) and, with -DBENCH_MPG, build/plain/bench/scale-mpg (system=libchan-mpg: the gs series
- * only, on Gs of libchan's M:N scheduler, sched/).
+ * but gs and spawn) and, with -DBENCH_MPG, build/plain/bench/scale-mpg (system=libchan-mpg: gs
+ * and spawn, on Gs of libchan's M:N scheduler, sched/).
  *
  *   scale SERIES X RUNS BUDGET_MS
  *
@@ -18,6 +18,8 @@
  *                              buffer-full, then receives it); op = one message
  *   gs                         X Gs in a ring of X unbuffered channels, one token going round;
  *                              op = one hop (a G receives the token and sends it to the next)
+ *   spawn                      X Gs each starting Gs that do nothing, yielding after every 16;
+ *                              op = one G started, run and ended
  *   select-ready               one thread, X channels of capacity 1: a send on one of them, then
  *                              a select over X receive cases, which takes it; op = send + select
  *   select-wake                X unbuffered channels; one thread sends on each in turn, another
@@ -34,8 +36,10 @@
  *   floor-touch                one read of a random cache line of an X x 256-byte block (about
  *                              what X channels of capacity 1 take); op = one read
  *
- * A point first calibrates (ops grow from a small count until one run takes 10 ms), then times
- * RUNS runs of BUDGET_MS worth of operations each (gs: at least one lap of the ring), and prints
+ * A point first calibrates (ops grow from a small count until one run takes 10 ms), makes one
+ * untimed run of BUDGET_MS worth of operations (so that what a run grows, such as the pool of
+ * Gs' stacks, is in place), then times RUNS such runs (gs: at least one lap of the ring), and
+ * prints
  *
  *   scale system=libchan series=S x=X run=R ops=N value=NS unit=ns/op
  *
@@ -82,6 +86,7 @@ struct series {
     void *(*setup)(uint64_t x);                          /* NULL: nothing to set up */
     int64_t (*run)(void *st, uint64_t x, uint64_t *ops); /* *ops may be rounded */
     uint64_t start_ops;                                  /* calibration starts here */
+    void (*teardown)(void);                              /* NULL: nothing to undo */
 };
 
 #ifndef BENCH_MPG
@@ -582,17 +587,17 @@ static int64_t floor_touch(void *st, uint64_t x, uint64_t *ops)
 }
 
 static const struct series all_series[] = {
-    {"threads-c0", NULL, threads_c0, 1000},
-    {"threads-c1024", NULL, threads_c1024, 1024},
-    {"select-ready", select_ready_setup, select_ready, 100},
-    {"select-wake", select_wake_setup, select_wake, 100},
-    {"timers", timers_setup, timers_run, 1000},
-    {"channels", channels_setup, channels_run, 1000},
-    {"elem-c0", NULL, elem_c0, 1000},
-    {"elem-c64", NULL, elem_c64, 1000},
-    {"floor-line", NULL, floor_line, 1000},
-    {"floor-memcpy", copy_setup, floor_memcpy, 1000},
-    {"floor-touch", touch_setup, floor_touch, 1000},
+    {"threads-c0", NULL, threads_c0, 1000, NULL},
+    {"threads-c1024", NULL, threads_c1024, 1024, NULL},
+    {"select-ready", select_ready_setup, select_ready, 100, NULL},
+    {"select-wake", select_wake_setup, select_wake, 100, NULL},
+    {"timers", timers_setup, timers_run, 1000, NULL},
+    {"channels", channels_setup, channels_run, 1000, NULL},
+    {"elem-c0", NULL, elem_c0, 1000, NULL},
+    {"elem-c64", NULL, elem_c64, 1000, NULL},
+    {"floor-line", NULL, floor_line, 1000, NULL},
+    {"floor-memcpy", copy_setup, floor_memcpy, 1000, NULL},
+    {"floor-touch", touch_setup, floor_touch, 1000, NULL},
 };
 
 #else /* BENCH_MPG */
@@ -665,8 +670,40 @@ static int64_t gs_run(void *st, uint64_t x, uint64_t *ops)
     return ns;
 }
 
+/* spawn: X spawner Gs each start ops/X Gs that do nothing and return, yielding after every 16
+ * so that those run meanwhile, here or on another P (else the Gs started would pile up, each
+ * with a stack of its own); timed until every G has ended. */
+static void spawn_nothing(void *p) { (void)p; }
+
+static void spawn_loop(void *p)
+{
+    for (uintptr_t i = 1, n = (uintptr_t)p; i <= n; i++) {
+        int64_t id = chan_mpg_go(spawn_nothing, NULL);
+        if (id < 0)
+            die("chan_mpg_go (spawn)", (int)id);
+        if (i % 16 == 0)
+            chan_mpg_yield();
+    }
+}
+
+static int64_t spawn_run(void *st, uint64_t x, uint64_t *ops)
+{
+    (void)st;
+    uint64_t per = (*ops + x - 1) / x;
+    *ops = per * x;
+    int64_t t0 = chan_now();
+    for (uint64_t i = 0; i < x; i++) {
+        int64_t id = chan_mpg_go(spawn_loop, (void *)(uintptr_t)per);
+        if (id < 0)
+            die("chan_mpg_go (spawn)", (int)id);
+    }
+    OK(chan_mpg_wait());
+    return chan_now() - t0;
+}
+
 static const struct series all_series[] = {
-    {"gs", gs_setup, gs_run, 1000},
+    {"gs", gs_setup, gs_run, 1000, gs_teardown},
+    {"spawn", NULL, spawn_run, 1000, NULL},
 };
 #endif
 
@@ -721,6 +758,8 @@ int main(int argc, char **argv)
     if (target < x)
         target = x;
 #endif
+    k = target; /* one untimed run of the timed size: what it grows (Gs' stacks) is in place */
+    s->run(st, x, &k);
     for (int r = 1; r <= runs; r++) {
         k = target;
         el = s->run(st, x, &k);
@@ -728,8 +767,9 @@ int main(int argc, char **argv)
                s->name, (unsigned long long)x, r, (unsigned long long)k, (double)el / (double)k);
         fflush(stdout);
     }
+    if (s->teardown)
+        s->teardown();
 #ifdef BENCH_MPG
-    gs_teardown();
     OK(chan_mpg_stop());
 #endif
     return 0;

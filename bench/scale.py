@@ -9,9 +9,9 @@ Environment: SCALE (series to run, space- or comma-separated; a prefix picks eve
 starts, e.g. "threads" or "select"; default: all), ROUNDS (default 3), BUDGET_MS (per timed run,
 default 100), GO, TIMEOUT (seconds per process, default 300).
 
-The programs: build/plain/bench/scale (libchan on pthreads: every series but gs) and
-build/plain/bench/scale-mpg (libchan-mpg: gs), built by make from bench/scale.c; Go's peer is
-built here from bench/go-scale into DIR/scale-go, with the selects of X cases that the select
+The programs: build/plain/bench/scale (libchan on pthreads: every series but gs and spawn) and
+build/plain/bench/scale-mpg (libchan-mpg: gs and spawn), built by make from bench/scale.c; Go's
+peer is built here from bench/go-scale into DIR/scale-go, with the selects of X cases that the select
 series ask for generated beside it (DIR/go-scale-src/selects_gen.go). The floors (a cache-line
 round trip, memcpy, a random cache-line read) are measured by the C program in the same run.
 Each round runs every point (series, X) once per system, one process each (set-up, calibration,
@@ -47,6 +47,9 @@ SERIES = [
      "in then out)"),
     ("gs", TEN, "libchan-mpg", None,
      "one hop of a token round a ring of X Gs and X unbuffered channels"),
+    ("spawn", [1, 2, 4, 8, 16, 32, 64], "libchan-mpg", None,
+     "one G started, run and ended: X Gs each start Gs that do nothing, yielding after every "
+     "16"),
     ("select-ready", CASES, "libchan", None,
      "a send on one of X channels of capacity 1, then a select over X receive cases"),
     ("select-wake", CASES, "libchan", ("floor-line", "one", 1),

@@ -18,7 +18,9 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -179,6 +181,29 @@ func gsRun(x uint64, ops *uint64) int64 {
 	ns := time.Since(t0).Nanoseconds()
 	check("gs", v, 1)
 	return ns
+}
+
+// ---- spawn: X goroutines each starting goroutines that do nothing, yielding (Gosched) after
+// every 16 so that those run meanwhile; timed until every one has ended -------------------------
+
+func spawnRun(x uint64, ops *uint64) int64 {
+	per := (*ops + x - 1) / x
+	*ops = per * x
+	var wg sync.WaitGroup
+	wg.Add(int(*ops))
+	t0 := time.Now()
+	for i := uint64(0); i < x; i++ {
+		go func() {
+			for j := uint64(1); j <= per; j++ {
+				go wg.Done()
+				if j%16 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(t0).Nanoseconds()
 }
 
 // ---- select-ready, select-wake: X channels, a select over X receive cases ---------------------
@@ -351,6 +376,7 @@ var allSeries = map[string]series{
 	"threads-c0":    {nil, func(x uint64, ops *uint64) int64 { return threadsRun(0, x, ops) }, 1000},
 	"threads-c1024": {nil, func(x uint64, ops *uint64) int64 { return threadsRun(1024, x, ops) }, 1024},
 	"gs":            {gsSetup, gsRun, 1000},
+	"spawn":         {nil, spawnRun, 1000},
 	"select-ready":  {func(x uint64) { chansSetup(x, 1) }, selectReady, 100},
 	"select-wake":   {func(x uint64) { chansSetup(x, 0) }, selectWake, 100},
 	"timers":        {timersSetup, timersRun, 1000},
@@ -415,6 +441,8 @@ func main() {
 	if name == "select-ready" || name == "select-wake" {
 		impl = " impl=" + selImpl
 	}
+	k = target // one untimed run of the timed size: what it grows (goroutines' stacks) is in place
+	s.run(x, &k)
 	for r := uint64(1); r <= runs; r++ {
 		k = target
 		el = s.run(x, &k)
