@@ -121,10 +121,10 @@ int chan_mpg_wait_report(char *buf, size_t size);
 
 /* A plain thread that shares channels with Gs (and so may wake one) calls enter before its
  * first such operation and leave after its last: while any is inside, no deadlock is reported.
- * Counted; any thread, any number of times, as long as the calls pair up. enter: 0. A thread
- * that Gs may wait on from its start is announced by its creator before pthread_create and
- * leaves as it ends: announced by itself, it leaves a moment in which every G may be found
- * blocked and a deadlock reported. */
+ * Counted; any thread, any number of times, as long as the calls pair up; a leave when none is
+ * announced does nothing. enter: 0. A thread that Gs may wait on from its start is announced by
+ * its creator before pthread_create and leaves as it ends: announced by itself, it leaves a
+ * moment in which every G may be found blocked and a deadlock reported. */
 int chan_mpg_foreign_enter(void);
 void chan_mpg_foreign_leave(void);
 

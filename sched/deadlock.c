@@ -325,9 +325,16 @@ int chan_mpg_foreign_enter(void)
     return 0;
 }
 
+/* A leave with no thread announced does nothing (as an unpaired chan_mpg_syscall_exit): taken
+ * below zero, the count would let the next thread's enter protect nothing. */
 void chan_mpg_foreign_leave(void)
 {
-    if (atomic_fetch_sub(&sched.nforeign, 1) == 1 && atomic_load(&sched.running)) {
+    long n = atomic_load(&sched.nforeign);
+    do {
+        if (n <= 0)
+            return;
+    } while (!atomic_compare_exchange_weak(&sched.nforeign, &n, n - 1));
+    if (n == 1 && atomic_load(&sched.running)) {
         pthread_mutex_lock(&sched.lock);
         deadlock_recheck_locked();
         pthread_mutex_unlock(&sched.lock);

@@ -899,6 +899,30 @@ START_TEST(deadlock_after_leave)
 }
 END_TEST
 
+/* A leave with no thread announced does nothing: the next thread's enter still keeps the report
+ * away while it lives (the count, taken below zero, once let that enter protect nothing). */
+START_TEST(foreign_leave_unpaired)
+{
+    start(2);
+    chan_mpg_foreign_leave();
+    chan_mpg_foreign_leave();
+    struct late l = {chan_make(sizeof(long), 0), 100 * MS};
+    chan_mpg_foreign_enter();
+    go(late_receiver, &l);
+    go(late_receiver, &l);
+    pthread_t t = spawn(late_sender, &l);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    join(t);
+    chan_mpg_foreign_leave(); /* none left: nothing */
+    struct chan_mpg_stats s;
+    chan_mpg_stats(&s);
+    ck_assert_int_eq(s.deadlocks, 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    chan_free(l.c);
+    NO_BAD();
+}
+END_TEST
+
 /* A libchan timer (chan_time.h) that no G waits on defers the report while it is pending, and
  * only that long: the report comes once the timer thread has fired its last pending timer, be
  * it a channel timer, a func timer or a context's deadline. The timer is made before the G
@@ -1417,6 +1441,7 @@ int main(void)
     ADD_TEST(s, deadlock_report_names, 30);
     ADD_TEST(s, no_false_deadlock, 30);
     ADD_TEST(s, deadlock_after_leave, 30);
+    ADD_TEST(s, foreign_leave_unpaired, 30);
     ADD_TEST(s, deadlock_after_timer, 20);
     ADD_TEST(s, deadlock_then_foreign, 20);
     ADD_TEST(s, deadlock_then_timer_reset, 20);
