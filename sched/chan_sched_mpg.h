@@ -39,8 +39,9 @@ extern "C" {
 struct chan_mpg_config {
     int nprocs;        /* Ps: Gs running at once; 0: the cores hwloc reports (1 when hwloc
                           cannot tell) */
-    size_t stack_size; /* bytes per G stack, rounded up to pages, the G's descriptor (a few hundred
-                          bytes) at its top; 0: the default */
+    size_t stack_size; /* bytes per G stack, all the G's (its descriptor is kept apart), rounded
+                          up to pages; 0: the default; at most 2^55 (-EINVAL above; a size the
+                          address space cannot hold 256 of makes chan_mpg_go say -ENOMEM) */
     long guard_max;    /* stacks that get a guard below them; 0: every one (Linux 6.13 and later:
                           guard markers, no mapping of their own; before, mprotect: about
                           (vm.max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none; n > 0:
@@ -56,10 +57,10 @@ struct chan_mpg_config {
 /* Starts the scheduler: nprocs Ps (0: one per core hwloc reports), an M for each, and the
  * monitor thread (sysmon); more Ms are made when system calls need them. Call from a plain
  * thread, once (again only after chan_mpg_stop). 0; -EALREADY when running; -EINVAL (nprocs < 0
- * or > 1024, max_threads < 0 or below the Ps); -ENOMEM or -EAGAIN when threads or memory cannot
- * be had (nothing is left running). It installs a SIGSEGV handler that names a G overflowing
- * its stack into the guard below it, then passes the signal on to the handler installed before
- * (chan_mpg_stop restores that one). */
+ * or > 1024, max_threads < 0 or below the Ps, stack_size > 2^55); -ENOMEM or -EAGAIN when
+ * threads or memory cannot be had (nothing is left running). It installs a SIGSEGV handler that
+ * names a G overflowing its stack into the guard below it, then passes the signal on to the
+ * handler installed before (chan_mpg_stop restores that one). */
 int chan_mpg_start(int nprocs);
 int chan_mpg_start_config(const struct chan_mpg_config *cfg);
 

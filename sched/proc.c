@@ -1563,7 +1563,7 @@ static void stop_all(void)
 int chan_mpg_start_config(const struct chan_mpg_config *cfg)
 {
     struct chan_mpg_config c = cfg ? *cfg : (struct chan_mpg_config){0};
-    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0)
+    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
         return -EINVAL;
     bool expected = false;
     if (!atomic_compare_exchange_strong(&sched.running, &expected, true))

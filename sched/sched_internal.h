@@ -80,6 +80,9 @@
 #define STEAL_AGE_NS 10000    /* a thief leaves a ring whose oldest G has waited less (proc.c) */
 #define M_MAX_DEFAULT 10000   /* Ms at most, unless configured (Go's maxmcount) */
 #define M_STACK_SIZE (256 * 1024) /* an M's own stack: the scheduler loop only, Gs have theirs */
+#define STACK_SIZE_MAX                                                                             \
+    ((size_t)1 << 55) /* a G's stack at most: a chunk of 256 of them and their
+                         guards is still counted in a size_t (fiber.c) */
 
 /* A G's wake word's state (see the invariants): W_IOREADY is W_RUN with an fd's readiness noted
  * by the netpoller for the park the G is about to commit (netpoll.c). */

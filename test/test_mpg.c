@@ -59,6 +59,32 @@ START_TEST(lifecycle)
 }
 END_TEST
 
+/* Stack sizes at their bounds: below the minimum and not a page multiple are taken (raised,
+ * rounded up); one whose pool arithmetic would wrap (SIZE_MAX once made stacks of 0 bytes) is
+ * refused; one that fits the arithmetic but no address space makes chan_mpg_go say -ENOMEM. */
+START_TEST(stack_size_bounds)
+{
+    size_t ok[] = {1, CHAN_MPG_STACK_MIN - 1, 20000, 3 * CHAN_MPG_STACK_DEFAULT + 1};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct chan_mpg_config c = {.nprocs = 1, .stack_size = ok[i]};
+        ck_assert_int_eq(chan_mpg_start_config(&c), 0);
+        go(bump, NULL);
+        finish();
+    }
+    size_t huge[] = {SIZE_MAX, SIZE_MAX - 4095, (size_t)1 << 62, ((size_t)1 << 55) + 1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        struct chan_mpg_config c = {.nprocs = 1, .stack_size = huge[i]};
+        ck_assert_int_eq(chan_mpg_start_config(&c), -EINVAL);
+    }
+    struct chan_mpg_config c = {.nprocs = 1, .stack_size = (size_t)1 << 55};
+    ck_assert_int_eq(chan_mpg_start_config(&c), 0);
+    ck_assert_int_eq(chan_mpg_go(bump, NULL), -ENOMEM); /* 2^63 bytes a chunk */
+    finish();
+    ck_assert_int_eq(atomic_load(&counter), 4);
+    NO_BAD();
+}
+END_TEST
+
 /* ---- Channels with Gs ---------------------------------------------------------------------- */
 
 struct pp {
@@ -1422,6 +1448,7 @@ int main(void)
 {
     Suite *s = suite_create("mpg");
     ADD_TEST(s, lifecycle, 30);
+    ADD_TEST(s, stack_size_bounds, 30);
     ADD_TEST(s, pingpong, 60);
     ADD_TEST(s, buffered_fifo, 60);
     ADD_TEST(s, close_wakes, 30);
