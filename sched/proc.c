@@ -444,22 +444,26 @@ static void m_wake_locked(struct m *m, struct p *p)
         futex_wake(&m->wake);
 }
 
+/* The thread limit, met by newm or by sysmon finding no M to hand a P to: said once on stderr.
+ * This is a program's error, like Go's fatal "thread exhaustion", but here the scheduler goes
+ * on with fewer hand-offs. */
+void m_limit_say(void)
+{
+    if (!atomic_exchange(&sched.m_limit_told, true))
+        fprintf(stderr,
+                "libchan-mpg: %d threads (Ms), the limit: no more are made; a P whose G is "
+                "in a system call now stays with it until an M is free\n",
+                sched.max_m);
+}
+
 /* Go's newm, under sched.lock: a new M, on a thread of its own, to run p (and g first, if not
- * NULL). 0, or -EAGAIN at the
- * thread limit (said once on stderr: this is a program's error, like Go's fatal "thread
- * exhaustion", but here the scheduler goes on with fewer hand-offs), or what pthread_create or
- * the allocation says. */
+ * NULL). 0, or -EAGAIN at the thread limit (m_limit_say), or what pthread_create or the
+ * allocation says. */
 static int newm_locked(struct p *p, struct g *g)
 {
     int nm = atomic_load_explicit(&sched.nm, memory_order_relaxed);
     if (nm >= sched.max_m) {
-        if (!sched.m_limit_told) {
-            sched.m_limit_told = true;
-            fprintf(stderr,
-                    "libchan-mpg: %d threads (Ms), the limit: no more are made; a P whose G is "
-                    "in a system call now stays with it until an M is free\n",
-                    sched.max_m);
-        }
+        m_limit_say();
         return -EAGAIN;
     }
     struct m *m;
@@ -1593,7 +1597,7 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     atomic_store(&sched.nmidle, 0);
     sched.allm = NULL;
     atomic_store(&sched.nm, 0);
-    sched.m_limit_told = false;
+    atomic_store(&sched.m_limit_told, false);
     sched.timer_m = NULL;
     poll_m = NULL;
     atomic_store(&sched.nspinning, 0);

@@ -183,10 +183,10 @@ struct schedt {
     struct m *allm;
     _Atomic int nm; /* Ms made */
     int max_m;
-    bool m_limit_told;     /* the thread limit was reported on stderr */
-    struct m *timer_m;     /* the idle M that sleeps until the earliest timer, in
-                              epoll_wait while Gs wait on fds (m->polling), or NULL */
-    _Atomic int nspinning; /* Ms looking for work with a P (find_runnable) */
+    atomic_bool m_limit_told; /* the thread limit was reported on stderr (m_limit_say) */
+    struct m *timer_m;        /* the idle M that sleeps until the earliest timer, in
+                                 epoll_wait while Gs wait on fds (m->polling), or NULL */
+    _Atomic int nspinning;    /* Ms looking for work with a P (find_runnable) */
     _Atomic long nforeign;
     _Atomic int nwaiters; /* threads in chan_mpg_wait* (changed under lock) */
 
@@ -262,6 +262,9 @@ HIDDEN void handoffp(struct p *p);
 
 /* Whether an M can be had for handoffp without passing the thread limit (a snapshot). */
 HIDDEN bool m_available(void);
+
+/* Says once on stderr that the thread limit keeps a P with its G's system call. */
+HIDDEN void m_limit_say(void);
 
 /* Under sched.lock, for sysmon: an idle P and an idle M (or a new one) run g, taken out of a
  * busy P, at once: g is in no queue, so the busy P cannot take it back meanwhile. false: no idle

@@ -133,8 +133,10 @@ static int retake(int64_t now)
                 atomic_load(&sched.nspinning) + atomic_load(&sched.npidle) > 0 &&
                 now - pd->syscallwhen < SYSCALL_KEEP_NS)
                 continue;
-            if (!m_available())
-                continue; /* at the thread limit: no M to hand it to */
+            if (!m_available()) {
+                m_limit_say(); /* at the thread limit: no M to hand it to */
+                continue;
+            }
             uint32_t expected = P_SYSCALL;
             if (!atomic_compare_exchange_strong_explicit(
                     &p->status, &expected, P_RUNNING, memory_order_acquire, memory_order_relaxed))
