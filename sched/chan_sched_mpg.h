@@ -65,7 +65,9 @@ int chan_mpg_start(int nprocs);
 int chan_mpg_start_config(const struct chan_mpg_config *cfg);
 
 /* Runs fn(arg) as a new G. From any thread (a G or not). The G's id (>= 1; Go's goroutine id),
- * or -EINVAL (fn NULL, or not started) or -ENOMEM (no stack: the scheduler is left as it was). */
+ * or -EINVAL (fn NULL, or not started) or -ENOMEM (no stack: the scheduler is left as it was).
+ * A call that races chan_mpg_stop on another thread either counts its G as live, and the stop
+ * says -EBUSY, or waits for the stop to end and says -EINVAL. */
 int64_t chan_mpg_go(void (*fn)(void *), void *arg);
 
 /* The calling G's id; 0 when the caller is not a G. */
@@ -131,7 +133,8 @@ void chan_mpg_foreign_leave(void);
 
 /* Stops the monitor thread and the Ms and frees every stack. 0; -EBUSY (nothing stopped) while
  * any G is live (parked Gs, and Gs in system calls, included: wake them first, or let them
- * return); -EINVAL from a G or when not running. */
+ * return); -EINVAL from a G or when not running. Starts and stops called from several threads
+ * at once take turns: of two stops one stops and the other says -EINVAL. */
 int chan_mpg_stop(void);
 
 /* Counters, for tests and tuning. Read while running; any field may be NULL. */

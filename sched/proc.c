@@ -32,6 +32,7 @@
 #include "sched/sched_internal.h"
 
 struct schedt sched = {
+    .life = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cv = PTHREAD_COND_INITIALIZER,
     .gmu = PTHREAD_MUTEX_INITIALIZER,
@@ -1081,7 +1082,7 @@ static struct g *g_alloc(struct p *p)
         if (g)
             sched.free_gs = g->next_free;
         else
-            cached = sched.ngs > (uint64_t)atomic_load(&sched.live);
+            cached = sched.ngs >= (uint64_t)atomic_load(&sched.live);
         pthread_mutex_unlock(&sched.gmu);
     }
     for (int i = 0; cached && !g && i < sched.nprocs; i++)
@@ -1564,13 +1565,11 @@ static void stop_all(void)
         pthread_join(m->thread, NULL);
 }
 
-int chan_mpg_start_config(const struct chan_mpg_config *cfg)
+/* chan_mpg_start_config's work, under sched.life. */
+static int start_locked(const struct chan_mpg_config *cfg)
 {
-    struct chan_mpg_config c = cfg ? *cfg : (struct chan_mpg_config){0};
-    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
-        return -EINVAL;
-    bool expected = false;
-    if (!atomic_compare_exchange_strong(&sched.running, &expected, true))
+    struct chan_mpg_config c = *cfg;
+    if (atomic_load(&sched.running))
         return -EALREADY;
     if (hwloc_topology_init(&sched.topo) != 0 || hwloc_topology_load(sched.topo) != 0) {
         if (sched.topo)
@@ -1583,7 +1582,6 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
         if (sched.topo)
             hwloc_topology_destroy(sched.topo);
         sched.topo = NULL;
-        atomic_store(&sched.running, false);
         return -EINVAL;
     }
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
@@ -1602,7 +1600,8 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     poll_m = NULL;
     atomic_store(&sched.nspinning, 0);
     atomic_store(&sched.sysmonwait, false);
-    atomic_store(&sched.live, 0);
+    /* Not sched.live: it is 0 whenever no scheduler runs (a stop needs it so, and a spawn that
+     * is refused takes back its own count), and a refused spawn may be between the two now. */
     atomic_store(&sched.spawned, 0);
     atomic_store(&sched.steals, 0);
     atomic_store(&sched.retakes, 0);
@@ -1614,7 +1613,6 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     if (posix_memalign((void **)&sched.ps, 128, (size_t)sched.nprocs * sizeof *sched.ps) != 0) {
         sched.ps = NULL;
         free_all();
-        atomic_store(&sched.running, false);
         return -ENOMEM;
     }
     memset(sched.ps, 0, (size_t)sched.nprocs * sizeof *sched.ps);
@@ -1635,7 +1633,6 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     int err = netpoll_init();
     if (err) {
         free_all();
-        atomic_store(&sched.running, false);
         return err;
     }
     sched_waits_fds(&mpg_hook);
@@ -1648,12 +1645,25 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg)
     if (err) {
         stop_all();
         free_all();
-        atomic_store(&sched.running, false);
         return err;
     }
     deadlock_watch(true);
     fiber_overflow_watch(g_running);
+    atomic_store(&sched.running, true);
     return 0;
+}
+
+int chan_mpg_start_config(const struct chan_mpg_config *cfg)
+{
+    struct chan_mpg_config c = cfg ? *cfg : (struct chan_mpg_config){0};
+    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
+        return -EINVAL;
+    /* One start or stop at a time; running is set only once everything is up, so that a
+     * chan_mpg_go or chan_mpg_wait meanwhile says -EINVAL instead of meeting half a scheduler. */
+    pthread_mutex_lock(&sched.life);
+    int err = start_locked(&c);
+    pthread_mutex_unlock(&sched.life);
+    return err;
 }
 
 int chan_mpg_start(int nprocs)
@@ -1662,15 +1672,39 @@ int chan_mpg_start(int nprocs)
     return chan_mpg_start_config(&c);
 }
 
+/* The P whose free Gs a spawn from this thread takes first: a G's M holds its P (NULL while the
+ * G is in a system call); other threads have none. */
+static struct p *spawn_p(void)
+{
+    struct m *m = m_self();
+    return m && m->curg ? m->p : NULL;
+}
+
 /* Go's newproc. */
 int64_t chan_mpg_go(void (*fn)(void *), void *arg)
 {
-    if (!fn || !atomic_load(&sched.running) || atomic_load(&sched.stopping))
+    if (!fn)
         return -EINVAL;
-    struct m *m = m_self(); /* a G's M holds its P (NULL in a system call); other threads: none */
-    struct g *g = g_alloc(m && m->curg ? m->p : NULL);
-    if (!g)
-        return -ENOMEM;
+    /* Counted live before the gate is looked at, and chan_mpg_stop closes the gate before it
+     * looks at live (all seq_cst): either that stop sees this call and says -EBUSY, or this call
+     * finds the gate closed and waits for the stop to end, then says -EINVAL. Never a G given an
+     * id and then dropped by a stop, nor one made from a pool being freed; and a stop that says
+     * -EBUSY makes no spawn fail. Counted before it has a descriptor, too, so that g_alloc's
+     * test for a descriptor not in use (ngs over live) is not met by spawns under way. */
+    atomic_fetch_add(&sched.live, 1);
+    while (atomic_load(&sched.closing))
+        sched_yield();
+    int err = 0;
+    struct g *g = NULL;
+    if (!atomic_load(&sched.running))
+        err = -EINVAL;
+    else if (!(g = g_alloc(spawn_p())))
+        err = -ENOMEM;
+    if (err) {
+        if (atomic_fetch_sub_explicit(&sched.live, 1, memory_order_acq_rel) == 1)
+            waiters_wake();
+        return err;
+    }
     g->fn = fn;
     g->arg = arg;
     g->req = REQ_NONE;
@@ -1682,7 +1716,6 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
     /* Keep seq (stale timers and wakers compare it); a fresh G starts RUN without a permit. */
     atomic_store(&g->wake, atomic_load(&g->wake) & ~(uint64_t)W_MASK);
     atomic_store(&g->live, true);
-    atomic_fetch_add(&sched.live, 1);
     atomic_fetch_add_explicit(&sched.spawned, 1, memory_order_relaxed);
     int64_t id = g->id;
     ready(g);
@@ -1761,16 +1794,27 @@ int chan_mpg_sleep_until(int64_t deadline)
 
 int chan_mpg_stop(void)
 {
-    if (!atomic_load(&sched.running) || m_self())
+    if (m_self())
         return -EINVAL;
-    if (atomic_load(&sched.live) > 0)
-        return -EBUSY;
-    deadlock_watch(false);
-    fiber_overflow_unwatch();
-    stop_all();
-    free_all();
-    atomic_store(&sched.running, false);
-    return 0;
+    pthread_mutex_lock(&sched.life);
+    int err = 0;
+    if (!atomic_load(&sched.running)) {
+        err = -EINVAL;
+    } else {
+        atomic_store(&sched.closing, true); /* see chan_mpg_go */
+        if (atomic_load(&sched.live) > 0)
+            err = -EBUSY;
+    }
+    if (!err) {
+        deadlock_watch(false);
+        fiber_overflow_unwatch();
+        stop_all();
+        free_all();
+        atomic_store(&sched.running, false);
+    }
+    atomic_store(&sched.closing, false);
+    pthread_mutex_unlock(&sched.life);
+    return err;
 }
 
 void chan_mpg_stats(struct chan_mpg_stats *st)

@@ -162,8 +162,10 @@ struct m {
 
 /* Go's schedt: the one scheduler of the process (documented global state, defined in proc.c). */
 struct schedt {
-    _Atomic bool running;
+    pthread_mutex_t life; /* chan_mpg_start* and chan_mpg_stop, one at a time */
+    _Atomic bool running; /* set once started, cleared once stopped (under life) */
     _Atomic bool stopping;
+    _Atomic bool closing; /* chan_mpg_stop is deciding: chan_mpg_go refuses (under life) */
     int nprocs;
     struct p *ps; /* the nprocs Ps */
     bool bind;

@@ -85,6 +85,114 @@ START_TEST(stack_size_bounds)
 }
 END_TEST
 
+/* Starts and stops from several threads at once. Two stops: one stops, the other says -EINVAL
+ * (both once went on to join the same Ms: a hang). Two starts: the one that says -EALREADY
+ * finds a scheduler that runs its G (running was once set before the start had made its Ps,
+ * and a previous stop's flag still refused Gs). A thread spawning while stop is tried: every G
+ * given an id runs (a stop once freed the scheduler under a chan_mpg_go under way, its G lost).
+ * A G spawning while stop is tried: no spawn fails (the stop says -EBUSY). */
+static atomic_int lc_go;
+static int lc_rc[2]; /* read after the join */
+static atomic_long lc_ran, lc_ok, lc_failed;
+
+static void lc_bump(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&lc_ran, 1);
+}
+
+static void *lc_stopper(void *arg)
+{
+    long i = (long)arg;
+    while (!atomic_load(&lc_go))
+        ;
+    lc_rc[i] = chan_mpg_stop();
+    return NULL;
+}
+
+static void *lc_starter(void *arg)
+{
+    long i = (long)arg;
+    while (!atomic_load(&lc_go))
+        ;
+    int rc = chan_mpg_start(1);
+    if (rc == -EALREADY && chan_mpg_go(lc_bump, NULL) < 1)
+        rc = -EBADE;
+    lc_rc[i] = rc;
+    return NULL;
+}
+
+static void *lc_spawner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&lc_go))
+        ;
+    for (int i = 0; i < 200; i++) {
+        int64_t id = chan_mpg_go(lc_bump, NULL);
+        if (id > 0)
+            atomic_fetch_add(&lc_ok, 1);
+        else if (id != -EINVAL)
+            atomic_fetch_add(&lc_failed, 1);
+    }
+    return NULL;
+}
+
+static void lc_gspawner(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++)
+        if (chan_mpg_go(lc_bump, NULL) < 1)
+            atomic_fetch_add(&lc_failed, 1);
+}
+
+START_TEST(lifecycle_concurrent)
+{
+    int rounds = under_sanitizer() ? 30 : 100;
+    for (int r = 0; r < rounds; r++) {
+        pthread_t t[2];
+        start(1);
+        atomic_store(&lc_go, 0);
+        for (long i = 0; i < 2; i++)
+            t[i] = spawn(lc_stopper, (void *)i);
+        atomic_store(&lc_go, 1);
+        for (int i = 0; i < 2; i++)
+            join(t[i]);
+        ck_assert_int_eq(lc_rc[0] + lc_rc[1], -EINVAL); /* 0 and -EINVAL */
+
+        atomic_store(&lc_go, 0);
+        atomic_store(&lc_ran, 0);
+        for (long i = 0; i < 2; i++)
+            t[i] = spawn(lc_starter, (void *)i);
+        atomic_store(&lc_go, 1);
+        for (int i = 0; i < 2; i++)
+            join(t[i]);
+        ck_assert_int_eq(lc_rc[0] + lc_rc[1], -EALREADY); /* 0 and -EALREADY, its G spawned */
+        ck_assert_int_eq(chan_mpg_wait(), 0);
+        ck_assert_int_eq(atomic_load(&lc_ran), 1);
+        ck_assert_int_eq(chan_mpg_stop(), 0);
+
+        start(1);
+        atomic_store(&lc_go, 0);
+        atomic_store(&lc_ran, 0);
+        atomic_store(&lc_ok, 0);
+        t[0] = spawn(lc_spawner, NULL);
+        atomic_store(&lc_go, 1);
+        while (chan_mpg_stop() == -EBUSY)
+            ;
+        join(t[0]);
+        ck_assert_int_eq(atomic_load(&lc_ran), atomic_load(&lc_ok));
+
+        start(2);
+        atomic_store(&lc_ran, 0);
+        go(lc_gspawner, NULL);
+        while (chan_mpg_stop() == -EBUSY)
+            ;
+        ck_assert_int_eq(atomic_load(&lc_ran), 200);
+        ck_assert_int_eq(atomic_load(&lc_failed), 0);
+    }
+}
+END_TEST
+
 /* ---- Channels with Gs ---------------------------------------------------------------------- */
 
 struct pp {
@@ -1449,6 +1557,7 @@ int main(void)
     Suite *s = suite_create("mpg");
     ADD_TEST(s, lifecycle, 30);
     ADD_TEST(s, stack_size_bounds, 30);
+    ADD_TEST(s, lifecycle_concurrent, 60);
     ADD_TEST(s, pingpong, 60);
     ADD_TEST(s, buffered_fifo, 60);
     ADD_TEST(s, close_wakes, 30);
