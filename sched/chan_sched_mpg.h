@@ -44,8 +44,8 @@ struct chan_mpg_config {
                           address space cannot hold 256 of makes chan_mpg_go say -ENOMEM) */
     long guard_max;    /* stacks that get a guard below them; 0: every one (Linux 6.13 and later:
                           guard markers, no mapping of their own; before, mprotect: about
-                          (vm.max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1: none; n > 0:
-                          the first n */
+                          (vm.max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1 (or any
+                          negative): none; n > 0: the first n */
     int bind;          /* 1: bind each M to the core of the P it holds (hwloc); 0: the kernel
                           places Ms, as Go's: on a machine shared with other work a bound M
                           waits for its core while the other one may be free */
@@ -62,7 +62,7 @@ struct chan_mpg_config {
  * names a G overflowing its stack into the guard below it, then passes the signal on to the
  * handler installed before (chan_mpg_stop restores that one). */
 int chan_mpg_start(int nprocs);
-int chan_mpg_start_config(const struct chan_mpg_config *cfg);
+int chan_mpg_start_config(const struct chan_mpg_config *cfg); /* cfg NULL: every field 0 */
 
 /* Runs fn(arg) as a new G. From any thread (a G or not). The G's id (>= 1; Go's goroutine id),
  * or -EINVAL (fn NULL, or not started) or -ENOMEM (no stack: the scheduler is left as it was).
@@ -137,7 +137,7 @@ void chan_mpg_foreign_leave(void);
  * at once take turns: of two stops one stops and the other says -EINVAL. */
 int chan_mpg_stop(void);
 
-/* Counters, for tests and tuning. Read while running; any field may be NULL. */
+/* Counters, for tests and tuning, read while running; st may be NULL (nothing is written). */
 struct chan_mpg_stats {
     uint64_t spawned;        /* Gs started since chan_mpg_start */
     uint64_t live;           /* Gs not yet returned */
