@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_sched_hook.c - real coroutines through the scheduler hook (struct chan_sched), as a
+ * coroutine runtime's author writes them from chan_sched(3): the runtime of test/coro.h, on one
+ * worker thread and on two (M:N), sharing channels with plain threads, parking with deadlines,
+ * woken by peers, close, timers and contexts, freed as soon as they end; and hooks that call
+ * libchan. test_sched.c checks the hook's contract call by call with one task per thread.
+ */
+#include "testutil.h"
+
+#include "coro.h"
+
+#include "chan_time.h"
+
+#define ASSERT_NO_VIOLATIONS()                                                                     \
+    ck_assert_msg(atomic_load(&coro_violations) == 0, "%ld hook contract violation(s); first: %s", \
+                  atomic_load(&coro_violations), coro_first_violation)
+
+static int queued_receivers(void *c) { return hchan_waiting(c, CHAN_RECV) >= 1; }
+
+/* ---- Coroutines and threads: ping-pong, both ways, on 1 and 2 workers ----------------------- */
+
+struct pingpong {
+    chan_t *ping, *pong;
+    int rounds;
+    int bad;
+};
+
+static void echo(void *arg)
+{
+    struct pingpong *p = arg;
+    int v;
+    while (chan_recv(p->ping, &v) == 0)
+        if (chan_send(p->pong, &v) != 0)
+            p->bad++;
+}
+
+static void *echo_thread(void *arg)
+{
+    echo(arg);
+    return NULL;
+}
+
+static void drive(void *arg)
+{
+    struct pingpong *p = arg;
+    for (int i = 0; i < p->rounds; i++) {
+        int v = i, w = -1;
+        if (chan_send(p->ping, &v) != 0 || chan_recv(p->pong, &w) != 0 || w != i)
+            p->bad++;
+    }
+    chan_close(p->ping);
+}
+
+static void *drive_thread(void *arg)
+{
+    drive(arg);
+    return NULL;
+}
+
+START_TEST(test_coro_pingpong)
+{
+    /* _i: 0 one worker, 1 two; each: coroutine-coroutine, coroutine-thread, thread-coroutine */
+    int nw = _i + 1;
+    for (int shape = 0; shape < 3; shape++) {
+        struct pingpong p = {mk(sizeof(int), 0), mk(sizeof(int), 0), scaled(2000, 300), 0};
+        pthread_t t = 0;
+        coro_start(nw);
+        if (shape == 0) {
+            coro_go(echo, &p);
+            coro_go(drive, &p);
+        } else if (shape == 1) {
+            t = spawn(echo_thread, &p);
+            coro_go(drive, &p);
+        } else {
+            coro_go(echo, &p);
+            t = spawn(drive_thread, &p);
+        }
+        if (t)
+            join(t);
+        coro_wait();
+        ck_assert_int_eq(p.bad, 0);
+        ck_assert_int_eq(chan_free(p.ping), 0);
+        ck_assert_int_eq(chan_free(p.pong), 0);
+    }
+    ASSERT_NO_VIOLATIONS();
+    ck_assert_int_eq(atomic_load(&coro_n_park), atomic_load(&coro_n_current));
+}
+END_TEST
+
+/* ---- Deadlines reach park; timers, contexts and close wake coroutines -------------------- */
+
+static void deadlines(void *arg)
+{
+    int *bad = arg;
+    chan_t *c = mk(sizeof(int), 0);
+    struct coro *me = coro_self();
+    int v = 0;
+    int64_t d = chan_now() + 20 * MS;
+    if (chan_recv_until(c, &v, d) != -ETIMEDOUT || me->last_deadline != d || chan_now() < d)
+        (*bad)++;
+    d = chan_now() + 20 * MS;
+    struct chan_case cs[] = {chan_case_recv(c, &v), chan_case_send(c, &v)};
+    if (chan_select_until(cs, 2, d) != -ETIMEDOUT || me->last_deadline != d || cs[0].ok || cs[1].ok)
+        (*bad)++;
+    d = chan_now() + 20 * MS;
+    if (chan_recv_until(NULL, &v, d) != -ETIMEDOUT || me->last_deadline != d)
+        (*bad)++;
+    /* a timer, and a context's deadline, wake a coroutine parked without a deadline */
+    chan_timer_t *t = chan_timer_make(10 * MS);
+    int64_t fired = 0;
+    if (chan_recv(chan_timer_chan(t), &fired) != 0 || me->last_deadline != CHAN_FOREVER)
+        (*bad)++;
+    chan_timer_free(t);
+    chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 10 * MS);
+    struct chan_case done[] = {chan_case_recv(c, &v), chan_case_recv(chan_ctx_done(ctx), NULL)};
+    if (chan_select(done, 2) != 1 || done[1].ok || chan_ctx_err(ctx) != -ETIMEDOUT)
+        (*bad)++;
+    chan_ctx_free(ctx);
+    chan_free(c);
+}
+
+static void closed_on(void *arg)
+{
+    chan_t *c = arg;
+    int v = 5;
+    ck_assert_int_eq(chan_recv(c, &v), -EPIPE);
+    ck_assert_int_eq(v, 0);
+}
+
+START_TEST(test_coro_deadlines_timers_close)
+{
+    int bad = 0;
+    chan_t *c = mk(sizeof(int), 0);
+    coro_start(_i + 1);
+    coro_go(deadlines, &bad);
+    for (int i = 0; i < 8; i++)
+        coro_go(closed_on, c);
+    for (int i = 0; i < 2000 && hchan_waiting(c, CHAN_RECV) < 8; i++)
+        sleep_ms(1);
+    ck_assert_int_eq(chan_close(c), 0);
+    coro_wait();
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* ---- Select with default and deadlines, coroutines against threads; one-shot coroutines --- */
+
+struct mix {
+    chan_t *a, *b, *quit;
+    atomic_int got;
+};
+
+static void selector(void *arg)
+{
+    struct mix *m = arg;
+    int v, w = 7;
+    for (;;) {
+        struct chan_case cs[] = {chan_case_recv(m->a, &v), chan_case_send(m->b, &w),
+                                 chan_case_recv(m->quit, NULL)};
+        int i = chan_tryselect(cs, 3);
+        if (i == -EAGAIN)
+            i = chan_select_until(cs, 3, chan_now() + 5 * MS);
+        if (i == 2)
+            return;
+        if (i == 0 && cs[0].ok)
+            atomic_fetch_add(&m->got, 1);
+    }
+}
+
+/* A coroutine that makes one select racing its deadline and ends: freed at once. */
+static void one_shot(void *arg)
+{
+    struct mix *m = arg;
+    int v;
+    struct chan_case cs[] = {chan_case_recv(m->a, &v), chan_case_recv(m->quit, NULL)};
+    int i = chan_select_until(cs, 2, chan_now() + 1 * MS);
+    if (i == 0 && cs[0].ok)
+        atomic_fetch_add(&m->got, 1);
+}
+
+START_TEST(test_coro_select_with_threads)
+{
+    int n = scaled(2000, 400);
+    struct mix m = {mk(sizeof(int), 0), mk(sizeof(int), 1), mk(0, 0), 0};
+    coro_start(_i + 1);
+    for (int i = 0; i < 4; i++)
+        coro_go(selector, &m);
+    for (int i = 0; i < n; i++) {
+        int v = i;
+        if (i & 1)
+            ck_assert_int_eq(chan_send(m.a, &v), 0);
+        else
+            ck_assert_int_eq(chan_recv(m.b, &v), 0);
+    }
+    ck_assert_int_eq(chan_close(m.quit), 0);
+    coro_wait();
+    ck_assert_int_eq(atomic_load(&m.got), n / 2);
+
+    /* One-shot coroutines whose selects time out while a thread sends: every value the thread
+     * sent was received by exactly one of them. */
+    chan_free(m.quit);
+    m.quit = mk(0, 0);
+    atomic_store(&m.got, 0);
+    coro_start(_i + 1);
+    int sent = 0;
+    for (int round = 0; round < scaled(200, 50); round++) {
+        for (int i = 0; i < 4; i++)
+            coro_go(one_shot, &m);
+        for (int i = 0; i < 4; i++) {
+            int v = i;
+            if (chan_send_until(m.a, &v, chan_now() + 1 * MS) == 0)
+                sent++;
+        }
+    }
+    coro_wait();
+    ck_assert_int_eq(atomic_load(&m.got), sent);
+    ck_assert_int_eq(chan_free(m.a), 0);
+    ck_assert_int_eq(chan_free(m.b), 0);
+    ck_assert_int_eq(chan_free(m.quit), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* ---- A time-out that lost the race to a waker: the one park with CHAN_FOREVER ------------- */
+
+/* Park with a deadline: wait on the thread until well past it (while the test's thread
+ * completes the operation), then report the time-out anyway, as a scheduler whose timer fired
+ * just before the unpark came does. */
+static bool late_timeout(struct coro *c, int64_t deadline, int *rc)
+{
+    (void)c;
+    if (deadline == CHAN_FOREVER)
+        return false;
+    while (chan_now() < deadline + 40 * MS)
+        sleep_ms(1);
+    *rc = -ETIMEDOUT;
+    return true;
+}
+
+struct one_op {
+    chan_t *c;
+    int64_t deadline;
+    int rc, v, parks;
+    int64_t last_deadline;
+};
+
+static void recv_until_op(void *arg)
+{
+    struct one_op *o = arg;
+    o->v = -1;
+    o->rc = chan_recv_until(o->c, &o->v, o->deadline);
+    o->parks = coro_self()->parks;
+    o->last_deadline = coro_self()->last_deadline;
+}
+
+START_TEST(test_coro_lost_race)
+{
+    struct one_op o = {.c = mk(sizeof(int), 0), .deadline = chan_now() + 30 * MS};
+    coro_park_hook = late_timeout;
+    coro_start(1);
+    coro_go(recv_until_op, &o);
+    ck_assert(eventually(queued_receivers, o.c));
+    while (chan_now() < o.deadline + 10 * MS)
+        sleep_ms(1);
+    int v = 77;
+    ck_assert_int_eq(chan_send_until(o.c, &v, chan_now() + 1000 * MS), 0);
+    coro_wait();
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_int_eq(o.v, 77);
+    ck_assert_int_eq(o.parks, 2);
+    ck_assert(o.last_deadline == CHAN_FOREVER);
+    ck_assert_int_eq(chan_free(o.c), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* ---- Hooks that call libchan --------------------------------------------------------------- */
+
+static chan_t *side; /* the coroutine's channel; nobody but it receives there */
+static atomic_int unpark_calls;
+
+/* unpark is never called under a channel lock: a select of two cases locks its channel, so
+ * this would deadlock (the lock is not recursive) if libchan held side's. */
+static void unpark_selects(struct coro *c)
+{
+    (void)c;
+    int x = 0;
+    struct chan_case cs[] = {chan_case_send(side, &x), chan_case_send(side, &x)};
+    if (chan_tryselect(cs, 2) != -EAGAIN)
+        coro_violate("a send on side was ready in unpark: nobody receives there now");
+    atomic_fetch_add(&unpark_calls, 1);
+}
+
+static void side_receiver(void *arg)
+{
+    int n = *(int *)arg, v;
+    for (int i = 0; i < n; i++)
+        if (chan_recv(side, &v) != 0)
+            coro_violate("recv on side failed");
+}
+
+START_TEST(test_hook_unpark_calls_libchan)
+{
+    int n = scaled(500, 100);
+    side = mk(sizeof(int), 0);
+    coro_unpark_hook = unpark_selects;
+    coro_start(_i + 1);
+    coro_go(side_receiver, &n);
+    for (int i = 0; i < n; i++) {
+        int v = i;
+        ck_assert_int_eq(chan_send(side, &v), 0);
+    }
+    coro_wait();
+    coro_unpark_hook = NULL;
+    ck_assert_int_eq(atomic_load(&unpark_calls), atomic_load(&coro_n_unpark));
+    ck_assert_int_eq(chan_free(side), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* As ADD_TEST, for a test run once per worker count (_i 0: one worker, 1: two) or variant. */
+#define ADD_LOOP_TEST(suite, fn, secs, n)                                                          \
+    do {                                                                                           \
+        TCase *tc_ = tcase_create(#fn);                                                            \
+        tcase_set_timeout(tc_, (secs));                                                            \
+        tcase_add_loop_test(tc_, fn, 0, (n));                                                      \
+        suite_add_tcase((suite), tc_);                                                             \
+    } while (0)
+
+static Suite *sched_hook_suite(void)
+{
+    Suite *s = suite_create("sched_hook");
+    ADD_LOOP_TEST(s, test_coro_pingpong, 60, 2);
+    ADD_LOOP_TEST(s, test_coro_deadlines_timers_close, 30, 2);
+    ADD_LOOP_TEST(s, test_coro_select_with_threads, 60, 2);
+    ADD_TEST(s, test_coro_lost_race, 30);
+    ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
+    return s;
+}
+
+int main(void) { return run_suite(sched_hook_suite()); }
