@@ -608,25 +608,37 @@ int waiter_io_prepare(struct waiter *w)
     return parker_io_prepare(w->task);
 }
 
+/* Park through the plugged-in scheduler, taking its -ETIMEDOUT only at the deadline: one
+ * before it (or an -EINTR) is a spurious wake-up, and the wait goes on to the same deadline, as
+ * a signal's does in the pthread parker, so that chan_recv never reports a time-out and an
+ * _until call never an early one. With io (the scheduler of sched_waits_fds), PARK_IO passes
+ * through. */
+static int sched_park(struct waiter *w, int64_t deadline, bool io)
+{
+    for (;;) {
+        parking_set(w); /* set before each park, never touched after it: see parker_self */
+        int r = w->sched->park(w->task, deadline);
+        if (r == 0 || (io && r == PARK_IO))
+            return r;
+        if ((r != -ETIMEDOUT && r != -EINTR) ||
+            (deadline != CHAN_FOREVER && chan_now() >= deadline))
+            return -ETIMEDOUT;
+    }
+}
+
 int waiter_park(struct waiter *w, int64_t deadline)
 {
     ASSERT(locks_held() == 0); /* never park holding a channel lock */
-    if (w->sched) {
-        parking_set(w); /* set before park, never touched after it: see parker_self */
-        return w->sched->park(w->task, deadline) == 0 ? 0 : -ETIMEDOUT;
-    }
+    if (w->sched)
+        return sched_park(w, deadline, false);
     return parker_park(w->task, deadline);
 }
 
 int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
 {
     ASSERT(locks_held() == 0 && w->nio > 0);
-    if (w->sched) {
-        /* Only the scheduler of sched_waits_fds gets here (waiter_io_prepare). */
-        parking_set(w);
-        int r = w->sched->park(w->task, deadline);
-        return r == 0 || r == PARK_IO ? r : -ETIMEDOUT;
-    }
+    if (w->sched) /* only the scheduler of sched_waits_fds gets here (waiter_io_prepare) */
+        return sched_park(w, deadline, true);
     return parker_poll(w->task, io, w->nio, deadline);
 }
 

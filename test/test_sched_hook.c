@@ -3,8 +3,10 @@
  * test_sched_hook.c - real coroutines through the scheduler hook (struct chan_sched), as a
  * coroutine runtime's author writes them from chan_sched(3): the runtime of test/coro.h, on one
  * worker thread and on two (M:N), sharing channels with plain threads, parking with deadlines,
- * woken by peers, close, timers and contexts, freed as soon as they end; and hooks that call
- * libchan. test_sched.c checks the hook's contract call by call with one task per thread.
+ * woken by peers, close, timers and contexts, freed as soon as they end; hooks that call
+ * libchan; and a scheduler whose park returns -ETIMEDOUT or -EINTR early, which libchan takes as
+ * a spurious wake-up: the wait goes on to the same deadline.
+ * test_sched.c checks the hook's contract call by call with one task per thread.
  */
 #include "testutil.h"
 
@@ -18,7 +20,7 @@
 
 static int queued_receivers(void *c) { return hchan_waiting(c, CHAN_RECV) >= 1; }
 
-/* ---- Coroutines and threads: ping-pong, both ways, on 1 and 2 workers ----------------------- */
+/* ---- Coroutines and threads: ping-pong, both ways, on 1 and 2 workers ------------------------ */
 
 struct pingpong {
     chan_t *ping, *pong;
@@ -88,7 +90,7 @@ START_TEST(test_coro_pingpong)
 }
 END_TEST
 
-/* ---- Deadlines reach park; timers, contexts and close wake coroutines -------------------- */
+/* ---- Deadlines reach park; timers, contexts and close wake coroutines ------------------------ */
 
 static void deadlines(void *arg)
 {
@@ -146,7 +148,7 @@ START_TEST(test_coro_deadlines_timers_close)
 }
 END_TEST
 
-/* ---- Select with default and deadlines, coroutines against threads; one-shot coroutines --- */
+/* ---- Select with default and deadlines, coroutines against threads; one-shot coroutines ------ */
 
 struct mix {
     chan_t *a, *b, *quit;
@@ -224,7 +226,7 @@ START_TEST(test_coro_select_with_threads)
 }
 END_TEST
 
-/* ---- A time-out that lost the race to a waker: the one park with CHAN_FOREVER ------------- */
+/* ---- A time-out that lost the race to a waker: the one park with CHAN_FOREVER ---------------- */
 
 /* Park with a deadline: wait on the thread until well past it (while the test's thread
  * completes the operation), then report the time-out anyway, as a scheduler whose timer fired
@@ -277,7 +279,91 @@ START_TEST(test_coro_lost_race)
 }
 END_TEST
 
-/* ---- Hooks that call libchan --------------------------------------------------------------- */
+/* ---- A park that returns early --------------------------------------------------------------- */
+
+static int early_rc; /* what the first park of each coroutine returns at once */
+
+static bool first_park_returns(struct coro *c, int64_t deadline, int *rc)
+{
+    (void)deadline;
+    if (c->parks != 1)
+        return false;
+    *rc = early_rc;
+    return true;
+}
+
+static void recv_op(void *arg)
+{
+    struct one_op *o = arg;
+    o->v = -1;
+    o->rc = chan_recv(o->c, &o->v);
+}
+
+static void select_op(void *arg)
+{
+    struct one_op *o = arg;
+    o->v = -1;
+    struct chan_case cs[] = {chan_case_recv(NULL, NULL), chan_case_recv(o->c, &o->v)};
+    o->rc = o->deadline ? chan_select_until(cs, 2, o->deadline) : chan_select(cs, 2);
+    if (o->rc < 0 && (cs[0].ok || cs[1].ok))
+        o->rc = -1000; /* ok written on an error */
+}
+
+static void nil_op(void *arg)
+{
+    struct one_op *o = arg;
+    o->rc = o->deadline ? chan_recv_until(NULL, &o->v, o->deadline) : chan_recv(NULL, &o->v);
+}
+
+/* Runs op in a coroutine whose first park returns rc at once; a thread sends 42 after 30 ms
+ * (with a deadline of 100 ms after that). Returns the operation's result; *sent: the send's. */
+static struct one_op run_early(void (*op)(void *), int rc, int64_t timeout, int *sent)
+{
+    struct one_op o = {.c = mk(sizeof(int), 0)};
+    early_rc = rc;
+    coro_park_hook = first_park_returns;
+    int64_t start = chan_now();
+    o.deadline = timeout ? start + timeout : 0;
+    coro_start(1);
+    coro_go(op, &o);
+    sleep_ms(30);
+    int v = 42;
+    *sent = chan_send_until(o.c, &v, chan_now() + 100 * MS);
+    coro_wait();
+    coro_park_hook = NULL;
+    if (timeout && o.rc == -ETIMEDOUT)
+        ck_assert_msg(chan_now() >= o.deadline, "-ETIMEDOUT before the deadline");
+    ck_assert_int_eq(chan_free(o.c), 0);
+    return o;
+}
+
+START_TEST(test_hook_early_timeout_is_spurious)
+{
+    /* -ETIMEDOUT at once, before any deadline (_i 0), and -EINTR (_i 1): a spurious wake-up.
+     * The wait goes on; the value sent 30 ms later is received. Before, chan_recv returned
+     * -ETIMEDOUT at once and the value went nowhere (the sender timed out). */
+    int rc = _i ? -EINTR : -ETIMEDOUT, sent;
+    struct one_op o = run_early(recv_op, rc, 0, &sent);
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_int_eq(sent, 0);
+    ck_assert_int_eq(o.v, 42);
+    o = run_early(recv_until_op, rc, 1000 * MS, &sent);
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_int_eq(o.v, 42);
+    o = run_early(select_op, rc, 0, &sent);
+    ck_assert_int_eq(o.rc, 1);
+    ck_assert_int_eq(o.v, 42);
+    o = run_early(select_op, rc, 1000 * MS, &sent);
+    ck_assert_int_eq(o.rc, 1);
+    /* the nil channel: only the deadline ends the wait */
+    o = run_early(nil_op, rc, 60 * MS, &sent);
+    ck_assert_int_eq(o.rc, -ETIMEDOUT);
+    ck_assert_int_eq(sent, -ETIMEDOUT);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* ---- Hooks that call libchan ----------------------------------------------------------------- */
 
 static chan_t *side; /* the coroutine's channel; nobody but it receives there */
 static atomic_int unpark_calls;
@@ -337,6 +423,7 @@ static Suite *sched_hook_suite(void)
     ADD_LOOP_TEST(s, test_coro_deadlines_timers_close, 30, 2);
     ADD_LOOP_TEST(s, test_coro_select_with_threads, 60, 2);
     ADD_TEST(s, test_coro_lost_race, 30);
+    ADD_LOOP_TEST(s, test_hook_early_timeout_is_spurious, 30, 2);
     ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
     return s;
 }
