@@ -209,18 +209,20 @@ void chan_recv_from(struct chan *c, struct sudog *sg, void *elem)
 /* ---- Blocking -------------------------------------------------------------------------------- */
 
 /* Waits in the sudog that the caller queued on c (with c locked, then unlocked). 0 when a peer
- * completed the operation, -EPIPE when chan_close did, -ETIMEDOUT at the deadline. */
+ * completed the operation, -EPIPE when chan_close did, -ETIMEDOUT at the deadline (or the error
+ * with which a plugged-in scheduler's park gave the wait up). */
 static int block_on(struct chan *c, struct sudog *sg, int64_t deadline)
 {
     struct waiter *w = sg->w;
-    if (waiter_park(w, deadline) != 0 && waiter_timeout(w) != 0) {
+    int r = waiter_park(w, deadline);
+    if (r != 0 && (r = waiter_withdraw(w, r)) != 0) {
         /* Ours is the done word: no waker will touch the sudog; unlink it ourselves. */
         lock(&c->lock);
         waiter_unlink(sg);
         unlock(&c->lock);
         if (tracing(TF_EVENTS))
-            trace_woken(w, -ETIMEDOUT, false);
-        return -ETIMEDOUT;
+            trace_woken(w, r, false);
+        return r;
     }
     /* The waker unlinked the sudog and will not touch it, nor c on our behalf, again. */
     ASSERT(w->fired == sg && !sg->prev); /* (chan_close chains what it wakes through next) */

@@ -190,7 +190,9 @@ struct chan_sched {
  * under a channel lock, exactly once per block that a waker completes; after an operation has
  * returned, no call names its task again. libchan does not spin under a plugged-in scheduler.
  * A park that returns -ETIMEDOUT before the deadline, or -EINTR, is called again with the same
- * deadline (a spurious wake-up: no operation reports a time-out it did not have).
+ * deadline (a spurious wake-up: no operation reports a time-out it did not have). Any other
+ * value gives the wait up: the operation returns it (negated if positive), nothing done, unless
+ * a waker had completed it first (then it consumes that unpark and reports the waker's result).
  * s is used by pointer and must outlive every operation parked through it. Its unpark and park
  * must order memory (what happens before unpark is visible after the park that consumes it). */
 void chan_sched_set(const struct chan_sched *s);

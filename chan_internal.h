@@ -332,7 +332,8 @@ HIDDEN void waiter_init(struct waiter *w, enum wait_reason why, int64_t deadline
  * is plugged in (a plugged-in scheduler decides about spinning itself). */
 HIDDEN bool may_spin(void);
 
-/* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract). */
+/* Park the caller until unparked or the deadline: 0 or -ETIMEDOUT (the hook's contract), or
+ * the negative errno with which a plugged-in scheduler's park gave the wait up (chan_sched(3)). */
 HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
 
 /* As waiter_park, for a waiter with fd cases (w->nio > 0): also PARK_IO (seam.h), "one of its
@@ -361,13 +362,15 @@ static inline struct wakeup wakeup_of(const struct waiter *w)
 
 HIDDEN void wakeup_run(struct wakeup wk);
 
-/* Wait after a time-out or a PARK_IO: either we win the done word (-ETIMEDOUT: the caller must
- * unlink its sudogs) or a waker did, and we consume its unpark (0). The fds no longer matter
- * then: w->nio is cleared, and only the unpark is waited for. */
-HIDDEN int waiter_timeout(struct waiter *w);
+/* After a park that ended without an unpark (why: -ETIMEDOUT, PARK_IO, or the error a plugged-in
+ * scheduler's park gave up with): either we win the done word (why: the caller must unlink its
+ * sudogs) or a waker did, and we consume its unpark (0). The fds no longer matter then:
+ * w->nio is cleared, and only the unpark is waited for. */
+HIDDEN int waiter_withdraw(struct waiter *w, int why);
 
 /* Block until the deadline on nothing at all (nil channel, a select without a live case; why
- * says which): -ETIMEDOUT; never returns for CHAN_FOREVER. */
+ * says which): -ETIMEDOUT; never returns for CHAN_FOREVER, unless a plugged-in scheduler's park
+ * gives the wait up (its negative errno). */
 HIDDEN int park_nothing(int64_t deadline, enum wait_reason why);
 
 /* ---- Deadlines ---------------------------------------------------------------------------- */

@@ -531,7 +531,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
 
     /* Pass 3. */
     int r = likely(!nio) ? waiter_park(&w, deadline) : waiter_park_io(&w, io, deadline);
-    if (r != 0 && waiter_timeout(&w) != 0) {
+    if (r != 0 && waiter_withdraw(&w, r) != 0) {
         sellock(cases, lockorder, norder, NULL);
         for (size_t i = 0; i < norder; i++)
             waiter_unlink(&sgs[i]);
@@ -540,7 +540,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
             chan_mfree(heap);
             return again ? SELECT_AGAIN : select_again(cases, n, deadline, edge);
         }
-        r = -ETIMEDOUT;
+        /* r: -ETIMEDOUT, or the error with which a plugged-in scheduler's park gave up */
     } else {
         /* Never touch the channel that woke us: it may be freed already. */
         const struct chan *fc = w.fired->c;

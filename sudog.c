@@ -289,7 +289,7 @@ enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reaso
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; w->nio && i < w->nsudog; i++) { /* (nio 0: waiter_timeout's parks) */
+    for (size_t i = 0; w->nio && i < w->nsudog; i++) { /* (nio 0: waiter_withdraw's parks) */
         const struct chan *c = w->sudogs[i].c;
         if (c->kind != BUF_FD)
             continue;
@@ -608,11 +608,13 @@ int waiter_io_prepare(struct waiter *w)
     return parker_io_prepare(w->task);
 }
 
-/* Park through the plugged-in scheduler, taking its -ETIMEDOUT only at the deadline: one
- * before it (or an -EINTR) is a spurious wake-up, and the wait goes on to the same deadline, as
- * a signal's does in the pthread parker, so that chan_recv never reports a time-out and an
- * _until call never an early one. With io (the scheduler of sched_waits_fds), PARK_IO passes
- * through. */
+/* Park through the plugged-in scheduler, taking its word only where it is exact. A -ETIMEDOUT
+ * (or -EINTR) before the deadline is a spurious wake-up, and the wait goes on to the same
+ * deadline, as a signal's does in the pthread parker: chan_recv never reports a time-out, and
+ * an _until call never an early one. Any other value is the scheduler's reason to give up the
+ * wait (a positive one read as its negation, pthreads' ETIMEDOUT for -ETIMEDOUT): the operation
+ * withdraws with it (waiter_withdraw), unless a waker completed it first. With io (the
+ * scheduler of sched_waits_fds), PARK_IO passes through. */
 static int sched_park(struct waiter *w, int64_t deadline, bool io)
 {
     for (;;) {
@@ -620,8 +622,11 @@ static int sched_park(struct waiter *w, int64_t deadline, bool io)
         int r = w->sched->park(w->task, deadline);
         if (r == 0 || (io && r == PARK_IO))
             return r;
-        if ((r != -ETIMEDOUT && r != -EINTR) ||
-            (deadline != CHAN_FOREVER && chan_now() >= deadline))
+        if (r > 0)
+            r = -r;
+        if (r != -ETIMEDOUT && r != -EINTR)
+            return r;
+        if (deadline != CHAN_FOREVER && chan_now() >= deadline)
             return -ETIMEDOUT;
     }
 }
@@ -651,15 +656,16 @@ void wakeup_run(struct wakeup wk)
         parker_unpark(wk.task);
 }
 
-int waiter_timeout(struct waiter *w)
+int waiter_withdraw(struct waiter *w, int why)
 {
     uint32_t expected = 0;
     if (atomic_compare_exchange_strong_explicit(&w->done, &expected, 1, memory_order_acq_rel,
                                                 memory_order_acquire))
-        return -ETIMEDOUT;
+        return why;
     /* A waker won the done word first: its unpark is on the way (or came). Consume it, so no
      * permit outlives this operation and the waker's unpark names a task still waiting. Ready
-     * fds would only end those parks early: wait for the unpark alone. */
+     * fds would only end those parks early: wait for the unpark alone. A scheduler's park that
+     * gives up again is asked again: the unpark is a few of the waker's instructions away. */
     w->nio = 0;
     while (waiter_park(w, CHAN_FOREVER) != 0) {
     }
@@ -670,8 +676,10 @@ int park_nothing(int64_t deadline, enum wait_reason why)
 {
     struct waiter w;
     waiter_init(&w, why, deadline);
-    /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait. */
-    while (waiter_park(&w, deadline) == 0) {
+    /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait (or a
+     * plugged-in scheduler's park giving it up: see sched_park). */
+    int r;
+    while ((r = waiter_park(&w, deadline)) == 0) {
     }
-    return -ETIMEDOUT;
+    return r;
 }

@@ -158,7 +158,9 @@ int chan_wg_wait_until(chan_wg_t *wg, int64_t deadline)
     pthread_mutex_lock(&wg->mu);
     wg->waiters--;
     pthread_mutex_unlock(&wg->mu);
-    return rc == -ETIMEDOUT ? -ETIMEDOUT : 0;
+    /* -EPIPE: the round is over. -ETIMEDOUT, or the error with which a plugged-in scheduler's
+     * park gave the wait up (chan_sched(3)): the round is not. */
+    return rc == -EPIPE || rc == 0 ? 0 : rc;
 }
 
 int chan_wg_wait(chan_wg_t *wg) { return chan_wg_wait_until(wg, CHAN_FOREVER); }

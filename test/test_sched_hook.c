@@ -4,14 +4,18 @@
  * coroutine runtime's author writes them from chan_sched(3): the runtime of test/coro.h, on one
  * worker thread and on two (M:N), sharing channels with plain threads, parking with deadlines,
  * woken by peers, close, timers and contexts, freed as soon as they end; hooks that call
- * libchan; and a scheduler whose park returns -ETIMEDOUT or -EINTR early, which libchan takes as
- * a spurious wake-up: the wait goes on to the same deadline.
+ * libchan; and schedulers whose park does not keep its side of the contract. What libchan owes
+ * them (chan_sched(3)): a -ETIMEDOUT or -EINTR before the deadline is a spurious wake-up and the
+ * wait goes on to the same deadline; any other value ends the operation with that error (a
+ * positive one negated), nothing done, unless a waker had completed it first: then the
+ * operation parks again to consume the unpark and reports what the waker did (no value lost).
  * test_sched.c checks the hook's contract call by call with one task per thread.
  */
 #include "testutil.h"
 
 #include "coro.h"
 
+#include "sync/chan_sync.h"
 #include "chan_time.h"
 
 #define ASSERT_NO_VIOLATIONS()                                                                     \
@@ -279,7 +283,7 @@ START_TEST(test_coro_lost_race)
 }
 END_TEST
 
-/* ---- A park that returns early --------------------------------------------------------------- */
+/* ---- A park that returns early, or gives the wait up ----------------------------------------- */
 
 static int early_rc; /* what the first park of each coroutine returns at once */
 
@@ -363,6 +367,76 @@ START_TEST(test_hook_early_timeout_is_spurious)
 }
 END_TEST
 
+static chan_wg_t *wg;
+
+static void wg_op(void *arg)
+{
+    struct one_op *o = arg;
+    o->rc = chan_wg_wait(wg);
+}
+
+START_TEST(test_hook_park_gives_up)
+{
+    /* Another error from park ends the operation with it, nothing done: a scheduler shutting
+     * down may cancel its parked tasks. Before, every such error read as -ETIMEDOUT, even for
+     * operations without a deadline. A positive value is read as its negation (pthreads'
+     * ETIMEDOUT). */
+    int sent;
+    struct one_op o = run_early(recv_op, -ECANCELED, 0, &sent);
+    ck_assert_int_eq(o.rc, -ECANCELED);
+    ck_assert_int_eq(o.v, -1);
+    ck_assert_int_eq(sent, -ETIMEDOUT); /* nobody was left to receive it */
+    o = run_early(select_op, -ECANCELED, 1000 * MS, &sent);
+    ck_assert_int_eq(o.rc, -ECANCELED);
+    ck_assert_int_eq(sent, -ETIMEDOUT);
+    o = run_early(nil_op, -ECANCELED, 0, &sent);
+    ck_assert_int_eq(o.rc, -ECANCELED);
+    o = run_early(recv_op, ECANCELED, 0, &sent);
+    ck_assert_int_eq(o.rc, -ECANCELED);
+    o = run_early(recv_op, ETIMEDOUT, 0, &sent); /* early: spurious, as -ETIMEDOUT */
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_int_eq(o.v, 42);
+    /* A WaitGroup's wait reports it too, rather than a round that has not ended. */
+    wg = chan_wg_make();
+    ck_assert_int_eq(chan_wg_add(wg, 1), 0);
+    o = run_early(wg_op, -ECANCELED, 0, &sent);
+    ck_assert_int_eq(o.rc, -ECANCELED);
+    ck_assert_int_eq(chan_wg_done(wg), 0);
+    ck_assert_int_eq(chan_wg_free(wg), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* Park gives up after a waker completed the operation: the completion stands, no value lost. */
+static bool late_give_up(struct coro *c, int64_t deadline, int *rc)
+{
+    if (c->parks != 1)
+        return false;
+    (void)deadline;
+    struct one_op *o = c->arg;
+    while (hchan_waiting(o->c, CHAN_RECV) != 0) /* until the thread has handed the value over */
+        sleep_ms(1);
+    *rc = -ECANCELED;
+    return true;
+}
+
+START_TEST(test_hook_give_up_loses_race)
+{
+    struct one_op o = {.c = mk(sizeof(int), 0)};
+    coro_park_hook = late_give_up;
+    coro_start(1);
+    coro_go(recv_op, &o);
+    ck_assert(eventually(queued_receivers, o.c));
+    int v = 42;
+    ck_assert_int_eq(chan_send(o.c, &v), 0);
+    coro_wait();
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_int_eq(o.v, 42);
+    ck_assert_int_eq(chan_free(o.c), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
 /* ---- Hooks that call libchan ----------------------------------------------------------------- */
 
 static chan_t *side; /* the coroutine's channel; nobody but it receives there */
@@ -424,6 +498,8 @@ static Suite *sched_hook_suite(void)
     ADD_LOOP_TEST(s, test_coro_select_with_threads, 60, 2);
     ADD_TEST(s, test_coro_lost_race, 30);
     ADD_LOOP_TEST(s, test_hook_early_timeout_is_spurious, 30, 2);
+    ADD_TEST(s, test_hook_park_gives_up, 30);
+    ADD_TEST(s, test_hook_give_up_loses_race, 30);
     ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
     return s;
 }

@@ -337,7 +337,7 @@ void trace_woken(struct waiter *w, int r, bool is_select)
         e.c = w->sudogs[0].c;
         if (w->sudogs[0].is_send)
             e.bits |= B_SEND;
-        e.res = -ETIMEDOUT;
+        e.res = (int16_t)r; /* -ETIMEDOUT, or a plugged-in scheduler's park gave up */
         e.flow = 0;
     }
     emit(t, &e);
