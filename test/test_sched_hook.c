@@ -481,6 +481,36 @@ START_TEST(test_hook_unpark_calls_libchan)
 }
 END_TEST
 
+/* park makes a call that does not block and completes its own operation: the unpark comes
+ * before park has blocked, and the permit makes park return 0. */
+static bool park_sends_to_itself(struct coro *c, int64_t deadline, int *rc)
+{
+    (void)deadline;
+    (void)rc;
+    if (c->parks == 1) {
+        struct one_op *o = c->arg;
+        int v = 9;
+        if (chan_trysend(o->c, &v) != 0)
+            coro_violate("the parking receiver was not there to take the value");
+    }
+    return false; /* and park as usual */
+}
+
+START_TEST(test_hook_park_completes_its_own_operation)
+{
+    struct one_op o = {.c = mk(sizeof(int), 0)};
+    coro_park_hook = park_sends_to_itself;
+    coro_start(1);
+    coro_go(recv_op, &o);
+    coro_wait();
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_int_eq(o.v, 9);
+    ck_assert_int_eq(atomic_load(&coro_n_unpark), 1);
+    ck_assert_int_eq(chan_free(o.c), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
 /* As ADD_TEST, for a test run once per worker count (_i 0: one worker, 1: two) or variant. */
 #define ADD_LOOP_TEST(suite, fn, secs, n)                                                          \
     do {                                                                                           \
@@ -501,6 +531,7 @@ static Suite *sched_hook_suite(void)
     ADD_TEST(s, test_hook_park_gives_up, 30);
     ADD_TEST(s, test_hook_give_up_loses_race, 30);
     ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
+    ADD_TEST(s, test_hook_park_completes_its_own_operation, 30);
     return s;
 }
 
