@@ -622,6 +622,27 @@ START_TEST(test_select_with_nil_case_reads_select)
 }
 END_TEST
 
+/* ignore that says it lists channels but holds no list is bad input, not a crash; a prefix,
+ * even "", leaves out only channels that were named. */
+START_TEST(test_ignore_bad_list_and_unnamed_chans)
+{
+    struct chan_leak_ignore bad = {.chans = NULL, .nchans = 1};
+    ck_assert_int_eq(chan_leftovers(NULL, &bad), -EINVAL); /* registry off: still -EINVAL */
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    pthread_t t = block_in_select_with_nil_case(); /* its channel has no name */
+    wait_leftovers(1);
+    ck_assert_int_eq(chan_leftovers(NULL, &bad), -EINVAL);
+    ck_assert_int_eq(chan_leak_check(NULL, &bad), -EINVAL);
+    struct chan_leak_ignore any = {.prefix = ""};
+    ck_assert_int_eq(chan_leftovers(NULL, &any), 1);
+    ck_assert_int_eq(count_leaks(&any), 1);
+    chan_t *a = take(0);
+    chan_close(a);
+    join(t);
+    ck_assert_int_eq(chan_free(a), 0);
+}
+END_TEST
+
 START_TEST(test_registry_off_is_enodev)
 {
     ck_assert_int_eq(chan_leftovers(NULL, NULL), -ENODEV);
@@ -790,6 +811,7 @@ int main(void)
     ADD_TEST(s, test_fd_wait_is_no_leak, 60);
     ADD_TEST(s, test_signal_channel_keeps_alive, 60);
     ADD_TEST(s, test_registry_off_is_enodev, 30);
+    ADD_TEST(s, test_ignore_bad_list_and_unnamed_chans, 60);
     ADD_TEST(s, test_trace_records_a_leak, 60);
     ADD_TEST(s, test_leakcheck_at_exit, 60);
     ADD_TEST(s, test_leakcheck_with_sigquit_dump, 60);

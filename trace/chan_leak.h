@@ -62,8 +62,9 @@ extern "C" {
 
 /* Waiters a check leaves out: long-lived ones the program knows about (a server's accept loop).
  * A waiter is left out when every channel it waits on is among chans, or has a name
- * (chan_trace_name_chan) that starts with prefix, or when it has been blocked for less than
- * min_blocked nanoseconds. Unused fields are 0 / NULL. */
+ * (chan_trace_name_chan) that starts with prefix (a channel never named matches no prefix), or
+ * when it has been blocked for less than min_blocked nanoseconds. Unused fields are 0 / NULL;
+ * chans NULL with nchans > 0 is -EINVAL. */
 struct chan_leak_ignore {
     chan_t *const *chans;
     size_t nchans;
@@ -74,14 +75,15 @@ struct chan_leak_ignore {
 /* Prints every thread and task blocked now in a channel operation or select to out (NULL:
  * print nothing), Go's goroutine header for each ("goroutine 7 [chan receive, 1.502 s]:")
  * followed by the channels it waits on. Returns how many (after ignore, which may be NULL), or
- * -ENODEV (the registry is off: chan_dump_enable), -ENOMEM. */
+ * -EINVAL (ignore->chans NULL with nchans > 0), -ENODEV (the registry is off:
+ * chan_dump_enable), -ENOMEM. */
 int chan_leftovers(FILE *out, const struct chan_leak_ignore *ignore);
 
 /* Prints the partial deadlocks of the process to out (NULL: print nothing), as Go's deadlock
  * report reads: "partial deadlock: 2 of 105 goroutines are blocked forever:", each leaked
  * waiter with the channels it waits on, then the wait-for picture (every channel involved, who
  * waits on it, in which direction). Prints nothing when none is found. Returns the number of
- * leaked waiters (after ignore, which may be NULL), or -ENODEV, -ENOMEM, -ENOSYS (a thread
+ * leaked waiters (after ignore, which may be NULL), or -EINVAL, -ENODEV, -ENOMEM, -ENOSYS (a thread
  * could not be stopped and the process cannot read its own memory safely: process_vm_readv
  * refused), or the negated errno of a system call that failed. When a trace is being recorded,
  * each leaked waiter is also an event of it. */

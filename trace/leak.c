@@ -870,7 +870,8 @@ static bool ignored(const struct scan *s, const struct lwaiter *w,
         bool listed = false;
         for (size_t i = 0; lc && i < ign->nchans && !listed; i++)
             listed = (uintptr_t)ign->chans[i] == lc->addr;
-        if (!listed && lc && ign->prefix && strncmp(lc->name, ign->prefix, plen) == 0)
+        if (!listed && lc && ign->prefix && lc->name[0] &&
+            strncmp(lc->name, ign->prefix, plen) == 0) /* an unnamed channel has no prefix */
             listed = true;
         if (!listed)
             return false;
@@ -1109,6 +1110,8 @@ static bool leaked_before(const struct leak_id *v, size_t n, const struct lwaite
 __attribute__((noinline)) static int check(FILE *out, const struct chan_leak_ignore *ign,
                                            bool leaks, const char *self_sp)
 {
+    if (ign && ign->nchans && !ign->chans)
+        return -EINVAL; /* the list it says it has is not there */
     if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED)))
         return -ENODEV;
     pthread_mutex_lock(&check_mu);
