@@ -101,15 +101,16 @@ enum task_kind { T_THREAD, T_G };
 
 struct ltask {
     enum task_kind kind;
-    int64_t id;             /* G id, or thread id */
-    uintptr_t lo, live, hi; /* its stack, live from `live` up; lo == hi: unknown */
-    int32_t waiter;         /* index in scan.waiters, or -1 */
-    enum task_state state;  /* a G's */
-    int64_t deadline;       /* a parked G's */
-    uintptr_t own[2];       /* a G's function and argument */
-    bool sp_seen;           /* a thread's stack pointer was found in it (a G's stack) */
-    bool candidate;         /* blocked forever unless something reaches it */
-    bool active;            /* can run, or was reached */
+    int64_t id;                 /* G id, or thread id */
+    uintptr_t lo, live, hi;     /* its stack, live from `live` up; lo == hi: unknown */
+    uintptr_t dead_lo, dead_hi; /* above live, a part that holds nothing (struct wthread) */
+    int32_t waiter;             /* index in scan.waiters, or -1 */
+    enum task_state state;      /* a G's */
+    int64_t deadline;           /* a parked G's */
+    uintptr_t own[2];           /* a G's function and argument */
+    bool sp_seen;               /* a thread's stack pointer was found in it (a G's stack) */
+    bool candidate;             /* blocked forever unless something reaches it */
+    bool active;                /* can run, or was reached */
 };
 
 enum region_kind { R_TASK, R_CHAN, R_IGNORE };
@@ -426,6 +427,8 @@ static void add_threads(struct scan *s)
             else if (sp < t->live)
                 t->live = sp; /* caught switching: the lower of the two */
             t->sp_seen = true;
+            t->dead_lo = (uintptr_t)th->dead_lo;
+            t->dead_hi = (uintptr_t)th->dead_hi;
             continue;
         }
         uintptr_t lo, hi;
@@ -441,6 +444,8 @@ static void add_threads(struct scan *s)
                             .lo = lo,
                             .live = sp,
                             .hi = hi,
+                            .dead_lo = (uintptr_t)th->dead_lo,
+                            .dead_hi = (uintptr_t)th->dead_hi,
                             .waiter = -1,
                             .deadline = CHAN_FOREVER};
         region_add(s, lo, hi, R_TASK, (uint32_t)(s->tasks.n - 1));
@@ -549,7 +554,7 @@ static void on_hit(uintptr_t addr, uintptr_t value, int64_t idx, void *arg)
         add_edge(s, r->idx | FROM_CHAN, (uint32_t)idx);
     } else if (r->kind == R_TASK) {
         const struct ltask *t = vec_at(&s->tasks, r->idx);
-        if (addr >= t->live)
+        if (addr >= t->live && !(addr >= t->dead_lo && addr < t->dead_hi))
             add_edge(s, r->idx, (uint32_t)idx);
     }
 }

@@ -10,7 +10,8 @@
  *  - A stop is in progress while stw.gen is odd. A thread's handler answers only a signal sent
  *    by this process (SI_TKILL from our pid) during a stop, and only once per stop: it records
  *    the address of one of its locals (the signal frame, with every register the thread had,
- *    lies above it on the same stack: the handler is installed without SA_ONSTACK), counts
+ *    lies above it on the same stack: the handler is installed without SA_ONSTACK; dead_part
+ *    marks the part of it that holds nothing of the program's), counts
  *    itself, and waits on stw.gen until it changes. Any other signal goes to the handler that
  *    was there before (SIGURG's default is to ignore it). A signal handled late - a stop that
  *    is over - returns at once.
@@ -34,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "seam.h" /* futex_wait, futex_wake, CHAN_STOP_SIGNAL */
@@ -208,6 +210,7 @@ struct ack {
     _Atomic pid_t tid;
     _Atomic uint32_t gen; /* the stop it answered */
     const char *_Atomic sp;
+    const char *_Atomic dead_lo, *_Atomic dead_hi; /* struct wthread's */
 };
 
 static struct {
@@ -238,6 +241,36 @@ static void chain(int sig, siginfo_t *si, void *uc)
     }
 }
 
+/* The part of the signal frame at uc that holds no value of the program's, into *lo and *hi
+ * (left alone when there is none). On x86-64 the kernel puts the saved vector registers (the
+ * XSAVE area) at the top of the frame, right below the red zone of the interrupted stack. A
+ * thread stopped in a system call - about to restart it (SA_RESTART: the instruction at the
+ * saved ip is the syscall) or interrupted out of it (-EINTR just after it) - made that call
+ * from a function call (libc's wrappers, syscall(2)), across which the SysV ABI keeps no vector
+ * register: their saved copies are dead. They do hold stale bytes, such as the channel
+ * addresses a scheduler thread moved for the last task it ran before it went to sleep, which
+ * would hide that task's leak. Elsewhere (a running thread, another architecture: AArch64
+ * keeps d8-d15 across calls) every byte of the frame counts. */
+static void dead_part(const void *uc, const char **lo, const char **hi)
+{
+#if defined(__x86_64__)
+    const mcontext_t *mc = &((const ucontext_t *)uc)->uc_mcontext;
+    const unsigned char *ip = (const unsigned char *)mc->gregs[REG_RIP];
+    const char *fp = (const char *)mc->fpregs, *top = (const char *)mc->gregs[REG_RSP] - 128;
+    bool at_syscall = ip && ip[0] == 0x0f && ip[1] == 0x05;
+    bool after_syscall = ((uintptr_t)ip & (PAGE - 1)) >= 2 && ip[-2] == 0x0f && ip[-1] == 0x05 &&
+                         mc->gregs[REG_RAX] == -EINTR;
+    if ((at_syscall || after_syscall) && fp && fp < top && top - fp <= 64 * 1024) {
+        *lo = fp;
+        *hi = top;
+    }
+#else
+    (void)uc;
+    (void)lo;
+    (void)hi;
+#endif
+}
+
 static void on_stop(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
@@ -255,7 +288,11 @@ static void on_stop(int sig, siginfo_t *si, void *uc)
             if (atomic_load_explicit(&acks[i].tid, memory_order_relaxed) != tid)
                 continue;
             if (atomic_load_explicit(&acks[i].gen, memory_order_relaxed) != g) {
+                const char *dead_lo = NULL, *dead_hi = NULL;
+                dead_part(uc, &dead_lo, &dead_hi);
                 atomic_store_explicit(&acks[i].sp, (const char *)&here, memory_order_relaxed);
+                atomic_store_explicit(&acks[i].dead_lo, dead_lo, memory_order_relaxed);
+                atomic_store_explicit(&acks[i].dead_hi, dead_hi, memory_order_relaxed);
                 atomic_store_explicit(&acks[i].gen, g, memory_order_release);
                 atomic_fetch_add(&stw.nacks, 1);
                 futex_wake(&stw.nacks);
@@ -505,6 +542,8 @@ int world_stop(struct world *w, const char *self_sp)
                 t->answered = true;
                 t->running = false;
                 t->sp = atomic_load_explicit(&acks[i].sp, memory_order_relaxed);
+                t->dead_lo = atomic_load_explicit(&acks[i].dead_lo, memory_order_relaxed);
+                t->dead_hi = atomic_load_explicit(&acks[i].dead_hi, memory_order_relaxed);
             }
         }
         if (t->answered)

@@ -82,6 +82,10 @@ struct wthread {
     bool answered;  /* stopped in the signal handler: sp is below every register it had */
     bool running;   /* did not answer, and was not in a system call either */
     const char *sp; /* an address of its stack at the stop (NULL: unknown) */
+    /* Above sp, the part of its signal frame that holds nothing of the program's: the saved
+     * vector registers of a thread stopped in a system call (dead by the ABI), up to the red
+     * zone. Empty (lo == hi) when there is none. */
+    const char *dead_lo, *dead_hi;
 };
 
 /* ---- Mappings ------------------------------------------------------------------------------ */
