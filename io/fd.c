@@ -41,6 +41,7 @@
 
 #include "chan_io.h"
 #include "seam.h"
+#include "trace/hooks.h" /* the role of its fd channels, for the leftovers report */
 
 struct fdrec {
     chan_t *ch[2]; /* the fd channels: [0] POLLIN, [1] POLLOUT; NULL until first asked for */
@@ -128,8 +129,11 @@ static struct fdrec *lookup(int fd, int *err)
 /* fd's channel for direction dir (tab.mu held), made if need be; NULL: -ENOMEM. */
 static chan_t *chan_of(struct fdrec *r, int fd, int dir)
 {
-    if (!r->ch[dir])
+    if (!r->ch[dir]) {
         r->ch[dir] = fdchan_make(fd, dir == 0 ? POLLIN : POLLOUT);
+        if (r->ch[dir] && tracing(TF_REGISTRY)) /* a leftovers report says "fd readable" */
+            trace_chan_role(r->ch[dir], dir == 0 ? ROLE_FD_READ : ROLE_FD_WRITE);
+    }
     return r->ch[dir];
 }
 

@@ -781,6 +781,8 @@ START_TEST(test_fd_wait_is_no_leak)
     wait_leftovers(1); /* a leftover: blocked on a channel */
     char *text;
     ck_assert_int_eq(leftovers_report(&text, NULL), 1);
+    ck_assert_msg(strstr(text, " [select, ") && strstr(text, "\tchan (fd readable) 0x"), "%s",
+                  text); /* not an anonymous channel: what it waits for */
     free(text);
     ck_assert_int_eq(count_leaks(NULL), 0); /* never leaked: the world may make the fd ready */
     ck_assert_int_eq(write(wait_pipe[1], "x", 1), 1);

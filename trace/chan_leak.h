@@ -9,9 +9,9 @@
  * on. These calls find them while the rest of the program runs.
  *
  *  - chan_leftovers lists every thread and task (a G of libchan-mpg, chan_mpg(3)) blocked now
- *    in a channel operation or a select - on a timer's channel and a context's done channel
- *    too - with how long it has been blocked and the channels' names: the check a test makes
- *    at its end (Go's goleak).
+ *    in a channel operation or a select - on a timer's channel, a context's done channel and
+ *    a descriptor's channel of chan_io(3) too, each marked so - with how long it has been
+ *    blocked and the channels' names: the check a test makes at its end (Go's goleak).
  *  - chan_leak_check finds, among them, those blocked forever, after Go's goroutine leak
  *    profile: a waiter is leaked when none of the channels it waits on can be reached by any
  *    thread or task that can still run. It stops every thread for a moment (a signal,

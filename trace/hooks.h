@@ -47,8 +47,8 @@ struct waiter;
 /* Forms of an operation, for its completion event. */
 enum trace_form { TR_BLOCK, TR_TRY, TR_UNTIL };
 
-/* What a channel of time/ is for (trace_chan_role). */
-enum chan_role { ROLE_NONE, ROLE_TIMER, ROLE_CONTEXT };
+/* What a channel of time/ or io/ is for (trace_chan_role). */
+enum chan_role { ROLE_NONE, ROLE_TIMER, ROLE_CONTEXT, ROLE_FD_READ, ROLE_FD_WRITE };
 
 #ifdef CHAN_TRACE_BUILD
 
