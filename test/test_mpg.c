@@ -963,6 +963,67 @@ START_TEST(deadlock_report_names)
 }
 END_TEST
 
+#ifdef CHAN_TRACE_BUILD
+/* A trace of Gs (chan_trace_task_hook): each G's "blocked" slice runs from its own block to its
+ * own wake-up, though its thread ran another G's block in between. */
+static uint64_t g_of_thread(void)
+{
+    int64_t g = chan_mpg_self();
+    return g > 0 ? (uint64_t)g : 0;
+}
+
+static void recv_long(void *arg)
+{
+    long v;
+    G_CHECK(chan_recv(arg, &v) == 0);
+}
+
+START_TEST(trace_blocked_slice_per_g)
+{
+    start(1); /* one P: the second G blocks on the thread that ran the first */
+    chan_t *x = chan_make(sizeof(long), 0), *y = chan_make(sizeof(long), 0);
+    ck_assert_int_eq(chan_trace_name_chan(x, "x"), 0);
+    ck_assert_int_eq(chan_trace_name_chan(y, "y"), 0);
+    char path[] = "/tmp/test_mpg_trace_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    chan_trace_task_hook(g_of_thread);
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    int64_t gx = chan_mpg_go(recv_long, x);
+    ck_assert_int_gt(gx, 0);
+    ck_assert(blocked_receivers_at_least(x, 1));
+    int64_t gy = chan_mpg_go(recv_long, y);
+    ck_assert_int_gt(gy, 0);
+    ck_assert(blocked_receivers_at_least(y, 1));
+    long v = 1;
+    ck_assert_int_eq(chan_send(y, &v), 0); /* wakes the second first */
+    ck_assert_int_eq(chan_send(x, &v), 0);
+    finish();
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    chan_trace_task_hook(NULL);
+    /* One "blocked" slice per G, on its own channel, and each "woken" says how long. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+             "ev=[e[\"args\"] for e in d[\"traceEvents\"] if e.get(\"ph\")==\"X\"]; "
+             "b=sorted((a.get(\"g\"),a.get(\"chan\")) for a in ev if a[\"op\"]==\"blocked\"); "
+             "w=sorted((a.get(\"g\"),a.get(\"chan\")) for a in ev "
+             "if a[\"op\"]==\"woken\" and \"blocked_ns\" in a); "
+             "want=sorted([(int(sys.argv[2]),\"x\"),(int(sys.argv[3]),\"y\")]); "
+             "sys.exit(0 if b==w==want else print(b,w,want) or 1)' '%s' %lld %lld",
+             path, (long long)gx, (long long)gy);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "python3 tools/trace2play --strict --text '%s' >/dev/null", path);
+    ck_assert_int_eq(system(cmd), 0); /* the replay adds up: FIFO queues, each G's wait */
+    unlink(path);
+    chan_free(x);
+    chan_free(y);
+    NO_BAD();
+}
+END_TEST
+#endif
+
 /* No false report: a foreign thread that is still alive will send. */
 struct late {
     chan_t *c;
@@ -1587,5 +1648,8 @@ int main(void)
     ADD_TEST(s, many_gs, 120);
     ADD_TEST(s, exited_gs_reused_by_every_spawner, 60);
     ADD_TEST(s, stack_overflow, 60);
+#ifdef CHAN_TRACE_BUILD
+    ADD_TEST(s, trace_blocked_slice_per_g, 60);
+#endif
     return run_suite(s);
 }

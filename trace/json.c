@@ -209,19 +209,53 @@ static void args_common(FILE *f, const char *op, const struct label *l, const st
         fprintf(f, ",\"g\":%" PRIu64, e->task);
 }
 
+/* The pending block of each waiter, to make its "blocked" slice at its wake-up. A waiter is a
+ * thread's track, or with chan_trace_task_hook a task: a G of an M:N scheduler may block on one
+ * thread and wake on another, and its thread records other tasks' blocks in between. */
+struct pending {
+    uint64_t who; /* who_of */
+    size_t rec;   /* its block's record, while open */
+    bool used, open;
+};
+
+static uint64_t who_of(const struct rec *r)
+{
+    return r->e.task ? r->e.task : (UINT64_C(1) << 63) | r->slot;
+}
+
+/* who's entry in the table (mask + 1 slots, never full: it has room for every block). */
+static struct pending *pending_of(struct pending *tab, size_t mask, uint64_t who)
+{
+    size_t i = (size_t)((who * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+    while (tab[i].used && tab[i].who != who)
+        i = (i + 1) & mask;
+    tab[i].used = true;
+    tab[i].who = who;
+    return &tab[i];
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Writes the merged records (recs, n, in time order) of log. */
 static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_log *log)
 {
     struct out o = {.f = f, .first = true, .t0 = log->t0, .pid = (int)getpid()};
     struct label *lives = label_lives(recs, n, log);
-    /* The pending block of each track (its start), to make the "blocked" slice at wake-up. */
-    uint32_t ntracks = log->ntracks ? log->ntracks : 1;
-    int64_t *block_ts = calloc(ntracks, sizeof *block_ts);
-    size_t *block_rec = calloc(ntracks, sizeof *block_rec);
-    if (!block_ts || !block_rec || !lives) {
+    size_t nblocks = 0, mask = 15;
+    for (size_t k = 0; k < n; k++)
+        nblocks += recs[k].e.kind == EV_BLOCK;
+    while (mask + 1 < 2 * nblocks + 16)
+        mask = 2 * mask + 1;
+    struct pending *blocks = calloc(mask + 1, sizeof *blocks);
+    size_t *at_end = calloc(nblocks + 1, sizeof *at_end);
+    if (!blocks || !at_end || !lives) {
         free(lives);
-        free(block_ts);
-        free(block_rec);
+        free(blocks);
+        free(at_end);
         return -ENOMEM;
     }
 
@@ -342,13 +376,16 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             fputs("}}", f);
             break;
         }
-        case EV_BLOCK:
-            block_ts[recs[k].slot] = e->ts;
-            block_rec[recs[k].slot] = k;
+        case EV_BLOCK: {
+            struct pending *p = pending_of(blocks, mask, who_of(&recs[k]));
+            p->open = true;
+            p->rec = k;
             break;
+        }
         case EV_WOKEN: {
-            int64_t b = block_ts[recs[k].slot];
-            block_ts[recs[k].slot] = 0;
+            struct pending *p = pending_of(blocks, mask, who_of(&recs[k]));
+            int64_t b = p->open ? recs[p->rec].e.ts : 0;
+            p->open = false;
             const char *what = e->bits & B_SELECT ? "select" : dir;
             char nm[24];
             if (b) {
@@ -358,8 +395,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
                            : l                ? l->name
                                               : NULL,
                            b, e->ts - b > 0 ? e->ts - b : 0, tid);
-                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l,
-                            &recs[block_rec[recs[k].slot]].e);
+                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l, &recs[p->rec].e);
                 fputs("}}", f);
             }
             snprintf(nm, sizeof nm, "woken %s", what);
@@ -382,12 +418,16 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
         default: break;
         }
     }
-    /* Still blocked when the trace stopped: a slice to the end (a stuck pipeline shows). */
+    /* Still blocked when the trace stopped: a slice to the end (a stuck pipeline shows), in the
+     * order they blocked. */
     int64_t end = chan_now();
-    for (uint32_t i = 0; i < log->ntracks; i++) {
-        if (!block_ts[i])
-            continue;
-        const struct rec *b = &recs[block_rec[i]];
+    size_t nend = 0;
+    for (size_t i = 0; i <= mask; i++)
+        if (blocks[i].open)
+            at_end[nend++] = blocks[i].rec;
+    qsort(at_end, nend, sizeof *at_end, pending_cmp);
+    for (size_t i = 0; i < nend; i++) {
+        const struct rec *b = &recs[at_end[i]];
         const struct label *l = b->life != UINT32_MAX ? &lives[b->life] : NULL;
         bool sel = b->e.bits & B_SELECT;
         char nm[40];
@@ -399,13 +439,13 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
                    sel ? NULL
                    : l ? l->name
                        : NULL,
-                   b->e.ts, end - b->e.ts, log->tracks[i].tid);
+                   b->e.ts, end - b->e.ts, log->tracks[b->slot].tid);
         args_common(f, "blocked", sel ? NULL : l, &b->e);
         fputs(",\"at_end\":true}}", f);
     }
     fputs("\n]}\n", f);
-    free(block_ts);
-    free(block_rec);
+    free(blocks);
+    free(at_end);
     free(lives);
     return 0;
 }
