@@ -305,8 +305,10 @@ START_TEST(test_trace_events_in_order)
 {
     make_tmpdir();
     const char *path = tmp_path("one.json");
+    ck_assert_int_eq(chan_trace_start(NULL), -EINVAL);
     ck_assert_int_eq(chan_trace_start(path), 0);
     ck_assert_int_eq(chan_trace_start(path), -EBUSY);
+    ck_assert_int_eq(chan_trace_start(NULL), -EINVAL);
     ck_assert_int_eq(chan_trace_name_thread("main"), 0);
     chan_t *c = chan_make(sizeof(int), 2);
     ck_assert_int_eq(chan_trace_name_chan(c, "jobs"), 0);

@@ -46,7 +46,7 @@ extern "C" {
 /* ---- Tracing --------------------------------------------------------------------------- */
 
 /* Starts recording into path (created or truncated now; written by chan_trace_stop). 0;
- * -EBUSY while a trace is running; -ENOMEM; -errno from opening path. */
+ * -EINVAL (path NULL); -EBUSY while a trace is running; -ENOMEM; -errno from opening path. */
 int chan_trace_start(const char *path);
 
 /* Stops recording and writes the trace. 0; -ESRCH when no trace is running; -errno (-EIO, ...)
