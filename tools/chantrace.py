@@ -30,11 +30,15 @@ import json
 # ---- Reading ------------------------------------------------------------------------------
 
 
-def load(path):
+def load(path, info=None):
     """(names, events): thread names by tid, and the channel slices in time order. Each event
-    gets "_i", its index in the file's traceEvents."""
+    gets "_i", its index in the file's traceEvents. info, a dict if given, gets "dropped": the
+    events the trace lost (chan_trace_dropped), without which it may not add up."""
     with open(path) as f:
         doc = json.load(f)
+    if info is not None:
+        other = doc.get("otherData", {}) if isinstance(doc, dict) else {}
+        info["dropped"] = int(other.get("dropped", 0))
     events = doc["traceEvents"] if isinstance(doc, dict) else doc
     names = {}
     chan_events = []
@@ -46,6 +50,16 @@ def load(path):
             chan_events.append((float(e["ts"]), i, e))
     chan_events.sort(key=lambda t: (t[0], t[1]))
     return names, [e for _, _, e in chan_events]
+
+
+def lost(info):
+    """The warning for a trace that lost events (load's info), or None."""
+    n = info.get("dropped", 0)
+    if not n:
+        return None
+    return ("the trace lost %d event%s (no buffer for a thread, or a full one: raise "
+            "CHAN_TRACE_THREADS or CHAN_TRACE_EVENTS, chan_trace(3)), so it may not add up"
+            % (n, "" if n == 1 else "s"))
 
 
 def flows(events):

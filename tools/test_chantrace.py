@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from chantrace import Replay  # noqa: E402
+from chantrace import Replay, load  # noqa: E402
 
 passed, failed = 0, []
 
@@ -72,6 +72,29 @@ check(len(r.problems) == 1 and "not the first waiter" in r.problems[0],
 st = r.steps[3]["state"]["lanes"]
 check(st["3"][0] == "ready" and st["3"][2] == 5 and st["2"][0] == "blocked",
       "the woken receiver holds the value, the other still waits: %r" % st)
+
+# A trace that lost events says so, before whatever then does not add up.
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+here = os.path.dirname(os.path.realpath(__file__))
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "lost.json")
+    with open(path, "w") as f:
+        json.dump({"otherData": {"dropped": 3}, "traceEvents": [dict(e, cat="chan", ph="X")
+                                                                for e in late_put]}, f)
+    info = {}
+    load(path, info)
+    check(info == {"dropped": 3}, "load reports the events lost: %r" % info)
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2play"), "--strict", path],
+                       capture_output=True, text=True)
+    check(p.returncode == 1 and "the trace lost 3 events" in p.stderr,
+          "trace2play --strict fails on a trace that lost events: %d %r" % (p.returncode, p.stderr))
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path],
+                       capture_output=True, text=True)
+    check(p.returncode == 0 and "the trace lost 3 events" in p.stderr,
+          "trace2mermaid warns of a trace that lost events: %d %r" % (p.returncode, p.stderr))
 
 print("[chantrace] checks: %d passed, %d failed" % (passed, len(failed)))
 sys.exit(1 if failed else 0)
