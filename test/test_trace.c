@@ -1082,6 +1082,27 @@ START_TEST(test_trace_drops_without_a_buffer)
 }
 END_TEST
 
+/* A count that is not a positive number is ignored: "-1" is not the largest count there is. */
+START_TEST(test_trace_env_counts_not_numbers)
+{
+    make_tmpdir();
+    setenv("CHAN_TRACE_THREADS", "-1", 1);
+    setenv("CHAN_TRACE_EVENTS", "0", 1);
+    const char *path = tmp_path("counts.json");
+    ck_assert_int_eq(chan_trace_start(path), 0); /* the default: 64 buffers of 8192 events */
+    chan_t *c = chan_make(sizeof(int), 0);
+    for (int i = 0; i < 70; i++) /* one buffer each, taken for good */
+        join(spawn(try_sends, c));
+    ck_assert_uint_eq(chan_trace_dropped(), 5 * 7); /* the main thread took one */
+    chan_free(c);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    unsetenv("CHAN_TRACE_THREADS");
+    unsetenv("CHAN_TRACE_EVENTS");
+    assert_valid_json(path);
+    rm_tmpdir();
+}
+END_TEST
+
 /* ---- CHAN_TRACE in the environment: this program, run again as a child ---------------------- */
 
 static int child_workload(void)
@@ -1215,6 +1236,7 @@ int main(void)
     ADD_TEST(s, test_dump_select_of_one, 30);
     ADD_TEST(s, test_dump_on_sigquit, 30);
     ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
+    ADD_TEST(s, test_trace_env_counts_not_numbers, 60);
     ADD_TEST(s, test_trace_from_environment, 30);
     ADD_TEST(s, test_trace_under_load_restarts, 60);
     return run_suite(s);

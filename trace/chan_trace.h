@@ -11,11 +11,13 @@
  * and chrome://tracing open: one track per thread, a flow arrow from each waker to the operation it
  * woke. tools/trace2mermaid turns it into a Mermaid sequence diagram or an SVG timeline.
  *
- * Environment, read once when the program starts (a constructor of libchan's trace/record.c):
+ * Environment, CHAN_TRACE and CHAN_DUMP read once when the program starts (a constructor of
+ * libchan's trace/record.c), the two counts by each chan_trace_start (a value that is not a
+ * positive decimal number is ignored; one above the largest is the largest):
  *   CHAN_TRACE=file.json       chan_trace_start("file.json") now, chan_trace_stop() at exit
- *   CHAN_TRACE_THREADS=N       per-thread buffers made at start (default 64)
+ *   CHAN_TRACE_THREADS=N       per-thread buffers made at start (default 64, at most 1024)
  *   CHAN_TRACE_EVENTS=N        events per thread buffer (default 8192, 56 bytes each, mapped at
- *                              start)
+ *                              start; at most 16777216)
  *   CHAN_DUMP=1                chan_dump_enable(); CHAN_DUMP=sigquit: chan_dump_on_sigquit()
  *
  * Cost. Off: one predictable branch per operation (a flag read relaxed). On: each event is

@@ -517,7 +517,7 @@ void chan_trace_task_hook(uint64_t (*fn)(void))
 static uint32_t env_count(const char *var, uint32_t dflt, uint32_t max)
 {
     const char *s = getenv(var);
-    if (!s || !*s)
+    if (!s || *s < '0' || *s > '9') /* strtoul would take "-1" for ULONG_MAX: the maximum */
         return dflt;
     char *end;
     unsigned long v = strtoul(s, &end, 10);
