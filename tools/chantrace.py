@@ -375,6 +375,10 @@ class Replay:
                     k["case"], self.val(self.chans.get(k["chan"]), k.get("v")), k["chan"]))
             else:
                 parts.append("case %d receive on %s" % (k["case"], k["chan"]))
+        more = (cs[-1].get("n", 0) - len(cs)) if cs else 0
+        if more > 0:  # a trace records the first 16 cases of a select
+            parts.append("and %d more case%s that the trace does not list" % (
+                more, "" if more == 1 else "s"))
         return "; ".join(parts)
 
     def blocked(self, e, lid, c):

@@ -73,6 +73,15 @@ st = r.steps[3]["state"]["lanes"]
 check(st["3"][0] == "ready" and st["3"][2] == 5 and st["2"][0] == "blocked",
       "the woken receiver holds the value, the other still waits: %r" % st)
 
+# A select of more cases than a trace lists (the first 16) says how many it leaves out.
+many = [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4)]
+many += [ev(1 + k, 2.0 + k, 1, "case %d recv c" % k, op="case", chan="c", case=k, dir="recv", n=20)
+         for k in range(16)]
+many.append(ev(17, 20.0, 1, "select", op="select", form="try", res="again"))
+r = Replay({}, many)
+check(not r.problems and "case 15 receive on c; and 4 more cases that the trace does not list"
+      in r.steps[-1]["text"], "the cases left out are counted: %r" % r.steps[-1]["text"])
+
 # A trace that lost events says so, before whatever then does not add up.
 import json  # noqa: E402
 import subprocess  # noqa: E402
