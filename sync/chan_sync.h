@@ -163,7 +163,8 @@ int chan_group_trygo(chan_group_t *g, int (*fn)(chan_ctx_t *ctx, void *arg), voi
  * none failed. Go's Group.Wait. -EINVAL for a NULL g (do not give tasks -EINVAL as their own
  * error if the two must be told apart). The first error stays: a later wait returns it again.
  * Any thread or task; the group may be given more tasks afterwards (they see a cancelled
- * context). */
+ * context). Under a plugged-in scheduler whose park gives a wait up (chan_sched(3)), returns
+ * that error, with the tasks still running and the context not cancelled. */
 int chan_group_wait(chan_group_t *g);
 
 /* Frees the group and its context. 0; NULL: 0, no-op. -EBUSY (nothing freed) while a task is

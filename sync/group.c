@@ -203,8 +203,12 @@ int chan_group_wait(chan_group_t *g)
 {
     if (!g)
         return -EINVAL;
-    (void)chan_wg_wait(g->wg); /* fails only for a NULL wg */
-    chan_ctx_cancel(g->ctx);   /* Go: the context is cancelled the first time Wait returns */
+    /* Fails only when a plugged-in scheduler's park gives the wait up (chan_sched(3)): the
+     * tasks still run then, and the context stays as it is. */
+    int r = chan_wg_wait(g->wg);
+    if (r)
+        return r;
+    chan_ctx_cancel(g->ctx); /* Go: the context is cancelled the first time Wait returns */
     return atomic_load(&g->err);
 }
 

@@ -375,6 +375,20 @@ static void wg_op(void *arg)
     o->rc = chan_wg_wait(wg);
 }
 
+static chan_group_t *group;
+
+static int group_task(chan_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    return chan_recv(arg, NULL) == -EPIPE ? 7 : -1; /* until released */
+}
+
+static void group_op(void *arg)
+{
+    struct one_op *o = arg;
+    o->rc = chan_group_wait(group);
+}
+
 START_TEST(test_hook_park_gives_up)
 {
     /* Another error from park ends the operation with it, nothing done: a scheduler shutting
@@ -403,6 +417,19 @@ START_TEST(test_hook_park_gives_up)
     ck_assert_int_eq(o.rc, -ECANCELED);
     ck_assert_int_eq(chan_wg_done(wg), 0);
     ck_assert_int_eq(chan_wg_free(wg), 0);
+    /* So does a group's wait, its task still running and its context not cancelled. */
+    group = chan_group_make(chan_ctx_background());
+    ck_assert_ptr_nonnull(group);
+    chan_t *release = mk(0, 0);
+    ck_assert_int_eq(chan_group_go(group, group_task, release), 0);
+    o = run_early(group_op, -ECANCELED, 0, &sent);
+    ck_assert_int_eq(o.rc, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_err(chan_group_ctx(group)), 0);
+    ck_assert_int_eq(chan_group_free(group), -EBUSY);
+    ck_assert_int_eq(chan_close(release), 0);
+    ck_assert_int_eq(chan_group_wait(group), 7);
+    ck_assert_int_eq(chan_group_free(group), 0);
+    ck_assert_int_eq(chan_free(release), 0);
     ASSERT_NO_VIOLATIONS();
 }
 END_TEST
