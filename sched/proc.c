@@ -1680,6 +1680,27 @@ static struct p *spawn_p(void)
     return m && m->curg ? m->p : NULL;
 }
 
+/* A new G's id and its count in the stats. A G spawning on its P takes its id from that P's
+ * batch and counts it there (Go's goidcache): no cache line that every spawner on every core
+ * writes, but for sched.live. Other threads take one id at a time. Ids are unique and at least
+ * 1, but not in the order of the spawns across Ps (as Go's). */
+#define GOID_BATCH 16
+
+static int64_t goid_take(struct p *p)
+{
+    if (!p) {
+        atomic_fetch_add_explicit(&sched.spawned, 1, memory_order_relaxed);
+        return atomic_fetch_add(&sched.next_id, 1) + 1;
+    }
+    if (p->goid_next == p->goid_end) {
+        p->goid_next = atomic_fetch_add(&sched.next_id, GOID_BATCH);
+        p->goid_end = p->goid_next + GOID_BATCH;
+    }
+    atomic_store_explicit(&p->spawned, atomic_load_explicit(&p->spawned, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return ++p->goid_next;
+}
+
 /* Go's newproc. */
 int64_t chan_mpg_go(void (*fn)(void *), void *arg)
 {
@@ -1696,9 +1717,10 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
         sched_yield();
     int err = 0;
     struct g *g = NULL;
+    struct p *p = spawn_p();
     if (!atomic_load(&sched.running))
         err = -EINVAL;
-    else if (!(g = g_alloc(spawn_p())))
+    else if (!(g = g_alloc(p)))
         err = -ENOMEM;
     if (err) {
         if (atomic_fetch_sub_explicit(&sched.live, 1, memory_order_acq_rel) == 1)
@@ -1712,11 +1734,10 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
     g->sleeping = false;
     g->syscall_depth = 0;
     g->park_rc = 0;
-    g->id = atomic_fetch_add(&sched.next_id, 1) + 1;
+    g->id = goid_take(p);
     /* Keep seq (stale timers and wakers compare it); a fresh G starts RUN without a permit. */
     atomic_store(&g->wake, atomic_load(&g->wake) & ~(uint64_t)W_MASK);
     atomic_store(&g->live, true);
-    atomic_fetch_add_explicit(&sched.spawned, 1, memory_order_relaxed);
     int64_t id = g->id;
     ready(g);
     return id;
@@ -1792,6 +1813,16 @@ int chan_mpg_sleep_until(int64_t deadline)
     return 0;
 }
 
+/* Gs spawned since the start: the spawns without a P, and each P's. Under sched.life (the Ps
+ * are freed by a stop). */
+static uint64_t spawned_sum(void)
+{
+    uint64_t n = atomic_load_explicit(&sched.spawned, memory_order_relaxed);
+    for (int i = 0; sched.ps && i < sched.nprocs; i++)
+        n += atomic_load_explicit(&sched.ps[i].spawned, memory_order_relaxed);
+    return n;
+}
+
 int chan_mpg_stop(void)
 {
     if (m_self())
@@ -1809,6 +1840,7 @@ int chan_mpg_stop(void)
         deadlock_watch(false);
         fiber_overflow_unwatch();
         stop_all();
+        atomic_store(&sched.spawned, spawned_sum());
         free_all();
         atomic_store(&sched.running, false);
     }
@@ -1821,10 +1853,12 @@ void chan_mpg_stats(struct chan_mpg_stats *st)
 {
     if (!st)
         return;
+    pthread_mutex_lock(&sched.life);
+    st->spawned = spawned_sum();
+    pthread_mutex_unlock(&sched.life);
     pthread_mutex_lock(&sched.gmu);
     fiber_pool_stats(&st->stacks, &st->stacks_guarded);
     pthread_mutex_unlock(&sched.gmu);
-    st->spawned = atomic_load(&sched.spawned);
     int64_t live = atomic_load(&sched.live);
     st->live = live > 0 ? (uint64_t)live : 0;
     st->steals = atomic_load(&sched.steals);

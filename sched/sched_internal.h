@@ -132,6 +132,9 @@ struct p {
     pthread_mutex_t gfree_lock;   /* taken by the owner; by others only when all else is empty */
     struct g *gfree;              /* exited Gs kept for the next spawn (Go's p.gFree) */
     unsigned ngfree;
+    int64_t goid_next, goid_end; /* owner only: ids taken from sched.next_id in a batch, for
+                                    the spawns of Gs running on this P (Go's goidcache) */
+    _Atomic uint64_t spawned;    /* written by the owner only, summed by chan_mpg_stats */
     int id;
     struct p *link;        /* in sched.pidle (under sched.lock) */
     hwloc_cpuset_t cpuset; /* the core the M that holds it is bound to, or NULL */
@@ -202,10 +205,11 @@ struct schedt {
 
     /* Gs. */
     _Alignas(64) _Atomic int64_t live;
-    _Atomic uint64_t spawned, steals, ndeadlocks, retakes, moved;
-    _Atomic int64_t next_id;
-    pthread_mutex_t gmu; /* global free list, all-G list, the stack pool (fiber.c) */
-    struct g *free_gs;   /* exited Gs beyond the Ps' caches, and for spawns without a P */
+    _Atomic uint64_t spawned; /* spawns without a P, and the Ps' counts folded in at a stop */
+    _Atomic uint64_t steals, ndeadlocks, retakes, moved;
+    _Atomic int64_t next_id; /* ids handed out, one at a time or a P's batch (goid_take) */
+    pthread_mutex_t gmu;     /* global free list, all-G list, the stack pool (fiber.c) */
+    struct g *free_gs;       /* exited Gs beyond the Ps' caches, and for spawns without a P */
     struct g *all_gs;
     uint64_t ngs; /* G descriptors made */
 
