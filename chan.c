@@ -599,6 +599,7 @@ static size_t snap_queue(struct chan_snap *s, struct waitq *q, bool send)
         s->w[s->nw++] = (struct chan_snap_waiter){
             .tid = w->t.tid,
             .since = w->t.since,
+            .task = w->t.task,
             .ncases = w->nsudog,
             .here = 1,
             .send = send,

@@ -1022,6 +1022,44 @@ START_TEST(trace_blocked_slice_per_g)
     NO_BAD();
 }
 END_TEST
+
+/* With the task hook set, chan_dump names each blocked G by its id, beside the thread it
+ * blocked on (one thread ran both blocks here); without it, the thread only. */
+START_TEST(dump_names_task)
+{
+    start(1);
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    chan_t *x = chan_make(sizeof(long), 0), *y = chan_make(sizeof(long), 0);
+    chan_trace_task_hook(g_of_thread);
+    int64_t gx = chan_mpg_go(recv_long, x);
+    ck_assert_int_gt(gx, 0);
+    ck_assert(blocked_receivers_at_least(x, 1));
+    chan_trace_task_hook(NULL);
+    int64_t gy = chan_mpg_go(recv_long, y);
+    ck_assert_int_gt(gy, 0);
+    ck_assert(blocked_receivers_at_least(y, 1));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(chan_dump(f), 2);
+    fclose(f);
+    char want[64], other[64];
+    snprintf(want, sizeof want, "recv  task %lld on thread", (long long)gx);
+    snprintf(other, sizeof other, "task %lld", (long long)gy);
+    ck_assert_msg(strstr(buf, want) != NULL, "no '%s' in:\n%s", want, buf);
+    ck_assert_msg(strstr(buf, other) == NULL, "'%s' without the hook:\n%s", other, buf);
+    ck_assert_msg(strstr(buf, "recv  thread") != NULL, "no thread-only line in:\n%s", buf);
+    free(buf);
+    long v = 1;
+    ck_assert_int_eq(chan_send(x, &v), 0);
+    ck_assert_int_eq(chan_send(y, &v), 0);
+    finish();
+    chan_free(x);
+    chan_free(y);
+    NO_BAD();
+}
+END_TEST
 #endif
 
 /* No false report: a foreign thread that is still alive will send. */
@@ -1646,6 +1684,7 @@ int main(void)
     ADD_TEST(s, stack_overflow, 60);
 #ifdef CHAN_TRACE_BUILD
     ADD_TEST(s, trace_blocked_slice_per_g, 60);
+    ADD_TEST(s, dump_names_task, 60);
 #endif
     return run_suite(s);
 }

@@ -24,6 +24,11 @@
 
 static int queued_receivers(void *c) { return hchan_waiting(c, CHAN_RECV) >= 1; }
 
+#ifdef CHAN_TRACE_BUILD
+#include "chan_leak.h"
+#include "chan_trace.h"
+#endif
+
 /* ---- Coroutines and threads: ping-pong, both ways, on 1 and 2 workers ------------------------ */
 
 struct pingpong {
@@ -547,6 +552,62 @@ END_TEST
         suite_add_tcase((suite), tc_);                                                             \
     } while (0)
 
+#ifdef CHAN_TRACE_BUILD
+/* ---- Dumps name the coroutines (chan_trace_task_hook) ------------------------------------------ */
+
+static uint64_t coro_task_id(void) { return (uint64_t)(uintptr_t)coro_self(); }
+
+static struct coro *dumped; /* the coroutine blocked in recv_one */
+
+static void recv_one(void *arg)
+{
+    dumped = coro_self();
+    int v;
+    ck_assert_int_eq(chan_recv(arg, &v), 0);
+}
+
+static char *report(int (*fn)(FILE *out))
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fn(f), 1);
+    fclose(f);
+    return buf;
+}
+
+static int leftovers(FILE *out) { return chan_leftovers(out, NULL); }
+
+/* A coroutine blocked on a channel appears in chan_dump and chan_leftovers by the id the task
+ * hook gives, on the thread it blocked on (which runs other coroutines too). */
+START_TEST(test_hook_dump_names_task)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    chan_trace_task_hook(coro_task_id);
+    chan_t *c = mk(sizeof(int), 0);
+    coro_start(1);
+    coro_go(recv_one, c);
+    for (int i = 0; i < 2000 && hchan_waiting(c, CHAN_RECV) < 1; i++)
+        sleep_ms(1);
+    ck_assert_int_eq(hchan_waiting(c, CHAN_RECV), 1);
+    char want[64];
+    snprintf(want, sizeof want, "task %llu on thread", (unsigned long long)(uintptr_t)dumped);
+    char *dump = report(chan_dump), *left = report(leftovers);
+    ck_assert_msg(strstr(dump, want) != NULL, "no '%s' in the dump:\n%s", want, dump);
+    ck_assert_msg(strstr(left, want) != NULL, "no '%s' in the leftovers:\n%s", want, left);
+    free(dump);
+    free(left);
+    int v = 1;
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    coro_wait();
+    chan_trace_task_hook(NULL);
+    ck_assert_int_eq(chan_free(c), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+#endif
+
 static Suite *sched_hook_suite(void)
 {
     Suite *s = suite_create("sched_hook");
@@ -559,6 +620,9 @@ static Suite *sched_hook_suite(void)
     ADD_TEST(s, test_hook_give_up_loses_race, 30);
     ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
     ADD_TEST(s, test_hook_park_completes_its_own_operation, 30);
+#ifdef CHAN_TRACE_BUILD
+    ADD_TEST(s, test_hook_dump_names_task, 30);
+#endif
     return s;
 }
 

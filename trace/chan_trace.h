@@ -75,9 +75,10 @@ int chan_trace_name_chan(chan_t *c, const char *name);
 int chan_trace_name_thread(const char *name);
 
 /* For a user-space scheduler (sched/): when set, every event also records fn() - the id of the
- * task (Go's G) running on the calling thread, 0 for none - shown as "g" in the trace. fn is
- * called on the thread of the event, possibly with a channel lock held: it must not call into
- * libchan. NULL removes it. */
+ * task (Go's G) running on the calling thread, 0 for none - shown as "g" in the trace; so does
+ * an operation that blocks while the dump's registry is on (chan_dump and chan_leftovers print
+ * "task N on thread ..."). fn is called on the thread of the event, possibly with a channel lock
+ * held: it must not call into libchan. NULL removes it. */
 void chan_trace_task_hook(uint64_t (*fn)(void));
 
 /* ---- Dump of live channels --------------------------------------------------------------- */

@@ -119,14 +119,20 @@ static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
             fprintf(out, " (select of %u, %u of its cases here)", w->ncases, w->here);
         else if (w->select)
             fprintf(out, " (select of %u)", w->ncases);
+        /* A task of a user-space scheduler (chan_trace_task_hook) on the thread it blocked on,
+         * which runs other tasks too. */
+        if (w->task)
+            fprintf(out, "  task %llu on ", (unsigned long long)w->task);
+        else
+            fputs("  ", out);
         if (tname[0]) {
-            fputs("  thread ", out);
+            fputs("thread ", out);
             print_quoted(out, tname);
             fprintf(out, " (tid %d)", (int)w->tid);
         } else if (w->tid)
-            fprintf(out, "  thread tid %d", (int)w->tid);
+            fprintf(out, "thread tid %d", (int)w->tid);
         else
-            fputs("  thread unknown", out);
+            fputs("thread unknown", out);
         if (w->since) {
             fputs("  blocked for ", out);
             print_duration(out, now - w->since);

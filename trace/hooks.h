@@ -68,7 +68,7 @@ static inline bool tracing(uint32_t mask)
 }
 
 /* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
- * them (0: unknown); trace_waiter_init sets tid, since and timed while a trace or the dump
+ * them (0: unknown); trace_waiter_init sets tid, since, task and timed while a trace or the dump
  * registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow of
  * the trace, the value it moved). timed sits in what was padding: the waiter, which every
  * blocking operation zeroes, keeps its size. */
@@ -77,6 +77,7 @@ struct waiter_trace {
     bool hasval;
     bool timed;    /* the wait has a deadline (for the leak detector; only when since != 0) */
     int64_t since; /* chan_now() when it began to wait */
+    uint64_t task; /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
     uint64_t flow;
     int64_t val;
 };
@@ -139,6 +140,7 @@ HIDDEN void trace_chan_role(struct chan *c, enum chan_role role);
 struct chan_snap_waiter {
     int32_t tid;     /* its thread (0: unknown: blocked before any trace or dump was on) */
     int64_t since;   /* chan_now() when it began to wait (0: unknown) */
+    uint64_t task;   /* its task's id by chan_trace_task_hook (0: none) */
     uint32_t ncases; /* its sudogs in all (a select's cases on live channels) */
     uint32_t here;   /* of them, on this queue */
     bool send;       /* on the channel's sendq (else its recvq) */

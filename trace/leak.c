@@ -90,6 +90,7 @@ struct lwaiter {
     bool select;                /* a chan_select, however many of its cases are nil */
     const struct sudog *sudogs; /* where they are */
     int32_t tid;                /* from the tracer's notes (0: unknown) */
+    uint64_t task_id;           /* from them: chan_trace_task_hook's id (0: none) */
     int64_t since;              /* 0: unknown (blocked before the registry was on) */
     bool timed;                 /* it has a deadline (known only when since != 0) */
     bool done;                  /* being woken */
@@ -210,6 +211,7 @@ static void add_waiter(const struct waiter *w, void *arg)
                            .select = w->why == WAIT_SELECT,
                            .sudogs = w->sudogs,
                            .tid = w->t.tid,
+                           .task_id = w->t.task,
                            .since = w->t.since,
                            .timed = w->t.since && w->t.timed,
                            .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0,
@@ -893,6 +895,8 @@ static void print_who(FILE *out, const struct scan *s, const struct lwaiter *w)
     }
     pid_t tid = t ? (pid_t)t->id : w->tid;
     char name[NAME_MAX_LEN];
+    if (w->task_id) /* a task of another user-space scheduler, on the thread it blocked on */
+        fprintf(out, "task %llu on ", (unsigned long long)w->task_id);
     if (!tid) {
         fputs("thread (unknown)", out);
     } else if (thread_name_get(tid, name)) {

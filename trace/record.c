@@ -117,10 +117,16 @@ static struct tls *current(void)
     return t;
 }
 
-static void emit(struct tls *t, struct tev *e)
+/* The id of the task running on this thread, by chan_trace_task_hook, or 0. */
+static uint64_t task_self(void)
 {
     uint64_t (*hook)(void) = atomic_load_explicit(&task_hook, memory_order_relaxed);
-    e->task = hook ? hook() : 0;
+    return hook ? hook() : 0;
+}
+
+static void emit(struct tls *t, struct tev *e)
+{
+    e->task = task_self();
     e->ts = chan_now();
     t->fresh = false;
     if (t->slot < 0) {
@@ -294,6 +300,7 @@ void trace_waiter_init(struct waiter *w, int64_t deadline)
     w->t.timed = deadline != CHAN_FOREVER;
     w->t.since = chan_now();
     w->t.tid = tid_self(tls_self());
+    w->t.task = task_self();
 }
 
 void trace_block(struct waiter *w, bool is_select)
