@@ -342,10 +342,11 @@ HIDDEN int waiter_park(struct waiter *w, int64_t deadline);
 HIDDEN int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline);
 
 /* Before an operation queues a waiter with fd cases (w->nio > 0): whether w can park on them.
- * 0; -EOPNOTSUPP under a plugged-in scheduler that cannot wait on fds (see sched_waits_fds);
- * or the pthread parker's -errno (EMFILE, ENFILE, ENOMEM) when the calling thread has no
- * wake-up eventfd yet and cannot make one. Nothing has happened then. Called with the
- * operation's channel locks held (the eventfd is made once per thread). */
+ * 0; or the pthread parker's -errno (EMFILE, ENFILE, ENOMEM) when the calling thread has no
+ * wake-up eventfd yet and cannot make one; or, for a task of a plugged-in scheduler that cannot
+ * wait on fds (see sched_waits_fds), -EAGAIN, -EMFILE or -ENFILE when the poll thread that
+ * waits for it cannot be started. Nothing has happened then. Called with the operation's
+ * channel locks held (the eventfd is made once per thread, the poll thread once per process). */
 HIDDEN int waiter_io_prepare(struct waiter *w);
 
 /* A woken waiter to unpark once the lock is dropped: its scheduler and task, read under the
@@ -483,8 +484,8 @@ HIDDEN void chan_send_to(struct chan *c, struct sudog *sg, const void *elem);
 HIDDEN void chan_recv_from(struct chan *c, struct sudog *sg, void *elem);
 
 /* A receive on an fd channel that must wait (chan.c, not holding c->lock): a select of that
- * one case, whose park can wait on the fd. chanrecv's results, and select's -EBUSY,
- * -EOPNOTSUPP and the parker's -errno (waiter_io_prepare). */
+ * one case, whose park can wait on the fd. chanrecv's results, and select's -EBUSY
+ * and waiter_io_prepare's -errno. */
 HIDDEN int select_recv(struct chan *c, void *elem, int64_t deadline);
 
 /* Tests' probe: sudogs now queued on c (sends or receives), counted under the lock. */

@@ -171,11 +171,10 @@ bool waiter_fds_edge(const struct waiter *w) SEAM_EXPORT(waiter_fds_edge);
 
 /* Declares that s (a scheduler in the tree; NULL: none) can wait on fds: its park reads the
  * parking waiter's fds (waiter_parking, waiter_fds), wakes on their readiness as well as on
- * unpark and the deadline, and returns PARK_IO then (or 0 if an unpark came, which wins). An
- * operation that would block on an fd case under any other plugged-in scheduler returns
- * -EOPNOTSUPP before anything happened: the public struct chan_sched has no way to wait on an
- * fd, and a silent hang would be worse. Any thread, before the tasks of s wait on fds; one
- * scheduler at a time. */
+ * unpark and the deadline, and returns PARK_IO then (or 0 if an unpark came, which wins). The
+ * tasks of any other plugged-in scheduler, whose public struct chan_sched has no way to wait on
+ * an fd, wait through libchan's poll thread (sudog.c), which unparks them. Any thread, before
+ * the tasks of s wait on fds; one scheduler at a time. */
 void sched_waits_fds(const struct chan_sched *s) SEAM_EXPORT(sched_waits_fds);
 
 /* Registers fn (NULL: none) to be called by chan_fd_close (io/fd.c) for each fd it closes that

@@ -27,8 +27,9 @@
  * own done word (or takes the result of a waker that won it first), unlinks everything and
  * starts over at step 2: nothing has happened yet. Before queueing on them (pass 2), two
  * checks, with nothing done yet: at most one operation waits on an fd channel at a time (Go's
- * pollDesc has one reader slot and one writer slot): else -EBUSY; and the caller's parker must
- * be able to wait on fds: else -EOPNOTSUPP.
+ * pollDesc has one reader slot and one writer slot): else -EBUSY; and the caller must be able
+ * to wait on fds (a thread's eventfd, or the poll thread for another scheduler's task): else
+ * the -errno of waiter_io_prepare.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -367,9 +368,9 @@ static bool fd_waited(struct chan *c)
 
 /* Pass 2's checks and bookkeeping for a select about to wait on w->nio fd cases (every lock
  * held, nothing queued yet): their fds and events into io[1 .. nio] for the park. 0, or -EBUSY
- * (another operation waits on one of these fd channels), or -EOPNOTSUPP or the parker's -errno
- * (waiter_io_prepare, which may make the thread's eventfd: last, so that a select that will
- * not wait makes none). */
+ * (another operation waits on one of these fd channels), or waiter_io_prepare's -errno (it may
+ * make the thread's eventfd or start the poll thread: last, so that a select that will not wait
+ * does neither). */
 static int io_prepare(const struct chan_case *cases, const uint32_t *lockorder, size_t norder,
                       struct waiter *w, struct pollfd *io)
 {

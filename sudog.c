@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -589,6 +590,213 @@ void sched_waits_fds(const struct chan_sched *s) { atomic_store(&io_sched, s); }
 
 bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
 
+/* ---- Fds under any other scheduler: libchan's poll thread ------------------------------------ */
+
+/* A plugged-in scheduler's park waits for an unpark or a deadline, never for an fd, and a task
+ * must not block its worker thread in poll(2). So a task of any scheduler but io_sched that
+ * waits on fds registers them with a thread of libchan's own, which polls the fds of every such
+ * waiter. When one is ready it wins the waiter's done word for it (DONE_IO: no waker may
+ * complete the operation meanwhile) and unparks the task, once: to the scheduler, a waker that
+ * completed the block. The operation, its park over, gives the done word back and ends its park
+ * in PARK_IO: it starts over from its first pass, as a pthread's poll that found an fd ready
+ * does. A waker that won the done word first completes the operation as always; the poll thread
+ * then only stops polling those fds. Go's netpoller belongs to its scheduler; this one stands
+ * beside any scheduler, at the cost of a hop through another thread per readiness. */
+#define DONE_IO 2
+
+struct pollreg {
+    struct waiter *w;
+    const struct pollfd *io; /* the operation's fds and events: nio of them */
+    uint32_t nio;
+    /* The poll thread's, under pollt.mu: */
+    uint32_t slot; /* where its fds are in the snapshot that the thread polls */
+    uint64_t snap; /* which snapshot that is (0: none yet) */
+    bool fired;    /* decided: the thread won w's done word, or a waker or time-out did */
+    struct pollreg *next, *prev;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct pollreg *first; /* the registered waiters */
+    size_t n;
+    int efd;              /* a registration writes it: the thread polls the new set */
+    _Atomic bool started; /* the thread runs (a child of fork() has none) */
+    uint64_t snap;        /* snapshots taken */
+} pollt = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+
+static void *pollt_main(void *arg)
+{
+    (void)arg;
+    struct pollfd *fds = NULL;
+    struct wakeup *wake = NULL;
+    size_t fds_cap = 0, wake_cap = 0;
+    for (;;) {
+        /* The set to poll: the eventfd, then the fds of every waiter not yet decided. */
+        pthread_mutex_lock(&pollt.mu);
+        size_t need = 1;
+        for (struct pollreg *r = pollt.first; r; r = r->next)
+            need += r->fired ? 0 : r->nio;
+        if (need > fds_cap || pollt.n > wake_cap) {
+            size_t fc = need > fds_cap ? 2 * need : fds_cap, wc = 2 * pollt.n + 1;
+            struct pollfd *f = realloc(fds, fc * sizeof *f);
+            struct wakeup *k = f ? realloc(wake, wc * sizeof *k) : NULL;
+            fds = f ? f : fds;
+            wake = k ? k : wake;
+            if (!f || !k) { /* out of memory: try again soon; the waiters' deadlines hold */
+                pthread_mutex_unlock(&pollt.mu);
+                poll(NULL, 0, 10);
+                continue;
+            }
+            fds_cap = fc;
+            wake_cap = wc;
+        }
+        uint64_t snap = ++pollt.snap;
+        fds[0] = (struct pollfd){.fd = pollt.efd, .events = POLLIN};
+        uint32_t k = 1;
+        for (struct pollreg *r = pollt.first; r; r = r->next) {
+            if (r->fired)
+                continue;
+            r->slot = k;
+            r->snap = snap;
+            for (uint32_t i = 0; i < r->nio; i++)
+                fds[k++] = (struct pollfd){.fd = r->io[i].fd, .events = r->io[i].events};
+        }
+        pthread_mutex_unlock(&pollt.mu);
+
+        if (poll(fds, k, -1) < 0)
+            continue; /* EINTR (the leak detector's stop), or ENOMEM: look again */
+        if (fds[0].revents) {
+            uint64_t v;
+            if (read(pollt.efd, &v, sizeof v) < 0) { /* nonblocking: drained */
+            }
+        }
+
+        /* Each waiter with a ready fd, still registered since the snapshot: decide it. */
+        size_t nwake = 0;
+        pthread_mutex_lock(&pollt.mu);
+        for (struct pollreg *r = pollt.first; r; r = r->next) {
+            if (r->fired || r->snap != snap)
+                continue;
+            bool ready = false;
+            for (uint32_t i = 0; i < r->nio && !ready; i++)
+                ready = fds[r->slot + i].revents != 0;
+            if (!ready)
+                continue;
+            r->fired = true;
+            uint32_t expected = 0;
+            if (atomic_compare_exchange_strong_explicit(&r->w->done, &expected, DONE_IO,
+                                                        memory_order_acq_rel, memory_order_relaxed))
+                wake[nwake++] = (struct wakeup){r->w->sched, r->w->task};
+        }
+        pthread_mutex_unlock(&pollt.mu);
+        /* Outside the lock (unpark may call libchan). Each task waits for this unpark before its
+         * operation returns: its handle is still good. */
+        for (size_t i = 0; i < nwake; i++)
+            wakeup_run(wake[i]);
+    }
+    return NULL;
+}
+
+/* A child of fork() has no poll thread, and its copies of the registrations belong to the
+ * parent's tasks: it starts afresh at its first wait. */
+static void pollt_prepare(void) { pthread_mutex_lock(&pollt.mu); }
+static void pollt_parent(void) { pthread_mutex_unlock(&pollt.mu); }
+static void pollt_child(void)
+{
+    if (pollt.efd >= 0)
+        close(pollt.efd);
+    pollt.efd = -1;
+    pollt.first = NULL;
+    pollt.n = 0;
+    atomic_store_explicit(&pollt.started, false, memory_order_relaxed);
+    pthread_mutex_unlock(&pollt.mu);
+}
+
+static pthread_once_t pollt_once = PTHREAD_ONCE_INIT;
+static int pollt_once_err;
+
+static void pollt_once_init(void)
+{
+    pollt_once_err = pthread_atfork(pollt_prepare, pollt_parent, pollt_child);
+}
+
+/* Starts the poll thread if it does not run: 0, or -errno (nothing started). Signals are
+ * blocked in it but the leak detector's (seam.h), as in every thread of libchan's own. */
+static int pollt_start(void)
+{
+    if (likely(atomic_load_explicit(&pollt.started, memory_order_acquire)))
+        return 0;
+    pthread_once(&pollt_once, pollt_once_init);
+    if (pollt_once_err)
+        return -pollt_once_err;
+    int err = 0;
+    pthread_mutex_lock(&pollt.mu);
+    if (atomic_load_explicit(&pollt.started, memory_order_relaxed))
+        goto out;
+    if (pollt.efd < 0 && (pollt.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        err = -errno;
+        goto out;
+    }
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        err = -EAGAIN;
+        goto out;
+    }
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, CHAN_STOP_SIGNAL);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    err = pthread_create(&th, &attr, pollt_main, NULL) ? -EAGAIN : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    atomic_store_explicit(&pollt.started, err == 0, memory_order_release);
+out:
+    pthread_mutex_unlock(&pollt.mu);
+    return err;
+}
+
+/* Wakes the poll thread to poll the set as it is now. */
+static void pollt_kick(void)
+{
+    uint64_t one = 1;
+    if (write(pollt.efd, &one, sizeof one) < 0) { /* full: a wake-up is pending anyway */
+    }
+}
+
+/* Registers w's fds (io, nio of them) with the poll thread and wakes it to poll them too. */
+static void pollt_add(struct pollreg *r)
+{
+    pthread_mutex_lock(&pollt.mu);
+    r->prev = NULL;
+    r->next = pollt.first;
+    if (r->next)
+        r->next->prev = r;
+    pollt.first = r;
+    pollt.n++;
+    pollt_kick();
+    pthread_mutex_unlock(&pollt.mu);
+}
+
+/* Takes r off the list: from then on the poll thread does not touch r or its waiter. If the
+ * thread polls r's fds now (a waker or the deadline ended the wait), it is woken to drop them:
+ * a poll(2) holds each file it polls, so that a socket closed meanwhile would stay open. */
+static void pollt_del(struct pollreg *r)
+{
+    pthread_mutex_lock(&pollt.mu);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        pollt.first = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    pollt.n--;
+    if (!r->fired && r->snap == pollt.snap)
+        pollt_kick();
+    pthread_mutex_unlock(&pollt.mu);
+}
+
 void waiter_init(struct waiter *w, enum wait_reason why, int64_t deadline)
 {
     const struct chan_sched *s = sched_self();
@@ -603,8 +811,8 @@ void waiter_init(struct waiter *w, enum wait_reason why, int64_t deadline)
 int waiter_io_prepare(struct waiter *w)
 {
     ASSERT(w->nio > 0);
-    if (w->sched)
-        return w->sched == atomic_load(&io_sched) ? 0 : -EOPNOTSUPP;
+    if (w->sched) /* io_sched's park waits on fds itself; any other's through the poll thread */
+        return w->sched == atomic_load(&io_sched) ? 0 : pollt_start();
     return parker_io_prepare(w->task);
 }
 
@@ -639,11 +847,31 @@ int waiter_park(struct waiter *w, int64_t deadline)
     return parker_park(w->task, deadline);
 }
 
+/* A park of another scheduler's task while the poll thread watches its fds. PARK_IO when the
+ * thread won the done word: the park that consumed its unpark is over, and the word is given
+ * back, so that the operation withdraws as after any PARK_IO (a waker may win it first now,
+ * and then completes the operation). */
+static int pollt_park(struct waiter *w, struct pollfd *io, int64_t deadline)
+{
+    struct pollreg r = {.w = w, .io = io + 1, .nio = w->nio};
+    pollt_add(&r);
+    int rc = sched_park(w, deadline, false);
+    pollt_del(&r);
+    if (atomic_load_explicit(&w->done, memory_order_acquire) != DONE_IO)
+        return rc;
+    while (rc != 0) /* the park ended otherwise: the thread's unpark is on its way */
+        rc = sched_park(w, CHAN_FOREVER, false);
+    atomic_store_explicit(&w->done, 0, memory_order_release);
+    return PARK_IO;
+}
+
 int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
 {
     ASSERT(locks_held() == 0 && w->nio > 0);
-    if (w->sched) /* only the scheduler of sched_waits_fds gets here (waiter_io_prepare) */
+    if (w->sched && w->sched == atomic_load(&io_sched))
         return sched_park(w, deadline, true);
+    if (w->sched)
+        return pollt_park(w, io, deadline);
     return parker_poll(w->task, io, w->nio, deadline);
 }
 

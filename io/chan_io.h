@@ -21,13 +21,13 @@
  *     one operation at a time may wait for one fd in one direction: a second one that would
  *     have to wait returns -EBUSY (Go's netpoller has one reader and one writer slot per fd;
  *     Go's net.Conn serializes concurrent reads for you, here you serialize them). -EBUSY is
- *     decided before -EOPNOTSUPP and before the thread's eventfd is made.
+ *     decided before the thread's eventfd is made.
  *   - On a G of libchan-mpg (chan_sched_mpg.h) every call works as on a thread: the G parks
  *     and the scheduler's netpoller wakes it when the fd is ready. With any other scheduler
- *     plugged in with chan_sched_set(3), an operation that would have to wait for an fd
- *     returns -EOPNOTSUPP: struct chan_sched has no way to wait for an fd, and a silent hang
- *     would be worse. (Waiting on channels alone, including chan_sleep_until with a cancel
- *     channel, works under any scheduler.)
+ *     plugged in with chan_sched_set(3), whose struct chan_sched has no way to wait for an fd,
+ *     the task parks too, and a thread of libchan's own, started at the first such wait, polls
+ *     the fds of every such task and unparks it when one is ready (chan_sched(3)); -EAGAIN
+ *     when that thread cannot be started.
  *   - A thread keeps one eventfd from its first wait on an fd until it exits (its wake-up,
  *     see chan_io(3)); the signal delivery keeps one eventfd and one thread. Nothing else
  *     stays behind: chan_fd_close forgets all the library knew of an fd.
@@ -83,8 +83,8 @@ chan_t *chan_fd_chan(int fd, short events);
  * -EBADF (fd negative or not open, closed by chan_fd_close before or while waiting, or closed
  * with close(2) under a thread's wait: POLLNVAL, when the wait ends; see the top of the
  * file); -EBUSY (another operation already waits on fd in this direction); -EINVAL (events);
- * -EOPNOTSUPP (a plugged-in scheduler, see above); -ENOMEM; -EMFILE or -ENFILE (the thread's
- * first wait on an fd, when no eventfd can be made). A ready fd returns at once, whatever
+ * -ENOMEM; -EMFILE or -ENFILE (the thread's first wait on an fd, when no eventfd can be made);
+ * -EAGAIN (a plugged-in scheduler's task, when the poll thread cannot be started: see above). A ready fd returns at once, whatever
  * cancel and the deadline. Does not change fd's flags. */
 int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline);
 

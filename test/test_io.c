@@ -662,11 +662,13 @@ END_TEST
 /* ---- Scheduler hooks ------------------------------------------------------------------------ */
 
 /* A minimal plugged-in scheduler of one task per thread: a permit under a mutex, and an
- * eventfd for its park to poll along with the waiter's fds when it declares it can (the seam a
- * scheduler in the tree uses: waiter_parking, waiter_fds, PARK_IO). */
+ * eventfd for its park to poll, along with the waiter's fds when it declares it can (io: the
+ * seam a scheduler in the tree uses: waiter_parking, waiter_fds, PARK_IO). Without io it is
+ * any third party's scheduler: libchan's poll thread watches the fds and unparks the task. */
 struct htask {
     pthread_mutex_t mu;
     bool permit;
+    bool io;
     int efd;
     int parks, parks_io, fds_seen;
 };
@@ -680,7 +682,7 @@ static int h_park(void *task, int64_t deadline)
     struct htask *t = task;
     struct waiter *w = waiter_parking();
     struct pollfd fds[9];
-    size_t n = w ? waiter_fds(w, fds + 1, 8) : 0;
+    size_t n = w && t->io ? waiter_fds(w, fds + 1, 8) : 0;
     ck_assert_uint_le(n, 8);
     t->parks++;
     if (n)
@@ -725,65 +727,79 @@ struct hooked {
     int rd, wr;
     chan_t *c;
     struct htask t;
-    int r_wait, r_read, r_sel, r_sleep, r_ready, r_recv;
+    int r_wait, r_read, r_sel, r_sleep, r_ready, r_recv, r_timeout;
+    atomic_bool reading; /* the select has returned: a wait on the fd now is the read's */
 };
 
 static void *hooked_thread(void *arg)
 {
     struct hooked *h = arg;
-    h->t = (struct htask){.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC)};
+    h->t = (struct htask){
+        .mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC), .io = h->s == &hook_tree};
     ck_assert_int_ge(h->t.efd, 0);
     h_self = &h->t;
     chan_sched_set(h->s);
     char b[4];
     int v = 0, rev = 0;
-    if (h->s == &hook_third) {
-        /* Would block on an fd: -EOPNOTSUPP, before anything happened. */
-        h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER);
-        h->r_read = (int)chan_read(h->rd, b, sizeof b, NULL, CHAN_FOREVER);
-        h->r_recv = chan_recv(chan_fd_chan(h->rd, POLLIN), &v);
-        struct chan_case cs[2] = {
-            {.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
-            {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
-        h->r_sel = chan_select(cs, 2);
-        /* Ready: no wait, no park. */
-        put1(h->wr);
-        h->r_ready = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER);
-        get1(h->rd);
-        /* Channels only: fine under any scheduler. */
-        h->r_sleep = chan_sleep_until(chan_now() + 5 * MS, h->c);
-    } else {
-        h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER); /* woken by the fd */
-        get1(h->rd);
-        struct chan_case cs[2] = {
-            {.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
-            {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
-        h->r_sel = chan_select(cs, 2); /* woken by a send on h->c */
-        h->r_recv = v;
-    }
+    h->r_wait = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER); /* woken by the fd */
+    get1(h->rd);
+    struct chan_case cs[2] = {{.chan = chan_fd_chan(h->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+                              {.chan = h->c, .elem = &v, .dir = CHAN_RECV}};
+    h->r_sel = chan_select(cs, 2); /* woken by a send on h->c */
+    h->r_recv = v;
+    atomic_store(&h->reading, true);
+    h->r_read = (int)chan_read(h->rd, b, sizeof b, NULL, CHAN_FOREVER); /* woken by the fd */
+    h->r_timeout = chan_fd_wait(h->rd, POLLIN, NULL, chan_now() + 20 * MS);
+    /* Ready: no wait, no park. */
+    put1(h->wr);
+    h->r_ready = chan_fd_wait(h->rd, POLLIN, NULL, CHAN_FOREVER);
+    get1(h->rd);
+    h->r_sleep = chan_sleep_until(chan_now() + 5 * MS, h->c); /* channels only */
     chan_sched_set(NULL);
     close(h->t.efd);
     return NULL;
 }
 
-START_TEST(test_third_party_hook)
+/* Drives hooked_thread: its first wait ends by the fd, its select by a send, its read by the
+ * fd again. */
+static void hooked_run(struct hooked *h)
 {
-    struct hooked h = {.s = &hook_third, .c = chan_make(sizeof(int), 1)};
     int p[2];
     mkpipe(p);
-    h.rd = p[0];
-    h.wr = p[1];
-    join(spawn(hooked_thread, &h));
-    ck_assert_int_eq(h.r_wait, -EOPNOTSUPP);
-    ck_assert_int_eq(h.r_read, -EOPNOTSUPP);
-    ck_assert_int_eq(h.r_recv, -EOPNOTSUPP);
-    ck_assert_int_eq(h.r_sel, -EOPNOTSUPP);
-    ck_assert_int_eq(h.r_ready, POLLIN);
-    ck_assert_int_eq(h.r_sleep, 0);
-    ck_assert_int_eq(h.t.parks_io, 0);
-    ck_assert_int_eq(chan_free(h.c), 0);
+    h->rd = p[0];
+    h->wr = p[1];
+    pthread_t t = spawn(hooked_thread, h);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    put1(p[1]);
+    ck_assert(blocked_receivers_at_least(h->c, 1));
+    int v = 77;
+    ck_assert_int_eq(chan_send(h->c, &v), 0);
+    while (!atomic_load(&h->reading))
+        sleep_ms(1);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    put1(p[1]);
+    join(t);
+    ck_assert_int_eq(h->r_wait, POLLIN);
+    ck_assert_int_eq(h->r_sel, 1);
+    ck_assert_int_eq(h->r_recv, 77);
+    ck_assert_int_eq(h->r_read, 1);
+    ck_assert_int_eq(h->r_timeout, -ETIMEDOUT);
+    ck_assert_int_eq(h->r_ready, POLLIN);
+    ck_assert_int_eq(h->r_sleep, 0);
+    ck_assert_int_eq(chan_free(h->c), 0);
     fdclose(p[0]);
     fdclose(p[1]);
+}
+
+/* A scheduler that cannot wait on fds (any third party's): its tasks wait on them all the same,
+ * through libchan's poll thread, which unparks them; their park never sees an fd. */
+START_TEST(test_third_party_hook)
+{
+    struct hooked h = {.s = &hook_third, .c = chan_make(sizeof(int), 0)};
+    hooked_run(&h);
+    ck_assert_int_eq(h.t.parks_io, 0);
+    ck_assert_int_eq(h.t.fds_seen, 0);
+    ck_assert_int_ge(h.t.parks, 4);
 }
 END_TEST
 
@@ -792,7 +808,7 @@ END_TEST
 static void *consume_hooked(void *arg)
 {
     struct restart_run *r = arg;
-    struct htask t = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC)};
+    struct htask t = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC), .io = true};
     ck_assert_int_ge(t.efd, 0);
     h_self = &t;
     chan_sched_set(&hook_tree);
@@ -816,26 +832,10 @@ START_TEST(test_tree_hook_waits_on_fds)
 {
     sched_waits_fds(&hook_tree);
     struct hooked h = {.s = &hook_tree, .c = chan_make(sizeof(int), 0)};
-    int p[2];
-    mkpipe(p);
-    h.rd = p[0];
-    h.wr = p[1];
-    pthread_t t = spawn(hooked_thread, &h);
-    ck_assert(fd_blocked(p[0], POLLIN));
-    put1(p[1]); /* wakes the first wait, through the hook's poll: PARK_IO */
-    ck_assert(blocked_receivers_at_least(h.c, 1));
-    int v = 77;
-    ck_assert_int_eq(chan_send(h.c, &v), 0); /* wakes the select, through unpark */
-    join(t);
+    hooked_run(&h);
     sched_waits_fds(NULL);
-    ck_assert_int_eq(h.r_wait, POLLIN);
-    ck_assert_int_eq(h.r_sel, 1);
-    ck_assert_int_eq(h.r_recv, 77);
-    ck_assert_int_ge(h.t.parks_io, 1);
-    ck_assert_int_ge(h.t.fds_seen, 2);
-    ck_assert_int_eq(chan_free(h.c), 0);
-    fdclose(p[0]);
-    fdclose(p[1]);
+    ck_assert_int_ge(h.t.parks_io, 2);
+    ck_assert_int_ge(h.t.fds_seen, 4);
 }
 END_TEST
 

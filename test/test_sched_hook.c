@@ -11,7 +11,10 @@
  * operation parks again to consume the unpark and reports what the waker did (no value lost).
  * test_sched.c checks the hook's contract call by call with one task per thread.
  */
+#include "testnet.h"
 #include "testutil.h"
+
+#include <sys/wait.h>
 
 #include "coro.h"
 
@@ -552,6 +555,192 @@ END_TEST
         suite_add_tcase((suite), tc_);                                                             \
     } while (0)
 
+/* ---- Fds: coroutines wait on them through libchan's poll thread ------------------------------ */
+
+/* A pipe between two coroutines, each byte checked: the writer fills the pipe past its 64 KiB
+ * and waits for room, the reader drains it in small reads and waits for bytes; a third
+ * coroutine plays ping-pong with the test's thread meanwhile, which on one worker proves that
+ * no wait on an fd holds the worker. */
+enum { PIPE_BYTES = 1 << 20 };
+
+struct fdpipe {
+    int rd, wr;
+    long wrote, got, bad;
+};
+
+static unsigned char byte_at(long i) { return (unsigned char)(i * 131 + (i >> 11)); }
+
+static void pipe_writer(void *arg)
+{
+    struct fdpipe *f = arg;
+    unsigned char *buf = malloc(PIPE_BYTES);
+    ck_assert_ptr_nonnull(buf);
+    for (long i = 0; i < PIPE_BYTES; i++)
+        buf[i] = byte_at(i);
+    f->wrote = (long)chan_write(f->wr, buf, PIPE_BYTES, NULL, CHAN_FOREVER);
+    free(buf);
+}
+
+static void pipe_reader(void *arg)
+{
+    struct fdpipe *f = arg;
+    unsigned char b[1000];
+    for (;;) {
+        ssize_t n = chan_read(f->rd, b, sizeof b, NULL, CHAN_FOREVER);
+        if (n <= 0) {
+            if (n < 0)
+                f->bad++;
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            f->bad += b[i] != byte_at(f->got + i);
+        f->got += n;
+        if (f->got == PIPE_BYTES)
+            return;
+    }
+}
+
+static void ponger(void *arg)
+{
+    struct pingpong *pp = arg;
+    int v;
+    for (int i = 0; i < pp->rounds; i++) {
+        if (chan_recv(pp->ping, &v) != 0 || chan_send(pp->pong, &v) != 0)
+            pp->bad++;
+    }
+}
+
+START_TEST(test_coro_fd_pipe)
+{
+    struct fdpipe f = {0};
+    int p[2];
+    mkpipe(p);
+    f.rd = p[0];
+    f.wr = p[1];
+    struct pingpong pp = {.ping = mk(sizeof(int), 0), .pong = mk(sizeof(int), 0), .rounds = 200};
+    coro_start(_i + 1);
+    coro_go(pipe_reader, &f);
+    coro_go(pipe_writer, &f);
+    coro_go(ponger, &pp);
+    for (int i = 0; i < pp.rounds; i++) {
+        int v = i, w = -1;
+        ck_assert_int_eq(chan_send(pp.ping, &v), 0);
+        ck_assert_int_eq(chan_recv(pp.pong, &w), 0);
+        ck_assert_int_eq(w, i);
+    }
+    coro_wait();
+    ck_assert_int_eq(f.wrote, PIPE_BYTES);
+    ck_assert_int_eq(f.got, PIPE_BYTES);
+    ck_assert_int_eq(f.bad, 0);
+    ck_assert_int_eq(pp.bad, 0);
+    ck_assert_int_eq(chan_fd_close(p[0]), 0);
+    ck_assert_int_eq(chan_fd_close(p[1]), 0);
+    ck_assert_int_eq(chan_free(pp.ping), 0);
+    ck_assert_int_eq(chan_free(pp.pong), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* The other ends of a wait on an fd: a channel case that wins (the poll thread then never
+ * unparks the coroutine, which is freed at once: a late unpark would be a use-after-free), a
+ * deadline, a cancel channel, and chan_fd_close. */
+struct fdends {
+    int rd;     /* never written: its waits end otherwise */
+    int closed; /* closed by the test while a coroutine reads it */
+    chan_t *c, *cancel;
+    int r_sel, r_timeout, r_cancel, r_closed, v;
+};
+
+static void fd_select(void *arg)
+{
+    struct fdends *e = arg;
+    int rev = 0;
+    struct chan_case cs[2] = {chan_case_recv(chan_fd_chan(e->rd, POLLIN), &rev),
+                              chan_case_recv(e->c, &e->v)};
+    e->r_sel = chan_select(cs, 2);
+    e->r_timeout = chan_select_until(cs, 2, chan_now() + 20 * 1000000LL);
+    char b;
+    e->r_cancel = (int)chan_read(e->rd, &b, 1, e->cancel, CHAN_FOREVER);
+}
+
+static void fd_closed(void *arg)
+{
+    struct fdends *e = arg;
+    char b;
+    e->r_closed = (int)chan_read(e->closed, &b, 1, NULL, CHAN_FOREVER);
+}
+
+START_TEST(test_coro_fd_wait_ends)
+{
+    int p[2], q[2];
+    mkpipe(p);
+    mkpipe(q);
+    struct fdends e = {.rd = p[0], .closed = q[0], .c = mk(sizeof(int), 0), .cancel = mk(0, 0)};
+    coro_start(_i + 1);
+    coro_go(fd_select, &e);
+    coro_go(fd_closed, &e);
+    ck_assert(fd_waiter_queued(p[0], POLLIN, sleep_ms));
+    ck_assert(fd_waiter_queued(q[0], POLLIN, sleep_ms));
+    int v = 5;
+    ck_assert_int_eq(chan_send(e.c, &v), 0);
+    ck_assert_int_eq(chan_fd_close(q[0]), 0);
+    int tries = 0; /* the unbuffered cancel takes a send once the read waits on it */
+    while (chan_trysend(e.cancel, NULL) != 0 && tries++ < 10000)
+        sleep_ms(1);
+    coro_wait();
+    ck_assert_int_eq(e.r_sel, 1);
+    ck_assert_int_eq(e.v, 5);
+    ck_assert_int_eq(e.r_timeout, -ETIMEDOUT);
+    ck_assert_int_eq(e.r_cancel, -ECANCELED);
+    ck_assert_int_eq(e.r_closed, -EBADF);
+    ck_assert_int_eq(chan_fd_close(p[0]), 0);
+    ck_assert_int_eq(chan_fd_close(p[1]), 0);
+    ck_assert_int_eq(chan_fd_close(q[1]), 0);
+    ck_assert_int_eq(chan_free(e.c), 0);
+    ck_assert_int_eq(chan_free(e.cancel), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
+/* A child of fork() has no poll thread (the parent's started it): its first wait starts one. */
+static void read_one(void *arg)
+{
+    struct fdends *e = arg;
+    char b = 0;
+    e->r_closed = (int)chan_read(e->rd, &b, 1, NULL, CHAN_FOREVER);
+    e->v = b;
+}
+
+static int child_reads_pipe(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return 2;
+    struct fdends e = {.rd = p[0]};
+    coro_start(1);
+    coro_go(read_one, &e);
+    if (!fd_waiter_queued(p[0], POLLIN, sleep_ms))
+        return 3;
+    if (write(p[1], "k", 1) != 1)
+        return 4;
+    coro_wait();
+    return e.r_closed == 1 && e.v == 'k' && atomic_load(&coro_violations) == 0 ? 0 : 5;
+}
+
+START_TEST(test_coro_fd_after_fork)
+{
+    ck_assert_int_eq(child_reads_pipe(), 0); /* the parent's poll thread */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(child_reads_pipe());
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 #ifdef CHAN_TRACE_BUILD
 /* ---- Dumps name the coroutines (chan_trace_task_hook) ------------------------------------------ */
 
@@ -620,6 +809,9 @@ static Suite *sched_hook_suite(void)
     ADD_TEST(s, test_hook_give_up_loses_race, 30);
     ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
     ADD_TEST(s, test_hook_park_completes_its_own_operation, 30);
+    ADD_LOOP_TEST(s, test_coro_fd_pipe, 60, 2);
+    ADD_LOOP_TEST(s, test_coro_fd_wait_ends, 30, 2);
+    ADD_TEST(s, test_coro_fd_after_fork, 30);
 #ifdef CHAN_TRACE_BUILD
     ADD_TEST(s, test_hook_dump_names_task, 30);
 #endif
