@@ -84,8 +84,8 @@ chan_t *chan_fd_chan(int fd, short events);
  * with close(2) under a thread's wait: POLLNVAL, when the wait ends; see the top of the
  * file); -EBUSY (another operation already waits on fd in this direction); -EINVAL (events);
  * -ENOMEM; -EMFILE or -ENFILE (the thread's first wait on an fd, when no eventfd can be made);
- * -EAGAIN (a plugged-in scheduler's task, when the poll thread cannot be started: see above). A ready fd returns at once, whatever
- * cancel and the deadline. Does not change fd's flags. */
+ * -EAGAIN (a plugged-in scheduler's task, when the poll thread cannot be started: see above).
+ * A ready fd returns at once, whatever cancel and the deadline. Does not change fd's flags. */
 int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline);
 
 /* read(2) that waits as chan_fd_wait(fd, POLLIN, ...) whenever fd has nothing to read: the

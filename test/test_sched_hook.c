@@ -742,7 +742,7 @@ START_TEST(test_coro_fd_after_fork)
 END_TEST
 
 #ifdef CHAN_TRACE_BUILD
-/* ---- Dumps name the coroutines (chan_trace_task_hook) ------------------------------------------ */
+/* ---- Dumps name the coroutines (chan_trace_task_hook) ---------------------------------------- */
 
 static uint64_t coro_task_id(void) { return (uint64_t)(uintptr_t)coro_self(); }
 
