@@ -66,8 +66,9 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg); /* cfg NULL: every
 
 /* Runs fn(arg) as a new G. From any thread (a G or not). The G's id (>= 1; Go's goroutine id:
  * unique since the start, not in the order of the spawns across Ps), or -EINVAL (fn NULL, or
- * not started) or -ENOMEM (no stack: the scheduler is left as it was). A call that races chan_mpg_stop on another thread either counts its G as live, and the stop
- * says -EBUSY, or waits for the stop to end and says -EINVAL. */
+ * not started) or -ENOMEM (no stack: the scheduler is left as it was). A call that races
+ * chan_mpg_stop on another thread either counts its G as live, and the stop says -EBUSY, or
+ * waits for the stop to end and says -EINVAL. */
 int64_t chan_mpg_go(void (*fn)(void *), void *arg);
 
 /* The calling G's id; 0 when the caller is not a G. */
