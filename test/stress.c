@@ -180,6 +180,13 @@ static uint64_t checksum(const struct val *v)
     return mix(v->id ^ ((uint64_t)v->ch << 40) ^ ((uint64_t)v->epoch << 20) ^ 0x5bd1e995);
 }
 
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 /* ---- Values ---------------------------------------------------------------------------------- */
 
 /* A fresh value for channel ch, marked PENDING before it is offered; false when out of ids. */
@@ -381,22 +388,25 @@ static void op_close(int ch)
     atomic_store(&closed_seen[ch], 1);
 }
 
-/* ---- Layers (-L): a timer, a ticker, contexts, groups and WaitGroups ---------------------------
+/* ---- Layers (-L): timers, a ticker, contexts, groups and WaitGroups ----------------------------
  *
- * Each epoch the main thread makes a timer (first firing soon), a ticker of a short period and
- * a tree of contexts: 0 = with_cancel(background), 1 = with_deadline(0, somewhere in or after
- * the epoch), 2 = with_value(1), 3 = with_cancel(1). Workers reset, stop and receive from the
- * timer and the ticker, wait on the contexts' done channels (alone or in selects with the
- * epoch's channels), cancel them, make and free children of them, and run groups and
- * WaitGroups of short tasks. The epoch ends by cancelling context 0 (waking every waiter on a
- * done channel) before the channels are closed. The promises checked, by the function that
- * checks each:
+ * Each epoch the main thread makes a timer (first firing soon), a func timer, a ticker of a
+ * short period and a tree of contexts: 0 = with_cancel(background), 1 = with_deadline(0,
+ * somewhere in or after the epoch), 2 = with_value(1), 3 = with_cancel(1). Workers reset, stop
+ * and receive from the timers and the ticker, wait on the contexts' done channels (alone or
+ * in selects with the epoch's channels), cancel them, make and free children of them, and run
+ * groups and WaitGroups of short tasks. The epoch ends by cancelling context 0 (waking every
+ * waiter on a done channel) before the channels are closed. The promises checked, by the
+ * function that checks each:
  *   got_timer_value  chan_timer(3): a value is never from the future; no receive that starts
  *                    after a stop or reset has returned gets a value fired before that call
  *                    began (Go 1.23); layers_end: each arming ends exactly once, received or
  *                    reported by the stop/reset (1) that ended it: armings = values received +
  *                    stops and resets that returned 1 (so no firing is received twice or lost),
  *                    and after the last stop the channel is empty (chan_len and chan_cap 0).
+ *   layers_end       a func timer (AfterFunc), reset and stopped by workers and by its own fn:
+ *                    each arming ends exactly once, in a call of fn or in a stop/reset that
+ *                    returned 1 (chan_timer_stop(3): 1 means fn will not be called for it).
  *   got_tick         chan_ticker(3): ticks received one after another are increasing (a tick
  *                    is received once); no tick from before a stop or reset that has returned.
  *   check_ctx_err    chan_ctx(3): once done is closed, err is -ECANCELED or -ETIMEDOUT and never
@@ -421,10 +431,13 @@ static const int ctx_parent[NCTX] = {-1, 0, 1, 1};
 static const int ctx_slot[NCTX] = {0, 1, 1, 3}; /* whose err a context's is (2 is 1's value) */
 static bool use_layers;
 static chan_timer_t *tm;
+static chan_timer_t *_Atomic ftm; /* a func timer (Go's AfterFunc), calling ftm_fn; NULL while it
+                                     is being made (its fn may run before make returns) */
 static chan_ticker_t *tk;
 static chan_ctx_t *ctxs[NCTX];
 static int64_t ctx_deadline; /* context 1's, and so 2's and 3's */
 static atomic_ulong tm_arms, tm_ones, tm_recvd, tm_recvd_total, tk_recvd, ctx_dones, tasks_run;
+static atomic_ulong ftm_arms, ftm_ones, ftm_calls, ftm_calls_total;
 static _Atomic int64_t tm_floor, tk_floor, tk_last;
 static atomic_int ctx_cancelling[NCTX]; /* a chan_ctx_cancel of this context has begun */
 static atomic_int ctx_err_seen[NCTX];   /* the first non-zero err seen, by ctx_slot */
@@ -464,6 +477,23 @@ static void got_tick(int64_t v, int64_t floor, int64_t last, const char *op)
     max64(&tk_last, v);
 }
 
+/* The func timer's fn, on the timer thread: counts the call; every other call stops its own
+ * timer (allowed from fn: 0 unless a reset has rearmed it meanwhile, which that 1 ends). */
+static void ftm_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add_explicit(&ftm_calls_total, 1, memory_order_relaxed);
+    chan_timer_t *self = atomic_load(&ftm);
+    if (self && atomic_load(&ftm_calls) % 2) {
+        int r = chan_timer_stop(self);
+        if (r == 1)
+            atomic_fetch_add(&ftm_ones, 1);
+        else if (r != 0)
+            FAIL("chan_timer_stop of a func timer from its fn returned %d", r);
+    }
+    atomic_fetch_add(&ftm_calls, 1); /* the last touch: layers_end frees the timer after it */
+}
+
 static bool cancel_begun(int i)
 {
     for (int j = i; j >= 0; j = ctx_parent[j])
@@ -500,6 +530,17 @@ static void op_timer_reset(struct worker *w, int kind)
         if (res != 0 && res != 1)
             FAIL("chan_ticker_reset/stop returned %d", res);
         max64(&tk_floor, t0);
+        return;
+    }
+    if ((r >> 40) % 3 == 0) { /* the func timer */
+        res = kind == K_TIMER_RESET ? chan_timer_reset(ftm, (int64_t)((r >> 8) % 400000) - 50000)
+                                    : chan_timer_stop(ftm);
+        if (res != 0 && res != 1)
+            FAIL("%s of a func timer returned %d", kind_names[kind], res);
+        if (res == 1)
+            atomic_fetch_add(&ftm_ones, 1);
+        if (kind == K_TIMER_RESET && res >= 0)
+            atomic_fetch_add(&ftm_arms, 1);
         return;
     }
     res = kind == K_TIMER_RESET ? chan_timer_reset(tm, (int64_t)((r >> 8) % 400000) - 50000)
@@ -852,25 +893,31 @@ static void op_wg(struct worker *w)
 /* The main thread, before an epoch: a fresh timer, ticker and context tree. */
 static void layers_begin(uint64_t r)
 {
-    tm = chan_timer_make((int64_t)(r % 300000));
-    tk = chan_ticker_make(50000 + (int64_t)((r >> 20) % 500000));
-    ctxs[0] = chan_ctx_with_cancel(chan_ctx_background());
-    int64_t dl = chan_now() + (int64_t)((r >> 40) % 100) * 1000000;
-    ctxs[1] = ctxs[0] ? chan_ctx_with_deadline(ctxs[0], dl) : NULL;
-    ctxs[2] = ctxs[1] ? chan_ctx_with_value(ctxs[1], &key_obj, &key_obj) : NULL;
-    ctxs[3] = ctxs[1] ? chan_ctx_with_cancel(ctxs[1]) : NULL;
-    if (!tm || !tk || !ctxs[3]) {
-        perror("stress: making the epoch's timers and contexts");
-        exit(2);
-    }
-    if (chan_ctx_deadline(ctxs[1], &ctx_deadline) != 0 || ctx_deadline != dl)
-        FAIL("chan_ctx_deadline did not return the deadline given");
+    /* The books first: the func timer may fire before chan_timer_make_func returns. */
+    atomic_store(&ftm_arms, 1);
+    atomic_store(&ftm_ones, 0);
+    atomic_store(&ftm_calls, 0);
     atomic_store(&tm_arms, 1);
     atomic_store(&tm_ones, 0);
     atomic_store(&tm_recvd, 0);
     atomic_store(&tm_floor, INT64_MIN);
     atomic_store(&tk_floor, INT64_MIN);
     atomic_store(&tk_last, INT64_MIN);
+    tm = chan_timer_make((int64_t)(r % 300000));
+    tk = chan_ticker_make(50000 + (int64_t)((r >> 20) % 500000));
+    chan_timer_t *f = chan_timer_make_func((int64_t)((r >> 30) % 300000), ftm_fn, NULL);
+    ftm = f;
+    ctxs[0] = chan_ctx_with_cancel(chan_ctx_background());
+    int64_t dl = chan_now() + (int64_t)((r >> 40) % 100) * 1000000;
+    ctxs[1] = ctxs[0] ? chan_ctx_with_deadline(ctxs[0], dl) : NULL;
+    ctxs[2] = ctxs[1] ? chan_ctx_with_value(ctxs[1], &key_obj, &key_obj) : NULL;
+    ctxs[3] = ctxs[1] ? chan_ctx_with_cancel(ctxs[1]) : NULL;
+    if (!tm || !tk || !f || !ctxs[3]) {
+        perror("stress: making the epoch's timers and contexts");
+        exit(2);
+    }
+    if (chan_ctx_deadline(ctxs[1], &ctx_deadline) != 0 || ctx_deadline != dl)
+        FAIL("chan_ctx_deadline did not return the deadline given");
     for (int i = 0; i < NCTX; i++) {
         atomic_store(&ctx_cancelling[i], 0);
         atomic_store(&ctx_err_seen[i], 0);
@@ -900,6 +947,22 @@ static void layers_end(void)
     if (arms != got + ones)
         FAIL("timer: %lu armings, but %lu values received and %lu stops/resets that returned 1",
              arms, got, ones);
+    /* The func timer: each arming ends once, in a call of fn or in a stop/reset that returned 1.
+     * A final stop that says 0 may meet fn being called now: give it time to return. */
+    if ((r = chan_timer_stop(ftm)) == 1)
+        atomic_fetch_add(&ftm_ones, 1);
+    int64_t until = chan_now() + 10 * 1000000000LL;
+    while (atomic_load(&ftm_calls) + atomic_load(&ftm_ones) != atomic_load(&ftm_arms) &&
+           chan_now() < until)
+        sleep_us(100);
+    if (atomic_load(&ftm_calls) + atomic_load(&ftm_ones) != atomic_load(&ftm_arms))
+        FAIL("func timer: %lu armings, but %lu calls of fn and %lu stops/resets that returned 1",
+             atomic_load(&ftm_arms), atomic_load(&ftm_calls), atomic_load(&ftm_ones));
+    if (chan_timer_chan(ftm) != NULL)
+        FAIL("a func timer has a channel");
+    if ((r = chan_timer_free(ftm)) != 0)
+        FAIL("chan_timer_free of a func timer returned %d", r);
+    ftm = NULL;
     if (chan_ticker_stop(tk) < 0 || (r = chan_tryrecv(chan_ticker_chan(tk), &v)) != -EAGAIN)
         FAIL("a receive from the ticker's channel after its stop returned %d", r);
     if (chan_len(chan_timer_chan(tm)) || chan_cap(chan_timer_chan(tm)) ||
@@ -1219,13 +1282,6 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* ---- Goroutines (-G) ------------------------------------------------------------------------ */
 
 static int ngs =
@@ -1482,10 +1538,10 @@ int main(int argc, char **argv)
            "closes); %lu values checked: each sent once, received once; %lu violations\n",
            total, epochs, stalls, per_kind[K_CLOSE], values, atomic_load(&violations));
     if (use_layers)
-        printf("stress: layers: %lu timer values and %lu ticks received, %lu context "
-               "cancellations seen, %lu group and WaitGroup tasks run\n",
-               atomic_load(&tm_recvd_total), atomic_load(&tk_recvd), atomic_load(&ctx_dones),
-               atomic_load(&tasks_run));
+        printf("stress: layers: %lu timer values and %lu ticks received, %lu func timer calls, "
+               "%lu context cancellations seen, %lu group and WaitGroup tasks run\n",
+               atomic_load(&tm_recvd_total), atomic_load(&tk_recvd), atomic_load(&ftm_calls_total),
+               atomic_load(&ctx_dones), atomic_load(&tasks_run));
     if (use_hook && !atomic_load(&violations))
         printf(
             "stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",
