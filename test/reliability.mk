@@ -50,6 +50,7 @@ STRESS_ARGS = -d $(or $(DURATION),10) -t $(or $(THREADS),4) $(if $(SCHED),-S) $(
   $(if $(SEED),-s $(SEED))
 
 stress: lib $(if $(GS),$(STRESS_MPG_BIN),$(STRESS_BIN))
+	$(if $(GS),$(if $(STRESS_MPG_BIN),,$(error make stress GS=1: needs libchan-mpg (MPG=1, hwloc))))
 	$(STRESS_ENV) $(if $(GS),$(STRESS_MPG_BIN) -G -P $(or $(PROCS),2),$(STRESS_BIN)) $(STRESS_ARGS)
 
 # ~3 s in all: plain threads, then half the threads through a checking scheduler hook (-S), with
