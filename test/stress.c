@@ -6,10 +6,24 @@
  * plain program, run by `make stress DURATION=N THREADS=N` and briefly by `make test`.
  *
  *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs] [-S]
+ *                          [-L]
+ *   build/MODE/test/stress_mpg ... [-G] [-P procs]     (the same program with libchan-mpg)
  *
  * -S: the odd-numbered workers block through a plugged-in struct chan_sched that checks the
  * promises chan.h makes to schedulers (see task_park below), sharing the channels with plain
  * threads.
+ *
+ * -G (stress_mpg only, built from this file with -DSTRESS_MPG and libchan-mpg): three workers
+ * in four are goroutines of libchan-mpg on -P Ps (default 2), the rest plain threads, all on
+ * the same channels. Each epoch's Gs are spawned afresh and joined with a chan_wg_t; now and
+ * then a G yields, sleeps on the scheduler's timer or makes a system call (syscall_enter/exit
+ * around a short sleep), so that stealing, runnext, sysmon's retakes and the parking of Gs all
+ * meet the channel operations. At the end chan_mpg_wait must find every G returned and
+ * chan_mpg_stop must succeed. Group and WaitGroup tasks (-L) are then Gs or threads, mixed.
+ *
+ * -L: the layers around the core join the mix (see "Layers" below): a timer and a ticker reset,
+ * stopped and received from concurrently; a tree of contexts cancelled and timing out while
+ * selects wait on their done channels; groups (errgroup) and WaitGroups of short tasks.
  *
  * -w: the watchdog's limit (default 120 s): an epoch (normally 50 ms, ended by closing every
  * channel) still running that long after it began is reported, with the operation each worker
@@ -36,6 +50,8 @@
  *     reported closed-and-drained, a receive that starts later never returns a value, and
  *     never reports "not ready" either (a closed channel is always ready); exactly one
  *     chan_close per channel returns 0.
+ *   - With -L, the promises of chan_timer(3), chan_ctx(3), chan_wg(3) and chan_group(3) listed
+ *     at "Layers" below.
  *   - FIFO per sender on buffered channels is not checked here (test_chan covers it); neither
  *     is timing. The program never asserts anything about speed.
  */
@@ -52,6 +68,11 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "sync/chan_sync.h"
+#include "time/chan_time.h"
+#ifdef STRESS_MPG
+#include "sched/chan_sched_mpg.h"
+#endif
 
 #define NCH 6          /* channels per epoch */
 #define SIG 5          /* the signal-only channel (elemsize 0) */
@@ -91,7 +112,7 @@ struct worker {
     _Atomic uint8_t *recvd; /* [PER]: times received */
     _Alignas(64) atomic_ulong progress;
     atomic_int current; /* the kind of operation under way, -1 between them */
-    unsigned long ops[16];
+    unsigned long ops[32];
     unsigned long values_ok;
 };
 
@@ -109,11 +130,25 @@ enum {
     K_SELECT_UNTIL,
     K_CLOSE,
     K_LEN,
+    /* -L */
+    K_TIMER_RESET,
+    K_TIMER_STOP,
+    K_TIME_RECV,
+    K_TICKER_RESET,
+    K_CTX_WAIT,
+    K_CTX_ERR,
+    K_CTX_CANCEL,
+    K_CTX_CHILD,
+    K_GROUP,
+    K_WG,
     K_NKINDS
 };
-static const char *kind_names[K_NKINDS] = {"send",         "recv",       "trysend", "tryrecv",
-                                           "send_until",   "recv_until", "select",  "tryselect",
-                                           "select_until", "close",      "len/cap"};
+static const char *kind_names[K_NKINDS] = {
+    "send",       "recv",        "trysend",    "tryrecv",           "send_until",
+    "recv_until", "select",      "tryselect",  "select_until",      "close",
+    "len/cap",    "timer_reset", "timer_stop", "timer/ticker recv", "ticker_reset/stop",
+    "ctx_wait",   "ctx_err",     "ctx_cancel", "ctx_child",         "group",
+    "waitgroup"};
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -143,6 +178,13 @@ static uint64_t rnd(struct worker *w)
 static uint64_t checksum(const struct val *v)
 {
     return mix(v->id ^ ((uint64_t)v->ch << 40) ^ ((uint64_t)v->epoch << 20) ^ 0x5bd1e995);
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 /* ---- Values ---------------------------------------------------------------------------------- */
@@ -346,6 +388,602 @@ static void op_close(int ch)
     atomic_store(&closed_seen[ch], 1);
 }
 
+/* ---- Layers (-L): timers, a ticker, contexts, groups and WaitGroups ----------------------------
+ *
+ * Each epoch the main thread makes a timer (first firing soon), a func timer, a ticker of a
+ * short period and a tree of contexts: 0 = with_cancel(background), 1 = with_deadline(0,
+ * somewhere in or after the epoch), 2 = with_value(1), 3 = with_cancel(1). Workers reset, stop
+ * and receive from the timers and the ticker, wait on the contexts' done channels (alone or
+ * in selects with the epoch's channels), cancel them, make and free children of them, and run
+ * groups and WaitGroups of short tasks. The epoch ends by cancelling context 0 (waking every
+ * waiter on a done channel) before the channels are closed. The promises checked, by the
+ * function that checks each:
+ *   got_timer_value  chan_timer(3): a value is never from the future; no receive that starts
+ *                    after a stop or reset has returned gets a value fired before that call
+ *                    began (Go 1.23); layers_end: each arming ends exactly once, received or
+ *                    reported by the stop/reset (1) that ended it: armings = values received +
+ *                    stops and resets that returned 1 (so no firing is received twice or lost),
+ *                    and after the last stop the channel is empty (chan_len and chan_cap 0).
+ *   layers_end       a func timer (AfterFunc), reset and stopped by workers and by its own fn:
+ *                    each arming ends exactly once, in a call of fn or in a stop/reset that
+ *                    returned 1 (chan_timer_stop(3): 1 means fn will not be called for it).
+ *   got_tick         chan_ticker(3): ticks received one after another are increasing (a tick
+ *                    is received once); no tick from before a stop or reset that has returned.
+ *   check_ctx_err    chan_ctx(3): once done is closed, err is -ECANCELED or -ETIMEDOUT and never
+ *                    changes (the value context shares its parent's); -ETIMEDOUT only under the
+ *                    deadline and not before it; -ECANCELED only after a cancel of the context
+ *                    or an ancestor began; op_ctx_err: err non-zero means done is closed;
+ *                    op_ctx_cancel: when cancel returns the whole subtree is cancelled;
+ *                    op_ctx_child: a child of a cancelled context is born with its error, its
+ *                    deadline is no later than its parent's; free returns 0. Every waiter is
+ *                    woken: a chan_recv on done with no deadline ends only by the cancel (the
+ *                    watchdog reports a lost one).
+ *   op_group         chan_group(3): wait returns only when every started task has returned,
+ *                    with the one failing task's error (0 if it did not start), the group's
+ *                    context then cancelled; the failure cancels the context and wakes the
+ *                    other tasks, blocked on its done channel; free returns 0.
+ *   op_wg            chan_wg(3): a wait (chan_wg_wait, its _until form, or a select on
+ *                    chan_wg_chan) returns only when every task has called done; a done past
+ *                    zero is -EINVAL; free returns 0 once the tasks' calls have returned.
+ */
+#define NCTX 4
+static const int ctx_parent[NCTX] = {-1, 0, 1, 1};
+static const int ctx_slot[NCTX] = {0, 1, 1, 3}; /* whose err a context's is (2 is 1's value) */
+static bool use_layers;
+static chan_timer_t *tm;
+static chan_timer_t *_Atomic ftm; /* a func timer (Go's AfterFunc), calling ftm_fn; NULL while it
+                                     is being made (its fn may run before make returns) */
+static chan_ticker_t *tk;
+static chan_ctx_t *ctxs[NCTX];
+static int64_t ctx_deadline; /* context 1's, and so 2's and 3's */
+static atomic_ulong tm_arms, tm_ones, tm_recvd, tm_recvd_total, tk_recvd, ctx_dones, tasks_run;
+static atomic_ulong ftm_arms, ftm_ones, ftm_calls, ftm_calls_total;
+static _Atomic int64_t tm_floor, tk_floor, tk_last;
+static atomic_int ctx_cancelling[NCTX]; /* a chan_ctx_cancel of this context has begun */
+static atomic_int ctx_err_seen[NCTX];   /* the first non-zero err seen, by ctx_slot */
+static int key_obj;
+static bool use_mpg; /* -G */
+
+static void max64(_Atomic int64_t *a, int64_t v)
+{
+    int64_t cur = atomic_load(a);
+    while (cur < v && !atomic_compare_exchange_weak(a, &cur, v)) {
+    }
+}
+
+static void got_timer_value(int64_t v, int64_t floor, const char *op)
+{
+    atomic_fetch_add(&tm_recvd, 1);
+    atomic_fetch_add_explicit(&tm_recvd_total, 1, memory_order_relaxed);
+    if (v < floor)
+        FAIL("%s: the timer's value %lld is from before a stop/reset (begun at %lld) that had "
+             "returned when the receive began",
+             op, (long long)v, (long long)floor);
+    if (v > chan_now())
+        FAIL("%s: the timer's value %lld is in the future", op, (long long)v);
+}
+
+static void got_tick(int64_t v, int64_t floor, int64_t last, const char *op)
+{
+    atomic_fetch_add(&tk_recvd, 1);
+    if (v <= last)
+        FAIL("%s: tick %lld is not after tick %lld, received before this receive began", op,
+             (long long)v, (long long)last);
+    if (v < floor)
+        FAIL("%s: tick %lld is from before a stop/reset (begun at %lld) that had returned", op,
+             (long long)v, (long long)floor);
+    if (v > chan_now())
+        FAIL("%s: tick %lld is in the future", op, (long long)v);
+    max64(&tk_last, v);
+}
+
+/* The func timer's fn, on the timer thread: counts the call; every other call stops its own
+ * timer (allowed from fn: 0 unless a reset has rearmed it meanwhile, which that 1 ends). */
+static void ftm_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add_explicit(&ftm_calls_total, 1, memory_order_relaxed);
+    chan_timer_t *self = atomic_load(&ftm);
+    if (self && atomic_load(&ftm_calls) % 2) {
+        int r = chan_timer_stop(self);
+        if (r == 1)
+            atomic_fetch_add(&ftm_ones, 1);
+        else if (r != 0)
+            FAIL("chan_timer_stop of a func timer from its fn returned %d", r);
+    }
+    atomic_fetch_add(&ftm_calls, 1); /* the last touch: layers_end frees the timer after it */
+}
+
+static bool cancel_begun(int i)
+{
+    for (int j = i; j >= 0; j = ctx_parent[j])
+        if (atomic_load(&ctx_cancelling[j]))
+            return true;
+    return false;
+}
+
+/* Context i's done channel was seen closed, or its err non-zero: err is e. */
+static void check_ctx_err(int i, int e, const char *op)
+{
+    atomic_fetch_add_explicit(&ctx_dones, 1, memory_order_relaxed);
+    if (e != -ECANCELED && e != -ETIMEDOUT) {
+        FAIL("%s: context %d is done but its err is %d", op, i, e);
+        return;
+    }
+    int first = 0;
+    if (!atomic_compare_exchange_strong(&ctx_err_seen[ctx_slot[i]], &first, e) && first != e)
+        FAIL("%s: context %d's err is %d, earlier %d (it never changes)", op, i, e, first);
+    if (e == -ETIMEDOUT && (i == 0 || chan_now() < ctx_deadline))
+        FAIL("%s: context %d timed out %s", op, i, i == 0 ? "without a deadline" : "early");
+    if (e == -ECANCELED && !cancel_begun(i))
+        FAIL("%s: context %d says cancelled, but no cancel of it or an ancestor has begun", op, i);
+}
+
+static void op_timer_reset(struct worker *w, int kind)
+{
+    int64_t t0 = chan_now();
+    uint64_t r = rnd(w);
+    int res;
+    if (kind == K_TICKER_RESET) {
+        res = r % 4 ? chan_ticker_reset(tk, 50000 + (int64_t)((r >> 8) % 500000))
+                    : chan_ticker_stop(tk);
+        if (res != 0 && res != 1)
+            FAIL("chan_ticker_reset/stop returned %d", res);
+        max64(&tk_floor, t0);
+        return;
+    }
+    if ((r >> 40) % 3 == 0) { /* the func timer */
+        res = kind == K_TIMER_RESET ? chan_timer_reset(ftm, (int64_t)((r >> 8) % 400000) - 50000)
+                                    : chan_timer_stop(ftm);
+        if (res != 0 && res != 1)
+            FAIL("%s of a func timer returned %d", kind_names[kind], res);
+        if (res == 1)
+            atomic_fetch_add(&ftm_ones, 1);
+        if (kind == K_TIMER_RESET && res >= 0)
+            atomic_fetch_add(&ftm_arms, 1);
+        return;
+    }
+    res = kind == K_TIMER_RESET ? chan_timer_reset(tm, (int64_t)((r >> 8) % 400000) - 50000)
+                                : chan_timer_stop(tm);
+    if (res != 0 && res != 1)
+        FAIL("%s returned %d", kind_names[kind], res);
+    if (res == 1)
+        atomic_fetch_add(&tm_ones, 1);
+    if (kind == K_TIMER_RESET && res >= 0)
+        atomic_fetch_add(&tm_arms, 1);
+    max64(&tm_floor, t0);
+}
+
+/* Receives from the timer or the ticker alone, or selects over both, a context's done channel
+ * and a receive on one of the epoch's channels. */
+static void op_time_recv(struct worker *w)
+{
+    int64_t tmf = atomic_load(&tm_floor), tkf = atomic_load(&tk_floor);
+    int64_t tkl = atomic_load(&tk_last);
+    uint64_t r = rnd(w);
+    int64_t tv = -1, kv = -1;
+    if (r % 3 == 0) {
+        bool ticker = (r >> 8) & 1;
+        chan_t *c = ticker ? chan_ticker_chan(tk) : chan_timer_chan(tm);
+        int64_t *v = ticker ? &kv : &tv;
+        int res = (r >> 9) & 1 ? chan_tryrecv(c, v) : chan_recv_until(c, v, deadline_for(w));
+        if (res == 0)
+            ticker ? got_tick(kv, tkf, tkl, "recv") : got_timer_value(tv, tmf, "recv");
+        else if (res != -EAGAIN && res != -ETIMEDOUT)
+            FAIL("receive from the %s returned %d", ticker ? "ticker" : "timer", res);
+        return;
+    }
+    int ci = (int)((r >> 8) % NCTX), ch = (int)((r >> 12) % NCH);
+    struct val v;
+    memset(&v, 0xAA, sizeof v);
+    bool drained = atomic_load(&drained_seen[ch]);
+    struct chan_case cs[4] = {
+        {.chan = chan_timer_chan(tm), .elem = &tv, .dir = CHAN_RECV},
+        {.chan = chan_ticker_chan(tk), .elem = &kv, .dir = CHAN_RECV},
+        {.chan = chan_ctx_done(ctxs[ci]), .dir = CHAN_RECV},
+        {.chan = (r >> 16) & 1 ? chans[ch] : NULL, .elem = &v, .dir = CHAN_RECV},
+    };
+    /* Blocking without a deadline is safe: the epoch's end cancels every context. */
+    int res = (r >> 17) % 32 == 0   ? chan_select(cs, 4)
+              : (r >> 17) % 32 < 12 ? chan_tryselect(cs, 4)
+                                    : chan_select_until(cs, 4, deadline_for(w));
+    switch (res) {
+    case 0:
+        if (!cs[0].ok)
+            FAIL("select: the timer's channel reported closed");
+        got_timer_value(tv, tmf, "select");
+        break;
+    case 1:
+        if (!cs[1].ok)
+            FAIL("select: the ticker's channel reported closed");
+        got_tick(kv, tkf, tkl, "select");
+        break;
+    case 2:
+        if (cs[2].ok)
+            FAIL("select: a value received from context %d's done channel", ci);
+        check_ctx_err(ci, chan_ctx_err(ctxs[ci]), "select on done");
+        break;
+    case 3:
+        if (cs[3].ok)
+            got_value(ch, &v);
+        check_recv(ch, drained, cs[3].ok ? 0 : -EPIPE, "select with timers");
+        break;
+    default:
+        if (res != -EAGAIN && res != -ETIMEDOUT)
+            FAIL("select over timers, done and a channel returned %d", res);
+        if (drained && cs[3].chan)
+            FAIL("select over timers reported not ready with a drained channel among its cases");
+    }
+}
+
+/* Waits on a context's done channel: at most until a deadline, or for good (the epoch's end
+ * cancels context 0, and so all of them: a waiter not woken is a hang the watchdog reports). */
+static void op_ctx_wait(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    int i = (int)(r % NCTX);
+    chan_t *done = chan_ctx_done(ctxs[i]);
+    if (!done) {
+        FAIL("context %d has no done channel", i);
+        return;
+    }
+    int res = (r >> 8) % 16 == 0  ? chan_recv(done, NULL)
+              : (r >> 8) % 4 == 1 ? chan_tryrecv(done, NULL)
+                                  : chan_recv_until(done, NULL, deadline_for(w));
+    if (res == -EPIPE)
+        check_ctx_err(i, chan_ctx_err(ctxs[i]), "receive on done");
+    else if (res != -EAGAIN && res != -ETIMEDOUT)
+        FAIL("receive on context %d's done channel returned %d", i, res);
+}
+
+static void op_ctx_err(struct worker *w)
+{
+    int i = (int)(rnd(w) % NCTX);
+    int seen = atomic_load(&ctx_err_seen[ctx_slot[i]]);
+    int e = chan_ctx_err(ctxs[i]);
+    if (e == 0) {
+        if (seen)
+            FAIL("context %d's err went back to 0 from %d", i, seen);
+        return;
+    }
+    int r = chan_tryrecv(chan_ctx_done(ctxs[i]), NULL);
+    if (r != -EPIPE)
+        FAIL("context %d's err is %d but a receive on its done channel returned %d", i, e, r);
+    check_ctx_err(i, e, "chan_ctx_err");
+}
+
+static void op_ctx_cancel(struct worker *w)
+{
+    int i = (int)(rnd(w) % NCTX);
+    if (i == 2) { /* a value context has no cancel of its own */
+        int r = chan_ctx_cancel(ctxs[2]);
+        if (r != -EINVAL)
+            FAIL("chan_ctx_cancel of a value context returned %d", r);
+        return;
+    }
+    atomic_store(&ctx_cancelling[i], 1);
+    int r = chan_ctx_cancel(ctxs[i]);
+    if (r != 0)
+        FAIL("chan_ctx_cancel returned %d", r);
+    for (int j = i; j < NCTX; j++) {
+        bool under = false;
+        for (int k = j; k >= 0; k = ctx_parent[k])
+            under |= k == i;
+        if (!under)
+            continue;
+        int e = chan_ctx_err(ctxs[j]);
+        if (e == 0)
+            FAIL("context %d not cancelled when the cancel of its ancestor %d returned", j, i);
+        else
+            check_ctx_err(j, e, "after chan_ctx_cancel");
+    }
+}
+
+static void op_ctx_child(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    int i = (int)(r % NCTX);
+    int pe = chan_ctx_err(ctxs[i]);
+    int64_t pd = 0;
+    chan_ctx_t *c = (r >> 8) % 3 == 0 ? chan_ctx_with_cancel(ctxs[i])
+                    : (r >> 8) % 3 == 1
+                        ? chan_ctx_with_timeout(ctxs[i], (int64_t)(r >> 16) % 300000)
+                        : chan_ctx_with_value(ctxs[i], &key_obj, w);
+    if (!c) {
+        FAIL("making a child of context %d: errno %d", i, errno);
+        return;
+    }
+    int ce = chan_ctx_err(c);
+    if (pe && ce != pe)
+        FAIL("a child of context %d (err %d) was born with err %d", i, pe, ce);
+    if (i > 0 && chan_ctx_deadline(c, &pd) != 0)
+        FAIL("a child of context %d has no deadline", i);
+    else if (i > 0 && pd > ctx_deadline)
+        FAIL("a child of context %d has a later deadline than its parent", i);
+    void *val;
+    if ((r >> 8) % 3 == 2 && (chan_ctx_value(c, &key_obj, &val) != 0 || val != w))
+        FAIL("chan_ctx_value of a value context did not find its value");
+    if ((r >> 20) & 1) {
+        int res = chan_recv_until(chan_ctx_done(c), NULL, deadline_for(w));
+        if (res == -EPIPE && chan_ctx_err(c) == 0)
+            FAIL("a child context's done channel closed with err 0");
+        else if (res != -EPIPE && res != -ETIMEDOUT)
+            FAIL("receive on a child context's done channel returned %d", res);
+    }
+    int fr = chan_ctx_free(c);
+    if (fr != 0)
+        FAIL("chan_ctx_free of a child context returned %d", fr);
+}
+
+/* Tasks of a group or a WaitGroup, sharing one record that the worker who made them frees. */
+struct tasks {
+    chan_wg_t *wg;
+    int fail;               /* the task (by start order) that fails, or -1 */
+    atomic_int next;        /* start order */
+    atomic_int finished;    /* tasks whose work is done (before they return or call done) */
+    atomic_int returned;    /* WaitGroup tasks past their chan_wg_done */
+    _Atomic uint64_t pause; /* how long a task waits, ns */
+};
+
+#define TASK_ERR 77
+
+static int group_task(chan_ctx_t *ctx, void *arg)
+{
+    struct tasks *ts = arg;
+    atomic_fetch_add(&tasks_run, 1);
+    int i = atomic_fetch_add(&ts->next, 1);
+    chan_t *done = chan_ctx_done(ctx);
+    int rc = 0;
+    if (i == ts->fail) {
+        chan_recv_until(done, NULL, chan_now() + (int64_t)atomic_load(&ts->pause));
+        rc = TASK_ERR;
+    } else if (ts->fail >= 0) {
+        /* Only the failure, or the epoch's end, cancels the context: it must wake this. */
+        int r = chan_recv(done, NULL);
+        if (r != -EPIPE || chan_ctx_err(ctx) == 0)
+            FAIL("a group task's receive on done returned %d, err %d", r, chan_ctx_err(ctx));
+    } else {
+        int r = chan_recv_until(done, NULL, chan_now() + (int64_t)atomic_load(&ts->pause));
+        if (r != -EPIPE && r != -ETIMEDOUT)
+            FAIL("a group task's receive on done returned %d", r);
+    }
+    atomic_fetch_add(&ts->finished, 1);
+    return rc;
+}
+
+static void wg_task(void *arg)
+{
+    struct tasks *ts = arg;
+    atomic_fetch_add(&tasks_run, 1);
+    /* A timed wait on a nil channel: never ready, so it waits out the deadline. */
+    if (chan_recv_until(NULL, NULL, chan_now() + (int64_t)atomic_load(&ts->pause)) != -ETIMEDOUT)
+        FAIL("a receive on a nil channel did not time out");
+    atomic_fetch_add(&ts->finished, 1);
+    int r = chan_wg_done(ts->wg);
+    if (r != 0)
+        FAIL("chan_wg_done returned %d", r);
+    atomic_fetch_add(&ts->returned, 1);
+}
+
+static void *wg_thread(void *arg)
+{
+    wg_task(arg);
+    return NULL;
+}
+
+static void yield_now(void)
+{
+#ifdef STRESS_MPG
+    chan_mpg_yield(); /* sched_yield() outside a G */
+#else
+    sched_yield();
+#endif
+}
+
+/* A group of 1 to 4 tasks (Gs or threads), with or without a limit, one of them failing or
+ * none; go or trygo; then wait and free. */
+static void op_group(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    struct tasks ts = {.fail = -1};
+    int n = 1 + (int)(r % 4);
+    if ((r >> 4) % 3)
+        ts.fail = (int)((r >> 6) % (unsigned)n);
+    atomic_init(&ts.pause, (r >> 12) % 200000);
+    chan_group_t *g = chan_group_make(ctxs[(r >> 8) % NCTX]);
+    if (!g) {
+        FAIL("chan_group_make: errno %d", errno);
+        return;
+    }
+    int limit = (int)((r >> 10) % 4) - 1; /* -1: none */
+    if (limit > 0 && chan_group_set_limit(g, limit) != 0)
+        FAIL("chan_group_set_limit(%d) refused on a new group", limit);
+#ifdef STRESS_MPG
+    if (use_mpg && (r >> 30) % 4)
+        chan_group_set_spawn(g, chan_mpg_go);
+#endif
+    int started = 0;
+    for (int k = 0; k < n; k++) {
+        bool try = (r >> (32 + k)) & 1;
+        int res = try ? chan_group_trygo(g, group_task, &ts) : chan_group_go(g, group_task, &ts);
+        if (res == 0)
+            started++;
+        else if (!(try && res == -EAGAIN && limit > 0))
+            FAIL("chan_group_%s returned %d", try ? "trygo" : "go", res);
+    }
+    int e = chan_group_wait(g);
+    int fin = atomic_load(&ts.finished);
+    if (fin != started)
+        FAIL("chan_group_wait returned with %d of %d tasks finished", fin, started);
+    int want = ts.fail >= 0 && ts.fail < started ? TASK_ERR : 0;
+    if (e != want)
+        FAIL("chan_group_wait returned %d, the failing task's error being %d", e, want);
+    if (chan_ctx_err(chan_group_ctx(g)) == 0)
+        FAIL("a group's context not cancelled when its wait returned");
+    int fr = chan_group_free(g);
+    if (fr != 0)
+        FAIL("chan_group_free after the wait returned %d", fr);
+}
+
+/* A WaitGroup of 1 to 4 tasks (Gs or threads): added at once or one by one; waited for by
+ * chan_wg_wait, by a loop of chan_wg_wait_until, or by a select on chan_wg_chan. */
+static void op_wg(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    struct tasks ts = {.fail = -1};
+    int n = 1 + (int)(r % 4);
+    atomic_init(&ts.pause, (r >> 12) % 200000);
+    ts.wg = chan_wg_make();
+    if (!ts.wg) {
+        FAIL("chan_wg_make: errno %d", errno);
+        return;
+    }
+    bool at_once = (r >> 2) & 1;
+    if (at_once && chan_wg_add(ts.wg, n) != 0)
+        FAIL("chan_wg_add(%d) on a new WaitGroup failed", n);
+    for (int k = 0; k < n; k++) {
+        if (!at_once && chan_wg_add(ts.wg, 1) != 0)
+            FAIL("chan_wg_add(1) failed");
+        bool as_g = use_mpg && (r >> (32 + k)) & 1;
+        int res = -1;
+#ifdef STRESS_MPG
+        if (as_g)
+            res = chan_mpg_go(wg_task, &ts) > 0 ? 0 : -1;
+#endif
+        if (!as_g) {
+            pthread_t th;
+            pthread_attr_t a;
+            pthread_attr_init(&a);
+            pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+            res = pthread_create(&th, &a, wg_thread, &ts) == 0 ? 0 : -1;
+            pthread_attr_destroy(&a);
+        }
+        if (res != 0) { /* not started: its share is done here */
+            FAIL("starting a WaitGroup task failed");
+            atomic_fetch_add(&ts.finished, 1);
+            chan_wg_done(ts.wg);
+            atomic_fetch_add(&ts.returned, 1);
+        }
+    }
+    int form = (int)((r >> 4) % 3), res;
+    if (form == 0) {
+        res = chan_wg_wait(ts.wg);
+    } else if (form == 1) {
+        while ((res = chan_wg_wait_until(ts.wg, chan_now() + 50000)) == -ETIMEDOUT) {
+        }
+    } else {
+        chan_t *c = chan_wg_chan(ts.wg);
+        struct chan_case cs[1] = {{.chan = c, .dir = CHAN_RECV}};
+        while ((res = chan_select_until(cs, 1, chan_now() + 50000)) == -ETIMEDOUT) {
+        }
+        if (res == 0 && cs[0].ok)
+            FAIL("a value received from a WaitGroup's channel");
+    }
+    int fin = atomic_load(&ts.finished);
+    if (res != 0 || fin != n)
+        FAIL("a WaitGroup wait (form %d) returned %d with %d of %d tasks done", form, res, fin, n);
+    while (atomic_load(&ts.returned) != n) /* their chan_wg_done calls have returned */
+        yield_now();
+    if ((res = chan_wg_done(ts.wg)) != -EINVAL)
+        FAIL("chan_wg_done at a counter of zero returned %d", res);
+    if ((res = chan_wg_free(ts.wg)) != 0)
+        FAIL("chan_wg_free after the wait returned %d", res);
+}
+
+/* The main thread, before an epoch: a fresh timer, ticker and context tree. */
+static void layers_begin(uint64_t r)
+{
+    /* The books first: the func timer may fire before chan_timer_make_func returns. */
+    atomic_store(&ftm_arms, 1);
+    atomic_store(&ftm_ones, 0);
+    atomic_store(&ftm_calls, 0);
+    atomic_store(&tm_arms, 1);
+    atomic_store(&tm_ones, 0);
+    atomic_store(&tm_recvd, 0);
+    atomic_store(&tm_floor, INT64_MIN);
+    atomic_store(&tk_floor, INT64_MIN);
+    atomic_store(&tk_last, INT64_MIN);
+    tm = chan_timer_make((int64_t)(r % 300000));
+    tk = chan_ticker_make(50000 + (int64_t)((r >> 20) % 500000));
+    chan_timer_t *f = chan_timer_make_func((int64_t)((r >> 30) % 300000), ftm_fn, NULL);
+    ftm = f;
+    ctxs[0] = chan_ctx_with_cancel(chan_ctx_background());
+    int64_t dl = chan_now() + (int64_t)((r >> 40) % 100) * 1000000;
+    ctxs[1] = ctxs[0] ? chan_ctx_with_deadline(ctxs[0], dl) : NULL;
+    ctxs[2] = ctxs[1] ? chan_ctx_with_value(ctxs[1], &key_obj, &key_obj) : NULL;
+    ctxs[3] = ctxs[1] ? chan_ctx_with_cancel(ctxs[1]) : NULL;
+    if (!tm || !tk || !f || !ctxs[3]) {
+        perror("stress: making the epoch's timers and contexts");
+        exit(2);
+    }
+    if (chan_ctx_deadline(ctxs[1], &ctx_deadline) != 0 || ctx_deadline != dl)
+        FAIL("chan_ctx_deadline did not return the deadline given");
+    for (int i = 0; i < NCTX; i++) {
+        atomic_store(&ctx_cancelling[i], 0);
+        atomic_store(&ctx_err_seen[i], 0);
+    }
+}
+
+/* The main thread, as the epoch ends: cancel the tree, waking every waiter on a done channel. */
+static void layers_cancel(void)
+{
+    atomic_store(&ctx_cancelling[0], 1);
+    if (chan_ctx_cancel(ctxs[0]) != 0)
+        FAIL("chan_ctx_cancel of the epoch's root context failed");
+}
+
+/* The main thread, after the workers have stopped: the books of the timer, the ticker and the
+ * contexts, then freeing them. */
+static void layers_end(void)
+{
+    int r = chan_timer_stop(tm);
+    if (r == 1)
+        atomic_fetch_add(&tm_ones, 1);
+    int64_t v;
+    if ((r = chan_tryrecv(chan_timer_chan(tm), &v)) != -EAGAIN)
+        FAIL("a receive from the timer's channel after its stop returned %d", r);
+    unsigned long arms = atomic_load(&tm_arms), got = atomic_load(&tm_recvd);
+    unsigned long ones = atomic_load(&tm_ones);
+    if (arms != got + ones)
+        FAIL("timer: %lu armings, but %lu values received and %lu stops/resets that returned 1",
+             arms, got, ones);
+    /* The func timer: each arming ends once, in a call of fn or in a stop/reset that returned 1.
+     * A final stop that says 0 may meet fn being called now: give it time to return. */
+    if ((r = chan_timer_stop(ftm)) == 1)
+        atomic_fetch_add(&ftm_ones, 1);
+    int64_t until = chan_now() + 10 * 1000000000LL;
+    while (atomic_load(&ftm_calls) + atomic_load(&ftm_ones) != atomic_load(&ftm_arms) &&
+           chan_now() < until)
+        sleep_us(100);
+    if (atomic_load(&ftm_calls) + atomic_load(&ftm_ones) != atomic_load(&ftm_arms))
+        FAIL("func timer: %lu armings, but %lu calls of fn and %lu stops/resets that returned 1",
+             atomic_load(&ftm_arms), atomic_load(&ftm_calls), atomic_load(&ftm_ones));
+    if (chan_timer_chan(ftm) != NULL)
+        FAIL("a func timer has a channel");
+    if ((r = chan_timer_free(ftm)) != 0)
+        FAIL("chan_timer_free of a func timer returned %d", r);
+    ftm = NULL;
+    if (chan_ticker_stop(tk) < 0 || (r = chan_tryrecv(chan_ticker_chan(tk), &v)) != -EAGAIN)
+        FAIL("a receive from the ticker's channel after its stop returned %d", r);
+    if (chan_len(chan_timer_chan(tm)) || chan_cap(chan_timer_chan(tm)) ||
+        chan_len(chan_ticker_chan(tk)) || chan_cap(chan_ticker_chan(tk)))
+        FAIL("chan_len or chan_cap of a timer's or ticker's channel is not 0");
+    for (int i = 0; i < NCTX; i++) {
+        int e = chan_ctx_err(ctxs[i]);
+        if (e == 0)
+            FAIL("context %d not cancelled at the epoch's end", i);
+        else
+            check_ctx_err(i, e, "the epoch's end");
+        if (chan_tryrecv(chan_ctx_done(ctxs[i]), NULL) != -EPIPE)
+            FAIL("context %d's done channel not closed at the epoch's end", i);
+    }
+    for (int i = NCTX - 1; i >= 0; i--)
+        if ((r = chan_ctx_free(ctxs[i])) != 0)
+            FAIL("chan_ctx_free of context %d returned %d", i, r);
+    if ((r = chan_timer_free(tm)) != 0 || (r = chan_ticker_free(tk)) != 0)
+        FAIL("freeing the epoch's timer or ticker returned %d", r);
+}
+
 /* The plugged-in scheduler's bookkeeping around each operation (-S; below). */
 static void task_op_begin(void);
 static void task_op_end(void);
@@ -354,7 +992,8 @@ static void one_op(struct worker *w)
 {
     uint64_t r = rnd(w);
     int ch = (int)((r >> 16) % NCH);
-    unsigned pick = (unsigned)(r % 1000);
+    /* With -L, one pick in 11 is of the layers around the core. */
+    unsigned pick = (unsigned)(r % (use_layers ? 1100 : 1000));
     int kind;
     /* Blocking forms without a deadline are rarer: a thread blocked on a channel no one else
      * uses stays blocked until the epoch's close. */
@@ -378,6 +1017,28 @@ static void one_op(struct worker *w)
         kind = K_SELECT_UNTIL;
     else if (pick < 971 && (r >> 32) % 8 == 0)
         kind = K_CLOSE;
+    else if (pick < 1000)
+        kind = K_LEN;
+    else if (pick < 1012)
+        kind = K_TIMER_RESET;
+    else if (pick < 1018)
+        kind = K_TIMER_STOP;
+    else if (pick < 1045)
+        kind = K_TIME_RECV;
+    else if (pick < 1047)
+        kind = K_TICKER_RESET;
+    else if (pick < 1065)
+        kind = K_CTX_WAIT;
+    else if (pick < 1075)
+        kind = K_CTX_ERR;
+    else if (pick < 1076 && (r >> 32) % 8 == 0) /* a cancel ends that part of the tree */
+        kind = K_CTX_CANCEL;
+    else if (pick < 1090)
+        kind = K_CTX_CHILD;
+    else if (pick < 1095 && (r >> 32) % 4 == 0) /* tasks are threads or Gs: fewer of them */
+        kind = K_GROUP;
+    else if (pick < 1100 && (r >> 32) % 4 == 0)
+        kind = K_WG;
     else
         kind = K_LEN;
     atomic_store_explicit(&w->current, kind, memory_order_relaxed);
@@ -393,6 +1054,16 @@ static void one_op(struct worker *w)
     case K_TRYSELECT:
     case K_SELECT_UNTIL: op_select(w, kind); break;
     case K_CLOSE: op_close(ch); break;
+    case K_TIMER_RESET:
+    case K_TIMER_STOP:
+    case K_TICKER_RESET: op_timer_reset(w, kind); break;
+    case K_TIME_RECV: op_time_recv(w); break;
+    case K_CTX_WAIT: op_ctx_wait(w); break;
+    case K_CTX_ERR: op_ctx_err(w); break;
+    case K_CTX_CANCEL: op_ctx_cancel(w); break;
+    case K_CTX_CHILD: op_ctx_child(w); break;
+    case K_GROUP: op_group(w); break;
+    case K_WG: op_wg(w); break;
     case K_LEN:
         if (chan_len(chans[ch]) > caps[ch] || chan_cap(chans[ch]) != caps[ch])
             FAIL("chan_len %zu / chan_cap %zu on a channel of cap %zu", chan_len(chans[ch]),
@@ -611,12 +1282,86 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-static void sleep_us(long us)
+/* ---- Goroutines (-G) ------------------------------------------------------------------------ */
+
+static int ngs =
+    0; /* workers 0 .. ngs-1 are Gs (-G), spawned afresh each epoch; the rest threads */
+static int nprocs = 2;
+
+#ifdef STRESS_MPG
+static chan_wg_t *gs_wg; /* the epoch's Gs: each one's last act is chan_wg_done */
+
+/* A G's share of one epoch. Now and then it yields, sleeps on the scheduler's timer, or makes a
+ * system call (sysmon may hand its P to another M meanwhile, and the G resume on that one). */
+static void g_epoch(void *arg)
 {
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    struct worker *w = arg;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        uint64_t r = rnd(w);
+        if (r % 256 == 0) {
+            chan_mpg_yield();
+        } else if (r % 256 == 1) {
+            chan_mpg_sleep_until(chan_now() + (int64_t)((r >> 20) % 100000));
+        } else if (r % 256 == 2) {
+            chan_mpg_syscall_enter();
+            sleep_us((long)((r >> 20) % 100));
+            chan_mpg_syscall_exit();
+        }
+        one_op(w);
     }
+    int r = chan_wg_done(gs_wg);
+    if (r != 0)
+        FAIL("chan_wg_done for an epoch's G returned %d", r);
 }
+
+static void gs_start(void)
+{
+    struct chan_mpg_config cfg = {.nprocs = nprocs, .stack_size = 256 * 1024};
+    int r = chan_mpg_start_config(&cfg);
+    if (r != 0 || !(gs_wg = chan_wg_make())) {
+        fprintf(stderr, "stress: chan_mpg_start: %d\n", r);
+        exit(2);
+    }
+    chan_mpg_foreign_enter(); /* the main thread shares channels with the Gs */
+}
+
+static void gs_spawn(void)
+{
+    if (chan_wg_add(gs_wg, ngs) != 0)
+        FAIL("chan_wg_add for the epoch's Gs failed");
+    for (int t = 0; t < ngs; t++)
+        if (chan_mpg_go(g_epoch, &workers[t]) <= 0) {
+            fprintf(stderr, "stress: chan_mpg_go failed\n");
+            exit(2);
+        }
+}
+
+static void gs_join(void)
+{
+    int r = chan_wg_wait(gs_wg);
+    if (r != 0)
+        FAIL("chan_wg_wait for the epoch's Gs returned %d", r);
+}
+
+/* At the end of the run every G has returned: chan_mpg_wait says so (no deadlock report) and
+ * chan_mpg_stop succeeds. */
+static void gs_stop(void)
+{
+    int r;
+    if ((r = chan_wg_free(gs_wg)) != 0)
+        FAIL("chan_wg_free of the epochs' WaitGroup returned %d", r);
+    chan_mpg_foreign_leave();
+    if ((r = chan_mpg_wait()) != 0)
+        FAIL("chan_mpg_wait at the end returned %d", r);
+    if ((r = chan_mpg_stop()) != 0)
+        FAIL("chan_mpg_stop at the end returned %d", r);
+}
+#else
+static void gs_start(void) {}
+static void gs_spawn(void) {}
+static void gs_join(void) {}
+static void gs_stop(void) {}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -625,7 +1370,7 @@ int main(int argc, char **argv)
     uint64_t seed = (uint64_t)chan_now();
     long hang_secs = 120;
     int opt;
-    while ((opt = getopt(argc, argv, "d:t:e:s:qw:S")) != -1) {
+    while ((opt = getopt(argc, argv, "d:t:e:s:qw:SLGP:")) != -1) {
         switch (opt) {
         case 'd': duration = atof(optarg); break;
         case 't': nthreads = atoi(optarg); break;
@@ -634,25 +1379,44 @@ int main(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'w': hang_secs = atol(optarg); break;
         case 'S': use_hook = true; break;
+        case 'L': use_layers = true; break;
+        case 'G': use_mpg = true; break;
+        case 'P': nprocs = atoi(optarg); break;
         default:
-            fprintf(
-                stderr,
-                "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w hang_secs] "
-                "[-S]\n",
-                argv[0]);
+            fprintf(stderr,
+                    "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] "
+                    "[-w hang_secs] [-S] [-L] [-G] [-P procs]\n",
+                    argv[0]);
             return 2;
         }
+    }
+#ifndef STRESS_MPG
+    if (use_mpg) {
+        fprintf(stderr, "stress: -G needs the build with libchan-mpg (stress_mpg)\n");
+        return 2;
+    }
+#endif
+    if (use_mpg && (nprocs < 1 || nprocs > 64)) {
+        fprintf(stderr, "stress: procs must be 1..64\n");
+        return 2;
     }
     if (nthreads < 2 || nthreads > MAXT || duration <= 0 || epoch_ms <= 0) {
         fprintf(stderr, "stress: threads must be 2..%d, duration and epoch positive\n", MAXT);
         return 2;
     }
-    printf("stress: %d threads%s, %.1f s, epochs of %ld ms, seed %#llx\n", nthreads,
-           use_hook ? " (odd ones through a plugged-in scheduler)" : "", duration, epoch_ms,
+    if (use_mpg)
+        ngs = nthreads - (nthreads / 4 > 0 ? nthreads / 4 : 1);
+    printf("stress: %d workers (%d Gs on %d Ps, %d threads%s)%s, %.1f s, epochs of %ld ms, "
+           "seed %#llx\n",
+           nthreads, ngs, use_mpg ? nprocs : 0, nthreads - ngs,
+           use_hook ? ", odd ones through a plugged-in scheduler" : "",
+           use_layers ? " with timers, contexts and groups" : "", duration, epoch_ms,
            (unsigned long long)seed);
     fflush(stdout);
 
-    pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1);
+    if (use_mpg)
+        gs_start();
+    pthread_barrier_init(&bar, NULL, (unsigned)(nthreads - ngs) + 1);
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog_main, (void *)(intptr_t)hang_secs);
     pthread_detach(wd);
@@ -665,6 +1429,12 @@ int main(int argc, char **argv)
         workers[t].recvd = calloc(PER, 1);
         if (!workers[t].state || !workers[t].recvd)
             return 2;
+        if (t < ngs)
+            continue;
+#ifdef STRESS_MPG
+        if (use_mpg) /* announced before it starts: Gs may wait on it from then on */
+            chan_mpg_foreign_enter();
+#endif
         pthread_create(&th[t], NULL, worker_main, &workers[t]);
     }
 
@@ -684,9 +1454,13 @@ int main(int argc, char **argv)
         }
         atomic_store(&sig_sent, 0);
         atomic_store(&sig_recvd, 0);
+        if (use_layers)
+            layers_begin(mix(seed ^ (epochs * 0x9e3779b97f4a7c15ull)));
         atomic_store(&stop, 0);
         atomic_store(&epoch_began, chan_now());
         atomic_store(&in_epoch, 1);
+        if (use_mpg)
+            gs_spawn();
         pthread_barrier_wait(&bar);
 
         /* Let the epoch run; end it early when every worker is blocked (no progress). */
@@ -703,6 +1477,8 @@ int main(int argc, char **argv)
                 break;
             }
         }
+        if (use_layers)
+            layers_cancel();
         for (int i = 0; i < NCH; i++) {
             bool closed = atomic_load(&closed_seen[i]);
             int r = chan_close(chans[i]);
@@ -718,14 +1494,25 @@ int main(int argc, char **argv)
         }
         atomic_store(&stop, 1);
         pthread_barrier_wait(&bar);
+        if (use_mpg)
+            gs_join();
         atomic_store(&in_epoch, 0);
         check_epoch();
+        if (use_layers)
+            layers_end();
         epochs++;
     } while (chan_now() < end && atomic_load(&violations) == 0);
     atomic_store(&stop, 2);
     pthread_barrier_wait(&bar);
-    for (int t = 0; t < nthreads; t++)
+    for (int t = ngs; t < nthreads; t++) {
         pthread_join(th[t], NULL);
+#ifdef STRESS_MPG
+        if (use_mpg)
+            chan_mpg_foreign_leave();
+#endif
+    }
+    if (use_mpg)
+        gs_stop();
 
     unsigned long total = 0, per_kind[K_NKINDS] = {0}, values = 0;
     for (int t = 0; t < nthreads; t++) {
@@ -750,6 +1537,11 @@ int main(int argc, char **argv)
     printf("stress: %lu operations in %lu epochs (%lu ended early, all blocked; %lu worker "
            "closes); %lu values checked: each sent once, received once; %lu violations\n",
            total, epochs, stalls, per_kind[K_CLOSE], values, atomic_load(&violations));
+    if (use_layers)
+        printf("stress: layers: %lu timer values and %lu ticks received, %lu func timer calls, "
+               "%lu context cancellations seen, %lu group and WaitGroup tasks run\n",
+               atomic_load(&tm_recvd_total), atomic_load(&tk_recvd), atomic_load(&ftm_calls_total),
+               atomic_load(&ctx_dones), atomic_load(&tasks_run));
     if (use_hook && !atomic_load(&violations))
         printf(
             "stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",

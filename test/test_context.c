@@ -1076,6 +1076,61 @@ static void layers(unsigned seed, bool timeout)
         ck_assert_int_eq(chan_ctx_free(l[i]), 0); /* parents first: children keep them */
 }
 
+/* ---- Err and done agree --------------------------------------------------------------------- */
+
+/* chan_ctx_err non-zero means the done channel is closed already (Go's Err takes the context's
+ * lock, which its cancel holds from setting the error to closing done). A thread spins on err
+ * while another cancels; the moment it sees the error, a receive on done must report closed. The
+ * window (between the error being set and the close) is short: many rounds, both threads running
+ * at once. */
+enum { ERR_RACE_ROUNDS = 20000 };
+
+struct err_race {
+    chan_ctx_t *_Atomic ctx;
+    atomic_int round, seen, stale;
+};
+
+static void *err_race_watcher(void *p)
+{
+    struct err_race *r = p;
+    for (int i = 1; i <= ERR_RACE_ROUNDS; i++) {
+        while (atomic_load(&r->round) != i) {
+        }
+        chan_ctx_t *c = atomic_load(&r->ctx);
+        atomic_store(&r->seen, i); /* ready: let the canceller go */
+        while (chan_ctx_err(c) == 0) {
+        }
+        if (chan_tryrecv(chan_ctx_done(c), NULL) != -EPIPE)
+            atomic_fetch_add(&r->stale, 1);
+        atomic_store(&r->seen, -i); /* done with this context */
+    }
+    return NULL;
+}
+
+START_TEST(ctx_err_means_done_closed)
+{
+    struct err_race r = {NULL, 0, 0, 0};
+    pthread_t w = spawn(err_race_watcher, &r);
+    for (int i = 1; i <= ERR_RACE_ROUNDS; i++) {
+        chan_ctx_t *c = chan_ctx_with_cancel(chan_ctx_background());
+        ck_assert_ptr_nonnull(c);
+        atomic_store(&r.ctx, c);
+        atomic_store(&r.round, i);
+        while (atomic_load(&r.seen) != i) {
+        }
+        ck_assert_int_eq(chan_ctx_cancel(c), 0);
+        while (atomic_load(&r.seen) != -i) {
+        }
+        ck_assert_int_eq(chan_ctx_free(c), 0);
+    }
+    join(w);
+    ck_assert_msg(atomic_load(&r.stale) == 0,
+                  "%d of %d times chan_ctx_err was non-zero while done was still open",
+                  atomic_load(&r.stale), ERR_RACE_ROUNDS);
+    assert_no_leaks();
+}
+END_TEST
+
 START_TEST(ctx_layers)
 {
     for (unsigned seed = 1; seed <= 50; seed++) {
@@ -1110,6 +1165,7 @@ int main(void)
     ADD_TEST(s, ctx_free_while_select_unlinking, 30);
     ADD_TEST(s, ctx_children_cancelled_first, 60);
     ADD_TEST(s, ctx_cancel_while_children_made, 60);
+    ADD_TEST(s, ctx_err_means_done_closed, 60);
     ADD_TEST(s, ctx_layers, 60);
     return run_suite(s);
 }

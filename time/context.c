@@ -24,7 +24,8 @@
  *    whole subtree is cancelled. A canceller that finds a node claimed by another waits for
  *    `walked`, so that every cancel returns after every descendant is cancelled (Go's cancel
  *    holds the node's lock across its children for that).
- *  - A node's error is set before its done channel is closed, both under n->mu, and a node with
+ *  - A node's error is set before its done channel is closed, both under n->mu (chan_ctx_err
+ *    reads the error without it, and waits for mu if it sees one before `closed`), and a node with
  *    its error set is on no list: its claimer takes its list (with a reference to each child)
  *    and, after the walk, unlinks it from the node it registered with. A child registers only
  *    with an uncancelled node (under that node's lock); else it is born cancelled.
@@ -62,6 +63,7 @@ struct chan_ctx {
     pthread_mutex_t mu;       /* CANCEL, from here on */
     pthread_cond_t walked_cv; /* await_walked sleeps here, under mu */
     _Atomic int err;
+    _Atomic bool closed;      /* err set and done closed (claim's last step under mu) */
     _Atomic bool walked;      /* err set, and every descendant cancelled */
     _Atomic int walk_waiters; /* threads in await_walked */
     chan_t *done;
@@ -172,6 +174,7 @@ static bool claim(struct chan_ctx *n, int err)
     }
     atomic_store_explicit(&n->err, err, memory_order_release);
     chan_close(n->done);
+    atomic_store_explicit(&n->closed, true, memory_order_release);
     for (struct chan_ctx *k = n->children; k; k = k->next) {
         k->linked = false;
         ref(k); /* a child being freed now stays until its walk is done */
@@ -286,6 +289,7 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
     n->kind = kind;
     atomic_init(&n->refs, 1); /* the owner's */
     atomic_init(&n->err, 0);
+    atomic_init(&n->closed, false);
     atomic_init(&n->walked, false);
     atomic_init(&n->walk_waiters, 0);
     n->parent = parent;
@@ -447,7 +451,20 @@ int chan_ctx_err(const chan_ctx_t *ctx)
     if (!ctx)
         return -EINVAL;
     struct chan_ctx *n = canceller(ctx);
-    return n ? atomic_load_explicit(&n->err, memory_order_acquire) : 0;
+    if (!n)
+        return 0;
+    int err = atomic_load_explicit(&n->err, memory_order_acquire);
+    /* Go's Err reads the error under the context's lock, which its cancel holds from setting the
+     * error to closing done: a non-zero error means done is closed. The error is read without
+     * the lock here; seen in that window, before done is closed, wait for the claimer to close
+     * it. (After the close, the claimer may still hold mu, waking done's waiters: a waker held
+     * there by a scheduler's unpark does not hold this up.) */
+    if (err && !atomic_load_explicit(&n->closed, memory_order_acquire) &&
+        chan_tryrecv(n->done, NULL) != -EPIPE) {
+        pthread_mutex_lock(&n->mu);
+        pthread_mutex_unlock(&n->mu);
+    }
+    return err;
 }
 
 int chan_ctx_deadline(const chan_ctx_t *ctx, int64_t *deadline)
