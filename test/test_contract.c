@@ -20,7 +20,10 @@
  */
 #include "testutil.h"
 
+#include "chan_io.h"
+
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -773,7 +776,7 @@ static void *cancel_main(void *arg)
     struct waiter *w = arg;
     int old;
     pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &old);
-    waiter_main(w); /* done set once the operation has returned */
+    waiter_main(w); /* done set once the operation has returned (its frame is gone: fdwait_run) */
     pthread_testcancel();
     return NULL; /* not reached: the pending cancel acts at the cancellation point above */
 }
@@ -835,6 +838,64 @@ START_TEST(test_not_cancellation_points)
 }
 END_TEST
 
+struct fdwait {
+    chan_t *fc, *other;
+    int form; /* 0 chan_recv, 1 chan_recv_until, 2 chan_select (with a channel case) */
+    int rc, v;
+    atomic_int done;
+    pthread_t th;
+};
+
+/* Out of line: its frame (the cases, which ASan guards with redzones) has returned before the
+ * cancellation unwinds the thread, which ASan does not follow. */
+static __attribute__((noinline)) void fdwait_run(struct fdwait *f)
+{
+    struct chan_case cs[2] = {chan_case_recv(f->other, NULL), chan_case_recv(f->fc, &f->v)};
+    switch (f->form) {
+    case 0: f->rc = chan_recv(f->fc, &f->v); break;
+    case 1: f->rc = chan_recv_until(f->fc, &f->v, CHAN_FOREVER - 1); break;
+    default: f->rc = chan_select(cs, 2) == 1 && cs[1].ok ? 0 : -1; break;
+    }
+    atomic_store(&f->done, 1);
+}
+
+static void *fdwait_main(void *arg)
+{
+    int old;
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &old);
+    fdwait_run(arg);
+    pthread_testcancel();
+    return NULL;
+}
+
+/* The same for a wait that polls an fd: a receive from chan_fd_chan()'s channel, or a select
+ * with such a case (chan_io(3)), which sleeps in ppoll(2), itself a cancellation point. */
+START_TEST(test_fd_wait_not_cancellation_point)
+{
+    for (int form = 0; form < 3; form++) {
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        struct fdwait f = {.fc = chan_fd_chan(p[0], POLLIN), .other = mk(0, 0), .form = form};
+        ck_assert_ptr_nonnull(f.fc);
+        atomic_init(&f.done, 0);
+        f.th = spawn(fdwait_main, &f);
+        /* Let it reach its wait (a sleep: nothing shows that a thread sleeps in ppoll). */
+        sleep_ms(under_sanitizer() ? 100 : 30);
+        ck_assert_int_eq(pthread_cancel(f.th), 0);
+        sleep_ms(under_sanitizer() ? 100 : 30);
+        ck_assert_msg(!atomic_load(&f.done), "form %d: the wait returned on the cancel", form);
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        void *res = join(f.th);
+        ck_assert_msg(atomic_load(&f.done), "form %d: cancelled inside the wait", form);
+        ck_assert(res == PTHREAD_CANCELED);
+        ck_assert_msg(f.rc == 0, "form %d: rc %d", form, f.rc);
+        ck_assert_int_eq(chan_fd_close(p[0]), 0);
+        ck_assert_int_eq(chan_free(f.other), 0);
+        close(p[1]);
+    }
+}
+END_TEST
+
 /* ---- Suite ---------------------------------------------------------------------------------- */
 
 static Suite *contract_suite(void)
@@ -848,6 +909,7 @@ static Suite *contract_suite(void)
     ADD_TEST(s, test_select_validates_before_anything, 60);
     ADD_TEST(s, test_no_eintr_any_wait, 30);
     ADD_TEST(s, test_not_cancellation_points, 30);
+    ADD_TEST(s, test_fd_wait_not_cancellation_point, 30);
     return s;
 }
 
