@@ -896,6 +896,180 @@ START_TEST(test_fd_wait_not_cancellation_point)
 }
 END_TEST
 
+/* ---- chan_free and an operation still on its way out, through a gated scheduler hook ------- */
+
+/* A scheduler plugged in on one thread, whose park can be held at a gate after the wake-up (or
+ * time-out) that ends it, before it returns to libchan: the moment at which an operation has
+ * been completed, or has timed out, but has not yet returned. The task is the thread's. */
+struct gtask {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool permit;
+    bool gated;   /* hold the next park's return at the gate */
+    bool at_gate; /* a park is held there now */
+    bool open;    /* let it return */
+    int park_rc;  /* what the held park will return */
+    int64_t last_deadline;
+};
+
+static _Thread_local struct gtask *gt_self;
+
+static void *gt_current(void) { return gt_self; }
+
+static int gt_park(void *task, int64_t deadline)
+{
+    struct gtask *t = task;
+    pthread_mutex_lock(&t->mu);
+    t->last_deadline = deadline;
+    int rc = 0;
+    while (!t->permit) {
+        if (deadline != CHAN_FOREVER && chan_now() >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000; /* 1 ms: the deadline is on CLOCK_MONOTONIC */
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+    }
+    if (rc == 0)
+        t->permit = false;
+    if (t->gated) {
+        t->gated = false;
+        t->at_gate = true;
+        t->park_rc = rc;
+        pthread_cond_broadcast(&t->cv);
+        while (!t->open)
+            pthread_cond_wait(&t->cv, &t->mu);
+        t->at_gate = false;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static void gt_unpark(void *task)
+{
+    struct gtask *t = task;
+    pthread_mutex_lock(&t->mu);
+    t->permit = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static const struct chan_sched gated_sched = {gt_current, gt_park, gt_unpark};
+
+static void gt_init(struct gtask *t)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->gated = true;
+}
+
+/* Waits until t's park is held at the gate; returns what it will return. */
+static int gt_wait_at_gate(struct gtask *t)
+{
+    pthread_mutex_lock(&t->mu);
+    while (!t->at_gate)
+        pthread_cond_wait(&t->cv, &t->mu);
+    int rc = t->park_rc;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static void gt_open(struct gtask *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->open = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+struct gated_op {
+    struct gtask t;
+    chan_t *a, *b;
+    int64_t deadline; /* CHAN_FOREVER: chan_select on a and b; else chan_recv_until(a) */
+    long va, vb;
+    int rc;
+    bool ok;
+    pthread_t th;
+};
+
+static void *gated_main(void *arg)
+{
+    struct gated_op *g = arg;
+    gt_self = &g->t;
+    chan_sched_set(&gated_sched);
+    if (g->deadline == CHAN_FOREVER) {
+        struct chan_case cs[2] = {chan_case_recv(g->a, &g->va), chan_case_recv(g->b, &g->vb)};
+        g->rc = chan_select(cs, 2);
+        g->ok = g->rc >= 0 && cs[g->rc].ok;
+    } else {
+        g->rc = chan_recv_until(g->a, &g->va, g->deadline);
+    }
+    chan_sched_set(NULL);
+    return NULL;
+}
+
+/* chan_free: "-EBUSY while any operation's waiter is still queued on c ... a select ... that
+ * completed through another channel ... while c was being closed still unlinks itself from c
+ * on its way out: until it has returned, chan_free reports -EBUSY". A select on a and b is
+ * completed through b and held in its park before it returns; a is closed meanwhile: chan_free(a)
+ * is -EBUSY until the select has unlinked itself from a, and then 0. */
+START_TEST(test_free_busy_until_select_unlinked)
+{
+    struct gated_op g = {
+        .a = mk(sizeof(long), 0), .b = mk(sizeof(long), 0), .deadline = CHAN_FOREVER};
+    gt_init(&g.t);
+    g.th = spawn(gated_main, &g);
+    ck_assert(blocked_receivers_at_least(g.a, 1));
+    ck_assert(blocked_receivers_at_least(g.b, 1));
+    long v = 5;
+    ck_assert_int_eq(chan_send(g.b, &v), 0);
+    ck_assert_int_eq(gt_wait_at_gate(&g.t), 0);
+    /* Completed through b; its waiter on a is still queued (done), and a close skips it. */
+    ck_assert_int_eq(chan_free(g.a), -EBUSY);
+    ck_assert_int_eq(chan_close(g.a), 0);
+    ck_assert_int_eq(chan_free(g.a), -EBUSY);
+    ck_assert_uint_eq(hchan_waiting(g.a, CHAN_RECV), 1);
+    gt_open(&g.t);
+    join(g.th);
+    ck_assert_int_eq(g.rc, 1);
+    ck_assert(g.ok && g.vb == 5);
+    ck_assert_int_eq(chan_free(g.a), 0);
+    ck_assert_int_eq(chan_free(g.b), 0);
+}
+END_TEST
+
+/* "An operation woken by c (by a peer or by chan_close, which unlinks every waiter it wakes)
+ * never touches c again": an until-operation whose park timed out, held before it returns to
+ * libchan, loses the race to a close; c is freed at once (0: nothing of it is queued); the
+ * operation then parks once more with CHAN_FOREVER (the lost race's re-park, after a park with
+ * its real deadline), consumes the close's unpark, and reports -EPIPE with a zeroed elem,
+ * without touching the freed c (ASan would report it). */
+START_TEST(test_free_after_close_won_timed_out_race)
+{
+    int64_t deadline = chan_now() + 20 * MS;
+    struct gated_op g = {.a = mk(sizeof(long), 0), .deadline = deadline, .va = 77};
+    gt_init(&g.t);
+    g.th = spawn(gated_main, &g);
+    ck_assert_int_eq(gt_wait_at_gate(&g.t), -ETIMEDOUT);
+    ck_assert(g.t.last_deadline == deadline);
+    ck_assert_int_eq(chan_close(g.a), 0);
+    ck_assert_int_eq(chan_free(g.a), 0);
+    gt_open(&g.t);
+    join(g.th);
+    ck_assert_int_eq(g.rc, -EPIPE);
+    ck_assert_int_eq(g.va, 0);
+    ck_assert(g.t.last_deadline == CHAN_FOREVER);
+    ck_assert(!g.t.permit);
+}
+END_TEST
+
 /* ---- Suite ---------------------------------------------------------------------------------- */
 
 static Suite *contract_suite(void)
@@ -910,6 +1084,8 @@ static Suite *contract_suite(void)
     ADD_TEST(s, test_no_eintr_any_wait, 30);
     ADD_TEST(s, test_not_cancellation_points, 30);
     ADD_TEST(s, test_fd_wait_not_cancellation_point, 30);
+    ADD_TEST(s, test_free_busy_until_select_unlinked, 20);
+    ADD_TEST(s, test_free_after_close_won_timed_out_race, 20);
     return s;
 }
 
