@@ -1070,6 +1070,51 @@ START_TEST(test_free_after_close_won_timed_out_race)
 }
 END_TEST
 
+struct nothing_op {
+    struct gtask t;
+    int64_t deadline;
+    int kind;
+    int rc;
+    int64_t park_deadline, end;
+};
+
+static void *nothing_main(void *arg)
+{
+    struct nothing_op *o = arg;
+    gt_self = &o->t;
+    chan_sched_set(&gated_sched);
+    long v = 1;
+    struct chan_case nil[2] = {chan_case_recv(NULL, &v), chan_case_send(NULL, NULL)};
+    switch (o->kind) {
+    case 0: o->rc = chan_send_until(NULL, &v, o->deadline); break;
+    case 1: o->rc = chan_recv_until(NULL, &v, o->deadline); break;
+    case 2: o->rc = chan_select_until(nil, 2, o->deadline); break;
+    default: o->rc = chan_select_until(NULL, 0, o->deadline); break;
+    }
+    o->end = chan_now();
+    o->park_deadline = o->t.last_deadline;
+    chan_sched_set(NULL);
+    return NULL;
+}
+
+/* The hook: "park receives the operation's real deadline" also where the operation waits on
+ * nothing at all (a NULL channel, a select of NULL cases only or of none), and the operation
+ * reports -ETIMEDOUT at that deadline, not before. */
+START_TEST(test_hook_park_deadline_waiting_on_nothing)
+{
+    for (int kind = 0; kind < 4; kind++) {
+        struct nothing_op o = {.deadline = chan_now() + 20 * MS, .kind = kind};
+        gt_init(&o.t);
+        o.t.gated = false;
+        join(spawn(nothing_main, &o));
+        ck_assert_msg(o.rc == -ETIMEDOUT, "kind %d: rc %d", kind, o.rc);
+        ck_assert_msg(o.park_deadline == o.deadline, "kind %d: park got %lld, not %lld", kind,
+                      (long long)o.park_deadline, (long long)o.deadline);
+        ck_assert(o.end >= o.deadline);
+    }
+}
+END_TEST
+
 /* ---- Suite ---------------------------------------------------------------------------------- */
 
 static Suite *contract_suite(void)
@@ -1086,6 +1131,7 @@ static Suite *contract_suite(void)
     ADD_TEST(s, test_fd_wait_not_cancellation_point, 30);
     ADD_TEST(s, test_free_busy_until_select_unlinked, 20);
     ADD_TEST(s, test_free_after_close_won_timed_out_race, 20);
+    ADD_TEST(s, test_hook_park_deadline_waiting_on_nothing, 20);
     return s;
 }
 
