@@ -275,6 +275,80 @@ START_TEST(test_closed_recv_zeroes_blocked)
 }
 END_TEST
 
+/* "for a channel of elemsize 0, elem is ignored everywhere and may be NULL": every form of send
+ * with elem NULL, every form of receive with an elem that must stay as it was - when a value
+ * (a token) moves, when the channel is closed and drained, when a blocked receive is woken by
+ * the close - on an unbuffered channel and on a counted buffer. */
+START_TEST(test_elemsize_zero_elem_ignored)
+{
+    chan_t *never = mk(0, 0);
+    for (size_t cap = 0; cap <= 2; cap += 2) {
+        chan_t *c = mk(0, cap);
+        for (enum form f = F_SEND; f < F_NFORMS; f++) {
+            /* A peer takes each token of an unbuffered channel; a buffer takes two. */
+            struct op peer, o;
+            if (!cap) {
+                op_init(&peer, F_RECV, c, NULL, filled());
+                op_start(&peer);
+                ck_assert(blocked_receivers_at_least(c, 1));
+            }
+            op_init(&o, f, c, never, filled());
+            o.null_elem = true;
+            op_run(&o);
+            ck_assert_msg(o.rc == 0, "cap %zu, %s with elem NULL: %d", cap, form_name[f], o.rc);
+            check_other_case(&o, "elemsize 0 send");
+            if (!cap) {
+                join(peer.th);
+                ck_assert(peer.rc == 0 && all_bytes(&peer.e, FILL));
+            } else {
+                ck_assert_int_eq(chan_recv(c, NULL), 0);
+            }
+        }
+        for (enum form f = F_RECV; f <= F_SELECT_PAST; f++) {
+            struct op peer, o;
+            if (!cap) {
+                op_init(&peer, F_SEND, c, NULL, filled());
+                peer.null_elem = true;
+                op_start(&peer);
+                ck_assert(blocked_senders_at_least(c, 1));
+            } else {
+                ck_assert_int_eq(chan_send(c, NULL), 0);
+            }
+            op_init(&o, f, c, never, filled());
+            op_run(&o);
+            ck_assert_msg(o.rc == 0 && all_bytes(&o.e, FILL), "cap %zu, %s: %d", cap, form_name[f],
+                          o.rc);
+            if (!cap) {
+                join(peer.th);
+                ck_assert_int_eq(peer.rc, 0);
+            }
+        }
+        static const enum form blocking[] = {F_RECV, F_RECV_UNTIL, F_SELECT, F_SELECT_UNTIL};
+        struct op w[4];
+        for (int i = 0; i < 4; i++) {
+            op_init(&w[i], blocking[i], c, never, filled());
+            op_start(&w[i]);
+        }
+        ck_assert(blocked_receivers_at_least(c, 4));
+        ck_assert_int_eq(chan_close(c), 0);
+        for (int i = 0; i < 4; i++) {
+            join(w[i].th);
+            ck_assert_msg(w[i].rc == -EPIPE && all_bytes(&w[i].e, FILL), "cap %zu, %s: %d", cap,
+                          form_name[w[i].form], w[i].rc);
+        }
+        for (enum form f = F_RECV; f <= F_SELECT_PAST; f++) {
+            struct op o;
+            op_init(&o, f, c, never, filled());
+            op_run(&o);
+            ck_assert_msg(o.rc == -EPIPE && all_bytes(&o.e, FILL), "cap %zu, closed %s: %d", cap,
+                          form_name[f], o.rc);
+        }
+        ck_assert_int_eq(chan_free(c), 0);
+    }
+    ck_assert_int_eq(chan_free(never), 0);
+}
+END_TEST
+
 /* ---- Deadlines: a passed one is the try form; a ready operation always completes ----------- */
 
 /* Deadlines that have passed, the extreme ones included (INT64_MIN is the library's own marker
@@ -1148,6 +1222,7 @@ static Suite *contract_suite(void)
     Suite *s = suite_create("contract");
     ADD_TEST(s, test_closed_recv_zeroes_after_drain, 20);
     ADD_TEST(s, test_closed_recv_zeroes_blocked, 20);
+    ADD_TEST(s, test_elemsize_zero_elem_ignored, 20);
     ADD_TEST(s, test_past_deadline_not_ready, 20);
     ADD_TEST(s, test_past_deadline_ready_completes, 30);
     ADD_TEST(s, test_einval_whatever_state, 20);
