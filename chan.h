@@ -96,7 +96,8 @@ int chan_send(chan_t *c, const void *elem);
  * Idiom: while (chan_recv(c, &v) == 0) ... */
 int chan_recv(chan_t *c, void *elem);
 
-/* Never block: 0, -EPIPE, or -EAGAIN (not ready now; always for a NULL c). */
+/* Never block: 0, -EPIPE, or -EAGAIN (not ready now; always for a NULL c). chan_tryrecv's
+ * -EPIPE is chan_recv's: c closed and drained, *elem zeroed. */
 int chan_trysend(chan_t *c, const void *elem);
 int chan_tryrecv(chan_t *c, void *elem);
 
@@ -155,17 +156,20 @@ CHAN_INLINE_ struct chan_case chan_case_recv(chan_t *c, void *elem)
 /* Blocks until one case can proceed and performs exactly that one; returns its index. Among
  * ready cases the choice is uniformly random; while blocked, the first case to become ready
  * wins. A send case on a closed channel is ready and is chosen with ok = false. n == 0 blocks
- * forever (Go's select {}). The same channel may appear in several cases.
- * -EINVAL (nothing done, no ok written): cases == NULL with n > 0, n > CHAN_SELECT_MAX, a dir
- * other than CHAN_SEND/CHAN_RECV (NULL-channel cases too), or a send case with elem NULL on a
- * channel whose elemsize > 0. -ENOMEM (nothing done): a select of more than 8 cases could not
- * get memory for its bookkeeping. On success only the chosen case's ok is written. */
+ * forever (Go's select {}). The same channel may appear in several cases. A NULL-channel
+ * case's elem is never looked at; its dir is checked as any other's.
+ * -EINVAL (nothing done): cases == NULL with n > 0, n > CHAN_SELECT_MAX, a dir other than
+ * CHAN_SEND/CHAN_RECV (NULL-channel cases too), or a send case with elem NULL on a channel whose
+ * elemsize > 0; every case is checked before anything happens. -ENOMEM (nothing done): a select
+ * of more than 8 cases could not get memory for its bookkeeping. On success only the chosen
+ * case's ok is written; on an error (-EAGAIN and -ETIMEDOUT included) no case's ok is. */
 int chan_select(struct chan_case *cases, size_t n);
 
 /* As chan_select, but never blocks: -EAGAIN when no case is ready (Go's default). */
 int chan_tryselect(struct chan_case *cases, size_t n);
 
-/* As chan_select, or -ETIMEDOUT once deadline has passed with no case ready. */
+/* As chan_select, or -ETIMEDOUT once deadline has passed with no case ready. A deadline
+ * already past makes it chan_tryselect, reporting -ETIMEDOUT instead of -EAGAIN. */
 int chan_select_until(struct chan_case *cases, size_t n, int64_t deadline);
 
 /* ---- Pluggable scheduler: how a blocked operation parks and is woken. Default: pthreads. ---- */

@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "chan_internal.h"
@@ -179,10 +180,14 @@ static bool fd_ready(const struct chan *c, void *elem, bool edge)
     int (*take)(int, short) = edge ? atomic_load_explicit(&token_hook, memory_order_acquire) : NULL;
     int v = take ? take(c->fd, c->events) : -1;
     if (!edge || v < 0) {
+        /* poll is a cancellation point and a select is not one (chan.h): a cancel pending
+         * since the thread's park must not unwind it here, under c's lock. */
         struct pollfd p = {.fd = c->fd, .events = c->events};
-        int n;
+        int n, cancel_state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
         while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR) {
         }
+        pthread_setcancelstate(cancel_state, NULL);
         v = n > 0 ? p.revents : 0; /* (ENOMEM: as if not yet; the park will tell) */
     }
     if (v == 0)

@@ -514,6 +514,11 @@ static int parker_poll(struct parker *p, struct pollfd *io, uint32_t nio, int64_
         return 0;
     }
     io[0] = (struct pollfd){.fd = p->efd, .events = POLLIN};
+    /* ppoll, poll and read are cancellation points; a blocking operation is not (chan.h): a
+     * thread cancelled in this wait would unwind with its sudogs still queued on channels.
+     * Cancellation stays pending until the thread's next cancellation point of its own. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     int r;
     for (;;) {
         struct timespec ts, *tp = NULL;
@@ -550,10 +555,12 @@ static int parker_poll(struct parker *p, struct pollfd *io, uint32_t nio, int64_
         uint64_t v;
         while (read(p->efd, &v, sizeof v) < 0 && errno == EINTR) {
         }
-        return 0;
+        r = 0;
+    } else {
+        /* No unpark: the eventfd is written only after one, and every write is read above. */
+        ASSERT(r != 0);
     }
-    /* No unpark: the eventfd is written only after one, and every write is read above. */
-    ASSERT(r != 0);
+    pthread_setcancelstate(cancel_state, NULL);
     return r;
 }
 

@@ -4,6 +4,9 @@
  * crossbeam-channel's test suite check, written against chan.h. The code is our own; each test
  * names the one it follows. What test_chan.c and test_select.c already port is not repeated.
  *
+ * The last section, the contract's precise points (chan.h) that test_contract.c checks on
+ * threads, is no port: it is here to run on Gs and on both as well.
+ *
  * Every port runs three times: on plain threads (test_ports.c), on Gs of libchan-mpg
  * (test_mpg_ports.c), and on both in turn (test_mpg_ports_mixed.c). Each includes this file
  * after defining how a port's "goroutines" run:
@@ -2926,6 +2929,149 @@ static void cb_linearizable_select_main(void *arg)
         freec(a.start);
         freec(a.end);
     }
+    freec_later(wg);
+}
+
+/* ---- The contract's precise points (chan.h), on tasks: what test_contract.c checks on threads
+ * with a white-box probe at every step, run here on Gs and on both as well --------------------- */
+
+enum { CT_FORMS = 4 }; /* recv, recv_until, select, select_until */
+
+struct ct_recv {
+    chan_t *c, *never, *wg;
+    int form;
+    bool null_elem;
+    long v, other;
+};
+
+/* A receive of each blocking form that the close wakes: -EPIPE (ok false), elem zeroed; a
+ * select's other case neither chosen nor written. */
+static void ct_blocked_recv(void *p)
+{
+    struct ct_recv *a = p;
+    long *e = a->null_elem ? NULL : &a->v;
+    struct chan_case cs[2] = {chan_case_recv(a->never, &a->other), chan_case_recv(a->c, e)};
+    int r;
+    switch (a->form) {
+    case 0: r = chan_recv(a->c, e); break;
+    case 1: r = chan_recv_until(a->c, e, chan_now() + 60000 * MS); break;
+    case 2: r = chan_select(cs, 2) == 1 && !cs[1].ok ? -EPIPE : -1; break;
+    default: r = chan_select_until(cs, 2, chan_now() + 60000 * MS) == 1 && !cs[1].ok ? -EPIPE : -1;
+    }
+    CHECK(r == -EPIPE, "form %d: woken by close: %d", a->form, r);
+    CHECK(a->null_elem || a->v == 0, "form %d: elem not zeroed", a->form);
+    CHECK(a->other == -1 && !cs[0].ok, "form %d: the other case written", a->form);
+    wg_done(a->wg);
+}
+
+struct ct_peer {
+    chan_t *c, *wg;
+    bool send;
+};
+
+static void ct_peer(void *p)
+{
+    struct ct_peer *a = p;
+    long v = 9;
+    int r = a->send ? chan_send(a->c, &v) : chan_recv(a->c, &v);
+    CHECK(r == 0, "peer: %d", r);
+    wg_done(a->wg);
+}
+
+static void contract_main(void *arg)
+{
+    (void)arg;
+    chan_t *wg = mkc(0, 16), *never = mkc(sizeof(long), 0);
+    const size_t caps[] = {0, 2, 16};
+    for (size_t k = 0; k < 3; k++) {
+        /* Every receive that reports closed zeroes *elem: blocked ones woken by the close... */
+        chan_t *c = mkc(sizeof(long), caps[k]);
+        struct ct_recv r[CT_FORMS + 1];
+        for (int i = 0; i <= CT_FORMS; i++) {
+            r[i] = (struct ct_recv){c, never, wg, i % CT_FORMS, i == CT_FORMS, -1, -1};
+            task_go(ct_blocked_recv, &r[i]);
+        }
+        wait_queued(c, CHAN_RECV, CT_FORMS + 1);
+        CHECK(chan_close(c) == 0, "close");
+        wg_wait(wg, CT_FORMS + 1);
+        freec(c);
+        /* ... and, after a drain, each form, the try ones and a deadline already past too. */
+        c = mkc(sizeof(long), caps[k]);
+        for (size_t i = 0; i < caps[k]; i++)
+            CHECK(send_long(c, 1) == 0, "fill");
+        CHECK(chan_close(c) == 0, "close");
+        for (int f = 0; f < 6; f++) {
+            for (size_t i = 0; i <= caps[k]; i++) {
+                long v = -1, other = -1;
+                struct chan_case cs[2] = {chan_case_recv(c, &v), chan_case_recv(never, &other)};
+                int rc;
+                switch (f) {
+                case 0: rc = chan_tryrecv(c, &v); break;
+                case 1: rc = chan_recv_until(c, &v, chan_now() - 1); break;
+                case 2: rc = chan_recv(c, &v); break;
+                default:
+                    rc = f == 3   ? chan_tryselect(cs, 2)
+                         : f == 4 ? chan_select_until(cs, 2, INT64_MIN)
+                                  : chan_select(cs, 2);
+                    CHECK(rc == 0 && other == -1, "cap %zu, form %d: select %d", caps[k], f, rc);
+                    rc = cs[0].ok ? 0 : -EPIPE;
+                }
+                if (i < caps[k] && f == 0) /* the values first, then closed */
+                    CHECK(rc == 0 && v == 1, "cap %zu: value %zu: %d", caps[k], i, rc);
+                if (i == caps[k])
+                    CHECK(rc == -EPIPE && v == 0, "cap %zu, form %d: %d, elem %ld", caps[k], f, rc,
+                          v);
+                if (f > 0)
+                    break; /* drained by form 0 */
+            }
+        }
+        freec(c);
+        /* A passed deadline is the try form reporting -ETIMEDOUT; a ready operation completes
+         * whatever the deadline: a peer blocked (unbuffered) or the buffer. */
+        c = mkc(sizeof(long), caps[k]);
+        long v = -1;
+        struct chan_case cs[2] = {chan_case_recv(c, &v), chan_case_recv(never, NULL)};
+        CHECK(chan_recv_until(c, &v, INT64_MIN) == -ETIMEDOUT, "past: empty");
+        CHECK(chan_select_until(cs, 2, 0) == -ETIMEDOUT && !cs[0].ok && !cs[1].ok && v == -1,
+              "past: select");
+        struct ct_peer peer = {c, wg, true};
+        if (caps[k])
+            CHECK(send_long(c, 9) == 0, "send");
+        else
+            task_go(ct_peer, &peer);
+        if (!caps[k])
+            wait_queued(c, CHAN_SEND, 1);
+        CHECK(chan_recv_until(c, &v, INT64_MIN) == 0 && v == 9, "past: ready recv");
+        if (!caps[k]) {
+            wg_wait(wg, 1);
+            peer.send = false;
+            task_go(ct_peer, &peer);
+            wait_queued(c, CHAN_RECV, 1);
+        }
+        long nine = 9;
+        CHECK(chan_send_until(c, &nine, chan_now() - 1) == 0, "past: ready send");
+        if (!caps[k])
+            wg_wait(wg, 1);
+        /* select validates every case first: a peer blocked on c stays blocked, a buffered
+         * value stays buffered, when a later case is invalid (a NULL channel's bad dir). */
+        if (!caps[k]) {
+            peer.send = true;
+            task_go(ct_peer, &peer);
+            wait_queued(c, CHAN_SEND, 1);
+        }
+        struct chan_case inval[2] = {chan_case_recv(c, &v), chan_case_recv(NULL, NULL)};
+        inval[1].dir = (enum chan_dir)0;
+        v = -1;
+        CHECK(chan_select(inval, 2) == -EINVAL && v == -1 && !inval[0].ok, "validation");
+        CHECK(caps[k] ? chan_len(c) == 1 : hchan_waiting(c, CHAN_SEND) == 1, "consumed");
+        CHECK(chan_send(c, NULL) == -EINVAL, "send elem NULL");
+        CHECK(chan_recv(c, &v) == 0 && v == 9, "after validation");
+        if (!caps[k])
+            wg_wait(wg, 1);
+        CHECK(chan_close(c) == 0 && chan_send(c, NULL) == -EINVAL, "closed: elem NULL");
+        freec(c);
+    }
+    freec(never);
     freec_later(wg);
 }
 
