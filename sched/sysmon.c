@@ -202,7 +202,8 @@ static void *sysmon_main(void *arg)
         else
             idle++;
         int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
-        if (tn != CHAN_FOREVER && now - tn > TIMER_LATE_NS && atomic_load(&sched.npidle) > 0)
+        /* (tn may be any past deadline, INT64_MIN too: no subtraction from it) */
+        if (tn != CHAN_FOREVER && tn < now - TIMER_LATE_NS && atomic_load(&sched.npidle) > 0)
             wakep();
         /* Go's sysmon: poll the fds if nobody has for 10 ms (every M busy with Gs that keep
          * it, none idle in epoll_wait); the Gs go where idle Ps or the busy ones run them. */
