@@ -659,6 +659,88 @@ START_TEST(test_restart_never_loses_or_duplicates)
 }
 END_TEST
 
+/*
+ * A select parked on an fd and a channel c, woken because the fd may be ready (PARK_IO), looks
+ * at its cases again. For its caller it is still blocked on c, which may be closed then and
+ * freed at once (chan_close(3): every operation on c either returned or was blocked on it): the
+ * select must not look at c after that close returned, except as woken by it. Its look again
+ * at the fd is held up (poll_hold, on the select's thread, once the byte is written); meanwhile
+ * the test takes the byte back, closes c and frees it, and makes a channel of the same size
+ * with a value in it, which malloc gives the memory c had. The select must return c's case
+ * closed. One that looked at c after its close (it unlocked every channel before looking again)
+ * got the new channel's value, or, under ASan, a use after free.
+ */
+static pthread_t relook_thread;
+static atomic_bool relook_armed, relook_held;
+
+static void relook_hold(void)
+{
+    if (pthread_equal(pthread_self(), relook_thread) && atomic_exchange(&relook_armed, false)) {
+        atomic_store(&relook_held, true);
+        sleep_ms(scaled(100, 300));
+    }
+}
+
+static int relook_is_held(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relook_held);
+}
+
+struct relook {
+    int fd;
+    chan_t *c, *go;
+    int r;
+    bool ok;
+};
+
+static void *relook_select(void *arg)
+{
+    struct relook *x = arg;
+    ck_assert_int_eq(chan_recv(x->go, NULL), -EPIPE);
+    int rev;
+    struct chan_case cs[2] = {
+        {.chan = chan_fd_chan(x->fd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+        {.chan = x->c, .dir = CHAN_RECV},
+    };
+    x->r = chan_select(cs, 2);
+    x->ok = x->r >= 0 && cs[x->r].ok;
+    return NULL;
+}
+
+START_TEST(test_restart_after_close_and_free)
+{
+    int p[2];
+    mkpipe(p);
+    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .go = chan_make(0, 0), .r = -1};
+    atomic_store(&relook_armed, false);
+    atomic_store(&relook_held, false);
+    pthread_t t = spawn(relook_select, &x);
+    relook_thread = t;
+    atomic_store(&polled_fd, p[0]);
+    atomic_store(&poll_hold, relook_hold);
+    ck_assert_int_eq(chan_close(x.go), 0);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    atomic_store(&relook_armed, true);
+    put1(p[1]);
+    ck_assert(eventually(relook_is_held, NULL));
+    get1(p[0]);
+    ck_assert_int_eq(chan_close(x.c), 0);
+    ck_assert_int_eq(chan_free(x.c), 0);
+    chan_t *other = chan_make(0, 1);
+    ck_assert_int_eq(chan_send(other, NULL), 0);
+    join(t);
+    atomic_store(&poll_hold, NULL);
+    atomic_store(&polled_fd, -1);
+    ck_assert_int_eq(x.r, 1);
+    ck_assert(!x.ok);
+    ck_assert_int_eq(chan_free(other), 0);
+    ck_assert_int_eq(chan_free(x.go), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
 /* ---- Scheduler hooks ------------------------------------------------------------------------ */
 
 /* A minimal plugged-in scheduler of one task per thread: a permit under a mutex, and an
@@ -1180,6 +1262,7 @@ int main(void)
     ADD_TEST(s, test_fd_close_races, 60);
     ADD_TEST(s, test_fairness_with_fds, 60);
     ADD_TEST(s, test_restart_never_loses_or_duplicates, 120);
+    ADD_TEST(s, test_restart_after_close_and_free, 30);
     ADD_TEST(s, test_third_party_hook, 30);
     ADD_TEST(s, test_tree_hook_waits_on_fds, 30);
     ADD_TEST(s, test_restart_under_tree_hook, 120);
