@@ -491,5 +491,7 @@ HIDDEN int select_recv(struct chan *c, void *elem, int64_t deadline);
 HIDDEN size_t hchan_waiting(chan_t *c, enum chan_dir dir);
 /* Tests' probe: values buffered in c now, as chan_len would report but for a timer's channel. */
 HIDDEN size_t hchan_buffered(const chan_t *c);
+/* Tests' probe: whether c's ring has its lock-free paths stopped (the SLOW bit). */
+HIDDEN bool hchan_ring_stopped(const chan_t *c);
 
 #endif

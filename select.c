@@ -520,6 +520,8 @@ relook:; /* every lock held */
     w.edge = edge;
     struct pollfd *io = again ? again->io : heap ? heap : io_stack;
     if (unlikely(nio) && (err = io_prepare(cases, lockorder, norder, &w, io))) {
+        for (size_t i = 0; last && i < norder; i++) /* the last look stopped them: restart */
+            wait_cancel(cases[lockorder[i]].chan);
         selunlock(cases, lockorder, norder, NULL);
         chan_mfree(heap);
         return err;

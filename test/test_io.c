@@ -392,6 +392,44 @@ static void *run_select(void *arg)
     return NULL;
 }
 
+/*
+ * A select that would wait on an fd that another call waits on returns -EBUSY, nothing done; a
+ * buffered channel among its cases runs lock-free again after it. (The select's last look,
+ * which stops a ring's lock-free paths to see it empty at one instant, left it stopped on that
+ * return: every later operation on it took its lock, until a waiter came and went, and the
+ * sanitizer builds' invariant check aborted at the next one.)
+ */
+START_TEST(test_busy_select_leaves_ring_running)
+{
+    int p[2];
+    mkpipe(p);
+    struct call wi = {.op = OP_WAIT_IN, .fd = p[0], .deadline = CHAN_FOREVER};
+    pthread_t t = spawn(run_call, &wi);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    chan_t *c = chan_make(sizeof(int), 4);
+    ck_assert_ptr_nonnull(c);
+    int rev, v = 7;
+    for (int form = 0; form < 2; form++) {
+        struct chan_case cs[2] = {
+            {.chan = chan_fd_chan(p[0], POLLIN), .elem = &rev, .dir = CHAN_RECV},
+            {.chan = c, .elem = &v, .dir = CHAN_RECV},
+        };
+        int r = form ? chan_select(cs, 2) : chan_select_until(cs, 2, chan_now() + 1000 * MS);
+        ck_assert_int_eq(r, -EBUSY);
+        ck_assert_msg(!hchan_ring_stopped(c), "the ring stays stopped after -EBUSY (form %d)",
+                      form);
+        ck_assert_int_eq(chan_send(c, &v), 0);
+        ck_assert_int_eq(chan_recv(c, &v), 0);
+    }
+    put1(p[1]);
+    join(t);
+    ck_assert_int_gt(wi.r, 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
 /* chan_fd_close while threads wait on the fd: each wakes with -EBADF (a select's case fires with
  * ok false), promptly; nothing leaks. */
 START_TEST(test_fd_close_wakes_waiters)
@@ -1258,6 +1296,7 @@ int main(void)
     ADD_TEST(s, test_select_socket_channel_timer, 30);
     ADD_TEST(s, test_bad_fds, 30);
     ADD_TEST(s, test_busy, 30);
+    ADD_TEST(s, test_busy_select_leaves_ring_running, 30);
     ADD_TEST(s, test_fd_close_wakes_waiters, 30);
     ADD_TEST(s, test_fd_close_races, 60);
     ADD_TEST(s, test_fairness_with_fds, 60);
