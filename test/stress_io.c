@@ -44,9 +44,10 @@
  *     another call may wait on the fd, never -EINTR, and each chan_fd_close returns 0.
  *   - Selects: an fd case fires with ok false only on an fd being closed, ok true with revents
  *     that name its event, POLLHUP or POLLERR, never POLLNVAL; channel cases conserve values.
- *     Before a worker closes an fd, it waits until every select naming that fd's channel is
- *     queued on it (or has returned): chan_io(3) makes a select that starts after the close a
- *     use after free, and one already waiting is woken with ok false.
+ *     Before a worker closes an fd, it stops new selects on its channel and waits until every
+ *     select naming it is queued on it (or has returned): chan_io(3) makes a select that starts
+ *     after the close a use after free, and one already waiting is woken with ok false
+ *     (close_end says how, in two ways: under waiting calls, or under waiting selects).
  *   - Connections: chan_connect and chan_accept with cancels, at most CONN_MAX per epoch; every
  *     connection whose 16-byte message chan_write reported sent is accepted and its message
  *     read exactly once (by an acceptor or by the end's drain), unless the listener was closed.
@@ -55,6 +56,8 @@
  *     nothing unasked for; at each epoch's end one more of each arrives (none lost while the
  *     channel has room). A second channel is notified and stopped at random: nothing arrives
  *     on it after chan_signal_stop returned.
+ *   - chan_sleep_until with a cancel: 0 never before its deadline, -ECANCELED only when fired;
+ *     and on Gs, system calls bracketed with chan_mpg_syscall_enter/exit: errno carried over.
  *   - fds: at each epoch's end the process has exactly the fds it had at the start (eventfds
  *     apart: a thread keeps one from its first wait, chan_io(3)); at the end, every thread
  *     joined, no more eventfds than threads that waited.
@@ -175,11 +178,14 @@ enum {
     OP_SIGRECV,
     OP_SIGTOGGLE,
     OP_CANCEL,
+    OP_SLEEP,
+    OP_SYSCALL,
     NOPS
 };
 static const char *const op_names[NOPS] = {
-    "chan_read",    "chan_write", "chan_fd_wait",   "select",      "chan_fd_close", "chan_accept",
-    "chan_connect", "kill",       "signal receive", "notify/stop", "cancel"};
+    "chan_read",   "chan_write",       "chan_fd_wait", "select",         "chan_fd_close",
+    "chan_accept", "chan_connect",     "kill",         "signal receive", "notify/stop",
+    "cancel",      "chan_sleep_until", "system call"};
 
 struct worker {
     int id;
@@ -873,6 +879,47 @@ static void op_cancel(struct worker *w)
         FAIL("chan_close of a cancel channel");
 }
 
+static void op_sleep(struct worker *w)
+{
+    struct cancel k;
+    cancel_pick(w, &k, true);
+    int64_t d = k.deadline == CHAN_FOREVER ? chan_now() + 5 * MS : k.deadline;
+    int r = chan_sleep_until(d, k.c);
+    if (r == 0) {
+        if (chan_now() < d)
+            FAIL("chan_sleep_until returned 0 %lld ns before its deadline",
+                 (long long)(d - chan_now()));
+    } else if (!check_wait("chan_sleep_until", r, &k, -1) || r == -ETIMEDOUT) {
+        FAIL("chan_sleep_until: %d", r);
+    }
+    cancel_end(&k);
+}
+
+#ifdef STRESS_IO_MPG
+/* errno of the thread that runs the caller now: read afresh, since the compiler may keep the
+ * address of errno across chan_mpg_syscall_exit, which may resume the G on another thread. */
+static __attribute__((noinline)) int errno_here(void) { return errno; }
+#endif
+
+/* A system call that blocks its thread, bracketed as chan_mpg(3) says (a no-op outside a G):
+ * the monitor hands the G's P to another M meanwhile. errno set before the exit comes back
+ * after it, whichever thread the G resumes on. */
+static void op_syscall(struct worker *w)
+{
+#ifdef STRESS_IO_MPG
+    struct timespec ts = {0, (long)(rnd(w) % (2 * MS))};
+    chan_mpg_syscall_enter();
+    (void)nanosleep(&ts, NULL); /* a signal may cut it short: EINTR, as for any handler */
+    errno = EXDEV;
+    chan_mpg_syscall_exit();
+    int e = errno_here();
+    if (e != EXDEV)
+        FAIL("errno %d after chan_mpg_syscall_exit, not the EXDEV set before it", e);
+#else
+    (void)w;
+#endif
+}
+
 /* ---- The worker loop -------------------------------------------------------------------------- */
 
 static void one_op(struct worker *w)
@@ -891,6 +938,8 @@ static void one_op(struct worker *w)
              : pick < 830 ? OP_KILL
              : pick < 900 ? OP_SIGRECV
              : pick < 910 ? OP_SIGTOGGLE
+             : pick < 930 ? OP_SLEEP
+             : pick < 950 ? OP_SYSCALL
                           : OP_CANCEL;
     note(w, op, op <= OP_WAIT ? s->fd[op == OP_READ ? 0 : op == OP_WRITE ? 1 : d] : -1);
     switch (op) {
@@ -905,6 +954,8 @@ static void one_op(struct worker *w)
     case OP_SIGRECV: op_sigrecv(w); break;
     case OP_SIGTOGGLE: op_sigtoggle(); break;
     case OP_CANCEL: op_cancel(w); break;
+    case OP_SLEEP: op_sleep(w); break;
+    case OP_SYSCALL: op_syscall(w); break;
     }
     atomic_store_explicit(&w->op, -1, memory_order_relaxed);
     w->ops[op]++;
