@@ -26,12 +26,11 @@
  * may end in PARK_IO (seam.h): an fd may be ready. Then, as at a time-out, the select wins its
  * own done word (or takes the result of a waker that won it first), relocks every channel,
  * unlinks everything and, still holding every lock, goes back to pass 1: nothing has happened
- * yet. (For its caller the select is still blocked on each of its channels, which may be closed
- * and freed at once: between its sudogs and its locks, it must hold each of them all along.)
- * Before queueing on them (pass 2), two
- * checks, with nothing done yet: at most one operation waits on an fd channel at a time (Go's
- * pollDesc has one reader slot and one writer slot): else -EBUSY; and the caller's parker must
- * be able to wait on fds: else -EOPNOTSUPP.
+ * yet. (For its caller the select is still blocked on each of its channels, which may be
+ * closed and freed at once: between its sudogs and its locks, it holds each of them all
+ * along.) Before queueing on them (pass 2), two checks, with nothing done yet: at most one
+ * operation waits on an fd channel at a time (Go's pollDesc has one reader slot and one writer
+ * slot): else -EBUSY; and the caller's parker must be able to wait on fds: else -EOPNOTSUPP.
  */
 #define _GNU_SOURCE
 #include <errno.h>
