@@ -640,6 +640,56 @@ static void accept_body(void)
 START_TEST(accept_connect) { on_g(accept_body, 2); }
 END_TEST
 
+/*
+ * An I/O call reads the errno of the thread its G runs on after each system call. A G waits in
+ * chan_accept on one P: its accept4 said EAGAIN on thread A. Another G then sets errno on A to
+ * EXDEV and blocks A in a system call (announced: the monitor hands the P to thread B). The
+ * listener is shut down: the waiting G wakes on B, where accept4 fails with EINVAL, and
+ * chan_accept must return -EINVAL. (A compiler may keep errno's address across the wait: the
+ * clang build's chan_accept read A's EXDEV.)
+ */
+struct errno_accept {
+    int l;
+    int r;
+    chan_t *done;
+};
+
+static void errno_acceptor(void *arg)
+{
+    struct errno_accept *a = arg;
+    a->r = chan_accept(a->l, NULL, NULL, NULL, chan_now() + 10000 * MS);
+    ck_assert_int_eq(chan_close(a->done), 0);
+}
+
+static void errno_spoiler(void *arg)
+{
+    (void)arg;
+    errno = EXDEV;
+    chan_mpg_syscall_enter();
+    sleep_ms(scaled(300, 600)); /* (nanosleep changes errno only when interrupted) */
+    chan_mpg_syscall_exit();
+}
+
+START_TEST(errno_after_moving_thread)
+{
+    struct sockaddr_in sa;
+    struct errno_accept a = {.l = tcp_listener(&sa), .r = 1, .done = chan_make(0, 0)};
+    start(1);
+    ck_assert_int_eq(chan_mpg_foreign_enter(), 0);
+    go(errno_acceptor, &a);
+    ck_assert(fd_blocked(a.l, POLLIN));
+    go(errno_spoiler, NULL);
+    sleep_ms(scaled(100, 200)); /* the spoiler in its system call, the P handed on */
+    ck_assert_int_eq(shutdown(a.l, SHUT_RD), 0);
+    ck_assert_int_eq(chan_recv(a.done, NULL), -EPIPE);
+    chan_mpg_foreign_leave();
+    finish();
+    ck_assert_int_eq(a.r, -EINVAL);
+    ck_assert_int_eq(chan_free(a.done), 0);
+    fdclose(a.l);
+}
+END_TEST
+
 /* ---- Short connections: Ms going in and out of epoll_wait ------------------------------------ */
 
 /* Four client Gs each make connections one after another, with deadlines (timers that kick the
@@ -1251,6 +1301,7 @@ int main(void)
     ADD_TEST(s, fd_close_from_g_parks, 30);
     ADD_TEST(s, write_read_between_gs, 60);
     ADD_TEST(s, accept_connect, 30);
+    ADD_TEST(s, errno_after_moving_thread, 30);
     ADD_TEST(s, short_connections, 60);
     ADD_TEST(s, restart_never_loses_or_duplicates, 240);
     ADD_TEST(s, restart_after_close_and_free, 30);
