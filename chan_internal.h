@@ -174,8 +174,11 @@ struct waiter {
     void *task;                     /* handle passed to park/unpark */
     struct sudog *sudogs;           /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
     uint32_t nsudog;
-    uint32_t nio; /* of which on fd channels (BUF_FD): it parks through
-                     waiter_park_io; 0 for every operation without fd cases */
+    uint32_t nio;            /* of which on fd channels (BUF_FD): it parks through
+                                waiter_park_io; 0 for every operation without fd cases */
+    const struct pollfd *io; /* with nio: their (fd, events), copied under the channels' locks
+                                (a scheduler's park reads them, waiter_fds, after the unlock,
+                                when a close may have freed the channels) */
 #ifdef CHAN_TRACE_BUILD
     struct waiter_trace t; /* the tracer's notes (trace/hooks.h); none in the pair */
 #endif

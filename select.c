@@ -518,6 +518,7 @@ relook:; /* every lock held */
     w.nio = nio;
     w.edge = edge;
     struct pollfd *io = again ? again->io : heap ? heap : io_stack;
+    w.io = io + 1; /* io_prepare's copy: io[1 .. nio] (io[0] is the parker's) */
     if (unlikely(nio) && (err = io_prepare(cases, lockorder, norder, &w, io))) {
         for (size_t i = 0; last && i < norder; i++) /* the last look stopped them: restart */
             wait_cancel(cases[lockorder[i]].chan);

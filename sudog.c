@@ -288,16 +288,12 @@ enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reaso
 
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
 {
-    size_t n = 0;
-    for (size_t i = 0; w->nio && i < w->nsudog; i++) { /* (nio 0: waiter_withdraw's parks) */
-        const struct chan *c = w->sudogs[i].c;
-        if (c->kind != BUF_FD)
-            continue;
-        if (n < max) /* an fd channel's fd and events never change: no lock */
-            fds[n] = (struct pollfd){.fd = c->fd, .events = c->events};
-        n++;
-    }
-    return n;
+    /* From the copy the select made under the locks, not from its sudogs' channels: once the
+     * select has unlocked them, chan_fd_close may close one, win the waiter, and free it
+     * before this park looks. (nio 0: waiter_withdraw's parks.) */
+    for (size_t i = 0; i < w->nio && i < max; i++)
+        fds[i] = (struct pollfd){.fd = w->io[i].fd, .events = w->io[i].events};
+    return w->nio;
 }
 
 bool waiter_fds_edge(const struct waiter *w) { return w->edge; }

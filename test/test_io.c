@@ -959,6 +959,86 @@ START_TEST(test_tree_hook_waits_on_fds)
 }
 END_TEST
 
+/*
+ * A select parked through a scheduler in the tree whose park reads its fds (waiter_fds) after
+ * the select unlocked its channels: chan_fd_close may come first, win the select and free the
+ * fd channel. The park must still learn the fd it waits on, not read the freed channel. The
+ * hook's park holds its first look until the test has closed the fd and made another fd
+ * channel, which malloc gives the freed memory. (The park read the channel: ASan's use after
+ * free, else the new channel's fd.)
+ */
+static atomic_bool late_parked, late_go;
+static atomic_int late_fd_seen = -1;
+
+static int late_park(void *task, int64_t deadline)
+{
+    struct waiter *w = waiter_parking();
+    if (w && !atomic_exchange(&late_parked, true)) {
+        for (int i = 0; i < 10000 && !atomic_load(&late_go); i++)
+            sleep_ms(1);
+        struct pollfd fds[8];
+        if (waiter_fds(w, fds, 8) >= 1)
+            atomic_store(&late_fd_seen, fds[0].fd);
+    }
+    return h_park(task, deadline);
+}
+
+static const struct chan_sched hook_late = {h_current, late_park, h_unpark};
+
+struct late {
+    int rd;
+    struct htask t;
+    int r;
+    bool ok;
+};
+
+static void *late_thread(void *arg)
+{
+    struct late *l = arg;
+    l->t = (struct htask){.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC)};
+    ck_assert_int_ge(l->t.efd, 0);
+    h_self = &l->t;
+    chan_sched_set(&hook_late);
+    int rev;
+    struct chan_case cs[1] = {
+        {.chan = chan_fd_chan(l->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV}};
+    l->r = chan_select(cs, 1);
+    l->ok = cs[0].ok;
+    chan_sched_set(NULL);
+    close(l->t.efd);
+    return NULL;
+}
+
+static int late_is_parked(void *arg)
+{
+    (void)arg;
+    return atomic_load(&late_parked);
+}
+
+START_TEST(test_hook_park_after_fd_close)
+{
+    sched_waits_fds(&hook_late);
+    int p[2], q[2];
+    mkpipe(p);
+    struct late l = {.rd = p[0], .r = -1};
+    pthread_t t = spawn(late_thread, &l);
+    ck_assert(eventually(late_is_parked, NULL));
+    ck_assert_int_eq(chan_fd_close(p[0]), 0); /* wins the select, frees the fd channel */
+    mkpipe(q);
+    ck_assert_ptr_nonnull(chan_fd_chan(q[1], POLLOUT));
+    atomic_store(&late_go, true);
+    join(t);
+    sched_waits_fds(NULL);
+    ck_assert_int_eq(l.r, 0);
+    ck_assert(!l.ok);
+    int seen = atomic_load(&late_fd_seen);
+    ck_assert_int_eq(seen, l.rd);
+    fdclose(p[1]);
+    fdclose(q[0]);
+    fdclose(q[1]);
+}
+END_TEST
+
 /* ---- The I/O calls ------------------------------------------------------------------------- */
 
 struct copier {
@@ -1305,6 +1385,7 @@ int main(void)
     ADD_TEST(s, test_third_party_hook, 30);
     ADD_TEST(s, test_tree_hook_waits_on_fds, 30);
     ADD_TEST(s, test_restart_under_tree_hook, 120);
+    ADD_TEST(s, test_hook_park_after_fd_close, 30);
     ADD_TEST(s, test_write_all_read_all, 60);
     ADD_TEST(s, test_write_partial, 30);
     ADD_TEST(s, test_write_to_closed_socket, 30);
