@@ -152,8 +152,8 @@ enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason
  * waker's unpark and takes its result), relocks its channels, unlinks its sudogs and, holding
  * the locks all along, looks at every case again, every fd too (poll(2), or the scheduler's
  * token: fd_set_token_hook below): nothing has happened yet, so the look again is exact, and
- * the choice among ready cases stays uniform. PARK_IO may be spurious (the fd was ready and is no longer): the operation just
- * parks again. */
+ * the choice among ready cases stays uniform. PARK_IO may be spurious (the fd was ready and is
+ * no longer): the operation just parks again. */
 #define PARK_IO 1
 
 /* The fds a parked waiter waits on: up to max (fd, events) pairs in fds (revents 0); returns

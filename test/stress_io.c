@@ -164,7 +164,7 @@ static bool quiet;
             abort();                                                                               \
     } while (0)
 
-/* ---- Workers ---------------------------------------------------------------------------------- */
+/* ---- Workers --------------------------------------------------------------------------------- */
 
 enum {
     OP_READ,
@@ -239,7 +239,7 @@ static size_t rnd_size(struct worker *w)
 /* Sleeps (a G parks). */
 static void nap_ns(int64_t ns) { (void)chan_sleep_until(chan_now() + ns, NULL); }
 
-/* ---- Cancels and deadlines --------------------------------------------------------------------- */
+/* ---- Cancels and deadlines ------------------------------------------------------------------- */
 
 enum { C_NONE, C_PLAIN, C_VALUE, C_CTX, C_EPOCH };
 
@@ -392,7 +392,7 @@ static void io_leave(struct stream *s, int d)
     atomic_fetch_sub(&s->io_in[d], 1);
 }
 
-/* ---- Stream operations ------------------------------------------------------------------------ */
+/* ---- Stream operations ----------------------------------------------------------------------- */
 
 static void op_read(struct worker *w, struct stream *s)
 {
@@ -575,7 +575,7 @@ static void op_close(struct worker *w)
     close_end(s, (int)((r >> 16) & 1), (r >> 17) & 1 ? CLOSE_CALLS : CLOSE_SELECTS);
 }
 
-/* ---- Selects ---------------------------------------------------------------------------------- */
+/* ---- Selects --------------------------------------------------------------------------------- */
 
 enum { S_FD0, S_FD1, S_DONE, S_PING_SEND, S_PING_RECV, S_POOL, S_VPOOL, S_SIG, S_MAX = 8 };
 
@@ -709,7 +709,7 @@ static void op_select(struct worker *w)
         }
 }
 
-/* ---- Connections ------------------------------------------------------------------------------ */
+/* ---- Connections ----------------------------------------------------------------------------- */
 
 struct msg {
     uint64_t id, check;
@@ -798,7 +798,7 @@ static void op_connect(struct worker *w)
         FAIL("chan_fd_close of a connecting socket: %d", e);
 }
 
-/* ---- Signals ---------------------------------------------------------------------------------- */
+/* ---- Signals --------------------------------------------------------------------------------- */
 
 static void got_signal(int sig, bool second)
 {
@@ -920,7 +920,7 @@ static void op_syscall(struct worker *w)
 #endif
 }
 
-/* ---- The worker loop -------------------------------------------------------------------------- */
+/* ---- The worker loop ------------------------------------------------------------------------- */
 
 static void one_op(struct worker *w)
 {
@@ -984,7 +984,7 @@ static void *thread_main(void *arg)
 static void g_main(void *arg) { worker_run(arg); }
 #endif
 
-/* ---- The epochs ------------------------------------------------------------------------------- */
+/* ---- The epochs ------------------------------------------------------------------------------ */
 
 /* The process's fds: eventfds (*efds) apart from the rest (the return). */
 static int count_fds(int *efds)
@@ -1415,16 +1415,16 @@ int main(int argc, char **argv)
                    atomic_load(&sig_recvd[sigs[i]]));
         printf("; second channel %ld\n", atomic_load(&sig2_recvd));
     }
-    printf(
-        "stress_io: %lu operations in %lu epochs; %llu bytes checked in order; %llu fds closed "
-        "under waiters (%llu with selects queued, %llu select cases woken closed); %ld connections accepted of %ld made, "
-        "%llu messages checked; %llu -EBUSY; %lu violations\n",
-        total, epochs, (unsigned long long)atomic_load(&bytes_checked),
-        (unsigned long long)atomic_load(&fd_closes),
-        (unsigned long long)atomic_load(&closes_on_selects),
-        (unsigned long long)atomic_load(&sel_closed_ok), atomic_load(&accepted),
-        atomic_load(&connected), (unsigned long long)atomic_load(&conns_checked),
-        (unsigned long long)atomic_load(&ebusy), atomic_load(&violations));
+    printf("stress_io: %lu operations in %lu epochs; %llu bytes checked in order; %llu fds closed "
+           "under waiters (%llu with selects queued, %llu select cases woken closed); %ld "
+           "connections accepted of %ld made, "
+           "%llu messages checked; %llu -EBUSY; %lu violations\n",
+           total, epochs, (unsigned long long)atomic_load(&bytes_checked),
+           (unsigned long long)atomic_load(&fd_closes),
+           (unsigned long long)atomic_load(&closes_on_selects),
+           (unsigned long long)atomic_load(&sel_closed_ok), atomic_load(&accepted),
+           atomic_load(&connected), (unsigned long long)atomic_load(&conns_checked),
+           (unsigned long long)atomic_load(&ebusy), atomic_load(&violations));
     chan_signal_stop(sigc);
     chan_free(sigc);
     chan_free(sig2);
