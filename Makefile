@@ -168,9 +168,9 @@ include model/model.mk        # the Promela models (make model; not part of make
 CHECKS_plain  := unit examples-check man-examples compile-fail dist-check dropin-check \
                  nompg-check install-check link-check cmake-check man-lint layers spdx standalone \
                  format-check play-check \
-                 stress-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
-CHECKS_asan   := unit examples-check man-examples stress-short fuzz-replay
-CHECKS_tsan   := unit examples-check man-examples stress-short
+                 stress-short stress-io-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
+CHECKS_asan   := unit examples-check man-examples stress-short stress-io-short fuzz-replay
+CHECKS_tsan   := unit examples-check man-examples stress-short stress-io-short
 
 # The three builds run one after the other, each to its end; each prints a line per check and
 # its own count, and the last line adds them up. The builds' commands are shown with V=1 only.

@@ -574,6 +574,12 @@ size_t hchan_waiting(chan_t *c, enum chan_dir dir)
 
 size_t hchan_buffered(const chan_t *c) { return c ? buf_len(c) : 0; }
 
+bool hchan_ring_stopped(const chan_t *c)
+{
+    return c && c->kind == BUF_RING &&
+           (atomic_load_explicit(&c->rp->tail, memory_order_relaxed) & c->slow);
+}
+
 #ifdef CHAN_TRACE_BUILD
 /* ---- What observers read of a channel: the dump (trace/dump.c), the leak detector ---------- */
 

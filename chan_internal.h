@@ -174,8 +174,11 @@ struct waiter {
     void *task;                     /* handle passed to park/unpark */
     struct sudog *sudogs;           /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
     uint32_t nsudog;
-    uint32_t nio; /* of which on fd channels (BUF_FD): it parks through
-                     waiter_park_io; 0 for every operation without fd cases */
+    uint32_t nio;            /* of which on fd channels (BUF_FD): it parks through
+                                waiter_park_io; 0 for every operation without fd cases */
+    const struct pollfd *io; /* with nio: their (fd, events), copied under the channels' locks
+                                (a scheduler's park reads them, waiter_fds, after the unlock,
+                                when a close may have freed the channels) */
 #ifdef CHAN_TRACE_BUILD
     struct waiter_trace t; /* the tracer's notes (trace/hooks.h); none in the pair */
 #endif
@@ -492,5 +495,7 @@ HIDDEN int select_recv(struct chan *c, void *elem, int64_t deadline);
 HIDDEN size_t hchan_waiting(chan_t *c, enum chan_dir dir);
 /* Tests' probe: values buffered in c now, as chan_len would report but for a timer's channel. */
 HIDDEN size_t hchan_buffered(const chan_t *c);
+/* Tests' probe: whether c's ring has its lock-free paths stopped (the SLOW bit). */
+HIDDEN bool hchan_ring_stopped(const chan_t *c);
 
 #endif

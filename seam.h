@@ -149,17 +149,18 @@ enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason
  * or a receive) parks as any other, and its park may end a third way besides 0 (an unpark was
  * consumed) and -ETIMEDOUT: PARK_IO, "an fd this waiter waits on may be ready". The operation
  * then wins its own done word (as at a time-out; if a waker won it first, it consumes that
- * waker's unpark and takes its result), unlinks its sudogs and starts over from its first pass,
- * which looks at every fd again (poll(2), or the scheduler's token: fd_set_token_hook below):
- * nothing has happened yet, so starting over is exact, and the choice among ready cases stays
- * uniform. PARK_IO may be spurious (the fd was ready and is no longer): the operation just
- * parks again. */
+ * waker's unpark and takes its result), relocks its channels, unlinks its sudogs and, holding
+ * the locks all along, looks at every case again, every fd too (poll(2), or the scheduler's
+ * token: fd_set_token_hook below): nothing has happened yet, so the look again is exact, and
+ * the choice among ready cases stays uniform. PARK_IO may be spurious (the fd was ready and is
+ * no longer): the operation just parks again. */
 #define PARK_IO 1
 
 /* The fds a parked waiter waits on: up to max (fd, events) pairs in fds (revents 0); returns
  * how many it has (which may be more than max; 0 for a waiter without fd cases). Called by a
  * scheduler's park on the waiter that waiter_parking() returned, before the task switches
- * away; the pairs do not change while the task stays parked. Takes no lock. */
+ * away; the pairs do not change while the task stays parked. Takes no lock, and reads no
+ * channel (a copy made under their locks: chan_fd_close may have freed one already). */
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max) SEAM_EXPORT(waiter_fds);
 
 /* Whether a parked waiter's fd cases are edge cases (fdselect_until: an I/O call whose system

@@ -24,12 +24,14 @@
  * not snooze before it blocks, as one on rings alone does: each round would poll(2) the fd
  * again. Blocking on them, the waiter parks on their fds too (waiter_park_io), and the park
  * may end in PARK_IO (seam.h): an fd may be ready. Then, as at a time-out, the select wins its
- * own done word (or takes the result of a waker that won it first), unlinks everything and
- * starts over at step 2: nothing has happened yet. Before queueing on them (pass 2), two
- * checks, with nothing done yet: at most one operation waits on an fd channel at a time (Go's
- * pollDesc has one reader slot and one writer slot): else -EBUSY; and the caller must be able
- * to wait on fds (a thread's eventfd, or the poll thread for another scheduler's task): else
- * the -errno of waiter_io_prepare.
+ * own done word (or takes the result of a waker that won it first), relocks every channel,
+ * unlinks everything and, still holding every lock, goes back to pass 1: nothing has happened
+ * yet. (For its caller the select is still blocked on each of its channels, which may be
+ * closed and freed at once: between its sudogs and its locks, it holds each of them all
+ * along.) Before queueing on them (pass 2), two checks, with nothing done yet: at most one
+ * operation waits on an fd channel at a time (Go's pollDesc has one reader slot and one writer
+ * slot): else -EBUSY; and the caller must be able to wait on fds (a thread's eventfd, or the
+ * poll thread for another scheduler's task): else the -errno of waiter_io_prepare.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -408,24 +410,27 @@ ALWAYS_INLINE int validate(const struct chan_case *cases, size_t n)
     return 0;
 }
 
-/* What selectgo_body returns, with again set, after a PARK_IO: select anew. (No errno.) */
-#define SELECT_AGAIN (-0x7fff)
+/* A select's bookkeeping, handed to select_again after a PARK_IO. */
+struct selbook {
+    uint32_t *pollorder, *lockorder;
+    size_t norder;
+    struct sudog *sgs;
+    struct pollfd *io;
+};
 
-static int select_again(struct chan_case *cases, size_t n, int64_t deadline, bool edge);
+static int select_again(struct chan_case *cases, size_t n, int64_t deadline, bool edge,
+                        const struct selbook *book);
 
-/* Go's selectgo, compiled three times: selectgo (again and edge false) for every select,
- * select_again's copy (again true), which a select enters after a PARK_IO and loops in for as
- * long as its parks end so, and fdselect_until's (edge true: see fd_ready). A loop around one copy
- * costs every select, the ones that never block included: the compiler hoists the restart's work
+/* Go's selectgo, compiled three times: selectgo (again NULL, edge false) for every select,
+ * select_again's copy, which a select enters after a PARK_IO, with every channel of its cases
+ * still locked and its bookkeeping (again), and loops in, back to pass 1, for as long as its
+ * parks end so, and fdselect_until's (edge true: see fd_ready). A loop in the first copy would
+ * cost every select, the ones that never block included: the compiler hoists the loop's work
  * out of it onto their path (measured with callgrind on a select over two rings, one ready:
  * +12 instructions a select). */
-ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadline, bool again,
-                                bool edge)
+ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadline,
+                                const struct selbook *again, bool edge)
 {
-    int err = validate(cases, n);
-    if (err)
-        return err;
-
     /* Bookkeeping: two orders and, for a select that may block, one sudog per case and the
      * pollfds its park may need (one per case, and the parker's). On the stack up to
      * STACK_CASES cases; one heap block beyond. */
@@ -435,6 +440,15 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     uint32_t *pollorder = orders_stack, *lockorder = orders_stack + STACK_CASES;
     struct sudog *sgs = sudogs_stack;
     void *heap = NULL; /* the pollfds first, then the sudogs, then the orders */
+    size_t norder = 0;
+    int chosen, err;
+    if (again) { /* validated, ordered and locked already: on to pass 1 */
+        pollorder = again->pollorder, lockorder = again->lockorder, norder = again->norder;
+        sgs = again->sgs;
+        goto relook;
+    }
+    if ((err = validate(cases, n)))
+        return err;
     if (n > STACK_CASES) {
         size_t nfd = deadline == NOWAIT ? 0 : n + 1, nsg = deadline == NOWAIT ? 0 : n;
         heap = chan_malloc(nfd * sizeof(struct pollfd) + nsg * sizeof(struct sudog) +
@@ -447,7 +461,6 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     }
 
     /* Poll order: inside-out Fisher-Yates over the cases with a channel. */
-    size_t norder = 0;
     uint64_t *rng = rng_self();
     for (size_t i = 0; i < n; i++) {
         if (!cases[i].chan)
@@ -466,7 +479,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
      * ring does: a peer on another CPU usually makes a case ready well before a parked select
      * would be woken. (On an unbuffered channel a peer shows up by queueing itself: there the
      * locked pass and the parker's own spin do better, as measured.) */
-    int chosen = pass0(cases, pollorder, norder, edge);
+    chosen = pass0(cases, pollorder, norder, edge);
     unsigned rounds = chosen == -2 ? snooze_rounds(deadline) : 0;
     for (unsigned i = 0; chosen == -2 && i < rounds; i++) {
         ring_snooze(i);
@@ -478,13 +491,14 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     }
     memcpy(lockorder, pollorder, norder * sizeof *lockorder);
     sort_by_address(cases, lockorder, norder);
+    sellock(cases, lockorder, norder, NULL);
 
     /* Pass 1. Buffered channels' rings may change under it through their lock-free paths,
      * so a case found ready is performed atomically (by the ring's CAS); but "nothing ready"
      * needs one instant at which it held for every channel: the last look. */
+relook:; /* every lock held */
     struct wakeup wk = {NULL, NULL};
     uint32_t nio = 0;
-    sellock(cases, lockorder, norder, NULL);
     chosen = pass1(cases, pollorder, norder, &wk, &nio, edge);
     bool last = chosen < 0 && has_ring(cases, lockorder, norder);
     if (last)
@@ -509,8 +523,11 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
     w.nsudog = (uint32_t)norder;
     w.nio = nio;
     w.edge = edge;
-    struct pollfd *io = heap ? heap : io_stack;
+    struct pollfd *io = again ? again->io : heap ? heap : io_stack;
+    w.io = io + 1; /* io_prepare's copy: io[1 .. nio] (io[0] is the parker's) */
     if (unlikely(nio) && (err = io_prepare(cases, lockorder, norder, &w, io))) {
+        for (size_t i = 0; last && i < norder; i++) /* the last look stopped them: restart */
+            wait_cancel(cases[lockorder[i]].chan);
         selunlock(cases, lockorder, norder, NULL);
         chan_mfree(heap);
         return err;
@@ -541,11 +558,16 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
         sellock(cases, lockorder, norder, NULL);
         for (size_t i = 0; i < norder; i++)
             waiter_unlink(&sgs[i]);
-        selunlock(cases, lockorder, norder, NULL);
         if (unlikely(r == PARK_IO)) {
+            /* Look again without letting go of any channel (see the top of the file). */
+            if (again)
+                goto relook;
+            struct selbook book = {pollorder, lockorder, norder, sgs, io};
+            r = select_again(cases, n, deadline, edge, &book);
             chan_mfree(heap);
-            return again ? SELECT_AGAIN : select_again(cases, n, deadline, edge);
+            return r;
         }
+        selunlock(cases, lockorder, norder, NULL);
         /* r: -ETIMEDOUT, or the error with which a plugged-in scheduler's park gave up */
     } else {
         /* Never touch the channel that woke us: it may be freed already. */
@@ -568,18 +590,17 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
 
 static int selectgo(struct chan_case *cases, size_t n, int64_t deadline)
 {
-    return selectgo_body(cases, n, deadline, false, false);
+    return selectgo_body(cases, n, deadline, NULL, false);
 }
 
-/* A select that parked on fds and was told one may be ready (PARK_IO) starts over from the top
- * (nothing has happened yet, so this is exact), with a new poll order and new bookkeeping. */
+/* A select that parked on fds and was told one may be ready (PARK_IO) looks at its cases again
+ * from pass 1 (nothing has happened yet, so this is exact), in the same poll order, with every
+ * channel of its cases still locked. */
 static __attribute__((noinline, cold)) int select_again(struct chan_case *cases, size_t n,
-                                                        int64_t deadline, bool edge)
+                                                        int64_t deadline, bool edge,
+                                                        const struct selbook *book)
 {
-    int r;
-    while ((r = selectgo_body(cases, n, deadline, true, edge)) == SELECT_AGAIN) {
-    }
-    return r;
+    return selectgo_body(cases, n, deadline, book, edge);
 }
 
 int select_recv(struct chan *c, void *elem, int64_t deadline)
@@ -631,5 +652,5 @@ int fdselect_until(struct chan_case *cases, size_t n, int64_t deadline)
     int64_t d = deadline == NOWAIT ? NOWAIT + 1 : deadline;
     if (tracing(TF_EVENTS)) /* (traced as a plain select: the edge is a hint of io/'s) */
         return traced_select(cases, n, d, TR_UNTIL);
-    return selectgo_body(cases, n, d, false, true);
+    return selectgo_body(cases, n, d, NULL, true);
 }

@@ -289,16 +289,12 @@ enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reaso
 
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
 {
-    size_t n = 0;
-    for (size_t i = 0; w->nio && i < w->nsudog; i++) { /* (nio 0: waiter_withdraw's parks) */
-        const struct chan *c = w->sudogs[i].c;
-        if (c->kind != BUF_FD)
-            continue;
-        if (n < max) /* an fd channel's fd and events never change: no lock */
-            fds[n] = (struct pollfd){.fd = c->fd, .events = c->events};
-        n++;
-    }
-    return n;
+    /* From the copy the select made under the locks, not from its sudogs' channels: once the
+     * select has unlocked them, chan_fd_close may close one, win the waiter, and free it
+     * before this park looks. (nio 0: waiter_withdraw's parks.) */
+    for (size_t i = 0; i < w->nio && i < max; i++)
+        fds[i] = (struct pollfd){.fd = w->io[i].fd, .events = w->io[i].events};
+    return w->nio;
 }
 
 bool waiter_fds_edge(const struct waiter *w) { return w->edge; }
@@ -858,9 +854,9 @@ int waiter_park(struct waiter *w, int64_t deadline)
  * thread won the done word: the park that consumed its unpark is over, and the word is given
  * back, so that the operation withdraws as after any PARK_IO (a waker may win it first now,
  * and then completes the operation). */
-static int pollt_park(struct waiter *w, struct pollfd *io, int64_t deadline)
+static int pollt_park(struct waiter *w, int64_t deadline)
 {
-    struct pollreg r = {.w = w, .io = io + 1, .nio = w->nio};
+    struct pollreg r = {.w = w, .io = w->io, .nio = w->nio};
     pollt_add(&r);
     int rc = sched_park(w, deadline, false);
     pollt_del(&r);
@@ -878,7 +874,7 @@ int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
     if (w->sched && w->sched == atomic_load(&io_sched))
         return sched_park(w, deadline, true);
     if (w->sched)
-        return pollt_park(w, io, deadline);
+        return pollt_park(w, deadline);
     return parker_poll(w->task, io, w->nio, deadline);
 }
 

@@ -251,6 +251,17 @@ int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline)
     return res;
 }
 
+/* errno of the thread that runs the caller now, read out of line after each system call of
+ * the I/O calls below. A G that waited in one of their loops may resume on another thread, and
+ * glibc declares __errno_location const: a compiler may keep the address of errno (a
+ * thread-local) across the wait and read the first thread's errno after the next system call
+ * (DESIGN.md: no thread-local address is held across a park). */
+__attribute__((noinline)) static int errno_now(void)
+{
+    __asm__ volatile("" ::: "memory");
+    return errno;
+}
+
 /* What chan_read, chan_write and chan_accept do after a system call that moved nothing and
  * failed with err: 1 to try again (EINTR, or the fd became ready after an EAGAIN), or the
  * negative errno to return (the call's own error, or wait_ref's -ETIMEDOUT, -ECANCELED, -EBADF).
@@ -279,7 +290,7 @@ ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
         res = read(fd, buf, n);
         if (res >= 0)
             break;
-        int again = again_or_error(r, 0, errno, cancel, deadline);
+        int again = again_or_error(r, 0, errno_now(), cancel, deadline);
         if (again < 0) {
             res = again;
             break;
@@ -309,7 +320,7 @@ ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t de
             continue;
         }
         /* A write of nothing is no room too, which only waiting can change. */
-        int again = again_or_error(r, 1, k < 0 ? errno : EAGAIN, cancel, deadline);
+        int again = again_or_error(r, 1, k < 0 ? errno_now() : EAGAIN, cancel, deadline);
         if (again < 0) {
             res = again;
             break;
@@ -331,9 +342,10 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
         res = accept4(fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (res >= 0)
             break;
-        if (errno == ECONNABORTED)
+        int e = errno_now();
+        if (e == ECONNABORTED)
             continue; /* that connection went; wait for the next, as Go does */
-        int again = again_or_error(r, 0, errno, cancel, deadline);
+        int again = again_or_error(r, 0, e, cancel, deadline);
         if (again < 0) {
             res = again;
             break;
@@ -353,7 +365,8 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
     if (connect(fd, sa, len) < 0) {
         /* Go's (*netFD).connect: in progress (or interrupted, which goes on in the kernel):
          * wait for writability, then ask the socket how it went. */
-        res = errno == EINPROGRESS || errno == EINTR || errno == EALREADY ? 1 : -errno;
+        int e = errno_now();
+        res = e == EINPROGRESS || e == EINTR || e == EALREADY ? 1 : -e;
         while (res == 1) {
             int w = wait_ref(r, 1, LEVEL, cancel, deadline);
             if (w < 0) {
@@ -363,7 +376,7 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
             int soerr = 0;
             socklen_t sl = sizeof soerr;
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-                res = -errno;
+                res = -errno_now();
             else if (soerr == 0 || soerr == EISCONN)
                 res = 0;
             else if (soerr != EINPROGRESS && soerr != EALREADY && soerr != EINTR)
@@ -413,7 +426,7 @@ int chan_fd_close(int fd)
             hook(fd);
         tab.rec[fd] = NULL;
     }
-    int res = close(fd) < 0 && errno != EINTR ? -errno : 0;
+    int res = close(fd) < 0 && errno_now() != EINTR ? -errno_now() : 0;
     pthread_mutex_unlock(&tab.mu);
     if (r) {
         chan_free(left);

@@ -13,6 +13,11 @@
 #                                      (MODE=asan or MODE=tsan for the sanitizer builds)
 #   make stress-short                  what `make test` runs in every build: ~3 s (2.5 sanitized),
 #                                      and with MPG=1 ~1.5 s more of -G -L
+#   make stress-io DURATION=N THREADS=N GS=N   the soak of chan_io.h (build/MODE/test/stress_io):
+#                                      fds, sockets on 127.0.0.1, cancels, deadlines, chan_fd_close
+#                                      and signals, default 10 s, 3 threads and, where libchan-mpg
+#                                      is built, 4 Gs on 2 Ps, on the same fds
+#   make stress-io-short               what `make test` runs in every build: ~3 s (2 sanitized)
 #   make fuzz DURATION=N               each libFuzzer target for N seconds (default 30), new inputs
 #                                      kept in build/fuzz/corpus_*; the seeds are test/fuzz/corpus_*
 #   make fuzz-replay                   run the seed corpora once through both targets (ASan+UBSan);
@@ -21,7 +26,7 @@
 #   make valgrind                      the Check suites (plain build) under memcheck, CK_FORK=no,
 #                                      then a short stress run; fails on any error or definite leak
 
-.PHONY: stress stress-short fuzz fuzz-deps fuzz-build fuzz-replay fuzz-tsan valgrind valgrind-run
+.PHONY: stress stress-short stress-io stress-io-short fuzz fuzz-deps fuzz-build fuzz-replay fuzz-tsan valgrind valgrind-run
 
 # ---- Stress -------------------------------------------------------------------------------------
 
@@ -63,6 +68,30 @@ stress-short: lib $(STRESS_BIN) $(STRESS_MPG_BIN)
 	@$(STRESS_ENV) $(STRESS_BIN) -d $(STRESS_SHORT_SECS) -t 4 -q
 	@$(STRESS_ENV) $(STRESS_BIN) -d 1 -t 4 -q -S -L
 	@$(if $(STRESS_MPG_BIN),$(STRESS_ENV) $(STRESS_MPG_BIN) -d 1.5 -t 8 -q -G -L)
+
+# ---- The soak of chan_io.h: with Gs where libchan-mpg is built -------------------------------
+
+STRESS_IO_BIN := $(O)/test/stress_io
+STRESS_IO_MPG := $(filter 1,$(MPG))
+
+$(STRESS_IO_BIN): test/stress_io.c $(CORE_HDR) $(O)/libchan.a $(if $(STRESS_IO_MPG),$(MPG_LIB) \
+  $(MPG_HDR))
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $(if $(STRESS_IO_MPG),-DSTRESS_IO_MPG) -o $@ $< \
+	  $(if $(STRESS_IO_MPG),$(MPG_LIB)) $(O)/libchan.a $(LDFLAGS) \
+	  $(if $(STRESS_IO_MPG),$(MPG_LIBS)) $(LDLIBS_CORE)
+
+stress-io: lib $(STRESS_IO_BIN)
+	$(STRESS_ENV) $(STRESS_IO_BIN) -d $(or $(DURATION),10) -t $(or $(THREADS),3) \
+	  $(if $(GS),-g $(GS))
+
+# Threads and Gs together, then threads alone.
+STRESS_IO_SHORT_SECS := $(if $(filter plain,$(MODE)),2,1.5)
+
+stress-io-short: lib $(STRESS_IO_BIN)
+	@echo "== [$(MODE)] stress_io -d $(STRESS_IO_SHORT_SECS); stress_io -d 1 -t 4 -g 0"
+	@$(STRESS_ENV) $(STRESS_IO_BIN) -d $(STRESS_IO_SHORT_SECS) -q
+	@$(STRESS_ENV) $(STRESS_IO_BIN) -d 1 -t 4 -g 0 -q
 
 # ---- Fuzzing (clang + libFuzzer; the library's sources are built into each target) ---------------
 

@@ -392,6 +392,44 @@ static void *run_select(void *arg)
     return NULL;
 }
 
+/*
+ * A select that would wait on an fd that another call waits on returns -EBUSY, nothing done; a
+ * buffered channel among its cases runs lock-free again after it. (The select's last look,
+ * which stops a ring's lock-free paths to see it empty at one instant, left it stopped on that
+ * return: every later operation on it took its lock, until a waiter came and went, and the
+ * sanitizer builds' invariant check aborted at the next one.)
+ */
+START_TEST(test_busy_select_leaves_ring_running)
+{
+    int p[2];
+    mkpipe(p);
+    struct call wi = {.op = OP_WAIT_IN, .fd = p[0], .deadline = CHAN_FOREVER};
+    pthread_t t = spawn(run_call, &wi);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    chan_t *c = chan_make(sizeof(int), 4);
+    ck_assert_ptr_nonnull(c);
+    int rev, v = 7;
+    for (int form = 0; form < 2; form++) {
+        struct chan_case cs[2] = {
+            {.chan = chan_fd_chan(p[0], POLLIN), .elem = &rev, .dir = CHAN_RECV},
+            {.chan = c, .elem = &v, .dir = CHAN_RECV},
+        };
+        int r = form ? chan_select(cs, 2) : chan_select_until(cs, 2, chan_now() + 1000 * MS);
+        ck_assert_int_eq(r, -EBUSY);
+        ck_assert_msg(!hchan_ring_stopped(c), "the ring stays stopped after -EBUSY (form %d)",
+                      form);
+        ck_assert_int_eq(chan_send(c, &v), 0);
+        ck_assert_int_eq(chan_recv(c, &v), 0);
+    }
+    put1(p[1]);
+    join(t);
+    ck_assert_int_gt(wi.r, 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
 /* chan_fd_close while threads wait on the fd: each wakes with -EBADF (a select's case fires with
  * ok false), promptly; nothing leaks. */
 START_TEST(test_fd_close_wakes_waiters)
@@ -659,6 +697,88 @@ START_TEST(test_restart_never_loses_or_duplicates)
 }
 END_TEST
 
+/*
+ * A select parked on an fd and a channel c, woken because the fd may be ready (PARK_IO), looks
+ * at its cases again. For its caller it is still blocked on c, which may be closed then and
+ * freed at once (chan_close(3): every operation on c either returned or was blocked on it): the
+ * select must not look at c after that close returned, except as woken by it. Its look again
+ * at the fd is held up (poll_hold, on the select's thread, once the byte is written); meanwhile
+ * the test takes the byte back, closes c and frees it, and makes a channel of the same size
+ * with a value in it, which malloc gives the memory c had. The select must return c's case
+ * closed. One that looked at c after its close (it unlocked every channel before looking again)
+ * got the new channel's value, or, under ASan, a use after free.
+ */
+static pthread_t relook_thread;
+static atomic_bool relook_armed, relook_held;
+
+static void relook_hold(void)
+{
+    if (pthread_equal(pthread_self(), relook_thread) && atomic_exchange(&relook_armed, false)) {
+        atomic_store(&relook_held, true);
+        sleep_ms(scaled(100, 300));
+    }
+}
+
+static int relook_is_held(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relook_held);
+}
+
+struct relook {
+    int fd;
+    chan_t *c, *go;
+    int r;
+    bool ok;
+};
+
+static void *relook_select(void *arg)
+{
+    struct relook *x = arg;
+    ck_assert_int_eq(chan_recv(x->go, NULL), -EPIPE);
+    int rev;
+    struct chan_case cs[2] = {
+        {.chan = chan_fd_chan(x->fd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+        {.chan = x->c, .dir = CHAN_RECV},
+    };
+    x->r = chan_select(cs, 2);
+    x->ok = x->r >= 0 && cs[x->r].ok;
+    return NULL;
+}
+
+START_TEST(test_restart_after_close_and_free)
+{
+    int p[2];
+    mkpipe(p);
+    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .go = chan_make(0, 0), .r = -1};
+    atomic_store(&relook_armed, false);
+    atomic_store(&relook_held, false);
+    pthread_t t = spawn(relook_select, &x);
+    relook_thread = t;
+    atomic_store(&polled_fd, p[0]);
+    atomic_store(&poll_hold, relook_hold);
+    ck_assert_int_eq(chan_close(x.go), 0);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    atomic_store(&relook_armed, true);
+    put1(p[1]);
+    ck_assert(eventually(relook_is_held, NULL));
+    get1(p[0]);
+    ck_assert_int_eq(chan_close(x.c), 0);
+    ck_assert_int_eq(chan_free(x.c), 0);
+    chan_t *other = chan_make(0, 1);
+    ck_assert_int_eq(chan_send(other, NULL), 0);
+    join(t);
+    atomic_store(&poll_hold, NULL);
+    atomic_store(&polled_fd, -1);
+    ck_assert_int_eq(x.r, 1);
+    ck_assert(!x.ok);
+    ck_assert_int_eq(chan_free(other), 0);
+    ck_assert_int_eq(chan_free(x.go), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
 /* ---- Scheduler hooks ------------------------------------------------------------------------ */
 
 /* A minimal plugged-in scheduler of one task per thread: a permit under a mutex, and an
@@ -836,6 +956,86 @@ START_TEST(test_tree_hook_waits_on_fds)
     sched_waits_fds(NULL);
     ck_assert_int_ge(h.t.parks_io, 2);
     ck_assert_int_ge(h.t.fds_seen, 4);
+}
+END_TEST
+
+/*
+ * A select parked through a scheduler in the tree whose park reads its fds (waiter_fds) after
+ * the select unlocked its channels: chan_fd_close may come first, win the select and free the
+ * fd channel. The park must still learn the fd it waits on, not read the freed channel. The
+ * hook's park holds its first look until the test has closed the fd and made another fd
+ * channel, which malloc gives the freed memory. (The park read the channel: ASan's use after
+ * free, else the new channel's fd.)
+ */
+static atomic_bool late_parked, late_go;
+static atomic_int late_fd_seen = -1;
+
+static int late_park(void *task, int64_t deadline)
+{
+    struct waiter *w = waiter_parking();
+    if (w && !atomic_exchange(&late_parked, true)) {
+        for (int i = 0; i < 10000 && !atomic_load(&late_go); i++)
+            sleep_ms(1);
+        struct pollfd fds[8];
+        if (waiter_fds(w, fds, 8) >= 1)
+            atomic_store(&late_fd_seen, fds[0].fd);
+    }
+    return h_park(task, deadline);
+}
+
+static const struct chan_sched hook_late = {h_current, late_park, h_unpark};
+
+struct late {
+    int rd;
+    struct htask t;
+    int r;
+    bool ok;
+};
+
+static void *late_thread(void *arg)
+{
+    struct late *l = arg;
+    l->t = (struct htask){.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC)};
+    ck_assert_int_ge(l->t.efd, 0);
+    h_self = &l->t;
+    chan_sched_set(&hook_late);
+    int rev;
+    struct chan_case cs[1] = {
+        {.chan = chan_fd_chan(l->rd, POLLIN), .elem = &rev, .dir = CHAN_RECV}};
+    l->r = chan_select(cs, 1);
+    l->ok = cs[0].ok;
+    chan_sched_set(NULL);
+    close(l->t.efd);
+    return NULL;
+}
+
+static int late_is_parked(void *arg)
+{
+    (void)arg;
+    return atomic_load(&late_parked);
+}
+
+START_TEST(test_hook_park_after_fd_close)
+{
+    sched_waits_fds(&hook_late);
+    int p[2], q[2];
+    mkpipe(p);
+    struct late l = {.rd = p[0], .r = -1};
+    pthread_t t = spawn(late_thread, &l);
+    ck_assert(eventually(late_is_parked, NULL));
+    ck_assert_int_eq(chan_fd_close(p[0]), 0); /* wins the select, frees the fd channel */
+    mkpipe(q);
+    ck_assert_ptr_nonnull(chan_fd_chan(q[1], POLLOUT));
+    atomic_store(&late_go, true);
+    join(t);
+    sched_waits_fds(NULL);
+    ck_assert_int_eq(l.r, 0);
+    ck_assert(!l.ok);
+    int seen = atomic_load(&late_fd_seen);
+    ck_assert_int_eq(seen, l.rd);
+    fdclose(p[1]);
+    fdclose(q[0]);
+    fdclose(q[1]);
 }
 END_TEST
 
@@ -1176,13 +1376,16 @@ int main(void)
     ADD_TEST(s, test_select_socket_channel_timer, 30);
     ADD_TEST(s, test_bad_fds, 30);
     ADD_TEST(s, test_busy, 30);
+    ADD_TEST(s, test_busy_select_leaves_ring_running, 30);
     ADD_TEST(s, test_fd_close_wakes_waiters, 30);
     ADD_TEST(s, test_fd_close_races, 60);
     ADD_TEST(s, test_fairness_with_fds, 60);
     ADD_TEST(s, test_restart_never_loses_or_duplicates, 120);
+    ADD_TEST(s, test_restart_after_close_and_free, 30);
     ADD_TEST(s, test_third_party_hook, 30);
     ADD_TEST(s, test_tree_hook_waits_on_fds, 30);
     ADD_TEST(s, test_restart_under_tree_hook, 120);
+    ADD_TEST(s, test_hook_park_after_fd_close, 30);
     ADD_TEST(s, test_write_all_read_all, 60);
     ADD_TEST(s, test_write_partial, 30);
     ADD_TEST(s, test_write_to_closed_socket, 30);

@@ -640,6 +640,56 @@ static void accept_body(void)
 START_TEST(accept_connect) { on_g(accept_body, 2); }
 END_TEST
 
+/*
+ * An I/O call reads the errno of the thread its G runs on after each system call. A G waits in
+ * chan_accept on one P: its accept4 said EAGAIN on thread A. Another G then sets errno on A to
+ * EXDEV and blocks A in a system call (announced: the monitor hands the P to thread B). The
+ * listener is shut down: the waiting G wakes on B, where accept4 fails with EINVAL, and
+ * chan_accept must return -EINVAL. (A compiler may keep errno's address across the wait: the
+ * clang build's chan_accept read A's EXDEV.)
+ */
+struct errno_accept {
+    int l;
+    int r;
+    chan_t *done;
+};
+
+static void errno_acceptor(void *arg)
+{
+    struct errno_accept *a = arg;
+    a->r = chan_accept(a->l, NULL, NULL, NULL, chan_now() + 10000 * MS);
+    ck_assert_int_eq(chan_close(a->done), 0);
+}
+
+static void errno_spoiler(void *arg)
+{
+    (void)arg;
+    errno = EXDEV;
+    chan_mpg_syscall_enter();
+    sleep_ms(scaled(300, 600)); /* (nanosleep changes errno only when interrupted) */
+    chan_mpg_syscall_exit();
+}
+
+START_TEST(errno_after_moving_thread)
+{
+    struct sockaddr_in sa;
+    struct errno_accept a = {.l = tcp_listener(&sa), .r = 1, .done = chan_make(0, 0)};
+    start(1);
+    ck_assert_int_eq(chan_mpg_foreign_enter(), 0);
+    go(errno_acceptor, &a);
+    ck_assert(fd_blocked(a.l, POLLIN));
+    go(errno_spoiler, NULL);
+    sleep_ms(scaled(100, 200)); /* the spoiler in its system call, the P handed on */
+    ck_assert_int_eq(shutdown(a.l, SHUT_RD), 0);
+    ck_assert_int_eq(chan_recv(a.done, NULL), -EPIPE);
+    chan_mpg_foreign_leave();
+    finish();
+    ck_assert_int_eq(a.r, -EINVAL);
+    ck_assert_int_eq(chan_free(a.done), 0);
+    fdclose(a.l);
+}
+END_TEST
+
 /* ---- Short connections: Ms going in and out of epoll_wait ------------------------------------ */
 
 /* Four client Gs each make connections one after another, with deadlines (timers that kick the
@@ -808,6 +858,91 @@ START_TEST(restart_never_loses_or_duplicates)
     const long n = scaled(5000, 3000);
     for (int variant = 0; variant < 8; variant++)
         restart_run(variant % 2 ? 8 : 0, n, variant & 2 ? 1 : 0, variant & 4);
+}
+END_TEST
+
+/*
+ * test_io's test_restart_after_close_and_free on a G, which the netpoller wakes with PARK_IO: a
+ * select over an fd and a channel c looks at its cases again holding c all along. The look
+ * again is held up (poll_hold, on the G's thread: the other P runs on); meanwhile the test takes
+ * the byte back, closes and frees c, and makes a channel of the same size with a value in it.
+ * The select must return c's case closed. (Should the hold come at the park's own look, before
+ * the G parked, c's close wakes the G as any close does: the same result.)
+ */
+static _Atomic int64_t relook_g = -1;
+static atomic_bool relook_armed, relook_held;
+
+static void relook_hold(void)
+{
+    if (chan_mpg_self() == atomic_load(&relook_g) && atomic_exchange(&relook_armed, false)) {
+        atomic_store(&relook_held, true);
+        sleep_ms(scaled(100, 300));
+    }
+}
+
+static int relook_is_held(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relook_held);
+}
+
+struct relook {
+    int fd;
+    chan_t *c, *done;
+    int r;
+    bool ok;
+};
+
+static void relook_select(void *arg)
+{
+    struct relook *x = arg;
+    atomic_store(&relook_g, chan_mpg_self());
+    int rev;
+    struct chan_case cs[2] = {
+        {.chan = chan_fd_chan(x->fd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+        {.chan = x->c, .dir = CHAN_RECV},
+    };
+    x->r = chan_select(cs, 2);
+    x->ok = x->r >= 0 && cs[x->r].ok;
+    ck_assert_int_eq(chan_close(x->done), 0);
+}
+
+START_TEST(restart_after_close_and_free)
+{
+    int p[2];
+    mkpipe(p);
+    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .done = chan_make(0, 0), .r = -1};
+    atomic_store(&relook_armed, false);
+    atomic_store(&relook_held, false);
+    atomic_store(&polled_fd, p[0]);
+    atomic_store(&poll_hold, relook_hold);
+    start(2);
+    ck_assert_int_eq(chan_mpg_foreign_enter(), 0);
+    go(relook_select, &x);
+    ck_assert(fd_blocked(p[0], POLLIN));
+    sleep_ms(20); /* and parked, most likely */
+    atomic_store(&relook_armed, true);
+    put1(p[1]);
+    ck_assert(eventually(relook_is_held, NULL));
+    get1(p[0]);
+    ck_assert_int_eq(chan_close(x.c), 0);
+    int e;
+    while ((e = chan_free(x.c)) == -EBUSY) /* the G woken by the close, still unlinking */
+        sleep_ms(1);
+    ck_assert_int_eq(e, 0);
+    chan_t *other = chan_make(0, 1);
+    ck_assert_int_eq(chan_send(other, NULL), 0);
+    ck_assert_int_eq(chan_recv(x.done, NULL), -EPIPE);
+    chan_mpg_foreign_leave();
+    finish();
+    atomic_store(&poll_hold, NULL);
+    atomic_store(&polled_fd, -1);
+    ck_assert_int_eq(x.r, 1);
+    ck_assert(!x.ok);
+    ck_assert_int_eq(chan_free(other), 0);
+    ck_assert_int_eq(chan_free(x.done), 0);
+    fdclose(p[0]);
+    fdclose(p[1]);
 }
 END_TEST
 
@@ -1166,8 +1301,10 @@ int main(void)
     ADD_TEST(s, fd_close_from_g_parks, 30);
     ADD_TEST(s, write_read_between_gs, 60);
     ADD_TEST(s, accept_connect, 30);
+    ADD_TEST(s, errno_after_moving_thread, 30);
     ADD_TEST(s, short_connections, 60);
     ADD_TEST(s, restart_never_loses_or_duplicates, 240);
+    ADD_TEST(s, restart_after_close_and_free, 30);
     ADD_TEST(s, signals_to_g, 30);
     ADD_TEST(s, ten_thousand_sockets, 120);
     ADD_TEST(s, no_deadlock_while_waiting_on_fd, 30);

@@ -141,18 +141,28 @@ static inline pthread_t flapper_start(struct flap *f)
 }
 
 /* poll(2) as a test program sees it, for a test that counts how often the library looks at an
- * fd: calls that name polled_fd add to polls; every call goes on to the kernel (ppoll). The
+ * fd, or holds a look up: calls that name polled_fd add to polls (and call poll_hold, below);
+ * every call goes on to the kernel (ppoll). The
  * library's own calls resolve here too: the program's definition comes first (the sanitizers'
  * interceptors are weak). A program that includes this header gets this poll: every test
  * program is one file. */
 static _Atomic int polled_fd = -1;
 static _Atomic long polls;
 
+/* When set, each call that names polled_fd calls it first (to hold a look at the fd up). */
+static void (*_Atomic poll_hold)(void);
+
 int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+    bool named = false;
     for (nfds_t i = 0; i < n; i++)
-        if (fds[i].fd == atomic_load(&polled_fd))
+        if (fds[i].fd == atomic_load(&polled_fd)) {
             atomic_fetch_add(&polls, 1);
+            named = true;
+        }
+    void (*hold)(void) = named ? atomic_load(&poll_hold) : NULL;
+    if (hold)
+        hold();
     struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};
     return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
 }

@@ -113,6 +113,10 @@ size_t hchan_waiting(chan_t *c, enum chan_dir dir);
 /* White-box probe: values buffered in c now, a timer's value too (chan_len reports 0 for a timer's
  * channel, as Go's len does). */
 size_t hchan_buffered(const chan_t *c);
+/* White-box probe: whether c is a buffered channel whose ring's lock-free paths are stopped (its
+ * SLOW bit set): while an operation is queued on it, or it is closed, and never else once every
+ * operation on it has returned. */
+bool hchan_ring_stopped(const chan_t *c);
 
 static inline int blocked_senders_at_least(chan_t *c, size_t n)
 {
