@@ -736,6 +736,23 @@ struct waiter {
     pthread_t th;
 };
 
+/* One waiter of each kind, each on a channel of its own made ready to block it (the buffered
+ * send's channel full), all with the same deadline; not started. */
+static void waiters_make(struct waiter w[W_NKINDS], chan_t *c[W_NKINDS], int64_t deadline)
+{
+    for (int k = 0; k < W_NKINDS; k++) {
+        c[k] = mk(sizeof(long), k == W_BUF_RECV || k == W_BUF_SEND ? 8 : 0);
+        if (k == W_BUF_SEND)
+            for (long i = 0; i < 8; i++)
+                ck_assert_int_eq(chan_send(c[k], &i), 0);
+        memset(&w[k], 0, sizeof w[k]);
+        w[k].kind = (enum wait_kind)k;
+        w[k].c = c[k];
+        w[k].deadline = deadline;
+        atomic_init(&w[k].done, 0);
+    }
+}
+
 static __attribute__((noinline)) void *waiter_main(void *arg)
 {
     struct waiter *w = arg;
@@ -789,17 +806,7 @@ START_TEST(test_no_eintr_any_wait)
     struct waiter w[W_NKINDS];
     chan_t *c[W_NKINDS];
     int64_t deadline = chan_now() + rel;
-    for (int k = 0; k < W_NKINDS; k++) {
-        c[k] = mk(sizeof(long), k == W_BUF_RECV || k == W_BUF_SEND ? 8 : 0);
-        if (k == W_BUF_SEND)
-            for (long i = 0; i < 8; i++)
-                ck_assert_int_eq(chan_send(c[k], &i), 0);
-        memset(&w[k], 0, sizeof w[k]);
-        w[k].kind = (enum wait_kind)k;
-        w[k].c = c[k];
-        w[k].deadline = deadline;
-        atomic_init(&w[k].done, 0);
-    }
+    waiters_make(w, c, deadline);
     for (int k = 0; k < W_NKINDS; k++)
         w[k].th = spawn(waiter_main, &w[k]);
     pthread_t targets[W_NKINDS];
@@ -866,17 +873,9 @@ START_TEST(test_not_cancellation_points)
     struct waiter w[W_NKINDS];
     chan_t *c[W_NKINDS];
     int64_t deadline = chan_now() + rel;
+    waiters_make(w, c, deadline);
     for (int k = 0; k < W_NKINDS; k++) {
-        c[k] = mk(sizeof(long), k == W_BUF_RECV || k == W_BUF_SEND ? 8 : 0);
-        if (k == W_BUF_SEND)
-            for (long i = 0; i < 8; i++)
-                ck_assert_int_eq(chan_send(c[k], &i), 0);
-        memset(&w[k], 0, sizeof w[k]);
-        w[k].kind = (enum wait_kind)k;
-        w[k].c = c[k];
-        w[k].deadline = deadline;
         w[k].rc = -12345;
-        atomic_init(&w[k].done, 0);
         w[k].th = spawn(cancel_main, &w[k]);
     }
     ck_assert(blocked_senders_at_least(c[W_SEND], 1));
