@@ -148,6 +148,13 @@ include sched/sched.mk        # libchan-mpg: Go's M:P:G scheduler (needs hwloc)
 include bench/bench.mk        # the benchmark harness (needs hwloc, for placement)
 else
 TESTS := $(filter-out $(O)/test/test_mpg%,$(TESTS))
+# Without hwloc the benchmark targets are not defined yet (and a bare `make bench` would find the
+# directory bench/ up to date): install the packages, then run the target again with MPG=1.
+BENCH_TARGETS := bench bench-history bench-scale bench-io bench-leak bench-smoke bench-echo
+.PHONY: $(BENCH_TARGETS)
+$(BENCH_TARGETS):
+	@sh scripts/deps.sh build bench
+	+@$(MAKE) --no-print-directory $@ MPG=1
 endif
 include examples/examples.mk  # the example programs, checked and shown by the demo
 include test/reliability.mk   # stress, fuzzing, valgrind
