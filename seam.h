@@ -261,6 +261,14 @@ void timers_set_drained_hook(void (*fn)(void)) SEAM_EXPORT(timers_set_drained_ho
  * under which no lock is ever waited for. Not from a signal handler. */
 bool trace_name_print(FILE *out, const void *c) SEAM_EXPORT(trace_name_print);
 
+/* The task hook of chan_trace_task_hook (chan_trace.h), for a scheduler in the tree that names
+ * its tasks by default: sets it to fn only if it is old now, and says whether it did (a
+ * compare-and-swap). sched/ swaps NULL for its G ids at chan_mpg_start and back at
+ * chan_mpg_stop, so that a hook the program set itself, before or meanwhile, is left alone.
+ * Any thread, any lock held. */
+bool trace_task_hook_swap(uint64_t (*old)(void), uint64_t (*fn)(void))
+    SEAM_EXPORT(trace_task_hook_swap);
+
 /* ---- What the leak detector (trace/leak.c) sees of a scheduler in the tree ------------------ */
 
 /* One task (Go's G) of sched/, as the leak detector reads it while every thread of the process

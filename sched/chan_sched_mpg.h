@@ -71,7 +71,8 @@ int chan_mpg_start_config(const struct chan_mpg_config *cfg); /* cfg NULL: every
  * waits for the stop to end and says -EINVAL. */
 int64_t chan_mpg_go(void (*fn)(void *), void *arg);
 
-/* The calling G's id; 0 when the caller is not a G. */
+/* The calling G's id; 0 when the caller is not a G. While the scheduler runs, traces and dumps
+ * name each G by it (chan_trace_task_hook, unless the program set a hook of its own). */
 int64_t chan_mpg_self(void);
 
 /* Lets other Gs run (Go's runtime.Gosched). Outside a G: sched_yield(). */

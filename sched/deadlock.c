@@ -161,10 +161,20 @@ static const struct task_source gs_source = {gs_lock, gs_unlock, gs_visit};
  * waits (leak_look). */
 static bool leak_watch;
 
+/* chan_trace_task_hook's id of the calling thread's task: its G's id, 0 outside a G. */
+static uint64_t g_task_id(void)
+{
+    int64_t id = chan_mpg_self();
+    return id > 0 ? (uint64_t)id : 0;
+}
+
 void deadlock_watch(bool on)
 {
     timers_set_drained_hook(on ? timers_drained : NULL);
     leak_task_source(on ? &gs_source : NULL);
+    /* Traces, chan_dump and chan_leftovers name each G by its id, as Go's name goroutines,
+     * unless the program set a task hook of its own (then it is left as it is). */
+    trace_task_hook_swap(on ? NULL : g_task_id, on ? g_task_id : NULL);
     const char *v = getenv("CHAN_LEAKCHECK");
     leak_watch = on && v && *v && strcmp(v, "0") != 0;
     if (leak_watch)

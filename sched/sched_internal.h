@@ -358,7 +358,8 @@ HIDDEN void deadlock_recheck_locked(void);
 HIDDEN void waiters_wake(void);
 
 /* Called by chan_mpg_start (on) and chan_mpg_stop (off): whether libchan's timer thread tells
- * this scheduler when its last pending timer is done, and libchan's leak detector sees its Gs. */
+ * this scheduler when its last pending timer is done, libchan's leak detector sees its Gs, and
+ * traces and dumps name them (the task hook, when the program has set none). */
 HIDDEN void deadlock_watch(bool on);
 
 #endif

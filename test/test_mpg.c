@@ -1060,6 +1060,57 @@ START_TEST(dump_names_task)
     NO_BAD();
 }
 END_TEST
+
+/* Without a hook of the program's own, the scheduler names its Gs itself while it runs; a hook
+ * the program set before the start is left as it is, through the start and the stop. */
+static uint64_t fixed_task(void) { return 4242; }
+
+static char *dump_of_blocked_g(chan_t *c, int64_t *g)
+{
+    *g = chan_mpg_go(recv_long, c);
+    ck_assert_int_gt(*g, 0);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(chan_dump(f), 1);
+    fclose(f);
+    long v = 1;
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    return buf;
+}
+
+START_TEST(dump_names_g_by_default)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    chan_t *c = chan_make(sizeof(long), 0);
+    char want[64];
+    int64_t g;
+    for (int round = 0; round < 2; round++) { /* the second after a stop and a new start */
+        start(1);
+        char *buf = dump_of_blocked_g(c, &g);
+        snprintf(want, sizeof want, "recv  task %lld on thread", (long long)g);
+        ck_assert_msg(strstr(buf, want) != NULL, "no '%s' in:\n%s", want, buf);
+        free(buf);
+        finish();
+    }
+    chan_trace_task_hook(fixed_task);
+    start(1);
+    char *buf = dump_of_blocked_g(c, &g);
+    ck_assert_msg(strstr(buf, "recv  task 4242 on thread") != NULL, "hook replaced:\n%s", buf);
+    free(buf);
+    finish();
+    start(1); /* the stop left it too */
+    buf = dump_of_blocked_g(c, &g);
+    ck_assert_msg(strstr(buf, "recv  task 4242 on thread") != NULL, "hook cleared:\n%s", buf);
+    free(buf);
+    finish();
+    chan_trace_task_hook(NULL);
+    chan_free(c);
+    NO_BAD();
+}
+END_TEST
 #endif
 
 /* No false report: a foreign thread that is still alive will send. */
@@ -1685,6 +1736,7 @@ int main(void)
 #ifdef CHAN_TRACE_BUILD
     ADD_TEST(s, trace_blocked_slice_per_g, 60);
     ADD_TEST(s, dump_names_task, 60);
+    ADD_TEST(s, dump_names_g_by_default, 60);
 #endif
     return run_suite(s);
 }

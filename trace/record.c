@@ -519,6 +519,12 @@ void chan_trace_task_hook(uint64_t (*fn)(void))
     atomic_store_explicit(&task_hook, fn, memory_order_relaxed);
 }
 
+bool trace_task_hook_swap(uint64_t (*old)(void), uint64_t (*fn)(void))
+{
+    return atomic_compare_exchange_strong_explicit(&task_hook, &old, fn, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
 /* ---- Starting and stopping ------------------------------------------------------------------ */
 
 static uint32_t env_count(const char *var, uint32_t dflt, uint32_t max)
