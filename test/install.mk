@@ -5,7 +5,8 @@
 #   make install-check  test/install.sh: make install into a temporary prefix puts every file
 #                       (headers, libraries, pkg-config and CMake files, man pages, the trace
 #                       converters, which run from there); a program builds against it shared
-#                       and static; make uninstall leaves no file behind
+#                       and static; every man page's example builds against it as its page
+#                       says (pkg-config) and runs; make uninstall leaves no file behind
 #   make link-check     test/link.sh: a program that runs Gs built with every documented link
 #                       line (shared, static, both .pc names in either order, an rpath, the
 #                       static scheduler with the shared core), each run; a program with two
