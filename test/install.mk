@@ -14,7 +14,9 @@
 #   make cmake-check    test/cmake.sh: find_package(libchan) against an installed tree, CMake
 #                       building examples with libchan::chan, libchan::mpg and the static targets
 #   make nompg-check    the library and the examples build and run without hwloc: built again
-#                       in build/nompg with MPG=0 and hwloc's headers hidden (test/hide-headers.sh)
+#                       in build/nompg with MPG=0 and hwloc's headers hidden (test/hide-headers.sh);
+#                       where pkg-config finds no hwloc (a fresh machine), a target of the
+#                       scheduler's installs the packages and runs; with MPG=0 it says why not
 
 .PHONY: install-check link-check cmake-check nompg-check
 
@@ -36,3 +38,11 @@ nompg-check:
 	@[ ! -e $(NOMPG)/libchan_mpg.a ] || { echo "nompg-check: MPG=0 built libchan-mpg"; exit 1; }
 	@if ldd $(NOMPG)/libchan.so | grep hwloc; then echo "nompg-check: libchan.so needs hwloc"; exit 1; fi
 	@echo "nompg-check: with MPG=0 and no hwloc headers, libchan and the examples build and run"
+	@PKG_CONFIG_LIBDIR=/nonexistent $(MAKE) --no-print-directory -s mpg-syscall-cost N=1000 \
+	  >$(NOMPG)/mpg-target.log 2>&1 || { cat $(NOMPG)/mpg-target.log; \
+	  echo "nompg-check: make mpg-syscall-cost where pkg-config finds no hwloc failed"; exit 1; }
+	@$(MAKE) --no-print-directory -s MPG=0 mpg-pingpong >$(NOMPG)/mpg-target.log 2>&1; \
+	if ! grep -q 'mpg-pingpong: needs libchan-mpg' $(NOMPG)/mpg-target.log; then \
+	  cat $(NOMPG)/mpg-target.log; echo "nompg-check: make MPG=0 mpg-pingpong did not say why"; \
+	  exit 1; fi
+	@echo "nompg-check: the scheduler's targets where pkg-config finds no hwloc: installed and run"
