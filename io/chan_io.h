@@ -39,7 +39,8 @@
  * fd, and the record would outlive the fd and be taken for the next fd of the same number. A
  * call waiting on an fd that close(2) closes waits on until its cancel or deadline (with
  * neither, for ever), then returns -EBADF on a thread (poll's POLLNVAL) and -ETIMEDOUT or
- * -ECANCELED on a G (the close took the fd out of the scheduler's epoll set).
+ * -ECANCELED on a G (the close took the fd out of the scheduler's epoll set) and on a task of
+ * another scheduler (its park ends at the deadline; -EBADF if the poll thread polled meanwhile).
  */
 #ifndef CHAN_IO_H
 #define CHAN_IO_H
