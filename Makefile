@@ -165,6 +165,19 @@ include scripts/dist.mk       # the drop-in pair
 include docs/docs.mk          # docs/play: the replayed traces
 include model/model.mk        # the Promela models (make model; not part of make test)
 
+# The scheduler's own targets (sched/sched.mk) and the scaling smoke run (bench/bench.mk) exist
+# only with MPG=1. Without hwloc (a fresh machine), they install the packages and run again with
+# MPG=1, as make bench does; where MPG=0 was asked for, they say what they need.
+ifneq ($(MPG),1)
+MPG_TARGETS := mpg mpg-pingpong mpg-syscall-cost mpg-valgrind scale-smoke
+.PHONY: $(MPG_TARGETS)
+$(MPG_TARGETS):
+	@if [ "$(origin MPG)" = "command line" ]; then \
+	  echo "make $@: needs libchan-mpg, which MPG=0 leaves out" >&2; exit 1; fi
+	@sh scripts/deps.sh build
+	+@$(MAKE) --no-print-directory $@ MPG=1
+endif
+
 # ---- make test: the one list of checks, in the order they run ---------------------------------
 
 # Per build: the unit tests (test/test_*.c, Check suites), then the examples (programs of

@@ -39,7 +39,8 @@
  * fd, and the record would outlive the fd and be taken for the next fd of the same number. A
  * call waiting on an fd that close(2) closes waits on until its cancel or deadline (with
  * neither, for ever), then returns -EBADF on a thread (poll's POLLNVAL) and -ETIMEDOUT or
- * -ECANCELED on a G (the close took the fd out of the scheduler's epoll set).
+ * -ECANCELED on a G (the close took the fd out of the scheduler's epoll set) and on a task of
+ * another scheduler (its park ends at the deadline; -EBADF if the poll thread polled meanwhile).
  */
 #ifndef CHAN_IO_H
 #define CHAN_IO_H
@@ -93,8 +94,10 @@ int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline);
  * chan_fd_wait's errors. The first of these I/O calls on fd sets O_NONBLOCK on it (on the
  * open file description: a pipe or socket shared with another process sees it too), once: a
  * program that clears it again makes these calls block in read(2) or write(2), whatever cancel
- * and the deadline say. -EINVAL when n > SSIZE_MAX. A regular file is always ready: its reads
- * never wait here. */
+ * and the deadline say (and chan_fd_close waits for them). Nothing clears it, chan_fd_close
+ * neither: a terminal given as standard input stays non-blocking for the shell after the
+ * program (chan_io(3) says what to do). -EINVAL when n > SSIZE_MAX. A regular file is always
+ * ready: its reads never wait here. */
 ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline);
 
 /* Writes all n bytes, waiting as chan_fd_wait(fd, POLLOUT, ...) whenever fd has no room: n;

@@ -3,6 +3,11 @@
 # man/examples.sh - every example of the man pages compiles clean, and every whole program
 # among them runs. Usage: man/examples.sh OUTDIR CC "MODEFLAGS" LINK...
 # (LINK: the libraries and flags a program links with, e.g. build/plain/libchan.a -pthread)
+# or: man/examples.sh --installed OUTDIR CC, against the libchan that pkg-config finds
+# installed (test/install.sh), each program linked as its page tells a user to link it:
+# `pkg-config --libs PKG`, PKG being libchan-mpg where the page's LIBRARY section names it,
+# else libchan, unless a `.\" ex-pkg: PKG` above the block names another (where the page's
+# text says that this program needs it).
 #
 # An example is a literal block (.Bd -literal ... .Ed) of a page's EXAMPLES section:
 #   - A block that defines main() is a whole program: built as it is (its own #includes) with
@@ -19,10 +24,17 @@
 # The roff escapes of literal text are undone first: \e is a backslash, \& nothing, \- a dash;
 # a line that is only `...` (written \&...) stands for code left out and becomes a comment.
 set -u
+installed=false pkg=""
+if [ "$1" = --installed ]; then
+    installed=true
+    shift
+    set -- "$1" "$2" ""
+fi
 out=$1 cc=$2 modeflags=$3
 shift 3
 link="$*"
 cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I. -Itime -Isync -Itrace -Isched -Iio"
+$installed && cflags="-std=c11 -Wall -Wextra -Werror -pedantic $(pkg-config --cflags libchan-mpg)"
 rm -rf "$out" && mkdir -p "$out"
 
 cat > "$out/prelude.h" <<'EOF'
@@ -74,7 +86,7 @@ extract() {
         if (skip != "") { print page "-" n " skip (" skip ")"; return }
         if (block ~ /(^|\n)[a-z][a-z ]*main\(/) {
             printf "%s", decl > f; printf "%s", block > f; close(f)
-            print page "-" n " program"; return
+            print page "-" n " program" (pkg != "" ? "@" pkg : ""); return
         }
         # Split into top-level items: a comment-only line joins the item after it.
         top = ""; body = ""; item = ""; pending = ""; depth = 0; first = ""; second = ""
@@ -106,12 +118,13 @@ extract() {
         close(f)
         print page "-" n " fragment"
     }
-    /^\.Sh / { ex = ($0 == ".Sh EXAMPLES"); decl = ""; skip = ""; next }
+    /^\.Sh / { ex = ($0 == ".Sh EXAMPLES"); decl = ""; skip = ""; pkg = ""; next }
     !ex { next }
     /^\.\\" ex: / { d = $0; sub(/^\.\\" ex: /, "", d); decl = decl d "\n"; next }
     /^\.\\" ex-skip: / { skip = $0; sub(/^\.\\" ex-skip: /, "", skip); next }
+    /^\.\\" ex-pkg: / { pkg = $0; sub(/^\.\\" ex-pkg: /, "", pkg); next }
     /^\.Bd -literal/ { inblock = 1; block = ""; next }
-    inblock && /^\.Ed/ { inblock = 0; flush(); decl = ""; skip = ""; next }
+    inblock && /^\.Ed/ { inblock = 0; flush(); decl = ""; skip = ""; pkg = ""; next }
     inblock {
         line = unroff($0)
         if (line ~ /^[ \t]*\.\.\.[ \t]*$/) { sub(/\.\.\./, "/* ... */", line) }
@@ -136,11 +149,19 @@ for page in man/*.3 man/*.7; do
                 echo "man-examples: $id (a fragment of $page) does not compile clean:"
                 cat "$log"; echo "--- $src:"; cat -n "$src"; fail=1
             fi ;;
-        program)
+        program*)
             nprog=$((nprog + 1))
+            if $installed; then
+                pkg=${kind#program@}
+                if [ "$pkg" = "$kind" ]; then
+                    pkg=libchan
+                    sed -n '/^\.Sh LIBRARY/,/^\.Sh /p' "$page" | grep -q libchan-mpg && pkg=libchan-mpg
+                fi
+                link=$(pkg-config --libs "$pkg")
+            fi
             # shellcheck disable=SC2086
             if ! $cc $cflags $modeflags "$src" -o "$out/$id" $link 2>"$log"; then
-                echo "man-examples: $id (a program in $page) does not build clean:"
+                echo "man-examples: $id (a program in $page) does not build clean${pkg:+ with pkg-config --libs $pkg}:"
                 cat "$log"; fail=1
             elif ! timeout 60 "$out/$id" >"$log" 2>&1; then
                 echo "man-examples: $id (a program in $page) did not exit 0:"

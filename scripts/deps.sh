@@ -11,8 +11,8 @@ pkgs=""
 for g in $groups; do
     case $g in
     build) pkgs="$pkgs gcc make pkg-config liburcu-dev libhwloc-dev" ;;
-    test)  pkgs="$pkgs check libsubunit-dev clang libclang-rt-14-dev cmake clang-format" ;;
-    bench) pkgs="$pkgs hwloc golang-go cargo librust-crossbeam-channel-dev gnuplot-nox" ;;
+    test)  pkgs="$pkgs check libsubunit-dev clang libclang-rt-14-dev cmake clang-format python3" ;;
+    bench) pkgs="$pkgs hwloc golang-go cargo librust-crossbeam-channel-dev gnuplot-nox python3" ;;
     docs)  pkgs="$pkgs mandoc man-db" ;;
     model) pkgs="$pkgs spin" ;;
     play)  pkgs="$pkgs chromium chromium-driver python3-selenium mandoc" ;;

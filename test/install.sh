@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs libchan into a temporary prefix, checks that every file a user needs is there, builds
 # a program against it the two ways a user would (shared, through pkg-config, and static,
-# against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), runs the
-# installed trace converters, then uninstalls and checks that no file is left behind.
+# against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), builds and
+# runs the man pages' examples as their pages say, runs the installed trace converters, then uninstalls and checks that no file is left behind.
 # Part of `make test` (install-check).
 set -eu
 tmp=$(mktemp -d)
@@ -91,6 +91,14 @@ if ldd "$tmp/static" | grep -q libchan; then fail "static build links libchan.so
 [ "$(readlink "$prefix/lib/libchan.so.$somajor")" = "libchan.so.$version" ] || fail "soname link"
 objdump -p "$prefix/lib/libchan.so" | grep -q "SONAME *libchan.so.$somajor" || fail "soname"
 
+# Every example of the man pages against the installed headers, each program linked as its
+# page tells a user to (man/examples.sh --installed: pkg-config, the page's library) and run.
+# Their prelude includes every header, the scheduler's too: only where it was installed.
+if [ -e build/plain/libchan_mpg.so ]; then
+    LD_LIBRARY_PATH="$prefix/lib" sh man/examples.sh --installed "$tmp/man-examples" cc \
+        >"$tmp/man.log" 2>&1 || { cat "$tmp/man.log"; fail "a man page's example, installed"; }
+fi
+
 # The trace converters run as installed commands, from another directory, finding the module
 # they share where make install put it.
 (cd "$tmp" && "$prefix/bin/trace2mermaid" "$OLDPWD/docs/play/traces/handoff.json") > "$tmp/t.mmd" ||
@@ -107,5 +115,6 @@ left=$(find "$prefix" ! -type d)
 [ -z "$left" ] || fail "make uninstall left behind: $left"
 [ ! -d "$prefix/share/libchan" ] && [ ! -d "$prefix/lib/cmake/libchan" ] ||
     fail "make uninstall left libchan's own directories"
-echo "install: $n files installed and found, shared and static builds ran, trace converters ran," \
-     "uninstall left nothing: 5 passed, 0 failed"
+echo "install: $n files installed and found, shared and static builds ran, the man pages'" \
+     "examples built as their pages say and ran, trace converters ran, uninstall left nothing:" \
+     "6 passed, 0 failed"

@@ -152,7 +152,7 @@ VG_DIR   := $(O)/valgrind
 valgrind:
 	@command -v valgrind >/dev/null || { echo "make valgrind: install valgrind" >&2; exit 1; }
 	$(MAKE) --no-print-directory MODE=plain valgrind-run
-	$(MAKE) --no-print-directory mpg-valgrind
+	$(if $(filter 1,$(MPG)),$(MAKE) --no-print-directory mpg-valgrind)
 
 # Check's fork mode is off (CK_FORK=no): every test runs in the suite's one process, under
 # valgrind, with Check's time-outs scaled for valgrind's serialised threads. CHAN_TEST_MODE=asan:
