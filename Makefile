@@ -148,13 +148,6 @@ include sched/sched.mk        # libchan-mpg: Go's M:P:G scheduler (needs hwloc)
 include bench/bench.mk        # the benchmark harness (needs hwloc, for placement)
 else
 TESTS := $(filter-out $(O)/test/test_mpg%,$(TESTS))
-# Without hwloc the benchmark targets are not defined yet (and a bare `make bench` would find the
-# directory bench/ up to date): install the packages, then run the target again with MPG=1.
-BENCH_TARGETS := bench bench-history bench-scale bench-io bench-leak bench-smoke bench-echo
-.PHONY: $(BENCH_TARGETS)
-$(BENCH_TARGETS):
-	@sh scripts/deps.sh build bench
-	+@$(MAKE) --no-print-directory $@ MPG=1
 endif
 include examples/examples.mk  # the example programs, checked and shown by the demo
 include test/reliability.mk   # stress, fuzzing, valgrind
@@ -165,16 +158,18 @@ include scripts/dist.mk       # the drop-in pair
 include docs/docs.mk          # docs/play: the replayed traces
 include model/model.mk        # the Promela models (make model; not part of make test)
 
-# The scheduler's own targets (sched/sched.mk) and the scaling smoke run (bench/bench.mk) exist
-# only with MPG=1. Without hwloc (a fresh machine), they install the packages and run again with
-# MPG=1, as make bench does; where MPG=0 was asked for, they say what they need.
+# The scheduler's own targets (sched/sched.mk) and the benchmarks' (bench/bench.mk) exist only
+# with MPG=1. Without hwloc (a fresh machine), they install the packages (the benchmarks' peers
+# too) and run again with MPG=1: a bare `make bench` would otherwise find the directory bench/
+# up to date and do nothing. Where MPG=0 was asked for, they say what they need.
 ifneq ($(MPG),1)
-MPG_TARGETS := mpg mpg-pingpong mpg-syscall-cost mpg-valgrind scale-smoke
-.PHONY: $(MPG_TARGETS)
-$(MPG_TARGETS):
+MPG_TARGETS   := mpg mpg-pingpong mpg-syscall-cost mpg-valgrind scale-smoke bench-smoke
+BENCH_TARGETS := bench bench-history bench-scale bench-io bench-leak bench-echo
+.PHONY: $(MPG_TARGETS) $(BENCH_TARGETS)
+$(MPG_TARGETS) $(BENCH_TARGETS):
 	@if [ "$(origin MPG)" = "command line" ]; then \
 	  echo "make $@: needs libchan-mpg, which MPG=0 leaves out" >&2; exit 1; fi
-	@sh scripts/deps.sh build
+	@sh scripts/deps.sh build $(if $(filter $@,$(BENCH_TARGETS)),bench)
 	+@$(MAKE) --no-print-directory $@ MPG=1
 endif
 
