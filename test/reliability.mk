@@ -13,11 +13,13 @@
 #                                      (MODE=asan or MODE=tsan for the sanitizer builds)
 #   make stress-short                  what `make test` runs in every build: ~3 s (2.5 sanitized),
 #                                      and with MPG=1 ~1.5 s more of -G -L
-#   make stress-io DURATION=N THREADS=N GS=N   the soak of chan_io.h (build/MODE/test/stress_io):
-#                                      fds, sockets on 127.0.0.1, cancels, deadlines, chan_fd_close
-#                                      and signals, default 10 s, 3 threads and, where libchan-mpg
-#                                      is built, 4 Gs on 2 Ps, on the same fds
-#   make stress-io-short               what `make test` runs in every build: ~3 s (2 sanitized)
+#   make stress-io DURATION=N THREADS=N GS=N CORO=N   the soak of chan_io.h
+#                                      (build/MODE/test/stress_io): fds, sockets on 127.0.0.1,
+#                                      cancels, deadlines, chan_fd_close and signals, default 10 s,
+#                                      3 threads and, where libchan-mpg is built, 4 Gs on 2 Ps, on
+#                                      the same fds; CORO=N: N coroutines of test/coro.h's
+#                                      scheduler (struct chan_sched) on 2 worker threads too
+#   make stress-io-short               what `make test` runs in every build: ~4 s (3 sanitized)
 #   make fuzz DURATION=N               each libFuzzer target for N seconds (default 30), new inputs
 #                                      kept in build/fuzz/corpus_*; the seeds are test/fuzz/corpus_*
 #   make fuzz-replay                   run the seed corpora once through both targets (ASan+UBSan);
@@ -83,15 +85,18 @@ $(STRESS_IO_BIN): test/stress_io.c $(CORE_HDR) $(O)/libchan.a $(if $(STRESS_IO_M
 
 stress-io: lib $(STRESS_IO_BIN)
 	$(STRESS_ENV) $(STRESS_IO_BIN) -d $(or $(DURATION),10) -t $(or $(THREADS),3) \
-	  $(if $(GS),-g $(GS))
+	  $(if $(GS),-g $(GS)) $(if $(CORO),-C $(CORO))
 
-# Threads and Gs together, then threads alone.
+# Threads and Gs together, then threads alone, then threads and coroutines of a plugged-in
+# scheduler (their fds through libchan's poll thread).
 STRESS_IO_SHORT_SECS := $(if $(filter plain,$(MODE)),2,1.5)
 
 stress-io-short: lib $(STRESS_IO_BIN)
-	@echo "== [$(MODE)] stress_io -d $(STRESS_IO_SHORT_SECS); stress_io -d 1 -t 4 -g 0"
+	@echo "== [$(MODE)] stress_io -d $(STRESS_IO_SHORT_SECS); stress_io -d 1 -t 4 -g 0;\
+	  stress_io -d 1 -t 2 -g 0 -C 4"
 	@$(STRESS_ENV) $(STRESS_IO_BIN) -d $(STRESS_IO_SHORT_SECS) -q
 	@$(STRESS_ENV) $(STRESS_IO_BIN) -d 1 -t 4 -g 0 -q
+	@$(STRESS_ENV) $(STRESS_IO_BIN) -d 1 -t 2 -g 0 -C 4 -q
 
 # ---- Fuzzing (clang + libFuzzer; the library's sources are built into each target) ---------------
 
