@@ -2,17 +2,20 @@
 # test/reliability.mk - stress, fuzzing and valgrind. Included by the top Makefile;
 # the Check suites test/test_faults.c and test/test_errors.c are built and run by its own rules.
 #
-#   make stress DURATION=N THREADS=N [SCHED=1] [LAYERS=1] [GS=1] [SEED=N]
+#   make stress DURATION=N THREADS=N [SCHED=1] [LAYERS=1] [GS=1] [DEADLOCK=1] [SEED=N]
 #                                      the soak test (build/MODE/test/stress), default 10 s,
 #                                      4 threads; SCHED=1: odd threads block through a
 #                                      plugged-in scheduler that checks the hook contract;
 #                                      LAYERS=1 (-L): timers, tickers, contexts, groups and
 #                                      WaitGroups join the mix; GS=1 (-G, MPG=1 builds only):
 #                                      build/MODE/test/stress_mpg, three workers in four are Gs
-#                                      of libchan-mpg on 2 Ps (PROCS=N), the rest threads
-#                                      (MODE=asan or MODE=tsan for the sanitizer builds)
+#                                      of libchan-mpg on 2 Ps (PROCS=N), the rest threads;
+#                                      DEADLOCK=1 (-D, with GS=1): each epoch three Gs deadlock
+#                                      on purpose while the rest runs, and chan_leak_check must
+#                                      name exactly them (MODE=asan or MODE=tsan for the
+#                                      sanitizer builds)
 #   make stress-short                  what `make test` runs in every build: ~3 s (2.5 sanitized),
-#                                      and with MPG=1 ~1.5 s more of -G -L
+#                                      and with MPG=1 ~1.5 s more of -G -L -D
 #   make stress-io DURATION=N THREADS=N GS=N CORO=N   the soak of chan_io.h
 #                                      (build/MODE/test/stress_io): fds, sockets on 127.0.0.1,
 #                                      cancels, deadlines, chan_fd_close and signals, default 10 s,
@@ -54,22 +57,23 @@ $(O)/test/stress_mpg: test/stress.c chan.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
 	  $(LDLIBS_CORE)
 
 STRESS_ARGS = -d $(or $(DURATION),10) -t $(or $(THREADS),4) $(if $(SCHED),-S) $(if $(LAYERS),-L) \
-  $(if $(SEED),-s $(SEED))
+  $(if $(DEADLOCK),-D) $(if $(SEED),-s $(SEED))
 
 stress: lib $(if $(GS),$(STRESS_MPG_BIN),$(STRESS_BIN))
 	$(if $(GS),$(if $(STRESS_MPG_BIN),,$(error make stress GS=1: needs libchan-mpg (MPG=1, hwloc))))
 	$(STRESS_ENV) $(if $(GS),$(STRESS_MPG_BIN) -G -P $(or $(PROCS),2),$(STRESS_BIN)) $(STRESS_ARGS)
 
 # ~3 s in all: plain threads, then half the threads through a checking scheduler hook (-S), with
-# the timers, contexts and groups (-L); with libchan-mpg, 1.5 s of Gs and threads with all of it.
+# the timers, contexts and groups (-L); with libchan-mpg, 1.5 s of Gs and threads with all of it
+# and partial deadlocks planted for chan_leak_check to find (-D).
 STRESS_SHORT_SECS := $(if $(filter plain,$(MODE)),2,1.5)
 
 stress-short: lib $(STRESS_BIN) $(STRESS_MPG_BIN)
 	@echo "== [$(MODE)] stress -d $(STRESS_SHORT_SECS) -t 4; stress -d 1 -t 4 -S -L\
-	  $(if $(STRESS_MPG_BIN),; stress_mpg -d 1.5 -t 8 -G -L)"
+	  $(if $(STRESS_MPG_BIN),; stress_mpg -d 1.5 -t 8 -G -L -D)"
 	@$(STRESS_ENV) $(STRESS_BIN) -d $(STRESS_SHORT_SECS) -t 4 -q
 	@$(STRESS_ENV) $(STRESS_BIN) -d 1 -t 4 -q -S -L
-	@$(if $(STRESS_MPG_BIN),$(STRESS_ENV) $(STRESS_MPG_BIN) -d 1.5 -t 8 -q -G -L)
+	@$(if $(STRESS_MPG_BIN),$(STRESS_ENV) $(STRESS_MPG_BIN) -d 1.5 -t 8 -q -G -L -D)
 
 # ---- The soak of chan_io.h: with Gs where libchan-mpg is built -------------------------------
 

@@ -7,7 +7,7 @@
  *
  *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs] [-S]
  *                          [-L]
- *   build/MODE/test/stress_mpg ... [-G] [-P procs]     (the same program with libchan-mpg)
+ *   build/MODE/test/stress_mpg ... [-G] [-P procs] [-D]   (the same program with libchan-mpg)
  *
  * -S: the odd-numbered workers block through a plugged-in struct chan_sched that checks the
  * promises chan.h makes to schedulers (see task_park below), sharing the channels with plain
@@ -20,6 +20,10 @@
  * around a short sleep), so that stealing, runnext, sysmon's retakes and the parking of Gs all
  * meet the channel operations. At the end chan_mpg_wait must find every G returned and
  * chan_mpg_stop must succeed. Group and WaitGroup tasks (-L) are then Gs or threads, mixed.
+ *
+ * -D (with -G): each epoch, while the workers run, three Gs deadlock on purpose (a cycle of
+ * two, and one blocked on a channel only it holds), and chan_leak_check must name exactly them
+ * ("Partial deadlocks under load" below).
  *
  * -L: the layers around the core join the mix (see "Layers" below): a timer and a ticker reset,
  * stopped and received from concurrently; a tree of contexts cancelled and timing out while
@@ -74,6 +78,8 @@
 #include "time/chan_time.h"
 #ifdef STRESS_MPG
 #include "sched/chan_sched_mpg.h"
+#include "trace/chan_leak.h"
+#include "trace/chan_trace.h"
 #endif
 
 /* White-box probe (chan.c, linked from the static library): sudogs queued on c now. */
@@ -1704,6 +1710,189 @@ static void gs_join(void)
         FAIL("chan_wg_wait for the epoch's Gs returned %d", r);
 }
 
+/* ---- Partial deadlocks under load (-D, with -G) ---------------------------------------------
+ *
+ * chan_mpg(3) reports a deadlock in chan_mpg_wait() only when every G is asleep; some Gs blocked
+ * forever while others run is a partial deadlock, which it leaves to chan_leak_check()
+ * (chan_leak(3)). So with -D, at the start of each epoch, while the workers run, the main thread
+ * plants three Gs that deadlock on purpose: a cycle (G a receives on c1 and would then send on
+ * c2; G b receives on c2 and would then send on c1: each keeps both channels on its stack) and
+ * a G blocked on a channel that only it holds. Nothing else holds those channels as pointers:
+ * the program keeps them xored (dl_pool), to close them afterwards. The main thread then runs
+ * chan_leak_check() until a report names all three: every G a report names must be one of them
+ * (a reported leak is real, and nothing else in the soak is leaked: its channels are all held
+ * by globals or live structures), and the count it returns is the number it names. A check
+ * that misses some is allowed (the check is conservative: a stale copy of an address hides a
+ * leak) and counted; at most 50 checks. The main thread then closes the channels, the three
+ * return, and the epoch goes on. At the end, chan_mpg_wait() reports no deadlock (gs_stop). */
+#define DL_N 3
+#define DL_KEY 0x5a5a00000000a5a5ull
+#define DL_POOL 4096                    /* epochs with a planted deadlock, at most */
+static uint64_t dl_pool[DL_POOL][DL_N]; /* every planted channel, xored with DL_KEY */
+static unsigned long dl_next;           /* the next epoch's row */
+static _Atomic uint64_t dl_chan[DL_N];  /* this epoch's c1, c2, c3, xored */
+static _Atomic int64_t dl_id[DL_N];     /* the Gs a, b, c */
+static atomic_int dl_blocking, dl_done;
+static bool use_deadlock;
+static unsigned long dl_found, dl_checks, dl_missed;
+
+static chan_t *dl_get(int i) { return (chan_t *)(uintptr_t)(atomic_load(&dl_chan[i]) ^ DL_KEY); }
+
+static void dl_block(chan_t *on, chan_t *then)
+{
+    atomic_fetch_add(&dl_blocking, 1);
+    int r = chan_recv(on, NULL);
+    if (r != -EPIPE)
+        FAIL("a deadlocked G's receive returned %d, not -EPIPE", r);
+    /* The channel it would send on next: kept on its stack across the wait (not sent on: the
+     * main thread closes the channels one by one, and the other G may still be receiving). */
+    if (then && chan_cap(then) != 0)
+        FAIL("a deadlocked G's channel has a capacity");
+    atomic_fetch_add(&dl_done, 1);
+}
+
+static void dl_b(void *arg)
+{
+    (void)arg;
+    dl_block(dl_get(1), dl_get(0));
+}
+
+static void dl_a(void *arg)
+{
+    (void)arg;
+    atomic_store(&dl_id[1], chan_mpg_go(dl_b, NULL));
+    dl_block(dl_get(0), dl_get(1));
+}
+
+static void dl_c(void *arg)
+{
+    (void)arg;
+    dl_block(dl_get(2), NULL);
+}
+
+/* The planted channels are made at the start and freed at the end, each used once: a fresh
+ * channel at the address of one freed earlier would meet stale copies of that address in the
+ * slots of live frames that were not written since, which hide a leak (chan_leak(3),
+ * "Conservative"). Then the stack below is scrubbed of the addresses that passed through it. */
+static __attribute__((noinline)) void dl_scrub(void)
+{
+    volatile char pad[65536];
+    memset((char *)pad, 0, sizeof pad);
+}
+
+static __attribute__((noinline)) void dl_make_pool(void)
+{
+    for (int e = 0; e < DL_POOL; e++)
+        for (int i = 0; i < DL_N; i++) {
+            chan_t *c = chan_make(0, 0);
+            if (!c) {
+                perror("stress: chan_make");
+                exit(2);
+            }
+            dl_pool[e][i] = (uint64_t)(uintptr_t)c ^ DL_KEY;
+        }
+}
+
+static void dl_free_pool(void)
+{
+    for (int e = 0; e < DL_POOL; e++)
+        for (int i = 0; i < DL_N; i++) {
+            int r = chan_free((chan_t *)(uintptr_t)(dl_pool[e][i] ^ DL_KEY));
+            if (r != 0)
+                FAIL("chan_free of a deadlocked G's channel returned %d", r);
+        }
+}
+
+/* The Gs a report names (the headers "goroutine N [" at the start of a line, before the
+ * wait-for picture): how many, and whether each is one of the three (*all: all three named). */
+static int dl_named(const char *rep, bool *all)
+{
+    int n = 0;
+    bool seen[DL_N] = {false};
+    for (const char *p = rep; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, "wait-for", 8) == 0)
+            break;
+        if (strncmp(p, "thread ", 7) == 0) {
+            FAIL("a partial deadlock report names a thread, none being deadlocked:\n%s", rep);
+            continue;
+        }
+        long long id;
+        if (sscanf(p, "goroutine %lld [", &id) != 1)
+            continue;
+        n++;
+        int k = 0;
+        while (k < DL_N && atomic_load(&dl_id[k]) != id)
+            k++;
+        if (k == DL_N)
+            FAIL("a partial deadlock report names goroutine %lld, not one deadlocked on "
+                 "purpose:\n%s",
+                 id, rep);
+        else if (seen[k])
+            FAIL("a partial deadlock report names goroutine %lld twice:\n%s", id, rep);
+        else
+            seen[k] = true;
+    }
+    *all = seen[0] && seen[1] && seen[2];
+    return n;
+}
+
+static void dl_step(void)
+{
+    if (dl_next == DL_POOL)
+        return;
+    for (int i = 0; i < DL_N; i++)
+        atomic_store(&dl_chan[i], dl_pool[dl_next][i]);
+    dl_next++;
+    atomic_store(&dl_blocking, 0);
+    atomic_store(&dl_done, 0);
+    atomic_store(&dl_id[0], chan_mpg_go(dl_a, NULL));
+    atomic_store(&dl_id[2], chan_mpg_go(dl_c, NULL));
+    if (atomic_load(&dl_id[0]) <= 0 || atomic_load(&dl_id[2]) <= 0) {
+        fprintf(stderr, "stress: chan_mpg_go failed\n");
+        exit(2);
+    }
+    while (atomic_load(&dl_blocking) < DL_N)
+        sleep_us(100);
+    bool all = false;
+    for (int k = 0; k < 50 && !all; k++) {
+        char *rep = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&rep, &len);
+        if (!f) {
+            perror("open_memstream");
+            exit(2);
+        }
+        int r = chan_leak_check(f, NULL);
+        fclose(f);
+        dl_checks++;
+        if (r < 0) {
+            FAIL("chan_leak_check returned %d", r);
+            free(rep);
+            break;
+        }
+        int named = dl_named(rep, &all);
+        if (named != r)
+            FAIL("chan_leak_check returned %d but its report names %d goroutines:\n%s", r, named,
+                 rep);
+        if (!all)
+            dl_missed++;
+        if (!all && k == 49 && !quiet)
+            fprintf(stderr,
+                    "stress: goroutines %lld, %lld and %lld deadlocked; the last "
+                    "check found %d:\n%s\n",
+                    (long long)dl_id[0], (long long)dl_id[1], (long long)dl_id[2], r, rep);
+        free(rep);
+        if (!all)
+            sleep_us(1000 + 1000 * k);
+    }
+    if (all)
+        dl_found++;
+    for (int i = 0; i < DL_N; i++)
+        chan_close(dl_get(i));
+    while (atomic_load(&dl_done) < DL_N)
+        sleep_us(100);
+}
+
 /* At the end of the run every G has returned: chan_mpg_wait says so (no deadlock report) and
  * chan_mpg_stop succeeds. */
 static void gs_stop(void)
@@ -1722,6 +1911,12 @@ static void gs_start(void) {}
 static void gs_spawn(void) {}
 static void gs_join(void) {}
 static void gs_stop(void) {}
+static bool use_deadlock;
+static unsigned long dl_found, dl_checks, dl_missed;
+static void dl_step(void) {}
+static void dl_make_pool(void) {}
+static void dl_scrub(void) {}
+static void dl_free_pool(void) {}
 #endif
 
 int main(int argc, char **argv)
@@ -1731,7 +1926,7 @@ int main(int argc, char **argv)
     uint64_t seed = (uint64_t)chan_now();
     long hang_secs = 120;
     int opt;
-    while ((opt = getopt(argc, argv, "d:t:e:s:qw:SLGP:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:t:e:s:qw:SLGDP:")) != -1) {
         switch (opt) {
         case 'd': duration = atof(optarg); break;
         case 't': nthreads = atoi(optarg); break;
@@ -1742,11 +1937,12 @@ int main(int argc, char **argv)
         case 'S': use_hook = true; break;
         case 'L': use_layers = true; break;
         case 'G': use_mpg = true; break;
+        case 'D': use_deadlock = true; break;
         case 'P': nprocs = atoi(optarg); break;
         default:
             fprintf(stderr,
                     "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] "
-                    "[-w hang_secs] [-S] [-L] [-G] [-P procs]\n",
+                    "[-w hang_secs] [-S] [-L] [-G] [-D] [-P procs]\n",
                     argv[0]);
             return 2;
         }
@@ -1757,6 +1953,20 @@ int main(int argc, char **argv)
         return 2;
     }
 #endif
+    if (use_deadlock && !use_mpg) {
+        fprintf(stderr, "stress: -D needs -G\n");
+        return 2;
+    }
+#ifdef STRESS_MPG
+    if (use_deadlock && chan_dump_enable() != 0) { /* the registry chan_leak_check reads */
+        fprintf(stderr, "stress: -D: chan_dump_enable failed\n");
+        return 2;
+    }
+#endif
+    if (use_deadlock) {
+        dl_make_pool();
+        dl_scrub();
+    }
     if (use_mpg && (nprocs < 1 || nprocs > 64)) {
         fprintf(stderr, "stress: procs must be 1..64\n");
         return 2;
@@ -1823,6 +2033,8 @@ int main(int argc, char **argv)
         if (use_mpg)
             gs_spawn();
         pthread_barrier_wait(&bar);
+        if (use_deadlock)
+            dl_step(); /* while the workers run */
 
         /* Let the epoch run; end it early when every worker is blocked (no progress). */
         int64_t epoch_end = chan_now() + epoch_ms * 1000000;
@@ -1874,6 +2086,8 @@ int main(int argc, char **argv)
     }
     if (use_mpg)
         gs_stop();
+    if (use_deadlock)
+        dl_free_pool();
 
     unsigned long total = 0, per_kind[K_NKINDS] = {0}, values = 0;
     for (int t = 0; t < nthreads; t++) {
@@ -1910,6 +2124,10 @@ int main(int argc, char **argv)
                atomic_load(&rwg_rounds), atomic_load(&rwg_busy_seen), atomic_load(&rwg_waits_ok),
                atomic_load(&vt_frees), atomic_load(&vt_racing), atomic_load(&vt_busy_frees),
                per_kind[K_GROUP_LIMIT]);
+    if (use_deadlock)
+        printf("stress: partial deadlocks: %lu of %lu planted found by chan_leak_check (%lu "
+               "checks, %lu of them missing some), none misnamed\n",
+               dl_found, epochs, dl_checks, dl_missed);
     if (use_hook && !atomic_load(&violations))
         printf(
             "stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",
