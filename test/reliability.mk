@@ -37,7 +37,7 @@
 
 STRESS_BIN := $(O)/test/stress
 
-$(STRESS_BIN): test/stress.c chan.h $(O)/libchan.a
+$(STRESS_BIN): test/stress.c test/soak.h chan.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
@@ -51,7 +51,7 @@ STRESS_ENV := CHAN_TEST_MODE=$(MODE) \
 # the test_mpg suites.
 STRESS_MPG_BIN := $(if $(filter 1,$(MPG)),$(O)/test/stress_mpg)
 
-$(O)/test/stress_mpg: test/stress.c chan.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
+$(O)/test/stress_mpg: test/stress.c test/soak.h chan.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -DSTRESS_MPG -o $@ $< $(MPG_LIB) $(O)/libchan.a $(LDFLAGS) $(MPG_LIBS) \
 	  $(LDLIBS_CORE)
@@ -80,8 +80,8 @@ stress-short: lib $(STRESS_BIN) $(STRESS_MPG_BIN)
 STRESS_IO_BIN := $(O)/test/stress_io
 STRESS_IO_MPG := $(filter 1,$(MPG))
 
-$(STRESS_IO_BIN): test/stress_io.c $(CORE_HDR) $(O)/libchan.a $(if $(STRESS_IO_MPG),$(MPG_LIB) \
-  $(MPG_HDR))
+$(STRESS_IO_BIN): test/stress_io.c test/soak.h test/coro.h $(CORE_HDR) $(O)/libchan.a \
+  $(if $(STRESS_IO_MPG),$(MPG_LIB) $(MPG_HDR))
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $(if $(STRESS_IO_MPG),-DSTRESS_IO_MPG) -o $@ $< \
 	  $(if $(STRESS_IO_MPG),$(MPG_LIB)) $(O)/libchan.a $(LDFLAGS) \

@@ -74,6 +74,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "soak.h"
 #include "sync/chan_sync.h"
 #include "time/chan_time.h"
 #ifdef STRESS_MPG
@@ -172,22 +173,7 @@ static const char *kind_names[K_NKINDS] = {
             abort();                                                                               \
     } while (0)
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-static uint64_t rnd(struct worker *w)
-{
-    w->rng ^= w->rng << 13;
-    w->rng ^= w->rng >> 7;
-    w->rng ^= w->rng << 17;
-    return w->rng;
-}
+static uint64_t rnd(struct worker *w) { return soak_next(&w->rng); }
 
 static uint64_t checksum(const struct val *v)
 {

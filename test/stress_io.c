@@ -94,6 +94,7 @@
 #include "chan.h"
 #include "chan_io.h"
 #include "chan_time.h"
+#include "soak.h"
 #ifdef STRESS_IO_MPG
 #include "sched/chan_sched_mpg.h"
 #endif
@@ -214,22 +215,7 @@ static int nworkers;
 static chan_t *gate; /* main sends each worker the epoch to run, or -1 to end */
 static chan_t *done; /* each worker sends here when it has stopped */
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-static uint64_t rnd(struct worker *w)
-{
-    w->rng ^= w->rng << 13;
-    w->rng ^= w->rng >> 7;
-    w->rng ^= w->rng << 17;
-    return w->rng;
-}
+static uint64_t rnd(struct worker *w) { return soak_next(&w->rng); }
 
 static uint8_t byte_at(uint64_t salt, uint64_t p)
 {
