@@ -2,22 +2,27 @@
 # test/reliability.mk - stress, fuzzing and valgrind. Included by the top Makefile;
 # the Check suites test/test_faults.c and test/test_errors.c are built and run by its own rules.
 #
-#   make stress DURATION=N THREADS=N [SCHED=1] [LAYERS=1] [GS=1] [SEED=N]
+#   make stress DURATION=N THREADS=N [SCHED=1] [LAYERS=1] [GS=1] [DEADLOCK=1] [SEED=N]
 #                                      the soak test (build/MODE/test/stress), default 10 s,
 #                                      4 threads; SCHED=1: odd threads block through a
 #                                      plugged-in scheduler that checks the hook contract;
 #                                      LAYERS=1 (-L): timers, tickers, contexts, groups and
 #                                      WaitGroups join the mix; GS=1 (-G, MPG=1 builds only):
 #                                      build/MODE/test/stress_mpg, three workers in four are Gs
-#                                      of libchan-mpg on 2 Ps (PROCS=N), the rest threads
-#                                      (MODE=asan or MODE=tsan for the sanitizer builds)
+#                                      of libchan-mpg on 2 Ps (PROCS=N), the rest threads;
+#                                      DEADLOCK=1 (-D, with GS=1): each epoch three Gs deadlock
+#                                      on purpose while the rest runs, and chan_leak_check must
+#                                      name exactly them (MODE=asan or MODE=tsan for the
+#                                      sanitizer builds)
 #   make stress-short                  what `make test` runs in every build: ~3 s (2.5 sanitized),
-#                                      and with MPG=1 ~1.5 s more of -G -L
-#   make stress-io DURATION=N THREADS=N GS=N   the soak of chan_io.h (build/MODE/test/stress_io):
-#                                      fds, sockets on 127.0.0.1, cancels, deadlines, chan_fd_close
-#                                      and signals, default 10 s, 3 threads and, where libchan-mpg
-#                                      is built, 4 Gs on 2 Ps, on the same fds
-#   make stress-io-short               what `make test` runs in every build: ~3 s (2 sanitized)
+#                                      and with MPG=1 ~1.5 s more of -G -L -D
+#   make stress-io DURATION=N THREADS=N GS=N CORO=N   the soak of chan_io.h
+#                                      (build/MODE/test/stress_io): fds, sockets on 127.0.0.1,
+#                                      cancels, deadlines, chan_fd_close and signals, default 10 s,
+#                                      3 threads and, where libchan-mpg is built, 4 Gs on 2 Ps, on
+#                                      the same fds; CORO=N: N coroutines of test/coro.h's
+#                                      scheduler (struct chan_sched) on 2 worker threads too
+#   make stress-io-short               what `make test` runs in every build: ~4 s (3 sanitized)
 #   make fuzz DURATION=N               each libFuzzer target for N seconds (default 30), new inputs
 #                                      kept in build/fuzz/corpus_*; the seeds are test/fuzz/corpus_*
 #   make fuzz-replay                   run the seed corpora once through both targets (ASan+UBSan);
@@ -32,7 +37,7 @@
 
 STRESS_BIN := $(O)/test/stress
 
-$(STRESS_BIN): test/stress.c chan.h $(O)/libchan.a
+$(STRESS_BIN): test/stress.c test/soak.h chan.h $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 
@@ -46,36 +51,37 @@ STRESS_ENV := CHAN_TEST_MODE=$(MODE) \
 # the test_mpg suites.
 STRESS_MPG_BIN := $(if $(filter 1,$(MPG)),$(O)/test/stress_mpg)
 
-$(O)/test/stress_mpg: test/stress.c chan.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
+$(O)/test/stress_mpg: test/stress.c test/soak.h chan.h $(MPG_HDR) $(MPG_LIB) $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -DSTRESS_MPG -o $@ $< $(MPG_LIB) $(O)/libchan.a $(LDFLAGS) $(MPG_LIBS) \
 	  $(LDLIBS_CORE)
 
 STRESS_ARGS = -d $(or $(DURATION),10) -t $(or $(THREADS),4) $(if $(SCHED),-S) $(if $(LAYERS),-L) \
-  $(if $(SEED),-s $(SEED))
+  $(if $(DEADLOCK),-D) $(if $(SEED),-s $(SEED))
 
 stress: lib $(if $(GS),$(STRESS_MPG_BIN),$(STRESS_BIN))
 	$(if $(GS),$(if $(STRESS_MPG_BIN),,$(error make stress GS=1: needs libchan-mpg (MPG=1, hwloc))))
 	$(STRESS_ENV) $(if $(GS),$(STRESS_MPG_BIN) -G -P $(or $(PROCS),2),$(STRESS_BIN)) $(STRESS_ARGS)
 
 # ~3 s in all: plain threads, then half the threads through a checking scheduler hook (-S), with
-# the timers, contexts and groups (-L); with libchan-mpg, 1.5 s of Gs and threads with all of it.
+# the timers, contexts and groups (-L); with libchan-mpg, 1.5 s of Gs and threads with all of it
+# and partial deadlocks planted for chan_leak_check to find (-D).
 STRESS_SHORT_SECS := $(if $(filter plain,$(MODE)),2,1.5)
 
 stress-short: lib $(STRESS_BIN) $(STRESS_MPG_BIN)
 	@echo "== [$(MODE)] stress -d $(STRESS_SHORT_SECS) -t 4; stress -d 1 -t 4 -S -L\
-	  $(if $(STRESS_MPG_BIN),; stress_mpg -d 1.5 -t 8 -G -L)"
+	  $(if $(STRESS_MPG_BIN),; stress_mpg -d 1.5 -t 8 -G -L -D)"
 	@$(STRESS_ENV) $(STRESS_BIN) -d $(STRESS_SHORT_SECS) -t 4 -q
 	@$(STRESS_ENV) $(STRESS_BIN) -d 1 -t 4 -q -S -L
-	@$(if $(STRESS_MPG_BIN),$(STRESS_ENV) $(STRESS_MPG_BIN) -d 1.5 -t 8 -q -G -L)
+	@$(if $(STRESS_MPG_BIN),$(STRESS_ENV) $(STRESS_MPG_BIN) -d 1.5 -t 8 -q -G -L -D)
 
 # ---- The soak of chan_io.h: with Gs where libchan-mpg is built -------------------------------
 
 STRESS_IO_BIN := $(O)/test/stress_io
 STRESS_IO_MPG := $(filter 1,$(MPG))
 
-$(STRESS_IO_BIN): test/stress_io.c $(CORE_HDR) $(O)/libchan.a $(if $(STRESS_IO_MPG),$(MPG_LIB) \
-  $(MPG_HDR))
+$(STRESS_IO_BIN): test/stress_io.c test/soak.h test/coro.h $(CORE_HDR) $(O)/libchan.a \
+  $(if $(STRESS_IO_MPG),$(MPG_LIB) $(MPG_HDR))
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $(if $(STRESS_IO_MPG),-DSTRESS_IO_MPG) -o $@ $< \
 	  $(if $(STRESS_IO_MPG),$(MPG_LIB)) $(O)/libchan.a $(LDFLAGS) \
@@ -83,15 +89,18 @@ $(STRESS_IO_BIN): test/stress_io.c $(CORE_HDR) $(O)/libchan.a $(if $(STRESS_IO_M
 
 stress-io: lib $(STRESS_IO_BIN)
 	$(STRESS_ENV) $(STRESS_IO_BIN) -d $(or $(DURATION),10) -t $(or $(THREADS),3) \
-	  $(if $(GS),-g $(GS))
+	  $(if $(GS),-g $(GS)) $(if $(CORO),-C $(CORO))
 
-# Threads and Gs together, then threads alone.
+# Threads and Gs together, then threads alone, then threads and coroutines of a plugged-in
+# scheduler (their fds through libchan's poll thread).
 STRESS_IO_SHORT_SECS := $(if $(filter plain,$(MODE)),2,1.5)
 
 stress-io-short: lib $(STRESS_IO_BIN)
-	@echo "== [$(MODE)] stress_io -d $(STRESS_IO_SHORT_SECS); stress_io -d 1 -t 4 -g 0"
+	@echo "== [$(MODE)] stress_io -d $(STRESS_IO_SHORT_SECS); stress_io -d 1 -t 4 -g 0;\
+	  stress_io -d 1 -t 2 -g 0 -C 4"
 	@$(STRESS_ENV) $(STRESS_IO_BIN) -d $(STRESS_IO_SHORT_SECS) -q
 	@$(STRESS_ENV) $(STRESS_IO_BIN) -d 1 -t 4 -g 0 -q
+	@$(STRESS_ENV) $(STRESS_IO_BIN) -d 1 -t 2 -g 0 -C 4 -q
 
 # ---- Fuzzing (clang + libFuzzer; the library's sources are built into each target) ---------------
 

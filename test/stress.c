@@ -7,7 +7,7 @@
  *
  *   build/MODE/test/stress [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] [-w secs] [-S]
  *                          [-L]
- *   build/MODE/test/stress_mpg ... [-G] [-P procs]     (the same program with libchan-mpg)
+ *   build/MODE/test/stress_mpg ... [-G] [-P procs] [-D]   (the same program with libchan-mpg)
  *
  * -S: the odd-numbered workers block through a plugged-in struct chan_sched that checks the
  * promises chan.h makes to schedulers (see task_park below), sharing the channels with plain
@@ -21,9 +21,15 @@
  * meet the channel operations. At the end chan_mpg_wait must find every G returned and
  * chan_mpg_stop must succeed. Group and WaitGroup tasks (-L) are then Gs or threads, mixed.
  *
+ * -D (with -G): each epoch, while the workers run, three Gs deadlock on purpose (a cycle of
+ * two, and one blocked on a channel only it holds), and chan_leak_check must name exactly them
+ * ("Partial deadlocks under load" below).
+ *
  * -L: the layers around the core join the mix (see "Layers" below): a timer and a ticker reset,
  * stopped and received from concurrently; a tree of contexts cancelled and timing out while
- * selects wait on their done channels; groups (errgroup) and WaitGroups of short tasks.
+ * selects wait on their done channels; groups (errgroup) and WaitGroups of short tasks; a
+ * WaitGroup reused while waiters leave it, timers freed while receivers are blocked on them
+ * and while they fire, and group limits changed while tasks run.
  *
  * -w: the watchdog's limit (default 120 s): an epoch (normally 50 ms, ended by closing every
  * channel) still running that long after it began is reported, with the operation each worker
@@ -68,11 +74,17 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "soak.h"
 #include "sync/chan_sync.h"
 #include "time/chan_time.h"
 #ifdef STRESS_MPG
 #include "sched/chan_sched_mpg.h"
+#include "trace/chan_leak.h"
+#include "trace/chan_trace.h"
 #endif
+
+/* White-box probe (chan.c, linked from the static library): sudogs queued on c now. */
+size_t hchan_waiting(chan_t *c, enum chan_dir dir);
 
 #define NCH 6          /* channels per epoch */
 #define SIG 5          /* the signal-only channel (elemsize 0) */
@@ -141,6 +153,9 @@ enum {
     K_CTX_CHILD,
     K_GROUP,
     K_WG,
+    K_WG_REUSE,
+    K_TIMER_FREE,
+    K_GROUP_LIMIT,
     K_NKINDS
 };
 static const char *kind_names[K_NKINDS] = {
@@ -148,7 +163,7 @@ static const char *kind_names[K_NKINDS] = {
     "recv_until", "select",      "tryselect",  "select_until",      "close",
     "len/cap",    "timer_reset", "timer_stop", "timer/ticker recv", "ticker_reset/stop",
     "ctx_wait",   "ctx_err",     "ctx_cancel", "ctx_child",         "group",
-    "waitgroup"};
+    "waitgroup",  "wg_reuse",    "timer_free", "group_limit"};
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -158,22 +173,7 @@ static const char *kind_names[K_NKINDS] = {
             abort();                                                                               \
     } while (0)
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-static uint64_t rnd(struct worker *w)
-{
-    w->rng ^= w->rng << 13;
-    w->rng ^= w->rng >> 7;
-    w->rng ^= w->rng << 17;
-    return w->rng;
-}
+static uint64_t rnd(struct worker *w) { return soak_next(&w->rng); }
 
 static uint64_t checksum(const struct val *v)
 {
@@ -425,6 +425,7 @@ static void op_close(int ch)
  *   op_wg            chan_wg(3): a wait (chan_wg_wait, its _until form, or a select on
  *                    chan_wg_chan) returns only when every task has called done; a done past
  *                    zero is -EINVAL; free returns 0 once the tasks' calls have returned.
+ *   op_wg_reuse, op_timer_free, op_group_limit: below, where they are.
  */
 #define NCTX 4
 static const int ctx_parent[NCTX] = {-1, 0, 1, 1};
@@ -890,6 +891,329 @@ static void op_wg(struct worker *w)
         FAIL("chan_wg_free after the wait returned %d", res);
 }
 
+/* ---- WaitGroup reuse, timer free and group limits under load (-L) ----------------------------
+ *
+ * op_wg_reuse   chan_wg(3)'s rounds: the epoch's WaitGroup rwg is reused by whichever worker
+ *               holds rwg_busy (an add of 1 to 3 tasks, which begins a round when the counter
+ *               is zero), while other workers wait on it (chan_wg_wait, or its _until form)
+ *               and leave. An add may meet -EBUSY only while a wait was in progress (a wait
+ *               entered or left across the add, or one was in); after it, nothing changed: the
+ *               counter is still zero (a wait whose deadline has passed returns 0). A wait that
+ *               returns 0 saw every task done that had been added when it began.
+ * op_timer_free chan_timer(3): a timer of 0 to 1.5 ms is freed while workers that joined its
+ *               round (a CAS on vt_state) are blocked on its channel in a select with a release
+ *               channel, and while it fires. With two or more queued when the free begins (one
+ *               firing wakes one), the free must be -EBUSY; after -EBUSY the timer is stopped
+ *               (a try receive gets nothing, a stop returns 0); a free that returns 0 leaves no
+ *               receiver blocked (the one queued, if any, got the value). At most one value per
+ *               arming. Once the receivers have left, the free returns 0.
+ * op_group_limit chan_group(3)'s limits while tasks run: tasks blocked on a release channel
+ *               hold the slots of their limit; at the limit trygo is -EAGAIN, below it 0; a
+ *               limit set while tasks of the old limit run is -EBUSY (with no old limit, 0, as
+ *               Go's SetLimit on a group without one), removing one (n < 0) always succeeds,
+ *               even while its tasks give their slots back; tasks under a limit of n never run
+ *               more than n at once; after the wait, a limit can be set again. */
+static chan_wg_t *rwg;
+static atomic_int rwg_busy;
+static atomic_ulong rwg_added, rwg_finished, rwg_returned, rwg_in, rwg_gen, rwg_rounds,
+    rwg_busy_seen, rwg_waits_ok;
+
+static void rwg_task(void *arg)
+{
+    atomic_fetch_add(&tasks_run, 1);
+    /* A timed wait on a nil channel (as wg_task), shorter: rounds end often. */
+    if (chan_recv_until(NULL, NULL, chan_now() + (int64_t)((uintptr_t)arg % 100000)) != -ETIMEDOUT)
+        FAIL("a receive on a nil channel did not time out");
+    atomic_fetch_add(&rwg_finished, 1);
+    int r = chan_wg_done(rwg);
+    if (r != 0)
+        FAIL("chan_wg_done of a reused WaitGroup returned %d", r);
+    atomic_fetch_add(&rwg_returned, 1);
+}
+
+static void *rwg_thread(void *arg)
+{
+    rwg_task(arg);
+    return NULL;
+}
+
+/* Starts fn(arg) as a G (when as_g) or a detached thread: 0, or -1. */
+static int spawn_task(bool as_g, void (*fn)(void *), void *(*thread_fn)(void *), void *arg)
+{
+#ifdef STRESS_MPG
+    if (as_g)
+        return chan_mpg_go(fn, arg) > 0 ? 0 : -1;
+#else
+    (void)fn;
+    (void)as_g;
+#endif
+    pthread_t th;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int res = pthread_create(&th, &a, thread_fn, arg) == 0 ? 0 : -1;
+    pthread_attr_destroy(&a);
+    return res;
+}
+
+static void op_wg_reuse(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    if (r % 3 == 0 && !atomic_exchange(&rwg_busy, 1)) {
+        int n = 1 + (int)((r >> 8) % 3);
+        unsigned long g0 = atomic_load(&rwg_gen), i0 = atomic_load(&rwg_in);
+        int res = chan_wg_add(rwg, n);
+        unsigned long i1 = atomic_load(&rwg_in), g1 = atomic_load(&rwg_gen);
+        if (res == 0) {
+            atomic_fetch_add(&rwg_added, (unsigned long)n);
+            atomic_fetch_add(&rwg_rounds, 1);
+            for (int k = 0; k < n; k++) {
+                void *arg = (void *)(uintptr_t)(rnd(w) >> 8);
+                if (spawn_task(use_mpg && (r >> (20 + k)) & 1, rwg_task, rwg_thread, arg) != 0) {
+                    FAIL("starting a task of the reused WaitGroup failed");
+                    atomic_fetch_add(&rwg_finished, 1);
+                    chan_wg_done(rwg);
+                    atomic_fetch_add(&rwg_returned, 1);
+                }
+            }
+        } else if (res == -EBUSY) {
+            atomic_fetch_add(&rwg_busy_seen, 1);
+            if (i0 == 0 && i1 == 0 && g0 == g1)
+                FAIL("chan_wg_add: -EBUSY with no wait in progress across the call");
+            if ((res = chan_wg_wait_until(rwg, INT64_MIN)) != 0)
+                FAIL("chan_wg_add's -EBUSY changed the counter: a wait at once returned %d", res);
+        } else {
+            FAIL("chan_wg_add(%d) on a reused WaitGroup returned %d", n, res);
+        }
+        atomic_store(&rwg_busy, 0);
+        return;
+    }
+    unsigned long target = atomic_load(&rwg_added);
+    atomic_fetch_add(&rwg_in, 1);
+    atomic_fetch_add(&rwg_gen, 1);
+    int64_t dl = (r >> 8) % 2 ? CHAN_FOREVER : chan_now() + (int64_t)((r >> 9) % 200000);
+    int res = dl == CHAN_FOREVER ? chan_wg_wait(rwg) : chan_wg_wait_until(rwg, dl);
+    atomic_fetch_add(&rwg_gen, 1);
+    atomic_fetch_sub(&rwg_in, 1);
+    if (res == 0) {
+        atomic_fetch_add(&rwg_waits_ok, 1);
+        unsigned long fin = atomic_load(&rwg_finished);
+        if (fin < target)
+            FAIL("a wait on a reused WaitGroup returned 0 with %lu of the %lu tasks added before "
+                 "it done",
+                 fin, target);
+    } else if (res == -ETIMEDOUT) {
+        if (dl == CHAN_FOREVER || chan_now() < dl)
+            FAIL("chan_wg_wait_until: -ETIMEDOUT before its deadline");
+    } else {
+        FAIL("a wait on a reused WaitGroup returned %d", res);
+    }
+}
+
+/* The timer of op_timer_free's round, and the round's state: (round << 32) | open << 31 |
+ * receivers that joined it. */
+static chan_timer_t *vt;
+static chan_t *vt_c, *vt_rel;
+static _Atomic uint64_t vt_state;
+static atomic_int vt_busy;
+static atomic_ulong vt_left, vt_values, vt_frees, vt_busy_frees, vt_racing;
+static _Atomic int64_t vt_made;
+#define VT_OPEN (1ull << 31)
+
+/* A receiver of the round: blocked on the timer's channel and the release channel. */
+static void vt_receive(void)
+{
+    uint64_t s = atomic_load(&vt_state);
+    do {
+        if (!(s & VT_OPEN))
+            return;
+    } while (!atomic_compare_exchange_weak(&vt_state, &s, s + 1));
+    int64_t made = atomic_load(&vt_made), v = -1;
+    struct chan_case cs[2] = {{.chan = vt_c, .elem = &v, .dir = CHAN_RECV},
+                              {.chan = vt_rel, .dir = CHAN_RECV}};
+    int res = chan_select(cs, 2);
+    if (res == 0) {
+        if (!cs[0].ok)
+            FAIL("a freed timer's channel reported closed");
+        else if (v < made || v > chan_now())
+            FAIL("a timer's value %lld is not between its making and now", (long long)v);
+        if (atomic_fetch_add(&vt_values, 1) != 0)
+            FAIL("two values from one arming of a timer");
+    } else if (res != 1 || cs[1].ok) {
+        FAIL("select on a timer and its release: %d (ok %d)", res, res >= 0 && cs[res].ok);
+    }
+    atomic_fetch_add(&vt_left, 1); /* the last touch of the round */
+}
+
+/* Parks a moment (a G parks, a hooked task through its park). */
+static void pause_ns(int64_t ns) { (void)chan_recv_until(NULL, NULL, chan_now() + ns); }
+
+static void op_timer_free(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    if (atomic_exchange(&vt_busy, 1)) {
+        vt_receive();
+        return;
+    }
+    atomic_store(&vt_left, 0);
+    atomic_store(&vt_values, 0);
+    atomic_store(&vt_made, chan_now());
+    vt_rel = chan_make(0, 0);
+    vt = chan_timer_make((int64_t)((r >> 8) % 1500000));
+    if (!vt || !vt_rel) {
+        FAIL("making a timer or a channel: errno %d", errno);
+        exit(2);
+    }
+    vt_c = chan_timer_chan(vt);
+    uint64_t round = (atomic_load(&vt_state) >> 32) + 1;
+    atomic_store(&vt_state, round << 32 | VT_OPEN);
+    /* Let receivers join for up to ~1 ms, or until three have. */
+    int64_t until = chan_now() + 1000000;
+    while ((atomic_load(&vt_state) & (VT_OPEN - 1)) < 3 && chan_now() < until &&
+           !atomic_load_explicit(&stop, memory_order_relaxed))
+        pause_ns(50000);
+    unsigned long joined = (unsigned long)(atomic_fetch_and(&vt_state, ~VT_OPEN) & (VT_OPEN - 1));
+    /* Every receiver that joined is queued on the timer's channel, or has left with its value. */
+    while (hchan_waiting(vt_c, CHAN_RECV) + atomic_load(&vt_left) < joined)
+        pause_ns(10000);
+    size_t queued = hchan_waiting(vt_c, CHAN_RECV);
+    if (queued)
+        atomic_fetch_add(&vt_racing, 1);
+    int res = chan_timer_free(vt);
+    bool freed = res == 0;
+    if (res == -EBUSY) {
+        atomic_fetch_add(&vt_busy_frees, 1);
+        int64_t v;
+        if ((res = chan_tryrecv(vt_c, &v)) != -EAGAIN)
+            FAIL("a receive from a timer whose free said -EBUSY returned %d", res);
+        if ((res = chan_timer_stop(vt)) != 0)
+            FAIL("a stop of a timer whose free said -EBUSY returned %d, not 0", res);
+    } else if (res == 0) {
+        if (queued >= 2)
+            FAIL("chan_timer_free returned 0 with %zu receivers blocked on its channel", queued);
+    } else {
+        FAIL("chan_timer_free returned %d", res);
+    }
+    if (!freed && queued == 0)
+        FAIL("chan_timer_free returned -EBUSY with every receiver gone");
+    chan_close(vt_rel);
+    while (atomic_load(&vt_left) < joined)
+        pause_ns(10000);
+    if (freed && queued == 1 && atomic_load(&vt_values) != 1)
+        FAIL("chan_timer_free returned 0 with a receiver blocked that got no value");
+    if (!freed && (res = chan_timer_free(vt)) != 0)
+        FAIL("chan_timer_free once its receivers had left returned %d", res);
+    atomic_fetch_add(&vt_frees, 1);
+    if ((res = chan_free(vt_rel)) != 0)
+        FAIL("chan_free of a timer's release channel returned %d", res);
+    vt = NULL;
+    atomic_store(&vt_busy, 0);
+}
+
+/* op_group_limit's tasks: gen 0 under the first limit, 1 under the second. */
+struct limtasks {
+    chan_t *rel[2];
+    int limit[2]; /* -1: none */
+    atomic_int running[2], ended;
+};
+
+struct limtask {
+    struct limtasks *ls;
+    int gen;
+};
+
+static int limit_task(chan_ctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct limtask *t = arg;
+    struct limtasks *ls = t->ls;
+    atomic_fetch_add(&tasks_run, 1);
+    int now = atomic_fetch_add(&ls->running[t->gen], 1) + 1;
+    if (ls->limit[t->gen] >= 0 && now > ls->limit[t->gen])
+        FAIL("%d tasks of a group run at once under a limit of %d", now, ls->limit[t->gen]);
+    int r = chan_recv(ls->rel[t->gen], NULL);
+    if (r != -EPIPE)
+        FAIL("a group task's receive on its release channel returned %d", r);
+    atomic_fetch_sub(&ls->running[t->gen], 1);
+    atomic_fetch_add(&ls->ended, 1);
+    return 0;
+}
+
+static void op_group_limit(struct worker *w)
+{
+    uint64_t r = rnd(w);
+    struct limtasks ls = {.limit = {(int)(r % 4) - 1, (int)((r >> 2) % 3)}};
+    struct limtask ts[8];
+    int nt = 0;
+    ls.rel[0] = chan_make(0, 0);
+    ls.rel[1] = chan_make(0, 0);
+    chan_group_t *g = chan_group_make(chan_ctx_background());
+    if (!g || !ls.rel[0] || !ls.rel[1]) {
+        FAIL("making a group or a channel: errno %d", errno);
+        exit(2);
+    }
+#ifdef STRESS_MPG
+    if (use_mpg && (r >> 4) % 2)
+        chan_group_set_spawn(g, chan_mpg_go);
+#endif
+    int res;
+    if (ls.limit[0] >= 0 && (res = chan_group_set_limit(g, ls.limit[0])) != 0)
+        FAIL("chan_group_set_limit(%d) on a new group returned %d", ls.limit[0], res);
+    /* Under the first limit: up to the limit (1 to 3 without one), then one more try. */
+    int k1 = ls.limit[0] >= 0 ? ls.limit[0] : 1 + (int)((r >> 5) % 3);
+    for (int k = 0; k < k1; k++) {
+        ts[nt] = (struct limtask){&ls, 0};
+        bool try = (r >> (8 + k)) & 1;
+        res =
+            try ? chan_group_trygo(g, limit_task, &ts[nt]) : chan_group_go(g, limit_task, &ts[nt]);
+        if (res != 0)
+            FAIL("chan_group_%s below the limit %d returned %d", try ? "trygo" : "go", ls.limit[0],
+                 res);
+        else
+            nt++;
+    }
+    if (ls.limit[0] >= 0 && (res = chan_group_trygo(g, limit_task, &ts[nt])) != -EAGAIN)
+        FAIL("chan_group_trygo at the limit %d returned %d", ls.limit[0], res);
+    /* A new limit while they run: refused under a limit whose slots they hold. */
+    bool released = (r >> 16) % 3 == 0; /* now and then they give their slots back meanwhile */
+    if (released)
+        chan_close(ls.rel[0]);
+    res = chan_group_set_limit(g, ls.limit[1]);
+    bool may_busy = ls.limit[0] >= 0 && nt > 0, must_busy = may_busy && !released;
+    if (must_busy ? res != -EBUSY : !(res == 0 || (may_busy && res == -EBUSY)))
+        FAIL("chan_group_set_limit(%d) with %d tasks of the limit %d %s returned %d", ls.limit[1],
+             nt, ls.limit[0], released ? "released" : "running", res);
+    if (res == -EBUSY) { /* removing it always works, and the new one then too */
+        if ((res = chan_group_set_limit(g, -1)) != 0)
+            FAIL("chan_group_set_limit(-1) with tasks running returned %d", res);
+        if ((res = chan_group_set_limit(g, ls.limit[1])) != 0)
+            FAIL("chan_group_set_limit(%d) after removing the limit returned %d", ls.limit[1], res);
+    }
+    /* Under the second limit: its slots are all free, whatever the first's tasks do. */
+    for (int k = 0; k < ls.limit[1]; k++) {
+        ts[nt] = (struct limtask){&ls, 1};
+        if ((res = chan_group_trygo(g, limit_task, &ts[nt])) != 0)
+            FAIL("chan_group_trygo below a new limit of %d returned %d", ls.limit[1], res);
+        else
+            nt++;
+    }
+    if ((res = chan_group_trygo(g, limit_task, &ts[nt])) != -EAGAIN)
+        FAIL("chan_group_trygo at a new limit of %d returned %d", ls.limit[1], res);
+    if (!released)
+        chan_close(ls.rel[0]);
+    chan_close(ls.rel[1]);
+    if ((res = chan_group_wait(g)) != 0)
+        FAIL("chan_group_wait of limited tasks returned %d", res);
+    if (atomic_load(&ls.ended) != nt)
+        FAIL("chan_group_wait returned with %d of %d tasks ended", atomic_load(&ls.ended), nt);
+    if ((res = chan_group_set_limit(g, 1)) != 0)
+        FAIL("chan_group_set_limit(1) after the wait returned %d", res);
+    if ((res = chan_group_free(g)) != 0)
+        FAIL("chan_group_free after the wait returned %d", res);
+    chan_free(ls.rel[0]);
+    chan_free(ls.rel[1]);
+}
+
 /* The main thread, before an epoch: a fresh timer, ticker and context tree. */
 static void layers_begin(uint64_t r)
 {
@@ -922,6 +1246,13 @@ static void layers_begin(uint64_t r)
         atomic_store(&ctx_cancelling[i], 0);
         atomic_store(&ctx_err_seen[i], 0);
     }
+    if (!(rwg = chan_wg_make())) {
+        perror("stress: making the epoch's WaitGroup");
+        exit(2);
+    }
+    atomic_store(&rwg_added, 0);
+    atomic_store(&rwg_finished, 0);
+    atomic_store(&rwg_returned, 0);
 }
 
 /* The main thread, as the epoch ends: cancel the tree, waking every waiter on a done channel. */
@@ -982,6 +1313,19 @@ static void layers_end(void)
             FAIL("chan_ctx_free of context %d returned %d", i, r);
     if ((r = chan_timer_free(tm)) != 0 || (r = chan_ticker_free(tk)) != 0)
         FAIL("freeing the epoch's timer or ticker returned %d", r);
+    /* The reused WaitGroup: its last round ends, every task done, then it frees. */
+    if ((r = chan_wg_wait(rwg)) != 0)
+        FAIL("the last wait on the reused WaitGroup returned %d", r);
+    if (atomic_load(&rwg_finished) != atomic_load(&rwg_added))
+        FAIL("the reused WaitGroup's last wait returned with %lu of %lu tasks done",
+             atomic_load(&rwg_finished), atomic_load(&rwg_added));
+    while (atomic_load(&rwg_returned) != atomic_load(&rwg_added)) /* their done has returned */
+        sleep_us(50);
+    if ((r = chan_wg_free(rwg)) != 0)
+        FAIL("chan_wg_free of the reused WaitGroup returned %d", r);
+    rwg = NULL;
+    if (vt)
+        FAIL("a timer of op_timer_free outlived the epoch");
 }
 
 /* The plugged-in scheduler's bookkeeping around each operation (-S; below). */
@@ -993,7 +1337,7 @@ static void one_op(struct worker *w)
     uint64_t r = rnd(w);
     int ch = (int)((r >> 16) % NCH);
     /* With -L, one pick in 11 is of the layers around the core. */
-    unsigned pick = (unsigned)(r % (use_layers ? 1100 : 1000));
+    unsigned pick = (unsigned)(r % (use_layers ? 1130 : 1000));
     int kind;
     /* Blocking forms without a deadline are rarer: a thread blocked on a channel no one else
      * uses stays blocked until the epoch's close. */
@@ -1039,6 +1383,12 @@ static void one_op(struct worker *w)
         kind = K_GROUP;
     else if (pick < 1100 && (r >> 32) % 4 == 0)
         kind = K_WG;
+    else if (pick >= 1100 && pick < 1115)
+        kind = K_WG_REUSE;
+    else if (pick >= 1115 && pick < 1123)
+        kind = K_TIMER_FREE;
+    else if (pick >= 1123 && (r >> 32) % 4 == 0)
+        kind = K_GROUP_LIMIT;
     else
         kind = K_LEN;
     atomic_store_explicit(&w->current, kind, memory_order_relaxed);
@@ -1064,6 +1414,9 @@ static void one_op(struct worker *w)
     case K_CTX_CHILD: op_ctx_child(w); break;
     case K_GROUP: op_group(w); break;
     case K_WG: op_wg(w); break;
+    case K_WG_REUSE: op_wg_reuse(w); break;
+    case K_TIMER_FREE: op_timer_free(w); break;
+    case K_GROUP_LIMIT: op_group_limit(w); break;
     case K_LEN:
         if (chan_len(chans[ch]) > caps[ch] || chan_cap(chans[ch]) != caps[ch])
             FAIL("chan_len %zu / chan_cap %zu on a channel of cap %zu", chan_len(chans[ch]),
@@ -1343,6 +1696,189 @@ static void gs_join(void)
         FAIL("chan_wg_wait for the epoch's Gs returned %d", r);
 }
 
+/* ---- Partial deadlocks under load (-D, with -G) ---------------------------------------------
+ *
+ * chan_mpg(3) reports a deadlock in chan_mpg_wait() only when every G is asleep; some Gs blocked
+ * forever while others run is a partial deadlock, which it leaves to chan_leak_check()
+ * (chan_leak(3)). So with -D, at the start of each epoch, while the workers run, the main thread
+ * plants three Gs that deadlock on purpose: a cycle (G a receives on c1 and would then send on
+ * c2; G b receives on c2 and would then send on c1: each keeps both channels on its stack) and
+ * a G blocked on a channel that only it holds. Nothing else holds those channels as pointers:
+ * the program keeps them xored (dl_pool), to close them afterwards. The main thread then runs
+ * chan_leak_check() until a report names all three: every G a report names must be one of them
+ * (a reported leak is real, and nothing else in the soak is leaked: its channels are all held
+ * by globals or live structures), and the count it returns is the number it names. A check
+ * that misses some is allowed (the check is conservative: a stale copy of an address hides a
+ * leak) and counted; at most 50 checks. The main thread then closes the channels, the three
+ * return, and the epoch goes on. At the end, chan_mpg_wait() reports no deadlock (gs_stop). */
+#define DL_N 3
+#define DL_KEY 0x5a5a00000000a5a5ull
+#define DL_POOL 4096                    /* epochs with a planted deadlock, at most */
+static uint64_t dl_pool[DL_POOL][DL_N]; /* every planted channel, xored with DL_KEY */
+static unsigned long dl_next;           /* the next epoch's row */
+static _Atomic uint64_t dl_chan[DL_N];  /* this epoch's c1, c2, c3, xored */
+static _Atomic int64_t dl_id[DL_N];     /* the Gs a, b, c */
+static atomic_int dl_blocking, dl_done;
+static bool use_deadlock;
+static unsigned long dl_found, dl_checks, dl_missed;
+
+static chan_t *dl_get(int i) { return (chan_t *)(uintptr_t)(atomic_load(&dl_chan[i]) ^ DL_KEY); }
+
+static void dl_block(chan_t *on, chan_t *then)
+{
+    atomic_fetch_add(&dl_blocking, 1);
+    int r = chan_recv(on, NULL);
+    if (r != -EPIPE)
+        FAIL("a deadlocked G's receive returned %d, not -EPIPE", r);
+    /* The channel it would send on next: kept on its stack across the wait (not sent on: the
+     * main thread closes the channels one by one, and the other G may still be receiving). */
+    if (then && chan_cap(then) != 0)
+        FAIL("a deadlocked G's channel has a capacity");
+    atomic_fetch_add(&dl_done, 1);
+}
+
+static void dl_b(void *arg)
+{
+    (void)arg;
+    dl_block(dl_get(1), dl_get(0));
+}
+
+static void dl_a(void *arg)
+{
+    (void)arg;
+    atomic_store(&dl_id[1], chan_mpg_go(dl_b, NULL));
+    dl_block(dl_get(0), dl_get(1));
+}
+
+static void dl_c(void *arg)
+{
+    (void)arg;
+    dl_block(dl_get(2), NULL);
+}
+
+/* The planted channels are made at the start and freed at the end, each used once: a fresh
+ * channel at the address of one freed earlier would meet stale copies of that address in the
+ * slots of live frames that were not written since, which hide a leak (chan_leak(3),
+ * "Conservative"). Then the stack below is scrubbed of the addresses that passed through it. */
+static __attribute__((noinline)) void dl_scrub(void)
+{
+    volatile char pad[65536];
+    memset((char *)pad, 0, sizeof pad);
+}
+
+static __attribute__((noinline)) void dl_make_pool(void)
+{
+    for (int e = 0; e < DL_POOL; e++)
+        for (int i = 0; i < DL_N; i++) {
+            chan_t *c = chan_make(0, 0);
+            if (!c) {
+                perror("stress: chan_make");
+                exit(2);
+            }
+            dl_pool[e][i] = (uint64_t)(uintptr_t)c ^ DL_KEY;
+        }
+}
+
+static void dl_free_pool(void)
+{
+    for (int e = 0; e < DL_POOL; e++)
+        for (int i = 0; i < DL_N; i++) {
+            int r = chan_free((chan_t *)(uintptr_t)(dl_pool[e][i] ^ DL_KEY));
+            if (r != 0)
+                FAIL("chan_free of a deadlocked G's channel returned %d", r);
+        }
+}
+
+/* The Gs a report names (the headers "goroutine N [" at the start of a line, before the
+ * wait-for picture): how many, and whether each is one of the three (*all: all three named). */
+static int dl_named(const char *rep, bool *all)
+{
+    int n = 0;
+    bool seen[DL_N] = {false};
+    for (const char *p = rep; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, "wait-for", 8) == 0)
+            break;
+        if (strncmp(p, "thread ", 7) == 0) {
+            FAIL("a partial deadlock report names a thread, none being deadlocked:\n%s", rep);
+            continue;
+        }
+        long long id;
+        if (sscanf(p, "goroutine %lld [", &id) != 1)
+            continue;
+        n++;
+        int k = 0;
+        while (k < DL_N && atomic_load(&dl_id[k]) != id)
+            k++;
+        if (k == DL_N)
+            FAIL("a partial deadlock report names goroutine %lld, not one deadlocked on "
+                 "purpose:\n%s",
+                 id, rep);
+        else if (seen[k])
+            FAIL("a partial deadlock report names goroutine %lld twice:\n%s", id, rep);
+        else
+            seen[k] = true;
+    }
+    *all = seen[0] && seen[1] && seen[2];
+    return n;
+}
+
+static void dl_step(void)
+{
+    if (dl_next == DL_POOL)
+        return;
+    for (int i = 0; i < DL_N; i++)
+        atomic_store(&dl_chan[i], dl_pool[dl_next][i]);
+    dl_next++;
+    atomic_store(&dl_blocking, 0);
+    atomic_store(&dl_done, 0);
+    atomic_store(&dl_id[0], chan_mpg_go(dl_a, NULL));
+    atomic_store(&dl_id[2], chan_mpg_go(dl_c, NULL));
+    if (atomic_load(&dl_id[0]) <= 0 || atomic_load(&dl_id[2]) <= 0) {
+        fprintf(stderr, "stress: chan_mpg_go failed\n");
+        exit(2);
+    }
+    while (atomic_load(&dl_blocking) < DL_N)
+        sleep_us(100);
+    bool all = false;
+    for (int k = 0; k < 50 && !all; k++) {
+        char *rep = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&rep, &len);
+        if (!f) {
+            perror("open_memstream");
+            exit(2);
+        }
+        int r = chan_leak_check(f, NULL);
+        fclose(f);
+        dl_checks++;
+        if (r < 0) {
+            FAIL("chan_leak_check returned %d", r);
+            free(rep);
+            break;
+        }
+        int named = dl_named(rep, &all);
+        if (named != r)
+            FAIL("chan_leak_check returned %d but its report names %d goroutines:\n%s", r, named,
+                 rep);
+        if (!all)
+            dl_missed++;
+        if (!all && k == 49 && !quiet)
+            fprintf(stderr,
+                    "stress: goroutines %lld, %lld and %lld deadlocked; the last "
+                    "check found %d:\n%s\n",
+                    (long long)dl_id[0], (long long)dl_id[1], (long long)dl_id[2], r, rep);
+        free(rep);
+        if (!all)
+            sleep_us(1000 + 1000 * k);
+    }
+    if (all)
+        dl_found++;
+    for (int i = 0; i < DL_N; i++)
+        chan_close(dl_get(i));
+    while (atomic_load(&dl_done) < DL_N)
+        sleep_us(100);
+}
+
 /* At the end of the run every G has returned: chan_mpg_wait says so (no deadlock report) and
  * chan_mpg_stop succeeds. */
 static void gs_stop(void)
@@ -1361,6 +1897,12 @@ static void gs_start(void) {}
 static void gs_spawn(void) {}
 static void gs_join(void) {}
 static void gs_stop(void) {}
+static bool use_deadlock;
+static unsigned long dl_found, dl_checks, dl_missed;
+static void dl_step(void) {}
+static void dl_make_pool(void) {}
+static void dl_scrub(void) {}
+static void dl_free_pool(void) {}
 #endif
 
 int main(int argc, char **argv)
@@ -1370,7 +1912,7 @@ int main(int argc, char **argv)
     uint64_t seed = (uint64_t)chan_now();
     long hang_secs = 120;
     int opt;
-    while ((opt = getopt(argc, argv, "d:t:e:s:qw:SLGP:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:t:e:s:qw:SLGDP:")) != -1) {
         switch (opt) {
         case 'd': duration = atof(optarg); break;
         case 't': nthreads = atoi(optarg); break;
@@ -1381,11 +1923,12 @@ int main(int argc, char **argv)
         case 'S': use_hook = true; break;
         case 'L': use_layers = true; break;
         case 'G': use_mpg = true; break;
+        case 'D': use_deadlock = true; break;
         case 'P': nprocs = atoi(optarg); break;
         default:
             fprintf(stderr,
                     "usage: %s [-d seconds] [-t threads] [-e epoch_ms] [-s seed] [-q] "
-                    "[-w hang_secs] [-S] [-L] [-G] [-P procs]\n",
+                    "[-w hang_secs] [-S] [-L] [-G] [-D] [-P procs]\n",
                     argv[0]);
             return 2;
         }
@@ -1396,6 +1939,20 @@ int main(int argc, char **argv)
         return 2;
     }
 #endif
+    if (use_deadlock && !use_mpg) {
+        fprintf(stderr, "stress: -D needs -G\n");
+        return 2;
+    }
+#ifdef STRESS_MPG
+    if (use_deadlock && chan_dump_enable() != 0) { /* the registry chan_leak_check reads */
+        fprintf(stderr, "stress: -D: chan_dump_enable failed\n");
+        return 2;
+    }
+#endif
+    if (use_deadlock) {
+        dl_make_pool();
+        dl_scrub();
+    }
     if (use_mpg && (nprocs < 1 || nprocs > 64)) {
         fprintf(stderr, "stress: procs must be 1..64\n");
         return 2;
@@ -1462,6 +2019,8 @@ int main(int argc, char **argv)
         if (use_mpg)
             gs_spawn();
         pthread_barrier_wait(&bar);
+        if (use_deadlock)
+            dl_step(); /* while the workers run */
 
         /* Let the epoch run; end it early when every worker is blocked (no progress). */
         int64_t epoch_end = chan_now() + epoch_ms * 1000000;
@@ -1513,6 +2072,8 @@ int main(int argc, char **argv)
     }
     if (use_mpg)
         gs_stop();
+    if (use_deadlock)
+        dl_free_pool();
 
     unsigned long total = 0, per_kind[K_NKINDS] = {0}, values = 0;
     for (int t = 0; t < nthreads; t++) {
@@ -1542,6 +2103,17 @@ int main(int argc, char **argv)
                "%lu context cancellations seen, %lu group and WaitGroup tasks run\n",
                atomic_load(&tm_recvd_total), atomic_load(&tk_recvd), atomic_load(&ftm_calls_total),
                atomic_load(&ctx_dones), atomic_load(&tasks_run));
+    if (use_layers)
+        printf("stress: layers: a WaitGroup reused for %lu rounds (%lu adds refused -EBUSY, %lu "
+               "waits returned 0); %lu timers freed under receivers (%lu with some queued, %lu "
+               "frees refused -EBUSY); %lu groups with limits changed under their tasks\n",
+               atomic_load(&rwg_rounds), atomic_load(&rwg_busy_seen), atomic_load(&rwg_waits_ok),
+               atomic_load(&vt_frees), atomic_load(&vt_racing), atomic_load(&vt_busy_frees),
+               per_kind[K_GROUP_LIMIT]);
+    if (use_deadlock)
+        printf("stress: partial deadlocks: %lu of %lu planted found by chan_leak_check (%lu "
+               "checks, %lu of them missing some), none misnamed\n",
+               dl_found, epochs, dl_checks, dl_missed);
     if (use_hook && !atomic_load(&violations))
         printf(
             "stress: scheduler hook: %lu parks (%lu timed out), %lu unparks, its contract held\n",

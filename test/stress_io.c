@@ -6,15 +6,20 @@
  * chan_connect), each wait with a cancel channel and/or a deadline, while other workers close
  * fds under them with chan_fd_close, fire cancels, and send the process signals that
  * chan_signal_notify delivers. Not a Check suite: a plain program, run by
- * `make stress-io DURATION=N THREADS=N GS=N` and briefly by `make test` (stress-io-short).
+ * `make stress-io DURATION=N THREADS=N GS=N CORO=N` and briefly by `make test`
+ * (stress-io-short).
  *
- *   build/MODE/test/stress_io [-d seconds] [-t threads] [-g gs] [-P nprocs] [-e epoch_ms]
- *                             [-s seed] [-w hang_secs] [-q]
+ *   build/MODE/test/stress_io [-d seconds] [-t threads] [-g gs] [-P nprocs] [-C coroutines]
+ *                             [-k coro_workers] [-e epoch_ms] [-s seed] [-w hang_secs] [-q]
  *
  * -g: the Gs (0 without libchan-mpg, where the program is built without it), on -P Ps
- * (default 2); threads and Gs share every fd and channel. -w: the watchdog's limit (default
- * 60 s): an epoch still running that long after it began is reported, with the operation and
- * fd each worker is inside, and the program aborts instead of hanging.
+ * (default 2). -C: coroutines of a third-party scheduler (struct chan_sched: test/coro.h's
+ * runtime) on -k worker threads of its own (default 2: a coroutine may park on one and resume
+ * on the other); their waits on fds go through libchan's poll thread (sudog.c), and the
+ * runtime checks every hook call against chan_sched(3). Threads, Gs and coroutines share every
+ * fd and channel and run the same mix. -w: the watchdog's limit (default 60 s): an epoch still
+ * running that long after it began is reported, with the operation and fd each worker is
+ * inside, and the program aborts instead of hanging.
  *
  * The run is a sequence of epochs (default 200 ms). In each, the main thread makes NSTREAM
  * streams (a pipe, a socketpair or a TCP connection over 127.0.0.1, at random; each end dup2'd
@@ -60,7 +65,10 @@
  *     and on Gs, system calls bracketed with chan_mpg_syscall_enter/exit: errno carried over.
  *   - fds: at each epoch's end the process has exactly the fds it had at the start (eventfds
  *     apart: a thread keeps one from its first wait, chan_io(3)); at the end, every thread
- *     joined, no more eventfds than threads that waited.
+ *     joined, no more eventfds than threads that waited (and the poll thread's, with -C).
+ *   - Coroutines: no call of the hook breaks chan_sched(3) (coro.h's checks: a park by another
+ *     task, an unpark of a finished coroutine or a second one before the first was consumed, a
+ *     resume with neither an unpark nor the deadline).
  *   - Every channel made for the epoch frees with 0 (no waiter left queued).
  */
 #define _GNU_SOURCE
@@ -86,9 +94,11 @@
 #include "chan.h"
 #include "chan_io.h"
 #include "chan_time.h"
+#include "soak.h"
 #ifdef STRESS_IO_MPG
 #include "sched/chan_sched_mpg.h"
 #endif
+#include "coro.h"
 
 /* White-box probe (chan.c, linked from the static library): sudogs queued on c now. */
 size_t hchan_waiting(chan_t *c, enum chan_dir dir);
@@ -187,9 +197,12 @@ static const char *const op_names[NOPS] = {
     "chan_accept", "chan_connect",     "kill",         "signal receive", "notify/stop",
     "cancel",      "chan_sleep_until", "system call"};
 
+enum { W_THREAD, W_G, W_CORO };
+static const char *const wkind_names[] = {"thread", "G", "coroutine"};
+
 struct worker {
     int id;
-    bool is_g;
+    int kind; /* W_THREAD, W_G or W_CORO */
     uint64_t rng;
     unsigned char *buf;
     atomic_int op, fd; /* what it is inside now, for the watchdog: -1 between operations */
@@ -202,22 +215,7 @@ static int nworkers;
 static chan_t *gate; /* main sends each worker the epoch to run, or -1 to end */
 static chan_t *done; /* each worker sends here when it has stopped */
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-static uint64_t rnd(struct worker *w)
-{
-    w->rng ^= w->rng << 13;
-    w->rng ^= w->rng >> 7;
-    w->rng ^= w->rng << 17;
-    return w->rng;
-}
+static uint64_t rnd(struct worker *w) { return soak_next(&w->rng); }
 
 static uint8_t byte_at(uint64_t salt, uint64_t p)
 {
@@ -980,9 +978,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-#ifdef STRESS_IO_MPG
-static void g_main(void *arg) { worker_run(arg); }
-#endif
+/* A G's or a coroutine's body. */
+static void task_main(void *arg) { worker_run(arg); }
 
 /* ---- The epochs ------------------------------------------------------------------------------ */
 
@@ -1252,7 +1249,7 @@ static void *watchdog_main(void *arg)
             int op = atomic_load(&workers[t].op);
             if (op >= 0)
                 fprintf(stderr, "  [%d, %s] %s on fd %d for %lld ms\n", t,
-                        workers[t].is_g ? "G" : "thread", op_names[op], atomic_load(&workers[t].fd),
+                        wkind_names[workers[t].kind], op_names[op], atomic_load(&workers[t].fd),
                         (long long)((now - atomic_load(&workers[t].since)) / MS));
         }
         abort();
@@ -1271,26 +1268,28 @@ int main(int argc, char **argv)
 {
     double duration = 3;
     long epoch_ms = 200, hang_secs = 60;
-    int nthreads = 3, ngs = 0, nprocs = 2;
+    int nthreads = 3, ngs = 0, nprocs = 2, ncoro = 0, ncw = 2;
     uint64_t seed = (uint64_t)chan_now();
     int opt;
 #ifdef STRESS_IO_MPG
     ngs = 4;
 #endif
-    while ((opt = getopt(argc, argv, "d:t:g:P:e:s:w:q")) != -1) {
+    while ((opt = getopt(argc, argv, "d:t:g:P:C:k:e:s:w:q")) != -1) {
         switch (opt) {
         case 'd': duration = atof(optarg); break;
         case 't': nthreads = atoi(optarg); break;
         case 'g': ngs = atoi(optarg); break;
         case 'P': nprocs = atoi(optarg); break;
+        case 'C': ncoro = atoi(optarg); break;
+        case 'k': ncw = atoi(optarg); break;
         case 'e': epoch_ms = atol(optarg); break;
         case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'w': hang_secs = atol(optarg); break;
         case 'q': quiet = true; break;
         default:
             fprintf(stderr,
-                    "usage: %s [-d seconds] [-t threads] [-g gs] [-P nprocs] [-e epoch_ms] "
-                    "[-s seed] [-w hang_secs] [-q]\n",
+                    "usage: %s [-d seconds] [-t threads] [-g gs] [-P nprocs] [-C coroutines] "
+                    "[-k coro_workers] [-e epoch_ms] [-s seed] [-w hang_secs] [-q]\n",
                     argv[0]);
             return 2;
         }
@@ -1301,9 +1300,9 @@ int main(int argc, char **argv)
         return 2;
     }
 #endif
-    nworkers = nthreads + ngs;
-    if (nthreads < 0 || ngs < 0 || nworkers < 2 || nworkers > MAXW || duration <= 0 ||
-        epoch_ms <= 0 || nprocs < 1) {
+    nworkers = nthreads + ngs + ncoro;
+    if (nthreads < 0 || ngs < 0 || ncoro < 0 || nworkers < 2 || nworkers > MAXW || duration <= 0 ||
+        epoch_ms <= 0 || nprocs < 1 || ncw < 1) {
         fprintf(stderr, "stress_io: 2..%d workers, duration and epoch positive\n", MAXW);
         return 2;
     }
@@ -1312,8 +1311,10 @@ int main(int argc, char **argv)
         rl.rlim_cur = 1024;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    printf("stress_io: %d threads and %d Gs on %d Ps, %.1f s, epochs of %ld ms, seed %#llx\n",
-           nthreads, ngs, ngs ? nprocs : 0, duration, epoch_ms, (unsigned long long)seed);
+    printf("stress_io: %d threads, %d Gs on %d Ps and %d coroutines on %d workers, %.1f s, "
+           "epochs of %ld ms, seed %#llx\n",
+           nthreads, ngs, ngs ? nprocs : 0, ncoro, ncoro ? ncw : 0, duration, epoch_ms,
+           (unsigned long long)seed);
     fflush(stdout);
 
     sigs[0] = SIGUSR1, sigs[1] = SIGUSR2, sigs[2] = SIGRTMIN + 2;
@@ -1334,16 +1335,22 @@ int main(int argc, char **argv)
     pthread_t wd, th[MAXW];
     pthread_create(&wd, NULL, watchdog_main, (void *)(intptr_t)hang_secs);
     pthread_detach(wd);
+    if (ncoro)
+        coro_start(ncw);
     for (int t = 0; t < nworkers; t++) {
         struct worker *w = &workers[t];
         w->id = t;
-        w->is_g = t >= nthreads;
+        w->kind = t < nthreads ? W_THREAD : t < nthreads + ngs ? W_G : W_CORO;
         w->rng = mix(seed + (uint64_t)t * 0x9e3779b97f4a7c15ull) | 1;
         must((w->buf = malloc(BUFMAX)) != NULL, "malloc");
         atomic_init(&w->op, -1);
+        if (w->kind == W_CORO) {
+            coro_go(task_main, w);
+            continue;
+        }
 #ifdef STRESS_IO_MPG
-        if (w->is_g) {
-            must(chan_mpg_go(g_main, w) > 0, "chan_mpg_go");
+        if (w->kind == W_G) {
+            must(chan_mpg_go(task_main, w) > 0, "chan_mpg_go");
             continue;
         }
 #endif
@@ -1382,6 +1389,12 @@ int main(int argc, char **argv)
     }
     for (int t = 0; t < nthreads; t++)
         pthread_join(th[t], NULL);
+    if (ncoro) {
+        coro_wait(); /* every coroutine has ended, and its workers */
+        if (atomic_load(&coro_violations))
+            FAIL("%ld calls of the hook broke chan_sched(3); the first: %s",
+                 atomic_load(&coro_violations), coro_first_violation);
+    }
 #ifdef STRESS_IO_MPG
     if (ngs) {
         chan_mpg_foreign_leave();
@@ -1389,9 +1402,10 @@ int main(int argc, char **argv)
         must(chan_mpg_stop() == 0, "chan_mpg_stop");
     }
 #endif
-    /* Every worker thread has exited: only main's own eventfd may be left beyond those before. */
+    /* Every worker thread has exited: only main's own eventfd may be left beyond those before,
+     * and the poll thread's (it stays) where coroutines waited on fds. */
     int efds, fds = count_fds(&efds);
-    if (efds > efd_base + 1)
+    if (efds > efd_base + 1 + (ncoro > 0))
         FAIL("%d eventfds at the end, %d before the run (threads joined)", efds, efd_base);
     if (fds > fd_base)
         FAIL("%d fds at the end, %d before the run", fds, fd_base);
@@ -1414,6 +1428,10 @@ int main(int argc, char **argv)
             printf(" %d %ld/%ld", sigs[i], atomic_load(&sig_sent[sigs[i]]),
                    atomic_load(&sig_recvd[sigs[i]]));
         printf("; second channel %ld\n", atomic_load(&sig2_recvd));
+        if (ncoro)
+            printf("stress_io: coroutines' hook calls: %ld parks, %ld unparks, %ld current\n",
+                   atomic_load(&coro_n_park), atomic_load(&coro_n_unpark),
+                   atomic_load(&coro_n_current));
     }
     printf("stress_io: %lu operations in %lu epochs; %llu bytes checked in order; %llu fds closed "
            "under waiters (%llu with selects queued, %llu select cases woken closed); %ld "

@@ -24,6 +24,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -900,6 +902,61 @@ START_TEST(test_leakcheck_with_sigquit_dump)
 }
 END_TEST
 
+/* ---- The check's own memory, where another thread's was (TSan) -------------------------------
+ *
+ * The check keeps its arrays in mappings of its own. Memory that a thread wrote and that was
+ * unmapped behind the sanitizer's back - as glibc unmaps the cached stack of a thread that has
+ * ended, with no interceptor seeing it - keeps that thread's writes in TSan's shadow; a mapping
+ * made there again by a raw mmap(2) inherits them, and TSan reported the check's first read of
+ * its own fresh array as a data race with that thread (found by stress -G -L -D under TSan: a
+ * race in scan_run with __tsan_stack_initialization of a finished thread). Here a thread writes
+ * 1 MiB with no synchronization back to this one (a relaxed flag), the mapping goes with a raw
+ * munmap, and the check's next mappings land in the hole: the TSan build must stay silent. */
+static char *_Atomic stale;
+static atomic_int stale_written;
+
+static void *stale_writer(void *arg)
+{
+    (void)arg;
+    char *p = atomic_load_explicit(&stale, memory_order_relaxed);
+    for (size_t i = 0; i < (1u << 20); i += sizeof(long))
+        *(volatile long *)(p + i) = (long)i;
+    atomic_store_explicit(&stale_written, 1, memory_order_relaxed);
+    return NULL;
+}
+
+START_TEST(test_check_maps_where_a_thread_wrote)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    chan_t *c = mk(0, 0);
+    size_t len = 1u << 20;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(p != MAP_FAILED);
+    atomic_store_explicit(&stale, p, memory_order_relaxed);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, stale_writer, NULL), 0);
+    pthread_detach(th);
+    while (!atomic_load_explicit(&stale_written, memory_order_relaxed))
+        sched_yield();
+    syscall(SYS_munmap, p, len); /* as glibc unmaps a dead thread's stack */
+    /* The kernel places a new mapping in the highest gap that fits: fill the gaps above the
+     * hole with pages of our own until one lands in it, so that the check's land there too. */
+    for (int n = 0; n < (1 << 20); n++) {
+        char *q = (char *)syscall(SYS_mmap, NULL, 4096, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED)
+            break;
+        if (q >= p && q < p + len) {
+            syscall(SYS_munmap, q, 4096);
+            break;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_ge(chan_leak_check(NULL, NULL), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
 int main(void)
 {
     const char *how = getenv("CHAN_LEAK_TEST_CHILD");
@@ -929,6 +986,7 @@ int main(void)
     ADD_TEST(s, test_trace_records_a_leak, 60);
     ADD_TEST(s, test_leakcheck_at_exit, 60);
     ADD_TEST(s, test_leakcheck_with_sigquit_dump, 60);
+    ADD_TEST(s, test_check_maps_where_a_thread_wrote, 60);
     return run_suite(s);
 }
 

@@ -18,7 +18,14 @@
  *  - The answers live in a static array (acks) that is never freed, so that a late handler
  *    never reads memory that is gone. Threads past its size are not stopped (w->unseen).
  *  - Between stop and resume nothing here calls malloc, stdio or a function a sanitizer
- *    intercepts: system calls are made through syscall(2), memory comes from mmap.
+ *    intercepts: system calls are made through syscall(2), memory comes from mmap. Under TSan
+ *    alone, the arrays' mappings are made and unmapped through its interceptors of mmap and
+ *    munmap: a raw mapping at an address where memory unmapped behind TSan's back had been
+ *    (glibc unmaps a dead thread's cached stack so) inherits that memory's accesses in TSan's
+ *    shadow, and the check's first touch of its own fresh array was reported as a race with
+ *    the dead thread; the interceptors reset the shadow, take no lock a stopped thread holds
+ *    (under TSan a thread answers the signal only at the runtime's safe points), and mremap is
+ *    replaced by a copy.
  *  - Memory is read in place while every other thread is stopped (nothing can unmap it), by a
  *    function the sanitizers do not instrument (their redzones are read as any other bytes);
  *    when a thread could not be stopped, with process_vm_readv on ourselves, where a page that
@@ -51,6 +58,13 @@
 #ifdef WORLD_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define WORLD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WORLD_TSAN 1
+#endif
+#endif
 
 #define PAGE 4096u
 #define ANSWER_SOON_NS (20 * 1000000LL)     /* then a thread asleep in a system call is let be */
@@ -75,8 +89,13 @@ static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 static void *sys_mmap(size_t len)
 {
+#ifdef WORLD_TSAN
+    /* Through TSan's interceptor, which resets the range's shadow (see the top). */
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#else
     void *p = (void *)syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
     if (p == MAP_FAILED)
         return NULL;
 #ifdef WORLD_ASAN
@@ -84,6 +103,15 @@ static void *sys_mmap(size_t len)
     __asan_unpoison_memory_region(p, len);
 #endif
     return p;
+}
+
+static void sys_munmap(void *p, size_t len)
+{
+#ifdef WORLD_TSAN
+    munmap(p, len);
+#else
+    syscall(SYS_munmap, p, len);
+#endif
 }
 
 /* ---- Arrays in mappings of their own --------------------------------------------------------- */
@@ -103,12 +131,19 @@ void *vec_room(struct vec *v, size_t n)
         if (!v->p) {
             p = sys_mmap(len);
         } else {
+#ifdef WORLD_TSAN
+            if ((p = sys_mmap(len)) != NULL) { /* no interceptor for mremap: a copy */
+                memcpy(p, v->p, old);
+                sys_munmap(v->p, old);
+            }
+#else
             p = (void *)syscall(SYS_mremap, v->p, old, len, MREMAP_MAYMOVE, NULL);
             if (p == MAP_FAILED)
                 p = NULL;
 #ifdef WORLD_ASAN
             else
                 __asan_unpoison_memory_region(p, len);
+#endif
 #endif
         }
         if (!p)
@@ -132,7 +167,7 @@ void *vec_push(struct vec *v)
 void vec_free(struct vec *v)
 {
     if (v->p)
-        syscall(SYS_munmap, v->p, vec_bytes(v->cap, v->esz));
+        sys_munmap(v->p, vec_bytes(v->cap, v->esz));
     v->p = NULL;
     v->n = v->cap = 0;
 }
