@@ -76,7 +76,8 @@ int chan_wg_done(chan_wg_t *wg);
 
 /* Blocks until the counter is zero: at once if it is zero now, else until the current round
  * ends. Go's WaitGroup.Wait. 0; -EINVAL for NULL. On a task of a plugged-in scheduler it parks
- * the task (a receive on the round's channel). Any thread or task; any number at once. */
+ * the task (a receive on the round's channel); a park that gives the wait up (chan_sched(3))
+ * makes it return that error, the round not ended. Any thread or task; any number at once. */
 int chan_wg_wait(chan_wg_t *wg);
 
 /* As chan_wg_wait, or -ETIMEDOUT once the absolute deadline (chan_now() scale) has passed
@@ -111,7 +112,10 @@ int chan_wg_free(chan_wg_t *wg);
  *
  * Tasks run on threads of their own by default (detached pthreads). chan_group_set_spawn
  * makes them run elsewhere: with libchan-mpg, chan_group_set_spawn(g, chan_mpg_go) runs each
- * task as a G. Waits and limits are channel operations, so on a G they park the G.
+ * task as a G. Waits and limits are channel operations, so on a G they park the G. Tasks on
+ * threads are threads libchan-mpg does not know of: while Gs wait for them only, and no G can
+ * run, chan_mpg_wait reports a deadlock (chan_mpg(3): foreign threads); with Gs waiting, run
+ * the tasks as Gs.
  *
  * Memory order: everything a task did happens before chan_group_wait returns (as for a
  * WaitGroup), and a chan_group_go call happens before its task starts. */

@@ -38,6 +38,7 @@ struct chan_group {
     chan_t *sem;             /* elemsize 0, capacity = the limit; NULL: no limit */
     chan_spawn_fn *spawn;    /* NULL: a detached thread per task */
     struct retired *retired; /* configuration, as sem */
+    _Atomic int waits;       /* chan_group_wait calls in progress: free refuses while any */
 };
 
 struct task {
@@ -70,6 +71,7 @@ chan_group_t *chan_group_make(chan_ctx_t *parent)
     g->sem = NULL;
     g->spawn = NULL;
     g->retired = NULL;
+    atomic_init(&g->waits, 0);
     return g;
 }
 
@@ -203,20 +205,27 @@ int chan_group_wait(chan_group_t *g)
 {
     if (!g)
         return -EINVAL;
+    /* Counted from its first touch of g to its last, so that chan_group_free refuses while it
+     * runs: the WaitGroup's own count of waiters ends with chan_wg_wait, before the cancel and
+     * the read of the error below, and a second waiter there would read a group that the
+     * owner, its own wait returned, had freed meanwhile. */
+    atomic_fetch_add(&g->waits, 1);
     /* Fails only when a plugged-in scheduler's park gives the wait up (chan_sched(3)): the
      * tasks still run then, and the context stays as it is. */
     int r = chan_wg_wait(g->wg);
-    if (r)
-        return r;
-    chan_ctx_cancel(g->ctx); /* Go: the context is cancelled the first time Wait returns */
-    return atomic_load(&g->err);
+    if (r == 0) {
+        chan_ctx_cancel(g->ctx); /* Go: the context is cancelled the first time Wait returns */
+        r = atomic_load(&g->err);
+    }
+    atomic_fetch_sub(&g->waits, 1); /* the last touch of g */
+    return r;
 }
 
 int chan_group_free(chan_group_t *g)
 {
     if (!g)
         return 0;
-    if (chan_wg_free(g->wg) == -EBUSY)
+    if (atomic_load(&g->waits) != 0 || chan_wg_free(g->wg) == -EBUSY)
         return -EBUSY;
     chan_free(g->sem); /* no task holds a slot: nothing is blocked on it */
     while (g->retired) {

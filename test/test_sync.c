@@ -758,6 +758,134 @@ START_TEST(group_free_busy)
 }
 END_TEST
 
+/* A chan_group_wait that has seen its tasks finish is still in progress until it returns: it
+ * cancels the context and reads the first error after its WaitGroup wait. Held there (its cancel
+ * waits for the context's lock, which another cancel holds while a waiter on the done channel,
+ * through a scheduler hook whose unpark waits for a gate, is being woken), chan_group_free must
+ * refuse with -EBUSY (chan_group(3)), not free the group under it: it freed it, and the wait then
+ * read the freed group (ASan: use after free in chan_group_wait; found by two waiters, the
+ * owner freeing after its own). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool in_unpark, open, woken;
+} held = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+
+static void *held_current(void) { return &held; }
+
+static int held_park(void *task, int64_t deadline)
+{
+    (void)task;
+    (void)deadline; /* a receive without deadline */
+    pthread_mutex_lock(&held.mu);
+    while (!held.woken)
+        pthread_cond_wait(&held.cv, &held.mu);
+    held.woken = false;
+    pthread_mutex_unlock(&held.mu);
+    return 0;
+}
+
+static void held_unpark(void *task)
+{
+    (void)task;
+    pthread_mutex_lock(&held.mu);
+    held.in_unpark = true;
+    pthread_cond_broadcast(&held.cv);
+    while (!held.open)
+        pthread_cond_wait(&held.cv, &held.mu);
+    held.woken = true;
+    pthread_cond_broadcast(&held.cv);
+    pthread_mutex_unlock(&held.mu);
+}
+
+static const struct chan_sched held_sched = {held_current, held_park, held_unpark};
+
+static void *held_receiver(void *done)
+{
+    chan_sched_set(&held_sched);
+    intptr_t r = chan_recv(done, NULL);
+    chan_sched_set(NULL);
+    return (void *)r;
+}
+
+static void *cancel_main(void *ctx) { return (void *)(intptr_t)chan_ctx_cancel(ctx); }
+
+struct in_wait {
+    chan_group_t *g;
+    _Atomic long tid;
+    _Atomic int returned, rc;
+};
+
+static void *in_wait_main(void *p)
+{
+    struct in_wait *w = p;
+    atomic_store(&w->tid, (long)gettid());
+    atomic_store(&w->rc, chan_group_wait(w->g));
+    atomic_store(&w->returned, 1);
+    return NULL;
+}
+
+static void *in_free_main(void *p)
+{
+    struct in_wait *w = p;
+    atomic_store(&w->rc, chan_group_free(w->g));
+    atomic_store(&w->returned, 1);
+    return NULL;
+}
+
+/* The thread is asleep in the kernel (a futex: here, a mutex's), by its /proc state. */
+static int thread_sleeping(void *p)
+{
+    long tid = atomic_load(&((struct in_wait *)p)->tid);
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *f = tid ? fopen(path, "r") : NULL;
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *e = strrchr(buf, ')'); /* the state follows the command's name */
+    return e && e[1] == ' ' && e[2] == 'S';
+}
+
+static int has_returned(void *p) { return atomic_load(&((struct in_wait *)p)->returned); }
+
+START_TEST(group_free_busy_while_wait_returns)
+{
+    chan_group_t *g = mkgroup(chan_ctx_background());
+    chan_ctx_t *ctx = chan_group_ctx(g);
+    pthread_t x = spawn(held_receiver, chan_ctx_done(ctx));
+    ck_assert(blocked_receivers_at_least(chan_ctx_done(ctx), 1));
+    pthread_t c = spawn(cancel_main, ctx);
+    pthread_mutex_lock(&held.mu);
+    while (!held.in_unpark)
+        pthread_cond_wait(&held.cv, &held.mu);
+    pthread_mutex_unlock(&held.mu);
+    /* No task: the wait's WaitGroup wait returns at once, and its cancel sleeps on the lock. */
+    struct in_wait w = {.g = g};
+    pthread_t a = spawn(in_wait_main, &w);
+    ck_assert(eventually(thread_sleeping, &w));
+    struct in_wait f = {.g = g};
+    pthread_t fr = spawn(in_free_main, &f);
+    /* Refused at once; a free that went ahead would sleep on the same lock (its cancel). */
+    ck_assert_msg(eventually(has_returned, &f), "chan_group_free did not return while a "
+                                                "chan_group_wait was in progress");
+    ck_assert_int_eq(atomic_load(&f.rc), -EBUSY);
+    join(fr);
+    ck_assert(!atomic_load(&w.returned));
+    pthread_mutex_lock(&held.mu);
+    held.open = true;
+    pthread_cond_broadcast(&held.cv);
+    pthread_mutex_unlock(&held.mu);
+    ck_assert_int_eq((int)(intptr_t)join(c), 0);
+    ck_assert_int_eq((int)(intptr_t)join(x), -EPIPE);
+    join(a);
+    ck_assert_int_eq(atomic_load(&w.rc), 0);
+    ck_assert_int_eq(chan_group_free(g), 0);
+}
+END_TEST
+
 /* ---- Ports: Go's sync/waitgroup_test.go and golang.org/x/sync/errgroup's tests --------------- */
 
 /* Go's TestWaitGroup (testWaitGroup): n threads each call done on wg1 and then wait on wg2;
@@ -937,6 +1065,7 @@ int main(void)
     ADD_TEST(s, group_spawn_function, 30);
     ADD_TEST(s, group_nested, 30);
     ADD_TEST(s, group_free_busy, 30);
+    ADD_TEST(s, group_free_busy_while_wait_returns, 60);
     ADD_TEST(s, wg_two_groups_reused, 30);
     ADD_TEST(s, group_wait_after_each, 30);
     ADD_TEST(s, group_ctx_done_after_wait, 30);

@@ -178,7 +178,9 @@ chan_ctx_t *chan_ctx_with_cancel(chan_ctx_t *parent);
  * is earlier, the child's is the parent's. A deadline already passed, the child's own or the
  * parent's (even before the timer thread has cancelled the parent), gives a child born
  * cancelled: with -ETIMEDOUT, or with the parent's error if the parent is cancelled already.
- * Otherwise the timer thread does the cancelling. NULL with errno EINVAL, ENOMEM or EAGAIN
+ * Otherwise the timer thread does the cancelling. A deadline of CHAN_FOREVER (and a timeout
+ * that saturates to it) is none: the child is chan_ctx_with_cancel's, and chan_ctx_deadline
+ * reports -ENOENT, where Go's has a deadline far away. NULL with errno EINVAL, ENOMEM or EAGAIN
  * (the timer thread could not be started). */
 chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline);
 
