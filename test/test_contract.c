@@ -15,7 +15,12 @@
  *     of every kind, with and without deadlines;
  *   - blocking operations are not pthread cancellation points;
  *   - chan_free reports -EBUSY while a select that completed through another channel has still
- *     to unlink itself from the one being freed.
+ *     to unlink itself from the one being freed;
+ *   - the happens-before edges of chan(7) (Go's memory model): a send before the receive that
+ *     takes its value completes, a close before a receive that reports it, and the k-th
+ *     receive before the (k+cap)-th send completes (unbuffered: the receive before its own
+ *     send completes). Plain memory is written on one side and read on the other; under TSan a
+ *     missing edge is a reported race, in any build a value read too early fails the test.
  * Helper threads record what happened; the test's main thread makes the assertions.
  */
 #include "testutil.h"
@@ -1214,6 +1219,96 @@ START_TEST(test_hook_park_deadline_waiting_on_nothing)
 }
 END_TEST
 
+/* ---- Happens before (chan(7): What a signal makes visible) ----------------------------------- */
+
+#define HB_N 3000
+
+/* Plain memory: written by one side before it signals, read by the other after the signal. */
+struct hb {
+    chan_t *c;
+    size_t cap;
+    int data[HB_N]; /* data[i]: written by the sender before send i */
+    int mark[HB_N]; /* mark[k]: written by the receiver before receive k */
+    int table[8];   /* written before the close */
+    int bad_data, bad_table;
+    bool slow_recv;
+};
+
+/* Send i or receive k alternately with the plain call and with a select, so that both paths
+ * are held to the edges; now and then the slow side sleeps, so that the other one blocks. */
+static void hb_send(struct hb *h, int i)
+{
+    if (i & 1) {
+        struct chan_case cs[] = {chan_case_send(h->c, &i)};
+        ck_assert_int_eq(chan_select(cs, 1), 0);
+    } else {
+        ck_assert_int_eq(chan_send(h->c, &i), 0);
+    }
+}
+
+static void *hb_receiver(void *arg)
+{
+    struct hb *h = arg;
+    int v;
+    for (int k = 0; k < HB_N; k++) {
+        h->mark[k] = k + 1;
+        if (k & 2) {
+            struct chan_case cs[] = {chan_case_recv(h->c, &v)};
+            if (chan_select(cs, 1) != 0 || !cs[0].ok)
+                break;
+        } else if (chan_recv(h->c, &v) != 0) {
+            break;
+        }
+        if (v != k || h->data[v] != 3 * v + 1) /* send v happens before this receive ends */
+            h->bad_data++;
+        if (h->slow_recv && k % 97 == 0)
+            sleep_ns(200 * 1000);
+    }
+    /* Blocks (or finds the channel closed): the close happens before the -EPIPE. */
+    if (chan_recv(h->c, &v) != -EPIPE)
+        h->bad_table = -1;
+    for (int j = 0; j < 8; j++)
+        if (h->table[j] != j * j)
+            h->bad_table++;
+    return NULL;
+}
+
+START_TEST(test_happens_before_edges)
+{
+    static const size_t hb_caps[] = {0, 1, 2, 16};
+    for (size_t ci = 0; ci < 4 * 2; ci++) {
+        struct hb *h = calloc(1, sizeof *h);
+        ck_assert_ptr_nonnull(h);
+        h->cap = hb_caps[ci / 2];
+        h->slow_recv = ci & 1;
+        h->c = mk(sizeof(int), h->cap);
+        pthread_t r = spawn(hb_receiver, h);
+        int late = 0;
+        for (int i = 0; i < HB_N; i++) {
+            h->data[i] = 3 * i + 1;
+            hb_send(h, i);
+            /* Send i has completed: receive i - cap happened before it. */
+            if (i >= (int)h->cap && h->mark[i - h->cap] != i - (int)h->cap + 1)
+                late++;
+            if (!h->slow_recv && i % 89 == 0)
+                sleep_ns(200 * 1000);
+        }
+        for (int j = 0; j < 8; j++)
+            h->table[j] = j * j;
+        ck_assert_int_eq(chan_close(h->c), 0);
+        join(r);
+        ck_assert_msg(late == 0, "cap %zu: %d sends completed before receive k - cap", h->cap,
+                      late);
+        ck_assert_msg(h->bad_data == 0, "cap %zu: %d receives before their send's writes", h->cap,
+                      h->bad_data);
+        ck_assert_msg(h->bad_table == 0, "cap %zu: the close's writes unseen (%d)", h->cap,
+                      h->bad_table);
+        ck_assert_int_eq(chan_free(h->c), 0);
+        free(h);
+    }
+}
+END_TEST
+
 /* ---- Suite ---------------------------------------------------------------------------------- */
 
 static Suite *contract_suite(void)
@@ -1232,6 +1327,7 @@ static Suite *contract_suite(void)
     ADD_TEST(s, test_free_busy_until_select_unlinked, 20);
     ADD_TEST(s, test_free_after_close_won_timed_out_race, 20);
     ADD_TEST(s, test_hook_park_deadline_waiting_on_nothing, 20);
+    ADD_TEST(s, test_happens_before_edges, 60);
     return s;
 }
 
