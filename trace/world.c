@@ -280,21 +280,26 @@ static void chain(int sig, siginfo_t *si, void *uc)
  * (left alone when there is none). On x86-64 the kernel puts the saved vector registers (the
  * XSAVE area) at the top of the frame, right below the red zone of the interrupted stack. A
  * thread stopped in a system call - about to restart it (SA_RESTART: the instruction at the
- * saved ip is the syscall) or interrupted out of it (-EINTR just after it) - made that call
- * from a function call (libc's wrappers, syscall(2)), across which the SysV ABI keeps no vector
- * register: their saved copies are dead. They do hold stale bytes, such as the channel
- * addresses a scheduler thread moved for the last task it ran before it went to sleep, which
- * would hide that task's leak. Elsewhere (a running thread, another architecture: AArch64
- * keeps d8-d15 across calls) every byte of the frame counts. */
+ * saved ip is the syscall) or as the call returned (interrupted out of it, -EINTR, or with the
+ * call's own result when the signal came while a short call such as a futex wake ran) - made
+ * that call from a function call (libc's wrappers, syscall(2)), across which the SysV ABI keeps
+ * no vector register: their saved copies are dead. They do hold stale bytes, such as the
+ * channel addresses a scheduler thread moved for the last task it ran before it went to sleep,
+ * or a thread's for a channel it made long before, which would hide a leak. The syscall
+ * instruction itself says that it ran: it leaves its return address in rcx (rcx == ip as it
+ * returns; rcx == ip + 2 once the kernel backed ip up to restart it), which no other
+ * instruction ending in the same two bytes does. Elsewhere (a running thread, another
+ * architecture: AArch64 keeps d8-d15 across calls) every byte of the frame counts. */
 static void dead_part(const void *uc, const char **lo, const char **hi)
 {
 #if defined(__x86_64__)
     const mcontext_t *mc = &((const ucontext_t *)uc)->uc_mcontext;
     const unsigned char *ip = (const unsigned char *)mc->gregs[REG_RIP];
+    uintptr_t rcx = (uintptr_t)mc->gregs[REG_RCX];
     const char *fp = (const char *)mc->fpregs, *top = (const char *)mc->gregs[REG_RSP] - 128;
-    bool at_syscall = ip && ip[0] == 0x0f && ip[1] == 0x05;
-    bool after_syscall = ((uintptr_t)ip & (PAGE - 1)) >= 2 && ip[-2] == 0x0f && ip[-1] == 0x05 &&
-                         mc->gregs[REG_RAX] == -EINTR;
+    bool at_syscall = ip && rcx == (uintptr_t)ip + 2 && ip[0] == 0x0f && ip[1] == 0x05;
+    bool after_syscall = rcx == (uintptr_t)ip && ((uintptr_t)ip & (PAGE - 1)) >= 2 &&
+                         ip[-2] == 0x0f && ip[-1] == 0x05;
     if ((at_syscall || after_syscall) && fp && fp < top && top - fp <= 64 * 1024) {
         *lo = fp;
         *hi = top;
