@@ -240,15 +240,21 @@ END_TEST
 
 /* ---- A time-out that lost the race to a waker: the one park with CHAN_FOREVER ---------------- */
 
-/* Park with a deadline: wait on the thread until well past it (while the test's thread
- * completes the operation), then report the time-out anyway, as a scheduler whose timer fired
- * just before the unpark came does. */
+/* Park with a deadline: wait on the thread until well past it and until the test's thread has
+ * completed the operation (lost_race_sent; at most 10 s), then report the time-out anyway, as
+ * a scheduler whose timer fired just before the unpark came does. A fixed wait alone lost the
+ * race on a loaded machine: the test's send came more than 40 ms late, found the time-out
+ * withdrawn and waited its second out (ASan, load 8 on 2 cores). */
+static atomic_bool lost_race_sent;
+
 static bool late_timeout(struct coro *c, int64_t deadline, int *rc)
 {
     (void)c;
     if (deadline == CHAN_FOREVER)
         return false;
-    while (chan_now() < deadline + 40 * MS)
+    int64_t give_up = chan_now() + 10000 * MS;
+    while (chan_now() < deadline + 40 * MS ||
+           (!atomic_load(&lost_race_sent) && chan_now() < give_up))
         sleep_ms(1);
     *rc = -ETIMEDOUT;
     return true;
@@ -281,6 +287,7 @@ START_TEST(test_coro_lost_race)
         sleep_ms(1);
     int v = 77;
     ck_assert_int_eq(chan_send_until(o.c, &v, chan_now() + 1000 * MS), 0);
+    atomic_store(&lost_race_sent, true);
     coro_wait();
     ck_assert_int_eq(o.rc, 0);
     ck_assert_int_eq(o.v, 77);
