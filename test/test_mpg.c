@@ -1023,6 +1023,18 @@ START_TEST(trace_blocked_slice_per_g)
 }
 END_TEST
 
+/* What chan_dump prints (at least `channels` of them), in a string to free. */
+static char *dump_text(int channels)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(chan_dump(f), channels);
+    fclose(f);
+    return buf;
+}
+
 /* With the task hook set, chan_dump names each blocked G by its id, beside the thread it
  * blocked on (one thread ran both blocks here); without it, the thread only. */
 START_TEST(dump_names_task)
@@ -1038,12 +1050,7 @@ START_TEST(dump_names_task)
     int64_t gy = chan_mpg_go(recv_long, y);
     ck_assert_int_gt(gy, 0);
     ck_assert(blocked_receivers_at_least(y, 1));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(chan_dump(f), 2);
-    fclose(f);
+    char *buf = dump_text(2);
     char want[64], other[64];
     snprintf(want, sizeof want, "recv  task %lld on thread", (long long)gx);
     snprintf(other, sizeof other, "task %lld", (long long)gy);
@@ -1070,12 +1077,7 @@ static char *dump_of_blocked_g(chan_t *c, int64_t *g)
     *g = chan_mpg_go(recv_long, c);
     ck_assert_int_gt(*g, 0);
     ck_assert(blocked_receivers_at_least(c, 1));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(chan_dump(f), 1);
-    fclose(f);
+    char *buf = dump_text(1);
     long v = 1;
     ck_assert_int_eq(chan_send(c, &v), 0);
     return buf;
