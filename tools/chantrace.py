@@ -556,10 +556,16 @@ class Replay:
         woke = [self.who(t) for t in s["wakes"]]
         lst = woke[0] if len(woke) == 1 else ", ".join(woke[:-1]) + " and " + woke[-1]
         drain = (" Values still buffered (%d) are received first." % c.n) if c.n else ""
+        # chan_close takes every sudog off the recvq, then the sendq, each from its head, and
+        # wakes them in that order once unlocked; Go's closechan pushes them on a gList, a
+        # stack, and readies them in reverse, and the language promises no order at all.
         s["text"] = "%s closes %s. A close signals without data, and to everybody: it wakes " \
-                    "every waiter at once, in queue order (%s: %d in all), and every receive " \
-                    "from now on returns at once.%s" % (self.who(lid), c.label, lst, len(woke),
-                                                       drain)
+                    "every waiter at once (%s: %d in all), and every receive from now on " \
+                    "returns at once. libchan's chan_close makes them ready in queue order, " \
+                    "receivers first (which runs first is the scheduler's choice); Go's " \
+                    "closechan readies them in reverse and promises no order: a program must " \
+                    "not rely on one.%s" % (
+                        self.who(lid), c.label, lst, len(woke), drain)
 
     def dequeue_any(self, c, target):
         for send in (False, True):

@@ -510,16 +510,21 @@ static int cancellation(void)
 }
 
 /* ---- pattern: pipeline ---- */
-/* examples/pipeline.c, cut to three stages of one thread each and buffers of one: the slow
- * printer holds the pipeline back; closing `numbers` shuts it down stage by stage. */
+/* examples/pipeline.c, cut to three stages of one thread each and buffers of one. The squarer
+ * does no work of its own: it blocks only when the printer, the slowest stage, has not made
+ * room in `squares`, and the producer only when that stalled squarer leaves `numbers` full:
+ * back-pressure from the last stage to the first. Closing `numbers` shuts it down stage by
+ * stage. */
 
 static chan_t *numbers, *squares;
 
 static void *producer(void *arg)
 {
     (void)arg;
-    for (int i = 1; i <= 4; i++)
+    for (int i = 1; i <= 6; i++) {
+        pause_ms(5);            /* making it: slower than the squarer, quicker than the printer */
         chan_send(numbers, &i); /* blocks while `numbers` is full */
+    }
     chan_close(numbers);
     return NULL;
 }
@@ -529,9 +534,8 @@ static void *squarer(void *arg)
     (void)arg;
     int v;
     while (chan_recv(numbers, &v) == 0) { /* until numbers is closed and drained */
-        pause_ms(10);
-        int sq = v * v;
-        chan_send(squares, &sq);
+        int sq = v * v;                   /* no pause: it waits only on its two channels */
+        chan_send(squares, &sq);          /* blocks while `squares` is full */
     }
     chan_close(squares);
     return NULL;
@@ -543,19 +547,18 @@ static int pipeline(void)
     squares = make_named(sizeof(int), 1, "squares");
     struct named s, p;
     start(&s, "squarer", squarer, NULL);
-    pause_ms(10);
+    pause_ms(10); /* the squarer waits on numbers first */
     start(&p, "producer", producer, NULL);
     int v, sum = 0;
-    pause_ms(5);
     while (chan_recv(squares, &v) == 0) { /* the printer: the slowest stage */
         sum += v;
-        pause_ms(40);
+        pause_ms(40); /* printing */
     }
     pthread_join(p.th, NULL);
     pthread_join(s.th, NULL);
     chan_free(numbers);
     chan_free(squares);
-    return sum == 1 + 4 + 9 + 16 ? 0 : 1;
+    return sum == 1 + 4 + 9 + 16 + 25 + 36 ? 0 : 1;
 }
 
 /* ---- end of patterns ---- */
