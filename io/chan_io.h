@@ -135,7 +135,8 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
  * at the table meanwhile. Once it has returned the number is free, as after close(2): a call
  * that names it then works on whatever fd the process opened next under it (-EBADF if none),
  * so no other thread may name fd after it. Another fd of the same open file (dup(2)) keeps its
- * own record and channels. */
+ * own record and channels. A child of fork() finishes a chan_fd_close that another thread had
+ * begun: its copy of fd is closed and the number free. */
 int chan_fd_close(int fd);
 
 /* Sleeps until the deadline or until cancel is ready: 0 at the deadline, -ECANCELED. A

@@ -68,14 +68,27 @@ static void (*_Atomic close_hook)(int fd);
 void fd_set_close_hook(void (*fn)(int fd)) { atomic_store(&close_hook, fn); }
 
 /* fork() from any thread: the child gets the table consistent (prepare takes the lock); the
- * parent's other threads are not in the child, so their calls in flight never end there. */
+ * parent's other threads are not in the child, so their calls in flight never end there. Nor
+ * does a chan_fd_close that another thread had begun (its record marked closing, still in the
+ * table, so its close(2) had not come: that is done under tab.mu, which the fork waited for):
+ * the child finishes it, as the caller asked before the fork - the fd is closed there too and
+ * its number free, a later call on it gets -EBADF, a new fd of that number a new record. Only
+ * async-signal-safe work here: the record and its channels, which the closer may be closing
+ * (fdchan_close runs without tab.mu), are left as they are, a few bytes the child never frees. */
 static void tab_prepare(void) { pthread_mutex_lock(&tab.mu); }
 static void tab_parent(void) { pthread_mutex_unlock(&tab.mu); }
 static void tab_child(void)
 {
-    for (size_t i = 0; i < tab.n; i++)
-        if (tab.rec[i])
-            tab.rec[i]->refs = 0;
+    for (size_t i = 0; i < tab.n; i++) {
+        struct fdrec *r = tab.rec[i];
+        if (!r)
+            continue;
+        r->refs = 0;
+        if (r->closing) {
+            tab.rec[i] = NULL;
+            close((int)i);
+        }
+    }
     pthread_mutex_unlock(&tab.mu);
 }
 

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1334,6 +1335,96 @@ START_TEST(test_fork)
 }
 END_TEST
 
+/* A read blocked in read(2) (the program cleared O_NONBLOCK after the library set it) keeps a
+ * chan_fd_close of another thread waiting for it when a third thread forks. The child has
+ * neither of them: it finishes the close (its copy of the fd closed, the number free), and a
+ * new fd of that number is a new one to the library. Without tab_child's finishing it the
+ * child's fd stayed open and every call on its number returned -EBADF. */
+struct blocked_read {
+    int fd;
+    _Atomic pid_t tid;
+    long r;
+};
+
+static void *blocked_read_run(void *arg)
+{
+    struct blocked_read *b = arg;
+    char c;
+    atomic_store(&b->tid, (pid_t)syscall(SYS_gettid));
+    b->r = chan_read(b->fd, &c, 1, NULL, CHAN_FOREVER);
+    return NULL;
+}
+
+/* Until thread tid is inside read(2) (/proc's syscall file names the call it blocks in). */
+static void until_in_read(pid_t tid)
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    for (int i = 0; i < 10000; i++) {
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        if (atoi(buf) == SYS_read && buf[0] != '-' && strchr(buf, ' '))
+            return;
+        sleep_ms(1);
+    }
+    ck_abort_msg("the reader never blocked in read(2)");
+}
+
+static void *close_run(void *arg)
+{
+    long *fd = arg;
+    *fd = chan_fd_close((int)*fd);
+    return NULL;
+}
+
+START_TEST(test_fork_during_close)
+{
+    int p[2];
+    mkpipe(p);
+    char x;
+    put1(p[1]);
+    ck_assert_int_eq(chan_read(p[0], &x, 1, NULL, CHAN_FOREVER), 1); /* O_NONBLOCK set */
+    ck_assert_int_eq(fcntl(p[0], F_SETFL, 0), 0);
+    struct blocked_read b = {.fd = p[0]};
+    pthread_t rt = spawn(blocked_read_run, &b);
+    while (!atomic_load(&b.tid))
+        sleep_ms(1);
+    until_in_read(atomic_load(&b.tid));
+    long cr = p[0];
+    pthread_t ct = spawn(close_run, &cr);
+    /* The close has begun (the record refuses new calls) and waits for the read. */
+    while (chan_fd_chan(p[0], POLLIN) != NULL)
+        sleep_ms(1);
+    ck_assert_int_eq(fcntl(p[0], F_GETFD) >= 0, 1);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int closed = fcntl(p[0], F_GETFD) < 0 && errno == EBADF;
+        int q[2];
+        if (pipe(q) != 0 || dup2(q[0], p[0]) != p[0])
+            _exit(2);
+        if (write(q[1], "y", 1) != 1)
+            _exit(2);
+        char y = 0;
+        long r = chan_read(p[0], &y, 1, NULL, chan_now() + 1000 * MS);
+        int rc = chan_fd_close(p[0]);
+        _exit(closed && r == 1 && y == 'y' && rc == 0 ? 0 : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %#x", st);
+    put1(p[1]); /* the parent's read returns, and its close goes on */
+    join(rt);
+    join(ct);
+    ck_assert_int_eq(b.r, 1);
+    ck_assert_int_eq(cr, 0);
+    fdclose(p[1]);
+}
+END_TEST
+
 /* ---- How often a waiting thread polls --------------------------------------------------- */
 
 /* poll(2) is counted on one fd (polled_fd, polls): testnet.h. */
@@ -1475,6 +1566,7 @@ int main(void)
     ADD_TEST(s, test_signal_all_and_sigpipe, 30);
     ADD_TEST(s, test_signal_bad_input, 10);
     ADD_TEST(s, test_fork, 30);
+    ADD_TEST(s, test_fork_during_close, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);
     ADD_TEST(s, test_same_fd_twice, 30);
