@@ -167,8 +167,10 @@ int chan_sleep_until(int64_t deadline, chan_t *cancel);
  * eventfd; one delivery thread per process (all signals blocked in it but SIGURG, with which
  * chan_leak(3) stops threads) sends each pending signal to its channels. A signal that every
  * thread blocks stays pending with the kernel and is never delivered: libchan changes no thread's
- * signal mask. A child of fork() keeps the registrations and the handlers; its deliveries resume
- * when it next calls chan_signal_notify. */
+ * signal mask. A child of fork() keeps the registrations and the handlers, not what was
+ * pending in the parent; its deliveries resume when it next calls chan_signal_notify. A signal
+ * that arrived before the call (its handler had run) does not go to c: the call first delivers
+ * what is pending to the channels that asked until then (to none, for a stopped channel's). */
 int chan_signal_notify(chan_t *c, const int *sigs, size_t n);
 
 /* Go's signal.Stop: no signal is sent to c once it returns (a delivery under way finishes

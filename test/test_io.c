@@ -1298,6 +1298,80 @@ END_TEST
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
+static int under_tsan(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
+/* Whether c receives a signal within ms milliseconds: the signal, or 0. */
+static int sig_within(chan_t *c, int ms)
+{
+    int s = 0;
+    return chan_recv_until(c, &s, chan_now() + ms * MS) == 0 ? s : 0;
+}
+
+/* chan_signal(3): no signal that arrived before a channel's chan_signal_notify goes to that
+ * channel; once chan_signal_stop(c) returns, c gets nothing more. Made deterministic in a child
+ * of fork(), which has the registrations and handlers but no delivery thread until its next
+ * notify: there a signal's handler runs and its bit waits. The child stops e (SIGUSR2) and asks
+ * for both signals on d: SIGUSR1 goes to c, which asked before, SIGUSR2 to nobody, neither to
+ * d; one raised after goes to d. Without notify's delivering what was pending first, the new
+ * thread sent both to d. A grandchild gets none of the signals that arrived in its parent
+ * (the kernel's pending set of a child starts empty): without sg_child's clearing the pending
+ * mask, it sent its parent's SIGUSR1 to c. (Not under TSan, which refuses to start threads in
+ * the child of a multi-threaded fork.) */
+START_TEST(test_signal_pending_before_notify)
+{
+    if (under_tsan())
+        return;
+    chan_t *c = chan_make(sizeof(int), 4), *e = chan_make(sizeof(int), 4);
+    chan_t *d = chan_make(sizeof(int), 4);
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+    ck_assert_int_eq(chan_signal_notify(e, (int[]){SIGUSR2}, 1), 0);
+    /* The delivery thread is in its loop before the fork (see timer_after_fork for why). */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(sig_within(c, 5000), SIGUSR1);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (raise(SIGUSR1) != 0 || raise(SIGUSR2) != 0)
+            _exit(2);
+        pid_t gpid = fork(); /* single-threaded: no delivery thread yet */
+        if (gpid < 0)
+            _exit(2);
+        if (gpid == 0) {
+            if (chan_signal_notify(d, (int[]){SIGUSR2}, 1) != 0)
+                _exit(2);
+            int got = sig_within(c, 200);
+            _exit(got == 0 ? 0 : 10 + got);
+        }
+        int gst;
+        if (waitpid(gpid, &gst, 0) != gpid || !WIFEXITED(gst))
+            _exit(3);
+        if (WEXITSTATUS(gst) != 0)
+            _exit(WEXITSTATUS(gst) == 2 ? 2 : 4);
+        if (chan_signal_stop(e) != 0 || chan_signal_notify(d, (int[]){SIGUSR1, SIGUSR2}, 2))
+            _exit(2);
+        if (sig_within(c, 5000) != SIGUSR1)
+            _exit(5);
+        if (sig_within(d, 200) != 0 || sig_within(e, 0) != 0)
+            _exit(6);
+        if (raise(SIGUSR2) != 0)
+            _exit(2);
+        _exit(sig_within(d, 5000) == SIGUSR2 ? 0 : 7);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %#x", st);
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert_int_eq(chan_signal_stop(e), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_free(d), 0);
+    ck_assert_int_eq(chan_free(e), 0);
+}
+END_TEST
+
 /* A thread of the parent waits in ppoll on its eventfd when the process forks. The child's
  * waits work (its own eventfd), and wake nothing in the parent, not even when the child closes
  * the fd and so wakes its copy of the parent's waiter (whose eventfd the parent still polls:
@@ -1567,6 +1641,7 @@ int main(void)
     ADD_TEST(s, test_signal_bad_input, 10);
     ADD_TEST(s, test_fork, 30);
     ADD_TEST(s, test_fork_during_close, 30);
+    ADD_TEST(s, test_signal_pending_before_notify, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);
     ADD_TEST(s, test_same_fd_twice, 30);
