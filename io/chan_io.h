@@ -119,7 +119,9 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
  * connection is in progress, then taking its outcome (SO_ERROR): 0, or -errno (-ECONNREFUSED,
  * -ETIMEDOUT from the network ...), -ECANCELED, -ETIMEDOUT and chan_fd_wait's errors. Cancelled
  * or timed out, the connection attempt is left in progress: close fd (chan_fd_close), as Go
- * does. Sets O_NONBLOCK on fd. */
+ * does, or call again with the same sa, which waits for that attempt's outcome. On a socket
+ * already connected, 0 (connect(2)'s EISCONN, taken as Go's connect does when the socket has
+ * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. */
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
                  int64_t deadline);
 

@@ -380,6 +380,16 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
          * wait for writability, then ask the socket how it went. */
         int e = errno_now();
         res = e == EINPROGRESS || e == EINTR || e == EALREADY ? 1 : -e;
+        /* Already connected: a call again after one that returned 0, or after a retry of a
+         * call cut short (Linux's connect reports a completion it did not return once, with
+         * 0; a retry while the attempt is in progress gets EALREADY and waits below). Go's
+         * connect takes EISCONN as success; here only if the socket does have a peer
+         * (getpeername, as Go asks once SO_ERROR says 0). */
+        if (e == EISCONN) {
+            struct sockaddr_storage peer;
+            socklen_t pl = sizeof peer;
+            res = getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 ? 0 : -EISCONN;
+        }
         while (res == 1) {
             int w = wait_ref(r, 1, LEVEL, cancel, deadline);
             if (w < 0) {

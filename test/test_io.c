@@ -1163,12 +1163,64 @@ START_TEST(test_accept_connect)
     ck_assert(memcmp(buf, "ping", 4) == 0);
     fdclose(ac.r);
     fdclose(c);
+    /* Calls on a socket already connected: 0, as Go's connect takes EISCONN (before the fix
+     * -EISCONN). Linux's connect(2) reports a completion it did not return once (0), so the
+     * third call is sure to meet EISCONN. */
+    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_write(c, "pong", 4, NULL, CHAN_FOREVER), 4);
+    ck_assert_int_eq(chan_read(a, buf, sizeof buf, NULL, CHAN_FOREVER), 4);
+    ck_assert(memcmp(buf, "pong", 4) == 0);
+    fdclose(a);
+    fdclose(c);
     fdclose(l);
     /* Nobody listens there any more: -ECONNREFUSED. */
     c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER),
                      -ECONNREFUSED);
     fdclose(c);
+}
+END_TEST
+
+/* chan_io(3): a connect cut short by its deadline may be called again. The listener's queue is
+ * full (backlog 0 holds one connection, not accepted), so Linux drops the next SYN: that
+ * connect is in progress and times out. Once the queued one is accepted, the SYN sent again
+ * (about 1 s later) gets through; the retry after the socket is writable gets 0 (Linux's
+ * connect(2) reports the completion once), and a call after that, where connect(2) says
+ * EISCONN, 0 too, as Go's connect (before the fix -EISCONN). */
+START_TEST(test_connect_retry_after_timeout)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(l, 0), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    int q = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(chan_connect(q, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    /* The queued connection counts once the handshake's last ACK has reached the listener. */
+    ck_assert_int_eq(poll(&(struct pollfd){.fd = l, .events = POLLIN}, 1, 10000), 1);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int first = chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, chan_now() + 50 * MS);
+    ck_assert_msg(first == 0 || first == -ETIMEDOUT, "first connect: %d", first);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    fdclose(a);
+    fdclose(q);
+    ck_assert_int_eq(poll(&(struct pollfd){.fd = c, .events = POLLOUT}, 1, 20000), 1);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_write(c, "x", 1, NULL, CHAN_FOREVER), 1);
+    char x;
+    ck_assert_int_eq(chan_read(a, &x, 1, NULL, CHAN_FOREVER), 1);
+    fdclose(a);
+    fdclose(c);
+    fdclose(l);
 }
 END_TEST
 
@@ -1641,6 +1693,7 @@ int main(void)
     ADD_TEST(s, test_signal_bad_input, 10);
     ADD_TEST(s, test_fork, 30);
     ADD_TEST(s, test_fork_during_close, 30);
+    ADD_TEST(s, test_connect_retry_after_timeout, 60);
     ADD_TEST(s, test_signal_pending_before_notify, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);
