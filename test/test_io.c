@@ -1481,8 +1481,9 @@ static void *blocked_read_run(void *arg)
     return NULL;
 }
 
-/* Until thread tid is inside read(2) (/proc's syscall file names the call it blocks in). */
-static void until_in_read(pid_t tid)
+/* Until thread tid blocks in system call nr or nr2 (/proc's syscall file names the call a
+ * thread blocks in: its number, then the arguments; "running" while it runs). */
+static void until_in_syscall(pid_t tid, long nr, long nr2)
 {
     char path[64], buf[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
@@ -1492,17 +1493,25 @@ static void until_in_read(pid_t tid)
         size_t n = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
         buf[n] = 0;
-        if (atoi(buf) == SYS_read && buf[0] != '-' && strchr(buf, ' '))
+        if (buf[0] >= '0' && buf[0] <= '9' && strchr(buf, ' ') &&
+            (atol(buf) == nr || atol(buf) == nr2))
             return;
         sleep_ms(1);
     }
-    ck_abort_msg("the reader never blocked in read(2)");
+    ck_abort_msg("thread %d never blocked in system call %ld or %ld", (int)tid, nr, nr2);
 }
+
+struct closer {
+    int fd;
+    _Atomic pid_t tid;
+    int r;
+};
 
 static void *close_run(void *arg)
 {
-    long *fd = arg;
-    *fd = chan_fd_close((int)*fd);
+    struct closer *c = arg;
+    atomic_store(&c->tid, (pid_t)syscall(SYS_gettid));
+    c->r = chan_fd_close(c->fd);
     return NULL;
 }
 
@@ -1518,12 +1527,17 @@ START_TEST(test_fork_during_close)
     pthread_t rt = spawn(blocked_read_run, &b);
     while (!atomic_load(&b.tid))
         sleep_ms(1);
-    until_in_read(atomic_load(&b.tid));
-    long cr = p[0];
-    pthread_t ct = spawn(close_run, &cr);
-    /* The close has begun (the record refuses new calls) and waits for the read. */
+    until_in_syscall(atomic_load(&b.tid), SYS_read, SYS_read);
+    struct closer cl = {.fd = p[0]};
+    pthread_t ct = spawn(close_run, &cl);
+    /* The close has begun (the record refuses new calls) and waits for the read, asleep: fork
+     * only then, not while it allocates its channel (ASan's allocator would be inherited
+     * locked: see timer_after_fork). */
     while (chan_fd_chan(p[0], POLLIN) != NULL)
         sleep_ms(1);
+    while (!atomic_load(&cl.tid))
+        sleep_ms(1);
+    until_in_syscall(atomic_load(&cl.tid), SYS_futex, SYS_ppoll);
     ck_assert_int_eq(fcntl(p[0], F_GETFD) >= 0, 1);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -1546,7 +1560,7 @@ START_TEST(test_fork_during_close)
     join(rt);
     join(ct);
     ck_assert_int_eq(b.r, 1);
-    ck_assert_int_eq(cr, 0);
+    ck_assert_int_eq(cl.r, 0);
     fdclose(p[1]);
 }
 END_TEST
