@@ -96,7 +96,8 @@ CORE_OBJ      := $(CORE_SRC:%.c=$(O)/%.o) $(EXT_SRC:%.c=$(O)/%.o)
 TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 
 .PHONY: all lib test check-plain check-asan check-tsan check-mode unit spdx standalone format \
-        format-check demo deps install uninstall install-lib uninstall-lib clean print-version
+        format-check demo deps install uninstall install-lib uninstall-lib clean print-version \
+        print-mpg
 .DEFAULT_GOAL := all
 
 all: lib
@@ -108,6 +109,10 @@ lib: $(O)/libchan.a $(if $(filter plain,$(MODE)),$(O)/libchan.so)
 
 print-version:
 	@echo $(VERSION)
+
+# 1 where libchan-mpg is built and installed (MPG below), else 0.
+print-mpg:
+	@echo $(MPG)
 
 $(O)/%.o: %.c $(CORE_HDR)
 	@mkdir -p $(@D)

@@ -119,7 +119,9 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
  * connection is in progress, then taking its outcome (SO_ERROR): 0, or -errno (-ECONNREFUSED,
  * -ETIMEDOUT from the network ...), -ECANCELED, -ETIMEDOUT and chan_fd_wait's errors. Cancelled
  * or timed out, the connection attempt is left in progress: close fd (chan_fd_close), as Go
- * does. Sets O_NONBLOCK on fd. */
+ * does, or call again with the same sa, which waits for that attempt's outcome. On a socket
+ * already connected, 0 (connect(2)'s EISCONN, taken as Go's connect does when the socket has
+ * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. */
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
                  int64_t deadline);
 
@@ -135,7 +137,8 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
  * at the table meanwhile. Once it has returned the number is free, as after close(2): a call
  * that names it then works on whatever fd the process opened next under it (-EBADF if none),
  * so no other thread may name fd after it. Another fd of the same open file (dup(2)) keeps its
- * own record and channels. */
+ * own record and channels. A child of fork() finishes a chan_fd_close that another thread had
+ * begun: its copy of fd is closed and the number free. */
 int chan_fd_close(int fd);
 
 /* Sleeps until the deadline or until cancel is ready: 0 at the deadline, -ECANCELED. A
@@ -166,8 +169,10 @@ int chan_sleep_until(int64_t deadline, chan_t *cancel);
  * eventfd; one delivery thread per process (all signals blocked in it but SIGURG, with which
  * chan_leak(3) stops threads) sends each pending signal to its channels. A signal that every
  * thread blocks stays pending with the kernel and is never delivered: libchan changes no thread's
- * signal mask. A child of fork() keeps the registrations and the handlers; its deliveries resume
- * when it next calls chan_signal_notify. */
+ * signal mask. A child of fork() keeps the registrations and the handlers, not what was
+ * pending in the parent; its deliveries resume when it next calls chan_signal_notify. A signal
+ * that arrived before the call (its handler had run) does not go to c: the call first delivers
+ * what is pending to the channels that asked until then (to none, for a stopped channel's). */
 int chan_signal_notify(chan_t *c, const int *sigs, size_t n);
 
 /* Go's signal.Stop: no signal is sent to c once it returns (a delivery under way finishes

@@ -68,14 +68,27 @@ static void (*_Atomic close_hook)(int fd);
 void fd_set_close_hook(void (*fn)(int fd)) { atomic_store(&close_hook, fn); }
 
 /* fork() from any thread: the child gets the table consistent (prepare takes the lock); the
- * parent's other threads are not in the child, so their calls in flight never end there. */
+ * parent's other threads are not in the child, so their calls in flight never end there. Nor
+ * does a chan_fd_close that another thread had begun (its record marked closing, still in the
+ * table, so its close(2) had not come: that is done under tab.mu, which the fork waited for):
+ * the child finishes it, as the caller asked before the fork - the fd is closed there too and
+ * its number free, a later call on it gets -EBADF, a new fd of that number a new record. Only
+ * async-signal-safe work here: the record and its channels, which the closer may be closing
+ * (fdchan_close runs without tab.mu), are left as they are, a few bytes the child never frees. */
 static void tab_prepare(void) { pthread_mutex_lock(&tab.mu); }
 static void tab_parent(void) { pthread_mutex_unlock(&tab.mu); }
 static void tab_child(void)
 {
-    for (size_t i = 0; i < tab.n; i++)
-        if (tab.rec[i])
-            tab.rec[i]->refs = 0;
+    for (size_t i = 0; i < tab.n; i++) {
+        struct fdrec *r = tab.rec[i];
+        if (!r)
+            continue;
+        r->refs = 0;
+        if (r->closing) {
+            tab.rec[i] = NULL;
+            close((int)i);
+        }
+    }
     pthread_mutex_unlock(&tab.mu);
 }
 
@@ -367,6 +380,16 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
          * wait for writability, then ask the socket how it went. */
         int e = errno_now();
         res = e == EINPROGRESS || e == EINTR || e == EALREADY ? 1 : -e;
+        /* Already connected: a call again after one that returned 0, or after a retry of a
+         * call cut short (Linux's connect reports a completion it did not return once, with
+         * 0; a retry while the attempt is in progress gets EALREADY and waits below). Go's
+         * connect takes EISCONN as success; here only if the socket does have a peer
+         * (getpeername, as Go asks once SO_ERROR says 0). */
+        if (e == EISCONN) {
+            struct sockaddr_storage peer;
+            socklen_t pl = sizeof peer;
+            res = getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 ? 0 : -EISCONN;
+        }
         while (res == 1) {
             int w = wait_ref(r, 1, LEVEL, cancel, deadline);
             if (w < 0) {

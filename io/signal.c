@@ -20,7 +20,12 @@
  *
  * sg.mu guards the registrations, the counts of channels per signal, the saved dispositions
  * and the thread's existence. The delivery thread holds it while it sends (chan_trysend never
- * blocks), so once chan_signal_stop(c) has taken it, nothing more is sent to c.
+ * blocks), so once chan_signal_stop(c) has taken it, nothing more is sent to c. It takes the
+ * pending mask under sg.mu too, and chan_signal_notify, before it adds signals to a channel,
+ * delivers what is pending to the channels registered until then (deliver_pending): a signal
+ * whose handler ran before a channel's notify never goes to that channel - not even one that
+ * was pending for a channel stopped since, which no channel then gets (Go's Notify starts a
+ * channel's deliveries at the call: a signal queued before it belongs to the others).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -94,6 +99,18 @@ static void deliver(int s)
             (void)chan_trysend(r->c, &s); /* full: dropped, as Go's */
 }
 
+/* Takes the pending mask and sends each signal in it to the channels registered now (sg.mu
+ * held: the registrations cannot change between the taking and the sending). */
+static void deliver_pending(void)
+{
+    uint64_t now[2];
+    for (int w = 0; w < 2; w++)
+        now[w] = atomic_exchange_explicit(&pending[w], 0, memory_order_acquire);
+    for (int s = 1; s < NSIGS; s++)
+        if (has(now, s))
+            deliver(s);
+}
+
 static void *sig_main(void *arg)
 {
     (void)arg;
@@ -102,13 +119,8 @@ static void *sig_main(void *arg)
         int fd = atomic_load_explicit(&sig_efd, memory_order_relaxed);
         if (read(fd, &v, sizeof v) < 0 && errno != EINTR && errno != EAGAIN)
             return NULL; /* the eventfd went (a child of fork: a new thread takes over) */
-        uint64_t now[2];
-        for (int w = 0; w < 2; w++)
-            now[w] = atomic_exchange_explicit(&pending[w], 0, memory_order_acquire);
         pthread_mutex_lock(&sg.mu);
-        for (int s = 1; s < NSIGS; s++)
-            if (has(now, s))
-                deliver(s);
+        deliver_pending();
         pthread_mutex_unlock(&sg.mu);
     }
 }
@@ -144,7 +156,9 @@ static int ensure_thread(void)
 
 /* fork() from any thread: the child keeps the registrations and the handlers, not the thread,
  * and gets an eventfd of its own (the old one is shared with the parent, whose thread reads
- * it); its next notify starts a thread. */
+ * it); its next notify starts a thread. Nothing is pending in it, as the kernel's set of
+ * pending signals starts empty in a child: what the parent's handler had marked is the
+ * parent's to deliver, not the child's too. */
 static void sg_prepare(void) { pthread_mutex_lock(&sg.mu); }
 static void sg_parent(void) { pthread_mutex_unlock(&sg.mu); }
 static void sg_child(void)
@@ -155,6 +169,8 @@ static void sg_child(void)
         close(old);
     }
     sg.running = false;
+    for (int w = 0; w < 2; w++)
+        atomic_store_explicit(&pending[w], 0, memory_order_relaxed);
     pthread_mutex_unlock(&sg.mu);
 }
 
@@ -195,6 +211,10 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
     }
     pthread_once(&sg_once, sg_init);
     pthread_mutex_lock(&sg.mu);
+    /* What arrived before this call is for the channels that asked until now (what was pending
+     * for a channel stopped since is dropped); a signal whose handler runs after this may go to
+     * c once it asks. */
+    deliver_pending();
     struct reg *r = sg.regs;
     while (r && r->c != c)
         r = r->next;

@@ -3,7 +3,8 @@
 #
 #   make install-man    the pages under $(DESTDIR)$(MANDIR)/man3 and man7, and a link page
 #                       (.so man3/chan_send.3) for every further name a page documents, so that
-#                       `man chan_recv` works (man/install.sh); make uninstall-man removes both
+#                       `man chan_recv` works (man/install.sh); make uninstall-man removes both.
+#                       libchan-mpg's pages only with MPG=1 (where the library is installed)
 #   make man-lint       mandoc -Tlint, every public function reachable by man NAME, cross
 #                       references resolve, no rendered line over 80 columns, chan(7)'s
 #                       overview and SEE ALSO name every page (plain build)
@@ -11,7 +12,12 @@
 #                       -pedantic, and each whole program among them runs (man/examples.sh);
 #                       part of `make test` in every build (the programs run sanitized)
 
-MAN_PAGES := $(wildcard man/*.3) $(wildcard man/*.7)
+# The pages of libchan-mpg (their LIBRARY section names it) go with the library: installed
+# only where it is built (MPG=1), as sched/sched.mk installs the library.
+MAN_PAGES_MPG := $(shell for p in man/*.3; do sed -n '/^\.Sh LIBRARY/,/^\.Sh /p' $$p | \
+                   grep -q '^libchan-mpg' && echo $$p; done)
+MAN_PAGES := $(filter-out $(if $(filter 1,$(MPG)),,$(MAN_PAGES_MPG)), \
+               $(wildcard man/*.3) $(wildcard man/*.7))
 
 .PHONY: install-man uninstall-man man-lint man-examples
 

@@ -4,9 +4,11 @@
 #
 #   make install-check  test/install.sh: make install into a temporary prefix puts every file
 #                       (headers, libraries, pkg-config and CMake files, man pages, the trace
-#                       converters, which run from there); a program builds against it shared
-#                       and static; every man page's example builds against it as its page
-#                       says (pkg-config) and runs; make uninstall leaves no file behind
+#                       converters, which run from there), libchan-mpg's and its pages only
+#                       with MPG=1 (make install MPG=0 is checked too); a program builds
+#                       against it shared and static; every man page's example builds against
+#                       it as its page says (pkg-config) and runs; make uninstall leaves no
+#                       file behind
 #   make link-check     test/link.sh: a program that runs Gs built with every documented link
 #                       line (shared, static, both .pc names in either order, an rpath, the
 #                       static scheduler with the shared core), each run; a program with two
@@ -21,7 +23,7 @@
 .PHONY: install-check link-check cmake-check nompg-check
 
 install-check: lib
-	@sh test/install.sh
+	@MPG=$(MPG) sh test/install.sh
 
 link-check: lib dist
 	@sh test/link.sh

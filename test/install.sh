@@ -16,14 +16,15 @@ somajor=${version%%.*}
 $make --no-print-directory -s install PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
     { cat "$tmp/install.log"; fail "make install failed"; }
 
-# Every file, by name (the scheduler's where it was built).
+# Every file, by name (the scheduler's where it is built: MPG=1, as the Makefile says).
+mpg=${MPG:-$($make --no-print-directory -s print-mpg)}
 want="include/chan.h include/chan_typed.h include/chan_time.h include/chan_trace.h
       include/chan_sync.h lib/libchan.a lib/libchan.so.$version lib/libchan.so.$somajor
       lib/libchan.so lib/pkgconfig/libchan.pc lib/cmake/libchan/libchan-config.cmake
       lib/cmake/libchan/libchan-config-version.cmake share/man/man7/chan.7
       share/man/man3/chan_make.3 share/man/man3/chan_recv.3 bin/trace2mermaid bin/trace2play
       share/libchan/chantrace.py share/libchan/trace2mermaid share/libchan/trace2play"
-if [ -e build/plain/libchan_mpg.so ]; then
+if [ "$mpg" = 1 ]; then
     want="$want include/chan_sched_mpg.h lib/libchan_mpg.a lib/libchan_mpg.so.$version
           lib/libchan_mpg.so.$somajor lib/libchan_mpg.so lib/pkgconfig/libchan-mpg.pc
           share/man/man3/chan_mpg.3"
@@ -33,9 +34,32 @@ for f in $want; do
     [ -e "$prefix/$f" ] || fail "make install did not install $f"
     n=$((n + 1))
 done
-for p in man/*.3 man/*.7; do
-    [ -e "$prefix/share/man/man${p##*.}/$(basename "$p")" ] || fail "$p not installed"
-done
+# Every page, and a link page for each further name it documents; libchan-mpg's pages (their
+# LIBRARY section names it) only where the library is installed.
+mpg_page() { sed -n '/^\.Sh LIBRARY/,/^\.Sh /p' "$1" | grep -q '^libchan-mpg'; }
+page_names() { sed -n '/^\.Sh NAME/,/^\.Nd/s/^\.Nm \([A-Za-z0-9_]*\).*/\1/p' "$1"; }
+pages_as() { # prefix mpg: every page and link page there, or none of libchan-mpg's without it
+    for p in man/*.3 man/*.7; do
+        s=${p##*.}
+        for name in $(basename "$p" ".$s") $(page_names "$p"); do
+            f="$1/share/man/man$s/$name.$s"
+            if [ "$2" = 1 ] || ! mpg_page "$p"; then
+                [ -e "$f" ] || fail "$p: $f not installed"
+            else
+                [ ! -e "$f" ] || fail "$p: $f installed without libchan-mpg"
+            fi
+        done
+    done
+}
+pages_as "$prefix" "$mpg"
+# Without libchan-mpg (MPG=0) neither the library nor its pages: checked where it is built too.
+if [ "$mpg" = 1 ]; then
+    $make --no-print-directory -s install MPG=0 PREFIX="$tmp/without" >"$tmp/install0.log" 2>&1 ||
+        { cat "$tmp/install0.log"; fail "make install MPG=0 failed"; }
+    left=$(find "$tmp/without" -name '*mpg*')
+    [ -z "$left" ] || fail "make install MPG=0 installed libchan-mpg's: $left"
+    pages_as "$tmp/without" 0
+fi
 
 cat > "$tmp/prog.c" <<'PROG'
 #include <chan.h>
@@ -94,7 +118,7 @@ objdump -p "$prefix/lib/libchan.so" | grep -q "SONAME *libchan.so.$somajor" || f
 # Every example of the man pages against the installed headers, each program linked as its
 # page tells a user to (man/examples.sh --installed: pkg-config, the page's library) and run.
 # Their prelude includes every header, the scheduler's too: only where it was installed.
-if [ -e build/plain/libchan_mpg.so ]; then
+if [ "$mpg" = 1 ]; then
     LD_LIBRARY_PATH="$prefix/lib" sh man/examples.sh --installed "$tmp/man-examples" cc \
         >"$tmp/man.log" 2>&1 || { cat "$tmp/man.log"; fail "a man page's example, installed"; }
 fi

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1162,12 +1163,64 @@ START_TEST(test_accept_connect)
     ck_assert(memcmp(buf, "ping", 4) == 0);
     fdclose(ac.r);
     fdclose(c);
+    /* Calls on a socket already connected: 0, as Go's connect takes EISCONN (before the fix
+     * -EISCONN). Linux's connect(2) reports a completion it did not return once (0), so the
+     * third call is sure to meet EISCONN. */
+    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_write(c, "pong", 4, NULL, CHAN_FOREVER), 4);
+    ck_assert_int_eq(chan_read(a, buf, sizeof buf, NULL, CHAN_FOREVER), 4);
+    ck_assert(memcmp(buf, "pong", 4) == 0);
+    fdclose(a);
+    fdclose(c);
     fdclose(l);
     /* Nobody listens there any more: -ECONNREFUSED. */
     c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER),
                      -ECONNREFUSED);
     fdclose(c);
+}
+END_TEST
+
+/* chan_io(3): a connect cut short by its deadline may be called again. The listener's queue is
+ * full (backlog 0 holds one connection, not accepted), so Linux drops the next SYN: that
+ * connect is in progress and times out. Once the queued one is accepted, the SYN sent again
+ * (about 1 s later) gets through; the retry after the socket is writable gets 0 (Linux's
+ * connect(2) reports the completion once), and a call after that, where connect(2) says
+ * EISCONN, 0 too, as Go's connect (before the fix -EISCONN). */
+START_TEST(test_connect_retry_after_timeout)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(l, 0), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    int q = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(chan_connect(q, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    /* The queued connection counts once the handshake's last ACK has reached the listener. */
+    ck_assert_int_eq(poll(&(struct pollfd){.fd = l, .events = POLLIN}, 1, 10000), 1);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int first = chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, chan_now() + 50 * MS);
+    ck_assert_msg(first == 0 || first == -ETIMEDOUT, "first connect: %d", first);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    fdclose(a);
+    fdclose(q);
+    ck_assert_int_eq(poll(&(struct pollfd){.fd = c, .events = POLLOUT}, 1, 20000), 1);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_write(c, "x", 1, NULL, CHAN_FOREVER), 1);
+    char x;
+    ck_assert_int_eq(chan_read(a, &x, 1, NULL, CHAN_FOREVER), 1);
+    fdclose(a);
+    fdclose(c);
+    fdclose(l);
 }
 END_TEST
 
@@ -1297,6 +1350,80 @@ END_TEST
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
+static int under_tsan(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
+/* Whether c receives a signal within ms milliseconds: the signal, or 0. */
+static int sig_within(chan_t *c, int ms)
+{
+    int s = 0;
+    return chan_recv_until(c, &s, chan_now() + ms * MS) == 0 ? s : 0;
+}
+
+/* chan_signal(3): no signal that arrived before a channel's chan_signal_notify goes to that
+ * channel; once chan_signal_stop(c) returns, c gets nothing more. Made deterministic in a child
+ * of fork(), which has the registrations and handlers but no delivery thread until its next
+ * notify: there a signal's handler runs and its bit waits. The child stops e (SIGUSR2) and asks
+ * for both signals on d: SIGUSR1 goes to c, which asked before, SIGUSR2 to nobody, neither to
+ * d; one raised after goes to d. Without notify's delivering what was pending first, the new
+ * thread sent both to d. A grandchild gets none of the signals that arrived in its parent
+ * (the kernel's pending set of a child starts empty): without sg_child's clearing the pending
+ * mask, it sent its parent's SIGUSR1 to c. (Not under TSan, which refuses to start threads in
+ * the child of a multi-threaded fork.) */
+START_TEST(test_signal_pending_before_notify)
+{
+    if (under_tsan())
+        return;
+    chan_t *c = chan_make(sizeof(int), 4), *e = chan_make(sizeof(int), 4);
+    chan_t *d = chan_make(sizeof(int), 4);
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+    ck_assert_int_eq(chan_signal_notify(e, (int[]){SIGUSR2}, 1), 0);
+    /* The delivery thread is in its loop before the fork (see timer_after_fork for why). */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(sig_within(c, 5000), SIGUSR1);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (raise(SIGUSR1) != 0 || raise(SIGUSR2) != 0)
+            _exit(2);
+        pid_t gpid = fork(); /* single-threaded: no delivery thread yet */
+        if (gpid < 0)
+            _exit(2);
+        if (gpid == 0) {
+            if (chan_signal_notify(d, (int[]){SIGUSR2}, 1) != 0)
+                _exit(2);
+            int got = sig_within(c, 200);
+            _exit(got == 0 ? 0 : 10 + got);
+        }
+        int gst;
+        if (waitpid(gpid, &gst, 0) != gpid || !WIFEXITED(gst))
+            _exit(3);
+        if (WEXITSTATUS(gst) != 0)
+            _exit(WEXITSTATUS(gst) == 2 ? 2 : 4);
+        if (chan_signal_stop(e) != 0 || chan_signal_notify(d, (int[]){SIGUSR1, SIGUSR2}, 2))
+            _exit(2);
+        if (sig_within(c, 5000) != SIGUSR1)
+            _exit(5);
+        if (sig_within(d, 200) != 0 || sig_within(e, 0) != 0)
+            _exit(6);
+        if (raise(SIGUSR2) != 0)
+            _exit(2);
+        _exit(sig_within(d, 5000) == SIGUSR2 ? 0 : 7);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %#x", st);
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert_int_eq(chan_signal_stop(e), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_free(d), 0);
+    ck_assert_int_eq(chan_free(e), 0);
+}
+END_TEST
+
 /* A thread of the parent waits in ppoll on its eventfd when the process forks. The child's
  * waits work (its own eventfd), and wake nothing in the parent, not even when the child closes
  * the fd and so wakes its copy of the parent's waiter (whose eventfd the parent still polls:
@@ -1330,6 +1457,110 @@ START_TEST(test_fork)
     join(t);
     ck_assert_int_eq(c.r, POLLIN);
     fdclose(p[0]);
+    fdclose(p[1]);
+}
+END_TEST
+
+/* A read blocked in read(2) (the program cleared O_NONBLOCK after the library set it) keeps a
+ * chan_fd_close of another thread waiting for it when a third thread forks. The child has
+ * neither of them: it finishes the close (its copy of the fd closed, the number free), and a
+ * new fd of that number is a new one to the library. Without tab_child's finishing it the
+ * child's fd stayed open and every call on its number returned -EBADF. */
+struct blocked_read {
+    int fd;
+    _Atomic pid_t tid;
+    long r;
+};
+
+static void *blocked_read_run(void *arg)
+{
+    struct blocked_read *b = arg;
+    char c;
+    atomic_store(&b->tid, (pid_t)syscall(SYS_gettid));
+    b->r = chan_read(b->fd, &c, 1, NULL, CHAN_FOREVER);
+    return NULL;
+}
+
+/* Until thread tid blocks in system call nr or nr2 (/proc's syscall file names the call a
+ * thread blocks in: its number, then the arguments; "running" while it runs). */
+static void until_in_syscall(pid_t tid, long nr, long nr2)
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    for (int i = 0; i < 10000; i++) {
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        if (buf[0] >= '0' && buf[0] <= '9' && strchr(buf, ' ') &&
+            (atol(buf) == nr || atol(buf) == nr2))
+            return;
+        sleep_ms(1);
+    }
+    ck_abort_msg("thread %d never blocked in system call %ld or %ld", (int)tid, nr, nr2);
+}
+
+struct closer {
+    int fd;
+    _Atomic pid_t tid;
+    int r;
+};
+
+static void *close_run(void *arg)
+{
+    struct closer *c = arg;
+    atomic_store(&c->tid, (pid_t)syscall(SYS_gettid));
+    c->r = chan_fd_close(c->fd);
+    return NULL;
+}
+
+START_TEST(test_fork_during_close)
+{
+    int p[2];
+    mkpipe(p);
+    char x;
+    put1(p[1]);
+    ck_assert_int_eq(chan_read(p[0], &x, 1, NULL, CHAN_FOREVER), 1); /* O_NONBLOCK set */
+    ck_assert_int_eq(fcntl(p[0], F_SETFL, 0), 0);
+    struct blocked_read b = {.fd = p[0]};
+    pthread_t rt = spawn(blocked_read_run, &b);
+    while (!atomic_load(&b.tid))
+        sleep_ms(1);
+    until_in_syscall(atomic_load(&b.tid), SYS_read, SYS_read);
+    struct closer cl = {.fd = p[0]};
+    pthread_t ct = spawn(close_run, &cl);
+    /* The close has begun (the record refuses new calls) and waits for the read, asleep: fork
+     * only then, not while it allocates its channel (ASan's allocator would be inherited
+     * locked: see timer_after_fork). */
+    while (chan_fd_chan(p[0], POLLIN) != NULL)
+        sleep_ms(1);
+    while (!atomic_load(&cl.tid))
+        sleep_ms(1);
+    until_in_syscall(atomic_load(&cl.tid), SYS_futex, SYS_ppoll);
+    ck_assert_int_eq(fcntl(p[0], F_GETFD) >= 0, 1);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int closed = fcntl(p[0], F_GETFD) < 0 && errno == EBADF;
+        int q[2];
+        if (pipe(q) != 0 || dup2(q[0], p[0]) != p[0])
+            _exit(2);
+        if (write(q[1], "y", 1) != 1)
+            _exit(2);
+        char y = 0;
+        long r = chan_read(p[0], &y, 1, NULL, chan_now() + 1000 * MS);
+        int rc = chan_fd_close(p[0]);
+        _exit(closed && r == 1 && y == 'y' && rc == 0 ? 0 : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %#x", st);
+    put1(p[1]); /* the parent's read returns, and its close goes on */
+    join(rt);
+    join(ct);
+    ck_assert_int_eq(b.r, 1);
+    ck_assert_int_eq(cl.r, 0);
     fdclose(p[1]);
 }
 END_TEST
@@ -1475,6 +1706,9 @@ int main(void)
     ADD_TEST(s, test_signal_all_and_sigpipe, 30);
     ADD_TEST(s, test_signal_bad_input, 10);
     ADD_TEST(s, test_fork, 30);
+    ADD_TEST(s, test_fork_during_close, 30);
+    ADD_TEST(s, test_connect_retry_after_timeout, 60);
+    ADD_TEST(s, test_signal_pending_before_notify, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);
     ADD_TEST(s, test_same_fd_twice, 30);
