@@ -77,7 +77,7 @@
 #define RUNNEXT_MAX 61        /* consecutive runnext picks before the ring gets a turn */
 #define SPIN_ROUNDS 40        /* steal rounds an idle M tries before it sleeps */
 #define RUNNEXT_PAUSE_NS 3000 /* a thief's pause before it takes a runnext (Go's usleep(3)) */
-#define STEAL_AGE_NS 10000    /* a thief leaves a ring whose oldest G has waited less (proc.c) */
+#define STEAL_AGE_NS 50000    /* a thief leaves a ring whose oldest G has waited less (proc.c) */
 #define M_MAX_DEFAULT 10000   /* Ms at most, unless configured (Go's maxmcount) */
 #define M_STACK_SIZE (256 * 1024) /* an M's own stack: the scheduler loop only, Gs have theirs */
 #define STACK_SIZE_MAX                                                                             \
