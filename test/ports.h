@@ -1560,6 +1560,7 @@ static void dosplit(void *p)
     PS_TRY(chan_send(a->in->req, &seq));
     struct split_arg *next = malloc(sizeof *next);
     *next = (struct split_arg){a->in, {out[0], out[1]}, ps_chan(0)};
+    chan_t *release = next->wait; /* next is the task's, freed when it returns (ps_trampoline) */
     ps_go(dosplit, next);
     struct rat dat;
     PS_TRY(chan_recv(a->in->dat, &dat));
@@ -1568,7 +1569,7 @@ static void dosplit(void *p)
         PS_TRY(chan_recv(a->wait, NULL));
     PS_TRY(ps_req(out[1]));
     PS_TRY(ps_put_dat(out[1], dat));
-    PS_TRY(chan_send(next->wait, NULL));
+    PS_TRY(chan_send(release, NULL));
 }
 
 static void ps_split_into(struct dch *in, struct dch *o0, struct dch *o1)
