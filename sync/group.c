@@ -178,15 +178,19 @@ static int start(chan_group_t *g, int (*fn)(chan_ctx_t *, void *), void *arg, bo
         }
     }
     int rc = chan_wg_add(g->wg, 1);
-    if (rc == 0) {
+    bool counted = rc == 0;
+    if (counted) {
         int64_t s = g->spawn ? g->spawn(run, t) : start_thread(t);
         if (s >= 0)
             return 0; /* t belongs to the task now */
         rc = s < INT32_MIN ? -EAGAIN : (int)s;
-        chan_wg_done(g->wg);
     }
+    /* Undone in run()'s order: the slot first, then the count, whose done may let a wait return
+     * and its caller free g. */
     if (t->sem)
         chan_recv(t->sem, NULL);
+    if (counted)
+        chan_wg_done(g->wg);
     free(t);
     return rc;
 }
