@@ -1,15 +1,21 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# docs/play/capture.sh DRIVERS OUTDIR - runs every pattern of drivers.c under a trace, into
-# OUTDIR/PATTERN.json. A run is timed by sleeps: on a busy machine a step can come late and the
-# story change, or (rarely) a trace not add up. So each trace is checked by tools/trace2play
-# --strict, and a pattern is run again, up to 5 times, until it does.
+# docs/play/capture.sh DRIVERS OUTDIR [PATTERN...] - runs every pattern of drivers.c (or only
+# those named) under a trace, into OUTDIR/PATTERN.json. A run is timed by sleeps: on a busy
+# machine a step can come late and the story change, or (rarely) a trace not add up. So each
+# trace is checked by tools/trace2play --strict, and a pattern is run again, up to 5 times,
+# until it does.
 set -eu
 drivers=$1 out=$2
+shift 2
+patterns=${*:-$("$drivers" --list)}
+for p in $patterns; do
+    "$drivers" --list | grep -qx "$p" || { echo "capture.sh: no pattern '$p' in $drivers" >&2; exit 2; }
+done
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for p in $("$drivers" --list); do
+for p in $patterns; do
     ok=
     for try in 1 2 3 4 5; do
         rm -f "$tmp/$p.json"

@@ -4,7 +4,8 @@
 #
 #   make play-traces  build docs/play/drivers.c against build/plain/libchan.a, run every pattern
 #                     under CHAN_TRACE into docs/play/traces/ (retried while a trace does not add
-#                     up), then make the pages; commit what changed
+#                     up), then make the pages; commit what changed. PATTERNS="a b" records
+#                     only those (the others' traces stay as checked in)
 #   make play-pages   make the pages again from the traces checked in (docs/play/build.py)
 #   make play         serve docs/play/ on http://127.0.0.1:$(PLAY_PORT)/ until interrupted
 #   make play-test    install Chromium (scripts/deps.sh play), check that the pages are up to date,
@@ -34,7 +35,7 @@ $(O)/play/drivers: $(PLAY_DIR)/drivers.c chan.h trace/chan_trace.h $(O)/libchan.
 
 play-traces:
 	$(MAKE) --no-print-directory MODE=plain build/plain/play/drivers
-	sh $(PLAY_DIR)/capture.sh build/plain/play/drivers $(PLAY_DIR)/traces
+	sh $(PLAY_DIR)/capture.sh build/plain/play/drivers $(PLAY_DIR)/traces $(PATTERNS)
 	python3 $(PLAY_DIR)/build.py
 
 play-pages:
