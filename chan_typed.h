@@ -17,9 +17,10 @@
  *   - A handle is a struct of its own (`struct point_chan { chan_t *chan; }`, passed by value,
  *     like Go's channel values): passing another channel type, or a chan_t *, to a function of
  *     point_chan does not compile, whatever the flags.
- *   - Element pointers (recv, send_ptr, the case constructors) are `T *`: a pointer to another
- *     type is a constraint violation that every C compiler diagnoses (an error with -Werror or
- *     -pedantic-errors, and by default from GCC 14). The by-value sends convert their argument
+ *   - Element pointers (recv, send_ptr, the case constructors) are `T *` (`T const *` for the
+ *     sends): a pointer to another type is a constraint violation that every C compiler
+ *     diagnoses (an error with -Werror or -pedantic-errors, by default from GCC 14, and in
+ *     C++); a void * converts silently, as in any C call. The by-value sends convert their argument
  *     as any C call does (an int to a long, a double to an int: -Wconversion catches those);
  *     for a struct element they accept only that struct.
  *
