@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: MIT
 # compile_fail.sh - a wrong element type must not compile. Builds test/compile_fail.c once per
 # case with gcc and clang (-std=c11 -Wall -Wextra -Wshadow -Wconversion -Werror -pedantic): case
-# 0 must compile, in C and in C++11 too (the header included plainly and inside extern "C");
-# each other case must be rejected with a diagnostic that matches the pattern given for it
-# here, the C++ ones by g++ and clang++. Part of `make test` (plain mode; it needs only the
-# headers).
+# 0 must compile, under c17, gnu11 and c2x too, and in C++11 (the header included plainly and
+# inside extern "C"); each other case must be rejected with a diagnostic that matches the
+# pattern given for it here, the C++ ones by g++ and clang++. Part of `make test` (plain mode;
+# it needs only the headers).
 set -u
 warn="-Wall -Wextra -Wshadow -Wconversion -Werror -pedantic"
 cflags="-std=c11 $warn -I."
@@ -30,9 +30,13 @@ cxxcases='10 const-qualified
 11 trivially copyable'
 
 for cc in gcc clang; do
-    if ! $cc $cflags -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"; then
-        echo "compile_fail: $cc: case 0 (right types) does not compile:"; cat "$tmp/err"; fail=1
-    fi
+    for std in c11 c17 gnu11 c2x; do
+        if ! $cc $cflags -std=$std -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"
+        then
+            echo "compile_fail: $cc -std=$std: case 0 (right types) does not compile:"
+            cat "$tmp/err"; fail=1
+        fi
+    done
     echo "$cases" | while read -r num pattern; do
         if $cc $cflags -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
             echo "compile_fail: $cc: case $num compiles, but must be rejected"; exit 1
@@ -63,5 +67,5 @@ for cxx in g++ clang++; do
     done || fail=1
 done
 [ $fail = 0 ] || { echo "compile_fail: FAILED"; exit 1; }
-echo "compile_fail: chan_typed.h with gcc, clang (C11),$cxxs (C++11): right types compile" \
+echo "compile_fail: chan_typed.h with gcc, clang (C11, C17, GNU11, C2x),$cxxs (C++11): right types compile" \
      "clean, 10 wrong uses rejected by each C compiler, 2 by each C++ compiler"
