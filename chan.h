@@ -134,8 +134,9 @@ struct chan_case {
  *     struct chan_case cs[] = { chan_case_recv(jobs, &job), chan_case_recv(quit, NULL) };
  * c may be NULL (a case never chosen). A send case's value is only read, never written: its
  * const goes through uintptr_t (struct chan_case has one elem for both directions), which
- * keeps -Wcast-qual quiet too. Marked unused: where chan.h is pasted into a .c file (the
- * drop-in pair's chan.c), clang would otherwise warn about an inline function never called. */
+ * keeps -Wcast-qual quiet too, and in C++ through const_cast (quiet under -Wold-style-cast).
+ * Marked unused: where chan.h is pasted into a .c file (the drop-in pair's chan.c), clang would
+ * otherwise warn about an inline function never called. */
 #if defined(__GNUC__)
 #define CHAN_INLINE_ static inline __attribute__((unused))
 #else
@@ -143,7 +144,11 @@ struct chan_case {
 #endif
 CHAN_INLINE_ struct chan_case chan_case_send(chan_t *c, const void *elem)
 {
+#ifdef __cplusplus
+    struct chan_case cs = {c, const_cast<void *>(elem), CHAN_SEND, false};
+#else
     struct chan_case cs = {c, (void *)(uintptr_t)elem, CHAN_SEND, false};
+#endif
     return cs;
 }
 

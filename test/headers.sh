@@ -5,7 +5,8 @@
 # where it is built, in one directory; HEADER: each header make install puts in one directory).
 #   - Each header compiles alone, twice, and all of them in both orders, with gcc and clang
 #     (-std=c11 and -std=c2x, -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror), and with
-#     g++ and clang++ (-std=c++11, -Werror), included plainly and inside extern "C" { }.
+#     g++ and clang++ (-std=c++11, also -Wold-style-cast -Wcast-qual), included plainly and
+#     inside extern "C" { }.
 #   - A C++ program takes the address of every function the headers declare and links: each
 #     has C linkage and is exported.
 #   - libchan.so exports only functions of the headers (LIBCHAN_1) and chan_private_* (its
@@ -23,7 +24,7 @@ for h in "$@"; do cp "$h" "$tmp/inc/"; done
 names=$(for h in "$@"; do basename "$h"; done)
 fail=0 n=0
 cwarn="-Wall -Wextra -Wpedantic -Wconversion -Wshadow -Wstrict-prototypes -Wmissing-prototypes"
-cxxwarn="-Wall -Wextra -Wpedantic -Wshadow"
+cxxwarn="-Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wcast-qual"
 probe='int chan_probe_(void);
 int chan_probe_(void) { return 0; }'
 
