@@ -246,6 +246,26 @@ START_TEST(typed_element_named_as_a_parameter)
 }
 END_TEST
 
+/* The typed calls are functions (chan_typed(3)): each argument is evaluated once, and a
+ * function may be taken by address. */
+START_TEST(typed_arguments_evaluated_once)
+{
+    int_chan cs[2] = {int_chan_make(4), {NULL}};
+    int i = 0, k = 0, got[2] = {0, 0};
+    ck_assert_int_eq(int_chan_send(cs[k++], i++), 0);
+    ck_assert_int_eq(int_chan_send_ptr(cs[--k], (i++, &i)), 0);
+    ck_assert_int_eq(k, 0);
+    ck_assert_int_eq(i, 2);
+    int (*recv)(int_chan, int *) = int_chan_recv;
+    ck_assert_int_eq(recv(cs[k++], &got[i - 2]), 0);
+    ck_assert_int_eq(int_chan_recv(cs[--k], &got[++i - 2]), 0);
+    ck_assert_int_eq(k, 0);
+    ck_assert_int_eq(got[0], 0);
+    ck_assert_int_eq(got[1], 2);
+    ck_assert_int_eq(int_chan_free(cs[0]), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("typed");
@@ -256,5 +276,6 @@ int main(void)
     ADD_TEST(s, typed_struct_with_select, 30);
     ADD_TEST(s, typed_pointer_elements, 10);
     ADD_TEST(s, typed_element_named_as_a_parameter, 10);
+    ADD_TEST(s, typed_arguments_evaluated_once, 10);
     return run_suite(s);
 }
