@@ -3,10 +3,10 @@
 # test/headers.sh - the installed headers as a user includes them, and the names the libraries
 # export. Usage: test/headers.sh "LIB..." HEADER...  (LIB: libchan.so, and libchan_mpg.so
 # where it is built, in one directory; HEADER: each header make install puts in one directory).
-#   - Each header compiles alone, twice, and all of them in both orders, with gcc and clang
-#     (-std=c11 and -std=c2x, -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror), and with
-#     g++ and clang++ (-std=c++11, also -Wold-style-cast -Wcast-qual), included plainly and
-#     inside extern "C" { }.
+#   - Each header compiles alone (after globals named c, v, elem ...), twice, and all of them in
+#     both orders, with gcc and clang (-std=c11 and -std=c2x, -Wall -Wextra -Wpedantic
+#     -Wconversion -Wshadow -Werror), and with g++ and clang++ (-std=c++11, also
+#     -Wold-style-cast -Wcast-qual), included plainly and inside extern "C" { }.
 #   - A C++ program takes the address of every function the headers declare and links: each
 #     has C linkage and is exported.
 #   - libchan.so exports only functions of the headers (LIBCHAN_1) and chan_private_* (its
@@ -27,6 +27,9 @@ cwarn="-Wall -Wextra -Wpedantic -Wconversion -Wshadow -Wstrict-prototypes -Wmiss
 cxxwarn="-Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wcast-qual"
 probe='int chan_probe_(void);
 int chan_probe_(void) { return 0; }'
+# Globals a program may have declared before the include, named as parameters often are: the
+# headers' inline functions must not shadow them (-Wshadow).
+globals='extern int c, v, elem, cs, cap, deadline;'
 
 # compile LANG-FLAGS FILE: compiles FILE against the copy; prints what failed
 compile() {
@@ -37,7 +40,7 @@ compile() {
 }
 
 for h in $names; do
-    printf '#include <%s>\n%s\n' "$h" "$probe" > "$tmp/alone.c"
+    printf '%s\n#include <%s>\n%s\n' "$globals" "$h" "$probe" > "$tmp/alone.c"
     printf '#include <%s>\n#include <%s>\n%s\n' "$h" "$h" "$probe" > "$tmp/twice.c"
     printf 'extern "C" {\n#include <%s>\n}\n#include <%s>\n%s\n' "$h" "$h" "$probe" \
         > "$tmp/wrapped.cc"
