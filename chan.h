@@ -134,23 +134,30 @@ struct chan_case {
  *     struct chan_case cs[] = { chan_case_recv(jobs, &job), chan_case_recv(quit, NULL) };
  * c may be NULL (a case never chosen). A send case's value is only read, never written: its
  * const goes through uintptr_t (struct chan_case has one elem for both directions), which
- * keeps -Wcast-qual quiet too. Marked unused: where chan.h is pasted into a .c file (the
- * drop-in pair's chan.c), clang would otherwise warn about an inline function never called. */
+ * keeps -Wcast-qual quiet too, and in C++ through const_cast (quiet under -Wold-style-cast).
+ * Marked unused: where chan.h is pasted into a .c file (the drop-in pair's chan.c), clang would
+ * otherwise warn about an inline function never called. Their parameters (c, elem) and local
+ * are named in chan.h's own space: a user's global c, declared before the header, is not
+ * shadowed (-Wshadow). */
 #if defined(__GNUC__)
 #define CHAN_INLINE_ static inline __attribute__((unused))
 #else
 #define CHAN_INLINE_ static inline
 #endif
-CHAN_INLINE_ struct chan_case chan_case_send(chan_t *c, const void *elem)
+CHAN_INLINE_ struct chan_case chan_case_send(chan_t *chan_c_, const void *chan_elem_)
 {
-    struct chan_case cs = {c, (void *)(uintptr_t)elem, CHAN_SEND, false};
-    return cs;
+#ifdef __cplusplus
+    struct chan_case chan_cs_ = {chan_c_, const_cast<void *>(chan_elem_), CHAN_SEND, false};
+#else
+    struct chan_case chan_cs_ = {chan_c_, (void *)(uintptr_t)chan_elem_, CHAN_SEND, false};
+#endif
+    return chan_cs_;
 }
 
-CHAN_INLINE_ struct chan_case chan_case_recv(chan_t *c, void *elem)
+CHAN_INLINE_ struct chan_case chan_case_recv(chan_t *chan_c_, void *chan_elem_)
 {
-    struct chan_case cs = {c, elem, CHAN_RECV, false};
-    return cs;
+    struct chan_case chan_cs_ = {chan_c_, chan_elem_, CHAN_RECV, false};
+    return chan_cs_;
 }
 
 /* Blocks until one case can proceed and performs exactly that one; returns its index. Among

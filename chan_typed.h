@@ -17,19 +17,24 @@
  *   - A handle is a struct of its own (`struct point_chan { chan_t *chan; }`, passed by value,
  *     like Go's channel values): passing another channel type, or a chan_t *, to a function of
  *     point_chan does not compile, whatever the flags.
- *   - Element pointers (recv, send_ptr, the case constructors) are `T *`: a pointer to another
- *     type is a constraint violation that every C compiler diagnoses (an error with -Werror or
- *     -pedantic-errors, and by default from GCC 14). The by-value sends convert their argument
+ *   - Element pointers (recv, send_ptr, the case constructors) are `T *` (`T const *` for the
+ *     sends): a pointer to another type is a constraint violation that every C compiler
+ *     diagnoses (an error with -Werror or -pedantic-errors, by default from GCC 14, and in
+ *     C++); a void * converts silently, as in any C call. The by-value sends convert their argument
  *     as any C call does (an int to a long, a double to an int: -Wconversion catches those);
  *     for a struct element they accept only that struct.
  *
  * T is a type name that declares an object as `T v` (typedef a function pointer type first),
- * not an array type (C passes arrays by pointer: wrap one in a struct), of at most
- * CHAN_ELEMSIZE_MAX bytes; an array or a larger type does not compile. The macro is used at
- * file scope, once per name, followed by a semicolon. The underlying channel is c.chan: use
- * it with every chan.h call (chan_select, chan_free, ...); a handle whose chan is NULL is Go's
- * nil channel. Every function is the chan.h call of the same name with the same return values
- * and concurrency contract (see chan.h and chan_send(3)); valid in C11 and C++11.
+ * not an array type (C passes arrays by pointer: wrap one in a struct), not const-qualified (a
+ * receive stores into it; a pointer to const such as const char * is fine), in C++ trivially
+ * copyable (values travel as bytes), of at most CHAN_ELEMSIZE_MAX bytes; any other does not
+ * compile. C has no type of size zero: a signal-only channel is chan_make(0, cap). The macro
+ * is used at file scope, once per name, followed by a semicolon. The underlying channel is
+ * c.chan: use it with every chan.h call (chan_select, chan_free, ...); a handle whose chan is
+ * NULL is Go's nil channel. Every function is the chan.h call of the same name with the same
+ * return values and concurrency contract (see chan.h and chan_send(3)), a static inline
+ * function (each argument evaluated once). Besides name and name_*, the header declares only
+ * names in chan.h's space (chan_*, CHAN_*). Valid in C11 and C++11, and inside extern "C".
  */
 #ifndef CHAN_TYPED_H
 #define CHAN_TYPED_H
@@ -41,64 +46,94 @@
 
 /* T must not be an array type: a parameter `T v` would be a pointer and the sends would copy
  * the pointer's bytes. The test, in a function with such a parameter v: &v has type T * only
- * when T is not an array. */
+ * when T is not an array. Nor const-qualified: a receive stores into its T *, and a pointer to
+ * a const T would pass the const away (T const * is &v's type exactly when T is const). In
+ * C++, T must also be trivially copyable: values travel as bytes (memcpy), which would skip a
+ * copy constructor and leave a destructor to run twice. <type_traits> is C++ whatever linkage
+ * the includer has put around this header (a C header is often included inside extern "C" { },
+ * where a template is an error). */
 #ifdef __cplusplus
+extern "C++" {
 #include <type_traits>
+}
 #define CHAN_TYPED_ASSERT_ static_assert
-#define CHAN_TYPED_NOT_ARRAY_(T, v) static_assert(!std::is_array<T>::value, CHAN_TYPED_ARRAY_MSG_)
+#define CHAN_TYPED_CHECK_(T, v)                                                                    \
+    static_assert(!std::is_array<T>::value, CHAN_TYPED_ARRAY_MSG_);                                \
+    static_assert(!std::is_const<T>::value, CHAN_TYPED_CONST_MSG_);                                \
+    static_assert(std::is_trivially_copyable<T>::value,                                            \
+                  "CHAN_TYPED: T is not trivially copyable (values are copied as bytes)")
 #else
 #define CHAN_TYPED_ASSERT_ _Static_assert
-#define CHAN_TYPED_NOT_ARRAY_(T, v)                                                                \
-    _Static_assert(_Generic(&(v), T * : 1, default : 0), CHAN_TYPED_ARRAY_MSG_)
+#define CHAN_TYPED_CHECK_(T, v)                                                                    \
+    _Static_assert(_Generic(&(v), T * : 1, default : 0), CHAN_TYPED_ARRAY_MSG_);                   \
+    _Static_assert(_Generic(&(v), T const * : 0, default : 1), CHAN_TYPED_CONST_MSG_)
 #endif
 #define CHAN_TYPED_ARRAY_MSG_                                                                      \
     "CHAN_TYPED: T is an array type (C passes arrays by pointer): wrap it in a struct"
+#define CHAN_TYPED_CONST_MSG_ "CHAN_TYPED: T is const-qualified (a receive stores into it)"
 
 /* Unused instances are the norm (a program sends on a type it never selects on): chan.h's
  * CHAN_INLINE_ keeps them quiet. */
 #define CHAN_TYPED_FN_ CHAN_INLINE_
 
-/* Declares the type `name` (a channel of T) and its functions name_make ... name_case_recv. */
+/* Declares the type `name` (a channel of T) and its functions name_make ... name_case_recv.
+ * Written for any T a user may name: a pointer to a constant T is `T const *`, which stays one
+ * when T is itself a pointer (`const T *` would put the const on what T points to: `const int
+ * **` for T `int *`, which an `int **` does not convert to); and the parameters are named in
+ * chan.h's own space (chan_c_, chan_v_, ...), so that they neither shadow a user's global
+ * (-Wshadow) nor hide a type that T names (a T named `cap` was sizeof the size_t parameter). */
 #define CHAN_TYPED(name, T)                                                                        \
     typedef struct name {                                                                          \
         chan_t *chan;                                                                              \
     } name;                                                                                        \
     /* chan_make(sizeof(T), cap): on failure chan is NULL and errno is set */                      \
-    CHAN_TYPED_FN_ name name##_make(size_t cap)                                                    \
+    CHAN_TYPED_FN_ name name##_make(size_t chan_cap_)                                              \
     {                                                                                              \
-        name c = {chan_make(sizeof(T), cap)};                                                      \
-        return c;                                                                                  \
+        name chan_c_ = {chan_make(sizeof(T), chan_cap_)};                                          \
+        return chan_c_;                                                                            \
     }                                                                                              \
-    CHAN_TYPED_FN_ int name##_free(name c) { return chan_free(c.chan); }                           \
-    CHAN_TYPED_FN_ int name##_send(name c, T v)                                                    \
+    CHAN_TYPED_FN_ int name##_free(name chan_c_) { return chan_free(chan_c_.chan); }               \
+    CHAN_TYPED_FN_ int name##_send(name chan_c_, T chan_v_)                                        \
     {                                                                                              \
-        CHAN_TYPED_NOT_ARRAY_(T, v);                                                               \
-        return chan_send(c.chan, &v);                                                              \
+        CHAN_TYPED_CHECK_(T, chan_v_);                                                             \
+        return chan_send(chan_c_.chan, &chan_v_);                                                  \
     }                                                                                              \
-    CHAN_TYPED_FN_ int name##_send_ptr(name c, const T *v) { return chan_send(c.chan, v); }        \
-    CHAN_TYPED_FN_ int name##_trysend(name c, T v) { return chan_trysend(c.chan, &v); }            \
-    CHAN_TYPED_FN_ int name##_send_until(name c, T v, int64_t deadline)                            \
+    CHAN_TYPED_FN_ int name##_send_ptr(name chan_c_, T const *chan_v_)                             \
     {                                                                                              \
-        return chan_send_until(c.chan, &v, deadline);                                              \
+        return chan_send(chan_c_.chan, chan_v_);                                                   \
+    }                                                                                              \
+    CHAN_TYPED_FN_ int name##_trysend(name chan_c_, T chan_v_)                                     \
+    {                                                                                              \
+        return chan_trysend(chan_c_.chan, &chan_v_);                                               \
+    }                                                                                              \
+    CHAN_TYPED_FN_ int name##_send_until(name chan_c_, T chan_v_, int64_t chan_deadline_)          \
+    {                                                                                              \
+        return chan_send_until(chan_c_.chan, &chan_v_, chan_deadline_);                            \
     }                                                                                              \
     /* v may be NULL: the value is discarded */                                                    \
-    CHAN_TYPED_FN_ int name##_recv(name c, T *v) { return chan_recv(c.chan, v); }                  \
-    CHAN_TYPED_FN_ int name##_tryrecv(name c, T *v) { return chan_tryrecv(c.chan, v); }            \
-    CHAN_TYPED_FN_ int name##_recv_until(name c, T *v, int64_t deadline)                           \
+    CHAN_TYPED_FN_ int name##_recv(name chan_c_, T *chan_v_)                                       \
     {                                                                                              \
-        return chan_recv_until(c.chan, v, deadline);                                               \
+        return chan_recv(chan_c_.chan, chan_v_);                                                   \
     }                                                                                              \
-    CHAN_TYPED_FN_ int name##_close(name c) { return chan_close(c.chan); }                         \
-    CHAN_TYPED_FN_ size_t name##_len(name c) { return chan_len(c.chan); }                          \
-    CHAN_TYPED_FN_ size_t name##_cap(name c) { return chan_cap(c.chan); }                          \
+    CHAN_TYPED_FN_ int name##_tryrecv(name chan_c_, T *chan_v_)                                    \
+    {                                                                                              \
+        return chan_tryrecv(chan_c_.chan, chan_v_);                                                \
+    }                                                                                              \
+    CHAN_TYPED_FN_ int name##_recv_until(name chan_c_, T *chan_v_, int64_t chan_deadline_)         \
+    {                                                                                              \
+        return chan_recv_until(chan_c_.chan, chan_v_, chan_deadline_);                             \
+    }                                                                                              \
+    CHAN_TYPED_FN_ int name##_close(name chan_c_) { return chan_close(chan_c_.chan); }             \
+    CHAN_TYPED_FN_ size_t name##_len(name chan_c_) { return chan_len(chan_c_.chan); }              \
+    CHAN_TYPED_FN_ size_t name##_cap(name chan_c_) { return chan_cap(chan_c_.chan); }              \
     /* select cases: *v must stay valid until the select returns */                                \
-    CHAN_TYPED_FN_ struct chan_case name##_case_send(name c, const T *v)                           \
+    CHAN_TYPED_FN_ struct chan_case name##_case_send(name chan_c_, T const *chan_v_)               \
     {                                                                                              \
-        return chan_case_send(c.chan, v);                                                          \
+        return chan_case_send(chan_c_.chan, chan_v_);                                              \
     }                                                                                              \
-    CHAN_TYPED_FN_ struct chan_case name##_case_recv(name c, T *v)                                 \
+    CHAN_TYPED_FN_ struct chan_case name##_case_recv(name chan_c_, T *chan_v_)                     \
     {                                                                                              \
-        return chan_case_recv(c.chan, v);                                                          \
+        return chan_case_recv(chan_c_.chan, chan_v_);                                              \
     }                                                                                              \
     CHAN_TYPED_ASSERT_(sizeof(T) <= CHAN_ELEMSIZE_MAX,                                             \
                        "CHAN_TYPED: an element type of 64 KiB or more (Go refuses it too)")

@@ -98,7 +98,7 @@ static inline int futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadl
         tp = &ts;
     }
     if (futex((int32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (int32_t)val, tp, NULL,
-              FUTEX_BITSET_MATCH_ANY) == 0)
+              (int32_t)FUTEX_BITSET_MATCH_ANY) == 0)
         return 0;
     return -errno;
 }

@@ -153,7 +153,17 @@ struct chan_mpg_stats {
     uint64_t moved;   /* Gs the monitor moved to the global queue from behind a G that
                          kept its P */
 };
+/* In C++ the function hides the structure's name: write struct chan_mpg_stats there too, as
+ * in C. g++ -Wshadow says so of this declaration ("hides constructor"): quiet here, where a
+ * user cannot change it. */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 void chan_mpg_stats(struct chan_mpg_stats *st);
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

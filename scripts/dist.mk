@@ -6,7 +6,8 @@
 #   make dist-check  (part of `make test`, plain mode) builds every example exactly that way,
 #                    with the pair beside it, runs each and checks its output as the library
 #                    build's is checked; compiles dist/chan.c warning-free with gcc and
-#                    clang under the tree's own warning flags; and checks that it carries no
+#                    clang under the tree's own warning flags and -Wconversion (a file of
+#                    the user's project, built with its flags); and checks that it carries no
 #                    tracing (no trace symbol in those objects, no trace state in its text)
 #   make dropin-check  (part of `make test`, plain) the pair on a machine that has only a C
 #                    compiler and its C library: every example built again that way, with gcc
@@ -17,6 +18,7 @@
 DIST_PARTS := chan.h seam.h trace/hooks.h chan_internal.h sudog.c ring.c chan.c select.c
 DIST_CHECK := $(O)/dist-check
 DROPIN_CHECK := $(O)/dropin-check
+DIST_WARN := $(WARN) -Wconversion
 
 .PHONY: dist dist-check dropin-check
 
@@ -39,10 +41,10 @@ dist-check: dist
 	@echo "dist-check: $(words $(EXAMPLES)) examples built as: cc -std=c11 -pthread app.c chan.c"
 	@sh examples/check.sh $(DIST_CHECK)/bin $(EXAMPLES)
 	@for cc in gcc clang; do \
-	  $$cc -std=c11 -pthread $(WARN) -c dist/chan.c -o $(DIST_CHECK)/chan-$$cc.o || \
+	  $$cc -std=c11 -pthread $(DIST_WARN) -c dist/chan.c -o $(DIST_CHECK)/chan-$$cc.o || \
 	    { echo "dist-check: dist/chan.c is not warning-free with $$cc"; exit 1; }; \
 	done
-	@echo "dist-check: dist/chan.c compiles warning-free with gcc and clang ($(WARN))"
+	@echo "dist-check: dist/chan.c compiles warning-free with gcc and clang ($(DIST_WARN))"
 	@if nm $(DIST_CHECK)/chan-gcc.o $(DIST_CHECK)/chan-clang.o | grep -i trace; then \
 	  echo "dist-check: dist/chan.c carries trace code (the symbols above)"; exit 1; fi
 	@if gcc -fpreprocessed -dD -E -P dist/chan.c | grep 'trace_flags\|waiter_trace\|chan_snap'; then \
@@ -56,7 +58,7 @@ dropin-check: dist
 	  flags=$$(sh test/hide-headers.sh $$cc $$d/include urcu 'urcu*.h'); \
 	  if printf '#include <urcu/arch.h>\n' | $$cc $$flags -fsyntax-only -x c - 2>/dev/null; then \
 	    echo "dropin-check: $$cc still finds liburcu's headers"; exit 1; fi; \
-	  $$cc -std=c11 -pthread $(WARN) $$flags -c dist/chan.c -o $$d/chan.o || \
+	  $$cc -std=c11 -pthread $(DIST_WARN) $$flags -c dist/chan.c -o $$d/chan.o || \
 	    { echo "dropin-check: dist/chan.c does not build warning-free without liburcu ($$cc)"; exit 1; }; \
 	  for e in $(EXAMPLES); do \
 	    $$cc -std=c11 -pthread $$flags -Idist -o $$d/bin/$$e examples/$$e.c $$d/chan.o || \

@@ -1,12 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # compile_fail.sh - a wrong element type must not compile. Builds test/compile_fail.c once per
-# case with gcc and clang (-std=c11 -Wall -Wextra -Werror -pedantic): case 0 must compile, in C
-# and in C++11 too; each other case must be rejected with a diagnostic that matches the
-# pattern given for it here. Part of `make test` (plain mode; it needs only the headers).
+# case with gcc and clang (-std=c11 -Wall -Wextra -Wshadow -Wconversion -Werror -pedantic): case
+# 0 must compile, under c17, gnu11 and c2x too, and in C++11 (the header included plainly and
+# inside extern "C"); each other case must be rejected with a diagnostic that matches the
+# pattern given for it here, the C++ ones by g++ and clang++. Part of `make test` (plain mode;
+# it needs only the headers).
 set -u
-cflags="-std=c11 -Wall -Wextra -Werror -pedantic -I."
-cxxflags="-std=c++11 -Wall -Wextra -Werror -pedantic -I. -x c++"
+warn="-Wall -Wextra -Wshadow -Wconversion -Werror -pedantic"
+cflags="-std=c11 $warn -I."
+cxxflags="-std=c++11 $warn -I. -x c++"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
@@ -20,12 +23,20 @@ cases='1 incompatible pointer
 6 incompatible pointer
 7 array type
 8 64 KiB
-9 incompatible pointer'
+9 incompatible pointer
+10 const-qualified'
+# the same in C++, and what only C++ has: a T that is not trivially copyable
+cxxcases='10 const-qualified
+11 trivially copyable'
 
 for cc in gcc clang; do
-    if ! $cc $cflags -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"; then
-        echo "compile_fail: $cc: case 0 (right types) does not compile:"; cat "$tmp/err"; fail=1
-    fi
+    for std in c11 c17 gnu11 c2x; do
+        if ! $cc $cflags -std=$std -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"
+        then
+            echo "compile_fail: $cc -std=$std: case 0 (right types) does not compile:"
+            cat "$tmp/err"; fail=1
+        fi
+    done
     echo "$cases" | while read -r num pattern; do
         if $cc $cflags -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
             echo "compile_fail: $cc: case $num compiles, but must be rejected"; exit 1
@@ -39,10 +50,22 @@ cxxs=""
 for cxx in g++ clang++; do
     command -v $cxx >/dev/null || continue # g++ is not among scripts/deps.sh's packages
     cxxs="$cxxs $cxx"
-    if ! $cxx $cxxflags -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"; then
-        echo "compile_fail: $cxx: case 0 does not compile as C++11:"; cat "$tmp/err"; fail=1
-    fi
+    for wrap in "" -DEXTERN_C; do
+        if ! $cxx $cxxflags $wrap -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"
+        then
+            echo "compile_fail: $cxx $wrap: case 0 does not compile as C++11:"; cat "$tmp/err"
+            fail=1
+        fi
+    done
+    echo "$cxxcases" | while read -r num pattern; do
+        if $cxx $cxxflags -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
+            echo "compile_fail: $cxx: case $num compiles, but must be rejected"; exit 1
+        elif ! grep -Eqi "$pattern" "$tmp/err"; then
+            echo "compile_fail: $cxx: case $num is rejected, but not for '$pattern':"
+            head -5 "$tmp/err"; exit 1
+        fi
+    done || fail=1
 done
 [ $fail = 0 ] || { echo "compile_fail: FAILED"; exit 1; }
-echo "compile_fail: chan_typed.h with gcc, clang (C11),$cxxs (C++11): right types compile" \
-     "clean, 9 wrong uses rejected by each C compiler"
+echo "compile_fail: chan_typed.h with gcc, clang (C11, C17, GNU11, C2x),$cxxs (C++11): right types compile" \
+     "clean, 10 wrong uses rejected by each C compiler, 2 by each C++ compiler"

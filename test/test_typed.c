@@ -22,6 +22,16 @@ struct blob {
     char bytes[1000];
 };
 CHAN_TYPED(blob_chan, struct blob);
+CHAN_TYPED(intp_chan, int *);
+CHAN_TYPED(str_chan, const char *);
+
+/* An element type named as a parameter of the generated functions was (cap): the header's
+ * parameters must not hide it (sizeof(T) in name_make was the size_t parameter's size, so the
+ * channel carried 8 bytes of each element). compile_fail.c has a T named v. */
+typedef struct {
+    char s[100];
+} cap;
+CHAN_TYPED(cap_chan, cap);
 
 /* ---- Case constructors (chan.h) -------------------------------------------------------------- */
 
@@ -195,6 +205,67 @@ START_TEST(typed_struct_with_select)
 }
 END_TEST
 
+/* Pointer elements, by value and through send_ptr and the case constructors, whose T const *
+ * must be a pointer to a constant pointer (int *const *), which &p converts to. */
+START_TEST(typed_pointer_elements)
+{
+    int target = 7, *p = &target, *got = NULL;
+    intp_chan ic = intp_chan_make(1);
+    ck_assert_int_eq(intp_chan_send_ptr(ic, &p), 0);
+    ck_assert_int_eq(intp_chan_recv(ic, &got), 0);
+    ck_assert_ptr_eq(got, &target);
+    struct chan_case cs[] = {intp_chan_case_send(ic, &p)};
+    ck_assert_int_eq(chan_select(cs, 1), 0);
+    got = NULL;
+    struct chan_case rs[] = {intp_chan_case_recv(ic, &got)};
+    ck_assert_int_eq(chan_select(rs, 1), 0);
+    ck_assert_ptr_eq(got, &target);
+    ck_assert_int_eq(intp_chan_free(ic), 0);
+
+    const char *s = "a string", *back = NULL;
+    str_chan sc = str_chan_make(1);
+    ck_assert_int_eq(str_chan_send_ptr(sc, &s), 0);
+    ck_assert_int_eq(str_chan_recv(sc, &back), 0);
+    ck_assert_str_eq(back, "a string");
+    ck_assert_int_eq(str_chan_free(sc), 0);
+}
+END_TEST
+
+/* Every byte of an element of a type named cap travels. */
+START_TEST(typed_element_named_as_a_parameter)
+{
+    cap_chan k = cap_chan_make(1);
+    cap in, out;
+    memset(&in, 0, sizeof in);
+    memset(&out, 0, sizeof out);
+    snprintf(in.s + 60, 40, "byte 60 of 100");
+    ck_assert_int_eq(cap_chan_send(k, in), 0);
+    ck_assert_int_eq(cap_chan_recv(k, &out), 0);
+    ck_assert_str_eq(out.s + 60, "byte 60 of 100");
+    ck_assert_int_eq(cap_chan_free(k), 0);
+}
+END_TEST
+
+/* The typed calls are functions (chan_typed(3)): each argument is evaluated once, and a
+ * function may be taken by address. */
+START_TEST(typed_arguments_evaluated_once)
+{
+    int_chan cs[2] = {int_chan_make(4), {NULL}};
+    int i = 0, k = 0, got[2] = {0, 0};
+    ck_assert_int_eq(int_chan_send(cs[k++], i++), 0);
+    ck_assert_int_eq(int_chan_send_ptr(cs[--k], (i++, &i)), 0);
+    ck_assert_int_eq(k, 0);
+    ck_assert_int_eq(i, 2);
+    int (*recv)(int_chan, int *) = int_chan_recv;
+    ck_assert_int_eq(recv(cs[k++], &got[i - 2]), 0);
+    ck_assert_int_eq(int_chan_recv(cs[--k], &got[++i - 2]), 0);
+    ck_assert_int_eq(k, 0);
+    ck_assert_int_eq(got[0], 0);
+    ck_assert_int_eq(got[1], 2);
+    ck_assert_int_eq(int_chan_free(cs[0]), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("typed");
@@ -203,5 +274,8 @@ int main(void)
     ADD_TEST(s, typed_int_operations, 10);
     ADD_TEST(s, typed_nil_and_make_errors, 10);
     ADD_TEST(s, typed_struct_with_select, 30);
+    ADD_TEST(s, typed_pointer_elements, 10);
+    ADD_TEST(s, typed_element_named_as_a_parameter, 10);
+    ADD_TEST(s, typed_arguments_evaluated_once, 10);
     return run_suite(s);
 }
