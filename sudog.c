@@ -689,7 +689,7 @@ static void *pollt_main(void *arg)
             uint32_t expected = 0;
             if (atomic_compare_exchange_strong_explicit(&r->w->done, &expected, DONE_IO,
                                                         memory_order_acq_rel, memory_order_relaxed))
-                wake[nwake++] = (struct wakeup){r->w->sched, r->w->task};
+                wake[nwake++] = wakeup_of(r->w);
         }
         pthread_mutex_unlock(&pollt.mu);
         /* Outside the lock (unpark may call libchan). Each task waits for this unpark before its
@@ -878,13 +878,58 @@ int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
     return parker_poll(w->task, io, w->nio, deadline);
 }
 
+/* Wake-ups of plugged-in schedulers' tasks held back while this thread holds a lock of a layer
+ * above the core (seam.h, wakeups_hold): listed through their waiters, which live until their
+ * unpark, in the order they came. */
+struct held {
+    unsigned depth;
+    struct waiter *first, *last;
+};
+static _Thread_local struct held held_wakeups;
+
+/* Out of line, as parker_self: the list is read afresh after each unpark, which may have
+ * switched this task to another thread. */
+__attribute__((noinline)) static struct held *held_self(void) { return &held_wakeups; }
+
+void wakeups_hold(void) { held_self()->depth++; }
+
+void wakeups_release(void)
+{
+    struct held *h = held_self();
+    ASSERT(h->depth > 0);
+    if (--h->depth || !h->first)
+        return;
+    struct waiter *w = h->first;
+    h->first = h->last = NULL;
+    while (w) {
+        /* Read before the unpark: the waiter goes with its operation as soon as it runs. */
+        struct waiter *next = w->held_next;
+        const struct chan_sched *s = w->sched;
+        s->unpark(w->task);
+        w = next;
+    }
+}
+
 void wakeup_run(struct wakeup wk)
 {
     ASSERT(locks_held() == 0); /* the hook's contract: never unpark while a lock is held */
-    if (wk.sched)
-        wk.sched->unpark(wk.task);
-    else
-        parker_unpark(wk.task);
+    struct waiter *w = wk.w;
+    const struct chan_sched *s = w->sched;
+    if (!s) {
+        parker_unpark(w->task); /* calls nothing back: never held */
+        return;
+    }
+    struct held *h = held_self();
+    if (unlikely(h->depth)) { /* a layer's lock is held: unpark at its wakeups_release */
+        w->held_next = NULL;
+        if (h->last)
+            h->last->held_next = w;
+        else
+            h->first = w;
+        h->last = w;
+        return;
+    }
+    s->unpark(w->task);
 }
 
 int waiter_withdraw(struct waiter *w, int why)
