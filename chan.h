@@ -197,7 +197,8 @@ struct chan_sched {
  * A park that returns -ETIMEDOUT before the deadline, or -EINTR, is called again with the same
  * deadline (a spurious wake-up: no operation reports a time-out it did not have). Any other
  * value gives the wait up: the operation returns it (negated if positive), nothing done, unless
- * a waker had completed it first (then it consumes that unpark and reports the waker's result).
+ * a waker had completed it first (then it parks with CHAN_FOREVER until park returns 0, which
+ * consumes that unpark, and reports the waker's result).
  * s is used by pointer and must outlive every operation parked through it. Its unpark and park
  * must order memory (what happens before unpark is visible after the park that consumes it). */
 void chan_sched_set(const struct chan_sched *s);
