@@ -472,8 +472,8 @@ int chan_ctx_err(const chan_ctx_t *ctx)
     /* Go's Err reads the error under the context's lock, which its cancel holds from setting the
      * error to closing done: a non-zero error means done is closed. The error is read without
      * the lock here; seen in that window, before done is closed, wait for the claimer to close
-     * it. (After the close, the claimer may still hold mu, waking done's waiters: a waker held
-     * there by a scheduler's unpark does not hold this up.) */
+     * it. (After the close, the claimer may still hold mu, marking its children: a done channel
+     * seen closed does not wait for that. Its waiters are unparked after its walk: seam.h.) */
     if (err && !atomic_load_explicit(&n->closed, memory_order_acquire) &&
         chan_tryrecv(n->done, NULL) != -EPIPE) {
         pthread_mutex_lock(&n->mu);
