@@ -581,6 +581,20 @@ static struct {
     atomic_int calls;
 } layer;
 
+/* The timer thread held inside a func timer's fn (as timing.h's hold_timer_thread), so that a
+ * context's deadline passes before the coroutine waits but fires only once it does. */
+static _Atomic int timer_held, timer_let_go;
+
+static void hold_in_timer_thread(void *unused)
+{
+    (void)unused;
+    atomic_store(&timer_held, 1);
+    while (!atomic_load(&timer_let_go))
+        sleep_ms(1);
+}
+
+static int flag_set(void *p) { return atomic_load((_Atomic int *)p); }
+
 static void unpark_calls_layer(struct coro *c)
 {
     (void)c;
@@ -633,8 +647,10 @@ START_TEST(test_hook_unpark_calls_the_waking_layer)
         layer.c = chan_ctx_done(layer.ctx);
         want = -EPIPE;
         break;
-    case LAYER_CTX_DEADLINE:
-        layer.ctx = chan_ctx_with_timeout(chan_ctx_background(), 50 * MS);
+    case LAYER_CTX_DEADLINE: /* not before the coroutine waits: the timer thread is held */
+        layer.timer = chan_timer_make_func(0, hold_in_timer_thread, NULL);
+        ck_assert(layer.timer && eventually(flag_set, &timer_held));
+        layer.ctx = chan_ctx_with_timeout(chan_ctx_background(), 1 * MS);
         layer.c = chan_ctx_done(layer.ctx);
         want = -EPIPE;
         break;
@@ -663,7 +679,10 @@ START_TEST(test_hook_unpark_calls_the_waking_layer)
     ck_assert(eventually(queued_receivers, layer.c));
     switch (layer.variant) {
     case LAYER_CTX_CANCEL: ck_assert_int_eq(chan_ctx_cancel(layer.ctx), 0); break;
-    case LAYER_CTX_DEADLINE: /* the timer thread cancels it */ break;
+    case LAYER_CTX_DEADLINE: /* past: the timer thread cancels it once let go */
+        sleep_ms(2);
+        atomic_store(&timer_let_go, 1);
+        break;
     case LAYER_WG: ck_assert_int_eq(chan_wg_done(layer.wg), 0); break;
     case LAYER_TIMER: /* fires on the timer thread */
         (void)chan_timer_reset(layer.timer, 1 * MS);
