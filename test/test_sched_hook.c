@@ -835,6 +835,47 @@ static void fd_closed(void *arg)
     e->r_closed = (int)chan_read(e->closed, &b, 1, NULL, CHAN_FOREVER);
 }
 
+/* A select whose fd case another operation already waits on returns -EBUSY after calling
+ * current, without parking (chan_sched(3): io_prepare's check follows waiter_init). */
+static int busy_fd;
+
+static void *fd_wait_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)chan_fd_wait(busy_fd, POLLIN, NULL, chan_now() + 10000 * MS);
+}
+
+static void busy_select(void *arg)
+{
+    struct one_op *o = arg;
+    struct chan_case cs[] = {chan_case_recv(chan_fd_chan(busy_fd, POLLIN), NULL)};
+    o->rc = chan_select_until(cs, 1, chan_now() + 10000 * MS);
+    o->parks = coro_self()->parks;
+}
+
+START_TEST(test_coro_fd_busy_calls_current_only)
+{
+    int p[2];
+    mkpipe(p);
+    busy_fd = p[0];
+    pthread_t t = spawn(fd_wait_thread, NULL);
+    ck_assert(fd_waiter_queued(p[0], POLLIN, sleep_ms));
+    struct one_op o = {.rc = 1};
+    coro_start(1);
+    coro_go(busy_select, &o);
+    coro_wait();
+    ck_assert_int_eq(o.rc, -EBUSY);
+    ck_assert_int_eq(o.parks, 0);
+    ck_assert_int_eq(atomic_load(&coro_n_current), 1);
+    ck_assert_int_eq(atomic_load(&coro_n_unpark), 0);
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    ck_assert_int_eq((int)(intptr_t)join(t), POLLIN); /* the events ready */
+    ck_assert_int_eq(chan_fd_close(p[0]), 0);
+    ck_assert_int_eq(chan_fd_close(p[1]), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
+
 START_TEST(test_coro_fd_wait_ends)
 {
     int p[2], q[2];
@@ -980,6 +1021,7 @@ static Suite *sched_hook_suite(void)
     ADD_LOOP_TEST(s, test_hook_unpark_calls_the_waking_layer, 30, LAYER_N);
     ADD_LOOP_TEST(s, test_coro_fd_pipe, 60, 2);
     ADD_LOOP_TEST(s, test_coro_fd_wait_ends, 30, 2);
+    ADD_TEST(s, test_coro_fd_busy_calls_current_only, 30);
     ADD_TEST(s, test_coro_fd_after_fork, 30);
 #ifdef CHAN_TRACE_BUILD
     ADD_TEST(s, test_hook_dump_names_task, 30);
