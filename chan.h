@@ -198,12 +198,14 @@ struct chan_sched {
  * it must not call into libchan); park gets the operation's deadline (CHAN_FOREVER when none),
  * except that an operation that timed out but lost the race to a waker parks once more with
  * CHAN_FOREVER to consume the unpark already on its way; unpark may come from any thread, never
- * under a channel lock, exactly once per block that a waker completes; after an operation has
- * returned, no call names its task again. libchan does not spin under a plugged-in scheduler.
+ * under a lock of libchan (a channel's, a timer's, a context's...), exactly once per block that
+ * a waker completes; after an operation has returned, no call names its task again. libchan
+ * does not spin under a plugged-in scheduler.
  * A park that returns -ETIMEDOUT before the deadline, or -EINTR, is called again with the same
  * deadline (a spurious wake-up: no operation reports a time-out it did not have). Any other
  * value gives the wait up: the operation returns it (negated if positive), nothing done, unless
- * a waker had completed it first (then it consumes that unpark and reports the waker's result).
+ * a waker had completed it first (then it parks with CHAN_FOREVER until park returns 0, which
+ * consumes that unpark, and reports the waker's result).
  * s is used by pointer and must outlive every operation parked through it. Its unpark and park
  * must order memory (what happens before unpark is visible after the park that consumes it). */
 void chan_sched_set(const struct chan_sched *s);

@@ -174,11 +174,12 @@ struct waiter {
     void *task;                     /* handle passed to park/unpark */
     struct sudog *sudogs;           /* what it waits on: nsudog sudogs (for dumps/deadlocks) */
     uint32_t nsudog;
-    uint32_t nio;            /* of which on fd channels (BUF_FD): it parks through
-                                waiter_park_io; 0 for every operation without fd cases */
-    const struct pollfd *io; /* with nio: their (fd, events), copied under the channels' locks
-                                (a scheduler's park reads them, waiter_fds, after the unlock,
-                                when a close may have freed the channels) */
+    uint32_t nio;             /* of which on fd channels (BUF_FD): it parks through
+                                 waiter_park_io; 0 for every operation without fd cases */
+    const struct pollfd *io;  /* with nio: their (fd, events), copied under the channels' locks
+                                 (a scheduler's park reads them, waiter_fds, after the unlock,
+                                 when a close may have freed the channels) */
+    struct waiter *held_next; /* on the waker's list of held wake-ups (wakeups_hold) */
 #ifdef CHAN_TRACE_BUILD
     struct waiter_trace t; /* the tracer's notes (trace/hooks.h); none in the pair */
 #endif
@@ -352,17 +353,13 @@ HIDDEN int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
  * channel locks held (the eventfd is made once per thread, the poll thread once per process). */
 HIDDEN int waiter_io_prepare(struct waiter *w);
 
-/* A woken waiter to unpark once the lock is dropped: its scheduler and task, read under the
- * lock. Go's goready after unlock. */
+/* A woken waiter to unpark once the lock is dropped (Go's goready after unlock). The waiter
+ * stays valid until its unpark: its operation waits for that unpark before it returns. */
 struct wakeup {
-    const struct chan_sched *sched;
-    void *task;
+    struct waiter *w; /* NULL: nobody to wake */
 };
 
-static inline struct wakeup wakeup_of(const struct waiter *w)
-{
-    return (struct wakeup){w->sched, w->task};
-}
+static inline struct wakeup wakeup_of(struct waiter *w) { return (struct wakeup){w}; }
 
 HIDDEN void wakeup_run(struct wakeup wk);
 

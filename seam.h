@@ -113,6 +113,19 @@ static inline void futex_wake(_Atomic uint32_t *word)
     futex((int32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
 
+/* ---- Wake-ups under a lock of a layer above the core (sudog.c) ------------------------------ */
+
+/* For time/, io/ and sync/, which complete channel operations (chan_close, chan_trysend) while
+ * they hold a lock of their own: wakeups_hold() before such a section, wakeups_release() once
+ * the lock is dropped. In between, the unparks of plugged-in schedulers' tasks that this thread
+ * would make wait, in their order, and wakeups_release runs them: chan_sched(3) lets an unpark
+ * make any libchan call, the layer's own included, or switch the thread to the woken task, and
+ * the layer's lock would be taken again on the thread that holds it. The pthread parker's
+ * wake-ups are made at once (they call nothing back). Sections nest; the outermost release
+ * runs the wake-ups. Nothing between may park: the list belongs to the thread. */
+HIDDEN void wakeups_hold(void);
+HIDDEN void wakeups_release(void);
+
 /* ---- What a parked task waits on (sudog.c), for a scheduler in the tree ---------------------- */
 
 struct waiter; /* one blocked operation (chan_internal.h): opaque here */
@@ -251,6 +264,12 @@ size_t timers_pending(void) SEAM_EXPORT(timers_pending);
  * time/. The count drops (seq_cst) before fn is called, so a thread that counts itself
  * (seq_cst) before reading timers_pending() either sees zero or is seen by fn. */
 void timers_set_drained_hook(void (*fn)(void)) SEAM_EXPORT(timers_set_drained_hook);
+
+/* For tests only: when set, a cancel calls it with each context it claims (time/context.c),
+ * right after the claim (its error set, its done channel closed, no lock held, the wake-ups of
+ * its waiters held until the walk is over), so that a test can hold a walk in its middle. Set
+ * and cleared by a test while no context is being cancelled. */
+HIDDEN extern void (*ctx_claimed_hook)(void *ctx);
 
 /* ---- Names of channels (trace/), for a report in the tree ------------------------------------ */
 

@@ -282,13 +282,13 @@ static bool maybe_ready(struct chan *c, enum chan_dir dir)
 static int try_alone(struct chan_case *cs, bool edge)
 {
     struct chan *c = cs->chan;
-    struct wakeup wk = {NULL, NULL};
+    struct wakeup wk = {NULL};
     bool ok;
     lock(&c->lock);
     int done = try_case(cs, &ok, &wk, NULL, edge);
     ASSERT(slow_bit_agrees(c));
     unlock(&c->lock);
-    if (wk.task)
+    if (wk.w)
         wakeup_run(wk);
     if (done)
         cs->ok = ok;
@@ -497,7 +497,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
      * so a case found ready is performed atomically (by the ring's CAS); but "nothing ready"
      * needs one instant at which it held for every channel: the last look. */
 relook:; /* every lock held */
-    struct wakeup wk = {NULL, NULL};
+    struct wakeup wk = {NULL};
     uint32_t nio = 0;
     chosen = pass1(cases, pollorder, norder, &wk, &nio, edge);
     bool last = chosen < 0 && has_ring(cases, lockorder, norder);
@@ -509,7 +509,7 @@ relook:; /* every lock held */
             wait_cancel(cases[lockorder[i]].chan);
         ASSERT(chosen < 0 || slow_bit_agrees(cases[chosen].chan));
         selunlock(cases, lockorder, norder, NULL);
-        if (wk.task)
+        if (wk.w)
             wakeup_run(wk);
         chan_mfree(heap);
         return chosen >= 0 ? chosen : err;

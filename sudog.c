@@ -689,7 +689,7 @@ static void *pollt_main(void *arg)
             uint32_t expected = 0;
             if (atomic_compare_exchange_strong_explicit(&r->w->done, &expected, DONE_IO,
                                                         memory_order_acq_rel, memory_order_relaxed))
-                wake[nwake++] = (struct wakeup){r->w->sched, r->w->task};
+                wake[nwake++] = wakeup_of(r->w);
         }
         pthread_mutex_unlock(&pollt.mu);
         /* Outside the lock (unpark may call libchan). Each task waits for this unpark before its
@@ -878,13 +878,81 @@ int waiter_park_io(struct waiter *w, struct pollfd *io, int64_t deadline)
     return parker_poll(w->task, io, w->nio, deadline);
 }
 
+/* Wake-ups of plugged-in schedulers' tasks held back while this thread holds a lock of a layer
+ * above the core (seam.h, wakeups_hold): listed through their waiters, which live until their
+ * unpark, in the order they came. */
+struct held {
+    unsigned depth;
+    struct waiter *first, *last;
+};
+static _Thread_local struct held held_wakeups;
+
+/* Threads in a held section now. wakeup_run looks at its thread's list only while some are: in
+ * a shared library a thread-local costs a call to __tls_get_addr, this one load (callgrind:
+ * +11 instructions a scheduler's wake-up with the thread-local alone, ping-pong of two tasks).
+ * Alone on its line: the layers' sections write it. */
+static _Alignas(64) _Atomic unsigned held_threads;
+
+/* Out of line, as parker_self: the list is read afresh after each unpark, which may have
+ * switched this task to another thread. */
+__attribute__((noinline)) static struct held *held_self(void) { return &held_wakeups; }
+
+void wakeups_hold(void)
+{
+    struct held *h = held_self();
+    if (h->depth++ == 0) /* relaxed: only this thread's wakeup_run needs to see it */
+        atomic_fetch_add_explicit(&held_threads, 1, memory_order_relaxed);
+}
+
+void wakeups_release(void)
+{
+    struct held *h = held_self();
+    ASSERT(h->depth > 0);
+    if (--h->depth)
+        return;
+    atomic_fetch_sub_explicit(&held_threads, 1, memory_order_relaxed);
+    if (!h->first)
+        return;
+    struct waiter *w = h->first;
+    h->first = h->last = NULL;
+    while (w) {
+        /* Read before the unpark: the waiter goes with its operation as soon as it runs. */
+        struct waiter *next = w->held_next;
+        const struct chan_sched *s = w->sched;
+        s->unpark(w->task);
+        w = next;
+    }
+}
+
+/* Lists w on this thread's held wake-ups if the thread is in a held section: true. Out of line,
+ * so that an unheld wake-up costs wakeup_run one load and a branch. */
+__attribute__((noinline, cold)) static bool held_add(struct waiter *w)
+{
+    struct held *h = held_self();
+    if (!h->depth)
+        return false; /* another thread is in a section, not this one */
+    w->held_next = NULL;
+    if (h->last)
+        h->last->held_next = w;
+    else
+        h->first = w;
+    h->last = w;
+    return true;
+}
+
 void wakeup_run(struct wakeup wk)
 {
     ASSERT(locks_held() == 0); /* the hook's contract: never unpark while a lock is held */
-    if (wk.sched)
-        wk.sched->unpark(wk.task);
-    else
-        parker_unpark(wk.task);
+    struct waiter *w = wk.w;
+    const struct chan_sched *s = w->sched;
+    if (!s) {
+        parker_unpark(w->task); /* calls nothing back: never held */
+        return;
+    }
+    /* A layer's lock is held on this thread: the unpark waits for its wakeups_release. */
+    if (unlikely(atomic_load_explicit(&held_threads, memory_order_relaxed)) && held_add(w))
+        return;
+    s->unpark(w->task);
 }
 
 int waiter_withdraw(struct waiter *w, int why)

@@ -20,12 +20,13 @@
  *
  * sg.mu guards the registrations, the counts of channels per signal, the saved dispositions
  * and the thread's existence. The delivery thread holds it while it sends (chan_trysend never
- * blocks), so once chan_signal_stop(c) has taken it, nothing more is sent to c. It takes the
- * pending mask under sg.mu too, and chan_signal_notify, before it adds signals to a channel,
- * delivers what is pending to the channels registered until then (deliver_pending): a signal
- * whose handler ran before a channel's notify never goes to that channel - not even one that
- * was pending for a channel stopped since, which no channel then gets (Go's Notify starts a
- * channel's deliveries at the call: a signal queued before it belongs to the others).
+ * blocks), so once chan_signal_stop(c) has taken it, nothing more is sent to c; a plugged-in
+ * scheduler's unpark of a receiver waits until sg.mu is dropped (wakeups_hold, seam.h). It
+ * takes the pending mask under sg.mu too, and chan_signal_notify, before it adds signals to a
+ * channel, delivers what is pending to the channels registered until then (deliver_pending): a
+ * signal whose handler ran before a channel's notify never goes to that channel - not even one
+ * that was pending for a channel stopped since, which no channel then gets (Go's Notify starts
+ * a channel's deliveries at the call: a signal queued before it belongs to the others).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -119,9 +120,11 @@ static void *sig_main(void *arg)
         int fd = atomic_load_explicit(&sig_efd, memory_order_relaxed);
         if (read(fd, &v, sizeof v) < 0 && errno != EINTR && errno != EAGAIN)
             return NULL; /* the eventfd went (a child of fork: a new thread takes over) */
+        wakeups_hold();  /* the receivers' unparks after the unlock (seam.h) */
         pthread_mutex_lock(&sg.mu);
         deliver_pending();
         pthread_mutex_unlock(&sg.mu);
+        wakeups_release();
     }
 }
 
@@ -210,6 +213,7 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
         mask[sigs[i] / 64] |= (uint64_t)1 << (sigs[i] % 64);
     }
     pthread_once(&sg_once, sg_init);
+    wakeups_hold(); /* deliver_pending's receivers are unparked after the unlock (seam.h) */
     pthread_mutex_lock(&sg.mu);
     /* What arrived before this call is for the channels that asked until now (what was pending
      * for a channel stopped since is dropped); a signal whose handler runs after this may go to
@@ -238,6 +242,7 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
                 unwatch(t);
         chan_mfree(fresh);
         pthread_mutex_unlock(&sg.mu);
+        wakeups_release();
         return err;
     }
     for (s = 1; s < NSIGS; s++)
@@ -250,6 +255,7 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
         sg.regs = fresh;
     }
     pthread_mutex_unlock(&sg.mu);
+    wakeups_release();
     return 0;
 }
 

@@ -14,7 +14,9 @@
  *    does count leave or reach zero. So while mu is held and count is zero, count stays zero.
  *  - done is never NULL. While count > 0 it is the round's channel, open; while count == 0 it
  *    is closed. The add that ends a round closes it under mu; the add that begins the next one
- *    replaces it under mu with a new one, after freeing the old.
+ *    replaces it under mu with a new one, after freeing the old. The close's unparks of
+ *    plugged-in schedulers' tasks wait until mu is dropped (wakeups_hold, seam.h): such an
+ *    unpark may call chan_wg_add.
  *  - waiters counts chan_wg_wait calls between registering (under mu, count > 0) and
  *    returning. A round begins only when it is zero: a waiter receives from the channel it
  *    read under mu, which therefore cannot be freed under it.
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 
 #include "chan_sync.h"
+#include "seam.h"
 
 struct chan_wg {
     _Atomic int64_t count;
@@ -108,6 +111,7 @@ int chan_wg_add(chan_wg_t *wg, int64_t delta)
                                                   memory_order_relaxed))
             return 0;
 
+    wakeups_hold(); /* the round's end wakes its waiters after the unlock (seam.h) */
     pthread_mutex_lock(&wg->mu);
     int rc = 0;
     for (c = atomic_load_explicit(&wg->count, memory_order_relaxed);;) {
@@ -133,6 +137,7 @@ int chan_wg_add(chan_wg_t *wg, int64_t delta)
         }
     }
     pthread_mutex_unlock(&wg->mu);
+    wakeups_release();
     return rc;
 }
 

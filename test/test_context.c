@@ -661,16 +661,32 @@ START_TEST(ctx_concurrent_cancel_waits_for_subtree)
 }
 END_TEST
 
-/* The same, made deterministic: the first canceller is held in the middle of its walk. A thread
- * blocked on a grandchild's done channel through a scheduler hook whose unpark waits for a gate
- * holds the canceller inside its chan_close of that channel, with the root and the child
- * cancelled and other grandchildren not yet. A second cancel of the root, and a cancel of the
- * child, must not return then. */
+/* The same, made deterministic: the first canceller is held in the middle of its walk, by the
+ * tests' hook that a cancel calls after each claim (seam.h), at a grandchild's, with the root
+ * and the child cancelled and other grandchildren not yet. A second cancel of the root, and a
+ * cancel of the child, must not return then. A thread blocked on that grandchild's done channel
+ * through a scheduler hook whose unpark waits for the same gate is woken only once the walk is
+ * over: the unparks of a cancel wait for its walk (an unpark may cancel the context itself). */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool in_unpark, open, woken;
-} slow = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+    void *target; /* the context whose claim holds the canceller */
+} slow = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false, NULL};
+
+extern void (*ctx_claimed_hook)(void *ctx);
+
+static void slow_claimed(void *ctx)
+{
+    if (ctx != slow.target)
+        return;
+    pthread_mutex_lock(&slow.mu);
+    slow.in_unpark = true;
+    pthread_cond_broadcast(&slow.cv);
+    while (!slow.open)
+        pthread_cond_wait(&slow.cv, &slow.mu);
+    pthread_mutex_unlock(&slow.mu);
+}
 
 static void *slow_current(void) { return &slow; }
 
@@ -741,6 +757,8 @@ START_TEST(ctx_cancel_waits_for_held_walk)
     chan_t *held = chan_ctx_done(sub[HELD_GRAND]);
     pthread_t w = spawn(slow_waiter, held);
     ck_assert(blocked_receivers_at_least(held, 1));
+    slow.target = sub[HELD_GRAND];
+    ctx_claimed_hook = slow_claimed;
 
     struct held_cancel first = {.ctx = root, .subtree = sub, .n = 1 + HELD_GRAND};
     pthread_t a = spawn(held_cancel_main, &first);
@@ -748,7 +766,7 @@ START_TEST(ctx_cancel_waits_for_held_walk)
     while (!slow.in_unpark)
         pthread_cond_wait(&slow.cv, &slow.mu);
     pthread_mutex_unlock(&slow.mu);
-    /* The first cancel is held inside that grandchild's chan_close; the others wait their turn
+    /* The first cancel is held right after that grandchild's claim; the others wait their turn
      * (if the walk's order changed, pick another grandchild to hold). */
     ck_assert_int_eq(chan_ctx_err(sub[0]), -ECANCELED);
     int left = 0;
@@ -773,6 +791,7 @@ START_TEST(ctx_cancel_waits_for_held_walk)
     join(b);
     join(c);
     ck_assert_int_eq((int)(intptr_t)join(w), -EPIPE);
+    ctx_claimed_hook = NULL;
     ck_assert_int_eq(first.missed + again.missed + child.missed, 0);
     for (int j = HELD_GRAND; j >= 0; j--)
         ck_assert_int_eq(chan_ctx_free(sub[j]), 0);

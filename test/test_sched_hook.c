@@ -21,6 +21,8 @@
 #include "sync/chan_sync.h"
 #include "chan_time.h"
 
+#include <signal.h>
+
 #define ASSERT_NO_VIOLATIONS()                                                                     \
     ck_assert_msg(atomic_load(&coro_violations) == 0, "%ld hook contract violation(s); first: %s", \
                   atomic_load(&coro_violations), coro_first_violation)
@@ -553,6 +555,162 @@ START_TEST(test_hook_park_completes_its_own_operation)
 }
 END_TEST
 
+/* unpark may make any libchan call (chan_sched(3)), the calls of the layer that woke the task
+ * included: timers, contexts, WaitGroups and signals complete channel operations while they hold
+ * a lock of their own (the timer queue's, the context's, the WaitGroup's, the signal table's),
+ * and must not run the unpark under it. Each variant parks a coroutine on one layer's channel,
+ * has that layer wake it, and calls the same layer from the unpark, on the waker's thread: a lock
+ * taken again there is a deadlock (the locks are not recursive), which the time-out reports. */
+enum {
+    LAYER_CTX_CANCEL,
+    LAYER_CTX_DEADLINE,
+    LAYER_WG,
+    LAYER_TIMER,
+    LAYER_TIMER_RESET,
+    LAYER_SIGNAL,
+    LAYER_N
+};
+
+static struct {
+    int variant;
+    chan_ctx_t *ctx;
+    chan_wg_t *wg;
+    chan_timer_t *timer;
+    chan_t *c, *sig, *unused;
+    int rc;
+    atomic_int calls;
+} layer;
+
+/* The timer thread held inside a func timer's fn (as timing.h's hold_timer_thread), so that a
+ * context's deadline passes before the coroutine waits but fires only once it does. */
+static _Atomic int timer_held, timer_let_go;
+
+static void hold_in_timer_thread(void *unused)
+{
+    (void)unused;
+    atomic_store(&timer_held, 1);
+    while (!atomic_load(&timer_let_go))
+        sleep_ms(1);
+}
+
+static int flag_set(void *p) { return atomic_load((_Atomic int *)p); }
+
+static void unpark_calls_layer(struct coro *c)
+{
+    (void)c;
+    switch (layer.variant) {
+    case LAYER_CTX_CANCEL:
+    case LAYER_CTX_DEADLINE:
+        if (chan_ctx_err(layer.ctx) == 0)
+            coro_violate("unpark before the context's error was set");
+        (void)chan_ctx_cancel(layer.ctx); /* the context's lock, and its walk over */
+        break;
+    case LAYER_WG:
+        if (chan_wg_add(layer.wg, 0) != 0) /* the WaitGroup's lock */
+            coro_violate("chan_wg_add(wg, 0) failed in unpark");
+        break;
+    case LAYER_TIMER:
+    case LAYER_TIMER_RESET:
+        (void)chan_timer_stop(layer.timer); /* the timer queue's lock */
+        break;
+    case LAYER_SIGNAL:
+        (void)chan_signal_stop(layer.unused); /* the signal table's lock */
+        break;
+    }
+    atomic_fetch_add(&layer.calls, 1);
+}
+
+static void layer_waiter(void *arg)
+{
+    (void)arg;
+    if (layer.variant == LAYER_WG) {
+        layer.rc = chan_wg_wait(layer.wg);
+    } else if (layer.variant == LAYER_SIGNAL) {
+        int s = 0;
+        layer.rc = chan_recv(layer.c, &s);
+        if (s != SIGUSR1)
+            coro_violate("received signal %d", s);
+    } else {
+        int64_t v;
+        layer.rc = chan_recv(layer.c, layer.variant <= LAYER_CTX_DEADLINE ? NULL : &v);
+    }
+}
+
+START_TEST(test_hook_unpark_calls_the_waking_layer)
+{
+    memset(&layer, 0, sizeof layer);
+    layer.variant = _i;
+    int want = 0;
+    switch (layer.variant) {
+    case LAYER_CTX_CANCEL:
+        layer.ctx = chan_ctx_with_cancel(chan_ctx_background());
+        layer.c = chan_ctx_done(layer.ctx);
+        want = -EPIPE;
+        break;
+    case LAYER_CTX_DEADLINE: /* not before the coroutine waits: the timer thread is held */
+        layer.timer = chan_timer_make_func(0, hold_in_timer_thread, NULL);
+        ck_assert(layer.timer && eventually(flag_set, &timer_held));
+        layer.ctx = chan_ctx_with_timeout(chan_ctx_background(), 1 * MS);
+        layer.c = chan_ctx_done(layer.ctx);
+        want = -EPIPE;
+        break;
+    case LAYER_WG:
+        layer.wg = chan_wg_make();
+        ck_assert_int_eq(chan_wg_add(layer.wg, 1), 0);
+        layer.c = chan_wg_chan(layer.wg);
+        break;
+    case LAYER_TIMER:
+    case LAYER_TIMER_RESET:
+        layer.timer = chan_timer_make(3600 * 1000 * MS);
+        layer.c = chan_timer_chan(layer.timer);
+        break;
+    case LAYER_SIGNAL: {
+        layer.c = mk(sizeof(int), 1);
+        layer.unused = mk(sizeof(int), 1);
+        int sigs[] = {SIGUSR1};
+        ck_assert_int_eq(chan_signal_notify(layer.c, sigs, 1), 0);
+        break;
+    }
+    }
+    ck_assert_ptr_nonnull(layer.c);
+    coro_unpark_hook = unpark_calls_layer;
+    coro_start(1);
+    coro_go(layer_waiter, NULL);
+    ck_assert(eventually(queued_receivers, layer.c));
+    switch (layer.variant) {
+    case LAYER_CTX_CANCEL: ck_assert_int_eq(chan_ctx_cancel(layer.ctx), 0); break;
+    case LAYER_CTX_DEADLINE: /* past: the timer thread cancels it once let go */
+        sleep_ms(2);
+        atomic_store(&timer_let_go, 1);
+        break;
+    case LAYER_WG: ck_assert_int_eq(chan_wg_done(layer.wg), 0); break;
+    case LAYER_TIMER: /* fires on the timer thread */
+        (void)chan_timer_reset(layer.timer, 1 * MS);
+        break;
+    case LAYER_TIMER_RESET: /* already due: fires in this call, on this thread */
+        (void)chan_timer_reset(layer.timer, 0);
+        break;
+    case LAYER_SIGNAL: ck_assert_int_eq(kill(getpid(), SIGUSR1), 0); break;
+    }
+    coro_wait();
+    coro_unpark_hook = NULL;
+    ck_assert_int_eq(layer.rc, want);
+    ck_assert_int_eq(atomic_load(&layer.calls), 1);
+    ASSERT_NO_VIOLATIONS();
+    if (layer.ctx)
+        ck_assert_int_eq(chan_ctx_free(layer.ctx), 0);
+    if (layer.wg)
+        ck_assert_int_eq(chan_wg_free(layer.wg), 0);
+    if (layer.timer)
+        ck_assert_int_eq(chan_timer_free(layer.timer), 0);
+    if (layer.variant == LAYER_SIGNAL) {
+        ck_assert_int_eq(chan_signal_stop(layer.c), 0);
+        ck_assert_int_eq(chan_free(layer.c), 0);
+        ck_assert_int_eq(chan_free(layer.unused), 0);
+    }
+}
+END_TEST
+
 /* As ADD_TEST, for a test run once per worker count (_i 0: one worker, 1: two) or variant. */
 #define ADD_LOOP_TEST(suite, fn, secs, n)                                                          \
     do {                                                                                           \
@@ -676,6 +834,47 @@ static void fd_closed(void *arg)
     char b;
     e->r_closed = (int)chan_read(e->closed, &b, 1, NULL, CHAN_FOREVER);
 }
+
+/* A select whose fd case another operation already waits on returns -EBUSY after calling
+ * current, without parking (chan_sched(3): io_prepare's check follows waiter_init). */
+static int busy_fd;
+
+static void *fd_wait_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)chan_fd_wait(busy_fd, POLLIN, NULL, chan_now() + 10000 * MS);
+}
+
+static void busy_select(void *arg)
+{
+    struct one_op *o = arg;
+    struct chan_case cs[] = {chan_case_recv(chan_fd_chan(busy_fd, POLLIN), NULL)};
+    o->rc = chan_select_until(cs, 1, chan_now() + 10000 * MS);
+    o->parks = coro_self()->parks;
+}
+
+START_TEST(test_coro_fd_busy_calls_current_only)
+{
+    int p[2];
+    mkpipe(p);
+    busy_fd = p[0];
+    pthread_t t = spawn(fd_wait_thread, NULL);
+    ck_assert(fd_waiter_queued(p[0], POLLIN, sleep_ms));
+    struct one_op o = {.rc = 1};
+    coro_start(1);
+    coro_go(busy_select, &o);
+    coro_wait();
+    ck_assert_int_eq(o.rc, -EBUSY);
+    ck_assert_int_eq(o.parks, 0);
+    ck_assert_int_eq(atomic_load(&coro_n_current), 1);
+    ck_assert_int_eq(atomic_load(&coro_n_unpark), 0);
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    ck_assert_int_eq((int)(intptr_t)join(t), POLLIN); /* the events ready */
+    ck_assert_int_eq(chan_fd_close(p[0]), 0);
+    ck_assert_int_eq(chan_fd_close(p[1]), 0);
+    ASSERT_NO_VIOLATIONS();
+}
+END_TEST
 
 START_TEST(test_coro_fd_wait_ends)
 {
@@ -819,8 +1018,10 @@ static Suite *sched_hook_suite(void)
     ADD_TEST(s, test_hook_give_up_loses_race, 30);
     ADD_LOOP_TEST(s, test_hook_unpark_calls_libchan, 30, 2);
     ADD_TEST(s, test_hook_park_completes_its_own_operation, 30);
+    ADD_LOOP_TEST(s, test_hook_unpark_calls_the_waking_layer, 30, LAYER_N);
     ADD_LOOP_TEST(s, test_coro_fd_pipe, 60, 2);
     ADD_LOOP_TEST(s, test_coro_fd_wait_ends, 30, 2);
+    ADD_TEST(s, test_coro_fd_busy_calls_current_only, 30);
     ADD_TEST(s, test_coro_fd_after_fork, 30);
 #ifdef CHAN_TRACE_BUILD
     ADD_TEST(s, test_hook_dump_names_task, 30);

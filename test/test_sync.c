@@ -760,16 +760,31 @@ END_TEST
 
 /* A chan_group_wait that has seen its tasks finish is still in progress until it returns: it
  * cancels the context and reads the first error after its WaitGroup wait. Held there (its cancel
- * waits for the context's lock, which another cancel holds while a waiter on the done channel,
- * through a scheduler hook whose unpark waits for a gate, is being woken), chan_group_free must
- * refuse with -EBUSY (chan_group(3)), not free the group under it: it freed it, and the wait then
- * read the freed group (ASan: use after free in chan_group_wait; found by two waiters, the
- * owner freeing after its own). */
+ * waits for the walk of another cancel, which the tests' hook after each claim (seam.h) holds at
+ * a gate), chan_group_free must refuse with -EBUSY (chan_group(3)), not free the group under it:
+ * it freed it, and the wait then read the freed group (ASan: use after free in chan_group_wait;
+ * found by two waiters, the owner freeing after its own). A waiter on the done channel, through a
+ * scheduler hook whose unpark waits for the same gate, is woken once that walk is over. */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool in_unpark, open, woken;
-} held = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+    void *target; /* the context whose claim holds its canceller */
+} held = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false, NULL};
+
+extern void (*ctx_claimed_hook)(void *ctx);
+
+static void held_claimed(void *ctx)
+{
+    if (ctx != held.target)
+        return;
+    pthread_mutex_lock(&held.mu);
+    held.in_unpark = true;
+    pthread_cond_broadcast(&held.cv);
+    while (!held.open)
+        pthread_cond_wait(&held.cv, &held.mu);
+    pthread_mutex_unlock(&held.mu);
+}
 
 static void *held_current(void) { return &held; }
 
@@ -857,6 +872,8 @@ START_TEST(group_free_busy_while_wait_returns)
     chan_ctx_t *ctx = chan_group_ctx(g);
     pthread_t x = spawn(held_receiver, chan_ctx_done(ctx));
     ck_assert(blocked_receivers_at_least(chan_ctx_done(ctx), 1));
+    held.target = ctx;
+    ctx_claimed_hook = held_claimed;
     pthread_t c = spawn(cancel_main, ctx);
     pthread_mutex_lock(&held.mu);
     while (!held.in_unpark)
@@ -881,6 +898,7 @@ START_TEST(group_free_busy_while_wait_returns)
     ck_assert_int_eq((int)(intptr_t)join(c), 0);
     ck_assert_int_eq((int)(intptr_t)join(x), -EPIPE);
     join(a);
+    ctx_claimed_hook = NULL;
     ck_assert_int_eq(atomic_load(&w.rc), 0);
     ck_assert_int_eq(chan_group_free(g), 0);
 }

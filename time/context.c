@@ -37,6 +37,9 @@
  *    operation that is still unlinking itself from it can delay chan_free (chan.h, chan_free); then
  *    the timer thread frees the channel later (free_done), rather than anyone waiting for it.
  *  - Lock order with timers: n->mu, then the timer queue's lock (chan_timer_reset under n->mu).
+ *  - A cancel wakes the waiters of the done channels it closes once its walk is over and no
+ *    context lock is held (wakeups_hold, seam.h): a plugged-in scheduler's unpark may cancel or
+ *    derive from the very context.
  *    The deadline callback runs on the timer thread without the timer queue's lock.
  */
 #define _GNU_SOURCE
@@ -219,12 +222,21 @@ static void await_walked(struct chan_ctx *n)
 /* Go's cancelCtx.cancel: cancels n and its descendants with err, returning once all are
  * cancelled, whoever cancelled each. The caller holds a reference to n. remove: unlink n from the
  * node it registered with (false when that node is cancelling it, and has unlinked it). */
+void (*ctx_claimed_hook)(void *ctx);
+
 static void cancel_node(struct chan_ctx *n, int err, bool remove)
 {
+    /* The unparks of the done channels' waiters wait until the whole walk is over (seam.h):
+     * under n->mu an unpark that cancels n, or makes a child of it, would take n->mu again,
+     * and before `walked` is set its chan_ctx_cancel would wait for this very walk. */
+    wakeups_hold();
     if (!claim(n, err)) {
         await_walked(n); /* its claimer unlinks it */
+        wakeups_release();
         return;
     }
+    if (ctx_claimed_hook)
+        ctx_claimed_hook(n);
     /* Depth first: pop the next child of cur; descend into it if we claim it; when cur has no
      * children left its subtree is done, and we go back up to the node whose list it was on. */
     struct chan_ctx *cur = n;
@@ -233,6 +245,8 @@ static void cancel_node(struct chan_ctx *n, int err, bool remove)
         if (k) {
             cur->children = k->next;
             if (claim(k, err)) {
+                if (ctx_claimed_hook)
+                    ctx_claimed_hook(k);
                 cur = k;
             } else {
                 await_walked(k); /* a cancel of k itself, or its deadline, got there first */
@@ -262,6 +276,7 @@ static void cancel_node(struct chan_ctx *n, int err, bool remove)
         }
         pthread_mutex_unlock(&r->mu);
     }
+    wakeups_release();
 }
 
 /* The deadline came (on the timer thread): cancel, then drop the timer's reference. */
@@ -457,8 +472,8 @@ int chan_ctx_err(const chan_ctx_t *ctx)
     /* Go's Err reads the error under the context's lock, which its cancel holds from setting the
      * error to closing done: a non-zero error means done is closed. The error is read without
      * the lock here; seen in that window, before done is closed, wait for the claimer to close
-     * it. (After the close, the claimer may still hold mu, waking done's waiters: a waker held
-     * there by a scheduler's unpark does not hold this up.) */
+     * it. (After the close, the claimer may still hold mu, marking its children: a done channel
+     * seen closed does not wait for that. Its waiters are unparked after its walk: seam.h.) */
     if (err && !atomic_load_explicit(&n->closed, memory_order_acquire) &&
         chan_tryrecv(n->done, NULL) != -EPIPE) {
         pthread_mutex_lock(&n->mu);

@@ -39,7 +39,9 @@
  *    fair, would otherwise let the thread keep the lock from every stop, reset and make in the
  *    process.
  *  - Lock order: tq.mu, then a channel's lock (inside chan_trysend/chan_tryrecv/chan_free).
- *    Nothing in libchan takes tq.mu while holding a channel lock.
+ *    Nothing in libchan takes tq.mu while holding a channel lock. A firing's unpark of a
+ *    plugged-in scheduler's task waits until tq.mu is dropped (wakeups_hold, seam.h): that
+ *    unpark may call a timer function.
  *  - A func timer's fn runs with tq.mu dropped, after the timer has left the heap: fn may stop,
  *    reset or free timers, its own included. The thread copies fn and arg out before dropping
  *    the lock and never touches the timer again.
@@ -312,17 +314,27 @@ static void *timer_main(void *unused)
             pthread_mutex_unlock(&tq.mu);
             fn(arg); /* t may be freed from here on */
             pthread_mutex_lock(&tq.mu);
-        } else if (t->period) {
-            /* A ticker stays at the top with its next deadline and moves down from there
-             * (Go's runOneTimer): due again at once if its period is shorter than a firing. */
-            send_time(t, now);
-            t->when = next_tick(t->when, t->period, now);
-            if (t->when == CHAN_FOREVER)
-                pending_done(); /* saturated: it will not fire again */
-            heap_update(&tq.heap, first, t->when);
         } else {
-            dequeue(t);
-            send_time(t, now);
+            /* The receiver's unpark waits until tq.mu is dropped (seam.h): it may call a
+             * function of this file. Before pending_done, so that a scheduler's deadlock check
+             * never finds the task parked with nothing pending. */
+            wakeups_hold();
+            if (t->period) {
+                /* A ticker stays at the top with its next deadline and moves down from there
+                 * (Go's runOneTimer): due again at once if its period is shorter than a
+                 * firing. */
+                send_time(t, now);
+                t->when = next_tick(t->when, t->period, now);
+                if (t->when == CHAN_FOREVER)
+                    pending_done(); /* saturated: it will not fire again */
+                heap_update(&tq.heap, first, t->when);
+            } else {
+                dequeue(t);
+                send_time(t, now);
+            }
+            pthread_mutex_unlock(&tq.mu);
+            wakeups_release();
+            pthread_mutex_lock(&tq.mu);
         }
         pending_done();
         hand_over();
@@ -403,7 +415,7 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
     }
     tq.live++;
     int64_t now = chan_now();
-    arm(t, when_is_duration ? deadline_after(now, when) : when, now);
+    arm(t, when_is_duration ? deadline_after(now, when) : when, now); /* nobody to wake yet */
     pthread_mutex_unlock(&tq.mu);
     return t;
 }
@@ -442,6 +454,7 @@ static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
     int64_t now = chan_now();
     int64_t when = deadline_after(now, d);
     int r;
+    wakeups_hold(); /* a timer already due fires here: its receiver's unpark after the unlock */
     if (heap_queued(&t->hn) && !(t->c && !period && when <= now)) {
         /* Go's modtimer: a queued timer that is not to fire in this call stays queued, with
          * its new deadline. Only a ticker's channel can hold a value while it is queued: a
@@ -457,6 +470,7 @@ static int timer_rearm(struct chan_timer *t, int64_t d, int64_t period)
         arm(t, when, now);
     }
     pthread_mutex_unlock(&tq.mu);
+    wakeups_release();
     return r;
 }
 
