@@ -193,6 +193,99 @@ START_TEST(lifecycle_concurrent)
 }
 END_TEST
 
+/* A plain thread's chan_mpg_go counts its G live before it queues it: a chan_mpg_wait meanwhile
+ * found a live G in no queue, every P idle, and reported a deadlock with no G in it. No G here
+ * ever blocks, so every report is false. */
+static _Atomic int64_t fs_end;
+
+/* One G at a time, each waited for: no G is live between two spawns, so the waits return and
+ * are called again all the time, and each spawn is seen in flight by some. */
+static void *fs_spawner(void *arg)
+{
+    (void)arg;
+    for (long n = 1; chan_now() < atomic_load(&fs_end); n++) {
+        if (chan_mpg_go(lc_bump, NULL) < 1)
+            atomic_fetch_add(&lc_failed, 1);
+        while (atomic_load(&lc_ran) < n)
+            sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(foreign_spawn_no_false_deadlock)
+{
+    start(1);
+    atomic_store(&fs_end, chan_now() + 2000 * 1000000LL);
+    atomic_store(&lc_failed, 0);
+    atomic_store(&lc_ran, 0);
+    pthread_t t = spawn(fs_spawner, NULL);
+    int reports = 0;
+    char buf[256] = "";
+    while (chan_now() < atomic_load(&fs_end))
+        if (chan_mpg_wait_report(buf, sizeof buf) == -EDEADLK)
+            reports++;
+    join(t);
+    ck_assert_msg(reports == 0, "%d false deadlock reports, the last: %s", reports, buf);
+    ck_assert_int_eq(atomic_load(&lc_failed), 0);
+    finish();
+}
+END_TEST
+
+/* chan_mpg_wait racing a stop and a start on other threads, while a plain thread's spawns are
+ * refused (each counts itself live for a moment): the wait looked at the Ps that the stop had
+ * freed, or that the start had not made yet (SIGSEGV in any_work). It returns 0 or -EINVAL. */
+static _Atomic int64_t wr_end;
+
+static void *wr_cycler(void *arg)
+{
+    (void)arg;
+    for (int i = 0; chan_now() < atomic_load(&wr_end); i++) {
+        int rc = chan_mpg_start(1 + i % 2);
+        if (rc != 0 && rc != -EALREADY)
+            atomic_fetch_add(&lc_failed, 1);
+        rc = chan_mpg_stop();
+        if (rc != 0 && rc != -EBUSY && rc != -EINVAL)
+            atomic_fetch_add(&lc_failed, 1);
+    }
+    return NULL;
+}
+
+static void *wr_spawner(void *arg)
+{
+    (void)arg;
+    while (chan_now() < atomic_load(&wr_end)) {
+        int64_t id = chan_mpg_go(lc_bump, NULL);
+        if (id < 1 && id != -EINVAL)
+            atomic_fetch_add(&lc_failed, 1);
+    }
+    return NULL;
+}
+
+START_TEST(wait_races_stop_and_start)
+{
+    /* Every thread stops at the end: a wait returns only once no G is live. */
+    atomic_store(&wr_end, chan_now() + (under_sanitizer() ? 1500 : 3000) * 1000000LL);
+    atomic_store(&lc_failed, 0);
+    pthread_t t[3] = {spawn(wr_cycler, NULL), spawn(wr_cycler, NULL), spawn(wr_spawner, NULL)};
+    long bad_rc = 0, waits = 0;
+    while (chan_now() < atomic_load(&wr_end)) {
+        char buf[256];
+        int rc = chan_mpg_wait_report(buf, sizeof buf);
+        waits++;
+        if (rc != 0 && rc != -EINVAL)
+            bad_rc++;
+    }
+    for (int i = 0; i < 3; i++)
+        join(t[i]);
+    ck_assert_msg(bad_rc == 0, "%ld of %ld waits said neither 0 nor -EINVAL", bad_rc, waits);
+    ck_assert_int_eq(atomic_load(&lc_failed), 0);
+    if (chan_mpg_stop() == -EBUSY) {
+        ck_assert_int_eq(chan_mpg_wait(), 0);
+        ck_assert_int_eq(chan_mpg_stop(), 0);
+    }
+}
+END_TEST
+
 /* ---- Channels with Gs ---------------------------------------------------------------------- */
 
 struct pp {
@@ -1706,6 +1799,8 @@ int main(void)
     ADD_TEST(s, lifecycle, 30);
     ADD_TEST(s, stack_size_bounds, 30);
     ADD_TEST(s, lifecycle_concurrent, 60);
+    ADD_TEST(s, foreign_spawn_no_false_deadlock, 60);
+    ADD_TEST(s, wait_races_stop_and_start, 60);
     ADD_TEST(s, pingpong, 60);
     ADD_TEST(s, buffered_fifo, 60);
     ADD_TEST(s, close_wakes, 30);
