@@ -349,7 +349,10 @@ void chan_mpg_foreign_leave(void)
         if (n <= 0)
             return;
     } while (!atomic_compare_exchange_weak(&sched.nforeign, &n, n - 1));
-    if (n == 1 && atomic_load(&sched.running)) {
+    /* Only a waiter needs the news: one counts itself (seq_cst) before it reads nforeign, so
+     * either it sees this leave or this sees it (as timers_drained). A plain thread's
+     * chan_mpg_go comes here at every spawn: no lock when nobody waits. */
+    if (n == 1 && atomic_load(&sched.nwaiters) > 0 && atomic_load(&sched.running)) {
         pthread_mutex_lock(&sched.lock);
         deadlock_recheck_locked();
         pthread_mutex_unlock(&sched.lock);
