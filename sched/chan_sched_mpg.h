@@ -139,7 +139,9 @@ void chan_mpg_foreign_leave(void);
  * at once take turns: of two stops one stops and the other says -EINVAL. */
 int chan_mpg_stop(void);
 
-/* Counters, for tests and tuning, read while running; st may be NULL (nothing is written). */
+/* Counters, for tests and tuning; st may be NULL (nothing is written). While running, this run's;
+ * after chan_mpg_stop, those of the run it ended, with stacks and stacks_guarded 0 (freed);
+ * before the first start, zeros. */
 struct chan_mpg_stats {
     uint64_t spawned;        /* Gs started since chan_mpg_start */
     uint64_t live;           /* Gs not yet returned */

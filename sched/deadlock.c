@@ -50,13 +50,15 @@
  * there (a program that makes no timer just links it unused). */
 static bool deadlocked_locked(void)
 {
-    if (atomic_load(&sched.npidle) != sched.nprocs || atomic_load(&sched.nforeign) > 0 ||
-        atomic_load(&sched.live) == 0 || any_syscall_locked() || any_work(true) ||
-        netpoll_waiting())
+    if (atomic_load(&sched.npidle) != sched.nprocs || atomic_load(&sched.live) == 0 ||
+        any_syscall_locked() || any_work(true) || netpoll_waiting())
         return false;
     if (timers_pending() > 0)
         return false;
-    return g_timers_armed() == 0;
+    /* Foreign threads last: a plain thread's chan_mpg_go announces itself before it counts its
+     * G live and leaves after it has queued it, and its wakep then needs sched.lock, which we
+     * hold; so a live count that includes its G is seen with its announcement (all seq_cst). */
+    return g_timers_armed() == 0 && atomic_load(&sched.nforeign) == 0;
 }
 
 /* Also when the last foreign thread leaves (chan_mpg_foreign_leave). */
@@ -290,7 +292,10 @@ static int wait_common(char *buf, size_t size, bool to_stderr)
     char *report = NULL;
     pthread_mutex_lock(&sched.lock);
     atomic_fetch_add(&sched.nwaiters, 1);
-    while (atomic_load(&sched.live) > 0) {
+    /* A stop on another thread (which succeeds only with no G live) clears running under
+     * sched.lock before it frees the Ps: none to look at after that. A refused spawn counts
+     * itself live for a moment even then. */
+    while (atomic_load(&sched.live) > 0 && atomic_load(&sched.running)) {
         if (deadlocked_locked()) {
             rc = -EDEADLK;
             report = report_deadlock_locked();
@@ -344,7 +349,10 @@ void chan_mpg_foreign_leave(void)
         if (n <= 0)
             return;
     } while (!atomic_compare_exchange_weak(&sched.nforeign, &n, n - 1));
-    if (n == 1 && atomic_load(&sched.running)) {
+    /* Only a waiter needs the news: one counts itself (seq_cst) before it reads nforeign, so
+     * either it sees this leave or this sees it (as timers_drained). A plain thread's
+     * chan_mpg_go comes here at every spawn: no lock when nobody waits. */
+    if (n == 1 && atomic_load(&sched.nwaiters) > 0 && atomic_load(&sched.running)) {
         pthread_mutex_lock(&sched.lock);
         deadlock_recheck_locked();
         pthread_mutex_unlock(&sched.lock);

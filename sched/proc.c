@@ -1712,6 +1712,13 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
      * id and then dropped by a stop, nor one made from a pool being freed; and a stop that says
      * -EBUSY makes no spawn fail. Counted before it has a descriptor, too, so that g_alloc's
      * test for a descriptor not in use (ngs over live) is not met by spawns under way. */
+    /* A thread that is not an M (a plain thread) counts as an announced foreign thread until
+     * its G is queued: a chan_mpg_wait meanwhile would otherwise find a live G that no queue
+     * holds with every P idle, and report a deadlock with no G in it. A G's spawn needs none:
+     * its P is not idle, or it is in a system call. */
+    bool foreign = !m_self();
+    if (foreign)
+        chan_mpg_foreign_enter();
     atomic_fetch_add(&sched.live, 1);
     while (atomic_load(&sched.closing))
         sched_yield();
@@ -1725,6 +1732,8 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
     if (err) {
         if (atomic_fetch_sub_explicit(&sched.live, 1, memory_order_acq_rel) == 1)
             waiters_wake();
+        if (foreign)
+            chan_mpg_foreign_leave();
         return err;
     }
     g->fn = fn;
@@ -1740,6 +1749,8 @@ int64_t chan_mpg_go(void (*fn)(void *), void *arg)
     atomic_store(&g->live, true);
     int64_t id = g->id;
     ready(g);
+    if (foreign)
+        chan_mpg_foreign_leave();
     return id;
 }
 
@@ -1837,12 +1848,17 @@ int chan_mpg_stop(void)
             err = -EBUSY;
     }
     if (!err) {
+        /* Not running before the Ps go: a chan_mpg_wait on another thread looks at them only
+         * under sched.lock and while running (deadlock.c); a spawn still waits at the gate. */
+        pthread_mutex_lock(&sched.lock);
+        atomic_store(&sched.running, false);
+        pthread_cond_broadcast(&sched.cv);
+        pthread_mutex_unlock(&sched.lock);
         deadlock_watch(false);
         fiber_overflow_unwatch();
         stop_all();
         atomic_store(&sched.spawned, spawned_sum());
         free_all();
-        atomic_store(&sched.running, false);
     }
     atomic_store(&sched.closing, false);
     pthread_mutex_unlock(&sched.life);

@@ -193,6 +193,166 @@ START_TEST(lifecycle_concurrent)
 }
 END_TEST
 
+/* A plain thread's chan_mpg_go counts its G live before it queues it: a chan_mpg_wait meanwhile
+ * found a live G in no queue, every P idle, and reported a deadlock with no G in it. No G here
+ * ever blocks, so every report is false. */
+static _Atomic int64_t fs_end;
+
+/* One G at a time, each waited for: no G is live between two spawns, so the waits return and
+ * are called again all the time, and each spawn is seen in flight by some. */
+static void *fs_spawner(void *arg)
+{
+    (void)arg;
+    for (long n = 1; chan_now() < atomic_load(&fs_end); n++) {
+        if (chan_mpg_go(lc_bump, NULL) < 1)
+            atomic_fetch_add(&lc_failed, 1);
+        while (atomic_load(&lc_ran) < n)
+            sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(foreign_spawn_no_false_deadlock)
+{
+    start(1);
+    atomic_store(&fs_end, chan_now() + 2000 * 1000000LL);
+    atomic_store(&lc_failed, 0);
+    atomic_store(&lc_ran, 0);
+    pthread_t t = spawn(fs_spawner, NULL);
+    int reports = 0;
+    char buf[256] = "";
+    while (chan_now() < atomic_load(&fs_end))
+        if (chan_mpg_wait_report(buf, sizeof buf) == -EDEADLK)
+            reports++;
+    join(t);
+    ck_assert_msg(reports == 0, "%d false deadlock reports, the last: %s", reports, buf);
+    ck_assert_int_eq(atomic_load(&lc_failed), 0);
+    finish();
+}
+END_TEST
+
+/* chan_mpg_wait racing a stop and a start on other threads, while a plain thread's spawns are
+ * refused (each counts itself live for a moment): the wait looked at the Ps that the stop had
+ * freed, or that the start had not made yet (SIGSEGV in any_work). It returns 0 or -EINVAL. */
+static _Atomic int64_t wr_end;
+
+static void *wr_cycler(void *arg)
+{
+    (void)arg;
+    for (int i = 0; chan_now() < atomic_load(&wr_end); i++) {
+        int rc = chan_mpg_start(1 + i % 2);
+        if (rc != 0 && rc != -EALREADY)
+            atomic_fetch_add(&lc_failed, 1);
+        rc = chan_mpg_stop();
+        if (rc != 0 && rc != -EBUSY && rc != -EINVAL)
+            atomic_fetch_add(&lc_failed, 1);
+    }
+    return NULL;
+}
+
+static void *wr_spawner(void *arg)
+{
+    (void)arg;
+    while (chan_now() < atomic_load(&wr_end)) {
+        int64_t id = chan_mpg_go(lc_bump, NULL);
+        if (id < 1 && id != -EINVAL)
+            atomic_fetch_add(&lc_failed, 1);
+    }
+    return NULL;
+}
+
+START_TEST(wait_races_stop_and_start)
+{
+    /* Every thread stops at the end: a wait returns only once no G is live. */
+    atomic_store(&wr_end, chan_now() + (under_sanitizer() ? 1500 : 3000) * 1000000LL);
+    atomic_store(&lc_failed, 0);
+    pthread_t t[3] = {spawn(wr_cycler, NULL), spawn(wr_cycler, NULL), spawn(wr_spawner, NULL)};
+    long bad_rc = 0, waits = 0;
+    while (chan_now() < atomic_load(&wr_end)) {
+        char buf[256];
+        int rc = chan_mpg_wait_report(buf, sizeof buf);
+        waits++;
+        if (rc != 0 && rc != -EINVAL)
+            bad_rc++;
+    }
+    for (int i = 0; i < 3; i++)
+        join(t[i]);
+    ck_assert_msg(bad_rc == 0, "%ld of %ld waits said neither 0 nor -EINVAL", bad_rc, waits);
+    ck_assert_int_eq(atomic_load(&lc_failed), 0);
+    if (chan_mpg_stop() == -EBUSY) {
+        ck_assert_int_eq(chan_mpg_wait(), 0);
+        ck_assert_int_eq(chan_mpg_stop(), 0);
+    }
+}
+END_TEST
+
+/* chan_mpg(3), CAVEATS: a child of fork(2) has the scheduler's state but none of its threads.
+ * Its start says -EALREADY, a spawn returns an id (its G never runs), and a stop -EBUSY while
+ * the parent had Gs. Not under the sanitizers, whose runtimes a fork of a process with threads
+ * upsets. */
+static void fk_park(void *arg)
+{
+    long v;
+    chan_recv(arg, &v);
+}
+
+START_TEST(fork_child_as_documented)
+{
+    if (under_sanitizer())
+        return;
+    start(2);
+    chan_t *c = chan_make(sizeof(long), 0);
+    go(fk_park, c);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (chan_mpg_start(1) != -EALREADY)
+            _exit(1);
+        if (chan_mpg_go(lc_bump, NULL) < 1)
+            _exit(2);
+        if (chan_mpg_stop() != -EBUSY)
+            _exit(3);
+        _exit(0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+    ck_assert_int_eq(chan_close(c), 0);
+    finish();
+    chan_free(c);
+}
+END_TEST
+
+/* chan_mpg_stats after a stop: the counts of the run it ended, with no stacks. */
+START_TEST(stats_after_stop)
+{
+    struct chan_mpg_config cfg = {.nprocs = 3, .guard_max = 5};
+    ck_assert_int_eq(chan_mpg_start_config(&cfg), 0);
+    chan_t *c = chan_make(sizeof(long), 0);
+    for (int i = 0; i < 40; i++)
+        go(fk_park, c);
+    struct chan_mpg_stats st;
+    char buf[64];
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    chan_mpg_stats(&st);
+    ck_assert_uint_eq(st.live, 40);
+    ck_assert_uint_eq(st.stacks, 40);
+    ck_assert_uint_le(st.stacks_guarded, 5); /* 0 under TSan before Linux 6.13 */
+    ck_assert_uint_ge(st.stacks_guarded, under_sanitizer() ? 0 : 5);
+    ck_assert_int_eq(chan_close(c), 0);
+    finish();
+    chan_free(c);
+    chan_mpg_stats(&st);
+    ck_assert_uint_eq(st.spawned, 40);
+    ck_assert_uint_eq(st.live, 0);
+    ck_assert_uint_eq(st.deadlocks, 1);
+    ck_assert_int_eq(st.nprocs, 3);
+    ck_assert_uint_ge(st.threads, 3);
+    ck_assert_uint_eq(st.stacks, 0);
+    ck_assert_uint_eq(st.stacks_guarded, 0);
+}
+END_TEST
+
 /* ---- Channels with Gs ---------------------------------------------------------------------- */
 
 struct pp {
@@ -1706,6 +1866,10 @@ int main(void)
     ADD_TEST(s, lifecycle, 30);
     ADD_TEST(s, stack_size_bounds, 30);
     ADD_TEST(s, lifecycle_concurrent, 60);
+    ADD_TEST(s, foreign_spawn_no_false_deadlock, 60);
+    ADD_TEST(s, wait_races_stop_and_start, 60);
+    ADD_TEST(s, fork_child_as_documented, 30);
+    ADD_TEST(s, stats_after_stop, 30);
     ADD_TEST(s, pingpong, 60);
     ADD_TEST(s, buffered_fifo, 60);
     ADD_TEST(s, close_wakes, 30);
