@@ -1507,12 +1507,90 @@ static struct fiber *g_running(int64_t *id)
     return &g->fiber;
 }
 
-static int default_nprocs(hwloc_topology_t topo)
+/* The CPUs the Ps are for: those the calling thread may run on (its affinity mask, which
+ * taskset, numactl and a cgroup's cpuset narrow; offline CPUs are never in it) among the PUs of
+ * the topology that the process is allowed (hwloc's cgroup view). Go's GOMAXPROCS defaults to
+ * the same count (getproccount: sched_getaffinity). A topology that is not this machine's (an
+ * XML file or HWLOC_SYNTHETIC, for tests) has no affinity of ours to narrow it: all of its
+ * allowed PUs. NULL without memory; never empty. */
+static hwloc_bitmap_t usable_cpus(hwloc_topology_t topo)
 {
-    int n = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE) : 0;
-    if (n <= 0 && topo)
-        n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-    return n > 0 ? n : 1;
+    hwloc_bitmap_t set = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(topo));
+    hwloc_bitmap_t mine = hwloc_bitmap_alloc();
+    if (set && mine && hwloc_topology_is_thissystem(topo) &&
+        hwloc_get_cpubind(topo, mine, HWLOC_CPUBIND_THREAD) == 0) {
+        hwloc_bitmap_and(mine, mine, set);
+        if (!hwloc_bitmap_iszero(mine))
+            hwloc_bitmap_copy(set, mine);
+    }
+    hwloc_bitmap_free(mine);
+    if (set && hwloc_bitmap_iszero(set)) {
+        hwloc_bitmap_free(set);
+        set = NULL;
+    }
+    return set;
+}
+
+/* Without a topology: the CPUs of the calling thread's affinity mask, with a mask as large as
+ * the kernel's (a cpu_set_t holds 1,024 CPUs, and sched_getaffinity refuses a mask smaller than
+ * the kernel's count of possible CPUs). */
+static int affinity_count(void)
+{
+    for (int ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {
+        cpu_set_t *set = CPU_ALLOC((size_t)ncpu);
+        if (!set)
+            return 1;
+        size_t size = CPU_ALLOC_SIZE((size_t)ncpu);
+        int n = sched_getaffinity(0, size, set) == 0 ? CPU_COUNT_S(size, set) : -errno;
+        CPU_FREE(set);
+        if (n != -EINVAL)
+            return n > 0 ? n : 1;
+    }
+    return 1;
+}
+
+/* nprocs 0: one P per CPU the caller may run on (usable_cpus; Go's GOMAXPROCS default), at
+ * most NPROCS_MAX. */
+static int default_nprocs(hwloc_const_bitmap_t usable)
+{
+    int n = usable ? hwloc_bitmap_weight(usable) : affinity_count();
+    return n < 1 ? 1 : n > NPROCS_MAX ? NPROCS_MAX : n;
+}
+
+/* chan_mpg_config.bind: P i runs on the i-th core, in hwloc's logical order (a package's cores,
+ * and a NUMA node's, come together: the Ps fill one package before the next), of those with a
+ * usable CPU, on the usable CPUs of that core (an SMT core's siblings both); with more Ps than
+ * cores, P i shares core i % cores with the Ps before. A core outside the affinity mask is never
+ * used: binding there would take the M out of the CPUs the program was given. A topology without
+ * cores binds to PUs. 0, or -ENOMEM. */
+static int bind_ps(hwloc_const_bitmap_t usable)
+{
+    hwloc_obj_type_t type = HWLOC_OBJ_CORE;
+    int nobj = hwloc_get_nbobjs_by_type(sched.topo, type);
+    if (nobj <= 0) {
+        type = HWLOC_OBJ_PU;
+        nobj = hwloc_get_nbobjs_by_type(sched.topo, type);
+    }
+    hwloc_bitmap_t *sets = nobj > 0 ? calloc((size_t)nobj, sizeof *sets) : NULL;
+    if (!sets)
+        return nobj > 0 ? -ENOMEM : 0;
+    int n = 0, err = 0;
+    for (int k = 0; k < nobj && !err; k++) {
+        hwloc_obj_t o = hwloc_get_obj_by_type(sched.topo, type, (unsigned)k);
+        if (!o || !o->cpuset || !hwloc_bitmap_intersects(o->cpuset, usable))
+            continue;
+        if (!(sets[n] = hwloc_bitmap_alloc()))
+            err = -ENOMEM;
+        else
+            hwloc_bitmap_and(sets[n++], o->cpuset, usable);
+    }
+    for (int i = 0; i < sched.nprocs && n > 0 && !err; i++)
+        if (!(sched.ps[i].cpuset = hwloc_bitmap_dup(sets[i % n])))
+            err = -ENOMEM;
+    for (int k = 0; k < n; k++)
+        hwloc_bitmap_free(sets[k]);
+    free(sets);
+    return err;
 }
 
 static void free_all(void)
@@ -1576,9 +1654,11 @@ static int start_locked(const struct chan_mpg_config *cfg)
             hwloc_topology_destroy(sched.topo);
         sched.topo = NULL;
     }
-    sched.nprocs = c.nprocs ? c.nprocs : default_nprocs(sched.topo);
+    hwloc_bitmap_t usable = sched.topo ? usable_cpus(sched.topo) : NULL;
+    sched.nprocs = c.nprocs ? c.nprocs : default_nprocs(usable);
     sched.max_m = c.max_threads ? c.max_threads : M_MAX_DEFAULT;
     if (sched.max_m < sched.nprocs) {
+        hwloc_bitmap_free(usable);
         if (sched.topo)
             hwloc_topology_destroy(sched.topo);
         sched.topo = NULL;
@@ -1587,7 +1667,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
     fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g),
                     c.guard_max, g_main);
-    sched.bind = c.bind && sched.topo;
+    sched.bind = c.bind && usable;
     atomic_store(&sched.stopping, false);
     sched.pidle = NULL;
     atomic_store(&sched.npidle, 0);
@@ -1612,25 +1692,26 @@ static int start_locked(const struct chan_mpg_config *cfg)
     cds_wfcq_init(&sched.gq_head, &sched.gq_tail);
     if (posix_memalign((void **)&sched.ps, 128, (size_t)sched.nprocs * sizeof *sched.ps) != 0) {
         sched.ps = NULL;
+        hwloc_bitmap_free(usable);
         free_all();
         return -ENOMEM;
     }
     memset(sched.ps, 0, (size_t)sched.nprocs * sizeof *sched.ps);
-    int ncores = sched.topo ? hwloc_get_nbobjs_by_type(sched.topo, HWLOC_OBJ_CORE) : 0;
     for (int i = 0; i < sched.nprocs; i++) {
         struct p *p = &sched.ps[i];
         p->id = i;
         pthread_mutex_init(&p->gfree_lock, NULL);
         atomic_store(&p->status, P_RUNNING); /* given to M i below */
-        if (sched.bind && ncores > 0) {
-            hwloc_obj_t core = hwloc_get_obj_by_type(sched.topo, HWLOC_OBJ_CORE, i % ncores);
-            if (core && core->cpuset)
-                p->cpuset = hwloc_bitmap_dup(core->cpuset);
-        }
+    }
+    int err = sched.bind ? bind_ps(usable) : 0;
+    hwloc_bitmap_free(usable);
+    if (err) {
+        free_all();
+        return err;
     }
     /* The netpoller, declared to libchan as this scheduler's way of waiting on fds; then one M
      * per P to begin with; each finds nothing, releases its P and sleeps. */
-    int err = netpoll_init();
+    err = netpoll_init();
     if (err) {
         free_all();
         return err;
@@ -1656,7 +1737,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
 int chan_mpg_start_config(const struct chan_mpg_config *cfg)
 {
     struct chan_mpg_config c = cfg ? *cfg : (struct chan_mpg_config){0};
-    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
+    if (c.nprocs < 0 || c.nprocs > NPROCS_MAX || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
         return -EINVAL;
     /* One start or stop at a time; running is set only once everything is up, so that a
      * chan_mpg_go or chan_mpg_wait meanwhile says -EINVAL instead of meeting half a scheduler. */

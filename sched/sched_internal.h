@@ -73,6 +73,7 @@
 #include "time/heap.h"
 
 #define RQ_SIZE 256           /* a P's ring (Go's runq is 256 too) */
+#define NPROCS_MAX 1024       /* Ps at most (Go's _MaxGomaxprocs), and nprocs 0's cap */
 #define GLOBAL_EVERY 61       /* a P looks at the global queue first every 61 schedules (Go's) */
 #define RUNNEXT_MAX 61        /* consecutive runnext picks before the ring gets a turn */
 #define SPIN_ROUNDS 40        /* steal rounds an idle M tries before it sleeps */
