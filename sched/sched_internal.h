@@ -13,7 +13,7 @@
  *   M   an OS thread. It runs Gs only while it holds a P (nprocs Ps, so at most nprocs Ms run
  *       Gs at once), on its own thread stack ("g0") loops: find a runnable G, switch to it, and
  *       when the G switches back, act on its request (park, yield, exit, leave a system call).
- *       Ms are a pool: nprocs made at start, more when a P must be handed over while its M is
+ *       Ms are a pool: nprocs made idle at start, more when a P must be handed over while its M is
  *       blocked in a system call (sysmon.c), up to sched.max_m; idle ones sleep (stopm).
  *
  * Invariants:
@@ -158,6 +158,7 @@ struct m {
     bool on_idle;              /* under sched.lock */
     bool polling;              /* under sched.lock: it is sched.timer_m and sleeps in
                                   epoll_wait (netpoll), not on its futex */
+    bool born_idle;            /* made idle by chan_mpg_start (set before its thread starts) */
     unsigned id;
     uint64_t rng;
     pthread_t thread;
