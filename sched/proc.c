@@ -281,7 +281,7 @@ bool runq_empty(struct p *p)
 }
 
 /* The owner of p, a thief, takes half of victim's ring into p's (empty) ring and returns one G
- * to run (Go's runqsteal). The victim's runnext is left alone here: see runq_steal_next.
+ * to run (Go's runqsteal). The victim's runnext is left alone here: see steal_runnext_round.
  *
  * Unlike Go, only from a ring whose oldest G has waited STEAL_AGE_NS (now: the thief's clock).
  * Gs that hand values to each other over one channel (mpmc: 8 Gs on 2 Ps) keep a few Gs in
@@ -640,7 +640,7 @@ static void ready(struct g *g)
 
 /* ---- Direct hand-off between Gs -------------------------------------------------------------- */
 
-/* Owner only: a plain increment, visible to thieves (runq_steal_next) and sysmon. */
+/* Owner only: a plain increment, visible to thieves (steal_runnext_round) and sysmon. */
 static uint32_t schedtick_next(struct p *p)
 {
     uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
@@ -1133,49 +1133,67 @@ static struct g *steal_round(struct m *m)
 }
 
 /* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G (a spinning M; sysmon
- * makes the same pause at each look, runnext_paused). That G was woken
- * or spawned by the G running on the victim, which usually parks within a microsecond and hands
- * its M to it: a ping-pong stays on one core, its values in one cache. So the thief first waits
- * RUNNEXT_PAUSE_NS (spinning: it has nothing else to do, and a 3 us sleep would last the
- * kernel's 50 us of timer slack), and takes the G only if the victim has not scheduled since
- * (same schedtick: its G neither parked nor yielded, it blocks in a system call or computes)
- * and the same G still waits. The CAS decides against the owner taking it at the same time. */
-struct g *runnext_paused(struct p *victim)
+ * makes the same pause at each look). That G was woken or spawned by the G running on the
+ * victim, which usually parks within a microsecond and hands its M to it: a ping-pong stays on
+ * one core, its values in one cache. So the thief first waits RUNNEXT_PAUSE_NS (spinning: it has
+ * nothing else to do, and a 3 us sleep would last the kernel's 50 us of timer slack), and takes
+ * the G only if the victim has not scheduled since (same schedtick: its G neither parked nor
+ * yielded, it blocks in a system call or computes) and the same G still waits. The CAS decides
+ * against the owner taking it at the same time.
+ *
+ * One pause for every victim of a round, not one each (Go pauses per victim): runnext_note
+ * notes each one's G and schedtick, runnext_pause waits once, then each whose schedtick has not
+ * moved is taken. With one pause per victim, a round over 63 Ps that each run a ping-pong spun
+ * 190 us, and a look of sysmon as long. */
+struct g *runnext_note(struct p *victim, uint32_t *tick)
 {
     struct g *g = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
     if (!g || !runq_ring_empty(victim))
         return NULL;
-    uint32_t t = atomic_load_explicit(&victim->schedtick, memory_order_relaxed);
+    *tick = atomic_load_explicit(&victim->schedtick, memory_order_relaxed);
+    return g;
+}
+
+void runnext_pause(void)
+{
     COUNT(next_pause);
     int64_t end = chan_now() + RUNNEXT_PAUSE_NS;
     while (chan_now() < end)
         for (int i = 0; i < 16; i++)
             caa_cpu_relax();
-    if (atomic_load_explicit(&victim->schedtick, memory_order_relaxed) != t)
-        return NULL;
-    return g;
 }
 
-static struct g *runq_steal_next(struct p *victim)
+bool runnext_unmoved(struct p *victim, uint32_t tick)
 {
-    struct g *g = runnext_paused(victim);
-    return g && runnext_take(victim, g) ? g : NULL;
+    return atomic_load_explicit(&victim->schedtick, memory_order_relaxed) == tick;
 }
 
-/* The last thing a spinning M tries (Go's last stealWork round). */
+#define NEXT_BATCH 8 /* victims a spinning M's last round notes before its one pause */
+
+/* The last thing a spinning M tries (Go's last stealWork round): the runnext of up to NEXT_BATCH
+ * victims, in random order, after one pause. */
 static struct g *steal_runnext_round(struct m *m)
 {
-    int n = sched.nprocs;
+    struct {
+        struct p *v;
+        struct g *g;
+        uint32_t tick;
+    } c[NEXT_BATCH];
+    int n = sched.nprocs, k = 0;
     int start = (int)(rnd(m) % (uint64_t)n);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && k < NEXT_BATCH; i++) {
         struct p *v = &sched.ps[(start + i) % n];
-        if (v == m->p)
-            continue;
-        struct g *g = runq_steal_next(v);
-        if (g) {
+        if (v != m->p && (c[k].g = runnext_note(v, &c[k].tick)))
+            c[k++].v = v;
+    }
+    if (k == 0)
+        return NULL;
+    runnext_pause();
+    for (int j = 0; j < k; j++) {
+        if (runnext_unmoved(c[j].v, c[j].tick) && runnext_take(c[j].v, c[j].g)) {
             atomic_fetch_add_explicit(&sched.steals, 1, memory_order_relaxed);
             COUNT(steal_next);
-            return g;
+            return c[j].g;
         }
     }
     return NULL;

@@ -250,10 +250,13 @@ HIDDEN bool gq_empty(void);
 /* Takes p's runnext G if it still is g (CAS): true if taken. Any thread. */
 HIDDEN bool runnext_grab(struct p *p, struct g *g);
 
-/* p's runnext G when p's ring is empty and p does not schedule during RUNNEXT_PAUSE_NS (Go's
- * runqgrab with its usleep(3)), else NULL; the G is left in place (runnext_grab takes it). Any
- * thread; spins for the pause. */
-HIDDEN struct g *runnext_paused(struct p *p);
+/* Go's runqgrab with its usleep(3), for many victims at once: runnext_note gives p's runnext G
+ * when p's ring is empty (else NULL), and p's schedtick in *tick; after one runnext_pause
+ * (RUNNEXT_PAUSE_NS, spinning) for all the victims noted, runnext_unmoved says whether p has
+ * not scheduled since: then its G may be taken (runnext_grab: the CAS decides). Any thread. */
+HIDDEN struct g *runnext_note(struct p *p, uint32_t *tick);
+HIDDEN void runnext_pause(void);
+HIDDEN bool runnext_unmoved(struct p *p, uint32_t tick);
 
 /* Moves every G of p's ring to the global queue, as a thief takes them (CAS on the head).
  * Returns how many. Any thread. */
