@@ -172,7 +172,9 @@ struct schedt {
     _Atomic bool stopping;
     _Atomic bool closing; /* chan_mpg_stop is deciding: chan_mpg_go refuses (under life) */
     int nprocs;
-    struct p *ps; /* the nprocs Ps */
+    struct p *ps;       /* the nprocs Ps */
+    unsigned *coprimes; /* the strides of a thief's random order over the Ps (proc.c) */
+    int ncoprimes;
     bool bind;
     hwloc_topology_t topo;
 
