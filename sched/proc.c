@@ -1562,12 +1562,17 @@ static void *m_main(void *arg)
     m_set(m);
     chan_sched_set(&mpg_hook);
     fiber_host_init(&m->g0);
-    struct p *p = m->nextp;
-    m->nextp = NULL;
-    if (p)
-        acquirep(m, p);
-    else if (m->born_idle)
-        stopm_wait(m, CHAN_FOREVER); /* made idle by chan_mpg_start: it sleeps until needed */
+    if (m->born_idle) {
+        /* Made idle by chan_mpg_start: it sleeps until needed. Already among the idle Ms, it
+         * may have been handed a P (nextp, under sched.lock) before it got here: stopm_wait
+         * reads it under that lock. */
+        stopm_wait(m, CHAN_FOREVER);
+    } else {
+        struct p *p = m->nextp;
+        m->nextp = NULL;
+        if (p)
+            acquirep(m, p);
+    }
     struct g *g;
     while ((g = find_runnable(m)))
         execute(m, g);
