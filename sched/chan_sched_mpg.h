@@ -37,8 +37,9 @@ extern "C" {
 #define CHAN_MPG_STACK_MIN (16 * 1024)     /* smaller requests are raised to this */
 
 struct chan_mpg_config {
-    int nprocs;        /* Ps: Gs running at once; 0: the cores hwloc reports (1 when hwloc
-                          cannot tell) */
+    int nprocs;        /* Ps: Gs running at once; 0: one per CPU the calling thread may run on
+                          (its affinity mask, as taskset or a cgroup's cpuset narrow it; SMT
+                          siblings count), as Go's GOMAXPROCS, at most 1024 */
     size_t stack_size; /* bytes per G stack, all the G's (its descriptor is kept apart), rounded
                           up to pages; 0: the default; at most 2^55 (-EINVAL above; a size the
                           address space cannot hold 256 of makes chan_mpg_go say -ENOMEM) */
@@ -46,15 +47,18 @@ struct chan_mpg_config {
                           guard markers, no mapping of their own; before, mprotect: about
                           (vm.max_map_count - 5000) / 2, i.e. ~30,000 with 65530); -1 (or any
                           negative): none; n > 0: the first n */
-    int bind;          /* 1: bind each M to the core of the P it holds (hwloc); 0: the kernel
-                          places Ms, as Go's: on a machine shared with other work a bound M
-                          waits for its core while the other one may be free */
+    int bind;          /* 1: bind each M to the core of the P it holds (hwloc): P i to the i-th
+                          core with a CPU of the affinity mask, in hwloc's order (one package
+                          filled before the next), on that core's CPUs of the mask, cores
+                          shared round-robin when Ps outnumber them; 0: the kernel places Ms,
+                          as Go's: on a machine shared with other work a bound M waits for its
+                          core while the other one may be free */
     int max_threads;   /* Ms at most (OS threads running or blocked in system calls); 0: 10000,
                           Go's limit; else at least nprocs. Past it no M is made: a P whose G is
                           in a system call stays with it (said once on stderr) */
 };
 
-/* Starts the scheduler: nprocs Ps (0: one per core hwloc reports), an M for each, and the
+/* Starts the scheduler: nprocs Ps (0: one per CPU the caller may run on), an M for each, and the
  * monitor thread (sysmon); more Ms are made when system calls need them. Call from a plain
  * thread, once (again only after chan_mpg_stop). 0; -EALREADY when running; -EINVAL (nprocs < 0
  * or > 1024, max_threads < 0 or below the Ps, stack_size > 2^55); -ENOMEM or -EAGAIN when

@@ -281,7 +281,7 @@ bool runq_empty(struct p *p)
 }
 
 /* The owner of p, a thief, takes half of victim's ring into p's (empty) ring and returns one G
- * to run (Go's runqsteal). The victim's runnext is left alone here: see runq_steal_next.
+ * to run (Go's runqsteal). The victim's runnext is left alone here: see steal_runnext_round.
  *
  * Unlike Go, only from a ring whose oldest G has waited STEAL_AGE_NS (now: the thief's clock).
  * Gs that hand values to each other over one channel (mpmc: 8 Gs on 2 Ps) keep a few Gs in
@@ -458,8 +458,8 @@ void m_limit_say(void)
 }
 
 /* Go's newm, under sched.lock: a new M, on a thread of its own, to run p (and g first, if not
- * NULL). 0, or -EAGAIN at the thread limit (m_limit_say), or what pthread_create or the
- * allocation says. */
+ * NULL), or, both NULL, idle among the idle Ms from the first (chan_mpg_start). 0, or -EAGAIN
+ * at the thread limit (m_limit_say), or what pthread_create or the allocation says. */
 static int newm_locked(struct p *p, struct g *g)
 {
     int nm = atomic_load_explicit(&sched.nm, memory_order_relaxed);
@@ -476,6 +476,11 @@ static int newm_locked(struct p *p, struct g *g)
     CDS_INIT_LIST_HEAD(&m->idle);
     m->nextp = p;
     m->nextg = g;
+    if (!p && !g) {
+        /* chan_mpg_start's Ms: idle from the first (m_main sleeps at once) */
+        m->born_idle = true;
+        midle_put_locked(m);
+    }
     pthread_attr_t attr;
     int err = pthread_attr_init(&attr);
     if (!err) {
@@ -484,6 +489,8 @@ static int newm_locked(struct p *p, struct g *g)
         pthread_attr_destroy(&attr);
     }
     if (err) {
+        if (m->born_idle)
+            midle_del_locked(m);
         free(m);
         return -err;
     }
@@ -633,7 +640,7 @@ static void ready(struct g *g)
 
 /* ---- Direct hand-off between Gs -------------------------------------------------------------- */
 
-/* Owner only: a plain increment, visible to thieves (runq_steal_next) and sysmon. */
+/* Owner only: a plain increment, visible to thieves (steal_runnext_round) and sysmon. */
 static uint32_t schedtick_next(struct p *p)
 {
     uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
@@ -1108,14 +1115,63 @@ static uint64_t rnd(struct m *m)
     return m->rng;
 }
 
+/* Go's randomOrder (stealOrder): the Ps in a random order for a thief, every P once: a random
+ * start and a random stride coprime with nprocs. A random start alone, then every P in turn,
+ * makes the first busy P after a run of idle ones the one that nearly every thief finds first
+ * (busy Ps 0-3 of 64: P 0 first for 61 starts in 64, P 1-3 for one each); with a random stride
+ * too, P 0-3 first 29%, 21%, 21% and 29% of the time. sched.coprimes holds the strides (set
+ * at start: every k in 1..nprocs with gcd(k, nprocs) == 1). */
+struct steal_order {
+    unsigned pos, inc, n;
+};
+
+static struct steal_order steal_order_begin(struct m *m)
+{
+    uint64_t r = rnd(m);
+    unsigned n = (unsigned)sched.nprocs;
+    return (struct steal_order){(unsigned)(r % n),
+                                sched.coprimes[(r >> 32) % (unsigned)sched.ncoprimes], n};
+}
+
+static struct p *steal_order_next(struct steal_order *o)
+{
+    struct p *v = &sched.ps[o->pos];
+    o->pos = (o->pos + o->inc) % o->n;
+    return v;
+}
+
+static unsigned gcd(unsigned a, unsigned b)
+{
+    while (b) {
+        unsigned t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The strides of steal_order_begin, for sched.nprocs Ps: 0 or -ENOMEM. */
+static int steal_order_init(void)
+{
+    unsigned n = (unsigned)sched.nprocs;
+    sched.coprimes = malloc(n * sizeof *sched.coprimes);
+    if (!sched.coprimes)
+        return -ENOMEM;
+    sched.ncoprimes = 0;
+    for (unsigned k = 1; k <= n; k++)
+        if (gcd(k, n) == 1)
+            sched.coprimes[sched.ncoprimes++] = k;
+    return 0;
+}
+
 /* Go's stealWork: half the ring of the first P, in random order, that has runnable Gs. */
 static struct g *steal_round(struct m *m)
 {
     int n = sched.nprocs;
-    int start = (int)(rnd(m) % (uint64_t)n);
+    struct steal_order o = steal_order_begin(m);
     int64_t now = chan_now();
     for (int i = 0; i < n; i++) {
-        struct p *v = &sched.ps[(start + i) % n];
+        struct p *v = steal_order_next(&o);
         if (v == m->p)
             continue;
         struct g *g = runq_steal(m->p, v, now);
@@ -1126,49 +1182,67 @@ static struct g *steal_round(struct m *m)
 }
 
 /* Go's runqgrab on a victim whose ring is empty but whose runnext holds a G (a spinning M; sysmon
- * makes the same pause at each look, runnext_paused). That G was woken
- * or spawned by the G running on the victim, which usually parks within a microsecond and hands
- * its M to it: a ping-pong stays on one core, its values in one cache. So the thief first waits
- * RUNNEXT_PAUSE_NS (spinning: it has nothing else to do, and a 3 us sleep would last the
- * kernel's 50 us of timer slack), and takes the G only if the victim has not scheduled since
- * (same schedtick: its G neither parked nor yielded, it blocks in a system call or computes)
- * and the same G still waits. The CAS decides against the owner taking it at the same time. */
-struct g *runnext_paused(struct p *victim)
+ * makes the same pause at each look). That G was woken or spawned by the G running on the
+ * victim, which usually parks within a microsecond and hands its M to it: a ping-pong stays on
+ * one core, its values in one cache. So the thief first waits RUNNEXT_PAUSE_NS (spinning: it has
+ * nothing else to do, and a 3 us sleep would last the kernel's 50 us of timer slack), and takes
+ * the G only if the victim has not scheduled since (same schedtick: its G neither parked nor
+ * yielded, it blocks in a system call or computes) and the same G still waits. The CAS decides
+ * against the owner taking it at the same time.
+ *
+ * One pause for every victim of a round, not one each (Go pauses per victim): runnext_note
+ * notes each one's G and schedtick, runnext_pause waits once, then each whose schedtick has not
+ * moved is taken. With one pause per victim, a round over 63 Ps that each run a ping-pong spun
+ * 190 us, and a look of sysmon as long. */
+struct g *runnext_note(struct p *victim, uint32_t *tick)
 {
     struct g *g = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
     if (!g || !runq_ring_empty(victim))
         return NULL;
-    uint32_t t = atomic_load_explicit(&victim->schedtick, memory_order_relaxed);
+    *tick = atomic_load_explicit(&victim->schedtick, memory_order_relaxed);
+    return g;
+}
+
+void runnext_pause(void)
+{
     COUNT(next_pause);
     int64_t end = chan_now() + RUNNEXT_PAUSE_NS;
     while (chan_now() < end)
         for (int i = 0; i < 16; i++)
             caa_cpu_relax();
-    if (atomic_load_explicit(&victim->schedtick, memory_order_relaxed) != t)
-        return NULL;
-    return g;
 }
 
-static struct g *runq_steal_next(struct p *victim)
+bool runnext_unmoved(struct p *victim, uint32_t tick)
 {
-    struct g *g = runnext_paused(victim);
-    return g && runnext_take(victim, g) ? g : NULL;
+    return atomic_load_explicit(&victim->schedtick, memory_order_relaxed) == tick;
 }
 
-/* The last thing a spinning M tries (Go's last stealWork round). */
+#define NEXT_BATCH 8 /* victims a spinning M's last round notes before its one pause */
+
+/* The last thing a spinning M tries (Go's last stealWork round): the runnext of up to NEXT_BATCH
+ * victims, in random order, after one pause. */
 static struct g *steal_runnext_round(struct m *m)
 {
-    int n = sched.nprocs;
-    int start = (int)(rnd(m) % (uint64_t)n);
-    for (int i = 0; i < n; i++) {
-        struct p *v = &sched.ps[(start + i) % n];
-        if (v == m->p)
-            continue;
-        struct g *g = runq_steal_next(v);
-        if (g) {
+    struct {
+        struct p *v;
+        struct g *g;
+        uint32_t tick;
+    } c[NEXT_BATCH];
+    int n = sched.nprocs, k = 0;
+    struct steal_order o = steal_order_begin(m);
+    for (int i = 0; i < n && k < NEXT_BATCH; i++) {
+        struct p *v = steal_order_next(&o);
+        if (v != m->p && (c[k].g = runnext_note(v, &c[k].tick)))
+            c[k++].v = v;
+    }
+    if (k == 0)
+        return NULL;
+    runnext_pause();
+    for (int j = 0; j < k; j++) {
+        if (runnext_unmoved(c[j].v, c[j].tick) && runnext_take(c[j].v, c[j].g)) {
             atomic_fetch_add_explicit(&sched.steals, 1, memory_order_relaxed);
             COUNT(steal_next);
-            return g;
+            return c[j].g;
         }
     }
     return NULL;
@@ -1196,6 +1270,7 @@ bool any_syscall_locked(void)
 }
 
 static void stopm_poll(struct m *m, int64_t deadline);
+static void stopm_wait(struct m *m, int64_t deadline);
 
 /* Under sched.lock: the M that sleeps in the netpoller's epoll_wait, or was chosen to, until it
  * is back from it (stopm_poll); NULL: none. */
@@ -1249,10 +1324,16 @@ static void stopm(struct m *m)
     midle_put_locked(m);
     bool poll = m->polling;
     pthread_mutex_unlock(&sched.lock);
-    if (poll) {
+    if (poll)
         stopm_poll(m, deadline);
-        return;
-    }
+    else
+        stopm_wait(m, deadline);
+}
+
+/* The end of stopm: m, among the idle Ms, sleeps on its futex until woken or the deadline, then
+ * takes the P it was handed, or, when nobody took it before the deadline, an idle P. */
+static void stopm_wait(struct m *m, int64_t deadline)
+{
     COUNT(m_sleep);
     while (!atomic_load_explicit(&m->wake, memory_order_acquire))
         if (futex_wait(&m->wake, 0, deadline) == -ETIMEDOUT)
@@ -1481,10 +1562,17 @@ static void *m_main(void *arg)
     m_set(m);
     chan_sched_set(&mpg_hook);
     fiber_host_init(&m->g0);
-    struct p *p = m->nextp;
-    m->nextp = NULL;
-    if (p)
-        acquirep(m, p);
+    if (m->born_idle) {
+        /* Made idle by chan_mpg_start: it sleeps until needed. Already among the idle Ms, it
+         * may have been handed a P (nextp, under sched.lock) before it got here: stopm_wait
+         * reads it under that lock. */
+        stopm_wait(m, CHAN_FOREVER);
+    } else {
+        struct p *p = m->nextp;
+        m->nextp = NULL;
+        if (p)
+            acquirep(m, p);
+    }
     struct g *g;
     while ((g = find_runnable(m)))
         execute(m, g);
@@ -1507,12 +1595,90 @@ static struct fiber *g_running(int64_t *id)
     return &g->fiber;
 }
 
-static int default_nprocs(hwloc_topology_t topo)
+/* The CPUs the Ps are for: those the calling thread may run on (its affinity mask, which
+ * taskset, numactl and a cgroup's cpuset narrow; offline CPUs are never in it) among the PUs of
+ * the topology that the process is allowed (hwloc's cgroup view). Go's GOMAXPROCS defaults to
+ * the same count (getproccount: sched_getaffinity). A topology that is not this machine's (an
+ * XML file or HWLOC_SYNTHETIC, for tests) has no affinity of ours to narrow it: all of its
+ * allowed PUs. NULL without memory; never empty. */
+static hwloc_bitmap_t usable_cpus(hwloc_topology_t topo)
 {
-    int n = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE) : 0;
-    if (n <= 0 && topo)
-        n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-    return n > 0 ? n : 1;
+    hwloc_bitmap_t set = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(topo));
+    hwloc_bitmap_t mine = hwloc_bitmap_alloc();
+    if (set && mine && hwloc_topology_is_thissystem(topo) &&
+        hwloc_get_cpubind(topo, mine, HWLOC_CPUBIND_THREAD) == 0) {
+        hwloc_bitmap_and(mine, mine, set);
+        if (!hwloc_bitmap_iszero(mine))
+            hwloc_bitmap_copy(set, mine);
+    }
+    hwloc_bitmap_free(mine);
+    if (set && hwloc_bitmap_iszero(set)) {
+        hwloc_bitmap_free(set);
+        set = NULL;
+    }
+    return set;
+}
+
+/* Without a topology: the CPUs of the calling thread's affinity mask, with a mask as large as
+ * the kernel's (a cpu_set_t holds 1,024 CPUs, and sched_getaffinity refuses a mask smaller than
+ * the kernel's count of possible CPUs). */
+static int affinity_count(void)
+{
+    for (int ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {
+        cpu_set_t *set = CPU_ALLOC((size_t)ncpu);
+        if (!set)
+            return 1;
+        size_t size = CPU_ALLOC_SIZE((size_t)ncpu);
+        int n = sched_getaffinity(0, size, set) == 0 ? CPU_COUNT_S(size, set) : -errno;
+        CPU_FREE(set);
+        if (n != -EINVAL)
+            return n > 0 ? n : 1;
+    }
+    return 1;
+}
+
+/* nprocs 0: one P per CPU the caller may run on (usable_cpus; Go's GOMAXPROCS default), at
+ * most NPROCS_MAX. */
+static int default_nprocs(hwloc_const_bitmap_t usable)
+{
+    int n = usable ? hwloc_bitmap_weight(usable) : affinity_count();
+    return n < 1 ? 1 : n > NPROCS_MAX ? NPROCS_MAX : n;
+}
+
+/* chan_mpg_config.bind: P i runs on the i-th core, in hwloc's logical order (a package's cores,
+ * and a NUMA node's, come together: the Ps fill one package before the next), of those with a
+ * usable CPU, on the usable CPUs of that core (an SMT core's siblings both); with more Ps than
+ * cores, P i shares core i % cores with the Ps before. A core outside the affinity mask is never
+ * used: binding there would take the M out of the CPUs the program was given. A topology without
+ * cores binds to PUs. 0, or -ENOMEM. */
+static int bind_ps(hwloc_const_bitmap_t usable)
+{
+    hwloc_obj_type_t type = HWLOC_OBJ_CORE;
+    int nobj = hwloc_get_nbobjs_by_type(sched.topo, type);
+    if (nobj <= 0) {
+        type = HWLOC_OBJ_PU;
+        nobj = hwloc_get_nbobjs_by_type(sched.topo, type);
+    }
+    hwloc_bitmap_t *sets = nobj > 0 ? calloc((size_t)nobj, sizeof *sets) : NULL;
+    if (!sets)
+        return nobj > 0 ? -ENOMEM : 0;
+    int n = 0, err = 0;
+    for (int k = 0; k < nobj && !err; k++) {
+        hwloc_obj_t o = hwloc_get_obj_by_type(sched.topo, type, (unsigned)k);
+        if (!o || !o->cpuset || !hwloc_bitmap_intersects(o->cpuset, usable))
+            continue;
+        if (!(sets[n] = hwloc_bitmap_alloc()))
+            err = -ENOMEM;
+        else
+            hwloc_bitmap_and(sets[n++], o->cpuset, usable);
+    }
+    for (int i = 0; i < sched.nprocs && n > 0 && !err; i++)
+        if (!(sched.ps[i].cpuset = hwloc_bitmap_dup(sets[i % n])))
+            err = -ENOMEM;
+    for (int k = 0; k < n; k++)
+        hwloc_bitmap_free(sets[k]);
+    free(sets);
+    return err;
 }
 
 static void free_all(void)
@@ -1531,6 +1697,8 @@ static void free_all(void)
         free(m);
     }
     sched.allm = NULL;
+    free(sched.coprimes);
+    sched.coprimes = NULL;
     if (sched.ps) {
         for (int i = 0; i < sched.nprocs; i++) {
             if (sched.ps[i].cpuset)
@@ -1576,9 +1744,11 @@ static int start_locked(const struct chan_mpg_config *cfg)
             hwloc_topology_destroy(sched.topo);
         sched.topo = NULL;
     }
-    sched.nprocs = c.nprocs ? c.nprocs : default_nprocs(sched.topo);
+    hwloc_bitmap_t usable = sched.topo ? usable_cpus(sched.topo) : NULL;
+    sched.nprocs = c.nprocs ? c.nprocs : default_nprocs(usable);
     sched.max_m = c.max_threads ? c.max_threads : M_MAX_DEFAULT;
     if (sched.max_m < sched.nprocs) {
+        hwloc_bitmap_free(usable);
         if (sched.topo)
             hwloc_topology_destroy(sched.topo);
         sched.topo = NULL;
@@ -1587,7 +1757,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
     size_t ss = c.stack_size ? c.stack_size : CHAN_MPG_STACK_DEFAULT;
     fiber_pool_init(ss < CHAN_MPG_STACK_MIN ? CHAN_MPG_STACK_MIN : ss, sizeof(struct g),
                     c.guard_max, g_main);
-    sched.bind = c.bind && sched.topo;
+    sched.bind = c.bind && usable;
     atomic_store(&sched.stopping, false);
     sched.pidle = NULL;
     atomic_store(&sched.npidle, 0);
@@ -1612,33 +1782,39 @@ static int start_locked(const struct chan_mpg_config *cfg)
     cds_wfcq_init(&sched.gq_head, &sched.gq_tail);
     if (posix_memalign((void **)&sched.ps, 128, (size_t)sched.nprocs * sizeof *sched.ps) != 0) {
         sched.ps = NULL;
+        hwloc_bitmap_free(usable);
         free_all();
         return -ENOMEM;
     }
     memset(sched.ps, 0, (size_t)sched.nprocs * sizeof *sched.ps);
-    int ncores = sched.topo ? hwloc_get_nbobjs_by_type(sched.topo, HWLOC_OBJ_CORE) : 0;
     for (int i = 0; i < sched.nprocs; i++) {
         struct p *p = &sched.ps[i];
         p->id = i;
         pthread_mutex_init(&p->gfree_lock, NULL);
-        atomic_store(&p->status, P_RUNNING); /* given to M i below */
-        if (sched.bind && ncores > 0) {
-            hwloc_obj_t core = hwloc_get_obj_by_type(sched.topo, HWLOC_OBJ_CORE, i % ncores);
-            if (core && core->cpuset)
-                p->cpuset = hwloc_bitmap_dup(core->cpuset);
-        }
     }
-    /* The netpoller, declared to libchan as this scheduler's way of waiting on fds; then one M
-     * per P to begin with; each finds nothing, releases its P and sleeps. */
-    int err = netpoll_init();
+    int err = sched.bind ? bind_ps(usable) : 0;
+    if (!err)
+        err = steal_order_init();
+    hwloc_bitmap_free(usable);
+    if (err) {
+        free_all();
+        return err;
+    }
+    /* The netpoller, declared to libchan as this scheduler's way of waiting on fds; then every P
+     * idle, and one M per P to begin with, idle too: each sleeps until work wakes it (wakep).
+     * Given a P each, as they were, each looked for work first, and found none: 40 rounds of
+     * stealing over every P (at 1,024 Ps, 0.2 s of CPU before the first G could run). */
+    err = netpoll_init();
     if (err) {
         free_all();
         return err;
     }
     sched_waits_fds(&mpg_hook);
     pthread_mutex_lock(&sched.lock);
+    for (int i = sched.nprocs - 1; i >= 0; i--)
+        pidle_put_locked(&sched.ps[i]); /* (P 0 on top) */
     for (int i = 0; i < sched.nprocs && !err; i++)
-        err = newm_locked(&sched.ps[i], NULL);
+        err = newm_locked(NULL, NULL);
     pthread_mutex_unlock(&sched.lock);
     if (!err)
         err = sysmon_start();
@@ -1656,7 +1832,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
 int chan_mpg_start_config(const struct chan_mpg_config *cfg)
 {
     struct chan_mpg_config c = cfg ? *cfg : (struct chan_mpg_config){0};
-    if (c.nprocs < 0 || c.nprocs > 1024 || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
+    if (c.nprocs < 0 || c.nprocs > NPROCS_MAX || c.max_threads < 0 || c.stack_size > STACK_SIZE_MAX)
         return -EINVAL;
     /* One start or stop at a time; running is set only once everything is up, so that a
      * chan_mpg_go or chan_mpg_wait meanwhile says -EINVAL instead of meeting half a scheduler. */

@@ -13,7 +13,7 @@
  *   M   an OS thread. It runs Gs only while it holds a P (nprocs Ps, so at most nprocs Ms run
  *       Gs at once), on its own thread stack ("g0") loops: find a runnable G, switch to it, and
  *       when the G switches back, act on its request (park, yield, exit, leave a system call).
- *       Ms are a pool: nprocs made at start, more when a P must be handed over while its M is
+ *       Ms are a pool: nprocs made idle at start, more when a P must be handed over while its M is
  *       blocked in a system call (sysmon.c), up to sched.max_m; idle ones sleep (stopm).
  *
  * Invariants:
@@ -73,6 +73,7 @@
 #include "time/heap.h"
 
 #define RQ_SIZE 256           /* a P's ring (Go's runq is 256 too) */
+#define NPROCS_MAX 1024       /* Ps at most (Go's _MaxGomaxprocs), and nprocs 0's cap */
 #define GLOBAL_EVERY 61       /* a P looks at the global queue first every 61 schedules (Go's) */
 #define RUNNEXT_MAX 61        /* consecutive runnext picks before the ring gets a turn */
 #define SPIN_ROUNDS 40        /* steal rounds an idle M tries before it sleeps */
@@ -157,6 +158,7 @@ struct m {
     bool on_idle;              /* under sched.lock */
     bool polling;              /* under sched.lock: it is sched.timer_m and sleeps in
                                   epoll_wait (netpoll), not on its futex */
+    bool born_idle;            /* made idle by chan_mpg_start (set before its thread starts) */
     unsigned id;
     uint64_t rng;
     pthread_t thread;
@@ -170,7 +172,9 @@ struct schedt {
     _Atomic bool stopping;
     _Atomic bool closing; /* chan_mpg_stop is deciding: chan_mpg_go refuses (under life) */
     int nprocs;
-    struct p *ps; /* the nprocs Ps */
+    struct p *ps;       /* the nprocs Ps */
+    unsigned *coprimes; /* the strides of a thief's random order over the Ps (proc.c) */
+    int ncoprimes;
     bool bind;
     hwloc_topology_t topo;
 
@@ -248,10 +252,13 @@ HIDDEN bool gq_empty(void);
 /* Takes p's runnext G if it still is g (CAS): true if taken. Any thread. */
 HIDDEN bool runnext_grab(struct p *p, struct g *g);
 
-/* p's runnext G when p's ring is empty and p does not schedule during RUNNEXT_PAUSE_NS (Go's
- * runqgrab with its usleep(3)), else NULL; the G is left in place (runnext_grab takes it). Any
- * thread; spins for the pause. */
-HIDDEN struct g *runnext_paused(struct p *p);
+/* Go's runqgrab with its usleep(3), for many victims at once: runnext_note gives p's runnext G
+ * when p's ring is empty (else NULL), and p's schedtick in *tick; after one runnext_pause
+ * (RUNNEXT_PAUSE_NS, spinning) for all the victims noted, runnext_unmoved says whether p has
+ * not scheduled since: then its G may be taken (runnext_grab: the CAS decides). Any thread. */
+HIDDEN struct g *runnext_note(struct p *p, uint32_t *tick);
+HIDDEN void runnext_pause(void);
+HIDDEN bool runnext_unmoved(struct p *p, uint32_t tick);
 
 /* Moves every G of p's ring to the global queue, as a thief takes them (CAS on the head).
  * Returns how many. Any thread. */

@@ -31,8 +31,9 @@
  *    there wait because every other P is busy, and from the global queue those Ps run them at
  *    their next schedule (a P looks there every 61 schedules, and whenever its own is empty).
  *    With a schedtick that moved but an empty ring, the runnext G is taken as a spinning M
- *    takes it (runnext_paused: when the P does not schedule during a 3 us pause): its G may
- *    keep running, a producer filling a buffer say, with the G it woke waiting behind it.
+ *    takes it (runnext_note: when the P does not schedule during a 3 us pause, one for all
+ *    such Ps of a look): its G may keep running, a producer filling a buffer say, with the G
+ *    it woke waiting behind it.
  *
  * Why the Gs and not the P (Go's retake preempts the G and so frees its P): giving the P to
  * another M while its G runs on would leave that G without a P but still free to ready Gs into
@@ -69,19 +70,22 @@
 #define TIMER_LATE_NS 1000000    /* an overdue timer with a P idle: start an M */
 #define SYSMON_STACK (256 * 1024)
 
-/* What sysmon saw of each P at its last look (Go's sysmontick): its own, no lock. */
+/* What sysmon saw of each P at its last look (Go's sysmontick): its own, no lock. next and
+ * nexttick: during a look, the runnext G noted for the pause (runnext_note), and p's schedtick
+ * then. */
 struct pmon {
-    uint32_t schedtick, syscalltick;
+    uint32_t schedtick, syscalltick, nexttick;
     int64_t schedwhen, syscallwhen;
+    struct g *next;
 };
 
 static struct pmon *mon;
 
-/* The Gs behind p's G go where other Ps run them: its runnext G if p has not scheduled since
+/* The Gs behind p's G go where other Ps run them: g, its runnext G if p has not scheduled since
  * the last look (stuck), or, when p's ring is empty, if p does not schedule during a pause of
  * RUNNEXT_PAUSE_NS (the thieves' rule: it catches a G that keeps running after it woke another,
- * say a producer filling a buffer, whose schedtick moves between looks); its ring too if
- * stuck for RUNNING_KEEP_NS.
+ * say a producer filling a buffer, whose schedtick moves between looks; retake makes one pause
+ * for every such P of a look); its ring too (ring) if stuck for RUNNING_KEEP_NS.
  *
  * The runnext G goes straight to an idle P's M (startm_g_locked): put in the global queue it
  * would most often be taken back by p itself, whose G parks within microseconds (a buffer
@@ -89,11 +93,8 @@ static struct pmon *mon;
  * pair would never be split across Ps. Gs are taken and placed under sched.lock: in between
  * they are in no queue, and sysmon holds no P, so the deadlock condition (decided under that
  * lock) could otherwise see every P idle and no work while a G is runnable. */
-static void unstick(struct p *p, bool stuck, bool ring)
+static void unstick(struct p *p, struct g *g, bool ring)
 {
-    struct g *g = atomic_load_explicit(&p->runnext, memory_order_acquire);
-    if (g && !stuck)
-        g = runnext_paused(p);
     if (!g && !ring)
         return;
     int n = 0, k = 0;
@@ -117,7 +118,7 @@ static void unstick(struct p *p, bool stuck, bool ring)
  * system calls: that is what keeps sysmon looking often. */
 static int retake(int64_t now)
 {
-    int n = 0;
+    int n = 0, paused = 0;
     for (int i = 0; i < sched.nprocs; i++) {
         struct p *p = &sched.ps[i];
         struct pmon *pd = &mon[i];
@@ -151,8 +152,24 @@ static int retake(int64_t now)
                 pd->schedtick = t;
                 pd->schedwhen = now;
             }
-            if (sched.nprocs > 1)
-                unstick(p, stuck, stuck && now - pd->schedwhen >= RUNNING_KEEP_NS);
+            if (sched.nprocs == 1)
+                continue;
+            if (stuck)
+                unstick(p, atomic_load_explicit(&p->runnext, memory_order_acquire),
+                        now - pd->schedwhen >= RUNNING_KEEP_NS);
+            else if ((pd->next = runnext_note(p, &pd->nexttick)))
+                paused++;
+        }
+    }
+    /* The Ps that scheduled since the last look but hold a G in runnext behind an empty ring:
+     * one pause for all of them, then the G of each that has not scheduled meanwhile. */
+    if (paused) {
+        runnext_pause();
+        for (int i = 0; i < sched.nprocs; i++) {
+            struct pmon *pd = &mon[i];
+            if (pd->next && runnext_unmoved(&sched.ps[i], pd->nexttick))
+                unstick(&sched.ps[i], pd->next, false);
+            pd->next = NULL;
         }
     }
     return n;

@@ -9,7 +9,8 @@
 #                                      LAYERS=1 (-L): timers, tickers, contexts, groups and
 #                                      WaitGroups join the mix; GS=1 (-G, MPG=1 builds only):
 #                                      build/MODE/test/stress_mpg, three workers in four are Gs
-#                                      of libchan-mpg on 2 Ps (PROCS=N), the rest threads;
+#                                      of libchan-mpg on 2 Ps (PROCS=N, up to 1024), the rest
+#                                      threads;
 #                                      DEADLOCK=1 (-D, with GS=1): each epoch three Gs deadlock
 #                                      on purpose while the rest runs, and chan_leak_check must
 #                                      name exactly them (MODE=asan or MODE=tsan for the

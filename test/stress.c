@@ -14,12 +14,13 @@
  * threads.
  *
  * -G (stress_mpg only, built from this file with -DSTRESS_MPG and libchan-mpg): three workers
- * in four are goroutines of libchan-mpg on -P Ps (default 2), the rest plain threads, all on
- * the same channels. Each epoch's Gs are spawned afresh and joined with a chan_wg_t; now and
- * then a G yields, sleeps on the scheduler's timer or makes a system call (syscall_enter/exit
- * around a short sleep), so that stealing, runnext, sysmon's retakes and the parking of Gs all
- * meet the channel operations. At the end chan_mpg_wait must find every G returned and
- * chan_mpg_stop must succeed. Group and WaitGroup tasks (-L) are then Gs or threads, mixed.
+ * in four are goroutines of libchan-mpg on -P Ps (default 2, up to 1024), the rest plain
+ * threads, all on the same channels. Each epoch's Gs are spawned afresh and joined with a
+ * chan_wg_t; now and then a G yields, sleeps on the scheduler's timer or makes a system call
+ * (syscall_enter/exit around a short sleep), so that stealing, runnext, sysmon's retakes and
+ * the parking of Gs all meet the channel operations. At the end chan_mpg_wait must find every G
+ * returned and chan_mpg_stop must succeed. Group and WaitGroup tasks (-L) are then Gs or
+ * threads, mixed.
  *
  * -D (with -G): each epoch, while the workers run, three Gs deadlock on purpose (a cycle of
  * two, and one blocked on a channel only it holds), and chan_leak_check must name exactly them
@@ -1953,8 +1954,8 @@ int main(int argc, char **argv)
         dl_make_pool();
         dl_scrub();
     }
-    if (use_mpg && (nprocs < 1 || nprocs > 64)) {
-        fprintf(stderr, "stress: procs must be 1..64\n");
+    if (use_mpg && (nprocs < 1 || nprocs > 1024)) {
+        fprintf(stderr, "stress: procs must be 1..1024\n");
         return 2;
     }
     if (nthreads < 2 || nthreads > MAXT || duration <= 0 || epoch_ms <= 0) {

@@ -24,6 +24,7 @@
 #include "chan_time.h"
 #include "chan_trace.h"
 #include "sched/chan_sched_mpg.h"
+#include "testprocs.h"
 
 /* leftovers_reach counts the blocked waiters but not the workers (whose channels are named
  * "work"). */

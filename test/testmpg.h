@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "sched/chan_sched_mpg.h"
+#include "testprocs.h"
 
 /* Starts the scheduler on nprocs Ps, or fails the test. */
 static inline void start(int nprocs) { ck_assert_int_eq(chan_mpg_start(nprocs), 0); }
