@@ -302,11 +302,13 @@ END_TEST
 
 /* ---- A park that returns early, or gives the wait up ----------------------------------------- */
 
-static int early_rc; /* what the first park of each coroutine returns at once */
+static int early_rc;            /* what the first park of each coroutine returns at once */
+static _Atomic int early_parks; /* parks seen by the hook: 2 once the wait went on */
 
 static bool first_park_returns(struct coro *c, int64_t deadline, int *rc)
 {
     (void)deadline;
+    atomic_store(&early_parks, c->parks);
     if (c->parks != 1)
         return false;
     *rc = early_rc;
@@ -336,18 +338,43 @@ static void nil_op(void *arg)
     o->rc = o->deadline ? chan_recv_until(NULL, &o->v, o->deadline) : chan_recv(NULL, &o->v);
 }
 
-/* Runs op in a coroutine whose first park returns rc at once; a thread sends 42 after 30 ms
- * (with a deadline of 100 ms after that). Returns the operation's result; *sent: the send's. */
+struct early {
+    struct one_op *o;
+    void (*op)(void *);
+    _Atomic bool ended;
+};
+
+static void early_op(void *arg)
+{
+    struct early *e = arg;
+    e->op(e->o);
+    atomic_store(&e->ended, true);
+}
+
+/* The send may start: the operation ended at its first park, or it went on to park again. Not
+ * before: a send while the first park is returning would complete the operation (the waker
+ * wins), whatever the park returns. */
+static int early_settled(void *arg)
+{
+    struct early *e = arg;
+    return atomic_load(&e->ended) || atomic_load(&early_parks) >= 2;
+}
+
+/* Runs op in a coroutine whose first park returns rc at once; once the operation ended or parked
+ * again, a thread sends 42 (with a deadline of 100 ms). Returns the operation's result; *sent:
+ * the send's. */
 static struct one_op run_early(void (*op)(void *), int rc, int64_t timeout, int *sent)
 {
     struct one_op o = {.c = mk(sizeof(int), 0)};
+    struct early e = {.o = &o, .op = op};
     early_rc = rc;
+    atomic_store(&early_parks, 0);
     coro_park_hook = first_park_returns;
     int64_t start = chan_now();
     o.deadline = timeout ? start + timeout : 0;
     coro_start(1);
-    coro_go(op, &o);
-    sleep_ms(30);
+    coro_go(early_op, &e);
+    ck_assert(eventually(early_settled, &e));
     int v = 42;
     *sent = chan_send_until(o.c, &v, chan_now() + 100 * MS);
     coro_wait();
