@@ -30,22 +30,73 @@ import json
 # ---- Reading ------------------------------------------------------------------------------
 
 
+class TraceError(Exception):
+    """A file that is not a libchan trace: unreadable, not JSON (a trace cut short), or JSON
+    without the fields of chan_trace(3)'s events. Its text says where."""
+
+
+# The events whose args always name a channel (json.c writes "chan" for them).
+NEEDS_CHAN = {"make", "free", "name", "send", "recv", "wake", "close", "timer"}
+
+
+def _check_event(i, e):
+    """Raises TraceError unless e (traceEvents[i], a channel event) has what the readers use."""
+    def bad(what):
+        raise TraceError("event %d (%.60s): %s" % (i, json.dumps(e), what))
+    if not isinstance(e.get("ts"), (int, float)) or isinstance(e.get("ts"), bool):
+        bad('no number "ts"')
+    if not isinstance(e.get("tid"), int) or isinstance(e.get("tid"), bool):
+        bad('no integer "tid"')
+    a = e.get("args")
+    if not isinstance(a, dict) or not isinstance(a.get("op"), str):
+        bad('no "args" with a string "op"')
+    if not isinstance(e.get("name"), str):
+        bad('no string "name"')
+    if a["op"] in NEEDS_CHAN and not isinstance(a.get("chan"), str):
+        bad('a "%s" without a string "chan"' % a["op"])
+    for k in ("flow", "woke", "g", "cap", "case", "n", "elemsize", "v", "v2"):
+        if k in a and (not isinstance(a[k], int) or isinstance(a[k], bool)):
+            bad('"%s" is not an integer' % k)
+
+
 def load(path, info=None):
     """(names, events): thread names by tid, and the channel slices in time order. Each event
     gets "_i", its index in the file's traceEvents. info, a dict if given, gets "dropped": the
-    events the trace lost (chan_trace_dropped), without which it may not add up."""
-    with open(path) as f:
-        doc = json.load(f)
+    events the trace lost (chan_trace_dropped), without which it may not add up. Raises
+    TraceError (never another exception) when path cannot be read or is not such a trace."""
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except OSError as x:
+        raise TraceError("cannot read it: %s" % (x.strerror or x))
+    except UnicodeDecodeError as x:
+        raise TraceError("not a trace: byte %d is not UTF-8" % x.start)
+    except ValueError as x:  # json.JSONDecodeError
+        raise TraceError("not JSON (a trace cut short?): %s" % x)
+    other = doc.get("otherData", {}) if isinstance(doc, dict) else {}
+    events = doc.get("traceEvents") if isinstance(doc, dict) else doc
+    if not isinstance(events, list):
+        raise TraceError('not a trace: no "traceEvents" list')
+    if not isinstance(other, dict):
+        raise TraceError('"otherData" is not an object')
+    dropped = other.get("dropped", 0)
+    if not isinstance(dropped, int) or isinstance(dropped, bool) or dropped < 0:
+        raise TraceError('"otherData" has a "dropped" that is not a count: %r' % (dropped,))
     if info is not None:
-        other = doc.get("otherData", {}) if isinstance(doc, dict) else {}
-        info["dropped"] = int(other.get("dropped", 0))
-    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+        info["dropped"] = dropped
     names = {}
     chan_events = []
     for i, e in enumerate(events):
+        if not isinstance(e, dict):
+            raise TraceError("event %d is not an object" % i)
         if e.get("ph") == "M" and e.get("name") == "thread_name":
-            names[e["tid"]] = e["args"]["name"]
+            a = e.get("args")
+            if not isinstance(e.get("tid"), int) or not isinstance(a, dict) or \
+                    not isinstance(a.get("name"), str):
+                raise TraceError("event %d: a thread_name without a tid and a string name" % i)
+            names[e["tid"]] = a["name"]
         elif e.get("cat") == "chan" and e.get("ph") == "X":
+            _check_event(i, e)
             e["_i"] = i
             chan_events.append((float(e["ts"]), i, e))
     chan_events.sort(key=lambda t: (t[0], t[1]))
@@ -274,24 +325,34 @@ class Replay:
             last_event[self.lane_of(e)] = e["_i"]
         i = 0
         while i < len(self.events):
-            for _ in range(8):
-                if not self.repair(i):
-                    break
-            e = self.events[i]
-            need = self.missing(e)
-            if need:
-                self.problems.append("step %d: %s on %s needs a %s that the trace does not "
-                                     "have before it" % (len(self.steps), e["name"],
-                                                         e["args"].get("chan"), need))
-            lid = self.lane_of(e)
-            self.lane(lid)
-            if e["args"].get("op") == "close":
-                self.gather_close(i)
             n = len(self.steps)
-            self.apply(e, lid)
-            if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
-                self.lanes[lid]["st"] = "end"
-                self.lanes[lid]["op"] = "no more channel operations"
+            e = self.events[i]
+            try:
+                for _ in range(8):
+                    if not self.repair(i):
+                        break
+                e = self.events[i]
+                need = self.missing(e)
+                if need:
+                    self.problems.append("step %d: %s on %s needs a %s that the trace does not "
+                                         "have before it" % (len(self.steps), e["name"],
+                                                             e["args"].get("chan"), need))
+                lid = self.lane_of(e)
+                self.lane(lid)
+                if e["args"].get("op") == "close":
+                    self.gather_close(i)
+                n = len(self.steps)
+                self.apply(e, lid)
+                if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
+                    self.lanes[lid]["st"] = "end"
+                    self.lanes[lid]["op"] = "no more channel operations"
+            except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as x:
+                # A trace that lost events, or was edited, can leave an event with nothing
+                # to act on (a send on an unbuffered channel with no receiver): say so, go on.
+                self.problems.append("step %d: %s (event %d) cannot be replayed on what came "
+                                     "before it (%s: %s)" % (len(self.steps), e.get("name"),
+                                                             e.get("_i", i),
+                                                             type(x).__name__, x))
             if len(self.steps) > n or (self.steps and e["_i"] in self.steps[-1]["ev"]):
                 self.snapshot(self.steps[-1])
             i += 1

@@ -105,5 +105,56 @@ with tempfile.TemporaryDirectory() as tmp:
     check(p.returncode == 0 and "the trace lost 3 events" in p.stderr,
           "trace2mermaid warns of a trace that lost events: %d %r" % (p.returncode, p.stderr))
 
+# A send that completed on an unbuffered channel with no receiver in the trace (its wake-up was
+# lost): a problem of the replay, not a traceback.
+r = Replay({}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+                ev(1, 2.0, 1, "send c", op="send", chan="c", v=1, form="block", res="ok", cap=0)])
+check(len(r.problems) == 1 and "cannot be replayed" in r.problems[0],
+      "a send with no receiver is a problem: %r" % r.problems)
+
+# A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
+# whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
+with tempfile.TemporaryDirectory() as tmp:
+    real = os.path.join(here, "..", "docs", "play", "traces", "close.json")
+    with open(real, "rb") as f:
+        whole = f.read()
+    bad = {"empty": b"", "cut short": whole[:len(whole) // 2], "not UTF-8": b"\xff\xfe{}",
+           "no traceEvents": b'{"foo": 1}', "traceEvents not a list": b'{"traceEvents": 5}',
+           "an event not an object": b"[1, 2]",
+           "ts not a number": b'{"traceEvents":[{"cat":"chan","ph":"X","ts":"x","tid":1,'
+                              b'"name":"send c","args":{"op":"send","chan":"c"}}]}',
+           "no tid": b'{"traceEvents":[{"cat":"chan","ph":"X","ts":1,"name":"x","args":{}}]}',
+           "no args": b'{"traceEvents":[{"name":"thread_name","ph":"M","tid":1}]}',
+           "a send without its channel": b'{"traceEvents":[{"cat":"chan","ph":"X","ts":1,'
+                                         b'"tid":1,"name":"send","args":{"op":"send"}}]}',
+           "dropped not a count": b'{"traceEvents":[],"otherData":{"dropped":"x"}}'}
+    for what, text in sorted(bad.items()):
+        path = os.path.join(tmp, "bad.json")
+        with open(path, "wb") as f:
+            f.write(text)
+        for tool in ("trace2mermaid", "trace2play"):
+            p = subprocess.run([sys.executable, os.path.join(here, tool), path],
+                               capture_output=True, text=True)
+            check(p.returncode == 2 and p.stderr.startswith(tool + ": " + path + ": ") and
+                  "Traceback" not in p.stderr and not p.stdout,
+                  "%s on a file %s: %d %r" % (tool, what, p.returncode, p.stderr[-300:]))
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2play"),
+                        os.path.join(tmp, "missing.json")], capture_output=True, text=True)
+    check(p.returncode == 2 and "cannot read it" in p.stderr and "Traceback" not in p.stderr,
+          "trace2play on a missing file: %d %r" % (p.returncode, p.stderr[-300:]))
+    # Every event cut out of a real trace in turn: the tools still answer.
+    doc = json.loads(whole)
+    evs = doc["traceEvents"]
+    for k in range(len(evs)):
+        path = os.path.join(tmp, "cut.json")
+        with open(path, "w") as f:
+            json.dump(dict(doc, traceEvents=evs[:k] + evs[k + 1:]), f)
+        for tool in ("trace2mermaid", "trace2play"):
+            p = subprocess.run([sys.executable, os.path.join(here, tool), path],
+                               capture_output=True, text=True)
+            check(p.returncode in (0, 1) and "Traceback" not in p.stderr,
+                  "%s on close.json without event %d: %d %r" % (tool, k, p.returncode,
+                                                                p.stderr[-300:]))
+
 print("[chantrace] checks: %d passed, %d failed" % (passed, len(failed)))
 sys.exit(1 if failed else 0)
