@@ -352,6 +352,49 @@ START_TEST(test_trace_events_in_order)
 }
 END_TEST
 
+/* A thread started during the trace: its first operation is an event like any other, with its
+ * value and its channel's capacity (they were left out of every thread's first event). */
+static void *send_two(void *arg)
+{
+    int v = 7;
+    if (chan_trysend(arg, &v) != 0)
+        return (void *)-1;
+    v = 8;
+    return (void *)(intptr_t)chan_send(arg, &v);
+}
+
+static void *select_first(void *arg)
+{
+    int v = 9;
+    struct chan_case cs[] = {chan_case_send(arg, &v)};
+    return (void *)(intptr_t)chan_select(cs, 1);
+}
+
+START_TEST(test_trace_first_op_of_a_thread_has_its_value)
+{
+    make_tmpdir();
+    const char *path = tmp_path("first.json");
+    chan_t *c = chan_make(sizeof(int), 3);
+    ck_assert_int_eq(chan_trace_name_chan(c, "q"), 0);
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    ck_assert_ptr_null(join(spawn(send_two, c)));
+    ck_assert_ptr_null(join(spawn(select_first, c)));
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    static const char *const want[] = {
+        "{\"op\":\"send\",\"chan\":\"q\",\"v\":7,\"form\":\"try\",\"res\":\"ok\",\"cap\":3}",
+        "{\"op\":\"send\",\"chan\":\"q\",\"v\":8,\"form\":\"block\",\"res\":\"ok\",\"cap\":3}",
+        ("{\"op\":\"select\",\"chan\":\"q\",\"v\":9,\"form\":\"block\",\"res\":\"ok\",\"case\":0,"
+         "\"dir\":\"send\",\"cap\":3}"),
+    };
+    assert_in_order(s, want, sizeof want / sizeof *want);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
 /* ---- Names: any bytes, any length, and the trace is still JSON ------------------------------- */
 
 /* The checker itself refuses what the trace must never contain. */
@@ -1224,6 +1267,7 @@ int main(void)
     ADD_TEST(s, test_thread_names_released_at_exit, 60);
     ADD_TEST(s, test_trace_keeps_names_of_exited_threads, 30);
     ADD_TEST(s, test_trace_events_in_order, 30);
+    ADD_TEST(s, test_trace_first_op_of_a_thread_has_its_value, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);
     ADD_TEST(s, test_trace_select_and_timer, 30);

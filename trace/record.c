@@ -75,7 +75,8 @@ struct tls {
     uint64_t flows;        /* flow ids made by this thread in this trace */
     uint64_t pending_flow; /* the flow of a hand-off done by the operation in progress */
     bool skip_op;          /* trace_woken reported the operation in progress */
-    bool fresh;            /* claimed by the event being made: see trace_op */
+    uint32_t op_gen;       /* the trace running when the operation in progress began (0:
+                              none): only then may its end look into its channel (trace_op) */
 };
 
 static _Thread_local struct tls self_tls;
@@ -98,7 +99,6 @@ static void claim(struct tls *t, uint32_t g)
     t->flows = 0;
     t->pending_flow = 0;
     t->skip_op = false;
-    t->fresh = true;
     tid_self(t);
     uint32_t i = atomic_fetch_add_explicit(&slot_next, 1, memory_order_relaxed);
     if (i < atomic_load_explicit(&slot_ready, memory_order_acquire))
@@ -128,7 +128,6 @@ static void emit(struct tls *t, struct tev *e)
 {
     e->task = task_self();
     e->ts = chan_now();
-    t->fresh = false;
     if (t->slot < 0) {
         atomic_fetch_add_explicit(&dropped_noslot, 1, memory_order_relaxed);
         return;
@@ -216,6 +215,7 @@ void trace_begin(void)
     struct tls *t = tls_self();
     t->skip_op = false;
     t->pending_flow = 0;
+    t->op_gen = atomic_load_explicit(&active_gen, memory_order_relaxed);
 }
 
 void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, const void *elem)
@@ -233,9 +233,12 @@ void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, co
                     .flow = t->pending_flow,
                     .bits = (uint8_t)((dir == CHAN_SEND ? B_SEND : 0) | form << B_FORM_SHIFT)};
     t->pending_flow = 0;
-    /* The thread's first event of this trace: the trace may have started while this operation
-     * was parked (trace_woken did not run), and then c may be freed already. Only a key then. */
-    if (t->fresh) {
+    /* An operation that began before this trace may have parked, and been woken while no trace
+     * ran (trace_woken did not run): c may be freed already. Only a key then. One that began in
+     * this trace and parked was told by trace_woken; one that did not park has c from its
+     * caller. (Not "the thread's first event": that lost the value and capacity of a thread's
+     * first operation, such as the first send of a thread started during the trace.) */
+    if (t->op_gen != t->gen) {
         e.bits |= B_NOCAP;
     } else {
         e.aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap);
@@ -372,7 +375,7 @@ void trace_select(const struct chan_case *cases, size_t n, enum trace_form form,
         e.c = cs->chan;
         if (cs->dir == CHAN_SEND)
             e.bits |= B_SEND;
-        bool deref = cs->chan && !t->fresh; /* fresh: as in trace_op */
+        bool deref = cs->chan && t->op_gen == t->gen; /* as in trace_op */
         if (!cs->ok)
             e.res = -EPIPE;
         else if (deref && value_of(cs->chan->elemsize, cs->elem, &e.val))
@@ -633,10 +636,8 @@ int chan_trace_start(const char *path)
     atomic_store_explicit(&active_gen, last_gen, memory_order_seq_cst);
     atomic_fetch_or_explicit(&trace_flags, TF_EVENTS, memory_order_seq_cst);
     struct tls *t = current();
-    if (t) {
-        t->fresh = false; /* no operation of ours is in progress */
+    if (t)
         seed_names(t);
-    }
     pthread_mutex_unlock(&ctl);
     return 0;
 }
