@@ -395,6 +395,61 @@ START_TEST(test_trace_first_op_of_a_thread_has_its_value)
 }
 END_TEST
 
+/* A trace that cannot be written: a full disk, a pipe whose reader has gone. The stop says so
+ * with the write's errno; a broken pipe does not kill the process (SIGPIPE at its default),
+ * and leaves no SIGPIPE pending nor the signal mask changed. */
+START_TEST(test_trace_stop_reports_write_errors)
+{
+    signal(SIGPIPE, SIG_DFL);
+    ck_assert_int_eq(chan_trace_start("/dev/full"), 0);
+    chan_t *c = chan_make(sizeof(int), 1);
+    int v = 1;
+    ck_assert_int_eq(chan_trysend(c, &v), 0);
+    ck_assert_int_eq(chan_trace_stop(), -ENOSPC);
+
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fds[1]);
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    ck_assert_int_eq(close(fds[0]), 0);
+    ck_assert_int_eq(chan_tryrecv(c, &v), 0);
+    sigset_t before, after, pend;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    ck_assert_int_eq(chan_trace_stop(), -EPIPE);
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    ck_assert_int_eq(sigismember(&after, SIGPIPE), sigismember(&before, SIGPIPE));
+    ck_assert_int_eq(sigpending(&pend), 0);
+    ck_assert(!sigismember(&pend, SIGPIPE));
+    ck_assert_int_eq(close(fds[1]), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
+/* chan_dump to a stream it cannot write: the write's errno, not a count of channels. */
+START_TEST(test_dump_reports_write_errors)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    chan_t *c = chan_make(sizeof(int), 1);
+    FILE *f = fopen("/dev/full", "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(chan_dump(f), -ENOSPC);
+    fclose(f);
+    signal(SIGPIPE, SIG_IGN); /* the program's choice for its own stream */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(close(fds[0]), 0);
+    f = fdopen(fds[1], "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(chan_dump(f), -EPIPE);
+    fclose(f);
+    f = fopen("/dev/null", "w");
+    ck_assert_int_ge(chan_dump(f), 1);
+    fclose(f);
+    ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
 /* ---- Names: any bytes, any length, and the trace is still JSON ------------------------------- */
 
 /* The checker itself refuses what the trace must never contain. */
@@ -1268,6 +1323,8 @@ int main(void)
     ADD_TEST(s, test_trace_keeps_names_of_exited_threads, 30);
     ADD_TEST(s, test_trace_events_in_order, 30);
     ADD_TEST(s, test_trace_first_op_of_a_thread_has_its_value, 30);
+    ADD_TEST(s, test_trace_stop_reports_write_errors, 30);
+    ADD_TEST(s, test_dump_reports_write_errors, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);
     ADD_TEST(s, test_trace_select_and_timer, 30);

@@ -192,6 +192,7 @@ int chan_dump(FILE *out)
     if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED)))
         return -ENODEV;
     int64_t now = chan_now();
+    errno = 0;
     fprintf(out, "libchan dump (pid %d): live channels and their blocked waiters\n", (int)getpid());
     int listed = 0, skipped = 0;
     for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
@@ -207,7 +208,12 @@ int chan_dump(FILE *out)
         scrub_free(b.snaps, b.n * sizeof *b.snaps);
     }
     fprintf(out, "end of dump: %d channels, %d skipped\n", listed, skipped);
-    fflush(out);
+    /* A dump that did not reach its reader says so (a full disk, a pipe nobody reads). */
+    int werr = errno;
+    if (fflush(out) != 0)
+        return -(errno ? errno : EIO);
+    if (ferror(out))
+        return -(werr ? werr : EIO);
     return listed;
 }
 

@@ -23,11 +23,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan_trace.h"
@@ -687,6 +689,37 @@ uint64_t chan_trace_dropped(void)
     return d;
 }
 
+/* SIGPIPE is held back while the trace is written: a path that names a pipe nobody reads any
+ * more makes chan_trace_stop return -EPIPE rather than kill the process (Go's os.File: only
+ * fds 1 and 2 die of a broken pipe). A SIGPIPE the writing raised is taken back; one that was
+ * pending before is left to the program. */
+struct sigpipe_hold {
+    sigset_t old;
+    bool was_pending;
+};
+
+static void sigpipe_hold(struct sigpipe_hold *h)
+{
+    sigset_t pipe_set, pend;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &h->old);
+    h->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+}
+
+static void sigpipe_release(struct sigpipe_hold *h)
+{
+    sigset_t pipe_set, pend;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (!h->was_pending && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+}
+
 int chan_trace_stop(void)
 {
     pthread_mutex_lock(&ctl);
@@ -733,15 +766,20 @@ int chan_trace_stop(void)
         else
             thread_name_get(sl->tid, tracks[i].name);
     }
+    struct sigpipe_hold hold;
+    sigpipe_hold(&hold);
+    errno = 0;
     r = tracks ? trace_json_write(trace_out, &log) : -ENOMEM;
     free(tracks);
     free((void *)log.names);
+    int werr = errno; /* a failed write's, kept by the stream's error indicator */
     if (fflush(trace_out) != 0 && !r)
         r = -(errno ? errno : EIO);
     if (ferror(trace_out) && !r)
-        r = -EIO;
+        r = -(werr ? werr : EIO);
     if (fclose(trace_out) != 0 && !r)
         r = -(errno ? errno : EIO);
+    sigpipe_release(&hold);
     trace_out = NULL;
     slots_release(upto);
     atomic_store_explicit(&slot_ready, 0, memory_order_relaxed);
