@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "chan_internal.h" /* white box: hold a channel's lock to see the dump skip it */
+#include "chan_io.h"
 #include "chan_time.h"
 #include "chan_trace.h"
 
@@ -447,6 +448,44 @@ START_TEST(test_dump_reports_write_errors)
     ck_assert_int_ge(chan_dump(f), 1);
     fclose(f);
     ck_assert_int_eq(chan_free(c), 0);
+}
+END_TEST
+
+/* A wait on a file descriptor ends when the fd is ready, with no peer to wake it: its "blocked"
+ * slice ends when its select goes on, not at the end of the trace as if it were still blocked
+ * (it ran on to the end: Perfetto showed the reader stuck, trace2play "still blocked when the
+ * trace ends"). */
+static int pipe_rd = -1;
+
+static void *wait_readable(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)chan_fd_wait(pipe_rd, POLLIN, NULL, CHAN_FOREVER);
+}
+
+START_TEST(test_trace_fd_wait_ends_its_block)
+{
+    make_tmpdir();
+    const char *path = tmp_path("fd.json");
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pipe_rd = fds[0];
+    chan_t *rc = chan_fd_chan(fds[0], POLLIN);
+    ck_assert_ptr_nonnull(rc);
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    pthread_t t = spawn(wait_readable, NULL);
+    ck_assert(blocked_receivers_at_least(rc, 1));
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    ck_assert_int_gt((intptr_t)join(t), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    ck_assert_msg(strstr(s, "\"name\":\"blocked select\"") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "at_end") == NULL, "%s", s);
+    free(s);
+    ck_assert_int_eq(chan_fd_close(fds[0]), 0);
+    close(fds[1]);
+    rm_tmpdir();
 }
 END_TEST
 
@@ -1324,6 +1363,7 @@ int main(void)
     ADD_TEST(s, test_trace_events_in_order, 30);
     ADD_TEST(s, test_trace_first_op_of_a_thread_has_its_value, 30);
     ADD_TEST(s, test_trace_stop_reports_write_errors, 30);
+    ADD_TEST(s, test_trace_fd_wait_ends_its_block, 30);
     ADD_TEST(s, test_dump_reports_write_errors, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);
