@@ -17,6 +17,9 @@ trace maps onto the hchan:
     or for a select on the channel of each non-nil case (the "case" events before it);
   - "wake" events are recorded under the channel lock by the thread that completed a waiter: the
     sudog they dequeue is that of the thread whose "woken" event ends the same flow;
+  - a lane's own select after its "blocked" with no "woken" between: no peer ended the wait, a
+    file descriptor that the select polls is ready (chan_io(3)); its sudogs leave the queues,
+    and a receive on such an unbuffered channel with no sender is the fd's readiness;
   - a close and the wake-ups it made are one step; a completed operation that woke a peer adds
     nothing to the wake-up that already showed it.
 Events recorded under a channel lock are in lock order. A buffered send or receive that did not
@@ -708,8 +711,29 @@ class Replay:
             if k is not None:
                 self.steps[k]["ev"].append(e["_i"])
             return
-        me["st"] = "run"
         d = a.get("dir", op)
+        if me["st"] == "blocked":  # a wait that no peer ended: a file descriptor is ready
+            for o in self.all_chans:
+                o.sendq = [s for s in o.sendq if s["lane"] != lid]
+                o.recvq = [s for s in o.recvq if s["lane"] != lid]
+            me["st"], me["op"] = "run", "looks again"
+            self.step(e, "fdready", lid, "%s runs again with no peer to wake it: a file "
+                      "descriptor its select polls is ready (chan_io(3)). It unlinks its "
+                      "sudogs and looks at its cases again." % name, None)
+        me["st"] = "run"
+        if res == "ok" and d == "recv" and c is not None and c.cap == 0:
+            # Nothing is buffered on an unbuffered channel and no sender woke us: the channel
+            # of a file descriptor, which a select polls (chan_fd_chan, chan_fd_wait).
+            v = a.get("v")
+            me["v"], me["hv"] = v, c.elemsize > 0
+            me["op"] = "%s ready" % c.label
+            self.step(e, "fd", lid, "%s%s receives %s on %s with no sender: %s is the "
+                      "channel of a file descriptor (chan_io(3)), ready now; the value is what "
+                      "poll reported." % ("%s selects (%s): case %s is ready. " % (
+                          name, self.case_text(cs or [], lid), a.get("case"))
+                          if op == "select" else "", name, self.val(c, v), c.label,
+                          c.label), c)
+            return
         pre = ""
         if op == "select":
             if c is None:

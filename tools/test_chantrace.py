@@ -112,6 +112,22 @@ r = Replay({}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
 check(len(r.problems) == 1 and "cannot be replayed" in r.problems[0],
       "a send with no receiver is a problem: %r" % r.problems)
 
+# A select that polled a file descriptor: blocked, then it goes on with no peer (no woken) and
+# receives on the fd's unbuffered channel with no sender (chan_io(3)): two steps, no problem.
+fd = [
+    ev(0, 1.0, 1, "make c1", op="make", chan="c1", cap=0, elemsize=4),
+    ev(1, 2.0, 1, "case 0 recv c1", op="case", chan="c1", case=0, dir="recv", n=1),
+    ev(2, 3.0, 1, "blocked select", op="blocked"),
+    ev(3, 9.0, 1, "select c1", op="select", chan="c1", v=1, form="until", res="ok", case=0,
+       dir="recv", cap=0),
+]
+r = Replay({1: "reader"}, fd)
+check(not r.problems and [s["kind"] for s in r.steps] == ["make", "block", "fdready", "fd"],
+      "an fd wait replays: %r %r" % (r.problems, [s["kind"] for s in r.steps]))
+check(r.steps[-1]["state"]["chans"]["0"]["recvq"] == [] and
+      r.steps[-1]["state"]["lanes"]["1"][0] == "end",
+      "its sudog has left the recvq, it ran on: %r" % r.steps[-1]["state"])
+
 # A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
 # whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
 with tempfile.TemporaryDirectory() as tmp:
