@@ -84,6 +84,7 @@ check(not r.problems and "case 15 receive on c; and 4 more cases that the trace 
 
 # A trace that lost events says so, before whatever then does not add up.
 import json  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -127,6 +128,35 @@ check(not r.problems and [s["kind"] for s in r.steps] == ["make", "block", "fdre
 check(r.steps[-1]["state"]["chans"]["0"]["recvq"] == [] and
       r.steps[-1]["state"]["lanes"]["1"][0] == "end",
       "its sudog has left the recvq, it ran on: %r" % r.steps[-1]["state"])
+
+# Names are the program's bytes: in the Mermaid text each stays on its line, and what Mermaid
+# reads as syntax (";", "#", "%%", "<", ">", "&") is an entity code.
+with tempfile.TemporaryDirectory() as tmp:
+    odd = "a;b\n%%{init} <i>&amp;#x\u2028z"
+    hand = [
+        ev(0, 1.0, 1, "make " + odd, op="make", chan=odd, cap=0, elemsize=4),
+        ev(1, 2.0, 2, "blocked recv " + odd, op="blocked", chan=odd),
+        ev(2, 3.0, 1, "wake " + odd, op="wake", chan=odd, v=3, by="send", flow=9, cap=0),
+        ev(3, 3.5, 1, "send " + odd, op="send", chan=odd, v=3, form="block", res="ok", cap=0,
+           woke=9),
+        ev(4, 4.0, 2, "woken recv " + odd, op="woken", chan=odd, v=3, res="ok", dir="recv",
+           flow=9),
+    ]
+    path = os.path.join(tmp, "odd.json")
+    with open(path, "w") as f:
+        json.dump({"traceEvents": [{"name": "thread_name", "ph": "M", "tid": 1,
+                                    "args": {"name": "main;\r\n%%{init: x}"}},
+                                   {"name": "thread_name", "ph": "M", "tid": 2,
+                                    "args": {"name": "rx<b>#1"}}] +
+                   [dict(e, cat="chan", ph="X") for e in hand]}, f)
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path],
+                       capture_output=True, text=True)
+    lines = p.stdout.splitlines()
+    texts = [re.sub(r"#\d+;", "", ln.split(" as ", 1)[-1] if " as " in ln
+                    else ln.split(": ", 1)[-1]) for ln in lines[1:]]
+    check(p.returncode == 0 and len(lines) == 4 and lines[0] == "sequenceDiagram" and
+          not any(c in t for t in texts for c in ";%<>&#") and "#59;" in lines[1] and
+          "#37;#37;" in lines[1], "odd names stay on their lines, escaped: %r" % lines)
 
 # A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
 # whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
