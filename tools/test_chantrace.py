@@ -86,6 +86,7 @@ check(not r.problems and "case 15 receive on c; and 4 more cases that the trace 
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
+import xml.dom.minidom  # noqa: E402
 import tempfile  # noqa: E402
 
 here = os.path.dirname(os.path.realpath(__file__))
@@ -132,7 +133,7 @@ check(r.steps[-1]["state"]["chans"]["0"]["recvq"] == [] and
 # Names are the program's bytes: in the Mermaid text each stays on its line, and what Mermaid
 # reads as syntax (";", "#", "%%", "<", ">", "&") is an entity code.
 with tempfile.TemporaryDirectory() as tmp:
-    odd = "a;b\n%%{init} <i>&amp;#x\u2028z"
+    odd = "a;b\n%%{init} <i>&amp;#x\u2028z\x01\x1b\ud800"
     hand = [
         ev(0, 1.0, 1, "make " + odd, op="make", chan=odd, cap=0, elemsize=4),
         ev(1, 2.0, 2, "blocked recv " + odd, op="blocked", chan=odd),
@@ -157,6 +158,16 @@ with tempfile.TemporaryDirectory() as tmp:
     check(p.returncode == 0 and len(lines) == 4 and lines[0] == "sequenceDiagram" and
           not any(c in t for t in texts for c in ";%<>&#") and "#59;" in lines[1] and
           "#37;#37;" in lines[1], "odd names stay on their lines, escaped: %r" % lines)
+    svg = os.path.join(tmp, "odd.svg")
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path, "--svg", svg],
+                       capture_output=True, text=True)
+    try:
+        xml.dom.minidom.parse(svg)
+        parsed = True
+    except Exception as x:  # noqa: BLE001 (what the parser says is the message)
+        parsed = "%s: %s" % (type(x).__name__, x)
+    check(p.returncode == 0 and parsed is True,
+          "the SVG of odd names is XML: %d %r %r" % (p.returncode, parsed, p.stderr[-300:]))
 
 # A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
 # whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
@@ -184,6 +195,11 @@ with tempfile.TemporaryDirectory() as tmp:
             check(p.returncode == 2 and p.stderr.startswith(tool + ": " + path + ": ") and
                   "Traceback" not in p.stderr and not p.stdout,
                   "%s on a file %s: %d %r" % (tool, what, p.returncode, p.stderr[-300:]))
+    for tool in ("trace2mermaid", "trace2play"):
+        p = subprocess.run([sys.executable, os.path.join(here, tool), real, "-o",
+                            os.path.join(tmp, "no", "such", "dir")], capture_output=True, text=True)
+        check(p.returncode == 2 and "cannot write it" in p.stderr and "Traceback" not in p.stderr,
+              "%s -o into a missing directory: %d %r" % (tool, p.returncode, p.stderr[-300:]))
     p = subprocess.run([sys.executable, os.path.join(here, "trace2play"),
                         os.path.join(tmp, "missing.json")], capture_output=True, text=True)
     check(p.returncode == 2 and "cannot read it" in p.stderr and "Traceback" not in p.stderr,
