@@ -489,6 +489,40 @@ START_TEST(test_trace_fd_wait_ends_its_block)
 }
 END_TEST
 
+/* A channel that libchan made for a timer or a file descriptor is shown as such in the dump: a
+ * thread stuck in chan_read waits on "fd readable", not on an anonymous channel. */
+START_TEST(test_dump_names_what_a_channel_is_for)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pipe_rd = fds[0];
+    chan_t *rc = chan_fd_chan(fds[0], POLLIN);
+    ck_assert_ptr_nonnull(rc);
+    chan_timer_t *tm = chan_timer_make(3600 * INT64_C(1000000000));
+    ck_assert_ptr_nonnull(tm);
+    pthread_t t = spawn(wait_readable, NULL);
+    ck_assert(blocked_receivers_at_least(rc, 1));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(chan_dump(f), 2);
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "chan (fd readable) %p: ", (void *)rc);
+    ck_assert_msg(strstr(buf, want) != NULL, "%s", buf);
+    snprintf(want, sizeof want, "chan (timer) %p: ", (void *)chan_timer_chan(tm));
+    ck_assert_msg(strstr(buf, want) != NULL, "%s", buf);
+    free(buf);
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    ck_assert_int_gt((intptr_t)join(t), 0);
+    ck_assert_int_eq(chan_timer_free(tm), 0);
+    ck_assert_int_eq(chan_fd_close(fds[0]), 0);
+    close(fds[1]);
+}
+END_TEST
+
 /* ---- Names: any bytes, any length, and the trace is still JSON ------------------------------- */
 
 /* The checker itself refuses what the trace must never contain. */
@@ -1364,6 +1398,7 @@ int main(void)
     ADD_TEST(s, test_trace_first_op_of_a_thread_has_its_value, 30);
     ADD_TEST(s, test_trace_stop_reports_write_errors, 30);
     ADD_TEST(s, test_trace_fd_wait_ends_its_block, 30);
+    ADD_TEST(s, test_dump_names_what_a_channel_is_for, 30);
     ADD_TEST(s, test_dump_reports_write_errors, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);

@@ -92,7 +92,8 @@ void chan_trace_task_hook(uint64_t (*fn)(void));
  * cannot be disabled. */
 int chan_dump_enable(void);
 
-/* Prints every registered live channel (name, len/cap, closed) with its blocked senders and
+/* Prints every registered live channel (name; "timer", "context done", "fd readable" or "fd
+ * writable" for one libchan made; len/cap, closed) with its blocked senders and
  * receivers (thread, operation, how long blocked) to out; a select counts once per channel and
  * direction, however many of its cases name that channel. Takes each channel's lock only with a
  * trylock and skips (saying so) a channel whose lock is held at that moment. Returns the number

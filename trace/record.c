@@ -567,8 +567,9 @@ static void slots_release(uint32_t upto)
 }
 
 /* Records the names of channels named before the trace, so that the trace shows them. */
-static void seed_name(const void *c, const char *name, void *arg)
+static void seed_name(const void *c, const char *name, int role, void *arg)
 {
+    (void)role;
     if (!name[0])
         return;
     int64_t k = trace_name_add(name);
