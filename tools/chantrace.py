@@ -423,8 +423,9 @@ class Replay:
             self.done_op(e, lid, c)
         elif op == "timer":
             me["st"], me["op"] = "run", "timer fires"
-            self.step(e, "timer", lid, "The timer thread fires: it sends the time on %s." %
-                      label, c)
+            # On libchan's timer thread, or in the call that armed a timer already due.
+            self.step(e, "timer", lid, "A timer fires, on %s: it sends the time on %s." %
+                      (name, label), c)
 
     # -- blocking --
 

@@ -169,6 +169,13 @@ with tempfile.TemporaryDirectory() as tmp:
     check(p.returncode == 0 and parsed is True,
           "the SVG of odd names is XML: %d %r %r" % (p.returncode, parsed, p.stderr[-300:]))
 
+# A timer already due fires in the call that armed it: the step says on which thread, not "the
+# timer thread".
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
+                         ev(1, 2.0, 1, "timer fire c", op="timer", chan="c")])
+check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
+      "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
+
 # A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
 # whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
 with tempfile.TemporaryDirectory() as tmp:
