@@ -451,9 +451,24 @@ class Replay:
         me, name = self.lanes[lid], self.who(lid)
         me["st"] = "blocked"
         end = " It is still blocked when the trace ends." if a.get("at_end") else ""
+        sel = e["name"].startswith("blocked select")
+        if c is None and not sel:  # a send or receive on a nil channel (NULL)
+            what = "sends" if e["name"].startswith("blocked send") else "receives"
+            me["op"] = "%s on a nil channel" % what[:-1]
+            self.step(e, "block", lid, "%s %s on a nil channel (NULL): no peer can ever come, "
+                      "so it parks with no sudog, until its deadline if it has one, else "
+                      "forever.%s" % (name, what, end), None)
+            return
         if c is None:  # a select: one sudog on the channel of each non-nil case
             cs = self.cases.get(lid, [])
             live = [k for k in cs if not k.get("nil")]
+            if not live:
+                me["op"] = "select with no channel"
+                self.step(e, "block", lid, "%s selects%s: no case has a channel, so none can "
+                          "ever be ready; it parks with no sudog, until its deadline if it has "
+                          "one, else forever (Go's select {}).%s" % (
+                              name, " (%s)" % self.case_text(cs, lid) if cs else "", end), None)
+                return
             moves = []
             for k in live:
                 ch = self.chan(k["chan"])
@@ -661,6 +676,10 @@ class Replay:
             me["op"] = "timed out"
             fn = "chan_select_until" if sel else (
                 "chan_send_until" if a.get("dir") == "send" else "chan_recv_until")
+            if c is None and not leftover:  # it waited on no channel (nil, or select {})
+                self.step(e, "timeout", lid, "%s's deadline passes: %s returns -ETIMEDOUT; it "
+                          "waited on no channel, and nothing moved.%s" % (name, fn, took), None)
+                return
             where = ", ".join(o.label for o in leftover) or (c.label if c else "its channel")
             self.step(e, "timeout", lid, "%s's deadline passes: %s returns -ETIMEDOUT. It wins "
                       "its own wake-up and unlinks its sudog%s from %s: nothing moved.%s" % (

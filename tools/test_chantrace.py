@@ -176,6 +176,19 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, ele
 check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
       "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
 
+# A wait on no channel (a nil channel's receive, a select whose cases are all nil): it parks
+# with no sudog, and its time-out unlinks nothing.
+r = Replay({1: "main"}, [
+    ev(0, 1.0, 1, "blocked recv", op="blocked"),
+    ev(1, 2.0, 1, "woken recv", op="woken", res="timedout", dir="recv", blocked_ns=1000),
+    ev(2, 3.0, 1, "case 0 recv nil", op="case", case=0, dir="recv", n=1, nil=True),
+    ev(3, 4.0, 1, "blocked select", op="blocked"),
+    ev(4, 5.0, 1, "woken select", op="woken", res="timedout", dir="recv", select=True)])
+texts = [s["text"] for s in r.steps]
+check(not r.problems and len(texts) == 4 and "on a nil channel (NULL)" in texts[0] and
+      "waited on no channel" in texts[1] and "no case has a channel" in texts[2] and
+      "waited on no channel" in texts[3], "waits on no channel: %r %r" % (r.problems, texts))
+
 # A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
 # whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
 with tempfile.TemporaryDirectory() as tmp:

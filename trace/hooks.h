@@ -108,7 +108,8 @@ HIDDEN void trace_close(struct chan *c, int r, struct sudog *woken);
  * trace or a dump that starts while it waits never reads them uninitialized. */
 HIDDEN void trace_waiter_init(struct waiter *w, int64_t deadline);
 
-/* Under the lock(s), sudogs queued: w is about to park. */
+/* Under the lock(s), sudogs queued: w is about to park. Or, with no sudog and no lock,
+ * park_nothing's wait on no channel (a nil channel's operation, a select with no channel). */
 HIDDEN void trace_block(struct waiter *w, bool is_select);
 
 /* After the park: w's operation ends with r (select: the case index or -ETIMEDOUT); its

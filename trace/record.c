@@ -311,15 +311,17 @@ void trace_waiter_init(struct waiter *w, int64_t deadline)
 void trace_block(struct waiter *w, bool is_select)
 {
     struct tls *t = current();
-    if (!t || !w->nsudog)
+    if (!t)
         return;
-    struct sudog *sg = &w->sudogs[0];
+    /* No sudog (park_nothing): a nil channel's operation, or a select with no channel. */
+    struct sudog *sg = w->nsudog ? &w->sudogs[0] : NULL;
+    bool send = sg ? sg->is_send : w->why == WAIT_SEND_NIL;
     struct tev e = {.kind = EV_BLOCK,
-                    .c = sg->c,
+                    .c = sg ? sg->c : NULL,
                     .aux = w->nsudog,
-                    .bits = (uint8_t)((sg->is_send ? B_SEND : 0) | (is_select ? B_SELECT : 0))};
+                    .bits = (uint8_t)((send ? B_SEND : 0) | (is_select ? B_SELECT : 0))};
     /* A blocked sender's value waits in its sudog (a select's: in its case events). */
-    if (!is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
+    if (sg && !is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
         e.bits |= B_HASVAL;
     emit(t, &e);
 }
@@ -351,6 +353,8 @@ void trace_woken(struct waiter *w, int r, bool is_select)
             e.bits |= B_SEND;
         e.res = (int16_t)r; /* -ETIMEDOUT, or a plugged-in scheduler's park gave up */
         e.flow = 0;
+    } else if (w->why == WAIT_SEND_NIL) { /* park_nothing's: on no channel */
+        e.bits |= B_SEND;
     }
     emit(t, &e);
 }
