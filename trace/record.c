@@ -77,8 +77,6 @@ struct tls {
     uint64_t flows;        /* flow ids made by this thread in this trace */
     uint64_t pending_flow; /* the flow of a hand-off done by the operation in progress */
     bool skip_op;          /* trace_woken reported the operation in progress */
-    uint32_t op_gen;       /* the trace running when the operation in progress began (0:
-                              none): only then may its end look into its channel (trace_op) */
 };
 
 static _Thread_local struct tls self_tls;
@@ -212,15 +210,16 @@ void trace_free(struct chan *c)
     }
 }
 
-void trace_begin(void)
+uint32_t trace_begin(void)
 {
     struct tls *t = tls_self();
     t->skip_op = false;
     t->pending_flow = 0;
-    t->op_gen = atomic_load_explicit(&active_gen, memory_order_relaxed);
+    return atomic_load_explicit(&active_gen, memory_order_relaxed);
 }
 
-void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, const void *elem)
+void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, const void *elem,
+              uint32_t gen)
 {
     struct tls *t = current();
     if (!t || !c)
@@ -235,12 +234,14 @@ void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, co
                     .flow = t->pending_flow,
                     .bits = (uint8_t)((dir == CHAN_SEND ? B_SEND : 0) | form << B_FORM_SHIFT)};
     t->pending_flow = 0;
-    /* An operation that began before this trace may have parked, and been woken while no trace
-     * ran (trace_woken did not run): c may be freed already. Only a key then. One that began in
-     * this trace and parked was told by trace_woken; one that did not park has c from its
-     * caller. (Not "the thread's first event": that lost the value and capacity of a thread's
-     * first operation, such as the first send of a thread started during the trace.) */
-    if (t->op_gen != t->gen) {
+    /* An operation that began before this trace (gen, trace_begin's) may have parked, and been
+     * woken while no trace ran (trace_woken did not run): c may be freed already. Only a key
+     * then. One that began in this trace and parked was told by trace_woken; one that did not
+     * park has c from its caller. (Not "the thread's first event": that lost the value and
+     * capacity of a thread's first operation, such as the first send of a thread started
+     * during the trace; nor a note in the thread's state: an M:N task may end its operation on
+     * another thread.) */
+    if (gen != t->gen) {
         e.bits |= B_NOCAP;
     } else {
         e.aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap);
@@ -359,7 +360,8 @@ void trace_woken(struct waiter *w, int r, bool is_select)
     emit(t, &e);
 }
 
-void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r)
+void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r,
+                  uint32_t gen)
 {
     struct tls *t = current();
     if (!t)
@@ -381,7 +383,7 @@ void trace_select(const struct chan_case *cases, size_t n, enum trace_form form,
         e.c = cs->chan;
         if (cs->dir == CHAN_SEND)
             e.bits |= B_SEND;
-        bool deref = cs->chan && t->op_gen == t->gen; /* as in trace_op */
+        bool deref = cs->chan && gen == t->gen; /* as in trace_op */
         if (!cs->ok)
             e.res = -EPIPE;
         else if (deref && value_of(cs->chan->elemsize, cs->elem, &e.val))
