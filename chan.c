@@ -349,9 +349,9 @@ static int chansend(struct chan *c, const void *elem, int64_t deadline)
 static inline __attribute__((cold)) int traced_send(struct chan *c, const void *elem,
                                                     int64_t deadline, enum trace_form form)
 {
-    trace_begin();
+    uint32_t gen = trace_begin();
     int r = chansend(c, elem, deadline);
-    trace_op(c, CHAN_SEND, form, r, elem);
+    trace_op(c, CHAN_SEND, form, r, elem, gen);
     return r;
 }
 
@@ -442,9 +442,9 @@ static int chanrecv(struct chan *c, void *elem, int64_t deadline)
 static inline __attribute__((cold)) int traced_recv(struct chan *c, void *elem, int64_t deadline,
                                                     enum trace_form form)
 {
-    trace_begin();
+    uint32_t gen = trace_begin();
     int r = chanrecv(c, elem, deadline);
-    trace_op(c, CHAN_RECV, form, r, elem);
+    trace_op(c, CHAN_RECV, form, r, elem, gen);
     return r;
 }
 

@@ -618,10 +618,10 @@ int select_recv(struct chan *c, void *elem, int64_t deadline)
 static inline __attribute__((cold)) int traced_select(struct chan_case *cases, size_t n,
                                                       int64_t deadline, enum trace_form form)
 {
-    trace_begin();
+    uint32_t gen = trace_begin();
     trace_select_cases(cases, n);
     int r = selectgo(cases, n, deadline);
-    trace_select(cases, n, form, r);
+    trace_select(cases, n, form, r, gen);
     return r;
 }
 

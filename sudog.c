@@ -975,10 +975,17 @@ int park_nothing(int64_t deadline, enum wait_reason why)
 {
     struct waiter w;
     waiter_init(&w, why, deadline);
+    /* A wait like any other in a trace, on no channel: its slice shows a sleep, and a thread
+     * stuck on a nil channel or in select {} (to the end of the trace, when it never returns). */
+    bool sel = why == WAIT_SELECT || why == WAIT_SELECT_NO_CASES;
+    if (tracing(TF_EVENTS))
+        trace_block(&w, sel);
     /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait (or a
      * plugged-in scheduler's park giving it up: see sched_park). */
     int r;
     while ((r = waiter_park(&w, deadline)) == 0) {
     }
+    if (tracing(TF_EVENTS))
+        trace_woken(&w, r, sel);
     return r;
 }

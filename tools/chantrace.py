@@ -17,6 +17,9 @@ trace maps onto the hchan:
     or for a select on the channel of each non-nil case (the "case" events before it);
   - "wake" events are recorded under the channel lock by the thread that completed a waiter: the
     sudog they dequeue is that of the thread whose "woken" event ends the same flow;
+  - a lane's own select after its "blocked" with no "woken" between: no peer ended the wait, a
+    file descriptor that the select polls is ready (chan_io(3)); its sudogs leave the queues,
+    and a receive on such an unbuffered channel with no sender is the fd's readiness;
   - a close and the wake-ups it made are one step; a completed operation that woke a peer adds
     nothing to the wake-up that already showed it.
 Events recorded under a channel lock are in lock order. A buffered send or receive that did not
@@ -30,22 +33,73 @@ import json
 # ---- Reading ------------------------------------------------------------------------------
 
 
+class TraceError(Exception):
+    """A file that is not a libchan trace: unreadable, not JSON (a trace cut short), or JSON
+    without the fields of chan_trace(3)'s events. Its text says where."""
+
+
+# The events whose args always name a channel (json.c writes "chan" for them).
+NEEDS_CHAN = {"make", "free", "name", "send", "recv", "wake", "close", "timer"}
+
+
+def _check_event(i, e):
+    """Raises TraceError unless e (traceEvents[i], a channel event) has what the readers use."""
+    def bad(what):
+        raise TraceError("event %d (%.60s): %s" % (i, json.dumps(e), what))
+    if not isinstance(e.get("ts"), (int, float)) or isinstance(e.get("ts"), bool):
+        bad('no number "ts"')
+    if not isinstance(e.get("tid"), int) or isinstance(e.get("tid"), bool):
+        bad('no integer "tid"')
+    a = e.get("args")
+    if not isinstance(a, dict) or not isinstance(a.get("op"), str):
+        bad('no "args" with a string "op"')
+    if not isinstance(e.get("name"), str):
+        bad('no string "name"')
+    if a["op"] in NEEDS_CHAN and not isinstance(a.get("chan"), str):
+        bad('a "%s" without a string "chan"' % a["op"])
+    for k in ("flow", "woke", "g", "cap", "case", "n", "elemsize", "v", "v2"):
+        if k in a and (not isinstance(a[k], int) or isinstance(a[k], bool)):
+            bad('"%s" is not an integer' % k)
+
+
 def load(path, info=None):
     """(names, events): thread names by tid, and the channel slices in time order. Each event
     gets "_i", its index in the file's traceEvents. info, a dict if given, gets "dropped": the
-    events the trace lost (chan_trace_dropped), without which it may not add up."""
-    with open(path) as f:
-        doc = json.load(f)
+    events the trace lost (chan_trace_dropped), without which it may not add up. Raises
+    TraceError (never another exception) when path cannot be read or is not such a trace."""
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except OSError as x:
+        raise TraceError("cannot read it: %s" % (x.strerror or x))
+    except UnicodeDecodeError as x:
+        raise TraceError("not a trace: byte %d is not UTF-8" % x.start)
+    except ValueError as x:  # json.JSONDecodeError
+        raise TraceError("not JSON (a trace cut short?): %s" % x)
+    other = doc.get("otherData", {}) if isinstance(doc, dict) else {}
+    events = doc.get("traceEvents") if isinstance(doc, dict) else doc
+    if not isinstance(events, list):
+        raise TraceError('not a trace: no "traceEvents" list')
+    if not isinstance(other, dict):
+        raise TraceError('"otherData" is not an object')
+    dropped = other.get("dropped", 0)
+    if not isinstance(dropped, int) or isinstance(dropped, bool) or dropped < 0:
+        raise TraceError('"otherData" has a "dropped" that is not a count: %r' % (dropped,))
     if info is not None:
-        other = doc.get("otherData", {}) if isinstance(doc, dict) else {}
-        info["dropped"] = int(other.get("dropped", 0))
-    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+        info["dropped"] = dropped
     names = {}
     chan_events = []
     for i, e in enumerate(events):
+        if not isinstance(e, dict):
+            raise TraceError("event %d is not an object" % i)
         if e.get("ph") == "M" and e.get("name") == "thread_name":
-            names[e["tid"]] = e["args"]["name"]
+            a = e.get("args")
+            if not isinstance(e.get("tid"), int) or not isinstance(a, dict) or \
+                    not isinstance(a.get("name"), str):
+                raise TraceError("event %d: a thread_name without a tid and a string name" % i)
+            names[e["tid"]] = a["name"]
         elif e.get("cat") == "chan" and e.get("ph") == "X":
+            _check_event(i, e)
             e["_i"] = i
             chan_events.append((float(e["ts"]), i, e))
     chan_events.sort(key=lambda t: (t[0], t[1]))
@@ -274,24 +328,34 @@ class Replay:
             last_event[self.lane_of(e)] = e["_i"]
         i = 0
         while i < len(self.events):
-            for _ in range(8):
-                if not self.repair(i):
-                    break
-            e = self.events[i]
-            need = self.missing(e)
-            if need:
-                self.problems.append("step %d: %s on %s needs a %s that the trace does not "
-                                     "have before it" % (len(self.steps), e["name"],
-                                                         e["args"].get("chan"), need))
-            lid = self.lane_of(e)
-            self.lane(lid)
-            if e["args"].get("op") == "close":
-                self.gather_close(i)
             n = len(self.steps)
-            self.apply(e, lid)
-            if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
-                self.lanes[lid]["st"] = "end"
-                self.lanes[lid]["op"] = "no more channel operations"
+            e = self.events[i]
+            try:
+                for _ in range(8):
+                    if not self.repair(i):
+                        break
+                e = self.events[i]
+                need = self.missing(e)
+                if need:
+                    self.problems.append("step %d: %s on %s needs a %s that the trace does not "
+                                         "have before it" % (len(self.steps), e["name"],
+                                                             e["args"].get("chan"), need))
+                lid = self.lane_of(e)
+                self.lane(lid)
+                if e["args"].get("op") == "close":
+                    self.gather_close(i)
+                n = len(self.steps)
+                self.apply(e, lid)
+                if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
+                    self.lanes[lid]["st"] = "end"
+                    self.lanes[lid]["op"] = "no more channel operations"
+            except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as x:
+                # A trace that lost events, or was edited, can leave an event with nothing
+                # to act on (a send on an unbuffered channel with no receiver): say so, go on.
+                self.problems.append("step %d: %s (event %d) cannot be replayed on what came "
+                                     "before it (%s: %s)" % (len(self.steps), e.get("name"),
+                                                             e.get("_i", i),
+                                                             type(x).__name__, x))
             if len(self.steps) > n or (self.steps and e["_i"] in self.steps[-1]["ev"]):
                 self.snapshot(self.steps[-1])
             i += 1
@@ -359,8 +423,9 @@ class Replay:
             self.done_op(e, lid, c)
         elif op == "timer":
             me["st"], me["op"] = "run", "timer fires"
-            self.step(e, "timer", lid, "The timer thread fires: it sends the time on %s." %
-                      label, c)
+            # On libchan's timer thread, or in the call that armed a timer already due.
+            self.step(e, "timer", lid, "A timer fires, on %s: it sends the time on %s." %
+                      (name, label), c)
 
     # -- blocking --
 
@@ -386,9 +451,24 @@ class Replay:
         me, name = self.lanes[lid], self.who(lid)
         me["st"] = "blocked"
         end = " It is still blocked when the trace ends." if a.get("at_end") else ""
+        sel = e["name"].startswith("blocked select")
+        if c is None and not sel:  # a send or receive on a nil channel (NULL)
+            what = "sends" if e["name"].startswith("blocked send") else "receives"
+            me["op"] = "%s on a nil channel" % what[:-1]
+            self.step(e, "block", lid, "%s %s on a nil channel (NULL): no peer can ever come, "
+                      "so it parks with no sudog, until its deadline if it has one, else "
+                      "forever.%s" % (name, what, end), None)
+            return
         if c is None:  # a select: one sudog on the channel of each non-nil case
             cs = self.cases.get(lid, [])
             live = [k for k in cs if not k.get("nil")]
+            if not live:
+                me["op"] = "select with no channel"
+                self.step(e, "block", lid, "%s selects%s: no case has a channel, so none can "
+                          "ever be ready; it parks with no sudog, until its deadline if it has "
+                          "one, else forever (Go's select {}).%s" % (
+                              name, " (%s)" % self.case_text(cs, lid) if cs else "", end), None)
+                return
             moves = []
             for k in live:
                 ch = self.chan(k["chan"])
@@ -596,6 +676,10 @@ class Replay:
             me["op"] = "timed out"
             fn = "chan_select_until" if sel else (
                 "chan_send_until" if a.get("dir") == "send" else "chan_recv_until")
+            if c is None and not leftover:  # it waited on no channel (nil, or select {})
+                self.step(e, "timeout", lid, "%s's deadline passes: %s returns -ETIMEDOUT; it "
+                          "waited on no channel, and nothing moved.%s" % (name, fn, took), None)
+                return
             where = ", ".join(o.label for o in leftover) or (c.label if c else "its channel")
             self.step(e, "timeout", lid, "%s's deadline passes: %s returns -ETIMEDOUT. It wins "
                       "its own wake-up and unlinks its sudog%s from %s: nothing moved.%s" % (
@@ -647,8 +731,29 @@ class Replay:
             if k is not None:
                 self.steps[k]["ev"].append(e["_i"])
             return
-        me["st"] = "run"
         d = a.get("dir", op)
+        if me["st"] == "blocked":  # a wait that no peer ended: a file descriptor is ready
+            for o in self.all_chans:
+                o.sendq = [s for s in o.sendq if s["lane"] != lid]
+                o.recvq = [s for s in o.recvq if s["lane"] != lid]
+            me["st"], me["op"] = "run", "looks again"
+            self.step(e, "fdready", lid, "%s runs again with no peer to wake it: a file "
+                      "descriptor its select polls is ready (chan_io(3)). It unlinks its "
+                      "sudogs and looks at its cases again." % name, None)
+        me["st"] = "run"
+        if res == "ok" and d == "recv" and c is not None and c.cap == 0:
+            # Nothing is buffered on an unbuffered channel and no sender woke us: the channel
+            # of a file descriptor, which a select polls (chan_fd_chan, chan_fd_wait).
+            v = a.get("v")
+            me["v"], me["hv"] = v, c.elemsize > 0
+            me["op"] = "%s ready" % c.label
+            self.step(e, "fd", lid, "%s%s receives %s on %s with no sender: %s is the "
+                      "channel of a file descriptor (chan_io(3)), ready now; the value is what "
+                      "poll reported." % ("%s selects (%s): case %s is ready. " % (
+                          name, self.case_text(cs or [], lid), a.get("case"))
+                          if op == "select" else "", name, self.val(c, v), c.label,
+                          c.label), c)
+            return
         pre = ""
         if op == "select":
             if c is None:

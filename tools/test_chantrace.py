@@ -84,7 +84,9 @@ check(not r.problems and "case 15 receive on c; and 4 more cases that the trace 
 
 # A trace that lost events says so, before whatever then does not add up.
 import json  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
+import xml.dom.minidom  # noqa: E402
 import tempfile  # noqa: E402
 
 here = os.path.dirname(os.path.realpath(__file__))
@@ -104,6 +106,137 @@ with tempfile.TemporaryDirectory() as tmp:
                        capture_output=True, text=True)
     check(p.returncode == 0 and "the trace lost 3 events" in p.stderr,
           "trace2mermaid warns of a trace that lost events: %d %r" % (p.returncode, p.stderr))
+
+# A send that completed on an unbuffered channel with no receiver in the trace (its wake-up was
+# lost): a problem of the replay, not a traceback.
+r = Replay({}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+                ev(1, 2.0, 1, "send c", op="send", chan="c", v=1, form="block", res="ok", cap=0)])
+check(len(r.problems) == 1 and "cannot be replayed" in r.problems[0],
+      "a send with no receiver is a problem: %r" % r.problems)
+
+# A select that polled a file descriptor: blocked, then it goes on with no peer (no woken) and
+# receives on the fd's unbuffered channel with no sender (chan_io(3)): two steps, no problem.
+fd = [
+    ev(0, 1.0, 1, "make c1", op="make", chan="c1", cap=0, elemsize=4),
+    ev(1, 2.0, 1, "case 0 recv c1", op="case", chan="c1", case=0, dir="recv", n=1),
+    ev(2, 3.0, 1, "blocked select", op="blocked"),
+    ev(3, 9.0, 1, "select c1", op="select", chan="c1", v=1, form="until", res="ok", case=0,
+       dir="recv", cap=0),
+]
+r = Replay({1: "reader"}, fd)
+check(not r.problems and [s["kind"] for s in r.steps] == ["make", "block", "fdready", "fd"],
+      "an fd wait replays: %r %r" % (r.problems, [s["kind"] for s in r.steps]))
+check(r.steps[-1]["state"]["chans"]["0"]["recvq"] == [] and
+      r.steps[-1]["state"]["lanes"]["1"][0] == "end",
+      "its sudog has left the recvq, it ran on: %r" % r.steps[-1]["state"])
+
+# Names are the program's bytes: in the Mermaid text each stays on its line, and what Mermaid
+# reads as syntax (";", "#", "%%", "<", ">", "&") is an entity code.
+with tempfile.TemporaryDirectory() as tmp:
+    odd = "a;b\n%%{init} <i>&amp;#x\u2028z\x01\x1b\ud800"
+    hand = [
+        ev(0, 1.0, 1, "make " + odd, op="make", chan=odd, cap=0, elemsize=4),
+        ev(1, 2.0, 2, "blocked recv " + odd, op="blocked", chan=odd),
+        ev(2, 3.0, 1, "wake " + odd, op="wake", chan=odd, v=3, by="send", flow=9, cap=0),
+        ev(3, 3.5, 1, "send " + odd, op="send", chan=odd, v=3, form="block", res="ok", cap=0,
+           woke=9),
+        ev(4, 4.0, 2, "woken recv " + odd, op="woken", chan=odd, v=3, res="ok", dir="recv",
+           flow=9),
+    ]
+    path = os.path.join(tmp, "odd.json")
+    with open(path, "w") as f:
+        json.dump({"traceEvents": [{"name": "thread_name", "ph": "M", "tid": 1,
+                                    "args": {"name": "main;\r\n%%{init: x}"}},
+                                   {"name": "thread_name", "ph": "M", "tid": 2,
+                                    "args": {"name": "rx<b>#1"}}] +
+                   [dict(e, cat="chan", ph="X") for e in hand]}, f)
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path],
+                       capture_output=True, text=True)
+    lines = p.stdout.splitlines()
+    texts = [re.sub(r"#\d+;", "", ln.split(" as ", 1)[-1] if " as " in ln
+                    else ln.split(": ", 1)[-1]) for ln in lines[1:]]
+    check(p.returncode == 0 and len(lines) == 4 and lines[0] == "sequenceDiagram" and
+          not any(c in t for t in texts for c in ";%<>&#") and "#59;" in lines[1] and
+          "#37;#37;" in lines[1], "odd names stay on their lines, escaped: %r" % lines)
+    svg = os.path.join(tmp, "odd.svg")
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path, "--svg", svg],
+                       capture_output=True, text=True)
+    try:
+        xml.dom.minidom.parse(svg)
+        parsed = True
+    except Exception as x:  # noqa: BLE001 (what the parser says is the message)
+        parsed = "%s: %s" % (type(x).__name__, x)
+    check(p.returncode == 0 and parsed is True,
+          "the SVG of odd names is XML: %d %r %r" % (p.returncode, parsed, p.stderr[-300:]))
+
+# A timer already due fires in the call that armed it: the step says on which thread, not "the
+# timer thread".
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
+                         ev(1, 2.0, 1, "timer fire c", op="timer", chan="c")])
+check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
+      "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
+
+# A wait on no channel (a nil channel's receive, a select whose cases are all nil): it parks
+# with no sudog, and its time-out unlinks nothing.
+r = Replay({1: "main"}, [
+    ev(0, 1.0, 1, "blocked recv", op="blocked"),
+    ev(1, 2.0, 1, "woken recv", op="woken", res="timedout", dir="recv", blocked_ns=1000),
+    ev(2, 3.0, 1, "case 0 recv nil", op="case", case=0, dir="recv", n=1, nil=True),
+    ev(3, 4.0, 1, "blocked select", op="blocked"),
+    ev(4, 5.0, 1, "woken select", op="woken", res="timedout", dir="recv", select=True)])
+texts = [s["text"] for s in r.steps]
+check(not r.problems and len(texts) == 4 and "on a nil channel (NULL)" in texts[0] and
+      "waited on no channel" in texts[1] and "no case has a channel" in texts[2] and
+      "waited on no channel" in texts[3], "waits on no channel: %r %r" % (r.problems, texts))
+
+# A file that is not a trace: one line on stderr that names it, exit status 2, no traceback;
+# whatever is cut from a real trace, or changed in it, a problem or a picture, never a traceback.
+with tempfile.TemporaryDirectory() as tmp:
+    real = os.path.join(here, "..", "docs", "play", "traces", "close.json")
+    with open(real, "rb") as f:
+        whole = f.read()
+    bad = {"empty": b"", "cut short": whole[:len(whole) // 2], "not UTF-8": b"\xff\xfe{}",
+           "no traceEvents": b'{"foo": 1}', "traceEvents not a list": b'{"traceEvents": 5}',
+           "an event not an object": b"[1, 2]",
+           "ts not a number": b'{"traceEvents":[{"cat":"chan","ph":"X","ts":"x","tid":1,'
+                              b'"name":"send c","args":{"op":"send","chan":"c"}}]}',
+           "no tid": b'{"traceEvents":[{"cat":"chan","ph":"X","ts":1,"name":"x","args":{}}]}',
+           "no args": b'{"traceEvents":[{"name":"thread_name","ph":"M","tid":1}]}',
+           "a send without its channel": b'{"traceEvents":[{"cat":"chan","ph":"X","ts":1,'
+                                         b'"tid":1,"name":"send","args":{"op":"send"}}]}',
+           "dropped not a count": b'{"traceEvents":[],"otherData":{"dropped":"x"}}'}
+    for what, text in sorted(bad.items()):
+        path = os.path.join(tmp, "bad.json")
+        with open(path, "wb") as f:
+            f.write(text)
+        for tool in ("trace2mermaid", "trace2play"):
+            p = subprocess.run([sys.executable, os.path.join(here, tool), path],
+                               capture_output=True, text=True)
+            check(p.returncode == 2 and p.stderr.startswith(tool + ": " + path + ": ") and
+                  "Traceback" not in p.stderr and not p.stdout,
+                  "%s on a file %s: %d %r" % (tool, what, p.returncode, p.stderr[-300:]))
+    for tool in ("trace2mermaid", "trace2play"):
+        p = subprocess.run([sys.executable, os.path.join(here, tool), real, "-o",
+                            os.path.join(tmp, "no", "such", "dir")], capture_output=True, text=True)
+        check(p.returncode == 2 and "cannot write it" in p.stderr and "Traceback" not in p.stderr,
+              "%s -o into a missing directory: %d %r" % (tool, p.returncode, p.stderr[-300:]))
+    p = subprocess.run([sys.executable, os.path.join(here, "trace2play"),
+                        os.path.join(tmp, "missing.json")], capture_output=True, text=True)
+    check(p.returncode == 2 and "cannot read it" in p.stderr and "Traceback" not in p.stderr,
+          "trace2play on a missing file: %d %r" % (p.returncode, p.stderr[-300:]))
+    # Every event cut out of a real trace in turn: the tools still answer.
+    doc = json.loads(whole)
+    evs = doc["traceEvents"]
+    for k in range(len(evs)):
+        path = os.path.join(tmp, "cut.json")
+        with open(path, "w") as f:
+            json.dump(dict(doc, traceEvents=evs[:k] + evs[k + 1:]), f)
+        for tool in ("trace2mermaid", "trace2play"):
+            p = subprocess.run([sys.executable, os.path.join(here, tool), path],
+                               capture_output=True, text=True)
+            check(p.returncode in (0, 1) and "Traceback" not in p.stderr,
+                  "%s on close.json without event %d: %d %r" % (tool, k, p.returncode,
+                                                                p.stderr[-300:]))
 
 print("[chantrace] checks: %d passed, %d failed" % (passed, len(failed)))
 sys.exit(1 if failed else 0)

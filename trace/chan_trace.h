@@ -51,9 +51,11 @@ extern "C" {
  * -EINVAL (path NULL); -EBUSY while a trace is running; -ENOMEM; -errno from opening path. */
 int chan_trace_start(const char *path);
 
-/* Stops recording and writes the trace. 0; -ESRCH when no trace is running; -errno (-EIO, ...)
- * when the file cannot be written. Waits for events being written by other threads (a few
- * instructions each); never waits for a blocked operation. */
+/* Stops recording and writes the trace. 0; -ESRCH when no trace is running; -errno (-ENOSPC,
+ * -EPIPE, -EIO, ...) when the file cannot be written (the trace is stopped all the same; SIGPIPE
+ * is held back while writing, so a pipe nobody reads gives -EPIPE, not death). Waits for events
+ * being written by other threads (a few instructions each); never waits for a blocked
+ * operation. */
 int chan_trace_stop(void);
 
 /* Events lost by the trace running now, or else by the last one (no buffer left for a thread,
@@ -86,15 +88,18 @@ void chan_trace_task_hook(uint64_t (*fn)(void));
 /* ---- Dump of live channels --------------------------------------------------------------- */
 
 /* From now on, channels made are registered (sharded lists keyed by address: no global lock),
- * so that chan_dump can list them; channels made before are listed only once named. 0 or
- * -ENOMEM. It cannot be disabled. */
+ * so that chan_dump can list them; channels made before are listed only once named. 0. It
+ * cannot be disabled. */
 int chan_dump_enable(void);
 
-/* Prints every registered live channel (name, len/cap, closed) with its blocked senders and
+/* Prints every registered live channel (name; "timer", "context done", "fd readable" or "fd
+ * writable" for one libchan made; len/cap, closed) with its blocked senders and
  * receivers (thread, operation, how long blocked) to out; a select counts once per channel and
  * direction, however many of its cases name that channel. Takes each channel's lock only with a
  * trylock and skips (saying so) a channel whose lock is held at that moment. Returns the number
- * of channels listed, or -EINVAL (out NULL), or -ENODEV when chan_dump_enable was never called. */
+ * of channels listed, or -EINVAL (out NULL), or -ENODEV when chan_dump_enable was never called
+ * and no channel was ever named, or -errno (-EIO when none is known) when out's error indicator
+ * is set after the dump (a full disk; a pipe nobody reads, where SIGPIPE is ignored). */
 int chan_dump(FILE *out);
 
 /* chan_dump_enable(), then SIGQUIT prints a dump on stderr (Go's SIGQUIT goroutine dump, but

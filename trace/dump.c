@@ -46,6 +46,7 @@ void scrub_free(void *p, size_t size)
 struct csnap {
     const void *c;
     char name[NAME_MAX_LEN];
+    int role;     /* what libchan made it for (registry_role): a timer's, an fd's... */
     bool skipped; /* its lock was held at that moment: nothing copied */
     struct chan_snap s;
 };
@@ -94,15 +95,26 @@ bool trace_name_print(FILE *out, const void *c)
     return true;
 }
 
+/* What libchan made a channel for, as the leak report says it, or NULL. */
+const char *role_name(int role)
+{
+    return role == ROLE_TIMER      ? "timer"
+           : role == ROLE_CONTEXT  ? "context done"
+           : role == ROLE_FD_READ  ? "fd readable"
+           : role == ROLE_FD_WRITE ? "fd writable"
+                                   : NULL;
+}
+
 static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
 {
     const struct chan_snap *s = &cs->s;
+    const char *role = role_name(cs->role); /* a thread in chan_read waits on "fd readable" */
+    fputs("chan ", out);
     if (cs->name[0]) {
-        fputs("chan ", out);
         print_quoted(out, cs->name);
-        fprintf(out, " (%p)", cs->c);
+        fprintf(out, " (%s%s%p)", role ? role : "", role ? " " : "", cs->c);
     } else {
-        fprintf(out, "chan %p", cs->c);
+        fprintf(out, "%s%s%s%p", role ? "(" : "", role ? role : "", role ? ") " : "", cs->c);
     }
     if (cs->skipped) {
         fputs(": skipped (its lock was held at that moment)\n", out);
@@ -162,7 +174,7 @@ struct batch {
     size_t lost; /* not copied: no memory */
 };
 
-static void snap_one(const void *c, const char *name, void *arg)
+static void snap_one(const void *c, const char *name, int role, void *arg)
 {
     struct batch *b = arg;
     if (b->n == b->cap) {
@@ -180,6 +192,7 @@ static void snap_one(const void *c, const char *name, void *arg)
     }
     struct csnap *cs = &b->snaps[b->n++];
     cs->c = c;
+    cs->role = role;
     memcpy(cs->name, name, NAME_MAX_LEN);
     /* Alive until the shard's lock is dropped: chan_free unregisters it first. */
     cs->skipped = chan_snapshot((chan_t *)c, &cs->s) != 0;
@@ -192,6 +205,7 @@ int chan_dump(FILE *out)
     if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED)))
         return -ENODEV;
     int64_t now = chan_now();
+    errno = 0;
     fprintf(out, "libchan dump (pid %d): live channels and their blocked waiters\n", (int)getpid());
     int listed = 0, skipped = 0;
     for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
@@ -207,7 +221,12 @@ int chan_dump(FILE *out)
         scrub_free(b.snaps, b.n * sizeof *b.snaps);
     }
     fprintf(out, "end of dump: %d channels, %d skipped\n", listed, skipped);
-    fflush(out);
+    /* A dump that did not reach its reader says so (a full disk, a pipe nobody reads). */
+    int werr = errno;
+    if (fflush(out) != 0)
+        return -(errno ? errno : EIO);
+    if (ferror(out))
+        return -(werr ? werr : EIO);
     return listed;
 }
 

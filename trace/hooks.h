@@ -83,17 +83,21 @@ struct waiter_trace {
 };
 
 /* A traced operation begins: forget what an untraced one (a trace that started while it ran)
- * may have left in the thread's state. */
-HIDDEN void trace_begin(void);
+ * may have left in the thread's state. Returns the trace running now (0: none), which the
+ * operation keeps on its own stack and hands to trace_op or trace_select at its end: an
+ * operation that began in another trace may have parked and been woken while no trace ran,
+ * and its channel may be freed. (Not in the thread's state: under an M:N scheduler the task
+ * may end its operation on another thread.) */
+HIDDEN uint32_t trace_begin(void);
 
 /* chan_make succeeded / chan_free is about to free c (nothing is queued on it). */
 HIDDEN void trace_make(struct chan *c);
 HIDDEN void trace_free(struct chan *c);
 
 /* A send or receive on c returned r (any path that did not block; a blocked one is reported by
- * trace_woken). Before a park nothing; after one, c is not dereferenced. */
+ * trace_woken). Before a park nothing; after one, c is not dereferenced. gen: trace_begin's. */
 HIDDEN void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r,
-                     const void *elem);
+                     const void *elem, uint32_t gen);
 
 /* Under c's lock: the caller (dir: its own direction) completes the waiting peer sg. elem: the
  * caller's value (send) or where it received (recv, after the copy; may be NULL). */
@@ -108,7 +112,8 @@ HIDDEN void trace_close(struct chan *c, int r, struct sudog *woken);
  * trace or a dump that starts while it waits never reads them uninitialized. */
 HIDDEN void trace_waiter_init(struct waiter *w, int64_t deadline);
 
-/* Under the lock(s), sudogs queued: w is about to park. */
+/* Under the lock(s), sudogs queued: w is about to park. Or, with no sudog and no lock,
+ * park_nothing's wait on no channel (a nil channel's operation, a select with no channel). */
 HIDDEN void trace_block(struct waiter *w, bool is_select);
 
 /* After the park: w's operation ends with r (select: the case index or -ETIMEDOUT); its
@@ -120,8 +125,10 @@ HIDDEN void trace_woken(struct waiter *w, int r, bool is_select);
 #define TRACE_CASES_MAX 16
 HIDDEN void trace_select_cases(const struct chan_case *cases, size_t n);
 
-/* A select returned r (case index or error); does not dereference a channel after a park. */
-HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r);
+/* A select returned r (case index or error); does not dereference a channel after a park.
+ * gen: trace_begin's. */
+HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r,
+                         uint32_t gen);
 
 /* timer.c: a timer is about to send on c (on the timer thread, or in the call that armed a
  * timer already due). */
@@ -184,18 +191,19 @@ HIDDEN int chan_inspect(chan_t *c, struct chan_block *b,
  * (so that a variable or parameter used only to be traced is still used) and evaluates to
  * nothing. */
 #define tracing(mask) false
-#define trace_begin() ((void)0)
+#define trace_begin() 0u
 #define trace_make(c) ((void)(c))
 #define trace_free(c) ((void)(c))
-#define trace_op(c, dir, form, r, elem)                                                            \
-    ((void)(c), (void)(dir), (void)(form), (void)(r), (void)(elem))
+#define trace_op(c, dir, form, r, elem, gen)                                                       \
+    ((void)(c), (void)(dir), (void)(form), (void)(r), (void)(elem), (void)(gen))
 #define trace_handoff(c, dir, sg, elem) ((void)(c), (void)(dir), (void)(sg), (void)(elem))
 #define trace_close(c, r, woken) ((void)(c), (void)(r), (void)(woken))
 #define trace_waiter_init(w, deadline) ((void)(w), (void)(deadline))
 #define trace_block(w, is_select) ((void)(w), (void)(is_select))
 #define trace_woken(w, r, is_select) ((void)(w), (void)(r), (void)(is_select))
 #define trace_select_cases(cases, n) ((void)(cases), (void)(n))
-#define trace_select(cases, n, form, r) ((void)(cases), (void)(n), (void)(form), (void)(r))
+#define trace_select(cases, n, form, r, gen)                                                       \
+    ((void)(cases), (void)(n), (void)(form), (void)(r), (void)(gen))
 #define trace_timer_fire(c) ((void)(c))
 #define trace_chan_role(c, role) ((void)(c), (void)(role))
 

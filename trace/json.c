@@ -234,6 +234,33 @@ static struct pending *pending_of(struct pending *tab, size_t mask, uint64_t who
     return &tab[i];
 }
 
+/* who's entry, or NULL: a lookup that adds nothing (a waiter that never blocked needs none). */
+static struct pending *pending_find(struct pending *tab, size_t mask, uint64_t who)
+{
+    size_t i = (size_t)((who * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+    while (tab[i].used && tab[i].who != who)
+        i = (i + 1) & mask;
+    return tab[i].used ? &tab[i] : NULL;
+}
+
+/* The "blocked" slice of the block recs[b], to ts, on the track of tid. */
+static void blocked_slice(struct out *o, const struct rec *recs, size_t b,
+                          const struct label *lives, int64_t ts, pid_t tid)
+{
+    const struct tev *be = &recs[b].e;
+    const struct label *l = recs[b].life != UINT32_MAX ? &lives[recs[b].life] : NULL;
+    bool sel = be->bits & B_SELECT;
+    char nm[24];
+    snprintf(nm, sizeof nm, "blocked %s", sel ? "select" : be->bits & B_SEND ? "send" : "recv");
+    slice_head(o, nm,
+               sel ? NULL
+               : l ? l->name
+                   : NULL,
+               be->ts, ts - be->ts > 0 ? ts - be->ts : 0, tid);
+    args_common(o->f, "blocked", sel ? NULL : l, be);
+    fputs("}}", o->f);
+}
+
 static int pending_cmp(const void *a, const void *b)
 {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -290,6 +317,17 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
     for (size_t k = 0; k < n; k++) {
         const struct tev *e = &recs[k].e;
         pid_t tid = log->tracks[recs[k].slot].tid;
+        /* A wait that ended without a wake-up, because a file descriptor it polled became
+         * ready (chan_io(3): the select looks at its cases again and chooses one, or blocks
+         * again), or because its "woken" was lost: its slice ends at its waiter's next event,
+         * rather than run on to the end of the trace as if it were still blocked. */
+        if (e->kind == EV_OP || e->kind == EV_SELECT || e->kind == EV_BLOCK) {
+            struct pending *p = pending_find(blocks, mask, who_of(&recs[k]));
+            if (p && p->open) {
+                blocked_slice(&o, recs, p->rec, lives, e->ts, tid);
+                p->open = false;
+            }
+        }
         int64_t gap = recs[k].next_ts - e->ts;
         int64_t dur = gap > 1001 ? 1000 : gap > 1 ? gap - 1 : 1; /* short of the next event */
         struct label *l = recs[k].life != UINT32_MAX ? &lives[recs[k].life] : NULL;
@@ -388,16 +426,8 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             p->open = false;
             const char *what = e->bits & B_SELECT ? "select" : dir;
             char nm[24];
-            if (b) {
-                snprintf(nm, sizeof nm, "blocked %s", what);
-                slice_head(&o, nm,
-                           e->bits & B_SELECT ? NULL
-                           : l                ? l->name
-                                              : NULL,
-                           b, e->ts - b > 0 ? e->ts - b : 0, tid);
-                args_common(f, "blocked", e->bits & B_SELECT ? NULL : l, &recs[p->rec].e);
-                fputs("}}", f);
-            }
+            if (b)
+                blocked_slice(&o, recs, p->rec, lives, e->ts, tid);
             snprintf(nm, sizeof nm, "woken %s", what);
             slice_head(&o, nm, l ? l->name : NULL, e->ts, dur, tid);
             args_common(f, "woken", l, e);

@@ -923,11 +923,7 @@ static void print_chan(FILE *out, const struct scan *s, int32_t c)
         return;
     }
     const struct lchan *lc = vec_at(&s->chans, (size_t)c);
-    const char *role = lc->role == ROLE_TIMER      ? "timer"
-                       : lc->role == ROLE_CONTEXT  ? "context done"
-                       : lc->role == ROLE_FD_READ  ? "fd readable"
-                       : lc->role == ROLE_FD_WRITE ? "fd writable"
-                                                   : NULL;
+    const char *role = role_name(lc->role);
     fputs("chan ", out);
     if (lc->name[0]) {
         print_quoted(out, lc->name);

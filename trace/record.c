@@ -23,11 +23,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan_trace.h"
@@ -75,7 +77,6 @@ struct tls {
     uint64_t flows;        /* flow ids made by this thread in this trace */
     uint64_t pending_flow; /* the flow of a hand-off done by the operation in progress */
     bool skip_op;          /* trace_woken reported the operation in progress */
-    bool fresh;            /* claimed by the event being made: see trace_op */
 };
 
 static _Thread_local struct tls self_tls;
@@ -98,7 +99,6 @@ static void claim(struct tls *t, uint32_t g)
     t->flows = 0;
     t->pending_flow = 0;
     t->skip_op = false;
-    t->fresh = true;
     tid_self(t);
     uint32_t i = atomic_fetch_add_explicit(&slot_next, 1, memory_order_relaxed);
     if (i < atomic_load_explicit(&slot_ready, memory_order_acquire))
@@ -128,7 +128,6 @@ static void emit(struct tls *t, struct tev *e)
 {
     e->task = task_self();
     e->ts = chan_now();
-    t->fresh = false;
     if (t->slot < 0) {
         atomic_fetch_add_explicit(&dropped_noslot, 1, memory_order_relaxed);
         return;
@@ -211,14 +210,16 @@ void trace_free(struct chan *c)
     }
 }
 
-void trace_begin(void)
+uint32_t trace_begin(void)
 {
     struct tls *t = tls_self();
     t->skip_op = false;
     t->pending_flow = 0;
+    return atomic_load_explicit(&active_gen, memory_order_relaxed);
 }
 
-void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, const void *elem)
+void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, const void *elem,
+              uint32_t gen)
 {
     struct tls *t = current();
     if (!t || !c)
@@ -233,9 +234,14 @@ void trace_op(struct chan *c, enum chan_dir dir, enum trace_form form, int r, co
                     .flow = t->pending_flow,
                     .bits = (uint8_t)((dir == CHAN_SEND ? B_SEND : 0) | form << B_FORM_SHIFT)};
     t->pending_flow = 0;
-    /* The thread's first event of this trace: the trace may have started while this operation
-     * was parked (trace_woken did not run), and then c may be freed already. Only a key then. */
-    if (t->fresh) {
+    /* An operation that began before this trace (gen, trace_begin's) may have parked, and been
+     * woken while no trace ran (trace_woken did not run): c may be freed already. Only a key
+     * then. One that began in this trace and parked was told by trace_woken; one that did not
+     * park has c from its caller. (Not "the thread's first event": that lost the value and
+     * capacity of a thread's first operation, such as the first send of a thread started
+     * during the trace; nor a note in the thread's state: an M:N task may end its operation on
+     * another thread.) */
+    if (gen != t->gen) {
         e.bits |= B_NOCAP;
     } else {
         e.aux = (uint32_t)(c->cap > UINT32_MAX ? UINT32_MAX : c->cap);
@@ -306,15 +312,17 @@ void trace_waiter_init(struct waiter *w, int64_t deadline)
 void trace_block(struct waiter *w, bool is_select)
 {
     struct tls *t = current();
-    if (!t || !w->nsudog)
+    if (!t)
         return;
-    struct sudog *sg = &w->sudogs[0];
+    /* No sudog (park_nothing): a nil channel's operation, or a select with no channel. */
+    struct sudog *sg = w->nsudog ? &w->sudogs[0] : NULL;
+    bool send = sg ? sg->is_send : w->why == WAIT_SEND_NIL;
     struct tev e = {.kind = EV_BLOCK,
-                    .c = sg->c,
+                    .c = sg ? sg->c : NULL,
                     .aux = w->nsudog,
-                    .bits = (uint8_t)((sg->is_send ? B_SEND : 0) | (is_select ? B_SELECT : 0))};
+                    .bits = (uint8_t)((send ? B_SEND : 0) | (is_select ? B_SELECT : 0))};
     /* A blocked sender's value waits in its sudog (a select's: in its case events). */
-    if (!is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
+    if (sg && !is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
         e.bits |= B_HASVAL;
     emit(t, &e);
 }
@@ -346,11 +354,14 @@ void trace_woken(struct waiter *w, int r, bool is_select)
             e.bits |= B_SEND;
         e.res = (int16_t)r; /* -ETIMEDOUT, or a plugged-in scheduler's park gave up */
         e.flow = 0;
+    } else if (w->why == WAIT_SEND_NIL) { /* park_nothing's: on no channel */
+        e.bits |= B_SEND;
     }
     emit(t, &e);
 }
 
-void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r)
+void trace_select(const struct chan_case *cases, size_t n, enum trace_form form, int r,
+                  uint32_t gen)
 {
     struct tls *t = current();
     if (!t)
@@ -372,7 +383,7 @@ void trace_select(const struct chan_case *cases, size_t n, enum trace_form form,
         e.c = cs->chan;
         if (cs->dir == CHAN_SEND)
             e.bits |= B_SEND;
-        bool deref = cs->chan && !t->fresh; /* fresh: as in trace_op */
+        bool deref = cs->chan && gen == t->gen; /* as in trace_op */
         if (!cs->ok)
             e.res = -EPIPE;
         else if (deref && value_of(cs->chan->elemsize, cs->elem, &e.val))
@@ -562,8 +573,9 @@ static void slots_release(uint32_t upto)
 }
 
 /* Records the names of channels named before the trace, so that the trace shows them. */
-static void seed_name(const void *c, const char *name, void *arg)
+static void seed_name(const void *c, const char *name, int role, void *arg)
 {
+    (void)role;
     if (!name[0])
         return;
     int64_t k = trace_name_add(name);
@@ -633,10 +645,8 @@ int chan_trace_start(const char *path)
     atomic_store_explicit(&active_gen, last_gen, memory_order_seq_cst);
     atomic_fetch_or_explicit(&trace_flags, TF_EVENTS, memory_order_seq_cst);
     struct tls *t = current();
-    if (t) {
-        t->fresh = false; /* no operation of ours is in progress */
+    if (t)
         seed_names(t);
-    }
     pthread_mutex_unlock(&ctl);
     return 0;
 }
@@ -686,6 +696,37 @@ uint64_t chan_trace_dropped(void)
     return d;
 }
 
+/* SIGPIPE is held back while the trace is written: a path that names a pipe nobody reads any
+ * more makes chan_trace_stop return -EPIPE rather than kill the process (Go's os.File: only
+ * fds 1 and 2 die of a broken pipe). A SIGPIPE the writing raised is taken back; one that was
+ * pending before is left to the program. */
+struct sigpipe_hold {
+    sigset_t old;
+    bool was_pending;
+};
+
+static void sigpipe_hold(struct sigpipe_hold *h)
+{
+    sigset_t pipe_set, pend;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &h->old);
+    h->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+}
+
+static void sigpipe_release(struct sigpipe_hold *h)
+{
+    sigset_t pipe_set, pend;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (!h->was_pending && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+}
+
 int chan_trace_stop(void)
 {
     pthread_mutex_lock(&ctl);
@@ -732,15 +773,20 @@ int chan_trace_stop(void)
         else
             thread_name_get(sl->tid, tracks[i].name);
     }
+    struct sigpipe_hold hold;
+    sigpipe_hold(&hold);
+    errno = 0;
     r = tracks ? trace_json_write(trace_out, &log) : -ENOMEM;
     free(tracks);
     free((void *)log.names);
+    int werr = errno; /* a failed write's, kept by the stream's error indicator */
     if (fflush(trace_out) != 0 && !r)
         r = -(errno ? errno : EIO);
     if (ferror(trace_out) && !r)
-        r = -EIO;
+        r = -(werr ? werr : EIO);
     if (fclose(trace_out) != 0 && !r)
         r = -(errno ? errno : EIO);
+    sigpipe_release(&hold);
     trace_out = NULL;
     slots_release(upto);
     atomic_store_explicit(&slot_ready, 0, memory_order_relaxed);

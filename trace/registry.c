@@ -197,13 +197,13 @@ bool registry_name(const void *c, char name[NAME_MAX_LEN])
     return named;
 }
 
-void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, void *arg),
-                    void *arg)
+void registry_visit(unsigned shard,
+                    void (*fn)(const void *c, const char *name, int role, void *arg), void *arg)
 {
     struct shard *s = &shards[shard];
     shard_lock(s);
     for (struct rnode *n = s->head; n; n = n->next)
-        fn(n->c, n->name, arg);
+        fn(n->c, n->name, n->role, arg);
     pthread_mutex_unlock(&s->mu);
 }
 

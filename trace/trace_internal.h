@@ -43,6 +43,9 @@ HIDDEN void scrub_free(void *p, size_t size);
 /* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
  * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
 HIDDEN void print_quoted(FILE *out, const char *s);
+/* What libchan made a channel for (enum chan_role of hooks.h), as the dump and the leak report
+ * say it: "timer", "context done", "fd readable", "fd writable"; NULL for none. */
+HIDDEN const char *role_name(int role);
 /* A duration in ns, as "1.502 s", "3.000 ms" or "12.345 us". */
 HIDDEN void print_duration(FILE *out, int64_t ns);
 
@@ -68,10 +71,11 @@ HIDDEN void registry_role(const void *c, int role);
  * registered without a name). Takes c's shard lock. */
 HIDDEN bool registry_name(const void *c, char name[NAME_MAX_LEN]);
 
-/* Calls fn(c, name, arg) for every channel registered in shard (< REGISTRY_SHARDS), name ""
- * when it has none, with that shard's lock held: c is not freed before fn returns. fn must not
- * call into the registry. */
-HIDDEN void registry_visit(unsigned shard, void (*fn)(const void *c, const char *name, void *arg),
+/* Calls fn(c, name, role, arg) for every channel registered in shard (< REGISTRY_SHARDS), name
+ * "" when it has none, role its registry_role (0: none), with that shard's lock held: c is not
+ * freed before fn returns. fn must not call into the registry. */
+HIDDEN void registry_visit(unsigned shard,
+                           void (*fn)(const void *c, const char *name, int role, void *arg),
                            void *arg);
 
 /* For the leak detector, which reads every shard while the world is stopped: between freeze
