@@ -667,64 +667,6 @@ END_TEST
  * cancel of the child, must not return then. A thread blocked on that grandchild's done channel
  * through a scheduler hook whose unpark waits for the same gate is woken only once the walk is
  * over: the unparks of a cancel wait for its walk (an unpark may cancel the context itself). */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool in_unpark, open, woken;
-    void *target; /* the context whose claim holds the canceller */
-} slow = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false, NULL};
-
-extern void (*ctx_claimed_hook)(void *ctx);
-
-static void slow_claimed(void *ctx)
-{
-    if (ctx != slow.target)
-        return;
-    pthread_mutex_lock(&slow.mu);
-    slow.in_unpark = true;
-    pthread_cond_broadcast(&slow.cv);
-    while (!slow.open)
-        pthread_cond_wait(&slow.cv, &slow.mu);
-    pthread_mutex_unlock(&slow.mu);
-}
-
-static void *slow_current(void) { return &slow; }
-
-static int slow_park(void *task, int64_t deadline)
-{
-    (void)task;
-    (void)deadline; /* a receive without deadline */
-    pthread_mutex_lock(&slow.mu);
-    while (!slow.woken)
-        pthread_cond_wait(&slow.cv, &slow.mu);
-    slow.woken = false;
-    pthread_mutex_unlock(&slow.mu);
-    return 0;
-}
-
-static void slow_unpark(void *task)
-{
-    (void)task;
-    pthread_mutex_lock(&slow.mu);
-    slow.in_unpark = true;
-    pthread_cond_broadcast(&slow.cv);
-    while (!slow.open)
-        pthread_cond_wait(&slow.cv, &slow.mu);
-    slow.woken = true;
-    pthread_cond_broadcast(&slow.cv);
-    pthread_mutex_unlock(&slow.mu);
-}
-
-static const struct chan_sched slow_sched = {slow_current, slow_park, slow_unpark};
-
-static void *slow_waiter(void *done)
-{
-    chan_sched_set(&slow_sched);
-    intptr_t r = chan_recv(done, NULL);
-    chan_sched_set(NULL);
-    return (void *)r;
-}
-
 enum { HELD_GRAND = 100 };
 
 struct held_cancel {
@@ -755,17 +697,13 @@ START_TEST(ctx_cancel_waits_for_held_walk)
         sub[j] = chan_ctx_with_cancel(sub[0]);
     /* The grandchild made last: the walk comes to it first (a list is newest first). */
     chan_t *held = chan_ctx_done(sub[HELD_GRAND]);
-    pthread_t w = spawn(slow_waiter, held);
+    pthread_t w = spawn(claim_receiver, held);
     ck_assert(blocked_receivers_at_least(held, 1));
-    slow.target = sub[HELD_GRAND];
-    ctx_claimed_hook = slow_claimed;
+    claim_hold_at(sub[HELD_GRAND]);
 
     struct held_cancel first = {.ctx = root, .subtree = sub, .n = 1 + HELD_GRAND};
     pthread_t a = spawn(held_cancel_main, &first);
-    pthread_mutex_lock(&slow.mu);
-    while (!slow.in_unpark)
-        pthread_cond_wait(&slow.cv, &slow.mu);
-    pthread_mutex_unlock(&slow.mu);
+    claim_wait_held();
     /* The first cancel is held right after that grandchild's claim; the others wait their turn
      * (if the walk's order changed, pick another grandchild to hold). */
     ck_assert_int_eq(chan_ctx_err(sub[0]), -ECANCELED);
@@ -783,10 +721,7 @@ START_TEST(ctx_cancel_waits_for_held_walk)
                   "(%d contexts left), of the child %s (%d left)",
                   atomic_load(&again.returned) ? "yes" : "no", atomic_load(&again.missed),
                   atomic_load(&child.returned) ? "yes" : "no", atomic_load(&child.missed));
-    pthread_mutex_lock(&slow.mu);
-    slow.open = true;
-    pthread_cond_broadcast(&slow.cv);
-    pthread_mutex_unlock(&slow.mu);
+    claim_open();
     join(a);
     join(b);
     join(c);

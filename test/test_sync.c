@@ -765,64 +765,6 @@ END_TEST
  * it freed it, and the wait then read the freed group (ASan: use after free in chan_group_wait;
  * found by two waiters, the owner freeing after its own). A waiter on the done channel, through a
  * scheduler hook whose unpark waits for the same gate, is woken once that walk is over. */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool in_unpark, open, woken;
-    void *target; /* the context whose claim holds its canceller */
-} held = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false, NULL};
-
-extern void (*ctx_claimed_hook)(void *ctx);
-
-static void held_claimed(void *ctx)
-{
-    if (ctx != held.target)
-        return;
-    pthread_mutex_lock(&held.mu);
-    held.in_unpark = true;
-    pthread_cond_broadcast(&held.cv);
-    while (!held.open)
-        pthread_cond_wait(&held.cv, &held.mu);
-    pthread_mutex_unlock(&held.mu);
-}
-
-static void *held_current(void) { return &held; }
-
-static int held_park(void *task, int64_t deadline)
-{
-    (void)task;
-    (void)deadline; /* a receive without deadline */
-    pthread_mutex_lock(&held.mu);
-    while (!held.woken)
-        pthread_cond_wait(&held.cv, &held.mu);
-    held.woken = false;
-    pthread_mutex_unlock(&held.mu);
-    return 0;
-}
-
-static void held_unpark(void *task)
-{
-    (void)task;
-    pthread_mutex_lock(&held.mu);
-    held.in_unpark = true;
-    pthread_cond_broadcast(&held.cv);
-    while (!held.open)
-        pthread_cond_wait(&held.cv, &held.mu);
-    held.woken = true;
-    pthread_cond_broadcast(&held.cv);
-    pthread_mutex_unlock(&held.mu);
-}
-
-static const struct chan_sched held_sched = {held_current, held_park, held_unpark};
-
-static void *held_receiver(void *done)
-{
-    chan_sched_set(&held_sched);
-    intptr_t r = chan_recv(done, NULL);
-    chan_sched_set(NULL);
-    return (void *)r;
-}
-
 static void *cancel_main(void *ctx) { return (void *)(intptr_t)chan_ctx_cancel(ctx); }
 
 struct in_wait {
@@ -870,15 +812,11 @@ START_TEST(group_free_busy_while_wait_returns)
 {
     chan_group_t *g = mkgroup(chan_ctx_background());
     chan_ctx_t *ctx = chan_group_ctx(g);
-    pthread_t x = spawn(held_receiver, chan_ctx_done(ctx));
+    pthread_t x = spawn(claim_receiver, chan_ctx_done(ctx));
     ck_assert(blocked_receivers_at_least(chan_ctx_done(ctx), 1));
-    held.target = ctx;
-    ctx_claimed_hook = held_claimed;
+    claim_hold_at(ctx);
     pthread_t c = spawn(cancel_main, ctx);
-    pthread_mutex_lock(&held.mu);
-    while (!held.in_unpark)
-        pthread_cond_wait(&held.cv, &held.mu);
-    pthread_mutex_unlock(&held.mu);
+    claim_wait_held();
     /* No task: the wait's WaitGroup wait returns at once, and its cancel sleeps on the lock. */
     struct in_wait w = {.g = g};
     pthread_t a = spawn(in_wait_main, &w);
@@ -891,10 +829,7 @@ START_TEST(group_free_busy_while_wait_returns)
     ck_assert_int_eq(atomic_load(&f.rc), -EBUSY);
     join(fr);
     ck_assert(!atomic_load(&w.returned));
-    pthread_mutex_lock(&held.mu);
-    held.open = true;
-    pthread_cond_broadcast(&held.cv);
-    pthread_mutex_unlock(&held.mu);
+    claim_open();
     ck_assert_int_eq((int)(intptr_t)join(c), 0);
     ck_assert_int_eq((int)(intptr_t)join(x), -EPIPE);
     join(a);
