@@ -187,7 +187,7 @@ void trace_make(struct chan *c)
 {
     uint32_t f = atomic_load_explicit(&trace_flags, memory_order_relaxed);
     if (f & TF_REGISTRY)
-        registry_add(c, NULL);
+        (void)registry_add(c, NULL); /* without memory, left out of dumps */
     struct tls *t;
     if ((f & TF_EVENTS) && (t = current())) {
         struct tev e = {.kind = EV_MAKE,
@@ -518,7 +518,9 @@ int chan_trace_name_chan(chan_t *c, const char *name)
     if (!c || !name)
         return -EINVAL;
     atomic_fetch_or_explicit(&trace_flags, TF_NAMED, memory_order_relaxed);
-    registry_add(c, name);
+    int rc = registry_add(c, name);
+    if (rc)
+        return rc; /* no memory for its entry: not named */
     struct tls *t = NULL;
     if ((atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_EVENTS) && (t = current()))
         trace_name_event(t, c, name);

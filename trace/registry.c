@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "hooks.h"
+#include "seam.h"
 #include "trace_internal.h"
 
 _Atomic uint32_t trace_flags;
@@ -138,14 +139,14 @@ static struct shard *shard_of(const void *c)
     return &shards[(x * 0x9e3779b97f4a7c15ull) >> 58];
 }
 
-void registry_add(const void *c, const char *name)
+int registry_add(const void *c, const char *name)
 {
     struct shard *s = shard_of(c);
     shard_lock_thawed(s);
     struct rnode *n = s->head;
     while (n && n->c != c)
         n = n->next;
-    if (!n && (n = malloc(sizeof *n))) {
+    if (!n && (n = chan_malloc(sizeof *n))) {
         n->c = c;
         n->name[0] = 0;
         n->role = 0;
@@ -155,6 +156,7 @@ void registry_add(const void *c, const char *name)
     if (n && name)
         copy_name(n->name, name);
     pthread_mutex_unlock(&s->mu);
+    return n ? 0 : -ENOMEM;
 }
 
 void registry_role(const void *c, int role)
@@ -180,7 +182,7 @@ void registry_del(const void *c)
     if (n)
         *p = n->next;
     pthread_mutex_unlock(&s->mu);
-    free(n);
+    chan_mfree(n);
 }
 
 bool registry_name(const void *c, char name[NAME_MAX_LEN])

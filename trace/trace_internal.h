@@ -59,10 +59,11 @@ HIDDEN bool thread_name_get(pid_t tid, char name[NAME_MAX_LEN]);
 HIDDEN bool thread_name_forget(pid_t tid, char name[NAME_MAX_LEN]);
 
 /* The live channels, keyed by address (c is only a key here). registry_add registers c, or
- * names it (name != NULL) whether registered already or not; without memory, c is left out.
+ * names it (name != NULL) whether registered already or not: 0, or -ENOMEM when c had no entry
+ * and none could be had (c is left out).
  * registry_del forgets c: call it before c is freed. */
 #define REGISTRY_SHARDS 64
-HIDDEN void registry_add(const void *c, const char *name);
+HIDDEN int registry_add(const void *c, const char *name);
 HIDDEN void registry_del(const void *c);
 /* Notes what c is for (enum chan_role, hooks.h), if c is registered. */
 HIDDEN void registry_role(const void *c, int role);
