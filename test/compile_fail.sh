@@ -29,6 +29,19 @@ cases='1 incompatible pointer
 cxxcases='10 const-qualified
 11 trivially copyable'
 
+# rejects COMPILER FLAGS CASES: each case must fail to compile, with a diagnostic that matches
+# its pattern; 1 (and what went wrong) at the first that does not.
+rejects() {
+    echo "$3" | while read -r num pattern; do
+        if $1 $2 -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
+            echo "compile_fail: $1: case $num compiles, but must be rejected"; exit 1
+        elif ! grep -Eqi "$pattern" "$tmp/err"; then
+            echo "compile_fail: $1: case $num is rejected, but not for '$pattern':"
+            head -5 "$tmp/err"; exit 1
+        fi
+    done
+}
+
 for cc in gcc clang; do
     for std in c11 c17 gnu11 c2x; do
         if ! $cc $cflags -std=$std -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"
@@ -37,14 +50,7 @@ for cc in gcc clang; do
             cat "$tmp/err"; fail=1
         fi
     done
-    echo "$cases" | while read -r num pattern; do
-        if $cc $cflags -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
-            echo "compile_fail: $cc: case $num compiles, but must be rejected"; exit 1
-        elif ! grep -Eqi "$pattern" "$tmp/err"; then
-            echo "compile_fail: $cc: case $num is rejected, but not for '$pattern':"
-            head -5 "$tmp/err"; exit 1
-        fi
-    done || fail=1
+    rejects "$cc" "$cflags" "$cases" || fail=1
 done
 cxxs=""
 for cxx in g++ clang++; do
@@ -57,14 +63,7 @@ for cxx in g++ clang++; do
             fail=1
         fi
     done
-    echo "$cxxcases" | while read -r num pattern; do
-        if $cxx $cxxflags -DCASE="$num" -c test/compile_fail.c -o "$tmp/bad.o" 2>"$tmp/err"; then
-            echo "compile_fail: $cxx: case $num compiles, but must be rejected"; exit 1
-        elif ! grep -Eqi "$pattern" "$tmp/err"; then
-            echo "compile_fail: $cxx: case $num is rejected, but not for '$pattern':"
-            head -5 "$tmp/err"; exit 1
-        fi
-    done || fail=1
+    rejects "$cxx" "$cxxflags" "$cxxcases" || fail=1
 done
 [ $fail = 0 ] || { echo "compile_fail: FAILED"; exit 1; }
 echo "compile_fail: chan_typed.h with gcc, clang (C11, C17, GNU11, C2x),$cxxs (C++11): right types compile" \
