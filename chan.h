@@ -108,8 +108,9 @@ int chan_send_until(chan_t *c, const void *elem, int64_t deadline);
 int chan_recv_until(chan_t *c, void *elem, int64_t deadline);
 
 /* Closes c. 0; -EPIPE if already closed; -EINVAL if NULL. Values already buffered are still
- * received; then every receive reports -EPIPE. Wakes every blocked receiver (-EPIPE, zeroed
- * elem) and every blocked sender (-EPIPE, value not delivered). */
+ * received; then every receive reports -EPIPE (a select's receive case: ok false). Wakes every
+ * blocked receiver (-EPIPE, zeroed elem) and every blocked sender (-EPIPE, value not
+ * delivered); one blocked in a select has that case chosen with ok false. */
 int chan_close(chan_t *c);
 
 /* Values buffered now, and capacity; 0 for NULL, and for a timer's or ticker's channel, as Go's
@@ -163,13 +164,15 @@ CHAN_INLINE_ struct chan_case chan_case_recv(chan_t *chan_c_, void *chan_elem_)
 /* Blocks until one case can proceed and performs exactly that one; returns its index. Among
  * ready cases the choice is uniformly random; while blocked, the first case to become ready
  * wins. A send case on a closed channel is ready and is chosen with ok = false. n == 0 blocks
- * forever (Go's select {}). The same channel may appear in several cases. A NULL-channel
+ * forever (Go's select {}), as do cases whose channels are all NULL. The same channel may appear
+ * in several cases; a select's send case never pairs with its own receive case. A NULL-channel
  * case's elem is never looked at; its dir is checked as any other's.
  * -EINVAL (nothing done): cases == NULL with n > 0, n > CHAN_SELECT_MAX, a dir other than
  * CHAN_SEND/CHAN_RECV (NULL-channel cases too), or a send case with elem NULL on a channel whose
  * elemsize > 0; every case is checked before anything happens. -ENOMEM (nothing done): a select
  * of more than 8 cases could not get memory for its bookkeeping. On success only the chosen
- * case's ok is written; on an error (-EAGAIN and -ETIMEDOUT included) no case's ok is. */
+ * case's ok (and a receive's elem) is written; on an error (-EAGAIN and -ETIMEDOUT included) no
+ * case's ok is. */
 int chan_select(struct chan_case *cases, size_t n);
 
 /* As chan_select, but never blocks: -EAGAIN when no case is ready (Go's default). */

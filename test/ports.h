@@ -2938,6 +2938,240 @@ static void cb_linearizable_select_main(void *arg)
     freec_later(wg);
 }
 
+/* select.rs: stress_recv, stress_send, reuse (one case array selected on again and again: its
+ * ok fields are written by each select), unblocks (a blocked select taken by a peer's send, and
+ * by a peer's receive), disconnected (a closed channel's receive case is ready: chosen with ok
+ * false and elem zeroed, over an open channel that has nothing; a blocked select woken by the
+ * close). */
+struct sp {
+    chan_t *c1, *c2, *c3, *wg;
+    long n;
+};
+
+static void sp_stress_recv_peer(void *p)
+{
+    struct sp *a = p;
+    for (long i = 0; i < a->n; i++) {
+        CHECK(chan_send(a->c1, &i) == 0 && chan_recv(a->c3, NULL) == 0, "stress_recv 1");
+        CHECK(chan_send(a->c2, &i) == 0 && chan_recv(a->c3, NULL) == 0, "stress_recv 2");
+    }
+    wg_done(a->wg);
+}
+
+static void sp_stress_send_peer(void *p)
+{
+    struct sp *a = p;
+    for (long i = 0; i < a->n; i++) {
+        long v1 = -1, v2 = -1;
+        CHECK(chan_recv(a->c1, &v1) == 0 && v1 == i, "stress_send: c1 %ld, want %ld", v1, i);
+        CHECK(chan_recv(a->c2, &v2) == 0 && v2 == i, "stress_send: c2 %ld, want %ld", v2, i);
+        CHECK(chan_recv(a->c3, NULL) == 0, "stress_send c3");
+    }
+    wg_done(a->wg);
+}
+
+static void sp_reuse_peer(void *p)
+{
+    struct sp *a = p;
+    for (long i = 0; i < a->n; i++) {
+        long v = -1;
+        CHECK(chan_send(a->c1, &i) == 0, "reuse send");
+        CHECK(chan_recv(a->c2, &v) == 0 && v == i, "reuse: %ld, want %ld", v, i);
+        CHECK(chan_recv(a->c3, NULL) == 0, "reuse c3");
+    }
+    wg_done(a->wg);
+}
+
+/* unblocks and disconnected: each step waits until the select is queued, then acts. */
+static void sp_unblocks_peer(void *p)
+{
+    struct sp *a = p;
+    long v = -1;
+    if (wait_queued(a->c2, CHAN_RECV, 1))
+        CHECK(send_long(a->c2, 2) == 0, "unblocks: send");
+    if (wait_queued(a->c1, CHAN_SEND, 1))
+        CHECK(chan_recv(a->c1, &v) == 0 && v == 1, "unblocks: received %ld", v);
+    if (wait_queued(a->c3, CHAN_RECV, 1))
+        CHECK(chan_close(a->c3) == 0, "disconnected: close");
+    wg_done(a->wg);
+}
+
+static void cb_select_stress_main(void *arg)
+{
+    (void)arg;
+    chan_t *wg = mkc(0, 1);
+    long n = sized(10000, 10000);
+    { /* stress_recv: a big buffer, a buffer of 5 */
+        struct sp a = {mkc(sizeof(long), (size_t)n), mkc(sizeof(long), 5), mkc(0, 100), wg, n};
+        task_go(sp_stress_recv_peer, &a);
+        for (long i = 0; i < n; i++)
+            for (int k = 0; k < 2; k++) {
+                long v = -1;
+                struct chan_case cs[] = {chan_case_recv(a.c1, &v), chan_case_recv(a.c2, &v)};
+                int r = chan_select(cs, 2);
+                CHECK((r == 0 || r == 1) && cs[r].ok && v == i, "stress_recv %ld: %d %ld", i, r, v);
+                CHECK(chan_send(a.c3, NULL) == 0, "stress_recv c3");
+            }
+        wg_wait(wg, 1);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.c3);
+    }
+    { /* stress_send: two unbuffered channels */
+        struct sp a = {mkc(sizeof(long), 0), mkc(sizeof(long), 0), mkc(0, 100), wg, n};
+        task_go(sp_stress_send_peer, &a);
+        for (long i = 0; i < n; i++) {
+            for (int k = 0; k < 2; k++) {
+                struct chan_case cs[] = {chan_case_send(a.c1, &i), chan_case_send(a.c2, &i)};
+                int r = chan_select(cs, 2);
+                CHECK((r == 0 || r == 1) && cs[r].ok, "stress_send %ld: %d", i, r);
+            }
+            CHECK(chan_send(a.c3, NULL) == 0, "stress_send c3");
+        }
+        wg_wait(wg, 1);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.c3);
+    }
+    { /* reuse: one array of cases for every select */
+        struct sp a = {mkc(sizeof(long), 0), mkc(sizeof(long), 0), mkc(0, 100), wg, n};
+        task_go(sp_reuse_peer, &a);
+        long v = -1, out = 0;
+        struct chan_case cs[] = {chan_case_recv(a.c1, &v), chan_case_send(a.c2, &out)};
+        for (long i = 0; i < n; i++) {
+            out = i;
+            for (int k = 0; k < 2; k++) {
+                cs[0].ok = cs[1].ok = false;
+                int r = chan_select(cs, 2);
+                CHECK((r == 0 && v == i) || r == 1, "reuse %ld: %d %ld", i, r, v);
+                CHECK(r >= 0 && cs[r].ok && !cs[1 - r].ok, "reuse %ld: ok fields", i);
+            }
+            CHECK(chan_send(a.c3, NULL) == 0, "reuse c3");
+        }
+        wg_wait(wg, 1);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.c3);
+    }
+    { /* unblocks, then disconnected */
+        struct sp a = {mkc(sizeof(long), 0), mkc(sizeof(long), 0), mkc(sizeof(long), 16), wg, 0};
+        long v = -1, one = 1;
+        task_go(sp_unblocks_peer, &a);
+        struct chan_case rs[] = {chan_case_recv(a.c1, &v), chan_case_recv(a.c2, &v)};
+        int r = chan_select_until(rs, 2, chan_now() + 30000 * MS);
+        CHECK(r == 1 && rs[1].ok && v == 2, "unblocks: recv %d %ld", r, v);
+        struct chan_case ss[] = {chan_case_send(a.c1, &one), chan_case_send(a.c2, &one)};
+        r = chan_select_until(ss, 2, chan_now() + 30000 * MS);
+        CHECK(r == 0 && ss[0].ok, "unblocks: send %d", r);
+        v = -1;
+        struct chan_case ds[] = {chan_case_recv(a.c3, &v)};
+        r = chan_select_until(ds, 1, chan_now() + 30000 * MS);
+        CHECK(r == 0 && !ds[0].ok && v == 0, "disconnected: woken %d %ld", r, v);
+        wg_wait(wg, 1);
+        chan_t *open = mkc(sizeof(long), 16);
+        for (int k = 0; k < 2; k++) { /* closed and drained beats an empty open channel */
+            v = -1;
+            struct chan_case cs[] = {chan_case_recv(a.c3, &v), chan_case_recv(open, &v)};
+            r = chan_select_until(cs, 2, chan_now() + 30000 * MS);
+            CHECK(r == 0 && !cs[0].ok && v == 0, "disconnected %d: %d %ld", k, r, v);
+        }
+        CHECK(send_long(open, 5) == 0 && chan_recv(open, &v) == 0 && v == 5, "open still works");
+        freec(open);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.c3);
+    }
+    freec_later(wg);
+}
+
+/* zero.rs: fairness, a select of two sends against a select of two receives on two unbuffered
+ * channels: whichever comes second finds both cases ready and picks one at random, so each
+ * case wins about half the rounds on both sides (at least a quarter, as crossbeam asks).
+ * select.rs: fairness2, a select of sends on a big buffer and a buffer of one (each offered only
+ * while empty) and an unbuffered channel, against a select of the three receives: no case
+ * starves (each at least a fiftieth of its share, as crossbeam asks). */
+struct fp {
+    chan_t *c1, *c2, *c3, *wg;
+    long n;
+    long hits[3];
+};
+
+static void fp_zero_recv(void *p)
+{
+    struct fp *a = p;
+    struct chan_case cs[] = {chan_case_recv(a->c1, NULL), chan_case_recv(a->c2, NULL)};
+    for (long i = 0; i < a->n; i++) {
+        int r = chan_select(cs, 2);
+        CHECK((r == 0 || r == 1) && cs[r].ok, "zero fairness recv: %d", r);
+        if (r == 0 || r == 1)
+            a->hits[r]++;
+    }
+    wg_done(a->wg);
+}
+
+static void fp_fairness2_send(void *p)
+{
+    struct fp *a = p;
+    for (long i = 0; i < a->n; i++) {
+        struct chan_case cs[3];
+        int k = 0;
+        if (chan_len(a->c1) == 0)
+            cs[k++] = chan_case_send(a->c1, NULL);
+        if (chan_len(a->c2) == 0)
+            cs[k++] = chan_case_send(a->c2, NULL);
+        cs[k++] = chan_case_send(a->c3, NULL);
+        int r = chan_select(cs, (size_t)k);
+        CHECK(r >= 0 && r < k && cs[r].ok, "fairness2 send: %d", r);
+    }
+    wg_done(a->wg);
+}
+
+static void cb_fairness_selects_main(void *arg)
+{
+    (void)arg;
+    chan_t *wg = mkc(0, 1);
+    long n = sized(10000, 10000);
+    { /* zero.rs: fairness */
+        struct fp a = {mkc(0, 0), mkc(0, 0), NULL, wg, n, {0}};
+        long hits[2] = {0};
+        task_go(fp_zero_recv, &a);
+        struct chan_case cs[] = {chan_case_send(a.c1, NULL), chan_case_send(a.c2, NULL)};
+        for (long i = 0; i < n; i++) {
+            int r = chan_select(cs, 2);
+            CHECK((r == 0 || r == 1) && cs[r].ok, "zero fairness send: %d", r);
+            if (r == 0 || r == 1)
+                hits[r]++;
+        }
+        wg_wait(wg, 1);
+        for (int k = 0; k < 2; k++) {
+            CHECK(hits[k] >= n / 4, "zero fairness: send case %d won %ld of %ld", k, hits[k], n);
+            CHECK(a.hits[k] >= n / 4, "zero fairness: recv case %d won %ld of %ld", k, a.hits[k],
+                  n);
+        }
+        freec(a.c1);
+        freec(a.c2);
+    }
+    { /* select.rs: fairness2 */
+        struct fp a = {mkc(0, (size_t)n), mkc(0, 1), mkc(0, 0), wg, n, {0}};
+        task_go(fp_fairness2_send, &a);
+        struct chan_case cs[] = {chan_case_recv(a.c1, NULL), chan_case_recv(a.c2, NULL),
+                                 chan_case_recv(a.c3, NULL)};
+        for (long i = 0; i < n; i++) {
+            int r = chan_select(cs, 3);
+            CHECK(r >= 0 && r < 3 && cs[r].ok, "fairness2 recv: %d", r);
+            if (r >= 0 && r < 3)
+                a.hits[r]++;
+        }
+        wg_wait(wg, 1);
+        for (int k = 0; k < 3; k++)
+            CHECK(a.hits[k] >= n / 3 / 50, "fairness2: case %d won %ld of %ld", k, a.hits[k], n);
+        freec(a.c1);
+        freec(a.c2);
+        freec(a.c3);
+    }
+    freec_later(wg);
+}
+
 /* ---- The contract's precise points (chan.h), on tasks: what test_contract.c checks on threads
  * with a white-box probe at every step, run here on Gs and on both as well --------------------- */
 

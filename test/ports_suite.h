@@ -38,6 +38,8 @@ PORT_TEST(cb_fairness_dup)
 PORT_TEST(cb_misc)
 PORT_TEST(cb_select)
 PORT_TEST(cb_linearizable_select)
+PORT_TEST(cb_select_stress)
+PORT_TEST(cb_fairness_selects)
 PORT_TEST(contract)
 
 int main(void)
@@ -73,6 +75,8 @@ int main(void)
     ADD_TEST(s, cb_misc, 30);
     ADD_TEST(s, cb_select, 60);
     ADD_TEST(s, cb_linearizable_select, 60);
+    ADD_TEST(s, cb_select_stress, 60);
+    ADD_TEST(s, cb_fairness_selects, 60);
     ADD_TEST(s, contract, 30);
     return run_suite(s);
 }
