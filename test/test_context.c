@@ -1097,6 +1097,53 @@ START_TEST(ctx_layers)
 }
 END_TEST
 
+/* Go's TestValues (a key shadowed by a nil value below it is found, as nil: 0 with *value
+ * NULL, not -ENOENT), TestCanceledTimeout (a time-out longer than its parent's, reached
+ * through a context of another kind, is the parent's; cancelled before it, its error is
+ * -ECANCELED) and TestWithoutCancel (below a value context: no deadline, no done channel, no
+ * error, the values). */
+START_TEST(ctx_go_values_timeouts_without_cancel)
+{
+    static int k1, k2;
+    int one = 1, two = 2;
+    chan_ctx_t *c1 = chan_ctx_with_value(chan_ctx_background(), &k1, &one);
+    chan_ctx_t *c2 = chan_ctx_with_value(c1, &k2, &two);
+    chan_ctx_t *c3 = chan_ctx_with_value(c2, &k1, NULL);
+    void *v = &one;
+    ck_assert_int_eq(chan_ctx_value(c3, &k1, &v), 0);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(chan_ctx_value(c3, &k2, &v), 0);
+    ck_assert_ptr_eq(v, &two);
+    ck_assert_int_eq(chan_ctx_value(c2, &k1, &v), 0);
+    ck_assert_ptr_eq(v, &one);
+
+    chan_ctx_t *p = chan_ctx_with_timeout(chan_ctx_background(), 3600 * 1000 * MS);
+    int64_t pd, cd;
+    ck_assert_int_eq(chan_ctx_deadline(p, &pd), 0);
+    chan_ctx_t *o = chan_ctx_with_value(p, &k1, &one); /* Go's otherContext */
+    chan_ctx_t *c = chan_ctx_with_timeout(o, 2 * 3600 * 1000 * MS);
+    ck_assert_int_eq(chan_ctx_deadline(c, &cd), 0);
+    ck_assert_int_eq(cd, pd);
+    ck_assert_int_eq(chan_ctx_cancel(c), 0);
+    ck_assert_int_eq(chan_tryrecv(chan_ctx_done(c), NULL), -EPIPE);
+    ck_assert_int_eq(chan_ctx_err(c), -ECANCELED);
+    ck_assert_int_eq(chan_ctx_err(p), 0);
+
+    chan_ctx_t *w = chan_ctx_without_cancel(o);
+    ck_assert_int_eq(chan_ctx_deadline(w, &cd), -ENOENT);
+    ck_assert_int_eq(cd, CHAN_FOREVER);
+    ck_assert_ptr_null(chan_ctx_done(w));
+    ck_assert_int_eq(chan_ctx_cancel(p), 0);
+    ck_assert_int_eq(chan_ctx_err(w), 0);
+    ck_assert_int_eq(chan_ctx_value(w, &k1, &v), 0);
+    ck_assert_ptr_eq(v, &one);
+    chan_ctx_t *all[] = {c1, p, c2, o, c3, c, w};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ck_assert_int_eq(chan_ctx_free(all[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("context");
@@ -1123,5 +1170,6 @@ int main(void)
     ADD_TEST(s, ctx_cancel_while_children_made, 60);
     ADD_TEST(s, ctx_err_means_done_closed, 60);
     ADD_TEST(s, ctx_layers, 60);
+    ADD_TEST(s, ctx_go_values_timeouts_without_cancel, 30);
     return run_suite(s);
 }

@@ -572,6 +572,71 @@ START_TEST(sleep_zero_and_tick_stress_on_gs)
 }
 END_TEST
 
+/* test_timer's every_arming_accounted_for with Gs on 2 Ps: a G stops and resets a timer at
+ * random (durations from the past to 15 us) while two Gs park on its channel; every arming ends
+ * in one stop or reset that returns 1 or one receive, and after a stop nothing is there to
+ * take (Go 1.23's timers, the receivers parked Gs that the timer thread unparks). */
+static struct {
+    chan_timer_t *t;
+    atomic_int stop;
+    atomic_long got, arms, undone;
+} arming;
+
+static void arming_receiver_g(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&arming.stop))
+        if (chan_recv_until(chan_timer_chan(arming.t), NULL, chan_now() + 2 * MS) == 0)
+            atomic_fetch_add(&arming.got, 1);
+}
+
+static void arming_controller_g(void *arg)
+{
+    (void)arg;
+    uint64_t seed = 11;
+    long arms = 1, undone = 0;
+    for (int i = 0; i < 20000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned r = (unsigned)(seed >> 33);
+        int64_t d = (int64_t)(r % 5) * 5 * CHAN_MICROSECOND - 5 * CHAN_MICROSECOND;
+        int k;
+        if (r / 5 % 3 == 0) {
+            G_CHECK((k = chan_timer_stop(arming.t)) >= 0);
+            undone += k;
+            G_CHECK(chan_tryrecv(chan_timer_chan(arming.t), NULL) == -EAGAIN);
+        } else if (r / 5 % 3 == 1) {
+            G_CHECK((k = chan_timer_reset(arming.t, d)) >= 0);
+            undone += k;
+            arms++;
+        } else if (chan_tryrecv(chan_timer_chan(arming.t), NULL) == 0) {
+            atomic_fetch_add(&arming.got, 1);
+        }
+        if (i % 64 == 0)
+            chan_mpg_yield();
+    }
+    undone += chan_timer_stop(arming.t);
+    atomic_store(&arming.arms, arms);
+    atomic_store(&arming.undone, undone);
+    atomic_store(&arming.stop, 1);
+}
+
+START_TEST(timer_every_arming_accounted_for_on_gs)
+{
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    arming.t = chan_timer_make(5 * CHAN_MICROSECOND);
+    ck_assert_ptr_nonnull(arming.t);
+    go(arming_receiver_g, NULL);
+    go(arming_receiver_g, NULL);
+    go(arming_controller_g, NULL);
+    finish();
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(arming.t), NULL), -EAGAIN);
+    ck_assert_int_eq(atomic_load(&arming.arms),
+                     atomic_load(&arming.undone) + atomic_load(&arming.got));
+    ck_assert_int_eq(chan_timer_free(arming.t), 0);
+    NO_BAD();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_sync");
@@ -583,5 +648,6 @@ int main(void)
     ADD_TEST(s, contexts_on_gs, 60);
     ADD_TEST(s, wg_and_group_ports_on_gs, 60);
     ADD_TEST(s, sleep_zero_and_tick_stress_on_gs, 60);
+    ADD_TEST(s, timer_every_arming_accounted_for_on_gs, 60);
     return run_suite(s);
 }

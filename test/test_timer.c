@@ -1495,6 +1495,166 @@ START_TEST(timer_func_that_blocks)
 }
 END_TEST
 
+/* ---- Every arming accounted for ------------------------------------------------------------- */
+
+/* Go 1.23's timers, counted: each arming of a one-shot timer (its make, and every reset) ends in
+ * exactly one of two ways, a stop or reset that returns 1 (it undid that firing, or discarded its
+ * unreceived value), or one receive of its value; for a func timer, a stop or reset that returns
+ * 1, or one call of fn. A value received twice, a firing reported undone and delivered too, or
+ * one lost breaks the count. One thread stops and resets at random (durations from the past to
+ * 15 us: before, during and after the firing) and receives now and then, two threads block on
+ * the channel meanwhile; after each stop nothing is there to take. */
+struct arming_rx {
+    chan_t *c;
+    _Atomic int *stop;
+    long got;
+};
+
+static void *arming_receiver(void *p)
+{
+    struct arming_rx *a = p;
+    while (!atomic_load(a->stop))
+        if (chan_recv_until(a->c, NULL, chan_now() + 2 * MS) == 0)
+            a->got++;
+    return NULL;
+}
+
+static void count_call(void *p) { atomic_fetch_add((_Atomic long *)p, 1); }
+
+START_TEST(timer_every_arming_accounted_for)
+{
+    static _Atomic long calls;
+    _Atomic int stop = 0;
+    chan_timer_t *t = chan_timer_make(5 * CHAN_MICROSECOND);
+    chan_timer_t *f = chan_timer_make_func(5 * CHAN_MICROSECOND, count_call, (void *)&calls);
+    struct arming_rx rx[2] = {{.c = chan_timer_chan(t), .stop = &stop},
+                              {.c = chan_timer_chan(t), .stop = &stop}};
+    pthread_t th[2] = {spawn(arming_receiver, &rx[0]), spawn(arming_receiver, &rx[1])};
+    long arms = 1, undone = 0, mine = 0, farms = 1, fundone = 0;
+    uint64_t seed = 7;
+    for (int i = 0; i < 100000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned r = (unsigned)(seed >> 33);
+        int64_t d = (int64_t)(r % 5) * 5 * CHAN_MICROSECOND - 5 * CHAN_MICROSECOND;
+        int k;
+        switch (r / 5 % 3) {
+        case 0:
+            ck_assert_int_ge(k = chan_timer_stop(t), 0);
+            undone += k;
+            ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN); /* nothing stale */
+            break;
+        case 1:
+            ck_assert_int_ge(k = chan_timer_reset(t, d), 0);
+            undone += k;
+            arms++;
+            break;
+        default:
+            if (chan_tryrecv(chan_timer_chan(t), NULL) == 0)
+                mine++;
+        }
+        if (r / 15 % 2) {
+            ck_assert_int_ge(k = chan_timer_stop(f), 0);
+            fundone += k;
+        } else {
+            ck_assert_int_ge(k = chan_timer_reset(f, d), 0);
+            fundone += k;
+            farms++;
+        }
+    }
+    undone += chan_timer_stop(t);
+    fundone += chan_timer_stop(f);
+    atomic_store(&stop, 1);
+    join(th[0]);
+    join(th[1]);
+    ck_assert_int_eq(chan_tryrecv(chan_timer_chan(t), NULL), -EAGAIN);
+    ck_assert_int_eq(arms, undone + mine + rx[0].got + rx[1].got);
+    /* A call of fn that a stop reported as not yet made (0) may still be on its way. */
+    for (int i = 0; i < 10000 && atomic_load(&calls) < farms - fundone; i++)
+        sleep_ms(1);
+    ck_assert_int_eq(farms, fundone + atomic_load(&calls));
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    ck_assert_int_eq(chan_timer_free(f), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's AfterFunc once f has started: Stop reports false (f runs to its end), Reset reports false
+ * and schedules f again, a Stop after that reset reports true; a timer freed from another
+ * thread while fn runs is not called again for an arming made before the free. */
+struct running_fn {
+    _Atomic int state; /* 1: fn entered; 2: fn may return; 3: it is returning */
+    _Atomic int calls;
+};
+
+static void held_fn(void *p)
+{
+    struct running_fn *r = p;
+    if (atomic_fetch_add(&r->calls, 1) == 0) {
+        atomic_store(&r->state, 1);
+        while (atomic_load(&r->state) != 2)
+            sleep_ms(1);
+        atomic_store(&r->state, 3); /* its last touch of r */
+    }
+}
+
+START_TEST(timer_func_stop_reset_free_while_it_runs)
+{
+    static struct running_fn rs[2];
+    for (int round = 0; round < 2; round++) {
+        struct running_fn *r = &rs[round];
+        chan_timer_t *t = chan_timer_make_func(0, held_fn, r);
+        for (int i = 0; i < 10000 && atomic_load(&r->state) != 1; i++)
+            sleep_ms(1);
+        ck_assert_int_eq(atomic_load(&r->state), 1);
+        ck_assert_int_eq(chan_timer_stop(t), 0); /* running: not stopped */
+        ck_assert_int_eq(chan_timer_reset(t, 0), 0);
+        if (round == 0) {
+            ck_assert_int_eq(chan_timer_stop(t), 1); /* the new arming, undone */
+            ck_assert_int_eq(chan_timer_reset(t, 1 * MS), 0);
+            atomic_store(&r->state, 2);
+            for (int i = 0; i < 10000 && atomic_load(&r->calls) < 2; i++)
+                sleep_ms(1);
+            ck_assert_int_eq(atomic_load(&r->calls), 2); /* fn again, for the reset */
+            ck_assert_int_eq(chan_timer_stop(t), 0);
+            ck_assert_int_eq(chan_timer_free(t), 0);
+        } else {
+            ck_assert_int_eq(chan_timer_free(t), 0); /* while fn runs, a reset pending */
+            atomic_store(&r->state, 2);
+            for (int i = 0; i < 10000 && atomic_load(&r->state) != 3; i++)
+                sleep_ms(1);
+            sleep_ms(30);
+            ck_assert_int_eq(atomic_load(&r->calls), 1); /* freed: not called again */
+        }
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+/* The value is the chan_now() of the firing, not of the receive (Go 1.23's TestAfterTimes: a
+ * late receiver of After(10ms) gets a time near start + 10ms): a value that waited in the
+ * channel is no later than the moment it was seen waiting. And a timer made with CHAN_FOREVER
+ * (Go's NewTimer of the longest duration) is armed: stop reports 1. */
+START_TEST(timer_value_is_the_firing_time)
+{
+    int64_t start = chan_now();
+    chan_timer_t *t = chan_timer_make(1 * MS);
+    wait_until_fired(chan_timer_chan(t));
+    int64_t seen = chan_now();
+    sleep_ms(20);
+    int64_t v = 0;
+    ck_assert_int_eq(chan_recv(chan_timer_chan(t), &v), 0);
+    ck_assert_int_ge(v, start + 1 * MS);
+    ck_assert_int_le(v, seen);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+
+    t = chan_timer_make_until(CHAN_FOREVER);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    ck_assert_int_eq(chan_timer_stop(t), 0);
+    ck_assert_int_eq(chan_timer_free(t), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timer");
@@ -1537,5 +1697,8 @@ int main(void)
     ADD_TEST(s, timers_select_fairness, 60);
     ADD_TEST(s, timer_resets_in_every_order, 30);
     ADD_TEST(s, timer_func_that_blocks, 30);
+    ADD_TEST(s, timer_every_arming_accounted_for, 60);
+    ADD_TEST(s, timer_func_stop_reset_free_while_it_runs, 30);
+    ADD_TEST(s, timer_value_is_the_firing_time, 30);
     return run_suite(s);
 }

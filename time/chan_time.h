@@ -75,10 +75,11 @@ chan_timer_t *chan_timer_make(int64_t d);
 chan_timer_t *chan_timer_make_until(int64_t deadline);
 
 /* Go's time.AfterFunc: calls fn(arg) once, after d nanoseconds, on the timer thread (d <= 0: as
- * soon as that thread can; never in the caller). fn must be
- * short and must not block (every timer of the process waits for it); it may call any
- * non-blocking libchan function, including chan_close, chan_trysend, and the stop, reset and
- * free functions of any timer, this one included. The timer has no channel
+ * soon as that thread can; never in the caller). fn must be short and must not block (every
+ * timer of the process waits for it); it may call any non-blocking libchan function, including
+ * chan_close, chan_trysend, and the stop, reset and free functions of any timer, this one
+ * included. A reset while fn runs returns 0 and arms the timer again: fn is called once more,
+ * after this call has returned (Go's Reset of an AfterFunc timer). The timer has no channel
  * (chan_timer_chan returns NULL). NULL with errno EINVAL (fn NULL), ENOMEM or EAGAIN. */
 chan_timer_t *chan_timer_make_func(int64_t d, void (*fn)(void *arg), void *arg);
 
@@ -108,9 +109,10 @@ int chan_timer_reset(chan_timer_t *t, int64_t d);
 
 /* Stops the timer and frees it and its channel. 0; NULL: 0, no-op. -EBUSY while a thread or
  * task is blocked on the timer's channel (chan_free's rule): the timer is then stopped but
- * nothing is freed; call again once that thread has gone. A func timer may be freed while its
- * fn runs, from fn itself too: the timer thread does not touch the timer after calling fn.
- * The owner's last call on t. */
+ * nothing is freed; call again once that thread has gone (its deadline, another case of its
+ * select, or a reset of the timer that fires ends its wait). A func timer may be freed while
+ * its fn runs, from fn itself too: the timer thread does not touch the timer after calling fn,
+ * and fn is not called again. The owner's last call on t. */
 int chan_timer_free(chan_timer_t *t);
 
 /* ==== Tickers (Go's time.Ticker) ======================================================== */
@@ -136,9 +138,9 @@ chan_t *chan_ticker_chan(const chan_ticker_t *t);
  * stopped already, -EINVAL for NULL. Any thread. */
 int chan_ticker_stop(chan_ticker_t *t);
 
-/* Restarts the ticker with a new period, the next tick one period from now; an unreceived
- * tick is discarded. 1 if it was running, 0 if it was stopped; -EINVAL (NULL, period <= 0:
- * nothing changed), -EAGAIN as chan_timer_reset. Any thread. */
+/* Restarts the ticker, running or stopped, with a new period, the next tick one period from
+ * now; an unreceived tick is discarded. 1 if it was running, 0 if it was stopped; -EINVAL
+ * (NULL, period <= 0: nothing changed), -EAGAIN as chan_timer_reset. Any thread. */
 int chan_ticker_reset(chan_ticker_t *t, int64_t period);
 
 /* Stops the ticker and frees it and its channel: as chan_timer_free (0, -EBUSY). */
@@ -226,7 +228,8 @@ int chan_ctx_value(const chan_ctx_t *ctx, const void *key, void **value);
 /* The owner's last call on ctx: cancels it (as chan_ctx_cancel, for contexts that have a
  * cancel), detaches it from its parent, and releases it; its memory goes now, or when its last
  * child is freed. 0; NULL and the background: 0, no-op. A thread blocked on the done channel
- * is woken by the cancel and returns normally. */
+ * of a context with a cancel of its own is woken by the cancel and returns normally; freeing
+ * a with_value or without_cancel context cancels nothing. */
 int chan_ctx_free(chan_ctx_t *ctx);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
