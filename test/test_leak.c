@@ -732,6 +732,57 @@ START_TEST(test_select_with_nil_case_reads_select)
 }
 END_TEST
 
+/* A thread blocked on no channel - select {} (no cases, or only nil ones), a nil channel's
+ * receive or send - is on no queue, and nothing can ever wake it: a leftover and a leak, in
+ * Go's words for each (Go's dump says "select (no cases)"). With a deadline it is only a
+ * leftover. Nothing wakes them: the test's process ends with them. */
+static void *wait_on_nothing(void *arg)
+{
+    int v = 0;
+    struct chan_case nils[] = {chan_case_recv(NULL, &v), chan_case_send(NULL, &v)};
+    switch ((int)(intptr_t)arg) {
+    case 0: chan_select(NULL, 0); break;
+    case 1: chan_recv(NULL, &v); break;
+    case 2: chan_send(NULL, &v); break;
+    case 3: chan_select(nils, 2); break;
+    default: chan_select_until(NULL, 0, chan_now() + 3600 * CHAN_SECOND); /* a deadline */
+    }
+    return NULL;
+}
+
+START_TEST(test_wait_on_no_channel_is_a_leak)
+{
+    chan_dump_enable();
+    for (int how = 0; how < 4; how++)
+        spawn(wait_on_nothing, (void *)(intptr_t)how);
+    wait_leftovers(4);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 4);
+    ck_assert_msg(strstr(text, "partial deadlock: 4 of ") &&
+                      strstr(text, " threads are blocked forever:\n") &&
+                      strstr(text, " [select (no cases), ") &&
+                      strstr(text, " [chan receive (nil chan), ") &&
+                      strstr(text, " [chan send (nil chan), ") && strstr(text, " [select, "),
+                  "%s", text);
+    ck_assert_msg(!strstr(text, "wait-for"), "%s", text); /* no channel to draw */
+    free(text);
+    spawn(wait_on_nothing, (void *)(intptr_t)4);
+    wait_leftovers(5);
+    ck_assert_int_eq(count_leaks(NULL), 4);
+    ck_assert_int_eq(leftovers_report(&text, NULL), 5);
+    ck_assert_msg(strstr(text, "0 goroutines and 5 threads blocked") &&
+                      strstr(text, " [select (no cases), ") &&
+                      strstr(text, " [chan send (nil chan), "),
+                  "%s", text);
+    free(text);
+    /* A filter by channel leaves out no waiter that waits on none; a time filter does. */
+    struct chan_leak_ignore any = {.prefix = ""};
+    ck_assert_int_eq(count_leaks(&any), 4);
+    any = (struct chan_leak_ignore){.min_blocked = 3600 * CHAN_SECOND};
+    ck_assert_int_eq(count_leaks(&any), 0);
+}
+END_TEST
+
 /* ignore that says it lists channels but holds no list is bad input, not a crash; a prefix,
  * even "", leaves out only channels that were named. */
 START_TEST(test_ignore_bad_list_and_unnamed_chans)
@@ -979,6 +1030,7 @@ int main(void)
     ADD_TEST(s, test_fixed_point_through_a_waiter, 60);
     ADD_TEST(s, test_select_leak_and_filters, 60);
     ADD_TEST(s, test_select_with_nil_case_reads_select, 60);
+    ADD_TEST(s, test_wait_on_no_channel_is_a_leak, 60);
     ADD_TEST(s, test_fd_wait_is_no_leak, 60);
     ADD_TEST(s, test_signal_channel_keeps_alive, 60);
     ADD_TEST(s, test_registry_off_is_enodev, 30);

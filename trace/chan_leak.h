@@ -73,7 +73,8 @@ struct chan_leak_ignore {
 };
 
 /* Prints every thread and task blocked now in a channel operation or select to out (NULL:
- * print nothing), Go's goroutine header for each ("goroutine 7 [chan receive, 1.502 s]:")
+ * print nothing), on no channel too (select {}, a nil channel), Go's goroutine header for each
+ * ("goroutine 7 [chan receive, 1.502 s]:", "thread 4321 [select (no cases), 2.001 s]:")
  * followed by the channels it waits on. Returns how many (after ignore, which may be NULL), or
  * -EINVAL (ignore->chans NULL with nchans > 0), -ENODEV (the registry is off:
  * chan_dump_enable), -ENOMEM. */
