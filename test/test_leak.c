@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "chan_io.h"
+#include "sync/chan_sync.h"
 #include "chan_time.h"
 #include "chan_trace.h"
 #include "testleak.h"
@@ -512,6 +513,102 @@ START_TEST(test_context_keeps_alive)
 }
 END_TEST
 
+/* A WaitGroup, as a timer or a context, holds its channel in its memory while it exists: a
+ * wait on it is never reported, even when only the vault holds the WaitGroup (chan_leak(3)). */
+static chan_wg_t *_Atomic wg_slot;
+
+static void *wait_given_wg(void *arg)
+{
+    (void)arg;
+    chan_wg_t *wg;
+    while (!(wg = atomic_exchange(&wg_slot, NULL)))
+        sleep_ms(1);
+    return (void *)(intptr_t)chan_wg_wait(wg);
+}
+
+__attribute__((noinline)) static pthread_t block_on_waitgroup(void)
+{
+    chan_wg_t *wg = chan_wg_make();
+    ck_assert_ptr_nonnull(wg);
+    ck_assert_int_eq(chan_wg_add(wg, 1), 0);
+    keep(1, wg);
+    atomic_store(&wg_slot, wg);
+    return spawn(wait_given_wg, NULL);
+}
+
+START_TEST(test_waitgroup_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t t = block_on_waitgroup();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    chan_wg_t *wg = take(1);
+    ck_assert_int_eq(chan_wg_done(wg), 0);
+    ck_assert_ptr_eq(join(t), (void *)0);
+    ck_assert_int_eq(chan_wg_free(wg), 0);
+}
+END_TEST
+
+/* The sweep reads every writable mapping, not only what plain pointers lead to: a heap block
+ * that holds the channel keeps it alive though the program reaches the block only through a
+ * tagged pointer; and so does a thread-local of a thread that can run. */
+static volatile uintptr_t tagged_block; /* the block's address with its low bit set */
+static __thread chan_t *volatile tls_chan;
+static atomic_bool tls_held, tls_drop, tls_stop;
+
+static void *hold_in_tls(void *arg)
+{
+    (void)arg;
+    tls_chan = receive_given();
+    atomic_store(&tls_held, true);
+    while (!atomic_load(&tls_drop))
+        sleep_ms(1);
+    tls_chan = NULL;
+    atomic_store(&tls_held, false);
+    while (!atomic_load(&tls_stop))
+        sleep_ms(1);
+    return NULL;
+}
+
+__attribute__((noinline)) static void block_behind_tag_and_tls(pthread_t *holder, pthread_t *waiter)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_t **block = malloc(4 * sizeof *block);
+    ck_assert_ptr_nonnull(block);
+    block[2] = c;
+    tagged_block = (uintptr_t)block | 1;
+    keep(0, c);
+    keep(1, block);
+    give(c);
+    *holder = spawn(hold_in_tls, NULL);
+    give(c);
+    *waiter = spawn(recv_given, NULL);
+}
+
+START_TEST(test_tagged_block_and_thread_local_keep_alive)
+{
+    chan_dump_enable();
+    pthread_t holder, waiter;
+    block_behind_tag_and_tls(&holder, &waiter);
+    wait_leftovers(1);
+    while (!atomic_load(&tls_held))
+        sleep_ms(1);
+    ck_assert_int_eq(count_leaks(NULL), 0); /* the block, and the thread-local */
+    chan_t **block = take(1);
+    explicit_bzero(block, 4 * sizeof *block);
+    free(block);
+    tagged_block = 0;
+    ck_assert_int_eq(count_leaks(NULL), 0); /* the thread-local */
+    atomic_store(&tls_drop, true);
+    while (atomic_load(&tls_held))
+        sleep_ms(1);
+    ck_assert_int_eq(count_leaks(NULL), 1); /* nothing */
+    atomic_store(&tls_stop, true);
+    join(holder);
+    release(0, waiter);
+}
+END_TEST
+
 /* A wait with a deadline ends by itself: a leftover, never a leak. */
 static void *recv_given_until(void *arg)
 {
@@ -953,6 +1050,30 @@ START_TEST(test_leakcheck_with_sigquit_dump)
 }
 END_TEST
 
+/* In the child of a fork only the forking thread runs: the parent's leaked waiter, still
+ * queued on the copied channel, is a leftover there, with the parent's thread id, and never
+ * reported (its thread does not exist; its stack is the child's memory) (chan_leak(3)). */
+START_TEST(test_fork_child_lists_but_never_reports_parents_waiters)
+{
+    chan_dump_enable();
+    pthread_t t = leaky_request();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 1);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int left = chan_leftovers(NULL, NULL), leaks = count_leaks(NULL);
+        _exit(left == 1 && leaks == 0 ? 0 : 10 + 3 * left + leaks);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %d", st);
+    ck_assert_int_eq(count_leaks(NULL), 1); /* the parent's is still leaked */
+    release(0, t);
+}
+END_TEST
+
 /* ---- The check's own memory, where another thread's was (TSan) -------------------------------
  *
  * The check keeps its arrays in mappings of its own. Memory that a thread wrote and that was
@@ -1025,6 +1146,8 @@ int main(void)
 #endif
     ADD_TEST(s, test_pending_timer_keeps_alive, 60);
     ADD_TEST(s, test_context_keeps_alive, 60);
+    ADD_TEST(s, test_waitgroup_keeps_alive, 60);
+    ADD_TEST(s, test_tagged_block_and_thread_local_keep_alive, 60);
     ADD_TEST(s, test_deadline_is_no_leak, 60);
     ADD_TEST(s, test_buffer_keeps_alive, 60);
     ADD_TEST(s, test_fixed_point_through_a_waiter, 60);
@@ -1038,6 +1161,7 @@ int main(void)
     ADD_TEST(s, test_trace_records_a_leak, 60);
     ADD_TEST(s, test_leakcheck_at_exit, 60);
     ADD_TEST(s, test_leakcheck_with_sigquit_dump, 60);
+    ADD_TEST(s, test_fork_child_lists_but_never_reports_parents_waiters, 60);
     ADD_TEST(s, test_check_maps_where_a_thread_wrote, 60);
     return run_suite(s);
 }
