@@ -1094,9 +1094,10 @@ static void print_leaks(FILE *out, struct scan *s, const uint32_t *v, size_t n)
     }
     if (s->world.unseen)
         fprintf(out,
-                "(%zu thread%s could not be stopped, their registers unseen: each leak above "
+                "(%zu thread%s could not be stopped, %s registers unseen: each leak above "
                 "was found by two checks)\n",
-                s->world.unseen, s->world.unseen == 1 ? "" : "s");
+                s->world.unseen, s->world.unseen == 1 ? "" : "s",
+                s->world.unseen == 1 ? "its" : "their");
 }
 
 /* A trace running: an event per leaked waiter, on the checking thread's track. */
