@@ -64,9 +64,9 @@ extern "C" {
 
 /* Waiters a check leaves out: long-lived ones the program knows about (a server's accept loop).
  * A waiter is left out when every channel it waits on is among chans, or has a name
- * (chan_trace_name_chan) that starts with prefix (a channel never named matches no prefix), or
- * when it has been blocked for less than min_blocked nanoseconds. Unused fields are 0 / NULL;
- * chans NULL with nchans > 0 is -EINVAL. */
+ * (chan_trace_name_chan) that starts with prefix (a channel never named matches no prefix; a
+ * waiter on no channel is never left out so), or when it has been blocked for less than
+ * min_blocked nanoseconds. Unused fields are 0 / NULL; chans NULL with nchans > 0 is -EINVAL. */
 struct chan_leak_ignore {
     chan_t *const *chans;
     size_t nchans;
