@@ -223,11 +223,13 @@ static void snap_one(const void *c, const char *name, int role, void *arg)
 
 /* The threads blocked on no channel (a nil channel, select {}), copied under the list's lock
  * and printed after, as Go's dump lists a goroutine in "select (no cases)". */
+struct idle_snap {
+    struct chan_snap_waiter w;
+    int why; /* enum wait_reason */
+};
+
 struct idle_batch {
-    struct {
-        struct chan_snap_waiter w;
-        int why;
-    } * v;
+    struct idle_snap *v;
     size_t n, cap, lost;
 };
 
