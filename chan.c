@@ -657,4 +657,14 @@ int chan_inspect(chan_t *c, struct chan_block *b, void (*fn)(const struct waiter
     unlock(&c->lock);
     return 0;
 }
+
+int waiter_snap(const struct waiter *w, struct chan_snap_waiter *s)
+{
+    *s = (struct chan_snap_waiter){.tid = w->t.tid,
+                                   .since = w->t.since,
+                                   .task = w->t.task,
+                                   .select = w->why == WAIT_SELECT,
+                                   .done = atomic_load_explicit(&w->done, memory_order_relaxed)};
+    return w->why;
+}
 #endif

@@ -980,11 +980,17 @@ int park_nothing(int64_t deadline, enum wait_reason why)
     bool sel = why == WAIT_SELECT || why == WAIT_SELECT_NO_CASES;
     if (tracing(TF_EVENTS))
         trace_block(&w, sel);
+    /* On no channel's queue, a thread is found by the dump and the leak detector on this list
+     * (a G through its scheduler; a task of another may be dropped while it waits: not listed). */
+    struct trace_idle idle;
+    bool listed = tracing(TF_REGISTRY) && !w.sched && trace_idle_add(&idle, &w);
     /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait (or a
      * plugged-in scheduler's park giving it up: see sched_park). */
     int r;
     while ((r = waiter_park(&w, deadline)) == 0) {
     }
+    if (listed)
+        trace_idle_del(&idle);
     if (tracing(TF_EVENTS))
         trace_woken(&w, r, sel);
     return r;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "chan_io.h"
+#include "sync/chan_sync.h"
 #include "chan_time.h"
 #include "chan_trace.h"
 #include "testleak.h"
@@ -338,8 +339,10 @@ START_TEST(test_thread_that_cannot_be_stopped)
         sleep_ms(1);
     char *text;
     ck_assert_int_eq(check_report(&text), 1); /* "lost", not what the deaf thread holds */
+    /* One deaf thread (under TSan, every thread: none answers a signal in a system call). */
     ck_assert_msg(strstr(text, "\tchan \"lost\" (0x") &&
-                      strstr(text, "could not be stopped, their registers unseen"),
+                      (strstr(text, "(1 thread could not be stopped, its registers unseen") ||
+                       strstr(text, " threads could not be stopped, their registers unseen")),
                   "%s", text);
     free(text);
     atomic_store(&deaf_stop, true);
@@ -509,6 +512,102 @@ START_TEST(test_context_keeps_alive)
     chan_ctx_cancel(ctx);
     join(t);
     chan_ctx_free(ctx);
+}
+END_TEST
+
+/* A WaitGroup, as a timer or a context, holds its channel in its memory while it exists: a
+ * wait on it is never reported, even when only the vault holds the WaitGroup (chan_leak(3)). */
+static chan_wg_t *_Atomic wg_slot;
+
+static void *wait_given_wg(void *arg)
+{
+    (void)arg;
+    chan_wg_t *wg;
+    while (!(wg = atomic_exchange(&wg_slot, NULL)))
+        sleep_ms(1);
+    return (void *)(intptr_t)chan_wg_wait(wg);
+}
+
+__attribute__((noinline)) static pthread_t block_on_waitgroup(void)
+{
+    chan_wg_t *wg = chan_wg_make();
+    ck_assert_ptr_nonnull(wg);
+    ck_assert_int_eq(chan_wg_add(wg, 1), 0);
+    keep(1, wg);
+    atomic_store(&wg_slot, wg);
+    return spawn(wait_given_wg, NULL);
+}
+
+START_TEST(test_waitgroup_keeps_alive)
+{
+    chan_dump_enable();
+    pthread_t t = block_on_waitgroup();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 0);
+    chan_wg_t *wg = take(1);
+    ck_assert_int_eq(chan_wg_done(wg), 0);
+    ck_assert_ptr_eq(join(t), (void *)0);
+    ck_assert_int_eq(chan_wg_free(wg), 0);
+}
+END_TEST
+
+/* The sweep reads every writable mapping, not only what plain pointers lead to: a heap block
+ * that holds the channel keeps it alive though the program reaches the block only through a
+ * tagged pointer; and so does a thread-local of a thread that can run. */
+static volatile uintptr_t tagged_block; /* the block's address with its low bit set */
+static __thread chan_t *volatile tls_chan;
+static atomic_bool tls_held, tls_drop, tls_stop;
+
+static void *hold_in_tls(void *arg)
+{
+    (void)arg;
+    tls_chan = receive_given();
+    atomic_store(&tls_held, true);
+    while (!atomic_load(&tls_drop))
+        sleep_ms(1);
+    tls_chan = NULL;
+    atomic_store(&tls_held, false);
+    while (!atomic_load(&tls_stop))
+        sleep_ms(1);
+    return NULL;
+}
+
+__attribute__((noinline)) static void block_behind_tag_and_tls(pthread_t *holder, pthread_t *waiter)
+{
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_t **block = malloc(4 * sizeof *block);
+    ck_assert_ptr_nonnull(block);
+    block[2] = c;
+    tagged_block = (uintptr_t)block | 1;
+    keep(0, c);
+    keep(1, block);
+    give(c);
+    *holder = spawn(hold_in_tls, NULL);
+    give(c);
+    *waiter = spawn(recv_given, NULL);
+}
+
+START_TEST(test_tagged_block_and_thread_local_keep_alive)
+{
+    chan_dump_enable();
+    pthread_t holder, waiter;
+    block_behind_tag_and_tls(&holder, &waiter);
+    wait_leftovers(1);
+    while (!atomic_load(&tls_held))
+        sleep_ms(1);
+    ck_assert_int_eq(count_leaks(NULL), 0); /* the block, and the thread-local */
+    chan_t **block = take(1);
+    explicit_bzero(block, 4 * sizeof *block);
+    free(block);
+    tagged_block = 0;
+    ck_assert_int_eq(count_leaks(NULL), 0); /* the thread-local */
+    atomic_store(&tls_drop, true);
+    while (atomic_load(&tls_held))
+        sleep_ms(1);
+    ck_assert_int_eq(count_leaks(NULL), 1); /* nothing */
+    atomic_store(&tls_stop, true);
+    join(holder);
+    release(0, waiter);
 }
 END_TEST
 
@@ -732,6 +831,57 @@ START_TEST(test_select_with_nil_case_reads_select)
 }
 END_TEST
 
+/* A thread blocked on no channel - select {} (no cases, or only nil ones), a nil channel's
+ * receive or send - is on no queue, and nothing can ever wake it: a leftover and a leak, in
+ * Go's words for each (Go's dump says "select (no cases)"). With a deadline it is only a
+ * leftover. Nothing wakes them: the test's process ends with them. */
+static void *wait_on_nothing(void *arg)
+{
+    int v = 0;
+    struct chan_case nils[] = {chan_case_recv(NULL, &v), chan_case_send(NULL, &v)};
+    switch ((int)(intptr_t)arg) {
+    case 0: chan_select(NULL, 0); break;
+    case 1: chan_recv(NULL, &v); break;
+    case 2: chan_send(NULL, &v); break;
+    case 3: chan_select(nils, 2); break;
+    default: chan_select_until(NULL, 0, chan_now() + 3600 * CHAN_SECOND); /* a deadline */
+    }
+    return NULL;
+}
+
+START_TEST(test_wait_on_no_channel_is_a_leak)
+{
+    chan_dump_enable();
+    for (int how = 0; how < 4; how++)
+        spawn(wait_on_nothing, (void *)(intptr_t)how);
+    wait_leftovers(4);
+    char *text;
+    ck_assert_int_eq(check_report(&text), 4);
+    ck_assert_msg(strstr(text, "partial deadlock: 4 of ") &&
+                      strstr(text, " threads are blocked forever:\n") &&
+                      strstr(text, " [select (no cases), ") &&
+                      strstr(text, " [chan receive (nil chan), ") &&
+                      strstr(text, " [chan send (nil chan), ") && strstr(text, " [select, "),
+                  "%s", text);
+    ck_assert_msg(!strstr(text, "wait-for"), "%s", text); /* no channel to draw */
+    free(text);
+    spawn(wait_on_nothing, (void *)(intptr_t)4);
+    wait_leftovers(5);
+    ck_assert_int_eq(count_leaks(NULL), 4);
+    ck_assert_int_eq(leftovers_report(&text, NULL), 5);
+    ck_assert_msg(strstr(text, "0 goroutines and 5 threads blocked") &&
+                      strstr(text, " [select (no cases), ") &&
+                      strstr(text, " [chan send (nil chan), "),
+                  "%s", text);
+    free(text);
+    /* A filter by channel leaves out no waiter that waits on none; a time filter does. */
+    struct chan_leak_ignore any = {.prefix = ""};
+    ck_assert_int_eq(count_leaks(&any), 4);
+    any = (struct chan_leak_ignore){.min_blocked = 3600 * CHAN_SECOND};
+    ck_assert_int_eq(count_leaks(&any), 0);
+}
+END_TEST
+
 /* ignore that says it lists channels but holds no list is bad input, not a crash; a prefix,
  * even "", leaves out only channels that were named. */
 START_TEST(test_ignore_bad_list_and_unnamed_chans)
@@ -902,6 +1052,30 @@ START_TEST(test_leakcheck_with_sigquit_dump)
 }
 END_TEST
 
+/* In the child of a fork only the forking thread runs: the parent's leaked waiter, still
+ * queued on the copied channel, is a leftover there, with the parent's thread id, and never
+ * reported (its thread does not exist; its stack is the child's memory) (chan_leak(3)). */
+START_TEST(test_fork_child_lists_but_never_reports_parents_waiters)
+{
+    chan_dump_enable();
+    pthread_t t = leaky_request();
+    wait_leftovers(1);
+    ck_assert_int_eq(count_leaks(NULL), 1);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int left = chan_leftovers(NULL, NULL), leaks = count_leaks(NULL);
+        _exit(left == 1 && leaks == 0 ? 0 : 10 + 3 * left + leaks);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %d", st);
+    ck_assert_int_eq(count_leaks(NULL), 1); /* the parent's is still leaked */
+    release(0, t);
+}
+END_TEST
+
 /* ---- The check's own memory, where another thread's was (TSan) -------------------------------
  *
  * The check keeps its arrays in mappings of its own. Memory that a thread wrote and that was
@@ -974,11 +1148,14 @@ int main(void)
 #endif
     ADD_TEST(s, test_pending_timer_keeps_alive, 60);
     ADD_TEST(s, test_context_keeps_alive, 60);
+    ADD_TEST(s, test_waitgroup_keeps_alive, 60);
+    ADD_TEST(s, test_tagged_block_and_thread_local_keep_alive, 60);
     ADD_TEST(s, test_deadline_is_no_leak, 60);
     ADD_TEST(s, test_buffer_keeps_alive, 60);
     ADD_TEST(s, test_fixed_point_through_a_waiter, 60);
     ADD_TEST(s, test_select_leak_and_filters, 60);
     ADD_TEST(s, test_select_with_nil_case_reads_select, 60);
+    ADD_TEST(s, test_wait_on_no_channel_is_a_leak, 60);
     ADD_TEST(s, test_fd_wait_is_no_leak, 60);
     ADD_TEST(s, test_signal_channel_keeps_alive, 60);
     ADD_TEST(s, test_registry_off_is_enodev, 30);
@@ -986,6 +1163,7 @@ int main(void)
     ADD_TEST(s, test_trace_records_a_leak, 60);
     ADD_TEST(s, test_leakcheck_at_exit, 60);
     ADD_TEST(s, test_leakcheck_with_sigquit_dump, 60);
+    ADD_TEST(s, test_fork_child_lists_but_never_reports_parents_waiters, 60);
     ADD_TEST(s, test_check_maps_where_a_thread_wrote, 60);
     return run_suite(s);
 }

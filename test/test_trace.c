@@ -1080,6 +1080,73 @@ START_TEST(test_dump_shows_blocked_thread_on_named_channel)
 }
 END_TEST
 
+/* A thread blocked on no channel at all - select {} (no cases, or only nil ones), a nil
+ * channel's receive or send - is on no queue, yet Go's dump lists such a goroutine ("select (no
+ * cases)"): so does chan_dump, under its own heading, and no longer once its wait ends. */
+static atomic_int nothing_phase;
+
+static void *wait_on_nothing(void *arg)
+{
+    int how = (int)(intptr_t)arg, v = 0;
+    if (how == 0)
+        chan_trace_name_thread("idle");
+    struct chan_case nils[] = {chan_case_recv(NULL, &v), chan_case_send(NULL, &v)};
+    switch (how) {
+    case 0: return (void *)(intptr_t)chan_select(NULL, 0);
+    case 1: return (void *)(intptr_t)chan_recv(NULL, &v);
+    case 2: return (void *)(intptr_t)chan_send(NULL, &v);
+    case 3: return (void *)(intptr_t)chan_select(nils, 2);
+    default: /* a deadline: over once the test says so, whatever the clock */
+        while (chan_select_until(NULL, 0, chan_now() + 5 * MS) == -ETIMEDOUT &&
+               !atomic_load(&nothing_phase)) {
+        }
+        return NULL;
+    }
+}
+
+START_TEST(test_dump_lists_waits_on_no_channel)
+{
+    chan_dump_enable();
+    chan_t *c = chan_make(sizeof(int), 0);
+    for (int how = 0; how < 4; how++)
+        spawn(wait_on_nothing, (void *)(intptr_t)how); /* never woken: the process ends */
+    char *s = NULL;
+    int listed = 0;
+    for (int i = 0; i < 2000; i++) { /* until all four have blocked */
+        free(s);
+        s = dump_to_string(&listed);
+        if (count_of(s, "  blocked for ") == 4)
+            break;
+        sleep_ms(5);
+    }
+    ck_assert_int_eq(listed, 1); /* channels: the count is theirs */
+    ck_assert_msg(strstr(s, "\nblocked on no channel:\n") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\n    select (no cases)  thread \"idle\" (tid ") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\n    chan receive (nil chan)  thread tid ") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\n    chan send (nil chan)  thread tid ") != NULL, "%s", s);
+    ck_assert_msg(strstr(s, "\n    select  thread tid ") != NULL, "%s", s);
+    ck_assert_msg(count_of(s, "  blocked for ") == 4, "%s", s);
+    ck_assert_msg(strstr(s, "end of dump: 1 channels, 0 skipped") != NULL, "%s", s);
+    free(s);
+    /* A wait on nothing with a deadline is listed while it waits, and not after. */
+    pthread_t t = spawn(wait_on_nothing, (void *)(intptr_t)4);
+    for (int i = 0; i < 2000; i++) {
+        s = dump_to_string(&listed);
+        bool five = count_of(s, "  blocked for ") == 5;
+        free(s);
+        if (five)
+            break;
+        sleep_ms(5);
+    }
+    atomic_store(&nothing_phase, 1);
+    join(t);
+    s = dump_to_string(&listed);
+    ck_assert_msg(count_of(s, "  blocked for ") == 4, "%s", s);
+    free(s);
+    chan_free(c);
+}
+END_TEST
+
 START_TEST(test_dump_skips_a_locked_channel)
 {
     chan_dump_enable();
@@ -1478,6 +1545,7 @@ int main(void)
     ADD_TEST(s, test_mermaid_pipeline_golden, 60);
     ADD_TEST(s, test_dump_shows_blocked_thread_on_named_channel, 30);
     ADD_TEST(s, test_dump_skips_a_locked_channel, 30);
+    ADD_TEST(s, test_dump_lists_waits_on_no_channel, 30);
     ADD_TEST(s, test_dump_escapes_names, 30);
     ADD_TEST(s, test_dump_counts_waiters_not_cases, 30);
     ADD_TEST(s, test_dump_select_of_one, 30);

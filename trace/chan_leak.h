@@ -20,14 +20,16 @@
  *    tasks not blocked in channel operations, and every writable mapping of the process (data,
  *    heap, anonymous memory) word by word, but not the stacks of the blocked waiters nor
  *    libchan's own bookkeeping - and, to a fixed point, makes every blocked waiter whose
- *    channels turn out reachable a root in turn. A waiter with a deadline, a pending timer or
- *    a context (whose memory holds its channel) keeps what it waits on alive.
+ *    channels turn out reachable a root in turn. A waiter with a deadline, a timer, a context
+ *    or a WaitGroup (whose memory holds its channel, while it exists) keeps what it waits on
+ *    alive.
  *
  * Conservative: a word that happens to equal a channel's address (a stale copy in freed
  * memory, an integer) hides a leak; a leak reported is real, for what the process could still
  * do at the moment of the check: nothing that can run holds the address of any channel the
- * waiter waits on. An address kept only in a form that is not the plain pointer (xored,
- * tagged, in a file or another process) is not seen.
+ * waiter waits on. An address kept only in a form that is not the plain, aligned pointer
+ * (xored, tagged, packed, in a file or another process) is not seen: a channel held only so
+ * is taken for unreachable, and its waiters are reported.
  *
  * Both need the registry of live channels on: chan_dump_enable() (or CHAN_DUMP=1, or
  * CHAN_LEAKCHECK=1) before the channels and the waits of interest are made; channels made
@@ -62,9 +64,9 @@ extern "C" {
 
 /* Waiters a check leaves out: long-lived ones the program knows about (a server's accept loop).
  * A waiter is left out when every channel it waits on is among chans, or has a name
- * (chan_trace_name_chan) that starts with prefix (a channel never named matches no prefix), or
- * when it has been blocked for less than min_blocked nanoseconds. Unused fields are 0 / NULL;
- * chans NULL with nchans > 0 is -EINVAL. */
+ * (chan_trace_name_chan) that starts with prefix (a channel never named matches no prefix; a
+ * waiter on no channel is never left out so), or when it has been blocked for less than
+ * min_blocked nanoseconds. Unused fields are 0 / NULL; chans NULL with nchans > 0 is -EINVAL. */
 struct chan_leak_ignore {
     chan_t *const *chans;
     size_t nchans;
@@ -73,7 +75,8 @@ struct chan_leak_ignore {
 };
 
 /* Prints every thread and task blocked now in a channel operation or select to out (NULL:
- * print nothing), Go's goroutine header for each ("goroutine 7 [chan receive, 1.502 s]:")
+ * print nothing), on no channel too (select {}, a nil channel), Go's goroutine header for each
+ * ("goroutine 7 [chan receive, 1.502 s]:", "thread 4321 [select (no cases), 2.001 s]:")
  * followed by the channels it waits on. Returns how many (after ignore, which may be NULL), or
  * -EINVAL (ignore->chans NULL with nchans > 0), -ENODEV (the registry is off:
  * chan_dump_enable), -ENOMEM. */

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dump.c - chan_dump: every live channel (registry.c) with its blocked senders and receivers,
- * for a stuck program; and SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump,
- * but the process goes on). A channel's name is printed the same way in sched/'s deadlock
- * report (trace_name_print, seam.h).
+ * then the threads blocked on no channel (select {}, a nil channel), for a stuck program; and
+ * SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump, but the process goes on).
+ * A channel's name is printed the same way in sched/'s deadlock report (trace_name_print,
+ * seam.h).
  *
  * Invariants:
  *  - A channel is read only through the core's chan_snapshot (hooks.h), never here: its lock
  *    is taken only if it is free at that moment. A channel whose lock is held is skipped, and
  *    the dump says so: the dump never waits for a thread that holds a channel's lock.
+ *  - A waiter on no channel is read only through the core's waiter_snap, under the lock of
+ *    the registry's list of them, which keeps it in its frame.
  *  - The dump holds one shard's lock of the registry at a time, which keeps the shard's
  *    channels alive (chan_free unregisters a channel before freeing it), and copies them
  *    (shard, then channel; make and free never hold a channel lock while they take a
@@ -28,7 +31,8 @@
 
 #include "chan_trace.h"
 #include "hooks.h"
-#include "seam.h" /* trace_name_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL */
+#include "seam.h" /* trace_name_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL;
+                     enum wait_reason */
 #include "trace_internal.h"
 
 /* ---- Memory that held channel addresses -------------------------------------------------- */
@@ -105,6 +109,49 @@ const char *role_name(int role)
                                    : NULL;
 }
 
+const char *reason_name(int why)
+{
+    switch (why) {
+    case WAIT_RECV: return "chan receive";
+    case WAIT_SEND: return "chan send";
+    case WAIT_SELECT: return "select";
+    case WAIT_SELECT_NO_CASES: return "select (no cases)";
+    case WAIT_RECV_NIL: return "chan receive (nil chan)";
+    case WAIT_SEND_NIL: return "chan send (nil chan)";
+    default: return "?";
+    }
+}
+
+/* The rest of a blocked waiter's line: who, for how long. */
+static void print_blocked(FILE *out, const struct chan_snap_waiter *w, int64_t now)
+{
+    char tname[NAME_MAX_LEN] = "";
+    thread_name_get(w->tid, tname);
+    /* A task of a user-space scheduler (chan_trace_task_hook) on the thread it blocked on,
+     * which runs other tasks too. */
+    if (w->task)
+        fprintf(out, "  task %llu on ", (unsigned long long)w->task);
+    else
+        fputs("  ", out);
+    if (tname[0]) {
+        fputs("thread ", out);
+        print_quoted(out, tname);
+        fprintf(out, " (tid %d)", (int)w->tid);
+    } else if (w->tid)
+        fprintf(out, "thread tid %d", (int)w->tid);
+    else
+        fputs("thread unknown", out);
+    if (w->since) {
+        fputs("  blocked for ", out);
+        print_duration(out, now - w->since);
+    } else {
+        fputs("  blocked since before chan_dump_enable", out);
+    }
+    if (w->done)
+        fputs("  (being woken)", out);
+    fputc('\n', out);
+}
+
 static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
 {
     const struct chan_snap *s = &cs->s;
@@ -124,36 +171,12 @@ static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
             s->len, s->cap, s->elemsize, s->closed ? "closed" : "open", s->nsend, s->nrecv);
     for (uint32_t i = 0; i < s->nw; i++) {
         const struct chan_snap_waiter *w = &s->w[i];
-        char tname[NAME_MAX_LEN] = "";
-        thread_name_get(w->tid, tname);
         fprintf(out, "    %s", w->send ? "send" : "recv");
         if (w->select && w->here > 1)
             fprintf(out, " (select of %u, %u of its cases here)", w->ncases, w->here);
         else if (w->select)
             fprintf(out, " (select of %u)", w->ncases);
-        /* A task of a user-space scheduler (chan_trace_task_hook) on the thread it blocked on,
-         * which runs other tasks too. */
-        if (w->task)
-            fprintf(out, "  task %llu on ", (unsigned long long)w->task);
-        else
-            fputs("  ", out);
-        if (tname[0]) {
-            fputs("thread ", out);
-            print_quoted(out, tname);
-            fprintf(out, " (tid %d)", (int)w->tid);
-        } else if (w->tid)
-            fprintf(out, "thread tid %d", (int)w->tid);
-        else
-            fputs("thread unknown", out);
-        if (w->since) {
-            fputs("  blocked for ", out);
-            print_duration(out, now - w->since);
-        } else {
-            fputs("  blocked since before chan_dump_enable", out);
-        }
-        if (w->done)
-            fputs("  (being woken)", out);
-        fputc('\n', out);
+        print_blocked(out, w, now);
     }
     if (s->nsend + s->nrecv > s->nw)
         fprintf(out, "    ... and %zu more\n", s->nsend + s->nrecv - s->nw);
@@ -198,6 +221,50 @@ static void snap_one(const void *c, const char *name, int role, void *arg)
     cs->skipped = chan_snapshot((chan_t *)c, &cs->s) != 0;
 }
 
+/* The threads blocked on no channel (a nil channel, select {}), copied under the list's lock
+ * and printed after, as Go's dump lists a goroutine in "select (no cases)". */
+struct idle_snap {
+    struct chan_snap_waiter w;
+    int why; /* enum wait_reason */
+};
+
+struct idle_batch {
+    struct idle_snap *v;
+    size_t n, cap, lost;
+};
+
+static void snap_idle(const struct waiter *w, void *arg)
+{
+    struct idle_batch *b = arg;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 8;
+        void *p = realloc(b->v, cap * sizeof *b->v);
+        if (!p) {
+            b->lost++;
+            return;
+        }
+        b->v = p;
+        b->cap = cap;
+    }
+    b->v[b->n].why = waiter_snap(w, &b->v[b->n].w);
+    b->n++;
+}
+
+static void print_idle(FILE *out, int64_t now)
+{
+    struct idle_batch b = {0};
+    registry_idle_visit(snap_idle, &b);
+    if (b.n || b.lost)
+        fputs("blocked on no channel:\n", out);
+    for (size_t i = 0; i < b.n; i++) {
+        fprintf(out, "    %s", reason_name(b.v[i].why));
+        print_blocked(out, &b.v[i].w, now);
+    }
+    if (b.lost)
+        fprintf(out, "    ... and %zu more (out of memory)\n", b.lost);
+    free(b.v); /* no channel's address in it */
+}
+
 int chan_dump(FILE *out)
 {
     if (!out)
@@ -220,6 +287,7 @@ int chan_dump(FILE *out)
         }
         scrub_free(b.snaps, b.n * sizeof *b.snaps);
     }
+    print_idle(out, now);
     fprintf(out, "end of dump: %d channels, %d skipped\n", listed, skipped);
     /* A dump that did not reach its reader says so (a full disk, a pipe nobody reads). */
     int werr = errno;

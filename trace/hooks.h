@@ -18,7 +18,8 @@
  *         trace_handoff(c, CHAN_SEND, sg, elem);
  *
  * The hooks never allocate, never block and never take a lock shared between threads, except
- * trace_make/trace_free (a shard lock of the registry of live channels, while it is on).
+ * trace_make/trace_free (a shard lock of the registry of live channels, while it is on) and
+ * trace_idle_add/trace_idle_del (the registry's list of waiters on no channel).
  *
  * Rules for the places they are called from (chan_internal.h's invariants):
  *  - Hooks that take a sudog or waiter of a peer (trace_handoff, trace_close) run under the
@@ -120,6 +121,19 @@ HIDDEN void trace_block(struct waiter *w, bool is_select);
  * channel is not dereferenced. */
 HIDDEN void trace_woken(struct waiter *w, int r, bool is_select);
 
+/* park_nothing's wait (a nil channel's operation, a select with no channel: Go's "select (no
+ * cases)"), on no queue: while the dump's registry is on, a thread of the pthread parker lists
+ * it, so that chan_dump and the leak detector see it. The node lives in park_nothing's frame,
+ * from trace_idle_add (true: listed) to trace_idle_del. A task of a plugged-in scheduler is
+ * not listed: a G of sched/ is seen through its task_source, and another scheduler may drop
+ * the stack of a task that waits for ever. */
+struct trace_idle {
+    struct waiter *w;
+    struct trace_idle *next, *prev;
+};
+HIDDEN bool trace_idle_add(struct trace_idle *n, struct waiter *w);
+HIDDEN void trace_idle_del(struct trace_idle *n);
+
 /* A select begins: its cases (the first TRACE_CASES_MAX), each with its channel (NULL: a nil
  * case), direction and, for a send, the value offered. Before the select, so channels are live. */
 #define TRACE_CASES_MAX 16
@@ -185,6 +199,10 @@ struct chan_block {
 HIDDEN int chan_inspect(chan_t *c, struct chan_block *b,
                         void (*fn)(const struct waiter *w, void *arg), void *arg);
 
+/* chan.c: what chan_dump shows of a waiter on no channel (registry_idle_visit, which keeps w
+ * alive meanwhile): *s, and what its operation is (enum wait_reason, seam.h). */
+HIDDEN int waiter_snap(const struct waiter *w, struct chan_snap_waiter *s);
+
 #else /* no tracer: nobody listens, and every hook does nothing */
 
 /* tracing() is a constant, so the guarded calls are dead code; each hook names its arguments
@@ -201,6 +219,11 @@ HIDDEN int chan_inspect(chan_t *c, struct chan_block *b,
 #define trace_waiter_init(w, deadline) ((void)(w), (void)(deadline))
 #define trace_block(w, is_select) ((void)(w), (void)(is_select))
 #define trace_woken(w, r, is_select) ((void)(w), (void)(r), (void)(is_select))
+struct trace_idle {
+    char unused;
+};
+#define trace_idle_add(n, w) ((void)(n), (void)(w), false)
+#define trace_idle_del(n) ((void)(n))
 #define trace_select_cases(cases, n) ((void)(cases), (void)(n))
 #define trace_select(cases, n, form, r, gen)                                                       \
     ((void)(cases), (void)(n), (void)(form), (void)(r), (void)(gen))

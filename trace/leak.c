@@ -88,6 +88,7 @@ struct lwaiter {
     uint32_t first, n;          /* its channels: scan.wchans[first, first + n) */
     uint32_t ncases;            /* its sudogs (a select names a channel once per case) */
     bool select;                /* a chan_select, however many of its cases are nil */
+    uint8_t why;                /* what its operation is (enum wait_reason, seam.h) */
     const struct sudog *sudogs; /* where they are */
     int32_t tid;                /* from the tracer's notes (0: unknown) */
     uint64_t task_id;           /* from them: chan_trace_task_hook's id (0: none) */
@@ -209,6 +210,7 @@ static void add_waiter(const struct waiter *w, void *arg)
                            .first = (uint32_t)s->wchans.n,
                            .ncases = w->nsudog,
                            .select = w->why == WAIT_SELECT,
+                           .why = w->why,
                            .sudogs = w->sudogs,
                            .tid = w->t.tid,
                            .task_id = w->t.task,
@@ -233,6 +235,33 @@ static void add_waiter(const struct waiter *w, void *arg)
             lw->unknown_chan = true;
     }
     s->wchans.n += lw->n;
+}
+
+/* A thread blocked on no channel (a nil channel's operation, select {}): listed by the
+ * registry (trace_idle_add), read while it is frozen - the waiter stays in its frame until the
+ * thaw - and never woken by anyone: blocked forever unless a deadline ends it. */
+static void add_idle(const struct waiter *w, void *arg)
+{
+    struct scan *s = arg;
+    struct lwaiter *lw = s->err ? NULL : vec_push(&s->waiters);
+    if (!lw) {
+        s->err = s->err ? s->err : -ENOMEM;
+        return;
+    }
+    if (addrset_add(&s->waitset, (uintptr_t)w, (uint32_t)(s->waiters.n - 1)) != 0) {
+        s->err = -ENOMEM;
+        return;
+    }
+    *lw = (struct lwaiter){.w = w,
+                           .task = -1,
+                           .first = (uint32_t)s->wchans.n,
+                           .select = w->why == WAIT_SELECT,
+                           .why = w->why,
+                           .tid = w->t.tid,
+                           .task_id = w->t.task,
+                           .since = w->t.since,
+                           .timed = w->t.since && w->t.timed,
+                           .done = atomic_load_explicit(&w->done, memory_order_relaxed) != 0};
 }
 
 static void read_chans(struct scan *s)
@@ -295,6 +324,8 @@ static void add_g(const struct task_info *t, void *arg)
             *lw = (struct lwaiter){.w = t->waiter,
                                    .task = -1,
                                    .first = (uint32_t)s->wchans.n,
+                                   .select = w.why == WAIT_SELECT,
+                                   .why = w.why,
                                    .tid = w.t.tid,
                                    .since = w.t.since};
             wi = (int64_t)s->waiters.n - 1;
@@ -663,6 +694,8 @@ static int scan_run(struct scan *s)
             addrset_add(&s->chanset, ((struct lchan *)vec_at(&s->chans, i))->addr, (uint32_t)i);
     if (!s->err)
         s->err = addrset_init(&s->waitset, 2 * s->chans.n);
+    if (!s->err)
+        registry_idle_visit_frozen(add_idle, s);
     const struct task_source *src = task_src;
     if (src)
         src->lock();
@@ -907,14 +940,8 @@ static void print_who(FILE *out, const struct scan *s, const struct lwaiter *w)
     }
 }
 
-static const char *state_of(const struct scan *s, const struct lwaiter *w)
-{
-    if (w->n == 0)
-        return "select (no cases) or nil chan";
-    if (w->select) /* as Go's dump and chan_mpg_wait's report: a nil case does not count */
-        return "select";
-    return wchan_at(s, w, 0)->send ? "chan send" : "chan receive";
-}
+/* As Go's dump and chan_mpg_wait's report: a select is one whatever its nil cases. */
+static const char *state_of(const struct lwaiter *w) { return reason_name(w->why); }
 
 static void print_chan(FILE *out, const struct scan *s, int32_t c)
 {
@@ -939,7 +966,7 @@ static void print_waiter(FILE *out, const struct scan *s, const struct lwaiter *
 {
     fputc('\n', out);
     print_who(out, s, w);
-    fprintf(out, " [%s", state_of(s, w));
+    fprintf(out, " [%s", state_of(w));
     if (w->since) {
         fputs(", ", out);
         print_duration(out, s->now - w->since);
@@ -1031,19 +1058,26 @@ static void print_leaks(FILE *out, struct scan *s, const uint32_t *v, size_t n)
     size_t gs = 0;
     for (size_t i = 0; i < n; i++)
         gs += task_of(s, vec_at(&s->waiters, v[i]))->kind == T_G;
-    size_t ths = n - gs;
+    size_t ths = n - gs, nchans = 0;
+    /* "1 of 11 goroutines is", "1 of 1 goroutine is", "2 of 11 goroutines are". */
     fputs("partial deadlock: ", out);
     if (gs)
-        fprintf(out, "%zu of %zu goroutines", gs, s->ngs);
+        fprintf(out, "%zu of %zu goroutine%s", gs, s->ngs, s->ngs == 1 ? "" : "s");
     if (gs && ths)
         fputs(" and ", out);
     if (ths)
-        fprintf(out, "%zu of %zu threads", ths, s->nthreads);
+        fprintf(out, "%zu of %zu thread%s", ths, s->nthreads, s->nthreads == 1 ? "" : "s");
     fprintf(out, " %s blocked forever:\n", n == 1 ? "is" : "are");
-    for (size_t i = 0; i < n; i++)
-        print_waiter(out, s, vec_at(&s->waiters, v[i]));
-    /* The wait-for picture: each channel they wait on, once, with everyone waiting on it. */
-    fputs("\nwait-for (no goroutine or thread that can run holds any of these channels):\n", out);
+    for (size_t i = 0; i < n; i++) {
+        const struct lwaiter *w = vec_at(&s->waiters, v[i]);
+        print_waiter(out, s, w);
+        nchans += w->n;
+    }
+    /* The wait-for picture: each channel they wait on, once, with everyone waiting on it (none
+     * when each waits on no channel: a nil channel, select {}). */
+    if (nchans)
+        fputs("\nwait-for (no goroutine or thread that can run holds any of these channels):\n",
+              out);
     for (size_t i = 0; i < n; i++) {
         const struct lwaiter *w = vec_at(&s->waiters, v[i]);
         for (uint32_t k = 0; k < w->n; k++) {
@@ -1060,9 +1094,10 @@ static void print_leaks(FILE *out, struct scan *s, const uint32_t *v, size_t n)
     }
     if (s->world.unseen)
         fprintf(out,
-                "(%zu thread%s could not be stopped, their registers unseen: each leak above "
+                "(%zu thread%s could not be stopped, %s registers unseen: each leak above "
                 "was found by two checks)\n",
-                s->world.unseen, s->world.unseen == 1 ? "" : "s");
+                s->world.unseen, s->world.unseen == 1 ? "" : "s",
+                s->world.unseen == 1 ? "its" : "their");
 }
 
 /* A trace running: an event per leaked waiter, on the checking thread's track. */

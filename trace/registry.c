@@ -12,6 +12,9 @@
  *  - Shard locks are taken one at a time. The leak detector freezes every shard (its list does
  *    not change, and so no registered channel is freed) while it reads them with the other
  *    threads stopped; adding and removing wait for the thaw, without holding the lock.
+ *  - The waiters on no channel (a nil channel's operation, select {}) of threads are a list of
+ *    their own (trace_idle_add), frozen with the shards; a node lives in its waiter's frame and
+ *    leaves the list, under its lock, before that frame ends.
  *  - Thread names: at most MAX_TNAMES named threads alive at once. An entry is freed when its
  *    thread exits, so a thread id reused later does not inherit the name.
  */
@@ -209,6 +212,67 @@ void registry_visit(unsigned shard,
     pthread_mutex_unlock(&s->mu);
 }
 
+/* ---- Waiters on no channel (trace_idle_add, hooks.h) -------------------------------------- */
+
+/* A list of its own, with a lock and a freeze as a shard's: a thread blocked on a nil channel
+ * or in select {} is on no channel's queue, so nothing else leads to it. */
+static struct {
+    pthread_mutex_t mu;
+    struct trace_idle *head;
+    bool frozen;
+    unsigned waiting;
+    pthread_cond_t thawed;
+} idle = {.mu = PTHREAD_MUTEX_INITIALIZER, .thawed = PTHREAD_COND_INITIALIZER};
+
+static void idle_lock_thawed(void)
+{
+    pthread_mutex_lock(&idle.mu);
+    while (idle.frozen) {
+        idle.waiting++;
+        pthread_cond_wait(&idle.thawed, &idle.mu);
+        idle.waiting--;
+    }
+}
+
+bool trace_idle_add(struct trace_idle *n, struct waiter *w)
+{
+    idle_lock_thawed();
+    *n = (struct trace_idle){.w = w, .next = idle.head};
+    if (idle.head)
+        idle.head->prev = n;
+    idle.head = n;
+    pthread_mutex_unlock(&idle.mu);
+    return true;
+}
+
+void trace_idle_del(struct trace_idle *n)
+{
+    idle_lock_thawed();
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        idle.head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    pthread_mutex_unlock(&idle.mu);
+}
+
+void registry_idle_visit(void (*fn)(const struct waiter *w, void *arg), void *arg)
+{
+    pthread_mutex_lock(&idle.mu);
+    for (const struct trace_idle *n = idle.head; n; n = n->next)
+        fn(n->w, arg);
+    pthread_mutex_unlock(&idle.mu);
+}
+
+void registry_idle_visit_frozen(void (*fn)(const struct waiter *w, void *arg), void *arg)
+{
+    for (const struct trace_idle *n = idle.head; n; n = n->next)
+        fn(n->w, arg);
+}
+
+/* ---- The leak detector's freeze ------------------------------------------------------------ */
+
 void registry_freeze(void)
 {
     for (unsigned i = 0; i < REGISTRY_SHARDS; i++) {
@@ -216,6 +280,9 @@ void registry_freeze(void)
         shards[i].frozen = true;
         pthread_mutex_unlock(&shards[i].mu);
     }
+    pthread_mutex_lock(&idle.mu);
+    idle.frozen = true;
+    pthread_mutex_unlock(&idle.mu);
 }
 
 void registry_thaw(void)
@@ -227,6 +294,11 @@ void registry_thaw(void)
             pthread_cond_broadcast(&shards[i].thawed);
         pthread_mutex_unlock(&shards[i].mu);
     }
+    pthread_mutex_lock(&idle.mu);
+    idle.frozen = false;
+    if (idle.waiting)
+        pthread_cond_broadcast(&idle.thawed);
+    pthread_mutex_unlock(&idle.mu);
 }
 
 void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role, const void *node,

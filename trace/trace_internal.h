@@ -46,6 +46,9 @@ HIDDEN void print_quoted(FILE *out, const char *s);
 /* What libchan made a channel for (enum chan_role of hooks.h), as the dump and the leak report
  * say it: "timer", "context done", "fd readable", "fd writable"; NULL for none. */
 HIDDEN const char *role_name(int role);
+/* What a blocked operation is (enum wait_reason of seam.h), in Go's words: "chan receive",
+ * "select (no cases)", "chan send (nil chan)"... */
+HIDDEN const char *reason_name(int why);
 /* A duration in ns, as "1.502 s", "3.000 ms" or "12.345 us". */
 HIDDEN void print_duration(FILE *out, int64_t ns);
 
@@ -89,6 +92,13 @@ HIDDEN void registry_thaw(void);
 HIDDEN void registry_visit_frozen(void (*fn)(const void *c, const char *name, int role,
                                              const void *node, size_t size, void *arg),
                                   void *arg);
+
+/* The threads blocked on no channel (trace_idle_add, hooks.h): fn(w, arg) for each waiter,
+ * under the list's lock (w stays alive meanwhile; fn must not call into the registry), or
+ * between registry_freeze and registry_thaw without it (the list does not change). */
+struct waiter;
+HIDDEN void registry_idle_visit(void (*fn)(const struct waiter *w, void *arg), void *arg);
+HIDDEN void registry_idle_visit_frozen(void (*fn)(const struct waiter *w, void *arg), void *arg);
 
 /* ---- Trace buffers (record.c), for the leak detector -------------------------------------- */
 
