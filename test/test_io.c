@@ -1350,12 +1350,6 @@ END_TEST
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
-static int under_tsan(void)
-{
-    const char *m = getenv("CHAN_TEST_MODE");
-    return m && strcmp(m, "tsan") == 0;
-}
-
 /* Whether c receives a signal within ms milliseconds: the signal, or 0. */
 static int sig_within(chan_t *c, int ms)
 {

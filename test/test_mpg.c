@@ -23,12 +23,7 @@
 #include "sched/chan_sched_mpg.h"
 
 /* TSan makes every G a fiber with its own trace (256 KiB, written): 100,000 live Gs would need
- * some 25 GB under TSan, so its build runs the big shapes smaller. */
-static int under_tsan(void)
-{
-    const char *m = getenv("CHAN_TEST_MODE");
-    return m && strcmp(m, "tsan") == 0;
-}
+ * some 25 GB under TSan, so its build runs the big shapes smaller (under_tsan, testutil.h). */
 
 /* ---- Lifecycle ------------------------------------------------------------------------------- */
 

@@ -25,6 +25,14 @@ static inline int under_sanitizer(void)
     return m && (strcmp(m, "asan") == 0 || strcmp(m, "tsan") == 0);
 }
 
+/* Running under TSan: it keeps a trace per thread and per fiber, and cannot start threads in the
+ * child of a multi-threaded process, so fork-heavy and fiber-heavy tests run small there. */
+static inline int under_tsan(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
 /* How late an _until call may return past its deadline: 50 ms, 200 ms under sanitizers. */
 static inline int64_t late_bound(void) { return under_sanitizer() ? 200 * MS : 50 * MS; }
 
