@@ -1322,6 +1322,50 @@ START_TEST(test_trace_drops_without_a_buffer)
 }
 END_TEST
 
+/* A flow arrow whose wake or woken was lost (the buffer of the thread that recorded it was
+ * full) is not written: no "f" without its "s", no "s" without its "f". The other thread fills
+ * its buffer of 8 events, then wakes the main thread's receive; then main wakes its receive. */
+static void *full_then_handoffs(void *arg)
+{
+    chan_t *c = arg, *none = chan_make(sizeof(int), 0);
+    int v = 1;
+    for (int i = 0; i < 8; i++)
+        chan_trysend(none, &v); /* nobody receives there: "again", recorded */
+    chan_free(none);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    ck_assert_int_eq(chan_recv(c, &v), 0);
+    return NULL;
+}
+
+START_TEST(test_trace_no_flow_with_one_end)
+{
+    make_tmpdir();
+    setenv("CHAN_TRACE_EVENTS", "8", 1);
+    const char *path = tmp_path("halfflow.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *c = chan_make(sizeof(int), 0);
+    pthread_t t = spawn(full_then_handoffs, c);
+    int v;
+    ck_assert_int_eq(chan_recv(c, &v), 0); /* woken by the thread whose buffer is full */
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(chan_send(c, &v), 0); /* wakes it */
+    join(t);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    chan_free(c);
+    unsetenv("CHAN_TRACE_EVENTS");
+    ck_assert_uint_gt(chan_trace_dropped(), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    ck_assert_int_eq(count_of(s, "\"op\":\"woken\""), 1); /* main's, whose wake was lost */
+    ck_assert_int_eq(count_of(s, "\"op\":\"wake\""), 1);  /* main's, whose woken was lost */
+    ck_assert_int_eq(count_of(s, "\"ph\":\"f\""), 0);
+    ck_assert_int_eq(count_of(s, "\"ph\":\"s\""), 0);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
 /* A count that is not a positive number is ignored: "-1" is not the largest count there is. */
 START_TEST(test_trace_env_counts_not_numbers)
 {
@@ -1483,6 +1527,7 @@ int main(void)
     ADD_TEST(s, test_dump_select_of_one, 30);
     ADD_TEST(s, test_dump_on_sigquit, 30);
     ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
+    ADD_TEST(s, test_trace_no_flow_with_one_end, 30);
     ADD_TEST(s, test_trace_env_counts_not_numbers, 60);
     ADD_TEST(s, test_trace_from_environment, 30);
     ADD_TEST(s, test_trace_under_load_restarts, 60);
