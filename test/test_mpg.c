@@ -1311,13 +1311,10 @@ END_TEST
 /* What chan_dump prints (at least `channels` of them), in a string to free. */
 static char *dump_text(int channels)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(chan_dump(f), channels);
-    fclose(f);
-    return buf;
+    int n;
+    char *text = text_of(chan_dump, &n);
+    ck_assert_int_ge(n, channels);
+    return text;
 }
 
 /* With the task hook set, chan_dump names each blocked G by its id, beside the thread it

@@ -469,11 +469,9 @@ START_TEST(test_name_chan_reports_no_memory)
     chan_malloc_hook = NULL;
     ck_assert_int_eq(rc, -ENOMEM);
     ck_assert_int_eq(chan_trace_name_chan(c, "named"), 0);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_int_ge(chan_dump(f), 1);
-    fclose(f);
+    int listed;
+    char *buf = text_of(chan_dump, &listed);
+    ck_assert_int_ge(listed, 1);
     ck_assert_msg(strstr(buf, "\"named\"") && !strstr(buf, "unnamed"), "dump: %s", buf);
     free(buf);
     ck_assert_int_eq(chan_free(c), 0);
@@ -532,12 +530,9 @@ START_TEST(test_dump_names_what_a_channel_is_for)
     ck_assert_ptr_nonnull(tm);
     pthread_t t = spawn(wait_readable, NULL);
     ck_assert(blocked_receivers_at_least(rc, 1));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(chan_dump(f), 2);
-    fclose(f);
+    int listed;
+    char *buf = text_of(chan_dump, &listed);
+    ck_assert_int_ge(listed, 2);
     char want[64];
     snprintf(want, sizeof want, "chan (fd readable) %p: ", (void *)rc);
     ck_assert_msg(strstr(buf, want) != NULL, "%s", buf);
@@ -1036,17 +1031,6 @@ static void *recv_blocked(void *arg)
     return (void *)(intptr_t)chan_recv(arg, &v);
 }
 
-static char *dump_to_string(int *listed)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    *listed = chan_dump(f);
-    fclose(f);
-    return buf;
-}
-
 START_TEST(test_dump_shows_blocked_thread_on_named_channel)
 {
     ck_assert_int_eq(chan_dump(stderr), -ENODEV);
@@ -1057,7 +1041,7 @@ START_TEST(test_dump_shows_blocked_thread_on_named_channel)
     pthread_t t = spawn(recv_blocked, jobs);
     ck_assert(blocked_receivers_at_least(jobs, 1));
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 2);
     ck_assert_msg(strstr(s, "chan \"jobs\"") != NULL, "%s", s);
     ck_assert_msg(
@@ -1072,7 +1056,7 @@ START_TEST(test_dump_shows_blocked_thread_on_named_channel)
     ck_assert_int_eq(chan_close(jobs), 0);
     ck_assert_int_eq((intptr_t)join(t), -EPIPE);
     ck_assert_int_eq(chan_free(jobs), 0);
-    s = dump_to_string(&listed);
+    s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 1);
     ck_assert_msg(strstr(s, "jobs") == NULL, "%s", s);
     free(s);
@@ -1087,7 +1071,7 @@ START_TEST(test_dump_skips_a_locked_channel)
     chan_trace_name_chan(c, "held");
     lock(&c->lock); /* as if an operation held it at the moment of the dump */
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     unlock(&c->lock);
     ck_assert_int_eq(listed, 1);
     ck_assert_msg(strstr(s, "chan \"held\"") != NULL && strstr(s, "skipped") != NULL, "%s", s);
@@ -1120,7 +1104,7 @@ START_TEST(test_dump_escapes_names)
     pthread_t t = spawn(recv_blocked_named, &arg);
     ck_assert(blocked_receivers_at_least(c, 1));
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 1);
     ck_assert_msg(strstr(s, "chan \"say \\\"hi\\\" \\\\\\n\\xff \xc3\xa9\" (") != NULL, "%s", s);
     ck_assert_msg(strstr(s, "thread \"w\\\"1\\\"\\n\" (tid ") != NULL, "%s", s);
@@ -1182,7 +1166,7 @@ START_TEST(test_dump_counts_waiters_not_cases)
     ck_assert(blocked_senders_at_least(many, 2 * NMANY));
 
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 4);
     ck_assert_msg(strstr(s, "chan \"six\" (") != NULL &&
                       strstr(s, "elemsize 4 open, 2 blocked senders, 0 blocked receivers\n"
@@ -1227,7 +1211,7 @@ START_TEST(test_dump_select_of_one)
     pthread_t t = spawn(select_one_live, c);
     ck_assert(blocked_receivers_at_least(c, 1));
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_msg(strstr(s, "blocked receivers\n    recv (select of 1)  thread") != NULL, "%s", s);
     free(s);
     chan_close(c);

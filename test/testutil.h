@@ -182,6 +182,18 @@ static inline void stderr_capture_end(FILE *f, int saved, char *buf, size_t size
     fclose(f);
 }
 
+/* What fn wrote on a stream (chan_dump, say), as a string to free; *rc gets what fn returned. */
+static inline char *text_of(int (*fn)(FILE *out), int *rc)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    *rc = fn(f);
+    fclose(f);
+    return buf;
+}
+
 /* Runs a suite in fork mode and returns the process exit status. */
 static inline int run_suite(Suite *s)
 {
