@@ -26,10 +26,11 @@
  *
  * T is a type name that declares an object as `T v` (typedef a function pointer type first),
  * not an array type (C passes arrays by pointer: wrap one in a struct), not const-qualified (a
- * receive stores into it; a pointer to const such as const char * is fine), in C++ trivially
- * copyable (values travel as bytes), of at most CHAN_ELEMSIZE_MAX bytes; any other does not
- * compile. C has no type of size zero: a signal-only channel is chan_make(0, cap). The macro
- * is used at file scope, once per name, followed by a semicolon. The underlying channel is
+ * receive stores into it; a pointer to const such as const char * is fine), not
+ * volatile-qualified (values travel as bytes, not as volatile accesses), in C++ trivially
+ * copyable, of at most CHAN_ELEMSIZE_MAX bytes; any other does not compile. C has no type of
+ * size zero: a signal-only channel is chan_make(0, cap). The macro is used at file scope, once
+ * per name, followed by a semicolon. The underlying channel is
  * c.chan: use it with every chan.h call (chan_select, chan_free, ...); a handle whose chan is
  * NULL is Go's nil channel. Every function is the chan.h call of the same name with the same
  * return values and concurrency contract (see chan.h and chan_send(3)), a static inline
@@ -47,9 +48,11 @@
 /* T must not be an array type: a parameter `T v` would be a pointer and the sends would copy
  * the pointer's bytes. The test, in a function with such a parameter v: &v has type T * only
  * when T is not an array. Nor const-qualified: a receive stores into its T *, and a pointer to
- * a const T would pass the const away (T const * is &v's type exactly when T is const). In
- * C++, T must also be trivially copyable: values travel as bytes (memcpy), which would skip a
- * copy constructor and leave a destructor to run twice. <type_traits> is C++ whatever linkage
+ * a const T would pass the const away (T const * is &v's type exactly when T is const). Nor
+ * volatile-qualified: the core copies elements with memcpy, which makes no volatile accesses
+ * (plain C would only warn that the volatile is discarded, and compile). In C++, T must also
+ * be trivially copyable: values travel as bytes (memcpy), which would skip a copy constructor
+ * and leave a destructor to run twice. <type_traits> is C++ whatever linkage
  * the includer has put around this header (a C header is often included inside extern "C" { },
  * where a template is an error). */
 #ifdef __cplusplus
@@ -60,17 +63,21 @@ extern "C++" {
 #define CHAN_TYPED_CHECK_(T, v)                                                                    \
     static_assert(!std::is_array<T>::value, CHAN_TYPED_ARRAY_MSG_);                                \
     static_assert(!std::is_const<T>::value, CHAN_TYPED_CONST_MSG_);                                \
+    static_assert(!std::is_volatile<T>::value, CHAN_TYPED_VOLATILE_MSG_);                          \
     static_assert(std::is_trivially_copyable<T>::value,                                            \
                   "CHAN_TYPED: T is not trivially copyable (values are copied as bytes)")
 #else
 #define CHAN_TYPED_ASSERT_ _Static_assert
 #define CHAN_TYPED_CHECK_(T, v)                                                                    \
     _Static_assert(_Generic(&(v), T * : 1, default : 0), CHAN_TYPED_ARRAY_MSG_);                   \
-    _Static_assert(_Generic(&(v), T const * : 0, default : 1), CHAN_TYPED_CONST_MSG_)
+    _Static_assert(_Generic(&(v), T const * : 0, default : 1), CHAN_TYPED_CONST_MSG_);             \
+    _Static_assert(_Generic(&(v), T volatile * : 0, default : 1), CHAN_TYPED_VOLATILE_MSG_)
 #endif
 #define CHAN_TYPED_ARRAY_MSG_                                                                      \
     "CHAN_TYPED: T is an array type (C passes arrays by pointer): wrap it in a struct"
 #define CHAN_TYPED_CONST_MSG_ "CHAN_TYPED: T is const-qualified (a receive stores into it)"
+#define CHAN_TYPED_VOLATILE_MSG_                                                                   \
+    "CHAN_TYPED: T is volatile-qualified (values are copied as bytes, not as volatile accesses)"
 
 /* Unused instances are the norm (a program sends on a type it never selects on): chan.h's
  * CHAN_INLINE_ keeps them quiet. */

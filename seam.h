@@ -125,6 +125,8 @@ static inline void futex_wake(_Atomic uint32_t *word)
  * runs the wake-ups. Nothing between may park: the list belongs to the thread. */
 HIDDEN void wakeups_hold(void);
 HIDDEN void wakeups_release(void);
+/* Threads in a held section now, as a scheduler's wake-up sees it (tests). */
+HIDDEN unsigned wakeups_held_threads(void);
 
 /* ---- What a parked task waits on (sudog.c), for a scheduler in the tree ---------------------- */
 

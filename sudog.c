@@ -897,6 +897,25 @@ static _Alignas(64) _Atomic unsigned held_threads;
  * switched this task to another thread. */
 __attribute__((noinline)) static struct held *held_self(void) { return &held_wakeups; }
 
+/* A child of fork() has one thread, the forker: the sections that other threads were in when it
+ * forked never end there, and their count would make every wake-up in the child look at its
+ * thread's list, for good. The forker's own section (if any) goes on, with its list. Registered
+ * when the library loads, as the count can be raised by any layer's first section. */
+static void held_child(void)
+{
+    atomic_store_explicit(&held_threads, held_self()->depth ? 1 : 0, memory_order_relaxed);
+}
+
+__attribute__((constructor)) static void held_at_load(void)
+{
+    pthread_atfork(NULL, NULL, held_child);
+}
+
+unsigned wakeups_held_threads(void)
+{
+    return atomic_load_explicit(&held_threads, memory_order_relaxed);
+}
+
 void wakeups_hold(void)
 {
     struct held *h = held_self();

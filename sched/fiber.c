@@ -112,6 +112,10 @@ void fiber_host_init(struct fiber *f)
  *    mapping in two more, so only while the process's mappings last: by default
  *    (vm.max_map_count - 5000) / 2 stacks, about 30,000; the later slots keep their guard pages
  *    unprotected (an overflow there runs into the next stack down unseen).
+ * A stack within guard_max whose guard cannot be had (the kernel out of memory for page tables,
+ * or of mappings before that estimate) is not handed out: fiber_make fails, as pthread_create
+ * fails a thread whose guard it cannot make, and its slot is tried again by the next call. A
+ * chunk whose markers stopped part way has its other slots guarded one by one as they are carved.
  * A frame larger than a guard can jump it, as on threads (-fstack-clash-protection makes each
  * frame touch every page it spans): hence guards of GUARD_PAGES pages, not one.
  */
@@ -135,6 +139,8 @@ struct chunk {
     char *base;
     size_t len;
 };
+
+bool (*fiber_guard_fail_hook)(uint64_t stack);
 
 static struct {
     size_t ps;          /* the page size */
@@ -208,13 +214,27 @@ static size_t guardable(uint64_t first, size_t n)
     return first >= max ? 0 : (size_t)(max - first < n ? max - first : n);
 }
 
+/* Guards the slot at base, stack number `stack` of the pool, the way pool.how says, one system
+ * call: 0, or -1 with errno set. */
+static int guard_slot(char *base, uint64_t stack)
+{
+    if (fiber_guard_fail_hook && fiber_guard_fail_hook(stack)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (pool.how == GUARD_MPROTECT)
+        return mprotect(base, pool.guard, PROT_NONE);
+    return madvise(base, pool.guard, MADV_GUARD_INSTALL);
+}
+
 /* Installs guard markers on the guards of a new chunk's first n slots: one process_madvise
  * call, else one madvise per guard. Returns how many it installed; 0, with pool.how moved on to
- * GUARD_MPROTECT, when the kernel has no markers. */
+ * GUARD_MPROTECT, when the kernel has no markers. A test's fiber_guard_fail_hook sees every
+ * guard: one by one then. */
 static size_t guard_markers(char *base, size_t n)
 {
 #ifdef SYS_process_madvise
-    if (pool.how == GUARD_MARKERS_BATCH) {
+    if (pool.how == GUARD_MARKERS_BATCH && !fiber_guard_fail_hook) {
         for (size_t i = 0; i < n; i++)
             pool.iov[i] = (struct iovec){base + i * pool.slot, pool.guard};
         long done = syscall(SYS_process_madvise, PIDFD_SELF, pool.iov, n, MADV_GUARD_INSTALL, 0);
@@ -224,7 +244,7 @@ static size_t guard_markers(char *base, size_t n)
     }
 #endif
     size_t i = 0;
-    while (i < n && madvise(base + i * pool.slot, pool.guard, MADV_GUARD_INSTALL) == 0)
+    while (i < n && guard_slot(base + i * pool.slot, pool.nstacks + i) == 0)
         i++;
     if (i == 0 && errno == EINVAL) {
         pool.how = GUARD_MPROTECT; /* a kernel before 6.13 */
@@ -273,13 +293,17 @@ struct fiber *fiber_make(void)
         return NULL;
     char *slot = pool.next;
     size_t i = CHUNK_STACKS - pool.left; /* its index in the chunk */
+    /* Guarded with its chunk's markers, else now while guards last (mprotect; or a marker the
+     * chunk's step missed): a stack that should have a guard and cannot is not made. */
+    bool guarded = i < pool.marked;
+    if (!guarded && guardable(pool.nstacks, 1)) {
+        if (guard_slot(slot, pool.nstacks) != 0)
+            return NULL; /* out of page tables or mappings: the slot waits for the next call */
+        guarded = true;
+    }
     pool.next += pool.slot;
     pool.left--;
-    if (i < pool.marked)
-        pool.nguarded++;
-    else if (pool.how == GUARD_MPROTECT && guardable(pool.nstacks, 1) &&
-             mprotect(slot, pool.guard, PROT_NONE) == 0) /* fails when out of mappings */
-        pool.nguarded++;
+    pool.nguarded += guarded;
     pool.nstacks++;
     struct fiber *f = (struct fiber *)(pool.desc + i * pool.desc_size); /* zero, from mmap */
     f->stk_lo = slot + pool.guard;

@@ -136,9 +136,13 @@ HIDDEN void fiber_pool_init(size_t stack_size, size_t desc_size, long guard_max,
                             void (*entry)(void *desc));
 /* A new fiber: a stack carved from a pooled chunk, under a guard while guards last, not yet
  * started. Returns its descriptor, zeroed but for its first member, this struct fiber; NULL for
- * want of memory. No system call of its own (a few per chunk of stacks), but with mprotect guards
- * on kernels before 6.13. */
+ * want of memory, a guard's included (a stack within guard_max never goes without one). No
+ * system call of its own (a few per chunk of stacks), but with mprotect guards on kernels before
+ * 6.13. */
 HIDDEN struct fiber *fiber_make(void);
+/* Tests: asked before each guard is installed, with its stack's number in the pool (0 first);
+ * true makes that install fail with ENOMEM, as a kernel out of page tables or mappings would. */
+HIDDEN extern bool (*fiber_guard_fail_hook)(uint64_t stack);
 /* f's entry function has exited: f starts afresh at its next switch in. */
 HIDDEN void fiber_reuse(struct fiber *f);
 /* Tells TSan and valgrind that f is gone; its memory (descriptor included) is its chunk's. */

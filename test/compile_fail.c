@@ -49,6 +49,8 @@ CHAN_TYPED(huge_chan, struct huge);   /* 64 KiB: Go refuses it too */
 CHAN_TYPED(cint_chan, const int); /* a receive would store into a const int */
 #elif CASE == 11
 CHAN_TYPED(string_chan, std::string); /* C++ only: copied as bytes, it would be freed twice */
+#elif CASE == 12
+CHAN_TYPED(vint_chan, volatile int); /* memcpy would make no volatile accesses */
 #endif
 
 struct max {
@@ -82,7 +84,7 @@ int use(int_chan ic, point_chan pc, chan_t *raw)
 #elif CASE == 3
     return point_chan_send(pc, i);    /* an int on a channel of struct point */
 #elif CASE == 4
-    return int_chan_send(pc, 1); /* another channel type's handle */
+    return int_chan_send(pc, 1);     /* another channel type's handle */
 #elif CASE == 5
     return int_chan_send(raw, 1); /* an untyped channel where a typed one goes */
 #elif CASE == 6

@@ -1350,12 +1350,6 @@ END_TEST
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
-static int under_tsan(void)
-{
-    const char *m = getenv("CHAN_TEST_MODE");
-    return m && strcmp(m, "tsan") == 0;
-}
-
 /* Whether c receives a signal within ms milliseconds: the signal, or 0. */
 static int sig_within(chan_t *c, int ms)
 {
@@ -1466,20 +1460,29 @@ END_TEST
  * neither of them: it finishes the close (its copy of the fd closed, the number free), and a
  * new fd of that number is a new one to the library. Without tab_child's finishing it the
  * child's fd stayed open and every call on its number returned -EBADF. */
-struct blocked_read {
+/* A call on fd in a thread of its own, which first says which it is (for until_in_syscall). */
+struct fd_call {
+    long (*fn)(int fd);
     int fd;
     _Atomic pid_t tid;
     long r;
 };
 
-static void *blocked_read_run(void *arg)
+static void *fd_call_run(void *arg)
 {
-    struct blocked_read *b = arg;
-    char c;
-    atomic_store(&b->tid, (pid_t)syscall(SYS_gettid));
-    b->r = chan_read(b->fd, &c, 1, NULL, CHAN_FOREVER);
+    struct fd_call *c = arg;
+    atomic_store(&c->tid, (pid_t)syscall(SYS_gettid));
+    c->r = c->fn(c->fd);
     return NULL;
 }
+
+static long read_one(int fd)
+{
+    char c;
+    return chan_read(fd, &c, 1, NULL, CHAN_FOREVER);
+}
+
+static long fd_close(int fd) { return chan_fd_close(fd); }
 
 /* Until thread tid blocks in system call nr or nr2 (/proc's syscall file names the call a
  * thread blocks in: its number, then the arguments; "running" while it runs). */
@@ -1501,20 +1504,6 @@ static void until_in_syscall(pid_t tid, long nr, long nr2)
     ck_abort_msg("thread %d never blocked in system call %ld or %ld", (int)tid, nr, nr2);
 }
 
-struct closer {
-    int fd;
-    _Atomic pid_t tid;
-    int r;
-};
-
-static void *close_run(void *arg)
-{
-    struct closer *c = arg;
-    atomic_store(&c->tid, (pid_t)syscall(SYS_gettid));
-    c->r = chan_fd_close(c->fd);
-    return NULL;
-}
-
 START_TEST(test_fork_during_close)
 {
     int p[2];
@@ -1523,13 +1512,13 @@ START_TEST(test_fork_during_close)
     put1(p[1]);
     ck_assert_int_eq(chan_read(p[0], &x, 1, NULL, CHAN_FOREVER), 1); /* O_NONBLOCK set */
     ck_assert_int_eq(fcntl(p[0], F_SETFL, 0), 0);
-    struct blocked_read b = {.fd = p[0]};
-    pthread_t rt = spawn(blocked_read_run, &b);
+    struct fd_call b = {.fn = read_one, .fd = p[0]};
+    pthread_t rt = spawn(fd_call_run, &b);
     while (!atomic_load(&b.tid))
         sleep_ms(1);
     until_in_syscall(atomic_load(&b.tid), SYS_read, SYS_read);
-    struct closer cl = {.fd = p[0]};
-    pthread_t ct = spawn(close_run, &cl);
+    struct fd_call cl = {.fn = fd_close, .fd = p[0]};
+    pthread_t ct = spawn(fd_call_run, &cl);
     /* The close has begun (the record refuses new calls) and waits for the read, asleep: fork
      * only then, not while it allocates its channel (ASan's allocator would be inherited
      * locked: see timer_after_fork). */

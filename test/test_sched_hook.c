@@ -21,7 +21,10 @@
 #include "sync/chan_sync.h"
 #include "chan_time.h"
 
+#include <semaphore.h>
 #include <signal.h>
+
+#include "seam.h" /* wakeups_hold, wakeups_release, wakeups_held_threads */
 
 #define ASSERT_NO_VIOLATIONS()                                                                     \
     ck_assert_msg(atomic_load(&coro_violations) == 0, "%ld hook contract violation(s); first: %s", \
@@ -977,6 +980,63 @@ START_TEST(test_coro_fd_after_fork)
 }
 END_TEST
 
+/* ---- Held wake-ups and fork() ---------------------------------------------------------------- */
+
+/* A thread inside a held section (seam.h, wakeups_hold: where time/, io/ and sync/ complete
+ * operations under their own lock) until told to leave it. */
+struct section {
+    sem_t in, out;
+};
+
+static void *hold_section(void *arg)
+{
+    struct section *s = arg;
+    wakeups_hold();
+    sem_post(&s->in);
+    while (sem_wait(&s->out) != 0) {
+    }
+    wakeups_release();
+    return NULL;
+}
+
+/* The child of a fork made while another thread was inside a held section: that section never
+ * ends in the child, so it counts no longer there (else every scheduler wake-up in the child
+ * looked at its thread's list for good); the forker's own section, open across the fork, goes
+ * on in the child and ends there. */
+START_TEST(test_held_sections_reset_at_fork)
+{
+    if (under_tsan())
+        return; /* a fork of a multi-threaded process: kept out of TSan's way */
+    struct section sec;
+    ck_assert_int_eq(sem_init(&sec.in, 0, 0), 0);
+    ck_assert_int_eq(sem_init(&sec.out, 0, 0), 0);
+    pthread_t t = spawn(hold_section, &sec);
+    while (sem_wait(&sec.in) != 0) {
+    }
+    wakeups_hold(); /* this thread's own, across the fork */
+    ck_assert_uint_eq(wakeups_held_threads(), 2);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int bad = wakeups_held_threads() != 1;
+        wakeups_release();
+        _exit(bad | (wakeups_held_threads() != 0) << 1);
+    }
+    wakeups_release();
+    sem_post(&sec.out);
+    join(t);
+    ck_assert_uint_eq(wakeups_held_threads(), 0);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_msg(WEXITSTATUS(st) == 0, "child: %s",
+                  WEXITSTATUS(st) & 1 ? "the other thread's section still counted"
+                                      : "its own section did not end");
+    sem_destroy(&sec.in);
+    sem_destroy(&sec.out);
+}
+END_TEST
+
 #ifdef CHAN_TRACE_BUILD
 /* ---- Dumps name the coroutines (chan_trace_task_hook) ---------------------------------------- */
 
@@ -993,13 +1053,10 @@ static void recv_one(void *arg)
 
 static char *report(int (*fn)(FILE *out))
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(fn(f), 1);
-    fclose(f);
-    return buf;
+    int n;
+    char *text = text_of(fn, &n);
+    ck_assert_int_ge(n, 1);
+    return text;
 }
 
 static int leftovers(FILE *out) { return chan_leftovers(out, NULL); }
@@ -1083,6 +1140,7 @@ static Suite *sched_hook_suite(void)
     ADD_LOOP_TEST(s, test_coro_fd_wait_ends, 30, 2);
     ADD_TEST(s, test_coro_fd_busy_calls_current_only, 30);
     ADD_TEST(s, test_coro_fd_after_fork, 30);
+    ADD_TEST(s, test_held_sections_reset_at_fork, 30);
 #ifdef CHAN_TRACE_BUILD
     ADD_TEST(s, test_hook_dump_names_task, 30);
     ADD_TEST(s, test_hook_leak_check_never_reports_a_task, 30);

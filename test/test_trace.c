@@ -469,11 +469,9 @@ START_TEST(test_name_chan_reports_no_memory)
     chan_malloc_hook = NULL;
     ck_assert_int_eq(rc, -ENOMEM);
     ck_assert_int_eq(chan_trace_name_chan(c, "named"), 0);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_int_ge(chan_dump(f), 1);
-    fclose(f);
+    int listed;
+    char *buf = text_of(chan_dump, &listed);
+    ck_assert_int_ge(listed, 1);
     ck_assert_msg(strstr(buf, "\"named\"") && !strstr(buf, "unnamed"), "dump: %s", buf);
     free(buf);
     ck_assert_int_eq(chan_free(c), 0);
@@ -532,12 +530,9 @@ START_TEST(test_dump_names_what_a_channel_is_for)
     ck_assert_ptr_nonnull(tm);
     pthread_t t = spawn(wait_readable, NULL);
     ck_assert(blocked_receivers_at_least(rc, 1));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(chan_dump(f), 2);
-    fclose(f);
+    int listed;
+    char *buf = text_of(chan_dump, &listed);
+    ck_assert_int_ge(listed, 2);
     char want[64];
     snprintf(want, sizeof want, "chan (fd readable) %p: ", (void *)rc);
     ck_assert_msg(strstr(buf, want) != NULL, "%s", buf);
@@ -1036,17 +1031,6 @@ static void *recv_blocked(void *arg)
     return (void *)(intptr_t)chan_recv(arg, &v);
 }
 
-static char *dump_to_string(int *listed)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    *listed = chan_dump(f);
-    fclose(f);
-    return buf;
-}
-
 START_TEST(test_dump_shows_blocked_thread_on_named_channel)
 {
     ck_assert_int_eq(chan_dump(stderr), -ENODEV);
@@ -1057,7 +1041,7 @@ START_TEST(test_dump_shows_blocked_thread_on_named_channel)
     pthread_t t = spawn(recv_blocked, jobs);
     ck_assert(blocked_receivers_at_least(jobs, 1));
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 2);
     ck_assert_msg(strstr(s, "chan \"jobs\"") != NULL, "%s", s);
     ck_assert_msg(
@@ -1072,7 +1056,7 @@ START_TEST(test_dump_shows_blocked_thread_on_named_channel)
     ck_assert_int_eq(chan_close(jobs), 0);
     ck_assert_int_eq((intptr_t)join(t), -EPIPE);
     ck_assert_int_eq(chan_free(jobs), 0);
-    s = dump_to_string(&listed);
+    s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 1);
     ck_assert_msg(strstr(s, "jobs") == NULL, "%s", s);
     free(s);
@@ -1154,7 +1138,7 @@ START_TEST(test_dump_skips_a_locked_channel)
     chan_trace_name_chan(c, "held");
     lock(&c->lock); /* as if an operation held it at the moment of the dump */
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     unlock(&c->lock);
     ck_assert_int_eq(listed, 1);
     ck_assert_msg(strstr(s, "chan \"held\"") != NULL && strstr(s, "skipped") != NULL, "%s", s);
@@ -1187,7 +1171,7 @@ START_TEST(test_dump_escapes_names)
     pthread_t t = spawn(recv_blocked_named, &arg);
     ck_assert(blocked_receivers_at_least(c, 1));
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 1);
     ck_assert_msg(strstr(s, "chan \"say \\\"hi\\\" \\\\\\n\\xff \xc3\xa9\" (") != NULL, "%s", s);
     ck_assert_msg(strstr(s, "thread \"w\\\"1\\\"\\n\" (tid ") != NULL, "%s", s);
@@ -1249,7 +1233,7 @@ START_TEST(test_dump_counts_waiters_not_cases)
     ck_assert(blocked_senders_at_least(many, 2 * NMANY));
 
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_int_eq(listed, 4);
     ck_assert_msg(strstr(s, "chan \"six\" (") != NULL &&
                       strstr(s, "elemsize 4 open, 2 blocked senders, 0 blocked receivers\n"
@@ -1294,7 +1278,7 @@ START_TEST(test_dump_select_of_one)
     pthread_t t = spawn(select_one_live, c);
     ck_assert(blocked_receivers_at_least(c, 1));
     int listed;
-    char *s = dump_to_string(&listed);
+    char *s = text_of(chan_dump, &listed);
     ck_assert_msg(strstr(s, "blocked receivers\n    recv (select of 1)  thread") != NULL, "%s", s);
     free(s);
     chan_close(c);
@@ -1384,6 +1368,50 @@ START_TEST(test_trace_drops_without_a_buffer)
     ck_assert(strstr(s, "\"dropped\":5") != NULL);
     ck_assert(strstr(s, "\"args\":{\"name\":\"registered\"}") != NULL);
     ck_assert_int_eq(count_of(s, "\"res\":\"again\""), 5);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
+/* A flow arrow whose wake or woken was lost (the buffer of the thread that recorded it was
+ * full) is not written: no "f" without its "s", no "s" without its "f". The other thread fills
+ * its buffer of 8 events, then wakes the main thread's receive; then main wakes its receive. */
+static void *full_then_handoffs(void *arg)
+{
+    chan_t *c = arg, *none = chan_make(sizeof(int), 0);
+    int v = 1;
+    for (int i = 0; i < 8; i++)
+        chan_trysend(none, &v); /* nobody receives there: "again", recorded */
+    chan_free(none);
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    ck_assert_int_eq(chan_recv(c, &v), 0);
+    return NULL;
+}
+
+START_TEST(test_trace_no_flow_with_one_end)
+{
+    make_tmpdir();
+    setenv("CHAN_TRACE_EVENTS", "8", 1);
+    const char *path = tmp_path("halfflow.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *c = chan_make(sizeof(int), 0);
+    pthread_t t = spawn(full_then_handoffs, c);
+    int v;
+    ck_assert_int_eq(chan_recv(c, &v), 0); /* woken by the thread whose buffer is full */
+    ck_assert(blocked_receivers_at_least(c, 1));
+    ck_assert_int_eq(chan_send(c, &v), 0); /* wakes it */
+    join(t);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    chan_free(c);
+    unsetenv("CHAN_TRACE_EVENTS");
+    ck_assert_uint_gt(chan_trace_dropped(), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    ck_assert_int_eq(count_of(s, "\"op\":\"woken\""), 1); /* main's, whose wake was lost */
+    ck_assert_int_eq(count_of(s, "\"op\":\"wake\""), 1);  /* main's, whose woken was lost */
+    ck_assert_int_eq(count_of(s, "\"ph\":\"f\""), 0);
+    ck_assert_int_eq(count_of(s, "\"ph\":\"s\""), 0);
     free(s);
     rm_tmpdir();
 }
@@ -1551,6 +1579,7 @@ int main(void)
     ADD_TEST(s, test_dump_select_of_one, 30);
     ADD_TEST(s, test_dump_on_sigquit, 30);
     ADD_TEST(s, test_trace_drops_without_a_buffer, 30);
+    ADD_TEST(s, test_trace_no_flow_with_one_end, 30);
     ADD_TEST(s, test_trace_env_counts_not_numbers, 60);
     ADD_TEST(s, test_trace_from_environment, 30);
     ADD_TEST(s, test_trace_under_load_restarts, 60);

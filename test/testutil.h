@@ -25,6 +25,14 @@ static inline int under_sanitizer(void)
     return m && (strcmp(m, "asan") == 0 || strcmp(m, "tsan") == 0);
 }
 
+/* Running under TSan: it keeps a trace per thread and per fiber, and cannot start threads in the
+ * child of a multi-threaded process, so fork-heavy and fiber-heavy tests run small there. */
+static inline int under_tsan(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
 /* How late an _until call may return past its deadline: 50 ms, 200 ms under sanitizers. */
 static inline int64_t late_bound(void) { return under_sanitizer() ? 200 * MS : 50 * MS; }
 
@@ -172,6 +180,18 @@ static inline void stderr_capture_end(FILE *f, int saved, char *buf, size_t size
     size_t n = fread(buf, 1, size - 1, f);
     buf[n] = '\0';
     fclose(f);
+}
+
+/* What fn wrote on a stream (chan_dump, say), as a string to free; *rc gets what fn returned. */
+static inline char *text_of(int (*fn)(FILE *out), int *rc)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    *rc = fn(f);
+    fclose(f);
+    return buf;
 }
 
 /* Runs a suite in fork mode and returns the process exit status. */

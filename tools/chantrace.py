@@ -21,7 +21,11 @@ trace maps onto the hchan:
     file descriptor that the select polls is ready (chan_io(3)); its sudogs leave the queues,
     and a receive on such an unbuffered channel with no sender is the fd's readiness;
   - a close and the wake-ups it made are one step; a completed operation that woke a peer adds
-    nothing to the wake-up that already showed it.
+    nothing to the wake-up that already showed it;
+  - in a trace that lost events (chan_trace(3)) a flow may have lost one end: a "woken" whose
+    "wake" was dropped is a wait that ends with nobody shown waking it, and says so; a "wake"
+    whose "woken" was dropped dequeues the first waiter, as the channel does. No arrow is drawn
+    from or to an event that is not there.
 Events recorded under a channel lock are in lock order. A buffered send or receive that did not
 wait is recorded after the fact (on the lock-free ring, without any lock), so its event can come
 microseconds after a peer's that depends on it; Replay moves such an event back to where the
@@ -118,7 +122,8 @@ def lost(info):
 
 def flows(events):
     """(woken_by_flow, wake_ts): the "woken" event that ends each flow, and the time of the
-    "wake" that starts it."""
+    "wake" that starts it. In a trace that lost events a flow may be in one and not the other:
+    its other end was dropped."""
     woken, wake_ts = {}, {}
     for e in events:
         a = e["args"]
@@ -183,7 +188,7 @@ class Replay:
     def __init__(self, names, events):
         self.names = names
         self.events = list(events)
-        self.woken, _ = flows(self.events)
+        self.woken, self.wake_ts = flows(self.events)
         self.op_by_woke = {e["args"]["woke"]: e for e in self.events if e["args"].get("woke")}
         self.lanes, self.lane_order = {}, []
         self.chans, self.chan_meta = {}, []  # label -> current Chan; one meta per life
@@ -626,9 +631,9 @@ class Replay:
         wl["op"] = "woken by the close of %s" % c.label
         if not send:
             wl["v"], wl["hv"] = None, c.elemsize > 0
-        self.flow_step[e["args"].get("flow")] = len(self.steps) - 1
-        if s is None:
+        if s is None:  # the close was dropped: no step of it to point the flow at
             return
+        self.flow_step[e["args"].get("flow")] = len(self.steps) - 1
         s["ev"].append(e["_i"])
         s["wakes"].append(target)
         s["moves"].append({"v": None, "kind": "close", "from": ["chan", c.id],
@@ -687,6 +692,8 @@ class Replay:
             return
         v = a.get("v")
         label = c.label if c else "?"
+        if a.get("flow") and a["flow"] not in self.wake_ts:
+            took += " Who woke it is not in the trace: that event was dropped (chan_trace(3))."
         unlink = (" It unlinks its sudogs from the other channels (%s)." %
                   ", ".join(o.label for o in leftover)) if sel and leftover else ""
         if res == "closed":

@@ -114,6 +114,40 @@ r = Replay({}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
 check(len(r.problems) == 1 and "cannot be replayed" in r.problems[0],
       "a send with no receiver is a problem: %r" % r.problems)
 
+# A hand-off whose wake-up or whose woken event the trace dropped (a full buffer): no arrow with
+# one end, in the Mermaid text or the SVG; a note on the side that is there, and the replay says
+# who woke the waiter is not known.
+with tempfile.TemporaryDirectory() as tmp:
+    pair = [
+        ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+        ev(1, 2.0, 2, "blocked recv c", op="blocked", chan="c"),
+        ev(2, 3.0, 1, "wake c", op="wake", chan="c", v=5, by="send", flow=9, cap=0),
+        ev(3, 3.5, 1, "send c", op="send", chan="c", v=5, form="block", res="ok", cap=0, woke=9),
+        ev(4, 4.0, 2, "woken recv c", op="woken", chan="c", v=5, res="ok", dir="recv", flow=9),
+    ]
+    for lost_ev, side in ((2, "who woke it"), (4, "whom it woke")):
+        evs = [e for e in pair if e["_i"] != lost_ev]
+        path = os.path.join(tmp, "half.json")
+        with open(path, "w") as f:
+            json.dump({"otherData": {"dropped": 1},
+                       "traceEvents": [dict(e, cat="chan", ph="X") for e in evs]}, f)
+        p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path],
+                           capture_output=True, text=True)
+        check(p.returncode == 0 and "->>" not in p.stdout and "Note over " in p.stdout and
+              "(%s: dropped from the trace)" % side in p.stdout,
+              "a hand-off without event %d: a note, no arrow: %d %r" % (lost_ev, p.returncode,
+                                                                        p.stdout))
+        svg = os.path.join(tmp, "half.svg")
+        p = subprocess.run([sys.executable, os.path.join(here, "trace2mermaid"), path, "--svg",
+                            svg], capture_output=True, text=True)
+        with open(svg) as f:
+            check(p.returncode == 0 and "marker-end" not in f.read(),
+                  "the SVG of a hand-off without event %d has no arrow" % lost_ev)
+    r = Replay({}, pair[:2] + pair[3:])
+    check(not r.problems and "Who woke it is not in the trace" in r.steps[-1]["text"] and
+          not r.steps[-1]["moves"], "a woken whose wake was dropped: %r %r" % (
+              r.problems, r.steps[-1]["text"]))
+
 # A select that polled a file descriptor: blocked, then it goes on with no peer (no woken) and
 # receives on the fd's unbuffered channel with no sender (chan_io(3)): two steps, no problem.
 fd = [

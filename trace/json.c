@@ -267,6 +267,40 @@ static int pending_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The ends of the flow arrows in the trace, sorted: 2 * id for a wake, 2 * id + 1 for a woken.
+ * A buffer that was full lost one end of some (chan_trace_dropped): an arrow is written only
+ * when both are there, so that no viewer meets an end without its start, or a start that
+ * goes nowhere. NULL for want of memory. */
+static uint64_t *flow_ends(const struct rec *recs, size_t n, size_t *nends)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++)
+        m += (recs[k].e.kind == EV_WAKE || recs[k].e.kind == EV_WOKEN) && recs[k].e.flow;
+    uint64_t *ends = malloc((m ? m : 1) * sizeof *ends);
+    *nends = m;
+    if (!ends)
+        return NULL;
+    m = 0;
+    for (size_t k = 0; k < n; k++)
+        if ((recs[k].e.kind == EV_WAKE || recs[k].e.kind == EV_WOKEN) && recs[k].e.flow)
+            ends[m++] = 2 * recs[k].e.flow + (recs[k].e.kind == EV_WOKEN);
+    qsort(ends, m, sizeof *ends, u64_cmp);
+    return ends;
+}
+
+static bool flow_whole(const uint64_t *ends, size_t n, uint64_t id)
+{
+    uint64_t wake = 2 * id, woken = 2 * id + 1;
+    return bsearch(&wake, ends, n, sizeof *ends, u64_cmp) &&
+           bsearch(&woken, ends, n, sizeof *ends, u64_cmp);
+}
+
 /* Writes the merged records (recs, n, in time order) of log. */
 static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_log *log)
 {
@@ -279,10 +313,13 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
         mask = 2 * mask + 1;
     struct pending *blocks = calloc(mask + 1, sizeof *blocks);
     size_t *at_end = calloc(nblocks + 1, sizeof *at_end);
-    if (!blocks || !at_end || !lives) {
+    size_t nends;
+    uint64_t *ends = flow_ends(recs, n, &nends);
+    if (!blocks || !at_end || !lives || !ends) {
         free(lives);
         free(blocks);
         free(at_end);
+        free(ends);
         return -ENOMEM;
     }
 
@@ -380,7 +417,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             if (e->bits & B_HASVAL2)
                 fprintf(f, ",\"v2\":%" PRId64, e->val2);
             fputs("}}", f);
-            if (e->flow)
+            if (e->flow && flow_whole(ends, nends, e->flow))
                 flow_event(&o, 's', e->flow, e->ts, tid);
             break;
         }
@@ -441,7 +478,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             if (b)
                 fprintf(f, ",\"blocked_ns\":%" PRId64, e->ts - b);
             fputs("}}", f);
-            if (e->flow)
+            if (e->flow && flow_whole(ends, nends, e->flow))
                 flow_event(&o, 'f', e->flow, e->ts, tid);
             break;
         }
@@ -477,6 +514,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
     free(blocks);
     free(at_end);
     free(lives);
+    free(ends);
     return 0;
 }
 
