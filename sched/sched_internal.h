@@ -178,9 +178,12 @@ struct schedt {
     bool bind;
     hwloc_topology_t topo;
 
-    /* The global run queue: wait-free enqueue from any thread; dequeue under its own mutex. */
+    /* The global run queue: wait-free enqueue from any thread; dequeue under its own mutex, a
+     * batch at a time (gq_get). gq_len counts the Gs in it (Go's runqsize), each after its push
+     * and before its dequeue lock is let go: never more than it holds, a little less meanwhile. */
     struct cds_wfcq_head gq_head;
     struct cds_wfcq_tail gq_tail;
+    _Atomic long gq_len;
 
     /* Idle Ps and Ms, every M, waiting, deadlock: under lock. */
     pthread_mutex_t lock;
