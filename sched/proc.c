@@ -1685,11 +1685,15 @@ static int affinity_count(void)
     return 1;
 }
 
-/* nprocs 0: one P per CPU the caller may run on (usable_cpus; Go's GOMAXPROCS default), at
- * most NPROCS_MAX. */
+/* nprocs 0: one P per CPU the caller may run on (usable_cpus), fewer when the process's cgroup
+ * has a CPU quota of fewer CPUs' time (cgroup_cpu_limit: at least 2), at most NPROCS_MAX: Go
+ * 1.25's GOMAXPROCS default. */
 static int default_nprocs(hwloc_const_bitmap_t usable)
 {
     int n = usable ? hwloc_bitmap_weight(usable) : affinity_count();
+    int quota = cgroup_cpu_limit();
+    if (quota > 0 && quota < n)
+        n = quota;
     return n < 1 ? 1 : n > NPROCS_MAX ? NPROCS_MAX : n;
 }
 

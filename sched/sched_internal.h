@@ -358,6 +358,19 @@ static inline void sysmon_kick(void)
         sysmon_kick_slow();
 }
 
+/* ---- cgroup.c, for proc.c -------------------------------------------------------------------- */
+
+/* The CPUs the process's cgroup lets it use on average, Go 1.25's rule: its CPU quota over its
+ * period (cgroup v2's cpu.max, v1's cpu.cfs_quota_us and cpu.cfs_period_us), rounded up, at
+ * least 2, at most NPROCS_MAX; 0 when there is no quota, or it cannot be read. chan_mpg_start,
+ * for nprocs 0. */
+HIDDEN int cgroup_cpu_limit(void);
+
+/* The directory under which cgroup_cpu_limit finds /proc/self/cgroup, /proc/self/mountinfo and
+ * the cgroup's mount: "" (the real ones). A seam for tests, which point it at a tree of their
+ * own before chan_mpg_start; nothing else writes it. */
+HIDDEN extern const char *cgroup_root;
+
 /* ---- deadlock.c, for proc.c ------------------------------------------------------------------ */
 
 /* Under sched.lock: an input of the deadlock condition changed towards a deadlock (the last P
