@@ -39,7 +39,8 @@ extern "C" {
 struct chan_mpg_config {
     int nprocs;        /* Ps: Gs running at once; 0: one per CPU the calling thread may run on
                           (its affinity mask, as taskset or a cgroup's cpuset narrow it; SMT
-                          siblings count), as Go's GOMAXPROCS, at most 1024 */
+                          siblings count), fewer under a cgroup CPU quota (quota over period,
+                          rounded up, at least 2), as Go 1.25's GOMAXPROCS, at most 1024 */
     size_t stack_size; /* bytes per G stack, all the G's (its descriptor is kept apart), rounded
                           up to pages; 0: the default; at most 2^55 (-EINVAL above; a size the
                           address space cannot hold 256 of makes chan_mpg_go say -ENOMEM) */

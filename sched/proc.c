@@ -191,7 +191,8 @@ static int timers_run(struct p *p)
 
 /* ---- The global run queue (liburcu's wait-free concurrent queue) ----------------------------- */
 
-/* Go's globrunqput: from any thread, wait-free. */
+/* Go's globrunqput: from any thread, wait-free. The count comes after the G is linked, so that
+ * gq_get never counts a G it cannot reach (it may reach one not yet counted). */
 void gq_push(struct g *g)
 {
     RACE_RELEASE(g);
@@ -199,6 +200,7 @@ void gq_push(struct g *g)
     cds_wfcq_node_init(&g->qnode);
     cds_wfcq_enqueue(&sched.gq_head, &sched.gq_tail, &g->qnode);
     RACE_IGNORE_END();
+    atomic_fetch_add_explicit(&sched.gq_len, 1, memory_order_relaxed);
 }
 
 bool gq_empty(void)
@@ -209,20 +211,51 @@ bool gq_empty(void)
     return e;
 }
 
-/* Go's globrunqget, one G at a time. */
-static struct g *gq_pop(void)
+static void runq_put_batch(struct p *p, struct g *const *gs, int n);
+
+/* Go's globrunqget: for p, whose ring is empty unless max is 1, a batch of the global queue in
+ * one hold of its dequeue lock: the first G, to run, and the rest into p's ring. The batch is
+ * p's share, len / nprocs + 1 (a burst queued globally is spread over the Ps that look, not
+ * taken by the first), at most max (0: no bound) and half a ring. One G at a time, a spawn
+ * storm from plain threads took the lock once per G on every P that ran one. The Gs keep the
+ * time they were last queued in a ring (runq_put): they have waited already, and thieves may
+ * take them as they would have taken them from the global queue. */
+static struct g *gq_get(struct p *p, int max)
 {
     if (gq_empty())
         return NULL;
+    struct g *batch[RQ_SIZE / 2];
+    int n = 0;
     RACE_IGNORE_BEGIN();
-    struct cds_wfcq_node *n = cds_wfcq_dequeue_blocking(&sched.gq_head, &sched.gq_tail);
+    cds_wfcq_dequeue_lock(&sched.gq_head, &sched.gq_tail);
+    long len = atomic_load_explicit(&sched.gq_len, memory_order_relaxed);
+    long want = len / sched.nprocs + 1;
+    if (want > len)
+        want = len;
+    if (max > 0 && want > max)
+        want = max;
+    if (want > RQ_SIZE / 2)
+        want = RQ_SIZE / 2;
+    if (want < 1)
+        want = 1; /* a G not counted yet (gq_push) */
+    for (; n < want; n++) {
+        struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&sched.gq_head, &sched.gq_tail);
+        if (!node)
+            break;
+        batch[n] = caa_container_of(node, struct g, qnode);
+    }
+    atomic_fetch_sub_explicit(&sched.gq_len, n, memory_order_relaxed);
+    cds_wfcq_dequeue_unlock(&sched.gq_head, &sched.gq_tail);
     RACE_IGNORE_END();
-    if (!n)
+    COUNT(gq_lock);
+    if (n == 0)
         return NULL;
-    struct g *g = caa_container_of(n, struct g, qnode);
-    RACE_ACQUIRE(g);
-    COUNT(gq_get);
-    return g;
+    for (int i = 0; i < n; i++) {
+        RACE_ACQUIRE(batch[i]);
+        COUNT(gq_get);
+    }
+    runq_put_batch(p, batch + 1, n - 1);
+    return batch[0];
 }
 
 /* ---- Local run queues (Go's runqput / runqget / runqsteal) ----------------------------------- */
@@ -252,6 +285,21 @@ static void runq_put(struct p *p, struct g *g)
         gq_push(g);
         return;
     }
+}
+
+/* Owner only: n Gs into p's ring in one publication, each keeping the time it was queued (for
+ * gq_get); what does not fit goes through runq_put, which sends half the ring to the global
+ * queue (Go's runqputbatch). */
+static void runq_put_batch(struct p *p, struct g *const *gs, int n)
+{
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    int k = 0;
+    for (; k < n && t + (uint32_t)k - h < RQ_SIZE; k++)
+        atomic_store_explicit(&p->ring[(t + (uint32_t)k) % RQ_SIZE], gs[k], memory_order_relaxed);
+    atomic_store_explicit(&p->tail, t + (uint32_t)k, memory_order_release);
+    for (; k < n; k++)
+        runq_put(p, gs[k]);
 }
 
 /* The head of p's ring (Go's runqget without runnext: see runq_next); owner or thief. */
@@ -1472,11 +1520,11 @@ static struct g *find_runnable(struct m *m)
             return g;
         }
         timers_run(p); /* due timers first, whatever else is runnable (Go's checkTimers) */
-        if (schedtick_next(p) % GLOBAL_EVERY == 0 && (g = gq_pop()))
+        if (schedtick_next(p) % GLOBAL_EVERY == 0 && (g = gq_get(p, 1)))
             return g;
         if ((g = runq_next(p)))
             return g;
-        if ((g = gq_pop()))
+        if ((g = gq_get(p, 0)))
             return g;
         /* Go's netpoll(0) before stealing, unless an M blocks in epoll_wait (it gets them). */
         if (netpoll_waiting() && !netpoll_blocked() && (g = poll_ready(p)))
@@ -1496,7 +1544,7 @@ static struct g *find_runnable(struct m *m)
             if (sched.nprocs > 1)
                 g = steal_round(m);
             if (!g)
-                g = gq_pop();
+                g = gq_get(m->p, 0);
             /* The fds too, every few rounds: a spinning M is the one that would see an answer
              * on a socket soonest (no M blocks in epoll_wait while it spins). */
             if (!g && io && r % 4 == 3)
@@ -1637,11 +1685,15 @@ static int affinity_count(void)
     return 1;
 }
 
-/* nprocs 0: one P per CPU the caller may run on (usable_cpus; Go's GOMAXPROCS default), at
- * most NPROCS_MAX. */
+/* nprocs 0: one P per CPU the caller may run on (usable_cpus), fewer when the process's cgroup
+ * has a CPU quota of fewer CPUs' time (cgroup_cpu_limit: at least 2), at most NPROCS_MAX: Go
+ * 1.25's GOMAXPROCS default. */
 static int default_nprocs(hwloc_const_bitmap_t usable)
 {
     int n = usable ? hwloc_bitmap_weight(usable) : affinity_count();
+    int quota = cgroup_cpu_limit();
+    if (quota > 0 && quota < n)
+        n = quota;
     return n < 1 ? 1 : n > NPROCS_MAX ? NPROCS_MAX : n;
 }
 
@@ -1780,6 +1832,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
     atomic_store(&sched.next_id, 0);
     atomic_store(&sched.timer_next, CHAN_FOREVER);
     cds_wfcq_init(&sched.gq_head, &sched.gq_tail);
+    atomic_store(&sched.gq_len, 0);
     if (posix_memalign((void **)&sched.ps, 128, (size_t)sched.nprocs * sizeof *sched.ps) != 0) {
         sched.ps = NULL;
         hwloc_bitmap_free(usable);

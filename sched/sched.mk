@@ -24,9 +24,10 @@
 
 # proc.c schedules (Ms, Ps, run queues, system calls, the hook), sysmon.c is the monitor thread,
 # netpoll.c the netpoller (Gs that wait on fds), fiber.c and ctx_switch.S hold the stacks and the
-# switch, deadlock.c the report;
+# switch, deadlock.c the report, cgroup.c the CPU quota that bounds nprocs 0;
 # sched_internal.h and fiber.h are what they share.
-MPG_SRC   := sched/proc.c sched/sysmon.c sched/netpoll.c sched/fiber.c sched/deadlock.c
+MPG_SRC   := sched/proc.c sched/sysmon.c sched/netpoll.c sched/fiber.c sched/deadlock.c \
+             sched/cgroup.c
 MPG_ASM   := sched/ctx_switch.S
 MPG_HDR   := sched/chan_sched_mpg.h
 MPG_INT   := sched/sched_internal.h sched/fiber.h

@@ -178,9 +178,12 @@ struct schedt {
     bool bind;
     hwloc_topology_t topo;
 
-    /* The global run queue: wait-free enqueue from any thread; dequeue under its own mutex. */
+    /* The global run queue: wait-free enqueue from any thread; dequeue under its own mutex, a
+     * batch at a time (gq_get). gq_len counts the Gs in it (Go's runqsize), each after its push
+     * and before its dequeue lock is let go: never more than it holds, a little less meanwhile. */
     struct cds_wfcq_head gq_head;
     struct cds_wfcq_tail gq_tail;
+    _Atomic long gq_len;
 
     /* Idle Ps and Ms, every M, waiting, deadlock: under lock. */
     pthread_mutex_t lock;
@@ -354,6 +357,19 @@ static inline void sysmon_kick(void)
     if (__builtin_expect(atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed), 0))
         sysmon_kick_slow();
 }
+
+/* ---- cgroup.c, for proc.c -------------------------------------------------------------------- */
+
+/* The CPUs the process's cgroup lets it use on average, Go 1.25's rule: its CPU quota over its
+ * period (cgroup v2's cpu.max, v1's cpu.cfs_quota_us and cpu.cfs_period_us), rounded up, at
+ * least 2, at most NPROCS_MAX; 0 when there is no quota, or it cannot be read. chan_mpg_start,
+ * for nprocs 0. */
+HIDDEN int cgroup_cpu_limit(void);
+
+/* The directory under which cgroup_cpu_limit finds /proc/self/cgroup, /proc/self/mountinfo and
+ * the cgroup's mount: "" (the real ones). A seam for tests, which point it at a tree of their
+ * own before chan_mpg_start; nothing else writes it. */
+HIDDEN extern const char *cgroup_root;
 
 /* ---- deadlock.c, for proc.c ------------------------------------------------------------------ */
 

@@ -11,10 +11,14 @@
 #include "testmpg.h"
 
 #include <sched.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +26,7 @@
 #include "chan_trace.h"
 #include "sched/chan_sched_mpg.h"
 #include "sched/fiber.h" /* fiber_guard_fail_hook */
+#include "sched/sched_internal.h" /* cgroup_root: the seam for the cgroup cases */
 
 /* TSan makes every G a fiber with its own trace (256 KiB, written): 100,000 live Gs would need
  * some 25 GB under TSan, so its build runs the big shapes smaller (under_tsan, testutil.h). */
@@ -551,6 +556,7 @@ START_TEST(nprocs_default_topology)
         {"pack:2 core:4 pu:2", 16},
         {"pack:2 core:600 pu:1", 1024},
     };
+    cgroup_root = "/nonexistent"; /* no cgroup quota, wherever the test runs */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ck_assert_int_eq(setenv("HWLOC_SYNTHETIC", cases[i].topo, 1), 0);
         for (int bind = 0; bind <= 1; bind++) {
@@ -568,6 +574,160 @@ START_TEST(nprocs_default_topology)
     ck_assert_int_eq(unsetenv("HWLOC_SYNTHETIC"), 0);
     ck_assert_int_eq(atomic_load(&counter), 600);
     NO_BAD();
+}
+END_TEST
+
+/* The cgroup's CPU quota bounds nprocs 0 as it bounds Go 1.25's GOMAXPROCS: the quota over the
+ * period rounded up, at least 2, never more than the CPUs (the 8 of a synthetic topology here).
+ * Each case is a tree of its own, /proc/self/cgroup, /proc/self/mountinfo and the cgroup's
+ * files, that the scheduler reads in place of the real ones (cgroup_root, sched_internal.h's
+ * seam for tests). A malformed or missing file is no quota. */
+struct cg_file {
+    const char *name, *text;
+};
+
+static const char cg_v2_cgroup[] = "0::/app.slice/web\n";
+static const char cg_v2_mounts[] = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+                                   "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+static const char cg_v2_max[] = "sys/fs/cgroup/app.slice/web/cpu.max";
+
+static int cg_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Writes the files under dir (making their directories), starts the scheduler with nprocs 0
+ * reading that tree, and returns its Ps. */
+static int cg_nprocs(const char *dir, const struct cg_file *files, int n)
+{
+    char path[PATH_MAX];
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        ck_assert(len > 0 && (size_t)len < sizeof path);
+        for (char *sl = strchr(path + strlen(dir) + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+            *sl = '\0';
+            ck_assert(mkdir(path, 0700) == 0 || errno == EEXIST);
+            *sl = '/';
+        }
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fputs(files[i].text, f) >= 0, 1);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+    cgroup_root = dir;
+    ck_assert_int_eq(chan_mpg_start(0), 0);
+    struct chan_mpg_stats st;
+    chan_mpg_stats(&st);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    cgroup_root = "";
+    return st.nprocs;
+}
+
+START_TEST(nprocs_default_cgroup_quota)
+{
+    static const struct {
+        const char *what;
+        struct cg_file files[4];
+        int nprocs;
+    } cases[] = {
+        {"v2 1.5 CPUs",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "150000 100000\n"}},
+         2},
+        {"v2 4 CPUs",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "400000 100000\n"}},
+         4},
+        {"v2 half a CPU: Go's floor of 2",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "50000 100000\n"}},
+         2},
+        {"v2 no quota",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "max 100000\n"}},
+         8},
+        {"v2 more than the CPUs",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "1600000 100000\n"}},
+         8},
+        {"v2 malformed: one number",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "150000\n"}},
+         8},
+        {"v2 malformed: not a number",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "15O000 100000\n"}},
+         8},
+        {"v2 malformed: no newline",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "150000 100000"}},
+         8},
+        {"v2 malformed: a zero period",
+         {{"proc/self/cgroup", cg_v2_cgroup},
+          {"proc/self/mountinfo", cg_v2_mounts},
+          {cg_v2_max, "150000 0\n"}},
+         8},
+        {"v2 no cpu.max",
+         {{"proc/self/cgroup", cg_v2_cgroup}, {"proc/self/mountinfo", cg_v2_mounts}},
+         8},
+        {"v2 a mount of a subtree (no cgroup namespace)",
+         {{"proc/self/cgroup", "0::/docker/abc\n"},
+          {"proc/self/mountinfo",
+           "30 23 0:26 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"},
+          {"sys/fs/cgroup/cpu.max", "300000 100000\n"}},
+         3},
+        {"v2 a mount point with a space",
+         {{"proc/self/cgroup", "0::/\n"},
+          {"proc/self/mountinfo", "30 23 0:26 / /cg\\040root rw - cgroup2 none rw\n"},
+          {"cg root/cpu.max", "500000 100000\n"}},
+         5},
+        {"v1 cpu hierarchy first",
+         {{"proc/self/cgroup", "5:cpuset:/\n4:cpu,cpuacct:/app\n0::/\n"},
+          {"proc/self/mountinfo",
+           "33 31 0:30 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n"
+           "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+           "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"},
+          {"sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us", "250000\n"},
+          {"sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us", "100000\n"}},
+         3},
+        {"v1 no quota",
+         {{"proc/self/cgroup", "4:cpu,cpuacct:/app\n"},
+          {"proc/self/mountinfo",
+           "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"},
+          {"sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us", "-1\n"},
+          {"sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us", "100000\n"}},
+         8},
+        {"no cgroup at all", {{"proc/self/status", "\n"}}, 8},
+    };
+    char base[] = "/tmp/test_mpg_cgroup.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(base));
+    ck_assert_int_eq(setenv("HWLOC_SYNTHETIC", "pack:1 core:8 pu:1", 1), 0);
+    int failed = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[64];
+        ck_assert_int_lt(snprintf(dir, sizeof dir, "%s/%zu", base, i), (int)sizeof dir);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        int nfiles = 0;
+        while (nfiles < 4 && cases[i].files[nfiles].name)
+            nfiles++;
+        int n = cg_nprocs(dir, cases[i].files, nfiles);
+        if (n != cases[i].nprocs) {
+            fprintf(stderr, "%s: %d Ps, not %d\n", cases[i].what, n, cases[i].nprocs);
+            failed++;
+        }
+    }
+    ck_assert_int_eq(unsetenv("HWLOC_SYNTHETIC"), 0);
+    ck_assert_int_eq(nftw(base, cg_rm, 16, FTW_DEPTH | FTW_PHYS), 0);
+    ck_assert_msg(failed == 0, "%d case(s) with the wrong number of Ps (above)", failed);
 }
 END_TEST
 
@@ -2007,6 +2167,7 @@ int main(void)
     ADD_TEST(s, placement, 60);
     ADD_TEST(s, nprocs_default_affinity, 60);
     ADD_TEST(s, nprocs_default_topology, 120);
+    ADD_TEST(s, nprocs_default_cgroup_quota, 60);
     ADD_TEST(s, sleep_yield, 30);
     ADD_TEST(s, pipeline_small, 60);
     ADD_TEST(s, pipeline_100k, 240);

@@ -11,10 +11,14 @@
  *
  * Each case runs on 2 Ps: one is held by a G blocked in read() or spinning, the other must do
  * the rest. Without the steal these cases hang (Check's time-out).
+ *
+ * And the global queue's turn: local work on every P does not starve a G queued globally.
  */
 #include "testmpg.h"
 
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "sched/chan_sched_mpg.h"
@@ -219,6 +223,80 @@ START_TEST(spawn_ten_then_spin_until_run)
 }
 END_TEST
 
+/* The global queue's turn (Go's schedule: every 61st schedtick a P looks at the global queue
+ * before its own): a G on every P yields without end, so that no P runs out of local work (the
+ * yielding G is back on its ring at once) or idles. A G spawned by this thread (not a G: it goes
+ * to the global queue) must still run, and it ends the yields; some P looks at the global queue
+ * within 61 schedules, so it runs before every yielding G has yielded YIELDS_BOUND times since
+ * it was queued (a count, not a time). Without the turn it runs only once sysmon has moved a
+ * yielding G that the OS held off its core for 10 ms in its ring, so that its P runs out of
+ * work: after thousands of yields, or never.
+ *
+ * One yielding G on each P: each first spins, holding its P, until all of them run at once,
+ * hence one on each P. From then on none moves but by sysmon: a thief takes from a ring only
+ * Gs that have waited 50 us there, and there is no idle P to steal anyway. (Two Gs in a
+ * ping-pong on each P would not do: sysmon takes a G from the runnext of a P whose M the OS
+ * holds off a core for 20 us, the pairs gather on fewer Ps, and an idle P runs the G at once.) */
+#define YIELDS_BOUND 10000
+
+static atomic_bool yield_stop, queued;
+static atomic_int yielders_running;
+static int yielders;
+static atomic_long *yields_since; /* each yielding G's yields since it saw queued */
+
+static void yield_until_stop(void *arg)
+{
+    atomic_long *since = arg;
+    atomic_fetch_add(&yielders_running, 1);
+    while (atomic_load(&yielders_running) < yielders)
+        sched_yield(); /* the thread's turn for another thread, not the G's: it keeps the P */
+    while (!atomic_load_explicit(&yield_stop, memory_order_relaxed)) {
+        if (atomic_load_explicit(&queued, memory_order_relaxed))
+            atomic_fetch_add_explicit(since, 1, memory_order_relaxed);
+        chan_mpg_yield();
+    }
+}
+
+static void stop_yields(void *arg)
+{
+    atomic_store(&yield_stop, true);
+    G_CHECK(chan_close(arg) == 0);
+}
+
+START_TEST(global_g_runs_beside_yields)
+{
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    struct chan_mpg_stats st;
+    chan_mpg_stats(&st);
+    yielders = st.nprocs;
+    yields_since = calloc((size_t)yielders, sizeof *yields_since);
+    ck_assert_ptr_nonnull(yields_since);
+    atomic_store(&yield_stop, false);
+    atomic_store(&queued, false);
+    atomic_store(&yielders_running, 0);
+    for (int i = 0; i < yielders; i++)
+        ck_assert_int_gt(chan_mpg_go(yield_until_stop, &yields_since[i]), 0);
+    while (atomic_load(&yielders_running) < yielders)
+        usleep(1000);
+    chan_t *done = chan_make(0, 0);
+    ck_assert_int_gt(chan_mpg_go(stop_yields, done), 0);
+    atomic_store(&queued, true); /* after: a count from before would count this thread's delays */
+    int rc = chan_recv_until(done, NULL, chan_now() + 20000 * MS);
+    atomic_store(&yield_stop, true); /* end them anyway, so that the test can report */
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    ck_assert_msg(rc == -EPIPE, "the G in the global queue did not run in 20 s (%d)", rc);
+    long least = atomic_load(&yields_since[0]);
+    for (int i = 1; i < yielders; i++)
+        if (atomic_load(&yields_since[i]) < least)
+            least = atomic_load(&yields_since[i]);
+    ck_assert_msg(least < YIELDS_BOUND, "every yielding G yielded %ld times or more first", least);
+    ck_assert_int_eq(chan_free(done), 0);
+    free(yields_since);
+    NO_BAD();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mpg_steal");
@@ -228,5 +306,6 @@ int main(void)
     ADD_TEST(s, spawn_then_spin_on_flag, 10);
     ADD_TEST(s, spawn_ten_then_spin_until_run, 10);
     ADD_TEST(s, pingpong_then_block, 20);
+    ADD_TEST(s, global_g_runs_beside_yields, 60);
     return run_suite(s);
 }
