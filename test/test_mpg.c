@@ -25,7 +25,7 @@
 #include "chan_time.h"
 #include "chan_trace.h"
 #include "sched/chan_sched_mpg.h"
-#include "sched/fiber.h" /* fiber_guard_fail_hook */
+#include "sched/fiber.h"          /* fiber_guard_fail_hook */
 #include "sched/sched_internal.h" /* cgroup_root: the seam for the cgroup cases */
 
 /* TSan makes every G a fiber with its own trace (256 KiB, written): 100,000 live Gs would need
