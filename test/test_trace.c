@@ -1098,7 +1098,7 @@ START_TEST(test_dump_lists_waits_on_no_channel)
     int listed = 0;
     for (int i = 0; i < 2000; i++) { /* until all four have blocked */
         free(s);
-        s = dump_to_string(&listed);
+        s = text_of(chan_dump, &listed);
         if (count_of(s, "  blocked for ") == 4)
             break;
         sleep_ms(5);
@@ -1115,7 +1115,7 @@ START_TEST(test_dump_lists_waits_on_no_channel)
     /* A wait on nothing with a deadline is listed while it waits, and not after. */
     pthread_t t = spawn(wait_on_nothing, (void *)(intptr_t)4);
     for (int i = 0; i < 2000; i++) {
-        s = dump_to_string(&listed);
+        s = text_of(chan_dump, &listed);
         bool five = count_of(s, "  blocked for ") == 5;
         free(s);
         if (five)
@@ -1124,7 +1124,7 @@ START_TEST(test_dump_lists_waits_on_no_channel)
     }
     atomic_store(&nothing_phase, 1);
     join(t);
-    s = dump_to_string(&listed);
+    s = text_of(chan_dump, &listed);
     ck_assert_msg(count_of(s, "  blocked for ") == 4, "%s", s);
     free(s);
     chan_free(c);
