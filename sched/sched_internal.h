@@ -258,8 +258,9 @@ HIDDEN size_t g_timers_armed(void);
  * its lock (Go's timeSleepUntil). O(nprocs). Any thread. */
 HIDDEN int64_t timers_earliest(void);
 
-/* Fires the due timers of p's heap (Go's runtimer, from sysmon): returns how many Gs timed out,
- * linked through next_free onto *list for the caller to run (inject). Any thread, no lock. */
+/* Fires the due timers of p's heap (Go's runtimer): returns how many Gs timed out, linked
+ * through next_free onto *list for the caller to queue. Any thread; sched.lock held or not
+ * (sysmon holds it: see timers_late). */
 HIDDEN int timers_fire(struct p *p, int64_t now, struct g **list);
 
 /* Under sched.lock: whether the G of some M is in a system call. */

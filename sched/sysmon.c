@@ -177,9 +177,9 @@ static int retake(int64_t now)
 }
 
 /* Sleeps while every P is idle (Go's sysmonwait), until sysmon_kick or sysmon_stop wakes it, or
- * the earliest timer of a parked G comes (Go's timeSleepUntil): the M that sleeps until that
- * timer may by then run a G that keeps it, and an overdue timer with a P idle is sysmon's to
- * see. */
+ * the earliest timer of a parked G on any P comes (Go's timeSleepUntil): the M that sleeps
+ * until that timer may by then run a G that keeps it, and an overdue timer is sysmon's to fire
+ * (timers_late). No timer is armed while every P is idle (a park needs a P). */
 static void sleep_while_idle(void)
 {
     pthread_mutex_lock(&sched.lock);
@@ -201,21 +201,38 @@ static void sleep_while_idle(void)
 /* Go's sysmon starts an M for timers that should have run: here sysmon runs them itself, those
  * overdue by TIMER_LATE_NS on any P (the owner of that P runs a G that keeps its M, or is in a
  * system call, and the timer M was taken for work or there is none), and their Gs go to the
- * global queue and to idle Ps (inject). */
+ * global queue and to idle Ps (inject). Fired and queued under sched.lock: sysmon holds no P,
+ * and the deadlock check, which every P idle lets run, must find each G in a heap or a queue,
+ * never between the two. */
 static void timers_late(int64_t now)
 {
-    struct g *list = NULL;
-    int n = 0;
-    for (int i = 0; i < sched.nprocs; i++) {
+    bool late = false;
+    for (int i = 0; i < sched.nprocs && !late; i++) {
         int64_t w = atomic_load_explicit(&sched.ps[i].timer0, memory_order_relaxed);
         /* (w may be any past deadline, INT64_MIN too: no subtraction from it) */
+        late = w != CHAN_FOREVER && w < now - TIMER_LATE_NS;
+    }
+    if (!late)
+        return;
+    struct g *list = NULL;
+    int n = 0;
+    pthread_mutex_lock(&sched.lock);
+    for (int i = 0; i < sched.nprocs; i++) {
+        int64_t w = atomic_load_explicit(&sched.ps[i].timer0, memory_order_relaxed);
         if (w != CHAN_FOREVER && w < now - TIMER_LATE_NS) {
             COUNT(timer_steal);
             n += timers_fire(&sched.ps[i], now, &list);
         }
     }
+    while (list) {
+        struct g *g = list;
+        list = g->next_free;
+        g->next_free = NULL;
+        gq_push(g);
+    }
+    pthread_mutex_unlock(&sched.lock);
     if (n)
-        inject(list, n);
+        inject(NULL, n); /* an M for each idle P, up to n */
 }
 
 static void *sysmon_main(void *arg)
