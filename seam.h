@@ -355,6 +355,11 @@ void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_sourc
     X(park_permit)  /* a G's park consumed an unpark that came first: no switch */                 \
     X(handoff)      /* a parking G switched straight to the next G of its P */                     \
     X(park_g0)      /* a parking G went through its M's g0 (nothing local to hand the M to) */     \
+    X(timer_arm)    /* a parked G's timer went on its P's heap (that P's tlock) */                 \
+    X(timer_cancel) /* a G woken early took its timer off the heap of the P it parked on */        \
+    X(timer_remote) /* ... from another P, or none: another P's tlock */                           \
+    X(timer_kick)   /* an armed timer was earlier than the timer M's watch: sched.lock */          \
+    X(timer_steal)  /* an M or sysmon fired the due timers of a P it does not hold */              \
     X(unpark_run)   /* an unpark found its G running: a permit, no queueing */                     \
     X(ready_next)   /* a woken G went to its waker's runnext */                                    \
     X(ready_kick)   /* ... displacing a G to the ring, with a wakep */                             \

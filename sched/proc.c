@@ -36,7 +36,6 @@ struct schedt sched = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cv = PTHREAD_COND_INITIALIZER,
     .gmu = PTHREAD_MUTEX_INITIALIZER,
-    .tlock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* ---- The current M: a thread-local read only through m_self ---------------------------------- */
@@ -95,97 +94,187 @@ static void switch_g_to_g(struct g *g, struct g *next)
     after_switch();
 }
 
-/* ---- Timers: parked Gs by deadline in a heap (time/heap.h), under sched.tlock --------------- */
+/* ---- Timers: parked Gs by deadline, a heap per P (time/heap.h), under that P's tlock -------- */
+
+/* Go 1.14's timers: each P keeps the timers of the Gs that parked on it, so that a park with a
+ * deadline and its cancel take a lock that stays in that P's core (one shared lock was a line
+ * every core wrote twice per operation). The owner of a P runs its due timers at each schedule
+ * (Go's checkTimers); an M out of work runs every P's (timers_steal, Go's stealWork), sysmon
+ * those overdue (a P whose G keeps its M); the idle M that watches the timers (sched.timer_m)
+ * sleeps until the earliest of all Ps (timers_earliest), and a timer armed earlier than that
+ * wakes it (timer_arm, Go's wakeNetPoller). A G woken early removes its timer from the heap
+ * it went in (g->tp), whoever holds that P now: Go marks it deleted for the owner to clean;
+ * here the index each timer keeps (heap.h) takes it out at once. */
 
 static struct g *g_of_timer(struct heap_node *n)
 {
     return (struct g *)((char *)n - offsetof(struct g, timer));
 }
 
-static void timer_next_update(void)
+/* Under p->tlock: p's earliest deadline for the readers without the lock. A timer that became
+ * the earliest is stored seq_cst, before timer_arm reads sched.timer_watch (seq_cst too), as
+ * stopm stores that word before it reads every P's timer0: one of the two sees the other. A
+ * removal only moves timer0 later, which nobody need be told. */
+static inline void timer0_update(struct p *p, memory_order mo)
 {
-    struct heap_node *first = heap_min(&sched.timers);
-    atomic_store_explicit(&sched.timer_next, first ? first->when : CHAN_FOREVER,
-                          memory_order_release);
+    struct heap_node *first = heap_min(&p->timers);
+    atomic_store_explicit(&p->timer0, first ? first->when : CHAN_FOREVER, mo);
+}
+
+/* Under p->tlock, by p's owner: room for one more timer. false without memory. */
+static inline bool timer_room(struct p *p)
+{
+    if (p->timers.len < p->timers.cap)
+        return true;
+    size_t cap = p->timers.cap ? p->timers.cap * 2 : 64;
+    struct heap_node **a = malloc(cap * sizeof *a);
+    if (!a)
+        return false;
+    free(heap_move(&p->timers, a, cap));
+    return true;
 }
 
 static void timer_kick(void);
 
-/* Arms g's timer, unless g has already been woken (its wake word moved on). The heap always
- * has room: it grows with the number of G descriptors (g_alloc). */
-static void timer_arm(struct g *g, int64_t when, uint64_t parked_word)
+/* Go's addtimer, by park_commit on the M that holds p (g->tp): arms g's timer on p's heap,
+ * unless g has already been woken (its wake word moved on). A timer that becomes p's earliest
+ * and is earlier than the deadline the timer M sleeps until wakes that M (Go's
+ * wakeNetPoller; the fences pair with stopm's). false, as a rule; true when the heap could not
+ * grow: then g is woken at once as its timer would (-ETIMEDOUT, before its deadline: libchan
+ * parks it again with the same deadline), unless an unpark won, and must run again. */
+static bool timer_arm(struct p *p, struct g *g, int64_t when, uint64_t parked_word)
 {
-    bool earliest = false;
-    pthread_mutex_lock(&sched.tlock);
+    bool earliest = false, full = false;
+    pthread_mutex_lock(&p->tlock);
     if (atomic_load_explicit(&g->wake, memory_order_acquire) == parked_word) {
-        g->timer.when = when;
-        g->timer_word = parked_word;
-        heap_push(&sched.timers, &g->timer);
-        earliest = heap_min(&sched.timers) == &g->timer;
-        timer_next_update();
+        if (timer_room(p)) {
+            g->timer.when = when;
+            g->timer_word = parked_word;
+            heap_push(&p->timers, &g->timer);
+            COUNT(timer_arm);
+            earliest = heap_min(&p->timers) == &g->timer;
+            if (earliest)
+                timer0_update(p, memory_order_seq_cst);
+        } else {
+            uint64_t v = parked_word;
+            full = atomic_compare_exchange_strong_explicit(
+                &g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN, memory_order_acq_rel,
+                memory_order_relaxed);
+            if (full)
+                g->park_rc = -ETIMEDOUT;
+        }
     }
-    pthread_mutex_unlock(&sched.tlock);
-    /* The idle M that sleeps until the earliest timer sleeps until the one it saw: it must look
-     * again. */
-    if (earliest)
+    pthread_mutex_unlock(&p->tlock);
+    if (earliest && when < atomic_load_explicit(&sched.timer_watch, memory_order_seq_cst)) {
+        COUNT(timer_kick);
         timer_kick();
+    }
+    return full;
 }
 
+/* By g, back from a park that an unpark or the netpoller ended: its timer may still be armed,
+ * on the heap of the P it parked on, which another M may hold now. */
 static void timer_cancel(struct g *g)
 {
-    pthread_mutex_lock(&sched.tlock);
+    struct p *p = g->tp;
+    COUNT(timer_cancel);
+#ifdef CHAN_COUNTERS
+    if (m_self()->p != p)
+        COUNT(timer_remote);
+#endif
+    pthread_mutex_lock(&p->tlock);
     if (heap_queued(&g->timer)) {
-        heap_remove(&sched.timers, &g->timer);
-        timer_next_update();
+        bool first = heap_min(&p->timers) == &g->timer;
+        heap_remove(&p->timers, &g->timer);
+        if (first)
+            timer0_update(p, memory_order_release);
     }
-    pthread_mutex_unlock(&sched.tlock);
+    pthread_mutex_unlock(&p->tlock);
 }
 
 size_t g_timers_armed(void)
 {
-    pthread_mutex_lock(&sched.tlock);
-    size_t n = sched.timers.len;
-    pthread_mutex_unlock(&sched.tlock);
+    size_t n = 0;
+    for (int i = 0; i < sched.nprocs; i++) {
+        struct p *p = &sched.ps[i];
+        pthread_mutex_lock(&p->tlock);
+        n += p->timers.len;
+        pthread_mutex_unlock(&p->tlock);
+    }
+    return n;
+}
+
+int64_t timers_earliest(void)
+{
+    int64_t t = CHAN_FOREVER;
+    for (int i = 0; i < sched.nprocs; i++) {
+        int64_t w = atomic_load_explicit(&sched.ps[i].timer0, memory_order_seq_cst);
+        if (w < t)
+            t = w;
+    }
+    return t;
+}
+
+int timers_fire(struct p *p, int64_t now, struct g **list)
+{
+    int n = 0;
+    pthread_mutex_lock(&p->tlock);
+    struct heap_node *first;
+    while ((first = heap_min(&p->timers)) && first->when <= now) {
+        struct g *g = g_of_timer(first);
+        heap_remove(&p->timers, first);
+        uint64_t v = g->timer_word;
+        if (atomic_compare_exchange_strong_explicit(&g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            g->park_rc = -ETIMEDOUT;
+            g->next_free = *list; /* borrowed as a list link: the G is not free */
+            *list = g;
+            n++;
+        }
+    }
+    timer0_update(p, memory_order_release);
+    pthread_mutex_unlock(&p->tlock);
     return n;
 }
 
 static void runq_put(struct p *p, struct g *g);
 
-/* Go's checkTimers: fires the timers that are due: each G still parked for the park its timer
- * was armed for times out (park_rc -ETIMEDOUT) and goes on p's run queue (the caller holds p).
- * Returns how many. */
-static int timers_run(struct p *p)
+/* Go's checkTimers: if src has a timer due, fires src's due timers: each G still parked for
+ * the park its timer was armed for times out (park_rc -ETIMEDOUT) and goes on the ring of p,
+ * the caller's P (src itself, or another P's heap for an M out of work). Returns how many. */
+static int timers_run_from(struct p *p, struct p *src, int64_t now)
 {
-    int64_t next = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
-    if (next == CHAN_FOREVER)
+    if (now < atomic_load_explicit(&src->timer0, memory_order_relaxed))
         return 0;
-    int64_t now = chan_now();
-    if (now < next)
-        return 0;
+    if (src != p)
+        COUNT(timer_steal);
     struct g *woken = NULL;
-    int n = 0;
-    pthread_mutex_lock(&sched.tlock);
-    struct heap_node *first;
-    while ((first = heap_min(&sched.timers)) && first->when <= now) {
-        struct g *g = g_of_timer(first);
-        heap_remove(&sched.timers, first);
-        uint64_t v = g->timer_word;
-        if (atomic_compare_exchange_strong_explicit(&g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN,
-                                                    memory_order_acq_rel, memory_order_relaxed)) {
-            g->park_rc = -ETIMEDOUT;
-            g->next_free = woken; /* borrowed as a list link: the G is not free */
-            woken = g;
-            n++;
-        }
-    }
-    timer_next_update();
-    pthread_mutex_unlock(&sched.tlock);
+    int n = timers_fire(src, now, &woken);
     while (woken) {
         struct g *g = woken;
         woken = g->next_free;
         g->next_free = NULL;
         runq_put(p, g);
     }
+    return n;
+}
+
+/* The due timers of the caller's own P p (Go's checkTimers(pp) in schedule). */
+static int timers_run(struct p *p)
+{
+    if (atomic_load_explicit(&p->timer0, memory_order_relaxed) == CHAN_FOREVER)
+        return 0;
+    return timers_run_from(p, p, chan_now());
+}
+
+/* An M out of work (Go's stealWork, its last round): the due timers of every P, onto p's ring.
+ * A P whose owner runs a G that keeps its M, or an idle P, has nobody else to run them. */
+static int timers_steal(struct p *p)
+{
+    int64_t now = chan_now();
+    int n = 0;
+    for (int i = 0; i < sched.nprocs; i++)
+        n += timers_run_from(p, &sched.ps[i], now);
     return n;
 }
 
@@ -463,8 +552,10 @@ static void midle_del_locked(struct m *m)
     cds_list_del(&m->idle);
     m->on_idle = false;
     atomic_fetch_sub_explicit(&sched.nmidle, 1, memory_order_relaxed);
-    if (sched.timer_m == m)
+    if (sched.timer_m == m) {
         sched.timer_m = NULL;
+        atomic_store_explicit(&sched.timer_watch, CHAN_FOREVER, memory_order_seq_cst);
+    }
 }
 
 /* The most recently idle M, but not the one that sleeps until the earliest timer while another
@@ -611,14 +702,15 @@ void wakep(void)
 }
 
 /* Go's handoffp: see sched_internal.h. Go's rules: an M for p if p or the global queue has
- * work, if nobody looks for work (no M spinning, no P idle), or if a timer is due; else p goes
- * idle, where a G back from its system call finds it (exitsyscall). */
+ * work, if nobody looks for work (no M spinning, no P idle), or if a timer of p is due; else p
+ * goes idle, where a G back from its system call finds it (exitsyscall). Its later timers need
+ * nobody told: the timer M sleeps until the earliest of every P's, idle or not. */
 void handoffp(struct p *p)
 {
     pthread_mutex_lock(&sched.lock);
     if (!runq_empty(p) || !gq_empty() ||
         atomic_load(&sched.nspinning) + atomic_load(&sched.npidle) == 0 ||
-        atomic_load_explicit(&sched.timer_next, memory_order_acquire) <= chan_now())
+        atomic_load_explicit(&p->timer0, memory_order_acquire) <= chan_now())
         startm_locked(p);
     else
         pidle_put_locked(p);
@@ -727,13 +819,13 @@ bool runnext_grab(struct p *p, struct g *g) { return runnext_take(p, g); }
 
 /* The next G for a parking G to switch to directly: runnext or the head of this P's ring.
  * NULL when g0 should choose instead: every GLOBAL_EVERY schedules (the global queue's turn)
- * and whenever a timer is due. */
+ * and whenever a timer of this P is due. */
 static struct g *take_local(struct p *p)
 {
     if ((atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1) % GLOBAL_EVERY == 0)
         return NULL; /* find_runnable's next tick looks at the global queue first */
     schedtick_next(p);
-    int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_relaxed);
+    int64_t tn = atomic_load_explicit(&p->timer0, memory_order_relaxed);
     if (tn != CHAN_FOREVER && tn <= chan_now())
         return NULL;
     return runq_next(p);
@@ -881,6 +973,7 @@ static int g_park(struct g *g, int64_t deadline)
         return g_park_syscall(g, deadline); /* a running G without a P is in a system call */
     g->req = REQ_PARK;
     g->deadline = deadline;
+    g->tp = p; /* its timer goes on p's heap: park_commit runs on this M, which holds p */
     struct g *next = take_local(p);
     if (next) {
         /* Go's park goes through g0 (mcall); when the next G is at hand on this P, switch to it
@@ -1029,6 +1122,7 @@ static const struct chan_sched mpg_hook = {hook_current, hook_park, hook_unpark}
 static bool park_commit(struct g *g)
 {
     int64_t deadline = g->deadline; /* read before g can be woken and park again */
+    struct p *tp = g->tp;
     uint64_t v = atomic_load_explicit(&g->wake, memory_order_acquire), nv;
     do {
         if ((v & W_MASK) == W_NOTIFIED) {
@@ -1045,9 +1139,7 @@ static bool park_commit(struct g *g)
     } while (!atomic_compare_exchange_weak_explicit(&g->wake, &v, nv, memory_order_acq_rel,
                                                     memory_order_acquire));
     COUNT(park);
-    if (deadline != CHAN_FOREVER)
-        timer_arm(g, deadline, nv);
-    return false;
+    return deadline != CHAN_FOREVER && timer_arm(tp, g, deadline, nv);
 }
 
 /* ---- G descriptors --------------------------------------------------------------------------- */
@@ -1098,21 +1190,9 @@ static struct g *gfree_pop(struct p *p)
 
 _Static_assert(offsetof(struct g, fiber) == 0, "fiber_make returns the G its fiber begins");
 
-/* Under sched.gmu: a new descriptor and stack (Go's malg), or NULL. The timer heap grows first,
- * so that arming a timer never fails. */
+/* Under sched.gmu: a new descriptor and stack (Go's malg), or NULL. */
 static struct g *g_new_locked(void)
 {
-    pthread_mutex_lock(&sched.tlock);
-    if (sched.timers.cap < sched.ngs + 1) {
-        size_t cap = sched.timers.cap ? sched.timers.cap * 2 : 256;
-        struct heap_node **a = malloc(cap * sizeof *a);
-        if (!a) {
-            pthread_mutex_unlock(&sched.tlock);
-            return NULL;
-        }
-        free(heap_move(&sched.timers, a, cap));
-    }
-    pthread_mutex_unlock(&sched.tlock);
     struct g *g = (struct g *)fiber_make(); /* not started: its first switch in calls g_main */
     if (!g)
         return NULL;
@@ -1339,7 +1419,6 @@ static void stopm(struct m *m)
         return;
     }
     int64_t deadline = CHAN_FOREVER;
-    int64_t next = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
     /* One M at most in epoll_wait (netpoll's rule; a second one could take the break meant
      * for the first): the one woken from it may not have returned yet. */
     bool io = netpoll_waiting() && !poll_m;
@@ -1349,9 +1428,14 @@ static void stopm(struct m *m)
         m_wake_locked(t, NULL);
         t = NULL;
     }
+    /* With no timer M, timer_watch is CHAN_FOREVER (stored seq_cst by midle_del_locked): a
+     * timer armed from here on either reads it and kicks (waiting for this lock), or was stored
+     * before and is seen by this look at every P's earliest (timer0_update). */
+    int64_t next = t ? CHAN_FOREVER : timers_earliest();
     if (!t && (next != CHAN_FOREVER || io)) {
         if (next > chan_now()) {
             sched.timer_m = m;
+            atomic_store_explicit(&sched.timer_watch, next, memory_order_seq_cst);
             deadline = next;
             m->polling = io;
             if (io)
@@ -1529,7 +1613,7 @@ static struct g *find_runnable(struct m *m)
         /* Go's netpoll(0) before stealing, unless an M blocks in epoll_wait (it gets them). */
         if (netpoll_waiting() && !netpoll_blocked() && (g = poll_ready(p)))
             return g;
-        if (timers_run(p))
+        if (timers_steal(p)) /* every P's, as Go's stealWork does */
             continue;
         /* Spin a little, stealing, then sleep. While Gs wait on fds and no M waits in
          * epoll_wait, this M is about to: it spins Go's few rounds (stealWork's 4), not ours,
@@ -1552,7 +1636,7 @@ static struct g *find_runnable(struct m *m)
             if (!g) {
                 for (int i = 0; i < 64; i++)
                     caa_cpu_relax();
-                if (atomic_load_explicit(&sched.timer_next, memory_order_relaxed) <= chan_now())
+                if (atomic_load_explicit(&p->timer0, memory_order_relaxed) <= chan_now())
                     break;
             }
         }
@@ -1564,7 +1648,7 @@ static struct g *find_runnable(struct m *m)
             wakep(); /* it found work: there may be more for another idle P */
             return g;
         }
-        if (timers_run(p))
+        if (timers_steal(p))
             continue;
         m_idle(m);
     }
@@ -1742,8 +1826,6 @@ static void free_all(void)
     fiber_pool_free(); /* the descriptors too: they live in the stacks' chunks */
     sched.all_gs = sched.free_gs = NULL;
     sched.ngs = 0;
-    free(sched.timers.a);
-    sched.timers = (struct heap){0};
     for (struct m *m = sched.allm, *nx; m; m = nx) {
         nx = m->allnext;
         free(m);
@@ -1756,6 +1838,8 @@ static void free_all(void)
             if (sched.ps[i].cpuset)
                 hwloc_bitmap_free(sched.ps[i].cpuset);
             pthread_mutex_destroy(&sched.ps[i].gfree_lock);
+            pthread_mutex_destroy(&sched.ps[i].tlock);
+            free(sched.ps[i].timers.a);
         }
         free(sched.ps);
         sched.ps = NULL;
@@ -1830,7 +1914,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
     atomic_store(&sched.moved, 0);
     atomic_store(&sched.ndeadlocks, 0);
     atomic_store(&sched.next_id, 0);
-    atomic_store(&sched.timer_next, CHAN_FOREVER);
+    atomic_store(&sched.timer_watch, CHAN_FOREVER);
     cds_wfcq_init(&sched.gq_head, &sched.gq_tail);
     atomic_store(&sched.gq_len, 0);
     if (posix_memalign((void **)&sched.ps, 128, (size_t)sched.nprocs * sizeof *sched.ps) != 0) {
@@ -1844,6 +1928,8 @@ static int start_locked(const struct chan_mpg_config *cfg)
         struct p *p = &sched.ps[i];
         p->id = i;
         pthread_mutex_init(&p->gfree_lock, NULL);
+        pthread_mutex_init(&p->tlock, NULL);
+        atomic_store(&p->timer0, CHAN_FOREVER);
     }
     int err = sched.bind ? bind_ps(usable) : 0;
     if (!err)
@@ -2046,8 +2132,8 @@ int chan_mpg_sleep_until(int64_t deadline)
     struct g *g = m->curg;
     g->sleeping = true;
     /* Nothing unparks a sleeping G (libchan leaves no permit behind an operation): only the
-     * deadline ends it. */
-    while (g_park(g, deadline) == 0) {
+     * deadline ends it (a time-out before it is a timer that could not be armed: timer_arm). */
+    while (g_park(g, deadline) != -ETIMEDOUT || chan_now() < deadline) {
     }
     g->sleeping = false;
     return 0;

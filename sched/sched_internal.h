@@ -31,9 +31,11 @@
  *    netpoller RUN -> IOREADY or PARKED -> RUN only for the seq the G registered with
  *    (netpoll.c). Whoever moves PARKED -> RUN owns the wake-up: it writes park_rc and queues
  *    the G, exactly once. Only the G leaves NOTIFIED and IOREADY.
- *  - A G's timer lives in the scheduler's heap only while the G is parked with that deadline;
- *    the heap lock orders arming (by park_commit, only if the word is still the one it parked
- *    with), firing (CAS under the lock) and removal (by the G when an unpark won).
+ *  - A G's timer lives in one P's heap (Go's p.timers), g->tp's, the P it parked on, and only
+ *    while the G is parked with that deadline; that P's tlock orders arming (by park_commit, on
+ *    the M that holds g->tp, only if the word is still the one it parked with), firing (CAS
+ *    under the lock, by whichever M runs that heap) and removal (by the G when an unpark won,
+ *    on whatever P it runs now). Only the owner of a P pushes on its heap.
  *  - A P has one owner at a time, the only thread that puts Gs in its ring and runnext and
  *    bumps its ticks: the M with m->p == p (status P_RUNNING); while that M's G is in a system
  *    call (P_SYSCALL, m->oldp == p, m->p == NULL), nobody puts, and the P goes back to that M
@@ -52,9 +54,9 @@
  *    idle) reads it under sched.lock.
  *  - Thread-locals (the current M) are read through m_self(), never cached across a switch:
  *    a G may resume on another M (GCC PR 26461).
- *  - Lock order: sched.lock, then sched.gmu, then sched.tlock. libchan's timer lock (time/) is
- *    never held while one of these is taken, except by its drained hook, which takes
- *    sched.lock alone (deadlock.c).
+ *  - Lock order: sched.lock, then sched.gmu, then a P's tlock (one at a time). libchan's timer
+ *    lock (time/) is never held while one of these is taken, except by its drained hook, which
+ *    takes sched.lock alone (deadlock.c).
  */
 #ifndef SCHED_INTERNAL_H
 #define SCHED_INTERNAL_H
@@ -105,8 +107,10 @@ struct g {
     struct waiter *waiter;      /* libchan's waiter while parked on channels, else NULL */
     bool sleeping;              /* parked in chan_mpg_sleep_until */
     unsigned syscall_depth;     /* chan_mpg_syscall_enter calls not yet matched by exit */
-    /* Timer (under sched.tlock). */
-    struct heap_node timer; /* its deadline and slot while in sched.timers */
+    /* Timer (under tp->tlock). */
+    struct p *tp;           /* the P it parks on with a deadline, whose heap its timer goes in:
+                               set by the G itself before it parks (g_park) */
+    struct heap_node timer; /* its deadline and slot while in tp->timers */
     uint64_t timer_word;    /* the wake word it was armed for */
     /* Identity and body. */
     int64_t id;
@@ -139,6 +143,14 @@ struct p {
     int id;
     struct p *link;        /* in sched.pidle (under sched.lock) */
     hwloc_cpuset_t cpuset; /* the core the M that holds it is bound to, or NULL */
+    /* The timers of the Gs parked on it with a deadline (Go's p.timers, since Go 1.14): pushed
+     * by its owner only, run by its owner at each schedule and by any M that looks for work
+     * (timers_steal) or sysmon, removed by a G woken early from whatever P it runs on then.
+     * A line of their own: thieves read the ring's head and tail, not these. */
+    _Alignas(64) pthread_mutex_t tlock;
+    struct heap timers;     /* grown by the owner when full (timer_arm) */
+    _Atomic int64_t timer0; /* the earliest deadline in timers, CHAN_FOREVER when none
+                               (Go's timer0When): written under tlock, read without it */
 } __attribute__((aligned(128)));
 
 /* Go's m. */
@@ -220,10 +232,10 @@ struct schedt {
     struct g *all_gs;
     uint64_t ngs; /* G descriptors made */
 
-    /* Timers: one heap of parked Gs by deadline. */
-    pthread_mutex_t tlock;
-    struct heap timers;         /* room for every G descriptor (g_alloc) */
-    _Atomic int64_t timer_next; /* the earliest deadline, CHAN_FOREVER when none */
+    /* Timers: each P has its own heap (struct p); timer_watch is the deadline the timer M
+     * (timer_m) sleeps until, CHAN_FOREVER while none sleeps (Go's sched.pollUntil): a timer
+     * armed earlier than it wakes that M (timer_arm). Written under lock, read without it. */
+    _Alignas(64) _Atomic int64_t timer_watch;
 };
 
 HIDDEN extern struct schedt sched;
@@ -242,8 +254,17 @@ HIDDEN bool any_work(bool runnext);
 /* Whether p's ring or runnext holds a G (a snapshot). */
 HIDDEN bool runq_empty(struct p *p);
 
-/* How many parked Gs have a timer armed (takes sched.tlock). */
+/* How many parked Gs have a timer armed (takes each P's tlock in turn). */
 HIDDEN size_t g_timers_armed(void);
+
+/* The earliest timer deadline of all Ps, CHAN_FOREVER when none: each P's timer0, read without
+ * its lock (Go's timeSleepUntil). O(nprocs). Any thread. */
+HIDDEN int64_t timers_earliest(void);
+
+/* Fires the due timers of p's heap (Go's runtimer): returns how many Gs timed out, linked
+ * through next_free onto *list for the caller to queue. Any thread; sched.lock held or not
+ * (sysmon holds it: see timers_late). */
+HIDDEN int timers_fire(struct p *p, int64_t now, struct g **list);
 
 /* Under sched.lock: whether the G of some M is in a system call. */
 HIDDEN bool any_syscall_locked(void);

@@ -42,9 +42,10 @@
  * is what thieves already do: sysmon is one more thief, and the hot path stays as it is. The
  * cost: a G that never schedules keeps one P, and with every P so held nothing else runs.
  *
- * It also starts an M when the earliest timer of a parked G is overdue by TIMER_LATE_NS while a
- * P is idle (Go's sysmon does too): the idle M that sleeps until that timer may have been taken
- * for work (midle_get_locked avoids it when it can). And it polls the fds that Gs wait on when
+ * It also fires the timers of parked Gs that are overdue by TIMER_LATE_NS on any P (Go's sysmon
+ * starts an M for them): the idle M that sleeps until the earliest may have been taken for work
+ * (midle_get_locked avoids it when it can), and the owner of that timer's P may run a G that
+ * keeps it. And it polls the fds that Gs wait on when
  * nobody has for NETPOLL_SYSMON_NS (netpoll.c): the Ms poll when they run out of work, and an
  * idle one sleeps in epoll_wait, but Ms that all keep running Gs never do.
  *
@@ -67,7 +68,7 @@
 #define SYSMON_IDLE_LOOKS 50     /* looks that found nothing before its sleep doubles (Go's) */
 #define SYSCALL_KEEP_NS 10000000 /* a P in a system call with no work is taken after this */
 #define RUNNING_KEEP_NS 10000000 /* a G that keeps its P this long loses its ring's Gs */
-#define TIMER_LATE_NS 1000000    /* an overdue timer with a P idle: start an M */
+#define TIMER_LATE_NS 1000000    /* a timer overdue by this: sysmon fires it */
 #define SYSMON_STACK (256 * 1024)
 
 /* What sysmon saw of each P at its last look (Go's sysmontick): its own, no lock. next and
@@ -176,9 +177,9 @@ static int retake(int64_t now)
 }
 
 /* Sleeps while every P is idle (Go's sysmonwait), until sysmon_kick or sysmon_stop wakes it, or
- * the earliest timer of a parked G comes (Go's timeSleepUntil): the M that sleeps until that
- * timer may by then run a G that keeps it, and an overdue timer with a P idle is sysmon's to
- * see. */
+ * the earliest timer of a parked G on any P comes (Go's timeSleepUntil): the M that sleeps
+ * until that timer may by then run a G that keeps it, and an overdue timer is sysmon's to fire
+ * (timers_late). No timer is armed while every P is idle (a park needs a P). */
 static void sleep_while_idle(void)
 {
     pthread_mutex_lock(&sched.lock);
@@ -188,13 +189,50 @@ static void sleep_while_idle(void)
     }
     atomic_store(&sched.sysmonwait, true);
     pthread_mutex_unlock(&sched.lock);
-    int64_t until = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
+    int64_t until = timers_earliest();
     while (atomic_load(&sched.sysmon_wake) == 0 && (until == CHAN_FOREVER || chan_now() < until))
         futex_wait(&sched.sysmon_wake, 0, until);
     pthread_mutex_lock(&sched.lock);
     atomic_store(&sched.sysmonwait, false); /* (still set if the timer ended the sleep) */
     atomic_store(&sched.sysmon_wake, 0);
     pthread_mutex_unlock(&sched.lock);
+}
+
+/* Go's sysmon starts an M for timers that should have run: here sysmon runs them itself, those
+ * overdue by TIMER_LATE_NS on any P (the owner of that P runs a G that keeps its M, or is in a
+ * system call, and the timer M was taken for work or there is none), and their Gs go to the
+ * global queue and to idle Ps (inject). Fired and queued under sched.lock: sysmon holds no P,
+ * and the deadlock check, which every P idle lets run, must find each G in a heap or a queue,
+ * never between the two. */
+static void timers_late(int64_t now)
+{
+    bool late = false;
+    for (int i = 0; i < sched.nprocs && !late; i++) {
+        int64_t w = atomic_load_explicit(&sched.ps[i].timer0, memory_order_relaxed);
+        /* (w may be any past deadline, INT64_MIN too: no subtraction from it) */
+        late = w != CHAN_FOREVER && w < now - TIMER_LATE_NS;
+    }
+    if (!late)
+        return;
+    struct g *list = NULL;
+    int n = 0;
+    pthread_mutex_lock(&sched.lock);
+    for (int i = 0; i < sched.nprocs; i++) {
+        int64_t w = atomic_load_explicit(&sched.ps[i].timer0, memory_order_relaxed);
+        if (w != CHAN_FOREVER && w < now - TIMER_LATE_NS) {
+            COUNT(timer_steal);
+            n += timers_fire(&sched.ps[i], now, &list);
+        }
+    }
+    while (list) {
+        struct g *g = list;
+        list = g->next_free;
+        g->next_free = NULL;
+        gq_push(g);
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (n)
+        inject(NULL, n); /* an M for each idle P, up to n */
 }
 
 static void *sysmon_main(void *arg)
@@ -218,10 +256,7 @@ static void *sysmon_main(void *arg)
             idle = 0;
         else
             idle++;
-        int64_t tn = atomic_load_explicit(&sched.timer_next, memory_order_acquire);
-        /* (tn may be any past deadline, INT64_MIN too: no subtraction from it) */
-        if (tn != CHAN_FOREVER && tn < now - TIMER_LATE_NS && atomic_load(&sched.npidle) > 0)
-            wakep();
+        timers_late(now);
         /* Go's sysmon: poll the fds if nobody has for 10 ms (every M busy with Gs that keep
          * it, none idle in epoll_wait); the Gs go where idle Ps or the busy ones run them. */
         if (netpoll_due(now)) {

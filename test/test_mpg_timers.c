@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mpg_timers.c - libchan-mpg (sched/): the timers of parked Gs, one heap per P (Go 1.14's
+ * p.timers). A G that parks with a deadline arms its timer on the heap of the P it parks on;
+ * woken early, it removes it from that heap, from whatever P it runs on by then; a P whose
+ * owner runs a G that keeps its M, or that has gone idle, still has its timers run by someone.
+ *
+ * Each case runs on 2 Ps (CHAN_TEST_NPROCS gives them more). A timer left behind in a heap
+ * shows as a deadlock report that does not come (the report waits for every armed timer: the
+ * cases arm a minute away) and hangs the case into Check's time-out; a timer nobody runs hangs
+ * it too (the G it is for never wakes).
+ */
+#include "testmpg.h"
+
+#include <stdatomic.h>
+
+/* TSan makes every G a fiber with a large trace: fewer Gs there. */
+static bool under_tsan(void)
+{
+    const char *m = getenv("CHAN_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
+#define FAR (60000 * MS) /* a deadline that is never reached in a case */
+#define LATE (5000 * MS) /* "within seconds": a timer run, not one lost (a loaded machine) */
+
+/* Fails the G's check once `until` has passed, for the loops below that wait on another G. */
+static bool spin_until(atomic_int *v, int want, int64_t until)
+{
+    while (atomic_load(v) < want) {
+        if (chan_now() > until)
+            return false;
+    }
+    return true;
+}
+
+/* A G blocked forever on c, once every other G is done: chan_mpg_wait reports a deadlock as soon
+ * as no timer is armed (none left in any P's heap), then c's close ends it. */
+static void block_on(void *arg)
+{
+    long v;
+    G_CHECK(chan_recv(arg, &v) == -EPIPE);
+}
+
+static void expect_deadlock_then_finish(void)
+{
+    chan_t *c = chan_make(sizeof(long), 0);
+    go(block_on, c);
+    char buf[512];
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    ck_assert_int_eq(chan_close(c), 0);
+    finish();
+    chan_free(c);
+}
+
+/* ---- A timer armed on one P, cancelled from another ------------------------------------------ */
+
+struct xcancel {
+    chan_t *c, *sync;
+    atomic_int woke;
+    int rounds;
+};
+
+/* Parks with a far deadline on its parent's P (the parent handed it the M), and is woken early
+ * by the parent, which then keeps that P: it runs on another P, taken from the runnext it was
+ * put in, and its park's end removes the timer from the first P's heap. */
+static void xc_waiter(void *arg)
+{
+    struct xcancel *x = arg;
+    long v = 1;
+    G_CHECK(chan_send(x->sync, &v) == 0);
+    G_CHECK(chan_recv_until(x->c, &v, chan_now() + FAR) == 0);
+    G_CHECK(v == 2);
+    atomic_fetch_add(&x->woke, 1);
+}
+
+static void xc_parent(void *arg)
+{
+    struct xcancel *x = arg;
+    for (int i = 0; i < x->rounds; i++) {
+        long v;
+        G_CHECK(chan_mpg_go(xc_waiter, x) > 0);
+        G_CHECK(chan_recv(x->sync, &v) == 0 && v == 1); /* the waiter runs here, then parks */
+        v = 2;
+        G_CHECK(chan_send(x->c, &v) == 0);
+        /* Keep this P: the waiter must run elsewhere (a thief, or sysmon after a look). */
+        if (!spin_until(&x->woke, i + 1, chan_now() + 20000 * MS)) {
+            G_CHECK(!"the waiter never ran");
+            return;
+        }
+    }
+}
+
+START_TEST(timer_cancelled_from_another_p)
+{
+    start(2);
+    struct xcancel x = {chan_make(sizeof(long), 0), chan_make(sizeof(long), 0), 0, scaled(300, 50)};
+    go(xc_parent, &x);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(atomic_load(&x.woke), x.rounds);
+    NO_BAD();
+    /* Every timer was removed: the report of a blocked G comes at once, not in a minute. */
+    expect_deadlock_then_finish();
+    chan_free(x.c);
+    chan_free(x.sync);
+}
+END_TEST
+
+/* ---- A P held by a G that keeps its M, or idle, with a timer due ----------------------------- */
+
+struct held {
+    chan_t *c;
+    atomic_int done;
+    int64_t deadline, woke;
+    int rc;
+};
+
+/* Spins on its P (the one its parent parked on) until the parent's timer has fired elsewhere. */
+static void held_hog(void *arg)
+{
+    struct held *h = arg;
+    if (!spin_until(&h->done, 1, chan_now() + 20000 * MS))
+        G_CHECK(!"the timer of the held P never fired");
+}
+
+static void held_parent(void *arg)
+{
+    struct held *h = arg;
+    long v;
+    G_CHECK(chan_mpg_go(held_hog, h) > 0); /* in this P's runnext: it runs here when this G parks */
+    h->deadline = chan_now() + 50 * MS;
+    h->rc = chan_recv_until(h->c, &v, h->deadline);
+    h->woke = chan_now();
+    atomic_store(&h->done, 1);
+}
+
+START_TEST(timer_of_a_held_p_fires)
+{
+    start(2);
+    struct held h = {.c = chan_make(sizeof(long), 0)};
+    go(held_parent, &h);
+    finish();
+    ck_assert_int_eq(h.rc, -ETIMEDOUT);
+    ck_assert_int_ge(h.woke, h.deadline);
+    ck_assert_int_lt(h.woke - h.deadline, LATE);
+    NO_BAD();
+    chan_free(h.c);
+}
+END_TEST
+
+/* Every P goes idle with the timers due later: the Gs still wake. A timer armed earlier than
+ * the one the idle Ms sleep until (a G that sleeps a minute, first) must wake one of them. */
+struct idle {
+    chan_t *stop;
+    int64_t deadline, woke;
+    int rc;
+};
+
+static void idle_long(void *arg)
+{
+    struct idle *t = arg;
+    long v;
+    G_CHECK(chan_recv_until(t->stop, &v, chan_now() + FAR) == -EPIPE);
+}
+
+static void idle_short(void *arg)
+{
+    struct idle *t = arg;
+    long v;
+    t->deadline = chan_now() + 100 * MS;
+    t->rc = chan_recv_until(t->stop, &v, t->deadline);
+    t->woke = chan_now();
+    G_CHECK(chan_close(t->stop) == 0);
+}
+
+START_TEST(idle_ps_timer_wakes)
+{
+    start(2);
+    struct idle t = {.stop = chan_make(sizeof(long), 0)};
+    chan_mpg_foreign_enter(); /* it will spawn: no deadlock report meanwhile */
+    go(idle_long, &t);
+    /* Most often the long one has parked by then, every P is idle and an idle M sleeps until its
+     * deadline; either way the short one must time out on time. */
+    sleep_ms(50);
+    go(idle_short, &t);
+    chan_mpg_foreign_leave();
+    finish();
+    ck_assert_int_eq(t.rc, -ETIMEDOUT);
+    ck_assert_int_ge(t.woke, t.deadline);
+    ck_assert_int_lt(t.woke - t.deadline, LATE);
+    NO_BAD();
+    chan_free(t.stop);
+}
+END_TEST
+
+/* ---- Many Gs with deadlines on many Ps ------------------------------------------------------- */
+
+#define NCH 8
+
+struct many {
+    chan_t *c[NCH];
+    int rounds;
+    atomic_long sent, received, sum_sent, sum_received, timedout, early, late;
+};
+
+static uint64_t xs(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Receives with deadlines 0-2 ms away, or sleeps, on a channel chosen at random: the values of
+ * the senders race the deadlines on every P. */
+static void many_rx(void *arg)
+{
+    struct many *m = arg;
+    uint64_t s = (uint64_t)(uintptr_t)&s ^ (uint64_t)chan_now();
+    for (int i = 0; i < m->rounds; i++) {
+        int64_t d = chan_now() + (int64_t)(xs(&s) % 2000000);
+        if (xs(&s) % 8 == 0) {
+            G_CHECK(chan_mpg_sleep_until(d) == 0);
+            if (chan_now() < d)
+                atomic_fetch_add(&m->early, 1);
+            continue;
+        }
+        long v;
+        int rc = chan_recv_until(m->c[xs(&s) % NCH], &v, d);
+        int64_t now = chan_now();
+        if (rc == 0) {
+            atomic_fetch_add(&m->received, 1);
+            atomic_fetch_add(&m->sum_received, v);
+        } else {
+            G_CHECK(rc == -ETIMEDOUT);
+            atomic_fetch_add(&m->timedout, 1);
+            if (now < d)
+                atomic_fetch_add(&m->early, 1);
+            if (now - d > LATE)
+                atomic_fetch_add(&m->late, 1);
+        }
+    }
+}
+
+static void many_tx(void *arg)
+{
+    struct many *m = arg;
+    uint64_t s = (uint64_t)(uintptr_t)&s ^ (uint64_t)chan_now();
+    for (long i = 1; i <= m->rounds; i++) {
+        int rc = chan_send_until(m->c[xs(&s) % NCH], &i, chan_now() + (int64_t)(xs(&s) % 1000000));
+        G_CHECK(rc == 0 || rc == -ETIMEDOUT);
+        if (rc == 0) {
+            atomic_fetch_add(&m->sent, 1);
+            atomic_fetch_add(&m->sum_sent, i);
+        }
+    }
+}
+
+START_TEST(many_deadlines_many_ps)
+{
+    start(2);
+    struct many m = {.rounds = 20};
+    for (int i = 0; i < NCH; i++)
+        m.c[i] = chan_make(sizeof(long), 0);
+    int n = under_tsan() ? 100 : scaled(2000, 400);
+    for (int i = 0; i < n; i++) {
+        go(many_rx, &m);
+        if (i % 2 == 0)
+            go(many_tx, &m);
+    }
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(atomic_load(&m.sent), atomic_load(&m.received));
+    ck_assert_int_eq(atomic_load(&m.sum_sent), atomic_load(&m.sum_received));
+    ck_assert_int_eq(atomic_load(&m.early), 0);
+    ck_assert_int_eq(atomic_load(&m.late), 0);
+    ck_assert_int_gt(atomic_load(&m.timedout), 0);
+    NO_BAD();
+    expect_deadlock_then_finish();
+    for (int i = 0; i < NCH; i++)
+        chan_free(m.c[i]);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mpg_timers");
+    ADD_TEST(s, timer_cancelled_from_another_p, 30);
+    ADD_TEST(s, timer_of_a_held_p_fires, 30);
+    ADD_TEST(s, idle_ps_timer_wakes, 30);
+    ADD_TEST(s, many_deadlines_many_ps, 60);
+    return run_suite(s);
+}
