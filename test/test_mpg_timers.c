@@ -14,13 +14,6 @@
 
 #include <stdatomic.h>
 
-/* TSan makes every G a fiber with a large trace: fewer Gs there. */
-static bool under_tsan(void)
-{
-    const char *m = getenv("CHAN_TEST_MODE");
-    return m && strcmp(m, "tsan") == 0;
-}
-
 #define FAR (60000 * MS) /* a deadline that is never reached in a case */
 #define LATE (5000 * MS) /* "within seconds": a timer run, not one lost (a loaded machine) */
 
