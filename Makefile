@@ -221,7 +221,8 @@ format:
 format-check:
 	@sh scripts/format.sh --check
 
-# No file refers to a document or a tracker outside the repository (test/standalone.sh).
+# No file refers to a document, a tracker or a web address outside the repository
+# (test/standalone.sh).
 standalone:
 	@sh test/standalone.sh
 

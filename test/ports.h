@@ -2208,7 +2208,7 @@ static void ken_chan_main(void *arg)
     freec_later(ken.wg);
 }
 
-/* Go's memory model (go.dev/ref/mem), the orders a channel gives, each checked on a plain
+/* The Go Memory Model: the orders a channel gives, each checked on a plain
  * (non-atomic) variable, which TSan watches: a send is synchronized before the receive that
  * completes it; a close before a receive that reports it; on an unbuffered channel, the
  * receive before the completion of the send; on a channel of capacity C, the kth receive

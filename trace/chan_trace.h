@@ -7,7 +7,7 @@
  *
  * Tracing records every channel event - make, free, send, receive, close, block, wake-up (who
  * woke whom), select cases and choice, timer fire - with a CLOCK_MONOTONIC timestamp, the thread
- * and the channel, and writes the Chrome Trace Event Format JSON that Perfetto (ui.perfetto.dev)
+ * and the channel, and writes the Chrome Trace Event Format JSON that Perfetto's trace viewer
  * and chrome://tracing open: one track per thread, a flow arrow from each waker to the operation it
  * woke. tools/trace2mermaid turns it into a Mermaid sequence diagram or an SVG timeline.
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * json.c - a stopped trace written as Chrome Trace Event Format JSON, which Perfetto
- * (ui.perfetto.dev) and chrome://tracing open: a track per thread, named; an "X" slice per
+ * json.c - a stopped trace written as Chrome Trace Event Format JSON, which Perfetto's
+ * trace viewer and chrome://tracing open: a track per thread, named; an "X" slice per
  * event; a "blocked" slice from each block to its wake-up (or to the end of the trace); a
  * flow arrow from each waker to the operation it woke. chan_trace_stop (record.c) hands over
  * the events of every thread (struct trace_log); this file only reads them and writes.
