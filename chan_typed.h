@@ -27,15 +27,15 @@
  * T is a type name that declares an object as `T v` (typedef a function pointer type first),
  * not an array type (C passes arrays by pointer: wrap one in a struct), not const-qualified (a
  * receive stores into it; a pointer to const such as const char * is fine), not
- * volatile-qualified (values travel as bytes, not as volatile accesses), in C++ trivially
- * copyable, of at most CHAN_ELEMSIZE_MAX bytes; any other does not compile. C has no type of
- * size zero: a signal-only channel is chan_make(0, cap). The macro is used at file scope, once
- * per name, followed by a semicolon. The underlying channel is
- * c.chan: use it with every chan.h call (chan_select, chan_free, ...); a handle whose chan is
- * NULL is Go's nil channel. Every function is the chan.h call of the same name with the same
- * return values and concurrency contract (see chan.h and chan_send(3)), a static inline
- * function (each argument evaluated once). Besides name and name_*, the header declares only
- * names in chan.h's space (chan_*, CHAN_*). Valid in C11 and C++11, and inside extern "C".
+ * volatile-qualified (values travel as bytes, not as volatile accesses), not atomic (nor as
+ * atomic ones), in C++ trivially copyable and copyable, of at most CHAN_ELEMSIZE_MAX bytes; any
+ * other does not compile. C has no type of size zero: a signal-only channel is chan_make(0,
+ * cap). The macro is used at file scope, once per name, followed by a semicolon. The underlying
+ * channel is c.chan: use it with every chan.h call (chan_select, chan_free, ...); a handle
+ * whose chan is NULL is Go's nil channel. Every function is the chan.h call of the same name
+ * with the same return values and concurrency contract (see chan.h and chan_send(3)), a static
+ * inline function (each argument evaluated once). Besides name and name_*, the header declares
+ * only names in chan.h's space (chan_*, CHAN_*). Valid in C11 and C++11, and inside extern "C".
  */
 #ifndef CHAN_TYPED_H
 #define CHAN_TYPED_H
@@ -50,11 +50,14 @@
  * when T is not an array. Nor const-qualified: a receive stores into its T *, and a pointer to
  * a const T would pass the const away (T const * is &v's type exactly when T is const). Nor
  * volatile-qualified: the core copies elements with memcpy, which makes no volatile accesses
- * (plain C would only warn that the volatile is discarded, and compile). In C++, T must also
- * be trivially copyable: values travel as bytes (memcpy), which would skip a copy constructor
- * and leave a destructor to run twice. <type_traits> is C++ whatever linkage
- * the includer has put around this header (a C header is often included inside extern "C" { },
- * where a template is an error). */
+ * (plain C would only warn that the volatile is discarded, and compile). Nor atomic: memcpy
+ * makes no atomic accesses either, and C converts an _Atomic T * to the core's void * without a
+ * word (T _Atomic * is &v's type exactly when T is _Atomic). In C++, T must also be trivially
+ * copyable: values travel as bytes (memcpy), which would skip a copy constructor and leave a
+ * destructor to run twice; and copyable at all, which std::atomic (trivially copyable in
+ * libstdc++, its copies deleted) is not. <type_traits> is C++ whatever linkage the includer has
+ * put around this header (a C header is often included inside extern "C" { }, where a template
+ * is an error). */
 #ifdef __cplusplus
 extern "C++" {
 #include <type_traits>
@@ -65,19 +68,32 @@ extern "C++" {
     static_assert(!std::is_const<T>::value, CHAN_TYPED_CONST_MSG_);                                \
     static_assert(!std::is_volatile<T>::value, CHAN_TYPED_VOLATILE_MSG_);                          \
     static_assert(std::is_trivially_copyable<T>::value,                                            \
-                  "CHAN_TYPED: T is not trivially copyable (values are copied as bytes)")
+                  "CHAN_TYPED: T is not trivially copyable (values are copied as bytes)");         \
+    static_assert(std::is_const<T>::value ||                                                       \
+                      (std::is_copy_constructible<T>::value && std::is_copy_assignable<T>::value), \
+                  "CHAN_TYPED: T cannot be copied (a std::atomic, say: values are copied as "      \
+                  "bytes, not as atomic accesses)")
 #else
 #define CHAN_TYPED_ASSERT_ _Static_assert
 #define CHAN_TYPED_CHECK_(T, v)                                                                    \
     _Static_assert(_Generic(&(v), T * : 1, default : 0), CHAN_TYPED_ARRAY_MSG_);                   \
     _Static_assert(_Generic(&(v), T const * : 0, default : 1), CHAN_TYPED_CONST_MSG_);             \
-    _Static_assert(_Generic(&(v), T volatile * : 0, default : 1), CHAN_TYPED_VOLATILE_MSG_)
+    _Static_assert(_Generic(&(v), T volatile * : 0, default : 1), CHAN_TYPED_VOLATILE_MSG_);       \
+    CHAN_TYPED_CHECK_ATOMIC_(T, v)
+#ifdef __STDC_NO_ATOMICS__ /* no _Atomic types to refuse */
+#define CHAN_TYPED_CHECK_ATOMIC_(T, v) _Static_assert(1, "")
+#else
+#define CHAN_TYPED_CHECK_ATOMIC_(T, v)                                                             \
+    _Static_assert(_Generic(&(v), T _Atomic * : 0, default : 1), CHAN_TYPED_ATOMIC_MSG_)
+#endif
 #endif
 #define CHAN_TYPED_ARRAY_MSG_                                                                      \
     "CHAN_TYPED: T is an array type (C passes arrays by pointer): wrap it in a struct"
 #define CHAN_TYPED_CONST_MSG_ "CHAN_TYPED: T is const-qualified (a receive stores into it)"
 #define CHAN_TYPED_VOLATILE_MSG_                                                                   \
     "CHAN_TYPED: T is volatile-qualified (values are copied as bytes, not as volatile accesses)"
+#define CHAN_TYPED_ATOMIC_MSG_                                                                     \
+    "CHAN_TYPED: T is atomic (values are copied as bytes, not as atomic accesses)"
 
 /* Unused instances are the norm (a program sends on a type it never selects on): chan.h's
  * CHAN_INLINE_ keeps them quiet. */

@@ -14,6 +14,7 @@ extern "C" {
 }
 #endif
 #ifdef __cplusplus
+#include <atomic>
 #include <string>
 #endif
 
@@ -51,6 +52,12 @@ CHAN_TYPED(cint_chan, const int); /* a receive would store into a const int */
 CHAN_TYPED(string_chan, std::string); /* C++ only: copied as bytes, it would be freed twice */
 #elif CASE == 12
 CHAN_TYPED(vint_chan, volatile int); /* memcpy would make no volatile accesses */
+#elif CASE == 13 && defined(__cplusplus)
+CHAN_TYPED(aint_chan, std::atomic<int>); /* nor atomic ones: C++'s atomic, copies deleted */
+#elif CASE == 13
+CHAN_TYPED(aint_chan, _Atomic int);                       /* nor atomic ones: the qualifier */
+#elif CASE == 14
+CHAN_TYPED(apoint_chan, _Atomic(struct point));             /* the specifier, on a struct */
 #endif
 
 struct max {
@@ -86,7 +93,7 @@ int use(int_chan ic, point_chan pc, chan_t *raw)
 #elif CASE == 4
     return int_chan_send(pc, 1);     /* another channel type's handle */
 #elif CASE == 5
-    return int_chan_send(raw, 1); /* an untyped channel where a typed one goes */
+    return int_chan_send(raw, 1);        /* an untyped channel where a typed one goes */
 #elif CASE == 6
     struct chan_case cs[] = {int_chan_case_recv(ic, &l)}; /* a long * in an int case */
     return chan_select(cs, 1);

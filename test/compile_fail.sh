@@ -25,11 +25,15 @@ cases='1 incompatible pointer
 8 64 KiB
 9 incompatible pointer
 10 const-qualified
-12 volatile-qualified'
-# the same in C++, and what only C++ has: a T that is not trivially copyable
+12 volatile-qualified
+13 T is atomic
+14 T is atomic'
+# the same in C++ (where an atomic is std::atomic), and what only C++ has: a T that is not
+# trivially copyable
 cxxcases='10 const-qualified
 11 trivially copyable
-12 volatile-qualified'
+12 volatile-qualified
+13 cannot be copied'
 
 # rejects COMPILER FLAGS CASES: each case must fail to compile, with a diagnostic that matches
 # its pattern; 1 (and what went wrong) at the first that does not.
@@ -69,4 +73,4 @@ for cxx in g++ clang++; do
 done
 [ $fail = 0 ] || { echo "compile_fail: FAILED"; exit 1; }
 echo "compile_fail: chan_typed.h with gcc, clang (C11, C17, GNU11, C2x),$cxxs (C++11): right types compile" \
-     "clean, 11 wrong uses rejected by each C compiler, 3 by each C++ compiler"
+     "clean, 13 wrong uses rejected by each C compiler, 4 by each C++ compiler"
