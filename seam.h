@@ -331,9 +331,16 @@ struct task_source {
 void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_source);
 
 /* The signal the leak detector stops threads with (trace/world.c): a thread that blocks every
- * other signal (libchan's timer thread) leaves this one open. SIGURG, as Go's preemption: its
- * default action is to ignore it, so a late one is harmless. */
+ * other signal (libchan's own threads, daemon_start) leaves this one open. SIGURG, as Go's
+ * preemption: its default action is to ignore it, so a late one is harmless. */
 #define CHAN_STOP_SIGNAL SIGURG
+
+/* Starts fn(NULL) on one of libchan's own threads (the poll thread, the timer thread, the
+ * signal thread, the SIGQUIT dump's): detached, with every signal blocked, so that it never
+ * runs a handler meant for the program's threads, but CHAN_STOP_SIGNAL, whose handler stops it
+ * while a leak check reads the process. Any thread, under its caller's lock of the thread's
+ * state. 0, or -EAGAIN (nothing started). */
+int daemon_start(void *(*fn)(void *arg));
 
 /* ---- Event counters: the instrumentation build only (make MODE=counters) -------------------- */
 

@@ -723,8 +723,26 @@ static void pollt_once_init(void)
     pollt_once_err = pthread_atfork(pollt_prepare, pollt_parent, pollt_child);
 }
 
-/* Starts the poll thread if it does not run: 0, or -errno (nothing started). Signals are
- * blocked in it but the leak detector's (seam.h), as in every thread of libchan's own. */
+/* seam.h. The calling thread's mask is the new thread's, so it is set around the creation and
+ * put back. */
+int daemon_start(void *(*fn)(void *arg))
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return -EAGAIN;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, CHAN_STOP_SIGNAL);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    int e = pthread_create(&th, &attr, fn, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return e ? -EAGAIN : 0;
+}
+
+/* Starts the poll thread if it does not run: 0, or -errno (nothing started). */
 static int pollt_start(void)
 {
     if (likely(atomic_load_explicit(&pollt.started, memory_order_acquire)))
@@ -740,20 +758,7 @@ static int pollt_start(void)
         err = -errno;
         goto out;
     }
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) {
-        err = -EAGAIN;
-        goto out;
-    }
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, CHAN_STOP_SIGNAL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    err = pthread_create(&th, &attr, pollt_main, NULL) ? -EAGAIN : 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    err = daemon_start(pollt_main);
     atomic_store_explicit(&pollt.started, err == 0, memory_order_release);
 out:
     pthread_mutex_unlock(&pollt.mu);

@@ -139,20 +139,9 @@ static int ensure_thread(void)
     }
     if (sg.running)
         return 0;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    if (pthread_attr_init(&attr) != 0)
-        return -EAGAIN;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    sigdelset(&all, CHAN_STOP_SIGNAL); /* the leak detector stops it as any other thread */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    int e = pthread_create(&th, &attr, sig_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    int e = daemon_start(sig_main);
     if (e)
-        return -EAGAIN;
+        return e;
     sg.running = true;
     return 0;
 }

@@ -51,7 +51,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -342,28 +341,15 @@ static void *timer_main(void *unused)
     return NULL;
 }
 
-/* Starts the timer thread if this process has none (tq.mu held). Signals are blocked in it so
- * that it never runs a handler meant for the program's own threads; all but the leak
- * detector's (seam.h), whose handler stops it while a check reads the process. */
+/* Starts the timer thread if this process has none (tq.mu held): one of libchan's own threads
+ * (daemon_start, seam.h), which runs no handler meant for the program's threads. */
 static int ensure_thread(void)
 {
     if (tq.running)
         return 0;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    int e = pthread_attr_init(&attr);
+    int e = daemon_start(timer_main);
     if (e)
-        return -EAGAIN;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    sigdelset(&all, CHAN_STOP_SIGNAL); /* the leak detector stops it as any other thread */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    e = pthread_create(&th, &attr, timer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (e)
-        return -EAGAIN;
+        return e;
     tq.running = true;
     return 0;
 }

@@ -336,19 +336,9 @@ static void sigquit_setup(void)
     }
     /* The write end never blocks the handler: a full pipe means a dump is coming anyway. */
     fcntl(sigquit_pipe[1], F_SETFL, O_NONBLOCK);
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, CHAN_STOP_SIGNAL); /* the leak detector stops it as any other thread */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int e = pthread_create(&th, &a, dump_main, NULL);
-    pthread_attr_destroy(&a);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = daemon_start(dump_main);
     if (e) {
-        sigquit_err = -e;
+        sigquit_err = e;
         return;
     }
     struct sigaction sa;
