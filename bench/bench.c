@@ -56,7 +56,7 @@
 
 #include "chan.h"
 #define PROG "bench"
-#include "benchutil.h" /* die, OK, make, check, sum_to, num */
+#include "benchutil.h" /* die, OK, make, check, sum_to, seq_rounds, num */
 #ifdef CHAN_COUNTERS
 #include "seam.h" /* the event counters of the instrumentation build (make MODE=counters) */
 #endif
@@ -339,17 +339,7 @@ static void *receiver(void *p)
 static void *seq_thread(void *p)
 {
     struct part *a = p;
-    size_t cap = chan_cap(a->c);
-    uint64_t s = 0, v;
-    for (uint64_t r = 0; r < a->count; r++) {
-        for (uint64_t i = 0; i < cap; i++)
-            OK(chan_send(a->c, &i));
-        for (uint64_t i = 0; i < cap; i++) {
-            OK(chan_recv(a->c, &v));
-            s += v;
-        }
-    }
-    a->sum = s;
+    a->sum = seq_rounds(a->c, a->count);
     return NULL;
 }
 

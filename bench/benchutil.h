@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * benchutil.h - what the C harnesses bench.c and scale.c share: failing loudly (die, OK, make,
- * check) and reading their numeric arguments (num). Header-only. The includer defines PROG, its
- * name as its messages begin ("bench", "scale"), before including it.
+ * check), the seq shape both run (seq_rounds) and reading their numeric arguments (num).
+ * Header-only. The includer defines PROG, its name as its messages begin ("bench", "scale"),
+ * before including it.
  *
  * A harness never goes on after an error: a figure measured past a failed operation would
  * measure something else. Every error ends the process with exit 1 (a bad argument: 2), and
@@ -58,6 +59,23 @@ static inline void check(const char *what, uint64_t got, uint64_t want)
 
 /* 0 + 1 + ... + (k-1): what a sender of the values 0 .. k-1 delivers. */
 static inline uint64_t sum_to(uint64_t k) { return k * (k - 1) / 2; }
+
+/* The seq shape, one thread: a buffer-full of uint64_t in, then out, rounds times; the sum of
+ * what came out (rounds * sum_to(cap)). */
+static inline uint64_t seq_rounds(chan_t *c, uint64_t rounds)
+{
+    size_t cap = chan_cap(c);
+    uint64_t s = 0, v;
+    for (uint64_t r = 0; r < rounds; r++) {
+        for (uint64_t i = 0; i < cap; i++)
+            OK(chan_send(c, &i));
+        for (uint64_t i = 0; i < cap; i++) {
+            OK(chan_recv(c, &v));
+            s += v;
+        }
+    }
+    return s;
+}
 
 /* A command-line number (decimal, not negative), or exit 2 naming what it was for. */
 static inline unsigned long long num(const char *s, const char *what)

@@ -60,7 +60,7 @@
 #include "chan.h"
 #include "chan_time.h"
 #define PROG "scale"
-#include "benchutil.h" /* die, OK, make, check, sum_to, num */
+#include "benchutil.h" /* die, OK, make, check, sum_to, seq_rounds, num */
 
 #ifdef BENCH_MPG
 #include "sched/chan_sched_mpg.h"
@@ -230,17 +230,7 @@ static void *receiver(void *p)
 static void *seq_thread(void *p)
 {
     struct part *a = p;
-    size_t cap = chan_cap(a->c);
-    uint64_t s = 0, v;
-    for (uint64_t r = 0; r < a->count; r++) {
-        for (uint64_t i = 0; i < cap; i++)
-            OK(chan_send(a->c, &i));
-        for (uint64_t i = 0; i < cap; i++) {
-            OK(chan_recv(a->c, &v));
-            s += v;
-        }
-    }
-    a->sum = s;
+    a->sum = seq_rounds(a->c, a->count);
     return NULL;
 }
 
