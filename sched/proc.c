@@ -8,10 +8,10 @@
  * held in system calls, Gs stuck behind a G that keeps its M) in sysmon.c; the deadlock
  * condition and its report in deadlock.c.
  *
- * Read top to bottom: the current M; switching between g0 and Gs; the timer heap; the global
- * and local run queues; idle Ps and Ms (startm, wakep); ready and the direct hand-off; system
- * calls; the hook (gopark, goready); G descriptors; the scheduler loop (findrunnable, stopm,
- * execute); the API.
+ * Read top to bottom: the current M; switching between g0 and Gs; the timer heaps, one per P;
+ * the global and local run queues; idle Ps and Ms (startm, wakep); ready and the direct
+ * hand-off; system calls; the hook (gopark, goready); G descriptors; the scheduler loop
+ * (findrunnable, stopm, execute); the API.
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
