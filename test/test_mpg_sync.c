@@ -174,10 +174,7 @@ static int limited_g(chan_ctx_t *ctx, void *arg)
 {
     struct limited *l = arg;
     (void)ctx;
-    int now = atomic_fetch_add(&l->running, 1) + 1;
-    for (int m = atomic_load(&l->max_running); now > m;)
-        if (atomic_compare_exchange_weak(&l->max_running, &m, now))
-            break;
+    running_enter(&l->running, &l->max_running);
     chan_mpg_sleep_until(chan_now() + 100000); /* 0.1 ms: a G parked on a timer */
     atomic_fetch_sub(&l->running, 1);
     return 0;

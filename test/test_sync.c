@@ -560,10 +560,7 @@ static int limited_task(chan_ctx_t *ctx, void *arg)
 {
     struct limited *l = arg;
     (void)ctx;
-    int now = atomic_fetch_add(&l->running, 1) + 1;
-    for (int m = atomic_load(&l->max_running); now > m;)
-        if (atomic_compare_exchange_weak(&l->max_running, &m, now))
-            break;
+    running_enter(&l->running, &l->max_running);
     chan_recv(l->release, NULL);
     atomic_fetch_sub(&l->running, 1);
     atomic_fetch_add(&l->ran, 1);

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,17 @@ static inline void *join(pthread_t t)
     void *r = NULL;
     ck_assert_int_eq(pthread_join(t, &r), 0);
     return r;
+}
+
+/* One more task running: counts it in *running and raises *max_running to the count, so that a
+ * test of a limit can say how many ran at once at most. The task counts itself out with
+ * atomic_fetch_sub(running, 1). */
+static inline void running_enter(_Atomic int *running, _Atomic int *max_running)
+{
+    int now = atomic_fetch_add(running, 1) + 1;
+    for (int m = atomic_load(max_running); now > m;)
+        if (atomic_compare_exchange_weak(max_running, &m, now))
+            break;
 }
 
 /* Waits (up to ~10 s) until f(arg) is true; the way tests let a peer reach its blocked state
