@@ -124,10 +124,7 @@ static void gcall_join(struct gcall *c)
 static struct readers {
     int (*fd)[2];
     atomic_int entered, done;
-    atomic_bool stop;
-    chan_t *a, *b;
-    long rounds;
-    _Atomic int64_t pp_ns;
+    struct beside bs; /* the computing G and the ping-pong (testmpg.h) */
 } rd;
 
 static void reader(void *arg)
@@ -140,50 +137,6 @@ static void reader(void *arg)
     atomic_fetch_add(&rd.done, 1);
 }
 
-static void compute(void *arg)
-{
-    (void)arg;
-    volatile uint64_t x = 1;
-    while (!atomic_load_explicit(&rd.stop, memory_order_relaxed))
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-}
-
-static void ponger(void *arg)
-{
-    (void)arg;
-    long v;
-    for (long i = 0; i < rd.rounds; i++) {
-        ck_assert_int_eq(chan_recv(rd.a, &v), 0);
-        ck_assert_int_eq(v, i);
-        v++;
-        ck_assert_int_eq(chan_send(rd.b, &v), 0);
-    }
-}
-
-static void pinger(void *arg)
-{
-    (void)arg;
-    ck_assert_int_gt(chan_mpg_go(ponger, NULL), 0);
-    int64_t t0 = chan_now();
-    for (long i = 0; i < rd.rounds; i++) {
-        long v = i;
-        ck_assert_int_eq(chan_send(rd.a, &v), 0);
-        ck_assert_int_eq(chan_recv(rd.b, &v), 0);
-        ck_assert_int_eq(v, i + 1);
-    }
-    atomic_store(&rd.pp_ns, chan_now() - t0);
-}
-
-static int64_t run_pingpong(void)
-{
-    atomic_store(&rd.pp_ns, 0);
-    ck_assert_int_gt(chan_mpg_go(pinger, NULL), 0);
-    int64_t ns;
-    while ((ns = atomic_load(&rd.pp_ns)) == 0)
-        sleep_ms(1);
-    return ns;
-}
-
 /* The readers park (netpoller): they hold no thread, and the ping-pong on the P that the
  * computing G leaves free runs at its pace beside them. (test_mpg_syscall.c has the same with
  * blocking read(2) announced as system calls: there each reader holds an M.) */
@@ -192,28 +145,26 @@ START_TEST(readers_park_pingpong_runs)
     const int n = 1000;
     ck_assert_int_ge(fd_limit(), 2 * n + 64);
     int before = nfds();
-    rd.rounds = scaled(20000, 2000);
     rd.fd = calloc((size_t)n, sizeof *rd.fd);
     for (int i = 0; i < n; i++)
         mkpipe(rd.fd[i]);
-    rd.a = chan_make(sizeof(long), 0);
-    rd.b = chan_make(sizeof(long), 0);
+    beside_make(&rd.bs, scaled(20000, 2000));
     start(2);
     /* One P computes for the whole test: the ping-pong and the readers share the other. */
-    ck_assert_int_gt(chan_mpg_go(compute, NULL), 0);
-    int64_t alone = run_pingpong();
+    go(beside_compute, &rd.bs);
+    int64_t alone = beside_pingpong(&rd.bs);
     for (int i = 0; i < n; i++)
         ck_assert_int_gt(chan_mpg_go(reader, (void *)(intptr_t)i), 0);
     for (int i = 0; i < n; i++)
         ck_assert(fd_blocked(rd.fd[i][0], POLLIN));
-    int64_t beside = run_pingpong();
+    int64_t beside = beside_pingpong(&rd.bs);
     ck_assert_int_eq(atomic_load(&rd.done), 0); /* they were blocked all along */
     struct chan_mpg_stats st;
     chan_mpg_stats(&st);
     fprintf(stderr,
             "readers_park_pingpong_runs: %ld round trips in %.2f ms alone, %.2f ms beside %d "
             "parked readers; %llu Ms\n",
-            rd.rounds, (double)alone / 1e6, (double)beside / 1e6, n,
+            rd.bs.rounds, (double)alone / 1e6, (double)beside / 1e6, n,
             (unsigned long long)st.threads);
     ck_assert_msg(beside < 20 * alone + 2000 * MS, "ping-pong stalled: %lld ns vs %lld ns",
                   (long long)beside, (long long)alone);
@@ -224,10 +175,10 @@ START_TEST(readers_park_pingpong_runs)
     for (int i = 0; i < 20000 && atomic_load(&rd.done) < n; i++)
         sleep_ms(1);
     ck_assert_int_eq(atomic_load(&rd.done), n);
-    atomic_store(&rd.stop, true);
+    atomic_store(&rd.bs.stop, true);
     finish();
-    ck_assert_int_eq(chan_free(rd.a), 0);
-    ck_assert_int_eq(chan_free(rd.b), 0);
+    NO_BAD();
+    beside_free(&rd.bs);
     for (int i = 0; i < n; i++) {
         fdclose(rd.fd[i][0]);
         fdclose(rd.fd[i][1]);

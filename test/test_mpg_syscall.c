@@ -31,10 +31,7 @@ static int64_t bound_ms(int64_t plain) { return under_sanitizer() ? 4 * plain : 
 static struct readers {
     int fd[NPIPES][2];
     atomic_int entered, done;
-    atomic_bool stop; /* ends the computing G */
-    chan_t *a, *b;
-    long rounds;
-    _Atomic int64_t pp_ns; /* the last ping-pong's duration, 0 while it runs */
+    struct beside bs; /* the computing G and the ping-pong (testmpg.h) */
 } rd;
 
 static void reader(void *arg)
@@ -52,60 +49,16 @@ static void reader(void *arg)
     atomic_fetch_add(&rd.done, 1);
 }
 
-static void compute(void *arg)
-{
-    (void)arg;
-    volatile uint64_t x = 1;
-    while (!atomic_load_explicit(&rd.stop, memory_order_relaxed))
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-}
-
-static void ponger(void *arg)
-{
-    (void)arg;
-    long v;
-    for (long i = 0; i < rd.rounds; i++) {
-        G_CHECK(chan_recv(rd.a, &v) == 0 && v == i);
-        v++;
-        G_CHECK(chan_send(rd.b, &v) == 0);
-    }
-}
-
-static void pinger(void *arg)
-{
-    (void)arg;
-    G_CHECK(chan_mpg_go(ponger, NULL) > 0);
-    int64_t t0 = chan_now();
-    for (long i = 0; i < rd.rounds; i++) {
-        long v = i;
-        G_CHECK(chan_send(rd.a, &v) == 0);
-        G_CHECK(chan_recv(rd.b, &v) == 0 && v == i + 1);
-    }
-    atomic_store(&rd.pp_ns, chan_now() - t0);
-}
-
-static int64_t run_pingpong(void)
-{
-    atomic_store(&rd.pp_ns, 0);
-    ck_assert_int_gt(chan_mpg_go(pinger, NULL), 0);
-    int64_t ns;
-    while ((ns = atomic_load(&rd.pp_ns)) == 0)
-        sleep_ms(1);
-    return ns;
-}
-
 START_TEST(readers_block_pingpong_runs)
 {
     int n = 1000;
-    rd.rounds = under_sanitizer() ? 2000 : 20000;
     for (int i = 0; i < NPIPES; i++)
         ck_assert_int_eq(pipe(rd.fd[i]), 0);
-    rd.a = chan_make(sizeof(long), 0);
-    rd.b = chan_make(sizeof(long), 0);
+    beside_make(&rd.bs, scaled(20000, 2000));
     ck_assert_int_eq(chan_mpg_start(2), 0);
     /* One P computes for the whole test: the ping-pong and the readers share the other. */
-    ck_assert_int_gt(chan_mpg_go(compute, NULL), 0);
-    int64_t alone = run_pingpong();
+    go(beside_compute, &rd.bs);
+    int64_t alone = beside_pingpong(&rd.bs);
 
     for (int i = 0; i < n; i++)
         ck_assert_int_gt(chan_mpg_go(reader, (void *)(intptr_t)i), 0);
@@ -113,7 +66,7 @@ START_TEST(readers_block_pingpong_runs)
         sleep_ms(1);
     ck_assert_int_eq(atomic_load(&rd.entered), n);
     sleep_ms(50); /* the last ones reach read() */
-    int64_t beside = run_pingpong();
+    int64_t beside = beside_pingpong(&rd.bs);
     ck_assert_int_eq(atomic_load(&rd.done), 0); /* they were blocked all along */
 
     struct chan_mpg_stats st;
@@ -121,8 +74,8 @@ START_TEST(readers_block_pingpong_runs)
     fprintf(stderr,
             "readers_block_pingpong_runs: %ld round trips in %.2f ms alone, %.2f ms beside %d "
             "blocked readers; %llu Ms, %llu retakes\n",
-            rd.rounds, (double)alone / 1e6, (double)beside / 1e6, n, (unsigned long long)st.threads,
-            (unsigned long long)st.retakes);
+            rd.bs.rounds, (double)alone / 1e6, (double)beside / 1e6, n,
+            (unsigned long long)st.threads, (unsigned long long)st.retakes);
     /* Loosely: the same pace, within a factor 20 and 2 s of slack for a loaded machine. */
     ck_assert_msg(beside < 20 * alone + 2000 * MS, "ping-pong stalled: %lld ns vs %lld ns",
                   (long long)beside, (long long)alone);
@@ -137,12 +90,11 @@ START_TEST(readers_block_pingpong_runs)
     for (int i = 0; i < 20000 && atomic_load(&rd.done) < n; i++)
         sleep_ms(1);
     ck_assert_int_eq(atomic_load(&rd.done), n);
-    atomic_store(&rd.stop, true);
+    atomic_store(&rd.bs.stop, true);
     ck_assert_int_eq(chan_mpg_wait(), 0);
     ck_assert_int_eq(chan_mpg_stop(), 0);
     NO_BAD();
-    ck_assert_int_eq(chan_free(rd.a), 0);
-    ck_assert_int_eq(chan_free(rd.b), 0);
+    beside_free(&rd.bs);
     for (int i = 0; i < NPIPES; i++) {
         close(rd.fd[i][0]);
         close(rd.fd[i][1]);

@@ -37,4 +37,73 @@ __attribute__((unused)) static atomic_int bad_line;
     ck_assert_msg(atomic_load(&bad) == 0, "%ld failed check(s) inside Gs (one at line %d)",        \
                   atomic_load(&bad), atomic_load(&bad_line))
 
+/* ---- A G that computes and a timed ping-pong: what runs beside Gs a test blocks ------------ */
+
+/* test_mpg_io.c's readers parked in chan_read and test_mpg_syscall.c's blocked in read(2):
+ * on 2 Ps, one G computes until stop, holding one P, while two Gs bounce a value on the other,
+ * timed alone and then beside the readers, which must not slow it down. */
+struct beside {
+    chan_t *a, *b;         /* the ping-pong's channels: unbuffered, of long */
+    long rounds;           /* round trips per ping-pong */
+    atomic_bool stop;      /* ends the computing G */
+    _Atomic int64_t pp_ns; /* the last ping-pong's duration, 0 while it runs */
+};
+
+static inline void beside_make(struct beside *s, long rounds)
+{
+    s->rounds = rounds;
+    s->a = mk(sizeof(long), 0);
+    s->b = mk(sizeof(long), 0);
+}
+
+static inline void beside_free(struct beside *s)
+{
+    ck_assert_int_eq(chan_free(s->a), 0);
+    ck_assert_int_eq(chan_free(s->b), 0);
+}
+
+/* The computing G: spawn it with the struct beside as its argument. */
+static inline void beside_compute(void *arg)
+{
+    struct beside *s = arg;
+    volatile uint64_t x = 1;
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed))
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+}
+
+static inline void beside_ponger(void *arg)
+{
+    struct beside *s = arg;
+    long v;
+    for (long i = 0; i < s->rounds; i++) {
+        G_CHECK(chan_recv(s->a, &v) == 0 && v == i);
+        v++;
+        G_CHECK(chan_send(s->b, &v) == 0);
+    }
+}
+
+static inline void beside_pinger(void *arg)
+{
+    struct beside *s = arg;
+    G_CHECK(chan_mpg_go(beside_ponger, s) > 0);
+    int64_t t0 = chan_now();
+    for (long i = 0; i < s->rounds; i++) {
+        long v = i;
+        G_CHECK(chan_send(s->a, &v) == 0);
+        G_CHECK(chan_recv(s->b, &v) == 0 && v == i + 1);
+    }
+    atomic_store(&s->pp_ns, chan_now() - t0);
+}
+
+/* Runs one ping-pong of s->rounds round trips from a G and returns how long it took. */
+static inline int64_t beside_pingpong(struct beside *s)
+{
+    atomic_store(&s->pp_ns, 0);
+    ck_assert_int_gt(chan_mpg_go(beside_pinger, s), 0);
+    int64_t ns;
+    while ((ns = atomic_load(&s->pp_ns)) == 0)
+        sleep_ms(1);
+    return ns;
+}
+
 #endif
