@@ -56,7 +56,7 @@
 
 #include "chan.h"
 #define PROG "bench"
-#include "benchutil.h" /* die, OK, make, check, sum_to, seq_rounds, num */
+#include "benchutil.h" /* die, OK, make, check, sum_to, recv_sum, seq_rounds, num */
 #ifdef CHAN_COUNTERS
 #include "seam.h" /* the event counters of the instrumentation build (make MODE=counters) */
 #endif
@@ -326,13 +326,7 @@ static void *receiver(void *p)
 {
     struct part *a = p;
     unsigned char buf[MAX_ELEM];
-    uint64_t s = 0, v;
-    for (uint64_t i = 0; i < a->count; i++) {
-        OK(chan_recv(a->c, buf));
-        memcpy(&v, buf, sizeof v);
-        s += v;
-    }
-    a->sum = s;
+    a->sum = recv_sum(a->c, a->count, buf);
     return NULL;
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * benchutil.h - what the C harnesses bench.c and scale.c share: failing loudly (die, OK, make,
- * check), the seq shape both run (seq_rounds) and reading their numeric arguments (num).
- * Header-only. The includer defines PROG, its name as its messages begin ("bench", "scale"),
- * before including it.
+ * check), a receiver's loop (recv_sum), the seq shape both run (seq_rounds) and reading their
+ * numeric arguments (num). Header-only. The includer defines PROG, its name as its messages
+ * begin ("bench", "scale"), before including it.
  *
  * A harness never goes on after an error: a figure measured past a failed operation would
  * measure something else. Every error ends the process with exit 1 (a bad argument: 2), and
@@ -59,6 +59,19 @@ static inline void check(const char *what, uint64_t got, uint64_t want)
 
 /* 0 + 1 + ... + (k-1): what a sender of the values 0 .. k-1 delivers. */
 static inline uint64_t sum_to(uint64_t k) { return k * (k - 1) / 2; }
+
+/* A receiver's loop: count values received into buf (room for one element), and the sum of the
+ * uint64_t each begins with (what the senders put there). */
+static inline uint64_t recv_sum(chan_t *c, uint64_t count, unsigned char *buf)
+{
+    uint64_t s = 0, v;
+    for (uint64_t i = 0; i < count; i++) {
+        OK(chan_recv(c, buf));
+        memcpy(&v, buf, sizeof v);
+        s += v;
+    }
+    return s;
+}
 
 /* The seq shape, one thread: a buffer-full of uint64_t in, then out, rounds times; the sum of
  * what came out (rounds * sum_to(cap)). */

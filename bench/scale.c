@@ -60,7 +60,7 @@
 #include "chan.h"
 #include "chan_time.h"
 #define PROG "scale"
-#include "benchutil.h" /* die, OK, make, check, sum_to, seq_rounds, num */
+#include "benchutil.h" /* die, OK, make, check, sum_to, recv_sum, seq_rounds, num */
 
 #ifdef BENCH_MPG
 #include "sched/chan_sched_mpg.h"
@@ -215,14 +215,8 @@ static void *receiver(void *p)
 {
     struct part *a = p;
     unsigned char *buf = page_alloc(a->elemsize);
-    uint64_t s = 0, v;
-    for (uint64_t i = 0; i < a->count; i++) {
-        OK(chan_recv(a->c, buf));
-        memcpy(&v, buf, sizeof v);
-        s += v;
-    }
+    a->sum = recv_sum(a->c, a->count, buf);
     free(buf);
-    a->sum = s;
     return NULL;
 }
 
