@@ -668,6 +668,28 @@ END_TEST
  * so an unpark that comes after its operation returned is caught. */
 enum { RING = 256 };
 
+/* The ring of a race test, its first task the thread's, and the hook installed (the counters
+ * reset); ring_end takes both away. */
+static struct task *ring_begin(void)
+{
+    reset_counters();
+    struct task *ring = calloc(RING, sizeof *ring);
+    ck_assert_ptr_nonnull(ring);
+    for (int i = 0; i < RING; i++)
+        task_init(&ring[i]);
+    tl_task = &ring[0];
+    chan_sched_set(&hook_a);
+    return ring;
+}
+
+static void ring_end(struct task *ring)
+{
+    chan_sched_set(NULL);
+    for (int i = 0; i < RING; i++)
+        task_destroy(&ring[i]);
+    free(ring);
+}
+
 static uint32_t xorshift(uint32_t *s)
 {
     uint32_t x = *s;
@@ -723,13 +745,7 @@ START_TEST(test_hook_timeout_race)
      * case where it timed out but lost the race to a waker (a second park, CHAN_FOREVER).
      * Values are neither lost nor duplicated. */
     enum { N = 1500 };
-    reset_counters();
-    struct task *ring = calloc(RING, sizeof *ring);
-    ck_assert_ptr_nonnull(ring);
-    for (int i = 0; i < RING; i++)
-        task_init(&ring[i]);
-    tl_task = &ring[0];
-    chan_sched_set(&hook_a);
+    struct task *ring = ring_begin();
     chan_t *c = chan_make(sizeof(int64_t), 0);
     watch(c, NULL);
     uint32_t seed = 0x9e3779b9u;
@@ -786,11 +802,8 @@ START_TEST(test_hook_timeout_race)
         fprintf(stderr, "timeout race: %ld ops, %ld time-outs, %ld lost races\n", ops, timeouts,
                 lost_races);
     watch(NULL, NULL);
-    chan_sched_set(NULL);
+    ring_end(ring);
     ck_assert_int_eq(chan_free(c), 0);
-    for (int i = 0; i < RING; i++)
-        task_destroy(&ring[i]);
-    free(ring);
 }
 END_TEST
 
@@ -814,13 +827,7 @@ START_TEST(test_hook_close_races_timeout)
      * completed by the close (-EPIPE, one unpark, perhaps after a lost race); either way no
      * call names the task after it returned, and the channel is free once both are done. */
     enum { ROUNDS = 300 };
-    reset_counters();
-    struct task *ring = calloc(RING, sizeof *ring);
-    ck_assert_ptr_nonnull(ring);
-    for (int i = 0; i < RING; i++)
-        task_init(&ring[i]);
-    tl_task = &ring[0];
-    chan_sched_set(&hook_a);
+    struct task *ring = ring_begin();
     uint32_t seed = 0x2545f491u;
     long ops = 0, epipe_after_block = 0;
     for (int round = 0; round < ROUNDS; round++) {
@@ -850,10 +857,7 @@ START_TEST(test_hook_close_races_timeout)
     check_totals();
     if (getenv("CHAN_TEST_VERBOSE"))
         fprintf(stderr, "close race: %ld ops, %ld woken by the close\n", ops, epipe_after_block);
-    chan_sched_set(NULL);
-    for (int i = 0; i < RING; i++)
-        task_destroy(&ring[i]);
-    free(ring);
+    ring_end(ring);
 }
 END_TEST
 
