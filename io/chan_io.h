@@ -177,8 +177,9 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n);
 
 /* Go's signal.Stop: no signal is sent to c once it returns (a delivery under way finishes
  * first). Each signal that no channel asks for any more gets back the disposition it had
- * before libchan's handler. 0 (also when c was not registered), -EINVAL for NULL. Call it
- * before freeing c. */
+ * before libchan's handler, unless the program has set its own since (sigaction(2): a
+ * SIG_IGN so set, Go's signal.Ignore, stays; a notify after it installs the handler again).
+ * 0 (also when c was not registered), -EINVAL for NULL. Call it before freeing c. */
 int chan_signal_stop(chan_t *c);
 
 #if defined(__GNUC__) && __GNUC__ >= 4

@@ -1348,6 +1348,49 @@ START_TEST(test_signal_bad_input)
 }
 END_TEST
 
+/* A disposition that the program sets itself while channels ask for the signal is the
+ * program's: the last Stop leaves it (a SIGHUP ignored so, as Go's signal.Ignore ignores it,
+ * stays ignored; the old Stop put back the default, which ends the process), and a Notify
+ * after it installs the handler again (the old one counted the channels that asked and
+ * installed nothing, so the new channel got no signal), keeping the program's handler for the
+ * last Stop. */
+static atomic_int own_hits;
+static void own_handler(int s)
+{
+    (void)s;
+    atomic_fetch_add(&own_hits, 1);
+}
+
+START_TEST(test_signal_program_disposition)
+{
+    chan_t *c = chan_make(sizeof(int), 4), *d = chan_make(sizeof(int), 4);
+    signal(SIGHUP, SIG_DFL);
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGHUP}, 1), 0);
+    signal(SIGHUP, SIG_IGN); /* the program ignores it from now on */
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert(ignored(SIGHUP));
+
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+    signal(SIGUSR1, own_handler); /* the program's own handler takes it from c */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(atomic_load(&own_hits), 1);
+    ck_assert_int_eq(chan_signal_notify(d, (int[]){SIGUSR1}, 1), 0); /* d asks again */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert(recv_signal(d, SIGUSR1));
+    ck_assert(recv_signal(c, SIGUSR1)); /* each channel that asks gets it */
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert_int_eq(chan_signal_stop(d), 0);
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &sa), 0);
+    ck_assert(sa.sa_handler == own_handler); /* what d's Notify replaced */
+    ck_assert_int_eq(atomic_load(&own_hits), 1);
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_free(d), 0);
+}
+END_TEST
+
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 /* Whether c receives a signal within ms milliseconds: the signal, or 0. */
@@ -1694,6 +1737,7 @@ int main(void)
     ADD_TEST(s, test_signal_burst, 30);
     ADD_TEST(s, test_signal_all_and_sigpipe, 30);
     ADD_TEST(s, test_signal_bad_input, 10);
+    ADD_TEST(s, test_signal_program_disposition, 30);
     ADD_TEST(s, test_fork, 30);
     ADD_TEST(s, test_fork_during_close, 30);
     ADD_TEST(s, test_connect_retry_after_timeout, 60);
