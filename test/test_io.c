@@ -153,6 +153,14 @@ START_TEST(test_deadlines)
 }
 END_TEST
 
+/* A signal that interrupts a thread's wait (a handler without SA_RESTART) is absorbed. */
+START_TEST(test_waits_absorb_signals) { no_fd_leaked(waits_absorb_signals); }
+END_TEST
+
+/* Go's deadline moved while a read waits: a timer's channel as the cancel. */
+START_TEST(test_deadline_moved_by_timer) { no_fd_leaked(deadline_moved_by_timer); }
+END_TEST
+
 /* A value in the cancel channel is taken by the wait it cancels. */
 START_TEST(test_cancel_by_value)
 {
@@ -1391,6 +1399,43 @@ START_TEST(test_signal_program_disposition)
 }
 END_TEST
 
+/* Go's TestStress and TestAtomicStop: a thread sends SIGUSR1 to the process without pause
+ * while channels ask for it and stop, one after another. Each gets the signal once it asks;
+ * once chan_signal_stop has returned nothing touches it, so it is freed at once (ASan and TSan
+ * see a delivery that came after). A channel that asks all along keeps the signal caught. */
+static atomic_bool usr1_over;
+
+static void *usr1_storm(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&usr1_over)) {
+        ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+        sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(test_signal_stress)
+{
+    chan_t *keep = chan_make(sizeof(int), 1);
+    ck_assert_int_eq(chan_signal_notify(keep, (int[]){SIGUSR1}, 1), 0);
+    atomic_store(&usr1_over, false);
+    pthread_t t = spawn(usr1_storm, NULL);
+    int rounds = under_sanitizer() ? 50 : 500;
+    for (int i = 0; i < rounds; i++) {
+        chan_t *c = chan_make(sizeof(int), 1);
+        ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+        ck_assert(recv_signal(c, SIGUSR1));
+        ck_assert_int_eq(chan_signal_stop(c), 0);
+        ck_assert_int_eq(chan_free(c), 0);
+    }
+    atomic_store(&usr1_over, true);
+    join(t);
+    ck_assert_int_eq(chan_signal_stop(keep), 0);
+    ck_assert_int_eq(chan_free(keep), 0);
+}
+END_TEST
+
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 /* Whether c receives a signal within ms milliseconds: the signal, or 0. */
@@ -1717,6 +1762,8 @@ int main(void)
     ADD_TEST(s, test_deadlines, 30);
     ADD_TEST(s, test_cancel_by_value, 10);
     ADD_TEST(s, test_sleep_until, 30);
+    ADD_TEST(s, test_waits_absorb_signals, 30);
+    ADD_TEST(s, test_deadline_moved_by_timer, 30);
     ADD_TEST(s, test_select_socket_channel_timer, 30);
     ADD_TEST(s, test_bad_fds, 30);
     ADD_TEST(s, test_busy, 30);
@@ -1738,6 +1785,7 @@ int main(void)
     ADD_TEST(s, test_signal_all_and_sigpipe, 30);
     ADD_TEST(s, test_signal_bad_input, 10);
     ADD_TEST(s, test_signal_program_disposition, 30);
+    ADD_TEST(s, test_signal_stress, 60);
     ADD_TEST(s, test_fork, 30);
     ADD_TEST(s, test_fork_during_close, 30);
     ADD_TEST(s, test_connect_retry_after_timeout, 60);
