@@ -65,7 +65,8 @@ extern "C" {
 /* The channel of fd's readiness for events (POLLIN or POLLOUT, exactly one): a receive from it
  * completes whenever poll(2) finds fd ready at that moment, and yields an int, the revents
  * (POLLIN or POLLOUT, and POLLHUP, POLLERR, POLLNVAL as poll reports them: a pipe at the end of
- * its data, its writer gone, reports POLLHUP without POLLIN). Level-triggered:
+ * its data, its writer gone, reports POLLHUP without POLLIN; one whose reader has gone, POLLERR,
+ * with POLLOUT only while it has room). Level-triggered:
  * a receive consumes nothing, so it stays ready until the data is read (or the room used).
  * Use it as a CHAN_RECV case of chan_select to wait for fd and for channels at once.
  * One channel per (fd, direction), owned by the library's record of fd: calling again returns
@@ -90,14 +91,16 @@ chan_t *chan_fd_chan(int fd, short events);
 int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline);
 
 /* read(2) that waits as chan_fd_wait(fd, POLLIN, ...) whenever fd has nothing to read: the
- * bytes read (0 at the end of the file), or -errno of read(2), -ECANCELED, -ETIMEDOUT, and
- * chan_fd_wait's errors. The first of these I/O calls on fd sets O_NONBLOCK on it (on the
- * open file description: a pipe or socket shared with another process sees it too), once: a
- * program that clears it again makes these calls block in read(2) or write(2), whatever cancel
- * and the deadline say (and chan_fd_close waits for them). Nothing clears it, chan_fd_close
- * neither: a terminal given as standard input stays non-blocking for the shell after the
- * program (chan_io(3) says what to do). -EINVAL when n > SSIZE_MAX. A regular file is always
- * ready: its reads never wait here. */
+ * bytes read (0 at the end of the file, and at once for n 0, as read(2)), or -errno of
+ * read(2), -ECANCELED, -ETIMEDOUT, and chan_fd_wait's errors. The first of these I/O calls on
+ * fd sets O_NONBLOCK on it (on the open file description: a pipe or socket shared with another
+ * process sees it too), once: a program that clears it again makes these calls block in
+ * read(2) or write(2), whatever cancel and the deadline say (and chan_fd_close waits for them).
+ * Nothing clears it, chan_fd_close neither: a terminal given as standard input stays
+ * non-blocking for the shell after the program (chan_io(3) says what to do). -EINVAL when
+ * n > SSIZE_MAX. A regular file is always ready: its reads never wait here. The deadline does
+ * not move while the call waits: a timer's channel as cancel does (chan_timer_reset), as Go's
+ * SetReadDeadline on a read under way. */
 ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline);
 
 /* Writes all n bytes, waiting as chan_fd_wait(fd, POLLOUT, ...) whenever fd has no room: n;
