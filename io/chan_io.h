@@ -124,7 +124,9 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
  * or timed out, the connection attempt is left in progress: close fd (chan_fd_close), as Go
  * does, or call again with the same sa, which waits for that attempt's outcome. On a socket
  * already connected, 0 (connect(2)'s EISCONN, taken as Go's connect does when the socket has
- * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. */
+ * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. On a Unix-domain
+ * socket whose listener's backlog is full, -EAGAIN at once, as connect(2) and Go's connect:
+ * there is no attempt in progress to wait for. */
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
                  int64_t deadline);
 

@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1193,6 +1194,35 @@ START_TEST(test_accept_connect)
 }
 END_TEST
 
+/* chan_io(3): on a Unix-domain socket whose listener's backlog is full, chan_connect returns
+ * -EAGAIN at once, as connect(2) does (there is no attempt in progress to wait for), however
+ * far its deadline; once the listener accepts, a new attempt connects. */
+START_TEST(test_connect_unix_backlog_full)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "libchan-test-%d", (int)getpid());
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, len), 0); /* abstract: no file */
+    ck_assert_int_eq(listen(l, 0), 0);
+    int s[8], r = 0, i = 0;
+    for (; i < 8 && r == 0; i++) {
+        s[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(s[i], 0);
+        r = chan_connect(s[i], (struct sockaddr *)&sa, len, NULL, chan_now() + 3600 * CHAN_SECOND);
+    }
+    ck_assert_int_eq(r, -EAGAIN);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_connect(s[i - 1], (struct sockaddr *)&sa, len, NULL, CHAN_FOREVER), 0);
+    fdclose(a);
+    while (i-- > 0)
+        fdclose(s[i]);
+    fdclose(l);
+}
+END_TEST
+
 /* chan_io(3): a connect cut short by its deadline may be called again. The listener's queue is
  * full (backlog 0 holds one connection, not accepted), so Linux drops the next SYN: that
  * connect is in progress and times out. Once the queued one is accepted, the SYN sent again
@@ -1789,6 +1819,7 @@ int main(void)
     ADD_TEST(s, test_fork, 30);
     ADD_TEST(s, test_fork_during_close, 30);
     ADD_TEST(s, test_connect_retry_after_timeout, 60);
+    ADD_TEST(s, test_connect_unix_backlog_full, 30);
     ADD_TEST(s, test_signal_pending_before_notify, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);
