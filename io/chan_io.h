@@ -159,11 +159,12 @@ int chan_sleep_until(int64_t deadline, chan_t *cancel);
  * receiver waiting), that delivery is dropped, as Go does. So give c a buffer: a burst of one
  * signal arrives at least once, not once per signal. c must have elemsize sizeof(int).
  * The signal's disposition becomes libchan's handler (installed on the first channel that
- * asks for the signal; the disposition it replaces is kept and restored when the last
- * channel stops): the default action (termination for most signals) no longer happens, and a
- * signal that was ignored is no longer ignored (Go's rule). Calling again for the same c adds
- * signals to its set. n == 0: every signal that can be caught (sigs is not looked at), SIGURG
- * too, with which chan_leak(3) stops threads: its checks and this channel then contend for it.
+ * asks for the signal, and again on a later ask if the program has set its own since; the
+ * disposition it replaces is kept and restored when the last channel stops): the default
+ * action (termination for most signals) no longer happens, and a signal that was ignored is no
+ * longer ignored (Go's rule). Calling again for the same c adds signals to its set. n == 0:
+ * every signal that can be caught (sigs is not looked at), SIGURG too, with which chan_leak(3)
+ * stops threads: its checks and this channel then contend for it.
  * -EINVAL, nothing changed: c NULL or of another element size; sigs NULL with n > 0; a signal
  * out of range (<= 0, or >= 65), one reserved by the C library (32 and 33, between 31 and
  * SIGRTMIN), SIGKILL and SIGSTOP (they cannot be caught, as in Go), or a synchronous fault,
