@@ -65,7 +65,8 @@ extern "C" {
 /* The channel of fd's readiness for events (POLLIN or POLLOUT, exactly one): a receive from it
  * completes whenever poll(2) finds fd ready at that moment, and yields an int, the revents
  * (POLLIN or POLLOUT, and POLLHUP, POLLERR, POLLNVAL as poll reports them: a pipe at the end of
- * its data, its writer gone, reports POLLHUP without POLLIN). Level-triggered:
+ * its data, its writer gone, reports POLLHUP without POLLIN; one whose reader has gone, POLLERR,
+ * with POLLOUT only while it has room). Level-triggered:
  * a receive consumes nothing, so it stays ready until the data is read (or the room used).
  * Use it as a CHAN_RECV case of chan_select to wait for fd and for channels at once.
  * One channel per (fd, direction), owned by the library's record of fd: calling again returns
@@ -90,14 +91,16 @@ chan_t *chan_fd_chan(int fd, short events);
 int chan_fd_wait(int fd, short events, chan_t *cancel, int64_t deadline);
 
 /* read(2) that waits as chan_fd_wait(fd, POLLIN, ...) whenever fd has nothing to read: the
- * bytes read (0 at the end of the file), or -errno of read(2), -ECANCELED, -ETIMEDOUT, and
- * chan_fd_wait's errors. The first of these I/O calls on fd sets O_NONBLOCK on it (on the
- * open file description: a pipe or socket shared with another process sees it too), once: a
- * program that clears it again makes these calls block in read(2) or write(2), whatever cancel
- * and the deadline say (and chan_fd_close waits for them). Nothing clears it, chan_fd_close
- * neither: a terminal given as standard input stays non-blocking for the shell after the
- * program (chan_io(3) says what to do). -EINVAL when n > SSIZE_MAX. A regular file is always
- * ready: its reads never wait here. */
+ * bytes read (0 at the end of the file, and at once for n 0, as read(2)), or -errno of
+ * read(2), -ECANCELED, -ETIMEDOUT, and chan_fd_wait's errors. The first of these I/O calls on
+ * fd sets O_NONBLOCK on it (on the open file description: a pipe or socket shared with another
+ * process sees it too), once: a program that clears it again makes these calls block in
+ * read(2) or write(2), whatever cancel and the deadline say (and chan_fd_close waits for them).
+ * Nothing clears it, chan_fd_close neither: a terminal given as standard input stays
+ * non-blocking for the shell after the program (chan_io(3) says what to do). -EINVAL when
+ * n > SSIZE_MAX. A regular file is always ready: its reads never wait here. The deadline does
+ * not move while the call waits: a timer's channel as cancel does (chan_timer_reset), as Go's
+ * SetReadDeadline on a read under way. */
 ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline);
 
 /* Writes all n bytes, waiting as chan_fd_wait(fd, POLLOUT, ...) whenever fd has no room: n;
@@ -121,7 +124,9 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
  * or timed out, the connection attempt is left in progress: close fd (chan_fd_close), as Go
  * does, or call again with the same sa, which waits for that attempt's outcome. On a socket
  * already connected, 0 (connect(2)'s EISCONN, taken as Go's connect does when the socket has
- * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. */
+ * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. On a Unix-domain
+ * socket whose listener's backlog is full, -EAGAIN at once, as connect(2) and Go's connect:
+ * there is no attempt in progress to wait for. */
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
                  int64_t deadline);
 
@@ -154,11 +159,12 @@ int chan_sleep_until(int64_t deadline, chan_t *cancel);
  * receiver waiting), that delivery is dropped, as Go does. So give c a buffer: a burst of one
  * signal arrives at least once, not once per signal. c must have elemsize sizeof(int).
  * The signal's disposition becomes libchan's handler (installed on the first channel that
- * asks for the signal; the disposition it replaces is kept and restored when the last
- * channel stops): the default action (termination for most signals) no longer happens, and a
- * signal that was ignored is no longer ignored (Go's rule). Calling again for the same c adds
- * signals to its set. n == 0: every signal that can be caught (sigs is not looked at), SIGURG
- * too, with which chan_leak(3) stops threads: its checks and this channel then contend for it.
+ * asks for the signal, and again on a later ask if the program has set its own since; the
+ * disposition it replaces is kept and restored when the last channel stops): the default
+ * action (termination for most signals) no longer happens, and a signal that was ignored is no
+ * longer ignored (Go's rule). Calling again for the same c adds signals to its set. n == 0:
+ * every signal that can be caught (sigs is not looked at), SIGURG too, with which chan_leak(3)
+ * stops threads: its checks and this channel then contend for it.
  * -EINVAL, nothing changed: c NULL or of another element size; sigs NULL with n > 0; a signal
  * out of range (<= 0, or >= 65), one reserved by the C library (32 and 33, between 31 and
  * SIGRTMIN), SIGKILL and SIGSTOP (they cannot be caught, as in Go), or a synchronous fault,
@@ -177,8 +183,9 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n);
 
 /* Go's signal.Stop: no signal is sent to c once it returns (a delivery under way finishes
  * first). Each signal that no channel asks for any more gets back the disposition it had
- * before libchan's handler. 0 (also when c was not registered), -EINVAL for NULL. Call it
- * before freeing c. */
+ * before libchan's handler, unless the program has set its own since (sigaction(2): a
+ * SIG_IGN so set, Go's signal.Ignore, stays; a notify after it installs the handler again).
+ * 0 (also when c was not registered), -EINVAL for NULL. Call it before freeing c. */
 int chan_signal_stop(chan_t *c);
 
 #if defined(__GNUC__) && __GNUC__ >= 4

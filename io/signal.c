@@ -179,12 +179,29 @@ static int watch(int s)
     sa.sa_handler = on_signal;
     sigfillset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART | SA_ONSTACK;
-    if (sigaction(s, &sa, &sg.saved[s]) < 0)
+    struct sigaction old;
+    if (sigaction(s, &sa, &old) < 0)
         return -errno;
+    sg.saved[s] = old;
     return 0;
 }
 
-static void unwatch(int s) { sigaction(s, &sg.saved[s], NULL); }
+/* Whether s's disposition is still libchan's handler: the program may have put its own since
+ * (sigaction(2), signal(2)), which it then keeps (as fiber.c's stack-overflow watch does). */
+static bool ours(int s)
+{
+    struct sigaction cur;
+    return sigaction(s, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+           cur.sa_handler == on_signal;
+}
+
+/* Gives s back the disposition that watch replaced, unless the program has put its own since
+ * (a program that ignores SIGHUP itself, as Go's signal.Ignore, keeps it ignored). */
+static void unwatch(int s)
+{
+    if (ours(s))
+        sigaction(s, &sg.saved[s], NULL);
+}
 
 int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
 {
@@ -220,21 +237,25 @@ int chan_signal_notify(chan_t *c, const int *sigs, size_t n)
         else
             *r = (struct reg){.c = c};
     }
-    /* Install the handler for each signal that had no channel yet; undo on failure. */
-    int s = 1;
-    for (; !err && s < NSIGS; s++)
-        if (has(mask, s) && !has(r->mask, s) && sg.nchan[s] == 0 && (err = watch(s)))
-            break;
+    /* Install the handler for each signal that had no channel yet, or whose disposition the
+     * program has replaced since (its own is then the one kept for the last Stop: Go's Notify
+     * always enables the signal); undo on failure. */
+    uint64_t installed[2] = {0, 0};
+    for (int s = 1; !err && s < NSIGS; s++)
+        if (has(mask, s) && (sg.nchan[s] == 0 || !ours(s))) {
+            if ((err = watch(s)) == 0)
+                installed[s / 64] |= (uint64_t)1 << (s % 64);
+        }
     if (err) {
-        for (int t = 1; r && t < s; t++)
-            if (has(mask, t) && !has(r->mask, t) && sg.nchan[t] == 0)
+        for (int t = 1; t < NSIGS; t++)
+            if (has(installed, t))
                 unwatch(t);
         chan_mfree(fresh);
         pthread_mutex_unlock(&sg.mu);
         wakeups_release();
         return err;
     }
-    for (s = 1; s < NSIGS; s++)
+    for (int s = 1; s < NSIGS; s++)
         if (has(mask, s) && !has(r->mask, s))
             sg.nchan[s]++;
     r->mask[0] |= mask[0];

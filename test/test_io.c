@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +152,14 @@ START_TEST(test_deadlines)
     fdclose(p[0]);
     fdclose(p[1]);
 }
+END_TEST
+
+/* A signal that interrupts a thread's wait (a handler without SA_RESTART) is absorbed. */
+START_TEST(test_waits_absorb_signals) { no_fd_leaked(waits_absorb_signals); }
+END_TEST
+
+/* Go's deadline moved while a read waits: a timer's channel as the cancel. */
+START_TEST(test_deadline_moved_by_timer) { no_fd_leaked(deadline_moved_by_timer); }
 END_TEST
 
 /* A value in the cancel channel is taken by the wait it cancels. */
@@ -1185,6 +1194,35 @@ START_TEST(test_accept_connect)
 }
 END_TEST
 
+/* chan_io(3): on a Unix-domain socket whose listener's backlog is full, chan_connect returns
+ * -EAGAIN at once, as connect(2) does (there is no attempt in progress to wait for), however
+ * far its deadline; once the listener accepts, a new attempt connects. */
+START_TEST(test_connect_unix_backlog_full)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "libchan-test-%d", (int)getpid());
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, len), 0); /* abstract: no file */
+    ck_assert_int_eq(listen(l, 0), 0);
+    int s[8], r = 0, i = 0;
+    for (; i < 8 && r == 0; i++) {
+        s[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(s[i], 0);
+        r = chan_connect(s[i], (struct sockaddr *)&sa, len, NULL, chan_now() + 3600 * CHAN_SECOND);
+    }
+    ck_assert_int_eq(r, -EAGAIN);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_connect(s[i - 1], (struct sockaddr *)&sa, len, NULL, CHAN_FOREVER), 0);
+    fdclose(a);
+    while (i-- > 0)
+        fdclose(s[i]);
+    fdclose(l);
+}
+END_TEST
+
 /* chan_io(3): a connect cut short by its deadline may be called again. The listener's queue is
  * full (backlog 0 holds one connection, not accepted), so Linux drops the next SYN: that
  * connect is in progress and times out. Once the queued one is accepted, the SYN sent again
@@ -1345,6 +1383,86 @@ START_TEST(test_signal_bad_input)
     ck_assert_int_eq(chan_signal_stop(c), 0);
     ck_assert_int_eq(chan_free(c), 0);
     ck_assert_int_eq(chan_free(wide), 0);
+}
+END_TEST
+
+/* A disposition that the program sets itself while channels ask for the signal is the
+ * program's: the last Stop leaves it (a SIGHUP ignored so, as Go's signal.Ignore ignores it,
+ * stays ignored; the old Stop put back the default, which ends the process), and a Notify
+ * after it installs the handler again (the old one counted the channels that asked and
+ * installed nothing, so the new channel got no signal), keeping the program's handler for the
+ * last Stop. */
+static atomic_int own_hits;
+static void own_handler(int s)
+{
+    (void)s;
+    atomic_fetch_add(&own_hits, 1);
+}
+
+START_TEST(test_signal_program_disposition)
+{
+    chan_t *c = chan_make(sizeof(int), 4), *d = chan_make(sizeof(int), 4);
+    signal(SIGHUP, SIG_DFL);
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGHUP}, 1), 0);
+    signal(SIGHUP, SIG_IGN); /* the program ignores it from now on */
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert(ignored(SIGHUP));
+
+    ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+    signal(SIGUSR1, own_handler); /* the program's own handler takes it from c */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(atomic_load(&own_hits), 1);
+    ck_assert_int_eq(chan_signal_notify(d, (int[]){SIGUSR1}, 1), 0); /* d asks again */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert(recv_signal(d, SIGUSR1));
+    ck_assert(recv_signal(c, SIGUSR1)); /* each channel that asks gets it */
+    ck_assert_int_eq(chan_signal_stop(c), 0);
+    ck_assert_int_eq(chan_signal_stop(d), 0);
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &sa), 0);
+    ck_assert(sa.sa_handler == own_handler); /* what d's Notify replaced */
+    ck_assert_int_eq(atomic_load(&own_hits), 1);
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_free(d), 0);
+}
+END_TEST
+
+/* Go's TestStress and TestAtomicStop: a thread sends SIGUSR1 to the process without pause
+ * while channels ask for it and stop, one after another. Each gets the signal once it asks;
+ * once chan_signal_stop has returned nothing touches it, so it is freed at once (ASan and TSan
+ * see a delivery that came after). A channel that asks all along keeps the signal caught. */
+static atomic_bool usr1_over;
+
+static void *usr1_storm(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&usr1_over)) {
+        ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+        sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(test_signal_stress)
+{
+    chan_t *keep = chan_make(sizeof(int), 1);
+    ck_assert_int_eq(chan_signal_notify(keep, (int[]){SIGUSR1}, 1), 0);
+    atomic_store(&usr1_over, false);
+    pthread_t t = spawn(usr1_storm, NULL);
+    int rounds = under_sanitizer() ? 50 : 500;
+    for (int i = 0; i < rounds; i++) {
+        chan_t *c = chan_make(sizeof(int), 1);
+        ck_assert_int_eq(chan_signal_notify(c, (int[]){SIGUSR1}, 1), 0);
+        ck_assert(recv_signal(c, SIGUSR1));
+        ck_assert_int_eq(chan_signal_stop(c), 0);
+        ck_assert_int_eq(chan_free(c), 0);
+    }
+    atomic_store(&usr1_over, true);
+    join(t);
+    ck_assert_int_eq(chan_signal_stop(keep), 0);
+    ck_assert_int_eq(chan_free(keep), 0);
 }
 END_TEST
 
@@ -1674,6 +1792,8 @@ int main(void)
     ADD_TEST(s, test_deadlines, 30);
     ADD_TEST(s, test_cancel_by_value, 10);
     ADD_TEST(s, test_sleep_until, 30);
+    ADD_TEST(s, test_waits_absorb_signals, 30);
+    ADD_TEST(s, test_deadline_moved_by_timer, 30);
     ADD_TEST(s, test_select_socket_channel_timer, 30);
     ADD_TEST(s, test_bad_fds, 30);
     ADD_TEST(s, test_busy, 30);
@@ -1694,9 +1814,12 @@ int main(void)
     ADD_TEST(s, test_signal_burst, 30);
     ADD_TEST(s, test_signal_all_and_sigpipe, 30);
     ADD_TEST(s, test_signal_bad_input, 10);
+    ADD_TEST(s, test_signal_program_disposition, 30);
+    ADD_TEST(s, test_signal_stress, 60);
     ADD_TEST(s, test_fork, 30);
     ADD_TEST(s, test_fork_during_close, 30);
     ADD_TEST(s, test_connect_retry_after_timeout, 60);
+    ADD_TEST(s, test_connect_unix_backlog_full, 30);
     ADD_TEST(s, test_signal_pending_before_notify, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);

@@ -119,6 +119,15 @@ static void gcall_join(struct gcall *c)
     ck_assert_int_eq(chan_free(c->done), 0);
 }
 
+/* A signal that interrupts the thread of a G that waits is absorbed: the G stays parked to
+ * its deadline. */
+START_TEST(waits_absorb_signals_on_g) { on_g(waits_absorb_signals, 2); }
+END_TEST
+
+/* Go's deadline moved while a read waits, on a G: a timer's channel as the cancel. */
+START_TEST(deadline_moved_by_timer_on_g) { on_g(deadline_moved_by_timer, 2); }
+END_TEST
+
 /* ---- 1,000 Gs blocked in chan_read while a G computes and two Gs ping-pong ------------------- */
 
 static struct readers {
@@ -1248,6 +1257,8 @@ int main(void)
     ADD_TEST(s, select_socket_channel_timer_1p, 30);
     ADD_TEST(s, cancel_blocked_socket, 30);
     ADD_TEST(s, deadlines, 30);
+    ADD_TEST(s, waits_absorb_signals_on_g, 30);
+    ADD_TEST(s, deadline_moved_by_timer_on_g, 30);
     ADD_TEST(s, busy, 30);
     ADD_TEST(s, fd_close_wakes_gs, 30);
     ADD_TEST(s, fd_close_from_g_parks, 30);

@@ -14,13 +14,18 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "chan_io.h"
+#include "chan_time.h"
 
 /* How many fds the process has open (the entries of /proc/self/fd, the directory's own fd and
  * "." and ".." included: compare two counts, never one with a number). */
@@ -138,6 +143,128 @@ static inline pthread_t flapper_start(struct flap *f)
     pthread_t t = spawn(flapper, f);
     ck_assert_msg(eventually(flapped, f), "the flapper never ran");
     return t;
+}
+
+/* A storm of signals at every thread of the process: SIGUSR2, whose handler counts and was
+ * installed without SA_RESTART, so that a system call it interrupts fails with EINTR. The
+ * waits of chan_io.h absorb it (chan_io(3): none returns -EINTR). storm_start, then the waits,
+ * then storm_stop; the count says whether any signal ran its handler. */
+static atomic_int storm_hits;
+static atomic_bool storm_over;
+
+static void storm_handler(int s)
+{
+    (void)s;
+    atomic_fetch_add(&storm_hits, 1);
+}
+
+static void *storm_run(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&storm_over)) {
+        DIR *d = opendir("/proc/self/task");
+        ck_assert_ptr_nonnull(d);
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.')
+                (void)syscall(SYS_tgkill, getpid(), atoi(e->d_name), SIGUSR2);
+        closedir(d);
+        sleep_ms(1); /* a pace, not a synchronisation */
+    }
+    return NULL;
+}
+
+static inline pthread_t storm_start(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = storm_handler;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+    atomic_store(&storm_over, false);
+    return spawn(storm_run, NULL);
+}
+
+static inline int storm_stop(pthread_t t)
+{
+    atomic_store(&storm_over, true);
+    join(t);
+    return atomic_load(&storm_hits);
+}
+
+/* The waits of chan_io.h under a storm of signals (storm_start): each ends at its deadline,
+ * with -ETIMEDOUT (chan_sleep_until: 0), never before it and never with -EINTR. The body that
+ * test_io.c runs on a thread and test_mpg_io.c on a G (Go's TestTime: signals during a sleep
+ * do not cut it short). */
+static inline void waits_absorb_signals(void)
+{
+    int p[2], q[2];
+    mkpipe(p);
+    mkpipe(q);
+    fill(q[1]);
+    struct sockaddr_in sa;
+    int l = tcp_listener(&sa);
+    pthread_t st = storm_start();
+    static char buf[8192];
+    for (int i = 0; i < 5; i++) {
+        int64_t d = chan_now() + 100 * MS;
+        long r = i == 0   ? chan_fd_wait(p[0], POLLIN, NULL, d)
+                 : i == 1 ? chan_read(p[0], buf, sizeof buf, NULL, d)
+                 : i == 2 ? chan_write(q[1], buf, sizeof buf, NULL, d)
+                 : i == 3 ? chan_accept(l, NULL, NULL, NULL, d)
+                          : chan_sleep_until(d, NULL) - ETIMEDOUT;
+        ck_assert_msg(r == -ETIMEDOUT, "call %d: %ld", i, r);
+        ck_assert_int_ge(chan_now(), d);
+    }
+    ck_assert_int_gt(storm_stop(st), 0);
+    fdclose(l);
+    fdclose(p[0]);
+    fdclose(p[1]);
+    fdclose(q[0]);
+    fdclose(q[1]);
+}
+
+/* A call's deadline cannot move while it waits, but its cancel channel can be a timer's, which
+ * chan_timer_reset moves (what Go's SetReadDeadline does to a read under way). The body that
+ * test_io.c runs on a thread and test_mpg_io.c on a G: a thread resets the timer once the
+ * read waits, from an hour off to 10 ms (the read ends), and from 50 ms to 200 ms (when the
+ * reset stopped the first firing, the read ends no sooner than the second). */
+struct mover {
+    int fd;
+    chan_timer_t *t;
+    int64_t to, at; /* the new duration; chan_now() just before the reset */
+    int rc;         /* what the reset returned */
+};
+
+static void *move_later(void *arg)
+{
+    struct mover *m = arg;
+    ck_assert(fd_waiter_queued(m->fd, POLLIN, sleep_ms));
+    m->at = chan_now();
+    m->rc = chan_timer_reset(m->t, m->to);
+    return NULL;
+}
+
+static inline void deadline_moved_by_timer(void)
+{
+    int p[2];
+    mkpipe(p);
+    const int64_t from[] = {3600 * CHAN_SECOND, 50 * MS}, to[] = {10 * MS, 200 * MS};
+    for (int i = 0; i < 2; i++) {
+        chan_timer_t *t = chan_timer_make(from[i]);
+        ck_assert_ptr_nonnull(t);
+        struct mover m = {.fd = p[0], .t = t, .to = to[i]};
+        pthread_t th = spawn(move_later, &m);
+        char b;
+        ck_assert_int_eq(chan_read(p[0], &b, 1, chan_timer_chan(t), CHAN_FOREVER), -ECANCELED);
+        int64_t end = chan_now();
+        join(th);
+        ck_assert(i == 1 || m.rc == 1);
+        if (m.rc == 1)
+            ck_assert_int_ge(end, m.at + to[i]);
+        ck_assert_int_eq(chan_timer_free(t), 0);
+    }
+    fdclose(p[0]);
+    fdclose(p[1]);
 }
 
 /* poll(2) as a test program sees it, for a test that counts how often the library looks at an
