@@ -186,8 +186,8 @@ endif
 # package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
 CHECKS_plain  := unit examples-check man-examples compile-fail headers-check dist-check \
-                 dropin-check nompg-check install-check link-check cmake-check man-lint layers \
-                 spdx standalone format-check play-check \
+                 dropin-check nompg-check install-check link-check cmake-check man-lint \
+                 man-synopsis layers spdx standalone format-check play-check \
                  stress-short stress-io-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
 CHECKS_asan   := unit examples-check man-examples stress-short stress-io-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short stress-io-short
