@@ -9,7 +9,7 @@
 #                     failing check prints its whole output; V=1 prints everything. Fails if
 #                     any fails. The list, in order: CHECKS_plain, CHECKS_asan, CHECKS_tsan.
 #   make check-MODE   one build of it: check-plain, check-asan, check-tsan
-#   make demo         install missing packages, build and run the demo pipeline
+#   make demo         install missing packages (the build's), build and run the demo pipeline
 #   make install      headers, libraries, pkg-config and CMake files, man pages, the trace
 #                     converters; PREFIX=/usr/local DESTDIR= (and LIBDIR, INCLUDEDIR, BINDIR,
 #                     DATADIR, MANDIR). make uninstall removes what it installed.
@@ -144,6 +144,11 @@ $(O)/test/%: test/%.c $(wildcard test/*.h) $(O)/libchan.a
 deps:
 	@sh scripts/deps.sh build test
 
+# scripts/deps.sh's groups hold every tool, header and library make test uses (test/deps.sh).
+.PHONY: deps-check
+deps-check:
+	@sh test/deps.sh
+
 # ---- The parts of the tree with make rules of their own, each named ----------------------------
 
 # sched/ only where it can be built: MPG=1 (the default when hwloc is installed) or asked for.
@@ -185,7 +190,7 @@ endif
 # compiler's rejections, the drop-in pair, the installed tree and its link lines, the CMake
 # package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
-CHECKS_plain  := unit examples-check man-examples compile-fail headers-check dist-check \
+CHECKS_plain  := unit examples-check man-examples deps-check compile-fail headers-check dist-check \
                  dropin-check nompg-check install-check link-check cmake-check man-lint \
                  man-synopsis layers spdx standalone format-check play-check \
                  stress-short stress-io-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
@@ -229,8 +234,11 @@ standalone:
 unit: lib $(TESTS)
 	@sh test/run.sh $(MODE) $(TESTS)
 
-demo: deps lib
-	$(MAKE) --no-print-directory demo-run
+# The build's packages first, then the build in a make that starts after them (one that read
+# this file before pkg-config and hwloc were installed would leave libchan-mpg out).
+demo:
+	@sh scripts/deps.sh build
+	+@$(MAKE) --no-print-directory demo-run
 
 # ---- install / uninstall: libchan's part (sched/sched.mk adds libchan-mpg's) --------------------
 
