@@ -103,8 +103,8 @@ TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 all: lib
 # Sanitizer modes build only the static libraries the tests link (their runtimes are not
 # linked into shared objects).
-lib: $(O)/libchan.a $(if $(filter plain,$(MODE)),$(O)/libchan.so)
-	@[ "$(MODE)" != plain ] || { ln -sf plain/libchan.a build/libchan.a; \
+lib: $(O)/libchan.a $(if $(filter plain,$(MODE)),$(O)/libchan.so $(O)/static/libchan.a)
+	@[ "$(MODE)" != plain ] || { ln -sf plain/static/libchan.a build/libchan.a; \
 	  ln -sf plain/libchan.so build/libchan.so; }
 
 print-version:
@@ -121,6 +121,20 @@ $(O)/%.o: %.c $(CORE_HDR)
 $(O)/libchan.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
+
+# The static libraries a user links (build/libchan.a, make install): the archive's objects
+# linked into one (ld -r), whose hidden symbols, the internal functions and variables that
+# -fvisibility=hidden keeps out of libchan.so, are then made local, so that the archive's global
+# names are libchan.so's exports and no others: a program with a function or variable of its own
+# named registry_add, print_quoted or sched links against it as against libchan.so, where before
+# it failed with "multiple definition". $(O)/libchan.a keeps the objects as they are, for the
+# tests, which call internals. sched/sched.mk makes static/libchan_mpg.a the same way.
+$(O)/static/%.a: $(O)/%.a
+	@mkdir -p $(@D)
+	ld -r --whole-archive $< -o $(@:.a=.o)
+	objcopy --localize-hidden $(@:.a=.o)
+	rm -f $@
+	ar rcs $@ $(@:.a=.o)
 
 # The version script names a private node of this exact version (libchan.map).
 $(O)/libchan.map: libchan.map chan.h
@@ -255,7 +269,7 @@ uninstall: uninstall-lib uninstall-man uninstall-tools uninstall-cmake
 install-lib: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 $(PUBLIC_HDR) $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 build/plain/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
+	install -m 644 build/plain/static/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
 	install -m 755 build/plain/libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(VERSION)
 	ln -sf libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(SOMAJOR)
 	ln -sf libchan.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libchan.so
