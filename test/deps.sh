@@ -21,7 +21,7 @@ inc() { printf '#include <%s>\n' "$1" | gcc -M -x c - 2>/dev/null | tr ' \\' '\n
 # kind:name - the tools the checks call (test/*.sh, man/*.sh, the .mk files), the headers and
 # libraries the build and tests compile and link with, the runtimes of the sanitizer builds,
 # and the Python module of the browser test.
-items="bin:gcc bin:g++ bin:clang bin:clang++ bin:make bin:pkg-config bin:ar bin:nm bin:objdump
+items="bin:gcc bin:g++ bin:clang bin:clang++ bin:make bin:pkg-config bin:ar bin:ld bin:nm bin:objcopy bin:objdump
        bin:cmake bin:clang-format bin:python3 bin:mandoc bin:man bin:col bin:chromium
        bin:chromedriver inc:check.h inc:hwloc.h inc:urcu/arch.h inc:urcu/futex.h
        lib:libcheck.a lib:libsubunit.so lib:libhwloc.so lib:libasan.so lib:libubsan.so
