@@ -5,9 +5,17 @@
 # What the code does is said in the code's own words, at each declaration and in the man pages.
 set -eu
 cd "$(dirname "$0")/.."
-hits=$(git grep -n -I -i -E '\.\./shared|API\.md|\bissues? #?[0-9]+\b' -- . \
-       ':!test/standalone.sh' ':!test/fuzz/corpus_*' ':!docs/play/traces' ':!docs/play/data' \
-       ':!.ci' || true)
+pattern='\.\./shared|API\.md|\bissues? #?[0-9]+\b'
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    hits=$(git grep -n -I -i -E "$pattern" -- . ':!test/standalone.sh' ':!test/fuzz/corpus_*' \
+           ':!docs/play/traces' ':!docs/play/data' ':!.ci' || true)
+else # not a checkout (a copy, an unpacked archive): the same files, found by find
+    [ -f chan.h ] || { echo "standalone: not at the top of the tree"; exit 1; }
+    hits=$(find . \( -name .git -o -path ./build -o -path ./dist -o -path './test/fuzz/corpus_*' \
+           -o -path ./docs/play/traces -o -path ./docs/play/data -o -path ./.ci \) -prune -o \
+           -type f ! -path ./test/standalone.sh -print | sed 's|^\./||' | sort |
+           xargs grep -n -I -i -E "$pattern" /dev/null || true)
+fi
 if [ -n "$hits" ]; then
     echo "$hits"
     echo "standalone: the lines above refer outside the repository"
