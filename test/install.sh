@@ -62,6 +62,23 @@ if [ "$mpg" = 1 ]; then
     [ -z "$left" ] || fail "make install MPG=0 installed libchan-mpg's: $left"
     pages_as "$tmp/without" 0
 fi
+# A staged install (DESTDIR, as a package build makes it) puts the same files under the stage,
+# written for their final place (the .pc files and wrappers name /usr/local, not the stage),
+# and its uninstall, given the same DESTDIR, removes them all.
+stage=$tmp/stage
+$make --no-print-directory -s install PREFIX=/usr/local DESTDIR="$stage" >"$tmp/stage.log" 2>&1 ||
+    { cat "$tmp/stage.log"; fail "make install DESTDIR= failed"; }
+[ "$(cd "$prefix" && find . | sort)" = "$(cd "$stage/usr/local" && find . | sort)" ] ||
+    fail "make install DESTDIR=STAGE PREFIX=/usr/local installed other files than PREFIX= does"
+if grep -rl "$stage" "$stage" >/dev/null; then
+    fail "a staged file names the stage: $(grep -rl "$stage" "$stage" | head -3)"
+fi
+grep -q '^libdir=/usr/local/lib$' "$stage/usr/local/lib/pkgconfig/libchan.pc" ||
+    fail "the staged libchan.pc does not name /usr/local/lib"
+$make --no-print-directory -s uninstall PREFIX=/usr/local DESTDIR="$stage" >"$tmp/stage.log" 2>&1 ||
+    { cat "$tmp/stage.log"; fail "make uninstall DESTDIR= failed"; }
+left=$(find "$stage" ! -type d)
+[ -z "$left" ] || fail "make uninstall DESTDIR= left behind: $left"
 
 cat > "$tmp/prog.c" <<'PROG'
 #include <chan.h>
@@ -116,6 +133,10 @@ got=$("$tmp/static")
 if ldd "$tmp/static" | grep -q libchan; then fail "static build links libchan.so"; fi
 [ "$(readlink "$prefix/lib/libchan.so.$somajor")" = "libchan.so.$version" ] || fail "soname link"
 objdump -p "$prefix/lib/libchan.so" | grep -q "SONAME *libchan.so.$somajor" || fail "soname"
+if [ "$mpg" = 1 ]; then
+    objdump -p "$prefix/lib/libchan_mpg.so" | grep -q "SONAME *libchan_mpg.so.$somajor" ||
+        fail "libchan_mpg.so's soname"
+fi
 
 # The static libraries name globally what the shared ones export, nothing more: their internal
 # functions and variables are local (the Makefile's static/%.a), so a program with names of its
@@ -176,4 +197,5 @@ left=$(find "$prefix" ! -type d)
     fail "make uninstall left libchan's own directories"
 echo "install: $n files installed and found, shared and static builds ran, the man pages'" \
      "examples built as their pages say and ran, trace converters ran, the static libraries'" \
-     "names are the shared ones' exports, uninstall left nothing: 7 passed, 0 failed"
+     "names are the shared ones' exports, a DESTDIR install staged the same files, uninstall" \
+     "left nothing: 8 passed, 0 failed"
