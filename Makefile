@@ -18,7 +18,7 @@
 #   make clean
 #
 # Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree; counters: plain with the event
-# counters of seam.h, for measuring), CC, ASAN_CC, TSAN_CC, CFLAGS, LDFLAGS, MPG (1: build
+# counters of seam.h, for measuring), CC, ASAN_CC, TSAN_CC, CFLAGS, LDFLAGS, OBJCOPY, MPG (1: build
 # libchan-mpg, which needs hwloc; 0: leave it out; default: 1 when pkg-config finds hwloc), V=1,
 # N, THREADS, DURATION (never SECONDS: bash's own counter).
 
@@ -69,6 +69,7 @@ else
 endif
 CFLAGS        ?=
 LDFLAGS       ?=
+OBJCOPY       ?= objcopy
 # The library proper is built with its trace hooks (trace/); the drop-in pair (dist/chan.c) is
 # not, so there they compile to nothing. -Itime -Itrace -Iio: the public headers of time/, trace/
 # and io/ are included as "chan_time.h", "chan_trace.h" and "chan_io.h", as they are installed
@@ -131,8 +132,8 @@ $(O)/libchan.a: $(CORE_OBJ)
 # tests, which call internals. sched/sched.mk makes static/libchan_mpg.a the same way.
 $(O)/static/%.a: $(O)/%.a
 	@mkdir -p $(@D)
-	ld -r --whole-archive $< -o $(@:.a=.o)
-	objcopy --localize-hidden $(@:.a=.o)
+	$(CC) -r -nostdlib -o $(@:.a=.o) -Wl,--whole-archive $< -Wl,--no-whole-archive
+	$(OBJCOPY) --localize-hidden $(@:.a=.o)
 	rm -f $@
 	ar rcs $@ $(@:.a=.o)
 
