@@ -9,7 +9,7 @@
 #                     failing check prints its whole output; V=1 prints everything. Fails if
 #                     any fails. The list, in order: CHECKS_plain, CHECKS_asan, CHECKS_tsan.
 #   make check-MODE   one build of it: check-plain, check-asan, check-tsan
-#   make demo         install missing packages, build and run the demo pipeline
+#   make demo         install missing packages (the build's), build and run the demo pipeline
 #   make install      headers, libraries, pkg-config and CMake files, man pages, the trace
 #                     converters; PREFIX=/usr/local DESTDIR= (and LIBDIR, INCLUDEDIR, BINDIR,
 #                     DATADIR, MANDIR). make uninstall removes what it installed.
@@ -18,7 +18,7 @@
 #   make clean
 #
 # Variables: MODE (plain|asan|tsan, for the build/$(MODE) tree; counters: plain with the event
-# counters of seam.h, for measuring), CC, ASAN_CC, TSAN_CC, CFLAGS, LDFLAGS, MPG (1: build
+# counters of seam.h, for measuring), CC, ASAN_CC, TSAN_CC, CFLAGS, LDFLAGS, OBJCOPY, MPG (1: build
 # libchan-mpg, which needs hwloc; 0: leave it out; default: 1 when pkg-config finds hwloc), V=1,
 # N, THREADS, DURATION (never SECONDS: bash's own counter).
 
@@ -69,6 +69,7 @@ else
 endif
 CFLAGS        ?=
 LDFLAGS       ?=
+OBJCOPY       ?= objcopy
 # The library proper is built with its trace hooks (trace/); the drop-in pair (dist/chan.c) is
 # not, so there they compile to nothing. -Itime -Itrace -Iio: the public headers of time/, trace/
 # and io/ are included as "chan_time.h", "chan_trace.h" and "chan_io.h", as they are installed
@@ -103,8 +104,8 @@ TESTS         := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_*.c))
 all: lib
 # Sanitizer modes build only the static libraries the tests link (their runtimes are not
 # linked into shared objects).
-lib: $(O)/libchan.a $(if $(filter plain,$(MODE)),$(O)/libchan.so)
-	@[ "$(MODE)" != plain ] || { ln -sf plain/libchan.a build/libchan.a; \
+lib: $(O)/libchan.a $(if $(filter plain,$(MODE)),$(O)/libchan.so $(O)/static/libchan.a)
+	@[ "$(MODE)" != plain ] || { ln -sf plain/static/libchan.a build/libchan.a; \
 	  ln -sf plain/libchan.so build/libchan.so; }
 
 print-version:
@@ -121,6 +122,20 @@ $(O)/%.o: %.c $(CORE_HDR)
 $(O)/libchan.a: $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
+
+# The static libraries a user links (build/libchan.a, make install): the archive's objects
+# linked into one (ld -r), whose hidden symbols, the internal functions and variables that
+# -fvisibility=hidden keeps out of libchan.so, are then made local, so that the archive's global
+# names are libchan.so's exports and no others: a program with a function or variable of its own
+# named registry_add, print_quoted or sched links against it as against libchan.so, where before
+# it failed with "multiple definition". $(O)/libchan.a keeps the objects as they are, for the
+# tests, which call internals. sched/sched.mk makes static/libchan_mpg.a the same way.
+$(O)/static/%.a: $(O)/%.a
+	@mkdir -p $(@D)
+	$(CC) -r -nostdlib -o $(@:.a=.o) -Wl,--whole-archive $< -Wl,--no-whole-archive
+	$(OBJCOPY) --localize-hidden $(@:.a=.o)
+	rm -f $@
+	ar rcs $@ $(@:.a=.o)
 
 # The version script names a private node of this exact version (libchan.map).
 $(O)/libchan.map: libchan.map chan.h
@@ -143,6 +158,11 @@ $(O)/test/%: test/%.c $(wildcard test/*.h) $(O)/libchan.a
 
 deps:
 	@sh scripts/deps.sh build test
+
+# scripts/deps.sh's groups hold every tool, header and library make test uses (test/deps.sh).
+.PHONY: deps-check
+deps-check:
+	@sh test/deps.sh
 
 # ---- The parts of the tree with make rules of their own, each named ----------------------------
 
@@ -185,9 +205,9 @@ endif
 # compiler's rejections, the drop-in pair, the installed tree and its link lines, the CMake
 # package, the man pages, the docs), then the smoke runs (stress, fuzz corpora, benchmarks).
 # Each is a make target of this file or of a fragment above; test/checks.sh runs them in turn.
-CHECKS_plain  := unit examples-check man-examples compile-fail headers-check dist-check \
-                 dropin-check nompg-check install-check link-check cmake-check man-lint layers \
-                 spdx standalone format-check play-check \
+CHECKS_plain  := unit examples-check man-examples deps-check compile-fail headers-check dist-check \
+                 dropin-check nompg-check install-check link-check cmake-check man-lint \
+                 man-synopsis layers spdx standalone format-check play-check \
                  stress-short stress-io-short $(if $(filter 1,$(MPG)),bench-smoke scale-smoke)
 CHECKS_asan   := unit examples-check man-examples stress-short stress-io-short fuzz-replay
 CHECKS_tsan   := unit examples-check man-examples stress-short stress-io-short
@@ -230,8 +250,11 @@ standalone:
 unit: lib $(TESTS)
 	@sh test/run.sh $(MODE) $(TESTS)
 
-demo: deps lib
-	$(MAKE) --no-print-directory demo-run
+# The build's packages first, then the build in a make that starts after them (one that read
+# this file before pkg-config and hwloc were installed would leave libchan-mpg out).
+demo:
+	@sh scripts/deps.sh build
+	+@$(MAKE) --no-print-directory demo-run
 
 # ---- install / uninstall: libchan's part (sched/sched.mk adds libchan-mpg's) --------------------
 
@@ -248,7 +271,7 @@ uninstall: uninstall-lib uninstall-man uninstall-tools uninstall-cmake
 install-lib: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 $(PUBLIC_HDR) $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 build/plain/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
+	install -m 644 build/plain/static/libchan.a $(DESTDIR)$(LIBDIR)/libchan.a
 	install -m 755 build/plain/libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(VERSION)
 	ln -sf libchan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan.so.$(SOMAJOR)
 	ln -sf libchan.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libchan.so

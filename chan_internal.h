@@ -157,8 +157,11 @@ static inline bool lock_held(chanlock_t *l)
 }
 static inline unsigned locks_held(void) { return *locks_self(); }
 #else
-HIDDEN bool lock_held(chanlock_t *l);
-HIDDEN unsigned locks_held(void);
+/* Named by ASSERT's sizeof only, never called nor defined: no HIDDEN, which the drop-in pair
+ * makes static (scripts/amalgamate), and a static function declared and never defined is an
+ * error there. */
+bool lock_held(chanlock_t *l);
+unsigned locks_held(void);
 #endif
 
 /* ---- Waiters and sudogs ---------------------------------------------------------------------- */
@@ -450,8 +453,13 @@ HIDDEN void wait_cancel(struct chan *c);
 HIDDEN void mark_closed(struct chan *c);
 /* For ASSERT (CHAN_DEBUG builds), c->lock held: the invariant whenever the lock is about to be
  * dropped. A ring's SLOW bit is set in both positions exactly when a sudog is queued on c or c
- * is closed; true for the other kinds. */
+ * is closed; true for the other kinds. Defined in CHAN_DEBUG builds only; in the others ASSERT's
+ * sizeof alone names it (see lock_held). */
+#ifdef CHAN_DEBUG
 HIDDEN bool slow_bit_agrees(const struct chan *c);
+#else
+bool slow_bit_agrees(const struct chan *c);
+#endif
 
 /* Before a select over full or empty rings takes the slow path (select.c): SNOOZE rounds of
  * exponentially longer spins (1, 2, ... 64 cpu_relax, ~3 us in all), then one sched_yield per

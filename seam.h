@@ -53,7 +53,8 @@ static inline int futex(int32_t *uaddr, int op, int32_t val, const struct timesp
 }
 #endif
 
-/* Internal symbols of the library: visible to its other files, not exported. */
+/* Internal symbols of the library: visible to its other files, not exported. The drop-in pair,
+ * one file, makes them static (scripts/amalgamate). */
 #define HIDDEN __attribute__((visibility("hidden")))
 
 /* An item of this seam that sched/ calls: exported by libchan.so for libchan_mpg.so, under the

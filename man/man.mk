@@ -8,6 +8,11 @@
 #   make man-lint       mandoc -Tlint, every public function reachable by man NAME, cross
 #                       references resolve, no rendered line over 80 columns, chan(7)'s
 #                       overview and SEE ALSO name every page (plain build)
+#   make man-synopsis   every page's SYNOPSIS as its header declares it: each function's
+#                       return and parameter types, each macro's value, each structure's
+#                       members and each enumerator's value, compiled against the page's .In
+#                       headers alone, and linked as its LIBRARY section says
+#                       (man/synopsis.sh; plain build)
 #   make man-examples   every example of the pages compiles with -Wall -Wextra -Werror
 #                       -pedantic, and each whole program among them runs (man/examples.sh);
 #                       part of `make test` in every build (the programs run sanitized)
@@ -19,7 +24,7 @@ MAN_PAGES_MPG := $(shell for p in man/*.3; do sed -n '/^\.Sh LIBRARY/,/^\.Sh /p'
 MAN_PAGES := $(filter-out $(if $(filter 1,$(MPG)),,$(MAN_PAGES_MPG)), \
                $(wildcard man/*.3) $(wildcard man/*.7))
 
-.PHONY: install-man uninstall-man man-lint man-examples
+.PHONY: install-man uninstall-man man-lint man-synopsis man-examples
 
 install-man:
 	sh man/install.sh $(DESTDIR)$(MANDIR) $(MAN_PAGES)
@@ -33,6 +38,9 @@ uninstall-man:
 man-lint:
 	@sh scripts/deps.sh docs
 	@sh man/lint.sh $(O)/man-stage
+
+man-synopsis: lib
+	@sh man/synopsis.sh $(O)/man-synopsis $(O) $(filter %.3,$(MAN_PAGES))
 
 # Sanitizer reports fail a program (exit status 66 under TSan), as in examples/examples.mk.
 man-examples: lib

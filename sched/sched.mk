@@ -38,7 +38,7 @@ MPG_TESTS := $(patsubst test/%.c,$(O)/test/%,$(wildcard test/test_mpg*.c))
 
 .PHONY: mpg mpg-pingpong mpg-syscall-cost mpg-valgrind install-mpg uninstall-mpg
 
-MPG_SO    := $(if $(filter plain,$(MODE)),$(O)/libchan_mpg.so)
+MPG_SO    := $(if $(filter plain,$(MODE)),$(O)/libchan_mpg.so $(O)/static/libchan_mpg.a)
 mpg: $(MPG_LIB) $(MPG_SO)
 lib: $(MPG_LIB) $(MPG_SO)
 
@@ -107,7 +107,7 @@ install: install-mpg
 install-mpg: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 $(MPG_HDR) $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 build/plain/libchan_mpg.a $(DESTDIR)$(LIBDIR)/libchan_mpg.a
+	install -m 644 build/plain/static/libchan_mpg.a $(DESTDIR)$(LIBDIR)/libchan_mpg.a
 	install -m 755 build/plain/libchan_mpg.so.$(VERSION) \
 	  $(DESTDIR)$(LIBDIR)/libchan_mpg.so.$(VERSION)
 	ln -sf libchan_mpg.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libchan_mpg.so.$(SOMAJOR)

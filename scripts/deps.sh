@@ -2,16 +2,20 @@
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages that libchan's build, tests, demo and benchmarks need, and only
 # those that are missing: a no-op when everything is there. Needs root only when something is
-# missing. Usage: scripts/deps.sh [group...]   groups: build test bench docs model play
-# (default: build test)
+# missing. Usage: scripts/deps.sh [--list] [group...]   groups: build test bench docs model play
+# (default: build test); --list prints the groups' packages and installs nothing
+# (test/deps.sh checks that they hold every tool make test calls).
 set -eu
 
+list=false
+[ "${1:-}" = --list ] && { list=true; shift; }
 groups=${*:-build test}
 pkgs=""
 for g in $groups; do
     case $g in
     build) pkgs="$pkgs gcc make pkg-config liburcu-dev libhwloc-dev" ;;
-    test)  pkgs="$pkgs check libsubunit-dev clang libclang-rt-14-dev cmake clang-format python3" ;;
+    test)  pkgs="$pkgs check libsubunit-dev clang libclang-rt-14-dev g++ cmake clang-format"
+           pkgs="$pkgs python3" ;;
     bench) pkgs="$pkgs hwloc golang-go cargo librust-crossbeam-channel-dev gnuplot-nox python3" ;;
     docs)  pkgs="$pkgs mandoc man-db" ;;
     model) pkgs="$pkgs spin" ;;
@@ -19,6 +23,8 @@ for g in $groups; do
     *) echo "deps.sh: unknown group '$g' (build test bench docs model play)" >&2; exit 2 ;;
     esac
 done
+
+if $list; then echo $pkgs | tr ' ' '\n' | sort -u; exit 0; fi
 
 missing=""
 for p in $pkgs; do

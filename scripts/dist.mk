@@ -7,7 +7,9 @@
 #                    with the pair beside it, runs each and checks its output as the library
 #                    build's is checked; compiles dist/chan.c warning-free with gcc and
 #                    clang under the tree's own warning flags and -Wconversion (a file of
-#                    the user's project, built with its flags); and checks that it carries no
+#                    the user's project, built with its flags), defining no global name
+#                    outside chan_ (HIDDEN is static in the pair, so that a program's own
+#                    waitq_enqueue or mark_closed does not clash); and checks that it carries no
 #                    tracing (no trace symbol in those objects, no trace state in its text)
 #   make dropin-check  (part of `make test`, plain) the pair on a machine that has only a C
 #                    compiler and its C library: every example built again that way, with gcc
@@ -45,6 +47,11 @@ dist-check: dist
 	    { echo "dist-check: dist/chan.c is not warning-free with $$cc"; exit 1; }; \
 	done
 	@echo "dist-check: dist/chan.c compiles warning-free with gcc and clang ($(DIST_WARN))"
+	@if nm -g --defined-only $(DIST_CHECK)/chan-gcc.o $(DIST_CHECK)/chan-clang.o | \
+	  awk 'NF == 3 && $$3 !~ /^chan_/' | grep .; then \
+	  echo "dist-check: dist/chan.c defines the names above globally: a program's own would clash"; \
+	  exit 1; fi
+	@echo "dist-check: dist/chan.c defines no global name outside chan_ (its internals are static)"
 	@if nm $(DIST_CHECK)/chan-gcc.o $(DIST_CHECK)/chan-clang.o | grep -i trace; then \
 	  echo "dist-check: dist/chan.c carries trace code (the symbols above)"; exit 1; fi
 	@if gcc -fpreprocessed -dD -E -P dist/chan.c | grep 'trace_flags\|waiter_trace\|chan_snap'; then \

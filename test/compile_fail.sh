@@ -60,7 +60,8 @@ for cc in gcc clang; do
 done
 cxxs=""
 for cxx in g++ clang++; do
-    command -v $cxx >/dev/null || continue # g++ is not among scripts/deps.sh's packages
+    command -v $cxx >/dev/null ||
+        { echo "compile_fail: no $cxx (scripts/deps.sh test installs it)"; fail=1; continue; }
     cxxs="$cxxs $cxx"
     for wrap in "" -DEXTERN_C; do
         if ! $cxx $cxxflags $wrap -DCASE=0 -c test/compile_fail.c -o "$tmp/ok.o" 2>"$tmp/err"

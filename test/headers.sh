@@ -4,9 +4,10 @@
 # export. Usage: test/headers.sh "LIB..." HEADER...  (LIB: libchan.so, and libchan_mpg.so
 # where it is built, in one directory; HEADER: each header make install puts in one directory).
 #   - Each header compiles alone (after globals named c, v, elem ...), twice, and all of them in
-#     both orders, with gcc and clang (-std=c11 and -std=c2x, -Wall -Wextra -Wpedantic
-#     -Wconversion -Wshadow -Werror), and with g++ and clang++ (-std=c++11, also
-#     -Wold-style-cast -Wcast-qual), included plainly and inside extern "C" { }.
+#     both orders, with gcc and clang (-std=c11, c17, gnu11 and c2x, -Wall -Wextra -Wpedantic
+#     -Wconversion -Wshadow -Werror), and with g++ and clang++ (-std=c++11 and c++17, also
+#     -Wold-style-cast -Wcast-qual), included plainly and inside extern "C" { }; a compiler
+#     missing fails the check (scripts/deps.sh installs all four).
 #   - A C++ program takes the address of every function the headers declare and links: each
 #     has C linkage and is exported.
 #   - libchan.so exports only functions of the headers (LIBCHAN_1) and chan_private_* (its
@@ -45,15 +46,18 @@ for h in $names; do
     printf 'extern "C" {\n#include <%s>\n}\n#include <%s>\n%s\n' "$h" "$h" "$probe" \
         > "$tmp/wrapped.cc"
     for cc in gcc clang; do
-        for std in c11 c2x; do
+        for std in c11 c17 gnu11 c2x; do
             compile $cc -std=$std $cwarn -Werror "$tmp/alone.c"
             compile $cc -std=$std $cwarn -Werror "$tmp/twice.c"
         done
     done
     for cxx in g++ clang++; do
-        command -v $cxx >/dev/null || continue # g++ is not among scripts/deps.sh's packages
-        compile $cxx -std=c++11 $cxxwarn -Werror -x c++ "$tmp/twice.c"
-        compile $cxx -std=c++11 $cxxwarn -Werror "$tmp/wrapped.cc"
+        command -v $cxx >/dev/null ||
+            { echo "headers: no $cxx (scripts/deps.sh test installs it)"; fail=1; continue; }
+        for std in c++11 c++17; do
+            compile $cxx -std=$std $cxxwarn -Werror -x c++ "$tmp/twice.c"
+            compile $cxx -std=$std $cxxwarn -Werror "$tmp/wrapped.cc"
+        done
     done
 done
 for order in "$names" "$(echo "$names" | sed -n '1!G;h;$p')"; do
@@ -105,7 +109,8 @@ done
     echo 'int main() { return fns[0] == nullptr; }'
 } > "$tmp/cxx.cc"
 for cxx in g++ clang++; do
-    command -v $cxx >/dev/null || continue
+    command -v $cxx >/dev/null ||
+        { echo "headers: no $cxx (scripts/deps.sh test installs it)"; exit 1; }
     n=$((n + 1))
     if ! $cxx -std=c++11 -Wall -Wextra -Werror -I"$tmp/inc" "$tmp/cxx.cc" -o "$tmp/cxx" \
         -L"$libdir" $mpg -lchan -pthread 2>"$tmp/err"; then

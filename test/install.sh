@@ -3,7 +3,9 @@
 # Installs libchan into a temporary prefix, checks that every file a user needs is there, builds
 # a program against it the two ways a user would (shared, through pkg-config, and static,
 # against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), builds and
-# runs the man pages' examples as their pages say, runs the installed trace converters, then uninstalls and checks that no file is left behind.
+# runs the man pages' examples as their pages say, runs the installed trace converters, checks
+# that the static libraries name globally only what the shared ones export, then uninstalls
+# and checks that no file is left behind.
 # Part of `make test` (install-check).
 set -eu
 tmp=$(mktemp -d)
@@ -60,6 +62,23 @@ if [ "$mpg" = 1 ]; then
     [ -z "$left" ] || fail "make install MPG=0 installed libchan-mpg's: $left"
     pages_as "$tmp/without" 0
 fi
+# A staged install (DESTDIR, as a package build makes it) puts the same files under the stage,
+# written for their final place (the .pc files and wrappers name /usr/local, not the stage),
+# and its uninstall, given the same DESTDIR, removes them all.
+stage=$tmp/stage
+$make --no-print-directory -s install PREFIX=/usr/local DESTDIR="$stage" >"$tmp/stage.log" 2>&1 ||
+    { cat "$tmp/stage.log"; fail "make install DESTDIR= failed"; }
+[ "$(cd "$prefix" && find . | sort)" = "$(cd "$stage/usr/local" && find . | sort)" ] ||
+    fail "make install DESTDIR=STAGE PREFIX=/usr/local installed other files than PREFIX= does"
+if grep -rl "$stage" "$stage" >/dev/null; then
+    fail "a staged file names the stage: $(grep -rl "$stage" "$stage" | head -3)"
+fi
+grep -q '^libdir=/usr/local/lib$' "$stage/usr/local/lib/pkgconfig/libchan.pc" ||
+    fail "the staged libchan.pc does not name /usr/local/lib"
+$make --no-print-directory -s uninstall PREFIX=/usr/local DESTDIR="$stage" >"$tmp/stage.log" 2>&1 ||
+    { cat "$tmp/stage.log"; fail "make uninstall DESTDIR= failed"; }
+left=$(find "$stage" ! -type d)
+[ -z "$left" ] || fail "make uninstall DESTDIR= left behind: $left"
 
 cat > "$tmp/prog.c" <<'PROG'
 #include <chan.h>
@@ -114,6 +133,43 @@ got=$("$tmp/static")
 if ldd "$tmp/static" | grep -q libchan; then fail "static build links libchan.so"; fi
 [ "$(readlink "$prefix/lib/libchan.so.$somajor")" = "libchan.so.$version" ] || fail "soname link"
 objdump -p "$prefix/lib/libchan.so" | grep -q "SONAME *libchan.so.$somajor" || fail "soname"
+if [ "$mpg" = 1 ]; then
+    objdump -p "$prefix/lib/libchan_mpg.so" | grep -q "SONAME *libchan_mpg.so.$somajor" ||
+        fail "libchan_mpg.so's soname"
+fi
+
+# The static libraries name globally what the shared ones export, nothing more: their internal
+# functions and variables are local (the Makefile's static/%.a), so a program with names of its
+# own that libchan uses inside links against either.
+names() { nm "$@" 2>/dev/null | awk 'NF == 3 && $2 ~ /[A-Z]/ && $2 != "U" && $3 !~ /^LIBCHAN/ \
+          { sub(/@.*/, "", $3); print $3 }' | sort -u; }
+libs=chan
+[ "$mpg" = 1 ] && libs="chan chan_mpg"
+for l in $libs; do
+    [ "$(names -g --defined-only "$prefix/lib/lib$l.a")" = \
+      "$(names -D --defined-only "$prefix/lib/lib$l.so")" ] ||
+        fail "lib$l.a's global names are not lib$l.so's exports: $(names -g --defined-only \
+              "$prefix/lib/lib$l.a" | grep -v '^chan_' | head -5 | tr '\n' ' ')..."
+done
+# A program that defines every internal name of the tree's libraries (build/plain, where they
+# are global across the objects) as a variable of its own, then uses channels.
+{
+    # shellcheck disable=SC2046
+    names -g --defined-only $(for l in $libs; do echo "build/plain/lib$l.a"; done) |
+        grep -v '^chan_' | sed 's/.*/int &;/'
+    echo '#include <chan.h>'
+    echo 'int main(void) { chan_t *c = chan_make(sizeof(int), 1); int v = 7;'
+    echo '    return chan_send(c, &v) || chan_recv(c, &v) || v != 7 || chan_free(c); }'
+} > "$tmp/own.c"
+[ "$(grep -c '^int ' "$tmp/own.c")" -gt 10 ] || fail "found no internal names to define"
+# Every object of the archives in (--whole-archive), each of its names met.
+# shellcheck disable=SC2046
+cc -o "$tmp/own" "$tmp/own.c" -I"$prefix/include" -Wl,--whole-archive \
+    $(for l in $libs; do echo "$prefix/lib/lib$l.a"; done) -Wl,--no-whole-archive \
+    $([ "$mpg" = 1 ] && echo -lhwloc) -pthread 2>"$tmp/own.err" ||
+    { head -5 "$tmp/own.err"; fail "a program with names of its own that libchan uses inside" \
+      "does not link against the static libraries"; }
+"$tmp/own" || fail "the program with libchan's internal names as its own failed"
 
 # Every example of the man pages against the installed headers, each program linked as its
 # page tells a user to (man/examples.sh --installed: pkg-config, the page's library) and run.
@@ -140,5 +196,6 @@ left=$(find "$prefix" ! -type d)
 [ ! -d "$prefix/share/libchan" ] && [ ! -d "$prefix/lib/cmake/libchan" ] ||
     fail "make uninstall left libchan's own directories"
 echo "install: $n files installed and found, shared and static builds ran, the man pages'" \
-     "examples built as their pages say and ran, trace converters ran, uninstall left nothing:" \
-     "6 passed, 0 failed"
+     "examples built as their pages say and ran, trace converters ran, the static libraries'" \
+     "names are the shared ones' exports, a DESTDIR install staged the same files, uninstall" \
+     "left nothing: 8 passed, 0 failed"

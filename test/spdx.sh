@@ -23,8 +23,14 @@ line_for() {
     esac
 }
 
+# The tree's files: git's list in a checkout, else (a copy, an unpacked archive) every file but
+# the build's outputs. Either way some are found: a list that came back empty would pass.
+files=$(git ls-files 2>/dev/null) ||
+    files=$(find . \( -name .git -o -path ./build -o -path ./dist \) -prune -o -type f -print |
+            sed 's|^\./||' | sort)
+[ -n "$files" ] || { echo "spdx: found no files"; exit 1; }
 missing=0 n=0
-for f in $(git ls-files); do
+for f in $files; do
     l=$(line_for "$f")
     [ -n "$l" ] || continue
     n=$((n + 1))
@@ -44,4 +50,5 @@ for f in $(git ls-files); do
 done
 $fix && exit 0
 [ "$missing" = 0 ] || { echo "spdx: $missing of $n source files lack the line (test/spdx.sh --fix)"; exit 1; }
+[ "$n" -gt 0 ] || { echo "spdx: found no source files"; exit 1; }
 echo "spdx: $n source files carry the MIT licence's SPDX line"
