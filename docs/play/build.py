@@ -225,6 +225,10 @@ def man_page():
     frag = re.sub(r"<dt>([A-Za-z][A-Za-z -]*)</dt>",
                   lambda m: '<dt id="%s">%s</dt>' % (m.group(1).replace(" ", "_"), m.group(1)),
                   frag)
+    # The pages stand alone, offline: an address outside them (STANDARDS cites Go's spec by
+    # its URL) stays as text to copy, not a link that leaves them.
+    frag = re.sub(r'<a class="(\w+)" href="[a-z]+://[^"]*">(.*?)</a>',
+                  r'<span class="\1">\2</span>', frag, flags=re.S)
     return HEAD.format(title="chan(7) \u2014 libchan", nav=nav_titles([], None)) + \
         '<main class="page"><div class="man">\n' + frag + "</div></main>\n</body>\n</html>\n"
 

@@ -24,8 +24,9 @@ made the page:
     from recvx;
   - a trysend that failed shows its value discarded; a close marks the channel closed;
   - the text line and the step list follow the step; stepping back redraws the step before.
-Then the controls: Home, End, the scrubber, play and pause. No console errors, and nothing
-loaded from anywhere but the file system. Two screenshots go to --shots.
+Then the controls: Home, End, the scrubber, play and pause. No console errors, nothing
+loaded from anywhere but the file system, no link that leaves it, and every link into chan(7)
+on an anchor there (a pattern's on that pattern's entry). Two screenshots go to --shots.
 Closes with one line "[play] checks: N passed, N failed".
 """
 import argparse
@@ -243,6 +244,7 @@ def check_page(F, d, name, shots):
     if name == PLAYED:
         check_play(F, d, keys, name)
     # nothing from outside the file system; no errors in the console
+    check_links(F, d, name, MAN_IDS)
     check_clean(F, d, name)
     if shots is not None and name in SHOTS:
         d.execute_script("window.play.go(arguments[0]); window.scrollTo(0, 0);",
@@ -269,6 +271,27 @@ def check_play(F, d, keys, name):
     F.check(d.execute_script("return window.play.index()") == at, "%s: paused means paused" % name)
 
 
+LINKS_JS = """
+return Array.from(document.querySelectorAll('a[href]')).map(a => [a.href, a.textContent]);
+"""
+
+
+def check_links(F, d, name, ids):
+    """Every link stays on the file system (the pages stand alone, offline), and a link into
+    chan(7) lands on its anchor: the pattern's own entry where it names one ("Patterns: Drop"
+    goes to Drop, not to the top of PATTERNS)."""
+    for href, text in d.execute_script(LINKS_JS):
+        F.check(href.startswith("file:"), "%s: a link leaves the pages: %s" % (name, href))
+        if "/chan.7.html#" not in href:
+            continue
+        frag = href.split("#", 1)[1]
+        F.check(frag in ids, "%s: %s links to #%s, not an anchor of chan.7.html" % (
+            name, text, frag))
+        if text.startswith("Patterns: "):
+            F.check(frag == text[len("Patterns: "):].replace(" ", "_"),
+                    "%s: %r links to #%s, not to its own entry" % (name, text, frag))
+
+
 def check_clean(F, d, name):
     urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     F.check(all(u.startswith("file:") for u in urls), "%s: loads from outside: %r" % (
@@ -288,6 +311,7 @@ def most_waiting(seen):
     return counts.index(max(counts))
 
 
+MAN_IDS = set()  # the ids of chan.7.html, read once by main()
 SHOTS = {"buffered": first_block, "fan_out_sem": most_waiting}
 PLAYED = "pooling"
 
@@ -306,6 +330,10 @@ def main():
     t0 = time.time()
     d, profile = browser()
     try:
+        d.get("file://" + os.path.join(HERE, "chan.7.html"))
+        MAN_IDS.update(d.execute_script(
+            "return Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+        check_links(F, d, "chan.7.html", MAN_IDS)
         steps = 0
         for name in pages:
             steps += check_page(F, d, name, args.shots)
@@ -314,6 +342,7 @@ def main():
                                  ".map(a => a.getAttribute('href'))")
         F.check(sorted(links) == sorted(n + ".html" for _, ns in spec["groups"] for n in ns),
                 "index.html links every page")
+        check_links(F, d, "index.html", MAN_IDS)
         F.check(not d.get_log("browser"), "index.html: console messages")
     finally:
         d.quit()
