@@ -211,7 +211,13 @@ class Replay:
                 name = "G" + lid[1:]
             else:
                 name = self.names.get(lid, "")
-                if not name or name.startswith("thread "):
+                if (not name or name.startswith("thread ")) and e is not None and \
+                        e["args"].get("op") == "timer":
+                    # A thread nobody named whose first event is a firing: libchan's timer
+                    # thread (a timer due when armed fires in the arming call, whose thread
+                    # made the timer's channel first).
+                    name = "timer thread"
+                elif not name or name.startswith("thread "):
                     self.numbered += 1
                     name = "thread %d" % self.numbered
             self.lanes[lid] = {"name": name, "st": "new", "op": "", "v": None, "hv": False}
@@ -346,7 +352,7 @@ class Replay:
                                          "have before it" % (len(self.steps), e["name"],
                                                              e["args"].get("chan"), need))
                 lid = self.lane_of(e)
-                self.lane(lid)
+                self.lane(lid, e)
                 if e["args"].get("op") == "close":
                     self.gather_close(i)
                 n = len(self.steps)
@@ -430,7 +436,7 @@ class Replay:
             me["st"], me["op"] = "run", "timer fires"
             # On libchan's timer thread, or in the call that armed a timer already due.
             self.step(e, "timer", lid, "A timer fires, on %s: it sends the time on %s." %
-                      (name, label), c)
+                      ("libchan's " + name if name == "timer thread" else name, label), c)
 
     # -- blocking --
 

@@ -210,6 +210,17 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, ele
 check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
       "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
 
+# A thread nobody named that first fires a timer is libchan's timer thread, and says so; a thread
+# named by the program keeps its name.
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
+                         ev(1, 2.0, 2, "timer fire c", op="timer", chan="c"),
+                         ev(2, 3.0, 3, "make d", op="make", chan="d", cap=0, elemsize=4),
+                         ev(3, 4.0, 3, "timer fire d", op="timer", chan="d")])
+check([l["name"] for l in r.data()["lanes"]] == ["main", "timer thread", "thread 1"],
+      "the timer thread's lane: %r" % [l["name"] for l in r.data()["lanes"]])
+check(r.steps[1]["text"] == "A timer fires, on libchan's timer thread: it sends the time on c.",
+      "a firing on the timer thread: %r" % r.steps[1]["text"])
+
 # A wait on no channel (a nil channel's receive, a select whose cases are all nil): it parks
 # with no sudog, and its time-out unlinks nothing.
 r = Replay({1: "main"}, [

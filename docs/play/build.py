@@ -118,7 +118,9 @@ PAGE = """<main class="page">
     </div>
     <p>The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
       slots with <b>recvx</b> (the next to receive) and <b>sendx</b> (the next to fill); <b>recvq</b>
-      and <b>sendq</b> hold one sudog per waiting thread, head first, with the value a sender offers.</p>
+      and <b>sendq</b> hold one sudog per waiting thread, head first, with the value a sender offers.
+      A faded sudog marked <i>stale</i> belongs to a select that another case has won: it stays
+      queued, skipped by every peer, until that select runs and unlinks it.</p>
   </aside>
 </div>
 <section class="timeline-wrap" aria-label="Timeline">

@@ -108,7 +108,10 @@
   stage.setAttribute("viewBox", "0 0 " + W + " " + H);
   var gBase = el("g", {"class": "base"}, stage);
   var gFly = el("g", {"class": "fly", "pointer-events": "none"}, stage);
-  el("text", {x: LX, y: 20, "font-size": 13, "font-weight": 700, fill: "#475569"}, stage, "THREADS");
+  // Lanes are threads, or Gs (ids "g5") when the trace names them: a G is not a thread.
+  var nG = lanes.filter(function (l) { return /^g\d+$/.test(l.id); }).length;
+  el("text", {x: LX, y: 20, "font-size": 13, "font-weight": 700, fill: "#475569", "class": "lanes-head"},
+     stage, nG === 0 ? "THREADS" : nG === lanes.length ? "GOROUTINES (Gs)" : "THREADS AND Gs");
   el("text", {x: CX, y: 20, "font-size": 13, "font-weight": 700, fill: "#475569"}, stage,
      "CHANNELS (each drawn as its hchan)");
 
@@ -213,6 +216,8 @@
       q.forEach(function (sg, i) {
         var lane = sg[0], v = sg[1], kcase = sg[2], done = sg[3], col = laneColor[lane] || "#334155";
         var sx = x + SLOT0 + i * (w + 6);
+        // done: a select's sudog on a case that did not fire (another case won); it stays queued,
+        // skipped by peers, until the woken select unlinks it (Go's selectgo, pass 3)
         var g2 = el("g", {"class": "sudog", "data-queue": qq[1], "data-lane": lane,
                           "data-value": send && v !== null ? String(v) : "", "data-done": done ? "true" : "false",
                           opacity: done ? 0.45 : 1}, cg);
@@ -220,15 +225,18 @@
                     "stroke-width": 1.5, "stroke-dasharray": done ? "4 3" : null}, g2);
         var label = laneName(lane) + (kcase !== null ? " \u00B7 case " + kcase : "");
         el("text", {x: sx + 8, y: qy + 19.5, "font-size": 11.5, fill: "#0f172a", "font-weight": 600}, g2,
-           clip(label + (done ? " (fired)" : ""), Math.max(6, Math.floor((w - (send ? 34 : 12)) / 6.6))));
+           clip(label, Math.max(6, Math.floor((w - (send ? 34 : 12)) / 6.6))));
+        el("title", {}, g2, label + (send ? ", offering " + fmtVal(c, v) : "") +
+           (done ? ": stale, its select was won by another case; it unlinks this sudog when it runs"
+            : ""));
         if (send) {
           el("circle", {cx: sx + w - 15, cy: qy + CARD_H / 2, r: 11, fill: col}, g2);
           el("text", {x: sx + w - 15, y: qy + CARD_H / 2 + 4, "font-size": 10.5, "font-weight": 700,
                       fill: "#fff", "text-anchor": "middle"}, g2, clip(fmtVal(c, v), 4));
         }
-        if (i === 0 && !done)
-          el("text", {x: sx + w / 2, y: qy - 3, "font-size": 9.5, fill: "#64748b", "text-anchor": "middle"}, g2,
-             "head");
+        if (done || i === 0)
+          el("text", {x: sx + w / 2, y: qy - 3, "font-size": 9.5, fill: done ? "#b45309" : "#64748b",
+                      "text-anchor": "middle", "font-weight": done ? 700 : null}, g2, done ? "stale" : "head");
         // who waits here: a thread from its lane
         if (!done && laneIndex[lane] !== undefined) {
           var ly = laneY(lane) + LH / 2;

@@ -60,7 +60,8 @@ q('#stage g.hchan').forEach(g => chans.push({
   live: g.dataset.live === 'true', count: Number(g.dataset.count),
   rx: Number(g.dataset.recvx), sx: Number(g.dataset.sendx),
   slots: q('g.slot', g).map(s => [Number(s.dataset.slot), s.dataset.full === 'true', s.dataset.value]),
-  sudogs: q('g.sudog', g).map(s => [s.dataset.queue, s.dataset.lane, s.dataset.value, s.dataset.done === 'true']),
+  sudogs: q('g.sudog', g).map(s => [s.dataset.queue, s.dataset.lane, s.dataset.value, s.dataset.done === 'true',
+                                     s.textContent]),
   dropped: q('g.dropped', g).map(s => s.dataset.value)}));
 const cur = q('#steps li').findIndex(li => li.getAttribute('aria-current') === 'step');
 return {step: window.play.index(), scrub: Number(document.getElementById('scrub').value),
@@ -190,6 +191,14 @@ def check_step(F, name, i, s, evs, oracle):
             if a.get("res") == "ok" and a.get("dir") == "recv" and "v" in a:
                 F.check(s["lanes"][me]["holds"] == str(a["v"]), "%s: %s holds %r, not %r" % (
                     where, me, s["lanes"][me]["holds"], a["v"]))
+    # A sudog still queued never fired: the case that fired left its queue at the wake-up. One
+    # left over (done) is a select's on a case that lost, waiting to be unlinked.
+    for c in s["chans"]:
+        for q, lane, v, done, text in c["sudogs"]:
+            F.check("fired" not in text, "%s: %s's sudog on %s is drawn as fired: %r" % (
+                where, lane, c["label"], text))
+            F.check(not done or "stale" in text, "%s: %s's left-over sudog on %s is not drawn "
+                    "stale: %r" % (where, lane, c["label"], text))
     # every buffer against the trace's FIFO
     for label, q in oracle.fifo.items():
         c = drawn_chan(s, label)
