@@ -463,6 +463,7 @@ class Replay:
         me["st"] = "blocked"
         end = " It is still blocked when the trace ends." if a.get("at_end") else ""
         sel = e["name"].startswith("blocked select")
+        timed = a.get("form") == "until"  # a deadline (chan_*_until): the wait may end alone
         if c is None and not sel:  # a send or receive on a nil channel (NULL)
             what = "sends" if e["name"].startswith("blocked send") else "receives"
             me["op"] = "%s on a nil channel" % what[:-1]
@@ -492,8 +493,9 @@ class Replay:
             me["op"] = "select on %d case%s" % (len(cs), "" if len(cs) == 1 else "s")
             self.step(e, "block", lid, "%s selects: %s. No case is ready, so %s queues one sudog "
                       "on the channel of each live case (%d in all, sharing one wake-up) and "
-                      "parks; the first case to become ready wins.%s" %
-                      (name, self.case_text(cs, lid), name, len(live), end), None, moves)
+                      "parks; the first case to become ready wins%s.%s" %
+                      (name, self.case_text(cs, lid), name, len(live),
+                       ", unless its deadline passes first" if timed else "", end), None, moves)
             return
         send = e["name"].startswith("blocked send")
         v = a.get("v")
@@ -505,6 +507,8 @@ class Replay:
                    else "the buffer is full (%d of %d)" % (c.n, c.cap))
             tail = ("until a receiver takes the value" if c.cap == 0 else
                     "until a receiver makes room: back-pressure")
+            if timed:
+                tail = tail.replace("until a receiver", "until its deadline, or until a receiver")
             text = "%s sends %s on %s: %s, so %s queues a sudog holding %s on the sendq and " \
                    "parks %s." % (name, self.val(c, v), c.label, why, name, self.val(c, v), tail)
         else:
@@ -512,7 +516,8 @@ class Replay:
             why = ("no sender is waiting" if c.cap == 0 else
                    "the buffer is empty and no sender waits")
             text = "%s receives on %s: %s, so %s queues a sudog on the recvq and parks until " \
-                   "a value arrives (or a close)." % (name, c.label, why, name)
+                   "a value arrives (or a close%s)." % (name, c.label, why, name,
+                                                        ", or its deadline" if timed else "")
         self.step(e, "block", lid, text + end, c,
                   [{"v": v if send else None, "kind": "sudog", "from": ["lane", lid],
                     "to": ["sudog", c.id, send, lid]}])

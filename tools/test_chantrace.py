@@ -210,6 +210,21 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, ele
 check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
       "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
 
+# A wait with a deadline ("form":"until" on its blocked slice) says it may end at the deadline;
+# one without says nothing of a deadline.
+for form, want in ((None, "(or a close)."), ("until", "(or a close, or its deadline).")):
+    extra = {"form": form} if form else {}
+    r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+                             ev(1, 2.0, 1, "blocked recv c", op="blocked", chan="c", **extra)])
+    check(r.steps[-1]["text"].endswith(want), "a %s receive's block: %r" % (
+        form or "plain", r.steps[-1]["text"]))
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+                         ev(1, 2.0, 1, "case 0 recv c", op="case", chan="c", case=0, dir="recv",
+                            n=1),
+                         ev(2, 3.0, 1, "blocked select", op="blocked", form="until")])
+check("wins, unless its deadline passes first." in r.steps[-1]["text"],
+      "a timed select's block: %r" % r.steps[-1]["text"])
+
 # A thread nobody named that first fires a timer is libchan's timer thread, and says so; a thread
 # named by the program keeps its name.
 r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),

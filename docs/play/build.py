@@ -46,8 +46,29 @@ def driver_sections():
     return out
 
 
+def stale(events):
+    """What shows that a trace was taken by an older libchan, or None. A wait that ended at its
+    deadline had one, and its blocked slice has said so ("form":"until") since the trace
+    learnt to."""
+    block = {}
+    for e in events:
+        a = e["args"]
+        lane = (e["tid"], a.get("g"))
+        if a.get("op") == "blocked":
+            block[lane] = e
+        elif a.get("op") == "woken":
+            b = block.pop(lane, None)
+            if a.get("res") == "timedout" and b is not None and b["args"].get("form") != "until":
+                return "event %d, a wait that timed out, does not say \"form\":\"until\"" % b["_i"]
+    return None
+
+
 def replay(name):
     names, events = load(os.path.join(HERE, "traces", name + ".json"))
+    old = stale(events)
+    if old:
+        raise SystemExit("build.py: traces/%s.json was taken by an older libchan (%s): take it "
+                         "again with make play-traces PATTERNS=%s" % (name, old, name))
     d = Replay(names, events).data()
     if d["problems"]:
         raise SystemExit("build.py: traces/%s.json does not add up:\n  %s" % (
