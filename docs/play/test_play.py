@@ -26,7 +26,8 @@ made the page:
   - the text line and the step list follow the step; stepping back redraws the step before.
 Then the controls: Home, End, the scrubber, play and pause. No console errors, nothing
 loaded from anywhere but the file system, no link that leaves it, and every link into chan(7)
-on an anchor there (a pattern's on that pattern's entry). Two screenshots go to --shots.
+on an anchor there (a pattern's on that pattern's entry). At every step, the contrast of
+every text with what it is drawn on (WCAG's 4.5:1, 3:1 for large text). Two screenshots go to --shots.
 Closes with one line "[play] checks: N passed, N failed".
 """
 import argparse
@@ -237,6 +238,7 @@ def check_page(F, d, name, shots):
         for k in evs[i]:
             oracle.apply(oracle.raw[k])
         check_step(F, name, i, s, evs[i], oracle)
+        check_contrast(F, d, name, "step %d" % (i + 1))
         seen.append(s)
     if n > 1:  # back one step: the same drawing as on the way forward
         keys.send_keys(Keys.ARROW_LEFT).perform()
@@ -278,6 +280,53 @@ def check_play(F, d, keys, name):
             "%s: Space plays (reached step %d) and Space pauses" % (name, at + 1))
     time.sleep(0.4)
     F.check(d.execute_script("return window.play.index()") == at, "%s: paused means paused" % name)
+
+
+# The contrast of every text of the page against what it is drawn on (WCAG 2: 4.5, or 3 for
+# large text): an SVG text on white, or on the shape just before it where it is white or a
+# badge's label; an HTML text on its nearest background; opacities blend it into that.
+CONTRAST_JS = """
+const rgb = s => (s.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
+const lin = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+const lum = c => 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+const blend = (f, b, a) => f.map((v, i) => i < 3 ? v * a + b[i] * (1 - a) : v);
+const bad = [];
+function test(t, fg, bg, alpha) {
+  const cs = getComputedStyle(t), size = parseFloat(cs.fontSize), bold = Number(cs.fontWeight) >= 700;
+  const need = size >= 18.66 || (bold && size >= 14) ? 3 : 4.5;
+  const r = ratio(blend(fg, bg, alpha), bg);
+  if (r < need && t.textContent.trim())
+    bad.push([t.textContent.trim().slice(0, 30), r.toFixed(2), need]);
+}
+document.querySelectorAll('#stage g.base text, #timeline text').forEach(t => {
+  const fg = rgb(getComputedStyle(t).fill);
+  let bg = [255, 255, 255], alpha = 1;
+  const prev = t.previousElementSibling;
+  const onShape = fg[0] === 255 && fg[1] === 255 && fg[2] === 255 ||
+                  t.classList.contains('status') || t.classList.contains('state');
+  if (onShape && prev && /^(rect|circle)$/.test(prev.tagName)) bg = rgb(getComputedStyle(prev).fill);
+  for (let e = t; e && e.id !== 'stage'; e = e.parentNode)
+    if (e.getAttribute && e.getAttribute('opacity')) alpha *= Number(e.getAttribute('opacity'));
+  test(t, fg, bg, alpha);
+});
+document.querySelectorAll('#now, #now .kind, #steps .t, #counter, .keys, .lede, .panel dd').forEach(t => {
+  let e = t, bg = null;
+  while (e && e.nodeType === 1) {
+    const b = rgb(getComputedStyle(e).backgroundColor);
+    if (b.length === 3 || (b.length === 4 && b[3] > 0)) { bg = b.slice(0, 3); break; }
+    e = e.parentNode;
+  }
+  test(t, rgb(getComputedStyle(t).color).slice(0, 3), bg || [255, 255, 255], 1);
+});
+return bad;
+"""
+
+
+def check_contrast(F, d, name, where):
+    bad = d.execute_script(CONTRAST_JS)
+    F.check(not bad, "%s %s: text below its contrast (text, ratio, needed): %r" % (
+        name, where, bad[:6]))
 
 
 LINKS_JS = """
