@@ -827,10 +827,12 @@ class Replay:
         elif res == "closed":
             me["op"] = "saw %s closed" % c.label
             me["v"], me["hv"] = None, c.elemsize > 0
-            self.step(e, "closed", lid, "%s%s receives on %s: it is closed and drained, so %s "
+            # A poll (chan_tryrecv: Go's select with a default) that finds the close.
+            self.step(e, "closed", lid, "%s%s %s %s: it is closed and drained, so %s "
                       "returns %s at once, with no value: the close is the signal." % (
-                          pre, name, c.label, fn, "ok false" if op == "select" else "-EPIPE"),
-                      c)
+                          pre, name, "polls" if form == "try" and op != "select" else
+                          "receives on", c.label, fn,
+                          "ok false" if op == "select" else "-EPIPE"), c)
         elif res == "timedout":
             me["op"] = "timed out"
             self.step(e, "timeout", lid, "%s's %s on %s: the deadline had passed and it was not "

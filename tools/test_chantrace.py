@@ -225,6 +225,15 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, ele
 check("wins, unless its deadline passes first." in r.steps[-1]["text"],
       "a timed select's block: %r" % r.steps[-1]["text"])
 
+# A poll that finds the channel closed says it polled (Go's select with a default), not that it
+# received.
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=0),
+                         ev(1, 2.0, 1, "close c", op="close", chan="c", res="ok"),
+                         ev(2, 3.0, 1, "recv c", op="recv", chan="c", form="try", res="closed")])
+check(r.steps[-1]["text"].startswith("main polls c: it is closed and drained, so chan_tryrecv "
+                                     "returns -EPIPE at once"), "a poll of a closed channel: %r"
+      % r.steps[-1]["text"])
+
 # A thread nobody named that first fires a timer is libchan's timer thread, and says so; a thread
 # named by the program keeps its name.
 r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
