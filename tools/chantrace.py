@@ -713,9 +713,10 @@ class Replay:
                 text = "%s runs again: its %s returns -EPIPE: %s was closed while it waited; " \
                        "its value was not delivered.%s%s" % (name, what, label, unlink, took)
             else:
-                text = "%s runs again: its %s returns %s: %s was closed. No value: the close " \
-                       "itself is the signal.%s%s" % (
-                           name, what, "with ok false" if sel else "-EPIPE", label, unlink, took)
+                text = "%s runs again: its %s%s returns %s: %s was closed. No value: the " \
+                       "close itself is the signal.%s%s" % (
+                           name, what, " (case %s)" % a.get("case") if sel and "case" in a else "",
+                           "with ok false" if sel else "-EPIPE", label, unlink, took)
         elif a.get("dir") == "send":
             me["op"] = "sent %s on %s" % (self.val(c, v), label)
             k = self.flow_step.get(a.get("flow"))

@@ -225,6 +225,18 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, ele
 check("wins, unless its deadline passes first." in r.steps[-1]["text"],
       "a timed select's block: %r" % r.steps[-1]["text"])
 
+# A select woken by a close names the case that fired, as one woken by a value does.
+r = Replay({1: "main", 2: "closer"}, [
+    ev(0, 1.0, 1, "make d", op="make", chan="d", cap=0, elemsize=0),
+    ev(1, 2.0, 1, "case 0 recv d", op="case", chan="d", case=0, dir="recv", n=1),
+    ev(2, 3.0, 1, "blocked select", op="blocked"),
+    ev(3, 4.0, 2, "close d", op="close", chan="d", res="ok"),
+    ev(4, 4.1, 2, "wake d", op="wake", chan="d", by="close", flow=9),
+    ev(5, 5.0, 1, "woken select d", op="woken", chan="d", res="closed", dir="recv", select=True,
+       case=0, flow=9)])
+check(r.steps[-1]["text"].startswith("main runs again: its select (case 0) returns with ok false"),
+      "a select woken by a close: %r" % r.steps[-1]["text"])
+
 # A poll that finds the channel closed says it polled (Go's select with a default), not that it
 # received.
 r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=0),
