@@ -358,8 +358,8 @@ class Replay:
                 n = len(self.steps)
                 self.apply(e, lid)
                 if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
+                    # DONE from here on; the card still says what it just did (its op)
                     self.lanes[lid]["st"] = "end"
-                    self.lanes[lid]["op"] = "no more channel operations"
             except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as x:
                 # A trace that lost events, or was edited, can leave an event with nothing
                 # to act on (a send on an unbuffered channel with no receiver): say so, go on.

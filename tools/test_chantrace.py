@@ -237,6 +237,10 @@ r = Replay({1: "main", 2: "closer"}, [
 check(r.steps[-1]["text"].startswith("main runs again: its select (case 0) returns with ok false"),
       "a select woken by a close: %r" % r.steps[-1]["text"])
 
+# A lane's last operation shows on its card at the step it is made: DONE, and what it did.
+closer = r.steps[2]["state"]["lanes"]["2"]
+check(closer[:2] == ["end", "closed d"], "the closer's card at its close: %r" % closer)
+
 # A poll that finds the channel closed says it polled (Go's select with a default), not that it
 # received.
 r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=0),
