@@ -14,7 +14,8 @@ values, recvx and sendx, the sendq and recvq with the sudog of every waiter, clo
 what each thread (or G) was doing, and describes every step in the words of chan(7). How the
 trace maps onto the hchan:
   - "blocked" slices (written at their start time) queue the thread's sudog: on its one channel,
-    or for a select on the channel of each non-nil case (the "case" events before it);
+    or for a select on the channel of each non-nil case (the "case" events before it); one with
+    "form":"until" has a deadline, which may end it with no peer;
   - "wake" events are recorded under the channel lock by the thread that completed a waiter: the
     sudog they dequeue is that of the thread whose "woken" event ends the same flow;
   - a lane's own select after its "blocked" with no "woken" between: no peer ended the wait, a
