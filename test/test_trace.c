@@ -814,6 +814,54 @@ START_TEST(test_trace_flow_from_waker_to_woken)
 }
 END_TEST
 
+static void *recv_one_until(void *arg)
+{
+    int v = 0;
+    int r = chan_recv_until(arg, &v, chan_now() + 30 * 1000000000LL);
+    return (void *)(intptr_t)(r == 0 ? v : -1);
+}
+
+/* A wait with a deadline says so on its blocked slice ("form":"until"), whether the deadline
+ * ends it or a peer does; a wait without one does not (docs/play's time-out pages say a client
+ * parks until a reply or its deadline from it). */
+START_TEST(test_trace_timed_wait_says_until)
+{
+    make_tmpdir();
+    const char *path = tmp_path("until.json");
+    ck_assert_int_eq(chan_trace_start(path), 0);
+    chan_t *c = chan_make(sizeof(int), 0);
+    chan_trace_name_chan(c, "late");
+    int v = 0;
+    ck_assert_int_eq(chan_recv_until(c, &v, chan_now() + 2000000), -ETIMEDOUT);
+    struct chan_case cs[] = {chan_case_recv(c, &v)};
+    ck_assert_int_eq(chan_select_until(cs, 1, chan_now() + 2000000), -ETIMEDOUT);
+    pthread_t t = spawn(recv_one_until, c); /* woken by the send below, long before 30 s */
+    ck_assert(blocked_receivers_at_least(c, 1));
+    v = 7;
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    ck_assert_int_eq((intptr_t)join(t), 7);
+    t = spawn(recv_one, c); /* no deadline */
+    ck_assert(blocked_receivers_at_least(c, 1));
+    v = 8;
+    ck_assert_int_eq(chan_send(c, &v), 0);
+    ck_assert_int_eq((intptr_t)join(t), 8);
+    ck_assert_int_eq(chan_free(c), 0);
+    ck_assert_int_eq(chan_trace_stop(), 0);
+    assert_valid_json(path);
+    char *s = slurp(path);
+    static const char *const want[] = {
+        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\",\"form\":\"until\"}",
+        "\"args\":{\"op\":\"blocked\",\"form\":\"until\"}",
+        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\",\"form\":\"until\"}",
+        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\"}",
+    };
+    assert_in_order(s, want, sizeof want / sizeof *want);
+    ck_assert_int_eq(count_of(s, "\"form\":\"until\"}"), 3);
+    free(s);
+    rm_tmpdir();
+}
+END_TEST
+
 /* A thread still blocked when the trace stops shows as blocked to the end (a stuck pipeline). */
 START_TEST(test_trace_stop_while_blocked)
 {
@@ -1565,6 +1613,7 @@ int main(void)
     ADD_TEST(s, test_trace_fd_wait_ends_its_block, 30);
     ADD_TEST(s, test_dump_names_what_a_channel_is_for, 30);
     ADD_TEST(s, test_trace_wait_on_no_channel, 30);
+    ADD_TEST(s, test_trace_timed_wait_says_until, 60);
     ADD_TEST(s, test_dump_reports_write_errors, 30);
     ADD_TEST(s, test_trace_flow_from_waker_to_woken, 30);
     ADD_TEST(s, test_trace_stop_while_blocked, 30);

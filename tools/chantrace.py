@@ -14,7 +14,8 @@ values, recvx and sendx, the sendq and recvq with the sudog of every waiter, clo
 what each thread (or G) was doing, and describes every step in the words of chan(7). How the
 trace maps onto the hchan:
   - "blocked" slices (written at their start time) queue the thread's sudog: on its one channel,
-    or for a select on the channel of each non-nil case (the "case" events before it);
+    or for a select on the channel of each non-nil case (the "case" events before it); one with
+    "form":"until" has a deadline, which may end it with no peer;
   - "wake" events are recorded under the channel lock by the thread that completed a waiter: the
     sudog they dequeue is that of the thread whose "woken" event ends the same flow;
   - a lane's own select after its "blocked" with no "woken" between: no peer ended the wait, a
@@ -211,7 +212,13 @@ class Replay:
                 name = "G" + lid[1:]
             else:
                 name = self.names.get(lid, "")
-                if not name or name.startswith("thread "):
+                if (not name or name.startswith("thread ")) and e is not None and \
+                        e["args"].get("op") == "timer":
+                    # A thread nobody named whose first event is a firing: libchan's timer
+                    # thread (a timer due when armed fires in the arming call, whose thread
+                    # made the timer's channel first).
+                    name = "timer thread"
+                elif not name or name.startswith("thread "):
                     self.numbered += 1
                     name = "thread %d" % self.numbered
             self.lanes[lid] = {"name": name, "st": "new", "op": "", "v": None, "hv": False}
@@ -346,14 +353,14 @@ class Replay:
                                          "have before it" % (len(self.steps), e["name"],
                                                              e["args"].get("chan"), need))
                 lid = self.lane_of(e)
-                self.lane(lid)
+                self.lane(lid, e)
                 if e["args"].get("op") == "close":
                     self.gather_close(i)
                 n = len(self.steps)
                 self.apply(e, lid)
                 if last_event.get(lid) == e["_i"] and self.lanes[lid]["st"] == "run":
+                    # DONE from here on; the card still says what it just did (its op)
                     self.lanes[lid]["st"] = "end"
-                    self.lanes[lid]["op"] = "no more channel operations"
             except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as x:
                 # A trace that lost events, or was edited, can leave an event with nothing
                 # to act on (a send on an unbuffered channel with no receiver): say so, go on.
@@ -430,7 +437,7 @@ class Replay:
             me["st"], me["op"] = "run", "timer fires"
             # On libchan's timer thread, or in the call that armed a timer already due.
             self.step(e, "timer", lid, "A timer fires, on %s: it sends the time on %s." %
-                      (name, label), c)
+                      ("libchan's " + name if name == "timer thread" else name, label), c)
 
     # -- blocking --
 
@@ -457,6 +464,7 @@ class Replay:
         me["st"] = "blocked"
         end = " It is still blocked when the trace ends." if a.get("at_end") else ""
         sel = e["name"].startswith("blocked select")
+        timed = a.get("form") == "until"  # a deadline (chan_*_until): the wait may end alone
         if c is None and not sel:  # a send or receive on a nil channel (NULL)
             what = "sends" if e["name"].startswith("blocked send") else "receives"
             me["op"] = "%s on a nil channel" % what[:-1]
@@ -486,8 +494,9 @@ class Replay:
             me["op"] = "select on %d case%s" % (len(cs), "" if len(cs) == 1 else "s")
             self.step(e, "block", lid, "%s selects: %s. No case is ready, so %s queues one sudog "
                       "on the channel of each live case (%d in all, sharing one wake-up) and "
-                      "parks; the first case to become ready wins.%s" %
-                      (name, self.case_text(cs, lid), name, len(live), end), None, moves)
+                      "parks; the first case to become ready wins%s.%s" %
+                      (name, self.case_text(cs, lid), name, len(live),
+                       ", unless its deadline passes first" if timed else "", end), None, moves)
             return
         send = e["name"].startswith("blocked send")
         v = a.get("v")
@@ -499,6 +508,8 @@ class Replay:
                    else "the buffer is full (%d of %d)" % (c.n, c.cap))
             tail = ("until a receiver takes the value" if c.cap == 0 else
                     "until a receiver makes room: back-pressure")
+            if timed:
+                tail = tail.replace("until a receiver", "until its deadline, or until a receiver")
             text = "%s sends %s on %s: %s, so %s queues a sudog holding %s on the sendq and " \
                    "parks %s." % (name, self.val(c, v), c.label, why, name, self.val(c, v), tail)
         else:
@@ -506,7 +517,8 @@ class Replay:
             why = ("no sender is waiting" if c.cap == 0 else
                    "the buffer is empty and no sender waits")
             text = "%s receives on %s: %s, so %s queues a sudog on the recvq and parks until " \
-                   "a value arrives (or a close)." % (name, c.label, why, name)
+                   "a value arrives (or a close%s)." % (name, c.label, why, name,
+                                                        ", or its deadline" if timed else "")
         self.step(e, "block", lid, text + end, c,
                   [{"v": v if send else None, "kind": "sudog", "from": ["lane", lid],
                     "to": ["sudog", c.id, send, lid]}])
@@ -702,9 +714,10 @@ class Replay:
                 text = "%s runs again: its %s returns -EPIPE: %s was closed while it waited; " \
                        "its value was not delivered.%s%s" % (name, what, label, unlink, took)
             else:
-                text = "%s runs again: its %s returns %s: %s was closed. No value: the close " \
-                       "itself is the signal.%s%s" % (
-                           name, what, "with ok false" if sel else "-EPIPE", label, unlink, took)
+                text = "%s runs again: its %s%s returns %s: %s was closed. No value: the " \
+                       "close itself is the signal.%s%s" % (
+                           name, what, " (case %s)" % a.get("case") if sel and "case" in a else "",
+                           "with ok false" if sel else "-EPIPE", label, unlink, took)
         elif a.get("dir") == "send":
             me["op"] = "sent %s on %s" % (self.val(c, v), label)
             k = self.flow_step.get(a.get("flow"))
@@ -816,10 +829,12 @@ class Replay:
         elif res == "closed":
             me["op"] = "saw %s closed" % c.label
             me["v"], me["hv"] = None, c.elemsize > 0
-            self.step(e, "closed", lid, "%s%s receives on %s: it is closed and drained, so %s "
+            # A poll (chan_tryrecv: Go's select with a default) that finds the close.
+            self.step(e, "closed", lid, "%s%s %s %s: it is closed and drained, so %s "
                       "returns %s at once, with no value: the close is the signal." % (
-                          pre, name, c.label, fn, "ok false" if op == "select" else "-EPIPE"),
-                      c)
+                          pre, name, "polls" if form == "try" and op != "select" else
+                          "receives on", c.label, fn,
+                          "ok false" if op == "select" else "-EPIPE"), c)
         elif res == "timedout":
             me["op"] = "timed out"
             self.step(e, "timeout", lid, "%s's %s on %s: the deadline had passed and it was not "

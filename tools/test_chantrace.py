@@ -210,6 +210,57 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, ele
 check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
       "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
 
+# A wait with a deadline ("form":"until" on its blocked slice) says it may end at the deadline;
+# one without says nothing of a deadline.
+for form, want in ((None, "(or a close)."), ("until", "(or a close, or its deadline).")):
+    extra = {"form": form} if form else {}
+    r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+                             ev(1, 2.0, 1, "blocked recv c", op="blocked", chan="c", **extra)])
+    check(r.steps[-1]["text"].endswith(want), "a %s receive's block: %r" % (
+        form or "plain", r.steps[-1]["text"]))
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
+                         ev(1, 2.0, 1, "case 0 recv c", op="case", chan="c", case=0, dir="recv",
+                            n=1),
+                         ev(2, 3.0, 1, "blocked select", op="blocked", form="until")])
+check("wins, unless its deadline passes first." in r.steps[-1]["text"],
+      "a timed select's block: %r" % r.steps[-1]["text"])
+
+# A select woken by a close names the case that fired, as one woken by a value does.
+r = Replay({1: "main", 2: "closer"}, [
+    ev(0, 1.0, 1, "make d", op="make", chan="d", cap=0, elemsize=0),
+    ev(1, 2.0, 1, "case 0 recv d", op="case", chan="d", case=0, dir="recv", n=1),
+    ev(2, 3.0, 1, "blocked select", op="blocked"),
+    ev(3, 4.0, 2, "close d", op="close", chan="d", res="ok"),
+    ev(4, 4.1, 2, "wake d", op="wake", chan="d", by="close", flow=9),
+    ev(5, 5.0, 1, "woken select d", op="woken", chan="d", res="closed", dir="recv", select=True,
+       case=0, flow=9)])
+check(r.steps[-1]["text"].startswith("main runs again: its select (case 0) returns with ok false"),
+      "a select woken by a close: %r" % r.steps[-1]["text"])
+
+# A lane's last operation shows on its card at the step it is made: DONE, and what it did.
+closer = r.steps[2]["state"]["lanes"]["2"]
+check(closer[:2] == ["end", "closed d"], "the closer's card at its close: %r" % closer)
+
+# A poll that finds the channel closed says it polled (Go's select with a default), not that it
+# received.
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=0),
+                         ev(1, 2.0, 1, "close c", op="close", chan="c", res="ok"),
+                         ev(2, 3.0, 1, "recv c", op="recv", chan="c", form="try", res="closed")])
+check(r.steps[-1]["text"].startswith("main polls c: it is closed and drained, so chan_tryrecv "
+                                     "returns -EPIPE at once"), "a poll of a closed channel: %r"
+      % r.steps[-1]["text"])
+
+# A thread nobody named that first fires a timer is libchan's timer thread, and says so; a thread
+# named by the program keeps its name.
+r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
+                         ev(1, 2.0, 2, "timer fire c", op="timer", chan="c"),
+                         ev(2, 3.0, 3, "make d", op="make", chan="d", cap=0, elemsize=4),
+                         ev(3, 4.0, 3, "timer fire d", op="timer", chan="d")])
+check([l["name"] for l in r.data()["lanes"]] == ["main", "timer thread", "thread 1"],
+      "the timer thread's lane: %r" % [l["name"] for l in r.data()["lanes"]])
+check(r.steps[1]["text"] == "A timer fires, on libchan's timer thread: it sends the time on c.",
+      "a firing on the timer thread: %r" % r.steps[1]["text"])
+
 # A wait on no channel (a nil channel's receive, a select whose cases are all nil): it parks
 # with no sudog, and its time-out unlinks nothing.
 r = Replay({1: "main"}, [

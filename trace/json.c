@@ -209,6 +209,13 @@ static void args_common(FILE *f, const char *op, const struct label *l, const st
         fprintf(f, ",\"g\":%" PRIu64, e->task);
 }
 
+/* A blocked slice's "form":"until" when the wait has a deadline (trace_block). */
+static void block_form(FILE *f, const struct tev *e)
+{
+    if (((e->bits >> B_FORM_SHIFT) & 3) == TR_UNTIL)
+        fputs(",\"form\":\"until\"", f);
+}
+
 /* The pending block of each waiter, to make its "blocked" slice at its wake-up. A waiter is a
  * thread's track, or with chan_trace_task_hook a task: a G of an M:N scheduler may block on one
  * thread and wake on another, and its thread records other tasks' blocks in between. */
@@ -258,6 +265,7 @@ static void blocked_slice(struct out *o, const struct rec *recs, size_t b,
                    : NULL,
                be->ts, ts - be->ts > 0 ? ts - be->ts : 0, tid);
     args_common(o->f, "blocked", sel ? NULL : l, be);
+    block_form(o->f, be);
     fputs("}}", o->f);
 }
 
@@ -508,6 +516,7 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
                        : NULL,
                    b->e.ts, end - b->e.ts, log->tracks[b->slot].tid);
         args_common(f, "blocked", sel ? NULL : l, &b->e);
+        block_form(f, &b->e);
         fputs(",\"at_end\":true}}", f);
     }
     fputs("\n]}\n", f);

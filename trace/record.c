@@ -324,6 +324,10 @@ void trace_block(struct waiter *w, bool is_select)
     /* A blocked sender's value waits in its sudog (a select's: in its case events). */
     if (sg && !is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
         e.bits |= B_HASVAL;
+    /* A wait with a deadline says so ("form":"until"): it may end with no peer. timed is known
+     * when the trace ran at waiter_init (since != 0). */
+    if (w->t.since && w->t.timed)
+        e.bits |= (uint8_t)(TR_UNTIL << B_FORM_SHIFT);
     emit(t, &e);
 }
 

@@ -46,8 +46,29 @@ def driver_sections():
     return out
 
 
+def stale(events):
+    """What shows that a trace was taken by an older libchan, or None. A wait that ended at its
+    deadline had one, and its blocked slice has said so ("form":"until") since the trace
+    learnt to."""
+    block = {}
+    for e in events:
+        a = e["args"]
+        lane = (e["tid"], a.get("g"))
+        if a.get("op") == "blocked":
+            block[lane] = e
+        elif a.get("op") == "woken":
+            b = block.pop(lane, None)
+            if a.get("res") == "timedout" and b is not None and b["args"].get("form") != "until":
+                return "event %d, a wait that timed out, does not say \"form\":\"until\"" % b["_i"]
+    return None
+
+
 def replay(name):
     names, events = load(os.path.join(HERE, "traces", name + ".json"))
+    old = stale(events)
+    if old:
+        raise SystemExit("build.py: traces/%s.json was taken by an older libchan (%s): take it "
+                         "again with make play-traces PATTERNS=%s" % (name, old, name))
     d = Replay(names, events).data()
     if d["problems"]:
         raise SystemExit("build.py: traces/%s.json does not add up:\n  %s" % (
@@ -118,7 +139,9 @@ PAGE = """<main class="page">
     </div>
     <p>The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
       slots with <b>recvx</b> (the next to receive) and <b>sendx</b> (the next to fill); <b>recvq</b>
-      and <b>sendq</b> hold one sudog per waiting thread, head first, with the value a sender offers.</p>
+      and <b>sendq</b> hold one sudog per waiting thread, head first, with the value a sender offers.
+      A faded sudog marked <i>stale</i> belongs to a select that another case has won: it stays
+      queued, skipped by every peer, until that select runs and unlinks it.</p>
   </aside>
 </div>
 <section class="timeline-wrap" aria-label="Timeline">
@@ -225,6 +248,10 @@ def man_page():
     frag = re.sub(r"<dt>([A-Za-z][A-Za-z -]*)</dt>",
                   lambda m: '<dt id="%s">%s</dt>' % (m.group(1).replace(" ", "_"), m.group(1)),
                   frag)
+    # The pages stand alone, offline: an address outside them (STANDARDS cites Go's spec by
+    # its URL) stays as text to copy, not a link that leaves them.
+    frag = re.sub(r'<a class="(\w+)" href="[a-z]+://[^"]*">(.*?)</a>',
+                  r'<span class="\1">\2</span>', frag, flags=re.S)
     return HEAD.format(title="chan(7) \u2014 libchan", nav=nav_titles([], None)) + \
         '<main class="page"><div class="man">\n' + frag + "</div></main>\n</body>\n</html>\n"
 

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "chan.h"
+#include "chan_time.h"
 #include "chan_trace.h"
 
 #define MS 1000000LL
@@ -237,6 +238,36 @@ static int timeout(void)
     int first = ask(20, 80, "fast server");  /* replies in time */
     int second = ask(80, 30, "slow server"); /* too slow: -ETIMEDOUT */
     return first == 0 && second == -ETIMEDOUT ? 0 : 1;
+}
+
+/* ---- pattern: after ---- */
+/* A time-out per operation, as Go writes it: select { case r := <-reply: case <-time.After(d): }.
+ * The time-out is a second case: the channel of a timer, on which libchan's timer thread sends
+ * the time when d has passed. */
+
+static int ask_after(int work_ms, int wait_ms, const char *server)
+{
+    struct request r = {work_ms, make_named(sizeof(int), 1, "reply")};
+    chan_timer_t *t = chan_timer_make(wait_ms * MS); /* Go's time.After(wait) */
+    chan_trace_name_chan(chan_timer_chan(t), "timer C");
+    struct named s;
+    start(&s, server, timeout_server, &r);
+    int answer = 0;
+    int64_t when;
+    struct chan_case cases[] = {{r.reply, &answer, CHAN_RECV, false},
+                                {chan_timer_chan(t), &when, CHAN_RECV, false}};
+    int k = chan_select(cases, 2); /* whichever is ready first: the reply or the time */
+    chan_timer_free(t);            /* stops it if it has not fired (the fast reply) */
+    pthread_join(s.th, NULL);      /* a late reply lands in the buffer: nobody is left blocked */
+    chan_free(r.reply);
+    return k;
+}
+
+static int after(void)
+{
+    int first = ask_after(20, 80, "fast server");  /* the reply wins: case 0 */
+    int second = ask_after(80, 30, "slow server"); /* the timer wins: case 1 */
+    return first == 0 && second == 1 ? 0 : 1;
 }
 
 /* ---- pattern: wait_for_task ---- */
@@ -572,6 +603,7 @@ static const struct {
     {"close", "manager", close_signal},
     {"nil_select", "coordinator", nil_select},
     {"timeout", "client", timeout},
+    {"after", "client", after},
     {"wait_for_task", "manager", wait_for_task},
     {"wait_for_result", "manager", wait_for_result},
     {"wait_for_finished", "manager", wait_for_finished},

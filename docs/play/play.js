@@ -24,14 +24,15 @@
   var STATUS = {run: "RUNNING", blocked: "BLOCKED", ready: "READY", end: "DONE", "new": "NOT YET"};
   var STATUS_COLORS = {run: ["#15803d", "#dcfce7"], blocked: ["#b91c1c", "#fee2e2"],
                        ready: ["#92400e", "#fef3c7"], end: ["#475569", "#f1f5f9"],
-                       "new": ["#94a3b8", "#f8fafc"]};
+                       "new": ["#64748b", "#ffffff"]};
   var KIND = {make: "make", free: "free", block: "blocks", wake: "hand-off", woken: "wakes up",
               put: "into the buffer", take: "out of the buffer", drop: "drop", poll: "poll",
               close: "close", closed: "closed", timeout: "time-out", select: "select",
               timer: "timer", error: "error"};
-  var KIND_COLOR = {make: "#64748b", free: "#64748b", block: "#b91c1c", wake: "#1d4ed8",
+  // Text colours keep WCAG's 4.5:1 on the pale blue of the step's line (test_play.py checks).
+  var KIND_COLOR = {make: "#475569", free: "#475569", block: "#b91c1c", wake: "#1d4ed8",
                     woken: "#15803d", put: "#047857", take: "#047857", drop: "#c2410c",
-                    poll: "#94a3b8", close: "#9f1239", closed: "#9f1239", timeout: "#b45309",
+                    poll: "#57534e", close: "#9f1239", closed: "#9f1239", timeout: "#b45309",
                     select: "#7c3aed", timer: "#0e7490", error: "#b91c1c"};
 
   // ---- Layout: fixed for the whole run, so that nothing jumps while stepping ----
@@ -108,7 +109,10 @@
   stage.setAttribute("viewBox", "0 0 " + W + " " + H);
   var gBase = el("g", {"class": "base"}, stage);
   var gFly = el("g", {"class": "fly", "pointer-events": "none"}, stage);
-  el("text", {x: LX, y: 20, "font-size": 13, "font-weight": 700, fill: "#475569"}, stage, "THREADS");
+  // Lanes are threads, or Gs (ids "g5") when the trace names them: a G is not a thread.
+  var nG = lanes.filter(function (l) { return /^g\d+$/.test(l.id); }).length;
+  el("text", {x: LX, y: 20, "font-size": 13, "font-weight": 700, fill: "#475569", "class": "lanes-head"},
+     stage, nG === 0 ? "THREADS" : nG === lanes.length ? "GOROUTINES (Gs)" : "THREADS AND Gs");
   el("text", {x: CX, y: 20, "font-size": 13, "font-weight": 700, fill: "#475569"}, stage,
      "CHANNELS (each drawn as its hchan)");
 
@@ -187,7 +191,7 @@
                     fill: b ? "#ecfdf5" : "#f8fafc", stroke: b ? "#047857" : "#cbd5e1"}, sg);
         if (b) el("text", {x: sx + w / 2, y: y + 63, "font-size": 14, "font-weight": 700, fill: "#065f46",
                            "text-anchor": "middle"}, sg, clip(fmtVal(c, b[1]), 6));
-        el("text", {x: sx + w / 2, y: y + 90, "font-size": 10, fill: "#94a3b8", "text-anchor": "middle"}, sg, i);
+        el("text", {x: sx + w / 2, y: y + 90, "font-size": 10, fill: "#64748b", "text-anchor": "middle"}, sg, i);
       }
       if (c.cap > MAXSLOTS)
         el("text", {x: x + SLOT0 + shown * w + 4, y: y + 62, "font-size": 12, fill: "#64748b"}, cg,
@@ -206,29 +210,35 @@
       var send = qq[0], qy = queueY(cid, send), q = qq[2];
       el("text", {x: x + 14, y: qy + 20, "font-size": 12, "font-weight": 700, fill: "#475569"}, cg, qq[1]);
       if (!q.length) {
-        el("text", {x: x + SLOT0, y: qy + 20, "font-size": 12, fill: "#94a3b8"}, cg, "empty");
+        el("text", {x: x + SLOT0, y: qy + 20, "font-size": 12, fill: "#64748b"}, cg, "empty");
         return;
       }
       var w = cardW(q.length);
       q.forEach(function (sg, i) {
         var lane = sg[0], v = sg[1], kcase = sg[2], done = sg[3], col = laneColor[lane] || "#334155";
         var sx = x + SLOT0 + i * (w + 6);
+        // done: a select's sudog on a case that did not fire (another case won); it stays queued,
+        // skipped by peers, until the woken select unlinks it (Go's selectgo, pass 3)
         var g2 = el("g", {"class": "sudog", "data-queue": qq[1], "data-lane": lane,
-                          "data-value": send && v !== null ? String(v) : "", "data-done": done ? "true" : "false",
-                          opacity: done ? 0.45 : 1}, cg);
-        el("rect", {x: sx, y: qy, width: w, height: CARD_H, rx: 7, fill: tint(col, 0.12), stroke: col,
-                    "stroke-width": 1.5, "stroke-dasharray": done ? "4 3" : null}, g2);
+                          "data-value": send && v !== null ? String(v) : "", "data-done": done ? "true" : "false"}, cg);
+        // a stale card is pale and dashed; its text stays readable
+        el("rect", {x: sx, y: qy, width: w, height: CARD_H, rx: 7, fill: tint(col, done ? 0.05 : 0.12), stroke: col,
+                    "stroke-width": 1.5, "stroke-dasharray": done ? "4 3" : null, opacity: done ? 0.6 : null}, g2);
         var label = laneName(lane) + (kcase !== null ? " \u00B7 case " + kcase : "");
-        el("text", {x: sx + 8, y: qy + 19.5, "font-size": 11.5, fill: "#0f172a", "font-weight": 600}, g2,
-           clip(label + (done ? " (fired)" : ""), Math.max(6, Math.floor((w - (send ? 34 : 12)) / 6.6))));
+        el("text", {x: sx + 8, y: qy + 19.5, "font-size": 11.5, fill: done ? "#475569" : "#0f172a",
+                    "font-weight": 600}, g2,
+           clip(label, Math.max(6, Math.floor((w - (send ? 34 : 12)) / 6.6))));
+        el("title", {}, g2, label + (send ? ", offering " + fmtVal(c, v) : "") +
+           (done ? ": stale, its select was won by another case; it unlinks this sudog when it runs"
+            : ""));
         if (send) {
           el("circle", {cx: sx + w - 15, cy: qy + CARD_H / 2, r: 11, fill: col}, g2);
           el("text", {x: sx + w - 15, y: qy + CARD_H / 2 + 4, "font-size": 10.5, "font-weight": 700,
                       fill: "#fff", "text-anchor": "middle"}, g2, clip(fmtVal(c, v), 4));
         }
-        if (i === 0 && !done)
-          el("text", {x: sx + w / 2, y: qy - 3, "font-size": 9.5, fill: "#64748b", "text-anchor": "middle"}, g2,
-             "head");
+        if (done || i === 0)
+          el("text", {x: sx + w / 2, y: qy - 3, "font-size": 9.5, fill: done ? "#b45309" : "#64748b",
+                      "text-anchor": "middle", "font-weight": done ? 700 : null}, g2, done ? "stale" : "head");
         // who waits here: a thread from its lane
         if (!done && laneIndex[lane] !== undefined) {
           var ly = laneY(lane) + LH / 2;
@@ -344,7 +354,7 @@
     steps.forEach(function (s, i) {
       var x = TL_LEFT + i * colW + colW / 2;
       if (i % 5 === 0)
-        el("text", {x: x, y: 12, "font-size": 9, fill: "#94a3b8", "text-anchor": "middle"}, tl, i + 1);
+        el("text", {x: x, y: 12, "font-size": 9, fill: "#64748b", "text-anchor": "middle"}, tl, i + 1);
       var r = laneIndex[s.lane];
       if (r === undefined) return;
       var y = TL_TOP + r * TL_ROW + TL_ROW / 2;

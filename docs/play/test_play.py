@@ -24,8 +24,10 @@ made the page:
     from recvx;
   - a trysend that failed shows its value discarded; a close marks the channel closed;
   - the text line and the step list follow the step; stepping back redraws the step before.
-Then the controls: Home, End, the scrubber, play and pause. No console errors, and nothing
-loaded from anywhere but the file system. Two screenshots go to --shots.
+Then the controls: Home, End, the scrubber, play and pause. No console errors, nothing
+loaded from anywhere but the file system, no link that leaves it, and every link into chan(7)
+on an anchor there (a pattern's on that pattern's entry). At every step, the contrast of
+every text with what it is drawn on (WCAG's 4.5:1, 3:1 for large text). Two screenshots go to --shots.
 Closes with one line "[play] checks: N passed, N failed".
 """
 import argparse
@@ -59,7 +61,8 @@ q('#stage g.hchan').forEach(g => chans.push({
   live: g.dataset.live === 'true', count: Number(g.dataset.count),
   rx: Number(g.dataset.recvx), sx: Number(g.dataset.sendx),
   slots: q('g.slot', g).map(s => [Number(s.dataset.slot), s.dataset.full === 'true', s.dataset.value]),
-  sudogs: q('g.sudog', g).map(s => [s.dataset.queue, s.dataset.lane, s.dataset.value, s.dataset.done === 'true']),
+  sudogs: q('g.sudog', g).map(s => [s.dataset.queue, s.dataset.lane, s.dataset.value, s.dataset.done === 'true',
+                                     s.textContent]),
   dropped: q('g.dropped', g).map(s => s.dataset.value)}));
 const cur = q('#steps li').findIndex(li => li.getAttribute('aria-current') === 'step');
 return {step: window.play.index(), scrub: Number(document.getElementById('scrub').value),
@@ -189,6 +192,14 @@ def check_step(F, name, i, s, evs, oracle):
             if a.get("res") == "ok" and a.get("dir") == "recv" and "v" in a:
                 F.check(s["lanes"][me]["holds"] == str(a["v"]), "%s: %s holds %r, not %r" % (
                     where, me, s["lanes"][me]["holds"], a["v"]))
+    # A sudog still queued never fired: the case that fired left its queue at the wake-up. One
+    # left over (done) is a select's on a case that lost, waiting to be unlinked.
+    for c in s["chans"]:
+        for q, lane, v, done, text in c["sudogs"]:
+            F.check("fired" not in text, "%s: %s's sudog on %s is drawn as fired: %r" % (
+                where, lane, c["label"], text))
+            F.check(not done or "stale" in text, "%s: %s's left-over sudog on %s is not drawn "
+                    "stale: %r" % (where, lane, c["label"], text))
     # every buffer against the trace's FIFO
     for label, q in oracle.fifo.items():
         c = drawn_chan(s, label)
@@ -227,6 +238,7 @@ def check_page(F, d, name, shots):
         for k in evs[i]:
             oracle.apply(oracle.raw[k])
         check_step(F, name, i, s, evs[i], oracle)
+        check_contrast(F, d, name, "step %d" % (i + 1))
         seen.append(s)
     if n > 1:  # back one step: the same drawing as on the way forward
         keys.send_keys(Keys.ARROW_LEFT).perform()
@@ -243,6 +255,7 @@ def check_page(F, d, name, shots):
     if name == PLAYED:
         check_play(F, d, keys, name)
     # nothing from outside the file system; no errors in the console
+    check_links(F, d, name, MAN_IDS)
     check_clean(F, d, name)
     if shots is not None and name in SHOTS:
         d.execute_script("window.play.go(arguments[0]); window.scrollTo(0, 0);",
@@ -269,6 +282,74 @@ def check_play(F, d, keys, name):
     F.check(d.execute_script("return window.play.index()") == at, "%s: paused means paused" % name)
 
 
+# The contrast of every text of the page against what it is drawn on (WCAG 2: 4.5, or 3 for
+# large text): an SVG text on white, or on the shape just before it where it is white or a
+# badge's label; an HTML text on its nearest background; opacities blend it into that.
+CONTRAST_JS = """
+const rgb = s => (s.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
+const lin = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+const lum = c => 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+const blend = (f, b, a) => f.map((v, i) => i < 3 ? v * a + b[i] * (1 - a) : v);
+const bad = [];
+function test(t, fg, bg, alpha) {
+  const cs = getComputedStyle(t), size = parseFloat(cs.fontSize), bold = Number(cs.fontWeight) >= 700;
+  const need = size >= 18.66 || (bold && size >= 14) ? 3 : 4.5;
+  const r = ratio(blend(fg, bg, alpha), bg);
+  if (r < need && t.textContent.trim())
+    bad.push([t.textContent.trim().slice(0, 30), r.toFixed(2), need]);
+}
+document.querySelectorAll('#stage g.base text, #timeline text').forEach(t => {
+  const fg = rgb(getComputedStyle(t).fill);
+  let bg = [255, 255, 255], alpha = 1;
+  const prev = t.previousElementSibling;
+  const onShape = fg[0] === 255 && fg[1] === 255 && fg[2] === 255 ||
+                  t.classList.contains('status') || t.classList.contains('state');
+  if (onShape && prev && /^(rect|circle)$/.test(prev.tagName)) bg = rgb(getComputedStyle(prev).fill);
+  for (let e = t; e && e.id !== 'stage'; e = e.parentNode)
+    if (e.getAttribute && e.getAttribute('opacity')) alpha *= Number(e.getAttribute('opacity'));
+  test(t, fg, bg, alpha);
+});
+document.querySelectorAll('#now, #now .kind, #steps .t, #counter, .keys, .lede, .panel dd').forEach(t => {
+  let e = t, bg = null;
+  while (e && e.nodeType === 1) {
+    const b = rgb(getComputedStyle(e).backgroundColor);
+    if (b.length === 3 || (b.length === 4 && b[3] > 0)) { bg = b.slice(0, 3); break; }
+    e = e.parentNode;
+  }
+  test(t, rgb(getComputedStyle(t).color).slice(0, 3), bg || [255, 255, 255], 1);
+});
+return bad;
+"""
+
+
+def check_contrast(F, d, name, where):
+    bad = d.execute_script(CONTRAST_JS)
+    F.check(not bad, "%s %s: text below its contrast (text, ratio, needed): %r" % (
+        name, where, bad[:6]))
+
+
+LINKS_JS = """
+return Array.from(document.querySelectorAll('a[href]')).map(a => [a.href, a.textContent]);
+"""
+
+
+def check_links(F, d, name, ids):
+    """Every link stays on the file system (the pages stand alone, offline), and a link into
+    chan(7) lands on its anchor: the pattern's own entry where it names one ("Patterns: Drop"
+    goes to Drop, not to the top of PATTERNS)."""
+    for href, text in d.execute_script(LINKS_JS):
+        F.check(href.startswith("file:"), "%s: a link leaves the pages: %s" % (name, href))
+        if "/chan.7.html#" not in href:
+            continue
+        frag = href.split("#", 1)[1]
+        F.check(frag in ids, "%s: %s links to #%s, not an anchor of chan.7.html" % (
+            name, text, frag))
+        if text.startswith("Patterns: "):
+            F.check(frag == text[len("Patterns: "):].replace(" ", "_"),
+                    "%s: %r links to #%s, not to its own entry" % (name, text, frag))
+
+
 def check_clean(F, d, name):
     urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     F.check(all(u.startswith("file:") for u in urls), "%s: loads from outside: %r" % (
@@ -288,6 +369,7 @@ def most_waiting(seen):
     return counts.index(max(counts))
 
 
+MAN_IDS = set()  # the ids of chan.7.html, read once by main()
 SHOTS = {"buffered": first_block, "fan_out_sem": most_waiting}
 PLAYED = "pooling"
 
@@ -306,6 +388,10 @@ def main():
     t0 = time.time()
     d, profile = browser()
     try:
+        d.get("file://" + os.path.join(HERE, "chan.7.html"))
+        MAN_IDS.update(d.execute_script(
+            "return Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+        check_links(F, d, "chan.7.html", MAN_IDS)
         steps = 0
         for name in pages:
             steps += check_page(F, d, name, args.shots)
@@ -314,6 +400,7 @@ def main():
                                  ".map(a => a.getAttribute('href'))")
         F.check(sorted(links) == sorted(n + ".html" for _, ns in spec["groups"] for n in ns),
                 "index.html links every page")
+        check_links(F, d, "index.html", MAN_IDS)
         F.check(not d.get_log("browser"), "index.html: console messages")
     finally:
         d.quit()
