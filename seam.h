@@ -132,16 +132,22 @@ HIDDEN unsigned wakeups_held_threads(void);
 
 struct waiter; /* one blocked operation (chan_internal.h): opaque here */
 
-/* What a blocked operation is, in Go's words for it (runtime2.go's waitReason): what a report
- * of blocked tasks says each one is doing. Set by the operation before it blocks. */
+/* What a blocked operation is: set by the operation before it blocks, for the reports of
+ * blocked tasks (wait_reason_words). */
 enum wait_reason {
-    WAIT_RECV,            /* "chan receive": chan_recv and its forms on a channel */
-    WAIT_SEND,            /* "chan send" */
-    WAIT_SELECT,          /* "select": every chan_select with cases, however many are nil */
-    WAIT_SELECT_NO_CASES, /* "select (no cases)": a select of n == 0, Go's select {} */
-    WAIT_RECV_NIL,        /* "chan receive (nil chan)": a receive on NULL */
-    WAIT_SEND_NIL,        /* "chan send (nil chan)" */
+    WAIT_RECV,            /* chan_recv and its forms on a channel */
+    WAIT_SEND,            /* chan_send and its forms on a channel */
+    WAIT_SELECT,          /* every chan_select with cases, however many are nil */
+    WAIT_SELECT_NO_CASES, /* a select of n == 0, Go's select {} */
+    WAIT_RECV_NIL,        /* a receive on NULL */
+    WAIT_SEND_NIL,        /* a send on NULL */
 };
+
+/* What a blocked operation is doing, in Go's words for it (runtime2.go's waitReasonStrings),
+ * as every report of blocked tasks says it: chan_dump and the leak reports (trace/), the
+ * deadlock report (sched/). The one table of those words (sudog.c), beside the enum's owner;
+ * "?" for a value that is no enum wait_reason. Any thread, any lock held. */
+const char *wait_reason_words(unsigned why) SEAM_EXPORT(wait_reason_words);
 
 /* The waiter of the operation that is calling the plugged-in scheduler's park on this thread
  * right now, or NULL; reading it clears it. Called by that park, on the thread park was called

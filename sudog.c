@@ -287,6 +287,19 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 
 enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reason)w->why; }
 
+const char *wait_reason_words(unsigned why)
+{
+    static const char *const words[] = {
+        [WAIT_RECV] = "chan receive",
+        [WAIT_SEND] = "chan send",
+        [WAIT_SELECT] = "select",
+        [WAIT_SELECT_NO_CASES] = "select (no cases)",
+        [WAIT_RECV_NIL] = "chan receive (nil chan)",
+        [WAIT_SEND_NIL] = "chan send (nil chan)",
+    };
+    return why < sizeof words / sizeof *words ? words[why] : "?";
+}
+
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
 {
     /* From the copy the select made under the locks, not from its sudogs' channels: once the

@@ -32,7 +32,7 @@
 #include "chan_trace.h"
 #include "hooks.h"
 #include "seam.h" /* trace_name_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL;
-                     enum wait_reason */
+                     wait_reason_words */
 #include "trace_internal.h"
 
 /* ---- Memory that held channel addresses -------------------------------------------------- */
@@ -107,19 +107,6 @@ const char *role_name(int role)
            : role == ROLE_FD_READ  ? "fd readable"
            : role == ROLE_FD_WRITE ? "fd writable"
                                    : NULL;
-}
-
-const char *reason_name(int why)
-{
-    switch (why) {
-    case WAIT_RECV: return "chan receive";
-    case WAIT_SEND: return "chan send";
-    case WAIT_SELECT: return "select";
-    case WAIT_SELECT_NO_CASES: return "select (no cases)";
-    case WAIT_RECV_NIL: return "chan receive (nil chan)";
-    case WAIT_SEND_NIL: return "chan send (nil chan)";
-    default: return "?";
-    }
 }
 
 /* The rest of a blocked waiter's line: who, for how long. */
@@ -257,7 +244,7 @@ static void print_idle(FILE *out, int64_t now)
     if (b.n || b.lost)
         fputs("blocked on no channel:\n", out);
     for (size_t i = 0; i < b.n; i++) {
-        fprintf(out, "    %s", reason_name(b.v[i].why));
+        fprintf(out, "    %s", wait_reason_words((unsigned)b.v[i].why));
         print_blocked(out, &b.v[i].w, now);
     }
     if (b.lost)

@@ -941,7 +941,7 @@ static void print_who(FILE *out, const struct scan *s, const struct lwaiter *w)
 }
 
 /* As Go's dump and chan_mpg_wait's report: a select is one whatever its nil cases. */
-static const char *state_of(const struct lwaiter *w) { return reason_name(w->why); }
+static const char *state_of(const struct lwaiter *w) { return wait_reason_words(w->why); }
 
 static void print_chan(FILE *out, const struct scan *s, int32_t c)
 {

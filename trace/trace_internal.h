@@ -46,9 +46,6 @@ HIDDEN void print_quoted(FILE *out, const char *s);
 /* What libchan made a channel for (enum chan_role of hooks.h), as the dump and the leak report
  * say it: "timer", "context done", "fd readable", "fd writable"; NULL for none. */
 HIDDEN const char *role_name(int role);
-/* What a blocked operation is (enum wait_reason of seam.h), in Go's words: "chan receive",
- * "select (no cases)", "chan send (nil chan)"... */
-HIDDEN const char *reason_name(int why);
 /* A duration in ns, as "1.502 s", "3.000 ms" or "12.345 us". */
 HIDDEN void print_duration(FILE *out, int64_t ns);
 
