@@ -164,6 +164,15 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 /* What a parked waiter's operation is. As waiter_channels: the waiter must stay parked. */
 enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason);
 
+/* Declares that s (a scheduler in the tree; NULL: none) keeps a parked task's stack until the
+ * task returns, however long it waits (sched/: chan_mpg_stop refuses while a G is live). A task
+ * of s blocked on no channel (park_nothing: select {}, a nil channel's operation) is then
+ * listed for chan_dump and the leak detector as a thread is (trace_idle_add, trace/hooks.h),
+ * with its waiter in its frame; a task of any other scheduler is not, as its stack may be
+ * dropped while it waits for ever. Any thread, before the tasks of s wait; one scheduler at a
+ * time. */
+void sched_keeps_stacks(const struct chan_sched *s) SEAM_EXPORT(sched_keeps_stacks);
+
 /* ---- Waiting for fds (sudog.c, select.c; io/ and a scheduler in the tree) -------------------- */
 
 /* An operation blocked on fd channels (BUF_FD: made by fdchan_make, waited on only by a select

@@ -96,7 +96,8 @@ int chan_dump_enable(void);
  * writable" for one libchan made; len/cap, closed) with its blocked senders and
  * receivers (thread, operation, how long blocked) to out; a select counts once per channel and
  * direction, however many of its cases name that channel. Then, under "blocked on no channel:",
- * each thread (not a task of a chan_sched scheduler) blocked since the registry was on in a
+ * each thread and each G of libchan-mpg (not a task of another chan_sched scheduler) blocked
+ * since the registry was on in a
  * select with no case or only nil ones, or on a nil channel, in Go's words ("select (no
  * cases)", "chan receive (nil chan)"...). Takes each channel's lock only with a
  * trylock and skips (saying so) a channel whose lock is held at that moment. Returns the number

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dump.c - chan_dump: every live channel (registry.c) with its blocked senders and receivers,
- * then the threads blocked on no channel (select {}, a nil channel), for a stuck program; and
- * SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump, but the process goes on).
+ * then the threads and Gs blocked on no channel (select {}, a nil channel), for a stuck program;
+ * and SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump, but the process goes on).
  * A channel's name is printed the same way in sched/'s deadlock report (trace_name_print,
  * seam.h).
  *
@@ -208,8 +208,8 @@ static void snap_one(const void *c, const char *name, int role, void *arg)
     cs->skipped = chan_snapshot((chan_t *)c, &cs->s) != 0;
 }
 
-/* The threads blocked on no channel (a nil channel, select {}), copied under the list's lock
- * and printed after, as Go's dump lists a goroutine in "select (no cases)". */
+/* The threads and Gs blocked on no channel (a nil channel, select {}), copied under the list's
+ * lock and printed after, as Go's dump lists a goroutine in "select (no cases)". */
 struct idle_snap {
     struct chan_snap_waiter w;
     int why; /* enum wait_reason */

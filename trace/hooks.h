@@ -123,10 +123,11 @@ HIDDEN void trace_woken(struct waiter *w, int r, bool is_select);
 
 /* park_nothing's wait (a nil channel's operation, a select with no channel: Go's "select (no
  * cases)"), on no queue: while the dump's registry is on, a thread of the pthread parker lists
- * it, so that chan_dump and the leak detector see it. The node lives in park_nothing's frame,
- * from trace_idle_add (true: listed) to trace_idle_del. A task of a plugged-in scheduler is
- * not listed: a G of sched/ is seen through its task_source, and another scheduler may drop
- * the stack of a task that waits for ever. */
+ * it, and so does a task of the scheduler that keeps its tasks' stacks (sched_keeps_stacks,
+ * seam.h: sched/'s Gs), so that chan_dump and the leak detector see it. The node lives in
+ * park_nothing's frame, from trace_idle_add (true: listed) to trace_idle_del. A task of any
+ * other plugged-in scheduler is not listed: its scheduler may drop the stack of a task that
+ * waits for ever. */
 struct trace_idle {
     struct waiter *w;
     struct trace_idle *next, *prev;
