@@ -290,12 +290,14 @@ HIDDEN extern void (*ctx_claimed_hook)(void *ctx);
 
 /* ---- Names of channels (trace/), for a report in the tree ------------------------------------ */
 
-/* Writes the name that chan_trace_name_chan (chan_trace.h) gave c to out, in double quotes and
- * escaped on one line as chan_dump prints it, and returns true; writes nothing and returns false
- * when c has none. c is only a key: never dereferenced. Any thread, with any lock held (sched/'s
- * deadlock report holds sched.lock and sched.gmu): it takes one lock of the tracer's registry,
- * under which no lock is ever waited for. Not from a signal handler. */
-bool trace_name_print(FILE *out, const void *c) SEAM_EXPORT(trace_name_print);
+/* Writes c to out as chan_dump and the leak reports name a channel: its name from
+ * chan_trace_name_chan (chan_trace.h), in double quotes and escaped on one line, what libchan
+ * made it for (a timer's, a context's, an fd's) and its address: chan "jobs" (0x...), chan "t"
+ * (timer 0x...), chan (timer) 0x..., chan 0x.... c is only a key: never dereferenced. Any
+ * thread, with any lock held (sched/'s deadlock report holds sched.lock and sched.gmu): it takes
+ * one lock of the tracer's registry, under which no lock is ever waited for. Not from a signal
+ * handler. */
+void trace_chan_print(FILE *out, const void *c) SEAM_EXPORT(trace_chan_print);
 
 /* The task hook of chan_trace_task_hook (chan_trace.h), for a scheduler in the tree that names
  * its tasks by default: sets it to fn only if it is old now, and says whether it did (a

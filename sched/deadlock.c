@@ -217,16 +217,13 @@ static const char *wait_words(const struct g *g, const struct waiter *w)
     return wait_reason_words(waiter_reason(w));
 }
 
-/* A channel the G waits on, by its name (chan_trace_name_chan) and address, as chan_dump shows
- * it, or by its address alone. */
+/* A channel the G waits on and the direction, in the words of the leak reports' line for it:
+ * named (chan_trace_name_chan), marked a timer's or an fd's, as chan_dump shows it. */
 static void report_chan(FILE *f, chan_t *c, enum chan_dir dir)
 {
-    fputs("\tchan ", f);
-    if (trace_name_print(f, c))
-        fprintf(f, " (%p)", (void *)c);
-    else
-        fprintf(f, "%p", (void *)c);
-    fprintf(f, " (%s)\n", dir == CHAN_SEND ? "send" : "recv");
+    fputc('\t', f);
+    trace_chan_print(f, c);
+    fprintf(f, " %s\n", dir == CHAN_SEND ? "send" : "recv");
 }
 
 /* Under sched.lock, every P idle and no G in a system call: no G moves. Go's format, each

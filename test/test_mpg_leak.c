@@ -359,7 +359,7 @@ START_TEST(test_dump_lists_gs_on_no_channel)
     ck_assert_msg(strstr(s, "\nblocked on no channel:\n") != NULL, "%s", s);
     for (int how = 0; how < 4; how++) {
         char want[96];
-        snprintf(want, sizeof want, "\n    %s  task %lld on thread ", words[how],
+        snprintf(want, sizeof want, "\n    %s  goroutine %lld  blocked for ", words[how],
                  (long long)id[how]);
         ck_assert_msg(strstr(s, want) != NULL, "no '%s' in:\n%s", want, s);
     }

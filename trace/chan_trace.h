@@ -79,7 +79,8 @@ int chan_trace_name_thread(const char *name);
 /* For a user-space scheduler (sched/): when set, every event also records fn() - the id of the
  * task (Go's G) running on the calling thread, 0 for none - shown as "g" in the trace; so does
  * an operation that blocks while the dump's registry is on (chan_dump and chan_leftovers print
- * "task N on thread ..."). fn is called on the thread of the event, possibly with a channel lock
+ * "task N on thread ..."; a G of libchan-mpg named by its own ids is "goroutine N" there, as in
+ * its deadlock report). fn is called on the thread of the event, possibly with a channel lock
  * held: it must not call into libchan. NULL removes it. libchan-mpg (chan_mpg_start) sets it to
  * its G ids while it runs, when none is set, and removes that one at chan_mpg_stop; a hook the
  * program sets, before or meanwhile, takes precedence and is left in place. */

@@ -69,14 +69,16 @@ static inline bool tracing(uint32_t mask)
 }
 
 /* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
- * them (0: unknown); trace_waiter_init sets tid, since, task and timed while a trace or the dump
- * registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow of
- * the trace, the value it moved). timed sits in what was padding: the waiter, which every
- * blocking operation zeroes, keeps its size. */
+ * them (0: unknown); trace_waiter_init sets tid, since, task, g and timed while a trace or the
+ * dump registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow
+ * of the trace, the value it moved). timed and g sit in what was padding: the waiter, which
+ * every blocking operation zeroes, keeps its size. */
 struct waiter_trace {
     int32_t tid; /* its thread (gettid) */
     bool hasval;
     bool timed;    /* the wait has a deadline (for the leak detector; only when since != 0) */
+    bool g;        /* task is a G's id: given by the task hook of the scheduler in the tree
+                      (trace_task_hook_swap, seam.h), not by one of the program's */
     int64_t since; /* chan_now() when it began to wait */
     uint64_t task; /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
     uint64_t flow;
@@ -163,6 +165,7 @@ struct chan_snap_waiter {
     int32_t tid;     /* its thread (0: unknown: blocked before any trace or dump was on) */
     int64_t since;   /* chan_now() when it began to wait (0: unknown) */
     uint64_t task;   /* its task's id by chan_trace_task_hook (0: none) */
+    bool g;          /* task is the id of a G of libchan-mpg (waiter_trace's g) */
     uint32_t ncases; /* its sudogs in all (a select's cases on live channels) */
     uint32_t here;   /* of them, on this queue */
     bool send;       /* on the channel's sendq (else its recvq) */

@@ -951,15 +951,7 @@ static void print_chan(FILE *out, const struct scan *s, int32_t c)
         return;
     }
     const struct lchan *lc = vec_at(&s->chans, (size_t)c);
-    const char *role = role_name(lc->role);
-    fputs("chan ", out);
-    if (lc->name[0]) {
-        print_quoted(out, lc->name);
-        fprintf(out, " (%s%s%p)", role ? role : "", role ? " " : "", (void *)lc->addr);
-    } else {
-        fprintf(out, "%s%s%s%p", role ? "(" : "", role ? role : "", role ? ") " : "",
-                (void *)lc->addr);
-    }
+    print_chan_label(out, (const void *)lc->addr, lc->name, lc->role);
 }
 
 /* Go's goroutine header, then the channels it waits on. */

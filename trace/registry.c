@@ -188,18 +188,20 @@ void registry_del(const void *c)
     chan_mfree(n);
 }
 
-bool registry_name(const void *c, char name[NAME_MAX_LEN])
+bool registry_entry(const void *c, char name[NAME_MAX_LEN], int *role)
 {
     struct shard *s = shard_of(c);
     shard_lock(s);
     struct rnode *n = s->head;
     while (n && n->c != c)
         n = n->next;
-    bool named = n && n->name[0];
-    if (named)
+    if (n)
         memcpy(name, n->name, NAME_MAX_LEN);
+    else
+        name[0] = '\0';
+    *role = n ? n->role : 0;
     pthread_mutex_unlock(&s->mu);
-    return named;
+    return n != NULL;
 }
 
 void registry_visit(unsigned shard,
