@@ -227,7 +227,7 @@ static void report_chan(FILE *f, chan_t *c, enum chan_dir dir)
 }
 
 /* Under sched.lock, every P idle and no G in a system call: no G moves. Go's format, each
- * channel by its name when it has one. The report (malloc), or NULL when memory is short. */
+ * channel as chan_dump writes it. The report (malloc), or NULL when memory is short. */
 static char *report_deadlock_locked(void)
 {
     char *buf = NULL;

@@ -58,7 +58,8 @@ static _Atomic uint32_t slot_ready; /* slots [0, slot_ready) have a buffer from 
 static _Atomic uint64_t dropped_noslot;
 static _Atomic uint64_t dropped_last; /* the last stopped trace's total */
 static uint64_t (*_Atomic task_hook)(void);
-/* The task hook that the scheduler in the tree set (trace_task_hook_swap): its ids are G ids. */
+/* The task hook the scheduler in the tree offers (trace_task_hook_swap): while it is the one
+ * set, the ids are G ids, and the dump says "goroutine N". */
 static uint64_t (*_Atomic g_hook)(void);
 
 static pthread_mutex_t ctl = PTHREAD_MUTEX_INITIALIZER; /* start, stop, register */
