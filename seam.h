@@ -303,7 +303,9 @@ void trace_chan_print(FILE *out, const void *c) SEAM_EXPORT(trace_chan_print);
  * its tasks by default: sets it to fn only if it is old now, and says whether it did (a
  * compare-and-swap). sched/ swaps NULL for its G ids at chan_mpg_start and back at
  * chan_mpg_stop, so that a hook the program set itself, before or meanwhile, is left alone.
- * Any thread, any lock held. */
+ * A non-NULL fn's ids are taken for G ids: while fn is the hook set, chan_dump names a blocked
+ * task "goroutine N", as the deadlock report does, not "task N on thread ...". Any thread, any
+ * lock held. */
 bool trace_task_hook_swap(uint64_t (*old)(void), uint64_t (*fn)(void))
     SEAM_EXPORT(trace_task_hook_swap);
 
