@@ -606,6 +606,7 @@ static size_t snap_queue(struct chan_snap *s, struct waitq *q, bool send)
             .tid = w->t.tid,
             .since = w->t.since,
             .task = w->t.task,
+            .g = w->t.g,
             .ncases = w->nsudog,
             .here = 1,
             .send = send,
@@ -663,6 +664,7 @@ int waiter_snap(const struct waiter *w, struct chan_snap_waiter *s)
     *s = (struct chan_snap_waiter){.tid = w->t.tid,
                                    .since = w->t.since,
                                    .task = w->t.task,
+                                   .g = w->t.g,
                                    .select = w->why == WAIT_SELECT,
                                    .done = atomic_load_explicit(&w->done, memory_order_relaxed)};
     return w->why;

@@ -133,16 +133,22 @@ HIDDEN unsigned wakeups_held_threads(void);
 
 struct waiter; /* one blocked operation (chan_internal.h): opaque here */
 
-/* What a blocked operation is, in Go's words for it (runtime2.go's waitReason): what a report
- * of blocked tasks says each one is doing. Set by the operation before it blocks. */
+/* What a blocked operation is: set by the operation before it blocks, for the reports of
+ * blocked tasks (wait_reason_words). */
 enum wait_reason {
-    WAIT_RECV,            /* "chan receive": chan_recv and its forms on a channel */
-    WAIT_SEND,            /* "chan send" */
-    WAIT_SELECT,          /* "select": every chan_select with cases, however many are nil */
-    WAIT_SELECT_NO_CASES, /* "select (no cases)": a select of n == 0, Go's select {} */
-    WAIT_RECV_NIL,        /* "chan receive (nil chan)": a receive on NULL */
-    WAIT_SEND_NIL,        /* "chan send (nil chan)" */
+    WAIT_RECV,            /* chan_recv and its forms on a channel */
+    WAIT_SEND,            /* chan_send and its forms on a channel */
+    WAIT_SELECT,          /* every chan_select with cases, however many are nil */
+    WAIT_SELECT_NO_CASES, /* a select of n == 0, Go's select {} */
+    WAIT_RECV_NIL,        /* a receive on NULL */
+    WAIT_SEND_NIL,        /* a send on NULL */
 };
+
+/* What a blocked operation is doing, in Go's words for it (runtime2.go's waitReasonStrings),
+ * as every report of blocked tasks says it: chan_dump and the leak reports (trace/), the
+ * deadlock report (sched/). The one table of those words (sudog.c), beside the enum's owner;
+ * "?" for a value that is no enum wait_reason. Any thread, any lock held. */
+const char *wait_reason_words(unsigned why) SEAM_EXPORT(wait_reason_words);
 
 /* The waiter of the operation that is calling the plugged-in scheduler's park on this thread
  * right now, or NULL; reading it clears it. Called by that park, on the thread park was called
@@ -158,6 +164,15 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 
 /* What a parked waiter's operation is. As waiter_channels: the waiter must stay parked. */
 enum wait_reason waiter_reason(const struct waiter *w) SEAM_EXPORT(waiter_reason);
+
+/* Declares that s (a scheduler in the tree; NULL: none) keeps a parked task's stack until the
+ * task returns, however long it waits (sched/: chan_mpg_stop refuses while a G is live). A task
+ * of s blocked on no channel (park_nothing: select {}, a nil channel's operation) is then
+ * listed for chan_dump and the leak detector as a thread is (trace_idle_add, trace/hooks.h),
+ * with its waiter in its frame; a task of any other scheduler is not, as its stack may be
+ * dropped while it waits for ever. Any thread, before the tasks of s wait; one scheduler at a
+ * time. */
+void sched_keeps_stacks(const struct chan_sched *s) SEAM_EXPORT(sched_keeps_stacks);
 
 /* ---- Waiting for fds (sudog.c, select.c; io/ and a scheduler in the tree) -------------------- */
 
@@ -276,18 +291,22 @@ HIDDEN extern void (*ctx_claimed_hook)(void *ctx);
 
 /* ---- Names of channels (trace/), for a report in the tree ------------------------------------ */
 
-/* Writes the name that chan_trace_name_chan (chan_trace.h) gave c to out, in double quotes and
- * escaped on one line as chan_dump prints it, and returns true; writes nothing and returns false
- * when c has none. c is only a key: never dereferenced. Any thread, with any lock held (sched/'s
- * deadlock report holds sched.lock and sched.gmu): it takes one lock of the tracer's registry,
- * under which no lock is ever waited for. Not from a signal handler. */
-bool trace_name_print(FILE *out, const void *c) SEAM_EXPORT(trace_name_print);
+/* Writes c to out as chan_dump and the leak reports name a channel: its name from
+ * chan_trace_name_chan (chan_trace.h), in double quotes and escaped on one line, what libchan
+ * made it for (a timer's, a context's, an fd's) and its address: chan "jobs" (0x...), chan "t"
+ * (timer 0x...), chan (timer) 0x..., chan 0x.... c is only a key: never dereferenced. Any
+ * thread, with any lock held (sched/'s deadlock report holds sched.lock and sched.gmu): it takes
+ * one lock of the tracer's registry, under which no lock is ever waited for. Not from a signal
+ * handler. */
+void trace_chan_print(FILE *out, const void *c) SEAM_EXPORT(trace_chan_print);
 
 /* The task hook of chan_trace_task_hook (chan_trace.h), for a scheduler in the tree that names
  * its tasks by default: sets it to fn only if it is old now, and says whether it did (a
  * compare-and-swap). sched/ swaps NULL for its G ids at chan_mpg_start and back at
  * chan_mpg_stop, so that a hook the program set itself, before or meanwhile, is left alone.
- * Any thread, any lock held. */
+ * A non-NULL fn's ids are taken for G ids: while fn is the hook set, chan_dump names a blocked
+ * task "goroutine N", as the deadlock report does, not "task N on thread ...". Any thread, any
+ * lock held. */
 bool trace_task_hook_swap(uint64_t (*old)(void), uint64_t (*fn)(void))
     SEAM_EXPORT(trace_task_hook_swap);
 

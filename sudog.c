@@ -287,6 +287,19 @@ size_t waiter_channels(const struct waiter *w, chan_t **chans, enum chan_dir *di
 
 enum wait_reason waiter_reason(const struct waiter *w) { return (enum wait_reason)w->why; }
 
+const char *wait_reason_words(unsigned why)
+{
+    static const char *const words[] = {
+        [WAIT_RECV] = "chan receive",
+        [WAIT_SEND] = "chan send",
+        [WAIT_SELECT] = "select",
+        [WAIT_SELECT_NO_CASES] = "select (no cases)",
+        [WAIT_RECV_NIL] = "chan receive (nil chan)",
+        [WAIT_SEND_NIL] = "chan send (nil chan)",
+    };
+    return why < sizeof words / sizeof *words ? words[why] : "?";
+}
+
 size_t waiter_fds(const struct waiter *w, struct pollfd *fds, size_t max)
 {
     /* From the copy the select made under the locks, not from its sudogs' channels: once the
@@ -590,6 +603,12 @@ void chan_sched_set(const struct chan_sched *s) { self_sched = s; }
 static const struct chan_sched *_Atomic io_sched;
 
 void sched_waits_fds(const struct chan_sched *s) { atomic_store(&io_sched, s); }
+
+/* The one plugged-in scheduler whose parked tasks keep their stacks (seam.h): park_nothing lists
+ * its tasks as it lists threads. */
+static const struct chan_sched *_Atomic stacks_sched;
+
+void sched_keeps_stacks(const struct chan_sched *s) { atomic_store(&stacks_sched, s); }
 
 bool may_spin(void) { return ncpu() > 1 && !sched_self(); }
 
@@ -1004,10 +1023,12 @@ int park_nothing(int64_t deadline, enum wait_reason why)
     bool sel = why == WAIT_SELECT || why == WAIT_SELECT_NO_CASES;
     if (tracing(TF_EVENTS))
         trace_block(&w, sel);
-    /* On no channel's queue, a thread is found by the dump and the leak detector on this list
-     * (a G through its scheduler; a task of another may be dropped while it waits: not listed). */
+    /* On no channel's queue, a thread is found by the dump and the leak detector on this list,
+     * and so is a G of the scheduler in the tree, whose stack stays while it waits; the task of
+     * another scheduler may be dropped while it waits: not listed. */
     struct trace_idle idle;
-    bool listed = tracing(TF_REGISTRY) && !w.sched && trace_idle_add(&idle, &w);
+    bool listed = tracing(TF_REGISTRY) && (!w.sched || w.sched == atomic_load(&stacks_sched)) &&
+                  trace_idle_add(&idle, &w);
     /* Nobody can unpark this waiter: it is on no queue. Only the deadline ends the wait (or a
      * plugged-in scheduler's park giving it up: see sched_park). */
     int r;

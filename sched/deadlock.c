@@ -207,37 +207,27 @@ static void leak_look(int *last)
 
 /* ---- The report ------------------------------------------------------------------------------ */
 
-/* Go's words for what a parked G does (runtime2.go's waitReasonStrings): a plain send or
- * receive, nil or not, and a select, whatever its cases, are told apart as Go tells them. */
+/* Go's words for what a parked G does (seam.h's wait_reason_words, as chan_dump says them): a
+ * plain send or receive, nil or not, and a select, whatever its cases, are told apart as Go
+ * tells them. A G parked outside a channel operation: asleep (chan_mpg_sleep_until), or parked. */
 static const char *wait_words(const struct g *g, const struct waiter *w)
 {
     if (!w)
         return g->sleeping ? "sleep" : "parked";
-    switch (waiter_reason(w)) {
-    case WAIT_RECV: return "chan receive";
-    case WAIT_SEND: return "chan send";
-    case WAIT_SELECT: return "select";
-    case WAIT_SELECT_NO_CASES: return "select (no cases)";
-    case WAIT_RECV_NIL: return "chan receive (nil chan)";
-    case WAIT_SEND_NIL: return "chan send (nil chan)";
-    }
-    return "parked";
+    return wait_reason_words(waiter_reason(w));
 }
 
-/* A channel the G waits on, by its name (chan_trace_name_chan) and address, as chan_dump shows
- * it, or by its address alone. */
+/* A channel the G waits on and the direction, in the words of the leak reports' line for it:
+ * named (chan_trace_name_chan), marked a timer's or an fd's, as chan_dump shows it. */
 static void report_chan(FILE *f, chan_t *c, enum chan_dir dir)
 {
-    fputs("\tchan ", f);
-    if (trace_name_print(f, c))
-        fprintf(f, " (%p)", (void *)c);
-    else
-        fprintf(f, "%p", (void *)c);
-    fprintf(f, " (%s)\n", dir == CHAN_SEND ? "send" : "recv");
+    fputc('\t', f);
+    trace_chan_print(f, c);
+    fprintf(f, " %s\n", dir == CHAN_SEND ? "send" : "recv");
 }
 
 /* Under sched.lock, every P idle and no G in a system call: no G moves. Go's format, each
- * channel by its name when it has one. The report (malloc), or NULL when memory is short. */
+ * channel as chan_dump writes it. The report (malloc), or NULL when memory is short. */
 static char *report_deadlock_locked(void)
 {
     char *buf = NULL;

@@ -1820,6 +1820,7 @@ static int bind_ps(hwloc_const_bitmap_t usable)
 static void free_all(void)
 {
     sched_waits_fds(NULL);
+    sched_keeps_stacks(NULL);
     netpoll_fini();
     for (struct g *g = sched.all_gs; g; g = g->allnext)
         fiber_destroy(&g->fiber);
@@ -1949,6 +1950,7 @@ static int start_locked(const struct chan_mpg_config *cfg)
         return err;
     }
     sched_waits_fds(&mpg_hook);
+    sched_keeps_stacks(&mpg_hook); /* a G blocked on no channel is in chan_dump as a thread is */
     pthread_mutex_lock(&sched.lock);
     for (int i = sched.nprocs - 1; i >= 0; i--)
         pidle_put_locked(&sched.ps[i]); /* (P 0 on top) */

@@ -1306,14 +1306,14 @@ START_TEST(deadlock_report)
     ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
     ck_assert_msg(strstr(buf, "all goroutines are asleep - deadlock!"), "%s", buf);
     char want[256];
-    snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n\tchan %p (recv)\n",
-             (long long)id1, (void *)d.a);
+    snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n\tchan %p recv\n", (long long)id1,
+             (void *)d.a);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     snprintf(want, sizeof want, "goroutine %lld [select]:\n", (long long)id2);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
-    snprintf(want, sizeof want, "\tchan %p (send)\n", (void *)d.b);
+    snprintf(want, sizeof want, "\tchan %p send\n", (void *)d.b);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
-    snprintf(want, sizeof want, "\tchan %p (recv)\n", (void *)d.c);
+    snprintf(want, sizeof want, "\tchan %p recv\n", (void *)d.c);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     /* Still deadlocked: asked again, the same answer, on stderr this time (caught here). */
     int saved;
@@ -1390,14 +1390,14 @@ START_TEST(deadlock_report_names)
     ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
     char want[256];
 #define JOBS_QUOTED "\"jobs \\\"q\\\"\\n\"" /* "jobs \"q\"\n", as the dump quotes it */
-    snprintf(want, sizeof want, "goroutine %lld [select]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n",
+    snprintf(want, sizeof want, "goroutine %lld [select]:\n\tchan " JOBS_QUOTED " (%p) recv\n",
              (long long)sel, (void *)d.a);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     snprintf(want, sizeof want,
-             "goroutine %lld [chan receive]:\n\tchan " JOBS_QUOTED " (%p) (recv)\n", (long long)rcv,
+             "goroutine %lld [chan receive]:\n\tchan " JOBS_QUOTED " (%p) recv\n", (long long)rcv,
              (void *)d.a);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
-    snprintf(want, sizeof want, "goroutine %lld [chan send]:\n\tchan %p (send)\n", (long long)snd,
+    snprintf(want, sizeof want, "goroutine %lld [chan send]:\n\tchan %p send\n", (long long)snd,
              (void *)d.b);
     ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
     chan_close(d.a);
@@ -1405,6 +1405,36 @@ START_TEST(deadlock_report_names)
     finish();
     chan_free(d.a);
     chan_free(d.b);
+    NO_BAD();
+}
+END_TEST
+
+/* A channel libchan made is marked in the report as chan_dump and the leak reports mark it: a G
+ * blocked on a stopped timer's channel (nothing pending, so a deadlock) waits on
+ * "chan (timer) 0x...", not on an anonymous channel. */
+static void recv_timer(void *arg)
+{
+    int64_t v;
+    chan_recv(arg, &v);
+}
+
+START_TEST(deadlock_report_marks_timer)
+{
+    ck_assert_int_eq(chan_dump_enable(), 0); /* the registry knows what a channel is for */
+    start(1);
+    chan_timer_t *t = chan_timer_make(3600000 * MS);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(chan_timer_stop(t), 1);
+    int64_t g = chan_mpg_go(recv_timer, chan_timer_chan(t));
+    ck_assert_int_gt(g, 0);
+    char buf[1024], want[128];
+    ck_assert_int_eq(chan_mpg_wait_report(buf, sizeof buf), -EDEADLK);
+    snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n\tchan (timer) %p recv\n",
+             (long long)g, (void *)chan_timer_chan(t));
+    ck_assert_msg(strstr(buf, want), "no '%s' in:\n%s", want, buf);
+    ck_assert_int_eq(chan_timer_reset(t, 0), 0); /* fires: the G receives */
+    finish();
+    ck_assert_int_eq(chan_timer_free(t), 0);
     NO_BAD();
 }
 END_TEST
@@ -1511,8 +1541,10 @@ START_TEST(dump_names_task)
 }
 END_TEST
 
-/* Without a hook of the program's own, the scheduler names its Gs itself while it runs; a hook
- * the program set before the start is left as it is, through the start and the stop. */
+/* Without a hook of the program's own, the scheduler names its Gs itself while it runs, and the
+ * dump calls each a goroutine, as the deadlock report does, without the M it blocked on; a hook
+ * the program set before the start is left as it is, through the start and the stop, and its
+ * ids are tasks on threads. */
 static uint64_t fixed_task(void) { return 4242; }
 
 static char *dump_of_blocked_g(chan_t *c, int64_t *g)
@@ -1535,7 +1567,7 @@ START_TEST(dump_names_g_by_default)
     for (int round = 0; round < 2; round++) { /* the second after a stop and a new start */
         start(1);
         char *buf = dump_of_blocked_g(c, &g);
-        snprintf(want, sizeof want, "recv  task %lld on thread", (long long)g);
+        snprintf(want, sizeof want, "recv  goroutine %lld  blocked for ", (long long)g);
         ck_assert_msg(strstr(buf, want) != NULL, "no '%s' in:\n%s", want, buf);
         free(buf);
         finish();
@@ -2176,6 +2208,7 @@ int main(void)
     ADD_TEST(s, deadlock_nil, 30);
     ADD_TEST(s, deadlock_nil_kinds, 30);
     ADD_TEST(s, deadlock_report_names, 30);
+    ADD_TEST(s, deadlock_report_marks_timer, 30);
     ADD_TEST(s, no_false_deadlock, 30);
     ADD_TEST(s, deadlock_after_leave, 30);
     ADD_TEST(s, foreign_leave_unpaired, 30);

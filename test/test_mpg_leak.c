@@ -3,11 +3,11 @@
  * test_mpg_leak.c - partial deadlocks among the Gs of libchan-mpg (chan_leak.h with sched/):
  * the sender G left behind by a receiver that timed out, reported while the program keeps
  * running; two Gs waiting on each other, reported while 100 others work; a G blocked on a nil
- * channel; and no report for a G whose channel is held in a global, in a heap struct a running
- * G holds, by a pending timer, by a context, only on a foreign thread's stack or on the stack of
- * a G in a system call (an M without a P), nor for a G waiting with a deadline. A check made
- * from a G sees that G as running. Under CHAN_LEAKCHECK, chan_mpg_wait reports a partial
- * deadlock while it waits.
+ * channel, and Gs blocked on no channel listed by chan_dump; and no report for a G whose channel
+ * is held in a global, in a heap struct a running G holds, by a pending timer, by a context,
+ * only on a foreign thread's stack or on the stack of a G in a system call (an M without a P),
+ * nor for a G waiting with a deadline. A check made from a G sees that G as running. Under
+ * CHAN_LEAKCHECK, chan_mpg_wait reports a partial deadlock while it waits.
  *
  * As in test_leak.c, the channels of a scenario are made in a function that is not inlined and
  * kept for the clean-up only xored (vault), where the leak detector does not see them. A G
@@ -293,6 +293,99 @@ START_TEST(test_nil_channel_g)
     ck_assert_msg(!strstr(text, "wait-for"), "%s", text); /* no channel to draw */
     free(text);
     /* Nothing can wake it: the scheduler cannot stop, the test's process ends with it. */
+    ck_assert_int_eq(chan_mpg_stop(), -EBUSY);
+}
+END_TEST
+
+/* A G blocked on no channel - select {} (no cases, or only nil ones), a nil channel's receive or
+ * send - is on no queue, and the dump walks queues: chan_dump lists it under "blocked on no
+ * channel:" as it lists a thread (test_trace's test_dump_lists_waits_on_no_channel), by its G id
+ * and in Go's words for its wait. chan_leftovers and chan_leak_check, which also find it
+ * through the scheduler's Gs, count it once. One that waits with a deadline is listed while it
+ * waits, and not once it has returned. */
+static atomic_bool nothing_over;
+
+static void wait_on_nothing(void *arg)
+{
+    int how = (int)(intptr_t)arg, v = 0;
+    struct chan_case nils[] = {chan_case_recv(NULL, &v), chan_case_send(NULL, &v)};
+    switch (how) {
+    case 0: chan_select(NULL, 0); break;
+    case 1: chan_recv(NULL, &v); break;
+    case 2: chan_send(NULL, &v); break;
+    case 3: chan_select(nils, 2); break;
+    default: /* a deadline: over once the test says so, whatever the clock */
+        while (chan_select_until(NULL, 0, chan_now() + 5 * MS) == -ETIMEDOUT &&
+               !atomic_load(&nothing_over)) {
+        }
+    }
+}
+
+static int times_in(const char *s, const char *pat)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, pat)); p += strlen(pat))
+        n++;
+    return n;
+}
+
+/* chan_dump's text once it lists n waiters blocked (up to ~10 s), to free. */
+static char *dump_with_blocked(int n)
+{
+    char *s = NULL;
+    int listed;
+    for (int i = 0; i < 2000; i++) {
+        free(s);
+        s = text_of(chan_dump, &listed);
+        if (times_in(s, "  blocked for ") == n)
+            break;
+        sleep_ms(5);
+    }
+    return s;
+}
+
+START_TEST(test_dump_lists_gs_on_no_channel)
+{
+    static const char *const words[] = {"select (no cases)", "chan receive (nil chan)",
+                                        "chan send (nil chan)", "select"};
+    start();
+    int64_t id[4];
+    for (int how = 0; how < 4; how++) {
+        id[how] = chan_mpg_go(wait_on_nothing, (void *)(intptr_t)how);
+        ck_assert_int_gt(id[how], 0);
+    }
+    wait_leftovers(4); /* all four parked, so listed before */
+    char *s = dump_with_blocked(4);
+    ck_assert_msg(strstr(s, "\nblocked on no channel:\n") != NULL, "%s", s);
+    for (int how = 0; how < 4; how++) {
+        char want[96];
+        snprintf(want, sizeof want, "\n    %s  goroutine %lld  blocked for ", words[how],
+                 (long long)id[how]);
+        ck_assert_msg(strstr(s, want) != NULL, "no '%s' in:\n%s", want, s);
+    }
+    ck_assert_msg(times_in(s, "  blocked for ") == 4, "%s", s);
+    free(s);
+    ck_assert_int_eq(chan_leftovers(NULL, NULL), 4);
+    ck_assert_int_eq(count_leaks(NULL), 4);
+    /* With a deadline: listed while it waits, and not once it has returned. */
+    ck_assert_int_gt(chan_mpg_go(wait_on_nothing, (void *)(intptr_t)4), 0);
+    s = dump_with_blocked(5);
+    ck_assert_msg(times_in(s, "  blocked for ") == 5, "%s", s);
+    free(s);
+    atomic_store(&nothing_over, true);
+    struct chan_mpg_stats st;
+    for (int i = 0; i < 2000; i++) {
+        chan_mpg_stats(&st);
+        if (st.live == 4)
+            break;
+        sleep_ms(5);
+    }
+    ck_assert_int_eq(st.live, 4);
+    int listed;
+    s = text_of(chan_dump, &listed);
+    ck_assert_msg(times_in(s, "  blocked for ") == 4, "%s", s);
+    free(s);
+    /* Nothing can wake the four: the scheduler cannot stop, the test's process ends with them. */
     ck_assert_int_eq(chan_mpg_stop(), -EBUSY);
 }
 END_TEST
@@ -625,6 +718,7 @@ int main(void)
     ADD_TEST(s, test_leaked_sender_g, 60);
     ADD_TEST(s, test_two_gs_deadlocked_among_100, 120);
     ADD_TEST(s, test_nil_channel_g, 60);
+    ADD_TEST(s, test_dump_lists_gs_on_no_channel, 60);
 #if defined(__x86_64__)
     ADD_TEST(s, test_idle_m_vectors_hide_no_g_leak, 60);
 #endif

@@ -79,7 +79,8 @@ int chan_trace_name_thread(const char *name);
 /* For a user-space scheduler (sched/): when set, every event also records fn() - the id of the
  * task (Go's G) running on the calling thread, 0 for none - shown as "g" in the trace; so does
  * an operation that blocks while the dump's registry is on (chan_dump and chan_leftovers print
- * "task N on thread ..."). fn is called on the thread of the event, possibly with a channel lock
+ * "task N on thread ..."; a G of libchan-mpg named by its own ids is "goroutine N" there, as in
+ * its deadlock report). fn is called on the thread of the event, possibly with a channel lock
  * held: it must not call into libchan. NULL removes it. libchan-mpg (chan_mpg_start) sets it to
  * its G ids while it runs, when none is set, and removes that one at chan_mpg_stop; a hook the
  * program sets, before or meanwhile, takes precedence and is left in place. */
@@ -96,7 +97,8 @@ int chan_dump_enable(void);
  * writable" for one libchan made; len/cap, closed) with its blocked senders and
  * receivers (thread, operation, how long blocked) to out; a select counts once per channel and
  * direction, however many of its cases name that channel. Then, under "blocked on no channel:",
- * each thread (not a task of a chan_sched scheduler) blocked since the registry was on in a
+ * each thread and each G of libchan-mpg (not a task of another chan_sched scheduler) blocked
+ * since the registry was on in a
  * select with no case or only nil ones, or on a nil channel, in Go's words ("select (no
  * cases)", "chan receive (nil chan)"...). Takes each channel's lock only with a
  * trylock and skips (saying so) a channel whose lock is held at that moment. Returns the number

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dump.c - chan_dump: every live channel (registry.c) with its blocked senders and receivers,
- * then the threads blocked on no channel (select {}, a nil channel), for a stuck program; and
- * SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump, but the process goes on).
- * A channel's name is printed the same way in sched/'s deadlock report (trace_name_print,
- * seam.h).
+ * then the threads and Gs blocked on no channel (select {}, a nil channel), for a stuck program;
+ * and SIGQUIT, which prints it on stderr (Go's SIGQUIT goroutine dump, but the process goes on).
+ * A channel is named the same way in the leak reports and in sched/'s deadlock report
+ * (print_chan_label; trace_chan_print, seam.h).
  *
  * Invariants:
  *  - A channel is read only through the core's chan_snapshot (hooks.h), never here: its lock
@@ -31,8 +31,8 @@
 
 #include "chan_trace.h"
 #include "hooks.h"
-#include "seam.h" /* trace_name_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL;
-                     enum wait_reason */
+#include "seam.h" /* trace_chan_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL;
+                     wait_reason_words */
 #include "trace_internal.h"
 
 /* ---- Memory that held channel addresses -------------------------------------------------- */
@@ -88,17 +88,6 @@ void print_quoted(FILE *out, const char *s)
     fputc('"', out);
 }
 
-bool trace_name_print(FILE *out, const void *c)
-{
-    char name[NAME_MAX_LEN];
-    /* Nothing to find, and no lock to take, until some channel has been named. */
-    if (!(atomic_load_explicit(&trace_flags, memory_order_relaxed) & TF_NAMED) ||
-        !registry_name(c, name))
-        return false;
-    print_quoted(out, name);
-    return true;
-}
-
 /* What libchan made a channel for, as the leak report says it, or NULL. */
 const char *role_name(int role)
 {
@@ -109,38 +98,52 @@ const char *role_name(int role)
                                    : NULL;
 }
 
-const char *reason_name(int why)
+void print_chan_label(FILE *out, const void *c, const char *name, int role)
 {
-    switch (why) {
-    case WAIT_RECV: return "chan receive";
-    case WAIT_SEND: return "chan send";
-    case WAIT_SELECT: return "select";
-    case WAIT_SELECT_NO_CASES: return "select (no cases)";
-    case WAIT_RECV_NIL: return "chan receive (nil chan)";
-    case WAIT_SEND_NIL: return "chan send (nil chan)";
-    default: return "?";
+    const char *r = role_name(role); /* a thread in chan_read waits on "fd readable" */
+    fputs("chan ", out);
+    if (name[0]) {
+        print_quoted(out, name);
+        fprintf(out, " (%s%s%p)", r ? r : "", r ? " " : "", c);
+    } else {
+        fprintf(out, "%s%s%s%p", r ? "(" : "", r ? r : "", r ? ") " : "", c);
     }
+}
+
+void trace_chan_print(FILE *out, const void *c)
+{
+    char name[NAME_MAX_LEN] = "";
+    int role = 0;
+    /* Nothing to find, and no lock to take, until some channel has been named or registered. */
+    if (atomic_load_explicit(&trace_flags, memory_order_relaxed) & (TF_REGISTRY | TF_NAMED))
+        registry_entry(c, name, &role);
+    print_chan_label(out, c, name, role);
 }
 
 /* The rest of a blocked waiter's line: who, for how long. */
 static void print_blocked(FILE *out, const struct chan_snap_waiter *w, int64_t now)
 {
     char tname[NAME_MAX_LEN] = "";
-    thread_name_get(w->tid, tname);
-    /* A task of a user-space scheduler (chan_trace_task_hook) on the thread it blocked on,
-     * which runs other tasks too. */
-    if (w->task)
-        fprintf(out, "  task %llu on ", (unsigned long long)w->task);
-    else
-        fputs("  ", out);
-    if (tname[0]) {
-        fputs("thread ", out);
-        print_quoted(out, tname);
-        fprintf(out, " (tid %d)", (int)w->tid);
-    } else if (w->tid)
-        fprintf(out, "thread tid %d", (int)w->tid);
-    else
-        fputs("thread unknown", out);
+    if (w->g) {
+        /* A G of libchan-mpg, by its id alone, as its deadlock report and the leak reports name
+         * it (and Go's dump): the M it blocked on is not where it runs next. */
+        fprintf(out, "  goroutine %llu", (unsigned long long)w->task);
+    } else {
+        /* A task of another user-space scheduler (chan_trace_task_hook) on the thread it
+         * blocked on, which runs other tasks too; or a thread. */
+        if (w->task)
+            fprintf(out, "  task %llu on ", (unsigned long long)w->task);
+        else
+            fputs("  ", out);
+        if (thread_name_get(w->tid, tname)) {
+            fputs("thread ", out);
+            print_quoted(out, tname);
+            fprintf(out, " (tid %d)", (int)w->tid);
+        } else if (w->tid)
+            fprintf(out, "thread tid %d", (int)w->tid);
+        else
+            fputs("thread unknown", out);
+    }
     if (w->since) {
         fputs("  blocked for ", out);
         print_duration(out, now - w->since);
@@ -155,14 +158,7 @@ static void print_blocked(FILE *out, const struct chan_snap_waiter *w, int64_t n
 static void print_chan(FILE *out, const struct csnap *cs, int64_t now)
 {
     const struct chan_snap *s = &cs->s;
-    const char *role = role_name(cs->role); /* a thread in chan_read waits on "fd readable" */
-    fputs("chan ", out);
-    if (cs->name[0]) {
-        print_quoted(out, cs->name);
-        fprintf(out, " (%s%s%p)", role ? role : "", role ? " " : "", cs->c);
-    } else {
-        fprintf(out, "%s%s%s%p", role ? "(" : "", role ? role : "", role ? ") " : "", cs->c);
-    }
+    print_chan_label(out, cs->c, cs->name, cs->role);
     if (cs->skipped) {
         fputs(": skipped (its lock was held at that moment)\n", out);
         return;
@@ -221,8 +217,8 @@ static void snap_one(const void *c, const char *name, int role, void *arg)
     cs->skipped = chan_snapshot((chan_t *)c, &cs->s) != 0;
 }
 
-/* The threads blocked on no channel (a nil channel, select {}), copied under the list's lock
- * and printed after, as Go's dump lists a goroutine in "select (no cases)". */
+/* The threads and Gs blocked on no channel (a nil channel, select {}), copied under the list's
+ * lock and printed after, as Go's dump lists a goroutine in "select (no cases)". */
 struct idle_snap {
     struct chan_snap_waiter w;
     int why; /* enum wait_reason */
@@ -257,7 +253,7 @@ static void print_idle(FILE *out, int64_t now)
     if (b.n || b.lost)
         fputs("blocked on no channel:\n", out);
     for (size_t i = 0; i < b.n; i++) {
-        fprintf(out, "    %s", reason_name(b.v[i].why));
+        fprintf(out, "    %s", wait_reason_words((unsigned)b.v[i].why));
         print_blocked(out, &b.v[i].w, now);
     }
     if (b.lost)

@@ -69,14 +69,16 @@ static inline bool tracing(uint32_t mask)
 }
 
 /* The tracer's notes in a blocked operation's waiter (struct waiter's t). waiter_init zeroes
- * them (0: unknown); trace_waiter_init sets tid, since, task and timed while a trace or the dump
- * registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow of
- * the trace, the value it moved). timed sits in what was padding: the waiter, which every
- * blocking operation zeroes, keeps its size. */
+ * them (0: unknown); trace_waiter_init sets tid, since, task, g and timed while a trace or the
+ * dump registry is on; a waker sets flow, val and hasval under the channel lock (the flow arrow
+ * of the trace, the value it moved). timed and g sit in what was padding: the waiter, which
+ * every blocking operation zeroes, keeps its size. */
 struct waiter_trace {
     int32_t tid; /* its thread (gettid) */
     bool hasval;
     bool timed;    /* the wait has a deadline (for the leak detector; only when since != 0) */
+    bool g;        /* task is a G's id: given by the task hook of the scheduler in the tree
+                      (trace_task_hook_swap, seam.h), not by one of the program's */
     int64_t since; /* chan_now() when it began to wait */
     uint64_t task; /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
     uint64_t flow;
@@ -123,10 +125,11 @@ HIDDEN void trace_woken(struct waiter *w, int r, bool is_select);
 
 /* park_nothing's wait (a nil channel's operation, a select with no channel: Go's "select (no
  * cases)"), on no queue: while the dump's registry is on, a thread of the pthread parker lists
- * it, so that chan_dump and the leak detector see it. The node lives in park_nothing's frame,
- * from trace_idle_add (true: listed) to trace_idle_del. A task of a plugged-in scheduler is
- * not listed: a G of sched/ is seen through its task_source, and another scheduler may drop
- * the stack of a task that waits for ever. */
+ * it, and so does a task of the scheduler that keeps its tasks' stacks (sched_keeps_stacks,
+ * seam.h: sched/'s Gs), so that chan_dump and the leak detector see it. The node lives in
+ * park_nothing's frame, from trace_idle_add (true: listed) to trace_idle_del. A task of any
+ * other plugged-in scheduler is not listed: its scheduler may drop the stack of a task that
+ * waits for ever. */
 struct trace_idle {
     struct waiter *w;
     struct trace_idle *next, *prev;
@@ -162,6 +165,7 @@ struct chan_snap_waiter {
     int32_t tid;     /* its thread (0: unknown: blocked before any trace or dump was on) */
     int64_t since;   /* chan_now() when it began to wait (0: unknown) */
     uint64_t task;   /* its task's id by chan_trace_task_hook (0: none) */
+    bool g;          /* task is the id of a G of libchan-mpg (waiter_trace's g) */
     uint32_t ncases; /* its sudogs in all (a select's cases on live channels) */
     uint32_t here;   /* of them, on this queue */
     bool send;       /* on the channel's sendq (else its recvq) */

@@ -237,7 +237,7 @@ static void add_waiter(const struct waiter *w, void *arg)
     s->wchans.n += lw->n;
 }
 
-/* A thread blocked on no channel (a nil channel's operation, select {}): listed by the
+/* A thread or G blocked on no channel (a nil channel's operation, select {}): listed by the
  * registry (trace_idle_add), read while it is frozen - the waiter stays in its frame until the
  * thaw - and never woken by anyone: blocked forever unless a deadline ends it. */
 static void add_idle(const struct waiter *w, void *arg)
@@ -315,7 +315,8 @@ static void add_g(const struct task_info *t, void *arg)
         int64_t wi = addrset_get(&s->waitset, (uintptr_t)t->waiter);
         struct waiter w; /* read as the G left it when it parked: no lock orders this read */
         if (wi < 0 && world_read(&w, t->waiter, sizeof w) && w.nsudog == 0) {
-            /* Parked on a nil channel or an empty select: on no queue, so found only here. */
+            /* Parked on a nil channel or an empty select since before the registry was on: on
+             * no queue and not listed (add_idle), so found only here. */
             struct lwaiter *lw = vec_push(&s->waiters);
             if (!lw) {
                 s->err = -ENOMEM;
@@ -941,7 +942,7 @@ static void print_who(FILE *out, const struct scan *s, const struct lwaiter *w)
 }
 
 /* As Go's dump and chan_mpg_wait's report: a select is one whatever its nil cases. */
-static const char *state_of(const struct lwaiter *w) { return reason_name(w->why); }
+static const char *state_of(const struct lwaiter *w) { return wait_reason_words(w->why); }
 
 static void print_chan(FILE *out, const struct scan *s, int32_t c)
 {
@@ -950,15 +951,7 @@ static void print_chan(FILE *out, const struct scan *s, int32_t c)
         return;
     }
     const struct lchan *lc = vec_at(&s->chans, (size_t)c);
-    const char *role = role_name(lc->role);
-    fputs("chan ", out);
-    if (lc->name[0]) {
-        print_quoted(out, lc->name);
-        fprintf(out, " (%s%s%p)", role ? role : "", role ? " " : "", (void *)lc->addr);
-    } else {
-        fprintf(out, "%s%s%s%p", role ? "(" : "", role ? role : "", role ? ") " : "",
-                (void *)lc->addr);
-    }
+    print_chan_label(out, (const void *)lc->addr, lc->name, lc->role);
 }
 
 /* Go's goroutine header, then the channels it waits on. */

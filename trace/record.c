@@ -58,6 +58,9 @@ static _Atomic uint32_t slot_ready; /* slots [0, slot_ready) have a buffer from 
 static _Atomic uint64_t dropped_noslot;
 static _Atomic uint64_t dropped_last; /* the last stopped trace's total */
 static uint64_t (*_Atomic task_hook)(void);
+/* The task hook the scheduler in the tree offers (trace_task_hook_swap): while it is the one
+ * set, the ids are G ids, and the dump says "goroutine N". */
+static uint64_t (*_Atomic g_hook)(void);
 
 static pthread_mutex_t ctl = PTHREAD_MUTEX_INITIALIZER; /* start, stop, register */
 static FILE *trace_out;
@@ -306,7 +309,9 @@ void trace_waiter_init(struct waiter *w, int64_t deadline)
     w->t.timed = deadline != CHAN_FOREVER;
     w->t.since = chan_now();
     w->t.tid = tid_self(tls_self());
-    w->t.task = task_self();
+    uint64_t (*hook)(void) = atomic_load_explicit(&task_hook, memory_order_relaxed);
+    w->t.task = hook ? hook() : 0;
+    w->t.g = w->t.task && hook == atomic_load_explicit(&g_hook, memory_order_relaxed);
 }
 
 void trace_block(struct waiter *w, bool is_select)
@@ -538,6 +543,8 @@ void chan_trace_task_hook(uint64_t (*fn)(void))
 
 bool trace_task_hook_swap(uint64_t (*old)(void), uint64_t (*fn)(void))
 {
+    if (fn)
+        atomic_store_explicit(&g_hook, fn, memory_order_relaxed);
     return atomic_compare_exchange_strong_explicit(&task_hook, &old, fn, memory_order_relaxed,
                                                    memory_order_relaxed);
 }

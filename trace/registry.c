@@ -12,9 +12,9 @@
  *  - Shard locks are taken one at a time. The leak detector freezes every shard (its list does
  *    not change, and so no registered channel is freed) while it reads them with the other
  *    threads stopped; adding and removing wait for the thaw, without holding the lock.
- *  - The waiters on no channel (a nil channel's operation, select {}) of threads are a list of
- *    their own (trace_idle_add), frozen with the shards; a node lives in its waiter's frame and
- *    leaves the list, under its lock, before that frame ends.
+ *  - The waiters on no channel (a nil channel's operation, select {}) of threads and of sched/'s
+ *    Gs are a list of their own (trace_idle_add), frozen with the shards; a node lives in its
+ *    waiter's frame and leaves the list, under its lock, before that frame ends.
  *  - Thread names: at most MAX_TNAMES named threads alive at once. An entry is freed when its
  *    thread exits, so a thread id reused later does not inherit the name.
  */
@@ -188,18 +188,20 @@ void registry_del(const void *c)
     chan_mfree(n);
 }
 
-bool registry_name(const void *c, char name[NAME_MAX_LEN])
+bool registry_entry(const void *c, char name[NAME_MAX_LEN], int *role)
 {
     struct shard *s = shard_of(c);
     shard_lock(s);
     struct rnode *n = s->head;
     while (n && n->c != c)
         n = n->next;
-    bool named = n && n->name[0];
-    if (named)
+    if (n)
         memcpy(name, n->name, NAME_MAX_LEN);
+    else
+        name[0] = '\0';
+    *role = n ? n->role : 0;
     pthread_mutex_unlock(&s->mu);
-    return named;
+    return n != NULL;
 }
 
 void registry_visit(unsigned shard,
@@ -214,8 +216,8 @@ void registry_visit(unsigned shard,
 
 /* ---- Waiters on no channel (trace_idle_add, hooks.h) -------------------------------------- */
 
-/* A list of its own, with a lock and a freeze as a shard's: a thread blocked on a nil channel
- * or in select {} is on no channel's queue, so nothing else leads to it. */
+/* A list of its own, with a lock and a freeze as a shard's: a thread or G blocked on a nil
+ * channel or in select {} is on no channel's queue, so nothing else leads to it. */
 static struct {
     pthread_mutex_t mu;
     struct trace_idle *head;

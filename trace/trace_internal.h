@@ -46,9 +46,10 @@ HIDDEN void print_quoted(FILE *out, const char *s);
 /* What libchan made a channel for (enum chan_role of hooks.h), as the dump and the leak report
  * say it: "timer", "context done", "fd readable", "fd writable"; NULL for none. */
 HIDDEN const char *role_name(int role);
-/* What a blocked operation is (enum wait_reason of seam.h), in Go's words: "chan receive",
- * "select (no cases)", "chan send (nil chan)"... */
-HIDDEN const char *reason_name(int why);
+/* A channel as every report names it (chan_dump, the leak reports, and through
+ * trace_chan_print sched/'s deadlock report): chan "jobs" (0x...), chan "t" (timer 0x...),
+ * chan (timer) 0x..., chan 0x...; name "" for none, role an enum chan_role. */
+HIDDEN void print_chan_label(FILE *out, const void *c, const char *name, int role);
 /* A duration in ns, as "1.502 s", "3.000 ms" or "12.345 us". */
 HIDDEN void print_duration(FILE *out, int64_t ns);
 
@@ -71,9 +72,10 @@ HIDDEN void registry_del(const void *c);
 /* Notes what c is for (enum chan_role, hooks.h), if c is registered. */
 HIDDEN void registry_role(const void *c, int role);
 
-/* Copies c's name into name and returns true; false when c has none (not registered, or
- * registered without a name). Takes c's shard lock. */
-HIDDEN bool registry_name(const void *c, char name[NAME_MAX_LEN]);
+/* Copies c's name into name ("" when it has none) and its role into *role (registry_role; 0:
+ * none), and returns true; false (name "", role 0) when c is not registered. Takes c's shard
+ * lock. */
+HIDDEN bool registry_entry(const void *c, char name[NAME_MAX_LEN], int *role);
 
 /* Calls fn(c, name, role, arg) for every channel registered in shard (< REGISTRY_SHARDS), name
  * "" when it has none, role its registry_role (0: none), with that shard's lock held: c is not
