@@ -356,6 +356,7 @@ void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_sourc
     X(handoff)      /* a parking G switched straight to the next G of its P */                     \
     X(park_g0)      /* a parking G went through its M's g0 (nothing local to hand the M to) */     \
     X(timer_arm)    /* a parked G's timer went on its P's heap (that P's tlock) */                 \
+    X(timer_spill)  /* ... into its P's spill: the heap was full and could not grow */             \
     X(timer_cancel) /* a G woken early took its timer off the heap of the P it parked on */        \
     X(timer_remote) /* ... from another P, or none: another P's tlock */                           \
     X(timer_kick)   /* an armed timer was earlier than the timer M's watch: sched.lock */          \
