@@ -377,6 +377,7 @@ void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_sourc
     X(steal)        /* half of another P's ring taken */                                           \
     X(steal_next)   /* another P's runnext taken by a spinning M after the pause */                \
     X(next_pause)   /* a thief's 3 us pause on another P's runnext (spinning M or sysmon) */       \
+    X(gq_put)       /* an exchange on the global queue's tail: one G, or a batch of them */        \
     X(gq_get)       /* a G taken from the global queue */                                          \
     X(gq_lock)      /* the global queue's dequeue lock taken (gq_get: one G or a batch) */         \
     X(moved)        /* a runnext G taken by sysmon from behind a G that kept its P */

@@ -347,17 +347,27 @@ static int timers_steal(struct p *p)
 
 /* ---- The global run queue (liburcu's wait-free concurrent queue) ----------------------------- */
 
-/* Go's globrunqput: from any thread, wait-free. The count comes after the G is linked, so that
- * gq_get never counts a G it cannot reach (it may reach one not yet counted). */
-void gq_push(struct g *g)
+/* Go's globrunqputbatch: the n Gs of gs (n >= 1), in their order, with one exchange on the
+ * queue's tail: linked to each other first, then appended as one chain (liburcu's enqueue is
+ * that append, of a chain of one; its splice would add an exchange on a source queue). The
+ * count comes after the Gs are linked, so that gq_get never counts a G it cannot reach (it may
+ * reach one not yet counted). From any thread, wait-free. */
+static inline void gq_push_batch(struct g *const *gs, int n)
 {
-    RACE_RELEASE(g);
+    for (int i = 0; i < n; i++)
+        RACE_RELEASE(gs[i]);
     RACE_IGNORE_BEGIN();
-    cds_wfcq_node_init(&g->qnode);
-    cds_wfcq_enqueue(&sched.gq_head, &sched.gq_tail, &g->qnode);
+    for (int i = 0; i + 1 < n; i++)
+        gs[i]->qnode.next = &gs[i + 1]->qnode;
+    gs[n - 1]->qnode.next = NULL;
+    ___cds_wfcq_append(&sched.gq_head, &sched.gq_tail, &gs[0]->qnode, &gs[n - 1]->qnode);
     RACE_IGNORE_END();
-    atomic_fetch_add_explicit(&sched.gq_len, 1, memory_order_relaxed);
+    COUNT(gq_put);
+    atomic_fetch_add_explicit(&sched.gq_len, n, memory_order_relaxed);
 }
+
+/* Go's globrunqput. */
+void gq_push(struct g *g) { gq_push_batch(&g, 1); }
 
 bool gq_empty(void)
 {
@@ -416,8 +426,8 @@ static struct g *gq_get(struct p *p, int max)
 
 /* ---- Local run queues (Go's runqput / runqget / runqsteal) ----------------------------------- */
 
-/* Owner only. A full ring sends half of itself and g to the global queue (Go's runqputslow).
- * The time it is queued is what thieves go by (runq_steal). */
+/* Owner only. A full ring sends half of itself and g to the global queue as one batch (Go's
+ * runqputslow). The time it is queued is what thieves go by (runq_steal). */
 static void runq_put(struct p *p, struct g *g)
 {
     atomic_store_explicit(&g->queued, chan_now(), memory_order_relaxed);
@@ -430,15 +440,14 @@ static void runq_put(struct p *p, struct g *g)
             return;
         }
         uint32_t n = (t - h) / 2;
-        struct g *batch[RQ_SIZE / 2];
+        struct g *batch[RQ_SIZE / 2 + 1];
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(&p->ring[(h + i) % RQ_SIZE], memory_order_relaxed);
         if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + n, memory_order_release,
                                                      memory_order_relaxed))
             continue; /* a thief took some: there is room now */
-        for (uint32_t i = 0; i < n; i++)
-            gq_push(batch[i]);
-        gq_push(g);
+        batch[n] = g;
+        gq_push_batch(batch, (int)n + 1);
         return;
     }
 }
@@ -553,8 +562,7 @@ int runq_to_global(struct p *p)
         if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + n, memory_order_acq_rel,
                                                      memory_order_relaxed))
             continue;
-        for (uint32_t i = 0; i < n; i++)
-            gq_push(batch[i]);
+        gq_push_batch(batch, (int)n);
         return (int)n;
     }
 }
