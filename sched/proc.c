@@ -140,6 +140,22 @@ static inline bool timer_room(struct p *p)
     return true;
 }
 
+/* Under p->tlock: halves p's heap while it is a quarter full or less, down to TIMERS_MIN slots
+ * (a burst of timed waits leaves a heap sized for its peak). Called where it costs the fast
+ * path nothing: after a firing (timers_fire) and when the P's M runs out of work (m_idle),
+ * not at each cancel. Without memory for the smaller array the heap stays as it is. */
+static void timers_shrink_locked(struct p *p)
+{
+    size_t cap = p->timers.cap;
+    while (cap > TIMERS_MIN && p->timers.len <= cap / 4)
+        cap /= 2;
+    if (cap == p->timers.cap)
+        return;
+    struct heap_node **a = malloc(cap * sizeof *a);
+    if (a)
+        free(heap_move(&p->timers, a, cap));
+}
+
 /* ---- The spill: a P's timers that found its heap full and no memory to grow it --------------
  *
  * Arming never fails: a G whose timer finds no room (the heap must grow and malloc says no) is
@@ -300,6 +316,7 @@ int timers_fire(struct p *p, int64_t now, struct g **list)
     if (__builtin_expect(p->nspill != 0, 0))
         n += spill_fire(p, now, list);
     timer0_update(p, memory_order_release);
+    timers_shrink_locked(p);
     pthread_mutex_unlock(&p->tlock);
     return n;
 }
@@ -1607,6 +1624,9 @@ static void stopm_poll(struct m *m, int64_t deadline)
  * before this one went idle is found here (the fences pair). */
 static void m_idle(struct m *m)
 {
+    pthread_mutex_lock(&m->p->tlock);
+    timers_shrink_locked(m->p);
+    pthread_mutex_unlock(&m->p->tlock);
     pthread_mutex_lock(&sched.lock);
     if (atomic_load(&sched.stopping) || !gq_empty()) {
         pthread_mutex_unlock(&sched.lock);

@@ -279,6 +279,54 @@ static void many_run(void)
 START_TEST(many_deadlines_many_ps) { many_run(); }
 END_TEST
 
+/* ---- A heap shrinks after a burst ----------------------------------------------------------- */
+
+/* Waits with a deadline 20-40 ms away, three times, on a channel nobody sends to: every timer is
+ * fired, none cancelled. */
+static void burst_waiter(void *arg)
+{
+    long v;
+    for (int i = 0; i < 3; i++)
+        G_CHECK(chan_recv_until(arg, &v, chan_now() + (20 + i * 10) * MS) == -ETIMEDOUT);
+}
+
+/* The largest heap of any P now (each P's tlock in turn). */
+static size_t heap_cap_max(void)
+{
+    size_t max = 0;
+    for (int i = 0; i < sched.nprocs; i++) {
+        pthread_mutex_lock(&sched.ps[i].tlock);
+        if (sched.ps[i].timers.cap > max)
+            max = sched.ps[i].timers.cap;
+        pthread_mutex_unlock(&sched.ps[i].tlock);
+    }
+    return max;
+}
+
+/* A burst of timed waits grows the heap past its first size; once every timer has fired, the
+ * heap is back to it (timers_fire halves a heap a quarter full), not kept at its peak. On one
+ * P, whose heap every G parks on: many Ps would spread a burst too thin to grow theirs. */
+START_TEST(heap_shrinks_after_burst)
+{
+    start(1);
+    chan_t *c = chan_make(sizeof(long), 0);
+    int n = under_tsan() ? 300 : scaled(5000, 1000);
+    chan_mpg_foreign_enter(); /* it reads the heaps meanwhile: no deadlock report */
+    for (int i = 0; i < n; i++)
+        go(burst_waiter, c);
+    size_t peak = 0;
+    for (int64_t until = chan_now() + LATE; peak <= TIMERS_MIN && chan_now() < until;)
+        peak = heap_cap_max();
+    chan_mpg_foreign_leave();
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_uint_gt(peak, TIMERS_MIN);
+    ck_assert_uint_eq(heap_cap_max(), TIMERS_MIN);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    NO_BAD();
+    chan_free(c);
+}
+END_TEST
+
 /* ---- A heap that cannot grow: the spill ------------------------------------------------------ */
 
 /* How many more growths of a timer heap fail (timer_grow_fail_hook), as malloc would. */
@@ -368,6 +416,7 @@ int main(void)
     ADD_TEST(s, timer_of_a_held_p_fires, 30);
     ADD_TEST(s, idle_ps_timer_wakes, 30);
     ADD_TEST(s, many_deadlines_many_ps, 60);
+    ADD_TEST(s, heap_shrinks_after_burst, 60);
     ADD_TEST(s, timer_heap_cannot_grow, 30);
     ADD_TEST(s, many_deadlines_heap_cannot_grow, 120);
     return run_suite(s);
