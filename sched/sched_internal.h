@@ -154,7 +154,8 @@ struct p {
      * (timers_steal) or sysmon, removed by a G woken early from whatever P it runs on then.
      * A line of their own: thieves read the ring's head and tail, not these. */
     _Alignas(64) pthread_mutex_t tlock;
-    struct heap timers;         /* grown by the owner when full (timer_arm) */
+    struct heap timers;         /* grown by the owner when full (timer_arm), halved when a
+                                   quarter full (timers_fire, m_idle) */
     _Atomic int64_t timer0;     /* the earliest deadline in timers and spill, CHAN_FOREVER when
                                    none (Go's timer0When): written under tlock, read without it */
     struct cds_list_head spill; /* timers armed while the heap was full and could not grow:
