@@ -36,7 +36,7 @@
  *    that P's tlock orders arming (by park_commit, on the M that holds g->tp, only if the word
  *    is still the one it parked with), firing (CAS under the lock, by whichever M runs that
  *    heap) and removal (by the G when an unpark won, on whatever P it runs now). Only the
- *    owner of a P pushes on its heap.
+ *    owner of a P arms on it (a firing, by any M, may move spilled timers into the heap).
  *  - A P has one owner at a time, the only thread that puts Gs in its ring and runnext and
  *    bumps its ticks: the M with m->p == p (status P_RUNNING); while that M's G is in a system
  *    call (P_SYSCALL, m->oldp == p, m->p == NULL), nobody puts, and the P goes back to that M
@@ -149,7 +149,7 @@ struct p {
     int id;
     struct p *link;        /* in sched.pidle (under sched.lock) */
     hwloc_cpuset_t cpuset; /* the core the M that holds it is bound to, or NULL */
-    /* The timers of the Gs parked on it with a deadline (Go's p.timers, since Go 1.14): pushed
+    /* The timers of the Gs parked on it with a deadline (Go's p.timers, since Go 1.14): armed
      * by its owner only, run by its owner at each schedule and by any M that looks for work
      * (timers_steal) or sysmon, removed by a G woken early from whatever P it runs on then.
      * A line of their own: thieves read the ring's head and tail, not these. */
