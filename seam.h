@@ -383,6 +383,7 @@ int daemon_start(void *(*fn)(void *arg));
     X(handoff)      /* a parking G switched straight to the next G of its P */                     \
     X(park_g0)      /* a parking G went through its M's g0 (nothing local to hand the M to) */     \
     X(timer_arm)    /* a parked G's timer went on its P's heap (that P's tlock) */                 \
+    X(timer_spill)  /* ... into its P's spill: the heap was full and could not grow */             \
     X(timer_cancel) /* a G woken early took its timer off the heap of the P it parked on */        \
     X(timer_remote) /* ... from another P, or none: another P's tlock */                           \
     X(timer_kick)   /* an armed timer was earlier than the timer M's watch: sched.lock */          \
@@ -403,6 +404,7 @@ int daemon_start(void *(*fn)(void *arg));
     X(steal)        /* half of another P's ring taken */                                           \
     X(steal_next)   /* another P's runnext taken by a spinning M after the pause */                \
     X(next_pause)   /* a thief's 3 us pause on another P's runnext (spinning M or sysmon) */       \
+    X(gq_put)       /* an exchange on the global queue's tail: one G, or a batch of them */        \
     X(gq_get)       /* a G taken from the global queue */                                          \
     X(gq_lock)      /* the global queue's dequeue lock taken (gq_get: one G or a batch) */         \
     X(moved)        /* a runnext G taken by sysmon from behind a G that kept its P */

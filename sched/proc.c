@@ -111,69 +111,115 @@ static struct g *g_of_timer(struct heap_node *n)
     return (struct g *)((char *)n - offsetof(struct g, timer));
 }
 
-/* Under p->tlock: p's earliest deadline for the readers without the lock. A timer that became
- * the earliest is stored seq_cst, before timer_arm reads sched.timer_watch (seq_cst too), as
- * stopm stores that word before it reads every P's timer0: one of the two sees the other. A
- * removal only moves timer0 later, which nobody need be told. */
+/* Under p->tlock: p's earliest deadline for the readers without the lock, its heap's or its
+ * spill's. A removal only moves timer0 later, which nobody need be told (stored release); an
+ * arm that moves it earlier stores it seq_cst (timer_arm). */
 static inline void timer0_update(struct p *p, memory_order mo)
 {
     struct heap_node *first = heap_min(&p->timers);
-    atomic_store_explicit(&p->timer0, first ? first->when : CHAN_FOREVER, mo);
+    int64_t w = first ? first->when : CHAN_FOREVER;
+    if (__builtin_expect(p->spill_when < w, 0))
+        w = p->spill_when;
+    atomic_store_explicit(&p->timer0, w, mo);
 }
 
-/* Under p->tlock, by p's owner: room for one more timer. false without memory. */
+bool (*timer_grow_fail_hook)(void);
+
+/* Under p->tlock: room for one more timer in p's heap, grown (doubled) if it must be. false
+ * without memory. */
 static inline bool timer_room(struct p *p)
 {
     if (p->timers.len < p->timers.cap)
         return true;
-    size_t cap = p->timers.cap ? p->timers.cap * 2 : 64;
-    struct heap_node **a = malloc(cap * sizeof *a);
+    size_t cap = p->timers.cap ? p->timers.cap * 2 : TIMERS_MIN;
+    struct heap_node **a =
+        timer_grow_fail_hook && timer_grow_fail_hook() ? NULL : malloc(cap * sizeof *a);
     if (!a)
         return false;
     free(heap_move(&p->timers, a, cap));
     return true;
 }
 
+/* Under p->tlock: halves p's heap while it is a quarter full or less, down to TIMERS_MIN slots
+ * (a burst of timed waits leaves a heap sized for its peak). Called where it costs the fast
+ * path nothing: after a firing (timers_fire) and when the P's M runs out of work (m_idle),
+ * not at each cancel. Without memory for the smaller array the heap stays as it is. */
+static void timers_shrink_locked(struct p *p)
+{
+    size_t cap = p->timers.cap;
+    while (cap > TIMERS_MIN && p->timers.len <= cap / 4)
+        cap /= 2;
+    if (cap == p->timers.cap)
+        return;
+    struct heap_node **a = malloc(cap * sizeof *a);
+    if (a)
+        free(heap_move(&p->timers, a, cap));
+}
+
+/* ---- The spill: a P's timers that found its heap full and no memory to grow it --------------
+ *
+ * Arming never fails: a G whose timer finds no room (the heap must grow and malloc says no) is
+ * linked into its P's spill instead, a list through the G (g->spill: no allocation), its
+ * heap_node marked TIMER_SPILLED. Before, such a G was woken at once with a time-out, which
+ * libchan takes as spurious before the deadline: it parked again, found no room again, and so
+ * on, a core burnt until memory came back. The spill is in timer0 (its earliest deadline,
+ * spill_when, or one before it), so the same runners see it: timers_fire fires its due Gs and
+ * moves the others into the heap once it has room again. Unsorted: only memory pressure fills
+ * it, and each pass over it is one firing. */
+
+static void spill_push(struct p *p, struct g *g)
+{
+    g->timer.idx = TIMER_SPILLED;
+    cds_list_add(&g->spill, &p->spill);
+    p->nspill++;
+    if (g->timer.when < p->spill_when)
+        p->spill_when = g->timer.when;
+    COUNT(timer_spill);
+}
+
+/* g is in p's spill: out of it. spill_when stays as early as it was while the spill holds
+ * others (the next firing sets it right). */
+static void spill_remove(struct p *p, struct g *g)
+{
+    cds_list_del(&g->spill);
+    g->timer.idx = HEAP_NONE;
+    if (--p->nspill == 0)
+        p->spill_when = CHAN_FOREVER;
+}
+
 static void timer_kick(void);
 
-/* Go's addtimer, by park_commit on the M that holds p (g->tp): arms g's timer on p's heap,
- * unless g has already been woken (its wake word moved on). A timer that becomes p's earliest
- * and is earlier than the deadline the timer M sleeps until wakes that M (Go's
- * wakeNetPoller; the fences pair with stopm's). false, as a rule; true when the heap could not
- * grow: then g is woken at once as its timer would (-ETIMEDOUT, before its deadline: libchan
- * parks it again with the same deadline), unless an unpark won, and must run again. */
-static bool timer_arm(struct p *p, struct g *g, int64_t when, uint64_t parked_word)
+/* Go's addtimer, by park_commit on the M that holds p (g->tp): arms g's timer on p's heap (its
+ * spill when the heap cannot grow), unless g has already been woken (its wake word moved on).
+ * A timer earlier than p's earliest is stored in timer0 seq_cst, before the read of
+ * sched.timer_watch (seq_cst too), as stopm stores that word before it reads every P's timer0:
+ * one of the two sees the other; and if it is earlier than the deadline the timer M sleeps
+ * until, it wakes that M (Go's wakeNetPoller). */
+static void timer_arm(struct p *p, struct g *g, int64_t when, uint64_t parked_word)
 {
-    bool earliest = false, full = false;
+    bool earliest = false;
     pthread_mutex_lock(&p->tlock);
     if (atomic_load_explicit(&g->wake, memory_order_acquire) == parked_word) {
-        if (timer_room(p)) {
-            g->timer.when = when;
-            g->timer_word = parked_word;
+        g->timer.when = when;
+        g->timer_word = parked_word;
+        if (__builtin_expect(timer_room(p), 1))
             heap_push(&p->timers, &g->timer);
-            COUNT(timer_arm);
-            earliest = heap_min(&p->timers) == &g->timer;
-            if (earliest)
-                timer0_update(p, memory_order_seq_cst);
-        } else {
-            uint64_t v = parked_word;
-            full = atomic_compare_exchange_strong_explicit(
-                &g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN, memory_order_acq_rel,
-                memory_order_relaxed);
-            if (full)
-                g->park_rc = -ETIMEDOUT;
-        }
+        else
+            spill_push(p, g);
+        COUNT(timer_arm);
+        earliest = when < atomic_load_explicit(&p->timer0, memory_order_relaxed);
+        if (earliest)
+            atomic_store_explicit(&p->timer0, when, memory_order_seq_cst);
     }
     pthread_mutex_unlock(&p->tlock);
     if (earliest && when < atomic_load_explicit(&sched.timer_watch, memory_order_seq_cst)) {
         COUNT(timer_kick);
         timer_kick();
     }
-    return full;
 }
 
 /* By g, back from a park that an unpark or the netpoller ended: its timer may still be armed,
- * on the heap of the P it parked on, which another M may hold now. */
+ * on the heap (or in the spill) of the P it parked on, which another M may hold now. */
 static void timer_cancel(struct g *g)
 {
     struct p *p = g->tp;
@@ -184,10 +230,15 @@ static void timer_cancel(struct g *g)
 #endif
     pthread_mutex_lock(&p->tlock);
     if (heap_queued(&g->timer)) {
-        bool first = heap_min(&p->timers) == &g->timer;
-        heap_remove(&p->timers, &g->timer);
-        if (first)
+        if (__builtin_expect(g->timer.idx == TIMER_SPILLED, 0)) {
+            spill_remove(p, g);
             timer0_update(p, memory_order_release);
+        } else {
+            bool first = heap_min(&p->timers) == &g->timer;
+            heap_remove(&p->timers, &g->timer);
+            if (first)
+                timer0_update(p, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&p->tlock);
 }
@@ -198,7 +249,7 @@ size_t g_timers_armed(void)
     for (int i = 0; i < sched.nprocs; i++) {
         struct p *p = &sched.ps[i];
         pthread_mutex_lock(&p->tlock);
-        n += p->timers.len;
+        n += p->timers.len + p->nspill;
         pthread_mutex_unlock(&p->tlock);
     }
     return n;
@@ -215,24 +266,57 @@ int64_t timers_earliest(void)
     return t;
 }
 
+/* Under g->tp's tlock, g's timer just taken out of its heap or spill: g times out if it is
+ * still parked for the park its timer was armed for (else an unpark or the netpoller won), and
+ * then goes on *list. Returns 1 if it did. */
+static int timer_fire(struct g *g, struct g **list)
+{
+    uint64_t v = g->timer_word;
+    if (!atomic_compare_exchange_strong_explicit(&g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return 0;
+    g->park_rc = -ETIMEDOUT;
+    g->next_free = *list; /* borrowed as a list link: the G is not free */
+    *list = g;
+    return 1;
+}
+
+/* Under p->tlock: fires the due timers of p's spill, moves the others into the heap while it
+ * has room (memory came back), and sets spill_when to the earliest left. */
+static int spill_fire(struct p *p, int64_t now, struct g **list)
+{
+    int n = 0;
+    int64_t earliest = CHAN_FOREVER;
+    struct g *g, *tmp;
+    cds_list_for_each_entry_safe(g, tmp, &p->spill, spill)
+    {
+        if (g->timer.when <= now) {
+            spill_remove(p, g);
+            n += timer_fire(g, list);
+        } else if (timer_room(p)) {
+            spill_remove(p, g);
+            heap_push(&p->timers, &g->timer);
+        } else if (g->timer.when < earliest) {
+            earliest = g->timer.when;
+        }
+    }
+    p->spill_when = earliest;
+    return n;
+}
+
 int timers_fire(struct p *p, int64_t now, struct g **list)
 {
     int n = 0;
     pthread_mutex_lock(&p->tlock);
     struct heap_node *first;
     while ((first = heap_min(&p->timers)) && first->when <= now) {
-        struct g *g = g_of_timer(first);
         heap_remove(&p->timers, first);
-        uint64_t v = g->timer_word;
-        if (atomic_compare_exchange_strong_explicit(&g->wake, &v, (v & ~(uint64_t)W_MASK) | W_RUN,
-                                                    memory_order_acq_rel, memory_order_relaxed)) {
-            g->park_rc = -ETIMEDOUT;
-            g->next_free = *list; /* borrowed as a list link: the G is not free */
-            *list = g;
-            n++;
-        }
+        n += timer_fire(g_of_timer(first), list);
     }
+    if (__builtin_expect(p->nspill != 0, 0))
+        n += spill_fire(p, now, list);
     timer0_update(p, memory_order_release);
+    timers_shrink_locked(p);
     pthread_mutex_unlock(&p->tlock);
     return n;
 }
@@ -280,17 +364,27 @@ static int timers_steal(struct p *p)
 
 /* ---- The global run queue (liburcu's wait-free concurrent queue) ----------------------------- */
 
-/* Go's globrunqput: from any thread, wait-free. The count comes after the G is linked, so that
- * gq_get never counts a G it cannot reach (it may reach one not yet counted). */
-void gq_push(struct g *g)
+/* Go's globrunqputbatch: the n Gs of gs (n >= 1), in their order, with one exchange on the
+ * queue's tail: linked to each other first, then appended as one chain (liburcu's enqueue is
+ * that append, of a chain of one; its splice would add an exchange on a source queue). The
+ * count comes after the Gs are linked, so that gq_get never counts a G it cannot reach (it may
+ * reach one not yet counted). From any thread, wait-free. */
+static inline void gq_push_batch(struct g *const *gs, int n)
 {
-    RACE_RELEASE(g);
+    for (int i = 0; i < n; i++)
+        RACE_RELEASE(gs[i]);
     RACE_IGNORE_BEGIN();
-    cds_wfcq_node_init(&g->qnode);
-    cds_wfcq_enqueue(&sched.gq_head, &sched.gq_tail, &g->qnode);
+    for (int i = 0; i + 1 < n; i++)
+        gs[i]->qnode.next = &gs[i + 1]->qnode;
+    gs[n - 1]->qnode.next = NULL;
+    ___cds_wfcq_append(&sched.gq_head, &sched.gq_tail, &gs[0]->qnode, &gs[n - 1]->qnode);
     RACE_IGNORE_END();
-    atomic_fetch_add_explicit(&sched.gq_len, 1, memory_order_relaxed);
+    COUNT(gq_put);
+    atomic_fetch_add_explicit(&sched.gq_len, n, memory_order_relaxed);
 }
+
+/* Go's globrunqput. */
+void gq_push(struct g *g) { gq_push_batch(&g, 1); }
 
 bool gq_empty(void)
 {
@@ -349,8 +443,8 @@ static struct g *gq_get(struct p *p, int max)
 
 /* ---- Local run queues (Go's runqput / runqget / runqsteal) ----------------------------------- */
 
-/* Owner only. A full ring sends half of itself and g to the global queue (Go's runqputslow).
- * The time it is queued is what thieves go by (runq_steal). */
+/* Owner only. A full ring sends half of itself and g to the global queue as one batch (Go's
+ * runqputslow). The time it is queued is what thieves go by (runq_steal). */
 static void runq_put(struct p *p, struct g *g)
 {
     atomic_store_explicit(&g->queued, chan_now(), memory_order_relaxed);
@@ -363,15 +457,14 @@ static void runq_put(struct p *p, struct g *g)
             return;
         }
         uint32_t n = (t - h) / 2;
-        struct g *batch[RQ_SIZE / 2];
+        struct g *batch[RQ_SIZE / 2 + 1];
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(&p->ring[(h + i) % RQ_SIZE], memory_order_relaxed);
         if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + n, memory_order_release,
                                                      memory_order_relaxed))
             continue; /* a thief took some: there is room now */
-        for (uint32_t i = 0; i < n; i++)
-            gq_push(batch[i]);
-        gq_push(g);
+        batch[n] = g;
+        gq_push_batch(batch, (int)n + 1);
         return;
     }
 }
@@ -486,8 +579,7 @@ int runq_to_global(struct p *p)
         if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + n, memory_order_acq_rel,
                                                      memory_order_relaxed))
             continue;
-        for (uint32_t i = 0; i < n; i++)
-            gq_push(batch[i]);
+        gq_push_batch(batch, (int)n);
         return (int)n;
     }
 }
@@ -1139,7 +1231,9 @@ static bool park_commit(struct g *g)
     } while (!atomic_compare_exchange_weak_explicit(&g->wake, &v, nv, memory_order_acq_rel,
                                                     memory_order_acquire));
     COUNT(park);
-    return deadline != CHAN_FOREVER && timer_arm(tp, g, deadline, nv);
+    if (deadline != CHAN_FOREVER)
+        timer_arm(tp, g, deadline, nv);
+    return false;
 }
 
 /* ---- G descriptors --------------------------------------------------------------------------- */
@@ -1530,6 +1624,9 @@ static void stopm_poll(struct m *m, int64_t deadline)
  * before this one went idle is found here (the fences pair). */
 static void m_idle(struct m *m)
 {
+    pthread_mutex_lock(&m->p->tlock);
+    timers_shrink_locked(m->p);
+    pthread_mutex_unlock(&m->p->tlock);
     pthread_mutex_lock(&sched.lock);
     if (atomic_load(&sched.stopping) || !gq_empty()) {
         pthread_mutex_unlock(&sched.lock);
@@ -1931,6 +2028,8 @@ static int start_locked(const struct chan_mpg_config *cfg)
         pthread_mutex_init(&p->gfree_lock, NULL);
         pthread_mutex_init(&p->tlock, NULL);
         atomic_store(&p->timer0, CHAN_FOREVER);
+        CDS_INIT_LIST_HEAD(&p->spill);
+        p->spill_when = CHAN_FOREVER;
     }
     int err = sched.bind ? bind_ps(usable) : 0;
     if (!err)

@@ -31,11 +31,12 @@
  *    netpoller RUN -> IOREADY or PARKED -> RUN only for the seq the G registered with
  *    (netpoll.c). Whoever moves PARKED -> RUN owns the wake-up: it writes park_rc and queues
  *    the G, exactly once. Only the G leaves NOTIFIED and IOREADY.
- *  - A G's timer lives in one P's heap (Go's p.timers), g->tp's, the P it parked on, and only
- *    while the G is parked with that deadline; that P's tlock orders arming (by park_commit, on
- *    the M that holds g->tp, only if the word is still the one it parked with), firing (CAS
- *    under the lock, by whichever M runs that heap) and removal (by the G when an unpark won,
- *    on whatever P it runs now). Only the owner of a P pushes on its heap.
+ *  - A G's timer lives in one P's heap (Go's p.timers), or that P's spill when the heap could
+ *    not grow, g->tp's, the P it parked on, and only while the G is parked with that deadline;
+ *    that P's tlock orders arming (by park_commit, on the M that holds g->tp, only if the word
+ *    is still the one it parked with), firing (CAS under the lock, by whichever M runs that
+ *    heap) and removal (by the G when an unpark won, on whatever P it runs now). Only the
+ *    owner of a P arms on it (a firing, by any M, may move spilled timers into the heap).
  *  - A P has one owner at a time, the only thread that puts Gs in its ring and runnext and
  *    bumps its ticks: the M with m->p == p (status P_RUNNING); while that M's G is in a system
  *    call (P_SYSCALL, m->oldp == p, m->p == NULL), nobody puts, and the P goes back to that M
@@ -87,6 +88,9 @@
     ((size_t)1 << 55) /* a G's stack at most: a chunk of 256 of them and their
                          guards is still counted in a size_t (fiber.c) */
 
+#define TIMERS_MIN 64                 /* a P's timer heap's first size (slots) */
+#define TIMER_SPILLED (HEAP_NONE - 1) /* heap_node.idx of a timer in its P's spill (proc.c) */
+
 /* A G's wake word's state (see the invariants): W_IOREADY is W_RUN with an fd's readiness noted
  * by the netpoller for the park the G is about to commit (netpoll.c). */
 enum { W_RUN = 0, W_NOTIFIED = 1, W_PARKED = 2, W_IOREADY = 3, W_MASK = 3 };
@@ -108,10 +112,12 @@ struct g {
     bool sleeping;              /* parked in chan_mpg_sleep_until */
     unsigned syscall_depth;     /* chan_mpg_syscall_enter calls not yet matched by exit */
     /* Timer (under tp->tlock). */
-    struct p *tp;           /* the P it parks on with a deadline, whose heap its timer goes in:
-                               set by the G itself before it parks (g_park) */
-    struct heap_node timer; /* its deadline and slot while in tp->timers */
-    uint64_t timer_word;    /* the wake word it was armed for */
+    struct p *tp;               /* the P it parks on with a deadline, whose heap its timer goes in:
+                                   set by the G itself before it parks (g_park) */
+    struct heap_node timer;     /* its deadline, and its slot while in tp->timers (TIMER_SPILLED
+                                   while in tp->spill instead) */
+    uint64_t timer_word;        /* the wake word it was armed for */
+    struct cds_list_head spill; /* in tp->spill: its heap was full and could not grow */
     /* Identity and body. */
     int64_t id;
     _Atomic bool live;
@@ -143,14 +149,20 @@ struct p {
     int id;
     struct p *link;        /* in sched.pidle (under sched.lock) */
     hwloc_cpuset_t cpuset; /* the core the M that holds it is bound to, or NULL */
-    /* The timers of the Gs parked on it with a deadline (Go's p.timers, since Go 1.14): pushed
+    /* The timers of the Gs parked on it with a deadline (Go's p.timers, since Go 1.14): armed
      * by its owner only, run by its owner at each schedule and by any M that looks for work
      * (timers_steal) or sysmon, removed by a G woken early from whatever P it runs on then.
      * A line of their own: thieves read the ring's head and tail, not these. */
     _Alignas(64) pthread_mutex_t tlock;
-    struct heap timers;     /* grown by the owner when full (timer_arm) */
-    _Atomic int64_t timer0; /* the earliest deadline in timers, CHAN_FOREVER when none
-                               (Go's timer0When): written under tlock, read without it */
+    struct heap timers;         /* grown by the owner when full (timer_arm), halved when a
+                                   quarter full (timers_fire, m_idle) */
+    _Atomic int64_t timer0;     /* the earliest deadline in timers and spill, CHAN_FOREVER when
+                                   none (Go's timer0When): written under tlock, read without it */
+    struct cds_list_head spill; /* timers armed while the heap was full and could not grow:
+                                   a list through their Gs (proc.c, "The spill") */
+    size_t nspill;
+    int64_t spill_when; /* the earliest deadline in spill or one before it, CHAN_FOREVER when
+                           it is empty */
 } __attribute__((aligned(128)));
 
 /* Go's m. */
@@ -253,6 +265,9 @@ HIDDEN bool any_work(bool runnext);
 
 /* Whether p's ring or runnext holds a G (a snapshot). */
 HIDDEN bool runq_empty(struct p *p);
+
+/* Tests: asked before a P's timer heap grows; true makes that growth fail as malloc would. */
+HIDDEN extern bool (*timer_grow_fail_hook)(void);
 
 /* How many parked Gs have a timer armed (takes each P's tlock in turn). */
 HIDDEN size_t g_timers_armed(void);

@@ -12,7 +12,10 @@
  */
 #include "testmpg.h"
 
+#include <limits.h>
 #include <stdatomic.h>
+
+#include "sched/sched_internal.h" /* timer_grow_fail_hook; a G's wake word counts its parks */
 
 #define FAR (60000 * MS) /* a deadline that is never reached in a case */
 #define LATE (5000 * MS) /* "within seconds": a timer run, not one lost (a loaded machine) */
@@ -249,7 +252,7 @@ static void many_tx(void *arg)
     }
 }
 
-START_TEST(many_deadlines_many_ps)
+static void many_run(void)
 {
     start(2);
     struct many m = {.rounds = 20};
@@ -272,6 +275,138 @@ START_TEST(many_deadlines_many_ps)
     for (int i = 0; i < NCH; i++)
         chan_free(m.c[i]);
 }
+
+START_TEST(many_deadlines_many_ps) { many_run(); }
+END_TEST
+
+/* ---- A heap shrinks after a burst ----------------------------------------------------------- */
+
+/* Waits with a deadline 20-40 ms away, three times, on a channel nobody sends to: every timer is
+ * fired, none cancelled. */
+static void burst_waiter(void *arg)
+{
+    long v;
+    for (int i = 0; i < 3; i++)
+        G_CHECK(chan_recv_until(arg, &v, chan_now() + (20 + i * 10) * MS) == -ETIMEDOUT);
+}
+
+/* The largest heap of any P now (each P's tlock in turn). */
+static size_t heap_cap_max(void)
+{
+    size_t max = 0;
+    for (int i = 0; i < sched.nprocs; i++) {
+        pthread_mutex_lock(&sched.ps[i].tlock);
+        if (sched.ps[i].timers.cap > max)
+            max = sched.ps[i].timers.cap;
+        pthread_mutex_unlock(&sched.ps[i].tlock);
+    }
+    return max;
+}
+
+/* A burst of timed waits grows the heap past its first size; once every timer has fired, the
+ * heap is back to it (timers_fire halves a heap a quarter full), not kept at its peak. On one
+ * P, whose heap every G parks on: many Ps would spread a burst too thin to grow theirs. */
+START_TEST(heap_shrinks_after_burst)
+{
+    start(1);
+    chan_t *c = chan_make(sizeof(long), 0);
+    int n = under_tsan() ? 300 : scaled(5000, 1000);
+    chan_mpg_foreign_enter(); /* it reads the heaps meanwhile: no deadlock report */
+    for (int i = 0; i < n; i++)
+        go(burst_waiter, c);
+    size_t peak = 0;
+    for (int64_t until = chan_now() + LATE; peak <= TIMERS_MIN && chan_now() < until;)
+        peak = heap_cap_max();
+    chan_mpg_foreign_leave();
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_uint_gt(peak, TIMERS_MIN);
+    ck_assert_uint_eq(heap_cap_max(), TIMERS_MIN);
+    ck_assert_int_eq(chan_mpg_stop(), 0);
+    NO_BAD();
+    chan_free(c);
+}
+END_TEST
+
+/* ---- A heap that cannot grow: the spill ------------------------------------------------------ */
+
+/* How many more growths of a timer heap fail (timer_grow_fail_hook), as malloc would. */
+static atomic_long grow_fails;
+static bool grow_fail(void) { return atomic_fetch_sub(&grow_fails, 1) > 0; }
+
+static void grow_fail_set(long n)
+{
+    atomic_store(&grow_fails, n);
+    timer_grow_fail_hook = grow_fail;
+}
+
+/* The parks of the calling G so far: its wake word's seq, which each park bumps (park_commit). */
+static uint64_t parks(void) { return atomic_load(&m_self()->curg->wake) >> 2; }
+
+struct spill {
+    chan_t *c;
+    int64_t deadline, woke;
+    uint64_t parks_timed, parks_woken;
+    int rc;
+};
+
+/* Times out on a heap that cannot grow: once, at its deadline. Before the spill its arm woke it
+ * at once, libchan took the time-out as spurious and parked it again: a park per turn of a
+ * busy loop until the deadline. */
+static void spill_timed(void *arg)
+{
+    struct spill *t = arg;
+    long v;
+    uint64_t p0 = parks();
+    t->deadline = chan_now() + 100 * MS;
+    t->rc = chan_recv_until(t->c, &v, t->deadline);
+    t->woke = chan_now();
+    t->parks_timed = parks() - p0;
+    v = 1;
+    G_CHECK(chan_send(t->c, &v) == 0);
+}
+
+/* Parks a minute away, spilled too, and is woken by spill_timed's send: its timer leaves the
+ * spill (else it holds back the deadlock report that follows). */
+static void spill_woken(void *arg)
+{
+    struct spill *t = arg;
+    long v;
+    uint64_t p0 = parks();
+    G_CHECK(chan_recv_until(t->c, &v, chan_now() + FAR) == 0 && v == 1);
+    t->parks_woken = parks() - p0;
+}
+
+START_TEST(timer_heap_cannot_grow)
+{
+    grow_fail_set(LONG_MAX); /* no heap ever grows: every timer is spilled */
+    start(2);
+    struct spill t = {.c = chan_make(sizeof(long), 0)};
+    go(spill_woken, &t);
+    go(spill_timed, &t);
+    ck_assert_int_eq(chan_mpg_wait(), 0);
+    ck_assert_int_eq(t.rc, -ETIMEDOUT);
+    ck_assert_int_ge(t.woke, t.deadline);
+    ck_assert_int_lt(t.woke - t.deadline, LATE);
+    ck_assert_uint_eq(t.parks_timed, 1);
+    ck_assert_uint_le(t.parks_woken, 1); /* 0: the send came before it parked */
+    NO_BAD();
+    expect_deadlock_then_finish();
+    timer_grow_fail_hook = NULL;
+    chan_free(t.c);
+}
+END_TEST
+
+/* Many Gs with deadlines while the heaps cannot grow, then can: the first timers are spilled,
+ * fired or cancelled there, or moved into the heaps once memory is back. */
+START_TEST(many_deadlines_heap_cannot_grow)
+{
+    grow_fail_set(under_tsan() ? 20 : 200);
+    many_run();
+    ck_assert_int_le(atomic_load(&grow_fails), 0); /* memory came back */
+    grow_fail_set(LONG_MAX);                       /* and never does */
+    many_run();
+    timer_grow_fail_hook = NULL;
+}
 END_TEST
 
 int main(void)
@@ -281,5 +416,8 @@ int main(void)
     ADD_TEST(s, timer_of_a_held_p_fires, 30);
     ADD_TEST(s, idle_ps_timer_wakes, 30);
     ADD_TEST(s, many_deadlines_many_ps, 60);
+    ADD_TEST(s, heap_shrinks_after_burst, 60);
+    ADD_TEST(s, timer_heap_cannot_grow, 30);
+    ADD_TEST(s, many_deadlines_heap_cannot_grow, 120);
     return run_suite(s);
 }
