@@ -31,7 +31,7 @@
 
 #include "chan_trace.h"
 #include "hooks.h"
-#include "seam.h" /* trace_chan_print, which sched/'s deadlock report calls; CHAN_STOP_SIGNAL;
+#include "seam.h" /* trace_chan_print, which sched/'s deadlock report calls; daemon_start;
                      wait_reason_words */
 #include "trace_internal.h"
 
