@@ -360,7 +360,7 @@ void leak_task_source(const struct task_source *src) SEAM_EXPORT(leak_task_sourc
  * runs a handler meant for the program's threads, but CHAN_STOP_SIGNAL, whose handler stops it
  * while a leak check reads the process. Any thread, under its caller's lock of the thread's
  * state. 0, or -EAGAIN (nothing started). */
-int daemon_start(void *(*fn)(void *arg));
+HIDDEN int daemon_start(void *(*fn)(void *arg));
 
 /* ---- Event counters: the instrumentation build only (make MODE=counters) -------------------- */
 
