@@ -20,6 +20,15 @@
 #define FAR (60000 * MS) /* a deadline that is never reached in a case */
 #define LATE (5000 * MS) /* "within seconds": a timer run, not one lost (a loaded machine) */
 
+/* A G's wait, s.rc from a deadline s.deadline, timed out and woke (s.woke) at or after it, by
+ * less than LATE: its timer ran, neither early nor lost. A macro, for Check's line numbers. */
+#define CHECK_TIMED_OUT_ON_TIME(s)                                                                 \
+    do {                                                                                           \
+        ck_assert_int_eq((s).rc, -ETIMEDOUT);                                                      \
+        ck_assert_int_ge((s).woke, (s).deadline);                                                  \
+        ck_assert_int_lt((s).woke - (s).deadline, LATE);                                           \
+    } while (0)
+
 /* Fails the G's check once `until` has passed, for the loops below that wait on another G. */
 static bool spin_until(atomic_int *v, int want, int64_t until)
 {
@@ -136,9 +145,7 @@ START_TEST(timer_of_a_held_p_fires)
     struct held h = {.c = chan_make(sizeof(long), 0)};
     go(held_parent, &h);
     finish();
-    ck_assert_int_eq(h.rc, -ETIMEDOUT);
-    ck_assert_int_ge(h.woke, h.deadline);
-    ck_assert_int_lt(h.woke - h.deadline, LATE);
+    CHECK_TIMED_OUT_ON_TIME(h);
     NO_BAD();
     chan_free(h.c);
 }
@@ -181,9 +188,7 @@ START_TEST(idle_ps_timer_wakes)
     go(idle_short, &t);
     chan_mpg_foreign_leave();
     finish();
-    ck_assert_int_eq(t.rc, -ETIMEDOUT);
-    ck_assert_int_ge(t.woke, t.deadline);
-    ck_assert_int_lt(t.woke - t.deadline, LATE);
+    CHECK_TIMED_OUT_ON_TIME(t);
     NO_BAD();
     chan_free(t.stop);
 }
@@ -384,9 +389,7 @@ START_TEST(timer_heap_cannot_grow)
     go(spill_woken, &t);
     go(spill_timed, &t);
     ck_assert_int_eq(chan_mpg_wait(), 0);
-    ck_assert_int_eq(t.rc, -ETIMEDOUT);
-    ck_assert_int_ge(t.woke, t.deadline);
-    ck_assert_int_lt(t.woke - t.deadline, LATE);
+    CHECK_TIMED_OUT_ON_TIME(t);
     ck_assert_uint_eq(t.parks_timed, 1);
     ck_assert_uint_le(t.parks_woken, 1); /* 0: the send came before it parked */
     NO_BAD();
