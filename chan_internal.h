@@ -118,10 +118,9 @@ static inline void lock(chanlock_t *l)
 }
 
 /* The lock if it is free at this moment, else false at once: for an observer that must never
- * wait (a dump from a signal handler must not hang on a lock that a stopped thread holds). */
-__attribute__((unused)) /* the drop-in pair has no observer */
-static inline bool
-trylock(chanlock_t *l)
+ * wait (a dump from a signal handler must not hang on a lock that a stopped thread holds), and
+ * for a select's pass 0, which must not wait on one case while its others change (pass0). */
+static inline bool trylock(chanlock_t *l)
 {
     uint32_t expected = 0;
     if (!atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,

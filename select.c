@@ -278,13 +278,15 @@ static bool maybe_ready(struct chan *c, enum chan_dir dir)
     return dir == CHAN_RECV ? n > 0 : n < c->cap;
 }
 
-/* One case alone, under its own channel's lock, as a try-operation would: 1 if performed. */
+/* One case alone, under its own channel's lock, as a try-operation would: 1 if performed, 0 if
+ * not ready, -1 if the lock was held (nothing done; see pass0 for why it does not wait). */
 static int try_alone(struct chan_case *cs, bool edge)
 {
     struct chan *c = cs->chan;
     struct wakeup wk = {NULL};
     bool ok;
-    lock(&c->lock);
+    if (!trylock(&c->lock))
+        return -1;
     int done = try_case(cs, &ok, &wk, NULL, edge);
     ASSERT(slow_bit_agrees(c));
     unlock(&c->lock);
@@ -301,8 +303,12 @@ static int try_alone(struct chan_case *cs, bool edge)
  * own channel's lock alone; an unbuffered case that may be ready ends pass 0 (-1: there taking
  * every lock at once measured better, as peers come and go from the wait queues). Each case is
  * thus performed atomically, and the first ready one in poll order wins: the choice among ready
- * cases stays uniformly random. Only the decision to block needs all the locks at once (pass
- * 1); most selects on busy channels never get there. */
+ * cases stays uniformly random. That holds only while the sweep is short: a case whose lock is
+ * held ends pass 0 too (-1), for had it waited there, a case passed over as not ready could find
+ * its peer during the wait (typically a select queueing on both channels under that very lock)
+ * and still lose to this one; pass 1 then decides under every lock at once, as Go's selectgo
+ * does. Only the decision to block needs all the locks at once (pass 1); most selects on busy
+ * channels never get there. */
 static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder, bool edge)
 {
     int none = -2;
@@ -324,8 +330,11 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
         } else if (c->kind == BUF_NONE) {
             return -1;
         }
-        if (try_alone(&cases[k], edge))
+        int r = try_alone(&cases[k], edge);
+        if (r > 0)
             return (int)k;
+        if (r < 0)
+            return -1;
         if (c->kind != BUF_RING)
             none = -1; /* a snooze helps rings alone: on an fd case each round would poll(2) */
     }

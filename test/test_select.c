@@ -18,6 +18,8 @@
  */
 #include "testutil.h"
 
+#include "chan_internal.h" /* white box: hold a channel's lock (test_select_pass0_never_waits) */
+
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -427,6 +429,92 @@ START_TEST(test_select_fairness_across_channel_kinds)
     freec(busy);
     freec(quiet);
     freec(full);
+}
+END_TEST
+
+struct two_sends {
+    chan_t *u, *b;
+    int r;
+};
+
+static void *select_two_sends(void *p)
+{
+    struct two_sends *a = p;
+    int x = 1;
+    struct chan_case cs[2];
+    cs_set(&cs[0], a->u, CHAN_SEND, &x);
+    cs_set(&cs[1], a->b, CHAN_SEND, NULL);
+    a->r = chan_select(cs, 2);
+    return NULL;
+}
+
+static bool lock_has_sleeper(chan_t *c)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (atomic_load(&c->lock.word) == 2)
+            return true;
+        sleep_ms(1);
+    }
+    return false;
+}
+
+/*
+ * Pass 0 tries a case alone only if its channel's lock is free at once. Had it waited for the
+ * lock, it would perform that case after the wait, though a case it had passed over as not ready
+ * may have found its peer meanwhile: that case would then never be chosen, where Go's selectgo,
+ * which decides under every lock at once, picks either. (Crossbeam's fairness2 starved an
+ * unbuffered case so, with the lock held by the receiving select on its way to park.)
+ * Each trial: a select of a send on unbuffered u (nobody receives yet) and a send on b, which
+ * has room but whose lock the test holds; once the select sleeps on b's lock, a receiver queues
+ * on u, then the lock is released, so both cases are ready when the select decides. b's address
+ * is below u's, so the select's pass 1 sleeps on b's lock before it takes u's.
+ * Each case wins X ~ Binomial(64, 1/2) trials: P(X < 8) = 3.6e-11 per case.
+ */
+START_TEST(test_select_pass0_never_waits)
+{
+    enum { TRIALS = 64 };
+    enum { NC = 4 };
+    /* Made in turns, and of one size (b's element is empty), so that some u lies above some b
+     * whichever way the allocator hands out addresses. */
+    chan_t *bs[NC], *us[NC], *b = NULL, *u = NULL;
+    for (int i = 0; i < NC; i++) {
+        bs[i] = mk(0, 1);
+        us[i] = mk(sizeof(int), 0);
+        if (!b || (uintptr_t)bs[i] < (uintptr_t)b)
+            b = bs[i];
+        if (!u || (uintptr_t)us[i] > (uintptr_t)u)
+            u = us[i];
+    }
+    ck_assert_msg((uintptr_t)u > (uintptr_t)b, "no unbuffered channel above a buffered one");
+    long won[2] = {0};
+    for (int t = 0; t < TRIALS; t++) {
+        struct two_sends s = {u, b, -1};
+        int got = -1;
+        struct opthr rcv = {u, &got, -1, NULL};
+        lock(&b->lock);
+        pthread_t st = spawn(select_two_sends, &s);
+        ck_assert_msg(lock_has_sleeper(b), "the select never waited for b's lock");
+        pthread_t rt = spawn(recv_thread, &rcv);
+        ck_assert(blocked_receivers_at_least(u, 1));
+        unlock(&b->lock);
+        join(st);
+        ck_assert_msg(s.r == 0 || s.r == 1, "select: %d", s.r);
+        won[s.r]++;
+        if (s.r == 1) { /* b took the value: the receiver still waits on u */
+            ck_assert_int_eq(chan_recv(b, NULL), 0);
+            int z = 1;
+            ck_assert_int_eq(chan_send(u, &z), 0);
+        }
+        join(rt);
+        ck_assert_int_eq(rcv.ret, 0);
+        ck_assert_int_eq(got, 1);
+    }
+    ck_assert_msg(won[0] >= 8 && won[1] >= 8, "unbuffered chosen %ld, buffered %ld of %d", won[0],
+                  won[1], TRIALS);
+    for (int i = 0; i < NC; i++) {
+        freec(bs[i]);
+        freec(us[i]);
+    }
 }
 END_TEST
 
@@ -2833,6 +2921,7 @@ int main(void)
     ADD_TEST(s, test_select_full_buffer_waiting_sender, 30);
     ADD_TEST(s, test_select_nil_case_never_chosen, 30);
     ADD_TEST(s, test_select_only_nil_cases_block, 20);
+    ADD_TEST(s, test_select_pass0_never_waits, 60);
     ADD_TEST(s, test_select_zero_cases, 20);
     ADD_TEST(s, test_select_duplicate_channel, 30);
     ADD_TEST(s, test_select_duplicate_channel_send_recv, 30);
