@@ -378,6 +378,8 @@ HIDDEN int daemon_start(void *(*fn)(void *arg));
 #define CHAN_COUNTERS_LIST(X)                                                                      \
     X(lock_slow)    /* the channel lock was held: lock_slow (sudog.c) */                           \
     X(lock_sleep)   /* ... and its spin ran out: a futex sleep on the lock (an M blocks too) */    \
+    X(sel_locked)   /* a select went on to its locked pass (pass 1: every case's lock) */          \
+    X(sel_busy)     /* ... because pass 0 met a case whose lock was held */                        \
     X(park)         /* a G parked (switched out; not a permit consumed at once) */                 \
     X(park_permit)  /* a G's park consumed an unpark that came first: no switch */                 \
     X(handoff)      /* a parking G switched straight to the next G of its P */                     \

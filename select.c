@@ -333,8 +333,10 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
         int r = try_alone(&cases[k], edge);
         if (r > 0)
             return (int)k;
-        if (r < 0)
+        if (r < 0) {
+            COUNT(sel_busy);
             return -1;
+        }
         if (c->kind != BUF_RING)
             none = -1; /* a snooze helps rings alone: on an fd case each round would poll(2) */
     }
@@ -498,6 +500,7 @@ ALWAYS_INLINE int selectgo_body(struct chan_case *cases, size_t n, int64_t deadl
         chan_mfree(heap);
         return chosen;
     }
+    COUNT(sel_locked);
     memcpy(lockorder, pollorder, norder * sizeof *lockorder);
     sort_by_address(cases, lockorder, norder);
     sellock(cases, lockorder, norder, NULL);
