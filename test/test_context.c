@@ -1144,6 +1144,632 @@ START_TEST(ctx_go_values_timeouts_without_cancel)
 }
 END_TEST
 
+/* ---- Causes (Go's Cause, WithCancelCause, WithDeadlineCause, WithTimeoutCause) ------------- */
+
+/* Causes of the tests' own choosing, as Go's tests make errors of their own. */
+enum {
+    PARENT_CAUSE = -EIO,
+    CHILD_CAUSE = -ENOENT,
+    TOO_SLOW = -EAGAIN,
+    FINISHED_EARLY = -ESHUTDOWN
+};
+#define FOREVER_TIMEOUT (1000000 * CHAN_SECOND) /* Go's 1e6 * time.Second */
+
+/* Go's TestCause, row for row. Each row makes its contexts, returns the one to look at in *ctx,
+ * and all it made in made[] (to be freed after the look, in any order). */
+struct cause_row {
+    const char *name;
+    int err, cause;
+};
+
+static void cause_row_make(int row, chan_ctx_t **ctx, chan_ctx_t **made, int *n)
+{
+    chan_ctx_t *bg = chan_ctx_background(), *p, *c;
+    *n = 0;
+#define MADE(x) (made[(*n)++] = (x))
+    switch (row) {
+    case 0: /* Background */ *ctx = bg; break;
+    case 1: /* WithCancel */
+        *ctx = MADE(chan_ctx_with_cancel(bg));
+        chan_ctx_cancel(*ctx);
+        break;
+    case 2: /* WithCancelCause */
+        *ctx = MADE(chan_ctx_with_cancel(bg));
+        chan_ctx_cancel_cause(*ctx, PARENT_CAUSE);
+        break;
+    case 3: /* WithCancelCause nil */
+        *ctx = MADE(chan_ctx_with_cancel(bg));
+        chan_ctx_cancel_cause(*ctx, 0);
+        break;
+    case 4: /* parent cause before child */
+        p = MADE(chan_ctx_with_cancel(bg));
+        c = *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_cancel_cause(p, PARENT_CAUSE);
+        chan_ctx_cancel_cause(c, CHILD_CAUSE);
+        break;
+    case 5: /* parent cause after child */
+        p = MADE(chan_ctx_with_cancel(bg));
+        c = *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_cancel_cause(c, CHILD_CAUSE);
+        chan_ctx_cancel_cause(p, PARENT_CAUSE);
+        break;
+    case 6: /* parent cause before nil */
+        p = MADE(chan_ctx_with_cancel(bg));
+        c = *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_cancel_cause(p, PARENT_CAUSE);
+        chan_ctx_cancel(c);
+        break;
+    case 7: /* parent cause after nil */
+        p = MADE(chan_ctx_with_cancel(bg));
+        c = *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_cancel(c);
+        chan_ctx_cancel_cause(p, PARENT_CAUSE);
+        break;
+    case 8: /* child cause after nil */
+        p = MADE(chan_ctx_with_cancel(bg));
+        c = *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_cancel(p);
+        chan_ctx_cancel_cause(c, CHILD_CAUSE);
+        break;
+    case 9: /* child cause before nil */
+        p = MADE(chan_ctx_with_cancel(bg));
+        c = *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_cancel_cause(c, CHILD_CAUSE);
+        chan_ctx_cancel(p);
+        break;
+    case 10: /* WithTimeout */
+        *ctx = MADE(chan_ctx_with_timeout(bg, 0));
+        chan_ctx_cancel(*ctx);
+        break;
+    case 11: /* WithTimeout canceled */
+        *ctx = MADE(chan_ctx_with_timeout(bg, FOREVER_TIMEOUT));
+        chan_ctx_cancel(*ctx);
+        break;
+    case 12: /* WithTimeoutCause */
+        *ctx = MADE(chan_ctx_with_timeout_cause(bg, 0, TOO_SLOW));
+        chan_ctx_cancel(*ctx);
+        break;
+    case 13: /* WithTimeoutCause canceled */
+        *ctx = MADE(chan_ctx_with_timeout_cause(bg, FOREVER_TIMEOUT, TOO_SLOW));
+        chan_ctx_cancel(*ctx);
+        break;
+    case 14: /* WithTimeoutCause stacked */
+        p = MADE(chan_ctx_with_cancel(bg));
+        *ctx = MADE(chan_ctx_with_timeout_cause(p, 0, TOO_SLOW));
+        chan_ctx_cancel_cause(p, FINISHED_EARLY);
+        break;
+    case 15: /* WithTimeoutCause stacked canceled */
+        p = MADE(chan_ctx_with_cancel(bg));
+        *ctx = MADE(chan_ctx_with_timeout_cause(p, FOREVER_TIMEOUT, TOO_SLOW));
+        chan_ctx_cancel_cause(p, FINISHED_EARLY);
+        break;
+    case 16: /* WithoutCancel */ *ctx = MADE(chan_ctx_without_cancel(bg)); break;
+    case 17: /* WithoutCancel canceled */
+        p = MADE(chan_ctx_with_cancel(bg));
+        *ctx = MADE(chan_ctx_without_cancel(p));
+        chan_ctx_cancel_cause(p, FINISHED_EARLY);
+        break;
+    case 18: /* WithoutCancel timeout */
+        p = MADE(chan_ctx_with_timeout_cause(bg, 0, TOO_SLOW));
+        *ctx = MADE(chan_ctx_without_cancel(p));
+        chan_ctx_cancel(p);
+        break;
+    case 19: /* (not Go's) a value below a cancelled context: its canceller's cause */
+        p = MADE(chan_ctx_with_cancel(bg));
+        *ctx = MADE(chan_ctx_with_value(p, &made, NULL));
+        chan_ctx_cancel_cause(p, PARENT_CAUSE);
+        break;
+    case 20: /* (not Go's) a child born of a parent cancelled with a cause */
+        p = MADE(chan_ctx_with_cancel(bg));
+        chan_ctx_cancel_cause(p, PARENT_CAUSE);
+        *ctx = MADE(chan_ctx_with_timeout_cause(p, 0, TOO_SLOW));
+        break;
+    case 21: /* (not Go's) a free cancels without a cause: the child sees the error */
+        p = chan_ctx_with_cancel(bg);
+        *ctx = MADE(chan_ctx_with_cancel(p));
+        chan_ctx_free(p);
+        chan_ctx_cancel_cause(*ctx, CHILD_CAUSE);
+        break;
+    }
+#undef MADE
+}
+
+static const struct cause_row cause_rows[] = {
+    {"Background", 0, 0},
+    {"WithCancel", -ECANCELED, -ECANCELED},
+    {"WithCancelCause", -ECANCELED, PARENT_CAUSE},
+    {"WithCancelCause nil", -ECANCELED, -ECANCELED},
+    {"parent cause before child", -ECANCELED, PARENT_CAUSE},
+    {"parent cause after child", -ECANCELED, CHILD_CAUSE},
+    {"parent cause before nil", -ECANCELED, PARENT_CAUSE},
+    {"parent cause after nil", -ECANCELED, -ECANCELED},
+    {"child cause after nil", -ECANCELED, -ECANCELED},
+    {"child cause before nil", -ECANCELED, CHILD_CAUSE},
+    {"WithTimeout", -ETIMEDOUT, -ETIMEDOUT},
+    {"WithTimeout canceled", -ECANCELED, -ECANCELED},
+    {"WithTimeoutCause", -ETIMEDOUT, TOO_SLOW},
+    {"WithTimeoutCause canceled", -ECANCELED, -ECANCELED},
+    {"WithTimeoutCause stacked", -ETIMEDOUT, TOO_SLOW},
+    {"WithTimeoutCause stacked canceled", -ECANCELED, FINISHED_EARLY},
+    {"WithoutCancel", 0, 0},
+    {"WithoutCancel canceled", 0, 0},
+    {"WithoutCancel timeout", 0, 0},
+    {"value below cancelled", -ECANCELED, PARENT_CAUSE},
+    {"born of a cancelled parent", -ECANCELED, PARENT_CAUSE},
+    {"parent freed", -ECANCELED, -ECANCELED},
+};
+
+START_TEST(ctx_go_cause)
+{
+    for (int row = 0; row < (int)(sizeof cause_rows / sizeof cause_rows[0]); row++) {
+        chan_ctx_t *ctx = NULL, *made[4];
+        int n;
+        cause_row_make(row, &ctx, made, &n);
+        for (int i = 0; i < n; i++)
+            ck_assert_msg(made[i] != NULL, "%s: a context was not made", cause_rows[row].name);
+        ck_assert_msg(chan_ctx_err(ctx) == cause_rows[row].err, "%s: err %d, want %d",
+                      cause_rows[row].name, chan_ctx_err(ctx), cause_rows[row].err);
+        ck_assert_msg(chan_ctx_cause(ctx) == cause_rows[row].cause, "%s: cause %d, want %d",
+                      cause_rows[row].name, chan_ctx_cause(ctx), cause_rows[row].cause);
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(chan_ctx_free(made[i]), 0);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+START_TEST(ctx_cause_bad_arguments)
+{
+    chan_ctx_t *c = chan_ctx_with_cancel(chan_ctx_background());
+    ck_assert_int_eq(chan_ctx_cancel_cause(c, EIO), -EINVAL); /* errno not negated: refused */
+    assert_live(c);
+    ck_assert_int_eq(chan_ctx_cause(c), 0);
+    ck_assert_int_eq(chan_ctx_cancel_cause(NULL, -EIO), -EINVAL);
+    ck_assert_int_eq(chan_ctx_cancel_cause(chan_ctx_background(), -EIO), -EINVAL);
+    chan_ctx_t *v = chan_ctx_with_value(c, &c, NULL);
+    ck_assert_int_eq(chan_ctx_cancel_cause(v, -EIO), -EINVAL);
+    ck_assert_int_eq(chan_ctx_cause(NULL), -EINVAL);
+    ck_assert_int_eq(chan_ctx_cause(chan_ctx_background()), 0);
+    errno = 0;
+    ck_assert_ptr_null(chan_ctx_with_deadline_cause(c, chan_now(), ETIMEDOUT));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(chan_ctx_with_timeout_cause(c, MS, EIO));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(chan_ctx_with_timeout_cause(NULL, MS, -EIO));
+    assert_live(c);
+    ck_assert_int_eq(chan_ctx_cancel_cause(c, -EIO), 0);
+    ck_assert_int_eq(chan_ctx_cancel_cause(c, -ENOENT), 0); /* only the first counts */
+    ck_assert_int_eq(chan_ctx_cause(c), -EIO);
+    ck_assert_int_eq(chan_ctx_cause(v), -EIO);
+    ck_assert_int_eq(chan_ctx_free(v), 0);
+    ck_assert_int_eq(chan_ctx_free(c), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestCauseRace: chan_ctx_cause polled while another thread cancels with a cause is 0, then
+ * the cause, never anything else (the cause is published with the error). Many rounds. */
+enum { CAUSE_RACE_ROUNDS = 2000 };
+
+static void *cancel_with_cause(void *p)
+{
+    ck_assert_int_eq(chan_ctx_cancel_cause(p, PARENT_CAUSE), 0);
+    return NULL;
+}
+
+START_TEST(ctx_cause_race)
+{
+    int rounds = under_tsan() ? CAUSE_RACE_ROUNDS / 10 : CAUSE_RACE_ROUNDS;
+    for (int i = 0; i < rounds; i++) {
+        chan_ctx_t *p = chan_ctx_with_cancel(chan_ctx_background());
+        chan_ctx_t *c = chan_ctx_with_value(p, &p, NULL);
+        pthread_t t = spawn(cancel_with_cause, p);
+        int cause;
+        while ((cause = chan_ctx_cause(c)) == 0)
+            sched_yield();
+        ck_assert_int_eq(cause, PARENT_CAUSE);
+        join(t);
+        chan_ctx_free(c);
+        chan_ctx_free(p);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestWithCancelCanceledParent and TestWithCancelSimultaneouslyCanceledParent: a child
+ * made while its parent is being cancelled with a cause (on another thread) is done at once or
+ * soon after, with the parent's error and cause. */
+START_TEST(ctx_cause_simultaneously_cancelled_parent)
+{
+    chan_ctx_t *p = chan_ctx_with_cancel(chan_ctx_background());
+    chan_ctx_cancel_cause(p, PARENT_CAUSE);
+    chan_ctx_t *c = chan_ctx_with_cancel(p);
+    assert_cancelled(c, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_cause(c), PARENT_CAUSE);
+    chan_ctx_free(c);
+    chan_ctx_free(p);
+    for (int i = 0; i < 100; i++) {
+        p = chan_ctx_with_cancel(chan_ctx_background());
+        pthread_t t = spawn(cancel_with_cause, p);
+        c = chan_ctx_with_cancel(p);
+        await_cancelled(c, -ECANCELED);
+        ck_assert_int_eq(chan_ctx_cause(c), PARENT_CAUSE);
+        join(t);
+        chan_ctx_free(c);
+        chan_ctx_free(p);
+    }
+    assert_no_leaks();
+}
+END_TEST
+
+/* A deadline with a cause, on the timer thread: its context and its descendants get the cause,
+ * a descendant's own later deadline and cause are not the ones that end it, and a descendant
+ * with an earlier deadline of its own ends with its own cause. */
+START_TEST(ctx_deadline_cause_fires)
+{
+    chan_ctx_t *p = chan_ctx_with_timeout_cause(chan_ctx_background(), 20 * MS, TOO_SLOW);
+    chan_ctx_t *later = chan_ctx_with_timeout_cause(p, FOREVER_TIMEOUT, FINISHED_EARLY);
+    chan_ctx_t *plain = chan_ctx_with_cancel(p);
+    chan_ctx_t *sooner = chan_ctx_with_timeout_cause(p, 1 * MS, CHILD_CAUSE);
+    await_cancelled(sooner, -ETIMEDOUT);
+    ck_assert_int_eq(chan_ctx_cause(sooner), CHILD_CAUSE);
+    await_cancelled(p, -ETIMEDOUT);
+    await_cancelled(later, -ETIMEDOUT);
+    await_cancelled(plain, -ETIMEDOUT);
+    ck_assert_int_eq(chan_ctx_cause(p), TOO_SLOW);
+    ck_assert_int_eq(chan_ctx_cause(later), TOO_SLOW);
+    ck_assert_int_eq(chan_ctx_cause(plain), TOO_SLOW);
+    /* The parent's deadline passed: a child made now is born with its cause. */
+    chan_ctx_t *born = chan_ctx_with_deadline_cause(p, CHAN_FOREVER - 1, FINISHED_EARLY);
+    assert_cancelled(born, -ETIMEDOUT);
+    ck_assert_int_eq(chan_ctx_cause(born), TOO_SLOW);
+    chan_ctx_t *all[] = {p, later, plain, sooner, born};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ck_assert_int_eq(chan_ctx_free(all[i]), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* ---- AfterFunc (Go's context.AfterFunc) ---------------------------------------------------- */
+
+/* fn for the tests: closes the channel it is given (elemsize 0), which a test waits on. */
+static void close_it(void *arg) { chan_close(arg); }
+
+/* Whether close_it has run: its channel is closed within 10 s (a positive wait), or stays open
+ * for 20 ms (a negative check, as Go's shortDuration; it can only miss a wrong call, never
+ * fail a right run). */
+static void await_called(chan_t *c)
+{
+    ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 10000 * MS), -EPIPE);
+}
+
+static void assert_not_called(chan_t *c)
+{
+    ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 20 * MS), -ETIMEDOUT);
+}
+
+/* Go's TestAfterFuncCalledAfterCancel. */
+START_TEST(ctx_after_func_called_after_cancel)
+{
+    chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+    chan_t *done = chan_make(0, 0);
+    chan_ctx_after_t *a = chan_ctx_after_func(ctx, close_it, done);
+    ck_assert_ptr_nonnull(a);
+    assert_not_called(done);
+    ck_assert_int_eq(chan_ctx_cancel(ctx), 0);
+    await_called(done);
+    ck_assert_int_eq(chan_ctx_after_stop(a), 0);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    ck_assert_int_eq(chan_free(done), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestAfterFuncCalledAfterTimeout and TestAfterFuncCalledImmediately. */
+START_TEST(ctx_after_func_called_after_timeout_or_at_once)
+{
+    chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 1 * MS);
+    chan_t *done = chan_make(0, 0);
+    chan_ctx_after_t *a = chan_ctx_after_func(ctx, close_it, done);
+    await_called(done);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    ck_assert_int_eq(chan_free(done), 0);
+
+    ctx = chan_ctx_with_cancel(chan_ctx_background());
+    chan_ctx_cancel(ctx);
+    done = chan_make(0, 0);
+    a = chan_ctx_after_func(ctx, close_it, done);
+    ck_assert_ptr_nonnull(a);
+    await_called(done);
+    ck_assert_int_eq(chan_ctx_after_stop(a), 0);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    ck_assert_int_eq(chan_free(done), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestAfterFuncNotCalledAfterStop; and below contexts that are never done, stop stops. */
+START_TEST(ctx_after_func_not_called_after_stop)
+{
+    chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+    chan_t *done = chan_make(0, 0);
+    chan_ctx_after_t *a = chan_ctx_after_func(ctx, close_it, done);
+    ck_assert_int_eq(chan_ctx_after_stop(a), 1);
+    ck_assert_int_eq(chan_ctx_cancel(ctx), 0);
+    assert_not_called(done);
+    ck_assert_int_eq(chan_ctx_after_stop(a), 0);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+
+    chan_ctx_t *never = chan_ctx_without_cancel(chan_ctx_background());
+    chan_ctx_after_t *b = chan_ctx_after_func(chan_ctx_background(), close_it, done);
+    chan_ctx_after_t *c = chan_ctx_after_func(never, close_it, done);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(chan_ctx_after_stop(b), 1);
+    ck_assert_int_eq(chan_ctx_after_free(b), 0);
+    ck_assert_int_eq(chan_ctx_free(never), 0); /* before its handle: c keeps its memory */
+    ck_assert_int_eq(chan_ctx_after_free(c), 0);
+    assert_not_called(done);
+    ck_assert_int_eq(chan_free(done), 0);
+
+    errno = 0;
+    ck_assert_ptr_null(chan_ctx_after_func(NULL, close_it, done));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(chan_ctx_after_func(chan_ctx_background(), NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(chan_ctx_after_stop(NULL), -EINVAL);
+    ck_assert_int_eq(chan_ctx_after_free(NULL), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* Go's TestAfterFuncCalledAsynchronously: the cancel does not wait for fn. fn blocks here (only a
+ * test may: it holds up the timer thread) until the test has returned from the cancel; a cancel
+ * that ran fn, or waited for it, would never return. */
+static void send_one(void *arg) { chan_send(arg, NULL); }
+
+START_TEST(ctx_after_func_called_asynchronously)
+{
+    chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+    chan_t *c = chan_make(0, 0);
+    chan_ctx_after_t *a = chan_ctx_after_func(ctx, send_one, c);
+    ck_assert_int_eq(chan_ctx_cancel(ctx), 0);
+    ck_assert_int_eq(chan_recv_until(c, NULL, chan_now() + 10000 * MS), 0);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0);
+    ck_assert_int_eq(chan_free(c), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* The first of stop and cancel wins, in a race between two threads, round after round: either
+ * stop returns 1 and fn is never called, or it returns 0 and fn is called, once. */
+enum { STOP_RACE_ROUNDS = 2000 };
+
+struct stop_race {
+    chan_ctx_t *ctx;
+    atomic_int go;
+};
+
+static void count_call(void *arg)
+{
+    atomic_int *calls = arg;
+    atomic_fetch_add(calls, 1);
+}
+
+static void *race_cancel(void *p)
+{
+    struct stop_race *r = p;
+    while (!atomic_load(&r->go)) {
+    }
+    chan_ctx_cancel(r->ctx);
+    return NULL;
+}
+
+static int calls_reach(void *p) { return atomic_load((atomic_int *)p) > 0; }
+
+START_TEST(ctx_after_func_stop_races_cancel)
+{
+    int rounds = under_tsan() ? STOP_RACE_ROUNDS / 10 : STOP_RACE_ROUNDS, stopped = 0;
+    for (int i = 0; i < rounds; i++) {
+        atomic_int calls = 0;
+        struct stop_race r = {chan_ctx_with_cancel(chan_ctx_background()), 0};
+        chan_ctx_after_t *a = chan_ctx_after_func(r.ctx, count_call, &calls);
+        pthread_t t = spawn(race_cancel, &r);
+        atomic_store(&r.go, 1);
+        int s = chan_ctx_after_stop(a);
+        join(t);
+        if (s == 1) {
+            stopped++;
+            ck_assert_int_eq(chan_ctx_after_stop(a), 0);
+        } else {
+            ck_assert_int_eq(s, 0);
+            ck_assert(eventually(calls_reach, &calls));
+        }
+        ck_assert_int_eq(chan_ctx_after_free(a), 0); /* after its run (the run's reference) */
+        ck_assert_int_eq(chan_ctx_free(r.ctx), 0);
+        /* A stopped fn was not called; a started one once (no later call: its handle is gone,
+         * and ASan would see one). */
+        ck_assert_int_eq(atomic_load(&calls), s == 1 ? 0 : 1);
+    }
+    (void)stopped; /* both outcomes happen on a multi-core machine; either is right */
+    assert_no_leaks();
+}
+END_TEST
+
+/* A tree: a root, 10 children (every other one a value node), 10 AfterFuncs on each, half of
+ * them stopped. Cancelling one child starts its 5; freeing the root starts the other 45; fn
+ * sees the cause, which was set before fn started. */
+enum { AF_KIDS = 10, AF_PER = 10 };
+
+struct af_count {
+    atomic_int calls;
+    atomic_int wrong_cause;
+    chan_ctx_t *ctx;
+    int cause;
+};
+
+static void count_and_check_cause(void *arg)
+{
+    struct af_count *c = arg;
+    if (chan_ctx_cause(c->ctx) != c->cause)
+        atomic_fetch_add(&c->wrong_cause, 1);
+    atomic_fetch_add(&c->calls, 1);
+}
+
+struct af_until {
+    atomic_int *calls;
+    int want;
+};
+
+static int calls_are(void *p)
+{
+    struct af_until *u = p;
+    return atomic_load(u->calls) == u->want;
+}
+
+START_TEST(ctx_after_func_tree)
+{
+    static struct af_count counts[AF_KIDS];
+    static chan_ctx_after_t *afs[AF_KIDS][AF_PER];
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    chan_ctx_t *kids[AF_KIDS];
+    for (int i = 0; i < AF_KIDS; i++) {
+        kids[i] = i % 2 ? chan_ctx_with_value(root, &kids, NULL) : chan_ctx_with_cancel(root);
+        counts[i] = (struct af_count){0, 0, kids[i], i == 4 ? CHILD_CAUSE : PARENT_CAUSE};
+        for (int j = 0; j < AF_PER; j++) {
+            afs[i][j] = chan_ctx_after_func(kids[i], count_and_check_cause, &counts[i]);
+            ck_assert_ptr_nonnull(afs[i][j]);
+            if (j % 2)
+                ck_assert_int_eq(chan_ctx_after_stop(afs[i][j]), 1);
+        }
+    }
+    ck_assert_int_eq(chan_ctx_cancel_cause(kids[4], CHILD_CAUSE), 0);
+    struct af_until u = {&counts[4].calls, AF_PER / 2};
+    ck_assert(eventually(calls_are, &u));
+    for (int i = 0; i < AF_KIDS; i++)
+        if (i != 4)
+            ck_assert_int_eq(atomic_load(&counts[i].calls), 0);
+    ck_assert_int_eq(chan_ctx_cancel_cause(root, PARENT_CAUSE), 0);
+    for (int i = 0; i < AF_KIDS; i++) {
+        u = (struct af_until){&counts[i].calls, AF_PER / 2};
+        ck_assert(eventually(calls_are, &u));
+        ck_assert_int_eq(atomic_load(&counts[i].wrong_cause), 0);
+    }
+    /* Freed in an odd order: contexts first, the handles keep them. */
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    for (int i = 0; i < AF_KIDS; i++)
+        ck_assert_int_eq(chan_ctx_free(kids[i]), 0);
+    for (int i = 0; i < AF_KIDS; i++)
+        for (int j = 0; j < AF_PER; j++)
+            ck_assert_int_eq(chan_ctx_after_free(afs[i][j]), 0);
+    for (int i = 0; i < AF_KIDS; i++)
+        ck_assert_int_eq(atomic_load(&counts[i].calls), AF_PER / 2);
+    assert_no_leaks();
+}
+END_TEST
+
+/* A context freed while an AfterFunc is registered: a free that cancels starts fn; a value
+ * context freed first stays (the handle's reference) until its canceller's cancel starts fn and
+ * the handle is freed, from fn itself here. */
+struct self_free {
+    chan_ctx_after_t *_Atomic a;
+    chan_t *done;
+    chan_ctx_t *ctx;
+    void *seen;
+};
+
+static int self_free_key;
+
+static void free_self(void *arg)
+{
+    struct self_free *f = arg;
+    chan_ctx_value(f->ctx, &self_free_key, &f->seen); /* the freed value context is still there */
+    ck_assert_int_eq(chan_ctx_after_free(atomic_load(&f->a)), 0);
+    chan_close(f->done);
+}
+
+START_TEST(ctx_after_func_outlives_its_context)
+{
+    chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+    chan_t *done = chan_make(0, 0);
+    chan_ctx_after_t *a = chan_ctx_after_func(ctx, close_it, done);
+    ck_assert_int_eq(chan_ctx_free(ctx), 0); /* cancels: fn starts */
+    await_called(done);
+    ck_assert_int_eq(chan_ctx_after_stop(a), 0);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    ck_assert_int_eq(chan_free(done), 0);
+
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    struct self_free f = {NULL, chan_make(0, 0), NULL, NULL};
+    f.ctx = chan_ctx_with_value(root, &self_free_key, &f);
+    /* Made before the handle is stored: fn cannot run before the cancel below. */
+    atomic_store(&f.a, chan_ctx_after_func(f.ctx, free_self, &f));
+    ck_assert_int_eq(chan_ctx_free(f.ctx), 0); /* cancels nothing */
+    ck_assert_int_eq(chan_ctx_cancel(root), 0);
+    await_called(f.done);
+    ck_assert_ptr_eq(f.seen, &f);
+    ck_assert_int_eq(chan_ctx_free(root), 0);
+    ck_assert_int_eq(chan_free(f.done), 0);
+    assert_no_leaks();
+}
+END_TEST
+
+/* fn starts once the cancel's walk is over, never in the middle of it: a cancel held right after
+ * claiming one child (the claim gate) has met the AfterFunc (registered last, so walked first)
+ * but not yet the other child; fn must not run while the walk is held, and when it runs it sees
+ * both children cancelled. (Started as the walk met it, fn ran during the hold and saw the other
+ * child live.) */
+struct saw_late {
+    chan_ctx_t *late;
+    chan_t *done;
+    int err;
+};
+
+static void record_late(void *arg)
+{
+    struct saw_late *s = arg;
+    s->err = chan_ctx_err(s->late);
+    chan_close(s->done);
+}
+
+static void *cancel_it(void *p)
+{
+    chan_ctx_cancel(p);
+    return NULL;
+}
+
+START_TEST(ctx_after_func_after_the_walk)
+{
+    chan_ctx_t *root = chan_ctx_with_cancel(chan_ctx_background());
+    struct saw_late s = {chan_ctx_with_cancel(root), chan_make(0, 0), 1};
+    chan_ctx_t *held = chan_ctx_with_cancel(root);
+    chan_ctx_after_t *a = chan_ctx_after_func(root, record_late, &s);
+    claim_hold_at(held);
+    pthread_t t = spawn(cancel_it, root);
+    claim_wait_held();
+    ck_assert_int_eq(chan_ctx_err(s.late), 0); /* the walk is held before it */
+    ck_assert_int_eq(chan_recv_until(s.done, NULL, chan_now() + 200 * MS), -ETIMEDOUT);
+    claim_open();
+    join(t);
+    ctx_claimed_hook = NULL;
+    await_called(s.done);
+    ck_assert_int_eq(s.err, -ECANCELED);
+    ck_assert_int_eq(chan_ctx_after_free(a), 0);
+    chan_ctx_t *all[] = {root, s.late, held};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ck_assert_int_eq(chan_ctx_free(all[i]), 0);
+    ck_assert_int_eq(chan_free(s.done), 0);
+    assert_no_leaks();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("context");
@@ -1171,5 +1797,18 @@ int main(void)
     ADD_TEST(s, ctx_err_means_done_closed, 60);
     ADD_TEST(s, ctx_layers, 60);
     ADD_TEST(s, ctx_go_values_timeouts_without_cancel, 30);
+    ADD_TEST(s, ctx_go_cause, 30);
+    ADD_TEST(s, ctx_cause_bad_arguments, 30);
+    ADD_TEST(s, ctx_cause_race, 60);
+    ADD_TEST(s, ctx_cause_simultaneously_cancelled_parent, 60);
+    ADD_TEST(s, ctx_deadline_cause_fires, 30);
+    ADD_TEST(s, ctx_after_func_called_after_cancel, 30);
+    ADD_TEST(s, ctx_after_func_called_after_timeout_or_at_once, 30);
+    ADD_TEST(s, ctx_after_func_not_called_after_stop, 30);
+    ADD_TEST(s, ctx_after_func_called_asynchronously, 30);
+    ADD_TEST(s, ctx_after_func_stop_races_cancel, 60);
+    ADD_TEST(s, ctx_after_func_tree, 30);
+    ADD_TEST(s, ctx_after_func_outlives_its_context, 30);
+    ADD_TEST(s, ctx_after_func_after_the_walk, 30);
     return run_suite(s);
 }

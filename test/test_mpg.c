@@ -1930,6 +1930,69 @@ START_TEST(deep_context_chain)
 }
 END_TEST
 
+/* Go's AfterFunc and Cause between Gs: a G registers a function on a context and parks on the
+ * channel that function closes; another G cancels the context with a cause. The function runs
+ * on the timer thread and wakes the parked G, which sees the cause; a second function, stopped
+ * before the cancel, never runs. Round after round on 2 Ps. */
+enum { AF_ROUNDS = 200 };
+
+struct af_gs {
+    chan_t *hand;     /* of chan_ctx_t *: the canceller's work */
+    chan_t *back;     /* the canceller's cancel has returned: the owner may free */
+    atomic_int stray; /* calls of stopped functions */
+};
+
+static void af_close(void *arg) { chan_close(arg); }
+
+static void af_stray(void *arg) { atomic_fetch_add(&((struct af_gs *)arg)->stray, 1); }
+
+static void af_waiter(void *arg)
+{
+    struct af_gs *s = arg;
+    for (int i = 0; i < AF_ROUNDS; i++) {
+        chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
+        chan_t *done = chan_make(0, 0);
+        chan_ctx_after_t *a = chan_ctx_after_func(ctx, af_close, done);
+        chan_ctx_after_t *b = chan_ctx_after_func(ctx, af_stray, s);
+        G_CHECK(ctx && done && a && b);
+        G_CHECK(chan_ctx_after_stop(b) == 1);
+        G_CHECK(chan_send(s->hand, &ctx) == 0);
+        G_CHECK(chan_recv(done, NULL) == -EPIPE); /* parks this G until the function runs */
+        G_CHECK(chan_ctx_err(ctx) == -ECANCELED);
+        G_CHECK(chan_ctx_cause(ctx) == -EIO);
+        G_CHECK(chan_ctx_after_stop(a) == 0);
+        G_CHECK(chan_ctx_after_free(a) == 0 && chan_ctx_after_free(b) == 0);
+        G_CHECK(chan_recv(s->back, NULL) == 0); /* chan_ctx_free: the last call on ctx */
+        G_CHECK(chan_ctx_free(ctx) == 0);
+        G_CHECK(chan_free(done) == 0);
+    }
+    chan_close(s->hand);
+}
+
+static void af_canceller(void *arg)
+{
+    struct af_gs *s = arg;
+    chan_ctx_t *ctx;
+    while (chan_recv(s->hand, &ctx) == 0) {
+        G_CHECK(chan_ctx_cancel_cause(ctx, -EIO) == 0);
+        G_CHECK(chan_send(s->back, NULL) == 0);
+    }
+}
+
+START_TEST(after_func_and_cause_on_gs)
+{
+    struct af_gs s = {chan_make(sizeof(chan_ctx_t *), 0), chan_make(0, 0), 0};
+    start(2);
+    go(af_waiter, &s);
+    go(af_canceller, &s);
+    finish();
+    ck_assert_int_eq(atomic_load(&s.stray), 0);
+    ck_assert_int_eq(chan_free(s.hand), 0);
+    ck_assert_int_eq(chan_free(s.back), 0);
+    NO_BAD();
+}
+END_TEST
+
 /* ---- Guard pages ---------------------------------------------------------------------------- */
 
 /* Whether the kernel has guard markers (MADV_GUARD_INSTALL, Linux 6.13): then every stack is
@@ -2218,6 +2281,7 @@ int main(void)
     ADD_TEST(s, spawn_from_g, 60);
     ADD_TEST(s, soak_mixed, 120);
     ADD_TEST(s, deep_context_chain, 120);
+    ADD_TEST(s, after_func_and_cause_on_gs, 60);
     ADD_TEST(s, many_gs, 120);
     ADD_TEST(s, exited_gs_reused_by_every_spawner, 60);
     ADD_TEST(s, stack_overflow, 60);

@@ -157,10 +157,15 @@ int chan_ticker_free(chan_ticker_t *t);
  *    context is cancelled: a receive on it, or a CHAN_RECV case in chan_select, becomes ready
  *    (-EPIPE, or ok = false) and stays so. Contexts that can never be cancelled (the
  *    background, chan_ctx_without_cancel) have a NULL done channel: never ready.
+ *  - Why: a cancelled context has an error, -ECANCELED or -ETIMEDOUT (chan_ctx_err), and a
+ *    cause (chan_ctx_cause): a negative errno value of the canceller's choosing
+ *    (chan_ctx_cancel_cause, chan_ctx_with_deadline_cause), or the error when none was given.
+ *    Both are set by the first cancel and inherited from the ancestor whose cancel reached it.
  *  - Memory: chan_ctx_free(ctx) ends the owner's use of ctx: it cancels ctx (and so its
- *    descendants) and detaches it from its parent. Its memory goes when its last child has
- *    been freed too, so a child stays valid, with its values and deadline, after its parent
- *    was freed. Each context made must be freed exactly once; the background never is.
+ *    descendants) and detaches it from its parent. Its memory goes when its last child (and
+ *    chan_ctx_after_func handle) has been freed too, so a child stays valid, with its values
+ *    and deadline, after its parent was freed. Each context made must be freed exactly once;
+ *    the background never is.
  *
  * All functions may be called concurrently on the same context from any thread, except that
  * chan_ctx_free is the owner's last call on it. */
@@ -189,6 +194,17 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline);
 /* chan_ctx_with_deadline(parent, chan_now() + timeout), saturating (Go's WithTimeout). */
 chan_ctx_t *chan_ctx_with_timeout(chan_ctx_t *parent, int64_t timeout);
 
+/* As chan_ctx_with_deadline, and when its own deadline cancels it (with -ETIMEDOUT), its cause
+ * is cause (< 0; 0: -ETIMEDOUT, as chan_ctx_with_deadline) (Go's WithDeadlineCause). Its cancel
+ * (chan_ctx_cancel, chan_ctx_free) and its parent's give the cause they give. A parent whose
+ * deadline comes first ends it with that deadline's cause. NULL with errno EINVAL (also for
+ * cause > 0), ENOMEM or EAGAIN. */
+chan_ctx_t *chan_ctx_with_deadline_cause(chan_ctx_t *parent, int64_t deadline, int cause);
+
+/* chan_ctx_with_deadline_cause(parent, chan_now() + timeout, cause), saturating (Go's
+ * WithTimeoutCause). */
+chan_ctx_t *chan_ctx_with_timeout_cause(chan_ctx_t *parent, int64_t timeout, int cause);
+
 /* A child that sees parent's values but is not cancelled with it: no done channel (NULL), no
  * error, no deadline (Go's context.WithoutCancel). Its own children of with_cancel kind are
  * cancelled only by themselves or their ancestors below it. NULL with errno EINVAL, ENOMEM. */
@@ -208,6 +224,15 @@ chan_ctx_t *chan_ctx_with_value(chan_ctx_t *parent, const void *key, void *value
  * that thread to finish, as Go's cancel waits on the context's lock). */
 int chan_ctx_cancel(chan_ctx_t *ctx);
 
+/* As chan_ctx_cancel, recording cause (< 0, a negative errno value of the caller's choosing) as
+ * the cause, for chan_ctx_cause on ctx and every descendant this cancel reaches; the error is
+ * -ECANCELED all the same. 0: no cause, as chan_ctx_cancel. Only the first cancel counts: ctx
+ * cancelled already (itself, by an ancestor, by its deadline) keeps its error and cause, and 0
+ * is returned. Go's CancelCauseFunc: here every context with a cancel of its own takes a cause
+ * (Go's WithCancelCause is chan_ctx_with_cancel). 0; -EINVAL as chan_ctx_cancel, and for
+ * cause > 0 (nothing cancelled). Any thread. */
+int chan_ctx_cancel_cause(chan_ctx_t *ctx, int cause);
+
 /* The done channel: closed when ctx is cancelled; NULL (never ready) for contexts that can
  * never be cancelled. Do not send on it, close it or free it. Valid as long as ctx is. */
 chan_t *chan_ctx_done(const chan_ctx_t *ctx);
@@ -216,6 +241,14 @@ chan_t *chan_ctx_done(const chan_ctx_t *ctx);
  * -ETIMEDOUT (a deadline came: Go's DeadlineExceeded). Once non-zero it never changes, and the
  * done channel is already closed. -EINVAL for NULL. */
 int chan_ctx_err(const chan_ctx_t *ctx);
+
+/* Why ctx was cancelled, in more words than chan_ctx_err: 0 while it is not (and always for
+ * contexts that can never be cancelled: the background, chan_ctx_without_cancel); else the
+ * cause of the first cancel that reached it, by ctx's own cancel or deadline or an ancestor's:
+ * the cause given to chan_ctx_cancel_cause or chan_ctx_with_deadline_cause, or, when none was,
+ * the error (-ECANCELED, -ETIMEDOUT) (Go's Cause). Never changes once non-zero; the done
+ * channel is closed by then. -EINVAL for NULL. */
+int chan_ctx_cause(const chan_ctx_t *ctx);
 
 /* ctx's deadline (absolute, chan_now() scale) in *deadline: 0; -ENOENT when it has none
  * (*deadline is then CHAN_FOREVER); -EINVAL for NULL ctx or deadline. */
@@ -231,6 +264,33 @@ int chan_ctx_value(const chan_ctx_t *ctx, const void *key, void **value);
  * of a context with a cancel of its own is woken by the cancel and returns normally; freeing
  * a with_value or without_cancel context cancels nothing. */
 int chan_ctx_free(chan_ctx_t *ctx);
+
+/* ---- After a context is done (Go's context.AfterFunc) ---- */
+
+typedef struct chan_ctx_after chan_ctx_after_t;
+
+/* Arranges for fn(arg) to be called once, after ctx is done (cancelled, by any path, or its
+ * deadline came); at once if it is done already (Go's context.AfterFunc). fn runs on the timer
+ * thread, as a func timer's (chan_timer_make_func), and under the same rules: short, not
+ * blocking, any non-blocking libchan call, the stop and free of this handle included. A cancel
+ * neither runs fn nor waits for it: it starts fn once it has cancelled its whole subtree, when it
+ * wakes the done channels' waiters, so fn sees every descendant of ctx cancelled. Below a
+ * context that can never be cancelled (the background, chan_ctx_without_cancel), fn is never
+ * called. Several on one context are independent. The handle belongs to the caller, who frees
+ * it with chan_ctx_after_free; it holds a reference to ctx, so ctx may be freed first (a free
+ * that cancels ctx starts fn), and ctx's memory goes with the handle's. NULL with errno EINVAL
+ * (ctx or fn NULL), ENOMEM, or EAGAIN (the timer thread could not be started). */
+chan_ctx_after_t *chan_ctx_after_func(chan_ctx_t *ctx, void (*fn)(void *arg), void *arg);
+
+/* Go's stop function: 1 if the call stopped fn from being started (it will never be called),
+ * 0 if fn has been started already (it has been called or is being called, on the timer thread)
+ * or was stopped already; -EINVAL for NULL. It does not wait for fn: a caller that needs to
+ * know when fn is done arranges that with fn. Any thread. */
+int chan_ctx_after_stop(chan_ctx_after_t *a);
+
+/* Stops a (as chan_ctx_after_stop) and releases it: 0; NULL: 0, no-op. A fn started already
+ * still runs, and a may be freed while it runs, from fn too. The owner's last call on a. */
+int chan_ctx_after_free(chan_ctx_after_t *a);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

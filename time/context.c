@@ -1,20 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * context.c - a context tree after Go's context package: background, with-cancel,
- * with-deadline, with-timeout, without-cancel, with-value; a done channel closed on cancel.
+ * with-deadline, with-timeout, without-cancel, with-value; a done channel closed on cancel, an
+ * error and a cause; functions run after a context is done (Go's AfterFunc).
  *
- * Three kinds of node besides the background root, as in Go's context.go:
- *  - CANCEL (Go's cancelCtx, timerCtx): owns a done channel (elemsize 0), an error, the list of
- *    the cancelable contexts registered with it, and maybe a deadline timer.
+ * Four kinds of node besides the background root, as in Go's context.go:
+ *  - CANCEL (Go's cancelCtx, timerCtx): owns a done channel (elemsize 0), an error and a cause,
+ *    the list of the cancelable contexts registered with it, and maybe a deadline timer.
  *  - VALUE (valueCtx): one key/value; its done, error and deadline are its parent's.
  *  - DETACHED (withoutCancelCtx): its parent's values, and nothing else.
- * A CANCEL node registers with its nearest CANCEL ancestor (Go's propagateCancel/parentCancelCtx),
- * skipping VALUE nodes; below the background or a DETACHED node nothing can cancel it, and it
- * registers nowhere.
+ *  - AFTER (afterFuncCtx): a function to run once its context is done. Not a context: the
+ *    handle chan_ctx_after_func returns. It registers as a CANCEL node does, and the walk that
+ *    meets it starts its function (after_fire) once the walk is over, rather than descend.
+ * A CANCEL or AFTER node registers with its nearest CANCEL ancestor (Go's
+ * propagateCancel/parentCancelCtx), skipping VALUE nodes; below the background or a DETACHED node
+ * nothing can cancel it, and it registers nowhere.
  *
  * Invariants:
  *  - n->mu guards n's error (written once, 0 -> -ECANCELED/-ETIMEDOUT; read without the lock
- *    through the atomic) and, while n's error is 0, n's children list and the `linked` and
+ *    through the atomic) and its cause (written just before the error, read only after the error
+ *    has been seen) and, while n's error is 0, n's children list and the `linked` and
  *    sibling links of every node registered with n. No path holds two context locks at once.
  *  - Cancelling walks the subtree depth first without recursion, so that any depth fits in O(1)
  *    stack (on the timer thread and on a task's small stack too). The canceller that sets a
@@ -32,10 +37,12 @@
  *  - References: the owner's (dropped by chan_ctx_free, after cancelling), one per child (a
  *    child refers to its parent until its own memory goes), and one for an armed deadline timer
  *    (dropped by the timer's callback after it cancels, or by whoever stops the timer before it
- *    fires). Memory goes with the last reference, and then the parent's reference is dropped.
- *    Every node is cancelled before its memory goes, so its done channel is closed and only an
- *    operation that is still unlinking itself from it can delay chan_free (chan.h, chan_free); then
- *    the timer thread frees the channel later (free_done), rather than anyone waiting for it.
+ *    fires), and for an AFTER node one for its run (taken by after_fire, dropped once fn has
+ *    returned). Memory goes with the last reference, and then the parent's reference is dropped.
+ *    Every CANCEL node is cancelled before its memory goes, so its done channel is closed and
+ *    only an operation that is still unlinking itself from it can delay chan_free (chan.h,
+ *    chan_free); then the timer thread frees the channel later (free_done), rather than anyone
+ *    waiting for it.
  *  - Lock order with timers: n->mu, then the timer queue's lock (chan_timer_reset under n->mu).
  *  - A cancel wakes the waiters of the done channels it closes once its walk is over and no
  *    context lock is held (wakeups_hold, seam.h): a plugged-in scheduler's unpark may cancel or
@@ -53,7 +60,11 @@
 #include "seam.h"
 #include "trace/hooks.h" /* the role of its done channels, for the leak detector */
 
-enum ctx_kind { BACKGROUND, CANCEL, VALUE, DETACHED };
+enum ctx_kind { BACKGROUND, CANCEL, VALUE, DETACHED, AFTER };
+
+/* An AFTER node's state: ARMED until the first of its walk (STARTED: fn runs, on the timer
+ * thread) and its stop (STOPPED) wins (Go's afterFuncCtx.once). */
+enum { AFTER_ARMED, AFTER_STARTED, AFTER_STOPPED };
 
 struct chan_ctx {
     enum ctx_kind kind;
@@ -66,16 +77,28 @@ struct chan_ctx {
     pthread_mutex_t mu;       /* CANCEL, from here on */
     pthread_cond_t walked_cv; /* await_walked sleeps here, under mu */
     _Atomic int err;
+    int cause;                /* set with err, just before it: Go's cancelCtx.cause */
+    int deadline_cause;       /* the cause its deadline gives: its own or its ancestor's */
     _Atomic bool closed;      /* err set and done closed (claim's last step under mu) */
     _Atomic bool walked;      /* err set, and every descendant cancelled */
     _Atomic int walk_waiters; /* threads in await_walked */
     chan_t *done;
     int64_t deadline;             /* effective: the earliest of its own and its ancestors' */
-    chan_timer_t *timer;          /* a deadline of its own, or NULL */
+    chan_timer_t *timer;          /* a deadline of its own, or NULL; AFTER: runs fn */
     struct chan_ctx *children;    /* registered with this node; under mu, then its claimer's */
     struct chan_ctx *reg;         /* the node this one registered with, or NULL; fixed */
     struct chan_ctx *next, *prev; /* siblings in reg->children; under reg->mu */
     bool linked;                  /* on reg->children; under reg->mu */
+
+    void (*fn)(void *arg); /* AFTER; with parent, timer, reg and the links above */
+    void *arg;
+    _Atomic int state;
+};
+
+/* chan_ctx_after_func's handle: an AFTER node, of a type of its own so that it cannot be passed
+ * for a context. */
+struct chan_ctx_after {
+    struct chan_ctx n;
 };
 
 static struct chan_ctx background = {.kind = BACKGROUND};
@@ -130,9 +153,11 @@ static void free_done(chan_t *c)
 
 static void destroy(struct chan_ctx *n)
 {
+    /* A deadline timer stopped or fired, an AFTER node's fired or never armed; neither has a
+     * channel: cannot be -EBUSY. From the AFTER node's own callback too (after_run): allowed. */
+    chan_timer_free(n->timer);
     if (n->kind == CANCEL) {
-        chan_timer_free(n->timer); /* stopped or fired, and no channel: cannot be -EBUSY */
-        free_done(n->done);        /* closed: no operation can block on it any more */
+        free_done(n->done); /* closed: no operation can block on it any more */
         pthread_cond_destroy(&n->walked_cv);
         pthread_mutex_destroy(&n->mu);
     }
@@ -165,16 +190,17 @@ static struct chan_ctx *canceller(const struct chan_ctx *ctx)
 
 /* ---- Cancel ---------------------------------------------------------------------------------- */
 
-/* Claims n for the caller: sets its error and closes its done channel (Go's cancelCtx.cancel up
- * to its loop over the children), and hands the caller n's children, each with a reference and
- * marked unlinked, in n->children. false if n was claimed already. */
-static bool claim(struct chan_ctx *n, int err)
+/* Claims n for the caller: sets its cause and error and closes its done channel (Go's
+ * cancelCtx.cancel up to its loop over the children), and hands the caller n's children, each
+ * with a reference and marked unlinked, in n->children. false if n was claimed already. */
+static bool claim(struct chan_ctx *n, int err, int cause)
 {
     pthread_mutex_lock(&n->mu);
     if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
         pthread_mutex_unlock(&n->mu);
         return false;
     }
+    n->cause = cause; /* published by the error's release */
     atomic_store_explicit(&n->err, err, memory_order_release);
     chan_close(n->done);
     atomic_store_explicit(&n->closed, true, memory_order_release);
@@ -219,18 +245,68 @@ static void await_walked(struct chan_ctx *n)
     pthread_mutex_unlock(&n->mu);
 }
 
-/* Go's cancelCtx.cancel: cancels n and its descendants with err, returning once all are
- * cancelled, whoever cancelled each. The caller holds a reference to n. remove: unlink n from the
- * node it registered with (false when that node is cancelling it, and has unlinked it). */
+/* Unlinks n from the node it registered with, unless that node's claimer has done so already
+ * (Go's removeChild). */
+static void unlink_reg(struct chan_ctx *n)
+{
+    struct chan_ctx *r = n->reg;
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (n->linked) {
+        if (n->prev)
+            n->prev->next = n->next;
+        else
+            r->children = n->next;
+        if (n->next)
+            n->next->prev = n->prev;
+        n->linked = false;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- AfterFunc ------------------------------------------------------------------------------- */
+
+/* On the timer thread (n's timer, reset to fire at once): the run's reference goes once fn has
+ * returned, so that the owner may free the handle while fn runs, or from fn. */
+static void after_run(void *arg)
+{
+    struct chan_ctx *n = arg;
+    n->fn(n->arg);
+    unref(n);
+}
+
+/* n's context is done (a walk met n, or n was made on a context done already): starts fn, unless
+ * a stop came first (Go's afterFuncCtx.cancel: once.Do(go f)). The caller holds a reference. fn
+ * runs on the timer thread, as a func timer's does, never in the canceller: a cancel neither
+ * runs fn nor waits for it. */
+static void after_fire(struct chan_ctx *n)
+{
+    int armed = AFTER_ARMED;
+    if (!atomic_compare_exchange_strong(&n->state, &armed, AFTER_STARTED))
+        return;
+    ref(n); /* the run's */
+    /* A reset fails only in a child of fork() whose timer thread cannot be started again: fn
+     * then runs here rather than never. */
+    if (chan_timer_reset(n->timer, 0) < 0)
+        after_run(n);
+}
+
+/* ---- Cancel, continued ----------------------------------------------------------------------- */
+
+/* Go's cancelCtx.cancel: cancels n and its descendants with err and cause (non-zero: the error
+ * when there is no cause of its own), returning once all are cancelled, whoever cancelled each.
+ * The caller holds a reference to n. remove: unlink n from the node it registered with (false
+ * when that node is cancelling it, and has unlinked it). */
 void (*ctx_claimed_hook)(void *ctx);
 
-static void cancel_node(struct chan_ctx *n, int err, bool remove)
+static void cancel_node(struct chan_ctx *n, int err, int cause, bool remove)
 {
     /* The unparks of the done channels' waiters wait until the whole walk is over (seam.h):
      * under n->mu an unpark that cancels n, or makes a child of it, would take n->mu again,
      * and before `walked` is set its chan_ctx_cancel would wait for this very walk. */
     wakeups_hold();
-    if (!claim(n, err)) {
+    if (!claim(n, err, cause)) {
         await_walked(n); /* its claimer unlinks it */
         wakeups_release();
         return;
@@ -238,13 +314,18 @@ static void cancel_node(struct chan_ctx *n, int err, bool remove)
     if (ctx_claimed_hook)
         ctx_claimed_hook(n);
     /* Depth first: pop the next child of cur; descend into it if we claim it; when cur has no
-     * children left its subtree is done, and we go back up to the node whose list it was on. */
-    struct chan_ctx *cur = n;
+     * children left its subtree is done, and we go back up to the node whose list it was on.
+     * AFTER nodes are leaves: kept, with the claim's reference, on a list of our own (their
+     * links are ours now) until the walk is over. */
+    struct chan_ctx *cur = n, *after = NULL;
     for (;;) {
         struct chan_ctx *k = cur->children;
         if (k) {
             cur->children = k->next;
-            if (claim(k, err)) {
+            if (k->kind == AFTER) {
+                k->next = after;
+                after = k;
+            } else if (claim(k, err, cause)) {
                 if (ctx_claimed_hook)
                     ctx_claimed_hook(k);
                 cur = k;
@@ -262,19 +343,16 @@ static void cancel_node(struct chan_ctx *n, int err, bool remove)
         cur = up;
     }
 
-    struct chan_ctx *r = n->reg;
-    if (remove && r) {
-        pthread_mutex_lock(&r->mu);
-        if (n->linked) {
-            if (n->prev)
-                n->prev->next = n->next;
-            else
-                r->children = n->next;
-            if (n->next)
-                n->next->prev = n->prev;
-            n->linked = false;
-        }
-        pthread_mutex_unlock(&r->mu);
+    if (remove)
+        unlink_reg(n);
+    /* The functions start once the walk is done with n and its subtree, as the done channels'
+     * waiters are woken: fn sees every context below n cancelled, and may free n (its owner's
+     * last call made in fn) with nothing of ours still to touch it. */
+    while (after) {
+        struct chan_ctx *k = after;
+        after = k->next;
+        after_fire(k);
+        unref(k);
     }
     wakeups_release();
 }
@@ -283,7 +361,7 @@ static void cancel_node(struct chan_ctx *n, int err, bool remove)
 static void deadline_fired(void *arg)
 {
     struct chan_ctx *n = arg;
-    cancel_node(n, -ETIMEDOUT, true);
+    cancel_node(n, -ETIMEDOUT, n->deadline_cause, true);
     unref(n);
 }
 
@@ -307,8 +385,10 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
     atomic_init(&n->closed, false);
     atomic_init(&n->walked, false);
     atomic_init(&n->walk_waiters, 0);
+    atomic_init(&n->state, AFTER_ARMED);
     n->parent = parent;
     n->deadline = CHAN_FOREVER;
+    n->deadline_cause = -ETIMEDOUT;
     if (kind == CANCEL) {
         if (!(n->done = chan_make(0, 0))) {
             chan_mfree(n);
@@ -320,12 +400,16 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
         pthread_mutex_init(&n->mu, NULL);
         pthread_cond_init(&n->walked_cv, NULL);
         chan_ctx_deadline(parent, &n->deadline);
+        struct chan_ctx *pc = canceller(parent);
+        if (pc) /* the deadline it inherits ends it with that deadline's cause */
+            n->deadline_cause = pc->deadline_cause;
     }
     return n;
 }
 
-/* Registers a new CANCEL node with its nearest CANCEL ancestor, or cancels it at once with that
- * ancestor's error (Go's propagateCancel). Takes the reference to the parent. */
+/* Registers a new CANCEL or AFTER node with its nearest CANCEL ancestor, or, if that one is
+ * cancelled, cancels it at once with the ancestor's error and cause or starts its function (Go's
+ * propagateCancel). Takes the reference to the parent. */
 static void attach(struct chan_ctx *n)
 {
     ref(n->parent);
@@ -334,7 +418,7 @@ static void attach(struct chan_ctx *n)
     if (!r)
         return;
     pthread_mutex_lock(&r->mu);
-    int err = atomic_load_explicit(&r->err, memory_order_relaxed);
+    int err = atomic_load_explicit(&r->err, memory_order_relaxed), cause = r->cause;
     if (!err) {
         n->prev = NULL;
         n->next = r->children;
@@ -344,8 +428,11 @@ static void attach(struct chan_ctx *n)
         n->linked = true;
     }
     pthread_mutex_unlock(&r->mu);
-    if (err)
-        cancel_node(n, err, false);
+    if (err && n->kind == AFTER) {
+        await_walked(r); /* as in cancel_node: fn sees the cancel's whole subtree cancelled */
+        after_fire(n);
+    } else if (err)
+        cancel_node(n, err, cause, false);
 }
 
 chan_ctx_t *chan_ctx_background(void) { return &background; }
@@ -358,7 +445,8 @@ chan_ctx_t *chan_ctx_with_cancel(chan_ctx_t *parent)
     return n;
 }
 
-chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
+/* Go's WithDeadlineCause; cause is the caller's, checked (0: none). */
+static chan_ctx_t *with_deadline(chan_ctx_t *parent, int64_t deadline, int cause)
 {
     int64_t pd;
     if (!parent) {
@@ -377,9 +465,11 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
     if (!n)
         return NULL;
     n->deadline = deadline < pd ? deadline : pd;
+    if (deadline <= pd) /* its own deadline is the one that ends it (else the parent's, passed) */
+        n->deadline_cause = cause ? cause : -ETIMEDOUT;
     if (n->deadline <= now) {
         attach(n); /* born cancelled already if parent is: its error wins, as in Go */
-        cancel_node(n, -ETIMEDOUT, true);
+        cancel_node(n, -ETIMEDOUT, n->deadline_cause, true);
         return n;
     }
     /* The timer exists before anything can cancel n, parked at CHAN_FOREVER in the heap; it is
@@ -406,7 +496,7 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
     }
     pthread_mutex_unlock(&n->mu);
     if (passed)
-        cancel_node(n, -ETIMEDOUT, true);
+        cancel_node(n, -ETIMEDOUT, n->deadline_cause, true);
     if (r < 0) { /* the timer thread could not be restarted after fork() */
         chan_ctx_free(n);
         errno = -r;
@@ -415,11 +505,34 @@ chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
     return n;
 }
 
-chan_ctx_t *chan_ctx_with_timeout(chan_ctx_t *parent, int64_t timeout)
+chan_ctx_t *chan_ctx_with_deadline(chan_ctx_t *parent, int64_t deadline)
+{
+    return with_deadline(parent, deadline, 0);
+}
+
+chan_ctx_t *chan_ctx_with_deadline_cause(chan_ctx_t *parent, int64_t deadline, int cause)
+{
+    if (cause > 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return with_deadline(parent, deadline, cause);
+}
+
+static int64_t after_now(int64_t timeout)
 {
     int64_t now = chan_now();
-    int64_t deadline = timeout > CHAN_FOREVER - now ? CHAN_FOREVER : now + timeout;
-    return chan_ctx_with_deadline(parent, deadline);
+    return timeout > CHAN_FOREVER - now ? CHAN_FOREVER : now + timeout;
+}
+
+chan_ctx_t *chan_ctx_with_timeout(chan_ctx_t *parent, int64_t timeout)
+{
+    return chan_ctx_with_deadline(parent, after_now(timeout));
+}
+
+chan_ctx_t *chan_ctx_with_timeout_cause(chan_ctx_t *parent, int64_t timeout, int cause)
+{
+    return chan_ctx_with_deadline_cause(parent, after_now(timeout), cause);
 }
 
 chan_ctx_t *chan_ctx_without_cancel(chan_ctx_t *parent)
@@ -447,11 +560,15 @@ chan_ctx_t *chan_ctx_with_value(chan_ctx_t *parent, const void *key, void *value
 
 /* ---- Using ----------------------------------------------------------------------------------- */
 
-int chan_ctx_cancel(chan_ctx_t *ctx)
+int chan_ctx_cancel(chan_ctx_t *ctx) { return chan_ctx_cancel_cause(ctx, 0); }
+
+/* Go's CancelCauseFunc: any context with a cancel of its own takes a cause, there being no
+ * separate cancel function whose type could tell them apart. */
+int chan_ctx_cancel_cause(chan_ctx_t *ctx, int cause)
 {
-    if (!ctx || ctx->kind != CANCEL)
+    if (!ctx || ctx->kind != CANCEL || cause > 0)
         return -EINVAL;
-    cancel_node(ctx, -ECANCELED, true);
+    cancel_node(ctx, -ECANCELED, cause ? cause : -ECANCELED, true);
     return 0;
 }
 
@@ -482,6 +599,13 @@ int chan_ctx_err(const chan_ctx_t *ctx)
     return err;
 }
 
+/* Go's Cause: the cause was written before the error that chan_ctx_err has seen. */
+int chan_ctx_cause(const chan_ctx_t *ctx)
+{
+    int err = chan_ctx_err(ctx);
+    return err && ctx ? canceller(ctx)->cause : err;
+}
+
 int chan_ctx_deadline(const chan_ctx_t *ctx, int64_t *deadline)
 {
     if (!ctx || !deadline)
@@ -510,7 +634,53 @@ int chan_ctx_free(chan_ctx_t *ctx)
     if (!ctx || ctx->kind == BACKGROUND)
         return 0;
     if (ctx->kind == CANCEL)
-        cancel_node(ctx, -ECANCELED, true);
+        cancel_node(ctx, -ECANCELED, -ECANCELED, true);
     unref(ctx);
+    return 0;
+}
+
+/* ---- AfterFunc: the handle ------------------------------------------------------------------- */
+
+chan_ctx_after_t *chan_ctx_after_func(chan_ctx_t *ctx, void (*fn)(void *arg), void *arg)
+{
+    if (!fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct chan_ctx *n = node_new(ctx, AFTER);
+    if (!n)
+        return NULL;
+    n->fn = fn;
+    n->arg = arg;
+    /* Parked at CHAN_FOREVER (not pending for a deadlock check) until after_fire resets it. */
+    if (!(n->timer = chan_timer_make_func(CHAN_FOREVER, after_run, n))) {
+        int e = errno;
+        destroy(n);
+        errno = e;
+        return NULL;
+    }
+    attach(n); /* below a context that is never done, it waits for its stop */
+    return (chan_ctx_after_t *)n;
+}
+
+/* Go's stop function: the first of stop and the walk wins. */
+int chan_ctx_after_stop(chan_ctx_after_t *a)
+{
+    if (!a)
+        return -EINVAL;
+    struct chan_ctx *n = &a->n;
+    int armed = AFTER_ARMED;
+    if (!atomic_compare_exchange_strong(&n->state, &armed, AFTER_STOPPED))
+        return 0;
+    unlink_reg(n); /* a claimer that has taken it already skips it (its state) */
+    return 1;
+}
+
+int chan_ctx_after_free(chan_ctx_after_t *a)
+{
+    if (!a)
+        return 0;
+    chan_ctx_after_stop(a);
+    unref(&a->n); /* fn, if started, holds a reference of its own until it returns */
     return 0;
 }
