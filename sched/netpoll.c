@@ -44,8 +44,11 @@
  *    the idle M that sleeps until the earliest timer (sched.timer_m), which sleeps in
  *    epoll_wait until that timer instead of on its futex while any G waits on an fd (Go's
  *    "block in netpoll"); and sysmon, when nobody has polled for NETPOLL_SYSMON_NS while Gs
- *    wait (Go's sysmon does, every 10 ms). Every G the poller wakes goes to the polling M's P
- *    (the blocking one takes an idle P for them), or to the global queue when it has none.
+ *    wait (Go's sysmon does, every 10 ms). The Gs one poll wakes go to the run queues as one
+ *    batch (proc.c's inject, Go's injectglist): the first to the polling M's P (the blocking
+ *    one takes an idle P for them), as many as there are idle Ps to the global queue with an M
+ *    started for each, the rest to the polling M's P too; all to the global queue when it has
+ *    none (sysmon).
  *  - The count of armed Gs (Go's netpollWaiters) says whether polling is worth a system call,
  *    and keeps the deadlock check from calling a G that waits on the world asleep forever.
  */

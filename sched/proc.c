@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -324,8 +325,11 @@ int timers_fire(struct p *p, int64_t now, struct g **list)
 static void runq_put(struct p *p, struct g *g);
 
 /* Go's checkTimers: if src has a timer due, fires src's due timers: each G still parked for
- * the park its timer was armed for times out (park_rc -ETIMEDOUT) and goes on the ring of p,
- * the caller's P (src itself, or another P's heap for an M out of work). Returns how many. */
+ * the park its timer was armed for times out (park_rc -ETIMEDOUT). The first goes on the ring
+ * of p, the caller's P (src itself, or another P's heap for an M out of work), which runs it;
+ * the others are injected as one batch (inject: some to the global queue with an M for each
+ * idle P, the rest on p's ring). Go readies each timer's G on its own (goready: runnext, then
+ * wakep), which wakes one idle P at a time. Returns how many. */
 static int timers_run_from(struct p *p, struct p *src, int64_t now)
 {
     if (now < atomic_load_explicit(&src->timer0, memory_order_relaxed))
@@ -334,11 +338,12 @@ static int timers_run_from(struct p *p, struct p *src, int64_t now)
         COUNT(timer_steal);
     struct g *woken = NULL;
     int n = timers_fire(src, now, &woken);
-    while (woken) {
+    if (woken) {
         struct g *g = woken;
         woken = g->next_free;
         g->next_free = NULL;
         runq_put(p, g);
+        inject(p, woken);
     }
     return n;
 }
@@ -351,8 +356,9 @@ static int timers_run(struct p *p)
     return timers_run_from(p, p, chan_now());
 }
 
-/* An M out of work (Go's stealWork, its last round): the due timers of every P, onto p's ring.
- * A P whose owner runs a G that keeps its M, or an idle P, has nobody else to run them. */
+/* An M out of work (Go's stealWork, its last round): the due timers of every P, for p to run
+ * (timers_run_from). A P whose owner runs a G that keeps its M, or an idle P, has nobody else
+ * to run them. */
 static int timers_steal(struct p *p)
 {
     int64_t now = chan_now();
@@ -364,11 +370,22 @@ static int timers_steal(struct p *p)
 
 /* ---- The global run queue (liburcu's wait-free concurrent queue) ----------------------------- */
 
+/* The chain first..last of n Gs, linked through qnode, onto the global queue's tail: one
+ * exchange, then the count. */
+static inline void gq_append(struct g *first, struct g *last, int n)
+{
+    RACE_IGNORE_BEGIN();
+    ___cds_wfcq_append(&sched.gq_head, &sched.gq_tail, &first->qnode, &last->qnode);
+    RACE_IGNORE_END();
+    COUNT(gq_put);
+    atomic_fetch_add_explicit(&sched.gq_len, n, memory_order_relaxed);
+}
+
 /* Go's globrunqputbatch: the n Gs of gs (n >= 1), in their order, with one exchange on the
- * queue's tail: linked to each other first, then appended as one chain (liburcu's enqueue is
- * that append, of a chain of one; its splice would add an exchange on a source queue). The
- * count comes after the Gs are linked, so that gq_get never counts a G it cannot reach (it may
- * reach one not yet counted). From any thread, wait-free. */
+ * queue's tail: linked to each other first, then appended as one chain (gq_append: liburcu's
+ * enqueue is that append, of a chain of one; its splice would add an exchange on a source
+ * queue). The count comes after the Gs are linked, so that gq_get never counts a G it cannot
+ * reach (it may reach one not yet counted). From any thread, wait-free. */
 static inline void gq_push_batch(struct g *const *gs, int n)
 {
     for (int i = 0; i < n; i++)
@@ -377,10 +394,29 @@ static inline void gq_push_batch(struct g *const *gs, int n)
     for (int i = 0; i + 1 < n; i++)
         gs[i]->qnode.next = &gs[i + 1]->qnode;
     gs[n - 1]->qnode.next = NULL;
-    ___cds_wfcq_append(&sched.gq_head, &sched.gq_tail, &gs[0]->qnode, &gs[n - 1]->qnode);
     RACE_IGNORE_END();
-    COUNT(gq_put);
-    atomic_fetch_add_explicit(&sched.gq_len, n, memory_order_relaxed);
+    gq_append(gs[0], gs[n - 1], n);
+}
+
+/* gq_push_batch for the Gs of list (at least one, linked through next_free, which is cleared):
+ * one exchange on the queue's tail for the whole list, however long. Returns how many. */
+static int gq_push_list(struct g *list)
+{
+    struct g *g = list, *last;
+    int n = 0;
+    do {
+        struct g *next = g->next_free;
+        g->next_free = NULL;
+        RACE_RELEASE(g);
+        RACE_IGNORE_BEGIN();
+        g->qnode.next = next ? &next->qnode : NULL;
+        RACE_IGNORE_END();
+        last = g;
+        g = next;
+        n++;
+    } while (g);
+    gq_append(list, last, n);
+    return n;
 }
 
 /* Go's globrunqput. */
@@ -1581,9 +1617,10 @@ static void stopm_wait(struct m *m, int64_t deadline)
 
 /* Go's findrunnable, "block in netpoll": the timer M (see stopm) sleeps in epoll_wait until the
  * earliest timer, an event, or a break (m_wake_locked, timer_kick, chan_mpg_stop). The Gs the
- * events woke run on the P it was handed, or on an idle P it takes: no other thread is woken
- * for them unless there are several (wakep, for an idle P to steal some); with no P to be had,
- * they go to the global queue, under sched.lock so that an M going idle sees them (m_idle). */
+ * events woke run on the P it was handed, or on an idle P it takes: the first there, the others
+ * injected as one batch (inject: an M started for each P still idle, Go's injectglist); with no
+ * P to be had, all to the global queue, under sched.lock so that an M going idle sees them
+ * (m_idle). */
 static void stopm_poll(struct m *m, int64_t deadline)
 {
     struct g *list = NULL;
@@ -1598,24 +1635,20 @@ static void stopm_poll(struct m *m, int64_t deadline)
     m->nextp = NULL;
     if (!p && (idle || n > 0) && !atomic_load(&sched.stopping))
         p = pidle_get_locked();
-    while (!p && list) {
-        struct g *g = list;
-        list = g->next_free;
-        g->next_free = NULL;
-        gq_push(g);
-    }
+    if (!p && list)
+        inject_locked(list); /* no P idle: none is started either */
     pthread_mutex_unlock(&sched.lock);
     if (!p)
         return;
     acquirep(m, p);
-    while (list) {
+    if (list) {
+        /* Go's findrunnable: the first G for this M, the others injected (injectglist) */
         struct g *g = list;
         list = g->next_free;
         g->next_free = NULL;
         runq_put(p, g);
+        inject(p, list);
     }
-    if (n > 1)
-        wakep();
 }
 
 /* The end of Go's findrunnable: m found nothing to run. Its P goes idle, unless the global queue
@@ -1649,7 +1682,7 @@ static void m_idle(struct m *m)
 }
 
 /* The Gs that fds made ready, polled without waiting (Go's netpoll(0)), for p: one to run, the
- * others on p's ring, and an idle P woken to steal some if there are. NULL: none. */
+ * others injected as one batch (Go's findrunnable: list.pop, injectglist). NULL: none. */
 static struct g *poll_ready(struct p *p)
 {
     struct g *list = NULL;
@@ -1659,29 +1692,60 @@ static struct g *poll_ready(struct p *p)
     struct g *g = list;
     list = g->next_free;
     g->next_free = NULL;
-    while (list) {
-        struct g *h = list;
-        list = h->next_free;
-        h->next_free = NULL;
-        runq_put(p, h);
-    }
-    if (n > 1)
-        wakep();
+    inject(p, list);
     return g;
 }
 
-void inject(struct g *list, int n)
+/* Go's injectglist: see sched_internal.h. With p: as many Gs as there are idle Ps go to the
+ * global queue, an M started for each, and the rest to p's ring, which p's M is about to run,
+ * in publications of half a ring (runq_put_batch; what does not fit sends half the ring to the
+ * global queue, as one G does). Go's rule: a G more on the global queue than there are idle Ps
+ * would wait there for a busy P, while on p's ring it waits for p and may be stolen. Before,
+ * the Gs went one by one to p's ring with one wakep for them all (the idle Ps then woke one
+ * after another, each spinning M that found a G waking the next), or to the global queue with
+ * an exchange on its tail each. */
+void inject(struct p *p, struct g *list)
 {
-    pthread_mutex_lock(&sched.lock);
+    if (!list)
+        return;
+    int idle = p ? atomic_load_explicit(&sched.npidle, memory_order_relaxed) : INT_MAX;
+    if (idle > 0) {
+        struct g *rest = NULL;
+        if (p) {
+            struct g *last = list;
+            for (int i = 1; i < idle && last->next_free; i++)
+                last = last->next_free;
+            rest = last->next_free;
+            last->next_free = NULL;
+        }
+        pthread_mutex_lock(&sched.lock);
+        inject_locked(list);
+        pthread_mutex_unlock(&sched.lock);
+        list = rest;
+    }
+    struct g *batch[RQ_SIZE / 2];
+    int64_t now = chan_now(); /* when they were queued, for the thieves (runq_put) */
+    int k = 0;
     while (list) {
         struct g *g = list;
         list = g->next_free;
         g->next_free = NULL;
-        gq_push(g);
+        atomic_store_explicit(&g->queued, now, memory_order_relaxed);
+        batch[k++] = g;
+        if (k == RQ_SIZE / 2 || !list) {
+            runq_put_batch(p, batch, k);
+            k = 0;
+        }
     }
+}
+
+/* Go's injectglist without a P: globrunqputbatch, then startIdle's startm for each G while a P
+ * is idle. */
+void inject_locked(struct g *list)
+{
+    int n = gq_push_list(list);
     for (int i = 0; i < n && startm_locked(NULL); i++) {
     }
-    pthread_mutex_unlock(&sched.lock);
 }
 
 /* Go's findrunnable: the next G for m, or NULL when the scheduler stops. */

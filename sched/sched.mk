@@ -11,6 +11,8 @@
 #   make mpg            build/$(MODE)/libchan_mpg.a, and .so in plain (also part of `make`/`lib`)
 #   make mpg-pingpong   build and run the G <-> G pingpong measurement (plain, -O2):
 #                       build/plain/sched/pingpong [round trips] [nprocs]
+#   build/plain/sched/burst timers|pipes [N [NPROCS]]: N Gs made runnable at once (the batches
+#                       proc.c injects); not run by any target
 #   make mpg-syscall-cost  what a chan_mpg_syscall_enter/exit pair costs around getppid(2):
 #                       build/plain/sched/syscall_cost [calls] [runs]
 #   make mpg-valgrind   memcheck over test_mpg_select and a selection of test_mpg's cases (plain
@@ -72,6 +74,12 @@ $(MPG_TESTS): $(O)/test/%: test/%.c $(wildcard test/*.h) $(MPG_HDR) $(MPG_LIB) $
 
 # Plain mode only (the default MODE): it links the plain libraries.
 build/plain/sched/pingpong: sched/pingpong.c $(MPG_HDR) chan.h build/plain/libchan_mpg.a \
+  build/plain/libchan.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ $< build/plain/libchan_mpg.a build/plain/libchan.a $(LDFLAGS) \
+	  $(MPG_LIBS) $(LDLIBS_CORE)
+
+build/plain/sched/burst: sched/burst.c $(MPG_HDR) chan.h io/chan_io.h build/plain/libchan_mpg.a \
   build/plain/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< build/plain/libchan_mpg.a build/plain/libchan.a $(LDFLAGS) \

@@ -323,10 +323,16 @@ HIDDEN void m_limit_say(void);
  * P or no M; g is still the caller's. */
 HIDDEN bool startm_g_locked(struct g *g);
 
-/* Go's injectglist without a P: the n Gs of list (linked through next_free), each woken by its
- * owner (the netpoller), go to the global queue, and an M is started for each idle P, up to n.
- * Any thread, no lock held. */
-HIDDEN void inject(struct g *list, int n);
+/* Go's injectglist: the Gs of list (linked through next_free; NULL: none), made runnable
+ * together outside any G (the fds one epoll_wait found ready, timers due at once), go to the run
+ * queues as one batch. Without a P (p NULL: sysmon, an M back from epoll_wait to no idle P),
+ * all of them to the global queue in one exchange on its tail, and an M is started for each
+ * idle P, up to their number; with the caller's P p (on its M's g0), as many of them as there
+ * are idle Ps go the same way, the rest to p's ring. Any thread (p: its owner's), no lock held.
+ * inject_locked: without a P, under sched.lock (sysmon's late timers, which must be in a heap
+ * or a queue whenever the deadlock check looks). */
+HIDDEN void inject(struct p *p, struct g *list);
+HIDDEN void inject_locked(struct g *list);
 
 /* ---- netpoll.c, for proc.c, sysmon.c and deadlock.c ------------------------------------------ */
 

@@ -201,9 +201,9 @@ static void sleep_while_idle(void)
 /* Go's sysmon starts an M for timers that should have run: here sysmon runs them itself, those
  * overdue by TIMER_LATE_NS on any P (the owner of that P runs a G that keeps its M, or is in a
  * system call, and the timer M was taken for work or there is none), and their Gs go to the
- * global queue and to idle Ps (inject). Fired and queued under sched.lock: sysmon holds no P,
- * and the deadlock check, which every P idle lets run, must find each G in a heap or a queue,
- * never between the two. */
+ * global queue as one batch, an M started for each idle P (inject_locked). Fired and queued
+ * under sched.lock: sysmon holds no P, and the deadlock check, which every P idle lets run,
+ * must find each G in a heap or a queue, never between the two. */
 static void timers_late(int64_t now)
 {
     bool late = false;
@@ -215,24 +215,17 @@ static void timers_late(int64_t now)
     if (!late)
         return;
     struct g *list = NULL;
-    int n = 0;
     pthread_mutex_lock(&sched.lock);
     for (int i = 0; i < sched.nprocs; i++) {
         int64_t w = atomic_load_explicit(&sched.ps[i].timer0, memory_order_relaxed);
         if (w != CHAN_FOREVER && w < now - TIMER_LATE_NS) {
             COUNT(timer_steal);
-            n += timers_fire(&sched.ps[i], now, &list);
+            timers_fire(&sched.ps[i], now, &list);
         }
     }
-    while (list) {
-        struct g *g = list;
-        list = g->next_free;
-        g->next_free = NULL;
-        gq_push(g);
-    }
+    if (list)
+        inject_locked(list); /* one batch, an M for each idle P, up to their number */
     pthread_mutex_unlock(&sched.lock);
-    if (n)
-        inject(NULL, n); /* an M for each idle P, up to n */
 }
 
 static void *sysmon_main(void *arg)
@@ -261,9 +254,8 @@ static void *sysmon_main(void *arg)
          * it, none idle in epoll_wait); the Gs go where idle Ps or the busy ones run them. */
         if (netpoll_due(now)) {
             struct g *list = NULL;
-            int n = netpoll(0, &list);
-            if (n)
-                inject(list, n);
+            netpoll(0, &list);
+            inject(NULL, list);
         }
         /* Go's: the shortest sleep while it takes Ps and for SYSMON_IDLE_LOOKS looks after,
          * then doubling. After every P was idle, there is work again, maybe a new pair of Gs

@@ -332,6 +332,79 @@ START_TEST(heap_shrinks_after_burst)
 }
 END_TEST
 
+/* ---- Many timers due at once: one batch (inject) -------------------------------------------- */
+
+/* n Gs wait with one deadline: its timers fire in one go on the P they parked on, and the Gs go
+ * to the run queues as one batch (proc.c's inject, after Go's injectglist): some to the global
+ * queue, an M started for each idle P, the rest on the ring of the P that fired them, more than
+ * a ring holds (what does not fit sends half the ring to the global queue). Every G must run,
+ * once: a G lost in the batch hangs the case, one queued twice runs twice (or crashes). */
+static struct burst {
+    chan_t *never;
+    int64_t deadline;
+    int n;
+    bool hold; /* the spawner keeps its P until every waiter has run */
+    atomic_int parked, ran;
+    atomic_int *runs; /* per waiter */
+} bu;
+
+static void burst_timed(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    long v;
+    atomic_fetch_add(&bu.parked, 1);
+    G_CHECK(chan_recv_until(bu.never, &v, bu.deadline) == -ETIMEDOUT);
+    G_CHECK(chan_now() >= bu.deadline);
+    atomic_fetch_add(&bu.runs[i], 1);
+    atomic_fetch_add(&bu.ran, 1);
+}
+
+/* Spawns the waiters onto its P's ring and lets them park there. With hold it then keeps the
+ * P, never scheduling: the timers are due on a P whose owner does not run them, so another M
+ * (out of work, or the idle one that sleeps until the earliest timer) or sysmon fires them all
+ * and injects the batch from there. */
+static void burst_spawner(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < bu.n; i++)
+        G_CHECK(chan_mpg_go(burst_timed, (void *)(intptr_t)i) > 0);
+    while (atomic_load(&bu.parked) < bu.n)
+        chan_mpg_yield();
+    if (bu.hold)
+        G_CHECK(spin_until(&bu.ran, bu.n, chan_now() + 30000 * MS));
+}
+
+static void burst_run(int nprocs, bool hold)
+{
+    bu.n = under_tsan() ? 300 : scaled(3000, 600); /* a ring holds 256 */
+    bu.hold = hold;
+    bu.never = chan_make(sizeof(long), 0);
+    bu.runs = calloc((size_t)bu.n, sizeof *bu.runs);
+    atomic_store(&bu.parked, 0);
+    atomic_store(&bu.ran, 0);
+    /* Far enough for every waiter to have parked on a loaded machine; one that has not yet
+     * times out at once, which the case allows too. */
+    bu.deadline = chan_now() + 300 * MS;
+    start(nprocs);
+    go(burst_spawner, NULL);
+    finish();
+    NO_BAD();
+    ck_assert_int_eq(atomic_load(&bu.ran), bu.n);
+    for (int i = 0; i < bu.n; i++)
+        ck_assert_msg(atomic_load(&bu.runs[i]) == 1, "waiter %d ran %d times", i,
+                      atomic_load(&bu.runs[i]));
+    free(bu.runs);
+    chan_free(bu.never);
+}
+
+START_TEST(timers_due_together)
+{
+    burst_run(1, false); /* the P fires them at its next schedule: its ring overflows */
+    burst_run(2, false); /* ... and starts an M for the idle P */
+    burst_run(2, true);  /* another M or sysmon fires them: a P's timers run by another */
+}
+END_TEST
+
 /* ---- A heap that cannot grow: the spill ------------------------------------------------------ */
 
 /* How many more growths of a timer heap fail (timer_grow_fail_hook), as malloc would. */
@@ -420,6 +493,7 @@ int main(void)
     ADD_TEST(s, idle_ps_timer_wakes, 30);
     ADD_TEST(s, many_deadlines_many_ps, 60);
     ADD_TEST(s, heap_shrinks_after_burst, 60);
+    ADD_TEST(s, timers_due_together, 60);
     ADD_TEST(s, timer_heap_cannot_grow, 30);
     ADD_TEST(s, many_deadlines_heap_cannot_grow, 120);
     return run_suite(s);
