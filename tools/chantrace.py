@@ -62,7 +62,8 @@ def _check_event(i, e):
         bad('no string "name"')
     if a["op"] in NEEDS_CHAN and not isinstance(a.get("chan"), str):
         bad('a "%s" without a string "chan"' % a["op"])
-    for k in ("flow", "woke", "g", "cap", "case", "n", "elemsize", "v", "v2"):
+    for k in ("flow", "woke", "g", "cap", "case", "n", "elemsize", "v", "v2", "thread",
+              "goroutine", "blocked_ns", "deadline_in_ns"):
         if k in a and (not isinstance(a[k], int) or isinstance(a[k], bool)):
             bad('"%s" is not an integer' % k)
 
@@ -433,11 +434,58 @@ class Replay:
             self.close(e, lid, c)
         elif op in ("send", "recv", "select"):
             self.done_op(e, lid, c)
+        elif op == "leak":
+            self.leak(e, lid, c)
         elif op == "timer":
             me["st"], me["op"] = "run", "timer fires"
             # On libchan's timer thread, or in the call that armed a timer already due.
             self.step(e, "timer", lid, "A timer fires, on %s: it sends the time on %s." %
                       ("libchan's " + name if name == "timer thread" else name, label), c)
+
+    # -- leaks --
+
+    def wait_reason(self, a, lid):
+        return wait_reason(a, bool(self.cases.get(lid)))
+
+    def leak(self, e, lid, c):
+        """A "partial deadlock" event: the check that lane lid made (chan_leak_check) found a
+        waiter blocked forever, on the channel c it names first (None: on no channel)."""
+        a = e["args"]
+        g, tid = a.get("goroutine"), a.get("thread")
+        target = "g%d" % g if g is not None else tid
+        wl, name = self.lane(target), self.who(target)
+        me = self.lanes[lid]
+        me["st"], me["op"] = "run", "found a leak"
+        why = self.wait_reason(a, target)
+        # every channel it waits on: the sudogs it still has queued (a select has several)
+        on = [(o.label, send) for o in self.all_chans for send in (True, False)
+              for sg in o.queue(send) if sg["lane"] == target and not sg["done"]]
+        if not on and c is not None:
+            on = [(c.label, a.get("waits") == "send")]
+        head = "goroutine %d" % g if g is not None else "thread %d%s" % (
+            tid, "" if name.startswith("thread ") else ' "%s"' % name)
+        since = a.get("blocked_ns")
+        report = "%s [%s%s]:%s" % (head, why, ", " + report_ns(since) if since else "", "".join(
+            ' chan "%s" %s;' % (lab, "send" if send else "recv") for lab, send in on))
+        report = report.rstrip(";")
+        labels = ", ".join(lab for lab, _ in on)
+        if on:
+            held = "nothing that can still run holds %s: no peer can ever come to %s it" % (
+                labels, "receive from" if on[0][1] and len(on) == 1 else
+                "send on" if len(on) == 1 else "complete any of its cases on")
+        else:
+            held = "it waits on no channel and has no deadline: nothing can ever wake it"
+        wl["st"] = "leaked"
+        wl["op"] = "leaked: %s" % why
+        how = {"send": "sending on", "recv": "receiving from"}.get(a.get("waits"), "selecting on")
+        self.step(e, "leak", lid, "%s's chan_leak_check finds a partial deadlock: %s, blocked "
+                  "%s%s (Go's wait reason \"%s\"), is blocked forever, because %s. It has "
+                  "leaked, while the rest of the program runs on; Go's own deadlock report "
+                  "comes only once every goroutine is asleep. The report, in the words of "
+                  "Go's goroutine dump: %s" % (
+                      self.who(lid), name, "for %s " % fmt_ns(since) if since else "",
+                      "%s %s" % (how, labels) if on else "on no channel", why, held, report),
+                  c, wakes=[], ).update({"leaks": [target]})
 
     # -- blocking --
 
@@ -848,6 +896,28 @@ class Replay:
         lanes = [{"id": str(l), "name": self.lanes[l]["name"]} for l in self.lane_order]
         return {"lanes": lanes, "chans": self.chan_meta, "steps": self.steps,
                 "repaired": self.repaired, "problems": self.problems}
+
+
+def wait_reason(a, has_cases):
+    """Go's words for how a leaked waiter waits (the args a of a "leak" event), as chan_leak(3)'s
+    report says them after sudog.c's wait_reason_words: the event says send, recv or select, and
+    names the first channel it waits on, or none. has_cases: a select with cases, all nil (a
+    select still), rather than select {}."""
+    w = a.get("waits")
+    if w == "select":
+        return "select" if "chan" in a or has_cases else "select (no cases)"
+    words = "chan send" if w == "send" else "chan receive"
+    return words if "chan" in a else words + " (nil chan)"
+
+
+def report_ns(ns):
+    """A duration as chan_leak(3)'s report prints it (trace/dump.c's print_duration)."""
+    ns = float(ns)
+    if ns >= 1e9:
+        return "%.3f s" % (ns / 1e9)
+    if ns >= 1e6:
+        return "%.3f ms" % (ns / 1e6)
+    return "%.3f us" % (ns / 1e3)
 
 
 def fmt_ns(ns):

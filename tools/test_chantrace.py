@@ -83,6 +83,39 @@ check(not r.problems and "case 15 receive on c; and 4 more cases that the trace 
       in r.steps[-1]["text"], "the cases left out are counted: %r" % r.steps[-1]["text"])
 
 # A trace that lost events says so, before whatever then does not add up.
+# A leak check's finding ("partial deadlock", chan_leak(3)): the leaked lane is drawn LEAKED and
+# the step says who, on what, and Go's wait reason, as the report does.
+leak = [
+    ev(0, 1.0, 1, "make r", op="make", chan="r", cap=0, elemsize=4),
+    ev(1, 2.0, 2, "blocked send r", op="blocked", chan="r", v=42, at_end=True),
+    ev(2, 9.0, 1, "partial deadlock r", op="leak", chan="r", thread=2, waits="send",
+       blocked_ns=7000000),
+]
+r = Replay({1: "manager", 2: "worker"}, leak)
+s = r.steps[-1]
+check(s["kind"] == "leak" and s["leaks"] == [2] and s["state"]["lanes"]["2"][0] == "leaked" and
+      not r.problems, "a thread's leak: %r %r" % (s, r.problems))
+check('thread 2 "worker" [chan send, 7.000 ms]: chan "r" send' in s["text"] and
+      "blocked forever" in s["text"], "the leak's report line: %r" % s["text"])
+# Gs, and the waits on no channel: Go's words for each (sudog.c's wait_reason_words).
+for waits, cases, words in (("recv", None, "chan receive (nil chan)"),
+                            ("send", None, "chan send (nil chan)"),
+                            ("select", None, "select (no cases)"),
+                            ("select", [ev(1, 1.5, 7, "case 0 recv nil", op="case", g=7, case=0,
+                                           dir="recv", n=1, nil=True)], "select")):
+    trace = (cases or []) + [
+        ev(2, 2.0, 7, "blocked", op="blocked", g=7),
+        ev(3, 9.0, 1, "partial deadlock", op="leak", goroutine=7, waits=waits)]
+    if waits != "select":
+        trace[-2]["name"] = "blocked %s" % waits
+    else:
+        trace[-2]["name"] = "blocked select"
+    r = Replay({}, trace)
+    s = r.steps[-1]
+    check(s["kind"] == "leak" and "goroutine 7 [%s]:" % words in s["text"] and
+          s["state"]["lanes"]["g7"][0] == "leaked" and "nothing can ever wake it" in s["text"],
+          "a G leaked in %s: %r" % (words, s["text"]))
+
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402

@@ -135,7 +135,7 @@ PAGE = """<main class="page">
       <span class="pill run">RUNNING</span><span>runs its own code</span>
       <span class="pill blocked">BLOCKED</span><span>parked: its sudog waits in a queue</span>
       <span class="pill ready">READY</span><span>woken by a peer, not yet running</span>
-      <span class="pill end">DONE</span><span>no more channel operations</span>
+      <span class="pill end">DONE</span><span>no more channel operations</span>{leaked}
     </div>
     <p>The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
       slots with <b>recvx</b> (the next to receive) and <b>sendx</b> (the next to fill); <b>recvq</b>
@@ -192,7 +192,12 @@ def page(name, meta, d, source, order):
         dword=WORDS[meta["delivery"][0]], delivery=esc(meta["delivery"][1]),
         data=esc(meta["data"]), latency=esc(meta["latency"]), cancel=esc(meta["cancel"]),
         man=man, example=esc(meta["example"]), name=name, steps=steps, source=esc(source),
-        repaired=repaired)
+        repaired=repaired, leaked=LEAKED if any(s["kind"] == "leak" for s in d["steps"]) else "")
+
+
+# The legend's line for a page where a leak check found a waiter blocked forever.
+LEAKED = ('\n      <span class="pill leaked">LEAKED</span><span>blocked forever: nothing that '
+          'can still run holds its channels (chan_leak_check)</span>')
 
 
 TITLES = {}

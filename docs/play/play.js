@@ -21,19 +21,20 @@
   var NS = "http://www.w3.org/2000/svg";
   var PALETTE = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b45309", "#0e7490", "#be185d",
                  "#4d7c0f", "#9f1239", "#334155"];
-  var STATUS = {run: "RUNNING", blocked: "BLOCKED", ready: "READY", end: "DONE", "new": "NOT YET"};
+  var STATUS = {run: "RUNNING", blocked: "BLOCKED", ready: "READY", end: "DONE", "new": "NOT YET",
+                leaked: "LEAKED"};
   var STATUS_COLORS = {run: ["#15803d", "#dcfce7"], blocked: ["#b91c1c", "#fee2e2"],
                        ready: ["#92400e", "#fef3c7"], end: ["#475569", "#f1f5f9"],
-                       "new": ["#64748b", "#ffffff"]};
+                       "new": ["#64748b", "#ffffff"], leaked: ["#7f1d1d", "#fecaca"]};
   var KIND = {make: "make", free: "free", block: "blocks", wake: "hand-off", woken: "wakes up",
               put: "into the buffer", take: "out of the buffer", drop: "drop", poll: "poll",
               close: "close", closed: "closed", timeout: "time-out", select: "select",
-              timer: "timer", error: "error"};
+              timer: "timer", leak: "leak found", error: "error"};
   // Text colours keep WCAG's 4.5:1 on the pale blue of the step's line (test_play.py checks).
   var KIND_COLOR = {make: "#475569", free: "#475569", block: "#b91c1c", wake: "#1d4ed8",
                     woken: "#15803d", put: "#047857", take: "#047857", drop: "#c2410c",
                     poll: "#57534e", close: "#9f1239", closed: "#9f1239", timeout: "#b45309",
-                    select: "#7c3aed", timer: "#0e7490", error: "#b91c1c"};
+                    select: "#7c3aed", timer: "#0e7490", leak: "#7f1d1d", error: "#b91c1c"};
 
   // ---- Layout: fixed for the whole run, so that nothing jumps while stepping ----
 
@@ -118,7 +119,8 @@
 
   function drawLane(g, id, st, s) {
     var y = laneY(id), col = laneColor[id], status = st[0], op = st[1];
-    var actor = String(s.lane) === String(id), woken = (s.wakes || []).map(String).indexOf(String(id)) >= 0;
+    var actor = String(s.lane) === String(id), woken = (s.wakes || []).concat(s.leaks || [])
+      .map(String).indexOf(String(id)) >= 0;
     var lg = el("g", {"class": "lane", "data-lane": id, "data-status": status,
                       "data-holds": st[3] ? String(st[2]) : "", "data-has": st[3] ? "true" : "false"}, g);
     el("rect", {x: LX, y: y, width: LW, height: LH, rx: 10, fill: actor ? tint(col, 0.08) : "#fff",
@@ -345,6 +347,8 @@
         if (!st) return;
         if (st[0] === "blocked")
           el("rect", {x: TL_LEFT + i * colW, y: y + 7, width: colW, height: 6, fill: "#fecaca"}, tl);
+        else if (st[0] === "leaked")  // blocked forever: darker, and it never ends
+          el("rect", {x: TL_LEFT + i * colW, y: y + 6, width: colW, height: 8, fill: "#7f1d1d"}, tl);
         else if (st[0] === "ready")
           el("rect", {x: TL_LEFT + i * colW, y: y + 8, width: colW, height: 4, fill: "#fde68a"}, tl);
       });
@@ -358,7 +362,7 @@
       var r = laneIndex[s.lane];
       if (r === undefined) return;
       var y = TL_TOP + r * TL_ROW + TL_ROW / 2;
-      (s.wakes || []).forEach(function (w) {
+      (s.wakes || []).concat(s.leaks || []).forEach(function (w) {
         var r2 = laneIndex[w];
         if (r2 !== undefined)
           el("line", {x1: x, y1: y, x2: x, y2: TL_TOP + r2 * TL_ROW + TL_ROW / 2, stroke: KIND_COLOR[s.kind],

@@ -107,6 +107,8 @@ class Oracle:
                       and e["args"].get("flow")}
         self.cap = {}
         self.fifo = {}
+        self.names = {e["tid"]: e["args"]["name"] for e in self.raw
+                      if e.get("ph") == "M" and e.get("name") == "thread_name"}
 
     def apply(self, e):
         a = e["args"]
@@ -186,6 +188,22 @@ def check_step(F, name, i, s, evs, oracle):
                 where, a.get("v"), c["label"], c["dropped"]))
         elif op == "close" and a.get("res") == "ok" and c is not None:
             F.check(c["closed"], "%s: %s not drawn closed" % (where, c["label"]))
+        elif op == "leak":  # chan_leak_check found a waiter blocked forever (chan_leak(3))
+            g = a.get("goroutine")
+            who = "g%d" % g if g is not None else str(a["thread"])
+            F.check(s["lanes"].get(who, {}).get("status") == "leaked",
+                    "%s: %s, found leaked, is not drawn LEAKED" % (where, who))
+            if c is not None:
+                queue = "sendq" if a["waits"] == "send" else "recvq"
+                F.check(any(g2[0] == queue and g2[1] == who for g2 in c["sudogs"]),
+                        "%s: the leaked %s has no sudog in %s's %s" % (where, who, c["label"],
+                                                                       queue))
+            # the line says who, on which channel, and how it waits, in Go's words
+            name = "G%d" % g if g is not None else oracle.names.get(a["thread"], "")
+            words = {"send": "chan send", "recv": "chan receive"}.get(a["waits"], "select")
+            for part in (name, a.get("chan", "no channel"), '"%s' % words, "blocked forever"):
+                F.check(part in s["now"], "%s: the leak's line does not say %r: %r" % (
+                    where, part, s["now"]))
         elif op == "woken":
             F.check(s["lanes"][me]["status"] in ("run", "end"),
                     "%s: %s woke but is drawn %s" % (where, me, s["lanes"][me]["status"]))
@@ -226,6 +244,11 @@ def check_page(F, d, name, shots):
     texts = d.execute_script("return PLAY_DATA.steps.map(s => s.text)")
     oracle = Oracle(os.path.join(HERE, "traces", name + ".json"))
     keys = ActionChains(d, duration=0)
+    # every event that a step must show is one step's at least: a leak found, a close...
+    shown = {k for ev in evs for k in ev}
+    for k, e in enumerate(oracle.raw):
+        if e.get("cat") == "chan" and e["args"].get("op") in ("leak", "close", "timer"):
+            F.check(k in shown, "%s: event %d (%s) is on no step" % (name, k, e["name"]))
     seen = []
     for i in range(n):
         if i:
