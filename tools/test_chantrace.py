@@ -116,6 +116,33 @@ for waits, cases, words in (("recv", None, "chan receive (nil chan)"),
           s["state"]["lanes"]["g7"][0] == "leaked" and "nothing can ever wake it" in s["text"],
           "a G leaked in %s: %r" % (words, s["text"]))
 
+# Times in human units: a timer's value (chan_now() when it fired) from the trace's start, and a
+# time-out against its deadline (traces say how far it was: "deadline_in_ns").
+timed = [
+    ev(0, 1.0, 1, "make t", op="make", chan="t", cap=1, elemsize=8),
+    ev(1, 2.0, 2, "blocked recv t", op="blocked", chan="t"),
+    ev(2, 10001.0, 3, "timer fire t", op="timer", chan="t"),
+    ev(3, 10002.0, 3, "wake t", op="wake", chan="t", v=5000010000000, by="send", flow=4, cap=1),
+    ev(4, 10003.0, 2, "woken recv t", op="woken", chan="t", v=5000010000000, res="ok",
+       dir="recv", flow=4),
+    ev(5, 10004.0, 2, "blocked recv t", op="blocked", chan="t", form="until",
+       deadline_in_ns=5000000),
+    ev(6, 15505.0, 2, "woken recv t", op="woken", chan="t", res="timedout", dir="recv",
+       blocked_ns=5501000),
+]
+r = Replay({1: "main", 2: "client"}, timed, t0=5000000000000)
+d = r.data()
+check(d["shown"] == {"5000010000000": "+10.0 ms"}, "a timer's value drawn from the start: %r" %
+      d["shown"])
+check("fires at +10.001 ms, 10.0 ms after it was made" in d["steps"][2]["text"] and
+      "the time +10.0 ms" in d["steps"][3]["text"] and "5000010000000" not in "".join(
+          s["text"] for s in d["steps"]), "a timer's steps: %r" % [
+              s["text"] for s in d["steps"][2:5]])
+check("its deadline (in 5.0 ms)" in d["steps"][5]["text"] and
+      "blocked for 5.5 ms, its deadline 5.0 ms after it blocked" in d["steps"][6]["text"] and
+      "woke 501.0 \u00b5s after it" in d["steps"][6]["text"],
+      "a deadline in human units: %r" % [s["text"] for s in d["steps"][5:]])
+
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
@@ -130,7 +157,7 @@ with tempfile.TemporaryDirectory() as tmp:
                                                                 for e in late_put]}, f)
     info = {}
     load(path, info)
-    check(info == {"dropped": 3}, "load reports the events lost: %r" % info)
+    check(info == {"dropped": 3, "t0_ns": None}, "load reports the events lost: %r" % info)
     p = subprocess.run([sys.executable, os.path.join(here, "trace2play"), "--strict", path],
                        capture_output=True, text=True)
     check(p.returncode == 1 and "the trace lost 3 events" in p.stderr,
@@ -240,13 +267,16 @@ with tempfile.TemporaryDirectory() as tmp:
 # timer thread".
 r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
                          ev(1, 2.0, 1, "timer fire c", op="timer", chan="c")])
-check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
+check(r.steps[-1]["text"] == "A timer fires at +2.0 \u00b5s, 1.0 \u00b5s after it was made, on "
+      "main: it sends the time it fired (chan_now(); Go's time.Time) on c.",
       "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
 
 # A wait with a deadline ("form":"until" on its blocked slice) says it may end at the deadline;
 # one without says nothing of a deadline.
-for form, want in ((None, "(or a close)."), ("until", "(or a close, or its deadline).")):
-    extra = {"form": form} if form else {}
+for form, want in ((None, "(or a close)."), ("until", ", a close, or its deadline."),
+                   ("in", ", a close, or its deadline (in 30.0 ms).")):
+    extra = {"form": "until", "deadline_in_ns": 30000000} if form == "in" else \
+        {"form": form} if form else {}
     r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
                              ev(1, 2.0, 1, "blocked recv c", op="blocked", chan="c", **extra)])
     check(r.steps[-1]["text"].endswith(want), "a %s receive's block: %r" % (
@@ -255,7 +285,7 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, ele
                          ev(1, 2.0, 1, "case 0 recv c", op="case", chan="c", case=0, dir="recv",
                             n=1),
                          ev(2, 3.0, 1, "blocked select", op="blocked", form="until")])
-check("wins, unless its deadline passes first." in r.steps[-1]["text"],
+check("parks until that case is ready, or until its deadline passes." in r.steps[-1]["text"],
       "a timed select's block: %r" % r.steps[-1]["text"])
 
 # A select woken by a close names the case that fired, as one woken by a value does.
@@ -291,7 +321,8 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, ele
                          ev(3, 4.0, 3, "timer fire d", op="timer", chan="d")])
 check([l["name"] for l in r.data()["lanes"]] == ["main", "timer thread", "thread 1"],
       "the timer thread's lane: %r" % [l["name"] for l in r.data()["lanes"]])
-check(r.steps[1]["text"] == "A timer fires, on libchan's timer thread: it sends the time on c.",
+check(r.steps[1]["text"].startswith("A timer fires at +") and
+      ", on libchan's timer thread: it sends the time it fired" in r.steps[1]["text"],
       "a firing on the timer thread: %r" % r.steps[1]["text"])
 
 # A wait on no channel (a nil channel's receive, a select whose cases are all nil): it parks

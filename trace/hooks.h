@@ -76,11 +76,12 @@ static inline bool tracing(uint32_t mask)
 struct waiter_trace {
     int32_t tid; /* its thread (gettid) */
     bool hasval;
-    bool timed;    /* the wait has a deadline (for the leak detector; only when since != 0) */
-    bool g;        /* task is a G's id: given by the task hook of the scheduler in the tree
-                      (trace_task_hook_swap, seam.h), not by one of the program's */
-    int64_t since; /* chan_now() when it began to wait */
-    uint64_t task; /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
+    bool timed;       /* the wait has a deadline (for the leak detector; only when since != 0) */
+    bool g;           /* task is a G's id: given by the task hook of the scheduler in the tree
+                         (trace_task_hook_swap, seam.h), not by one of the program's */
+    int64_t since;    /* chan_now() when it began to wait */
+    int64_t deadline; /* its deadline (when timed), for the trace's "deadline_in_ns" */
+    uint64_t task;    /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
     uint64_t flow;
     int64_t val;
 };

@@ -155,7 +155,8 @@ struct tev {
     int64_t ts;
     const void *c; /* the channel (a key only) */
     uint64_t flow; /* EV_WAKE: the flow it starts; EV_WOKEN: the one it ends; EV_OP/SELECT: woke */
-    int64_t val, val2; /* leak: val2 is how long the waiter has been blocked (ns, 0: unknown) */
+    int64_t val, val2; /* leak: val2 is how long the waiter has been blocked (ns, 0: unknown);
+                          block of a wait with a deadline: val2 is the deadline */
     uint64_t task;     /* chan_trace_task_hook's id, 0 */
     uint32_t aux;      /* cap (make, wake), case index (select), cases (block), name index;
                           leak: 1 for a goroutine (val its id), 0 for a thread (val its tid) */

@@ -27,7 +27,7 @@ import tempfile
 HERE = os.path.dirname(os.path.realpath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tools"))
-from chantrace import Replay, load  # noqa: E402
+from chantrace import Replay, fmt_t, load  # noqa: E402
 
 esc = html.escape
 
@@ -49,11 +49,14 @@ def driver_sections():
 def stale(events):
     """What shows that a trace was taken by an older libchan, or None. A wait that ended at its
     deadline had one, and its blocked slice has said so ("form":"until") since the trace
-    learnt to."""
+    learnt to, and how far it was ("deadline_in_ns") since the pages say it."""
     block = {}
     for e in events:
         a = e["args"]
         lane = (e["tid"], a.get("g"))
+        if a.get("form") == "until" and a.get("op") == "blocked" and "deadline_in_ns" not in a:
+            return "event %d, a wait with a deadline, does not say how far it is " \
+                "(\"deadline_in_ns\")" % e["_i"]
         if a.get("op") == "blocked":
             block[lane] = e
         elif a.get("op") == "woken":
@@ -63,16 +66,43 @@ def stale(events):
     return None
 
 
+# A count of nanoseconds where a time is meant: 8 digits or more (a thread id has at most 7,
+# pid_max being 2^22). The pages say every time in human units, from the trace's start or
+# from the operation ("+59.6 ms", "its deadline, in 30.0 ms").
+RAW_NS = re.compile(r"(?<![\d.])\d{8,}(?![\d.])")
+
+
+def raw_ns(d):
+    """Where a replay shows a raw count of nanoseconds, or None."""
+    for i, s in enumerate(d["steps"]):
+        said = [s["text"]] + [st[1] for st in s["state"]["lanes"].values()]
+        said += [d["shown"].get(str(st[2]), str(st[2])) for st in s["state"]["lanes"].values()
+                 if st[3]]
+        for c in s["state"]["chans"].values():
+            said += [d["shown"].get(str(v), str(v)) for v in
+                     [b[1] for b in c["buf"]] + [q[1] for q in c["sendq"]] + c["dropped"]]
+        for t in said:
+            m = RAW_NS.search(t)
+            if m:
+                return "step %d shows %s: %r" % (i + 1, m.group(0), t[:120])
+    return None
+
+
 def replay(name):
-    names, events = load(os.path.join(HERE, "traces", name + ".json"))
+    info = {}
+    names, events = load(os.path.join(HERE, "traces", name + ".json"), info)
     old = stale(events)
     if old:
         raise SystemExit("build.py: traces/%s.json was taken by an older libchan (%s): take it "
                          "again with make play-traces PATTERNS=%s" % (name, old, name))
-    d = Replay(names, events).data()
+    d = Replay(names, events, info["t0_ns"]).data()
     if d["problems"]:
         raise SystemExit("build.py: traces/%s.json does not add up:\n  %s" % (
             name, "\n  ".join(d["problems"])))
+    raw = raw_ns(d)
+    if raw:
+        raise SystemExit("build.py: %s: a time in raw nanoseconds, not human units (%s)" % (
+            name, raw))
     return d
 
 
@@ -135,9 +165,11 @@ PAGE = """<main class="page">
       <span class="pill run">RUNNING</span><span>runs its own code</span>
       <span class="pill blocked">BLOCKED</span><span>parked: its sudog waits in a queue</span>
       <span class="pill ready">READY</span><span>woken by a peer, not yet running</span>
+      <span class="pill new">NOT YET</span><span>no channel operation yet (it may be at work)</span>
       <span class="pill end">DONE</span><span>no more channel operations</span>{leaked}
     </div>
-    <p>The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
+    <p>Times are from the start of the trace (+12.5 ms), or from the operation (a deadline
+      in 30.0 ms). The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
       slots with <b>recvx</b> (the next to receive) and <b>sendx</b> (the next to fill); <b>recvq</b>
       and <b>sendq</b> hold one sudog per waiting thread, head first, with the value a sender offers.
       A faded sudog marked <i>stale</i> belongs to a select that another case has won: it stays
@@ -168,10 +200,6 @@ PAGE = """<main class="page">
 """
 
 WORDS = {"yes": "guaranteed", "no": "not guaranteed", "mid": "partly"}
-
-
-def fmt_t(us):
-    return "%.3f ms" % (us / 1000) if us >= 1000 else "%.1f \u00b5s" % us
 
 
 def page(name, meta, d, source, order):

@@ -97,7 +97,15 @@
     return e;
   }
   function clip(s, n) { return s.length > n ? s.slice(0, n - 1) + "\u2026" : s; }
-  function fmtVal(c, v) { return c && c.elemsize === 0 ? "\u25CF" : v === null || v === undefined ? "?" : String(v); }
+  // A value as drawn: a time (a timer's value, raw nanoseconds on the program's clock) as the
+  // replay says it, from the trace's start in human units (D.shown: "+59.6 ms").
+  var SHOWN = D.shown || {};
+  function fmtVal(c, v) {
+    return c && c.elemsize === 0 ? "\u25CF" : v === null || v === undefined ? "?" :
+      SHOWN[String(v)] || String(v);
+  }
+  // A font size that fits a label of n characters into room px (one made for 5 at size px).
+  function fit(label, size, room) { return Math.max(8, Math.min(size, room / (label.length * 0.62))); }
   function laneName(id) { var i = laneIndex[id]; return i === undefined ? String(id) : lanes[i].name; }
   function tint(hex, a) {
     var n = parseInt(hex.slice(1), 16);
@@ -136,10 +144,15 @@
     el("text", {x: LX + 18, y: y + 47, "font-size": 12, fill: "#475569"}, lg, clip(op || "", 36));
     // the value in its hands: the last one it received
     if (st[3]) {
-      el("circle", {cx: HANDX, cy: y + LH / 2, r: 15, fill: col, stroke: "#fff", "stroke-width": 2,
-                    "class": "holds"}, lg);
-      el("text", {x: HANDX, y: y + LH / 2 + 4.5, "font-size": 12, "font-weight": 700, fill: "#fff",
-                  "text-anchor": "middle"}, lg, clip(String(st[2]), 5));
+      var held = SHOWN[String(st[2])] || clip(String(st[2]), 5);
+      if (held.length > 5)  // a time: a pill wide enough for it, short of the channels
+        el("rect", {x: HANDX - 26, y: y + LH / 2 - 13, width: 52, height: 26, rx: 13, fill: col,
+                    stroke: "#fff", "stroke-width": 2, "class": "holds"}, lg);
+      else
+        el("circle", {cx: HANDX, cy: y + LH / 2, r: 15, fill: col, stroke: "#fff", "stroke-width": 2,
+                      "class": "holds"}, lg);
+      el("text", {x: HANDX, y: y + LH / 2 + 4, "font-size": fit(held, 12, 46), "font-weight": 700,
+                  fill: "#fff", "text-anchor": "middle"}, lg, held);
     } else {
       el("circle", {cx: HANDX, cy: y + LH / 2, r: 15, fill: "none", stroke: "#e2e8f0",
                     "stroke-dasharray": "3 3"}, lg);
@@ -171,8 +184,9 @@
         var dx = x + CW - 96 - 62 - (a.length - 1 - i) * 28 + 8;
         var dg = el("g", {"class": "dropped", "data-value": v === null ? "" : String(v)}, cg);
         el("circle", {cx: dx - 16, cy: y + 18, r: 11, fill: "#fff7ed", stroke: "#c2410c"}, dg);
-        el("text", {x: dx - 16, y: y + 22, "font-size": 11, "font-weight": 700, fill: "#c2410c",
-                    "text-anchor": "middle"}, dg, clip(fmtVal(c, v), 4));
+        var dl = fmtVal(c, v);
+        el("text", {x: dx - 16, y: y + 22, "font-size": fit(dl, 11, 20), "font-weight": 700, fill: "#c2410c",
+                    "text-anchor": "middle"}, dg, SHOWN[String(v)] ? dl : clip(dl, 4));
         el("line", {x1: dx - 24, y1: y + 26, x2: dx - 8, y2: y + 10, stroke: "#c2410c", "stroke-width": 1.5}, dg);
       });
     }
@@ -191,8 +205,9 @@
                           "data-value": b && b[1] !== null ? String(b[1]) : ""}, cg);
         el("rect", {x: sx + 2, y: y + 38, width: w - 4, height: 40, rx: 6,
                     fill: b ? "#ecfdf5" : "#f8fafc", stroke: b ? "#047857" : "#cbd5e1"}, sg);
-        if (b) el("text", {x: sx + w / 2, y: y + 63, "font-size": 14, "font-weight": 700, fill: "#065f46",
-                           "text-anchor": "middle"}, sg, clip(fmtVal(c, b[1]), 6));
+        var bl = b ? fmtVal(c, b[1]) : "";
+        if (b) el("text", {x: sx + w / 2, y: y + 63, "font-size": fit(bl, 14, w - 8), "font-weight": 700,
+                           fill: "#065f46", "text-anchor": "middle"}, sg, bl.length > 9 ? clip(bl, 6) : bl);
         el("text", {x: sx + w / 2, y: y + 90, "font-size": 10, fill: "#64748b", "text-anchor": "middle"}, sg, i);
       }
       if (c.cap > MAXSLOTS)
@@ -235,8 +250,10 @@
             : ""));
         if (send) {
           el("circle", {cx: sx + w - 15, cy: qy + CARD_H / 2, r: 11, fill: col}, g2);
-          el("text", {x: sx + w - 15, y: qy + CARD_H / 2 + 4, "font-size": 10.5, "font-weight": 700,
-                      fill: "#fff", "text-anchor": "middle"}, g2, clip(fmtVal(c, v), 4));
+          var sl = fmtVal(c, v);
+          el("text", {x: sx + w - 15, y: qy + CARD_H / 2 + 4, "font-size": fit(sl, 10.5, 20),
+                      "font-weight": 700, fill: "#fff", "text-anchor": "middle"}, g2,
+             SHOWN[String(v)] ? sl : clip(sl, 4));
         }
         if (done || i === 0)
           el("text", {x: sx + w / 2, y: qy - 3, "font-size": 9.5, fill: done ? "#b45309" : "#64748b",
@@ -296,9 +313,14 @@
         return {g: g, a: a, b: b, line: line};
       }
       var col = laneColor[s.lane] || "#334155";
-      el("circle", {r: 15, fill: m.kind === "drop" ? "#c2410c" : col, stroke: "#fff", "stroke-width": 2.5}, g);
-      el("text", {y: 4.5, "font-size": 12, "font-weight": 700, fill: "#fff", "text-anchor": "middle"}, g,
-         clip(fmtVal(c, m.v), 5));
+      var fl = fmtVal(c, m.v), fill = m.kind === "drop" ? "#c2410c" : col;
+      if (SHOWN[String(m.v)])  // a time: a pill, as in the lane that receives it
+        el("rect", {x: -26, y: -13, width: 52, height: 26, rx: 13, fill: fill, stroke: "#fff",
+                    "stroke-width": 2.5}, g);
+      else
+        el("circle", {r: 15, fill: fill, stroke: "#fff", "stroke-width": 2.5}, g);
+      el("text", {y: 4.5, "font-size": fit(fl, 12, 46), "font-weight": 700, fill: "#fff",
+                  "text-anchor": "middle"}, g, SHOWN[String(m.v)] ? fl : clip(fl, 5));
       return {g: g, a: a, b: b};
     });
     var dur = 650 / speed, t0 = performance.now();
@@ -397,7 +419,8 @@
   var list = $("steps"), items = list ? list.querySelectorAll("li") : [];
   scrub.max = steps.length - 1;
 
-  function fmtT(us) { return us >= 1000 ? (us / 1000).toFixed(3) + " ms" : us.toFixed(1) + " \u00B5s"; }
+  // A moment of the trace, from its start: as the step list says it (chantrace.py's fmt_t).
+  function fmtT(us) { return "+" + (us >= 1000 ? (us / 1000).toFixed(3) + " ms" : us.toFixed(1) + " \u00B5s"); }
 
   function go(i, animate) {
     i = Math.max(0, Math.min(steps.length - 1, i));
@@ -408,7 +431,7 @@
     var s = steps[i];
     scrub.value = i;
     scrub.setAttribute("aria-valuetext", "Step " + (i + 1) + " of " + steps.length);
-    counter.textContent = "Step " + (i + 1) + " of " + steps.length + " \u00B7 t = " + fmtT(s.t);
+    counter.textContent = "Step " + (i + 1) + " of " + steps.length + " \u00B7 at " + fmtT(s.t);
     now.innerHTML = "";
     var k = document.createElement("span");
     k.className = "kind";

@@ -33,6 +33,7 @@ Closes with one line "[play] checks: N passed, N failed".
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -261,6 +262,7 @@ def check_page(F, d, name, shots):
         for k in evs[i]:
             oracle.apply(oracle.raw[k])
         check_step(F, name, i, s, evs[i], oracle)
+        check_times(F, d, name, "step %d" % (i + 1))
         check_contrast(F, d, name, "step %d" % (i + 1))
         seen.append(s)
     if n > 1:  # back one step: the same drawing as on the way forward
@@ -344,6 +346,21 @@ document.querySelectorAll('#now, #now .kind, #steps .t, #counter, .keys, .lede, 
 });
 return bad;
 """
+
+
+# A count of nanoseconds where a time is meant (a timer's value, a deadline, a duration): 8
+# digits or more, which no value of the runs and no thread id (pid_max 2^22) has.
+RAW_NS = re.compile(r"(?<![\d.])\d{8,}(?![\d.])")
+TEXTS_JS = """
+return Array.from(document.querySelectorAll('#stage text, #now, #counter, #steps li, .panel dd'))
+  .map(t => t.textContent);
+"""
+
+
+def check_times(F, d, name, where):
+    """Every time drawn or said is in human units: no raw nanoseconds."""
+    raw = [t for t in d.execute_script(TEXTS_JS) if RAW_NS.search(t)]
+    F.check(not raw, "%s %s: a time in raw nanoseconds: %r" % (name, where, raw[:3]))
 
 
 def check_contrast(F, d, name, where):
