@@ -931,6 +931,7 @@ START_TEST(test_trace_select_and_timer)
         ("{\"op\":\"select\",\"chan\":\"b\",\"v\":7,\"form\":\"block\",\"res\":\"ok\",\"case\":1,"
          "\"dir\":\"recv\""),
         "{\"op\":\"select\",\"form\":\"try\",\"res\":\"again\"",
+        "{\"op\":\"role\",\"chan\":\"timer\",\"role\":\"timer\"}",
         "{\"op\":\"timer\",\"chan\":\"timer\"",
         "{\"op\":\"send\",\"chan\":\"timer\"",
     };

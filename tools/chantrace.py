@@ -44,7 +44,7 @@ class TraceError(Exception):
 
 
 # The events whose args always name a channel (json.c writes "chan" for them).
-NEEDS_CHAN = {"make", "free", "name", "send", "recv", "wake", "close", "timer"}
+NEEDS_CHAN = {"make", "free", "name", "send", "recv", "wake", "close", "timer", "role"}
 
 
 def _check_event(i, e):
@@ -157,6 +157,7 @@ class Chan:
         self.n = self.rx = self.sx = 0
         self.closed = self.freed = False
         self.timer = False  # a timer's channel: its values are times (chan_now(), in ns)
+        self.fired = False  # its timer has fired
         self.sendq, self.recvq = [], []  # sudogs, head first
         self.dropped = []
 
@@ -441,8 +442,22 @@ class Replay:
             left = " The %d value%s still buffered %s discarded." % (
                 c.n, "" if c.n == 1 else "s", "is" if c.n == 1 else "are") if c.n else ""
             self.chan_meta[c.id]["last"] = len(self.steps)
-            self.step(e, "free", lid, "%s frees %s: nobody waits on it any more.%s" %
-                      (name, label, left), c)
+            if c.timer:  # chan_timer_free: the timer and its channel go together
+                self.step(e, "free", lid, "%s frees the timer of %s (chan_timer_free), and its "
+                          "channel with it: %s.%s" % (
+                              name, label, "it has fired, and nobody waits on it any more"
+                              if c.fired else "it has not fired, so it is stopped and never "
+                              "will; nobody waits on its channel any more", left), c)
+            else:
+                self.step(e, "free", lid, "%s frees %s: nobody waits on it any more.%s" %
+                          (name, label, left), c)
+        elif op == "role":  # what libchan made it for: a timer's values are times
+            c.timer = a.get("role") == "timer"
+            s = self.steps[-1] if self.steps else None
+            if c.timer and s and s["kind"] == "make" and s["chan"] == c.id:
+                s["ev"].append(e["_i"])
+                s["text"] += " It is a timer's channel (chan_timer_make; Go's time.After): " \
+                    "when the timer fires, it sends the time on it."
         elif op == "case":
             self.cases.setdefault(lid, []).append(a)
         elif op == "blocked":
@@ -459,7 +474,7 @@ class Replay:
             self.leak(e, lid, c)
         elif op == "timer":
             me["st"], me["op"] = "run", "timer fires"
-            c.timer = True
+            c.timer = c.fired = True
             made = c.made
             when = " at %s" % fmt_t(float(e["ts"])) if made is None else \
                 " at %s, %s after it was made" % (fmt_t(float(e["ts"])),
@@ -740,6 +755,11 @@ class Replay:
         woke = [self.who(t) for t in s["wakes"]]
         lst = woke[0] if len(woke) == 1 else ", ".join(woke[:-1]) + " and " + woke[-1]
         drain = (" Values still buffered (%d) are received first." % c.n) if c.n else ""
+        if len(woke) == 1:
+            s["text"] = "%s closes %s. A close signals without data, and to everybody: it " \
+                        "wakes the one waiter, %s, and every receive from now on returns at " \
+                        "once.%s" % (self.who(lid), c.label, lst, drain)
+            return
         # chan_close takes every sudog off the recvq, then the sendq, each from its head, and
         # wakes them in that order once unlocked; Go's closechan pushes them on a gList, a
         # stack, and readies them in reverse, and the language promises no order at all.

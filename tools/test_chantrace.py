@@ -143,6 +143,30 @@ check("its deadline (in 5.0 ms)" in d["steps"][5]["text"] and
       "woke 501.0 \u00b5s after it" in d["steps"][6]["text"],
       "a deadline in human units: %r" % [s["text"] for s in d["steps"][5:]])
 
+# A timer's channel says so when it is made ("role"): freeing the timer stops it if it has not
+# fired, and the make says what the channel is for.
+for fire, want in ((False, "it has not fired, so it is stopped and never will"),
+                   (True, "it has fired")):
+    trace = [ev(0, 1.0, 1, "make t", op="make", chan="t", cap=1, elemsize=8),
+             ev(1, 1.5, 1, "role t", op="role", chan="t", role="timer")]
+    if fire:
+        trace.append(ev(2, 2.0, 2, "timer fire t", op="timer", chan="t"))
+    trace.append(ev(3, 3.0, 1, "free t", op="free", chan="t"))
+    r = Replay({1: "main"}, trace)
+    check("It is a timer's channel" in r.steps[0]["text"] and 1 in r.steps[0]["ev"] and
+          "(chan_timer_free)" in r.steps[-1]["text"] and want in r.steps[-1]["text"],
+          "a timer freed (fired: %s): %r" % (fire, [s["text"] for s in r.steps]))
+
+# A close that wakes one waiter says so, with no word on the order of several.
+r = Replay({1: "main", 2: "worker"}, [
+    ev(0, 1.0, 1, "make d", op="make", chan="d", cap=0, elemsize=0),
+    ev(1, 2.0, 2, "blocked recv d", op="blocked", chan="d"),
+    ev(2, 3.0, 1, "close d", op="close", chan="d", res="ok"),
+    ev(3, 3.1, 1, "wake d", op="wake", chan="d", by="close", flow=5, cap=0),
+    ev(4, 4.0, 2, "woken recv d", op="woken", chan="d", res="closed", dir="recv", flow=5)])
+check("it wakes the one waiter, worker," in r.steps[2]["text"] and
+      "order" not in r.steps[2]["text"], "a close with one waiter: %r" % r.steps[2]["text"])
+
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402

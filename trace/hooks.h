@@ -152,9 +152,10 @@ HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_for
  * timer already due). */
 HIDDEN void trace_timer_fire(struct chan *c);
 
-/* time/: c, just made, is a timer's (or ticker's) channel, or a context's done channel: the
- * registry of live channels notes it, so that the leak detector's reports say so. Called
- * behind tracing(TF_REGISTRY); takes a shard lock of the registry. */
+/* time/, io/: c, just made, is a timer's (or ticker's) channel, a context's done channel or a
+ * descriptor's: the registry of live channels notes it, so that the leak detector's reports
+ * say so (taking a shard lock of the registry), and a running trace records it (a "role"
+ * event: a timer's values are times). Called behind tracing(TF_REGISTRY | TF_EVENTS). */
 HIDDEN void trace_chan_role(struct chan *c, enum chan_role role);
 
 /* ---- The other way: the calls the tracer makes into the core ------------------------------ */

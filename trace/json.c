@@ -445,6 +445,13 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
                     l ? "" : ",\"nil\":true");
             break;
         }
+        case EV_ROLE: { /* in the words of chan_dump and the leak reports */
+            const char *r = role_name((int)e->aux);
+            slice_head(&o, "role", l->name, e->ts, dur, tid);
+            args_common(f, "role", l, e);
+            fprintf(f, ",\"role\":\"%s\"}}", r ? r : "?");
+            break;
+        }
         case EV_TIMER:
             slice_head(&o, "timer fire", l->name, e->ts, dur, tid);
             args_common(f, "timer", l, e);

@@ -435,7 +435,16 @@ void trace_timer_fire(struct chan *c)
     emit(t, &e);
 }
 
-void trace_chan_role(struct chan *c, enum chan_role role) { registry_role(c, (int)role); }
+void trace_chan_role(struct chan *c, enum chan_role role)
+{
+    if (tracing(TF_REGISTRY))
+        registry_role(c, (int)role);
+    struct tls *t = tracing(TF_EVENTS) ? current() : NULL;
+    if (t) {
+        struct tev e = {.kind = EV_ROLE, .c = c, .aux = (uint32_t)role};
+        emit(t, &e);
+    }
+}
 
 void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id, int64_t blocked)
 {

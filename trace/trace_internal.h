@@ -43,8 +43,9 @@ HIDDEN void scrub_free(void *p, size_t size);
 /* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
  * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
 HIDDEN void print_quoted(FILE *out, const char *s);
-/* What libchan made a channel for (enum chan_role of hooks.h), as the dump and the leak report
- * say it: "timer", "context done", "fd readable", "fd writable"; NULL for none. */
+/* What libchan made a channel for (enum chan_role of hooks.h), as the dump, the leak report
+ * and a trace's "role" event say it: "timer", "context done", "fd readable", "fd writable";
+ * NULL for none. */
 HIDDEN const char *role_name(int role);
 /* A channel as every report names it (chan_dump, the leak reports, and through
  * trace_chan_print sched/'s deadlock report): chan "jobs" (0x...), chan "t" (timer 0x...),
@@ -139,7 +140,8 @@ enum ev_kind {
     EV_TIMER,
     EV_NAME,
     EV_CASE,
-    EV_LEAK
+    EV_LEAK,
+    EV_ROLE /* aux: enum chan_role */
 };
 
 /* bits of tev.bits */

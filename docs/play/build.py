@@ -49,10 +49,15 @@ def driver_sections():
 def stale(events):
     """What shows that a trace was taken by an older libchan, or None. A wait that ended at its
     deadline had one, and its blocked slice has said so ("form":"until") since the trace
-    learnt to, and how far it was ("deadline_in_ns") since the pages say it."""
+    learnt to, and how far it was ("deadline_in_ns") since the pages say it; a timer's channel
+    says so when it is made ("role"), which the pages need to say that freeing a timer that has
+    not fired stops it."""
     block = {}
+    roles = {e["args"].get("chan") for e in events if e["args"].get("op") == "role"}
     for e in events:
         a = e["args"]
+        if a.get("op") == "timer" and a.get("chan") not in roles:
+            return "event %d, a timer's firing, on a channel with no \"role\"" % e["_i"]
         lane = (e["tid"], a.get("g"))
         if a.get("form") == "until" and a.get("op") == "blocked" and "deadline_in_ns" not in a:
             return "event %d, a wait with a deadline, does not say how far it is " \

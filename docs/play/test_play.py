@@ -108,6 +108,7 @@ class Oracle:
                       and e["args"].get("flow")}
         self.cap = {}
         self.fifo = {}
+        self.timers, self.fired = set(), set()  # timers' channels (by "role"), those that fired
         self.names = {e["tid"]: e["args"]["name"] for e in self.raw
                       if e.get("ph") == "M" and e.get("name") == "thread_name"}
 
@@ -117,6 +118,12 @@ class Oracle:
         if op == "make":
             self.cap[label] = a["cap"]
             self.fifo[label] = []
+            self.timers.discard(label)
+            self.fired.discard(label)
+        if op == "role" and a.get("role") == "timer":
+            self.timers.add(label)
+        if op == "timer":
+            self.fired.add(label)
         if label not in self.fifo:
             return
         if self.cap.get(label, 0) == 0:
@@ -189,6 +196,11 @@ def check_step(F, name, i, s, evs, oracle):
                 where, a.get("v"), c["label"], c["dropped"]))
         elif op == "close" and a.get("res") == "ok" and c is not None:
             F.check(c["closed"], "%s: %s not drawn closed" % (where, c["label"]))
+        elif op == "free" and a["chan"] in oracle.timers:  # chan_timer_free
+            want = "it has fired" if a["chan"] in oracle.fired else "it is stopped and never will"
+            F.check("chan_timer_free" in s["now"] and want in s["now"],
+                    "%s: freeing the timer of %s does not say %r: %r" % (
+                        where, a["chan"], want, s["now"]))
         elif op == "leak":  # chan_leak_check found a waiter blocked forever (chan_leak(3))
             g = a.get("goroutine")
             who = "g%d" % g if g is not None else str(a["thread"])
