@@ -93,9 +93,27 @@ def raw_ns(d):
     return None
 
 
-def replay(name):
+def untold(story, names, events):
+    """The first event of story (patterns.json's, for a summary that tells an order: a list
+    of [lane, event name, value or null for any]) that the trace does not have after the one
+    before it, or None. On a loaded machine a thread made ready may run late, and the order of
+    two lanes change: the summary would no longer be true of the trace."""
+    k = 0
+    for e in events:
+        if k < len(story) and [names.get(e["tid"]), e["name"]] == story[k][:2] and \
+                story[k][2] in (None, e["args"].get("v")):
+            k += 1
+    return None if k == len(story) else story[k]
+
+
+def replay(name, story=None):
     info = {}
     names, events = load(os.path.join(HERE, "traces", name + ".json"), info)
+    missing = untold(story or [], names, events)
+    if missing:
+        raise SystemExit("build.py: traces/%s.json does not tell the story its summary tells: "
+                         "%r is not where patterns.json's \"story\" has it; take it again with "
+                         "make play-traces PATTERNS=%s" % (name, missing, name))
     old = stale(events)
     if old:
         raise SystemExit("build.py: traces/%s.json was taken by an older libchan (%s): take it "
@@ -304,7 +322,7 @@ def build(out):
     os.makedirs(os.path.join(out, "data"), exist_ok=True)
     files = []
     for n in order:
-        d = replay(n)
+        d = replay(n, spec["pages"][n].get("story"))
         js = "window.PLAY_DATA = %s;\n" % json.dumps(d, separators=(",", ":"), sort_keys=True)
         files.append(("data/%s.js" % n, js))
         files.append(("%s.html" % n, page(n, spec["pages"][n], d, sources[n], order)))
@@ -319,7 +337,17 @@ def build(out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="fail if a page is not up to date")
+    ap.add_argument("--story", nargs=2, metavar=("NAME", "TRACE"),
+                    help="fail if TRACE does not tell the story of page NAME (capture.sh)")
     args = ap.parse_args()
+    if args.story:
+        with open(os.path.join(HERE, "patterns.json")) as f:
+            story = json.load(f)["pages"][args.story[0]].get("story", [])
+        missing = untold(story, *load(args.story[1]))
+        if missing:
+            print("build.py: %s: %r is not where its story has it" % (args.story[0], missing),
+                  file=sys.stderr)
+        return 1 if missing else 0
     if not args.check:
         for rel in build(HERE):
             print("docs/play/" + rel)
