@@ -201,7 +201,7 @@ PAGE = """<main class="page">
 </div>
 <section class="timeline-wrap" aria-label="Timeline">
   <h2>Timeline</h2>
-  <div class="tl-scroll"><svg id="timeline" role="img" aria-label="One column per step, one row per thread: red bars are blocked spans, lines join a waker to those it woke"></svg></div>
+  <div class="tl-scroll"><svg id="timeline" role="img" aria-label="One column per step, one row per thread: red bars are blocked spans, lines join a waker to those it woke{tl_leak}"></svg></div>
 </section>
 <section class="steps-wrap" aria-label="Every step">
   <h2>Every step</h2>
@@ -233,6 +233,7 @@ def page(name, meta, d, source, order):
     man = "\n      ".join('<li>chan(7): <a href="chan.7.html#%s">%s</a></li>' % (esc(a), esc(t))
                           for a, t in meta["man"])
     rep = d["repaired"]
+    leaks = any(s["kind"] == "leak" for s in d["steps"])
     repaired = (" (%d buffered operation%s recorded after the fact put back where the buffer "
                 "shows %s happened)" % (rep, "" if rep == 1 else "s", "it" if rep == 1 else "they")
                 if rep else "")
@@ -243,7 +244,8 @@ def page(name, meta, d, source, order):
         dword=WORDS[meta["delivery"][0]], delivery=esc(meta["delivery"][1]),
         data=esc(meta["data"]), latency=esc(meta["latency"]), cancel=esc(meta["cancel"]),
         man=man, example=esc(meta["example"]), name=name, steps=steps, source=esc(source),
-        repaired=repaired, leaked=LEAKED if any(s["kind"] == "leak" for s in d["steps"]) else "")
+        repaired=repaired, leaked=LEAKED if leaks else "",
+        tl_leak=", a cross and a dark bar mark a thread found leaked" if leaks else "")
 
 
 # The legend's line for a page where a leak check found a waiter blocked forever.

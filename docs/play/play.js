@@ -384,13 +384,23 @@
       var r = laneIndex[s.lane];
       if (r === undefined) return;
       var y = TL_TOP + r * TL_ROW + TL_ROW / 2;
-      (s.wakes || []).concat(s.leaks || []).forEach(function (w) {
+      (s.wakes || []).forEach(function (w) {
         var r2 = laneIndex[w];
         if (r2 !== undefined)
           el("line", {x1: x, y1: y, x2: x, y2: TL_TOP + r2 * TL_ROW + TL_ROW / 2, stroke: KIND_COLOR[s.kind],
                       "stroke-width": 1.2, opacity: 0.7}, tl);
       });
       var col = KIND_COLOR[s.kind] || "#334155", sz = Math.min(6, colW / 2 - 1);
+      // a leak found: a cross on the row of each waiter found blocked forever, and no line
+      // from the checker, which woke nobody
+      (s.leaks || []).forEach(function (w) {
+        var r2 = laneIndex[w];
+        if (r2 === undefined) return;
+        var y2 = TL_TOP + r2 * TL_ROW + TL_ROW / 2;
+        el("path", {d: "M" + (x - sz) + "," + (y2 - sz) + "L" + (x + sz) + "," + (y2 + sz) + "M" + (x + sz) +
+                    "," + (y2 - sz) + "L" + (x - sz) + "," + (y2 + sz), stroke: col, "stroke-width": 2.5,
+                    "class": "leaked-mark", "data-lane": w}, tl);
+      });
       if (s.kind === "block")
         el("rect", {x: x - sz, y: y - sz, width: 2 * sz, height: 2 * sz, fill: col}, tl);
       else if (s.kind === "drop")

@@ -262,6 +262,20 @@ def check_page(F, d, name, shots):
     for k, e in enumerate(oracle.raw):
         if e.get("cat") == "chan" and e["args"].get("op") in ("leak", "close", "timer"):
             F.check(k in shown, "%s: event %d (%s) is on no step" % (name, k, e["name"]))
+    # the timeline's lines join a waker to those it woke, and only those: a leak check wakes
+    # nobody, and each waiter it found is a cross on its own row
+    tl = d.execute_script("""
+      const lanes = new Set(PLAY_DATA.lanes.map(l => String(l.id)));
+      return {lines: document.querySelectorAll('#timeline line').length,
+              wakes: PLAY_DATA.steps.reduce((n, s) => n + (lanes.has(String(s.lane)) ?
+                (s.wakes || []).filter(w => lanes.has(String(w))).length : 0), 0),
+              crosses: Array.from(document.querySelectorAll('#timeline .leaked-mark'))
+                .map(m => m.dataset.lane),
+              leaks: PLAY_DATA.steps.flatMap(s => (s.leaks || []).map(String))};""")
+    F.check(tl["lines"] == tl["wakes"], "%s: the timeline has %d lines for %d wake-ups" % (
+        name, tl["lines"], tl["wakes"]))
+    F.check(sorted(tl["crosses"]) == sorted(tl["leaks"]), "%s: leaks marked %r, found %r" % (
+        name, tl["crosses"], tl["leaks"]))
     seen = []
     for i in range(n):
         if i:
