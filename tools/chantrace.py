@@ -528,7 +528,7 @@ class Replay:
                   "Go's goroutine dump: %s" % (
                       self.who(lid), name, "for %s " % fmt_ns(since) if since else "",
                       "%s %s" % (how, labels) if on else "on no channel", why, held, report),
-                  c, wakes=[], ).update({"leaks": [target]})
+                  c)["leaks"] = [target]  # who was found: no wake-up, nobody signalled
 
     # -- blocking --
 
