@@ -144,7 +144,7 @@ static chan_t *chan_of(struct fdrec *r, int fd, int dir)
 {
     if (!r->ch[dir]) {
         r->ch[dir] = fdchan_make(fd, dir == 0 ? POLLIN : POLLOUT);
-        if (r->ch[dir] && tracing(TF_REGISTRY)) /* a leftovers report says "fd readable" */
+        if (r->ch[dir] && tracing(TF_REGISTRY | TF_EVENTS)) /* a report says "fd readable" */
             trace_chan_role(r->ch[dir], dir == 0 ? ROLE_FD_READ : ROLE_FD_WRITE);
     }
     return r->ch[dir];

@@ -822,8 +822,9 @@ static void *recv_one_until(void *arg)
 }
 
 /* A wait with a deadline says so on its blocked slice ("form":"until"), whether the deadline
- * ends it or a peer does; a wait without one does not (docs/play's time-out pages say a client
- * parks until a reply or its deadline from it). */
+ * ends it or a peer does, and how far the deadline was when it blocked ("deadline_in_ns", at
+ * most what it was given); a wait without one does not (docs/play's time-out pages say a
+ * client parks until a reply or its deadline "in 30 ms" from it). */
 START_TEST(test_trace_timed_wait_says_until)
 {
     make_tmpdir();
@@ -850,13 +851,24 @@ START_TEST(test_trace_timed_wait_says_until)
     assert_valid_json(path);
     char *s = slurp(path);
     static const char *const want[] = {
-        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\",\"form\":\"until\"}",
-        "\"args\":{\"op\":\"blocked\",\"form\":\"until\"}",
-        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\",\"form\":\"until\"}",
+        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\",\"form\":\"until\",\"deadline_in_ns\":",
+        "\"args\":{\"op\":\"blocked\",\"form\":\"until\",\"deadline_in_ns\":",
+        "\"args\":{\"op\":\"blocked\",\"chan\":\"late\",\"form\":\"until\",\"deadline_in_ns\":",
         "\"args\":{\"op\":\"blocked\",\"chan\":\"late\"}",
     };
     assert_in_order(s, want, sizeof want / sizeof *want);
-    ck_assert_int_eq(count_of(s, "\"form\":\"until\"}"), 3);
+    ck_assert_int_eq(count_of(s, "\"form\":\"until\""), 3);
+    /* in order: 2 ms, 2 ms, 30 s, each given just before it blocked */
+    static const long long given[] = {2000000, 2000000, 30 * 1000000000LL};
+    const char *p = s;
+    for (int i = 0; i < 3; i++) {
+        p = strstr(p, "\"deadline_in_ns\":");
+        ck_assert_ptr_nonnull(p);
+        p += strlen("\"deadline_in_ns\":");
+        long long in = strtoll(p, NULL, 10);
+        ck_assert_msg(in >= 0 && in <= given[i] && (i < 2 || in > given[i] / 2),
+                      "wait %d: deadline in %lld ns, given %lld", i, in, given[i]);
+    }
     free(s);
     rm_tmpdir();
 }
@@ -919,6 +931,7 @@ START_TEST(test_trace_select_and_timer)
         ("{\"op\":\"select\",\"chan\":\"b\",\"v\":7,\"form\":\"block\",\"res\":\"ok\",\"case\":1,"
          "\"dir\":\"recv\""),
         "{\"op\":\"select\",\"form\":\"try\",\"res\":\"again\"",
+        "{\"op\":\"role\",\"chan\":\"timer\",\"role\":\"timer\"}",
         "{\"op\":\"timer\",\"chan\":\"timer\"",
         "{\"op\":\"send\",\"chan\":\"timer\"",
     };

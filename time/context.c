@@ -395,7 +395,7 @@ static struct chan_ctx *node_new(struct chan_ctx *parent, enum ctx_kind kind)
             errno = ENOMEM;
             return NULL;
         }
-        if (tracing(TF_REGISTRY))
+        if (tracing(TF_REGISTRY | TF_EVENTS))
             trace_chan_role(n->done, ROLE_CONTEXT); /* a leak report says "context done" */
         pthread_mutex_init(&n->mu, NULL);
         pthread_cond_init(&n->walked_cv, NULL);

@@ -386,8 +386,8 @@ static struct chan_timer *timer_new(int64_t when, bool when_is_duration, int64_t
         errno = ENOMEM;
         return NULL;
     }
-    if (t->c && tracing(TF_REGISTRY))
-        trace_chan_role(t->c, ROLE_TIMER); /* a leak report says "timer" */
+    if (t->c && tracing(TF_REGISTRY | TF_EVENTS))
+        trace_chan_role(t->c, ROLE_TIMER); /* a leak report and a trace say "timer" */
     tq_lock();
     int e = queue_reserve(tq.live + 1);
     if (!e)

@@ -44,7 +44,7 @@ class TraceError(Exception):
 
 
 # The events whose args always name a channel (json.c writes "chan" for them).
-NEEDS_CHAN = {"make", "free", "name", "send", "recv", "wake", "close", "timer"}
+NEEDS_CHAN = {"make", "free", "name", "send", "recv", "wake", "close", "timer", "role"}
 
 
 def _check_event(i, e):
@@ -62,7 +62,8 @@ def _check_event(i, e):
         bad('no string "name"')
     if a["op"] in NEEDS_CHAN and not isinstance(a.get("chan"), str):
         bad('a "%s" without a string "chan"' % a["op"])
-    for k in ("flow", "woke", "g", "cap", "case", "n", "elemsize", "v", "v2"):
+    for k in ("flow", "woke", "g", "cap", "case", "n", "elemsize", "v", "v2", "thread",
+              "goroutine", "blocked_ns", "deadline_in_ns"):
         if k in a and (not isinstance(a[k], int) or isinstance(a[k], bool)):
             bad('"%s" is not an integer' % k)
 
@@ -70,8 +71,9 @@ def _check_event(i, e):
 def load(path, info=None):
     """(names, events): thread names by tid, and the channel slices in time order. Each event
     gets "_i", its index in the file's traceEvents. info, a dict if given, gets "dropped": the
-    events the trace lost (chan_trace_dropped), without which it may not add up. Raises
-    TraceError (never another exception) when path cannot be read or is not such a trace."""
+    events the trace lost (chan_trace_dropped), without which it may not add up, and "t0_ns",
+    the trace's start on the program's clock (chan_now()), or None. Raises TraceError (never
+    another exception) when path cannot be read or is not such a trace."""
     try:
         with open(path, "rb") as f:
             doc = json.loads(f.read().decode("utf-8"))
@@ -92,6 +94,8 @@ def load(path, info=None):
         raise TraceError('"otherData" has a "dropped" that is not a count: %r' % (dropped,))
     if info is not None:
         info["dropped"] = dropped
+        t0 = other.get("t0_ns")
+        info["t0_ns"] = t0 if isinstance(t0, int) and not isinstance(t0, bool) else None
     names = {}
     chan_events = []
     for i, e in enumerate(events):
@@ -152,6 +156,8 @@ class Chan:
         self.buf = {}  # slot -> value (None: a value not recorded, or a signal)
         self.n = self.rx = self.sx = 0
         self.closed = self.freed = False
+        self.timer = False  # a timer's channel: its values are times (chan_now(), in ns)
+        self.fired = False  # its timer has fired
         self.sendq, self.recvq = [], []  # sudogs, head first
         self.dropped = []
 
@@ -184,10 +190,14 @@ class Chan:
 
 class Replay:
     """Steps of a trace, each with what happened, why, the values that moved, and the state of
-    every channel and lane after it. Lanes are threads, or Gs when the trace names them."""
+    every channel and lane after it. Lanes are threads, or Gs when the trace names them. t0: the
+    trace's start on the program's clock (load's info["t0_ns"]), for the times a timer's
+    channel carries."""
 
-    def __init__(self, names, events):
-        self.names = names
+    def __init__(self, names, events, t0=None):
+        self.names, self.t0 = names, t0
+        self.shown = {}  # a value drawn as something else: a time, by its raw value
+        self.deadline_in = {}  # lane -> how far its deadline was when it blocked (ns)
         self.events = list(events)
         self.woken, self.wake_ts = flows(self.events)
         self.op_by_woke = {e["args"]["woke"]: e for e in self.events if e["args"].get("woke")}
@@ -237,16 +247,29 @@ class Replay:
             self.chan_meta.append({"id": len(self.chan_meta), "label": label, "cap": c.cap,
                                    "elemsize": c.elemsize, "first": len(self.steps)})
             c.id = self.chan_meta[-1]["id"]
+            c.made = float(e["ts"]) if e is not None and a.get("op") == "make" else None
         return c
 
     def of(self, c, who, v):
         """who's value: "worker's 4", or "worker's signal" on a signal-only channel."""
-        return "%s's %s" % (who, "signal" if c.elemsize == 0 else "value" if v is None else v)
+        return "%s's %s" % (who, "signal" if c.elemsize == 0 else "value" if v is None else
+                            self.val(c, v))
 
     def val(self, c, v):
         if c is not None and c.elemsize == 0:
             return "a signal"
+        if v is not None and c is not None and c.timer:
+            return "the time %s" % self.time(v)
         return "a value" if v is None else str(v)
+
+    def time(self, v):
+        """A time on the program's clock (a timer's value, chan_now()) as the page shows every
+        time: from the trace's start, in human units ("+59.6 ms"); drawn so too (shown)."""
+        if self.t0 is None:
+            return "%d ns on chan_now()'s clock" % v
+        label = ("+" if v >= self.t0 else "-") + fmt_ns(abs(v - self.t0))
+        self.shown[str(v)] = label
+        return label
 
     # -- steps --
 
@@ -419,8 +442,22 @@ class Replay:
             left = " The %d value%s still buffered %s discarded." % (
                 c.n, "" if c.n == 1 else "s", "is" if c.n == 1 else "are") if c.n else ""
             self.chan_meta[c.id]["last"] = len(self.steps)
-            self.step(e, "free", lid, "%s frees %s: nobody waits on it any more.%s" %
-                      (name, label, left), c)
+            if c.timer:  # chan_timer_free: the timer and its channel go together
+                self.step(e, "free", lid, "%s frees the timer of %s (chan_timer_free), and its "
+                          "channel with it: %s.%s" % (
+                              name, label, "it has fired, and nobody waits on it any more"
+                              if c.fired else "it has not fired, so it is stopped and never "
+                              "will; nobody waits on its channel any more", left), c)
+            else:
+                self.step(e, "free", lid, "%s frees %s: nobody waits on it any more.%s" %
+                          (name, label, left), c)
+        elif op == "role":  # what libchan made it for: a timer's values are times
+            c.timer = a.get("role") == "timer"
+            s = self.steps[-1] if self.steps else None
+            if c.timer and s and s["kind"] == "make" and s["chan"] == c.id:
+                s["ev"].append(e["_i"])
+                s["text"] += " It is a timer's channel (chan_timer_make; Go's time.After): " \
+                    "when the timer fires, it sends the time on it."
         elif op == "case":
             self.cases.setdefault(lid, []).append(a)
         elif op == "blocked":
@@ -433,11 +470,65 @@ class Replay:
             self.close(e, lid, c)
         elif op in ("send", "recv", "select"):
             self.done_op(e, lid, c)
+        elif op == "leak":
+            self.leak(e, lid, c)
         elif op == "timer":
             me["st"], me["op"] = "run", "timer fires"
+            c.timer = c.fired = True
+            made = c.made
+            when = " at %s" % fmt_t(float(e["ts"])) if made is None else \
+                " at %s, %s after it was made" % (fmt_t(float(e["ts"])),
+                                                fmt_ns((float(e["ts"]) - made) * 1000))
             # On libchan's timer thread, or in the call that armed a timer already due.
-            self.step(e, "timer", lid, "A timer fires, on %s: it sends the time on %s." %
-                      ("libchan's " + name if name == "timer thread" else name, label), c)
+            self.step(e, "timer", lid, "A timer fires%s, on %s: it sends the time it fired "
+                      "(chan_now(); Go's time.Time) on %s." % (
+                          when, "libchan's " + name if name == "timer thread" else name,
+                          label), c)
+
+    # -- leaks --
+
+    def wait_reason(self, a, lid):
+        return wait_reason(a, bool(self.cases.get(lid)))
+
+    def leak(self, e, lid, c):
+        """A "partial deadlock" event: the check that lane lid made (chan_leak_check) found a
+        waiter blocked forever, on the channel c it names first (None: on no channel)."""
+        a = e["args"]
+        g, tid = a.get("goroutine"), a.get("thread")
+        target = "g%d" % g if g is not None else tid
+        wl, name = self.lane(target), self.who(target)
+        me = self.lanes[lid]
+        me["st"], me["op"] = "run", "found a leak"
+        why = self.wait_reason(a, target)
+        # every channel it waits on: the sudogs it still has queued (a select has several)
+        on = [(o.label, send) for o in self.all_chans for send in (True, False)
+              for sg in o.queue(send) if sg["lane"] == target and not sg["done"]]
+        if not on and c is not None:
+            on = [(c.label, a.get("waits") == "send")]
+        head = "goroutine %d" % g if g is not None else "thread %d%s" % (
+            tid, "" if name.startswith("thread ") else ' "%s"' % name)
+        since = a.get("blocked_ns")
+        report = "%s [%s%s]:%s" % (head, why, ", " + report_ns(since) if since else "", "".join(
+            ' chan "%s" %s;' % (lab, "send" if send else "recv") for lab, send in on))
+        report = report.rstrip(";")
+        labels = ", ".join(lab for lab, _ in on)
+        if on:
+            held = "nothing that can still run holds %s: no peer can ever come to %s it" % (
+                labels, "receive from" if on[0][1] and len(on) == 1 else
+                "send on" if len(on) == 1 else "complete any of its cases on")
+        else:
+            held = "it waits on no channel and has no deadline: nothing can ever wake it"
+        wl["st"] = "leaked"
+        wl["op"] = "leaked: %s" % why
+        how = {"send": "sending on", "recv": "receiving from"}.get(a.get("waits"), "selecting on")
+        self.step(e, "leak", lid, "%s's chan_leak_check finds a partial deadlock: %s, blocked "
+                  "%s%s (Go's wait reason \"%s\"), is blocked forever, because %s. It has "
+                  "leaked, while the rest of the program runs on; Go's own deadlock report "
+                  "comes only once every goroutine is asleep. The report, in the words of "
+                  "Go's goroutine dump: %s" % (
+                      self.who(lid), name, "for %s " % fmt_ns(since) if since else "",
+                      "%s %s" % (how, labels) if on else "on no channel", why, held, report),
+                  c)["leaks"] = [target]  # who was found: no wake-up, nobody signalled
 
     # -- blocking --
 
@@ -465,12 +556,18 @@ class Replay:
         end = " It is still blocked when the trace ends." if a.get("at_end") else ""
         sel = e["name"].startswith("blocked select")
         timed = a.get("form") == "until"  # a deadline (chan_*_until): the wait may end alone
+        if "deadline_in_ns" in a:
+            self.deadline_in[lid] = a["deadline_in_ns"]
+        # how far it is: "its deadline (in 30.0 ms)" (traces say since "deadline_in_ns")
+        dl = "its deadline" + (" (in %s)" % fmt_ns(a["deadline_in_ns"])
+                               if "deadline_in_ns" in a else "")
         if c is None and not sel:  # a send or receive on a nil channel (NULL)
             what = "sends" if e["name"].startswith("blocked send") else "receives"
             me["op"] = "%s on a nil channel" % what[:-1]
             self.step(e, "block", lid, "%s %s on a nil channel (NULL): no peer can ever come, "
-                      "so it parks with no sudog, until its deadline if it has one, else "
-                      "forever.%s" % (name, what, end), None)
+                      "so it parks with no sudog, %s.%s" % (
+                          name, what, "until " + dl if timed else "forever", end),
+                      None)
             return
         if c is None:  # a select: one sudog on the channel of each non-nil case
             cs = self.cases.get(lid, [])
@@ -478,9 +575,10 @@ class Replay:
             if not live:
                 me["op"] = "select with no channel"
                 self.step(e, "block", lid, "%s selects%s: no case has a channel, so none can "
-                          "ever be ready; it parks with no sudog, until its deadline if it has "
-                          "one, else forever (Go's select {}).%s" % (
-                              name, " (%s)" % self.case_text(cs, lid) if cs else "", end), None)
+                          "ever be ready; it parks with no sudog, %s.%s" % (
+                              name, " (%s)" % self.case_text(cs, lid) if cs else "",
+                              "until " + dl if timed else
+                              "forever (Go's select {})", end), None)
                 return
             moves = []
             for k in live:
@@ -492,11 +590,15 @@ class Replay:
                 moves.append({"v": k.get("v") if send else None, "kind": "sudog",
                               "from": ["lane", lid], "to": ["sudog", ch.id, send, lid]})
             me["op"] = "select on %d case%s" % (len(cs), "" if len(cs) == 1 else "s")
-            self.step(e, "block", lid, "%s selects: %s. No case is ready, so %s queues one sudog "
-                      "on the channel of each live case (%d in all, sharing one wake-up) and "
-                      "parks; the first case to become ready wins%s.%s" %
-                      (name, self.case_text(cs, lid), name, len(live),
-                       ", unless its deadline passes first" if timed else "", end), None, moves)
+            if len(live) == 1:
+                how = "one sudog on %s, for its one live case, and parks until that case is " \
+                    "ready%s" % (live[0]["chan"], ", or until %s passes" % dl if timed else "")
+            else:
+                how = "one sudog on the channel of each live case (%d in all, sharing one " \
+                    "wake-up) and parks; the first case to become ready wins%s" % (
+                        len(live), ", unless %s passes first" % dl if timed else "")
+            self.step(e, "block", lid, "%s selects: %s. No case is ready, so %s queues %s.%s" %
+                      (name, self.case_text(cs, lid), name, how, end), None, moves)
             return
         send = e["name"].startswith("blocked send")
         v = a.get("v")
@@ -509,7 +611,7 @@ class Replay:
             tail = ("until a receiver takes the value" if c.cap == 0 else
                     "until a receiver makes room: back-pressure")
             if timed:
-                tail = tail.replace("until a receiver", "until its deadline, or until a receiver")
+                tail = tail.replace("until a receiver", "until %s, or until a receiver" % dl)
             text = "%s sends %s on %s: %s, so %s queues a sudog holding %s on the sendq and " \
                    "parks %s." % (name, self.val(c, v), c.label, why, name, self.val(c, v), tail)
         else:
@@ -517,8 +619,8 @@ class Replay:
             why = ("no sender is waiting" if c.cap == 0 else
                    "the buffer is empty and no sender waits")
             text = "%s receives on %s: %s, so %s queues a sudog on the recvq and parks until " \
-                   "a value arrives (or a close%s)." % (name, c.label, why, name,
-                                                        ", or its deadline" if timed else "")
+                   "a value arrives%s." % (name, c.label, why, name, ", a close, or " + dl
+                                           if timed else " (or a close)")
         self.step(e, "block", lid, text + end, c,
                   [{"v": v if send else None, "kind": "sudog", "from": ["lane", lid],
                     "to": ["sudog", c.id, send, lid]}])
@@ -653,6 +755,11 @@ class Replay:
         woke = [self.who(t) for t in s["wakes"]]
         lst = woke[0] if len(woke) == 1 else ", ".join(woke[:-1]) + " and " + woke[-1]
         drain = (" Values still buffered (%d) are received first." % c.n) if c.n else ""
+        if len(woke) == 1:
+            s["text"] = "%s closes %s. A close signals without data, and to everybody: it " \
+                        "wakes the one waiter, %s, and every receive from now on returns at " \
+                        "once.%s" % (self.who(lid), c.label, lst, drain)
+            return
         # chan_close takes every sudog off the recvq, then the sendq, each from its head, and
         # wakes them in that order once unlocked; Go's closechan pushes them on a gList, a
         # stack, and readies them in reverse, and the language promises no order at all.
@@ -689,8 +796,14 @@ class Replay:
         for o in leftover:
             o.sendq = [s for s in o.sendq if s["lane"] != lid]
             o.recvq = [s for s in o.recvq if s["lane"] != lid]
+        due = self.deadline_in.pop(lid, None)
         if res == "timedout":
             me["op"] = "timed out"
+            if blocked is not None and due is not None:
+                # both from its "blocked": blocked_ns to its "woken", when it ran again
+                took = " It had been blocked for %s, its deadline %s after it blocked: a " \
+                    "time-out never ends a wait early, and this one woke %s after it." % (
+                        fmt_ns(blocked), fmt_ns(due), fmt_ns(max(0, blocked - due)))
             fn = "chan_select_until" if sel else (
                 "chan_send_until" if a.get("dir") == "send" else "chan_recv_until")
             if c is None and not leftover:  # it waited on no channel (nil, or select {})
@@ -847,15 +960,44 @@ class Replay:
     def data(self):
         lanes = [{"id": str(l), "name": self.lanes[l]["name"]} for l in self.lane_order]
         return {"lanes": lanes, "chans": self.chan_meta, "steps": self.steps,
-                "repaired": self.repaired, "problems": self.problems}
+                "repaired": self.repaired, "problems": self.problems, "shown": self.shown}
+
+
+def wait_reason(a, has_cases):
+    """Go's words for how a leaked waiter waits (the args a of a "leak" event), as chan_leak(3)'s
+    report says them after sudog.c's wait_reason_words: the event says send, recv or select, and
+    names the first channel it waits on, or none. has_cases: a select with cases, all nil (a
+    select still), rather than select {}."""
+    w = a.get("waits")
+    if w == "select":
+        return "select" if "chan" in a or has_cases else "select (no cases)"
+    words = "chan send" if w == "send" else "chan receive"
+    return words if "chan" in a else words + " (nil chan)"
+
+
+def report_ns(ns):
+    """A duration as chan_leak(3)'s report prints it (trace/dump.c's print_duration)."""
+    ns = float(ns)
+    if ns >= 1e9:
+        return "%.3f s" % (ns / 1e9)
+    if ns >= 1e6:
+        return "%.3f ms" % (ns / 1e6)
+    return "%.3f us" % (ns / 1e3)
 
 
 def fmt_ns(ns):
+    """A duration in nanoseconds in human units, as every sentence of a replay says one."""
     ns = float(ns)
     if ns >= 1e9:
         return "%.2f s" % (ns / 1e9)
     if ns >= 1e6:
         return "%.1f ms" % (ns / 1e6)
     if ns >= 1e3:
-        return "%.1f us" % (ns / 1e3)
+        return "%.1f \u00b5s" % (ns / 1e3)
     return "%d ns" % ns
+
+
+def fmt_t(us):
+    """A moment of the trace (its "ts", in microseconds from its start), as the pages show it
+    beside every step: "+59.637 ms"."""
+    return "+%.3f ms" % (us / 1000) if us >= 1000 else "+%.1f \u00b5s" % us

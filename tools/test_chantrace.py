@@ -83,6 +83,90 @@ check(not r.problems and "case 15 receive on c; and 4 more cases that the trace 
       in r.steps[-1]["text"], "the cases left out are counted: %r" % r.steps[-1]["text"])
 
 # A trace that lost events says so, before whatever then does not add up.
+# A leak check's finding ("partial deadlock", chan_leak(3)): the leaked lane is drawn LEAKED and
+# the step says who, on what, and Go's wait reason, as the report does.
+leak = [
+    ev(0, 1.0, 1, "make r", op="make", chan="r", cap=0, elemsize=4),
+    ev(1, 2.0, 2, "blocked send r", op="blocked", chan="r", v=42, at_end=True),
+    ev(2, 9.0, 1, "partial deadlock r", op="leak", chan="r", thread=2, waits="send",
+       blocked_ns=7000000),
+]
+r = Replay({1: "manager", 2: "worker"}, leak)
+s = r.steps[-1]
+check(s["kind"] == "leak" and s["leaks"] == [2] and s["state"]["lanes"]["2"][0] == "leaked" and
+      not r.problems, "a thread's leak: %r %r" % (s, r.problems))
+check('thread 2 "worker" [chan send, 7.000 ms]: chan "r" send' in s["text"] and
+      "blocked forever" in s["text"], "the leak's report line: %r" % s["text"])
+# Gs, and the waits on no channel: Go's words for each (sudog.c's wait_reason_words).
+for waits, cases, words in (("recv", None, "chan receive (nil chan)"),
+                            ("send", None, "chan send (nil chan)"),
+                            ("select", None, "select (no cases)"),
+                            ("select", [ev(1, 1.5, 7, "case 0 recv nil", op="case", g=7, case=0,
+                                           dir="recv", n=1, nil=True)], "select")):
+    trace = (cases or []) + [
+        ev(2, 2.0, 7, "blocked", op="blocked", g=7),
+        ev(3, 9.0, 1, "partial deadlock", op="leak", goroutine=7, waits=waits)]
+    if waits != "select":
+        trace[-2]["name"] = "blocked %s" % waits
+    else:
+        trace[-2]["name"] = "blocked select"
+    r = Replay({}, trace)
+    s = r.steps[-1]
+    check(s["kind"] == "leak" and "goroutine 7 [%s]:" % words in s["text"] and
+          s["state"]["lanes"]["g7"][0] == "leaked" and "nothing can ever wake it" in s["text"],
+          "a G leaked in %s: %r" % (words, s["text"]))
+
+# Times in human units: a timer's value (chan_now() when it fired) from the trace's start, and a
+# time-out against its deadline (traces say how far it was: "deadline_in_ns").
+timed = [
+    ev(0, 1.0, 1, "make t", op="make", chan="t", cap=1, elemsize=8),
+    ev(1, 2.0, 2, "blocked recv t", op="blocked", chan="t"),
+    ev(2, 10001.0, 3, "timer fire t", op="timer", chan="t"),
+    ev(3, 10002.0, 3, "wake t", op="wake", chan="t", v=5000010000000, by="send", flow=4, cap=1),
+    ev(4, 10003.0, 2, "woken recv t", op="woken", chan="t", v=5000010000000, res="ok",
+       dir="recv", flow=4),
+    ev(5, 10004.0, 2, "blocked recv t", op="blocked", chan="t", form="until",
+       deadline_in_ns=5000000),
+    ev(6, 15505.0, 2, "woken recv t", op="woken", chan="t", res="timedout", dir="recv",
+       blocked_ns=5501000),
+]
+r = Replay({1: "main", 2: "client"}, timed, t0=5000000000000)
+d = r.data()
+check(d["shown"] == {"5000010000000": "+10.0 ms"}, "a timer's value drawn from the start: %r" %
+      d["shown"])
+check("fires at +10.001 ms, 10.0 ms after it was made" in d["steps"][2]["text"] and
+      "the time +10.0 ms" in d["steps"][3]["text"] and "5000010000000" not in "".join(
+          s["text"] for s in d["steps"]), "a timer's steps: %r" % [
+              s["text"] for s in d["steps"][2:5]])
+check("its deadline (in 5.0 ms)" in d["steps"][5]["text"] and
+      "blocked for 5.5 ms, its deadline 5.0 ms after it blocked" in d["steps"][6]["text"] and
+      "woke 501.0 \u00b5s after it" in d["steps"][6]["text"],
+      "a deadline in human units: %r" % [s["text"] for s in d["steps"][5:]])
+
+# A timer's channel says so when it is made ("role"): freeing the timer stops it if it has not
+# fired, and the make says what the channel is for.
+for fire, want in ((False, "it has not fired, so it is stopped and never will"),
+                   (True, "it has fired")):
+    trace = [ev(0, 1.0, 1, "make t", op="make", chan="t", cap=1, elemsize=8),
+             ev(1, 1.5, 1, "role t", op="role", chan="t", role="timer")]
+    if fire:
+        trace.append(ev(2, 2.0, 2, "timer fire t", op="timer", chan="t"))
+    trace.append(ev(3, 3.0, 1, "free t", op="free", chan="t"))
+    r = Replay({1: "main"}, trace)
+    check("It is a timer's channel" in r.steps[0]["text"] and 1 in r.steps[0]["ev"] and
+          "(chan_timer_free)" in r.steps[-1]["text"] and want in r.steps[-1]["text"],
+          "a timer freed (fired: %s): %r" % (fire, [s["text"] for s in r.steps]))
+
+# A close that wakes one waiter says so, with no word on the order of several.
+r = Replay({1: "main", 2: "worker"}, [
+    ev(0, 1.0, 1, "make d", op="make", chan="d", cap=0, elemsize=0),
+    ev(1, 2.0, 2, "blocked recv d", op="blocked", chan="d"),
+    ev(2, 3.0, 1, "close d", op="close", chan="d", res="ok"),
+    ev(3, 3.1, 1, "wake d", op="wake", chan="d", by="close", flow=5, cap=0),
+    ev(4, 4.0, 2, "woken recv d", op="woken", chan="d", res="closed", dir="recv", flow=5)])
+check("it wakes the one waiter, worker," in r.steps[2]["text"] and
+      "order" not in r.steps[2]["text"], "a close with one waiter: %r" % r.steps[2]["text"])
+
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
@@ -97,7 +181,7 @@ with tempfile.TemporaryDirectory() as tmp:
                                                                 for e in late_put]}, f)
     info = {}
     load(path, info)
-    check(info == {"dropped": 3}, "load reports the events lost: %r" % info)
+    check(info == {"dropped": 3, "t0_ns": None}, "load reports the events lost: %r" % info)
     p = subprocess.run([sys.executable, os.path.join(here, "trace2play"), "--strict", path],
                        capture_output=True, text=True)
     check(p.returncode == 1 and "the trace lost 3 events" in p.stderr,
@@ -207,13 +291,16 @@ with tempfile.TemporaryDirectory() as tmp:
 # timer thread".
 r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, elemsize=8),
                          ev(1, 2.0, 1, "timer fire c", op="timer", chan="c")])
-check(r.steps[-1]["text"] == "A timer fires, on main: it sends the time on c.",
+check(r.steps[-1]["text"] == "A timer fires at +2.0 \u00b5s, 1.0 \u00b5s after it was made, on "
+      "main: it sends the time it fired (chan_now(); Go's time.Time) on c.",
       "a timer fires on the thread that recorded it: %r" % r.steps[-1]["text"])
 
 # A wait with a deadline ("form":"until" on its blocked slice) says it may end at the deadline;
 # one without says nothing of a deadline.
-for form, want in ((None, "(or a close)."), ("until", "(or a close, or its deadline).")):
-    extra = {"form": form} if form else {}
+for form, want in ((None, "(or a close)."), ("until", ", a close, or its deadline."),
+                   ("in", ", a close, or its deadline (in 30.0 ms).")):
+    extra = {"form": "until", "deadline_in_ns": 30000000} if form == "in" else \
+        {"form": form} if form else {}
     r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, elemsize=4),
                              ev(1, 2.0, 1, "blocked recv c", op="blocked", chan="c", **extra)])
     check(r.steps[-1]["text"].endswith(want), "a %s receive's block: %r" % (
@@ -222,7 +309,7 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=0, ele
                          ev(1, 2.0, 1, "case 0 recv c", op="case", chan="c", case=0, dir="recv",
                             n=1),
                          ev(2, 3.0, 1, "blocked select", op="blocked", form="until")])
-check("wins, unless its deadline passes first." in r.steps[-1]["text"],
+check("parks until that case is ready, or until its deadline passes." in r.steps[-1]["text"],
       "a timed select's block: %r" % r.steps[-1]["text"])
 
 # A select woken by a close names the case that fired, as one woken by a value does.
@@ -258,7 +345,8 @@ r = Replay({1: "main"}, [ev(0, 1.0, 1, "make c", op="make", chan="c", cap=1, ele
                          ev(3, 4.0, 3, "timer fire d", op="timer", chan="d")])
 check([l["name"] for l in r.data()["lanes"]] == ["main", "timer thread", "thread 1"],
       "the timer thread's lane: %r" % [l["name"] for l in r.data()["lanes"]])
-check(r.steps[1]["text"] == "A timer fires, on libchan's timer thread: it sends the time on c.",
+check(r.steps[1]["text"].startswith("A timer fires at +") and
+      ", on libchan's timer thread: it sends the time it fired" in r.steps[1]["text"],
       "a firing on the timer thread: %r" % r.steps[1]["text"])
 
 # A wait on no channel (a nil channel's receive, a select whose cases are all nil): it parks

@@ -76,11 +76,12 @@ static inline bool tracing(uint32_t mask)
 struct waiter_trace {
     int32_t tid; /* its thread (gettid) */
     bool hasval;
-    bool timed;    /* the wait has a deadline (for the leak detector; only when since != 0) */
-    bool g;        /* task is a G's id: given by the task hook of the scheduler in the tree
-                      (trace_task_hook_swap, seam.h), not by one of the program's */
-    int64_t since; /* chan_now() when it began to wait */
-    uint64_t task; /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
+    bool timed;       /* the wait has a deadline (for the leak detector; only when since != 0) */
+    bool g;           /* task is a G's id: given by the task hook of the scheduler in the tree
+                         (trace_task_hook_swap, seam.h), not by one of the program's */
+    int64_t since;    /* chan_now() when it began to wait */
+    int64_t deadline; /* its deadline (when timed), for the trace's "deadline_in_ns" */
+    uint64_t task;    /* chan_trace_task_hook's id of the task that waits (0: none, or no hook) */
     uint64_t flow;
     int64_t val;
 };
@@ -151,9 +152,10 @@ HIDDEN void trace_select(const struct chan_case *cases, size_t n, enum trace_for
  * timer already due). */
 HIDDEN void trace_timer_fire(struct chan *c);
 
-/* time/: c, just made, is a timer's (or ticker's) channel, or a context's done channel: the
- * registry of live channels notes it, so that the leak detector's reports say so. Called
- * behind tracing(TF_REGISTRY); takes a shard lock of the registry. */
+/* time/, io/: c, just made, is a timer's (or ticker's) channel, a context's done channel or a
+ * descriptor's: the registry of live channels notes it, so that the leak detector's reports
+ * say so (taking a shard lock of the registry), and a running trace records it (a "role"
+ * event: a timer's values are times). Called behind tracing(TF_REGISTRY | TF_EVENTS). */
 HIDDEN void trace_chan_role(struct chan *c, enum chan_role role);
 
 /* ---- The other way: the calls the tracer makes into the core ------------------------------ */

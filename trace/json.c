@@ -209,11 +209,13 @@ static void args_common(FILE *f, const char *op, const struct label *l, const st
         fprintf(f, ",\"g\":%" PRIu64, e->task);
 }
 
-/* A blocked slice's "form":"until" when the wait has a deadline (trace_block). */
+/* A blocked slice's "form":"until" when the wait has a deadline (trace_block), and how far
+ * that deadline was when it blocked: "deadline_in_ns" (0: it had passed already). */
 static void block_form(FILE *f, const struct tev *e)
 {
     if (((e->bits >> B_FORM_SHIFT) & 3) == TR_UNTIL)
-        fputs(",\"form\":\"until\"", f);
+        fprintf(f, ",\"form\":\"until\",\"deadline_in_ns\":%" PRId64,
+                e->val2 > e->ts ? e->val2 - e->ts : 0);
 }
 
 /* The pending block of each waiter, to make its "blocked" slice at its wake-up. A waiter is a
@@ -441,6 +443,13 @@ static int write_trace(FILE *f, struct rec *recs, size_t n, const struct trace_l
             args_common(f, "case", l, e);
             fprintf(f, ",\"case\":%u,\"dir\":\"%s\",\"n\":%" PRId64 "%s}}", e->aux, dir, e->val2,
                     l ? "" : ",\"nil\":true");
+            break;
+        }
+        case EV_ROLE: { /* in the words of chan_dump and the leak reports */
+            const char *r = role_name((int)e->aux);
+            slice_head(&o, "role", l->name, e->ts, dur, tid);
+            args_common(f, "role", l, e);
+            fprintf(f, ",\"role\":\"%s\"}}", r ? r : "?");
             break;
         }
         case EV_TIMER:

@@ -307,6 +307,7 @@ void trace_close(struct chan *c, int r, struct sudog *woken)
 void trace_waiter_init(struct waiter *w, int64_t deadline)
 {
     w->t.timed = deadline != CHAN_FOREVER;
+    w->t.deadline = deadline;
     w->t.since = chan_now();
     w->t.tid = tid_self(tls_self());
     uint64_t (*hook)(void) = atomic_load_explicit(&task_hook, memory_order_relaxed);
@@ -329,10 +330,12 @@ void trace_block(struct waiter *w, bool is_select)
     /* A blocked sender's value waits in its sudog (a select's: in its case events). */
     if (sg && !is_select && sg->is_send && value_of(sg->c->elemsize, sg->elem, &e.val))
         e.bits |= B_HASVAL;
-    /* A wait with a deadline says so ("form":"until"): it may end with no peer. timed is known
-     * when the trace ran at waiter_init (since != 0). */
-    if (w->t.since && w->t.timed)
+    /* A wait with a deadline says so ("form":"until"), and when the deadline is (val2): it may
+     * end with no peer. timed is known when the trace ran at waiter_init (since != 0). */
+    if (w->t.since && w->t.timed) {
         e.bits |= (uint8_t)(TR_UNTIL << B_FORM_SHIFT);
+        e.val2 = w->t.deadline;
+    }
     emit(t, &e);
 }
 
@@ -432,7 +435,16 @@ void trace_timer_fire(struct chan *c)
     emit(t, &e);
 }
 
-void trace_chan_role(struct chan *c, enum chan_role role) { registry_role(c, (int)role); }
+void trace_chan_role(struct chan *c, enum chan_role role)
+{
+    if (tracing(TF_REGISTRY))
+        registry_role(c, (int)role);
+    struct tls *t = tracing(TF_EVENTS) ? current() : NULL;
+    if (t) {
+        struct tev e = {.kind = EV_ROLE, .c = c, .aux = (uint32_t)role};
+        emit(t, &e);
+    }
+}
 
 void trace_leak(const void *c, bool send, bool select, bool is_g, int64_t id, int64_t blocked)
 {

@@ -43,8 +43,9 @@ HIDDEN void scrub_free(void *p, size_t size);
 /* A name in double quotes, one line whatever its bytes (as Go's %q): quote and backslash
  * escaped, \n \r \t, other control characters and bytes that are not UTF-8 as \xNN. */
 HIDDEN void print_quoted(FILE *out, const char *s);
-/* What libchan made a channel for (enum chan_role of hooks.h), as the dump and the leak report
- * say it: "timer", "context done", "fd readable", "fd writable"; NULL for none. */
+/* What libchan made a channel for (enum chan_role of hooks.h), as the dump, the leak report
+ * and a trace's "role" event say it: "timer", "context done", "fd readable", "fd writable";
+ * NULL for none. */
 HIDDEN const char *role_name(int role);
 /* A channel as every report names it (chan_dump, the leak reports, and through
  * trace_chan_print sched/'s deadlock report): chan "jobs" (0x...), chan "t" (timer 0x...),
@@ -139,7 +140,8 @@ enum ev_kind {
     EV_TIMER,
     EV_NAME,
     EV_CASE,
-    EV_LEAK
+    EV_LEAK,
+    EV_ROLE /* aux: enum chan_role */
 };
 
 /* bits of tev.bits */
@@ -155,7 +157,8 @@ struct tev {
     int64_t ts;
     const void *c; /* the channel (a key only) */
     uint64_t flow; /* EV_WAKE: the flow it starts; EV_WOKEN: the one it ends; EV_OP/SELECT: woke */
-    int64_t val, val2; /* leak: val2 is how long the waiter has been blocked (ns, 0: unknown) */
+    int64_t val, val2; /* leak: val2 is how long the waiter has been blocked (ns, 0: unknown);
+                          block of a wait with a deadline: val2 is the deadline */
     uint64_t task;     /* chan_trace_task_hook's id, 0 */
     uint32_t aux;      /* cap (make, wake), case index (select), cases (block), name index;
                           leak: 1 for a goroutine (val its id), 0 for a thread (val its tid) */

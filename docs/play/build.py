@@ -27,7 +27,7 @@ import tempfile
 HERE = os.path.dirname(os.path.realpath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tools"))
-from chantrace import Replay, load  # noqa: E402
+from chantrace import Replay, fmt_t, load  # noqa: E402
 
 esc = html.escape
 
@@ -49,11 +49,19 @@ def driver_sections():
 def stale(events):
     """What shows that a trace was taken by an older libchan, or None. A wait that ended at its
     deadline had one, and its blocked slice has said so ("form":"until") since the trace
-    learnt to."""
+    learnt to, and how far it was ("deadline_in_ns") since the pages say it; a timer's channel
+    says so when it is made ("role"), which the pages need to say that freeing a timer that has
+    not fired stops it."""
     block = {}
+    roles = {e["args"].get("chan") for e in events if e["args"].get("op") == "role"}
     for e in events:
         a = e["args"]
+        if a.get("op") == "timer" and a.get("chan") not in roles:
+            return "event %d, a timer's firing, on a channel with no \"role\"" % e["_i"]
         lane = (e["tid"], a.get("g"))
+        if a.get("form") == "until" and a.get("op") == "blocked" and "deadline_in_ns" not in a:
+            return "event %d, a wait with a deadline, does not say how far it is " \
+                "(\"deadline_in_ns\")" % e["_i"]
         if a.get("op") == "blocked":
             block[lane] = e
         elif a.get("op") == "woken":
@@ -63,16 +71,61 @@ def stale(events):
     return None
 
 
-def replay(name):
-    names, events = load(os.path.join(HERE, "traces", name + ".json"))
+# A count of nanoseconds where a time is meant: 8 digits or more (a thread id has at most 7,
+# pid_max being 2^22). The pages say every time in human units, from the trace's start or
+# from the operation ("+59.6 ms", "its deadline, in 30.0 ms").
+RAW_NS = re.compile(r"(?<![\d.])\d{8,}(?![\d.])")
+
+
+def raw_ns(d):
+    """Where a replay shows a raw count of nanoseconds, or None."""
+    for i, s in enumerate(d["steps"]):
+        said = [s["text"]] + [st[1] for st in s["state"]["lanes"].values()]
+        said += [d["shown"].get(str(st[2]), str(st[2])) for st in s["state"]["lanes"].values()
+                 if st[3]]
+        for c in s["state"]["chans"].values():
+            said += [d["shown"].get(str(v), str(v)) for v in
+                     [b[1] for b in c["buf"]] + [q[1] for q in c["sendq"]] + c["dropped"]]
+        for t in said:
+            m = RAW_NS.search(t)
+            if m:
+                return "step %d shows %s: %r" % (i + 1, m.group(0), t[:120])
+    return None
+
+
+def untold(story, names, events):
+    """The first event of story (patterns.json's, for a summary that tells an order: a list
+    of [lane, event name, value or null for any]) that the trace does not have after the one
+    before it, or None. On a loaded machine a thread made ready may run late, and the order of
+    two lanes change: the summary would no longer be true of the trace."""
+    k = 0
+    for e in events:
+        if k < len(story) and [names.get(e["tid"]), e["name"]] == story[k][:2] and \
+                story[k][2] in (None, e["args"].get("v")):
+            k += 1
+    return None if k == len(story) else story[k]
+
+
+def replay(name, story=None):
+    info = {}
+    names, events = load(os.path.join(HERE, "traces", name + ".json"), info)
+    missing = untold(story or [], names, events)
+    if missing:
+        raise SystemExit("build.py: traces/%s.json does not tell the story its summary tells: "
+                         "%r is not where patterns.json's \"story\" has it; take it again with "
+                         "make play-traces PATTERNS=%s" % (name, missing, name))
     old = stale(events)
     if old:
         raise SystemExit("build.py: traces/%s.json was taken by an older libchan (%s): take it "
                          "again with make play-traces PATTERNS=%s" % (name, old, name))
-    d = Replay(names, events).data()
+    d = Replay(names, events, info["t0_ns"]).data()
     if d["problems"]:
         raise SystemExit("build.py: traces/%s.json does not add up:\n  %s" % (
             name, "\n  ".join(d["problems"])))
+    raw = raw_ns(d)
+    if raw:
+        raise SystemExit("build.py: %s: a time in raw nanoseconds, not human units (%s)" % (
+            name, raw))
     return d
 
 
@@ -135,9 +188,11 @@ PAGE = """<main class="page">
       <span class="pill run">RUNNING</span><span>runs its own code</span>
       <span class="pill blocked">BLOCKED</span><span>parked: its sudog waits in a queue</span>
       <span class="pill ready">READY</span><span>woken by a peer, not yet running</span>
-      <span class="pill end">DONE</span><span>no more channel operations</span>
+      <span class="pill new">NOT YET</span><span>no channel operation yet (it may be at work)</span>
+      <span class="pill end">DONE</span><span>no more channel operations</span>{leaked}
     </div>
-    <p>The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
+    <p>Times are from the start of the trace (+12.5 ms), or from the operation (a deadline
+      in 30.0 ms). The circle beside a thread is the last value it received. A channel's <b>buf</b> shows its
       slots with <b>recvx</b> (the next to receive) and <b>sendx</b> (the next to fill); <b>recvq</b>
       and <b>sendq</b> hold one sudog per waiting thread, head first, with the value a sender offers.
       A faded sudog marked <i>stale</i> belongs to a select that another case has won: it stays
@@ -146,7 +201,7 @@ PAGE = """<main class="page">
 </div>
 <section class="timeline-wrap" aria-label="Timeline">
   <h2>Timeline</h2>
-  <div class="tl-scroll"><svg id="timeline" role="img" aria-label="One column per step, one row per thread: red bars are blocked spans, lines join a waker to those it woke"></svg></div>
+  <div class="tl-scroll"><svg id="timeline" role="img" aria-label="One column per step, one row per thread: red bars are blocked spans, lines join a waker to those it woke{tl_leak}"></svg></div>
 </section>
 <section class="steps-wrap" aria-label="Every step">
   <h2>Every step</h2>
@@ -170,10 +225,6 @@ PAGE = """<main class="page">
 WORDS = {"yes": "guaranteed", "no": "not guaranteed", "mid": "partly"}
 
 
-def fmt_t(us):
-    return "%.3f ms" % (us / 1000) if us >= 1000 else "%.1f \u00b5s" % us
-
-
 def page(name, meta, d, source, order):
     i = order.index(name)
     steps = "\n".join(
@@ -182,6 +233,7 @@ def page(name, meta, d, source, order):
     man = "\n      ".join('<li>chan(7): <a href="chan.7.html#%s">%s</a></li>' % (esc(a), esc(t))
                           for a, t in meta["man"])
     rep = d["repaired"]
+    leaks = any(s["kind"] == "leak" for s in d["steps"])
     repaired = (" (%d buffered operation%s recorded after the fact put back where the buffer "
                 "shows %s happened)" % (rep, "" if rep == 1 else "s", "it" if rep == 1 else "they")
                 if rep else "")
@@ -192,7 +244,13 @@ def page(name, meta, d, source, order):
         dword=WORDS[meta["delivery"][0]], delivery=esc(meta["delivery"][1]),
         data=esc(meta["data"]), latency=esc(meta["latency"]), cancel=esc(meta["cancel"]),
         man=man, example=esc(meta["example"]), name=name, steps=steps, source=esc(source),
-        repaired=repaired)
+        repaired=repaired, leaked=LEAKED if leaks else "",
+        tl_leak=", a cross and a dark bar mark a thread found leaked" if leaks else "")
+
+
+# The legend's line for a page where a leak check found a waiter blocked forever.
+LEAKED = ('\n      <span class="pill leaked">LEAKED</span><span>blocked forever: nothing that '
+          'can still run holds its channels (chan_leak_check)</span>')
 
 
 TITLES = {}
@@ -266,7 +324,7 @@ def build(out):
     os.makedirs(os.path.join(out, "data"), exist_ok=True)
     files = []
     for n in order:
-        d = replay(n)
+        d = replay(n, spec["pages"][n].get("story"))
         js = "window.PLAY_DATA = %s;\n" % json.dumps(d, separators=(",", ":"), sort_keys=True)
         files.append(("data/%s.js" % n, js))
         files.append(("%s.html" % n, page(n, spec["pages"][n], d, sources[n], order)))
@@ -281,7 +339,17 @@ def build(out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="fail if a page is not up to date")
+    ap.add_argument("--story", nargs=2, metavar=("NAME", "TRACE"),
+                    help="fail if TRACE does not tell the story of page NAME (capture.sh)")
     args = ap.parse_args()
+    if args.story:
+        with open(os.path.join(HERE, "patterns.json")) as f:
+            story = json.load(f)["pages"][args.story[0]].get("story", [])
+        missing = untold(story, *load(args.story[1]))
+        if missing:
+            print("build.py: %s: %r is not where its story has it" % (args.story[0], missing),
+                  file=sys.stderr)
+        return 1 if missing else 0
     if not args.check:
         for rel in build(HERE):
             print("docs/play/" + rel)

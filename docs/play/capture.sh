@@ -3,8 +3,9 @@
 # docs/play/capture.sh DRIVERS OUTDIR [PATTERN...] - runs every pattern of drivers.c (or only
 # those named) under a trace, into OUTDIR/PATTERN.json. A run is timed by sleeps: on a busy
 # machine a step can come late and the story change, or (rarely) a trace not add up. So each
-# trace is checked by tools/trace2play --strict, and a pattern is run again, up to 5 times,
-# until it does.
+# trace is checked by tools/trace2play --strict, and against the order of events its page's
+# summary tells (patterns.json's "story", docs/play/build.py --story), and a pattern is run
+# again, up to 5 times, until it adds up and tells that story.
 set -eu
 drivers=$1 out=$2
 shift 2
@@ -20,7 +21,8 @@ for p in $patterns; do
     for try in 1 2 3 4 5; do
         rm -f "$tmp/$p.json"
         if CHAN_TRACE="$tmp/$p.json" "$drivers" "$p" &&
-           python3 tools/trace2play --strict "$tmp/$p.json" -o /dev/null; then
+           python3 tools/trace2play --strict "$tmp/$p.json" -o /dev/null &&
+           python3 docs/play/build.py --story "$p" "$tmp/$p.json"; then
             ok=1
             break
         fi

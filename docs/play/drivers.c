@@ -17,11 +17,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "chan.h"
+#include "chan_leak.h"
 #include "chan_time.h"
 #include "chan_trace.h"
 
@@ -592,6 +594,55 @@ static int pipeline(void)
     return sum == 1 + 4 + 9 + 16 + 25 + 36 ? 0 : 1;
 }
 
+/* ---- pattern: leak ---- */
+/* examples/trace/leak.c on threads: the request waits 30 ms for its worker's result, gives up
+ * and forgets the channel. The worker's send, later, finds nobody: it blocks forever, while the
+ * rest of the program runs on. chan_leak_check finds it: nothing that can still run holds
+ * `result`. The fix is a buffer of one (the time-out page). */
+
+static chan_t *_Atomic handed; /* result, for the worker, who empties it: no copy stays */
+
+static void *leak_worker(void *arg)
+{
+    (void)arg;
+    chan_t *result = atomic_exchange(&handed, NULL);
+    pause_ms(60); /* the work: longer than the request waits */
+    int answer = 42;
+    chan_send(result, &answer); /* nobody will ever receive: blocked forever */
+    return NULL;
+}
+
+__attribute__((noinline)) static void leaky_request(struct named *w)
+{
+    chan_t *result = make_named(sizeof(int), 0, "result"); /* unbuffered: the bug */
+    atomic_store(&handed, result);
+    start(w, "worker", leak_worker, NULL);
+    int answer;
+    chan_recv_until(result, &answer, chan_now() + 30 * MS); /* -ETIMEDOUT: it gives up */
+} /* and forgets result: only the blocked worker will know it */
+
+/* A check below a scrubbed stack: the frames of earlier calls (leaky_request's, which held
+ * result) leave no copy of the channel's address for the check to find (chan_leak(3)). */
+__attribute__((noinline)) static int leak_check(void)
+{
+    char junk[16384];
+    memset(junk, 0, sizeof junk); /* kept: the asm below reads junk */
+    __asm__ volatile("" : : "r"(junk) : "memory");
+    return chan_leak_check(NULL, NULL);
+}
+
+static int leak(void)
+{
+    chan_dump_enable(); /* the registry of live channels, which the check reads */
+    struct named w;
+    leaky_request(&w);
+    for (int i = 0; i < 1000 && chan_leftovers(NULL, NULL) < 1; i++)
+        pause_ms(10); /* until the worker has blocked */
+    int leaked = leak_check();
+    pthread_detach(w.th); /* it never returns: the process exits with it blocked */
+    return leaked == 1 ? 0 : 1;
+}
+
 /* ---- end of patterns ---- */
 
 static const struct {
@@ -613,6 +664,7 @@ static const struct {
     {"drop", "producer", drop},
     {"cancellation", "manager", cancellation},
     {"pipeline", "printer", pipeline},
+    {"leak", "manager", leak},
 };
 
 int main(int argc, char **argv)

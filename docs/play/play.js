@@ -21,19 +21,20 @@
   var NS = "http://www.w3.org/2000/svg";
   var PALETTE = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b45309", "#0e7490", "#be185d",
                  "#4d7c0f", "#9f1239", "#334155"];
-  var STATUS = {run: "RUNNING", blocked: "BLOCKED", ready: "READY", end: "DONE", "new": "NOT YET"};
+  var STATUS = {run: "RUNNING", blocked: "BLOCKED", ready: "READY", end: "DONE", "new": "NOT YET",
+                leaked: "LEAKED"};
   var STATUS_COLORS = {run: ["#15803d", "#dcfce7"], blocked: ["#b91c1c", "#fee2e2"],
                        ready: ["#92400e", "#fef3c7"], end: ["#475569", "#f1f5f9"],
-                       "new": ["#64748b", "#ffffff"]};
+                       "new": ["#64748b", "#ffffff"], leaked: ["#7f1d1d", "#fecaca"]};
   var KIND = {make: "make", free: "free", block: "blocks", wake: "hand-off", woken: "wakes up",
               put: "into the buffer", take: "out of the buffer", drop: "drop", poll: "poll",
               close: "close", closed: "closed", timeout: "time-out", select: "select",
-              timer: "timer", error: "error"};
+              timer: "timer", leak: "leak found", error: "error"};
   // Text colours keep WCAG's 4.5:1 on the pale blue of the step's line (test_play.py checks).
   var KIND_COLOR = {make: "#475569", free: "#475569", block: "#b91c1c", wake: "#1d4ed8",
                     woken: "#15803d", put: "#047857", take: "#047857", drop: "#c2410c",
                     poll: "#57534e", close: "#9f1239", closed: "#9f1239", timeout: "#b45309",
-                    select: "#7c3aed", timer: "#0e7490", error: "#b91c1c"};
+                    select: "#7c3aed", timer: "#0e7490", leak: "#7f1d1d", error: "#b91c1c"};
 
   // ---- Layout: fixed for the whole run, so that nothing jumps while stepping ----
 
@@ -96,7 +97,15 @@
     return e;
   }
   function clip(s, n) { return s.length > n ? s.slice(0, n - 1) + "\u2026" : s; }
-  function fmtVal(c, v) { return c && c.elemsize === 0 ? "\u25CF" : v === null || v === undefined ? "?" : String(v); }
+  // A value as drawn: a time (a timer's value, raw nanoseconds on the program's clock) as the
+  // replay says it, from the trace's start in human units (D.shown: "+59.6 ms").
+  var SHOWN = D.shown || {};
+  function fmtVal(c, v) {
+    return c && c.elemsize === 0 ? "\u25CF" : v === null || v === undefined ? "?" :
+      SHOWN[String(v)] || String(v);
+  }
+  // A font size that fits a label of n characters into room px (one made for 5 at size px).
+  function fit(label, size, room) { return Math.max(8, Math.min(size, room / (label.length * 0.62))); }
   function laneName(id) { var i = laneIndex[id]; return i === undefined ? String(id) : lanes[i].name; }
   function tint(hex, a) {
     var n = parseInt(hex.slice(1), 16);
@@ -118,7 +127,8 @@
 
   function drawLane(g, id, st, s) {
     var y = laneY(id), col = laneColor[id], status = st[0], op = st[1];
-    var actor = String(s.lane) === String(id), woken = (s.wakes || []).map(String).indexOf(String(id)) >= 0;
+    var actor = String(s.lane) === String(id), woken = (s.wakes || []).concat(s.leaks || [])
+      .map(String).indexOf(String(id)) >= 0;
     var lg = el("g", {"class": "lane", "data-lane": id, "data-status": status,
                       "data-holds": st[3] ? String(st[2]) : "", "data-has": st[3] ? "true" : "false"}, g);
     el("rect", {x: LX, y: y, width: LW, height: LH, rx: 10, fill: actor ? tint(col, 0.08) : "#fff",
@@ -134,10 +144,15 @@
     el("text", {x: LX + 18, y: y + 47, "font-size": 12, fill: "#475569"}, lg, clip(op || "", 36));
     // the value in its hands: the last one it received
     if (st[3]) {
-      el("circle", {cx: HANDX, cy: y + LH / 2, r: 15, fill: col, stroke: "#fff", "stroke-width": 2,
-                    "class": "holds"}, lg);
-      el("text", {x: HANDX, y: y + LH / 2 + 4.5, "font-size": 12, "font-weight": 700, fill: "#fff",
-                  "text-anchor": "middle"}, lg, clip(String(st[2]), 5));
+      var held = SHOWN[String(st[2])] || clip(String(st[2]), 5);
+      if (held.length > 5)  // a time: a pill wide enough for it, short of the channels
+        el("rect", {x: HANDX - 26, y: y + LH / 2 - 13, width: 52, height: 26, rx: 13, fill: col,
+                    stroke: "#fff", "stroke-width": 2, "class": "holds"}, lg);
+      else
+        el("circle", {cx: HANDX, cy: y + LH / 2, r: 15, fill: col, stroke: "#fff", "stroke-width": 2,
+                      "class": "holds"}, lg);
+      el("text", {x: HANDX, y: y + LH / 2 + 4, "font-size": fit(held, 12, 46), "font-weight": 700,
+                  fill: "#fff", "text-anchor": "middle"}, lg, held);
     } else {
       el("circle", {cx: HANDX, cy: y + LH / 2, r: 15, fill: "none", stroke: "#e2e8f0",
                     "stroke-dasharray": "3 3"}, lg);
@@ -169,8 +184,9 @@
         var dx = x + CW - 96 - 62 - (a.length - 1 - i) * 28 + 8;
         var dg = el("g", {"class": "dropped", "data-value": v === null ? "" : String(v)}, cg);
         el("circle", {cx: dx - 16, cy: y + 18, r: 11, fill: "#fff7ed", stroke: "#c2410c"}, dg);
-        el("text", {x: dx - 16, y: y + 22, "font-size": 11, "font-weight": 700, fill: "#c2410c",
-                    "text-anchor": "middle"}, dg, clip(fmtVal(c, v), 4));
+        var dl = fmtVal(c, v);
+        el("text", {x: dx - 16, y: y + 22, "font-size": fit(dl, 11, 20), "font-weight": 700, fill: "#c2410c",
+                    "text-anchor": "middle"}, dg, SHOWN[String(v)] ? dl : clip(dl, 4));
         el("line", {x1: dx - 24, y1: y + 26, x2: dx - 8, y2: y + 10, stroke: "#c2410c", "stroke-width": 1.5}, dg);
       });
     }
@@ -189,8 +205,9 @@
                           "data-value": b && b[1] !== null ? String(b[1]) : ""}, cg);
         el("rect", {x: sx + 2, y: y + 38, width: w - 4, height: 40, rx: 6,
                     fill: b ? "#ecfdf5" : "#f8fafc", stroke: b ? "#047857" : "#cbd5e1"}, sg);
-        if (b) el("text", {x: sx + w / 2, y: y + 63, "font-size": 14, "font-weight": 700, fill: "#065f46",
-                           "text-anchor": "middle"}, sg, clip(fmtVal(c, b[1]), 6));
+        var bl = b ? fmtVal(c, b[1]) : "";
+        if (b) el("text", {x: sx + w / 2, y: y + 63, "font-size": fit(bl, 14, w - 8), "font-weight": 700,
+                           fill: "#065f46", "text-anchor": "middle"}, sg, bl.length > 9 ? clip(bl, 6) : bl);
         el("text", {x: sx + w / 2, y: y + 90, "font-size": 10, fill: "#64748b", "text-anchor": "middle"}, sg, i);
       }
       if (c.cap > MAXSLOTS)
@@ -233,8 +250,10 @@
             : ""));
         if (send) {
           el("circle", {cx: sx + w - 15, cy: qy + CARD_H / 2, r: 11, fill: col}, g2);
-          el("text", {x: sx + w - 15, y: qy + CARD_H / 2 + 4, "font-size": 10.5, "font-weight": 700,
-                      fill: "#fff", "text-anchor": "middle"}, g2, clip(fmtVal(c, v), 4));
+          var sl = fmtVal(c, v);
+          el("text", {x: sx + w - 15, y: qy + CARD_H / 2 + 4, "font-size": fit(sl, 10.5, 20),
+                      "font-weight": 700, fill: "#fff", "text-anchor": "middle"}, g2,
+             SHOWN[String(v)] ? sl : clip(sl, 4));
         }
         if (done || i === 0)
           el("text", {x: sx + w / 2, y: qy - 3, "font-size": 9.5, fill: done ? "#b45309" : "#64748b",
@@ -294,9 +313,14 @@
         return {g: g, a: a, b: b, line: line};
       }
       var col = laneColor[s.lane] || "#334155";
-      el("circle", {r: 15, fill: m.kind === "drop" ? "#c2410c" : col, stroke: "#fff", "stroke-width": 2.5}, g);
-      el("text", {y: 4.5, "font-size": 12, "font-weight": 700, fill: "#fff", "text-anchor": "middle"}, g,
-         clip(fmtVal(c, m.v), 5));
+      var fl = fmtVal(c, m.v), fill = m.kind === "drop" ? "#c2410c" : col;
+      if (SHOWN[String(m.v)])  // a time: a pill, as in the lane that receives it
+        el("rect", {x: -26, y: -13, width: 52, height: 26, rx: 13, fill: fill, stroke: "#fff",
+                    "stroke-width": 2.5}, g);
+      else
+        el("circle", {r: 15, fill: fill, stroke: "#fff", "stroke-width": 2.5}, g);
+      el("text", {y: 4.5, "font-size": fit(fl, 12, 46), "font-weight": 700, fill: "#fff",
+                  "text-anchor": "middle"}, g, SHOWN[String(m.v)] ? fl : clip(fl, 5));
       return {g: g, a: a, b: b};
     });
     var dur = 650 / speed, t0 = performance.now();
@@ -345,6 +369,8 @@
         if (!st) return;
         if (st[0] === "blocked")
           el("rect", {x: TL_LEFT + i * colW, y: y + 7, width: colW, height: 6, fill: "#fecaca"}, tl);
+        else if (st[0] === "leaked")  // blocked forever: darker, and it never ends
+          el("rect", {x: TL_LEFT + i * colW, y: y + 6, width: colW, height: 8, fill: "#7f1d1d"}, tl);
         else if (st[0] === "ready")
           el("rect", {x: TL_LEFT + i * colW, y: y + 8, width: colW, height: 4, fill: "#fde68a"}, tl);
       });
@@ -365,6 +391,16 @@
                       "stroke-width": 1.2, opacity: 0.7}, tl);
       });
       var col = KIND_COLOR[s.kind] || "#334155", sz = Math.min(6, colW / 2 - 1);
+      // a leak found: a cross on the row of each waiter found blocked forever, and no line
+      // from the checker, which woke nobody
+      (s.leaks || []).forEach(function (w) {
+        var r2 = laneIndex[w];
+        if (r2 === undefined) return;
+        var y2 = TL_TOP + r2 * TL_ROW + TL_ROW / 2;
+        el("path", {d: "M" + (x - sz) + "," + (y2 - sz) + "L" + (x + sz) + "," + (y2 + sz) + "M" + (x + sz) +
+                    "," + (y2 - sz) + "L" + (x - sz) + "," + (y2 + sz), stroke: col, "stroke-width": 2.5,
+                    "class": "leaked-mark", "data-lane": w}, tl);
+      });
       if (s.kind === "block")
         el("rect", {x: x - sz, y: y - sz, width: 2 * sz, height: 2 * sz, fill: col}, tl);
       else if (s.kind === "drop")
@@ -393,7 +429,8 @@
   var list = $("steps"), items = list ? list.querySelectorAll("li") : [];
   scrub.max = steps.length - 1;
 
-  function fmtT(us) { return us >= 1000 ? (us / 1000).toFixed(3) + " ms" : us.toFixed(1) + " \u00B5s"; }
+  // A moment of the trace, from its start: as the step list says it (chantrace.py's fmt_t).
+  function fmtT(us) { return "+" + (us >= 1000 ? (us / 1000).toFixed(3) + " ms" : us.toFixed(1) + " \u00B5s"); }
 
   function go(i, animate) {
     i = Math.max(0, Math.min(steps.length - 1, i));
@@ -404,7 +441,7 @@
     var s = steps[i];
     scrub.value = i;
     scrub.setAttribute("aria-valuetext", "Step " + (i + 1) + " of " + steps.length);
-    counter.textContent = "Step " + (i + 1) + " of " + steps.length + " \u00B7 t = " + fmtT(s.t);
+    counter.textContent = "Step " + (i + 1) + " of " + steps.length + " \u00B7 at " + fmtT(s.t);
     now.innerHTML = "";
     var k = document.createElement("span");
     k.className = "kind";

@@ -29,7 +29,8 @@ PLAY_PY    ?= /usr/bin/python3
 play-deps:
 	@sh scripts/deps.sh play
 
-$(O)/play/drivers: $(PLAY_DIR)/drivers.c chan.h time/chan_time.h trace/chan_trace.h $(O)/libchan.a
+$(O)/play/drivers: $(PLAY_DIR)/drivers.c chan.h time/chan_time.h trace/chan_trace.h trace/chan_leak.h \
+                  $(O)/libchan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(O)/libchan.a $(LDFLAGS) $(LDLIBS_CORE)
 

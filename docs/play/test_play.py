@@ -33,6 +33,7 @@ Closes with one line "[play] checks: N passed, N failed".
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -107,6 +108,9 @@ class Oracle:
                       and e["args"].get("flow")}
         self.cap = {}
         self.fifo = {}
+        self.timers, self.fired = set(), set()  # timers' channels (by "role"), those that fired
+        self.names = {e["tid"]: e["args"]["name"] for e in self.raw
+                      if e.get("ph") == "M" and e.get("name") == "thread_name"}
 
     def apply(self, e):
         a = e["args"]
@@ -114,6 +118,12 @@ class Oracle:
         if op == "make":
             self.cap[label] = a["cap"]
             self.fifo[label] = []
+            self.timers.discard(label)
+            self.fired.discard(label)
+        if op == "role" and a.get("role") == "timer":
+            self.timers.add(label)
+        if op == "timer":
+            self.fired.add(label)
         if label not in self.fifo:
             return
         if self.cap.get(label, 0) == 0:
@@ -186,6 +196,27 @@ def check_step(F, name, i, s, evs, oracle):
                 where, a.get("v"), c["label"], c["dropped"]))
         elif op == "close" and a.get("res") == "ok" and c is not None:
             F.check(c["closed"], "%s: %s not drawn closed" % (where, c["label"]))
+        elif op == "free" and a["chan"] in oracle.timers:  # chan_timer_free
+            want = "it has fired" if a["chan"] in oracle.fired else "it is stopped and never will"
+            F.check("chan_timer_free" in s["now"] and want in s["now"],
+                    "%s: freeing the timer of %s does not say %r: %r" % (
+                        where, a["chan"], want, s["now"]))
+        elif op == "leak":  # chan_leak_check found a waiter blocked forever (chan_leak(3))
+            g = a.get("goroutine")
+            who = "g%d" % g if g is not None else str(a["thread"])
+            F.check(s["lanes"].get(who, {}).get("status") == "leaked",
+                    "%s: %s, found leaked, is not drawn LEAKED" % (where, who))
+            if c is not None:
+                queue = "sendq" if a["waits"] == "send" else "recvq"
+                F.check(any(g2[0] == queue and g2[1] == who for g2 in c["sudogs"]),
+                        "%s: the leaked %s has no sudog in %s's %s" % (where, who, c["label"],
+                                                                       queue))
+            # the line says who, on which channel, and how it waits, in Go's words
+            name = "G%d" % g if g is not None else oracle.names.get(a["thread"], "")
+            words = {"send": "chan send", "recv": "chan receive"}.get(a["waits"], "select")
+            for part in (name, a.get("chan", "no channel"), '"%s' % words, "blocked forever"):
+                F.check(part in s["now"], "%s: the leak's line does not say %r: %r" % (
+                    where, part, s["now"]))
         elif op == "woken":
             F.check(s["lanes"][me]["status"] in ("run", "end"),
                     "%s: %s woke but is drawn %s" % (where, me, s["lanes"][me]["status"]))
@@ -226,6 +257,25 @@ def check_page(F, d, name, shots):
     texts = d.execute_script("return PLAY_DATA.steps.map(s => s.text)")
     oracle = Oracle(os.path.join(HERE, "traces", name + ".json"))
     keys = ActionChains(d, duration=0)
+    # every event that a step must show is one step's at least: a leak found, a close...
+    shown = {k for ev in evs for k in ev}
+    for k, e in enumerate(oracle.raw):
+        if e.get("cat") == "chan" and e["args"].get("op") in ("leak", "close", "timer"):
+            F.check(k in shown, "%s: event %d (%s) is on no step" % (name, k, e["name"]))
+    # the timeline's lines join a waker to those it woke, and only those: a leak check wakes
+    # nobody, and each waiter it found is a cross on its own row
+    tl = d.execute_script("""
+      const lanes = new Set(PLAY_DATA.lanes.map(l => String(l.id)));
+      return {lines: document.querySelectorAll('#timeline line').length,
+              wakes: PLAY_DATA.steps.reduce((n, s) => n + (lanes.has(String(s.lane)) ?
+                (s.wakes || []).filter(w => lanes.has(String(w))).length : 0), 0),
+              crosses: Array.from(document.querySelectorAll('#timeline .leaked-mark'))
+                .map(m => m.dataset.lane),
+              leaks: PLAY_DATA.steps.flatMap(s => (s.leaks || []).map(String))};""")
+    F.check(tl["lines"] == tl["wakes"], "%s: the timeline has %d lines for %d wake-ups" % (
+        name, tl["lines"], tl["wakes"]))
+    F.check(sorted(tl["crosses"]) == sorted(tl["leaks"]), "%s: leaks marked %r, found %r" % (
+        name, tl["crosses"], tl["leaks"]))
     seen = []
     for i in range(n):
         if i:
@@ -238,6 +288,7 @@ def check_page(F, d, name, shots):
         for k in evs[i]:
             oracle.apply(oracle.raw[k])
         check_step(F, name, i, s, evs[i], oracle)
+        check_times(F, d, name, "step %d" % (i + 1))
         check_contrast(F, d, name, "step %d" % (i + 1))
         seen.append(s)
     if n > 1:  # back one step: the same drawing as on the way forward
@@ -321,6 +372,21 @@ document.querySelectorAll('#now, #now .kind, #steps .t, #counter, .keys, .lede, 
 });
 return bad;
 """
+
+
+# A count of nanoseconds where a time is meant (a timer's value, a deadline, a duration): 8
+# digits or more, which no value of the runs and no thread id (pid_max 2^22) has.
+RAW_NS = re.compile(r"(?<![\d.])\d{8,}(?![\d.])")
+TEXTS_JS = """
+return Array.from(document.querySelectorAll('#stage text, #now, #counter, #steps li, .panel dd'))
+  .map(t => t.textContent);
+"""
+
+
+def check_times(F, d, name, where):
+    """Every time drawn or said is in human units: no raw nanoseconds."""
+    raw = [t for t in d.execute_script(TEXTS_JS) if RAW_NS.search(t)]
+    F.check(not raw, "%s %s: a time in raw nanoseconds: %r" % (name, where, raw[:3]))
 
 
 def check_contrast(F, d, name, where):
