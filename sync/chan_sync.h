@@ -81,8 +81,8 @@ int chan_wg_done(chan_wg_t *wg);
 int chan_wg_wait(chan_wg_t *wg);
 
 /* As chan_wg_wait, or -ETIMEDOUT once the absolute deadline (chan_now() scale) has passed
- * with the counter still above zero. Checked only before blocking: a counter of zero returns 0
- * whatever the deadline. */
+ * with the counter still above zero. A counter of zero returns 0 whatever the deadline, one
+ * that has passed too. */
 int chan_wg_wait_until(chan_wg_t *wg, int64_t deadline);
 
 /* The current round's channel (elemsize 0, receive only: do not send on it, close it or free
