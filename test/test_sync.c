@@ -184,6 +184,31 @@ START_TEST(wg_chan_in_select)
 }
 END_TEST
 
+/* Go's Wait at a counter of zero returns at once, whatever Add comes at the same time. The
+ * channel taken at zero is that wait as a select case: a round begun before the select is made
+ * must not free it under the select (chan_wg(3)). It did: the add freed the closed channel
+ * that chan_wg_chan had returned at zero, and the select read freed memory (ASan: use after
+ * free; in the plain build the new channel below takes its place and is open, -EAGAIN). */
+START_TEST(wg_chan_taken_at_zero)
+{
+    chan_wg_t *wg = mkwg();
+    for (int r = 0; r < 3; r++) { /* before the first round and after one */
+        chan_t *at_zero = chan_wg_chan(wg);
+        ck_assert_int_eq(chan_wg_add(wg, 1), 0); /* an add from zero, racing the wait */
+        chan_t *other = mk(0, 0);                /* would take the freed channel's memory */
+        struct chan_case cs[] = {chan_case_recv(at_zero, NULL)};
+        ck_assert_int_eq(chan_tryselect(cs, 1), 0); /* the wait at zero: done at once */
+        ck_assert(!cs[0].ok);
+        ck_assert_ptr_ne(chan_wg_chan(wg), at_zero); /* the round's own channel, open */
+        ck_assert(!is_closed(chan_wg_chan(wg)));
+        ck_assert_int_eq(chan_free(other), 0);
+        ck_assert_int_eq(chan_wg_done(wg), 0);
+        ck_assert_ptr_eq(chan_wg_chan(wg), at_zero);
+    }
+    ck_assert_int_eq(chan_wg_free(wg), 0);
+}
+END_TEST
+
 struct round_worker {
     chan_wg_t *wg;
     chan_t *start; /* one value per round: the round's number */
@@ -1088,6 +1113,7 @@ int main(void)
     ADD_TEST(s, wg_wait_until_last_done, 30);
     ADD_TEST(s, wg_wait_until_deadline, 10);
     ADD_TEST(s, wg_chan_in_select, 30);
+    ADD_TEST(s, wg_chan_taken_at_zero, 10);
     ADD_TEST(s, wg_rounds, 60);
     ADD_TEST(s, wg_reuse_before_wait_returned, 30);
     ADD_TEST(s, wg_reuse_before_select_returned, 30);
