@@ -454,7 +454,8 @@ static void gtwo_driver(void *arg)
 }
 
 /* Go's TestWaitGroupRace on Gs: two G tasks each add to a count and call done; the driver G's
- * wait must not return before both have, a thousand times over, each WaitGroup fresh. */
+ * wait must not return before both have, a thousand times over (200 under sanitizers), each
+ * WaitGroup fresh. */
 struct grace {
     chan_wg_t *wg;
     atomic_int n;
@@ -470,7 +471,7 @@ static void grace_task(void *arg)
 static void grace_driver(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < scaled(1000, 200); i++) {
         struct grace r = {chan_wg_make(), 0};
         for (int k = 0; k < 2; k++) {
             G_CHECK(chan_wg_add(r.wg, 1) == 0);
