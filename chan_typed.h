@@ -55,9 +55,10 @@
  * word (T _Atomic * is &v's type exactly when T is _Atomic). In C++, T must also be trivially
  * copyable: values travel as bytes (memcpy), which would skip a copy constructor and leave a
  * destructor to run twice; and copyable at all, which std::atomic (trivially copyable in
- * libstdc++, its copies deleted) is not. <type_traits> is C++ whatever linkage the includer has
- * put around this header (a C header is often included inside extern "C" { }, where a template
- * is an error). */
+ * libstdc++, its copies deleted) is not, nor a structure with a const member (whose assignment
+ * is deleted: a receive stores into it all the same). <type_traits> is C++ whatever linkage the
+ * includer has put around this header (a C header is often included inside extern "C" { },
+ * where a template is an error). */
 #ifdef __cplusplus
 extern "C++" {
 #include <type_traits>
@@ -71,8 +72,8 @@ extern "C++" {
                   "CHAN_TYPED: T is not trivially copyable (values are copied as bytes)");         \
     static_assert(std::is_const<T>::value ||                                                       \
                       (std::is_copy_constructible<T>::value && std::is_copy_assignable<T>::value), \
-                  "CHAN_TYPED: T cannot be copied (a std::atomic, say: values are copied as "      \
-                  "bytes, not as atomic accesses)")
+                  "CHAN_TYPED: T cannot be copied or assigned (a std::atomic, a const member: "    \
+                  "values are copied in and out as bytes)")
 #else
 #define CHAN_TYPED_ASSERT_ _Static_assert
 #define CHAN_TYPED_CHECK_(T, v)                                                                    \

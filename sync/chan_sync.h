@@ -81,17 +81,20 @@ int chan_wg_done(chan_wg_t *wg);
 int chan_wg_wait(chan_wg_t *wg);
 
 /* As chan_wg_wait, or -ETIMEDOUT once the absolute deadline (chan_now() scale) has passed
- * with the counter still above zero. Checked only before blocking: a counter of zero returns 0
- * whatever the deadline. */
+ * with the counter still above zero. A counter of zero returns 0 whatever the deadline, one
+ * that has passed too. */
 int chan_wg_wait_until(chan_wg_t *wg, int64_t deadline);
 
 /* The current round's channel (elemsize 0, receive only: do not send on it, close it or free
  * it): closed when the counter reaches zero, so a CHAN_RECV case on it in chan_select becomes
  * ready (ok = false) when the round ends; already closed while the counter is zero. Go's idiom
  * `done := make(chan struct{}); go func() { wg.Wait(); close(done) }()` without the goroutine.
- * Valid until the next round begins: take it again for each round, and finish every operation
- * on it before the next round's first add (which otherwise fails with -EBUSY if it can tell).
- * NULL with errno EINVAL for a NULL wg. Any thread or task. */
+ * A round's channel is valid until the next round begins: take it again for each round, and
+ * finish every operation on it before the next round's first add (which otherwise fails with
+ * -EBUSY if it can tell). The channel returned at zero is the WaitGroup's own, closed for good
+ * and valid until chan_wg_free: a select on it is Go's Wait at zero, done at once even when an
+ * add begins a round before the select is made. NULL with errno EINVAL for a NULL wg. Any
+ * thread or task. */
 chan_t *chan_wg_chan(chan_wg_t *wg);
 
 /* Frees wg and its channel. 0; NULL: 0, no-op. -EBUSY (nothing freed) while the counter is

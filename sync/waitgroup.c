@@ -13,8 +13,12 @@
  *    (a round begins or ends), or would make it negative, is made under mu, and only there
  *    does count leave or reach zero. So while mu is held and count is zero, count stays zero.
  *  - done is never NULL. While count > 0 it is the round's channel, open; while count == 0 it
- *    is closed. The add that ends a round closes it under mu; the add that begins the next one
- *    replaces it under mu with a new one, after freeing the old. The close's unparks of
+ *    is zero, a channel closed when the WaitGroup is made and freed with it. The add that ends
+ *    a round closes the round's channel under mu and keeps it in last, for the waiters and
+ *    selects still on it; the add that begins the next round frees last under mu (-EBUSY if
+ *    a select is still on it) and makes a new one. A channel taken at zero thus stays valid
+ *    and closed whatever rounds come after: a select on it is Go's Wait at a counter of zero,
+ *    which returns at once, however an Add from zero races it. The close's unparks of
  *    plugged-in schedulers' tasks wait until mu is dropped (wakeups_hold, seam.h): such an
  *    unpark may call chan_wg_add.
  *  - waiters counts chan_wg_wait calls between registering (under mu, count > 0) and
@@ -39,7 +43,9 @@ struct chan_wg {
     _Atomic int64_t count;
     pthread_mutex_t mu;
     int waiters;  /* under mu */
-    chan_t *done; /* under mu */
+    chan_t *done; /* under mu: the round's channel, or zero */
+    chan_t *last; /* under mu: the last round's channel, closed, until the next round; or NULL */
+    chan_t *zero; /* closed for good: done while the counter is zero */
 };
 
 /* A closed signal-only channel: the done channel of a WaitGroup whose counter is zero. */
@@ -58,12 +64,14 @@ chan_wg_t *chan_wg_make(void)
         errno = ENOMEM;
         return NULL;
     }
-    wg->done = closed_chan();
-    if (!wg->done) {
+    wg->zero = closed_chan();
+    if (!wg->zero) {
         free(wg);
         errno = ENOMEM;
         return NULL;
     }
+    wg->done = wg->zero;
+    wg->last = NULL;
     atomic_init(&wg->count, 0);
     wg->waiters = 0;
     pthread_mutex_init(&wg->mu, NULL);
@@ -89,10 +97,11 @@ static int begin_round(chan_wg_t *wg, int64_t n)
     chan_t *next = chan_make(0, 0);
     if (!next)
         return -ENOMEM;
-    if (chan_free(wg->done) == -EBUSY) { /* a select on it has not returned yet */
+    if (chan_free(wg->last) == -EBUSY) { /* a select on it has not returned yet */
         chan_free(next);
         return -EBUSY;
     }
+    wg->last = NULL;
     wg->done = next;
     /* count is zero and only changes under mu here: a plain store, ordered by mu. */
     atomic_store_explicit(&wg->count, n, memory_order_release);
@@ -131,8 +140,11 @@ int chan_wg_add(chan_wg_t *wg, int64_t delta)
         /* c > 0: fast-path adds may still change it under us, hence the CAS. */
         if (atomic_compare_exchange_weak_explicit(&wg->count, &c, n, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
-            if (n == 0)
-                chan_close(wg->done); /* the round ends: wakes every waiter and select */
+            if (n == 0) { /* the round ends: wakes every waiter and select */
+                chan_close(wg->done);
+                wg->last = wg->done;
+                wg->done = wg->zero;
+            }
             break;
         }
     }
@@ -188,10 +200,13 @@ int chan_wg_free(chan_wg_t *wg)
         return 0;
     pthread_mutex_lock(&wg->mu);
     bool busy = atomic_load_explicit(&wg->count, memory_order_relaxed) != 0 || wg->waiters > 0 ||
-                chan_free(wg->done) == -EBUSY;
+                chan_free(wg->last) == -EBUSY;
+    if (!busy)
+        wg->last = NULL;
     pthread_mutex_unlock(&wg->mu);
     if (busy)
         return -EBUSY;
+    chan_free(wg->zero); /* closed from the start: no select ever waits on it */
     pthread_mutex_destroy(&wg->mu);
     free(wg);
     return 0;

@@ -58,6 +58,11 @@ CHAN_TYPED(aint_chan, std::atomic<int>); /* nor atomic ones: C++'s atomic, copie
 CHAN_TYPED(aint_chan, _Atomic int);                       /* nor atomic ones: the qualifier */
 #elif CASE == 14
 CHAN_TYPED(apoint_chan, _Atomic(struct point));             /* the specifier, on a struct */
+#elif CASE == 17 && defined(__cplusplus)
+struct stamped {
+    const int id;
+};
+CHAN_TYPED(stamped_chan, stamped); /* C++ only: cannot be assigned (C takes it) */
 #endif
 
 struct max {
@@ -100,6 +105,16 @@ int use(int_chan ic, point_chan pc, chan_t *raw)
 #elif CASE == 9
     struct chan_case cs[] = {point_chan_case_send(pc, &i)}; /* an int * in a point case */
     return chan_select(cs, 1);
+#elif CASE == 15
+    struct other {
+        int x, y;
+    } o = {4, 5};
+    return point_chan_trysend(pc, o); /* another structure, of the same layout even */
+#elif CASE == 16
+    struct other {
+        int x, y;
+    } o = {4, 5};
+    return point_chan_send_until(pc, o, 0);
 #else
     return 0;
 #endif

@@ -27,13 +27,28 @@ cases='1 incompatible pointer
 10 const-qualified
 12 volatile-qualified
 13 T is atomic
-14 T is atomic'
-# the same in C++ (where an atomic is std::atomic), and what only C++ has: a T that is not
-# trivially copyable
-cxxcases='10 const-qualified
+14 T is atomic
+15 incompatible type
+16 incompatible type'
+# the same in C++ (where an atomic is std::atomic, and _Atomic( ) no type at all: no case 14),
+# g++ and clang++ each in their words for a wrong argument; and what only C++ has: a T that is
+# not trivially copyable, or cannot be assigned
+cxxcases='1 cannot convert|no matching function
+2 cannot convert|no matching function
+3 could not convert|no matching function
+4 could not convert|no matching function
+5 could not convert|no matching function
+6 cannot convert|no matching function
+7 array type
+8 64 KiB
+9 cannot convert|no matching function
+10 const-qualified
 11 trivially copyable
 12 volatile-qualified
-13 cannot be copied'
+13 cannot be copied
+15 could not convert|no matching function
+16 could not convert|no matching function
+17 cannot be copied'
 
 # rejects COMPILER FLAGS CASES: each case must fail to compile, with a diagnostic that matches
 # its pattern; 1 (and what went wrong) at the first that does not.
@@ -74,4 +89,4 @@ for cxx in g++ clang++; do
 done
 [ $fail = 0 ] || { echo "compile_fail: FAILED"; exit 1; }
 echo "compile_fail: chan_typed.h with gcc, clang (C11, C17, GNU11, C2x),$cxxs (C++11): right types compile" \
-     "clean, 13 wrong uses rejected by each C compiler, 4 by each C++ compiler"
+     "clean, 15 wrong uses rejected by each C compiler, 16 by each C++ compiler"

@@ -453,6 +453,89 @@ static void gtwo_driver(void *arg)
     }
 }
 
+/* Go's TestWaitGroupRace on Gs: two G tasks each add to a count and call done; the driver G's
+ * wait must not return before both have, a thousand times over (200 under sanitizers), each
+ * WaitGroup fresh. */
+struct grace {
+    chan_wg_t *wg;
+    atomic_int n;
+};
+
+static void grace_task(void *arg)
+{
+    struct grace *r = arg;
+    atomic_fetch_add(&r->n, 1);
+    G_CHECK(chan_wg_done(r->wg) == 0);
+}
+
+static void grace_driver(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < scaled(1000, 200); i++) {
+        struct grace r = {chan_wg_make(), 0};
+        for (int k = 0; k < 2; k++) {
+            G_CHECK(chan_wg_add(r.wg, 1) == 0);
+            G_CHECK(chan_mpg_go(grace_task, &r) > 0);
+        }
+        G_CHECK(chan_wg_wait(r.wg) == 0);
+        G_CHECK(atomic_load(&r.n) == 2);
+        /* The last done may still hold the WaitGroup's mutex on another P: free says so. */
+        int rc;
+        while ((rc = chan_wg_free(r.wg)) == -EBUSY)
+            chan_mpg_yield();
+        G_CHECK(rc == 0);
+    }
+}
+
+/* Go's misuse panics on one P, where they are certain: the waiter G, released by the done that
+ * ends its round, is runnable but has not run, so its wait has not returned; an add that would
+ * begin the next round is -EBUSY (Go: "WaitGroup is reused before previous Wait has returned")
+ * and changes nothing, until the waiter has run. A done too many is -EINVAL (Go: "negative
+ * WaitGroup counter"). */
+struct greuse {
+    chan_wg_t *wg;
+    atomic_int rc;
+};
+
+static void greuse_waiter(void *arg)
+{
+    struct greuse *r = arg;
+    atomic_store(&r->rc, chan_wg_wait(r->wg));
+}
+
+static void greuse_driver(void *arg)
+{
+    struct greuse *r = arg;
+    G_CHECK(chan_wg_add(r->wg, 1) == 0);
+    G_CHECK(chan_mpg_go(greuse_waiter, r) > 0);
+    while (hchan_waiting(chan_wg_chan(r->wg), CHAN_RECV) < 1) /* parked in its wait */
+        chan_mpg_yield();
+    G_CHECK(chan_wg_done(r->wg) == 0);
+    G_CHECK(chan_wg_add(r->wg, 1) == -EBUSY);
+    G_CHECK(chan_wg_free(r->wg) == -EBUSY);
+    G_CHECK(chan_tryrecv(chan_wg_chan(r->wg), NULL) == -EPIPE); /* still zero */
+    while (atomic_load(&r->rc) == 1)
+        chan_mpg_yield();
+    G_CHECK(atomic_load(&r->rc) == 0);
+    G_CHECK(chan_wg_add(r->wg, 1) == 0);
+    G_CHECK(chan_wg_done(r->wg) == 0);
+    G_CHECK(chan_wg_done(r->wg) == -EINVAL);
+}
+
+START_TEST(wg_race_and_misuse_on_gs)
+{
+    ck_assert_int_eq(chan_mpg_start(1), 0);
+    struct greuse r = {chan_wg_make(), 1};
+    go(greuse_driver, &r);
+    finish();
+    ck_assert_int_eq(chan_wg_free(r.wg), 0);
+    ck_assert_int_eq(chan_mpg_start(2), 0);
+    go(grace_driver, NULL);
+    finish();
+    NO_BAD();
+}
+END_TEST
+
 /* errgroup's TestTryGo and TestZeroGroup with G tasks, driven by a G. */
 static int g_send_task(chan_ctx_t *ctx, void *arg)
 {
@@ -644,6 +727,7 @@ int main(void)
     ADD_TEST(s, timers_on_gs, 60);
     ADD_TEST(s, contexts_on_gs, 60);
     ADD_TEST(s, wg_and_group_ports_on_gs, 60);
+    ADD_TEST(s, wg_race_and_misuse_on_gs, 60);
     ADD_TEST(s, sleep_zero_and_tick_stress_on_gs, 60);
     ADD_TEST(s, timer_every_arming_accounted_for_on_gs, 60);
     return run_suite(s);

@@ -184,6 +184,31 @@ START_TEST(wg_chan_in_select)
 }
 END_TEST
 
+/* Go's Wait at a counter of zero returns at once, whatever Add comes at the same time. The
+ * channel taken at zero is that wait as a select case: a round begun before the select is made
+ * must not free it under the select (chan_wg(3)). It did: the add freed the closed channel
+ * that chan_wg_chan had returned at zero, and the select read freed memory (ASan: use after
+ * free; in the plain build the new channel below takes its place and is open, -EAGAIN). */
+START_TEST(wg_chan_taken_at_zero)
+{
+    chan_wg_t *wg = mkwg();
+    for (int r = 0; r < 3; r++) { /* before the first round and after one */
+        chan_t *at_zero = chan_wg_chan(wg);
+        ck_assert_int_eq(chan_wg_add(wg, 1), 0); /* an add from zero, racing the wait */
+        chan_t *other = mk(0, 0);                /* would take the freed channel's memory */
+        struct chan_case cs[] = {chan_case_recv(at_zero, NULL)};
+        ck_assert_int_eq(chan_tryselect(cs, 1), 0); /* the wait at zero: done at once */
+        ck_assert(!cs[0].ok);
+        ck_assert_ptr_ne(chan_wg_chan(wg), at_zero); /* the round's own channel, open */
+        ck_assert(!is_closed(chan_wg_chan(wg)));
+        ck_assert_int_eq(chan_free(other), 0);
+        ck_assert_int_eq(chan_wg_done(wg), 0);
+        ck_assert_ptr_eq(chan_wg_chan(wg), at_zero);
+    }
+    ck_assert_int_eq(chan_wg_free(wg), 0);
+}
+END_TEST
+
 struct round_worker {
     chan_wg_t *wg;
     chan_t *start; /* one value per round: the round's number */
@@ -881,6 +906,93 @@ START_TEST(wg_two_groups_reused)
 }
 END_TEST
 
+/* Go's TestWaitGroupRace: two tasks each add to a shared count and call done; wait must not
+ * return before both have (a spurious wake-up), a thousand times over, each WaitGroup fresh. */
+struct race_task {
+    chan_wg_t *wg;
+    _Atomic int *n;
+};
+
+static void *race_task_main(void *p)
+{
+    struct race_task *t = p;
+    atomic_fetch_add(t->n, 1);
+    ck_assert_int_eq(chan_wg_done(t->wg), 0);
+    return NULL;
+}
+
+START_TEST(wg_no_spurious_wakeup)
+{
+    for (int i = 0; i < scaled(1000, 200); i++) {
+        _Atomic int n = 0;
+        struct race_task t = {mkwg(), &n};
+        pthread_t th[2];
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(chan_wg_add(t.wg, 1), 0);
+            th[k] = spawn(race_task_main, &t);
+        }
+        ck_assert_int_eq(chan_wg_wait(t.wg), 0);
+        ck_assert_int_eq(atomic_load(&n), 2);
+        for (int k = 0; k < 2; k++)
+            join(th[k]);
+        ck_assert_int_eq(chan_wg_free(t.wg), 0);
+    }
+}
+END_TEST
+
+/* Go's TestWaitGroupMisuse3 (of older Go releases, whose panics are opportunistic): a task's
+ * done ends a round that two threads wait for, and one of them, its own wait returned, begins
+ * the next round at once, perhaps before the other's wait has returned. Here that add either
+ * succeeds (the other wait had returned) or fails with -EBUSY and changes nothing; whichever,
+ * no call hangs or aborts, and the WaitGroup is whole afterwards. */
+struct misuse {
+    chan_wg_t *wg;
+    _Atomic int reuse_rc;
+};
+
+static void *misuse_done_main(void *p)
+{
+    ck_assert_int_eq(chan_wg_done(((struct misuse *)p)->wg), 0);
+    return NULL;
+}
+
+static void *misuse_reuser_main(void *p)
+{
+    struct misuse *m = p;
+    ck_assert_int_eq(chan_wg_wait(m->wg), 0);
+    int rc = chan_wg_add(m->wg, 1); /* maybe before the other waiter has returned */
+    atomic_store(&m->reuse_rc, rc);
+    if (rc == 0) {
+        pthread_t t = spawn(misuse_done_main, m);
+        ck_assert_int_eq(chan_wg_wait(m->wg), 0);
+        join(t);
+    }
+    return NULL;
+}
+
+static void *misuse_waiter_main(void *p)
+{
+    ck_assert_int_eq(chan_wg_wait(((struct misuse *)p)->wg), 0);
+    return NULL;
+}
+
+START_TEST(wg_reuse_racing_a_wait)
+{
+    for (int i = 0; i < scaled(2000, 300); i++) {
+        struct misuse m = {mkwg(), 1};
+        ck_assert_int_eq(chan_wg_add(m.wg, 1), 0);
+        pthread_t th[] = {spawn(misuse_done_main, &m), spawn(misuse_reuser_main, &m),
+                          spawn(misuse_waiter_main, &m)};
+        for (int k = 0; k < 3; k++)
+            join(th[k]);
+        int rc = atomic_load(&m.reuse_rc);
+        ck_assert_msg(rc == 0 || rc == -EBUSY, "the reusing add returned %d", rc);
+        ck_assert_int_eq(chan_wg_wait(m.wg), 0);
+        ck_assert_int_eq(chan_wg_free(m.wg), 0);
+    }
+}
+END_TEST
+
 /* Go's TestZeroGroup: a group given one task at a time, waited for after each: wait returns
  * the first error of all the tasks so far, or 0 while none failed. */
 START_TEST(group_wait_after_each)
@@ -901,18 +1013,19 @@ START_TEST(group_wait_after_each)
 }
 END_TEST
 
-/* Go's TestWithContext: whatever the tasks returned, the group's context is done once wait has
- * returned, and wait returns the first error. */
+/* Go's TestWithContext: whatever the tasks returned, and with none at all, the group's context
+ * is done once wait has returned, and wait returns the first error. */
 START_TEST(group_ctx_done_after_wait)
 {
     static const int cases[][3] = {{0, 0, 0}, {-EIO, 0, 0}, {0, -EIO, -EPERM}};
-    for (size_t c = 0; c < 3; c++) {
+    static const int len[] = {0, 3, 3, 3};
+    for (size_t c = 0; c < 4; c++) {
         chan_group_t *g = mkgroup(chan_ctx_background());
         int first = 0;
-        for (int i = 0; i < 3; i++) {
-            ck_assert_int_eq(chan_group_go(g, fail_with_arg, (void *)(intptr_t)cases[c][i]), 0);
+        for (int i = 0; i < len[c]; i++) {
+            ck_assert_int_eq(chan_group_go(g, fail_with_arg, (void *)(intptr_t)cases[c - 1][i]), 0);
             if (!first)
-                first = cases[c][i];
+                first = cases[c - 1][i];
             if (first) /* tasks run one at a time here: the first to fail is known */
                 ck_assert_int_eq(chan_group_wait(g), first);
         }
@@ -1000,6 +1113,7 @@ int main(void)
     ADD_TEST(s, wg_wait_until_last_done, 30);
     ADD_TEST(s, wg_wait_until_deadline, 10);
     ADD_TEST(s, wg_chan_in_select, 30);
+    ADD_TEST(s, wg_chan_taken_at_zero, 10);
     ADD_TEST(s, wg_rounds, 60);
     ADD_TEST(s, wg_reuse_before_wait_returned, 30);
     ADD_TEST(s, wg_reuse_before_select_returned, 30);
@@ -1017,6 +1131,8 @@ int main(void)
     ADD_TEST(s, group_free_busy, 30);
     ADD_TEST(s, group_free_busy_while_wait_returns, 60);
     ADD_TEST(s, wg_two_groups_reused, 30);
+    ADD_TEST(s, wg_no_spurious_wakeup, 60);
+    ADD_TEST(s, wg_reuse_racing_a_wait, 120);
     ADD_TEST(s, group_wait_after_each, 30);
     ADD_TEST(s, group_ctx_done_after_wait, 30);
     ADD_TEST(s, group_trygo_limits, 30);
