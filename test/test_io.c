@@ -57,26 +57,7 @@ static void no_fd_leaked(void (*body)(void))
 /* How a body of io_bodies.h runs its tasks: each a thread. */
 typedef pthread_t task_t;
 
-struct task_start {
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void *task_run(void *p)
-{
-    struct task_start s = *(struct task_start *)p;
-    free(p);
-    s.fn(s.arg);
-    return NULL;
-}
-
-static task_t task_go(void (*fn)(void *), void *arg)
-{
-    struct task_start *s = malloc(sizeof *s);
-    ck_assert_ptr_nonnull(s);
-    *s = (struct task_start){fn, arg};
-    return spawn(task_run, s);
-}
+static task_t task_go(void (*fn)(void *), void *arg) { return spawn_fn(fn, arg, 0); }
 
 static void task_join(task_t t) { join(t); }
 

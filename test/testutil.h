@@ -97,6 +97,36 @@ static inline pthread_t spawn(void *(*fn)(void *), void *arg)
     return t;
 }
 
+/* Start fn(arg), a function of the kind a G or a spawn function runs (void (*)(void *)), as a
+ * thread of stack bytes (0: the default), or fail the test. */
+struct spawn_fn_start {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static inline void *spawn_fn_run(void *p)
+{
+    struct spawn_fn_start s = *(struct spawn_fn_start *)p;
+    free(p);
+    s.fn(s.arg);
+    return NULL;
+}
+
+static inline pthread_t spawn_fn(void (*fn)(void *), void *arg, size_t stack)
+{
+    struct spawn_fn_start *s = malloc(sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    *s = (struct spawn_fn_start){fn, arg};
+    pthread_attr_t attr;
+    ck_assert_int_eq(pthread_attr_init(&attr), 0);
+    if (stack)
+        ck_assert_int_eq(pthread_attr_setstacksize(&attr, stack), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, &attr, spawn_fn_run, s), 0);
+    pthread_attr_destroy(&attr);
+    return t;
+}
+
 static inline void *join(pthread_t t)
 {
     void *r = NULL;
