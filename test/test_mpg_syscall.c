@@ -12,7 +12,6 @@
  */
 #include "testmpg.h"
 
-#include <dirent.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -51,36 +50,14 @@ static void reader(void *arg)
     atomic_fetch_add(&rd.done, 1);
 }
 
-/* Whether all n readers are blocked in read(2) on rd's pipes: counts the process's threads whose
- * /proc syscall file names read and a pipe's read end (the file says the call a thread blocks
- * in, its number then its arguments; "running" while it runs). A reader counted in rd.entered
- * has announced its call but may not have reached it yet. */
+/* Whether all n readers are blocked in read(2) on rd's pipes (a reader counted in rd.entered
+ * has announced its call but may not have reached it yet). */
 static int readers_in_read(void *arg)
 {
-    int n = (int)(intptr_t)arg, in_read = 0;
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    for (struct dirent *e; (e = readdir(d));) {
-        char path[300], buf[128];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; /* the thread has just ended */
-        size_t k = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[k] = 0;
-        long nr;
-        unsigned long fd;
-        if (sscanf(buf, "%ld %lx", &nr, &fd) != 2 || nr != SYS_read)
-            continue;
-        for (int i = 0; i < NPIPES; i++)
-            if ((unsigned long)rd.fd[i][0] == fd)
-                in_read++;
-    }
-    closedir(d);
-    return in_read == n;
+    int fds[NPIPES];
+    for (int i = 0; i < NPIPES; i++)
+        fds[i] = rd.fd[i][0];
+    return threads_in_syscall(SYS_read, fds, NPIPES) == (int)(intptr_t)arg;
 }
 
 START_TEST(readers_block_pingpong_runs)

@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -155,6 +156,38 @@ static inline int eventually(int (*f)(void *), void *arg)
         sleep_ms(1);
     }
     return 0;
+}
+
+/* How many threads of the process are blocked in system call nr with one of fds[0..n) as its
+ * first argument: /proc's syscall file of a thread names the call it blocks in, its number then
+ * its arguments ("running" while it runs). What a test waits for when a thread, or the M of a G
+ * in a system call, must be in the kernel and not on its way there. */
+static inline int threads_in_syscall(long nr, const int *fds, int n)
+{
+    int in = 0;
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[300], buf[128];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread has just ended */
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        long got;
+        unsigned long fd;
+        if (sscanf(buf, "%ld %lx", &got, &fd) != 2 || got != nr)
+            continue;
+        for (int i = 0; i < n; i++)
+            if ((unsigned long)fds[i] == fd)
+                in++;
+    }
+    closedir(d);
+    return in;
 }
 
 /* White-box probe (chan_internal.h; linked from the static library): how many sudogs are queued
