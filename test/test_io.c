@@ -100,41 +100,9 @@ END_TEST
 START_TEST(test_busy) { no_fd_leaked(busy_body); }
 END_TEST
 
-/*
- * A select that would wait on an fd that another call waits on returns -EBUSY, nothing done; a
- * buffered channel among its cases runs lock-free again after it. (The select's last look,
- * which stops a ring's lock-free paths to see it empty at one instant, left it stopped on that
- * return: every later operation on it took its lock, until a waiter came and went, and the
- * sanitizer builds' invariant check aborted at the next one.)
- */
 START_TEST(test_busy_select_leaves_ring_running)
 {
-    int p[2];
-    mkpipe(p);
-    struct call wi = {.op = OP_WAIT_IN, .fd = p[0], .deadline = CHAN_FOREVER};
-    task_t t = task_go(run_call, &wi);
-    ck_assert(fd_blocked(p[0], POLLIN));
-    chan_t *c = chan_make(sizeof(int), 4);
-    ck_assert_ptr_nonnull(c);
-    int rev, v = 7;
-    for (int form = 0; form < 2; form++) {
-        struct chan_case cs[2] = {
-            {.chan = chan_fd_chan(p[0], POLLIN), .elem = &rev, .dir = CHAN_RECV},
-            {.chan = c, .elem = &v, .dir = CHAN_RECV},
-        };
-        int r = form ? chan_select(cs, 2) : chan_select_until(cs, 2, chan_now() + 1000 * MS);
-        ck_assert_int_eq(r, -EBUSY);
-        ck_assert_msg(!hchan_ring_stopped(c), "the ring stays stopped after -EBUSY (form %d)",
-                      form);
-        ck_assert_int_eq(chan_send(c, &v), 0);
-        ck_assert_int_eq(chan_recv(c, &v), 0);
-    }
-    put1(p[1]);
-    task_join(t);
-    ck_assert_int_gt(wi.r, 0);
-    ck_assert_int_eq(chan_free(c), 0);
-    fdclose(p[0]);
-    fdclose(p[1]);
+    no_fd_leaked(busy_select_leaves_ring_running_body);
 }
 END_TEST
 
@@ -1169,85 +1137,10 @@ START_TEST(test_fd_wait_polls_few_times)
 }
 END_TEST
 
-/* O_NONBLOCK as chan_io(3) says ("Waiting and I/O"): chan_fd_chan and chan_fd_wait leave the
- * flags as they found them; the first I/O call sets it, on the open file description (a dup
- * sees it); nothing clears it, chan_fd_close neither; a new fd under the same number meets no
- * record of the old one: it starts blocking, and its first I/O call sets the flag again (so a
- * read with a deadline returns instead of blocking in read(2)). */
-static void nonblock_flag(void)
-{
-    int p[2];
-    char c;
-    ck_assert_int_eq(pipe(p), 0);
-    int d = dup(p[0]);
-    ck_assert_int_ge(d, 0);
-    ck_assert(!(fcntl(p[0], F_GETFL) & O_NONBLOCK));
-    ck_assert_ptr_nonnull(chan_fd_chan(p[0], POLLIN));
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    ck_assert(!(fcntl(p[0], F_GETFL) & O_NONBLOCK));
-    ck_assert_int_eq(chan_read(p[0], &c, 1, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    ck_assert(fcntl(p[0], F_GETFL) & O_NONBLOCK);
-    ck_assert(fcntl(d, F_GETFL) & O_NONBLOCK);
-    int old = p[0];
-    fdclose(p[0]);
-    fdclose(p[1]);
-    ck_assert(fcntl(d, F_GETFL) & O_NONBLOCK);
-    /* A fresh pipe's reading end under the old number. */
-    ck_assert_int_eq(pipe(p), 0);
-    if (p[0] != old) {
-        ck_assert_int_eq(dup2(p[0], old), old);
-        ck_assert_int_eq(close(p[0]), 0);
-    }
-    ck_assert(!(fcntl(old, F_GETFL) & O_NONBLOCK));
-    ck_assert_int_eq(chan_read(old, &c, 1, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    ck_assert(fcntl(old, F_GETFL) & O_NONBLOCK);
-    put1(p[1]);
-    ck_assert_int_eq(chan_read(old, &c, 1, NULL, CHAN_FOREVER), 1);
-    fdclose(old);
-    fdclose(p[1]);
-    ck_assert_int_eq(close(d), 0);
-}
-
-START_TEST(test_nonblock_flag) { no_fd_leaked(nonblock_flag); }
+START_TEST(test_nonblock_flag) { no_fd_leaked(nonblock_flag_body); }
 END_TEST
 
-/* The same fd channel in two cases of one select, as Go allows a channel twice: the select
- * waits on it (no -EBUSY against itself), times out, and fires when the fd is ready. The
- * two directions of one socket in one select are two waits, each in its own slot. */
-static void *put1_later(void *arg)
-{
-    sleep_ms(10);
-    put1((int)(intptr_t)arg);
-    return NULL;
-}
-
-static void same_fd_twice(void)
-{
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    int r0 = 0, r1 = 0;
-    struct chan_case cs[2] = {chan_case_recv(chan_fd_chan(p[0], POLLIN), &r0),
-                              chan_case_recv(chan_fd_chan(p[0], POLLIN), &r1)};
-    ck_assert_int_eq(chan_select_until(cs, 2, chan_now() + 5 * MS), -ETIMEDOUT);
-    pthread_t t = spawn(put1_later, (void *)(intptr_t)p[1]);
-    int k = chan_select_until(cs, 2, chan_now() + 10 * CHAN_SECOND);
-    ck_assert_msg(k == 0 || k == 1, "select: %d", k);
-    ck_assert(cs[k].ok);
-    ck_assert_int_eq(k == 0 ? r0 : r1, POLLIN);
-    join(t);
-    int a, b, w = 0;
-    tcp_pair(&a, &b);
-    struct chan_case both[2] = {chan_case_recv(chan_fd_chan(a, POLLIN), &r0),
-                                chan_case_recv(chan_fd_chan(a, POLLOUT), &w)};
-    ck_assert_int_eq(chan_select(both, 2), 1);
-    ck_assert_int_eq(w, POLLOUT);
-    fdclose(a);
-    fdclose(b);
-    fdclose(p[0]);
-    fdclose(p[1]);
-}
-
-START_TEST(test_same_fd_twice) { no_fd_leaked(same_fd_twice); }
+START_TEST(test_same_fd_twice) { no_fd_leaked(same_fd_twice_body); }
 END_TEST
 
 int main(void)

@@ -235,6 +235,15 @@ END_TEST
 START_TEST(bad_input) { on_g(bad_fds_body, 2); }
 END_TEST
 
+START_TEST(busy_select_leaves_ring_running) { on_g(busy_select_leaves_ring_running_body, 2); }
+END_TEST
+
+START_TEST(nonblock_flag) { on_g(nonblock_flag_body, 2); }
+END_TEST
+
+START_TEST(same_fd_twice) { on_g(same_fd_twice_body, 2); }
+END_TEST
+
 /* On one P: a G waits on an fd, and another G closes it. The close wakes the waiter into the
  * closer's P and then waits for it to leave its call: the closer must park for that, or the
  * waiter, queued behind it on the only P, never runs (with a condition variable it hung). */
@@ -860,5 +869,8 @@ int main(void)
     ADD_TEST(s, token_no_poll, 30);
     ADD_TEST(s, stale_token_waits, 30);
     ADD_TEST(s, level_look_leaves_token, 30);
+    ADD_TEST(s, busy_select_leaves_ring_running, 30);
+    ADD_TEST(s, nonblock_flag, 30);
+    ADD_TEST(s, same_fd_twice, 30);
     return run_suite(s);
 }
