@@ -8,6 +8,7 @@
  *   task_go(fn, arg)        starts fn(arg) as a thread, or as a G
  *   task_join(t)            waits until t's fn has returned (then t is gone)
  *   task_yield()            Go's runtime.Gosched: sched_yield, or chan_mpg_yield
+ *   task_id()               the running task's id: its thread's (gettid), or its G's
  *   fd_blocked(fd, events)  until an operation waits on fd for events (fd_waiter_queued, with a
  *                           pause that parks a G rather than its thread)
  *
@@ -801,6 +802,49 @@ static void consume(void *arg)
         next++;
         ck_assert_int_lt(chan_now(), end);
     }
+}
+
+/* ---- A select's look again after PARK_IO, held up ------------------------------------------- */
+
+/* For the tests of a select that PARK_IO woke and that looks at its cases again holding its
+ * channel c all along (restart_after_close_and_free in both files): relook_select selects over
+ * the fd and c on a task of its own; once armed, relook_hold (as poll_hold, testnet.h) holds
+ * that task's next look at the fd up, and relook_is_held says so. */
+static _Atomic int64_t relook_task = -1;
+static atomic_bool relook_armed, relook_held;
+
+static void relook_hold(void)
+{
+    if (task_id() == atomic_load(&relook_task) && atomic_exchange(&relook_armed, false)) {
+        atomic_store(&relook_held, true);
+        sleep_ms(scaled(100, 300));
+    }
+}
+
+static int relook_is_held(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relook_held);
+}
+
+struct relook {
+    int fd;
+    chan_t *c;
+    int r;
+    bool ok;
+};
+
+static void relook_select(void *arg)
+{
+    struct relook *x = arg;
+    atomic_store(&relook_task, task_id());
+    int rev;
+    struct chan_case cs[2] = {
+        {.chan = chan_fd_chan(x->fd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
+        {.chan = x->c, .dir = CHAN_RECV},
+    };
+    x->r = chan_select(cs, 2);
+    x->ok = x->r >= 0 && cs[x->r].ok;
 }
 
 #endif

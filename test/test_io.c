@@ -63,6 +63,8 @@ static void task_join(task_t t) { join(t); }
 
 static void task_yield(void) { sched_yield(); }
 
+static int64_t task_id(void) { return gettid(); }
+
 #include "io_bodies.h"
 
 /* ---- Cancellation and deadlines (the bodies: io_bodies.h) ----------------------------------- */
@@ -284,56 +286,16 @@ END_TEST
  * closed. One that looked at c after its close (it unlocked every channel before looking again)
  * got the new channel's value, or, under ASan, a use after free.
  */
-static pthread_t relook_thread;
-static atomic_bool relook_armed, relook_held;
-
-static void relook_hold(void)
-{
-    if (pthread_equal(pthread_self(), relook_thread) && atomic_exchange(&relook_armed, false)) {
-        atomic_store(&relook_held, true);
-        sleep_ms(scaled(100, 300));
-    }
-}
-
-static int relook_is_held(void *arg)
-{
-    (void)arg;
-    return atomic_load(&relook_held);
-}
-
-struct relook {
-    int fd;
-    chan_t *c, *go;
-    int r;
-    bool ok;
-};
-
-static void *relook_select(void *arg)
-{
-    struct relook *x = arg;
-    ck_assert_int_eq(chan_recv(x->go, NULL), -EPIPE);
-    int rev;
-    struct chan_case cs[2] = {
-        {.chan = chan_fd_chan(x->fd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
-        {.chan = x->c, .dir = CHAN_RECV},
-    };
-    x->r = chan_select(cs, 2);
-    x->ok = x->r >= 0 && cs[x->r].ok;
-    return NULL;
-}
-
 START_TEST(test_restart_after_close_and_free)
 {
     int p[2];
     mkpipe(p);
-    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .go = chan_make(0, 0), .r = -1};
+    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .r = -1};
     atomic_store(&relook_armed, false);
     atomic_store(&relook_held, false);
-    pthread_t t = spawn(relook_select, &x);
-    relook_thread = t;
     atomic_store(&polled_fd, p[0]);
     atomic_store(&poll_hold, relook_hold);
-    ck_assert_int_eq(chan_close(x.go), 0);
+    task_t t = task_go(relook_select, &x);
     ck_assert(fd_blocked(p[0], POLLIN));
     atomic_store(&relook_armed, true);
     put1(p[1]);
@@ -343,13 +305,12 @@ START_TEST(test_restart_after_close_and_free)
     ck_assert_int_eq(chan_free(x.c), 0);
     chan_t *other = chan_make(0, 1);
     ck_assert_int_eq(chan_send(other, NULL), 0);
-    join(t);
+    task_join(t);
     atomic_store(&poll_hold, NULL);
     atomic_store(&polled_fd, -1);
     ck_assert_int_eq(x.r, 1);
     ck_assert(!x.ok);
     ck_assert_int_eq(chan_free(other), 0);
-    ck_assert_int_eq(chan_free(x.go), 0);
     fdclose(p[0]);
     fdclose(p[1]);
 }
