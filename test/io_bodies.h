@@ -31,7 +31,7 @@
 #include "chan_io.h"
 #include "chan_time.h"
 
-/* ---- A task running one I/O call ------------------------------------------------------------ */
+/* ---- A task running one I/O call ------------------------------------------------------------- */
 
 /* What it called, and what it got back, when. */
 enum op { OP_WAIT_IN, OP_WAIT_OUT, OP_READ, OP_WRITE, OP_ACCEPT, OP_CLOSE };
@@ -328,7 +328,7 @@ static void select_socket_channel_timer_body(void)
     fdclose(b);
 }
 
-/* ---- Bad input; one waiter per fd and direction; chan_fd_close ------------------------------ */
+/* ---- Bad input; one waiter per fd and direction; chan_fd_close ------------------------------- */
 
 static void bad_fds_body(void)
 {
@@ -804,7 +804,7 @@ static void consume(void *arg)
     }
 }
 
-/* ---- A select's look again after PARK_IO, held up ------------------------------------------- */
+/* ---- A select's look again after PARK_IO, held up -------------------------------------------- */
 
 /* For the tests of a select that PARK_IO woke and that looks at its cases again holding its
  * channel c all along (restart_after_close_and_free in both files): relook_select selects over

@@ -54,6 +54,7 @@ static void no_fd_leaked(void (*body)(void))
     join(spawn(run_body, (void *)body));
     ck_assert_int_eq(nfds(), before);
 }
+
 /* How a body of io_bodies.h runs its tasks: each a thread. */
 typedef pthread_t task_t;
 
@@ -67,7 +68,7 @@ static int64_t task_id(void) { return gettid(); }
 
 #include "io_bodies.h"
 
-/* ---- Cancellation and deadlines (the bodies: io_bodies.h) ----------------------------------- */
+/* ---- Cancellation and deadlines (the bodies: io_bodies.h) ------------------------------------ */
 
 START_TEST(test_cancel_blocked_socket) { no_fd_leaked(cancel_blocked_socket_body); }
 END_TEST
@@ -94,7 +95,7 @@ END_TEST
 START_TEST(test_select_socket_channel_timer) { no_fd_leaked(select_socket_channel_timer_body); }
 END_TEST
 
-/* ---- Bad input; one waiter per fd and direction; chan_fd_close ------------------------------ */
+/* ---- Bad input; one waiter per fd and direction; chan_fd_close ------------------------------- */
 
 START_TEST(test_bad_fds) { no_fd_leaked(bad_fds_body); }
 END_TEST
@@ -175,7 +176,7 @@ START_TEST(test_fd_close_races)
 }
 END_TEST
 
-/* ---- Uniform choice with fd cases ---------------------------------------------------------- */
+/* ---- Uniform choice with fd cases ------------------------------------------------------------ */
 
 /*
  * The choice among ready cases stays uniform when fd cases are ready (test_select's fairness
@@ -234,7 +235,7 @@ START_TEST(test_fairness_with_fds)
 }
 END_TEST
 
-/* ---- The restart after PARK_IO ------------------------------------------------------------- */
+/* ---- The restart after PARK_IO --------------------------------------------------------------- */
 
 /*
  * While values flow through a channel into a select that also waits for a pipe, a flapper
@@ -244,9 +245,10 @@ END_TEST
  * select must then take the sender's value, not start over). Every value must arrive exactly
  * once and in order; none may be left over. Unbuffered and buffered (a ring) channels, plain
  * select and select with a deadline.
+ *
+ * One run: a flapping pipe, a producer of n values into c (cap 0 or 8), and consumer(arg)
+ * receiving them (produce and consume: io_bodies.h); then nothing may be left over.
  */
-/* One run: a flapping pipe, a producer of n values into c (cap 0 or 8), and consumer(arg)
- * receiving them (io_bodies.h); then nothing may be left over. */
 static void restart_run(void (*consumer)(void *), int cap, long n, int until_ms)
 {
     int p[2];
@@ -316,7 +318,7 @@ START_TEST(test_restart_after_close_and_free)
 }
 END_TEST
 
-/* ---- Scheduler hooks ------------------------------------------------------------------------ */
+/* ---- Scheduler hooks ------------------------------------------------------------------------- */
 
 /* A minimal plugged-in scheduler of one task per thread: a permit under a mutex, and an
  * eventfd for its park to poll, along with the waiter's fds when it declares it can (io: the
@@ -574,7 +576,7 @@ START_TEST(test_hook_park_after_fd_close)
 }
 END_TEST
 
-/* ---- The I/O calls ------------------------------------------------------------------------- */
+/* ---- The I/O calls --------------------------------------------------------------------------- */
 
 START_TEST(test_write_all_read_all) { no_fd_leaked(write_all_read_all_body); }
 END_TEST
@@ -1066,7 +1068,7 @@ START_TEST(test_fork_during_close)
 }
 END_TEST
 
-/* ---- How often a waiting thread polls --------------------------------------------------- */
+/* ---- How often a waiting thread polls -------------------------------------------------------- */
 
 /* poll(2) is counted on one fd (polled_fd, polls): testnet.h. */
 

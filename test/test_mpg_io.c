@@ -194,7 +194,7 @@ START_TEST(readers_park_pingpong_runs)
 }
 END_TEST
 
-/* ---- The bodies of io_bodies.h, on a G ------------------------------------------------------ */
+/* ---- The bodies of io_bodies.h, on a G ------------------------------------------------------- */
 
 START_TEST(select_socket_channel_timer) { on_g(select_socket_channel_timer_body, 2); }
 END_TEST
