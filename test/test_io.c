@@ -2,7 +2,8 @@
 /*
  * test_io.c - Check suite for chan_io.h: fd channels in select, the I/O calls, chan_fd_close,
  * chan_sleep_until, signals on channels, and the core's waiting on fds (the pthread parker's
- * poll mode, PARK_IO and the select's restart, the scheduler seam).
+ * poll mode, PARK_IO and the select's restart, the scheduler seam). The bodies that say the same
+ * on Gs are io_bodies.h's: this file runs them on threads, test_mpg_io.c on Gs.
  *
  * Conventions (as test_select.c's):
  *   - A test that needs a thread blocked waits until its sudog is queued on the fd channel
@@ -54,104 +55,25 @@ static void no_fd_leaked(void (*body)(void))
     ck_assert_int_eq(nfds(), before);
 }
 
-/* A thread running one I/O call: what it called, and what it got back, when. */
-enum op { OP_WAIT_IN, OP_WAIT_OUT, OP_READ, OP_WRITE, OP_ACCEPT };
-struct call {
-    enum op op;
-    int fd;
-    chan_t *cancel;
-    int64_t deadline;
-    size_t n; /* OP_WRITE: bytes */
-    long r;
-    int64_t returned; /* chan_now() as it returned */
-};
+/* How a body of io_bodies.h runs its tasks: each a thread. */
+typedef pthread_t task_t;
 
-static void *run_call(void *arg)
-{
-    struct call *c = arg;
-    static char buf[1 << 16];
-    switch (c->op) {
-    case OP_WAIT_IN: c->r = chan_fd_wait(c->fd, POLLIN, c->cancel, c->deadline); break;
-    case OP_WAIT_OUT: c->r = chan_fd_wait(c->fd, POLLOUT, c->cancel, c->deadline); break;
-    case OP_READ: c->r = chan_read(c->fd, buf, sizeof buf, c->cancel, c->deadline); break;
-    case OP_WRITE: c->r = chan_write(c->fd, buf, c->n, c->cancel, c->deadline); break;
-    case OP_ACCEPT: c->r = chan_accept(c->fd, NULL, NULL, c->cancel, c->deadline); break;
-    }
-    c->returned = chan_now();
-    return NULL;
-}
+static task_t task_go(void (*fn)(void *), void *arg) { return spawn_fn(fn, arg, 0); }
 
-/* ---- Cancellation and deadlines -------------------------------------------------------------- */
+static void task_join(task_t t) { join(t); }
 
-/* A thread blocked waiting for a socket (chan_read, chan_fd_wait, chan_accept) returns
- * -ECANCELED promptly when its context is cancelled. */
-START_TEST(test_cancel_blocked_socket)
-{
-    int a, b;
-    tcp_pair(&a, &b);
-    struct sockaddr_in sa;
-    int l = tcp_listener(&sa);
-    for (int op = 0; op < 3; op++) {
-        chan_ctx_t *ctx = chan_ctx_with_cancel(chan_ctx_background());
-        ck_assert_ptr_nonnull(ctx);
-        struct call c = {.op = op == 0   ? OP_READ
-                               : op == 1 ? OP_WAIT_IN
-                                         : OP_ACCEPT,
-                         .fd = op == 2 ? l : b,
-                         .cancel = chan_ctx_done(ctx),
-                         .deadline = CHAN_FOREVER};
-        pthread_t t = spawn(run_call, &c);
-        ck_assert(fd_blocked(c.fd, POLLIN));
-        int64_t t0 = chan_now();
-        ck_assert_int_eq(chan_ctx_cancel(ctx), 0);
-        join(t);
-        ck_assert_int_eq(c.r, -ECANCELED);
-        ck_assert_msg(c.returned - t0 < late_bound(), "op %d: returned %lld ns after the cancel",
-                      op, (long long)(c.returned - t0));
-        ck_assert_int_eq(chan_ctx_free(ctx), 0);
-    }
-    /* The socket still works afterwards: nothing was consumed or left queued. */
-    put1(a);
-    char x;
-    ck_assert_int_eq(chan_read(b, &x, 1, NULL, CHAN_FOREVER), 1);
-    fdclose(a);
-    fdclose(b);
-    fdclose(l);
-}
+static void task_yield(void) { sched_yield(); }
+
+static int64_t task_id(void) { return gettid(); }
+
+#include "io_bodies.h"
+
+/* ---- Cancellation and deadlines (the bodies: io_bodies.h) ------------------------------------ */
+
+START_TEST(test_cancel_blocked_socket) { no_fd_leaked(cancel_blocked_socket_body); }
 END_TEST
 
-/* A deadline: -ETIMEDOUT, never early; a passed deadline does not stop what is ready. */
-START_TEST(test_deadlines)
-{
-    int p[2];
-    mkpipe(p);
-    char buf[8];
-    for (int i = 0; i < 2; i++) {
-        int64_t d = chan_now() + 30 * MS, t;
-        long r =
-            i ? chan_read(p[0], buf, sizeof buf, NULL, d) : chan_fd_wait(p[0], POLLIN, NULL, d);
-        t = chan_now();
-        ck_assert_int_eq(r, -ETIMEDOUT);
-        ck_assert_int_ge(t, d);
-        ck_assert_msg(t - d < late_bound(), "%lld ns late", (long long)(t - d));
-    }
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now()), -ETIMEDOUT);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, INT64_MIN), -ETIMEDOUT);
-    put1(p[1]);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, INT64_MIN), POLLIN);
-    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, NULL, INT64_MIN), 1);
-    ck_assert_int_eq(chan_fd_wait(p[1], POLLOUT, NULL, INT64_MIN), POLLOUT);
-    /* A cancel channel already closed does not stop a ready fd either. */
-    chan_t *done = chan_make(0, 0);
-    ck_assert_int_eq(chan_close(done), 0);
-    put1(p[1]);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, done, CHAN_FOREVER), POLLIN);
-    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, done, CHAN_FOREVER), 1);
-    ck_assert_int_eq(chan_read(p[0], buf, sizeof buf, done, CHAN_FOREVER), -ECANCELED);
-    ck_assert_int_eq(chan_free(done), 0);
-    fdclose(p[0]);
-    fdclose(p[1]);
-}
+START_TEST(test_deadlines) { no_fd_leaked(deadlines_body); }
 END_TEST
 
 /* A signal that interrupts a thread's wait (a handler without SA_RESTART) is absorbed. */
@@ -162,328 +84,32 @@ END_TEST
 START_TEST(test_deadline_moved_by_timer) { no_fd_leaked(deadline_moved_by_timer); }
 END_TEST
 
-/* A value in the cancel channel is taken by the wait it cancels. */
-START_TEST(test_cancel_by_value)
-{
-    int p[2];
-    mkpipe(p);
-    chan_t *cancel = chan_make(sizeof(int), 1);
-    int v = 5;
-    ck_assert_int_eq(chan_send(cancel, &v), 0);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, cancel, CHAN_FOREVER), -ECANCELED);
-    ck_assert_uint_eq(chan_len(cancel), 0);
-    ck_assert_int_eq(chan_free(cancel), 0);
-    fdclose(p[0]);
-    fdclose(p[1]);
-}
+START_TEST(test_cancel_by_value) { no_fd_leaked(cancel_by_value_body); }
 END_TEST
 
-START_TEST(test_sleep_until)
-{
-    int64_t d = chan_now() + 20 * MS;
-    ck_assert_int_eq(chan_sleep_until(d, NULL), 0);
-    ck_assert_int_ge(chan_now(), d);
-    ck_assert_int_eq(chan_sleep_until(chan_now() - 1, NULL), 0);
-    chan_ctx_t *ctx = chan_ctx_with_timeout(chan_ctx_background(), 20 * MS);
-    ck_assert_ptr_nonnull(ctx);
-    int64_t t0 = chan_now();
-    ck_assert_int_eq(chan_sleep_until(chan_now() + 10 * CHAN_SECOND, chan_ctx_done(ctx)),
-                     -ECANCELED);
-    ck_assert_int_lt(chan_now() - t0, 20 * MS + late_bound());
-    ck_assert_int_eq(chan_sleep_until(chan_now() - 1, chan_ctx_done(ctx)), -ECANCELED);
-    ck_assert_int_eq(chan_ctx_free(ctx), 0);
-}
+START_TEST(test_sleep_until) { no_fd_leaked(sleep_until_body); }
 END_TEST
 
 /* ---- Select over a socket, a channel and a timer --------------------------------------------- */
 
-/* Once the select's sudog is queued on watch's fd channel (it is blocked), makes a case
- * ready: a byte written to fd, or a value sent on c. */
-struct later {
-    int watch, fd;
-    chan_t *c;
-};
-
-static void *act_later(void *arg)
-{
-    struct later *l = arg;
-    ck_assert(fd_blocked(l->watch, POLLIN));
-    if (l->c) {
-        int v = 42;
-        ck_assert_int_eq(chan_send(l->c, &v), 0);
-    } else {
-        put1(l->fd);
-    }
-    return NULL;
-}
-
-/* Each case is picked when only it is ready: ready before the select, or becoming ready while
- * it is blocked. */
-START_TEST(test_select_socket_channel_timer)
-{
-    int a, b;
-    tcp_pair(&a, &b);
-    chan_t *c = chan_make(sizeof(int), 1);
-    ck_assert_ptr_nonnull(c);
-    chan_t *sock = chan_fd_chan(b, POLLIN);
-    ck_assert_ptr_nonnull(sock);
-    for (int round = 0; round < 6; round++) {
-        int which = round % 3;   /* 0 the socket, 1 the channel, 2 the timer */
-        bool before = round < 3; /* ready before the select, or while it waits */
-        int64_t d = which != 2 ? 100 * CHAN_SECOND : before ? 0 : 20 * MS;
-        chan_timer_t *tm = chan_timer_make(d);
-        ck_assert_ptr_nonnull(tm);
-        if (before && which == 0)
-            put1(a);
-        if (before && which == 1) {
-            int x = 42;
-            ck_assert_int_eq(chan_send(c, &x), 0);
-        }
-        struct later l = {.watch = b, .fd = a, .c = which == 1 ? c : NULL};
-        pthread_t t = 0;
-        if (!before && which != 2)
-            t = spawn(act_later, &l);
-        int rev = -1, v = -1;
-        int64_t when = -1;
-        struct chan_case cs[3] = {
-            {.chan = sock, .elem = &rev, .dir = CHAN_RECV},
-            {.chan = c, .elem = &v, .dir = CHAN_RECV},
-            {.chan = chan_timer_chan(tm), .elem = &when, .dir = CHAN_RECV},
-        };
-        int r = chan_select_until(cs, 3, chan_now() + 10 * CHAN_SECOND);
-        ck_assert_msg(r == which, "round %d: case %d chosen", round, r);
-        ck_assert(cs[which].ok);
-        if (which == 0) {
-            ck_assert(rev & POLLIN);
-            get1(b);
-        } else if (which == 1) {
-            ck_assert_int_eq(v, 42);
-        } else {
-            ck_assert_int_gt(when, 0);
-        }
-        if (!before && which != 2)
-            join(t);
-        ck_assert_int_eq(chan_timer_free(tm), 0);
-    }
-    ck_assert_int_eq(chan_free(c), 0);
-    fdclose(a);
-    fdclose(b);
-}
+START_TEST(test_select_socket_channel_timer) { no_fd_leaked(select_socket_channel_timer_body); }
 END_TEST
 
-/* ---- Bad input ------------------------------------------------------------------------------- */
+/* ---- Bad input; one waiter per fd and direction; chan_fd_close ------------------------------- */
 
-static void bad_fds(void)
-{
-    int p[2];
-    mkpipe(p);
-    char buf[4];
-    ck_assert_int_eq(chan_fd_wait(-1, POLLIN, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_fd_wait(INT_MAX, POLLIN, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_fd_wait(p[0], 0, NULL, CHAN_FOREVER), -EINVAL);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN | POLLOUT, NULL, CHAN_FOREVER), -EINVAL);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLPRI, NULL, CHAN_FOREVER), -EINVAL);
-    ck_assert_int_eq(chan_read(-1, buf, 1, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_read(p[0], buf, (size_t)SSIZE_MAX + 1, NULL, 0), -EINVAL);
-    ck_assert_int_eq(chan_write(-1, buf, 1, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_write(p[1], buf, (size_t)SSIZE_MAX + 1, NULL, 0), -EINVAL);
-    ck_assert_int_eq(chan_accept(-1, NULL, NULL, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_accept(p[0], NULL, NULL, NULL, CHAN_FOREVER), -ENOTSOCK);
-    ck_assert_int_eq(chan_connect(-1, NULL, 0, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_fd_close(-1), -EBADF);
-    ck_assert_int_eq(chan_fd_close(INT_MAX), -EBADF);
-    errno = 0;
-    ck_assert_ptr_null(chan_fd_chan(-1, POLLIN));
-    ck_assert_int_eq(errno, EBADF);
-    ck_assert_ptr_null(chan_fd_chan(INT_MAX, POLLIN));
-    ck_assert_int_eq(errno, EBADF);
-    ck_assert_ptr_null(chan_fd_chan(p[0], POLLERR));
-    ck_assert_int_eq(errno, EINVAL);
-
-    /* An fd channel is received from only, and its owner is the library. */
-    chan_t *in = chan_fd_chan(p[0], POLLIN);
-    ck_assert_ptr_nonnull(in);
-    ck_assert_ptr_eq(chan_fd_chan(p[0], POLLIN), in);
-    ck_assert_ptr_ne(chan_fd_chan(p[0], POLLOUT), in);
-    int v = 1;
-    ck_assert_int_eq(chan_send(in, &v), -EINVAL);
-    ck_assert_int_eq(chan_trysend(in, &v), -EINVAL);
-    ck_assert_int_eq(chan_send_until(in, &v, chan_now() + MS), -EINVAL);
-    ck_assert_int_eq(chan_close(in), -EINVAL);
-    ck_assert_int_eq(chan_free(in), -EINVAL);
-    ck_assert_uint_eq(chan_len(in), 0);
-    ck_assert_uint_eq(chan_cap(in), 0);
-    ck_assert_int_eq(chan_tryrecv(in, &v), -EAGAIN);
-    ck_assert_int_eq(chan_recv_until(in, &v, chan_now() + MS), -ETIMEDOUT);
-    put1(p[1]);
-    v = 0;
-    ck_assert_int_eq(chan_recv(in, &v), 0);
-    ck_assert_int_eq(v, POLLIN);
-    ck_assert_int_eq(chan_tryrecv(in, NULL), 0); /* level-triggered: still ready */
-    get1(p[0]);
-
-    /* Closed with chan_fd_close: every later call says -EBADF (the number is free again). */
-    fdclose(p[0]);
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_read(p[0], buf, 1, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_fd_close(p[0]), -EBADF);
-    ck_assert_ptr_null(chan_fd_chan(p[0], POLLIN));
-
-    /* Closed with close(2) behind the library's back: POLLNVAL, reported as -EBADF; then
-     * chan_fd_close forgets the record and reports close(2)'s -EBADF. */
-    int q[2];
-    mkpipe(q);
-    ck_assert_ptr_nonnull(chan_fd_chan(q[0], POLLIN));
-    close(q[0]);
-    ck_assert_int_eq(chan_fd_wait(q[0], POLLIN, NULL, CHAN_FOREVER), -EBADF);
-    ck_assert_int_eq(chan_fd_close(q[0]), -EBADF);
-    fdclose(q[1]);
-    fdclose(p[1]);
-}
-
-START_TEST(test_bad_fds) { no_fd_leaked(bad_fds); }
+START_TEST(test_bad_fds) { no_fd_leaked(bad_fds_body); }
 END_TEST
 
-/* At most one waiter per fd and direction: the second gets -EBUSY before anything happened. */
-static void busy(void)
-{
-    int a, b;
-    tcp_pair(&a, &b);
-    struct call c = {.op = OP_WAIT_IN, .fd = b, .deadline = CHAN_FOREVER};
-    pthread_t t = spawn(run_call, &c);
-    ck_assert(fd_blocked(b, POLLIN));
-    char buf[4];
-    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, chan_now() + CHAN_SECOND), -EBUSY);
-    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, CHAN_FOREVER), -EBUSY);
-    ck_assert_int_eq(chan_read(b, buf, sizeof buf, NULL, CHAN_FOREVER), -EBUSY);
-    ck_assert_int_eq(chan_recv(chan_fd_chan(b, POLLIN), NULL), -EBUSY);
-    /* A select: -EBUSY, and nothing happened to its other cases. */
-    chan_t *ch = chan_make(sizeof(int), 1);
-    int v = -1, rev = -1;
-    struct chan_case cs[2] = {{.chan = chan_fd_chan(b, POLLIN), .elem = &rev, .dir = CHAN_RECV},
-                              {.chan = ch, .elem = &v, .dir = CHAN_RECV}};
-    memset(&cs[0].ok, 0xA5, 1);
-    memset(&cs[1].ok, 0xA5, 1);
-    ck_assert_int_eq(chan_select(cs, 2), -EBUSY);
-    unsigned char okb[2];
-    memcpy(&okb[0], &cs[0].ok, 1);
-    memcpy(&okb[1], &cs[1].ok, 1);
-    ck_assert_uint_eq(okb[0], 0xA5);
-    ck_assert_uint_eq(okb[1], 0xA5);
-    /* The other direction is free; so is a ready fd, which needs no wait. */
-    ck_assert_int_eq(chan_fd_wait(b, POLLOUT, NULL, CHAN_FOREVER), POLLOUT);
-    put1(a);
-    ck_assert_int_eq(chan_fd_wait(b, POLLIN, NULL, CHAN_FOREVER), POLLIN);
-    join(t);
-    ck_assert_int_eq(c.r, POLLIN);
-    ck_assert_int_eq(chan_read(b, buf, sizeof buf, NULL, CHAN_FOREVER), 1);
-    ck_assert_int_eq(chan_free(ch), 0);
-    fdclose(a);
-    fdclose(b);
-}
-
-START_TEST(test_busy) { no_fd_leaked(busy); }
+START_TEST(test_busy) { no_fd_leaked(busy_body); }
 END_TEST
 
-struct selwait {
-    chan_t *c;
-    struct chan_case cs[2];
-    int rev;
-    int r;
-};
-
-static void *run_select(void *arg)
-{
-    struct selwait *s = arg;
-    s->cs[0] = (struct chan_case){.chan = s->c, .elem = &s->rev, .dir = CHAN_RECV};
-    s->cs[1] = (struct chan_case){.chan = NULL, .dir = CHAN_RECV};
-    s->rev = -1;
-    s->r = chan_select(s->cs, 2);
-    return NULL;
-}
-
-/*
- * A select that would wait on an fd that another call waits on returns -EBUSY, nothing done; a
- * buffered channel among its cases runs lock-free again after it. (The select's last look,
- * which stops a ring's lock-free paths to see it empty at one instant, left it stopped on that
- * return: every later operation on it took its lock, until a waiter came and went, and the
- * sanitizer builds' invariant check aborted at the next one.)
- */
 START_TEST(test_busy_select_leaves_ring_running)
 {
-    int p[2];
-    mkpipe(p);
-    struct call wi = {.op = OP_WAIT_IN, .fd = p[0], .deadline = CHAN_FOREVER};
-    pthread_t t = spawn(run_call, &wi);
-    ck_assert(fd_blocked(p[0], POLLIN));
-    chan_t *c = chan_make(sizeof(int), 4);
-    ck_assert_ptr_nonnull(c);
-    int rev, v = 7;
-    for (int form = 0; form < 2; form++) {
-        struct chan_case cs[2] = {
-            {.chan = chan_fd_chan(p[0], POLLIN), .elem = &rev, .dir = CHAN_RECV},
-            {.chan = c, .elem = &v, .dir = CHAN_RECV},
-        };
-        int r = form ? chan_select(cs, 2) : chan_select_until(cs, 2, chan_now() + 1000 * MS);
-        ck_assert_int_eq(r, -EBUSY);
-        ck_assert_msg(!hchan_ring_stopped(c), "the ring stays stopped after -EBUSY (form %d)",
-                      form);
-        ck_assert_int_eq(chan_send(c, &v), 0);
-        ck_assert_int_eq(chan_recv(c, &v), 0);
-    }
-    put1(p[1]);
-    join(t);
-    ck_assert_int_gt(wi.r, 0);
-    ck_assert_int_eq(chan_free(c), 0);
-    fdclose(p[0]);
-    fdclose(p[1]);
+    no_fd_leaked(busy_select_leaves_ring_running_body);
 }
 END_TEST
 
-/* chan_fd_close while threads wait on the fd: each wakes with -EBADF (a select's case fires with
- * ok false), promptly; nothing leaks. */
-START_TEST(test_fd_close_wakes_waiters)
-{
-    int before = nfds();
-    int a, b, p[2], q[2];
-    tcp_pair(&a, &b);
-    mkpipe(p);
-    mkpipe(q);
-    fill(p[1]);
-    struct call rd = {.op = OP_READ, .fd = b, .deadline = CHAN_FOREVER};
-    struct call wo = {.op = OP_WAIT_OUT, .fd = p[1], .deadline = CHAN_FOREVER};
-    struct call wr = {.op = OP_WRITE, .fd = p[1], .n = 1, .deadline = CHAN_FOREVER};
-    struct selwait sw = {.c = chan_fd_chan(q[0], POLLIN)};
-    pthread_t t1 = spawn(run_call, &rd);
-    ck_assert(fd_blocked(b, POLLIN));
-    pthread_t t2 = spawn(run_call, &wo);
-    ck_assert(fd_blocked(p[1], POLLOUT));
-    pthread_t t3 = spawn(run_select, &sw);
-    ck_assert(fd_blocked(q[0], POLLIN));
-    /* wr would be a second waiter on p[1] for POLLOUT: -EBUSY, at once. */
-    run_call(&wr);
-    ck_assert_int_eq(wr.r, -EBUSY);
-
-    /* Closed while they wait (their peers stay open: nothing else can wake them). */
-    int64_t t0 = chan_now();
-    fdclose(b);
-    fdclose(p[1]);
-    fdclose(q[0]);
-    join(t1);
-    join(t2);
-    join(t3);
-    ck_assert_int_eq(rd.r, -EBADF);
-    ck_assert_int_eq(wo.r, -EBADF);
-    ck_assert_int_eq(sw.r, 0);
-    ck_assert(!sw.cs[0].ok);
-    ck_assert_int_eq(sw.rev, 0); /* zeroed, as a closed channel's receive */
-    ck_assert_int_lt(rd.returned - t0, late_bound());
-    ck_assert_int_lt(wo.returned - t0, late_bound());
-    fdclose(a);
-    fdclose(p[0]);
-    fdclose(q[1]);
-    ck_assert_int_eq(nfds(), before);
-}
+START_TEST(test_fd_close_wakes_waiters) { no_fd_leaked(fd_close_wakes_waiters_body); }
 END_TEST
 
 /* chan_fd_close racing calls that start on the fd: each gets a result or -EBADF, none hangs,
@@ -550,7 +176,7 @@ START_TEST(test_fd_close_races)
 }
 END_TEST
 
-/* ---- Uniform choice with fd cases ---------------------------------------------------------- */
+/* ---- Uniform choice with fd cases ------------------------------------------------------------ */
 
 /*
  * The choice among ready cases stays uniform when fd cases are ready (test_select's fairness
@@ -609,7 +235,7 @@ START_TEST(test_fairness_with_fds)
 }
 END_TEST
 
-/* ---- The restart after PARK_IO ------------------------------------------------------------- */
+/* ---- The restart after PARK_IO --------------------------------------------------------------- */
 
 /*
  * While values flow through a channel into a select that also waits for a pipe, a flapper
@@ -619,70 +245,21 @@ END_TEST
  * select must then take the sender's value, not start over). Every value must arrive exactly
  * once and in order; none may be left over. Unbuffered and buffered (a ring) channels, plain
  * select and select with a deadline.
+ *
+ * One run: a flapping pipe, a producer of n values into c (cap 0 or 8), and consumer(arg)
+ * receiving them (produce and consume: io_bodies.h); then nothing may be left over.
  */
-struct producer {
-    chan_t *c;
-    long n;
-};
-
-static void *produce(void *arg)
-{
-    struct producer *p = arg;
-    for (long i = 0; i < p->n; i++)
-        ck_assert_int_eq(chan_send(p->c, &i), 0);
-    return NULL;
-}
-
-/* Receives n values in order from c while selecting on rd too (until_ms: with a deadline of
- * that many ms, else without). */
-static void consume(int rd, chan_t *c, long n, int until_ms)
-{
-    long next = 0;
-    int64_t end = chan_now() + 60 * CHAN_SECOND;
-    while (next < n) {
-        long v = -1;
-        int rev = 0;
-        struct chan_case cs[2] = {
-            {.chan = chan_fd_chan(rd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
-            {.chan = c, .elem = &v, .dir = CHAN_RECV},
-        };
-        int r =
-            until_ms ? chan_select_until(cs, 2, chan_now() + until_ms * MS) : chan_select(cs, 2);
-        if (r == -ETIMEDOUT)
-            continue;
-        ck_assert_int_ge(r, 0);
-        if (r == 0) {
-            ck_assert(rev & (POLLIN | POLLHUP));
-            sched_yield(); /* let the flapper take the byte */
-            continue;
-        }
-        ck_assert(cs[1].ok);
-        ck_assert_msg(v == next, "got %ld, expected %ld", v, next);
-        next++;
-        ck_assert_int_lt(chan_now(), end);
-    }
-}
-
-/* One run: a flapping pipe, a producer of n values into c (cap 0 or 8), and consumer(arg)
- * receiving them; then nothing may be left over. */
-struct restart_run {
-    int rd;
-    chan_t *c;
-    long n;
-    int until_ms;
-};
-
-static void restart_run(void *(*consumer)(void *), int cap, long n, int until_ms)
+static void restart_run(void (*consumer)(void *), int cap, long n, int until_ms)
 {
     int p[2];
     mkpipe(p);
     struct flap f = {.rd = p[0], .wr = p[1]};
-    chan_t *c = chan_make(sizeof(long), cap);
-    struct producer pr = {.c = c, .n = n};
-    struct restart_run run = {.rd = p[0], .c = c, .n = n, .until_ms = until_ms};
-    pthread_t tf = flapper_start(&f), tp = spawn(produce, &pr);
-    join(spawn(consumer, &run));
-    join(tp);
+    chan_t *c = chan_make(sizeof(long), (size_t)cap);
+    struct restart r = {.rd = p[0], .c = c, .n = n, .until_ms = until_ms};
+    pthread_t tf = flapper_start(&f);
+    task_t tp = task_go(produce, &r);
+    task_join(task_go(consumer, &r));
+    task_join(tp);
     atomic_store(&f.stop, true);
     join(tf);
     long extra;
@@ -692,18 +269,11 @@ static void restart_run(void *(*consumer)(void *), int cap, long n, int until_ms
     fdclose(p[1]);
 }
 
-static void *consume_plain(void *arg)
-{
-    struct restart_run *r = arg;
-    consume(r->rd, r->c, r->n, r->until_ms);
-    return NULL;
-}
-
 START_TEST(test_restart_never_loses_or_duplicates)
 {
     const long n = scaled(30000, 4000);
     for (int variant = 0; variant < 4; variant++)
-        restart_run(consume_plain, variant % 2 ? 8 : 0, n, variant < 2 ? 0 : 1);
+        restart_run(consume, variant % 2 ? 8 : 0, n, variant < 2 ? 0 : 1);
 }
 END_TEST
 
@@ -718,56 +288,16 @@ END_TEST
  * closed. One that looked at c after its close (it unlocked every channel before looking again)
  * got the new channel's value, or, under ASan, a use after free.
  */
-static pthread_t relook_thread;
-static atomic_bool relook_armed, relook_held;
-
-static void relook_hold(void)
-{
-    if (pthread_equal(pthread_self(), relook_thread) && atomic_exchange(&relook_armed, false)) {
-        atomic_store(&relook_held, true);
-        sleep_ms(scaled(100, 300));
-    }
-}
-
-static int relook_is_held(void *arg)
-{
-    (void)arg;
-    return atomic_load(&relook_held);
-}
-
-struct relook {
-    int fd;
-    chan_t *c, *go;
-    int r;
-    bool ok;
-};
-
-static void *relook_select(void *arg)
-{
-    struct relook *x = arg;
-    ck_assert_int_eq(chan_recv(x->go, NULL), -EPIPE);
-    int rev;
-    struct chan_case cs[2] = {
-        {.chan = chan_fd_chan(x->fd, POLLIN), .elem = &rev, .dir = CHAN_RECV},
-        {.chan = x->c, .dir = CHAN_RECV},
-    };
-    x->r = chan_select(cs, 2);
-    x->ok = x->r >= 0 && cs[x->r].ok;
-    return NULL;
-}
-
 START_TEST(test_restart_after_close_and_free)
 {
     int p[2];
     mkpipe(p);
-    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .go = chan_make(0, 0), .r = -1};
+    struct relook x = {.fd = p[0], .c = chan_make(0, 1), .r = -1};
     atomic_store(&relook_armed, false);
     atomic_store(&relook_held, false);
-    pthread_t t = spawn(relook_select, &x);
-    relook_thread = t;
     atomic_store(&polled_fd, p[0]);
     atomic_store(&poll_hold, relook_hold);
-    ck_assert_int_eq(chan_close(x.go), 0);
+    task_t t = task_go(relook_select, &x);
     ck_assert(fd_blocked(p[0], POLLIN));
     atomic_store(&relook_armed, true);
     put1(p[1]);
@@ -777,19 +307,18 @@ START_TEST(test_restart_after_close_and_free)
     ck_assert_int_eq(chan_free(x.c), 0);
     chan_t *other = chan_make(0, 1);
     ck_assert_int_eq(chan_send(other, NULL), 0);
-    join(t);
+    task_join(t);
     atomic_store(&poll_hold, NULL);
     atomic_store(&polled_fd, -1);
     ck_assert_int_eq(x.r, 1);
     ck_assert(!x.ok);
     ck_assert_int_eq(chan_free(other), 0);
-    ck_assert_int_eq(chan_free(x.go), 0);
     fdclose(p[0]);
     fdclose(p[1]);
 }
 END_TEST
 
-/* ---- Scheduler hooks ------------------------------------------------------------------------ */
+/* ---- Scheduler hooks ------------------------------------------------------------------------- */
 
 /* A minimal plugged-in scheduler of one task per thread: a permit under a mutex, and an
  * eventfd for its park to poll, along with the waiter's fds when it declares it can (io: the
@@ -935,17 +464,15 @@ END_TEST
 
 /* The same stress with the consumer under a scheduler that waits on fds through the seam: its
  * park returns PARK_IO, and races the producer's unpark. */
-static void *consume_hooked(void *arg)
+static void consume_hooked(void *arg)
 {
-    struct restart_run *r = arg;
     struct htask t = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = eventfd(0, EFD_CLOEXEC), .io = true};
     ck_assert_int_ge(t.efd, 0);
     h_self = &t;
     chan_sched_set(&hook_tree);
-    consume(r->rd, r->c, r->n, r->until_ms);
+    consume(arg);
     chan_sched_set(NULL);
     close(t.efd);
-    return NULL;
 }
 
 START_TEST(test_restart_under_tree_hook)
@@ -1049,149 +576,18 @@ START_TEST(test_hook_park_after_fd_close)
 }
 END_TEST
 
-/* ---- The I/O calls ------------------------------------------------------------------------- */
+/* ---- The I/O calls --------------------------------------------------------------------------- */
 
-struct copier {
-    int fd;
-    size_t n;
-    unsigned char *buf;
-    long r;
-};
-
-static void *write_all(void *arg)
-{
-    struct copier *c = arg;
-    c->r = chan_write(c->fd, c->buf, c->n, NULL, CHAN_FOREVER);
-    return NULL;
-}
-
-/* chan_write writes everything, across a pipe's and a socket's limits, waiting for room. */
-START_TEST(test_write_all_read_all)
-{
-    const size_t n = 1 << 20;
-    for (int kind = 0; kind < 2; kind++) {
-        int fds[2];
-        if (kind == 0)
-            mkpipe(fds);
-        else
-            tcp_pair(&fds[1], &fds[0]);
-        unsigned char *src = malloc(n), *dst = malloc(n);
-        for (size_t i = 0; i < n; i++)
-            src[i] = (unsigned char)(i * 7 + i / 251);
-        struct copier w = {.fd = fds[1], .n = n, .buf = src};
-        pthread_t t = spawn(write_all, &w);
-        size_t got = 0;
-        while (got < n) {
-            long r =
-                chan_read(fds[0], dst + got, n - got < 3000 ? n - got : 3000, NULL, CHAN_FOREVER);
-            ck_assert_int_gt(r, 0);
-            got += (size_t)r;
-        }
-        join(t);
-        ck_assert_int_eq(w.r, (long)n);
-        ck_assert(memcmp(src, dst, n) == 0);
-        fdclose(fds[1]);
-        char x;
-        ck_assert_int_eq(chan_read(fds[0], &x, 1, NULL, CHAN_FOREVER), 0); /* end of file */
-        fdclose(fds[0]);
-        free(src);
-        free(dst);
-    }
-}
+START_TEST(test_write_all_read_all) { no_fd_leaked(write_all_read_all_body); }
 END_TEST
 
-/* A write stopped part way returns what went out; nothing out: the reason. */
-START_TEST(test_write_partial)
-{
-    int p[2];
-    mkpipe(p);
-    fill(p[1]);
-    static char big[1 << 17];
-    ck_assert_int_eq(chan_write(p[1], big, sizeof big, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    char drain[8192];
-    ck_assert_int_eq(read(p[0], drain, sizeof drain), (long)sizeof drain);
-    long r = chan_write(p[1], big, sizeof big, NULL, chan_now() + 20 * MS);
-    ck_assert_int_gt(r, 0);
-    ck_assert_int_lt(r, (long)sizeof big);
-    ck_assert_int_eq(chan_write(p[1], big, 0, NULL, CHAN_FOREVER), 0);
-    fdclose(p[0]);
-    fdclose(p[1]);
-}
+START_TEST(test_write_partial) { no_fd_leaked(write_partial_body); }
 END_TEST
 
-/* A peer that has gone: -EPIPE (or -ECONNRESET), and no SIGPIPE (it would kill this test). */
-START_TEST(test_write_to_closed_socket)
-{
-    int a, b;
-    tcp_pair(&a, &b);
-    fdclose(b);
-    static char buf[65536];
-    long r = 0;
-    for (int i = 0; i < 100 && r >= 0; i++)
-        r = chan_write(a, buf, sizeof buf, NULL, chan_now() + CHAN_SECOND);
-    ck_assert_msg(r == -EPIPE || r == -ECONNRESET, "chan_write: %ld", r);
-    fdclose(a);
-}
+START_TEST(test_write_to_closed_socket) { no_fd_leaked(write_to_closed_socket_body); }
 END_TEST
 
-struct acceptor {
-    int l;
-    int64_t deadline;
-    int r;
-};
-
-static void *run_accept(void *arg)
-{
-    struct acceptor *a = arg;
-    a->r = chan_accept(a->l, NULL, NULL, NULL, a->deadline);
-    return NULL;
-}
-
-START_TEST(test_accept_connect)
-{
-    struct sockaddr_in sa;
-    int l = tcp_listener(&sa);
-    ck_assert_int_eq(fcntl(l, F_SETFL, O_NONBLOCK), 0);
-    /* Nobody comes: -ETIMEDOUT, not early. */
-    int64_t d = chan_now() + 20 * MS;
-    ck_assert_int_eq(chan_accept(l, NULL, NULL, NULL, d), -ETIMEDOUT);
-    ck_assert_int_ge(chan_now(), d);
-    /* A client comes while the acceptor waits. */
-    struct acceptor ac = {.l = l, .deadline = chan_now() + 10 * CHAN_SECOND};
-    pthread_t t = spawn(run_accept, &ac);
-    ck_assert(fd_blocked(l, POLLIN));
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
-    join(t);
-    ck_assert_int_ge(ac.r, 0);
-    ck_assert(fcntl(ac.r, F_GETFL) & O_NONBLOCK);
-    ck_assert(fcntl(ac.r, F_GETFD) & FD_CLOEXEC);
-    ck_assert_int_eq(chan_write(c, "ping", 4, NULL, CHAN_FOREVER), 4);
-    char buf[8];
-    ck_assert_int_eq(chan_read(ac.r, buf, sizeof buf, NULL, CHAN_FOREVER), 4);
-    ck_assert(memcmp(buf, "ping", 4) == 0);
-    fdclose(ac.r);
-    fdclose(c);
-    /* Calls on a socket already connected: 0, as Go's connect takes EISCONN (before the fix
-     * -EISCONN). Linux's connect(2) reports a completion it did not return once (0), so the
-     * third call is sure to meet EISCONN. */
-    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
-    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
-    ck_assert_int_ge(a, 0);
-    ck_assert_int_eq(chan_write(c, "pong", 4, NULL, CHAN_FOREVER), 4);
-    ck_assert_int_eq(chan_read(a, buf, sizeof buf, NULL, CHAN_FOREVER), 4);
-    ck_assert(memcmp(buf, "pong", 4) == 0);
-    fdclose(a);
-    fdclose(c);
-    fdclose(l);
-    /* Nobody listens there any more: -ECONNREFUSED. */
-    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER),
-                     -ECONNREFUSED);
-    fdclose(c);
-}
+START_TEST(test_accept_connect) { no_fd_leaked(accept_connect_body); }
 END_TEST
 
 /* chan_io(3): on a Unix-domain socket whose listener's backlog is full, chan_connect returns
@@ -1545,7 +941,7 @@ START_TEST(test_fork)
     int p[2];
     mkpipe(p);
     struct call c = {.op = OP_WAIT_IN, .fd = p[0], .deadline = CHAN_FOREVER};
-    pthread_t t = spawn(run_call, &c);
+    task_t t = task_go(run_call, &c);
     ck_assert(fd_blocked(p[0], POLLIN));
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -1566,7 +962,7 @@ START_TEST(test_fork)
     sleep_ms(20);
     ck_assert_int_eq(c.returned, 0); /* still waiting */
     put1(p[1]);
-    join(t);
+    task_join(t);
     ck_assert_int_eq(c.r, POLLIN);
     fdclose(p[0]);
     fdclose(p[1]);
@@ -1672,7 +1068,7 @@ START_TEST(test_fork_during_close)
 }
 END_TEST
 
-/* ---- How often a waiting thread polls --------------------------------------------------- */
+/* ---- How often a waiting thread polls -------------------------------------------------------- */
 
 /* poll(2) is counted on one fd (polled_fd, polls): testnet.h. */
 
@@ -1689,10 +1085,10 @@ START_TEST(test_fd_wait_polls_few_times)
         atomic_store(&polls, 0);
         struct selwait s = {.c = chan_fd_chan(b, POLLIN)};
         struct call w = {.op = OP_WAIT_IN, .fd = b, .deadline = CHAN_FOREVER};
-        pthread_t t = round % 2 ? spawn(run_call, &w) : spawn(run_select, &s);
+        task_t t = round % 2 ? task_go(run_call, &w) : task_go(run_select, &s);
         ck_assert(fd_blocked(b, POLLIN));
         put1(a);
-        join(t);
+        task_join(t);
         ck_assert_int_eq(round % 2 ? (int)w.r : s.r, round % 2 ? POLLIN : 0);
         get1(b);
         long n = atomic_load(&polls);
@@ -1704,85 +1100,10 @@ START_TEST(test_fd_wait_polls_few_times)
 }
 END_TEST
 
-/* O_NONBLOCK as chan_io(3) says ("Waiting and I/O"): chan_fd_chan and chan_fd_wait leave the
- * flags as they found them; the first I/O call sets it, on the open file description (a dup
- * sees it); nothing clears it, chan_fd_close neither; a new fd under the same number meets no
- * record of the old one: it starts blocking, and its first I/O call sets the flag again (so a
- * read with a deadline returns instead of blocking in read(2)). */
-static void nonblock_flag(void)
-{
-    int p[2];
-    char c;
-    ck_assert_int_eq(pipe(p), 0);
-    int d = dup(p[0]);
-    ck_assert_int_ge(d, 0);
-    ck_assert(!(fcntl(p[0], F_GETFL) & O_NONBLOCK));
-    ck_assert_ptr_nonnull(chan_fd_chan(p[0], POLLIN));
-    ck_assert_int_eq(chan_fd_wait(p[0], POLLIN, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    ck_assert(!(fcntl(p[0], F_GETFL) & O_NONBLOCK));
-    ck_assert_int_eq(chan_read(p[0], &c, 1, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    ck_assert(fcntl(p[0], F_GETFL) & O_NONBLOCK);
-    ck_assert(fcntl(d, F_GETFL) & O_NONBLOCK);
-    int old = p[0];
-    fdclose(p[0]);
-    fdclose(p[1]);
-    ck_assert(fcntl(d, F_GETFL) & O_NONBLOCK);
-    /* A fresh pipe's reading end under the old number. */
-    ck_assert_int_eq(pipe(p), 0);
-    if (p[0] != old) {
-        ck_assert_int_eq(dup2(p[0], old), old);
-        ck_assert_int_eq(close(p[0]), 0);
-    }
-    ck_assert(!(fcntl(old, F_GETFL) & O_NONBLOCK));
-    ck_assert_int_eq(chan_read(old, &c, 1, NULL, chan_now() + 5 * MS), -ETIMEDOUT);
-    ck_assert(fcntl(old, F_GETFL) & O_NONBLOCK);
-    put1(p[1]);
-    ck_assert_int_eq(chan_read(old, &c, 1, NULL, CHAN_FOREVER), 1);
-    fdclose(old);
-    fdclose(p[1]);
-    ck_assert_int_eq(close(d), 0);
-}
-
-START_TEST(test_nonblock_flag) { no_fd_leaked(nonblock_flag); }
+START_TEST(test_nonblock_flag) { no_fd_leaked(nonblock_flag_body); }
 END_TEST
 
-/* The same fd channel in two cases of one select, as Go allows a channel twice: the select
- * waits on it (no -EBUSY against itself), times out, and fires when the fd is ready. The
- * two directions of one socket in one select are two waits, each in its own slot. */
-static void *put1_later(void *arg)
-{
-    sleep_ms(10);
-    put1((int)(intptr_t)arg);
-    return NULL;
-}
-
-static void same_fd_twice(void)
-{
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    int r0 = 0, r1 = 0;
-    struct chan_case cs[2] = {chan_case_recv(chan_fd_chan(p[0], POLLIN), &r0),
-                              chan_case_recv(chan_fd_chan(p[0], POLLIN), &r1)};
-    ck_assert_int_eq(chan_select_until(cs, 2, chan_now() + 5 * MS), -ETIMEDOUT);
-    pthread_t t = spawn(put1_later, (void *)(intptr_t)p[1]);
-    int k = chan_select_until(cs, 2, chan_now() + 10 * CHAN_SECOND);
-    ck_assert_msg(k == 0 || k == 1, "select: %d", k);
-    ck_assert(cs[k].ok);
-    ck_assert_int_eq(k == 0 ? r0 : r1, POLLIN);
-    join(t);
-    int a, b, w = 0;
-    tcp_pair(&a, &b);
-    struct chan_case both[2] = {chan_case_recv(chan_fd_chan(a, POLLIN), &r0),
-                                chan_case_recv(chan_fd_chan(a, POLLOUT), &w)};
-    ck_assert_int_eq(chan_select(both, 2), 1);
-    ck_assert_int_eq(w, POLLOUT);
-    fdclose(a);
-    fdclose(b);
-    fdclose(p[0]);
-    fdclose(p[1]);
-}
-
-START_TEST(test_same_fd_twice) { no_fd_leaked(same_fd_twice); }
+START_TEST(test_same_fd_twice) { no_fd_leaked(same_fd_twice_body); }
 END_TEST
 
 int main(void)

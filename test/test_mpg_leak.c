@@ -19,6 +19,7 @@
 #ifdef CHAN_TRACE_BUILD
 
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "chan_time.h"
@@ -578,7 +579,15 @@ START_TEST(test_syscall_g_keeps_g_alive)
     wait_leftovers(1);
     while (!atomic_load(&in_syscall))
         sleep_ms(1);
-    sleep_ms(20); /* into read(2), its P handed on by sysmon */
+    /* Into read(2), its P handed on by sysmon. */
+    for (int i = 0; i < 10000 && threads_in_syscall(SYS_read, &sys_pipe[0], 1) < 1; i++)
+        sleep_ms(1);
+    ck_assert_int_eq(threads_in_syscall(SYS_read, &sys_pipe[0], 1), 1);
+    struct chan_mpg_stats st;
+    chan_mpg_stats(&st);
+    for (int i = 0; i < 10000 && st.retakes < 1; i++, chan_mpg_stats(&st))
+        sleep_ms(1);
+    ck_assert_uint_ge(st.retakes, 1);
     ck_assert_int_eq(count_leaks(NULL), 0);
     ck_assert_int_eq(write(sys_pipe[1], "x", 1), 1);
     while (!atomic_load(&syscall_done))

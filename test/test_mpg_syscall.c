@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sched/chan_sched_mpg.h"
@@ -49,6 +50,16 @@ static void reader(void *arg)
     atomic_fetch_add(&rd.done, 1);
 }
 
+/* Whether all n readers are blocked in read(2) on rd's pipes (a reader counted in rd.entered
+ * has announced its call but may not have reached it yet). */
+static int readers_in_read(void *arg)
+{
+    int fds[NPIPES];
+    for (int i = 0; i < NPIPES; i++)
+        fds[i] = rd.fd[i][0];
+    return threads_in_syscall(SYS_read, fds, NPIPES) == (int)(intptr_t)arg;
+}
+
 START_TEST(readers_block_pingpong_runs)
 {
     int n = 1000;
@@ -65,7 +76,7 @@ START_TEST(readers_block_pingpong_runs)
     for (int i = 0; i < 20000 && atomic_load(&rd.entered) < n; i++)
         sleep_ms(1);
     ck_assert_int_eq(atomic_load(&rd.entered), n);
-    sleep_ms(50); /* the last ones reach read() */
+    ck_assert_msg(eventually(readers_in_read, (void *)(intptr_t)n), "not all readers in read(2)");
     int64_t beside = beside_pingpong(&rd.bs);
     ck_assert_int_eq(atomic_load(&rd.done), 0); /* they were blocked all along */
 

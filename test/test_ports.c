@@ -15,30 +15,9 @@ static pthread_mutex_t tasks_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t *tasks;
 static size_t ntasks, tasks_cap;
 
-struct start {
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void *task_trampoline(void *p)
-{
-    struct start s = *(struct start *)p;
-    free(p);
-    s.fn(s.arg);
-    return NULL;
-}
-
 static void task_go(void (*fn)(void *), void *arg)
 {
-    struct start *s = malloc(sizeof *s);
-    ck_assert_ptr_nonnull(s);
-    *s = (struct start){fn, arg};
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, &attr, task_trampoline, s), 0);
-    pthread_attr_destroy(&attr);
+    pthread_t t = spawn_fn(fn, arg, 256 * 1024);
     pthread_mutex_lock(&tasks_mu);
     if (ntasks == tasks_cap) {
         tasks_cap = tasks_cap ? 2 * tasks_cap : 256;

@@ -677,27 +677,12 @@ END_TEST
 static pthread_t spawned[64];
 static atomic_int nspawned, refuse;
 
-struct trampoline {
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void *trampoline_main(void *p)
-{
-    struct trampoline t = *(struct trampoline *)p;
-    free(p);
-    t.fn(t.arg);
-    return NULL;
-}
-
 static int64_t my_spawn(void (*fn)(void *), void *arg)
 {
     if (atomic_load(&refuse))
         return -EAGAIN;
-    struct trampoline *t = malloc(sizeof *t);
-    *t = (struct trampoline){fn, arg};
     int i = atomic_fetch_add(&nspawned, 1);
-    ck_assert_int_eq(pthread_create(&spawned[i], NULL, trampoline_main, t), 0);
+    spawned[i] = spawn_fn(fn, arg, 0);
     return i + 1;
 }
 

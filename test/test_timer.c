@@ -334,7 +334,10 @@ START_TEST(timer_func)
     int stopped = chan_timer_stop(t);
     /* 0 only if this thread stalled past the deadline between the two calls. */
     ck_assert(stopped == 1 || chan_now() - armed >= 100 * MS);
-    sleep_ms(200);
+    /* Not stopped: it fired, and fn has been called or is about to be. */
+    for (int i = 0; i < 10000 && !stopped && atomic_load(&a.calls) < 2; i++)
+        sleep_ms(1);
+    sleep_ms(200); /* time for a call that should not come */
     ck_assert_int_eq(atomic_load(&a.calls), stopped ? 1 : 2);
     ck_assert_int_eq(chan_timer_free(t), 0);
     ck_assert_int_eq(chan_free(a.signal), 0);

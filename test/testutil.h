@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -97,6 +98,36 @@ static inline pthread_t spawn(void *(*fn)(void *), void *arg)
     return t;
 }
 
+/* Start fn(arg), a function of the kind a G or a spawn function runs (void (*)(void *)), as a
+ * thread of stack bytes (0: the default), or fail the test. */
+struct spawn_fn_start {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static inline void *spawn_fn_run(void *p)
+{
+    struct spawn_fn_start s = *(struct spawn_fn_start *)p;
+    free(p);
+    s.fn(s.arg);
+    return NULL;
+}
+
+static inline pthread_t spawn_fn(void (*fn)(void *), void *arg, size_t stack)
+{
+    struct spawn_fn_start *s = malloc(sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    *s = (struct spawn_fn_start){fn, arg};
+    pthread_attr_t attr;
+    ck_assert_int_eq(pthread_attr_init(&attr), 0);
+    if (stack)
+        ck_assert_int_eq(pthread_attr_setstacksize(&attr, stack), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, &attr, spawn_fn_run, s), 0);
+    pthread_attr_destroy(&attr);
+    return t;
+}
+
 static inline void *join(pthread_t t)
 {
     void *r = NULL;
@@ -125,6 +156,38 @@ static inline int eventually(int (*f)(void *), void *arg)
         sleep_ms(1);
     }
     return 0;
+}
+
+/* How many threads of the process are blocked in system call nr with one of fds[0..n) as its
+ * first argument: /proc's syscall file of a thread names the call it blocks in, its number then
+ * its arguments ("running" while it runs). What a test waits for when a thread, or the M of a G
+ * in a system call, must be in the kernel and not on its way there. */
+static inline int threads_in_syscall(long nr, const int *fds, int n)
+{
+    int in = 0;
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[300], buf[128];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread has just ended */
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        long got;
+        unsigned long fd;
+        if (sscanf(buf, "%ld %lx", &got, &fd) != 2 || got != nr)
+            continue;
+        for (int i = 0; i < n; i++)
+            if ((unsigned long)fds[i] == fd)
+                in++;
+    }
+    closedir(d);
+    return in;
 }
 
 /* White-box probe (chan_internal.h; linked from the static library): how many sudogs are queued
