@@ -14,7 +14,8 @@
 #                       static scheduler with the shared core), each run; a program with two
 #                       copies of libchan refused at load with libchan's message; the drop-in pair
 #   make cmake-check    test/cmake.sh: find_package(libchan) against an installed tree, CMake
-#                       building examples with libchan::chan, libchan::mpg and the static targets
+#                       building examples with libchan::chan, libchan::mpg and the static targets;
+#                       the versions it takes (exact, compatible, too new, ranges) and refuses
 #   make nompg-check    the library and the examples build and run without hwloc: built again
 #                       in build/nompg with MPG=0 and hwloc's headers hidden (test/hide-headers.sh);
 #                       where pkg-config finds no hwloc (a fresh machine), a target of the
