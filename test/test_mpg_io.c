@@ -601,6 +601,10 @@ static void accept_body(void)
 START_TEST(accept_connect) { on_g(accept_body, 2); }
 END_TEST
 
+/* The same on a G: the socket stays in the netpoller across the attempts. */
+START_TEST(connect_after_refused_on_g) { on_g(connect_after_refused, 2); }
+END_TEST
+
 /*
  * An I/O call reads the errno of the thread its G runs on after each system call. A G waits in
  * chan_accept on one P: its accept4 said EAGAIN on thread A. Another G then sets errno on A to
@@ -1264,6 +1268,7 @@ int main(void)
     ADD_TEST(s, fd_close_from_g_parks, 30);
     ADD_TEST(s, write_read_between_gs, 60);
     ADD_TEST(s, accept_connect, 30);
+    ADD_TEST(s, connect_after_refused_on_g, 30);
     ADD_TEST(s, errno_after_moving_thread, 30);
     ADD_TEST(s, short_connections, 60);
     ADD_TEST(s, restart_never_loses_or_duplicates, 240);
