@@ -109,8 +109,8 @@ ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
  * nothing went out, -errno of write(2), -ECANCELED, -ETIMEDOUT, chan_fd_wait's errors. On a
  * socket it sends with MSG_NOSIGNAL: a peer that has gone gives -EPIPE or -ECONNRESET, not
  * SIGPIPE (Go's behaviour; the first write after the peer closed may still succeed, as
- * send(2)'s does; on a pipe, SIGPIPE is raised as usual: see chan_signal(3)). Sets O_NONBLOCK as
- * chan_read. -EINVAL when n > SSIZE_MAX. */
+ * send(2)'s does; on a pipe, SIGPIPE is raised as usual: see chan_signal(3)). Sets
+ * O_NONBLOCK as chan_read. -EINVAL when n > SSIZE_MAX. */
 ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t deadline);
 
 /* accept4(2) on the listening socket fd, waiting as chan_fd_wait(fd, POLLIN, ...) until a
@@ -126,11 +126,10 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
  * call again makes a fresh attempt (Go's Dial, and portable code, close it and make a new
  * socket instead). Cancelled or timed out, the connection attempt is left in progress: close
  * fd (chan_fd_close), as Go does, or call again with the same sa, which waits for that
- * attempt's outcome. On a socket
- * already connected, 0 (connect(2)'s EISCONN, taken as Go's connect does when the socket has
- * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. On a Unix-domain
- * socket whose listener's backlog is full, -EAGAIN at once, as connect(2) and Go's connect:
- * there is no attempt in progress to wait for. */
+ * attempt's outcome. On a socket already connected, 0 (connect(2)'s EISCONN, taken as Go's
+ * connect does when the socket has a peer, whose address is not compared with sa). Sets
+ * O_NONBLOCK on fd. On a Unix-domain socket whose listener's backlog is full, -EAGAIN at
+ * once, as connect(2) and Go's connect: there is no attempt in progress to wait for. */
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
                  int64_t deadline);
 
