@@ -300,7 +300,8 @@ uninstall-tools:
 	rmdir $(DESTDIR)$(DATADIR)/libchan 2>/dev/null || true
 
 # find_package(libchan): libchan::chan, and libchan::mpg where libchan-mpg is installed
-# (cmake/libchan-config.cmake.in); a compatible version is one of the same major version.
+# (cmake/libchan-config.cmake.in); which versions it takes: CMake's SameMajorVersion rule
+# (cmake/libchan-config-version.cmake.in).
 .PHONY: install-cmake uninstall-cmake
 install-cmake:
 	install -d $(DESTDIR)$(CMAKEDIR)

@@ -107,9 +107,10 @@ ssize_t chan_read(int fd, void *buf, size_t n, chan_t *cancel, int64_t deadline)
  * or, when an error, cancel or the deadline stops it after part of the data went out, the
  * bytes written so far (fewer than n: call again for the rest, and so learn why); or, when
  * nothing went out, -errno of write(2), -ECANCELED, -ETIMEDOUT, chan_fd_wait's errors. On a
- * socket it sends with MSG_NOSIGNAL: a peer that has gone gives -EPIPE, not SIGPIPE (Go's
- * behaviour; on a pipe, SIGPIPE is raised as usual: see chan_signal(3)). Sets O_NONBLOCK as
- * chan_read. -EINVAL when n > SSIZE_MAX. */
+ * socket it sends with MSG_NOSIGNAL: a peer that has gone gives -EPIPE or -ECONNRESET, not
+ * SIGPIPE (Go's behaviour; the first write after the peer closed may still succeed, as
+ * send(2)'s does; on a pipe, SIGPIPE is raised as usual: see chan_signal(3)). Sets
+ * O_NONBLOCK as chan_read. -EINVAL when n > SSIZE_MAX. */
 ssize_t chan_write(int fd, const void *buf, size_t n, chan_t *cancel, int64_t deadline);
 
 /* accept4(2) on the listening socket fd, waiting as chan_fd_wait(fd, POLLIN, ...) until a
@@ -120,13 +121,15 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
 
 /* connect(2) of socket fd to sa, waiting as chan_fd_wait(fd, POLLOUT, ...) while the
  * connection is in progress, then taking its outcome (SO_ERROR): 0, or -errno (-ECONNREFUSED,
- * -ETIMEDOUT from the network ...), -ECANCELED, -ETIMEDOUT and chan_fd_wait's errors. Cancelled
- * or timed out, the connection attempt is left in progress: close fd (chan_fd_close), as Go
- * does, or call again with the same sa, which waits for that attempt's outcome. On a socket
- * already connected, 0 (connect(2)'s EISCONN, taken as Go's connect does when the socket has
- * a peer, whose address is not compared with sa). Sets O_NONBLOCK on fd. On a Unix-domain
- * socket whose listener's backlog is full, -EAGAIN at once, as connect(2) and Go's connect:
- * there is no attempt in progress to wait for. */
+ * -ETIMEDOUT from the network ...), -ECANCELED, -ETIMEDOUT and chan_fd_wait's errors. A
+ * failed attempt leaves the socket unconnected, as a connect(2) that blocks does on Linux: a
+ * call again makes a fresh attempt (Go's Dial, and portable code, close it and make a new
+ * socket instead). Cancelled or timed out, the connection attempt is left in progress: close
+ * fd (chan_fd_close), as Go does, or call again with the same sa, which waits for that
+ * attempt's outcome. On a socket already connected, 0 (connect(2)'s EISCONN, taken as Go's
+ * connect does when the socket has a peer, whose address is not compared with sa). Sets
+ * O_NONBLOCK on fd. On a Unix-domain socket whose listener's backlog is full, -EAGAIN at
+ * once, as connect(2) and Go's connect: there is no attempt in progress to wait for. */
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel,
                  int64_t deadline);
 

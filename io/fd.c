@@ -368,6 +368,19 @@ int chan_accept(int fd, struct sockaddr *sa, socklen_t *len, chan_t *cancel, int
     return res;
 }
 
+/* The attempt on fd failed with err (SO_ERROR): -err, and the socket left as a connect(2) that
+ * blocked leaves it, unconnected, so that a call again makes a fresh attempt. Linux keeps a
+ * socket whose non-blocking connect failed connecting until the next connect(2), which fails
+ * with ECONNABORTED and only then resets it; a connect(2) to AF_UNSPEC dissolves the attempt
+ * now. (Go's net.Dial never meets it: it closes the socket of a failed attempt and makes a new
+ * one for the next.) */
+static int connect_failed(int fd, int err)
+{
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    (void)connect(fd, &unspec, sizeof unspec);
+    return -err;
+}
+
 int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cancel, int64_t deadline)
 {
     struct fdrec *r;
@@ -403,7 +416,7 @@ int chan_connect(int fd, const struct sockaddr *sa, socklen_t len, chan_t *cance
             else if (soerr == 0 || soerr == EISCONN)
                 res = 0;
             else if (soerr != EINPROGRESS && soerr != EALREADY && soerr != EINTR)
-                res = -soerr;
+                res = connect_failed(fd, soerr);
         }
     }
     unref(r);

@@ -22,10 +22,10 @@ inc() { printf '#include <%s>\n' "$1" | gcc -M -x c - 2>/dev/null | tr ' \\' '\n
 # libraries the build and tests compile and link with, the runtimes of the sanitizer builds,
 # and the Python module of the browser test.
 items="bin:gcc bin:g++ bin:clang bin:clang++ bin:make bin:pkg-config bin:ar bin:ld bin:nm bin:objcopy bin:objdump
-       bin:cmake bin:clang-format bin:python3 bin:mandoc bin:man bin:col bin:chromium
+       bin:readelf bin:cmake bin:clang-format bin:python3 bin:mandoc bin:man bin:col bin:chromium
        bin:chromedriver inc:check.h inc:hwloc.h inc:urcu/arch.h inc:urcu/futex.h
        lib:libcheck.a lib:libsubunit.so lib:libhwloc.so lib:libasan.so lib:libubsan.so
-       clang:libclang_rt.tsan-$arch.a py:selenium/__init__.py"
+       lib:libc.a lib:libhwloc.a clang:libclang_rt.tsan-$arch.a py:selenium/__init__.py"
 for item in $items; do
     kind=${item%%:*} name=${item#*:}
     case $kind in

@@ -6,15 +6,18 @@
 #                       (headers, libraries, pkg-config and CMake files, man pages, the trace
 #                       converters, which run from there), libchan-mpg's and its pages only
 #                       with MPG=1 (make install MPG=0 is checked too); a program builds
-#                       against it shared and static; every man page's example builds against
-#                       it as its page says (pkg-config) and runs; make uninstall leaves no
-#                       file behind
+#                       against it shared and static, and fully static (cc -static: libchan
+#                       alone links; libchan-mpg where a libudev.a is found, and fails for want
+#                       of it alone where none is, as on Debian); every man page's example
+#                       builds against it as its page says (pkg-config) and runs; make
+#                       uninstall leaves no file behind
 #   make link-check     test/link.sh: a program that runs Gs built with every documented link
 #                       line (shared, static, both .pc names in either order, an rpath, the
 #                       static scheduler with the shared core), each run; a program with two
 #                       copies of libchan refused at load with libchan's message; the drop-in pair
 #   make cmake-check    test/cmake.sh: find_package(libchan) against an installed tree, CMake
-#                       building examples with libchan::chan, libchan::mpg and the static targets
+#                       building examples with libchan::chan, libchan::mpg and the static targets;
+#                       the versions it takes (exact, compatible, too new, ranges) and refuses
 #   make nompg-check    the library and the examples build and run without hwloc: built again
 #                       in build/nompg with MPG=0 and hwloc's headers hidden (test/hide-headers.sh);
 #                       where pkg-config finds no hwloc (a fresh machine), a target of the

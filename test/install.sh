@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs libchan into a temporary prefix, checks that every file a user needs is there, builds
 # a program against it the two ways a user would (shared, through pkg-config, and static,
-# against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), builds and
+# against libchan.a; it uses the installed chan.h, chan_typed.h and chan_sync.h), and fully
+# static (cc -static, libchan and libchan-mpg: see below), builds and
 # runs the man pages' examples as their pages say, runs the installed trace converters, checks
 # that the static libraries name globally only what the shared ones export, then uninstalls
 # and checks that no file is left behind.
@@ -131,6 +132,47 @@ cc -o "$tmp/static" "$tmp/prog.c" $(pkg-config --cflags libchan) "$prefix/lib/li
 got=$("$tmp/static")
 [ "$got" = "$want" ] || fail "static build printed '$got', want '$want'"
 if ldd "$tmp/static" | grep -q libchan; then fail "static build links libchan.so"; fi
+# A fully static program (cc -static, pkg-config --static): with libchan alone it links and
+# runs, with no dynamic section. With libchan-mpg it links only where the compiler finds the
+# static archives of hwloc's own dependencies: Debian's libhwloc.a calls libudev, of which
+# Debian ships no static archive (README.md, "A fully static program"). So where the compiler
+# finds no libudev.a the link must fail for that reason alone: "cannot find -ludev", and,
+# without -ludev, undefined references to udev_* and to nothing else; elsewhere (a libudev.a, or
+# an hwloc built without libudev) it must link and run.
+# shellcheck disable=SC2046
+cc -static -o "$tmp/full" "$tmp/prog.c" $(pkg-config --cflags --static --libs libchan) \
+    2>"$tmp/full.err" || { cat "$tmp/full.err"; fail "cc -static ... libchan failed"; }
+got=$("$tmp/full")
+[ "$got" = "$want" ] || fail "the fully static build printed '$got', want '$want'"
+if readelf -d "$tmp/full" | grep -q NEEDED; then fail "cc -static: the program needs a .so"; fi
+static_mpg="libchan-mpg not installed"
+if [ "$mpg" = 1 ]; then
+    line=$(pkg-config --cflags --static --libs libchan-mpg)
+    # shellcheck disable=SC2086
+    if cc -static -o "$tmp/fullmpg" test/cmake/gs.c $line 2>"$tmp/fullmpg.err"; then
+        got=$(timeout 60 "$tmp/fullmpg") || fail "the fully static program with Gs failed"
+        [ "$got" = "100 5050 0 0 0" ] || fail "the fully static program with Gs printed '$got'"
+        static_mpg="libchan-mpg linked and ran"
+    else
+        case $(cc -print-file-name=libudev.a) in
+        */*) cat "$tmp/fullmpg.err"; fail "cc -static ... libchan-mpg failed, libudev.a found" ;;
+        esac
+        grep -q 'cannot find -ludev' "$tmp/fullmpg.err" ||
+            { cat "$tmp/fullmpg.err"; fail "cc -static ... libchan-mpg: not for libudev.a"; }
+        # shellcheck disable=SC2046
+        if cc -static -o "$tmp/fullmpg" test/cmake/gs.c $(echo " $line " | sed 's/ -ludev / /') \
+            2>"$tmp/fullmpg.err"; then
+            fail "cc -static ... libchan-mpg without -ludev linked: hwloc needs no libudev here"
+        fi
+        undef=$(sed -n "s/.*undefined reference to \`\([^']*\)'.*/\1/p" "$tmp/fullmpg.err" |
+                sort -u)
+        if [ -z "$undef" ] || echo "$undef" | grep -qv '^udev_'; then
+            cat "$tmp/fullmpg.err"; fail "cc -static ... libchan-mpg lacks more than libudev"
+        fi
+        static_mpg="libchan-mpg refused for want of libudev.a alone ($(echo "$undef" | wc -l)"
+        static_mpg="$static_mpg udev_* functions of libhwloc.a)"
+    fi
+fi
 [ "$(readlink "$prefix/lib/libchan.so.$somajor")" = "libchan.so.$version" ] || fail "soname link"
 objdump -p "$prefix/lib/libchan.so" | grep -q "SONAME *libchan.so.$somajor" || fail "soname"
 if [ "$mpg" = 1 ]; then
@@ -195,7 +237,7 @@ left=$(find "$prefix" ! -type d)
 [ -z "$left" ] || fail "make uninstall left behind: $left"
 [ ! -d "$prefix/share/libchan" ] && [ ! -d "$prefix/lib/cmake/libchan" ] ||
     fail "make uninstall left libchan's own directories"
-echo "install: $n files installed and found, shared and static builds ran, the man pages'" \
-     "examples built as their pages say and ran, trace converters ran, the static libraries'" \
-     "names are the shared ones' exports, a DESTDIR install staged the same files, uninstall" \
-     "left nothing: 8 passed, 0 failed"
+echo "install: $n files installed and found, shared and static builds ran, cc -static: libchan" \
+     "linked and ran, $static_mpg; the man pages' examples built as their pages say and ran," \
+     "trace converters ran, the static libraries' names are the shared ones' exports, a DESTDIR" \
+     "install staged the same files, uninstall left nothing: 9 passed, 0 failed"

@@ -845,4 +845,34 @@ static void relook_select(void *arg)
     x->ok = x->r >= 0 && cs[x->r].ok;
 }
 
+/* chan_io(3): a chan_connect that failed leaves the socket as a connect(2) that blocked does:
+ * unconnected, so that a call again makes a fresh attempt. A socket bound at 127.0.0.1 but not
+ * listening refuses the connection, twice (the second call -ECONNABORTED before the fix: Linux
+ * kept the socket connecting until that call, which only reset it); once it listens, the same
+ * socket connects and carries a byte. */
+static void connect_after_refused(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(c, 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER),
+                         -ECONNREFUSED);
+    ck_assert_int_eq(listen(l, 4), 0);
+    ck_assert_int_eq(chan_connect(c, (struct sockaddr *)&sa, sizeof sa, NULL, CHAN_FOREVER), 0);
+    int a = chan_accept(l, NULL, NULL, NULL, chan_now() + 10 * CHAN_SECOND);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(chan_write(c, "x", 1, NULL, CHAN_FOREVER), 1);
+    char x;
+    ck_assert_int_eq(chan_read(a, &x, 1, NULL, chan_now() + 10 * CHAN_SECOND), 1);
+    fdclose(a);
+    fdclose(c);
+    fdclose(l);
+}
+
 #endif

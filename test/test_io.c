@@ -84,6 +84,10 @@ END_TEST
 START_TEST(test_deadline_moved_by_timer) { no_fd_leaked(deadline_moved_by_timer); }
 END_TEST
 
+/* A connect again after one that was refused makes a fresh attempt, as connect(2) does. */
+START_TEST(test_connect_after_refused) { no_fd_leaked(connect_after_refused); }
+END_TEST
+
 START_TEST(test_cancel_by_value) { no_fd_leaked(cancel_by_value_body); }
 END_TEST
 
@@ -1141,6 +1145,7 @@ int main(void)
     ADD_TEST(s, test_fork_during_close, 30);
     ADD_TEST(s, test_connect_retry_after_timeout, 60);
     ADD_TEST(s, test_connect_unix_backlog_full, 30);
+    ADD_TEST(s, test_connect_after_refused, 30);
     ADD_TEST(s, test_signal_pending_before_notify, 30);
     ADD_TEST(s, test_fd_wait_polls_few_times, 30);
     ADD_TEST(s, test_nonblock_flag, 30);

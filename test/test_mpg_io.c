@@ -234,6 +234,11 @@ END_TEST
 START_TEST(accept_connect) { on_g(accept_connect_body, 2); }
 END_TEST
 
+/* A connect again after one that was refused, on a G: the socket stays in the netpoller across
+ * the attempts. */
+START_TEST(connect_after_refused_on_g) { on_g(connect_after_refused, 2); }
+END_TEST
+
 START_TEST(bad_input) { on_g(bad_fds_body, 2); }
 END_TEST
 
@@ -821,6 +826,7 @@ int main(void)
     ADD_TEST(s, fd_close_from_g_parks, 30);
     ADD_TEST(s, write_read_between_gs, 60);
     ADD_TEST(s, accept_connect, 30);
+    ADD_TEST(s, connect_after_refused_on_g, 30);
     ADD_TEST(s, errno_after_moving_thread, 30);
     ADD_TEST(s, short_connections, 60);
     ADD_TEST(s, restart_never_loses_or_duplicates, 240);
