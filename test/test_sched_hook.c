@@ -283,7 +283,9 @@ static void recv_until_op(void *arg)
 
 START_TEST(test_coro_lost_race)
 {
-    struct one_op o = {.c = mk(sizeof(int), 0), .deadline = chan_now() + 30 * MS};
+    /* The deadline leaves the coroutine's thread a second to queue the receive: past it, the
+     * receive would time out as a try, never queued (a loaded machine took over 30 ms). */
+    struct one_op o = {.c = mk(sizeof(int), 0), .deadline = chan_now() + 1000 * MS};
     coro_park_hook = late_timeout;
     coro_start(1);
     coro_go(recv_until_op, &o);
