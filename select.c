@@ -297,21 +297,38 @@ static int try_alone(struct chan_case *cs, bool edge)
     return done;
 }
 
+/* Sweeps of pass 0 that may meet a held lock before pass 1 decides, and the cpu_relax rounds it
+ * watches a held lock for (as many as lock_slow spins before it sleeps). */
+enum { PASS0_SWEEPS = 4, PASS0_WAIT = 100 };
+
+/* Whether lock l, held, is freed within PASS0_WAIT rounds: watched, not taken. */
+static bool lock_freed(chanlock_t *l)
+{
+    for (int i = 0; i < PASS0_WAIT; i++) {
+        caa_cpu_relax();
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Pass 0, in poll order, one channel at a time: the index of the first case performed, -2 when
  * none was ready and every case is on a ring, else -1. A case on a ring that runs lock-free is
  * tried on the ring; any other case on a buffered or fd channel that may be ready, under its
  * own channel's lock alone; an unbuffered case that may be ready ends pass 0 (-1: there taking
  * every lock at once measured better, as peers come and go from the wait queues). Each case is
  * thus performed atomically, and the first ready one in poll order wins: the choice among ready
- * cases stays uniformly random. That holds only while the sweep is short: a case whose lock is
- * held ends pass 0 too (-1), for had it waited there, a case passed over as not ready could find
+ * cases stays uniformly random. That holds only for a sweep that never waited: had it waited
+ * for a held lock and then performed that case, a case passed over as not ready could have found
  * its peer during the wait (typically a select queueing on both channels under that very lock)
- * and still lose to this one; pass 1 then decides under every lock at once, as Go's selectgo
- * does. Only the decision to block needs all the locks at once (pass 1); most selects on busy
- * channels never get there. */
+ * and still lost. So a held lock is watched until it is free, then the sweep starts again from
+ * the first case; a lock held longer, or a few sweeps that each met one, end pass 0 (-1), and
+ * pass 1 decides under every lock at once, as Go's selectgo does. Only the decision to block
+ * needs all the locks at once (pass 1); most selects on busy channels never get there. */
 static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t norder, bool edge)
 {
     int none = -2;
+    unsigned sweeps = PASS0_SWEEPS;
     for (size_t i = 0; i < norder; i++) {
         uint32_t k = pollorder[i];
         struct chan *c = cases[k].chan;
@@ -333,9 +350,12 @@ static int pass0(struct chan_case *cases, const uint32_t *pollorder, size_t nord
         int r = try_alone(&cases[k], edge);
         if (r > 0)
             return (int)k;
-        if (r < 0) {
+        if (r < 0) { /* held: once it is free, sweep again from the first case */
             COUNT(sel_busy);
-            return -1;
+            if (--sweeps == 0 || !lock_freed(&c->lock))
+                return -1;
+            i = (size_t)-1, none = -2;
+            continue;
         }
         if (c->kind != BUF_RING)
             none = -1; /* a snooze helps rings alone: on an fd case each round would poll(2) */
