@@ -95,6 +95,10 @@ typedef struct {
 #endif
 } chanlock_t;
 
+/* cpu_relax rounds a thread watches a held lock before it sleeps on it (lock_slow) or stops
+ * watching (a select's pass 0): critical sections are a few dozen instructions. */
+#define LOCK_SPIN 100
+
 HIDDEN void lock_slow(chanlock_t *l);
 HIDDEN void lock_wake(chanlock_t *l);
 

@@ -297,14 +297,14 @@ static int try_alone(struct chan_case *cs, bool edge)
     return done;
 }
 
-/* Sweeps of pass 0 that may meet a held lock before pass 1 decides, and the cpu_relax rounds it
- * watches a held lock for (as many as lock_slow spins before it sleeps). */
-enum { PASS0_SWEEPS = 4, PASS0_WAIT = 100 };
+/* Sweeps of pass 0 that may meet a held lock before pass 1 decides. */
+enum { PASS0_SWEEPS = 4 };
 
-/* Whether lock l, held, is freed within PASS0_WAIT rounds: watched, not taken. */
+/* Whether lock l, held, is freed within LOCK_SPIN rounds (as long as lock_slow spins before it
+ * sleeps): watched, not taken. */
 static bool lock_freed(chanlock_t *l)
 {
-    for (int i = 0; i < PASS0_WAIT; i++) {
+    for (int i = 0; i < LOCK_SPIN; i++) {
         caa_cpu_relax();
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0)
             return true;

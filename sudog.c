@@ -137,9 +137,6 @@ static int ncpu(void)
     return likely(n > 0) ? n : ncpu_compute();
 }
 
-#define LOCK_SPIN                                                                                  \
-    100 /* cpu_relax rounds before a contended lock sleeps: critical sections are
-           a few dozen instructions */
 /* How long a parking thread watches its permit before sleeping: an adaptive budget per thread,
  * between SPIN_MIN_NS and SPIN_MAX_NS (see parker_park). */
 #define SPIN_MAX_NS 50000 /* about one futex sleep and wake-up on this kind of VM */
